@@ -1,0 +1,92 @@
+"""What every command shares: the resolved settings, one engine, and error handling."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+
+from vpt_tracker import logs
+from vpt_tracker.config import ConfigError, Settings, load_settings
+from vpt_tracker.errors import UserError
+from vpt_tracker.store import StoreError, check_connection, is_initialised, make_engine
+from vpt_tracker.store.migrate import upgrade
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    config_file: Path | None = None
+    database_url: str | None = None
+    verbosity: int = 0
+    _settings: Settings | None = field(default=None, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_file, database_url=self.database_url)
+            logs.configure(self.verbosity, secrets=secret_values(self._settings))
+        return self._settings
+
+    def engine(self, migrate: bool = True) -> Engine:
+        """The database engine; by default the schema is created or upgraded on first use.
+
+        Upgrading on use (not only in `init`) means a maintainer never meets a "no such
+        table" error after installing a newer version.
+        """
+        if self._engine is None:
+            engine = make_engine(self.settings.database_url)
+            check_connection(engine)
+            if migrate:
+                upgrade(engine)
+            elif not is_initialised(engine):
+                raise UserError("the database is not initialised; run `vpt-tracker init`")
+            self._engine = engine
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def secret_values(settings: Settings) -> list[str]:
+    values = []
+    for secret in (settings.github.token, settings.smtp.password):
+        if secret is not None:
+            values.append(secret.get_secret_value())
+    return values
+
+
+def run_guarded(action: Callable[[], T]) -> T:
+    """Run a command; known errors become `Error: <one line>` and their exit code."""
+    try:
+        return action()
+    except UserError as exc:
+        _fail(str(exc), exc.exit_code)
+    except (ConfigError, StoreError) as exc:
+        _fail(str(exc), 2)
+    raise AssertionError("unreachable")
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def echo_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,283 @@
+"""Configuration: `vpt-tracker.toml` plus `VPT_*` environment variables.
+
+Precedence, highest first: explicit overrides (CLI flags), environment variables
+(`VPT_DATABASE_URL`, nested keys with `__`, e.g. `VPT_SMTP__HOST`), the secrets file,
+the TOML file, defaults. Secrets are `SecretStr`, so that printing or logging the
+config never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from platformdirs import user_data_dir
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+CONFIG_ENV = "VPT_CONFIG"
+DEFAULT_CONFIG_NAME = "vpt-tracker.toml"
+PRESETS = ("awesome-vpt", "prompt-adaptation", "generalizable-vlm")
+
+
+class ConfigError(Exception):
+    """A config file or value that cannot be used; the message names the key."""
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("VPT_DATA_DIR") or user_data_dir("vpt-tracker", appauthor=False))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{default_data_dir() / 'vpt-tracker.db'}"
+
+
+class HttpConfig(BaseModel):
+    contact: str = "vpt-tracker maintainers <vpt-tracker@example.org>"
+    timeout: float = 30.0
+    max_retries: int = 5
+    backoff_base: float = 2.0
+    backoff_cap: float = 120.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    default_min_interval: float = 1.0
+    # arXiv asks for one request per 3 s across the API and RSS together.
+    min_interval: dict[str, float] = Field(
+        default_factory=lambda: {"export.arxiv.org": 3.0, "rss.arxiv.org": 3.0, "arxiv.org": 3.0}
+    )
+    # Hosts that share one politeness budget (the arXiv hosts are one service).
+    host_groups: dict[str, str] = Field(
+        default_factory=lambda: {
+            "export.arxiv.org": "arxiv",
+            "rss.arxiv.org": "arxiv",
+            "arxiv.org": "arxiv",
+        }
+    )
+
+
+class ArxivApiConfig(BaseModel):
+    enabled: bool = True
+    base_url: str = "https://export.arxiv.org/api/query"
+    categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
+    keywords: list[str] = Field(default_factory=lambda: ["prompt"])
+    page_size: int = Field(default=2000, ge=1, le=2000)
+
+
+class ArxivRssConfig(BaseModel):
+    enabled: bool = True
+    base_url: str = "https://rss.arxiv.org/rss"
+    categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
+
+
+class OpenReviewVenue(BaseModel):
+    venue_id: str  # e.g. "ICLR.cc/2024/Conference"
+    name: str  # e.g. "ICLR"
+    year: int
+
+
+class OpenReviewConfig(BaseModel):
+    enabled: bool = True
+    base_url: str = "https://api2.openreview.net"
+    venues: list[OpenReviewVenue] = Field(default_factory=list)
+    page_size: int = Field(default=1000, ge=1, le=1000)
+
+
+class CvfConference(BaseModel):
+    name: str  # CVPR, ICCV, WACV
+    year: int
+
+
+class CvfConfig(BaseModel):
+    enabled: bool = True
+    base_url: str = "https://openaccess.thecvf.com"
+    conferences: list[CvfConference] = Field(default_factory=list)
+    fetch_abstracts: bool = True
+
+
+class SourcesConfig(BaseModel):
+    arxiv_api: ArxivApiConfig = Field(default_factory=ArxivApiConfig)
+    arxiv_rss: ArxivRssConfig = Field(default_factory=ArxivRssConfig)
+    openreview: OpenReviewConfig = Field(default_factory=OpenReviewConfig)
+    cvf: CvfConfig = Field(default_factory=CvfConfig)
+
+
+class KeywordRules(BaseModel):
+    """Maintainer overrides on top of the model: `include` always queues, `exclude` never does."""
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class CatalogueConfig(BaseModel):
+    name: str
+    preset: str | None = None
+    readme: Path | None = None
+    github_repo: str | None = None  # "owner/name"
+    git_url: str | None = None  # overrides https://github.com/<repo>.git (tests use a local bare repo)
+    base_branch: str = "main"
+    branch: str | None = None  # default: vpt-tracker/<name>
+    recall_target: float = Field(default=0.95, gt=0, le=1)
+    rules: KeywordRules = Field(default_factory=KeywordRules)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; known presets: {', '.join(PRESETS)}")
+        return value
+
+
+class GithubConfig(BaseModel):
+    api_url: str = "https://api.github.com"
+    token: SecretStr | None = None
+    workdir: Path | None = None  # where list repositories are cloned; default: data dir
+
+
+class SmtpConfig(BaseModel):
+    host: str = "localhost"
+    port: int = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "vpt-tracker <vpt-tracker@localhost>"
+    recipients: list[str] = Field(default_factory=list)
+    timeout: float = 30.0
+
+
+class ScheduleConfig(BaseModel):
+    timezone: str = "UTC"
+    nightly: str = "30 6 * * *"  # crontab: after arXiv's daily announcement
+    digest: str = "0 8 * * mon"
+    misfire_grace_seconds: int = 3600
+
+
+class ReviewConfig(BaseModel):
+    reviewer: str | None = None  # default: the login name
+    order: Literal["relevance", "uncertainty"] = "relevance"
+    keys: dict[str, str] = Field(default_factory=dict)  # action -> key, e.g. {"accept": "y"}
+    reject_reasons: list[str] = Field(
+        default_factory=lambda: [
+            "off-topic",
+            "not a vision model",
+            "no base-to-novel experiments",
+            "duplicate",
+            "survey or position paper",
+        ]
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VPT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    database_url: str = Field(default_factory=default_database_url)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    classifiers_dir: Path | None = None  # default: the repository's classifiers/
+    secrets_file: Path | None = None
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    catalogues: list[CatalogueConfig] = Field(default_factory=list)
+    github: GithubConfig = Field(default_factory=GithubConfig)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # CLI overrides (init), then the environment, then the files (TOML + secrets file).
+        return (init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get()))
+
+    def catalogue(self, name: str) -> CatalogueConfig | None:
+        return next((c for c in self.catalogues if c.name == name), None)
+
+
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("vpt_file_data", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The merged TOML config and secrets file, below the environment in precedence."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def find_config_file(explicit: Path | None = None) -> Path | None:
+    """The config file to read: `--config`, then `$VPT_CONFIG`, then ./vpt-tracker.toml."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.exists() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Resolve the config, raising `ConfigError` with the offending key on bad input."""
+    path = find_config_file(config_file)
+    data: dict[str, Any] = _read_toml(path, "config file") if path else {}
+    secrets_path = overrides.get("secrets_file") or data.get("secrets_file") or os.environ.get(
+        "VPT_SECRETS_FILE"
+    )
+    if secrets_path:
+        # The secrets file holds only secrets (github.token, smtp.password), kept out of the main file.
+        data = _merge(data, _read_toml(Path(secrets_path), "secrets file"))
+    token = _FILE_DATA.set(data)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+            problems.append(f"{key}: {error['msg']}")
+        raise ConfigError("bad config: " + "; ".join(problems)) from None
+    finally:
+        _FILE_DATA.reset(token)
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The resolved config as JSON-able data with every secret replaced by `**********`."""
+    return settings.model_dump(mode="json")

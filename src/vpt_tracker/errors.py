@@ -1,0 +1,17 @@
+"""The one exception type that means "the user's input or environment is wrong".
+
+The CLI turns it into a one-line message and its `exit_code` (2 by default), never a
+traceback. Library code raises it with a message that names the problem and, where it
+helps, the way out.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    exit_code: int = 2
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code

@@ -1,0 +1,187 @@
+"""Plain dataclasses shared by every layer.
+
+They carry no database or network behaviour, so that sources, the classifier and the
+markdown renderer can be tested without a store, and the store can change without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class CandidateStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DEFERRED = "deferred"
+    PUBLISHED = "published"
+
+
+class RunOutcome(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"  # some sources failed; the others went on
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time window [start, end) in UTC that a source is asked to cover."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"empty window: {self.start.isoformat()} .. {self.end.isoformat()}")
+
+    @classmethod
+    def for_days(cls, since: date, until: date) -> Window:
+        """Whole UTC days from `since` up to and including `until`."""
+        start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+        end = datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1)
+        return cls(start, end)
+
+    def days(self) -> list[date]:
+        """The calendar days this window touches, in order."""
+        first = self.start.date()
+        last = (self.end - timedelta(microseconds=1)).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One paper as one source saw it, before identity resolution.
+
+    `payload` keeps what the source sent (already decoded to JSON-able data) so that a
+    sighting can always be re-derived; `payload_hash` makes re-ingestion idempotent.
+    """
+
+    source: str
+    source_id: str
+    title: str
+    abstract: str = ""
+    authors: tuple[str, ...] = ()
+    arxiv_id: str | None = None
+    arxiv_version: int | None = None
+    doi: str | None = None
+    openreview_id: str | None = None
+    cvf_url: str | None = None
+    venue: str | None = None
+    year: int | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+    categories: tuple[str, ...] = ()
+    primary_category: str | None = None
+    comment: str | None = None
+    journal_ref: str | None = None
+    pdf_url: str | None = None
+    abs_url: str | None = None
+    code_url: str | None = None
+    supplementary_url: str | None = None
+    announce_type: str | None = None
+    decision: str | None = None  # e.g. "accepted" / "rejected" for OpenReview
+    payload: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("published", "updated"):
+            value = data[key]
+            data[key] = value.isoformat() if value else None
+        data["authors"] = list(self.authors)
+        data["categories"] = list(self.categories)
+        return data
+
+    @property
+    def payload_hash(self) -> str:
+        """A stable hash of the record's content, used to skip sightings already stored."""
+        body = self.to_json()
+        encoded = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Page:
+    """A batch of records plus the cursor value that is valid once they are stored.
+
+    Sources yield pages, and ingestion stores a page's records and its cursor in one
+    transaction: that is what makes a killed run resumable without loss or duplication.
+    """
+
+    source: str
+    cursor_key: str
+    records: list[RawRecord]
+    cursor: str | None  # serialised position to resume from *after* this page
+    requests: int = 1  # HTTP requests it took to get this page
+    done: bool = False  # the window is exhausted for this cursor key
+
+
+@dataclass
+class Paper:
+    """A canonical paper, the merge of all its sightings."""
+
+    title: str
+    abstract: str = ""
+    authors: list[str] = field(default_factory=list)
+    year: int | None = None
+    venue: str | None = None
+    arxiv_id: str | None = None
+    doi: str | None = None
+    openreview_id: str | None = None
+    cvf_url: str | None = None
+    code_url: str | None = None
+    pdf_url: str | None = None
+    comment: str | None = None
+    categories: list[str] = field(default_factory=list)
+    id: int | None = None
+    previous_venue: str | None = None
+    venue_upgraded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Label:
+    """A taxonomy label of a preset, e.g. `vpt-learnable` shown as "VPT-Learnable"."""
+
+    key: str
+    title: str
+    group: str = ""
+
+
+@dataclass
+class Scores:
+    """What the classifier proposes for one paper and one catalogue."""
+
+    relevance: float
+    labels: dict[str, float] = field(default_factory=dict)
+    base_to_novel: float | None = None
+    proposed_labels: list[str] = field(default_factory=list)
+    low_confidence: bool = False
+    rule: str | None = None  # the keyword rule that fired, if any
+
+
+@dataclass
+class Candidate:
+    paper_id: int
+    catalogue: str
+    status: CandidateStatus
+    scores: Scores
+    id: int | None = None
+    final_labels: list[str] | None = None
+    version: int = 1
+
+
+@dataclass
+class Decision:
+    candidate_id: int
+    reviewer: str
+    action: str
+    at: datetime
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    id: int | None = None

@@ -1,0 +1,92 @@
+"""Normalisation of identifiers and titles.
+
+Every layer that compares papers (ingestion, catalogue import, the classifier's training
+set builder) must agree on what "the same arXiv id" or "the same title" means, so the
+rules live here once.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(v\d+)?(?![\d])")
+_ARXIV_OLD = re.compile(r"([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?", re.IGNORECASE)
+_ARXIV_URL = re.compile(
+    r"arxiv\.org/(?:abs|pdf|html)/([a-z\-]+(?:\.[A-Z]{2})?/\d{7}|\d{4}\.\d{4,5})(v\d+)?", re.IGNORECASE
+)
+
+_LATEX_ACCENTS = re.compile(r"\\[`'^\"~=.uvHckbdrt]\s*\{?\s*([A-Za-z])\s*\}?")
+_LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def arxiv_id(value: str | None) -> str | None:
+    """The versionless arXiv id found in an id, an abs/pdf URL or an `arXiv:` string."""
+    if not value:
+        return None
+    text = value.strip()
+    url = _ARXIV_URL.search(text)
+    if url:
+        return url.group(1)
+    text = re.sub(r"^(?:arxiv:|oai:arxiv\.org:)", "", text, flags=re.IGNORECASE)
+    match = _ARXIV_NEW.search(text)
+    if match:
+        return match.group(1)
+    old = _ARXIV_OLD.fullmatch(text)
+    if old:
+        return old.group(1)
+    return None
+
+
+def arxiv_version(value: str | None) -> int | None:
+    """The version number in `2401.01234v3`, or None."""
+    if not value:
+        return None
+    match = re.search(r"v(\d+)$", value.strip())
+    return int(match.group(1)) if match else None
+
+
+def doi(value: str | None) -> str | None:
+    """A lower-cased bare DOI (`10.x/y`), from a DOI, a `doi:` string or a doi.org URL."""
+    if not value:
+        return None
+    text = value.strip()
+    text = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", text, flags=re.IGNORECASE)
+    if not text.startswith("10."):
+        return None
+    return text.lower()
+
+
+def fold_text(text: str) -> str:
+    """Fold LaTeX accents and commands, Unicode accents, case and punctuation.
+
+    `Fran\\c{c}ois`, `François` and `FRANCOIS` all fold to `francois`.
+    """
+    text = _LATEX_ACCENTS.sub(r"\1", text)
+    text = _LATEX_COMMAND.sub(" ", text)
+    text = text.replace("$", " ").replace("{", "").replace("}", "")
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.lower()
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def title_key(title: str) -> str:
+    """The folded title with single spaces: the exact-match key for titles."""
+    return " ".join(fold_text(title).split())
+
+
+def author_key(name: str) -> str:
+    """The folded surname of an author ("Last, First" or "First Last")."""
+    name = name.strip()
+    if "," in name:
+        surname = name.split(",", 1)[0]
+    else:
+        parts = fold_text(name).split()
+        return parts[-1] if parts else ""
+    return fold_text(surname).replace(" ", "")
+
+
+def first_author_key(authors: list[str] | tuple[str, ...]) -> str:
+    return author_key(authors[0]) if authors else ""

@@ -1,0 +1,21 @@
+"""The store: tables, engines and sessions, and the queries the use cases share."""
+
+from vpt_tracker.store.db import (
+    StoreError,
+    check_connection,
+    is_initialised,
+    make_engine,
+    safe_url,
+    session_factory,
+    transaction,
+)
+
+__all__ = [
+    "StoreError",
+    "check_connection",
+    "is_initialised",
+    "make_engine",
+    "safe_url",
+    "session_factory",
+    "transaction",
+]

@@ -1,0 +1,41 @@
+"""Alembic, driven from code, so that `vpt-tracker init` needs no alembic.ini."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine
+
+from vpt_tracker.store.tables import Base
+
+
+def migrations_dir() -> Path:
+    """`db/` in a source checkout, or the copy that the wheel carries as `vpt_tracker/_db`."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parents[1] / "db", package / "_db"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise FileNotFoundError("the migrations folder db/ is missing from this installation")
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema to `revision`."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def pending_model_changes(engine: Engine) -> list[object]:
+    """What the models have that the migrated database has not (empty when they agree)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))

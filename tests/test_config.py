@@ -1,0 +1,92 @@
+"""Config resolution: TOML < secrets file < environment < CLI flags; secrets masked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vpt_tracker.cli import main
+from vpt_tracker.config import ConfigError, load_settings
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_precedence_toml_env_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write(tmp_path / "c.toml", 'database_url = "sqlite:///from-toml.db"\n[smtp]\nport = 25\n')
+    assert load_settings(config).database_url == "sqlite:///from-toml.db"
+    assert load_settings(config).smtp.port == 25
+    monkeypatch.setenv("VPT_DATABASE_URL", "sqlite:///from-env.db")
+    monkeypatch.setenv("VPT_SMTP__PORT", "2525")
+    assert load_settings(config).database_url == "sqlite:///from-env.db"
+    assert load_settings(config).smtp.port == 2525
+    assert load_settings(config, database_url="sqlite:///from-cli.db").database_url == "sqlite:///from-cli.db"
+
+
+def test_default_database_lives_in_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VPT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("VPT_DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings()
+    assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'vpt-tracker.db'}"
+    assert "site-packages" not in settings.database_url and "/src/" not in settings.database_url
+
+
+def test_catalogues_and_secrets_file(tmp_path: Path) -> None:
+    secrets = write(tmp_path / "secrets.toml", '[github]\ntoken = "ghp_from_secrets_file"\n')
+    config = write(
+        tmp_path / "c.toml",
+        f'secrets_file = "{secrets}"\n'
+        '[[catalogues]]\nname = "vpt"\npreset = "awesome-vpt"\nreadme = "README.md"\n'
+        'github_repo = "yunbeizhang/Awesome-Visual-Prompt-Tuning"\n',
+    )
+    settings = load_settings(config)
+    assert settings.catalogue("vpt") is not None
+    assert settings.catalogue("vpt").preset == "awesome-vpt"  # type: ignore[union-attr]
+    assert settings.github.token is not None
+    assert settings.github.token.get_secret_value() == "ghp_from_secrets_file"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[smtp]\nport = "many"\n', "smtp.port"),
+        ('[[catalogues]]\nname = "x"\npreset = "nope"\n', "catalogues.0.preset"),
+        ("unknown_key = 1\n", "unknown_key"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_settings(write(tmp_path / "c.toml", text))
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path / "c.toml", "this is = = not toml"))
+
+
+def test_config_show_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", "ghp_supersecret_token")
+    monkeypatch.setenv("VPT_SMTP__PASSWORD", "smtp-password-42")
+    url = "postgresql://user:dbpass99@localhost/x"
+    result = CliRunner().invoke(main, ["--database", url, "config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "ghp_supersecret_token" not in result.output
+    assert "smtp-password-42" not in result.output
+    assert "dbpass99" not in result.output
+    data = json.loads(result.output)
+    assert data["github"]["token"] == "**********"
+    assert data["smtp"]["password"] == "**********"
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", '[smtp]\nport = "many"\n')
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "show"])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0
+    assert "smtp.port" in result.output
