@@ -1,0 +1,1126 @@
+"""Parse, render and edit awesome-list READMEs without losing a byte.
+
+A `Document` keeps the README as its list of lines (each with its own line ending) and
+knows which line ranges are paper entries. Rendering joins the lines, so an unchanged
+document renders to exactly the text it was parsed from: a maintainer's odd spacing,
+comments, badges and typos survive. Edits replace or insert whole lines only, and a new
+entry is rendered from a neighbouring entry of the same section used as a template, so
+it looks like the maintainer wrote it.
+
+Entry formats are those of `tests/fixtures/lists/SOURCES.md` ("Entry formats"). This
+module is pure: no database, no network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from vpt_tracker import normalize
+from vpt_tracker.errors import UserError
+
+# --------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass
+class ParsedEntry:
+    index: int
+    line: int
+    raw: str
+    kind: str
+    style: str
+    section_path: list[str]
+    title: str
+    short_name: str | None = None
+    venue: str | None = None
+    year: int | None = None
+    paper_url: str | None = None
+    code_url: str | None = None
+    arxiv_id: str | None = None
+    badges: list[str] = field(default_factory=list)
+    cells: dict[str, str] = field(default_factory=dict)
+    # Character spans inside `raw` of the parts an edit may replace ("title", "venue",
+    # "year", "venue_year", "paper", "code", "short", "badges", cell names...).
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def line_count(self) -> int:
+        return len(self.raw.splitlines(keepends=True))
+
+
+@dataclass
+class NewEntry:
+    title: str
+    venue: str | None = None
+    year: int | None = None
+    paper_url: str | None = None
+    code_url: str | None = None
+    short_name: str | None = None
+    badges: list[str] = field(default_factory=list)
+    cells: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    kind: str  # "unparsed" | "duplicate" | "no-link"
+    message: str
+
+
+@dataclass
+class _Section:
+    path: list[str]
+    level: int
+    line: int  # 0-based index of the heading line
+    end: int = 0  # 0-based index one past the section's own lines (up to the next heading)
+
+
+@dataclass
+class _Table:
+    header_line: int  # 0-based
+    headers: list[str]
+    is_papers: bool
+    body_start: int  # 0-based first line after the alignment row
+    body_end: int  # 0-based one past the last row
+    section: int  # index into Document._sections (-1 before any heading)
+
+
+# --------------------------------------------------------------------------------------
+# Inline markdown: links, badges, venue and year
+
+_LINK_OPEN = re.compile(r"(?<!!)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(")
+_BADGE = re.compile(r"!\[[^\]]*\]\((https?://img\.shields\.io/badge/[^)\s]*)\)")
+_HEADING = re.compile(r"^(#{1,6})(?:[ \t]+|$)(.*?)\s*$")
+_ALIGN_ROW = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_BULLET = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>[-*+]|\d+\.)[ \t]+(?P<body>\S.*)$")
+_YEAR4 = r"(?:19|20)\d{2}"
+_VENUE_YEAR = re.compile(
+    r"(?P<venue>[A-Za-z][A-Za-z&\-]*(?:\.[A-Za-z]+)*(?:\s(?:MM|[A-Z]{2,}[a-z]*))?)"
+    r"(?:,\s*|\s*)'?(?P<year>" + _YEAR4 + r"|\d{2})(?!\d|\.\d)"
+)
+_ARXIV_TEXT = re.compile(r"arXiv:\s*(?:arXiv:)?\s*(\d{2})(\d{2})\.\d{4,5}", re.IGNORECASE)
+_UNSAFE_SCHEME = re.compile(r"^\s*(?:javascript|data|vbscript|file):", re.IGNORECASE)
+
+_PAPER_WORDS = ("paper", "pdf", "arxiv", "link")
+_CODE_WORDS = ("code", "github", "pytorch", "tensorflow", "jax", "mindspore", "paddle")
+_PAPER_HOSTS = (
+    "arxiv.org",
+    "openreview.net",
+    "thecvf.com",
+    "aclanthology.org",
+    "doi.org",
+    "springer.com",
+    "ieeexplore",
+    "acm.org",
+    "neurips.cc",
+    "mlr.press",
+    "aaai.org",
+    "sciencedirect",
+)
+
+
+@dataclass(frozen=True)
+class _Link:
+    text: str
+    url: str
+    start: int  # span of the whole `[text](url)`
+    end: int
+
+
+def _links(text: str) -> list[_Link]:
+    """Markdown links, with URLs that may hold balanced parentheses (OpenReview referrers)."""
+    found: list[_Link] = []
+    position = 0
+    while True:
+        match = _LINK_OPEN.search(text, position)
+        if not match:
+            return found
+        depth, cursor = 1, match.end()
+        while cursor < len(text) and depth:
+            char = text[cursor]
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+            elif char in " \n" and depth == 1 and text[cursor - 1] != "(":
+                break
+            cursor += 1
+        if depth:
+            position = match.end()
+            continue
+        url = text[match.end() : cursor - 1].strip()
+        found.append(_Link(match.group(1), url, match.start(), cursor))
+        position = cursor
+
+
+def decode_badge(url: str) -> str:
+    """The text a shields.io static badge shows: `Image--Text-blue` -> `Image-Text`."""
+    path = url.split("/badge/", 1)[1].split("?", 1)[0]
+    parts = path.replace("--", "\0").split("-")
+    if len(parts) > 1:
+        parts = parts[:-1]  # the colour
+    text = "-".join(p for p in parts if p).replace("\0", "-").replace("__", "\1").replace("_", " ").replace("\1", "_")
+    return " ".join(unquote(text).split())
+
+
+def _badges(text: str) -> list[str]:
+    return [decode_badge(m.group(1)) for m in _BADGE.finditer(text)]
+
+
+def _strip_markdown(text: str) -> str:
+    """Plain text of an inline fragment: link texts kept, emphasis and code marks dropped."""
+    text = _BADGE.sub("", text)
+    out, last = [], 0
+    for link in _links(text):
+        out.append(text[last : link.start])
+        out.append(link.text)
+        last = link.end
+    out.append(text[last:])
+    plain = "".join(out)
+    plain = re.sub(r"<[^>]+>", "", plain)
+    plain = re.sub(r"\\([\\`*_{}\[\]()#+\-.!|<>])", r"\1", plain)
+    plain = plain.replace("**", "").replace("`", "")
+    return " ".join(plain.split())
+
+
+def _link_role(link: _Link) -> str | None:
+    """"paper", "code" or None, from the link text first and the host second."""
+    text = link.text.strip("[] ").lower()
+    url = link.url.lower()
+    if not url.startswith(("http://", "https://")):
+        return None
+    if any(word in text for word in _CODE_WORDS):
+        return "code"
+    if any(text.startswith(word) for word in _PAPER_WORDS) or _VENUE_YEAR.fullmatch(text.strip()):
+        return "paper"
+    if "github.com" in url or "gitlab.com" in url:
+        return "code"
+    if any(host in url for host in _PAPER_HOSTS):
+        return "paper"
+    return None
+
+
+def _role_by_text(link: _Link) -> str | None:
+    """"paper" or "code" from the link text alone ("[Paper]", "[pdf]", "[Code]")."""
+    text = link.text.strip("[] ").lower()
+    if any(text.startswith(word) for word in _CODE_WORDS):
+        return "code"
+    if any(text.startswith(word) for word in _PAPER_WORDS):
+        return "paper"
+    return None
+
+
+def _year(text: str) -> int | None:
+    if len(text) == 2:
+        return 2000 + int(text)
+    return int(text)
+
+
+def _find_venue_year(text: str, offset: int = 0) -> tuple[str, int, tuple[int, int], tuple[int, int]] | None:
+    """The first "Venue Year" in `text`: venue, year and their spans (shifted by `offset`)."""
+    arxiv = _ARXIV_TEXT.search(text)
+    for match in _VENUE_YEAR.finditer(text):
+        venue, year = match.group("venue"), match.group("year")
+        if len(year) == 2 and not re.fullmatch(r"[A-Za-z]+", venue):
+            continue
+        if arxiv and arxiv.start() < match.start():
+            break
+        if venue.lower() in {"and", "of", "the", "in", "to", "for", "with", "at", "on", "by", "vs"}:
+            continue
+        v_span = (offset + match.start("venue"), offset + match.end("venue"))
+        y_span = (offset + match.start("year"), offset + match.end("year"))
+        return venue, _year(year) or 0, v_span, y_span
+    if arxiv:
+        span = (offset + arxiv.start(), offset + arxiv.end())
+        return "arXiv", 2000 + int(arxiv.group(1)), span, span
+    return None
+
+
+def _find_bare_year(text: str, offset: int = 0) -> tuple[int, tuple[int, int]] | None:
+    """A year standing alone ("EVA-CLIP ... 2023."), for entries that name no venue."""
+    match = re.search(r"(?<![\w.])(" + _YEAR4 + r")(?!\d|\.\d)", text)
+    if match is None:
+        return None
+    return int(match.group(1)), (offset + match.start(1), offset + match.end(1))
+
+
+# --------------------------------------------------------------------------------------
+# Headings
+
+
+def clean_heading(text: str) -> str:
+    """The words of a heading: no HTML, emoji shortcodes, stray `#`, emphasis or trailing colon."""
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = re.sub(r":[a-z0-9_+\-]+:", " ", text)
+    text = _strip_markdown(text)
+    text = text.replace("*", "").replace("#", " ")
+    text = re.sub(r"^[^\w(\[]+", "", text)  # leading emoji and punctuation
+    text = text.strip().rstrip(":：").strip()
+    return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+
+
+def _split_row(line: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Cells of a table row and their spans in `line` (escaped `\\|` and pipes inside
+    link brackets do not split)."""
+    start = line.index("|") + 1
+    cells, spans = [], []
+    depth, cell_start, i = 0, start, start
+    body_end = len(line.rstrip("\r\n"))
+    while i < body_end:
+        char = line[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]" and depth:
+            depth -= 1
+        elif char == "|" and depth == 0:
+            spans.append((cell_start, i))
+            cell_start = i + 1
+        i += 1
+    tail = line[cell_start:body_end]
+    if tail.strip():
+        spans.append((cell_start, body_end))  # a row without its closing pipe
+    if not spans and depth:
+        spans.append((cell_start, body_end))
+    cells = [line[a:b].strip() for a, b in spans]
+    return cells, spans
+
+
+def _header_key(header: str) -> str:
+    return _strip_markdown(header).strip().lower()
+
+
+# Why a table holds paper entries: it has a "Title" column. That admits the awesome-vpt
+# and prompt-adaptation tables, JindongGu's tables and ustcjinggg's (titles without links),
+# and leaves out tables that only mention papers: zhengli97's base-to-novel results
+# ("Methods | Paper | Pub | Base | Novel ..."), whose rows repeat entries listed below
+# them; synbol's datasets ("Name | Paper | Link | Notes"); prose tables such as
+# "Domain | Representative Methods" and disi-unibo-nlp's tag legend.
+def _is_paper_table(headers: list[str]) -> bool:
+    return "title" in [_header_key(h) for h in headers]
+
+
+_TABLE_STYLES = {
+    ("title", "venue", "year", "keywords"): "vpt-table",
+    ("title", "venue", "year", "type", "notes"): "prompt-adaptation-table",
+    ("title", "venue", "year"): "survey-table",
+    ("title", "venue", "year", "notes"): "survey-table",
+    ("title", "venue", "year", "code if available", "comment"): "jindonggu-table",
+}
+_VENUE_HEADERS = ("venue", "pub", "发表情况", "publication", "conference")
+_CODE_HEADERS = ("code", "code if available", "github", "link")
+
+
+def _align_cells(headers: list[str], cells: list[str]) -> list[int | None]:
+    """For each cell, the index of its header. A row with missing cells is realigned on
+    its year cell (`| [OT-VP](..) | 2025 | Learnable | .. |` has no Venue)."""
+    if len(cells) >= len(headers):
+        return [i if i < len(headers) else None for i in range(len(cells))]
+    keys = [_header_key(h) for h in headers]
+    year_col = keys.index("year") if "year" in keys else None
+    year_cell = next((i for i, c in enumerate(cells) if re.fullmatch(_YEAR4, c)), None)
+    if year_col is None or year_cell is None:
+        return list(range(len(cells)))
+    shift = year_col - year_cell
+    mapping: list[int | None] = []
+    for i in range(len(cells)):
+        if i < year_cell:
+            mapping.append(i)
+        else:
+            mapping.append(i + shift)
+    return mapping
+
+
+# --------------------------------------------------------------------------------------
+# The document
+
+
+class Document:
+    """A parsed README: its lines, its sections and its paper entries."""
+
+    def __init__(self, text: str) -> None:
+        self._lines: list[str] = text.splitlines(keepends=True)
+        self.entries: list[ParsedEntry] = []
+        self._sections: list[_Section] = []
+        self._tables: list[_Table] = []
+        self.unparsed: list[tuple[int, str]] = []  # (1-based line, why) of entry-like lines
+        self._parse()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def render(self) -> str:
+        return "".join(self._lines)
+
+    def section_paths(self) -> list[list[str]]:
+        return [list(s.path) for s in self._sections]
+
+    def _parse(self) -> None:
+        lines = self._lines
+        stack: list[tuple[int, str]] = []
+        section = -1
+        in_fence = in_comment = False
+        i = 0
+        while i < len(lines):
+            line = lines[i].rstrip("\r\n")
+            stripped = line.strip()
+            if in_comment:
+                in_comment = "-->" not in line
+                i += 1
+                continue
+            if stripped.startswith("```"):
+                in_fence = not in_fence if stripped.count("```") % 2 == 1 else in_fence
+                i += 1
+                continue
+            if in_fence:
+                i += 1
+                continue
+            if stripped.startswith("<!--") and "-->" not in stripped:
+                in_comment = True
+                i += 1
+                continue
+            heading = _HEADING.match(line)
+            if heading:
+                level = len(heading.group(1))
+                while stack and stack[-1][0] >= level:
+                    stack.pop()
+                stack.append((level, clean_heading(heading.group(2))))
+                if self._sections:
+                    self._sections[-1].end = i
+                self._sections.append(_Section([t for _, t in stack if t], level, i))
+                section = len(self._sections) - 1
+                i += 1
+                continue
+            if stripped.startswith("|") and i + 1 < len(lines) and _ALIGN_ROW.match(lines[i + 1]):
+                i = self._parse_table(i, section)
+                continue
+            bullet = _BULLET.match(line)
+            if bullet:
+                i = self._parse_bullet(i, section)
+                continue
+            i += 1
+        if self._sections:
+            self._sections[-1].end = len(lines)
+
+    def _path(self, section: int) -> list[str]:
+        return list(self._sections[section].path) if section >= 0 else []
+
+    def _parse_table(self, start: int, section: int) -> int:
+        lines = self._lines
+        headers, _ = _split_row(lines[start])
+        end = start + 2
+        while end < len(lines) and lines[end].lstrip().startswith("|"):
+            end += 1
+        table = _Table(start, headers, _is_paper_table(headers), start + 2, end, section)
+        self._tables.append(table)
+        if table.is_papers:
+            for i in range(start + 2, end):
+                entry = self._table_entry(table, i, section)
+                if entry is not None:
+                    self.entries.append(entry)
+        return end
+
+    def _table_entry(self, table: _Table, i: int, section: int) -> ParsedEntry | None:
+        raw = self._lines[i]
+        cells, spans = _split_row(raw)
+        if not any(cells):
+            return None  # an empty placeholder row
+        keys = [_header_key(h) for h in table.headers]
+        mapping = _align_cells(table.headers, cells)
+        by_key: dict[str, str] = {}
+        span_by_key: dict[str, tuple[int, int]] = {}
+        named: dict[str, str] = {}
+        for cell, span, col in zip(cells, spans, mapping, strict=True):
+            if col is None or col >= len(keys):
+                continue
+            by_key[keys[col]] = cell
+            span_by_key[keys[col]] = span
+            named[_strip_markdown(table.headers[col])] = cell
+        title_cell = by_key.get("title", "")
+        links = _links(title_cell)
+        paper_url = links[0].url if links and title_cell.startswith("[") else None
+        title = _strip_markdown(title_cell)
+        if not title:
+            self.unparsed.append((i + 1, "table row without a title"))
+            return None
+        venue: str | None = None
+        year: int | None = None
+        venue_key = next((k for k in keys if k in _VENUE_HEADERS), None)
+        spans_out: dict[str, tuple[int, int]] = {"title": span_by_key["title"]}
+        venue_text = by_key.get(venue_key, "") if venue_key else ""
+        if venue_key and venue_text and venue_key in span_by_key:
+            spans_out["venue"] = span_by_key[venue_key]
+            if "year" in keys:
+                venue = _strip_markdown(venue_text) or None
+            else:
+                found = _find_venue_year(venue_text.replace("(", " ("))
+                if found:
+                    venue, year = found[0], found[1]
+                else:
+                    venue = _strip_markdown(venue_text) or None
+        if "year" in by_key and re.fullmatch(_YEAR4, by_key["year"]):
+            year = int(by_key["year"])
+            spans_out["year"] = span_by_key["year"]
+        code_url = None
+        for key, cell in by_key.items():
+            if key == "title":
+                continue
+            for link in _links(cell):
+                if (key in _CODE_HEADERS or _link_role(link) == "code") and code_url is None:
+                    code_url = link.url
+        for key, span in span_by_key.items():
+            spans_out.setdefault("cell:" + key, span)
+        style = _TABLE_STYLES.get(tuple(keys), "table")
+        return ParsedEntry(
+            index=len(self.entries),
+            line=i + 1,
+            raw=raw,
+            kind="table-row",
+            style=style,
+            section_path=self._path(section),
+            title=title,
+            venue=venue,
+            year=year,
+            paper_url=paper_url,
+            code_url=code_url,
+            arxiv_id=normalize.arxiv_id(paper_url) if paper_url else None,
+            badges=_badges(raw),
+            cells={k: v for k, v in named.items() if _header_key(k) != "title"},
+            spans=spans_out,
+        )
+
+    def _bullet_block_end(self, start: int) -> int:
+        """One past the last line of the bullet starting at `start`.
+
+        A bullet goes on over lines glued to it (StellarOdys2ey's unindented link line)
+        and over blank lines followed by an indented line (synbol's and jianghaojun's
+        author and link lines); it stops at another bullet, a heading, a table or text
+        back at the margin after a blank line."""
+        lines = self._lines
+        end = start + 1
+        while end < len(lines):
+            text = lines[end].rstrip("\r\n")
+            if not text.strip():
+                nxt = end
+                while nxt < len(lines) and not lines[nxt].strip():
+                    nxt += 1
+                if nxt < len(lines) and self._continues(lines[nxt].rstrip("\r\n"), indented=True):
+                    end = nxt + 1
+                    continue
+                return end
+            if not self._continues(text, indented=False):
+                return end
+            end += 1
+        return end
+
+    @staticmethod
+    def _continues(text: str, *, indented: bool) -> bool:
+        if _BULLET.match(text) or _HEADING.match(text) or text.lstrip().startswith(("|", "<!--", "```")):
+            return False
+        if re.match(r"^\s*(?:<br\s*/?>|</?(?:div|p|details|summary)\b)", text):
+            return False
+        if text.strip() in {"---", "***", "___"}:
+            return False
+        return not indented or text.startswith(("  ", "\t"))
+
+    def _parse_bullet(self, start: int, section: int) -> int:
+        end = self._bullet_block_end(start)
+        raw = "".join(self._lines[start:end])
+        entry = _parse_bullet_entry(raw)
+        if entry is None:
+            if _looks_like_entry(raw):
+                self.unparsed.append((start + 1, "bullet looks like a paper entry but does not parse"))
+            return end
+        entry.index = len(self.entries)
+        entry.line = start + 1
+        entry.section_path = self._path(section)
+        self.entries.append(entry)
+        return end
+
+    # -- editing ---------------------------------------------------------------------------
+
+    def _section_index(self, section_path: list[str]) -> int:
+        wanted = [p.strip().lower() for p in section_path]
+        exact = [i for i, s in enumerate(self._sections) if [p.lower() for p in s.path] == wanted]
+        if not exact:
+            exact = [
+                i
+                for i, s in enumerate(self._sections)
+                if len(s.path) >= len(wanted) and [p.lower() for p in s.path[-len(wanted) :]] == wanted
+            ]
+        if len(exact) != 1:
+            known = "; ".join(" > ".join(p) for p in self.section_paths() if p)
+            what = "no section" if not exact else "more than one section"
+            raise UserError(f"{what} {' > '.join(section_path)!r} in this list; sections: {known}")
+        return exact[0]
+
+    def insert_entry(self, new: NewEntry, section_path: list[str]) -> ParsedEntry:
+        """Add `new` to a section, written like its neighbours and placed in the list's order."""
+        if not new.title or not new.title.strip():
+            raise UserError("a new entry needs a title")
+        index = self._section_index(section_path)
+        section = self._sections[index]
+        own = [e for e in self.entries if self._entry_section(e) == index]
+        template = _choose_template(own, new) if own else self._fallback_template(index, new)
+        if template is None:
+            raise UserError(
+                f"section {' > '.join(section.path)!r} has no entries or paper table to learn the style from"
+            )
+        raw = _render_like(template, new, self)
+        if own:
+            at = _insertion_line(own, new)
+        else:
+            at = self._empty_section_line(index, template)
+        new_lines = raw.splitlines(keepends=True)
+        if at > 0 and not self._lines[at - 1].endswith("\n"):
+            self._lines[at - 1] += "\n"
+        self._lines[at:at] = new_lines
+        self._reparse_after_edit()
+        return next(e for e in self.entries if e.line == at + 1)
+
+    def update_entry(self, index: int, *, venue: str | None, year: int | None) -> ParsedEntry:
+        """Change only the venue and year text of entry `index` (a preprint becomes "CVPR 2025")."""
+        if not 0 <= index < len(self.entries):
+            raise UserError(f"no entry {index}; this list has {len(self.entries)} entries")
+        entry = self.entries[index]
+        raw = entry.raw
+        edits: list[tuple[tuple[int, int], str]] = []
+        if venue is not None:
+            if "venue" not in entry.spans:
+                raise UserError(f"entry at line {entry.line} has no venue text to update")
+            text = _escape_cell(venue) if entry.kind == "table-row" else _escape_inline(venue)
+            edits.append((entry.spans["venue"], text))
+        if year is not None:
+            span = entry.spans.get("year")
+            if span is None:
+                raise UserError(f"entry at line {entry.line} has no year text to update")
+            if span == entry.spans.get("venue"):  # "arXiv:2203.17274" carries both
+                if venue is None:
+                    raise UserError(f"entry at line {entry.line}: give the venue with the year")
+                edits[-1] = (span, f"{edits[-1][1]} {year}")
+            else:
+                edits.append((span, str(year)))
+        for (a, b), text in sorted(edits, key=lambda e: e[0][0], reverse=True):
+            if entry.kind == "table-row":
+                old = raw[a:b]
+                lead = old[: len(old) - len(old.lstrip())]
+                trail = old[len(old.rstrip()) :]
+                core = old.strip()
+                text = lead + text + trail if core else f" {text} "
+            raw = raw[:a] + text + raw[b:]
+        first = entry.line - 1
+        self._lines[first : first + entry.line_count] = raw.splitlines(keepends=True)
+        self._reparse_after_edit()
+        return self.entries[index]
+
+    def _reparse_after_edit(self) -> None:
+        fresh = Document(self.render())
+        self.entries, self._sections, self._tables = fresh.entries, fresh._sections, fresh._tables
+        self.unparsed = fresh.unparsed
+
+    def _entry_section(self, entry: ParsedEntry) -> int:
+        line = entry.line - 1
+        found = -1
+        for i, s in enumerate(self._sections):
+            if s.line <= line:
+                found = i
+        return found
+
+    def _fallback_template(self, index: int, new: NewEntry) -> ParsedEntry | None:
+        """For a section without entries: an entry of the same paper table layout (empty
+        tables in awesome-vpt), else the document's most common entry style."""
+        section = self._sections[index]
+        tables = [t for t in self._tables if t.section == index and t.is_papers]
+        if tables:
+            headers = [_header_key(h) for h in tables[0].headers]
+            for table in self._tables:
+                if table.is_papers and [_header_key(h) for h in table.headers] == headers:
+                    rows = [e for e in self.entries if table.body_start < e.line <= table.body_end]
+                    if rows:
+                        return _choose_template(rows, new)
+            return None
+        if not self.entries:
+            return None
+        styles: dict[str, int] = {}
+        for e in self.entries:
+            styles[e.style] = styles.get(e.style, 0) + 1
+        best = max(styles, key=lambda s: styles[s])
+        if best.endswith("table"):
+            return None  # a table style needs a table to go into
+        del section
+        return _choose_template([e for e in self.entries if e.style == best], new)
+
+    def _empty_section_line(self, index: int, template: ParsedEntry) -> int:
+        section = self._sections[index]
+        if template.kind == "table-row":
+            table = next(t for t in self._tables if t.section == index and t.is_papers)
+            return table.body_start  # before any placeholder rows
+        end = section.end
+        while end > section.line + 1 and not self._lines[end - 1].strip():
+            end -= 1
+        return end
+
+
+def parse(text: str) -> Document:
+    return Document(text)
+
+
+# --------------------------------------------------------------------------------------
+# Bullet entries
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
+    """Recognise one bullet block; None for a bullet that is not a paper entry."""
+    first_end = raw.find("\n")
+    first = raw if first_end < 0 else raw[:first_end]
+    bullet = _BULLET.match(first)
+    if bullet is None:
+        return None
+    body_start = bullet.start("body")
+    body = bullet.group("body")
+    links = _links(raw)
+    paper = code = None
+    for link in links:
+        role = _link_role(link)
+        if role == "paper" and paper is None:
+            paper = link
+        elif role == "code" and code is None:
+            code = link
+    if paper is None and code is None and not re.search(r"\[\s*No paper", raw):
+        return None
+    spans: dict[str, tuple[int, int]] = {}
+    short_name: str | None = None
+    title = ""
+    style = "bullet"
+    rest_start = body_start  # where to look for "Venue Year"
+    short = re.match(r"`([^`]+)`\s*", body)
+    bold = _BOLD.search(body)
+    if short and bold and bold.start() == short.end():
+        # generalizable / zhengli97: - `Short` **Title** Venue Year.
+        short_name = short.group(1).strip()
+        spans["short"] = (body_start + short.start(1), body_start + short.end(1))
+        inner = bold.group(1)
+        title = inner.rstrip().rstrip(".").rstrip()
+        spans["title"] = (body_start + bold.start(1), body_start + bold.start(1) + len(title))
+        dotted = inner.rstrip().endswith(".") or body[bold.end() :].startswith(".")
+        style = "zhengli97" if dotted else "generalizable"
+        rest_start = body_start + bold.end()
+    elif bold and bold.start() == 0:
+        inner = bold.group(1)
+        if re.fullmatch(r"\[[^\]]*\]", inner.strip()):
+            return None  # a dated news item ("**[Oct 2025]** Preprint available"), not a paper
+        after = body[bold.end() :]
+        numbered = re.match(r"\[(\d+)\]\s*", inner)
+        if numbered:  # synbol: - **[n] Title,** Venue Year.
+            title = inner[numbered.end() :].rstrip().rstrip(",").rstrip()
+            offset = body_start + bold.start(1) + numbered.end()
+            spans["title"] = (offset, offset + len(title))
+            spans["number"] = (body_start + bold.start(1) + 1, body_start + bold.start(1) + 1 + len(numbered.group(1)))
+            style = "synbol"
+            rest_start = body_start + bold.end()
+        elif re.match(r"\s*[:：]", after):  # BWLONG: * **Short**: Title, Venue, Year (*Aff*). [[Paper]..]
+            short_name = inner.strip()
+            spans["short"] = (body_start + bold.start(1), body_start + bold.end(1))
+            colon = re.match(r"\s*[:：]\s*", after)
+            assert colon is not None
+            t_start = body_start + bold.end() + colon.end()
+            segment = raw[t_start:first_end if first_end >= 0 else len(raw)]
+            cut = re.search(r"\s*(?:\(\*|\[\[|\[)", segment)
+            head = segment[: cut.start()] if cut else segment
+            tail = re.search(r",\s*([^,]+?),?\s*(" + _YEAR4 + r")\s*$", head.rstrip(". "))
+            if tail:
+                title = head[: tail.start()].strip()
+                spans["venue"] = (t_start + tail.start(1), t_start + tail.end(1))
+                spans["year"] = (t_start + tail.start(2), t_start + tail.end(2))
+            else:
+                title = head.strip().rstrip(",.").strip()
+            spans["title"] = (t_start, t_start + len(title))
+            style = "bwlong"
+            rest_start = -1
+        elif inner.rstrip().endswith(",") or after.startswith(","):  # jianghaojun: - **Title,** Venue Year (arXiv:id).
+            title = inner.rstrip().rstrip(",").rstrip()
+            spans["title"] = (body_start + bold.start(1), body_start + bold.start(1) + len(title))
+            style = "jianghaojun"
+            rest_start = body_start + bold.end()
+        else:  # disi (1. **Title** (Venue, Year)), ttengwang pilots (- **Title** [[paper]](..))
+            title = inner.strip().rstrip(".").rstrip()
+            spans["title"] = (body_start + bold.start(1), body_start + bold.start(1) + len(title))
+            style = "ttengwang" if re.search(r"\[\[(?:paper|pdf|code)\]\]\(", raw, re.I) else "disi"
+            rest_start = body_start + bold.end()
+    else:
+        # ttengwang (- Title [[paper]](..)) and plain lists (- Title. [[Paper](..)])
+        cut = re.search(r"\s*\[\[|\s*\[[^\]]*\]\(", body)
+        head = body[: cut.start()] if cut else body
+        title = head.strip().rstrip(".").rstrip()
+        if not title or "](" in title or not any(_role_by_text(lk) for lk in links):
+            return None  # prose with a link ("inspired by [this](..)") is not an entry
+        spans["title"] = (body_start, body_start + len(title))
+        style = "ttengwang" if re.search(r"\[\[(?:paper|pdf|code)\]\]\(", raw, re.I) else "plain"
+        rest_start = body_start + (cut.start() if cut else len(body))
+    title = _strip_markdown(title)
+    if not title:
+        return None
+    venue = year = None
+    if "venue" in spans:
+        venue = raw[spans["venue"][0] : spans["venue"][1]].strip()
+        year = int(raw[spans["year"][0] : spans["year"][1]])
+    elif rest_start >= 0:
+        found = _venue_year_after(raw, rest_start, style, links)
+        paren = re.match(r"\s*\(([^(),]+?)\)", raw[rest_start:]) if style == "disi" else None
+        if found:
+            venue, year, spans["venue"], spans["year"] = found
+        elif paren:  # disi-unibo-nlp without a year: **Title** (IJCAI)
+            venue = paren.group(1).strip()
+            spans["venue"] = (rest_start + paren.start(1), rest_start + paren.start(1) + len(venue))
+        else:
+            line_end = raw.find("\n", rest_start)
+            bare = _find_bare_year(raw[rest_start : line_end if line_end >= 0 else len(raw)], rest_start)
+            if bare:
+                year, spans["year"] = bare
+    if venue is None and style == "bwlong" and paper is not None:
+        # the venue is the paper link's text: [[CVPR 2023](..)] or [[arXiv 2310](..)] (YYMM)
+        yymm = re.fullmatch(r"(arXiv)\s+(\d{2})(\d{2})", paper.text.strip(), re.IGNORECASE)
+        found = _find_venue_year(paper.text)
+        if yymm:
+            venue, year = yymm.group(1), 2000 + int(yymm.group(2))
+        elif found and found[2][0] == 0:
+            venue, year = found[0], found[1]
+    if paper is not None:
+        spans["paper"] = _bracketed(raw, paper)
+    if code is not None:
+        spans["code"] = _bracketed(raw, code)
+    badge_matches = list(_BADGE.finditer(raw))
+    if badge_matches:
+        spans["badges"] = (badge_matches[0].start(), badge_matches[-1].end())
+    paper_url = paper.url if paper else None
+    return ParsedEntry(
+        index=0,
+        line=0,
+        raw=raw,
+        kind="bullet",
+        style=style,
+        section_path=[],
+        title=title,
+        short_name=short_name,
+        venue=venue,
+        year=year,
+        paper_url=paper_url,
+        code_url=code.url if code else None,
+        arxiv_id=normalize.arxiv_id(paper_url) if paper_url else None,
+        badges=_badges(raw),
+        spans=spans,
+    )
+
+
+def _bracketed(raw: str, link: _Link) -> tuple[int, int]:
+    """The span of a link including the `[...]` some lists wrap it in (`[[Paper](..)]`)."""
+    start, end = link.start, link.end
+    if start > 0 and raw[start - 1] == "[" and end < len(raw) and raw[end] == "]":
+        return start - 1, end + 1
+    return start, end
+
+
+def _venue_year_after(
+    raw: str, start: int, style: str, links: list[_Link]
+) -> tuple[str, int, tuple[int, int], tuple[int, int]] | None:
+    """Venue and year after the title: on the rest of the first line, or (ttengwang) in
+    the back-quoted `CVPR 2023` of a following line. Text inside links is skipped."""
+    if style == "ttengwang":
+        code = re.search(r"`([^`]+)`", raw[start:])
+        if code:
+            return _find_venue_year(code.group(1), start + code.start(1))
+        return None
+    line_end = raw.find("\n", start)
+    segment = raw[start : line_end if line_end >= 0 else len(raw)]
+    masked = list(segment)
+    for link in links:
+        for k in range(max(link.start, start), min(link.end, start + len(segment))):
+            masked[k - start] = " "
+    masked_text = re.sub(r"!\[[^\]]*\]\([^)]*\)", lambda m: " " * len(m.group(0)), "".join(masked))
+    return _find_venue_year(masked_text, start)
+
+
+def _looks_like_entry(raw: str) -> bool:
+    """A bullet that a maintainer meant as a paper entry: a paper/code link or a badge,
+    with a bold or back-quoted name, or a "[[Paper" bracket; anchors alone do not count."""
+    if re.search(r"\[\[?(?:paper|pdf|code)\b", raw, re.IGNORECASE):
+        return True
+    return bool(_BADGE.search(raw) and re.search(r"\*\*|`", raw))
+
+
+# --------------------------------------------------------------------------------------
+# Rendering new entries in a neighbour's style
+
+
+def _safe_url(url: str | None) -> str | None:
+    """An http(s) URL safe inside `[..](..)`, or None for anything else (javascript:, data:...)."""
+    if not url:
+        return None
+    url = url.strip()
+    if _UNSAFE_SCHEME.match(url) or not re.match(r"^https?://[^\s]+$", url, re.IGNORECASE):
+        return None
+    return quote(url, safe=":/?#[]@!$&'*+,;=%~-._")
+
+
+def _escape_inline(text: str) -> str:
+    """Untrusted text made inert in markdown: one line, no link/emphasis/HTML syntax."""
+    text = " ".join(text.split())
+    text = re.sub(r"(?i)javascript:", "javascript&#58;", text)
+    text = text.replace("\\", "\\\\")
+    for char in "[]*`_|":
+        text = text.replace(char, "\\" + char)
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_cell(text: str) -> str:
+    return _escape_inline(text)
+
+
+def _choose_template(candidates: list[ParsedEntry], new: NewEntry) -> ParsedEntry:
+    """The entry whose shape is closest to `new` (same links and short name present),
+    latest first, so that the neighbours' current habits win over old ones."""
+
+    def score(entry: ParsedEntry) -> tuple[int, int]:
+        same = (
+            (entry.paper_url is not None) == (new.paper_url is not None)
+            and (entry.code_url is not None) == (new.code_url is not None)
+            and (entry.short_name is not None) == (new.short_name is not None)
+            and bool(entry.badges) == bool(new.badges)
+            and "venue" in entry.spans
+        )
+        return (1 if same else 0) + (1 if "venue" in entry.spans else 0), entry.index
+
+    return max(candidates, key=score)
+
+
+def _insertion_line(own: list[ParsedEntry], new: NewEntry) -> int:
+    """0-based line to insert at: the section's year order if it has one, after the
+    entries of the same venue if they are grouped, else after the last entry."""
+    last = own[-1]
+    after_last = last.line - 1 + last.line_count
+    years = [e.year for e in own if e.year is not None]
+    if new.year is not None and len(set(years)) >= 2 and len(years) == len(own):
+        if all(a >= b for a, b in zip(years, years[1:], strict=False)):
+            for e in own:
+                if e.year is not None and e.year < new.year:
+                    return e.line - 1
+            return after_last
+        if all(a <= b for a, b in zip(years, years[1:], strict=False)):
+            for e in own:
+                if e.year is not None and e.year > new.year:
+                    return e.line - 1
+            return after_last
+    if new.venue:
+        same = [e for e in own if (e.venue or "").lower() == new.venue.lower()]
+        if same:
+            return same[-1].line - 1 + same[-1].line_count
+    return after_last
+
+
+def _render_like(template: ParsedEntry, new: NewEntry, doc: Document) -> str:
+    if template.kind == "table-row":
+        return _render_row_like(template, new)
+    return _render_bullet_like(template, new, doc)
+
+
+def _render_row_like(template: ParsedEntry, new: NewEntry) -> str:
+    raw = template.raw
+    cells, spans = _split_row(raw)
+    title_span = template.spans["title"]
+    paper = _safe_url(new.paper_url)
+    code = _safe_url(new.code_url)
+    title_text = _escape_cell(new.title)
+    values: dict[str, str] = {}
+    template_title = raw[title_span[0] : title_span[1]].strip()
+    values["title"] = f"[{title_text}]({paper})" if paper and template_title.startswith("[") else title_text
+    if paper and not template_title.startswith("["):
+        values["title"] = f"[{title_text}]({paper})"
+    new_cells = {k.lower(): v for k, v in new.cells.items()}
+    out = []
+    last = 0
+    key_of_span = {span: key for key, span in template.spans.items() if key.startswith("cell:")}
+    for cell, span in zip(cells, spans, strict=True):
+        key = key_of_span.get(span, "")[5:]
+        if key == "title":
+            value = values["title"]
+        elif key in _VENUE_HEADERS:
+            if "year" in key_of_span.values() or any(k == "cell:year" for k in template.spans):
+                value = _escape_cell(new.venue or "")
+            else:
+                value = _escape_cell(f"{new.venue or ''}{new.year or ''}")
+        elif key == "year":
+            value = str(new.year) if new.year else ""
+        elif key in _CODE_HEADERS:
+            link_text = next((lk.text for lk in _links(cell)), "Github")
+            empty = cell if not _links(cell) else "---"
+            value = f"[{link_text}]({code})" if code else empty
+        elif key == "keywords":
+            link_text = next((lk.text for lk in _links(cell)), "Code")
+            parts = [f"[{link_text}]({code})"] if code else []
+            if new_cells.get("keywords"):
+                parts.append(_escape_cell(new_cells["keywords"]))
+            value = ", ".join(parts) if parts else "-"
+        else:
+            value = _escape_cell(new_cells.get(key, ""))
+        old = raw[span[0] : span[1]]
+        lead = old[: len(old) - len(old.lstrip())] or " "
+        trail = old[len(old.rstrip()) :] or " "
+        width = len(old) - len(lead) - len(trail)
+        if not old.strip():
+            lead, trail, width = " ", " ", len(old) - 2
+        out.append(raw[last : span[0]] + lead + value.ljust(max(width, 0)) + trail)
+        last = span[1]
+    out.append(raw[last:])
+    text = "".join(out)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _render_bullet_like(template: ParsedEntry, new: NewEntry, doc: Document) -> str:
+    raw = template.raw
+    edits: list[tuple[tuple[int, int], str]] = []
+    spans = template.spans
+    paper = _safe_url(new.paper_url)
+    code = _safe_url(new.code_url)
+    edits.append((spans["title"], _escape_inline(new.title)))
+    if "short" in spans:
+        if new.short_name:
+            short = new.short_name.replace("`", "'") if template.style != "bwlong" else _escape_inline(new.short_name)
+            edits.append((spans["short"], " ".join(short.split())))
+        else:
+            a, b = spans["short"]
+            # drop "`Short` " (generalizable) when the new paper has no short name
+            a2 = a - 1 if raw[a - 1 : a] == "`" else a
+            b2 = b + 1 if raw[b : b + 1] == "`" else b
+            while b2 < len(raw) and raw[b2] == " ":
+                b2 += 1
+            if template.style != "bwlong":
+                edits.append(((a2, b2), ""))
+            else:
+                edits.append((spans["short"], "?"))
+    if "number" in spans:
+        numbers = [int(e.raw[e.spans["number"][0] : e.spans["number"][1]]) for e in doc.entries if "number" in e.spans]
+        edits.append((spans["number"], str(max(numbers) + 1)))
+    if "venue" in spans and "year" in spans:
+        v, y = spans["venue"], spans["year"]
+        venue = _escape_inline(new.venue) if new.venue else ""
+        year = str(new.year) if new.year else ""
+        if v == y:  # "arXiv:2203.17274": rewrite as "Venue Year"
+            edits.append((v, f"{venue} {year}".strip()))
+        else:
+            edits.append((v, venue))
+            edits.append((y, year))
+    edits.extend(_link_edits(raw, template, "paper", paper, doc))
+    edits.extend(_link_edits(raw, template, "code", code, doc))
+    if "badges" in spans:
+        edits.append((spans["badges"], _badge_text(raw, spans["badges"], new.badges)))
+    text = raw
+    for (a, b), value in sorted(edits, key=lambda e: e[0][0], reverse=True):
+        text = text[:a] + value + text[b:]
+    if template.style == "synbol" or template.style == "jianghaojun":
+        text = re.sub(r"\*[^*\n]+\.\*", "*Authors unknown.*", text, count=1)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _link_edits(
+    raw: str, template: ParsedEntry, role: str, url: str | None, doc: Document
+) -> list[tuple[tuple[int, int], str]]:
+    span = template.spans.get(role)
+    if span is not None:
+        old = raw[span[0] : span[1]]
+        if url:
+            return [(span, re.sub(r"\]\((?:[^()]|\([^()]*\))*\)", lambda _m: f"]({url})", old, count=1))]
+        placeholder = _placeholder(doc, role)
+        if placeholder:
+            return [(span, placeholder)]
+        # no placeholder in this list: remove the link and one separating space
+        a, b = span
+        if b < len(raw) and raw[b] == " ":
+            b += 1
+        return [((a, b), "")]
+    if not url:
+        return []
+    # The template lacks this link: add it next to the other one, shaped like it.
+    other = template.spans.get("code" if role == "paper" else "paper")
+    if other is None:
+        return []
+    other_text = raw[other[0] : other[1]]
+    word = "Paper" if role == "paper" else "Code"
+    shaped = re.sub(r"\[([^\[\]]*)\]\((?:[^()]|\([^()]*\))*\)", f"[{word}]({url})", other_text, count=1)
+    if role == "paper":
+        return [((other[0], other[0]), shaped + " ")]
+    return [((other[1], other[1]), " " + shaped)]
+
+
+def _placeholder(doc: Document, role: str) -> str | None:
+    """The list's own words for a missing link, e.g. "[No code available]"."""
+    pattern = (
+        r"\[(?:No paper available|Paper Not Found)\]"
+        if role == "paper"
+        else r"\[(?:No code available|Code Not Found|No Code Found)\]"
+    )
+    match = re.search(pattern, doc.render(), re.IGNORECASE)
+    return match.group(0) if match else None
+
+
+def _badge_text(raw: str, span: tuple[int, int], badges: list[str]) -> str:
+    """New badges in the template's badge form (same colours for the same texts)."""
+    old = raw[span[0] : span[1]]
+    matches = list(_BADGE.finditer(old))
+    if not badges:
+        return ""
+    colours = {}
+    for m in matches:
+        path = m.group(1).split("/badge/", 1)[1]
+        colours[decode_badge(m.group(1)).lower()] = path.split("?")[0].rsplit("-", 1)[-1]
+    first = matches[0].group(0)
+    gap = old[matches[0].end() : matches[1].start()] if len(matches) > 1 else " "
+    query = "?" + matches[0].group(1).split("?", 1)[1] if "?" in matches[0].group(1) else ""
+    out = []
+    for badge in badges:
+        colour = colours.get(badge.lower(), "blue")
+        encoded = quote(badge.replace("-", "--").replace("_", "__").replace(" ", "_"), safe="_-")
+        url = f"https://img.shields.io/badge/{encoded}-{colour}{query}"
+        out.append(first.replace(matches[0].group(1), url))
+    return gap.join(out)
+
+
+# --------------------------------------------------------------------------------------
+# Lint
+
+
+def lint(text: str) -> list[Problem]:
+    """Problems a maintainer would want to fix, by line: entry-like lines that do not
+    parse, the same paper twice (normalised title or arXiv id), entries with no link."""
+    doc = parse(text)
+    problems = [Problem(line, "unparsed", why) for line, why in doc.unparsed]
+    seen_title: dict[str, ParsedEntry] = {}
+    seen_arxiv: dict[str, ParsedEntry] = {}
+    for entry in doc.entries:
+        key = normalize.title_key(entry.title)
+        first = seen_title.get(key) or (seen_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None)
+        if first is not None:
+            why = "same title" if seen_title.get(key) is first else f"same arXiv id {entry.arxiv_id}"
+            problems.append(
+                Problem(entry.line, "duplicate", f"{entry.title!r} repeats line {first.line} ({why})")
+            )
+        seen_title.setdefault(key, entry)
+        if entry.arxiv_id:
+            seen_arxiv.setdefault(entry.arxiv_id, entry)
+        if entry.paper_url is None and entry.code_url is None:
+            problems.append(Problem(entry.line, "no-link", f"{entry.title!r} has no paper or code link"))
+    return sorted(problems, key=lambda p: (p.line, p.kind))
+
+
+def iter_entries(text: str) -> Iterator[ParsedEntry]:
+    yield from parse(text).entries
