@@ -395,7 +395,10 @@ class Document:
                 stack.append((level, clean_heading(heading.group(2))))
                 if self._sections:
                     self._sections[-1].end = i
-                self._sections.append(_Section([t for _, t in stack if t], level, i))
+                # A "Table of Contents" heading is no parent of the sections after it
+                # (StellarOdys2ey puts its year sections under `# Table of Contents`).
+                path = [t for k, (_, t) in enumerate(stack) if t and (k == len(stack) - 1 or t.lower() not in _TOC)]
+                self._sections.append(_Section(path, level, i))
                 section = len(self._sections) - 1
                 i += 1
                 continue
@@ -677,6 +680,7 @@ def parse(text: str) -> Document:
 # Bullet entries
 
 
+_TOC = {"table of contents", "contents", "toc"}
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 

@@ -1,0 +1,180 @@
+"""Taxonomy presets: the labels of a catalogue and how its README shows them.
+
+A preset (`classifiers/<name>.toml`) says which labels a catalogue uses, which section
+headings, badges and table cells of its README mean which label (so that an imported
+list becomes labelled training data), and where a new entry with given labels goes and
+what it shows (badge, Type cell). Keeping this in data, not code, lets a maintainer adapt
+a preset to a renamed section without a release.
+
+TOML shape::
+
+    name = "awesome-vpt"
+    title = "Awesome Visual Prompt Tuning"
+    [[labels]]
+    key = "learnable"
+    title = "Learnable"
+    group = "prompt kind"
+    when = [{ section = "Learnable Visual Prompts" }]   # any alternative; all keys must hold
+    badge = "Text"                  # shown on a new entry with this label (optional)
+    cells = { Type = "Learnable" }  # table cells of a new entry with this label (optional)
+    [[placements]]                  # first whose labels are all given wins
+    labels = ["learnable", "pixel"]
+    section = ["Core Methodologies", "1. Learnable Visual Prompts", "Pixel-Level"]
+
+`when` keys: `section` (case-insensitive substring of a heading on the entry's section
+path), `badge` (a badge text, case-insensitive), `cell` (header -> substring of that
+cell). A section path may use `{year}`, filled from the new entry's year.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vpt_tracker.catalogue.markdown import NewEntry
+from vpt_tracker.errors import UserError
+from vpt_tracker.models import Label
+
+
+def presets_dir() -> Path:
+    """`classifiers/` of a source checkout, else the copy inside the installed wheel."""
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parents[1] / "classifiers"
+    return checkout if checkout.is_dir() else package / "_classifiers"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    section: str | None = None
+    badge: str | None = None
+    cell: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, section_path: list[str], badges: list[str], cells: dict[str, str]) -> bool:
+        if self.section is not None and not any(self.section in part.lower() for part in section_path):
+            return False
+        if self.badge is not None and self.badge not in [b.lower() for b in badges]:
+            return False
+        lowered = {k.lower(): v.lower() for k, v in cells.items()}
+        return all(value in lowered.get(header, "") for header, value in self.cell)
+
+
+@dataclass
+class _LabelSpec:
+    label: Label
+    rules: list[_Rule]
+    badge: str | None = None
+    cells: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Preset:
+    name: str
+    labels: list[Label]
+    title: str = ""
+    requires_base_to_novel: bool = False
+    _specs: list[_LabelSpec] = field(default_factory=list, repr=False)
+    _placements: list[tuple[list[str], list[str]]] = field(default_factory=list, repr=False)
+
+    def labels_for(self, section_path: list[str], badges: list[str], cells: dict[str, str]) -> list[str]:
+        """The label keys an imported entry carries, in the preset's label order."""
+        return [
+            spec.label.key
+            for spec in self._specs
+            if any(rule.matches(section_path, badges, cells) for rule in spec.rules)
+        ]
+
+    def section_for(self, labels: list[str], *, year: int | None = None) -> list[str] | None:
+        """Where a new entry with these labels goes; None when no placement fits."""
+        given = set(labels)
+        for needed, section in self._placements:
+            if set(needed) <= given:
+                if any("{year}" in part for part in section):
+                    if year is None:
+                        continue
+                    return [part.replace("{year}", str(year)) for part in section]
+                return list(section)
+        return None
+
+    def entry_for(
+        self,
+        title: str,
+        venue: str | None,
+        year: int | None,
+        paper_url: str | None,
+        code_url: str | None,
+        labels: list[str],
+        short_name: str | None = None,
+    ) -> NewEntry:
+        """A new entry showing the labels the way this list shows them (badges, cells)."""
+        badges: list[str] = []
+        cells: dict[str, str] = {}
+        for spec in self._specs:
+            if spec.label.key not in labels:
+                continue
+            if spec.badge and spec.badge not in badges:
+                badges.append(spec.badge)
+            for header, value in spec.cells.items():
+                cells.setdefault(header, value)
+        return NewEntry(
+            title=title,
+            venue=venue,
+            year=year,
+            paper_url=paper_url,
+            code_url=code_url,
+            short_name=short_name,
+            badges=badges,
+            cells=cells,
+        )
+
+
+def preset_names(directory: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (directory or presets_dir()).glob("*.toml"))
+
+
+def load_preset(name: str, directory: Path | None = None) -> Preset:
+    """The preset `name`; a UserError lists the known presets if there is none."""
+    folder = directory or presets_dir()
+    path = folder / f"{name}.toml"
+    if "/" in name or "\\" in name or not path.is_file():
+        known = ", ".join(preset_names(folder)) or "none"
+        raise UserError(f"unknown preset {name!r}; known presets: {known}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"preset {path} is not valid TOML: {exc}") from None
+    return _build(name, data, path)
+
+
+def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
+    specs: list[_LabelSpec] = []
+    try:
+        for item in data.get("labels", []):
+            label = Label(key=item["key"], title=item.get("title", item["key"]), group=item.get("group", ""))
+            rules = [
+                _Rule(
+                    section=rule["section"].lower() if "section" in rule else None,
+                    badge=rule["badge"].lower() if "badge" in rule else None,
+                    cell=tuple((k.lower(), v.lower()) for k, v in rule.get("cell", {}).items()),
+                )
+                for rule in item.get("when", [])
+            ]
+            specs.append(_LabelSpec(label, rules, item.get("badge"), dict(item.get("cells", {}))))
+        keys = {s.label.key for s in specs}
+        placements = []
+        for place in data.get("placements", []):
+            unknown = set(place["labels"]) - keys
+            if unknown:
+                raise UserError(f"preset {path}: placement names unknown labels {sorted(unknown)}")
+            placements.append((list(place["labels"]), list(place["section"])))
+    except KeyError as exc:
+        raise UserError(f"preset {path} misses the key {exc.args[0]!r}") from None
+    return Preset(
+        name=data.get("name", name),
+        labels=[s.label for s in specs],
+        title=data.get("title", ""),
+        requires_base_to_novel=bool(data.get("requires_base_to_novel", False)),
+        _specs=specs,
+        _placements=placements,
+    )
