@@ -16,7 +16,8 @@ _ARXIV_URL = re.compile(
     r"arxiv\.org/(?:abs|pdf|html)/([a-z\-]+(?:\.[A-Z]{2})?/\d{7}|\d{4}\.\d{4,5})(v\d+)?", re.IGNORECASE
 )
 
-_LATEX_ACCENTS = re.compile(r"\\[`'^\"~=.uvHckbdrt]\s*\{?\s*([A-Za-z])\s*\}?")
+# A letter accent (\c, \v, \t, ...) is a command only when no letter follows: `\textbf` is not `\t`.
+_LATEX_ACCENTS = re.compile(r"\\(?:[`'^\"~=.]|[uvHckbdrt](?![a-zA-Z]))\s*\{?\s*([A-Za-z])(?:\s*\})?")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -90,3 +91,37 @@ def author_key(name: str) -> str:
 
 def first_author_key(authors: list[str] | tuple[str, ...]) -> str:
     return author_key(authors[0]) if authors else ""
+
+
+_OPENREVIEW_URL = re.compile(r"openreview\.net/(?:forum|pdf)\?(?:[^#]*&)?id=([A-Za-z0-9_\-]+)", re.IGNORECASE)
+_OPENREVIEW_ID = re.compile(r"[A-Za-z0-9_\-]{6,64}")
+
+
+def openreview_id(value: str | None) -> str | None:
+    """The forum id from an OpenReview forum/pdf URL or a bare id (ids are case-sensitive)."""
+    if not value:
+        return None
+    text = value.strip()
+    url = _OPENREVIEW_URL.search(text)
+    if url:
+        return url.group(1)
+    if "/" in text or ":" in text:
+        return None
+    return text if _OPENREVIEW_ID.fullmatch(text) else None
+
+
+def cvf_url(value: str | None) -> str | None:
+    """A CVF open-access page URL in one spelling: https, lower-case host, no query or fragment.
+
+    The listing links pages as relative or `http://` URLs; without one spelling, the same
+    paper would get two CVF keys.
+    """
+    if not value:
+        return None
+    text = value.strip().split("#", 1)[0].split("?", 1)[0]
+    match = re.match(r"^(?:https?://)?(?:www\.)?openaccess\.thecvf\.com(/.*)$", text, re.IGNORECASE)
+    if match:
+        return "https://openaccess.thecvf.com" + match.group(1).rstrip("/")
+    if text.startswith("/content"):
+        return "https://openaccess.thecvf.com" + text.rstrip("/")
+    return None
