@@ -19,6 +19,7 @@ from vpt_tracker.cli.context import AppContext, run_guarded
 # Modules that add commands to `main`, in help order. Each defines `register(main)`.
 COMMAND_MODULES = [
     "vpt_tracker.cli.admin",
+    "vpt_tracker.cli.catalogue",
 ]
 
 

@@ -1,0 +1,223 @@
+"""The catalogue use cases on top of the store: import, render, add, upgrade, stats.
+
+The store keeps the README exactly as imported (`catalogues.source_text`) plus one row per
+entry. A render starts from that text and replays only what vpt-tracker changed (entry
+rows in state "updated" and "added"), so an import followed by a render gives back the
+same bytes, and a change shows up as a diff of exactly its own lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from vpt_tracker import normalize
+from vpt_tracker.catalogue.markdown import Document, NewEntry, ParsedEntry, parse
+from vpt_tracker.classify.taxonomy import Preset, load_preset
+from vpt_tracker.errors import UserError
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CatalogueRow, EntryRow
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    catalogue_id: int
+    name: str
+    entries: int
+    sections: int
+    replaced: bool
+
+
+def get_catalogue(session: Session, name: str) -> CatalogueRow:
+    """The catalogue `name`; a UserError names the known ones if it does not exist."""
+    row = session.scalar(select(CatalogueRow).where(CatalogueRow.name == name))
+    if row is None:
+        known = session.scalars(select(CatalogueRow.name).order_by(CatalogueRow.name)).all()
+        listing = ", ".join(known) if known else "none yet; import one with `vpt-tracker catalogue import`"
+        raise UserError(f"unknown catalogue {name!r}; known catalogues: {listing}")
+    return row
+
+
+def _labels(preset: Preset | None, entry: ParsedEntry) -> list[str]:
+    """Preset labels; without a preset the section path is the labelling."""
+    if preset is None:
+        return list(entry.section_path)
+    return preset.labels_for(entry.section_path, entry.badges, entry.cells)
+
+
+def _entry_row(entry: ParsedEntry, labels: list[str]) -> EntryRow:
+    return EntryRow(
+        position=entry.index,
+        section_path=list(entry.section_path),
+        labels=labels,
+        badges=list(entry.badges),
+        title=entry.title,
+        title_key=normalize.title_key(entry.title)[:512],
+        short_name=entry.short_name,
+        venue=entry.venue,
+        year=entry.year,
+        paper_url=entry.paper_url,
+        code_url=entry.code_url,
+        arxiv_id=entry.arxiv_id,
+        raw=entry.raw,
+        line=entry.line,
+        state="imported",
+        extra={"kind": entry.kind, "style": entry.style, "cells": dict(entry.cells)},
+    )
+
+
+def import_catalogue(
+    engine: Engine,
+    name: str,
+    text: str,
+    *,
+    preset: str | None,
+    readme_path: str | None = None,
+    github_repo: str | None = None,
+    replace: bool = False,
+) -> ImportResult:
+    """Store a README and its entries in one transaction; refuse a second import of the
+    same name unless `replace` (which drops the old entries, not the papers)."""
+    if not name.strip():
+        raise UserError("a catalogue needs a non-empty --name")
+    preset_obj = load_preset(preset) if preset else None
+    doc = parse(text)
+    with transaction(engine) as session:
+        existing = session.scalar(select(CatalogueRow).where(CatalogueRow.name == name))
+        if existing is not None:
+            if not replace:
+                raise UserError(f"catalogue {name!r} already exists; pass --replace to import it again")
+            session.delete(existing)
+            session.flush()
+        row = CatalogueRow(
+            name=name,
+            preset=preset,
+            readme_path=readme_path,
+            github_repo=github_repo,
+            source_text=text,
+            source_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        )
+        row.entries = [_entry_row(e, _labels(preset_obj, e)) for e in doc.entries]
+        session.add(row)
+        session.flush()
+        return ImportResult(row.id, name, len(doc.entries), len(doc.section_paths()), existing is not None)
+
+
+def _new_entry(row: EntryRow) -> NewEntry:
+    return NewEntry(
+        title=row.title,
+        venue=row.venue,
+        year=row.year,
+        paper_url=row.paper_url,
+        code_url=row.code_url,
+        short_name=row.short_name,
+        badges=list(row.badges or []),
+        cells=dict((row.extra or {}).get("cells", {})),
+    )
+
+
+def _document(catalogue: CatalogueRow) -> Document:
+    """The imported README with vpt-tracker's own changes replayed: venue upgrades on
+    imported entries first (their indexes are those of the import), then added entries
+    in the order they were added."""
+    doc = parse(catalogue.source_text)
+    rows = list(catalogue.entries)
+    for row in rows:
+        if row.state == "updated" and row.raw is not None:
+            doc.update_entry(int((row.extra or {}).get("index", row.position)), venue=row.venue, year=row.year)
+    for row in sorted((r for r in rows if r.state == "added"), key=lambda r: r.id):
+        doc.insert_entry(_new_entry(row), list(row.section_path))
+    return doc
+
+
+def render_catalogue(session: Session, name: str) -> str:
+    return _document(get_catalogue(session, name)).render()
+
+
+def add_entry(
+    session: Session,
+    catalogue_name: str,
+    new: NewEntry,
+    *,
+    section_path: list[str],
+    labels: list[str],
+    paper_id: int | None = None,
+    candidate_id: int | None = None,
+) -> EntryRow:
+    """Record a new entry (state "added"); it appears in the next render. The section and
+    the entry are checked now by rendering, so a bad section fails here, not at publish."""
+    catalogue = get_catalogue(session, catalogue_name)
+    doc = _document(catalogue)
+    placed = doc.insert_entry(new, section_path)
+    row = EntryRow(
+        catalogue=catalogue,
+        paper_id=paper_id,
+        candidate_id=candidate_id,
+        position=len(catalogue.entries),
+        section_path=list(placed.section_path),
+        labels=list(labels),
+        badges=list(new.badges),
+        title=new.title,
+        title_key=normalize.title_key(new.title)[:512],
+        short_name=new.short_name,
+        venue=new.venue,
+        year=new.year,
+        paper_url=new.paper_url,
+        code_url=new.code_url,
+        arxiv_id=normalize.arxiv_id(new.paper_url) if new.paper_url else None,
+        raw=None,
+        line=None,
+        state="added",
+        extra={"kind": placed.kind, "style": placed.style, "cells": dict(new.cells)},
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def upgrade_entry(session: Session, entry_id: int, *, venue: str, year: int | None) -> EntryRow:
+    """A venue upgrade ("arXiv 2024" -> "CVPR 2025"); only that text changes in the README."""
+    row = session.get(EntryRow, entry_id)
+    if row is None:
+        raise UserError(f"no catalogue entry with id {entry_id}")
+    old_venue, old_year = row.venue, row.year
+    row.venue, row.year = venue, year if year is not None else row.year
+    if row.state == "imported":
+        row.state = "updated"
+        row.extra = {**(row.extra or {}), "index": row.position, "previous": [old_venue, old_year]}
+    try:
+        _document(row.catalogue)  # fails now, with a clear message, if the text cannot take it
+    except UserError:
+        row.venue, row.year = old_venue, old_year
+        raise
+    session.flush()
+    return row
+
+
+def catalogue_stats(session: Session, name: str) -> dict[str, Any]:
+    """Entries per section and label, venues, years, and missing links, for `catalogue stats`."""
+    catalogue = get_catalogue(session, name)
+    rows = list(catalogue.entries)
+    sections = Counter(" > ".join(r.section_path) or "(top)" for r in rows)
+    labels = Counter(label for r in rows for label in (r.labels or []))
+    venues = Counter(r.venue or "(none)" for r in rows)
+    years = Counter(str(r.year) if r.year else "(none)" for r in rows)
+    return {
+        "catalogue": catalogue.name,
+        "preset": catalogue.preset,
+        "entries": len(rows),
+        "added": sum(1 for r in rows if r.state == "added"),
+        "updated": sum(1 for r in rows if r.state == "updated"),
+        "sections": dict(sections),
+        "labels": dict(labels.most_common()),
+        "venues": dict(venues.most_common()),
+        "years": dict(sorted(years.items())),
+        "without_paper_link": sum(1 for r in rows if not r.paper_url),
+        "without_code_link": sum(1 for r in rows if not r.code_url),
+        "without_any_link": sum(1 for r in rows if not r.paper_url and not r.code_url),
+    }

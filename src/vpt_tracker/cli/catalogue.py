@@ -1,0 +1,142 @@
+"""`vpt-tracker catalogue`: import, render, stats and check curated README lists."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from vpt_tracker.catalogue.markdown import lint, parse
+from vpt_tracker.catalogue.service import catalogue_stats, import_catalogue, render_catalogue
+from vpt_tracker.cli.context import AppContext, echo_json, pass_app
+from vpt_tracker.errors import UserError
+from vpt_tracker.store import session_factory
+
+log = logging.getLogger(__name__)
+
+
+def read_markdown(path: Path) -> str:
+    """The text of a README; a one-line UserError for a missing, binary or non-markdown file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory, not a README file") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    if b"\0" in data:
+        raise UserError(f"{path} is a binary file, not a markdown README")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text, so not a markdown README") from None
+    doc = parse(text)
+    if not doc.entries and not doc.section_paths():
+        raise UserError(f"{path} does not look like a markdown list: no headings and no entries")
+    return text
+
+
+@click.group("catalogue")
+def catalogue_group() -> None:
+    """Import, render, inspect and lint curated README lists."""
+
+
+@catalogue_group.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Catalogue name to store the list under.")
+@click.option("--preset", help="Taxonomy preset (awesome-vpt, prompt-adaptation, generalizable-vlm).")
+@click.option("--replace", is_flag=True, help="Replace a catalogue of the same name.")
+@click.option("--readme-path", help="Path of the README inside its repository (default: the file name).")
+@click.option("--github-repo", metavar="OWNER/NAME", help="GitHub repository the list lives in.")
+@pass_app
+def import_command(
+    app: AppContext,
+    file: Path,
+    name: str,
+    preset: str | None,
+    replace: bool,
+    readme_path: str | None,
+    github_repo: str | None,
+) -> None:
+    """Parse a README FILE and store its entries, labels and text (one transaction).
+
+    \b
+    Example:
+      vpt-tracker catalogue import README.md --name awesome-vpt --preset awesome-vpt
+    """
+    text = read_markdown(file)
+    result = import_catalogue(
+        app.engine(),
+        name,
+        text,
+        preset=preset,
+        readme_path=readme_path or file.name,
+        github_repo=github_repo,
+        replace=replace,
+    )
+    verb = "replaced" if result.replaced else "imported"
+    click.echo(f"{verb} {result.name!r}: {result.entries} entries in {result.sections} sections")
+
+
+@catalogue_group.command("render")
+@click.argument("name")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
+@pass_app
+def render_command(app: AppContext, name: str, output: Path | None) -> None:
+    """Write catalogue NAME back as markdown: the imported bytes plus vpt-tracker's changes."""
+    with session_factory(app.engine())() as session:
+        text = render_catalogue(session, name)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror}") from None
+    log.info("wrote %s", output)
+
+
+@catalogue_group.command("stats")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def stats_command(app: AppContext, name: str, as_json: bool) -> None:
+    """Entries per section and label, venues, years, and missing paper/code links."""
+    with session_factory(app.engine())() as session:
+        stats = catalogue_stats(session, name)
+    if as_json:
+        echo_json(stats)
+        return
+    click.echo(f"{stats['catalogue']}: {stats['entries']} entries (preset: {stats['preset'] or 'none'})")
+    for title, key in (("Sections", "sections"), ("Labels", "labels"), ("Venues", "venues"), ("Years", "years")):
+        click.echo(f"{title}:")
+        for item, count in stats[key].items():
+            click.echo(f"  {count:5d}  {item}")
+    click.echo(
+        f"Missing links: {stats['without_paper_link']} without a paper link, "
+        f"{stats['without_code_link']} without a code link, {stats['without_any_link']} with neither"
+    )
+
+
+@catalogue_group.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+def check_command(file: Path) -> None:
+    """Lint a README without importing it. Exit 1 when it finds problems, 0 when clean.
+
+    Reports lines that look like entries but do not parse, duplicate papers (same
+    normalised title or arXiv id) and entries without any link, with line numbers.
+    """
+    text = read_markdown(file)
+    problems = lint(text)
+    for problem in problems:
+        click.echo(f"{file}:{problem.line}: {problem.kind}: {problem.message}")
+    entries = len(parse(text).entries)
+    click.echo(f"{entries} entries, {len(problems)} problem(s)", err=True)
+    if problems:
+        raise SystemExit(1)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(catalogue_group)
