@@ -1,0 +1,159 @@
+"""Readers of local metadata dumps: they turn files into `RawRecord`s, and nothing else.
+
+Two formats are read:
+- the abstract corpus (`*.jsonl`), one object per line with `id, title, summary, authors,
+  categories, comment, abs, pdf`; `id` may be missing, then identity comes from the title and
+  the authors;
+- a conference index (`CVPR2022.json`, `ICLR2024.json`, ...): one object mapping each paper's
+  page URL to `{title, abstract, authors, volume, ...}`, the venue and year coming from the
+  file name.
+
+A whole file is read and checked before any record is handed out, so that a malformed line
+(named `file:line`) stops the load before anything of that file is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from vpt_tracker import normalize
+from vpt_tracker.errors import UserError
+from vpt_tracker.models import RawRecord
+
+JSONL_SOURCE = "jsonl"
+CONFERENCE_SOURCE = "conference-index"
+
+_CONFERENCE_NAME = re.compile(r"^([A-Za-z]+)[-_ ]?((?:19|20)\d{2})$")
+
+
+def _text(value: Any, where: str, name: str, *, required: bool = False) -> str:
+    if value is None:
+        if required:
+            raise UserError(f"{where}: missing {name!r}")
+        return ""
+    if not isinstance(value, str):
+        raise UserError(f"{where}: {name!r} must be a string, not {type(value).__name__}")
+    if required and not value.strip():
+        raise UserError(f"{where}: {name!r} is empty")
+    return value
+
+
+def _strings(value: Any, where: str, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise UserError(f"{where}: {name!r} must be a list of strings")
+    return tuple(item.strip() for item in value if item.strip())
+
+
+def corpus_record(data: Any, where: str) -> RawRecord:
+    """One corpus line as a record; `where` (file:line) names it in errors."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    title = " ".join(_text(data.get("title"), where, "title", required=True).split())
+    raw_id = _text(data.get("id"), where, "id")
+    arxiv = normalize.arxiv_id(raw_id) if raw_id else None
+    if raw_id and arxiv is None:
+        raise UserError(f"{where}: 'id' {raw_id!r} is not an arXiv id")
+    authors = _strings(data.get("authors"), where, "authors")
+    categories = _strings(data.get("categories"), where, "categories")
+    comment = _text(data.get("comment"), where, "comment") or None
+    abs_url = _text(data.get("abs"), where, "abs") or None
+    pdf_url = _text(data.get("pdf"), where, "pdf") or None
+    if arxiv is not None:
+        source_id = arxiv
+    else:
+        # Without an id the record is known by its folded title and first author.
+        source_id = f"{normalize.title_key(title)[:400]}|{normalize.first_author_key(authors)}"
+    return RawRecord(
+        source=JSONL_SOURCE,
+        source_id=source_id,
+        title=title,
+        abstract=_text(data.get("summary"), where, "summary").strip(),
+        authors=authors,
+        arxiv_id=arxiv,
+        arxiv_version=normalize.arxiv_version(raw_id) if raw_id else None,
+        categories=categories,
+        primary_category=categories[0] if categories else None,
+        comment=comment,
+        abs_url=abs_url,
+        pdf_url=pdf_url,
+    )
+
+
+def read_corpus_jsonl(path: Path) -> list[RawRecord]:
+    """Every record of a corpus file; UserError naming `file:line` on the first bad line."""
+    records = []
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
+                records.append(corpus_record(data, where))
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not UTF-8 text") from None
+    return records
+
+
+def conference_of(path: Path) -> tuple[str, int]:
+    """The venue and year a conference index covers, from its name (`ICLR2024.json`)."""
+    match = _CONFERENCE_NAME.match(path.stem)
+    if not match:
+        raise UserError(f"{path}: cannot tell the venue and year from the file name (e.g. CVPR2022.json)")
+    return match.group(1), int(match.group(2))
+
+
+def read_conference_index(path: Path) -> list[RawRecord]:
+    """Every paper of a conference index, as venue sightings of that conference."""
+    venue, year = conference_of(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected an object mapping page URLs to papers")
+    records = []
+    for url, entry in data.items():
+        where = f"{path}: {url}"
+        if not isinstance(entry, dict):
+            raise UserError(f"{where}: expected an object")
+        title = " ".join(_text(entry.get("title"), where, "title", required=True).split())
+        records.append(
+            RawRecord(
+                source=CONFERENCE_SOURCE,
+                source_id=url,
+                title=title,
+                abstract=_text(entry.get("abstract"), where, "abstract").strip(),
+                authors=_strings(entry.get("authors"), where, "authors"),
+                openreview_id=normalize.openreview_id(url) if "openreview.net" in url else None,
+                cvf_url=normalize.cvf_url(url),
+                venue=venue,
+                year=year,
+                abs_url=url,
+                payload={"volume": entry.get("volume")} if entry.get("volume") else {},
+            )
+        )
+    return records
+
+
+def read_dump(path: Path) -> list[RawRecord]:
+    """A corpus `.jsonl` or a conference index `.json`, by extension."""
+    if path.suffix == ".jsonl":
+        return read_corpus_jsonl(path)
+    if path.suffix == ".json":
+        return read_conference_index(path)
+    raise UserError(f"{path}: unknown dump format (expected .jsonl corpus or .json conference index)")

@@ -1,0 +1,536 @@
+"""Ingestion: turn raw records into canonical papers, keeping every sighting.
+
+Identity is resolved in two steps. Exact keys come first (versionless arXiv id, lower-cased
+DOI, OpenReview forum id, CVF page URL), because a shared key is proof. Only a record that
+no key places is compared by title and first author with rapidfuzz, and only against the
+papers that share a *block* with it: a pair of its rarest-looking title words, or its first
+author with its rarest word. A block holds a handful of papers whatever the size of the
+store, so fuzzy comparisons per record stay flat and the whole ingestion grows linearly.
+
+A fuzzy match never overrides a key: a paper with another arXiv id, DOI, OpenReview id or
+CVF URL is never a candidate, so two different arXiv ids are never one paper.
+
+A merge keeps the record as a sighting, fills what the paper lacks, and lets a venue
+sighting (CVPR, ICLR, ...) upgrade a preprint: the old venue goes to `previous_venue` and
+`venue_upgraded_at` is set, for the digest and the pull request. A venue is never replaced
+by a preprint.
+
+`ingest_page` writes a page's records and its cursor in the caller's transaction, so that a
+crash loses nothing and a rerun duplicates nothing; `ingest_records` is the batched bulk path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from itertools import combinations, islice
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.orm import Session
+
+from vpt_tracker import normalize
+from vpt_tracker.models import Page, RawRecord
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CursorRow, PaperRow, SightingRow
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+# Title similarity (rapidfuzz ratio on folded titles, 0..100) needed for a fuzzy merge.
+TITLE_THRESHOLD_WITH_AUTHORS = 90.0  # ... when both sides share an author
+TITLE_THRESHOLD_TITLE_ONLY = 96.0  # ... when one side has no authors to check
+MAX_BLOCK_SIZE = 200  # larger blocks are too common to discriminate; they are skipped
+AUTHOR_KEYS_KEPT = 8  # authors compared for overlap (reordering happens near the front)
+_SQL_IN_CHUNK = 900
+
+# Long words that are in too many titles to be a useful block.
+_COMMON_WORDS_TEXT = """
+    learning learned learnable network networks model models modeling modelling towards using based
+    with from via deep neural large language vision visual image images video videos data dataset
+    datasets method methods approach framework efficient effective improving improved generalization
+    representation representations understanding analysis training transformer transformers
+    multimodal multi through task tasks study benchmark benchmarking detection segmentation
+    generation prompt prompts prompting tuning adaptation foundation"""
+_COMMON_WORDS = frozenset(_COMMON_WORDS_TEXT.split())
+_PREPRINT_VENUES = frozenset({"", "arxiv", "corr", "preprint", "arxiv preprint"})
+_ARXIV_YEAR = re.compile(r"^(\d{2})(\d{2})\.\d{4,5}$")
+
+
+@dataclass
+class IngestStats:
+    """What one ingestion did; stats add up with `+=` across pages and batches."""
+
+    records: int = 0
+    new_papers: int = 0
+    merged: int = 0  # records attached to a paper that already existed
+    new_sightings: int = 0
+    duplicate_sightings: int = 0  # records already stored, skipped
+    upgraded: int = 0  # preprints upgraded to a venue
+    fuzzy_comparisons: int = 0
+    new_paper_ids: list[int] = field(default_factory=list)
+
+    def __iadd__(self, other: IngestStats) -> IngestStats:
+        for item in fields(self):
+            if item.name == "new_paper_ids":
+                self.new_paper_ids.extend(other.new_paper_ids)
+            else:
+                setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts, without the id list (for logs, run records and `--json`)."""
+        return {item.name: getattr(self, item.name) for item in fields(self) if item.name != "new_paper_ids"}
+
+
+def is_preprint_venue(venue: str | None) -> bool:
+    """True for no venue or an arXiv/CoRR one: such a paper may still be upgraded."""
+    return venue is None or normalize.title_key(venue) in _PREPRINT_VENUES
+
+
+def arxiv_year(arxiv: str | None) -> int | None:
+    """The submission year encoded in a new-style arXiv id (`2503.11731` -> 2025)."""
+    match = _ARXIV_YEAR.match(arxiv or "")
+    if not match:
+        return None
+    return 2000 + int(match.group(1))
+
+
+@dataclass(frozen=True)
+class RecordKeys:
+    """A record's normalised identity: the exact keys and what the fuzzy match compares."""
+
+    arxiv_id: str | None
+    doi: str | None
+    openreview_id: str | None
+    cvf_url: str | None
+    title_key: str
+    author_keys: tuple[str, ...]
+
+    @property
+    def first_author(self) -> str:
+        return self.author_keys[0] if self.author_keys else ""
+
+
+def record_keys(record: RawRecord) -> RecordKeys:
+    arxiv = normalize.arxiv_id(record.arxiv_id)
+    if arxiv is None:
+        for url in (record.abs_url, record.pdf_url):
+            if url and "arxiv.org/" in url:
+                arxiv = normalize.arxiv_id(url)
+                break
+    authors = tuple(key for key in (normalize.author_key(name) for name in record.authors) if key)
+    return RecordKeys(
+        arxiv_id=arxiv,
+        doi=normalize.doi(record.doi),
+        openreview_id=normalize.openreview_id(record.openreview_id),
+        cvf_url=normalize.cvf_url(record.cvf_url),
+        title_key=normalize.title_key(record.title or "")[:512],
+        author_keys=authors[:AUTHOR_KEYS_KEPT],
+    )
+
+
+def block_keys(title_key: str, first_author: str) -> list[int]:
+    """The blocks a title belongs to: pairs among its four longest uncommon words, and the
+    first author with the longest one. Hashes, not strings, to keep the index small."""
+    words = sorted(
+        {w for w in title_key.split() if len(w) > 2 and w not in _COMMON_WORDS}, key=lambda w: (-len(w), w)
+    )[:4]
+    if not words:  # a title made only of common words: its two longest words, whatever they are
+        words = sorted(set(title_key.split()), key=lambda w: (-len(w), w))[:2]
+    keys = [hash(pair) for pair in combinations(sorted(words), 2)]
+    if len(words) == 1:
+        keys.append(hash((words[0],)))
+    if first_author and words:
+        keys.append(hash(("@", first_author, words[0])))
+    return keys
+
+
+class _Known:
+    """One paper as the index knows it: its keys, and its database id once it has one."""
+
+    __slots__ = ("arxiv_id", "author_keys", "cvf_url", "doi", "id", "openreview_id", "title_key")
+
+    def __init__(self, paper_id: int | None, keys: RecordKeys) -> None:
+        self.id = paper_id
+        self.arxiv_id = keys.arxiv_id
+        self.doi = keys.doi
+        self.openreview_id = keys.openreview_id
+        self.cvf_url = keys.cvf_url
+        self.title_key = keys.title_key
+        self.author_keys = keys.author_keys
+
+    def conflicts(self, keys: RecordKeys) -> bool:
+        """True when an exact key says the record is another paper."""
+        return (
+            (self.arxiv_id is not None and keys.arxiv_id is not None and self.arxiv_id != keys.arxiv_id)
+            or (self.doi is not None and keys.doi is not None and self.doi != keys.doi)
+            or (
+                self.openreview_id is not None
+                and keys.openreview_id is not None
+                and self.openreview_id != keys.openreview_id
+            )
+            or (self.cvf_url is not None and keys.cvf_url is not None and self.cvf_url != keys.cvf_url)
+        )
+
+
+class IdentityIndex:
+    """The in-memory identity index of the store: exact-key maps and fuzzy blocks.
+
+    Build it with `load(session)`. It can be reused across pages and batches of one process
+    (the bulk path does so); after a rolled-back transaction, load a new one.
+    """
+
+    _KEY_FIELDS = ("arxiv_id", "doi", "openreview_id", "cvf_url")
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, dict[str, _Known]] = {name: {} for name in self._KEY_FIELDS}
+        self.by_title: dict[str, list[_Known]] = {}
+        self.blocks: dict[int, list[_Known]] = {}
+        self.fuzzy_comparisons = 0  # rapidfuzz calls
+        self.candidates_seen = 0  # block members looked at (including those a key rules out)
+
+    @classmethod
+    def load(cls, session: Session) -> IdentityIndex:
+        index = cls()
+        rows = session.execute(
+            select(
+                PaperRow.id,
+                PaperRow.arxiv_id,
+                PaperRow.doi,
+                PaperRow.openreview_id,
+                PaperRow.cvf_url,
+                PaperRow.title_key,
+                PaperRow.authors,
+            ).execution_options(yield_per=5000)
+        )
+        for paper_id, arxiv, doi, openreview, cvf, title_key, authors in rows:
+            author_keys = tuple(k for k in (normalize.author_key(a) for a in (authors or [])) if k)
+            keys = RecordKeys(arxiv, doi, openreview, cvf, title_key or "", author_keys[:AUTHOR_KEYS_KEPT])
+            index.add(_Known(paper_id, keys))
+        return index
+
+    def __len__(self) -> int:
+        return sum(len(known) for known in self.by_title.values())
+
+    def add(self, known: _Known) -> None:
+        for name in self._KEY_FIELDS:
+            value = getattr(known, name)
+            if value is not None:
+                self.by_key[name][value] = known
+        self.by_title.setdefault(known.title_key, []).append(known)
+        first_author = known.author_keys[0] if known.author_keys else ""
+        for key in block_keys(known.title_key, first_author):
+            self.blocks.setdefault(key, []).append(known)
+
+    def claim_keys(self, known: _Known, keys: RecordKeys) -> None:
+        """Give `known` the record's exact keys that it lacks and no other paper holds."""
+        for name in self._KEY_FIELDS:
+            value = getattr(keys, name)
+            if value is not None and getattr(known, name) is None and value not in self.by_key[name]:
+                setattr(known, name, value)
+                self.by_key[name][value] = known
+        if not known.author_keys and keys.author_keys:
+            known.author_keys = keys.author_keys
+
+    def resolve(self, keys: RecordKeys) -> _Known | None:
+        """The paper this record is, or None for a new paper."""
+        for name in self._KEY_FIELDS:
+            value = getattr(keys, name)
+            if value is not None:
+                hit = self.by_key[name].get(value)
+                if hit is not None:
+                    return hit
+        return self._fuzzy(keys)
+
+    def _fuzzy(self, keys: RecordKeys) -> _Known | None:
+        if not keys.title_key:
+            return None
+        candidates: dict[int, _Known] = {}
+        for known in self.by_title.get(keys.title_key, ()):
+            candidates[id(known)] = known
+        for block in block_keys(keys.title_key, keys.first_author):
+            members = self.blocks.get(block)
+            if members and len(members) <= MAX_BLOCK_SIZE:
+                for known in members:
+                    candidates[id(known)] = known
+        best: _Known | None = None
+        best_score = 0.0
+        self.candidates_seen += len(candidates)
+        for known in candidates.values():
+            if known.conflicts(keys):
+                continue
+            both_have_authors = bool(keys.author_keys and known.author_keys)
+            if both_have_authors and not set(keys.author_keys) & set(known.author_keys):
+                continue
+            threshold = TITLE_THRESHOLD_WITH_AUTHORS if both_have_authors else TITLE_THRESHOLD_TITLE_ONLY
+            self.fuzzy_comparisons += 1
+            score = fuzz.ratio(keys.title_key, known.title_key, score_cutoff=threshold)
+            if score > best_score:
+                best, best_score = known, score
+        return best
+
+
+def _new_paper_values(record: RawRecord, keys: RecordKeys, now: datetime) -> dict[str, Any]:
+    venue = record.venue if record.decision != "rejected" else None
+    if venue is None and (keys.arxiv_id or record.source.startswith("arxiv")):
+        venue = "arXiv"
+    year = record.year
+    if year is None and record.published is not None:
+        year = record.published.year
+    if year is None:
+        year = arxiv_year(keys.arxiv_id)
+    return {
+        "title": record.title,
+        "title_key": keys.title_key,
+        "first_author_key": keys.first_author[:128],
+        "abstract": record.abstract or "",
+        "authors": list(record.authors),
+        "year": year,
+        "venue": venue[:128] if venue else None,
+        "previous_venue": None,
+        "venue_upgraded_at": None,
+        "arxiv_id": keys.arxiv_id,
+        "doi": keys.doi,
+        "openreview_id": keys.openreview_id,
+        "cvf_url": keys.cvf_url,
+        "code_url": record.code_url,
+        "pdf_url": record.pdf_url,
+        "comment": record.comment,
+        "journal_ref": record.journal_ref,
+        "categories": list(record.categories),
+        "primary_category": record.primary_category,
+        "published_at": record.published,
+        "created_at": now,
+        "modified_at": now,
+    }
+
+
+_FILLED_FROM_RECORD = ("code_url", "pdf_url", "comment", "journal_ref", "primary_category")
+
+
+def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: datetime) -> tuple[set[str], bool]:
+    """Merge a record into a paper's column values; returns the changed columns and whether
+    the paper was upgraded from a preprint to a venue."""
+    changed: set[str] = set()
+
+    def put(column: str, value: Any) -> None:
+        if values.get(column) != value:
+            values[column] = value
+            changed.add(column)
+
+    if not values.get("abstract") and record.abstract:
+        put("abstract", record.abstract)
+    if not values.get("authors") and record.authors:
+        put("authors", list(record.authors))
+        put("first_author_key", normalize.first_author_key(record.authors)[:128])
+    if not values.get("categories") and record.categories:
+        put("categories", list(record.categories))
+    for column in _FILLED_FROM_RECORD:
+        value = getattr(record, column)
+        if value and not values.get(column):
+            put(column, value)
+    for column in IdentityIndex._KEY_FIELDS:
+        # The index decided which keys this paper may hold (no unique key is taken twice).
+        if values.get(column) is None and getattr(known, column) is not None:
+            put(column, getattr(known, column))
+    if record.published and (values.get("published_at") is None or record.published < values["published_at"]):
+        put("published_at", record.published)
+
+    upgraded = False
+    venue = record.venue if record.decision != "rejected" else None
+    if venue and not is_preprint_venue(venue) and is_preprint_venue(values.get("venue")):
+        put("previous_venue", values.get("venue") or ("arXiv" if values.get("arxiv_id") else None))
+        put("venue", venue[:128])
+        if record.year is not None:
+            put("year", record.year)
+        put("venue_upgraded_at", now)
+        upgraded = True
+    elif values.get("venue") is None and venue:
+        put("venue", venue[:128])
+    if values.get("year") is None:
+        year = record.year or (record.published.year if record.published else None)
+        if year is not None:
+            put("year", year)
+    if changed:
+        values["modified_at"] = now
+        changed.add("modified_at")
+    return changed, upgraded
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _paper_values(row: PaperRow) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in PaperRow.__table__.columns}
+
+
+def _ingest(
+    session: Session,
+    records: list[RawRecord],
+    index: IdentityIndex,
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> IngestStats:
+    """Resolve and store one batch of records in the session's transaction."""
+    stats = IngestStats(records=len(records))
+    comparisons_before = index.fuzzy_comparisons
+
+    hashes = [record.payload_hash for record in records]
+    stored: set[str] = set()
+    for chunk in _chunks(sorted(set(hashes)), _SQL_IN_CHUNK):
+        stored.update(session.scalars(select(SightingRow.payload_hash).where(SightingRow.payload_hash.in_(chunk))))
+
+    # 1. Resolve identities in record order, so that later records see earlier ones.
+    plan: list[tuple[RawRecord, str, RecordKeys, _Known, bool]] = []
+    fresh: dict[int, dict[str, Any]] = {}  # id(_Known) -> values of a paper new in this batch
+    for record, payload_hash in zip(records, hashes, strict=True):
+        if payload_hash in stored:
+            stats.duplicate_sightings += 1
+            continue
+        stored.add(payload_hash)
+        keys = record_keys(record)
+        known = index.resolve(keys)
+        if known is None:
+            known = _Known(None, keys)
+            index.add(known)
+            fresh[id(known)] = _new_paper_values(record, keys, now)
+            plan.append((record, payload_hash, keys, known, True))
+        else:
+            index.claim_keys(known, keys)
+            plan.append((record, payload_hash, keys, known, False))
+
+    # 2. Load the stored papers that records merge into.
+    existing_ids = sorted({known.id for *_, known, new in plan if not new and known.id is not None})
+    loaded: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(existing_ids, _SQL_IN_CHUNK):
+        for row in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk))):
+            loaded[row.id] = _paper_values(row)
+
+    # 3. Merge, in order.
+    changed: dict[int, set[str]] = {}
+    for record, _hash, _keys, known, new in plan:
+        if new:
+            continue
+        stats.merged += 1
+        values = fresh[id(known)] if known.id is None else loaded[known.id]
+        columns, upgraded = _merge(values, record, known, now)
+        stats.upgraded += int(upgraded)
+        if known.id is not None and columns:
+            changed.setdefault(known.id, set()).update(columns)
+
+    # 4. Write: new papers (ids come back in order), updated papers, then sightings.
+    new_knowns = [known for *_, known, new in plan if new]
+    if new_knowns:
+        statement = insert(PaperRow).returning(PaperRow.id, sort_by_parameter_order=True)
+        result = session.execute(statement, [fresh[id(known)] for known in new_knowns])
+        for known, paper_id in zip(new_knowns, result.scalars().all(), strict=True):
+            known.id = paper_id
+            stats.new_paper_ids.append(paper_id)
+        stats.new_papers = len(new_knowns)
+    by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for paper_id, columns in changed.items():
+        update_values = {"id": paper_id, **{column: loaded[paper_id][column] for column in columns}}
+        by_columns.setdefault(frozenset(columns), []).append(update_values)
+    for rows in by_columns.values():
+        session.execute(update(PaperRow), rows)
+    if plan:
+        session.execute(
+            insert(SightingRow),
+            [
+                {
+                    "paper_id": known.id,
+                    "source": record.source,
+                    "source_id": record.source_id[:512],
+                    "payload_hash": payload_hash,
+                    "payload": record.to_json(),
+                    "fetched_at": now,
+                    "run_id": run_id,
+                }
+                for record, payload_hash, _keys, known, _new in plan
+            ],
+        )
+    stats.new_sightings = len(plan)
+    stats.fuzzy_comparisons = index.fuzzy_comparisons - comparisons_before
+    return stats
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ingest_page(
+    session: Session,
+    page: Page,
+    run_id: int | None = None,
+    *,
+    index: IdentityIndex | None = None,
+    now: Clock = _utcnow,
+) -> IngestStats:
+    """Store a page's records and advance its cursor, in the caller's transaction.
+
+    Both happen in `session`, so a failure anywhere leaves neither. Pass `index` to reuse one
+    identity index across the pages of a run (discard it if a transaction rolls back).
+    """
+    if index is None:
+        index = IdentityIndex.load(session)
+    stats = _ingest(session, list(page.records), index, run_id=run_id, now=now())
+    _write_cursor(session, page.source, page.cursor_key, page.cursor)
+    session.flush()
+    return stats
+
+
+def _write_cursor(session: Session, source: str, key: str, value: str | None) -> None:
+    row = session.scalars(select(CursorRow).where(CursorRow.source == source, CursorRow.key == key)).first()
+    if row is None:
+        session.add(CursorRow(source=source, key=key, value=value))
+    elif row.value != value:
+        row.value = value
+
+
+def read_cursors(session: Session, source: str) -> dict[str, str | None]:
+    """Every cursor key of a source and its value; {} for a source never fetched."""
+    rows = session.execute(select(CursorRow.key, CursorRow.value).where(CursorRow.source == source))
+    return {key: value for key, value in rows}
+
+
+def ingest_records(
+    engine: Engine,
+    records: Iterable[RawRecord],
+    *,
+    run_id: int | None = None,
+    batch_size: int = 1000,
+    index: IdentityIndex | None = None,
+    now: Clock = _utcnow,
+    progress: Callable[[IngestStats], None] | None = None,
+) -> IngestStats:
+    """Ingest many records in batches, one transaction per batch (for bulk loads).
+
+    A failed batch rolls back whole and stops the load; the batches before it stay stored,
+    and re-running the load skips them as duplicate sightings. `progress` is called after
+    each committed batch with that batch's stats.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    total = IngestStats()
+    iterator = iter(records)
+    with transaction(engine) as session:
+        if index is None:
+            index = IdentityIndex.load(session)
+    while batch := list(islice(iterator, batch_size)):
+        with transaction(engine) as session:
+            stats = _ingest(session, batch, index, run_id=run_id, now=now())
+        total += stats
+        if progress is not None:
+            progress(stats)
+    log.info("ingested %s", total.as_dict())
+    return total
