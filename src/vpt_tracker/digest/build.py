@@ -1,0 +1,336 @@
+"""The weekly digest: what the maintainers need to know, gathered from the store.
+
+Building is separate from sending so that `digest build --output x.eml` shows exactly what
+`digest send` would send, and so that the content can be tested without a mail server.
+Titles and abstracts are untrusted input: the HTML template autoescapes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from vpt_tracker.config import Settings
+from vpt_tracker.errors import UserError
+from vpt_tracker.models import CandidateStatus
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import (
+    CandidateRow,
+    CatalogueRow,
+    EntryRow,
+    PaperRow,
+    RefetchWindowRow,
+    RunRow,
+)
+
+#: Candidates shown per label group; the rest are counted ("and 12 more").
+TOP_PER_LABEL = 10
+UNLABELLED = "(no label proposed)"
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+
+
+@dataclass(frozen=True)
+class Week:
+    """An ISO week, Monday 00:00 UTC to the next Monday."""
+
+    year: int
+    number: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}-W{self.number:02d}"
+
+    @property
+    def start(self) -> datetime:
+        monday = date.fromisocalendar(self.year, self.number, 1)
+        return datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(days=7)
+
+    @classmethod
+    def of(cls, moment: datetime | date) -> Week:
+        year, number, _ = moment.isocalendar()
+        return cls(year, number)
+
+
+def parse_week(text: str | None, now: datetime) -> Week:
+    """`2026-W47`, `current`, or `last` (the default: the last complete week)."""
+    if text is None or text == "last":
+        return Week.of(now - timedelta(days=7))
+    if text == "current":
+        return Week.of(now)
+    match = _WEEK.match(text.strip())
+    if not match:
+        raise UserError(f"--week {text!r} is not an ISO week like 2026-W47 (or 'current', 'last')")
+    year, number = int(match.group(1)), int(match.group(2))
+    try:
+        date.fromisocalendar(year, number, 1)
+    except ValueError:
+        raise UserError(f"--week {text!r}: {year} has no week {number}") from None
+    return Week(year, number)
+
+
+@dataclass
+class PaperLine:
+    title: str
+    url: str | None
+    venue: str | None
+    year: int | None
+    relevance: float | None = None
+    labels: list[tuple[str, float]] = field(default_factory=list)  # proposed label title, probability
+    low_confidence: bool = False
+    note: str | None = None  # e.g. "arXiv → CVPR 2025", reviewer
+
+
+@dataclass
+class LabelGroup:
+    label: str
+    papers: list[PaperLine]
+    more: int = 0
+
+
+@dataclass
+class CatalogueDigest:
+    name: str
+    groups: list[LabelGroup]
+    new_count: int
+    accepted: list[PaperLine]
+    published: list[PaperLine]
+    upgrades: list[PaperLine]
+    queue_size: int
+    oldest_pending_days: float | None
+
+
+@dataclass
+class SourceHealth:
+    source: str
+    runs: int
+    unhealthy_runs: int
+    records: int
+    last_healthy: bool
+    last_reason: str | None
+    pending_refetch: int
+
+
+@dataclass
+class Digest:
+    week: Week
+    generated_at: datetime
+    catalogues: list[CatalogueDigest]
+    health: list[SourceHealth]
+    runs: int
+    failed_runs: int
+
+    @property
+    def subject(self) -> str:
+        new = sum(c.new_count for c in self.catalogues)
+        unhealthy = sum(1 for h in self.health if not h.last_healthy)
+        tail = f", {unhealthy} unhealthy source{'s' if unhealthy != 1 else ''}" if unhealthy else ""
+        return f"vpt-tracker digest {self.week.label}: {new} new candidate{'s' if new != 1 else ''}{tail}"
+
+
+def paper_url(paper: PaperRow) -> str | None:
+    """The most canonical public link we know for a paper."""
+    if paper.arxiv_id:
+        return f"https://arxiv.org/abs/{paper.arxiv_id}"
+    if paper.doi:
+        return f"https://doi.org/{paper.doi}"
+    if paper.openreview_id:
+        return f"https://openreview.net/forum?id={paper.openreview_id}"
+    return paper.cvf_url or paper.pdf_url
+
+
+def build_digest(engine: Engine, week: Week, *, now: datetime | None = None) -> Digest:
+    now = now or datetime.now(UTC)
+    with transaction(engine) as session:
+        catalogues = session.scalars(select(CatalogueRow).order_by(CatalogueRow.name)).all()
+        parts = [_catalogue_digest(session, catalogue, week, now) for catalogue in catalogues]
+        health, runs, failed = _source_health(session, week)
+    return Digest(week, now, parts, health, runs, failed)
+
+
+def _label_titles(preset: str | None) -> dict[str, str]:
+    if not preset:
+        return {}
+    from vpt_tracker.classify.taxonomy import load_preset
+
+    try:
+        return {label.key: label.title for label in load_preset(preset).labels}
+    except UserError:
+        return {}
+
+
+def _line(
+    paper: PaperRow, candidate: CandidateRow | None = None, titles: dict[str, str] | None = None
+) -> PaperLine:
+    line = PaperLine(title=paper.title, url=paper_url(paper), venue=paper.venue, year=paper.year)
+    if candidate is not None:
+        titles = titles or {}
+        line.relevance = candidate.relevance
+        line.low_confidence = candidate.low_confidence
+        scores = candidate.label_scores or {}
+        proposed = candidate.proposed_labels or []
+        line.labels = [(titles.get(key, key), float(scores.get(key, 0.0))) for key in proposed]
+    return line
+
+
+def _catalogue_digest(
+    session: Session, catalogue: CatalogueRow, week: Week, now: datetime
+) -> CatalogueDigest:
+    titles = _label_titles(catalogue.preset)
+    in_week = (CandidateRow.created_at >= week.start) & (CandidateRow.created_at < week.end)
+    new = session.execute(
+        select(CandidateRow, PaperRow)
+        .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
+        .where(CandidateRow.catalogue_id == catalogue.id, in_week)
+        .order_by(CandidateRow.relevance.desc(), CandidateRow.id)
+    ).all()
+    grouped: dict[str, list[PaperLine]] = {}
+    for candidate, paper in new:
+        proposed = candidate.proposed_labels or []
+        key = titles.get(proposed[0], proposed[0]) if proposed else UNLABELLED
+        grouped.setdefault(key, []).append(_line(paper, candidate, titles))
+    # Groups ordered by their best candidate, so the most promising label comes first.
+    groups = [
+        LabelGroup(label, lines[:TOP_PER_LABEL], max(0, len(lines) - TOP_PER_LABEL))
+        for label, lines in sorted(grouped.items(), key=lambda item: -(item[1][0].relevance or 0.0))
+    ]
+
+    def decided(status: CandidateStatus, column: InstrumentedAttribute[datetime | None]) -> list[PaperLine]:
+        rows = session.execute(
+            select(CandidateRow, PaperRow)
+            .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
+            .where(
+                CandidateRow.catalogue_id == catalogue.id,
+                CandidateRow.status == status.value,
+                column >= week.start,
+                column < week.end,
+            )
+            .order_by(PaperRow.title)
+        ).all()
+        lines = []
+        for candidate, paper in rows:
+            line = _line(paper, candidate, titles)
+            labels = candidate.final_labels or candidate.proposed_labels or []
+            line.labels = [(titles.get(key, key), 1.0) for key in labels]
+            line.note = f"by {candidate.reviewer}" if candidate.reviewer else None
+            lines.append(line)
+        return lines
+
+    accepted = decided(CandidateStatus.ACCEPTED, CandidateRow.decided_at)
+    published = decided(CandidateStatus.PUBLISHED, CandidateRow.published_at)
+
+    in_catalogue = select(EntryRow.paper_id).where(
+        EntryRow.catalogue_id == catalogue.id, EntryRow.paper_id.is_not(None)
+    ).union(
+        select(CandidateRow.paper_id).where(
+            CandidateRow.catalogue_id == catalogue.id,
+            CandidateRow.status.in_([CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value]),
+        )
+    )
+    upgrades = []
+    for paper in session.scalars(
+        select(PaperRow)
+        .where(
+            PaperRow.id.in_(in_catalogue),
+            PaperRow.venue_upgraded_at >= week.start,
+            PaperRow.venue_upgraded_at < week.end,
+        )
+        .order_by(PaperRow.title)
+    ):
+        line = _line(paper)
+        line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
+        upgrades.append(line)
+
+    pending = (CandidateRow.catalogue_id == catalogue.id) & (
+        CandidateRow.status == CandidateStatus.PENDING.value
+    )
+    queue_size = session.scalar(select(func.count()).select_from(CandidateRow).where(pending)) or 0
+    oldest = session.scalar(select(func.min(CandidateRow.created_at)).where(pending))
+    oldest_days = None
+    if oldest is not None:
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        oldest_days = round((now - oldest).total_seconds() / 86400, 1)
+    return CatalogueDigest(
+        name=catalogue.name,
+        groups=groups,
+        new_count=len(new),
+        accepted=accepted,
+        published=published,
+        upgrades=upgrades,
+        queue_size=queue_size,
+        oldest_pending_days=oldest_days,
+    )
+
+
+def _source_health(session: Session, week: Week) -> tuple[list[SourceHealth], int, int]:
+    runs = session.scalars(
+        select(RunRow)
+        .where(RunRow.started_at >= week.start, RunRow.started_at < week.end)
+        .order_by(RunRow.started_at, RunRow.id)
+    ).all()
+    states: dict[str, SourceHealth] = {}
+    for run in runs:
+        sources = (run.counts or {}).get("sources", {})
+        for name, state in (run.health or {}).items():
+            entry = states.setdefault(name, SourceHealth(name, 0, 0, 0, True, None, 0))
+            entry.runs += 1
+            entry.records += int(sources.get(name, {}).get("records", 0))
+            healthy = bool(state.get("healthy", True))
+            entry.unhealthy_runs += 0 if healthy else 1
+            entry.last_healthy = healthy
+            entry.last_reason = state.get("reason")
+    pending = session.execute(
+        select(RefetchWindowRow.source, func.count())
+        .where(RefetchWindowRow.done_at.is_(None))
+        .group_by(RefetchWindowRow.source)
+    ).all()
+    for name, count in pending:
+        states.setdefault(name, SourceHealth(name, 0, 0, 0, True, None, 0)).pending_refetch = count
+    failed = sum(1 for run in runs if run.outcome in ("failed", "partial"))
+    return sorted(states.values(), key=lambda h: h.source), len(runs), failed
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("vpt_tracker.digest", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(digest: Digest) -> tuple[str, str]:
+    """The digest as (plain text, HTML)."""
+    environment = _environment()
+    context = {"digest": digest}
+    text = environment.get_template("digest.txt.j2").render(context)
+    html = environment.get_template("digest.html.j2").render(context)
+    return text, html
+
+
+def to_message(digest: Digest, settings: Settings) -> EmailMessage:
+    """A multipart/alternative message: text first, HTML as the preferred alternative."""
+    text, html = render(digest)
+    message = EmailMessage()
+    message["Subject"] = digest.subject
+    message["From"] = settings.smtp.sender
+    message["To"] = ", ".join(settings.smtp.recipients) or "undisclosed-recipients:;"
+    message["Date"] = formatdate(digest.generated_at.timestamp(), localtime=False)
+    message["Message-ID"] = make_msgid(idstring=f"digest-{digest.week.label}", domain="vpt-tracker")
+    message["X-VPT-Tracker-Week"] = digest.week.label
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message

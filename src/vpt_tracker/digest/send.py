@@ -1,0 +1,172 @@
+"""Deliver the digest over SMTP, once per week.
+
+The `digests` table is the guard: a week whose digest was sent is refused unless forced,
+and a week whose delivery failed (server unreachable, recipients refused) is `failed` with
+its error, so that the scheduler's next digest job retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from sqlalchemy import Engine, select
+
+from vpt_tracker.config import Settings, SmtpConfig
+from vpt_tracker.digest.build import Week, build_digest, to_message
+from vpt_tracker.errors import UserError
+from vpt_tracker.locks import exclusive
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import DigestRow
+
+log = logging.getLogger(__name__)
+
+#: The scheduler stops retrying a week after this many failed attempts.
+MAX_ATTEMPTS = 5
+
+
+class DigestNotSent(UserError):
+    """Delivery failed; the digest is marked for retry. Exit code 1: a fault, not bad input."""
+
+    exit_code = 1
+
+
+@dataclass
+class SendResult:
+    week: str
+    recipients: list[str]
+    subject: str
+    attempts: int
+
+
+def deliver(message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    """Send `message` to `smtp.recipients`; raises `smtplib.SMTPException` or `OSError`."""
+    context = ssl_context or ssl.create_default_context()
+    client: smtplib.SMTP
+    if smtp.security == "ssl":
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+    with client:
+        if smtp.security == "starttls":
+            client.starttls(context=context)
+        if smtp.username:
+            password = smtp.password.get_secret_value() if smtp.password else ""
+            client.login(smtp.username, password)
+        refused = client.send_message(message, to_addrs=smtp.recipients)
+        if refused:
+            # Some recipients got it; the digest counts as sent, and the refusals are logged.
+            log.warning("SMTP server refused some recipients: %s", ", ".join(sorted(refused)))
+
+
+def _describe(exc: BaseException, smtp: SmtpConfig) -> str:
+    where = f"{smtp.host}:{smtp.port}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return f"the SMTP server {where} refused every recipient ({', '.join(sorted(exc.recipients))})"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"the SMTP server {where} rejected the login for {smtp.username!r}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        detail = exc.smtp_error
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        return f"the SMTP server {where} refused the message: {exc.smtp_code} {detail}"
+    if isinstance(exc, smtplib.SMTPException):
+        return f"SMTP error with {where}: {exc}"
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return f"cannot reach the SMTP server {where}: {reason}"
+
+
+def send_digest(
+    settings: Settings,
+    engine: Engine,
+    week: Week,
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> SendResult:
+    """Build and send the digest of `week`; refuses a week already sent unless `force`."""
+    now = now or datetime.now(UTC)
+    smtp = settings.smtp
+    if not smtp.recipients:
+        raise UserError("smtp.recipients is empty: set the digest recipients in the config")
+    with exclusive(engine, "digest"):
+        with transaction(engine) as session:
+            row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
+            if row is not None and row.status == "sent" and not force:
+                sent = row.sent_at.strftime("%Y-%m-%d %H:%M UTC") if row.sent_at else "earlier"
+                raise UserError(
+                    f"the digest for {week.label} was already sent ({sent}); use --force to resend"
+                )
+            if row is None:
+                row = DigestRow(week=week.label, status="built", attempts=0, recipients=[])
+                session.add(row)
+            row.built_at = now
+        message = to_message(build_digest(engine, week, now=now), settings)
+        error: str | None = None
+        try:
+            deliver(message, smtp, ssl_context=ssl_context)
+        except (smtplib.SMTPException, OSError) as exc:
+            error = _describe(exc, smtp)
+        with transaction(engine) as session:
+            row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
+            assert row is not None
+            row.attempts = (row.attempts or 0) + 1
+            row.recipients = list(smtp.recipients)
+            if error is None:
+                row.status, row.sent_at, row.last_error = "sent", now, None
+            else:
+                row.status, row.last_error = "failed", error
+            attempts = row.attempts
+    if error is not None:
+        raise DigestNotSent(
+            f"digest {week.label} not sent: {error}; it is marked for retry "
+            f"(attempt {attempts}; `vpt-tracker digest send --week {week.label}` retries now)"
+        )
+    log.info("digest %s sent to %d recipients", week.label, len(smtp.recipients))
+    return SendResult(week.label, list(smtp.recipients), str(message["Subject"]), attempts)
+
+
+def send_due(
+    settings: Settings,
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> list[SendResult]:
+    """The scheduler's job: last week's digest if unsent, then earlier failed ones (retries).
+
+    A failure is logged and left `failed` for the next call; the first one is re-raised
+    after the others were tried, so that the job's log line says it failed.
+    """
+    now = now or datetime.now(UTC)
+    from vpt_tracker.digest.build import parse_week
+
+    due = [parse_week("last", now)]
+    with transaction(engine) as session:
+        retry = session.scalars(
+            select(DigestRow.week).where(DigestRow.status == "failed", DigestRow.attempts < MAX_ATTEMPTS)
+        ).all()
+    for label in sorted(retry):
+        week = parse_week(label, now)
+        if week not in due:
+            due.append(week)
+    results: list[SendResult] = []
+    first_error: DigestNotSent | None = None
+    for week in due:
+        with transaction(engine) as session:
+            status = session.scalar(select(DigestRow.status).where(DigestRow.week == week.label))
+        if status == "sent":
+            continue
+        try:
+            results.append(send_digest(settings, engine, week, now=now, ssl_context=ssl_context))
+        except DigestNotSent as exc:
+            log.warning("%s", exc)
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return results

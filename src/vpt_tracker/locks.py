@@ -1,0 +1,104 @@
+"""One pipeline run at a time, whatever started it (cron, the scheduler, a maintainer).
+
+Two runs writing the same cursors would not corrupt anything (cursors and records commit
+together), but they would fetch everything twice and make the run records meaningless, so
+the second run is refused with exit code 75 (EX_TEMPFAIL: "try again later").
+
+The lock must vanish when its holder dies, even by SIGKILL, or a crash would block every
+later run until someone deletes a file by hand:
+- PostgreSQL: a session-level advisory lock on a dedicated connection. The server drops
+  it when the connection closes, and the kernel closes the socket when the process dies.
+- SQLite: `flock` on a lock file next to the database file. The kernel releases it when
+  the descriptor is closed, which includes process death. The file itself may stay
+  behind; it is only a handle, never a marker.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from vpt_tracker.errors import UserError
+
+EX_TEMPFAIL = 75
+
+
+class AlreadyRunning(UserError):
+    """Another process holds the lock; the CLI exits with 75 and this one line."""
+
+    exit_code = EX_TEMPFAIL
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for `pg_advisory_lock`, derived from the lock's name."""
+    digest = hashlib.sha256(f"vpt-tracker:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def sqlite_lock_path(engine: Engine, name: str) -> Path:
+    """`<database>.<name>.lock` beside the file; a temp-dir file for in-memory databases."""
+    database = engine.url.database
+    if database and database != ":memory:":
+        return Path(database).with_name(f"{Path(database).name}.{name}.lock")
+    key = hashlib.sha256(str(engine.url).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"vpt-tracker-{key}.{name}.lock"
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str = "pipeline") -> Iterator[None]:
+    """Hold the lock `name` for the database of `engine`, or raise `AlreadyRunning` at once."""
+    if engine.dialect.name == "postgresql":
+        with _postgres_lock(engine, name):
+            yield
+    else:
+        with _file_lock(sqlite_lock_path(engine, name), name):
+            yield
+
+
+@contextmanager
+def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
+    key = advisory_key(name)
+    # A connection of its own: the lock lives as long as this session, independent of the
+    # transactions that the run commits on other connections.
+    connection = engine.connect()
+    try:
+        acquired = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+        connection.commit()
+        if not acquired:
+            raise AlreadyRunning(f"another vpt-tracker {name} run is in progress on this database; try later")
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _file_lock(path: Path, name: str) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"another vpt-tracker {name} run is in progress (lock {path}); try later"
+            ) from None
+        # The holder's pid, for a maintainer who wonders who holds it; not used for locking.
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    finally:
+        os.close(descriptor)
