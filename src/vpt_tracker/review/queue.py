@@ -1,0 +1,711 @@
+"""The review queue: every reviewer action on candidates, with no user interface.
+
+The terminal app and the `review` commands are thin layers over `ReviewQueue`, so that the
+rules live in one place and are tested without a screen:
+
+- each action changes a candidate and writes its `decisions` row in one transaction, so the
+  audit log (which undo reads, and which later becomes training data) never disagrees with
+  the candidates;
+- `candidates.version` is SQLAlchemy's version counter: an UPDATE only applies when the row
+  still has the version this reviewer read. Of two reviewers acting on the same candidate
+  exactly one wins; the other gets a `Conflict` showing what the winner did;
+- `undo` reverts this reviewer's last decision that is not yet undone (a bulk action as a
+  whole), and is itself recorded as a decision.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, String, and_, case, cast, func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import ColumnElement
+
+from vpt_tracker.errors import UserError
+from vpt_tracker.models import CandidateStatus
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow, PaperRow, utcnow
+
+T = TypeVar("T")
+
+ORDERS = ("relevance", "uncertainty")
+#: Statuses a reviewer may still decide on; a deferred candidate comes back later.
+OPEN_STATUSES = (CandidateStatus.PENDING.value, CandidateStatus.DEFERRED.value)
+#: The fields a decision records before and after, and that undo restores.
+_STATE_FIELDS = ("status", "final_labels", "reason", "reviewer")
+
+
+class Conflict(UserError):
+    """Another reviewer changed the candidate first; nothing of this action was applied."""
+
+    def __init__(self, message: str, current: QueueItem | None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A candidate joined with its paper: what a reviewer needs to decide on it."""
+
+    candidate_id: int
+    paper_id: int
+    catalogue: str
+    status: str
+    version: int
+    relevance: float
+    proposed_labels: list[str]
+    final_labels: list[str] | None
+    label_scores: dict[str, float]
+    base_to_novel: float | None
+    low_confidence: bool
+    reason: str | None
+    reviewer: str | None
+    decided_at: datetime | None
+    title: str
+    abstract: str
+    authors: list[str]
+    venue: str | None
+    year: int | None
+    arxiv_id: str | None
+    doi: str | None
+    openreview_id: str | None
+    cvf_url: str | None
+    code_url: str | None
+    pdf_url: str | None
+    comment: str | None
+
+    @property
+    def links(self) -> list[tuple[str, str]]:
+        """(name, url) of every place the paper can be read, best first."""
+        found: list[tuple[str, str]] = []
+        if self.arxiv_id:
+            found.append(("arXiv", f"https://arxiv.org/abs/{self.arxiv_id}"))
+        if self.openreview_id:
+            found.append(("OpenReview", f"https://openreview.net/forum?id={self.openreview_id}"))
+        if self.cvf_url:
+            found.append(("CVF", self.cvf_url))
+        if self.doi:
+            found.append(("DOI", f"https://doi.org/{self.doi}"))
+        if self.pdf_url:
+            found.append(("PDF", self.pdf_url))
+        if self.code_url:
+            found.append(("Code", self.code_url))
+        return found
+
+    @property
+    def venue_year(self) -> str:
+        return " ".join(part for part in (self.venue, str(self.year) if self.year else None) if part)
+
+    def state(self) -> str:
+        """One line saying where the candidate stands, for messages."""
+        text = self.status
+        if self.reviewer:
+            text += f" by {self.reviewer}"
+        if self.decided_at:
+            text += f" at {self.decided_at:%Y-%m-%d %H:%M} UTC"
+        if self.final_labels:
+            text += f", labels: {', '.join(self.final_labels)}"
+        if self.reason:
+            text += f", reason: {self.reason}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.candidate_id,
+            "paper_id": self.paper_id,
+            "catalogue": self.catalogue,
+            "status": self.status,
+            "version": self.version,
+            "relevance": self.relevance,
+            "proposed_labels": self.proposed_labels,
+            "final_labels": self.final_labels,
+            "base_to_novel": self.base_to_novel,
+            "reason": self.reason,
+            "reviewer": self.reviewer,
+            "title": self.title,
+            "venue": self.venue,
+            "year": self.year,
+            "links": dict(self.links),
+        }
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What `/` narrows the queue to: words of the title or abstract, a label, a score range.
+
+    Written as free text, e.g. ``pixel prompt label:learnable score>=0.6``.
+    """
+
+    words: tuple[str, ...] = ()
+    label: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+
+    _TOKEN = re.compile(r"^score(>=|<=|>|<|=)([0-9]*\.?[0-9]+)$")
+
+    @classmethod
+    def parse(cls, text: str) -> Filter:
+        words: list[str] = []
+        label = None
+        low = high = None
+        for token in text.split():
+            lowered = token.lower()
+            if lowered.startswith("label:") and len(token) > len("label:"):
+                label = token[len("label:") :]
+                continue
+            match = cls._TOKEN.match(lowered)
+            if match:
+                op, value = match.group(1), float(match.group(2))
+                if op in (">=", ">", "="):
+                    low = value
+                if op in ("<=", "<", "="):
+                    high = value
+                continue
+            if lowered.startswith("score"):
+                raise UserError(f"cannot read the score filter {token!r}; write e.g. score>=0.5 or score<0.2")
+            words.append(token)
+        return cls(tuple(words), label, low, high)
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.label or self.min_score is not None or self.max_score is not None)
+
+    def describe(self) -> str:
+        parts = list(self.words)
+        if self.label:
+            parts.append(f"label:{self.label}")
+        if self.min_score is not None:
+            parts.append(f"score>={self.min_score:g}")
+        if self.max_score is not None:
+            parts.append(f"score<={self.max_score:g}")
+        return " ".join(parts)
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        for word in self.words:
+            pattern = f"%{_escape_like(word.lower())}%"
+            found.append(
+                or_(
+                    func.lower(PaperRow.title).like(pattern, escape="\\"),
+                    func.lower(PaperRow.abstract).like(pattern, escape="\\"),
+                )
+            )
+        if self.label:
+            # JSON lists are stored as text on SQLite and rendered as text by PostgreSQL's cast:
+            # a quoted key matches one whole label.
+            quoted = f'%"{_escape_like(self.label)}"%'
+            found.append(
+                or_(
+                    cast(CandidateRow.proposed_labels, String).like(quoted, escape="\\"),
+                    cast(CandidateRow.final_labels, String).like(quoted, escape="\\"),
+                )
+            )
+        if self.min_score is not None:
+            found.append(CandidateRow.relevance >= self.min_score)
+        if self.max_score is not None:
+            found.append(CandidateRow.relevance <= self.max_score)
+        return found
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass
+class BulkResult:
+    rejected: int
+    batch: str
+    candidate_ids: list[int] = field(default_factory=list)
+
+
+class ReviewQueue:
+    """Reviewer actions on the candidates of one catalogue (or of all, when `catalogue` is None)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        reviewer: str,
+        catalogue: str | None = None,
+        *,
+        order: str = "relevance",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if not reviewer.strip():
+            raise UserError("a reviewer name is needed: set review.reviewer in the config or pass --reviewer")
+        if order not in ORDERS:
+            raise UserError(f"unknown review order {order!r}; use one of: {', '.join(ORDERS)}")
+        self.engine = engine
+        self.reviewer = reviewer.strip()
+        self.catalogue = catalogue
+        self.order = order
+        self.clock = clock
+        self._catalogue_id: int | None = None
+        if catalogue is not None:
+            with transaction(engine) as session:
+                self._catalogue_id = _catalogue_row(session, catalogue).id
+
+    # ----------------------------------------------------------------- reading
+    def next(self, filter: Filter | None = None) -> QueueItem | None:
+        """The pending candidate to look at first, in the configured order."""
+        ids = self.ids(filter=filter, limit=1)
+        return self.get(ids[0]) if ids else None
+
+    def ids(
+        self,
+        *,
+        status: str | Sequence[str] = CandidateStatus.PENDING.value,
+        filter: Filter | None = None,
+        limit: int | None = None,
+    ) -> list[int]:
+        """Candidate ids in queue order; cheap enough for 100k rows, so a view can page by position."""
+        query = self._scoped(select(CandidateRow.id), status, filter).order_by(*self._ordering())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:
+            return list(connection.scalars(query))
+
+    def count(
+        self, *, status: str | Sequence[str] = CandidateStatus.PENDING.value, filter: Filter | None = None
+    ) -> int:
+        query = self._scoped(select(func.count(CandidateRow.id)), status, filter)
+        with self.engine.connect() as connection:
+            return int(connection.scalar(query) or 0)
+
+    def items(self, candidate_ids: Iterable[int]) -> list[QueueItem]:
+        """The candidates with these ids, in the order given (missing ones left out)."""
+        wanted = list(candidate_ids)
+        if not wanted:
+            return []
+        with self.engine.connect() as connection:
+            rows = connection.execute(_item_query().where(CandidateRow.id.in_(wanted))).all()
+        by_id = {row.id: _item(row) for row in rows}
+        return [by_id[i] for i in wanted if i in by_id]
+
+    def listing(
+        self,
+        *,
+        status: str | Sequence[str] = CandidateStatus.PENDING.value,
+        filter: Filter | None = None,
+        limit: int | None = None,
+    ) -> list[QueueItem]:
+        query = self._scoped(_item_query(), status, filter).order_by(*self._ordering())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:
+            return [_item(row) for row in connection.execute(query)]
+
+    def get(self, candidate_id: int) -> QueueItem:
+        """The candidate, or a UserError when it does not exist (in this catalogue)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_item_query().where(CandidateRow.id == candidate_id)).first()
+        if row is None or (self._catalogue_id is not None and row.catalogue_id != self._catalogue_id):
+            raise UserError(self._missing(candidate_id))
+        return _item(row)
+
+    def valid_labels(self, catalogue: str | None = None) -> list[str]:
+        """The label keys the candidate's catalogue accepts (empty: no taxonomy is known)."""
+        with transaction(self.engine) as session:
+            return _taxonomy(session, _catalogue_row(session, catalogue or self._require_catalogue()))
+
+    # ----------------------------------------------------------------- actions
+    def accept(
+        self, candidate_id: int, labels: Sequence[str] | None = None, expected_version: int | None = None
+    ) -> QueueItem:
+        """Accept with the final labels; None keeps the proposed ones."""
+
+        def change(session: Session, row: CandidateRow) -> None:
+            chosen = row.proposed_labels if labels is None else list(labels)
+            row.final_labels = _checked_labels(session, row, chosen)
+            row.status = CandidateStatus.ACCEPTED.value
+            row.reason = None
+
+        return self._act(candidate_id, "accept", change, expected_version, OPEN_STATUSES)
+
+    def reject(self, candidate_id: int, reason: str, expected_version: int | None = None) -> QueueItem:
+        reason = reason.strip()
+        if not reason:
+            raise UserError("a reject needs a reason (one of review.reject_reasons, or free text)")
+
+        def change(_session: Session, row: CandidateRow) -> None:
+            row.status = CandidateStatus.REJECTED.value
+            row.reason = reason
+            row.final_labels = None
+
+        return self._act(candidate_id, "reject", change, expected_version, OPEN_STATUSES, reason=reason)
+
+    def defer(
+        self, candidate_id: int, reason: str | None = None, expected_version: int | None = None
+    ) -> QueueItem:
+        """Put aside for later; a deferred candidate can still be accepted or rejected."""
+        reason = (reason or "").strip() or None
+
+        def change(_session: Session, row: CandidateRow) -> None:
+            row.status = CandidateStatus.DEFERRED.value
+            row.reason = reason
+
+        return self._act(
+            candidate_id, "defer", change, expected_version, (CandidateStatus.PENDING.value,), reason=reason
+        )
+
+    def relabel(
+        self, candidate_id: int, labels: Sequence[str], expected_version: int | None = None
+    ) -> QueueItem:
+        """Change the final labels of an open or accepted (not yet published) candidate."""
+
+        def change(session: Session, row: CandidateRow) -> None:
+            row.final_labels = _checked_labels(session, row, list(labels))
+
+        allowed = (*OPEN_STATUSES, CandidateStatus.ACCEPTED.value)
+        return self._act(candidate_id, "relabel", change, expected_version, allowed)
+
+    def bulk_reject_below(self, score: float, reason: str) -> BulkResult:
+        """Reject every pending candidate in scope whose relevance is below `score`, as one undoable batch."""
+        reason = reason.strip()
+        if not reason:
+            raise UserError("a bulk reject needs a reason")
+        batch = uuid.uuid4().hex
+        done: list[int] = []
+        try:
+            with transaction(self.engine) as session:
+                query = self._scoped(select(CandidateRow), CandidateStatus.PENDING.value, None).where(
+                    CandidateRow.relevance < score
+                )
+                now = self.clock()
+                for row in session.scalars(query.order_by(CandidateRow.id)):
+                    before = _snapshot(row)
+                    row.status = CandidateStatus.REJECTED.value
+                    row.reason = reason
+                    row.final_labels = None
+                    self._stamp(row, now)
+                    session.flush()
+                    session.add(self._decision(row, "reject", before, now, reason, batch=batch))
+                    done.append(row.id)
+        except StaleDataError:
+            raise UserError(
+                "another reviewer changed some of these candidates meanwhile; nothing was rejected, try again"
+            ) from None
+        return BulkResult(len(done), batch, done)
+
+    def undo(self) -> list[QueueItem]:
+        """Revert this reviewer's last decision not yet undone (a bulk action as a whole)."""
+        try:
+            with transaction(self.engine) as session:
+                last = session.scalars(
+                    self._my_decisions().order_by(DecisionRow.at.desc(), DecisionRow.id.desc()).limit(1)
+                ).first()
+                if last is None:
+                    scope = f" in catalogue {self.catalogue!r}" if self.catalogue else ""
+                    raise UserError(f"nothing to undo: {self.reviewer} has no decision left to undo{scope}")
+                group = [last]
+                batch = (last.after or {}).get("batch")
+                if batch:
+                    group = [
+                        d
+                        for d in session.scalars(self._my_decisions().order_by(DecisionRow.id.desc()))
+                        if (d.after or {}).get("batch") == batch
+                    ]
+                now = self.clock()
+                undone: list[int] = []
+                for decision in group:
+                    row = session.get(CandidateRow, decision.candidate_id)
+                    if row is None:
+                        raise UserError(f"cannot undo: candidate {decision.candidate_id} no longer exists")
+                    if row.version != decision.after.get("version"):
+                        current = _item_in(session, row.id)
+                        raise Conflict(
+                            f"cannot undo your {decision.action} of candidate {row.id}: it was changed since "
+                            f"(now {current.state() if current else row.status}); nothing was undone",
+                            current,
+                        )
+                    before = _snapshot(row)
+                    for name in _STATE_FIELDS:
+                        setattr(row, name, decision.before.get(name))
+                    previous = decision.before.get("decided_at")
+                    row.decided_at = datetime.fromisoformat(previous) if previous else None
+                    session.flush()
+                    decision.undone = True
+                    record = self._decision(row, "undo", before, now, f"undo {decision.action}")
+                    record.undoes_id = decision.id
+                    session.add(record)
+                    undone.append(row.id)
+        except StaleDataError:
+            raise Conflict(
+                "another reviewer changed the candidate while undoing; nothing was undone", None
+            ) from None
+        return self.items(undone)
+
+    def decisions(self, candidate_id: int | None = None) -> list[DecisionRow]:
+        """The audit log, oldest first (of one candidate, or of this queue's scope)."""
+        query = select(DecisionRow).order_by(DecisionRow.id)
+        if candidate_id is not None:
+            query = query.where(DecisionRow.candidate_id == candidate_id)
+        elif self._catalogue_id is not None:
+            query = query.join(CandidateRow, CandidateRow.id == DecisionRow.candidate_id).where(
+                CandidateRow.catalogue_id == self._catalogue_id
+            )
+        with transaction(self.engine) as session:
+            return list(session.scalars(query))
+
+    # ----------------------------------------------------------------- internals
+    def _act(
+        self,
+        candidate_id: int,
+        action: str,
+        change: Callable[[Session, CandidateRow], None],
+        expected_version: int | None,
+        allowed: Sequence[str],
+        reason: str | None = None,
+    ) -> QueueItem:
+        try:
+            with transaction(self.engine) as session:
+                row = session.get(CandidateRow, candidate_id)
+                if row is None or (self._catalogue_id is not None and row.catalogue_id != self._catalogue_id):
+                    raise UserError(self._missing(candidate_id))
+                if expected_version is not None and row.version != expected_version:
+                    raise self._conflict(session, candidate_id, action)
+                if row.status not in allowed:
+                    current = _item_in(session, candidate_id)
+                    assert current is not None
+                    raise UserError(
+                        f"cannot {action} candidate {candidate_id}: it is {current.state()}; nothing changed"
+                    )
+                before = _snapshot(row)
+                change(session, row)
+                now = self.clock()
+                self._stamp(row, now)
+                session.flush()  # the version check happens here
+                session.add(self._decision(row, action, before, now, reason))
+        except StaleDataError:
+            raise self._conflict(None, candidate_id, action) from None
+        return self.get(candidate_id)
+
+    def _stamp(self, row: CandidateRow, now: datetime) -> None:
+        row.reviewer = self.reviewer
+        row.decided_at = now
+
+    def _decision(
+        self,
+        row: CandidateRow,
+        action: str,
+        before: dict[str, Any],
+        now: datetime,
+        reason: str | None,
+        batch: str | None = None,
+    ) -> DecisionRow:
+        after = _snapshot(row)
+        if batch:
+            after["batch"] = batch
+        return DecisionRow(
+            candidate_id=row.id,
+            reviewer=self.reviewer,
+            action=action,
+            at=now,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+
+    def _conflict(self, session: Session | None, candidate_id: int, action: str) -> Conflict:
+        if session is None:
+            with transaction(self.engine) as fresh:
+                current = _item_in(fresh, candidate_id)
+        else:
+            current = _item_in(session, candidate_id)
+        if current is None:
+            return Conflict(
+                f"candidate {candidate_id} was removed meanwhile; your {action} was not applied", None
+            )
+        return Conflict(
+            f"candidate {candidate_id} was changed by another reviewer: it is now {current.state()}; "
+            f"your {action} was not applied",
+            current,
+        )
+
+    def _my_decisions(self) -> Any:
+        query = select(DecisionRow).where(
+            DecisionRow.reviewer == self.reviewer,
+            DecisionRow.undone.is_(False),
+            DecisionRow.action != "undo",
+        )
+        if self._catalogue_id is not None:
+            query = query.join(CandidateRow, CandidateRow.id == DecisionRow.candidate_id).where(
+                CandidateRow.catalogue_id == self._catalogue_id
+            )
+        return query
+
+    def _scoped(self, query: Any, status: str | Sequence[str], filter: Filter | None) -> Any:
+        statuses = [status] if isinstance(status, str) else list(status)
+        known = {s.value for s in CandidateStatus}
+        unknown = [s for s in statuses if s not in known]
+        if unknown:
+            raise UserError(f"unknown status {unknown[0]!r}; use one of: {', '.join(sorted(known))}")
+        query = query.where(CandidateRow.status.in_(statuses))
+        if self._catalogue_id is not None:
+            query = query.where(CandidateRow.catalogue_id == self._catalogue_id)
+        clauses = filter.clauses() if filter else []
+        if filter and filter.words:
+            query = query.join(PaperRow, PaperRow.id == CandidateRow.paper_id)
+        if clauses:
+            query = query.where(and_(*clauses))
+        return query
+
+    def _ordering(self) -> list[Any]:
+        if self.order == "uncertainty":
+            # Closest to an even chance first: the decisions that teach the classifier most.
+            distance = case(
+                (CandidateRow.relevance >= 0.5, CandidateRow.relevance - 0.5),
+                else_=0.5 - CandidateRow.relevance,
+            )
+            return [distance.asc(), CandidateRow.id.asc()]
+        return [CandidateRow.relevance.desc(), CandidateRow.id.asc()]
+
+    def _missing(self, candidate_id: int) -> str:
+        scope = f" in catalogue {self.catalogue!r}" if self.catalogue else ""
+        return f"no candidate {candidate_id}{scope}; `vpt-tracker review list` shows the pending ones"
+
+    def _require_catalogue(self) -> str:
+        if self.catalogue is None:
+            raise UserError("name a catalogue (--catalogue NAME) to see its labels")
+        return self.catalogue
+
+
+def resolve_reviewer(configured: str | None, override: str | None = None) -> str:
+    """`--reviewer`, else config `review.reviewer`, else the login name."""
+    import getpass
+
+    name = override or configured
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise UserError(
+            "cannot tell who is reviewing: set review.reviewer in the config or pass --reviewer"
+        ) from None
+
+
+def _catalogue_row(session: Session, name: str) -> CatalogueRow:
+    row = session.scalars(select(CatalogueRow).where(CatalogueRow.name == name)).first()
+    if row is None:
+        known = (
+            ", ".join(session.scalars(select(CatalogueRow.name).order_by(CatalogueRow.name))) or "none yet"
+        )
+        raise UserError(f"unknown catalogue {name!r}; known catalogues: {known}")
+    return row
+
+
+def _taxonomy(session: Session, catalogue: CatalogueRow) -> list[str]:
+    """The preset's labels, or (without a preset) the labels its entries already use."""
+    if catalogue.preset:
+        from vpt_tracker.classify.taxonomy import load_preset
+
+        return [label.key for label in load_preset(catalogue.preset).labels]
+    used: list[str] = []
+    for labels in session.scalars(select(EntryRow.labels).where(EntryRow.catalogue_id == catalogue.id)):
+        for label in labels or []:
+            if label not in used:
+                used.append(label)
+    return sorted(used)
+
+
+def _checked_labels(session: Session, row: CandidateRow, labels: list[str]) -> list[str]:
+    """The labels, de-duplicated, if the catalogue's taxonomy knows them all; else a UserError."""
+    catalogue = session.get(CatalogueRow, row.catalogue_id)
+    assert catalogue is not None
+    valid = _taxonomy(session, catalogue)
+    cleaned = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
+    if not valid:
+        return cleaned  # no taxonomy known for this catalogue: nothing to check against
+    unknown = [label for label in cleaned if label not in valid]
+    if unknown:
+        raise UserError(
+            f"unknown label{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"for catalogue {catalogue.name!r}; valid labels: {', '.join(valid)}"
+        )
+    return cleaned
+
+
+def _snapshot(row: CandidateRow) -> dict[str, Any]:
+    state: dict[str, Any] = {name: getattr(row, name) for name in _STATE_FIELDS}
+    state["final_labels"] = list(row.final_labels) if row.final_labels is not None else None
+    state["decided_at"] = row.decided_at.isoformat() if row.decided_at else None
+    state["version"] = row.version
+    return state
+
+
+def _item_query() -> Any:
+    return (
+        select(
+            CandidateRow.id,
+            CandidateRow.paper_id,
+            CandidateRow.catalogue_id,
+            CatalogueRow.name.label("catalogue"),
+            CandidateRow.status,
+            CandidateRow.version,
+            CandidateRow.relevance,
+            CandidateRow.proposed_labels,
+            CandidateRow.final_labels,
+            CandidateRow.label_scores,
+            CandidateRow.base_to_novel,
+            CandidateRow.low_confidence,
+            CandidateRow.reason,
+            CandidateRow.reviewer,
+            CandidateRow.decided_at,
+            PaperRow.title,
+            PaperRow.abstract,
+            PaperRow.authors,
+            PaperRow.venue,
+            PaperRow.year,
+            PaperRow.arxiv_id,
+            PaperRow.doi,
+            PaperRow.openreview_id,
+            PaperRow.cvf_url,
+            PaperRow.code_url,
+            PaperRow.pdf_url,
+            PaperRow.comment,
+        )
+        .join(PaperRow, PaperRow.id == CandidateRow.paper_id)
+        .join(CatalogueRow, CatalogueRow.id == CandidateRow.catalogue_id)
+    )
+
+
+def _item_in(session: Session, candidate_id: int) -> QueueItem | None:
+    session.expire_all()
+    row = session.execute(_item_query().where(CandidateRow.id == candidate_id)).first()
+    return _item(row) if row is not None else None
+
+
+def _item(row: Any) -> QueueItem:
+    return QueueItem(
+        candidate_id=row.id,
+        paper_id=row.paper_id,
+        catalogue=row.catalogue,
+        status=row.status,
+        version=row.version,
+        relevance=row.relevance,
+        proposed_labels=list(row.proposed_labels or []),
+        final_labels=list(row.final_labels) if row.final_labels is not None else None,
+        label_scores=dict(row.label_scores or {}),
+        base_to_novel=row.base_to_novel,
+        low_confidence=bool(row.low_confidence),
+        reason=row.reason,
+        reviewer=row.reviewer,
+        decided_at=row.decided_at,
+        title=row.title,
+        abstract=row.abstract or "",
+        authors=list(row.authors or []),
+        venue=row.venue,
+        year=row.year,
+        arxiv_id=row.arxiv_id,
+        doi=row.doi,
+        openreview_id=row.openreview_id,
+        cvf_url=row.cvf_url,
+        code_url=row.code_url,
+        pdf_url=row.pdf_url,
+        comment=row.comment,
+    )

@@ -1,0 +1,258 @@
+"""Queue logic on SQLite and PostgreSQL: actions, audit rows, undo, bulk, locking, scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session
+
+from vpt_tracker.errors import UserError
+from vpt_tracker.review.queue import Conflict, Filter, ReviewQueue, resolve_reviewer
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CandidateRow, DecisionRow
+
+from .factory import candidate, catalogue
+
+
+class Clock:
+    """A clock that moves one second per call, so decision order never depends on timing."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def setup(engine: Engine) -> dict[str, Any]:
+    cat = catalogue(engine, "vpt", entry_labels=[["learnable", "pixel"], ["token"]])
+    ids = {
+        "high": candidate(
+            engine,
+            cat,
+            "Visual Prompt Tuning",
+            relevance=0.95,
+            proposed=["learnable", "token"],
+            abstract="Prompt tokens for ViT.",
+            arxiv_id="2203.12119",
+        ),
+        "mid": candidate(
+            engine,
+            cat,
+            "Pixel prompts for CLIP",
+            relevance=0.52,
+            proposed=["pixel"],
+            abstract="Padding prompts around the image.",
+        ),
+        "low": candidate(engine, cat, "A study of sheep", relevance=0.1, abstract="Unrelated grazing."),
+    }
+    return {"catalogue": cat, **ids}
+
+
+def queue(engine: Engine, reviewer: str = "alice", **kw: Any) -> ReviewQueue:
+    return ReviewQueue(engine, reviewer, "vpt", clock=Clock(), **kw)
+
+
+def decisions(engine: Engine) -> list[DecisionRow]:
+    with transaction(engine) as session:
+        return list(session.scalars(select(DecisionRow).order_by(DecisionRow.id)))
+
+
+def test_next_follows_relevance_or_uncertainty(engine: Engine, setup: dict[str, Any]) -> None:
+    assert queue(engine).next().candidate_id == setup["high"]  # type: ignore[union-attr]
+    uncertain = queue(engine, order="uncertainty")
+    assert uncertain.next().candidate_id == setup["mid"]  # type: ignore[union-attr]
+    assert uncertain.ids() == [setup["mid"], setup["low"], setup["high"]]
+    assert queue(engine).count() == 3
+
+
+def test_accept_writes_status_and_decision_together(engine: Engine, setup: dict[str, Any]) -> None:
+    q = queue(engine)
+    item = q.accept(setup["high"])
+    assert item.status == "accepted" and item.final_labels == ["learnable", "token"]
+    assert item.reviewer == "alice" and item.version == 2
+    [decision] = decisions(engine)
+    assert decision.action == "accept" and decision.reviewer == "alice"
+    assert decision.before["status"] == "pending" and decision.before["version"] == 1
+    assert decision.after["status"] == "accepted" and decision.after["final_labels"] == ["learnable", "token"]
+    assert q.count() == 2 and q.next().candidate_id == setup["mid"]  # type: ignore[union-attr]
+    edited = q.accept(setup["mid"], ["pixel", "learnable", "pixel"])
+    assert edited.final_labels == ["pixel", "learnable"]
+
+
+def test_invalid_label_is_refused_listing_the_valid_ones(engine: Engine, setup: dict[str, Any]) -> None:
+    with pytest.raises(UserError, match=r"unknown label 'generative'.*valid labels: learnable, pixel, token"):
+        queue(engine).accept(setup["high"], ["learnable", "generative"])
+    assert queue(engine).get(setup["high"]).status == "pending"
+    assert decisions(engine) == []
+
+
+def test_labels_come_from_the_preset_when_the_catalogue_has_one(engine: Engine) -> None:
+    taxonomy = pytest.importorskip("vpt_tracker.classify.taxonomy")
+    if "awesome-vpt" not in taxonomy.preset_names():
+        pytest.skip("the awesome-vpt preset has not landed in classifiers/ yet")
+    valid = [label.key for label in taxonomy.load_preset("awesome-vpt").labels]
+    cat = catalogue(engine, "vpt", preset="awesome-vpt")
+    cid = candidate(engine, cat, "Visual Prompt Tuning", proposed=[valid[0]])
+    with pytest.raises(UserError, match="valid labels: " + ", ".join(valid)):
+        queue(engine).accept(cid, ["no-such-label"])
+    assert queue(engine).accept(cid).final_labels == [valid[0]]
+
+
+def test_reject_needs_a_reason_and_records_it(engine: Engine, setup: dict[str, Any]) -> None:
+    q = queue(engine)
+    with pytest.raises(UserError, match="needs a reason"):
+        q.reject(setup["low"], "  ")
+    item = q.reject(setup["low"], "off-topic")
+    assert item.status == "rejected" and item.reason == "off-topic"
+    assert decisions(engine)[0].reason == "off-topic"
+
+
+def test_defer_then_decide_later(engine: Engine, setup: dict[str, Any]) -> None:
+    q = queue(engine)
+    assert q.defer(setup["mid"], "ask Bob").status == "deferred"
+    assert setup["mid"] not in q.ids()
+    assert q.ids(status="deferred") == [setup["mid"]]
+    with pytest.raises(UserError, match=r"cannot defer candidate .* it is deferred by alice"):
+        q.defer(setup["mid"])
+    assert q.accept(setup["mid"]).status == "accepted"
+
+
+def test_missing_or_decided_candidates_give_a_clear_message(engine: Engine, setup: dict[str, Any]) -> None:
+    q = queue(engine)
+    with pytest.raises(UserError, match=r"no candidate 9999 in catalogue 'vpt'"):
+        q.accept(9999)
+    q.reject(setup["low"], "off-topic")
+    with pytest.raises(UserError, match=r"cannot accept candidate \d+: it is rejected by alice .*off-topic"):
+        q.accept(setup["low"])
+    assert len(decisions(engine)) == 1
+
+
+def test_relabel_changes_labels_of_an_accepted_candidate(engine: Engine, setup: dict[str, Any]) -> None:
+    q = queue(engine)
+    q.accept(setup["high"])
+    item = q.relabel(setup["high"], ["pixel"])
+    assert item.status == "accepted" and item.final_labels == ["pixel"]
+    assert [d.action for d in decisions(engine)] == ["accept", "relabel"]
+
+
+def test_undo_reverts_my_last_decision_and_is_audited(engine: Engine, setup: dict[str, Any]) -> None:
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    alice.accept(setup["high"], ["token"])
+    alice.reject(setup["low"], "off-topic")
+    bob.defer(setup["mid"])
+    [reverted] = alice.undo()
+    assert reverted.candidate_id == setup["low"] and reverted.status == "pending"
+    assert reverted.reason is None and reverted.reviewer is None
+    [reverted] = alice.undo()
+    assert reverted.candidate_id == setup["high"] and reverted.final_labels is None
+    assert bob.get(setup["mid"]).status == "deferred"  # Bob's decision is his own
+    with pytest.raises(UserError, match="nothing to undo: alice"):
+        alice.undo()
+    log = decisions(engine)
+    assert [(d.action, d.reviewer, d.undone) for d in log] == [
+        ("accept", "alice", True),
+        ("reject", "alice", True),
+        ("defer", "bob", False),
+        ("undo", "alice", False),
+        ("undo", "alice", False),
+    ]
+    assert log[3].undoes_id == log[1].id and log[4].undoes_id == log[0].id
+
+
+def test_undo_refuses_when_someone_changed_the_candidate_since(engine: Engine, setup: dict[str, Any]) -> None:
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    alice.defer(setup["mid"])
+    bob.accept(setup["mid"], ["pixel"])
+    with pytest.raises(Conflict, match=r"it was changed since .*accepted by bob") as caught:
+        alice.undo()
+    assert caught.value.current is not None and caught.value.current.status == "accepted"
+    assert alice.get(setup["mid"]).status == "accepted"
+    assert [d.undone for d in decisions(engine)] == [False, False]
+
+
+def test_bulk_reject_below_a_score_is_one_undoable_batch(engine: Engine, setup: dict[str, Any]) -> None:
+    q = queue(engine)
+    result = q.bulk_reject_below(0.6, "low score")
+    assert result.rejected == 2 and sorted(result.candidate_ids) == sorted([setup["mid"], setup["low"]])
+    assert q.ids() == [setup["high"]]
+    assert {d.reason for d in decisions(engine)} == {"low score"}
+    reverted = q.undo()
+    assert sorted(i.candidate_id for i in reverted) == sorted([setup["mid"], setup["low"]])
+    assert q.count() == 3
+
+
+def test_stale_version_from_a_screen_is_a_conflict(engine: Engine, setup: dict[str, Any]) -> None:
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    seen_by_alice = alice.get(setup["high"])
+    seen_by_bob = bob.get(setup["high"])
+    bob.reject(setup["high"], "duplicate", expected_version=seen_by_bob.version)
+    with pytest.raises(Conflict, match="changed by another reviewer: it is now rejected by bob") as caught:
+        alice.accept(setup["high"], expected_version=seen_by_alice.version)
+    assert caught.value.current is not None and caught.value.current.reason == "duplicate"
+    assert [d.reviewer for d in decisions(engine)] == ["bob"]
+
+
+@pytest.fixture
+def interleave() -> Iterator[list[Any]]:
+    """Run a callback just before the next ORM flush, i.e. after a reviewer read the row."""
+    pending: list[Any] = []
+
+    def before_flush(session: Session, _context: Any, _instances: Any) -> None:
+        if pending:
+            pending.pop()()
+
+    event.listen(Session, "before_flush", before_flush)
+    yield pending
+    event.remove(Session, "before_flush", before_flush)
+
+
+def test_two_reviewers_racing_never_both_win(
+    engine: Engine, setup: dict[str, Any], interleave: list[Any]
+) -> None:
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    # Alice's transaction has read version 1 and is about to write; Bob commits first.
+    interleave.append(lambda: bob.reject(setup["high"], "off-topic"))
+    with pytest.raises(Conflict, match=r"now rejected by bob.*your accept was not applied") as caught:
+        alice.accept(setup["high"])
+    assert caught.value.current is not None and caught.value.current.version == 2
+    with transaction(engine) as session:
+        row = session.get(CandidateRow, setup["high"])
+        assert row is not None and (row.status, row.reviewer, row.version) == ("rejected", "bob", 2)
+        assert session.scalar(select(func.count(DecisionRow.id))) == 1
+
+
+def test_filter_by_text_label_and_score(engine: Engine, setup: dict[str, Any]) -> None:
+    q = queue(engine)
+    assert q.ids(filter=Filter.parse("clip")) == [setup["mid"]]
+    assert q.ids(filter=Filter.parse("GRAZING")) == [setup["low"]]
+    assert q.ids(filter=Filter.parse("label:token")) == [setup["high"]]
+    assert q.ids(filter=Filter.parse("score<0.6")) == [setup["mid"], setup["low"]]
+    assert q.ids(filter=Filter.parse("prompt score>=0.6")) == [setup["high"]]
+    assert q.ids(filter=Filter.parse("100%_off")) == []
+    with pytest.raises(UserError, match="cannot read the score filter"):
+        Filter.parse("score~1")
+
+
+def test_scope_is_one_catalogue_and_unknown_names_are_listed(engine: Engine, setup: dict[str, Any]) -> None:
+    other = catalogue(engine, "other")
+    foreign = candidate(engine, other, "Elsewhere", relevance=0.99)
+    assert foreign not in queue(engine).ids()
+    with pytest.raises(UserError, match="no candidate"):
+        queue(engine).accept(foreign)
+    everything = ReviewQueue(engine, "alice")
+    assert everything.ids()[0] == foreign and everything.count() == 4
+    with pytest.raises(UserError, match="unknown catalogue 'nope'; known catalogues: other, vpt"):
+        ReviewQueue(engine, "alice", "nope")
+
+
+def test_reviewer_name_resolution() -> None:
+    assert resolve_reviewer("config-name", "flag-name") == "flag-name"
+    assert resolve_reviewer("config-name") == "config-name"
+    assert resolve_reviewer(None)  # the login name
