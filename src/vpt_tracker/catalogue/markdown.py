@@ -61,6 +61,7 @@ class NewEntry:
     short_name: str | None = None
     badges: list[str] = field(default_factory=list)
     cells: dict[str, str] = field(default_factory=dict)
+    authors: list[str] = field(default_factory=list)  # only styles that list authors show them
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,9 @@ def _links(text: str) -> list[_Link]:
         match = _LINK_OPEN.search(text, position)
         if not match:
             return found
+        if match.start() > 0 and text[match.start() - 1] == "\\":
+            position = match.start() + 1  # an escaped "\[" is text, not a link
+            continue
         depth, cursor = 1, match.end()
         while cursor < len(text) and depth:
             char = text[cursor]
@@ -231,7 +235,9 @@ def _find_venue_year(text: str, offset: int = 0) -> tuple[str, int, tuple[int, i
         if venue.lower() in {"and", "of", "the", "in", "to", "for", "with", "at", "on", "by", "vs"}:
             continue
         v_span = (offset + match.start("venue"), offset + match.end("venue"))
-        y_span = (offset + match.start("year"), offset + match.end("year"))
+        month = re.match(r"/\d{1,2}\b", text[match.end("year") :])  # ttengwang's "Arxiv 2022/05"
+        y_end = match.end("year") + (month.end() if month else 0)
+        y_span = (offset + match.start("year"), offset + y_end)
         return venue, _year(year) or 0, v_span, y_span
     if arxiv:
         span = (offset + arxiv.start(), offset + arxiv.end())
@@ -792,7 +798,7 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             bare = _find_bare_year(raw[rest_start : line_end if line_end >= 0 else len(raw)], rest_start)
             if bare:
                 year, spans["year"] = bare
-    if venue is None and style == "bwlong" and paper is not None:
+    if venue is None and style in ("bwlong", "plain") and paper is not None:
         # the venue is the paper link's text: [[CVPR 2023](..)] or [[arXiv 2310](..)] (YYMM)
         yymm = re.fullmatch(r"(arXiv)\s+(\d{2})(\d{2})", paper.text.strip(), re.IGNORECASE)
         found = _find_venue_year(paper.text)
@@ -980,9 +986,10 @@ def _render_row_like(template: ParsedEntry, new: NewEntry) -> str:
         old = raw[span[0] : span[1]]
         lead = old[: len(old) - len(old.lstrip())] or " "
         trail = old[len(old.rstrip()) :] or " "
-        width = len(old) - len(lead) - len(trail)
+        # Pad only where the maintainer aligns columns (JindongGu); elsewhere one space.
+        width = len(old) - len(lead) - len(trail) if len(trail) > 1 else 0
         if not old.strip():
-            lead, trail, width = " ", " ", len(old) - 2
+            lead, trail, width = " ", " ", 0
         out.append(raw[last : span[0]] + lead + value.ljust(max(width, 0)) + trail)
         last = span[1]
     out.append(raw[last:])
@@ -1013,7 +1020,11 @@ def _render_bullet_like(template: ParsedEntry, new: NewEntry, doc: Document) -> 
             else:
                 edits.append((spans["short"], "?"))
     if "number" in spans:
-        numbers = [int(e.raw[e.spans["number"][0] : e.spans["number"][1]]) for e in doc.entries if "number" in e.spans]
+        numbers = [
+            int(e.raw[e.spans["number"][0] : e.spans["number"][1]])
+            for e in doc.entries
+            if "number" in e.spans and e.section_path == template.section_path
+        ]
         edits.append((spans["number"], str(max(numbers) + 1)))
     if "venue" in spans and "year" in spans:
         v, y = spans["venue"], spans["year"]
@@ -1027,12 +1038,17 @@ def _render_bullet_like(template: ParsedEntry, new: NewEntry, doc: Document) -> 
     edits.extend(_link_edits(raw, template, "paper", paper, doc))
     edits.extend(_link_edits(raw, template, "code", code, doc))
     if "badges" in spans:
-        edits.append((spans["badges"], _badge_text(raw, spans["badges"], new.badges)))
+        edits.append((spans["badges"], _badge_text(raw, spans["badges"], new.badges, doc)))
     text = raw
     for (a, b), value in sorted(edits, key=lambda e: e[0][0], reverse=True):
         text = text[:a] + value + text[b:]
-    if template.style == "synbol" or template.style == "jianghaojun":
-        text = re.sub(r"\*[^*\n]+\.\*", "*Authors unknown.*", text, count=1)
+    if template.style in ("synbol", "jianghaojun"):
+        # their second line names the authors: never copy the neighbour's
+        authors = ", ".join(_escape_inline(a) for a in new.authors) if new.authors else "Authors not listed"
+        first_line_end = text.index("\n") if "\n" in text else len(text)
+        head, tail = text[:first_line_end], text[first_line_end:]
+        tail = re.sub(r"(?<!\*)\*(?!\*)[^*\n]+\*(?!\*)", lambda _m: f"*{authors}.*", tail, count=1)
+        text = head + tail
     return text if text.endswith("\n") else text + "\n"
 
 
@@ -1077,16 +1093,16 @@ def _placeholder(doc: Document, role: str) -> str | None:
     return match.group(0) if match else None
 
 
-def _badge_text(raw: str, span: tuple[int, int], badges: list[str]) -> str:
-    """New badges in the template's badge form (same colours for the same texts)."""
+def _badge_text(raw: str, span: tuple[int, int], badges: list[str], doc: Document) -> str:
+    """New badges in the template's badge form, each in the colour the list uses for it."""
     old = raw[span[0] : span[1]]
     matches = list(_BADGE.finditer(old))
     if not badges:
         return ""
-    colours = {}
-    for m in matches:
+    colours: dict[str, str] = {}
+    for m in list(_BADGE.finditer(doc.render())) + matches:
         path = m.group(1).split("/badge/", 1)[1]
-        colours[decode_badge(m.group(1)).lower()] = path.split("?")[0].rsplit("-", 1)[-1]
+        colours.setdefault(decode_badge(m.group(1)).lower(), path.split("?")[0].rsplit("-", 1)[-1])
     first = matches[0].group(0)
     gap = old[matches[0].end() : matches[1].start()] if len(matches) > 1 else " "
     query = "?" + matches[0].group(1).split("?", 1)[1] if "?" in matches[0].group(1) else ""

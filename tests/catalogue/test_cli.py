@@ -1,0 +1,97 @@
+"""`vpt-tracker catalogue ...` end to end, including every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vpt_tracker.cli import main
+
+LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
+STELLAR = LISTS / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+VPT = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
+
+
+def run(db_url: str, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--database", db_url, *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_render_stats_check(db_url: str, tmp_path: Path) -> None:
+    code, out, _ = run(db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--preset", "generalizable-vlm")
+    assert code == 0 and "34 entries" in out
+    target = tmp_path / "out.md"
+    code, _, _ = run(db_url, "catalogue", "render", "g", "--output", str(target))
+    assert code == 0 and target.read_bytes() == STELLAR.read_bytes()
+    code, out, _ = run(db_url, "catalogue", "render", "g")
+    assert out == STELLAR.read_text(encoding="utf-8")
+    code, out, _ = run(db_url, "catalogue", "stats", "g", "--json")
+    assert code == 0 and json.loads(out)["labels"] == {"image-text": 25, "text": 9}
+    code, out, _ = run(db_url, "catalogue", "stats", "g")
+    assert "Published in 2025" in out and "with neither" in out
+
+
+def test_bad_input_is_one_line_and_exit_2(db_url: str, tmp_path: Path) -> None:
+    binary = tmp_path / "x.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+    prose = tmp_path / "notes.txt"
+    prose.write_text("just a sentence, no list\n")
+    cases = [
+        (["catalogue", "import", str(tmp_path / "missing.md"), "--name", "x"], "does not exist"),
+        (["catalogue", "import", str(binary), "--name", "x"], "binary"),
+        (["catalogue", "import", str(prose), "--name", "x"], "does not look like a markdown list"),
+        (["catalogue", "import", str(STELLAR), "--name", "x", "--preset", "nope"], "unknown preset 'nope'"),
+        (["catalogue", "stats", "nope"], "unknown catalogue 'nope'"),
+        (["catalogue", "render", "nope"], "unknown catalogue 'nope'"),
+    ]
+    for args, message in cases:
+        code, _, err = run(db_url, *args)
+        assert code == 2, args
+        assert err.startswith("Error: ") and message in err and err.count("\n") == 1, err
+    code, _, err = run(db_url, "catalogue", "stats", "x")
+    assert "known catalogues: none yet" in err  # the failed imports wrote nothing
+
+
+def test_second_import_refuses_without_replace(db_url: str) -> None:
+    assert run(db_url, "catalogue", "import", str(STELLAR), "--name", "g")[0] == 0
+    code, _, err = run(db_url, "catalogue", "import", str(VPT), "--name", "g")
+    assert code == 2 and "--replace" in err
+    code, out, _ = run(db_url, "catalogue", "import", str(VPT), "--name", "g", "--replace")
+    assert code == 0 and out.startswith("replaced 'g': 56 entries")
+
+
+def test_unreachable_database_exits_2(tmp_path: Path) -> None:
+    code, _, err = run("postgresql://nobody@127.0.0.1:1/none", "catalogue", "stats", "g")
+    assert code == 2 and err.startswith("Error: cannot reach database")
+
+
+@pytest.mark.parametrize("command", ["import", "render", "stats", "check"])
+def test_help(command: str) -> None:
+    result = CliRunner().invoke(main, ["catalogue", command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_check_exit_codes(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["catalogue", "check", str(VPT)])
+    assert result.exit_code == 1
+    assert f"{VPT}:79: duplicate:" in result.stdout
+    clean = tmp_path / "clean.md"
+    shutil.copy(STELLAR, clean)
+    text = clean.read_text(encoding="utf-8")
+    # drop the entries without any link; the rest of this list is clean
+    lines = text.splitlines(keepends=True)
+    keep = []
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if "[No paper available] [No code available]" in line or "[No paper available] [No code available]" in nxt:
+            continue
+        keep.append(line)
+    clean.write_text("".join(keep), encoding="utf-8")
+    result = CliRunner().invoke(main, ["catalogue", "check", str(clean)])
+    assert result.exit_code == 0, result.stdout
+    result = CliRunner().invoke(main, ["catalogue", "check", str(tmp_path / "nope.md")])
+    assert result.exit_code == 2

@@ -1,0 +1,207 @@
+"""The markdown layer on the real lists: lossless round trip, sections, edits, lint."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+
+from vpt_tracker.catalogue.markdown import NewEntry, lint, parse
+from vpt_tracker.errors import UserError
+
+LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
+ALL = sorted(p.name for p in LISTS.glob("*README*.md"))
+STELLAR = "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+VPT = "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
+PA = "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
+ZHENG = "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
+SYNBOL = "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
+TTENG = "ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README.md"
+
+
+def read(name: str) -> str:
+    return (LISTS / name).read_text(encoding="utf-8")
+
+
+def added_lines(old: str, new: str) -> tuple[list[str], list[str]]:
+    """(added, removed) lines of the unified diff."""
+    diff = list(difflib.unified_diff(old.splitlines(True), new.splitlines(True), n=0))
+    added = [d[1:] for d in diff if d.startswith("+") and not d.startswith("+++")]
+    removed = [d[1:] for d in diff if d.startswith("-") and not d.startswith("---")]
+    return added, removed
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_round_trip_is_byte_identical(name: str) -> None:
+    text = read(name)
+    doc = parse(text)
+    assert doc.render() == text
+    assert len(doc.entries) >= 14
+
+
+def test_entry_counts_match_sources_md() -> None:
+    counts = {name: len(parse(read(name)).entries) for name in ALL}
+    assert counts[STELLAR] == 34  # 8 in 2026 + 26 in 2025
+    assert counts["jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md"] == 84
+    assert counts["JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md"] == 127
+    assert counts["ustcjinggg__Awesome-PEFT-VLM__README.md"] == 18
+    assert counts[PA] == 16  # 12 papers + 4 surveys; the domain/paradigm prose tables are not entries
+
+
+def test_non_paper_tables_are_not_entries() -> None:
+    doc = parse(read(ZHENG))
+    # the base-to-novel results table (rows like "| CoOp | [Link](..) | IJCV 22 |") is not an entry
+    assert not [e for e in doc.entries if e.kind == "table-row"]
+    synbol = parse(read(SYNBOL))
+    assert not [e for e in synbol.entries if e.title in ("FGVC", "VTAB-1k")]
+
+
+def test_placeholder_rows_and_duplicate_rows() -> None:
+    doc = parse(read(VPT))
+    # empty "|   |   |" rows are no entries; the duplicated row is two entries
+    assert all(e.title for e in doc.entries)
+    dupes = [e for e in doc.entries if e.title == "Exploring Visual Prompts for Adapting Large-Scale Models"]
+    assert [e.line for e in dupes] == [78, 79]
+
+
+def test_ragged_row_is_realigned_on_its_year() -> None:
+    doc = parse(read(PA))
+    ot = next(e for e in doc.entries if e.title == "OT-VP")
+    assert (ot.venue, ot.year, ot.cells["Type"], ot.cells["Notes"]) == (
+        None,
+        2025,
+        "Learnable",
+        "Optimal transport alignment",
+    )
+
+
+def test_commented_out_entry_is_skipped() -> None:
+    doc = parse(read(ZHENG))
+    assert not [e for e in doc.entries if e.short_name == "RAIL" and e.line == 390]
+
+
+def test_insert_generalizable_entry_diff_is_exactly_the_new_lines() -> None:
+    old = read(STELLAR)
+    doc = parse(old)
+    new = NewEntry(
+        "FooPL: Prompting Foo", "CVPR", 2025, "https://arxiv.org/abs/2501.00001", None, "FooPL", ["Text"]
+    )
+    entry = doc.insert_entry(new, ["Published in 2025"])
+    added, removed = added_lines(old, doc.render())
+    assert removed == []
+    assert added == [
+        "- `FooPL` **FooPL: Prompting Foo**    CVPR 2025.   \n",
+        "[[Paper Link](https://arxiv.org/abs/2501.00001)] [No code available]"
+        "![](https://img.shields.io/badge/Text-green)\n",
+    ]
+    # after the last CVPR entry of the year section (the list groups by venue)
+    assert doc.entries[entry.index - 1].short_name == "TAC"
+    assert (entry.title, entry.venue, entry.year, entry.badges) == ("FooPL: Prompting Foo", "CVPR", 2025, ["Text"])
+    assert parse(doc.render()).render() == doc.render()
+
+
+def test_insert_vpt_table_row_in_year_order() -> None:
+    old = read(VPT)
+    doc = parse(old)
+    new = NewEntry("Foo Prompt", "ICLR", 2024, "https://arxiv.org/abs/2401.00002", "https://github.com/x/y")
+    entry = doc.insert_entry(new, ["Core Methodologies", "1. Learnable Visual Prompts", "Token-Level"])
+    added, removed = added_lines(old, doc.render())
+    assert removed == []
+    assert added == ["| [Foo Prompt](https://arxiv.org/abs/2401.00002) | ICLR | 2024 | [Github](https://github.com/x/y) |\n"]
+    # the Token-Level table ascends by year: after the last 2024 row, before the 2025 rows
+    assert doc.entries[entry.index - 1].year == 2024 and doc.entries[entry.index + 1].year == 2025
+
+
+def test_insert_into_empty_placeholder_table() -> None:
+    old = read(VPT)
+    doc = parse(old)
+    doc.insert_entry(NewEntry("Fair Prompts", "ICML", 2024, "https://arxiv.org/abs/2402.1"), ["Fairness"])
+    added, removed = added_lines(old, doc.render())
+    assert removed == []
+    assert added == ["| [Fair Prompts](https://arxiv.org/abs/2402.1) | ICML | 2024 | - |\n"]
+
+
+def test_insert_prompt_adaptation_row_with_type_cell() -> None:
+    old = read(PA)
+    doc = parse(old)
+    new = NewEntry("NewVP", "ICCV", 2025, "https://arxiv.org/abs/2507.00001", cells={"Type": "Learnable", "Notes": "n"})
+    entry = doc.insert_entry(new, ["Unified Taxonomy", "Visual Prompting (VP)"])
+    added, removed = added_lines(old, doc.render())
+    assert removed == []
+    assert added == ["| [NewVP](https://arxiv.org/abs/2507.00001) | ICCV | 2025 | Learnable | n |\n"]
+    assert entry.cells == {"Venue": "ICCV", "Year": "2025", "Type": "Learnable", "Notes": "n"}
+
+
+def test_insert_zhengli_and_synbol_and_ttengwang_styles() -> None:
+    old = read(ZHENG)
+    doc = parse(old)
+    new = NewEntry("Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", "https://github.com/a/b", "Zed", ["Image-Text"])
+    doc.insert_entry(new, ["General Prompt Learning", "Paper List", "2025"])
+    added, _ = added_lines(old, doc.render())
+    assert added == [
+        "- `Zed` **Zed.** ICCV 2025.   \n",
+        "[[Paper](https://arxiv.org/abs/2501.3)] [[Code](https://github.com/a/b)] "
+        "![](https://img.shields.io/badge/Image--Text-blue)   \n",
+    ]
+    old = read(SYNBOL)
+    doc = parse(old)
+    doc.insert_entry(NewEntry("Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", authors=["A. B"]), ["Prompt Tuning"])
+    added, removed = added_lines(old, doc.render())
+    assert removed == []
+    assert added[0] == "- **[28] Zed,** ICCV 2025.\n"  # the Prompt Tuning section numbers up to 27
+    assert "  *A. B.*\n" in added  # never the neighbour's authors
+    old = read(TTENG)
+    doc = parse(old)
+    doc.insert_entry(NewEntry("Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", "https://github.com/a/b"), ["Vision Prompt"])
+    added, removed = added_lines(old, doc.render())
+    assert removed == []
+    assert added[0] == "- Zed [[paper]](https://arxiv.org/abs/2501.3) [[code]](https://github.com/a/b)\n"
+    assert any(line.strip().startswith("`ICCV 2025`") for line in added)
+
+
+def test_untrusted_title_is_escaped_and_unsafe_links_dropped() -> None:
+    old = read(VPT)
+    doc = parse(old)
+    new = NewEntry("Evil | [x](javascript:alert(1)) <script>\nnext", "ICLR", 2024, "javascript:alert(1)")
+    entry = doc.insert_entry(new, ["Fairness"])
+    added, _ = added_lines(old, doc.render())
+    row = added[0]
+    assert "<script>" not in row and "javascript:" not in row and "\n" not in row[:-1]
+    assert row.count(" | ") == 3  # four cells: the title's pipe is escaped, not a new cell
+    assert entry.paper_url is None
+    assert entry.title.startswith("Evil | [x]")
+
+
+def test_unknown_section_raises_user_error() -> None:
+    doc = parse(read(STELLAR))
+    with pytest.raises(UserError, match="no section 'Published in 1999'"):
+        doc.insert_entry(NewEntry("X"), ["Published in 1999"])
+
+
+def test_update_entry_changes_only_venue_and_year() -> None:
+    old = read(STELLAR)
+    doc = parse(old)
+    index = next(e.index for e in doc.entries if e.short_name == "Promise")
+    entry = doc.update_entry(index, venue="TPAMI", year=2027)
+    added, removed = added_lines(old, doc.render())
+    assert removed == ["- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    ICLR 2026.     \n"]
+    assert added == ["- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    TPAMI 2027.     \n"]
+    assert (entry.venue, entry.year) == ("TPAMI", 2027)
+    vpt = parse(read(VPT))
+    row = next(e for e in vpt.entries if e.venue == "arXiv" and e.year == 2025)
+    updated = vpt.update_entry(row.index, venue="CVPR", year=None)
+    assert updated.raw == row.raw.replace("| arXiv |", "| CVPR |")
+
+
+def test_lint_reports_duplicates_unparsed_and_linkless() -> None:
+    problems = lint(read(VPT))
+    dupes = [p for p in problems if p.kind == "duplicate"]
+    assert (79, "duplicate") in [(p.line, p.kind) for p in dupes]
+    assert "repeats line 78" in next(p.message for p in dupes if p.line == 79)
+    text = "# L\n## S\n- **A paper** [[Paper](https://arxiv.org/abs/2301.00001)]\n- `X` **Broken** ![](https://img.shields.io/badge/Text-green)\n| Title | Venue | Year |\n|---|---|---|\n| A paper | ICML | 2023 |\n"
+    problems = lint(text)
+    kinds = {(p.line, p.kind) for p in problems}
+    assert (4, "unparsed") in kinds
+    assert (7, "duplicate") in kinds and (7, "no-link") in kinds
+    assert lint("# Clean\n- **A** (ICML, 2023) [[paper](https://arxiv.org/abs/2301.1)]\n") == []

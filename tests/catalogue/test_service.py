@@ -1,0 +1,124 @@
+"""Import, render, add, upgrade and stats through the store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from vpt_tracker.catalogue.markdown import NewEntry
+from vpt_tracker.catalogue.service import (
+    add_entry,
+    catalogue_stats,
+    get_catalogue,
+    import_catalogue,
+    render_catalogue,
+    upgrade_entry,
+)
+from vpt_tracker.errors import UserError
+from vpt_tracker.store import session_factory, transaction
+from vpt_tracker.store.tables import CatalogueRow, EntryRow
+
+LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
+ALL = sorted(p.name for p in LISTS.glob("*README*.md"))
+STELLAR = "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+VPT = "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
+
+
+def read(name: str) -> str:
+    return (LISTS / name).read_text(encoding="utf-8")
+
+
+def test_every_list_round_trips_through_the_store(engine: Engine) -> None:
+    for i, name in enumerate(ALL):
+        import_catalogue(engine, f"list{i}", read(name), preset=None)
+    with session_factory(engine)() as session:
+        for i, name in enumerate(ALL):
+            assert render_catalogue(session, f"list{i}") == read(name), name
+
+
+def test_import_stores_fields_and_preset_labels(engine: Engine) -> None:
+    result = import_catalogue(engine, "vpt", read(VPT), preset="awesome-vpt", github_repo="yunbeizhang/x")
+    assert result.entries == 56
+    with session_factory(engine)() as session:
+        row = session.scalar(select(EntryRow).where(EntryRow.line == 103))
+        assert row is not None
+        assert row.title == "BlackVIP: Black-Box Visual Prompting for Robust Transfer Learning"
+        assert row.title_key == "blackvip black box visual prompting for robust transfer learning"
+        assert (row.venue, row.year, row.arxiv_id) == ("CVPR", 2023, "2303.14773")
+        assert row.labels == ["generative", "pixel", "black-box"]
+        assert row.section_path == ["Core Methodologies", "2. Generative Visual Prompts", "Pixel-Level"]
+        assert row.raw is not None and row.raw.startswith("|[BlackVIP")
+        assert get_catalogue(session, "vpt").github_repo == "yunbeizhang/x"
+
+
+def test_without_preset_the_section_path_is_the_labelling(engine: Engine) -> None:
+    import_catalogue(engine, "g", read(STELLAR), preset=None)
+    with session_factory(engine)() as session:
+        labels = {tuple(r.labels) for r in session.scalars(select(EntryRow))}
+    assert labels == {("Published in 2026",), ("Published in 2025",)}
+
+
+def test_second_import_refuses_unless_replace(engine: Engine) -> None:
+    import_catalogue(engine, "g", read(STELLAR), preset="generalizable-vlm")
+    with pytest.raises(UserError, match="already exists; pass --replace"):
+        import_catalogue(engine, "g", read(VPT), preset=None)
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(EntryRow)) == 34
+    result = import_catalogue(engine, "g", read(VPT), preset=None, replace=True)
+    assert result.replaced
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(EntryRow)) == 56
+        assert session.scalar(select(func.count()).select_from(CatalogueRow)) == 1
+
+
+def test_unknown_preset_writes_nothing(engine: Engine) -> None:
+    with pytest.raises(UserError, match="unknown preset 'nope'; known presets: awesome-vpt"):
+        import_catalogue(engine, "g", read(STELLAR), preset="nope")
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(CatalogueRow)) == 0
+
+
+def test_add_and_upgrade_render_as_exact_diffs(engine: Engine) -> None:
+    old = read(STELLAR)
+    import_catalogue(engine, "g", old, preset="generalizable-vlm")
+    with transaction(engine) as session:
+        new = NewEntry("FooPL: Prompting Foo", "CVPR", 2025, "https://arxiv.org/abs/2501.00001", None, "FooPL", ["Text"])
+        added = add_entry(session, "g", new, section_path=["Published in 2025"], labels=["text"])
+        assert added.state == "added" and added.raw is None
+        promise = session.scalar(select(EntryRow).where(EntryRow.short_name == "Promise"))
+        assert promise is not None
+        upgrade_entry(session, promise.id, venue="TPAMI", year=2027)
+    with session_factory(engine)() as session:
+        rendered = render_catalogue(session, "g")
+        stats = catalogue_stats(session, "g")
+    diff = [d for d in difflib.unified_diff(old.splitlines(True), rendered.splitlines(True), n=0)]
+    minus = [d for d in diff if d.startswith("-") and not d.startswith("---")]
+    plus = [d for d in diff if d.startswith("+") and not d.startswith("+++")]
+    assert minus == ["-- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    ICLR 2026.     \n"]
+    assert plus[0] == "+- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    TPAMI 2027.     \n"
+    assert plus[1] == "+- `FooPL` **FooPL: Prompting Foo**    CVPR 2025.   \n"
+    assert len(plus) == 3
+    assert (stats["entries"], stats["added"], stats["updated"]) == (35, 1, 1)
+
+
+def test_add_to_unknown_section_and_unknown_catalogue(engine: Engine) -> None:
+    import_catalogue(engine, "g", read(STELLAR), preset=None)
+    with transaction(engine) as session, pytest.raises(UserError, match="no section"):
+        add_entry(session, "g", NewEntry("X"), section_path=["Nowhere"], labels=[])
+    with session_factory(engine)() as session, pytest.raises(UserError, match="known catalogues: g"):
+        get_catalogue(session, "missing")
+
+
+def test_stats(engine: Engine) -> None:
+    import_catalogue(engine, "g", read(STELLAR), preset="generalizable-vlm")
+    with session_factory(engine)() as session:
+        stats = catalogue_stats(session, "g")
+    assert stats["sections"] == {"Published in 2026": 8, "Published in 2025": 26}
+    assert stats["labels"] == {"image-text": 25, "text": 9}
+    assert stats["venues"]["CVPR"] == 9
+    assert stats["years"] == {"2025": 26, "2026": 8}
+    assert stats["without_paper_link"] == 4
+    assert stats["without_any_link"] == 3  # "[No paper available] [No code available]" x3
