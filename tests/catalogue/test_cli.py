@@ -22,7 +22,9 @@ def run(db_url: str, *args: str) -> tuple[int, str, str]:
 
 
 def test_import_render_stats_check(db_url: str, tmp_path: Path) -> None:
-    code, out, _ = run(db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--preset", "generalizable-vlm")
+    code, out, _ = run(
+        db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--preset", "generalizable-vlm"
+    )
     assert code == 0 and "34 entries" in out
     target = tmp_path / "out.md"
     code, _, _ = run(db_url, "catalogue", "render", "g", "--output", str(target))
@@ -87,7 +89,10 @@ def test_check_exit_codes(tmp_path: Path) -> None:
     keep = []
     for i, line in enumerate(lines):
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if "[No paper available] [No code available]" in line or "[No paper available] [No code available]" in nxt:
+        if (
+            "[No paper available] [No code available]" in line
+            or "[No paper available] [No code available]" in nxt
+        ):
             continue
         keep.append(line)
     clean.write_text("".join(keep), encoding="utf-8")

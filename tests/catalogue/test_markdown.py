@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (expected values are verbatim README lines)
 """The markdown layer on the real lists: lossless round trip, sections, edits, lint."""
 
 from __future__ import annotations
@@ -97,7 +98,12 @@ def test_insert_generalizable_entry_diff_is_exactly_the_new_lines() -> None:
     ]
     # after the last CVPR entry of the year section (the list groups by venue)
     assert doc.entries[entry.index - 1].short_name == "TAC"
-    assert (entry.title, entry.venue, entry.year, entry.badges) == ("FooPL: Prompting Foo", "CVPR", 2025, ["Text"])
+    assert (entry.title, entry.venue, entry.year, entry.badges) == (
+        "FooPL: Prompting Foo",
+        "CVPR",
+        2025,
+        ["Text"],
+    )
     assert parse(doc.render()).render() == doc.render()
 
 
@@ -108,7 +114,9 @@ def test_insert_vpt_table_row_in_year_order() -> None:
     entry = doc.insert_entry(new, ["Core Methodologies", "1. Learnable Visual Prompts", "Token-Level"])
     added, removed = added_lines(old, doc.render())
     assert removed == []
-    assert added == ["| [Foo Prompt](https://arxiv.org/abs/2401.00002) | ICLR | 2024 | [Github](https://github.com/x/y) |\n"]
+    assert added == [
+        "| [Foo Prompt](https://arxiv.org/abs/2401.00002) | ICLR | 2024 | [Github](https://github.com/x/y) |\n"
+    ]
     # the Token-Level table ascends by year: after the last 2024 row, before the 2025 rows
     assert doc.entries[entry.index - 1].year == 2024 and doc.entries[entry.index + 1].year == 2025
 
@@ -125,7 +133,9 @@ def test_insert_into_empty_placeholder_table() -> None:
 def test_insert_prompt_adaptation_row_with_type_cell() -> None:
     old = read(PA)
     doc = parse(old)
-    new = NewEntry("NewVP", "ICCV", 2025, "https://arxiv.org/abs/2507.00001", cells={"Type": "Learnable", "Notes": "n"})
+    new = NewEntry(
+        "NewVP", "ICCV", 2025, "https://arxiv.org/abs/2507.00001", cells={"Type": "Learnable", "Notes": "n"}
+    )
     entry = doc.insert_entry(new, ["Unified Taxonomy", "Visual Prompting (VP)"])
     added, removed = added_lines(old, doc.render())
     assert removed == []
@@ -136,7 +146,9 @@ def test_insert_prompt_adaptation_row_with_type_cell() -> None:
 def test_insert_zhengli_and_synbol_and_ttengwang_styles() -> None:
     old = read(ZHENG)
     doc = parse(old)
-    new = NewEntry("Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", "https://github.com/a/b", "Zed", ["Image-Text"])
+    new = NewEntry(
+        "Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", "https://github.com/a/b", "Zed", ["Image-Text"]
+    )
     doc.insert_entry(new, ["General Prompt Learning", "Paper List", "2025"])
     added, _ = added_lines(old, doc.render())
     assert added == [
@@ -146,14 +158,19 @@ def test_insert_zhengli_and_synbol_and_ttengwang_styles() -> None:
     ]
     old = read(SYNBOL)
     doc = parse(old)
-    doc.insert_entry(NewEntry("Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", authors=["A. B"]), ["Prompt Tuning"])
+    doc.insert_entry(
+        NewEntry("Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", authors=["A. B"]), ["Prompt Tuning"]
+    )
     added, removed = added_lines(old, doc.render())
     assert removed == []
     assert added[0] == "- **[28] Zed,** ICCV 2025.\n"  # the Prompt Tuning section numbers up to 27
     assert "  *A. B.*\n" in added  # never the neighbour's authors
     old = read(TTENG)
     doc = parse(old)
-    doc.insert_entry(NewEntry("Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", "https://github.com/a/b"), ["Vision Prompt"])
+    doc.insert_entry(
+        NewEntry("Zed", "ICCV", 2025, "https://arxiv.org/abs/2501.3", "https://github.com/a/b"),
+        ["Vision Prompt"],
+    )
     added, removed = added_lines(old, doc.render())
     assert removed == []
     assert added[0] == "- Zed [[paper]](https://arxiv.org/abs/2501.3) [[code]](https://github.com/a/b)\n"
@@ -185,8 +202,12 @@ def test_update_entry_changes_only_venue_and_year() -> None:
     index = next(e.index for e in doc.entries if e.short_name == "Promise")
     entry = doc.update_entry(index, venue="TPAMI", year=2027)
     added, removed = added_lines(old, doc.render())
-    assert removed == ["- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    ICLR 2026.     \n"]
-    assert added == ["- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    TPAMI 2027.     \n"]
+    assert removed == [
+        "- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    ICLR 2026.     \n"
+    ]
+    assert added == [
+        "- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    TPAMI 2027.     \n"
+    ]
     assert (entry.venue, entry.year) == ("TPAMI", 2027)
     vpt = parse(read(VPT))
     row = next(e for e in vpt.entries if e.venue == "arXiv" and e.year == 2025)

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (expected values are verbatim README lines)
 """Import, render, add, upgrade and stats through the store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def test_add_and_upgrade_render_as_exact_diffs(engine: Engine) -> None:
     old = read(STELLAR)
     import_catalogue(engine, "g", old, preset="generalizable-vlm")
     with transaction(engine) as session:
-        new = NewEntry("FooPL: Prompting Foo", "CVPR", 2025, "https://arxiv.org/abs/2501.00001", None, "FooPL", ["Text"])
+        new = NewEntry(
+            "FooPL: Prompting Foo", "CVPR", 2025, "https://arxiv.org/abs/2501.00001", None, "FooPL", ["Text"]
+        )
         added = add_entry(session, "g", new, section_path=["Published in 2025"], labels=["text"])
         assert added.state == "added" and added.raw is None
         promise = session.scalar(select(EntryRow).where(EntryRow.short_name == "Promise"))
@@ -97,8 +100,13 @@ def test_add_and_upgrade_render_as_exact_diffs(engine: Engine) -> None:
     diff = [d for d in difflib.unified_diff(old.splitlines(True), rendered.splitlines(True), n=0)]
     minus = [d for d in diff if d.startswith("-") and not d.startswith("---")]
     plus = [d for d in diff if d.startswith("+") and not d.startswith("+++")]
-    assert minus == ["-- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    ICLR 2026.     \n"]
-    assert plus[0] == "+- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    TPAMI 2027.     \n"
+    assert minus == [
+        "-- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    ICLR 2026.     \n"
+    ]
+    assert (
+        plus[0]
+        == "+- `Promise` **PROMISE: Prompt-Robust Vision-Language Models Via Meta-Finetuning**    TPAMI 2027.     \n"
+    )
     assert plus[1] == "+- `FooPL` **FooPL: Prompting Foo**    CVPR 2025.   \n"
     assert len(plus) == 3
     assert (stats["entries"], stats["added"], stats["updated"]) == (35, 1, 1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from urllib.parse import quote, unquote
 
 from vpt_tracker import normalize
@@ -166,7 +167,13 @@ def decode_badge(url: str) -> str:
     parts = path.replace("--", "\0").split("-")
     if len(parts) > 1:
         parts = parts[:-1]  # the colour
-    text = "-".join(p for p in parts if p).replace("\0", "-").replace("__", "\1").replace("_", " ").replace("\1", "_")
+    text = (
+        "-".join(p for p in parts if p)
+        .replace("\0", "-")
+        .replace("__", "\1")
+        .replace("_", " ")
+        .replace("\1", "_")
+    )
     return " ".join(unquote(text).split())
 
 
@@ -191,7 +198,7 @@ def _strip_markdown(text: str) -> str:
 
 
 def _link_role(link: _Link) -> str | None:
-    """"paper", "code" or None, from the link text first and the host second."""
+    """ "paper", "code" or None, from the link text first and the host second."""
     text = link.text.strip("[] ").lower()
     url = link.url.lower()
     if not url.startswith(("http://", "https://")):
@@ -208,7 +215,7 @@ def _link_role(link: _Link) -> str | None:
 
 
 def _role_by_text(link: _Link) -> str | None:
-    """"paper" or "code" from the link text alone ("[Paper]", "[pdf]", "[Code]")."""
+    """ "paper" or "code" from the link text alone ("[Paper]", "[pdf]", "[Code]")."""
     text = link.text.strip("[] ").lower()
     if any(text.startswith(word) for word in _CODE_WORDS):
         return "code"
@@ -403,7 +410,11 @@ class Document:
                     self._sections[-1].end = i
                 # A "Table of Contents" heading is no parent of the sections after it
                 # (StellarOdys2ey puts its year sections under `# Table of Contents`).
-                path = [t for k, (_, t) in enumerate(stack) if t and (k == len(stack) - 1 or t.lower() not in _TOC)]
+                path = [
+                    t
+                    for k, (_, t) in enumerate(stack)
+                    if t and (k == len(stack) - 1 or t.lower() not in _TOC)
+                ]
                 self._sections.append(_Section(path, level, i))
                 section = len(self._sections) - 1
                 i += 1
@@ -584,10 +595,7 @@ class Document:
                 f"section {' > '.join(section.path)!r} has no entries or paper table to learn the style from"
             )
         raw = _render_like(template, new, self)
-        if own:
-            at = _insertion_line(own, new)
-        else:
-            at = self._empty_section_line(index, template)
+        at = _insertion_line(own, new) if own else self._empty_section_line(index, template)
         new_lines = raw.splitlines(keepends=True)
         if at > 0 and not self._lines[at - 1].endswith("\n"):
             self._lines[at - 1] += "\n"
@@ -736,7 +744,10 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             title = inner[numbered.end() :].rstrip().rstrip(",").rstrip()
             offset = body_start + bold.start(1) + numbered.end()
             spans["title"] = (offset, offset + len(title))
-            spans["number"] = (body_start + bold.start(1) + 1, body_start + bold.start(1) + 1 + len(numbered.group(1)))
+            spans["number"] = (
+                body_start + bold.start(1) + 1,
+                body_start + bold.start(1) + 1 + len(numbered.group(1)),
+            )
             style = "synbol"
             rest_start = body_start + bold.end()
         elif re.match(r"\s*[:：]", after):  # BWLONG: * **Short**: Title, Venue, Year (*Aff*). [[Paper]..]
@@ -745,7 +756,7 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             colon = re.match(r"\s*[:：]\s*", after)
             assert colon is not None
             t_start = body_start + bold.end() + colon.end()
-            segment = raw[t_start:first_end if first_end >= 0 else len(raw)]
+            segment = raw[t_start : first_end if first_end >= 0 else len(raw)]
             cut = re.search(r"\s*(?:\(\*|\[\[|\[)", segment)
             head = segment[: cut.start()] if cut else segment
             tail = re.search(r",\s*([^,]+?),?\s*(" + _YEAR4 + r")\s*$", head.rstrip(". "))
@@ -758,7 +769,9 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             spans["title"] = (t_start, t_start + len(title))
             style = "bwlong"
             rest_start = -1
-        elif inner.rstrip().endswith(",") or after.startswith(","):  # jianghaojun: - **Title,** Venue Year (arXiv:id).
+        elif inner.rstrip().endswith(",") or after.startswith(
+            ","
+        ):  # jianghaojun: - **Title,** Venue Year (arXiv:id).
             title = inner.rstrip().rstrip(",").rstrip()
             spans["title"] = (body_start + bold.start(1), body_start + bold.start(1) + len(title))
             style = "jianghaojun"
@@ -921,12 +934,12 @@ def _insertion_line(own: list[ParsedEntry], new: NewEntry) -> int:
     after_last = last.line - 1 + last.line_count
     years = [e.year for e in own if e.year is not None]
     if new.year is not None and len(set(years)) >= 2 and len(years) == len(own):
-        if all(a >= b for a, b in zip(years, years[1:], strict=False)):
+        if all(a >= b for a, b in pairwise(years)):
             for e in own:
                 if e.year is not None and e.year < new.year:
                     return e.line - 1
             return after_last
-        if all(a <= b for a, b in zip(years, years[1:], strict=False)):
+        if all(a <= b for a, b in pairwise(years)):
             for e in own:
                 if e.year is not None and e.year > new.year:
                     return e.line - 1
@@ -1006,7 +1019,11 @@ def _render_bullet_like(template: ParsedEntry, new: NewEntry, doc: Document) -> 
     edits.append((spans["title"], _escape_inline(new.title)))
     if "short" in spans:
         if new.short_name:
-            short = new.short_name.replace("`", "'") if template.style != "bwlong" else _escape_inline(new.short_name)
+            short = (
+                new.short_name.replace("`", "'")
+                if template.style != "bwlong"
+                else _escape_inline(new.short_name)
+            )
             edits.append((spans["short"], " ".join(short.split())))
         else:
             a, b = spans["short"]

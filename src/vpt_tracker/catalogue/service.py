@@ -129,7 +129,9 @@ def _document(catalogue: CatalogueRow) -> Document:
     rows = list(catalogue.entries)
     for row in rows:
         if row.state == "updated" and row.raw is not None:
-            doc.update_entry(int((row.extra or {}).get("index", row.position)), venue=row.venue, year=row.year)
+            doc.update_entry(
+                int((row.extra or {}).get("index", row.position)), venue=row.venue, year=row.year
+            )
     for row in sorted((r for r in rows if r.state == "added"), key=lambda r: r.id):
         doc.insert_entry(_new_entry(row), list(row.section_path))
     return doc

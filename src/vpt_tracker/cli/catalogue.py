@@ -110,7 +110,12 @@ def stats_command(app: AppContext, name: str, as_json: bool) -> None:
         echo_json(stats)
         return
     click.echo(f"{stats['catalogue']}: {stats['entries']} entries (preset: {stats['preset'] or 'none'})")
-    for title, key in (("Sections", "sections"), ("Labels", "labels"), ("Venues", "venues"), ("Years", "years")):
+    for title, key in (
+        ("Sections", "sections"),
+        ("Labels", "labels"),
+        ("Venues", "venues"),
+        ("Years", "years"),
+    ):
         click.echo(f"{title}:")
         for item, count in stats[key].items():
             click.echo(f"  {count:5d}  {item}")
