@@ -1,0 +1,178 @@
+"""The weekly digest: content from the store, rendering, and delivery to a real SMTP server."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from ops.seed import HOSTILE, NOW, seed_week
+from ops.smtp import free_port, self_signed, smtp_server
+from vpt_tracker.config import Settings, SmtpConfig
+from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
+from vpt_tracker.digest.build import Week
+from vpt_tracker.errors import UserError
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import DigestRow
+
+WEEK = Week(2026, 47)
+
+
+def settings_for(port: int, **smtp: object) -> Settings:
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "recipients": ["ana@example.org", "bo@example.org"],
+        "timeout": 5,
+    }
+    values.update(smtp)
+    return Settings(database_url="sqlite://", smtp=SmtpConfig(**values))  # type: ignore[arg-type]
+
+
+def digest_row(engine: Engine, week: str = "2026-W47") -> DigestRow | None:
+    with transaction(engine) as session:
+        return session.scalar(select(DigestRow).where(DigestRow.week == week))
+
+
+def test_parse_week() -> None:
+    assert parse_week(None, NOW) == WEEK  # the last complete week
+    assert parse_week("current", NOW) == Week(2026, 48)
+    assert parse_week("2026-W01", NOW).start.isoformat() == "2025-12-29T00:00:00+00:00"
+    with pytest.raises(UserError, match="ISO week"):
+        parse_week("2026-47", NOW)
+    with pytest.raises(UserError, match="no week 54"):
+        parse_week("2026-W54", NOW)
+
+
+def test_digest_content_groups_candidates_and_reports_the_week(engine: Engine) -> None:
+    seed_week(engine)
+    digest = build_digest(engine, WEEK, now=NOW)
+    [cat] = digest.catalogues
+    assert cat.name == "awesome-vpt"
+    # Groups ordered by their best candidate; within a group the top ones first.
+    assert [group.label for group in cat.groups] == ["Learnable", "Generative"]
+    learnable = cat.groups[0].papers
+    assert [p.title for p in learnable] == ["Visual Prompt Tuning at Scale", "Token Prompts for ViTs", HOSTILE]
+    assert learnable[0].url == "https://arxiv.org/abs/2611.00001"
+    assert learnable[0].labels == [("Learnable", 0.8), ("Token-Level", 0.8)]
+    assert learnable[2].url == "https://doi.org/10.1000/xyz"
+    assert cat.groups[1].papers[0].url == "https://openreview.net/forum?id=abcDEF"
+    assert cat.new_count == 4  # the old pending paper was queued before this week
+    assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]
+    assert cat.accepted[0].note == "by ana"
+    assert [p.title for p in cat.published] == ["Published Prompt Paper"]
+    assert [(p.title, p.note) for p in cat.upgrades] == [("Upgraded Paper", "arXiv → CVPR 2026")]
+    assert cat.queue_size == 5
+    assert cat.oldest_pending_days == 21.1  # 2026-11-02 07:00 to 2026-11-23 10:00
+    health = {h.source: h for h in digest.health}
+    assert health["arxiv_api"].last_healthy and health["arxiv_api"].records == 120
+    assert not health["arxiv_rss"].last_healthy
+    assert health["arxiv_rss"].pending_refetch == 1
+    assert digest.subject == "vpt-tracker digest 2026-W47: 4 new candidates, 1 unhealthy source"
+
+    # Another week holds none of it.
+    empty = build_digest(engine, Week(2026, 40), now=NOW)
+    assert empty.catalogues[0].new_count == 0 and empty.runs == 0
+
+
+def test_html_is_escaped_and_text_is_plain(engine: Engine) -> None:
+    seed_week(engine)
+    text, html = render(build_digest(engine, WEEK, now=NOW))
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    assert '<a href="https://arxiv.org/abs/2611.00001">Visual Prompt Tuning at Scale</a>' in html
+    assert HOSTILE in text  # the text part is not HTML: shown as is
+    assert "0.97  Visual Prompt Tuning at Scale" in text
+    assert "arxiv_rss: UNHEALTHY" in text
+    assert "Upgraded Paper: arXiv → CVPR 2026" in text
+    assert "Queue: 5 pending, oldest 21.1 days" in text
+
+
+def test_send_delivers_multipart_and_refuses_the_same_week_twice(engine: Engine) -> None:
+    seed_week(engine)
+    with smtp_server() as (inbox, port):
+        settings = settings_for(port)
+        result = send_digest(settings, engine, WEEK, now=NOW)
+        assert result.recipients == ["ana@example.org", "bo@example.org"]
+        [(rcpts, message)] = inbox.messages
+        assert rcpts == ["ana@example.org", "bo@example.org"]
+        assert message["Subject"] == "vpt-tracker digest 2026-W47: 4 new candidates, 1 unhealthy source"
+        assert message.get_content_type() == "multipart/alternative"
+        plain = message.get_body(("plain",))
+        html = message.get_body(("html",))
+        assert plain is not None and html is not None
+        assert "Visual Prompt Tuning at Scale" in plain.get_content()
+        assert "&lt;script&gt;" in html.get_content()
+        row = digest_row(engine)
+        assert row is not None and row.status == "sent" and row.attempts == 1
+
+        with pytest.raises(UserError, match="already sent .* use --force"):
+            send_digest(settings, engine, WEEK, now=NOW)
+        assert len(inbox.messages) == 1
+        send_digest(settings, engine, WEEK, now=NOW, force=True)
+        assert len(inbox.messages) == 2
+
+
+def test_unreachable_server_marks_for_retry_and_the_scheduler_job_retries(engine: Engine) -> None:
+    seed_week(engine)
+    dead_port = free_port()  # nothing listens there
+    with pytest.raises(DigestNotSent, match=r"cannot reach the SMTP server 127\.0\.0\.1:\d+.*marked for retry"):
+        send_digest(settings_for(dead_port), engine, WEEK, now=NOW)
+    row = digest_row(engine)
+    assert row is not None and row.status == "failed" and row.attempts == 1
+    assert "cannot reach" in (row.last_error or "")
+
+    # A week later the job sends the new week and retries the failed one.
+    with smtp_server() as (inbox, port):
+        results = send_due(settings_for(port), engine, now=NOW + timedelta(days=7))
+    assert sorted(r.week for r in results) == ["2026-W47", "2026-W48"]
+    assert len(inbox.messages) == 2
+    row = digest_row(engine)
+    assert row is not None and row.status == "sent" and row.attempts == 2 and row.last_error is None
+
+
+def test_refused_recipients_leave_the_digest_unsent(engine: Engine) -> None:
+    seed_week(engine)
+    with smtp_server() as (inbox, port):
+        inbox.refuse = True
+        with pytest.raises(DigestNotSent, match="refused every recipient"):
+            send_digest(settings_for(port), engine, WEEK, now=NOW)
+    row = digest_row(engine)
+    assert row is not None and row.status == "failed"
+
+
+def test_no_recipients_is_a_config_error(engine: Engine) -> None:
+    with pytest.raises(UserError, match="smtp.recipients"):
+        send_digest(settings_for(25, recipients=[]), engine, WEEK, now=NOW)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_plain_auth_and_wrong_password(engine: Engine) -> None:
+    seed_week(engine)
+    with smtp_server(credentials=("digest", "s3cret-pw")) as (inbox, port):
+        with pytest.raises(DigestNotSent, match="rejected the login for 'digest'"):
+            send_digest(settings_for(port, username="digest", password="wrong"), engine, WEEK, now=NOW)
+        send_digest(settings_for(port, username="digest", password="s3cret-pw"), engine, WEEK, now=NOW)
+    assert len(inbox.messages) == 1
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_starttls_with_auth(engine: Engine, tmp_path: Path) -> None:
+    seed_week(engine)
+    cert, key = self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    with smtp_server(tls_context=server_tls, credentials=("digest", "s3cret-pw")) as (inbox, port):
+        settings = settings_for(port, security="starttls", username="digest", password="s3cret-pw")
+        send_digest(settings, engine, WEEK, now=NOW, ssl_context=client_tls)
+        # Without trusting the certificate, TLS fails and the digest stays unsent.
+        with pytest.raises(DigestNotSent):
+            send_digest(settings, engine, Week(2026, 46), now=NOW)
+    assert len(inbox.messages) == 1
+    assert inbox.messages[0][1]["X-VPT-Tracker-Week"] == "2026-W47"

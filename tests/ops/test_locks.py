@@ -1,0 +1,61 @@
+"""The pipeline lock: a second holder is refused, and a killed holder frees it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from sqlalchemy import Engine
+
+from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, exclusive
+
+
+def test_second_holder_is_refused_until_the_first_releases(engine: Engine) -> None:
+    with exclusive(engine, "pipeline"):
+        with pytest.raises(AlreadyRunning) as caught, exclusive(engine, "pipeline"):
+            pass
+        assert caught.value.exit_code == EX_TEMPFAIL == 75
+        assert "in progress" in str(caught.value)
+        # A different lock name is independent (the digest does not wait for a nightly run).
+        with exclusive(engine, "digest"):
+            pass
+    with exclusive(engine, "pipeline"):
+        pass
+
+
+def test_lock_of_a_killed_process_is_released(engine: Engine, db_url: str) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from vpt_tracker.locks import exclusive
+        from vpt_tracker.store import make_engine
+        engine = make_engine({db_url!r})
+        with exclusive(engine, "pipeline"):
+            print("locked", flush=True)
+            time.sleep(60)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(AlreadyRunning), exclusive(engine, "pipeline"):
+            pass
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    # PostgreSQL notices the closed socket at once; retry briefly for the backend to go away.
+    for _ in range(50):
+        try:
+            with exclusive(engine, "pipeline"):
+                return
+        except AlreadyRunning:
+            time.sleep(0.1)
+    pytest.fail("the lock of a SIGKILLed process was not released")
