@@ -52,8 +52,13 @@ def seed_week(engine: Engine) -> dict[str, int]:
         }
         session.flush()
         session.add(
-            EntryRow(catalogue_id=cat.id, paper_id=papers["upgraded"].id, position=0, title="Upgraded Paper",
-                     title_key="upgraded paper")
+            EntryRow(
+                catalogue_id=cat.id,
+                paper_id=papers["upgraded"].id,
+                position=0,
+                title="Upgraded Paper",
+                title_key="upgraded paper",
+            )
         )
 
         def candidate(key: str, relevance: float, labels: list[str], **fields: object) -> None:
@@ -74,9 +79,19 @@ def seed_week(engine: Engine) -> dict[str, int]:
         candidate("hostile", 0.55, ["learnable"], low_confidence=True)
         candidate("gen", 0.90, ["generative"])
         candidate("old", 0.40, [], created_at=BEFORE)
-        candidate("accepted", 0.8, ["learnable", "pixel"], status="accepted", decided_at=IN_WEEK,
-                  final_labels=["learnable", "pixel"], reviewer="ana", created_at=BEFORE)
-        candidate("published", 0.8, ["generative"], status="published", published_at=IN_WEEK, created_at=BEFORE)
+        candidate(
+            "accepted",
+            0.8,
+            ["learnable", "pixel"],
+            status="accepted",
+            decided_at=IN_WEEK,
+            final_labels=["learnable", "pixel"],
+            reviewer="ana",
+            created_at=BEFORE,
+        )
+        candidate(
+            "published", 0.8, ["generative"], status="published", published_at=IN_WEEK, created_at=BEFORE
+        )
         run = RunRow(
             kind="nightly",
             started_at=IN_WEEK,
@@ -91,6 +106,8 @@ def seed_week(engine: Engine) -> dict[str, int]:
         session.add(run)
         session.flush()
         session.add(
-            RefetchWindowRow(source="arxiv_rss", window_start=BEFORE, window_end=IN_WEEK, reason="error", run_id=run.id)
+            RefetchWindowRow(
+                source="arxiv_rss", window_start=BEFORE, window_end=IN_WEEK, reason="error", run_id=run.id
+            )
         )
         return {key: row.id for key, row in papers.items()}

@@ -57,7 +57,11 @@ def test_digest_content_groups_candidates_and_reports_the_week(engine: Engine) -
     # Groups ordered by their best candidate; within a group the top ones first.
     assert [group.label for group in cat.groups] == ["Learnable", "Generative"]
     learnable = cat.groups[0].papers
-    assert [p.title for p in learnable] == ["Visual Prompt Tuning at Scale", "Token Prompts for ViTs", HOSTILE]
+    assert [p.title for p in learnable] == [
+        "Visual Prompt Tuning at Scale",
+        "Token Prompts for ViTs",
+        HOSTILE,
+    ]
     assert learnable[0].url == "https://arxiv.org/abs/2611.00001"
     assert learnable[0].labels == [("Learnable", 0.8), ("Token-Level", 0.8)]
     assert learnable[2].url == "https://doi.org/10.1000/xyz"
@@ -111,7 +115,7 @@ def test_send_delivers_multipart_and_refuses_the_same_week_twice(engine: Engine)
         row = digest_row(engine)
         assert row is not None and row.status == "sent" and row.attempts == 1
 
-        with pytest.raises(UserError, match="already sent .* use --force"):
+        with pytest.raises(UserError, match=r"already sent .* use --force"):
             send_digest(settings, engine, WEEK, now=NOW)
         assert len(inbox.messages) == 1
         send_digest(settings, engine, WEEK, now=NOW, force=True)
@@ -121,7 +125,9 @@ def test_send_delivers_multipart_and_refuses_the_same_week_twice(engine: Engine)
 def test_unreachable_server_marks_for_retry_and_the_scheduler_job_retries(engine: Engine) -> None:
     seed_week(engine)
     dead_port = free_port()  # nothing listens there
-    with pytest.raises(DigestNotSent, match=r"cannot reach the SMTP server 127\.0\.0\.1:\d+.*marked for retry"):
+    with pytest.raises(
+        DigestNotSent, match=r"cannot reach the SMTP server 127\.0\.0\.1:\d+.*marked for retry"
+    ):
         send_digest(settings_for(dead_port), engine, WEEK, now=NOW)
     row = digest_row(engine)
     assert row is not None and row.status == "failed" and row.attempts == 1
@@ -147,7 +153,7 @@ def test_refused_recipients_leave_the_digest_unsent(engine: Engine) -> None:
 
 
 def test_no_recipients_is_a_config_error(engine: Engine) -> None:
-    with pytest.raises(UserError, match="smtp.recipients"):
+    with pytest.raises(UserError, match=r"smtp\.recipients"):
         send_digest(settings_for(25, recipients=[]), engine, WEEK, now=NOW)
 
 

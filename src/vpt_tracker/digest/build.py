@@ -229,12 +229,14 @@ def _catalogue_digest(
     accepted = decided(CandidateStatus.ACCEPTED, CandidateRow.decided_at)
     published = decided(CandidateStatus.PUBLISHED, CandidateRow.published_at)
 
-    in_catalogue = select(EntryRow.paper_id).where(
-        EntryRow.catalogue_id == catalogue.id, EntryRow.paper_id.is_not(None)
-    ).union(
-        select(CandidateRow.paper_id).where(
-            CandidateRow.catalogue_id == catalogue.id,
-            CandidateRow.status.in_([CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value]),
+    in_catalogue = (
+        select(EntryRow.paper_id)
+        .where(EntryRow.catalogue_id == catalogue.id, EntryRow.paper_id.is_not(None))
+        .union(
+            select(CandidateRow.paper_id).where(
+                CandidateRow.catalogue_id == catalogue.id,
+                CandidateRow.status.in_([CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value]),
+            )
         )
     )
     upgrades = []
