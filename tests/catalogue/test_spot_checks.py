@@ -1075,3 +1075,95 @@ def test_every_list_has_three_spot_checks() -> None:
     counts = {n: sum(1 for name, _, _ in SPOT_CHECKS if name == n) for n in names}
     assert len(names) >= 21
     assert all(c >= 3 for c in counts.values()), counts
+
+
+# Hand-picked edge cases, each checked against its README line.
+EDGE_CASES = [
+    # `]]` after the paper link, no code link
+    (
+        "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+        260,
+        {
+            "short_name": "RedCircle",
+            "venue": "ICCV",
+            "year": 2023,
+            "paper_url": "http://arxiv.org/abs/2304.06712",
+            "code_url": None,
+            "arxiv_id": "2304.06712",
+            "badges": ["Image"],
+        },
+    ),
+    # no short name in a list that usually has one
+    (
+        "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+        254,
+        {
+            "title": "Visual Prompting via Image Inpainting",
+            "short_name": None,
+            "venue": "NeurIPS",
+            "year": 2022,
+        },
+    ),
+    # short name glued to the bold title: `CaFo`**Prompt, ...**
+    (
+        "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+        337,
+        {
+            "short_name": "CaFo",
+            "title": "Prompt, Generate, then Cache: Cascade of Foundation Models makes Strong Few-shot Learners",
+        },
+    ),
+    # a tab and a doubled "arXiv:" instead of a venue
+    (
+        "jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md",
+        44,
+        {
+            "title": "Domain Adaptation via Prompt Learning",
+            "venue": "arXiv",
+            "year": 2022,
+            "code_url": None,
+            "badges": ["DAPL", "Domain Adaption", "Text Prompt"],
+        },
+    ),
+    # ragged row: the Venue cell is missing, realigned on the year
+    (
+        "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md",
+        91,
+        {
+            "title": "OT-VP",
+            "venue": None,
+            "year": 2025,
+            "cells": {"Year": "2025", "Type": "Learnable", "Notes": "Optimal transport alignment"},
+        },
+    ),
+    # "Text-Green" badge (capital G) decodes like the others; no code
+    (
+        "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md",
+        75,
+        {"short_name": "FM", "venue": "ICML", "year": 2025, "code_url": None, "badges": ["Text"]},
+    ),
+    # no paper and no code: both placeholders
+    (
+        "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md",
+        27,
+        {"short_name": "LOREAL", "venue": "CVPR", "year": 2026, "paper_url": None, "code_url": None},
+    ),
+    # full-width colon and "?" for "no short name"; venue in the link text
+    (
+        "BWLONG__Awesome-Prompt-Learning-CV__README.md",
+        74,
+        {
+            "short_name": None,
+            "title": "Language Models as Black-Box Optimizers for Vision-Language Models",
+            "venue": "arXiv",
+            "year": 2023,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "expected"), EDGE_CASES, ids=[f"{n}:{ln}" for n, ln, _ in EDGE_CASES]
+)
+def test_edge_case_fields(name: str, line: int, expected: dict[str, object]) -> None:
+    test_entry_fields(name, line, expected)

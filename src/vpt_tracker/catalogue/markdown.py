@@ -751,7 +751,8 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             style = "synbol"
             rest_start = body_start + bold.end()
         elif re.match(r"\s*[:：]", after):  # BWLONG: * **Short**: Title, Venue, Year (*Aff*). [[Paper]..]
-            short_name = inner.strip()
+            # "?" is this list's mark for a paper without a short name
+            short_name = inner.strip() if inner.strip() != "?" else None
             spans["short"] = (body_start + bold.start(1), body_start + bold.end(1))
             colon = re.match(r"\s*[:：]\s*", after)
             assert colon is not None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
@@ -87,6 +88,24 @@ def import_catalogue(
         raise UserError("a catalogue needs a non-empty --name")
     preset_obj = load_preset(preset) if preset else None
     doc = parse(text)
+    try:
+        return _store_import(engine, name, text, doc, preset, preset_obj, readme_path, github_repo, replace)
+    except IntegrityError:
+        # another import of the same name committed first (two imports at once)
+        raise UserError(f"catalogue {name!r} was imported concurrently; run the import again") from None
+
+
+def _store_import(
+    engine: Engine,
+    name: str,
+    text: str,
+    doc: Document,
+    preset: str | None,
+    preset_obj: Preset | None,
+    readme_path: str | None,
+    github_repo: str | None,
+    replace: bool,
+) -> ImportResult:
     with transaction(engine) as session:
         existing = session.scalar(select(CatalogueRow).where(CatalogueRow.name == name))
         if existing is not None:
