@@ -276,6 +276,12 @@ class ReviewQueue:
         with self.engine.connect() as connection:
             return int(connection.scalar(query) or 0)
 
+    def count_below(self, score: float) -> int:
+        """How many pending candidates `bulk_reject_below(score)` would reject."""
+        query = self._scoped(select(func.count(CandidateRow.id)), CandidateStatus.PENDING.value, None)
+        with self.engine.connect() as connection:
+            return int(connection.scalar(query.where(CandidateRow.relevance < score)) or 0)
+
     def items(self, candidate_ids: Iterable[int]) -> list[QueueItem]:
         """The candidates with these ids, in the order given (missing ones left out)."""
         wanted = list(candidate_ids)

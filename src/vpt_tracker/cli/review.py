@@ -1,0 +1,231 @@
+"""`review`: the terminal app, and `review list|accept|reject|defer|relabel|undo|bulk-reject` for scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from vpt_tracker.cli.context import AppContext, echo_json, pass_app
+from vpt_tracker.models import CandidateStatus
+from vpt_tracker.review.queue import Filter, QueueItem, ReviewQueue, resolve_reviewer
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATUSES = [s.value for s in CandidateStatus]
+
+
+def _scope_options(func: F) -> F:
+    """`--catalogue` and `--reviewer`, accepted on the group and on every subcommand."""
+    func = click.option(
+        "--reviewer", metavar="NAME", help="Who is reviewing (default: config review.reviewer, else login)."
+    )(func)
+    func = click.option(
+        "--catalogue", "-c", metavar="NAME", help="Only this catalogue's candidates (default: all)."
+    )(func)
+    return func
+
+
+def _queue(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None) -> ReviewQueue:
+    parent = ctx.parent.params if ctx.parent is not None else {}
+    catalogue = catalogue or parent.get("catalogue")
+    reviewer = resolve_reviewer(app.settings.review.reviewer, reviewer or parent.get("reviewer"))
+    return ReviewQueue(app.engine(), reviewer, catalogue, order=app.settings.review.order)
+
+
+def _labels(values: tuple[str, ...]) -> list[str]:
+    """`--labels a,b --labels c` → [a, b, c]."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _line(item: QueueItem) -> str:
+    labels = ", ".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
+    mark = " [b2n]" if (item.base_to_novel or 0) >= 0.5 else ""
+    return (
+        f"{item.candidate_id:>6}  {item.relevance:4.2f}  {item.status:<9} {item.title[:70]}"
+        f"  ({item.venue_year or '?'}){mark}  [{labels}]"
+    )
+
+
+@click.group(invoke_without_command=True)
+@_scope_options
+@pass_app
+@click.pass_context
+def review(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None) -> None:
+    """Review pending candidates: with no subcommand, open the terminal app.
+
+    \b
+    Examples:
+      vpt-tracker review --catalogue awesome-vpt
+      vpt-tracker review list --catalogue awesome-vpt --json
+      vpt-tracker review accept 42 --labels learnable,token
+      vpt-tracker review reject 43 --reason off-topic
+      vpt-tracker review undo
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from vpt_tracker.review.app import ReviewApp
+
+    queue = _queue(ctx, app, catalogue, reviewer)
+    settings = app.settings.review
+    result = ReviewApp(queue, keys=settings.keys, reject_reasons=settings.reject_reasons).run()
+    if result is not None:
+        click.echo(result.render())
+
+
+@review.command("list")
+@_scope_options
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Status to show (default: pending).",
+)
+@click.option("--filter", "filter_text", metavar="TEXT", help="Words, label:KEY, score>=X / score<X.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@pass_app
+@click.pass_context
+def list_command(
+    ctx: click.Context,
+    app: AppContext,
+    catalogue: str | None,
+    reviewer: str | None,
+    statuses: tuple[str, ...],
+    filter_text: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List candidates in queue order (id, score, status, title, venue, labels)."""
+    queue = _queue(ctx, app, catalogue, reviewer)
+    status = list(statuses) or [CandidateStatus.PENDING.value]
+    chosen = Filter.parse(filter_text) if filter_text else None
+    items = queue.listing(status=status, filter=chosen, limit=limit)
+    if as_json:
+        echo_json([item.to_json() for item in items])
+        return
+    total = queue.count(status=status, filter=chosen)
+    for item in items:
+        click.echo(_line(item))
+    click.echo(f"{len(items)} of {total} {'/'.join(status)} shown", err=True)
+
+
+@review.command()
+@_scope_options
+@click.argument("candidate_id", type=int)
+@click.option("--labels", multiple=True, metavar="A,B", help="Final labels (default: the proposed ones).")
+@pass_app
+@click.pass_context
+def accept(
+    ctx: click.Context,
+    app: AppContext,
+    catalogue: str | None,
+    reviewer: str | None,
+    candidate_id: int,
+    labels: tuple[str, ...],
+) -> None:
+    """Accept a candidate with its final labels."""
+    item = _queue(ctx, app, catalogue, reviewer).accept(candidate_id, _labels(labels) if labels else None)
+    click.echo(f"accepted {item.candidate_id}: {item.title} [{', '.join(item.final_labels or [])}]")
+
+
+@review.command()
+@_scope_options
+@click.argument("candidate_id", type=int)
+@click.option("--reason", required=True, help="Why: one of review.reject_reasons, or free text.")
+@pass_app
+@click.pass_context
+def reject(
+    ctx: click.Context,
+    app: AppContext,
+    catalogue: str | None,
+    reviewer: str | None,
+    candidate_id: int,
+    reason: str,
+) -> None:
+    """Reject a candidate, with a reason."""
+    item = _queue(ctx, app, catalogue, reviewer).reject(candidate_id, reason)
+    click.echo(f"rejected {item.candidate_id}: {item.title} ({item.reason})")
+
+
+@review.command()
+@_scope_options
+@click.argument("candidate_id", type=int)
+@click.option("--reason", help="A note for later (optional).")
+@pass_app
+@click.pass_context
+def defer(
+    ctx: click.Context,
+    app: AppContext,
+    catalogue: str | None,
+    reviewer: str | None,
+    candidate_id: int,
+    reason: str | None,
+) -> None:
+    """Put a candidate aside; it stays open (see `review list --status deferred`)."""
+    item = _queue(ctx, app, catalogue, reviewer).defer(candidate_id, reason)
+    click.echo(f"deferred {item.candidate_id}: {item.title}")
+
+
+@review.command()
+@_scope_options
+@click.argument("candidate_id", type=int)
+@click.option("--labels", multiple=True, required=True, metavar="A,B", help="The new final labels.")
+@pass_app
+@click.pass_context
+def relabel(
+    ctx: click.Context,
+    app: AppContext,
+    catalogue: str | None,
+    reviewer: str | None,
+    candidate_id: int,
+    labels: tuple[str, ...],
+) -> None:
+    """Change the final labels of an open or accepted candidate."""
+    item = _queue(ctx, app, catalogue, reviewer).relabel(candidate_id, _labels(labels))
+    click.echo(f"relabelled {item.candidate_id}: [{', '.join(item.final_labels or [])}]")
+
+
+@review.command()
+@_scope_options
+@pass_app
+@click.pass_context
+def undo(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None) -> None:
+    """Undo your last decision (a bulk reject as a whole)."""
+    items = _queue(ctx, app, catalogue, reviewer).undo()
+    for item in items:
+        click.echo(f"undone: {item.candidate_id} is {item.status} again: {item.title}")
+
+
+@review.command("bulk-reject")
+@_scope_options
+@click.option(
+    "--below", type=click.FloatRange(0, 1), required=True, help="Reject pending ones scoring below this."
+)
+@click.option("--reason", default="low score", show_default=True, help="Reason recorded on each.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+@click.pass_context
+def bulk_reject(
+    ctx: click.Context,
+    app: AppContext,
+    catalogue: str | None,
+    reviewer: str | None,
+    below: float,
+    reason: str,
+    yes: bool,
+) -> None:
+    """Reject every pending candidate below a score, as one batch that `review undo` reverts."""
+    queue = _queue(ctx, app, catalogue, reviewer)
+    count = queue.count_below(below)
+    if count and not yes:
+        click.confirm(f"reject {count} pending candidates scoring below {below:g}?", abort=True)
+    result = queue.bulk_reject_below(below, reason)
+    click.echo(
+        f"rejected {result.rejected} candidates below {below:g} ({reason}); `review undo` reverts them"
+    )
+
+
+def register(main: click.Group) -> None:
+    main.add_command(review)
