@@ -100,3 +100,20 @@ def test_check_exit_codes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stdout
     result = CliRunner().invoke(main, ["catalogue", "check", str(tmp_path / "nope.md")])
     assert result.exit_code == 2
+
+
+def test_import_takes_preset_and_repo_from_the_config(db_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text(
+        '[[catalogues]]\nname = "g"\npreset = "generalizable-vlm"\ngithub_repo = "StellarOdys2ey/x"\n'
+    )
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(config), "--database", db_url, "catalogue", "import", str(STELLAR), "--name", "g"],
+    )
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "--database", db_url, "catalogue", "stats", "g", "--json"]
+    )
+    stats = json.loads(result.stdout)
+    assert stats["preset"] == "generalizable-vlm" and stats["labels"] == {"image-text": 25, "text": 9}

@@ -67,6 +67,12 @@ def import_command(
       vpt-tracker catalogue import README.md --name awesome-vpt --preset awesome-vpt
     """
     text = read_markdown(file)
+    configured = app.settings.catalogue(name)  # [[catalogues]] in the config fills what is not given
+    if configured is not None:
+        preset = preset or configured.preset
+        github_repo = github_repo or configured.github_repo
+        if readme_path is None and configured.readme is not None:
+            readme_path = str(configured.readme)
     result = import_catalogue(
         app.engine(),
         name,
