@@ -118,6 +118,26 @@ def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
         return [row.id for row in rows]
 
 
+def resumable_window(engine: Engine, interrupted: Sequence[int], now: datetime) -> Window | None:
+    """The window of the latest interrupted nightly run, to finish first with its own cursors.
+
+    Sources key their cursors by window, so fetching exactly that window again resumes at
+    the first page the dead run did not store, instead of starting over.
+    """
+    if not interrupted:
+        return None
+    with transaction(engine) as session:
+        row = session.scalars(
+            select(RunRow)
+            .where(RunRow.id.in_(interrupted), RunRow.kind == "nightly", RunRow.window_start.is_not(None))
+            .order_by(RunRow.id.desc())
+            .limit(1)
+        ).first()
+    if row is None or row.window_start is None or row.window_end is None or row.window_end >= now:
+        return None
+    return Window(row.window_start, row.window_end)
+
+
 def start_run(engine: Engine, kind: str, window: Window | None, now: datetime) -> int:
     with transaction(engine) as session:
         row = RunRow(
@@ -461,6 +481,11 @@ def nightly(
     with exclusive(engine, "pipeline"):
         interrupted = recover_interrupted(engine, now)
         window = nightly_window(engine, now)
+        resume = resumable_window(engine, interrupted, now)
+        parts = [window]
+        if resume is not None and resume.start <= window.start < resume.end:
+            parts = [resume, Window(resume.end, now)]
+            window = Window(resume.start, now)
         run_id = start_run(engine, "nightly", window, now)
         log.info("nightly run %d: window %s .. %s", run_id, window.start, window.end)
         owned_client = None
@@ -481,21 +506,24 @@ def nightly(
                     progress=progress,
                     now=now,
                 )
-                _fetch_guarded(
-                    partial(
-                        _fetch_window,
-                        engine,
-                        source,
-                        window,
-                        prefix="",
-                        run_id=run_id,
-                        report=report,
-                        new_paper_ids=new_ids,
-                        progress=progress,
-                    ),
-                    report,
-                    source.name,
-                )
+                for part in parts:
+                    ok = _fetch_guarded(
+                        partial(
+                            _fetch_window,
+                            engine,
+                            source,
+                            part,
+                            prefix="",
+                            run_id=run_id,
+                            report=report,
+                            new_paper_ids=new_ids,
+                            progress=progress,
+                        ),
+                        report,
+                        source.name,
+                    )
+                    if not ok:
+                        break
         finally:
             if owned_client is not None and hasattr(owned_client, "close"):
                 owned_client.close()

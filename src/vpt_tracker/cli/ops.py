@@ -1,0 +1,305 @@
+"""Operations commands: `run nightly|backfill`, `runs`, `digest build|send`, `serve`, `demo`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from vpt_tracker.cli.context import AppContext, echo_json, pass_app, secret_values
+
+if TYPE_CHECKING:
+    from vpt_tracker.pipeline import RunResult
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def progress_reporter(label: str) -> Iterator[Callable[[str, int], None]]:
+    """A rich progress display on a terminal, one log line per page otherwise."""
+    if not sys.stderr.isatty():
+
+        def plain(source: str, records: int) -> None:
+            log.info("%s: %s has stored %d records", label, source, records)
+
+        yield plain
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed} records"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as progress:
+
+        def update(source: str, records: int) -> None:
+            if source not in tasks:
+                tasks[source] = progress.add_task(f"{label}: {source}", total=None)
+            progress.update(tasks[source], completed=records)
+
+        yield update
+
+
+def _print_result(result: RunResult) -> None:
+    sources = result.counts.get("sources", {})
+    for name in sorted(sources):
+        counts = sources[name]
+        health = result.health.get(name, {})
+        state = "healthy" if health.get("healthy", True) else f"UNHEALTHY ({health.get('reason')})"
+        refetched = f", refetched {len(counts['refetched'])} windows" if counts.get("refetched") else ""
+        click.echo(
+            f"  {name}: {counts['records']} records, {counts['new_papers']} new papers, "
+            f"{counts['pages']} pages{refetched}; {state}"
+        )
+    for name, stats in sorted(result.counts.get("catalogues", {}).items()):
+        click.echo(f"  catalogue {name}: {stats}")
+    for key, message in sorted(result.errors.items()):
+        if key.startswith("catalogue:"):
+            click.echo(f"  {key}: {message}", err=True)
+    click.echo(
+        f"run {result.run_id} ({result.kind}): {result.outcome.value}, "
+        f"{result.counts.get('records', 0)} records, {result.counts.get('new_papers', 0)} new papers "
+        f"in {result.duration_s:.1f}s"
+    )
+
+
+@click.group("run")
+def run_group() -> None:
+    """Run the pipeline once (cron-friendly): exit 0 ok, 1 some sources failed, 75 already running."""
+
+
+@run_group.command("nightly")
+@pass_app
+def run_nightly(app: AppContext) -> None:
+    """Fetch every enabled source for the new window, ingest, score and enqueue.
+
+    Windows that sources missed earlier (errors, far fewer records than usual) are fetched
+    again first. A run killed half-way is completed by the next one.
+
+    Example (crontab, 06:30 UTC daily):  30 6 * * *  vpt-tracker run nightly
+    """
+    from vpt_tracker.pipeline import nightly
+
+    settings = app.settings
+    engine = app.engine()
+    with progress_reporter("nightly") as progress:
+        result = nightly(settings, engine, progress=progress)
+    _print_result(result)
+    sys.exit(result.exit_code)
+
+
+def _parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2025-06-01", param_hint=option) from None
+
+
+@run_group.command("backfill")
+@click.option("--since", required=True, metavar="DATE", help="First day to fetch (YYYY-MM-DD).")
+@click.option("--until", metavar="DATE", help="Last day to fetch, inclusive (default: today).")
+@click.option("--step-days", type=click.IntRange(1, 92), default=7, show_default=True, help="Window size.")
+@pass_app
+def run_backfill(app: AppContext, since: str, until: str | None, step_days: int) -> None:
+    """Fetch history in resumable windows; rerun the same command to resume after a failure.
+
+    Example:  vpt-tracker run backfill --since 2025-01-01 --until 2025-03-31
+    """
+    from vpt_tracker.pipeline import backfill
+
+    first = _parse_day(since, "--since")
+    last = _parse_day(until, "--until")
+    assert first is not None
+    settings = app.settings
+    engine = app.engine()
+    with progress_reporter("backfill") as progress:
+        result = backfill(settings, engine, first, last, step_days=step_days, progress=progress)
+    _print_result(result)
+    click.echo(
+        f"windows: {result.counts['windows']} ({result.counts['windows_skipped']} source windows done before)"
+    )
+    sys.exit(result.exit_code)
+
+
+@click.command("runs")
+@click.option("--last", "last", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
+@pass_app
+def runs_command(app: AppContext, last: int, as_json: bool) -> None:
+    """Show the recent runs: outcome, records per source, and each source's health."""
+    from vpt_tracker.pipeline import pending_refetches, recent_runs
+
+    engine = app.engine()
+    rows = recent_runs(engine, last)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "id": row.id,
+                    "kind": row.kind,
+                    "started_at": row.started_at,
+                    "finished_at": row.finished_at,
+                    "duration_s": row.duration_s,
+                    "outcome": row.outcome,
+                    "window": [row.window_start, row.window_end],
+                    "counts": row.counts,
+                    "errors": row.errors,
+                    "health": row.health,
+                }
+                for row in rows
+            ]
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"last {len(rows)} runs")
+    for column in ("id", "kind", "started (UTC)", "took", "outcome", "records", "health"):
+        table.add_column(column)
+    for row in rows:
+        sources = (row.counts or {}).get("sources", {})
+        health = []
+        for name in sorted(set(sources) | set(row.health or {})):
+            state = (row.health or {}).get(name, {})
+            records = sources.get(name, {}).get("records", 0)
+            mark = "ok" if state.get("healthy", True) else "UNHEALTHY"
+            health.append(f"{name} {records} {mark}")
+        if "run" in (row.errors or {}):
+            health.append(row.errors["run"])
+        table.add_row(
+            str(row.id),
+            row.kind,
+            row.started_at.strftime("%Y-%m-%d %H:%M"),
+            f"{row.duration_s:.1f}s" if row.duration_s is not None else "-",
+            row.outcome,
+            str((row.counts or {}).get("records", "-")),
+            "\n".join(health) or "-",
+        )
+    Console(width=120).print(table)
+    queued = pending_refetches(engine)
+    if queued:
+        click.echo(f"{len(queued)} windows queued for refetch on the next run:")
+        for item in queued:
+            click.echo(
+                f"  {item.source} {item.window_start:%Y-%m-%d %H:%M} .. "
+                f"{item.window_end:%Y-%m-%d %H:%M}: {item.reason}"
+            )
+
+
+@click.group("digest")
+def digest_group() -> None:
+    """Build or send the weekly digest email."""
+
+
+WEEK_HELP = "ISO week like 2026-W47, 'current' or 'last' (default: the last complete week)."
+
+
+@digest_group.command("build")
+@click.option("--week", metavar="WEEK", help=WEEK_HELP)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the email (.eml) here."
+)
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML part."
+)
+@pass_app
+def digest_build(app: AppContext, week: str | None, output: Path | None, html_path: Path | None) -> None:
+    """Build the digest without sending it: print the text part, or write an .eml file.
+
+    Example:  vpt-tracker digest build --week 2026-W47 --output digest.eml
+    """
+    from vpt_tracker.digest import build_digest, parse_week, render, to_message
+
+    now = datetime.now(UTC)
+    chosen = parse_week(week, now)
+    digest = build_digest(app.engine(), chosen, now=now)
+    text, html = render(digest)
+    if output is None and html_path is None:
+        click.echo(text, nl=False)
+        return
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(bytes(to_message(digest, app.settings)))
+        click.echo(f"wrote {output} ({digest.subject})")
+    if html_path is not None:
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html_path.write_text(html, encoding="utf-8")
+        click.echo(f"wrote {html_path}")
+
+
+@digest_group.command("send")
+@click.option("--week", metavar="WEEK", help=WEEK_HELP)
+@click.option("--force", is_flag=True, help="Send even if this week's digest was already sent.")
+@pass_app
+def digest_send(app: AppContext, week: str | None, force: bool) -> None:
+    """Send the digest to smtp.recipients; a week already sent is refused without --force.
+
+    Exit code 1 when the SMTP server refuses or cannot be reached: the digest is then marked
+    for retry, and `serve` retries it with the next digest job.
+    """
+    from vpt_tracker.digest import parse_week, send_digest
+
+    now = datetime.now(UTC)
+    result = send_digest(app.settings, app.engine(), parse_week(week, now), force=force, now=now)
+    click.echo(f"sent digest {result.week} to {', '.join(result.recipients)}: {result.subject}")
+
+
+@click.command("serve")
+@pass_app
+def serve_command(app: AppContext) -> None:
+    """Run the scheduler: the nightly run and the weekly digest on `schedule.*` cron lines.
+
+    Logs one JSON line per job run on stderr; stops cleanly on SIGTERM or Ctrl-C.
+    """
+    from vpt_tracker import logs
+    from vpt_tracker.scheduler import build_scheduler, serve
+
+    settings = app.settings
+    logs.configure(max(app.verbosity, 1), secrets=secret_values(settings), json_lines=True)
+    engine = app.engine()
+    build_scheduler(settings, engine)  # validate the schedule before announcing anything
+    serve(settings, engine)
+
+
+@click.command("demo")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Where the demo database, digest and diffs go (replaced on each run).",
+)
+@click.option(
+    "--top", type=click.IntRange(1, 20), default=3, show_default=True, help="Queue lines per catalogue."
+)
+def demo_command(output_dir: Path, top: int) -> None:
+    """Run the whole product offline on bundled recorded feeds (no network, about a minute).
+
+    Starts a local replay server, runs the real nightly pipeline into a fresh SQLite
+    database, imports the three preset catalogues, prints the review queue, builds the
+    digest (.eml and .html) and shows the README diff that publishing would make.
+    """
+    from vpt_tracker.demo import run_demo
+
+    run_demo(output_dir, top=top, echo=click.echo)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(run_group)
+    main.add_command(runs_command)
+    main.add_command(digest_group)
+    main.add_command(serve_command)
+    main.add_command(demo_command)

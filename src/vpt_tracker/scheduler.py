@@ -1,0 +1,165 @@
+"""`vpt-tracker serve`: the nightly run and the weekly digest on cron triggers.
+
+APScheduler 3's `BlockingScheduler` with the settings that make a long-lived service
+boring: one instance of a job at a time, missed runs coalesced into one, a grace time for
+runs missed while the host slept, and a clean stop on SIGTERM (what `docker stop` sends).
+Every job is safe to rerun: the pipeline resumes from cursors and the digest refuses a
+week already sent. Each job run logs exactly one JSON line (see `logs.JsonFormatter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
+
+from vpt_tracker.config import Settings
+from vpt_tracker.errors import UserError
+from vpt_tracker.locks import AlreadyRunning
+
+log = logging.getLogger("vpt_tracker.scheduler")
+
+
+def schedule_timezone(settings: Settings) -> tzinfo:
+    try:
+        return ZoneInfo(settings.schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(
+            f"schedule.timezone: unknown time zone {settings.schedule.timezone!r} (e.g. 'Europe/Berlin')"
+        ) from None
+
+
+def cron_trigger(settings: Settings, key: str) -> CronTrigger:
+    """The trigger for `schedule.<key>`, a five-field crontab line in the schedule's time zone."""
+    expression = getattr(settings.schedule, key)
+    try:
+        return CronTrigger.from_crontab(expression, timezone=schedule_timezone(settings))
+    except ValueError as exc:
+        raise UserError(f"schedule.{key}: {expression!r} is not a crontab expression ({exc})") from None
+
+
+def run_job(
+    name: str, action: Callable[[], dict[str, Any]], clock: Callable[[], float] = time.monotonic
+) -> None:
+    """Run one job and log one structured line: its outcome, duration and what it reports.
+
+    Errors are logged, not raised: a failed night must not stop the service, and the next
+    trigger (or the refetch queue) retries.
+    """
+    started = clock()
+    fields: dict[str, Any] = {"event": "job", "job": name}
+    level = logging.INFO
+    try:
+        fields.update(action())
+        fields.setdefault("outcome", "ok")
+    except AlreadyRunning as exc:
+        fields.update(outcome="skipped", error=str(exc))
+    except UserError as exc:
+        level = logging.ERROR
+        fields.update(outcome="failed", error=str(exc))
+    except Exception as exc:  # the service outlives any one job
+        level = logging.ERROR
+        fields.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
+    fields["duration_s"] = round(clock() - started, 3)
+    log.log(level, "%s %s", name, fields["outcome"], extra={"fields": fields})
+
+
+def nightly_job(settings: Settings, engine: Engine) -> dict[str, Any]:
+    from vpt_tracker.pipeline import nightly
+
+    result = nightly(settings, engine)
+    return {
+        "outcome": result.outcome.value,
+        "run_id": result.run_id,
+        "records": result.counts.get("records", 0),
+        "new_papers": result.counts.get("new_papers", 0),
+        "unhealthy": result.unhealthy(),
+        "errors": result.errors,
+    }
+
+
+def digest_job(settings: Settings, engine: Engine) -> dict[str, Any]:
+    from vpt_tracker.digest import send_due
+
+    sent = send_due(settings, engine)
+    return {"sent": [result.week for result in sent]}
+
+
+def build_scheduler(settings: Settings, engine: Engine) -> BlockingScheduler:
+    """The scheduler with both jobs; raises `UserError` naming a bad `schedule.*` key."""
+    nightly_trigger = cron_trigger(settings, "nightly")
+    digest_trigger = cron_trigger(settings, "digest")
+    if settings.schedule.misfire_grace_seconds < 1:
+        raise UserError("schedule.misfire_grace_seconds must be at least 1")
+    scheduler = BlockingScheduler(
+        timezone=schedule_timezone(settings),
+        job_defaults={
+            "max_instances": 1,
+            "coalesce": True,
+            "misfire_grace_time": settings.schedule.misfire_grace_seconds,
+        },
+    )
+    scheduler.add_job(
+        run_job,
+        nightly_trigger,
+        args=["nightly", lambda: nightly_job(settings, engine)],
+        id="nightly",
+        name="nightly run",
+    )
+    scheduler.add_job(
+        run_job,
+        digest_trigger,
+        args=["digest", lambda: digest_job(settings, engine)],
+        id="digest",
+        name="weekly digest",
+    )
+    return scheduler
+
+
+def _isoformat(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def serve(settings: Settings, engine: Engine) -> None:
+    """Run until SIGTERM or SIGINT; a job in progress finishes before the process exits."""
+    scheduler = build_scheduler(settings, engine)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info(
+            "stopping on %s",
+            signal.Signals(signum).name,
+            extra={"fields": {"event": "stop", "signal": signal.Signals(signum).name}},
+        )
+        # wait=False: the signal handler must return; the executor's worker threads are
+        # not daemons, so a running job still completes before the interpreter exits.
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    now = datetime.now(schedule_timezone(settings))
+    next_runs = {
+        job.id: _isoformat(job.trigger.get_next_fire_time(None, now)) for job in scheduler.get_jobs()
+    }
+    log.info(
+        "scheduler starting",
+        extra={
+            "fields": {
+                "event": "start",
+                "timezone": settings.schedule.timezone,
+                "nightly": settings.schedule.nightly,
+                "digest": settings.schedule.digest,
+                "next_runs": next_runs,
+            }
+        },
+    )
+    scheduler.start()
+    log.info("scheduler stopped", extra={"fields": {"event": "stopped"}})
