@@ -226,3 +226,35 @@ def test_lint_reports_duplicates_unparsed_and_linkless() -> None:
     assert (4, "unparsed") in kinds
     assert (7, "duplicate") in kinds and (7, "no-link") in kinds
     assert lint("# Clean\n- **A** (ICML, 2023) [[paper](https://arxiv.org/abs/2301.1)]\n") == []
+
+
+# Small synthetic lists (written here, not copied from a real README) for orders and edge cases.
+SYNTHETIC_DESCENDING = (
+    "# L\n## Other\n"
+    "- **A** (CVPR, 2024) [[paper](https://a.org/abs/3)]\n"
+    "- **Z** (CVPR, 2021) [[paper](https://a.org/abs/4)]\n"
+)
+
+
+def test_insert_in_descending_year_order() -> None:
+    doc = parse(SYNTHETIC_DESCENDING)
+    entry = doc.insert_entry(NewEntry("N", "ICLR", 2022, "https://x.org/1"), ["Other"])
+    assert entry.line == 4
+    assert doc.render().splitlines()[3] == "- **N** (ICLR, 2022) [[paper](https://x.org/1)]"
+    assert [e.year for e in doc.entries] == [2024, 2022, 2021]
+
+
+def test_update_arxiv_only_entry_rewrites_the_arxiv_text() -> None:
+    old = read("jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md")
+    doc = parse(old)
+    entry = next(e for e in doc.entries if e.title.startswith("Exploring Visual Prompts"))
+    assert (entry.venue, entry.year) == ("arXiv", 2022)
+    updated = doc.update_entry(entry.index, venue="CVPR", year=2023)
+    assert updated.raw == entry.raw.replace("arXiv:2203.17274.", "CVPR 2023.")
+    with pytest.raises(UserError, match="give the venue with the year"):
+        parse(old).update_entry(entry.index, venue=None, year=2023)
+
+
+def test_lint_flags_paper_table_row_without_title() -> None:
+    text = "# L\n| Title | Venue | Year |\n|---|---|---|\n|  | CVPR | 2023 |\n|   |   |   |\n"
+    assert [(p.line, p.kind) for p in lint(text)] == [(4, "unparsed")]
