@@ -1,0 +1,305 @@
+"""Accepted candidates become catalogue entries; venue upgrades update existing lines.
+
+Promotion writes entry rows through the catalogue service (`add_entry`, `upgrade_entry`),
+so the next render shows them in the list's own style. It is idempotent: an entry row
+remembers its candidate, so running it again (after a failed push, say) adds nothing
+twice. It never changes a candidate's status: a candidate becomes `published` only once
+its pull request exists, which is the publisher's business.
+
+`pending_changes` lists everything vpt-tracker changed in a catalogue that upstream does
+not have yet, with the scores and the reviewer's decision behind each change, for the
+pull request body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from vpt_tracker import normalize
+from vpt_tracker.catalogue.service import add_entry, get_catalogue, upgrade_entry
+from vpt_tracker.classify.taxonomy import Preset, load_preset
+from vpt_tracker.errors import UserError
+from vpt_tracker.models import CandidateStatus
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow, PaperRow
+
+log = logging.getLogger(__name__)
+
+# Venue texts that mean "not yet published at a venue".
+_PREPRINT_VENUES = {"arxiv", "corr", "preprint", "arxiv preprint", "tech report", "technical report"}
+_TRAILING_YEAR = re.compile(r"[\s,']*((?:19|20)\d{2})\s*$")
+_SHORT_NAME = re.compile(r"^([^:]{1,24}):\s+\S")
+
+
+def is_preprint_venue(venue: str | None) -> bool:
+    """True for no venue at all, and for "arXiv", "CoRR", "arXiv preprint" and the like."""
+    if venue is None or not venue.strip():
+        return True
+    folded = normalize.fold_text(venue).lower().strip()
+    return folded in _PREPRINT_VENUES or folded.startswith("arxiv")
+
+
+def split_venue(venue: str | None, year: int | None) -> tuple[str | None, int | None]:
+    """ "CVPR 2025" -> ("CVPR", 2025); a year in the text wins over a missing `year`."""
+    if not venue:
+        return None, year
+    match = _TRAILING_YEAR.search(venue)
+    if match and match.start() > 0:
+        return venue[: match.start()].strip(), year or int(match.group(1))
+    return venue.strip(), year
+
+
+def paper_url(paper: PaperRow) -> str | None:
+    """The best landing page of a paper: arXiv abstract, CVF, OpenReview, DOI, then the PDF."""
+    if paper.arxiv_id:
+        return f"https://arxiv.org/abs/{paper.arxiv_id}"
+    if paper.cvf_url:
+        return paper.cvf_url
+    if paper.openreview_id:
+        return f"https://openreview.net/forum?id={paper.openreview_id}"
+    if paper.doi:
+        return f"https://doi.org/{paper.doi}"
+    return paper.pdf_url
+
+
+def short_name(title: str) -> str | None:
+    """The method name a title starts with ("CoOp: Learning to Prompt ..." -> "CoOp")."""
+    match = _SHORT_NAME.match(title.strip())
+    if match and len(match.group(1).split()) <= 3:
+        return match.group(1).strip()
+    return None
+
+
+@dataclass(frozen=True)
+class ReviewDecision:
+    reviewer: str
+    action: str
+    at: datetime
+    reason: str | None
+
+
+@dataclass
+class Change:
+    """One added or updated entry, with what the PR body shows about it."""
+
+    action: str  # "added" | "updated"
+    entry_id: int
+    title: str
+    venue: str | None
+    year: int | None
+    section_path: list[str]
+    labels: list[str]
+    paper_url: str | None = None
+    previous: tuple[str | None, int | None] | None = None  # venue, year before an upgrade
+    candidate_id: int | None = None
+    candidate_status: str | None = None
+    relevance: float | None = None
+    label_scores: dict[str, float] = field(default_factory=dict)
+    base_to_novel: float | None = None
+    decision: ReviewDecision | None = None
+
+
+@dataclass
+class Skipped:
+    candidate_id: int
+    title: str
+    reason: str
+
+
+@dataclass
+class Promotion:
+    added: list[int] = field(default_factory=list)  # entry ids created by this call
+    updated: list[int] = field(default_factory=list)
+    retracted: list[int] = field(default_factory=list)  # added entries whose acceptance was undone
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def _match_entry(entries: list[EntryRow], paper: PaperRow) -> EntryRow | None:
+    """The entry that already lists `paper`: by paper id, arXiv id, then folded title."""
+    key = normalize.title_key(paper.title)[:512]
+    for test in (
+        lambda e: e.paper_id is not None and e.paper_id == paper.id,
+        lambda e: bool(paper.arxiv_id) and e.arxiv_id == paper.arxiv_id,
+        lambda e: bool(key) and e.title_key == key,
+    ):
+        found = next((e for e in entries if test(e)), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _preset(catalogue: CatalogueRow) -> Preset | None:
+    return load_preset(catalogue.preset) if catalogue.preset else None
+
+
+def promote(session: Session, catalogue_name: str) -> Promotion:
+    """Turn the catalogue's accepted candidates into entries (in the caller's transaction)."""
+    catalogue = get_catalogue(session, catalogue_name)
+    preset = _preset(catalogue)
+    result = Promotion()
+
+    _retract_undone(session, catalogue, result)
+    candidates = session.scalars(
+        select(CandidateRow)
+        .where(
+            CandidateRow.catalogue_id == catalogue.id,
+            CandidateRow.status == CandidateStatus.ACCEPTED.value,
+        )
+        .order_by(CandidateRow.decided_at, CandidateRow.id)
+    ).all()
+    for candidate in candidates:
+        entries = list(catalogue.entries)
+        if any(e.candidate_id == candidate.id for e in entries):
+            continue  # promoted by an earlier run
+        paper = candidate.paper
+        existing = _match_entry(entries, paper)
+        try:
+            if existing is not None:
+                _promote_upgrade(session, candidate, paper, existing, result)
+            else:
+                _promote_new(session, catalogue, preset, candidate, paper, result)
+        except UserError as exc:
+            result.skipped.append(Skipped(candidate.id, paper.title, str(exc)))
+    _upgrade_listed_papers(session, catalogue, result)
+    for skipped in result.skipped:
+        log.warning("candidate %s (%s) not promoted: %s", skipped.candidate_id, skipped.title, skipped.reason)
+    return result
+
+
+def _retract_undone(session: Session, catalogue: CatalogueRow, result: Promotion) -> None:
+    """An added entry whose candidate is no longer accepted (undo, reject) leaves the list."""
+    for entry in list(catalogue.entries):
+        if entry.state != "added" or entry.candidate_id is None:
+            continue
+        candidate = session.get(CandidateRow, entry.candidate_id)
+        if candidate is None or candidate.status not in (CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED):
+            result.retracted.append(entry.id)
+            catalogue.entries.remove(entry)
+            session.delete(entry)
+    session.flush()
+
+
+def _promote_upgrade(
+    session: Session, candidate: CandidateRow, paper: PaperRow, entry: EntryRow, result: Promotion
+) -> None:
+    venue, year = split_venue(paper.venue, paper.year)
+    if is_preprint_venue(venue) or not is_preprint_venue(entry.venue) or entry.state == "added":
+        where = f"line {entry.line}" if entry.line else "an entry added earlier"
+        raise UserError(f"already listed ({where}, {entry.venue or 'no venue'} {entry.year or ''})".strip())
+    assert venue is not None
+    upgrade_entry(session, entry.id, venue=venue, year=year)
+    entry.candidate_id = candidate.id
+    entry.paper_id = entry.paper_id or paper.id
+    result.updated.append(entry.id)
+
+
+def _promote_new(
+    session: Session,
+    catalogue: CatalogueRow,
+    preset: Preset | None,
+    candidate: CandidateRow,
+    paper: PaperRow,
+    result: Promotion,
+) -> None:
+    if preset is None:
+        raise UserError(f"catalogue {catalogue.name!r} has no taxonomy preset, so no section for new entries")
+    labels = list(candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels)
+    venue, year = split_venue(paper.venue, paper.year)
+    if venue is None:
+        venue = "arXiv" if paper.arxiv_id else None
+    section = preset.section_for(labels, year=year)
+    if section is None:
+        raise UserError(f"no section of preset {preset.name!r} takes the labels {labels}")
+    new = preset.entry_for(
+        paper.title, venue, year, paper_url(paper), paper.code_url, labels, short_name(paper.title)
+    )
+    row = add_entry(
+        session,
+        catalogue.name,
+        new,
+        section_path=section,
+        labels=labels,
+        paper_id=paper.id,
+        candidate_id=candidate.id,
+    )
+    result.added.append(row.id)
+
+
+def _upgrade_listed_papers(session: Session, catalogue: CatalogueRow, result: Promotion) -> None:
+    """Imported preprint entries whose paper has since appeared at a venue get that venue,
+    even when no candidate asked for it (the paper was listed before vpt-tracker ran)."""
+    preprints = [e for e in catalogue.entries if e.state == "imported" and is_preprint_venue(e.venue)]
+    arxiv_ids = [e.arxiv_id for e in preprints if e.arxiv_id]
+    paper_ids = [e.paper_id for e in preprints if e.paper_id]
+    if not arxiv_ids and not paper_ids:
+        return
+    papers = session.scalars(
+        select(PaperRow).where(or_(PaperRow.arxiv_id.in_(arxiv_ids), PaperRow.id.in_(paper_ids)))
+    ).all()
+    by_id = {p.id: p for p in papers}
+    by_arxiv = {p.arxiv_id: p for p in papers if p.arxiv_id}
+    for entry in preprints:
+        paper = by_id.get(entry.paper_id) if entry.paper_id else None
+        paper = paper or (by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None)
+        if paper is None or paper.venue_upgraded_at is None:
+            continue
+        venue, year = split_venue(paper.venue, paper.year)
+        if venue is None or is_preprint_venue(venue):
+            continue
+        try:
+            upgrade_entry(session, entry.id, venue=venue, year=year)
+        except UserError as exc:
+            log.warning("entry at line %s keeps its venue: %s", entry.line, exc)
+            continue
+        entry.paper_id = entry.paper_id or paper.id
+        result.updated.append(entry.id)
+
+
+def _decision(session: Session, candidate_id: int) -> ReviewDecision | None:
+    row = session.scalars(
+        select(DecisionRow)
+        .where(DecisionRow.candidate_id == candidate_id, DecisionRow.undone.is_(False))
+        .order_by(DecisionRow.at.desc(), DecisionRow.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return ReviewDecision(row.reviewer, row.action, row.at, row.reason)
+
+
+def pending_changes(session: Session, catalogue_name: str) -> list[Change]:
+    """Every added or updated entry of the catalogue that upstream does not have yet."""
+    catalogue = get_catalogue(session, catalogue_name)
+    changes: list[Change] = []
+    for entry in sorted(catalogue.entries, key=lambda e: (e.state != "added", e.id)):
+        if entry.state not in ("added", "updated"):
+            continue
+        previous = (entry.extra or {}).get("previous")
+        change = Change(
+            action=entry.state,
+            entry_id=entry.id,
+            title=entry.title,
+            venue=entry.venue,
+            year=entry.year,
+            section_path=list(entry.section_path or []),
+            labels=list(entry.labels or []),
+            paper_url=entry.paper_url,
+            previous=(
+                (previous[0], previous[1]) if isinstance(previous, list) and len(previous) == 2 else None
+            ),
+            candidate_id=entry.candidate_id,
+        )
+        candidate = session.get(CandidateRow, entry.candidate_id) if entry.candidate_id else None
+        if candidate is not None:
+            change.candidate_status = candidate.status
+            change.relevance = candidate.relevance
+            change.label_scores = dict(candidate.label_scores or {})
+            change.base_to_novel = candidate.base_to_novel
+            change.decision = _decision(session, candidate.id)
+        changes.append(change)
+    return changes

@@ -1,0 +1,216 @@
+"""A list repository's working copy, driven through the `git` command line.
+
+Why the CLI and not a library: it is what maintainers run, it speaks every transport
+(https, ssh, a local path) and its errors are the ones they know. Why care about the
+token: it must never be written to disk, so it is never put in a URL. It travels per
+command in the environment (`GIT_CONFIG_COUNT` = an `http.extraHeader`), which neither
+`.git/config` nor `ps` shows, and every message built from git's output is scrubbed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vpt_tracker.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+COMMITTER_NAME = "vpt-tracker"
+COMMITTER_EMAIL = "vpt-tracker@users.noreply.github.com"
+
+
+class GitError(UserError):
+    """A git command failed; the message is scrubbed of secrets and says what to do."""
+
+    exit_code = 1
+
+
+class PushRejected(GitError):
+    """The remote refused the push (non-fast-forward, stale lease, protected branch)."""
+
+
+def _auth_header(token: str) -> str:
+    """GitHub accepts any user name with the token as password over HTTPS basic auth."""
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+    return f"Authorization: Basic {basic}"
+
+
+@dataclass
+class Scrubber:
+    """Removes secrets, and anything derived from them, from text that leaves the process."""
+
+    secrets: tuple[str, ...] = ()
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return _URL_USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def scrubber_for(token: str | None) -> Scrubber:
+    if not token:
+        return Scrubber()
+    header = _auth_header(token)
+    return Scrubber((header, header.split(" ", 2)[2], token))
+
+
+@dataclass
+class RemoteState:
+    """What the remote holds after a fetch: the base branch and our branch (if any)."""
+
+    base_sha: str
+    branch_sha: str | None
+
+
+class GitRepo:
+    """One working copy under the data directory, with `origin` pointing at the list's repository.
+
+    `sync()` makes it match the remote (init + fetch, so "clone" and "update" are one
+    path, and a working copy left dirty by a crash never blocks a rerun).
+    """
+
+    def __init__(self, workdir: Path, url: str, *, token: str | None = None, timeout: float = 300.0) -> None:
+        self.workdir = workdir
+        self.url = url
+        self.timeout = timeout
+        self._token = token
+        self._scrub = scrubber_for(token)
+        if _URL_USERINFO.search(url):
+            raise UserError(
+                f"git_url {self._scrub(url)} carries credentials; put the token in VPT_GITHUB__TOKEN "
+                "or the secrets file instead"
+            )
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_CONFIG")}
+        env.update(
+            GIT_TERMINAL_PROMPT="0",  # never hang on a password prompt in a cron job
+            GIT_ASKPASS="true",
+            SSH_ASKPASS="true",
+            GIT_AUTHOR_NAME=COMMITTER_NAME,
+            GIT_AUTHOR_EMAIL=COMMITTER_EMAIL,
+            GIT_COMMITTER_NAME=COMMITTER_NAME,
+            GIT_COMMITTER_EMAIL=COMMITTER_EMAIL,
+            LC_ALL="C",  # stable messages to match on
+        )
+        if self._token and self.url.lower().startswith(("http://", "https://")):
+            env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader")
+            env["GIT_CONFIG_VALUE_0"] = _auth_header(self._token)
+        return env
+
+    def run(
+        self, *args: str, check: bool = True, input_text: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `git ARGS` in the working copy; a failure raises GitError with scrubbed output."""
+        command = ["git", *args]
+        log.debug("git %s", self._scrub(" ".join(args)))
+        try:
+            done = subprocess.run(
+                command,
+                cwd=self.workdir,
+                env=self._env(),
+                input=input_text,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise UserError("the `git` command is not installed or not on PATH") from None
+        except subprocess.TimeoutExpired:
+            raise GitError(f"`git {self._scrub(args[0])}` took longer than {self.timeout:.0f} s") from None
+        if check and done.returncode != 0:
+            raise GitError(self.describe_failure(args, done.stderr))
+        return done
+
+    def describe_failure(self, args: Sequence[str], stderr: str) -> str:
+        lines = [line.strip() for line in self._scrub(stderr).splitlines() if line.strip()]
+        useful = [line for line in lines if line.startswith(("fatal:", "error:", "remote:", " !"))] or lines
+        detail = "; ".join(useful[-3:]) or "no output"
+        return f"`git {' '.join(self._scrub(a) for a in args[:2])}` failed: {detail}"
+
+    # -- use cases -------------------------------------------------------------------------
+
+    def sync(self, base_branch: str, branch: str) -> RemoteState:
+        """Create the working copy if needed, point origin at `url`, and fetch both branches."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not (self.workdir / ".git").is_dir():
+            self.run("init", "--quiet")
+        remotes = self.run("remote").stdout.split()
+        if "origin" in remotes:
+            self.run("remote", "set-url", "origin", self.url)
+        else:
+            self.run("remote", "add", "origin", self.url)
+        heads = self.ls_remote()
+        if base_branch not in heads:
+            where = self._scrub(self.url)
+            raise UserError(f"the repository {where} has no branch {base_branch!r}; check base_branch")
+        refspecs = [f"+refs/heads/{base_branch}:refs/remotes/origin/{base_branch}"]
+        if branch in heads:
+            refspecs.append(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
+        self.run("fetch", "--quiet", "--no-tags", "origin", *refspecs)
+        return RemoteState(base_sha=heads[base_branch], branch_sha=heads.get(branch))
+
+    def ls_remote(self) -> dict[str, str]:
+        """Branch name -> commit on the remote, read without changing anything locally."""
+        out = self.run("ls-remote", "--heads", "origin").stdout
+        heads: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition("\t")
+            if ref.startswith("refs/heads/"):
+                heads[ref.removeprefix("refs/heads/")] = sha
+        return heads
+
+    def show(self, commit: str, path: str) -> str | None:
+        """The text of `path` at `commit`, or None if it does not exist there."""
+        done = self.run("show", f"{commit}:{path}", check=False)
+        if done.returncode != 0:
+            return None
+        return done.stdout
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        return self.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+
+    def commit_file(self, start: str, branch: str, path: str, text: str, message: str) -> str | None:
+        """Check out `branch` at `start`, write `path`, commit; the new commit, or None if
+        the file already had that content."""
+        self.run("checkout", "--quiet", "--force", "-B", branch, start)
+        self.run("clean", "--quiet", "-fdx")
+        target = self.workdir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text.encode("utf-8"))
+        self.run("add", "--", path)
+        if self.run("diff", "--cached", "--quiet", check=False).returncode == 0:
+            return None
+        self.run("commit", "--quiet", "--no-verify", "-m", message)
+        return self.run("rev-parse", "HEAD").stdout.strip()
+
+    def push(self, branch: str, expected_remote_sha: str | None) -> None:
+        """Push HEAD to `branch`, overwriting it only if it still is `expected_remote_sha`
+        (None: it must not exist), so that someone else's push is never lost."""
+        lease = f"--force-with-lease=refs/heads/{branch}:{expected_remote_sha or ''}"
+        done = self.run("push", "--porcelain", lease, "origin", f"HEAD:refs/heads/{branch}", check=False)
+        if done.returncode == 0:
+            return
+        output = done.stdout + "\n" + done.stderr
+        lowered = output.lower()
+        if "non-fast-forward" in lowered or "stale info" in lowered or "rejected" in lowered:
+            reason = "non-fast-forward" if "non-fast-forward" in lowered else "the branch moved on the remote"
+            if "stale info" in lowered:
+                reason = "someone else pushed to it since the fetch (stale lease)"
+            raise PushRejected(
+                f"the remote rejected the push to {branch!r}: {reason}. "
+                f"Nothing was published; delete or fix the remote branch {branch!r} and run publish again"
+            )
+        raise GitError(self.describe_failure(("push", "origin"), done.stderr))

@@ -1,0 +1,213 @@
+"""The four GitHub REST calls that publishing needs: get a ref, list, create and edit pulls.
+
+The base URL is configurable (GitHub Enterprise serves the same API under `/api/v3`).
+Every failure becomes one line that says what was wrong and what to do, and never
+contains the token: it is sent only in the `Authorization` header.
+
+This client is an `httpx.Client` of its own rather than `vpt_tracker.http.HttpClient`,
+because that one only offers GET (the fetchers' politeness rules); unify them once it
+grows POST/PATCH.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from vpt_tracker import __version__
+from vpt_tracker.errors import UserError
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2022-11-28"
+
+
+class GithubError(UserError):
+    """The GitHub API refused or could not be reached; nothing was published."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str  # the page a person opens (html_url)
+    head_sha: str
+    state: str
+    title: str
+    body: str
+
+
+def _pull(data: dict[str, Any]) -> PullRequest:
+    return PullRequest(
+        number=int(data["number"]),
+        url=str(data.get("html_url") or data.get("url") or ""),
+        head_sha=str((data.get("head") or {}).get("sha") or ""),
+        state=str(data.get("state") or "open"),
+        title=str(data.get("title") or ""),
+        body=str(data.get("body") or ""),
+    )
+
+
+def split_repo(repo: str) -> tuple[str, str]:
+    """ "owner/name" -> ("owner", "name"); a UserError for anything else."""
+    owner, _, name = repo.strip().partition("/")
+    if not owner or not name or "/" in name or " " in repo.strip():
+        raise UserError(f"github_repo must look like 'owner/name', not {repo!r}")
+    return owner, name
+
+
+class GithubClient:
+    """A thin REST client for one repository."""
+
+    def __init__(
+        self,
+        api_url: str,
+        repo: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not token:
+            raise UserError("no GitHub token: set VPT_GITHUB__TOKEN or github.token in the secrets file")
+        self.owner, self.name = split_repo(repo)
+        self.repo = f"{self.owner}/{self.name}"
+        self.api_url = api_url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.api_url,
+            timeout=timeout,
+            transport=transport,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": f"vpt-tracker/{__version__}",
+            },
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> GithubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise GithubError(f"cannot reach the GitHub API at {self.api_url}: {reason}") from None
+        log.debug("%s %s -> %s", method, path, response.status_code)
+        return response
+
+    def _fail(self, response: httpx.Response, doing: str) -> GithubError:
+        message = _message(response)
+        status = response.status_code
+        if status == 401:
+            return GithubError(
+                f"GitHub rejected the token while {doing} (401 {message}); "
+                "set a valid token in VPT_GITHUB__TOKEN or the secrets file",
+                exit_code=2,
+            )
+        if status == 403:
+            if response.headers.get("x-ratelimit-remaining") == "0":
+                return GithubError(f"GitHub rate limit exhausted while {doing}; try again later")
+            return GithubError(
+                f"the token may not write to {self.repo} ({doing}: 403 {message}); "
+                "it needs the 'contents' and 'pull requests' permissions",
+                exit_code=2,
+            )
+        if status == 404:
+            return GithubError(
+                f"repository {self.repo} not found at {self.api_url} ({doing}: 404); "
+                "check github_repo, and that the token can see it",
+                exit_code=2,
+            )
+        return GithubError(f"GitHub answered {status} while {doing}: {message}")
+
+    def _json(self, response: httpx.Response, doing: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise GithubError(f"GitHub sent a body that is not JSON while {doing}") from None
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def get_branch_sha(self, branch: str) -> str:
+        """The commit `branch` points at; checks the token and the repository on the way."""
+        doing = f"reading branch {branch!r} of {self.repo}"
+        ref = quote(branch, safe="/")
+        response = self._request("GET", f"/repos/{self.owner}/{self.name}/git/ref/heads/{ref}")
+        if response.status_code == 404:
+            repo = self._request("GET", f"/repos/{self.owner}/{self.name}")
+            if repo.status_code == 200:
+                raise GithubError(f"{self.repo} has no branch {branch!r}; check base_branch", exit_code=2)
+            raise self._fail(repo, doing)
+        if response.status_code != 200:
+            raise self._fail(response, doing)
+        data = self._json(response, doing)
+        try:
+            return str(data["object"]["sha"])
+        except (KeyError, TypeError):
+            raise GithubError(f"GitHub sent an unexpected ref body while {doing}") from None
+
+    def find_open_pull(self, branch: str, base: str) -> PullRequest | None:
+        """The open pull request from `owner:branch` into `base`, if there is one."""
+        doing = f"listing pull requests of {self.repo}"
+        response = self._request(
+            "GET",
+            f"/repos/{self.owner}/{self.name}/pulls",
+            params={"head": f"{self.owner}:{branch}", "base": base, "state": "open", "per_page": 100},
+        )
+        if response.status_code != 200:
+            raise self._fail(response, doing)
+        data = self._json(response, doing)
+        if not isinstance(data, list):
+            raise GithubError(f"GitHub sent an unexpected body while {doing}")
+        # Filter again: some GitHub Enterprise versions ignore `head` for unknown owners.
+        pulls = [_pull(p) for p in data if (p.get("head") or {}).get("ref", branch) == branch]
+        return min(pulls, key=lambda p: p.number) if pulls else None
+
+    def create_pull(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+        doing = f"opening a pull request on {self.repo}"
+        response = self._request(
+            "POST",
+            f"/repos/{self.owner}/{self.name}/pulls",
+            json={"title": title, "head": branch, "base": base, "body": body, "maintainer_can_modify": True},
+        )
+        if response.status_code == 422 and "already exists" in response.text:
+            existing = self.find_open_pull(branch, base)  # opened by a concurrent run
+            if existing is not None:
+                return self.update_pull(existing.number, title=title, body=body)
+        if response.status_code != 201:
+            raise self._fail(response, doing)
+        return _pull(self._json(response, doing))
+
+    def update_pull(self, number: int, *, title: str, body: str) -> PullRequest:
+        doing = f"editing pull request #{number} on {self.repo}"
+        response = self._request(
+            "PATCH", f"/repos/{self.owner}/{self.name}/pulls/{number}", json={"title": title, "body": body}
+        )
+        if response.status_code != 200:
+            raise self._fail(response, doing)
+        return _pull(self._json(response, doing))
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.reason_phrase or "no message"
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+    return response.reason_phrase or "no message"

@@ -1,0 +1,436 @@
+"""The publish use case: promote, render, check, commit, push, open or update the pull request.
+
+The order is chosen so that a failure at any step leaves a consistent state and a rerun
+picks up from there:
+
+1. GitHub is asked about the base branch first, so a bad token, a missing repository or
+   no network fail before anything changes.
+2. The list's repository is fetched. If its README is no longer the text the catalogue was
+   imported from, upstream is taken in (our changes replayed on it) and publishing stops
+   for a look, unless the change is exactly our own merged pull request.
+3. Promotion and the render are committed together; the new README is checked (lossless
+   round trip, every old entry still there) before any push.
+4. The branch is updated with a fast-forward commit when it is still based on the base
+   branch, else rebuilt from the base branch and pushed with a lease (a stale branch never
+   blocks, and someone else's push is never lost).
+5. One pull request per branch: an open one is edited, never duplicated.
+6. Only then do candidates become `published`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from vpt_tracker import normalize
+from vpt_tracker.catalogue.markdown import parse
+from vpt_tracker.catalogue.promote import Change, Promotion, Skipped, pending_changes, promote
+from vpt_tracker.catalogue.service import get_catalogue, render_catalogue
+from vpt_tracker.config import Settings
+from vpt_tracker.errors import UserError
+from vpt_tracker.models import CandidateStatus
+from vpt_tracker.publish.git import GitRepo, RemoteState
+from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
+from vpt_tracker.publish.upstream import Rebase, rebase_catalogue
+from vpt_tracker.store import session_factory, transaction
+from vpt_tracker.store.tables import CandidateRow, EntryRow, PullRequestRow
+
+log = logging.getLogger(__name__)
+
+SIZE_WARNING_BYTES = 450 * 1024  # GitHub stops rendering a README at 512 kB
+STEPS = (
+    "check GitHub",
+    "fetch repository",
+    "promote and render",
+    "push branch",
+    "pull request",
+    "mark published",
+)
+
+
+class UpstreamChanged(UserError):
+    """The README changed upstream; it was taken in and publishing stopped for a look."""
+
+    exit_code = 1
+
+
+class RenderCheckFailed(UserError):
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a catalogue is published, resolved from the config."""
+
+    catalogue: str
+    github_repo: str
+    git_url: str
+    base_branch: str
+    branch: str
+    readme_path: str
+    api_url: str
+    token: str | None
+    workdir: Path
+
+
+def resolve_target(settings: Settings, name: str, readme_path: str | None, stored_repo: str | None) -> Target:
+    """The publishing target of catalogue `name`; UserError naming the missing key."""
+    config = settings.catalogue(name)
+    if config is None:
+        raise UserError(
+            f"catalogue {name!r} has no [[catalogues]] entry in the config; add one with "
+            f'name = "{name}" and github_repo = "owner/name"'
+        )
+    repo = config.github_repo or stored_repo
+    if not repo:
+        raise UserError(f"catalogue {name!r} has no github_repo in the config")
+    owner, repo_name = split_repo(repo)
+    token = settings.github.token.get_secret_value() if settings.github.token else None
+    workdir = (settings.github.workdir or settings.data_dir / "repos") / name
+    return Target(
+        catalogue=name,
+        github_repo=f"{owner}/{repo_name}",
+        git_url=config.git_url or f"https://github.com/{owner}/{repo_name}.git",
+        base_branch=config.base_branch,
+        branch=config.branch or f"vpt-tracker/{name}",
+        readme_path=readme_path or "README.md",
+        api_url=settings.github.api_url,
+        token=token,
+        workdir=workdir,
+    )
+
+
+@dataclass
+class Plan:
+    """What a publish would push: the README before and after, and the PR text."""
+
+    catalogue: str
+    readme_path: str
+    old_text: str
+    new_text: str
+    changes: list[Change]
+    skipped: list[Skipped]
+    title: str
+    body: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def diff(self) -> str:
+        return "".join(
+            difflib.unified_diff(
+                self.old_text.splitlines(keepends=True),
+                self.new_text.splitlines(keepends=True),
+                fromfile=f"a/{self.readme_path}",
+                tofile=f"b/{self.readme_path}",
+            )
+        )
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    pull: PullRequest | None = None
+    created: bool = False
+    pushed: bool = False
+    published: int = 0  # candidates marked published
+    rebase: Rebase | None = None
+
+
+# --------------------------------------------------------------------------------------
+# Checks and PR text
+
+
+def check_render(old_text: str, new_text: str, changes: list[Change]) -> list[str]:
+    """Refuse a README that does not parse back to itself or lost any entry; warnings otherwise."""
+    if parse(new_text).render() != new_text:
+        raise RenderCheckFailed("the new README does not parse back to the same text; nothing was pushed")
+    old_keys = Counter(_entry_key(e.title, e.raw) for e in parse(old_text).entries)
+    new_keys = Counter(_entry_key(e.title, e.raw) for e in parse(new_text).entries)
+    lost = old_keys - new_keys
+    if lost:
+        sample = ", ".join(repr(k) for k in list(lost)[:3])
+        raise RenderCheckFailed(
+            f"the new README would lose {sum(lost.values())} entries of the current one ({sample}); "
+            "nothing was pushed"
+        )
+    missing = [c.title for c in changes if c.action == "added" and _entry_key(c.title, "") not in new_keys]
+    if missing:
+        raise RenderCheckFailed(f"added entries missing from the render: {missing[:3]}; nothing was pushed")
+    warnings = []
+    size = len(new_text.encode("utf-8"))
+    if size > SIZE_WARNING_BYTES:
+        warnings.append(
+            f"the README is {size / 1024:.0f} kB; GitHub stops rendering READMEs over 512 kB, "
+            "consider splitting the list"
+        )
+    return warnings
+
+
+def _entry_key(title: str, raw: str) -> str:
+    return normalize.title_key(title) or raw.strip()
+
+
+def _md(text: str) -> str:
+    """Untrusted text (titles, reasons) as inert markdown on one line."""
+    flat = " ".join(str(text).split())
+    for char in "\\`*_[]<>|#":
+        flat = flat.replace(char, "\\" + char)
+    return flat
+
+
+def _venue(venue: str | None, year: int | None) -> str:
+    return " ".join(str(p) for p in (venue, year) if p) or "no venue"
+
+
+def pull_title(name: str, changes: list[Change]) -> str:
+    added = sum(1 for c in changes if c.action == "added")
+    updated = len(changes) - added
+    parts = []
+    if added:
+        parts.append(f"add {added} paper{'s' if added != 1 else ''}")
+    if updated:
+        parts.append(f"update {updated} venue{'s' if updated != 1 else ''}")
+    return f"{name}: {' and '.join(parts) or 'no changes'} (vpt-tracker)"
+
+
+def pull_body(name: str, changes: list[Change]) -> str:
+    """The PR body: each change with its section, labels, scores and reviewer decision."""
+    lines = [
+        f"This pull request was prepared by vpt-tracker for the list `{_md(name)}`.",
+        "Each paper below was proposed by the classifier and accepted by a reviewer.",
+        "",
+    ]
+    added = [c for c in changes if c.action == "added"]
+    updated = [c for c in changes if c.action == "updated"]
+    if added:
+        lines += [f"### Added ({len(added)})", ""]
+        for change in added:
+            lines += _change_lines(change, f"{_venue(change.venue, change.year)}")
+        lines.append("")
+    if updated:
+        lines += [f"### Venue updates ({len(updated)})", ""]
+        for change in updated:
+            before = _venue(*change.previous) if change.previous else "preprint"
+            lines += _change_lines(change, f"{before} → {_venue(change.venue, change.year)}")
+        lines.append("")
+    lines.append(f"<!-- vpt-tracker catalogue={name} entries={len(changes)} -->")
+    return "\n".join(lines) + "\n"
+
+
+def _change_lines(change: Change, venue: str) -> list[str]:
+    title = f"[{_md(change.title)}]({change.paper_url})" if change.paper_url else _md(change.title)
+    out = [f"- **{title}** ({_md(venue)})"]
+    if change.section_path:
+        out.append(f"  - section: {_md(' > '.join(change.section_path))}")
+    out.append(f"  - labels: {', '.join(_md(x) for x in change.labels) or 'none'}")
+    if change.relevance is not None:
+        scores = [f"relevance {change.relevance:.2f}"]
+        scores += [f"{_md(k)} {v:.2f}" for k, v in sorted(change.label_scores.items(), key=lambda kv: -kv[1])]
+        if change.base_to_novel is not None:
+            scores.append(f"base-to-novel {change.base_to_novel:.2f}")
+        out.append(f"  - scores: {', '.join(scores)}")
+    decision = change.decision
+    if decision is not None:
+        when = decision.at.strftime("%Y-%m-%d %H:%M UTC")
+        why = f": {_md(decision.reason)}" if decision.reason else ""
+        out.append(f"  - decision: {_md(decision.action)} by {_md(decision.reviewer)} on {when}{why}")
+    elif change.candidate_id is None:
+        out.append("  - decision: none (the paper's venue changed in the sources)")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The use case
+
+
+Progress = Callable[[str], None]
+
+
+def _plan(session: Session, name: str, old_text: str, readme_path: str) -> tuple[Plan, Promotion]:
+    promotion = promote(session, name)
+    new_text = render_catalogue(session, name)
+    changes = pending_changes(session, name)
+    warnings = check_render(old_text, new_text, changes) if changes else []
+    plan = Plan(
+        catalogue=name,
+        readme_path=readme_path,
+        old_text=old_text,
+        new_text=new_text,
+        changes=changes,
+        skipped=promotion.skipped,
+        title=pull_title(name, changes),
+        body=pull_body(name, changes),
+        warnings=warnings,
+    )
+    for warning in warnings:
+        log.warning("%s", warning)
+    return plan, promotion
+
+
+def dry_run(engine: Engine, name: str) -> Plan:
+    """What `publish` would push, against the README as imported; the database is untouched
+    (promotion runs in a transaction that is rolled back) and no remote is contacted."""
+    with session_factory(engine)() as session:
+        try:
+            catalogue = get_catalogue(session, name)
+            return _plan(session, name, catalogue.source_text, catalogue.readme_path or "README.md")[0]
+        finally:
+            session.rollback()
+
+
+class Publisher:
+    """Publishes one catalogue to its repository; see the module docstring for the order."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        name: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        progress: Progress | None = None,
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        self.clock = clock
+        self.progress = progress or (lambda step: log.info("publish %s: %s", name, step))
+        with session_factory(engine)() as session:
+            catalogue = get_catalogue(session, name)
+            self.target = resolve_target(settings, name, catalogue.readme_path, catalogue.github_repo)
+        if not self.target.token:
+            raise UserError("no GitHub token: set VPT_GITHUB__TOKEN or github.token in the secrets file")
+        self.github = GithubClient(
+            self.target.api_url, self.target.github_repo, self.target.token, transport=transport
+        )
+        self.repo = GitRepo(self.target.workdir, self.target.git_url, token=self.target.token)
+
+    def close(self) -> None:
+        self.github.close()
+
+    def run(self) -> Outcome:
+        target = self.target
+        try:
+            self.progress(STEPS[0])
+            self.github.get_branch_sha(target.base_branch)
+
+            self.progress(STEPS[1])
+            remote = self.repo.sync(target.base_branch, target.branch)
+            base_ref = f"refs/remotes/origin/{target.base_branch}"
+            upstream = self.repo.show(base_ref, target.readme_path)
+            if upstream is None:
+                raise UserError(
+                    f"{target.github_repo} has no {target.readme_path} on {target.base_branch!r}; "
+                    "re-import the catalogue with --readme-path"
+                )
+            rebase = self._take_in_upstream(upstream, remote)
+
+            self.progress(STEPS[2])
+            with transaction(self.engine) as session:
+                plan, _ = _plan(session, self.name, upstream, target.readme_path)
+            outcome = Outcome(plan=plan, rebase=rebase)
+            if not plan.changes:
+                log.info("nothing to publish for %s", self.name)
+                return outcome
+
+            self.progress(STEPS[3])
+            outcome.pushed = self._push(plan, remote)
+
+            self.progress(STEPS[4])
+            existing = self.github.find_open_pull(target.branch, target.base_branch)
+            if existing is not None:
+                outcome.pull = self.github.update_pull(existing.number, title=plan.title, body=plan.body)
+            else:
+                outcome.pull = self.github.create_pull(
+                    branch=target.branch, base=target.base_branch, title=plan.title, body=plan.body
+                )
+                outcome.created = True
+
+            self.progress(STEPS[5])
+            outcome.published = self._mark_published(plan, outcome.pull)
+            return outcome
+        finally:
+            self.close()
+
+    def _take_in_upstream(self, upstream: str, remote: RemoteState) -> Rebase | None:
+        """If upstream's README is not our base any more, make it the base (our changes
+        replayed) and stop, unless it is exactly the README we last pushed (our PR merged)."""
+        with transaction(self.engine) as session:
+            catalogue = get_catalogue(session, self.name)
+            if catalogue.source_text == upstream:
+                catalogue.upstream_commit = catalogue.upstream_commit or remote.base_sha
+                return None
+            pushed = session.scalars(
+                select(PullRequestRow.readme_sha256).where(PullRequestRow.catalogue_id == catalogue.id)
+            ).all()
+            rebase = rebase_catalogue(session, self.name, upstream, remote.base_sha, now=self.clock())
+        ours = hashlib.sha256(upstream.encode("utf-8")).hexdigest() in pushed
+        if ours:
+            log.info("upstream merged our pull request; %s", rebase.summary())
+            return rebase
+        raise UpstreamChanged(
+            f"{self.target.readme_path} on {self.target.base_branch!r} changed upstream since import "
+            f"(now {remote.base_sha[:10]}); re-imported it and {rebase.summary()}. Nothing was pushed: "
+            f"check `vpt-tracker publish {self.name} --dry-run`, then run publish again"
+        )
+
+    def _push(self, plan: Plan, remote: RemoteState) -> bool:
+        target = self.target
+        base_ref = f"refs/remotes/origin/{target.base_branch}"
+        branch_ref = f"refs/remotes/origin/{target.branch}"
+        on_base = remote.branch_sha is not None and self.repo.is_ancestor(base_ref, branch_ref)
+        start = branch_ref if on_base else base_ref
+        message = (
+            plan.title
+            + "\n\n"
+            + "\n".join(f"- {c.action}: {' '.join(c.title.split())}" for c in plan.changes)
+        )
+        commit = self.repo.commit_file(start, target.branch, target.readme_path, plan.new_text, message)
+        if commit is None and on_base:
+            log.info("branch %s already holds this README", target.branch)
+            return False
+        if commit is None:
+            raise UserError(f"the README on {target.base_branch!r} already has every change; nothing to push")
+        self.repo.push(target.branch, remote.branch_sha)
+        return True
+
+    def _mark_published(self, plan: Plan, pull: PullRequest) -> int:
+        now = self.clock()
+        count = 0
+        with transaction(self.engine) as session:
+            catalogue = get_catalogue(session, self.name)
+            for change in plan.changes:
+                entry = session.get(EntryRow, change.entry_id)
+                if entry is not None:
+                    entry.extra = {**(entry.extra or {}), "pull_request": pull.number}
+                if change.candidate_id is None:
+                    continue
+                candidate = session.get(CandidateRow, change.candidate_id)
+                if candidate is not None and candidate.status == CandidateStatus.ACCEPTED:
+                    candidate.status = CandidateStatus.PUBLISHED.value
+                    candidate.published_at = now
+                    count += 1
+            row = session.scalars(
+                select(PullRequestRow).where(
+                    PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.number == pull.number
+                )
+            ).first()
+            if row is None:
+                row = PullRequestRow(catalogue_id=catalogue.id, branch=self.target.branch, number=pull.number)
+                session.add(row)
+            row.url = pull.url
+            row.state = pull.state
+            row.head_sha = pull.head_sha or None
+            row.readme_sha256 = hashlib.sha256(plan.new_text.encode("utf-8")).hexdigest()
+            row.updated_at = now
+        return count

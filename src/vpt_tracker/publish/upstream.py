@@ -1,0 +1,165 @@
+"""Take in a README that changed upstream since import, keeping vpt-tracker's own changes.
+
+Maintainers edit their lists by hand, and they merge our pull requests. Either way the
+README on the base branch is no longer the text the catalogue was imported from. Pushing
+our render would overwrite their edits, so instead the upstream text becomes the new
+base (`catalogues.source_text`) and our changes are replayed on it:
+
+- an added entry that upstream now lists (our merged PR, or a maintainer who was
+  faster) is absorbed: the upstream line wins and keeps the candidate link;
+- an added entry upstream does not list stays added, in its section (re-placed through
+  the preset if the section was renamed, dropped only if no section fits);
+- a venue upgrade stays pending only while upstream still shows the preprint venue;
+  upstream's own venue, or an entry upstream deleted, wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from vpt_tracker import normalize
+from vpt_tracker.catalogue.markdown import ParsedEntry, parse
+from vpt_tracker.catalogue.promote import is_preprint_venue
+from vpt_tracker.catalogue.service import _document, _entry_row, _labels, get_catalogue
+from vpt_tracker.classify.taxonomy import Preset, load_preset
+from vpt_tracker.errors import UserError
+from vpt_tracker.store.tables import EntryRow
+
+
+@dataclass
+class Rebase:
+    """What happened to vpt-tracker's changes when upstream's README was taken in."""
+
+    kept_added: list[str] = field(default_factory=list)
+    kept_updated: list[str] = field(default_factory=list)
+    absorbed: list[str] = field(default_factory=list)  # upstream has them now
+    dropped: list[str] = field(default_factory=list)  # with the reason
+
+    def summary(self) -> str:
+        parts = [
+            f"kept {len(self.kept_added)} added and {len(self.kept_updated)} updated entries",
+            f"{len(self.absorbed)} already upstream",
+        ]
+        if self.dropped:
+            parts.append(f"dropped {len(self.dropped)}: " + "; ".join(self.dropped))
+        return ", ".join(parts)
+
+
+def _key(title: str) -> str:
+    return normalize.title_key(title)[:512]
+
+
+def _find(parsed: list[ParsedEntry], row: EntryRow) -> ParsedEntry | None:
+    """The upstream entry for one of our rows: by arXiv id, then by folded title."""
+    if row.arxiv_id:
+        hit = next((p for p in parsed if p.arxiv_id == row.arxiv_id), None)
+        if hit is not None:
+            return hit
+    key = row.title_key or _key(row.title)
+    return next((p for p in parsed if key and _key(p.title) == key), None)
+
+
+def rebase_catalogue(
+    session: Session,
+    name: str,
+    upstream_text: str,
+    upstream_commit: str | None,
+    *,
+    now: datetime | None = None,
+) -> Rebase:
+    """Make `upstream_text` the catalogue's base and replay our changes on it (caller's transaction)."""
+    catalogue = get_catalogue(session, name)
+    preset = load_preset(catalogue.preset) if catalogue.preset else None
+    doc = parse(upstream_text)
+    result = Rebase()
+
+    old_rows = list(catalogue.entries)
+    ours = [r for r in old_rows if r.state in ("added", "updated")]
+    links = {  # paper and candidate links of imported rows survive the re-import
+        (r.arxiv_id or r.title_key): (r.paper_id, r.candidate_id) for r in old_rows if r.state == "imported"
+    }
+    fresh: list[EntryRow] = []
+    for parsed in doc.entries:
+        row = _entry_row(parsed, _labels(preset, parsed))
+        row.paper_id, row.candidate_id = links.get(row.arxiv_id or row.title_key, (None, None))
+        fresh.append(row)
+
+    replay_added: list[EntryRow] = []
+    for row in ours:
+        upstream = _find(doc.entries, row)
+        if row.state == "added":
+            if upstream is not None:
+                target = fresh[upstream.index]
+                target.paper_id = target.paper_id or row.paper_id
+                target.candidate_id = target.candidate_id or row.candidate_id
+                result.absorbed.append(row.title)
+            else:
+                replay_added.append(row)
+            continue
+        # an update of an imported entry
+        if upstream is None:
+            result.dropped.append(f"{row.title!r}: upstream removed the entry")
+            continue
+        target = fresh[upstream.index]
+        target.paper_id = target.paper_id or row.paper_id
+        target.candidate_id = target.candidate_id or row.candidate_id
+        if not is_preprint_venue(upstream.venue):
+            result.absorbed.append(row.title)
+            continue
+        target.state = "updated"
+        target.extra = {
+            **(target.extra or {}),
+            "index": upstream.index,
+            "previous": [target.venue, target.year],
+        }
+        target.venue, target.year = row.venue, row.year if row.year is not None else target.year
+        result.kept_updated.append(row.title)
+
+    for row in old_rows:
+        if row not in replay_added:
+            catalogue.entries.remove(row)
+            session.delete(row)
+    session.flush()
+    for row in fresh:
+        catalogue.entries.append(row)
+    catalogue.source_text = upstream_text
+    catalogue.source_sha256 = hashlib.sha256(upstream_text.encode("utf-8")).hexdigest()
+    catalogue.upstream_commit = upstream_commit
+    catalogue.imported_at = now or datetime.now(UTC)
+    session.flush()
+
+    for row in sorted(replay_added, key=lambda r: r.id):
+        row.position = len(fresh) + len(result.kept_added)
+        if not _placeable(session, row, preset):
+            result.dropped.append(f"{row.title!r}: no section of the new README takes it")
+            catalogue.entries.remove(row)
+            session.delete(row)
+            session.flush()
+            continue
+        result.kept_added.append(row.title)
+    session.flush()
+    return result
+
+
+def _placeable(session: Session, row: EntryRow, preset: Preset | None) -> bool:
+    """Whether the added row still renders; if its section is gone, try the preset's
+    placement for its labels before giving up."""
+    try:
+        _document(row.catalogue)
+        return True
+    except UserError:
+        pass
+    section = preset.section_for(list(row.labels or []), year=row.year) if preset else None
+    if section is None or section == list(row.section_path or []):
+        return False
+    row.section_path = section
+    session.flush()
+    try:
+        _document(row.catalogue)
+        return True
+    except UserError:
+        return False
