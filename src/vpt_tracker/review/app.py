@@ -91,7 +91,7 @@ class SessionSummary:
 
 
 # --------------------------------------------------------------------------- list pane
-class CandidateList(ScrollView, can_focus=True):
+class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
     """A virtual list of candidates: only the visible rows are fetched and drawn."""
 
     PAGE = 200
@@ -426,6 +426,13 @@ class ReviewScreen(Screen[None]):
         assert isinstance(app, ReviewApp)
         return app
 
+    def on_mount(self) -> None:
+        self.app_.reload()
+
+    def on_candidate_list_highlighted(self, event: CandidateList.Highlighted) -> None:
+        # Handled here, not on the app: a message the screen itself caused stops bubbling at the screen.
+        self.app_.show_detail(event.item)
+
     def action_review(self, action: str) -> None:
         getattr(self.app_, f"do_{action}")()
 
@@ -481,7 +488,6 @@ class ReviewApp(App[SessionSummary]):
 
     def on_mount(self) -> None:
         self.set_keymap(self.keys)
-        self.reload()
 
     @property
     def candidates(self) -> CandidateList:
@@ -518,9 +524,7 @@ class ReviewApp(App[SessionSummary]):
             screen.query_one("#empty", Static).update(message)
 
     # detail -------------------------------------------------------------
-    @on(CandidateList.Highlighted)
-    def show_detail(self, event: CandidateList.Highlighted) -> None:
-        item = event.item
+    def show_detail(self, item: QueueItem | None) -> None:
         if item is None:
             return
         key = (item.catalogue, item.paper_id)

@@ -1,0 +1,234 @@
+"""The terminal app driven headlessly by key presses, asserted on the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rich.text import Text
+from sqlalchemy import Engine, event, select
+from textual.widgets import Static
+
+from vpt_tracker.errors import UserError
+from vpt_tracker.review.app import CandidateList, ReviewApp, check_keys
+from vpt_tracker.review.queue import ReviewQueue
+from vpt_tracker.store import make_engine, transaction
+from vpt_tracker.store.migrate import upgrade
+from vpt_tracker.store.tables import DecisionRow
+
+from .factory import candidate, catalogue, many_candidates
+
+REASONS = ["off-topic", "duplicate"]
+
+
+@pytest.fixture
+def sqlite(tmp_path: Any) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'review.db'}")
+    upgrade(engine)
+    return engine
+
+
+@pytest.fixture
+def ids(sqlite: Engine) -> dict[str, int]:
+    cat = catalogue(sqlite, "vpt", entry_labels=[["learnable", "pixel", "token"]])
+    return {
+        "first": candidate(
+            sqlite,
+            cat,
+            "Visual Prompt Tuning",
+            relevance=0.95,
+            proposed=["learnable", "token"],
+            abstract="Learnable prompt tokens for a frozen ViT.",
+            arxiv_id="2203.12119",
+            authors=["Menglin Jia"],
+            venue="ECCV",
+            year=2022,
+            base_to_novel=0.8,
+        ),
+        "second": candidate(
+            sqlite,
+            cat,
+            "Exploring Visual Prompts",
+            relevance=0.7,
+            proposed=["pixel"],
+            abstract="Pixel padding prompts.",
+            arxiv_id="2203.17274",
+        ),
+        "third": candidate(sqlite, cat, "Sheep grazing patterns", relevance=0.2, abstract="Unrelated."),
+    }
+
+
+def make_app(engine: Engine, **kw: Any) -> ReviewApp:
+    opened: list[str] = []
+    app = ReviewApp(
+        ReviewQueue(engine, "alice", "vpt"),
+        reject_reasons=REASONS,
+        opener=opened.append,
+        explainer=kw.pop("explainer", None),
+        **kw,
+    )
+    app.opened = opened  # type: ignore[attr-defined]
+    return app
+
+
+def status_of(engine: Engine, candidate_id: int) -> tuple[str, Any, Any]:
+    item = ReviewQueue(engine, "x").get(candidate_id)
+    return item.status, item.final_labels, item.reason
+
+
+def log(engine: Engine) -> list[tuple[str, str]]:
+    with transaction(engine) as session:
+        return [(d.action, d.reviewer) for d in session.scalars(select(DecisionRow).order_by(DecisionRow.id))]
+
+
+async def test_accept_with_prefilled_labels(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("a", "enter")
+        assert status_of(sqlite, ids["first"]) == ("accepted", ["learnable", "token"], None)
+        assert app.candidates.current is not None and app.candidates.current.candidate_id == ids["second"]
+        assert "2 remaining" in str(app.main.query_one("#status").render())
+
+
+async def test_label_editor_refuses_unknown_labels(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("a", "ctrl+u", *"bogus", "enter")
+        assert "unknown: bogus" in str(app.screen.query_one("#error").render())
+        await pilot.press("escape")
+        assert status_of(sqlite, ids["first"])[0] == "pending" and log(sqlite) == []
+        await pilot.press("a", "ctrl+u", *"pixel", "enter")
+        assert status_of(sqlite, ids["first"]) == ("accepted", ["pixel"], None)
+
+
+async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("x", "2")  # second listed reason
+        assert status_of(sqlite, ids["first"]) == ("rejected", None, "duplicate")
+        await pilot.press("x", "tab", *"needs code", "enter")
+        assert status_of(sqlite, ids["second"]) == ("rejected", None, "needs code")
+        await pilot.press("d")
+        assert status_of(sqlite, ids["third"])[0] == "deferred"
+        assert "Nothing to review" in str(app.main.query_one("#empty").render())
+        await pilot.press("q")
+    assert app.return_value is not None
+    assert (app.return_value.rejected, app.return_value.deferred, app.return_value.remaining) == (2, 1, 0)
+    assert "2 rejected, 1 deferred" in app.return_value.render()
+
+
+async def test_keys_do_not_leak_into_text_inputs(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("slash", *"a x d u q j", "escape")
+        await pilot.press("x", "tab", *"adxuq", "escape")
+        assert log(sqlite) == []
+        assert app.is_running
+
+
+async def test_move_undo_and_open(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("j", "down", "k")
+        assert app.candidates.current.candidate_id == ids["second"]  # type: ignore[union-attr]
+        await pilot.press("o")
+        assert app.opened == ["https://arxiv.org/abs/2203.17274"]  # type: ignore[attr-defined]
+        await pilot.press("d", "u")
+        assert status_of(sqlite, ids["second"])[0] == "pending"
+        assert app.candidates.current.candidate_id == ids["second"]  # type: ignore[union-attr]
+        assert log(sqlite) == [("defer", "alice"), ("undo", "alice")]
+        assert app.summary.undone == 1
+
+
+async def test_filter_by_text_label_and_score(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("slash", *"label:pixel", "enter")
+        assert app.candidates.ids == [ids["second"]]
+        await pilot.press("slash", "ctrl+u", *"score<=0.5", "enter")
+        assert app.candidates.ids == [ids["third"]]
+        await pilot.press("slash", "ctrl+u", *"nothing-like-this", "enter")
+        assert "No candidate matches" in str(app.main.query_one("#empty").render())
+        await pilot.press("slash", "ctrl+u", "enter")
+        assert len(app.candidates.ids) == 3
+
+
+async def test_conflict_shows_the_other_reviewers_decision(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        ReviewQueue(sqlite, "bob", "vpt").reject(ids["first"], "off-topic")  # while Alice looks at it
+        await pilot.press("a", "enter")
+        assert status_of(sqlite, ids["first"]) == ("rejected", None, "off-topic")
+        assert app.summary.conflicts == 1 and app.summary.accepted == 0
+        assert any("now rejected by bob" in n.message for n in app._notifications)
+        assert app.candidates.current is not None and app.candidates.current.status == "rejected"
+
+
+async def test_remapped_keys(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite, keys={"accept": "y", "down": "n"})
+    async with app.run_test() as pilot:
+        await pilot.press("n", "y", "enter")
+        assert status_of(sqlite, ids["second"])[0] == "accepted"
+        await pilot.press("a")  # no longer bound
+        assert len(app.screen_stack) == 1
+    with pytest.raises(UserError, match="unknown action 'acept'"):
+        check_keys({"acept": "y"})
+
+
+async def test_detail_highlights_the_terms_that_drove_the_score(sqlite: Engine, ids: dict[str, int]) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def explainer(catalogue_name: str, paper_id: int) -> dict[str, Any]:
+        calls.append((catalogue_name, paper_id))
+        return {"up": [("prompt", 1.2), ("frozen", 0.4)], "down": []}
+
+    app = make_app(sqlite, explainer=explainer)
+    async with app.run_test() as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        detail = app.main.query_one("#detail", Static).content
+        assert isinstance(detail, Text)
+        spans = {str(detail)[s.start : s.end].lower() for s in detail.spans if "green" in str(s.style)}
+        assert {"prompt", "frozen"} <= spans
+        assert "Menglin Jia" in str(detail) and "https://arxiv.org/abs/2203.12119" in str(detail)
+        assert len(calls) == 1
+
+
+async def test_no_model_means_no_highlighting_and_says_so(sqlite: Engine, ids: dict[str, int]) -> None:
+    def explainer(catalogue_name: str, paper_id: int) -> Any:
+        raise UserError(f"catalogue {catalogue_name!r} has no trained model")
+
+    app = make_app(sqlite, explainer=explainer)
+    async with app.run_test() as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "no highlighting: catalogue 'vpt' has no trained model" in str(
+            app.main.query_one("#detail").render()
+        )
+
+
+async def test_empty_queue_is_friendly(sqlite: Engine) -> None:
+    catalogue(sqlite, "vpt")
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        assert "Nothing to review in vpt" in str(app.main.query_one("#empty").render())
+        await pilot.press("a", "x", "d", "j", "o")
+        assert log(sqlite) == [] and len(app.screen_stack) == 1
+
+
+async def test_large_queue_loads_lazily(sqlite: Engine) -> None:
+    cat = catalogue(sqlite, "vpt")
+    many_candidates(sqlite, cat, 3000)
+    queries: list[str] = []
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        engine = app.queue.engine
+        event.listen(engine, "before_cursor_execute", lambda *a: queries.append(a[2]))
+        await pilot.press(*["j"] * 30)
+        assert app.candidates.cursor == 30
+        # One page of rows covers these moves: no per-row queries, and no widget per candidate.
+        assert len([q for q in queries if "FROM candidates" in q]) == 0
+        assert len(list(app.main.query(CandidateList))) == 1 and len(app.candidates._pages) == 1
+        await pilot.press("pagedown")
+        height = app.candidates.scrollable_content_region.height
+        assert app.candidates.cursor == 30 + height - 1
