@@ -258,3 +258,12 @@ def test_update_arxiv_only_entry_rewrites_the_arxiv_text() -> None:
 def test_lint_flags_paper_table_row_without_title() -> None:
     text = "# L\n| Title | Venue | Year |\n|---|---|---|\n|  | CVPR | 2023 |\n|   |   |   |\n"
     assert [(p.line, p.kind) for p in lint(text)] == [(4, "unparsed")]
+
+
+@pytest.mark.shared
+def test_fixture_lists_are_byte_copies_of_the_shared_data(shared_dir: Path) -> None:
+    source = shared_dir / "data" / "lists"
+    names = sorted(p.name for p in source.iterdir())
+    assert names == sorted(p.name for p in LISTS.iterdir() if p.name != "README.md")
+    for name in names:
+        assert (LISTS / name).read_bytes() == (source / name).read_bytes(), name

@@ -14,7 +14,6 @@ module is pure: no database, no network.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from urllib.parse import quote, unquote
@@ -104,6 +103,7 @@ _VENUE_YEAR = re.compile(
     r"(?:,\s*|\s*)'?(?P<year>" + _YEAR4 + r"|\d{2})(?!\d|\.\d)"
 )
 _ARXIV_TEXT = re.compile(r"arXiv:\s*(?:arXiv:)?\s*(\d{2})(\d{2})\.\d{4,5}", re.IGNORECASE)
+_TOC = {"table of contents", "contents", "toc"}  # headings that are no parent of later sections
 _UNSAFE_SCHEME = re.compile(r"^\s*(?:javascript|data|vbscript|file):", re.IGNORECASE)
 
 _PAPER_WORDS = ("paper", "pdf", "arxiv", "link")
@@ -654,7 +654,6 @@ class Document:
     def _fallback_template(self, index: int, new: NewEntry) -> ParsedEntry | None:
         """For a section without entries: an entry of the same paper table layout (empty
         tables in awesome-vpt), else the document's most common entry style."""
-        section = self._sections[index]
         tables = [t for t in self._tables if t.section == index and t.is_papers]
         if tables:
             headers = [_header_key(h) for h in tables[0].headers]
@@ -672,7 +671,6 @@ class Document:
         best = max(styles, key=lambda s: styles[s])
         if best.endswith("table"):
             return None  # a table style needs a table to go into
-        del section
         return _choose_template([e for e in self.entries if e.style == best], new)
 
     def _empty_section_line(self, index: int, template: ParsedEntry) -> int:
@@ -694,7 +692,6 @@ def parse(text: str) -> Document:
 # Bullet entries
 
 
-_TOC = {"table of contents", "contents", "toc"}
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
@@ -961,15 +958,12 @@ def _render_like(template: ParsedEntry, new: NewEntry, doc: Document) -> str:
 def _render_row_like(template: ParsedEntry, new: NewEntry) -> str:
     raw = template.raw
     cells, spans = _split_row(raw)
-    title_span = template.spans["title"]
     paper = _safe_url(new.paper_url)
     code = _safe_url(new.code_url)
     title_text = _escape_cell(new.title)
-    values: dict[str, str] = {}
-    template_title = raw[title_span[0] : title_span[1]].strip()
-    values["title"] = f"[{title_text}]({paper})" if paper and template_title.startswith("[") else title_text
-    if paper and not template_title.startswith("["):
-        values["title"] = f"[{title_text}]({paper})"
+    # The title links to the paper when there is one (even in ustcjinggg's link-less tables:
+    # a link is never worse than none); otherwise it is plain text.
+    title_cell = f"[{title_text}]({paper})" if paper else title_text
     new_cells = {k.lower(): v for k, v in new.cells.items()}
     out = []
     last = 0
@@ -977,7 +971,7 @@ def _render_row_like(template: ParsedEntry, new: NewEntry) -> str:
     for cell, span in zip(cells, spans, strict=True):
         key = key_of_span.get(span, "")[5:]
         if key == "title":
-            value = values["title"]
+            value = title_cell
         elif key in _VENUE_HEADERS:
             if "year" in key_of_span.values() or any(k == "cell:year" for k in template.spans):
                 value = _escape_cell(new.venue or "")
@@ -1158,7 +1152,3 @@ def lint(text: str) -> list[Problem]:
         if entry.paper_url is None and entry.code_url is None:
             problems.append(Problem(entry.line, "no-link", f"{entry.title!r} has no paper or code link"))
     return sorted(problems, key=lambda p: (p.line, p.kind))
-
-
-def iter_entries(text: str) -> Iterator[ParsedEntry]:
-    yield from parse(text).entries
