@@ -20,6 +20,7 @@ from vpt_tracker.cli.context import AppContext, run_guarded
 COMMAND_MODULES = [
     "vpt_tracker.cli.admin",
     "vpt_tracker.cli.catalogue",
+    "vpt_tracker.cli.sources",
     "vpt_tracker.cli.review",
     "vpt_tracker.cli.publish",
     "vpt_tracker.cli.ops",

@@ -1,0 +1,263 @@
+"""The one place where HTTP clients are made.
+
+Every source talks to the outside world through `HttpClient`, so that politeness is enforced
+once and for all: a User-Agent that names a contact address, timeouts, a minimum interval
+between requests to one host *group* (arXiv asks for one request every 3 s across its API
+and RSS hosts together), retries with exponential back-off on 429, 5xx and connection
+errors that honour `Retry-After`, conditional requests, and a bound on the body size.
+
+Time is injected (`clock`, `sleep`, `wallclock`) so that tests assert on the recorded
+request times instead of waiting for real seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from vpt_tracker import __version__
+from vpt_tracker.config import HttpConfig
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_RETRY_ERRORS = (httpx.TransportError,)  # connect/read timeouts, resets, truncated bodies
+
+
+class HttpError(Exception):
+    """A request that failed for good (retries exhausted, or a body over the size bound)."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request actually sent: what the interval and retry tests assert on."""
+
+    time: float  # the injected clock's reading when the request was sent
+    method: str
+    url: str
+    status: int | None  # None when the connection failed
+    group: str = ""
+    error: str | None = None
+
+
+@dataclass
+class _Validators:
+    etag: str | None
+    last_modified: str | None
+
+
+class HttpClient:
+    """A polite `httpx.Client` wrapper; see the module docstring for what it enforces."""
+
+    def __init__(
+        self,
+        config: HttpConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+        wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.sleep = sleep
+        self.wallclock = wallclock
+        self.request_log: list[RequestRecord] = []
+        self._last_sent: dict[str, float] = {}
+        self._validators: dict[str, _Validators] = {}
+        self._client = httpx.Client(
+            headers={"User-Agent": self.user_agent},
+            timeout=httpx.Timeout(config.timeout),
+            follow_redirects=True,
+            transport=transport,
+        )
+
+    @property
+    def user_agent(self) -> str:
+        return f"vpt-tracker/{__version__} (+https://github.com/vpt-tracker; mailto:{self.config.contact})"
+
+    # ------------------------------------------------------------------ politeness
+
+    def host_group(self, host: str) -> str:
+        """Hosts in one group share one interval budget; by default a host is its own group."""
+        return self.config.host_groups.get(host, host)
+
+    def min_interval(self, host: str) -> float:
+        group = self.host_group(host)
+        intervals = self.config.min_interval
+        if host in intervals:
+            return intervals[host]
+        if group in intervals:
+            return intervals[group]
+        # Any host of the group with a configured interval sets the group's interval.
+        grouped = [value for name, value in intervals.items() if self.host_group(name) == group]
+        return max(grouped) if grouped else self.config.default_min_interval
+
+    def _wait_turn(self, host: str) -> str:
+        group = self.host_group(host)
+        last = self._last_sent.get(group)
+        if last is not None:
+            due = last + self.min_interval(host)
+            now = self.clock()
+            if now < due:
+                self.sleep(due - now)
+        return group
+
+    def retry_delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Seconds to wait before retry number `attempt` (1-based), capped at `backoff_cap`.
+
+        A server's `Retry-After` (seconds or an HTTP date) wins over the exponential
+        back-off, because the server knows when it will take requests again.
+        """
+        cap = self.config.backoff_cap
+        if response is not None:
+            after = _retry_after_seconds(response.headers.get("Retry-After"), self.wallclock())
+            if after is not None:
+                return min(max(after, 0.0), cap)
+        return float(min(self.config.backoff_base ** (attempt - 1), cap))
+
+    # ------------------------------------------------------------------ requests
+
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        conditional: bool = False,
+    ) -> httpx.Response:
+        """GET with retries; returns the final response (any status but 429/5xx).
+
+        With `conditional=True`, the ETag / Last-Modified of the previous 200 for the same
+        URL is sent back, and an unchanged resource answers 304 (an empty body): callers
+        treat 304 as "nothing new". 4xx other than 429 are returned for the caller to read
+        (the arXiv API explains a bad query in a 400 body). Raises `HttpError` when the
+        retries run out or the body exceeds `max_body_bytes`.
+        """
+        request = self._client.build_request("GET", url, params=params)
+        full_url = str(request.url)
+        host = request.url.host
+        if conditional:
+            cached = self._validators.get(full_url)
+            if cached and cached.etag:
+                request.headers["If-None-Match"] = cached.etag
+            if cached and cached.last_modified:
+                request.headers["If-Modified-Since"] = cached.last_modified
+        attempts = self.config.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            group = self._wait_turn(host)
+            sent_at = self.clock()
+            self._last_sent[group] = sent_at
+            try:
+                response = self._send(request)
+            except _RETRY_ERRORS as exc:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.request_log.append(RequestRecord(sent_at, "GET", full_url, None, group, reason))
+                if attempt == attempts:
+                    raise HttpError(
+                        f"GET {full_url} failed after {attempts} attempts: {reason}", url=full_url
+                    ) from exc
+                delay = self.retry_delay(attempt, None)
+                log.info("GET %s: %s; retrying in %.1fs", full_url, reason, delay)
+                self.sleep(delay)
+                continue
+            self.request_log.append(RequestRecord(sent_at, "GET", full_url, response.status_code, group))
+            if response.status_code in RETRY_STATUSES:
+                if attempt == attempts:
+                    raise HttpError(
+                        f"GET {full_url} answered HTTP {response.status_code} after {attempts} attempts",
+                        url=full_url,
+                        status=response.status_code,
+                    )
+                delay = self.retry_delay(attempt, response)
+                log.info("GET %s: HTTP %d; retrying in %.1fs", full_url, response.status_code, delay)
+                self.sleep(delay)
+                continue
+            if conditional and response.status_code == 200:
+                self._remember_validators(full_url, response)
+            return response
+        raise AssertionError("unreachable")
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send and read the body, refusing one larger than `max_body_bytes`."""
+        limit = self.config.max_body_bytes
+        response = self._client.send(request, stream=True)
+        try:
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise HttpError(
+                    f"GET {request.url}: body of {int(declared)} bytes exceeds the {limit}-byte limit",
+                    url=str(request.url),
+                    status=response.status_code,
+                )
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise HttpError(
+                        f"GET {request.url}: body exceeds the {limit}-byte limit",
+                        url=str(request.url),
+                        status=response.status_code,
+                    )
+                chunks.append(chunk)
+        finally:
+            response.close()
+        # Re-wrap the decoded bytes so that `.content` / `.text` work after the stream closed;
+        # the encoding headers no longer describe them (httpx would decode them twice).
+        headers = httpx.Headers(response.headers)
+        for name in ("Content-Encoding", "Content-Length", "Transfer-Encoding"):
+            headers.pop(name, None)
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=request,
+        )
+
+    def _remember_validators(self, url: str, response: httpx.Response) -> None:
+        etag = response.headers.get("ETag")
+        modified = response.headers.get("Last-Modified")
+        if etag or modified:
+            self._validators[url] = _Validators(etag, modified)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """`Retry-After` as seconds from now: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - now).total_seconds()
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).hostname or ""

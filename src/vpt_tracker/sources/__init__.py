@@ -1,0 +1,54 @@
+"""Paper sources: each turns a time window into pages of `RawRecord`s (see `base.py`).
+
+Sources import only `models`, `normalize`, `http`, `errors` and `config`, never the store:
+ingestion decides what is new.
+"""
+
+from __future__ import annotations
+
+from vpt_tracker.config import Settings
+from vpt_tracker.http import HttpClient
+from vpt_tracker.sources.arxiv_api import ArxivApiSource
+from vpt_tracker.sources.arxiv_rss import ArxivRssSource
+from vpt_tracker.sources.base import Source, SourceError
+from vpt_tracker.sources.cvf import CvfSource
+from vpt_tracker.sources.openreview import OpenReviewSource
+
+SOURCE_NAMES = ("arxiv_api", "arxiv_rss", "openreview", "cvf")
+
+__all__ = [
+    "SOURCE_NAMES",
+    "ArxivApiSource",
+    "ArxivRssSource",
+    "CvfSource",
+    "OpenReviewSource",
+    "Source",
+    "SourceError",
+    "build_source",
+    "build_sources",
+]
+
+
+def build_source(name: str, settings: Settings, client: HttpClient) -> Source:
+    """One source by name, whether enabled or not (for `vpt-tracker fetch NAME`)."""
+    config = settings.sources
+    if name == "arxiv_api":
+        return ArxivApiSource(config.arxiv_api, client)
+    if name == "arxiv_rss":
+        return ArxivRssSource(config.arxiv_rss, client)
+    if name == "openreview":
+        return OpenReviewSource(config.openreview, client)
+    if name == "cvf":
+        return CvfSource(config.cvf, client)
+    raise ValueError(f"unknown source {name!r}; known sources: {', '.join(SOURCE_NAMES)}")
+
+
+def build_sources(settings: Settings, client: HttpClient) -> list[Source]:
+    """The enabled sources, in a fixed order (arXiv first: venues then upgrade its preprints)."""
+    enabled = {
+        "arxiv_api": settings.sources.arxiv_api.enabled,
+        "arxiv_rss": settings.sources.arxiv_rss.enabled,
+        "openreview": settings.sources.openreview.enabled,
+        "cvf": settings.sources.cvf.enabled,
+    }
+    return [build_source(name, settings, client) for name in SOURCE_NAMES if enabled[name]]

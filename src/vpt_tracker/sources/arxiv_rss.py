@@ -1,0 +1,239 @@
+"""The arXiv daily feeds per category (rss.arxiv.org/rss/<cat>), parsed with feedparser.
+
+A feed holds one announcement: the papers announced that day as `new`, `cross`, `replace`
+or `replace-cross`. Both formats arXiv has served are read: RSS 2.0 (since 2024-03, the
+type in `<arxiv:announce_type>`, the abstract after "Abstract:" in the description) and the
+legacy RSS 1.0/RDF feed (the type in a title suffix such as `(arXiv:2401.1v2 [cs.CV]
+UPDATED)`, authors as escaped HTML links). Weekend and holiday feeds have no items: that
+is a normal, empty result.
+
+The feed only ever shows the latest announcement, so the window decides whether that
+announcement is wanted (its date must fall inside), and the cursor per category remembers
+the last announcement stored, so that a rerun the same day stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+from lxml import etree
+
+from vpt_tracker import normalize
+from vpt_tracker.config import ArxivRssConfig
+from vpt_tracker.http import HttpClient
+from vpt_tracker.models import Page, RawRecord, Window
+from vpt_tracker.sources.base import Position, SourceError, fetch_ok, read_position
+
+log = logging.getLogger(__name__)
+
+NAME = "arxiv_rss"
+ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+_ROOTS = ("rss", "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}RDF")
+_RSS2_DESCRIPTION = re.compile(
+    r"^\s*arXiv:(?P<id>\S+)\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?(?P<abstract>.*)$", re.S
+)
+_LEGACY_TITLE = re.compile(
+    r"^(?P<title>.*?)\.?\s*\(arXiv:(?P<id>\S+?)\s*\[(?P<cat>[^\]]+)\]"
+    r"\s*(?P<flag>UPDATED|CROSS LISTED)?\)\s*$",
+    re.S,
+)
+_TAGS = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"\s+")
+
+
+class Announcement:
+    """One parsed feed: when it was announced and the records it lists."""
+
+    def __init__(self, announced: datetime | None, items: int, records: list[RawRecord]) -> None:
+        self.announced = announced
+        self.items = items
+        self.records = records
+
+
+def parse_feed(body: bytes, category: str) -> Announcement:
+    """Parse an RSS 2.0 or RDF daily feed; malformed or unknown layouts raise `SourceError`."""
+    what = f"the {category} feed"
+    try:
+        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise SourceError(NAME, f"malformed XML in {what}: {exc}") from None
+    if root.tag not in _ROOTS:
+        raise SourceError(NAME, f"{what} is neither RSS 2.0 nor RDF (root element {root.tag!r})")
+    parsed = feedparser.parse(body)
+    legacy = parsed.version == "rss10"
+    announced = _struct_time(parsed.feed.get("published_parsed") or parsed.feed.get("updated_parsed"))
+    records = []
+    for entry in parsed.entries:
+        record = _legacy_record(entry) if legacy else _record(entry)
+        if record is not None:
+            records.append(record)
+    if parsed.entries and not records:
+        raise SourceError(
+            NAME,
+            f"{what} has {len(parsed.entries)} items but none could be read: has the feed layout changed?",
+        )
+    return Announcement(announced, len(parsed.entries), records)
+
+
+def _struct_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+
+
+def _plain(text: str | None) -> str:
+    """Text without HTML tags or entities, on one line."""
+    return _SPACES.sub(" ", html.unescape(_TAGS.sub(" ", text or ""))).strip()
+
+
+def _authors(text: str | None) -> tuple[str, ...]:
+    return tuple(name for name in (_plain(part) for part in (text or "").split(",")) if name)
+
+
+def _categories(entry: Any) -> tuple[str, ...]:
+    return tuple(tag["term"] for tag in entry.get("tags", []) if tag.get("term"))
+
+
+def _record(entry: Any) -> RawRecord | None:
+    """An RSS 2.0 item; None when it has no arXiv id or title."""
+    match = _RSS2_DESCRIPTION.match(entry.get("summary", ""))
+    versioned = match.group("id") if match else (entry.get("id", "").rsplit(":", 1)[-1] or None)
+    identifier = normalize.arxiv_id(versioned) or normalize.arxiv_id(entry.get("link"))
+    title = _plain(entry.get("title"))
+    if not identifier or not title:
+        return None
+    announce = (entry.get("arxiv_announce_type") or (match.group("type") if match else "") or "").strip()
+    abstract = _plain(match.group("abstract")) if match else _plain(entry.get("summary"))
+    published = _struct_time(entry.get("published_parsed"))
+    return _build(
+        entry,
+        identifier=identifier,
+        versioned=versioned or identifier,
+        title=title,
+        abstract=abstract,
+        authors=_authors(entry.get("author")),
+        announce_type=announce if announce in ANNOUNCE_TYPES else announce or None,
+        published=published,
+        doi=normalize.doi(entry.get("arxiv_doi")),
+        journal_ref=_plain(entry.get("arxiv_journal_reference")) or None,
+    )
+
+
+def _legacy_record(entry: Any) -> RawRecord | None:
+    """An RDF item; the announce type is the title's `UPDATED` / `CROSS LISTED` suffix."""
+    match = _LEGACY_TITLE.match(_plain(entry.get("title")))
+    if not match:
+        return None
+    versioned = match.group("id")
+    identifier = normalize.arxiv_id(versioned)
+    if not identifier:
+        return None
+    flag = match.group("flag")
+    announce = {"UPDATED": "replace", "CROSS LISTED": "cross"}.get(flag or "", "new")
+    return _build(
+        entry,
+        identifier=identifier,
+        versioned=versioned,
+        title=match.group("title").strip(),
+        abstract=_plain(entry.get("summary")),
+        authors=_authors(html.unescape(_TAGS.sub("", entry.get("author", "")))),
+        announce_type=announce,
+        published=None,
+        doi=None,
+        journal_ref=None,
+        primary=match.group("cat").strip(),
+    )
+
+
+def _build(
+    entry: Any,
+    *,
+    identifier: str,
+    versioned: str,
+    title: str,
+    abstract: str,
+    authors: tuple[str, ...],
+    announce_type: str | None,
+    published: datetime | None,
+    doi: str | None,
+    journal_ref: str | None,
+    primary: str | None = None,
+) -> RawRecord:
+    categories = _categories(entry) or ((primary,) if primary else ())
+    payload = {
+        "id": entry.get("id"),
+        "link": entry.get("link"),
+        "title": entry.get("title"),
+        "summary": entry.get("summary"),
+        "author": entry.get("author"),
+        "categories": list(categories),
+        "announce_type": announce_type,
+        "published": entry.get("published"),
+        "doi": doi,
+        "journal_ref": journal_ref,
+    }
+    return RawRecord(
+        source=NAME,
+        source_id=versioned,
+        title=title,
+        abstract=abstract,
+        authors=authors,
+        arxiv_id=identifier,
+        arxiv_version=normalize.arxiv_version(versioned),
+        doi=doi,
+        venue="arXiv",
+        published=published,
+        categories=categories,
+        primary_category=primary,
+        journal_ref=journal_ref,
+        abs_url=f"https://arxiv.org/abs/{identifier}",
+        pdf_url=f"https://arxiv.org/pdf/{versioned}",
+        announce_type=announce_type,
+        payload=payload,
+    )
+
+
+class ArxivRssSource:
+    """The latest announcement of each configured category, when it falls in the window."""
+
+    name = NAME
+
+    def __init__(self, config: ArxivRssConfig, client: HttpClient) -> None:
+        self.config = config
+        self.client = client
+
+    def feed_url(self, category: str) -> str:
+        return f"{self.config.base_url.rstrip('/')}/{category}"
+
+    def fetch(self, window: Window, cursors: Mapping[str, str | None]) -> Iterator[Page]:
+        for category in self.config.categories:
+            previous = read_position(cursors.get(category), None)
+            response = fetch_ok(self.client, NAME, self.feed_url(category), conditional=True, allow=(304,))
+            if response.status_code == 304:
+                log.info("%s feed unchanged since the last request", category)
+                continue
+            feed = parse_feed(response.content, category)
+            stamp = feed.announced.isoformat() if feed.announced else None
+            if feed.announced is not None and not (window.start <= feed.announced < window.end):
+                log.info("%s feed of %s is outside the window; skipped", category, stamp)
+                continue
+            if stamp is not None and previous.extra == stamp:
+                log.info("%s feed of %s is already stored", category, stamp)
+                continue
+            if not feed.items:
+                log.info("%s feed of %s is empty (weekend or holiday)", category, stamp)
+            records = feed.records
+            yield Page(
+                source=NAME,
+                cursor_key=category,
+                records=records,
+                cursor=Position(offset=len(records), done=True, extra=stamp).encode(None),
+                done=True,
+            )

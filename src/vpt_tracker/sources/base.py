@@ -1,0 +1,107 @@
+"""What every source shares: the `Source` protocol, `SourceError` and cursor helpers.
+
+A source turns one time window into `Page`s of `RawRecord`s. Each page carries the cursor
+value that is valid once it is stored; ingestion stores records and cursor in one
+transaction, so a killed run resumes at the first page it did not store.
+
+Cursor values are JSON strings that name the window they belong to. A cursor left by an
+earlier window is ignored (that window is finished or is the pipeline's to refetch), one
+for the same window resumes where it stopped, and a finished one makes the key a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from vpt_tracker.http import HttpClient, HttpError
+from vpt_tracker.models import Page, Window
+
+
+class SourceError(Exception):
+    """A source that cannot go on: an outage, a malformed payload or a changed layout.
+
+    The pipeline records the message on the run and goes on with the other sources; the
+    page that failed is not stored and its cursor does not advance.
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.message = message
+
+
+class Source(Protocol):
+    name: str
+
+    def fetch(self, window: Window, cursors: Mapping[str, str | None]) -> Iterator[Page]:
+        """Pages for `window`, resuming each cursor key from `cursors` (a fresh run passes {})."""
+        ...
+
+
+def window_label(window: Window) -> str:
+    return f"{window.start.isoformat()}/{window.end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a cursor key stands inside one window: the next offset, or finished."""
+
+    offset: int = 0
+    done: bool = False
+    extra: str | None = None  # a source-specific marker, e.g. a listing fingerprint
+
+    def encode(self, window: Window | None) -> str:
+        data: dict[str, Any] = {"offset": self.offset, "done": self.done}
+        if window is not None:
+            data["window"] = window_label(window)
+        if self.extra is not None:
+            data["extra"] = self.extra
+        return json.dumps(data, sort_keys=True)
+
+
+def read_position(value: str | None, window: Window | None) -> Position:
+    """The stored position for this window; a fresh one when absent, stale or unreadable.
+
+    An unreadable value is not fatal: starting the window again only re-reads records that
+    ingestion recognises as duplicate sightings.
+    """
+    if not value:
+        return Position()
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return Position()
+    if not isinstance(data, dict):
+        return Position()
+    if window is not None and data.get("window") != window_label(window):
+        return Position()
+    offset = data.get("offset", 0)
+    return Position(
+        offset=offset if isinstance(offset, int) and offset >= 0 else 0,
+        done=bool(data.get("done", False)),
+        extra=data.get("extra") if isinstance(data.get("extra"), str) else None,
+    )
+
+
+def fetch_ok(
+    client: HttpClient,
+    source: str,
+    url: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    conditional: bool = False,
+    allow: tuple[int, ...] = (),
+) -> httpx.Response:
+    """GET through the polite client; transport failures and bad statuses become `SourceError`."""
+    try:
+        response = client.get(url, params, conditional=conditional)
+    except HttpError as exc:
+        raise SourceError(source, str(exc)) from exc
+    if response.status_code == 200 or response.status_code in allow:
+        return response
+    raise SourceError(source, f"GET {response.request.url} answered HTTP {response.status_code}")

@@ -1,0 +1,188 @@
+"""CVF open access (openaccess.thecvf.com): a conference's listing, then each paper's page.
+
+The listing `/<CONF><YEAR>?day=all` gives, per paper, a `<dt class="ptitle">` with the
+paper page link, a `<dd>` of authors (hidden `query_author` inputs) and a `<dd>` of links
+(pdf, `supp`, `arXiv`). The abstract is only on the paper page (`<div id="abstract">`), so
+paper pages are fetched when `fetch_abstracts` is on, in batches that each become a page.
+
+Proceedings are published once, so the cursor per conference is not tied to the window: it
+keeps a fingerprint of the listing and the next paper to fetch. An unchanged listing that
+was fully read costs one request; a changed one is read again (ingestion skips what it
+already has).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from urllib.parse import urljoin, urlsplit
+
+from lxml import etree, html
+
+from vpt_tracker import normalize
+from vpt_tracker.config import CvfConference, CvfConfig
+from vpt_tracker.http import HttpClient
+from vpt_tracker.models import Page, RawRecord, Window
+from vpt_tracker.sources.base import Position, SourceError, fetch_ok, read_position
+
+log = logging.getLogger(__name__)
+
+NAME = "cvf"
+BATCH = 25  # paper pages per stored page: a crash loses at most this many requests
+
+
+@dataclass(frozen=True)
+class ListedPaper:
+    url: str  # the canonical https://openaccess.thecvf.com/... page URL (the paper's CVF key)
+    page_url: str  # where to fetch that page from: the configured base URL + its path
+    title: str
+    authors: tuple[str, ...]
+    pdf_url: str | None
+    supplementary_url: str | None
+    arxiv_url: str | None
+
+
+def _document(body: bytes, what: str) -> html.HtmlElement:
+    try:
+        document = html.fromstring(body)
+    except (etree.ParserError, ValueError) as exc:
+        raise SourceError(NAME, f"malformed HTML in {what}: {exc}") from None
+    if document is None or not isinstance(document, html.HtmlElement):
+        raise SourceError(NAME, f"malformed HTML in {what}")
+    return document
+
+
+def _text(element: html.HtmlElement) -> str:
+    return " ".join(element.text_content().split())
+
+
+def parse_listing(body: bytes, base_url: str, what: str = "the listing") -> list[ListedPaper]:
+    """The papers of a listing page, in page order; a page without any raises `SourceError`."""
+    document = _document(body, what)
+    papers = []
+    for title_cell in document.xpath('//dt[contains(concat(" ", normalize-space(@class), " "), " ptitle ")]'):
+        links = title_cell.xpath(".//a[@href]")
+        if not links:
+            continue
+        path = urlsplit(links[0].get("href")).path
+        url = normalize.cvf_url(path)
+        title = _text(links[0])
+        if not url or not title:
+            continue
+        authors: tuple[str, ...] = ()
+        pdf = supp = arxiv_link = None
+        for cell in title_cell.itersiblings():
+            if cell.tag == "dt":
+                break
+            if cell.tag != "dd":
+                continue
+            names = cell.xpath('.//input[@name="query_author"]/@value')
+            if names:
+                authors = tuple(" ".join(str(name).split()) for name in names)
+            for anchor in cell.xpath(".//a[@href]"):
+                label = _text(anchor).lower()
+                href = _canonical_link(anchor.get("href"), base_url)
+                if label == "pdf":
+                    pdf = href
+                elif label in ("supp", "supplementary"):
+                    supp = href
+                elif label == "arxiv":
+                    arxiv_link = href
+        papers.append(ListedPaper(url, base_url + path, title, authors, pdf, supp, arxiv_link))
+    if not papers:
+        raise SourceError(NAME, f"{what} lists no papers: has the CVF layout changed?")
+    return papers
+
+
+def _canonical_link(href: str, base_url: str) -> str:
+    """CVF-hosted links in their canonical spelling (not the configured mirror); others as is."""
+    absolute = urljoin(base_url + "/", href)
+    if absolute.startswith(base_url) or normalize.cvf_url(href):
+        return normalize.cvf_url(urlsplit(absolute).path) or absolute
+    return absolute
+
+
+def parse_abstract(body: bytes, what: str) -> str:
+    """The abstract of a paper page; a page without `<div id="abstract">` raises `SourceError`."""
+    document = _document(body, what)
+    found = document.xpath('//div[@id="abstract"]')
+    if not found:
+        raise SourceError(NAME, f"{what} has no abstract: has the CVF layout changed?")
+    return _text(found[0])
+
+
+def listed_record(paper: ListedPaper, conference: CvfConference) -> RawRecord:
+    return RawRecord(
+        source=NAME,
+        source_id=paper.url,
+        title=paper.title,
+        authors=paper.authors,
+        arxiv_id=normalize.arxiv_id(paper.arxiv_url),
+        cvf_url=paper.url,
+        venue=conference.name,
+        year=conference.year,
+        pdf_url=paper.pdf_url,
+        abs_url=paper.url,
+        supplementary_url=paper.supplementary_url,
+        payload={
+            "url": paper.url,
+            "title": paper.title,
+            "authors": list(paper.authors),
+            "pdf": paper.pdf_url,
+            "supp": paper.supplementary_url,
+            "arxiv": paper.arxiv_url,
+            "conference": f"{conference.name}{conference.year}",
+        },
+    )
+
+
+def fingerprint(papers: list[ListedPaper]) -> str:
+    return hashlib.sha256("\n".join(p.url for p in papers).encode()).hexdigest()[:16]
+
+
+class CvfSource:
+    """The configured conferences' papers, with abstracts from their pages when asked."""
+
+    name = NAME
+
+    def __init__(self, config: CvfConfig, client: HttpClient) -> None:
+        self.config = config
+        self.client = client
+
+    def listing_url(self, conference: CvfConference) -> str:
+        return f"{self.config.base_url.rstrip('/')}/{conference.name}{conference.year}"
+
+    def fetch(self, window: Window, cursors: Mapping[str, str | None]) -> Iterator[Page]:
+        for conference in self.config.conferences:
+            key = f"{conference.name}{conference.year}"
+            url = self.listing_url(conference)
+            response = fetch_ok(self.client, NAME, url, {"day": "all"})
+            papers = parse_listing(response.content, self.config.base_url.rstrip("/"), f"the {key} listing")
+            mark = fingerprint(papers)
+            position = read_position(cursors.get(key), None)
+            if position.extra != mark:
+                position = Position(extra=mark)
+            if position.done:
+                log.info("%s listing unchanged and already stored", key)
+                continue
+            if not self.config.fetch_abstracts:
+                records = [listed_record(p, conference) for p in papers]
+                yield Page(NAME, key, records, Position(len(papers), True, mark).encode(None), done=True)
+                continue
+            offset = position.offset
+            while offset < len(papers):
+                batch = papers[offset : offset + BATCH]
+                records = [self._with_abstract(p, conference) for p in batch]
+                offset += len(batch)
+                done = offset >= len(papers)
+                # The listing request is counted on the first page of this run.
+                requests = len(batch) + (1 if offset == position.offset + len(batch) else 0)
+                yield Page(NAME, key, records, Position(offset, done, mark).encode(None), requests, done)
+
+    def _with_abstract(self, paper: ListedPaper, conference: CvfConference) -> RawRecord:
+        record = listed_record(paper, conference)
+        response = fetch_ok(self.client, NAME, paper.page_url)
+        abstract = parse_abstract(response.content, f"the paper page {paper.url}")
+        return replace(record, abstract=abstract, payload={**record.payload, "abstract": abstract})

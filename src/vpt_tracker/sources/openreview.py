@@ -1,0 +1,160 @@
+"""OpenReview API v2 (api2.openreview.net): the notes of a venue, with their decisions.
+
+A configured venue id is fetched with `GET /notes?content.venueid=<id>` (the accepted papers
+carry the bare venue id). A venue id that is an invitation (`…/-/Submission`) is fetched with
+`invitation=<id>` instead, which returns every submission; each note's own
+`content.venueid` then tells its fate: the bare venue id means accepted, a
+`…/Rejected_Submission` suffix rejected, and so on. API v2 wraps every content field as
+`{"value": …}`; flat v1-style values are read too.
+
+Pages use `limit`/`offset` (at most 1000, the API's ceiling). The cursor per venue keeps the
+next offset for the window being fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from vpt_tracker import normalize
+from vpt_tracker.config import OpenReviewConfig, OpenReviewVenue
+from vpt_tracker.http import HttpClient
+from vpt_tracker.models import Page, RawRecord, Window
+from vpt_tracker.sources.base import Position, SourceError, fetch_ok, read_position
+
+log = logging.getLogger(__name__)
+
+NAME = "openreview"
+MAX_PAGE = 1000
+SITE = "https://openreview.net"
+_DECISIONS = {
+    "Rejected_Submission": "rejected",
+    "Desk_Rejected_Submission": "desk-rejected",
+    "Withdrawn_Submission": "withdrawn",
+    "Submission": "submitted",
+}
+
+
+def value(content: Mapping[str, Any], key: str) -> Any:
+    """A content field, unwrapped from API v2's `{"value": …}`."""
+    field = content.get(key)
+    if isinstance(field, dict) and "value" in field:
+        return field["value"]
+    return field
+
+
+def decision_for(venueid: str | None, venue: OpenReviewVenue) -> str | None:
+    """`accepted`, `rejected`, `withdrawn`, … read from a note's `content.venueid`."""
+    if not venueid:
+        return None
+    base = venue.venue_id.split("/-/", 1)[0]
+    if venueid == base:
+        return "accepted"
+    if venueid.startswith(base + "/"):
+        suffix = venueid[len(base) + 1 :]
+        return _DECISIONS.get(suffix, suffix.lower())
+    return None
+
+
+def _millis(stamp: Any) -> datetime | None:
+    if isinstance(stamp, int | float) and stamp > 0:
+        return datetime.fromtimestamp(stamp / 1000, tz=UTC)
+    return None
+
+
+def note_record(note: Mapping[str, Any], venue: OpenReviewVenue) -> RawRecord | None:
+    """A note as a `RawRecord`; None when it lacks an id or a title."""
+    content = note.get("content")
+    note_id = note.get("id")
+    if not isinstance(content, dict) or not isinstance(note_id, str):
+        return None
+    title = value(content, "title")
+    if not isinstance(title, str) or not title.strip():
+        return None
+    forum = note.get("forum") if isinstance(note.get("forum"), str) else note_id
+    authors = value(content, "authors")
+    venueid = value(content, "venueid")
+    decision = decision_for(venueid if isinstance(venueid, str) else None, venue)
+    pdf = value(content, "pdf")
+    code = value(content, "code")
+    abstract = value(content, "abstract")
+    keywords = value(content, "keywords")
+    return RawRecord(
+        source=NAME,
+        source_id=note_id,
+        title=" ".join(title.split()),
+        abstract=" ".join(abstract.split()) if isinstance(abstract, str) else "",
+        authors=tuple(a for a in authors if isinstance(a, str)) if isinstance(authors, list) else (),
+        openreview_id=normalize.openreview_id(forum),
+        # Only an accepted paper is a venue paper: a rejected one must not upgrade a preprint.
+        venue=venue.name if decision == "accepted" else None,
+        year=venue.year if decision == "accepted" else None,
+        published=_millis(note.get("pdate")) or _millis(note.get("cdate")),
+        updated=_millis(note.get("tmdate")) or _millis(note.get("mdate")),
+        categories=tuple(k for k in keywords if isinstance(k, str)) if isinstance(keywords, list) else (),
+        pdf_url=SITE + pdf
+        if isinstance(pdf, str) and pdf.startswith("/")
+        else (pdf if isinstance(pdf, str) else None),
+        abs_url=f"{SITE}/forum?id={forum}",
+        code_url=code if isinstance(code, str) and code.startswith("http") else None,
+        decision=decision,
+        comment=value(content, "venue") if isinstance(value(content, "venue"), str) else None,
+        payload=dict(note),
+    )
+
+
+class OpenReviewSource:
+    """Every configured venue, page by page."""
+
+    name = NAME
+
+    def __init__(self, config: OpenReviewConfig, client: HttpClient) -> None:
+        self.config = config
+        self.client = client
+
+    def _params(self, venue: OpenReviewVenue, offset: int, limit: int) -> dict[str, str]:
+        key = "invitation" if "/-/" in venue.venue_id else "content.venueid"
+        return {key: venue.venue_id, "limit": str(limit), "offset": str(offset), "count": "true"}
+
+    def _notes(self, venue: OpenReviewVenue, params: dict[str, str]) -> tuple[list[Any], int | None]:
+        response = fetch_ok(self.client, NAME, f"{self.config.base_url.rstrip('/')}/notes", params)
+        what = f"the {venue.venue_id} notes at offset {params['offset']}"
+        try:
+            body = json.loads(response.content)
+        except ValueError as exc:
+            raise SourceError(NAME, f"malformed JSON in {what}: {exc}") from None
+        if not isinstance(body, dict) or not isinstance(body.get("notes"), list):
+            raise SourceError(NAME, f"{what} has no 'notes' list: has the API changed?")
+        count = body.get("count")
+        return body["notes"], count if isinstance(count, int) else None
+
+    def fetch(self, window: Window, cursors: Mapping[str, str | None]) -> Iterator[Page]:
+        limit = min(self.config.page_size, MAX_PAGE)
+        for venue in self.config.venues:
+            position = read_position(cursors.get(venue.venue_id), window)
+            if position.done:
+                continue
+            offset = position.offset
+            while True:
+                notes, count = self._notes(venue, self._params(venue, offset, limit))
+                records = [r for r in (note_record(n, venue) for n in notes if isinstance(n, dict)) if r]
+                if notes and not records:
+                    raise SourceError(
+                        NAME,
+                        f"{len(notes)} notes of {venue.venue_id} at offset {offset} had no readable "
+                        "id and title: has the API changed?",
+                    )
+                offset += len(notes)
+                done = not notes or len(notes) < limit or (count is not None and offset >= count)
+                yield Page(
+                    source=NAME,
+                    cursor_key=venue.venue_id,
+                    records=records,
+                    cursor=Position(offset=offset, done=done).encode(window),
+                    done=done,
+                )
+                if done:
+                    break
