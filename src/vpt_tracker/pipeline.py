@@ -48,6 +48,7 @@ REFETCH_NS = "refetch:"
 BACKFILL_NS = "backfill:"
 NAMESPACES = (REFETCH_NS, BACKFILL_NS)
 DONE_KEY = "__window_done__"
+INTERRUPTED = "run"  # the `errors` key that marks a run found dead by the next one
 
 #: How far back a nightly run reaches when earlier runs are missing; longer gaps are a backfill.
 MAX_NIGHTLY_GAP = timedelta(days=14)
@@ -101,6 +102,11 @@ class RunResult:
 # --------------------------------------------------------------------------- run records
 
 
+def aware(moment: datetime) -> datetime:
+    """UTC-aware: SQLite hands `DateTime(timezone=True)` columns back without their offset."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
     """Mark runs left `running` as failed and return their ids.
 
@@ -114,7 +120,7 @@ def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
         for row in rows:
             row.outcome = RunOutcome.FAILED.value
             row.finished_at = now
-            row.errors = {**(row.errors or {}), "run": "interrupted: the process died before finishing"}
+            row.errors = {**(row.errors or {}), INTERRUPTED: "interrupted: the process died before finishing"}
         return [row.id for row in rows]
 
 
@@ -133,9 +139,9 @@ def resumable_window(engine: Engine, interrupted: Sequence[int], now: datetime) 
             .order_by(RunRow.id.desc())
             .limit(1)
         ).first()
-    if row is None or row.window_start is None or row.window_end is None or row.window_end >= now:
+    if row is None or row.window_start is None or row.window_end is None or aware(row.window_end) >= now:
         return None
-    return Window(row.window_start, row.window_end)
+    return Window(aware(row.window_start), aware(row.window_end))
 
 
 def start_run(engine: Engine, kind: str, window: Window | None, now: datetime) -> int:
@@ -184,23 +190,25 @@ def recent_runs(engine: Engine, last: int = 10) -> list[RunRow]:
 
 
 def nightly_window(engine: Engine, now: datetime) -> Window:
-    """From the end of the last completed nightly window up to now.
+    """From the end of the last finished nightly window up to now.
 
-    A partial run counts as completed: the windows its failed sources missed are in
-    `refetch_windows`. A gap longer than `MAX_NIGHTLY_GAP` is cut (with a warning): that
+    A run whose sources failed counts as finished: the windows they missed are queued in
+    `refetch_windows`. An interrupted run does not (its window is resumed instead, see
+    `resumable_window`). A gap longer than `MAX_NIGHTLY_GAP` is cut, with a warning: that
     much history is a job for `run backfill`.
     """
     with transaction(engine) as session:
-        last_end = session.scalar(
-            select(RunRow.window_end)
+        rows = session.execute(
+            select(RunRow.window_end, RunRow.errors)
             .where(
                 RunRow.kind == "nightly",
-                RunRow.outcome.in_([RunOutcome.OK.value, RunOutcome.PARTIAL.value]),
+                RunRow.outcome != RunOutcome.RUNNING.value,
                 RunRow.window_end.is_not(None),
             )
             .order_by(RunRow.window_end.desc())
-            .limit(1)
-        )
+            .limit(50)
+        ).all()
+    last_end = next((aware(end) for end, errors in rows if INTERRUPTED not in (errors or {})), None)
     start = last_end if last_end is not None and last_end < now else now - timedelta(days=1)
     if now - start > MAX_NIGHTLY_GAP:
         log.warning("last nightly window ended %s; fetching only the last %s", start, MAX_NIGHTLY_GAP)
@@ -257,7 +265,7 @@ def _weekday_history(engine: Engine, weekday: int, before_run: int) -> dict[str,
                 RunRow.id < before_run,
                 RunRow.outcome.in_([RunOutcome.OK.value, RunOutcome.PARTIAL.value]),
             )
-            .order_by(RunRow.id.desc())
+            .order_by(RunRow.started_at.desc(), RunRow.id.desc())
             .limit(HEALTH_HISTORY * 7 * 3)
         ).all()
     for row in rows:
@@ -384,7 +392,7 @@ def _refetch_pending(
     now: datetime,
 ) -> None:
     for row in pending_refetches(engine, source.name):
-        window = Window(row.window_start, row.window_end)
+        window = Window(aware(row.window_start), aware(row.window_end))
         label = f"{window.start.isoformat()}/{window.end.isoformat()}"
         ok = _fetch_guarded(
             partial(
@@ -423,11 +431,11 @@ def enqueue_all(
     settings: Settings, engine: Engine, paper_ids: list[int], errors: dict[str, str]
 ) -> dict[str, Any]:
     """Score the papers against every configured catalogue; a failing catalogue is recorded."""
+    counts: dict[str, Any] = {}
+    if not paper_ids or not settings.catalogues:
+        return counts
     from vpt_tracker.enqueue import score_and_enqueue
 
-    counts: dict[str, Any] = {}
-    if not paper_ids:
-        return counts
     ids = sorted(set(paper_ids))
     for catalogue in settings.catalogues:
         try:
