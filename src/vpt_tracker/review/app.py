@@ -25,6 +25,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.geometry import Size
+from textual.keys import format_key
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.scroll_view import ScrollView
@@ -51,7 +52,7 @@ DEFAULT_KEYS: dict[str, tuple[str, str]] = {
     "page_down": ("pagedown", "Page down"),
     "page_up": ("pageup", "Page up"),
 }
-_SHOWN_IN_FOOTER = {"accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
+_SHOWN_IN_FOOTER = {"down", "up", "accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
 
 Opener = Callable[[str], object]
 Explainer = Callable[[str, int], Any]
@@ -97,7 +98,7 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
     PAGE = 200
 
     DEFAULT_CSS = """
-    CandidateList { width: 1fr; height: 1fr; border: round $primary-darken-2; }
+    CandidateList { width: 3fr; height: 1fr; border: round $primary-darken-2; }
     CandidateList:focus { border: round $accent; }
     """
 
@@ -189,10 +190,10 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
             return Strip.blank(width)
         selected = index == self.cursor
         base = Style(bgcolor="#2d4a6b", bold=True) if selected else Style()
-        return Strip(_row_segments(item, width, base), width).crop(0, width)
+        return _row_strip(item, width, base)
 
 
-def _row_segments(item: QueueItem, width: int, base: Style) -> list[Segment]:
+def _row_strip(item: QueueItem, width: int, base: Style) -> Strip:
     """One list row: b2n mark, score, title, labels, venue and year, fitted to `width`."""
     mark = "◆" if (item.base_to_novel or 0) >= 0.5 else " "
     labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
@@ -212,9 +213,9 @@ def _row_segments(item: QueueItem, width: int, base: Style) -> list[Segment]:
         Segment(f"{item.relevance:4.2f} ", base + score_style),
         Segment(title + " ", base),
         Segment(label_text, base + Style(color="cyan")),
-        Segment(f"  {venue}".ljust(width), base + Style(dim=True)),
+        Segment(f"  {venue}", base + Style(dim=True)),
     ]
-    return segments
+    return Strip(segments).adjust_cell_length(width, base)
 
 
 # --------------------------------------------------------------------------- detail pane
@@ -444,7 +445,7 @@ class ReviewApp(App[SessionSummary]):
     CSS = """
     #status { height: 1; background: $primary-darken-2; color: $text; padding: 0 1; }
     #panes { height: 1fr; }
-    #detail-pane { width: 1fr; border: round $primary-darken-2; padding: 0 1; }
+    #detail-pane { width: 2fr; border: round $primary-darken-2; padding: 0 1; }
     #empty { display: none; height: 1fr; content-align: center middle; text-align: center; }
     ReviewScreen.empty #panes { display: none; }
     ReviewScreen.empty #empty { display: block; }
@@ -635,7 +636,10 @@ class ReviewApp(App[SessionSummary]):
 
     def do_help(self) -> None:
         keymap = {**{a: k for a, (k, _) in DEFAULT_KEYS.items()}, **self.keys}
-        rows = [(keymap[action], description) for action, (_keys, description) in DEFAULT_KEYS.items()]
+        rows = [
+            (" ".join(format_key(key) for key in keymap[action].split(",")), description)
+            for action, (_keys, description) in DEFAULT_KEYS.items()
+        ]
         self.push_screen(HelpScreen(rows))
 
     def do_quit(self) -> None:
