@@ -1,0 +1,382 @@
+"""Publishing fixtures: a bare git repository as the list's remote, a GitHub REST stand-in
+on 127.0.0.1, an imported catalogue and accepted candidates.
+
+The GitHub server implements the four endpoints vpt-tracker calls (get a ref, list,
+create and edit pulls) plus `GET /repos/{owner}/{repo}`, with bodies shaped like the
+GitHub REST documentation's examples. Branch SHAs come from the bare repository itself,
+so a pull request can only be opened for a branch that was really pushed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import Engine, select
+
+from vpt_tracker import normalize
+from vpt_tracker.catalogue.service import import_catalogue
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, PaperRow
+
+LISTS = Path(__file__).resolve().parents[1] / "fixtures" / "lists"
+README_0606 = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md"
+README_0624 = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
+OWNER, REPO = "yunbeizhang", "Awesome-Visual-Prompt-Tuning"
+TOKEN = "ghp_TestToken0123456789abcdefABCDEF0123"
+CATALOGUE = "awesome-vpt"
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+# --------------------------------------------------------------------------------------
+# The remote: a bare repository seeded with a real README
+
+
+@dataclass
+class Remote:
+    bare: Path
+    seed: Path  # a clone used to play "the maintainer" pushing to the remote
+
+    def push_readme(self, text: str, message: str = "Update README.md", branch: str = "main") -> str:
+        git(self.seed, "fetch", "-q", "origin")
+        start = f"origin/{branch}" if self.sha(branch) else "origin/main"
+        git(self.seed, "checkout", "-q", "-B", branch, start)
+        (self.seed / "README.md").write_bytes(text.encode("utf-8"))
+        git(self.seed, "commit", "-q", "-am", message)
+        git(self.seed, "push", "-q", "origin", f"HEAD:{branch}")
+        return self.sha(branch) or ""
+
+    def sha(self, branch: str) -> str | None:
+        done = subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+            cwd=self.bare,
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout.strip() or None
+
+    def show(self, branch: str, path: str = "README.md") -> str:
+        command = ["git", "show", f"{branch}:{path}"]
+        done = subprocess.run(command, cwd=self.bare, capture_output=True, check=True)
+        return done.stdout.decode("utf-8")
+
+    def refs(self) -> dict[str, str]:
+        out = git(self.bare, "for-each-ref", "--format=%(refname) %(objectname)")
+        return dict(line.split(" ") for line in out.splitlines())
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    bare = tmp_path / "remote" / f"{REPO}.git"
+    bare.mkdir(parents=True)
+    git(bare, "init", "-q", "--bare", "--initial-branch=main")
+    seed = tmp_path / "maintainer"
+    seed.mkdir()
+    git(seed, "init", "-q", "--initial-branch=main")
+    git(seed, "config", "user.name", "Maintainer")
+    git(seed, "config", "user.email", "maintainer@example.org")
+    git(seed, "remote", "add", "origin", str(bare))
+    (seed / "README.md").write_bytes(README_0624.read_bytes())
+    (seed / "LICENSE").write_text("MIT\n")
+    git(seed, "add", ".")
+    git(seed, "commit", "-q", "-m", "Initial list")
+    git(seed, "push", "-q", "origin", "main")
+    return Remote(bare, seed)
+
+
+# --------------------------------------------------------------------------------------
+# The GitHub REST stand-in
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeGithub:
+    remote: Remote
+    token: str = TOKEN
+    requests: list[Recorded] = field(default_factory=list)
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+    missing_repo: bool = False
+    base_url: str = ""
+
+    def calls(self, method: str, pattern: str = "") -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
+
+    def open_pulls(self) -> list[dict[str, Any]]:
+        return [p for p in self.pulls if p["state"] == "open"]
+
+    # bodies shaped like the REST documentation's examples
+    def _repo_body(self) -> dict[str, Any]:
+        api = f"{self.base_url}/repos/{OWNER}/{REPO}"
+        return {
+            "id": 1296269,
+            "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
+            "name": REPO,
+            "full_name": f"{OWNER}/{REPO}",
+            "owner": {"login": OWNER, "id": 1, "type": "User"},
+            "private": False,
+            "html_url": f"https://github.com/{OWNER}/{REPO}",
+            "url": api,
+            "default_branch": "main",
+        }
+
+    def _pull_body(self, pull: dict[str, Any]) -> dict[str, Any]:
+        api = f"{self.base_url}/repos/{OWNER}/{REPO}"
+        head_sha = self.remote.sha(pull["head"]) or ""
+        base_sha = self.remote.sha(pull["base"])
+        return {
+            "url": f"{api}/pulls/{pull['number']}",
+            "id": 1000 + pull["number"],
+            "node_id": f"PR_kwDO{pull['number']:06d}",
+            "html_url": f"https://github.com/{OWNER}/{REPO}/pull/{pull['number']}",
+            "number": pull["number"],
+            "state": pull["state"],
+            "locked": False,
+            "title": pull["title"],
+            "user": {"login": "vpt-bot", "id": 2, "type": "User"},
+            "body": pull["body"],
+            "created_at": "2026-11-23T12:00:00Z",
+            "updated_at": "2026-11-23T12:00:00Z",
+            "head": {"label": f"{OWNER}:{pull['head']}", "ref": pull["head"], "sha": head_sha},
+            "base": {"label": f"{OWNER}:{pull['base']}", "ref": pull["base"], "sha": base_sha},
+            "draft": False,
+            "merged": False,
+            "maintainer_can_modify": True,
+        }
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: Any):
+        self.requests.append(Recorded(method, path, query, headers, body))
+        if headers.get("authorization") != f"Bearer {self.token}":
+            return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
+        prefix = f"/repos/{OWNER}/{REPO}"
+        not_found = {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+        if self.missing_repo or not (path == prefix or path.startswith(prefix + "/")):
+            return 404, not_found
+        rest = path[len(prefix) :]
+        if method == "GET" and rest == "":
+            return 200, self._repo_body()
+        if method == "GET" and rest.startswith("/git/ref/heads/"):
+            branch = rest.removeprefix("/git/ref/heads/")
+            sha = self.remote.sha(branch)
+            if sha is None:
+                return 404, not_found
+            ref_url = f"{self.base_url}{prefix}/git/refs/heads/{branch}"
+            obj = {"sha": sha, "type": "commit", "url": f"{self.base_url}{prefix}/git/commits/{sha}"}
+            return 200, {"ref": f"refs/heads/{branch}", "node_id": "REF_1", "url": ref_url, "object": obj}
+        if rest == "/pulls" and method == "GET":
+            head = query.get("head", [None])[0]
+            state = query.get("state", ["open"])[0]
+            found = [
+                p
+                for p in self.pulls
+                if head in (None, f"{OWNER}:{p['head']}") and state in ("all", p["state"])
+            ]
+            return 200, [self._pull_body(p) for p in found]
+        if rest == "/pulls" and method == "POST":
+            if self.remote.sha(body["head"]) is None:
+                errors = [{"resource": "PullRequest", "field": "head", "code": "invalid"}]
+                return 422, {"message": "Validation Failed", "errors": errors}
+            if any(p["head"] == body["head"] and p["state"] == "open" for p in self.pulls):
+                message = f"A pull request already exists for {OWNER}:{body['head']}."
+                errors = [{"resource": "PullRequest", "code": "custom", "message": message}]
+                return 422, {"message": "Validation Failed", "errors": errors}
+            pull = {
+                "number": len(self.pulls) + 1,
+                "state": "open",
+                "title": body["title"],
+                "body": body.get("body", ""),
+                "head": body["head"],
+                "base": body["base"],
+            }
+            self.pulls.append(pull)
+            return 201, self._pull_body(pull)
+        match = re.fullmatch(r"/pulls/(\d+)", rest)
+        if match and method == "PATCH":
+            number = int(match.group(1))
+            pull = next((p for p in self.pulls if p["number"] == number), None)
+            if pull is None:
+                return 404, not_found
+            pull.update({k: v for k, v in body.items() if k in ("title", "body", "state")})
+            return 200, self._pull_body(pull)
+        return 404, not_found
+
+
+def _handler(state: FakeGithub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw else None
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, payload = state.handle(self.command, parts.path, parse_qs(parts.query), headers, body)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def github(remote: Remote) -> Iterator[FakeGithub]:
+    state = FakeGithub(remote)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --------------------------------------------------------------------------------------
+# Catalogue, candidates, config
+
+
+def import_list(engine: Engine, path: Path = README_0624) -> int:
+    result = import_catalogue(
+        engine,
+        CATALOGUE,
+        path.read_text(encoding="utf-8"),
+        preset="awesome-vpt",
+        readme_path="README.md",
+        github_repo=f"{OWNER}/{REPO}",
+    )
+    return result.catalogue_id
+
+
+def accept(
+    engine: Engine,
+    *,
+    title: str,
+    arxiv_id: str | None,
+    venue: str | None,
+    year: int | None,
+    labels: list[str],
+    relevance: float,
+    label_scores: dict[str, float],
+    reviewer: str = "alice",
+    reason: str | None = None,
+    code_url: str | None = None,
+    previous_venue: str | None = None,
+) -> int:
+    """An accepted candidate with its paper and the reviewer's `accept` decision, inserted
+    directly (as the review queue would leave them)."""
+    decided = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == CATALOGUE))
+        assert catalogue is not None
+        paper = PaperRow(
+            title=title,
+            title_key=normalize.title_key(title),
+            abstract="",
+            authors=[],
+            year=year,
+            venue=venue,
+            arxiv_id=arxiv_id,
+            code_url=code_url,
+            previous_venue=previous_venue,
+            venue_upgraded_at=decided if previous_venue else None,
+        )
+        session.add(paper)
+        session.flush()
+        candidate = CandidateRow(
+            paper_id=paper.id,
+            catalogue_id=catalogue.id,
+            status="accepted",
+            relevance=relevance,
+            label_scores=label_scores,
+            proposed_labels=labels,
+            final_labels=labels,
+            reviewer=reviewer,
+            decided_at=decided,
+        )
+        session.add(candidate)
+        session.flush()
+        session.add(
+            DecisionRow(
+                candidate_id=candidate.id,
+                reviewer=reviewer,
+                action="accept",
+                at=decided,
+                before={"status": "pending"},
+                after={"status": "accepted", "labels": labels},
+                reason=reason,
+            )
+        )
+        return candidate.id
+
+
+def accept_two(engine: Engine) -> tuple[int, int]:
+    """One new paper (PLOT, ICLR 2023) and one venue upgrade of a listed preprint.
+
+    The upgrade's venue (ICML 2025 for arXiv 2411.01327) is test data chosen by hand."""
+    new = accept(
+        engine,
+        title="PLOT: Prompt Learning with Optimal Transport for Vision-Language Models",
+        arxiv_id="2210.01253",
+        venue="ICLR",
+        year=2023,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88, "token": 0.74, "pixel": 0.12},
+        reason="optimal-transport prompts",
+        code_url="https://github.com/CHENGY12/PLOT",
+    )
+    upgrade = accept(
+        engine,
+        title="Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning",
+        arxiv_id="2411.01327",
+        venue="ICML",
+        year=2025,
+        labels=["learnable", "token"],
+        relevance=0.83,
+        label_scores={"learnable": 0.8, "token": 0.7},
+        reviewer="bob",
+        previous_venue="arXiv",
+    )
+    return new, upgrade
+
+
+def write_config(tmp_path: Path, github: FakeGithub, remote: Remote, **catalogue: Any) -> Path:
+    entries = {"name": CATALOGUE, "preset": "awesome-vpt", "github_repo": f"{OWNER}/{REPO}"}
+    entries["git_url"] = str(remote.bare)
+    entries.update(catalogue)
+    lines = [f'data_dir = "{tmp_path / "data"}"', "", "[github]", f'api_url = "{github.base_url}"', ""]
+    lines.append("[[catalogues]]")
+    lines += [f"{k} = {json.dumps(v)}" for k, v in entries.items()]
+    path = tmp_path / "vpt-tracker.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,349 @@
+"""`vpt-tracker publish` end to end: a real list, a bare git remote, the GitHub stand-in."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, func, select
+
+from vpt_tracker.catalogue.markdown import parse
+from vpt_tracker.cli import main
+from vpt_tracker.store import session_factory
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
+
+from .conftest import (
+    CATALOGUE,
+    OWNER,
+    README_0606,
+    README_0624,
+    TOKEN,
+    FakeGithub,
+    Remote,
+    accept,
+    accept_two,
+    import_list,
+    write_config,
+)
+
+BRANCH = f"vpt-tracker/{CATALOGUE}"
+PLOT = "PLOT: Prompt Learning with Optimal Transport for Vision-Language Models"
+ADAPTIVE = "Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, db_url: str, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", TOKEN)
+    monkeypatch.delenv("VPT_CONFIG", raising=False)
+    config = write_config(tmp_path, github, remote)
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(main, ["--config", str(config), "--database", db_url, *args])
+
+    return run
+
+
+def statuses(engine: Engine) -> dict[int, str]:
+    with session_factory(engine)() as session:
+        return {c.id: c.status for c in session.scalars(select(CandidateRow))}
+
+
+def db_snapshot(engine: Engine) -> tuple:
+    with session_factory(engine)() as session:
+        entries = [(e.id, e.state, e.venue, e.year, e.raw) for e in session.scalars(select(EntryRow))]
+        rows = session.scalars(select(CandidateRow))
+        candidates = [(c.id, c.status, c.version, c.published_at) for c in rows]
+        catalogue = [(c.source_sha256, c.upstream_commit) for c in session.scalars(select(CatalogueRow))]
+        pulls = session.scalar(select(func.count()).select_from(PullRequestRow))
+    return entries, candidates, catalogue, pulls
+
+
+def added_and_removed(remote: Remote, branch: str = BRANCH) -> tuple[list[str], list[str]]:
+    diff = subprocess.run(
+        ["git", "diff", "--unified=0", "main", branch, "--", "README.md"],
+        cwd=remote.bare,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    return added, removed
+
+
+def test_publish_opens_one_pull_request_and_reruns_idempotently(
+    cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    new_id, upgrade_id = accept_two(engine)
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "opened pull request #1" in result.output
+
+    # The pushed README: one new row in the token-level table, one line changed in place.
+    added, removed = added_and_removed(remote)
+    assert removed == [
+        "| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning](https://arxiv.org/abs/2411.01327)"
+        " | arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |"
+    ]
+    assert (
+        "| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning](https://arxiv.org/abs/2411.01327)"
+        " | ICML | 2025 | [Github](https://github.com/runtsang/VFPT) |" in added
+    )
+    plot_rows = [line for line in added if "2210.01253" in line]
+    assert len(plot_rows) == 1 and "| ICLR | 2023 |" in plot_rows[0]
+    assert "https://github.com/CHENGY12/PLOT" in plot_rows[0]
+    pushed = remote.show(BRANCH)
+    doc = parse(pushed)
+    plot = next(e for e in doc.entries if e.arxiv_id == "2210.01253")
+    assert plot.section_path[-1] == "Token-Level"
+    assert len(doc.entries) == len(parse(README_0624.read_text()).entries) + 1
+    assert remote.show("main") == README_0624.read_text()  # the base branch is never touched
+
+    # The PR: from our branch, into main, body listing both changes with scores and decisions.
+    assert len(github.pulls) == 1
+    pull = github.pulls[0]
+    assert (pull["head"], pull["base"]) == (BRANCH, "main")
+    body = pull["body"]
+    assert "### Added (1)" in body and "### Venue updates (1)" in body
+    assert "PLOT: Prompt Learning with Optimal Transport" in body
+    assert "labels: learnable, token" in body
+    assert "relevance 0.91" in body and "learnable 0.88" in body
+    assert "decision: accept by alice on 2026-11-20 09:30 UTC: optimal-transport prompts" in body
+    assert "arXiv 2025 → ICML 2025" in body and "decision: accept by bob" in body
+    assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in github.requests)
+    assert github.calls("GET", r"/pulls$")[0].query["head"] == [f"{OWNER}:{BRANCH}"]
+
+    # Only now are the candidates published.
+    assert statuses(engine) == {new_id: "published", upgrade_id: "published"}
+    with session_factory(engine)() as session:
+        row = session.scalars(select(PullRequestRow)).one()
+        assert (row.number, row.branch, row.state) == (1, BRANCH, "open")
+        assert row.head_sha == remote.sha(BRANCH)
+
+    # Rerun: no second pull request, the branch unchanged, the body edited in place.
+    head_before = remote.sha(BRANCH)
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "updated pull request #1" in again.output
+    assert len(github.pulls) == 1 and len(github.calls("POST", r"/pulls$")) == 1
+    assert len(github.calls("PATCH", r"/pulls/1$")) == 1
+    assert remote.sha(BRANCH) == head_before
+
+    # A third accepted paper later: the same branch moves forward, the same PR is edited.
+    third = accept(
+        engine,
+        title="Visual Prompting via Image Inpainting",
+        arxiv_id="2209.00647",
+        venue="NeurIPS",
+        year=2022,
+        labels=["generative", "pixel"],
+        relevance=0.77,
+        label_scores={"generative": 0.9},
+    )
+    later = cli("publish", CATALOGUE)
+    assert later.exit_code == 0, later.output
+    assert len(github.open_pulls()) == 1
+    assert "### Added (2)" in github.pulls[0]["body"]
+    assert subprocess.run(
+        ["git", "merge-base", "--is-ancestor", head_before, BRANCH], cwd=remote.bare
+    ).returncode == 0  # a fast-forward, not a rewrite
+    assert statuses(engine)[third] == "published"
+
+
+def test_dry_run_prints_diff_and_pull_text_and_changes_nothing(
+    cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    accept_two(engine)
+    before_db, before_refs = db_snapshot(engine), remote.refs()
+
+    result = cli("publish", CATALOGUE, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "--- a/README.md" in result.output and "+++ b/README.md" in result.output
+    assert "-| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning]" in result.output
+    assert "+| [PLOT: Prompt Learning with Optimal Transport" in result.output
+    assert "--- pull request ---" in result.output and "### Venue updates (1)" in result.output
+
+    assert db_snapshot(engine) == before_db
+    assert remote.refs() == before_refs
+    assert github.requests == []
+
+
+def test_upstream_change_is_taken_in_never_overwritten(
+    cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """Imported from the 2025-06-06 README; the maintainer has since pushed 2025-06-24."""
+    import_list(engine, README_0606)
+    new_id, upgrade_id = accept_two(engine)
+
+    first = cli("publish", CATALOGUE)
+    assert first.exit_code == 1
+    assert "changed upstream since import" in first.output and "re-imported it" in first.output
+    assert statuses(engine) == {new_id: "accepted", upgrade_id: "accepted"}
+    assert remote.sha(BRANCH) is None and github.pulls == []
+    with session_factory(engine)() as session:
+        catalogue = session.scalars(select(CatalogueRow)).one()
+        assert catalogue.source_text == README_0624.read_text()
+        assert catalogue.upstream_commit == remote.sha("main")
+
+    second = cli("publish", CATALOGUE)
+    assert second.exit_code == 0, second.output
+    added, removed = added_and_removed(remote)
+    assert len(removed) == 1 and "| arXiv | 2025 |" in removed[0]  # only our upgrade replaces a line
+    assert any("2210.01253" in line for line in added)
+    pushed = remote.show(BRANCH)
+    # the maintainer's own additions survive
+    assert "| [Dynamic Visual Prompt Tuning for Parameter Efficient Transfer Learning]" in pushed
+    assert "  - [VPT in Medical Images](#vpt-in-medical-images)" in pushed
+    assert statuses(engine) == {new_id: "published", upgrade_id: "published"}
+
+
+def test_upstream_edit_after_a_pull_request_keeps_both_and_rebuilds_the_stale_branch(
+    cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    old_head = remote.sha(BRANCH)
+    edited = README_0624.read_text().replace("| 2019 | First work |", "| 2019 | First work, seminal |")
+    remote.push_readme(edited, "maintainer: annotate the first work")
+
+    stopped = cli("publish", CATALOGUE)
+    assert stopped.exit_code == 1
+    assert "kept 1 added and 1 updated entries" in stopped.output
+    assert remote.sha(BRANCH) == old_head
+
+    rerun = cli("publish", CATALOGUE)
+    assert rerun.exit_code == 0, rerun.output
+    pushed = remote.show(BRANCH)
+    assert "First work, seminal |" in pushed  # upstream's edit is kept
+    assert "2210.01253" in pushed and "| ICML | 2025 |" in pushed  # and so are ours
+    added, removed = added_and_removed(remote)
+    assert len(removed) == 1 and len(added) == 2
+    assert len(github.pulls) == 1 and "updated pull request #1" in rerun.output
+
+
+def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
+    cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # the maintainer merges it
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "nothing to publish" in result.output
+    with session_factory(engine)() as session:
+        entries = session.scalars(select(EntryRow)).all()
+        assert {e.state for e in entries} == {"imported"}
+        plot = next(e for e in entries if e.arxiv_id == "2210.01253")
+        assert plot.candidate_id is not None and plot.raw is not None
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message", "code"),
+    [
+        ("token", "GitHub rejected the token", 2),
+        ("repository", f"repository {OWNER}/Awesome-Visual-Prompt-Tuning not found", 2),
+        ("network", "cannot reach the GitHub API", 1),
+        ("non-fast-forward", "non-fast-forward", 1),
+    ],
+)
+def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
+    breakage: str,
+    message: str,
+    code: int,
+    tmp_path: Path,
+    db_url: str,
+    engine: Engine,
+    github: FakeGithub,
+    remote: Remote,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import_list(engine)
+    ids = accept_two(engine)
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", TOKEN)
+    config = write_config(tmp_path, github, remote)
+
+    def publish() -> Result:
+        return CliRunner().invoke(main, ["--config", str(config), "--database", db_url, "publish", CATALOGUE])
+
+    if breakage == "token":
+        monkeypatch.setenv("VPT_GITHUB__TOKEN", "ghp_revoked_token_000000000000")
+    elif breakage == "repository":
+        github.missing_repo = True
+    elif breakage == "network":
+        monkeypatch.setenv("VPT_GITHUB__API_URL", "http://127.0.0.1:9")  # discard port: refused
+    else:
+        # A stale branch of ours (based on an older main) on a remote that refuses forced updates.
+        remote.push_readme(README_0624.read_text() + "\n<!-- old -->\n", "old vpt-tracker run", branch=BRANCH)
+        remote.push_readme(README_0624.read_text().replace("\n", "\n", 1) + "\n", "maintainer edit")
+        subprocess.run(["git", "config", "receive.denyNonFastForwards", "true"], cwd=remote.bare, check=True)
+        import_list_again(engine, remote)
+    branch_before = remote.sha(BRANCH)
+
+    failed = publish()
+    assert failed.exit_code == code, failed.output
+    assert message in failed.output
+    assert TOKEN not in failed.output and "Traceback" not in failed.output
+    assert len(failed.output.strip().splitlines()) == 1
+    assert set(statuses(engine).values()) == {"accepted"}
+    assert github.pulls == [] and remote.sha(BRANCH) == branch_before
+
+    # fix it and rerun
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", TOKEN)
+    monkeypatch.delenv("VPT_GITHUB__API_URL", raising=False)
+    github.missing_repo = False
+    if breakage == "non-fast-forward":
+        subprocess.run(["git", "branch", "-D", BRANCH], cwd=remote.bare, check=True, capture_output=True)
+    fixed = publish()
+    assert fixed.exit_code == 0, fixed.output
+    assert len(github.pulls) == 1
+    assert statuses(engine) == dict.fromkeys(ids, "published")
+
+
+def import_list_again(engine: Engine, remote: Remote) -> None:
+    """Make the catalogue's base the remote's current README (as a re-import would)."""
+    with session_factory(engine)() as session, session.begin():
+        catalogue = session.scalars(select(CatalogueRow)).one()
+        catalogue.source_text = remote.show("main")
+
+
+def test_work_copy_lives_under_the_data_dir_without_the_token(
+    cli, tmp_path: Path, engine: Engine, remote: Remote
+) -> None:
+    import_list(engine)
+    accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    workdir = tmp_path / "data" / "repos" / CATALOGUE
+    config = (workdir / ".git" / "config").read_text()
+    assert "url = " + str(remote.bare) in config
+    for path in (workdir / ".git").rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_missing_config_and_unknown_catalogue_are_one_line_errors(
+    tmp_path: Path, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_list(engine)
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", TOKEN)
+    config = tmp_path / "empty.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n')
+    runner = CliRunner()
+    unknown = runner.invoke(main, ["--config", str(config), "--database", db_url, "publish", "nope"])
+    assert unknown.exit_code == 2 and "unknown catalogue 'nope'" in unknown.output
+    unconfigured = runner.invoke(main, ["--config", str(config), "--database", db_url, "publish", CATALOGUE])
+    assert unconfigured.exit_code == 2
+    assert "has no [[catalogues]] entry" in unconfigured.output
+    monkeypatch.delenv("VPT_GITHUB__TOKEN")
+    config.write_text(
+        f'data_dir = "{tmp_path}"\n[[catalogues]]\nname = "{CATALOGUE}"\ngithub_repo = "{OWNER}/x"\n'
+    )
+    no_token = runner.invoke(main, ["--config", str(config), "--database", db_url, "publish", CATALOGUE])
+    assert no_token.exit_code == 2 and "no GitHub token" in no_token.output
