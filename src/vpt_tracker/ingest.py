@@ -135,19 +135,28 @@ def record_keys(record: RawRecord) -> RecordKeys:
     )
 
 
-def block_keys(title_key: str, first_author: str) -> list[int]:
-    """The blocks a title belongs to: pairs among its four longest uncommon words, and the
-    first author with the longest one. Hashes, not strings, to keep the index small."""
-    words = sorted(
-        {w for w in title_key.split() if len(w) > 2 and w not in _COMMON_WORDS}, key=lambda w: (-len(w), w)
-    )[:4]
-    if not words:  # a title made only of common words: its two longest words, whatever they are
-        words = sorted(set(title_key.split()), key=lambda w: (-len(w), w))[:2]
+def block_keys(title_key: str, author_keys: tuple[str, ...]) -> list[int]:
+    """The blocks a paper belongs to; two versions of a paper share at least one of them.
+
+    - pairs among the title's four longest uncommon words, or common ones for titles with
+      fewer (a typo or a changed word leaves the other pairs intact);
+    - each of the first two authors with each of the two longest words (short titles, which
+      have few pairs);
+    - the first two authors together (titles that changed more; reordered author lists).
+    A single word is never a block: it would grow with the store. Hashes, not strings, keep
+    the index small.
+    """
+    tokens = {w for w in title_key.split() if len(w) > 2} or set(title_key.split())
+    # Uncommon words first, longest first; common words fill up short titles.
+    words = sorted(tokens, key=lambda w: (w in _COMMON_WORDS, -len(w), w))[:4]
     keys = [hash(pair) for pair in combinations(sorted(words), 2)]
-    if len(words) == 1:
-        keys.append(hash((words[0],)))
-    if first_author and words:
-        keys.append(hash(("@", first_author, words[0])))
+    leading = sorted(set(author_keys[:2]))
+    for author in leading:
+        keys.extend(hash(("@", author, word)) for word in words[:2])
+    if len(leading) == 2:
+        keys.append(hash(("@@", *leading)))
+    elif not leading and len(words) == 1:
+        keys.append(hash((words[0],)))  # a one-word title without authors: nothing else to go on
     return keys
 
 
@@ -191,7 +200,8 @@ class IdentityIndex:
     def __init__(self) -> None:
         self.by_key: dict[str, dict[str, _Known]] = {name: {} for name in self._KEY_FIELDS}
         self.by_title: dict[str, list[_Known]] = {}
-        self.blocks: dict[int, list[_Known]] = {}
+        # A block is one paper or, once shared, a list of them (most blocks hold one paper).
+        self.blocks: dict[int, _Known | list[_Known]] = {}
         self.fuzzy_comparisons = 0  # rapidfuzz calls
         self.candidates_seen = 0  # block members looked at (including those a key rules out)
 
@@ -224,9 +234,14 @@ class IdentityIndex:
             if value is not None:
                 self.by_key[name][value] = known
         self.by_title.setdefault(known.title_key, []).append(known)
-        first_author = known.author_keys[0] if known.author_keys else ""
-        for key in block_keys(known.title_key, first_author):
-            self.blocks.setdefault(key, []).append(known)
+        for key in block_keys(known.title_key, known.author_keys):
+            members = self.blocks.get(key)
+            if members is None:
+                self.blocks[key] = known
+            elif isinstance(members, list):
+                members.append(known)
+            else:
+                self.blocks[key] = [members, known]
 
     def claim_keys(self, known: _Known, keys: RecordKeys) -> None:
         """Give `known` the record's exact keys that it lacks and no other paper holds."""
@@ -254,9 +269,11 @@ class IdentityIndex:
         candidates: dict[int, _Known] = {}
         for known in self.by_title.get(keys.title_key, ()):
             candidates[id(known)] = known
-        for block in block_keys(keys.title_key, keys.first_author):
+        for block in block_keys(keys.title_key, keys.author_keys):
             members = self.blocks.get(block)
-            if members and len(members) <= MAX_BLOCK_SIZE:
+            if isinstance(members, _Known):
+                candidates[id(members)] = members
+            elif members is not None and len(members) <= MAX_BLOCK_SIZE:
                 for known in members:
                     candidates[id(known)] = known
         best: _Known | None = None
@@ -380,24 +397,31 @@ def _ingest(
     *,
     run_id: int | None,
     now: datetime,
-) -> IngestStats:
-    """Resolve and store one batch of records in the session's transaction."""
+) -> tuple[IngestStats, list[int | None]]:
+    """Resolve and store one batch of records in the session's transaction.
+
+    Returns the stats and, for each record, the id of the paper it is a sighting of.
+    """
     stats = IngestStats(records=len(records))
     comparisons_before = index.fuzzy_comparisons
 
     hashes = [record.payload_hash for record in records]
-    stored: set[str] = set()
+    stored: dict[str, int | None] = {}  # payload hash -> paper id, of sightings already stored
     for chunk in _chunks(sorted(set(hashes)), _SQL_IN_CHUNK):
-        stored.update(session.scalars(select(SightingRow.payload_hash).where(SightingRow.payload_hash.in_(chunk))))
+        query = select(SightingRow.payload_hash, SightingRow.paper_id)
+        for payload_hash, paper_id in session.execute(query.where(SightingRow.payload_hash.in_(chunk))):
+            stored[payload_hash] = paper_id
+    duplicates: list[tuple[int, str]] = []  # (position, hash) of records already stored
+    planned: dict[str, _Known] = {}
 
     # 1. Resolve identities in record order, so that later records see earlier ones.
     plan: list[tuple[RawRecord, str, RecordKeys, _Known, bool]] = []
     fresh: dict[int, dict[str, Any]] = {}  # id(_Known) -> values of a paper new in this batch
-    for record, payload_hash in zip(records, hashes, strict=True):
-        if payload_hash in stored:
+    for position, (record, payload_hash) in enumerate(zip(records, hashes, strict=True)):
+        if payload_hash in stored or payload_hash in planned:
             stats.duplicate_sightings += 1
+            duplicates.append((position, payload_hash))
             continue
-        stored.add(payload_hash)
         keys = record_keys(record)
         known = index.resolve(keys)
         if known is None:
@@ -408,6 +432,7 @@ def _ingest(
         else:
             index.claim_keys(known, keys)
             plan.append((record, payload_hash, keys, known, False))
+        planned[payload_hash] = known
 
     # 2. Load the stored papers that records merge into.
     existing_ids = sorted({known.id for *_, known, new in plan if not new and known.id is not None})
@@ -461,7 +486,10 @@ def _ingest(
         )
     stats.new_sightings = len(plan)
     stats.fuzzy_comparisons = index.fuzzy_comparisons - comparisons_before
-    return stats
+    paper_ids: list[int | None] = [planned[h].id if h in planned else None for h in hashes]
+    for position, payload_hash in duplicates:
+        paper_ids[position] = stored.get(payload_hash, paper_ids[position])
+    return stats, paper_ids
 
 
 def _utcnow() -> datetime:
@@ -483,10 +511,33 @@ def ingest_page(
     """
     if index is None:
         index = IdentityIndex.load(session)
-    stats = _ingest(session, list(page.records), index, run_id=run_id, now=now())
+    stats, _ids = _ingest(session, list(page.records), index, run_id=run_id, now=now())
     _write_cursor(session, page.source, page.cursor_key, page.cursor)
     session.flush()
     return stats
+
+
+def ingest_resolved(
+    session: Session,
+    records: list[RawRecord],
+    *,
+    run_id: int | None = None,
+    index: IdentityIndex | None = None,
+    now: Clock = _utcnow,
+) -> tuple[IngestStats, list[int]]:
+    """Ingest records in the caller's transaction and say which paper each one is.
+
+    For callers that must link something to the papers (catalogue enrichment): a record
+    already stored is resolved to the paper of its stored sighting.
+    """
+    if index is None:
+        index = IdentityIndex.load(session)
+    stats, paper_ids = _ingest(session, records, index, run_id=run_id, now=now())
+    session.flush()
+    resolved = [paper_id for paper_id in paper_ids if paper_id is not None]
+    if len(resolved) != len(paper_ids):  # pragma: no cover - every record has a paper by construction
+        raise AssertionError("a record was not resolved to a paper")
+    return stats, resolved
 
 
 def _write_cursor(session: Session, source: str, key: str, value: str | None) -> None:
@@ -528,7 +579,7 @@ def ingest_records(
             index = IdentityIndex.load(session)
     while batch := list(islice(iterator, batch_size)):
         with transaction(engine) as session:
-            stats = _ingest(session, batch, index, run_id=run_id, now=now())
+            stats, _ids = _ingest(session, batch, index, run_id=run_id, now=now())
         total += stats
         if progress is not None:
             progress(stats)

@@ -1,0 +1,214 @@
+"""`ingest-jsonl`, `stats` and `catalogue enrich`: bulk loads and what the store holds."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import func, select
+
+from vpt_tracker.cli.context import AppContext, echo_json, pass_app
+from vpt_tracker.dumps import read_corpus_jsonl
+from vpt_tracker.enrich import ArxivLookup, LocalIndex, enrich_catalogue
+from vpt_tracker.errors import UserError
+from vpt_tracker.ingest import IngestStats, ingest_records
+from vpt_tracker.models import RawRecord, RunOutcome
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CursorRow, EntryRow, PaperRow, RunRow, SightingRow
+
+log = logging.getLogger(__name__)
+
+existing_file = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+
+
+@contextmanager
+def _record_progress(total: int, label: str) -> Iterator[Callable[[IngestStats], None]]:
+    """A rich progress bar on a terminal; otherwise a log line (-v) every 10,000 records."""
+    done = 0
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda stats: bar.advance(task, stats.records)
+        return
+
+    def log_line(stats: IngestStats) -> None:
+        nonlocal done
+        before, done = done, done + stats.records
+        if done // 10_000 != before // 10_000 or done == total:
+            log.info("%s: %d/%d records", label, done, total)
+
+    yield log_line
+
+
+@click.command("ingest-jsonl")
+@click.argument("files", nargs=-1, required=True, type=existing_file)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000),
+              help="Records per transaction.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_app
+def ingest_jsonl(app: AppContext, files: tuple[Path, ...], batch_size: int, as_json: bool) -> None:
+    """Ingest local metadata dumps in the abstract-corpus JSON-lines format.
+
+    Each line holds `id, title, summary, authors, categories, comment, abs, pdf`; a line
+    without `id` is identified by its title and authors. Every file is checked before
+    anything is written: a malformed line is reported as FILE:LINE and nothing is stored.
+    Re-ingesting the same files adds nothing.
+
+    \b
+    Example:
+      vpt-tracker ingest-jsonl dumps/2025-03-18.jsonl dumps/2025-03-27.jsonl
+    """
+    records: list[RawRecord] = []
+    for path in files:
+        records.extend(read_corpus_jsonl(path))
+    engine = app.engine()
+    started = time.perf_counter()
+    with transaction(engine) as session:
+        run = RunRow(kind="ingest", counts={"files": [str(p) for p in files]})
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    outcome, error = RunOutcome.FAILED, None
+    stats = IngestStats()
+    try:
+        with _record_progress(len(records), "ingesting") as progress:
+            stats = ingest_records(engine, records, run_id=run_id, batch_size=batch_size, progress=progress)
+        outcome = RunOutcome.OK
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        with transaction(engine) as session:
+            row = session.get(RunRow, run_id)
+            if row is not None:
+                row.outcome = outcome.value
+                row.finished_at = datetime.now(UTC)
+                row.duration_s = time.perf_counter() - started
+                row.counts = {**row.counts, "jsonl": stats.as_dict()}
+                row.errors = {"jsonl": error} if error else {}
+    counts = stats.as_dict()
+    if as_json:
+        echo_json(counts)
+    else:
+        click.echo(
+            f"{counts['records']} records from {len(files)} file(s): {counts['new_papers']} new papers, "
+            f"{counts['merged']} merged, {counts['duplicate_sightings']} already stored"
+        )
+
+
+def store_stats(app: AppContext) -> dict[str, Any]:
+    with transaction(app.engine()) as session:
+        papers = session.scalar(select(func.count()).select_from(PaperRow)) or 0
+        sightings = session.scalar(select(func.count()).select_from(SightingRow)) or 0
+        per_source = select(SightingRow.source, func.count()).group_by(SightingRow.source)
+        by_source = {src: count for src, count in session.execute(per_source.order_by(SightingRow.source))}
+        with_abstract = session.scalar(select(func.count()).where(PaperRow.abstract != "")) or 0
+        with_arxiv = session.scalar(select(func.count()).where(PaperRow.arxiv_id.is_not(None))) or 0
+        upgraded = session.scalar(select(func.count()).where(PaperRow.venue_upgraded_at.is_not(None))) or 0
+        linked = session.scalar(select(func.count()).where(EntryRow.paper_id.is_not(None))) or 0
+        cursors = session.scalar(select(func.count()).select_from(CursorRow)) or 0
+    return {
+        "papers": papers,
+        "sightings": sightings,
+        "by_source": by_source,
+        "papers_with_abstract": with_abstract,
+        "papers_with_arxiv_id": with_arxiv,
+        "upgraded_to_venue": upgraded,
+        "catalogue_entries_linked": linked,
+        "cursors": cursors,
+    }
+
+
+@click.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@pass_app
+def stats_command(app: AppContext, as_json: bool) -> None:
+    """Count papers, sightings per source, abstracts and venue upgrades in the store."""
+    data = store_stats(app)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(
+        f"papers: {data['papers']} ({data['papers_with_abstract']} with abstract, "
+        f"{data['papers_with_arxiv_id']} with arXiv id, {data['upgraded_to_venue']} upgraded to a venue)"
+    )
+    click.echo(f"sightings: {data['sightings']}")
+    for source, count in data["by_source"].items():
+        click.echo(f"  {source}: {count}")
+    click.echo(f"catalogue entries linked to papers: {data['catalogue_entries_linked']}")
+
+
+def _arxiv_lookup(app: AppContext) -> ArxivLookup:
+    from vpt_tracker.http import HttpClient
+    from vpt_tracker.sources.arxiv_api import ArxivApiSource
+
+    return ArxivApiSource(app.settings.sources.arxiv_api, HttpClient(app.settings.http))
+
+
+def _say(message: str) -> None:
+    """A step of a slow command: on the terminal as is, in the log otherwise."""
+    if sys.stderr.isatty():
+        click.echo(message, err=True)
+    else:
+        log.info("%s", message)
+
+
+@click.command("enrich")
+@click.argument("name")
+@click.option("--from-jsonl", "dumps", multiple=True, type=existing_file, metavar="FILE",
+              help="Local dump: a corpus .jsonl or a conference index .json (repeatable).")
+@click.option("--arxiv/--no-arxiv", default=True, show_default=True,
+              help="Look up on arXiv what the dumps do not have.")
+@click.option("--max-title-searches", default=50, show_default=True, type=click.IntRange(0),
+              help="At most this many arXiv title searches (one request each, 3 s apart).")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@pass_app
+def enrich(app: AppContext, name: str, dumps: tuple[Path, ...], arxiv: bool, max_title_searches: int,
+           as_json: bool) -> None:
+    """Link a catalogue's entries to papers and fill in their abstracts.
+
+    Entries are matched by arXiv id, then by normalised title: first in the local dumps,
+    then on arXiv (id_list batches, then title searches). The entry's venue and year, from
+    the curated list, are kept. Entries already linked to a paper with an abstract are left
+    alone, so a second run only retries the rest.
+
+    \b
+    Examples:
+      vpt-tracker catalogue enrich awesome-vpt --from-jsonl corpus/2025-03-18.jsonl --from-jsonl CVPR2022.json
+      vpt-tracker catalogue enrich awesome-vpt --no-arxiv --from-jsonl ICLR2024.json
+    """
+    local = LocalIndex.from_files(dumps) if dumps else None
+    lookup = _arxiv_lookup(app) if arxiv else None
+    if local is None and lookup is None:
+        raise UserError("nothing to enrich from: give --from-jsonl FILE or allow --arxiv")
+    stats = enrich_catalogue(
+        app.engine(), name, local=local, arxiv=lookup, max_title_searches=max_title_searches, progress=_say
+    )
+    if as_json:
+        echo_json(stats.as_dict())
+        return
+    click.echo(
+        f"{name}: {stats.entries} entries, {stats.complete} already complete; "
+        f"{stats.matched_local} matched in dumps, {stats.matched_arxiv} on arXiv, "
+        f"{stats.unmatched} without abstract; {stats.linked} linked, {stats.ingest.new_papers} new papers"
+    )
+
+
+def register(main: click.Group) -> None:
+    main.add_command(ingest_jsonl)
+    main.add_command(stats_command)
+    catalogue = main.commands.get("catalogue")
+    if not isinstance(catalogue, click.Group):
+        raise RuntimeError("vpt_tracker.cli.ingest must be listed after vpt_tracker.cli.catalogue")
+    catalogue.add_command(enrich)

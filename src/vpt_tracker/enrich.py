@@ -1,0 +1,258 @@
+"""Catalogue enrichment: give the entries of a curated list their papers and abstracts.
+
+An imported README knows titles, venues and links, not abstracts; the classifier and the
+review need both. For each entry without a paper (or whose paper has no abstract), this
+looks for the paper in local dumps (the abstract corpus, conference indexes) by arXiv id,
+then by normalised title, and then on arXiv (id_list batches, then a title search for the
+rest). What it finds is ingested like any fetched record (so it merges with the store's
+papers), together with a record of the entry itself (its venue and year, from the curated
+list), and the entry is linked to the paper.
+
+Network look-ups happen before the database transaction, and all writes happen in one
+transaction: an interrupted enrichment leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from rapidfuzz import fuzz
+from sqlalchemy import Engine, select
+
+from vpt_tracker import normalize
+from vpt_tracker.catalogue.service import get_catalogue
+from vpt_tracker.dumps import read_dump
+from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY, IdentityIndex, IngestStats, ingest_resolved
+from vpt_tracker.models import RawRecord
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import EntryRow, PaperRow
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_SOURCE = "catalogue"
+
+
+class ArxivLookup(Protocol):
+    """What enrichment needs from arXiv (`sources.arxiv_api.ArxivApiSource` provides it)."""
+
+    def fetch_ids(self, ids: list[str]) -> Iterable[RawRecord]: ...
+
+    def search_title(self, title: str, limit: int = 10) -> list[RawRecord]: ...
+
+
+@dataclass
+class EnrichStats:
+    entries: int = 0  # entries in the catalogue
+    complete: int = 0  # already linked to a paper with an abstract: left alone
+    matched_local: int = 0  # found in a local dump
+    matched_arxiv: int = 0  # found on arXiv
+    unmatched: int = 0  # linked to a paper made from the entry alone, without an abstract
+    linked: int = 0  # entries linked (or re-linked) to a paper
+    title_searches: int = 0
+    ingest: IngestStats = field(default_factory=IngestStats)
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            key: value for key, value in self.__dict__.items() if key != "ingest"
+        }
+        data["ingest"] = self.ingest.as_dict()
+        return data
+
+
+@dataclass
+class _Entry:
+    id: int
+    title: str
+    title_key: str
+    arxiv_id: str | None
+    venue: str | None
+    year: int | None
+    paper_url: str | None
+    code_url: str | None
+    matches: list[RawRecord] = field(default_factory=list)
+
+
+class LocalIndex:
+    """Records of local dumps by arXiv id and by folded title (records with abstracts win)."""
+
+    def __init__(self, records: Iterable[RawRecord] = ()) -> None:
+        self.by_arxiv: dict[str, RawRecord] = {}
+        self.by_title: dict[str, list[RawRecord]] = {}
+        for record in records:
+            self.add(record)
+
+    @classmethod
+    def from_files(cls, paths: Sequence[Path]) -> LocalIndex:
+        index = cls()
+        for path in paths:
+            for record in read_dump(path):
+                index.add(record)
+        return index
+
+    def add(self, record: RawRecord) -> None:
+        arxiv = normalize.arxiv_id(record.arxiv_id)
+        if arxiv and (arxiv not in self.by_arxiv or not self.by_arxiv[arxiv].abstract):
+            self.by_arxiv[arxiv] = record
+        key = normalize.title_key(record.title)
+        if key:
+            same = self.by_title.setdefault(key, [])
+            if not any(r.source == record.source and r.source_id == record.source_id for r in same):
+                same.append(record)
+
+    def find(self, arxiv: str | None, title_key: str) -> list[RawRecord]:
+        found: list[RawRecord] = []
+        if arxiv and arxiv in self.by_arxiv:
+            found.append(self.by_arxiv[arxiv])
+        for record in self.by_title.get(title_key, ()):
+            record_arxiv = normalize.arxiv_id(record.arxiv_id)
+            if arxiv and record_arxiv and record_arxiv != arxiv:
+                continue  # same title, another paper
+            if record not in found:
+                found.append(record)
+        return found
+
+
+def _entry_record(catalogue: str, entry: _Entry, matches: list[RawRecord]) -> RawRecord:
+    """The entry as a sighting: the curated title, venue and year, and the keys of its matches.
+
+    It carries the matches' keys because the match is what identified the paper; without
+    them a terse curated title could resolve elsewhere.
+    """
+    url = entry.paper_url or ""
+    arxiv = entry.arxiv_id or _arxiv_from_url(url)
+    doi = normalize.doi(url) if "doi.org/" in url else None
+    openreview = normalize.openreview_id(url) if "openreview.net/" in url else None
+    cvf = normalize.cvf_url(url)
+    for match in matches:
+        arxiv = arxiv or normalize.arxiv_id(match.arxiv_id)
+        doi = doi or normalize.doi(match.doi)
+        openreview = openreview or normalize.openreview_id(match.openreview_id)
+        cvf = cvf or normalize.cvf_url(match.cvf_url)
+    venue = entry.venue if entry.venue and entry.venue.strip() else None
+    return RawRecord(
+        source=CATALOGUE_SOURCE,
+        source_id=f"{catalogue}:{entry.title_key[:400]}",
+        title=entry.title,
+        arxiv_id=arxiv,
+        doi=doi,
+        openreview_id=openreview,
+        cvf_url=cvf,
+        venue=venue,
+        year=entry.year,
+        abs_url=entry.paper_url,
+        code_url=entry.code_url,
+    )
+
+
+def _best_title_match(title_key: str, candidates: list[RawRecord]) -> RawRecord | None:
+    best, best_score = None, 0.0
+    for record in candidates:
+        candidate = normalize.title_key(record.title)
+        score = fuzz.ratio(title_key, candidate, score_cutoff=TITLE_THRESHOLD_TITLE_ONLY)
+        if score > best_score:
+            best, best_score = record, score
+    return best
+
+
+def enrich_catalogue(
+    engine: Engine,
+    name: str,
+    *,
+    local: LocalIndex | None = None,
+    arxiv: ArxivLookup | None = None,
+    max_title_searches: int = 50,
+    progress: Callable[[str], None] | None = None,
+) -> EnrichStats:
+    """Link the catalogue's entries to papers, with abstracts from `local` dumps and `arxiv`."""
+    stats = EnrichStats()
+    with transaction(engine) as session:
+        catalogue = get_catalogue(session, name)
+        rows = session.execute(
+            select(EntryRow, PaperRow.abstract)
+            .outerjoin(PaperRow, PaperRow.id == EntryRow.paper_id)
+            .where(EntryRow.catalogue_id == catalogue.id)
+            .order_by(EntryRow.position)
+        ).all()
+    stats.entries = len(rows)
+    todo = []
+    for row, abstract in rows:
+        if row.paper_id is not None and abstract:
+            stats.complete += 1
+            continue
+        if not normalize.title_key(row.title):
+            continue  # an empty placeholder row of the README
+        todo.append(
+            _Entry(
+                id=row.id,
+                title=row.title,
+                title_key=normalize.title_key(row.title),
+                arxiv_id=normalize.arxiv_id(row.arxiv_id) or _arxiv_from_url(row.paper_url),
+                venue=row.venue,
+                year=row.year,
+                paper_url=row.paper_url,
+                code_url=row.code_url,
+            )
+        )
+
+    for entry in todo:
+        if local is not None:
+            entry.matches = local.find(entry.arxiv_id, entry.title_key)
+            if any(match.abstract for match in entry.matches):
+                stats.matched_local += 1
+    if arxiv is not None:
+        _match_on_arxiv(arxiv, [e for e in todo if not any(m.abstract for m in e.matches)], stats,
+                        max_title_searches, progress)
+
+    with transaction(engine) as session:
+        index = IdentityIndex.load(session)
+        for entry in todo:
+            if not any(match.abstract for match in entry.matches):
+                stats.unmatched += 1
+            records = [*entry.matches, _entry_record(name, entry, entry.matches)]
+            ingested, paper_ids = ingest_resolved(session, records, index=index)
+            stats.ingest += ingested
+            entry_row = session.get(EntryRow, entry.id)
+            if entry_row is not None and entry_row.paper_id != paper_ids[-1]:
+                entry_row.paper_id = paper_ids[-1]
+                stats.linked += 1
+    log.info("enriched catalogue %s: %s", name, stats.as_dict())
+    return stats
+
+
+def _arxiv_from_url(url: str | None) -> str | None:
+    return normalize.arxiv_id(url) if url and "arxiv.org/" in url else None
+
+
+def _match_on_arxiv(
+    arxiv: ArxivLookup,
+    entries: list[_Entry],
+    stats: EnrichStats,
+    max_title_searches: int,
+    progress: Callable[[str], None] | None,
+) -> None:
+    with_ids = {entry.arxiv_id: entry for entry in entries if entry.arxiv_id}
+    if with_ids:
+        if progress:
+            progress(f"fetching {len(with_ids)} arXiv ids")
+        for record in arxiv.fetch_ids(sorted(with_ids)):
+            entry = with_ids.get(normalize.arxiv_id(record.arxiv_id) or "")
+            if entry is not None and record.abstract:
+                entry.matches.append(record)
+                stats.matched_arxiv += 1
+    for entry in entries:
+        if entry.arxiv_id or any(m.abstract for m in entry.matches):
+            continue
+        if stats.title_searches >= max_title_searches:
+            log.info("title search limit (%d) reached; the rest stay without abstract", max_title_searches)
+            break
+        if progress:
+            progress(f"searching arXiv for {entry.title!r}")
+        stats.title_searches += 1
+        match = _best_title_match(entry.title_key, arxiv.search_title(entry.title))
+        if match is not None:
+            entry.matches.append(match)
+            stats.matched_arxiv += 1
