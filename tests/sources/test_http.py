@@ -1,0 +1,164 @@
+"""HttpClient against a real loopback server: retries, Retry-After, faults, intervals, 304."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import format_datetime
+from itertools import pairwise
+
+import pytest
+
+from sources.helpers import WALLCLOCK, FakeTime, LoopbackTransport
+from vpt_tracker.config import ArxivApiConfig, ArxivRssConfig, HttpConfig
+from vpt_tracker.http import HttpClient, HttpError
+from vpt_tracker.models import Window
+from vpt_tracker.replay import Fault, ReplayServer
+from vpt_tracker.sources.arxiv_api import ArxivApiSource
+from vpt_tracker.sources.arxiv_rss import ArxivRssSource
+
+FEED = "/rss/cs.CV"
+
+
+def test_user_agent_names_the_contact_and_reaches_the_server(replay: ReplayServer, make_client) -> None:
+    client = make_client(contact="Jane Maintainer <jane@example.org>")
+    response = client.get(replay.base_url + FEED)
+    assert response.status_code == 200
+    sent = replay.requests[-1].headers["user-agent"]
+    assert "jane@example.org" in sent and sent.startswith("vpt-tracker/")
+
+
+def test_429_with_retry_after_seconds_is_waited_out(
+    replay: ReplayServer, make_client, fake_time: FakeTime
+) -> None:
+    replay.inject(Fault("status", match=FEED, status=429, headers={"Retry-After": "7"}))
+    client = make_client()
+    response = client.get(replay.base_url + FEED)
+    assert response.status_code == 200
+    assert [r.status for r in client.request_log] == [429, 200]
+    assert fake_time.sleeps == [7.0]
+    assert client.request_log[1].time - client.request_log[0].time == pytest.approx(7.0)
+
+
+def test_retry_after_as_http_date(replay: ReplayServer, make_client, fake_time: FakeTime) -> None:
+    when = format_datetime(WALLCLOCK + timedelta(seconds=42), usegmt=True)
+    replay.inject(Fault("status", match=FEED, status=429, headers={"Retry-After": when}))
+    client = make_client()
+    assert client.get(replay.base_url + FEED).status_code == 200
+    assert fake_time.sleeps == [42.0]
+
+
+def test_retry_after_is_capped(replay: ReplayServer, make_client, fake_time: FakeTime) -> None:
+    replay.inject(Fault("status", match=FEED, status=429, headers={"Retry-After": "86400"}))
+    client = make_client(backoff_cap=60.0)
+    assert client.get(replay.base_url + FEED).status_code == 200
+    assert fake_time.sleeps == [60.0]
+
+
+def test_503_backs_off_exponentially(replay: ReplayServer, make_client, fake_time: FakeTime) -> None:
+    replay.inject(Fault("status", match=FEED, status=503, times=3))
+    client = make_client(backoff_base=2.0)
+    assert client.get(replay.base_url + FEED).status_code == 200
+    assert [r.status for r in client.request_log] == [503, 503, 503, 200]
+    assert fake_time.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_persistent_503_gives_up_after_max_retries(replay: ReplayServer, make_client) -> None:
+    replay.inject(Fault("status", match=FEED, status=503, times=-1))
+    client = make_client(max_retries=2)
+    with pytest.raises(HttpError, match="HTTP 503 after 3 attempts") as caught:
+        client.get(replay.base_url + FEED)
+    assert caught.value.status == 503
+    assert len(client.request_log) == 3
+
+
+def test_timeout_is_retried(replay: ReplayServer, make_client) -> None:
+    replay.inject(Fault("delay", match=FEED, delay=1.0))
+    client = make_client(timeout=0.2)
+    assert client.get(replay.base_url + FEED).status_code == 200
+    first, second = client.request_log
+    assert first.status is None and "Timeout" in (first.error or "")
+    assert second.status == 200
+
+
+def test_connection_reset_is_retried(replay: ReplayServer, make_client) -> None:
+    replay.inject(Fault("reset", match=FEED))
+    client = make_client()
+    response = client.get(replay.base_url + FEED)
+    assert response.status_code == 200 and b"<rss" in response.content
+    assert client.request_log[0].status is None
+    assert len(client.request_log) == 2
+
+
+def test_truncated_body_is_retried_then_reported(replay: ReplayServer, make_client) -> None:
+    replay.inject(Fault("truncate", match=FEED))
+    client = make_client()
+    full = client.get(replay.base_url + FEED)
+    assert full.status_code == 200 and full.content.rstrip().endswith(b"</rss>")
+    assert client.request_log[0].status is None and "Protocol" in (client.request_log[0].error or "")
+
+    replay.inject(Fault("truncate", match=FEED, times=-1))
+    with pytest.raises(HttpError, match="failed after 2 attempts"):
+        make_client(max_retries=1).get(replay.base_url + FEED)
+
+
+def test_body_size_bound(replay: ReplayServer, make_client) -> None:
+    client = make_client(max_body_bytes=10_000)
+    with pytest.raises(HttpError, match="exceeds the 10000-byte limit"):
+        client.get(replay.base_url + FEED)
+
+
+def test_4xx_is_returned_not_retried(replay: ReplayServer, make_client) -> None:
+    client = make_client()
+    response = client.get(replay.base_url + "/rss/no.SUCH")
+    assert response.status_code == 404
+    assert len(client.request_log) == 1
+
+
+def test_conditional_request_gets_304(replay: ReplayServer, make_client) -> None:
+    client = make_client()
+    first = client.get(replay.base_url + FEED, conditional=True)
+    second = client.get(replay.base_url + FEED, conditional=True)
+    assert first.status_code == 200 and second.status_code == 304
+    assert replay.requests[-1].headers["if-none-match"] == first.headers["ETag"]
+    # Without `conditional`, no validator is sent and the body comes again.
+    assert client.get(replay.base_url + FEED).status_code == 200
+    assert "if-none-match" not in replay.requests[-1].headers
+
+
+def test_arxiv_api_and_rss_share_one_3s_budget(replay: ReplayServer, fake_time: FakeTime) -> None:
+    """The production hosts and config: export.arxiv.org and rss.arxiv.org are one group."""
+    client = HttpClient(
+        HttpConfig(),
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        transport=LoopbackTransport(replay.base_url),
+    )
+    api = ArxivApiSource(ArxivApiConfig(), client)
+    rss = ArxivRssSource(ArxivRssConfig(categories=["cs.CV", "cs.CV"]), client)
+    window = Window(WALLCLOCK - timedelta(days=3), WALLCLOCK)
+    list(api.fetch(window, {}))
+    list(rss.fetch(window, {}))
+    list(api.fetch(Window(WALLCLOCK - timedelta(days=4), WALLCLOCK), {}))
+    hosts = [r.url.split("/")[2] for r in client.request_log]
+    assert hosts[0] == "export.arxiv.org" and "rss.arxiv.org" in hosts
+    assert {r.group for r in client.request_log} == {"arxiv"}
+    times = [r.time for r in client.request_log]
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    assert len(times) == 4
+    assert all(gap >= 3.0 for gap in gaps), gaps
+    assert fake_time.sleeps and all(s <= 3.0 for s in fake_time.sleeps)
+    client.close()
+
+
+def test_other_hosts_are_not_held_by_the_arxiv_budget(replay: ReplayServer, make_client) -> None:
+    client = make_client(
+        transport=LoopbackTransport(replay.base_url),
+        min_interval={"export.arxiv.org": 3.0},
+        host_groups={"export.arxiv.org": "arxiv"},
+    )
+    client.get("https://export.arxiv.org/api/query", {"search_query": "all:x"})
+    client.get("https://api2.openreview.net/notes", {"content.venueid": "ICLR.cc/2024/Conference"})
+    first, second = client.request_log
+    assert second.time == first.time  # different group: no wait
+    client.get("https://export.arxiv.org/api/query", {"search_query": "all:y"})
+    assert client.request_log[2].time - first.time == pytest.approx(3.0)
