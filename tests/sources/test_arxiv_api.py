@@ -1,0 +1,183 @@
+"""The arXiv API source against recorded API responses on a loopback server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sources.helpers import FIXTURES
+from vpt_tracker.config import ArxivApiConfig
+from vpt_tracker.models import Window
+from vpt_tracker.replay import ReplayServer
+from vpt_tracker.sources.arxiv_api import ArxivApiSource, build_query
+from vpt_tracker.sources.base import SourceError
+
+WINDOW = Window(datetime(2026, 8, 17, tzinfo=UTC), datetime(2026, 8, 21, tzinfo=UTC))
+
+
+def _source(server: ReplayServer, client, **config: object) -> ArxivApiSource:
+    settings = {"base_url": server.urls()["arxiv_api"], "page_size": 10, **config}
+    return ArxivApiSource(ArxivApiConfig(**settings), client)  # type: ignore[arg-type]
+
+
+def _api_requests(server: ReplayServer) -> list[dict[str, str]]:
+    return [r.query for r in server.requests if r.path == "/api/query"]
+
+
+def test_pages_until_an_empty_page(fixture_replay: ReplayServer, make_client) -> None:
+    pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
+    assert [len(p.records) for p in pages] == [10, 10, 10, 0]
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "20", "30"]
+    assert all(q["max_results"] == "10" for q in _api_requests(fixture_replay))
+    assert [p.done for p in pages] == [False, False, False, True]
+    assert json.loads(pages[-1].cursor or "")["done"] is True
+    # totalResults says 214881: only the empty page stopped it.
+    ids = [r.arxiv_id for p in pages for r in p.records]
+    assert len(ids) == len(set(ids)) == 30
+
+
+def test_query_names_categories_keywords_and_the_submitted_window(fixture_replay, make_client) -> None:
+    source = _source(
+        fixture_replay, make_client(), categories=["cs.CV", "cs.LG"], keywords=["prompt", "visual prompt"]
+    )
+    next(iter(source.fetch(WINDOW, {})))
+    query = _api_requests(fixture_replay)[0]
+    assert query["search_query"] == (
+        '(cat:cs.CV OR cat:cs.LG) AND (all:prompt OR all:"visual prompt") '
+        "AND submittedDate:[202608170000 TO 202608202359]"
+    )
+    assert query["sortBy"] == "submittedDate" and query["sortOrder"] == "ascending"
+    assert "id_list" not in query
+
+
+def test_page_size_is_bounded_by_2000() -> None:
+    with pytest.raises(ValueError):
+        ArxivApiConfig(page_size=2001)
+    assert build_query([], ["prompt"]) == "(all:prompt)"
+
+
+def test_reads_comment_journal_ref_doi_versions_and_primary(fixture_replay, make_client) -> None:
+    pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
+    records = {r.arxiv_id: r for p in pages for r in p.records}
+    rest = records["2204.08348"]
+    assert rest.source_id == "2204.08348v3" and rest.arxiv_version == 3
+    assert rest.title == "Automated Test Generation for REST APIs: No Time to Rest Yet"
+    assert rest.comment and rest.comment.startswith("13 pages, 6 figures")
+    assert (
+        rest.journal_ref
+        and "ISSTA" not in rest.journal_ref
+        and "Software Testing and Analysis" in rest.journal_ref
+    )
+    assert rest.doi == "10.1145/3533767.3534401"
+    assert rest.primary_category == "cs.SE" and rest.categories == ("cs.SE",)
+    assert rest.authors == ("Myeongsoo Kim", "Qi Xin", "Saurabh Sinha", "Alessandro Orso")
+    assert rest.published == datetime(2022, 4, 18, 14, 46, 24, tzinfo=UTC)
+    assert rest.updated == datetime(2022, 7, 6, 5, 12, 56, tzinfo=UTC)
+    assert rest.year == 2022 and rest.venue == "arXiv"
+    assert rest.pdf_url == "https://arxiv.org/pdf/2204.08348v3"
+    assert rest.payload["journal_ref"] == rest.journal_ref
+
+
+def test_resumes_mid_window_from_a_cursor(fixture_replay, make_client) -> None:
+    source = _source(fixture_replay, make_client())
+    first = next(iter(source.fetch(WINDOW, {})))
+    fixture_replay.requests.clear()
+    rest = list(source.fetch(WINDOW, {"query": first.cursor}))
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["10", "20", "30"]
+    assert [len(p.records) for p in rest] == [10, 10, 0]
+
+
+def test_a_cursor_of_another_window_starts_over_and_a_done_one_does_nothing(
+    fixture_replay, make_client
+) -> None:
+    source = _source(fixture_replay, make_client())
+    pages = list(source.fetch(WINDOW, {}))
+    fixture_replay.requests.clear()
+    assert list(source.fetch(WINDOW, {"query": pages[-1].cursor})) == []
+    assert _api_requests(fixture_replay) == []
+    other = Window(datetime(2026, 8, 10, tzinfo=UTC), datetime(2026, 8, 11, tzinfo=UTC))
+    next(iter(source.fetch(other, {"query": pages[0].cursor})))
+    assert _api_requests(fixture_replay)[0]["start"] == "0"
+
+
+def test_error_feed_becomes_a_source_error_with_the_arxiv_message(fixture_replay, make_client) -> None:
+    with pytest.raises(SourceError, match="arXiv API error: incorrect id format for abc"):
+        list(_source(fixture_replay, make_client()).fetch_ids(["abc"]))
+
+
+def test_unknown_ids_give_no_records(fixture_replay, make_client) -> None:
+    source = _source(fixture_replay, make_client())
+    assert list(source.fetch_ids(["0000.0000"])) == []
+    found = list(source.fetch_ids(["0808.05394", "1707.08567"]))
+    assert [r.arxiv_id for r in found] == ["1707.08567"]
+    assert _api_requests(fixture_replay)[-1]["id_list"] == "0808.05394,1707.08567"
+
+
+def test_legacy_format_is_read_by_namespace(fixture_replay, make_client) -> None:
+    (record,) = _source(fixture_replay, make_client()).fetch_ids(["1111.2011v2"])
+    assert (
+        record.title
+        == "Quantum Criticality for Extended Nodes on a Bethe Lattice in the Large Connectivity Limit"
+    )
+    assert record.abstract.startswith(
+        "Theoretical description of anisotropic systems, such as layered superconductors"
+    )
+    assert record.arxiv_version == 2 and record.published and record.published.year == 2011
+
+
+def test_title_search_sends_a_phrase_query(replay: ReplayServer, make_client) -> None:
+    source = ArxivApiSource(ArxivApiConfig(base_url=replay.urls()["arxiv_api"]), make_client())
+    found = source.search_title("Conditional Prompt Learning for Vision-Language Models")
+    assert (
+        _api_requests(replay)[-1]["search_query"]
+        == 'ti:"conditional prompt learning for vision language models"'
+    )
+    assert "2203.05557" in {r.arxiv_id for r in found}
+
+
+def _broken_root(tmp_path: Path, body: bytes) -> Path:
+    """A replay root whose every API answer is `body` (hand-written, synthetic)."""
+    folder = tmp_path / "arxiv_api"
+    folder.mkdir(parents=True)
+    (folder / "bad.xml").write_bytes(body)
+    (folder / "index.json").write_text(json.dumps([{"match": {}, "status": 200, "file": "bad.xml"}]))
+    return tmp_path
+
+
+def test_malformed_xml_is_a_source_error(tmp_path: Path, make_client) -> None:
+    good = (FIXTURES / "arxiv_api" / "q_testing_s0_m10_bc5a6c384fe9.xml").read_bytes()
+    with (
+        ReplayServer(_broken_root(tmp_path, good[: len(good) // 2])) as server,
+        pytest.raises(SourceError, match="malformed XML in the response to start=0"),
+    ):
+        list(_source(server, make_client()).fetch(WINDOW, {}))
+
+
+def test_changed_layout_is_a_source_error(tmp_path: Path, make_client) -> None:
+    # Entries that no longer carry <id>/<title> where they used to: a non-empty page, no records.
+    good = (FIXTURES / "arxiv_api" / "q_testing_s0_m10_bc5a6c384fe9.xml").read_bytes()
+    changed = good.replace(b"<id>", b"<identifier>").replace(b"</id>", b"</identifier>")
+    with (
+        ReplayServer(_broken_root(tmp_path, changed)) as server,
+        pytest.raises(SourceError, match="10 entries but none could be read"),
+    ):
+        list(_source(server, make_client()).fetch(WINDOW, {}))
+
+
+def test_an_html_error_page_is_a_source_error(tmp_path: Path, make_client) -> None:
+    with (
+        ReplayServer(_broken_root(tmp_path, b"<html><body>Service moved</body></html>")) as server,
+        pytest.raises(SourceError, match="not an Atom feed"),
+    ):
+        list(_source(server, make_client()).fetch(WINDOW, {}))
+
+
+def test_outage_after_retries_is_a_source_error(fixture_replay: ReplayServer, make_client) -> None:
+    from vpt_tracker.replay import Fault
+
+    fixture_replay.inject(Fault("status", match="/api/query", status=503, times=-1))
+    with pytest.raises(SourceError, match="HTTP 503 after 2 attempts"):
+        list(_source(fixture_replay, make_client(max_retries=1)).fetch(WINDOW, {}))
