@@ -66,10 +66,9 @@ def test_reads_comment_journal_ref_doi_versions_and_primary(fixture_replay, make
     assert rest.source_id == "2204.08348v3" and rest.arxiv_version == 3
     assert rest.title == "Automated Test Generation for REST APIs: No Time to Rest Yet"
     assert rest.comment and rest.comment.startswith("13 pages, 6 figures")
-    assert (
-        rest.journal_ref
-        and "ISSTA" not in rest.journal_ref
-        and "Software Testing and Analysis" in rest.journal_ref
+    assert rest.journal_ref == (
+        "InProceedings of the 31st ACM SIGSOFT International Symposium on Software Testing and Analysis "
+        "2022 Jul 18 (pp. 289-301)"
     )
     assert rest.doi == "10.1145/3533767.3534401"
     assert rest.primary_category == "cs.SE" and rest.categories == ("cs.SE",)
