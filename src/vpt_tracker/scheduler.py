@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
@@ -113,6 +114,10 @@ def build_scheduler(settings: Settings, engine: Engine) -> BlockingScheduler:
         nightly_trigger,
         args=["nightly", lambda: nightly_job(settings, engine)],
         id="nightly",
+        # Explicit, not only defaults: the options then hold before the scheduler starts.
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=settings.schedule.misfire_grace_seconds,
         name="nightly run",
     )
     scheduler.add_job(
@@ -120,6 +125,10 @@ def build_scheduler(settings: Settings, engine: Engine) -> BlockingScheduler:
         digest_trigger,
         args=["digest", lambda: digest_job(settings, engine)],
         id="digest",
+        # Explicit, not only defaults: the options then hold before the scheduler starts.
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=settings.schedule.misfire_grace_seconds,
         name="weekly digest",
     )
     return scheduler
@@ -132,34 +141,37 @@ def _isoformat(moment: datetime | None) -> str | None:
 def serve(settings: Settings, engine: Engine) -> None:
     """Run until SIGTERM or SIGINT; a job in progress finishes before the process exits."""
     scheduler = build_scheduler(settings, engine)
+    stop_requested: list[str] = []
 
     def stop(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        log.info("stopping on %s", name, extra={"fields": {"event": "stop", "signal": name}})
+        stop_requested.append(name)
+        if scheduler.running:
+            # wait=False: the signal handler must return; the executor's worker threads are
+            # not daemons, so a running job still completes before the interpreter exits.
+            scheduler.shutdown(wait=False)
+
+    def started(_event: SchedulerEvent) -> None:
+        if stop_requested:  # the signal came while the scheduler was starting
+            scheduler.shutdown(wait=False)
+            return
+        next_runs = {job.id: _isoformat(job.next_run_time) for job in scheduler.get_jobs()}
         log.info(
-            "stopping on %s",
-            signal.Signals(signum).name,
-            extra={"fields": {"event": "stop", "signal": signal.Signals(signum).name}},
+            "scheduler started",
+            extra={
+                "fields": {
+                    "event": "start",
+                    "timezone": settings.schedule.timezone,
+                    "nightly": settings.schedule.nightly,
+                    "digest": settings.schedule.digest,
+                    "next_runs": next_runs,
+                }
+            },
         )
-        # wait=False: the signal handler must return; the executor's worker threads are
-        # not daemons, so a running job still completes before the interpreter exits.
-        scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    now = datetime.now(schedule_timezone(settings))
-    next_runs = {
-        job.id: _isoformat(job.trigger.get_next_fire_time(None, now)) for job in scheduler.get_jobs()
-    }
-    log.info(
-        "scheduler starting",
-        extra={
-            "fields": {
-                "event": "start",
-                "timezone": settings.schedule.timezone,
-                "nightly": settings.schedule.nightly,
-                "digest": settings.schedule.digest,
-                "next_runs": next_runs,
-            }
-        },
-    )
+    scheduler.add_listener(started, EVENT_SCHEDULER_STARTED)
     scheduler.start()
     log.info("scheduler stopped", extra={"fields": {"event": "stopped"}})

@@ -265,13 +265,15 @@ def serve_command(app: AppContext) -> None:
     Logs one JSON line per job run on stderr; stops cleanly on SIGTERM or Ctrl-C.
     """
     from vpt_tracker import logs
-    from vpt_tracker.scheduler import build_scheduler, serve
+    from vpt_tracker.scheduler import serve
 
     settings = app.settings
     logs.configure(max(app.verbosity, 1), secrets=secret_values(settings), json_lines=True)
-    engine = app.engine()
-    build_scheduler(settings, engine)  # validate the schedule before announcing anything
-    serve(settings, engine)
+    if app.verbosity < 2:
+        # One line per job is the contract; the libraries' own INFO chatter is not.
+        for noisy in ("apscheduler", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    serve(settings, app.engine())
 
 
 @click.command("demo")

@@ -1,0 +1,133 @@
+"""The `serve` scheduler: triggers from the config, job options, job log lines, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from ops.seed import seed_week
+from ops.smtp import smtp_server
+from vpt_tracker.config import ScheduleConfig, Settings, SmtpConfig
+from vpt_tracker.errors import UserError
+from vpt_tracker.locks import exclusive
+from vpt_tracker.logs import JsonFormatter
+from vpt_tracker.scheduler import build_scheduler, digest_job, nightly_job, run_job
+
+
+def settings_with(**schedule: object) -> Settings:
+    return Settings(database_url="sqlite://", schedule=ScheduleConfig(**schedule))  # type: ignore[arg-type]
+
+
+def test_jobs_use_the_configured_cron_lines_in_the_configured_time_zone(engine: Engine) -> None:
+    settings = settings_with(
+        timezone="Europe/Berlin", nightly="30 6 * * *", digest="0 8 * * mon", misfire_grace_seconds=900
+    )
+    scheduler = build_scheduler(settings, engine)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"nightly", "digest"}
+    for job in jobs.values():
+        assert (job.max_instances, job.coalesce, job.misfire_grace_time) == (1, True, 900)
+    # 06:30 in Berlin (CEST in summer, UTC+2) is 04:30 UTC.
+    summer = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    fire = jobs["nightly"].trigger.get_next_fire_time(None, summer)
+    assert fire.astimezone(UTC) == datetime(2026, 7, 2, 4, 30, tzinfo=UTC)
+    # Mondays at 08:00 Berlin; 2026-07-06 is a Monday.
+    fire = jobs["digest"].trigger.get_next_fire_time(None, summer)
+    assert fire.astimezone(UTC) == datetime(2026, 7, 6, 6, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        ({"nightly": "30 25 * * *"}, "schedule.nightly: '30 25 * * *' is not a crontab expression"),
+        ({"digest": "every monday"}, "schedule.digest"),
+        ({"timezone": "Mars/Olympus"}, "schedule.timezone: unknown time zone 'Mars/Olympus'"),
+        ({"misfire_grace_seconds": 0}, "schedule.misfire_grace_seconds"),
+    ],
+)
+def test_bad_schedule_names_the_key(engine: Engine, schedule: dict[str, object], message: str) -> None:
+    with pytest.raises(UserError) as caught:
+        build_scheduler(settings_with(**schedule), engine)
+    assert message in str(caught.value)
+
+
+def job_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    formatter = JsonFormatter()
+    return [json.loads(formatter.format(r)) for r in caplog.records if r.name == "vpt_tracker.scheduler"]
+
+
+def test_a_job_run_logs_one_json_line(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    seed_week(engine)
+    caplog.set_level(logging.INFO, logger="vpt_tracker.scheduler")
+    with smtp_server() as (inbox, port):
+        smtp = SmtpConfig(host="127.0.0.1", port=port, security="none", recipients=["ana@example.org"])
+        settings = Settings(database_url="sqlite://", smtp=smtp)
+        ticks = iter([100.0, 102.5])
+        run_job("digest", lambda: digest_job(settings, engine), clock=lambda: next(ticks))
+    [line] = job_lines(caplog)
+    assert line["event"] == "job" and line["job"] == "digest" and line["outcome"] == "ok"
+    assert line["duration_s"] == 2.5
+    assert isinstance(line["sent"], list) and len(line["sent"]) == 1 == len(inbox.messages)
+
+
+def test_a_nightly_job_while_another_run_holds_the_lock_is_skipped(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vpt_tracker.scheduler")
+    settings = Settings(database_url="sqlite://")
+    with exclusive(engine, "pipeline"):
+        run_job("nightly", lambda: nightly_job(settings, engine))
+    [line] = job_lines(caplog)
+    assert line["outcome"] == "skipped" and "in progress" in str(line["error"])
+
+
+def test_a_failing_job_is_logged_and_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="vpt_tracker.scheduler")
+
+    def broken() -> dict[str, object]:
+        raise ConnectionError("database went away")
+
+    run_job("nightly", broken)
+    [line] = job_lines(caplog)
+    assert line["outcome"] == "failed" and line["error"] == "ConnectionError: database went away"
+    assert line["level"] == "error"
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text(
+        f'database_url = "sqlite:///{tmp_path / "serve.db"}"\n'
+        '[schedule]\ntimezone = "UTC"\nnightly = "30 6 * * *"\ndigest = "0 8 * * mon"\n'
+    )
+    env = {**os.environ, "VPT_CONFIG": str(config)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from vpt_tracker.cli import main; main()", "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stderr is not None
+        lines = (json.loads(line) for line in child.stderr if line.startswith("{"))
+        started = next(line for line in lines if line.get("event") == "start")
+        assert started["event"] == "start" and started["timezone"] == "UTC"
+        assert set(started["next_runs"]) == {"nightly", "digest"}
+        assert started["next_runs"]["nightly"].endswith("06:30:00+00:00")
+        child.send_signal(signal.SIGTERM)
+        code = child.wait(timeout=30)
+        rest = [json.loads(line) for line in child.stderr.read().splitlines() if line.startswith("{")]
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert code == 0
+    assert [line["event"] for line in rest] == ["stop", "stopped"]
+    assert rest[0]["signal"] == "SIGTERM"
