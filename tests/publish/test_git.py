@@ -1,0 +1,149 @@
+"""The git edge: a real smart-HTTP remote (`git http-backend` behind a WSGI server on
+127.0.0.1) that demands the token, so the tests see exactly what git sends."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+
+from vpt_tracker.errors import UserError
+from vpt_tracker.publish.git import GitError, GitRepo, PushRejected
+
+from .conftest import README_0624, TOKEN, Remote
+
+BASIC = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class GitHttpServer:
+    """Serves the bare repositories under `root` over git's smart HTTP protocol."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.authorizations: list[str | None] = []
+        self.server: WSGIServer = make_server("127.0.0.1", 0, self.app, handler_class=_Quiet)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        auth = environ.get("HTTP_AUTHORIZATION")
+        self.authorizations.append(auth)
+        if auth != BASIC:
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')])
+            return [b"bad credentials\n"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        env = {
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+            "GIT_PROJECT_ROOT": str(self.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REMOTE_USER": "x-access-token",
+            "REQUEST_METHOD": environ["REQUEST_METHOD"],
+            "PATH_INFO": environ.get("PATH_INFO", ""),
+            "QUERY_STRING": environ.get("QUERY_STRING", ""),
+            "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_CONTENT_ENCODING": environ.get("HTTP_CONTENT_ENCODING", ""),
+            "GIT_PROTOCOL": environ.get("HTTP_GIT_PROTOCOL", ""),
+        }
+        done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=True)
+        head, _, payload = done.stdout.partition(b"\r\n\r\n")
+        status, headers = "200 OK", []
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = value.strip()
+            elif name:
+                headers.append((name, value.strip()))
+        start_response(status, headers)
+        return [payload]
+
+    def __enter__(self) -> GitHttpServer:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def http_remote(remote: Remote) -> Iterator[tuple[GitHttpServer, str]]:
+    subprocess.run(["git", "config", "http.receivepack", "true"], cwd=remote.bare, check=True)
+    with GitHttpServer(remote.bare.parent) as server:
+        yield server, f"{server.url}/{remote.bare.name}"
+
+
+def _files(folder: Path) -> Iterator[bytes]:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            yield path.read_bytes()
+
+
+def test_token_goes_in_a_header_and_never_to_disk(
+    http_remote: tuple[GitHttpServer, str], remote: Remote, tmp_path: Path
+) -> None:
+    server, url = http_remote
+    repo = GitRepo(tmp_path / "work", url, token=TOKEN)
+
+    state = repo.sync("main", "vpt-tracker/x")
+    assert state.base_sha == remote.sha("main") and state.branch_sha is None
+    assert repo.show("refs/remotes/origin/main", "README.md") == README_0624.read_text()
+    commit = repo.commit_file("refs/remotes/origin/main", "vpt-tracker/x", "README.md", "changed\n", "msg")
+    repo.push("vpt-tracker/x", None)
+
+    assert commit is not None and remote.sha("vpt-tracker/x") == commit
+    assert remote.show("vpt-tracker/x") == "changed\n"
+    assert server.authorizations and set(server.authorizations) == {BASIC}
+    config = (tmp_path / "work" / ".git" / "config").read_text()
+    assert f"url = {url}\n" in config
+    secrets = (TOKEN.encode(), BASIC.split()[1].encode())
+    assert not any(secret in data for data in _files(tmp_path / "work") for secret in secrets)
+
+
+def test_a_rejected_token_is_a_clear_message_without_the_token(
+    http_remote: tuple[GitHttpServer, str], tmp_path: Path
+) -> None:
+    _, url = http_remote
+    repo = GitRepo(tmp_path / "work", url, token="ghp_wrong_token_but_long_enough_0000")
+    with pytest.raises(GitError) as caught:
+        repo.sync("main", "vpt-tracker/x")
+    message = str(caught.value)
+    assert "git ls-remote" in message and ("401" in message or "Authentication failed" in message)
+    assert "ghp_wrong_token" not in message and "\n" not in message
+
+
+def test_credentials_in_the_url_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as caught:
+        GitRepo(tmp_path, "https://someone:ghp_secret123456@github.com/o/r.git", token=TOKEN)
+    assert "ghp_secret123456" not in str(caught.value)
+    assert "https://***@github.com/o/r.git" in str(caught.value)
+
+
+def test_a_push_racing_someone_else_is_rejected_not_forced(remote: Remote, tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "work", str(remote.bare))
+    state = repo.sync("main", "vpt-tracker/x")
+    repo.commit_file("refs/remotes/origin/main", "vpt-tracker/x", "README.md", "ours\n", "ours")
+    theirs = remote.push_readme("theirs\n", "someone else", branch="vpt-tracker/x")  # after our fetch
+
+    with pytest.raises(PushRejected) as caught:
+        repo.push("vpt-tracker/x", state.branch_sha)
+    assert "rejected the push" in str(caught.value) and "Nothing was published" in str(caught.value)
+    assert remote.sha("vpt-tracker/x") == theirs
+
+
+def test_a_missing_repository_or_branch_is_named(remote: Remote, tmp_path: Path) -> None:
+    with pytest.raises(GitError, match="does not appear to be a git repository"):
+        GitRepo(tmp_path / "a", str(tmp_path / "nowhere.git")).sync("main", "b")
+    with pytest.raises(UserError, match="has no branch 'trunk'; check base_branch"):
+        GitRepo(tmp_path / "b", str(remote.bare)).sync("trunk", "b")

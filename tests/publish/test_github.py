@@ -1,0 +1,81 @@
+"""The GitHub REST client against the stand-in server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from vpt_tracker.errors import UserError
+from vpt_tracker.publish.github import GithubClient, GithubError, split_repo
+
+from .conftest import OWNER, README_0624, REPO, TOKEN, FakeGithub, Remote
+
+BRANCH = "vpt-tracker/awesome-vpt"
+
+
+def client(github: FakeGithub, token: str = TOKEN) -> GithubClient:
+    return GithubClient(github.base_url, f"{OWNER}/{REPO}", token)
+
+
+def test_requests_carry_the_token_and_api_version(github: FakeGithub, remote: Remote) -> None:
+    with client(github) as gh:
+        assert gh.get_branch_sha("main") == remote.sha("main")
+    request = github.requests[0]
+    assert request.path == f"/repos/{OWNER}/{REPO}/git/ref/heads/main"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["accept"] == "application/vnd.github+json"
+    assert request.headers["x-github-api-version"] == "2022-11-28"
+    assert request.headers["user-agent"].startswith("vpt-tracker/")
+
+
+def test_create_then_find_then_update_one_pull(github: FakeGithub, remote: Remote) -> None:
+    remote.push_readme(README_0624.read_text() + "\n", "ours", branch=BRANCH)
+    with client(github) as gh:
+        assert gh.find_open_pull(BRANCH, "main") is None
+        created = gh.create_pull(branch=BRANCH, base="main", title="t1", body="b1")
+        found = gh.find_open_pull(BRANCH, "main")
+        edited = gh.update_pull(created.number, title="t2", body="b2")
+    assert found is not None and found.number == created.number == 1
+    assert created.url == f"https://github.com/{OWNER}/{REPO}/pull/1"
+    assert created.head_sha == remote.sha(BRANCH)
+    assert (edited.title, edited.body) == ("t2", "b2")
+    assert github.pulls[0]["body"] == "b2" and len(github.pulls) == 1
+
+
+def test_a_pull_opened_concurrently_is_edited_not_duplicated(github: FakeGithub, remote: Remote) -> None:
+    remote.push_readme(README_0624.read_text() + "\n", "ours", branch=BRANCH)
+    with client(github) as gh:
+        gh.create_pull(branch=BRANCH, base="main", title="other run", body="x")
+        second = gh.create_pull(branch=BRANCH, base="main", title="this run", body="y")
+    assert second.number == 1 and len(github.pulls) == 1
+    assert github.pulls[0]["title"] == "this run"
+
+
+def test_errors_are_one_line_and_name_the_cause(github: FakeGithub) -> None:
+    with client(github, "ghp_revoked_000000000000") as gh, pytest.raises(GithubError) as bad_token:
+        gh.get_branch_sha("main")
+    assert "GitHub rejected the token" in str(bad_token.value) and bad_token.value.exit_code == 2
+    assert "ghp_revoked" not in str(bad_token.value)
+
+    with client(github) as gh, pytest.raises(GithubError, match="has no branch 'trunk'"):
+        gh.get_branch_sha("trunk")
+
+    github.missing_repo = True
+    with client(github) as gh, pytest.raises(GithubError, match=f"repository {OWNER}/{REPO} not found"):
+        gh.get_branch_sha("main")
+
+    with (
+        GithubClient("http://127.0.0.1:9", f"{OWNER}/{REPO}", TOKEN) as gh,
+        pytest.raises(GithubError, match=r"cannot reach the GitHub API at http://127\.0\.0\.1:9"),
+    ):
+        gh.find_open_pull(BRANCH, "main")
+
+
+def test_a_pull_for_a_branch_never_pushed_is_refused(github: FakeGithub) -> None:
+    with client(github) as gh, pytest.raises(GithubError, match="GitHub answered 422"):
+        gh.create_pull(branch="never-pushed", base="main", title="t", body="b")
+
+
+@pytest.mark.parametrize("bad", ["noslash", "a/b/c", "/name", "owner/", "own er/x"])
+def test_repository_names_are_checked(bad: str) -> None:
+    with pytest.raises(UserError, match="owner/name"):
+        split_repo(bad)

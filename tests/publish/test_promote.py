@@ -1,0 +1,183 @@
+"""Promotion (accepted candidates -> entries), the render checks and the PR text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, select
+
+from vpt_tracker import normalize
+from vpt_tracker.catalogue.markdown import parse
+from vpt_tracker.catalogue.promote import (
+    is_preprint_venue,
+    pending_changes,
+    promote,
+    short_name,
+    split_venue,
+)
+from vpt_tracker.catalogue.service import render_catalogue
+from vpt_tracker.publish.publisher import SIZE_WARNING_BYTES, RenderCheckFailed, check_render, pull_body
+from vpt_tracker.store import session_factory, transaction
+from vpt_tracker.store.tables import CandidateRow, EntryRow, PaperRow
+
+from .conftest import CATALOGUE, README_0624, accept, accept_two, import_list
+
+
+def test_promotion_adds_and_upgrades_once(engine: Engine) -> None:
+    import_list(engine)
+    new_id, upgrade_id = accept_two(engine)
+    with transaction(engine) as session:
+        first = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+    assert len(first.added) == 1 and len(first.updated) == 1 and first.skipped == []
+
+    doc = parse(text)
+    plot = next(e for e in doc.entries if e.arxiv_id == "2210.01253")
+    assert (plot.venue, plot.year, plot.code_url) == ("ICLR", 2023, "https://github.com/CHENGY12/PLOT")
+    assert plot.section_path[-2:] == ["1. Learnable Visual Prompts", "Token-Level"]
+    adaptive = [e for e in doc.entries if e.arxiv_id == "2411.01327"]
+    assert len(adaptive) == 1 and (adaptive[0].venue, adaptive[0].year) == ("ICML", 2025)
+
+    with transaction(engine) as session:
+        again = promote(session, CATALOGUE)
+        assert render_catalogue(session, CATALOGUE) == text
+        changes = pending_changes(session, CATALOGUE)
+    assert (again.added, again.updated) == ([], [])
+    assert [(c.action, c.candidate_id) for c in changes] == [("added", new_id), ("updated", upgrade_id)]
+    assert changes[1].previous == ("arXiv", 2025)
+    assert changes[0].decision is not None and changes[0].decision.reviewer == "alice"
+    assert changes[0].label_scores["learnable"] == pytest.approx(0.88)
+    with session_factory(engine)() as session:  # promotion never publishes
+        assert {c.status for c in session.scalars(select(CandidateRow))} == {"accepted"}
+
+
+def test_undone_acceptance_takes_the_entry_back_out(engine: Engine) -> None:
+    import_list(engine)
+    new_id, _ = accept_two(engine)
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+    with transaction(engine) as session:
+        session.get(CandidateRow, new_id).status = "pending"  # the reviewer pressed undo
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+    assert len(result.retracted) == 1
+    assert "2210.01253" not in text and "| ICML | 2025 |" in text
+
+
+def test_candidates_that_cannot_be_placed_are_skipped_with_a_reason(engine: Engine) -> None:
+    import_list(engine)
+    no_section = accept(
+        engine,
+        title="A Paper Without Useful Labels",
+        arxiv_id="2501.00001",
+        venue=None,
+        year=2025,
+        labels=[],
+        relevance=0.6,
+        label_scores={},
+    )
+    listed = accept(  # already in the list at a venue: nothing to add or upgrade
+        engine,
+        title="Visual Prompt Tuning",
+        arxiv_id=None,
+        venue="ECCV",
+        year=2022,
+        labels=["learnable", "token"],
+        relevance=0.99,
+        label_scores={},
+    )
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+    reasons = {s.candidate_id: s.reason for s in result.skipped}
+    assert "no section of preset 'awesome-vpt' takes the labels []" in reasons[no_section]
+    assert reasons[listed].startswith("already listed (line ")
+    assert text == README_0624.read_text()
+
+
+def test_a_listed_preprint_at_a_venue_now_is_upgraded_without_a_candidate(engine: Engine) -> None:
+    import_list(engine)
+    with transaction(engine) as session:
+        title = "Visual Prompt Tuning for Test-time Domain Adaptation"
+        session.add(
+            PaperRow(
+                title=title,
+                title_key=normalize.title_key(title),
+                arxiv_id="2210.04831",
+                venue="WACV 2025",  # hand-picked test data
+                previous_venue="arXiv",
+                venue_upgraded_at=datetime(2026, 11, 1, tzinfo=UTC),
+            )
+        )
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+    assert len(result.updated) == 1
+    row = next(line for line in text.splitlines() if "2210.04831" in line)
+    assert "| WACV | 2025 | TTA, VPT |" in row
+    assert changes[0].candidate_id is None and "venue changed in the sources" in pull_body(CATALOGUE, changes)
+
+
+def test_render_checks_refuse_lost_entries_and_warn_on_size() -> None:
+    old = README_0624.read_text()
+    row = next(e for e in parse(old).entries if e.arxiv_id == "2411.01327")
+    with pytest.raises(RenderCheckFailed, match="would lose 1 entries"):
+        check_render(old, old.replace(row.raw, ""), [])
+    assert check_render(old, old, []) == []
+    huge = old + "<!-- " + "x" * SIZE_WARNING_BYTES + " -->\n"
+    warnings = check_render(old, huge, [])
+    assert len(warnings) == 1 and "512 kB" in warnings[0]
+
+
+def test_pull_body_keeps_untrusted_titles_inert(engine: Engine) -> None:
+    import_list(engine)
+    accept(
+        engine,
+        title="Prompts <script>alert(1)</script> | [click](javascript:x) *bold*",
+        arxiv_id="2502.00002",
+        venue="CVPR",
+        year=2025,
+        labels=["learnable", "pixel"],
+        relevance=0.7,
+        label_scores={},
+        reason="looks\nfine",
+    )
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+        body = pull_body(CATALOGUE, pending_changes(session, CATALOGUE))
+    assert "<script>" not in body and "\\<script\\>" in body
+    assert "\\[click\\](javascript:x)" in body and "\\*bold\\*" in body
+    assert ": looks fine" in body
+
+
+@pytest.mark.parametrize(
+    ("venue", "year", "expected", "preprint"),
+    [
+        ("CVPR 2025", None, ("CVPR", 2025), False),
+        ("NeurIPS", 2024, ("NeurIPS", 2024), False),
+        ("arXiv", 2024, ("arXiv", 2024), True),
+        (None, 2024, (None, 2024), True),
+    ],
+)
+def test_venue_helpers(venue: str | None, year: int | None, expected: tuple, preprint: bool) -> None:
+    assert split_venue(venue, year) == expected
+    assert is_preprint_venue(expected[0]) is preprint
+
+
+def test_short_names_come_from_the_title_prefix() -> None:
+    assert short_name("CoOp: Learning to Prompt for Vision-Language Models") == "CoOp"
+    assert short_name("Learning to Prompt for Vision-Language Models") is None
+    assert short_name("A very long preamble that is not a name: and more") is None
+
+
+def test_entry_rows_carry_the_candidate_link(engine: Engine) -> None:
+    import_list(engine)
+    new_id, upgrade_id = accept_two(engine)
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+    with session_factory(engine)() as session:
+        linked = {e.candidate_id: e.state for e in session.scalars(select(EntryRow)) if e.candidate_id}
+    assert linked == {new_id: "added", upgrade_id: "updated"}
