@@ -1,0 +1,145 @@
+"""The arXiv RSS source against real RSS 2.0 and RDF daily feeds on a loopback server."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from vpt_tracker.config import ArxivRssConfig
+from vpt_tracker.models import Page, Window
+from vpt_tracker.replay import ReplayServer
+from vpt_tracker.sources.arxiv_rss import ArxivRssSource
+from vpt_tracker.sources.base import SourceError
+
+
+def _source(server: ReplayServer, client, categories: tuple[str, ...] = ("cs.CV",)) -> ArxivRssSource:
+    return ArxivRssSource(
+        ArxivRssConfig(base_url=server.urls()["arxiv_rss"], categories=list(categories)), client
+    )
+
+
+def _fetch(server: ReplayServer, client, day: str, since: date, until: date, cursors=None) -> list[Page]:
+    server.rss_date = day
+    return list(_source(server, client).fetch(Window.for_days(since, until), cursors or {}))
+
+
+def test_two_consecutive_days(replay: ReplayServer, make_client) -> None:
+    client = make_client()
+    (first,) = _fetch(replay, client, "2026-08-19", date(2026, 8, 19), date(2026, 8, 19))
+    (second,) = _fetch(
+        replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20), {"cs.CV": first.cursor}
+    )
+    assert (len(first.records), len(second.records)) == (171, 152)
+    assert first.cursor != second.cursor
+    types = Counter(r.announce_type for r in first.records)
+    assert set(types) == {"new", "cross", "replace", "replace-cross"}
+    assert types["replace-cross"] == 18
+    record = second.records[0]
+    assert (
+        record.arxiv_id == "2608.18184" and record.source_id == "2608.18184v1" and record.arxiv_version == 1
+    )
+    assert record.title == "Human-Centric Intelligence in the Era of Foundation Models: A Survey"
+    assert record.abstract.startswith("Human-centric intelligence is evolving in the foundation-model era")
+    assert "Announce Type" not in record.abstract
+    assert record.authors[:2] == ("Yang Chen", "Tianqi Wang") and len(record.authors) == 16
+    assert record.published == datetime(2026, 8, 20, 4, 0, tzinfo=UTC)
+    with_ref = next(r for r in second.records if r.arxiv_id == "2608.18193")
+    assert with_ref.journal_ref == "MICCAI-UNSURE 2026" and with_ref.categories == ("cs.CV", "cs.AI", "cs.LG")
+
+
+def test_same_announcement_is_not_stored_twice(replay: ReplayServer, make_client) -> None:
+    (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    again = _fetch(
+        replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20), {"cs.CV": page.cursor}
+    )
+    assert again == []
+
+
+def test_announcement_outside_the_window_is_skipped(replay: ReplayServer, make_client) -> None:
+    assert _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 1), date(2026, 8, 10)) == []
+
+
+def test_unchanged_feed_answers_304_and_yields_nothing(replay: ReplayServer, make_client) -> None:
+    client = make_client()
+    assert len(_fetch(replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))) == 1
+    assert _fetch(replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20)) == []
+    assert replay.requests[-1].status == 304
+
+
+def test_empty_weekend_feed_is_not_an_error(fixture_replay: ReplayServer, make_client) -> None:
+    (page,) = _fetch(fixture_replay, make_client(), "2024-06-08", date(2024, 6, 8), date(2024, 6, 8))
+    assert page.records == [] and page.done
+
+
+def test_legacy_rdf_feed(fixture_replay: ReplayServer, make_client) -> None:
+    (page,) = _fetch(fixture_replay, make_client(), "2024-01-22", date(2024, 1, 22), date(2024, 1, 23))
+    assert len(page.records) == 125
+    types = Counter(r.announce_type for r in page.records)
+    assert types == {"new": 31, "replace": 91, "cross": 3}
+    olor = next(r for r in page.records if r.arxiv_id == "2401.10962")
+    assert olor.title == "One Step Learning, One Step Review"
+    assert olor.primary_category == "cs.CV" and olor.arxiv_version == 1
+    assert olor.authors[0] == "Xiaolong Huang" and all("<" not in name for name in olor.authors)
+    assert (
+        olor.abstract.startswith("Visual fine-tuning has garnered significant attention")
+        and "<p>" not in olor.abstract
+    )
+
+
+def test_empty_rdf_feed(fixture_replay: ReplayServer, make_client) -> None:
+    (page,) = _fetch(fixture_replay, make_client(), "2023-08-31", date(2023, 8, 31), date(2023, 9, 1))
+    assert page.records == []
+
+
+def _root_with(tmp_path: Path, body: bytes) -> Path:
+    """A replay root with one cs.CV feed (hand-written, synthetic)."""
+    folder = tmp_path / "arxiv_rss" / "cs.CV"
+    folder.mkdir(parents=True)
+    (folder / "2026-08-20.xml").write_bytes(body)
+    return tmp_path
+
+
+REAL = (
+    Path(__file__).resolve().parents[2]
+    / "src"
+    / "vpt_tracker"
+    / "replay_data"
+    / "arxiv_rss"
+    / "cs.CV"
+    / "2026-08-20.xml"
+)
+
+
+def test_malformed_feed_is_a_source_error(tmp_path: Path, make_client) -> None:
+    body = REAL.read_bytes()[:5000]
+    with (
+        ReplayServer(_root_with(tmp_path, body)) as server,
+        pytest.raises(SourceError, match=r"malformed XML in the cs\.CV feed"),
+    ):
+        _fetch(server, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+
+
+def test_changed_layout_is_a_source_error(tmp_path: Path, make_client) -> None:
+    # Items whose titles and links moved elsewhere: a non-empty feed with no readable record.
+    body = REAL.read_bytes()
+    for tag in (b"title", b"link", b"description", b"guid"):
+        body = body.replace(b"<" + tag + b">", b"<x" + tag + b">").replace(
+            b"</" + tag + b">", b"</x" + tag + b">"
+        )
+        body = body.replace(b"<" + tag + b" ", b"<x" + tag + b" ")
+    with (
+        ReplayServer(_root_with(tmp_path, body)) as server,
+        pytest.raises(SourceError, match="152 items but none could be read"),
+    ):
+        _fetch(server, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+
+
+def test_not_a_feed_is_a_source_error(tmp_path: Path, make_client) -> None:
+    with (
+        ReplayServer(_root_with(tmp_path, b"<html><body>maintenance</body></html>")) as server,
+        pytest.raises(SourceError, match=r"neither RSS 2\.0 nor RDF"),
+    ):
+        _fetch(server, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
