@@ -1,0 +1,149 @@
+"""The OpenReview API v2 source against documented-format `/notes` payloads on a loopback server."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from vpt_tracker.config import OpenReviewConfig, OpenReviewVenue
+from vpt_tracker.models import Window
+from vpt_tracker.replay import Fault, ReplayServer
+from vpt_tracker.sources.base import SourceError
+from vpt_tracker.sources.openreview import OpenReviewSource, decision_for
+
+WINDOW = Window(datetime(2026, 8, 17, tzinfo=UTC), datetime(2026, 8, 21, tzinfo=UTC))
+ICLR = OpenReviewVenue(venue_id="ICLR.cc/2024/Conference", name="ICLR", year=2024)
+
+
+def _source(
+    server: ReplayServer, client, venue: OpenReviewVenue = ICLR, page_size: int = 1000
+) -> OpenReviewSource:
+    config = OpenReviewConfig(base_url=server.urls()["openreview"], venues=[venue], page_size=page_size)
+    return OpenReviewSource(config, client)
+
+
+def _note_queries(server: ReplayServer) -> list[dict[str, str]]:
+    return [r.query for r in server.requests if r.path == "/notes"]
+
+
+def test_pages_with_limit_and_offset(replay: ReplayServer, make_client) -> None:
+    pages = list(_source(replay, make_client(), page_size=30).fetch(WINDOW, {}))
+    assert [len(p.records) for p in pages] == [30, 30, 20]
+    queries = _note_queries(replay)
+    assert [(q["offset"], q["limit"]) for q in queries] == [("0", "30"), ("30", "30"), ("60", "30")]
+    assert all(q["content.venueid"] == "ICLR.cc/2024/Conference" for q in queries)
+    assert pages[-1].done and json.loads(pages[-1].cursor or "")["offset"] == 80
+
+
+def test_page_size_is_bounded_by_1000() -> None:
+    with pytest.raises(ValueError):
+        OpenReviewConfig(page_size=1001)
+
+
+def test_unwraps_values_and_reads_the_venue(replay: ReplayServer, make_client) -> None:
+    (page,) = _source(replay, make_client()).fetch(WINDOW, {})
+    nemesis = next(r for r in page.records if r.openreview_id == "zmJDzPh1Dm")
+    assert nemesis.title == "Nemesis: Normalizing the Soft-prompt Vectors of Vision-Language Models"
+    assert nemesis.abstract.startswith("With the prevalence of large-scale pretrained vision-language models")
+    assert nemesis.decision == "accepted" and nemesis.venue == "ICLR" and nemesis.year == 2024
+    assert nemesis.abs_url == "https://openreview.net/forum?id=zmJDzPh1Dm"
+    assert nemesis.pdf_url == "https://openreview.net/pdf?id=zmJDzPh1Dm"
+    assert nemesis.published == datetime(2024, 1, 15, tzinfo=UTC)
+    assert nemesis.payload["content"]["title"] == {"value": nemesis.title}
+
+
+def test_resumes_from_the_offset_in_the_cursor(replay: ReplayServer, make_client) -> None:
+    source = _source(replay, make_client(), page_size=30)
+    first = next(iter(source.fetch(WINDOW, {})))
+    replay.requests.clear()
+    rest = list(source.fetch(WINDOW, {ICLR.venue_id: first.cursor}))
+    assert [q["offset"] for q in _note_queries(replay)] == ["30", "60"]
+    assert sum(len(p.records) for p in rest) == 50
+    replay.requests.clear()
+    assert list(source.fetch(WINDOW, {ICLR.venue_id: rest[-1].cursor})) == []
+    assert _note_queries(replay) == []
+
+
+def _note(note_id: str, title: str, venueid: str) -> dict:
+    return {
+        "id": note_id,
+        "forum": note_id,
+        "invitations": ["TMLR/-/Submission"],
+        "content": {
+            "title": {"value": title},
+            "abstract": {"value": "A synthetic abstract."},
+            "venueid": {"value": venueid},
+        },
+        "cdate": 1700000000000,
+    }
+
+
+def _root(tmp_path: Path, key: str, body: bytes) -> Path:
+    """A replay root with one hand-written (synthetic) `/notes` answer."""
+    folder = tmp_path / "openreview"
+    folder.mkdir(parents=True)
+    (folder / "page.json").write_bytes(body)
+    (folder / "index.json").write_text(json.dumps({key: ["page.json"]}))
+    return tmp_path
+
+
+def test_invitation_fetch_reads_accepted_and_rejected_from_the_venue_id(tmp_path: Path, make_client) -> None:
+    venue = OpenReviewVenue(venue_id="TMLR/-/Submission", name="TMLR", year=2024)
+    notes = [
+        _note("accepted01", "Synthetic accepted paper", "TMLR"),
+        _note("rejected01", "Synthetic rejected paper", "TMLR/Rejected_Submission"),
+        _note("withdrawn1", "Synthetic withdrawn paper", "TMLR/Withdrawn_Submission"),
+    ]
+    body = json.dumps({"notes": notes, "count": 3}).encode()
+    with ReplayServer(_root(tmp_path, venue.venue_id, body)) as server:
+        (page,) = _source(server, make_client(), venue).fetch(WINDOW, {})
+        assert _note_queries(server)[0]["invitation"] == "TMLR/-/Submission"
+    decided = {r.openreview_id: (r.decision, r.venue, r.year) for r in page.records}
+    assert decided == {
+        "accepted01": ("accepted", "TMLR", 2024),
+        "rejected01": ("rejected", None, None),
+        "withdrawn1": ("withdrawn", None, None),
+    }
+    assert decision_for("ICLR.cc/2024/Conference/Desk_Rejected_Submission", ICLR) == "desk-rejected"
+    assert decision_for("NeurIPS.cc/2024/Conference", ICLR) is None
+
+
+def test_flat_v1_content_is_read_too(tmp_path: Path, make_client) -> None:
+    note = {
+        "id": "flatnote01",
+        "forum": "flatnote01",
+        "content": {"title": "Flat title", "venueid": "ICLR.cc/2024/Conference"},
+    }
+    body = json.dumps({"notes": [note]}).encode()
+    with ReplayServer(_root(tmp_path, ICLR.venue_id, body)) as server:
+        (page,) = _source(server, make_client()).fetch(WINDOW, {})
+    assert page.records[0].title == "Flat title" and page.records[0].decision == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"notes": [{"id": "x", "content"', "malformed JSON"),
+        (b'{"error": "moved", "results": []}', "has no 'notes' list"),
+        (
+            json.dumps({"notes": [{"uid": "a", "body": {"name": "t"}}] * 3}).encode(),
+            "3 notes of ICLR.cc/2024/Conference",
+        ),
+    ],
+    ids=["malformed-json", "no-notes-key", "changed-layout"],
+)
+def test_bad_payloads_are_source_errors(tmp_path: Path, make_client, body: bytes, message: str) -> None:
+    with (
+        ReplayServer(_root(tmp_path, ICLR.venue_id, body)) as server,
+        pytest.raises(SourceError, match=message),
+    ):
+        list(_source(server, make_client()).fetch(WINDOW, {}))
+
+
+def test_backs_off_on_429(replay: ReplayServer, make_client, fake_time) -> None:
+    replay.inject(Fault("status", match="/notes", status=429, headers={"Retry-After": "30"}))
+    (page,) = _source(replay, make_client()).fetch(WINDOW, {})
+    assert len(page.records) == 80 and fake_time.sleeps == [30.0]
