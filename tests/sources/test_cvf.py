@@ -1,0 +1,125 @@
+"""The CVF open-access source against documented-layout listing and paper pages on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from vpt_tracker.config import CvfConference, CvfConfig
+from vpt_tracker.models import Window
+from vpt_tracker.replay import ReplayServer, default_root
+from vpt_tracker.sources.base import SourceError
+from vpt_tracker.sources.cvf import BATCH, CvfSource
+
+WINDOW = Window(datetime(2026, 8, 17, tzinfo=UTC), datetime(2026, 8, 21, tzinfo=UTC))
+CVPR = CvfConference(name="CVPR", year=2022)
+COCOOP = "https://openaccess.thecvf.com/content/CVPR2022/html/Zhou_Conditional_Prompt_Learning_for_Vision-Language_Models_CVPR_2022_paper.html"
+
+
+def _source(
+    server: ReplayServer, client, fetch_abstracts: bool = True, *conferences: CvfConference
+) -> CvfSource:
+    config = CvfConfig(
+        base_url=server.urls()["cvf"],
+        conferences=list(conferences or [CVPR]),
+        fetch_abstracts=fetch_abstracts,
+    )
+    return CvfSource(config, client)
+
+
+def test_listing_then_paper_pages(replay: ReplayServer, make_client) -> None:
+    pages = list(_source(replay, make_client()).fetch(WINDOW, {}))
+    assert [len(p.records) for p in pages] == [BATCH, 30 - BATCH]
+    assert replay.requests[0].path == "/CVPR2022" and replay.requests[0].query == {"day": "all"}
+    assert len(replay.requests) == 1 + 30
+    assert [p.requests for p in pages] == [BATCH + 1, 30 - BATCH]
+    cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
+    assert cocoop.title == "Conditional Prompt Learning for Vision-Language Models"
+    assert cocoop.authors == ("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu")
+    assert cocoop.arxiv_id == "2203.05557"
+    assert cocoop.venue == "CVPR" and cocoop.year == 2022
+    assert cocoop.abstract.startswith(
+        "With the rise of powerful pre-trained vision-language models like CLIP"
+    )
+    assert cocoop.supplementary_url == COCOOP.replace("/html/", "/supplemental/").replace(
+        "_paper.html", "_supplemental.pdf"
+    )
+    assert cocoop.pdf_url == COCOOP.replace("/html/", "/papers/").replace(".html", ".pdf")
+    without_supp = [r for p in pages for r in p.records if r.supplementary_url is None]
+    assert len(without_supp) == 20
+
+
+def test_without_abstracts_the_listing_is_one_page(replay: ReplayServer, make_client) -> None:
+    (page,) = _source(replay, make_client(), False).fetch(WINDOW, {})
+    assert len(page.records) == 30 and all(r.abstract == "" for r in page.records)
+    assert len(replay.requests) == 1
+
+
+def test_resumes_at_the_next_paper_and_skips_a_finished_listing(replay: ReplayServer, make_client) -> None:
+    source = _source(replay, make_client())
+    first = next(iter(source.fetch(WINDOW, {})))
+    replay.requests.clear()
+    rest = list(source.fetch(WINDOW, {"CVPR2022": first.cursor}))
+    assert len(replay.requests) == 1 + (30 - BATCH)
+    assert [len(p.records) for p in rest] == [30 - BATCH]
+    replay.requests.clear()
+    assert list(source.fetch(WINDOW, {"CVPR2022": rest[-1].cursor})) == []
+    assert [r.path for r in replay.requests] == ["/CVPR2022"]
+
+
+def test_a_changed_listing_is_read_again(tmp_path: Path, replay: ReplayServer, make_client) -> None:
+    (page,) = _source(replay, make_client(), False).fetch(WINDOW, {})
+    root = tmp_path / "root"
+    shutil.copytree(default_root() / "cvf", root / "cvf")
+    listing = root / "cvf" / "CVPR2022.html"
+    text = listing.read_text()
+    cut = text.index('<dt class="ptitle">', text.index('<dt class="ptitle">') + 1)
+    listing.write_text(text[: text.index('<dt class="ptitle">')] + text[cut:])  # one paper fewer
+    with ReplayServer(root) as server:
+        (again,) = _source(server, make_client(), False).fetch(WINDOW, {"CVPR2022": page.cursor})
+    assert len(again.records) == 29
+    assert json.loads(again.cursor or "")["extra"] != json.loads(page.cursor or "")["extra"]
+
+
+def _broken(tmp_path: Path, listing: str | None = None, paper: str | None = None) -> Path:
+    """A copy of the replay CVF data with a hand-written (synthetic) listing or paper page."""
+    root = tmp_path / "broken"
+    shutil.copytree(default_root() / "cvf", root / "cvf")
+    if listing is not None:
+        (root / "cvf" / "CVPR2022.html").write_text(listing)
+    if paper is not None:
+        for page in (root / "cvf" / "content" / "CVPR2022" / "html").glob("*.html"):
+            page.write_text(paper)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("listing", "paper", "message"),
+    [
+        ("", None, "malformed HTML in the CVPR2022 listing"),
+        (
+            '<html><body><div id="content"><ul><li class="paper"><a href="/x.html">A</a></li></ul></div>'
+            "</body></html>",
+            None,
+            "the CVPR2022 listing lists no papers: has the CVF layout changed",
+        ),
+        (
+            None,
+            "<html><body><div id='summary'>moved</div></body></html>",
+            "has no abstract: has the CVF layout changed",
+        ),
+    ],
+    ids=["empty-document", "changed-listing", "changed-paper-page"],
+)
+def test_bad_pages_are_source_errors(tmp_path: Path, make_client, listing, paper, message) -> None:
+    with ReplayServer(_broken(tmp_path, listing, paper)) as server, pytest.raises(SourceError, match=message):
+        list(_source(server, make_client()).fetch(WINDOW, {}))
+
+
+def test_missing_conference_is_a_source_error(replay: ReplayServer, make_client) -> None:
+    with pytest.raises(SourceError, match="answered HTTP 404"):
+        list(_source(replay, make_client(), True, CvfConference(name="WACV", year=2030)).fetch(WINDOW, {}))
