@@ -18,6 +18,13 @@ _ARXIV_URL = re.compile(
 
 # A letter accent (\c, \v, \t, ...) is a command only when no letter follows: `\textbf` is not `\t`.
 _LATEX_ACCENTS = re.compile(r"\\(?:[`'^\"~=.]|[uvHckbdrt](?![a-zA-Z]))\s*\{?\s*([A-Za-z])(?:\s*\})?")
+_LATEX_DOTLESS = re.compile(r"\\([ij])(?![a-zA-Z])")  # \i, \j: the dotless i and j under accents
+_GREEK_NAMES = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
+    "phi chi psi omega"
+)
+# `$\alpha$` and `α` both fold to "alpha": titles spell Greek letters either way.
+_LATEX_GREEK = re.compile(r"\\(?:var)?(" + _GREEK_NAMES.replace(" ", "|") + r")(?![a-zA-Z])", re.IGNORECASE)
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -64,13 +71,24 @@ def fold_text(text: str) -> str:
 
     `Fran\\c{c}ois`, `François` and `FRANCOIS` all fold to `francois`.
     """
+    text = _LATEX_DOTLESS.sub(r"\1", text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
+    text = _LATEX_GREEK.sub(lambda m: f" {m.group(1).lower()} ", text)
+    text = "".join(_greek_name(ch) if "\u0370" <= ch <= "\u03ff" else ch for ch in text)
     text = _LATEX_COMMAND.sub(" ", text)
-    text = text.replace("$", " ").replace("{", "").replace("}", "")
+    text = text.replace("$", "").replace("{", "").replace("}", "")  # E$^{2}$VPT is E^2VPT
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.lower()
     return _NON_WORD.sub(" ", text).strip()
+
+
+def _greek_name(char: str) -> str:
+    """`α` -> " alpha ": the letter's Unicode name, as LaTeX would spell it."""
+    name = unicodedata.name(char, "")
+    if "GREEK" in name and "LETTER" in name:
+        return f" {name.split()[-1].lower()} "
+    return char
 
 
 def title_key(title: str) -> str:

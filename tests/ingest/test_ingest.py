@@ -1,0 +1,343 @@
+"""Ingestion against real SQLite and PostgreSQL: identity, merge, idempotency, cursors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from vpt_tracker.dumps import read_conference_index, read_corpus_jsonl
+from vpt_tracker.ingest import IdentityIndex, ingest_page, ingest_records, read_cursors
+from vpt_tracker.models import Page, RawRecord
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CursorRow, PaperRow, SightingRow
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CORPUS = sorted((FIXTURES / "corpus").glob("*.jsonl"))
+CONFERENCES = FIXTURES / "ingest" / "conferences"
+UPGRADE_TIME = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def count(engine: Engine, table: type) -> int:
+    with transaction(engine) as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+def papers(engine: Engine) -> list[PaperRow]:
+    with transaction(engine) as session:
+        return list(session.scalars(select(PaperRow).order_by(PaperRow.id)))
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (tables.UTCDateTime's processor does not reach it)."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def distinct_ids(paths: list[Path]) -> set[str]:
+    return {
+        json.loads(line)["id"] for path in paths for line in path.read_text().splitlines() if line.strip()
+    }
+
+
+def arxiv(title: str, arxiv_id: str, authors: tuple[str, ...], **extra: object) -> RawRecord:
+    return RawRecord(
+        source="arxiv_api",
+        source_id=arxiv_id,
+        title=title,
+        authors=authors,
+        arxiv_id=arxiv_id,
+        abstract=f"abstract of {title}",
+        **extra,
+    )  # type: ignore[arg-type]
+
+
+def test_corpus_gives_one_paper_per_arxiv_id_and_reingesting_changes_nothing(engine: Engine) -> None:
+    records = [record for path in CORPUS for record in read_corpus_jsonl(path)]
+    expected = distinct_ids(CORPUS)
+    assert len(records) > len(expected)  # the files do repeat papers
+
+    first = ingest_records(engine, records, batch_size=100)
+
+    rows = papers(engine)
+    assert len(rows) == len(expected) == first.new_papers
+    assert {row.arxiv_id for row in rows} == expected  # no false merge, no miss
+    assert sorted(first.new_paper_ids) == [row.id for row in rows]
+    # 2505.00275 is listed on 2025-05-02 and, revised, on 2025-09-09: one paper, two sightings.
+    with transaction(engine) as session:
+        revised = session.scalar(select(PaperRow).where(PaperRow.arxiv_id == "2505.00275"))
+        assert revised is not None
+        assert len(revised.sightings) == 2
+        assert revised.year == 2025 and revised.venue == "arXiv" and revised.abstract
+    sightings = count(engine, SightingRow)
+    assert first.new_sightings == sightings
+    assert first.duplicate_sightings == len(records) - sightings > 0
+
+    again = ingest_records(engine, records, batch_size=1000)
+    assert (again.new_papers, again.new_sightings, again.merged) == (0, 0, 0)
+    assert again.duplicate_sightings == len(records)
+    assert count(engine, PaperRow) == len(expected)
+    assert count(engine, SightingRow) == sightings
+
+
+def test_batch_size_does_not_change_identity(engine: Engine, tmp_path: Path) -> None:
+    """The index carried across batches resolves like one big batch."""
+    records = [record for record in read_corpus_jsonl(CORPUS[1])]
+    stats = ingest_records(engine, records, batch_size=7)
+    assert stats.new_papers == len(distinct_ids([CORPUS[1]])) == count(engine, PaperRow)
+
+
+@pytest.mark.parametrize("venue_first", [False, True])
+def test_preprint_and_venue_sightings_merge_and_the_venue_wins(engine: Engine, venue_first: bool) -> None:
+    """The real ICCV 2023 index entry of E^2VPT and its arXiv record: another title spelling
+    (LaTeX), authors in another order, no shared key. They are one paper, at ICCV."""
+    (iccv,) = [r for r in read_conference_index(CONFERENCES / "ICCV2023.json") if "E^2VPT" in r.title]
+    preprint = arxiv(
+        r"E$^{2}$VPT: An Effective and Efficient Approach for Visual Prompt Tuning",
+        "2307.13770v2",
+        ("Qifan Wang", "Cheng Han", "Yiming Cui", "Zhiwen Cao", "Wenguan Wang", "Siyuan Qi", "Dongfang Liu"),
+        published=datetime(2023, 7, 25, tzinfo=UTC),
+    )
+    order = [iccv, preprint] if venue_first else [preprint, iccv]
+    stats = ingest_records(engine, order[:1], now=lambda: UPGRADE_TIME)
+    stats += ingest_records(engine, order[1:], now=lambda: UPGRADE_TIME)
+
+    (paper,) = papers(engine)
+    assert (stats.new_papers, stats.merged) == (1, 1)
+    assert stats.fuzzy_comparisons >= 1
+    assert paper.arxiv_id == "2307.13770"
+    assert paper.cvf_url == iccv.cvf_url
+    assert (paper.venue, paper.year) == ("ICCV", 2023)
+    if venue_first:  # a venue is never downgraded by a later preprint sighting
+        assert stats.upgraded == 0
+        assert paper.previous_venue is None and paper.venue_upgraded_at is None
+    else:
+        assert stats.upgraded == 1
+        assert paper.previous_venue == "arXiv"
+        assert as_utc(paper.venue_upgraded_at) == UPGRADE_TIME
+    assert count(engine, SightingRow) == 2
+
+
+def test_openreview_forum_sighting_upgrades_by_title_when_no_author_is_known(engine: Engine) -> None:
+    (iclr,) = [
+        r for r in read_conference_index(CONFERENCES / "ICLR2024.json") if r.title.startswith("AutoVP")
+    ]
+    assert iclr.openreview_id == "wR9qVlPh0P" and not iclr.authors
+    ingest_records(
+        engine,
+        [
+            arxiv(
+                "AutoVP: an automated visual prompting framework and benchmark.",
+                "2310.08381",
+                ("Hsi-Ai Tsao", "Lei Hsiung"),
+            )
+        ],
+    )
+    stats = ingest_records(engine, [iclr])
+    (paper,) = papers(engine)
+    assert stats.upgraded == 1 and (paper.venue, paper.year, paper.openreview_id) == (
+        "ICLR",
+        2024,
+        "wR9qVlPh0P",
+    )
+
+
+def test_a_rejected_submission_is_not_a_venue(engine: Engine) -> None:
+    ingest_records(engine, [arxiv("Prompting Frozen Vision Transformers", "2401.00001", ("Ada Lovelace",))])
+    rejected = RawRecord(
+        source="openreview",
+        source_id="AbCdEf123",
+        title="Prompting frozen vision transformers",
+        authors=("Ada Lovelace",),
+        openreview_id="AbCdEf123",
+        venue="ICLR",
+        year=2025,
+        decision="rejected",
+    )
+    stats = ingest_records(engine, [rejected])
+    (paper,) = papers(engine)
+    assert stats.merged == 1 and stats.upgraded == 0
+    assert paper.venue == "arXiv" and paper.openreview_id == "AbCdEf123"
+
+
+def test_versioned_ids_and_doi_spellings_are_one_paper(engine: Engine) -> None:
+    records = [
+        arxiv("Visual Prompt Tuning", "2203.12119v1", ("Menglin Jia",)),
+        arxiv("Visual Prompt Tuning (revised)", "arXiv:2203.12119v3", ("Menglin Jia", "Luming Tang")),
+        RawRecord(
+            source="crossref", source_id="a", title="VPT", doi="https://doi.org/10.1007/978-3-031-19827-4_41"
+        ),
+        RawRecord(
+            source="crossref",
+            source_id="b",
+            title="Visual prompt tuning!",
+            doi="10.1007/978-3-031-19827-4_41",
+        ),
+        RawRecord(
+            source="crossref",
+            source_id="c",
+            title="Something else entirely",
+            doi="doi:10.1007/978-3-031-19827-4_41".upper(),
+        ),
+    ]
+    stats = ingest_records(engine, records)
+    rows = papers(engine)
+    by_arxiv = [r for r in rows if r.arxiv_id == "2203.12119"]
+    by_doi = [r for r in rows if r.doi == "10.1007/978-3-031-19827-4_41"]
+    assert len(by_arxiv) == 1 and len(by_doi) == 1
+    assert stats.new_sightings == 5
+
+
+def test_different_arxiv_ids_or_dois_are_never_one_paper(engine: Engine) -> None:
+    authors = ("Kaiyang Zhou", "Jingkang Yang")
+    records = [
+        arxiv("Learning to Prompt for Vision-Language Models", "2109.01134", authors),
+        arxiv("Learning to Prompt for Vision-Language Models", "2109.09999", authors),
+        RawRecord(
+            source="x", source_id="1", title="Conditional Prompt Learning", authors=authors, doi="10.1/aaa"
+        ),
+        RawRecord(
+            source="x", source_id="2", title="Conditional Prompt Learning", authors=authors, doi="10.1/bbb"
+        ),
+    ]
+    stats = ingest_records(engine, records)
+    assert stats.new_papers == 4 and count(engine, PaperRow) == 4
+
+
+def test_fuzzy_match_needs_a_shared_author_and_a_close_title(engine: Engine) -> None:
+    base = RawRecord(
+        source="x",
+        source_id="1",
+        title="Prompt Learning for Frozen Segmentation Backbones",
+        authors=("Grace Hopper", "Alan Turing"),
+    )
+    same = RawRecord(
+        source="y",
+        source_id="1",
+        title="Prompt learning for frozen segmentation backbone",
+        authors=("Alan Turing", "Grace Hopper"),
+    )
+    other_authors = RawRecord(
+        source="y",
+        source_id="2",
+        title="Prompt Learning for Frozen Segmentation Backbones",
+        authors=("Edsger Dijkstra",),
+    )
+    other_title = RawRecord(
+        source="y",
+        source_id="3",
+        title="Prompt Learning for Frozen Detection Heads",
+        authors=("Grace Hopper",),
+    )
+    stats = ingest_records(engine, [base, same, other_authors, other_title])
+    assert (stats.new_papers, stats.merged) == (3, 1)
+
+
+def test_latex_and_unicode_titles_fold_to_the_same_paper(engine: Engine) -> None:
+    records = [
+        RawRecord(
+            source="a",
+            source_id="1",
+            title=r"Fran\c{c}ois' \textbf{Na\"{\i}ve} Prompts for $\alpha$-CLIP",
+            authors=(r"Fran\c{c}ois Chollet",),
+        ),
+        RawRecord(
+            source="b",
+            source_id="1",
+            title="François’ Naïve Prompts for α-CLIP",
+            authors=("François Chollet",),
+        ),
+        RawRecord(
+            source="c", source_id="1", title="FRANCOIS NAIVE PROMPTS FOR ALPHA CLIP", authors=("Chollet, F.",)
+        ),
+    ]
+    stats = ingest_records(engine, records)
+    assert (stats.new_papers, stats.merged) == (1, 2)
+
+
+def test_a_key_held_by_another_paper_is_not_taken(engine: Engine) -> None:
+    ingest_records(
+        engine,
+        [
+            arxiv("Paper A", "2401.11111", ("A Author",)),
+            RawRecord(source="crossref", source_id="b", title="Paper B", doi="10.1/b", authors=("B Author",)),
+        ],
+    )
+    # The arXiv id says paper A, the DOI says paper B: the id wins and B keeps its DOI.
+    stats = ingest_records(
+        engine, [arxiv("Paper A", "2401.11111", ("A Author",), doi="10.1/B", comment="v2")]
+    )
+    rows = papers(engine)
+    assert stats.merged == 1 and len(rows) == 2
+    assert [(r.arxiv_id, r.doi) for r in rows] == [("2401.11111", None), (None, "10.1/b")]
+
+
+def page(records: list[RawRecord], cursor: str, key: str = "cs.CV") -> Page:
+    return Page(source="arxiv_rss", cursor_key=key, records=records, cursor=cursor)
+
+
+def test_ingest_page_stores_records_and_cursor_together(engine: Engine) -> None:
+    records = read_corpus_jsonl(CORPUS[0])[:20]
+    with transaction(engine) as session:
+        assert read_cursors(session, "arxiv_rss") == {}
+        stats = ingest_page(session, page(records, "2025-05-02"))
+    assert stats.new_papers == 20 and stats.new_paper_ids
+    with transaction(engine) as session:
+        assert read_cursors(session, "arxiv_rss") == {"cs.CV": "2025-05-02"}
+        again = ingest_page(session, page(records, "2025-05-03"))
+        ingest_page(session, page([], "2025-05-03", key="cs.LG"))
+    assert again.duplicate_sightings == 20 and again.new_sightings == 0
+    with transaction(engine) as session:
+        assert read_cursors(session, "arxiv_rss") == {"cs.CV": "2025-05-03", "cs.LG": "2025-05-03"}
+        assert read_cursors(session, "cvf") == {}
+    assert count(engine, PaperRow) == 20
+
+
+def test_a_failure_mid_page_leaves_neither_records_nor_cursor(engine: Engine) -> None:
+    """Papers are written before sightings; a sighting that cannot be stored (its run does
+    not exist) must take the papers and the cursor down with it."""
+    records = read_corpus_jsonl(CORPUS[0])[:10]
+    with transaction(engine) as session:
+        ingest_page(session, page(records[:3], "first"))
+    with pytest.raises(IntegrityError), transaction(engine) as session:
+        ingest_page(session, page(records, "second"), run_id=424242)
+    assert count(engine, PaperRow) == 3
+    assert count(engine, SightingRow) == 3
+    with transaction(engine) as session:
+        assert read_cursors(session, "arxiv_rss") == {"cs.CV": "first"}
+        assert session.scalar(select(func.count()).select_from(CursorRow)) == 1
+    # The rerun stores exactly what the failed page had.
+    with transaction(engine) as session:
+        stats = ingest_page(session, page(records, "second"))
+    assert (stats.new_papers, stats.duplicate_sightings) == (7, 3)
+
+
+def test_ingest_records_keeps_committed_batches_when_the_input_fails_later(engine: Engine) -> None:
+    """One transaction per batch: the batches before a failure stay, the failing one is absent."""
+    records = read_corpus_jsonl(CORPUS[0])[:30]
+
+    def failing_input() -> Iterator[RawRecord]:
+        yield from records[:25]
+        raise OSError("disk went away")
+
+    with pytest.raises(OSError):
+        ingest_records(engine, failing_input(), batch_size=10)
+    stored = count(engine, SightingRow)
+    assert stored == len({r.payload_hash for r in records[:20]})  # batches 1 and 2, not the partial third
+    stats = ingest_records(engine, records, batch_size=10)
+    assert stats.new_sightings == len({r.payload_hash for r in records}) - stored
+    assert count(engine, PaperRow) == len({r.arxiv_id for r in records})
+
+
+def test_index_loaded_from_the_store_resolves_like_the_one_that_built_it(engine: Engine) -> None:
+    records = read_corpus_jsonl(CORPUS[0])
+    ingest_records(engine, records)
+    with transaction(engine) as session:
+        index = IdentityIndex.load(session)
+    assert len(index) == count(engine, PaperRow)
+    stats = ingest_records(engine, [r for r in records[:5]], index=index)
+    assert stats.duplicate_sightings == 5
