@@ -227,6 +227,37 @@ def test_upstream_edit_after_a_pull_request_keeps_both_and_rebuilds_the_stale_br
     assert len(github.pulls) == 1 and "updated pull request #1" in rerun.output
 
 
+def test_a_pull_request_closed_unmerged_is_not_reopened_for_the_same_changes(
+    cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    github.pulls[0]["state"] = "closed"  # the maintainer declines it
+
+    refused = cli("publish", CATALOGUE)
+    assert refused.exit_code == 1
+    assert "pull request #1 with exactly these changes was closed without merging" in refused.output
+    assert len(github.pulls) == 1
+
+    accept(
+        engine,
+        title="Visual Prompting via Image Inpainting",
+        arxiv_id="2209.00647",
+        venue="NeurIPS",
+        year=2022,
+        labels=["generative", "pixel"],
+        relevance=0.77,
+        label_scores={},
+    )
+    fresh = cli("publish", CATALOGUE)
+    assert fresh.exit_code == 0, fresh.output
+    assert "opened pull request #2" in fresh.output
+    with session_factory(engine)() as session:
+        states = {r.number: r.state for r in session.scalars(select(PullRequestRow))}
+    assert states == {1: "closed", 2: "open"}
+
+
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:

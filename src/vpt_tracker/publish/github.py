@@ -163,11 +163,16 @@ class GithubClient:
 
     def find_open_pull(self, branch: str, base: str) -> PullRequest | None:
         """The open pull request from `owner:branch` into `base`, if there is one."""
+        pulls = self.list_pulls(branch, base, state="open")
+        return min(pulls, key=lambda p: p.number) if pulls else None
+
+    def list_pulls(self, branch: str, base: str, *, state: str) -> list[PullRequest]:
+        """Pull requests from `owner:branch` into `base` in `state` ("open", "closed", "all")."""
         doing = f"listing pull requests of {self.repo}"
         response = self._request(
             "GET",
             f"/repos/{self.owner}/{self.name}/pulls",
-            params={"head": f"{self.owner}:{branch}", "base": base, "state": "open", "per_page": 100},
+            params={"head": f"{self.owner}:{branch}", "base": base, "state": state, "per_page": 100},
         )
         if response.status_code != 200:
             raise self._fail(response, doing)
@@ -175,8 +180,7 @@ class GithubClient:
         if not isinstance(data, list):
             raise GithubError(f"GitHub sent an unexpected body while {doing}")
         # Filter again: some GitHub Enterprise versions ignore `head` for unknown owners.
-        pulls = [_pull(p) for p in data if (p.get("head") or {}).get("ref", branch) == branch]
-        return min(pulls, key=lambda p: p.number) if pulls else None
+        return [_pull(p) for p in data if (p.get("head") or {}).get("ref", branch) == branch]
 
     def create_pull(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
         doing = f"opening a pull request on {self.repo}"

@@ -343,11 +343,13 @@ class Publisher:
                 log.info("nothing to publish for %s", self.name)
                 return outcome
 
+            existing = self.github.find_open_pull(target.branch, target.base_branch)
+            if existing is None:
+                self._refuse_closed_duplicate(plan)
             self.progress(STEPS[3])
             outcome.pushed = self._push(plan, remote)
 
             self.progress(STEPS[4])
-            existing = self.github.find_open_pull(target.branch, target.base_branch)
             if existing is not None:
                 outcome.pull = self.github.update_pull(existing.number, title=plan.title, body=plan.body)
             else:
@@ -383,6 +385,29 @@ class Publisher:
             f"(now {remote.base_sha[:10]}); re-imported it and {rebase.summary()}. Nothing was pushed: "
             f"check `vpt-tracker publish {self.name} --dry-run`, then run publish again"
         )
+
+    def _refuse_closed_duplicate(self, plan: Plan) -> None:
+        """A maintainer who closed our pull request without merging said no: the same
+        README is not proposed again in a new one."""
+        target = self.target
+        closed = {p.number for p in self.github.list_pulls(target.branch, target.base_branch, state="closed")}
+        if not closed:
+            return
+        digest = hashlib.sha256(plan.new_text.encode("utf-8")).hexdigest()
+        with session_factory(self.engine)() as session:
+            same = session.scalars(
+                select(PullRequestRow.number).where(
+                    PullRequestRow.catalogue_id == get_catalogue(session, self.name).id,
+                    PullRequestRow.number.in_(closed),
+                    PullRequestRow.readme_sha256 == digest,
+                )
+            ).first()
+        if same is not None:
+            raise UserError(
+                f"pull request #{same} with exactly these changes was closed without merging; "
+                "not opening it again. Reject those candidates, or accept new ones, and publish again",
+                exit_code=1,
+            )
 
     def _push(self, plan: Plan, remote: RemoteState) -> bool:
         target = self.target
@@ -428,6 +453,12 @@ class Publisher:
             if row is None:
                 row = PullRequestRow(catalogue_id=catalogue.id, branch=self.target.branch, number=pull.number)
                 session.add(row)
+            for old in session.scalars(
+                select(PullRequestRow).where(
+                    PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.number != pull.number
+                )
+            ):
+                old.state = "closed"  # GitHub has one open PR per branch, and it is `pull`
             row.url = pull.url
             row.state = pull.state
             row.head_sha = pull.head_sha or None
