@@ -467,6 +467,32 @@ def _outcome(reports: Sequence[SourceReport], errors: dict[str, str]) -> RunOutc
     return RunOutcome.PARTIAL
 
 
+class _RunGuard:
+    """Marks the run failed when the use case dies of an exception (not a kill) half-way.
+
+    The error goes under the `INTERRUPTED` key, so the next run does not count this window
+    as finished and fetches it again (sightings already stored are recognised).
+    """
+
+    def __init__(self, engine: Engine, now: datetime) -> None:
+        self.engine = engine
+        self.now = now
+        self.run_id: int | None = None
+
+    def __enter__(self) -> _RunGuard:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        if exc is None or self.run_id is None:
+            return
+        with transaction(self.engine) as session:
+            row = session.get(RunRow, self.run_id)
+            if row is not None and row.outcome == RunOutcome.RUNNING.value:
+                row.outcome = RunOutcome.FAILED.value
+                row.finished_at = self.now
+                row.errors = {**(row.errors or {}), INTERRUPTED: f"crashed: {type(exc).__name__}: {exc}"}
+
+
 # --------------------------------------------------------------------------- use cases
 
 
@@ -479,22 +505,26 @@ def nightly(
     sources: Sequence[Source] | None = None,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    window: Window | None = None,
 ) -> RunResult:
     """Fetch the new window from every source, ingest, score, enqueue, and record the run.
 
+    `window` replaces the window after the last run, e.g. to replay a given night (the
+    demo does, on recorded feeds); the next run then continues from its end.
     Raises `AlreadyRunning` (exit code 75) when another run holds the lock.
     """
     now = now or datetime.now(UTC)
     started = clock()
-    with exclusive(engine, "pipeline"):
+    with exclusive(engine, "pipeline"), _RunGuard(engine, now) as guard:
         interrupted = recover_interrupted(engine, now)
-        window = nightly_window(engine, now)
-        resume = resumable_window(engine, interrupted, now)
+        explicit = window is not None
+        window = window or nightly_window(engine, now)
+        resume = None if explicit else resumable_window(engine, interrupted, now)
         parts = [window]
         if resume is not None and resume.start <= window.start < resume.end:
             parts = [resume, Window(resume.end, now)]
             window = Window(resume.start, now)
-        run_id = start_run(engine, "nightly", window, now)
+        run_id = guard.run_id = start_run(engine, "nightly", window, now)
         log.info("nightly run %d: window %s .. %s", run_id, window.start, window.end)
         owned_client = None
         if sources is None:
@@ -598,10 +628,10 @@ def backfill(
         raise UserError(f"--since {since} is in the future")
     windows = backfill_windows(since, until, step_days)
     started = clock()
-    with exclusive(engine, "pipeline"):
+    with exclusive(engine, "pipeline"), _RunGuard(engine, now) as guard:
         interrupted = recover_interrupted(engine, now)
         overall = Window(windows[0].start, windows[-1].end)
-        run_id = start_run(engine, "backfill", overall, now)
+        run_id = guard.run_id = start_run(engine, "backfill", overall, now)
         owned_client = None
         if sources is None:
             sources, owned_client = _build_sources(settings, client)

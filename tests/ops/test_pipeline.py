@@ -219,3 +219,26 @@ def test_backfill_windows_and_resume(engine: Engine, db_url: str) -> None:
         third = backfill(settings, engine, since, until, now=now, client=client(settings), step_days=3)
         assert third.counts["windows_skipped"] == 3 and third.counts["records"] == 0
     assert count(engine, SightingRow) == CV_ITEMS
+
+
+def test_ctrl_c_mid_run_marks_the_run_failed_and_the_next_run_fetches_its_window(
+    engine: Engine, db_url: str
+) -> None:
+    def interrupt(source: str, records: int) -> None:
+        raise KeyboardInterrupt
+
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        with pytest.raises(KeyboardInterrupt):
+            nightly(settings, engine, now=WED, client=client(settings), progress=interrupt)
+        [row] = recent_runs(engine)
+        assert row.outcome == "failed" and row.errors["run"] == "crashed: KeyboardInterrupt: "
+        assert count(engine, SightingRow) == CV_ITEMS  # the page was committed before the interrupt
+
+        later = WED + timedelta(hours=1)
+        result = nightly(settings, engine, now=later, client=client(settings))
+    assert result.window is not None
+    assert (result.window.start, result.window.end) == (later - timedelta(days=1), later)
+    assert result.outcome == RunOutcome.OK
+    assert count(engine, SightingRow) == CV_ITEMS

@@ -1,0 +1,203 @@
+"""`vpt-tracker demo`: the whole product, offline, on recorded feeds, in about a minute.
+
+Nothing here is a shortcut: the demo starts `ReplayServer` on the bundled recordings, points
+the sources' base URLs at it through ordinary settings, and then calls the same use cases
+as the real commands (catalogue import, `pipeline.nightly`, the review queue, the digest,
+`publish --dry-run`). The only demo-specific choice is *which night* it replays: the day
+of the newest recorded arXiv RSS announcement, passed as the nightly run's window.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from vpt_tracker.config import (
+    PRESETS,
+    ArxivApiConfig,
+    ArxivRssConfig,
+    CatalogueConfig,
+    CvfConference,
+    CvfConfig,
+    HttpConfig,
+    OpenReviewConfig,
+    OpenReviewVenue,
+    Settings,
+    SmtpConfig,
+    SourcesConfig,
+)
+from vpt_tracker.replay import ReplayServer, default_root
+
+Echo = Callable[[str], None]
+
+# What the bundled recordings hold (see replay_data/README.md).
+OPENREVIEW_VENUES = [OpenReviewVenue(venue_id="ICLR.cc/2024/Conference", name="ICLR", year=2024)]
+CVF_CONFERENCES = [CvfConference(name="CVPR", year=2022), CvfConference(name="ICCV", year=2023)]
+REVIEWER = "demo"
+
+
+@dataclass
+class DemoResult:
+    database: Path
+    run_id: int
+    run_outcome: str
+    queue: dict[str, int]  # catalogue -> pending candidates
+    accepted: dict[str, str] = field(default_factory=dict)  # catalogue -> accepted title
+    eml: Path | None = None
+    html: Path | None = None
+    diffs: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def bundled_lists() -> Path:
+    return Path(str(resources.files("vpt_tracker") / "demo_data" / "lists"))
+
+
+def replay_day(root: Path) -> tuple[date, list[str]]:
+    """The newest recorded RSS announcement day, and the recorded categories."""
+    rss = root / "arxiv_rss"
+    categories = sorted(path.name for path in rss.iterdir() if path.is_dir())
+    days = sorted(file.stem for category in categories for file in (rss / category).glob("*.xml"))
+    if not days:
+        raise FileNotFoundError(f"no recorded RSS feeds under {rss}")
+    return date.fromisoformat(days[-1]), categories
+
+
+def demo_settings(server: ReplayServer, output_dir: Path, categories: list[str]) -> Settings:
+    """Production settings with local base URLs: the replay server stands in for the web."""
+    urls = server.urls()
+    lists = bundled_lists()
+    return Settings(
+        database_url=f"sqlite:///{output_dir / 'demo.db'}",
+        data_dir=output_dir,
+        # The politeness intervals are per host; the replay server is a local host of our own.
+        http=HttpConfig(default_min_interval=0.0, min_interval={}, host_groups={}, max_retries=1, timeout=15),
+        sources=SourcesConfig(
+            arxiv_api=ArxivApiConfig(base_url=urls["arxiv_api"]),
+            arxiv_rss=ArxivRssConfig(base_url=urls["arxiv_rss"], categories=categories),
+            openreview=OpenReviewConfig(base_url=urls["openreview"], venues=OPENREVIEW_VENUES),
+            cvf=CvfConfig(base_url=urls["cvf"], conferences=CVF_CONFERENCES),
+        ),
+        catalogues=[
+            CatalogueConfig(name=preset, preset=preset, readme=lists / f"{preset}.md") for preset in PRESETS
+        ],
+        smtp=SmtpConfig(
+            sender="vpt-tracker demo <demo@vpt-tracker.invalid>", recipients=["maintainers@example.org"]
+        ),
+    )
+
+
+def _fresh(output_dir: Path) -> None:
+    """Remove what an earlier demo left (only the files the demo writes)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("demo.db", "demo.db-wal", "demo.db-shm", "digest.eml", "digest.html"):
+        (output_dir / name).unlink(missing_ok=True)
+    for diff in output_dir.glob("*.diff"):
+        diff.unlink()
+    workdir = output_dir / "repos"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+
+
+def _print_queue(engine: Engine, settings: Settings, top: int, echo: Echo) -> dict[str, int]:
+    from vpt_tracker.review.queue import ReviewQueue
+
+    sizes: dict[str, int] = {}
+    for catalogue in settings.catalogues:
+        queue = ReviewQueue(engine, REVIEWER, catalogue.name)
+        sizes[catalogue.name] = queue.count()
+        echo(f"\n{catalogue.name}: {sizes[catalogue.name]} pending candidates; the top {top}:")
+        for item in queue.listing(limit=top):
+            labels = ", ".join(
+                f"{label} {item.label_scores.get(label, 0.0):.2f}" for label in item.proposed_labels
+            )
+            venue = f" [{item.venue_year}]" if item.venue_year else ""
+            echo(f"  {item.relevance:.2f}  {item.title}{venue}")
+            echo(f"        labels: {labels or '(none proposed)'}")
+    return sizes
+
+
+def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResult:
+    """Run the demo into `output_dir` and return what it produced."""
+    from vpt_tracker.catalogue.service import import_catalogue
+    from vpt_tracker.digest import Week, build_digest, render, to_message
+    from vpt_tracker.models import Window
+    from vpt_tracker.pipeline import nightly
+    from vpt_tracker.publish import dry_run
+    from vpt_tracker.review.queue import ReviewQueue
+    from vpt_tracker.store import make_engine
+    from vpt_tracker.store.migrate import upgrade
+
+    started = time.monotonic()
+    output_dir = output_dir.resolve()
+    _fresh(output_dir)
+    root = default_root()
+    day, categories = replay_day(root)
+    with ReplayServer(root) as server:
+        settings = demo_settings(server, output_dir, categories)
+        engine = make_engine(settings.database_url)
+        try:
+            upgrade(engine)
+            echo(f"replay server on {server.base_url}; database {output_dir / 'demo.db'}")
+            for catalogue in settings.catalogues:
+                assert catalogue.readme is not None
+                imported = import_catalogue(
+                    engine,
+                    catalogue.name,
+                    catalogue.readme.read_text(encoding="utf-8"),
+                    preset=catalogue.preset,
+                    readme_path="README.md",
+                )
+                echo(f"imported catalogue {catalogue.name}: {imported}")
+
+            echo(f"\nnightly run over the recorded night of {day.isoformat()} ...")
+            result = nightly(settings, engine, window=Window.for_days(day, day))
+            for name, counts in sorted(result.counts["sources"].items()):
+                state = result.health[name]
+                health = "healthy" if state["healthy"] else f"unhealthy: {state['reason']}"
+                echo(f"  {name}: {counts['records']} records, {counts['new_papers']} new papers ({health})")
+            for key, message in sorted(result.errors.items()):
+                echo(f"  error {key}: {message}")
+            echo(f"run {result.run_id}: {result.outcome.value}")
+
+            sizes = _print_queue(engine, settings, top, echo)
+
+            outcome = DemoResult(output_dir / "demo.db", result.run_id, result.outcome.value, sizes)
+            echo("")
+            for catalogue in settings.catalogues:
+                queue = ReviewQueue(engine, REVIEWER, catalogue.name)
+                first = queue.next()
+                if first is None:
+                    continue
+                queue.accept(first.candidate_id)
+                outcome.accepted[catalogue.name] = first.title
+                echo(f"accepted for {catalogue.name} as reviewer {REVIEWER!r}: {first.title}")
+
+            now = datetime.now(UTC)
+            digest = build_digest(engine, Week.of(now), now=now)
+            outcome.eml = output_dir / "digest.eml"
+            outcome.html = output_dir / "digest.html"
+            outcome.eml.write_bytes(bytes(to_message(digest, settings)))
+            outcome.html.write_text(render(digest)[1], encoding="utf-8")
+            echo(f"\ndigest {digest.week.label}: {digest.subject}")
+            echo(f"  wrote {outcome.eml} and {outcome.html}")
+
+            for name in outcome.accepted:
+                plan = dry_run(engine, name)
+                path = output_dir / f"{name}.diff"
+                path.write_text(plan.diff, encoding="utf-8")
+                outcome.diffs[name] = path
+                echo(f"\npublish {name} --dry-run: {plan.title}")
+                echo(plan.diff.rstrip() or "  (no change)")
+        finally:
+            engine.dispose()
+    outcome.seconds = time.monotonic() - started
+    echo(f"\ndemo finished in {outcome.seconds:.1f}s; everything is in {output_dir}")
+    return outcome
