@@ -146,6 +146,10 @@ class ReplayServer:
         with self._lock:
             self._faults.append(fault)
 
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
     def _take_fault(self, target: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:

@@ -1,0 +1,159 @@
+"""`vpt-tracker fetch` end to end: replay server, production sources, real SQLite/PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlalchemy import Engine, func, select
+
+from vpt_tracker.cli import main
+from vpt_tracker.config import load_settings
+from vpt_tracker.http import HttpClient
+from vpt_tracker.replay import Fault, ReplayServer
+from vpt_tracker.sources import SOURCE_NAMES, build_sources
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CursorRow, PaperRow, SightingRow
+
+COCOOP_ARXIV = "2203.05557"
+
+
+def _config(tmp_path: Path, server: ReplayServer) -> Path:
+    urls = server.urls()
+    path = tmp_path / "vpt-tracker.toml"
+    path.write_text(
+        f"""
+[http]
+default_min_interval = 0.0
+min_interval = {{}}
+max_retries = 1
+backoff_base = 0.01
+
+[sources.arxiv_api]
+base_url = "{urls["arxiv_api"]}"
+
+[sources.arxiv_rss]
+base_url = "{urls["arxiv_rss"]}"
+categories = ["cs.CV"]
+
+[sources.openreview]
+base_url = "{urls["openreview"]}"
+venues = [{{ venue_id = "ICLR.cc/2024/Conference", name = "ICLR", year = 2024 }}]
+
+[sources.cvf]
+base_url = "{urls["cvf"]}"
+conferences = [{{ name = "CVPR", year = 2022 }}]
+"""
+    )
+    return path
+
+
+def _run(config: Path, *args: str, database: str | None = None):
+    options = ["--config", str(config)] + (["--database", database] if database else [])
+    return CliRunner().invoke(main, [*options, "fetch", *args], catch_exceptions=False)
+
+
+def test_help() -> None:
+    result = CliRunner().invoke(main, ["fetch", "--help"])
+    assert result.exit_code == 0 and "--dry-run" in result.output and "arxiv_rss" in result.output
+
+
+def test_dry_run_prints_and_touches_no_database(tmp_path: Path, replay: ReplayServer) -> None:
+    database = tmp_path / "never.db"
+    result = _run(
+        _config(tmp_path, replay),
+        "arxiv_api",
+        "--since",
+        "2026-08-19",
+        "--until",
+        "2026-08-20",
+        "--dry-run",
+        database=f"sqlite:///{database}",
+    )
+    assert result.exit_code == 0, result.output
+    assert "arxiv_api: would store 32 records from 1 pages (1 requests)" in result.output
+    assert "2307.06948  Self-regulating Prompts" in result.output
+    assert not database.exists()
+
+
+def test_dry_run_json(tmp_path: Path, replay: ReplayServer) -> None:
+    result = _run(_config(tmp_path, replay), "openreview", "--dry-run", "--json")
+    summary = json.loads(result.output)
+    assert summary["records"] == 80 and summary["source"] == "openreview" and len(summary["first"]) == 5
+
+
+def test_fetch_stores_and_a_venue_sighting_upgrades_the_preprint(
+    tmp_path: Path, replay: ReplayServer, engine: Engine, db_url: str
+) -> None:
+    config = _config(tmp_path, replay)
+    window = ["--since", "2026-08-19", "--until", "2026-08-20"]
+    first = _run(config, "arxiv_api", *window, database=db_url)
+    assert first.exit_code == 0, first.output
+    assert "stored 32 records" in first.output
+    with transaction(engine) as session:
+        preprint = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == COCOOP_ARXIV)).one()
+        assert preprint.venue == "arXiv"
+    second = _run(config, "cvf", *window, database=db_url)
+    assert second.exit_code == 0, second.output
+    assert "stored 30 records" in second.output
+    with transaction(engine) as session:
+        paper = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == COCOOP_ARXIV)).one()
+        assert (paper.venue, paper.year, paper.previous_venue) == ("CVPR", 2022, "arXiv")
+        assert paper.cvf_url and paper.cvf_url.endswith(
+            "Zhou_Conditional_Prompt_Learning_for_Vision-Language_Models_CVPR_2022_paper.html"
+        )
+        sightings = session.scalar(select(func.count()).select_from(SightingRow))
+        cursors = dict(
+            session.execute(select(CursorRow.key, CursorRow.value).where(CursorRow.source == "cvf")).all()
+        )
+    assert sightings == 62
+    assert json.loads(cursors["CVPR2022"])["done"] is True
+    # Run again: the cursor says the unchanged listing is stored; only the listing is requested.
+    replay.requests.clear()
+    third = _run(config, "cvf", *window, database=db_url)
+    assert "stored 0 records from 0 pages (1 requests)" in third.output
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(SightingRow)) == sightings
+
+
+def test_a_failing_page_stores_nothing_and_keeps_the_cursor(
+    tmp_path: Path, replay: ReplayServer, engine: Engine, db_url: str
+) -> None:
+    config = _config(tmp_path, replay)
+    # The 27th paper page keeps failing: the first page (papers 1-25) is stored, the second is not.
+    replay.inject(Fault("status", match="Li_Siamese_Contrastive", status=503, times=-1))
+    failed = _run(config, "cvf", database=db_url)
+    assert failed.exit_code == 1
+    assert "Error: fetch failed: cvf: GET" in failed.output and "HTTP 503 after 2 attempts" in failed.output
+    with transaction(engine) as session:
+        stored = session.scalar(select(func.count()).select_from(SightingRow))
+        cursor = session.scalar(select(CursorRow.value).where(CursorRow.source == "cvf"))
+    assert stored == 25 and cursor is not None and json.loads(cursor)["offset"] == 25
+    # Once the page answers again, the next run resumes at paper 26 and stores the rest.
+    replay.clear_faults()
+    replay.requests.clear()
+    resumed = _run(config, "cvf", database=db_url)
+    assert "stored 5 records from 1 pages (6 requests)" in resumed.output
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(SightingRow)) == 30
+
+
+def test_bad_input_exits_2(tmp_path: Path, replay: ReplayServer) -> None:
+    config = _config(tmp_path, replay)
+    backwards = _run(config, "arxiv_api", "--since", "2026-08-21", "--until", "2026-08-20", "--dry-run")
+    assert backwards.exit_code == 2
+    assert backwards.output.strip() == "Error: --since 2026-08-21 is after --until 2026-08-20"
+    unknown = CliRunner().invoke(main, ["--config", str(config), "fetch", "scholar"])
+    assert unknown.exit_code == 2 and "'scholar' is not one of" in unknown.output
+    bad_date = CliRunner().invoke(main, ["--config", str(config), "fetch", "cvf", "--since", "yesterday"])
+    assert bad_date.exit_code == 2
+
+
+def test_build_sources_follows_the_enabled_flags(tmp_path: Path, replay: ReplayServer) -> None:
+    settings = load_settings(_config(tmp_path, replay))
+    with HttpClient(settings.http) as client:
+        assert [s.name for s in build_sources(settings, client)] == list(SOURCE_NAMES)
+        settings.sources.arxiv_rss.enabled = False
+        settings.sources.cvf.enabled = False
+        assert [s.name for s in build_sources(settings, client)] == ["arxiv_api", "openreview"]
