@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.cli import main
+from vpt_tracker.locks import exclusive
 from vpt_tracker.store import session_factory
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
 
@@ -378,3 +379,24 @@ def test_missing_config_and_unknown_catalogue_are_one_line_errors(
     )
     no_token = runner.invoke(main, ["--config", str(config), "--database", db_url, "publish", CATALOGUE])
     assert no_token.exit_code == 2 and "no GitHub token" in no_token.output
+
+
+def test_a_second_publish_at_the_same_time_is_refused(cli, engine: Engine, github: FakeGithub) -> None:
+    import_list(engine)
+    accept_two(engine)
+    with exclusive(engine, f"publish-{CATALOGUE}"):
+        busy = cli("publish", CATALOGUE)
+    assert busy.exit_code == 75 and "in progress" in busy.output
+    assert github.requests == [] and set(statuses(engine).values()) == {"accepted"}
+
+
+def test_a_readme_path_missing_from_the_repository_is_named(
+    cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    with session_factory(engine)() as session, session.begin():
+        session.scalars(select(CatalogueRow)).one().readme_path = "docs/LIST.md"
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 2
+    assert "has no docs/LIST.md on 'main'; re-import the catalogue with --readme-path" in result.output
+    assert remote.sha(BRANCH) is None

@@ -38,6 +38,7 @@ from vpt_tracker.catalogue.promote import Change, Promotion, Skipped, pending_ch
 from vpt_tracker.catalogue.service import get_catalogue, render_catalogue
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
+from vpt_tracker.locks import exclusive
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.publish.git import GitRepo, RemoteState
 from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
@@ -319,50 +320,56 @@ class Publisher:
         self.github.close()
 
     def run(self) -> Outcome:
-        target = self.target
+        """Publish once; a second publish of the same catalogue at the same time is refused
+        (exit 75) rather than racing on the working copy and the branch."""
         try:
-            self.progress(STEPS[0])
-            self.github.get_branch_sha(target.base_branch)
-
-            self.progress(STEPS[1])
-            remote = self.repo.sync(target.base_branch, target.branch)
-            base_ref = f"refs/remotes/origin/{target.base_branch}"
-            upstream = self.repo.show(base_ref, target.readme_path)
-            if upstream is None:
-                raise UserError(
-                    f"{target.github_repo} has no {target.readme_path} on {target.base_branch!r}; "
-                    "re-import the catalogue with --readme-path"
-                )
-            rebase = self._take_in_upstream(upstream, remote)
-
-            self.progress(STEPS[2])
-            with transaction(self.engine) as session:
-                plan, _ = _plan(session, self.name, upstream, target.readme_path)
-            outcome = Outcome(plan=plan, rebase=rebase)
-            if not plan.changes:
-                log.info("nothing to publish for %s", self.name)
-                return outcome
-
-            existing = self.github.find_open_pull(target.branch, target.base_branch)
-            if existing is None:
-                self._refuse_closed_duplicate(plan)
-            self.progress(STEPS[3])
-            outcome.pushed = self._push(plan, remote)
-
-            self.progress(STEPS[4])
-            if existing is not None:
-                outcome.pull = self.github.update_pull(existing.number, title=plan.title, body=plan.body)
-            else:
-                outcome.pull = self.github.create_pull(
-                    branch=target.branch, base=target.base_branch, title=plan.title, body=plan.body
-                )
-                outcome.created = True
-
-            self.progress(STEPS[5])
-            outcome.published = self._mark_published(plan, outcome.pull)
-            return outcome
+            with exclusive(self.engine, f"publish-{self.name}"):
+                return self._run()
         finally:
             self.close()
+
+    def _run(self) -> Outcome:
+        target = self.target
+        self.progress(STEPS[0])
+        self.github.get_branch_sha(target.base_branch)
+
+        self.progress(STEPS[1])
+        remote = self.repo.sync(target.base_branch, target.branch)
+        base_ref = f"refs/remotes/origin/{target.base_branch}"
+        upstream = self.repo.show(base_ref, target.readme_path)
+        if upstream is None:
+            raise UserError(
+                f"{target.github_repo} has no {target.readme_path} on {target.base_branch!r}; "
+                "re-import the catalogue with --readme-path"
+            )
+        rebase = self._take_in_upstream(upstream, remote)
+
+        self.progress(STEPS[2])
+        with transaction(self.engine) as session:
+            plan, _ = _plan(session, self.name, upstream, target.readme_path)
+        outcome = Outcome(plan=plan, rebase=rebase)
+        if not plan.changes:
+            log.info("nothing to publish for %s", self.name)
+            return outcome
+
+        existing = self.github.find_open_pull(target.branch, target.base_branch)
+        if existing is None:
+            self._refuse_closed_duplicate(plan)
+        self.progress(STEPS[3])
+        outcome.pushed = self._push(plan, remote)
+
+        self.progress(STEPS[4])
+        if existing is not None:
+            outcome.pull = self.github.update_pull(existing.number, title=plan.title, body=plan.body)
+        else:
+            outcome.pull = self.github.create_pull(
+                branch=target.branch, base=target.base_branch, title=plan.title, body=plan.body
+            )
+            outcome.created = True
+
+        self.progress(STEPS[5])
+        outcome.published = self._mark_published(plan, outcome.pull)
+        return outcome
 
     def _take_in_upstream(self, upstream: str, remote: RemoteState) -> Rebase | None:
         """If upstream's README is not our base any more, make it the base (our changes
