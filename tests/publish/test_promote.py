@@ -16,7 +16,7 @@ from vpt_tracker.catalogue.promote import (
     short_name,
     split_venue,
 )
-from vpt_tracker.catalogue.service import render_catalogue
+from vpt_tracker.catalogue.service import import_catalogue, render_catalogue
 from vpt_tracker.publish.publisher import SIZE_WARNING_BYTES, RenderCheckFailed, check_render, pull_body
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, EntryRow, PaperRow
@@ -181,3 +181,29 @@ def test_entry_rows_carry_the_candidate_link(engine: Engine) -> None:
     with session_factory(engine)() as session:
         linked = {e.candidate_id: e.state for e in session.scalars(select(EntryRow)) if e.candidate_id}
     assert linked == {new_id: "added", upgrade_id: "updated"}
+
+
+def test_a_bullet_style_list_gets_a_two_line_entry_with_short_name_and_badge(engine: Engine) -> None:
+    """generalizable-vlm: per-year sections, `Short` **Title** Venue Year, links and a badge."""
+    path = README_0624.parent / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+    import_catalogue(engine, CATALOGUE, path.read_text(encoding="utf-8"), preset="generalizable-vlm")
+    accept(
+        engine,
+        title="CoCoOp: Conditional Prompt Learning for Vision-Language Models",
+        arxiv_id="2203.05557",
+        venue="CVPR",
+        year=2025,  # hand-picked so that the entry lands in an existing year section
+        labels=["image-text"],
+        relevance=0.95,
+        label_scores={"image-text": 0.9},
+        code_url="https://github.com/KaiyangZhou/CoOp",
+    )
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+    assert result.skipped == [] and len(result.added) == 1
+    entry = next(e for e in parse(text).entries if e.arxiv_id == "2203.05557")
+    assert entry.section_path[-1] == "Published in 2025"
+    assert (entry.short_name, entry.venue, entry.year) == ("CoCoOp", "CVPR", 2025)
+    assert entry.badges == ["Image-Text"] and entry.code_url == "https://github.com/KaiyangZhou/CoOp"
+    assert entry.raw.count("\n") == 2 and entry.raw.startswith("- `CoCoOp` **CoCoOp: Conditional")
