@@ -400,3 +400,21 @@ def test_a_readme_path_missing_from_the_repository_is_named(
     assert result.exit_code == 2
     assert "has no docs/LIST.md on 'main'; re-import the catalogue with --readme-path" in result.output
     assert remote.sha(BRANCH) is None
+
+
+def test_dry_run_names_candidates_it_cannot_place(cli, engine: Engine, github: FakeGithub) -> None:
+    import_list(engine)
+    candidate = accept(
+        engine,
+        title="An Unplaceable Paper",
+        arxiv_id="2503.00003",
+        venue=None,
+        year=2025,
+        labels=[],
+        relevance=0.5,
+        label_scores={},
+    )
+    result = cli("publish", CATALOGUE, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert f"Warning: candidate {candidate} (An Unplaceable Paper) not promoted: no section" in result.output
+    assert "nothing to publish for 'awesome-vpt'" in result.output

@@ -167,7 +167,7 @@ def promote(session: Session, catalogue_name: str) -> Promotion:
             result.skipped.append(Skipped(candidate.id, paper.title, str(exc)))
     _upgrade_listed_papers(session, catalogue, result)
     for skipped in result.skipped:
-        log.warning("candidate %s (%s) not promoted: %s", skipped.candidate_id, skipped.title, skipped.reason)
+        log.info("candidate %s (%s) not promoted: %s", skipped.candidate_id, skipped.title, skipped.reason)
     return result
 
 

@@ -273,8 +273,6 @@ def _plan(session: Session, name: str, old_text: str, readme_path: str) -> tuple
         body=pull_body(name, changes),
         warnings=warnings,
     )
-    for warning in warnings:
-        log.warning("%s", warning)
     return plan, promotion
 
 
