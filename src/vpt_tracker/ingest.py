@@ -111,6 +111,7 @@ class RecordKeys:
     cvf_url: str | None
     title_key: str
     author_keys: tuple[str, ...]
+    lead_authors: tuple[str, ...] = ()  # initial + surname of the first two authors, for blocking
 
     @property
     def first_author(self) -> str:
@@ -132,10 +133,26 @@ def record_keys(record: RawRecord) -> RecordKeys:
         cvf_url=normalize.cvf_url(record.cvf_url),
         title_key=normalize.title_key(record.title or "")[:512],
         author_keys=authors[:AUTHOR_KEYS_KEPT],
+        lead_authors=lead_author_keys(record.authors),
     )
 
 
-def block_keys(title_key: str, author_keys: tuple[str, ...]) -> list[int]:
+def lead_author_keys(names: Iterable[str]) -> tuple[str, ...]:
+    """Initial and surname of the first two authors ("fchollet"): a surname alone ("wang")
+    is shared by too many papers to block on."""
+    keys = []
+    for name in names:
+        surname = normalize.author_key(name)
+        if not surname:
+            continue
+        given = name.split(",", 1)[1] if "," in name else " ".join(name.split()[:-1])
+        keys.append(normalize.fold_text(given)[:1] + surname)
+        if len(keys) == 2:
+            break
+    return tuple(keys)
+
+
+def block_keys(title_key: str, lead_authors: tuple[str, ...]) -> list[int]:
     """The blocks a paper belongs to; two versions of a paper share at least one of them.
 
     - pairs among the title's four longest uncommon words, or common ones for titles with
@@ -150,7 +167,7 @@ def block_keys(title_key: str, author_keys: tuple[str, ...]) -> list[int]:
     # Uncommon words first, longest first; common words fill up short titles.
     words = sorted(tokens, key=lambda w: (w in _COMMON_WORDS, -len(w), w))[:4]
     keys = [hash(pair) for pair in combinations(sorted(words), 2)]
-    leading = sorted(set(author_keys[:2]))
+    leading = sorted(set(lead_authors[:2]))
     for author in leading:
         keys.extend(hash(("@", author, word)) for word in words[:2])
     if len(leading) == 2:
@@ -163,7 +180,9 @@ def block_keys(title_key: str, author_keys: tuple[str, ...]) -> list[int]:
 class _Known:
     """One paper as the index knows it: its keys, and its database id once it has one."""
 
-    __slots__ = ("arxiv_id", "author_keys", "cvf_url", "doi", "id", "openreview_id", "title_key")
+    __slots__ = (
+        "arxiv_id", "author_keys", "cvf_url", "doi", "id", "lead_authors", "openreview_id", "title_key"
+    )
 
     def __init__(self, paper_id: int | None, keys: RecordKeys) -> None:
         self.id = paper_id
@@ -173,6 +192,7 @@ class _Known:
         self.cvf_url = keys.cvf_url
         self.title_key = keys.title_key
         self.author_keys = keys.author_keys
+        self.lead_authors = keys.lead_authors
 
     def conflicts(self, keys: RecordKeys) -> bool:
         """True when an exact key says the record is another paper."""
@@ -221,7 +241,10 @@ class IdentityIndex:
         )
         for paper_id, arxiv, doi, openreview, cvf, title_key, authors in rows:
             author_keys = tuple(k for k in (normalize.author_key(a) for a in (authors or [])) if k)
-            keys = RecordKeys(arxiv, doi, openreview, cvf, title_key or "", author_keys[:AUTHOR_KEYS_KEPT])
+            keys = RecordKeys(
+                arxiv, doi, openreview, cvf, title_key or "", author_keys[:AUTHOR_KEYS_KEPT],
+                lead_author_keys(authors or []),
+            )
             index.add(_Known(paper_id, keys))
         return index
 
@@ -234,7 +257,7 @@ class IdentityIndex:
             if value is not None:
                 self.by_key[name][value] = known
         self.by_title.setdefault(known.title_key, []).append(known)
-        for key in block_keys(known.title_key, known.author_keys):
+        for key in block_keys(known.title_key, known.lead_authors):
             members = self.blocks.get(key)
             if members is None:
                 self.blocks[key] = known
@@ -269,7 +292,7 @@ class IdentityIndex:
         candidates: dict[int, _Known] = {}
         for known in self.by_title.get(keys.title_key, ()):
             candidates[id(known)] = known
-        for block in block_keys(keys.title_key, keys.author_keys):
+        for block in block_keys(keys.title_key, keys.lead_authors):
             members = self.blocks.get(block)
             if isinstance(members, _Known):
                 candidates[id(members)] = members
