@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rich.text import Text
 from sqlalchemy import Engine, event, select
-from textual.widgets import Static
 
 from vpt_tracker.errors import UserError
-from vpt_tracker.review.app import CandidateList, ReviewApp, check_keys
+from vpt_tracker.review.app import CandidateList, DetailView, ReviewApp, check_keys
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.migrate import upgrade
@@ -186,8 +184,7 @@ async def test_detail_highlights_the_terms_that_drove_the_score(sqlite: Engine, 
     async with app.run_test() as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        detail = app.main.query_one("#detail", Static).content
-        assert isinstance(detail, Text)
+        detail = app.main.query_one(DetailView).text
         spans = {str(detail)[s.start : s.end].lower() for s in detail.spans if "green" in str(s.style)}
         assert {"prompt", "frozen"} <= spans
         assert "Menglin Jia" in str(detail) and "https://arxiv.org/abs/2203.12119" in str(detail)
@@ -203,7 +200,7 @@ async def test_no_model_means_no_highlighting_and_says_so(sqlite: Engine, ids: d
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "no highlighting: catalogue 'vpt' has no trained model" in str(
-            app.main.query_one("#detail").render()
+            app.main.query_one(DetailView).text
         )
 
 
@@ -228,7 +225,25 @@ async def test_large_queue_loads_lazily(sqlite: Engine) -> None:
         assert app.candidates.cursor == 30
         # One page of rows covers these moves: no per-row queries, and no widget per candidate.
         assert len([q for q in queries if "FROM candidates" in q]) == 0
-        assert len(list(app.main.query(CandidateList))) == 1 and len(app.candidates._pages) == 1
-        await pilot.press("pagedown")
+        assert len(app.candidates.ids) == 3000 and len(app.candidates._rows) == CandidateList.PAGE
+        assert len(list(app.main.query("*"))) < 40
         height = app.candidates.scrollable_content_region.height
-        assert app.candidates.cursor == 30 + height - 1
+        await pilot.press(*["pagedown"] * 10)
+        assert app.candidates.cursor == 30 + 10 * (height - 1)
+        # Scrolling past the first page fetched the next one, in one query.
+        assert len([q for q in queries if "FROM candidates" in q]) == 1
+        assert len(app.candidates._rows) == 2 * CandidateList.PAGE
+
+
+async def test_undo_puts_the_candidate_back_in_place(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("j", "d", "x", "1")
+        assert app.candidates.ids == [ids["first"]] and app.remaining == 1
+        await pilot.press("u")
+        assert app.candidates.ids == [ids["first"], ids["third"]]
+        assert app.candidates.current.candidate_id == ids["third"]  # type: ignore[union-attr]
+        await pilot.press("u")
+        assert app.candidates.ids == [ids["first"], ids["second"], ids["third"]]
+        assert app.candidates.current.candidate_id == ids["second"]  # type: ignore[union-attr]
+        assert app.remaining == 3 and status_of(sqlite, ids["second"])[0] == "pending"

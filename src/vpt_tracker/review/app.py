@@ -23,7 +23,7 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.geometry import Size
 from textual.keys import format_key
 from textual.message import Message
@@ -93,9 +93,14 @@ class SessionSummary:
 
 # --------------------------------------------------------------------------- list pane
 class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
-    """A virtual list of candidates: only the visible rows are fetched and drawn."""
+    """A virtual list of candidates: only the rows on screen are fetched and drawn.
+
+    It holds the ordered ids and a bounded cache of rows keyed by candidate id, so removing
+    a decided candidate (or putting an undone one back) shifts positions without refetching.
+    """
 
     PAGE = 200
+    CACHE_LIMIT = 5000
 
     DEFAULT_CSS = """
     CandidateList { width: 3fr; height: 1fr; border: round $primary-darken-2; }
@@ -112,28 +117,31 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self._fetch = fetch
         self.ids: list[int] = []
         self.cursor = 0
-        self._pages: dict[int, dict[int, QueueItem]] = {}
+        self._rows: dict[int, QueueItem | None] = {}
+        self._strips: dict[tuple[int, int, bool, int], Strip] = {}
+        self._removed: list[tuple[int, int]] = []  # (candidate id, position), for undo
 
     # data -------------------------------------------------------------
     def load(self, ids: list[int], cursor: int = 0) -> None:
         self.ids = ids
-        self._pages.clear()
-        self.cursor = max(0, min(cursor, len(ids) - 1))
-        self.virtual_size = Size(self.size.width, len(ids))
-        self._follow_cursor()
-        self.refresh()
-        self.post_message(self.Highlighted(self.current))
+        self._rows.clear()
+        self._strips.clear()
+        self._removed.clear()
+        self._moved_to(max(0, min(cursor, len(ids) - 1)))
 
     def item_at(self, index: int) -> QueueItem | None:
         if not 0 <= index < len(self.ids):
             return None
-        page_no = index // self.PAGE
-        page = self._pages.get(page_no)
-        if page is None:
-            chunk = self.ids[page_no * self.PAGE : (page_no + 1) * self.PAGE]
-            page = {item.candidate_id: item for item in self._fetch(chunk)}
-            self._pages[page_no] = page
-        return page.get(self.ids[index])
+        candidate_id = self.ids[index]
+        if candidate_id not in self._rows:
+            if len(self._rows) > self.CACHE_LIMIT:
+                self._rows.clear()
+            start = index - index % self.PAGE
+            wanted = [i for i in self.ids[start : start + self.PAGE] if i not in self._rows]
+            fetched = {item.candidate_id: item for item in self._fetch(wanted)}
+            for wanted_id in wanted:
+                self._rows[wanted_id] = fetched.get(wanted_id)  # None: gone from the database
+        return self._rows[candidate_id]
 
     @property
     def current(self) -> QueueItem | None:
@@ -141,22 +149,28 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
 
     def replace(self, item: QueueItem) -> None:
         """Show fresh state for one candidate (e.g. after a conflict)."""
-        for page in self._pages.values():
-            if item.candidate_id in page:
-                page[item.candidate_id] = item
+        self._rows[item.candidate_id] = item
+        self._strips.clear()
         self.refresh()
 
     def remove_current(self) -> None:
         """Drop the decided candidate from view and highlight the next one."""
         if not self.ids:
             return
-        del self.ids[self.cursor]
-        self._pages.clear()
-        self.cursor = min(self.cursor, len(self.ids) - 1) if self.ids else 0
-        self.virtual_size = Size(self.size.width, len(self.ids))
-        self._follow_cursor()
-        self.refresh()
-        self.post_message(self.Highlighted(self.current))
+        self._removed.append((self.ids.pop(self.cursor), self.cursor))
+        self._moved_to(min(self.cursor, len(self.ids) - 1) if self.ids else 0)
+
+    def restore(self, candidate_id: int, fresh: QueueItem) -> bool:
+        """Put an undone candidate back where this list dropped it; False if it never did."""
+        for n in range(len(self._removed) - 1, -1, -1):
+            removed_id, position = self._removed[n]
+            if removed_id == candidate_id:
+                del self._removed[n]
+                self.ids.insert(min(position, len(self.ids)), candidate_id)
+                self._rows[candidate_id] = fresh
+                self._moved_to(min(position, len(self.ids) - 1))
+                return True
+        return False
 
     def move(self, delta: int) -> None:
         if not self.ids:
@@ -164,7 +178,19 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         target = max(0, min(self.cursor + delta, len(self.ids) - 1))
         if target == self.cursor:
             return
+        previous, top = self.cursor, self.scroll_offset.y
         self.cursor = target
+        self._follow_cursor()
+        if self.scroll_offset.y == top:  # only two rows changed: redraw just those
+            self.refresh_line(previous)
+            self.refresh_line(target)
+        else:
+            self.refresh()
+        self.post_message(self.Highlighted(self.current))
+
+    def _moved_to(self, cursor: int) -> None:
+        self.cursor = cursor
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.ids))
         self._follow_cursor()
         self.refresh()
         self.post_message(self.Highlighted(self.current))
@@ -189,8 +215,17 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         if item is None:
             return Strip.blank(width)
         selected = index == self.cursor
-        base = Style(bgcolor="#2d4a6b", bold=True) if selected else Style()
-        return _row_strip(item, width, base)
+        key = (item.candidate_id, item.version, selected, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > self.CACHE_LIMIT:
+                self._strips.clear()
+            strip = self._strips[key] = _row_strip(item, width, _SELECTED if selected else _PLAIN)
+        return strip
+
+
+_SELECTED = Style(bgcolor="#2d4a6b", bold=True)
+_PLAIN = Style()
 
 
 def _row_strip(item: QueueItem, width: int, base: Style) -> Strip:
@@ -219,6 +254,49 @@ def _row_strip(item: QueueItem, width: int, base: Style) -> Strip:
 
 
 # --------------------------------------------------------------------------- detail pane
+class DetailView(ScrollView, can_focus=False):
+    """The highlighted candidate, pre-rendered into lines.
+
+    Showing another candidate only swaps lines and the virtual size: unlike a Static in a
+    scrolling container, it never asks the screen for a new layout, which keeps a key press cheap.
+    """
+
+    DEFAULT_CSS = "DetailView { width: 2fr; height: 1fr; border: round $primary-darken-2; padding: 0 1; }"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = Text()
+        self._lines: list[Strip] = []
+
+    def show(self, text: Text) -> None:
+        self.text = text
+        self._render_lines()
+        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.refresh()
+
+    def _render_lines(self) -> None:
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            self._lines = []
+            return
+        console = self.app.console
+        options = console.options.update_width(width)
+        self._lines = [
+            Strip(line).adjust_cell_length(width)
+            for line in Segment.split_lines(console.render(self.text, options))
+        ]
+        self.virtual_size = Size(width, len(self._lines))
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._render_lines()
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        index = round(self.scroll_offset.y) + y
+        width = self.scrollable_content_region.width
+        return self._lines[index] if 0 <= index < len(self._lines) else Strip.blank(width)
+
+
 def _explanation_terms(explanation: Any) -> tuple[list[str], list[str]]:
     """The terms that raised and lowered the score, from `enqueue.explain`'s result."""
 
@@ -416,8 +494,7 @@ class ReviewScreen(Screen[None]):
         yield Static(id="status")
         with Horizontal(id="panes"):
             yield CandidateList(self.app_.queue.items, id="list")
-            with VerticalScroll(id="detail-pane"):
-                yield Static(id="detail")
+            yield DetailView(id="detail")
         yield Static(id="empty")
         yield Footer()
 
@@ -442,10 +519,10 @@ class ReviewApp(App[SessionSummary]):
     """`vpt-tracker review`: triage a catalogue's pending candidates by keyboard."""
 
     TITLE = "vpt-tracker review"
+    RECOUNT_SECONDS = 15.0
     CSS = """
     #status { height: 1; background: $primary-darken-2; color: $text; padding: 0 1; }
     #panes { height: 1fr; }
-    #detail-pane { width: 2fr; border: round $primary-darken-2; padding: 0 1; }
     #empty { display: none; height: 1fr; content-align: center middle; text-align: center; }
     ReviewScreen.empty #panes { display: none; }
     ReviewScreen.empty #empty { display: block; }
@@ -489,6 +566,8 @@ class ReviewApp(App[SessionSummary]):
 
     def on_mount(self) -> None:
         self.set_keymap(self.keys)
+        # Own actions update the counter at once; a periodic recount shows other reviewers' work.
+        self.set_interval(self.RECOUNT_SECONDS, self.update_status)
 
     @property
     def candidates(self) -> CandidateList:
@@ -502,9 +581,11 @@ class ReviewApp(App[SessionSummary]):
         self.candidates.focus()
         self.update_status()
 
-    def update_status(self) -> None:
+    def update_status(self, recount: bool = True) -> None:
+        """The counter line; `recount` asks the database (other reviewers' work shows up too)."""
         screen = self.main
-        self.remaining = self.queue.count()
+        if recount:
+            self.remaining = self.queue.count()
         shown = len(self.candidates.ids)
         scope = self.queue.catalogue or "all catalogues"
         text = f"{self.queue.reviewer} · {scope} · {self.remaining} remaining"
@@ -512,7 +593,7 @@ class ReviewApp(App[SessionSummary]):
             text += f" · filter: {self.filter.describe()} ({shown} match)"
         s = self.summary
         text += f" · this session: {s.accepted} accepted, {s.rejected} rejected, {s.deferred} deferred"
-        screen.query_one("#status", Static).update(text)
+        screen.query_one("#status", Static).update(text, layout=False)
         empty = not self.candidates.ids
         screen.set_class(empty, "empty")
         if empty:
@@ -529,7 +610,7 @@ class ReviewApp(App[SessionSummary]):
         if item is None:
             return
         key = (item.catalogue, item.paper_id)
-        self.main.query_one("#detail", Static).update(render_detail(item, self._explained.get(key)))
+        self.main.query_one(DetailView).show(render_detail(item, self._explained.get(key)))
         if key not in self._explained and self.explainer is not None:
             self.explain(item)
 
@@ -550,7 +631,7 @@ class ReviewApp(App[SessionSummary]):
         self._explained[key] = result
         current = self.candidates.current
         if current is not None and (current.catalogue, current.paper_id) == key:
-            self.main.query_one("#detail", Static).update(render_detail(current, result))
+            self.main.query_one(DetailView).show(render_detail(current, result))
 
     # actions ------------------------------------------------------------
     def do_down(self) -> None:
@@ -608,8 +689,12 @@ class ReviewApp(App[SessionSummary]):
             self.notify(str(exc), severity="warning")
             return
         self.summary.undone += len(items)
-        self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} pending again")
-        self.reload(focus_id=items[0].candidate_id if items else None)
+        self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {items[0].status} again")
+        if len(items) == 1 and self.candidates.restore(items[0].candidate_id, items[0]):
+            self.remaining += 1 if items[0].status == "pending" else 0
+            self.update_status(recount=False)
+        else:  # a bulk undo, or a decision made elsewhere: read the queue again
+            self.reload(focus_id=items[0].candidate_id)
 
     def do_open(self) -> None:
         item = self.candidates.current
@@ -663,7 +748,9 @@ class ReviewApp(App[SessionSummary]):
         setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
         if self.candidates.current is not None and self.candidates.current.candidate_id == item.candidate_id:
             self.candidates.remove_current()
-        self.update_status()
+        if item.status == "pending":
+            self.remaining -= 1
+        self.update_status(recount=False)
 
     def _valid_labels(self, catalogue: str) -> list[str]:
         if catalogue not in self._valid:
