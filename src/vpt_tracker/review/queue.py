@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, String, and_, case, cast, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -135,6 +135,9 @@ class QueueItem:
         }
 
 
+_FILTER_PAPER = aliased(PaperRow, name="filter_paper")  # its own join, whatever else the query joins
+
+
 @dataclass(frozen=True)
 class Filter:
     """What `/` narrows the queue to: words of the title or abstract, a label, a score range.
@@ -191,8 +194,8 @@ class Filter:
             pattern = f"%{_escape_like(word.lower())}%"
             found.append(
                 or_(
-                    func.lower(PaperRow.title).like(pattern, escape="\\"),
-                    func.lower(PaperRow.abstract).like(pattern, escape="\\"),
+                    func.lower(_FILTER_PAPER.title).like(pattern, escape="\\"),
+                    func.lower(_FILTER_PAPER.abstract).like(pattern, escape="\\"),
                 )
             )
         if self.label:
@@ -555,7 +558,7 @@ class ReviewQueue:
             query = query.where(CandidateRow.catalogue_id == self._catalogue_id)
         clauses = filter.clauses() if filter else []
         if filter and filter.words:
-            query = query.join(PaperRow, PaperRow.id == CandidateRow.paper_id)
+            query = query.join(_FILTER_PAPER, _FILTER_PAPER.id == CandidateRow.paper_id)
         if clauses:
             query = query.where(and_(*clauses))
         return query

@@ -1,0 +1,127 @@
+"""`vpt-tracker review …` end to end through click, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine
+
+from vpt_tracker.cli import main
+from vpt_tracker.review.app import ReviewApp, SessionSummary
+from vpt_tracker.review.queue import ReviewQueue
+
+from .factory import candidate, catalogue
+
+
+@pytest.fixture
+def cli(engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.chdir(tmp_path)  # no ./vpt-tracker.toml
+    monkeypatch.delenv("VPT_CONFIG", raising=False)
+
+    def run(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(main, ["--database", db_url, "review", *args], input=input)
+
+    return run
+
+
+@pytest.fixture
+def ids(engine: Engine) -> dict[str, int]:
+    cat = catalogue(engine, "vpt", entry_labels=[["learnable", "pixel", "token"]])
+    return {
+        "high": candidate(
+            engine,
+            cat,
+            "Visual Prompt Tuning",
+            relevance=0.9,
+            proposed=["learnable"],
+            venue="ECCV",
+            year=2022,
+            arxiv_id="2203.12119",
+        ),
+        "low": candidate(engine, cat, "Sheep grazing", relevance=0.1),
+    }
+
+
+def test_list_as_json_and_lines(cli: Any, ids: dict[str, int]) -> None:
+    result = cli("list", "--catalogue", "vpt", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [row["id"] for row in data] == [ids["high"], ids["low"]]
+    assert data[0]["links"] == {"arXiv": "https://arxiv.org/abs/2203.12119"} and data[0]["venue"] == "ECCV"
+    lines = cli("list", "--filter", "sheep")
+    assert lines.exit_code == 0 and "Sheep grazing" in lines.stdout and "Visual" not in lines.stdout
+
+
+def test_accept_reject_undo(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
+    result = cli("accept", str(ids["high"]), "--labels", "learnable,token", "--reviewer", "carol")
+    assert result.exit_code == 0, result.output
+    assert "accepted" in result.stdout and "learnable, token" in result.stdout
+    assert cli("reject", str(ids["low"]), "--reason", "off-topic", "--reviewer", "carol").exit_code == 0
+    accepted = json.loads(cli("list", "--status", "accepted", "--json").stdout)
+    assert [(r["id"], r["final_labels"], r["reviewer"]) for r in accepted] == [
+        (ids["high"], ["learnable", "token"], "carol")
+    ]
+    undone = cli("--reviewer", "carol", "undo")  # group-level option works too
+    assert undone.exit_code == 0 and f"undone: {ids['low']} is pending again" in undone.stdout
+    assert ReviewQueue(engine, "x").get(ids["low"]).status == "pending"
+
+
+def test_bad_input_is_one_line_and_exit_code_2(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
+    missing = cli("accept", "9999", "--reviewer", "carol")
+    assert missing.exit_code == 2 and missing.stderr.strip().startswith("Error: no candidate 9999")
+    bad_label = cli("accept", str(ids["high"]), "--labels", "bogus", "--reviewer", "carol")
+    assert bad_label.exit_code == 2
+    assert (
+        "unknown label 'bogus'" in bad_label.stderr
+        and "valid labels: learnable, pixel, token" in bad_label.stderr
+    )
+    assert len(bad_label.stderr.strip().splitlines()) == 1
+    no_reason = cli("reject", str(ids["high"]))
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.stderr
+    unknown = cli("list", "--catalogue", "nope")
+    assert unknown.exit_code == 2 and "known catalogues: vpt" in unknown.stderr
+    nothing = cli("undo", "--reviewer", "nobody")
+    assert nothing.exit_code == 2 and "nothing to undo" in nothing.stderr
+    assert ReviewQueue(engine, "x").get(ids["high"]).status == "pending"
+
+
+def test_bulk_reject_asks_then_rejects(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
+    declined = cli("bulk-reject", "--below", "0.5", input="n\n")
+    assert declined.exit_code == 1 and ReviewQueue(engine, "x").count() == 2
+    result = cli("bulk-reject", "--below", "0.5", "--yes", "--reason", "noise")
+    assert result.exit_code == 0 and "rejected 1 candidates" in result.stdout
+    assert ReviewQueue(engine, "x").get(ids["low"]).reason == "noise"
+
+
+@pytest.mark.parametrize("sub", ["", "list", "accept", "reject", "defer", "relabel", "undo", "bulk-reject"])
+def test_every_command_has_help(cli: Any, sub: str) -> None:
+    result = cli(*([sub] if sub else []), "--help")
+    assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_bare_review_opens_the_app_and_prints_the_summary(
+    cli: Any, engine: Engine, ids: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def run_headless(self: ReviewApp) -> SessionSummary | None:
+        async def drive() -> SessionSummary | None:
+            async with self.run_test() as pilot:
+                seen["catalogue"], seen["reviewer"] = self.queue.catalogue, self.queue.reviewer
+                seen["reasons"] = self.reject_reasons
+                await pilot.press("a", "enter", "q")
+            return self.return_value
+
+        return asyncio.run(drive())
+
+    monkeypatch.setattr(ReviewApp, "run", run_headless)
+    result = cli("--catalogue", "vpt", "--reviewer", "dana")
+    assert result.exit_code == 0, result.output
+    assert seen["catalogue"] == "vpt" and seen["reviewer"] == "dana" and "off-topic" in seen["reasons"]
+    assert "review session of dana: 1 accepted" in result.stdout and "1 still pending" in result.stdout
+    assert ReviewQueue(engine, "x").get(ids["high"]).status == "accepted"
