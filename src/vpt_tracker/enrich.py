@@ -122,16 +122,17 @@ def _entry_record(catalogue: str, entry: _Entry, matches: list[RawRecord]) -> Ra
     It carries the matches' keys because the match is what identified the paper; without
     them a terse curated title could resolve elsewhere.
     """
-    url = entry.paper_url or ""
-    arxiv = entry.arxiv_id or _arxiv_from_url(url)
-    doi = normalize.doi(url) if "doi.org/" in url else None
-    openreview = normalize.openreview_id(url) if "openreview.net/" in url else None
-    cvf = normalize.cvf_url(url)
-    for match in matches:
+    arxiv = doi = openreview = cvf = None
+    for match in matches:  # the matches' keys first: they are what identified the paper
         arxiv = arxiv or normalize.arxiv_id(match.arxiv_id)
         doi = doi or normalize.doi(match.doi)
         openreview = openreview or normalize.openreview_id(match.openreview_id)
         cvf = cvf or normalize.cvf_url(match.cvf_url)
+    url = entry.paper_url or ""
+    arxiv = arxiv or entry.arxiv_id or _arxiv_from_url(url)
+    doi = doi or (normalize.doi(url) if "doi.org/" in url else None)
+    openreview = openreview or (normalize.openreview_id(url) if "openreview.net/" in url else None)
+    cvf = cvf or normalize.cvf_url(url)
     venue = entry.venue if entry.venue and entry.venue.strip() else None
     return RawRecord(
         source=CATALOGUE_SOURCE,

@@ -128,6 +128,9 @@ def openreview_id(value: str | None) -> str | None:
     return text if _OPENREVIEW_ID.fullmatch(text) else None
 
 
+_CVF_PDF = re.compile(r"/papers/([^/]+)_paper\.pdf$")
+
+
 def cvf_url(value: str | None) -> str | None:
     """A CVF open-access page URL in one spelling: https, lower-case host, no query or fragment.
 
@@ -139,7 +142,11 @@ def cvf_url(value: str | None) -> str | None:
     text = value.strip().split("#", 1)[0].split("?", 1)[0]
     match = re.match(r"^(?:https?://)?(?:www\.)?openaccess\.thecvf\.com(/.*)$", text, re.IGNORECASE)
     if match:
-        return "https://openaccess.thecvf.com" + match.group(1).rstrip("/")
-    if text.startswith("/content"):
-        return "https://openaccess.thecvf.com" + text.rstrip("/")
-    return None
+        path = match.group(1)
+    elif text.startswith("/content"):
+        path = text
+    else:
+        return None
+    # A paper's PDF (`.../papers/X_paper.pdf`) stands for its page (`.../html/X_paper.html`).
+    path = _CVF_PDF.sub(r"/html/\1_paper.html", path.rstrip("/"))
+    return "https://openaccess.thecvf.com" + path

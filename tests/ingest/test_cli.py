@@ -1,0 +1,257 @@
+"""`ingest-jsonl`, `stats` and `catalogue enrich` end to end, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from vpt_tracker.cli import main
+from vpt_tracker.dumps import read_conference_index
+from vpt_tracker.normalize import title_key
+from vpt_tracker.store import make_engine, transaction
+from vpt_tracker.store.tables import EntryRow, PaperRow, RunRow
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CORPUS = sorted((FIXTURES / "corpus").glob("*.jsonl"))
+INGEST = FIXTURES / "ingest"
+VPT_LIST = INGEST / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
+CONFERENCES = sorted((INGEST / "conferences").glob("*.json"))
+RECORDED = INGEST / "arxiv_api"
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No config file or environment of the developer's leaks in."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VPT_CONFIG", raising=False)
+    monkeypatch.delenv("VPT_DATABASE_URL", raising=False)
+
+
+def run(db_url: str, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--database", db_url, *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def stats(db_url: str) -> dict[str, object]:
+    code, out, err = run(db_url, "stats", "--json")
+    assert code == 0, err
+    data: dict[str, object] = json.loads(out)
+    return data
+
+
+def distinct_ids(paths: list[Path]) -> set[str]:
+    return {
+        json.loads(line)["id"] for path in paths for line in path.read_text().splitlines() if line.strip()
+    }
+
+
+@pytest.mark.parametrize("command", [["ingest-jsonl"], ["stats"], ["catalogue", "enrich"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_ingest_jsonl_then_stats_and_rerun_changes_nothing(db_url: str) -> None:
+    code, out, err = run(db_url, "ingest-jsonl", *map(str, CORPUS), "--json")
+    assert code == 0, err
+    counts = json.loads(out)
+    papers = len(distinct_ids(CORPUS))
+    assert counts["new_papers"] == papers
+    data = stats(db_url)
+    assert data["papers"] == papers
+    assert data["sightings"] == counts["new_sightings"]
+    assert data["by_source"] == {"jsonl": counts["new_sightings"]}
+    assert data["papers_with_abstract"] == papers
+
+    code, out, _ = run(db_url, "ingest-jsonl", *map(str, CORPUS))
+    assert code == 0 and "0 new papers" in out
+    assert stats(db_url) == data
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        runs = session.scalars(select(RunRow).order_by(RunRow.id)).all()
+        assert [(r.kind, r.outcome) for r in runs] == [("ingest", "ok"), ("ingest", "ok")]
+        assert runs[0].counts["jsonl"]["new_papers"] == papers
+    engine.dispose()
+
+
+def test_a_malformed_line_names_file_and_line_and_nothing_is_written(db_url: str, tmp_path: Path) -> None:
+    good = CORPUS[0].read_text().splitlines()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([good[0], good[1], '{"id": "2501.00001", "title": ', good[2]]) + "\n")
+    code, _, err = run(db_url, "ingest-jsonl", str(CORPUS[1]), str(bad))
+    assert code == 2
+    assert f"{bad}:3: not valid JSON" in err and len(err.strip().splitlines()) == 1
+    assert stats(db_url)["papers"] == 0
+
+    missing_title = tmp_path / "missing.jsonl"
+    missing_title.write_text(good[0] + "\n" + json.dumps({"id": "2501.00002", "authors": ["A B"]}) + "\n")
+    code, _, err = run(db_url, "ingest-jsonl", str(missing_title))
+    assert code == 2 and f"{missing_title}:2: missing 'title'" in err
+
+    wrong_id = tmp_path / "wrong-id.jsonl"
+    wrong_id.write_text(json.dumps({"id": "not-an-id", "title": "T"}) + "\n")
+    code, _, err = run(db_url, "ingest-jsonl", str(wrong_id))
+    assert code == 2 and "is not an arXiv id" in err
+    assert stats(db_url)["papers"] == 0
+
+
+def test_records_without_id_are_identified_by_title_and_authors(db_url: str, tmp_path: Path) -> None:
+    source = json.loads(CORPUS[0].read_text().splitlines()[0])
+    without_id = {key: value for key, value in source.items() if key not in ("id", "abs", "pdf")}
+    revised = {**without_id, "title": without_id["title"].upper(), "summary": "A revised abstract."}
+    other_authors = {**without_id, "authors": ["Someone Else"]}
+    dump = tmp_path / "no-ids.jsonl"
+    dump.write_text("\n".join(json.dumps(line) for line in (without_id, revised, other_authors)) + "\n")
+
+    code, out, err = run(db_url, "ingest-jsonl", str(dump), "--json")
+    assert code == 0, err
+    assert json.loads(out)["new_papers"] == 2  # the revision joins the first; other authors stay apart
+    code, out, _ = run(db_url, "ingest-jsonl", str(dump), str(CORPUS[0]), "--json")
+    counts = json.loads(out)
+    # The dump's lines are already stored; the corpus's own line (with its id) joins that paper.
+    lines = [line for line in CORPUS[0].read_text().splitlines() if line.strip()]
+    assert counts["duplicate_sightings"] == 3 + len(lines) - len(set(lines))
+    assert counts["merged"] >= 1  # the corpus line of that paper, with its id, joins the id-less paper
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        paper = session.scalar(select(PaperRow).where(PaperRow.arxiv_id == source["id"]))
+        assert paper is not None and paper.authors == source["authors"] and len(paper.sightings) == 3
+    engine.dispose()
+    assert stats(db_url)["papers"] == 1 + len(distinct_ids([CORPUS[0]]))
+
+
+def test_enrich_from_conference_indexes(db_url: str) -> None:
+    code, _, err = run(
+        db_url, "catalogue", "import", str(VPT_LIST), "--name", "vpt", "--preset", "awesome-vpt"
+    )
+    assert code == 0, err
+    dumps = [arg for path in CONFERENCES for arg in ("--from-jsonl", str(path))]
+    code, out, err = run(db_url, "catalogue", "enrich", "vpt", "--no-arxiv", *dumps, "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    indexed = {title_key(r.title): r for path in CONFERENCES for r in read_conference_index(path)}
+
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(EntryRow, PaperRow).outerjoin(PaperRow, PaperRow.id == EntryRow.paper_id)
+        ).all()
+        titled = [(entry, paper) for entry, paper in rows if title_key(entry.title)]
+        assert all(paper is not None for _, paper in titled)  # every real entry is linked
+        matched = [(entry, paper) for entry, paper in titled if title_key(entry.title) in indexed]
+        # Two of the real index entries have an empty abstract: linked, but not "matched".
+        with_abstract = [(e, p) for e, p in matched if indexed[title_key(e.title)].abstract]
+        assert first["matched_local"] == len(with_abstract) == len(matched) - 2 >= 10
+        for entry, paper in matched:
+            record = indexed[title_key(entry.title)]
+            assert paper.abstract == record.abstract
+            assert paper.cvf_url == record.cvf_url and paper.openreview_id == record.openreview_id
+        e2vpt = next(paper for entry, paper in matched if entry.title.startswith("E^2VPT"))
+        assert (e2vpt.venue, e2vpt.year, e2vpt.arxiv_id) == ("ICCV", 2023, "2307.13770")
+        autovp = next(paper for entry, paper in matched if entry.title.startswith("AutoVP"))
+        assert (autovp.arxiv_id, autovp.openreview_id, autovp.venue) == ("2310.08381", "wR9qVlPh0P", "ICLR")
+        # Duplicated rows of the README are one paper.
+        robust = {paper.id for entry, paper in matched if entry.title.startswith("Understanding Zero-Shot")}
+        assert len(robust) == 1
+    engine.dispose()
+
+    code, out, _ = run(db_url, "catalogue", "enrich", "vpt", "--no-arxiv", *dumps, "--json")
+    again = json.loads(out)
+    assert code == 0
+    assert again["complete"] == len(with_abstract) and again["linked"] == 0
+    assert again["ingest"]["new_papers"] == 0 and again["ingest"]["new_sightings"] == 0
+
+
+def test_enrich_needs_a_known_catalogue_and_something_to_enrich_from(db_url: str) -> None:
+    code, _, err = run(
+        db_url, "catalogue", "enrich", "nope", "--no-arxiv", "--from-jsonl", str(CONFERENCES[0])
+    )
+    assert code == 2 and "unknown catalogue 'nope'" in err
+    code, _, err = run(db_url, "catalogue", "enrich", "nope", "--no-arxiv")
+    assert code == 2 and "nothing to enrich from" in err
+
+
+class RecordedArxiv(BaseHTTPRequestHandler):
+    """Serves recorded export.arxiv.org answers, chosen by the query like the real service."""
+
+    requests: ClassVar[list[dict[str, list[str]]]] = []
+
+    def do_GET(self) -> None:
+        query = parse_qs(urlparse(self.path).query)
+        type(self).requests.append(query)
+        ids = query.get("id_list", [""])[0]
+        search = query.get("search_query", [""])[0].lower()
+        if "1605.08386" in ids:
+            name = "id_1605.08386_s0_m100_199195aa31ad.xml"
+        elif "proceedings of workshop aew10" in search:
+            name = "id_0808.05394_1707.08567_s0_m100_42e5aa0ec3af.xml"
+        else:
+            name = "id_0000.0000_s0_m100_8b51d9633a68.xml"
+        body = (RECORDED / name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/atom+xml; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def arxiv_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, list[str]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordedArxiv)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    RecordedArxiv.requests = []
+    monkeypatch.setenv("VPT_SOURCES__ARXIV_API__BASE_URL", f"http://127.0.0.1:{server.server_port}/api/query")
+    monkeypatch.setenv("VPT_HTTP__DEFAULT_MIN_INTERVAL", "0")
+    try:
+        yield RecordedArxiv.requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: list[dict[str, list[str]]]) -> None:
+    code, _, err = run(
+        db_url,
+        "catalogue",
+        "import",
+        str(INGEST / "synthetic-list.md"),
+        "--name",
+        "syn",
+        "--preset",
+        "awesome-vpt",
+    )
+    assert code == 0, err
+    code, out, err = run(db_url, "catalogue", "enrich", "syn", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["matched_arxiv"], result["unmatched"], result["title_searches"]) == (2, 1, 2)
+    assert [q.get("id_list") for q in arxiv_server if q.get("id_list")] == [["1605.08386"]]
+
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(EntryRow.title, PaperRow)
+            .join(PaperRow, PaperRow.id == EntryRow.paper_id)
+            .order_by(EntryRow.position)
+        ).all()
+    engine.dispose()
+    papers = {title: paper for title, paper in rows}
+    heat = papers["Heat-bath random walks with Markov bases"]
+    assert heat.arxiv_id == "1605.08386" and heat.abstract.startswith("Graphs on lattice points")
+    aew = papers["Proceedings of Workshop AEW10: Concepts in Information Theory and Communications"]
+    assert aew.arxiv_id == "1707.08567" and aew.abstract and (aew.venue, aew.year) == ("AEW", 2017)
+    nowhere = papers["A Paper That No Archive Has"]
+    assert nowhere.abstract == "" and nowhere.arxiv_id is None and nowhere.venue == "WACV"
