@@ -6,8 +6,9 @@ the second run is refused with exit code 75 (EX_TEMPFAIL: "try again later").
 
 The lock must vanish when its holder dies, even by SIGKILL, or a crash would block every
 later run until someone deletes a file by hand:
-- PostgreSQL: a session-level advisory lock on a dedicated connection. The server drops
-  it when the connection closes, and the kernel closes the socket when the process dies.
+- PostgreSQL: a session-level advisory lock on a dedicated connection, keyed by the lock
+  name and the current schema. The server drops it when the connection closes, and the
+  kernel closes the socket when the process dies.
 - SQLite: `flock` on a lock file next to the database file. The kernel releases it when
   the descriptor is closed, which includes process death. The file itself may stay
   behind; it is only a handle, never a marker.
@@ -64,11 +65,13 @@ def exclusive(engine: Engine, name: str = "pipeline") -> Iterator[None]:
 
 @contextmanager
 def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
-    key = advisory_key(name)
     # A connection of its own: the lock lives as long as this session, independent of the
     # transactions that the run commits on other connections.
     connection = engine.connect()
     try:
+        # Advisory locks are per database; two trackers may share one in separate schemas.
+        schema = connection.execute(text("SELECT current_schema()")).scalar()
+        key = advisory_key(f"{schema}:{name}")
         acquired = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
         connection.commit()
         if not acquired:

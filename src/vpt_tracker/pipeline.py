@@ -353,7 +353,7 @@ def _fetch_guarded(action: Callable[[], None], report: SourceReport, what: str) 
         action()
         return True
     except SourceError as exc:
-        message = str(exc)
+        message = exc.message  # without the source name, which `what` already carries
     except UserError:
         raise
     except Exception as exc:  # a bug or an outage in one source must not stop the others

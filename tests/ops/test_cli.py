@@ -1,0 +1,173 @@
+"""The operations commands end to end through click: output, files and exit codes."""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine
+
+from ops.feeds import feed_server
+from ops.seed import seed_week
+from ops.smtp import free_port, smtp_server
+from vpt_tracker.cli import main
+from vpt_tracker.locks import exclusive
+from vpt_tracker.pipeline import recent_runs
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "vpt-tracker.toml"
+    path.write_text(text)
+    return path
+
+
+def rss_config(base: str, extra: str = "") -> str:
+    return f"""
+[http]
+max_retries = 0
+default_min_interval = 0
+min_interval = {{}}
+host_groups = {{}}
+[sources.arxiv_api]
+enabled = false
+[sources.openreview]
+enabled = false
+[sources.cvf]
+enabled = false
+[sources.arxiv_rss]
+base_url = "{base}/rss"
+categories = ["cs.CV"]
+{extra}
+"""
+
+
+def invoke(tmp_path: Path, db_url: str, config: str, *args: str) -> Result:
+    path = config_file(tmp_path, config)
+    return CliRunner().invoke(main, ["--config", str(path), "--database", db_url, *args])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run"],
+        ["run", "nightly"],
+        ["run", "backfill"],
+        ["runs"],
+        ["digest"],
+        ["digest", "build"],
+        ["digest", "send"],
+        ["serve"],
+        ["demo"],
+    ],
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_run_nightly_exit_codes_and_runs_listing(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    with feed_server() as (routes, base):
+        # Not today's announcement: an ok run with no records.
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        ok = invoke(tmp_path, db_url, rss_config(base), "run", "nightly")
+        assert ok.exit_code == 0, ok.output
+        assert "arxiv_rss: 0 records" in ok.output and ": ok," in ok.output
+
+        routes.fail("/rss/cs.CV")
+        failed = invoke(tmp_path, db_url, rss_config(base), "run", "nightly")
+        assert failed.exit_code == 1
+        assert "UNHEALTHY (error: arxiv_rss: GET" in failed.stdout and "503" in failed.stdout
+
+        with exclusive(engine, "pipeline"):
+            busy = invoke(tmp_path, db_url, rss_config(base), "run", "nightly")
+        assert busy.exit_code == 75
+        assert busy.stderr.count("\n") == 1 and busy.stderr.startswith(
+            "Error: another vpt-tracker pipeline run"
+        )
+
+    listing = invoke(tmp_path, db_url, rss_config(base), "runs", "--last", "5")
+    assert listing.exit_code == 0
+    assert "UNHEALTHY" in listing.output and "1 windows queued for refetch" in listing.output
+    as_json = invoke(tmp_path, db_url, rss_config(base), "runs", "--json")
+    runs = json.loads(as_json.output)
+    assert [run["outcome"] for run in runs] == ["failed", "ok"]
+    assert len(recent_runs(engine)) == 2  # the refused run left no row
+
+
+def test_bad_config_names_the_key_and_exits_2(db_url: str, tmp_path: Path) -> None:
+    result = invoke(tmp_path, db_url, "[sources.arxiv_api]\npage_size = 5000\n", "run", "nightly")
+    assert result.exit_code == 2
+    assert "sources.arxiv_api.page_size" in result.stderr
+    port = invoke(tmp_path, db_url, "[smtp]\nport = 'abc'\n", "digest", "send")
+    assert port.exit_code == 2 and "smtp.port" in port.stderr
+    schedule = invoke(tmp_path, db_url, "[schedule]\nnightly = 'at dawn'\n", "serve")
+    assert schedule.exit_code == 2 and "schedule.nightly" in schedule.stderr
+    broken = invoke(tmp_path, db_url, "[schedule\n", "runs")
+    assert broken.exit_code == 2 and "is not valid TOML" in broken.stderr
+
+
+def test_backfill_rejects_bad_dates(db_url: str, tmp_path: Path) -> None:
+    result = invoke(tmp_path, db_url, "", "run", "backfill", "--since", "last week")
+    assert result.exit_code == 2 and "--since" in result.stderr
+    reversed_ = invoke(
+        tmp_path,
+        db_url,
+        rss_config("http://127.0.0.1:9"),
+        "run",
+        "backfill",
+        "--since",
+        "2026-08-10",
+        "--until",
+        "2026-08-01",
+    )
+    assert reversed_.exit_code == 2 and "is before --since" in reversed_.stderr
+
+
+def test_digest_build_writes_eml_and_html(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    seed_week(engine)
+    eml, html = tmp_path / "out" / "digest.eml", tmp_path / "out" / "digest.html"
+    config = "[smtp]\nrecipients = ['ana@example.org']\n"
+    result = invoke(
+        tmp_path,
+        db_url,
+        config,
+        "digest",
+        "build",
+        "--week",
+        "2026-W47",
+        "--output",
+        str(eml),
+        "--html",
+        str(html),
+    )
+    assert result.exit_code == 0, result.output
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert message["To"] == "ana@example.org"
+    assert message["Subject"].startswith("vpt-tracker digest 2026-W47: 4 new candidates")
+    assert "&lt;script&gt;" in html.read_text()
+    text = invoke(tmp_path, db_url, config, "digest", "build", "--week", "2026-W47")
+    assert "Visual Prompt Tuning at Scale" in text.output
+    bad = invoke(tmp_path, db_url, config, "digest", "build", "--week", "week 47")
+    assert bad.exit_code == 2 and "ISO week" in bad.stderr
+
+
+def test_digest_send_exit_codes(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    seed_week(engine)
+    dead = (
+        f"[smtp]\nhost = '127.0.0.1'\nport = {free_port()}\nsecurity = 'none'\n"
+        "recipients = ['a@example.org']\n"
+    )
+    unsent = invoke(tmp_path, db_url, dead, "digest", "send", "--week", "2026-W47")
+    assert unsent.exit_code == 1 and "marked for retry" in unsent.stderr
+    with smtp_server() as (inbox, port):
+        live = dead.replace(dead.split("port = ")[1].split("\n")[0], str(port))
+        sent = invoke(tmp_path, db_url, live, "digest", "send", "--week", "2026-W47")
+        assert sent.exit_code == 0 and "sent digest 2026-W47 to a@example.org" in sent.output
+        again = invoke(tmp_path, db_url, live, "digest", "send", "--week", "2026-W47")
+        assert again.exit_code == 2 and "already sent" in again.stderr
+        forced = invoke(tmp_path, db_url, live, "digest", "send", "--week", "2026-W47", "--force")
+        assert forced.exit_code == 0
+    assert len(inbox.messages) == 2
