@@ -235,7 +235,8 @@ def run(entries: int, accepted: int, corpus: Path, repeat: int, seed: int) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--entries", type=int, default=2000, help="entries in the README (default 2000)")
     parser.add_argument("--accepted", type=int, default=10, help="accepted candidates for the dry-run")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="abstract corpus directory")
@@ -244,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     figures = run(args.entries, args.accepted, args.corpus, args.repeat, args.seed)
-    print(f"README: {figures['entries']} entries ({figures['inserted']} inserted), {figures['bytes']:,} bytes")
+    print(f"README: {figures['entries']} entries ({figures['inserted']} inserted), ", end="")
+    print(f"{figures['bytes']:,} bytes")
     print(f"  insert {figures['insert_s']:.3f}s  render {figures['render_s']:.4f}s  ", end="")
     print(f"parse {figures['parse_s']:.4f}s  re-render {figures['rerender_s']:.4f}s")
     print(f"  one insert_entry into the grown list: {figures['insert_entry_s']:.3f}s")
