@@ -1,0 +1,222 @@
+"""Honest evaluation: nested cross-validation and the replay audit.
+
+`evaluate` splits the papers into K folds by a hash of their identity (so a paper is in
+the same fold whether it is a relevant, a base-to-novel or an unlabeled example), trains a
+complete `CatalogueModel` on K-1 folds (its own inner CV picks calibration and thresholds)
+and measures it on the held-out fold. Nothing is tuned on the held-out fold.
+
+Unlabeled papers count as negatives here, so review load and precision are upper and lower
+bounds: some unlabeled papers are relevant papers no list has yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vpt_tracker.classify.data import Example, TrainingSet, mentions_prompt
+from vpt_tracker.classify.model import CatalogueModel, Hyper, prf
+from vpt_tracker.errors import UserError
+
+LOADS = (0.01, 0.03, 0.10)
+PRECISION_AT = (10, 25, 50, 100)
+
+
+def fold_of(example: Example, folds: int, seed: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{example.key()}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % folds
+
+
+def ranking_metrics(probs: NDArray[Any], y: NDArray[Any], threshold: float | None = None) -> dict[str, Any]:
+    """Recall and load at the threshold, WSS@95, precision@k and recall at fixed review loads."""
+    n, positives = len(y), int(y.sum())
+    order = np.argsort(-probs, kind="stable")
+    hits = np.cumsum(y[order])
+    result: dict[str, Any] = {"papers": n, "positives": positives}
+    if threshold is not None:
+        queued = probs >= threshold
+        result["recall_at_threshold"] = float((queued & (y == 1)).sum() / max(1, positives))
+        result["review_load"] = float(queued.mean()) if n else 0.0
+        result["precision_at_threshold"] = float((queued & (y == 1)).sum() / max(1, queued.sum()))
+    if positives:
+        needed = math.ceil(0.95 * positives)
+        reviewed = int(np.searchsorted(hits, needed) + 1)
+        result["wss_at_95"] = float((n - reviewed) / n - (1 - hits[reviewed - 1] / positives))
+        result["load_for_95_recall"] = reviewed / n
+    result["precision_at_k"] = {str(k): float(hits[min(k, n) - 1] / min(k, n)) for k in PRECISION_AT if n}
+    result["recall_at_load"] = {
+        f"{int(load * 100)}%": float(hits[max(1, math.ceil(load * n)) - 1] / max(1, positives))
+        for load in LOADS
+        if n
+    }
+    return result
+
+
+@dataclass
+class _Pooled:
+    probs: list[float]
+    truth: list[int]
+    queued: list[bool]
+    prompt: list[bool]
+
+
+def _split(
+    examples: Sequence[Example], fold: int, folds: int, seed: int
+) -> tuple[list[Example], list[Example]]:
+    train: list[Example] = []
+    test: list[Example] = []
+    for example in examples:
+        (test if fold_of(example, folds, seed) == fold else train).append(example)
+    return train, test
+
+
+def evaluate(
+    name: str, data: TrainingSet, label_keys: Sequence[str], hyper: Hyper | None = None, *, folds: int = 5
+) -> dict[str, Any]:
+    """Nested K-fold metrics for relevance, labels and base-to-novel, as JSON-able data."""
+    hyper = hyper or Hyper()
+    if folds < 2:
+        raise UserError("--folds must be at least 2")
+    relevant = [e for e in data.relevant if e.has_abstract]
+    if len(relevant) < folds * 2:
+        raise UserError(
+            f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts: too few for {folds} folds"
+        )
+    pooled = _Pooled([], [], [], [])
+    label_true: list[set[str]] = []
+    label_pred: list[set[str]] = []
+    novel_probs: list[float] = []
+    novel_truth: list[int] = []
+    novel_pred: list[bool] = []
+    fold_thresholds: list[float] = []
+    for fold in range(folds):
+        parts = {
+            role: _split(getattr(data, role), fold, folds, hyper.seed)
+            for role in ("relevant", "rejected", "unlabeled", "novel_positive", "novel_negative")
+        }
+        train = TrainingSet(**{role: split[0] for role, split in parts.items()})
+        model = CatalogueModel.train(name, train, label_keys, hyper)
+        fold_thresholds.append(model.relevance.threshold)
+        test_pos = [e for e in parts["relevant"][1] if e.has_abstract]
+        test_neg = parts["rejected"][1] + parts["unlabeled"][1]
+        scores = model.score(test_pos + test_neg)
+        for example, score, is_relevant in zip(
+            test_pos + test_neg, scores, [1] * len(test_pos) + [0] * len(test_neg), strict=True
+        ):
+            pooled.probs.append(score.relevance)
+            pooled.truth.append(is_relevant)
+            pooled.queued.append(model.should_queue(score))
+            pooled.prompt.append(mentions_prompt(example))
+        for example, score in zip(test_pos, scores[: len(test_pos)], strict=True):
+            label_true.append(set(example.labels) & set(label_keys))
+            label_pred.append(set(score.proposed_labels))
+        novel_test = parts["novel_positive"][1] + parts["novel_negative"][1]
+        if model.base_to_novel is not None and novel_test:
+            truths = [1] * len(parts["novel_positive"][1]) + [0] * len(parts["novel_negative"][1])
+            for score, is_novel in zip(model.score(novel_test), truths, strict=True):
+                assert score.base_to_novel is not None
+                novel_probs.append(score.base_to_novel)
+                novel_truth.append(is_novel)
+                novel_pred.append(score.base_to_novel >= model.base_to_novel.threshold)
+
+    probs = np.array(pooled.probs)
+    truth = np.array(pooled.truth)
+    queued = np.array(pooled.queued)
+    prompt = np.array(pooled.prompt)
+    report: dict[str, Any] = {"catalogue": name, "folds": folds, "seed": hyper.seed, "counts": data.counts()}
+    report["relevance"] = _with_queue(ranking_metrics(probs, truth), queued, truth)
+    report["relevance"]["fold_thresholds"] = [round(t, 4) for t in fold_thresholds]
+    report["relevance_prompt_subset"] = _with_queue(
+        ranking_metrics(probs[prompt], truth[prompt]), queued[prompt], truth[prompt]
+    )
+    report["keyword_baseline"] = {
+        "rule": "queue every paper whose title/abstract/comment says 'prompt'",
+        "recall": float((prompt & (truth == 1)).sum() / max(1, truth.sum())),
+        "review_load": float(prompt.mean()),
+        "precision": float((prompt & (truth == 1)).sum() / max(1, prompt.sum())),
+        "wss_at_95_on_prompt_subset": 0.0,  # every paper of the subset matches: no ranking at all
+    }
+    report["labels"], report["labels_micro"] = _label_metrics(label_true, label_pred, label_keys)
+    if novel_truth:
+        report["base_to_novel"] = prf(np.array(novel_pred), np.array(novel_truth) == 1)
+        report["base_to_novel"]["examples"] = len(novel_truth)
+    report["summary"] = {
+        "recall_at_threshold": report["relevance"]["recall_at_threshold"],
+        "review_load": report["relevance"]["review_load"],
+        "wss_at_95": report["relevance"].get("wss_at_95"),
+        "prompt_subset_recall": report["relevance_prompt_subset"].get("recall_at_threshold"),
+        "prompt_subset_review_load": report["relevance_prompt_subset"].get("review_load"),
+        "prompt_subset_wss_at_95": report["relevance_prompt_subset"].get("wss_at_95"),
+        "label_micro_f1": report["labels_micro"]["f1"],
+        "base_to_novel_f1": report.get("base_to_novel", {}).get("f1"),
+    }
+    return report
+
+
+def _with_queue(metrics: dict[str, Any], queued: NDArray[Any], truth: NDArray[Any]) -> dict[str, Any]:
+    """Threshold metrics from the per-fold queue decisions (each fold has its own threshold)."""
+    positives = max(1, int(truth.sum()))
+    metrics["recall_at_threshold"] = float((queued & (truth == 1)).sum() / positives)
+    metrics["review_load"] = float(queued.mean()) if len(queued) else 0.0
+    metrics["precision_at_threshold"] = float((queued & (truth == 1)).sum() / max(1, queued.sum()))
+    return metrics
+
+
+def _label_metrics(
+    truth: list[set[str]], predicted: list[set[str]], keys: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    per_label: dict[str, Any] = {}
+    tp = fp = fn = 0
+    for key in keys:
+        actual = np.array([key in t for t in truth], dtype=bool)
+        guess = np.array([key in p for p in predicted], dtype=bool)
+        if not actual.any() and not guess.any():
+            continue
+        per_label[key] = prf(guess, actual)
+        tp += int((guess & actual).sum())
+        fp += int((guess & ~actual).sum())
+        fn += int((~guess & actual).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return per_label, {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+
+
+def replay(
+    name: str, before: TrainingSet, added: Sequence[Example], pool: Sequence[Example], label_keys: Sequence[str],
+    hyper: Hyper | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Train on the older list only and rank the later-added entries among all `pool` papers.
+
+    `pool` is every paper in the store (it must contain the added ones); the result says
+    which share of them a reviewer would have seen at 1%, 3% and 10% review load.
+    """
+    model = CatalogueModel.train(name, before, label_keys, hyper or Hyper())
+    added_keys = {e.key() for e in added}
+    known = {e.key() for e in before.relevant}
+    candidates = [e for e in pool if e.key() not in known]
+    if not candidates:
+        raise UserError("no papers to rank: the store holds only the older list's entries")
+    scores = model.score(candidates)
+    probs = np.array([s.relevance for s in scores])
+    truth = np.array([e.key() in added_keys for e in candidates], dtype=int)
+    metrics = ranking_metrics(probs, truth, model.relevance.threshold)
+    order = np.argsort(-probs, kind="stable")
+    rank = {int(index): position + 1 for position, index in enumerate(order)}
+    metrics["added"] = len(added)
+    metrics["added_in_pool"] = int(truth.sum())
+    metrics["ranks"] = sorted(
+        (
+            {"title": candidates[i].title, "rank": rank[i], "relevance": float(probs[i])}
+            for i in range(len(candidates))
+            if truth[i]
+        ),
+        key=lambda row: row["rank"],
+    )
+    return metrics

@@ -1,0 +1,438 @@
+"""One catalogue's models: relevance, taxonomy labels and the base-to-novel flag.
+
+Every model is a TF-IDF + logistic-regression pair. Linear models are chosen on purpose:
+they train in seconds on tens of thousands of abstracts, score hundreds of thousands in a
+minute, and their weights *explain* a score term by term (the review UI shows them).
+
+Calibration and thresholds come from one K-fold pass per model: the out-of-fold decision
+values fit a Platt sigmoid (so probabilities are calibrated on data the model did not see)
+and the relevance threshold is the highest one that keeps the out-of-fold recall at the
+catalogue's target. The final model is then refit on all the data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy
+import sklearn
+from numpy.typing import NDArray
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from vpt_tracker.classify.data import Example, TrainingSet
+from vpt_tracker.classify.rules import RuleSet
+from vpt_tracker.errors import UserError
+from vpt_tracker.models import Scores
+
+MIN_POSITIVES = 8  # fewer relevant examples with abstracts cannot be cross-validated honestly
+MIN_LABEL_EXAMPLES = 3  # a label needs this many positive and negative examples to get a model
+MIN_NOVEL_EXAMPLES = 5  # per class, for the base-to-novel model
+UNLABELED_WEIGHT = 0.5  # PU weighting: an unreviewed paper counts half a reviewed negative
+MODEL_FILE = "model.joblib"
+CARD_FILE = "model-card.json"
+FORMAT_VERSION = 1
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """The knobs of one training run; all of them go into the model card."""
+
+    folds: int = 5
+    seed: int = 0
+    recall_target: float = 0.95
+    c_relevance: float = 4.0
+    c_labels: float = 4.0
+    c_novel: float = 4.0
+    max_features: int = 40_000
+    ngram_max: int = 2
+    analyzer: str = "word"  # "word" or "char_wb"
+
+
+def make_vectorizer(hyper: Hyper) -> TfidfVectorizer:
+    if hyper.analyzer == "char_wb":
+        return TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_df=0.5, sublinear_tf=True,
+            max_features=hyper.max_features, strip_accents="unicode", dtype=np.float32,
+        )  # fmt: skip
+    return TfidfVectorizer(
+        analyzer="word", ngram_range=(1, hyper.ngram_max), min_df=2, max_df=0.5, sublinear_tf=True,
+        max_features=hyper.max_features, strip_accents="unicode", dtype=np.float32,
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]+\b",
+    )  # fmt: skip
+
+
+def _sigmoid(values: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(values, -40, 40))), dtype=np.float64)
+
+
+@dataclass
+class LinearScorer:
+    """A logistic regression reduced to its weights, with a Platt sigmoid on top.
+
+    Keeping only arrays (not the sklearn estimator) makes the saved model small and makes
+    scoring one sparse matrix product.
+    """
+
+    coef: FloatArray
+    intercept: float
+    platt_a: float
+    platt_b: float
+    threshold: float
+
+    def decision(self, features: sparse.csr_matrix) -> FloatArray:
+        return np.asarray(features @ self.coef, dtype=np.float64).ravel() + self.intercept
+
+    def proba(self, features: sparse.csr_matrix) -> FloatArray:
+        return _sigmoid(self.platt_a * self.decision(features) + self.platt_b)
+
+
+def _fit_lr(features: Any, y: NDArray[Any], weights: FloatArray, c: float) -> LogisticRegression:
+    model = LogisticRegression(C=c, solver="lbfgs", max_iter=300)
+    model.fit(features, y, sample_weight=weights)
+    return model
+
+
+def _balanced(y: NDArray[Any], base: FloatArray | None = None) -> FloatArray:
+    """Sample weights that give both classes the same total weight (on top of `base`)."""
+    weights = np.ones(len(y)) if base is None else base.copy()
+    for value in (0, 1):
+        mask = y == value
+        total = weights[mask].sum()
+        if total > 0:
+            weights[mask] *= len(y) / (2.0 * total)
+    return weights
+
+
+def fit_calibrated(
+    features: sparse.csr_matrix,
+    y: NDArray[Any],
+    c: float,
+    folds: int,
+    seed: int,
+    base_weights: FloatArray | None,
+) -> tuple[LinearScorer, FloatArray]:
+    """The refit model plus out-of-fold calibrated probabilities (threshold still unset)."""
+    y = np.asarray(y, dtype=int)
+    n_splits = max(2, min(folds, int(y.sum()), int((1 - y).sum())))
+    oof = np.zeros(len(y))
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    weights = _balanced(y, base_weights)
+    for train, test in splitter.split(np.zeros(len(y)), y):
+        model = _fit_lr(
+            features[train],
+            y[train],
+            _balanced(y[train], None if base_weights is None else base_weights[train]),
+            c,
+        )
+        oof[test] = model.decision_function(features[test])
+    platt = LogisticRegression(C=1e4, solver="lbfgs")
+    platt.fit(oof.reshape(-1, 1), y)
+    final = _fit_lr(features, y, weights, c)
+    scorer = LinearScorer(
+        coef=np.asarray(final.coef_, dtype=np.float64).ravel(),
+        intercept=float(final.intercept_[0]),
+        platt_a=float(platt.coef_[0, 0]),
+        platt_b=float(platt.intercept_[0]),
+        threshold=0.5,
+    )
+    return scorer, _sigmoid(scorer.platt_a * oof + scorer.platt_b)
+
+
+def recall_threshold(positive_probs: FloatArray, target: float) -> float:
+    """The highest threshold at which at least `target` of these positives score at or above it."""
+    ranked = np.sort(positive_probs)[::-1]
+    needed = max(1, math.ceil(target * len(ranked)))
+    return float(ranked[needed - 1])
+
+
+def f1_threshold(probs: FloatArray, y: NDArray[Any]) -> float:
+    """The threshold with the best out-of-fold F1 (ties: the lower one, for recall)."""
+    best, best_f1 = 0.5, -1.0
+    for candidate in np.unique(probs):
+        predicted = probs >= candidate
+        tp = float((predicted & (y == 1)).sum())
+        precision = tp / max(1.0, float(predicted.sum()))
+        recall = tp / max(1.0, float((y == 1).sum()))
+        f1 = 0.0 if tp == 0 else 2 * precision * recall / (precision + recall)
+        if f1 > best_f1 + 1e-12:
+            best, best_f1 = float(candidate), f1
+    return best
+
+
+def prf(predicted: NDArray[Any], actual: NDArray[Any]) -> dict[str, float]:
+    tp = float((predicted & actual).sum())
+    precision = tp / float(predicted.sum()) if predicted.sum() else 0.0
+    recall = tp / float(actual.sum()) if actual.sum() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": int(actual.sum())}
+
+
+@dataclass
+class Explanation:
+    """Why a paper got its relevance score: the terms that pushed it up and down."""
+
+    relevance: float
+    threshold: float
+    up: list[tuple[str, float]]
+    down: list[tuple[str, float]]
+    low_confidence: bool = False
+
+
+@dataclass
+class CatalogueModel:
+    """The trained models of one catalogue (or one preset's default)."""
+
+    name: str
+    vectorizer: TfidfVectorizer
+    relevance: LinearScorer
+    labels: dict[str, LinearScorer] = field(default_factory=dict)
+    base_to_novel: LinearScorer | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+    # ---- training -------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls, name: str, data: TrainingSet, label_keys: Sequence[str], hyper: Hyper | None = None,
+        *, with_novel: bool = True,
+    ) -> CatalogueModel:  # fmt: skip
+        """Fit all models of a catalogue; a UserError says why when the data is too thin."""
+        hyper = hyper or Hyper()
+        relevant = [e for e in data.relevant if e.has_abstract]
+        if len(relevant) < MIN_POSITIVES:
+            raise UserError(
+                f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts; at least "
+                f"{MIN_POSITIVES} are needed to train (run `vpt-tracker catalogue enrich` or accept more papers)"
+            )
+        negatives = data.rejected + data.unlabeled
+        if len(negatives) < MIN_POSITIVES:
+            raise UserError(
+                f"catalogue {name!r} has {len(negatives)} negative or unlabeled papers; need {MIN_POSITIVES}"
+            )
+        started = datetime.now(UTC)
+        vectorizer = make_vectorizer(hyper)
+        corpus = [e.text() for e in relevant + negatives] + [
+            e.evidence_text() for e in data.novel_positive + data.novel_negative
+        ]
+        vectorizer.fit(corpus)
+        # The fitted vectorizer keeps every pruned term in `stop_words_`: megabytes of no use.
+        if hasattr(vectorizer, "stop_words_"):
+            del vectorizer.stop_words_
+        features = vectorizer.transform([e.text() for e in relevant + negatives]).tocsr()
+        y = np.array([1] * len(relevant) + [0] * len(negatives))
+        base = np.array(
+            [1.0] * (len(relevant) + len(data.rejected)) + [UNLABELED_WEIGHT] * len(data.unlabeled)
+        )
+        relevance, oof = fit_calibrated(features, y, hyper.c_relevance, hyper.folds, hyper.seed, base)
+        relevance.threshold = recall_threshold(oof[y == 1], hyper.recall_target)
+        metrics: dict[str, Any] = {"relevance": _relevance_oof_metrics(oof, y, relevance.threshold)}
+
+        label_models: dict[str, LinearScorer] = {}
+        skipped: dict[str, str] = {}
+        label_features = features[: len(relevant)]
+        label_metrics: dict[str, Any] = {}
+        for key in label_keys:
+            target = np.array([key in e.labels for e in relevant], dtype=int)
+            if target.sum() < MIN_LABEL_EXAMPLES or (1 - target).sum() < MIN_LABEL_EXAMPLES:
+                skipped[key] = f"{int(target.sum())} of {len(target)} relevant papers carry it"
+                continue
+            scorer, label_oof = fit_calibrated(
+                label_features, target, hyper.c_labels, hyper.folds, hyper.seed, None
+            )
+            scorer.threshold = f1_threshold(label_oof, target)
+            label_models[key] = scorer
+            label_metrics[key] = prf(label_oof >= scorer.threshold, target == 1)
+        metrics["labels"] = label_metrics
+
+        novel: LinearScorer | None = None
+        if with_novel and min(len(data.novel_positive), len(data.novel_negative)) >= MIN_NOVEL_EXAMPLES:
+            novel_examples = data.novel_positive + data.novel_negative
+            novel_features = vectorizer.transform([e.evidence_text() for e in novel_examples]).tocsr()
+            novel_y = np.array([1] * len(data.novel_positive) + [0] * len(data.novel_negative))
+            novel, novel_oof = fit_calibrated(
+                novel_features, novel_y, hyper.c_novel, hyper.folds, hyper.seed, None
+            )
+            novel.threshold = f1_threshold(novel_oof, novel_y)
+            metrics["base_to_novel"] = prf(novel_oof >= novel.threshold, novel_y == 1)
+
+        model = cls(
+            name=name, vectorizer=vectorizer, relevance=relevance, labels=label_models, base_to_novel=novel
+        )
+        model.card = {
+            "format": FORMAT_VERSION,
+            "name": name,
+            "trained_at": started.isoformat(timespec="seconds"),
+            "training_seconds": round((datetime.now(UTC) - started).total_seconds(), 2),
+            "data_sha256": data.data_hash(),
+            "counts": data.counts() | {"vocabulary": len(vectorizer.vocabulary_)},
+            "hyperparameters": hyper.__dict__,
+            "scheme": {
+                "features": f"TF-IDF ({hyper.analyzer} n-grams) over title + abstract + arXiv comment",
+                "relevance": "logistic regression; positives = entries with abstracts + accepted decisions",
+                "pu_weighting": (
+                    f"unlabeled papers are negatives with weight {UNLABELED_WEIGHT} (rejected: 1.0), "
+                    "then both classes balanced (weighted biased-PU scheme)"
+                ),
+                "calibration": f"Platt sigmoid fit on {hyper.folds}-fold out-of-fold decision values",
+                "relevance_threshold": f"highest threshold with out-of-fold recall >= {hyper.recall_target}",
+                "label_thresholds": "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers)",
+                "base_to_novel": "logistic regression, base-to-novel papers vs other prompt-learning papers",
+            },
+            "thresholds": {
+                "relevance": relevance.threshold,
+                "labels": {key: scorer.threshold for key, scorer in label_models.items()},
+                "base_to_novel": None if novel is None else novel.threshold,
+            },
+            "untrained_labels": skipped,
+            "cv_metrics_in_training": metrics,
+            "versions": library_versions(),
+        }
+        return model
+
+    # ---- scoring --------------------------------------------------------------------
+    def score(
+        self, examples: Sequence[Example], rules: RuleSet | None = None, batch: int = 20_000
+    ) -> list[Scores]:
+        """Scores for each example, in order. Papers without an abstract are marked low-confidence."""
+        results: list[Scores] = []
+        for start in range(0, len(examples), batch):
+            chunk = examples[start : start + batch]
+            features = self.vectorizer.transform([e.text() for e in chunk]).tocsr()
+            relevance = self.relevance.proba(features)
+            label_probs = {key: scorer.proba(features) for key, scorer in self.labels.items()}
+            novel = None
+            if self.base_to_novel is not None:
+                with_full = [i for i, e in enumerate(chunk) if e.full_text]
+                novel_features = features
+                if with_full:
+                    extra = self.vectorizer.transform([chunk[i].evidence_text() for i in with_full])
+                    novel_features = features.tolil()
+                    novel_features[with_full] = extra
+                    novel_features = novel_features.tocsr()
+                novel = self.base_to_novel.proba(novel_features)
+            for i, example in enumerate(chunk):
+                labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
+                proposed = [key for key, p in labels.items() if p >= self.labels[key].threshold]
+                scores = Scores(
+                    relevance=round(float(relevance[i]), 4),
+                    labels=labels,
+                    base_to_novel=None if novel is None else round(float(novel[i]), 4),
+                    proposed_labels=proposed,
+                    low_confidence=not example.has_abstract,
+                )
+                if rules:
+                    hit = rules.match(example.text())
+                    scores.rule = hit.describe() if hit else None
+                results.append(scores)
+        return results
+
+    def should_queue(self, scores: Scores) -> bool:
+        """Rules first (exclude never queues, include always does), then the threshold."""
+        if scores.rule:
+            return scores.rule.startswith("include:")
+        return scores.relevance >= self.relevance.threshold
+
+    def explain(self, example: Example, top: int = 10) -> Explanation:
+        """The terms whose TF-IDF weight times model weight moved the relevance score most."""
+        row = self.vectorizer.transform([example.text()]).tocsr()
+        names = self.vectorizer.get_feature_names_out()
+        contributions = [
+            (str(names[j]), float(v * self.relevance.coef[j]))
+            for j, v in zip(row.indices, row.data, strict=True)
+        ]
+        up = sorted((c for c in contributions if c[1] > 0), key=lambda c: -c[1])[:top]
+        down = sorted((c for c in contributions if c[1] < 0), key=lambda c: c[1])[:top]
+        return Explanation(
+            relevance=float(self.relevance.proba(row)[0]),
+            threshold=self.relevance.threshold,
+            up=[(t, round(w, 4)) for t, w in up],
+            down=[(t, round(w, 4)) for t, w in down],
+            low_confidence=not example.has_abstract,
+        )
+
+    # ---- persistence ----------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """`model.joblib` plus `model-card.json`; written to temporary names first, then renamed."""
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT_VERSION,
+            "sklearn": sklearn.__version__,
+            "name": self.name,
+            "vectorizer": self.vectorizer,
+            "relevance": self.relevance,
+            "labels": self.labels,
+            "base_to_novel": self.base_to_novel,
+        }
+        tmp_model = directory / (MODEL_FILE + ".tmp")
+        tmp_card = directory / (CARD_FILE + ".tmp")
+        joblib.dump(payload, tmp_model, compress=("xz", 6))
+        tmp_card.write_text(
+            json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+        )
+        tmp_model.replace(directory / MODEL_FILE)
+        tmp_card.replace(directory / CARD_FILE)
+
+    @classmethod
+    def load(cls, directory: Path) -> CatalogueModel:
+        """A saved model; a UserError when it is missing, broken or made by another scikit-learn."""
+        model_path, card_path = directory / MODEL_FILE, directory / CARD_FILE
+        if not model_path.is_file() or not card_path.is_file():
+            raise UserError(f"no trained model in {directory}; run `vpt-tracker classify train` first")
+        try:
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(
+                f"model card {card_path} is not valid JSON ({exc.msg}); retrain the model"
+            ) from None
+        made_with = card.get("versions", {}).get("scikit-learn")
+        if made_with != sklearn.__version__:
+            raise UserError(
+                f"the model in {directory} was trained with scikit-learn {made_with}, but {sklearn.__version__} "
+                f"is installed; retrain with `vpt-tracker classify train {card.get('name', 'NAME')}` "
+                "(or `make models` for the shipped defaults)"
+            )
+        try:
+            payload = joblib.load(model_path)
+        except Exception as exc:  # a truncated or foreign pickle: any error means "retrain"
+            raise UserError(f"cannot load {model_path} ({type(exc).__name__}); retrain the model") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+            raise UserError(f"{model_path} has an unknown format; retrain with `vpt-tracker classify train`")
+        return cls(
+            name=payload["name"],
+            vectorizer=payload["vectorizer"],
+            relevance=payload["relevance"],
+            labels=payload["labels"],
+            base_to_novel=payload["base_to_novel"],
+            card=card,
+        )
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def _relevance_oof_metrics(oof: FloatArray, y: NDArray[Any], threshold: float) -> dict[str, float]:
+    queued = oof >= threshold
+    return {
+        "recall_at_threshold": float((queued & (y == 1)).sum() / max(1, (y == 1).sum())),
+        "review_load": float(queued.mean()),
+    }

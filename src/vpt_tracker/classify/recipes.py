@@ -1,0 +1,318 @@
+"""Training sets for the shipped default models, built from README files and local corpora.
+
+The three preset lists alone are too small to learn from: only a handful of their entries
+have an abstract in the local corpora (14 for awesome-vpt, 1 for generalizable-vlm, 0 for
+prompt-adaptation). A recipe therefore adds entries of *related* real lists that follow the
+same admission idea (for example the visual-prompt sections of the PETL lists), each with
+a section filter and a badge/section → label map. Everything a recipe uses is written
+into the model card, so the shipped models can be rebuilt and judged.
+
+This module reads files only; `make models` calls `python -m vpt_tracker.classify.recipes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vpt_tracker.catalogue.markdown import ParsedEntry, parse
+from vpt_tracker.classify.data import (
+    AbstractIndex,
+    Example,
+    TrainingSet,
+    read_conference_index,
+    read_jsonl,
+    sample,
+)
+from vpt_tracker.classify.taxonomy import Preset, load_preset
+from vpt_tracker.normalize import title_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ListSource:
+    """Entries of one README used by a recipe.
+
+    `sections`: keep an entry when any of these (case-insensitive) substrings occurs on its
+    section path (empty = all entries). `label_map`: section/badge substring → label key,
+    used when the README is not the preset's own list. `own`: labels come from the preset.
+    """
+
+    file: str
+    sections: tuple[str, ...] = ()
+    exclude_sections: tuple[str, ...] = ()
+    own: bool = False
+    label_map: tuple[tuple[str, str], ...] = ()
+
+    def keeps(self, entry: ParsedEntry) -> bool:
+        path = " > ".join(entry.section_path).lower()
+        if any(s.lower() in path for s in self.exclude_sections):
+            return False
+        return not self.sections or any(s.lower() in path for s in self.sections)
+
+    def labels(self, entry: ParsedEntry, preset: Preset) -> list[str]:
+        if self.own:
+            return preset.labels_for(entry.section_path, entry.badges, entry.cells)
+        haystack = [part.lower() for part in entry.section_path] + [b.lower() for b in entry.badges]
+        haystack += [v.lower() for v in entry.cells.values()]
+        return sorted({label for needle, label in self.label_map if any(needle in h for h in haystack)})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    preset: str
+    relevant: tuple[ListSource, ...]
+    novel_positive: tuple[ListSource, ...] = ()
+    novel_negative: tuple[ListSource, ...] = ()
+    notes: str = ""
+
+
+_AWESOME_VPT_OWN = (
+    ListSource(
+        "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md",
+        own=True,
+        exclude_sections=("survey",),
+    ),
+    ListSource(
+        "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md",
+        own=True,
+        exclude_sections=("survey",),
+    ),
+)
+_VPT_RELATED_LABELS = (
+    ("pixel level", "pixel"), ("pixel_level", "pixel"), ("token level", "token"), ("embedding level", "token"),
+    ("test-time", "test-time"), ("continual", "test-time"),
+)  # fmt: skip
+_VPT_RELATED = (
+    ListSource("jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md", sections=("Prompt",),
+               label_map=_VPT_RELATED_LABELS),
+    ListSource("synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md", sections=("Prompt Tuning",),
+               label_map=_VPT_RELATED_LABELS),
+    ListSource("ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README.md", sections=("Vision Prompt",),
+               exclude_sections=("Vision-Language",), label_map=_VPT_RELATED_LABELS),
+    ListSource("JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md", sections=("CLIP",),
+               label_map=(("visual", "multi-modality"), ("robust", "robustness"), ("test-time", "test-time"))),
+    ListSource("zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+               exclude_sections=("Survey", "Foundation Models", "Datasets", "Adapter"),
+               label_map=(("test-time", "test-time"), ("general prompt learning", "multi-modality"),
+                          ("another form of prompt", "multi-modality"))),
+    ListSource("BWLONG__Awesome-Prompt-Learning-CV__README.md", label_map=_VPT_RELATED_LABELS),
+)  # fmt: skip
+# awesome-vpt sections → prompt-adaptation labels (the same list, rewritten in 2025-10).
+_ADAPTATION_FROM_VPT = (
+    ("learnable visual prompts > pixel", "vp-learnable"), ("learnable visual prompts > token", "vpt-learnable"),
+    ("generative visual prompts > pixel", "vp-generated"), ("generative visual prompts > token", "vpt-generated"),
+    ("non-learnable", "vp-fixed"), ("test-time", "test-time"), ("black-box", "black-box"),
+    ("robustness", "robustness"), ("fairness", "fairness"), ("privacy", "privacy"), ("calibration", "calibration"),
+    ("segmentation", "segmentation"), ("multimodality", "multi-modal"),
+)  # fmt: skip
+
+
+def _adaptation_source(file: str) -> ListSource:
+    return ListSource(file, exclude_sections=("survey",), label_map=_ADAPTATION_FROM_VPT)
+
+
+RECIPES: dict[str, Recipe] = {
+    "awesome-vpt": Recipe(
+        "awesome-vpt",
+        relevant=_AWESOME_VPT_OWN + _VPT_RELATED,
+        notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang, JindongGu "
+        "(CLIP), zhengli97 (prompt sections) and BWLONG",
+    ),
+    "prompt-adaptation": Recipe(
+        "prompt-adaptation",
+        relevant=(
+            ListSource(
+                "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md", own=True, exclude_sections=("survey",)
+            ),
+            _adaptation_source("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"),
+            _adaptation_source("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md"),
+        )
+        + _VPT_RELATED,
+        notes="own list (0 local abstracts) + its awesome-vpt predecessor with sections mapped to VP/VPT labels "
+        "+ the same related visual-prompt lists as awesome-vpt",
+    ),
+    "generalizable-vlm": Recipe(
+        "generalizable-vlm",
+        relevant=(
+            ListSource("StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md", own=True),
+            ListSource(
+                "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+                sections=("General Prompt Learning",),
+                label_map=(("image-text", "image-text"), ("text", "text"), ("image", "image")),
+            ),
+        ),
+        novel_positive=(
+            ListSource("StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md", own=True),
+            ListSource(
+                "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+                sections=("General Prompt Learning",),
+            ),
+        ),
+        novel_negative=(
+            ListSource(
+                "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+                exclude_sections=("General Prompt Learning", "Survey", "Foundation Models", "Datasets"),
+            ),
+            ListSource("JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md"),
+            ListSource("ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README.md"),
+            ListSource("jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md"),
+            ListSource("synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"),
+            ListSource("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"),
+        ),  # fmt: skip
+        notes="relevant = StellarOdys2ey entries + zhengli97 'General Prompt Learning' (the list whose layout Stellar "
+        "follows; its results table reports base/novel/HM). base-to-novel negatives = the other prompt-learning "
+        "papers of zhengli97, JindongGu, ttengwang, jianghaojun, synbol and yunbeizhang.",
+    ),
+}
+
+
+def load_pool(shared_data: Path) -> AbstractIndex:
+    """Every local paper with an abstract: the arXiv corpus first, then the conference indexes."""
+    fixtures = shared_data / "fixtures"
+    papers: list[Example] = []
+    for path in sorted(fixtures.glob("corpus/*/*.jsonl")):
+        papers.extend(read_jsonl(path))
+    indexes = sorted(fixtures.glob("conferences/*.json")) + sorted(
+        fixtures.glob("*/derived_glimpse-data/*.json")
+    )
+    for path in indexes:
+        papers.extend(read_conference_index(path))
+    return AbstractIndex(p for p in papers if p.has_abstract)
+
+
+@dataclass
+class Matched:
+    examples: list[Example] = field(default_factory=list)
+    entries: int = 0
+
+
+def match_entries(
+    source: ListSource, lists_dir: Path, pool: AbstractIndex, preset: Preset, *, with_labels: bool = True
+) -> Matched:
+    """The entries of one README that a source keeps, matched to abstracts in the pool."""
+    document = parse((lists_dir / source.file).read_text(encoding="utf-8"))
+    found = Matched()
+    for entry in document.entries:
+        if not source.keeps(entry):
+            continue
+        found.entries += 1
+        paper = pool.find(entry.title, entry.arxiv_id)
+        if paper is None:
+            continue
+        labels = tuple(source.labels(entry, preset)) if with_labels else ()
+        found.examples.append(Example(paper.title, paper.abstract, paper.comment, labels, paper.id))
+    return found
+
+
+def _merge(groups: Iterable[list[Example]]) -> list[Example]:
+    """De-duplicated by paper; the first occurrence's labels are kept, later ones are added."""
+    merged: dict[str, Example] = {}
+    for group in groups:
+        for example in group:
+            key = example.key()
+            if key in merged:
+                known = merged[key]
+                labels = tuple(dict.fromkeys(known.labels + example.labels))
+                merged[key] = Example(known.title, known.abstract, known.comment, labels, known.id)
+            else:
+                merged[key] = example
+    return list(merged.values())
+
+
+def build_training_set(
+    recipe: Recipe, lists_dir: Path, pool: AbstractIndex, *, unlabeled: int = 15_000, seed: int = 0
+) -> tuple[TrainingSet, dict[str, Any]]:
+    """The recipe's training set plus a provenance record (per file: entries kept, matched)."""
+    preset = load_preset(recipe.preset)
+    provenance: dict[str, Any] = {
+        "notes": recipe.notes,
+        "relevant": {},
+        "novel_positive": {},
+        "novel_negative": {},
+    }
+
+    def collect(role: str, sources: tuple[ListSource, ...], with_labels: bool) -> list[Example]:
+        groups = []
+        for source in sources:
+            found = match_entries(source, lists_dir, pool, preset, with_labels=with_labels)
+            provenance[role][source.file] = {
+                "sections": list(source.sections), "entries": found.entries, "with_abstract": len(found.examples),
+            }  # fmt: skip
+            groups.append(found.examples)
+        return _merge(groups)
+
+    relevant = collect("relevant", recipe.relevant, True)
+    novel_positive = collect("novel_positive", recipe.novel_positive, False)
+    positive_keys = {e.key() for e in novel_positive}
+    novel_negative = [
+        e for e in collect("novel_negative", recipe.novel_negative, False) if e.key() not in positive_keys
+    ]
+    relevant_keys = {e.key() for e in relevant}
+    # For a catalogue that admits only base-to-novel papers, the other prompt-learning papers
+    # are what its maintainer rejects: they become reviewed negatives for relevance too.
+    rejected = [e for e in novel_negative if e.key() not in relevant_keys]
+    listed = relevant + novel_positive + novel_negative
+    known = {e.key() for e in listed} | {title_key(e.title) for e in listed}
+    others = [p for p in pool.papers if p.key() not in known and title_key(p.title) not in known]
+    data = TrainingSet(
+        relevant=relevant,
+        rejected=rejected,
+        unlabeled=sample(others, unlabeled, seed),
+        novel_positive=novel_positive,
+        novel_negative=novel_negative,
+    )
+    provenance["unlabeled_pool"] = len(others)
+    return data, provenance
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make models`: train, evaluate (nested CV) and save the three default models."""
+    from vpt_tracker.classify.evaluate import evaluate
+    from vpt_tracker.classify.model import CatalogueModel, Hyper
+
+    parser = argparse.ArgumentParser(prog="python -m vpt_tracker.classify.recipes", description=main.__doc__)
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"), help="the shared data folder")
+    parser.add_argument(
+        "--out", type=Path, default=Path("classifiers"), help="where classifiers/<preset>/ go"
+    )
+    parser.add_argument("--preset", action="append", help="only this preset (repeatable)")
+    parser.add_argument(
+        "--unlabeled", type=int, default=15_000, help="unlabeled papers sampled (default 15000)"
+    )
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    started = time.perf_counter()
+    pool = load_pool(args.shared)
+    log.info("pool: %d papers with abstracts (%.1fs)", len(pool), time.perf_counter() - started)
+    for name in args.preset or list(RECIPES):
+        recipe = RECIPES[name]
+        data, provenance = build_training_set(
+            recipe, args.shared / "lists", pool, unlabeled=args.unlabeled, seed=args.seed
+        )
+        log.info("%s: %s", name, data.counts())
+        preset = load_preset(name)
+        keys = [label.key for label in preset.labels]
+        hyper = Hyper(folds=args.folds, seed=args.seed)
+        report = evaluate(name, data, keys, hyper, folds=args.folds)
+        model = CatalogueModel.train(name, data, keys, hyper)
+        model.card["preset"] = name
+        model.card["training_data"] = provenance
+        model.card["evaluation"] = report
+        model.save(args.out / name)
+        log.info("%s: saved to %s\n%s", name, args.out / name, json.dumps(report["summary"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

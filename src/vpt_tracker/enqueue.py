@@ -1,0 +1,431 @@
+"""The classifier's use cases on top of the store: train, evaluate, replay, enqueue, explain.
+
+`classify/` works on plain `Example`s and never sees the database; this module is the
+glue. It turns a catalogue's entries, its review decisions and a sample of unreviewed
+papers into a `TrainingSet`, finds the model that applies to a catalogue (its own trained
+model, else the shipped default of its preset), and writes `pending` candidates.
+
+Where models live: a catalogue's own model in `<classifiers_dir or data_dir/classifiers>/
+<catalogue>/`; the shipped defaults in the repository's `classifiers/<preset>/`. Keeping
+them apart means `classify train` never overwrites a committed default model.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from vpt_tracker.catalogue.markdown import parse
+from vpt_tracker.catalogue.service import get_catalogue
+from vpt_tracker.classify.data import Example, TrainingSet
+from vpt_tracker.classify.evaluate import evaluate, replay
+from vpt_tracker.classify.model import CatalogueModel, Explanation, Hyper
+from vpt_tracker.classify.rules import RuleSet
+from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
+from vpt_tracker.config import Settings, load_settings
+from vpt_tracker.errors import UserError
+from vpt_tracker.models import CandidateStatus
+from vpt_tracker.normalize import title_key
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow
+
+log = logging.getLogger(__name__)
+
+UNLABELED_SAMPLE = 15_000  # unreviewed papers drawn as PU negatives (training on 15k takes seconds)
+SCORE_BATCH = 5_000
+NOVEL_REASON = "base-to-novel"  # a rejection whose reason says this is a base-to-novel negative
+POSITIVE_STATUSES = (CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value)
+
+
+@dataclass
+class EnqueueStats:
+    catalogue: str
+    scored: int = 0
+    queued: int = 0
+    queued_by_rule: int = 0
+    excluded_by_rule: int = 0
+    skipped_known: int = 0  # already an entry, or already a candidate (any status, rejected included)
+    low_confidence: int = 0
+    model: str = ""
+
+
+@dataclass
+class PaperExplanation:
+    paper_id: int
+    title: str
+    catalogue: str
+    explanation: Explanation
+    labels: dict[str, float] = field(default_factory=dict)
+    base_to_novel: float | None = None
+    rule: str | None = None
+
+    @property
+    def up(self) -> list[tuple[str, float]]:
+        return self.explanation.up
+
+    @property
+    def down(self) -> list[tuple[str, float]]:
+        return self.explanation.down
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.explanation
+        return {
+            "paper_id": self.paper_id,
+            "title": self.title,
+            "catalogue": self.catalogue,
+            "relevance": e.relevance,
+            "threshold": e.threshold,
+            "low_confidence": e.low_confidence,
+            "up": [{"term": t, "weight": w} for t, w in e.up],
+            "down": [{"term": t, "weight": w} for t, w in e.down],
+            "labels": self.labels,
+            "base_to_novel": self.base_to_novel,
+            "rule": self.rule,
+        }
+
+
+# ---- models ------------------------------------------------------------------------------
+def trained_dir(settings: Settings, catalogue_name: str) -> Path:
+    """Where `classify train` saves a catalogue's own model."""
+    if "/" in catalogue_name or "\\" in catalogue_name or catalogue_name in ("", ".", ".."):
+        raise UserError(f"catalogue name {catalogue_name!r} cannot be used as a folder name")
+    return (settings.classifiers_dir or settings.data_dir / "classifiers") / catalogue_name
+
+
+def default_dir(preset: str) -> Path:
+    return presets_dir() / preset
+
+
+def catalogue_preset(settings: Settings, catalogue_name: str, session: Session | None = None) -> str | None:
+    """The preset of a catalogue: the stored catalogue's, else the config's."""
+    if session is not None:
+        row = session.scalar(select(CatalogueRow).where(CatalogueRow.name == catalogue_name))
+        if row is not None and row.preset:
+            return row.preset
+    config = settings.catalogue(catalogue_name)
+    return config.preset if config else None
+
+
+def load_model(settings: Settings, catalogue_name: str, preset: str | None) -> tuple[CatalogueModel, Path]:
+    """The catalogue's own model if trained, else its preset's shipped default.
+
+    A catalogue name that is itself a preset name (and has no model of its own) gets
+    that preset's default, so `classify score --catalogue awesome-vpt` works without a store.
+    """
+    own = trained_dir(settings, catalogue_name)
+    if (own / "model.joblib").is_file():
+        return CatalogueModel.load(own), own
+    for name in (preset, catalogue_name):
+        if name and (default_dir(name) / "model.joblib").is_file():
+            return CatalogueModel.load(default_dir(name)), default_dir(name)
+    known = [c.name for c in settings.catalogues]
+    raise UserError(
+        f"no model for catalogue {catalogue_name!r}: train one with `vpt-tracker classify train "
+        f"{catalogue_name}` (configured catalogues: {', '.join(known) or 'none'}; shipped presets: "
+        "awesome-vpt, prompt-adaptation, generalizable-vlm)"
+    )
+
+
+def rules_for(settings: Settings, catalogue_name: str) -> RuleSet:
+    config = settings.catalogue(catalogue_name)
+    if config is None:
+        return RuleSet()
+    return RuleSet(config.rules.include, config.rules.exclude)
+
+
+def recall_target(settings: Settings, catalogue_name: str) -> float:
+    config = settings.catalogue(catalogue_name)
+    return config.recall_target if config else 0.95
+
+
+# ---- training data from the store --------------------------------------------------------
+def paper_example(row: PaperRow, labels: Iterable[str] = ()) -> Example:
+    return Example(
+        title=row.title,
+        abstract=row.abstract or "",
+        comment=row.comment,
+        labels=tuple(labels),
+        id=row.arxiv_id or f"paper:{row.id}",
+        full_text=row.full_text,
+    )
+
+
+def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[EntryRow, PaperRow | None]]:
+    """Each entry with its paper: the linked one, else one found by arXiv id or folded title."""
+    entries = list(catalogue.entries)
+    linked = {e.paper_id for e in entries if e.paper_id is not None}
+    by_id = (
+        {p.id: p for p in session.scalars(select(PaperRow).where(PaperRow.id.in_(linked)))} if linked else {}
+    )
+    ids = {e.arxiv_id for e in entries if e.paper_id is None and e.arxiv_id}
+    keys = {e.title_key for e in entries if e.paper_id is None and e.title_key}
+    by_arxiv: dict[str, PaperRow] = {}
+    by_title: dict[str, PaperRow] = {}
+    for chunk in _chunks(sorted(ids), 500):
+        for paper in session.scalars(select(PaperRow).where(PaperRow.arxiv_id.in_(chunk))):
+            by_arxiv[paper.arxiv_id or ""] = paper
+    for chunk in _chunks(sorted(keys), 500):
+        for paper in session.scalars(select(PaperRow).where(PaperRow.title_key.in_(chunk))):
+            by_title.setdefault(paper.title_key, paper)
+    result: list[tuple[EntryRow, PaperRow | None]] = []
+    for entry in entries:
+        paper = by_id.get(entry.paper_id) if entry.paper_id is not None else None
+        paper = (
+            paper
+            or (by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None)
+            or by_title.get(entry.title_key)
+        )
+        result.append((entry, paper))
+    return result
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def training_set(
+    session: Session,
+    catalogue_name: str,
+    *,
+    extra_negatives: Sequence[Example] = (),
+    unlabeled: int = UNLABELED_SAMPLE,
+    seed: int = 0,
+) -> tuple[TrainingSet, Preset | None]:
+    """Positives: entries with abstracts + accepted decisions; negatives: rejections + extras;
+    unlabeled: a seeded sample of the other papers with abstracts."""
+    catalogue = get_catalogue(session, catalogue_name)
+    preset = load_preset(catalogue.preset) if catalogue.preset else None
+    relevant: dict[int, Example] = {}
+    for entry, paper in _entry_papers(session, catalogue):
+        if paper is not None and paper.id not in relevant:
+            relevant[paper.id] = paper_example(paper, entry.labels or [])
+    rejected: list[Example] = []
+    novel_negative: list[Example] = []
+    decided: set[int] = set()
+    query = (
+        select(CandidateRow, PaperRow)
+        .join(PaperRow, PaperRow.id == CandidateRow.paper_id)
+        .where(CandidateRow.catalogue_id == catalogue.id)
+    )
+    for candidate, paper in session.execute(query):
+        decided.add(paper.id)
+        if candidate.status in POSITIVE_STATUSES:
+            labels = (
+                candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels
+            )
+            relevant.setdefault(paper.id, paper_example(paper, labels or []))
+        elif candidate.status == CandidateStatus.REJECTED.value:
+            rejected.append(paper_example(paper))
+            if candidate.reason and NOVEL_REASON in candidate.reason.lower():
+                novel_negative.append(paper_example(paper))
+    known = set(relevant) | decided
+    other_ids = [
+        pid
+        for pid in session.scalars(select(PaperRow.id).where(PaperRow.abstract != "").order_by(PaperRow.id))
+        if pid not in known
+    ]
+    if len(other_ids) > unlabeled:
+        other_ids = sorted(random.Random(seed).sample(other_ids, unlabeled))
+    unlabeled_examples: list[Example] = []
+    for chunk in _chunks(other_ids, 1000):
+        unlabeled_examples.extend(
+            paper_example(p) for p in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk)))
+        )
+    positives = [e for e in relevant.values() if e.has_abstract]
+    needs_novel = bool(preset and preset.requires_base_to_novel)
+    data = TrainingSet(
+        relevant=positives,
+        rejected=rejected + list(extra_negatives),
+        unlabeled=unlabeled_examples,
+        novel_positive=positives if needs_novel else [],
+        novel_negative=(novel_negative + list(extra_negatives)) if needs_novel else [],
+    )
+    return data, preset
+
+
+def _label_keys(preset: Preset | None, data: TrainingSet) -> list[str]:
+    if preset is not None:
+        return [label.key for label in preset.labels]
+    return sorted({label for e in data.relevant for label in e.labels})
+
+
+def train_catalogue(
+    engine: Engine,
+    catalogue_name: str,
+    *,
+    settings: Settings,
+    extra_negatives: Sequence[Example] = (),
+    seed: int = 0,
+) -> tuple[CatalogueModel, Path]:
+    """Train a catalogue's models from the store and save them to `trained_dir`."""
+    with transaction(engine) as session:
+        data, preset = training_set(session, catalogue_name, extra_negatives=extra_negatives, seed=seed)
+    hyper = Hyper(seed=seed, recall_target=recall_target(settings, catalogue_name))
+    model = CatalogueModel.train(catalogue_name, data, _label_keys(preset, data), hyper)
+    model.card["preset"] = preset.name if preset else None
+    model.card["training_data"] = {"source": "store", "extra_negatives": len(extra_negatives)}
+    directory = trained_dir(settings, catalogue_name)
+    model.save(directory)
+    return model, directory
+
+
+def evaluate_catalogue(
+    engine: Engine, catalogue_name: str, *, settings: Settings, folds: int = 5, seed: int = 0
+) -> dict[str, Any]:
+    with transaction(engine) as session:
+        data, preset = training_set(session, catalogue_name, seed=seed)
+    hyper = Hyper(folds=folds, seed=seed, recall_target=recall_target(settings, catalogue_name))
+    return evaluate(catalogue_name, data, _label_keys(preset, data), hyper, folds=folds)
+
+
+def replay_catalogue(
+    engine: Engine,
+    catalogue_name: str,
+    before_text: str,
+    after_text: str,
+    *,
+    settings: Settings,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train on the older README's entries only; rank the entries added since among all papers."""
+    preset_name = catalogue_preset(settings, catalogue_name)
+    with transaction(engine) as session:
+        if preset_name is None:
+            preset_name = get_catalogue(session, catalogue_name).preset
+        preset = load_preset(preset_name) if preset_name else None
+        papers = list(session.scalars(select(PaperRow).where(PaperRow.abstract != "")))
+    by_arxiv = {p.arxiv_id: p for p in papers if p.arxiv_id}
+    by_title = {title_key(p.title): p for p in papers}
+
+    def matched(text: str) -> dict[int, Example]:
+        found: dict[int, Example] = {}
+        for entry in parse(text).entries:
+            paper = (by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None) or by_title.get(
+                title_key(entry.title)
+            )
+            if paper is None or paper.id in found:
+                continue
+            labels = preset.labels_for(entry.section_path, entry.badges, entry.cells) if preset else []
+            found[paper.id] = paper_example(paper, labels)
+        return found
+
+    before, after = matched(before_text), matched(after_text)
+    added = [example for pid, example in after.items() if pid not in before]
+    if not added:
+        raise UserError("no entry of the newer README is both new and in the store: nothing to replay")
+    pool = {p.id: paper_example(p) for p in papers}
+    others = [pid for pid in sorted(pool) if pid not in before]
+    sample = (
+        others if len(others) <= UNLABELED_SAMPLE else random.Random(seed).sample(others, UNLABELED_SAMPLE)
+    )
+    data = TrainingSet(relevant=list(before.values()), unlabeled=[pool[pid] for pid in sample])
+    hyper = Hyper(seed=seed, recall_target=recall_target(settings, catalogue_name))
+    report = replay(catalogue_name, data, added, list(pool.values()), _label_keys(preset, data), hyper)
+    report["catalogue"] = catalogue_name
+    report["before_entries_in_store"] = len(before)
+    return report
+
+
+# ---- enqueue and explain -----------------------------------------------------------------
+def _known_paper_ids(session: Session, catalogue: CatalogueRow) -> set[int]:
+    """Papers never to propose again: entries of the catalogue and every existing candidate."""
+    known = {paper.id for _entry, paper in _entry_papers(session, catalogue) if paper is not None}
+    known.update(
+        session.scalars(select(CandidateRow.paper_id).where(CandidateRow.catalogue_id == catalogue.id))
+    )
+    return known
+
+
+def score_and_enqueue(
+    engine: Engine, catalogue_name: str, paper_ids: list[int] | None = None, *, settings: Settings
+) -> EnqueueStats:
+    """Score papers for a catalogue and create `pending` candidates above threshold or by rule.
+
+    `paper_ids=None` scores every paper not yet known to the catalogue. A paper that is an
+    entry, or was ever a candidate (a rejected one included), is skipped: a rejection is final.
+    Everything is written in one transaction, so a failure leaves no partial queue.
+    """
+    rules = rules_for(settings, catalogue_name)
+    stats = EnqueueStats(catalogue=catalogue_name)
+    with transaction(engine) as session:
+        catalogue = get_catalogue(session, catalogue_name)
+        model, directory = load_model(settings, catalogue_name, catalogue.preset)
+        stats.model = str(directory)
+        version = str(model.card.get("data_sha256", ""))[:12] + "@" + str(model.card.get("trained_at", ""))
+        known = _known_paper_ids(session, catalogue)
+        if paper_ids is None:
+            ids = [
+                pid for pid in session.scalars(select(PaperRow.id).order_by(PaperRow.id)) if pid not in known
+            ]
+        else:
+            ids = sorted({pid for pid in paper_ids if pid not in known})
+            stats.skipped_known = len(set(paper_ids)) - len(ids)
+        for chunk in _chunks(ids, SCORE_BATCH):
+            rows = list(session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk)).order_by(PaperRow.id)))
+            scores = model.score([paper_example(row) for row in rows], rules)
+            for row, score in zip(rows, scores, strict=True):
+                stats.scored += 1
+                if score.rule and score.rule.startswith("exclude:"):
+                    stats.excluded_by_rule += 1
+                if not model.should_queue(score):
+                    continue
+                stats.queued += 1
+                stats.queued_by_rule += bool(score.rule)
+                stats.low_confidence += score.low_confidence
+                session.add(
+                    CandidateRow(
+                        paper_id=row.id,
+                        catalogue_id=catalogue.id,
+                        status=CandidateStatus.PENDING.value,
+                        relevance=score.relevance,
+                        label_scores=score.labels,
+                        proposed_labels=score.proposed_labels,
+                        base_to_novel=score.base_to_novel,
+                        low_confidence=score.low_confidence,
+                        rule=score.rule,
+                        model_version=version[:64],
+                    )
+                )
+            session.flush()
+    log.info(
+        "catalogue %s: scored %d, queued %d (%d by rule, %d excluded by rule)",
+        catalogue_name, stats.scored, stats.queued, stats.queued_by_rule, stats.excluded_by_rule,
+    )  # fmt: skip
+    return stats
+
+
+def explain(
+    engine: Engine, catalogue_name: str, paper_id: int, top: int = 10, *, settings: Settings | None = None
+) -> PaperExplanation:
+    """The terms that pushed a paper's relevance up or down, with its label and rule scores.
+
+    Without `settings` (the review UI calls it so), the config is resolved as the CLI does.
+    """
+    settings = settings or load_settings()
+    with transaction(engine) as session:
+        paper = session.get(PaperRow, paper_id)
+        if paper is None:
+            raise UserError(f"no paper with id {paper_id}")
+        preset = catalogue_preset(settings, catalogue_name, session)
+        if preset is None and settings.catalogue(catalogue_name) is None:
+            get_catalogue(session, catalogue_name)  # raises the "unknown catalogue" error
+        example = paper_example(paper)
+    model, _directory = load_model(settings, catalogue_name, preset)
+    score = model.score([example], rules_for(settings, catalogue_name))[0]
+    return PaperExplanation(
+        paper_id=paper_id,
+        title=example.title,
+        catalogue=catalogue_name,
+        explanation=model.explain(example, top),
+        labels=score.labels,
+        base_to_novel=score.base_to_novel,
+        rule=score.rule,
+    )
