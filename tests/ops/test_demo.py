@@ -1,0 +1,83 @@
+"""`vpt-tracker demo` end to end: the whole product on the bundled recordings, offline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from vpt_tracker.store import make_engine, transaction
+from vpt_tracker.store.tables import CandidateRow, PaperRow, RunRow
+
+pytestmark = pytest.mark.slow
+PRESETS = ("awesome-vpt", "prompt-adaptation", "generalizable-vlm")
+
+
+def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> None:
+    out = tmp_path / "demo-output"
+    # Any request that is not to the local replay server goes to a dead proxy and fails.
+    env = {
+        **os.environ,
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "ALL_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1",
+        "VPT_CONFIG": str(tmp_path / "absent.toml"),  # no user config leaks in
+    }
+    env.pop("VPT_DATABASE_URL", None)
+    (tmp_path / "absent.toml").write_text("")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", "from vpt_tracker.cli import main; main()", "demo", "--output-dir", str(out)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert seconds < 120, f"the demo took {seconds:.0f}s"
+    output = done.stdout
+
+    # The real nightly run fetched every source from the replay server, with no errors.
+    engine = make_engine(f"sqlite:///{out / 'demo.db'}")
+    try:
+        with transaction(engine) as session:
+            [run] = session.scalars(select(RunRow)).all()
+            assert run.outcome == "ok", run.errors
+            records = {name: counts["records"] for name, counts in run.counts["sources"].items()}
+            assert set(records) == {"arxiv_api", "arxiv_rss", "openreview", "cvf"}
+            assert all(count > 0 for count in records.values()), records
+            # The CVF listing turned arXiv preprints into proceedings papers.
+            upgraded = session.scalars(select(PaperRow).where(PaperRow.venue_upgraded_at.is_not(None))).all()
+            assert {paper.venue for paper in upgraded} >= {"CVPR", "ICCV"}
+            accepted = session.scalars(select(CandidateRow).where(CandidateRow.status == "accepted")).all()
+            assert {row.reviewer for row in accepted} == {"demo"}
+    finally:
+        engine.dispose()
+
+    for preset in PRESETS:
+        assert f"imported catalogue {preset}" in output
+        assert f"{preset}: " in output and "pending candidates; the top 3:" in output
+    assert "labels: " in output
+
+    message = message_from_bytes((out / "digest.eml").read_bytes(), policy=policy.default)
+    assert message.get_content_type() == "multipart/alternative"
+    assert message["Subject"].startswith("vpt-tracker digest ")
+    html = (out / "digest.html").read_text()
+    assert "<h2>awesome-vpt</h2>" in html and "Accepted this week" in html
+
+    diffs = sorted(out.glob("*.diff"))
+    assert diffs, output
+    for diff in diffs:
+        text = diff.read_text()
+        assert text.startswith("--- a/README.md\n+++ b/README.md\n")
+        assert any(line.startswith("+") and not line.startswith("+++") for line in text.splitlines())
+    assert "demo finished in" in output
