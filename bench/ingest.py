@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         elapsed = time.perf_counter() - started
         with transaction(engine) as session:
+            loading = time.perf_counter()
+            IdentityIndex.load(session)  # what each ingest_page call without an index pays
+            load_seconds = time.perf_counter() - loading
             papers = session.scalar(select(func.count()).select_from(PaperRow)) or 0
             upgraded_query = select(func.count()).where(PaperRow.venue_upgraded_at.is_not(None))
             upgraded = session.scalar(upgraded_query) or 0
@@ -223,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{total.records} records in {elapsed:.1f} s: {total.records / elapsed:.0f} records/s,"
           f" peak RSS {peak_rss_mb():.0f} MB")
+    print(f"loading the identity index of {papers} papers from the store: {load_seconds:.1f} s")
     per_record = total.fuzzy_comparisons / total.records
     print(f"fuzzy comparisons: {total.fuzzy_comparisons} ({per_record:.2f} per record)")
     print(f"papers: {papers} (expected {expect.distinct_papers}); merged {total.merged}"

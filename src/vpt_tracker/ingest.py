@@ -410,7 +410,13 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _paper_values(row: PaperRow) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in PaperRow.__table__.columns}
+    """A stored paper's columns; datetimes made UTC-aware (SQLite reads them back naive), so
+    that they compare with the records' aware ones."""
+    values = {column.key: getattr(row, column.key) for column in PaperRow.__table__.columns}
+    for column, value in values.items():
+        if isinstance(value, datetime) and value.tzinfo is None:
+            values[column] = value.replace(tzinfo=UTC)
+    return values
 
 
 def _ingest(

@@ -341,3 +341,15 @@ def test_index_loaded_from_the_store_resolves_like_the_one_that_built_it(engine:
     assert len(index) == count(engine, PaperRow)
     stats = ingest_records(engine, [r for r in records[:5]], index=index)
     assert stats.duplicate_sightings == 5
+
+
+def test_the_earliest_publication_date_is_kept_across_runs(engine: Engine) -> None:
+    later = datetime(2024, 2, 1, tzinfo=UTC)
+    earlier = datetime(2024, 1, 15, tzinfo=UTC)
+    ingest_records(engine, [arxiv("Prompt Me", "2401.08000v2", ("A B",), published=later)])
+    stats = ingest_records(
+        engine, [arxiv("Prompt Me", "2401.08000v1", ("A B",), published=earlier, comment="c")]
+    )
+    (paper,) = papers(engine)
+    assert stats.merged == 1
+    assert as_utc(paper.published_at) == earlier and paper.comment == "c"
