@@ -1,0 +1,82 @@
+"""Taking in a README that changed upstream: our changes replayed, upstream's edits kept."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from vpt_tracker.catalogue.markdown import parse
+from vpt_tracker.catalogue.promote import promote
+from vpt_tracker.catalogue.service import render_catalogue
+from vpt_tracker.publish.upstream import rebase_catalogue
+from vpt_tracker.store import session_factory, transaction
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow
+
+from .conftest import CATALOGUE, README_0624, accept_two, import_list
+
+ADAPTIVE_ARXIV = (
+    "| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning]"
+    "(https://arxiv.org/abs/2411.01327) | arXiv |"
+)
+
+
+def promoted(engine: Engine) -> tuple[int, int]:
+    import_list(engine)
+    ids = accept_two(engine)
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+    return ids
+
+
+def test_a_maintainer_edit_is_kept_and_our_changes_replayed(engine: Engine) -> None:
+    new_id, upgrade_id = promoted(engine)
+    upstream = README_0624.read_text().replace("| 2019 | First work |", "| 2019 | First work, seminal |")
+    with transaction(engine) as session:
+        result = rebase_catalogue(session, CATALOGUE, upstream, "abc123")
+        text = render_catalogue(session, CATALOGUE)
+    assert (len(result.kept_added), len(result.kept_updated), result.dropped) == (1, 1, [])
+    assert "First work, seminal |" in text and "2210.01253" in text and ADAPTIVE_ARXIV not in text
+    with session_factory(engine)() as session:
+        catalogue = session.scalars(select(CatalogueRow)).one()
+        assert (catalogue.source_text, catalogue.upstream_commit) == (upstream, "abc123")
+        links = {e.candidate_id: e.state for e in session.scalars(select(EntryRow)) if e.candidate_id}
+    assert links == {new_id: "added", upgrade_id: "updated"}
+
+
+def test_upstream_venue_and_upstream_additions_win(engine: Engine) -> None:
+    promoted(engine)
+    upstream = README_0624.read_text().replace(
+        ADAPTIVE_ARXIV, ADAPTIVE_ARXIV.replace("| arXiv |", "| NeurIPS |")
+    )
+    plot_row = (
+        "| [PLOT: Prompt Learning with Optimal Transport for Vision-Language Models]"
+        "(https://arxiv.org/abs/2210.01253) | ICLR | 2023 | hand-added by the maintainer |\n"
+    )
+    anchor = "| [LPT: Long-tailed Prompt Tuning for Image Classification]"
+    upstream = upstream.replace(anchor, plot_row + anchor, 1)
+    with transaction(engine) as session:
+        result = rebase_catalogue(session, CATALOGUE, upstream, None)
+        text = render_catalogue(session, CATALOGUE)
+    assert len(result.absorbed) == 2 and result.kept_added == [] and result.kept_updated == []
+    assert text == upstream  # nothing of ours is left to replay: upstream's text, byte for byte
+    doc = parse(text)
+    assert [e.cells.get("Keywords") for e in doc.entries if e.arxiv_id == "2210.01253"] == [
+        "hand-added by the maintainer"
+    ]
+    with session_factory(engine)() as session:
+        plot = session.scalars(select(EntryRow).where(EntryRow.arxiv_id == "2210.01253")).one()
+        assert plot.state == "imported" and plot.candidate_id is not None
+
+
+def test_entries_upstream_removed_or_sections_it_dropped_are_reported(engine: Engine) -> None:
+    new_id, _ = promoted(engine)
+    upstream = README_0624.read_text()
+    line = next(x for x in upstream.splitlines(keepends=True) if x.startswith(ADAPTIVE_ARXIV))
+    upstream = upstream.replace(line, "").replace("#### Token-Level", "#### Token Prompts")
+    with transaction(engine) as session:
+        result = rebase_catalogue(session, CATALOGUE, upstream, None)
+        text = render_catalogue(session, CATALOGUE)
+    assert text == upstream
+    assert any("upstream removed the entry" in d for d in result.dropped)
+    assert any("no section of the new README takes it" in d for d in result.dropped)
+    with session_factory(engine)() as session:
+        assert session.get(CandidateRow, new_id).status == "accepted"  # promotion may try again
