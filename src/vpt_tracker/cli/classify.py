@@ -1,0 +1,291 @@
+"""`vpt-tracker classify`: train, score, evaluate, replay and explain catalogue models."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vpt_tracker.classify.data import Example, read_jsonl
+from vpt_tracker.cli.context import AppContext, echo_json, pass_app
+from vpt_tracker.enqueue import (
+    evaluate_catalogue,
+    explain,
+    load_model,
+    replay_catalogue,
+    rules_for,
+    score_and_enqueue,
+    train_catalogue,
+)
+from vpt_tracker.errors import UserError
+
+log = logging.getLogger(__name__)
+SCORE_CHUNK = 10_000
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on a terminal; otherwise a log line per chunk."""
+    if not sys.stderr.isatty():
+        done = 0
+
+        def log_step(count: int) -> None:
+            nonlocal done
+            done += count
+            log.info("%s: %d/%d", label, done, total)
+
+        yield log_step
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda count: progress.advance(task, count)
+
+
+def _read_papers(path: Path) -> list[Example]:
+    if not path.is_file():
+        raise UserError(f"{path} does not exist or is not a file")
+    papers = list(read_jsonl(path))
+    if not papers:
+        raise UserError(f"{path} holds no papers (one JSON object per line expected)")
+    return papers
+
+
+@click.group("classify")
+def classify_group() -> None:
+    """Train, score, evaluate, replay and explain the per-catalogue classifiers."""
+
+
+@classify_group.command("train")
+@click.argument("name")
+@click.option(
+    "--negatives-jsonl",
+    "negatives",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Extra known-irrelevant papers (papers.jsonl format); repeatable.",
+)
+@click.option("--seed", default=0, show_default=True, help="Random seed (unlabeled sample, folds).")
+@click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON.")
+@pass_app
+def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed: int, as_json: bool) -> None:
+    """Train catalogue NAME's models from the store and save them with a model card.
+
+    Positives are the catalogue's entries with abstracts and accepted papers; negatives are
+    rejected papers (and --negatives-jsonl); unreviewed papers are a weighted unlabeled sample.
+
+    \b
+    Example:
+      vpt-tracker classify train awesome-vpt --negatives-jsonl off-topic.jsonl
+    """
+    extra = [example for path in negatives for example in _read_papers(path)]
+    model, directory = train_catalogue(
+        app.engine(), name, settings=app.settings, extra_negatives=extra, seed=seed
+    )
+    if as_json:
+        echo_json(model.card)
+        return
+    counts = model.card["counts"]
+    click.echo(f"trained {name}: {counts['relevant']} relevant, {counts['rejected']} rejected, "
+               f"{counts['unlabeled']} unlabeled papers; model in {directory}")  # fmt: skip
+    click.echo(f"relevance threshold {model.relevance.threshold:.4f}; labels with a model: "
+               f"{', '.join(model.labels) or 'none'}; base-to-novel model: "
+               f"{'yes' if model.base_to_novel else 'no'}")  # fmt: skip
+
+
+@classify_group.command("score")
+@click.option("--catalogue", "name", required=True, help="Catalogue (or preset) whose model scores.")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="papers.jsonl")
+@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help="scores.jsonl")
+@pass_app
+def score_command(app: AppContext, name: str, input_path: Path, output_path: Path) -> None:
+    """Score every paper of a JSON-lines file; no database is needed.
+
+    Input lines hold {id, title, abstract | summary, authors?, categories?, comment?} (the
+    arXiv corpus format as is). Output lines hold {id, relevance, labels, base_to_novel,
+    proposed_labels, queued, low_confidence, rule}.
+
+    \b
+    Example:
+      vpt-tracker classify score --catalogue awesome-vpt --input papers.jsonl --output scores.jsonl
+    """
+    settings = app.settings
+    config = settings.catalogue(name)
+    model, directory = load_model(settings, name, config.preset if config else None)
+    rules = rules_for(settings, name)
+    papers = _read_papers(input_path)
+    tmp = output_path.with_name(output_path.name + ".tmp")
+    queued = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as out, _progress(len(papers), f"scoring for {name}") as step:
+            for start in range(0, len(papers), SCORE_CHUNK):
+                chunk = papers[start : start + SCORE_CHUNK]
+                for paper, score in zip(chunk, model.score(chunk, rules), strict=True):
+                    row: dict[str, Any] = {"id": paper.id} | asdict(score)
+                    row["queued"] = model.should_queue(score)
+                    queued += row["queued"]
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                step(len(chunk))
+        tmp.replace(output_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {output_path}: {exc.strerror}") from None
+    click.echo(
+        f"scored {len(papers)} papers with {directory}: {queued} above threshold or included by a rule"
+    )
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    rel = report["relevance"]
+    sub = report["relevance_prompt_subset"]
+    click.echo(f"catalogue {report['catalogue']}: {report['folds']}-fold nested cross-validation")
+    click.echo(f"  counts: {report['counts']}")
+    for title, block in (("all papers", rel), ('papers mentioning "prompt"', sub)):
+        click.echo(f"  relevance ({title}, {block['papers']} papers, {block['positives']} relevant):")
+        click.echo(f"    recall at threshold {block['recall_at_threshold']:.3f}   review load {block['review_load']:.4f}"
+                   f"   precision at threshold {block['precision_at_threshold']:.3f}")  # fmt: skip
+        if "wss_at_95" in block:
+            click.echo(
+                f"    WSS@95 {block['wss_at_95']:.3f}   load for 95% recall {block['load_for_95_recall']:.4f}"
+            )
+        click.echo(
+            "    precision@k " + "  ".join(f"@{k}={v:.2f}" for k, v in block["precision_at_k"].items())
+        )
+        click.echo(
+            "    recall at load " + "  ".join(f"{k}={v:.2f}" for k, v in block["recall_at_load"].items())
+        )
+    base = report["keyword_baseline"]
+    click.echo(f"  keyword baseline ('prompt'): recall {base['recall']:.3f}, load {base['review_load']:.4f}, "
+               f"precision {base['precision']:.3f}; WSS@95 on the prompt subset 0")  # fmt: skip
+    click.echo("  labels (precision / recall / F1 / support):")
+    for key, m in report["labels"].items():
+        click.echo(f"    {key:<24} {m['precision']:.2f} / {m['recall']:.2f} / {m['f1']:.2f} / {m['support']}")
+    micro = report["labels_micro"]
+    click.echo(f"    {'micro':<24} {micro['precision']:.2f} / {micro['recall']:.2f} / {micro['f1']:.2f}")
+    if "base_to_novel" in report:
+        m = report["base_to_novel"]
+        click.echo(f"  base-to-novel: precision {m['precision']:.2f}, recall {m['recall']:.2f}, F1 {m['f1']:.2f} "
+                   f"({m['examples']} papers)")  # fmt: skip
+
+
+@classify_group.command("evaluate")
+@click.argument("name")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20), help="Outer CV folds.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@pass_app
+def evaluate_command(app: AppContext, name: str, folds: int, seed: int, as_json: bool) -> None:
+    """Cross-validate catalogue NAME's models on the store's data (nothing tuned on a test fold).
+
+    Prints recall at the threshold, review load, WSS@95, precision@k, per-label P/R/F1 and
+    base-to-novel P/R/F1, for all papers and for those that mention "prompt".
+
+    \b
+    Example:
+      vpt-tracker classify evaluate awesome-vpt --folds 5 --json
+    """
+    report = evaluate_catalogue(app.engine(), name, settings=app.settings, folds=folds, seed=seed)
+    if as_json:
+        echo_json(report)
+    else:
+        _print_report(report)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path} as UTF-8 text: {exc}") from None
+
+
+@classify_group.command("replay")
+@click.argument("name")
+@click.option("--before", "before", required=True, type=click.Path(path_type=Path), help="The older README.")
+@click.option("--after", "after", required=True, type=click.Path(path_type=Path), help="The newer README.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON.")
+@pass_app
+def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: int, as_json: bool) -> None:
+    """Recall audit: train on the older README only, rank the later-added entries.
+
+    Reports where the entries added between BEFORE and AFTER rank among all papers in the
+    store: the share found at 1%, 3% and 10% review load.
+
+    \b
+    Example:
+      vpt-tracker classify replay vpt --before README@2025-06-06.md --after README@2025-06-24.md
+    """
+    report = replay_catalogue(
+        app.engine(), name, _read_text(before), _read_text(after), settings=app.settings, seed=seed
+    )
+    if as_json:
+        echo_json(report)
+        return
+    click.echo(f"catalogue {name}: trained on {report['before_entries_in_store']} older entries; "
+               f"{report['added_in_pool']} added entries ranked among {report['papers']} papers")  # fmt: skip
+    click.echo("  recall at load " + "  ".join(f"{k}={v:.2f}" for k, v in report["recall_at_load"].items()))
+    for row in report["ranks"]:
+        click.echo(f"  #{row['rank']:<7} {row['relevance']:.3f}  {row['title']}")
+
+
+@classify_group.command("explain")
+@click.option("--catalogue", "name", required=True, help="Catalogue whose model to explain.")
+@click.argument("paper_id", type=int)
+@click.option("--top", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def explain_command(app: AppContext, name: str, paper_id: int, top: int, as_json: bool) -> None:
+    """Show the terms that pushed PAPER_ID's relevance score up or down.
+
+    \b
+    Example:
+      vpt-tracker classify explain --catalogue awesome-vpt 1234
+    """
+    result = explain(app.engine(), name, paper_id, top, settings=app.settings)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    e = result.explanation
+    mark = " (low confidence: no abstract)" if e.low_confidence else ""
+    click.echo(f"{result.title}\n  relevance {e.relevance:.3f} (threshold {e.threshold:.3f}){mark}")
+    if result.rule:
+        click.echo(f"  rule: {result.rule}")
+    click.echo("  up:   " + ", ".join(f"{t} (+{w:.3f})" for t, w in e.up))
+    click.echo("  down: " + ", ".join(f"{t} ({w:.3f})" for t, w in e.down))
+
+
+@classify_group.command("enqueue")
+@click.argument("name")
+@pass_app
+def enqueue_command(app: AppContext, name: str) -> None:
+    """Score every paper not yet known to catalogue NAME and queue those above threshold.
+
+    \b
+    Example:
+      vpt-tracker classify enqueue awesome-vpt
+    """
+    stats = score_and_enqueue(app.engine(), name, None, settings=app.settings)
+    click.echo(f"{name}: scored {stats.scored}, queued {stats.queued} ({stats.queued_by_rule} by rule, "
+               f"{stats.excluded_by_rule} excluded by rule, {stats.low_confidence} low-confidence)")  # fmt: skip
+
+
+def register(main: click.Group) -> None:
+    main.add_command(classify_group)
