@@ -256,3 +256,32 @@ def test_reviewer_name_resolution() -> None:
     assert resolve_reviewer("config-name", "flag-name") == "flag-name"
     assert resolve_reviewer("config-name") == "config-name"
     assert resolve_reviewer(None)  # the login name
+
+
+def test_bulk_reject_is_all_or_nothing_when_raced(engine: Engine, setup: dict[str, Any]) -> None:
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    fired: list[str] = []
+
+    def bob_first(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # Alice's batch has read its rows; just before her UPDATE, Bob decides one of them.
+        if statement.lstrip().upper().startswith("UPDATE CANDIDATES") and not fired:
+            fired.append(statement)
+            bob.accept(setup["mid"], ["pixel"])
+
+    event.listen(engine, "before_cursor_execute", bob_first)
+    try:
+        with pytest.raises(Conflict, match="another reviewer changed some of these 2 candidates"):
+            alice.bulk_reject_below(0.6, "low score")
+    finally:
+        event.remove(engine, "before_cursor_execute", bob_first)
+    assert alice.get(setup["low"]).status == "pending"  # nothing of Alice's batch was applied
+    assert alice.get(setup["mid"]).status == "accepted"
+    assert [(d.action, d.reviewer) for d in decisions(engine)] == [("accept", "bob")]
+
+
+def test_bulk_reject_reports_progress_per_chunk(engine: Engine, setup: dict[str, Any]) -> None:
+    seen: list[tuple[int, int]] = []
+    result = queue(engine).bulk_reject_below(
+        1.0, "cleanup", progress=lambda done, total: seen.append((done, total))
+    )
+    assert result.rejected == 3 and seen == [(3, 3)]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -12,6 +15,7 @@ from vpt_tracker.models import CandidateStatus
 from vpt_tracker.review.queue import Filter, QueueItem, ReviewQueue, resolve_reviewer
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 STATUSES = [s.value for s in CandidateStatus]
 
 
@@ -31,6 +35,21 @@ def _queue(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer:
     catalogue = catalogue or parent.get("catalogue")
     reviewer = resolve_reviewer(app.settings.review.reviewer, reviewer or parent.get("reviewer"))
     return ReviewQueue(app.engine(), reviewer, catalogue, order=app.settings.review.order)
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on a terminal; otherwise a log line per chunk (shown with -v)."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda done, _total: bar.update(task, completed=done)
+        return
+    yield lambda done, all_: log.info("%s: %d/%d", label, done, all_)
 
 
 def _labels(values: tuple[str, ...]) -> list[str]:
@@ -221,7 +240,8 @@ def bulk_reject(
     count = queue.count_below(below)
     if count and not yes:
         click.confirm(f"reject {count} pending candidates scoring below {below:g}?", abort=True)
-    result = queue.bulk_reject_below(below, reason)
+    with _progress(count, "rejecting") as advance:
+        result = queue.bulk_reject_below(below, reason, progress=advance)
     click.echo(
         f"rejected {result.rejected} candidates below {below:g} ({reason}); `review undo` reverts them"
     )

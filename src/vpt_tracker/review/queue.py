@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, String, and_, case, cast, func, or_, select
+from sqlalchemy import Engine, String, Table, and_, bindparam, case, cast, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
@@ -39,6 +39,8 @@ ORDERS = ("relevance", "uncertainty")
 OPEN_STATUSES = (CandidateStatus.PENDING.value, CandidateStatus.DEFERRED.value)
 #: The fields a decision records before and after, and that undo restores.
 _STATE_FIELDS = ("status", "final_labels", "reason", "reviewer")
+#: Rows per statement in bulk paths: well under every backend's bound-parameter limit.
+_CHUNK = 500
 
 
 class Conflict(UserError):
@@ -290,9 +292,12 @@ class ReviewQueue:
         wanted = list(candidate_ids)
         if not wanted:
             return []
+        by_id: dict[int, QueueItem] = {}
         with self.engine.connect() as connection:
-            rows = connection.execute(_item_query().where(CandidateRow.id.in_(wanted))).all()
-        by_id = {row.id: _item(row) for row in rows}
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                for row in connection.execute(_item_query().where(CandidateRow.id.in_(chunk))):
+                    by_id[row.id] = _item(row)
         return [by_id[i] for i in wanted if i in by_id]
 
     def listing(
@@ -372,81 +377,91 @@ class ReviewQueue:
         allowed = (*OPEN_STATUSES, CandidateStatus.ACCEPTED.value)
         return self._act(candidate_id, "relabel", change, expected_version, allowed)
 
-    def bulk_reject_below(self, score: float, reason: str) -> BulkResult:
-        """Reject every pending candidate in scope whose relevance is below `score`, as one undoable batch."""
+    def bulk_reject_below(
+        self, score: float, reason: str, *, progress: Callable[[int, int], None] | None = None
+    ) -> BulkResult:
+        """Reject every pending candidate in scope whose relevance is below `score`, as one undoable batch.
+
+        Set-based (one versioned UPDATE per chunk, decisions inserted in bulk), so that
+        clearing tens of thousands of low scores after a backfill takes seconds. `progress`
+        is called with (done, total) after each chunk.
+        """
         reason = reason.strip()
         if not reason:
             raise UserError("a bulk reject needs a reason")
         batch = uuid.uuid4().hex
-        done: list[int] = []
-        try:
-            with transaction(self.engine) as session:
-                query = self._scoped(select(CandidateRow), CandidateStatus.PENDING.value, None).where(
-                    CandidateRow.relevance < score
-                )
-                now = self.clock()
-                for row in session.scalars(query.order_by(CandidateRow.id)):
-                    before = _snapshot(row)
-                    row.status = CandidateStatus.REJECTED.value
-                    row.reason = reason
-                    row.final_labels = None
-                    self._stamp(row, now)
-                    session.flush()
-                    session.add(self._decision(row, "reject", before, now, reason, batch=batch))
-                    done.append(row.id)
-        except StaleDataError:
-            raise UserError(
-                "another reviewer changed some of these candidates meanwhile; nothing was rejected, try again"
-            ) from None
-        return BulkResult(len(done), batch, done)
+        with transaction(self.engine) as session:
+            query = self._scoped(select(CandidateRow), CandidateStatus.PENDING.value, None).where(
+                CandidateRow.relevance < score
+            )
+            rows = [
+                _snapshot_row(row) for row in session.execute(_state_query(query.order_by(CandidateRow.id)))
+            ]
+            now = self.clock()
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start : start + _CHUNK]
+                changes = [
+                    (
+                        state,
+                        {
+                            "status": CandidateStatus.REJECTED.value,
+                            "final_labels": None,
+                            "reason": reason,
+                            "reviewer": self.reviewer,
+                            "decided_at": now,
+                        },
+                    )
+                    for state in chunk
+                ]
+                self._apply_versioned(session, changes, "reject", now, reason, batch=batch)
+                if progress is not None:
+                    progress(start + len(chunk), len(rows))
+        return BulkResult(len(rows), batch, [state["id"] for state in rows])
 
     def undo(self) -> list[QueueItem]:
         """Revert this reviewer's last decision not yet undone (a bulk action as a whole)."""
-        try:
-            with transaction(self.engine) as session:
-                last = session.scalars(
-                    self._my_decisions().order_by(DecisionRow.at.desc(), DecisionRow.id.desc()).limit(1)
-                ).first()
-                if last is None:
-                    scope = f" in catalogue {self.catalogue!r}" if self.catalogue else ""
-                    raise UserError(f"nothing to undo: {self.reviewer} has no decision left to undo{scope}")
-                group = [last]
-                batch = (last.after or {}).get("batch")
-                if batch:
-                    group = [
-                        d
-                        for d in session.scalars(self._my_decisions().order_by(DecisionRow.id.desc()))
-                        if (d.after or {}).get("batch") == batch
-                    ]
-                now = self.clock()
-                undone: list[int] = []
-                for decision in group:
-                    row = session.get(CandidateRow, decision.candidate_id)
-                    if row is None:
-                        raise UserError(f"cannot undo: candidate {decision.candidate_id} no longer exists")
-                    if row.version != decision.after.get("version"):
-                        current = _item_in(session, row.id)
+        with transaction(self.engine) as session:
+            last = session.scalars(
+                self._my_decisions().order_by(DecisionRow.at.desc(), DecisionRow.id.desc()).limit(1)
+            ).first()
+            if last is None:
+                scope = f" in catalogue {self.catalogue!r}" if self.catalogue else ""
+                raise UserError(f"nothing to undo: {self.reviewer} has no decision left to undo{scope}")
+            group = [last]
+            batch = (last.after or {}).get("batch")
+            if batch:  # a batch's decisions share their time and action
+                same = self._my_decisions().where(
+                    DecisionRow.at == last.at, DecisionRow.action == last.action
+                )
+                group = [d for d in session.scalars(same) if (d.after or {}).get("batch") == batch]
+            now = self.clock()
+            changes = []
+            for start in range(0, len(group), _CHUNK):
+                decisions = {d.candidate_id: d for d in group[start : start + _CHUNK]}
+                query = _state_query(select(CandidateRow).where(CandidateRow.id.in_(list(decisions))))
+                current = {state["id"]: state for state in map(_snapshot_row, session.execute(query))}
+                for candidate_id, decision in decisions.items():
+                    state = current.get(candidate_id)
+                    if state is None:
+                        raise UserError(f"cannot undo: candidate {candidate_id} no longer exists")
+                    if state["version"] != decision.after.get("version"):
+                        item = _item_in(session, candidate_id)
                         raise Conflict(
-                            f"cannot undo your {decision.action} of candidate {row.id}: it was changed since "
-                            f"(now {current.state() if current else row.status}); nothing was undone",
-                            current,
+                            f"cannot undo your {decision.action} of candidate {candidate_id}: it was changed "
+                            f"since (now {item.state() if item else state['status']}); nothing was undone",
+                            item,
                         )
-                    before = _snapshot(row)
-                    for name in _STATE_FIELDS:
-                        setattr(row, name, decision.before.get(name))
+                    restored = {name: decision.before.get(name) for name in _STATE_FIELDS}
                     previous = decision.before.get("decided_at")
-                    row.decided_at = datetime.fromisoformat(previous) if previous else None
-                    session.flush()
-                    decision.undone = True
-                    record = self._decision(row, "undo", before, now, f"undo {decision.action}")
-                    record.undoes_id = decision.id
-                    session.add(record)
-                    undone.append(row.id)
-        except StaleDataError:
-            raise Conflict(
-                "another reviewer changed the candidate while undoing; nothing was undone", None
-            ) from None
-        return self.items(undone)
+                    restored["decided_at"] = datetime.fromisoformat(previous) if previous else None
+                    state["undoes"] = (decision.id, decision.action)
+                    changes.append((state, restored))
+            for start in range(0, len(changes), _CHUNK):
+                self._apply_versioned(session, changes[start : start + _CHUNK], "undo", now, None)
+            for start in range(0, len(group), _CHUNK):
+                ids = [d.id for d in group[start : start + _CHUNK]]
+                session.execute(update(DecisionRow).where(DecisionRow.id.in_(ids)).values(undone=True))
+        return self.items([state["id"] for state, _ in changes])
 
     def decisions(self, candidate_id: int | None = None) -> list[DecisionRow]:
         """The audit log, oldest first (of one candidate, or of this queue's scope)."""
@@ -492,6 +507,70 @@ class ReviewQueue:
         except StaleDataError:
             raise self._conflict(None, candidate_id, action) from None
         return self.get(candidate_id)
+
+    def _apply_versioned(
+        self,
+        session: Session,
+        changes: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+        action: str,
+        now: datetime,
+        reason: str | None,
+        batch: str | None = None,
+    ) -> None:
+        """Write (current state, new fields) pairs with one versioned UPDATE, plus their decisions.
+
+        Each row is updated only if it still has the version that was read; if any row was
+        changed meanwhile the whole transaction fails as a Conflict, so a batch is all or nothing.
+        """
+        if not changes:
+            return
+        table: Table = CandidateRow.__table__  # type: ignore[assignment]  # declared as FromClause
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+            .values(
+                {name: bindparam(f"b_{name}") for name in (*_STATE_FIELDS, "decided_at")}
+                | {"version": bindparam("b_new_version"), "updated_at": bindparam("b_now")}
+            )
+        )
+        params = []
+        decisions = []
+        for state, fields in changes:
+            after = {**_public(state), **fields, "version": state["version"] + 1}
+            after["decided_at"] = fields["decided_at"].isoformat() if fields["decided_at"] else None
+            params.append(
+                {f"b_{name}": fields[name] for name in (*_STATE_FIELDS, "decided_at")}
+                | {
+                    "b_id": state["id"],
+                    "b_version": state["version"],
+                    "b_new_version": state["version"] + 1,
+                    "b_now": now,
+                }
+            )
+            if batch:
+                after["batch"] = batch
+            undoes = state.get("undoes")
+            decisions.append(
+                {
+                    "candidate_id": state["id"],
+                    "reviewer": self.reviewer,
+                    "action": action,
+                    "at": now,
+                    "before": _public(state),
+                    "after": after,
+                    "reason": f"undo {undoes[1]}" if undoes else reason,
+                    "undoes_id": undoes[0] if undoes else None,
+                    "undone": False,
+                }
+            )
+        result = session.connection().execute(statement, params)
+        if result.rowcount != len(params):
+            raise Conflict(
+                f"another reviewer changed some of these {len(params)} candidates meanwhile; "
+                f"nothing was {'undone' if action == 'undo' else 'changed'}, try again",
+                None,
+            )
+        session.execute(insert(DecisionRow), decisions)
 
     def _stamp(self, row: CandidateRow, now: datetime) -> None:
         row.reviewer = self.reviewer
@@ -637,6 +716,31 @@ def _checked_labels(session: Session, row: CandidateRow, labels: list[str]) -> l
             f"for catalogue {catalogue.name!r}; valid labels: {', '.join(valid)}"
         )
     return cleaned
+
+
+def _state_query(query: Any) -> Any:
+    """The columns a decision snapshots, for the rows `query` selects (no ORM objects: bulk paths)."""
+    return query.with_only_columns(
+        CandidateRow.id, CandidateRow.status, CandidateRow.final_labels, CandidateRow.reason,
+        CandidateRow.reviewer, CandidateRow.decided_at, CandidateRow.version,
+    )  # fmt: skip
+
+
+def _snapshot_row(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "final_labels": list(row.final_labels) if row.final_labels is not None else None,
+        "reason": row.reason,
+        "reviewer": row.reviewer,
+        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "version": row.version,
+    }
+
+
+def _public(state: dict[str, Any]) -> dict[str, Any]:
+    """A state as a decision stores it (without the bookkeeping keys)."""
+    return {k: v for k, v in state.items() if k not in ("id", "undoes")}
 
 
 def _snapshot(row: CandidateRow) -> dict[str, Any]:
