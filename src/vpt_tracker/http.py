@@ -28,7 +28,9 @@ from vpt_tracker.config import HttpConfig
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_RETRY_ERRORS = (httpx.TransportError,)  # connect/read timeouts, resets, truncated bodies
+# Timeouts, refused or reset connections, bodies cut short: worth another try. Other httpx
+# errors (an unsupported scheme, too many redirects) would fail the same way again.
+_RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 class HttpError(Exception):
@@ -172,6 +174,9 @@ class HttpClient:
                 log.info("GET %s: %s; retrying in %.1fs", full_url, reason, delay)
                 self.sleep(delay)
                 continue
+            except httpx.HTTPError as exc:
+                self.request_log.append(RequestRecord(sent_at, "GET", full_url, None, group, str(exc)))
+                raise HttpError(f"GET {full_url} failed: {type(exc).__name__}: {exc}", url=full_url) from exc
             self.request_log.append(RequestRecord(sent_at, "GET", full_url, response.status_code, group))
             if response.status_code in RETRY_STATUSES:
                 if attempt == attempts:

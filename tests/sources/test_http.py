@@ -162,3 +162,19 @@ def test_other_hosts_are_not_held_by_the_arxiv_budget(replay: ReplayServer, make
     assert second.time == first.time  # different group: no wait
     client.get("https://export.arxiv.org/api/query", {"search_query": "all:y"})
     assert client.request_log[2].time - first.time == pytest.approx(3.0)
+
+
+def test_errors_that_would_repeat_are_not_retried(make_client, fake_time: FakeTime) -> None:
+    client = make_client()
+    with pytest.raises(HttpError, match="UnsupportedProtocol"):
+        client.get("ftp://127.0.0.1/feed")
+    assert fake_time.sleeps == [] and len(client.request_log) == 1
+
+
+def test_refused_connection_is_retried_then_reported(make_client, fake_time: FakeTime) -> None:
+    with ReplayServer() as server:
+        url = server.base_url + FEED
+    client = make_client(max_retries=2)  # the server is gone: nothing listens on its port
+    with pytest.raises(HttpError, match="ConnectError"):
+        client.get(url)
+    assert fake_time.sleeps == [1.0, 2.0] and len(client.request_log) == 3
