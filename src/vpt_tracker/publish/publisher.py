@@ -153,10 +153,11 @@ class Outcome:
 
 def check_render(old_text: str, new_text: str, changes: list[Change]) -> list[str]:
     """Refuse a README that does not parse back to itself or lost any entry; warnings otherwise."""
-    if parse(new_text).render() != new_text:
+    new_doc = parse(new_text)
+    if new_doc.render() != new_text:
         raise RenderCheckFailed("the new README does not parse back to the same text; nothing was pushed")
     old_keys = Counter(_entry_key(e.title, e.raw) for e in parse(old_text).entries)
-    new_keys = Counter(_entry_key(e.title, e.raw) for e in parse(new_text).entries)
+    new_keys = Counter(_entry_key(e.title, e.raw) for e in new_doc.entries)
     lost = old_keys - new_keys
     if lost:
         sample = ", ".join(repr(k) for k in list(lost)[:3])
