@@ -118,6 +118,8 @@ class FakeGithub:
     requests: list[Recorded] = field(default_factory=list)
     pulls: list[dict[str, Any]] = field(default_factory=list)
     missing_repo: bool = False
+    read_only: bool = False  # a token without write access: writes get 403
+    rate_limited: bool = False  # every call gets 403 with x-ratelimit-remaining: 0
     base_url: str = ""
 
     def calls(self, method: str, pattern: str = "") -> list[Recorded]:
@@ -171,6 +173,11 @@ class FakeGithub:
             return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
         prefix = f"/repos/{OWNER}/{REPO}"
         not_found = {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+        if self.rate_limited:
+            return 403, {"message": "API rate limit exceeded for user ID 2."}
+        if self.read_only and method in ("POST", "PATCH"):
+            message = "Resource not accessible by personal access token"
+            return 403, {"message": message, "documentation_url": "https://docs.github.com/rest"}
         if self.missing_repo or not (path == prefix or path.startswith(prefix + "/")):
             return 404, not_found
         rest = path[len(prefix) :]
@@ -236,6 +243,7 @@ def _handler(state: FakeGithub) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
+            self.send_header("X-RateLimit-Remaining", "0" if state.rate_limited else "4999")
             self.end_headers()
             self.wfile.write(data)
 

@@ -79,3 +79,18 @@ def test_a_pull_for_a_branch_never_pushed_is_refused(github: FakeGithub) -> None
 def test_repository_names_are_checked(bad: str) -> None:
     with pytest.raises(UserError, match="owner/name"):
         split_repo(bad)
+
+
+def test_forbidden_writes_and_rate_limits_say_so(github: FakeGithub, remote: Remote) -> None:
+    remote.push_readme(README_0624.read_text() + "\n", "ours", branch=BRANCH)
+    github.read_only = True
+    with client(github) as gh, pytest.raises(GithubError) as forbidden:
+        gh.create_pull(branch=BRANCH, base="main", title="t", body="b")
+    assert f"the token may not write to {OWNER}/{REPO}" in str(forbidden.value)
+    assert "Resource not accessible by personal access token" in str(forbidden.value)
+    assert forbidden.value.exit_code == 2 and github.pulls == []
+
+    github.rate_limited = True
+    with client(github) as gh, pytest.raises(GithubError, match="rate limit exhausted") as limited:
+        gh.get_branch_sha("main")
+    assert limited.value.exit_code == 1
