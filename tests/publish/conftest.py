@@ -3,7 +3,8 @@ on 127.0.0.1, an imported catalogue and accepted candidates.
 
 The GitHub server implements the four endpoints vpt-tracker calls (get a ref, list,
 create and edit pulls) plus `GET /repos/{owner}/{repo}`, with bodies shaped like the
-GitHub REST documentation's examples. Branch SHAs come from the bare repository itself,
+GitHub REST documentation's examples (synthetic: built by hand from those shapes, not
+recorded from github.com). Branch SHAs come from the bare repository itself,
 so a pull request can only be opened for a branch that was really pushed.
 """
 
