@@ -85,7 +85,7 @@ async def test_accept_with_prefilled_labels(sqlite: Engine, ids: dict[str, int])
         await pilot.press("a", "enter")
         assert status_of(sqlite, ids["first"]) == ("accepted", ["learnable", "token"], None)
         assert app.candidates.current is not None and app.candidates.current.candidate_id == ids["second"]
-        assert "2 remaining" in str(app.main.query_one("#status").render())
+        assert "2 pending remaining" in str(app.main.query_one("#status").render())
 
 
 async def test_label_editor_refuses_unknown_labels(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -247,3 +247,14 @@ async def test_undo_puts_the_candidate_back_in_place(sqlite: Engine, ids: dict[s
         assert app.candidates.ids == [ids["first"], ids["second"], ids["third"]]
         assert app.candidates.current.candidate_id == ids["second"]  # type: ignore[union-attr]
         assert app.remaining == 3 and status_of(sqlite, ids["second"])[0] == "pending"
+
+
+async def test_deferred_candidates_get_their_own_view(sqlite: Engine, ids: dict[str, int]) -> None:
+    ReviewQueue(sqlite, "alice", "vpt").defer(ids["second"], "ask Bob")
+    app = make_app(sqlite, status="deferred")
+    async with app.run_test() as pilot:
+        assert app.candidates.ids == [ids["second"]]
+        assert "1 deferred remaining" in str(app.main.query_one("#status").render())
+        await pilot.press("a", "enter")
+        assert status_of(sqlite, ids["second"]) == ("accepted", ["pixel"], None)
+        assert "Nothing to review" in str(app.main.query_one("#empty").render())

@@ -68,9 +68,14 @@ def _line(item: QueueItem) -> str:
 
 @click.group(invoke_without_command=True)
 @_scope_options
+@click.option(
+    "--deferred", is_flag=True, help="Open the app on the deferred candidates instead of pending ones."
+)
 @pass_app
 @click.pass_context
-def review(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None) -> None:
+def review(
+    ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None, deferred: bool
+) -> None:
     """Review pending candidates: with no subcommand, open the terminal app.
 
     \b
@@ -87,7 +92,8 @@ def review(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer:
 
     queue = _queue(ctx, app, catalogue, reviewer)
     settings = app.settings.review
-    result = ReviewApp(queue, keys=settings.keys, reject_reasons=settings.reject_reasons).run()
+    status = CandidateStatus.DEFERRED.value if deferred else CandidateStatus.PENDING.value
+    result = ReviewApp(queue, keys=settings.keys, reject_reasons=settings.reject_reasons, status=status).run()
     if result is not None:
         click.echo(result.render())
 

@@ -544,6 +544,7 @@ class ReviewApp(App[SessionSummary]):
         opener: Opener = webbrowser.open,
         explainer: Explainer | None = None,
         clock: Callable[[], datetime] = utcnow,
+        status: str = "pending",
     ) -> None:
         super().__init__()
         self.queue = queue
@@ -552,6 +553,9 @@ class ReviewApp(App[SessionSummary]):
         self.opener = opener
         self.explainer = explainer if explainer is not None else _default_explainer(queue)
         self.clock = clock
+        if status not in ("pending", "deferred"):
+            raise UserError(f"the review app shows pending or deferred candidates, not {status!r}")
+        self.status = status
         self.filter = Filter()
         self.filter_text = ""
         self.summary = SessionSummary(queue.reviewer, clock())
@@ -575,7 +579,7 @@ class ReviewApp(App[SessionSummary]):
 
     def reload(self, focus_id: int | None = None) -> None:
         """Read the ordered ids again (start, filter, undo) and keep or move the highlight."""
-        ids = self.queue.ids(filter=self.filter)
+        ids = self.queue.ids(status=self.status, filter=self.filter)
         cursor = ids.index(focus_id) if focus_id in ids else self.candidates.cursor
         self.candidates.load(ids, cursor)
         self.candidates.focus()
@@ -585,10 +589,10 @@ class ReviewApp(App[SessionSummary]):
         """The counter line; `recount` asks the database (other reviewers' work shows up too)."""
         screen = self.main
         if recount:
-            self.remaining = self.queue.count()
+            self.remaining = self.queue.count(status=self.status)
         shown = len(self.candidates.ids)
         scope = self.queue.catalogue or "all catalogues"
-        text = f"{self.queue.reviewer} · {scope} · {self.remaining} remaining"
+        text = f"{self.queue.reviewer} · {scope} · {self.remaining} {self.status} remaining"
         if self.filter:
             text += f" · filter: {self.filter.describe()} ({shown} match)"
         s = self.summary
@@ -691,7 +695,7 @@ class ReviewApp(App[SessionSummary]):
         self.summary.undone += len(items)
         self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {items[0].status} again")
         if len(items) == 1 and self.candidates.restore(items[0].candidate_id, items[0]):
-            self.remaining += 1 if items[0].status == "pending" else 0
+            self.remaining += 1 if items[0].status == self.status else 0
             self.update_status(recount=False)
         else:  # a bulk undo, or a decision made elsewhere: read the queue again
             self.reload(focus_id=items[0].candidate_id)
@@ -748,7 +752,7 @@ class ReviewApp(App[SessionSummary]):
         setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
         if self.candidates.current is not None and self.candidates.current.candidate_id == item.candidate_id:
             self.candidates.remove_current()
-        if item.status == "pending":
+        if item.status == self.status:
             self.remaining -= 1
         self.update_status(recount=False)
 
