@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -234,6 +237,33 @@ class ReplayServer:
             return default
 
 
+_BUILD_DATE = re.compile(rb"<lastBuildDate>([^<]+)</lastBuildDate>")
+
+
+def _last_modified(body: bytes) -> datetime | None:
+    """A feed's `<lastBuildDate>`: when the recorded server last changed it."""
+    found = _BUILD_DATE.search(body[:4096])
+    if not found:
+        return None
+    try:
+        return parsedate_to_datetime(found.group(1).decode().strip()).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _not_modified(headers: dict[str, str], etag: str, modified: datetime | None) -> bool:
+    """RFC 9110: If-None-Match decides when present; else If-Modified-Since against Last-Modified."""
+    if "if-none-match" in headers:
+        return headers["if-none-match"] == etag
+    since = headers.get("if-modified-since")
+    if since is None or modified is None:
+        return False
+    try:
+        return modified <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+
+
 def _notes_page(body: bytes) -> list[Any] | None:
     """The notes of a recorded `/notes` answer; None when it is not one."""
     try:
@@ -269,7 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, content_type, body = self.replay.route(parts.path, query)
         extra = dict(fault.headers) if fault is not None and fault.kind == "status" else {}
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-        if status == 200 and headers.get("if-none-match") == etag:
+        modified = _last_modified(body) if status == 200 else None
+        if status == 200 and _not_modified(headers, etag, modified):
             status, body = 304, b""
         self.replay._record(ServedRequest(parts.path, query, headers, status, time.monotonic()))
         self.send_response(status)
@@ -277,6 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if status in (200, 304):
             self.send_header("ETag", etag)
+            if modified is not None:
+                self.send_header("Last-Modified", format_datetime(modified, usegmt=True))
         for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()

@@ -120,6 +120,8 @@ def test_conditional_request_gets_304(replay: ReplayServer, make_client) -> None
     second = client.get(replay.base_url + FEED, conditional=True)
     assert first.status_code == 200 and second.status_code == 304
     assert replay.requests[-1].headers["if-none-match"] == first.headers["ETag"]
+    assert first.headers["Last-Modified"] == "Thu, 20 Aug 2026 04:00:02 GMT"  # the feed's lastBuildDate
+    assert replay.requests[-1].headers["if-modified-since"] == first.headers["Last-Modified"]
     # Without `conditional`, no validator is sent and the body comes again.
     assert client.get(replay.base_url + FEED).status_code == 200
     assert "if-none-match" not in replay.requests[-1].headers
@@ -178,3 +180,14 @@ def test_refused_connection_is_retried_then_reported(make_client, fake_time: Fak
     with pytest.raises(HttpError, match="ConnectError"):
         client.get(url)
     assert fake_time.sleeps == [1.0, 2.0] and len(client.request_log) == 3
+
+
+def test_last_modified_alone_gives_304(replay: ReplayServer) -> None:
+    """A server that only knows Last-Modified: If-Modified-Since decides (no ETag sent back)."""
+    import httpx
+
+    with httpx.Client() as http:
+        modified = http.get(replay.base_url + FEED).headers["Last-Modified"]
+        assert http.get(replay.base_url + FEED, headers={"If-Modified-Since": modified}).status_code == 304
+        older = "Wed, 19 Aug 2026 04:00:02 GMT"
+        assert http.get(replay.base_url + FEED, headers={"If-Modified-Since": older}).status_code == 200

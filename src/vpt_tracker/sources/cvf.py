@@ -30,6 +30,7 @@ from vpt_tracker.sources.base import Position, SourceError, fetch_ok, read_posit
 log = logging.getLogger(__name__)
 
 NAME = "cvf"
+CANONICAL_SITE = "https://openaccess.thecvf.com"
 BATCH = 25  # paper pages per stored page: a crash loses at most this many requests
 
 
@@ -97,10 +98,15 @@ def parse_listing(body: bytes, base_url: str, what: str = "the listing") -> list
 
 
 def _canonical_link(href: str, base_url: str) -> str:
-    """CVF-hosted links in their canonical spelling (not the configured mirror); others as is."""
+    """Links into the CVF site (relative, or on the configured mirror) as openaccess.thecvf.com URLs.
+
+    The file links (pdf, supplementary) keep their own path: `normalize.cvf_url` would fold a
+    PDF into its paper page, which is right for identity but not for a download link.
+    """
     absolute = urljoin(base_url + "/", href)
-    if absolute.startswith(base_url) or normalize.cvf_url(href):
-        return normalize.cvf_url(urlsplit(absolute).path) or absolute
+    parts = urlsplit(absolute)
+    if absolute.startswith(base_url) or (parts.hostname or "").lower().endswith("openaccess.thecvf.com"):
+        return CANONICAL_SITE + parts.path
     return absolute
 
 
