@@ -1,0 +1,130 @@
+"""The models on real papers: ranking, thresholds, calibration, persistence, odd input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vpt_tracker.classify.data import Example, TrainingSet
+from vpt_tracker.classify.model import (
+    MIN_POSITIVES,
+    CatalogueModel,
+    Hyper,
+    f1_threshold,
+    recall_threshold,
+)
+from vpt_tracker.errors import UserError
+
+from .conftest import VPT_LABELS
+
+
+def test_held_out_relevant_papers_outrank_unlabeled(
+    relevant: list[Example], unlabeled: list[Example], hyper: Hyper
+) -> None:
+    train_pos, test_pos = relevant[::2], relevant[1::2]
+    train_neg, test_neg = unlabeled[::2], unlabeled[1::2]
+    model = CatalogueModel.train("half", TrainingSet(train_pos, unlabeled=train_neg), VPT_LABELS, hyper)
+    pos = np.array([s.relevance for s in model.score(test_pos)])
+    neg = np.array([s.relevance for s in model.score(test_neg)])
+    auc = float((pos[:, None] > neg[None, :]).mean())
+    assert auc > 0.9, auc
+    # The threshold was chosen for 95% recall on out-of-fold scores; on unseen papers it still
+    # finds most relevant ones while queueing a minority of the unlabeled.
+    assert (pos >= model.relevance.threshold).mean() >= 0.7
+    assert (neg >= model.relevance.threshold).mean() < 0.4
+
+
+def test_threshold_helpers() -> None:
+    probs = np.array([0.9, 0.8, 0.7, 0.6, 0.1])
+    assert recall_threshold(probs, 0.95) == pytest.approx(0.1)
+    assert recall_threshold(probs, 0.6) == pytest.approx(0.7)
+    y = np.array([1, 1, 0, 0, 1, 0])
+    assert f1_threshold(np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1]), y) == pytest.approx(0.6)
+
+
+def test_card_records_data_scheme_thresholds_and_versions(model: CatalogueModel, training: TrainingSet) -> None:
+    card = model.card
+    assert card["data_sha256"] == training.data_hash()
+    assert card["counts"]["relevant"] == 56 and card["counts"]["unlabeled"] == 400
+    assert "weight 0.5" in card["scheme"]["pu_weighting"]
+    assert card["thresholds"]["relevance"] == model.relevance.threshold
+    assert set(card["thresholds"]["labels"]) == set(model.labels)
+    assert card["versions"]["scikit-learn"]
+    relevance_cv = card["cv_metrics_in_training"]["relevance"]
+    assert relevance_cv["recall_at_threshold"] >= 0.95
+    # Labels with fewer than 3 examples get no model, and the card says why.
+    assert "robustness" in card["untrained_labels"] and "robustness" not in model.labels
+
+
+def test_labels_and_base_to_novel_are_proposed(model: CatalogueModel, training: TrainingSet) -> None:
+    assert {"multi-modality", "test-time"} <= set(model.labels)
+    scores = model.score(training.relevant)
+    proposed = [set(s.proposed_labels) for s in scores]
+    truth = [set(e.labels) & set(model.labels) for e in training.relevant]
+    hits = sum(len(p & t) for p, t in zip(proposed, truth, strict=True))
+    assert hits >= 0.5 * sum(len(t) for t in truth)  # fitted on these, so most are recovered
+    assert model.base_to_novel is not None
+    novel = model.score(training.novel_positive + training.novel_negative)
+    b2n = np.array([s.base_to_novel for s in novel])
+    n_pos = len(training.novel_positive)
+    assert b2n[:n_pos].mean() > b2n[n_pos:].mean() + 0.2
+
+
+def test_save_load_gives_the_same_scores(model: CatalogueModel, tmp_path: Path, unlabeled: list[Example]) -> None:
+    model.save(tmp_path / "m")
+    loaded = CatalogueModel.load(tmp_path / "m")
+    assert [s.relevance for s in loaded.score(unlabeled[:50])] == [s.relevance for s in model.score(unlabeled[:50])]
+    assert (tmp_path / "m" / "model.joblib").stat().st_size < 2_000_000
+    assert not list((tmp_path / "m").glob("*.tmp"))
+
+
+def test_model_from_another_sklearn_version_says_retrain(model: CatalogueModel, tmp_path: Path) -> None:
+    model.save(tmp_path / "m")
+    card_path = tmp_path / "m" / "model-card.json"
+    card = json.loads(card_path.read_text())
+    card["versions"]["scikit-learn"] = "0.24.2"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(UserError, match=r"trained with scikit-learn 0\.24\.2.*retrain with"):
+        CatalogueModel.load(tmp_path / "m")
+
+
+def test_missing_or_broken_model_is_a_user_error(model: CatalogueModel, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no trained model"):
+        CatalogueModel.load(tmp_path / "nothing")
+    model.save(tmp_path / "m")
+    (tmp_path / "m" / "model.joblib").write_bytes(b"not a pickle")
+    with pytest.raises(UserError, match="retrain"):
+        CatalogueModel.load(tmp_path / "m")
+
+
+def test_too_few_positives_names_the_minimum(relevant: list[Example], unlabeled: list[Example]) -> None:
+    few = TrainingSet(relevant[: MIN_POSITIVES - 1] + [Example("No abstract at all")], unlabeled=unlabeled)
+    with pytest.raises(UserError, match=f"has {MIN_POSITIVES - 1} relevant papers with abstracts; at least 8"):
+        CatalogueModel.train("thin", few, VPT_LABELS)
+
+
+def test_title_only_papers_are_low_confidence_and_odd_text_does_not_crash(model: CatalogueModel) -> None:
+    odd = [
+        Example("Visual Prompt Tuning for Vision Transformers"),
+        Example("Fran\\c{c}ois's $\\mathcal{L}_{2}$ \\textbf{prompts} — ünïcödé 🚀 \u200b\x00", "∑ ∞ \ud83d lone surrogate"),
+        Example("", ""),
+        Example("A title", "x" * 100_000),
+    ]
+    scores = model.score(odd)
+    assert [s.low_confidence for s in scores] == [True, False, True, False]
+    assert all(0.0 <= s.relevance <= 1.0 for s in scores)
+    # scored from the title: a prompt-tuning title outranks an off-topic one
+    assert scores[0].relevance > model.score([Example("Gaussian splatting for city-scale driving scenes")])[0].relevance
+
+
+def test_explain_names_the_terms_that_moved_the_score(model: CatalogueModel, relevant: list[Example]) -> None:
+    example = next(e for e in relevant if "visual prompt" in e.text().lower())
+    explanation = model.explain(example, top=5)
+    assert explanation.relevance == pytest.approx(model.score([example])[0].relevance, abs=1e-3)
+    assert 0 < len(explanation.up) <= 5 and all(w > 0 for _, w in explanation.up)
+    assert all(w < 0 for _, w in explanation.down)
+    up_terms = {term for term, _ in explanation.up}
+    assert up_terms & {"vp", "prompt", "prompting", "visual prompt", "prompt tuning", "tuning"}, up_terms

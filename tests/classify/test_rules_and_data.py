@@ -1,0 +1,67 @@
+"""Keyword rules on top of the model, and the papers.jsonl reader's errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vpt_tracker.classify.data import Example, read_jsonl
+from vpt_tracker.classify.model import CatalogueModel
+from vpt_tracker.classify.rules import RuleSet
+from vpt_tracker.errors import UserError
+
+
+def test_terms_match_whole_words_on_folded_text() -> None:
+    rules = RuleSet(include=["visual prompt"])
+    assert rules.match("Learning Visual-Prompts? no: a Visual  Prompt for ViTs") is not None
+    assert rules.match("Visual prompting") is None  # whole words only
+    assert rules.match("Vis\\'ual prompt") is not None  # LaTeX accents fold away
+    assert rules.match("nothing here") is None
+
+
+def test_regex_rules_and_exclude_wins() -> None:
+    rules = RuleSet(include=["/base-to-novel|base to new/"], exclude=["text-to-image"])
+    hit = rules.match("Strong Base-to-Novel generalization")
+    assert hit is not None and hit.describe() == "include: /base-to-novel|base to new/"
+    hit = rules.match("base-to-novel prompts for text-to-image diffusion")
+    assert hit is not None and hit.describe() == "exclude: text-to-image"
+    assert not RuleSet() and RuleSet(exclude=["x"])
+
+
+@pytest.mark.parametrize("rule", ["/([unclosed/", "  ", "/"])
+def test_bad_rules_are_user_errors(rule: str) -> None:
+    with pytest.raises(UserError, match="bad include rule"):
+        RuleSet(include=[rule])
+
+
+def test_rules_override_the_threshold(model: CatalogueModel) -> None:
+    off_topic = Example("Gaussian splatting for city-scale driving", "We render large scenes with 3D Gaussians.")
+    on_topic = Example("Visual prompt tuning", "We learn visual prompts for a frozen vision transformer.")
+    plain, = model.score([off_topic])
+    assert not model.should_queue(plain)
+    rules = RuleSet(include=["gaussian splatting"], exclude=["frozen vision transformer"])
+    forced, excluded = model.score([off_topic, on_topic], rules)
+    assert forced.rule == "include: gaussian splatting" and model.should_queue(forced)
+    assert excluded.rule == "exclude: frozen vision transformer" and not model.should_queue(excluded)
+    assert excluded.relevance >= model.relevance.threshold  # the model alone would have queued it
+
+
+def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Path) -> None:
+    good = {"id": "2503.1", "title": "T", "summary": "S", "authors": ["A"], "categories": ["cs.CV"], "comment": None}
+    path = tmp_path / "papers.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps({"title": "U"}) + "\n", encoding="utf-8")
+    papers = list(read_jsonl(path))
+    assert papers[0] == Example("T", "S", None, (), "2503.1") and not papers[1].has_abstract
+    for body, message in [
+        ('{"title": "ok"}\n{not json\n', "papers.jsonl:2: not valid JSON"),
+        ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing or empty 'title'"),
+        ('[1, 2]\n', "papers.jsonl:1: expected a JSON object"),
+        ('{"title": "t", "abstract": 5}\n', "papers.jsonl:1: 'abstract'/'summary' and 'comment' must be strings"),
+    ]:
+        path.write_text(body, encoding="utf-8")
+        with pytest.raises(UserError, match=message):
+            list(read_jsonl(path))
+    with pytest.raises(UserError, match="cannot read"):
+        list(read_jsonl(tmp_path / "absent.jsonl"))
