@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select
 
 from vpt_tracker.errors import UserError
-from vpt_tracker.review.app import CandidateList, DetailView, ReviewApp, check_keys
+from vpt_tracker.review.app import (
+    CandidateList,
+    DetailView,
+    ReviewApp,
+    _explanation_terms,
+    check_keys,
+    highlight,
+)
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.migrate import upgrade
@@ -211,6 +219,8 @@ async def test_empty_queue_is_friendly(sqlite: Engine) -> None:
         assert "Nothing to review in vpt" in str(app.main.query_one("#empty").render())
         await pilot.press("a", "x", "d", "j", "o")
         assert log(sqlite) == [] and len(app.screen_stack) == 1
+        await pilot.press("ctrl+q")  # Textual's own quit also ends with the summary
+    assert app.return_value is not None and app.return_value.remaining == 0
 
 
 async def test_large_queue_loads_lazily(sqlite: Engine) -> None:
@@ -258,3 +268,18 @@ async def test_deferred_candidates_get_their_own_view(sqlite: Engine, ids: dict[
         await pilot.press("a", "enter")
         assert status_of(sqlite, ids["second"]) == ("accepted", ["pixel"], None)
         assert "Nothing to review" in str(app.main.query_one("#empty").render())
+
+
+def test_explanations_shaped_like_the_classifiers_are_read() -> None:
+    @dataclass
+    class Explanation:  # the shape of vpt_tracker.classify.model.Explanation
+        relevance: float
+        threshold: float
+        up: list[tuple[str, float]]
+        down: list[tuple[str, float]]
+
+    up, down = _explanation_terms(Explanation(0.9, 0.5, [("visual prompt", 1.5)], [("sheep", -0.7)]))
+    assert (up, down) == (["visual prompt"], ["sheep"])
+    text = highlight("A Visual Prompt for sheep.", up, down)
+    styled = {str(text)[span.start : span.end]: str(span.style) for span in text.spans}
+    assert styled == {"Visual Prompt": "bold green reverse", "sheep": "red underline"}

@@ -34,7 +34,7 @@ from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from vpt_tracker.errors import UserError
-from vpt_tracker.review.queue import Filter, QueueItem, ReviewQueue
+from vpt_tracker.review.queue import Conflict, Filter, QueueItem, ReviewQueue
 from vpt_tracker.store.tables import utcnow
 
 #: action -> (default keys, footer description). Config `review.keys` maps an action to other keys.
@@ -731,6 +731,10 @@ class ReviewApp(App[SessionSummary]):
         ]
         self.push_screen(HelpScreen(rows))
 
+    async def action_quit(self) -> None:
+        """Ctrl+Q (Textual's own quit) also ends with the session summary."""
+        self.do_quit()
+
     def do_quit(self) -> None:
         self.summary.remaining = self.queue.count()
         self.summary.finished = self.clock()
@@ -741,7 +745,7 @@ class ReviewApp(App[SessionSummary]):
         try:
             action()
         except UserError as exc:
-            if hasattr(exc, "current"):
+            if isinstance(exc, Conflict):
                 self.summary.conflicts += 1
                 current = exc.current
                 if current is not None:

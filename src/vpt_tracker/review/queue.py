@@ -15,6 +15,7 @@ rules live in one place and are tested without a screen:
 
 from __future__ import annotations
 
+import getpass
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -664,8 +665,6 @@ class ReviewQueue:
 
 def resolve_reviewer(configured: str | None, override: str | None = None) -> str:
     """`--reviewer`, else config `review.reviewer`, else the login name."""
-    import getpass
-
     name = override or configured
     if name:
         return name
