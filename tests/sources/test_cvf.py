@@ -123,3 +123,22 @@ def test_bad_pages_are_source_errors(tmp_path: Path, make_client, listing, paper
 def test_missing_conference_is_a_source_error(replay: ReplayServer, make_client) -> None:
     with pytest.raises(SourceError, match="answered HTTP 404"):
         list(_source(replay, make_client(), True, CvfConference(name="WACV", year=2030)).fetch(WINDOW, {}))
+
+
+def test_paper_page_fills_in_links_and_authors_the_listing_lacks(tmp_path: Path, make_client) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(default_root() / "cvf", root / "cvf")
+    listing = root / "cvf" / "CVPR2022.html"
+    # A listing that shows no arXiv/supp links and no authors (hand-edited copy, synthetic).
+    text = listing.read_text()
+    text = "\n".join(
+        line for line in text.splitlines() if ">arXiv</a>]" not in line and ">supp</a>]" not in line
+    )
+    text = "\n".join(line for line in text.splitlines() if 'name="query_author"' not in line)
+    listing.write_text(text)
+    with ReplayServer(root) as server:
+        pages = list(_source(server, make_client()).fetch(WINDOW, {}))
+    cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
+    assert cocoop.arxiv_id == "2203.05557"
+    assert cocoop.supplementary_url and cocoop.supplementary_url.endswith("_supplemental.pdf")
+    assert cocoop.authors == ("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu")

@@ -82,15 +82,10 @@ def parse_listing(body: bytes, base_url: str, what: str = "the listing") -> list
             names = cell.xpath('.//input[@name="query_author"]/@value')
             if names:
                 authors = tuple(" ".join(str(name).split()) for name in names)
-            for anchor in cell.xpath(".//a[@href]"):
-                label = _text(anchor).lower()
-                href = _canonical_link(anchor.get("href"), base_url)
-                if label == "pdf":
-                    pdf = href
-                elif label in ("supp", "supplementary"):
-                    supp = href
-                elif label == "arxiv":
-                    arxiv_link = href
+            links = _links(cell, base_url)
+            pdf = links.get("pdf", pdf)
+            supp = links.get("supp", supp)
+            arxiv_link = links.get("arxiv", arxiv_link)
         papers.append(ListedPaper(url, base_url + path, title, authors, pdf, supp, arxiv_link))
     if not papers:
         raise SourceError(NAME, f"{what} lists no papers: has the CVF layout changed?")
@@ -110,13 +105,40 @@ def _canonical_link(href: str, base_url: str) -> str:
     return absolute
 
 
-def parse_abstract(body: bytes, what: str) -> str:
-    """The abstract of a paper page; a page without `<div id="abstract">` raises `SourceError`."""
+def _links(element: html.HtmlElement, base_url: str) -> dict[str, str]:
+    """The `[pdf]`, `[supp]` and `[arXiv]` links under an element, by their label."""
+    found: dict[str, str] = {}
+    for anchor in element.xpath(".//a[@href]"):
+        label = _text(anchor).lower()
+        label = "supp" if label == "supplementary" else label
+        if label in ("pdf", "supp", "arxiv") and label not in found:
+            found[label] = _canonical_link(anchor.get("href"), base_url)
+    return found
+
+
+@dataclass(frozen=True)
+class PaperPage:
+    abstract: str
+    links: dict[str, str]  # "pdf" / "supp" / "arxiv" -> URL, when the page has them
+    authors: tuple[str, ...]  # from the citation_author metas, as "First Last"
+
+
+def parse_paper_page(body: bytes, base_url: str, what: str) -> PaperPage:
+    """A paper page; one without `<div id="abstract">` raises `SourceError`."""
     document = _document(body, what)
     found = document.xpath('//div[@id="abstract"]')
     if not found:
         raise SourceError(NAME, f"{what} has no abstract: has the CVF layout changed?")
-    return _text(found[0])
+    content = document.xpath('//div[@id="content"]')
+    links = _links(content[0] if content else document, base_url)
+    metas = document.xpath('//meta[@name="citation_author"]/@content')
+    return PaperPage(_text(found[0]), links, tuple(_first_last(str(m)) for m in metas))
+
+
+def _first_last(name: str) -> str:
+    """`Loy, Chen Change` as `Chen Change Loy`, the listing's spelling."""
+    last, _, first = (" ".join(name.split())).partition(", ")
+    return f"{first} {last}" if first else last
 
 
 def listed_record(paper: ListedPaper, conference: CvfConference) -> RawRecord:
@@ -190,5 +212,16 @@ class CvfSource:
     def _with_abstract(self, paper: ListedPaper, conference: CvfConference) -> RawRecord:
         record = listed_record(paper, conference)
         response = fetch_ok(self.client, NAME, paper.page_url)
-        abstract = parse_abstract(response.content, f"the paper page {paper.url}")
-        return replace(record, abstract=abstract, payload={**record.payload, "abstract": abstract})
+        base_url = self.config.base_url.rstrip("/")
+        page = parse_paper_page(response.content, base_url, f"the paper page {paper.url}")
+        # The listing is the primary record; the page fills in what the listing lacked.
+        arxiv_url = paper.arxiv_url or page.links.get("arxiv")
+        return replace(
+            record,
+            abstract=page.abstract,
+            authors=record.authors or page.authors,
+            arxiv_id=record.arxiv_id or normalize.arxiv_id(arxiv_url),
+            supplementary_url=record.supplementary_url or page.links.get("supp"),
+            pdf_url=record.pdf_url or page.links.get("pdf"),
+            payload={**record.payload, "abstract": page.abstract, "page_links": page.links},
+        )
