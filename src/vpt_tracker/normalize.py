@@ -25,6 +25,7 @@ _GREEK_NAMES = (
 )
 # `$\alpha$` and `α` both fold to "alpha": titles spell Greek letters either way.
 _LATEX_GREEK = re.compile(r"\\(?:var)?(" + _GREEK_NAMES.replace(" ", "|") + r")(?![a-zA-Z])", re.IGNORECASE)
+_GREEK_LETTER = re.compile("[\u0370-\u03ff]")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -74,7 +75,7 @@ def fold_text(text: str) -> str:
     text = _LATEX_DOTLESS.sub(r"\1", text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
     text = _LATEX_GREEK.sub(lambda m: f" {m.group(1).lower()} ", text)
-    text = "".join(_greek_name(ch) if "\u0370" <= ch <= "\u03ff" else ch for ch in text)
+    text = _GREEK_LETTER.sub(lambda m: _greek_name(m.group()), text)
     text = _LATEX_COMMAND.sub(" ", text)
     text = text.replace("$", "").replace("{", "").replace("}", "")  # E$^{2}$VPT is E^2VPT
     text = unicodedata.normalize("NFKD", text)

@@ -138,3 +138,11 @@ def test_blocks_never_offer_a_paper_with_another_arxiv_id() -> None:
     )
     assert index.resolve(same_title_other_id) is None
     assert index.fuzzy_comparisons == 0
+
+
+def test_the_stored_hash_is_the_records_payload_hash() -> None:
+    from vpt_tracker.ingest import _stored_form
+
+    for record in read_corpus_jsonl(CORPUS[0])[:20]:
+        body, payload_hash = _stored_form(record)
+        assert payload_hash == record.payload_hash and body == record.to_json()
