@@ -230,6 +230,8 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
                 outcome.diffs[name] = path
                 echo(f"\npublish {name} --dry-run: {plan.title}")
                 echo(plan.diff.rstrip() or "  (no change)")
+                for skipped in plan.skipped:
+                    echo(f"  not added: {skipped.title}: {skipped.reason}")
         finally:
             engine.dispose()
     outcome.seconds = time.monotonic() - started

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.tables import CandidateRow, PaperRow, RunRow
@@ -58,8 +59,12 @@ def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> N
             # The CVF listing turned arXiv preprints into proceedings papers.
             upgraded = session.scalars(select(PaperRow).where(PaperRow.venue_upgraded_at.is_not(None))).all()
             assert {paper.venue for paper in upgraded} >= {"CVPR", "ICCV"}
-            accepted = session.scalars(select(CandidateRow).where(CandidateRow.status == "accepted")).all()
-            assert {row.reviewer for row in accepted} == {"demo"}
+            accepted_rows = session.scalars(
+                select(CandidateRow)
+                .options(selectinload(CandidateRow.catalogue))
+                .where(CandidateRow.status == "accepted")
+            ).all()
+            assert accepted_rows and {row.reviewer for row in accepted_rows} == {"demo"}
     finally:
         engine.dispose()
 
@@ -74,10 +79,16 @@ def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> N
     html = (out / "digest.html").read_text()
     assert "<h2>awesome-vpt</h2>" in html and "Accepted this week" in html
 
-    diffs = sorted(out.glob("*.diff"))
-    assert diffs, output
-    for diff in diffs:
-        text = diff.read_text()
+    # Every catalogue with an accepted paper has its dry-run diff; a paper that the list's
+    # layout has no section for is reported instead of added.
+    diffs = {path.stem: path.read_text() for path in out.glob("*.diff")}
+    assert set(diffs) == {row.catalogue.name for row in accepted_rows}, output
+    added = [text for text in diffs.values() if text]
+    assert added, output
+    for text in added:
         assert text.startswith("--- a/README.md\n+++ b/README.md\n")
         assert any(line.startswith("+") and not line.startswith("+++") for line in text.splitlines())
+    for name, text in diffs.items():
+        if not text:
+            assert f"publish {name} --dry-run" in output and "not added: " in output
     assert "demo finished in" in output
