@@ -25,6 +25,7 @@ _GREEK_NAMES = (
 )
 # `$\alpha$` and `α` both fold to "alpha": titles spell Greek letters either way.
 _LATEX_GREEK = re.compile(r"\\(?:var)?(" + _GREEK_NAMES.replace(" ", "|") + r")(?![a-zA-Z])", re.IGNORECASE)
+_LATEX_MARKUP = re.compile(r"[\\${}]")
 _GREEK_LETTER = re.compile("[\u0370-\u03ff]")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -72,6 +73,9 @@ def fold_text(text: str) -> str:
 
     `Fran\\c{c}ois`, `François` and `FRANCOIS` all fold to `francois`.
     """
+    if text.isascii() and not _LATEX_MARKUP.search(text):
+        # Most titles and names: nothing to fold but case and punctuation (a bulk load's hot path).
+        return _NON_WORD.sub(" ", text.lower()).strip()
     text = _LATEX_DOTLESS.sub(r"\1", text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
     text = _LATEX_GREEK.sub(lambda m: f" {m.group(1).lower()} ", text)
