@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from click.testing import CliRunner
@@ -17,6 +13,7 @@ from sqlalchemy import select
 from vpt_tracker.cli import main
 from vpt_tracker.dumps import read_conference_index
 from vpt_tracker.normalize import title_key
+from vpt_tracker.replay import ReplayServer
 from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.tables import EntryRow, PaperRow, RunRow
 
@@ -25,7 +22,7 @@ CORPUS = sorted((FIXTURES / "corpus").glob("*.jsonl"))
 INGEST = FIXTURES / "ingest"
 VPT_LIST = INGEST / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
 CONFERENCES = sorted((INGEST / "conferences").glob("*.json"))
-RECORDED = INGEST / "arxiv_api"
+REPLAY = INGEST / "replay"
 
 
 @pytest.fixture(autouse=True)
@@ -180,49 +177,16 @@ def test_enrich_needs_a_known_catalogue_and_something_to_enrich_from(db_url: str
     assert code == 2 and "nothing to enrich from" in err
 
 
-class RecordedArxiv(BaseHTTPRequestHandler):
-    """Serves recorded export.arxiv.org answers, chosen by the query like the real service."""
-
-    requests: ClassVar[list[dict[str, list[str]]]] = []
-
-    def do_GET(self) -> None:
-        query = parse_qs(urlparse(self.path).query)
-        type(self).requests.append(query)
-        ids = query.get("id_list", [""])[0]
-        search = query.get("search_query", [""])[0].lower()
-        if "1605.08386" in ids:
-            name = "id_1605.08386_s0_m100_199195aa31ad.xml"
-        elif "proceedings of workshop aew10" in search:
-            name = "id_0808.05394_1707.08567_s0_m100_42e5aa0ec3af.xml"
-        else:
-            name = "id_0000.0000_s0_m100_8b51d9633a68.xml"
-        body = (RECORDED / name).read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/atom+xml; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def arxiv_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, list[str]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordedArxiv)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    RecordedArxiv.requests = []
-    monkeypatch.setenv("VPT_SOURCES__ARXIV_API__BASE_URL", f"http://127.0.0.1:{server.server_port}/api/query")
-    monkeypatch.setenv("VPT_HTTP__DEFAULT_MIN_INTERVAL", "0")
-    try:
-        yield RecordedArxiv.requests
-    finally:
-        server.shutdown()
-        server.server_close()
+def arxiv_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplayServer]:
+    """Recorded export.arxiv.org answers on 127.0.0.1, chosen by the query."""
+    with ReplayServer(REPLAY) as server:
+        monkeypatch.setenv("VPT_SOURCES__ARXIV_API__BASE_URL", server.urls()["arxiv_api"])
+        monkeypatch.setenv("VPT_HTTP__DEFAULT_MIN_INTERVAL", "0")
+        yield server
 
 
-def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: list[dict[str, list[str]]]) -> None:
+def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: ReplayServer) -> None:
     code, _, err = run(
         db_url,
         "catalogue",
@@ -238,7 +202,9 @@ def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: list[di
     assert code == 0, err
     result = json.loads(out)
     assert (result["matched_arxiv"], result["unmatched"], result["title_searches"]) == (2, 1, 2)
-    assert [q.get("id_list") for q in arxiv_server if q.get("id_list")] == [["1605.08386"]]
+    queries = [request.query for request in arxiv_server.requests]
+    assert [q["id_list"] for q in queries if q.get("id_list")] == ["1605.08386"]
+    assert len([q for q in queries if q.get("search_query", "").startswith("ti:")]) == 2
 
     engine = make_engine(db_url)
     with transaction(engine) as session:
