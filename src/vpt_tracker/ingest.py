@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from itertools import combinations, islice
 from typing import Any, cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy import Engine, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
@@ -555,14 +556,18 @@ def ingest_page(
 ) -> IngestStats:
     """Store a page's records and advance its cursor, in the caller's transaction.
 
-    Both happen in `session`, so a failure anywhere leaves neither. Pass `index` to reuse one
-    identity index across the pages of a run (discard it if a transaction rolls back).
+    Both happen in `session`, so a failure anywhere leaves neither. Without `index`, the
+    identity index of the last page is reused when the store has not changed since (see
+    `_INDEX_CACHE`), so that the pages of a run do not each load it from the store.
     """
+    cached = index is None
     if index is None:
-        index = IdentityIndex.load(session)
+        index = _INDEX_CACHE.take(session)
     stats, _ids = _ingest(session, list(page.records), index, run_id=run_id, now=now())
     _write_cursor(session, page.source, page.cursor_key, page.cursor)
     session.flush()
+    if cached:
+        _INDEX_CACHE.put(session, index)
     return stats
 
 
@@ -587,6 +592,49 @@ def ingest_resolved(
     if len(resolved) != len(paper_ids):  # pragma: no cover - every record has a paper by construction
         raise AssertionError("a record was not resolved to a paper")
     return stats, resolved
+
+
+class _IndexCache:
+    """The identity index of each database, kept between `ingest_page` calls.
+
+    It is reused only if the store is in the state it was left in: same paper count, same
+    highest id, same latest modification. A rolled-back page, or papers written by another
+    process, change one of them (the index's own writes are recorded after they are
+    flushed), and the index is then loaded afresh. An index in use is taken out of the
+    cache, so two threads never share one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[tuple[Any, ...], IdentityIndex]] = {}
+
+    @staticmethod
+    def _state(session: Session) -> tuple[str, tuple[Any, ...]]:
+        url = session.get_bind().engine.url.render_as_string(hide_password=False)
+        row = session.execute(
+            select(func.count(PaperRow.id), func.max(PaperRow.id), func.max(PaperRow.modified_at))
+        ).one()
+        return url, tuple(row)
+
+    def take(self, session: Session) -> IdentityIndex:
+        url, state = self._state(session)
+        with self._lock:
+            entry = self._entries.pop(url, None)
+        if entry is not None and entry[0] == state:
+            return entry[1]
+        return IdentityIndex.load(session)
+
+    def put(self, session: Session, index: IdentityIndex) -> None:
+        url, state = self._state(session)
+        with self._lock:
+            self._entries[url] = (state, index)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_INDEX_CACHE = _IndexCache()
 
 
 def _write_cursor(session: Session, source: str, key: str, value: str | None) -> None:

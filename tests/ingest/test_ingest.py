@@ -353,3 +353,42 @@ def test_the_earliest_publication_date_is_kept_across_runs(engine: Engine) -> No
     (paper,) = papers(engine)
     assert stats.merged == 1
     assert as_utc(paper.published_at) == earlier and paper.comment == "c"
+
+
+def test_pages_reuse_the_identity_index_while_the_store_is_unchanged(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = []
+    real_load = IdentityIndex.load.__func__  # type: ignore[attr-defined]
+
+    def counting_load(cls: type[IdentityIndex], session: object) -> IdentityIndex:
+        loads.append(1)
+        return real_load(cls, session)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(IdentityIndex, "load", classmethod(counting_load))
+    records = read_corpus_jsonl(CORPUS[0])
+    for number, start in enumerate(range(0, 60, 20)):
+        with transaction(engine) as session:
+            ingest_page(session, page(records[start : start + 20], str(number)))
+    assert len(loads) == 1
+    ingest_records(engine, records[60:70])  # another writer: the cached index is stale now
+    assert len(loads) == 2  # (ingest_records loads its own)
+    with transaction(engine) as session:
+        stats = ingest_page(session, page(records[60:80], "3"))
+    assert len(loads) == 3
+    assert stats.duplicate_sightings == 10 and stats.new_papers == len({r.arxiv_id for r in records[70:80]})
+    assert count(engine, PaperRow) == len({r.arxiv_id for r in records[:80]})
+
+
+def test_a_page_rolled_back_after_ingest_page_leaves_no_trace_in_the_next(engine: Engine) -> None:
+    records = read_corpus_jsonl(CORPUS[0])[:10]
+    with pytest.raises(RuntimeError), transaction(engine) as session:
+        ingest_page(session, page(records, "lost"))
+        raise RuntimeError("the caller fails after the page was stored")
+    assert count(engine, PaperRow) == 0
+    with transaction(engine) as session:
+        stats = ingest_page(session, page(records, "kept"))
+        assert read_cursors(session, "arxiv_rss") == {"cs.CV": "kept"}
+    # Had the index of the rolled-back page been reused, these would "merge" into papers
+    # that do not exist.
+    assert stats.new_papers == len({r.arxiv_id for r in records}) == count(engine, PaperRow)
