@@ -30,6 +30,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.rules import RuleSet
@@ -210,7 +211,15 @@ class CatalogueModel:
         *, with_novel: bool = True,
     ) -> CatalogueModel:  # fmt: skip
         """Fit all models of a catalogue; a UserError says why when the data is too thin."""
-        hyper = hyper or Hyper()
+        # One BLAS/OpenMP thread: many small solver steps are far slower with threads that
+        # spin against each other (and against other processes) on a small machine.
+        with threadpool_limits(limits=1):
+            return cls._train(name, data, label_keys, hyper or Hyper(), with_novel=with_novel)
+
+    @classmethod
+    def _train(
+        cls, name: str, data: TrainingSet, label_keys: Sequence[str], hyper: Hyper, *, with_novel: bool
+    ) -> CatalogueModel:
         relevant = [e for e in data.relevant if e.has_abstract]
         if len(relevant) < MIN_POSITIVES:
             raise UserError(

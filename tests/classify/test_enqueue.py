@@ -1,0 +1,121 @@
+"""The store-facing use cases on SQLite and PostgreSQL: train from the store, enqueue, explain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from vpt_tracker.catalogue.service import import_catalogue
+from vpt_tracker.classify.data import Example
+from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
+from vpt_tracker.enqueue import explain, score_and_enqueue, train_catalogue, training_set
+from vpt_tracker.errors import UserError
+from vpt_tracker.normalize import arxiv_id, title_key
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, PaperRow
+
+from .conftest import LISTS
+
+VPT_README = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
+OFF_TOPIC_TITLE = "Gaussian splatting"
+
+
+def _paper(example: Example) -> PaperRow:
+    return PaperRow(
+        title=example.title,
+        title_key=title_key(example.title)[:512],
+        abstract=example.abstract,
+        comment=example.comment,
+        arxiv_id=arxiv_id(example.id) if example.id else None,
+    )
+
+
+@pytest.fixture
+def store(engine: Engine, relevant: list[Example], unlabeled: list[Example]) -> dict[str, int]:
+    """The real list imported, every fixture paper stored, the non-entries accepted as candidates."""
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
+    ids: dict[str, int] = {}
+    with transaction(engine) as session:
+        rows = [_paper(e) for e in relevant + unlabeled]
+        rows.append(PaperRow(title="Visual Prompt Tuning for frozen vision transformers", title_key="vpt title only"))
+        session.add_all(rows)
+        session.flush()
+        ids = {row.title: row.id for row in rows}
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None
+        entry_keys = {entry.title_key for entry in catalogue.entries}
+        entry_ids = {entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id}
+        for example in relevant:
+            row_id = ids[example.title]
+            if title_key(example.title) in entry_keys or (example.id and arxiv_id(example.id) in entry_ids):
+                continue
+            session.add(CandidateRow(paper_id=row_id, catalogue_id=catalogue.id, status="accepted",
+                                     final_labels=list(example.labels)))  # fmt: skip
+        rejected = next(e for e in unlabeled if "prompt" in e.text().lower())
+        session.add(CandidateRow(paper_id=ids[rejected.title], catalogue_id=catalogue.id, status="rejected",
+                                 reason="off-topic"))  # fmt: skip
+        ids["__rejected__"] = ids[rejected.title]
+    return ids
+
+
+def _settings(tmp_path: Path, include: list[str] | None = None) -> Settings:
+    rules = KeywordRules(include=include or [], exclude=[])
+    return Settings(data_dir=tmp_path, catalogues=[CatalogueConfig(name="vpt", preset="awesome-vpt", rules=rules)])
+
+
+def test_training_set_from_store(engine: Engine, store: dict[str, int]) -> None:
+    with transaction(engine) as session:
+        data, preset = training_set(session, "vpt", extra_negatives=[Example("Extra", "negative")])
+    assert preset is not None and preset.name == "awesome-vpt"
+    assert len(data.relevant) == 56  # entries matched by arXiv id / title + accepted candidates
+    assert len(data.rejected) == 2  # the rejected candidate + the extra negative
+    assert len(data.unlabeled) == 400 - 1  # abstracts only: the title-only paper is left out
+    # labels of entries come from the preset, through the imported entry rows
+    assert any("pixel" in e.labels for e in data.relevant)
+
+
+def test_enqueue_creates_pending_candidates_once(engine: Engine, store: dict[str, int], tmp_path: Path) -> None:
+    settings = _settings(tmp_path, include=[OFF_TOPIC_TITLE])
+    model, directory = train_catalogue(engine, "vpt", settings=settings)
+    assert directory == tmp_path / "classifiers" / "vpt" and (directory / "model-card.json").is_file()
+    stats = score_and_enqueue(engine, "vpt", None, settings=settings)
+    assert stats.scored == 400  # 456 + 1 papers minus 56 known as entries/candidates minus 1 rejected
+    assert 0 < stats.queued < stats.scored
+    with transaction(engine) as session:
+        pending = list(session.scalars(select(CandidateRow).where(CandidateRow.status == "pending")))
+        by_rule = [c for c in pending if c.rule]
+        assert len(pending) == stats.queued and len(by_rule) == stats.queued_by_rule >= 1
+        assert all(c.rule == f"include: {OFF_TOPIC_TITLE}" for c in by_rule)
+        assert all(c.relevance >= model.relevance.threshold for c in pending if not c.rule)
+        assert all(c.model_version and c.label_scores for c in pending)
+        title_only = session.scalar(select(CandidateRow).where(CandidateRow.paper_id == store[
+            "Visual Prompt Tuning for frozen vision transformers"]))  # fmt: skip
+        assert title_only is not None and title_only.low_confidence
+        rejected = session.scalars(select(CandidateRow).where(CandidateRow.paper_id == store["__rejected__"])).all()
+        assert [c.status for c in rejected] == ["rejected"]
+    # a second run proposes nothing again: queued, rejected and listed papers are skipped, the rest
+    # (below threshold) are scored again and stay below it
+    again = score_and_enqueue(engine, "vpt", list(store.values()), settings=settings)
+    assert again.queued == 0 and again.scored == stats.scored - stats.queued
+    assert again.skipped_known == 56 + 1 + stats.queued
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count(CandidateRow.id)).where(CandidateRow.status == "pending")) == stats.queued
+
+
+def test_explain_and_errors(engine: Engine, store: dict[str, int], tmp_path: Path, relevant: list[Example]) -> None:
+    settings = _settings(tmp_path)
+    with pytest.raises(UserError, match="unknown catalogue 'elsewhere'; known catalogues: vpt"):
+        score_and_enqueue(engine, "elsewhere", None, settings=settings)
+    with pytest.raises(UserError, match="unknown catalogue 'elsewhere'"):
+        train_catalogue(engine, "elsewhere", settings=settings)
+    import_catalogue(engine, "bare", VPT_README.read_text(encoding="utf-8"), preset=None)
+    with pytest.raises(UserError, match="no model for catalogue 'bare': train one with"):
+        score_and_enqueue(engine, "bare", None, settings=settings)
+    train_catalogue(engine, "vpt", settings=settings)
+    result = explain(engine, "vpt", store[relevant[0].title], 5, settings=settings)
+    assert result.title == relevant[0].title and result.up and len(result.up) <= 5
+    assert result.to_json()["relevance"] == result.explanation.relevance
+    with pytest.raises(UserError, match="no paper with id 999999"):
+        explain(engine, "vpt", 999_999, settings=settings)
