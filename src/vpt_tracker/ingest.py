@@ -411,6 +411,26 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
     return changed, upgraded
 
 
+def _stored_sightings(session: Session, records: list[RawRecord], hashes: set[str]) -> dict[str, int]:
+    """Payload hash -> paper id of the records' sightings that are already stored.
+
+    Looked up by (source, source_id), the leading columns of the sightings' unique index: a
+    lookup by hash alone would scan the whole table for every batch.
+    """
+    by_source: dict[str, set[str]] = {}
+    for record in records:
+        by_source.setdefault(record.source, set()).add(record.source_id[:512])
+    stored: dict[str, int] = {}
+    query = select(SightingRow.payload_hash, SightingRow.paper_id)
+    for source, source_ids in by_source.items():
+        for chunk in _chunks(sorted(source_ids), _SQL_IN_CHUNK):
+            same = query.where(SightingRow.source == source, SightingRow.source_id.in_(chunk))
+            for payload_hash, paper_id in session.execute(same):
+                if payload_hash in hashes:
+                    stored[payload_hash] = paper_id
+    return stored
+
+
 def _stored_form(record: RawRecord) -> tuple[dict[str, Any], str]:
     """The record's JSON form (the sighting's payload) and its hash, from one serialisation.
 
@@ -455,11 +475,7 @@ def _ingest(
 
     bodies = [_stored_form(record) for record in records]
     hashes = [payload_hash for _body, payload_hash in bodies]
-    stored: dict[str, int | None] = {}  # payload hash -> paper id, of sightings already stored
-    for chunk in _chunks(sorted(set(hashes)), _SQL_IN_CHUNK):
-        query = select(SightingRow.payload_hash, SightingRow.paper_id)
-        for payload_hash, paper_id in session.execute(query.where(SightingRow.payload_hash.in_(chunk))):
-            stored[payload_hash] = paper_id
+    stored = _stored_sightings(session, records, set(hashes))
     duplicates: list[tuple[int, str]] = []  # (position, hash) of records already stored
     planned: dict[str, _Known] = {}
 
