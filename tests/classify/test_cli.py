@@ -1,0 +1,123 @@
+"""`vpt-tracker classify ...` end to end: score without a store, evaluate/replay/explain with one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vpt_tracker.classify.model import CatalogueModel
+from vpt_tracker.cli import main
+from vpt_tracker.normalize import arxiv_id
+
+from .conftest import FIXTURES, LISTS
+
+
+def run(tmp_path: Path, *args: str, db_url: str | None = None) -> tuple[int, str, str]:
+    env = {"VPT_DATA_DIR": str(tmp_path), "VPT_CONFIG": ""}
+    prefix = ["--database", db_url] if db_url else ["--database", f"sqlite:///{tmp_path / 'unused.db'}"]
+    result = CliRunner().invoke(main, [*prefix, *args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "score", "evaluate", "replay", "explain", "enqueue"])
+def test_every_command_has_help(tmp_path: Path, command: str) -> None:
+    code, out, _ = run(tmp_path, "classify", command, "--help")
+    assert code == 0 and "Example:" in out
+
+
+def test_score_writes_one_line_per_paper(tmp_path: Path, model: CatalogueModel) -> None:
+    model.save(tmp_path / "classifiers" / "mine")
+    output = tmp_path / "scores.jsonl"
+    source = FIXTURES / "unlabeled.jsonl"
+    code, out, err = run(tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(source),
+                         "--output", str(output))  # fmt: skip
+    assert code == 0, err
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 400 and "scored 400 papers" in out
+    first = rows[0]
+    assert set(first) >= {"id", "relevance", "labels", "base_to_novel", "proposed_labels", "low_confidence", "rule"}
+    assert first["id"] == json.loads(source.read_text(encoding="utf-8").splitlines()[0])["id"]
+    assert set(first["labels"]) == set(model.labels)
+    queued = sum(row["queued"] for row in rows)
+    assert f"{queued} above threshold" in out and 0 < queued < 400
+
+
+def test_score_bad_input_names_the_line_and_writes_nothing(tmp_path: Path, model: CatalogueModel) -> None:
+    model.save(tmp_path / "classifiers" / "mine")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1, "title": "ok", "summary": "fine"}\n{"id": 2, "title": \n', encoding="utf-8")
+    output = tmp_path / "scores.jsonl"
+    code, _, err = run(tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(bad), "--output", str(output))
+    assert code == 2 and err.strip() == f"Error: {bad}:2: not valid JSON (Expecting value)"
+    assert not output.exists()
+    code, _, err = run(tmp_path, "classify", "score", "--catalogue", "nope", "--input", str(bad), "--output", str(output))
+    assert code == 2 and "no model for catalogue 'nope'" in err and len(err.strip().splitlines()) == 1
+
+
+def _corpus_file(path: Path) -> None:
+    """The fixture papers in the arXiv corpus format that `ingest-jsonl` reads."""
+    lines = []
+    for name in ("relevant", "unlabeled"):
+        for line in (FIXTURES / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+            paper = json.loads(line)
+            ident = arxiv_id(paper["id"]) if paper["id"] else None
+            row = {"title": paper["title"], "summary": paper["abstract"], "comment": paper["comment"],
+                   "authors": [], "categories": ["cs.CV"]}  # fmt: skip
+            if ident:
+                row["id"] = ident
+            lines.append(json.dumps(row, ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) -> None:
+    """The current zhengli97 list in the store; the 2024-12 version of it replayed."""
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    before = LISTS / "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README@2024-12-20.md"
+    after = LISTS / "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
+    papers = tmp_path / "papers.jsonl"
+    _corpus_file(papers)
+    code, _, err = run(tmp_path, "ingest-jsonl", str(papers), db_url=db_url)
+    assert code == 0, err
+    code, _, err = run(tmp_path, "catalogue", "import", str(after), "--name", "vlm", "--preset", "generalizable-vlm",
+                       db_url=db_url)  # fmt: skip
+    assert code == 0, err
+
+    code, out, err = run(tmp_path, "classify", "train", "vlm", db_url=db_url)
+    assert code == 0, err
+    assert out.startswith("trained vlm: 29 relevant, 0 rejected") and str(tmp_path / "classifiers" / "vlm") in out
+    card = json.loads((tmp_path / "classifiers" / "vlm" / "model-card.json").read_text(encoding="utf-8"))
+    assert card["preset"] == "generalizable-vlm" and card["counts"]["relevant"] == 29
+
+    code, out, err = run(tmp_path, "classify", "evaluate", "vlm", "--folds", "3", "--json", db_url=db_url)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["folds"] == 3 and report["relevance"]["positives"] == 29
+    assert {"recall_at_threshold", "review_load", "wss_at_95", "precision_at_k"} <= set(report["relevance"])
+    assert set(report["labels"]) <= {"text", "image", "image-text"}
+    code, out, _ = run(tmp_path, "classify", "evaluate", "vlm", "--folds", "3", db_url=db_url)
+    assert code == 0 and "WSS@95" in out and 'papers mentioning "prompt"' in out and "keyword baseline" in out
+
+    code, out, err = run(tmp_path, "classify", "replay", "vlm", "--before", str(before), "--after", str(after),
+                         "--json", db_url=db_url)  # fmt: skip
+    assert code == 0, err
+    replayed = json.loads(out)
+    assert replayed["before_entries_in_store"] == 21 and replayed["added_in_pool"] == 8
+    assert set(replayed["recall_at_load"]) == {"1%", "3%", "10%"} and replayed["recall_at_load"]["10%"] >= 0.5
+
+    code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", "1", db_url=db_url)
+    assert code == 0, err
+    assert "relevance" in out and "up:" in out and "down:" in out
+    code, _, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", "99999", db_url=db_url)
+    assert code == 2 and err.strip() == "Error: no paper with id 99999"
+
+    code, out, err = run(tmp_path, "classify", "enqueue", "vlm", db_url=db_url)
+    assert code == 0 and out.startswith("vlm: scored ") and "queued" in out, err
+
+    code, _, err = run(tmp_path, "classify", "train", "nope", db_url=db_url)
+    assert code == 2 and "unknown catalogue 'nope'; known catalogues: vlm" in err
+    code, _, err = run(tmp_path, "classify", "replay", "vlm", "--before", str(tmp_path / "x.md"), "--after",
+                       str(after), db_url=db_url)  # fmt: skip
+    assert code == 2 and "x.md does not exist" in err
