@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select
 
+from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.review.app import (
     CandidateList,
@@ -16,6 +18,7 @@ from vpt_tracker.review.app import (
     _explanation_terms,
     check_keys,
     highlight,
+    store_explainer,
 )
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import make_engine, transaction
@@ -283,3 +286,47 @@ def test_explanations_shaped_like_the_classifiers_are_read() -> None:
     text = highlight("A Visual Prompt for sheep.", up, down)
     styled = {str(text)[span.start : span.end]: str(span.style) for span in text.spans}
     assert styled == {"Visual Prompt": "bold green reverse", "sheep": "red underline"}
+
+
+async def test_real_explain_without_a_trained_model_falls_back(
+    sqlite: Engine, ids: dict[str, int], tmp_path: Any
+) -> None:
+    settings = Settings(data_dir=tmp_path, classifiers_dir=tmp_path / "classifiers")
+    app = make_app(sqlite, explainer=store_explainer(sqlite, settings))
+    async with app.run_test() as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        shown = str(app.main.query_one(DetailView).text)
+        assert "no highlighting: no model for catalogue 'vpt'" in shown
+        assert "Learnable prompt tokens for a frozen ViT." in shown
+
+
+async def test_real_explain_with_a_trained_model_highlights_terms(
+    sqlite: Engine, ids: dict[str, int], tmp_path: Any
+) -> None:
+    from vpt_tracker.classify.data import TrainingSet, read_jsonl
+    from vpt_tracker.classify.model import CatalogueModel, Hyper
+    from vpt_tracker.enqueue import explain, trained_dir
+
+    fixtures = Path(__file__).parents[1] / "fixtures" / "classify"  # the classifier area's real papers
+    data = TrainingSet(
+        relevant=list(read_jsonl(fixtures / "relevant.jsonl")),
+        unlabeled=list(read_jsonl(fixtures / "unlabeled.jsonl")),
+    )
+    model = CatalogueModel.train(
+        "vpt", data, ["learnable", "pixel", "token"], Hyper(folds=3, seed=0), with_novel=False
+    )
+    settings = Settings(data_dir=tmp_path, classifiers_dir=tmp_path / "classifiers")
+    model.save(trained_dir(settings, "vpt"))
+    expected_up = {
+        term.lower() for term, _weight in explain(sqlite, "vpt", ids["first"], settings=settings).up
+    }
+    assert expected_up
+
+    app = make_app(sqlite, explainer=store_explainer(sqlite, settings))
+    async with app.run_test() as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        detail = app.main.query_one(DetailView).text
+        green = {str(detail)[s.start : s.end].lower() for s in detail.spans if "green" in str(s.style)}
+        assert green and green <= expected_up

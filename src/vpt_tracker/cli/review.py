@@ -88,12 +88,15 @@ def review(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from vpt_tracker.review.app import ReviewApp
+    from vpt_tracker.review.app import ReviewApp, store_explainer
 
     queue = _queue(ctx, app, catalogue, reviewer)
     settings = app.settings.review
     status = CandidateStatus.DEFERRED.value if deferred else CandidateStatus.PENDING.value
-    result = ReviewApp(queue, keys=settings.keys, reject_reasons=settings.reject_reasons, status=status).run()
+    explainer = store_explainer(queue.engine, app.settings)
+    result = ReviewApp(
+        queue, keys=settings.keys, reject_reasons=settings.reject_reasons, status=status, explainer=explainer
+    ).run()
     if result is not None:
         click.echo(result.render())
 

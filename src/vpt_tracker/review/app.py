@@ -15,11 +15,12 @@ import webbrowser
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from sqlalchemy import Engine
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -33,6 +34,7 @@ from textual.strip import Strip
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.review.queue import Conflict, Filter, QueueItem, ReviewQueue
 from vpt_tracker.store.tables import utcnow
@@ -542,7 +544,7 @@ class ReviewApp(App[SessionSummary]):
         keys: Mapping[str, str] | None = None,
         reject_reasons: list[str] | None = None,
         opener: Opener = webbrowser.open,
-        explainer: Explainer | None = None,
+        explainer: Explainer | Literal["store"] | None = "store",
         clock: Callable[[], datetime] = utcnow,
         status: str = "pending",
     ) -> None:
@@ -551,7 +553,8 @@ class ReviewApp(App[SessionSummary]):
         self.keys = check_keys(keys or {})
         self.reject_reasons = list(reject_reasons or [])
         self.opener = opener
-        self.explainer = explainer if explainer is not None else _default_explainer(queue)
+        # "store": the classifier's explanations from this database; None: no highlighting.
+        self.explainer = store_explainer(queue.engine) if explainer == "store" else explainer
         self.clock = clock
         if status not in ("pending", "deferred"):
             raise UserError(f"the review app shows pending or deferred candidates, not {status!r}")
@@ -766,14 +769,16 @@ class ReviewApp(App[SessionSummary]):
         return self._valid[catalogue]
 
 
-def _default_explainer(queue: ReviewQueue) -> Explainer | None:
-    """`enqueue.explain` bound to the queue's database, when the classifier is installed."""
-    try:
-        from vpt_tracker.enqueue import explain  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+def store_explainer(engine: Engine, settings: Settings | None = None) -> Explainer:
+    """`enqueue.explain` on this database and config.
+
+    Imported on first use, in the worker thread: it loads scikit-learn, which would otherwise
+    slow down opening the app.
+    """
 
     def run(catalogue: str, paper_id: int) -> Any:
-        return explain(queue.engine, catalogue, paper_id)
+        from vpt_tracker.enqueue import explain
+
+        return explain(engine, catalogue, paper_id, settings=settings)
 
     return run
