@@ -207,3 +207,29 @@ def test_a_bullet_style_list_gets_a_two_line_entry_with_short_name_and_badge(eng
     assert (entry.short_name, entry.venue, entry.year) == ("CoCoOp", "CVPR", 2025)
     assert entry.badges == ["Image-Text"] and entry.code_url == "https://github.com/KaiyangZhou/CoOp"
     assert entry.raw.count("\n") == 2 and entry.raw.startswith("- `CoCoOp` **CoCoOp: Conditional")
+
+
+def test_hostile_links_from_sources_never_reach_the_list_or_the_pull_request(engine: Engine) -> None:
+    import_list(engine)
+    candidate = accept(
+        engine,
+        title="A Paper With Hostile Links",
+        arxiv_id=None,
+        venue="CVPR",
+        year=2025,
+        labels=["learnable", "pixel"],
+        relevance=0.7,
+        label_scores={},
+        code_url="data:text/html,<script>alert(1)</script>",
+    )
+    with transaction(engine) as session:
+        paper = session.get(CandidateRow, candidate).paper
+        paper.pdf_url = "javascript:alert(document.cookie)"
+        paper.doi = "10.1000/x) [evil](javascript:alert(1)"
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        body = pull_body(CATALOGUE, pending_changes(session, CATALOGUE))
+    row = next(line for line in text.splitlines() if "A Paper With Hostile Links" in line)
+    assert "javascript:" not in row and "data:" not in row
+    assert "javascript:" not in body and "data:" not in body

@@ -54,17 +54,25 @@ def split_venue(venue: str | None, year: int | None) -> tuple[str | None, int | 
     return venue.strip(), year
 
 
+def web_url(url: str | None) -> str | None:
+    """`url` if it is a plain http(s) address; sources are untrusted, and a list must never
+    get a `javascript:` or `data:` link."""
+    if url and re.fullmatch(r"https?://[^\s<>()\[\]\"'`]+", url.strip(), re.IGNORECASE):
+        return url.strip()
+    return None
+
+
 def paper_url(paper: PaperRow) -> str | None:
     """The best landing page of a paper: arXiv abstract, CVF, OpenReview, DOI, then the PDF."""
     if paper.arxiv_id:
         return f"https://arxiv.org/abs/{paper.arxiv_id}"
-    if paper.cvf_url:
-        return paper.cvf_url
+    candidates = [paper.cvf_url]
     if paper.openreview_id:
-        return f"https://openreview.net/forum?id={paper.openreview_id}"
+        candidates.append(f"https://openreview.net/forum?id={paper.openreview_id}")
     if paper.doi:
-        return f"https://doi.org/{paper.doi}"
-    return paper.pdf_url
+        candidates.append(f"https://doi.org/{paper.doi}")
+    candidates.append(paper.pdf_url)
+    return next((url for url in map(web_url, candidates) if url), None)
 
 
 def short_name(title: str) -> str | None:
@@ -216,7 +224,7 @@ def _promote_new(
     if section is None:
         raise UserError(f"no section of preset {preset.name!r} takes the labels {labels}")
     new = preset.entry_for(
-        paper.title, venue, year, paper_url(paper), paper.code_url, labels, short_name(paper.title)
+        paper.title, venue, year, paper_url(paper), web_url(paper.code_url), labels, short_name(paper.title)
     )
     row = add_entry(
         session,
