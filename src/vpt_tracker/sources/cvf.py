@@ -135,6 +135,11 @@ def parse_paper_page(body: bytes, base_url: str, what: str) -> PaperPage:
     return PaperPage(_text(found[0]), links, tuple(_first_last(str(m)) for m in metas))
 
 
+def parse_abstract(body: bytes, what: str) -> str:
+    """Only the abstract of a paper page (see `parse_paper_page`)."""
+    return parse_paper_page(body, CANONICAL_SITE, what).abstract
+
+
 def _first_last(name: str) -> str:
     """`Loy, Chen Change` as `Chen Change Loy`, the listing's spelling."""
     last, _, first = (" ".join(name.split())).partition(", ")

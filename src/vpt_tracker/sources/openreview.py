@@ -126,6 +126,8 @@ class OpenReviewSource:
             body = json.loads(response.content)
         except ValueError as exc:
             raise SourceError(NAME, f"malformed JSON in {what}: {exc}") from None
+        except RecursionError:  # hostile nesting ([[[[...) exhausts the decoder's stack
+            raise SourceError(NAME, f"malformed JSON in {what}: nested too deeply") from None
         if not isinstance(body, dict) or not isinstance(body.get("notes"), list):
             raise SourceError(NAME, f"{what} has no 'notes' list: has the API changed?")
         count = body.get("count")
