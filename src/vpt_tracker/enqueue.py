@@ -176,13 +176,13 @@ def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[Entry
             by_title.setdefault(paper.title_key, paper)
     result: list[tuple[EntryRow, PaperRow | None]] = []
     for entry in entries:
-        paper = by_id.get(entry.paper_id) if entry.paper_id is not None else None
-        paper = (
-            paper
+        found: PaperRow | None = by_id.get(entry.paper_id) if entry.paper_id is not None else None
+        found = (
+            found
             or (by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None)
             or by_title.get(entry.title_key)
         )
-        result.append((entry, paper))
+        result.append((entry, found))
     return result
 
 
@@ -397,8 +397,12 @@ def score_and_enqueue(
             session.flush()
     log.info(
         "catalogue %s: scored %d, queued %d (%d by rule, %d excluded by rule)",
-        catalogue_name, stats.scored, stats.queued, stats.queued_by_rule, stats.excluded_by_rule,
-    )  # fmt: skip
+        catalogue_name,
+        stats.scored,
+        stats.queued,
+        stats.queued_by_rule,
+        stats.excluded_by_rule,
+    )
     return stats
 
 

@@ -32,13 +32,22 @@ def test_score_writes_one_line_per_paper(tmp_path: Path, model: CatalogueModel) 
     model.save(tmp_path / "classifiers" / "mine")
     output = tmp_path / "scores.jsonl"
     source = FIXTURES / "unlabeled.jsonl"
-    code, out, err = run(tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(source),
-                         "--output", str(output))  # fmt: skip
+    code, out, err = run(
+        tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(source), "--output", str(output)
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 400 and "scored 400 papers" in out
     first = rows[0]
-    assert set(first) >= {"id", "relevance", "labels", "base_to_novel", "proposed_labels", "low_confidence", "rule"}
+    assert set(first) >= {
+        "id",
+        "relevance",
+        "labels",
+        "base_to_novel",
+        "proposed_labels",
+        "low_confidence",
+        "rule",
+    }
     assert first["id"] == json.loads(source.read_text(encoding="utf-8").splitlines()[0])["id"]
     assert set(first["labels"]) == set(model.labels)
     queued = sum(row["queued"] for row in rows)
@@ -50,10 +59,14 @@ def test_score_bad_input_names_the_line_and_writes_nothing(tmp_path: Path, model
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1, "title": "ok", "summary": "fine"}\n{"id": 2, "title": \n', encoding="utf-8")
     output = tmp_path / "scores.jsonl"
-    code, _, err = run(tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(bad), "--output", str(output))
+    code, _, err = run(
+        tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(bad), "--output", str(output)
+    )
     assert code == 2 and err.strip() == f"Error: {bad}:2: not valid JSON (Expecting value)"
     assert not output.exists()
-    code, _, err = run(tmp_path, "classify", "score", "--catalogue", "nope", "--input", str(bad), "--output", str(output))
+    code, _, err = run(
+        tmp_path, "classify", "score", "--catalogue", "nope", "--input", str(bad), "--output", str(output)
+    )
     assert code == 2 and "no model for catalogue 'nope'" in err and len(err.strip().splitlines()) == 1
 
 
@@ -64,8 +77,13 @@ def _corpus_file(path: Path) -> None:
         for line in (FIXTURES / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
             paper = json.loads(line)
             ident = arxiv_id(paper["id"]) if paper["id"] else None
-            row = {"title": paper["title"], "summary": paper["abstract"], "comment": paper["comment"],
-                   "authors": [], "categories": ["cs.CV"]}  # fmt: skip
+            row = {
+                "title": paper["title"],
+                "summary": paper["abstract"],
+                "comment": paper["comment"],
+                "authors": [],
+                "categories": ["cs.CV"],
+            }
             if ident:
                 row["id"] = ident
             lines.append(json.dumps(row, ensure_ascii=False))
@@ -81,13 +99,25 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     _corpus_file(papers)
     code, _, err = run(tmp_path, "ingest-jsonl", str(papers), db_url=db_url)
     assert code == 0, err
-    code, _, err = run(tmp_path, "catalogue", "import", str(after), "--name", "vlm", "--preset", "generalizable-vlm",
-                       db_url=db_url)  # fmt: skip
+    code, _, err = run(
+        tmp_path,
+        "catalogue",
+        "import",
+        str(after),
+        "--name",
+        "vlm",
+        "--preset",
+        "generalizable-vlm",
+        db_url=db_url,
+    )
     assert code == 0, err
 
     code, out, err = run(tmp_path, "classify", "train", "vlm", db_url=db_url)
     assert code == 0, err
-    assert out.startswith("trained vlm: 29 relevant, 0 rejected") and str(tmp_path / "classifiers" / "vlm") in out
+    assert (
+        out.startswith("trained vlm: 29 relevant, 0 rejected")
+        and str(tmp_path / "classifiers" / "vlm") in out
+    )
     card = json.loads((tmp_path / "classifiers" / "vlm" / "model-card.json").read_text(encoding="utf-8"))
     assert card["preset"] == "generalizable-vlm" and card["counts"]["relevant"] == 29
 
@@ -100,8 +130,18 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     code, out, _ = run(tmp_path, "classify", "evaluate", "vlm", "--folds", "3", db_url=db_url)
     assert code == 0 and "WSS@95" in out and 'papers mentioning "prompt"' in out and "keyword baseline" in out
 
-    code, out, err = run(tmp_path, "classify", "replay", "vlm", "--before", str(before), "--after", str(after),
-                         "--json", db_url=db_url)  # fmt: skip
+    code, out, err = run(
+        tmp_path,
+        "classify",
+        "replay",
+        "vlm",
+        "--before",
+        str(before),
+        "--after",
+        str(after),
+        "--json",
+        db_url=db_url,
+    )
     assert code == 0, err
     replayed = json.loads(out)
     assert replayed["before_entries_in_store"] == 21 and replayed["added_in_pool"] == 8
@@ -118,6 +158,15 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
 
     code, _, err = run(tmp_path, "classify", "train", "nope", db_url=db_url)
     assert code == 2 and "unknown catalogue 'nope'; known catalogues: vlm" in err
-    code, _, err = run(tmp_path, "classify", "replay", "vlm", "--before", str(tmp_path / "x.md"), "--after",
-                       str(after), db_url=db_url)  # fmt: skip
+    code, _, err = run(
+        tmp_path,
+        "classify",
+        "replay",
+        "vlm",
+        "--before",
+        str(tmp_path / "x.md"),
+        "--after",
+        str(after),
+        db_url=db_url,
+    )
     assert code == 2 and "x.md does not exist" in err

@@ -39,7 +39,9 @@ def store(engine: Engine, relevant: list[Example], unlabeled: list[Example]) -> 
     ids: dict[str, int] = {}
     with transaction(engine) as session:
         rows = [_paper(e) for e in relevant + unlabeled]
-        rows.append(PaperRow(title="Visual Prompt Tuning for frozen vision transformers", title_key="vpt title only"))
+        rows.append(
+            PaperRow(title="Visual Prompt Tuning for frozen vision transformers", title_key="vpt title only")
+        )
         session.add_all(rows)
         session.flush()
         ids = {row.title: row.id for row in rows}
@@ -51,18 +53,29 @@ def store(engine: Engine, relevant: list[Example], unlabeled: list[Example]) -> 
             row_id = ids[example.title]
             if title_key(example.title) in entry_keys or (example.id and arxiv_id(example.id) in entry_ids):
                 continue
-            session.add(CandidateRow(paper_id=row_id, catalogue_id=catalogue.id, status="accepted",
-                                     final_labels=list(example.labels)))  # fmt: skip
+            session.add(
+                CandidateRow(
+                    paper_id=row_id,
+                    catalogue_id=catalogue.id,
+                    status="accepted",
+                    final_labels=list(example.labels),
+                )
+            )
         rejected = next(e for e in unlabeled if "prompt" in e.text().lower())
-        session.add(CandidateRow(paper_id=ids[rejected.title], catalogue_id=catalogue.id, status="rejected",
-                                 reason="off-topic"))  # fmt: skip
+        session.add(
+            CandidateRow(
+                paper_id=ids[rejected.title], catalogue_id=catalogue.id, status="rejected", reason="off-topic"
+            )
+        )
         ids["__rejected__"] = ids[rejected.title]
     return ids
 
 
 def _settings(tmp_path: Path, include: list[str] | None = None) -> Settings:
     rules = KeywordRules(include=include or [], exclude=[])
-    return Settings(data_dir=tmp_path, catalogues=[CatalogueConfig(name="vpt", preset="awesome-vpt", rules=rules)])
+    return Settings(
+        data_dir=tmp_path, catalogues=[CatalogueConfig(name="vpt", preset="awesome-vpt", rules=rules)]
+    )
 
 
 def test_training_set_from_store(engine: Engine, store: dict[str, int]) -> None:
@@ -76,7 +89,9 @@ def test_training_set_from_store(engine: Engine, store: dict[str, int]) -> None:
     assert any("pixel" in e.labels for e in data.relevant)
 
 
-def test_enqueue_creates_pending_candidates_once(engine: Engine, store: dict[str, int], tmp_path: Path) -> None:
+def test_enqueue_creates_pending_candidates_once(
+    engine: Engine, store: dict[str, int], tmp_path: Path
+) -> None:
     settings = _settings(tmp_path, include=[OFF_TOPIC_TITLE])
     model, directory = train_catalogue(engine, "vpt", settings=settings)
     assert directory == tmp_path / "classifiers" / "vpt" and (directory / "model-card.json").is_file()
@@ -90,10 +105,15 @@ def test_enqueue_creates_pending_candidates_once(engine: Engine, store: dict[str
         assert all(c.rule == f"include: {OFF_TOPIC_TITLE}" for c in by_rule)
         assert all(c.relevance >= model.relevance.threshold for c in pending if not c.rule)
         assert all(c.model_version and c.label_scores for c in pending)
-        title_only = session.scalar(select(CandidateRow).where(CandidateRow.paper_id == store[
-            "Visual Prompt Tuning for frozen vision transformers"]))  # fmt: skip
+        title_only = session.scalar(
+            select(CandidateRow).where(
+                CandidateRow.paper_id == store["Visual Prompt Tuning for frozen vision transformers"]
+            )
+        )
         assert title_only is not None and title_only.low_confidence
-        rejected = session.scalars(select(CandidateRow).where(CandidateRow.paper_id == store["__rejected__"])).all()
+        rejected = session.scalars(
+            select(CandidateRow).where(CandidateRow.paper_id == store["__rejected__"])
+        ).all()
         assert [c.status for c in rejected] == ["rejected"]
     # a second run proposes nothing again: queued, rejected and listed papers are skipped, the rest
     # (below threshold) are scored again and stay below it
@@ -101,10 +121,15 @@ def test_enqueue_creates_pending_candidates_once(engine: Engine, store: dict[str
     assert again.queued == 0 and again.scored == stats.scored - stats.queued
     assert again.skipped_known == 56 + 1 + stats.queued
     with transaction(engine) as session:
-        assert session.scalar(select(func.count(CandidateRow.id)).where(CandidateRow.status == "pending")) == stats.queued
+        assert (
+            session.scalar(select(func.count(CandidateRow.id)).where(CandidateRow.status == "pending"))
+            == stats.queued
+        )
 
 
-def test_explain_and_errors(engine: Engine, store: dict[str, int], tmp_path: Path, relevant: list[Example]) -> None:
+def test_explain_and_errors(
+    engine: Engine, store: dict[str, int], tmp_path: Path, relevant: list[Example]
+) -> None:
     settings = _settings(tmp_path)
     with pytest.raises(UserError, match="unknown catalogue 'elsewhere'; known catalogues: vpt"):
         score_and_enqueue(engine, "elsewhere", None, settings=settings)

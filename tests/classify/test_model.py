@@ -45,7 +45,9 @@ def test_threshold_helpers() -> None:
     assert f1_threshold(np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1]), y) == pytest.approx(0.6)
 
 
-def test_card_records_data_scheme_thresholds_and_versions(model: CatalogueModel, training: TrainingSet) -> None:
+def test_card_records_data_scheme_thresholds_and_versions(
+    model: CatalogueModel, training: TrainingSet
+) -> None:
     card = model.card
     assert card["data_sha256"] == training.data_hash()
     assert card["counts"]["relevant"] == 56 and card["counts"]["unlabeled"] == 400
@@ -73,10 +75,14 @@ def test_labels_and_base_to_novel_are_proposed(model: CatalogueModel, training: 
     assert b2n[:n_pos].mean() > b2n[n_pos:].mean() + 0.2
 
 
-def test_save_load_gives_the_same_scores(model: CatalogueModel, tmp_path: Path, unlabeled: list[Example]) -> None:
+def test_save_load_gives_the_same_scores(
+    model: CatalogueModel, tmp_path: Path, unlabeled: list[Example]
+) -> None:
     model.save(tmp_path / "m")
     loaded = CatalogueModel.load(tmp_path / "m")
-    assert [s.relevance for s in loaded.score(unlabeled[:50])] == [s.relevance for s in model.score(unlabeled[:50])]
+    assert [s.relevance for s in loaded.score(unlabeled[:50])] == [
+        s.relevance for s in model.score(unlabeled[:50])
+    ]
     assert (tmp_path / "m" / "model.joblib").stat().st_size < 2_000_000
     assert not list((tmp_path / "m").glob("*.tmp"))
 
@@ -101,15 +107,20 @@ def test_missing_or_broken_model_is_a_user_error(model: CatalogueModel, tmp_path
 
 
 def test_too_few_positives_names_the_minimum(relevant: list[Example], unlabeled: list[Example]) -> None:
-    few = TrainingSet(relevant[: MIN_POSITIVES - 1] + [Example("No abstract at all")], unlabeled=unlabeled)
-    with pytest.raises(UserError, match=f"has {MIN_POSITIVES - 1} relevant papers with abstracts; at least 8"):
+    few = TrainingSet([*relevant[: MIN_POSITIVES - 1], Example("No abstract at all")], unlabeled=unlabeled)
+    with pytest.raises(
+        UserError, match=f"has {MIN_POSITIVES - 1} relevant papers with abstracts; at least 8"
+    ):
         CatalogueModel.train("thin", few, VPT_LABELS)
 
 
 def test_title_only_papers_are_low_confidence_and_odd_text_does_not_crash(model: CatalogueModel) -> None:
     odd = [
         Example("Visual Prompt Tuning for Vision Transformers"),
-        Example("Fran\\c{c}ois's $\\mathcal{L}_{2}$ \\textbf{prompts} — ünïcödé 🚀 \u200b\x00", "∑ ∞ \ud83d lone surrogate"),
+        Example(
+            "Fran\\c{c}ois's $\\mathcal{L}_{2}$ \\textbf{prompts} — ünïcödé 🚀 \u200b\x00",
+            "∑ ∞ \ud83d lone surrogate",
+        ),
         Example("", ""),
         Example("A title", "x" * 100_000),
     ]
@@ -117,7 +128,10 @@ def test_title_only_papers_are_low_confidence_and_odd_text_does_not_crash(model:
     assert [s.low_confidence for s in scores] == [True, False, True, False]
     assert all(0.0 <= s.relevance <= 1.0 for s in scores)
     # scored from the title: a prompt-tuning title outranks an off-topic one
-    assert scores[0].relevance > model.score([Example("Gaussian splatting for city-scale driving scenes")])[0].relevance
+    assert (
+        scores[0].relevance
+        > model.score([Example("Gaussian splatting for city-scale driving scenes")])[0].relevance
+    )
 
 
 def test_explain_names_the_terms_that_moved_the_score(model: CatalogueModel, relevant: list[Example]) -> None:

@@ -37,9 +37,11 @@ def test_bad_rules_are_user_errors(rule: str) -> None:
 
 
 def test_rules_override_the_threshold(model: CatalogueModel) -> None:
-    off_topic = Example("Gaussian splatting for city-scale driving", "We render large scenes with 3D Gaussians.")
+    off_topic = Example(
+        "Gaussian splatting for city-scale driving", "We render large scenes with 3D Gaussians."
+    )
     on_topic = Example("Visual prompt tuning", "We learn visual prompts for a frozen vision transformer.")
-    plain, = model.score([off_topic])
+    (plain,) = model.score([off_topic])
     assert not model.should_queue(plain)
     rules = RuleSet(include=["gaussian splatting"], exclude=["frozen vision transformer"])
     forced, excluded = model.score([off_topic, on_topic], rules)
@@ -49,7 +51,14 @@ def test_rules_override_the_threshold(model: CatalogueModel) -> None:
 
 
 def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Path) -> None:
-    good = {"id": "2503.1", "title": "T", "summary": "S", "authors": ["A"], "categories": ["cs.CV"], "comment": None}
+    good = {
+        "id": "2503.1",
+        "title": "T",
+        "summary": "S",
+        "authors": ["A"],
+        "categories": ["cs.CV"],
+        "comment": None,
+    }
     path = tmp_path / "papers.jsonl"
     path.write_text(json.dumps(good) + "\n\n" + json.dumps({"title": "U"}) + "\n", encoding="utf-8")
     papers = list(read_jsonl(path))
@@ -57,8 +66,11 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
     for body, message in [
         ('{"title": "ok"}\n{not json\n', "papers.jsonl:2: not valid JSON"),
         ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing or empty 'title'"),
-        ('[1, 2]\n', "papers.jsonl:1: expected a JSON object"),
-        ('{"title": "t", "abstract": 5}\n', "papers.jsonl:1: 'abstract'/'summary' and 'comment' must be strings"),
+        ("[1, 2]\n", "papers.jsonl:1: expected a JSON object"),
+        (
+            '{"title": "t", "abstract": 5}\n',
+            "papers.jsonl:1: 'abstract'/'summary' and 'comment' must be strings",
+        ),
     ]:
         path.write_text(body, encoding="utf-8")
         with pytest.raises(UserError, match=message):

@@ -86,7 +86,8 @@ def evaluate(
     relevant = [e for e in data.relevant if e.has_abstract]
     if len(relevant) < folds * 2:
         raise UserError(
-            f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts: too few for {folds} folds"
+            f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts: "
+            f"too few for {folds} folds"
         )
     pooled = _Pooled([], [], [], [])
     label_true: list[set[str]] = []
@@ -189,9 +190,13 @@ def _label_metrics(
 
 
 def replay(
-    name: str, before: TrainingSet, added: Sequence[Example], pool: Sequence[Example], label_keys: Sequence[str],
+    name: str,
+    before: TrainingSet,
+    added: Sequence[Example],
+    pool: Sequence[Example],
+    label_keys: Sequence[str],
     hyper: Hyper | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Train on the older list only and rank the later-added entries among all `pool` papers.
 
     `pool` is every paper in the store (it must contain the added ones); the result says

@@ -66,14 +66,26 @@ class Hyper:
 def make_vectorizer(hyper: Hyper) -> TfidfVectorizer:
     if hyper.analyzer == "char_wb":
         return TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), min_df=3, max_df=0.5, sublinear_tf=True,
-            max_features=hyper.max_features, strip_accents="unicode", dtype=np.float32,
-        )  # fmt: skip
+            analyzer="char_wb",
+            ngram_range=(3, 5),
+            min_df=3,
+            max_df=0.5,
+            sublinear_tf=True,
+            max_features=hyper.max_features,
+            strip_accents="unicode",
+            dtype=np.float32,
+        )
     return TfidfVectorizer(
-        analyzer="word", ngram_range=(1, hyper.ngram_max), min_df=2, max_df=0.5, sublinear_tf=True,
-        max_features=hyper.max_features, strip_accents="unicode", dtype=np.float32,
+        analyzer="word",
+        ngram_range=(1, hyper.ngram_max),
+        min_df=2,
+        max_df=0.5,
+        sublinear_tf=True,
+        max_features=hyper.max_features,
+        strip_accents="unicode",
+        dtype=np.float32,
         token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]+\b",
-    )  # fmt: skip
+    )
 
 
 def _sigmoid(values: FloatArray) -> FloatArray:
@@ -207,9 +219,14 @@ class CatalogueModel:
     # ---- training -------------------------------------------------------------------
     @classmethod
     def train(
-        cls, name: str, data: TrainingSet, label_keys: Sequence[str], hyper: Hyper | None = None,
-        *, with_novel: bool = True,
-    ) -> CatalogueModel:  # fmt: skip
+        cls,
+        name: str,
+        data: TrainingSet,
+        label_keys: Sequence[str],
+        hyper: Hyper | None = None,
+        *,
+        with_novel: bool = True,
+    ) -> CatalogueModel:
         """Fit all models of a catalogue; a UserError says why when the data is too thin."""
         # One BLAS/OpenMP thread: many small solver steps are far slower with threads that
         # spin against each other (and against other processes) on a small machine.
@@ -224,7 +241,8 @@ class CatalogueModel:
         if len(relevant) < MIN_POSITIVES:
             raise UserError(
                 f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts; at least "
-                f"{MIN_POSITIVES} are needed to train (run `vpt-tracker catalogue enrich` or accept more papers)"
+                f"{MIN_POSITIVES} are needed to train "
+                "(run `vpt-tracker catalogue enrich` or accept more papers)"
             )
         negatives = data.rejected + data.unlabeled
         if len(negatives) < MIN_POSITIVES:
@@ -313,12 +331,22 @@ class CatalogueModel:
 
     # ---- scoring --------------------------------------------------------------------
     def score(
-        self, examples: Sequence[Example], rules: RuleSet | None = None, batch: int = 20_000
+        self, examples: Sequence[Example], rules: RuleSet | None = None, batch: int = 20_000, *, jobs: int = 1
     ) -> list[Scores]:
-        """Scores for each example, in order. Papers without an abstract are marked low-confidence."""
+        """Scores for each example, in order. Papers without an abstract are marked low-confidence.
+
+        `jobs > 1` scores batches in that many worker processes: tokenising is pure Python,
+        so processes (not threads) are what use a second core.
+        """
+        chunks = [examples[start : start + batch] for start in range(0, len(examples), batch)]
+        if jobs > 1 and len(chunks) > 1:
+            parts = joblib.Parallel(n_jobs=jobs)(joblib.delayed(self._score_chunk)(c, rules) for c in chunks)
+            return [score for part in parts for score in part]
+        return [score for chunk in chunks for score in self._score_chunk(chunk, rules)]
+
+    def _score_chunk(self, chunk: Sequence[Example], rules: RuleSet | None) -> list[Scores]:
         results: list[Scores] = []
-        for start in range(0, len(examples), batch):
-            chunk = examples[start : start + batch]
+        if chunk:
             features = self.vectorizer.transform([e.text() for e in chunk]).tocsr()
             relevance = self.relevance.proba(features)
             label_probs = {key: scorer.proba(features) for key, scorer in self.labels.items()}
@@ -409,7 +437,8 @@ class CatalogueModel:
         made_with = card.get("versions", {}).get("scikit-learn")
         if made_with != sklearn.__version__:
             raise UserError(
-                f"the model in {directory} was trained with scikit-learn {made_with}, but {sklearn.__version__} "
+                f"the model in {directory} was trained with scikit-learn {made_with}, "
+                f"but {sklearn.__version__} "
                 f"is installed; retrain with `vpt-tracker classify train {card.get('name', 'NAME')}` "
                 "(or `make models` for the shipped defaults)"
             )

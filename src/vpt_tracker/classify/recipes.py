@@ -88,32 +88,62 @@ _AWESOME_VPT_OWN = (
     ),
 )
 _VPT_RELATED_LABELS = (
-    ("pixel level", "pixel"), ("pixel_level", "pixel"), ("token level", "token"), ("embedding level", "token"),
-    ("test-time", "test-time"), ("continual", "test-time"),
-)  # fmt: skip
+    ("pixel level", "pixel"),
+    ("pixel_level", "pixel"),
+    ("token level", "token"),
+    ("embedding level", "token"),
+    ("test-time", "test-time"),
+    ("continual", "test-time"),
+)
 _VPT_RELATED = (
-    ListSource("jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md", sections=("Prompt",),
-               label_map=_VPT_RELATED_LABELS),
-    ListSource("synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md", sections=("Prompt Tuning",),
-               label_map=_VPT_RELATED_LABELS),
-    ListSource("ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README.md", sections=("Vision Prompt",),
-               exclude_sections=("Vision-Language",), label_map=_VPT_RELATED_LABELS),
-    ListSource("JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md", sections=("CLIP",),
-               label_map=(("visual", "multi-modality"), ("robust", "robustness"), ("test-time", "test-time"))),
-    ListSource("zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
-               exclude_sections=("Survey", "Foundation Models", "Datasets", "Adapter"),
-               label_map=(("test-time", "test-time"), ("general prompt learning", "multi-modality"),
-                          ("another form of prompt", "multi-modality"))),
+    ListSource(
+        "jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md",
+        sections=("Prompt",),
+        label_map=_VPT_RELATED_LABELS,
+    ),
+    ListSource(
+        "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md",
+        sections=("Prompt Tuning",),
+        label_map=_VPT_RELATED_LABELS,
+    ),
+    ListSource(
+        "ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README.md",
+        sections=("Vision Prompt",),
+        exclude_sections=("Vision-Language",),
+        label_map=_VPT_RELATED_LABELS,
+    ),
+    ListSource(
+        "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md",
+        sections=("CLIP",),
+        label_map=(("visual", "multi-modality"), ("robust", "robustness"), ("test-time", "test-time")),
+    ),
+    ListSource(
+        "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+        exclude_sections=("Survey", "Foundation Models", "Datasets", "Adapter"),
+        label_map=(
+            ("test-time", "test-time"),
+            ("general prompt learning", "multi-modality"),
+            ("another form of prompt", "multi-modality"),
+        ),
+    ),
     ListSource("BWLONG__Awesome-Prompt-Learning-CV__README.md", label_map=_VPT_RELATED_LABELS),
-)  # fmt: skip
+)
 # awesome-vpt sections → prompt-adaptation labels (the same list, rewritten in 2025-10).
 _ADAPTATION_FROM_VPT = (
-    ("learnable visual prompts > pixel", "vp-learnable"), ("learnable visual prompts > token", "vpt-learnable"),
-    ("generative visual prompts > pixel", "vp-generated"), ("generative visual prompts > token", "vpt-generated"),
-    ("non-learnable", "vp-fixed"), ("test-time", "test-time"), ("black-box", "black-box"),
-    ("robustness", "robustness"), ("fairness", "fairness"), ("privacy", "privacy"), ("calibration", "calibration"),
-    ("segmentation", "segmentation"), ("multimodality", "multi-modal"),
-)  # fmt: skip
+    ("learnable visual prompts > pixel", "vp-learnable"),
+    ("learnable visual prompts > token", "vpt-learnable"),
+    ("generative visual prompts > pixel", "vp-generated"),
+    ("generative visual prompts > token", "vpt-generated"),
+    ("non-learnable", "vp-fixed"),
+    ("test-time", "test-time"),
+    ("black-box", "black-box"),
+    ("robustness", "robustness"),
+    ("fairness", "fairness"),
+    ("privacy", "privacy"),
+    ("calibration", "calibration"),
+    ("segmentation", "segmentation"),
+    ("multimodality", "multi-modal"),
+)
 
 
 def _adaptation_source(file: str) -> ListSource:
@@ -124,8 +154,8 @@ RECIPES: dict[str, Recipe] = {
     "awesome-vpt": Recipe(
         "awesome-vpt",
         relevant=_AWESOME_VPT_OWN + _VPT_RELATED,
-        notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang, JindongGu "
-        "(CLIP), zhengli97 (prompt sections) and BWLONG",
+        notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang, "
+        "JindongGu (CLIP), zhengli97 (prompt sections) and BWLONG",
     ),
     "prompt-adaptation": Recipe(
         "prompt-adaptation",
@@ -135,10 +165,10 @@ RECIPES: dict[str, Recipe] = {
             ),
             _adaptation_source("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"),
             _adaptation_source("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md"),
-        )
-        + _VPT_RELATED,
-        notes="own list (0 local abstracts) + its awesome-vpt predecessor with sections mapped to VP/VPT labels "
-        "+ the same related visual-prompt lists as awesome-vpt",
+            *_VPT_RELATED,
+        ),
+        notes="own list (0 local abstracts) + its awesome-vpt predecessor with sections mapped to VP/VPT "
+        "labels + the same related visual-prompt lists as awesome-vpt",
     ),
     "generalizable-vlm": Recipe(
         "generalizable-vlm",
@@ -167,10 +197,10 @@ RECIPES: dict[str, Recipe] = {
             ListSource("jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md"),
             ListSource("synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"),
             ListSource("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"),
-        ),  # fmt: skip
-        notes="relevant = StellarOdys2ey entries + zhengli97 'General Prompt Learning' (the list whose layout Stellar "
-        "follows; its results table reports base/novel/HM). base-to-novel negatives = the other prompt-learning "
-        "papers of zhengli97, JindongGu, ttengwang, jianghaojun, synbol and yunbeizhang.",
+        ),
+        notes="relevant = StellarOdys2ey entries + zhengli97 'General Prompt Learning' (the list whose "
+        "layout Stellar follows; its results table reports base/novel/HM). base-to-novel negatives = the "
+        "other prompt-learning papers of zhengli97, JindongGu, ttengwang, jianghaojun, synbol, yunbeizhang.",
     ),
 }
 
@@ -245,8 +275,10 @@ def build_training_set(
         for source in sources:
             found = match_entries(source, lists_dir, pool, preset, with_labels=with_labels)
             provenance[role][source.file] = {
-                "sections": list(source.sections), "entries": found.entries, "with_abstract": len(found.examples),
-            }  # fmt: skip
+                "sections": list(source.sections),
+                "entries": found.entries,
+                "with_abstract": len(found.examples),
+            }
             groups.append(found.examples)
         return _merge(groups)
 
