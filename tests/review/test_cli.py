@@ -98,6 +98,11 @@ def test_bulk_reject_asks_then_rejects(cli: Any, engine: Engine, ids: dict[str, 
     assert ReviewQueue(engine, "x").get(ids["low"]).reason == "noise"
 
 
+def test_the_app_needs_a_terminal(cli: Any, ids: dict[str, int]) -> None:
+    result = cli("--catalogue", "vpt")  # CliRunner's streams are not terminals
+    assert result.exit_code == 2 and "the review app needs a terminal" in result.stderr
+
+
 @pytest.mark.parametrize("sub", ["", "list", "accept", "reject", "defer", "relabel", "undo", "bulk-reject"])
 def test_every_command_has_help(cli: Any, sub: str) -> None:
     result = cli(*([sub] if sub else []), "--help")
@@ -120,6 +125,7 @@ def test_bare_review_opens_the_app_and_prints_the_summary(
         return asyncio.run(drive())
 
     monkeypatch.setattr(ReviewApp, "run", run_headless)
+    monkeypatch.setattr("vpt_tracker.cli.review._has_terminal", lambda: True)
     result = cli("--catalogue", "vpt", "--reviewer", "dana")
     assert result.exit_code == 0, result.output
     assert seen["catalogue"] == "vpt" and seen["reviewer"] == "dana" and "off-topic" in seen["reasons"]

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from vpt_tracker.cli.context import AppContext, echo_json, pass_app
+from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.review.queue import Filter, QueueItem, ReviewQueue, resolve_reviewer
 
@@ -35,6 +36,10 @@ def _queue(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer:
     catalogue = catalogue or parent.get("catalogue")
     reviewer = resolve_reviewer(app.settings.review.reviewer, reviewer or parent.get("reviewer"))
     return ReviewQueue(app.engine(), reviewer, catalogue, order=app.settings.review.order)
+
+
+def _has_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 @contextmanager
@@ -90,6 +95,10 @@ def review(
         return
     from vpt_tracker.review.app import ReviewApp, store_explainer
 
+    if not _has_terminal():
+        raise UserError(
+            "the review app needs a terminal; scripts can use `vpt-tracker review list|accept|reject`"
+        )
     queue = _queue(ctx, app, catalogue, reviewer)
     settings = app.settings.review
     status = CandidateStatus.DEFERRED.value if deferred else CandidateStatus.PENDING.value
