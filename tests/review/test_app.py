@@ -69,6 +69,7 @@ def ids(sqlite: Engine) -> dict[str, int]:
 
 def make_app(engine: Engine, **kw: Any) -> ReviewApp:
     opened: list[str] = []
+    kw.setdefault("explain_delay", 0)
     app = ReviewApp(
         ReviewQueue(engine, "alice", "vpt"),
         reject_reasons=REASONS,
@@ -78,6 +79,13 @@ def make_app(engine: Engine, **kw: Any) -> ReviewApp:
     )
     app.opened = opened  # type: ignore[attr-defined]
     return app
+
+
+async def settle(pilot: Any) -> None:
+    """Let the explain timer fire, its worker finish, and the detail pane take the result."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
 
 
 def status_of(engine: Engine, candidate_id: int) -> tuple[str, Any, Any]:
@@ -193,8 +201,7 @@ async def test_detail_highlights_the_terms_that_drove_the_score(sqlite: Engine, 
 
     app = make_app(sqlite, explainer=explainer)
     async with app.run_test() as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         detail = app.main.query_one(DetailView).text
         spans = {str(detail)[s.start : s.end].lower() for s in detail.spans if "green" in str(s.style)}
         assert {"prompt", "frozen"} <= spans
@@ -203,16 +210,43 @@ async def test_detail_highlights_the_terms_that_drove_the_score(sqlite: Engine, 
 
 
 async def test_no_model_means_no_highlighting_and_says_so(sqlite: Engine, ids: dict[str, int]) -> None:
+    calls: list[int] = []
+
     def explainer(catalogue_name: str, paper_id: int) -> Any:
+        calls.append(paper_id)
         raise UserError(f"catalogue {catalogue_name!r} has no trained model")
 
     app = make_app(sqlite, explainer=explainer)
     async with app.run_test() as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         assert "no highlighting: catalogue 'vpt' has no trained model" in str(
             app.main.query_one(DetailView).text
         )
+        await pilot.press("j")
+        await settle(pilot)
+        # The missing model holds for the whole catalogue: the next paper says so without asking again.
+        assert "no highlighting: catalogue 'vpt'" in str(app.main.query_one(DetailView).text)
+        assert calls == [ids["first"]]
+
+
+async def test_skimming_past_rows_explains_only_where_the_reviewer_rests(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    calls: list[int] = []
+
+    def explainer(_catalogue: str, paper_id: int) -> dict[str, Any]:
+        calls.append(paper_id)
+        return {"up": ["prompt"]}
+
+    app = make_app(sqlite, explainer=explainer, explain_delay=3600)
+    async with app.run_test() as pilot:
+        await pilot.press("j", "j", "k")
+        await settle(pilot)
+        assert calls == []  # each move restarted the (injected, long) delay
+        app.explain_delay = 0
+        await pilot.press("j")
+        await settle(pilot)
+        assert calls == [ids["third"]]
 
 
 async def test_empty_queue_is_friendly(sqlite: Engine) -> None:
@@ -294,8 +328,7 @@ async def test_real_explain_without_a_trained_model_falls_back(
     settings = Settings(data_dir=tmp_path, classifiers_dir=tmp_path / "classifiers")
     app = make_app(sqlite, explainer=store_explainer(sqlite, settings))
     async with app.run_test() as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         shown = str(app.main.query_one(DetailView).text)
         assert "no highlighting: no model for catalogue 'vpt'" in shown
         assert "Learnable prompt tokens for a frozen ViT." in shown
@@ -325,8 +358,7 @@ async def test_real_explain_with_a_trained_model_highlights_terms(
 
     app = make_app(sqlite, explainer=store_explainer(sqlite, settings))
     async with app.run_test() as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         detail = app.main.query_one(DetailView).text
         green = {str(detail)[s.start : s.end].lower() for s in detail.spans if "green" in str(s.style)}
         assert green and green <= expected_up

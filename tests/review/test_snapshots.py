@@ -72,10 +72,12 @@ def filled(engine: Engine) -> ReviewApp:
         reject_reasons=["off-topic", "not a vision model", "duplicate"],
         opener=lambda _url: None,
         explainer=explainer,
+        explain_delay=0,
     )
 
 
 async def settled(pilot: Pilot[Any]) -> None:
+    await pilot.pause()
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 

@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -547,6 +548,7 @@ class ReviewApp(App[SessionSummary]):
         explainer: Explainer | Literal["store"] | None = "store",
         clock: Callable[[], datetime] = utcnow,
         status: str = "pending",
+        explain_delay: float = 0.15,
     ) -> None:
         super().__init__()
         self.queue = queue
@@ -564,6 +566,9 @@ class ReviewApp(App[SessionSummary]):
         self.summary = SessionSummary(queue.reviewer, clock())
         self._valid: dict[str, list[str]] = {}
         self._explained: dict[tuple[str, int], tuple[list[str], list[str]] | str] = {}
+        self._unexplainable: dict[str, str] = {}  # catalogue -> why it cannot be explained
+        self._explain_timer: Timer | None = None
+        self.explain_delay = explain_delay  # seconds the highlight must rest before the classifier is asked
         self.remaining = 0
         self.main = ReviewScreen()
 
@@ -617,27 +622,43 @@ class ReviewApp(App[SessionSummary]):
         if item is None:
             return
         key = (item.catalogue, item.paper_id)
-        self.main.query_one(DetailView).show(render_detail(item, self._explained.get(key)))
-        if key not in self._explained and self.explainer is not None:
-            self.explain(item)
+        known = self._explained.get(key, self._unexplainable.get(item.catalogue))
+        self.main.query_one(DetailView).show(render_detail(item, known))
+        if known is None and self.explainer is not None:
+            # Explain only where the reviewer pauses: skimming past rows starts no work that
+            # would compete with drawing the next key press.
+            if self._explain_timer is not None:
+                self._explain_timer.stop()
+                self._explain_timer = None
+            if self.explain_delay > 0:
+                self._explain_timer = self.set_timer(self.explain_delay, lambda: self.explain(item))
+            else:
+                self.explain(item)
 
     @work(thread=True, exclusive=True, group="explain")
     def explain(self, item: QueueItem) -> None:
         assert self.explainer is not None
-        key = (item.catalogue, item.paper_id)
         result: tuple[list[str], list[str]] | str
+        catalogue_wide = False
         try:
             result = _explanation_terms(self.explainer(item.catalogue, item.paper_id))
-        except UserError as exc:  # e.g. no trained model for this catalogue
-            result = f"no highlighting: {exc}"
+        except UserError as exc:
+            # For a stored candidate this means the catalogue has no usable model: it holds
+            # for every paper of the catalogue, so it is not asked again in this session.
+            result, catalogue_wide = f"no highlighting: {exc}", True
         except Exception as exc:  # shown, not hidden: the reviewer should know highlighting failed
             result = f"no highlighting, explain failed: {exc}"
-        self.call_from_thread(self._explained_now, key, result)
+        self.call_from_thread(self._explained_now, item, result, catalogue_wide)
 
-    def _explained_now(self, key: tuple[str, int], result: tuple[list[str], list[str]] | str) -> None:
-        self._explained[key] = result
+    def _explained_now(
+        self, item: QueueItem, result: tuple[list[str], list[str]] | str, catalogue_wide: bool
+    ) -> None:
+        if catalogue_wide and isinstance(result, str):
+            self._unexplainable[item.catalogue] = result
+        else:
+            self._explained[(item.catalogue, item.paper_id)] = result
         current = self.candidates.current
-        if current is not None and (current.catalogue, current.paper_id) == key:
+        if current is not None and (current.catalogue, current.paper_id) == (item.catalogue, item.paper_id):
             self.main.query_one(DetailView).show(render_detail(current, result))
 
     # actions ------------------------------------------------------------
