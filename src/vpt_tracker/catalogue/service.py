@@ -44,14 +44,14 @@ def get_catalogue(session: Session, name: str) -> CatalogueRow:
     return row
 
 
-def _labels(preset: Preset | None, entry: ParsedEntry) -> list[str]:
+def entry_labels(preset: Preset | None, entry: ParsedEntry) -> list[str]:
     """Preset labels; without a preset the section path is the labelling."""
     if preset is None:
         return list(entry.section_path)
     return preset.labels_for(entry.section_path, entry.badges, entry.cells)
 
 
-def _entry_row(entry: ParsedEntry, labels: list[str]) -> EntryRow:
+def entry_row(entry: ParsedEntry, labels: list[str]) -> EntryRow:
     return EntryRow(
         position=entry.index,
         section_path=list(entry.section_path),
@@ -121,7 +121,7 @@ def _store_import(
             source_text=text,
             source_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         )
-        row.entries = [_entry_row(e, _labels(preset_obj, e)) for e in doc.entries]
+        row.entries = [entry_row(e, entry_labels(preset_obj, e)) for e in doc.entries]
         session.add(row)
         session.flush()
         return ImportResult(row.id, name, len(doc.entries), len(doc.section_paths()), existing is not None)
@@ -140,7 +140,7 @@ def _new_entry(row: EntryRow) -> NewEntry:
     )
 
 
-def _document(catalogue: CatalogueRow) -> Document:
+def catalogue_document(catalogue: CatalogueRow) -> Document:
     """The imported README with vpt-tracker's own changes replayed: venue upgrades on
     imported entries first (their indexes are those of the import), then added entries
     in the order they were added."""
@@ -156,8 +156,49 @@ def _document(catalogue: CatalogueRow) -> Document:
     return doc
 
 
+_DOCUMENTS = "vpt_tracker.catalogue.documents"
+
+
+def _fingerprint(catalogue: CatalogueRow) -> tuple[object, ...]:
+    """What `_document` depends on besides the source text: the rows vpt-tracker changed."""
+    return (
+        catalogue.source_sha256,
+        tuple(
+            (row.id, row.state, row.venue, row.year, tuple(row.section_path or []))
+            for row in catalogue.entries
+            if row.state != "imported"
+        ),
+    )
+
+
+def _session_document(session: Session, catalogue: CatalogueRow) -> Document:
+    """`_document`, cached in the session while the catalogue's changed rows stay the same.
+
+    Promotion adds entries one by one; rebuilding the document for each would replay every
+    earlier addition again (quadratic in the number of additions). The cache is keyed by a
+    fingerprint of the rows, so any other change to them (an undo that deletes a row, a
+    re-import) simply misses the cache and rebuilds.
+    """
+    cache: dict[int, tuple[tuple[object, ...], Document]] = session.info.setdefault(_DOCUMENTS, {})
+    fingerprint = _fingerprint(catalogue)
+    cached = cache.get(catalogue.id)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    doc = catalogue_document(catalogue)
+    cache[catalogue.id] = (fingerprint, doc)
+    return doc
+
+
+def _remember(session: Session, catalogue: CatalogueRow, doc: Document) -> None:
+    session.info.setdefault(_DOCUMENTS, {})[catalogue.id] = (_fingerprint(catalogue), doc)
+
+
+def _forget(session: Session, catalogue: CatalogueRow) -> None:
+    session.info.get(_DOCUMENTS, {}).pop(catalogue.id, None)
+
+
 def render_catalogue(session: Session, name: str) -> str:
-    return _document(get_catalogue(session, name)).render()
+    return _session_document(session, get_catalogue(session, name)).render()
 
 
 def add_entry(
@@ -173,8 +214,12 @@ def add_entry(
     """Record a new entry (state "added"); it appears in the next render. The section and
     the entry are checked now by rendering, so a bad section fails here, not at publish."""
     catalogue = get_catalogue(session, catalogue_name)
-    doc = _document(catalogue)
-    placed = doc.insert_entry(new, section_path)
+    doc = _session_document(session, catalogue)
+    try:
+        placed = doc.insert_entry(new, section_path)
+    except Exception:
+        _forget(session, catalogue)  # the cached document may be half-edited
+        raise
     row = EntryRow(
         catalogue=catalogue,
         paper_id=paper_id,
@@ -198,6 +243,7 @@ def add_entry(
     )
     session.add(row)
     session.flush()
+    _remember(session, catalogue, doc)
     return row
 
 
@@ -212,9 +258,11 @@ def upgrade_entry(session: Session, entry_id: int, *, venue: str, year: int | No
         row.state = "updated"
         row.extra = {**(row.extra or {}), "index": row.position, "previous": [old_venue, old_year]}
     try:
-        _document(row.catalogue)  # fails now, with a clear message, if the text cannot take it
+        # Fails now, with a clear message, if the text cannot take it.
+        _session_document(session, row.catalogue)
     except UserError:
         row.venue, row.year = old_venue, old_year
+        _forget(session, row.catalogue)
         raise
     session.flush()
     return row

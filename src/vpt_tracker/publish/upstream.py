@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import ParsedEntry, parse
 from vpt_tracker.catalogue.promote import is_preprint_venue
-from vpt_tracker.catalogue.service import _document, _entry_row, _labels, get_catalogue
+from vpt_tracker.catalogue.service import catalogue_document, entry_labels, entry_row, get_catalogue
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.store.tables import EntryRow
@@ -84,7 +84,7 @@ def rebase_catalogue(
     }
     fresh: list[EntryRow] = []
     for parsed in doc.entries:
-        row = _entry_row(parsed, _labels(preset, parsed))
+        row = entry_row(parsed, entry_labels(preset, parsed))
         row.paper_id, row.candidate_id = links.get(row.arxiv_id or row.title_key, (None, None))
         fresh.append(row)
 
@@ -149,7 +149,7 @@ def _placeable(session: Session, row: EntryRow, preset: Preset | None) -> bool:
     """Whether the added row still renders; if its section is gone, try the preset's
     placement for its labels before giving up."""
     try:
-        _document(row.catalogue)
+        catalogue_document(row.catalogue)
         return True
     except UserError:
         pass
@@ -159,7 +159,7 @@ def _placeable(session: Session, row: EntryRow, preset: Preset | None) -> bool:
     row.section_path = section
     session.flush()
     try:
-        _document(row.catalogue)
+        catalogue_document(row.catalogue)
         return True
     except UserError:
         return False
