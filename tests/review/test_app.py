@@ -362,3 +362,19 @@ async def test_real_explain_with_a_trained_model_highlights_terms(
         detail = app.main.query_one(DetailView).text
         green = {str(detail)[s.start : s.end].lower() for s in detail.spans if "green" in str(s.style)}
         assert green and green <= expected_up
+
+
+async def test_recount_shows_work_done_elsewhere(sqlite: Engine) -> None:
+    cat = catalogue(sqlite, "vpt")
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        assert "Nothing to review" in str(app.main.query_one("#empty").render())
+        new = candidate(sqlite, cat, "Arrived meanwhile", relevance=0.8)  # e.g. a nightly run
+        app.recount()  # what the periodic timer calls
+        await pilot.pause()
+        assert app.candidates.ids == [new] and "1 pending remaining" in str(
+            app.main.query_one("#status").render()
+        )
+        ReviewQueue(sqlite, "bob", "vpt").reject(new, "off-topic")
+        app.recount()
+        assert app.remaining == 0 and app.candidates.ids == [new]  # the row stays until acted on

@@ -579,7 +579,7 @@ class ReviewApp(App[SessionSummary]):
     def on_mount(self) -> None:
         self.set_keymap(self.keys)
         # Own actions update the counter at once; a periodic recount shows other reviewers' work.
-        self.set_interval(self.RECOUNT_SECONDS, self.update_status)
+        self.set_interval(self.RECOUNT_SECONDS, self.recount)
 
     @property
     def candidates(self) -> CandidateList:
@@ -592,6 +592,14 @@ class ReviewApp(App[SessionSummary]):
         self.candidates.load(ids, cursor)
         self.candidates.focus()
         self.update_status()
+
+    def recount(self) -> None:
+        """The periodic refresh: new counts, and new candidates if the list had run empty."""
+        self.remaining = self.queue.count(status=self.status)
+        if not self.candidates.ids and self.remaining and not self.filter:
+            self.reload()
+        else:
+            self.update_status(recount=False)
 
     def update_status(self, recount: bool = True) -> None:
         """The counter line; `recount` asks the database (other reviewers' work shows up too)."""
