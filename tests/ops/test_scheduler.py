@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,6 +116,8 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    watchdog = threading.Timer(120, child.kill)  # a hung service fails the test, never the suite
+    watchdog.start()
     try:
         assert child.stderr is not None
         lines = (json.loads(line) for line in child.stderr if line.startswith("{"))
@@ -126,6 +129,7 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         code = child.wait(timeout=30)
         rest = [json.loads(line) for line in child.stderr.read().splitlines() if line.startswith("{")]
     finally:
+        watchdog.cancel()
         if child.poll() is None:
             child.kill()
     assert code == 0
