@@ -192,8 +192,8 @@ def test_untrusted_title_is_escaped_and_unsafe_links_dropped() -> None:
 
 def test_unknown_section_raises_user_error() -> None:
     doc = parse(read(STELLAR))
-    with pytest.raises(UserError, match="no section 'Published in 1999'"):
-        doc.insert_entry(NewEntry("X"), ["Published in 1999"])
+    with pytest.raises(UserError, match="no section 'Workshops'"):
+        doc.insert_entry(NewEntry("X"), ["Workshops"])
 
 
 def test_update_entry_changes_only_venue_and_year() -> None:

@@ -586,7 +586,12 @@ class Document:
         """Add `new` to a section, written like its neighbours and placed in the list's order."""
         if not new.title or not new.title.strip():
             raise UserError("a new entry needs a title")
-        index = self._section_index(section_path)
+        try:
+            index = self._section_index(section_path)
+        except UserError:
+            if not self._add_year_section(section_path):
+                raise
+            index = self._section_index(section_path)
         section = self._sections[index]
         own = [e for e in self.entries if self._entry_section(e) == index]
         template = _choose_template(own, new) if own else self._fallback_template(index, new)
@@ -638,6 +643,53 @@ class Document:
         self._reparse_after_edit()
         return self.entries[index]
 
+    def _add_year_section(self, section_path: list[str]) -> bool:
+        """Create a missing per-year section ("Published in 2022") beside its year siblings.
+
+        Lists sorted into year sections gain a section when the first paper of a new year
+        arrives; the heading is a copy of a sibling's with the year changed, placed in the
+        siblings' own order (newest first or oldest first). Any other missing section is
+        still an error: vpt-tracker never invents a list's taxonomy.
+        """
+        if not section_path:
+            return False
+        wanted = section_path[-1].strip()
+        match = _YEAR_IN_HEADING.search(wanted)
+        if match is None:
+            return False
+        year = int(match.group())
+        shape = (wanted[: match.start()].lower(), wanted[match.end() :].lower())
+        parent = [p.strip().lower() for p in section_path[:-1]]
+        siblings: list[tuple[_Section, int]] = []
+        for section in self._sections:
+            last = section.path[-1] if section.path else ""
+            found = _YEAR_IN_HEADING.search(last)
+            if found is None or (last[: found.start()].lower(), last[found.end() :].lower()) != shape:
+                continue
+            own_parent = [p.lower() for p in section.path[:-1]]
+            if parent and own_parent[-len(parent) :] != parent:
+                continue
+            siblings.append((section, int(found.group())))
+        if not siblings:
+            return False
+        newest_first = siblings[0][1] >= siblings[-1][1]
+        model, model_year = siblings[0]
+        heading = self._lines[model.line].replace(str(model_year), str(year), 1)
+        if not heading.endswith("\n"):
+            heading += "\n"
+        after = [s for s, y in siblings if (y < year if newest_first else y > year)]
+        if after:
+            at = after[0].line
+            block = [heading, "\n"]
+        else:
+            at = siblings[-1][0].end
+            block = ["\n", heading]
+            if at > 0 and not self._lines[at - 1].endswith("\n"):
+                self._lines[at - 1] += "\n"
+        self._lines[at:at] = block
+        self._reparse_after_edit()
+        return True
+
     def _reparse_after_edit(self) -> None:
         fresh = Document(self.render())
         self.entries, self._sections, self._tables = fresh.entries, fresh._sections, fresh._tables
@@ -682,6 +734,9 @@ class Document:
         while end > section.line + 1 and not self._lines[end - 1].strip():
             end -= 1
         return end
+
+
+_YEAR_IN_HEADING = re.compile(r"\b(?:19|20)\d{2}\b")
 
 
 def parse(text: str) -> Document:
