@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.config import (
     PRESETS,
     ArxivApiConfig,
@@ -210,7 +211,8 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
                 first = queue.next()
                 if first is None:
                     continue
-                queue.accept(first.candidate_id)
+                labels = _reviewer_labels(first.proposed_labels, first.label_scores, catalogue.preset)
+                queue.accept(first.candidate_id, labels)
                 outcome.accepted[catalogue.name] = first.title
                 echo(f"accepted for {catalogue.name} as reviewer {REVIEWER!r}: {first.title}")
 
@@ -237,3 +239,21 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
     outcome.seconds = time.monotonic() - started
     echo(f"\ndemo finished in {outcome.seconds:.1f}s; everything is in {output_dir}")
     return outcome
+
+
+def _reviewer_labels(proposed: list[str], scores: dict[str, float], preset_name: str | None) -> list[str]:
+    """The labels the demo's reviewer accepts with, as a maintainer would in the label editor.
+
+    The editor is pre-filled with the proposals; when none of them gives the paper a place in
+    the list (no label passed its threshold, or only labels the list has no section for), the
+    reviewer adds the most likely label that does have a section.
+    """
+    if preset_name is None:
+        return list(proposed)
+    preset = load_preset(preset_name)
+    if preset.section_for(list(proposed), year=2000) is not None:
+        return list(proposed)
+    placeable = [label for label in scores if preset.section_for([label], year=2000) is not None]
+    if not placeable:
+        return list(proposed)
+    return [*proposed, max(placeable, key=lambda label: scores[label])]
