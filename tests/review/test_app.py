@@ -11,15 +11,8 @@ from sqlalchemy import Engine, event, select
 
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
-from vpt_tracker.review.app import (
-    CandidateList,
-    DetailView,
-    ReviewApp,
-    _explanation_terms,
-    check_keys,
-    highlight,
-    store_explainer,
-)
+from vpt_tracker.review.app import ReviewApp, check_keys, store_explainer
+from vpt_tracker.review.panes import CandidateList, DetailView, explanation_terms, highlight
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.migrate import upgrade
@@ -315,7 +308,7 @@ def test_explanations_shaped_like_the_classifiers_are_read() -> None:
         up: list[tuple[str, float]]
         down: list[tuple[str, float]]
 
-    up, down = _explanation_terms(Explanation(0.9, 0.5, [("visual prompt", 1.5)], [("sheep", -0.7)]))
+    up, down = explanation_terms(Explanation(0.9, 0.5, [("visual prompt", 1.5)], [("sheep", -0.7)]))
     assert (up, down) == (["visual prompt"], ["sheep"])
     text = highlight("A Visual Prompt for sheep.", up, down)
     styled = {str(text)[span.start : span.end]: str(span.style) for span in text.spans}

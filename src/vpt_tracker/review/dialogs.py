@@ -1,0 +1,131 @@
+"""The review app's dialogs: label editor, reject reason, filter and help.
+
+Each is a modal screen, so the main screen's single-key bindings are inactive while one is
+open: what the reviewer types stays text.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from vpt_tracker.review.queue import QueueItem
+
+
+# --------------------------------------------------------------------------- modals
+class AcceptScreen(ModalScreen[list[str] | None]):
+    """The label editor: pre-filled with the proposals, checked against the taxonomy."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, item: QueueItem, valid: list[str]) -> None:
+        super().__init__()
+        self.item = item
+        self.valid = valid
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"Accept #{self.item.candidate_id}: {self.item.title}", id="dialog-title")
+            yield Label("Labels, comma-separated (Enter accepts, Esc cancels):")
+            yield Input(value=", ".join(self.item.proposed_labels), id="labels")
+            if self.valid:
+                yield Label("Valid: " + ", ".join(self.valid), classes="hint")
+            yield Label("", id="error", classes="error")
+
+    @on(Input.Submitted)
+    def submit(self, event: Input.Submitted) -> None:
+        labels = [part.strip() for part in event.value.split(",") if part.strip()]
+        unknown = [label for label in labels if self.valid and label not in self.valid]
+        if unknown:
+            self.query_one("#error", Label).update(f"unknown: {', '.join(unknown)}")
+            return
+        self.dismiss(labels)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RejectScreen(ModalScreen[str | None]):
+    """The reason prompt: a short list from `review.reject_reasons`, or free text."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, item: QueueItem, reasons: list[str]) -> None:
+        super().__init__()
+        self.item = item
+        self.reasons = reasons
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"Reject #{self.item.candidate_id}: {self.item.title}", id="dialog-title")
+            yield OptionList(*[Option(f"{n}. {r}", id=str(n)) for n, r in enumerate(self.reasons, 1)])
+            yield Label("…or type a reason (Enter rejects, Tab switches, Esc cancels):")
+            yield Input(placeholder="free text", id="reason")
+
+    def on_key(self, event: events.Key) -> None:
+        # Number keys pick a listed reason, but only while the list (not the input) has focus.
+        if isinstance(self.focused, OptionList) and event.character and event.character.isdigit():
+            index = int(event.character) - 1
+            if 0 <= index < len(self.reasons):
+                event.stop()
+                self.dismiss(self.reasons[index])
+
+    @on(OptionList.OptionSelected)
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.reasons[event.option_index])
+
+    @on(Input.Submitted)
+    def typed(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class FilterScreen(ModalScreen[str | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, current: str) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Filter: words, label:KEY, score>=X, score<=X (empty clears; Esc cancels)")
+            yield Input(value=self.current, id="filter")
+
+    @on(Input.Submitted)
+    def submit(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "close", "Close"),
+    ]
+
+    def __init__(self, keys: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        lines = "\n".join(f"  {keys:<18} {description}" for keys, description in self.keys)
+        with Vertical(id="dialog"):
+            yield Label("Keys", id="dialog-title")
+            yield Static(lines)
+            yield Label("Filter syntax: words, label:KEY, score>=0.5, score<=0.2", classes="hint")
+            yield Label("Esc closes", classes="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

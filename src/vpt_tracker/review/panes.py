@@ -1,0 +1,301 @@
+"""The two panes of the review app: the virtual candidate list and the detail view.
+
+Both draw lines (Textual's line API) instead of composing widgets, so their cost depends
+on the screen size, not on how many candidates are queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from vpt_tracker.review.queue import QueueItem
+
+
+# --------------------------------------------------------------------------- list pane
+class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
+    """A virtual list of candidates: only the rows on screen are fetched and drawn.
+
+    It holds the ordered ids and a bounded cache of rows keyed by candidate id, so removing
+    a decided candidate (or putting an undone one back) shifts positions without refetching.
+    """
+
+    PAGE = 200
+    CACHE_LIMIT = 5000
+
+    DEFAULT_CSS = """
+    CandidateList { width: 3fr; height: 1fr; border: round $primary-darken-2; }
+    CandidateList:focus { border: round $accent; }
+    """
+
+    class Highlighted(Message):
+        def __init__(self, item: QueueItem | None) -> None:
+            super().__init__()
+            self.item = item
+
+    def __init__(self, fetch: Callable[[list[int]], list[QueueItem]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fetch = fetch
+        self.ids: list[int] = []
+        self.cursor = 0
+        self._rows: dict[int, QueueItem | None] = {}
+        self._strips: dict[tuple[int, int, bool, int], Strip] = {}
+        self._removed: list[tuple[int, int]] = []  # (candidate id, position), for undo
+
+    # data -------------------------------------------------------------
+    def load(self, ids: list[int], cursor: int = 0) -> None:
+        self.ids = ids
+        self._rows.clear()
+        self._strips.clear()
+        self._removed.clear()
+        self._moved_to(max(0, min(cursor, len(ids) - 1)))
+
+    def item_at(self, index: int) -> QueueItem | None:
+        if not 0 <= index < len(self.ids):
+            return None
+        candidate_id = self.ids[index]
+        if candidate_id not in self._rows:
+            if len(self._rows) > self.CACHE_LIMIT:
+                self._rows.clear()
+            start = index - index % self.PAGE
+            wanted = [i for i in self.ids[start : start + self.PAGE] if i not in self._rows]
+            fetched = {item.candidate_id: item for item in self._fetch(wanted)}
+            for wanted_id in wanted:
+                self._rows[wanted_id] = fetched.get(wanted_id)  # None: gone from the database
+        return self._rows[candidate_id]
+
+    @property
+    def current(self) -> QueueItem | None:
+        return self.item_at(self.cursor)
+
+    def replace(self, item: QueueItem) -> None:
+        """Show fresh state for one candidate (e.g. after a conflict)."""
+        self._rows[item.candidate_id] = item
+        self._strips.clear()
+        self.refresh()
+
+    def remove_current(self) -> None:
+        """Drop the decided candidate from view and highlight the next one."""
+        if not self.ids:
+            return
+        self._removed.append((self.ids.pop(self.cursor), self.cursor))
+        self._moved_to(min(self.cursor, len(self.ids) - 1) if self.ids else 0)
+
+    def restore(self, candidate_id: int, fresh: QueueItem) -> bool:
+        """Put an undone candidate back where this list dropped it; False if it never did."""
+        for n in range(len(self._removed) - 1, -1, -1):
+            removed_id, position = self._removed[n]
+            if removed_id == candidate_id:
+                del self._removed[n]
+                self.ids.insert(min(position, len(self.ids)), candidate_id)
+                self._rows[candidate_id] = fresh
+                self._moved_to(min(position, len(self.ids) - 1))
+                return True
+        return False
+
+    def move(self, delta: int) -> None:
+        if not self.ids:
+            return
+        target = max(0, min(self.cursor + delta, len(self.ids) - 1))
+        if target == self.cursor:
+            return
+        previous, top = self.cursor, self.scroll_offset.y
+        self.cursor = target
+        self._follow_cursor()
+        if self.scroll_offset.y == top:  # only two rows changed: redraw just those
+            self.refresh_line(previous)
+            self.refresh_line(target)
+        else:
+            self.refresh()
+        self.post_message(self.Highlighted(self.current))
+
+    def _moved_to(self, cursor: int) -> None:
+        self.cursor = cursor
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.ids))
+        self._follow_cursor()
+        self.refresh()
+        self.post_message(self.Highlighted(self.current))
+
+    def _follow_cursor(self) -> None:
+        height = max(1, self.scrollable_content_region.height)
+        top = round(self.scroll_offset.y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    # drawing ----------------------------------------------------------
+    def on_resize(self, _event: events.Resize) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.ids))
+        self._follow_cursor()
+
+    def render_line(self, y: int) -> Strip:
+        index = round(self.scroll_offset.y) + y
+        width = self.scrollable_content_region.width
+        item = self.item_at(index)
+        if item is None:
+            return Strip.blank(width)
+        selected = index == self.cursor
+        key = (item.candidate_id, item.version, selected, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > self.CACHE_LIMIT:
+                self._strips.clear()
+            strip = self._strips[key] = _row_strip(item, width, _SELECTED if selected else _PLAIN)
+        return strip
+
+
+_SELECTED = Style(bgcolor="#2d4a6b", bold=True)
+_PLAIN = Style()
+
+
+def _row_strip(item: QueueItem, width: int, base: Style) -> Strip:
+    """One list row: b2n mark, score, title, labels, venue and year, fitted to `width`."""
+    mark = "◆" if (item.base_to_novel or 0) >= 0.5 else " "
+    labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
+    venue = item.venue_year
+    status = "" if item.status == "pending" else f"[{item.status}] "
+    fixed = 2 + 5 + len(venue) + 2
+    label_width = min(len(labels), max(0, (width - fixed) // 3))
+    title_width = max(0, width - fixed - label_width - 1 - len(status))
+    title = status + item.title
+    title = title[: title_width - 1] + "…" if len(title) > title_width else title.ljust(title_width)
+    label_text = labels[:label_width].ljust(label_width)
+    score_style = Style(color="green") if item.relevance >= 0.7 else Style(color="yellow")
+    if item.relevance < 0.3:
+        score_style = Style(color="red")
+    segments = [
+        Segment(f"{mark} ", base + Style(color="magenta")),
+        Segment(f"{item.relevance:4.2f} ", base + score_style),
+        Segment(title + " ", base),
+        Segment(label_text, base + Style(color="cyan")),
+        Segment(f"  {venue}", base + Style(dim=True)),
+    ]
+    return Strip(segments).adjust_cell_length(width, base)
+
+
+# --------------------------------------------------------------------------- detail pane
+class DetailView(ScrollView, can_focus=False):
+    """The highlighted candidate, pre-rendered into lines.
+
+    Showing another candidate only swaps lines and the virtual size: unlike a Static in a
+    scrolling container, it never asks the screen for a new layout, which keeps a key press cheap.
+    """
+
+    DEFAULT_CSS = "DetailView { width: 2fr; height: 1fr; border: round $primary-darken-2; padding: 0 1; }"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = Text()
+        self._lines: list[Strip] = []
+
+    def show(self, text: Text) -> None:
+        self.text = text
+        self._render_lines()
+        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.refresh()
+
+    def _render_lines(self) -> None:
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            self._lines = []
+            return
+        console = self.app.console
+        options = console.options.update_width(width)
+        self._lines = [
+            Strip(line).adjust_cell_length(width)
+            for line in Segment.split_lines(console.render(self.text, options))
+        ]
+        self.virtual_size = Size(width, len(self._lines))
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._render_lines()
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        index = round(self.scroll_offset.y) + y
+        width = self.scrollable_content_region.width
+        return self._lines[index] if 0 <= index < len(self._lines) else Strip.blank(width)
+
+
+def explanation_terms(explanation: Any) -> tuple[list[str], list[str]]:
+    """The terms that raised and lowered the score, from `enqueue.explain`'s result."""
+
+    def terms(value: Any) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, Mapping):
+            return [str(k) for k in value]
+        found = []
+        for entry in value:
+            if isinstance(entry, str):
+                found.append(entry)
+            elif isinstance(entry, tuple | list) and entry:
+                found.append(str(entry[0]))
+            elif hasattr(entry, "term"):
+                found.append(str(entry.term))
+        return found
+
+    def pick(*names: str) -> Any:
+        for name in names:
+            if isinstance(explanation, Mapping) and name in explanation:
+                return explanation[name]
+            if hasattr(explanation, name):
+                return getattr(explanation, name)
+        return None
+
+    return terms(pick("up", "terms_up", "positive")), terms(pick("down", "terms_down", "negative"))
+
+
+def highlight(abstract: str, up: Iterable[str], down: Iterable[str] = ()) -> Text:
+    """The abstract with the terms that raised the score in bold green, those that lowered it red."""
+    text = Text(abstract)
+    for terms, style in ((down, "red underline"), (up, "bold green reverse")):
+        for term in sorted({t for t in terms if t.strip()}, key=len, reverse=True):
+            text.highlight_words([term], style=style, case_sensitive=False)
+    return text
+
+
+def render_detail(item: QueueItem, explanation: tuple[list[str], list[str]] | str | None) -> Text:
+    out = Text()
+    out.append(item.title + "\n", style="bold")
+    if item.authors:
+        shown = ", ".join(item.authors[:12]) + (" et al." if len(item.authors) > 12 else "")
+        out.append(shown + "\n", style="italic")
+    out.append(f"{item.venue_year or 'venue unknown'}", style="dim")
+    out.append(f"   relevance {item.relevance:.2f}")
+    if item.base_to_novel is not None:
+        out.append(f"   base-to-novel {item.base_to_novel:.2f}", style="magenta")
+    out.append(f"   #{item.candidate_id} v{item.version} {item.status}\n")
+    if item.proposed_labels:
+        parts = [
+            f"{label} {item.label_scores[label]:.2f}" if label in item.label_scores else label
+            for label in item.proposed_labels
+        ]
+        out.append("proposed: " + ", ".join(parts) + "\n", style="cyan")
+    if item.final_labels is not None:
+        out.append("final: " + ", ".join(item.final_labels) + "\n", style="cyan")
+    if item.reason:
+        out.append(f"reason: {item.reason}\n")
+    for name, url in item.links:
+        out.append(f"{name}: ", style="bold")
+        out.append(url + "\n", style=Style(link=url, color="blue"))
+    if item.comment:
+        out.append(f"comment: {item.comment}\n", style="dim")
+    out.append("\n")
+    if isinstance(explanation, tuple):
+        out.append_text(highlight(item.abstract or "(no abstract)", *explanation))
+    else:
+        out.append(item.abstract or "(no abstract)")
+        if isinstance(explanation, str):
+            out.append(f"\n\n({explanation})", style="dim")
+    return out
