@@ -67,6 +67,10 @@ def parse_feed(body: bytes, category: str) -> Announcement:
     if root.tag not in _ROOTS:
         raise SourceError(NAME, f"{what} is neither RSS 2.0 nor RDF (root element {root.tag!r})")
     parsed = feedparser.parse(body)
+    items = len(root.findall(".//item")) + len(root.findall(".//{http://purl.org/rss/1.0/}item"))
+    if items and not parsed.entries:
+        # lxml reads items that feedparser cannot (an encoding it guesses wrong): not an empty day.
+        raise SourceError(NAME, f"{what} has {items} items but none could be decoded: wrong encoding?")
     legacy = parsed.version == "rss10"
     announced = _struct_time(parsed.feed.get("published_parsed") or parsed.feed.get("updated_parsed"))
     records = []
