@@ -1,0 +1,102 @@
+"""Crash safety: a nightly run SIGKILLed at 20 points; a rerun gives exactly a clean run's store.
+
+The run goes through every source on the replay server (real HTTP), ingests, scores the
+new papers against a catalogue with its shipped model, and enqueues. `crash_child.py`
+kills it during fetch, inside an ingest transaction, between commits, between scoring and
+writing candidates, and inside the run's final transaction. After each kill a rerun in this
+process must complete, and papers, sightings and candidates must equal those of a run
+that was never killed: nothing lost, nothing duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from faults.helpers import NOW, RSS_DATE, Snapshot, crash_settings, import_crash_catalogue, snapshot
+from vpt_tracker.models import RunOutcome
+from vpt_tracker.pipeline import nightly
+from vpt_tracker.replay import ReplayServer
+from vpt_tracker.store import make_engine, transaction
+from vpt_tracker.store.migrate import upgrade
+from vpt_tracker.store.tables import RunRow
+
+TESTS = Path(__file__).resolve().parents[1]
+CHILD = Path(__file__).with_name("crash_child.py")
+
+# 20 points: 5 in fetch, 5 inside ingest transactions, 8 between commits, 1 in scoring, 1 at the end.
+KILL_POINTS = [
+    "http:1", "http:2", "http:3", "http:4", "http:5",
+    "ingest:1", "ingest:2", "ingest:3", "ingest:4", "ingest:5",
+    "commit:1", "commit:2", "commit:3", "commit:5", "commit:8", "commit:10", "commit:12", "commit:16",
+    "score:1",
+    "finish:1",
+]  # fmt: skip
+SURVIVED: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[ReplayServer]:
+    with ReplayServer(rss_date=RSS_DATE) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def clean(replay: ReplayServer, tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    """The store after one nightly run that nobody killed."""
+    folder = tmp_path_factory.mktemp("clean")
+    url = f"sqlite:///{folder / 'clean.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    import_crash_catalogue(engine)
+    result = nightly(crash_settings(replay.urls(), url, folder), engine, now=NOW)
+    assert result.outcome == RunOutcome.OK, result.errors
+    state = snapshot(engine)
+    engine.dispose()
+    counts = state.counts()
+    assert counts["papers"] > 200 and counts["sightings"] > 300 and counts["candidates"] > 0, counts
+    return state
+
+
+# PostgreSQL runs a spread subset (one per kind, plus a second fetch point): each kill
+# costs a process start and two runs, and the suite must stay fast on a shared machine.
+POSTGRES_POINTS = {"http:4", "ingest:3", "commit:8", "score:1", "finish:1"}
+
+
+@pytest.mark.parametrize("kill", KILL_POINTS)
+def test_sigkill_then_rerun_matches_a_clean_run(
+    engine: Engine, db_url: str, tmp_path: Path, replay: ReplayServer, clean: Snapshot, kill: str
+) -> None:
+    if db_url.startswith("postgresql") and kill not in POSTGRES_POINTS:
+        pytest.skip("PostgreSQL runs the POSTGRES_POINTS subset")
+    import_crash_catalogue(engine)
+    spec = {"urls": replay.urls(), "db_url": db_url, "data_dir": str(tmp_path), "kill": kill}
+    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    child = subprocess.run(
+        [sys.executable, str(CHILD), json.dumps(spec)], env=env, capture_output=True, timeout=180
+    )
+    assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+
+    later = NOW + timedelta(hours=1)
+    result = nightly(crash_settings(replay.urls(), db_url, tmp_path), engine, now=later)
+    assert result.outcome == RunOutcome.OK, result.errors
+    after = snapshot(engine)
+    assert after.counts() == clean.counts()
+    assert after.papers == clean.papers
+    assert after.sightings == clean.sightings
+    assert after.candidates == clean.candidates
+    with transaction(engine) as session:
+        runs = session.scalars(select(RunRow).order_by(RunRow.id)).all()
+        # The dead run, if it got as far as recording itself, is marked failed by the rerun.
+        assert [row.outcome for row in runs][-1] == "ok"
+        assert all(row.outcome in ("ok", "failed") for row in runs)
+    SURVIVED.append(f"{db_url.split(':')[0]}:{kill}")

@@ -1,0 +1,101 @@
+"""Network faults end within the configured bounds, with the right run outcome.
+
+Each fault hits one source on the replay server (or, for DNS, a `.invalid` host that no
+resolver answers); the other sources go on, so the run is `partial` and the failed source
+is unhealthy with a one-line reason. Waits are recorded through an injected `sleep`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from faults.helpers import NOW, RSS_DATE, local_http, replay_settings
+from vpt_tracker.http import HttpClient
+from vpt_tracker.models import RunOutcome
+from vpt_tracker.pipeline import RunResult, nightly
+from vpt_tracker.replay import Fault, ReplayServer
+
+
+def run(
+    engine: Engine, db_url: str, tmp_path: Path, replay: ReplayServer, **http: object
+) -> tuple[RunResult, list[float], float]:
+    settings = replay_settings(replay.urls(), db_url, tmp_path, http=local_http(**http))
+    sleeps: list[float] = []
+    started = time.monotonic()
+    with HttpClient(settings.http, sleep=sleeps.append) as client:
+        result = nightly(settings, engine, now=NOW, client=client)
+    return result, sleeps, time.monotonic() - started
+
+
+def assert_only_failed(result: RunResult, source: str, *words: str) -> None:
+    assert result.outcome == RunOutcome.PARTIAL and result.exit_code == 1
+    assert list(result.errors) == [source], result.errors
+    message = result.errors[source]
+    assert len(message.splitlines()) == 1 and all(word in message for word in words), message
+    assert result.unhealthy() == [source]
+    assert all(
+        result.counts["sources"][other]["records"] > 0
+        for other in result.counts["sources"]
+        if other != source
+    )
+
+
+def test_429_storm_honours_retry_after_then_gives_up(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        replay.inject(Fault("status", match="/api/query", status=429, headers={"Retry-After": "7"}, times=-1))
+        result, sleeps, _ = run(engine, db_url, tmp_path, replay, max_retries=3, backoff_cap=60.0)
+        api_requests = [r for r in replay.requests if r.path.endswith("/api/query")]
+    assert_only_failed(result, "arxiv_api", "429", "4 attempts")
+    assert len(api_requests) == 4 and all(r.status == 429 for r in api_requests)
+    assert sleeps == [7.0, 7.0, 7.0]  # Retry-After, not the exponential back-off
+
+
+def test_retry_after_is_capped(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        replay.inject(
+            Fault("status", match="/api/query", status=429, headers={"Retry-After": "86400"}, times=-1)
+        )
+        result, sleeps, _ = run(engine, db_url, tmp_path, replay, max_retries=2, backoff_cap=30.0)
+    assert_only_failed(result, "arxiv_api", "429")
+    assert sleeps == [30.0, 30.0]  # a day-long Retry-After cannot stall the run
+
+
+def test_slow_loris_server_hits_the_timeout(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        replay.inject(Fault("delay", match="/notes", delay=4.0, times=-1))
+        result, _, _ = run(engine, db_url, tmp_path, replay, timeout=0.5, max_retries=1)
+        sent = [r.at for r in replay.requests if r.path.endswith("/notes")]
+    assert_only_failed(result, "openreview", "Timeout", "2 attempts")
+    # The first attempt was cut at the 0.5 s timeout, not waited out for the 4 s the server stalls.
+    assert len(sent) == 2 and sent[1] - sent[0] < 3.0
+
+
+def test_connection_reset(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        replay.inject(Fault("reset", match="/rss/", times=-1))
+        result, sleeps, _ = run(
+            engine, db_url, tmp_path, replay, max_retries=2, backoff_base=2.0, backoff_cap=10.0
+        )
+    assert_only_failed(result, "arxiv_rss", "3 attempts")
+    assert sleeps == [1.0, 2.0]  # exponential back-off between the attempts
+
+
+def test_body_cut_short_is_retried_then_reported(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        replay.inject(Fault("truncate", match="CVPR2022", times=-1))
+        result, _, _ = run(engine, db_url, tmp_path, replay, max_retries=1)
+    assert_only_failed(result, "cvf", "2 attempts")
+
+
+def test_dns_failure_on_an_invalid_host(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        urls = {**replay.urls(), "openreview": "http://openreview.invalid"}
+        settings = replay_settings(urls, db_url, tmp_path, http=local_http(max_retries=1, timeout=5.0))
+        sleeps: list[float] = []
+        with HttpClient(settings.http, sleep=sleeps.append) as client:
+            result = nightly(settings, engine, now=NOW, client=client)
+    assert_only_failed(result, "openreview", "openreview.invalid", "ConnectError")
+    assert len(sleeps) == 1
