@@ -41,7 +41,7 @@ def test_two_nightly_runs_at_once_one_runs_the_other_exits_75(
     assert codes == [0, EX_TEMPFAIL], details
     loser = outputs[[run.returncode for run in runs].index(EX_TEMPFAIL)]
     message = loser[1].decode().strip().splitlines()
-    assert len(message) == 1 and message[0].startswith("Error: ") and "running" in message[0], message
+    assert len(message) == 1 and message[0].startswith("Error: ") and "in progress" in message[0], message
 
     with transaction(engine) as session:
         rows = session.scalars(select(RunRow)).all()
