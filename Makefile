@@ -10,3 +10,4 @@ models:
 
 bench:
 	$(PYTHON) bench/classify.py --shared $(SHARED)
+	$(PYTHON) bench/run_all.py
