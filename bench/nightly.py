@@ -68,7 +68,8 @@ def atom_feed(records: list, start_number: int) -> bytes:
         identifier = f"2608.{start_number + offset:05d}"
         authors = "".join(f"<author><name>{escape(a)}</name></author>" for a in record.authors[:6])
         entries.append(
-            f"<entry><id>http://arxiv.org/abs/{identifier}v1</id><title>{escape(record.title)} (Night {offset})</title>"
+            f"<entry><id>http://arxiv.org/abs/{identifier}v1</id>"
+            f"<title>{escape(record.title)} (Night {offset})</title>"
             f"<updated>2026-08-20T17:00:00Z</updated><published>2026-08-20T17:00:00Z</published>"
             f"<summary>{escape(record.abstract)}</summary>"
             f'<category term="cs.CV" scheme="http://arxiv.org/schemas/atom"/>'
