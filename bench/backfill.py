@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import DEFAULT_CORPUS, Expectation, generate
+from ingest import DEFAULT_CORPUS, Expectation, generate  # type: ignore[attr-defined]  # bench/ingest.py
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.config import CatalogueConfig, Settings
 from vpt_tracker.dumps import read_corpus_jsonl

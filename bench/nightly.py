@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backfill import LISTS, ROOT
 
-from ingest import DEFAULT_CORPUS, Expectation, generate
+from ingest import DEFAULT_CORPUS, Expectation, generate  # type: ignore[attr-defined]  # bench/ingest.py
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.config import (
     ArxivApiConfig,

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes")
     args = parser.parse_args(argv)
-    summary = {
+    summary: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "render": run("render.py", ["--entries", "500", "--accepted", "3"] if args.quick else []),

@@ -73,7 +73,7 @@ def main() -> None:
             wrap(SessionTransaction, "commit", kind, "", 1, after=False)
             original(*args, **kwargs)
 
-        pipeline.finish_run = finish  # type: ignore[assignment]
+        pipeline.finish_run = finish
     else:
         raise SystemExit(f"unknown kill point {spec['kill']!r}")
     settings = crash_settings(spec["urls"], spec["db_url"], Path(spec["data_dir"]))
