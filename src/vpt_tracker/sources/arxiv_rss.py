@@ -44,7 +44,7 @@ _LEGACY_TITLE = re.compile(
     r"\s*(?P<flag>UPDATED|CROSS LISTED)?\)\s*$",
     re.S,
 )
-_TAGS = re.compile(r"<[^>]+>")
+_TAGS = re.compile(r"<[^<>]+>")  # not [^>]: a run of "<" without ">" would scan quadratically
 _SPACES = re.compile(r"\s+")
 
 
