@@ -9,6 +9,8 @@ import click
 
 from vpt_tracker.cli import main
 
+# "vpt-tracker", optional global options, then the command path.
+INVOCATION = r"vpt-tracker (?:\[[^\]]*\] )?(?:--\S+ \S+ )*"
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 
@@ -26,7 +28,7 @@ def test_every_command_is_documented() -> None:
     missing = [
         " ".join(path)
         for path in command_paths(main)
-        if not re.search(r"vpt-tracker (?:\[[^\]]*\] )?(?:--\S+ \S+ )*" + re.escape(" ".join(path)) + r"\b", README)
+        if not re.search(INVOCATION + re.escape(" ".join(path)) + r"\b", README)
     ]
     assert missing == []
 

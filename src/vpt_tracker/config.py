@@ -201,13 +201,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # CLI overrides (init), then the environment, then the files (TOML + secrets file).
-        return (init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get()))
+        return (init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get() or {}))
 
     def catalogue(self, name: str) -> CatalogueConfig | None:
         return next((c for c in self.catalogues if c.name == name), None)
 
 
-_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("vpt_file_data", default={})
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("vpt_file_data", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):

@@ -155,3 +155,11 @@ def cvf_url(value: str | None) -> str | None:
     # A paper's PDF (`.../papers/X_paper.pdf`) stands for its page (`.../html/X_paper.html`).
     path = _CVF_PDF.sub(r"/html/\1_paper.html", path.rstrip("/"))
     return "https://openaccess.thecvf.com" + path
+
+
+def web_url(url: str | None) -> str | None:
+    """`url` if it is a plain http(s) address; sources are untrusted, and a list must never
+    get a `javascript:` or `data:` link."""
+    if url and re.fullmatch(r"https?://[^\s<>()\[\]\"'`]+", url.strip(), re.IGNORECASE):
+        return url.strip()
+    return None

@@ -242,11 +242,6 @@ def test_hostile_titles_are_escaped_in_the_html_digest(engine: Engine) -> None:
     assert HOSTILE_TITLES[4] in text  # the text part is plain text: shown as is
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="digest.build.paper_url falls back to pdf_url without a scheme check: a javascript: "
-    "PDF link from a hostile source becomes an active <a href> in the HTML digest",
-)
 def test_hostile_pdf_url_is_not_an_active_link_in_the_digest(engine: Engine) -> None:
     _seed_hostile(engine, pdf_url="javascript:alert(1)")
     _, html = render(build_digest(engine, WEEK, now=NOW))

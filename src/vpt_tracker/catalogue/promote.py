@@ -54,14 +54,6 @@ def split_venue(venue: str | None, year: int | None) -> tuple[str | None, int | 
     return venue.strip(), year
 
 
-def web_url(url: str | None) -> str | None:
-    """`url` if it is a plain http(s) address; sources are untrusted, and a list must never
-    get a `javascript:` or `data:` link."""
-    if url and re.fullmatch(r"https?://[^\s<>()\[\]\"'`]+", url.strip(), re.IGNORECASE):
-        return url.strip()
-    return None
-
-
 def paper_url(paper: PaperRow) -> str | None:
     """The best landing page of a paper: arXiv abstract, CVF, OpenReview, DOI, then the PDF."""
     if paper.arxiv_id:
@@ -72,7 +64,7 @@ def paper_url(paper: PaperRow) -> str | None:
     if paper.doi:
         candidates.append(f"https://doi.org/{paper.doi}")
     candidates.append(paper.pdf_url)
-    return next((url for url in map(web_url, candidates) if url), None)
+    return next((url for url in map(normalize.web_url, candidates) if url), None)
 
 
 def short_name(title: str) -> str | None:
@@ -224,7 +216,13 @@ def _promote_new(
     if section is None:
         raise UserError(f"no section of preset {preset.name!r} takes the labels {labels}")
     new = preset.entry_for(
-        paper.title, venue, year, paper_url(paper), web_url(paper.code_url), labels, short_name(paper.title)
+        paper.title,
+        venue,
+        year,
+        paper_url(paper),
+        normalize.web_url(paper.code_url),
+        labels,
+        short_name(paper.title),
     )
     row = add_entry(
         session,

@@ -36,7 +36,10 @@ class GuardedGroup(click.Group):
         return run_guarded(lambda: super(GuardedGroup, self).invoke(ctx))
 
 
-@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=GuardedGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_file",

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from vpt_tracker import normalize
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
@@ -146,7 +147,8 @@ def paper_url(paper: PaperRow) -> str | None:
         return f"https://doi.org/{paper.doi}"
     if paper.openreview_id:
         return f"https://openreview.net/forum?id={paper.openreview_id}"
-    return paper.cvf_url or paper.pdf_url
+    # Source links are untrusted: only a plain http(s) address becomes a link in the email.
+    return normalize.web_url(paper.cvf_url) or normalize.web_url(paper.pdf_url)
 
 
 def build_digest(engine: Engine, week: Week, *, now: datetime | None = None) -> Digest:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import parse
-from vpt_tracker.catalogue.promote import Change, Promotion, Skipped, pending_changes, promote, web_url
+from vpt_tracker.catalogue.promote import Change, Promotion, Skipped, pending_changes, promote
 from vpt_tracker.catalogue.service import get_catalogue, render_catalogue
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
@@ -230,7 +230,7 @@ def pull_body(name: str, changes: list[Change]) -> str:
 
 
 def _change_lines(change: Change, venue: str) -> list[str]:
-    url = web_url(change.paper_url)
+    url = normalize.web_url(change.paper_url)
     title = f"[{_md(change.title)}]({url})" if url else _md(change.title)
     out = [f"- **{title}** ({_md(venue)})"]
     if change.section_path:

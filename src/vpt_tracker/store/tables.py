@@ -198,7 +198,7 @@ class CandidateRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it as is)
 
     paper: Mapped[PaperRow] = relationship()
     catalogue: Mapped[CatalogueRow] = relationship()
