@@ -92,11 +92,16 @@ def test_two_reviewers_race_on_one_candidate(engine: Engine) -> None:
     # The loser is told what happened instead (the Conflict carries the current state)...
     lost = results[conflicts[0]]
     assert isinstance(lost, Conflict) and lost.current is not None and lost.current.status == final.status
-    # ...and the audit log holds exactly the winner's decision, with who and what.
+    # ...and the audit log holds both outcomes: the winner's decision, then the loser's attempt.
+    loser = "bo" if winner == "ana" else "ana"
     with transaction(engine) as session:
-        decisions = session.scalars(select(DecisionRow).where(DecisionRow.candidate_id == candidate)).all()
+        decisions = session.scalars(
+            select(DecisionRow).where(DecisionRow.candidate_id == candidate).order_by(DecisionRow.id)
+        ).all()
         assert [(d.reviewer, d.action) for d in decisions] == [
-            (winner, "accept" if winner == "ana" else "reject")
+            (winner, "accept" if winner == "ana" else "reject"),
+            (loser, "conflict"),
         ]
+        assert decisions[1].before == {"attempted": "accept" if loser == "ana" else "reject"}
     # The loser can act on the new state knowingly: an undo by the winner reopens it.
     assert [item.status for item in (ana if winner == "ana" else bo).undo()] == ["pending"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from vpt_tracker.errors import UserError
@@ -196,7 +196,7 @@ def test_stale_version_from_a_screen_is_a_conflict(engine: Engine, setup: dict[s
     with pytest.raises(Conflict, match="changed by another reviewer: it is now rejected by bob") as caught:
         alice.accept(setup["high"], expected_version=seen_by_alice.version)
     assert caught.value.current is not None and caught.value.current.reason == "duplicate"
-    assert [d.reviewer for d in decisions(engine)] == ["bob"]
+    assert [(d.reviewer, d.action) for d in decisions(engine)] == [("bob", "reject"), ("alice", "conflict")]
 
 
 @pytest.fixture
@@ -225,7 +225,14 @@ def test_two_reviewers_racing_never_both_win(
     with transaction(engine) as session:
         row = session.get(CandidateRow, setup["high"])
         assert row is not None and (row.status, row.reviewer, row.version) == ("rejected", "bob", 2)
-        assert session.scalar(select(func.count(DecisionRow.id))) == 1
+        # Both outcomes are audited: Bob's reject, and Alice's attempt that lost.
+        audit = session.scalars(select(DecisionRow).order_by(DecisionRow.id)).all()
+        assert [(d.reviewer, d.action) for d in audit] == [("bob", "reject"), ("alice", "conflict")]
+        assert audit[1].before == {"attempted": "accept"}
+        assert audit[1].after == {"status": "rejected", "reviewer": "bob"}
+    # The losing attempt changed nothing, so there is nothing of Alice's to undo.
+    with pytest.raises(UserError, match="nothing to undo"):
+        alice.undo()
 
 
 def test_filter_by_text_label_and_score(engine: Engine, setup: dict[str, Any]) -> None:

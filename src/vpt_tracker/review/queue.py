@@ -506,8 +506,33 @@ class ReviewQueue:
                 session.flush()  # the version check happens here
                 session.add(self._decision(row, action, before, now, reason))
         except StaleDataError:
-            raise self._conflict(None, candidate_id, action) from None
+            conflict = self._conflict(None, candidate_id, action)
+            self._audit_conflict(candidate_id, action, conflict, reason)
+            raise conflict from None
+        except Conflict as conflict:
+            self._audit_conflict(candidate_id, action, conflict, reason)
+            raise
         return self.get(candidate_id)
+
+    def _audit_conflict(self, candidate_id: int, action: str, conflict: Conflict, reason: str | None) -> None:
+        """Record the losing side of a race, so the audit log shows both reviewers' outcomes.
+
+        The row changes nothing and undo never picks it up; it says what was tried and the
+        state that won, in a transaction of its own (the attempt's own was rolled back).
+        """
+        current = conflict.current
+        with transaction(self.engine) as session:
+            session.add(
+                DecisionRow(
+                    candidate_id=candidate_id,
+                    reviewer=self.reviewer,
+                    action="conflict",
+                    at=self.clock(),
+                    before={"attempted": action},
+                    after={"status": current.status, "reviewer": current.reviewer} if current else {},
+                    reason=reason,
+                )
+            )
 
     def _apply_versioned(
         self,
@@ -619,7 +644,7 @@ class ReviewQueue:
         query = select(DecisionRow).where(
             DecisionRow.reviewer == self.reviewer,
             DecisionRow.undone.is_(False),
-            DecisionRow.action != "undo",
+            DecisionRow.action.not_in(("undo", "conflict")),
         )
         if self._catalogue_id is not None:
             query = query.join(CandidateRow, CandidateRow.id == DecisionRow.candidate_id).where(
