@@ -72,12 +72,15 @@ def clean(replay: ReplayServer, tmp_path_factory: pytest.TempPathFactory) -> Sna
 POSTGRES_POINTS = {"http:4", "ingest:3", "commit:8", "score:1", "finish:1"}
 
 
-@pytest.mark.parametrize("kill", KILL_POINTS)
+@pytest.mark.parametrize(
+    ("db_url", "kill"),
+    [("sqlite", kill) for kill in KILL_POINTS]
+    + [("postgresql", kill) for kill in KILL_POINTS if kill in POSTGRES_POINTS],
+    indirect=["db_url"],
+)
 def test_sigkill_then_rerun_matches_a_clean_run(
     engine: Engine, db_url: str, tmp_path: Path, replay: ReplayServer, clean: Snapshot, kill: str
 ) -> None:
-    if db_url.startswith("postgresql") and kill not in POSTGRES_POINTS:
-        pytest.skip("PostgreSQL runs the POSTGRES_POINTS subset")
     import_crash_catalogue(engine)
     spec = {"urls": replay.urls(), "db_url": db_url, "data_dir": str(tmp_path), "kill": kill}
     env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
