@@ -66,7 +66,7 @@ def fetch(
 
     Each page is stored with its cursor in one transaction, so an interrupted fetch resumes
     where it stopped when run again for the same window. The source's base URL, categories,
-    venues and conferences come from the config (see docs/sources.md).
+    venues and conferences come from the config (see the README, "Sources and polite HTTP").
 
     \b
     Examples:
