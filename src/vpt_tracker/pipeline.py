@@ -569,26 +569,56 @@ def nightly(
         health = assess_health(engine, reports, weekday=now.weekday(), window=window, before_run=run_id)
         queue_refetch(engine, run_id, health, window)
         enqueued = enqueue_all(settings, engine, new_ids, errors)
-        counts = {
-            "sources": {report.source: report.counts() for report in reports},
-            "catalogues": enqueued,
-            "records": sum(report.records for report in reports),
-            "new_papers": sum(report.new_papers for report in reports),
-            "recovered_runs": interrupted,
-        }
-        outcome = _outcome(reports, errors)
-        duration = clock() - started
-        finish_run(
+        extra = {"recovered_runs": interrupted}
+        return _close_run(
             engine,
             run_id,
-            outcome=outcome,
-            counts=counts,
-            errors=errors,
-            health=health,
-            finished_at=now + timedelta(seconds=duration),
-            duration_s=duration,
+            "nightly",
+            window,
+            reports,
+            enqueued,
+            errors,
+            health,
+            extra,
+            duration=clock() - started,
+            now=now,
         )
-    return RunResult(run_id, "nightly", outcome, window, counts, errors, health, duration)
+
+
+def _close_run(
+    engine: Engine,
+    run_id: int,
+    kind: str,
+    window: Window,
+    reports: list[SourceReport],
+    enqueued: dict[str, Any],
+    errors: dict[str, str],
+    health: dict[str, Any],
+    extra: dict[str, Any],
+    *,
+    duration: float,
+    now: datetime,
+) -> RunResult:
+    """Sum up a run's reports into its `runs` row and its result (nightly and backfill alike)."""
+    counts = {
+        "sources": {report.source: report.counts() for report in reports},
+        "catalogues": enqueued,
+        "records": sum(report.records for report in reports),
+        "new_papers": sum(report.new_papers for report in reports),
+        **extra,
+    }
+    outcome = _outcome(reports, errors)
+    finish_run(
+        engine,
+        run_id,
+        outcome=outcome,
+        counts=counts,
+        errors=errors,
+        health=health,
+        finished_at=now + timedelta(seconds=duration),
+        duration_s=duration,
+    )
+    return RunResult(run_id, kind, outcome, window, counts, errors, health, duration)
 
 
 def backfill_windows(since: date, until: date, step_days: int = 7) -> list[Window]:
@@ -687,25 +717,17 @@ def backfill(
             }
             for report in reports.values()
         }
-        counts = {
-            "sources": {report.source: report.counts() for report in reports.values()},
-            "catalogues": enqueued,
-            "records": sum(report.records for report in reports.values()),
-            "new_papers": sum(report.new_papers for report in reports.values()),
-            "windows": len(windows),
-            "windows_skipped": skipped,
-            "recovered_runs": interrupted,
-        }
-        outcome = _outcome(list(reports.values()), errors)
-        duration = clock() - started
-        finish_run(
+        extra = {"windows": len(windows), "windows_skipped": skipped, "recovered_runs": interrupted}
+        return _close_run(
             engine,
             run_id,
-            outcome=outcome,
-            counts=counts,
-            errors=errors,
-            health=health,
-            finished_at=now + timedelta(seconds=duration),
-            duration_s=duration,
+            "backfill",
+            overall,
+            list(reports.values()),
+            enqueued,
+            errors,
+            health,
+            extra,
+            duration=clock() - started,
+            now=now,
         )
-    return RunResult(run_id, "backfill", outcome, overall, counts, errors, health, duration)
