@@ -116,7 +116,6 @@ def snapshot(engine: Engine) -> Snapshot:
     return Snapshot(papers, sightings, candidates, cursors)
 
 
-@dataclass
 class QuietServer(ThreadingHTTPServer):
     """A test server whose clients hang up on purpose (timeouts, resets): those are expected,
     so they are not printed as tracebacks; anything else still is."""
@@ -127,6 +126,7 @@ class QuietServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+@dataclass
 class PayloadServer:
     """Serves `body` (with `status` and `content_type`) for every GET; change them between requests."""
 
