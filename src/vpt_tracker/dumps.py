@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +85,15 @@ def corpus_record(data: Any, where: str) -> RawRecord:
     )
 
 
-def read_corpus_jsonl(path: Path) -> list[RawRecord]:
-    """Every record of a corpus file; UserError naming `file:line` on the first bad line."""
-    records = []
+def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any]]:
+    """(`file:line`, parsed value) for each non-blank line of a JSON-lines file.
+
+    Every reader of local dumps (ingestion, the classifier's training and scoring input) goes
+    through here, so a bad line is always a UserError naming `file:line`. `errors="replace"`
+    tolerates undecodable bytes where a caller would rather score odd text than stop.
+    """
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8", errors=errors)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
@@ -98,13 +103,16 @@ def read_corpus_jsonl(path: Path) -> list[RawRecord]:
                     continue
                 where = f"{path}:{number}"
                 try:
-                    data = json.loads(line)
+                    yield where, json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
-                records.append(corpus_record(data, where))
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text") from None
-    return records
+
+
+def read_corpus_jsonl(path: Path) -> list[RawRecord]:
+    """Every record of a corpus file; UserError naming `file:line` on the first bad line."""
+    return [corpus_record(data, where) for where, data in iter_jsonl(path)]
 
 
 def conference_of(path: Path) -> tuple[str, int]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vpt_tracker.dumps import iter_jsonl
 from vpt_tracker.errors import UserError
 from vpt_tracker.normalize import arxiv_id, title_key
 
@@ -112,21 +113,11 @@ def example_from_json(data: dict[str, Any], where: str) -> Example:
 
 
 def read_jsonl(path: Path) -> Iterator[Example]:
-    """Examples from a JSON-lines file; a bad line is a UserError naming the file and line."""
-    try:
-        handle = path.open(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
-            yield example_from_json(data, where)
+    """Examples from a JSON-lines file; a bad line is a UserError naming the file and line.
+
+    Undecodable bytes are replaced, not fatal: odd text is still scored (from what is left)."""
+    for where, data in iter_jsonl(path, errors="replace"):
+        yield example_from_json(data, where)
 
 
 def read_conference_index(path: Path) -> Iterator[Example]:
