@@ -182,6 +182,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     data_dir: Path = Field(default_factory=default_data_dir)
     classifiers_dir: Path | None = None  # default: the repository's classifiers/
+    classify_jobs: int | None = None  # scoring worker processes; default: one per CPU
     secrets_file: Path | None = None
     http: HttpConfig = Field(default_factory=HttpConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
@@ -259,8 +260,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Resolve the config, raising `ConfigError` with the offending key on bad input."""
     path = find_config_file(config_file)
     data: dict[str, Any] = _read_toml(path, "config file") if path else {}
-    secrets_path = overrides.get("secrets_file") or data.get("secrets_file") or os.environ.get(
-        "VPT_SECRETS_FILE"
+    secrets_path = (
+        overrides.get("secrets_file") or data.get("secrets_file") or os.environ.get("VPT_SECRETS_FILE")
     )
     if secrets_path:
         # The secrets file holds only secrets (github.token, smtp.password), kept out of the main file.

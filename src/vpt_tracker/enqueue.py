@@ -13,13 +13,14 @@ them apart means `classify train` never overwrites a committed default model.
 from __future__ import annotations
 
 import logging
+import os
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import parse
@@ -31,15 +32,16 @@ from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
 from vpt_tracker.config import Settings, load_settings
 from vpt_tracker.errors import UserError
-from vpt_tracker.models import CandidateStatus
+from vpt_tracker.models import CandidateStatus, Scores
 from vpt_tracker.normalize import title_key
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, utcnow
 
 log = logging.getLogger(__name__)
 
 UNLABELED_SAMPLE = 15_000  # unreviewed papers drawn as PU negatives (training on 15k takes seconds)
-SCORE_BATCH = 5_000
+SCORE_BATCH = 20_000  # papers read and scored per round (split over the worker processes)
+MIN_PROCESS_BATCH = 5_000
 NOVEL_REASON = "base-to-novel"  # a rejection whose reason says this is a base-to-novel negative
 POSITIVE_STATUSES = (CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value)
 
@@ -347,63 +349,145 @@ def _known_paper_ids(session: Session, catalogue: CatalogueRow) -> set[int]:
 def score_and_enqueue(
     engine: Engine, catalogue_name: str, paper_ids: list[int] | None = None, *, settings: Settings
 ) -> EnqueueStats:
-    """Score papers for a catalogue and create `pending` candidates above threshold or by rule.
+    """Score papers for one catalogue; see `score_and_enqueue_many`."""
+    return score_and_enqueue_many(engine, [catalogue_name], paper_ids, settings=settings)[catalogue_name]
 
-    `paper_ids=None` scores every paper not yet known to the catalogue. A paper that is an
+
+@dataclass
+class _Target:
+    """One catalogue being enqueued: its model, rules, known papers and running counts."""
+
+    catalogue_id: int
+    model: CatalogueModel
+    rules: RuleSet
+    known: set[int]
+    version: str
+    stats: EnqueueStats
+
+
+def score_and_enqueue_many(
+    engine: Engine,
+    catalogue_names: Sequence[str],
+    paper_ids: list[int] | None = None,
+    *,
+    settings: Settings,
+    on_error: Callable[[str, Exception], None] | None = None,
+) -> dict[str, EnqueueStats]:
+    """Score papers for several catalogues and create `pending` candidates above threshold or by rule.
+
+    `paper_ids=None` scores every paper not yet known to a catalogue. A paper that is an
     entry, or was ever a candidate (a rejected one included), is skipped: a rejection is final.
+    The papers are read once (only the columns scoring needs) and tokenised once for all the
+    catalogues, which is what makes a 300k backfill fit in minutes. A catalogue that cannot be
+    scored (unknown, no model) raises, or is reported to `on_error` and left out.
     Everything is written in one transaction, so a failure leaves no partial queue.
     """
-    rules = rules_for(settings, catalogue_name)
-    stats = EnqueueStats(catalogue=catalogue_name)
+    jobs = max(1, settings.classify_jobs or (os.cpu_count() or 1))
+    results: dict[str, EnqueueStats] = {}
     with transaction(engine) as session:
-        catalogue = get_catalogue(session, catalogue_name)
-        model, directory = load_model(settings, catalogue_name, catalogue.preset)
-        stats.model = str(directory)
-        version = str(model.card.get("data_sha256", ""))[:12] + "@" + str(model.card.get("trained_at", ""))
-        known = _known_paper_ids(session, catalogue)
+        targets: dict[str, _Target] = {}
+        for name in dict.fromkeys(catalogue_names):
+            try:
+                targets[name] = _target(session, settings, name)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(name, exc)
+        if not targets:
+            return results
         if paper_ids is None:
-            ids = [
-                pid for pid in session.scalars(select(PaperRow.id).order_by(PaperRow.id)) if pid not in known
-            ]
+            every = session.scalars(select(PaperRow.id).order_by(PaperRow.id))
+            ids = [pid for pid in every if any(pid not in t.known for t in targets.values())]
         else:
-            ids = sorted({pid for pid in paper_ids if pid not in known})
-            stats.skipped_known = len(set(paper_ids)) - len(ids)
-        for chunk in _chunks(ids, SCORE_BATCH):
-            rows = list(session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk)).order_by(PaperRow.id)))
-            scores = model.score([paper_example(row) for row in rows], rules)
-            for row, score in zip(rows, scores, strict=True):
-                stats.scored += 1
-                if score.rule and score.rule.startswith("exclude:"):
-                    stats.excluded_by_rule += 1
-                if not model.should_queue(score):
-                    continue
-                stats.queued += 1
-                stats.queued_by_rule += bool(score.rule)
-                stats.low_confidence += score.low_confidence
-                session.add(
-                    CandidateRow(
-                        paper_id=row.id,
-                        catalogue_id=catalogue.id,
-                        status=CandidateStatus.PENDING.value,
-                        relevance=score.relevance,
-                        label_scores=score.labels,
-                        proposed_labels=score.proposed_labels,
-                        base_to_novel=score.base_to_novel,
-                        low_confidence=score.low_confidence,
-                        rule=score.rule,
-                        model_version=version[:64],
-                    )
-                )
-            session.flush()
-    log.info(
-        "catalogue %s: scored %d, queued %d (%d by rule, %d excluded by rule)",
-        catalogue_name,
-        stats.scored,
-        stats.queued,
-        stats.queued_by_rule,
-        stats.excluded_by_rule,
+            ids = sorted(set(paper_ids))
+            for target in targets.values():
+                target.stats.skipped_known = sum(pid in target.known for pid in ids)
+        pairs = [(target.model, target.rules) for target in targets.values()]
+        for batch in _chunks(ids, SCORE_BATCH):
+            papers = _scoring_rows(session, batch)
+            examples = [paper_example(paper) for paper in papers]
+            # Worker processes only pay off on large batches (each starts in about a second).
+            per_process = max(MIN_PROCESS_BATCH, -(-len(examples) // jobs))
+            scored = CatalogueModel.score_many(pairs, examples, batch=per_process, jobs=jobs)
+            rows: list[dict[str, Any]] = []
+            for target, scores in zip(targets.values(), scored, strict=True):
+                rows.extend(_queue(target, papers, scores))
+            if rows:
+                session.execute(insert(CandidateRow), rows)
+        results = {name: target.stats for name, target in targets.items()}
+    for stats in results.values():
+        log.info(
+            "catalogue %s: scored %d, queued %d (%d by rule, %d excluded by rule)",
+            stats.catalogue,
+            stats.scored,
+            stats.queued,
+            stats.queued_by_rule,
+            stats.excluded_by_rule,
+        )
+    return results
+
+
+def _target(session: Session, settings: Settings, name: str) -> _Target:
+    catalogue = get_catalogue(session, name)
+    model, directory = load_model(settings, name, catalogue.preset)
+    version = str(model.card.get("data_sha256", ""))[:12] + "@" + str(model.card.get("trained_at", ""))
+    return _Target(
+        catalogue_id=catalogue.id,
+        model=model,
+        rules=rules_for(settings, name),
+        known=_known_paper_ids(session, catalogue),
+        version=version[:64],
+        stats=EnqueueStats(catalogue=name, model=str(directory)),
     )
-    return stats
+
+
+def _scoring_rows(session: Session, ids: Sequence[int]) -> list[Any]:
+    """Only the columns that scoring reads: loading whole ORM rows cost more than scoring."""
+    columns = (
+        PaperRow.id,
+        PaperRow.title,
+        PaperRow.abstract,
+        PaperRow.comment,
+        PaperRow.arxiv_id,
+        PaperRow.full_text,
+    )
+    rows: list[Any] = []
+    for chunk in _chunks(ids, 1000):
+        rows.extend(session.execute(select(*columns).where(PaperRow.id.in_(chunk))))
+    rows.sort(key=lambda row: row.id)
+    return rows
+
+
+def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> Iterator[dict[str, Any]]:
+    """Count the scores of one catalogue and yield the candidate rows it queues."""
+    stats = target.stats
+    now = utcnow()
+    for paper, score in zip(papers, scores, strict=True):
+        if paper.id in target.known:
+            continue
+        stats.scored += 1
+        if score.rule and score.rule.startswith("exclude:"):
+            stats.excluded_by_rule += 1
+        if not target.model.should_queue(score):
+            continue
+        stats.queued += 1
+        stats.queued_by_rule += bool(score.rule)
+        stats.low_confidence += score.low_confidence
+        yield {
+            "paper_id": paper.id,
+            "catalogue_id": target.catalogue_id,
+            "status": CandidateStatus.PENDING.value,
+            "relevance": score.relevance,
+            "label_scores": score.labels,
+            "proposed_labels": score.proposed_labels,
+            "base_to_novel": score.base_to_novel,
+            "low_confidence": score.low_confidence,
+            "rule": score.rule,
+            "model_version": target.version,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
 
 
 def explain(

@@ -56,9 +56,7 @@ class EnrichStats:
     ingest: IngestStats = field(default_factory=IngestStats)
 
     def as_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {
-            key: value for key, value in self.__dict__.items() if key != "ingest"
-        }
+        data: dict[str, object] = {key: value for key, value in self.__dict__.items() if key != "ingest"}
         data["ingest"] = self.ingest.as_dict()
         return data
 
@@ -205,8 +203,13 @@ def enrich_catalogue(
             if any(match.abstract for match in entry.matches):
                 stats.matched_local += 1
     if arxiv is not None:
-        _match_on_arxiv(arxiv, [e for e in todo if not any(m.abstract for m in e.matches)], stats,
-                        max_title_searches, progress)
+        _match_on_arxiv(
+            arxiv,
+            [e for e in todo if not any(m.abstract for m in e.matches)],
+            stats,
+            max_title_searches,
+            progress,
+        )
 
     with transaction(engine) as session:
         index = IdentityIndex.load(session)

@@ -188,7 +188,14 @@ class _Known:
     """One paper as the index knows it: its keys, and its database id once it has one."""
 
     __slots__ = (
-        "arxiv_id", "author_keys", "cvf_url", "doi", "id", "lead_authors", "openreview_id", "title_key"
+        "arxiv_id",
+        "author_keys",
+        "cvf_url",
+        "doi",
+        "id",
+        "lead_authors",
+        "openreview_id",
+        "title_key",
     )
 
     def __init__(self, paper_id: int | None, keys: RecordKeys) -> None:
@@ -250,7 +257,12 @@ class IdentityIndex:
             kept = (authors or [])[:AUTHOR_KEYS_KEPT]
             author_keys = tuple(k for k in (normalize.author_key(a) for a in kept) if k)
             keys = RecordKeys(
-                arxiv, doi, openreview, cvf, title_key or "", author_keys[:AUTHOR_KEYS_KEPT],
+                arxiv,
+                doi,
+                openreview,
+                cvf,
+                title_key or "",
+                author_keys[:AUTHOR_KEYS_KEPT],
                 lead_author_keys(kept),
             )
             index.add(_Known(paper_id, keys))

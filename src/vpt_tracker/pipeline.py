@@ -22,7 +22,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -434,18 +434,23 @@ def enqueue_all(
     counts: dict[str, Any] = {}
     if not paper_ids or not settings.catalogues:
         return counts
-    from vpt_tracker.enqueue import score_and_enqueue
+    from vpt_tracker.enqueue import score_and_enqueue_many
 
-    ids = sorted(set(paper_ids))
-    for catalogue in settings.catalogues:
-        try:
-            stats = score_and_enqueue(engine, catalogue.name, ids, settings=settings)
-        except Exception as exc:  # one catalogue's missing model must not hide the others
-            log.warning("scoring for catalogue %s failed: %s", catalogue.name, exc)
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            errors[f"catalogue:{catalogue.name}"] = message
-            continue
-        counts[catalogue.name] = asdict(stats) if is_dataclass(stats) and not isinstance(stats, type) else {}
+    def failed(name: str, exc: Exception) -> None:  # one catalogue's missing model must not hide the others
+        log.warning("scoring for catalogue %s failed: %s", name, exc)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        errors[f"catalogue:{name}"] = message
+
+    names = [catalogue.name for catalogue in settings.catalogues]
+    try:
+        ids = sorted(set(paper_ids))
+        results = score_and_enqueue_many(engine, names, ids, settings=settings, on_error=failed)
+    except Exception as exc:  # scoring itself failed: every catalogue is unscored this run
+        for name in names:
+            failed(name, exc)
+        return counts
+    for name, stats in results.items():
+        counts[name] = asdict(stats)
     return counts
 
 

@@ -9,7 +9,8 @@ production code has no test hook:
 - `ingest:N`    inside the N-th page's transaction, after its records are written and
                 flushed but before the commit (during ingest);
 - `commit:N`    right after the N-th database commit of the run (between transactions);
-- `score:N`     after the N-th batch of papers is scored, before its candidates are written;
+- `score:N`     after the N-th batch of papers is scored (for every catalogue at once),
+                before its candidates are written;
 - `finish:1`    inside the transaction that records the run's end, before its commit.
 """
 
@@ -65,7 +66,7 @@ def main() -> None:
     elif kind == "commit":
         wrap(SessionTransaction, "commit", kind, "", count, after=True)
     elif kind == "score":
-        wrap(CatalogueModel, "score", kind, "", count, after=True)
+        wrap(CatalogueModel, "score_many", kind, "", count, after=True)
     elif kind == "finish":
         original = pipeline.finish_run
 

@@ -27,7 +27,7 @@ import scipy
 import sklearn
 from numpy.typing import NDArray
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
@@ -205,6 +205,34 @@ class Explanation:
     low_confidence: bool = False
 
 
+@dataclass(frozen=True)
+class Analyzed:
+    """Texts tokenised by one analyzer and counted over their own terms (not a vocabulary).
+
+    Any model whose vectorizer has the same analyzer settings turns this into its features
+    by mapping these terms onto its vocabulary: one sparse product instead of re-tokenising.
+    """
+
+    terms: list[str]
+    counts: sparse.csr_matrix  # texts x terms, raw counts
+
+    @classmethod
+    def of(cls, vectorizer: TfidfVectorizer, texts: Sequence[str]) -> Analyzed:
+        analyze = vectorizer.build_analyzer()
+        ids: dict[str, int] = {}
+        indices: list[int] = []
+        indptr = [0]
+        for text in texts:
+            indices.extend(ids.setdefault(term, len(ids)) for term in analyze(text))
+            indptr.append(len(indices))
+        counts = sparse.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int64), indptr),
+            shape=(len(texts), len(ids)),
+        )
+        counts.sum_duplicates()
+        return cls(list(ids), counts)
+
+
 @dataclass
 class CatalogueModel:
     """The trained models of one catalogue (or one preset's default)."""
@@ -333,21 +361,69 @@ class CatalogueModel:
     def score(
         self, examples: Sequence[Example], rules: RuleSet | None = None, batch: int = 20_000, *, jobs: int = 1
     ) -> list[Scores]:
-        """Scores for each example, in order. Papers without an abstract are marked low-confidence.
+        """Scores for each example, in order. Papers without an abstract are marked low-confidence."""
+        return CatalogueModel.score_many([(self, rules)], examples, batch, jobs=jobs)[0]
 
+    @staticmethod
+    def score_many(
+        models: Sequence[tuple[CatalogueModel, RuleSet | None]],
+        examples: Sequence[Example],
+        batch: int = 20_000,
+        *,
+        jobs: int = 1,
+    ) -> list[list[Scores]]:
+        """The same papers scored by several catalogues' models: one list of scores per model.
+
+        Tokenising is most of the cost of scoring, and it does not depend on the model's
+        vocabulary, only on its analyzer settings: each text is tokenised once per distinct
+        analyzer (one, for models trained with the same `Hyper`) instead of once per model.
         `jobs > 1` scores batches in that many worker processes: tokenising is pure Python,
         so processes (not threads) are what use a second core.
         """
         chunks = [examples[start : start + batch] for start in range(0, len(examples), batch)]
         if jobs > 1 and len(chunks) > 1:
-            parts = joblib.Parallel(n_jobs=jobs)(joblib.delayed(self._score_chunk)(c, rules) for c in chunks)
-            return [score for part in parts for score in part]
-        return [score for chunk in chunks for score in self._score_chunk(chunk, rules)]
+            parts = joblib.Parallel(n_jobs=min(jobs, len(chunks)))(
+                joblib.delayed(_score_chunk_many)(models, chunk) for chunk in chunks
+            )
+        else:
+            parts = [_score_chunk_many(models, chunk) for chunk in chunks]
+        return [[score for part in parts for score in part[index]] for index in range(len(models))]
 
-    def _score_chunk(self, chunk: Sequence[Example], rules: RuleSet | None) -> list[Scores]:
+    def features(self, texts: Sequence[str], analyzed: Analyzed | None = None) -> sparse.csr_matrix:
+        """TF-IDF rows for `texts`, equal to `vectorizer.transform(texts)`.
+
+        `analyzed` (the texts tokenised and counted once, see `Analyzed`) lets several models
+        share the tokenising, which is most of the cost. Counting here instead of in
+        scikit-learn also avoids its KeyError per out-of-vocabulary n-gram (most bigrams).
+        """
+        vectorizer = self.vectorizer
+        analyzed = analyzed or Analyzed.of(vectorizer, texts)
+        lookup = vectorizer.vocabulary_.get
+        columns = np.fromiter((lookup(term, -1) for term in analyzed.terms), np.int64, len(analyzed.terms))
+        kept = np.flatnonzero(columns >= 0)
+        to_model = sparse.csr_matrix(
+            (np.ones(len(kept), dtype=np.float32), (kept, columns[kept])),
+            shape=(len(analyzed.terms), len(vectorizer.vocabulary_)),
+        )
+        counts = (analyzed.counts @ to_model).astype(vectorizer.dtype)
+        if vectorizer.binary:
+            counts.data[:] = 1
+        weighting = TfidfTransformer(
+            norm=vectorizer.norm,
+            use_idf=vectorizer.use_idf,
+            smooth_idf=vectorizer.smooth_idf,
+            sublinear_tf=vectorizer.sublinear_tf,
+        )
+        if vectorizer.use_idf:
+            weighting.idf_ = vectorizer.idf_
+        return weighting.transform(counts, copy=False).tocsr()
+
+    def _score_chunk(
+        self, chunk: Sequence[Example], rules: RuleSet | None, analyzed: Analyzed | None = None
+    ) -> list[Scores]:
         results: list[Scores] = []
         if chunk:
-            features = self.vectorizer.transform([e.text() for e in chunk]).tocsr()
+            features = self.features([e.text() for e in chunk], analyzed)
             relevance = self.relevance.proba(features)
             label_probs = {key: scorer.proba(features) for key, scorer in self.labels.items()}
             novel = None
@@ -456,6 +532,28 @@ class CatalogueModel:
             base_to_novel=payload["base_to_novel"],
             card=card,
         )
+
+
+def analyzer_key(vectorizer: TfidfVectorizer) -> str:
+    """What decides a vectorizer's tokens (not its vocabulary): equal keys, equal tokens."""
+    params = vectorizer.get_params()
+    names = ("analyzer", "ngram_range", "lowercase", "strip_accents", "token_pattern", "stop_words",
+             "preprocessor", "tokenizer")  # fmt: skip
+    return repr([(name, params.get(name)) for name in names])
+
+
+def _score_chunk_many(
+    models: Sequence[tuple[CatalogueModel, RuleSet | None]], chunk: Sequence[Example]
+) -> list[list[Scores]]:
+    texts = [example.text() for example in chunk]
+    analyzed: dict[str, Analyzed] = {}
+    results = []
+    for model, rules in models:
+        key = analyzer_key(model.vectorizer)
+        if key not in analyzed:
+            analyzed[key] = Analyzed.of(model.vectorizer, texts)
+        results.append(model._score_chunk(chunk, rules, analyzed[key]))
+    return results
 
 
 def library_versions() -> dict[str, str]:

@@ -53,8 +53,13 @@ def _record_progress(total: int, label: str) -> Iterator[Callable[[IngestStats],
 
 @click.command("ingest-jsonl")
 @click.argument("files", nargs=-1, required=True, type=existing_file)
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000),
-              help="Records per transaction.")
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Records per transaction.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_app
 def ingest_jsonl(app: AppContext, files: tuple[Path, ...], batch_size: int, as_json: bool) -> None:
@@ -166,16 +171,29 @@ def _say(message: str) -> None:
 
 @click.command("enrich")
 @click.argument("name")
-@click.option("--from-jsonl", "dumps", multiple=True, type=existing_file, metavar="FILE",
-              help="Local dump: a corpus .jsonl or a conference index .json (repeatable).")
-@click.option("--arxiv/--no-arxiv", default=True, show_default=True,
-              help="Look up on arXiv what the dumps do not have.")
-@click.option("--max-title-searches", default=50, show_default=True, type=click.IntRange(0),
-              help="At most this many arXiv title searches (one request each, 3 s apart).")
+@click.option(
+    "--from-jsonl",
+    "dumps",
+    multiple=True,
+    type=existing_file,
+    metavar="FILE",
+    help="Local dump: a corpus .jsonl or a conference index .json (repeatable).",
+)
+@click.option(
+    "--arxiv/--no-arxiv", default=True, show_default=True, help="Look up on arXiv what the dumps do not have."
+)
+@click.option(
+    "--max-title-searches",
+    default=50,
+    show_default=True,
+    type=click.IntRange(0),
+    help="At most this many arXiv title searches (one request each, 3 s apart).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_app
-def enrich(app: AppContext, name: str, dumps: tuple[Path, ...], arxiv: bool, max_title_searches: int,
-           as_json: bool) -> None:
+def enrich(
+    app: AppContext, name: str, dumps: tuple[Path, ...], arxiv: bool, max_title_searches: int, as_json: bool
+) -> None:
     """Link a catalogue's entries to papers and fill in their abstracts.
 
     Entries are matched by arXiv id, then by normalised title: first in the local dumps,
