@@ -85,8 +85,16 @@ def venue_sighting(base: RawRecord, copy: int, rng: random.Random) -> RawRecord:
     )
 
 
-def different_paper(base: RawRecord, copy: int, number: int, vocabulary: list[str], rng: random.Random,
-                    *, authors: tuple[str, ...], with_id: bool) -> RawRecord:
+def different_paper(
+    base: RawRecord,
+    copy: int,
+    number: int,
+    vocabulary: list[str],
+    rng: random.Random,
+    *,
+    authors: tuple[str, ...],
+    with_id: bool,
+) -> RawRecord:
     """Another paper built on a real one: every word of four letters or more replaced by a
     word of other titles, other authors, a new id (or none)."""
     words = [rng.choice(vocabulary) if len(word) >= 4 else word for word in base.title.split()]
@@ -149,8 +157,9 @@ def generate(corpus: list[RawRecord], total: int, seed: int, expect: Expectation
                 first = f"{rng.choice(first_names)} {rng.choice(surnames)}"
                 authors = (first, *others[1:])
                 with_id = roll < 0.92
-                record = different_paper(base, copy, number, vocabulary, rng,
-                                         authors=authors, with_id=with_id)
+                record = different_paper(
+                    base, copy, number, vocabulary, rng, authors=authors, with_id=with_id
+                )
             produced += 1
             yield record
 
@@ -228,15 +237,21 @@ def main(argv: list[str] | None = None) -> int:
             upgraded = session.scalar(upgraded_query) or 0
         engine.dispose()
 
-    print(f"\n{total.records} records in {elapsed:.1f} s: {total.records / elapsed:.0f} records/s,"
-          f" peak RSS {ingest_peak:.0f} MB")
-    print(f"loading the identity index of {papers} papers from the store: {load_seconds:.1f} s"
-          f" (peak RSS since start: {peak_rss_mb():.0f} MB)")
+    print(
+        f"\n{total.records} records in {elapsed:.1f} s: {total.records / elapsed:.0f} records/s,"
+        f" peak RSS {ingest_peak:.0f} MB"
+    )
+    print(
+        f"loading the identity index of {papers} papers from the store: {load_seconds:.1f} s"
+        f" (peak RSS since start: {peak_rss_mb():.0f} MB)"
+    )
     per_record = total.fuzzy_comparisons / total.records
     print(f"fuzzy comparisons: {total.fuzzy_comparisons} ({per_record:.2f} per record)")
-    print(f"papers: {papers} (expected {expect.distinct_papers}); merged {total.merged}"
-          f" (expected {expect.merges}); duplicates {total.duplicate_sightings}"
-          f" (expected {expect.duplicates}); upgraded {upgraded} (expected {len(expect.upgraded_papers)})")
+    print(
+        f"papers: {papers} (expected {expect.distinct_papers}); merged {total.merged}"
+        f" (expected {expect.merges}); duplicates {total.duplicate_sightings}"
+        f" (expected {expect.duplicates}); upgraded {upgraded} (expected {len(expect.upgraded_papers)})"
+    )
     ok = (
         papers == expect.distinct_papers
         and total.merged == expect.merges

@@ -27,7 +27,7 @@ from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, replay
-from vpt_tracker.classify.model import CatalogueModel, Explanation, Hyper
+from vpt_tracker.classify.model import MODEL_FILE, CatalogueModel, Explanation, Hyper
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
 from vpt_tracker.config import Settings, load_settings
@@ -122,10 +122,10 @@ def load_model(settings: Settings, catalogue_name: str, preset: str | None) -> t
     that preset's default, so `classify score --catalogue awesome-vpt` works without a store.
     """
     own = trained_dir(settings, catalogue_name)
-    if (own / "model.joblib").is_file():
+    if (own / MODEL_FILE).is_file():
         return CatalogueModel.load(own), own
     for name in (preset, catalogue_name):
-        if name and (default_dir(name) / "model.joblib").is_file():
+        if name and (default_dir(name) / MODEL_FILE).is_file():
             return CatalogueModel.load(default_dir(name)), default_dir(name)
     known = [c.name for c in settings.catalogues]
     raise UserError(

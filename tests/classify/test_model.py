@@ -83,7 +83,7 @@ def test_save_load_gives_the_same_scores(
     assert [s.relevance for s in loaded.score(unlabeled[:50])] == [
         s.relevance for s in model.score(unlabeled[:50])
     ]
-    assert (tmp_path / "m" / "model.joblib").stat().st_size < 2_000_000
+    assert (tmp_path / "m" / "model.pkl.xz").stat().st_size < 2_000_000
     assert not list((tmp_path / "m").glob("*.tmp"))
 
 
@@ -101,7 +101,7 @@ def test_missing_or_broken_model_is_a_user_error(model: CatalogueModel, tmp_path
     with pytest.raises(UserError, match="no trained model"):
         CatalogueModel.load(tmp_path / "nothing")
     model.save(tmp_path / "m")
-    (tmp_path / "m" / "model.joblib").write_bytes(b"not a pickle")
+    (tmp_path / "m" / "model.pkl.xz").write_bytes(b"not a pickle")
     with pytest.raises(UserError, match="retrain"):
         CatalogueModel.load(tmp_path / "m")
 

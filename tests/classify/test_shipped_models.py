@@ -22,7 +22,7 @@ def test_shipped_model_loads_and_ranks(
     card = model.card
     assert card["preset"] == preset and card["evaluation"]["folds"] == 5
     assert set(model.labels) <= {label.key for label in load_preset(preset).labels}
-    assert (directory / "model.joblib").stat().st_size < 3_000_000
+    assert (directory / "model.pkl.xz").stat().st_size < 3_000_000
     if preset == "generalizable-vlm":
         assert model.base_to_novel is not None
     scores = model.score(relevant + unlabeled)
