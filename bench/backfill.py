@@ -47,19 +47,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def workers_peak_rss_mb() -> float:
-    """Peak RSS summed over this process's live children: the scoring worker processes."""
-    total = 0.0
-    for children in Path("/proc/self/task").glob("*/children"):
-        for pid in children.read_text().split():
-            status = Path(f"/proc/{pid}/status")
-            if status.exists():
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1]) / 1024
-    return total
-
-
 def one_size(corpus: list[Any], size: int, seed: int, workdir: Path) -> dict[str, Any]:
     url = f"sqlite:///{workdir / f'backfill-{size}.db'}"
     engine = make_engine(url)
@@ -87,7 +74,7 @@ def one_size(corpus: list[Any], size: int, seed: int, workdir: Path) -> dict[str
     cpu = time.process_time()
     enqueued = score_and_enqueue_many(engine, list(LISTS), new_ids, settings=settings)
     score_s = time.perf_counter() - started
-    figures["score_enqueue_cpu_s_main_process"] = round(time.process_time() - cpu, 2)
+    figures["score_enqueue_cpu_s"] = round(time.process_time() - cpu, 2)
     figures["score_papers_per_s"] = round(len(new_ids) * len(LISTS) / score_s, 1) if score_s else None
     for name, counts in enqueued.items():
         figures["catalogues"][name] = {"scored": counts.scored, "enqueued": counts.queued}
@@ -95,7 +82,6 @@ def one_size(corpus: list[Any], size: int, seed: int, workdir: Path) -> dict[str
     figures["total_s"] = round(ingest_s + score_s, 2)
     figures["us_per_record"] = round(1e6 * (ingest_s + score_s) / max(stats.records, 1), 1)
     figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    figures["workers_peak_rss_mb"] = round(workers_peak_rss_mb(), 1)
     engine.dispose()
     return figures
 
@@ -121,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{size:>7} records: ingest {figures['ingest_records_per_s']:>8.0f} rec/s, "
                 f"score+enqueue x3 {figures['score_enqueue_s']:.1f}s, total {figures['total_s']:.1f}s "
-                f"({figures['us_per_record']} us/record), peak RSS {figures['peak_rss_mb']:.0f} MB "
-                f"(+ scoring workers {figures['workers_peak_rss_mb']:.0f} MB)",
+                f"({figures['us_per_record']} us/record), peak RSS {figures['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
     if args.json:

@@ -13,7 +13,6 @@ them apart means `classify train` never overwrites a committed default model.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +39,7 @@ from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, Paper
 log = logging.getLogger(__name__)
 
 UNLABELED_SAMPLE = 15_000  # unreviewed papers drawn as PU negatives (training on 15k takes seconds)
-SCORE_BATCH = 20_000  # papers read and scored per round (split over the worker processes)
-MIN_PROCESS_BATCH = 5_000
+SCORE_BATCH = 10_000  # papers read and scored per round
 NOVEL_REASON = "base-to-novel"  # a rejection whose reason says this is a base-to-novel negative
 POSITIVE_STATUSES = (CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value)
 
@@ -382,7 +380,6 @@ def score_and_enqueue_many(
     scored (unknown, no model) raises, or is reported to `on_error` and left out.
     Everything is written in one transaction, so a failure leaves no partial queue.
     """
-    jobs = max(1, settings.classify_jobs or (os.cpu_count() or 1))
     results: dict[str, EnqueueStats] = {}
     with transaction(engine) as session:
         targets: dict[str, _Target] = {}
@@ -406,9 +403,9 @@ def score_and_enqueue_many(
         for batch in _chunks(ids, SCORE_BATCH):
             papers = _scoring_rows(session, batch)
             examples = [paper_example(paper) for paper in papers]
-            # Worker processes only pay off on large batches (each starts in about a second).
-            per_process = max(MIN_PROCESS_BATCH, -(-len(examples) // jobs))
-            scored = CatalogueModel.score_many(pairs, examples, batch=per_process, jobs=jobs)
+            # One process: worker processes (joblib) measured slower here, shipping the
+            # models and the texts to them cost more than the second core gave back.
+            scored = CatalogueModel.score_many(pairs, examples, batch=len(examples))
             rows: list[dict[str, Any]] = []
             for target, scores in zip(targets.values(), scored, strict=True):
                 rows.extend(_queue(target, papers, scores))

@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from vpt_tracker.classify.cues import CueSet
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.errors import UserError
@@ -63,6 +64,11 @@ class Hyper:
     max_features: int = 40_000
     ngram_max: int = 2
     analyzer: str = "word"  # "word" or "char_wb"
+    cues: CueSet = field(default_factory=CueSet)  # fixed phrase features (the preset's `[cues]`)
+
+    def describe(self) -> dict[str, Any]:
+        """The knobs as JSON-able data, for the model card."""
+        return {k: v for k, v in self.__dict__.items() if k != "cues"} | {"cues": self.cues.describe()}
 
 
 def make_vectorizer(hyper: Hyper) -> TfidfVectorizer:
@@ -209,30 +215,34 @@ class Explanation:
 
 @dataclass(frozen=True)
 class Analyzed:
-    """Texts tokenised by one analyzer and counted over their own terms (not a vocabulary).
+    """Texts tokenised by one analyzer and counted over a list of terms.
 
-    Any model whose vectorizer has the same analyzer settings turns this into its features
-    by mapping these terms onto its vocabulary: one sparse product instead of re-tokenising.
+    Any model whose vectorizer has the same analyzer settings, and whose vocabulary is among
+    `terms`, turns this into its features by mapping the terms onto its vocabulary: one
+    sparse product instead of tokenising again. Terms outside every vocabulary (most
+    bigrams) are dropped while counting, so the matrix stays small.
     """
 
     terms: list[str]
     counts: sparse.csr_matrix  # texts x terms, raw counts
 
     @classmethod
-    def of(cls, vectorizer: TfidfVectorizer, texts: Sequence[str]) -> Analyzed:
+    def of(cls, vectorizer: TfidfVectorizer, texts: Sequence[str], terms: Sequence[str] = ()) -> Analyzed:
+        """Count `texts` over `terms` (default: the vectorizer's own vocabulary)."""
+        terms = list(terms) or list(vectorizer.vocabulary_)
+        lookup = {term: index for index, term in enumerate(terms)}.get
         analyze = vectorizer.build_analyzer()
-        ids: dict[str, int] = {}
         indices: list[int] = []
         indptr = [0]
         for text in texts:
-            indices.extend(ids.setdefault(term, len(ids)) for term in analyze(text))
+            indices += [index for index in map(lookup, analyze(text)) if index is not None]
             indptr.append(len(indices))
         counts = sparse.csr_matrix(
             (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int64), indptr),
-            shape=(len(texts), len(ids)),
+            shape=(len(texts), len(terms)),
         )
         counts.sum_duplicates()
-        return cls(list(ids), counts)
+        return cls(terms, counts)
 
 
 @dataclass
@@ -245,6 +255,7 @@ class CatalogueModel:
     labels: dict[str, LinearScorer] = field(default_factory=dict)
     base_to_novel: LinearScorer | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    cues: CueSet = field(default_factory=CueSet)
 
     # ---- training -------------------------------------------------------------------
     @classmethod
@@ -288,7 +299,9 @@ class CatalogueModel:
         # The fitted vectorizer keeps every pruned term in `stop_words_`: megabytes of no use.
         if hasattr(vectorizer, "stop_words_"):
             del vectorizer.stop_words_
-        features = vectorizer.transform([e.text() for e in relevant + negatives]).tocsr()
+        texts = [e.text() for e in relevant + negatives]
+        tfidf = vectorizer.transform(texts).tocsr()
+        features = hyper.cues.extend("relevance", tfidf, texts)
         y = np.array([1] * len(relevant) + [0] * len(negatives))
         base = np.array(
             [1.0] * (len(relevant) + len(data.rejected)) + [UNLABELED_WEIGHT] * len(data.unlabeled)
@@ -299,7 +312,7 @@ class CatalogueModel:
 
         label_models: dict[str, LinearScorer] = {}
         skipped: dict[str, str] = {}
-        label_features = features[: len(relevant)]
+        label_features = tfidf[: len(relevant)]
         label_metrics: dict[str, Any] = {}
         for key in label_keys:
             target = np.array([key in e.labels for e in relevant], dtype=int)
@@ -316,8 +329,10 @@ class CatalogueModel:
 
         novel: LinearScorer | None = None
         if with_novel and min(len(data.novel_positive), len(data.novel_negative)) >= MIN_NOVEL_EXAMPLES:
-            novel_examples = data.novel_positive + data.novel_negative
-            novel_features = vectorizer.transform([e.evidence_text() for e in novel_examples]).tocsr()
+            novel_texts = [e.evidence_text() for e in data.novel_positive + data.novel_negative]
+            novel_features = hyper.cues.extend(
+                "base_to_novel", vectorizer.transform(novel_texts).tocsr(), novel_texts
+            )
             novel_y = np.array([1] * len(data.novel_positive) + [0] * len(data.novel_negative))
             novel, novel_oof = fit_calibrated(
                 novel_features, novel_y, hyper.c_novel, hyper.folds, hyper.seed, None
@@ -326,7 +341,12 @@ class CatalogueModel:
             metrics["base_to_novel"] = prf(novel_oof >= novel.threshold, novel_y == 1)
 
         model = cls(
-            name=name, vectorizer=vectorizer, relevance=relevance, labels=label_models, base_to_novel=novel
+            name=name,
+            vectorizer=vectorizer,
+            relevance=relevance,
+            labels=label_models,
+            base_to_novel=novel,
+            cues=hyper.cues,
         )
         model.card = {
             "format": FORMAT_VERSION,
@@ -335,7 +355,7 @@ class CatalogueModel:
             "training_seconds": round((datetime.now(UTC) - started).total_seconds(), 2),
             "data_sha256": data.data_hash(),
             "counts": data.counts() | {"vocabulary": len(vectorizer.vocabulary_)},
-            "hyperparameters": hyper.__dict__,
+            "hyperparameters": hyper.describe(),
             "scheme": {
                 "features": f"TF-IDF ({hyper.analyzer} n-grams) over title + abstract + arXiv comment",
                 "relevance": "logistic regression; positives = entries with abstracts + accepted decisions",
@@ -347,6 +367,12 @@ class CatalogueModel:
                 "relevance_threshold": f"highest threshold with out-of-fold recall >= {hyper.recall_target}",
                 "label_thresholds": "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers)",
                 "base_to_novel": "logistic regression, base-to-novel papers vs other prompt-learning papers",
+                "cue_features": (
+                    f"binary columns for the preset's cues {[n for n, _ in hyper.cues.patterns]} "
+                    f"(regexes in hyperparameters.cues), appended to the {list(hyper.cues.models)} features"
+                    if hyper.cues.patterns
+                    else "none"
+                ),
             },
             "thresholds": {
                 "relevance": relevance.threshold,
@@ -425,8 +451,9 @@ class CatalogueModel:
     ) -> list[Scores]:
         results: list[Scores] = []
         if chunk:
-            features = self.features([e.text() for e in chunk], analyzed)
-            relevance = self.relevance.proba(features)
+            texts = [e.text() for e in chunk]
+            features = self.features(texts, analyzed)
+            relevance = self.relevance.proba(self.cues.extend("relevance", features, texts))
             label_probs = {key: scorer.proba(features) for key, scorer in self.labels.items()}
             novel = None
             if self.base_to_novel is not None:
@@ -437,7 +464,8 @@ class CatalogueModel:
                     novel_features = features.tolil()
                     novel_features[with_full] = extra
                     novel_features = novel_features.tocsr()
-                novel = self.base_to_novel.proba(novel_features)
+                evidence = [e.evidence_text() for e in chunk] if with_full else texts
+                novel = self.base_to_novel.proba(self.cues.extend("base_to_novel", novel_features, evidence))
             for i, example in enumerate(chunk):
                 labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
                 proposed = [key for key, p in labels.items() if p >= self.labels[key].threshold]
@@ -462,8 +490,11 @@ class CatalogueModel:
 
     def explain(self, example: Example, top: int = 10) -> Explanation:
         """The terms whose TF-IDF weight times model weight moved the relevance score most."""
-        row = self.vectorizer.transform([example.text()]).tocsr()
-        names = self.vectorizer.get_feature_names_out()
+        text = example.text()
+        row = self.cues.extend("relevance", self.vectorizer.transform([text]).tocsr(), [text])
+        names = list(self.vectorizer.get_feature_names_out())
+        if self.cues.applies_to("relevance"):
+            names += self.cues.names
         contributions = [
             (str(names[j]), float(v * self.relevance.coef[j]))
             for j, v in zip(row.indices, row.data, strict=True)
@@ -490,6 +521,7 @@ class CatalogueModel:
             "relevance": self.relevance,
             "labels": self.labels,
             "base_to_novel": self.base_to_novel,
+            "cues": self.cues,
         }
         tmp_model = directory / (MODEL_FILE + ".tmp")
         tmp_card = directory / (CARD_FILE + ".tmp")
@@ -537,6 +569,7 @@ class CatalogueModel:
             labels=payload["labels"],
             base_to_novel=payload["base_to_novel"],
             card=card,
+            cues=payload.get("cues") or CueSet(),
         )
 
 
@@ -552,14 +585,16 @@ def _score_chunk_many(
     models: Sequence[tuple[CatalogueModel, RuleSet | None]], chunk: Sequence[Example]
 ) -> list[list[Scores]]:
     texts = [example.text() for example in chunk]
+    groups: dict[str, list[CatalogueModel]] = {}
+    for model, _rules in models:
+        groups.setdefault(analyzer_key(model.vectorizer), []).append(model)
     analyzed: dict[str, Analyzed] = {}
-    results = []
-    for model, rules in models:
-        key = analyzer_key(model.vectorizer)
-        if key not in analyzed:
-            analyzed[key] = Analyzed.of(model.vectorizer, texts)
-        results.append(model._score_chunk(chunk, rules, analyzed[key]))
-    return results
+    for key, members in groups.items():
+        terms = dict.fromkeys(term for model in members for term in model.vectorizer.vocabulary_)
+        analyzed[key] = Analyzed.of(members[0].vectorizer, texts, list(terms))
+    return [
+        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)]) for model, rules in models
+    ]
 
 
 def library_versions() -> dict[str, str]:
