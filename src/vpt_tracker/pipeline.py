@@ -34,7 +34,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import Page, RunOutcome, Window
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, RefetchWindowRow, RunRow, SightingRow
+from vpt_tracker.store.tables import CursorRow, PaperRow, RefetchWindowRow, RunRow, SightingRow
 
 if TYPE_CHECKING:
     from vpt_tracker.sources.base import Source
@@ -454,13 +454,28 @@ def enqueue_all(
     return counts
 
 
-def _build_sources(settings: Settings, client: Any) -> tuple[list[Source], Any]:
+def abstract_stored(engine: Engine) -> Callable[[str], bool]:
+    """A lookup for the CVF source: is this (versionless) arXiv id stored with an abstract?
+
+    Each call reads the store afresh, so papers that earlier pages and sources of the same
+    run committed (`_fetch_window` commits every page) count too.
+    """
+
+    def known(arxiv_id: str) -> bool:
+        query = select(PaperRow.id).where(PaperRow.arxiv_id == arxiv_id, PaperRow.abstract != "").limit(1)
+        with transaction(engine) as session:
+            return session.scalar(query) is not None
+
+    return known
+
+
+def _build_sources(settings: Settings, engine: Engine, client: Any) -> tuple[list[Source], Any]:
     from vpt_tracker.http import HttpClient
     from vpt_tracker.sources import build_sources
 
     own_client = client is None
     http = HttpClient(settings.http) if own_client else client
-    sources = build_sources(settings, http)
+    sources = build_sources(settings, http, known_abstract=abstract_stored(engine))
     return sources, (http if own_client else None)
 
 
@@ -533,7 +548,7 @@ def nightly(
         log.info("nightly run %d: window %s .. %s", run_id, window.start, window.end)
         owned_client = None
         if sources is None:
-            sources, owned_client = _build_sources(settings, client)
+            sources, owned_client = _build_sources(settings, engine, client)
         try:
             new_ids = _unscored_papers(engine, interrupted)
             reports: list[SourceReport] = []
@@ -669,7 +684,7 @@ def backfill(
         run_id = guard.run_id = start_run(engine, "backfill", overall, now)
         owned_client = None
         if sources is None:
-            sources, owned_client = _build_sources(settings, client)
+            sources, owned_client = _build_sources(settings, engine, client)
         reports = {source.name: SourceReport(source.name) for source in sources}
         new_ids = _unscored_papers(engine, interrupted)
         errors: dict[str, str] = {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from vpt_tracker.config import CvfConference, CvfConfig
+from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Window
 from vpt_tracker.replay import ReplayServer, default_root
 from vpt_tracker.sources.base import SourceError
@@ -142,3 +144,46 @@ def test_paper_page_fills_in_links_and_authors_the_listing_lacks(tmp_path: Path,
     assert cocoop.arxiv_id == "2203.05557"
     assert cocoop.supplementary_url and cocoop.supplementary_url.endswith("_supplemental.pdf")
     assert cocoop.authors == ("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu")
+
+
+COCOOP_PAGE = COCOOP.removeprefix("https://openaccess.thecvf.com")  # its path on the replay server
+
+
+def test_a_listed_preprint_with_a_known_abstract_costs_no_page(
+    replay: ReplayServer, make_client: Callable[..., HttpClient]
+) -> None:
+    asked: list[str] = []
+
+    def known_abstract(arxiv_id: str) -> bool:
+        asked.append(arxiv_id)
+        return arxiv_id == "2203.05557"
+
+    config = CvfConfig(base_url=replay.urls()["cvf"], conferences=[CVPR], fetch_abstracts=True)
+    pages = list(CvfSource(config, make_client(), known_abstract=known_abstract).fetch(WINDOW, {}))
+
+    paths = [r.path for r in replay.requests]
+    assert COCOOP_PAGE not in paths  # the listing links its stored preprint: no page request
+    assert paths[0] == "/CVPR2022" and len(paths) == 1 + 29  # every other paper's page, once
+    assert [p.requests for p in pages] == [1 + (BATCH - 1), 30 - BATCH]  # the listing; CoCoOp is in batch 1
+    assert asked == ["2203.05557"]  # only papers whose entry links a preprint are looked up
+    cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
+    assert (cocoop.arxiv_id, cocoop.title, cocoop.venue, cocoop.year) == (
+        "2203.05557",
+        "Conditional Prompt Learning for Vision-Language Models",
+        "CVPR",
+        2022,
+    )
+    assert cocoop.authors == ("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu")
+    assert cocoop.abstract == ""  # ingestion keeps the stored one
+    others = [r for p in pages for r in p.records if r.cvf_url != COCOOP]
+    assert len(others) == 29 and all(r.abstract for r in others)
+
+
+def test_a_listed_preprint_without_a_known_abstract_still_costs_its_page(
+    replay: ReplayServer, make_client: Callable[..., HttpClient]
+) -> None:
+    config = CvfConfig(base_url=replay.urls()["cvf"], conferences=[CVPR], fetch_abstracts=True)
+    pages = list(CvfSource(config, make_client(), known_abstract=lambda _id: False).fetch(WINDOW, {}))
+    assert COCOOP_PAGE in [r.path for r in replay.requests] and len(replay.requests) == 1 + 30
+    cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
+    assert cocoop.abstract.startswith("With the rise of powerful pre-trained vision-language models")

@@ -1,10 +1,13 @@
 """Paper sources: each turns a time window into pages of `RawRecord`s (see `base.py`).
 
 Sources import only `models`, `normalize`, `http`, `errors` and `config`, never the store:
-ingestion decides what is new.
+ingestion decides what is new. What a source may skip because the store has it comes in as
+a callback from the caller (`known_abstract` for CVF).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from vpt_tracker.config import Settings
 from vpt_tracker.http import HttpClient
@@ -29,8 +32,18 @@ __all__ = [
 ]
 
 
-def build_source(name: str, settings: Settings, client: HttpClient) -> Source:
-    """One source by name, whether enabled or not (for `vpt-tracker fetch NAME`)."""
+def build_source(
+    name: str,
+    settings: Settings,
+    client: HttpClient,
+    *,
+    known_abstract: Callable[[str], bool] | None = None,
+) -> Source:
+    """One source by name, whether enabled or not (for `vpt-tracker fetch NAME`).
+
+    `known_abstract(arxiv_id)` says whether a (versionless) arXiv preprint is stored with its
+    abstract; CVF then skips that paper's page. Without it every page is fetched.
+    """
     config = settings.sources
     if name == "arxiv_api":
         return ArxivApiSource(config.arxiv_api, client)
@@ -39,16 +52,26 @@ def build_source(name: str, settings: Settings, client: HttpClient) -> Source:
     if name == "openreview":
         return OpenReviewSource(config.openreview, client)
     if name == "cvf":
-        return CvfSource(config.cvf, client)
+        return CvfSource(config.cvf, client, known_abstract=known_abstract)
     raise ValueError(f"unknown source {name!r}; known sources: {', '.join(SOURCE_NAMES)}")
 
 
-def build_sources(settings: Settings, client: HttpClient) -> list[Source]:
-    """The enabled sources, in a fixed order (arXiv first: venues then upgrade its preprints)."""
+def build_sources(
+    settings: Settings,
+    client: HttpClient,
+    *,
+    known_abstract: Callable[[str], bool] | None = None,
+) -> list[Source]:
+    """The enabled sources, in a fixed order (arXiv first: venues then upgrade its preprints,
+    and CVF need not fetch the pages of preprints the arXiv sources stored; see `build_source`)."""
     enabled = {
         "arxiv_api": settings.sources.arxiv_api.enabled,
         "arxiv_rss": settings.sources.arxiv_rss.enabled,
         "openreview": settings.sources.openreview.enabled,
         "cvf": settings.sources.cvf.enabled,
     }
-    return [build_source(name, settings, client) for name in SOURCE_NAMES if enabled[name]]
+    return [
+        build_source(name, settings, client, known_abstract=known_abstract)
+        for name in SOURCE_NAMES
+        if enabled[name]
+    ]

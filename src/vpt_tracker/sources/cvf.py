@@ -4,6 +4,10 @@ The listing `/<CONF><YEAR>?day=all` gives, per paper, a `<dt class="ptitle">` wi
 paper page link, a `<dd>` of authors (hidden `query_author` inputs) and a `<dd>` of links
 (pdf, `supp`, `arXiv`). The abstract is only on the paper page (`<div id="abstract">`), so
 paper pages are fetched when `fetch_abstracts` is on, in batches that each become a page.
+A paper whose listing entry links an arXiv preprint whose abstract is already known (the
+`known_abstract` callback, which the caller backs with the store) is yielded as its listing
+record without its page: ingestion merges it into the preprint by arXiv id, keeping that
+abstract. On a proceedings listing this saves hundreds of requests at CVF's per-host interval.
 
 Proceedings are published once, so the cursor per conference is not tied to the window: it
 keeps a fingerprint of the listing and the next paper to fetch. An unchanged listing that
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urljoin, urlsplit
 
@@ -180,9 +184,19 @@ class CvfSource:
 
     name = NAME
 
-    def __init__(self, config: CvfConfig, client: HttpClient) -> None:
+    def __init__(
+        self,
+        config: CvfConfig,
+        client: HttpClient,
+        *,
+        known_abstract: Callable[[str], bool] | None = None,
+    ) -> None:
+        """`known_abstract(arxiv_id)` (a versionless id) says whether that preprint's abstract is
+        already stored; such papers' pages are not fetched. It is asked when the paper's batch
+        is read, so it also sees what earlier pages and sources of the same run stored."""
         self.config = config
         self.client = client
+        self.known_abstract = known_abstract
 
     def listing_url(self, conference: CvfConference) -> str:
         return f"{self.config.base_url.rstrip('/')}/{conference.name}{conference.year}"
@@ -207,12 +221,22 @@ class CvfSource:
             offset = position.offset
             while offset < len(papers):
                 batch = papers[offset : offset + BATCH]
-                records = [self._with_abstract(p, conference) for p in batch]
+                records = []
+                requests = 1 if offset == position.offset else 0  # the listing, on this run's first page
+                for paper in batch:
+                    if self._abstract_known(paper):
+                        records.append(listed_record(paper, conference))
+                    else:
+                        records.append(self._with_abstract(paper, conference))
+                        requests += 1
                 offset += len(batch)
                 done = offset >= len(papers)
-                # The listing request is counted on the first page of this run.
-                requests = len(batch) + (1 if offset == position.offset + len(batch) else 0)
                 yield Page(NAME, key, records, Position(offset, done, mark).encode(None), requests, done)
+
+    def _abstract_known(self, paper: ListedPaper) -> bool:
+        """Whether the paper's listed arXiv preprint is stored with its abstract (no page needed)."""
+        arxiv_id = normalize.arxiv_id(paper.arxiv_url)
+        return arxiv_id is not None and self.known_abstract is not None and self.known_abstract(arxiv_id)
 
     def _with_abstract(self, paper: ListedPaper, conference: CvfConference) -> RawRecord:
         record = listed_record(paper, conference)
