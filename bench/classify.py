@@ -35,15 +35,20 @@ def main() -> None:
     parser.add_argument("--papers", type=int, default=300_000, help="papers to score")
     parser.add_argument("--unlabeled", type=int, default=15_000, help="unlabeled training papers")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="scoring processes")
+    parser.add_argument(
+        "--preset", default="awesome-vpt", help="recipe and preset (generalizable-vlm adds its cue features)"
+    )
+    parser.add_argument("--analyzer", choices=("word", "char_wb"), default="word", help="TF-IDF analyzer")
     args = parser.parse_args()
 
     pool = load_pool(args.shared)
-    recipe = RECIPES["awesome-vpt"]
+    recipe = RECIPES[args.preset]
     data, _ = build_training_set(recipe, args.shared / "lists", pool, unlabeled=args.unlabeled)
-    keys = [label.key for label in load_preset("awesome-vpt").labels]
+    preset = load_preset(args.preset)
+    keys = [label.key for label in preset.labels]
     total = len(data.relevant) + len(data.unlabeled)
     started, cpu = time.perf_counter(), _cpu_seconds()
-    model = CatalogueModel.train("bench", data, keys, Hyper())
+    model = CatalogueModel.train("bench", data, keys, Hyper(analyzer=args.analyzer, cues=preset.cues))
     train_s, train_cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     print(
         f"training: {total} papers ({len(data.relevant)} relevant) in {train_s:.1f} s wall, "

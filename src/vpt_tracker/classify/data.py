@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rapidfuzz import fuzz
+
 from vpt_tracker.dumps import iter_jsonl
 from vpt_tracker.errors import UserError
+from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY
 from vpt_tracker.normalize import arxiv_id, title_key
 
 
@@ -128,8 +132,26 @@ def read_conference_index(path: Path) -> Iterator[Example]:
             yield Example(title=item["title"], abstract=item.get("abstract") or "", id=url)
 
 
+# A list entry's title often differs from the paper's in ways that are not a different paper:
+# a trailing "(Affiliation)" or "." (BWLONG), a missing or added "Acronym: " prefix, a singular
+# for a plural. Those are matched by variants, then by a fuzzy fallback guarded by a high cutoff.
+_TRAILING_NOTE = re.compile(r"\s*\([^()]*\)\s*\.?\s*$")
+_DIGITS = re.compile(r"\d+")
+MIN_VARIANT_WORDS = 5  # a subtitle or stripped title shorter than this is too generic to match by
+MIN_STRIPPED_WORDS = 3  # ... and a title without its "(note)" (still an exact match of the rest)
+MAX_FUZZY_BLOCK = 400  # a rare title word listing more papers than this is not a useful block
+
+
+@dataclass(frozen=True)
+class Match:
+    """A paper found for a list entry, and how: "arxiv", "title", "variant" or "fuzzy"."""
+
+    paper: Example
+    how: str
+
+
 class AbstractIndex:
-    """Papers with abstracts, looked up by arXiv id or by folded title.
+    """Papers with abstracts, looked up by arXiv id, by folded title, then by near-equal title.
 
     This is how a list entry (a title and maybe an arXiv link) finds its abstract in a
     local corpus; the first paper seen for a key wins, so the order of sources matters.
@@ -139,6 +161,8 @@ class AbstractIndex:
         self.papers: list[Example] = []
         self._by_arxiv: dict[str, int] = {}
         self._by_title: dict[str, int] = {}
+        self._by_subtitle: dict[str, int] = {}  # "Acronym: Rest" indexed by "rest"; -1 = ambiguous
+        self._by_word: dict[str, list[int]] | None = None  # built on the first fuzzy lookup
         for paper in papers:
             self.add(paper)
 
@@ -153,15 +177,95 @@ class AbstractIndex:
             self._by_arxiv[ident] = position
         if tkey:
             self._by_title[tkey] = position
+        subtitle = _subtitle_key(paper.title)
+        if subtitle:
+            self._by_subtitle[subtitle] = -1 if subtitle in self._by_subtitle else position
+        self._by_word = None
 
-    def find(self, title: str, arxiv: str | None = None) -> Example | None:
+    def find(self, title: str, arxiv: str | None = None, *, fuzzy: bool = True) -> Example | None:
+        found = self.match(title, arxiv, fuzzy=fuzzy)
+        return None if found is None else found.paper
+
+    def match(self, title: str, arxiv: str | None = None, *, fuzzy: bool = True) -> Match | None:
+        """The paper for an entry: exact keys, then title variants, then (if `fuzzy`) a near-equal title.
+
+        The fuzzy step compares folded titles without spaces (so "E2VPT" meets "E^2VPT") by
+        rapidfuzz ratio against the ingest's title-only cutoff, only among papers sharing a
+        rare title word with the entry, and only when both titles carry the same numbers
+        ("v2", "3D" differ in meaning, not in spelling).
+        """
         if arxiv and arxiv in self._by_arxiv:
-            return self.papers[self._by_arxiv[arxiv]]
-        position = self._by_title.get(title_key(title))
-        return None if position is None else self.papers[position]
+            return Match(self.papers[self._by_arxiv[arxiv]], "arxiv")
+        key = title_key(title)
+        if key in self._by_title:
+            return Match(self.papers[self._by_title[key]], "title")
+        for variant in [key, *_title_variants(title)]:
+            for table in (self._by_title, self._by_subtitle):
+                position = table.get(variant, -1)
+                if position >= 0:
+                    return Match(self.papers[position], "variant")
+        if fuzzy and len(key.split()) >= MIN_VARIANT_WORDS:
+            near = self._fuzzy(key)
+            if near is not None:
+                return Match(self.papers[near], "fuzzy")
+        return None
+
+    def _fuzzy(self, key: str) -> int | None:
+        by_word = self._word_blocks()
+        words = sorted(
+            {w for w in key.split() if 0 < len(by_word.get(w, ())) <= MAX_FUZZY_BLOCK},
+            key=lambda w: len(by_word[w]),
+        )
+        candidates = {position for word in words[:2] for position in by_word[word]}
+        compact, digits = key.replace(" ", ""), _DIGITS.findall(key)
+        best, best_score = None, 0.0
+        for position in sorted(candidates):
+            other = title_key(self.papers[position].title)
+            if _DIGITS.findall(other) != digits:
+                continue
+            score = fuzz.ratio(compact, other.replace(" ", ""), score_cutoff=TITLE_THRESHOLD_TITLE_ONLY)
+            if score > best_score:
+                best, best_score = position, score
+        return best
+
+    def _word_blocks(self) -> dict[str, list[int]]:
+        if self._by_word is None:
+            blocks: dict[str, list[int]] = {}
+            for position, paper in enumerate(self.papers):
+                for word in set(title_key(paper.title).split()):
+                    if len(word) >= 4:
+                        blocks.setdefault(word, []).append(position)
+            self._by_word = blocks
+        return self._by_word
 
     def __len__(self) -> int:
         return len(self.papers)
+
+
+def _subtitle_key(title: str) -> str | None:
+    """The folded part after "Name: ", when the name is one word and the rest is long enough.
+
+    One word only: "LoGoPrompt: Synthetic Text Images ..." is that paper's name and title, but
+    "Replication Study: Federated Text-Driven ..." is another paper about it.
+    """
+    name, colon, rest = title.partition(":")
+    if not colon or len(name.split()) != 1:
+        return None
+    key = title_key(rest)
+    return key if len(key.split()) >= MIN_VARIANT_WORDS else None
+
+
+def _title_variants(title: str) -> list[str]:
+    """Other keys an entry's title may match: without a trailing "(note)", without "Acronym: "."""
+    variants = []
+    stripped = _TRAILING_NOTE.sub("", title)
+    if stripped != title and len(title_key(stripped).split()) >= MIN_STRIPPED_WORDS:
+        variants.append(title_key(stripped))
+    for text in (title, stripped):
+        subtitle = _subtitle_key(text)
+        if subtitle:
+            variants.append(subtitle)
+    return list(dict.fromkeys(variants))
 
 
 def sample(examples: Sequence[Example], size: int, seed: int) -> list[Example]:

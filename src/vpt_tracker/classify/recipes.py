@@ -18,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ class ListSource:
     exclude_sections: tuple[str, ...] = ()
     own: bool = False
     label_map: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """The file name, plus the sections when a recipe uses one file more than once."""
+        return self.file + (f" [{', '.join(self.sections)}]" if self.sections else "")
 
     def keeps(self, entry: ParsedEntry) -> bool:
         path = " > ".join(entry.section_path).lower()
@@ -93,7 +97,15 @@ _VPT_RELATED_LABELS = (
     ("token level", "token"),
     ("embedding level", "token"),
     ("test-time", "test-time"),
+    ("test time", "test-time"),
     ("continual", "test-time"),
+    # badges of the PETL lists for prompts that meet text (CLIP-style), as the own list's
+    # "VPT in Multimodality" section: "Text Prompt", "Joint Prompt", "CrossModal", "MultiModal Prompt"
+    ("text prompt", "multi-modality"),
+    ("joint prompt", "multi-modality"),
+    ("crossmodal", "multi-modality"),
+    ("cross modal", "multi-modality"),
+    ("multimodal prompt", "multi-modality"),
 )
 _VPT_RELATED = (
     ListSource(
@@ -112,10 +124,24 @@ _VPT_RELATED = (
         exclude_sections=("Vision-Language",),
         label_map=_VPT_RELATED_LABELS,
     ),
+    # Its prompt learning for CLIP-like models (CoOp, MaPLe, ...), as JindongGu's CLIP section
+    # and zhengli97's prompt sections; not the prompting of chat models (instruction tuning,
+    # "language-interactable" prompts), which the catalogue does not admit.
+    ListSource(
+        "ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README.md",
+        sections=("Vision-Language Prompt",),
+        exclude_sections=("Instruction Tuning", "Language-Interactable"),
+        label_map=(("vision-language prompt", "multi-modality"),),
+    ),
     ListSource(
         "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md",
         sections=("CLIP",),
-        label_map=(("visual", "multi-modality"), ("robust", "robustness"), ("test-time", "test-time")),
+        label_map=(
+            ("image-text matching", "multi-modality"),  # the section: every row prompts CLIP
+            ("patch-wise", "pixel"),  # "Visual patch-wise prompts"
+            ("robust", "robustness"),
+            ("test-time", "test-time"),
+        ),
     ),
     ListSource(
         "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
@@ -146,6 +172,34 @@ _ADAPTATION_FROM_VPT = (
 )
 
 
+# The related lists' labels in prompt-adaptation terms: VP works in pixel space, VPT in token
+# space, and the prompt-tuning sections of those lists hold learnable prompts.
+_ADAPTATION_FROM_RELATED = {
+    "pixel": "vp-learnable",
+    "token": "vpt-learnable",
+    "multi-modality": "multi-modal",
+    "test-time": "test-time",
+    "robustness": "robustness",
+}
+_ADAPTATION_RELATED_EXTRA = (
+    ("point cloud", "point-clouds"),
+    ("segmentation", "segmentation"),
+    ("medical", "medical"),
+    ("robot", "robotics"),
+    ("black-box", "black-box"),
+)
+
+
+def _related_for_adaptation(source: ListSource) -> ListSource:
+    """A related-list source of awesome-vpt with its label map translated to prompt-adaptation keys."""
+    translated = tuple(
+        (needle, _ADAPTATION_FROM_RELATED[key])
+        for needle, key in source.label_map
+        if key in _ADAPTATION_FROM_RELATED
+    )
+    return replace(source, label_map=translated + _ADAPTATION_RELATED_EXTRA)
+
+
 def _adaptation_source(file: str) -> ListSource:
     return ListSource(file, exclude_sections=("survey",), label_map=_ADAPTATION_FROM_VPT)
 
@@ -154,8 +208,10 @@ RECIPES: dict[str, Recipe] = {
     "awesome-vpt": Recipe(
         "awesome-vpt",
         relevant=_AWESOME_VPT_OWN + _VPT_RELATED,
-        notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang, "
-        "JindongGu (CLIP), zhengli97 (prompt sections) and BWLONG",
+        notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang "
+        "(vision and vision-language prompt sections, not instruction tuning), JindongGu (CLIP), zhengli97 "
+        "(prompt sections) and BWLONG; entries matched by arXiv id, folded title, title variants and a "
+        "guarded fuzzy title match (AbstractIndex.match)",
     ),
     "prompt-adaptation": Recipe(
         "prompt-adaptation",
@@ -165,7 +221,7 @@ RECIPES: dict[str, Recipe] = {
             ),
             _adaptation_source("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"),
             _adaptation_source("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md"),
-            *_VPT_RELATED,
+            *(_related_for_adaptation(source) for source in _VPT_RELATED),
         ),
         notes="own list (0 local abstracts) + its awesome-vpt predecessor with sections mapped to VP/VPT "
         "labels + the same related visual-prompt lists as awesome-vpt",
@@ -223,6 +279,7 @@ def load_pool(shared_data: Path) -> AbstractIndex:
 class Matched:
     examples: list[Example] = field(default_factory=list)
     entries: int = 0
+    inexact: int = 0  # matched by a title variant or the fuzzy fallback (see `AbstractIndex.match`)
 
 
 def match_entries(
@@ -235,9 +292,11 @@ def match_entries(
         if not source.keeps(entry):
             continue
         found.entries += 1
-        paper = pool.find(entry.title, entry.arxiv_id)
-        if paper is None:
+        found_paper = pool.match(entry.title, entry.arxiv_id)
+        if found_paper is None:
             continue
+        paper = found_paper.paper
+        found.inexact += found_paper.how in ("variant", "fuzzy")
         labels = tuple(source.labels(entry, preset)) if with_labels else ()
         found.examples.append(Example(paper.title, paper.abstract, paper.comment, labels, paper.id))
     return found
@@ -274,10 +333,11 @@ def build_training_set(
         groups = []
         for source in sources:
             found = match_entries(source, lists_dir, pool, preset, with_labels=with_labels)
-            provenance[role][source.file] = {
+            provenance[role][source.describe()] = {
                 "sections": list(source.sections),
                 "entries": found.entries,
                 "with_abstract": len(found.examples),
+                "by_near_title": found.inexact,
             }
             groups.append(found.examples)
         return _merge(groups)
@@ -335,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %s", name, data.counts())
         preset = load_preset(name)
         keys = [label.key for label in preset.labels]
-        hyper = Hyper(folds=args.folds, seed=args.seed)
+        hyper = Hyper(folds=args.folds, seed=args.seed, cues=preset.cues)
         report = evaluate(name, data, keys, hyper, folds=args.folds)
         model = CatalogueModel.train(name, data, keys, hyper)
         model.card["preset"] = name

@@ -24,6 +24,14 @@ TOML shape::
 `when` keys: `section` (case-insensitive substring of a heading on the entry's section
 path), `badge` (a badge text, case-insensitive), `cell` (header -> substring of that
 cell). A section path may use `{year}`, filled from the new entry's year.
+
+An optional `[cues]` table adds fixed phrase features to some of the catalogue's models
+(see `classify/cues.py`)::
+
+    [cues]
+    models = ["base_to_novel"]      # and/or "relevance"
+    [cues.patterns]
+    harmonic-mean = 'harmonic mean'     # a regex over the lower-cased text
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from vpt_tracker.catalogue.markdown import NewEntry
+from vpt_tracker.classify.cues import CueSet
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import Label
 
@@ -74,6 +83,7 @@ class Preset:
     labels: list[Label]
     title: str = ""
     requires_base_to_novel: bool = False
+    cues: CueSet = field(default_factory=CueSet)
     _specs: list[_LabelSpec] = field(default_factory=list, repr=False)
     _placements: list[tuple[list[str], list[str]]] = field(default_factory=list, repr=False)
 
@@ -175,6 +185,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
         labels=[s.label for s in specs],
         title=data.get("title", ""),
         requires_base_to_novel=bool(data.get("requires_base_to_novel", False)),
+        cues=CueSet.from_config(data.get("cues")),
         _specs=specs,
         _placements=placements,
     )
