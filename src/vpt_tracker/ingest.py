@@ -24,12 +24,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import re
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from itertools import combinations, islice
+from pathlib import Path
 from typing import Any, cast
 
 from rapidfuzz import fuzz
@@ -159,6 +162,12 @@ def lead_author_keys(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def _stable_hash(text: str) -> int:
+    """A 64-bit hash that is the same in every process (CRC-32 and Adler-32, both in C)."""
+    data = text.encode()
+    return (zlib.crc32(data) << 32) | zlib.adler32(data)
+
+
 def block_keys(title_key: str, lead_authors: tuple[str, ...]) -> list[int]:
     """The blocks a paper belongs to; two versions of a paper share at least one of them.
 
@@ -168,19 +177,20 @@ def block_keys(title_key: str, lead_authors: tuple[str, ...]) -> list[int]:
       have few pairs);
     - the first two authors together (titles that changed more; reordered author lists).
     A single word is never a block: it would grow with the store. Hashes, not strings, keep
-    the index small.
+    the index small; stable ones (not `hash()`, which is salted per process), so that an
+    index saved by one run is valid in the next.
     """
     tokens = {w for w in title_key.split() if len(w) > 2} or set(title_key.split())
     # Uncommon words first, longest first; common words fill up short titles.
     words = sorted(tokens, key=lambda w: (w in _COMMON_WORDS, -len(w), w))[:4]
-    keys = [hash(pair) for pair in combinations(sorted(words), 2)]
+    keys = [_stable_hash(f"{a} {b}") for a, b in combinations(sorted(words), 2)]
     leading = sorted(set(lead_authors[:2]))
     for author in leading:
-        keys.extend(hash(("@", author, word)) for word in words[:2])
+        keys.extend(_stable_hash(f"@{author} {word}") for word in words[:2])
     if len(leading) == 2:
-        keys.append(hash(("@@", *leading)))
+        keys.append(_stable_hash(f"@@{leading[0]} {leading[1]}"))
     elif not leading and len(words) == 1:
-        keys.append(hash((words[0],)))  # a one-word title without authors: nothing else to go on
+        keys.append(_stable_hash(words[0]))  # a one-word title without authors: nothing else to go on
     return keys
 
 
@@ -208,6 +218,11 @@ class _Known:
         self.author_keys = keys.author_keys
         self.lead_authors = keys.lead_authors
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # One call per object instead of pickle's generic __slots__ path: a saved index of
+        # 300k papers loads several times faster.
+        return (_known_from_fields, tuple(getattr(self, name) for name in _KNOWN_FIELDS))
+
     def conflicts(self, keys: RecordKeys) -> bool:
         """True when an exact key says the record is another paper."""
         return (
@@ -220,6 +235,16 @@ class _Known:
             )
             or (self.cvf_url is not None and keys.cvf_url is not None and self.cvf_url != keys.cvf_url)
         )
+
+
+_KNOWN_FIELDS = _Known.__slots__
+
+
+def _known_from_fields(*values: Any) -> _Known:
+    known = _Known.__new__(_Known)
+    for name, value in zip(_KNOWN_FIELDS, values, strict=True):
+        setattr(known, name, value)
+    return known
 
 
 class IdentityIndex:
@@ -623,18 +648,24 @@ def ingest_resolved(
 
 
 class _IndexCache:
-    """The identity index of each database, kept between `ingest_page` calls.
+    """The identity index of each database, kept between `ingest_page` calls and between runs.
 
     It is reused only if the store is in the state it was left in: same paper count, same
     highest id, same latest modification. A rolled-back page, or papers written by another
     process, change one of them (the index's own writes are recorded after they are
     flushed), and the index is then loaded afresh. An index in use is taken out of the
     cache, so two threads never share one.
+
+    With a snapshot folder (`keep_index_between_runs`), `save_index` writes the index to
+    disk with the state it matches, and the next process starts from it when the store is
+    still in that state: a nightly run over a store of 300k papers then reads one file
+    instead of rebuilding the index from every paper (seconds instead of half a minute).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[tuple[Any, ...], IdentityIndex]] = {}
+        self.snapshots: Path | None = None
 
     @staticmethod
     def _state(session: Session) -> tuple[str, tuple[Any, ...]]:
@@ -650,12 +681,53 @@ class _IndexCache:
             entry = self._entries.pop(url, None)
         if entry is not None and entry[0] == state:
             return entry[1]
-        return IdentityIndex.load(session)
+        return self._read_snapshot(url, state) or IdentityIndex.load(session)
 
     def put(self, session: Session, index: IdentityIndex) -> None:
         url, state = self._state(session)
         with self._lock:
             self._entries[url] = (state, index)
+
+    def save(self, session: Session) -> bool:
+        """Write this database's cached index to the snapshot folder, if it is current."""
+        if self.snapshots is None:
+            return False
+        url, state = self._state(session)
+        with self._lock:
+            entry = self._entries.get(url)
+        if entry is None or entry[0] != state:
+            return False
+        path = self._snapshot_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        with temporary.open("wb") as stream:
+            pickle.dump((_SNAPSHOT_FORMAT, url, state, entry[1]), stream, protocol=pickle.HIGHEST_PROTOCOL)
+        temporary.replace(path)  # a crash leaves the old snapshot or none, never half a file
+        return True
+
+    def _snapshot_path(self, url: str) -> Path:
+        assert self.snapshots is not None
+        name = hashlib.sha256(url.encode()).hexdigest()[:16]
+        return self.snapshots / f"identity-index-{name}.pickle"
+
+    def _read_snapshot(self, url: str, state: tuple[Any, ...]) -> IdentityIndex | None:
+        if self.snapshots is None:
+            return None
+        path = self._snapshot_path(url)
+        try:
+            with path.open("rb") as stream:
+                saved_format, saved_url, saved_state, index = pickle.load(stream)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # a damaged or foreign file: rebuild from the store
+            log.warning("ignoring the identity index snapshot %s (%s)", path, type(exc).__name__)
+            return None
+        if (saved_format, saved_url, saved_state) != (_SNAPSHOT_FORMAT, url, state):
+            log.debug("identity index snapshot %s is stale", path)
+            return None
+        if not isinstance(index, IdentityIndex):
+            return None
+        return index
 
     def clear(self) -> None:
         with self._lock:
@@ -663,6 +735,26 @@ class _IndexCache:
 
 
 _INDEX_CACHE = _IndexCache()
+_SNAPSHOT_FORMAT = 1
+
+
+def keep_index_between_runs(folder: Path | None) -> None:
+    """Save identity indexes in `folder` (see `_IndexCache`); None turns it off."""
+    _INDEX_CACHE.snapshots = folder
+
+
+def forget_indexes() -> None:
+    """Drop the indexes kept in memory (the next page loads a snapshot or the store)."""
+    _INDEX_CACHE.clear()
+
+
+def save_index(engine: Engine) -> bool:
+    """Write the current identity index of this store to the snapshot folder, if any.
+
+    Called once a run's pages are all ingested; True when a snapshot was written.
+    """
+    with transaction(engine) as session:
+        return _INDEX_CACHE.save(session)
 
 
 def _write_cursor(session: Session, source: str, key: str, value: str | None) -> None:
@@ -699,14 +791,18 @@ def ingest_records(
         raise ValueError("batch_size must be at least 1")
     total = IngestStats()
     iterator = iter(records)
+    own_index = index is None
     with transaction(engine) as session:
         if index is None:
-            index = IdentityIndex.load(session)
+            index = _INDEX_CACHE.take(session)
     while batch := list(islice(iterator, batch_size)):
         with transaction(engine) as session:
             stats, _ids = _ingest(session, batch, index, run_id=run_id, now=now())
         total += stats
         if progress is not None:
             progress(stats)
+    if own_index:  # later pages (and, once saved, later runs) start from this index
+        with transaction(engine) as session:
+            _INDEX_CACHE.put(session, index)
     log.info("ingested %s", total.as_dict())
     return total

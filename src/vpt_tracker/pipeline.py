@@ -31,6 +31,7 @@ from sqlalchemy import Engine, select, update
 
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
+from vpt_tracker.ingest import keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import Page, RunOutcome, Window
 from vpt_tracker.store import transaction
@@ -545,6 +546,7 @@ def nightly(
             parts = [resume, Window(resume.end, now)]
             window = Window(resume.start, now)
         run_id = guard.run_id = start_run(engine, "nightly", window, now)
+        keep_index_between_runs(settings.data_dir / "cache")
         log.info("nightly run %d: window %s .. %s", run_id, window.start, window.end)
         owned_client = None
         if sources is None:
@@ -585,6 +587,7 @@ def nightly(
         finally:
             if owned_client is not None and hasattr(owned_client, "close"):
                 owned_client.close()
+        _save_identity_index(engine)
         errors = {report.source: report.error for report in reports if report.error}
         health = assess_health(engine, reports, weekday=now.weekday(), window=window, before_run=run_id)
         queue_refetch(engine, run_id, health, window)
@@ -603,6 +606,14 @@ def nightly(
             duration=clock() - started,
             now=now,
         )
+
+
+def _save_identity_index(engine: Engine) -> None:
+    """Keep the identity index for the next run; a failure only costs that run a reload."""
+    try:
+        save_index(engine)
+    except Exception as exc:  # a full disk must not fail a run whose papers are stored
+        log.warning("could not save the identity index snapshot: %s", exc)
 
 
 def _close_run(
@@ -682,6 +693,7 @@ def backfill(
         interrupted = recover_interrupted(engine, now)
         overall = Window(windows[0].start, windows[-1].end)
         run_id = guard.run_id = start_run(engine, "backfill", overall, now)
+        keep_index_between_runs(settings.data_dir / "cache")
         owned_client = None
         if sources is None:
             sources, owned_client = _build_sources(settings, engine, client)
@@ -723,6 +735,7 @@ def backfill(
         finally:
             if owned_client is not None and hasattr(owned_client, "close"):
                 owned_client.close()
+        _save_identity_index(engine)
         for report in reports.values():
             if report.error:
                 errors[report.source] = report.error

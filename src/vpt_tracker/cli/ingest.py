@@ -18,7 +18,7 @@ from vpt_tracker.cli.context import AppContext, echo_json, pass_app
 from vpt_tracker.dumps import read_corpus_jsonl
 from vpt_tracker.enrich import ArxivLookup, LocalIndex, enrich_catalogue
 from vpt_tracker.errors import UserError
-from vpt_tracker.ingest import IngestStats, ingest_records
+from vpt_tracker.ingest import IngestStats, ingest_records, keep_index_between_runs, save_index
 from vpt_tracker.models import RawRecord, RunOutcome
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CursorRow, EntryRow, PaperRow, RunRow, SightingRow
@@ -88,7 +88,9 @@ def ingest_jsonl(app: AppContext, files: tuple[Path, ...], batch_size: int, as_j
     stats = IngestStats()
     try:
         with _record_progress(len(records), "ingesting") as progress:
+            keep_index_between_runs(app.settings.data_dir / "cache")
             stats = ingest_records(engine, records, run_id=run_id, batch_size=batch_size, progress=progress)
+        save_index(engine)  # the next nightly run starts from this index instead of rebuilding it
         outcome = RunOutcome.OK
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"

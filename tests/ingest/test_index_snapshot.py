@@ -1,0 +1,141 @@
+"""The identity index saved between runs: used when current, ignored when stale or damaged."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select, update
+
+from vpt_tracker.dumps import read_corpus_jsonl
+from vpt_tracker.ingest import (
+    IdentityIndex,
+    IngestStats,
+    block_keys,
+    forget_indexes,
+    ingest_page,
+    keep_index_between_runs,
+    save_index,
+)
+from vpt_tracker.models import Page, RawRecord
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import PaperRow
+
+CORPUS = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "corpus").glob("*.jsonl"))
+
+
+@pytest.fixture
+def snapshots(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "cache"
+    keep_index_between_runs(folder)
+    forget_indexes()
+    yield folder
+    keep_index_between_runs(None)
+    forget_indexes()
+
+
+@pytest.fixture
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the times the index is rebuilt from the store."""
+    counted: list[int] = []
+    real_load = IdentityIndex.load.__func__  # type: ignore[attr-defined]
+
+    def counting_load(cls: type[IdentityIndex], session: object) -> IdentityIndex:
+        counted.append(1)
+        return real_load(cls, session)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(IdentityIndex, "load", classmethod(counting_load))
+    return counted
+
+
+def page(records: list[RawRecord], cursor: str) -> Page:
+    return Page(source="arxiv_rss", cursor_key="cs.CV", records=records, cursor=cursor)
+
+
+def ingest(engine: Engine, records: list[RawRecord], cursor: str) -> IngestStats:
+    with transaction(engine) as session:
+        return ingest_page(session, page(records, cursor))
+
+
+def paper_count(engine: Engine) -> int:
+    with transaction(engine) as session:
+        return session.scalar(select(func.count(PaperRow.id))) or 0
+
+
+def retitled(record: RawRecord) -> RawRecord:
+    """The same paper seen at a venue: no arXiv id, so only the fuzzy match can place it."""
+    return RawRecord(
+        source="cvf",
+        source_id=f"cvf:{record.source_id}",
+        title=record.title.upper() + ".",
+        authors=record.authors,
+        venue="CVPR",
+        year=2026,
+    )
+
+
+def test_a_new_process_starts_from_the_saved_index(engine: Engine, snapshots: Path, loads: list[int]) -> None:
+    records = read_corpus_jsonl(CORPUS[0])[:40]
+    ingest(engine, records[:30], "1")
+    assert save_index(engine)
+    assert len(list(snapshots.glob("identity-index-*.pickle"))) == 1
+    forget_indexes()  # what a new process has: nothing in memory
+    before = paper_count(engine)
+    stats = ingest(engine, [retitled(records[0]), *records[30:40]], "2")
+    assert len(loads) == 1  # only the first page built it from the store
+    assert stats.merged == 1  # the venue sighting found its preprint through the saved blocks
+    assert paper_count(engine) == before + len({r.arxiv_id for r in records[30:40]})
+
+
+def test_a_stale_snapshot_is_ignored(engine: Engine, snapshots: Path, loads: list[int]) -> None:
+    records = read_corpus_jsonl(CORPUS[0])[:40]
+    ingest(engine, records[:20], "1")
+    assert save_index(engine)
+    forget_indexes()
+    with transaction(engine) as session:  # another writer changes the store after the save
+        session.execute(update(PaperRow).where(PaperRow.id == 1).values(title="changed elsewhere"))
+    ingest(engine, records[20:40], "2")
+    assert len(loads) == 2  # the snapshot no longer matched the store: rebuilt
+
+
+def test_a_damaged_snapshot_is_ignored_with_a_warning(
+    engine: Engine, snapshots: Path, loads: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    records = read_corpus_jsonl(CORPUS[0])[:40]
+    ingest(engine, records[:20], "1")
+    assert save_index(engine)
+    (snapshot,) = snapshots.glob("identity-index-*.pickle")
+    snapshot.write_bytes(snapshot.read_bytes()[:100])
+    forget_indexes()
+    with caplog.at_level(logging.WARNING, logger="vpt_tracker.ingest"):
+        stats = ingest(engine, records[:40], "2")
+    assert len(loads) == 2
+    assert "ignoring the identity index snapshot" in caplog.text
+    assert stats.duplicate_sightings == 20  # and identity is still resolved right
+
+
+def test_nothing_is_saved_without_a_snapshot_folder(engine: Engine, tmp_path: Path) -> None:
+    keep_index_between_runs(None)
+    ingest(engine, read_corpus_jsonl(CORPUS[0])[:5], "1")
+    assert not save_index(engine)
+
+
+def test_block_keys_are_the_same_in_every_process() -> None:
+    """A saved index is only valid in another process if its block hashes are not salted."""
+    title, authors = "visual prompt tuning for dense prediction", ("jdoe", "asmith")
+    code = f"from vpt_tracker.ingest import block_keys; print(block_keys({title!r}, {authors!r}))"
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert outputs == {str(block_keys(title, authors))}
