@@ -78,7 +78,7 @@ from vpt_tracker.config import (
 )
 from vpt_tracker.dumps import read_corpus_jsonl
 from vpt_tracker.http import HttpClient, RequestRecord
-from vpt_tracker.ingest import ingest_records
+from vpt_tracker.ingest import forget_indexes, ingest_records, keep_index_between_runs, save_index
 from vpt_tracker.models import RawRecord
 from vpt_tracker.pipeline import nightly
 from vpt_tracker.sources import SOURCE_NAMES
@@ -444,7 +444,7 @@ def excess_reason(name: str, sent: list[RequestRecord], minimum: int, night: Nig
         redundant = sum(1 for paper in night.cvf if paper.arxiv_id in known)
         reasons.append(
             f"{redundant} paper pages re-read abstracts the store already had (their listing entry "
-            "links a stored arXiv preprint); CvfSource fetches every page, as sources never see the store"
+            "links a stored arXiv preprint): the pipeline's stored-abstract lookup did not see them"
         )
     return "; ".join(reasons) or "unexplained: inspect the request log"
 
@@ -475,7 +475,13 @@ def main(argv: list[str] | None = None) -> int:
                 engine, name, (ROOT / "tests/fixtures/lists" / fixture).read_text("utf-8"), preset=name
             )
         started = time.perf_counter()
+        # As `vpt-tracker ingest-jsonl` or a backfill would: the fill leaves its identity
+        # index in data_dir/cache, and the nightly run, like a new cron process, has nothing in
+        # memory (`forget_indexes`) and starts from that snapshot.
+        keep_index_between_runs(work / "cache")
         ingest_records(engine, generate(corpus, args.store, 1, Expectation()), batch_size=1000)
+        save_index(engine)
+        forget_indexes()
         fill_s = time.perf_counter() - started
         # Abstracts known before CVF runs: stored ones, and what the arXiv sources fetch first.
         linked = {paper.arxiv_id for paper in night.cvf if paper.arxiv_id}
