@@ -94,9 +94,13 @@ def test_fetch_stores_and_a_venue_sighting_upgrades_the_preprint(
     with transaction(engine) as session:
         preprint = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == COCOOP_ARXIV)).one()
         assert preprint.venue == "arXiv"
+    replay.requests.clear()
     second = _run(config, "cvf", *window, database=db_url)
     assert second.exit_code == 0, second.output
     assert "stored 30 records" in second.output
+    # CoCoOp's listing entry links the stored preprint: its page (abstract) is not fetched.
+    pages = [request.path for request in replay.requests if "/html/" in request.path]
+    assert len(pages) == 29 and not any("Zhou_Conditional_Prompt_Learning" in path for path in pages)
     with transaction(engine) as session:
         paper = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == COCOOP_ARXIV)).one()
         assert (paper.venue, paper.year, paper.previous_venue) == ("CVPR", 2022, "arXiv")

@@ -74,13 +74,16 @@ def fetch(
       vpt-tracker fetch cvf --dry-run
     """
     from vpt_tracker.http import HttpClient
+    from vpt_tracker.pipeline import abstract_stored
     from vpt_tracker.sources import build_source
     from vpt_tracker.sources.base import SourceError
 
     window = _window(since.date() if since else None, until.date() if until else None)
     settings = app.settings
     client = HttpClient(settings.http)
-    chosen = build_source(source, settings, client)
+    # A stored run may skip the CVF pages of preprints whose abstract is stored already.
+    known = None if dry_run else abstract_stored(app.engine())
+    chosen = build_source(source, settings, client, known_abstract=known)
     try:
         summary = _dry_run(chosen.fetch(window, {})) if dry_run else _store(app, chosen, window)
     except SourceError as exc:
