@@ -149,9 +149,12 @@ def test_publish_opens_one_pull_request_and_reruns_idempotently(
     assert later.exit_code == 0, later.output
     assert len(github.open_pulls()) == 1
     assert "### Added (2)" in github.pulls[0]["body"]
-    assert subprocess.run(
-        ["git", "merge-base", "--is-ancestor", head_before, BRANCH], cwd=remote.bare
-    ).returncode == 0  # a fast-forward, not a rewrite
+    assert (
+        subprocess.run(
+            ["git", "merge-base", "--is-ancestor", head_before, BRANCH], cwd=remote.bare
+        ).returncode
+        == 0
+    )  # a fast-forward, not a rewrite
     assert statuses(engine)[third] == "published"
 
 
