@@ -124,15 +124,8 @@ _VPT_RELATED = (
         exclude_sections=("Vision-Language",),
         label_map=_VPT_RELATED_LABELS,
     ),
-    # Its prompt learning for CLIP-like models (CoOp, MaPLe, ...), as JindongGu's CLIP section
-    # and zhengli97's prompt sections; not the prompting of chat models (instruction tuning,
-    # "language-interactable" prompts), which the catalogue does not admit.
-    ListSource(
-        "ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README.md",
-        sections=("Vision-Language Prompt",),
-        exclude_sections=("Instruction Tuning", "Language-Interactable"),
-        label_map=(("vision-language prompt", "multi-modality"),),
-    ),
+    # Not its "Vision-Language Prompt" sections: the 5 papers they would add over the other
+    # lists are mostly adapters (VL-Adapter, Tip-Adapter, pi-Tuning), which no preset admits.
     ListSource(
         "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md",
         sections=("CLIP",),
@@ -208,10 +201,9 @@ RECIPES: dict[str, Recipe] = {
     "awesome-vpt": Recipe(
         "awesome-vpt",
         relevant=_AWESOME_VPT_OWN + _VPT_RELATED,
-        notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang "
-        "(vision and vision-language prompt sections, not instruction tuning), JindongGu (CLIP), zhengli97 "
-        "(prompt sections) and BWLONG; entries matched by arXiv id, folded title, title variants and a "
-        "guarded fuzzy title match (AbstractIndex.match)",
+        notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang, "
+        "JindongGu (CLIP), zhengli97 (prompt sections) and BWLONG; entries matched by arXiv id, folded "
+        "title, title variants and a guarded fuzzy title match (AbstractIndex.match)",
     ),
     "prompt-adaptation": Recipe(
         "prompt-adaptation",
