@@ -8,6 +8,5 @@ SHARED ?= ../shared/data
 models:
 	$(PYTHON) -m vpt_tracker.classify.recipes --shared $(SHARED) --out classifiers --seed 0 --folds 5
 
-bench:
-	$(PYTHON) bench/classify.py --shared $(SHARED)
+bench:  # every benchmark, one at a time; writes bench/results/summary.json
 	$(PYTHON) bench/run_all.py

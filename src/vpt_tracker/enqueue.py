@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.catalogue.service import get_catalogue
+from vpt_tracker.classify.cues import CueSet
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, replay
 from vpt_tracker.classify.model import MODEL_FILE, CatalogueModel, Explanation, Hyper
@@ -251,6 +252,18 @@ def training_set(
     return data, preset
 
 
+def _hyper(
+    settings: Settings, catalogue_name: str, preset: Preset | None, *, seed: int, folds: int = 5
+) -> Hyper:
+    """Training knobs: the catalogue's recall target and its preset's cue features."""
+    return Hyper(
+        folds=folds,
+        seed=seed,
+        recall_target=recall_target(settings, catalogue_name),
+        cues=preset.cues if preset is not None else CueSet(),
+    )
+
+
 def _label_keys(preset: Preset | None, data: TrainingSet) -> list[str]:
     if preset is not None:
         return [label.key for label in preset.labels]
@@ -268,7 +281,7 @@ def train_catalogue(
     """Train a catalogue's models from the store and save them to `trained_dir`."""
     with transaction(engine) as session:
         data, preset = training_set(session, catalogue_name, extra_negatives=extra_negatives, seed=seed)
-    hyper = Hyper(seed=seed, recall_target=recall_target(settings, catalogue_name))
+    hyper = _hyper(settings, catalogue_name, preset, seed=seed)
     model = CatalogueModel.train(catalogue_name, data, _label_keys(preset, data), hyper)
     model.card["preset"] = preset.name if preset else None
     model.card["training_data"] = {"source": "store", "extra_negatives": len(extra_negatives)}
@@ -282,7 +295,7 @@ def evaluate_catalogue(
 ) -> dict[str, Any]:
     with transaction(engine) as session:
         data, preset = training_set(session, catalogue_name, seed=seed)
-    hyper = Hyper(folds=folds, seed=seed, recall_target=recall_target(settings, catalogue_name))
+    hyper = _hyper(settings, catalogue_name, preset, seed=seed, folds=folds)
     return evaluate(catalogue_name, data, _label_keys(preset, data), hyper, folds=folds)
 
 
@@ -327,7 +340,7 @@ def replay_catalogue(
         others if len(others) <= UNLABELED_SAMPLE else random.Random(seed).sample(others, UNLABELED_SAMPLE)
     )
     data = TrainingSet(relevant=list(before.values()), unlabeled=[pool[pid] for pid in sample])
-    hyper = Hyper(seed=seed, recall_target=recall_target(settings, catalogue_name))
+    hyper = _hyper(settings, catalogue_name, preset, seed=seed)
     report = replay(catalogue_name, data, added, list(pool.values()), _label_keys(preset, data), hyper)
     report["catalogue"] = catalogue_name
     report["before_entries_in_store"] = len(before)

@@ -21,6 +21,7 @@ crash loses nothing and a rerun duplicates nothing; `ingest_records` is the batc
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -29,6 +30,7 @@ import re
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from itertools import combinations, islice
@@ -240,6 +242,22 @@ class _Known:
 _KNOWN_FIELDS = _Known.__slots__
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while an index of many small objects is built.
+
+    The collector would walk the growing index again and again (it holds no cycles):
+    reading a saved index of 100k papers took twice as long with it running.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _known_from_fields(*values: Any) -> _Known:
     known = _Known.__new__(_Known)
     for name, value in zip(_KNOWN_FIELDS, values, strict=True):
@@ -266,6 +284,11 @@ class IdentityIndex:
 
     @classmethod
     def load(cls, session: Session) -> IdentityIndex:
+        with _collector_paused():
+            return cls._load(session)
+
+    @classmethod
+    def _load(cls, session: Session) -> IdentityIndex:
         index = cls()
         rows = session.execute(
             select(
@@ -715,7 +738,7 @@ class _IndexCache:
             return None
         path = self._snapshot_path(url)
         try:
-            with path.open("rb") as stream:
+            with path.open("rb") as stream, _collector_paused():
                 saved_format, saved_url, saved_state, index = pickle.load(stream)
         except FileNotFoundError:
             return None

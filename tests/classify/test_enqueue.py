@@ -144,3 +144,14 @@ def test_explain_and_errors(
     assert result.to_json()["relevance"] == result.explanation.relevance
     with pytest.raises(UserError, match="no paper with id 999999"):
         explain(engine, "vpt", 999_999, settings=settings)
+
+
+def test_models_trained_from_the_store_get_their_presets_cue_features(tmp_path: Path) -> None:
+    """`classify train` must build the same kind of model as `make models`: with the cues."""
+    from vpt_tracker.classify.taxonomy import load_preset
+    from vpt_tracker.enqueue import _hyper
+
+    settings = _settings(tmp_path)
+    novel = _hyper(settings, "vpt", load_preset("generalizable-vlm"), seed=0)
+    assert "base-to-novel" in dict(novel.cues.patterns) and "base_to_novel" in novel.cues.models
+    assert not _hyper(settings, "vpt", load_preset("awesome-vpt"), seed=0).cues.patterns

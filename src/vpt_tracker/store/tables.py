@@ -92,7 +92,8 @@ class PaperRow(Base):
     full_text: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    modified_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Indexed: the identity index cache compares max(modified_at) on every page (ingest._IndexCache).
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, index=True)
 
     sightings: Mapped[list[SightingRow]] = relationship(back_populates="paper")
 
