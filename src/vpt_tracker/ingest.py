@@ -29,7 +29,7 @@ import pickle
 import re
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -281,6 +281,9 @@ class IdentityIndex:
         self.blocks: dict[int, _Known | list[_Known]] = {}
         self.fuzzy_comparisons = 0  # rapidfuzz calls
         self.candidates_seen = 0  # block members looked at (including those a key rules out)
+        # Papers added or given keys since the index was last saved or read (see _IndexCache).
+        self.changed: dict[int, _Known] = {}
+        self.saved_state: tuple[Any, ...] | None = None  # the store state of the last save/read
 
     @classmethod
     def load(cls, session: Session) -> IdentityIndex:
@@ -314,12 +317,14 @@ class IdentityIndex:
                 lead_author_keys(kept),
             )
             index.add(_Known(paper_id, keys))
+        index.changed.clear()
         return index
 
     def __len__(self) -> int:
         return sum(len(known) for known in self.by_title.values())
 
     def add(self, known: _Known) -> None:
+        self.changed[id(known)] = known
         for name in self._KEY_FIELDS:
             value = getattr(known, name)
             if value is not None:
@@ -341,8 +346,28 @@ class IdentityIndex:
             if value is not None and getattr(known, name) is None and value not in self.by_key[name]:
                 setattr(known, name, value)
                 self.by_key[name][value] = known
+                self.changed[id(known)] = known
         if not known.author_keys and keys.author_keys:
             known.author_keys = keys.author_keys
+            self.changed[id(known)] = known
+
+    def apply(self, fields: Sequence[tuple[Any, ...]]) -> None:
+        """Replay journaled papers (`_KNOWN_FIELDS` tuples): new ones are added, known ones updated."""
+        by_id: dict[int, _Known] | None = None
+        for values in fields:
+            update = _known_from_fields(*values)
+            if not any(known.id == update.id for known in self.by_title.get(update.title_key, ())):
+                self.add(update)
+                continue
+            if by_id is None:
+                by_id = {known.id: known for group in self.by_title.values() for known in group if known.id}
+            known = by_id[cast(int, update.id)]  # journaled papers are stored ones: they have ids
+            for name in self._KEY_FIELDS:
+                value = getattr(update, name)
+                if value is not None and getattr(known, name) is None:
+                    setattr(known, name, value)
+                    self.by_key[name][value] = known
+            known.author_keys = known.author_keys or update.author_keys
 
     def resolve(self, keys: RecordKeys) -> _Known | None:
         """The paper this record is, or None for a new paper."""
@@ -712,7 +737,12 @@ class _IndexCache:
             self._entries[url] = (state, index)
 
     def save(self, session: Session) -> bool:
-        """Write this database's cached index to the snapshot folder, if it is current."""
+        """Write this database's cached index to the snapshot folder, if it is current.
+
+        What changed since the last save is appended to a journal beside the snapshot (a
+        nightly run's new papers: milliseconds); the whole index is rewritten only when
+        there is no snapshot to extend or the journal has grown to a quarter of it.
+        """
         if self.snapshots is None:
             return False
         url, state = self._state(session)
@@ -720,12 +750,26 @@ class _IndexCache:
             entry = self._entries.get(url)
         if entry is None or entry[0] != state:
             return False
-        path = self._snapshot_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        with temporary.open("wb") as stream:
-            pickle.dump((_SNAPSHOT_FORMAT, url, state, entry[1]), stream, protocol=pickle.HIGHEST_PROTOCOL)
-        temporary.replace(path)  # a crash leaves the old snapshot or none, never half a file
+        index = entry[1]
+        base, journal = self._snapshot_path(url), self._journal_path(url)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        extend = (
+            index.saved_state is not None
+            and base.exists()
+            and (journal.stat().st_size if journal.exists() else 0) < base.stat().st_size // 4
+        )
+        if extend:
+            changes = [tuple(getattr(k, name) for name in _KNOWN_FIELDS) for k in index.changed.values()]
+            with journal.open("ab") as stream:
+                pickle.dump((index.saved_state, state, changes), stream, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            temporary = base.with_suffix(".tmp")
+            with temporary.open("wb") as stream:
+                pickle.dump((_SNAPSHOT_FORMAT, url, state, index), stream, protocol=pickle.HIGHEST_PROTOCOL)
+            temporary.replace(base)  # a crash leaves the old snapshot or none, never half a file
+            journal.unlink(missing_ok=True)
+        index.changed.clear()
+        index.saved_state = state
         return True
 
     def _snapshot_path(self, url: str) -> Path:
@@ -733,7 +777,11 @@ class _IndexCache:
         name = hashlib.sha256(url.encode()).hexdigest()[:16]
         return self.snapshots / f"identity-index-{name}.pickle"
 
+    def _journal_path(self, url: str) -> Path:
+        return self._snapshot_path(url).with_suffix(".journal")
+
     def _read_snapshot(self, url: str, state: tuple[Any, ...]) -> IdentityIndex | None:
+        """The saved index plus its journal, if together they match the store's `state`."""
         if self.snapshots is None:
             return None
         path = self._snapshot_path(url)
@@ -745,11 +793,26 @@ class _IndexCache:
         except Exception as exc:  # a damaged or foreign file: rebuild from the store
             log.warning("ignoring the identity index snapshot %s (%s)", path, type(exc).__name__)
             return None
-        if (saved_format, saved_url, saved_state) != (_SNAPSHOT_FORMAT, url, state):
+        if (saved_format, saved_url) != (_SNAPSHOT_FORMAT, url) or not isinstance(index, IdentityIndex):
+            return None
+        current = saved_state
+        try:
+            with self._journal_path(url).open("rb") as stream:
+                while current != state:
+                    before, after, changes = pickle.load(stream)
+                    if before != current:
+                        break
+                    index.apply(changes)
+                    current = after
+        except (FileNotFoundError, EOFError):
+            pass
+        except Exception as exc:  # a torn last record (a crash while appending): stop there
+            log.warning("identity index journal of %s ends early (%s)", path, type(exc).__name__)
+        if current != state:
             log.debug("identity index snapshot %s is stale", path)
             return None
-        if not isinstance(index, IdentityIndex):
-            return None
+        index.changed.clear()
+        index.saved_state = state
         return index
 
     def clear(self) -> None:

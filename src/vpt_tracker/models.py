@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -89,7 +89,9 @@ class RawRecord:
     payload: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Shallow on purpose: `asdict` deep-copies `payload`, which made serialising a record
+        # the costliest step of ingestion. The payload is JSON-able data that nobody mutates.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         for key in ("published", "updated"):
             value = data[key]
             data[key] = value.isoformat() if value else None

@@ -139,3 +139,45 @@ def test_block_keys_are_the_same_in_every_process() -> None:
         for seed in ("1", "2")
     }
     assert outputs == {str(block_keys(title, authors))}
+
+
+def test_later_runs_append_to_a_journal_that_the_next_process_replays(
+    engine: Engine, snapshots: Path, loads: list[int]
+) -> None:
+    records = read_corpus_jsonl(CORPUS[0])[:60]
+    ingest(engine, records[:30], "1")
+    assert save_index(engine)  # the first save writes the whole index
+    (base,) = snapshots.glob("identity-index-*.pickle")
+    written = base.stat().st_mtime_ns
+    forget_indexes()
+    ingest(engine, records[30:50], "2")  # a second run: new papers ...
+    doi = RawRecord(  # ... and a stored paper that gains a DOI
+        source="crossref", source_id="doi-record", title=records[0].title, authors=records[0].authors,
+        arxiv_id=records[0].arxiv_id, doi="10.1000/JOURNALED",
+    )  # fmt: skip
+    ingest(engine, [doi], "3")
+    assert save_index(engine)
+    assert base.stat().st_mtime_ns == written  # extended, not rewritten
+    assert base.with_suffix(".journal").stat().st_size > 0
+    forget_indexes()  # a third process
+    by_doi = RawRecord(source="crossref", source_id="by-doi", title="Another title", doi="10.1000/journaled")
+    stats = ingest(engine, [retitled(records[40]), by_doi], "4")
+    assert len(loads) == 1  # base + journal matched the store: never rebuilt after the first page
+    assert stats.merged == 2 and stats.new_papers == 0  # a journaled paper, and a journaled DOI
+
+
+def test_a_torn_journal_falls_back_to_the_store(
+    engine: Engine, snapshots: Path, loads: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    records = read_corpus_jsonl(CORPUS[0])[:60]
+    ingest(engine, records[:30], "1")
+    assert save_index(engine)
+    ingest(engine, records[30:50], "2")
+    assert save_index(engine)
+    journal = next(snapshots.glob("identity-index-*.journal"))
+    journal.write_bytes(journal.read_bytes()[:-20])  # a crash while appending
+    forget_indexes()
+    with caplog.at_level(logging.WARNING, logger="vpt_tracker.ingest"):
+        stats = ingest(engine, records[:60], "3")
+    assert len(loads) == 2 and "journal" in caplog.text
+    assert stats.duplicate_sightings == 50 and stats.new_papers == len({r.arxiv_id for r in records[50:60]})
