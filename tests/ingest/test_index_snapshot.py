@@ -181,3 +181,23 @@ def test_a_torn_journal_falls_back_to_the_store(
         stats = ingest(engine, records[:60], "3")
     assert len(loads) == 2 and "journal" in caplog.text
     assert stats.duplicate_sightings == 50 and stats.new_papers == len({r.arxiv_id for r in records[50:60]})
+
+
+def test_frozen_blocks_resolve_exactly_as_live_ones() -> None:
+    """A saved index keeps its blocks as arrays (`freeze`); lookups must not change."""
+    from vpt_tracker.ingest import _Known, record_keys
+
+    records = [r for path in CORPUS[:3] for r in read_corpus_jsonl(path)][:300]
+    live, frozen = IdentityIndex(), IdentityIndex()
+    for number, record in enumerate(records):
+        live.add(_Known(number, record_keys(record)))
+        frozen.add(_Known(number, record_keys(record)))
+        if number in (149, 249):  # frozen twice: arrays extended with later papers
+            frozen.freeze()
+    assert frozen.frozen is not None and frozen.blocks  # saved blocks and live ones, both looked up
+    for record in records:
+        sighting = record_keys(retitled(record))
+        found_live, found_frozen = live.resolve(sighting), frozen.resolve(sighting)
+        assert found_live is not None and found_frozen is not None
+        assert found_live.id == found_frozen.id
+    assert live.fuzzy_comparisons == frozen.fuzzy_comparisons
