@@ -26,7 +26,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import DEFAULT_CORPUS, Expectation, generate  # type: ignore[attr-defined]  # bench/ingest.py
+# mypy checks bench/ next to tests/ (pyproject [tool.mypy]) and resolves `ingest` to the tests'
+# package of that name; at run time it is bench/ingest.py, put on sys.path above.
+from ingest import DEFAULT_CORPUS, Expectation, generate  # type: ignore[attr-defined, unused-ignore]
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.config import CatalogueConfig, Settings
 from vpt_tracker.dumps import read_corpus_jsonl

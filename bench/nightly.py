@@ -59,6 +59,9 @@ from sqlalchemy import Engine, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# mypy checks bench/ next to tests/ (pyproject [tool.mypy]): it finds no top-level `backfill`
+# (its imports are unchecked there) and resolves `ingest` to the tests' package of that name;
+# at run time both are the bench/ scripts, put on sys.path above.
 from backfill import LISTS, ROOT
 
 from ingest import DEFAULT_CORPUS, Expectation, generate  # type: ignore[attr-defined, unused-ignore]

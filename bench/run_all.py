@@ -62,10 +62,10 @@ def run(script: str, args: list[str], *, json_output: bool = True) -> dict[str, 
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         out = Path(handle.name)
     try:
-        done = subprocess.run([sys.executable, str(BENCH / script), *args, "--json", str(out)], check=False)
+        ran = subprocess.run([sys.executable, str(BENCH / script), *args, "--json", str(out)], check=False)
         figures = json.loads(out.read_text(encoding="utf-8")) if out.stat().st_size else {}
         return {
-            "exit_code": done.returncode,
+            "exit_code": ran.returncode,
             "figures": figures,
             "load_average": [load_before, os.getloadavg()],
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -12,7 +13,19 @@ from vpt_tracker.errors import UserError
 
 LISTS = Path(__file__).resolve().parents[1] / "fixtures" / "lists"
 STELLAR = LISTS / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
-COCOOP = dict(
+
+
+class _EntryFields(TypedDict):
+    """The NewEntry fields every test here shares; each test adds its own year."""
+
+    title: str
+    venue: str
+    paper_url: str
+    short_name: str
+    badges: list[str]
+
+
+COCOOP = _EntryFields(
     title="Conditional Prompt Learning for Vision-Language Models",
     venue="CVPR",
     paper_url="https://arxiv.org/abs/2203.05557",

@@ -168,7 +168,9 @@ class FakeGithub:
             "maintainer_can_modify": True,
         }
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: Any):
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
         self.requests.append(Recorded(method, path, query, headers, body))
         if headers.get("authorization") != f"Bearer {self.token}":
             return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
@@ -222,11 +224,11 @@ class FakeGithub:
         match = re.fullmatch(r"/pulls/(\d+)", rest)
         if match and method == "PATCH":
             number = int(match.group(1))
-            pull = next((p for p in self.pulls if p["number"] == number), None)
-            if pull is None:
+            patched = next((p for p in self.pulls if p["number"] == number), None)
+            if patched is None:
                 return 404, not_found
-            pull.update({k: v for k, v in body.items() if k in ("title", "body", "state")})
-            return 200, self._pull_body(pull)
+            patched.update({k: v for k, v in body.items() if k in ("title", "body", "state")})
+            return 200, self._pull_body(patched)
         return 404, not_found
 
 

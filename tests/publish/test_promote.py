@@ -58,7 +58,7 @@ def test_undone_acceptance_takes_the_entry_back_out(engine: Engine) -> None:
     with transaction(engine) as session:
         promote(session, CATALOGUE)
     with transaction(engine) as session:
-        session.get(CandidateRow, new_id).status = "pending"  # the reviewer pressed undo
+        session.get_one(CandidateRow, new_id).status = "pending"  # the reviewer pressed undo
     with transaction(engine) as session:
         result = promote(session, CATALOGUE)
         text = render_catalogue(session, CATALOGUE)
@@ -223,7 +223,7 @@ def test_hostile_links_from_sources_never_reach_the_list_or_the_pull_request(eng
         code_url="data:text/html,<script>alert(1)</script>",
     )
     with transaction(engine) as session:
-        paper = session.get(CandidateRow, candidate).paper
+        paper = session.get_one(CandidateRow, candidate).paper
         paper.pdf_url = "javascript:alert(document.cookie)"
         paper.doi = "10.1000/x) [evil](javascript:alert(1)"
     with transaction(engine) as session:

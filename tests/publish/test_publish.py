@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from click.testing import CliRunner, Result
@@ -33,9 +35,14 @@ BRANCH = f"vpt-tracker/{CATALOGUE}"
 PLOT = "PLOT: Prompt Learning with Optimal Transport for Vision-Language Models"
 ADAPTIVE = "Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning"
 
+# The `cli` fixture: runs `vpt-tracker <args>` against the test config and database.
+Cli = Callable[..., Result]
+
 
 @pytest.fixture
-def cli(tmp_path: Path, db_url: str, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch):
+def cli(
+    tmp_path: Path, db_url: str, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> Cli:
     monkeypatch.setenv("VPT_GITHUB__TOKEN", TOKEN)
     monkeypatch.delenv("VPT_CONFIG", raising=False)
     config = write_config(tmp_path, github, remote)
@@ -75,7 +82,7 @@ def added_and_removed(remote: Remote, branch: str = BRANCH) -> tuple[list[str], 
 
 
 def test_publish_opens_one_pull_request_and_reruns_idempotently(
-    cli, engine: Engine, github: FakeGithub, remote: Remote
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
     import_list(engine)
     new_id, upgrade_id = accept_two(engine)
@@ -151,7 +158,7 @@ def test_publish_opens_one_pull_request_and_reruns_idempotently(
     assert "### Added (2)" in github.pulls[0]["body"]
     assert (
         subprocess.run(
-            ["git", "merge-base", "--is-ancestor", head_before, BRANCH], cwd=remote.bare
+            ["git", "merge-base", "--is-ancestor", cast(str, head_before), BRANCH], cwd=remote.bare
         ).returncode
         == 0
     )  # a fast-forward, not a rewrite
@@ -159,7 +166,7 @@ def test_publish_opens_one_pull_request_and_reruns_idempotently(
 
 
 def test_dry_run_prints_diff_and_pull_text_and_changes_nothing(
-    cli, engine: Engine, github: FakeGithub, remote: Remote
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
     import_list(engine)
     accept_two(engine)
@@ -178,7 +185,7 @@ def test_dry_run_prints_diff_and_pull_text_and_changes_nothing(
 
 
 def test_upstream_change_is_taken_in_never_overwritten(
-    cli, engine: Engine, github: FakeGithub, remote: Remote
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
     """Imported from the 2025-06-06 README; the maintainer has since pushed 2025-06-24."""
     import_list(engine, README_0606)
@@ -207,7 +214,7 @@ def test_upstream_change_is_taken_in_never_overwritten(
 
 
 def test_upstream_edit_after_a_pull_request_keeps_both_and_rebuilds_the_stale_branch(
-    cli, engine: Engine, github: FakeGithub, remote: Remote
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
     import_list(engine)
     accept_two(engine)
@@ -232,7 +239,7 @@ def test_upstream_edit_after_a_pull_request_keeps_both_and_rebuilds_the_stale_br
 
 
 def test_a_pull_request_closed_unmerged_is_not_reopened_for_the_same_changes(
-    cli, engine: Engine, github: FakeGithub, remote: Remote
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
     import_list(engine)
     accept_two(engine)
@@ -263,7 +270,7 @@ def test_a_pull_request_closed_unmerged_is_not_reopened_for_the_same_changes(
 
 
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
-    cli, engine: Engine, github: FakeGithub, remote: Remote
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
     import_list(engine)
     accept_two(engine)
@@ -350,7 +357,7 @@ def import_list_again(engine: Engine, remote: Remote) -> None:
 
 
 def test_work_copy_lives_under_the_data_dir_without_the_token(
-    cli, tmp_path: Path, engine: Engine, remote: Remote
+    cli: Cli, tmp_path: Path, engine: Engine, remote: Remote
 ) -> None:
     import_list(engine)
     accept_two(engine)
@@ -384,7 +391,7 @@ def test_missing_config_and_unknown_catalogue_are_one_line_errors(
     assert no_token.exit_code == 2 and "no GitHub token" in no_token.output
 
 
-def test_a_second_publish_at_the_same_time_is_refused(cli, engine: Engine, github: FakeGithub) -> None:
+def test_a_second_publish_at_the_same_time_is_refused(cli: Cli, engine: Engine, github: FakeGithub) -> None:
     import_list(engine)
     accept_two(engine)
     with exclusive(engine, f"publish-{CATALOGUE}"):
@@ -394,7 +401,7 @@ def test_a_second_publish_at_the_same_time_is_refused(cli, engine: Engine, githu
 
 
 def test_a_readme_path_missing_from_the_repository_is_named(
-    cli, engine: Engine, github: FakeGithub, remote: Remote
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
     import_list(engine)
     with session_factory(engine)() as session, session.begin():
@@ -405,7 +412,7 @@ def test_a_readme_path_missing_from_the_repository_is_named(
     assert remote.sha(BRANCH) is None
 
 
-def test_dry_run_names_candidates_it_cannot_place(cli, engine: Engine, github: FakeGithub) -> None:
+def test_dry_run_names_candidates_it_cannot_place(cli: Cli, engine: Engine, github: FakeGithub) -> None:
     import_list(engine)
     candidate = accept(
         engine,

@@ -79,4 +79,4 @@ def test_entries_upstream_removed_or_sections_it_dropped_are_reported(engine: En
     assert any("upstream removed the entry" in d for d in result.dropped)
     assert any("no section of the new README takes it" in d for d in result.dropped)
     with session_factory(engine)() as session:
-        assert session.get(CandidateRow, new_id).status == "accepted"  # promotion may try again
+        assert session.get_one(CandidateRow, new_id).status == "accepted"  # promotion may try again

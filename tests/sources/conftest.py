@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from sources.helpers import FIXTURES, WALLCLOCK, FakeTime
+from sources.helpers import FIXTURES, WALLCLOCK, FakeTime, MakeClient
 from vpt_tracker.config import HttpConfig
 from vpt_tracker.http import HttpClient
 from vpt_tracker.replay import ReplayServer
@@ -33,7 +33,7 @@ def fixture_replay() -> Iterator[ReplayServer]:
 
 
 @pytest.fixture
-def make_client(fake_time: FakeTime) -> Iterator[Callable[..., HttpClient]]:
+def make_client(fake_time: FakeTime) -> Iterator[MakeClient]:
     """Build HttpClients on the fake clock; no interval unless a test asks for one."""
     made: list[HttpClient] = []
 

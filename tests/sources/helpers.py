@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
+from vpt_tracker.http import HttpClient
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 WALLCLOCK = datetime(2026, 8, 21, 6, 30, tzinfo=UTC)
+
+# The `make_client` fixture: builds an HttpClient on the fake clock from HttpConfig overrides.
+MakeClient = Callable[..., HttpClient]
 
 
 class FakeTime:

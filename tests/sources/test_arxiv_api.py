@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sources.helpers import FIXTURES
+from sources.helpers import FIXTURES, MakeClient
 from vpt_tracker.config import ArxivApiConfig
+from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Window
 from vpt_tracker.replay import ReplayServer
 from vpt_tracker.sources.arxiv_api import ArxivApiSource, build_query
@@ -18,7 +19,7 @@ from vpt_tracker.sources.base import SourceError
 WINDOW = Window(datetime(2026, 8, 17, tzinfo=UTC), datetime(2026, 8, 21, tzinfo=UTC))
 
 
-def _source(server: ReplayServer, client, **config: object) -> ArxivApiSource:
+def _source(server: ReplayServer, client: HttpClient, **config: object) -> ArxivApiSource:
     settings = {"base_url": server.urls()["arxiv_api"], "page_size": 10, **config}
     return ArxivApiSource(ArxivApiConfig(**settings), client)  # type: ignore[arg-type]
 
@@ -27,7 +28,7 @@ def _api_requests(server: ReplayServer) -> list[dict[str, str]]:
     return [r.query for r in server.requests if r.path == "/api/query"]
 
 
-def test_pages_until_an_empty_page(fixture_replay: ReplayServer, make_client) -> None:
+def test_pages_until_an_empty_page(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
     assert [len(p.records) for p in pages] == [10, 10, 10, 0]
     assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "20", "30"]
@@ -39,7 +40,9 @@ def test_pages_until_an_empty_page(fixture_replay: ReplayServer, make_client) ->
     assert len(ids) == len(set(ids)) == 30
 
 
-def test_query_names_categories_keywords_and_the_submitted_window(fixture_replay, make_client) -> None:
+def test_query_names_categories_keywords_and_the_submitted_window(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
     source = _source(
         fixture_replay, make_client(), categories=["cs.CV", "cs.LG"], keywords=["prompt", "visual prompt"]
     )
@@ -59,7 +62,9 @@ def test_page_size_is_bounded_by_2000() -> None:
     assert build_query([], ["prompt"]) == "(all:prompt)"
 
 
-def test_reads_comment_journal_ref_doi_versions_and_primary(fixture_replay, make_client) -> None:
+def test_reads_comment_journal_ref_doi_versions_and_primary(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
     pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
     records = {r.arxiv_id: r for p in pages for r in p.records}
     rest = records["2204.08348"]
@@ -80,7 +85,7 @@ def test_reads_comment_journal_ref_doi_versions_and_primary(fixture_replay, make
     assert rest.payload["journal_ref"] == rest.journal_ref
 
 
-def test_resumes_mid_window_from_a_cursor(fixture_replay, make_client) -> None:
+def test_resumes_mid_window_from_a_cursor(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     source = _source(fixture_replay, make_client())
     first = next(iter(source.fetch(WINDOW, {})))
     fixture_replay.requests.clear()
@@ -90,7 +95,7 @@ def test_resumes_mid_window_from_a_cursor(fixture_replay, make_client) -> None:
 
 
 def test_a_cursor_of_another_window_starts_over_and_a_done_one_does_nothing(
-    fixture_replay, make_client
+    fixture_replay: ReplayServer, make_client: MakeClient
 ) -> None:
     source = _source(fixture_replay, make_client())
     pages = list(source.fetch(WINDOW, {}))
@@ -102,12 +107,14 @@ def test_a_cursor_of_another_window_starts_over_and_a_done_one_does_nothing(
     assert _api_requests(fixture_replay)[0]["start"] == "0"
 
 
-def test_error_feed_becomes_a_source_error_with_the_arxiv_message(fixture_replay, make_client) -> None:
+def test_error_feed_becomes_a_source_error_with_the_arxiv_message(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
     with pytest.raises(SourceError, match="arXiv API error: incorrect id format for abc"):
         list(_source(fixture_replay, make_client()).fetch_ids(["abc"]))
 
 
-def test_unknown_ids_give_no_records(fixture_replay, make_client) -> None:
+def test_unknown_ids_give_no_records(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     source = _source(fixture_replay, make_client())
     assert list(source.fetch_ids(["0000.0000"])) == []
     found = list(source.fetch_ids(["0808.05394", "1707.08567"]))
@@ -115,7 +122,7 @@ def test_unknown_ids_give_no_records(fixture_replay, make_client) -> None:
     assert _api_requests(fixture_replay)[-1]["id_list"] == "0808.05394,1707.08567"
 
 
-def test_legacy_format_is_read_by_namespace(fixture_replay, make_client) -> None:
+def test_legacy_format_is_read_by_namespace(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     (record,) = _source(fixture_replay, make_client()).fetch_ids(["1111.2011v2"])
     assert (
         record.title
@@ -127,7 +134,7 @@ def test_legacy_format_is_read_by_namespace(fixture_replay, make_client) -> None
     assert record.arxiv_version == 2 and record.published and record.published.year == 2011
 
 
-def test_title_search_sends_a_phrase_query(replay: ReplayServer, make_client) -> None:
+def test_title_search_sends_a_phrase_query(replay: ReplayServer, make_client: MakeClient) -> None:
     source = ArxivApiSource(ArxivApiConfig(base_url=replay.urls()["arxiv_api"]), make_client())
     found = source.search_title("Conditional Prompt Learning for Vision-Language Models")
     assert (
@@ -146,7 +153,7 @@ def _broken_root(tmp_path: Path, body: bytes) -> Path:
     return tmp_path
 
 
-def test_malformed_xml_is_a_source_error(tmp_path: Path, make_client) -> None:
+def test_malformed_xml_is_a_source_error(tmp_path: Path, make_client: MakeClient) -> None:
     good = (FIXTURES / "arxiv_api" / "q_testing_s0_m10_bc5a6c384fe9.xml").read_bytes()
     with (
         ReplayServer(_broken_root(tmp_path, good[: len(good) // 2])) as server,
@@ -155,7 +162,7 @@ def test_malformed_xml_is_a_source_error(tmp_path: Path, make_client) -> None:
         list(_source(server, make_client()).fetch(WINDOW, {}))
 
 
-def test_changed_layout_is_a_source_error(tmp_path: Path, make_client) -> None:
+def test_changed_layout_is_a_source_error(tmp_path: Path, make_client: MakeClient) -> None:
     # Entries that no longer carry <id>/<title> where they used to: a non-empty page, no records.
     good = (FIXTURES / "arxiv_api" / "q_testing_s0_m10_bc5a6c384fe9.xml").read_bytes()
     changed = good.replace(b"<id>", b"<identifier>").replace(b"</id>", b"</identifier>")
@@ -166,7 +173,7 @@ def test_changed_layout_is_a_source_error(tmp_path: Path, make_client) -> None:
         list(_source(server, make_client()).fetch(WINDOW, {}))
 
 
-def test_an_html_error_page_is_a_source_error(tmp_path: Path, make_client) -> None:
+def test_an_html_error_page_is_a_source_error(tmp_path: Path, make_client: MakeClient) -> None:
     with (
         ReplayServer(_broken_root(tmp_path, b"<html><body>Service moved</body></html>")) as server,
         pytest.raises(SourceError, match="not an Atom feed"),
@@ -174,7 +181,9 @@ def test_an_html_error_page_is_a_source_error(tmp_path: Path, make_client) -> No
         list(_source(server, make_client()).fetch(WINDOW, {}))
 
 
-def test_outage_after_retries_is_a_source_error(fixture_replay: ReplayServer, make_client) -> None:
+def test_outage_after_retries_is_a_source_error(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
     from vpt_tracker.replay import Fault
 
     fixture_replay.inject(Fault("status", match="/api/query", status=503, times=-1))

@@ -8,25 +8,36 @@ from pathlib import Path
 
 import pytest
 
+from sources.helpers import MakeClient
 from vpt_tracker.config import ArxivRssConfig
+from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Page, Window
 from vpt_tracker.replay import ReplayServer
 from vpt_tracker.sources.arxiv_rss import ArxivRssSource
 from vpt_tracker.sources.base import SourceError
 
 
-def _source(server: ReplayServer, client, categories: tuple[str, ...] = ("cs.CV",)) -> ArxivRssSource:
+def _source(
+    server: ReplayServer, client: HttpClient, categories: tuple[str, ...] = ("cs.CV",)
+) -> ArxivRssSource:
     return ArxivRssSource(
         ArxivRssConfig(base_url=server.urls()["arxiv_rss"], categories=list(categories)), client
     )
 
 
-def _fetch(server: ReplayServer, client, day: str, since: date, until: date, cursors=None) -> list[Page]:
+def _fetch(
+    server: ReplayServer,
+    client: HttpClient,
+    day: str,
+    since: date,
+    until: date,
+    cursors: dict[str, str | None] | None = None,
+) -> list[Page]:
     server.rss_date = day
     return list(_source(server, client).fetch(Window.for_days(since, until), cursors or {}))
 
 
-def test_two_consecutive_days(replay: ReplayServer, make_client) -> None:
+def test_two_consecutive_days(replay: ReplayServer, make_client: MakeClient) -> None:
     client = make_client()
     (first,) = _fetch(replay, client, "2026-08-19", date(2026, 8, 19), date(2026, 8, 19))
     (second,) = _fetch(
@@ -50,7 +61,7 @@ def test_two_consecutive_days(replay: ReplayServer, make_client) -> None:
     assert with_ref.journal_ref == "MICCAI-UNSURE 2026" and with_ref.categories == ("cs.CV", "cs.AI", "cs.LG")
 
 
-def test_same_announcement_is_not_stored_twice(replay: ReplayServer, make_client) -> None:
+def test_same_announcement_is_not_stored_twice(replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
     again = _fetch(
         replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20), {"cs.CV": page.cursor}
@@ -58,23 +69,23 @@ def test_same_announcement_is_not_stored_twice(replay: ReplayServer, make_client
     assert again == []
 
 
-def test_announcement_outside_the_window_is_skipped(replay: ReplayServer, make_client) -> None:
+def test_announcement_outside_the_window_is_skipped(replay: ReplayServer, make_client: MakeClient) -> None:
     assert _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 1), date(2026, 8, 10)) == []
 
 
-def test_unchanged_feed_answers_304_and_yields_nothing(replay: ReplayServer, make_client) -> None:
+def test_unchanged_feed_answers_304_and_yields_nothing(replay: ReplayServer, make_client: MakeClient) -> None:
     client = make_client()
     assert len(_fetch(replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))) == 1
     assert _fetch(replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20)) == []
     assert replay.requests[-1].status == 304
 
 
-def test_empty_weekend_feed_is_not_an_error(fixture_replay: ReplayServer, make_client) -> None:
+def test_empty_weekend_feed_is_not_an_error(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _fetch(fixture_replay, make_client(), "2024-06-08", date(2024, 6, 8), date(2024, 6, 8))
     assert page.records == [] and page.done
 
 
-def test_legacy_rdf_feed(fixture_replay: ReplayServer, make_client) -> None:
+def test_legacy_rdf_feed(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _fetch(fixture_replay, make_client(), "2024-01-22", date(2024, 1, 22), date(2024, 1, 23))
     assert len(page.records) == 125
     types = Counter(r.announce_type for r in page.records)
@@ -89,7 +100,7 @@ def test_legacy_rdf_feed(fixture_replay: ReplayServer, make_client) -> None:
     )
 
 
-def test_empty_rdf_feed(fixture_replay: ReplayServer, make_client) -> None:
+def test_empty_rdf_feed(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _fetch(fixture_replay, make_client(), "2023-08-31", date(2023, 8, 31), date(2023, 9, 1))
     assert page.records == []
 
@@ -113,7 +124,7 @@ REAL = (
 )
 
 
-def test_malformed_feed_is_a_source_error(tmp_path: Path, make_client) -> None:
+def test_malformed_feed_is_a_source_error(tmp_path: Path, make_client: MakeClient) -> None:
     body = REAL.read_bytes()[:5000]
     with (
         ReplayServer(_root_with(tmp_path, body)) as server,
@@ -122,7 +133,7 @@ def test_malformed_feed_is_a_source_error(tmp_path: Path, make_client) -> None:
         _fetch(server, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
 
 
-def test_changed_layout_is_a_source_error(tmp_path: Path, make_client) -> None:
+def test_changed_layout_is_a_source_error(tmp_path: Path, make_client: MakeClient) -> None:
     # Items whose titles and links moved elsewhere: a non-empty feed with no readable record.
     body = REAL.read_bytes()
     for tag in (b"title", b"link", b"description", b"guid"):
@@ -137,7 +148,7 @@ def test_changed_layout_is_a_source_error(tmp_path: Path, make_client) -> None:
         _fetch(server, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
 
 
-def test_not_a_feed_is_a_source_error(tmp_path: Path, make_client) -> None:
+def test_not_a_feed_is_a_source_error(tmp_path: Path, make_client: MakeClient) -> None:
     with (
         ReplayServer(_root_with(tmp_path, b"<html><body>maintenance</body></html>")) as server,
         pytest.raises(SourceError, match=r"neither RSS 2\.0 nor RDF"),

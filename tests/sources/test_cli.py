@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine, func, select
 
 from vpt_tracker.cli import main
@@ -49,7 +50,7 @@ conferences = [{{ name = "CVPR", year = 2022 }}]
     return path
 
 
-def _run(config: Path, *args: str, database: str | None = None):
+def _run(config: Path, *args: str, database: str | None = None) -> Result:
     options = ["--config", str(config)] + (["--database", database] if database else [])
     return CliRunner().invoke(main, [*options, "fetch", *args], catch_exceptions=False)
 
@@ -112,7 +113,7 @@ def test_fetch_stores_and_a_venue_sighting_upgrades_the_preprint(
             session.execute(select(CursorRow.key, CursorRow.value).where(CursorRow.source == "cvf")).all()
         )
     assert sightings == 62
-    assert json.loads(cursors["CVPR2022"])["done"] is True
+    assert json.loads(cast(str, cursors["CVPR2022"]))["done"] is True
     # Run again: the cursor says the unchanged listing is stored; only the listing is requested.
     replay.requests.clear()
     third = _run(config, "cvf", *window, database=db_url)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sources.helpers import MakeClient
 from vpt_tracker.config import CvfConference, CvfConfig
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Window
@@ -23,7 +24,7 @@ COCOOP = "https://openaccess.thecvf.com/content/CVPR2022/html/Zhou_Conditional_P
 
 
 def _source(
-    server: ReplayServer, client, fetch_abstracts: bool = True, *conferences: CvfConference
+    server: ReplayServer, client: HttpClient, fetch_abstracts: bool = True, *conferences: CvfConference
 ) -> CvfSource:
     config = CvfConfig(
         base_url=server.urls()["cvf"],
@@ -33,7 +34,7 @@ def _source(
     return CvfSource(config, client)
 
 
-def test_listing_then_paper_pages(replay: ReplayServer, make_client) -> None:
+def test_listing_then_paper_pages(replay: ReplayServer, make_client: MakeClient) -> None:
     pages = list(_source(replay, make_client()).fetch(WINDOW, {}))
     assert [len(p.records) for p in pages] == [BATCH, 30 - BATCH]
     assert replay.requests[0].path == "/CVPR2022" and replay.requests[0].query == {"day": "all"}
@@ -55,13 +56,15 @@ def test_listing_then_paper_pages(replay: ReplayServer, make_client) -> None:
     assert len(without_supp) == 20
 
 
-def test_without_abstracts_the_listing_is_one_page(replay: ReplayServer, make_client) -> None:
+def test_without_abstracts_the_listing_is_one_page(replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _source(replay, make_client(), False).fetch(WINDOW, {})
     assert len(page.records) == 30 and all(r.abstract == "" for r in page.records)
     assert len(replay.requests) == 1
 
 
-def test_resumes_at_the_next_paper_and_skips_a_finished_listing(replay: ReplayServer, make_client) -> None:
+def test_resumes_at_the_next_paper_and_skips_a_finished_listing(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
     source = _source(replay, make_client())
     first = next(iter(source.fetch(WINDOW, {})))
     replay.requests.clear()
@@ -73,7 +76,9 @@ def test_resumes_at_the_next_paper_and_skips_a_finished_listing(replay: ReplaySe
     assert [r.path for r in replay.requests] == ["/CVPR2022"]
 
 
-def test_a_changed_listing_is_read_again(tmp_path: Path, replay: ReplayServer, make_client) -> None:
+def test_a_changed_listing_is_read_again(
+    tmp_path: Path, replay: ReplayServer, make_client: MakeClient
+) -> None:
     (page,) = _source(replay, make_client(), False).fetch(WINDOW, {})
     root = tmp_path / "root"
     shutil.copytree(default_root() / "cvf", root / "cvf")
@@ -117,17 +122,21 @@ def _broken(tmp_path: Path, listing: str | None = None, paper: str | None = None
     ],
     ids=["empty-document", "changed-listing", "changed-paper-page"],
 )
-def test_bad_pages_are_source_errors(tmp_path: Path, make_client, listing, paper, message) -> None:
+def test_bad_pages_are_source_errors(
+    tmp_path: Path, make_client: MakeClient, listing: str | None, paper: str | None, message: str
+) -> None:
     with ReplayServer(_broken(tmp_path, listing, paper)) as server, pytest.raises(SourceError, match=message):
         list(_source(server, make_client()).fetch(WINDOW, {}))
 
 
-def test_missing_conference_is_a_source_error(replay: ReplayServer, make_client) -> None:
+def test_missing_conference_is_a_source_error(replay: ReplayServer, make_client: MakeClient) -> None:
     with pytest.raises(SourceError, match="answered HTTP 404"):
         list(_source(replay, make_client(), True, CvfConference(name="WACV", year=2030)).fetch(WINDOW, {}))
 
 
-def test_paper_page_fills_in_links_and_authors_the_listing_lacks(tmp_path: Path, make_client) -> None:
+def test_paper_page_fills_in_links_and_authors_the_listing_lacks(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
     root = tmp_path / "root"
     shutil.copytree(default_root() / "cvf", root / "cvf")
     listing = root / "cvf" / "CVPR2022.html"

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from sources.helpers import WALLCLOCK, FakeTime, LoopbackTransport
+from sources.helpers import WALLCLOCK, FakeTime, LoopbackTransport, MakeClient
 from vpt_tracker.config import ArxivApiConfig, ArxivRssConfig, HttpConfig
 from vpt_tracker.http import HttpClient, HttpError
 from vpt_tracker.models import Window
@@ -19,7 +19,9 @@ from vpt_tracker.sources.arxiv_rss import ArxivRssSource
 FEED = "/rss/cs.CV"
 
 
-def test_user_agent_names_the_contact_and_reaches_the_server(replay: ReplayServer, make_client) -> None:
+def test_user_agent_names_the_contact_and_reaches_the_server(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
     client = make_client(contact="Jane Maintainer <jane@example.org>")
     response = client.get(replay.base_url + FEED)
     assert response.status_code == 200
@@ -28,7 +30,7 @@ def test_user_agent_names_the_contact_and_reaches_the_server(replay: ReplayServe
 
 
 def test_429_with_retry_after_seconds_is_waited_out(
-    replay: ReplayServer, make_client, fake_time: FakeTime
+    replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime
 ) -> None:
     replay.inject(Fault("status", match=FEED, status=429, headers={"Retry-After": "7"}))
     client = make_client()
@@ -39,7 +41,7 @@ def test_429_with_retry_after_seconds_is_waited_out(
     assert client.request_log[1].time - client.request_log[0].time == pytest.approx(7.0)
 
 
-def test_retry_after_as_http_date(replay: ReplayServer, make_client, fake_time: FakeTime) -> None:
+def test_retry_after_as_http_date(replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime) -> None:
     when = format_datetime(WALLCLOCK + timedelta(seconds=42), usegmt=True)
     replay.inject(Fault("status", match=FEED, status=429, headers={"Retry-After": when}))
     client = make_client()
@@ -47,14 +49,16 @@ def test_retry_after_as_http_date(replay: ReplayServer, make_client, fake_time: 
     assert fake_time.sleeps == [42.0]
 
 
-def test_retry_after_is_capped(replay: ReplayServer, make_client, fake_time: FakeTime) -> None:
+def test_retry_after_is_capped(replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime) -> None:
     replay.inject(Fault("status", match=FEED, status=429, headers={"Retry-After": "86400"}))
     client = make_client(backoff_cap=60.0)
     assert client.get(replay.base_url + FEED).status_code == 200
     assert fake_time.sleeps == [60.0]
 
 
-def test_503_backs_off_exponentially(replay: ReplayServer, make_client, fake_time: FakeTime) -> None:
+def test_503_backs_off_exponentially(
+    replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime
+) -> None:
     replay.inject(Fault("status", match=FEED, status=503, times=3))
     client = make_client(backoff_base=2.0)
     assert client.get(replay.base_url + FEED).status_code == 200
@@ -62,7 +66,7 @@ def test_503_backs_off_exponentially(replay: ReplayServer, make_client, fake_tim
     assert fake_time.sleeps == [1.0, 2.0, 4.0]
 
 
-def test_persistent_503_gives_up_after_max_retries(replay: ReplayServer, make_client) -> None:
+def test_persistent_503_gives_up_after_max_retries(replay: ReplayServer, make_client: MakeClient) -> None:
     replay.inject(Fault("status", match=FEED, status=503, times=-1))
     client = make_client(max_retries=2)
     with pytest.raises(HttpError, match="HTTP 503 after 3 attempts") as caught:
@@ -71,7 +75,7 @@ def test_persistent_503_gives_up_after_max_retries(replay: ReplayServer, make_cl
     assert len(client.request_log) == 3
 
 
-def test_timeout_is_retried(replay: ReplayServer, make_client) -> None:
+def test_timeout_is_retried(replay: ReplayServer, make_client: MakeClient) -> None:
     replay.inject(Fault("delay", match=FEED, delay=1.0))
     client = make_client(timeout=0.2)
     assert client.get(replay.base_url + FEED).status_code == 200
@@ -80,7 +84,7 @@ def test_timeout_is_retried(replay: ReplayServer, make_client) -> None:
     assert second.status == 200
 
 
-def test_connection_reset_is_retried(replay: ReplayServer, make_client) -> None:
+def test_connection_reset_is_retried(replay: ReplayServer, make_client: MakeClient) -> None:
     replay.inject(Fault("reset", match=FEED))
     client = make_client()
     response = client.get(replay.base_url + FEED)
@@ -89,7 +93,7 @@ def test_connection_reset_is_retried(replay: ReplayServer, make_client) -> None:
     assert len(client.request_log) == 2
 
 
-def test_truncated_body_is_retried_then_reported(replay: ReplayServer, make_client) -> None:
+def test_truncated_body_is_retried_then_reported(replay: ReplayServer, make_client: MakeClient) -> None:
     replay.inject(Fault("truncate", match=FEED))
     client = make_client()
     full = client.get(replay.base_url + FEED)
@@ -101,20 +105,20 @@ def test_truncated_body_is_retried_then_reported(replay: ReplayServer, make_clie
         make_client(max_retries=1).get(replay.base_url + FEED)
 
 
-def test_body_size_bound(replay: ReplayServer, make_client) -> None:
+def test_body_size_bound(replay: ReplayServer, make_client: MakeClient) -> None:
     client = make_client(max_body_bytes=10_000)
     with pytest.raises(HttpError, match="exceeds the 10000-byte limit"):
         client.get(replay.base_url + FEED)
 
 
-def test_4xx_is_returned_not_retried(replay: ReplayServer, make_client) -> None:
+def test_4xx_is_returned_not_retried(replay: ReplayServer, make_client: MakeClient) -> None:
     client = make_client()
     response = client.get(replay.base_url + "/rss/no.SUCH")
     assert response.status_code == 404
     assert len(client.request_log) == 1
 
 
-def test_conditional_request_gets_304(replay: ReplayServer, make_client) -> None:
+def test_conditional_request_gets_304(replay: ReplayServer, make_client: MakeClient) -> None:
     client = make_client()
     first = client.get(replay.base_url + FEED, conditional=True)
     second = client.get(replay.base_url + FEED, conditional=True)
@@ -152,7 +156,7 @@ def test_arxiv_api_and_rss_share_one_3s_budget(replay: ReplayServer, fake_time: 
     client.close()
 
 
-def test_other_hosts_are_not_held_by_the_arxiv_budget(replay: ReplayServer, make_client) -> None:
+def test_other_hosts_are_not_held_by_the_arxiv_budget(replay: ReplayServer, make_client: MakeClient) -> None:
     client = make_client(
         transport=LoopbackTransport(replay.base_url),
         min_interval={"export.arxiv.org": 3.0},
@@ -166,14 +170,14 @@ def test_other_hosts_are_not_held_by_the_arxiv_budget(replay: ReplayServer, make
     assert client.request_log[2].time - first.time == pytest.approx(3.0)
 
 
-def test_errors_that_would_repeat_are_not_retried(make_client, fake_time: FakeTime) -> None:
+def test_errors_that_would_repeat_are_not_retried(make_client: MakeClient, fake_time: FakeTime) -> None:
     client = make_client()
     with pytest.raises(HttpError, match="UnsupportedProtocol"):
         client.get("ftp://127.0.0.1/feed")
     assert fake_time.sleeps == [] and len(client.request_log) == 1
 
 
-def test_refused_connection_is_retried_then_reported(make_client, fake_time: FakeTime) -> None:
+def test_refused_connection_is_retried_then_reported(make_client: MakeClient, fake_time: FakeTime) -> None:
     with ReplayServer() as server:
         url = server.base_url + FEED
     client = make_client(max_retries=2)  # the server is gone: nothing listens on its port

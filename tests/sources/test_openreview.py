@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from sources.helpers import FakeTime, MakeClient
 from vpt_tracker.config import OpenReviewConfig, OpenReviewVenue
+from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Window
 from vpt_tracker.replay import Fault, ReplayServer
 from vpt_tracker.sources.base import SourceError
@@ -19,7 +21,7 @@ ICLR = OpenReviewVenue(venue_id="ICLR.cc/2024/Conference", name="ICLR", year=202
 
 
 def _source(
-    server: ReplayServer, client, venue: OpenReviewVenue = ICLR, page_size: int = 1000
+    server: ReplayServer, client: HttpClient, venue: OpenReviewVenue = ICLR, page_size: int = 1000
 ) -> OpenReviewSource:
     config = OpenReviewConfig(base_url=server.urls()["openreview"], venues=[venue], page_size=page_size)
     return OpenReviewSource(config, client)
@@ -29,7 +31,7 @@ def _note_queries(server: ReplayServer) -> list[dict[str, str]]:
     return [r.query for r in server.requests if r.path == "/notes"]
 
 
-def test_pages_with_limit_and_offset(replay: ReplayServer, make_client) -> None:
+def test_pages_with_limit_and_offset(replay: ReplayServer, make_client: MakeClient) -> None:
     pages = list(_source(replay, make_client(), page_size=30).fetch(WINDOW, {}))
     assert [len(p.records) for p in pages] == [30, 30, 20]
     queries = _note_queries(replay)
@@ -43,7 +45,7 @@ def test_page_size_is_bounded_by_1000() -> None:
         OpenReviewConfig(page_size=1001)
 
 
-def test_unwraps_values_and_reads_the_venue(replay: ReplayServer, make_client) -> None:
+def test_unwraps_values_and_reads_the_venue(replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _source(replay, make_client()).fetch(WINDOW, {})
     nemesis = next(r for r in page.records if r.openreview_id == "zmJDzPh1Dm")
     assert nemesis.title == "Nemesis: Normalizing the Soft-prompt Vectors of Vision-Language Models"
@@ -55,7 +57,7 @@ def test_unwraps_values_and_reads_the_venue(replay: ReplayServer, make_client) -
     assert nemesis.payload["content"]["title"] == {"value": nemesis.title}
 
 
-def test_resumes_from_the_offset_in_the_cursor(replay: ReplayServer, make_client) -> None:
+def test_resumes_from_the_offset_in_the_cursor(replay: ReplayServer, make_client: MakeClient) -> None:
     source = _source(replay, make_client(), page_size=30)
     first = next(iter(source.fetch(WINDOW, {})))
     replay.requests.clear()
@@ -90,7 +92,9 @@ def _root(tmp_path: Path, key: str, body: bytes) -> Path:
     return tmp_path
 
 
-def test_invitation_fetch_reads_accepted_and_rejected_from_the_venue_id(tmp_path: Path, make_client) -> None:
+def test_invitation_fetch_reads_accepted_and_rejected_from_the_venue_id(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
     venue = OpenReviewVenue(venue_id="TMLR/-/Submission", name="TMLR", year=2024)
     notes = [
         _note("accepted01", "Synthetic accepted paper", "TMLR"),
@@ -111,7 +115,7 @@ def test_invitation_fetch_reads_accepted_and_rejected_from_the_venue_id(tmp_path
     assert decision_for("NeurIPS.cc/2024/Conference", ICLR) is None
 
 
-def test_flat_v1_content_is_read_too(tmp_path: Path, make_client) -> None:
+def test_flat_v1_content_is_read_too(tmp_path: Path, make_client: MakeClient) -> None:
     note = {
         "id": "flatnote01",
         "forum": "flatnote01",
@@ -135,7 +139,9 @@ def test_flat_v1_content_is_read_too(tmp_path: Path, make_client) -> None:
     ],
     ids=["malformed-json", "no-notes-key", "changed-layout"],
 )
-def test_bad_payloads_are_source_errors(tmp_path: Path, make_client, body: bytes, message: str) -> None:
+def test_bad_payloads_are_source_errors(
+    tmp_path: Path, make_client: MakeClient, body: bytes, message: str
+) -> None:
     with (
         ReplayServer(_root(tmp_path, ICLR.venue_id, body)) as server,
         pytest.raises(SourceError, match=message),
@@ -143,7 +149,7 @@ def test_bad_payloads_are_source_errors(tmp_path: Path, make_client, body: bytes
         list(_source(server, make_client()).fetch(WINDOW, {}))
 
 
-def test_backs_off_on_429(replay: ReplayServer, make_client, fake_time) -> None:
+def test_backs_off_on_429(replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime) -> None:
     replay.inject(Fault("status", match="/notes", status=429, headers={"Retry-After": "30"}))
     (page,) = _source(replay, make_client()).fetch(WINDOW, {})
     assert len(page.records) == 80 and fake_time.sleeps == [30.0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 
@@ -41,7 +42,7 @@ def test_faults_hit_only_matching_requests_the_given_number_of_times(replay: Rep
     assert [r.status for r in replay.requests] == [200, 429, 429, 200]
 
 
-def test_index_entries_match_on_the_params_they_name(tmp_path) -> None:
+def test_index_entries_match_on_the_params_they_name(tmp_path: Path) -> None:
     folder = tmp_path / "arxiv_api"
     folder.mkdir()
     (folder / "a.xml").write_text("<a/>")
