@@ -203,6 +203,11 @@ class Settings(BaseSettings):
         # CLI overrides (init), then the environment, then the files (TOML + secrets file).
         return (init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get() or {}))
 
+    @property
+    def cache_dir(self) -> Path:
+        """Files that only save work and may be deleted at any time (the identity index)."""
+        return self.data_dir / "cache"
+
     def catalogue(self, name: str) -> CatalogueConfig | None:
         return next((c for c in self.catalogues if c.name == name), None)
 

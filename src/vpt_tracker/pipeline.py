@@ -546,7 +546,7 @@ def nightly(
             parts = [resume, Window(resume.end, now)]
             window = Window(resume.start, now)
         run_id = guard.run_id = start_run(engine, "nightly", window, now)
-        keep_index_between_runs(settings.data_dir / "cache")
+        keep_index_between_runs(settings.cache_dir)
         log.info("nightly run %d: window %s .. %s", run_id, window.start, window.end)
         owned_client = None
         if sources is None:
@@ -693,7 +693,7 @@ def backfill(
         interrupted = recover_interrupted(engine, now)
         overall = Window(windows[0].start, windows[-1].end)
         run_id = guard.run_id = start_run(engine, "backfill", overall, now)
-        keep_index_between_runs(settings.data_dir / "cache")
+        keep_index_between_runs(settings.cache_dir)
         owned_client = None
         if sources is None:
             sources, owned_client = _build_sources(settings, engine, client)

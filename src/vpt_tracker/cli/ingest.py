@@ -88,7 +88,7 @@ def ingest_jsonl(app: AppContext, files: tuple[Path, ...], batch_size: int, as_j
     stats = IngestStats()
     try:
         with _record_progress(len(records), "ingesting") as progress:
-            keep_index_between_runs(app.settings.data_dir / "cache")
+            keep_index_between_runs(app.settings.cache_dir)
             stats = ingest_records(engine, records, run_id=run_id, batch_size=batch_size, progress=progress)
         save_index(engine)  # the next nightly run starts from this index instead of rebuilding it
         outcome = RunOutcome.OK
