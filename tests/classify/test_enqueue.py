@@ -154,4 +154,6 @@ def test_models_trained_from_the_store_get_their_presets_cue_features(tmp_path: 
     settings = _settings(tmp_path)
     novel = _hyper(settings, "vpt", load_preset("generalizable-vlm"), seed=0)
     assert "base-to-novel" in dict(novel.cues.patterns) and "base_to_novel" in novel.cues.models
-    assert not _hyper(settings, "vpt", load_preset("awesome-vpt"), seed=0).cues.patterns
+    assert novel.cues.applies_to("labels") and not novel.cues.applies_to("relevance")
+    plain = _hyper(settings, "vpt", load_preset("awesome-vpt"), seed=0).cues
+    assert plain.applies_to("labels") and not plain.applies_to("base_to_novel")

@@ -6,11 +6,14 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import sparse
 
 from vpt_tracker.classify.cues import CueSet
 from vpt_tracker.classify.data import AbstractIndex, Example, TrainingSet
 from vpt_tracker.classify.model import CatalogueModel, Hyper
+from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError
 
@@ -125,4 +128,68 @@ def test_bad_cue_config_is_a_user_error() -> None:
     with pytest.raises(UserError, match="bad regular expression"):
         CueSet.from_config({"patterns": {"broken": "(unclosed"}})
     with pytest.raises(UserError, match="unknown models"):
-        CueSet.from_config({"patterns": {"ok": "x"}, "models": ["labels"]})
+        CueSet.from_config({"patterns": {"ok": "x"}, "models": ["nonsense"]})
+    with pytest.raises(UserError, match="unknown models"):
+        CueSet.from_config({"patterns": {"ok": {"pattern": "x", "models": ["nonsense"]}}})
+    with pytest.raises(UserError, match="expected"):
+        CueSet.from_config({"patterns": {"no-pattern": {"models": ["labels"]}}})
+
+
+def test_each_cue_feeds_only_its_models() -> None:
+    """A preset's base-to-novel cues stay out of its label models, and its label cues out of the rest."""
+    cues = load_preset("generalizable-vlm").cues
+    label_names = cues.names_for("labels")
+    novel_names = cues.names_for("base_to_novel")
+    assert "cue:visual-prompts" in label_names and "cue:harmonic-mean" not in label_names
+    assert "cue:harmonic-mean" in novel_names and "cue:visual-prompts" not in novel_names
+    assert not cues.applies_to("relevance")
+    text = ["Visual prompts for CLIP; we report the harmonic mean of base and novel accuracy."]
+    empty = sparse.csr_matrix((1, 3), dtype=np.float32)
+    for model, names in (("labels", label_names), ("base_to_novel", novel_names)):
+        extended = cues.extend(model, empty, text)
+        assert extended.shape == (1, 3 + len(names))
+        fired = {names[j - 3] for j in extended.indices}
+        assert fired == ({"cue:visual-prompts"} if model == "labels" else {"cue:harmonic-mean", "cue:base-and-novel"})
+    per_cue = cues.describe()["models_per_cue"]
+    assert isinstance(per_cue, dict) and per_cue["visual-prompts"] == ["labels"]
+
+
+def _test_time_papers(training: TrainingSet) -> list[Example]:
+    return [e for e in training.relevant if "test-time" in e.labels]
+
+
+def test_a_label_cue_carries_a_phrase_the_training_data_never_spells(training: TrainingSet) -> None:
+    """Label models see the preset's label cues: "TTA" alone then reads as test-time."""
+    respell = re.compile(r"test[\s-]*time", re.IGNORECASE).sub
+    relevant = [
+        replace(e, title=respell("inference-stage", e.title), abstract=respell("inference-stage", e.abstract))
+        for e in training.relevant
+    ]
+    data = replace(training, relevant=relevant)
+    cues = CueSet((("test-time", r"\btest[\s-]*time\b|\btta\b|\binference[\s-]*stage\b"),), ("labels",))
+    plain = CatalogueModel.train("plain", data, ["test-time"], Hyper(folds=4, max_features=8000))
+    cued = CatalogueModel.train("cued", data, ["test-time"], Hyper(folds=4, max_features=8000, cues=cues))
+    paper = Example("Prompt tuning for CLIP", "We adapt prompts with TTA on each unlabeled test sample.")
+    assert cued.score([paper])[0].labels["test-time"] > plain.score([paper])[0].labels["test-time"] + 0.1
+    assert cued.relevance.coef.shape == plain.relevance.coef.shape  # relevance sees no label cue
+
+
+def test_label_cues_are_read_for_candidates_only(training: TrainingSet) -> None:
+    """Scoring reads label cues where labels are used: above the threshold or included by a rule."""
+    cues = CueSet((("test-time", r"\btest[\s-]*time\b"),), ("labels",))
+    model = CatalogueModel.train(
+        "cued", training, ["test-time"], Hyper(folds=4, max_features=8000, cues=cues)
+    )
+    candidate = Example("Test-time visual prompt tuning for CLIP", "Prompts adapted at test time for CLIP.")
+    relevance = [s.relevance for s in model.score(training.unlabeled)]
+    lowest = training.unlabeled[relevance.index(min(relevance))]
+    unrelated = replace(lowest, title="Cooking robots", abstract=lowest.abstract + " It adapts at test time.")
+    (cand,) = model.score([candidate])
+    (other,) = model.score([unrelated])
+    assert model.should_queue(cand) and not model.should_queue(other)
+    assert model.score([candidate], cues_for_all=True)[0] == cand  # a candidate's cues are read anyway
+    all_cues = model.score([unrelated], cues_for_all=True)[0]
+    assert all_cues.labels["test-time"] > other.labels["test-time"]  # below the threshold: not read
+    included = model.score([unrelated], RuleSet(include=["cooking robots"]))[0]
+    assert included.rule == "include: cooking robots"
+    assert included.labels == all_cues.labels  # a rule makes it a candidate: its cues are read

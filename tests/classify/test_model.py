@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,29 @@ def test_explain_names_the_terms_that_moved_the_score(model: CatalogueModel, rel
     assert all(w < 0 for _, w in explanation.down)
     up_terms = {term for term, _ in explanation.up}
     assert up_terms & {"vp", "prompt", "prompting", "visual prompt", "prompt tuning", "tuning"}, up_terms
+
+
+def test_a_label_learns_only_from_papers_whose_source_can_express_it(training: TrainingSet) -> None:
+    """Papers of a list without a test-time section are not test-time negatives (`label_scope`).
+
+    Half of the test-time papers are marked as coming from such a list, without the label:
+    read as negatives they drown the label; out of scope they are left out of its model.
+    """
+    test_time = [e for e in training.relevant if "test-time" in e.labels]
+    silent = {e.key() for e in test_time[: len(test_time) // 2]}
+    relevant = [
+        replace(e, labels=(), label_scope=frozenset({"multi-modality"})) if e.key() in silent else e
+        for e in training.relevant
+    ]
+    unscoped = [replace(e, label_scope=None) for e in relevant]
+    hyper = Hyper(folds=3, seed=0, max_features=8000)
+    scoped_model = CatalogueModel.train("scoped", replace(training, relevant=relevant), ["test-time"], hyper)
+    naive_model = CatalogueModel.train("naive", replace(training, relevant=unscoped), ["test-time"], hyper)
+    held = [e for e in test_time if e.key() in silent]
+    scoped = [s.labels["test-time"] for s in scoped_model.score(held)]
+    naive = [s.labels["test-time"] for s in naive_model.score(held)]
+    assert sum(scoped) > sum(naive)
+    # the label was trained on fewer papers: the out-of-scope ones are neither yes nor no
+    assert scoped_model.card["cv_metrics_in_training"]["labels"]["test-time"]["support"] == len(
+        test_time
+    ) - len(silent)

@@ -20,7 +20,7 @@ from scipy import sparse
 
 from vpt_tracker.errors import UserError
 
-CUE_MODELS = ("relevance", "base_to_novel")  # the models cue columns may be appended to
+CUE_MODELS = ("relevance", "base_to_novel", "labels")  # the models cue columns may be appended to
 PREFIX = "cue:"  # how a cue column is named in `explain`
 
 
@@ -30,11 +30,14 @@ class CueSet:
 
     patterns: tuple[tuple[str, str], ...] = ()
     models: tuple[str, ...] = ()
+    # Per cue (aligned with `patterns`): the models it feeds; empty = `models`. Lets one
+    # preset keep base-to-novel cues out of its label models and label cues out of the rest.
+    targets: tuple[tuple[str, ...], ...] = ()
     _compiled: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
     _any: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        unknown = set(self.models) - set(CUE_MODELS)
+        unknown = (set(self.models) | {m for models in self.targets for m in models}) - set(CUE_MODELS)
         if unknown:
             raise UserError(f"cues: unknown models {sorted(unknown)}; known: {', '.join(CUE_MODELS)}")
         compiled = []
@@ -51,43 +54,86 @@ class CueSet:
 
     @classmethod
     def from_config(cls, data: Mapping[str, object] | None) -> CueSet:
-        """From a preset's `[cues]` table: `models = [...]` and `[cues.patterns] name = "regex"`."""
+        """From a preset's `[cues]` table: `models = [...]` and `[cues.patterns] name = "regex"`.
+
+        A pattern may instead be `name = { pattern = "regex", models = [...] }`, to feed
+        other models than the table's default.
+        """
         if not data:
             return cls()
         patterns = data.get("patterns", {})
         models = data.get("models", ["base_to_novel"])
         if not isinstance(patterns, Mapping) or not isinstance(models, list):
             raise UserError("cues: expected a [cues.patterns] table and a `models` list")
-        return cls(tuple((str(k), str(v)) for k, v in patterns.items()), tuple(str(m) for m in models))
+        pairs: list[tuple[str, str]] = []
+        targets: list[tuple[str, ...]] = []
+        for name, value in patterns.items():
+            if isinstance(value, Mapping):
+                own_models = value.get("models", [])
+                if "pattern" not in value or not isinstance(own_models, list):
+                    raise UserError(f'cue {name!r}: expected {{ pattern = "...", models = [...] }}')
+                pairs.append((str(name), str(value["pattern"])))
+                targets.append(tuple(str(m) for m in own_models))
+            else:
+                pairs.append((str(name), str(value)))
+                targets.append(())
+        return cls(tuple(pairs), tuple(str(m) for m in models), tuple(targets))
+
+    def _models_of(self, index: int) -> tuple[str, ...]:
+        own = self.targets[index] if index < len(self.targets) else ()
+        return own or self.models
+
+    def columns_for(self, model: str) -> list[int]:
+        """The cue columns `model` sees, in pattern order."""
+        return [i for i in range(len(self.patterns)) if model in self._models_of(i)]
 
     def applies_to(self, model: str) -> bool:
-        return bool(self.patterns) and model in self.models
+        return bool(self.columns_for(model))
 
-    @property
-    def names(self) -> list[str]:
-        return [PREFIX + name for name, _ in self.patterns]
+    def names_for(self, model: str) -> list[str]:
+        """How the columns `model` sees are named in `explain`."""
+        return [PREFIX + self.patterns[i][0] for i in self.columns_for(model)]
 
-    def matrix(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        """One row per text, one binary column per cue (1 when its pattern occurs)."""
-        rows: list[int] = []
+    def matrix(self, texts: Sequence[str], rows: Sequence[int] | None = None) -> sparse.csr_matrix:
+        """One row per text, one binary column per cue (1 when its pattern occurs).
+
+        `rows`: read only these texts (the others stay all-zero). Python's regex engine scans
+        about 60 µs per abstract per cue, so scoring reads the cues of label and base-to-novel
+        models only for the papers whose labels and flag are used: the candidates.
+        """
+        hits_rows: list[int] = []
         cols: list[int] = []
-        for row, text in enumerate(texts):
-            lowered = text.lower()
+        for row in range(len(texts)) if rows is None else rows:
+            lowered = texts[row].lower()
             if self._any is None or not self._any.search(lowered):
                 continue
             for col, pattern in enumerate(self._compiled):
                 if pattern.search(lowered):
-                    rows.append(row)
+                    hits_rows.append(row)
                     cols.append(col)
         return sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(texts), len(self._compiled))
+            (np.ones(len(hits_rows), dtype=np.float32), (hits_rows, cols)),
+            shape=(len(texts), len(self._compiled)),
         )
 
-    def extend(self, model: str, features: sparse.csr_matrix, texts: Sequence[str]) -> sparse.csr_matrix:
-        """`features` with the cue columns appended when `model` uses cues, else unchanged."""
-        if not self.applies_to(model):
+    def extend(
+        self, model: str, features: sparse.csr_matrix, texts: Sequence[str], rows: Sequence[int] | None = None
+    ) -> sparse.csr_matrix:
+        """`features` with the cue columns appended when `model` uses cues, else unchanged.
+
+        `rows`: the texts whose cues are read (default all); see `matrix`.
+        """
+        columns = self.columns_for(model)
+        if not columns:
             return features
-        return sparse.hstack([features, self.matrix(texts)], format="csr", dtype=features.dtype)
+        cues = self.matrix(texts, rows)
+        if len(columns) < len(self.patterns):
+            cues = cues[:, columns]
+        return sparse.hstack([features, cues], format="csr", dtype=features.dtype)
 
     def describe(self) -> dict[str, object]:
-        return {"models": list(self.models), "patterns": dict(self.patterns)}
+        return {
+            "models": list(self.models),
+            "patterns": dict(self.patterns),
+            "models_per_cue": {name: list(self._models_of(i)) for i, (name, _) in enumerate(self.patterns)},
+        }

@@ -34,6 +34,10 @@ class Example:
     labels: tuple[str, ...] = ()
     id: str | None = None
     full_text: str | None = None
+    # The labels whose absence means "no": None = every label of the catalogue. A related
+    # list that cannot express a label (it has no section or badge for it) says nothing
+    # about it, so its papers are neither positives nor negatives for that label.
+    label_scope: frozenset[str] | None = None
 
     @property
     def has_abstract(self) -> bool:
@@ -47,6 +51,10 @@ class Example:
     def evidence_text(self) -> str:
         """The text the base-to-novel flag reads: the same plus the full text where fetched."""
         return self.text() + ("\n" + self.full_text if self.full_text else "")
+
+    def knows_label(self, label: str) -> bool:
+        """Whether this example's `labels` say yes or no about `label` (see `label_scope`)."""
+        return self.label_scope is None or label in self.label_scope
 
     def key(self) -> str:
         """A stable identity for de-duplication: the arXiv id, else the folded title."""
@@ -91,6 +99,8 @@ class TrainingSet:
         ):
             for example in examples:
                 row = [role, example.key(), example.text(), sorted(example.labels)]
+                if example.label_scope is not None:
+                    row.append(sorted(example.label_scope))
                 digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
         return digest.hexdigest()
 

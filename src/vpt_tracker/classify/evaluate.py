@@ -115,12 +115,15 @@ def evaluate(
             pooled.queued.append(model.should_queue(score))
             pooled.prompt.append(mentions_prompt(example))
         for example, score in zip(test_pos, scores[: len(test_pos)], strict=True):
-            label_true.append(set(example.labels) & set(label_keys))
-            label_pred.append(set(score.proposed_labels))
+            # A label the paper's source cannot express is neither right nor wrong here.
+            known = {key for key in label_keys if example.knows_label(key)}
+            label_true.append(set(example.labels) & known)
+            label_pred.append(set(score.proposed_labels) & known)
         novel_test = parts["novel_positive"][1] + parts["novel_negative"][1]
         if model.base_to_novel is not None and novel_test:
             truths = [1] * len(parts["novel_positive"][1]) + [0] * len(parts["novel_negative"][1])
-            for score, is_novel in zip(model.score(novel_test), truths, strict=True):
+            # The flag is judged as a classifier of its own: every paper's cues are read.
+            for score, is_novel in zip(model.score(novel_test, cues_for_all=True), truths, strict=True):
                 assert score.base_to_novel is not None
                 novel_probs.append(score.base_to_novel)
                 novel_truth.append(is_novel)

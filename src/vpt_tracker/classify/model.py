@@ -46,7 +46,7 @@ MIN_NOVEL_EXAMPLES = 5  # per class, for the base-to-novel model
 UNLABELED_WEIGHT = 0.5  # PU weighting: an unreviewed paper counts half a reviewed negative
 MODEL_FILE = "model.pkl.xz"
 CARD_FILE = "model-card.json"
-FORMAT_VERSION = 2  # 2: xz-compressed pickle (1 was joblib)
+FORMAT_VERSION = 3  # 3: cues may feed the label models; 2: xz-compressed pickle; 1: joblib
 
 FloatArray = NDArray[np.float64]
 
@@ -312,15 +312,17 @@ class CatalogueModel:
 
         label_models: dict[str, LinearScorer] = {}
         skipped: dict[str, str] = {}
-        label_features = tfidf[: len(relevant)]
+        label_features = hyper.cues.extend("labels", tfidf[: len(relevant)], texts[: len(relevant)])
         label_metrics: dict[str, Any] = {}
         for key in label_keys:
-            target = np.array([key in e.labels for e in relevant], dtype=int)
+            # Only papers whose source can say yes or no about this label (`Example.label_scope`).
+            rows = np.array([i for i, e in enumerate(relevant) if e.knows_label(key)], dtype=np.int64)
+            target = np.array([key in relevant[i].labels for i in rows], dtype=int)
             if target.sum() < MIN_LABEL_EXAMPLES or (1 - target).sum() < MIN_LABEL_EXAMPLES:
                 skipped[key] = f"{int(target.sum())} of {len(target)} relevant papers carry it"
                 continue
             scorer, label_oof = fit_calibrated(
-                label_features, target, hyper.c_labels, hyper.folds, hyper.seed, None
+                label_features[rows], target, hyper.c_labels, hyper.folds, hyper.seed, None
             )
             scorer.threshold = f1_threshold(label_oof, target)
             label_models[key] = scorer
@@ -366,10 +368,11 @@ class CatalogueModel:
                 "calibration": f"Platt sigmoid fit on {hyper.folds}-fold out-of-fold decision values",
                 "relevance_threshold": f"highest threshold with out-of-fold recall >= {hyper.recall_target}",
                 "label_thresholds": "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers)",
+                "label_scope": "a label learns only from papers whose source can express it (label_scope)",
                 "base_to_novel": "logistic regression, base-to-novel papers vs other prompt-learning papers",
                 "cue_features": (
-                    f"binary columns for the preset's cues {[n for n, _ in hyper.cues.patterns]} "
-                    f"(regexes in hyperparameters.cues), appended to the {list(hyper.cues.models)} features"
+                    "one binary column per preset cue (regexes in hyperparameters.cues), appended to the "
+                    "features of the models listed per cue in hyperparameters.cues.models_per_cue"
                     if hyper.cues.patterns
                     else "none"
                 ),
@@ -387,10 +390,25 @@ class CatalogueModel:
 
     # ---- scoring --------------------------------------------------------------------
     def score(
-        self, examples: Sequence[Example], rules: RuleSet | None = None, batch: int = 20_000, *, jobs: int = 1
+        self,
+        examples: Sequence[Example],
+        rules: RuleSet | None = None,
+        batch: int = 20_000,
+        *,
+        jobs: int = 1,
+        cues_for_all: bool = False,
     ) -> list[Scores]:
-        """Scores for each example, in order. Papers without an abstract are marked low-confidence."""
-        return CatalogueModel.score_many([(self, rules)], examples, batch, jobs=jobs)[0]
+        """Scores for each example, in order. Papers without an abstract are marked low-confidence.
+
+        The label and base-to-novel models read their cue features only for candidates
+        (papers at or above the relevance threshold, or included by a rule): theirs are the
+        labels and flags anyone sees, and reading every cue of every paper would double the
+        cost of scoring. Below the threshold those two models see TF-IDF terms only;
+        `cues_for_all` reads the cues of every paper (evaluation does, for the flag).
+        """
+        return CatalogueModel.score_many(
+            [(self, rules)], examples, batch, jobs=jobs, cues_for_all=cues_for_all
+        )[0]
 
     @staticmethod
     def score_many(
@@ -399,6 +417,7 @@ class CatalogueModel:
         batch: int = 20_000,
         *,
         jobs: int = 1,
+        cues_for_all: bool = False,
     ) -> list[list[Scores]]:
         """The same papers scored by several catalogues' models: one list of scores per model.
 
@@ -411,10 +430,10 @@ class CatalogueModel:
         chunks = [examples[start : start + batch] for start in range(0, len(examples), batch)]
         if jobs > 1 and len(chunks) > 1:
             parts = joblib.Parallel(n_jobs=min(jobs, len(chunks)))(
-                joblib.delayed(_score_chunk_many)(models, chunk) for chunk in chunks
+                joblib.delayed(_score_chunk_many)(models, chunk, cues_for_all) for chunk in chunks
             )
         else:
-            parts = [_score_chunk_many(models, chunk) for chunk in chunks]
+            parts = [_score_chunk_many(models, chunk, cues_for_all) for chunk in chunks]
         return [[score for part in parts for score in part[index]] for index in range(len(models))]
 
     def features(self, texts: Sequence[str], analyzed: Analyzed | None = None) -> sparse.csr_matrix:
@@ -447,14 +466,30 @@ class CatalogueModel:
         return weighting.transform(counts, copy=False).tocsr()
 
     def _score_chunk(
-        self, chunk: Sequence[Example], rules: RuleSet | None, analyzed: Analyzed | None = None
+        self,
+        chunk: Sequence[Example],
+        rules: RuleSet | None,
+        analyzed: Analyzed | None = None,
+        cues_for_all: bool = False,
     ) -> list[Scores]:
         results: list[Scores] = []
         if chunk:
             texts = [e.text() for e in chunk]
             features = self.features(texts, analyzed)
             relevance = self.relevance.proba(self.cues.extend("relevance", features, texts))
-            label_probs = {key: scorer.proba(features) for key, scorer in self.labels.items()}
+            hits = [rules.match(text) for text in texts] if rules else [None] * len(texts)
+            candidates = None
+            if not cues_for_all:
+                above = relevance >= self.relevance.threshold
+                candidates = [
+                    i
+                    for i, hit in enumerate(hits)
+                    if (above[i] and hit is None) or (hit and hit.action == "include")
+                ]
+            label_features = (
+                self.cues.extend("labels", features, texts, candidates) if self.labels else features
+            )
+            label_probs = {key: scorer.proba(label_features) for key, scorer in self.labels.items()}
             novel = None
             if self.base_to_novel is not None:
                 with_full = [i for i, e in enumerate(chunk) if e.full_text]
@@ -465,7 +500,9 @@ class CatalogueModel:
                     novel_features[with_full] = extra
                     novel_features = novel_features.tocsr()
                 evidence = [e.evidence_text() for e in chunk] if with_full else texts
-                novel = self.base_to_novel.proba(self.cues.extend("base_to_novel", novel_features, evidence))
+                novel = self.base_to_novel.proba(
+                    self.cues.extend("base_to_novel", novel_features, evidence, candidates)
+                )
             for i, example in enumerate(chunk):
                 labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
                 proposed = [key for key, p in labels.items() if p >= self.labels[key].threshold]
@@ -477,7 +514,7 @@ class CatalogueModel:
                     low_confidence=not example.has_abstract,
                 )
                 if rules:
-                    hit = rules.match(example.text())
+                    hit = hits[i]
                     scores.rule = hit.describe() if hit else None
                 results.append(scores)
         return results
@@ -494,7 +531,7 @@ class CatalogueModel:
         row = self.cues.extend("relevance", self.vectorizer.transform([text]).tocsr(), [text])
         names = list(self.vectorizer.get_feature_names_out())
         if self.cues.applies_to("relevance"):
-            names += self.cues.names
+            names += self.cues.names_for("relevance")
         contributions = [
             (str(names[j]), float(v * self.relevance.coef[j]))
             for j, v in zip(row.indices, row.data, strict=True)
@@ -582,7 +619,9 @@ def analyzer_key(vectorizer: TfidfVectorizer) -> str:
 
 
 def _score_chunk_many(
-    models: Sequence[tuple[CatalogueModel, RuleSet | None]], chunk: Sequence[Example]
+    models: Sequence[tuple[CatalogueModel, RuleSet | None]],
+    chunk: Sequence[Example],
+    cues_for_all: bool = False,
 ) -> list[list[Scores]]:
     texts = [example.text() for example in chunk]
     groups: dict[str, list[CatalogueModel]] = {}
@@ -593,7 +632,8 @@ def _score_chunk_many(
         terms = dict.fromkeys(term for model in members for term in model.vectorizer.vocabulary_)
         analyzed[key] = Analyzed.of(members[0].vectorizer, texts, list(terms))
     return [
-        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)]) for model, rules in models
+        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)], cues_for_all)
+        for model, rules in models
     ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from vpt_tracker.classify.data import (
     AbstractIndex,
     Example,
     TrainingSet,
+    mentions_prompt,
     read_conference_index,
     read_jsonl,
     sample,
@@ -43,7 +45,9 @@ class ListSource:
 
     `sections`: keep an entry when any of these (case-insensitive) substrings occurs on its
     section path (empty = all entries). `label_map`: section/badge substring → label key,
-    used when the README is not the preset's own list. `own`: labels come from the preset.
+    used when the README is not the preset's own list. `own`: the preset's own list (labels
+    come from the preset). `preset_labels`: a related list that uses the preset's vocabulary,
+    labelled by the preset's rules too.
     """
 
     file: str
@@ -51,6 +55,7 @@ class ListSource:
     exclude_sections: tuple[str, ...] = ()
     own: bool = False
     label_map: tuple[tuple[str, str], ...] = ()
+    preset_labels: bool = False
 
     def describe(self) -> str:
         """The file name, plus the sections when a recipe uses one file more than once."""
@@ -63,7 +68,7 @@ class ListSource:
         return not self.sections or any(s.lower() in path for s in self.sections)
 
     def labels(self, entry: ParsedEntry, preset: Preset) -> list[str]:
-        if self.own:
+        if self.own or self.preset_labels:
             return preset.labels_for(entry.section_path, entry.badges, entry.cells)
         haystack = [part.lower() for part in entry.section_path] + [b.lower() for b in entry.badges]
         haystack += [v.lower() for v in entry.cells.values()]
@@ -76,7 +81,14 @@ class Recipe:
     relevant: tuple[ListSource, ...]
     novel_positive: tuple[ListSource, ...] = ()
     novel_negative: tuple[ListSource, ...] = ()
+    rejected: tuple[ListSource, ...] = ()  # what this preset's maintainer would reject (reviewed negatives)
     notes: str = ""
+
+
+# A base-to-novel negative is only "another prompt-learning paper of a related list": nobody
+# checked it. One whose own text says it evaluates base-to-novel (LoGoPrompt, FROSTER) is
+# not a negative by the flag's definition, so it is left out rather than taught as "no".
+SAYS_BASE_TO_NOVEL = re.compile(r"\bbase[\s-]*(?:to|2|and)[\s-]*(?:novel|new)\b", re.IGNORECASE)
 
 
 _AWESOME_VPT_OWN = (
@@ -145,8 +157,34 @@ _VPT_RELATED = (
             ("another form of prompt", "multi-modality"),
         ),
     ),
-    ListSource("BWLONG__Awesome-Prompt-Learning-CV__README.md", label_map=_VPT_RELATED_LABELS),
+    # Not its "In-context learning" section: in-context learning of language models (Frozen,
+    # ICAE) is what the issue calls prompting a chat model, not adapting a vision model.
+    ListSource(
+        "BWLONG__Awesome-Prompt-Learning-CV__README.md",
+        exclude_sections=("In-context learning",),
+        label_map=_VPT_RELATED_LABELS,
+    ),
 )
+# What a visual-prompt list leaves out although it sits next to prompts in the PETL lists:
+# adapters, side tuning, LoRA and other reparameterisations, and foundation models. These
+# are the papers a maintainer rejects, so they are reviewed negatives (weight 1), which
+# teaches "adapter" apart from "prompt" better than the unlabeled sample does. Not the
+# prefix-tuning or unified sections: prefix tuning is prompt tuning by another name.
+_NOT_PROMPTS = (
+    ListSource(
+        "jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md",
+        exclude_sections=("Prompt", "Unified"),
+    ),
+    ListSource(
+        "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md",
+        exclude_sections=("Prompt", "Prefix", "Unified"),
+    ),
+    ListSource(
+        "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+        sections=("Adapter", "Foundation Models"),
+    ),
+)
+
 # awesome-vpt sections → prompt-adaptation labels (the same list, rewritten in 2025-10).
 _ADAPTATION_FROM_VPT = (
     ("learnable visual prompts > pixel", "vp-learnable"),
@@ -201,9 +239,12 @@ RECIPES: dict[str, Recipe] = {
     "awesome-vpt": Recipe(
         "awesome-vpt",
         relevant=_AWESOME_VPT_OWN + _VPT_RELATED,
+        rejected=_NOT_PROMPTS,
         notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang, "
-        "JindongGu (CLIP), zhengli97 (prompt sections) and BWLONG; entries matched by arXiv id, folded "
-        "title, title variants and a guarded fuzzy title match (AbstractIndex.match)",
+        "JindongGu (CLIP), zhengli97 (prompt sections) and BWLONG (related entries only when their text says "
+        "'prompt'); entries matched by arXiv id, folded title, title variants and a guarded fuzzy title "
+        "match (AbstractIndex.match); reviewed negatives = adapter, side-tuning and LoRA sections of the "
+        "PETL lists and zhengli97's adapters and foundation models",
     ),
     "prompt-adaptation": Recipe(
         "prompt-adaptation",
@@ -215,17 +256,20 @@ RECIPES: dict[str, Recipe] = {
             _adaptation_source("yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md"),
             *(_related_for_adaptation(source) for source in _VPT_RELATED),
         ),
+        rejected=_NOT_PROMPTS,
         notes="own list (0 local abstracts) + its awesome-vpt predecessor with sections mapped to VP/VPT "
-        "labels + the same related visual-prompt lists as awesome-vpt",
+        "labels + the same related visual-prompt lists and reviewed negatives as awesome-vpt",
     ),
     "generalizable-vlm": Recipe(
         "generalizable-vlm",
         relevant=(
             ListSource("StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md", own=True),
+            # Its badges are the preset's own (Text / Image / Image-Text, one per paper), so the
+            # preset's exact badge rules label it; a substring map gave "Image-Text" all three.
             ListSource(
                 "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
                 sections=("General Prompt Learning",),
-                label_map=(("image-text", "image-text"), ("text", "text"), ("image", "image")),
+                preset_labels=True,
             ),
         ),
         novel_positive=(
@@ -272,12 +316,27 @@ class Matched:
     examples: list[Example] = field(default_factory=list)
     entries: int = 0
     inexact: int = 0  # matched by a title variant or the fuzzy fallback (see `AbstractIndex.match`)
+    off_topic: int = 0  # related-list entries dropped because their text never says "prompt"
 
 
 def match_entries(
-    source: ListSource, lists_dir: Path, pool: AbstractIndex, preset: Preset, *, with_labels: bool = True
+    source: ListSource,
+    lists_dir: Path,
+    pool: AbstractIndex,
+    preset: Preset,
+    *,
+    with_labels: bool = True,
+    must_mention_prompt: bool = False,
 ) -> Matched:
-    """The entries of one README that a source keeps, matched to abstracts in the pool."""
+    """The entries of one README that a source keeps, matched to abstracts in the pool.
+
+    `must_mention_prompt` drops a related list's entries whose own text never says "prompt":
+    those lists are broader than a preset (CLIP pre-training, adapters, poisoning attacks sit
+    next to prompt papers), and such an entry is not what the preset's maintainer admits.
+
+    A related list's `label_scope` is the labels its map gave to at least one of its entries:
+    a list without, say, a test-time section says nothing about test-time (see `Example`).
+    """
     document = parse((lists_dir / source.file).read_text(encoding="utf-8"))
     found = Matched()
     for entry in document.entries:
@@ -288,9 +347,15 @@ def match_entries(
         if found_paper is None:
             continue
         paper = found_paper.paper
+        if must_mention_prompt and not source.own and not mentions_prompt(paper):
+            found.off_topic += 1
+            continue
         found.inexact += found_paper.how in ("variant", "fuzzy")
         labels = tuple(source.labels(entry, preset)) if with_labels else ()
         found.examples.append(Example(paper.title, paper.abstract, paper.comment, labels, paper.id))
+    if with_labels and not (source.own or source.preset_labels):
+        scope = frozenset(label for example in found.examples for label in example.labels)
+        found.examples = [replace(example, label_scope=scope) for example in found.examples]
     return found
 
 
@@ -303,7 +368,12 @@ def _merge(groups: Iterable[list[Example]]) -> list[Example]:
             if key in merged:
                 known = merged[key]
                 labels = tuple(dict.fromkeys(known.labels + example.labels))
-                merged[key] = Example(known.title, known.abstract, known.comment, labels, known.id)
+                scope = (
+                    None
+                    if known.label_scope is None or example.label_scope is None
+                    else known.label_scope | example.label_scope
+                )
+                merged[key] = replace(known, labels=labels, label_scope=scope)
             else:
                 merged[key] = example
     return list(merged.values())
@@ -317,6 +387,7 @@ def build_training_set(
     provenance: dict[str, Any] = {
         "notes": recipe.notes,
         "relevant": {},
+        "rejected": {},
         "novel_positive": {},
         "novel_negative": {},
     }
@@ -324,12 +395,16 @@ def build_training_set(
     def collect(role: str, sources: tuple[ListSource, ...], with_labels: bool) -> list[Example]:
         groups = []
         for source in sources:
-            found = match_entries(source, lists_dir, pool, preset, with_labels=with_labels)
+            about_prompts = role == "relevant"
+            found = match_entries(
+                source, lists_dir, pool, preset, with_labels=with_labels, must_mention_prompt=about_prompts
+            )
             provenance[role][source.describe()] = {
                 "sections": list(source.sections),
                 "entries": found.entries,
                 "with_abstract": len(found.examples),
                 "by_near_title": found.inexact,
+                "dropped_not_about_prompts": found.off_topic,
             }
             groups.append(found.examples)
         return _merge(groups)
@@ -338,13 +413,20 @@ def build_training_set(
     novel_positive = collect("novel_positive", recipe.novel_positive, False)
     positive_keys = {e.key() for e in novel_positive}
     novel_negative = [
-        e for e in collect("novel_negative", recipe.novel_negative, False) if e.key() not in positive_keys
+        e
+        for e in collect("novel_negative", recipe.novel_negative, False)
+        if e.key() not in positive_keys and not SAYS_BASE_TO_NOVEL.search(e.evidence_text())
     ]
     relevant_keys = {e.key() for e in relevant}
     # For a catalogue that admits only base-to-novel papers, the other prompt-learning papers
     # are what its maintainer rejects: they become reviewed negatives for relevance too.
-    rejected = [e for e in novel_negative if e.key() not in relevant_keys]
-    listed = relevant + novel_positive + novel_negative
+    rejected = _merge(
+        [
+            [e for e in novel_negative if e.key() not in relevant_keys],
+            [e for e in collect("rejected", recipe.rejected, False) if e.key() not in relevant_keys],
+        ]
+    )
+    listed = relevant + rejected + novel_positive + novel_negative
     known = {e.key() for e in listed} | {title_key(e.title) for e in listed}
     others = [p for p in pool.papers if p.key() not in known and title_key(p.title) not in known]
     data = TrainingSet(
