@@ -149,7 +149,9 @@ def test_each_cue_feeds_only_its_models() -> None:
         extended = cues.extend(model, empty, text)
         assert extended.shape == (1, 3 + len(names))
         fired = {names[j - 3] for j in extended.indices}
-        assert fired == ({"cue:visual-prompts"} if model == "labels" else {"cue:harmonic-mean", "cue:base-and-novel"})
+        assert fired == (
+            {"cue:visual-prompts"} if model == "labels" else {"cue:harmonic-mean", "cue:base-and-novel"}
+        )
     per_cue = cues.describe()["models_per_cue"]
     assert isinstance(per_cue, dict) and per_cue["visual-prompts"] == ["labels"]
 

@@ -40,11 +40,13 @@ def test_recipes_match_the_shared_lists(shared_dir: Path) -> None:
     )
     assert len(data.relevant) >= 40 and len(data.unlabeled) == 100
     own = provenance["relevant"]["yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"]
-    assert own["with_abstract"] >= 10 and own["dropped_not_about_prompts"] == 0
-    # related lists are broader than the preset: their entries that never say "prompt" are dropped
-    assert sum(source["dropped_not_about_prompts"] for source in provenance["relevant"].values()) >= 10
+    assert own["with_abstract"] >= 10 and own["dropped_not_vision_prompts"] == 0
+    # related lists are broader than the preset: entries not about prompts for vision models are dropped
+    assert sum(source["dropped_not_vision_prompts"] for source in provenance["relevant"].values()) >= 10
     titles = {e.title for e in data.relevant}
     assert "SLIP: Self-Supervision Meets Language-Image Pre-training" not in titles
+    assert "Prompt-to-Prompt Image Editing with Cross-Attention Control" not in titles  # text-to-image
+    assert "HyperPrompt: Prompt-based Task-Conditioning of Transformers" not in titles  # NLP
     assert all(mentions_prompt(e) for e in data.relevant if e.label_scope is not None)
     # a related list's labels are only those its sections can say: BWLONG has no test-time section
     # adapters and LoRA are what a visual-prompt maintainer rejects

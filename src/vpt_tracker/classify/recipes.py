@@ -88,6 +88,30 @@ class Recipe:
 # A base-to-novel negative is only "another prompt-learning paper of a related list": nobody
 # checked it. One whose own text says it evaluates base-to-novel (LoGoPrompt, FROSTER) is
 # not a negative by the flag's definition, so it is left out rather than taught as "no".
+# What the presets admit, per the issue: papers that adapt or steer *vision* models with
+# prompts, not papers that prompt a language model or a text-to-image model. Related lists
+# are broader (HyperPrompt conditions NLP transformers; Prompt-to-Prompt edits images through
+# a diffusion model's text prompt), so their entries are positives only when they pass this.
+_VISION = re.compile(
+    r"\b(?:image|visual|vision|video|pixel|segment|detect|clip\b|vit\b|3d\b|point[\s-]*cloud|scene|object)",
+    re.IGNORECASE,
+)
+_TEXT_TO_IMAGE = re.compile(
+    r"\btext[\s-]*(?:to|2)[\s-]*(?:image|video)|\bimage\s+(?:editing|generation|synthesis)\b", re.I
+)
+_ADAPTS_PROMPTS = re.compile(
+    r"\bprompt[\s-]*(?:tuning|learning)\b|\bvisual\s+prompt|\b(?:learnable|soft)\s+prompt", re.I
+)
+
+
+def about_vision_prompts(paper: Example) -> bool:
+    """Whether a related list's entry is what the presets admit: prompts for a vision model."""
+    text = paper.text()
+    if not mentions_prompt(paper) or not _VISION.search(text):
+        return False
+    return not _TEXT_TO_IMAGE.search(text) or bool(_ADAPTS_PROMPTS.search(text))
+
+
 SAYS_BASE_TO_NOVEL = re.compile(r"\bbase[\s-]*(?:to|2|and)[\s-]*(?:novel|new)\b", re.IGNORECASE)
 
 
@@ -241,10 +265,11 @@ RECIPES: dict[str, Recipe] = {
         relevant=_AWESOME_VPT_OWN + _VPT_RELATED,
         rejected=_NOT_PROMPTS,
         notes="own list (2025-06 snapshots) + visual-prompt sections of jianghaojun, synbol, ttengwang, "
-        "JindongGu (CLIP), zhengli97 (prompt sections) and BWLONG (related entries only when their text says "
-        "'prompt'); entries matched by arXiv id, folded title, title variants and a guarded fuzzy title "
-        "match (AbstractIndex.match); reviewed negatives = adapter, side-tuning and LoRA sections of the "
-        "PETL lists and zhengli97's adapters and foundation models",
+        "JindongGu (CLIP), zhengli97 (prompt sections) and BWLONG (related entries only when they are "
+        "about prompts for vision models, see about_vision_prompts); entries matched by arXiv id, folded "
+        "title, title variants and a guarded fuzzy title match (AbstractIndex.match); reviewed negatives "
+        "= adapter, side-tuning and LoRA sections of the PETL lists and zhengli97's adapters and "
+        "foundation models",
     ),
     "prompt-adaptation": Recipe(
         "prompt-adaptation",
@@ -316,7 +341,7 @@ class Matched:
     examples: list[Example] = field(default_factory=list)
     entries: int = 0
     inexact: int = 0  # matched by a title variant or the fuzzy fallback (see `AbstractIndex.match`)
-    off_topic: int = 0  # related-list entries dropped because their text never says "prompt"
+    off_topic: int = 0  # related-list entries dropped by `about_vision_prompts`
 
 
 def match_entries(
@@ -326,13 +351,14 @@ def match_entries(
     preset: Preset,
     *,
     with_labels: bool = True,
-    must_mention_prompt: bool = False,
+    only_vision_prompts: bool = False,
 ) -> Matched:
     """The entries of one README that a source keeps, matched to abstracts in the pool.
 
-    `must_mention_prompt` drops a related list's entries whose own text never says "prompt":
-    those lists are broader than a preset (CLIP pre-training, adapters, poisoning attacks sit
-    next to prompt papers), and such an entry is not what the preset's maintainer admits.
+    `only_vision_prompts` drops a related list's entries that fail `about_vision_prompts`:
+    those lists are broader than a preset (CLIP pre-training, adapters, poisoning attacks,
+    text-to-image editing sit next to prompt papers), and such an entry is not what the
+    preset's maintainer admits.
 
     A related list's `label_scope` is the labels its map gave to at least one of its entries:
     a list without, say, a test-time section says nothing about test-time (see `Example`).
@@ -347,7 +373,7 @@ def match_entries(
         if found_paper is None:
             continue
         paper = found_paper.paper
-        if must_mention_prompt and not source.own and not mentions_prompt(paper):
+        if only_vision_prompts and not source.own and not about_vision_prompts(paper):
             found.off_topic += 1
             continue
         found.inexact += found_paper.how in ("variant", "fuzzy")
@@ -397,14 +423,14 @@ def build_training_set(
         for source in sources:
             about_prompts = role == "relevant"
             found = match_entries(
-                source, lists_dir, pool, preset, with_labels=with_labels, must_mention_prompt=about_prompts
+                source, lists_dir, pool, preset, with_labels=with_labels, only_vision_prompts=about_prompts
             )
             provenance[role][source.describe()] = {
                 "sections": list(source.sections),
                 "entries": found.entries,
                 "with_abstract": len(found.examples),
                 "by_near_title": found.inexact,
-                "dropped_not_about_prompts": found.off_topic,
+                "dropped_not_vision_prompts": found.off_topic,
             }
             groups.append(found.examples)
         return _merge(groups)

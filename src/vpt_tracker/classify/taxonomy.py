@@ -29,9 +29,10 @@ An optional `[cues]` table adds fixed phrase features to some of the catalogue's
 (see `classify/cues.py`)::
 
     [cues]
-    models = ["base_to_novel"]      # and/or "relevance"
+    models = ["base_to_novel"]      # default models: "relevance", "base_to_novel", "labels"
     [cues.patterns]
     harmonic-mean = 'harmonic mean'     # a regex over the lower-cased text
+    visual-prompts = { pattern = 'visual prompts?', models = ["labels"] }   # its own models
 """
 
 from __future__ import annotations
