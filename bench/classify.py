@@ -1,7 +1,7 @@
 """Classifier benchmark: training on ~15k real papers and scoring 300k papers.
 
 Reads the real corpora in ../shared/data (a dev command, like `make models`), trains the
-awesome-vpt recipe's models (56 relevant + 15,000 unlabeled papers) and scores 300,000
+awesome-vpt recipe's models (its relevant and rejected papers + 15,000 unlabeled) and scores 300,000
 papers made by repeating the ~30k-paper pool (real titles and abstracts). Prints both times
 against the targets (training ≤ 30 s, scoring ≤ 60 s). Timings on a shared machine are noisy.
 

@@ -60,13 +60,16 @@ def test_recipes_match_the_shared_lists(shared_dir: Path) -> None:
 @pytest.mark.shared
 def test_generalizable_recipe_labels_and_negatives(shared_dir: Path) -> None:
     pool = load_pool(shared_dir / "data")
-    data, _ = build_training_set(
+    data, provenance = build_training_set(
         RECIPES["generalizable-vlm"], shared_dir / "data" / "lists", pool, unlabeled=100
     )
     # One modality badge per paper: "Image-Text" is not also "Text" and "Image"
     assert all(len(e.labels) <= 1 for e in data.relevant)
     assert {label for e in data.relevant for label in e.labels} == {"text", "image", "image-text"}
-    # No base-to-novel negative says, in its own text, that it reports base-to-novel results
+    # A related paper that says, in its own text, that it reports base-to-novel results is a
+    # positive for the flag (LoGoPrompt is one); no negative says so
+    assert any(e.title.startswith("LoGoPrompt") for e in data.novel_positive)
+    assert provenance["novel_positive_by_own_text"]
     assert data.novel_negative and not any(
         SAYS_BASE_TO_NOVEL.search(e.evidence_text()) for e in data.novel_negative
     )

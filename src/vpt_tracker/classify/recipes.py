@@ -85,9 +85,6 @@ class Recipe:
     notes: str = ""
 
 
-# A base-to-novel negative is only "another prompt-learning paper of a related list": nobody
-# checked it. One whose own text says it evaluates base-to-novel (LoGoPrompt, FROSTER) is
-# not a negative by the flag's definition, so it is left out rather than taught as "no".
 # What the presets admit, per the issue: papers that adapt or steer *vision* models with
 # prompts, not papers that prompt a language model or a text-to-image model. Related lists
 # are broader (HyperPrompt conditions NLP transformers; Prompt-to-Prompt edits images through
@@ -112,6 +109,10 @@ def about_vision_prompts(paper: Example) -> bool:
     return not _TEXT_TO_IMAGE.search(text) or bool(_ADAPTS_PROMPTS.search(text))
 
 
+# A base-to-novel negative is only "another prompt-learning paper of a related list": nobody
+# checked it. One whose own text says it reports base-to-novel results (LoGoPrompt, FROSTER)
+# is a positive by the flag's definition ("reports base-to-novel generalization experiments"),
+# which is what a maintainer reading its abstract would decide, so it is moved there.
 SAYS_BASE_TO_NOVEL = re.compile(r"\bbase[\s-]*(?:to|2|and)[\s-]*(?:novel|new)\b", re.IGNORECASE)
 
 
@@ -416,6 +417,7 @@ def build_training_set(
         "rejected": {},
         "novel_positive": {},
         "novel_negative": {},
+        "novel_positive_by_own_text": [],
     }
 
     def collect(role: str, sources: tuple[ListSource, ...], with_labels: bool) -> list[Example]:
@@ -438,11 +440,16 @@ def build_training_set(
     relevant = collect("relevant", recipe.relevant, True)
     novel_positive = collect("novel_positive", recipe.novel_positive, False)
     positive_keys = {e.key() for e in novel_positive}
-    novel_negative = [
-        e
-        for e in collect("novel_negative", recipe.novel_negative, False)
-        if e.key() not in positive_keys and not SAYS_BASE_TO_NOVEL.search(e.evidence_text())
-    ]
+    novel_negative: list[Example] = []
+    for example in collect("novel_negative", recipe.novel_negative, False):
+        if example.key() in positive_keys:
+            continue
+        if SAYS_BASE_TO_NOVEL.search(example.evidence_text()):
+            novel_positive.append(example)
+            positive_keys.add(example.key())
+            provenance["novel_positive_by_own_text"].append(example.title)
+        else:
+            novel_negative.append(example)
     relevant_keys = {e.key() for e in relevant}
     # For a catalogue that admits only base-to-novel papers, the other prompt-learning papers
     # are what its maintainer rejects: they become reviewed negatives for relevance too.
