@@ -182,6 +182,13 @@ def test_label_cues_are_read_for_candidates_only(training: TrainingSet) -> None:
     model = CatalogueModel.train(
         "cued", training, ["test-time"], Hyper(folds=4, max_features=8000, cues=cues)
     )
+    scorer = model.labels["test-time"]
+
+    def label(example: Example, *, cues_read: bool) -> float:
+        text = [example.text()]
+        features = cues.extend("labels", model.features(text), text, None if cues_read else [])
+        return round(float(scorer.proba(features)[0]), 4)
+
     candidate = Example("Test-time visual prompt tuning for CLIP", "Prompts adapted at test time for CLIP.")
     relevance = [s.relevance for s in model.score(training.unlabeled)]
     lowest = training.unlabeled[relevance.index(min(relevance))]
@@ -189,9 +196,9 @@ def test_label_cues_are_read_for_candidates_only(training: TrainingSet) -> None:
     (cand,) = model.score([candidate])
     (other,) = model.score([unrelated])
     assert model.should_queue(cand) and not model.should_queue(other)
-    assert model.score([candidate], cues_for_all=True)[0] == cand  # a candidate's cues are read anyway
-    all_cues = model.score([unrelated], cues_for_all=True)[0]
-    assert all_cues.labels["test-time"] > other.labels["test-time"]  # below the threshold: not read
+    assert label(unrelated, cues_read=True) > label(unrelated, cues_read=False)  # the cue matters here
+    assert cand.labels["test-time"] == label(candidate, cues_read=True)
+    assert other.labels["test-time"] == label(unrelated, cues_read=False)  # below the threshold: not read
     included = model.score([unrelated], RuleSet(include=["cooking robots"]))[0]
     assert included.rule == "include: cooking robots"
-    assert included.labels == all_cues.labels  # a rule makes it a candidate: its cues are read
+    assert included.labels["test-time"] == label(unrelated, cues_read=True)  # a rule makes it a candidate

@@ -122,8 +122,7 @@ def evaluate(
         novel_test = parts["novel_positive"][1] + parts["novel_negative"][1]
         if model.base_to_novel is not None and novel_test:
             truths = [1] * len(parts["novel_positive"][1]) + [0] * len(parts["novel_negative"][1])
-            # The flag is judged as a classifier of its own: every paper's cues are read.
-            for score, is_novel in zip(model.score(novel_test, cues_for_all=True), truths, strict=True):
+            for score, is_novel in zip(model.score(novel_test), truths, strict=True):
                 assert score.base_to_novel is not None
                 novel_probs.append(score.base_to_novel)
                 novel_truth.append(is_novel)

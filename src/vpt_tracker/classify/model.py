@@ -390,25 +390,16 @@ class CatalogueModel:
 
     # ---- scoring --------------------------------------------------------------------
     def score(
-        self,
-        examples: Sequence[Example],
-        rules: RuleSet | None = None,
-        batch: int = 20_000,
-        *,
-        jobs: int = 1,
-        cues_for_all: bool = False,
+        self, examples: Sequence[Example], rules: RuleSet | None = None, batch: int = 20_000, *, jobs: int = 1
     ) -> list[Scores]:
         """Scores for each example, in order. Papers without an abstract are marked low-confidence.
 
-        The label and base-to-novel models read their cue features only for candidates
-        (papers at or above the relevance threshold, or included by a rule): theirs are the
-        labels and flags anyone sees, and reading every cue of every paper would double the
-        cost of scoring. Below the threshold those two models see TF-IDF terms only;
-        `cues_for_all` reads the cues of every paper (evaluation does, for the flag).
+        The label models read their cue features only for candidates (papers at or above the
+        relevance threshold, or included by a rule): only a candidate's labels are stored and
+        shown, and reading a dozen cues of every paper would add a third to the cost of
+        scoring. Below the threshold the label models see TF-IDF terms only.
         """
-        return CatalogueModel.score_many(
-            [(self, rules)], examples, batch, jobs=jobs, cues_for_all=cues_for_all
-        )[0]
+        return CatalogueModel.score_many([(self, rules)], examples, batch, jobs=jobs)[0]
 
     @staticmethod
     def score_many(
@@ -417,7 +408,6 @@ class CatalogueModel:
         batch: int = 20_000,
         *,
         jobs: int = 1,
-        cues_for_all: bool = False,
     ) -> list[list[Scores]]:
         """The same papers scored by several catalogues' models: one list of scores per model.
 
@@ -430,10 +420,10 @@ class CatalogueModel:
         chunks = [examples[start : start + batch] for start in range(0, len(examples), batch)]
         if jobs > 1 and len(chunks) > 1:
             parts = joblib.Parallel(n_jobs=min(jobs, len(chunks)))(
-                joblib.delayed(_score_chunk_many)(models, chunk, cues_for_all) for chunk in chunks
+                joblib.delayed(_score_chunk_many)(models, chunk) for chunk in chunks
             )
         else:
-            parts = [_score_chunk_many(models, chunk, cues_for_all) for chunk in chunks]
+            parts = [_score_chunk_many(models, chunk) for chunk in chunks]
         return [[score for part in parts for score in part[index]] for index in range(len(models))]
 
     def features(self, texts: Sequence[str], analyzed: Analyzed | None = None) -> sparse.csr_matrix:
@@ -466,11 +456,7 @@ class CatalogueModel:
         return weighting.transform(counts, copy=False).tocsr()
 
     def _score_chunk(
-        self,
-        chunk: Sequence[Example],
-        rules: RuleSet | None,
-        analyzed: Analyzed | None = None,
-        cues_for_all: bool = False,
+        self, chunk: Sequence[Example], rules: RuleSet | None, analyzed: Analyzed | None = None
     ) -> list[Scores]:
         results: list[Scores] = []
         if chunk:
@@ -478,14 +464,12 @@ class CatalogueModel:
             features = self.features(texts, analyzed)
             relevance = self.relevance.proba(self.cues.extend("relevance", features, texts))
             hits = [rules.match(text) for text in texts] if rules else [None] * len(texts)
-            candidates = None
-            if not cues_for_all:
-                above = relevance >= self.relevance.threshold
-                candidates = [
-                    i
-                    for i, hit in enumerate(hits)
-                    if (above[i] and hit is None) or (hit and hit.action == "include")
-                ]
+            above = relevance >= self.relevance.threshold
+            candidates = [
+                i
+                for i, hit in enumerate(hits)
+                if (above[i] and hit is None) or (hit and hit.action == "include")
+            ]
             label_features = (
                 self.cues.extend("labels", features, texts, candidates) if self.labels else features
             )
@@ -500,9 +484,7 @@ class CatalogueModel:
                     novel_features[with_full] = extra
                     novel_features = novel_features.tocsr()
                 evidence = [e.evidence_text() for e in chunk] if with_full else texts
-                novel = self.base_to_novel.proba(
-                    self.cues.extend("base_to_novel", novel_features, evidence, candidates)
-                )
+                novel = self.base_to_novel.proba(self.cues.extend("base_to_novel", novel_features, evidence))
             for i, example in enumerate(chunk):
                 labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
                 proposed = [key for key, p in labels.items() if p >= self.labels[key].threshold]
@@ -632,8 +614,7 @@ def _score_chunk_many(
         terms = dict.fromkeys(term for model in members for term in model.vectorizer.vocabulary_)
         analyzed[key] = Analyzed.of(members[0].vectorizer, texts, list(terms))
     return [
-        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)], cues_for_all)
-        for model, rules in models
+        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)]) for model, rules in models
     ]
 
 
