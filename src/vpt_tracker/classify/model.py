@@ -601,9 +601,7 @@ def analyzer_key(vectorizer: TfidfVectorizer) -> str:
 
 
 def _score_chunk_many(
-    models: Sequence[tuple[CatalogueModel, RuleSet | None]],
-    chunk: Sequence[Example],
-    cues_for_all: bool = False,
+    models: Sequence[tuple[CatalogueModel, RuleSet | None]], chunk: Sequence[Example]
 ) -> list[list[Scores]]:
     texts = [example.text() for example in chunk]
     groups: dict[str, list[CatalogueModel]] = {}
