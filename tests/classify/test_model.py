@@ -32,16 +32,22 @@ def test_held_out_relevant_papers_outrank_unlabeled(
     neg = np.array([s.relevance for s in model.score(test_neg)])
     auc = float((pos[:, None] > neg[None, :]).mean())
     assert auc > 0.9, auc
-    # The threshold was chosen for 95% recall on out-of-fold scores; on unseen papers it still
-    # finds most relevant ones while queueing a minority of the unlabeled.
-    assert (pos >= model.relevance.threshold).mean() >= 0.7
-    assert (neg >= model.relevance.threshold).mean() < 0.4
+    # The threshold is a split-conformal bound for 95% recall on new papers: on unseen papers
+    # it finds nearly all relevant ones. The fixture's unlabeled papers are mostly prompt and
+    # CLIP papers (hard negatives), so the share queued is large, but not all of them.
+    assert (pos >= model.relevance.threshold).mean() >= 0.9
+    assert (neg >= model.relevance.threshold).mean() < 0.6
 
 
 def test_threshold_helpers() -> None:
     probs = np.array([0.9, 0.8, 0.7, 0.6, 0.1])
     assert recall_threshold(probs, 0.95) == pytest.approx(0.1)
-    assert recall_threshold(probs, 0.6) == pytest.approx(0.7)
+    assert recall_threshold(probs, 0.6) == pytest.approx(0.6)  # k = floor(0.4 * 6) = 2
+    # The split-conformal order statistic, not the in-sample 95 % one: of 34 positives the
+    # lowest (in-sample: the 2nd lowest), of 43 the 2nd lowest (in-sample: the 3rd lowest).
+    scores = np.linspace(0.01, 0.99, 43)
+    assert recall_threshold(scores[:34], 0.95) == pytest.approx(scores[0])
+    assert recall_threshold(scores, 0.95) == pytest.approx(scores[1])
     y = np.array([1, 1, 0, 0, 1, 0])
     assert f1_threshold(np.array([0.9, 0.8, 0.7, 0.2, 0.6, 0.1]), y) == pytest.approx(0.6)
 

@@ -174,10 +174,18 @@ def fit_calibrated(
 
 
 def recall_threshold(positive_probs: FloatArray, target: float) -> float:
-    """The highest threshold at which at least `target` of these positives score at or above it."""
-    ranked = np.sort(positive_probs)[::-1]
-    needed = max(1, math.ceil(target * len(ranked)))
-    return float(ranked[needed - 1])
+    """A threshold that keeps at least `target` of *new* relevant papers, not just of these.
+
+    The k-th lowest out-of-fold positive score with k = floor((1 - target) * (n + 1)), at
+    least 1: a new relevant paper is exchangeable with the n known ones, so it scores below
+    that threshold with probability at most k / (n + 1) <= 1 - target (the split-conformal
+    bound). The in-sample rule it replaces (the highest threshold keeping `target` of these
+    n) is one order statistic higher for most n < 60, and gave 0.91-0.93 recall on held-out
+    folds for a 0.95 target.
+    """
+    ranked = np.sort(positive_probs)
+    k = max(1, math.floor((1.0 - target) * (len(ranked) + 1) + 1e-9))
+    return float(ranked[min(k, len(ranked)) - 1])
 
 
 def f1_threshold(probs: FloatArray, y: NDArray[Any]) -> float:
@@ -366,7 +374,10 @@ class CatalogueModel:
                     "then both classes balanced (weighted biased-PU scheme)"
                 ),
                 "calibration": f"Platt sigmoid fit on {hyper.folds}-fold out-of-fold decision values",
-                "relevance_threshold": f"highest threshold with out-of-fold recall >= {hyper.recall_target}",
+                "relevance_threshold": (
+                    "k-th lowest out-of-fold relevant score, k = floor((1 - recall_target) * (n + 1)) "
+                    f"(at least 1): a split-conformal bound for recall >= {hyper.recall_target} on new papers"
+                ),
                 "label_thresholds": "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers)",
                 "label_scope": "a label learns only from papers whose source can express it (label_scope)",
                 "base_to_novel": "logistic regression, base-to-novel papers vs other prompt-learning papers",
