@@ -31,6 +31,23 @@ def test_shipped_model_loads_and_ranks(
     assert listed > others
 
 
+@pytest.mark.parametrize("preset", ["awesome-vpt", "prompt-adaptation"])
+def test_shipped_relevance_model_weighs_the_word_prompt(preset: str, relevant: list[Example]) -> None:
+    """The visual-prompt presets' relevance cue: the same abstract ranks lower without the word."""
+    model = CatalogueModel.load(presets_dir() / preset)
+    assert model.cues.names_for("relevance") == ["cue:says-prompt"]
+    paper = next(e for e in relevant if e.abstract.lower().count("prompt") == 1)
+    explanation = model.explain(paper, top=50)
+    assert any(term == "cue:says-prompt" and weight > 0 for term, weight in explanation.up)
+    # the same paper with "prompt" reworded as "adapter": no cue, no prompt terms
+    reworded = Example(
+        paper.title.replace("Prompt", "Adapter").replace("prompt", "adapter"),
+        paper.abstract.replace("prompt", "adapter").replace("Prompt", "Adapter"),
+    )
+    with_word, without = model.score([paper, reworded])
+    assert without.relevance < with_word.relevance / 2
+
+
 @pytest.mark.shared
 def test_recipes_match_the_shared_lists(shared_dir: Path) -> None:
     pool = load_pool(shared_dir / "data")
