@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from vpt_tracker.classify.cues import CueSet
+from vpt_tracker.classify.cues import CueReader, CueSet
 from vpt_tracker.classify.data import AbstractIndex, Example, TrainingSet
 from vpt_tracker.classify.model import CatalogueModel, Hyper
 from vpt_tracker.classify.rules import RuleSet
@@ -154,6 +154,31 @@ def test_each_cue_feeds_only_its_models() -> None:
         )
     per_cue = cues.describe()["models_per_cue"]
     assert isinstance(per_cue, dict) and per_cue["visual-prompts"] == ["labels"]
+
+
+def test_one_reader_serves_several_cue_sets_with_the_same_answers(training: TrainingSet) -> None:
+    """Catalogues sharing cue patterns read them once per batch (a `CueReader`); partial reads
+    (label cues of candidates only) and a prefilter miss must not leave wrong answers behind."""
+    texts = [e.text() for e in training.relevant[:30] + training.unlabeled[:90]]
+    vpt = load_preset("awesome-vpt").cues
+    adaptation = load_preset("prompt-adaptation").cues
+    shared = set(vpt.patterns) & set(adaptation.patterns)
+    assert ("says-prompt", "prompt|reprogram") in shared  # the two presets' relevance cues
+    reader = CueReader(texts)
+    candidates = list(range(0, len(texts), 3))
+    reads = [
+        (vpt, "labels", candidates),
+        (adaptation, "relevance", None),
+        (adaptation, "labels", candidates[::2]),
+        (vpt, "relevance", None),
+        (vpt, "labels", None),
+    ]
+    for cues, model, rows in reads:
+        columns = cues.columns_for(model)
+        expected = cues.matrix(texts, rows, columns).toarray()
+        assert (cues.matrix(reader, rows, columns).toarray() == expected).all(), (model, rows is None)
+    relevance = vpt.matrix(reader, None, vpt.columns_for("relevance")).toarray()
+    assert 0 < relevance[:, 0].sum() < len(texts)  # says-prompt: some papers, not all
 
 
 def _test_time_papers(training: TrainingSet) -> list[Example]:

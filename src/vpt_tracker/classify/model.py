@@ -6,8 +6,8 @@ minute, and their weights *explain* a score term by term (the review UI shows th
 
 Calibration and thresholds come from one K-fold pass per model: the out-of-fold decision
 values fit a Platt sigmoid (so probabilities are calibrated on data the model did not see)
-and the relevance threshold is the highest one that keeps the out-of-fold recall at the
-catalogue's target. The final model is then refit on all the data.
+and the relevance threshold is a split-conformal bound that keeps the catalogue's recall
+target on new papers (`recall_threshold`). The final model is then refit on all the data.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from vpt_tracker.classify.cues import CueSet
+from vpt_tracker.classify.cues import CueReader, CueSet
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.errors import UserError
@@ -467,13 +467,20 @@ class CatalogueModel:
         return weighting.transform(counts, copy=False).tocsr()
 
     def _score_chunk(
-        self, chunk: Sequence[Example], rules: RuleSet | None, analyzed: Analyzed | None = None
+        self,
+        chunk: Sequence[Example],
+        rules: RuleSet | None,
+        analyzed: Analyzed | None = None,
+        reader: CueReader | None = None,
     ) -> list[Scores]:
+        """Scores of one batch; `analyzed` and `reader` (of `e.text()` for each paper) may be
+        shared by the models that score the same batch (see `_score_chunk_many`)."""
         results: list[Scores] = []
         if chunk:
-            texts = [e.text() for e in chunk]
+            texts = [e.text() for e in chunk] if reader is None else reader.texts
+            reader = reader or CueReader(texts)
             features = self.features(texts, analyzed)
-            relevance = self.relevance.proba(self.cues.extend("relevance", features, texts))
+            relevance = self.relevance.proba(self.cues.extend("relevance", features, reader))
             hits = [rules.match(text) for text in texts] if rules else [None] * len(texts)
             above = relevance >= self.relevance.threshold
             candidates = [
@@ -482,7 +489,7 @@ class CatalogueModel:
                 if (above[i] and hit is None) or (hit and hit.action == "include")
             ]
             label_features = (
-                self.cues.extend("labels", features, texts, candidates) if self.labels else features
+                self.cues.extend("labels", features, reader, candidates) if self.labels else features
             )
             label_probs = {key: scorer.proba(label_features) for key, scorer in self.labels.items()}
             novel = None
@@ -494,7 +501,7 @@ class CatalogueModel:
                     novel_features = features.tolil()
                     novel_features[with_full] = extra
                     novel_features = novel_features.tocsr()
-                evidence = [e.evidence_text() for e in chunk] if with_full else texts
+                evidence = CueReader([e.evidence_text() for e in chunk]) if with_full else reader
                 novel = self.base_to_novel.proba(self.cues.extend("base_to_novel", novel_features, evidence))
             for i, example in enumerate(chunk):
                 labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
@@ -615,6 +622,7 @@ def _score_chunk_many(
     models: Sequence[tuple[CatalogueModel, RuleSet | None]], chunk: Sequence[Example]
 ) -> list[list[Scores]]:
     texts = [example.text() for example in chunk]
+    reader = CueReader(texts)  # cue patterns shared by several catalogues read each text once
     groups: dict[str, list[CatalogueModel]] = {}
     for model, _rules in models:
         groups.setdefault(analyzer_key(model.vectorizer), []).append(model)
@@ -623,7 +631,8 @@ def _score_chunk_many(
         terms = dict.fromkeys(term for model in members for term in model.vectorizer.vocabulary_)
         analyzed[key] = Analyzed.of(members[0].vectorizer, texts, list(terms))
     return [
-        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)]) for model, rules in models
+        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)], reader)
+        for model, rules in models
     ]
 
 
