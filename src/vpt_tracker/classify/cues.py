@@ -12,7 +12,7 @@ them in the preset without a release, and the model card lists them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,17 +171,31 @@ class CueReader:
             if any(row not in k for k in known)
         ]
         if todo:
-            # One combined scan first: for label cues most papers match none, and one search
-            # costs a fifth of one search per cue. `re` caches the compiled pattern.
-            prefilter = re.compile("|".join(f"(?:{p})" for p in patterns)) if len(patterns) > 1 else None
+            # One combined scan first when there are several cues (label cues): most papers
+            # match none, and one search costs a fifth of one search per cue. With one or two
+            # cues that most papers match (relevance) it only adds a search.
+            prefilter = re.compile("|".join(f"(?:{p})" for p in patterns)) if len(patterns) > 2 else None
+            matchers = [_matcher(pattern, regex) for pattern, regex in zip(patterns, compiled, strict=True)]
             for row in todo:
                 text = self._lower(row)
                 if prefilter is not None and not prefilter.search(text):
                     for k in known:
                         k[row] = False
                     continue
-                for k, pattern in zip(known, compiled, strict=True):
+                for k, matches in zip(known, matchers, strict=True):
                     if row not in k:
-                        k[row] = pattern.search(text) is not None
+                        k[row] = matches(text)
         selected = range(len(self.texts)) if rows is None else rows
         return [[row for row in selected if k[row]] for k in known]
+
+
+_WORDS = re.compile(r"[a-z0-9 ]+(?:\|[a-z0-9 ]+)*")
+
+
+def _matcher(pattern: str, regex: re.Pattern[str]) -> Callable[[str], bool]:
+    """How to test one lower-cased text: a pattern of plain lower-case words joined by `|`
+    (`prompt|reprogram`) is a substring test, the same answer as the regex and 4× faster."""
+    if _WORDS.fullmatch(pattern):
+        words = pattern.split("|")
+        return lambda text: any(word in text for word in words)
+    return lambda text: regex.search(text) is not None
