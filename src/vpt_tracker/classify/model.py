@@ -477,8 +477,9 @@ class CatalogueModel:
         shared by the models that score the same batch (see `_score_chunk_many`)."""
         results: list[Scores] = []
         if chunk:
-            texts = [e.text() for e in chunk] if reader is None else reader.texts
-            reader = reader or CueReader(texts)
+            if reader is None:
+                reader = CueReader([e.text() for e in chunk])
+            texts = reader.texts
             features = self.features(texts, analyzed)
             relevance = self.relevance.proba(self.cues.extend("relevance", features, reader))
             hits = [rules.match(text) for text in texts] if rules else [None] * len(texts)
