@@ -9,7 +9,13 @@ import pytest
 
 from vpt_tracker.classify.data import Example, mentions_prompt
 from vpt_tracker.classify.model import CatalogueModel
-from vpt_tracker.classify.recipes import RECIPES, SAYS_BASE_TO_NOVEL, build_training_set, load_pool
+from vpt_tracker.classify.recipes import (
+    RECIPES,
+    SAYS_BASE_TO_NOVEL,
+    build_training_set,
+    load_pool,
+    results_table,
+)
 from vpt_tracker.classify.taxonomy import load_preset, presets_dir
 
 
@@ -91,3 +97,33 @@ def test_generalizable_recipe_labels_and_negatives(shared_dir: Path) -> None:
         SAYS_BASE_TO_NOVEL.search(e.evidence_text()) for e in data.novel_negative
     )
     assert SAYS_BASE_TO_NOVEL.search("strong base-to-new generalization") is not None
+    # zhengli97's base-to-novel results table decides its positives: CoCoOp has a row there;
+    # VPT sits in the same section without base/novel results, so it is neither positive
+    # nor negative; ProGrad has no row but its abstract says base-to-new.
+    positives = {e.title for e in data.novel_positive}
+    negatives = {e.title for e in data.novel_negative}
+    assert "Conditional Prompt Learning for Vision-Language Models" in positives
+    assert "Visual Prompt Tuning" not in positives | negatives
+    assert "Prompt-aligned Gradient for Prompt Tuning" in provenance["novel_positive_by_own_text"]
+
+
+def test_results_table_is_read_under_its_heading_path() -> None:
+    markdown = """# List
+## General Prompt Learning
+### Experimental Comparison
+| Methods | Paper | HM |
+| :---: | :---: | --- |
+| CoOp | [Link](https://arxiv.org/abs/2109.01134) | 71.66 |
+| MaPLe | [Link](https://arxiv.org/abs/2210.03117) | 78.55 |
+
+### Paper List
+| Other | [Link](https://arxiv.org/abs/2000.00001) | 1 |
+## General Test-time Prompt Learning
+### Experimental Comparison
+| Methods | Paper |
+| --- | --- |
+| TPT | [Link](https://arxiv.org/abs/2209.07511) |
+"""
+    names, links = results_table(markdown, "General Prompt Learning > Experimental Comparison")
+    assert names == {"CoOp", "MaPLe"}  # not the header, the paper list or the test-time table
+    assert links == {"https://arxiv.org/abs/2109.01134", "https://arxiv.org/abs/2210.03117"}

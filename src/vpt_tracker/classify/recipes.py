@@ -47,7 +47,9 @@ class ListSource:
     section path (empty = all entries). `label_map`: section/badge substring → label key,
     used when the README is not the preset's own list. `own`: the preset's own list (labels
     come from the preset). `preset_labels`: a related list that uses the preset's vocabulary,
-    labelled by the preset's rules too.
+    labelled by the preset's rules too. `results_table`: a heading whose table lists the
+    papers with reported results (by short name or paper link); keep only the entries it
+    lists (`in_results_table`) or only the others.
     """
 
     file: str
@@ -56,16 +58,25 @@ class ListSource:
     own: bool = False
     label_map: tuple[tuple[str, str], ...] = ()
     preset_labels: bool = False
+    results_table: str = ""
+    in_results_table: bool = True
 
     def describe(self) -> str:
         """The file name, plus the sections when a recipe uses one file more than once."""
         return self.file + (f" [{', '.join(self.sections)}]" if self.sections else "")
 
-    def keeps(self, entry: ParsedEntry) -> bool:
+    def keeps(self, entry: ParsedEntry, tabled: tuple[set[str], set[str]] | None = None) -> bool:
+        """Whether the recipe uses this entry; `tabled` = the results table's (names, links)."""
         path = " > ".join(entry.section_path).lower()
         if any(s.lower() in path for s in self.exclude_sections):
             return False
-        return not self.sections or any(s.lower() in path for s in self.sections)
+        if self.sections and not any(s.lower() in path for s in self.sections):
+            return False
+        if tabled is not None:
+            names, links = tabled
+            listed = entry.short_name in names or entry.paper_url in links
+            return listed == self.in_results_table
+        return True
 
     def labels(self, entry: ParsedEntry, preset: Preset) -> list[str]:
         if self.own or self.preset_labels:
@@ -81,6 +92,9 @@ class Recipe:
     relevant: tuple[ListSource, ...]
     novel_positive: tuple[ListSource, ...] = ()
     novel_negative: tuple[ListSource, ...] = ()
+    # Papers whose base-to-novel status the lists do not give: positives when their own text
+    # says so (`SAYS_BASE_TO_NOVEL`), otherwise left out of the base-to-novel model.
+    novel_unknown: tuple[ListSource, ...] = ()
     rejected: tuple[ListSource, ...] = ()  # what this preset's maintainer would reject (reviewed negatives)
     notes: str = ""
 
@@ -99,6 +113,33 @@ _TEXT_TO_IMAGE = re.compile(
 _ADAPTS_PROMPTS = re.compile(
     r"\bprompt[\s-]*(?:tuning|learning)\b|\bvisual\s+prompt|\b(?:learnable|soft)\s+prompt", re.I
 )
+
+
+def results_table(markdown: str, heading: str) -> tuple[set[str], set[str]]:
+    """The first-column names and the links of the table rows under `heading`.
+
+    `heading` is matched against the heading path, e.g. "General Prompt Learning >
+    Experimental Comparison" (the test-time section has a results table of its own).
+    zhengli97's list keeps a base-to-novel results table there, above its paper list: a row
+    means the paper reports base/novel/HM results.
+    """
+    names: set[str] = set()
+    links: set[str] = set()
+    path: list[str] = []
+    in_table = False
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            path = [*path[: level - 1], line.lstrip("#").strip()]
+        is_row = line.startswith("|")
+        header = is_row and not in_table  # a table's first row names its columns
+        in_table = is_row
+        if not is_row or header or "---" in line or heading.lower() not in " > ".join(path).lower():
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        names.add(cells[0])
+        links.update(re.findall(r"\]\((https?://[^)\s]+)\)", line))
+    return names, links
 
 
 def about_vision_prompts(paper: Example) -> bool:
@@ -260,6 +301,8 @@ def _adaptation_source(file: str) -> ListSource:
     return ListSource(file, exclude_sections=("survey",), label_map=_ADAPTATION_FROM_VPT)
 
 
+_ZHENGLI_RESULTS = "General Prompt Learning > Experimental Comparison"
+
 RECIPES: dict[str, Recipe] = {
     "awesome-vpt": Recipe(
         "awesome-vpt",
@@ -298,11 +341,23 @@ RECIPES: dict[str, Recipe] = {
                 preset_labels=True,
             ),
         ),
+        # The base-to-novel flag: Stellar's entries (its admission rule) and the papers of
+        # zhengli97's base-to-novel results table. The rest of that section (VPT, CuPL, ...)
+        # sits there as prompt learning, not for reported base/novel results: unknown.
         novel_positive=(
             ListSource("StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md", own=True),
             ListSource(
                 "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
                 sections=("General Prompt Learning",),
+                results_table=_ZHENGLI_RESULTS,
+            ),
+        ),
+        novel_unknown=(
+            ListSource(
+                "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
+                sections=("General Prompt Learning",),
+                results_table=_ZHENGLI_RESULTS,
+                in_results_table=False,
             ),
         ),
         novel_negative=(
@@ -364,10 +419,12 @@ def match_entries(
     A related list's `label_scope` is the labels its map gave to at least one of its entries:
     a list without, say, a test-time section says nothing about test-time (see `Example`).
     """
-    document = parse((lists_dir / source.file).read_text(encoding="utf-8"))
+    markdown = (lists_dir / source.file).read_text(encoding="utf-8")
+    document = parse(markdown)
+    tabled = results_table(markdown, source.results_table) if source.results_table else None
     found = Matched()
     for entry in document.entries:
-        if not source.keeps(entry):
+        if not source.keeps(entry, tabled):
             continue
         found.entries += 1
         found_paper = pool.match(entry.title, entry.arxiv_id)
@@ -417,6 +474,7 @@ def build_training_set(
         "rejected": {},
         "novel_positive": {},
         "novel_negative": {},
+        "novel_unknown": {},
         "novel_positive_by_own_text": [],
     }
 
@@ -441,14 +499,16 @@ def build_training_set(
     novel_positive = collect("novel_positive", recipe.novel_positive, False)
     positive_keys = {e.key() for e in novel_positive}
     novel_negative: list[Example] = []
-    for example in collect("novel_negative", recipe.novel_negative, False):
+    unknown = collect("novel_unknown", recipe.novel_unknown, False)
+    unknown_keys = {e.key() for e in unknown}
+    for example in unknown + collect("novel_negative", recipe.novel_negative, False):
         if example.key() in positive_keys:
             continue
         if SAYS_BASE_TO_NOVEL.search(example.evidence_text()):
             novel_positive.append(example)
             positive_keys.add(example.key())
             provenance["novel_positive_by_own_text"].append(example.title)
-        else:
+        elif example.key() not in unknown_keys:
             novel_negative.append(example)
     relevant_keys = {e.key() for e in relevant}
     # For a catalogue that admits only base-to-novel papers, the other prompt-learning papers
