@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.classify.data import Example, mentions_prompt
 from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.classify.recipes import (
@@ -124,6 +125,6 @@ def test_results_table_is_read_under_its_heading_path() -> None:
 | --- | --- |
 | TPT | [Link](https://arxiv.org/abs/2209.07511) |
 """
-    names, links = results_table(markdown, "General Prompt Learning > Experimental Comparison")
+    names, links = results_table(parse(markdown), "General Prompt Learning > Experimental Comparison")
     assert names == {"CoOp", "MaPLe"}  # not the header, the paper list or the test-time table
     assert links == {"https://arxiv.org/abs/2109.01134", "https://arxiv.org/abs/2210.03117"}

@@ -65,6 +65,14 @@ class NewEntry:
 
 
 @dataclass(frozen=True)
+class TableRow:
+    """A body row of any table: its cells (header order) and the URLs linked from it."""
+
+    cells: list[str]
+    links: list[str]
+
+
+@dataclass(frozen=True)
 class Problem:
     line: int
     kind: str  # "unparsed" | "duplicate" | "no-link"
@@ -375,6 +383,20 @@ class Document:
 
     def section_paths(self) -> list[list[str]]:
         return [list(s.path) for s in self._sections]
+
+    def table_rows(self, section: str) -> list[TableRow]:
+        """The body rows of the tables whose section path (joined with " > ") contains
+        `section`, case-insensitively, paper tables or not: zhengli97's base-to-novel
+        results table holds no entries, but its rows say which papers report results."""
+        wanted = section.lower()
+        rows: list[TableRow] = []
+        for table in self._tables:
+            if wanted not in " > ".join(self._path(table.section)).lower():
+                continue
+            for i in range(table.body_start, table.body_end):
+                cells, _ = _split_row(self._lines[i])
+                rows.append(TableRow(cells, [link.url for link in _links(self._lines[i])]))
+        return rows
 
     def _parse(self) -> None:
         lines = self._lines

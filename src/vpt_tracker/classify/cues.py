@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
@@ -33,19 +33,16 @@ class CueSet:
     # Per cue (aligned with `patterns`): the models it feeds; empty = `models`. Lets one
     # preset keep base-to-novel cues out of its label models and label cues out of the rest.
     targets: tuple[tuple[str, ...], ...] = ()
-    _compiled: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = (set(self.models) | {m for models in self.targets for m in models}) - set(CUE_MODELS)
         if unknown:
             raise UserError(f"cues: unknown models {sorted(unknown)}; known: {', '.join(CUE_MODELS)}")
-        compiled = []
         for name, pattern in self.patterns:
             try:
-                compiled.append(re.compile(pattern))
+                re.compile(pattern)  # `re` keeps the compiled pattern for `CueReader`
             except re.error as exc:
                 raise UserError(f"cue {name!r}: bad regular expression {pattern!r} ({exc})") from None
-        object.__setattr__(self, "_compiled", tuple(compiled))
 
     @classmethod
     def from_config(cls, data: Mapping[str, object] | None) -> CueSet:
@@ -104,7 +101,7 @@ class CueSet:
         """
         reader = texts if isinstance(texts, CueReader) else CueReader(texts)
         chosen = list(range(len(self.patterns))) if columns is None else list(columns)
-        found = reader.read([self.patterns[c][1] for c in chosen], [self._compiled[c] for c in chosen], rows)
+        found = reader.read([self.patterns[c][1] for c in chosen], rows)
         hits_rows = [row for matching in found for row in matching]
         cols = [col for col, matching in enumerate(found) for _ in matching]
         return sparse.csr_matrix(
@@ -160,9 +157,7 @@ class CueReader:
             text = self._lowered[row] = self.texts[row].lower()
         return text
 
-    def read(
-        self, patterns: Sequence[str], compiled: Sequence[re.Pattern[str]], rows: Sequence[int] | None
-    ) -> list[list[int]]:
+    def read(self, patterns: Sequence[str], rows: Sequence[int] | None) -> list[list[int]]:
         """Per pattern, the rows (of `rows`, default all) whose text it matches."""
         known = [self._found.setdefault(pattern, {}) for pattern in patterns]
         todo = [
@@ -175,7 +170,7 @@ class CueReader:
             # match none, and one search costs a fifth of one search per cue. With one or two
             # cues that most papers match (relevance) it only adds a search.
             prefilter = re.compile("|".join(f"(?:{p})" for p in patterns)) if len(patterns) > 2 else None
-            matchers = [_matcher(pattern, regex) for pattern, regex in zip(patterns, compiled, strict=True)]
+            matchers = [_matcher(pattern) for pattern in patterns]
             for row in todo:
                 text = self._lower(row)
                 if prefilter is not None and not prefilter.search(text):
@@ -192,10 +187,11 @@ class CueReader:
 _WORDS = re.compile(r"[a-z0-9 ]+(?:\|[a-z0-9 ]+)*")
 
 
-def _matcher(pattern: str, regex: re.Pattern[str]) -> Callable[[str], bool]:
+def _matcher(pattern: str) -> Callable[[str], bool]:
     """How to test one lower-cased text: a pattern of plain lower-case words joined by `|`
     (`prompt|reprogram`) is a substring test, the same answer as the regex and 4× faster."""
     if _WORDS.fullmatch(pattern):
         words = pattern.split("|")
         return lambda text: any(word in text for word in words)
-    return lambda text: regex.search(text) is not None
+    search = re.compile(pattern).search
+    return lambda text: search(text) is not None

@@ -13,6 +13,7 @@ This module reads files only; `make models` calls `python -m vpt_tracker.classif
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import re
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vpt_tracker.catalogue.markdown import ParsedEntry, parse
+from vpt_tracker.catalogue.markdown import Document, ParsedEntry, parse
 from vpt_tracker.classify.data import (
     AbstractIndex,
     Example,
@@ -48,8 +49,8 @@ class ListSource:
     used when the README is not the preset's own list. `own`: the preset's own list (labels
     come from the preset). `preset_labels`: a related list that uses the preset's vocabulary,
     labelled by the preset's rules too. `results_table`: a heading whose table lists the
-    papers with reported results (by short name or paper link); keep only the entries it
-    lists (`in_results_table`) or only the others.
+    papers with reported results (by short name or paper link); only the entries it lists
+    are used, and the others are unknown (`Matched.unlisted`).
     """
 
     file: str
@@ -59,24 +60,16 @@ class ListSource:
     label_map: tuple[tuple[str, str], ...] = ()
     preset_labels: bool = False
     results_table: str = ""
-    in_results_table: bool = True
 
     def describe(self) -> str:
         """The file name, plus the sections when a recipe uses one file more than once."""
         return self.file + (f" [{', '.join(self.sections)}]" if self.sections else "")
 
-    def keeps(self, entry: ParsedEntry, tabled: tuple[set[str], set[str]] | None = None) -> bool:
-        """Whether the recipe uses this entry; `tabled` = the results table's (names, links)."""
+    def keeps(self, entry: ParsedEntry) -> bool:
         path = " > ".join(entry.section_path).lower()
         if any(s.lower() in path for s in self.exclude_sections):
             return False
-        if self.sections and not any(s.lower() in path for s in self.sections):
-            return False
-        if tabled is not None:
-            names, links = tabled
-            listed = entry.short_name in names or entry.paper_url in links
-            return listed == self.in_results_table
-        return True
+        return not self.sections or any(s.lower() in path for s in self.sections)
 
     def labels(self, entry: ParsedEntry, preset: Preset) -> list[str]:
         if self.own or self.preset_labels:
@@ -92,9 +85,6 @@ class Recipe:
     relevant: tuple[ListSource, ...]
     novel_positive: tuple[ListSource, ...] = ()
     novel_negative: tuple[ListSource, ...] = ()
-    # Papers whose base-to-novel status the lists do not give: positives when their own text
-    # says so (`SAYS_BASE_TO_NOVEL`), otherwise left out of the base-to-novel model.
-    novel_unknown: tuple[ListSource, ...] = ()
     rejected: tuple[ListSource, ...] = ()  # what this preset's maintainer would reject (reviewed negatives)
     notes: str = ""
 
@@ -115,31 +105,16 @@ _ADAPTS_PROMPTS = re.compile(
 )
 
 
-def results_table(markdown: str, heading: str) -> tuple[set[str], set[str]]:
+def results_table(document: Document, heading: str) -> tuple[set[str], set[str]]:
     """The first-column names and the links of the table rows under `heading`.
 
-    `heading` is matched against the heading path, e.g. "General Prompt Learning >
+    `heading` is matched against the section path, e.g. "General Prompt Learning >
     Experimental Comparison" (the test-time section has a results table of its own).
     zhengli97's list keeps a base-to-novel results table there, above its paper list: a row
     means the paper reports base/novel/HM results.
     """
-    names: set[str] = set()
-    links: set[str] = set()
-    path: list[str] = []
-    in_table = False
-    for line in markdown.splitlines():
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            path = [*path[: level - 1], line.lstrip("#").strip()]
-        is_row = line.startswith("|")
-        header = is_row and not in_table  # a table's first row names its columns
-        in_table = is_row
-        if not is_row or header or "---" in line or heading.lower() not in " > ".join(path).lower():
-            continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        names.add(cells[0])
-        links.update(re.findall(r"\]\((https?://[^)\s]+)\)", line))
-    return names, links
+    rows = document.table_rows(heading)
+    return {row.cells[0] for row in rows if row.cells}, {url for row in rows for url in row.links}
 
 
 def about_vision_prompts(paper: Example) -> bool:
@@ -301,8 +276,6 @@ def _adaptation_source(file: str) -> ListSource:
     return ListSource(file, exclude_sections=("survey",), label_map=_ADAPTATION_FROM_VPT)
 
 
-_ZHENGLI_RESULTS = "General Prompt Learning > Experimental Comparison"
-
 RECIPES: dict[str, Recipe] = {
     "awesome-vpt": Recipe(
         "awesome-vpt",
@@ -349,15 +322,7 @@ RECIPES: dict[str, Recipe] = {
             ListSource(
                 "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
                 sections=("General Prompt Learning",),
-                results_table=_ZHENGLI_RESULTS,
-            ),
-        ),
-        novel_unknown=(
-            ListSource(
-                "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
-                sections=("General Prompt Learning",),
-                results_table=_ZHENGLI_RESULTS,
-                in_results_table=False,
+                results_table="General Prompt Learning > Experimental Comparison",
             ),
         ),
         novel_negative=(
@@ -398,6 +363,7 @@ class Matched:
     entries: int = 0
     inexact: int = 0  # matched by a title variant or the fuzzy fallback (see `AbstractIndex.match`)
     off_topic: int = 0  # related-list entries dropped by `about_vision_prompts`
+    unlisted: list[Example] = field(default_factory=list)  # kept entries its results table lacks
 
 
 def match_entries(
@@ -419,12 +385,11 @@ def match_entries(
     A related list's `label_scope` is the labels its map gave to at least one of its entries:
     a list without, say, a test-time section says nothing about test-time (see `Example`).
     """
-    markdown = (lists_dir / source.file).read_text(encoding="utf-8")
-    document = parse(markdown)
-    tabled = results_table(markdown, source.results_table) if source.results_table else None
+    document = _read_list(lists_dir / source.file)
+    names, links = results_table(document, source.results_table) if source.results_table else (None, None)
     found = Matched()
     for entry in document.entries:
-        if not source.keeps(entry, tabled):
+        if not source.keeps(entry):
             continue
         found.entries += 1
         found_paper = pool.match(entry.title, entry.arxiv_id)
@@ -436,11 +401,25 @@ def match_entries(
             continue
         found.inexact += found_paper.how in ("variant", "fuzzy")
         labels = tuple(source.labels(entry, preset)) if with_labels else ()
-        found.examples.append(Example(paper.title, paper.abstract, paper.comment, labels, paper.id))
+        example = Example(paper.title, paper.abstract, paper.comment, labels, paper.id)
+        if (
+            names is not None
+            and links is not None
+            and not (entry.short_name in names or entry.paper_url in links)
+        ):
+            found.unlisted.append(example)
+        else:
+            found.examples.append(example)
     if with_labels and not (source.own or source.preset_labels):
         scope = frozenset(label for example in found.examples for label in example.labels)
         found.examples = [replace(example, label_scope=scope) for example in found.examples]
     return found
+
+
+@functools.lru_cache(maxsize=32)
+def _read_list(path: Path) -> Document:
+    """A list README parsed once: recipes use one file for several roles and sections."""
+    return parse(path.read_text(encoding="utf-8"))
 
 
 def _merge(groups: Iterable[list[Example]]) -> list[Example]:
@@ -474,9 +453,12 @@ def build_training_set(
         "rejected": {},
         "novel_positive": {},
         "novel_negative": {},
-        "novel_unknown": {},
         "novel_positive_by_own_text": [],
     }
+
+    # Entries a results table does not list: whether they report base-to-novel results is
+    # unknown, so they are positives when their own text says so, and otherwise left out.
+    unknown: list[Example] = []
 
     def collect(role: str, sources: tuple[ListSource, ...], with_labels: bool) -> list[Example]:
         groups = []
@@ -491,17 +473,18 @@ def build_training_set(
                 "with_abstract": len(found.examples),
                 "by_near_title": found.inexact,
                 "dropped_not_vision_prompts": found.off_topic,
-            }
+            } | ({"not_in_results_table": len(found.unlisted)} if source.results_table else {})
             groups.append(found.examples)
+            unknown.extend(found.unlisted)
         return _merge(groups)
 
     relevant = collect("relevant", recipe.relevant, True)
     novel_positive = collect("novel_positive", recipe.novel_positive, False)
     positive_keys = {e.key() for e in novel_positive}
-    novel_negative: list[Example] = []
-    unknown = collect("novel_unknown", recipe.novel_unknown, False)
+    other_prompt_papers = collect("novel_negative", recipe.novel_negative, False)
     unknown_keys = {e.key() for e in unknown}
-    for example in unknown + collect("novel_negative", recipe.novel_negative, False):
+    novel_negative: list[Example] = []
+    for example in unknown + other_prompt_papers:
         if example.key() in positive_keys:
             continue
         if SAYS_BASE_TO_NOVEL.search(example.evidence_text()):
