@@ -44,6 +44,9 @@ def test_nested_cv_reports_every_metric(training: TrainingSet, hyper: Hyper) -> 
     assert rel["precision_at_threshold"] > report["keyword_baseline"]["precision"]
     assert report["labels_micro"]["support"] > 0 and "multi-modality" in report["labels"]
     assert 0.0 <= report["base_to_novel"]["f1"] <= 1.0 and report["base_to_novel"]["examples"] == 85
+    # the flag's share on held-out unlabeled papers (400 of them): at most a few are flagged
+    flagged = report["base_to_novel"]["flagged_unlabeled"]
+    assert 0.0 <= flagged < 0.05 and report["summary"]["base_to_novel_flagged_unlabeled"] == flagged
     assert report["summary"]["wss_at_95"] == rel["wss_at_95"]
 
 

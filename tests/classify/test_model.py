@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vpt_tracker.classify import model as model_module
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.model import (
     MIN_POSITIVES,
@@ -17,9 +18,10 @@ from vpt_tracker.classify.model import (
     f1_threshold,
     recall_threshold,
 )
+from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError
 
-from .conftest import VPT_LABELS
+from .conftest import VPT_LABELS, load
 
 
 def test_held_out_relevant_papers_outrank_unlabeled(
@@ -80,6 +82,31 @@ def test_labels_and_base_to_novel_are_proposed(model: CatalogueModel, training: 
     b2n = np.array([s.base_to_novel for s in novel])
     n_pos = len(training.novel_positive)
     assert b2n[:n_pos].mean() > b2n[n_pos:].mean() + 0.2
+
+
+def test_base_to_novel_learns_from_unlabeled_papers_too(
+    training: TrainingSet, hyper: Hyper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Domain-generalization papers that are not about prompts are not flagged.
+
+    Against other prompt-learning papers alone, "domain generalization" is a base-to-novel
+    word (CoOp-style papers report both). `novel_lookalikes.jsonl` holds real papers with it in
+    the title and no prompt, CLIP, base or novel in the text, none of them trained on.
+    """
+    lookalikes = load("novel_lookalikes")
+    cued = replace(hyper, cues=load_preset("generalizable-vlm").cues)  # its cues say "domain generalization"
+
+    def flagged(trained: CatalogueModel) -> int:
+        assert trained.base_to_novel is not None
+        threshold = trained.base_to_novel.threshold
+        return sum((s.base_to_novel or 0.0) >= threshold for s in trained.score(lookalikes))
+
+    with_background = CatalogueModel.train("fixture", training, VPT_LABELS, cued)
+    monkeypatch.setattr(model_module, "NOVEL_BACKGROUND", 0)
+    without_background = CatalogueModel.train("fixture", training, VPT_LABELS, cued)
+    assert flagged(with_background) < flagged(without_background)
+    assert flagged(with_background) <= 2
+    assert "unlabeled papers as negatives" in with_background.card["scheme"]["base_to_novel"]
 
 
 def test_save_load_gives_the_same_scores(

@@ -95,6 +95,7 @@ def evaluate(
     novel_probs: list[float] = []
     novel_truth: list[int] = []
     novel_pred: list[bool] = []
+    novel_unlabeled_flags: list[bool] = []
     fold_thresholds: list[float] = []
     for fold in range(folds):
         parts = {
@@ -114,6 +115,14 @@ def evaluate(
             pooled.truth.append(is_relevant)
             pooled.queued.append(model.should_queue(score))
             pooled.prompt.append(mentions_prompt(example))
+        if model.base_to_novel is not None:
+            # The flag on papers nobody reviewed: nearly all of them report no base-to-novel
+            # experiments, so this share bounds how often the flag is wrong in a nightly run.
+            unlabeled_scores = scores[len(test_pos) + len(parts["rejected"][1]) :]
+            novel_unlabeled_flags.extend(
+                s.base_to_novel is not None and s.base_to_novel >= model.base_to_novel.threshold
+                for s in unlabeled_scores
+            )
         for example, score in zip(test_pos, scores[: len(test_pos)], strict=True):
             # A label the paper's source cannot express is neither right nor wrong here.
             known = {key for key in label_keys if example.knows_label(key)}
@@ -149,6 +158,8 @@ def evaluate(
     if novel_truth:
         report["base_to_novel"] = prf(np.array(novel_pred), np.array(novel_truth) == 1)
         report["base_to_novel"]["examples"] = len(novel_truth)
+        flags = novel_unlabeled_flags
+        report["base_to_novel"]["flagged_unlabeled"] = sum(flags) / len(flags) if flags else 0.0
     report["summary"] = {
         "recall_at_threshold": report["relevance"]["recall_at_threshold"],
         "review_load": report["relevance"]["review_load"],
@@ -158,6 +169,7 @@ def evaluate(
         "prompt_subset_wss_at_95": report["relevance_prompt_subset"].get("wss_at_95"),
         "label_micro_f1": report["labels_micro"]["f1"],
         "base_to_novel_f1": report.get("base_to_novel", {}).get("f1"),
+        "base_to_novel_flagged_unlabeled": report.get("base_to_novel", {}).get("flagged_unlabeled"),
     }
     return report
 

@@ -193,8 +193,8 @@ def _print_report(report: dict[str, Any]) -> None:
         m = report["base_to_novel"]
         click.echo(
             f"  base-to-novel: precision {m['precision']:.2f}, recall {m['recall']:.2f}, "
-            f"F1 {m['f1']:.2f} "
-            f"({m['examples']} papers)"
+            f"F1 {m['f1']:.2f} ({m['examples']} papers); "
+            f"flags {m['flagged_unlabeled']:.2%} of the unlabeled papers"
         )
 
 
