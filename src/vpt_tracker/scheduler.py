@@ -109,28 +109,22 @@ def build_scheduler(settings: Settings, engine: Engine) -> BlockingScheduler:
             "misfire_grace_time": settings.schedule.misfire_grace_seconds,
         },
     )
-    scheduler.add_job(
-        run_job,
-        nightly_trigger,
-        args=["nightly", lambda: nightly_job(settings, engine)],
-        id="nightly",
-        # Explicit, not only defaults: the options then hold before the scheduler starts.
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=settings.schedule.misfire_grace_seconds,
-        name="nightly run",
-    )
-    scheduler.add_job(
-        run_job,
-        digest_trigger,
-        args=["digest", lambda: digest_job(settings, engine)],
-        id="digest",
-        # Explicit, not only defaults: the options then hold before the scheduler starts.
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=settings.schedule.misfire_grace_seconds,
-        name="weekly digest",
-    )
+    jobs: list[tuple[str, str, Any, Callable[[], dict[str, Any]]]] = [
+        ("nightly", "nightly run", nightly_trigger, lambda: nightly_job(settings, engine)),
+        ("digest", "weekly digest", digest_trigger, lambda: digest_job(settings, engine)),
+    ]
+    for job_id, title, trigger, work in jobs:
+        scheduler.add_job(
+            run_job,
+            trigger,
+            args=[job_id, work],
+            id=job_id,
+            # Explicit, not only defaults: the options then hold before the scheduler starts.
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=settings.schedule.misfire_grace_seconds,
+            name=title,
+        )
     return scheduler
 
 
