@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from vpt_tracker.classify.cues import CueReader, CueSet
-from vpt_tracker.classify.data import Example, TrainingSet
+from vpt_tracker.classify.data import Example, TrainingSet, sample
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import Scores
@@ -343,8 +343,9 @@ class CatalogueModel:
             # Against other prompt-learning papers alone, the model learns that "domain
             # generalization" or "unseen classes" mean base-to-novel, and flags every domain-
             # generalization paper it is shown (nested CV: 85-147 of 15,000 unlabeled papers).
-            # Unlabeled papers as PU-weighted negatives teach it the population it scores.
-            background = data.unlabeled[:NOVEL_BACKGROUND]
+            # Unlabeled papers as PU-weighted negatives teach it the population it scores
+            # (a seeded sample: a store lists them in the order they were fetched).
+            background = sample(data.unlabeled, NOVEL_BACKGROUND, hyper.seed)
             novel_texts = [e.evidence_text() for e in data.novel_positive + data.novel_negative + background]
             novel_features = hyper.cues.extend(
                 "base_to_novel", vectorizer.transform(novel_texts).tocsr(), novel_texts
@@ -393,8 +394,9 @@ class CatalogueModel:
                 "label_thresholds": "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers)",
                 "label_scope": "a label learns only from papers whose source can express it (label_scope)",
                 "base_to_novel": (
-                    "logistic regression, base-to-novel papers vs other prompt-learning papers, plus the "
-                    f"first {NOVEL_BACKGROUND} unlabeled papers as negatives with weight {UNLABELED_WEIGHT}"
+                    "logistic regression, base-to-novel papers vs other prompt-learning papers, "
+                    f"plus a sample of {NOVEL_BACKGROUND} unlabeled papers as negatives "
+                    f"with weight {UNLABELED_WEIGHT}"
                 ),
                 "cue_features": (
                     "one binary column per preset cue (regexes in hyperparameters.cues), appended to the "
