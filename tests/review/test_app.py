@@ -111,6 +111,22 @@ async def test_label_editor_refuses_unknown_labels(sqlite: Engine, ids: dict[str
         assert status_of(sqlite, ids["first"]) == ("accepted", ["pixel"], None)
 
 
+async def test_label_editor_says_when_the_list_has_no_section_for_the_labels(sqlite: Engine) -> None:
+    cat = catalogue(sqlite, "vpt", preset="prompt-adaptation")
+    first = candidate(sqlite, cat, "Test-time prompt tuning", relevance=0.9, proposed=["test-time"])
+    second = candidate(sqlite, cat, "Prompt tokens for ViT", relevance=0.8, proposed=["test-time"])
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("a", "enter")
+        error = str(app.screen.query_one("#error").render())
+        assert "would not be published: no section of preset 'prompt-adaptation'" in error
+        assert status_of(sqlite, first)[0] == "pending"
+        await pilot.press("enter")  # the reviewer means it
+        assert status_of(sqlite, first) == ("accepted", ["test-time"], None)
+        await pilot.press("a", "ctrl+u", *"vpt-learnable", "enter")  # placeable: no second Enter
+        assert status_of(sqlite, second) == ("accepted", ["vpt-learnable"], None)
+
+
 async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite)
     async with app.run_test() as pilot:

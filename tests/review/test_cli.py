@@ -71,6 +71,17 @@ def test_accept_reject_undo(cli: Any, engine: Engine, ids: dict[str, int]) -> No
     assert ReviewQueue(engine, "x").get(ids["low"]).status == "pending"
 
 
+def test_accept_warns_when_the_list_has_no_section_for_the_labels(cli: Any, engine: Engine) -> None:
+    cat = catalogue(engine, "pa", preset="prompt-adaptation")
+    new = candidate(engine, cat, "Test-time prompt tuning for CLIP", relevance=0.8, proposed=["test-time"])
+    result = cli("accept", str(new), "--reviewer", "carol")
+    assert result.exit_code == 0 and f"accepted {new}" in result.stdout
+    assert "warning: it would not be published: no section of preset 'prompt-adaptation'" in result.stderr
+    assert f"review relabel {new} --labels" in result.stderr
+    fixed = cli("relabel", str(new), "--labels", "vpt-learnable,test-time", "--reviewer", "carol")
+    assert fixed.exit_code == 0 and "relabelled" in fixed.stdout and fixed.stderr == ""
+
+
 def test_bad_input_is_one_line_and_exit_code_2(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
     missing = cli("accept", "9999", "--reviewer", "carol")
     assert missing.exit_code == 2 and missing.stderr.strip().startswith("Error: no candidate 9999")

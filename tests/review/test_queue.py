@@ -292,3 +292,21 @@ def test_bulk_reject_reports_progress_per_chunk(engine: Engine, setup: dict[str,
         1.0, "cleanup", progress=lambda done, total: seen.append((done, total))
     )
     assert result.rejected == 3 and seen == [(3, 3)]
+
+
+def test_placement_problem_names_labels_the_list_has_no_section_for(engine: Engine) -> None:
+    """prompt-adaptation keeps papers only in its VP and VPT tables: "test-time" alone has no place."""
+    cat = catalogue(engine, "pa", preset="prompt-adaptation", entry_labels=[["vpt-learnable"]])
+    new = candidate(engine, cat, "Test-time prompt tuning for CLIP", proposed=["test-time"])
+    pa = ReviewQueue(engine, "alice", "pa")
+    problem = pa.placement_problem(new, ["test-time"])
+    assert problem == "no section of preset 'prompt-adaptation' takes the labels ['test-time']"
+    assert pa.placement_problem(new, ["vpt-learnable", "test-time"]) is None
+    # A paper the list already has is upgraded in place: it needs no section.
+    listed = candidate(engine, cat, "Entry 0", proposed=["test-time"])
+    assert pa.placement_problem(listed, ["test-time"]) is None
+    # Without a preset no new entry can be placed at all: nothing for the reviewer to fix.
+    plain = candidate(engine, catalogue(engine, "plain"), "Pixel prompts", proposed=["pixel"])
+    assert ReviewQueue(engine, "alice", "plain").placement_problem(plain, ["pixel"]) is None
+    with pytest.raises(UserError, match="no candidate 9999"):
+        pa.placement_problem(9999, [])

@@ -206,15 +206,11 @@ def _promote_new(
     paper: PaperRow,
     result: Promotion,
 ) -> None:
-    if preset is None:
-        raise UserError(f"catalogue {catalogue.name!r} has no taxonomy preset, so no section for new entries")
     labels = list(candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels)
+    preset, section = _placement(catalogue, preset, labels, paper)
     venue, year = split_venue(paper.venue, paper.year)
     if venue is None:
         venue = "arXiv" if paper.arxiv_id else None
-    section = preset.section_for(labels, year=year)
-    if section is None:
-        raise UserError(f"no section of preset {preset.name!r} takes the labels {labels}")
     new = preset.entry_for(
         paper.title,
         venue,
@@ -234,6 +230,35 @@ def _promote_new(
         candidate_id=candidate.id,
     )
     result.added.append(row.id)
+
+
+def _placement(
+    catalogue: CatalogueRow, preset: Preset | None, labels: list[str], paper: PaperRow
+) -> tuple[Preset, list[str]]:
+    """The section a new entry with these labels goes to; a UserError says why there is none."""
+    if preset is None:
+        raise UserError(f"catalogue {catalogue.name!r} has no taxonomy preset, so no section for new entries")
+    section = preset.section_for(labels, year=split_venue(paper.venue, paper.year)[1])
+    if section is None:
+        raise UserError(f"no section of preset {preset.name!r} takes the labels {labels}")
+    return preset, section
+
+
+def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
+    """Why `promote` would not list this candidate with these labels; None when it would.
+
+    Asked when a reviewer accepts, so that labels the list has no section for are fixed while
+    the paper is on screen, not found later as "not added" in a publish report. A paper the
+    catalogue already lists needs no section (its entry is upgraded in place).
+    """
+    catalogue = candidate.catalogue
+    if _match_entry(list(catalogue.entries), candidate.paper) is not None:
+        return None
+    try:
+        _placement(catalogue, _preset(catalogue), labels, candidate.paper)
+    except UserError as exc:
+        return str(exc)
+    return None
 
 
 def _upgrade_listed_papers(session: Session, catalogue: CatalogueRow, result: Promotion) -> None:

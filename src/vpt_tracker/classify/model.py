@@ -342,7 +342,7 @@ class CatalogueModel:
         if with_novel and min(len(data.novel_positive), len(data.novel_negative)) >= MIN_NOVEL_EXAMPLES:
             # Against other prompt-learning papers alone, the model learns that "domain
             # generalization" or "unseen classes" mean base-to-novel, and flags every domain-
-            # generalization paper it is shown (nested CV: 85-147 of 15,000 unlabeled papers).
+            # generalization paper it is shown (nested CV: 85-156 of 15,000 unlabeled papers).
             # Unlabeled papers as PU-weighted negatives teach it the population it scores
             # (a seeded sample: a store lists them in the order they were fetched).
             background = sample(data.unlabeled, NOVEL_BACKGROUND, hyper.seed)

@@ -162,9 +162,25 @@ def accept(
     candidate_id: int,
     labels: tuple[str, ...],
 ) -> None:
-    """Accept a candidate with its final labels."""
-    item = _queue(ctx, app, catalogue, reviewer).accept(candidate_id, _labels(labels) if labels else None)
+    """Accept a candidate with its final labels.
+
+    Warns (without refusing) when the list has no section for those labels: `publish` would
+    leave the paper out until they change (`review relabel`).
+    """
+    queue = _queue(ctx, app, catalogue, reviewer)
+    item = queue.accept(candidate_id, _labels(labels) if labels else None)
     click.echo(f"accepted {item.candidate_id}: {item.title} [{', '.join(item.final_labels or [])}]")
+    _warn_if_unplaceable(queue, item)
+
+
+def _warn_if_unplaceable(queue: ReviewQueue, item: QueueItem) -> None:
+    problem = queue.placement_problem(item.candidate_id, item.final_labels or [])
+    if problem:
+        click.echo(
+            f"warning: it would not be published: {problem}; change them with "
+            f"`vpt-tracker review relabel {item.candidate_id} --labels ...`",
+            err=True,
+        )
 
 
 @review.command()
@@ -220,8 +236,11 @@ def relabel(
     labels: tuple[str, ...],
 ) -> None:
     """Change the final labels of an open or accepted candidate."""
-    item = _queue(ctx, app, catalogue, reviewer).relabel(candidate_id, _labels(labels))
+    queue = _queue(ctx, app, catalogue, reviewer)
+    item = queue.relabel(candidate_id, _labels(labels))
     click.echo(f"relabelled {item.candidate_id}: [{', '.join(item.final_labels or [])}]")
+    if item.status == CandidateStatus.ACCEPTED.value:
+        _warn_if_unplaceable(queue, item)
 
 
 @review.command()

@@ -300,7 +300,10 @@ class ReviewApp(App[SessionSummary]):
                     item, "accepted", lambda: self.queue.accept(item.candidate_id, labels, item.version)
                 )
 
-        self.push_screen(AcceptScreen(item, valid), done)
+        def placement(labels: list[str]) -> str | None:
+            return self.queue.placement_problem(item.candidate_id, labels)
+
+        self.push_screen(AcceptScreen(item, valid, placement), done)
 
     def do_reject(self) -> None:
         item = self.candidates.current

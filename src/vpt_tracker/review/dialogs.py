@@ -6,6 +6,7 @@ open: what the reviewer types stays text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import events, on
@@ -21,14 +22,26 @@ from vpt_tracker.review.queue import QueueItem
 
 # --------------------------------------------------------------------------- modals
 class AcceptScreen(ModalScreen[list[str] | None]):
-    """The label editor: pre-filled with the proposals, checked against the taxonomy."""
+    """The label editor: pre-filled with the proposals, checked against the taxonomy.
+
+    `placement` says why the list has no section for a set of labels (None: it has one).
+    Such labels are not refused, since the reviewer may mean to add the section by hand, but
+    the first Enter shows why the paper would not be published and the second accepts.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, item: QueueItem, valid: list[str]) -> None:
+    def __init__(
+        self,
+        item: QueueItem,
+        valid: list[str],
+        placement: Callable[[list[str]], str | None] | None = None,
+    ) -> None:
         super().__init__()
         self.item = item
         self.valid = valid
+        self.placement = placement
+        self._warned_for: list[str] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -45,6 +58,13 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         unknown = [label for label in labels if self.valid and label not in self.valid]
         if unknown:
             self.query_one("#error", Label).update(f"unknown: {', '.join(unknown)}")
+            return
+        problem = self.placement(labels) if self.placement and labels != self._warned_for else None
+        if problem:
+            self._warned_for = labels
+            self.query_one("#error", Label).update(
+                f"it would not be published: {problem}. Enter again accepts anyway."
+            )
             return
         self.dismiss(labels)
 

@@ -327,6 +327,22 @@ class ReviewQueue:
         with transaction(self.engine) as session:
             return _taxonomy(session, _catalogue_row(session, catalogue or self._require_catalogue()))
 
+    def placement_problem(self, candidate_id: int, labels: Sequence[str]) -> str | None:
+        """Why `publish` would leave this paper out with these labels; None when it would list it.
+
+        Only for catalogues with a taxonomy preset: without one no new entry can be placed,
+        whatever the labels, so there is nothing for the reviewer to fix.
+        """
+        from vpt_tracker.catalogue.promote import placement_problem
+
+        with transaction(self.engine) as session:
+            row = session.get(CandidateRow, candidate_id)
+            if row is None:
+                raise UserError(self._missing(candidate_id))
+            if not row.catalogue.preset:
+                return None
+            return placement_problem(row, list(labels))
+
     # ----------------------------------------------------------------- actions
     def accept(
         self, candidate_id: int, labels: Sequence[str] | None = None, expected_version: int | None = None
