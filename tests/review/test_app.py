@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select
+from textual.widgets import Input
 
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
@@ -125,6 +126,26 @@ async def test_label_editor_says_when_the_list_has_no_section_for_the_labels(sql
         assert status_of(sqlite, first) == ("accepted", ["test-time"], None)
         await pilot.press("a", "ctrl+u", *"vpt-learnable", "enter")  # placeable: no second Enter
         assert status_of(sqlite, second) == ("accepted", ["vpt-learnable"], None)
+
+
+async def test_relabel_changes_labels_without_deciding(sqlite: Engine, ids: dict[str, int]) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("l")
+        assert "Relabel #" in str(app.screen.query_one("#dialog-title").render())
+        await pilot.press("ctrl+u", *"pixel, bogus", "enter")
+        assert "unknown: bogus" in str(app.screen.query_one("#error").render())
+        await pilot.press("ctrl+u", *"pixel", "enter")
+        assert status_of(sqlite, ids["first"]) == ("pending", ["pixel"], None)
+        current = app.candidates.current
+        assert (
+            current is not None and current.candidate_id == ids["first"] and current.final_labels == ["pixel"]
+        )
+        await pilot.press("a")  # the accept editor starts from the edited labels
+        assert app.screen.query_one("#labels", Input).value == "pixel"
+        await pilot.press("enter")
+        assert status_of(sqlite, ids["first"]) == ("accepted", ["pixel"], None)
+    assert log(sqlite) == [("relabel", "alice"), ("accept", "alice")]
 
 
 async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: dict[str, int]) -> None:

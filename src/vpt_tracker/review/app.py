@@ -39,6 +39,7 @@ DEFAULT_KEYS: dict[str, tuple[str, str]] = {
     "down": ("j,down", "Down"),
     "up": ("k,up", "Up"),
     "accept": ("a", "Accept"),
+    "relabel": ("l", "Edit labels"),
     "reject": ("x", "Reject"),
     "defer": ("d", "Defer"),
     "undo": ("u", "Undo"),
@@ -305,6 +306,31 @@ class ReviewApp(App[SessionSummary]):
 
         self.push_screen(AcceptScreen(item, valid, placement), done)
 
+    def do_relabel(self) -> None:
+        """Change the labels without deciding (the app shows open candidates only)."""
+        item = self.candidates.current
+        if item is None:
+            return
+        try:
+            valid = self._valid_labels(item.catalogue)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def done(labels: list[str] | None) -> None:
+            if labels is None:
+                return
+            try:
+                fresh = self.queue.relabel(item.candidate_id, labels, item.version)
+            except UserError as exc:
+                self._refused(exc)
+                return
+            self.candidates.replace(fresh)
+            self.show_detail(fresh)
+            self.notify(f"#{fresh.candidate_id} labels: {', '.join(fresh.final_labels or []) or 'none'}")
+
+        self.push_screen(AcceptScreen(item, valid, relabel=True), done)
+
     def do_reject(self) -> None:
         item = self.candidates.current
         if item is None:
@@ -382,13 +408,7 @@ class ReviewApp(App[SessionSummary]):
         try:
             action()
         except UserError as exc:
-            if isinstance(exc, Conflict):
-                self.summary.conflicts += 1
-                current = exc.current
-                if current is not None:
-                    self.candidates.replace(current)
-                    self.candidates.post_message(CandidateList.Highlighted(current))
-            self.notify(str(exc), severity="error", timeout=8)
+            self._refused(exc)
             return
         setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
         if self.candidates.current is not None and self.candidates.current.candidate_id == item.candidate_id:
@@ -396,6 +416,16 @@ class ReviewApp(App[SessionSummary]):
         if item.status == self.status:
             self.remaining -= 1
         self.update_status(recount=False)
+
+    def _refused(self, exc: UserError) -> None:
+        """Say why an action was not applied; after a conflict, show the candidate as it now is."""
+        if isinstance(exc, Conflict):
+            self.summary.conflicts += 1
+            current = exc.current
+            if current is not None:
+                self.candidates.replace(current)
+                self.candidates.post_message(CandidateList.Highlighted(current))
+        self.notify(str(exc), severity="error", timeout=8)
 
     def _valid_labels(self, catalogue: str) -> list[str]:
         if catalogue not in self._valid:

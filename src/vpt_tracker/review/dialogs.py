@@ -36,18 +36,25 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         item: QueueItem,
         valid: list[str],
         placement: Callable[[list[str]], str | None] | None = None,
+        *,
+        relabel: bool = False,
     ) -> None:
         super().__init__()
         self.item = item
         self.valid = valid
         self.placement = placement
+        self.relabel = relabel  # edit the labels only, without accepting
         self._warned_for: list[str] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Accept #{self.item.candidate_id}: {self.item.title}", id="dialog-title")
-            yield Label("Labels, comma-separated (Enter accepts, Esc cancels):")
-            yield Input(value=", ".join(self.item.proposed_labels), id="labels")
+            verb, enter = ("Relabel", "saves") if self.relabel else ("Accept", "accepts")
+            yield Label(f"{verb} #{self.item.candidate_id}: {self.item.title}", id="dialog-title")
+            yield Label(f"Labels, comma-separated (Enter {enter}, Esc cancels):")
+            current = (
+                self.item.final_labels if self.item.final_labels is not None else self.item.proposed_labels
+            )
+            yield Input(value=", ".join(current), id="labels")
             if self.valid:
                 yield Label("Valid: " + ", ".join(self.valid), classes="hint")
             yield Label("", id="error", classes="error")
@@ -62,8 +69,9 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         problem = self.placement(labels) if self.placement and labels != self._warned_for else None
         if problem:
             self._warned_for = labels
+            again = "saves" if self.relabel else "accepts"
             self.query_one("#error", Label).update(
-                f"it would not be published: {problem}. Enter again accepts anyway."
+                f"it would not be published: {problem}. Enter again {again} anyway."
             )
             return
         self.dismiss(labels)
