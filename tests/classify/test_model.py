@@ -16,6 +16,7 @@ from vpt_tracker.classify.model import (
     CatalogueModel,
     Hyper,
     f1_threshold,
+    make_vectorizer,
     recall_threshold,
 )
 from vpt_tracker.classify.taxonomy import load_preset
@@ -107,6 +108,27 @@ def test_base_to_novel_learns_from_unlabeled_papers_too(
     assert flagged(with_background) < flagged(without_background)
     assert flagged(with_background) <= 2
     assert "unlabeled papers as negatives" in with_background.card["scheme"]["base_to_novel"]
+
+
+@pytest.mark.parametrize("analyzer", ["word", "word-unigrams", "char_wb"])
+def test_scoring_features_equal_scikit_learns(
+    model: CatalogueModel, unlabeled: list[Example], analyzer: str
+) -> None:
+    """Scoring counts terms its own way (`Analyzed`, `_term_indexer`); the features must not change."""
+    texts = [e.text() for e in unlabeled[:150]] + [
+        "",
+        "Ünïcödé — Prompt-Tuning  of   visual prompts; prompt tuning",
+        "$\\mathbf{x}$ \\emph{prompt} tuning {\\'e}t{\\'e}",
+        "one",
+    ]
+    vectorizer = model.vectorizer
+    if analyzer != "word":
+        kind = "char_wb" if analyzer == "char_wb" else "word"
+        vectorizer = make_vectorizer(Hyper(analyzer=kind, ngram_max=1, max_features=3000))
+        vectorizer.fit([e.text() for e in unlabeled])
+    other = replace(model, vectorizer=vectorizer)
+    expected = vectorizer.transform(texts)
+    assert abs(other.features(texts) - expected).max() < 1e-6 and other.features(texts).nnz == expected.nnz
 
 
 def test_save_load_gives_the_same_scores(

@@ -17,9 +17,10 @@ import lzma
 import math
 import pickle
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -239,12 +240,11 @@ class Analyzed:
     def of(cls, vectorizer: TfidfVectorizer, texts: Sequence[str], terms: Sequence[str] = ()) -> Analyzed:
         """Count `texts` over `terms` (default: the vectorizer's own vocabulary)."""
         terms = list(terms) or list(vectorizer.vocabulary_)
-        lookup = {term: index for index, term in enumerate(terms)}.get
-        analyze = vectorizer.build_analyzer()
+        term_indices = _term_indexer(vectorizer, {term: index for index, term in enumerate(terms)})
         indices: list[int] = []
         indptr = [0]
         for text in texts:
-            indices += [index for index in map(lookup, analyze(text)) if index is not None]
+            indices += term_indices(text)
             indptr.append(len(indices))
         counts = sparse.csr_matrix(
             (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int64), indptr),
@@ -252,6 +252,29 @@ class Analyzed:
         )
         counts.sum_duplicates()
         return cls(terms, counts)
+
+
+def _term_indexer(vectorizer: TfidfVectorizer, index_of: dict[str, int]) -> Callable[[str], list[int]]:
+    """A function from a text to the indices (in `index_of`) of the terms the vectorizer makes of it.
+
+    For word uni- and bigrams (the default) the n-grams are built and looked up by C-level
+    iterators (`map`, `pairwise`) instead of scikit-learn's n-gram loop, which slices and
+    joins each pair in Python, mostly for bigrams that no vocabulary holds (scoring 300k
+    papers took 0.86-0.93 of the time). The terms are the same; other analyzers go through
+    scikit-learn's own.
+    """
+    lookup = index_of.get
+    if vectorizer.analyzer != "word" or vectorizer.ngram_range != (1, 2) or vectorizer.stop_words is not None:
+        analyze = vectorizer.build_analyzer()
+        return lambda text: [index for index in map(lookup, analyze(text)) if index is not None]
+    preprocess, tokenize, join = vectorizer.build_preprocessor(), vectorizer.build_tokenizer(), " ".join
+
+    def indices(text: str) -> list[int]:
+        words = tokenize(preprocess(text))
+        terms = chain(words, map(join, pairwise(words)))
+        return [index for index in map(lookup, terms) if index is not None]
+
+    return indices
 
 
 @dataclass
