@@ -133,6 +133,8 @@ def test_bad_cue_config_is_a_user_error() -> None:
         CueSet.from_config({"patterns": {"ok": {"pattern": "x", "models": ["nonsense"]}}})
     with pytest.raises(UserError, match="expected"):
         CueSet.from_config({"patterns": {"no-pattern": {"models": ["labels"]}}})
+    with pytest.raises(UserError, match="label 'pixel' names the cue 'pixel-spac'; the cues are: ok"):
+        CueSet((("ok", "x"),), ("labels",), label_cues=(("pixel", "pixel-spac"),))
 
 
 def test_each_cue_feeds_only_its_models() -> None:
@@ -231,3 +233,45 @@ def test_label_cues_are_read_for_candidates_only(training: TrainingSet) -> None:
     included = model.score([unrelated], RuleSet(include=["cooking robots"]))[0]
     assert included.rule == "include: cooking robots"
     assert included.labels["test-time"] == label(unrelated, cues_read=True)  # a rule makes it a candidate
+
+
+def test_a_label_without_a_model_is_proposed_by_its_cue(training: TrainingSet) -> None:
+    """ "robustness" has too few examples for a model; its cue proposes it, for candidates only."""
+    cues = CueSet(
+        (("robust", r"\badversarial\w*|\brobust(?:ness)?\b"),),
+        ("labels",),
+        label_cues=(("robustness", "robust"),),
+    )
+    model = CatalogueModel.train(
+        "cued", training, ["robustness", "test-time"], Hyper(folds=4, max_features=8000, cues=cues)
+    )
+    assert "robustness" not in model.labels and "test-time" in model.labels
+    assert model.card["labels_proposed_by_cue"] == {"robustness": "robust"}
+    robust = Example(
+        "Adversarially robust visual prompts for CLIP", "Visual prompt tuning against adversarial attacks."
+    )
+    plain = Example("Visual prompts for CLIP", "Visual prompt tuning of a frozen vision transformer.")
+    scores = model.score([robust, plain])
+    assert all(model.should_queue(s) for s in scores)
+    assert "robustness" in scores[0].proposed_labels and "robustness" not in scores[1].proposed_labels
+    assert "robustness" not in scores[0].labels  # a cue gives no probability
+    below = replace(
+        robust, title="Adversarially robust cooking robots", abstract="Robust recipes for kitchens."
+    )
+    (other,) = model.score([below])
+    assert not model.should_queue(other) and "robustness" not in other.proposed_labels
+    # A label that has a model is never proposed by its cue.
+    both = CueSet(cues.patterns, ("labels",), label_cues=(("robustness", "robust"), ("test-time", "robust")))
+    trained = CatalogueModel.train(
+        "both", training, ["test-time"], Hyper(folds=4, max_features=8000, cues=both)
+    )
+    assert trained.card["labels_proposed_by_cue"] == {}
+
+
+def test_presets_name_existing_cues_for_their_labels(tmp_path: Path) -> None:
+    vpt = load_preset("awesome-vpt")
+    assert ("pixel", "pixel-space") in vpt.cues.label_cues and ("learnable", "x") not in vpt.cues.label_cues
+    broken = (Path(__file__).parents[2] / "classifiers" / "awesome-vpt.toml").read_text()
+    (tmp_path / "broken.toml").write_text(broken.replace('cue = "pixel-space"', 'cue = "pixel-spaces"'))
+    with pytest.raises(UserError, match=r"broken\.toml: label 'pixel' names the cue 'pixel-spaces'"):
+        load_preset("broken", tmp_path)

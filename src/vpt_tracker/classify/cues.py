@@ -12,7 +12,7 @@ them in the preset without a release, and the model card lists them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,11 +33,18 @@ class CueSet:
     # Per cue (aligned with `patterns`): the models it feeds; empty = `models`. Lets one
     # preset keep base-to-novel cues out of its label models and label cues out of the rest.
     targets: tuple[tuple[str, ...], ...] = ()
+    # (label, cue name): the cue that stands in for a label too rare to get a model. Such a
+    # label is proposed for a candidate whose text the cue matches (a preset's `cue = ...`).
+    label_cues: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = (set(self.models) | {m for models in self.targets for m in models}) - set(CUE_MODELS)
         if unknown:
             raise UserError(f"cues: unknown models {sorted(unknown)}; known: {', '.join(CUE_MODELS)}")
+        names = [name for name, _ in self.patterns]
+        for label, cue in self.label_cues:
+            if cue not in names:
+                raise UserError(f"label {label!r} names the cue {cue!r}; the cues are: {', '.join(names)}")
         for name, pattern in self.patterns:
             try:
                 re.compile(pattern)  # `re` keeps the compiled pattern for `CueReader`
@@ -127,11 +134,18 @@ class CueSet:
             [features, self.matrix(texts, rows, columns)], format="csr", dtype=features.dtype
         )
 
+    def stand_ins(self, trained: Iterable[str]) -> list[tuple[str, str]]:
+        """(label, pattern) for each label with a cue but without a model among `trained`."""
+        patterns = dict(self.patterns)
+        have = set(trained)
+        return [(label, patterns[cue]) for label, cue in self.label_cues if label not in have]
+
     def describe(self) -> dict[str, object]:
         return {
             "models": list(self.models),
             "patterns": dict(self.patterns),
             "models_per_cue": {name: list(self._models_of(i)) for i, (name, _) in enumerate(self.patterns)},
+            "label_cues": dict(self.label_cues),
         }
 
 

@@ -415,6 +415,10 @@ class CatalogueModel:
                     f"(at least 1): a split-conformal bound for recall >= {hyper.recall_target} on new papers"
                 ),
                 "label_thresholds": "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers)",
+                "labels_without_model": (
+                    "proposed for a candidate whose text matches the label's cue (the preset's "
+                    "`cue = ...`; see labels_proposed_by_cue), otherwise never"
+                ),
                 "label_scope": "a label learns only from papers whose source can express it (label_scope)",
                 "base_to_novel": (
                     "logistic regression, base-to-novel papers vs other prompt-learning papers, "
@@ -434,6 +438,9 @@ class CatalogueModel:
                 "base_to_novel": None if novel is None else novel.threshold,
             },
             "untrained_labels": skipped,
+            "labels_proposed_by_cue": {
+                label: cue for label, cue in hyper.cues.label_cues if label in label_keys and label in skipped
+            },
             "cv_metrics_in_training": metrics,
             "versions": library_versions(),
         }
@@ -533,6 +540,15 @@ class CatalogueModel:
                 self.cues.extend("labels", features, reader, candidates) if self.labels else features
             )
             label_probs = {key: scorer.proba(label_features) for key, scorer in self.labels.items()}
+            # Labels too rare for a model are proposed by their cue, for candidates only (as
+            # above, only a candidate's labels are stored or shown).
+            stand_ins = self.cues.stand_ins(self.labels)
+            by_cue: dict[int, list[str]] = {}
+            if stand_ins and candidates:
+                matched = reader.read([pattern for _, pattern in stand_ins], candidates)
+                for (key, _), rows in zip(stand_ins, matched, strict=True):
+                    for row in rows:
+                        by_cue.setdefault(row, []).append(key)
             novel = None
             if self.base_to_novel is not None:
                 with_full = [i for i, e in enumerate(chunk) if e.full_text]
@@ -547,6 +563,7 @@ class CatalogueModel:
             for i, example in enumerate(chunk):
                 labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
                 proposed = [key for key, p in labels.items() if p >= self.labels[key].threshold]
+                proposed += by_cue.get(i, [])
                 scores = Scores(
                     relevance=round(float(relevance[i]), 4),
                     labels=labels,

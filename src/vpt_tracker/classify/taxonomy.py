@@ -38,7 +38,7 @@ An optional `[cues]` table adds fixed phrase features to some of the catalogue's
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +160,11 @@ def load_preset(name: str, directory: Path | None = None) -> Preset:
 
 def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
     specs: list[_LabelSpec] = []
+    label_cues: list[tuple[str, str]] = []
     try:
         for item in data.get("labels", []):
+            if "cue" in item:
+                label_cues.append((item["key"], str(item["cue"])))
             label = Label(key=item["key"], title=item.get("title", item["key"]), group=item.get("group", ""))
             rules = [
                 _Rule(
@@ -181,12 +184,16 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
             placements.append((list(place["labels"]), list(place["section"])))
     except KeyError as exc:
         raise UserError(f"preset {path} misses the key {exc.args[0]!r}") from None
+    try:
+        cues = replace(CueSet.from_config(data.get("cues")), label_cues=tuple(label_cues))
+    except UserError as exc:
+        raise UserError(f"preset {path}: {exc}") from None
     return Preset(
         name=data.get("name", name),
         labels=[s.label for s in specs],
         title=data.get("title", ""),
         requires_base_to_novel=bool(data.get("requires_base_to_novel", False)),
-        cues=CueSet.from_config(data.get("cues")),
+        cues=cues,
         _specs=specs,
         _placements=placements,
     )

@@ -111,6 +111,12 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
         f"{', '.join(model.labels) or 'none'}; base-to-novel model: "
         f"{'yes' if model.base_to_novel else 'no'}"
     )
+    by_cue = model.card.get("labels_proposed_by_cue") or {}
+    if by_cue:
+        click.echo(
+            "labels proposed by their cue (too few examples for a model): "
+            + ", ".join(f"{label} ({cue})" for label, cue in by_cue.items())
+        )
 
 
 @classify_group.command("score")
