@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from textual.widgets import Input
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.review.app import ReviewApp, check_keys, store_explainer
-from vpt_tracker.review.panes import CandidateList, DetailView, explanation_terms, highlight
+from vpt_tracker.review.panes import CandidateList, DetailView, explanation_terms, highlight, render_detail
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.migrate import upgrade
@@ -408,3 +408,9 @@ async def test_recount_shows_work_done_elsewhere(sqlite: Engine) -> None:
         ReviewQueue(sqlite, "bob", "vpt").reject(new, "off-topic")
         app.recount()
         assert app.remaining == 0 and app.candidates.ids == [new]  # the row stays until acted on
+
+
+def test_detail_marks_labels_proposed_by_a_cue(sqlite: Engine, ids: dict[str, int]) -> None:
+    item = ReviewQueue(sqlite, "x").get(ids["first"])
+    from_cue = replace(item, proposed_labels=["learnable", "robustness"], label_scores={"learnable": 0.9})
+    assert "proposed: learnable 0.90, robustness (cue)" in str(render_detail(from_cue, None))
