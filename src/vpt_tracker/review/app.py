@@ -286,40 +286,15 @@ class ReviewApp(App[SessionSummary]):
         self.candidates.move(-max(1, self.candidates.scrollable_content_region.height - 1))
 
     def do_accept(self) -> None:
-        item = self.candidates.current
-        if item is None:
-            return
-        try:
-            valid = self._valid_labels(item.catalogue)
-        except UserError as exc:
-            self.notify(str(exc), severity="error")
-            return
+        def accept(item: QueueItem, labels: list[str]) -> None:
+            self._apply(item, "accepted", lambda: self.queue.accept(item.candidate_id, labels, item.version))
 
-        def done(labels: list[str] | None) -> None:
-            if labels is not None:
-                self._apply(
-                    item, "accepted", lambda: self.queue.accept(item.candidate_id, labels, item.version)
-                )
-
-        def placement(labels: list[str]) -> str | None:
-            return self.queue.placement_problem(item.candidate_id, labels)
-
-        self.push_screen(AcceptScreen(item, valid, placement), done)
+        self._edit_labels(accept)
 
     def do_relabel(self) -> None:
         """Change the labels without deciding (the app shows open candidates only)."""
-        item = self.candidates.current
-        if item is None:
-            return
-        try:
-            valid = self._valid_labels(item.catalogue)
-        except UserError as exc:
-            self.notify(str(exc), severity="error")
-            return
 
-        def done(labels: list[str] | None) -> None:
-            if labels is None:
-                return
+        def relabel(item: QueueItem, labels: list[str]) -> None:
             try:
                 fresh = self.queue.relabel(item.candidate_id, labels, item.version)
             except UserError as exc:
@@ -329,7 +304,30 @@ class ReviewApp(App[SessionSummary]):
             self.show_detail(fresh)
             self.notify(f"#{fresh.candidate_id} labels: {', '.join(fresh.final_labels or []) or 'none'}")
 
-        self.push_screen(AcceptScreen(item, valid, relabel=True), done)
+        self._edit_labels(relabel, relabel=True)
+
+    def _edit_labels(self, then: Callable[[QueueItem, list[str]], None], *, relabel: bool = False) -> None:
+        """The label editor for the highlighted candidate; `then` gets it and the chosen labels.
+
+        Accepting also asks whether the list has a section for the labels (`placement_problem`).
+        """
+        item = self.candidates.current
+        if item is None:
+            return
+        try:
+            valid = self._valid_labels(item.catalogue)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def placement(labels: list[str]) -> str | None:
+            return self.queue.placement_problem(item.candidate_id, labels)
+
+        def done(labels: list[str] | None) -> None:
+            if labels is not None:
+                then(item, labels)
+
+        self.push_screen(AcceptScreen(item, valid, None if relabel else placement, relabel=relabel), done)
 
     def do_reject(self) -> None:
         item = self.candidates.current
