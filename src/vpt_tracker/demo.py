@@ -148,9 +148,7 @@ def _print_queue(engine: Engine, settings: Settings, top: int, echo: Echo) -> di
         sizes[catalogue.name] = queue.count()
         echo(f"\n{catalogue.name}: {sizes[catalogue.name]} pending candidates; the top {top}:")
         for item in queue.listing(limit=top):
-            labels = ", ".join(
-                f"{label} {item.label_scores.get(label, 0.0):.2f}" for label in item.proposed_labels
-            )
+            labels = ", ".join(item.proposed_with_scores())
             venue = f" [{item.venue_year}]" if item.venue_year else ""
             echo(f"  {item.relevance:.2f}  {item.title}{venue}")
             echo(f"        labels: {labels or '(none proposed)'}")

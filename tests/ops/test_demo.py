@@ -72,6 +72,7 @@ def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> N
         assert f"imported catalogue {preset}" in output
         assert f"{preset}: " in output and "pending candidates; the top 3:" in output
     assert "labels: " in output
+    assert " (cue)" in output  # a label its preset cue proposed shows so, not as a probability of 0
 
     message = message_from_bytes((out / "digest.eml").read_bytes(), policy=policy.default)
     assert message.get_content_type() == "multipart/alternative"

@@ -277,12 +277,7 @@ def render_detail(item: QueueItem, explanation: tuple[list[str], list[str]] | st
         out.append(f"   base-to-novel {item.base_to_novel:.2f}", style="magenta")
     out.append(f"   #{item.candidate_id} v{item.version} {item.status}\n")
     if item.proposed_labels:
-        # A label without a score was proposed by its preset cue (it has no model yet).
-        parts = [
-            f"{label} {item.label_scores[label]:.2f}" if label in item.label_scores else f"{label} (cue)"
-            for label in item.proposed_labels
-        ]
-        out.append("proposed: " + ", ".join(parts) + "\n", style="cyan")
+        out.append("proposed: " + ", ".join(item.proposed_with_scores()) + "\n", style="cyan")
     if item.final_labels is not None:
         out.append("final: " + ", ".join(item.final_labels) + "\n", style="cyan")
     if item.reason:

@@ -101,6 +101,14 @@ class QueueItem:
             found.append(("Code", self.code_url))
         return found
 
+    def proposed_with_scores(self) -> list[str]:
+        """The proposed labels with their probabilities; `(cue)` marks one its preset cue proposed
+        (a label with too few examples for a model has no probability)."""
+        return [
+            f"{label} {self.label_scores[label]:.2f}" if label in self.label_scores else f"{label} (cue)"
+            for label in self.proposed_labels
+        ]
+
     @property
     def venue_year(self) -> str:
         return " ".join(part for part in (self.venue, str(self.year) if self.year else None) if part)
