@@ -17,7 +17,7 @@ from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, 
 from vpt_tracker.digest.build import Week
 from vpt_tracker.errors import UserError
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import DigestRow
+from vpt_tracker.store.tables import CandidateRow, DigestRow
 
 WEEK = Week(2026, 47)
 
@@ -95,6 +95,17 @@ def test_html_is_escaped_and_text_is_plain(engine: Engine) -> None:
     assert "arxiv_rss: UNHEALTHY" in text
     assert "Upgraded Paper: arXiv → CVPR 2026" in text
     assert "Queue: 5 pending, oldest 21.1 days" in text
+
+
+def test_a_label_proposed_by_its_cue_shows_so(engine: Engine) -> None:
+    """A label with too few examples for a model comes from its preset cue, without a probability."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        session.scalars(select(CandidateRow).where(CandidateRow.relevance == 0.71)).one().label_scores = {}
+    digest = build_digest(engine, WEEK, now=NOW)
+    assert digest.catalogues[0].groups[0].papers[1].labels == [("Learnable", None)]
+    text, html = render(digest)
+    assert "labels: Learnable (cue)" in text and "Learnable (cue)" in html
 
 
 def test_send_delivers_multipart_and_refuses_the_same_week_twice(engine: Engine) -> None:

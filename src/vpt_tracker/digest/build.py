@@ -87,7 +87,7 @@ class PaperLine:
     venue: str | None
     year: int | None
     relevance: float | None = None
-    labels: list[tuple[str, float]] = field(default_factory=list)  # proposed label title, probability
+    labels: list[tuple[str, float | None]] = field(default_factory=list)  # title, probability (None: by cue)
     low_confidence: bool = False
     note: str | None = None  # e.g. "arXiv → CVPR 2025", reviewer
 
@@ -181,7 +181,8 @@ def _line(
         line.low_confidence = candidate.low_confidence
         scores = candidate.label_scores or {}
         proposed = candidate.proposed_labels or []
-        line.labels = [(titles.get(key, key), float(scores.get(key, 0.0))) for key in proposed]
+        # No score: the label's preset cue proposed it (it has too few examples for a model).
+        line.labels = [(titles.get(key, key), scores.get(key)) for key in proposed]
     return line
 
 
