@@ -8,6 +8,7 @@ import pytest
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, fold_of, ranking_metrics, replay
 from vpt_tracker.classify.model import Hyper
+from vpt_tracker.cli.classify import _print_report
 from vpt_tracker.errors import UserError
 
 from .conftest import VPT_LABELS
@@ -31,7 +32,9 @@ def test_folds_follow_the_paper_not_its_role() -> None:
     assert len({fold_of(Example(f"p{i}"), 5, 0) for i in range(50)}) == 5
 
 
-def test_nested_cv_reports_every_metric(training: TrainingSet, hyper: Hyper) -> None:
+def test_nested_cv_reports_every_metric(
+    training: TrainingSet, hyper: Hyper, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = evaluate("fixture", training, VPT_LABELS, hyper, folds=3)
     rel = report["relevance"]
     assert rel["positives"] == 56 and rel["papers"] == 456
@@ -47,6 +50,9 @@ def test_nested_cv_reports_every_metric(training: TrainingSet, hyper: Hyper) -> 
     # the flag's share on held-out unlabeled papers (400 of them): at most a few are flagged
     flagged = report["base_to_novel"]["flagged_unlabeled"]
     assert 0.0 <= flagged < 0.05 and report["summary"]["base_to_novel_flagged_unlabeled"] == flagged
+    _print_report(report)  # what `classify evaluate` prints
+    printed = capsys.readouterr().out
+    assert "base-to-novel: precision" in printed and f"flags {flagged:.2%} of the unlabeled papers" in printed
     assert report["summary"]["wss_at_95"] == rel["wss_at_95"]
 
 
