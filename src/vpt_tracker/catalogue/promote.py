@@ -207,8 +207,8 @@ def _promote_new(
     result: Promotion,
 ) -> None:
     labels = list(candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels)
-    preset, section = _placement(catalogue, preset, labels, paper)
     venue, year = split_venue(paper.venue, paper.year)
+    preset, section = _placement(catalogue, preset, labels, year)
     if venue is None:
         venue = "arXiv" if paper.arxiv_id else None
     new = preset.entry_for(
@@ -233,12 +233,12 @@ def _promote_new(
 
 
 def _placement(
-    catalogue: CatalogueRow, preset: Preset | None, labels: list[str], paper: PaperRow
+    catalogue: CatalogueRow, preset: Preset | None, labels: list[str], year: int | None
 ) -> tuple[Preset, list[str]]:
     """The section a new entry with these labels goes to; a UserError says why there is none."""
     if preset is None:
         raise UserError(f"catalogue {catalogue.name!r} has no taxonomy preset, so no section for new entries")
-    section = preset.section_for(labels, year=split_venue(paper.venue, paper.year)[1])
+    section = preset.section_for(labels, year=year)
     if section is None:
         raise UserError(f"no section of preset {preset.name!r} takes the labels {labels}")
     return preset, section
@@ -255,7 +255,8 @@ def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
     if _match_entry(list(catalogue.entries), candidate.paper) is not None:
         return None
     try:
-        _placement(catalogue, _preset(catalogue), labels, candidate.paper)
+        paper = candidate.paper
+        _placement(catalogue, _preset(catalogue), labels, split_venue(paper.venue, paper.year)[1])
     except UserError as exc:
         return str(exc)
     return None

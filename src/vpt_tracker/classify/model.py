@@ -439,7 +439,7 @@ class CatalogueModel:
             },
             "untrained_labels": skipped,
             "labels_proposed_by_cue": {
-                label: cue for label, cue in hyper.cues.label_cues if label in label_keys and label in skipped
+                label: cue for label, cue in hyper.cues.label_cues if label in skipped
             },
             "cv_metrics_in_training": metrics,
             "versions": library_versions(),

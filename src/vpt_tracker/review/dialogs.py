@@ -69,9 +69,8 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         problem = self.placement(labels) if self.placement and labels != self._warned_for else None
         if problem:
             self._warned_for = labels
-            again = "saves" if self.relabel else "accepts"
             self.query_one("#error", Label).update(
-                f"it would not be published: {problem}. Enter again {again} anyway."
+                f"it would not be published: {problem}. Enter again accepts anyway."
             )
             return
         self.dismiss(labels)
