@@ -133,8 +133,32 @@ def test_bad_cue_config_is_a_user_error() -> None:
         CueSet.from_config({"patterns": {"ok": {"pattern": "x", "models": ["nonsense"]}}})
     with pytest.raises(UserError, match="expected"):
         CueSet.from_config({"patterns": {"no-pattern": {"models": ["labels"]}}})
-    with pytest.raises(UserError, match="label 'pixel' names the cue 'pixel-spac'; the cues are: ok"):
-        CueSet((("ok", "x"),), ("labels",), label_cues=(("pixel", "pixel-spac"),))
+    for both_or_empty in ({"pattern": "x", "all": ["y"]}, {"all": []}, {"all": "x"}):
+        with pytest.raises(UserError, match="expected"):
+            CueSet.from_config({"patterns": {"odd": both_or_empty}})
+    with pytest.raises(UserError, match="cue 'half': bad regular expression"):
+        CueSet.from_config({"patterns": {"half": {"all": ["fine", "(unclosed"]}}})
+
+
+def test_an_all_cue_fires_only_when_every_part_occurs() -> None:
+    both = {"all": [r"\bbase and novel\b", "prompt|clip"]}
+    texts = [
+        "Prompt learning for CLIP; we report base and novel accuracy.",
+        "We report base and novel accuracy of our prompts.",  # the other order
+        "Open-vocabulary detection: base and novel categories.",  # no prompt
+        "Prompt learning for CLIP on eleven datasets.",  # no base and novel
+    ]
+    cues = CueSet.from_config({"patterns": {"both": both}})
+    fired = cues.matrix(texts).toarray().ravel().tolist()
+    assert fired == [1.0, 1.0, 0.0, 0.0]
+    # The same answers when a batch reads it next to other cues (`CueReader`'s prefilter),
+    # and when it stands in for a label.
+    more = CueSet.from_config({"patterns": {"a": "zzz", "both": both, "b": "yyy"}, "models": ["labels"]})
+    assert more.matrix(texts).toarray()[:, 1].tolist() == fired
+    with_label = replace(more, label_cues=(("base-to-novel", "both"),))
+    assert with_label.stand_ins([]) == [("base-to-novel", 1)]
+    assert with_label.matching_rows(CueReader(texts), [1], [1, 2, 3]) == [[1]]
+    assert more.describe()["requires"] == {"both": ["prompt|clip"]}
 
 
 def test_each_cue_feeds_only_its_models() -> None:
@@ -152,7 +176,9 @@ def test_each_cue_feeds_only_its_models() -> None:
         assert extended.shape == (1, 3 + len(names))
         fired = {names[j - 3] for j in extended.indices}
         assert fired == (
-            {"cue:visual-prompts"} if model == "labels" else {"cue:harmonic-mean", "cue:base-and-novel"}
+            {"cue:visual-prompts"}
+            if model == "labels"
+            else {"cue:harmonic-mean", "cue:base-and-novel", "cue:prompt-base-to-novel"}
         )
     per_cue = cues.describe()["models_per_cue"]
     assert isinstance(per_cue, dict) and per_cue["visual-prompts"] == ["labels"]

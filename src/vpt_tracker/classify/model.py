@@ -545,7 +545,7 @@ class CatalogueModel:
             stand_ins = self.cues.stand_ins(self.labels)
             by_cue: dict[int, list[str]] = {}
             if stand_ins and candidates:
-                matched = reader.read([pattern for _, pattern in stand_ins], candidates)
+                matched = self.cues.matching_rows(reader, [column for _, column in stand_ins], candidates)
                 for (key, _), rows in zip(stand_ins, matched, strict=True):
                     for row in rows:
                         by_cue.setdefault(row, []).append(key)
