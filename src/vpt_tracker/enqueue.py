@@ -491,6 +491,7 @@ def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> 
             "label_scores": score.labels,
             "proposed_labels": score.proposed_labels,
             "base_to_novel": score.base_to_novel,
+            "base_to_novel_flag": score.base_to_novel_flag,
             "low_confidence": score.low_confidence,
             "rule": score.rule,
             "model_version": target.version,

@@ -161,6 +161,9 @@ class Scores:
     relevance: float
     labels: dict[str, float] = field(default_factory=dict)
     base_to_novel: float | None = None
+    # The flag: `base_to_novel` at or above the model's own threshold (the card's), stored
+    # with the scores as `proposed_labels` are, so that every view shows the model's decision.
+    base_to_novel_flag: bool | None = None
     proposed_labels: list[str] = field(default_factory=list)
     low_confidence: bool = False
     rule: str | None = None  # the keyword rule that fired, if any

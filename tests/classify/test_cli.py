@@ -44,12 +44,16 @@ def test_score_writes_one_line_per_paper(tmp_path: Path, model: CatalogueModel) 
         "relevance",
         "labels",
         "base_to_novel",
+        "base_to_novel_flag",
         "proposed_labels",
         "low_confidence",
         "rule",
     }
     assert first["id"] == json.loads(source.read_text(encoding="utf-8").splitlines()[0])["id"]
     assert set(first["labels"]) == set(model.labels)
+    assert model.base_to_novel is not None
+    threshold = model.base_to_novel.threshold
+    assert all(row["base_to_novel_flag"] == (row["base_to_novel"] >= threshold) for row in rows)
     queued = sum(row["queued"] for row in rows)
     assert f"{queued} above threshold" in out and 0 < queued < 400
 

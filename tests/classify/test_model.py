@@ -86,6 +86,20 @@ def test_labels_and_base_to_novel_are_proposed(model: CatalogueModel, training: 
     assert b2n[:n_pos].mean() > b2n[n_pos:].mean() + 0.2
 
 
+def test_the_flag_is_the_probability_at_the_models_own_threshold(
+    model: CatalogueModel, training: TrainingSet, relevant: list[Example]
+) -> None:
+    assert model.base_to_novel is not None
+    threshold = model.base_to_novel.threshold
+    scores = model.score(training.novel_positive + training.novel_negative)
+    assert all(
+        s.base_to_novel is not None and s.base_to_novel_flag == (s.base_to_novel >= threshold) for s in scores
+    )
+    assert 0 < sum(bool(s.base_to_novel_flag) for s in scores) < len(scores)
+    without = replace(model, base_to_novel=None)
+    assert {(s.base_to_novel, s.base_to_novel_flag) for s in without.score(relevant[:5])} == {(None, None)}
+
+
 def test_base_to_novel_learns_from_unlabeled_papers_too(
     training: TrainingSet, hyper: Hyper, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,8 +14,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from vpt_tracker.enqueue import default_dir
 from vpt_tracker.store import make_engine, transaction
-from vpt_tracker.store.tables import CandidateRow, PaperRow, RunRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, PaperRow, RunRow
 
 pytestmark = pytest.mark.slow
 PRESETS = ("awesome-vpt", "prompt-adaptation", "generalizable-vlm")
@@ -65,6 +67,16 @@ def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> N
                 .where(CandidateRow.status == "accepted")
             ).all()
             assert accepted_rows and {row.reviewer for row in accepted_rows} == {"demo"}
+            # The stored base-to-novel flag is the shipped model's decision at its own threshold.
+            novel = session.scalars(
+                select(CandidateRow).join(CatalogueRow).where(CatalogueRow.name == "generalizable-vlm")
+            ).all()
+            card = json.loads((default_dir("generalizable-vlm") / "model-card.json").read_text())
+            threshold = card["thresholds"]["base_to_novel"]
+            assert novel and all(
+                c.base_to_novel is not None and c.base_to_novel_flag == (c.base_to_novel >= threshold)
+                for c in novel
+            )
     finally:
         engine.dispose()
 

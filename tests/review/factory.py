@@ -51,6 +51,7 @@ def candidate(
     abstract: str = "",
     status: str = "pending",
     base_to_novel: float | None = None,
+    base_to_novel_flag: bool | None = None,
     **paper: Any,
 ) -> int:
     """A paper and its candidate for the catalogue; returns the candidate id."""
@@ -66,6 +67,7 @@ def candidate(
             proposed_labels=list(proposed),
             label_scores={label: 0.9 for label in proposed},
             base_to_novel=base_to_novel,
+            base_to_novel_flag=base_to_novel_flag,
         )
         session.add(cand)
         session.flush()
@@ -107,6 +109,7 @@ def many_candidates(engine: Engine, catalogue_id: int, count: int, *, start: int
                         "proposed_labels": ["learnable"] if (start + chunk + n) % 2 else ["pixel"],
                         "label_scores": {},
                         "base_to_novel": ((start + chunk + n) % 10) / 10,
+                        "base_to_novel_flag": (start + chunk + n) % 10 >= 5,
                         "version": 1,
                     }
                     for n, paper_id in enumerate(ids)

@@ -47,6 +47,7 @@ def ids(sqlite: Engine) -> dict[str, int]:
             venue="ECCV",
             year=2022,
             base_to_novel=0.8,
+            base_to_novel_flag=True,
         ),
         "second": candidate(
             sqlite,

@@ -82,6 +82,24 @@ def test_accept_warns_when_the_list_has_no_section_for_the_labels(cli: Any, engi
     assert fixed.exit_code == 0 and "relabelled" in fixed.stdout and fixed.stderr == ""
 
 
+def test_list_marks_the_models_base_to_novel_flag_not_a_fixed_probability(cli: Any, engine: Engine) -> None:
+    """The flag is the model's decision at its own threshold (0.11 for the shipped model)."""
+    cat = catalogue(engine, "g", preset="generalizable-vlm")
+    below_half = candidate(
+        engine, cat, "Flagged at 0.30", relevance=0.9, base_to_novel=0.3, base_to_novel_flag=True
+    )
+    above_half = candidate(
+        engine, cat, "Not flagged at 0.60", relevance=0.8, base_to_novel=0.6, base_to_novel_flag=False
+    )
+    lines = {
+        line.split()[0]: line for line in cli("list", "--catalogue", "g").stdout.splitlines() if line.strip()
+    }
+    assert lines[str(below_half)].endswith("[b2n]  []")
+    assert "[b2n]" not in lines[str(above_half)]
+    listed = json.loads(cli("list", "--catalogue", "g", "--json").stdout)
+    assert {row["id"]: row["base_to_novel_flag"] for row in listed} == {below_half: True, above_half: False}
+
+
 def test_bad_input_is_one_line_and_exit_code_2(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
     missing = cli("accept", "9999", "--reviewer", "carol")
     assert missing.exit_code == 2 and missing.stderr.strip().startswith("Error: no candidate 9999")

@@ -47,6 +47,7 @@ def filled(engine: Engine) -> ReviewApp:
         code_url="https://github.com/kmnp/vpt",
         comment="ECCV 2022",
         base_to_novel=0.2,
+        base_to_novel_flag=False,
     )
     candidate(
         engine,
@@ -59,6 +60,7 @@ def filled(engine: Engine) -> ReviewApp:
         year=2022,
         arxiv_id="2109.01134",
         base_to_novel=0.9,
+        base_to_novel_flag=True,
     )
     candidate(
         engine, cat, "Grazing patterns of alpine sheep", relevance=0.12, abstract="Unrelated.", year=2024

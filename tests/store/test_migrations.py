@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, insert, inspect, text
 
+from vpt_tracker.store import transaction
+from vpt_tracker.store.db import make_engine
 from vpt_tracker.store.migrate import pending_model_changes, upgrade
-from vpt_tracker.store.tables import Base
+from vpt_tracker.store.tables import Base, CandidateRow, CatalogueRow, PaperRow
 
 
 def test_migrations_create_every_table(engine: Engine) -> None:
@@ -22,3 +24,32 @@ def test_models_and_migrations_agree(engine: Engine) -> None:
 def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
     upgrade(engine)
     assert pending_model_changes(engine) == []
+
+
+def test_candidates_scored_before_the_flag_keep_the_mark_they_had(db_url: str) -> None:
+    """0003 stores the base-to-novel flag; older candidates get what the views showed (p >= 0.5)."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0002")
+        with transaction(engine) as session:
+            cat = CatalogueRow(name="c", source_text="", source_sha256="0")
+            papers = [PaperRow(title=f"paper {n}", title_key=f"paper {n}") for n in range(3)]
+            session.add_all([cat, *papers])
+            session.flush()
+            # Core, not the ORM: the ORM would write the column that 0002 does not have yet.
+            session.execute(
+                insert(CandidateRow.__table__),
+                [
+                    {"paper_id": paper.id, "catalogue_id": cat.id, "base_to_novel": probability}
+                    for paper, probability in zip(papers, (0.7, 0.3, None), strict=True)
+                ],
+            )
+            ids = [paper.id for paper in papers]
+        upgrade(engine)
+        with engine.connect() as connection:
+            flags = dict(
+                connection.execute(text("SELECT paper_id, base_to_novel_flag FROM candidates")).all()
+            )
+        assert [None if flags[i] is None else bool(flags[i]) for i in ids] == [True, False, None]
+    finally:
+        engine.dispose()

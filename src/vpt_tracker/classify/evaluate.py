@@ -119,10 +119,7 @@ def evaluate(
             # The flag on papers nobody reviewed: nearly all of them report no base-to-novel
             # experiments, so this share bounds how often the flag is wrong in a nightly run.
             unlabeled_scores = scores[len(test_pos) + len(parts["rejected"][1]) :]
-            novel_unlabeled_flags.extend(
-                s.base_to_novel is not None and s.base_to_novel >= model.base_to_novel.threshold
-                for s in unlabeled_scores
-            )
+            novel_unlabeled_flags.extend(bool(s.base_to_novel_flag) for s in unlabeled_scores)
         for example, score in zip(test_pos, scores[: len(test_pos)], strict=True):
             # A label the paper's source cannot express is neither right nor wrong here.
             known = {key for key in label_keys if example.knows_label(key)}
@@ -135,7 +132,7 @@ def evaluate(
                 assert score.base_to_novel is not None
                 novel_probs.append(score.base_to_novel)
                 novel_truth.append(is_novel)
-                novel_pred.append(score.base_to_novel >= model.base_to_novel.threshold)
+                novel_pred.append(bool(score.base_to_novel_flag))
 
     probs = np.array(pooled.probs)
     truth = np.array(pooled.truth)

@@ -564,10 +564,16 @@ class CatalogueModel:
                 labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
                 proposed = [key for key, p in labels.items() if p >= self.labels[key].threshold]
                 proposed += by_cue.get(i, [])
+                novel_p = None if novel is None else round(float(novel[i]), 4)
                 scores = Scores(
                     relevance=round(float(relevance[i]), 4),
                     labels=labels,
-                    base_to_novel=None if novel is None else round(float(novel[i]), 4),
+                    base_to_novel=novel_p,
+                    base_to_novel_flag=(
+                        None
+                        if novel_p is None or self.base_to_novel is None
+                        else novel_p >= self.base_to_novel.threshold
+                    ),
                     proposed_labels=proposed,
                     low_confidence=not example.has_abstract,
                 )

@@ -130,7 +130,7 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
 
     Input lines hold {id, title, abstract | summary, authors?, categories?, comment?} (the
     arXiv corpus format as is). Output lines hold {id, relevance, labels, base_to_novel,
-    proposed_labels, queued, low_confidence, rule}.
+    base_to_novel_flag, proposed_labels, queued, low_confidence, rule}.
 
     \b
     Example:

@@ -64,7 +64,7 @@ def _labels(values: tuple[str, ...]) -> list[str]:
 
 def _line(item: QueueItem) -> str:
     labels = ", ".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
-    mark = " [b2n]" if (item.base_to_novel or 0) >= 0.5 else ""
+    mark = " [b2n]" if item.base_to_novel_flag else ""
     return (
         f"{item.candidate_id:>6}  {item.relevance:4.2f}  {item.status:<9} {item.title[:70]}"
         f"  ({item.venue_year or '?'}){mark}  [{labels}]"

@@ -160,7 +160,7 @@ _PLAIN = Style()
 
 def _row_strip(item: QueueItem, width: int, base: Style) -> Strip:
     """One list row: b2n mark, score, title, labels, venue and year, fitted to `width`."""
-    mark = "◆" if (item.base_to_novel or 0) >= 0.5 else " "
+    mark = "◆" if item.base_to_novel_flag else " "
     labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
     venue = item.venue_year
     status = "" if item.status == "pending" else f"[{item.status}] "
@@ -274,7 +274,8 @@ def render_detail(item: QueueItem, explanation: tuple[list[str], list[str]] | st
     out.append(f"{item.venue_year or 'venue unknown'}", style="dim")
     out.append(f"   relevance {item.relevance:.2f}")
     if item.base_to_novel is not None:
-        out.append(f"   base-to-novel {item.base_to_novel:.2f}", style="magenta")
+        flag = " (flagged)" if item.base_to_novel_flag else ""
+        out.append(f"   base-to-novel {item.base_to_novel:.2f}{flag}", style="magenta")
     out.append(f"   #{item.candidate_id} v{item.version} {item.status}\n")
     if item.proposed_labels:
         out.append("proposed: " + ", ".join(item.proposed_with_scores()) + "\n", style="cyan")

@@ -66,6 +66,7 @@ class QueueItem:
     final_labels: list[str] | None
     label_scores: dict[str, float]
     base_to_novel: float | None
+    base_to_novel_flag: bool | None  # the model's decision at its own threshold (`Scores`)
     low_confidence: bool
     reason: str | None
     reviewer: str | None
@@ -137,6 +138,7 @@ class QueueItem:
             "proposed_labels": self.proposed_labels,
             "final_labels": self.final_labels,
             "base_to_novel": self.base_to_novel,
+            "base_to_novel_flag": self.base_to_novel_flag,
             "reason": self.reason,
             "reviewer": self.reviewer,
             "title": self.title,
@@ -813,6 +815,7 @@ def _item_query() -> Any:
             CandidateRow.final_labels,
             CandidateRow.label_scores,
             CandidateRow.base_to_novel,
+            CandidateRow.base_to_novel_flag,
             CandidateRow.low_confidence,
             CandidateRow.reason,
             CandidateRow.reviewer,
@@ -853,6 +856,7 @@ def _item(row: Any) -> QueueItem:
         final_labels=list(row.final_labels) if row.final_labels is not None else None,
         label_scores=dict(row.label_scores or {}),
         base_to_novel=row.base_to_novel,
+        base_to_novel_flag=row.base_to_novel_flag,
         low_confidence=bool(row.low_confidence),
         reason=row.reason,
         reviewer=row.reviewer,

@@ -188,6 +188,7 @@ class CandidateRow(Base):
     proposed_labels: Mapped[list[str]] = mapped_column(JSON, default=list)
     final_labels: Mapped[list[str] | None] = mapped_column(JSON)
     base_to_novel: Mapped[float | None] = mapped_column(Float)
+    base_to_novel_flag: Mapped[bool | None] = mapped_column(Boolean)  # at the model's threshold
     low_confidence: Mapped[bool] = mapped_column(Boolean, default=False)
     rule: Mapped[str | None] = mapped_column(Text)  # the keyword rule that queued it, if any
     reason: Mapped[str | None] = mapped_column(Text)  # the reviewer's reason (reject, defer)
