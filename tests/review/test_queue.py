@@ -49,8 +49,18 @@ def setup(engine: Engine) -> dict[str, Any]:
             relevance=0.52,
             proposed=["pixel"],
             abstract="Padding prompts around the image.",
+            base_to_novel=0.3,
+            base_to_novel_flag=True,
         ),
-        "low": candidate(engine, cat, "A study of sheep", relevance=0.1, abstract="Unrelated grazing."),
+        "low": candidate(
+            engine,
+            cat,
+            "A study of sheep",
+            relevance=0.1,
+            abstract="Unrelated grazing.",
+            base_to_novel=0.6,
+            base_to_novel_flag=False,
+        ),
     }
     return {"catalogue": cat, **ids}
 
@@ -245,6 +255,12 @@ def test_filter_by_text_label_and_score(engine: Engine, setup: dict[str, Any]) -
     assert q.ids(filter=Filter.parse("100%_off")) == []
     with pytest.raises(UserError, match="cannot read the score filter"):
         Filter.parse("score~1")
+    # The flag, not the probability: "low" has 0.6 and is not flagged; "high" has no flag at all.
+    assert q.ids(filter=Filter.parse("b2n:yes")) == [setup["mid"]]
+    assert q.ids(filter=Filter.parse("B2N:no")) == [setup["high"], setup["low"]]
+    assert Filter.parse("prompt b2n:no").describe() == "prompt b2n:no" and Filter.parse("b2n:yes")
+    with pytest.raises(UserError, match="write b2n:yes or b2n:no"):
+        Filter.parse("b2n:maybe")
 
 
 def test_scope_is_one_catalogue_and_unknown_names_are_listed(engine: Engine, setup: dict[str, Any]) -> None:

@@ -119,7 +119,9 @@ def review(
     type=click.Choice(STATUSES),
     help="Status to show (default: pending).",
 )
-@click.option("--filter", "filter_text", metavar="TEXT", help="Words, label:KEY, score>=X / score<X.")
+@click.option(
+    "--filter", "filter_text", metavar="TEXT", help="Words, label:KEY, score>=X / score<X, b2n:yes / b2n:no."
+)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 @pass_app

@@ -126,7 +126,9 @@ class FilterScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Filter: words, label:KEY, score>=X, score<=X (empty clears; Esc cancels)")
+            yield Label(
+                "Filter: words, label:KEY, score>=X, score<=X, b2n:yes|no (empty clears; Esc cancels)"
+            )
             yield Input(value=self.current, id="filter")
 
     @on(Input.Submitted)
@@ -151,7 +153,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="dialog"):
             yield Label("Keys", id="dialog-title")
             yield Static(lines)
-            yield Label("Filter syntax: words, label:KEY, score>=0.5, score<=0.2", classes="hint")
+            yield Label("Filter syntax: words, label:KEY, score>=0.5, score<=0.2, b2n:yes", classes="hint")
             yield Label("Esc closes", classes="hint")
 
     def action_close(self) -> None:

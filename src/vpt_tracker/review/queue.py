@@ -153,15 +153,17 @@ _FILTER_PAPER = aliased(PaperRow, name="filter_paper")  # its own join, whatever
 
 @dataclass(frozen=True)
 class Filter:
-    """What `/` narrows the queue to: words of the title or abstract, a label, a score range.
+    """What `/` narrows the queue to: words of the title or abstract, a label, a score range,
+    the base-to-novel flag.
 
-    Written as free text, e.g. ``pixel prompt label:learnable score>=0.6``.
+    Written as free text, e.g. ``pixel prompt label:learnable score>=0.6 b2n:yes``.
     """
 
     words: tuple[str, ...] = ()
     label: str | None = None
     min_score: float | None = None
     max_score: float | None = None
+    base_to_novel: bool | None = None  # b2n:yes / b2n:no: flagged or not (`Scores.base_to_novel_flag`)
 
     _TOKEN = re.compile(r"^score(>=|<=|>|<|=)([0-9]*\.?[0-9]+)$")
 
@@ -170,10 +172,18 @@ class Filter:
         words: list[str] = []
         label = None
         low = high = None
+        novel = None
         for token in text.split():
             lowered = token.lower()
             if lowered.startswith("label:") and len(token) > len("label:"):
                 label = token[len("label:") :]
+                continue
+            if lowered.startswith("b2n:"):
+                if lowered not in ("b2n:yes", "b2n:no"):
+                    raise UserError(
+                        f"cannot read the base-to-novel filter {token!r}; write b2n:yes or b2n:no"
+                    )
+                novel = lowered == "b2n:yes"
                 continue
             match = cls._TOKEN.match(lowered)
             if match:
@@ -186,10 +196,10 @@ class Filter:
             if lowered.startswith("score"):
                 raise UserError(f"cannot read the score filter {token!r}; write e.g. score>=0.5 or score<0.2")
             words.append(token)
-        return cls(tuple(words), label, low, high)
+        return cls(tuple(words), label, low, high, novel)
 
     def __bool__(self) -> bool:
-        return bool(self.words or self.label or self.min_score is not None or self.max_score is not None)
+        return bool(self.describe())
 
     def describe(self) -> str:
         parts = list(self.words)
@@ -199,6 +209,8 @@ class Filter:
             parts.append(f"score>={self.min_score:g}")
         if self.max_score is not None:
             parts.append(f"score<={self.max_score:g}")
+        if self.base_to_novel is not None:
+            parts.append("b2n:yes" if self.base_to_novel else "b2n:no")
         return " ".join(parts)
 
     def clauses(self) -> list[ColumnElement[bool]]:
@@ -225,6 +237,9 @@ class Filter:
             found.append(CandidateRow.relevance >= self.min_score)
         if self.max_score is not None:
             found.append(CandidateRow.relevance <= self.max_score)
+        if self.base_to_novel is not None:
+            flagged = CandidateRow.base_to_novel_flag.is_(True)
+            found.append(flagged if self.base_to_novel else ~flagged)  # IS NOT TRUE: NULL too
         return found
 
 
