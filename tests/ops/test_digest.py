@@ -97,6 +97,20 @@ def test_html_is_escaped_and_text_is_plain(engine: Engine) -> None:
     assert "Queue: 5 pending, oldest 21.1 days" in text
 
 
+def test_a_base_to_novel_flag_shows_so(engine: Engine) -> None:
+    """The model's flag, not its probability: 0.9 unflagged shows nothing, 0.3 flagged does."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        for relevance, probability, flag in ((0.97, 0.3, True), (0.71, 0.9, False)):
+            row = session.scalars(select(CandidateRow).where(CandidateRow.relevance == relevance)).one()
+            row.base_to_novel, row.base_to_novel_flag = probability, flag
+    digest = build_digest(engine, WEEK, now=NOW)
+    assert [p.base_to_novel for p in digest.catalogues[0].groups[0].papers] == [True, False, False]
+    text, html = render(digest)
+    assert "0.97  Visual Prompt Tuning at Scale [base-to-novel]" in text
+    assert text.count("[base-to-novel]") == 1 and html.count("<em>base-to-novel</em>") == 1
+
+
 def test_a_label_proposed_by_its_cue_shows_so(engine: Engine) -> None:
     """A label with too few examples for a model comes from its preset cue, without a probability."""
     seed_week(engine)

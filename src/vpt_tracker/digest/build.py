@@ -89,6 +89,7 @@ class PaperLine:
     relevance: float | None = None
     labels: list[tuple[str, float | None]] = field(default_factory=list)  # title, probability (None: by cue)
     low_confidence: bool = False
+    base_to_novel: bool = False  # the candidate's base-to-novel flag (`Scores.base_to_novel_flag`)
     note: str | None = None  # e.g. "arXiv → CVPR 2025", reviewer
 
 
@@ -179,6 +180,7 @@ def _line(
         titles = titles or {}
         line.relevance = candidate.relevance
         line.low_confidence = candidate.low_confidence
+        line.base_to_novel = bool(candidate.base_to_novel_flag)
         scores = candidate.label_scores or {}
         proposed = candidate.proposed_labels or []
         # No score: the label's preset cue proposed it (it has too few examples for a model).
