@@ -66,6 +66,7 @@ class PaperExplanation:
     labels: dict[str, float] = field(default_factory=dict)
     base_to_novel: float | None = None
     rule: str | None = None
+    novel_explanation: Explanation | None = None  # why the base-to-novel flag is (not) set
 
     @property
     def up(self) -> list[tuple[str, float]]:
@@ -76,20 +77,34 @@ class PaperExplanation:
         return self.explanation.down
 
     def to_json(self) -> dict[str, Any]:
-        e = self.explanation
+        e, novel = self.explanation, self.novel_explanation
         return {
             "paper_id": self.paper_id,
             "title": self.title,
             "catalogue": self.catalogue,
-            "relevance": e.relevance,
+            "relevance": e.probability,
             "threshold": e.threshold,
             "low_confidence": e.low_confidence,
-            "up": [{"term": t, "weight": w} for t, w in e.up],
-            "down": [{"term": t, "weight": w} for t, w in e.down],
+            **_terms_json(e),
             "labels": self.labels,
             "base_to_novel": self.base_to_novel,
+            "base_to_novel_explanation": None
+            if novel is None
+            else {
+                "probability": novel.probability,
+                "threshold": novel.threshold,
+                "flagged": novel.probability >= novel.threshold,
+                **_terms_json(novel),
+            },
             "rule": self.rule,
         }
+
+
+def _terms_json(explanation: Explanation) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "up": [{"term": t, "weight": w} for t, w in explanation.up],
+        "down": [{"term": t, "weight": w} for t, w in explanation.down],
+    }
 
 
 # ---- models ------------------------------------------------------------------------------
@@ -527,4 +542,7 @@ def explain(
         labels=score.labels,
         base_to_novel=score.base_to_novel,
         rule=score.rule,
+        novel_explanation=None
+        if model.base_to_novel is None
+        else model.explain(example, top, of="base_to_novel"),
     )

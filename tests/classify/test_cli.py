@@ -154,14 +154,33 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", "1", db_url=db_url)
     assert code == 0, err
     assert "relevance" in out and "up:" in out and "down:" in out
+    assert "base-to-novel" not in out  # trained from a store without base-to-novel rejections
     code, _, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", "99999", db_url=db_url)
     assert code == 2 and err.strip() == "Error: no paper with id 99999"
+    # A catalogue without a model of its own uses the shipped default, which has the flag's model.
+    code, _, err = run(
+        tmp_path,
+        "catalogue",
+        "import",
+        str(after),
+        "--name",
+        "g",
+        "--preset",
+        "generalizable-vlm",
+        db_url=db_url,
+    )
+    assert code == 0, err
+    code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "g", "1", db_url=db_url)
+    assert code == 0 and "  base-to-novel " in out and "(threshold 0.115, " in out, err
+    code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "g", "1", "--json", db_url=db_url)
+    novel = json.loads(out)["base_to_novel_explanation"]
+    assert novel["flagged"] == (novel["probability"] >= novel["threshold"]) and novel["up"] + novel["down"]
 
     code, out, err = run(tmp_path, "classify", "enqueue", "vlm", db_url=db_url)
     assert code == 0 and out.startswith("vlm: scored ") and "queued" in out, err
 
     code, _, err = run(tmp_path, "classify", "train", "nope", db_url=db_url)
-    assert code == 2 and "unknown catalogue 'nope'; known catalogues: vlm" in err
+    assert code == 2 and "unknown catalogue 'nope'; known catalogues: g, vlm" in err
     code, _, err = run(
         tmp_path,
         "classify",

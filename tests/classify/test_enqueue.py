@@ -141,7 +141,9 @@ def test_explain_and_errors(
     train_catalogue(engine, "vpt", settings=settings)
     result = explain(engine, "vpt", store[relevant[0].title], 5, settings=settings)
     assert result.title == relevant[0].title and result.up and len(result.up) <= 5
-    assert result.to_json()["relevance"] == result.explanation.relevance
+    assert result.to_json()["relevance"] == result.explanation.probability
+    # awesome-vpt has no base-to-novel model, so nothing explains a flag
+    assert result.novel_explanation is None and result.to_json()["base_to_novel_explanation"] is None
     with pytest.raises(UserError, match="no paper with id 999999"):
         explain(engine, "vpt", 999_999, settings=settings)
 

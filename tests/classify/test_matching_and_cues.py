@@ -121,7 +121,7 @@ def test_cues_on_relevance_show_in_explain(training: TrainingSet) -> None:
     explanation = model.explain(example, top=50)
     names = [term for term, _ in explanation.up + explanation.down]
     assert "cue:harmonic-mean" in names
-    assert model.explain(example).relevance == pytest.approx(model.score([example])[0].relevance, abs=1e-3)
+    assert model.explain(example).probability == pytest.approx(model.score([example])[0].relevance, abs=1e-3)
 
 
 def test_bad_cue_config_is_a_user_error() -> None:

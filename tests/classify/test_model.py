@@ -243,7 +243,7 @@ def test_title_only_papers_are_low_confidence_and_odd_text_does_not_crash(model:
 def test_explain_names_the_terms_that_moved_the_score(model: CatalogueModel, relevant: list[Example]) -> None:
     example = next(e for e in relevant if "visual prompt" in e.text().lower())
     explanation = model.explain(example, top=5)
-    assert explanation.relevance == pytest.approx(model.score([example])[0].relevance, abs=1e-3)
+    assert explanation.probability == pytest.approx(model.score([example])[0].relevance, abs=1e-3)
     assert 0 < len(explanation.up) <= 5 and all(w > 0 for _, w in explanation.up)
     assert all(w < 0 for _, w in explanation.down)
     up_terms = {term for term, _ in explanation.up}

@@ -18,6 +18,9 @@ from vpt_tracker.classify.recipes import (
     results_table,
 )
 from vpt_tracker.classify.taxonomy import load_preset, presets_dir
+from vpt_tracker.errors import UserError
+
+from .conftest import load
 
 
 @pytest.mark.parametrize("preset", ["awesome-vpt", "prompt-adaptation", "generalizable-vlm"])
@@ -128,3 +131,17 @@ def test_results_table_is_read_under_its_heading_path() -> None:
     names, links = results_table(parse(markdown), "General Prompt Learning > Experimental Comparison")
     assert names == {"CoOp", "MaPLe"}  # not the header, the paper list or the test-time table
     assert links == {"https://arxiv.org/abs/2109.01134", "https://arxiv.org/abs/2210.03117"}
+
+
+def test_explain_shows_why_the_shipped_model_flags_base_to_novel() -> None:
+    """`classify explain` on the flag's model: its own cues and terms, its own probability."""
+    model = CatalogueModel.load(presets_dir() / "generalizable-vlm")
+    papers = load("base_novel_prompt")  # real CLIP prompt papers that say base-to-novel
+    for paper in papers:
+        explanation = model.explain(paper, top=20, of="base_to_novel")
+        score = model.score([paper])[0]
+        assert explanation.probability == pytest.approx(score.base_to_novel, abs=1e-3)
+        assert explanation.threshold == model.card["thresholds"]["base_to_novel"]
+        assert "cue:prompt-base-to-novel" in {term for term, _ in explanation.up}
+    with pytest.raises(UserError, match="has no base_to_novel model"):
+        CatalogueModel.load(presets_dir() / "awesome-vpt").explain(papers[0], of="base_to_novel")

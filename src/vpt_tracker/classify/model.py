@@ -214,9 +214,9 @@ def prf(predicted: NDArray[Any], actual: NDArray[Any]) -> dict[str, float]:
 
 @dataclass
 class Explanation:
-    """Why a paper got its relevance score: the terms that pushed it up and down."""
+    """Why a paper got a score (relevance, or base-to-novel): the terms that pushed it up and down."""
 
-    relevance: float
+    probability: float
     threshold: float
     up: list[tuple[str, float]]
     down: list[tuple[str, float]]
@@ -589,22 +589,26 @@ class CatalogueModel:
             return scores.rule.startswith("include:")
         return scores.relevance >= self.relevance.threshold
 
-    def explain(self, example: Example, top: int = 10) -> Explanation:
-        """The terms whose TF-IDF weight times model weight moved the relevance score most."""
-        text = example.text()
-        row = self.cues.extend("relevance", self.vectorizer.transform([text]).tocsr(), [text])
-        names = list(self.vectorizer.get_feature_names_out())
-        if self.cues.applies_to("relevance"):
-            names += self.cues.names_for("relevance")
+    def explain(self, example: Example, top: int = 10, *, of: str = "relevance") -> Explanation:
+        """The terms whose TF-IDF weight times model weight moved a score most.
+
+        `of`: "relevance", or "base_to_novel" (the flag's model, which reads the full text
+        too where it was fetched, and its own cues: a maintainer sees why a paper is flagged).
+        """
+        scorer = self.relevance if of == "relevance" else self.base_to_novel
+        if scorer is None or of not in ("relevance", "base_to_novel"):
+            raise UserError(f"catalogue {self.name!r} has no {of} model")
+        text = example.text() if of == "relevance" else example.evidence_text()
+        row = self.cues.extend(of, self.vectorizer.transform([text]).tocsr(), [text])
+        names = list(self.vectorizer.get_feature_names_out()) + self.cues.names_for(of)
         contributions = [
-            (str(names[j]), float(v * self.relevance.coef[j]))
-            for j, v in zip(row.indices, row.data, strict=True)
+            (str(names[j]), float(v * scorer.coef[j])) for j, v in zip(row.indices, row.data, strict=True)
         ]
         up = sorted((c for c in contributions if c[1] > 0), key=lambda c: -c[1])[:top]
         down = sorted((c for c in contributions if c[1] < 0), key=lambda c: c[1])[:top]
         return Explanation(
-            relevance=float(self.relevance.proba(row)[0]),
-            threshold=self.relevance.threshold,
+            probability=float(scorer.proba(row)[0]),
+            threshold=scorer.threshold,
             up=[(t, round(w, 4)) for t, w in up],
             down=[(t, round(w, 4)) for t, w in down],
             low_confidence=not example.has_abstract,

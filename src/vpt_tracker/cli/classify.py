@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from vpt_tracker.classify.data import Example, read_jsonl
+from vpt_tracker.classify.model import Explanation
 from vpt_tracker.cli.context import AppContext, echo_json, pass_app
 from vpt_tracker.enqueue import (
     evaluate_catalogue,
@@ -287,11 +288,19 @@ def explain_command(app: AppContext, name: str, paper_id: int, top: int, as_json
         return
     e = result.explanation
     mark = " (low confidence: no abstract)" if e.low_confidence else ""
-    click.echo(f"{result.title}\n  relevance {e.relevance:.3f} (threshold {e.threshold:.3f}){mark}")
+    click.echo(f"{result.title}\n  relevance {e.probability:.3f} (threshold {e.threshold:.3f}){mark}")
     if result.rule:
         click.echo(f"  rule: {result.rule}")
-    click.echo("  up:   " + ", ".join(f"{t} (+{w:.3f})" for t, w in e.up))
-    click.echo("  down: " + ", ".join(f"{t} ({w:.3f})" for t, w in e.down))
+    _echo_terms(e, "  ")
+    if (novel := result.novel_explanation) is not None:
+        flagged = "flagged" if novel.probability >= novel.threshold else "not flagged"
+        click.echo(f"  base-to-novel {novel.probability:.3f} (threshold {novel.threshold:.3f}, {flagged})")
+        _echo_terms(novel, "    ")
+
+
+def _echo_terms(explanation: Explanation, indent: str) -> None:
+    click.echo(indent + "up:   " + ", ".join(f"{t} (+{w:.3f})" for t, w in explanation.up))
+    click.echo(indent + "down: " + ", ".join(f"{t} ({w:.3f})" for t, w in explanation.down))
 
 
 @classify_group.command("enqueue")
