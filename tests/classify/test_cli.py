@@ -103,18 +103,22 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     _corpus_file(papers)
     code, _, err = run(tmp_path, "ingest-jsonl", str(papers), db_url=db_url)
     assert code == 0, err
-    code, _, err = run(
-        tmp_path,
-        "catalogue",
-        "import",
-        str(after),
-        "--name",
-        "vlm",
-        "--preset",
-        "generalizable-vlm",
-        db_url=db_url,
-    )
-    assert code == 0, err
+
+    def import_list(name: str) -> None:
+        code, _, err = run(
+            tmp_path,
+            "catalogue",
+            "import",
+            str(after),
+            "--name",
+            name,
+            "--preset",
+            "generalizable-vlm",
+            db_url=db_url,
+        )
+        assert code == 0, err
+
+    import_list("vlm")
 
     code, out, err = run(tmp_path, "classify", "train", "vlm", db_url=db_url)
     assert code == 0, err
@@ -158,18 +162,7 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     code, _, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", "99999", db_url=db_url)
     assert code == 2 and err.strip() == "Error: no paper with id 99999"
     # A catalogue without a model of its own uses the shipped default, which has the flag's model.
-    code, _, err = run(
-        tmp_path,
-        "catalogue",
-        "import",
-        str(after),
-        "--name",
-        "g",
-        "--preset",
-        "generalizable-vlm",
-        db_url=db_url,
-    )
-    assert code == 0, err
+    import_list("g")
     code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "g", "1", db_url=db_url)
     assert code == 0 and "  base-to-novel " in out and "(threshold 0.115, " in out, err
     code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "g", "1", "--json", db_url=db_url)
