@@ -66,6 +66,7 @@ class PaperExplanation:
     labels: dict[str, float] = field(default_factory=dict)
     base_to_novel: float | None = None
     rule: str | None = None
+    base_to_novel_flag: bool | None = None
     novel_explanation: Explanation | None = None  # why the base-to-novel flag is (not) set
 
     @property
@@ -93,7 +94,7 @@ class PaperExplanation:
             else {
                 "probability": novel.probability,
                 "threshold": novel.threshold,
-                "flagged": novel.probability >= novel.threshold,
+                "flagged": self.base_to_novel_flag,
                 **_terms_json(novel),
             },
             "rule": self.rule,
@@ -542,6 +543,7 @@ def explain(
         labels=score.labels,
         base_to_novel=score.base_to_novel,
         rule=score.rule,
+        base_to_novel_flag=score.base_to_novel_flag,
         novel_explanation=None
         if model.base_to_novel is None
         else model.explain(example, top, of="base_to_novel"),

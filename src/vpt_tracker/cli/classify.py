@@ -293,7 +293,7 @@ def explain_command(app: AppContext, name: str, paper_id: int, top: int, as_json
         click.echo(f"  rule: {result.rule}")
     _echo_terms(e, "  ")
     if (novel := result.novel_explanation) is not None:
-        flagged = "flagged" if novel.probability >= novel.threshold else "not flagged"
+        flagged = "flagged" if result.base_to_novel_flag else "not flagged"
         click.echo(f"  base-to-novel {novel.probability:.3f} (threshold {novel.threshold:.3f}, {flagged})")
         _echo_terms(novel, "    ")
 
