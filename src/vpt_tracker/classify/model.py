@@ -12,6 +12,7 @@ target on new papers (`recall_threshold`). The final model is then refit on all 
 
 from __future__ import annotations
 
+import functools
 import json
 import lzma
 import math
@@ -595,12 +596,12 @@ class CatalogueModel:
         `of`: "relevance", or "base_to_novel" (the flag's model, which reads the full text
         too where it was fetched, and its own cues: a maintainer sees why a paper is flagged).
         """
-        scorer = self.relevance if of == "relevance" else self.base_to_novel
-        if scorer is None or of not in ("relevance", "base_to_novel"):
+        scorer = {"relevance": self.relevance, "base_to_novel": self.base_to_novel}.get(of)
+        if scorer is None:
             raise UserError(f"catalogue {self.name!r} has no {of} model")
         text = example.text() if of == "relevance" else example.evidence_text()
         row = self.cues.extend(of, self.vectorizer.transform([text]).tocsr(), [text])
-        names = list(self.vectorizer.get_feature_names_out()) + self.cues.names_for(of)
+        names = self._term_names + self.cues.names_for(of)
         contributions = [
             (str(names[j]), float(v * scorer.coef[j])) for j, v in zip(row.indices, row.data, strict=True)
         ]
@@ -613,6 +614,12 @@ class CatalogueModel:
             down=[(t, round(w, 4)) for t, w in down],
             low_confidence=not example.has_abstract,
         )
+
+    @functools.cached_property
+    def _term_names(self) -> list[str]:
+        """The vocabulary in column order, built once per loaded model (20 ms for 40k terms):
+        explaining a paper in the store explains its relevance and its base-to-novel flag."""
+        return [str(name) for name in self.vectorizer.get_feature_names_out()]
 
     # ---- persistence ----------------------------------------------------------------
     def save(self, directory: Path) -> None:
