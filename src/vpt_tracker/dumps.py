@@ -90,10 +90,11 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
 
     Every reader of local dumps (ingestion, the classifier's training and scoring input) goes
     through here, so a bad line is always a UserError naming `file:line`. `errors="replace"`
-    tolerates undecodable bytes where a caller would rather score odd text than stop.
+    tolerates undecodable bytes where a caller would rather score odd text than stop. A
+    leading byte-order mark (Windows editors and PowerShell write one) is skipped.
     """
     try:
-        handle = path.open(encoding="utf-8", errors=errors)
+        handle = path.open(encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
@@ -105,7 +106,10 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
                 try:
                     yield where, json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
+                    hint = ""
+                    if number == 1 and line.lstrip().startswith("["):
+                        hint = "; expected one JSON object per line, not a JSON array"
+                    raise UserError(f"{where}: not valid JSON ({exc.msg}){hint}") from None
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text") from None
 

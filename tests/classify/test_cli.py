@@ -58,6 +58,20 @@ def test_score_writes_one_line_per_paper(tmp_path: Path, model: CatalogueModel) 
     assert f"{queued} above threshold" in out and 0 < queued < 400
 
 
+def test_score_to_standard_output(tmp_path: Path, model: CatalogueModel) -> None:
+    """`--output -`: stdout holds the score lines alone, in input order; the summary is on stderr."""
+    model.save(tmp_path / "classifiers" / "mine")
+    source = FIXTURES / "unlabeled.jsonl"
+    code, out, err = run(
+        tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(source), "--output", "-"
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    ids = [json.loads(line)["id"] for line in source.read_text(encoding="utf-8").splitlines()]
+    assert [row["id"] for row in rows] == ids and "scored 400 papers" in err
+    assert not (Path.cwd() / "-").exists()
+
+
 def test_score_bad_input_names_the_line_and_writes_nothing(tmp_path: Path, model: CatalogueModel) -> None:
     model.save(tmp_path / "classifiers" / "mine")
     bad = tmp_path / "bad.jsonl"

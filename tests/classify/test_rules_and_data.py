@@ -67,6 +67,7 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
         ('{"title": "ok"}\n{not json\n', "papers.jsonl:2: not valid JSON"),
         ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing or empty 'title'"),
         ("[1, 2]\n", "papers.jsonl:1: expected a JSON object"),
+        ('[{"title": "a"},\n {"title": "b"}]\n', "papers.jsonl:1: .* not a JSON array"),
         (
             '{"title": "t", "abstract": 5}\n',
             "papers.jsonl:1: 'abstract'/'summary' and 'comment' must be strings",
@@ -77,3 +78,6 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
             list(read_jsonl(path))
     with pytest.raises(UserError, match="cannot read"):
         list(read_jsonl(tmp_path / "absent.jsonl"))
+    # A byte-order mark (PowerShell and Windows editors write one) is not part of the data.
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(good).encode() + b"\r\n")
+    assert list(read_jsonl(path)) == [Example("T", "S", None, (), "2503.1")]

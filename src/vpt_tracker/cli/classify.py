@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,13 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
 @classify_group.command("score")
 @click.option("--catalogue", "name", required=True, help="Catalogue (or preset) whose model scores.")
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path), help="papers.jsonl")
-@click.option("--output", "output_path", required=True, type=click.Path(path_type=Path), help="scores.jsonl")
+@click.option(
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="scores.jsonl, or - for standard output",
+)
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @pass_app
 def score_command(app: AppContext, name: str, input_path: Path, output_path: Path, jobs: int) -> None:
@@ -131,7 +137,8 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
 
     Input lines hold {id, title, abstract | summary, authors?, categories?, comment?} (the
     arXiv corpus format as is). Output lines hold {id, relevance, labels, base_to_novel,
-    base_to_novel_flag, proposed_labels, queued, low_confidence, rule}.
+    base_to_novel_flag, proposed_labels, queued, low_confidence, rule}, in input order; `--output -` writes
+    them to standard output.
 
     \b
     Example:
@@ -142,10 +149,14 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
     model, directory = load_model(settings, name, config.preset if config else None)
     rules = rules_for(settings, name)
     papers = _read_papers(input_path)
+    to_stdout = str(output_path) == "-"
     tmp = output_path.with_name(output_path.name + ".tmp")
     queued = 0
     try:
-        with tmp.open("w", encoding="utf-8") as out, _progress(len(papers), f"scoring for {name}") as step:
+        with (
+            nullcontext(sys.stdout) if to_stdout else tmp.open("w", encoding="utf-8") as out,
+            _progress(len(papers), f"scoring for {name}") as step,
+        ):
             for start in range(0, len(papers), SCORE_CHUNK):
                 chunk = papers[start : start + SCORE_CHUNK]
                 scores = model.score(chunk, rules, batch=10_000, jobs=jobs)
@@ -155,12 +166,15 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
                     queued += row["queued"]
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 step(len(chunk))
-        tmp.replace(output_path)
+        if not to_stdout:
+            tmp.replace(output_path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {output_path}: {exc.strerror}") from None
+    # With `--output -` stdout holds the scores alone, so the summary goes to stderr.
     click.echo(
-        f"scored {len(papers)} papers with {directory}: {queued} above threshold or included by a rule"
+        f"scored {len(papers)} papers with {directory}: {queued} above threshold or included by a rule",
+        err=to_stdout,
     )
 
 
