@@ -87,6 +87,13 @@ def test_training_set_from_store(engine: Engine, store: dict[str, int]) -> None:
     assert len(data.unlabeled) == 400 - 1  # abstracts only: the title-only paper is left out
     # labels of entries come from the preset, through the imported entry rows
     assert any("pixel" in e.labels for e in data.relevant)
+    # Entries with no abstract in the store still say how often the list uses each label.
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None
+        stored = {row.title_key for row in session.scalars(select(PaperRow)) if row.abstract}
+        without = [e for e in catalogue.entries if e.labels and e.title_key not in stored]
+    assert without and len(data.labels_without_abstract) == len(without)
 
 
 def test_enqueue_creates_pending_candidates_once(

@@ -12,7 +12,7 @@ from scipy import sparse
 
 from vpt_tracker.classify.cues import CueReader, CueSet
 from vpt_tracker.classify.data import AbstractIndex, Example, TrainingSet
-from vpt_tracker.classify.model import CatalogueModel, Hyper
+from vpt_tracker.classify.model import CatalogueModel, Hyper, label_prior_shift
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError
@@ -300,4 +300,59 @@ def test_presets_name_existing_cues_for_their_labels(tmp_path: Path) -> None:
     broken = (Path(__file__).parents[2] / "classifiers" / "awesome-vpt.toml").read_text()
     (tmp_path / "broken.toml").write_text(broken.replace('cue = "pixel-space"', 'cue = "pixel-spaces"'))
     with pytest.raises(UserError, match=r"broken\.toml: label 'pixel' names the cue 'pixel-spaces'"):
+        load_preset("broken", tmp_path)
+
+
+def test_an_exclusive_group_proposes_its_most_probable_label(
+    model: CatalogueModel, relevant: list[Example], tmp_path: Path
+) -> None:
+    """One-vs-rest models can pass two labels of a group that an entry shows one of."""
+    plain = model.score(relevant)
+    both = [s for s in plain if {"pixel", "token"} <= set(s.proposed_labels)]
+    assert both  # the fixture model proposes both levels for some papers
+    exclusive = replace(model, exclusive=(("pixel", "token"),))
+    for before, after in zip(plain, exclusive.score(relevant), strict=True):
+        assert after.labels == before.labels
+        if before in both:
+            kept = max(("pixel", "token"), key=lambda key: before.labels[key])
+            rest = [key for key in before.proposed_labels if key not in ("pixel", "token")]
+            assert after.proposed_labels == [key for key in before.proposed_labels if key in [*rest, kept]]
+        else:
+            assert after.proposed_labels == before.proposed_labels
+    exclusive.save(tmp_path / "m")
+    assert CatalogueModel.load(tmp_path / "m").exclusive == (("pixel", "token"),)
+    # A label proposed by its cue (no probability) yields to one its model proposes.
+    cued = replace(model, exclusive=(("pixel", "robustness"),))
+    assert cued._one_per_group(["robustness", "token", "pixel"], {"pixel": 0.3}) == ["token", "pixel"]
+
+
+def test_the_prior_shift_weighs_a_label_by_how_often_the_list_carries_it(
+    model: CatalogueModel, relevant: list[Example]
+) -> None:
+    """Papers with abstracts: 6 "text", 2 "image-text"; the list's other entries: 1 and 9."""
+    papers = [Example(f"t{i}", "a", labels=("text",)) for i in range(6)]
+    papers += [Example(f"i{i}", "a", labels=("image-text",)) for i in range(2)]
+    others = [("text",)] + [("image-text",)] * 9 + [("learnable",)]  # the last is in no group
+    shift = label_prior_shift([("text", "image", "image-text")], papers, others, ["text", "image-text"])
+    odds = lambda share: share / (1 - share)  # noqa: E731
+    assert shift["text"] == pytest.approx(odds(7.5 / 19) / odds(6.5 / 9))
+    assert shift["image-text"] == pytest.approx(odds(11.5 / 19) / odds(2.5 / 9))
+    assert "image" not in shift  # no model, nothing to weigh
+    # A label the list carries far more often wins the pair, whichever is more probable.
+    both = [i for i, s in enumerate(model.score(relevant)) if {"pixel", "token"} <= set(s.proposed_labels)]
+    assert both
+    for favoured, other in (("pixel", "token"), ("token", "pixel")):
+        weighed = replace(model, exclusive=(("pixel", "token"),), prior_shift={favoured: 1e6})
+        scores = weighed.score(relevant)
+        assert all(
+            favoured in scores[i].proposed_labels and other not in scores[i].proposed_labels for i in both
+        )
+
+
+def test_presets_name_their_exclusive_groups(tmp_path: Path) -> None:
+    assert load_preset("generalizable-vlm").exclusive == (("text", "image", "image-text"),)
+    assert load_preset("awesome-vpt").exclusive == ()
+    text = (Path(__file__).parents[2] / "classifiers" / "generalizable-vlm.toml").read_text()
+    (tmp_path / "broken.toml").write_text(text.replace('["modality"]', '["modalities"]'))
+    with pytest.raises(UserError, match=r"broken\.toml: exclusive group 'modalities' has no labels"):
         load_preset("broken", tmp_path)

@@ -316,7 +316,9 @@ def test_placement_problem_names_labels_the_list_has_no_section_for(engine: Engi
     new = candidate(engine, cat, "Test-time prompt tuning for CLIP", proposed=["test-time"])
     pa = ReviewQueue(engine, "alice", "pa")
     problem = pa.placement_problem(new, ["test-time"])
-    assert problem == "no section of preset 'prompt-adaptation' takes the labels ['test-time']"
+    assert problem == (
+        "it would not be published: no section of preset 'prompt-adaptation' takes the labels ['test-time']"
+    )
     assert pa.placement_problem(new, ["vpt-learnable", "test-time"]) is None
     # A paper the list already has is upgraded in place: it needs no section.
     listed = candidate(engine, cat, "Entry 0", proposed=["test-time"])
@@ -326,3 +328,15 @@ def test_placement_problem_names_labels_the_list_has_no_section_for(engine: Engi
     assert ReviewQueue(engine, "alice", "plain").placement_problem(plain, ["pixel"]) is None
     with pytest.raises(UserError, match="no candidate 9999"):
         pa.placement_problem(9999, [])
+
+
+def test_placement_problem_names_two_labels_of_an_exclusive_group(engine: Engine) -> None:
+    """generalizable-vlm shows one modality badge per entry; two would be rendered side by side."""
+    cat = catalogue(engine, "gvlm", preset="generalizable-vlm", entry_labels=[["text"]])
+    new = candidate(engine, cat, "Multi-modal prompt learning", proposed=["text", "image-text"], year=2025)
+    gvlm = ReviewQueue(engine, "alice", "gvlm")
+    assert gvlm.placement_problem(new, ["text", "image-text"]) == (
+        "it would be shown with 2 'modality' badges: labels 'text' and 'image-text', "
+        "where an entry of preset 'generalizable-vlm' shows one"
+    )
+    assert gvlm.placement_problem(new, ["image-text"]) is None

@@ -245,7 +245,8 @@ def _placement(
 
 
 def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
-    """Why `promote` would not list this candidate with these labels; None when it would.
+    """Why `promote` would not list this candidate with these labels, or would list it in a way
+    the list never shows (two badges of a group it shows one of); None when all is well.
 
     Asked when a reviewer accepts, so that labels the list has no section for are fixed while
     the paper is on screen, not found later as "not added" in a publish report. A paper the
@@ -254,11 +255,15 @@ def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
     catalogue = candidate.catalogue
     if _match_entry(list(catalogue.entries), candidate.paper) is not None:
         return None
+    preset = _preset(catalogue)
+    clash = preset.clash(labels) if preset else None
+    if clash:
+        return clash
     try:
         paper = candidate.paper
-        _placement(catalogue, _preset(catalogue), labels, split_venue(paper.venue, paper.year)[1])
+        _placement(catalogue, preset, labels, split_venue(paper.venue, paper.year)[1])
     except UserError as exc:
-        return str(exc)
+        return f"it would not be published: {exc}"
     return None
 
 

@@ -102,7 +102,10 @@ def evaluate(
             role: _split(getattr(data, role), fold, folds, hyper.seed)
             for role in ("relevant", "rejected", "unlabeled", "novel_positive", "novel_negative")
         }
-        train = TrainingSet(**{role: split[0] for role, split in parts.items()})
+        train = TrainingSet(
+            **{role: split[0] for role, split in parts.items()},
+            labels_without_abstract=data.labels_without_abstract,  # never tested: no text to score
+        )
         model = CatalogueModel.train(name, train, label_keys, hyper)
         fold_thresholds.append(model.relevance.threshold)
         test_pos = [e for e in parts["relevant"][1] if e.has_abstract]

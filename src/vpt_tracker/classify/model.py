@@ -18,7 +18,7 @@ import lzma
 import math
 import pickle
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, pairwise
@@ -68,6 +68,8 @@ class Hyper:
     ngram_max: int = 2
     analyzer: str = "word"  # "word" or "char_wb"
     cues: CueSet = field(default_factory=CueSet)  # fixed phrase features (the preset's `[cues]`)
+    # Label groups of which an entry carries at most one (the preset's `exclusive_groups`).
+    exclusive: tuple[tuple[str, ...], ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """The knobs as JSON-able data, for the model card."""
@@ -205,6 +207,36 @@ def f1_threshold(probs: FloatArray, y: NDArray[Any]) -> float:
     return best
 
 
+def label_prior_shift(
+    groups: Sequence[Sequence[str]],
+    relevant: Sequence[Example],
+    labels_without_abstract: Sequence[tuple[str, ...]],
+    trained: Iterable[str],
+) -> dict[str, float]:
+    """Per trained label of an exclusive group: the odds of the label among all the list's
+    entries over its odds among the papers its model learned from (add-one-half smoothed).
+
+    The entries with abstracts can be a skewed sample of a list: locally, generalizable-vlm's
+    are mostly 2022-2023 papers, which prompt the text side, while its entries from 2024 on
+    carry the Image-Text badge two to one. A model's calibrated probability holds for the
+    share it learned; new papers come from the list's share (prior-shift correction,
+    Saerens et al. 2002).
+    """
+    shift: dict[str, float] = {}
+    with_model = set(trained)
+    for group in groups:
+        extra = [labels for labels in labels_without_abstract if set(labels) & set(group)]
+        for key in group:
+            if key not in with_model:
+                continue
+            rows = [e for e in relevant if e.knows_label(key)]
+            carried = sum(key in e.labels for e in rows)
+            learned = (carried + 0.5) / (len(rows) + 1)
+            listed = (carried + sum(key in labels for labels in extra) + 0.5) / (len(rows) + len(extra) + 1)
+            shift[key] = (listed / (1 - listed)) / (learned / (1 - learned))
+    return shift
+
+
 def prf(predicted: NDArray[Any], actual: NDArray[Any]) -> dict[str, float]:
     tp = float((predicted & actual).sum())
     precision = tp / float(predicted.sum()) if predicted.sum() else 0.0
@@ -289,6 +321,10 @@ class CatalogueModel:
     base_to_novel: LinearScorer | None = None
     card: dict[str, Any] = field(default_factory=dict)
     cues: CueSet = field(default_factory=CueSet)
+    exclusive: tuple[tuple[str, ...], ...] = ()  # see `Hyper.exclusive`
+    # Per label of an exclusive group: odds ratio of its share among all the list's entries
+    # to its share among the papers its model learned from (`label_prior_shift`).
+    prior_shift: dict[str, float] = field(default_factory=dict)
 
     # ---- training -------------------------------------------------------------------
     @classmethod
@@ -361,6 +397,7 @@ class CatalogueModel:
             label_models[key] = scorer
             label_metrics[key] = prf(label_oof >= scorer.threshold, target == 1)
         metrics["labels"] = label_metrics
+        prior_shift = label_prior_shift(hyper.exclusive, relevant, data.labels_without_abstract, label_models)
 
         novel: LinearScorer | None = None
         if with_novel and min(len(data.novel_positive), len(data.novel_negative)) >= MIN_NOVEL_EXAMPLES:
@@ -394,6 +431,8 @@ class CatalogueModel:
             labels=label_models,
             base_to_novel=novel,
             cues=hyper.cues,
+            exclusive=hyper.exclusive,
+            prior_shift=prior_shift,
         )
         model.card = {
             "format": FORMAT_VERSION,
@@ -416,6 +455,12 @@ class CatalogueModel:
                     f"(at least 1): a split-conformal bound for recall >= {hyper.recall_target} on new papers"
                 ),
                 "label_thresholds": "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers)",
+                "exclusive_groups": (
+                    "of each group in hyperparameters.exclusive, only one proposed label: the one with "
+                    "the highest odds times its label_prior_shift"
+                    if hyper.exclusive
+                    else "none"
+                ),
                 "labels_without_model": (
                     "proposed for a candidate whose text matches the label's cue (the preset's "
                     "`cue = ...`; see labels_proposed_by_cue), otherwise never"
@@ -438,6 +483,7 @@ class CatalogueModel:
                 "labels": {key: scorer.threshold for key, scorer in label_models.items()},
                 "base_to_novel": None if novel is None else novel.threshold,
             },
+            "label_prior_shift": {key: round(value, 4) for key, value in prior_shift.items()},
             "untrained_labels": skipped,
             "labels_proposed_by_cue": {
                 label: cue for label, cue in hyper.cues.label_cues if label in skipped
@@ -564,7 +610,7 @@ class CatalogueModel:
             for i, example in enumerate(chunk):
                 labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
                 proposed = [key for key, p in labels.items() if p >= self.labels[key].threshold]
-                proposed += by_cue.get(i, [])
+                proposed = self._one_per_group(proposed + by_cue.get(i, []), labels)
                 novel_p = None if novel is None else round(float(novel[i]), 4)
                 scores = Scores(
                     relevance=round(float(relevance[i]), 4),
@@ -583,6 +629,29 @@ class CatalogueModel:
                     scores.rule = hit.describe() if hit else None
                 results.append(scores)
         return results
+
+    def _one_per_group(self, proposed: list[str], probs: dict[str, float]) -> list[str]:
+        """Of an exclusive group's proposed labels, only the most likely one.
+
+        Each label's model is one-vs-rest, so two of a group can both pass their thresholds;
+        but the list shows one modality badge per entry, and two would be rendered side by
+        side. "Most likely" weighs each label's odds by its `prior_shift`: how much more often
+        the list carries it than the papers its model learned from. A label proposed by its
+        cue (no probability) yields to one with a model.
+        """
+
+        def odds(key: str) -> float:
+            if key not in probs:
+                return -1.0
+            p = min(probs[key], 1.0 - 1e-6)
+            return p / (1.0 - p) * self.prior_shift.get(key, 1.0)
+
+        for group in self.exclusive:
+            rivals = [key for key in proposed if key in group]
+            if len(rivals) > 1:
+                best = max(rivals, key=odds)
+                proposed = [key for key in proposed if key not in group or key == best]
+        return proposed
 
     def should_queue(self, scores: Scores) -> bool:
         """Rules first (exclude never queues, include always does), then the threshold."""
@@ -634,6 +703,8 @@ class CatalogueModel:
             "labels": self.labels,
             "base_to_novel": self.base_to_novel,
             "cues": self.cues,
+            "exclusive": self.exclusive,
+            "prior_shift": self.prior_shift,
         }
         tmp_model = directory / (MODEL_FILE + ".tmp")
         tmp_card = directory / (CARD_FILE + ".tmp")
@@ -682,6 +753,8 @@ class CatalogueModel:
             base_to_novel=payload["base_to_novel"],
             card=card,
             cues=payload.get("cues") or CueSet(),
+            exclusive=payload.get("exclusive", ()),
+            prior_shift=payload.get("prior_shift", {}),
         )
 
 

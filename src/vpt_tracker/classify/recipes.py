@@ -364,6 +364,9 @@ class Matched:
     inexact: int = 0  # matched by a title variant or the fuzzy fallback (see `AbstractIndex.match`)
     off_topic: int = 0  # related-list entries dropped by `about_vision_prompts`
     unlisted: list[Example] = field(default_factory=list)  # kept entries its results table lacks
+    # (title key, labels) of kept entries with no abstract in the pool, from lists labelled by
+    # the preset's own rules (`TrainingSet.labels_without_abstract`).
+    unmatched_labels: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 def match_entries(
@@ -394,6 +397,10 @@ def match_entries(
         found.entries += 1
         found_paper = pool.match(entry.title, entry.arxiv_id)
         if found_paper is None:
+            if with_labels and (source.own or source.preset_labels):
+                labels = tuple(source.labels(entry, preset))
+                if labels:
+                    found.unmatched_labels.append((title_key(entry.title), labels))
             continue
         paper = found_paper.paper
         if only_vision_prompts and not source.own and not about_vision_prompts(paper):
@@ -459,6 +466,7 @@ def build_training_set(
     # Entries a results table does not list: whether they report base-to-novel results is
     # unknown, so they are positives when their own text says so, and otherwise left out.
     unknown: list[Example] = []
+    unmatched: dict[str, tuple[str, ...]] = {}  # title key -> labels, first list wins
 
     def collect(role: str, sources: tuple[ListSource, ...], with_labels: bool) -> list[Example]:
         groups = []
@@ -476,6 +484,8 @@ def build_training_set(
             } | ({"not_in_results_table": len(found.unlisted)} if source.results_table else {})
             groups.append(found.examples)
             unknown.extend(found.unlisted)
+            for key, labels in found.unmatched_labels:
+                unmatched.setdefault(key, labels)
         return _merge(groups)
 
     relevant = collect("relevant", recipe.relevant, True)
@@ -505,12 +515,14 @@ def build_training_set(
     listed = relevant + rejected + novel_positive + novel_negative
     known = {e.key() for e in listed} | {title_key(e.title) for e in listed}
     others = [p for p in pool.papers if p.key() not in known and title_key(p.title) not in known]
+    matched_titles = {title_key(e.title) for e in relevant}
     data = TrainingSet(
         relevant=relevant,
         rejected=rejected,
         unlabeled=sample(others, unlabeled, seed),
         novel_positive=novel_positive,
         novel_negative=novel_negative,
+        labels_without_abstract=[labels for key, labels in unmatched.items() if key not in matched_titles],
     )
     provenance["unlabeled_pool"] = len(others)
     return data, provenance
@@ -545,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %s", name, data.counts())
         preset = load_preset(name)
         keys = [label.key for label in preset.labels]
-        hyper = Hyper(folds=args.folds, seed=args.seed, cues=preset.cues)
+        hyper = Hyper(folds=args.folds, seed=args.seed, cues=preset.cues, exclusive=preset.exclusive)
         report = evaluate(name, data, keys, hyper, folds=args.folds)
         model = CatalogueModel.train(name, data, keys, hyper)
         model.card["preset"] = name

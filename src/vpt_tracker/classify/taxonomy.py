@@ -25,6 +25,10 @@ TOML shape::
 path), `badge` (a badge text, case-insensitive), `cell` (header -> substring of that
 cell). A section path may use `{year}`, filled from the new entry's year.
 
+`exclusive_groups = ["modality"]` names label groups of which an entry carries at most one
+label (the generalizable-vlm list shows one modality badge per entry): the model then
+proposes only the most probable label of such a group.
+
 An optional `[cues]` table adds fixed phrase features to some of the catalogue's models
 (see `classify/cues.py`)::
 
@@ -38,6 +42,7 @@ An optional `[cues]` table adds fixed phrase features to some of the catalogue's
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -85,6 +90,8 @@ class Preset:
     title: str = ""
     requires_base_to_novel: bool = False
     cues: CueSet = field(default_factory=CueSet)
+    # Label keys per group of which an entry carries at most one (`exclusive_groups`).
+    exclusive: tuple[tuple[str, ...], ...] = ()
     _specs: list[_LabelSpec] = field(default_factory=list, repr=False)
     _placements: list[tuple[list[str], list[str]]] = field(default_factory=list, repr=False)
 
@@ -95,6 +102,18 @@ class Preset:
             for spec in self._specs
             if any(rule.matches(section_path, badges, cells) for rule in spec.rules)
         ]
+
+    def clash(self, labels: Sequence[str]) -> str | None:
+        """Why these labels cannot all be shown: two of a group an entry carries one of."""
+        for group in self.exclusive:
+            both = [key for key in group if key in labels]
+            if len(both) > 1:
+                name = next(label.group for label in self.labels if label.key == both[0])
+                return (
+                    f"it would be shown with {len(both)} {name!r} badges: labels "
+                    f"{' and '.join(map(repr, both))}, where an entry of preset {self.name!r} shows one"
+                )
+        return None
 
     def section_for(self, labels: list[str], *, year: int | None = None) -> list[str] | None:
         """Where a new entry with these labels goes; None when no placement fits."""
@@ -184,6 +203,12 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
             placements.append((list(place["labels"]), list(place["section"])))
     except KeyError as exc:
         raise UserError(f"preset {path} misses the key {exc.args[0]!r}") from None
+    exclusive = []
+    for group in data.get("exclusive_groups", []):
+        members = tuple(s.label.key for s in specs if s.label.group == group)
+        if not members:
+            raise UserError(f"preset {path}: exclusive group {group!r} has no labels")
+        exclusive.append(members)
     try:
         cues = replace(CueSet.from_config(data.get("cues")), label_cues=tuple(label_cues))
     except UserError as exc:
@@ -194,6 +219,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
         title=data.get("title", ""),
         requires_base_to_novel=bool(data.get("requires_base_to_novel", False)),
         cues=cues,
+        exclusive=tuple(exclusive),
         _specs=specs,
         _placements=placements,
     )

@@ -179,7 +179,7 @@ def _warn_if_unplaceable(queue: ReviewQueue, item: QueueItem) -> None:
     problem = queue.placement_problem(item.candidate_id, item.final_labels or [])
     if problem:
         click.echo(
-            f"warning: it would not be published: {problem}; change them with "
+            f"warning: {problem}; change them with "
             f"`vpt-tracker review relabel {item.candidate_id} --labels ...`",
             err=True,
         )

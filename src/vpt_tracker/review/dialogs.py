@@ -24,9 +24,10 @@ from vpt_tracker.review.queue import QueueItem
 class AcceptScreen(ModalScreen[list[str] | None]):
     """The label editor: pre-filled with the proposals, checked against the taxonomy.
 
-    `placement` says why the list has no section for a set of labels (None: it has one).
-    Such labels are not refused, since the reviewer may mean to add the section by hand, but
-    the first Enter shows why the paper would not be published and the second accepts.
+    `placement` says why the list has no section for a set of labels, or would show them as no
+    entry of it does (two modality badges); None when all is well. Such labels are not
+    refused, since the reviewer may mean to add the section by hand, but the first Enter
+    shows the problem and the second accepts.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
@@ -69,9 +70,7 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         problem = self.placement(labels) if self.placement and labels != self._warned_for else None
         if problem:
             self._warned_for = labels
-            self.query_one("#error", Label).update(
-                f"it would not be published: {problem}. Enter again accepts anyway."
-            )
+            self.query_one("#error", Label).update(f"{problem}. Enter again accepts anyway.")
             return
         self.dismiss(labels)
 
