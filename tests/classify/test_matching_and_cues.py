@@ -133,7 +133,8 @@ def test_bad_cue_config_is_a_user_error() -> None:
         CueSet.from_config({"patterns": {"ok": {"pattern": "x", "models": ["nonsense"]}}})
     with pytest.raises(UserError, match="expected"):
         CueSet.from_config({"patterns": {"no-pattern": {"models": ["labels"]}}})
-    for both_or_empty in ({"pattern": "x", "all": ["y"]}, {"all": []}, {"all": "x"}):
+    odd: list[dict[str, object]] = [{"pattern": "x", "all": ["y"]}, {"all": []}, {"all": "x"}]
+    for both_or_empty in odd:
         with pytest.raises(UserError, match="expected"):
             CueSet.from_config({"patterns": {"odd": both_or_empty}})
     with pytest.raises(UserError, match="cue 'half': bad regular expression"):

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, insert, inspect, text
 from vpt_tracker.store import transaction
 from vpt_tracker.store.db import make_engine
 from vpt_tracker.store.migrate import pending_model_changes, upgrade
-from vpt_tracker.store.tables import Base, CandidateRow, CatalogueRow, PaperRow
+from vpt_tracker.store.tables import Base, CatalogueRow, PaperRow
 
 
 def test_migrations_create_every_table(engine: Engine) -> None:
@@ -38,7 +38,7 @@ def test_candidates_scored_before_the_flag_keep_the_mark_they_had(db_url: str) -
             session.flush()
             # Core, not the ORM: the ORM would write the column that 0002 does not have yet.
             session.execute(
-                insert(CandidateRow.__table__),
+                insert(Base.metadata.tables["candidates"]),
                 [
                     {"paper_id": paper.id, "catalogue_id": cat.id, "base_to_novel": probability}
                     for paper, probability in zip(papers, (0.7, 0.3, None), strict=True)
@@ -47,9 +47,8 @@ def test_candidates_scored_before_the_flag_keep_the_mark_they_had(db_url: str) -
             ids = [paper.id for paper in papers]
         upgrade(engine)
         with engine.connect() as connection:
-            flags = dict(
-                connection.execute(text("SELECT paper_id, base_to_novel_flag FROM candidates")).all()
-            )
+            rows = connection.execute(text("SELECT paper_id, base_to_novel_flag FROM candidates")).all()
+            flags: dict[int, bool | None] = {row[0]: row[1] for row in rows}
         assert [None if flags[i] is None else bool(flags[i]) for i in ids] == [True, False, None]
     finally:
         engine.dispose()
