@@ -167,3 +167,4 @@ def test_models_trained_from_the_store_get_their_presets_cue_features(tmp_path: 
     plain = _hyper(settings, "vpt", load_preset("awesome-vpt"), seed=0).cues
     assert plain.applies_to("labels") and not plain.applies_to("base_to_novel")
     assert ("pixel", "pixel-space") in plain.label_cues  # and the labels' stand-in cues
+    assert novel.exclusive == (("text", "image", "image-text"),)  # and the exclusive label groups

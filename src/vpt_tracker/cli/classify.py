@@ -118,6 +118,10 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
             "labels proposed by their cue (too few examples for a model): "
             + ", ".join(f"{label} ({cue})" for label, cue in by_cue.items())
         )
+    shift = model.prior_shift
+    for group in model.exclusive:
+        weights = ", ".join(f"{key} x{shift[key]:.2f}" for key in group if key in shift) or "none"
+        click.echo(f"one label of {', '.join(group)} per paper; odds weighed by the list's shares: {weights}")
 
 
 @classify_group.command("score")
