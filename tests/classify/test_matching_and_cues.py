@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from vpt_tracker.classify.calibration import label_prior_shift
 from vpt_tracker.classify.cues import CueReader, CueSet
 from vpt_tracker.classify.data import AbstractIndex, Example, TrainingSet
-from vpt_tracker.classify.model import CatalogueModel, Hyper, label_prior_shift
+from vpt_tracker.classify.model import CatalogueModel, Hyper
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError

@@ -10,16 +10,10 @@ import numpy as np
 import pytest
 
 from vpt_tracker.classify import model as model_module
+from vpt_tracker.classify.calibration import f1_threshold, recall_threshold
 from vpt_tracker.classify.cues import CueSet
 from vpt_tracker.classify.data import Example, TrainingSet
-from vpt_tracker.classify.model import (
-    MIN_POSITIVES,
-    CatalogueModel,
-    Hyper,
-    f1_threshold,
-    make_vectorizer,
-    recall_threshold,
-)
+from vpt_tracker.classify.model import MIN_POSITIVES, CatalogueModel, Hyper, make_vectorizer
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError
 

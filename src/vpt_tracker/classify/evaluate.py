@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from vpt_tracker.classify.calibration import prf
 from vpt_tracker.classify.data import Example, TrainingSet, mentions_prompt
-from vpt_tracker.classify.model import CatalogueModel, Hyper, prf
+from vpt_tracker.classify.model import CatalogueModel, Hyper
 from vpt_tracker.errors import UserError
 
 LOADS = (0.01, 0.03, 0.10)
