@@ -48,7 +48,9 @@ def main() -> None:
     keys = [label.key for label in preset.labels]
     total = len(data.relevant) + len(data.unlabeled)
     started, cpu = time.perf_counter(), _cpu_seconds()
-    model = CatalogueModel.train("bench", data, keys, Hyper(analyzer=args.analyzer, cues=preset.cues))
+    model = CatalogueModel.train(
+        "bench", data, keys, Hyper(analyzer=args.analyzer, cues=preset.cues, exclusive=preset.exclusive)
+    )
     train_s, train_cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     print(
         f"training: {total} papers ({len(data.relevant)} relevant) in {train_s:.1f} s wall, "
