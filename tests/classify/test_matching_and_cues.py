@@ -325,7 +325,7 @@ def test_an_exclusive_group_proposes_its_most_probable_label(
     assert CatalogueModel.load(tmp_path / "m").exclusive == (("pixel", "token"),)
     # A label proposed by its cue (no probability) yields to one its model proposes.
     cued = replace(model, exclusive=(("pixel", "robustness"),))
-    assert cued._one_per_group(["robustness", "token", "pixel"], {"pixel": 0.3}) == ["token", "pixel"]
+    assert cued.one_per_group(["robustness", "token", "pixel"], {"pixel": 0.3}) == ["token", "pixel"]
 
 
 def test_the_prior_shift_weighs_a_label_by_how_often_the_list_carries_it(

@@ -336,7 +336,7 @@ def test_placement_problem_names_two_labels_of_an_exclusive_group(engine: Engine
     new = candidate(engine, cat, "Multi-modal prompt learning", proposed=["text", "image-text"], year=2025)
     gvlm = ReviewQueue(engine, "alice", "gvlm")
     assert gvlm.placement_problem(new, ["text", "image-text"]) == (
-        "it would be shown with 2 'modality' badges: labels 'text' and 'image-text', "
+        "it would show 2 'modality' labels, 'text' and 'image-text', "
         "where an entry of preset 'generalizable-vlm' shows one"
     )
     assert gvlm.placement_problem(new, ["image-text"]) is None

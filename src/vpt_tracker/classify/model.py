@@ -474,7 +474,7 @@ class CatalogueModel:
             for i, example in enumerate(chunk):
                 labels = {key: round(float(probs[i]), 4) for key, probs in label_probs.items()}
                 proposed = [key for key, p in labels.items() if p >= self.labels[key].threshold]
-                proposed = self._one_per_group(proposed + by_cue.get(i, []), labels)
+                proposed = self.one_per_group(proposed + by_cue.get(i, []), labels)
                 novel_p = None if novel is None else round(float(novel[i]), 4)
                 scores = Scores(
                     relevance=round(float(relevance[i]), 4),
@@ -494,7 +494,7 @@ class CatalogueModel:
                 results.append(scores)
         return results
 
-    def _one_per_group(self, proposed: list[str], probs: dict[str, float]) -> list[str]:
+    def one_per_group(self, proposed: list[str], probs: dict[str, float]) -> list[str]:
         """Of an exclusive group's proposed labels, only the most likely one.
 
         Each label's model is one-vs-rest, so two of a group can both pass their thresholds;

@@ -27,7 +27,7 @@ cell). A section path may use `{year}`, filled from the new entry's year.
 
 `exclusive_groups = ["modality"]` names label groups of which an entry carries at most one
 label (the generalizable-vlm list shows one modality badge per entry): the model then
-proposes only the most probable label of such a group.
+proposes one label of such a group (see `CatalogueModel.one_per_group`).
 
 An optional `[cues]` table adds fixed phrase features to some of the catalogue's models
 (see `classify/cues.py`)::
@@ -110,8 +110,8 @@ class Preset:
             if len(both) > 1:
                 name = next(label.group for label in self.labels if label.key == both[0])
                 return (
-                    f"it would be shown with {len(both)} {name!r} badges: labels "
-                    f"{' and '.join(map(repr, both))}, where an entry of preset {self.name!r} shows one"
+                    f"it would show {len(both)} {name!r} labels, {' and '.join(map(repr, both))}, "
+                    f"where an entry of preset {self.name!r} shows one"
                 )
         return None
 
