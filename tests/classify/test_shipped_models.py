@@ -41,6 +41,18 @@ def test_shipped_model_loads_and_ranks(
     assert listed > others
 
 
+def test_shipped_generalizable_model_proposes_one_modality(
+    relevant: list[Example], unlabeled: list[Example]
+) -> None:
+    """Two modality labels often pass their thresholds; the list shows one badge per entry."""
+    model = CatalogueModel.load(presets_dir() / "generalizable-vlm")
+    modality = ("text", "image", "image-text")
+    assert model.exclusive == (modality,) and model.prior_shift["image-text"] > 1 > model.prior_shift["text"]
+    scores = model.score(relevant + unlabeled)
+    both = [s for s in scores if sum(s.labels[key] >= model.labels[key].threshold for key in s.labels) > 1]
+    assert both and all(sum(key in modality for key in s.proposed_labels) <= 1 for s in scores)
+
+
 @pytest.mark.parametrize("preset", ["awesome-vpt", "prompt-adaptation"])
 def test_shipped_relevance_model_weighs_the_word_prompt(preset: str, relevant: list[Example]) -> None:
     """The visual-prompt presets' relevance cues: the same abstract ranks lower without "prompt"."""
