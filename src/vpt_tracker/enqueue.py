@@ -221,12 +221,12 @@ def training_set(
     catalogue = get_catalogue(session, catalogue_name)
     preset = load_preset(catalogue.preset) if catalogue.preset else None
     relevant: dict[int, Example] = {}
-    labels_only: list[tuple[str, ...]] = []
+    without_abstract: list[Example] = []
     for entry, paper in _entry_papers(session, catalogue):
         if paper is not None and paper.id not in relevant:
             relevant[paper.id] = paper_example(paper, entry.labels or [])
         if entry.labels and (paper is None or not relevant[paper.id].has_abstract):
-            labels_only.append(tuple(entry.labels))
+            without_abstract.append(Example(entry.title, "", labels=tuple(entry.labels)))
     rejected: list[Example] = []
     novel_negative: list[Example] = []
     decided: set[int] = set()
@@ -267,7 +267,7 @@ def training_set(
         unlabeled=unlabeled_examples,
         novel_positive=positives if needs_novel else [],
         novel_negative=(novel_negative + list(extra_negatives)) if needs_novel else [],
-        labels_without_abstract=labels_only,
+        entries_without_abstract=without_abstract,
     )
     return data, preset
 

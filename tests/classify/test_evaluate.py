@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from vpt_tracker.classify.data import Example, TrainingSet
-from vpt_tracker.classify.evaluate import evaluate, fold_of, ranking_metrics, replay
+from vpt_tracker.classify.evaluate import evaluate, exclusive_on_titles, fold_of, ranking_metrics, replay
 from vpt_tracker.classify.model import Hyper
 from vpt_tracker.cli.classify import _print_report
 from vpt_tracker.errors import UserError
@@ -54,6 +57,32 @@ def test_nested_cv_reports_every_metric(
     printed = capsys.readouterr().out
     assert "base-to-novel: precision" in printed and f"flags {flagged:.2%} of the unlabeled papers" in printed
     assert report["summary"]["wss_at_95"] == rel["wss_at_95"]
+
+
+def test_exclusive_groups_are_checked_on_the_entries_without_an_abstract(
+    training: TrainingSet, hyper: Hyper, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Entries no model learns from, scored from their titles, each half with the other's shares."""
+    levels = ("pixel", "token")
+    titled = [
+        Example(e.title, "", labels=tuple(k for k in e.labels if k in levels)[:1], id=e.id)
+        for e in training.relevant
+        if set(e.labels) & set(levels)
+    ]
+    data = replace(training, entries_without_abstract=titled)
+    report = exclusive_on_titles("fixture", data, VPT_LABELS, replace(hyper, exclusive=(levels,)))
+    assert report is not None and report["entries"] == len(titled) >= 6
+    # The majority rule, by hand: each half gets the other half's most frequent level.
+    halves = [[e for e in titled if fold_of(e, 2, hyper.seed) == half] for half in (0, 1)]
+    right = 0
+    for test, other in ((halves[0], halves[1]), (halves[1], halves[0])):
+        majority = Counter(e.labels[0] for e in other).most_common(1)[0][0]
+        right += sum(e.labels[0] == majority for e in test)
+    assert report["majority_label"] == pytest.approx(right / len(titled))  # one guess, one truth each
+    assert all(0.0 <= report[rule] <= 1.0 for rule in ("proposed", "every_label_above_threshold"))
+    assert exclusive_on_titles("fixture", data, VPT_LABELS, hyper) is None  # no exclusive group
+    _print_report(evaluate("fixture", data, VPT_LABELS, replace(hyper, exclusive=(levels,)), folds=3))
+    assert f"on {len(titled)} entries without an abstract (titles)" in capsys.readouterr().out
 
 
 def test_evaluate_refuses_too_few_folds_or_papers(training: TrainingSet) -> None:

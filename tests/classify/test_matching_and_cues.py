@@ -334,7 +334,10 @@ def test_the_prior_shift_weighs_a_label_by_how_often_the_list_carries_it(
     """Papers with abstracts: 6 "text", 2 "image-text"; the list's other entries: 1 and 9."""
     papers = [Example(f"t{i}", "a", labels=("text",)) for i in range(6)]
     papers += [Example(f"i{i}", "a", labels=("image-text",)) for i in range(2)]
-    others = [("text",)] + [("image-text",)] * 9 + [("learnable",)]  # the last is in no group
+    others = [
+        Example(f"e{i}", "", labels=labels) for i, labels in enumerate([("text",)] + [("image-text",)] * 9)
+    ]
+    others.append(Example("pixel prompts", "", labels=("learnable",)))  # in no exclusive group
     shift = label_prior_shift([("text", "image", "image-text")], papers, others, ["text", "image-text"])
     odds = lambda share: share / (1 - share)  # noqa: E731
     assert shift["text"] == pytest.approx(odds(7.5 / 19) / odds(6.5 / 9))

@@ -107,9 +107,9 @@ def test_generalizable_recipe_labels_and_negatives(shared_dir: Path) -> None:
     assert {label for e in data.relevant for label in e.labels} == {"text", "image", "image-text"}
     # The entries with no local abstract are mostly 2024-2026 papers, and Image-Text ones; the
     # matched ones are mostly 2022-2023 papers, and Text ones. Their labels are kept apart.
-    unmatched = data.labels_without_abstract
-    assert len(unmatched) >= 50 and all(len(labels) == 1 for labels in unmatched)
-    share = sum(labels == ("image-text",) for labels in unmatched) / len(unmatched)
+    unmatched = data.entries_without_abstract
+    assert len(unmatched) >= 50 and all(len(e.labels) == 1 and not e.has_abstract for e in unmatched)
+    share = sum(e.labels == ("image-text",) for e in unmatched) / len(unmatched)
     matched = sum("image-text" in e.labels for e in data.relevant) / len(data.relevant)
     assert share > 0.5 > matched
     # A related paper that says, in its own text, that it reports base-to-novel results is a

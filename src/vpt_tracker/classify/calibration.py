@@ -131,7 +131,7 @@ def f1_threshold(probs: FloatArray, y: NDArray[Any]) -> float:
 def label_prior_shift(
     groups: Sequence[Sequence[str]],
     relevant: Sequence[Example],
-    labels_without_abstract: Sequence[tuple[str, ...]],
+    entries_without_abstract: Sequence[Example],
     trained: Iterable[str],
 ) -> dict[str, float]:
     """Per trained label of an exclusive group: the odds of the label among all the list's
@@ -146,7 +146,7 @@ def label_prior_shift(
     shift: dict[str, float] = {}
     with_model = set(trained)
     for group in groups:
-        extra = [labels for labels in labels_without_abstract if set(labels) & set(group)]
+        extra = [entry.labels for entry in entries_without_abstract if set(entry.labels) & set(group)]
         for key in group:
             if key not in with_model:
                 continue

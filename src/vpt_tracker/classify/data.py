@@ -69,9 +69,10 @@ class TrainingSet:
     are reviewed negatives; `unlabeled` are fetched papers nobody reviewed, which are
     mostly but not surely negatives (the PU setting). `novel_positive` / `novel_negative`
     train the base-to-novel flag; they may be empty for presets that do not need it.
-    `labels_without_abstract` are the labels of the catalogue's entries that have no abstract:
-    no model reads their text, but they say how often each label occurs in the list (the
-    entries with abstracts can be a skewed sample of it, e.g. mostly the older ones).
+    `entries_without_abstract` are the catalogue's labelled entries that have no abstract
+    (a title and labels): no model learns from them, but they say how often each label occurs
+    in the list (the entries with abstracts can be a skewed sample of it, e.g. mostly the
+    older ones).
     """
 
     relevant: list[Example]
@@ -79,7 +80,7 @@ class TrainingSet:
     unlabeled: list[Example] = field(default_factory=list)
     novel_positive: list[Example] = field(default_factory=list)
     novel_negative: list[Example] = field(default_factory=list)
-    labels_without_abstract: list[tuple[str, ...]] = field(default_factory=list)
+    entries_without_abstract: list[Example] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -89,7 +90,7 @@ class TrainingSet:
             "unlabeled": len(self.unlabeled),
             "novel_positive": len(self.novel_positive),
             "novel_negative": len(self.novel_negative),
-            "labelled_entries_without_abstract": len(self.labels_without_abstract),
+            "labelled_entries_without_abstract": len(self.entries_without_abstract),
         }
 
     def data_hash(self) -> str:
@@ -107,8 +108,9 @@ class TrainingSet:
                 if example.label_scope is not None:
                     row.append(sorted(example.label_scope))
                 digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
-        for labels in self.labels_without_abstract:
-            digest.update(json.dumps(["labels-only", sorted(labels)]).encode("utf-8"))
+        for entry in self.entries_without_abstract:
+            row = ["labels-only", entry.key(), sorted(entry.labels)]
+            digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
         return digest.hexdigest()
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -105,7 +106,7 @@ def evaluate(
         }
         train = TrainingSet(
             **{role: split[0] for role, split in parts.items()},
-            labels_without_abstract=data.labels_without_abstract,  # never tested: no text to score
+            entries_without_abstract=data.entries_without_abstract,  # never tested: no abstract
         )
         model = CatalogueModel.train(name, train, label_keys, hyper)
         fold_thresholds.append(model.relevance.threshold)
@@ -161,6 +162,9 @@ def evaluate(
         report["base_to_novel"]["examples"] = len(novel_truth)
         flags = novel_unlabeled_flags
         report["base_to_novel"]["flagged_unlabeled"] = sum(flags) / len(flags) if flags else 0.0
+    on_titles = exclusive_on_titles(name, data, label_keys, hyper)
+    if on_titles is not None:
+        report["exclusive_on_titles"] = on_titles
     report["summary"] = {
         "recall_at_threshold": report["relevance"]["recall_at_threshold"],
         "review_load": report["relevance"]["review_load"],
@@ -173,6 +177,50 @@ def evaluate(
         "base_to_novel_flagged_unlabeled": report.get("base_to_novel", {}).get("flagged_unlabeled"),
     }
     return report
+
+
+def exclusive_on_titles(
+    name: str, data: TrainingSet, label_keys: Sequence[str], hyper: Hyper
+) -> dict[str, Any] | None:
+    """How the exclusive groups' labels are chosen, on the labelled entries without an abstract.
+
+    No model learns from those entries, so they are held out by construction, and their
+    labels are the list's own; but only their titles can be scored. Each half (by the folds'
+    hash) is scored by a model whose label shares (`label_prior_shift`) come from the other
+    half alone, so that no entry weighs its own label. Micro-F1 over the groups' labels, for
+    the model's proposals and for three other rules: every label that passes its threshold
+    (as if the group were not exclusive), the most probable of those, and the other half's
+    most frequent label. None without exclusive groups or with too few such entries.
+    """
+    grouped = sorted({key for group in hyper.exclusive for key in group})
+    entries = [e for e in data.entries_without_abstract if set(e.labels) & set(grouped)]
+    halves = [[e for e in entries if fold_of(e, 2, hyper.seed) == half] for half in (0, 1)]
+    if not grouped or not all(halves):
+        return None
+    rules = ("proposed", "every_label_above_threshold", "most_probable_above_threshold", "majority_label")
+    truth: list[set[str]] = []
+    guesses: dict[str, list[set[str]]] = {rule: [] for rule in rules}
+    for test, other in ((halves[0], halves[1]), (halves[1], halves[0])):
+        model = CatalogueModel.train(name, replace(data, entries_without_abstract=other), label_keys, hyper)
+        unweighed = replace(model, prior_shift={})
+        majority = {
+            Counter(key for e in other for key in e.labels if key in group).most_common(1)[0][0]
+            for group in hyper.exclusive
+            if any(key in e.labels for e in other for key in group)
+        }
+        for entry, score in zip(test, model.score(test), strict=True):
+            above = [key for key, p in score.labels.items() if p >= model.labels[key].threshold]
+            truth.append(set(entry.labels) & set(grouped))
+            guesses["proposed"].append(set(score.proposed_labels) & set(grouped))
+            guesses["every_label_above_threshold"].append(set(above) & set(grouped))
+            guesses["most_probable_above_threshold"].append(
+                set(unweighed.one_per_group(above, score.labels)) & set(grouped)
+            )
+            guesses["majority_label"].append(majority)
+    result: dict[str, Any] = {"entries": len(truth)}
+    for rule in rules:
+        result[rule] = _label_metrics(truth, guesses[rule], grouped)[1]["f1"]
+    return result
 
 
 def _with_queue(metrics: dict[str, Any], queued: NDArray[Any], truth: NDArray[Any]) -> dict[str, Any]:

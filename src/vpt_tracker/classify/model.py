@@ -261,7 +261,9 @@ class CatalogueModel:
             label_models[key] = scorer
             label_metrics[key] = prf(label_oof >= scorer.threshold, target == 1)
         metrics["labels"] = label_metrics
-        prior_shift = label_prior_shift(hyper.exclusive, relevant, data.labels_without_abstract, label_models)
+        prior_shift = label_prior_shift(
+            hyper.exclusive, relevant, data.entries_without_abstract, label_models
+        )
 
         novel: LinearScorer | None = None
         if with_novel and min(len(data.novel_positive), len(data.novel_negative)) >= MIN_NOVEL_EXAMPLES:

@@ -364,9 +364,9 @@ class Matched:
     inexact: int = 0  # matched by a title variant or the fuzzy fallback (see `AbstractIndex.match`)
     off_topic: int = 0  # related-list entries dropped by `about_vision_prompts`
     unlisted: list[Example] = field(default_factory=list)  # kept entries its results table lacks
-    # (title key, labels) of kept entries with no abstract in the pool, from lists labelled by
-    # the preset's own rules (`TrainingSet.labels_without_abstract`).
-    unmatched_labels: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    # Kept entries with no abstract in the pool (title and labels), from lists labelled by the
+    # preset's own rules (`TrainingSet.entries_without_abstract`).
+    unmatched: list[Example] = field(default_factory=list)
 
 
 def match_entries(
@@ -400,7 +400,7 @@ def match_entries(
             if with_labels and (source.own or source.preset_labels):
                 labels = tuple(source.labels(entry, preset))
                 if labels:
-                    found.unmatched_labels.append((title_key(entry.title), labels))
+                    found.unmatched.append(Example(entry.title, "", labels=labels, id=entry.arxiv_id))
             continue
         paper = found_paper.paper
         if only_vision_prompts and not source.own and not about_vision_prompts(paper):
@@ -466,7 +466,7 @@ def build_training_set(
     # Entries a results table does not list: whether they report base-to-novel results is
     # unknown, so they are positives when their own text says so, and otherwise left out.
     unknown: list[Example] = []
-    unmatched: dict[str, tuple[str, ...]] = {}  # title key -> labels, first list wins
+    unmatched: dict[str, Example] = {}  # by title key; the first list wins
 
     def collect(role: str, sources: tuple[ListSource, ...], with_labels: bool) -> list[Example]:
         groups = []
@@ -484,8 +484,8 @@ def build_training_set(
             } | ({"not_in_results_table": len(found.unlisted)} if source.results_table else {})
             groups.append(found.examples)
             unknown.extend(found.unlisted)
-            for key, labels in found.unmatched_labels:
-                unmatched.setdefault(key, labels)
+            for entry in found.unmatched:
+                unmatched.setdefault(title_key(entry.title), entry)
         return _merge(groups)
 
     relevant = collect("relevant", recipe.relevant, True)
@@ -522,7 +522,7 @@ def build_training_set(
         unlabeled=sample(others, unlabeled, seed),
         novel_positive=novel_positive,
         novel_negative=novel_negative,
-        labels_without_abstract=[labels for key, labels in unmatched.items() if key not in matched_titles],
+        entries_without_abstract=[entry for key, entry in unmatched.items() if key not in matched_titles],
     )
     provenance["unlabeled_pool"] = len(others)
     return data, provenance

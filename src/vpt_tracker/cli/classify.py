@@ -221,6 +221,14 @@ def _print_report(report: dict[str, Any]) -> None:
             f"F1 {m['f1']:.2f} ({m['examples']} papers); "
             f"flags {m['flagged_unlabeled']:.2%} of the unlabeled papers"
         )
+    if "exclusive_on_titles" in report:
+        t = report["exclusive_on_titles"]
+        click.echo(
+            f"  one label per exclusive group, on {t['entries']} entries without an abstract (titles), "
+            f"micro-F1: proposed {t['proposed']:.2f}, every label above its threshold "
+            f"{t['every_label_above_threshold']:.2f}, the most probable "
+            f"{t['most_probable_above_threshold']:.2f}, the majority label {t['majority_label']:.2f}"
+        )
 
 
 @classify_group.command("evaluate")
