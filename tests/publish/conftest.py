@@ -350,6 +350,20 @@ def accept(
         return candidate.id
 
 
+def accept_inpainting(engine: Engine, label_scores: dict[str, float]) -> int:
+    """A third paper, accepted after a first publish (Visual Prompting via Image Inpainting)."""
+    return accept(
+        engine,
+        title="Visual Prompting via Image Inpainting",
+        arxiv_id="2209.00647",
+        venue="NeurIPS",
+        year=2022,
+        labels=["generative", "pixel"],
+        relevance=0.77,
+        label_scores=label_scores,
+    )
+
+
 def accept_two(engine: Engine) -> tuple[int, int]:
     """One new paper (PLOT, ICLR 2023) and one venue upgrade of a listed preprint.
 

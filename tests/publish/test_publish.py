@@ -26,6 +26,7 @@ from .conftest import (
     FakeGithub,
     Remote,
     accept,
+    accept_inpainting,
     accept_two,
     import_list,
     write_config,
@@ -142,16 +143,7 @@ def test_publish_opens_one_pull_request_and_reruns_idempotently(
     assert remote.sha(BRANCH) == head_before
 
     # A third accepted paper later: the same branch moves forward, the same PR is edited.
-    third = accept(
-        engine,
-        title="Visual Prompting via Image Inpainting",
-        arxiv_id="2209.00647",
-        venue="NeurIPS",
-        year=2022,
-        labels=["generative", "pixel"],
-        relevance=0.77,
-        label_scores={"generative": 0.9},
-    )
+    third = accept_inpainting(engine, {"generative": 0.9})
     later = cli("publish", CATALOGUE)
     assert later.exit_code == 0, later.output
     assert len(github.open_pulls()) == 1
@@ -251,16 +243,7 @@ def test_a_pull_request_closed_unmerged_is_not_reopened_for_the_same_changes(
     assert "pull request #1 with exactly these changes was closed without merging" in refused.output
     assert len(github.pulls) == 1
 
-    accept(
-        engine,
-        title="Visual Prompting via Image Inpainting",
-        arxiv_id="2209.00647",
-        venue="NeurIPS",
-        year=2022,
-        labels=["generative", "pixel"],
-        relevance=0.77,
-        label_scores={},
-    )
+    accept_inpainting(engine, {})
     fresh = cli("publish", CATALOGUE)
     assert fresh.exit_code == 0, fresh.output
     assert "opened pull request #2" in fresh.output
