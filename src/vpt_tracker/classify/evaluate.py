@@ -192,8 +192,8 @@ def exclusive_on_titles(
     (as if the group were not exclusive), the most probable of those, and the other half's
     most frequent label. None without exclusive groups or with too few such entries.
     """
-    grouped = sorted({key for group in hyper.exclusive for key in group})
-    entries = [e for e in data.entries_without_abstract if set(e.labels) & set(grouped)]
+    grouped = {key for group in hyper.exclusive for key in group}
+    entries = [e for e in data.entries_without_abstract if grouped.intersection(e.labels)]
     halves = [[e for e in entries if fold_of(e, 2, hyper.seed) == half] for half in (0, 1)]
     if not grouped or not all(halves):
         return None
@@ -210,16 +210,16 @@ def exclusive_on_titles(
         }
         for entry, score in zip(test, model.score(test), strict=True):
             above = [key for key, p in score.labels.items() if p >= model.labels[key].threshold]
-            truth.append(set(entry.labels) & set(grouped))
-            guesses["proposed"].append(set(score.proposed_labels) & set(grouped))
-            guesses["every_label_above_threshold"].append(set(above) & set(grouped))
+            truth.append(grouped.intersection(entry.labels))
+            guesses["proposed"].append(grouped.intersection(score.proposed_labels))
+            guesses["every_label_above_threshold"].append(grouped.intersection(above))
             guesses["most_probable_above_threshold"].append(
-                set(unweighed.one_per_group(above, score.labels)) & set(grouped)
+                grouped.intersection(unweighed.one_per_group(above, score.labels))
             )
             guesses["majority_label"].append(majority)
     result: dict[str, Any] = {"entries": len(truth)}
     for rule in rules:
-        result[rule] = _label_metrics(truth, guesses[rule], grouped)[1]["f1"]
+        result[rule] = _label_metrics(truth, guesses[rule], sorted(grouped))[1]["f1"]
     return result
 
 

@@ -505,19 +505,18 @@ class CatalogueModel:
         the list carries it than the papers its model learned from. A label proposed by its
         cue (no probability) yields to one with a model.
         """
-
-        def odds(key: str) -> float:
-            if key not in probs:
-                return -1.0
-            p = min(probs[key], 1.0 - 1e-6)
-            return p / (1.0 - p) * self.prior_shift.get(key, 1.0)
-
-        for group in self.exclusive:
+        for group in self.exclusive:  # none for most presets: nothing runs per paper
             rivals = [key for key in proposed if key in group]
             if len(rivals) > 1:
-                best = max(rivals, key=odds)
+                best = max(rivals, key=lambda key: self._weighed_odds(key, probs))
                 proposed = [key for key in proposed if key not in group or key == best]
         return proposed
+
+    def _weighed_odds(self, key: str, probs: dict[str, float]) -> float:
+        if key not in probs:
+            return -1.0
+        p = min(probs[key], 1.0 - 1e-6)
+        return p / (1.0 - p) * self.prior_shift.get(key, 1.0)
 
     def should_queue(self, scores: Scores) -> bool:
         """Rules first (exclude never queues, include always does), then the threshold."""
