@@ -3,16 +3,18 @@ the recipes that built them still find their training data in ../shared."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from vpt_tracker.catalogue.markdown import parse
-from vpt_tracker.classify.data import Example, mentions_prompt
+from vpt_tracker.classify.data import Example, TrainingSet, mentions_prompt
 from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.classify.recipes import (
     RECIPES,
     SAYS_BASE_TO_NOVEL,
+    ListSource,
     build_training_set,
     load_pool,
     results_table,
@@ -128,6 +130,60 @@ def test_generalizable_recipe_labels_and_negatives(shared_dir: Path) -> None:
     assert "Conditional Prompt Learning for Vision-Language Models" in positives
     assert "Visual Prompt Tuning" not in positives | negatives
     assert "Prompt-aligned Gradient for Prompt Tuning" in provenance["novel_positive_by_own_text"]
+
+
+@pytest.mark.shared
+def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Path) -> None:
+    """A paper's place in the preset's own list (or its earlier form) settles the labels that
+    list can express; related lists add only what it cannot say, and add up among themselves."""
+    pool = load_pool(shared_dir / "data")
+    lists = shared_dir / "data" / "lists"
+    vpt, _ = build_training_set(RECIPES["awesome-vpt"], lists, pool, unlabeled=10)
+    adaptation, _ = build_training_set(RECIPES["prompt-adaptation"], lists, pool, unlabeled=10)
+
+    def labels(data: TrainingSet, title: str) -> set[str]:
+        return set(next(e for e in data.relevant if e.title.startswith(title)).labels)
+
+    # Visual Prompt Tuning sits under Token-Level only: JindongGu's CLIP section ("multi-modality",
+    # "patch-wise" → pixel) must not add to it, in either preset's terms
+    assert labels(vpt, "Visual Prompt Tuning") == {"learnable", "token"}
+    assert labels(adaptation, "Visual Prompt Tuning") == {"vpt-learnable"}
+    # the 2025-06-06 snapshot also listed this one under Token-Level; the newest one does not
+    assert "token" not in labels(vpt, "Understanding Zero-shot Adversarial Robustness")
+    # the earlier form's sections map to the VP/VPT labels ("learnable visual prompts > pixel")
+    assert labels(adaptation, "AutoVP") == {"vp-learnable"}
+    assert labels(adaptation, "E^2VPT") == {"vpt-learnable"}
+    # jianghaojun lists this one without a level badge, synbol under prompt tokens: both count
+    assert "vpt-learnable" in labels(adaptation, "Instance-aware Dynamic Prompt Tuning")
+
+
+def test_a_label_map_needle_may_span_headings() -> None:
+    """Pixel-Level sits under Learnable and under Generative: only the whole path tells them apart."""
+    markdown = """# List
+### 1. Learnable Visual Prompts
+#### Pixel-Level
+| Title | Venue |
+| --- | --- |
+| [A Learnable One](https://arxiv.org/abs/2000.00001) | ICLR |
+### 2. Generative Visual Prompts
+#### Pixel-Level
+| Title | Venue |
+| --- | --- |
+| [A Generated One](https://arxiv.org/abs/2000.00002) | ICLR |
+"""
+    source = ListSource(
+        "synthetic.md",
+        label_map=(
+            ("learnable visual prompts > pixel", "vp-learnable"),
+            ("generative visual prompts > pixel", "vp-generated"),
+        ),
+        same_list=True,
+    )
+    preset = load_preset("prompt-adaptation")
+    learnable, generated = parse(markdown).entries
+    assert source.labels(learnable, preset) == ["vp-learnable"]
+    assert source.labels(generated, preset) == ["vp-generated"]
+    assert source.decides and not replace(source, same_list=False).decides
 
 
 def test_results_table_is_read_under_its_heading_path() -> None:

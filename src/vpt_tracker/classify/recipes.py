@@ -50,7 +50,9 @@ class ListSource:
     come from the preset). `preset_labels`: a related list that uses the preset's vocabulary,
     labelled by the preset's rules too. `results_table`: a heading whose table lists the
     papers with reported results (by short name or paper link); only the entries it lists
-    are used, and the others are unknown (`Matched.unlisted`).
+    are used, and the others are unknown (`Matched.unlisted`). `same_list`: an earlier form of
+    the preset's own list under another taxonomy, mapped by `label_map`: its sections decide
+    the labels they can express, as the own list's do (see `_merge`).
     """
 
     file: str
@@ -60,6 +62,12 @@ class ListSource:
     label_map: tuple[tuple[str, str], ...] = ()
     preset_labels: bool = False
     results_table: str = ""
+    same_list: bool = False
+
+    @property
+    def decides(self) -> bool:
+        """Whether its placement of a paper overrides what related lists say (see `_merge`)."""
+        return self.own or self.preset_labels or self.same_list
 
     def describe(self) -> str:
         """The file name, plus the sections when a recipe uses one file more than once."""
@@ -74,7 +82,10 @@ class ListSource:
     def labels(self, entry: ParsedEntry, preset: Preset) -> list[str]:
         if self.own or self.preset_labels:
             return preset.labels_for(entry.section_path, entry.badges, entry.cells)
-        haystack = [part.lower() for part in entry.section_path] + [b.lower() for b in entry.badges]
+        # Each heading, and the whole path for needles that span headings ("learnable visual
+        # prompts > pixel": Pixel-Level exists under Learnable and under Generative).
+        path = [part.lower() for part in entry.section_path]
+        haystack = path + [" > ".join(path)] + [b.lower() for b in entry.badges]
         haystack += [v.lower() for v in entry.cells.values()]
         return sorted({label for needle, label in self.label_map if any(needle in h for h in haystack)})
 
@@ -273,7 +284,7 @@ def _related_for_adaptation(source: ListSource) -> ListSource:
 
 
 def _adaptation_source(file: str) -> ListSource:
-    return ListSource(file, exclude_sections=("survey",), label_map=_ADAPTATION_FROM_VPT)
+    return ListSource(file, exclude_sections=("survey",), label_map=_ADAPTATION_FROM_VPT, same_list=True)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -429,24 +440,51 @@ def _read_list(path: Path) -> Document:
     return parse(path.read_text(encoding="utf-8"))
 
 
-def _merge(groups: Iterable[list[Example]]) -> list[Example]:
-    """De-duplicated by paper; the first occurrence's labels are kept, later ones are added."""
+def _merge(groups: Iterable[tuple[bool, list[Example]]]) -> list[Example]:
+    """De-duplicated by paper; `groups` holds (decides, examples) per list, in the recipe's order.
+
+    Within one list, a paper's rows add up (an entry under both Pixel-Level and Robustness has
+    both labels). Across lists, the first list that *decides* (the preset's own list, newest
+    snapshot first, or one labelled by the preset's rules: `ListSource.decides`) and can express
+    a label (`label_scope`; None is every label) settles it; later lists add only the labels no
+    deciding list could express. Visual Prompt Tuning sits under Token-Level in the own list,
+    so JindongGu's CLIP section must not add "multi-modality" to it, nor an older snapshot a
+    section the maintainer has since moved it out of. Related lists add up among themselves:
+    a missing badge there says little. The recipes name the deciding lists first.
+    """
     merged: dict[str, Example] = {}
-    for group in groups:
-        for example in group:
-            key = example.key()
-            if key in merged:
-                known = merged[key]
-                labels = tuple(dict.fromkeys(known.labels + example.labels))
-                scope = (
-                    None
-                    if known.label_scope is None or example.label_scope is None
-                    else known.label_scope | example.label_scope
-                )
-                merged[key] = replace(known, labels=labels, label_scope=scope)
-            else:
+    decided: dict[str, frozenset[str] | None] = {}  # per paper: the labels a deciding list settled
+    for decides, group in groups:
+        for key, example in _union_by_paper(group).items():
+            settled = decided.get(key, frozenset())
+            known = merged.get(key)
+            if known is None:
                 merged[key] = example
+            elif settled is not None:
+                merged[key] = _union(known, example, settled)
+            if decides and settled is not None:
+                decided[key] = None if example.label_scope is None else settled | example.label_scope
     return list(merged.values())
+
+
+def _union_by_paper(examples: Iterable[Example]) -> dict[str, Example]:
+    by_paper: dict[str, Example] = {}
+    for example in examples:
+        key = example.key()
+        by_paper[key] = _union(by_paper[key], example) if key in by_paper else example
+    return by_paper
+
+
+def _union(known: Example, other: Example, settled: frozenset[str] = frozenset()) -> Example:
+    """`known` with `other`'s labels added, except those in `settled`; a label scope of None
+    (every label) absorbs the other."""
+    added = tuple(label for label in other.labels if label not in settled)
+    scope = (
+        None
+        if known.label_scope is None or other.label_scope is None
+        else known.label_scope | other.label_scope
+    )
+    return replace(known, labels=tuple(dict.fromkeys(known.labels + added)), label_scope=scope)
 
 
 def build_training_set(
@@ -482,7 +520,7 @@ def build_training_set(
                 "by_near_title": found.inexact,
                 "dropped_not_vision_prompts": found.off_topic,
             } | ({"not_in_results_table": len(found.unlisted)} if source.results_table else {})
-            groups.append(found.examples)
+            groups.append((source.decides, found.examples))
             unknown.extend(found.unlisted)
             for entry in found.unmatched:
                 unmatched.setdefault(title_key(entry.title), entry)
@@ -508,8 +546,8 @@ def build_training_set(
     # are what its maintainer rejects: they become reviewed negatives for relevance too.
     rejected = _merge(
         [
-            [e for e in novel_negative if e.key() not in relevant_keys],
-            [e for e in collect("rejected", recipe.rejected, False) if e.key() not in relevant_keys],
+            (False, [e for e in novel_negative if e.key() not in relevant_keys]),
+            (False, [e for e in collect("rejected", recipe.rejected, False) if e.key() not in relevant_keys]),
         ]
     )
     listed = relevant + rejected + novel_positive + novel_negative
