@@ -49,7 +49,10 @@ def main() -> None:
     total = len(data.relevant) + len(data.unlabeled)
     started, cpu = time.perf_counter(), _cpu_seconds()
     model = CatalogueModel.train(
-        "bench", data, keys, Hyper(analyzer=args.analyzer, cues=preset.cues, exclusive=preset.exclusive)
+        "bench",
+        data,
+        keys,
+        Hyper(analyzer=args.analyzer, cues=preset.cues, exclusive=preset.exclusive, required=preset.required),
     )
     train_s, train_cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     print(

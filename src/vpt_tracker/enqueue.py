@@ -282,6 +282,7 @@ def _hyper(
         recall_target=recall_target(settings, catalogue_name),
         cues=preset.cues if preset is not None else CueSet(),
         exclusive=preset.exclusive if preset is not None else (),
+        required=preset.required if preset is not None else (),
     )
 
 

@@ -142,11 +142,14 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     )
     card = json.loads((tmp_path / "classifiers" / "vlm" / "model-card.json").read_text(encoding="utf-8"))
     assert card["preset"] == "generalizable-vlm" and card["counts"]["relevant"] == 29
-    # One modality badge per paper, weighed by the list's shares (its entries without an abstract
-    # in this store count too).
-    assert card["hyperparameters"]["exclusive"] == [["text", "image", "image-text"]]
+    # Exactly one modality badge per paper, weighed by the list's shares (its entries without an
+    # abstract in this store count too).
+    modality = [["text", "image", "image-text"]]
+    assert card["hyperparameters"]["exclusive"] == card["hyperparameters"]["required"] == modality
     assert card["counts"]["labelled_entries_without_abstract"] > 0 and card["label_prior_shift"]
-    assert "one label of text, image, image-text per paper; odds weighed by the list's shares: " in out
+    assert (
+        "exactly one label of text, image, image-text per paper; odds weighed by the list's shares: " in out
+    )
 
     code, out, err = run(tmp_path, "classify", "evaluate", "vlm", "--folds", "3", "--json", db_url=db_url)
     assert code == 0, err

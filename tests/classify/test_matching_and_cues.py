@@ -354,10 +354,66 @@ def test_the_prior_shift_weighs_a_label_by_how_often_the_list_carries_it(
         )
 
 
-def test_presets_name_their_exclusive_groups(tmp_path: Path) -> None:
-    assert load_preset("generalizable-vlm").exclusive == (("text", "image", "image-text"),)
-    assert load_preset("awesome-vpt").exclusive == ()
+def test_presets_name_their_exclusive_and_required_groups(tmp_path: Path) -> None:
+    modality = ("text", "image", "image-text")
+    assert (
+        load_preset("generalizable-vlm").exclusive == load_preset("generalizable-vlm").required == (modality,)
+    )
+    kinds = ("vp-fixed", "vp-learnable", "vp-generated", "vpt-learnable", "vpt-generated")
+    assert load_preset("prompt-adaptation").required == (kinds,)  # the VP and VPT tables
+    assert load_preset("prompt-adaptation").exclusive == (kinds,)  # exactly one is at most one
+    assert load_preset("awesome-vpt").exclusive == load_preset("awesome-vpt").required == ()
     text = (Path(__file__).parents[2] / "classifiers" / "generalizable-vlm.toml").read_text()
-    (tmp_path / "broken.toml").write_text(text.replace('["modality"]', '["modalities"]'))
-    with pytest.raises(UserError, match=r"broken\.toml: exclusive group 'modalities' has no labels"):
-        load_preset("broken", tmp_path)
+    for kind in ("required", "exclusive"):
+        broken = text.replace('required_groups = ["modality"]', f'{kind}_groups = ["modalities"]')
+        (tmp_path / "broken.toml").write_text(broken)
+        with pytest.raises(UserError, match=rf"broken\.toml: {kind} group 'modalities' has no labels"):
+            load_preset("broken", tmp_path)
+
+
+def test_a_required_group_proposes_its_likeliest_label_when_none_passes(
+    model: CatalogueModel, relevant: list[Example], tmp_path: Path
+) -> None:
+    """prompt-adaptation has no table for a paper without a prompt kind: one is always proposed."""
+    group = ("pixel", "token")
+    exclusive = replace(model, exclusive=(group,))
+    required = replace(model, exclusive=(group,), required=(group,))
+    before, after = exclusive.score(relevant), required.score(relevant)
+    filled = [i for i, s in enumerate(before) if not set(group) & set(s.proposed_labels)]
+    assert filled and len(filled) < len(relevant)  # the fixture model proposes no level for some papers
+    for i, (was, now) in enumerate(zip(before, after, strict=True)):
+        if i in filled:
+            likeliest = max(group, key=lambda key: was.labels[key])
+            assert now.proposed_labels == [*was.proposed_labels, likeliest]
+        else:
+            assert now.proposed_labels == was.proposed_labels
+    required.save(tmp_path / "m")
+    assert CatalogueModel.load(tmp_path / "m").required == (group,)
+    # a label its cue proposed counts; a group with no model stays empty
+    assert required.one_per_group(["token"], {"pixel": 0.9}) == ["token"]
+    assert replace(required, required=(("privacy", "fairness"),)).one_per_group([], {"pixel": 0.9}) == []
+
+
+def test_a_paper_with_no_label_of_a_required_group_is_unlabelled_for_it(
+    training: TrainingSet, hyper: Hyper
+) -> None:
+    """A related list that can say "pixel-level" but not "token-level" is silent, not saying "no"."""
+    keys = ["pixel", "token", "test-time"]
+    silent = Example("a", "b", labels=("test-time",), label_scope=frozenset({"pixel", "test-time"}))
+    assert silent.silent_on([("pixel", "token")], keys).label_scope == frozenset({"test-time"})
+    assert Example("a", "b").silent_on([("pixel", "token")], keys).label_scope == frozenset({"test-time"})
+    said = Example("a", "b", labels=("token",))
+    assert said.silent_on([("pixel", "token")], keys) is said
+    # in training, only papers with a level teach the level models
+    with_level = sum(bool({"pixel", "token"} & set(e.labels)) for e in training.relevant if e.has_abstract)
+    plain = CatalogueModel.train("p", training, keys, hyper)
+    required = CatalogueModel.train("r", training, keys, replace(hyper, required=(("pixel", "token"),)))
+
+    def rows(model: CatalogueModel, key: str) -> int:
+        return int(model.card["cv_metrics_in_training"]["labels"][key]["papers"])
+
+    assert rows(required, "pixel") == with_level < rows(plain, "pixel")
+    # among papers with a level, "token" has too few negatives for a model: 5 of 7 carry it
+    assert required.card["untrained_labels"]["token"].endswith(f"of {with_level} relevant papers carry it")
+    assert "token" in plain.labels
+    assert rows(required, "test-time") == rows(plain, "test-time")

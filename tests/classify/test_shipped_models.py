@@ -43,7 +43,7 @@ def test_shipped_model_loads_and_ranks(
     assert listed > others
 
 
-def test_shipped_generalizable_model_proposes_one_modality(
+def test_shipped_generalizable_model_proposes_exactly_one_modality(
     relevant: list[Example], unlabeled: list[Example]
 ) -> None:
     """Two modality labels often pass their thresholds; the list shows one badge per entry."""
@@ -52,7 +52,22 @@ def test_shipped_generalizable_model_proposes_one_modality(
     assert model.exclusive == (modality,) and model.prior_shift["image-text"] > 1 > model.prior_shift["text"]
     scores = model.score(relevant + unlabeled)
     both = [s for s in scores if sum(s.labels[key] >= model.labels[key].threshold for key in s.labels) > 1]
-    assert both and all(sum(key in modality for key in s.proposed_labels) <= 1 for s in scores)
+    none = [s for s in scores if not any(s.labels[key] >= model.labels[key].threshold for key in s.labels)]
+    # two pass for some papers, none for others; every entry of the list shows exactly one badge
+    assert both and none and all(sum(key in modality for key in s.proposed_labels) == 1 for s in scores)
+
+
+def test_shipped_adaptation_model_proposes_one_prompt_kind(
+    relevant: list[Example], unlabeled: list[Example]
+) -> None:
+    """prompt-adaptation files every paper in its VP or VPT table: without a kind it has no place."""
+    model = CatalogueModel.load(presets_dir() / "prompt-adaptation")
+    preset = load_preset("prompt-adaptation")
+    assert model.required == preset.required
+    (kinds,) = preset.required
+    for score in model.score(relevant + unlabeled):
+        assert sum(key in kinds for key in score.proposed_labels) == 1
+        assert preset.section_for(list(score.proposed_labels)) is not None
 
 
 @pytest.mark.parametrize("preset", ["awesome-vpt", "prompt-adaptation"])

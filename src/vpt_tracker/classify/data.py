@@ -12,7 +12,7 @@ import json
 import random
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,20 @@ class Example:
     def key(self) -> str:
         """A stable identity for de-duplication: the arXiv id, else the folded title."""
         return (self.id and arxiv_id(self.id)) or title_key(self.title)
+
+    def silent_on(self, groups: Sequence[Sequence[str]], label_keys: Sequence[str]) -> Example:
+        """This example, unlabelled for each group it carries none of (see `label_scope`).
+
+        For a group of which every entry carries exactly one label (a preset's
+        `required_groups`), a paper with none of them was not labelled for the group: a
+        related list that can say "pixel-level" but not "token-level" is silent about the
+        prompt kind of its other papers, not saying "no kind".
+        """
+        silent = {key for group in groups if not set(group) & set(self.labels) for key in group}
+        if not silent:
+            return self
+        scope = frozenset(label_keys) if self.label_scope is None else self.label_scope
+        return replace(self, label_scope=scope - silent)
 
 
 @dataclass

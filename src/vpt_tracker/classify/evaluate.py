@@ -85,6 +85,8 @@ def evaluate(
     hyper = hyper or Hyper()
     if folds < 2:
         raise UserError("--folds must be at least 2")
+    # A paper with no label of a required group is unlabelled for it, here as in training.
+    data = replace(data, relevant=[e.silent_on(hyper.required, label_keys) for e in data.relevant])
     relevant = [e for e in data.relevant if e.has_abstract]
     if len(relevant) < folds * 2:
         raise UserError(
@@ -189,10 +191,12 @@ def exclusive_on_titles(
     hash) is scored by a model whose label shares (`label_prior_shift`) come from the other
     half alone, so that no entry weighs its own label. Micro-F1 over the groups' labels, for
     the model's proposals and for three other rules: every label that passes its threshold
-    (as if the group were not exclusive), the most probable of those, and the other half's
-    most frequent label. None without exclusive groups or with too few such entries.
+    (as if the group were not exclusive), the most probable of those (of all, for a required
+    group with none above), and the other half's most frequent label. None without exclusive
+    groups or with too few such entries.
     """
-    grouped = {key for group in hyper.exclusive for key in group}
+    groups = tuple(dict.fromkeys(hyper.exclusive + hyper.required))
+    grouped = {key for group in groups for key in group}
     entries = [e for e in data.entries_without_abstract if grouped.intersection(e.labels)]
     halves = [[e for e in entries if fold_of(e, 2, hyper.seed) == half] for half in (0, 1)]
     if not grouped or not all(halves):
@@ -205,7 +209,7 @@ def exclusive_on_titles(
         unweighed = replace(model, prior_shift={})
         majority = {
             Counter(key for e in other for key in e.labels if key in group).most_common(1)[0][0]
-            for group in hyper.exclusive
+            for group in groups
             if any(key in e.labels for e in other for key in group)
         }
         for entry, score in zip(test, model.score(test), strict=True):

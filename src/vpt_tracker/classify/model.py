@@ -76,8 +76,11 @@ class Hyper:
     ngram_max: int = 2
     analyzer: str = "word"  # "word" or "char_wb"
     cues: CueSet = field(default_factory=CueSet)  # fixed phrase features (the preset's `[cues]`)
-    # Label groups of which an entry carries at most one (the preset's `exclusive_groups`).
+    # Label groups of which an entry carries at most one (the preset's `exclusive_groups`,
+    # and its required groups).
     exclusive: tuple[tuple[str, ...], ...] = ()
+    # Label groups of which an entry carries exactly one (the preset's `required_groups`).
+    required: tuple[tuple[str, ...], ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """The knobs as JSON-able data, for the model card."""
@@ -186,6 +189,7 @@ class CatalogueModel:
     card: dict[str, Any] = field(default_factory=dict)
     cues: CueSet = field(default_factory=CueSet)
     exclusive: tuple[tuple[str, ...], ...] = ()  # see `Hyper.exclusive`
+    required: tuple[tuple[str, ...], ...] = ()  # see `Hyper.required`
     # Per label of an exclusive group: odds ratio of its share among all the list's entries
     # to its share among the papers its model learned from (`label_prior_shift`).
     prior_shift: dict[str, float] = field(default_factory=dict)
@@ -211,7 +215,7 @@ class CatalogueModel:
     def _train(
         cls, name: str, data: TrainingSet, label_keys: Sequence[str], hyper: Hyper, *, with_novel: bool
     ) -> CatalogueModel:
-        relevant = [e for e in data.relevant if e.has_abstract]
+        relevant = [e.silent_on(hyper.required, label_keys) for e in data.relevant if e.has_abstract]
         if len(relevant) < MIN_POSITIVES:
             raise UserError(
                 f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts; at least "
@@ -259,11 +263,11 @@ class CatalogueModel:
             )
             scorer.threshold = f1_threshold(label_oof, target)
             label_models[key] = scorer
-            label_metrics[key] = prf(label_oof >= scorer.threshold, target == 1)
+            # `papers`: those that can say yes or no about it (`Example.knows_label`)
+            label_metrics[key] = prf(label_oof >= scorer.threshold, target == 1) | {"papers": len(rows)}
         metrics["labels"] = label_metrics
-        prior_shift = label_prior_shift(
-            hyper.exclusive, relevant, data.entries_without_abstract, label_models
-        )
+        exclusive = tuple(dict.fromkeys(hyper.exclusive + hyper.required))  # exactly one is at most one
+        prior_shift = label_prior_shift(exclusive, relevant, data.entries_without_abstract, label_models)
 
         novel: LinearScorer | None = None
         if with_novel and min(len(data.novel_positive), len(data.novel_negative)) >= MIN_NOVEL_EXAMPLES:
@@ -297,7 +301,8 @@ class CatalogueModel:
             labels=label_models,
             base_to_novel=novel,
             cues=hyper.cues,
-            exclusive=hyper.exclusive,
+            exclusive=exclusive,
+            required=hyper.required,
             prior_shift=prior_shift,
         )
         model.card = {
@@ -324,7 +329,13 @@ class CatalogueModel:
                 "exclusive_groups": (
                     "of each group in hyperparameters.exclusive, only one proposed label: the one with "
                     "the highest odds times its label_prior_shift"
-                    if hyper.exclusive
+                    + (
+                        "; of each group in hyperparameters.required, that label also when none passes "
+                        "its threshold (a relevant paper with none of its labels is unlabelled for them)"
+                        if hyper.required
+                        else ""
+                    )
+                    if exclusive
                     else "none"
                 ),
                 "labels_without_model": (
@@ -497,19 +508,26 @@ class CatalogueModel:
         return results
 
     def one_per_group(self, proposed: list[str], probs: dict[str, float]) -> list[str]:
-        """Of an exclusive group's proposed labels, only the most likely one.
+        """Of an exclusive group's proposed labels, only the most likely one; of a required
+        group with none proposed, its most likely label with a model.
 
         Each label's model is one-vs-rest, so two of a group can both pass their thresholds;
         but the list shows one modality badge per entry, and two would be rendered side by
         side. "Most likely" weighs each label's odds by its `prior_shift`: how much more often
         the list carries it than the papers its model learned from. A label proposed by its
-        cue (no probability) yields to one with a model.
+        cue (no probability) yields to one with a model. A required group's label is what
+        places an entry (prompt-adaptation has no table for a paper without a prompt kind), so
+        a candidate without one could not be accepted as proposed.
         """
         for group in self.exclusive:  # none for most presets: nothing runs per paper
             rivals = [key for key in proposed if key in group]
             if len(rivals) > 1:
                 best = max(rivals, key=lambda key: self._weighed_odds(key, probs))
                 proposed = [key for key in proposed if key not in group or key == best]
+        for group in self.required:
+            modelled = [key for key in group if key in probs]
+            if modelled and not set(group) & set(proposed):
+                proposed = [*proposed, max(modelled, key=lambda key: self._weighed_odds(key, probs))]
         return proposed
 
     def _weighed_odds(self, key: str, probs: dict[str, float]) -> float:
@@ -569,6 +587,7 @@ class CatalogueModel:
             "base_to_novel": self.base_to_novel,
             "cues": self.cues,
             "exclusive": self.exclusive,
+            "required": self.required,
             "prior_shift": self.prior_shift,
         }
         tmp_model = directory / (MODEL_FILE + ".tmp")
@@ -619,6 +638,7 @@ class CatalogueModel:
             card=card,
             cues=payload.get("cues") or CueSet(),
             exclusive=payload.get("exclusive", ()),
+            required=payload.get("required", ()),
             prior_shift=payload.get("prior_shift", {}),
         )
 

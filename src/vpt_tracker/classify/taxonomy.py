@@ -28,6 +28,11 @@ cell). A section path may use `{year}`, filled from the new entry's year.
 `exclusive_groups = ["modality"]` names label groups of which an entry carries at most one
 label (the generalizable-vlm list shows one modality badge per entry): the model then
 proposes one label of such a group (see `CatalogueModel.one_per_group`).
+`required_groups = ["prompt kind"]` names groups of which every entry carries exactly one
+label (prompt-adaptation files each paper in its VP or VPT table, by prompt kind): such a
+group is exclusive too, and the model proposes its likeliest label when none passes its
+threshold. A paper that carries none of its labels was not labelled for it (a related list
+that can only say "pixel-level"), so it is neither a positive nor a negative for them.
 
 An optional `[cues]` table adds fixed phrase features to some of the catalogue's models
 (see `classify/cues.py`)::
@@ -90,8 +95,11 @@ class Preset:
     title: str = ""
     requires_base_to_novel: bool = False
     cues: CueSet = field(default_factory=CueSet)
-    # Label keys per group of which an entry carries at most one (`exclusive_groups`).
+    # Label keys per group of which an entry carries at most one (`exclusive_groups`, and
+    # the required groups).
     exclusive: tuple[tuple[str, ...], ...] = ()
+    # Label keys per group of which an entry carries exactly one (`required_groups`).
+    required: tuple[tuple[str, ...], ...] = ()
     _specs: list[_LabelSpec] = field(default_factory=list, repr=False)
     _placements: list[tuple[list[str], list[str]]] = field(default_factory=list, repr=False)
 
@@ -203,12 +211,8 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
             placements.append((list(place["labels"]), list(place["section"])))
     except KeyError as exc:
         raise UserError(f"preset {path} misses the key {exc.args[0]!r}") from None
-    exclusive = []
-    for group in data.get("exclusive_groups", []):
-        members = tuple(s.label.key for s in specs if s.label.group == group)
-        if not members:
-            raise UserError(f"preset {path}: exclusive group {group!r} has no labels")
-        exclusive.append(members)
+    required = _groups(data, "required", specs, path)
+    exclusive = tuple(dict.fromkeys(_groups(data, "exclusive", specs, path) + required))
     try:
         cues = replace(CueSet.from_config(data.get("cues")), label_cues=tuple(label_cues))
     except UserError as exc:
@@ -219,7 +223,21 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
         title=data.get("title", ""),
         requires_base_to_novel=bool(data.get("requires_base_to_novel", False)),
         cues=cues,
-        exclusive=tuple(exclusive),
+        exclusive=exclusive,
+        required=required,
         _specs=specs,
         _placements=placements,
     )
+
+
+def _groups(
+    data: dict[str, Any], kind: str, specs: list[_LabelSpec], path: Path
+) -> tuple[tuple[str, ...], ...]:
+    """The label keys of each group named by `<kind>_groups` (exclusive or required)."""
+    groups = []
+    for group in data.get(f"{kind}_groups", []):
+        members = tuple(s.label.key for s in specs if s.label.group == group)
+        if not members:
+            raise UserError(f"preset {path}: {kind} group {group!r} has no labels")
+        groups.append(members)
+    return tuple(groups)

@@ -121,7 +121,10 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
     shift = model.prior_shift
     for group in model.exclusive:
         weights = ", ".join(f"{key} x{shift[key]:.2f}" for key in group if key in shift) or "none"
-        click.echo(f"one label of {', '.join(group)} per paper; odds weighed by the list's shares: {weights}")
+        how_many = "exactly one" if group in model.required else "one"
+        click.echo(
+            f"{how_many} label of {', '.join(group)} per paper; odds weighed by the list's shares: {weights}"
+        )
 
 
 @classify_group.command("score")
