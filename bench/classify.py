@@ -52,7 +52,7 @@ def main() -> None:
         "bench",
         data,
         keys,
-        Hyper(analyzer=args.analyzer, cues=preset.cues, exclusive=preset.exclusive, required=preset.required),
+        Hyper.for_preset(preset, analyzer=args.analyzer),
     )
     train_s, train_cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     print(

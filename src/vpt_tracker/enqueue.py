@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.catalogue.service import get_catalogue
-from vpt_tracker.classify.cues import CueSet
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, replay
 from vpt_tracker.classify.model import MODEL_FILE, CatalogueModel, Explanation, Hyper
@@ -275,14 +274,9 @@ def training_set(
 def _hyper(
     settings: Settings, catalogue_name: str, preset: Preset | None, *, seed: int, folds: int = 5
 ) -> Hyper:
-    """Training knobs: the catalogue's recall target and its preset's cue features."""
-    return Hyper(
-        folds=folds,
-        seed=seed,
-        recall_target=recall_target(settings, catalogue_name),
-        cues=preset.cues if preset is not None else CueSet(),
-        exclusive=preset.exclusive if preset is not None else (),
-        required=preset.required if preset is not None else (),
+    """Training knobs: the catalogue's recall target and its preset's cues and label groups."""
+    return Hyper.for_preset(
+        preset, folds=folds, seed=seed, recall_target=recall_target(settings, catalogue_name)
     )
 
 

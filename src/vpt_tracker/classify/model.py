@@ -49,6 +49,7 @@ from vpt_tracker.classify.calibration import (
 from vpt_tracker.classify.cues import CueReader, CueSet
 from vpt_tracker.classify.data import Example, TrainingSet, sample
 from vpt_tracker.classify.rules import RuleSet
+from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import Scores
 
@@ -81,6 +82,13 @@ class Hyper:
     exclusive: tuple[tuple[str, ...], ...] = ()
     # Label groups of which an entry carries exactly one (the preset's `required_groups`).
     required: tuple[tuple[str, ...], ...] = ()
+
+    @classmethod
+    def for_preset(cls, preset: Preset | None, **knobs: Any) -> Hyper:
+        """`knobs` plus what a catalogue's preset sets: its cue features and label groups."""
+        if preset is None:
+            return cls(**knobs)
+        return cls(cues=preset.cues, exclusive=preset.exclusive, required=preset.required, **knobs)
 
     def describe(self) -> dict[str, Any]:
         """The knobs as JSON-able data, for the model card."""

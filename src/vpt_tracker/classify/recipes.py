@@ -595,13 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %s", name, data.counts())
         preset = load_preset(name)
         keys = [label.key for label in preset.labels]
-        hyper = Hyper(
-            folds=args.folds,
-            seed=args.seed,
-            cues=preset.cues,
-            exclusive=preset.exclusive,
-            required=preset.required,
-        )
+        hyper = Hyper.for_preset(preset, folds=args.folds, seed=args.seed)
         report = evaluate(name, data, keys, hyper, folds=args.folds)
         model = CatalogueModel.train(name, data, keys, hyper)
         model.card["preset"] = name
