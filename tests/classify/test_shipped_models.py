@@ -157,7 +157,7 @@ def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Pa
     adaptation, _ = build_training_set(RECIPES["prompt-adaptation"], lists, pool, unlabeled=10)
 
     def labels(data: TrainingSet, title: str) -> set[str]:
-        return set(next(e for e in data.relevant if e.title.startswith(title)).labels)
+        return set(next(e for e in data.relevant if e.title.lower().startswith(title.lower())).labels)
 
     # Visual Prompt Tuning sits under Token-Level only: JindongGu's CLIP section ("multi-modality",
     # "patch-wise" → pixel) must not add to it, in either preset's terms
@@ -170,6 +170,17 @@ def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Pa
     assert labels(adaptation, "E^2VPT") == {"vpt-learnable"}
     # jianghaojun lists this one without a level badge, synbol under prompt tokens: both count
     assert "vpt-learnable" in labels(adaptation, "Instance-aware Dynamic Prompt Tuning")
+    # A related list's heading or badge gives only the label it means: ttengwang's
+    # "continual-learning" badge is not test-time adaptation, and the rows under JindongGu's
+    # CLIP heading that prompt a ViT (L2P, DualPrompt) are not multi-modality
+    for data, test_time, multi_modal in (
+        (vpt, "test-time", "multi-modality"),
+        (adaptation, "test-time", "multi-modal"),
+    ):
+        for title in ("Learning to Prompt for Continual Learning", "DualPrompt"):
+            assert not {test_time, multi_modal} & labels(data, title)
+        assert test_time in labels(data, "O-TPT")  # a related list's test-time heading
+        assert multi_modal in labels(data, "Conditional Prompt Learning")
 
 
 def test_a_label_map_needle_may_span_headings() -> None:

@@ -162,7 +162,8 @@ _VPT_RELATED_LABELS = (
     ("embedding level", "token"),
     ("test-time", "test-time"),
     ("test time", "test-time"),
-    ("continual", "test-time"),
+    # Not "continual": continual learning (L2P, DualPrompt) is not test-time adaptation; the
+    # prompt-adaptation list keeps them apart ("PA under Constrained Learning").
     # badges of the PETL lists for prompts that meet text (CLIP-style), as the own list's
     # "VPT in Multimodality" section: "Text Prompt", "Joint Prompt", "CrossModal", "MultiModal Prompt"
     ("text prompt", "multi-modality"),
@@ -170,6 +171,11 @@ _VPT_RELATED_LABELS = (
     ("crossmodal", "multi-modality"),
     ("cross modal", "multi-modality"),
     ("multimodal prompt", "multi-modality"),
+)
+_JINDONGGU_LABELS = (
+    ("patch-wise", "pixel"),  # "Visual patch-wise prompts"
+    ("robust", "robustness"),
+    ("test-time", "test-time"),
 )
 _VPT_RELATED = (
     ListSource(
@@ -193,12 +199,17 @@ _VPT_RELATED = (
     ListSource(
         "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md",
         sections=("CLIP",),
-        label_map=(
-            ("image-text matching", "multi-modality"),  # the section: every row prompts CLIP
-            ("patch-wise", "pixel"),  # "Visual patch-wise prompts"
-            ("robust", "robustness"),
-            ("test-time", "test-time"),
-        ),
+        exclude_sections=("Applications",),
+        # Every other row under the CLIP heading prompts CLIP.
+        label_map=(("image-text matching", "multi-modality"), *_JINDONGGU_LABELS),
+    ),
+    # Its "Applications & Responsible AI" rows under the CLIP heading mix CLIP prompt learners
+    # (TPT, DenseCLIP) with prompts for a ViT or a CNN (L2P, DualPrompt, DePT, Segment
+    # Anything): silent on multi-modality there.
+    ListSource(
+        "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md",
+        sections=("CLIP) > Applications",),
+        label_map=_JINDONGGU_LABELS,
     ),
     ListSource(
         "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
