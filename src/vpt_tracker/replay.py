@@ -28,6 +28,7 @@ import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,6 +86,21 @@ class ServedRequest:
     at: float
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server that does not print a traceback when a client hangs up.
+
+    Faults make clients time out or reset on purpose (and a fetcher may give up mid-body), so
+    a reset or a broken pipe is expected here, not a server error; anything else still prints.
+    """
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class ReplayServer:
     """`with ReplayServer(root) as server:` serves on `server.base_url` until the block ends."""
 
@@ -117,8 +133,7 @@ class ReplayServer:
 
     def start(self) -> ReplayServer:
         handler = type("Handler", (_Handler,), {"replay": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = QuietHTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.05},

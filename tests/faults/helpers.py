@@ -3,13 +3,12 @@ source at a local server, and a snapshot of the store that two runs can be compa
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from vpt_tracker.config import (
     Settings,
     SourcesConfig,
 )
+from vpt_tracker.replay import QuietHTTPServer
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, CursorRow, PaperRow, SightingRow
 
@@ -116,16 +116,6 @@ def snapshot(engine: Engine) -> Snapshot:
     return Snapshot(papers, sightings, candidates, cursors)
 
 
-class QuietServer(ThreadingHTTPServer):
-    """A test server whose clients hang up on purpose (timeouts, resets): those are expected,
-    so they are not printed as tracebacks; anything else still is."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
 @dataclass
 class PayloadServer:
     """Serves `body` (with `status` and `content_type`) for every GET; change them between requests."""
@@ -159,8 +149,7 @@ def payload_server() -> Iterator[PayloadServer]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = QuietServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     state.base_url = f"http://127.0.0.1:{server.server_address[1]}"

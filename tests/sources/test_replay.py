@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
+import pytest
 
-from vpt_tracker.replay import Fault, ReplayServer
+from vpt_tracker.replay import Fault, QuietHTTPServer, ReplayServer
 
 
 def test_routes_every_source(replay: ReplayServer) -> None:
@@ -53,3 +55,23 @@ def test_index_entries_match_on_the_params_they_name(tmp_path: Path) -> None:
         hit = http.get(server.urls()["arxiv_api"], params={"id_list": "1"})
         assert (hit.status_code, hit.text) == (400, "<a/>")
         assert http.get(server.urls()["arxiv_api"], params={"id_list": "2"}).text == "<b/>"
+
+
+def test_a_client_hanging_up_is_not_reported_as_a_server_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Timeouts and resets are what the faults are for: the server prints no traceback for a
+    client that hangs up (a reset, a broken pipe), and still prints one for anything else."""
+    server = QuietHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    try:
+        for error in (ConnectionResetError(104, "reset by peer"), BrokenPipeError(32, "broken pipe")):
+            try:
+                raise error
+            except OSError:
+                server.handle_error(None, ("127.0.0.1", 1))
+        assert capsys.readouterr().err == ""
+        try:
+            raise ValueError("a bug in a handler")
+        except ValueError:
+            server.handle_error(None, ("127.0.0.1", 1))
+        assert "ValueError: a bug in a handler" in capsys.readouterr().err
+    finally:
+        server.server_close()
