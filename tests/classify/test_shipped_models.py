@@ -156,8 +156,11 @@ def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Pa
     vpt, _ = build_training_set(RECIPES["awesome-vpt"], lists, pool, unlabeled=10)
     adaptation, _ = build_training_set(RECIPES["prompt-adaptation"], lists, pool, unlabeled=10)
 
+    def example(data: TrainingSet, title: str) -> Example:
+        return next(e for e in data.relevant if e.title.lower().startswith(title.lower()))
+
     def labels(data: TrainingSet, title: str) -> set[str]:
-        return set(next(e for e in data.relevant if e.title.lower().startswith(title.lower())).labels)
+        return set(example(data, title).labels)
 
     # Visual Prompt Tuning sits under Token-Level only: JindongGu's CLIP section ("multi-modality",
     # "patch-wise" → pixel) must not add to it, in either preset's terms
@@ -179,8 +182,14 @@ def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Pa
     ):
         for title in ("Learning to Prompt for Continual Learning", "DualPrompt"):
             assert not {test_time, multi_modal} & labels(data, title)
+            # still a test-time negative: silence there is about multi-modality only
+            scope = example(data, title).label_scope
+            assert scope is not None and test_time in scope
         assert test_time in labels(data, "O-TPT")  # a related list's test-time heading
         assert multi_modal in labels(data, "Conditional Prompt Learning")
+    # Segment Anything sits only there: silent on multi-modality, still "not pixel-level"
+    scope = example(vpt, "Segment Anything").label_scope
+    assert scope is not None and "pixel" in scope and "multi-modality" not in scope
 
 
 def test_a_label_map_needle_may_span_headings() -> None:
@@ -210,6 +219,30 @@ def test_a_label_map_needle_may_span_headings() -> None:
     assert source.labels(learnable, preset) == ["vp-learnable"]
     assert source.labels(generated, preset) == ["vp-generated"]
     assert source.decides and not replace(source, same_list=False).decides
+
+
+def test_a_list_may_be_silent_on_a_label_under_one_heading() -> None:
+    """Rows under a `silent_under` heading neither carry the label nor deny it; the rest do."""
+    markdown = """# List
+## Prompting CLIP
+| Title | Comment |
+| --- | --- |
+| [A CLIP One](https://arxiv.org/abs/2000.00001) | Visual patch-wise prompts |
+### Applications
+| Title | Comment |
+| --- | --- |
+| [A ViT One](https://arxiv.org/abs/2000.00002) | Visual patch-wise prompts |
+"""
+    source = ListSource(
+        "synthetic.md",
+        label_map=(("prompting clip", "multi-modality"), ("patch-wise", "pixel")),
+        silent_under=(("Applications", "multi-modality"),),
+    )
+    preset = load_preset("awesome-vpt")
+    clip, vit = parse(markdown).entries
+    assert source.labels(clip, preset) == ["multi-modality", "pixel"]
+    assert source.labels(vit, preset) == ["pixel"]
+    assert source.silent_on(vit) == {"multi-modality"} and not source.silent_on(clip)
 
 
 def test_results_table_is_read_under_its_heading_path() -> None:

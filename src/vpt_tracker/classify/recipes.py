@@ -52,7 +52,9 @@ class ListSource:
     papers with reported results (by short name or paper link); only the entries it lists
     are used, and the others are unknown (`Matched.unlisted`). `same_list`: an earlier form of
     the preset's own list under another taxonomy, mapped by `label_map`: its sections decide
-    the labels they can express, as the own list's do (see `_merge`).
+    the labels they can express, as the own list's do (see `_merge`). `silent_under`: (heading
+    substring, label) pairs: under such a heading the list says nothing about the label, so its
+    entries there neither carry it nor deny it (their `label_scope` leaves it out).
     """
 
     file: str
@@ -63,6 +65,7 @@ class ListSource:
     preset_labels: bool = False
     results_table: str = ""
     same_list: bool = False
+    silent_under: tuple[tuple[str, str], ...] = ()
 
     @property
     def decides(self) -> bool:
@@ -87,7 +90,19 @@ class ListSource:
         path = [part.lower() for part in entry.section_path]
         haystack = path + [" > ".join(path)] + [b.lower() for b in entry.badges]
         haystack += [v.lower() for v in entry.cells.values()]
-        return sorted({label for needle, label in self.label_map if any(needle in h for h in haystack)})
+        silent = self.silent_on(entry)
+        return sorted(
+            {
+                label
+                for needle, label in self.label_map
+                if label not in silent and any(needle in h for h in haystack)
+            }
+        )
+
+    def silent_on(self, entry: ParsedEntry) -> frozenset[str]:
+        """The labels this list says nothing about where `entry` sits (`silent_under`)."""
+        path = " > ".join(entry.section_path).lower()
+        return frozenset(label for heading, label in self.silent_under if heading.lower() in path)
 
 
 @dataclass(frozen=True)
@@ -172,11 +187,6 @@ _VPT_RELATED_LABELS = (
     ("cross modal", "multi-modality"),
     ("multimodal prompt", "multi-modality"),
 )
-_JINDONGGU_LABELS = (
-    ("patch-wise", "pixel"),  # "Visual patch-wise prompts"
-    ("robust", "robustness"),
-    ("test-time", "test-time"),
-)
 _VPT_RELATED = (
     ListSource(
         "jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md",
@@ -199,17 +209,15 @@ _VPT_RELATED = (
     ListSource(
         "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md",
         sections=("CLIP",),
-        exclude_sections=("Applications",),
-        # Every other row under the CLIP heading prompts CLIP.
-        label_map=(("image-text matching", "multi-modality"), *_JINDONGGU_LABELS),
-    ),
-    # Its "Applications & Responsible AI" rows under the CLIP heading mix CLIP prompt learners
-    # (TPT, DenseCLIP) with prompts for a ViT or a CNN (L2P, DualPrompt, DePT, Segment
-    # Anything): silent on multi-modality there.
-    ListSource(
-        "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md",
-        sections=("CLIP) > Applications",),
-        label_map=_JINDONGGU_LABELS,
+        label_map=(
+            ("image-text matching", "multi-modality"),  # the heading: its rows prompt CLIP, but…
+            ("patch-wise", "pixel"),  # "Visual patch-wise prompts"
+            ("robust", "robustness"),
+            ("test-time", "test-time"),
+        ),
+        # …its "Applications & Responsible AI" rows mix CLIP prompt learners (TPT, DenseCLIP)
+        # with prompts for a ViT or a CNN (L2P, DualPrompt, DePT, Segment Anything).
+        silent_under=(("Applications & Responsible AI", "multi-modality"),),
     ),
     ListSource(
         "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
@@ -291,7 +299,12 @@ def _related_for_adaptation(source: ListSource) -> ListSource:
         for needle, key in source.label_map
         if key in _ADAPTATION_FROM_RELATED
     )
-    return replace(source, label_map=translated + _ADAPTATION_RELATED_EXTRA)
+    silent = tuple(
+        (heading, _ADAPTATION_FROM_RELATED[key])
+        for heading, key in source.silent_under
+        if key in _ADAPTATION_FROM_RELATED
+    )
+    return replace(source, label_map=translated + _ADAPTATION_RELATED_EXTRA, silent_under=silent)
 
 
 def _adaptation_source(file: str) -> ListSource:
@@ -408,11 +421,13 @@ def match_entries(
     preset's maintainer admits.
 
     A related list's `label_scope` is the labels its map gave to at least one of its entries:
-    a list without, say, a test-time section says nothing about test-time (see `Example`).
+    a list without, say, a test-time section says nothing about test-time (see `Example`); an
+    entry under a `silent_under` heading leaves out the labels the list is silent on there.
     """
     document = _read_list(lists_dir / source.file)
     names, links = results_table(document, source.results_table) if source.results_table else (None, None)
     found = Matched()
+    silent: list[frozenset[str]] = []  # per example of found.examples: see ListSource.silent_under
     for entry in document.entries:
         if not source.keeps(entry):
             continue
@@ -439,9 +454,13 @@ def match_entries(
             found.unlisted.append(example)
         else:
             found.examples.append(example)
+            silent.append(source.silent_on(entry))
     if with_labels and not (source.own or source.preset_labels):
         scope = frozenset(label for example in found.examples for label in example.labels)
-        found.examples = [replace(example, label_scope=scope) for example in found.examples]
+        found.examples = [
+            replace(example, label_scope=scope - quiet)
+            for example, quiet in zip(found.examples, silent, strict=True)
+        ]
     return found
 
 
