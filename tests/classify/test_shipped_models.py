@@ -15,6 +15,7 @@ from vpt_tracker.classify.recipes import (
     RECIPES,
     SAYS_BASE_TO_NOVEL,
     ListSource,
+    about_vision_prompts,
     build_training_set,
     load_pool,
     results_table,
@@ -103,6 +104,8 @@ def test_recipes_match_the_shared_lists(shared_dir: Path) -> None:
     assert "SLIP: Self-Supervision Meets Language-Image Pre-training" not in titles
     assert "Prompt-to-Prompt Image Editing with Cross-Attention Control" not in titles  # text-to-image
     assert "HyperPrompt: Prompt-based Task-Conditioning of Transformers" not in titles  # NLP
+    # an LLM paper whose only "vision" word was "objectives" (BWLONG's Prompt Learning section)
+    assert not any(title.startswith("In-context Autoencoder") for title in titles)
     assert all(mentions_prompt(e) for e in data.relevant if e.label_scope is not None)
     # a related list's labels are only those its sections can say: BWLONG has no test-time section
     # adapters and LoRA are what a visual-prompt maintainer rejects
@@ -190,6 +193,24 @@ def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Pa
     # Segment Anything sits only there: silent on multi-modality, still "not pixel-level"
     scope = example(vpt, "Segment Anything").label_scope
     assert scope is not None and "pixel" in scope and "multi-modality" not in scope
+
+
+def test_a_vision_word_is_a_whole_word() -> None:
+    """"Objectives" is not "objects": an LLM paper that prompts a chat model names no vision term.
+
+    The same words are the visual-prompt presets' `says-vision` relevance cue, so both agree."""
+    llm = Example(
+        "Compressing context",
+        "We pretrain a language model with autoencoding objectives and fine-tune it on prompts.",
+    )
+    detector = replace(llm, abstract=llm.abstract + " The prompts steer object detectors.")
+    assert not about_vision_prompts(llm)
+    assert about_vision_prompts(detector)
+    for preset in ("awesome-vpt", "prompt-adaptation"):
+        cues = load_preset(preset).cues
+        (column,) = [i for i, (name, _) in enumerate(cues.patterns) if name == "says-vision"]
+        matrix = cues.matrix([llm.text().lower(), detector.text().lower()], columns=[column])
+        assert matrix.toarray().ravel().tolist() == [0.0, 1.0]
 
 
 def test_a_label_map_needle_may_span_headings() -> None:

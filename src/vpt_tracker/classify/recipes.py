@@ -120,7 +120,7 @@ class Recipe:
 # are broader (HyperPrompt conditions NLP transformers; Prompt-to-Prompt edits images through
 # a diffusion model's text prompt), so their entries are positives only when they pass this.
 _VISION = re.compile(
-    r"\b(?:image|visual|vision|video|pixel|segment|detect|clip\b|vit\b|3d\b|point[\s-]*cloud|scene|object)",
+    r"\b(?:image|visual|vision|video|pixel|segment|detect|clip\b|vit\b|3d\b|point[\s-]*cloud|scene|objects?\b)",
     re.IGNORECASE,
 )
 _TEXT_TO_IMAGE = re.compile(
