@@ -196,7 +196,7 @@ def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Pa
 
 
 def test_a_vision_word_is_a_whole_word() -> None:
-    """"Objectives" is not "objects": an LLM paper that prompts a chat model names no vision term.
+    """An LLM paper's "objectives" are not "objects": it names no vision term.
 
     The same words are the visual-prompt presets' `says-vision` relevance cue, so both agree."""
     llm = Example(
