@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vpt_tracker.catalogue.markdown import parse
-from vpt_tracker.classify.data import Example, TrainingSet, mentions_prompt
+from vpt_tracker.classify.data import AbstractIndex, Example, TrainingSet, mentions_prompt
 from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.classify.recipes import (
     RECIPES,
@@ -18,6 +18,7 @@ from vpt_tracker.classify.recipes import (
     about_vision_prompts,
     build_training_set,
     load_pool,
+    match_entries,
     results_table,
 )
 from vpt_tracker.classify.taxonomy import load_preset, presets_dir
@@ -71,6 +72,17 @@ def test_shipped_adaptation_model_proposes_one_prompt_kind(
         assert preset.section_for(list(score.proposed_labels)) is not None
 
 
+def test_shipped_awesome_vpt_model_proposes_learnable_by_its_cue(relevant: list[Example]) -> None:
+    """Only Core Methodologies rows say a prompt kind, and all those with an abstract are
+    Learnable: no model can learn the label, so its cue proposes it (for candidates)."""
+    model = CatalogueModel.load(presets_dir() / "awesome-vpt")
+    assert "learnable" not in model.labels
+    assert model.card["labels_proposed_by_cue"]["learnable"] == "learned-prompts"
+    tuned = [e for e in relevant if "prompt tuning" in e.text().lower()]
+    scores = [score for score in model.score(tuned) if model.should_queue(score)]
+    assert scores and all("learnable" in score.proposed_labels for score in scores)
+
+
 @pytest.mark.parametrize("preset", ["awesome-vpt", "prompt-adaptation"])
 def test_shipped_relevance_model_weighs_the_word_prompt(preset: str, relevant: list[Example]) -> None:
     """The visual-prompt presets' relevance cues: the same abstract ranks lower without "prompt"."""
@@ -106,7 +118,14 @@ def test_recipes_match_the_shared_lists(shared_dir: Path) -> None:
     assert "HyperPrompt: Prompt-based Task-Conditioning of Transformers" not in titles  # NLP
     # an LLM paper whose only "vision" word was "objectives" (BWLONG's Prompt Learning section)
     assert not any(title.startswith("In-context Autoencoder") for title in titles)
-    assert all(mentions_prompt(e) for e in data.relevant if e.label_scope is not None)
+    own_sources = [source for source in RECIPES["awesome-vpt"].relevant if source.own]
+    preset = load_preset("awesome-vpt")
+    own_keys = {
+        e.key()
+        for source in own_sources
+        for e in match_entries(source, shared_dir / "data" / "lists", pool, preset).examples
+    }
+    assert all(mentions_prompt(e) for e in data.relevant if e.key() not in own_keys)
     # a related list's labels are only those its sections can say: BWLONG has no test-time section
     # adapters and LoRA are what a visual-prompt maintainer rejects
     assert any(e.title.startswith("Tip-Adapter") for e in data.rejected)
@@ -193,6 +212,12 @@ def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Pa
     # Segment Anything sits only there: silent on multi-modality, still "not pixel-level"
     scope = example(vpt, "Segment Anything").label_scope
     assert scope is not None and "pixel" in scope and "multi-modality" not in scope
+    # The own list's Applications rows say nothing of prompt kind or level: a test-time prompt
+    # tuner there is neither "learnable" nor "not learnable"; its Core rows say both
+    for title in ("C-TPT", "Diverse Data Augmentation with Diffusions"):
+        scope = example(vpt, title).label_scope
+        assert scope is not None and not {"learnable", "pixel", "token"} & scope and "test-time" in scope
+    assert example(vpt, "AutoVP").label_scope is None and labels(vpt, "AutoVP") == {"learnable", "pixel"}
 
 
 def test_a_vision_word_is_a_whole_word() -> None:
@@ -264,6 +289,40 @@ def test_a_list_may_be_silent_on_a_label_under_one_heading() -> None:
     assert source.labels(clip, preset) == ["multi-modality", "pixel"]
     assert source.labels(vit, preset) == ["pixel"]
     assert source.silent_on(vit) == {"multi-modality"} and not source.silent_on(clip)
+
+
+def test_the_own_list_may_be_silent_under_a_heading(tmp_path: Path) -> None:
+    """An own-list row under a `silent_under` heading drops those labels from its scope too."""
+    (tmp_path / "own.md").write_text(
+        """# List
+## Core Methodologies
+### Learnable Visual Prompts
+#### Pixel-Level
+| Title | Venue |
+| --- | --- |
+| [Padding Prompts](https://arxiv.org/abs/2000.00001) | ICLR |
+## Applications and Advanced Topics
+### VPT at Test-Time
+| Title | Venue |
+| --- | --- |
+| [Test-Time Prompts](https://arxiv.org/abs/2000.00002) | ICML |
+""",
+        encoding="utf-8",
+    )
+    pool = AbstractIndex(
+        [
+            Example("Padding Prompts", "We learn a pixel prompt.", id="2000.00001"),
+            Example("Test-Time Prompts", "We tune prompts at test time.", id="2000.00002"),
+        ]
+    )
+    preset = load_preset("awesome-vpt")
+    kinds = ("learnable", "pixel", "token")
+    source = ListSource("own.md", own=True, silent_under=tuple(("applications", key) for key in kinds))
+    core, applied = match_entries(source, tmp_path, pool, preset).examples
+    assert set(core.labels) == {"learnable", "pixel"} and core.label_scope is None
+    assert applied.labels == ("test-time",)
+    assert applied.label_scope is not None and not set(kinds) & applied.label_scope
+    assert applied.knows_label("test-time") and applied.knows_label("multi-modality")
 
 
 def test_results_table_is_read_under_its_heading_path() -> None:

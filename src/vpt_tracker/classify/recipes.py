@@ -84,7 +84,9 @@ class ListSource:
 
     def labels(self, entry: ParsedEntry, preset: Preset) -> list[str]:
         if self.own or self.preset_labels:
-            return preset.labels_for(entry.section_path, entry.badges, entry.cells)
+            silent = self.silent_on(entry)
+            labels = preset.labels_for(entry.section_path, entry.badges, entry.cells)
+            return [label for label in labels if label not in silent]
         # Each heading, and the whole path for needles that span headings ("learnable visual
         # prompts > pixel": Pixel-Level exists under Learnable and under Generative).
         path = [part.lower() for part in entry.section_path]
@@ -158,16 +160,26 @@ def about_vision_prompts(paper: Example) -> bool:
 SAYS_BASE_TO_NOVEL = re.compile(r"\bbase[\s-]*(?:to|2|and)[\s-]*(?:novel|new)\b", re.IGNORECASE)
 
 
+# awesome-vpt files each paper in one section. Its prompt kinds and levels are the sections of
+# "Core Methodologies"; "Applications and Advanced Topics" lies "beyond the core methodologies"
+# (its words), and a test-time prompt tuner filed there has learnable prompts all the same. So
+# under that heading the list says nothing of kind or level: its rows neither carry nor deny them.
+_APPLICATIONS = "applications and advanced topics"
+_AWESOME_VPT_CORE_ONLY = tuple(
+    (_APPLICATIONS, key) for key in ("learnable", "generative", "non-learnable", "pixel", "token")
+)
 _AWESOME_VPT_OWN = (
     ListSource(
         "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md",
         own=True,
         exclude_sections=("survey",),
+        silent_under=_AWESOME_VPT_CORE_ONLY,
     ),
     ListSource(
         "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md",
         own=True,
         exclude_sections=("survey",),
+        silent_under=_AWESOME_VPT_CORE_ONLY,
     ),
 )
 _VPT_RELATED_LABELS = (
@@ -308,7 +320,15 @@ def _related_for_adaptation(source: ListSource) -> ListSource:
 
 
 def _adaptation_source(file: str) -> ListSource:
-    return ListSource(file, exclude_sections=("survey",), label_map=_ADAPTATION_FROM_VPT, same_list=True)
+    # Silent on the prompt kinds under its applications, as for awesome-vpt itself.
+    kinds = ("vp-learnable", "vpt-learnable", "vp-generated", "vpt-generated", "vp-fixed")
+    return ListSource(
+        file,
+        exclude_sections=("survey",),
+        label_map=_ADAPTATION_FROM_VPT,
+        same_list=True,
+        silent_under=tuple((_APPLICATIONS, key) for key in kinds),
+    )
 
 
 RECIPES: dict[str, Recipe] = {
@@ -455,7 +475,13 @@ def match_entries(
         else:
             found.examples.append(example)
             silent.append(source.silent_on(entry))
-    if with_labels and not (source.own or source.preset_labels):
+    if with_labels and (source.own or source.preset_labels):
+        every = frozenset(label.key for label in preset.labels)
+        found.examples = [
+            replace(example, label_scope=every - quiet) if quiet else example
+            for example, quiet in zip(found.examples, silent, strict=True)
+        ]
+    elif with_labels:
         scope = frozenset(label for example in found.examples for label in example.labels)
         found.examples = [
             replace(example, label_scope=scope - quiet)
