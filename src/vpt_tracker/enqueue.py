@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,16 @@ def paper_example(row: PaperRow, labels: Iterable[str] = ()) -> Example:
     )
 
 
+def _silent_where_filed(example: Example, section_path: Sequence[str], preset: Preset | None) -> Example:
+    """`example`, unlabelled for what its list says nothing of where it is filed (the preset's
+    `[[silent]]` tables): a test-time prompt tuner in awesome-vpt's Applications is not
+    "not learnable". An accepted candidate is filed where its labels place it."""
+    quiet = preset.silent_on(section_path) if preset else frozenset()
+    if not quiet or preset is None:
+        return example
+    return replace(example, label_scope=frozenset(label.key for label in preset.labels) - quiet)
+
+
 def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[EntryRow, PaperRow | None]]:
     """Each entry with its paper: the linked one, else one found by arXiv id or folded title."""
     entries = list(catalogue.entries)
@@ -223,7 +233,8 @@ def training_set(
     without_abstract: list[Example] = []
     for entry, paper in _entry_papers(session, catalogue):
         if paper is not None and paper.id not in relevant:
-            relevant[paper.id] = paper_example(paper, entry.labels or [])
+            example = paper_example(paper, entry.labels or [])
+            relevant[paper.id] = _silent_where_filed(example, entry.section_path or [], preset)
         if entry.labels and (paper is None or not relevant[paper.id].has_abstract):
             without_abstract.append(Example(entry.title, "", labels=tuple(entry.labels)))
     rejected: list[Example] = []
@@ -240,7 +251,9 @@ def training_set(
             labels = (
                 candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels
             )
-            relevant.setdefault(paper.id, paper_example(paper, labels or []))
+            example = paper_example(paper, labels or [])
+            section = preset.section_for(list(example.labels)) if preset else None
+            relevant.setdefault(paper.id, _silent_where_filed(example, section or [], preset))
         elif candidate.status == CandidateStatus.REJECTED.value:
             rejected.append(paper_example(paper))
             if candidate.reason and NOVEL_REASON in candidate.reason.lower():
@@ -343,7 +356,7 @@ def replay_catalogue(
             if paper is None or paper.id in found:
                 continue
             labels = preset.labels_for(entry.section_path, entry.badges, entry.cells) if preset else []
-            found[paper.id] = paper_example(paper, labels)
+            found[paper.id] = _silent_where_filed(paper_example(paper, labels), entry.section_path, preset)
         return found
 
     before, after = matched(before_text), matched(after_text)

@@ -87,6 +87,12 @@ def test_training_set_from_store(engine: Engine, store: dict[str, int]) -> None:
     assert len(data.unlabeled) == 400 - 1  # abstracts only: the title-only paper is left out
     # labels of entries come from the preset, through the imported entry rows
     assert any("pixel" in e.labels for e in data.relevant)
+    # Where the list says nothing of a label (its preset's [[silent]]: no prompt kind or level
+    # under Applications), an entry or an accepted paper filed there neither carries nor denies it.
+    silent = [e for e in data.relevant if e.label_scope is not None]
+    assert any("test-time" in e.labels for e in silent)
+    assert all(not e.knows_label("learnable") and e.knows_label("test-time") for e in silent)
+    assert all(e.knows_label("learnable") for e in data.relevant if "pixel" in e.labels)
     # Entries with no abstract in the store still say how often the list uses each label.
     with transaction(engine) as session:
         catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))

@@ -371,6 +371,23 @@ def test_presets_name_their_exclusive_and_required_groups(tmp_path: Path) -> Non
             load_preset("broken", tmp_path)
 
 
+def test_a_preset_names_the_headings_it_is_silent_under(tmp_path: Path) -> None:
+    """awesome-vpt says a prompt kind and level only under Core Methodologies."""
+    preset = load_preset("awesome-vpt")
+    kinds_and_levels = {"learnable", "generative", "non-learnable", "pixel", "token"}
+    assert preset.silent_on(["Applications and Advanced Topics", "VPT at Test-Time"]) == kinds_and_levels
+    assert preset.silent_on(["Core Methodologies", "1. Learnable Visual Prompts", "Pixel-Level"]) == set()
+    assert load_preset("generalizable-vlm").silent == ()
+    text = (Path(__file__).parents[2] / "classifiers" / "awesome-vpt.toml").read_text()
+    for broken, error in (
+        (text.replace('groups = ["prompt kind", "level"]', 'groups = ["levels"]'), "silent group 'levels'"),
+        (text.replace('section = "applications and advanced topics"', ""), r"\[\[silent\]\] table needs"),
+    ):
+        (tmp_path / "broken.toml").write_text(broken)
+        with pytest.raises(UserError, match=error):
+            load_preset("broken", tmp_path)
+
+
 def test_a_required_group_proposes_its_likeliest_label_when_none_passes(
     model: CatalogueModel, relevant: list[Example], tmp_path: Path
 ) -> None:

@@ -291,8 +291,9 @@ def test_a_list_may_be_silent_on_a_label_under_one_heading() -> None:
     assert source.silent_on(vit) == {"multi-modality"} and not source.silent_on(clip)
 
 
-def test_the_own_list_may_be_silent_under_a_heading(tmp_path: Path) -> None:
-    """An own-list row under a `silent_under` heading drops those labels from its scope too."""
+def test_the_own_list_is_silent_where_its_preset_says(tmp_path: Path) -> None:
+    """An own-list row under a heading of the preset's `[[silent]]` leaves those labels out of
+    its scope: awesome-vpt's Applications rows say no prompt kind or level."""
     (tmp_path / "own.md").write_text(
         """# List
 ## Core Methodologies
@@ -316,12 +317,11 @@ def test_the_own_list_may_be_silent_under_a_heading(tmp_path: Path) -> None:
         ]
     )
     preset = load_preset("awesome-vpt")
-    kinds = ("learnable", "pixel", "token")
-    source = ListSource("own.md", own=True, silent_under=tuple(("applications", key) for key in kinds))
-    core, applied = match_entries(source, tmp_path, pool, preset).examples
+    core, applied = match_entries(ListSource("own.md", own=True), tmp_path, pool, preset).examples
     assert set(core.labels) == {"learnable", "pixel"} and core.label_scope is None
     assert applied.labels == ("test-time",)
-    assert applied.label_scope is not None and not set(kinds) & applied.label_scope
+    assert applied.label_scope is not None
+    assert not {"learnable", "non-learnable", "pixel", "token"} & applied.label_scope
     assert applied.knows_label("test-time") and applied.knows_label("multi-modality")
 
 

@@ -84,7 +84,7 @@ class ListSource:
 
     def labels(self, entry: ParsedEntry, preset: Preset) -> list[str]:
         if self.own or self.preset_labels:
-            silent = self.silent_on(entry)
+            silent = self.silent_on(entry, preset)
             labels = preset.labels_for(entry.section_path, entry.badges, entry.cells)
             return [label for label in labels if label not in silent]
         # Each heading, and the whole path for needles that span headings ("learnable visual
@@ -101,10 +101,14 @@ class ListSource:
             }
         )
 
-    def silent_on(self, entry: ParsedEntry) -> frozenset[str]:
-        """The labels this list says nothing about where `entry` sits (`silent_under`)."""
+    def silent_on(self, entry: ParsedEntry, preset: Preset | None = None) -> frozenset[str]:
+        """The labels this list says nothing about where `entry` sits (`silent_under`), and
+        for a list labelled by `preset`'s rules, those its `[[silent]]` tables name."""
         path = " > ".join(entry.section_path).lower()
-        return frozenset(label for heading, label in self.silent_under if heading.lower() in path)
+        own = frozenset(label for heading, label in self.silent_under if heading.lower() in path)
+        if preset is not None and (self.own or self.preset_labels):
+            return own | preset.silent_on(entry.section_path)
+        return own
 
 
 @dataclass(frozen=True)
@@ -160,26 +164,18 @@ def about_vision_prompts(paper: Example) -> bool:
 SAYS_BASE_TO_NOVEL = re.compile(r"\bbase[\s-]*(?:to|2|and)[\s-]*(?:novel|new)\b", re.IGNORECASE)
 
 
-# awesome-vpt files each paper in one section. Its prompt kinds and levels are the sections of
-# "Core Methodologies"; "Applications and Advanced Topics" lies "beyond the core methodologies"
-# (its words), and a test-time prompt tuner filed there has learnable prompts all the same. So
-# under that heading the list says nothing of kind or level: its rows neither carry nor deny them.
-_APPLICATIONS = "applications and advanced topics"
-_AWESOME_VPT_CORE_ONLY = tuple(
-    (_APPLICATIONS, key) for key in ("learnable", "generative", "non-learnable", "pixel", "token")
-)
+# (Under "Applications and Advanced Topics" the own list says no prompt kind or level: the
+# preset's `[[silent]]` table, which a model trained on a store reads too.)
 _AWESOME_VPT_OWN = (
     ListSource(
         "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md",
         own=True,
         exclude_sections=("survey",),
-        silent_under=_AWESOME_VPT_CORE_ONLY,
     ),
     ListSource(
         "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md",
         own=True,
         exclude_sections=("survey",),
-        silent_under=_AWESOME_VPT_CORE_ONLY,
     ),
 )
 _VPT_RELATED_LABELS = (
@@ -320,14 +316,14 @@ def _related_for_adaptation(source: ListSource) -> ListSource:
 
 
 def _adaptation_source(file: str) -> ListSource:
-    # Silent on the prompt kinds under its applications, as for awesome-vpt itself.
+    # Silent on the prompt kinds under its applications, as awesome-vpt's preset says of itself.
     kinds = ("vp-learnable", "vpt-learnable", "vp-generated", "vpt-generated", "vp-fixed")
     return ListSource(
         file,
         exclude_sections=("survey",),
         label_map=_ADAPTATION_FROM_VPT,
         same_list=True,
-        silent_under=tuple((_APPLICATIONS, key) for key in kinds),
+        silent_under=tuple(("applications and advanced topics", key) for key in kinds),
     )
 
 
@@ -474,7 +470,7 @@ def match_entries(
             found.unlisted.append(example)
         else:
             found.examples.append(example)
-            silent.append(source.silent_on(entry))
+            silent.append(source.silent_on(entry, preset))
     if with_labels and (source.own or source.preset_labels):
         every = frozenset(label.key for label in preset.labels)
         found.examples = [

@@ -34,6 +34,17 @@ group is exclusive too, and the model proposes its likeliest label when none pas
 threshold. A paper that carries none of its labels was not labelled for it (a related list
 that can only say "pixel-level"), so it is neither a positive nor a negative for them.
 
+`[[silent]]` tables name headings under which the list says nothing of some label groups::
+
+    [[silent]]
+    section = "Applications and Advanced Topics"   # a heading substring, as in `when`
+    groups = ["prompt kind", "level"]
+
+An entry filed there neither carries those labels nor denies them: awesome-vpt files each
+paper in one section, and a test-time prompt tuner under its Applications has learnable
+prompts all the same. Training leaves such entries out of those labels' models (for the
+shipped models and for one trained on a store alike; see `Example.label_scope`).
+
 An optional `[cues]` table adds fixed phrase features to some of the catalogue's models
 (see `classify/cues.py`)::
 
@@ -100,6 +111,8 @@ class Preset:
     exclusive: tuple[tuple[str, ...], ...] = ()
     # Label keys per group of which an entry carries exactly one (`required_groups`).
     required: tuple[tuple[str, ...], ...] = ()
+    # (heading substring, label keys): under such a heading the list says nothing of them.
+    silent: tuple[tuple[str, tuple[str, ...]], ...] = ()
     _specs: list[_LabelSpec] = field(default_factory=list, repr=False)
     _placements: list[tuple[list[str], list[str]]] = field(default_factory=list, repr=False)
 
@@ -110,6 +123,13 @@ class Preset:
             for spec in self._specs
             if any(rule.matches(section_path, badges, cells) for rule in spec.rules)
         ]
+
+    def silent_on(self, section_path: Sequence[str]) -> frozenset[str]:
+        """The labels an entry filed under `section_path` says nothing about (`[[silent]]`)."""
+        parts = [part.lower() for part in section_path]
+        return frozenset(
+            key for heading, keys in self.silent if any(heading in part for part in parts) for key in keys
+        )
 
     def clash(self, labels: Sequence[str]) -> str | None:
         """Why these labels cannot all be shown: two of a group an entry carries one of."""
@@ -212,6 +232,12 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
     except KeyError as exc:
         raise UserError(f"preset {path} misses the key {exc.args[0]!r}") from None
     required = _groups(data, "required", specs, path)
+    silent = []
+    for item in data.get("silent", []):
+        if not isinstance(item, dict) or not isinstance(item.get("section"), str) or "groups" not in item:
+            raise UserError(f'preset {path}: a [[silent]] table needs section = "..." and groups = [...]')
+        keys_of = _groups({"silent_groups": item["groups"]}, "silent", specs, path)
+        silent.append((item["section"].lower(), tuple(key for group in keys_of for key in group)))
     exclusive = tuple(dict.fromkeys(_groups(data, "exclusive", specs, path) + required))
     try:
         cues = replace(CueSet.from_config(data.get("cues")), label_cues=tuple(label_cues))
@@ -225,6 +251,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
         cues=cues,
         exclusive=exclusive,
         required=required,
+        silent=tuple(silent),
         _specs=specs,
         _placements=placements,
     )
@@ -233,7 +260,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
 def _groups(
     data: dict[str, Any], kind: str, specs: list[_LabelSpec], path: Path
 ) -> tuple[tuple[str, ...], ...]:
-    """The label keys of each group named by `<kind>_groups` (exclusive or required)."""
+    """The label keys of each group named by `<kind>_groups` (exclusive, required or silent)."""
     groups = []
     for group in data.get(f"{kind}_groups", []):
         members = tuple(s.label.key for s in specs if s.label.group == group)
