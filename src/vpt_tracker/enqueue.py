@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +177,9 @@ def _silent_where_filed(example: Example, section_path: Sequence[str], preset: P
     """`example`, unlabelled for what its list says nothing of where it is filed (the preset's
     `[[silent]]` tables): a test-time prompt tuner in awesome-vpt's Applications is not
     "not learnable". An accepted candidate is filed where its labels place it."""
-    quiet = preset.silent_on(section_path) if preset else frozenset()
-    if not quiet or preset is None:
+    if preset is None:
         return example
-    return replace(example, label_scope=frozenset(label.key for label in preset.labels) - quiet)
+    return example.unlabelled_for(preset.silent_on(section_path), [label.key for label in preset.labels])
 
 
 def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[EntryRow, PaperRow | None]]:

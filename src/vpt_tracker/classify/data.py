@@ -11,7 +11,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -69,10 +69,15 @@ class Example:
         prompt kind of its other papers, not saying "no kind".
         """
         silent = {key for group in groups if not set(group) & set(self.labels) for key in group}
-        if not silent:
+        return self.unlabelled_for(silent, label_keys)
+
+    def unlabelled_for(self, labels: Collection[str], label_keys: Iterable[str]) -> Example:
+        """This example with `labels` taken out of its `label_scope` (None: all `label_keys`):
+        neither a positive nor a negative for them. Unchanged when `labels` is empty."""
+        if not labels:
             return self
         scope = frozenset(label_keys) if self.label_scope is None else self.label_scope
-        return replace(self, label_scope=scope - silent)
+        return replace(self, label_scope=scope - frozenset(labels))
 
 
 @dataclass

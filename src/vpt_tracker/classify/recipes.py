@@ -471,16 +471,14 @@ def match_entries(
         else:
             found.examples.append(example)
             silent.append(source.silent_on(entry, preset))
-    if with_labels and (source.own or source.preset_labels):
-        every = frozenset(label.key for label in preset.labels)
+    if with_labels:
+        # A list labelled by the preset's rules can say every label (None); a related list,
+        # those its map gave to any of its entries.
+        own_rules = source.own or source.preset_labels
+        scope = None if own_rules else frozenset(label for e in found.examples for label in e.labels)
+        keys = [label.key for label in preset.labels]
         found.examples = [
-            replace(example, label_scope=every - quiet) if quiet else example
-            for example, quiet in zip(found.examples, silent, strict=True)
-        ]
-    elif with_labels:
-        scope = frozenset(label for example in found.examples for label in example.labels)
-        found.examples = [
-            replace(example, label_scope=scope - quiet)
+            replace(example, label_scope=scope).unlabelled_for(quiet, keys)
             for example, quiet in zip(found.examples, silent, strict=True)
         ]
     return found

@@ -236,7 +236,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
     for item in data.get("silent", []):
         if not isinstance(item, dict) or not isinstance(item.get("section"), str) or "groups" not in item:
             raise UserError(f'preset {path}: a [[silent]] table needs section = "..." and groups = [...]')
-        keys_of = _groups({"silent_groups": item["groups"]}, "silent", specs, path)
+        keys_of = _group_keys(item["groups"], "silent", specs, path)
         silent.append((item["section"].lower(), tuple(key for group in keys_of for key in group)))
     exclusive = tuple(dict.fromkeys(_groups(data, "exclusive", specs, path) + required))
     try:
@@ -260,9 +260,16 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
 def _groups(
     data: dict[str, Any], kind: str, specs: list[_LabelSpec], path: Path
 ) -> tuple[tuple[str, ...], ...]:
-    """The label keys of each group named by `<kind>_groups` (exclusive, required or silent)."""
+    """The label keys of each group named by `<kind>_groups` (exclusive or required)."""
+    return _group_keys(data.get(f"{kind}_groups", []), kind, specs, path)
+
+
+def _group_keys(
+    names: list[str], kind: str, specs: list[_LabelSpec], path: Path
+) -> tuple[tuple[str, ...], ...]:
+    """The label keys of each named group; a group without labels is the preset's error."""
     groups = []
-    for group in data.get(f"{kind}_groups", []):
+    for group in names:
         members = tuple(s.label.key for s in specs if s.label.group == group)
         if not members:
             raise UserError(f"preset {path}: {kind} group {group!r} has no labels")
