@@ -235,7 +235,8 @@ def training_set(
             example = paper_example(paper, entry.labels or [])
             relevant[paper.id] = _silent_where_filed(example, entry.section_path or [], preset)
         if entry.labels and (paper is None or not relevant[paper.id].has_abstract):
-            without_abstract.append(Example(entry.title, "", labels=tuple(entry.labels)))
+            titled = Example(entry.title, "", labels=tuple(entry.labels))
+            without_abstract.append(_silent_where_filed(titled, entry.section_path or [], preset))
     rejected: list[Example] = []
     novel_negative: list[Example] = []
     decided: set[int] = set()

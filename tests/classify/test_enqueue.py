@@ -93,13 +93,18 @@ def test_training_set_from_store(engine: Engine, store: dict[str, int]) -> None:
     assert any("test-time" in e.labels for e in silent)
     assert all(not e.knows_label("learnable") and e.knows_label("test-time") for e in silent)
     assert all(e.knows_label("learnable") for e in data.relevant if "pixel" in e.labels)
-    # Entries with no abstract in the store still say how often the list uses each label.
+    # Entries with no abstract in the store teach the labels from their titles, silent where filed too.
     with transaction(engine) as session:
         catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
         assert catalogue is not None
         stored = {row.title_key for row in session.scalars(select(PaperRow)) if row.abstract}
         without = [e for e in catalogue.entries if e.labels and e.title_key not in stored]
-    assert without and {e.title for e in data.entries_without_abstract} == {e.title for e in without}
+        filed = [" > ".join(e.section_path or []).lower() for e in without]
+    assert [e.title for e in data.entries_without_abstract] == [e.title for e in without]
+    for entry, path in zip(data.entries_without_abstract, filed, strict=True):
+        applications = "applications and advanced topics" in path
+        assert entry.knows_label("learnable") is not applications and entry.knows_label("test-time")
+    assert any("applications and advanced topics" in path for path in filed)
 
 
 def test_enqueue_creates_pending_candidates_once(

@@ -453,7 +453,11 @@ def match_entries(
             if with_labels and (source.own or source.preset_labels):
                 labels = tuple(source.labels(entry, preset))
                 if labels:
-                    found.unmatched.append(Example(entry.title, "", labels=labels, id=entry.arxiv_id))
+                    found.unmatched.append(
+                        Example(entry.title, "", labels=labels, id=entry.arxiv_id).unlabelled_for(
+                            source.silent_on(entry, preset), [label.key for label in preset.labels]
+                        )
+                    )
             continue
         paper = found_paper.paper
         if only_vision_prompts and not source.own and not about_vision_prompts(paper):
