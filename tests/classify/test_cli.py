@@ -142,14 +142,13 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     )
     card = json.loads((tmp_path / "classifiers" / "vlm" / "model-card.json").read_text(encoding="utf-8"))
     assert card["preset"] == "generalizable-vlm" and card["counts"]["relevant"] == 29
-    # Exactly one modality badge per paper, weighed by the list's shares (its entries without an
-    # abstract in this store count too).
+    # Exactly one modality badge per paper; the labels learn from the entries without an
+    # abstract in this store too (their titles).
     modality = [["text", "image", "image-text"]]
     assert card["hyperparameters"]["exclusive"] == card["hyperparameters"]["required"] == modality
-    assert card["counts"]["labelled_entries_without_abstract"] > 0 and card["label_prior_shift"]
-    assert (
-        "exactly one label of text, image, image-text per paper; odds weighed by the list's shares: " in out
-    )
+    without = card["counts"]["labelled_entries_without_abstract"]
+    assert 29 < card["cv_metrics_in_training"]["labels"]["text"]["papers"] <= 29 + without
+    assert "exactly one label of text, image, image-text per paper: the most probable" in out
 
     code, out, err = run(tmp_path, "classify", "evaluate", "vlm", "--folds", "3", "--json", db_url=db_url)
     assert code == 0, err

@@ -62,7 +62,7 @@ def test_nested_cv_reports_every_metric(
 def test_exclusive_groups_are_checked_on_the_entries_without_an_abstract(
     training: TrainingSet, hyper: Hyper, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Entries no model learns from, scored from their titles, each half with the other's shares."""
+    """Entries scored from their titles, each half by a model that learned from the other half."""
     levels = ("pixel", "token")
     titled = [
         Example(e.title, "", labels=tuple(k for k in e.labels if k in levels)[:1], id=e.id)

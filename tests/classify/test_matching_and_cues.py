@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from vpt_tracker.classify.calibration import label_prior_shift
 from vpt_tracker.classify.cues import CueReader, CueSet
 from vpt_tracker.classify.data import AbstractIndex, Example, TrainingSet
 from vpt_tracker.classify.model import CatalogueModel, Hyper
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError
+
+from .conftest import VPT_LABELS
 
 # Real titles: conference-index spellings in the pool, list-entry spellings in the queries.
 POOL = [
@@ -328,30 +329,34 @@ def test_an_exclusive_group_proposes_its_most_probable_label(
     assert cued.one_per_group(["robustness", "token", "pixel"], {"pixel": 0.3}) == ["token", "pixel"]
 
 
-def test_the_prior_shift_weighs_a_label_by_how_often_the_list_carries_it(
-    model: CatalogueModel, relevant: list[Example]
+def test_labels_learn_from_the_titles_of_entries_without_an_abstract(
+    training: TrainingSet, hyper: Hyper, relevant: list[Example]
 ) -> None:
-    """Papers with abstracts: 6 "text", 2 "image-text"; the list's other entries: 1 and 9."""
-    papers = [Example(f"t{i}", "a", labels=("text",)) for i in range(6)]
-    papers += [Example(f"i{i}", "a", labels=("image-text",)) for i in range(2)]
-    others = [
-        Example(f"e{i}", "", labels=labels) for i, labels in enumerate([("text",)] + [("image-text",)] * 9)
-    ]
-    others.append(Example("pixel prompts", "", labels=("learnable",)))  # in no exclusive group
-    shift = label_prior_shift([("text", "image", "image-text")], papers, others, ["text", "image-text"])
-    odds = lambda share: share / (1 - share)  # noqa: E731
-    assert shift["text"] == pytest.approx(odds(7.5 / 19) / odds(6.5 / 9))
-    assert shift["image-text"] == pytest.approx(odds(11.5 / 19) / odds(2.5 / 9))
-    assert "image" not in shift  # no model, nothing to weigh
-    # A label the list carries far more often wins the pair, whichever is more probable.
-    both = [i for i, s in enumerate(model.score(relevant)) if {"pixel", "token"} <= set(s.proposed_labels)]
-    assert both
-    for favoured, other in (("pixel", "token"), ("token", "pixel")):
-        weighed = replace(model, exclusive=(("pixel", "token"),), prior_shift={favoured: 1e6})
-        scores = weighed.score(relevant)
-        assert all(
-            favoured in scores[i].proposed_labels and other not in scores[i].proposed_labels for i in both
-        )
+    """A list's labelled entries without an abstract teach its label models from their titles.
+
+    Here "test-time" is carried by too few papers with abstracts for a model; the titles of
+    the fixture's other test-time papers, as entries with no abstract, give it one. An entry
+    whose list says nothing about a label where it is filed is no negative for it.
+    """
+    tta = [e for e in relevant if "test-time" in e.labels]
+    others = [e for e in relevant if "test-time" not in e.labels]
+    few = replace(training, relevant=others + tta[:2])
+    without = CatalogueModel.train("few", few, VPT_LABELS, hyper)
+    assert "test-time" not in without.labels
+    titled = [Example(e.title, "", labels=e.labels) for e in tta[2:] + others[:8]]
+    with_titles = CatalogueModel.train(
+        "titles", replace(few, entries_without_abstract=titled), VPT_LABELS, hyper
+    )
+    assert "test-time" in with_titles.labels
+    rows = len(few.relevant) + len(titled)
+    assert with_titles.card["cv_metrics_in_training"]["labels"]["test-time"]["papers"] == rows
+    # silent on "token" where filed: left out of that label's rows, not a negative
+    quiet = [e.unlabelled_for(["token"], VPT_LABELS) for e in titled]
+    silent = CatalogueModel.train("quiet", replace(few, entries_without_abstract=quiet), VPT_LABELS, hyper)
+    learned = silent.card["cv_metrics_in_training"]["labels"]
+    assert (learned["token"]["papers"], learned["test-time"]["papers"]) == (rows - len(titled), rows)
+    # The relevance model does not learn from a title alone.
+    assert with_titles.relevance.coef.tolist() == without.relevance.coef.tolist()
 
 
 def test_presets_name_their_exclusive_and_required_groups(tmp_path: Path) -> None:
@@ -431,6 +436,6 @@ def test_a_paper_with_no_label_of_a_required_group_is_unlabelled_for_it(
 
     assert rows(required, "pixel") == with_level < rows(plain, "pixel")
     # among papers with a level, "token" has too few negatives for a model: 5 of 7 carry it
-    assert required.card["untrained_labels"]["token"].endswith(f"of {with_level} relevant papers carry it")
+    assert required.card["untrained_labels"]["token"].endswith(f"of {with_level} labelled papers carry it")
     assert "token" in plain.labels
     assert rows(required, "test-time") == rows(plain, "test-time")

@@ -7,7 +7,6 @@ that the rules which decide a threshold (and the reasons for them) read on their
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +15,6 @@ from numpy.typing import NDArray
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-
-from vpt_tracker.classify.data import Example
 
 FloatArray = NDArray[np.float64]
 
@@ -126,36 +123,6 @@ def f1_threshold(probs: FloatArray, y: NDArray[Any]) -> float:
         if f1 > best_f1 + 1e-12:
             best, best_f1 = float(candidate), f1
     return best
-
-
-def label_prior_shift(
-    groups: Sequence[Sequence[str]],
-    relevant: Sequence[Example],
-    entries_without_abstract: Sequence[Example],
-    trained: Iterable[str],
-) -> dict[str, float]:
-    """Per trained label of an exclusive group: the odds of the label among all the list's
-    entries over its odds among the papers its model learned from (add-one-half smoothed).
-
-    The entries with abstracts can be a skewed sample of a list: locally, generalizable-vlm's
-    are mostly 2022-2023 papers, which prompt the text side, while its entries from 2024 on
-    carry the Image-Text badge two to one. A model's calibrated probability holds for the
-    share it learned; new papers come from the list's share (prior-shift correction,
-    Saerens et al. 2002).
-    """
-    shift: dict[str, float] = {}
-    with_model = set(trained)
-    for group in groups:
-        extra = [entry.labels for entry in entries_without_abstract if set(entry.labels) & set(group)]
-        for key in group:
-            if key not in with_model:
-                continue
-            rows = [e for e in relevant if e.knows_label(key)]
-            carried = sum(key in e.labels for e in rows)
-            learned = (carried + 0.5) / (len(rows) + 1)
-            listed = (carried + sum(key in labels for labels in extra) + 0.5) / (len(rows) + len(extra) + 1)
-            shift[key] = (listed / (1 - listed)) / (learned / (1 - learned))
-    return shift
 
 
 def prf(predicted: NDArray[Any], actual: NDArray[Any]) -> dict[str, float]:

@@ -89,9 +89,10 @@ class TrainingSet:
     mostly but not surely negatives (the PU setting). `novel_positive` / `novel_negative`
     train the base-to-novel flag; they may be empty for presets that do not need it.
     `entries_without_abstract` are the catalogue's labelled entries that have no abstract
-    (a title and labels): no model learns from them, but they say how often each label occurs
-    in the list (the entries with abstracts can be a skewed sample of it, e.g. mostly the
-    older ones).
+    (a title and labels): the label models learn from their titles at a lower weight, the
+    relevance model does not (a title alone would teach it that short texts are relevant).
+    They are often most of a list, and its newest part: the entries with abstracts can be a
+    skewed sample of it, e.g. mostly the older ones.
     """
 
     relevant: list[Example]

@@ -186,14 +186,12 @@ def exclusive_on_titles(
 ) -> dict[str, Any] | None:
     """How the exclusive groups' labels are chosen, on the labelled entries without an abstract.
 
-    No model learns from those entries, so they are held out by construction, and their
-    labels are the list's own; but only their titles can be scored. Each half (by the folds'
-    hash) is scored by a model whose label shares (`label_prior_shift`) come from the other
-    half alone, so that no entry weighs its own label. Micro-F1 over the groups' labels, for
-    the model's proposals and for three other rules: every label that passes its threshold
-    (as if the group were not exclusive), the most probable of those (of all, for a required
-    group with none above), and the other half's most frequent label. None without exclusive
-    groups or with too few such entries.
+    Their labels are the list's own, but only their titles can be scored, and the label
+    models learn from those titles too: each half (by the folds' hash) is scored by a model
+    trained on the other half alone. Micro-F1 over the groups' labels, for the model's
+    proposals and for two other rules: every label that passes its threshold (as if the
+    group were not exclusive), and the other half's most frequent label. None without
+    exclusive groups or with too few such entries.
     """
     groups = tuple(dict.fromkeys(hyper.exclusive + hyper.required))
     grouped = {key for group in groups for key in group}
@@ -201,12 +199,11 @@ def exclusive_on_titles(
     halves = [[e for e in entries if fold_of(e, 2, hyper.seed) == half] for half in (0, 1)]
     if not grouped or not all(halves):
         return None
-    rules = ("proposed", "every_label_above_threshold", "most_probable_above_threshold", "majority_label")
+    rules = ("proposed", "every_label_above_threshold", "majority_label")
     truth: list[set[str]] = []
     guesses: dict[str, list[set[str]]] = {rule: [] for rule in rules}
     for test, other in ((halves[0], halves[1]), (halves[1], halves[0])):
         model = CatalogueModel.train(name, replace(data, entries_without_abstract=other), label_keys, hyper)
-        unweighed = replace(model, prior_shift={})
         majority = {
             Counter(key for e in other for key in e.labels if key in group).most_common(1)[0][0]
             for group in groups
@@ -217,9 +214,6 @@ def exclusive_on_titles(
             truth.append(grouped.intersection(entry.labels))
             guesses["proposed"].append(grouped.intersection(score.proposed_labels))
             guesses["every_label_above_threshold"].append(grouped.intersection(above))
-            guesses["most_probable_above_threshold"].append(
-                grouped.intersection(unweighed.one_per_group(above, score.labels))
-            )
             guesses["majority_label"].append(majority)
     result: dict[str, Any] = {"entries": len(truth)}
     for rule in rules:

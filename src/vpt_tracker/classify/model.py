@@ -42,7 +42,6 @@ from vpt_tracker.classify.calibration import (
     LinearScorer,
     f1_threshold,
     fit_calibrated,
-    label_prior_shift,
     prf,
     recall_threshold,
 )
@@ -57,6 +56,7 @@ MIN_POSITIVES = 8  # fewer relevant examples with abstracts cannot be cross-vali
 MIN_LABEL_EXAMPLES = 3  # a label needs this many positive and negative examples to get a model
 MIN_NOVEL_EXAMPLES = 5  # per class, for the base-to-novel model
 UNLABELED_WEIGHT = 0.5  # PU weighting: an unreviewed paper counts half a reviewed negative
+TITLE_WEIGHT = 0.5  # a labelled entry known by its title alone counts half a paper with an abstract
 NOVEL_BACKGROUND = 2_000  # unlabeled papers that are also base-to-novel negatives (see `_train`)
 MODEL_FILE = "model.pkl.xz"
 CARD_FILE = "model-card.json"
@@ -198,9 +198,6 @@ class CatalogueModel:
     cues: CueSet = field(default_factory=CueSet)
     exclusive: tuple[tuple[str, ...], ...] = ()  # see `Hyper.exclusive`
     required: tuple[tuple[str, ...], ...] = ()  # see `Hyper.required`
-    # Per label of an exclusive group: odds ratio of its share among all the list's entries
-    # to its share among the papers its model learned from (`label_prior_shift`).
-    prior_shift: dict[str, float] = field(default_factory=dict)
 
     # ---- training -------------------------------------------------------------------
     @classmethod
@@ -258,16 +255,29 @@ class CatalogueModel:
         label_models: dict[str, LinearScorer] = {}
         skipped: dict[str, str] = {}
         label_features = hyper.cues.extend("labels", tfidf[: len(relevant)], texts[: len(relevant)])
+        # The list's labelled entries that have no abstract teach the labels from their titles:
+        # locally they outnumber the ones with an abstract (64 to 12 for generalizable-vlm),
+        # and they are the list's own recent choices, where the abstracts found are mostly of
+        # older papers (generalizable-vlm's 2024+ entries carry Image-Text two to one).
+        titled = [e.silent_on(hyper.required, label_keys) for e in data.entries_without_abstract]
+        if titled:
+            title_texts = [e.text() for e in titled]
+            title_features = hyper.cues.extend(
+                "labels", vectorizer.transform(title_texts).tocsr(), title_texts
+            )
+            label_features = sparse.vstack([label_features, title_features]).tocsr()
+        label_examples = relevant + titled
+        label_weights = np.array([1.0] * len(relevant) + [TITLE_WEIGHT] * len(titled))
         label_metrics: dict[str, Any] = {}
         for key in label_keys:
             # Only papers whose source can say yes or no about this label (`Example.label_scope`).
-            rows = np.array([i for i, e in enumerate(relevant) if e.knows_label(key)], dtype=np.int64)
-            target = np.array([key in relevant[i].labels for i in rows], dtype=int)
+            rows = np.array([i for i, e in enumerate(label_examples) if e.knows_label(key)], dtype=np.int64)
+            target = np.array([key in label_examples[i].labels for i in rows], dtype=int)
             if target.sum() < MIN_LABEL_EXAMPLES or (1 - target).sum() < MIN_LABEL_EXAMPLES:
-                skipped[key] = f"{int(target.sum())} of {len(target)} relevant papers carry it"
+                skipped[key] = f"{int(target.sum())} of {len(target)} labelled papers carry it"
                 continue
             scorer, label_oof = fit_calibrated(
-                label_features[rows], target, hyper.c_labels, hyper.folds, hyper.seed, None
+                label_features[rows], target, hyper.c_labels, hyper.folds, hyper.seed, label_weights[rows]
             )
             scorer.threshold = f1_threshold(label_oof, target)
             label_models[key] = scorer
@@ -275,7 +285,6 @@ class CatalogueModel:
             label_metrics[key] = prf(label_oof >= scorer.threshold, target == 1) | {"papers": len(rows)}
         metrics["labels"] = label_metrics
         exclusive = tuple(dict.fromkeys(hyper.exclusive + hyper.required))  # exactly one is at most one
-        prior_shift = label_prior_shift(exclusive, relevant, data.entries_without_abstract, label_models)
 
         novel: LinearScorer | None = None
         if with_novel and min(len(data.novel_positive), len(data.novel_negative)) >= MIN_NOVEL_EXAMPLES:
@@ -311,7 +320,6 @@ class CatalogueModel:
             cues=hyper.cues,
             exclusive=exclusive,
             required=hyper.required,
-            prior_shift=prior_shift,
         )
         model.card = {
             "format": FORMAT_VERSION,
@@ -333,10 +341,13 @@ class CatalogueModel:
                     "k-th lowest out-of-fold relevant score, k = floor((1 - recall_target) * (n + 1)) "
                     f"(at least 1): a split-conformal bound for recall >= {hyper.recall_target} on new papers"
                 ),
-                "label_thresholds": "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers)",
+                "label_thresholds": (
+                    "best out-of-fold F1 per label (one-vs-rest, trained on relevant papers and, "
+                    f"with weight {TITLE_WEIGHT}, on the titles of labelled entries without an abstract)"
+                ),
                 "exclusive_groups": (
                     "of each group in hyperparameters.exclusive, only one proposed label: the one with "
-                    "the highest odds times its label_prior_shift"
+                    "the most probable"
                     + (
                         "; of each group in hyperparameters.required, that label also when none passes "
                         "its threshold (a relevant paper with none of its labels is unlabelled for them)"
@@ -368,7 +379,6 @@ class CatalogueModel:
                 "labels": {key: scorer.threshold for key, scorer in label_models.items()},
                 "base_to_novel": None if novel is None else novel.threshold,
             },
-            "label_prior_shift": {key: round(value, 4) for key, value in prior_shift.items()},
             "untrained_labels": skipped,
             "labels_proposed_by_cue": {
                 label: cue for label, cue in hyper.cues.label_cues if label in skipped
@@ -521,28 +531,22 @@ class CatalogueModel:
 
         Each label's model is one-vs-rest, so two of a group can both pass their thresholds;
         but the list shows one modality badge per entry, and two would be rendered side by
-        side. "Most likely" weighs each label's odds by its `prior_shift`: how much more often
-        the list carries it than the papers its model learned from. A label proposed by its
-        cue (no probability) yields to one with a model. A required group's label is what
+        side. The labels learned from all of the list's labelled entries (titles too), so their
+        probabilities already hold the list's shares. A label proposed by its cue (no
+        probability) yields to one with a model. A required group's label is what
         places an entry (prompt-adaptation has no table for a paper without a prompt kind), so
         a candidate without one could not be accepted as proposed.
         """
         for group in self.exclusive:  # none for most presets: nothing runs per paper
             rivals = [key for key in proposed if key in group]
             if len(rivals) > 1:
-                best = max(rivals, key=lambda key: self._weighed_odds(key, probs))
+                best = max(rivals, key=lambda key: probs.get(key, -1.0))
                 proposed = [key for key in proposed if key not in group or key == best]
         for group in self.required:
             modelled = [key for key in group if key in probs]
             if modelled and not set(group) & set(proposed):
-                proposed = [*proposed, max(modelled, key=lambda key: self._weighed_odds(key, probs))]
+                proposed = [*proposed, max(modelled, key=probs.__getitem__)]
         return proposed
-
-    def _weighed_odds(self, key: str, probs: dict[str, float]) -> float:
-        if key not in probs:
-            return -1.0
-        p = min(probs[key], 1.0 - 1e-6)
-        return p / (1.0 - p) * self.prior_shift.get(key, 1.0)
 
     def should_queue(self, scores: Scores) -> bool:
         """Rules first (exclude never queues, include always does), then the threshold."""
@@ -596,7 +600,6 @@ class CatalogueModel:
             "cues": self.cues,
             "exclusive": self.exclusive,
             "required": self.required,
-            "prior_shift": self.prior_shift,
         }
         tmp_model = directory / (MODEL_FILE + ".tmp")
         tmp_card = directory / (CARD_FILE + ".tmp")
@@ -647,7 +650,6 @@ class CatalogueModel:
             cues=payload.get("cues") or CueSet(),
             exclusive=payload.get("exclusive", ()),
             required=payload.get("required", ()),
-            prior_shift=payload.get("prior_shift", {}),
         )
 
 

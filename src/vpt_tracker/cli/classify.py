@@ -118,13 +118,9 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
             "labels proposed by their cue (too few examples for a model): "
             + ", ".join(f"{label} ({cue})" for label, cue in by_cue.items())
         )
-    shift = model.prior_shift
     for group in model.exclusive:
-        weights = ", ".join(f"{key} x{shift[key]:.2f}" for key in group if key in shift) or "none"
-        how_many = "exactly one" if group in model.required else "one"
-        click.echo(
-            f"{how_many} label of {', '.join(group)} per paper; odds weighed by the list's shares: {weights}"
-        )
+        how_many = "exactly one" if group in model.required else "at most one"
+        click.echo(f"{how_many} label of {', '.join(group)} per paper: the most probable")
 
 
 @classify_group.command("score")
@@ -229,8 +225,7 @@ def _print_report(report: dict[str, Any]) -> None:
         click.echo(
             f"  one label per exclusive group, on {t['entries']} entries without an abstract (titles), "
             f"micro-F1: proposed {t['proposed']:.2f}, every label above its threshold "
-            f"{t['every_label_above_threshold']:.2f}, the most probable "
-            f"{t['most_probable_above_threshold']:.2f}, the majority label {t['majority_label']:.2f}"
+            f"{t['every_label_above_threshold']:.2f}, the majority label {t['majority_label']:.2f}"
         )
 
 
