@@ -45,7 +45,7 @@ def main() -> None:
     recipe = RECIPES[args.preset]
     data, _ = build_training_set(recipe, args.shared / "lists", pool, unlabeled=args.unlabeled)
     preset = load_preset(args.preset)
-    keys = [label.key for label in preset.labels]
+    keys = preset.label_keys
     total = len(data.relevant) + len(data.unlabeled)
     started, cpu = time.perf_counter(), _cpu_seconds()
     model = CatalogueModel.train(

@@ -179,7 +179,7 @@ def _silent_where_filed(example: Example, section_path: Sequence[str], preset: P
     "not learnable". An accepted candidate is filed where its labels place it."""
     if preset is None:
         return example
-    return example.unlabelled_for(preset.silent_on(section_path), [label.key for label in preset.labels])
+    return example.unlabelled_for(preset.silent_on(section_path), preset.label_keys)
 
 
 def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[EntryRow, PaperRow | None]]:
@@ -295,7 +295,7 @@ def _hyper(
 
 def _label_keys(preset: Preset | None, data: TrainingSet) -> list[str]:
     if preset is not None:
-        return [label.key for label in preset.labels]
+        return preset.label_keys
     return sorted({label for e in data.relevant for label in e.labels})
 
 

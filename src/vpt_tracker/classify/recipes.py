@@ -443,21 +443,20 @@ def match_entries(
     document = _read_list(lists_dir / source.file)
     names, links = results_table(document, source.results_table) if source.results_table else (None, None)
     found = Matched()
+    keys = preset.label_keys
     silent: list[frozenset[str]] = []  # per example of found.examples: see ListSource.silent_under
     for entry in document.entries:
         if not source.keeps(entry):
             continue
         found.entries += 1
+        quiet = source.silent_on(entry, preset)
         found_paper = pool.match(entry.title, entry.arxiv_id)
         if found_paper is None:
             if with_labels and (source.own or source.preset_labels):
                 labels = tuple(source.labels(entry, preset))
                 if labels:
-                    found.unmatched.append(
-                        Example(entry.title, "", labels=labels, id=entry.arxiv_id).unlabelled_for(
-                            source.silent_on(entry, preset), [label.key for label in preset.labels]
-                        )
-                    )
+                    titled = Example(entry.title, "", labels=labels, id=entry.arxiv_id)
+                    found.unmatched.append(titled.unlabelled_for(quiet, keys))
             continue
         paper = found_paper.paper
         if only_vision_prompts and not source.own and not about_vision_prompts(paper):
@@ -474,13 +473,12 @@ def match_entries(
             found.unlisted.append(example)
         else:
             found.examples.append(example)
-            silent.append(source.silent_on(entry, preset))
+            silent.append(quiet)
     if with_labels:
         # A list labelled by the preset's rules can say every label (None); a related list,
         # those its map gave to any of its entries.
         own_rules = source.own or source.preset_labels
         scope = None if own_rules else frozenset(label for e in found.examples for label in e.labels)
-        keys = [label.key for label in preset.labels]
         found.examples = [
             replace(example, label_scope=scope).unlabelled_for(quiet, keys)
             for example, quiet in zip(found.examples, silent, strict=True)
@@ -648,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         log.info("%s: %s", name, data.counts())
         preset = load_preset(name)
-        keys = [label.key for label in preset.labels]
+        keys = preset.label_keys
         hyper = Hyper.for_preset(preset, folds=args.folds, seed=args.seed)
         report = evaluate(name, data, keys, hyper, folds=args.folds)
         model = CatalogueModel.train(name, data, keys, hyper)

@@ -116,6 +116,11 @@ class Preset:
     _specs: list[_LabelSpec] = field(default_factory=list, repr=False)
     _placements: list[tuple[list[str], list[str]]] = field(default_factory=list, repr=False)
 
+    @property
+    def label_keys(self) -> list[str]:
+        """Every label's key, in the preset's order: what a model of this preset can propose."""
+        return [label.key for label in self.labels]
+
     def labels_for(self, section_path: list[str], badges: list[str], cells: dict[str, str]) -> list[str]:
         """The label keys an imported entry carries, in the preset's label order."""
         return [

@@ -757,7 +757,7 @@ def _taxonomy(session: Session, catalogue: CatalogueRow) -> list[str]:
     if catalogue.preset:
         from vpt_tracker.classify.taxonomy import load_preset
 
-        return [label.key for label in load_preset(catalogue.preset).labels]
+        return load_preset(catalogue.preset).label_keys
     used: list[str] = []
     for labels in session.scalars(select(EntryRow.labels).where(EntryRow.catalogue_id == catalogue.id)):
         for label in labels or []:
