@@ -262,6 +262,10 @@ def test_label_cues_are_read_for_candidates_only(training: TrainingSet) -> None:
     included = model.score([unrelated], RuleSet(include=["cooking robots"]))[0]
     assert included.rule == "include: cooking robots"
     assert included.labels["test-time"] == label(unrelated, cues_read=True)  # a rule makes it a candidate
+    # Evaluation asks for every paper's labels as a candidate would get them.
+    (everything,) = model.score([unrelated], all_labels=True)
+    assert everything.labels["test-time"] == label(unrelated, cues_read=True)
+    assert everything.relevance == other.relevance and not model.should_queue(everything)
 
 
 def test_a_label_without_a_model_is_proposed_by_its_cue(training: TrainingSet) -> None:
@@ -289,6 +293,8 @@ def test_a_label_without_a_model_is_proposed_by_its_cue(training: TrainingSet) -
     )
     (other,) = model.score([below])
     assert not model.should_queue(other) and "robustness" not in other.proposed_labels
+    (everything,) = model.score([below], all_labels=True)  # as evaluation scores a relevant paper
+    assert not model.should_queue(everything) and "robustness" in everything.proposed_labels
     # A label that has a model is never proposed by its cue.
     both = CueSet(cues.patterns, ("labels",), label_cues=(("robustness", "robust"), ("test-time", "robust")))
     trained = CatalogueModel.train(

@@ -114,7 +114,8 @@ def evaluate(
         fold_thresholds.append(model.relevance.threshold)
         test_pos = [e for e in parts["relevant"][1] if e.has_abstract]
         test_neg = parts["rejected"][1] + parts["unlabeled"][1]
-        scores = model.score(test_pos + test_neg)
+        # Labels as a candidate gets them, also for a relevant paper below the threshold.
+        scores = model.score(test_pos + test_neg, all_labels=True)
         for example, score, is_relevant in zip(
             test_pos + test_neg, scores, [1] * len(test_pos) + [0] * len(test_neg), strict=True
         ):
@@ -209,7 +210,7 @@ def exclusive_on_titles(
             for group in groups
             if any(key in e.labels for e in other for key in group)
         }
-        for entry, score in zip(test, model.score(test), strict=True):
+        for entry, score in zip(test, model.score(test, all_labels=True), strict=True):
             above = [key for key, p in score.labels.items() if p >= model.labels[key].threshold]
             truth.append(grouped.intersection(entry.labels))
             guesses["proposed"].append(grouped.intersection(score.proposed_labels))

@@ -390,16 +390,27 @@ class CatalogueModel:
 
     # ---- scoring --------------------------------------------------------------------
     def score(
-        self, examples: Sequence[Example], rules: RuleSet | None = None, batch: int = 20_000, *, jobs: int = 1
+        self,
+        examples: Sequence[Example],
+        rules: RuleSet | None = None,
+        batch: int = 20_000,
+        *,
+        jobs: int = 1,
+        all_labels: bool = False,
     ) -> list[Scores]:
         """Scores for each example, in order. Papers without an abstract are marked low-confidence.
 
         The label models read their cue features only for candidates (papers at or above the
         relevance threshold, or included by a rule): only a candidate's labels are stored and
         shown, and reading a dozen cues of every paper would add a third to the cost of
-        scoring. Below the threshold the label models see TF-IDF terms only.
+        scoring. Below the threshold the label models see TF-IDF terms only, unless
+        `all_labels` asks for every paper's labels as a candidate would get them (evaluation
+        measures the labels of relevant papers whether or not they pass the threshold).
         """
-        return CatalogueModel.score_many([(self, rules)], examples, batch, jobs=jobs)[0]
+        (scores,) = CatalogueModel.score_many(
+            [(self, rules)], examples, batch, jobs=jobs, all_labels=all_labels
+        )
+        return scores
 
     @staticmethod
     def score_many(
@@ -408,6 +419,7 @@ class CatalogueModel:
         batch: int = 20_000,
         *,
         jobs: int = 1,
+        all_labels: bool = False,
     ) -> list[list[Scores]]:
         """The same papers scored by several catalogues' models: one list of scores per model.
 
@@ -420,10 +432,10 @@ class CatalogueModel:
         chunks = [examples[start : start + batch] for start in range(0, len(examples), batch)]
         if jobs > 1 and len(chunks) > 1:
             parts = joblib.Parallel(n_jobs=min(jobs, len(chunks)))(
-                joblib.delayed(_score_chunk_many)(models, chunk) for chunk in chunks
+                joblib.delayed(_score_chunk_many)(models, chunk, all_labels) for chunk in chunks
             )
         else:
-            parts = [_score_chunk_many(models, chunk) for chunk in chunks]
+            parts = [_score_chunk_many(models, chunk, all_labels) for chunk in chunks]
         return [[score for part in parts for score in part[index]] for index in range(len(models))]
 
     def features(self, texts: Sequence[str], analyzed: Analyzed | None = None) -> sparse.csr_matrix:
@@ -461,6 +473,7 @@ class CatalogueModel:
         rules: RuleSet | None,
         analyzed: Analyzed | None = None,
         reader: CueReader | None = None,
+        all_labels: bool = False,
     ) -> list[Scores]:
         """Scores of one batch; `analyzed` and `reader` (of `e.text()` for each paper) may be
         shared by the models that score the same batch (see `_score_chunk_many`)."""
@@ -478,16 +491,17 @@ class CatalogueModel:
                 for i, hit in enumerate(hits)
                 if (above[i] and hit is None) or (hit and hit.action == "include")
             ]
+            labelled = list(range(len(chunk))) if all_labels else candidates
             label_features = (
-                self.cues.extend("labels", features, reader, candidates) if self.labels else features
+                self.cues.extend("labels", features, reader, labelled) if self.labels else features
             )
             label_probs = {key: scorer.proba(label_features) for key, scorer in self.labels.items()}
-            # Labels too rare for a model are proposed by their cue, for candidates only (as
+            # Labels too rare for a model are proposed by their cue, for the same papers (as
             # above, only a candidate's labels are stored or shown).
             stand_ins = self.cues.stand_ins(self.labels)
             by_cue: dict[int, list[str]] = {}
-            if stand_ins and candidates:
-                matched = self.cues.matching_rows(reader, [column for _, column in stand_ins], candidates)
+            if stand_ins and labelled:
+                matched = self.cues.matching_rows(reader, [column for _, column in stand_ins], labelled)
                 for (key, _), rows in zip(stand_ins, matched, strict=True):
                     for row in rows:
                         by_cue.setdefault(row, []).append(key)
@@ -662,7 +676,9 @@ def analyzer_key(vectorizer: TfidfVectorizer) -> str:
 
 
 def _score_chunk_many(
-    models: Sequence[tuple[CatalogueModel, RuleSet | None]], chunk: Sequence[Example]
+    models: Sequence[tuple[CatalogueModel, RuleSet | None]],
+    chunk: Sequence[Example],
+    all_labels: bool = False,
 ) -> list[list[Scores]]:
     texts = [example.text() for example in chunk]
     reader = CueReader(texts)  # cue patterns shared by several catalogues read each text once
@@ -674,7 +690,7 @@ def _score_chunk_many(
         terms = dict.fromkeys(term for model in members for term in model.vectorizer.vocabulary_)
         analyzed[key] = Analyzed.of(members[0].vectorizer, texts, list(terms))
     return [
-        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)], reader)
+        model._score_chunk(chunk, rules, analyzed[analyzer_key(model.vectorizer)], reader, all_labels)
         for model, rules in models
     ]
 
