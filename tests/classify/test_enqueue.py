@@ -174,7 +174,7 @@ def test_models_trained_from_the_store_get_their_presets_cue_features(tmp_path: 
     settings = _settings(tmp_path)
     novel = _hyper(settings, "vpt", load_preset("generalizable-vlm"), seed=0)
     assert "base-to-novel" in dict(novel.cues.patterns) and "base_to_novel" in novel.cues.models
-    assert novel.cues.applies_to("labels") and not novel.cues.applies_to("relevance")
+    assert novel.cues.applies_to("labels") and novel.cues.names_for("relevance") == ["cue:says-vision"]
     plain = _hyper(settings, "vpt", load_preset("awesome-vpt"), seed=0).cues
     assert plain.applies_to("labels") and not plain.applies_to("base_to_novel")
     assert ("pixel", "pixel-space") in plain.label_cues  # and the labels' stand-in cues

@@ -171,7 +171,8 @@ def test_each_cue_feeds_only_its_models() -> None:
     novel_names = cues.names_for("base_to_novel")
     assert "cue:visual-prompts" in label_names and "cue:harmonic-mean" not in label_names
     assert "cue:harmonic-mean" in novel_names and "cue:visual-prompts" not in novel_names
-    assert not cues.applies_to("relevance")
+    assert cues.names_for("relevance") == ["cue:says-vision"]  # its one relevance cue
+    assert "cue:says-vision" not in label_names + novel_names
     text = ["Visual prompts for CLIP; we report the harmonic mean of base and novel accuracy."]
     empty = sparse.csr_matrix((1, 3), dtype=np.float32)
     for model, names in (("labels", label_names), ("base_to_novel", novel_names)):

@@ -224,10 +224,22 @@ def test_the_own_list_decides_the_labels_and_related_lists_add_up(shared_dir: Pa
     assert tpt.labels == ("test-time",) and tpt.knows_label("test-time") and not tpt.knows_label("learnable")
 
 
+def test_shipped_generalizable_relevance_weighs_a_vision_word_not_the_word_prompt(
+    relevant: list[Example],
+) -> None:
+    """The list admits adapters that pass its base-to-novel rule, so its relevance model has
+    only the vision cue: an LLM-prompting paper names no vision term."""
+    model = CatalogueModel.load(presets_dir() / "generalizable-vlm")
+    assert model.cues.names_for("relevance") == ["cue:says-vision"]
+    paper = next(e for e in relevant if "clip" in e.abstract.lower())
+    explanation = model.explain(paper, top=60)
+    assert "cue:says-vision" in {term for term, weight in explanation.up if weight > 0}
+
+
 def test_a_vision_word_is_a_whole_word() -> None:
     """An LLM paper's "objectives" are not "objects": it names no vision term.
 
-    The same words are the visual-prompt presets' `says-vision` relevance cue, so both agree."""
+    The same words are the presets' `says-vision` relevance cue, so both agree."""
     llm = Example(
         "Compressing context",
         "We pretrain a language model with autoencoding objectives and fine-tune it on prompts.",
@@ -235,7 +247,7 @@ def test_a_vision_word_is_a_whole_word() -> None:
     detector = replace(llm, abstract=llm.abstract + " The prompts steer object detectors.")
     assert not about_vision_prompts(llm)
     assert about_vision_prompts(detector)
-    for preset in ("awesome-vpt", "prompt-adaptation"):
+    for preset in ("awesome-vpt", "prompt-adaptation", "generalizable-vlm"):
         cues = load_preset(preset).cues
         (column,) = [i for i, (name, _) in enumerate(cues.patterns) if name == "says-vision"]
         matrix = cues.matrix([llm.text().lower(), detector.text().lower()], columns=[column])
