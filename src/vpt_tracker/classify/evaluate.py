@@ -114,8 +114,9 @@ def evaluate(
         fold_thresholds.append(model.relevance.threshold)
         test_pos = [e for e in parts["relevant"][1] if e.has_abstract]
         test_neg = parts["rejected"][1] + parts["unlabeled"][1]
-        # Labels as a candidate gets them, also for a relevant paper below the threshold.
-        scores = model.score(test_pos + test_neg, all_labels=True)
+        # Labels as a candidate gets them, also for a relevant paper below the threshold; the
+        # negatives' labels are not measured, so their label cues are read as in a nightly run.
+        scores = model.score(test_pos, all_labels=True) + model.score(test_neg)
         for example, score, is_relevant in zip(
             test_pos + test_neg, scores, [1] * len(test_pos) + [0] * len(test_neg), strict=True
         ):
