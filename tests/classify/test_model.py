@@ -158,12 +158,19 @@ def test_base_and_novel_counts_only_next_to_prompts(training: TrainingSet, hyper
 def test_scoring_features_equal_scikit_learns(
     model: CatalogueModel, unlabeled: list[Example], analyzer: str
 ) -> None:
-    """Scoring counts terms its own way (`Analyzed`, `_term_indexer`); the features must not change."""
+    """Scoring counts terms its own way (`Analyzed`, `_WordPairIndex`); the features must not change."""
+    # A known bigram split across two texts is no bigram of either: a batch is counted at once.
+    first, second = next(term for term in model.vectorizer.vocabulary_ if " " in term).split(" ")
     texts = [e.text() for e in unlabeled[:150]] + [
         "",
         "Ünïcödé — Prompt-Tuning  of   visual prompts; prompt tuning",
         "$\\mathbf{x}$ \\emph{prompt} tuning {\\'e}t{\\'e}",
         "one",
+        f"ends with {first}",
+        f"{second} starts this one",
+        f"{first} {second}",
+        "",
+        f"{second}",
     ]
     vectorizer = model.vectorizer
     if analyzer != "word":
@@ -173,6 +180,23 @@ def test_scoring_features_equal_scikit_learns(
     other = replace(model, vectorizer=vectorizer)
     expected = vectorizer.transform(texts)
     assert abs(other.features(texts) - expected).max() < 1e-6 and other.features(texts).nnz == expected.nnz
+
+
+def test_models_sharing_one_count_score_as_each_alone(
+    model: CatalogueModel, unlabeled: list[Example], relevant: list[Example]
+) -> None:
+    """Catalogues whose vectorizers tokenise alike are counted once per batch, over the union
+    of their vocabularies; each must still get exactly its own features and scores."""
+    narrow = make_vectorizer(Hyper(max_features=2_000))
+    narrow.fit([e.text() for e in relevant + unlabeled[:100]])
+    columns = len(narrow.vocabulary_) + len(model.cues.columns_for("relevance"))
+    weights = replace(model.relevance, coef=np.linspace(-1.0, 1.0, columns))
+    other = replace(model, vectorizer=narrow, relevance=weights, labels={}, base_to_novel=None)
+    assert set(narrow.vocabulary_) - set(model.vectorizer.vocabulary_)  # the union is wider than either
+    papers = unlabeled[:80] + relevant[:20]
+    together = CatalogueModel.score_many([(model, None), (other, None)], papers, batch=37)
+    assert together == [model.score(papers), other.score(papers)]
+    assert len({s.relevance for s in together[1]}) > 10  # the second model's own weights were read
 
 
 def test_save_load_gives_the_same_scores(
@@ -268,3 +292,18 @@ def test_a_label_learns_only_from_papers_whose_source_can_express_it(training: T
     assert scoped_model.card["cv_metrics_in_training"]["labels"]["test-time"]["support"] == len(
         test_time
     ) - len(silent)
+
+
+def test_scoring_in_worker_processes_gives_the_same_scores(
+    model: CatalogueModel, unlabeled: list[Example], relevant: list[Example]
+) -> None:
+    """`jobs > 1` ships the models to the workers pickled once (`_PackedModels`) and each
+    worker keeps the latest run's models: a second run with other models must not be scored
+    with the first one's."""
+    papers = unlabeled[:60] + relevant[:15]
+    assert model.score(papers, batch=20, jobs=2) == model.score(papers)
+    weights = replace(model.relevance, coef=-model.relevance.coef)
+    flipped = replace(model, relevance=weights)
+    expected = flipped.score(papers)
+    assert [s.relevance for s in expected] != [s.relevance for s in model.score(papers)]
+    assert flipped.score(papers, batch=20, jobs=2) == expected
