@@ -446,3 +446,56 @@ def test_a_paper_with_no_label_of_a_required_group_is_unlabelled_for_it(
     assert required.card["untrained_labels"]["token"].endswith(f"of {with_level} labelled papers carry it")
     assert "token" in plain.labels
     assert rows(required, "test-time") == rows(plain, "test-time")
+
+
+TRICKY_TEXTS = [
+    "xharmonic mean of harmonic meanx",  # `rest` first matches inside a word, then not at all
+    "the harmonicmean and then the harmonic  mean.",
+    "base-to-novel",  # at the very start
+    "cross-dataset|",
+    "unbase to novel, then base to novel",
+    "11 datasets and eleven   image classification datasets",
+    "",
+    "novel",
+]
+
+
+def test_a_word_start_cue_answers_as_the_regex_does(training: TrainingSet) -> None:
+    """Cues led by `\\b` are searched through their rest, then tried where that starts
+    (`cues._word_start_matcher`): every shipped cue pattern, and patterns with groups,
+    classes and alternatives, must give `re.search`'s answer on real and awkward texts."""
+    from vpt_tracker.classify import cues as cues_module
+
+    patterns = {
+        pattern
+        for preset in ("awesome-vpt", "prompt-adaptation", "generalizable-vlm")
+        for cues in [load_preset(preset).cues]
+        for index, (_, first) in enumerate(cues.patterns)
+        for pattern in (first, *cues.requires[index])
+    } | {
+        r"\bharmonic\s+mean\b",
+        r"\b(?:a|b)|\bnovel",  # an alternative outside any group: searched as written
+        r"\b[(|]?novel\b",  # `|` and `(` in a class are no alternative or group
+        r"\b\(?base\b",
+        r"\bx?",  # the rest may match the empty string
+    }
+    texts = [e.text().lower() for e in training.relevant[:40] + training.unlabeled[:200]] + TRICKY_TEXTS
+    led = [p for p in patterns if p.startswith("\\b") and not cues_module._has_top_level_alternative(p)]
+    assert len(led) >= 10  # most shipped cues take the word-start path
+    for pattern in sorted(patterns):
+        matches = cues_module._matcher(pattern)
+        if pattern in led:
+            assert matches.__qualname__.startswith("_word_start_matcher"), pattern
+        expected = [re.search(pattern, text) is not None for text in texts]
+        assert [matches(text) for text in texts] == expected, pattern
+        assert any(expected) or pattern == r"\b\(?base\b", pattern  # each pattern is exercised
+
+
+def test_an_alternative_outside_a_group_is_told_from_one_inside() -> None:
+    from vpt_tracker.classify.cues import _has_top_level_alternative
+
+    assert _has_top_level_alternative(r"\ba|\bb")
+    assert not _has_top_level_alternative(r"\b(?:a|b)")
+    assert not _has_top_level_alternative(r"\b[|(]a")
+    assert not _has_top_level_alternative(r"\b\(a\|b")
+    assert _has_top_level_alternative(r"\b(?:a)|b")

@@ -245,10 +245,61 @@ _WORDS = re.compile(r"[a-z0-9 ]+(?:\|[a-z0-9 ]+)*")
 
 
 def _matcher(pattern: str) -> Callable[[str], bool]:
-    """How to test one lower-cased text: a pattern of plain lower-case words joined by `|`
-    (`prompt|reprogram`) is a substring test, the same answer as the regex and 4× faster."""
+    r"""How to test one lower-cased text: a pattern of plain lower-case words joined by `|`
+    (`prompt|reprogram`) is a substring test, the same answer as the regex and 4× faster;
+    a pattern led by `\b` is found through its rest (see `_word_start_matcher`)."""
     if _WORDS.fullmatch(pattern):
         words = pattern.split("|")
         return lambda text: any(word in text for word in words)
+    if pattern.startswith("\\b") and not _has_top_level_alternative(pattern):
+        try:
+            return _word_start_matcher(pattern)
+        except re.error:  # the rest alone is no pattern (say, `\\b` had a quantifier)
+            pass
     search = re.compile(pattern).search
     return lambda text: search(text) is not None
+
+
+def _word_start_matcher(pattern: str) -> Callable[[str], bool]:
+    r"""A search for `\b<rest>` that lets the regex engine skip ahead.
+
+    Python's engine scans for a pattern's leading literal (or set of first characters) at C
+    speed, but a leading `\b` hides it, so the whole pattern is tried at every position:
+    `\bharmonic\s+mean\b` took 33 µs per abstract, `harmonic\s+mean\b` 1.1 µs. So `rest`
+    is searched for, and the full pattern is tried only where it starts. The answer is
+    the same: every match of the full pattern is a match of `rest` at the same place, and
+    each place where `rest` matches is tried in order.
+    """
+    find_rest, match_all = re.compile(pattern[2:]).search, re.compile(pattern).match
+
+    def matches(text: str) -> bool:
+        start = 0
+        # (`start` past the end would be read as the end: a rest that matches nothing loops)
+        while start <= len(text) and (found := find_rest(text, start)) is not None:
+            if match_all(text, found.start()):
+                return True
+            start = found.start() + 1
+        return False
+
+    return matches
+
+
+def _has_top_level_alternative(pattern: str) -> bool:
+    r"""Whether `pattern` has a `|` outside any group (`\ba|\bb`): without the first `\b` the
+    other branches still hide their first characters, and the search gets slower, not faster.
+    (Only speed depends on this answer, never a match.)"""
+    depth, in_class, escaped = 0, False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "|" and depth == 0:
+            return True
+    return False
