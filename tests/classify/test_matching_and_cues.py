@@ -457,6 +457,7 @@ TRICKY_TEXTS = [
     "11 datasets and eleven   image classification datasets",
     "",
     "novel",
+    "]novel |novel seen reseen",
 ]
 
 
@@ -478,10 +479,15 @@ def test_a_word_start_cue_answers_as_the_regex_does(training: TrainingSet) -> No
         r"\b[(|]?novel\b",  # `|` and `(` in a class are no alternative or group
         r"\b\(?base\b",
         r"\bx?",  # the rest may match the empty string
+        r"\b(?:[]|]?novel|(?:cross|base)[\s-]*(?:to|dataset))\b",  # a group, a class with `]`, `|`
+        r"\b(?:[^]a]ovel|harmonic)\s",
+        r"\b(?:un|re)?seen\b|base",  # a repeated leading group
+        "\\b(?x:harmonic  # a comment (a | bar\n |base)",  # verbose: searched as written
     }
     texts = [e.text().lower() for e in training.relevant[:40] + training.unlabeled[:200]] + TRICKY_TEXTS
-    led = [p for p in patterns if p.startswith("\\b") and not cues_module._has_top_level_alternative(p)]
+    led = [p for p in patterns if cues_module._word_led(p)]
     assert len(led) >= 10  # most shipped cues take the word-start path
+    assert r"\b(?:a|b)|\bnovel" not in led and not [p for p in led if "(?x" in p]
     for pattern in sorted(patterns):
         matches = cues_module._matcher(pattern)
         if pattern in led:
@@ -491,11 +497,16 @@ def test_a_word_start_cue_answers_as_the_regex_does(training: TrainingSet) -> No
         assert any(expected) or pattern == r"\b\(?base\b", pattern  # each pattern is exercised
 
 
-def test_an_alternative_outside_a_group_is_told_from_one_inside() -> None:
-    from vpt_tracker.classify.cues import _has_top_level_alternative
+def test_a_pattern_is_split_only_at_its_own_alternatives() -> None:
+    from vpt_tracker.classify.cues import _branches, _leads
 
-    assert _has_top_level_alternative(r"\ba|\bb")
-    assert not _has_top_level_alternative(r"\b(?:a|b)")
-    assert not _has_top_level_alternative(r"\b[|(]a")
-    assert not _has_top_level_alternative(r"\b\(a\|b")
-    assert _has_top_level_alternative(r"\b(?:a)|b")
+    assert _branches(r"\ba|\bb") == [r"\ba", r"\bb"]
+    assert _branches(r"\b(?:a|b)") == [r"\b(?:a|b)"]
+    assert _branches(r"\b[|(]a|[]|]|[^]|]") == [r"\b[|(]a", "[]|]", "[^]|]"]
+    assert _branches(r"\b\(a\|b") == [r"\b\(a\|b"]
+    assert _leads(r"(?:11|eleven)\s+(?:[a-z-]+\s+){0,3}datasets") == [
+        r"11\s+(?:[a-z-]+\s+){0,3}datasets",
+        r"eleven\s+(?:[a-z-]+\s+){0,3}datasets",
+    ]
+    assert _leads(r"(?:a|(?:b|c)d)e") == ["ae", "(?:b|c)de"]
+    assert _leads(r"(?:un|re)?seen") == [r"(?:un|re)?seen"]  # a repeated group is not split
