@@ -156,9 +156,10 @@ def test_base_and_novel_counts_only_next_to_prompts(training: TrainingSet, hyper
 
 @pytest.mark.parametrize("analyzer", ["word", "word-unigrams", "char_wb"])
 def test_scoring_features_equal_scikit_learns(
-    model: CatalogueModel, unlabeled: list[Example], analyzer: str
+    model: CatalogueModel, unlabeled: list[Example], analyzer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Scoring counts terms its own way (`Analyzed`, `_WordPairIndex`); the features must not change."""
+    monkeypatch.setattr(model_module, "COUNT_BATCH", 7)  # tokens are gathered in rounds of 7 texts
     # A known bigram split across two texts is no bigram of either: a batch is counted at once.
     first, second = next(term for term in model.vectorizer.vocabulary_ if " " in term).split(" ")
     texts = [e.text() for e in unlabeled[:150]] + [

@@ -58,6 +58,7 @@ MIN_LABEL_EXAMPLES = 3  # a label needs this many positive and negative examples
 MIN_NOVEL_EXAMPLES = 5  # per class, for the base-to-novel model
 UNLABELED_WEIGHT = 0.5  # PU weighting: an unreviewed paper counts half a reviewed negative
 TITLE_WEIGHT = 0.5  # a labelled entry known by its title alone counts half a paper with an abstract
+COUNT_BATCH = 2_000  # texts whose tokens are held as Python ints at once (36 bytes each)
 NOVEL_BACKGROUND = 2_000  # unlabeled papers that are also base-to-novel negatives (see `_train`)
 MODEL_FILE = "model.pkl.xz"
 CARD_FILE = "model-card.json"
@@ -189,7 +190,7 @@ class _WordPairIndex:
                 bigrams.append((ids[0], ids[1], index))
         self.terms = len(terms)
         words = max(1, len(self.word_ids))
-        self.unigram_term = np.full(words, -1, dtype=np.int64)
+        self.unigram_term = np.full(words, -1, dtype=np.int32)
         for word, index in unigrams:
             self.unigram_term[word] = index
         pairs = np.array(bigrams, dtype=np.int64).reshape(-1, 3)
@@ -197,7 +198,7 @@ class _WordPairIndex:
         order = np.argsort(codes)
         self.starts, self.ends = np.zeros(words, dtype=bool), np.zeros(words, dtype=bool)
         self.starts[pairs[:, 0]], self.ends[pairs[:, 1]] = True, True
-        self.bigram_codes, self.bigram_term = codes[order], pairs[order, 2]
+        self.bigram_codes, self.bigram_term = codes[order], pairs[order, 2].astype(np.int32)
 
     @classmethod
     @functools.lru_cache(maxsize=4)
@@ -209,14 +210,17 @@ class _WordPairIndex:
         """texts x terms raw counts: the uni- and bigrams of `vectorizer`'s tokens."""
         preprocess, tokenize = vectorizer.build_preprocessor(), vectorizer.build_tokenizer()
         word_id, unknown = self.word_ids.get, repeat(-1)
-        ids: list[int] = []
+        parts: list[NDArray[np.int32]] = []
         lengths: list[int] = []
-        for text in texts:
-            before = len(ids)
-            ids += map(word_id, tokenize(preprocess(text)), unknown)
-            lengths.append(len(ids) - before)
-        word = np.fromiter(ids, dtype=np.int64, count=len(ids))
-        row = np.repeat(np.arange(len(texts), dtype=np.int64), np.asarray(lengths, dtype=np.int64))
+        for start in range(0, len(texts), COUNT_BATCH):
+            ids: list[int] = []
+            for text in texts[start : start + COUNT_BATCH]:
+                before = len(ids)
+                ids += map(word_id, tokenize(preprocess(text)), unknown)
+                lengths.append(len(ids) - before)
+            parts.append(np.fromiter(ids, dtype=np.int32, count=len(ids)))
+        word = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        row = np.repeat(np.arange(len(texts), dtype=np.int32), np.asarray(lengths, dtype=np.int64))
         known = word >= 0
         unigram = np.where(known, self.unigram_term[np.maximum(word, 0)], -1)
         # A bigram is two neighbouring words of one text that start and end some known bigram.
@@ -228,7 +232,7 @@ class _WordPairIndex:
             & self.ends[np.maximum(second, 0)]
             & (row[:-1] == row[1:])
         )
-        codes = first[paired] * len(self.unigram_term) + second[paired]
+        codes = first[paired].astype(np.int64) * len(self.unigram_term) + second[paired]
         at = np.minimum(np.searchsorted(self.bigram_codes, codes), max(0, len(self.bigram_codes) - 1))
         found = self.bigram_codes[at] == codes if len(self.bigram_codes) else np.zeros(len(codes), dtype=bool)
         rows = np.concatenate([row[unigram >= 0], row[paired[found]]])
