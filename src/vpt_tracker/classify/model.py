@@ -186,7 +186,7 @@ class _WordPairIndex:
             ids = [self.word_ids.setdefault(word, len(self.word_ids)) for word in term.split(" ")]
             if len(ids) == 1:
                 unigrams.append((ids[0], index))
-            else:
+            elif len(ids) == 2:  # (word bigram vocabularies hold nothing longer)
                 bigrams.append((ids[0], ids[1], index))
         self.terms = len(terms)
         words = max(1, len(self.word_ids))
