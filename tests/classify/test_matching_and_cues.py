@@ -135,12 +135,35 @@ def test_bad_cue_config_is_a_user_error() -> None:
         CueSet.from_config({"patterns": {"ok": {"pattern": "x", "models": ["nonsense"]}}})
     with pytest.raises(UserError, match="expected"):
         CueSet.from_config({"patterns": {"no-pattern": {"models": ["labels"]}}})
-    odd: list[dict[str, object]] = [{"pattern": "x", "all": ["y"]}, {"all": []}, {"all": "x"}]
+    odd: list[dict[str, object]] = [
+        {"pattern": "x", "all": ["y"]},
+        {"all": []},
+        {"all": "x"},
+        {"builtin": "vision-words", "pattern": "x"},
+    ]
     for both_or_empty in odd:
         with pytest.raises(UserError, match="expected"):
             CueSet.from_config({"patterns": {"odd": both_or_empty}})
     with pytest.raises(UserError, match="cue 'half': bad regular expression"):
         CueSet.from_config({"patterns": {"half": {"all": ["fine", "(unclosed"]}}})
+    with pytest.raises(UserError, match="cue 'seeing': unknown builtin 'vision'; known: vision-words"):
+        CueSet.from_config({"patterns": {"seeing": {"builtin": "vision"}}})
+
+
+def test_a_builtin_cue_is_one_pattern_for_every_preset_and_the_recipes() -> None:
+    """`{ builtin = "vision-words" }` names the pattern that the three presets' `says-vision`
+    and `recipes.about_vision_prompts` share, instead of three copies in the presets."""
+    from vpt_tracker.classify.cues import BUILTIN_PATTERNS
+    from vpt_tracker.classify.recipes import about_vision_prompts
+
+    cues = CueSet.from_config({"patterns": {"seeing": {"builtin": "vision-words", "models": ["relevance"]}}})
+    assert cues.patterns == (("seeing", BUILTIN_PATTERNS["vision-words"]),)
+    assert cues.columns_for("relevance") == [0] and not cues.columns_for("labels")
+    texts = ["prompts for a vit on point clouds", "prompts whose objectives are written in text"]
+    assert cues.matrix(texts).toarray().ravel().tolist() == [1.0, 0.0]
+    assert [about_vision_prompts(Example("", text)) for text in texts] == [True, False]
+    for preset in ("awesome-vpt", "prompt-adaptation", "generalizable-vlm"):
+        assert ("says-vision", BUILTIN_PATTERNS["vision-words"]) in load_preset(preset).cues.patterns
 
 
 def test_an_all_cue_fires_only_when_every_part_occurs() -> None:

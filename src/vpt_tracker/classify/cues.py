@@ -29,6 +29,18 @@ from vpt_tracker.errors import UserError
 CUE_MODELS = ("relevance", "base_to_novel", "labels")  # the models cue columns may be appended to
 PREFIX = "cue:"  # how a cue column is named in `explain`
 
+# Patterns a preset names instead of writing them out (`name = { builtin = "vision-words" }`):
+# ideas that several presets and the training recipes must spell the same way.
+BUILTIN_PATTERNS = {
+    # A vision term as a whole word (an LLM paper's "objectives" are not "objects"): what the
+    # presets' `says-vision` relevance cue reads, and what `recipes.about_vision_prompts`
+    # requires of a related list's entry.
+    "vision-words": (
+        r"\b(?:image|visual|vision|video|pixel|segment|detect|clip\b|vit\b|3d\b|point[\s-]*cloud"
+        r"|scene|objects?\b)"
+    ),
+}
+
 
 @dataclass(frozen=True)
 class CueSet:
@@ -68,8 +80,9 @@ class CueSet:
         """From a preset's `[cues]` table: `models = [...]` and `[cues.patterns] name = "regex"`.
 
         A pattern may instead be `name = { pattern = "regex", models = [...] }`, to feed
-        other models than the table's default, or `name = { all = ["regex", ...] }`: a cue
-        that fires only when every one of the regexes occurs somewhere in the text.
+        other models than the table's default, `name = { all = ["regex", ...] }`: a cue
+        that fires only when every one of the regexes occurs somewhere in the text, or
+        `name = { builtin = "vision-words", models = [...] }`: one of `BUILTIN_PATTERNS`.
         """
         if not data:
             return cls()
@@ -83,15 +96,11 @@ class CueSet:
         for name, value in patterns.items():
             if isinstance(value, Mapping):
                 own_models = value.get("models", [])
-                parts = [value["pattern"]] if "pattern" in value else value.get("all")
-                if (
-                    not isinstance(own_models, list)
-                    or ("pattern" in value and "all" in value)
-                    or not (isinstance(parts, list) and parts)
-                ):
+                parts = _table_cue_patterns(str(name), value)
+                if not isinstance(own_models, list) or parts is None:
                     raise UserError(
-                        f'cue {name!r}: expected {{ pattern = "...", models = [...] }} '
-                        'or { all = ["...", ...], models = [...] }'
+                        f'cue {name!r}: expected {{ pattern = "...", models = [...] }}, '
+                        '{ all = ["...", ...], models = [...] } or { builtin = "...", models = [...] }'
                     )
                 pairs.append((str(name), str(parts[0])))
                 requires.append(tuple(str(part) for part in parts[1:]))
@@ -191,6 +200,24 @@ class CueSet:
             "models_per_cue": {name: list(self._models_of(i)) for i, (name, _) in enumerate(self.patterns)},
             "label_cues": dict(self.label_cues),
         }
+
+
+def _table_cue_patterns(name: str, value: Mapping[str, object]) -> list[object] | None:
+    """A cue written as a table: its pattern, then those it requires; None when malformed."""
+    kinds = [kind for kind in ("pattern", "all", "builtin") if kind in value]
+    if kinds == ["pattern"]:
+        return [value["pattern"]]
+    if kinds == ["all"]:
+        parts = value["all"]
+        return parts if isinstance(parts, list) and parts else None
+    if kinds == ["builtin"]:
+        builtin = value["builtin"]
+        if not isinstance(builtin, str) or builtin not in BUILTIN_PATTERNS:
+            raise UserError(
+                f"cue {name!r}: unknown builtin {builtin!r}; known: {', '.join(BUILTIN_PATTERNS)}"
+            )
+        return [BUILTIN_PATTERNS[builtin]]
+    return None
 
 
 class CueReader:

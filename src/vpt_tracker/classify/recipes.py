@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vpt_tracker.catalogue.markdown import Document, ParsedEntry, parse
+from vpt_tracker.classify.cues import BUILTIN_PATTERNS
 from vpt_tracker.classify.data import (
     AbstractIndex,
     Example,
@@ -125,10 +126,7 @@ class Recipe:
 # prompts, not papers that prompt a language model or a text-to-image model. Related lists
 # are broader (HyperPrompt conditions NLP transformers; Prompt-to-Prompt edits images through
 # a diffusion model's text prompt), so their entries are positives only when they pass this.
-_VISION = re.compile(
-    r"\b(?:image|visual|vision|video|pixel|segment|detect|clip\b|vit\b|3d\b|point[\s-]*cloud|scene|objects?\b)",
-    re.IGNORECASE,
-)
+_VISION = re.compile(BUILTIN_PATTERNS["vision-words"], re.IGNORECASE)  # the presets' `says-vision`
 _TEXT_TO_IMAGE = re.compile(
     r"\btext[\s-]*(?:to|2)[\s-]*(?:image|video)|\bimage\s+(?:editing|generation|synthesis)\b", re.I
 )

@@ -53,6 +53,7 @@ An optional `[cues]` table adds fixed phrase features to some of the catalogue's
     [cues.patterns]
     harmonic-mean = 'harmonic mean'     # a regex over the lower-cased text
     visual-prompts = { pattern = 'visual prompts?', models = ["labels"] }   # its own models
+    says-vision = { builtin = "vision-words", models = ["relevance"] }   # a shared pattern
 """
 
 from __future__ import annotations
