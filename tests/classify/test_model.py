@@ -301,6 +301,10 @@ def test_scoring_in_worker_processes_gives_the_same_scores(
     """`jobs > 1` ships the models to the workers pickled once (`_PackedModels`) and each
     worker keeps the latest run's models: a second run with other models must not be scored
     with the first one's."""
+    packed = model_module._PackedModels.of([(model, None)])
+    first = packed.unpack()
+    assert packed.unpack() is first  # unpickled once per process, not once per batch
+    assert model_module._PackedModels.of([(model, None)]).unpack() is not first  # a new run, anew
     papers = unlabeled[:60] + relevant[:15]
     assert model.score(papers, batch=20, jobs=2) == model.score(papers)
     weights = replace(model.relevance, coef=-model.relevance.coef)
