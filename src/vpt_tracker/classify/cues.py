@@ -16,6 +16,7 @@ something else in an open-vocabulary detector.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -277,10 +278,12 @@ _WORDS = re.compile(r"[a-z0-9 ]+(?:\|[a-z0-9 ]+)*")
 _VERBOSE = re.compile(r"\(\?[aiLmsux-]*x")  # an inline flag group that turns on verbose mode
 
 
+@functools.lru_cache(maxsize=256)
 def _matcher(pattern: str) -> Callable[[str], bool]:
     r"""How to test one lower-cased text: a pattern of plain lower-case words joined by `|`
     (`prompt|reprogram`) is a substring test, the same answer as the regex and 4× faster;
-    a pattern led by `\b` is found through its rest (see `_word_start_matcher`)."""
+    a pattern led by `\b` is found through its rest (see `_word_start_matcher`). Cached: every
+    batch of every catalogue reads the same few patterns."""
     if _WORDS.fullmatch(pattern):
         words = pattern.split("|")
         return lambda text: any(word in text for word in words)
@@ -295,9 +298,14 @@ def _is_quick(pattern: str) -> bool:
     return bool(_WORDS.fullmatch(pattern)) or _word_led(pattern)
 
 
+@functools.lru_cache(maxsize=256)
 def _word_led(pattern: str) -> bool:
-    r"""A `\b` and a rest that is a pattern of its own and leads every match."""
-    if not pattern.startswith("\\b") or _VERBOSE.search(pattern) or _has_top_level_alternative(pattern):
+    r"""A `\b` and a rest that is a pattern of its own and leads every match.
+
+    Not when the pattern has a `|` outside any group (`\ba|\bb`): without the first `\b` the
+    other branches still hide their first characters, and the search gets slower, not faster.
+    """
+    if not pattern.startswith("\\b") or _VERBOSE.search(pattern) or len(_branches(pattern)) > 1:
         return False  # (in a verbose group, a `#` comment may hold any bracket or bar)
     try:
         re.compile(pattern[2:])
@@ -343,12 +351,6 @@ def _leads(rest: str) -> list[str]:
         if close > 0 and not after.startswith(("?", "*", "+", "{")):
             return [branch + after for branch in _branches(body)]
     return [rest]
-
-
-def _has_top_level_alternative(pattern: str) -> bool:
-    r"""Whether `pattern` has a `|` outside any group (`\ba|\bb`): without the first `\b` the
-    other branches still hide their first characters, and the search gets slower, not faster."""
-    return len(_branches(pattern)) > 1
 
 
 def _branches(pattern: str) -> list[str]:
