@@ -186,7 +186,7 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
                     preset=catalogue.preset,
                     readme_path="README.md",
                 )
-                echo(f"imported catalogue {catalogue.name}: {imported}")
+                echo(imported.summary())
 
             untrained = _without_model(settings, echo)
             echo(f"\nnightly run over the recorded night of {day.isoformat()} ...")

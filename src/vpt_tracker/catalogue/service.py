@@ -33,6 +33,11 @@ class ImportResult:
     sections: int
     replaced: bool
 
+    def summary(self) -> str:
+        """What a maintainer is told after an import (the CLI and the demo say it alike)."""
+        verb = "replaced" if self.replaced else "imported"
+        return f"{verb} {self.name!r}: {self.entries} entries in {self.sections} sections"
+
 
 def get_catalogue(session: Session, name: str) -> CatalogueRow:
     """The catalogue `name`; a UserError names the known ones if it does not exist."""

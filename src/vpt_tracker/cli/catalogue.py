@@ -82,8 +82,7 @@ def import_command(
         github_repo=github_repo,
         replace=replace,
     )
-    verb = "replaced" if result.replaced else "imported"
-    click.echo(f"{verb} {result.name!r}: {result.entries} entries in {result.sections} sections")
+    click.echo(result.summary())
 
 
 @catalogue_group.command("render")
