@@ -302,6 +302,7 @@ def accept(
     reason: str | None = None,
     code_url: str | None = None,
     previous_venue: str | None = None,
+    abstract: str = "",
 ) -> int:
     """An accepted candidate with its paper and the reviewer's `accept` decision, inserted
     directly (as the review queue would leave them)."""
@@ -312,7 +313,7 @@ def accept(
         paper = PaperRow(
             title=title,
             title_key=normalize.title_key(title),
-            abstract="",
+            abstract=abstract,
             authors=[],
             year=year,
             venue=venue,
