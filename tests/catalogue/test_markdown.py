@@ -143,6 +143,27 @@ def test_insert_prompt_adaptation_row_with_type_cell() -> None:
     assert entry.cells == {"Venue": "ICCV", "Year": "2025", "Type": "Learnable", "Notes": "n"}
 
 
+def test_a_table_that_names_papers_gets_the_new_papers_name() -> None:
+    """The VPT table lists "VPT", "E2VPT", "LPT"; the VP table keeps whole titles for half of
+    its rows, so a new row there is written with its title."""
+    title = "LoGoPrompt: Synthetic Text Images Can Be Good Visual Prompts for Vision-Language Models"
+    url = "https://arxiv.org/abs/2309.01155"
+    for section, shown in (("Visual Prompt Tuning (VPT)", "LoGoPrompt"), ("Visual Prompting (VP)", title)):
+        old = read(PA)
+        doc = parse(old)
+        new = NewEntry(title, "ICCV", 2023, url, short_name="LoGoPrompt", cells={"Type": "Learnable"})
+        entry = doc.insert_entry(new, ["Unified Taxonomy", section])
+        added, _ = added_lines(old, doc.render())
+        assert added == [f"| [{shown}]({url}) | ICCV | 2023 | Learnable |  |\n"]
+        assert entry.title == shown
+    # Without a name, the whole title, even there.
+    doc = parse(read(PA))
+    entry = doc.insert_entry(
+        NewEntry(title, "ICCV", 2023, url), ["Unified Taxonomy", "Visual Prompt Tuning (VPT)"]
+    )
+    assert entry.title == title
+
+
 def test_insert_zhengli_and_synbol_and_ttengwang_styles() -> None:
     old = read(ZHENG)
     doc = parse(old)

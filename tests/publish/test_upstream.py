@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, select
 
 from vpt_tracker.catalogue.markdown import parse
-from vpt_tracker.catalogue.promote import promote
-from vpt_tracker.catalogue.service import render_catalogue
+from vpt_tracker.catalogue.promote import pending_changes, promote
+from vpt_tracker.catalogue.service import import_catalogue, render_catalogue
+from vpt_tracker.publish.publisher import RenderCheckFailed, check_render
 from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow
 
-from .conftest import CATALOGUE, README_0624, accept_two, import_list
+from .conftest import CATALOGUE, LISTS, README_0624, accept, accept_two, import_list
 
 ADAPTIVE_ARXIV = (
     "| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning]"
@@ -80,3 +82,41 @@ def test_entries_upstream_removed_or_sections_it_dropped_are_reported(engine: En
     assert any("no section of the new README takes it" in d for d in result.dropped)
     with session_factory(engine)() as session:
         assert session.get_one(CandidateRow, new_id).status == "accepted"  # promotion may try again
+
+
+def test_a_paper_shown_by_its_name_is_checked_and_found_upstream_by_its_link(engine: Engine) -> None:
+    """prompt-adaptation's VPT table names papers ("VPT", "E2VPT"): our row keeps the whole
+    title, the README shows "LoGoPrompt". The render check and the rebase after the merge must
+    both know it as the same entry, or a merged paper would be added a second time."""
+    old = (LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md").read_text(encoding="utf-8")
+    import_catalogue(engine, CATALOGUE, old, preset="prompt-adaptation")
+    title = "LoGoPrompt: Synthetic Text Images Can Be Good Visual Prompts for Vision-Language Models"
+    link = (
+        "https://openaccess.thecvf.com/content/ICCV2023/html/Shi_LoGoPrompt_Synthetic_Text_Images_"
+        "Can_Be_Good_Visual_Prompts_for_ICCV_2023_paper.html"
+    )
+    candidate = accept(
+        engine,
+        title=title,
+        arxiv_id=None,
+        venue="ICCV",
+        year=2023,
+        labels=["vpt-learnable"],
+        relevance=0.99,
+        label_scores={"vpt-learnable": 0.84},
+    )
+    with transaction(engine) as session:
+        session.get_one(CandidateRow, candidate).paper.cvf_url = link
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+        merged = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    assert f"| [LoGoPrompt]({link}) | ICCV | 2023 | Learnable |" in merged
+    assert check_render(old, merged, changes) == []
+    with pytest.raises(RenderCheckFailed, match="added entries missing"):
+        check_render(old, old, changes)
+
+    with transaction(engine) as session:
+        result = rebase_catalogue(session, CATALOGUE, merged, "merged")
+        assert render_catalogue(session, CATALOGUE) == merged  # not added a second time
+    assert (result.absorbed, result.kept_added) == ([title], [])

@@ -621,7 +621,7 @@ class Document:
             raise UserError(
                 f"section {' > '.join(section.path)!r} has no entries or paper table to learn the style from"
             )
-        raw = _render_like(template, new, self)
+        raw = _render_like(template, new, self, by_name=_names_papers(own))
         at = _insertion_line(own, new) if own else self._empty_section_line(index, template)
         new_lines = raw.splitlines(keepends=True)
         if at > 0 and not self._lines[at - 1].endswith("\n"):
@@ -1026,18 +1026,29 @@ def _insertion_line(own: list[ParsedEntry], new: NewEntry) -> int:
     return after_last
 
 
-def _render_like(template: ParsedEntry, new: NewEntry, doc: Document) -> str:
+def _names_papers(rows: list[ParsedEntry]) -> bool:
+    """True for a table whose rows mostly call a paper by its method name, not its title.
+
+    The prompt-adaptation list's VPT table lists "VPT", "E2VPT", "LPT": a new row there reads
+    "LoGoPrompt", not the whole title. A name is at most two words; of all tables in the real
+    lists, only that one is mostly names (its VP table, 3 of 6, keeps whole titles).
+    """
+    rows = [row for row in rows if row.kind == "table-row"]
+    return sum(len(row.title.split()) <= 2 for row in rows) * 2 > len(rows)
+
+
+def _render_like(template: ParsedEntry, new: NewEntry, doc: Document, *, by_name: bool = False) -> str:
     if template.kind == "table-row":
-        return _render_row_like(template, new)
+        return _render_row_like(template, new, by_name=by_name)
     return _render_bullet_like(template, new, doc)
 
 
-def _render_row_like(template: ParsedEntry, new: NewEntry) -> str:
+def _render_row_like(template: ParsedEntry, new: NewEntry, *, by_name: bool = False) -> str:
     raw = template.raw
     cells, spans = _split_row(raw)
     paper = _safe_url(new.paper_url)
     code = _safe_url(new.code_url)
-    title_text = _escape_cell(new.title)
+    title_text = _escape_cell(new.short_name if by_name and new.short_name else new.title)
     # The title links to the paper when there is one (even in ustcjinggg's link-less tables:
     # a link is never worse than none); otherwise it is plain text.
     title_cell = f"[{title_text}]({paper})" if paper else title_text

@@ -121,6 +121,7 @@ class Change:
     section_path: list[str]
     labels: list[str]
     paper_url: str | None = None
+    short_name: str | None = None  # what a table of names shows instead of the title
     previous: tuple[str | None, int | None] | None = None  # venue, year before an upgrade
     candidate_id: int | None = None
     candidate_status: str | None = None
@@ -352,6 +353,7 @@ def pending_changes(session: Session, catalogue_name: str) -> list[Change]:
             section_path=list(entry.section_path or []),
             labels=list(entry.labels or []),
             paper_url=entry.paper_url,
+            short_name=entry.short_name,
             previous=(
                 (previous[0], previous[1]) if isinstance(previous, list) and len(previous) == 2 else None
             ),

@@ -54,13 +54,25 @@ def _key(title: str) -> str:
 
 
 def _find(parsed: list[ParsedEntry], row: EntryRow) -> ParsedEntry | None:
-    """The upstream entry for one of our rows: by arXiv id, then by folded title."""
+    """The upstream entry for one of our rows: by arXiv id, by paper link, then by folded title.
+
+    The link matters where a table names papers ("LoGoPrompt", `markdown._names_papers`):
+    our row keeps the whole title, the merged README shows the name. A row without a link
+    is found by its name there as a last resort.
+    """
     if row.arxiv_id:
         hit = next((p for p in parsed if p.arxiv_id == row.arxiv_id), None)
         if hit is not None:
             return hit
-    key = row.title_key or _key(row.title)
-    return next((p for p in parsed if key and _key(p.title) == key), None)
+    if row.paper_url:
+        hit = next((p for p in parsed if p.paper_url == row.paper_url), None)
+        if hit is not None:
+            return hit
+    keys = {row.title_key or _key(row.title)}
+    if row.short_name and not row.paper_url:
+        keys.add(_key(row.short_name))
+    keys.discard("")
+    return next((p for p in parsed if _key(p.title) in keys), None)
 
 
 def rebase_catalogue(
