@@ -188,6 +188,20 @@ async def test_move_undo_and_open(sqlite: Engine, ids: dict[str, int]) -> None:
         assert app.summary.undone == 1
 
 
+async def test_detail_follows_the_cursor_in_the_same_call(sqlite: Engine, ids: dict[str, int]) -> None:
+    """No message hop between the panes: the frame that draws the moved cursor has the new detail too."""
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        detail = app.main.query_one(DetailView)
+        app.candidates.move(1)  # no await below: nothing else has run since the cursor moved
+        assert str(detail.text).startswith("Exploring Visual Prompts")
+        app.candidates.remove_current()
+        assert str(detail.text).startswith("Sheep grazing patterns")
+        app.candidates.restore(ids["second"], app.queue.get(ids["second"]))
+        assert str(detail.text).startswith("Exploring Visual Prompts")
+
+
 async def test_filter_by_text_label_and_score(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite)
     async with app.run_test() as pilot:

@@ -99,7 +99,7 @@ class ReviewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         with Horizontal(id="panes"):
-            yield CandidateList(self.app_.queue.items, id="list")
+            yield CandidateList(self.app_.queue.items, self.app_.show_detail, id="list")
             yield DetailView(id="detail")
         yield Static(id="empty")
         yield Footer()
@@ -112,10 +112,6 @@ class ReviewScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.app_.reload()
-
-    def on_candidate_list_highlighted(self, event: CandidateList.Highlighted) -> None:
-        # Handled here, not on the app: a message the screen itself caused stops bubbling at the screen.
-        self.app_.show_detail(event.item)
 
     def action_review(self, action: str) -> None:
         getattr(self.app_, f"do_{action}")()
@@ -422,7 +418,7 @@ class ReviewApp(App[SessionSummary]):
             current = exc.current
             if current is not None:
                 self.candidates.replace(current)
-                self.candidates.post_message(CandidateList.Highlighted(current))
+                self.show_detail(current)
         self.notify(str(exc), severity="error", timeout=8)
 
     def _valid_labels(self, catalogue: str) -> list[str]:

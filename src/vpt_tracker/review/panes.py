@@ -14,7 +14,6 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.geometry import Size
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -27,6 +26,12 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
 
     It holds the ordered ids and a bounded cache of rows keyed by candidate id, so removing
     a decided candidate (or putting an undone one back) shifts positions without refetching.
+
+    `highlighted` is called with the candidate under the cursor whenever that changes, in the
+    same call rather than through a posted message: Textual draws the moved cursor in a frame
+    of its own as soon as the key is handled, and a message reaching the screen after that
+    leaves the detail pane for the next frame, which its update timer starts 17-33 ms later.
+    Called directly, both panes change in the one frame.
     """
 
     PAGE = 200
@@ -37,14 +42,15 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
     CandidateList:focus { border: round $accent; }
     """
 
-    class Highlighted(Message):
-        def __init__(self, item: QueueItem | None) -> None:
-            super().__init__()
-            self.item = item
-
-    def __init__(self, fetch: Callable[[list[int]], list[QueueItem]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[list[int]], list[QueueItem]],
+        highlighted: Callable[[QueueItem | None], None],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._fetch = fetch
+        self._highlighted = highlighted
         self.ids: list[int] = []
         self.cursor = 0
         self._rows: dict[int, QueueItem | None] = {}
@@ -116,14 +122,14 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
             self.refresh_line(target)
         else:
             self.refresh()
-        self.post_message(self.Highlighted(self.current))
+        self._highlighted(self.current)
 
     def _moved_to(self, cursor: int) -> None:
         self.cursor = cursor
         self.virtual_size = Size(self.scrollable_content_region.width, len(self.ids))
         self._follow_cursor()
         self.refresh()
-        self.post_message(self.Highlighted(self.current))
+        self._highlighted(self.current)
 
     def _follow_cursor(self) -> None:
         height = max(1, self.scrollable_content_region.height)
