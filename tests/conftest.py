@@ -7,6 +7,7 @@ schema of its own (through `search_path`), so tests never see each other's rows.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -86,3 +87,16 @@ def shared_dir() -> Path:
     if not SHARED.exists():
         pytest.skip(f"{SHARED} is absent: this test reads the large shared data set")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def prompt_papers() -> dict[str, dict[str, str]]:
+    """Real prompt-learning papers with abstracts (fixtures/classify), by folded title."""
+    from vpt_tracker.normalize import title_key
+
+    papers: dict[str, dict[str, str]] = {}
+    for name in ("novel_positive", "novel_negative", "relevant"):
+        for line in (FIXTURES / "classify" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            papers.setdefault(title_key(row["title"]), row)
+    return papers

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import parse
+from vpt_tracker.catalogue.names import ListedNames
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, replay
@@ -52,6 +53,7 @@ class EnqueueStats:
     queued_by_rule: int = 0
     excluded_by_rule: int = 0
     skipped_known: int = 0  # already an entry, or already a candidate (any status, rejected included)
+    listed_by_name: int = 0  # above the threshold, but listed under its name (`ListedNames`)
     low_confidence: int = 0
     model: str = ""
 
@@ -377,13 +379,15 @@ def replay_catalogue(
 
 
 # ---- enqueue and explain -----------------------------------------------------------------
-def _known_paper_ids(session: Session, catalogue: CatalogueRow) -> set[int]:
-    """Papers never to propose again: entries of the catalogue and every existing candidate."""
-    known = {paper.id for _entry, paper in _entry_papers(session, catalogue) if paper is not None}
+def _known_papers(session: Session, catalogue: CatalogueRow) -> tuple[set[int], ListedNames]:
+    """Papers never to propose again: entries of the catalogue and every existing candidate;
+    and the entries no paper was found for that show only a name, to know theirs by."""
+    pairs = _entry_papers(session, catalogue)
+    known = {paper.id for _entry, paper in pairs if paper is not None}
     known.update(
         session.scalars(select(CandidateRow.paper_id).where(CandidateRow.catalogue_id == catalogue.id))
     )
-    return known
+    return known, ListedNames.of(entry for entry, paper in pairs if paper is None)
 
 
 def score_and_enqueue(
@@ -401,6 +405,7 @@ class _Target:
     model: CatalogueModel
     rules: RuleSet
     known: set[int]
+    names: ListedNames
     version: str
     stats: EnqueueStats
 
@@ -470,11 +475,13 @@ def _target(session: Session, settings: Settings, name: str) -> _Target:
     catalogue = get_catalogue(session, name)
     model, directory = load_model(settings, name, catalogue.preset)
     version = str(model.card.get("data_sha256", ""))[:12] + "@" + str(model.card.get("trained_at", ""))
+    known, names = _known_papers(session, catalogue)
     return _Target(
         catalogue_id=catalogue.id,
         model=model,
         rules=rules_for(settings, name),
-        known=_known_paper_ids(session, catalogue),
+        known=known,
+        names=names,
         version=version[:64],
         stats=EnqueueStats(catalogue=name, model=str(directory)),
     )
@@ -489,6 +496,7 @@ def _scoring_rows(session: Session, ids: Sequence[int]) -> list[Any]:
         PaperRow.comment,
         PaperRow.arxiv_id,
         PaperRow.full_text,
+        PaperRow.year,
     )
     rows: list[Any] = []
     for chunk in _chunks(ids, 1000):
@@ -508,6 +516,9 @@ def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> 
         if score.rule and score.rule.startswith("exclude:"):
             stats.excluded_by_rule += 1
         if not target.model.should_queue(score):
+            continue
+        if target.names.find(paper.title, paper.abstract, paper.year) is not None:
+            stats.listed_by_name += 1  # asked of queued papers only: a regex over the abstract
             continue
         stats.queued += 1
         stats.queued_by_rule += bool(score.rule)

@@ -145,6 +145,35 @@ def test_enqueue_creates_pending_candidates_once(
         )
 
 
+def test_a_paper_a_table_lists_by_its_name_is_not_proposed(
+    engine: Engine, tmp_path: Path, prompt_papers: dict[str, dict[str, str]]
+) -> None:
+    """prompt-adaptation's VPT table lists "VPT" and "E2VPT" by arXiv links; the conference
+    records of both papers have no arXiv id and their whole titles, so only the name tells."""
+    readme = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
+    import_catalogue(engine, "pa", readme.read_text(encoding="utf-8"), preset="prompt-adaptation")
+    titles = {
+        "Visual Prompt Tuning": 2022,
+        "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning": 2023,
+        "Read-only Prompt Optimization for Vision-Language Few-shot Learning": 2023,
+    }
+    with transaction(engine) as session:
+        for title, year in titles.items():
+            paper = prompt_papers[title_key(title)]
+            session.add(
+                PaperRow(title=title, title_key=title_key(title), abstract=paper["abstract"], year=year)
+            )
+    rules = KeywordRules(include=["prompt"], exclude=[])  # queued by rule, whatever the model says
+    settings = Settings(
+        data_dir=tmp_path, catalogues=[CatalogueConfig(name="pa", preset="prompt-adaptation", rules=rules)]
+    )
+    stats = score_and_enqueue(engine, "pa", None, settings=settings)
+    assert (stats.queued, stats.listed_by_name) == (1, 2)
+    with transaction(engine) as session:
+        queued = [c.paper.title for c in session.scalars(select(CandidateRow))]
+    assert queued == ["Read-only Prompt Optimization for Vision-Language Few-shot Learning"]
+
+
 def test_explain_and_errors(
     engine: Engine, store: dict[str, int], tmp_path: Path, relevant: list[Example]
 ) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -15,7 +13,6 @@ from vpt_tracker.catalogue.promote import (
     is_preprint_venue,
     pending_changes,
     promote,
-    short_name,
     split_venue,
 )
 from vpt_tracker.catalogue.service import import_catalogue, render_catalogue
@@ -24,13 +21,6 @@ from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, EntryRow, PaperRow
 
 from .conftest import CATALOGUE, README_0624, accept, accept_two, import_list
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-LIST_FILES_WITH_SHORT_NAMES = (
-    "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md",
-    "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md",
-    "BWLONG__Awesome-Prompt-Learning-CV__README.md",
-)
 
 
 def test_promotion_adds_and_upgrades_once(engine: Engine) -> None:
@@ -176,60 +166,6 @@ def test_venue_helpers(venue: str | None, year: int | None, expected: tuple, pre
     assert is_preprint_venue(expected[0]) is preprint
 
 
-def test_short_names_come_from_the_title_prefix() -> None:
-    assert short_name("CoOp: Learning to Prompt for Vision-Language Models") == "CoOp"
-    assert short_name("Learning to Prompt for Vision-Language Models") is None
-    assert short_name("A very long preamble that is not a name: and more") is None
-    # The title's name wins over the abstract's.
-    assert short_name("CoOp: Learning to Prompt", "We propose Context Optimization (CtxO).") == "CoOp"
-
-
-def _fixture_papers() -> dict[str, dict[str, str]]:
-    """Real prompt-learning papers with abstracts (tests/fixtures/classify), by title key."""
-    papers: dict[str, dict[str, str]] = {}
-    for name in ("novel_positive", "novel_negative", "relevant"):
-        for line in (FIXTURES / "classify" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            papers.setdefault(normalize.title_key(row["title"]), row)
-    return papers
-
-
-def test_short_names_from_the_abstract_agree_with_the_lists_own() -> None:
-    """The lists that show a method name on every entry name papers whose titles have none
-    ("Read-only Prompt Optimization ..." is `RPO`); the authors' "we propose ... (RPO)" gives it."""
-    listed: dict[str, str] = {}
-    for file in LIST_FILES_WITH_SHORT_NAMES:
-        for entry in parse((FIXTURES / "lists" / file).read_text(encoding="utf-8")).entries:
-            if entry.short_name:
-                listed.setdefault(normalize.title_key(entry.title), entry.short_name)
-    named: dict[str, tuple[str, str]] = {}
-    for key, paper in _fixture_papers().items():
-        if key in listed and short_name(paper["title"]) is None:
-            found = short_name(paper["title"], paper["abstract"])
-            if found:
-                named[paper["title"]] = (found, listed[key])
-    assert len(named) >= 12
-    assert named["Read-only Prompt Optimization for Vision-Language Few-shot Learning"] == ("RPO", "RPO")
-    # "A recently proposed method named Context Optimization (CoOp)" comes first in its abstract.
-    assert named["Conditional Prompt Learning for Vision-Language Models"] == ("CoCoOp", "CoCoOp")
-    unlike = {title: pair for title, pair in named.items() if pair[0] != pair[1]}
-    assert unlike == {
-        "Task-Oriented Multi-Modal Mutual Leaning for Vision-Language Models": ("CTP", "CTP-TFT")
-    }
-
-
-def test_no_short_name_from_a_term_of_the_field() -> None:
-    # The opening of "High-Fidelity GAN Inversion for Image Attribute Editing" (CVPR 2022).
-    gan = "We present a novel high-fidelity generative adversarial network (GAN) inversion framework"
-    assert short_name("High-Fidelity GAN Inversion for Image Attribute Editing", gan) is None
-    # An acronym the sentence defines after the authors' object, for a term they use.
-    late = (
-        "We propose a simple method for robust few-shot transfer across many benchmarks on point clouds (PC)."
-    )
-    assert short_name("A Title", late) is None
-    assert short_name("A Title", "Our method, SeMAP, is fast.") is None  # no "(...)" definition
-
-
 def test_entry_rows_carry_the_candidate_link(engine: Engine) -> None:
     import_list(engine)
     new_id, upgrade_id = accept_two(engine)
@@ -266,7 +202,9 @@ def test_a_bullet_style_list_gets_a_two_line_entry_with_short_name_and_badge(eng
     assert entry.raw.count("\n") == 2 and entry.raw.startswith("- `CoCoOp` **CoCoOp: Conditional")
 
 
-def test_a_new_entry_takes_its_short_name_from_the_abstract_when_the_title_has_none(engine: Engine) -> None:
+def test_a_new_entry_takes_its_short_name_from_the_abstract_when_the_title_has_none(
+    engine: Engine, prompt_papers: dict[str, dict[str, str]]
+) -> None:
     path = README_0624.parent / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
     import_catalogue(engine, CATALOGUE, path.read_text(encoding="utf-8"), preset="generalizable-vlm")
     title = "Read-only Prompt Optimization for Vision-Language Few-shot Learning"
@@ -279,13 +217,36 @@ def test_a_new_entry_takes_its_short_name_from_the_abstract_when_the_title_has_n
         labels=["image-text"],
         relevance=0.95,
         label_scores={"image-text": 0.9},
-        abstract=_fixture_papers()[normalize.title_key(title)]["abstract"],
+        abstract=prompt_papers[normalize.title_key(title)]["abstract"],
     )
     with transaction(engine) as session:
         promote(session, CATALOGUE)
         text = render_catalogue(session, CATALOGUE)
     entry = next(e for e in parse(text).entries if e.title == title)
     assert entry.short_name == "RPO" and entry.raw.startswith("- `RPO` **Read-only Prompt Optimization")
+
+
+def test_a_paper_a_table_lists_by_its_name_is_not_added_again(engine: Engine) -> None:
+    """prompt-adaptation lists "E2VPT" (ICCV 2023, an arXiv link); CVF's record has neither."""
+    path = README_0624.parent / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
+    before = path.read_text(encoding="utf-8")
+    import_catalogue(engine, CATALOGUE, before, preset="prompt-adaptation")
+    accept(
+        engine,
+        title="E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning",
+        arxiv_id=None,
+        venue="ICCV",
+        year=2023,
+        labels=["vpt-learnable"],
+        relevance=0.99,
+        label_scores={"vpt-learnable": 0.84},
+    )
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        assert render_catalogue(session, CATALOGUE) == before
+    assert result.added == [] and [s.reason for s in result.skipped] == [
+        "already listed (line 104, ICCV 2023)"
+    ]
 
 
 def test_hostile_links_from_sources_never_reach_the_list_or_the_pull_request(engine: Engine) -> None:

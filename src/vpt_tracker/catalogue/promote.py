@@ -22,6 +22,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
+from vpt_tracker.catalogue.names import ListedNames, short_name
 from vpt_tracker.catalogue.service import add_entry, get_catalogue, upgrade_entry
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
@@ -33,22 +34,6 @@ log = logging.getLogger(__name__)
 # Venue texts that mean "not yet published at a venue".
 _PREPRINT_VENUES = {"arxiv", "corr", "preprint", "arxiv preprint", "tech report", "technical report"}
 _TRAILING_YEAR = re.compile(r"[\s,']*((?:19|20)\d{2})\s*$")
-_SHORT_NAME = re.compile(r"^([^:]{1,24}):\s+\S")
-# "we propose Read-only Prompt Optimization (RPO)": the authors naming their own method. It
-# must be "we"/"our"/"this paper" that proposes, so that "a recent method named Context
-# Optimization (CoOp)" in CoCoOp's abstract is not taken, and the acronym must close the
-# verb's object within ten words, so that an acronym defined later in the sentence for a
-# term of the field ("... on point clouds (PC)") is not taken either.
-_NAMED_IN_ABSTRACT = re.compile(
-    r"(?i:\b(?:we|our|this\s+(?:paper|work))\b[^.;]{0,60}?"
-    r"\b(?:propos|present|introduc|call|dubb|term|nam|develop|design)\w*\b)"
-    r"(?:[\s,:]+(?!(?i:we|which|that|to)\b)[\w'-]+){1,10}?\s*"
-    r"\(([A-Z][\w-]*[A-Z0-9][\w-]*)(?<![A-Z]s)\)"
-)
-# Acronyms of a kind of model, which a paper defines for its reader but does not name itself by.
-_FIELD_ACRONYMS = frozenset(
-    {"CNN", "GAN", "GNN", "LLM", "LSTM", "LVLM", "MLLM", "MLP", "RNN", "VAE", "VIT", "VLM"}
-)
 
 
 def is_preprint_venue(venue: str | None) -> bool:
@@ -80,25 +65,6 @@ def paper_url(paper: PaperRow) -> str | None:
         candidates.append(f"https://doi.org/{paper.doi}")
     candidates.append(paper.pdf_url)
     return next((url for url in map(normalize.web_url, candidates) if url), None)
-
-
-def short_name(title: str, abstract: str | None = None) -> str | None:
-    """The paper's method name, for the lists that show one on every entry (generalizable-vlm's
-    `` `RPO` **Title** ``): the name a title starts with ("CoOp: Learning to Prompt ..."),
-    else the one its abstract says the authors propose ("we propose ... (RPO)").
-
-    Of the 60 entries of the real lists (newest versions) that show a short name and have a
-    local abstract, the title gives 19 (3 unlike the list's: "Self-regulating Prompts" for
-    "PromptSRC"), and the abstract 21 of the other 41 (one unlike: "CTP" for "CTP-TFT"). The
-    other 20 go without a name, as before.
-    """
-    match = _SHORT_NAME.match(title.strip())
-    if match and len(match.group(1).split()) <= 3:
-        return match.group(1).strip()
-    named = _NAMED_IN_ABSTRACT.search(abstract or "")
-    if named and named.group(1).upper() not in _FIELD_ACRONYMS:
-        return named.group(1)
-    return None
 
 
 @dataclass(frozen=True)
@@ -147,7 +113,8 @@ class Promotion:
 
 
 def _match_entry(entries: list[EntryRow], paper: PaperRow) -> EntryRow | None:
-    """The entry that already lists `paper`: by paper id, arXiv id, then folded title."""
+    """The entry that already lists `paper`: by paper id, arXiv id, folded title, then by the
+    paper's name where the entry shows only a name ("E2VPT")."""
     key = normalize.title_key(paper.title)[:512]
     for test in (
         lambda e: e.paper_id is not None and e.paper_id == paper.id,
@@ -157,7 +124,8 @@ def _match_entry(entries: list[EntryRow], paper: PaperRow) -> EntryRow | None:
         found = next((e for e in entries if test(e)), None)
         if found is not None:
             return found
-    return None
+    unlinked = [e for e in entries if e.paper_id is None]
+    return ListedNames.of(unlinked).find(paper.title, paper.abstract, paper.year)
 
 
 def _preset(catalogue: CatalogueRow) -> Preset | None:

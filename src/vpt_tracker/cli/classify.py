@@ -341,7 +341,7 @@ def enqueue_command(app: AppContext, name: str) -> None:
     click.echo(
         f"{name}: scored {stats.scored}, queued {stats.queued} ({stats.queued_by_rule} by rule, "
         f"{stats.excluded_by_rule} excluded by rule, "
-        f"{stats.low_confidence} low-confidence)"
+        f"{stats.low_confidence} low-confidence, {stats.listed_by_name} already listed by name)"
     )
 
 
