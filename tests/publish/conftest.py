@@ -33,6 +33,7 @@ from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, Pa
 LISTS = Path(__file__).resolve().parents[1] / "fixtures" / "lists"
 README_0606 = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-06.md"
 README_0624 = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
+PROMPT_ADAPTATION = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
 OWNER, REPO = "yunbeizhang", "Awesome-Visual-Prompt-Tuning"
 TOKEN = "ghp_TestToken0123456789abcdefABCDEF0123"
 CATALOGUE = "awesome-vpt"
@@ -349,6 +350,23 @@ def accept(
             )
         )
         return candidate.id
+
+
+def accept_iccv_vpt(engine: Engine, title: str, cvf_url: str | None = None) -> int:
+    """An ICCV 2023 paper with no arXiv id, accepted for prompt-adaptation's VPT table."""
+    candidate = accept(
+        engine,
+        title=title,
+        arxiv_id=None,
+        venue="ICCV",
+        year=2023,
+        labels=["vpt-learnable"],
+        relevance=0.99,
+        label_scores={"vpt-learnable": 0.84},
+    )
+    with transaction(engine) as session:
+        session.get_one(CandidateRow, candidate).paper.cvf_url = cvf_url
+    return candidate
 
 
 def accept_inpainting(engine: Engine, label_scores: dict[str, float]) -> int:

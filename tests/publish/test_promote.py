@@ -20,7 +20,15 @@ from vpt_tracker.publish.publisher import SIZE_WARNING_BYTES, RenderCheckFailed,
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, EntryRow, PaperRow
 
-from .conftest import CATALOGUE, README_0624, accept, accept_two, import_list
+from .conftest import (
+    CATALOGUE,
+    PROMPT_ADAPTATION,
+    README_0624,
+    accept,
+    accept_iccv_vpt,
+    accept_two,
+    import_list,
+)
 
 
 def test_promotion_adds_and_upgrades_once(engine: Engine) -> None:
@@ -228,19 +236,9 @@ def test_a_new_entry_takes_its_short_name_from_the_abstract_when_the_title_has_n
 
 def test_a_paper_a_table_lists_by_its_name_is_not_added_again(engine: Engine) -> None:
     """prompt-adaptation lists "E2VPT" (ICCV 2023, an arXiv link); CVF's record has neither."""
-    path = README_0624.parent / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
-    before = path.read_text(encoding="utf-8")
+    before = PROMPT_ADAPTATION.read_text(encoding="utf-8")
     import_catalogue(engine, CATALOGUE, before, preset="prompt-adaptation")
-    accept(
-        engine,
-        title="E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning",
-        arxiv_id=None,
-        venue="ICCV",
-        year=2023,
-        labels=["vpt-learnable"],
-        relevance=0.99,
-        label_scores={"vpt-learnable": 0.84},
-    )
+    accept_iccv_vpt(engine, "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning")
     with transaction(engine) as session:
         result = promote(session, CATALOGUE)
         assert render_catalogue(session, CATALOGUE) == before

@@ -13,7 +13,7 @@ from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow
 
-from .conftest import CATALOGUE, LISTS, README_0624, accept, accept_two, import_list
+from .conftest import CATALOGUE, PROMPT_ADAPTATION, README_0624, accept_iccv_vpt, accept_two, import_list
 
 ADAPTIVE_ARXIV = (
     "| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning]"
@@ -88,25 +88,14 @@ def test_a_paper_shown_by_its_name_is_checked_and_found_upstream_by_its_link(eng
     """prompt-adaptation's VPT table names papers ("VPT", "E2VPT"): our row keeps the whole
     title, the README shows "LoGoPrompt". The render check and the rebase after the merge must
     both know it as the same entry, or a merged paper would be added a second time."""
-    old = (LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md").read_text(encoding="utf-8")
+    old = PROMPT_ADAPTATION.read_text(encoding="utf-8")
     import_catalogue(engine, CATALOGUE, old, preset="prompt-adaptation")
     title = "LoGoPrompt: Synthetic Text Images Can Be Good Visual Prompts for Vision-Language Models"
     link = (
         "https://openaccess.thecvf.com/content/ICCV2023/html/Shi_LoGoPrompt_Synthetic_Text_Images_"
         "Can_Be_Good_Visual_Prompts_for_ICCV_2023_paper.html"
     )
-    candidate = accept(
-        engine,
-        title=title,
-        arxiv_id=None,
-        venue="ICCV",
-        year=2023,
-        labels=["vpt-learnable"],
-        relevance=0.99,
-        label_scores={"vpt-learnable": 0.84},
-    )
-    with transaction(engine) as session:
-        session.get_one(CandidateRow, candidate).paper.cvf_url = link
+    accept_iccv_vpt(engine, title, link)
     with transaction(engine) as session:
         promote(session, CATALOGUE)
         merged = render_catalogue(session, CATALOGUE)
