@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from vpt_tracker import normalize
 from vpt_tracker.store.tables import EntryRow
 
+# A name has at most this many words: a title's "Name: ..." prefix, or an entry that shows one.
+NAME_WORDS = 3
 _SHORT_NAME = re.compile(r"^([^:]{1,24}):\s+\S")
 # "we propose Read-only Prompt Optimization (RPO)": the authors naming their own method. It
 # must be "we"/"our"/"this paper" that proposes, so that "a recent method named Context
@@ -31,8 +33,6 @@ _NAMED_IN_ABSTRACT = re.compile(
 _FIELD_ACRONYMS = frozenset(
     {"CNN", "GAN", "GNN", "LLM", "LSTM", "LVLM", "MLLM", "MLP", "RNN", "VAE", "VIT", "VLM"}
 )
-# An entry whose whole title is this short is taken to be a name, not a title.
-NAME_WORDS = 3
 # A preprint of December is often listed with next year's venue: a name still fits.
 NAME_YEAR_SLACK = 1
 
@@ -48,7 +48,7 @@ def short_name(title: str, abstract: str | None = None) -> str | None:
     other 20 go without a name, as before.
     """
     match = _SHORT_NAME.match(title.strip())
-    if match and len(match.group(1).split()) <= 3:
+    if match and len(match.group(1).split()) <= NAME_WORDS:
         return match.group(1).strip()
     named = _NAMED_IN_ABSTRACT.search(abstract or "")
     if named and named.group(1).upper() not in _FIELD_ACRONYMS:
