@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from vpt_tracker.normalize import title_key
 from vpt_tracker.store import make_engine
 from vpt_tracker.store.migrate import upgrade
 
@@ -92,8 +93,6 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def prompt_papers() -> dict[str, dict[str, str]]:
     """Real prompt-learning papers with abstracts (fixtures/classify), by folded title."""
-    from vpt_tracker.normalize import title_key
-
     papers: dict[str, dict[str, str]] = {}
     for name in ("novel_positive", "novel_negative", "relevant"):
         for line in (FIXTURES / "classify" / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():

@@ -84,23 +84,28 @@ def test_entries_upstream_removed_or_sections_it_dropped_are_reported(engine: En
         assert session.get_one(CandidateRow, new_id).status == "accepted"  # promotion may try again
 
 
-def test_a_paper_shown_by_its_name_is_checked_and_found_upstream_by_its_link(engine: Engine) -> None:
+LOGOPROMPT_CVF = (
+    "https://openaccess.thecvf.com/content/ICCV2023/html/Shi_LoGoPrompt_Synthetic_Text_Images_"
+    "Can_Be_Good_Visual_Prompts_for_ICCV_2023_paper.html"
+)
+
+
+@pytest.mark.parametrize("link", [LOGOPROMPT_CVF, None], ids=["by-link", "by-name"])
+def test_a_paper_shown_by_its_name_is_checked_and_found_upstream(engine: Engine, link: str | None) -> None:
     """prompt-adaptation's VPT table names papers ("VPT", "E2VPT"): our row keeps the whole
     title, the README shows "LoGoPrompt". The render check and the rebase after the merge must
-    both know it as the same entry, or a merged paper would be added a second time."""
+    both know it as the same entry, or a merged paper would be added a second time: by its
+    link, or by its name where it has none."""
     old = PROMPT_ADAPTATION.read_text(encoding="utf-8")
     import_catalogue(engine, CATALOGUE, old, preset="prompt-adaptation")
     title = "LoGoPrompt: Synthetic Text Images Can Be Good Visual Prompts for Vision-Language Models"
-    link = (
-        "https://openaccess.thecvf.com/content/ICCV2023/html/Shi_LoGoPrompt_Synthetic_Text_Images_"
-        "Can_Be_Good_Visual_Prompts_for_ICCV_2023_paper.html"
-    )
     accept_iccv_vpt(engine, title, link)
     with transaction(engine) as session:
         promote(session, CATALOGUE)
         merged = render_catalogue(session, CATALOGUE)
         changes = pending_changes(session, CATALOGUE)
-    assert f"| [LoGoPrompt]({link}) | ICCV | 2023 | Learnable |" in merged
+    shown = f"[LoGoPrompt]({link})" if link else "LoGoPrompt"
+    assert f"| {shown} | ICCV | 2023 | Learnable |" in merged
     assert check_render(old, merged, changes) == []
     with pytest.raises(RenderCheckFailed, match="added entries missing"):
         check_render(old, old, changes)
