@@ -51,3 +51,38 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
     assert lines[1].endswith(".venv/bin/pytest")
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
     assert lines[1].split("&& ", 1)[1] in ci
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for a document's headings: lower case, punctuation dropped, spaces to
+    hyphens, and a repeated heading numbered (`limits`, `limits-1`, …)."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    in_code = False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        match = None if in_code else re.match(r"#{1,6} (.+)", line)
+        if match is None:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def test_links_between_the_documents_resolve() -> None:
+    """A section moved from the README to docs/ (or renamed) must not leave a dead link behind."""
+    root = Path(__file__).resolve().parents[1]
+    documents = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    dead = []
+    for document in documents:
+        text = document.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(([^)#\s:]*\.md|)(?:#([^)\s]+))?\)", text):
+            linked = (document.parent / target).resolve() if target else document
+            if not linked.exists() or (
+                anchor and anchor not in heading_anchors(linked.read_text(encoding="utf-8"))
+            ):
+                dead.append(f"{document.relative_to(root)}: {target}#{anchor}")
+    assert dead == []
