@@ -127,6 +127,20 @@ def conference_of(path: Path) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
+# An index's `volume` for papers of the main conference; any other volume is a track of its own.
+_MAIN_VOLUMES = frozenset({"main", "oral", "spotlight", "poster"})
+_TRACK_NAMES = {"tiny": "Tiny Papers"}
+
+
+def track_venue(venue: str, volume: object) -> str:
+    """The venue a paper of `volume` appeared at: "ICLR", or "ICLR Tiny Papers" for the 219
+    `tiny` papers of ICLR 2023, which must not upgrade a preprint to the main conference."""
+    if not isinstance(volume, str) or not volume.strip() or volume.strip().lower() in _MAIN_VOLUMES:
+        return venue
+    track = volume.strip()
+    return f"{venue} {_TRACK_NAMES.get(track.lower(), track)}"
+
+
 def read_conference_index(path: Path) -> list[RawRecord]:
     """Every paper of a conference index, as venue sightings of that conference."""
     venue, year = conference_of(path)
@@ -153,7 +167,7 @@ def read_conference_index(path: Path) -> list[RawRecord]:
                 authors=_strings(entry.get("authors"), where, "authors"),
                 openreview_id=normalize.openreview_id(url) if "openreview.net" in url else None,
                 cvf_url=normalize.cvf_url(url),
-                venue=venue,
+                venue=track_venue(venue, entry.get("volume")),
                 year=year,
                 abs_url=url,
                 payload={"volume": entry.get("volume")} if entry.get("volume") else {},

@@ -8,7 +8,11 @@ author with its rarest word. A block holds a handful of papers whatever the size
 store, so fuzzy comparisons per record stay flat and the whole ingestion grows linearly.
 
 A fuzzy match never overrides a key: a paper with another arXiv id, DOI, OpenReview id or
-CVF URL is never a candidate, so two different arXiv ids are never one paper.
+CVF URL is never a candidate, so two different arXiv ids are never one paper. Nor is a key
+hit taken when another of the record's keys says otherwise (two preprints that carry one
+proceedings-volume DOI stay two). Two similar titles published at different venues or in
+different years are two papers ("Mask Transfiner", CVPR 2022, and "Video Mask Transfiner",
+ECCV 2022), and so are a preprint and a paper published two or more years before it.
 
 A merge keeps the record as a sighting, fills what the paper lacks, and lets a venue
 sighting (CVPR, ICLR, ...) upgrade a preprint: the old venue goes to `previous_venue` and
@@ -31,7 +35,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from itertools import combinations, islice
 from pathlib import Path
@@ -71,7 +75,6 @@ _COMMON_WORDS_TEXT = """
     multimodal multi through task tasks study benchmark benchmarking detection segmentation
     generation prompt prompts prompting tuning adaptation foundation"""
 _COMMON_WORDS = frozenset(_COMMON_WORDS_TEXT.split())
-_PREPRINT_VENUES = frozenset({"", "arxiv", "corr", "preprint", "arxiv preprint"})
 _ARXIV_YEAR = re.compile(r"^(\d{2})(\d{2})\.\d{4,5}$")
 
 
@@ -101,11 +104,6 @@ class IngestStats:
         return {item.name: getattr(self, item.name) for item in fields(self) if item.name != "new_paper_ids"}
 
 
-def is_preprint_venue(venue: str | None) -> bool:
-    """True for no venue or an arXiv/CoRR one: such a paper may still be upgraded."""
-    return venue is None or normalize.title_key(venue) in _PREPRINT_VENUES
-
-
 def arxiv_year(arxiv: str | None) -> int | None:
     """The submission year encoded in a new-style arXiv id (`2503.11731` -> 2025)."""
     match = _ARXIV_YEAR.match(arxiv or "")
@@ -125,6 +123,9 @@ class RecordKeys:
     title_key: str
     author_keys: tuple[str, ...]
     lead_authors: tuple[str, ...] = ()  # initial + surname of the first two authors, for blocking
+    # Where and when the record says the paper was published (None for a preprint).
+    venue_series: str | None = None
+    venue_year: int | None = None
 
     @property
     def first_author(self) -> str:
@@ -140,6 +141,8 @@ def record_keys(record: RawRecord) -> RecordKeys:
                 break
     kept = record.authors[:AUTHOR_KEYS_KEPT]
     authors = tuple(key for key in (normalize.author_key(name) for name in kept) if key)
+    series = venue_series(record.venue if record.decision != "rejected" else None)
+    year = record.year or (record.published.year if record.published else None)
     return RecordKeys(
         arxiv_id=arxiv,
         doi=normalize.doi(record.doi),
@@ -148,7 +151,34 @@ def record_keys(record: RawRecord) -> RecordKeys:
         title_key=normalize.title_key(record.title or "")[:512],
         author_keys=authors,
         lead_authors=lead_author_keys(kept),
+        venue_series=series,
+        venue_year=year if series else None,
     )
+
+
+def venue_series(venue: str | None) -> str | None:
+    """A published venue without its year ("ICCV'23" -> "iccv"); None for a preprint."""
+    if normalize.is_preprint_venue(venue):
+        return None
+    return " ".join(word for word in normalize.title_key(venue or "").split() if not word.isdigit()) or None
+
+
+def published_apart(a_series: str | None, a_year: int | None, a_arxiv: str | None, b: RecordKeys) -> bool:
+    """True when two sightings cannot be one paper by where and when they were published:
+    two venues, or one venue in two years, or a venue year two or more years before the
+    other's arXiv id (a paper is sometimes posted after its conference, seldom years after).
+    """
+    if a_series and b.venue_series:
+        return a_series != b.venue_series or (
+            a_year is not None and b.venue_year is not None and a_year != b.venue_year
+        )
+    if a_series and a_year is not None:
+        arxiv = arxiv_year(b.arxiv_id)
+        return arxiv is not None and a_year + 1 < arxiv
+    if b.venue_series and b.venue_year is not None:
+        arxiv = arxiv_year(a_arxiv)
+        return arxiv is not None and b.venue_year + 1 < arxiv
+    return False
 
 
 def lead_author_keys(names: Iterable[str]) -> tuple[str, ...]:
@@ -210,6 +240,8 @@ class _Known:
         "lead_authors",
         "openreview_id",
         "title_key",
+        "venue_series",
+        "venue_year",
     )
 
     def __init__(self, paper_id: int | None, keys: RecordKeys) -> None:
@@ -221,6 +253,8 @@ class _Known:
         self.title_key = keys.title_key
         self.author_keys = keys.author_keys
         self.lead_authors = keys.lead_authors
+        self.venue_series = keys.venue_series
+        self.venue_year = keys.venue_year
 
     def __reduce__(self) -> tuple[Any, ...]:
         # One call per object instead of pickle's generic __slots__ path: a saved index of
@@ -330,11 +364,14 @@ class IdentityIndex:
                 PaperRow.cvf_url,
                 PaperRow.title_key,
                 PaperRow.authors,
+                PaperRow.venue,
+                PaperRow.year,
             ).execution_options(yield_per=5000)
         )
-        for paper_id, arxiv, doi, openreview, cvf, title_key, authors in rows:
+        for paper_id, arxiv, doi, openreview, cvf, title_key, authors, venue, year in rows:
             kept = (authors or [])[:AUTHOR_KEYS_KEPT]
             author_keys = tuple(k for k in (normalize.author_key(a) for a in kept) if k)
+            series = venue_series(venue)
             keys = RecordKeys(
                 arxiv,
                 doi,
@@ -343,6 +380,8 @@ class IdentityIndex:
                 title_key or "",
                 author_keys[:AUTHOR_KEYS_KEPT],
                 lead_author_keys(kept),
+                series,
+                year if series else None,
             )
             index.add(_Known(paper_id, keys))
         index.changed.clear()
@@ -367,6 +406,16 @@ class IdentityIndex:
             else:
                 self.blocks[key] = [members, known]
 
+    def without_held_keys(self, keys: RecordKeys) -> RecordKeys:
+        """`keys` without the exact keys another paper holds: no key is held twice, and the
+        paper that had it first keeps it (as `claim_keys` does for a merge)."""
+        held: dict[str, Any] = {
+            name: None
+            for name in self._KEY_FIELDS
+            if getattr(keys, name) is not None and getattr(keys, name) in self.by_key[name]
+        }
+        return replace(keys, **held) if held else keys
+
     def claim_keys(self, known: _Known, keys: RecordKeys) -> None:
         """Give `known` the record's exact keys that it lacks and no other paper holds."""
         for name in self._KEY_FIELDS:
@@ -377,6 +426,9 @@ class IdentityIndex:
                 self.changed[id(known)] = known
         if not known.author_keys and keys.author_keys:
             known.author_keys = keys.author_keys
+            self.changed[id(known)] = known
+        if known.venue_series is None and keys.venue_series is not None:  # as `_merge` upgrades it
+            known.venue_series, known.venue_year = keys.venue_series, keys.venue_year
             self.changed[id(known)] = known
 
     def freeze(self) -> None:
@@ -418,6 +470,8 @@ class IdentityIndex:
                     setattr(known, name, value)
                     self.by_key[name][value] = known
             known.author_keys = known.author_keys or update.author_keys
+            if known.venue_series is None:
+                known.venue_series, known.venue_year = update.venue_series, update.venue_year
 
     def resolve(self, keys: RecordKeys) -> _Known | None:
         """The paper this record is, or None for a new paper."""
@@ -425,7 +479,8 @@ class IdentityIndex:
             value = getattr(keys, name)
             if value is not None:
                 hit = self.by_key[name].get(value)
-                if hit is not None:
+                # A key is proof unless another key of the record says it is another paper.
+                if hit is not None and not hit.conflicts(keys):
                     return hit
         return self._fuzzy(keys)
 
@@ -460,8 +515,11 @@ class IdentityIndex:
             threshold = TITLE_THRESHOLD_WITH_AUTHORS if both_have_authors else TITLE_THRESHOLD_TITLE_ONLY
             self.fuzzy_comparisons += 1
             score = fuzz.ratio(keys.title_key, known.title_key, score_cutoff=threshold)
-            if score > best_score:
-                best, best_score = known, score
+            if score <= best_score:
+                continue
+            if score < 100 and published_apart(known.venue_series, known.venue_year, known.arxiv_id, keys):
+                continue  # similar titles, but published apart: "Mask Transfiner", "Video Mask Transfiner"
+            best, best_score = known, score
         return best
 
 
@@ -533,7 +591,7 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
 
     upgraded = False
     venue = record.venue if record.decision != "rejected" else None
-    if venue and not is_preprint_venue(venue) and is_preprint_venue(values.get("venue")):
+    if venue and not normalize.is_preprint_venue(venue) and normalize.is_preprint_venue(values.get("venue")):
         put("previous_venue", values.get("venue") or ("arXiv" if values.get("arxiv_id") else None))
         put("venue", venue[:128])
         if record.year is not None:
@@ -542,8 +600,11 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
         upgraded = True
     elif values.get("venue") is None and venue:
         put("venue", venue[:128])
+    if values.get("venue") is None and values.get("arxiv_id"):
+        put("venue", "arXiv")  # as for a paper first seen with its arXiv id
     if values.get("year") is None:
         year = record.year or (record.published.year if record.published else None)
+        year = year or arxiv_year(values.get("arxiv_id"))
         if year is not None:
             put("year", year)
     if changed:
@@ -572,15 +633,55 @@ def _stored_sightings(session: Session, records: list[RawRecord], hashes: set[st
     return stored
 
 
-def _stored_form(record: RawRecord) -> tuple[dict[str, Any], str]:
-    """The record's JSON form (the sighting's payload) and its hash, from one serialisation.
+def _stored_form(record: RawRecord) -> tuple[RawRecord, dict[str, Any], str]:
+    """The record's JSON form (the sighting's payload) and its hash, from one serialisation,
+    with the record itself, made storable when it was not (see `_storable`).
 
     The hash is `RawRecord.payload_hash` (a test holds them equal); computing both from one
     `to_json()` halves the cost of the slowest step of a bulk load.
     """
     body = record.to_json()
     encoded = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
-    return body, hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+    if "\\u0000" not in encoded:  # how JSON writes a NUL
+        try:
+            return record, body, hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:  # a lone surrogate
+            pass
+    record = _storable(record)
+    body = record.to_json()
+    encoded = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+    return record, body, hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _storable(record: RawRecord) -> RawRecord:
+    """The record without what no store can keep: NUL characters (PostgreSQL refuses them in
+    text and JSON) and lone surrogates (a truncated emoji in a JSON dump: not UTF-8 at all).
+
+    One bad character in one abstract would otherwise fail its page on every rerun, and the
+    source's cursor would never move. A surrogate becomes U+FFFD and a NUL is dropped.
+    """
+    return replace(
+        record,
+        **{
+            item.name: _printable(getattr(record, item.name))
+            for item in fields(record)
+            if isinstance(getattr(record, item.name), str | tuple | dict)
+        },
+    )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _printable(value: Any) -> Any:
+    """`value` (a string, or strings in tuples, lists and dicts) without NULs and surrogates."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
+    if isinstance(value, tuple | list):
+        return type(value)(_printable(item) for item in value)
+    if isinstance(value, dict):
+        return {_printable(key): _printable(item) for key, item in value.items()}
+    return value
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -614,7 +715,9 @@ def _ingest(
     stats = IngestStats(records=len(records))
     comparisons_before = index.fuzzy_comparisons
 
-    bodies = [_stored_form(record) for record in records]
+    forms = [_stored_form(record) for record in records]
+    records = [record for record, _body, _hash in forms]
+    bodies = [(body, payload_hash) for _record, body, payload_hash in forms]
     hashes = [payload_hash for _body, payload_hash in bodies]
     stored = _stored_sightings(session, records, set(hashes))
     duplicates: list[tuple[int, str]] = []  # (position, hash) of records already stored
@@ -631,6 +734,7 @@ def _ingest(
         keys = record_keys(record)
         known = index.resolve(keys)
         if known is None:
+            keys = index.without_held_keys(keys)  # a new paper, whose key another one holds
             known = _Known(None, keys)
             index.add(known)
             fresh[id(known)] = _new_paper_values(record, keys, now)
@@ -878,7 +982,7 @@ class _IndexCache:
 
 
 _INDEX_CACHE = _IndexCache()
-_SNAPSHOT_FORMAT = 1
+_SNAPSHOT_FORMAT = 2  # 2: papers carry their venue series and year
 
 
 def keep_index_between_runs(folder: Path | None) -> None:

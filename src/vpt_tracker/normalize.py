@@ -116,6 +116,26 @@ def first_author_key(authors: list[str] | tuple[str, ...]) -> str:
     return author_key(authors[0]) if authors else ""
 
 
+# The first folded word of a venue text that means "not published at a venue yet". OpenReview
+# hosts submissions: a list that says "Openreview 2023" means "submitted somewhere", and a later
+# CVPR sighting must still upgrade the paper.
+_PREPRINT_WORDS = frozenset({"arxiv", "corr", "preprint", "openreview", "biorxiv", "medrxiv", "ssrn"})
+_PREPRINT_PHRASES = ("tech report", "technical report", "under review", "in submission", "submitted to")
+
+
+def is_preprint_venue(venue: str | None) -> bool:
+    """True for no venue, and for "arXiv", "arXiv 2024", "CoRR abs/...", "OpenReview",
+    "under review" and the like: a paper with such a venue may still be upgraded.
+
+    One rule for ingestion (which venue sighting upgrades a paper) and for the catalogue
+    (which entry a venue upgrade rewrites), so that the two never disagree.
+    """
+    words = title_key(venue or "")
+    if not words:
+        return True
+    return words.split()[0] in _PREPRINT_WORDS or any(phrase in words for phrase in _PREPRINT_PHRASES)
+
+
 _OPENREVIEW_URL = re.compile(r"openreview\.net/(?:forum|pdf)\?(?:[^#]*&)?id=([A-Za-z0-9_\-]+)", re.IGNORECASE)
 _OPENREVIEW_ID = re.compile(r"[A-Za-z0-9_\-]{6,64}")
 

@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from vpt_tracker.dumps import read_corpus_jsonl
-from vpt_tracker.ingest import IdentityIndex, RecordKeys, _Known, block_keys, is_preprint_venue, record_keys
+from vpt_tracker.ingest import IdentityIndex, RecordKeys, _Known, block_keys, record_keys
 from vpt_tracker.models import RawRecord
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "corpus").glob("*.jsonl"))
@@ -41,11 +41,6 @@ def test_arxiv_id_comes_from_an_arxiv_link_only() -> None:
     not_arxiv = RawRecord(source="x", source_id="2", title="T", abs_url="https://example.org/2401.00001")
     assert record_keys(from_link).arxiv_id == "2401.00001"
     assert record_keys(not_arxiv).arxiv_id is None
-
-
-def test_preprint_venues() -> None:
-    assert is_preprint_venue(None) and is_preprint_venue("arXiv") and is_preprint_venue("CoRR")
-    assert not is_preprint_venue("CVPR") and not is_preprint_venue("ICLR 2024")
 
 
 def test_a_typo_or_reordered_authors_still_share_a_block() -> None:
@@ -144,5 +139,6 @@ def test_the_stored_hash_is_the_records_payload_hash() -> None:
     from vpt_tracker.ingest import _stored_form
 
     for record in read_corpus_jsonl(CORPUS[0])[:20]:
-        body, payload_hash = _stored_form(record)
+        stored, body, payload_hash = _stored_form(record)
+        assert stored is record
         assert payload_hash == record.payload_hash and body == record.to_json()

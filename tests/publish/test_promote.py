@@ -9,12 +9,7 @@ from sqlalchemy import Engine, select
 
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import parse
-from vpt_tracker.catalogue.promote import (
-    is_preprint_venue,
-    pending_changes,
-    promote,
-    split_venue,
-)
+from vpt_tracker.catalogue.promote import pending_changes, promote, split_venue
 from vpt_tracker.catalogue.service import import_catalogue, render_catalogue
 from vpt_tracker.publish.publisher import SIZE_WARNING_BYTES, RenderCheckFailed, check_render, pull_body
 from vpt_tracker.store import session_factory, transaction
@@ -171,7 +166,7 @@ def test_pull_body_keeps_untrusted_titles_inert(engine: Engine) -> None:
 )
 def test_venue_helpers(venue: str | None, year: int | None, expected: tuple, preprint: bool) -> None:
     assert split_venue(venue, year) == expected
-    assert is_preprint_venue(expected[0]) is preprint
+    assert normalize.is_preprint_venue(expected[0]) is preprint
 
 
 def test_entry_rows_carry_the_candidate_link(engine: Engine) -> None:

@@ -27,21 +27,12 @@ from vpt_tracker.catalogue.service import add_entry, get_catalogue, upgrade_entr
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
+from vpt_tracker.normalize import is_preprint_venue
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow, PaperRow
 
 log = logging.getLogger(__name__)
 
-# Venue texts that mean "not yet published at a venue".
-_PREPRINT_VENUES = {"arxiv", "corr", "preprint", "arxiv preprint", "tech report", "technical report"}
 _TRAILING_YEAR = re.compile(r"[\s,']*((?:19|20)\d{2})\s*$")
-
-
-def is_preprint_venue(venue: str | None) -> bool:
-    """True for no venue at all, and for "arXiv", "CoRR", "arXiv preprint" and the like."""
-    if venue is None or not venue.strip():
-        return True
-    folded = normalize.fold_text(venue).lower().strip()
-    return folded in _PREPRINT_VENUES or folded.startswith("arxiv")
 
 
 def split_venue(venue: str | None, year: int | None) -> tuple[str | None, int | None]:

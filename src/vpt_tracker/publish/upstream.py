@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import ParsedEntry, parse
-from vpt_tracker.catalogue.promote import is_preprint_venue
 from vpt_tracker.catalogue.service import catalogue_document, entry_labels, entry_row, get_catalogue
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
@@ -119,7 +118,7 @@ def rebase_catalogue(
         target = fresh[upstream.index]
         target.paper_id = target.paper_id or row.paper_id
         target.candidate_id = target.candidate_id or row.candidate_id
-        if not is_preprint_venue(upstream.venue):
+        if not normalize.is_preprint_venue(upstream.venue):
             result.absorbed.append(row.title)
             continue
         target.state = "updated"

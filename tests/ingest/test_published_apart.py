@@ -1,0 +1,186 @@
+"""Papers that look alike but are not one: near titles published apart, a shared DOI, tracks.
+
+The near-title pairs are real: each was merged into one paper before `published_apart`
+(see `tests/fixtures/ingest/README.md` for where the records come from).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from vpt_tracker import normalize
+from vpt_tracker.dumps import read_conference_index, read_corpus_jsonl
+from vpt_tracker.ingest import ingest_records
+from vpt_tracker.models import RawRecord
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import PaperRow, SightingRow
+
+NEAR = Path(__file__).resolve().parents[1] / "fixtures" / "ingest" / "near-titles"
+
+
+def conference(file: str, title: str) -> RawRecord:
+    (record,) = [r for r in read_conference_index(NEAR / file) if r.title == title]
+    return record
+
+
+def stored(engine: Engine) -> list[tuple[str, str | None, int | None]]:
+    with transaction(engine) as session:
+        rows = session.scalars(select(PaperRow).order_by(PaperRow.title))
+        return [(row.title, row.venue, row.year) for row in rows]
+
+
+PUBLISHED_APART = {
+    "two venues, one year": (
+        ("CVPR2022.json", "Mask Transfiner for High-Quality Instance Segmentation"),
+        ("ECCV2022.json", "Video Mask Transfiner for High-Quality Video Instance Segmentation"),
+    ),
+    "two venues, two years": (
+        ("NeurIPS2021.json", "Fairness in Ranking under Uncertainty"),
+        ("ICML2023.json", "Fairness in Matching under Uncertainty"),
+    ),
+    "two venues, no authors on one side": (
+        ("ICLR2022.json", "Scalable Sampling for Nonsymmetric Determinantal Point Processes"),
+        ("ICML2022.json", "Scalable MCMC Sampling for Nonsymmetric Determinantal Point Processes"),
+    ),
+}
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in order", "reversed"])
+@pytest.mark.parametrize("pair", list(PUBLISHED_APART), ids=list(PUBLISHED_APART))
+def test_near_titles_published_apart_are_two_papers(engine: Engine, pair: str, reverse: bool) -> None:
+    records = [conference(*which) for which in PUBLISHED_APART[pair]]
+    records = records[::-1] if reverse else records
+    stats = ingest_records(engine, records)
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (2, 0, 0)
+    assert sorted(stored(engine)) == sorted((r.title, r.venue, r.year) for r in records)
+
+
+def test_a_preprint_years_after_a_near_titled_venue_paper_is_another_paper(engine: Engine) -> None:
+    # arXiv 2506.21012 "FedSC: ..." shares only the surname Wang with ICML 2023's "FedDisco: ...".
+    (preprint,) = read_corpus_jsonl(NEAR / "2025-06-28.jsonl")
+    fed_disco = "FedDisco: Federated Learning with Discrepancy-Aware Collaboration"
+    published = conference("ICML2023.json", fed_disco)
+    stats = ingest_records(engine, [preprint, published])
+    assert (stats.new_papers, stats.upgraded) == (2, 0)
+    assert (preprint.title, "arXiv", 2025) in stored(engine)
+
+
+def test_the_same_title_at_a_later_venue_is_still_one_paper(engine: Engine) -> None:
+    # An identical title is the paper itself (a journal version, a re-listing): only near
+    # titles need the venues to agree.
+    cvpr = conference("CVPR2022.json", "Mask Transfiner for High-Quality Instance Segmentation")
+    journal = RawRecord(source="x", source_id="1", title=cvpr.title, venue="TPAMI", year=2024)
+    stats = ingest_records(engine, [cvpr, journal])
+    assert (stats.new_papers, stats.merged) == (1, 1)
+    assert stored(engine) == [(cvpr.title, "CVPR", 2022)]
+
+
+def test_a_near_title_preprint_still_merges_with_its_venue_version(engine: Engine) -> None:
+    cvpr = conference("CVPR2022.json", "Mask Transfiner for High-Quality Instance Segmentation")
+    preprint = RawRecord(
+        source="arxiv_api",
+        source_id="2111.13673",
+        title="Mask Transfiner for High-Quality Instance Segmentation.",
+        arxiv_id="2111.13673",
+        authors=("Lei Ke", "Martin Danelljan"),
+    )
+    renamed = RawRecord(
+        source="y", source_id="1", title="Mask Transfiner for High Quality Instance Segmentations"
+    )
+    stats = ingest_records(engine, [preprint, cvpr, renamed])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (1, 2, 1)
+    assert stored(engine) == [(preprint.title, "CVPR", 2022)]
+
+
+def test_a_shared_doi_does_not_make_two_arxiv_papers_one(engine: Engine) -> None:
+    # Authors of two preprints sometimes paste their proceedings volume's DOI into both.
+    volume_doi = "10.1109/CVPR52729.2023"
+    records = [
+        RawRecord(source="arxiv_api", source_id=i, title=t, arxiv_id=i, doi=volume_doi)
+        for i, t in [("2207.00001", "Prompting Frozen Detectors"), ("2207.00002", "Pruning Visual Prompts")]
+    ]
+    stats = ingest_records(engine, records)
+    assert stats.new_papers == 2
+    with transaction(engine) as session:
+        rows = {row.arxiv_id: row.doi for row in session.scalars(select(PaperRow))}
+    assert rows == {"2207.00001": volume_doi.lower(), "2207.00002": None}  # no DOI is held twice
+
+
+def test_a_tiny_paper_does_not_upgrade_a_preprint_to_the_main_conference(engine: Engine) -> None:
+    title = "Can Conformal Prediction Obtain Meaningful Safety Guarantees for ML Models?"
+    (tiny,) = read_conference_index(NEAR / "ICLR2023.json")
+    assert tiny.payload == {"volume": "tiny"} and tiny.venue == "ICLR Tiny Papers"
+    preprint = RawRecord(source="arxiv_api", source_id="2303.00001", title=title, arxiv_id="2303.00001")
+    ingest_records(engine, [preprint, tiny])
+    assert stored(engine) == [(title, "ICLR Tiny Papers", 2023)]
+
+
+@pytest.mark.parametrize(
+    ("venue", "preprint"),
+    [
+        (None, True),
+        ("  ", True),
+        ("arXiv", True),
+        ("arXiv 2024", True),
+        ("arXiv preprint arXiv:2401.00001", True),
+        ("CoRR abs/2401.00001", True),
+        ("Openreview", True),  # synbol's list: "Important Channel Tuning, Openreview 2023"
+        ("Tech Report", True),
+        ("Under review at ICLR 2025", True),
+        ("CVPR", False),
+        ("ICLR 2024", False),
+        ("ICLR Tiny Papers", False),
+        ("NeurIPS Workshop", False),
+    ],
+)
+def test_preprint_venues(venue: str | None, preprint: bool) -> None:
+    assert normalize.is_preprint_venue(venue) is preprint
+
+
+def test_a_venue_that_is_no_venue_is_still_upgraded(engine: Engine) -> None:
+    title = "Important Channel Tuning"
+    listed = RawRecord(source="catalogue", source_id="1", title=title, venue="Openreview", year=2023)
+    cvpr = RawRecord(source="cvf", source_id="2", title=title, venue="CVPR", year=2024)
+    stats = ingest_records(engine, [listed, cvpr])
+    assert stats.upgraded == 1 and stored(engine) == [(title, "CVPR", 2024)]
+
+
+def test_a_merge_that_brings_an_arxiv_id_brings_its_year_and_venue(engine: Engine) -> None:
+    title = "Visual Prompt Tuning for Frozen Point Cloud Encoders"
+    untitled = RawRecord(source="corpus", source_id="1", title=title)
+    with_id = RawRecord(source="corpus", source_id="2", title=title, arxiv_id="2402.11111")
+    ingest_records(engine, [untitled, with_id])
+    assert stored(engine) == [(title, "arXiv", 2024)]
+
+
+@pytest.mark.parametrize(
+    ("bad", "clean"),
+    [("\x00", ""), ("\ud83d", "\ufffd"), ("\x00\ud83d", "\ufffd")],
+    ids=["nul", "lone surrogate", "both"],
+)
+def test_nul_characters_and_lone_surrogates_are_stored_cleaned(engine: Engine, bad: str, clean: str) -> None:
+    # Valid JSON can carry both ("\\u0000", and "\\ud83d" from a truncated emoji); PostgreSQL
+    # refuses a NUL in text and JSON, and a lone surrogate is not UTF-8 anywhere.
+    record = RawRecord(
+        source="corpus",
+        source_id="1",
+        title=f"Prompting {bad} CLIP",
+        abstract=f"We tune{bad} prompts.",
+        authors=(f"A {bad} Author",),
+        payload={"note": f"a{bad}b", "list": [bad]},
+    )
+    stats = ingest_records(engine, [record])
+    again = ingest_records(engine, [record])
+    assert (stats.new_papers, again.new_sightings) == (1, 0)  # and the cleaned form is idempotent
+    with transaction(engine) as session:
+        paper = session.scalars(select(PaperRow)).one()
+        sighting = session.scalars(select(SightingRow)).one()
+        assert (paper.title, paper.abstract, paper.authors) == (
+            f"Prompting {clean} CLIP",
+            f"We tune{clean} prompts.",
+            [f"A {clean} Author"],
+        )
+        assert sighting.payload["payload"] == {"note": f"a{clean}b", "list": [clean]}
