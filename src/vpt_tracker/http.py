@@ -56,8 +56,11 @@ class RequestRecord:
 
 @dataclass
 class _Validators:
+    """What a conditional request sends back, and the body it stands for."""
+
     etag: str | None
     last_modified: str | None
+    response: httpx.Response
 
 
 class HttpClient:
@@ -142,8 +145,12 @@ class HttpClient:
         """GET with retries; returns the final response (any status but 429/5xx).
 
         With `conditional=True`, the ETag / Last-Modified of the previous 200 for the same
-        URL is sent back, and an unchanged resource answers 304 (an empty body): callers
-        treat 304 as "nothing new". 4xx other than 429 are returned for the caller to read
+        URL is sent back. An unchanged resource answers 304, and the client returns the body
+        of that previous 200 (with the 304 in the request log), as an HTTP cache would. A
+        304 says only that the body has not changed since *this client* last read it, not
+        that the caller stored it: a nightly run reads the same RSS feed for a refetch
+        window, which skips it, and then for the current one, which must store it.
+        4xx other than 429 are returned for the caller to read
         (the arXiv API explains a bad query in a 400 body). Raises `HttpError` when the
         retries run out or the body exceeds `max_body_bytes`.
         """
@@ -191,6 +198,9 @@ class HttpClient:
                 continue
             if conditional and response.status_code == 200:
                 self._remember_validators(full_url, response)
+            if conditional and response.status_code == 304 and full_url in self._validators:
+                log.info("GET %s: not modified; its body is the one read before", full_url)
+                return self._validators[full_url].response
             return response
         raise AssertionError("unreachable")
 
@@ -235,7 +245,7 @@ class HttpClient:
         etag = response.headers.get("ETag")
         modified = response.headers.get("Last-Modified")
         if etag or modified:
-            self._validators[url] = _Validators(etag, modified)
+            self._validators[url] = _Validators(etag, modified, response)
 
     def close(self) -> None:
         self._client.close()
@@ -252,7 +262,7 @@ def _retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() also accepts
         return float(value)
     try:
         when = parsedate_to_datetime(value)

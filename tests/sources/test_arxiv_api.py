@@ -40,6 +40,45 @@ def test_pages_until_an_empty_page(fixture_replay: ReplayServer, make_client: Ma
     assert len(ids) == len(set(ids)) == 30
 
 
+def _empty_feed() -> bytes:
+    """A real first page with its entries taken out: same header, totalResults 214881."""
+    page = (FIXTURES / "arxiv_api" / "q_testing_s0_m10_bc5a6c384fe9.xml").read_bytes()
+    return page.split(b"<entry>", 1)[0] + b"</feed>\n"
+
+
+def test_an_empty_page_in_the_middle_is_asked_for_again(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    from vpt_tracker.replay import Fault
+
+    fixture_replay.inject(Fault("status", match="start=10&", status=200, body=_empty_feed(), times=1))
+    pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
+    assert [len(p.records) for p in pages] == [10, 10, 10, 0]  # nothing lost to the glitch
+    assert [q["start"] for q in _api_requests(fixture_replay)][:4] == ["0", "10", "10", "20"]
+
+
+def test_an_entry_that_cannot_be_read_is_skipped_not_asked_for_again(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
+    folder = tmp_path / "arxiv_api"
+    folder.mkdir()
+    first = (FIXTURES / "arxiv_api" / "q_testing_s0_m10_bc5a6c384fe9.xml").read_text()
+    start = first.index("<title>", first.index("<entry>"))
+    end = first.index("</title>", start)
+    (folder / "first.xml").write_text(first[:start] + "<title>" + first[end:])  # one entry, no title
+    index = [{"match": {"start": "0"}, "status": 200, "file": "first.xml"}]
+    later = [(10, "q_testing_s10_m10_34e56e15aaac.xml"), (20, "q_testing_s20_m10_348a237fecab.xml")]
+    for offset, name in later:
+        (folder / name).write_bytes((FIXTURES / "arxiv_api" / name).read_bytes())
+        index.append({"match": {"start": str(offset)}, "status": 200, "file": name})
+    (folder / "index.json").write_text(json.dumps(index))
+    with ReplayServer(tmp_path) as server:
+        pages = list(_source(server, make_client()).fetch(WINDOW, {}))
+        starts = [q["start"] for q in _api_requests(server)]
+    assert [len(p.records) for p in pages] == [9, 10, 10, 0]
+    assert starts[:3] == ["0", "10", "20"]  # not start=9, which would ask for that entry again
+
+
 def test_query_names_categories_keywords_and_the_submitted_window(
     fixture_replay: ReplayServer, make_client: MakeClient
 ) -> None:

@@ -73,11 +73,26 @@ def test_announcement_outside_the_window_is_skipped(replay: ReplayServer, make_c
     assert _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 1), date(2026, 8, 10)) == []
 
 
-def test_unchanged_feed_answers_304_and_yields_nothing(replay: ReplayServer, make_client: MakeClient) -> None:
+def test_an_unchanged_feed_costs_a_304_and_its_cursor_says_it_is_stored(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
     client = make_client()
-    assert len(_fetch(replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))) == 1
-    assert _fetch(replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20)) == []
-    assert replay.requests[-1].status == 304
+    (page,) = _fetch(replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    again = _fetch(replay, client, "2026-08-20", date(2026, 8, 20), date(2026, 8, 20), {"cs.CV": page.cursor})
+    assert again == [] and replay.requests[-1].status == 304
+
+
+def test_a_feed_skipped_for_one_window_is_stored_for_the_next(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # A nightly run reads the feed for a queued refetch window first (outside it: skipped),
+    # then for the current window with the same client. The 304 of the second request must
+    # not pass for "already stored": the day's papers were lost that way.
+    client = make_client()
+    assert _fetch(replay, client, "2026-08-20", date(2026, 8, 15), date(2026, 8, 16)) == []
+    (page,) = _fetch(replay, client, "2026-08-20", date(2026, 8, 19), date(2026, 8, 20))
+    assert len(page.records) > 100
+    assert [request.status for request in replay.requests[-2:]] == [200, 304]
 
 
 def test_empty_weekend_feed_is_not_an_error(fixture_replay: ReplayServer, make_client: MakeClient) -> None:

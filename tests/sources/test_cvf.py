@@ -196,3 +196,15 @@ def test_a_listed_preprint_without_a_known_abstract_still_costs_its_page(
     assert COCOOP_PAGE in [r.path for r in replay.requests] and len(replay.requests) == 1 + 30
     cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
     assert cocoop.abstract.startswith("With the rise of powerful pre-trained vision-language models")
+
+
+def test_a_link_that_is_no_url_is_skipped(tmp_path: Path, make_client: MakeClient) -> None:
+    listing = (default_root() / "cvf" / "CVPR2022.html").read_text()
+    paper_link = listing.index('href="/content/CVPR2022/html/')
+    pdf_link = listing.index('href="/content/CVPR2022/papers/')
+    no_url = 'href="http://[::1'
+    broken = listing[:pdf_link] + no_url + listing[pdf_link + len('href="') :]  # a bad pdf link
+    broken = broken[:paper_link] + no_url + broken[paper_link + len('href="') :]  # a bad title link
+    with ReplayServer(_broken(tmp_path, broken)) as server:
+        (page,) = _source(server, make_client(), False).fetch(WINDOW, {})
+    assert len(page.records) == 29  # the paper whose title link is no URL; the others are read

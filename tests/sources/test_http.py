@@ -122,7 +122,9 @@ def test_conditional_request_gets_304(replay: ReplayServer, make_client: MakeCli
     client = make_client()
     first = client.get(replay.base_url + FEED, conditional=True)
     second = client.get(replay.base_url + FEED, conditional=True)
-    assert first.status_code == 200 and second.status_code == 304
+    # The server answers 304; the client gives back the body it read before, as a cache would.
+    assert replay.requests[-1].status == 304 and client.request_log[-1].status == 304
+    assert second.status_code == 200 and second.content == first.content and len(first.content) > 1000
     assert replay.requests[-1].headers["if-none-match"] == first.headers["ETag"]
     assert first.headers["Last-Modified"] == "Thu, 20 Aug 2026 04:00:02 GMT"  # the feed's lastBuildDate
     assert replay.requests[-1].headers["if-modified-since"] == first.headers["Last-Modified"]
@@ -195,3 +197,13 @@ def test_last_modified_alone_gives_304(replay: ReplayServer) -> None:
         assert http.get(replay.base_url + FEED, headers={"If-Modified-Since": modified}).status_code == 304
         older = "Wed, 19 Aug 2026 04:00:02 GMT"
         assert http.get(replay.base_url + FEED, headers={"If-Modified-Since": older}).status_code == 200
+
+
+def test_a_retry_after_that_is_no_number_falls_back_to_backoff(
+    replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    # "²" passes str.isdigit() but not float().
+    replay.inject(Fault("status", match=FEED, status=429, headers={"Retry-After": "\u00b2"}))
+    client = make_client()
+    assert client.get(replay.base_url + FEED).status_code == 200
+    assert [r.status for r in client.request_log] == [429, 200] and len(fake_time.sleeps) == 1

@@ -12,7 +12,7 @@ from sources.helpers import FakeTime, MakeClient
 from vpt_tracker.config import OpenReviewConfig, OpenReviewVenue
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Window
-from vpt_tracker.replay import Fault, ReplayServer
+from vpt_tracker.replay import Fault, ReplayServer, default_root
 from vpt_tracker.sources.base import SourceError
 from vpt_tracker.sources.openreview import OpenReviewSource, decision_for
 
@@ -153,3 +153,14 @@ def test_backs_off_on_429(replay: ReplayServer, make_client: MakeClient, fake_ti
     replay.inject(Fault("status", match="/notes", status=429, headers={"Retry-After": "30"}))
     (page,) = _source(replay, make_client()).fetch(WINDOW, {})
     assert len(page.records) == 80 and fake_time.sleeps == [30.0]
+
+
+@pytest.mark.parametrize("stamp", [10**17, float("inf")], ids=["past-year-9999", "infinity"])
+def test_an_impossible_date_is_no_date(tmp_path: Path, make_client: MakeClient, stamp: float) -> None:
+    recorded = default_root() / "openreview" / "ICLR2024-accepted.json"
+    notes = json.loads(recorded.read_text())
+    for key in ("pdate", "cdate", "odate", "tcdate"):
+        notes["notes"][0][key] = stamp
+    with ReplayServer(_root(tmp_path, ICLR.venue_id, json.dumps(notes).encode())) as server:
+        (page,) = _source(server, make_client()).fetch(WINDOW, {})
+    assert len(page.records) == len(notes["notes"]) and page.records[0].published is None

@@ -31,6 +31,7 @@ NAME = "arxiv_api"
 CURSOR_KEY = "query"
 MAX_PAGE = 2000  # the API's documented ceiling for max_results
 MAX_REACHABLE = 30000  # the API serves no result past this offset
+EMPTY_PAGE_RETRIES = 2  # asking again for an empty page before `totalResults` says the end
 ID_BATCH = 100
 
 NS = {
@@ -226,9 +227,24 @@ class ArxivApiSource:
         offset = position.offset
         while True:
             page = self._page(self._params(query, start=offset, size=size))
-            offset += len(page.records)
+            for _ in range(EMPTY_PAGE_RETRIES):
+                if page.entries or page.total < 0 or offset >= page.total:
+                    break
+                # arXiv sometimes answers an empty page in the middle of a result set, and the
+                # same request a moment later is full (the `arxiv` package retries it too). A
+                # page that stays empty ends the window: `totalResults` can overstate.
+                log.info(
+                    "arXiv gave an empty page at start=%d of %d results; asking again", offset, page.total
+                )
+                page = self._page(self._params(query, start=offset, size=size))
+            if not page.entries and page.total >= 0 and offset < page.total:
+                log.warning(
+                    "arXiv stays empty at start=%d of %d results; the window ends here", offset, page.total
+                )
+            # By entries, not records: an entry that cannot be read is skipped, not asked for again.
+            offset += page.entries
             exhausted = (
-                not page.records or (page.total >= 0 and offset >= page.total) or offset >= MAX_REACHABLE
+                not page.entries or (page.total >= 0 and offset >= page.total) or offset >= MAX_REACHABLE
             )
             if offset >= MAX_REACHABLE and page.total > MAX_REACHABLE:
                 log.warning("arXiv query has %d results; only the first %d are reachable", page.total, offset)

@@ -71,7 +71,10 @@ def parse_listing(body: bytes, base_url: str, what: str = "the listing") -> list
         links = title_cell.xpath(".//a[@href]")
         if not links:
             continue
-        path = urlsplit(links[0].get("href")).path
+        try:
+            path = urlsplit(links[0].get("href")).path
+        except ValueError:  # not a URL at all ("http://[::1/..."): not a paper link
+            continue
         url = normalize.cvf_url(path)
         title = _text(links[0])
         if not url or not title:
@@ -103,7 +106,7 @@ def _canonical_link(href: str, base_url: str) -> str:
     PDF into its paper page, which is right for identity but not for a download link.
     """
     absolute = urljoin(base_url + "/", href)
-    parts = urlsplit(absolute)
+    parts = urlsplit(absolute)  # `_links` skips a link that is no URL (ValueError)
     if absolute.startswith(base_url) or (parts.hostname or "").lower().endswith("openaccess.thecvf.com"):
         return CANONICAL_SITE + parts.path
     return absolute
@@ -116,7 +119,10 @@ def _links(element: html.HtmlElement, base_url: str) -> dict[str, str]:
         label = _text(anchor).lower()
         label = "supp" if label == "supplementary" else label
         if label in ("pdf", "supp", "arxiv") and label not in found:
-            found[label] = _canonical_link(anchor.get("href"), base_url)
+            try:
+                found[label] = _canonical_link(anchor.get("href"), base_url)
+            except ValueError:  # not a URL at all ("http://[::1/..."): no link
+                continue
     return found
 
 

@@ -60,8 +60,12 @@ def decision_for(venueid: str | None, venue: OpenReviewVenue) -> str | None:
 
 
 def _millis(stamp: Any) -> datetime | None:
+    """A note's date (milliseconds since 1970); None for a missing or impossible one."""
     if isinstance(stamp, int | float) and stamp > 0:
-        return datetime.fromtimestamp(stamp / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(stamp / 1000, tz=UTC)
+        except (ValueError, OverflowError, OSError):  # past year 9999, or infinity
+            return None
     return None
 
 
