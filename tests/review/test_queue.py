@@ -176,6 +176,37 @@ def test_undo_reverts_my_last_decision_and_is_audited(engine: Engine, setup: dic
     assert log[3].undoes_id == log[1].id and log[4].undoes_id == log[0].id
 
 
+def test_undo_after_undo_walks_back_through_my_decisions(engine: Engine, setup: dict[str, Any]) -> None:
+    # Each undo gives the candidate a new version; the next undo must not take that for a
+    # change by someone else (it refused every earlier decision of the candidate for good).
+    alice = queue(engine, "alice")
+    alice.defer(setup["mid"])
+    alice.accept(setup["mid"], ["pixel"])
+    alice.reject(setup["high"], "off-topic")
+    assert [item.candidate_id for item in alice.undo()] == [setup["high"]]
+    assert alice.undo()[0].status == "deferred"
+    [back] = alice.undo()
+    assert (back.candidate_id, back.status, back.reviewer) == (setup["mid"], "pending", None)
+
+
+def test_an_undo_by_the_other_reviewer_gives_my_state_back(engine: Engine, setup: dict[str, Any]) -> None:
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    alice.defer(setup["mid"])
+    bob.accept(setup["mid"], ["pixel"])
+    bob.undo()  # the candidate is deferred by alice again
+    assert alice.undo()[0].status == "pending"
+
+
+def test_undo_after_undo_still_refuses_a_change_by_someone_else(engine: Engine, setup: dict[str, Any]) -> None:
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    alice.defer(setup["mid"])
+    alice.accept(setup["mid"], ["pixel"])
+    alice.undo()
+    bob.accept(setup["mid"], ["token"])
+    with pytest.raises(Conflict, match=r"it was changed since .*accepted by bob"):
+        alice.undo()
+
+
 def test_undo_refuses_when_someone_changed_the_candidate_since(engine: Engine, setup: dict[str, Any]) -> None:
     alice, bob = queue(engine, "alice"), queue(engine, "bob")
     alice.defer(setup["mid"])

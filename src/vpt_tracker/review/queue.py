@@ -486,7 +486,9 @@ class ReviewQueue:
                     state = current.get(candidate_id)
                     if state is None:
                         raise UserError(f"cannot undo: candidate {candidate_id} no longer exists")
-                    if state["version"] != decision.after.get("version"):
+                    if state["version"] != decision.after.get("version") and not _back_where(
+                        session, decision, state["version"]
+                    ):
                         item = _item_in(session, candidate_id)
                         raise Conflict(
                             f"cannot undo your {decision.action} of candidate {candidate_id}: it was changed "
@@ -888,4 +890,31 @@ def _item(row: Any) -> QueueItem:
         code_url=row.code_url,
         pdf_url=row.pdf_url,
         comment=row.comment,
+    )
+
+
+def _back_where(session: Session, decision: DecisionRow, version: int) -> bool:
+    """True when the candidate is back in the state `decision` left it in, by undos alone.
+
+    An undo restores a state under a new version (optimistic locking needs one), so after
+    "defer, accept, undo" the version no longer matches the defer's: yet undoing the defer
+    too is what the reviewer asks for, not a clash with another reviewer. It is back there
+    when the candidate's latest decision is the undo that made `version`, of a decision
+    taken on top of `decision` (recursively so: each undo in a row checks its own step).
+    """
+    latest = session.scalars(
+        select(DecisionRow)
+        .where(DecisionRow.candidate_id == decision.candidate_id)
+        .order_by(DecisionRow.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest.action != "undo" or latest.undoes_id is None:
+        return False
+    if (latest.after or {}).get("version") != version:
+        return False
+    undone = session.get(DecisionRow, latest.undoes_id)
+    return (
+        undone is not None
+        and undone.id > decision.id
+        and (undone.before or {}).get("version") == (decision.after or {}).get("version")
     )
