@@ -8,8 +8,8 @@ Crash safety, because cron jobs get killed:
   `running` when the next run takes the lock belongs to a dead run, and is marked failed;
 - cursors advance only with the records they cover (`ingest_page`), so the next run
   resumes the window where the dead one stopped;
-- papers that a dead run stored but never scored are scored by the next run (their
-  sightings carry the dead run's id).
+- papers that a dead or crashed run stored but never scored are scored by the next run
+  (their sightings carry that run's id), which also resumes its window.
 
 Source health: a source that errors, or returns far fewer records than it usually does on
 the same weekday, is unhealthy; the window it missed goes into `refetch_windows` and is
@@ -50,6 +50,7 @@ BACKFILL_NS = "backfill:"
 NAMESPACES = (REFETCH_NS, BACKFILL_NS)
 DONE_KEY = "__window_done__"
 INTERRUPTED = "run"  # the `errors` key that marks a run found dead by the next one
+UNSCORED = "unscored"  # the `errors` key of a crashed run whose papers the next run scores
 
 #: How far back a nightly run reaches when earlier runs are missing; longer gaps are a backfill.
 MAX_NIGHTLY_GAP = timedelta(days=14)
@@ -109,7 +110,9 @@ def aware(moment: datetime) -> datetime:
 
 
 def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
-    """Mark runs left `running` as failed and return their ids.
+    """Mark runs left `running` as failed and return their ids, with those of runs that
+    crashed (`_RunGuard`) since the last recovery: the next run scores what they stored and
+    resumes their window, whether the process was killed or stopped by an exception.
 
     Only called with the pipeline lock held: a `running` row then cannot belong to a live
     process, because that process would hold the lock.
@@ -122,7 +125,16 @@ def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
             row.outcome = RunOutcome.FAILED.value
             row.finished_at = now
             row.errors = {**(row.errors or {}), INTERRUPTED: "interrupted: the process died before finishing"}
-        return [row.id for row in rows]
+        failed = session.scalars(
+            select(RunRow)
+            .where(RunRow.outcome == RunOutcome.FAILED.value, RunRow.kind.in_(PIPELINE_KINDS))
+            .order_by(RunRow.id.desc())
+            .limit(50)
+        ).all()
+        crashed = [row for row in failed if UNSCORED in (row.errors or {})]
+        for row in crashed:
+            row.errors = {key: value for key, value in (row.errors or {}).items() if key != UNSCORED}
+        return sorted({row.id for row in rows} | {row.id for row in crashed})
 
 
 def resumable_window(engine: Engine, interrupted: Sequence[int], now: datetime) -> Window | None:
@@ -492,7 +504,8 @@ class _RunGuard:
     """Marks the run failed when the use case dies of an exception (not a kill) half-way.
 
     The error goes under the `INTERRUPTED` key, so the next run does not count this window
-    as finished and fetches it again (sightings already stored are recognised).
+    as finished and fetches it again (sightings already stored are recognised). `UNSCORED`
+    tells it to score the papers this run stored: fetched again, they are no longer new.
     """
 
     def __init__(self, engine: Engine, now: datetime) -> None:
@@ -511,7 +524,11 @@ class _RunGuard:
             if row is not None and row.outcome == RunOutcome.RUNNING.value:
                 row.outcome = RunOutcome.FAILED.value
                 row.finished_at = self.now
-                row.errors = {**(row.errors or {}), INTERRUPTED: f"crashed: {type(exc).__name__}: {exc}"}
+                row.errors = {
+                    **(row.errors or {}),
+                    INTERRUPTED: f"crashed: {type(exc).__name__}: {exc}",
+                    UNSCORED: "the next run scores the papers this run stored",
+                }
 
 
 # --------------------------------------------------------------------------- use cases

@@ -103,3 +103,39 @@ def test_sigkill_then_rerun_matches_a_clean_run(
         assert [row.outcome for row in runs][-1] == "ok"
         assert all(row.outcome in ("ok", "failed") for row in runs)
     SURVIVED.append(f"{db_url.split(':')[0]}:{kill}")
+
+
+@pytest.mark.parametrize(
+    ("db_url", "pages"),
+    [("sqlite", 1), ("sqlite", 3), ("postgresql", 1)],
+    indirect=["db_url"],
+)
+def test_ctrl_c_then_rerun_matches_a_clean_run(
+    engine: Engine, db_url: str, tmp_path: Path, replay: ReplayServer, clean: Snapshot, pages: int
+) -> None:
+    """An exception (Ctrl-C here) is not a kill: the run marks itself failed on the way out.
+    The rerun must still score the papers it stored, which are no longer new when fetched
+    again; they used to be stored and never queued."""
+    import_crash_catalogue(engine)
+    settings = crash_settings(replay.urls(), db_url, tmp_path)
+    stored: list[int] = []
+
+    def interrupt(_source: str, records: int) -> None:
+        stored.append(records)
+        if len(stored) == pages:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        nightly(settings, engine, now=NOW, progress=interrupt)
+    assert sum(stored) > 0
+
+    result = nightly(settings, engine, now=NOW + timedelta(hours=1))
+    assert result.outcome == RunOutcome.OK, result.errors
+    assert len(result.counts["recovered_runs"]) == 1
+    after = snapshot(engine)
+    assert after.counts() == clean.counts()
+    assert after.papers == clean.papers and after.candidates == clean.candidates
+    with transaction(engine) as session:
+        crashed = session.scalars(select(RunRow).order_by(RunRow.id)).first()
+        assert crashed is not None and crashed.outcome == "failed"
+        assert crashed.errors == {"run": "crashed: KeyboardInterrupt: "}  # recovered: scored once

@@ -238,7 +238,9 @@ def test_ctrl_c_mid_run_marks_the_run_failed_and_the_next_run_fetches_its_window
 
         later = WED + timedelta(hours=1)
         result = nightly(settings, engine, now=later, client=client(settings))
-    assert result.window is not None
-    assert (result.window.start, result.window.end) == (later - timedelta(days=1), later)
+    assert result.window is not None and row.window_start is not None
+    # Resumed as a killed run's window is, and its papers are scored (`recovered_runs`).
+    assert (result.window.start, result.window.end) == (aware(row.window_start), later)
+    assert result.counts["recovered_runs"] == [row.id]
     assert result.outcome == RunOutcome.OK
     assert count(engine, SightingRow) == CV_ITEMS

@@ -197,7 +197,9 @@ def test_an_undo_by_the_other_reviewer_gives_my_state_back(engine: Engine, setup
     assert alice.undo()[0].status == "pending"
 
 
-def test_undo_after_undo_still_refuses_a_change_by_someone_else(engine: Engine, setup: dict[str, Any]) -> None:
+def test_undo_after_undo_still_refuses_a_change_by_someone_else(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
     alice, bob = queue(engine, "alice"), queue(engine, "bob")
     alice.defer(setup["mid"])
     alice.accept(setup["mid"], ["pixel"])
