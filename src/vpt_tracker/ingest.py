@@ -982,7 +982,7 @@ class _IndexCache:
 
 
 _INDEX_CACHE = _IndexCache()
-_SNAPSHOT_FORMAT = 2  # 2: papers carry their venue series and year
+_SNAPSHOT_FORMAT = 3  # 2: papers carry their venue series and year; 3: title keys of migration 0004
 
 
 def keep_index_between_runs(folder: Path | None) -> None:

@@ -79,13 +79,26 @@ def fold_text(text: str) -> str:
     text = _LATEX_DOTLESS.sub(r"\1", text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
     text = _LATEX_GREEK.sub(lambda m: f" {m.group(1).lower()} ", text)
-    text = _GREEK_LETTER.sub(lambda m: _greek_name(m.group()), text)
     text = _LATEX_COMMAND.sub(" ", text)
     text = text.replace("$", "").replace("{", "").replace("}", "")  # E$^{2}$VPT is E^2VPT
+    # Decomposed first, so that "ά" is "α" and the symbol forms LaTeX renders (ϵ, ϕ, µ) are
+    # the letters (ε, φ, μ) before Greek letters become their names.
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = text.lower()
+    text = _GREEK_LETTER.sub(lambda m: _greek_name(m.group()), text)
+    text = text.translate(_LATIN_LETTERS).lower()
     return _NON_WORD.sub(" ", text).strip()
+
+
+# Latin letters that have no decomposition, in their usual ASCII spelling: without them
+# "Søgaard" folded to "s gaard" and "Straße" to "stra e".
+_LATIN_LETTERS = str.maketrans(
+    {
+        "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D",
+        "þ": "th", "Þ": "Th", "ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE",
+        "ı": "i", "ħ": "h", "Ħ": "H", "ŋ": "ng", "Ŋ": "NG",
+    }
+)  # fmt: skip
 
 
 def _greek_name(char: str) -> str:

@@ -52,3 +52,37 @@ def test_candidates_scored_before_the_flag_keep_the_mark_they_had(db_url: str) -
         assert [None if flags[i] is None else bool(flags[i]) for i in ids] == [True, False, None]
     finally:
         engine.dispose()
+
+
+def test_titles_folded_the_old_way_are_keyed_again(db_url: str) -> None:
+    """0004: a stored key from the old folding ("ϵ-VAE" was "vae") is folded again, so a new
+    sighting of the paper finds it by its title; ASCII titles are left alone."""
+    from vpt_tracker.ingest import ingest_records
+    from vpt_tracker.models import RawRecord
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0003")
+        old_keys = {
+            "ϵ-VAE: Denoising as Visual Decoding": "vae denoising as visual decoding",
+            "Plain": "plain",
+        }
+        with transaction(engine) as session:
+            session.add_all([PaperRow(title=title, title_key=key) for title, key in old_keys.items()])
+        upgrade(engine)
+        with transaction(engine) as session:
+            keys = {row.title: row.title_key for row in session.query(PaperRow)}
+        assert keys == {
+            "ϵ-VAE: Denoising as Visual Decoding": "epsilon vae denoising as visual decoding",
+            "Plain": "plain",
+        }
+        venue = RawRecord(
+            source="x",
+            source_id="1",
+            title=r"$\epsilon$-VAE: Denoising as Visual Decoding",
+            venue="ICML",
+            year=2025,
+        )
+        assert ingest_records(engine, [venue]).merged == 1
+    finally:
+        engine.dispose()

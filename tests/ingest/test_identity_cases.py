@@ -1,4 +1,6 @@
-"""Papers that look alike but are not one: near titles published apart, a shared DOI, tracks.
+"""Identity where ingestion was wrong: papers that look alike but are not one (near titles
+published apart, a shared DOI, a track), papers that are one but were spelled apart (Greek
+symbol forms, letters without a decomposition), and venues that are no venue.
 
 The near-title pairs are real: each was merged into one paper before `published_apart`
 (see `tests/fixtures/ingest/README.md` for where the records come from).
@@ -184,3 +186,30 @@ def test_nul_characters_and_lone_surrogates_are_stored_cleaned(engine: Engine, b
             [f"A {clean} Author"],
         )
         assert sighting.payload["payload"] == {"note": f"a{clean}b", "list": [clean]}
+
+
+@pytest.mark.parametrize(
+    ("spellings", "key"),
+    [
+        ((r"$\epsilon$-VAE", "ϵ-VAE", "ε-VAE"), "epsilon vae"),  # LaTeX renders \epsilon as ϵ
+        ((r"$\phi$-Net", "ϕ-Net", "φ-Net"), "phi net"),
+        ((r"$\mu$P Transfer", "µP Transfer"), "mu p transfer"),  # µ: the micro sign
+        (("ά-Prompts", "α-Prompts"), "alpha prompts"),
+        (("Søgaard", "Sogaard"), "sogaard"),
+        (("Łukasik", "Lukasik"), "lukasik"),
+        (("Straße", "Strasse"), "strasse"),
+        (("Cœur", "Coeur"), "coeur"),
+    ],
+)
+def test_letters_fold_to_their_usual_spelling(spellings: tuple[str, ...], key: str) -> None:
+    assert {normalize.title_key(spelling) for spelling in spellings} == {key}
+
+
+def test_a_title_written_with_a_greek_symbol_form_is_the_latex_one(engine: Engine) -> None:
+    title = "Denoising as Visual Decoding"
+    preprint = RawRecord(
+        source="arxiv_api", source_id="2410.04081", title=rf"$\epsilon$-VAE: {title}", arxiv_id="2410.04081"
+    )
+    icml = RawRecord(source="openreview", source_id="1", title=f"ϵ-VAE: {title}", venue="ICML", year=2025)
+    stats = ingest_records(engine, [preprint, icml])
+    assert (stats.new_papers, stats.upgraded) == (1, 1)
