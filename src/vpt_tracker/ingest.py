@@ -126,6 +126,8 @@ class RecordKeys:
     # Where and when the record says the paper was published (None for a preprint).
     venue_series: str | None = None
     venue_year: int | None = None
+    # The initial of each author's given name, beside `author_keys` ("" where none is given).
+    author_initials: tuple[str, ...] = ()
 
     @property
     def first_author(self) -> str:
@@ -139,8 +141,7 @@ def record_keys(record: RawRecord) -> RecordKeys:
             if url and "arxiv.org/" in url:
                 arxiv = normalize.arxiv_id(url)
                 break
-    kept = record.authors[:AUTHOR_KEYS_KEPT]
-    authors = tuple(key for key in (normalize.author_key(name) for name in kept) if key)
+    authors, initials = author_fields(record.authors)
     series = venue_series(record.venue if record.decision != "rejected" else None)
     year = record.year or (record.published.year if record.published else None)
     return RecordKeys(
@@ -150,9 +151,10 @@ def record_keys(record: RawRecord) -> RecordKeys:
         cvf_url=normalize.cvf_url(record.cvf_url),
         title_key=normalize.title_key(record.title or "")[:512],
         author_keys=authors,
-        lead_authors=lead_author_keys(kept),
+        lead_authors=lead_author_keys(authors, initials),
         venue_series=series,
         venue_year=year if series else None,
+        author_initials=initials,
     )
 
 
@@ -181,19 +183,42 @@ def published_apart(a_series: str | None, a_year: int | None, a_arxiv: str | Non
     return False
 
 
-def lead_author_keys(names: Iterable[str]) -> tuple[str, ...]:
+def author_fields(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The surnames of the first `AUTHOR_KEYS_KEPT` authors, and their given names' initials."""
+    surnames: list[str] = []
+    initials: list[str] = []
+    for name in names[:AUTHOR_KEYS_KEPT]:
+        surname = normalize.author_key(name)
+        if surname:
+            given = name.split(",", 1)[1] if "," in name else " ".join(name.split()[:-1])
+            surnames.append(surname)
+            initials.append(normalize.fold_text(given).strip()[:1])
+    return tuple(surnames), tuple(initials)
+
+
+def lead_author_keys(surnames: tuple[str, ...], initials: tuple[str, ...]) -> tuple[str, ...]:
     """Initial and surname of the first two authors ("fchollet"): a surname alone ("wang")
     is shared by too many papers to block on."""
-    keys = []
-    for name in names:
-        surname = normalize.author_key(name)
-        if not surname:
-            continue
-        given = name.split(",", 1)[1] if "," in name else " ".join(name.split()[:-1])
-        keys.append(normalize.fold_text(given)[:1] + surname)
-        if len(keys) == 2:
-            break
-    return tuple(keys)
+    return tuple(initial + surname for surname, initial in zip(surnames[:2], initials[:2], strict=True))
+
+
+def share_an_author(a: RecordKeys | _Known, b: RecordKeys | _Known) -> bool:
+    """True when some author of `a` has the surname of one of `b` and no other initial.
+
+    A surname alone is weak evidence in this field: "FedSC: Federated Learning with
+    Semantic-Aware Collaboration" (Huan Wang, …) and "FedDisco: Federated Learning with
+    Discrepancy-Aware Collaboration" (Jianyu Wang, …) are 90 % alike and share "wang".
+    An initial missing on either side (a bare surname) does not rule a match out.
+    """
+    if not set(a.author_keys) & set(b.author_keys):
+        return False
+    a_initials = a.author_initials or ("",) * len(a.author_keys)
+    b_initials = b.author_initials or ("",) * len(b.author_keys)
+    return any(
+        surname == other and (not initial or not other_initial or initial == other_initial)
+        for surname, initial in zip(a.author_keys, a_initials, strict=True)
+        for other, other_initial in zip(b.author_keys, b_initials, strict=True)
+    )
 
 
 def _stable_hash(text: str) -> int:
@@ -233,6 +258,7 @@ class _Known:
 
     __slots__ = (
         "arxiv_id",
+        "author_initials",
         "author_keys",
         "cvf_url",
         "doi",
@@ -252,6 +278,7 @@ class _Known:
         self.cvf_url = keys.cvf_url
         self.title_key = keys.title_key
         self.author_keys = keys.author_keys
+        self.author_initials = keys.author_initials
         self.lead_authors = keys.lead_authors
         self.venue_series = keys.venue_series
         self.venue_year = keys.venue_year
@@ -369,19 +396,19 @@ class IdentityIndex:
             ).execution_options(yield_per=5000)
         )
         for paper_id, arxiv, doi, openreview, cvf, title_key, authors, venue, year in rows:
-            kept = (authors or [])[:AUTHOR_KEYS_KEPT]
-            author_keys = tuple(k for k in (normalize.author_key(a) for a in kept) if k)
+            author_keys, initials = author_fields(authors or [])
             series = venue_series(venue)
             keys = RecordKeys(
-                arxiv,
-                doi,
-                openreview,
-                cvf,
-                title_key or "",
-                author_keys[:AUTHOR_KEYS_KEPT],
-                lead_author_keys(kept),
-                series,
-                year if series else None,
+                arxiv_id=arxiv,
+                doi=doi,
+                openreview_id=openreview,
+                cvf_url=cvf,
+                title_key=title_key or "",
+                author_keys=author_keys,
+                lead_authors=lead_author_keys(author_keys, initials),
+                venue_series=series,
+                venue_year=year if series else None,
+                author_initials=initials,
             )
             index.add(_Known(paper_id, keys))
         index.changed.clear()
@@ -425,7 +452,7 @@ class IdentityIndex:
                 self.by_key[name][value] = known
                 self.changed[id(known)] = known
         if not known.author_keys and keys.author_keys:
-            known.author_keys = keys.author_keys
+            known.author_keys, known.author_initials = keys.author_keys, keys.author_initials
             self.changed[id(known)] = known
         if known.venue_series is None and keys.venue_series is not None:  # as `_merge` upgrades it
             known.venue_series, known.venue_year = keys.venue_series, keys.venue_year
@@ -469,7 +496,8 @@ class IdentityIndex:
                 if value is not None and getattr(known, name) is None:
                     setattr(known, name, value)
                     self.by_key[name][value] = known
-            known.author_keys = known.author_keys or update.author_keys
+            if not known.author_keys:
+                known.author_keys, known.author_initials = update.author_keys, update.author_initials
             if known.venue_series is None:
                 known.venue_series, known.venue_year = update.venue_series, update.venue_year
 
@@ -510,7 +538,7 @@ class IdentityIndex:
             if known.conflicts(keys):
                 continue
             both_have_authors = bool(keys.author_keys and known.author_keys)
-            if both_have_authors and not set(keys.author_keys) & set(known.author_keys):
+            if both_have_authors and not share_an_author(keys, known):
                 continue
             threshold = TITLE_THRESHOLD_WITH_AUTHORS if both_have_authors else TITLE_THRESHOLD_TITLE_ONLY
             self.fuzzy_comparisons += 1
@@ -982,7 +1010,7 @@ class _IndexCache:
 
 
 _INDEX_CACHE = _IndexCache()
-_SNAPSHOT_FORMAT = 3  # 2: papers carry their venue series and year; 3: title keys of migration 0004
+_SNAPSHOT_FORMAT = 4  # 2: venue series and year; 3: title keys of migration 0004; 4: initials
 
 
 def keep_index_between_runs(folder: Path | None) -> None:

@@ -33,6 +33,7 @@ def test_record_keys_normalise_every_identifier() -> None:
         title_key="visual prompt tuning",
         author_keys=("jia", "tang"),
         lead_authors=("mjia", "ltang"),
+        author_initials=("m", "l"),
     )
 
 

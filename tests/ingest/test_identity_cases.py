@@ -8,9 +8,11 @@ The near-title pairs are real: each was merged into one paper before `published_
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from rapidfuzz import fuzz
 from sqlalchemy import Engine, select
 
 from vpt_tracker import normalize
@@ -68,6 +70,41 @@ def test_a_preprint_years_after_a_near_titled_venue_paper_is_another_paper(engin
     stats = ingest_records(engine, [preprint, published])
     assert (stats.new_papers, stats.upgraded) == (2, 0)
     assert (preprint.title, "arXiv", 2025) in stored(engine)
+
+
+def test_near_titles_sharing_only_a_surname_are_two_papers_even_without_venues(engine: Engine) -> None:
+    # The pair above, with FedDisco seen where no venue is given (a preprint listing): only
+    # the authors can tell them apart. Huan Wang and Jianyu Wang are two people.
+    (preprint,) = read_corpus_jsonl(NEAR / "2025-06-28.jsonl")
+    published = conference(
+        "ICML2023.json", "FedDisco: Federated Learning with Discrepancy-Aware Collaboration"
+    )
+    listing = replace(published, venue=None, year=None)
+    assert fuzz.ratio(normalize.title_key(preprint.title), normalize.title_key(listing.title)) >= 90
+    assert {normalize.author_key(a) for a in preprint.authors} & {
+        normalize.author_key(a) for a in listing.authors
+    }
+    stats = ingest_records(engine, [preprint, listing])
+    assert (stats.new_papers, stats.merged) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "authors",
+    [("Wang, Huan", "Li, Haoran"), ("H. Wang", "H. Li"), ("Wang",), ("Huan  Wang",)],
+    ids=["last-first", "initials", "bare surname", "extra space"],
+)
+def test_a_near_title_with_the_same_author_written_otherwise_still_merges(
+    engine: Engine, authors: tuple[str, ...]
+) -> None:
+    (preprint,) = read_corpus_jsonl(NEAR / "2025-06-28.jsonl")
+    retitled = RawRecord(
+        source="y",
+        source_id="1",
+        title="FedSC: Federated Learning with Semantic Aware Collaborations",
+        authors=authors,
+    )
+    stats = ingest_records(engine, [preprint, retitled])
+    assert (stats.new_papers, stats.merged) == (1, 1)
 
 
 def test_the_same_title_at_a_later_venue_is_still_one_paper(engine: Engine) -> None:
