@@ -57,6 +57,7 @@ def test_catalogues_and_secrets_file(tmp_path: Path) -> None:
     [
         ('[smtp]\nport = "many"\n', "smtp.port"),
         ('[[catalogues]]\nname = "x"\npreset = "nope"\n', "catalogues.0.preset"),
+        ('[[catalogues]]\nname = "../lists"\n', "catalogues.0.name"),
         ("unknown_key = 1\n", "unknown_key"),
     ],
 )

@@ -22,6 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from vpt_tracker.models import check_catalogue_name
+
 CONFIG_ENV = "VPT_CONFIG"
 DEFAULT_CONFIG_NAME = "vpt-tracker.toml"
 PRESETS = ("awesome-vpt", "prompt-adaptation", "generalizable-vlm")
@@ -124,6 +126,11 @@ class CatalogueConfig(BaseModel):
     branch: str | None = None  # default: vpt-tracker/<name>
     recall_target: float = Field(default=0.95, gt=0, le=1)
     rules: KeywordRules = Field(default_factory=KeywordRules)
+
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, value: str) -> str:
+        return check_catalogue_name(value)
 
     @field_validator("preset")
     @classmethod

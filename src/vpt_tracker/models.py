@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -190,3 +191,27 @@ class Decision:
     after: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
     id: int | None = None
+
+
+# A catalogue's name becomes a directory (`classifiers/<name>/`) and part of a git branch
+# (`vpt-tracker/<name>`), so it keeps to the characters both accept, and to the column's size.
+CATALOGUE_NAME_MAX = 64
+_CATALOGUE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_-])?")
+
+
+def check_catalogue_name(name: str) -> str:
+    """`name` if it can name a catalogue, else ValueError saying what is allowed."""
+    if not name:
+        raise ValueError("a catalogue needs a non-empty name")
+    if (
+        len(name) > CATALOGUE_NAME_MAX
+        or not _CATALOGUE_NAME.fullmatch(name)
+        or ".." in name
+        or name.endswith(".lock")
+    ):
+        raise ValueError(
+            f"catalogue name {name[:80]!r} is not allowed: use at most {CATALOGUE_NAME_MAX} letters, "
+            "digits, '.', '_' or '-', starting with a letter or digit and not ending in '.' or '.lock' "
+            "(it names a folder and a git branch)"
+        )
+    return name

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import difflib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,40 @@ def test_second_import_refuses_unless_replace(engine: Engine) -> None:
     with session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(EntryRow)) == 56
         assert session.scalar(select(func.count()).select_from(CatalogueRow)) == 1
+
+
+BAD_NAMES = ["", " ", "a b", "a/b", "../x", "..", "-x", "x.", "x.lock", "a" * 65]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_name_that_cannot_be_a_folder_and_a_branch_is_refused(engine: Engine, name: str) -> None:
+    # Before, "../x" was stored (a model trained for it was written outside `classifiers/`)
+    # and a name of 200 characters overflowed PostgreSQL's column with a traceback.
+    with pytest.raises(UserError, match="catalogue"):
+        import_catalogue(engine, name, read(VPT), preset="awesome-vpt")
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(CatalogueRow)) == 0
+
+
+@pytest.mark.parametrize("name", ["awesome-vpt", "VPT_2025.v2", "a" * 64])
+def test_every_allowed_name_is_a_valid_git_branch_and_folder(
+    engine: Engine, name: str, tmp_path: Path
+) -> None:
+    import_catalogue(engine, name, read(VPT), preset="awesome-vpt")
+    check = subprocess.run(
+        ["git", "check-ref-format", "--branch", f"vpt-tracker/{name}"], capture_output=True
+    )
+    assert check.returncode == 0
+    (tmp_path / "models" / name).mkdir(parents=True)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [name]
+
+
+def test_git_itself_refuses_the_branches_of_names_refused(tmp_path: Path) -> None:
+    for name in ["a b", "..", "x.", "x.lock", "a..b"]:
+        check = subprocess.run(
+            ["git", "check-ref-format", "--branch", f"vpt-tracker/{name}"], capture_output=True
+        )
+        assert check.returncode != 0, name
 
 
 def test_unknown_preset_writes_nothing(engine: Engine) -> None:

@@ -21,6 +21,7 @@ from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import Document, NewEntry, ParsedEntry, parse
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
+from vpt_tracker.models import check_catalogue_name
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CatalogueRow, EntryRow
 
@@ -89,8 +90,10 @@ def import_catalogue(
 ) -> ImportResult:
     """Store a README and its entries in one transaction; refuse a second import of the
     same name unless `replace` (which drops the old entries, not the papers)."""
-    if not name.strip():
-        raise UserError("a catalogue needs a non-empty --name")
+    try:
+        check_catalogue_name(name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     preset_obj = load_preset(preset) if preset else None
     doc = parse(text)
     try:
