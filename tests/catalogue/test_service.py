@@ -110,6 +110,19 @@ def test_git_itself_refuses_the_branches_of_names_refused(tmp_path: Path) -> Non
         assert check.returncode != 0, name
 
 
+def test_a_venue_cell_longer_than_its_column_imports_and_renders_whole(engine: Engine) -> None:
+    # Synthetic: a real row of the awesome-vpt list with a note pasted into its Venue cell.
+    (row,) = [line for line in read(VPT).splitlines() if line.startswith("| [Visual Prompt Tuning](")]
+    cells = row.split("|")
+    cells[2] = " " + "Oral; see also the extended version in the journal special issue " * 4
+    text = read(VPT).replace(row, "|".join(cells))
+    import_catalogue(engine, "noted", text, preset="awesome-vpt")
+    with session_factory(engine)() as session:
+        assert render_catalogue(session, "noted") == text
+        venue = session.scalar(select(EntryRow.venue).where(EntryRow.title == "Visual Prompt Tuning"))
+    assert venue is not None and len(venue) == 128 and venue.startswith("Oral; see also")
+
+
 def test_unknown_preset_writes_nothing(engine: Engine) -> None:
     with pytest.raises(UserError, match="unknown preset 'nope'; known presets: awesome-vpt"):
         import_catalogue(engine, "g", read(STELLAR), preset="nope")

@@ -65,8 +65,8 @@ def entry_row(entry: ParsedEntry, labels: list[str]) -> EntryRow:
         badges=list(entry.badges),
         title=entry.title,
         title_key=normalize.title_key(entry.title)[:512],
-        short_name=entry.short_name,
-        venue=entry.venue,
+        short_name=_clipped(entry.short_name, 255),
+        venue=_clipped(entry.venue, 128),
         year=entry.year,
         paper_url=entry.paper_url,
         code_url=entry.code_url,
@@ -76,6 +76,13 @@ def entry_row(entry: ParsedEntry, labels: list[str]) -> EntryRow:
         state="imported",
         extra={"kind": entry.kind, "style": entry.style, "cells": dict(entry.cells)},
     )
+
+
+def _clipped(text: str | None, size: int) -> str | None:
+    """`text` cut to its column's size. A README cell may hold a whole note where the venue
+    goes; the entry's raw line keeps all of it, so only this searchable copy is cut (before,
+    PostgreSQL refused the import with a traceback; SQLite kept it whole)."""
+    return text[:size] if text is not None else None
 
 
 def import_catalogue(
@@ -238,8 +245,8 @@ def add_entry(
         badges=list(new.badges),
         title=new.title,
         title_key=normalize.title_key(new.title)[:512],
-        short_name=new.short_name,
-        venue=new.venue,
+        short_name=_clipped(new.short_name, 255),
+        venue=_clipped(new.venue, 128),
         year=new.year,
         paper_url=new.paper_url,
         code_url=new.code_url,
