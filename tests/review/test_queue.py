@@ -308,6 +308,16 @@ def test_scope_is_one_catalogue_and_unknown_names_are_listed(engine: Engine, set
         ReviewQueue(engine, "alice", "nope")
 
 
+def test_a_reviewer_name_too_long_for_the_decision_log_is_refused_up_front(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    with pytest.raises(UserError, match="at most 128 characters"):
+        queue(engine, "a" * 129)
+    longest = queue(engine, "a" * 128)
+    longest.accept(setup["high"])
+    assert [d.reviewer for d in decisions(engine)] == ["a" * 128]
+
+
 def test_reviewer_name_resolution() -> None:
     assert resolve_reviewer("config-name", "flag-name") == "flag-name"
     assert resolve_reviewer("config-name") == "config-name"

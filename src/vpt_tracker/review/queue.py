@@ -254,6 +254,9 @@ class BulkResult:
     candidate_ids: list[int] = field(default_factory=list)
 
 
+REVIEWER_MAX = 128
+
+
 class ReviewQueue:
     """Reviewer actions on the candidates of one catalogue (or of all, when `catalogue` is None)."""
 
@@ -268,6 +271,9 @@ class ReviewQueue:
     ) -> None:
         if not reviewer.strip():
             raise UserError("a reviewer name is needed: set review.reviewer in the config or pass --reviewer")
+        if len(reviewer.strip()) > REVIEWER_MAX:
+            # The decision log's column; PostgreSQL would refuse the first decision with a traceback.
+            raise UserError(f"a reviewer name has at most {REVIEWER_MAX} characters")
         if order not in ORDERS:
             raise UserError(f"unknown review order {order!r}; use one of: {', '.join(ORDERS)}")
         self.engine = engine
