@@ -579,14 +579,14 @@ def _new_paper_values(record: RawRecord, keys: RecordKeys, now: datetime) -> dic
         "comment": record.comment,
         "journal_ref": record.journal_ref,
         "categories": list(record.categories),
-        "primary_category": record.primary_category,
+        "primary_category": normalize.arxiv_category(record.primary_category),
         "published_at": record.published,
         "created_at": now,
         "modified_at": now,
     }
 
 
-_FILLED_FROM_RECORD = ("code_url", "pdf_url", "comment", "journal_ref", "primary_category")
+_FILLED_FROM_RECORD = ("code_url", "pdf_url", "comment", "journal_ref")
 
 
 def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: datetime) -> tuple[set[str], bool]:
@@ -610,6 +610,9 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
         value = getattr(record, column)
         if value and not values.get(column):
             put(column, value)
+    category = normalize.arxiv_category(record.primary_category)
+    if category and not values.get("primary_category"):
+        put("primary_category", category)
     for column in IdentityIndex._KEY_FIELDS:
         # The index decided which keys this paper may hold (no unique key is taken twice).
         if values.get(column) is None and getattr(known, column) is not None:

@@ -63,7 +63,7 @@ def doi(value: str | None) -> str | None:
         return None
     text = value.strip()
     text = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", text, flags=re.IGNORECASE)
-    if not text.startswith("10."):
+    if not text.startswith("10.") or len(text) > DOI_MAX:
         return None
     return text.lower()
 
@@ -149,8 +149,19 @@ def is_preprint_venue(venue: str | None) -> bool:
     return words.split()[0] in _PREPRINT_WORDS or any(phrase in words for phrase in _PREPRINT_PHRASES)
 
 
-_OPENREVIEW_URL = re.compile(r"openreview\.net/(?:forum|pdf)\?(?:[^#]*&)?id=([A-Za-z0-9_\-]+)", re.IGNORECASE)
+# The longest identifier of each kind that is kept, and the size of its column: longer than
+# any real one (DOIs run to ~100 characters, OpenReview ids to 10-20, CVF page URLs to ~200,
+# arXiv categories to 18), so a longer value is a broken payload, not a key to match on.
+DOI_MAX = 255
+OPENREVIEW_ID_MAX = 64
+CVF_URL_MAX = 512
+CATEGORY_MAX = 32
+
+_OPENREVIEW_URL = re.compile(
+    r"openreview\.net/(?:forum|pdf)\?(?:[^#]*&)?id=([A-Za-z0-9_\-]{1,64})(?![A-Za-z0-9_\-])", re.IGNORECASE
+)
 _OPENREVIEW_ID = re.compile(r"[A-Za-z0-9_\-]{6,64}")
+_CATEGORY = re.compile(r"[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?")
 
 
 def openreview_id(value: str | None) -> str | None:
@@ -187,7 +198,14 @@ def cvf_url(value: str | None) -> str | None:
         return None
     # A paper's PDF (`.../papers/X_paper.pdf`) stands for its page (`.../html/X_paper.html`).
     path = _CVF_PDF.sub(r"/html/\1_paper.html", path.rstrip("/"))
-    return "https://openaccess.thecvf.com" + path
+    url = "https://openaccess.thecvf.com" + path
+    return url if len(url) <= CVF_URL_MAX else None
+
+
+def arxiv_category(value: str | None) -> str | None:
+    """An arXiv category ("cs.CV", "eess.IV", "hep-th") as given, or None for anything else."""
+    text = (value or "").strip()
+    return text if len(text) <= CATEGORY_MAX and _CATEGORY.fullmatch(text) else None
 
 
 def web_url(url: str | None) -> str | None:

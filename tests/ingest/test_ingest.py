@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
+from vpt_tracker import normalize
 from vpt_tracker.dumps import read_conference_index, read_corpus_jsonl
 from vpt_tracker.ingest import IdentityIndex, ingest_page, ingest_records, read_cursors
 from vpt_tracker.models import Page, RawRecord
@@ -406,3 +409,45 @@ def test_a_page_rolled_back_after_ingest_page_leaves_no_trace_in_the_next(engine
     # Had the index of the rolled-back page been reused, these would "merge" into papers
     # that do not exist.
     assert stats.new_papers == len({r.arxiv_id for r in records}) == count(engine, PaperRow)
+
+
+OVERSIZED: dict[str, Any] = {
+    "doi": "10.1000/" + "x" * 300,
+    "openreview_id": "https://openreview.net/forum?id=" + "a" * 100,
+    "cvf_url": "https://openaccess.thecvf.com/content/CVPR2023/html/" + "X" * 600 + "_paper.html",
+    "primary_category": "cs." + "Q" * 60,
+}
+
+
+@pytest.mark.parametrize("field", list(OVERSIZED))
+def test_an_identifier_longer_than_any_real_one_is_no_key_and_never_fails_the_batch(
+    engine: Engine, field: str
+) -> None:
+    # Before, each of these failed the whole page on PostgreSQL (the column's size) and was
+    # kept on SQLite. A real record carries the broken value, then another real record.
+    first, second = read_corpus_jsonl(CORPUS[0])[:2]
+    broken = replace(first, **{field: OVERSIZED[field]})
+    stats = ingest_records(engine, [broken, second])
+    assert (stats.new_papers, stats.new_sightings) == (2, 2)
+    with transaction(engine) as session:
+        paper = session.scalars(
+            select(PaperRow).where(PaperRow.arxiv_id == normalize.arxiv_id(first.arxiv_id))
+        )
+        assert getattr(paper.one(), field) is None
+        payloads = [row.payload for row in session.scalars(select(SightingRow))]
+    assert OVERSIZED[field] in json.dumps(payloads)  # the sighting keeps what the source said
+
+
+def test_real_categories_are_kept() -> None:
+    for category in [
+        "cs.CV",
+        "eess.IV",
+        "q-bio.NC",
+        "cond-mat.stat-mech",
+        "astro-ph.CO",
+        "hep-th",
+        "stat.ML",
+    ]:
+        assert normalize.arxiv_category(category) == category
+    for junk in ["68T07, 68T45", "I.2.10; I.4.8", "N/A", "", "cs." + "Q" * 60]:
+        assert normalize.arxiv_category(junk) is None

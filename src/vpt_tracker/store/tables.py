@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from vpt_tracker import normalize
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -80,15 +82,15 @@ class PaperRow(Base):
     previous_venue: Mapped[str | None] = mapped_column(String(128))
     venue_upgraded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     arxiv_id: Mapped[str | None] = mapped_column(String(32), unique=True)
-    doi: Mapped[str | None] = mapped_column(String(255), unique=True)
-    openreview_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    cvf_url: Mapped[str | None] = mapped_column(String(512), unique=True)
+    doi: Mapped[str | None] = mapped_column(String(normalize.DOI_MAX), unique=True)
+    openreview_id: Mapped[str | None] = mapped_column(String(normalize.OPENREVIEW_ID_MAX), unique=True)
+    cvf_url: Mapped[str | None] = mapped_column(String(normalize.CVF_URL_MAX), unique=True)
     code_url: Mapped[str | None] = mapped_column(Text)
     pdf_url: Mapped[str | None] = mapped_column(Text)
     comment: Mapped[str | None] = mapped_column(Text)
     journal_ref: Mapped[str | None] = mapped_column(Text)
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
-    primary_category: Mapped[str | None] = mapped_column(String(32))
+    primary_category: Mapped[str | None] = mapped_column(String(normalize.CATEGORY_MAX))
     full_text: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
