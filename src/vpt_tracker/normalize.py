@@ -11,9 +11,9 @@ import re
 import unicodedata
 
 _ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(v\d+)?(?![\d])")
-_ARXIV_OLD = re.compile(r"([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(v\d+)?", re.IGNORECASE)
+_ARXIV_OLD = re.compile(r"([a-z\-]{2,16}(?:\.[A-Z]{2})?/\d{7})(v\d+)?", re.IGNORECASE)
 _ARXIV_URL = re.compile(
-    r"arxiv\.org/(?:abs|pdf|html)/([a-z\-]+(?:\.[A-Z]{2})?/\d{7}|\d{4}\.\d{4,5})(v\d+)?", re.IGNORECASE
+    r"arxiv\.org/(?:abs|pdf|html)/([a-z\-]{2,16}(?:\.[A-Z]{2})?/\d{7}|\d{4}\.\d{4,5})(v\d+)?", re.IGNORECASE
 )
 
 # A letter accent (\c, \v, \t, ...) is a command only when no letter follows: `\textbf` is not `\t`.
