@@ -143,7 +143,7 @@ def record_keys(record: RawRecord) -> RecordKeys:
                 break
     authors, initials = author_fields(record.authors)
     series = venue_series(record.venue if record.decision != "rejected" else None)
-    year = record.year or (record.published.year if record.published else None)
+    year = record_year(record) or (record.published.year if record.published else None)
     return RecordKeys(
         arxiv_id=arxiv,
         doi=normalize.doi(record.doi),
@@ -156,6 +156,11 @@ def record_keys(record: RawRecord) -> RecordKeys:
         venue_year=year if series else None,
         author_initials=initials,
     )
+
+
+def record_year(record: RawRecord) -> int | None:
+    """The record's year if it is one (a payload's 10**12 overflowed PostgreSQL's column)."""
+    return record.year if record.year is not None and 1000 <= record.year <= 9999 else None
 
 
 def venue_series(venue: str | None) -> str | None:
@@ -555,7 +560,7 @@ def _new_paper_values(record: RawRecord, keys: RecordKeys, now: datetime) -> dic
     venue = record.venue if record.decision != "rejected" else None
     if venue is None and (keys.arxiv_id or record.source.startswith("arxiv")):
         venue = "arXiv"
-    year = record.year
+    year = record_year(record)
     if year is None and record.published is not None:
         year = record.published.year
     if year is None:
@@ -625,8 +630,8 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
     if venue and not normalize.is_preprint_venue(venue) and normalize.is_preprint_venue(values.get("venue")):
         put("previous_venue", values.get("venue") or ("arXiv" if values.get("arxiv_id") else None))
         put("venue", venue[:128])
-        if record.year is not None:
-            put("year", record.year)
+        if record_year(record) is not None:
+            put("year", record_year(record))
         put("venue_upgraded_at", now)
         upgraded = True
     elif values.get("venue") is None and venue:
@@ -634,7 +639,7 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
     if values.get("venue") is None and values.get("arxiv_id"):
         put("venue", "arXiv")  # as for a paper first seen with its arXiv id
     if values.get("year") is None:
-        year = record.year or (record.published.year if record.published else None)
+        year = record_year(record) or (record.published.year if record.published else None)
         year = year or arxiv_year(values.get("arxiv_id"))
         if year is not None:
             put("year", year)

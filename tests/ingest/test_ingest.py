@@ -456,3 +456,12 @@ def test_real_categories_and_old_style_ids_are_kept() -> None:
     ]
     for junk in ["68T07, 68T45", "I.2.10; I.4.8", "N/A", "", "cs." + "Q" * 60]:
         assert normalize.arxiv_category(junk) is None
+
+
+@pytest.mark.parametrize("year", [10**12, -5, 0])
+def test_a_year_that_is_no_year_is_ignored(engine: Engine, year: int) -> None:
+    # 10**12 failed its page on PostgreSQL (an int4 column); the arXiv id still gives a year.
+    (first,) = read_corpus_jsonl(CORPUS[0])[:1]
+    stats = ingest_records(engine, [replace(first, venue="CVPR", year=year)])
+    assert stats.new_papers == 1
+    assert [(p.venue, p.year) for p in papers(engine)] == [("CVPR", 2025)]
