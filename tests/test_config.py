@@ -58,6 +58,7 @@ def test_catalogues_and_secrets_file(tmp_path: Path) -> None:
         ('[smtp]\nport = "many"\n', "smtp.port"),
         ('[[catalogues]]\nname = "x"\npreset = "nope"\n', "catalogues.0.preset"),
         ('[[catalogues]]\nname = "../lists"\n', "catalogues.0.name"),
+        ('[[catalogues]]\nname = "x"\ngithub_repo = "https://github.com/o/r"\n', "catalogues.0.github_repo"),
         ("unknown_key = 1\n", "unknown_key"),
     ],
 )

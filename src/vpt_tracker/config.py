@@ -22,7 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from vpt_tracker.models import check_catalogue_name
+from vpt_tracker.models import check_catalogue_name, check_github_repo
 
 CONFIG_ENV = "VPT_CONFIG"
 DEFAULT_CONFIG_NAME = "vpt-tracker.toml"
@@ -131,6 +131,11 @@ class CatalogueConfig(BaseModel):
     @classmethod
     def _usable_name(cls, value: str) -> str:
         return check_catalogue_name(value)
+
+    @field_validator("github_repo")
+    @classmethod
+    def _github_repo(cls, value: str | None) -> str | None:
+        return check_github_repo(value) if value is not None else None
 
     @field_validator("preset")
     @classmethod

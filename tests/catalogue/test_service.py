@@ -102,6 +102,17 @@ def test_every_allowed_name_is_a_valid_git_branch_and_folder(
     assert [p.name for p in (tmp_path / "models").iterdir()] == [name]
 
 
+@pytest.mark.parametrize("repo", ["not a repo", "owner", "o/" + "r" * 300, "-o/r", "o/..", "o/r/extra"])
+def test_a_github_repo_that_is_not_owner_slash_name_is_refused(engine: Engine, repo: str) -> None:
+    # Before, "not a repo" was stored (publish failed much later) and 300 characters
+    # overflowed PostgreSQL's column with a traceback.
+    with pytest.raises(UserError, match="owner/name"):
+        import_catalogue(engine, "vpt", read(VPT), preset="awesome-vpt", github_repo=repo)
+    import_catalogue(
+        engine, "vpt", read(VPT), preset="awesome-vpt", github_repo="yunbeizhang/Awesome-Visual-Prompt-Tuning"
+    )
+
+
 def test_git_itself_refuses_the_branches_of_names_refused(tmp_path: Path) -> None:
     for name in ["a b", "..", "x.", "x.lock", "a..b"]:
         check = subprocess.run(

@@ -21,7 +21,7 @@ from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import Document, NewEntry, ParsedEntry, parse
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
-from vpt_tracker.models import check_catalogue_name
+from vpt_tracker.models import check_catalogue_name, check_github_repo
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CatalogueRow, EntryRow
 
@@ -99,6 +99,8 @@ def import_catalogue(
     same name unless `replace` (which drops the old entries, not the papers)."""
     try:
         check_catalogue_name(name)
+        if github_repo is not None:
+            check_github_repo(github_repo)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     preset_obj = load_preset(preset) if preset else None
