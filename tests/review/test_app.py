@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
@@ -67,7 +67,7 @@ def make_app(engine: Engine, **kw: Any) -> ReviewApp:
     kw.setdefault("explain_delay", 0)
     app = ReviewApp(
         ReviewQueue(engine, "alice", "vpt"),
-        reject_reasons=REASONS,
+        reject_reasons=kw.pop("reject_reasons", REASONS),
         opener=opened.append,
         explainer=kw.pop("explainer", None),
         **kw,
@@ -429,3 +429,35 @@ def test_detail_marks_labels_proposed_by_a_cue(sqlite: Engine, ids: dict[str, in
     item = ReviewQueue(sqlite, "x").get(ids["first"])
     from_cue = replace(item, proposed_labels=["learnable", "robustness"], label_scores={"learnable": 0.9})
     assert "proposed: learnable 0.90, robustness (cue)" in str(render_detail(from_cue, None))
+
+
+async def test_brackets_in_titles_reasons_labels_and_filters_are_text_not_markup(sqlite: Engine) -> None:
+    # A real arXiv title (corpus, 2025): Textual read "[CLS]" as a style and hid it, and a
+    # "[/]" typed into the label editor or the filter, or in another reviewer's reason,
+    # crashed the app with a MarkupError.
+    title = "[CLS] is Not Enough: Multi-Label Recognition via Patch-Level Inference and Adaptive Aggregation"
+    cat = catalogue(sqlite, "vpt", entry_labels=[["learnable", "pixel", "token"]])
+    first = candidate(sqlite, cat, title, relevance=0.9, proposed=["token"])
+    second = candidate(sqlite, cat, "Exploring Visual Prompts", relevance=0.5, proposed=["pixel"])
+    app = make_app(sqlite, reject_reasons=["[red]off-topic[/red]"])
+    async with app.run_test() as pilot:
+        await pilot.press("a")
+        assert str(app.screen.query_one("#dialog-title").render()) == f"Accept #{first}: {title}"
+        await pilot.press("ctrl+u", *"[/]", "enter")
+        await pilot.pause()
+        assert "unknown: [/]" in str(app.screen.query_one("#error").render())
+        await pilot.press("escape", "x")
+        await pilot.pause()
+        assert "1. [red]off-topic[/red]" in str(
+            app.screen.query_one(OptionList).get_option_at_index(0).prompt
+        )
+        await pilot.press("1")
+        assert status_of(sqlite, first) == ("rejected", None, "[red]off-topic[/red]")
+        ReviewQueue(sqlite, "bob", "vpt").reject(second, "[/] a duplicate")  # while Alice looks at it
+        await pilot.press("a", "enter")
+        await pilot.pause()
+        assert any("[/] a duplicate" in n.message for n in app._notifications)
+        await pilot.press("slash", *"[/]", "enter")
+        await pilot.pause()
+        assert "filter: [/]" in str(app.main.query_one("#status").render())
+        assert "“[/]”" in str(app.main.query_one("#empty").render())

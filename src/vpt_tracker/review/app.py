@@ -23,6 +23,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.keys import format_key
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
@@ -97,11 +98,11 @@ class ReviewScreen(Screen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Static(id="status")
+        yield Static(id="status", markup=False)
         with Horizontal(id="panes"):
             yield CandidateList(self.app_.queue.items, self.app_.show_detail, id="list")
             yield DetailView(id="detail")
-        yield Static(id="empty")
+        yield Static(id="empty", markup=False)
         yield Footer()
 
     @property
@@ -170,6 +171,19 @@ class ReviewApp(App[SessionSummary]):
         self.explain_delay = explain_delay  # seconds the highlight must rest before the classifier is asked
         self.remaining = 0
         self.main = ReviewScreen()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, but plain text by default: messages quote titles, labels and
+        reasons, and "[CLS] is Not Enough" is a real title, not a style."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # lifecycle ----------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:

@@ -13,6 +13,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -50,15 +51,17 @@ class AcceptScreen(ModalScreen[list[str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             verb, enter = ("Relabel", "saves") if self.relabel else ("Accept", "accepts")
-            yield Label(f"{verb} #{self.item.candidate_id}: {self.item.title}", id="dialog-title")
+            yield Label(
+                f"{verb} #{self.item.candidate_id}: {self.item.title}", id="dialog-title", markup=False
+            )
             yield Label(f"Labels, comma-separated (Enter {enter}, Esc cancels):")
             current = (
                 self.item.final_labels if self.item.final_labels is not None else self.item.proposed_labels
             )
             yield Input(value=", ".join(current), id="labels")
             if self.valid:
-                yield Label("Valid: " + ", ".join(self.valid), classes="hint")
-            yield Label("", id="error", classes="error")
+                yield Label("Valid: " + ", ".join(self.valid), classes="hint", markup=False)
+            yield Label("", id="error", classes="error", markup=False)
 
     @on(Input.Submitted)
     def submit(self, event: Input.Submitted) -> None:
@@ -90,8 +93,12 @@ class RejectScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Reject #{self.item.candidate_id}: {self.item.title}", id="dialog-title")
-            yield OptionList(*[Option(f"{n}. {r}", id=str(n)) for n, r in enumerate(self.reasons, 1)])
+            yield Label(
+                f"Reject #{self.item.candidate_id}: {self.item.title}", id="dialog-title", markup=False
+            )
+            yield OptionList(
+                *[Option(Content(f"{n}. {r}"), id=str(n)) for n, r in enumerate(self.reasons, 1)]
+            )
             yield Label("…or type a reason (Enter rejects, Tab switches, Esc cancels):")
             yield Input(placeholder="free text", id="reason")
 
@@ -151,7 +158,7 @@ class HelpScreen(ModalScreen[None]):
         lines = "\n".join(f"  {keys:<18} {description}" for keys, description in self.keys)
         with Vertical(id="dialog"):
             yield Label("Keys", id="dialog-title")
-            yield Static(lines)
+            yield Static(lines, markup=False)
             yield Label("Filter syntax: words, label:KEY, score>=0.5, score<=0.2, b2n:yes", classes="hint")
             yield Label("Esc closes", classes="hint")
 
