@@ -28,6 +28,7 @@ import resource
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -80,7 +81,9 @@ def venue_sighting(base: RawRecord, copy: int, rng: random.Random) -> RawRecord:
         title=title,
         abstract=base.abstract,
         authors=tuple(authors),
-        venue=rng.choice(VENUES),
+        # One venue per paper: every sighting of it names the conference that accepted it.
+        # (Near titles at two venues are two papers, see `ingest.published_apart`.)
+        venue=VENUES[zlib.crc32(base.source_id.encode()) % len(VENUES)],
         year=2026,
     )
 
