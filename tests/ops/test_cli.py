@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from ops.feeds import feed_server
 from ops.seed import seed_week
 from ops.smtp import free_port, smtp_server
 from vpt_tracker.cli import main
 from vpt_tracker.locks import exclusive
-from vpt_tracker.pipeline import recent_runs
+from vpt_tracker.pipeline import DONE_KEY, recent_runs
+from vpt_tracker.replay import ReplayServer
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CursorRow
 
 
 def config_file(tmp_path: Path, text: str) -> Path:
@@ -171,3 +176,91 @@ def test_digest_send_exit_codes(engine: Engine, db_url: str, tmp_path: Path) -> 
         forced = invoke(tmp_path, db_url, live, "digest", "send", "--week", "2026-W47", "--force")
         assert forced.exit_code == 0
     assert len(inbox.messages) == 2
+
+
+def arxiv_api_config(server: ReplayServer) -> str:
+    """Only the arXiv API source, on the replay server (which answers whatever the dates)."""
+    return f"""
+[http]
+max_retries = 0
+default_min_interval = 0
+min_interval = {{}}
+host_groups = {{}}
+[sources.arxiv_rss]
+enabled = false
+[sources.openreview]
+enabled = false
+[sources.cvf]
+enabled = false
+[sources.arxiv_api]
+base_url = "{server.urls()["arxiv_api"]}"
+"""
+
+
+def today_for_a_while() -> date:
+    """Today (UTC), waiting out the last seconds of a day so that a test sees one date."""
+    now = datetime.now(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    if midnight - now < timedelta(seconds=30):
+        time.sleep((midnight - now).total_seconds() + 1)
+    return datetime.now(UTC).date()
+
+
+def test_backfill_refuses_a_future_day(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    today = today_for_a_while()
+    later = (today + timedelta(days=2)).isoformat()
+    config = rss_config("http://127.0.0.1:9")
+    since = invoke(tmp_path, db_url, config, "run", "backfill", "--since", later)
+    assert since.exit_code == 2
+    assert since.stderr == f"Error: --since {later} is in the future (today is {today} UTC)\n"
+    until = invoke(tmp_path, db_url, config, "run", "backfill", "--since", str(today), "--until", later)
+    assert until.exit_code == 2
+    assert until.stderr == f"Error: --until {later} is in the future (today is {today} UTC)\n"
+    assert recent_runs(engine) == []  # refused before anything ran
+
+
+def test_a_backfill_window_that_ends_after_now_is_not_done(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    today = today_for_a_while()
+    with ReplayServer() as server:
+        config = arxiv_api_config(server)
+        first = invoke(tmp_path, db_url, config, "run", "backfill", "--since", str(today))
+        assert first.exit_code == 0, first.output
+        assert "arxiv_api: 32 records" in first.output
+        # Today's window ends at midnight: more papers may come, so it is fetched again.
+        server.requests.clear()
+        second = invoke(tmp_path, db_url, config, "run", "backfill", "--since", str(today))
+        assert second.exit_code == 0, second.output
+        assert "windows: 1 (0 source windows done before)" in second.output
+        assert len(server.requests) == 1
+        # A window that has ended is done once fetched, and skipped from then on.
+        past = str(today - timedelta(days=3))
+        invoke(tmp_path, db_url, config, "run", "backfill", "--since", past, "--until", past)
+        server.requests.clear()
+        again = invoke(tmp_path, db_url, config, "run", "backfill", "--since", past, "--until", past)
+        assert "windows: 1 (1 source windows done before)" in again.output and server.requests == []
+    with transaction(engine) as session:
+        done = session.scalars(select(CursorRow.key).where(CursorRow.key.endswith(DONE_KEY))).all()
+        today_keys = CursorRow.key.contains(f"backfill:{today}")
+        cursors = session.scalars(select(CursorRow.value).where(today_keys)).all()
+    assert done == [f"backfill:{past}:{date.fromisoformat(past) + timedelta(days=1)}:{DONE_KEY}"]
+    assert cursors and all(json.loads(value or "{}")["done"] is False for value in cursors)
+
+
+def test_digest_refuses_a_week_in_the_future_or_out_of_range(db_url: str, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    year, week, _ = (now + timedelta(days=14)).isocalendar()
+    future = f"{year}-W{week:02d}"
+    for command in ("build", "send"):
+        result = invoke(tmp_path, db_url, "", "digest", command, "--week", future)
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"Error: --week {future!r} is in the future")
+        assert result.stderr.count("\n") == 1
+        far = invoke(tmp_path, db_url, "", "digest", command, "--week", "9999-W52")
+        assert far.exit_code == 2 and far.stderr.startswith("Error: --week '9999-W52' is in the future")
+        zero = invoke(tmp_path, db_url, "", "digest", command, "--week", "0000-W01")
+        assert zero.exit_code == 2 and zero.stderr.startswith("Error: --week '0000-W01'")
+        assert zero.stderr.count("\n") == 1
+    current = invoke(tmp_path, db_url, "", "digest", "build", "--week", "current")
+    assert current.exit_code == 0, current.output
