@@ -162,3 +162,18 @@ def test_a_bad_environment_variable_is_one_line_naming_it(
     config = write(tmp_path / "c.toml", '[smtp]\nport = "many"\n')
     from_file = one_line_error(CliRunner().invoke(main, ["--config", str(config), "config", "show"]))
     assert from_file.startswith("Error: bad config: smtp.port: Input should be a valid integer"), from_file
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ("[smtp]\ntimeout = 0\n", {}, "smtp.timeout"),
+        ("[http]\ntimeout = -1.5\n", {}, "http.timeout"),
+        ("[smtp]\ntimeout = inf\n", {}, "smtp.timeout"),
+        ("", {"VPT_HTTP__TIMEOUT": "0"}, "http.timeout (from VPT_HTTP__TIMEOUT)"),
+    ],
+)
+def test_a_timeout_must_be_positive(tmp_path: Path, text: str, env: dict[str, str], key: str) -> None:
+    config = write(tmp_path / "c.toml", text)
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "show"], env=env)
+    assert one_line_error(result).startswith(f"Error: bad config: {key}: "), result.stderr

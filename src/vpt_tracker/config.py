@@ -15,7 +15,7 @@ import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -43,9 +43,13 @@ def default_database_url() -> str:
     return f"sqlite:///{default_data_dir() / 'vpt-tracker.db'}"
 
 
+#: Seconds; 0 would make sockets non-blocking (smtplib refuses it, httpx fails every request).
+Timeout = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+
+
 class HttpConfig(BaseModel):
     contact: str = "vpt-tracker maintainers <vpt-tracker@example.org>"
-    timeout: float = 30.0
+    timeout: Timeout = 30.0
     max_retries: int = 5
     backoff_base: float = 2.0
     backoff_cap: float = 120.0
@@ -151,7 +155,7 @@ class SmtpConfig(BaseModel):
     password: SecretStr | None = None
     sender: str = "vpt-tracker <vpt-tracker@localhost>"
     recipients: list[str] = Field(default_factory=list)
-    timeout: float = 30.0
+    timeout: Timeout = 30.0
 
 
 class ScheduleConfig(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
@@ -20,7 +21,7 @@ from vpt_tracker.locks import exclusive
 from vpt_tracker.pipeline import DONE_KEY, recent_runs
 from vpt_tracker.replay import ReplayServer
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow
+from vpt_tracker.store.tables import CursorRow, DigestRow
 
 
 def config_file(tmp_path: Path, text: str) -> Path:
@@ -264,3 +265,31 @@ def test_digest_refuses_a_week_in_the_future_or_out_of_range(db_url: str, tmp_pa
         assert zero.stderr.count("\n") == 1
     current = invoke(tmp_path, db_url, "", "digest", "build", "--week", "current")
     assert current.exit_code == 0, current.output
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_any_delivery_error_marks_the_digest_failed(
+    engine: Engine, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not only SMTP and socket errors: a password SMTP AUTH cannot carry (UnicodeEncodeError)."""
+    seed_week(engine)
+    caplog.set_level(logging.ERROR, logger="mail.log")  # aiosmtpd's warning about AUTH without TLS
+    with smtp_server(credentials=("digest", "pässwort")) as (inbox, port):
+        config = (
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\nusername = 'digest'\n"
+            "recipients = ['a@example.org']\n"
+        )
+        path = str(config_file(tmp_path, config))
+        command = ["--config", path, "--database", db_url, "digest", "send", "--week", "2026-W47"]
+        result = CliRunner().invoke(main, command, env={"VPT_SMTP__PASSWORD": "pässwort"})
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        f"Error: digest 2026-W47 not sent: sending through 127.0.0.1:{port} failed"
+    )
+    assert "UnicodeEncodeError" in result.stderr and "marked for retry" in result.stderr
+    assert "pässwort" not in result.stderr and inbox.messages == []
+    with transaction(engine) as session:
+        row = session.scalar(select(DigestRow).where(DigestRow.week == "2026-W47"))
+    assert row is not None and row.status == "failed" and row.attempts == 1
+    assert "UnicodeEncodeError" in (row.last_error or "")
