@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from ops.feeds import feed_server
 from ops.seed import seed_week
 from ops.smtp import free_port, smtp_server
+from unprivileged import run_cli
 from vpt_tracker.cli import main
 from vpt_tracker.locks import exclusive
 from vpt_tracker.pipeline import DONE_KEY, recent_runs
@@ -134,6 +135,7 @@ def test_backfill_rejects_bad_dates(db_url: str, tmp_path: Path) -> None:
 
 def test_digest_build_writes_eml_and_html(engine: Engine, db_url: str, tmp_path: Path) -> None:
     seed_week(engine)
+    (tmp_path / "out").mkdir()
     eml, html = tmp_path / "out" / "digest.eml", tmp_path / "out" / "digest.html"
     config = "[smtp]\nrecipients = ['ana@example.org']\n"
     result = invoke(
@@ -293,3 +295,26 @@ def test_any_delivery_error_marks_the_digest_failed(
         row = session.scalar(select(DigestRow).where(DigestRow.week == "2026-W47"))
     assert row is not None and row.status == "failed" and row.attempts == 1
     assert "UnicodeEncodeError" in (row.last_error or "")
+
+
+def test_digest_build_output_errors_are_one_line(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    seed_week(engine)
+    week = ["digest", "build", "--week", "2026-W47"]
+    missing = tmp_path / "no-such-folder" / "digest.eml"
+    result = invoke(tmp_path, db_url, "", *week, "--output", str(missing))
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: cannot write {missing}: No such file or directory\n"
+    assert not missing.parent.exists()
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    result = invoke(tmp_path, db_url, "", *week, "--html", str(folder))
+    assert result.exit_code == 2 and result.stderr == f"Error: cannot write {folder}: Is a directory\n"
+    assert list(folder.iterdir()) == [] and list(tmp_path.glob("*.tmp")) == []
+    # A folder without write permission (enforced even for root), in a process of its own.
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    target = locked / "digest.eml"
+    denied = run_cli("--database", db_url, *week, "--output", str(target), env={"VPT_CONFIG": ""})
+    assert denied.returncode == 2, denied.stderr
+    assert denied.stderr == f"Error: cannot write {target}: Permission denied\n"
+    assert list(locked.iterdir()) == []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from sqlalchemy import Engine
@@ -90,3 +91,43 @@ def echo_json(data: Any) -> None:
     import json
 
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+#: The type of every `--output` option: a file, or `-` for standard output. A folder, a
+#: missing folder or a file that cannot be written is `write_output`'s one-line error.
+OUTPUT_PATH = click.Path(path_type=Path, allow_dash=True)
+
+
+def to_stdout(path: Path | None) -> bool:
+    return path is None or str(path) == "-"
+
+
+@contextmanager
+def write_output(path: Path | None, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """The stream a command writes its result to: standard output when `path` is None or
+    `-`, else the file `path`.
+
+    The file is written whole or not at all: into `<path>.tmp`, renamed over `path` once
+    everything is written, and removed on any error. An error writing it (a missing folder,
+    no permission, a folder in its place, a full disk) is `UserError`: `cannot write PATH: why`.
+    """
+    if to_stdout(path):
+        sys.stdout.flush()  # what was echoed before goes first
+        stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    assert path is not None
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        handle: IO[Any] = tmp.open("wb") if binary else tmp.open("w", encoding="utf-8", newline="")
+        with handle:
+            yield handle
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("wrote %s", path)
