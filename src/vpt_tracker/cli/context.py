@@ -14,7 +14,7 @@ import click
 from sqlalchemy import Engine
 
 from vpt_tracker import logs
-from vpt_tracker.config import ConfigError, Settings, load_settings
+from vpt_tracker.config import ConfigError, Settings, default_database_url, load_settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.store import StoreError, check_connection, is_initialised, make_engine
 from vpt_tracker.store.migrate import upgrade
@@ -45,7 +45,8 @@ class AppContext:
         table" error after installing a newer version.
         """
         if self._engine is None:
-            engine = make_engine(self.settings.database_url)
+            url = self.settings.database_url
+            engine = make_engine(url, create_folder=url == default_database_url())
             check_connection(engine)
             if migrate:
                 upgrade(engine)
