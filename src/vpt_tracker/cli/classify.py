@@ -15,7 +15,15 @@ import click
 
 from vpt_tracker.classify.data import Example, read_jsonl
 from vpt_tracker.classify.model import Explanation
-from vpt_tracker.cli.context import OUTPUT_PATH, AppContext, echo_json, pass_app, to_stdout, write_output
+from vpt_tracker.cli.context import (
+    OUTPUT_PATH,
+    ROW_ID,
+    AppContext,
+    echo_json,
+    pass_app,
+    to_stdout,
+    write_output,
+)
 from vpt_tracker.enqueue import (
     evaluate_catalogue,
     explain,
@@ -284,7 +292,7 @@ def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: 
 
 @classify_group.command("explain")
 @click.option("--catalogue", "name", required=True, help="Catalogue whose model to explain.")
-@click.argument("paper_id", type=int)
+@click.argument("paper_id", type=ROW_ID)
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1, 100))
 @click.option("--json", "as_json", is_flag=True)
 @pass_app

@@ -87,6 +87,13 @@ def _fail(message: str, code: int) -> None:
 
 pass_app = click.make_pass_decorator(AppContext)
 
+#: The type of every row id the CLI takes (candidate, paper, run, digest): ids are int4 on
+#: PostgreSQL, so 0, negatives and larger numbers are usage errors, not overflow tracebacks.
+ROW_ID = click.IntRange(1, 2**31 - 1)
+#: A number of rows (`review list --limit`): no more than there can be ids (SQLite's LIMIT
+#: overflowed past 2**63 with a traceback).
+ROW_COUNT = ROW_ID
+
 
 def echo_json(data: Any) -> None:
     import json
