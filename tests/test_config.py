@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
+from unprivileged import run_cli
 from vpt_tracker.cli import main
 from vpt_tracker.config import ConfigError, load_settings
 
@@ -92,3 +93,89 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0
     assert "smtp.port" in result.output
+
+
+def one_line_error(result: Result) -> str:
+    """The command failed as bad input should: exit 2, one `Error:` line, no traceback."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.output
+    return result.stderr
+
+
+@pytest.mark.parametrize("how", ["--config", "VPT_CONFIG", "secrets_file"])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "is a directory"),
+        (b'[smtp]\nsender = "caf\xe9"\n', "is not UTF-8 text"),
+    ],
+)
+def test_an_unreadable_config_file_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, content: bytes | None, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.toml"
+    if content is None:
+        bad.mkdir()
+    else:
+        bad.write_bytes(content)
+    args, env = ["config", "show"], {}
+    if how == "--config":
+        args = ["--config", str(bad), *args]
+    elif how == "VPT_CONFIG":
+        env["VPT_CONFIG"] = str(bad)
+    else:
+        env["VPT_CONFIG"] = str(write(tmp_path / "main.toml", f'secrets_file = "{bad}"\n'))
+    error = one_line_error(CliRunner().invoke(main, args, env=env))
+    kind = "secrets file" if how == "secrets_file" else "config file"
+    assert error.startswith(f"Error: {kind} {bad} {message}"), error
+
+
+def test_a_config_file_without_read_permission_is_one_line(tmp_path: Path) -> None:
+    config = write(tmp_path / "private.toml", "[smtp]\nport = 25\n")
+    config.chmod(0)
+    result = run_cli("config", "show", env={"VPT_CONFIG": str(config)}, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"Error: config file {config} cannot be read: Permission denied\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("VPT_SMTP", "{bad", "VPT_SMTP is not valid JSON"),
+        ("VPT_SMTP__RECIPIENTS", "ana@example.org", "VPT_SMTP__RECIPIENTS is not valid JSON"),
+        ("VPT_CATALOGUES", "awesome-vpt", "VPT_CATALOGUES is not valid JSON"),
+        ("VPT_HTTP__MIN_INTERVAL", "{'arxiv.org': 3}", "VPT_HTTP__MIN_INTERVAL is not valid JSON"),
+        ("VPT_SMTP__PORT", "many", "bad config: smtp.port (from VPT_SMTP__PORT): Input should be"),
+        ("vpt_smtp__port", "many", "bad config: smtp.port (from vpt_smtp__port): Input should be"),
+        ("VPT_CATALOGUES", '[{"name": "x", "preset": "nope"}]', "catalogues.0.preset (from VPT_CATALOGUES)"),
+    ],
+)
+def test_a_bad_environment_variable_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VPT_SMTP__HOST", "mail.example.org")  # a good neighbour is not blamed
+    result = CliRunner().invoke(main, ["config", "show"], env={variable: value})
+    error = one_line_error(result)
+    assert message in error and "VPT_SMTP__HOST" not in error, error
+    # The same bad value from the file is not blamed on the environment.
+    config = write(tmp_path / "c.toml", '[smtp]\nport = "many"\n')
+    from_file = one_line_error(CliRunner().invoke(main, ["--config", str(config), "config", "show"]))
+    assert from_file.startswith("Error: bad config: smtp.port: Input should be a valid integer"), from_file
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ("[smtp]\ntimeout = 0\n", {}, "smtp.timeout"),
+        ("[http]\ntimeout = -1.5\n", {}, "http.timeout"),
+        ("[smtp]\ntimeout = inf\n", {}, "smtp.timeout"),
+        ("", {"VPT_HTTP__TIMEOUT": "0"}, "http.timeout (from VPT_HTTP__TIMEOUT)"),
+    ],
+)
+def test_a_timeout_must_be_positive(tmp_path: Path, text: str, env: dict[str, str], key: str) -> None:
+    config = write(tmp_path / "c.toml", text)
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "show"], env=env)
+    assert one_line_error(result).startswith(f"Error: bad config: {key}: "), result.stderr

@@ -8,11 +8,14 @@ config never shows them.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -20,6 +23,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from vpt_tracker.models import check_catalogue_name, check_github_repo
@@ -41,9 +45,13 @@ def default_database_url() -> str:
     return f"sqlite:///{default_data_dir() / 'vpt-tracker.db'}"
 
 
+#: Seconds; 0 would make sockets non-blocking (smtplib refuses it, httpx fails every request).
+Timeout = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+
+
 class HttpConfig(BaseModel):
     contact: str = "vpt-tracker maintainers <vpt-tracker@example.org>"
-    timeout: float = 30.0
+    timeout: Timeout = 30.0
     max_retries: int = 5
     backoff_base: float = 2.0
     backoff_cap: float = 120.0
@@ -159,7 +167,7 @@ class SmtpConfig(BaseModel):
     password: SecretStr | None = None
     sender: str = "vpt-tracker <vpt-tracker@localhost>"
     recipients: list[str] = Field(default_factory=list)
-    timeout: float = 30.0
+    timeout: Timeout = 30.0
 
 
 class ScheduleConfig(BaseModel):
@@ -242,11 +250,21 @@ class _FileSource(PydanticBaseSettingsSource):
 
 
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file at `path`; every way it cannot be read is a `ConfigError` naming it."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start} is invalid)") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
@@ -273,13 +291,18 @@ def find_config_file(explicit: Path | None = None) -> Path | None:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Resolve the config, raising `ConfigError` with the offending key on bad input."""
+    """Resolve the config, raising `ConfigError` with the offending key on bad input.
+
+    The message names where the bad value came from: the file, or the `VPT_*` variable.
+    """
     path = find_config_file(config_file)
     data: dict[str, Any] = _read_toml(path, "config file") if path else {}
     secrets_path = (
         overrides.get("secrets_file") or data.get("secrets_file") or os.environ.get("VPT_SECRETS_FILE")
     )
     if secrets_path:
+        if not isinstance(secrets_path, str | Path):
+            raise ConfigError(f"bad config: secrets_file: expected a path, not {secrets_path!r}")
         # The secrets file holds only secrets (github.token, smtp.password), kept out of the main file.
         data = _merge(data, _read_toml(Path(secrets_path), "secrets file"))
     token = _FILE_DATA.set(data)
@@ -289,10 +312,77 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         problems = []
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            problems.append(f"{key}: {error['msg']}")
+            variables = _env_variables(error["loc"])
+            origin = f" (from {', '.join(variables)})" if variables else ""
+            problems.append(f"{key}{origin}: {error['msg']}")
         raise ConfigError("bad config: " + "; ".join(problems)) from None
+    except SettingsError as exc:
+        raise ConfigError(_settings_error(exc)) from None
     finally:
         _FILE_DATA.reset(token)
+
+
+def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
+    """The `VPT_*` variables set now that give the value at `loc` (`smtp.port`: VPT_SMTP__PORT
+    or a JSON VPT_SMTP), as spelled in the environment; none when it came from a file."""
+    names: list[str] = []
+    for part in loc:
+        if not isinstance(part, str):
+            break  # a list item: only the whole list comes from one variable
+        names.append(part)
+    wanted = {"VPT_" + "__".join(names[:i]).upper() for i in range(1, len(names) + 1)}
+    return sorted(name for name in os.environ if name.upper() in wanted)
+
+
+def _settings_error(exc: SettingsError) -> str:
+    """pydantic-settings could not parse an environment value (JSON for a list, dict or section)."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    field = found.group(1) if found else ""
+    prefix = f"VPT_{field}".upper()
+    variables = sorted(
+        name
+        for name, value in os.environ.items()
+        if (name.upper() == prefix or name.upper().startswith(prefix + "__"))
+        and _complex_and_not_json(name, value)
+    )
+    if not variables:
+        return f"bad config from the environment: {exc}"
+    reason = exc.__cause__ or exc.__context__
+    detail = f": {reason}" if isinstance(reason, ValueError) and len(variables) == 1 else ""
+    return f"{', '.join(variables)} is not valid JSON{detail} (a list, a table or a section is given as JSON)"
+
+
+def _complex_and_not_json(name: str, value: str) -> bool:
+    """Whether variable `name` sets a list, dict or section of `Settings` to text that is not JSON."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in name.upper().removeprefix("VPT_").split("__"):
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(fields, dict):
+            return False
+        info = next((f for key, f in fields.items() if key.upper() == part), None)
+        if info is None:
+            return False
+        annotation = _without_none(info.annotation)
+        model = annotation
+    complex_ = get_origin(annotation) in (list, dict) or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    )
+    if not complex_:
+        return False
+    try:
+        json.loads(value)
+    except ValueError:
+        return True
+    return False
+
+
+def _without_none(annotation: Any) -> Any:
+    """`X | None` → X."""
+    if get_origin(annotation) in (Union, UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

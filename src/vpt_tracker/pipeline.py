@@ -329,6 +329,30 @@ def _namespaced(cursors: dict[str, str | None], prefix: str) -> dict[str, str | 
     return {key: value for key, value in cursors.items() if not key.startswith(NAMESPACES)}
 
 
+def refuse_future_day(day: date, option: str, now: datetime) -> None:
+    """A day after today (UTC) has nothing to fetch yet: `fetch` and `backfill` refuse it.
+
+    Fetched now, its window would come back empty and could be taken for finished, and
+    then be skipped once the day has actually happened.
+    """
+    today = now.astimezone(UTC).date()
+    if day > today:
+        raise UserError(f"{option} {day.isoformat()} is in the future (today is {today.isoformat()} UTC)")
+
+
+def page_to_store(page: Page, window: Window, now: datetime) -> Page:
+    """The page as it may be stored: a window that ends after `now` is never finished.
+
+    Its cursor keeps the position but not the "done" flag, so the next fetch of the same
+    window asks for what came after (today's papers keep coming until midnight).
+    """
+    if window.end <= now or not page.done:
+        return page
+    from vpt_tracker.sources.base import reopen
+
+    return replace(page, cursor=reopen(page.cursor, window), done=False)
+
+
 def _fetch_window(
     engine: Engine,
     source: Source,
@@ -339,6 +363,7 @@ def _fetch_window(
     report: SourceReport,
     new_paper_ids: list[int],
     progress: Progress | None,
+    now: datetime,
 ) -> None:
     """Fetch one window of one source, one transaction per page (records with cursor)."""
     from vpt_tracker.ingest import ingest_page, read_cursors
@@ -346,6 +371,7 @@ def _fetch_window(
     with transaction(engine) as session:
         cursors = _namespaced(read_cursors(session, source.name), prefix)
     for page in source.fetch(window, cursors):
+        page = page_to_store(page, window, now)
         stored: Page = replace(page, cursor_key=prefix + page.cursor_key) if prefix else page
         with transaction(engine) as session:
             stats = ingest_page(session, stored, run_id=run_id)
@@ -418,6 +444,7 @@ def _refetch_pending(
                 report=report,
                 new_paper_ids=new_paper_ids,
                 progress=progress,
+                now=now,
             ),
             report,
             f"{source.name} refetch {label}",
@@ -595,6 +622,7 @@ def nightly(
                             report=report,
                             new_paper_ids=new_ids,
                             progress=progress,
+                            now=now,
                         ),
                         report,
                         source.name,
@@ -699,11 +727,13 @@ def backfill(
 
     Each (source, window) has cursors of its own and a done marker, so running the same
     backfill again after a crash or a failure skips what was finished and resumes the rest.
+    A window that ends after `now` (today's) is never marked done; a future day is refused.
     """
     now = now or datetime.now(UTC)
-    until = until or now.date()
-    if since > now.date():
-        raise UserError(f"--since {since} is in the future")
+    refuse_future_day(since, "--since", now)
+    if until is not None:
+        refuse_future_day(until, "--until", now)
+    until = until or now.astimezone(UTC).date()
     windows = backfill_windows(since, until, step_days)
     started = clock()
     with exclusive(engine, "pipeline"), _RunGuard(engine, now) as guard:
@@ -739,11 +769,12 @@ def backfill(
                             report=report,
                             new_paper_ids=window_ids,
                             progress=progress,
+                            now=now,
                         ),
                         report,
                         f"{source.name} {window.start.date()}..{window.end.date()}",
                     )
-                    if ok:
+                    if ok and window.end <= now:  # today's window is fetched again by the next run
                         _mark_window_done(engine, source.name, prefix, now)
                 # Score per window, so a long backfill killed half-way has scored what it stored.
                 for name, stats in enqueue_all(settings, engine, new_ids + window_ids, errors).items():

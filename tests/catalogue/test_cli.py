@@ -58,6 +58,22 @@ def test_bad_input_is_one_line_and_exit_2(db_url: str, tmp_path: Path) -> None:
     assert "known catalogues: none yet" in err  # the failed imports wrote nothing
 
 
+def test_render_output_errors_are_one_line(db_url: str, tmp_path: Path) -> None:
+    code, _, _ = run(db_url, "catalogue", "import", str(STELLAR), "--name", "g")
+    assert code == 0
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    missing = tmp_path / "no-such-folder" / "README.md"
+    for target, reason in ((folder, "Is a directory"), (missing, "No such file or directory")):
+        code, out, err = run(db_url, "catalogue", "render", "g", "--output", str(target))
+        assert code == 2 and err == f"Error: cannot write {target}: {reason}\n" and out == ""
+    assert list(folder.iterdir()) == [] and list(tmp_path.glob("*.tmp")) == []
+    # `-` is standard output, as for `classify score`.
+    code, out, _ = run(db_url, "catalogue", "render", "g", "--output", "-")
+    assert code == 0 and out == STELLAR.read_text(encoding="utf-8")
+    assert not (Path.cwd() / "-").exists()
+
+
 def test_second_import_refuses_without_replace(db_url: str) -> None:
     assert run(db_url, "catalogue", "import", str(STELLAR), "--name", "g")[0] == 0
     code, _, err = run(db_url, "catalogue", "import", str(VPT), "--name", "g")

@@ -207,3 +207,13 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
         db_url=db_url,
     )
     assert code == 2 and "x.md does not exist" in err
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", str(2**31), str(2**63)])
+def test_explain_a_paper_id_out_of_range_is_a_usage_error(tmp_path: Path, db_url: str, bad: str) -> None:
+    """Paper ids are int4 on PostgreSQL: 2**31 was a NumericValueOutOfRange traceback, 2**63 on SQLite."""
+    code, _, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", "--", bad, db_url=db_url)
+    assert code == 2, err
+    assert f"Invalid value for 'PAPER_ID': {bad} is not in the range 1<=x<=2147483647." in err
+    code, _, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", str(2**31 - 1), db_url=db_url)
+    assert code == 2 and err == f"Error: no paper with id {2**31 - 1}\n"

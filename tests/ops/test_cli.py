@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from ops.feeds import feed_server
 from ops.seed import seed_week
 from ops.smtp import free_port, smtp_server
+from unprivileged import run_cli
 from vpt_tracker.cli import main
 from vpt_tracker.locks import exclusive
-from vpt_tracker.pipeline import recent_runs
+from vpt_tracker.pipeline import DONE_KEY, recent_runs
+from vpt_tracker.replay import ReplayServer
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import CursorRow, DigestRow
 
 
 def config_file(tmp_path: Path, text: str) -> Path:
@@ -128,6 +135,7 @@ def test_backfill_rejects_bad_dates(db_url: str, tmp_path: Path) -> None:
 
 def test_digest_build_writes_eml_and_html(engine: Engine, db_url: str, tmp_path: Path) -> None:
     seed_week(engine)
+    (tmp_path / "out").mkdir()
     eml, html = tmp_path / "out" / "digest.eml", tmp_path / "out" / "digest.html"
     config = "[smtp]\nrecipients = ['ana@example.org']\n"
     result = invoke(
@@ -171,3 +179,142 @@ def test_digest_send_exit_codes(engine: Engine, db_url: str, tmp_path: Path) -> 
         forced = invoke(tmp_path, db_url, live, "digest", "send", "--week", "2026-W47", "--force")
         assert forced.exit_code == 0
     assert len(inbox.messages) == 2
+
+
+def arxiv_api_config(server: ReplayServer) -> str:
+    """Only the arXiv API source, on the replay server (which answers whatever the dates)."""
+    return f"""
+[http]
+max_retries = 0
+default_min_interval = 0
+min_interval = {{}}
+host_groups = {{}}
+[sources.arxiv_rss]
+enabled = false
+[sources.openreview]
+enabled = false
+[sources.cvf]
+enabled = false
+[sources.arxiv_api]
+base_url = "{server.urls()["arxiv_api"]}"
+"""
+
+
+def today_for_a_while() -> date:
+    """Today (UTC), waiting out the last seconds of a day so that a test sees one date."""
+    now = datetime.now(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    if midnight - now < timedelta(seconds=30):
+        time.sleep((midnight - now).total_seconds() + 1)
+    return datetime.now(UTC).date()
+
+
+def test_backfill_refuses_a_future_day(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    today = today_for_a_while()
+    later = (today + timedelta(days=2)).isoformat()
+    config = rss_config("http://127.0.0.1:9")
+    since = invoke(tmp_path, db_url, config, "run", "backfill", "--since", later)
+    assert since.exit_code == 2
+    assert since.stderr == f"Error: --since {later} is in the future (today is {today} UTC)\n"
+    until = invoke(tmp_path, db_url, config, "run", "backfill", "--since", str(today), "--until", later)
+    assert until.exit_code == 2
+    assert until.stderr == f"Error: --until {later} is in the future (today is {today} UTC)\n"
+    assert recent_runs(engine) == []  # refused before anything ran
+
+
+def test_a_backfill_window_that_ends_after_now_is_not_done(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    today = today_for_a_while()
+    with ReplayServer() as server:
+        config = arxiv_api_config(server)
+        first = invoke(tmp_path, db_url, config, "run", "backfill", "--since", str(today))
+        assert first.exit_code == 0, first.output
+        assert "arxiv_api: 32 records" in first.output
+        # Today's window ends at midnight: more papers may come, so it is fetched again.
+        server.requests.clear()
+        second = invoke(tmp_path, db_url, config, "run", "backfill", "--since", str(today))
+        assert second.exit_code == 0, second.output
+        assert "windows: 1 (0 source windows done before)" in second.output
+        assert len(server.requests) == 1
+        # A window that has ended is done once fetched, and skipped from then on.
+        past = str(today - timedelta(days=3))
+        invoke(tmp_path, db_url, config, "run", "backfill", "--since", past, "--until", past)
+        server.requests.clear()
+        again = invoke(tmp_path, db_url, config, "run", "backfill", "--since", past, "--until", past)
+        assert "windows: 1 (1 source windows done before)" in again.output and server.requests == []
+    with transaction(engine) as session:
+        done = session.scalars(select(CursorRow.key).where(CursorRow.key.endswith(DONE_KEY))).all()
+        today_keys = CursorRow.key.contains(f"backfill:{today}")
+        cursors = session.scalars(select(CursorRow.value).where(today_keys)).all()
+    assert done == [f"backfill:{past}:{date.fromisoformat(past) + timedelta(days=1)}:{DONE_KEY}"]
+    assert cursors and all(json.loads(value or "{}")["done"] is False for value in cursors)
+
+
+def test_digest_refuses_a_week_in_the_future_or_out_of_range(db_url: str, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    year, week, _ = (now + timedelta(days=14)).isocalendar()
+    future = f"{year}-W{week:02d}"
+    for command in ("build", "send"):
+        result = invoke(tmp_path, db_url, "", "digest", command, "--week", future)
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"Error: --week {future!r} is in the future")
+        assert result.stderr.count("\n") == 1
+        far = invoke(tmp_path, db_url, "", "digest", command, "--week", "9999-W52")
+        assert far.exit_code == 2 and far.stderr.startswith("Error: --week '9999-W52' is in the future")
+        zero = invoke(tmp_path, db_url, "", "digest", command, "--week", "0000-W01")
+        assert zero.exit_code == 2 and zero.stderr.startswith("Error: --week '0000-W01'")
+        assert zero.stderr.count("\n") == 1
+    current = invoke(tmp_path, db_url, "", "digest", "build", "--week", "current")
+    assert current.exit_code == 0, current.output
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_any_delivery_error_marks_the_digest_failed(
+    engine: Engine, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not only SMTP and socket errors: a password SMTP AUTH cannot carry (UnicodeEncodeError)."""
+    seed_week(engine)
+    caplog.set_level(logging.ERROR, logger="mail.log")  # aiosmtpd's warning about AUTH without TLS
+    with smtp_server(credentials=("digest", "pässwort")) as (inbox, port):
+        config = (
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\nusername = 'digest'\n"
+            "recipients = ['a@example.org']\n"
+        )
+        path = str(config_file(tmp_path, config))
+        command = ["--config", path, "--database", db_url, "digest", "send", "--week", "2026-W47"]
+        result = CliRunner().invoke(main, command, env={"VPT_SMTP__PASSWORD": "pässwort"})
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        f"Error: digest 2026-W47 not sent: sending through 127.0.0.1:{port} failed"
+    )
+    assert "UnicodeEncodeError" in result.stderr and "marked for retry" in result.stderr
+    assert "pässwort" not in result.stderr and inbox.messages == []
+    with transaction(engine) as session:
+        row = session.scalar(select(DigestRow).where(DigestRow.week == "2026-W47"))
+    assert row is not None and row.status == "failed" and row.attempts == 1
+    assert "UnicodeEncodeError" in (row.last_error or "")
+
+
+def test_digest_build_output_errors_are_one_line(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    seed_week(engine)
+    week = ["digest", "build", "--week", "2026-W47"]
+    missing = tmp_path / "no-such-folder" / "digest.eml"
+    result = invoke(tmp_path, db_url, "", *week, "--output", str(missing))
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: cannot write {missing}: No such file or directory\n"
+    assert not missing.parent.exists()
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    result = invoke(tmp_path, db_url, "", *week, "--html", str(folder))
+    assert result.exit_code == 2 and result.stderr == f"Error: cannot write {folder}: Is a directory\n"
+    assert list(folder.iterdir()) == [] and list(tmp_path.glob("*.tmp")) == []
+    # A folder without write permission (enforced even for root), in a process of its own.
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    target = locked / "digest.eml"
+    denied = run_cli("--database", db_url, *week, "--output", str(target), env={"VPT_CONFIG": ""})
+    assert denied.returncode == 2, denied.stderr
+    assert denied.stderr == f"Error: cannot write {target}: Permission denied\n"
+    assert list(locked.iterdir()) == []

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import socket
 import ssl
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -207,3 +211,38 @@ def test_starttls_with_auth(engine: Engine, tmp_path: Path) -> None:
             send_digest(settings, engine, Week(2026, 46), now=NOW)
     assert len(inbox.messages) == 1
     assert inbox.messages[0][1]["X-VPT-Tracker-Week"] == "2026-W47"
+
+
+def test_a_send_interrupted_mid_delivery_is_marked_failed(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """Ctrl-C while the server keeps the client waiting: the week is failed (retried), not left built."""
+    seed_week(engine)
+    with socket.socket() as silent:  # accepts, then never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        port = silent.getsockname()[1]
+        config = tmp_path / "vpt-tracker.toml"
+        config.write_text(
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
+            "recipients = ['a@example.org']\ntimeout = 60\n"
+        )
+        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
+        child = subprocess.Popen(
+            [sys.executable, "-c", "from vpt_tracker.cli import main; main()", *command],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            connection, _ = silent.accept()
+            with connection:
+                child.send_signal(signal.SIGINT)
+                child.wait(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+    assert child.returncode != 0
+    row = digest_row(engine)
+    assert row is not None and row.status == "failed" and row.attempts == 1
+    assert row.last_error == f"interrupted (KeyboardInterrupt) while sending through 127.0.0.1:{port}"

@@ -160,3 +160,26 @@ def test_bare_review_opens_the_app_and_prints_the_summary(
     assert seen["catalogue"] == "vpt" and seen["reviewer"] == "dana" and "off-topic" in seen["reasons"]
     assert "review session of dana: 1 accepted" in result.stdout and "1 still pending" in result.stdout
     assert ReviewQueue(engine, "x").get(ids["high"]).status == "accepted"
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", str(2**31), str(2**63), "99999999999999999999999"])
+def test_an_id_out_of_range_is_a_usage_error(cli: Any, ids: dict[str, int], bad: str) -> None:
+    """Ids are int4 on PostgreSQL: 2**31 was a NumericValueOutOfRange traceback there, 2**63 on SQLite."""
+    for command in (
+        ["accept", "--", bad],
+        ["reject", "--reason", "off-topic", "--", bad],
+        ["defer", "--", bad],
+        ["relabel", "--labels", "pixel", "--", bad],
+    ):
+        result = cli(*command)
+        assert result.exit_code == 2, (command, result.output, result.exception)
+        assert (
+            f"Invalid value for 'CANDIDATE_ID': {bad} is not in the range 1<=x<=2147483647." in result.stderr
+        )
+        assert "Traceback" not in result.output
+    assert cli("list", "--json").exit_code == 0  # nothing changed
+    if int(bad) > 0:  # a limit is a number of rows: no more than there can be ids
+        limit = cli("list", "--limit", bad)
+        assert limit.exit_code == 2 and "Invalid value for '--limit'" in limit.stderr, limit.output
+    top = cli("accept", str(2**31 - 1))
+    assert top.exit_code == 2 and top.stderr.startswith("Error: ") and top.stderr.count("\n") == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -153,6 +155,42 @@ def test_bad_input_exits_2(tmp_path: Path, replay: ReplayServer) -> None:
     assert unknown.exit_code == 2 and "'scholar' is not one of" in unknown.output
     bad_date = CliRunner().invoke(main, ["--config", str(config), "fetch", "cvf", "--since", "yesterday"])
     assert bad_date.exit_code == 2
+
+
+def test_a_future_day_is_refused(tmp_path: Path, replay: ReplayServer) -> None:
+    config = _config(tmp_path, replay)
+    later = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    asked = len(replay.requests)
+    for args in (["--until", later], ["--since", later], ["--since", later, "--until", later]):
+        result = _run(config, "arxiv_api", *args, "--dry-run")
+        assert result.exit_code == 2, result.output
+        option = args[0]
+        assert result.output.startswith(f"Error: {option} {later} is in the future (today is ")
+        assert result.output.count("\n") == 1
+    assert len(replay.requests) == asked  # refused before any request
+
+
+def test_a_window_that_ends_after_now_is_asked_for_again(
+    tmp_path: Path, replay: ReplayServer, engine: Engine, db_url: str
+) -> None:
+    """The default window runs to the end of today: a second fetch today asks for what came since."""
+    now = datetime.now(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    if midnight - now < timedelta(seconds=30):
+        time.sleep((midnight - now).total_seconds() + 1)
+    config = _config(tmp_path, replay)
+    first = _run(config, "arxiv_api", database=db_url)
+    assert "arxiv_api: stored 32 records from 1 pages (1 requests)" in first.output
+    with transaction(engine) as session:
+        cursor = session.scalar(select(CursorRow.value).where(CursorRow.source == "arxiv_api"))
+    assert cursor is not None and json.loads(cursor)["done"] is False and json.loads(cursor)["offset"] == 32
+    second = _run(config, "arxiv_api", database=db_url)
+    assert "arxiv_api: stored 0 records from 1 pages (1 requests)" in second.output
+    # A window that has ended is done once fetched: fetching it again asks for nothing.
+    past = ["--since", "2026-08-19", "--until", "2026-08-20"]
+    _run(config, "arxiv_api", *past, database=db_url)
+    done = _run(config, "arxiv_api", *past, database=db_url)
+    assert "arxiv_api: stored 0 records from 0 pages (0 requests)" in done.output
 
 
 def test_build_sources_follows_the_enabled_flags(tmp_path: Path, replay: ReplayServer) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from click.testing import CliRunner
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import inspect
 
 from vpt_tracker.cli import main
@@ -30,3 +34,74 @@ def test_not_a_url_is_exit_2() -> None:
     result = CliRunner().invoke(main, ["--database", "::not a url::", "init"])
     assert result.exit_code == 2
     assert "not a database URL" in result.output
+
+
+def one_line_error(result: Result) -> str:
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("how", ["--database", "VPT_DATABASE_URL"])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("foo://host/db", "unknown database kind 'foo' in foo://host/db"),
+        ("postgresql+nodriver://u@127.0.0.1/db", "unknown database kind 'postgresql+nodriver'"),
+        (
+            "postgresql://u:s3cret@127.0.0.1:port/db",
+            "not a database URL: 'postgresql://u:***@127.0.0.1:port/db'",
+        ),
+        ("sqlite://somehost/x.db", "not a usable database URL sqlite://somehost/x.db: "),
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none?no_such_option=1", "cannot reach database"),
+    ],
+)
+@pytest.mark.parametrize("command", [["init"], ["runs"]])
+def test_a_malformed_database_url_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, url: str, message: str, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no vpt-tracker.toml from the working folder
+    args, env = [*command], {"VPT_CONFIG": ""}
+    if how == "--database":
+        args = ["--database", url, *args]
+    else:
+        env["VPT_DATABASE_URL"] = url
+    error = one_line_error(CliRunner().invoke(main, args, env=env))
+    assert message in error and "s3cret" not in error, error
+
+
+def test_config_show_masks_a_database_url_it_cannot_parse(tmp_path: Path) -> None:
+    url = "postgresql://u:s3cret@127.0.0.1:port/db"
+    result = CliRunner().invoke(main, ["--database", url, "config", "show"], env={"VPT_CONFIG": ""})
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert json.loads(result.stdout)["database_url"] == "postgresql://u:***@127.0.0.1:port/db"
+
+
+def test_a_sqlite_file_that_is_not_a_database_is_one_line_and_left_alone(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n" * 100)
+    for command in (["init"], ["runs"], ["stats"]):
+        error = one_line_error(CliRunner().invoke(main, ["--database", f"sqlite:///{notes}", *command]))
+        assert error == f"Error: {notes} is not a SQLite database file (file is not a database)\n"
+    assert notes.read_text() == "not a database\n" * 100
+
+
+def test_a_sqlite_path_in_a_missing_folder_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no-such-folder" / "store.db"
+    error = one_line_error(CliRunner().invoke(main, ["--database", f"sqlite:///{missing}", "init"]))
+    assert error == f"Error: the folder of the SQLite database {missing} does not exist\n"
+    assert not missing.parent.exists()  # a typo in the path creates nothing
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file, not a folder\n")
+    inside = notes / "store.db"
+    error = one_line_error(CliRunner().invoke(main, ["--database", f"sqlite:///{inside}", "init"]))
+    assert error == f"Error: the folder of the SQLite database {inside} does not exist\n"
+    # Only the default database's folder (in the data dir) is made on first use.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VPT_DATABASE_URL", raising=False)
+    env = {"VPT_CONFIG": "", "VPT_DATA_DIR": str(tmp_path / "data" / "vpt")}
+    result = CliRunner().invoke(main, ["init"], env=env)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "vpt" / "vpt-tracker.db").is_file()

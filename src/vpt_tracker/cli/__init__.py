@@ -43,7 +43,7 @@ class GuardedGroup(click.Group):
 @click.option(
     "--config",
     "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # read by load_settings, whose errors are one line
     help="Config file (default: $VPT_CONFIG, then ./vpt-tracker.toml).",
 )
 @click.option("--database", "database_url", metavar="URL", help="Database URL (overrides the config).")

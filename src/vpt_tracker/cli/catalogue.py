@@ -9,7 +9,7 @@ import click
 
 from vpt_tracker.catalogue.markdown import lint, parse
 from vpt_tracker.catalogue.service import catalogue_stats, import_catalogue, render_catalogue
-from vpt_tracker.cli.context import AppContext, echo_json, pass_app
+from vpt_tracker.cli.context import OUTPUT_PATH, AppContext, echo_json, pass_app, write_output
 from vpt_tracker.errors import UserError
 from vpt_tracker.store import session_factory
 
@@ -87,20 +87,14 @@ def import_command(
 
 @catalogue_group.command("render")
 @click.argument("name")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout.")
+@click.option("--output", type=OUTPUT_PATH, help="Write here, not stdout (- is stdout).")
 @pass_app
 def render_command(app: AppContext, name: str, output: Path | None) -> None:
     """Write catalogue NAME back as markdown: the imported bytes plus vpt-tracker's changes."""
     with session_factory(app.engine())() as session:
         text = render_catalogue(session, name)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8", newline="")
-    except OSError as exc:
-        raise UserError(f"cannot write {output}: {exc.strerror}") from None
-    log.info("wrote %s", output)
+    with write_output(output) as out:
+        out.write(text)
 
 
 @catalogue_group.command("stats")

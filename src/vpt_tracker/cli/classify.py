@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,15 @@ import click
 
 from vpt_tracker.classify.data import Example, read_jsonl
 from vpt_tracker.classify.model import Explanation
-from vpt_tracker.cli.context import AppContext, echo_json, pass_app
+from vpt_tracker.cli.context import (
+    OUTPUT_PATH,
+    ROW_ID,
+    AppContext,
+    echo_json,
+    pass_app,
+    to_stdout,
+    write_output,
+)
 from vpt_tracker.enqueue import (
     evaluate_catalogue,
     explain,
@@ -130,7 +138,7 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
     "--output",
     "output_path",
     required=True,
-    type=click.Path(path_type=Path),
+    type=OUTPUT_PATH,
     help="scores.jsonl, or - for standard output",
 )
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
@@ -152,32 +160,21 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
     model, directory = load_model(settings, name, config.preset if config else None)
     rules = rules_for(settings, name)
     papers = _read_papers(input_path)
-    to_stdout = str(output_path) == "-"
-    tmp = output_path.with_name(output_path.name + ".tmp")
     queued = 0
-    try:
-        with (
-            nullcontext(sys.stdout) if to_stdout else tmp.open("w", encoding="utf-8") as out,
-            _progress(len(papers), f"scoring for {name}") as step,
-        ):
-            for start in range(0, len(papers), SCORE_CHUNK):
-                chunk = papers[start : start + SCORE_CHUNK]
-                scores = model.score(chunk, rules, batch=10_000, jobs=jobs)
-                for paper, score in zip(chunk, scores, strict=True):
-                    row: dict[str, Any] = {"id": paper.id} | asdict(score)
-                    row["queued"] = model.should_queue(score)
-                    queued += row["queued"]
-                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                step(len(chunk))
-        if not to_stdout:
-            tmp.replace(output_path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {output_path}: {exc.strerror}") from None
+    with write_output(output_path) as out, _progress(len(papers), f"scoring for {name}") as step:
+        for start in range(0, len(papers), SCORE_CHUNK):
+            chunk = papers[start : start + SCORE_CHUNK]
+            scores = model.score(chunk, rules, batch=10_000, jobs=jobs)
+            for paper, score in zip(chunk, scores, strict=True):
+                row: dict[str, Any] = {"id": paper.id} | asdict(score)
+                row["queued"] = model.should_queue(score)
+                queued += row["queued"]
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            step(len(chunk))
     # With `--output -` stdout holds the scores alone, so the summary goes to stderr.
     click.echo(
         f"scored {len(papers)} papers with {directory}: {queued} above threshold or included by a rule",
-        err=to_stdout,
+        err=to_stdout(output_path),
     )
 
 
@@ -295,7 +292,7 @@ def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: 
 
 @classify_group.command("explain")
 @click.option("--catalogue", "name", required=True, help="Catalogue whose model to explain.")
-@click.argument("paper_id", type=int)
+@click.argument("paper_id", type=ROW_ID)
 @click.option("--top", default=10, show_default=True, type=click.IntRange(1, 100))
 @click.option("--json", "as_json", is_flag=True)
 @pass_app

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from sqlalchemy import Engine
 
 from vpt_tracker import logs
-from vpt_tracker.config import ConfigError, Settings, load_settings
+from vpt_tracker.config import ConfigError, Settings, default_database_url, load_settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.store import StoreError, check_connection, is_initialised, make_engine
 from vpt_tracker.store.migrate import upgrade
@@ -44,7 +45,8 @@ class AppContext:
         table" error after installing a newer version.
         """
         if self._engine is None:
-            engine = make_engine(self.settings.database_url)
+            url = self.settings.database_url
+            engine = make_engine(url, create_folder=url == default_database_url())
             check_connection(engine)
             if migrate:
                 upgrade(engine)
@@ -85,8 +87,55 @@ def _fail(message: str, code: int) -> None:
 
 pass_app = click.make_pass_decorator(AppContext)
 
+#: The type of every row id the CLI takes (candidate, paper, run, digest): ids are int4 on
+#: PostgreSQL, so 0, negatives and larger numbers are usage errors, not overflow tracebacks.
+ROW_ID = click.IntRange(1, 2**31 - 1)
+#: A number of rows (`review list --limit`): no more than there can be ids (SQLite's LIMIT
+#: overflowed past 2**63 with a traceback).
+ROW_COUNT = ROW_ID
+
 
 def echo_json(data: Any) -> None:
     import json
 
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+#: The type of every `--output` option: a file, or `-` for standard output. A folder, a
+#: missing folder or a file that cannot be written is `write_output`'s one-line error.
+OUTPUT_PATH = click.Path(path_type=Path, allow_dash=True)
+
+
+def to_stdout(path: Path | None) -> bool:
+    return path is None or str(path) == "-"
+
+
+@contextmanager
+def write_output(path: Path | None, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """The stream a command writes its result to: standard output when `path` is None or
+    `-`, else the file `path`.
+
+    The file is written whole or not at all: into `<path>.tmp`, renamed over `path` once
+    everything is written, and removed on any error. An error writing it (a missing folder,
+    no permission, a folder in its place, a full disk) is `UserError`: `cannot write PATH: why`.
+    """
+    if to_stdout(path):
+        sys.stdout.flush()  # what was echoed before goes first
+        stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    assert path is not None
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        handle: IO[Any] = tmp.open("wb") if binary else tmp.open("w", encoding="utf-8", newline="")
+        with handle:
+            yield handle
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("wrote %s", path)

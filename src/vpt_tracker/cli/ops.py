@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vpt_tracker.cli.context import AppContext, echo_json, pass_app, secret_values
+from vpt_tracker.cli.context import (
+    OUTPUT_PATH,
+    AppContext,
+    echo_json,
+    pass_app,
+    secret_values,
+    to_stdout,
+    write_output,
+)
 
 if TYPE_CHECKING:
     from vpt_tracker.pipeline import RunResult
@@ -209,12 +217,8 @@ WEEK_HELP = "ISO week like 2026-W47, 'current' or 'last' (default: the last comp
 
 @digest_group.command("build")
 @click.option("--week", metavar="WEEK", help=WEEK_HELP)
-@click.option(
-    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the email (.eml) here."
-)
-@click.option(
-    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML part."
-)
+@click.option("--output", type=OUTPUT_PATH, help="Write the email (.eml) here.")
+@click.option("--html", "html_path", type=OUTPUT_PATH, help="Also write the HTML part.")
 @pass_app
 def digest_build(app: AppContext, week: str | None, output: Path | None, html_path: Path | None) -> None:
     """Build the digest without sending it: print the text part, or write an .eml file.
@@ -228,16 +232,23 @@ def digest_build(app: AppContext, week: str | None, output: Path | None, html_pa
     digest = build_digest(app.engine(), chosen, now=now)
     text, html = render(digest)
     if output is None and html_path is None:
-        click.echo(text, nl=False)
+        with write_output(None) as out:
+            out.write(text)
         return
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_bytes(bytes(to_message(digest, app.settings)))
-        click.echo(f"wrote {output} ({digest.subject})")
+        with write_output(output, binary=True) as out:
+            out.write(bytes(to_message(digest, app.settings)))
+        _wrote(output, f" ({digest.subject})")
     if html_path is not None:
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(html, encoding="utf-8")
-        click.echo(f"wrote {html_path}")
+        with write_output(html_path) as out:
+            out.write(html)
+        _wrote(html_path)
+
+
+def _wrote(path: Path, note: str = "") -> None:
+    """Say what was written; on stderr when the file itself went to standard output (`-`)."""
+    where = "standard output" if to_stdout(path) else str(path)
+    click.echo(f"wrote {where}{note}", err=to_stdout(path))
 
 
 @digest_group.command("send")

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from vpt_tracker.cli.context import AppContext, echo_json, pass_app
+from vpt_tracker.cli.context import ROW_COUNT, ROW_ID, AppContext, echo_json, pass_app
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.review.queue import Filter, QueueItem, ReviewQueue, resolve_reviewer
@@ -122,7 +122,7 @@ def review(
 @click.option(
     "--filter", "filter_text", metavar="TEXT", help="Words, label:KEY, score>=X / score<X, b2n:yes / b2n:no."
 )
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most this many.")
+@click.option("--limit", type=ROW_COUNT, default=50, show_default=True, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 @pass_app
 @click.pass_context
@@ -152,7 +152,7 @@ def list_command(
 
 @review.command()
 @_scope_options
-@click.argument("candidate_id", type=int)
+@click.argument("candidate_id", type=ROW_ID)
 @click.option("--labels", multiple=True, metavar="A,B", help="Final labels (default: the proposed ones).")
 @pass_app
 @click.pass_context
@@ -187,7 +187,7 @@ def _warn_if_unplaceable(queue: ReviewQueue, item: QueueItem) -> None:
 
 @review.command()
 @_scope_options
-@click.argument("candidate_id", type=int)
+@click.argument("candidate_id", type=ROW_ID)
 @click.option("--reason", required=True, help="Why: one of review.reject_reasons, or free text.")
 @pass_app
 @click.pass_context
@@ -206,7 +206,7 @@ def reject(
 
 @review.command()
 @_scope_options
-@click.argument("candidate_id", type=int)
+@click.argument("candidate_id", type=ROW_ID)
 @click.option("--reason", help="A note for later (optional).")
 @pass_app
 @click.pass_context
@@ -225,7 +225,7 @@ def defer(
 
 @review.command()
 @_scope_options
-@click.argument("candidate_id", type=int)
+@click.argument("candidate_id", type=ROW_ID)
 @click.option("--labels", multiple=True, required=True, metavar="A,B", help="The new final labels.")
 @pass_app
 @click.pass_context

@@ -24,9 +24,13 @@ def register(main: click.Group) -> None:
     main.add_command(fetch)
 
 
-def _window(since: date | None, until: date | None) -> Window:
-    today = datetime.now(UTC).date()
-    until = until or today
+def _window(since: date | None, until: date | None, now: datetime) -> Window:
+    from vpt_tracker.pipeline import refuse_future_day
+
+    for day, option in ((since, "--since"), (until, "--until")):
+        if day is not None:
+            refuse_future_day(day, option, now)
+    until = until or now.date()
     since = since or until - timedelta(days=1)
     if since > until:
         raise UserError(f"--since {since.isoformat()} is after --until {until.isoformat()}")
@@ -78,14 +82,15 @@ def fetch(
     from vpt_tracker.sources import build_source
     from vpt_tracker.sources.base import SourceError
 
-    window = _window(since.date() if since else None, until.date() if until else None)
+    now = datetime.now(UTC)
+    window = _window(since.date() if since else None, until.date() if until else None, now)
     settings = app.settings
     client = HttpClient(settings.http)
     # A stored run may skip the CVF pages of preprints whose abstract is stored already.
     known = None if dry_run else abstract_stored(app.engine())
     chosen = build_source(source, settings, client, known_abstract=known)
     try:
-        summary = _dry_run(chosen.fetch(window, {})) if dry_run else _store(app, chosen, window)
+        summary = _dry_run(chosen.fetch(window, {})) if dry_run else _store(app, chosen, window, now)
     except SourceError as exc:
         raise UserError(f"fetch failed: {exc}", exit_code=1) from None
     finally:
@@ -120,8 +125,9 @@ def _dry_run(pages: Iterator[Page]) -> dict[str, Any]:
     return {"pages": count, "records": len(records), "first": [_describe(r) for r in records[:SHOWN]]}
 
 
-def _store(app: AppContext, source: Any, window: Window) -> dict[str, Any]:
+def _store(app: AppContext, source: Any, window: Window, now: datetime) -> dict[str, Any]:
     from vpt_tracker.ingest import ingest_page, read_cursors
+    from vpt_tracker.pipeline import page_to_store
     from vpt_tracker.store import transaction
 
     engine = app.engine()
@@ -132,7 +138,7 @@ def _store(app: AppContext, source: Any, window: Window) -> dict[str, Any]:
     with _progress("fetching and storing") as advance:
         for page in source.fetch(window, cursors):
             with transaction(engine) as session:
-                stats = ingest_page(session, page)
+                stats = ingest_page(session, page_to_store(page, window, now))
             totals["pages"] += 1
             totals["records"] += stats.records
             totals["new_papers"] += stats.new_papers

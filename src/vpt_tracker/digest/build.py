@@ -64,7 +64,10 @@ class Week:
 
 
 def parse_week(text: str | None, now: datetime) -> Week:
-    """`2026-W47`, `current`, or `last` (the default: the last complete week)."""
+    """`2026-W47`, `current`, or `last` (the default: the last complete week).
+
+    A week that starts after `now` has nothing to report yet and is refused.
+    """
     if text is None or text == "last":
         return Week.of(now - timedelta(days=7))
     if text == "current":
@@ -77,7 +80,10 @@ def parse_week(text: str | None, now: datetime) -> Week:
         date.fromisocalendar(year, number, 1)
     except ValueError:
         raise UserError(f"--week {text!r}: {year} has no week {number}") from None
-    return Week(year, number)
+    week = Week(year, number)
+    if week.start > now:
+        raise UserError(f"--week {text!r} is in the future (the current week is {Week.of(now).label})")
+    return week
 
 
 @dataclass

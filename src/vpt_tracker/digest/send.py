@@ -1,8 +1,9 @@
 """Deliver the digest over SMTP, once per week.
 
 The `digests` table is the guard: a week whose digest was sent is refused unless forced,
-and a week whose delivery failed (server unreachable, recipients refused) is `failed` with
-its error, so that the scheduler's next digest job retries it.
+and a week whose delivery failed (server unreachable, recipients refused, a timeout, a TLS
+error, a login that cannot be encoded, any exception, even Ctrl-C) is `failed` with its
+error, so that the scheduler's next digest job retries it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class SendResult:
 
 
 def deliver(message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
-    """Send `message` to `smtp.recipients`; raises `smtplib.SMTPException` or `OSError`."""
+    """Send `message` to `smtp.recipients`; raises `smtplib.SMTPException`, `OSError` and others."""
     context = ssl_context or ssl.create_default_context()
     client: smtplib.SMTP
     if smtp.security == "ssl":
@@ -76,8 +77,30 @@ def _describe(exc: BaseException, smtp: SmtpConfig) -> str:
         return f"the SMTP server {where} refused the message: {exc.smtp_code} {detail}"
     if isinstance(exc, smtplib.SMTPException):
         return f"SMTP error with {where}: {exc}"
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-    return f"cannot reach the SMTP server {where}: {reason}"
+    if isinstance(exc, OSError):  # refused, unreachable, timed out, TLS (ssl.SSLError)
+        return f"cannot reach the SMTP server {where}: {exc.strerror or exc}"
+    # Anything else (a login that SMTP AUTH cannot carry as ASCII, a bad host name, ...).
+    return f"sending through {where} failed: {type(exc).__name__}: {_without_secret(str(exc), smtp)}"
+
+
+def _without_secret(text: str, smtp: SmtpConfig) -> str:
+    """An exception's text may quote what it could not encode: the password, for one."""
+    secret = smtp.password.get_secret_value() if smtp.password else ""
+    return text.replace(secret, "**********") if secret else text
+
+
+def _record_attempt(engine: Engine, week: Week, smtp: SmtpConfig, now: datetime, error: str | None) -> int:
+    """Count one delivery attempt on the week's row: sent, or failed with `error`; its attempts."""
+    with transaction(engine) as session:
+        row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
+        assert row is not None
+        row.attempts = (row.attempts or 0) + 1
+        row.recipients = list(smtp.recipients)
+        if error is None:
+            row.status, row.sent_at, row.last_error = "sent", now, None
+        else:
+            row.status, row.last_error = "failed", error
+        return row.attempts
 
 
 def send_digest(
@@ -110,18 +133,15 @@ def send_digest(
         error: str | None = None
         try:
             deliver(message, smtp, ssl_context=ssl_context)
-        except (smtplib.SMTPException, OSError) as exc:
+        except Exception as exc:  # whatever stopped delivery, the week is failed and retried
             error = _describe(exc, smtp)
-        with transaction(engine) as session:
-            row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
-            assert row is not None
-            row.attempts = (row.attempts or 0) + 1
-            row.recipients = list(smtp.recipients)
-            if error is None:
-                row.status, row.sent_at, row.last_error = "sent", now, None
-            else:
-                row.status, row.last_error = "failed", error
-            attempts = row.attempts
+        except BaseException as exc:  # Ctrl-C or a signal mid-send: failed too, then stop
+            where = f"{smtp.host}:{smtp.port}"
+            _record_attempt(
+                engine, week, smtp, now, f"interrupted ({type(exc).__name__}) while sending through {where}"
+            )
+            raise
+        attempts = _record_attempt(engine, week, smtp, now, error)
     if error is not None:
         raise DigestNotSent(
             f"digest {week.label} not sent: {error}; it is marked for retry "

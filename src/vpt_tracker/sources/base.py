@@ -88,6 +88,23 @@ def read_position(value: str | None, window: Window | None) -> Position:
     )
 
 
+def reopen(value: str | None, window: Window) -> str | None:
+    """`value` without its "done" flag when it is a finished position in `window`.
+
+    For a window that has not ended yet: the next fetch of it resumes at the same offset
+    instead of taking the window for finished. Other values are returned as they are.
+    """
+    if not value:
+        return value
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(data, dict) or data.get("window") != window_label(window) or not data.get("done"):
+        return value
+    return json.dumps({**data, "done": False}, sort_keys=True)
+
+
 def fetch_ok(
     client: HttpClient,
     source: str,

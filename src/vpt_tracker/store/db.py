@@ -6,6 +6,7 @@ review UI and a nightly run can share the embedded database; PostgreSQL is used 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -32,41 +33,79 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; a SQLite file's folder is created on first use."""
+def make_engine(url: str, *, create_folder: bool = False, **kwargs: Any) -> Engine:
+    """An engine for `url`; a malformed URL or an unknown kind of database is `StoreError`.
+
+    A SQLite file's folder must exist, so that a typo in the path is an error rather than
+    a new empty database somewhere; `create_folder` makes it (the default database, in the
+    data dir, is made on first use).
+    """
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"not a database URL: {url!r}") from None
+    except (ArgumentError, ValueError):
+        raise StoreError(f"not a database URL: {redact(url)!r}") from None
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        _sqlite_folder(parsed, create_folder)
+    elif parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    shown = parsed.render_as_string(hide_password=True)
+    options = kwargs if parsed.get_backend_name() == "sqlite" else {"pool_pre_ping": True, **kwargs}
     try:
-        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+        engine = create_engine(parsed, **options)
+    except NoSuchModuleError:
+        raise StoreError(
+            f"unknown database kind {parsed.drivername!r} in {shown}: "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from None
     except ModuleNotFoundError as exc:
         raise StoreError(f"no driver for {parsed.get_backend_name()}: {exc}") from None
+    except ArgumentError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise StoreError(f"not a usable database URL {shown}: {reason}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_folder(url: URL, create: bool) -> None:
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("uri") == "true":
+        return
+    folder = Path(database).parent
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot make the folder {folder} for the database: {exc.strerror}") from None
+    if not folder.is_dir():
+        raise StoreError(f"the folder of the SQLite database {database} does not exist")
+
+
+def redact(url: str) -> str:
+    """A URL that may not parse, with whatever stands for a password hidden, for messages."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def check_connection(engine: Engine) -> None:
-    """Fail early, with one line, if the database cannot be reached."""
+    """Fail early, with one line, if the database cannot be reached or is not a database."""
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
-    except (OperationalError, sqlite3.OperationalError) as exc:
+    except (DBAPIError, sqlite3.Error) as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        if engine.dialect.name == "sqlite" and "file is not a database" in reason:
+            raise StoreError(f"{engine.url.database} is not a SQLite database file ({reason})") from None
         raise StoreError(f"cannot reach database {safe_url(engine)}: {reason}") from None
 
 
 def safe_url(engine_or_url: Engine | str) -> str:
-    """The URL with any password hidden, for messages and logs."""
-    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
-    return url.render_as_string(hide_password=True)
+    """The URL with any password hidden, for messages and logs (also one that does not parse)."""
+    if isinstance(engine_or_url, Engine):
+        return engine_or_url.url.render_as_string(hide_password=True)
+    try:
+        return make_url(engine_or_url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return redact(engine_or_url)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
