@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner, Result
 from unprivileged import run_cli
 from vpt_tracker.cli import main
 from vpt_tracker.config import ConfigError, load_settings
+from vpt_tracker.models import check_branch_name
 
 
 def write(path: Path, text: str) -> Path:
@@ -60,6 +62,16 @@ def test_catalogues_and_secrets_file(tmp_path: Path) -> None:
         ('[[catalogues]]\nname = "x"\npreset = "nope"\n', "catalogues.0.preset"),
         ('[[catalogues]]\nname = "../lists"\n', "catalogues.0.name"),
         ('[[catalogues]]\nname = "x"\ngithub_repo = "https://github.com/o/r"\n', "catalogues.0.github_repo"),
+        ('[[catalogues]]\nname = "x"\nbranch = "new entries"\n', "catalogues.0.branch"),
+        ('[[catalogues]]\nname = "x"\nbase_branch = "main..dev"\n', "catalogues.0.base_branch"),
+        (
+            "[[sources.cvf.conferences]]\nname = 'CVPR'\nyear = 99999999999\n",
+            "sources.cvf.conferences.0.year",
+        ),
+        (
+            "[[sources.openreview.venues]]\nvenue_id = 'ICLR.cc/2024/Conference'\nname = 'ICLR'\nyear = 24\n",
+            "sources.openreview.venues.0.year",
+        ),
         ("unknown_key = 1\n", "unknown_key"),
     ],
 )
@@ -179,3 +191,30 @@ def test_a_timeout_must_be_positive(tmp_path: Path, text: str, env: dict[str, st
     config = write(tmp_path / "c.toml", text)
     result = CliRunner().invoke(main, ["--config", str(config), "config", "show"], env=env)
     assert one_line_error(result).startswith(f"Error: bad config: {key}: "), result.stderr
+
+
+BRANCHES = [
+    "vpt-tracker/awesome-vpt",
+    "feature/a.b",
+    "ok_1",
+    "a..b",
+    "a b",
+    "-x",
+    "x.lock",
+    "a/.x",
+    "x/",
+    "a@{b",
+    "a~1",
+]
+
+
+@pytest.mark.parametrize("branch", BRANCHES)
+def test_a_branch_is_accepted_exactly_when_git_accepts_it(branch: str) -> None:
+    # A bad branch name used to fail only at the first publish, after the commit was made.
+    git = subprocess.run(["git", "check-ref-format", "--branch", branch], capture_output=True).returncode == 0
+    try:
+        check_branch_name(branch)
+        ours = True
+    except ValueError:
+        ours = False
+    assert ours == git

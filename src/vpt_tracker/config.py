@@ -26,7 +26,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from vpt_tracker.models import check_catalogue_name, check_github_repo
+from vpt_tracker.models import check_branch_name, check_catalogue_name, check_github_repo
 
 CONFIG_ENV = "VPT_CONFIG"
 DEFAULT_CONFIG_NAME = "vpt-tracker.toml"
@@ -88,7 +88,7 @@ class ArxivRssConfig(BaseModel):
 class OpenReviewVenue(BaseModel):
     venue_id: str  # e.g. "ICLR.cc/2024/Conference"
     name: str  # e.g. "ICLR"
-    year: int
+    year: int = Field(ge=1980, le=2100)
 
 
 class OpenReviewConfig(BaseModel):
@@ -100,7 +100,7 @@ class OpenReviewConfig(BaseModel):
 
 class CvfConference(BaseModel):
     name: str  # CVPR, ICCV, WACV
-    year: int
+    year: int = Field(ge=1980, le=2100)
 
 
 class CvfConfig(BaseModel):
@@ -144,6 +144,11 @@ class CatalogueConfig(BaseModel):
     @classmethod
     def _github_repo(cls, value: str | None) -> str | None:
         return check_github_repo(value) if value is not None else None
+
+    @field_validator("branch", "base_branch")
+    @classmethod
+    def _branch(cls, value: str | None) -> str | None:
+        return check_branch_name(value) if value is not None else None
 
     @field_validator("preset")
     @classmethod

@@ -225,3 +225,21 @@ def check_github_repo(repo: str) -> str:
     if not _GITHUB_REPO.fullmatch(repo):
         raise ValueError(f"github_repo must look like 'owner/name' (GitHub's characters), not {repo[:120]!r}")
     return repo
+
+
+_BAD_IN_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{|/\.|\.lock(?:/|$)")
+
+
+def check_branch_name(branch: str) -> str:
+    """`branch` if git accepts it as a branch name (`git check-ref-format --branch`), else
+    ValueError: a bad one would otherwise fail only at the first publish, after the commit."""
+    if (
+        not branch
+        or len(branch) > 255  # the pull requests table's column
+        or branch == "@"
+        or branch.startswith(("-", "/", "."))
+        or branch.endswith(("/", "."))
+        or _BAD_IN_BRANCH.search(branch)
+    ):
+        raise ValueError(f"{branch[:120]!r} is not a git branch name")
+    return branch
