@@ -22,7 +22,7 @@ from vpt_tracker.locks import exclusive
 from vpt_tracker.pipeline import DONE_KEY, recent_runs
 from vpt_tracker.replay import ReplayServer
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, DigestRow
+from vpt_tracker.store.tables import CursorRow, DigestRow, RunRow
 
 
 def config_file(tmp_path: Path, text: str) -> Path:
@@ -102,6 +102,15 @@ def test_run_nightly_exit_codes_and_runs_listing(engine: Engine, db_url: str, tm
     runs = json.loads(as_json.output)
     assert [run["outcome"] for run in runs] == ["failed", "ok"]
     assert len(recent_runs(engine)) == 2  # the refused run left no row
+
+
+def test_runs_shows_an_error_with_brackets_as_written(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    message = "query cat:[cs.CV] refused [/] after 3 tries"
+    with transaction(engine) as session:
+        session.add(RunRow(kind="nightly", outcome="failed", errors={"run": message}, counts={}, health={}))
+    listing = invoke(tmp_path, db_url, "", "runs")
+    assert listing.exit_code == 0, listing.output
+    assert "cat:[cs.CV] refused [/] after" in " ".join(listing.output.split())
 
 
 def test_bad_config_names_the_key_and_exits_2(db_url: str, tmp_path: Path) -> None:

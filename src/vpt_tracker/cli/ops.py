@@ -173,6 +173,7 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"last {len(rows)} runs")
     for column in ("id", "kind", "started (UTC)", "took", "outcome", "records", "health"):
@@ -187,7 +188,7 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
             health.append(f"{name} {records} {mark}")
         if "run" in (row.errors or {}):
             health.append(row.errors["run"])
-        table.add_row(
+        cells = (
             str(row.id),
             row.kind,
             row.started_at.strftime("%Y-%m-%d %H:%M"),
@@ -196,6 +197,8 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
             str((row.counts or {}).get("records", "-")),
             "\n".join(health) or "-",
         )
+        # Text, not markup: an error may quote "[cs.CV]" (Rich would hide it) or "[/]" (a crash).
+        table.add_row(*(Text(cell) for cell in cells))
     Console(width=120).print(table)
     queued = pending_refetches(engine)
     if queued:
