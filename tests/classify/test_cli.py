@@ -217,3 +217,11 @@ def test_explain_a_paper_id_out_of_range_is_a_usage_error(tmp_path: Path, db_url
     assert f"Invalid value for 'PAPER_ID': {bad} is not in the range 1<=x<=2147483647." in err
     code, _, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", str(2**31 - 1), db_url=db_url)
     assert code == 2 and err == f"Error: no paper with id {2**31 - 1}\n"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_seed_numpy_cannot_take_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    # 2**32 reached numpy's RandomState as a ValueError traceback.
+    code, _, err = run(tmp_path, "classify", command, "vlm", "--seed", str(2**32))
+    assert code == 2, err
+    assert f"Invalid value for '--seed': {2**32} is not in the range 0<=x<=4294967295." in err

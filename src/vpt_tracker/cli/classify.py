@@ -18,6 +18,7 @@ from vpt_tracker.classify.model import Explanation
 from vpt_tracker.cli.context import (
     OUTPUT_PATH,
     ROW_ID,
+    SEED,
     AppContext,
     echo_json,
     pass_app,
@@ -90,7 +91,9 @@ def classify_group() -> None:
     type=click.Path(path_type=Path),
     help="Extra known-irrelevant papers (papers.jsonl format); repeatable.",
 )
-@click.option("--seed", default=0, show_default=True, help="Random seed (unlabeled sample, folds).")
+@click.option(
+    "--seed", default=0, show_default=True, type=SEED, help="Random seed (unlabeled sample, folds)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON.")
 @pass_app
 def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed: int, as_json: bool) -> None:
@@ -229,7 +232,7 @@ def _print_report(report: dict[str, Any]) -> None:
 @classify_group.command("evaluate")
 @click.argument("name")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20), help="Outer CV folds.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @pass_app
 def evaluate_command(app: AppContext, name: str, folds: int, seed: int, as_json: bool) -> None:
@@ -262,7 +265,7 @@ def _read_text(path: Path) -> str:
 @click.argument("name")
 @click.option("--before", "before", required=True, type=click.Path(path_type=Path), help="The older README.")
 @click.option("--after", "after", required=True, type=click.Path(path_type=Path), help="The newer README.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON.")
 @pass_app
 def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: int, as_json: bool) -> None:

@@ -93,6 +93,8 @@ ROW_ID = click.IntRange(1, 2**31 - 1)
 #: A number of rows (`review list --limit`): no more than there can be ids (SQLite's LIMIT
 #: overflowed past 2**63 with a traceback).
 ROW_COUNT = ROW_ID
+#: A random seed: numpy takes 0 .. 2**32 - 1 (a larger one was a ValueError traceback).
+SEED = click.IntRange(0, 2**32 - 1)
 
 
 def echo_json(data: Any) -> None:
