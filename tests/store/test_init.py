@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import inspect
 
+from unprivileged import run_cli
 from vpt_tracker.cli import main
 from vpt_tracker.store import make_engine
 
@@ -105,3 +106,22 @@ def test_a_sqlite_path_in_a_missing_folder_is_one_line(
     result = CliRunner().invoke(main, ["init"], env=env)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "data" / "vpt" / "vpt-tracker.db").is_file()
+
+
+def test_a_read_only_database_is_one_line_and_left_unchanged(tmp_path: Path) -> None:
+    # The import got as far as its INSERT and ended in an OperationalError traceback.
+    database = tmp_path / "store.db"
+    url = f"sqlite:///{database}"
+    assert CliRunner().invoke(main, ["--database", url, "init"]).exit_code == 0
+    before = database.read_bytes()
+    database.chmod(0o444)
+    readme = (
+        Path(__file__).parents[1]
+        / "fixtures/lists/StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+    )
+    result = run_cli(
+        "--database", url, "catalogue", "import", str(readme), "--name", "g", "--preset", "generalizable-vlm"
+    )
+    assert result.returncode == 2
+    assert result.stderr == "Error: the database refused the command: attempt to write a readonly database\n"
+    assert database.read_bytes() == before

@@ -12,6 +12,7 @@ from typing import IO, Any, TypeVar
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from vpt_tracker import logs
 from vpt_tracker.config import ConfigError, Settings, default_database_url, load_settings
@@ -77,6 +78,12 @@ def run_guarded(action: Callable[[], T]) -> T:
         _fail(str(exc), exc.exit_code)
     except (ConfigError, StoreError) as exc:
         _fail(str(exc), 2)
+    except OperationalError as exc:
+        # The database itself said no: a read-only file, a full disk, a server gone mid-command.
+        # The transaction was rolled back, so one line says what the database said.
+        log.debug("database error", exc_info=True)
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        _fail(f"the database refused the command: {reason}", 2)
     raise AssertionError("unreachable")
 
 
