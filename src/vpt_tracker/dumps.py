@@ -149,7 +149,9 @@ def read_conference_index(path: Path) -> list[RawRecord]:
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+        hint = " (a .json file is read as one conference index; name JSON lines .jsonl)"
+        extra = hint if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data" else ""
+        raise UserError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)}){extra}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected an object mapping page URLs to papers")
     records = []
@@ -177,9 +179,8 @@ def read_conference_index(path: Path) -> list[RawRecord]:
 
 
 def read_dump(path: Path) -> list[RawRecord]:
-    """A corpus `.jsonl` or a conference index `.json`, by extension."""
-    if path.suffix == ".jsonl":
-        return read_corpus_jsonl(path)
+    """A conference index (`ICLR2024.json`: one JSON object, named venue and year), or else
+    a corpus file of one JSON object per line, whatever its extension (`.jsonl`, `.txt`)."""
     if path.suffix == ".json":
         return read_conference_index(path)
-    raise UserError(f"{path}: unknown dump format (expected .jsonl corpus or .json conference index)")
+    return read_corpus_jsonl(path)

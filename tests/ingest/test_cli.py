@@ -101,6 +101,31 @@ def test_a_malformed_line_names_file_and_line_and_nothing_is_written(db_url: str
     assert stats(db_url)["papers"] == 0
 
 
+def test_ingest_jsonl_reads_conference_indexes_as_enrich_does(db_url: str, tmp_path: Path) -> None:
+    # It read every file as JSON lines, so `ICLR2024.json` failed at line 1 with "Expecting
+    # property name" although `catalogue enrich --from-jsonl` reads the same file.
+    code, out, err = run(db_url, "ingest-jsonl", *map(str, CONFERENCES), "--json")
+    assert code == 0, err
+    expected = {(r.title, r.venue, r.year) for path in CONFERENCES for r in read_conference_index(path)}
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        stored = {(p.title, p.venue, p.year) for p in session.scalars(select(PaperRow))}
+    engine.dispose()
+    assert stored == expected and json.loads(out)["new_papers"] == len(expected)
+
+    lines = tmp_path / "CVPR2024.json"  # JSON lines under a conference index's name
+    lines.write_text("".join(CORPUS[0].read_text().splitlines(keepends=True)[:2]))
+    code, _, err = run(db_url, "ingest-jsonl", str(lines))
+    assert code == 2
+    hint = "(a .json file is read as one conference index; name JSON lines .jsonl)"
+    assert err == f"Error: {lines}: not valid JSON (Extra data) {hint}\n"
+
+    as_text = tmp_path / "dump.txt"  # any other name is JSON lines, as before
+    as_text.write_text(lines.read_text())
+    code, out, err = run(db_url, "ingest-jsonl", str(as_text))
+    assert code == 0 and "2 new papers" in out, err
+
+
 def test_records_without_id_are_identified_by_title_and_authors(db_url: str, tmp_path: Path) -> None:
     source = json.loads(CORPUS[0].read_text().splitlines()[0])
     without_id = {key: value for key, value in source.items() if key not in ("id", "abs", "pdf")}

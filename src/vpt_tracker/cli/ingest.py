@@ -15,7 +15,7 @@ import click
 from sqlalchemy import func, select
 
 from vpt_tracker.cli.context import AppContext, echo_json, pass_app
-from vpt_tracker.dumps import read_corpus_jsonl
+from vpt_tracker.dumps import read_dump
 from vpt_tracker.enrich import ArxivLookup, LocalIndex, enrich_catalogue
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import IngestStats, ingest_records, keep_index_between_runs, save_index
@@ -63,20 +63,23 @@ def _record_progress(total: int, label: str) -> Iterator[Callable[[IngestStats],
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @pass_app
 def ingest_jsonl(app: AppContext, files: tuple[Path, ...], batch_size: int, as_json: bool) -> None:
-    """Ingest local metadata dumps in the abstract-corpus JSON-lines format.
+    """Ingest local metadata dumps: abstract-corpus JSON lines, or conference indexes.
 
-    Each line holds `id, title, summary, authors, categories, comment, abs, pdf`; a line
-    without `id` is identified by its title and authors. Every file is checked before
-    anything is written: a malformed line is reported as FILE:LINE and nothing is stored.
-    Re-ingesting the same files adds nothing.
+    Each line of a corpus file holds `id, title, summary, authors, categories, comment,
+    abs, pdf`; a line without `id` is identified by its title and authors. A `.json` file
+    is a conference index named by venue and year (`ICLR2024.json`), as `catalogue enrich
+    --from-jsonl` reads it. Every file is checked before anything is written: a malformed
+    line is reported as FILE:LINE and nothing is stored. Re-ingesting the same files adds
+    nothing.
 
     \b
     Example:
       vpt-tracker ingest-jsonl dumps/2025-03-18.jsonl dumps/2025-03-27.jsonl
+      vpt-tracker ingest-jsonl conferences/ICLR2024.json conferences/CVPR2023.json
     """
     records: list[RawRecord] = []
     for path in files:
-        records.extend(read_corpus_jsonl(path))
+        records.extend(read_dump(path))
     engine = app.engine()
     started = time.perf_counter()
     with transaction(engine) as session:
