@@ -288,3 +288,59 @@ def test_fixture_lists_are_byte_copies_of_the_shared_data(shared_dir: Path) -> N
     assert names == sorted(p.name for p in LISTS.iterdir() if p.name != "README.md")
     for name in names:
         assert (LISTS / name).read_bytes() == (source / name).read_bytes(), name
+
+
+def crlf(text: str) -> str:
+    return text.replace("\n", "\r\n")
+
+
+def lone_line_endings(text: str) -> int:
+    """Line endings that are not CRLF (a bare LF or a bare CR)."""
+    return text.replace("\r\n", "").count("\n") + text.replace("\r\n", "").count("\r")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_crlf_list_parses_like_its_lf_copy_and_new_entries_get_crlf(name: str) -> None:
+    """Windows line endings: the same entries with no `\\r` in any field, and a new entry
+    gives exactly the LF copy's edit with CRLF line endings."""
+    lf_doc, crlf_doc = parse(read(name)), parse(crlf(read(name)))
+    assert crlf_doc.render() == crlf(read(name))
+    assert crlf_doc.section_paths() == lf_doc.section_paths()
+    fields = ("title", "short_name", "venue", "year", "paper_url", "code_url", "arxiv_id", "badges", "cells")
+    for lf_entry, crlf_entry in zip(lf_doc.entries, crlf_doc.entries, strict=True):
+        values = [getattr(crlf_entry, f) for f in fields]
+        assert values == [getattr(lf_entry, f) for f in fields]
+        assert "\r" not in repr(values) + repr(crlf_entry.section_path)
+    middle = lf_doc.entries[len(lf_doc.entries) // 2]
+    new = NewEntry(
+        "Zed: A New Paper",
+        "ICCV",
+        2025,
+        "https://arxiv.org/abs/2501.3",
+        "https://github.com/a/b",
+        "Zed",
+        ["Text"],
+        authors=["A. B"],
+    )
+    lf_doc.insert_entry(new, middle.section_path)
+    crlf_doc.insert_entry(new, middle.section_path)
+    assert crlf_doc.render() == crlf(lf_doc.render())
+    assert lone_line_endings(crlf_doc.render()) == 0
+
+
+def test_crlf_survives_an_entry_after_an_unterminated_last_line_and_a_new_year_section() -> None:
+    text = crlf(SYNTHETIC_DESCENDING).removesuffix("\r\n")  # the last line has no line ending
+    doc = parse(text)
+    doc.insert_entry(NewEntry("N", "ICLR", 2020, "https://x.org/1"), ["Other"])
+    assert doc.render() == text + "\r\n- **N** (ICLR, 2020) [[paper](https://x.org/1)]\r\n"
+    old = crlf(read(STELLAR))
+    doc = parse(old)
+    entry = doc.insert_entry(
+        NewEntry("FooPL: Prompting Foo", "CVPR", 2027, "https://arxiv.org/abs/2701.00001", None, "FooPL"),
+        ["Published in 2027"],
+    )
+    assert entry.section_path[-1] == "Published in 2027" and entry.title == "FooPL: Prompting Foo"
+    added, removed = added_lines(old, doc.render())
+    assert removed == [] and len(added) == 4  # heading, blank line, the entry's two lines
+    assert all(line.endswith("\r\n") for line in added)
+    assert lone_line_endings(doc.render()) == 0

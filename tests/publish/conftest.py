@@ -277,11 +277,12 @@ def github(remote: Remote) -> Iterator[FakeGithub]:
 # Catalogue, candidates, config
 
 
-def import_list(engine: Engine, path: Path = README_0624) -> int:
+def import_list(engine: Engine, path: Path = README_0624, *, text: str | None = None) -> int:
+    """Import the list at `path` (or `text`, taken byte for byte) as the catalogue."""
     result = import_catalogue(
         engine,
         CATALOGUE,
-        path.read_text(encoding="utf-8"),
+        path.read_text(encoding="utf-8") if text is None else text,
         preset="awesome-vpt",
         readme_path="README.md",
         github_repo=f"{OWNER}/{REPO}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -174,6 +175,41 @@ def test_dry_run_prints_diff_and_pull_text_and_changes_nothing(
     assert db_snapshot(engine) == before_db
     assert remote.refs() == before_refs
     assert github.requests == []
+
+
+def test_a_crlf_readme_keeps_crlf_and_only_the_changed_lines_change(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """A list kept with Windows line endings: the pushed README has CRLF on every line,
+    new ones included, and the diff is only our lines."""
+    crlf = README_0624.read_text(encoding="utf-8").replace("\n", "\r\n")
+    remote.push_readme(crlf, "Windows line endings")
+    import_list(engine, text=crlf)
+    new_id, upgrade_id = accept_two(engine)
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "opened pull request #1" in result.output
+    pushed = remote.show(BRANCH)
+    assert "\n" not in pushed.replace("\r\n", "") and "\r" not in pushed.replace("\r\n", "")
+    diff = list(difflib.ndiff(crlf.splitlines(keepends=True), pushed.splitlines(keepends=True)))
+    removed = [line[2:] for line in diff if line.startswith("- ")]
+    added = [line[2:] for line in diff if line.startswith("+ ")]
+    assert removed == [
+        "| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning](https://arxiv.org/abs/2411.01327)"
+        " | arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |\r\n"
+    ]
+    assert len(added) == 2 and all(line.endswith(" |\r\n") for line in added)
+    assert any("2210.01253" in line for line in added)
+    plot = next(e for e in parse(pushed).entries if e.arxiv_id == "2210.01253")
+    assert plot.title == PLOT and "\r" not in plot.raw.removesuffix("\r\n")
+    assert statuses(engine) == {new_id: "published", upgrade_id: "published"}
+
+    # A rerun sees the README it was imported from (no "changed upstream"): nothing moves.
+    head = remote.sha(BRANCH)
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "updated pull request #1" in again.output and remote.sha(BRANCH) == head
 
 
 def test_upstream_change_is_taken_in_never_overwritten(

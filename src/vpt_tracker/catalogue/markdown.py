@@ -370,6 +370,10 @@ class Document:
 
     def __init__(self, text: str) -> None:
         self._lines: list[str] = text.splitlines(keepends=True)
+        # The list's own line ending: lines vpt-tracker adds get it, so a README kept with
+        # Windows line endings (CRLF) never ends up with mixed ones.
+        crlf = text.count("\r\n")
+        self.newline = "\r\n" if crlf > text.count("\n") - crlf else "\n"
         self.entries: list[ParsedEntry] = []
         self._sections: list[_Section] = []
         self._tables: list[_Table] = []
@@ -623,9 +627,9 @@ class Document:
             )
         raw = _render_like(template, new, self, by_name=_names_papers(own))
         at = _insertion_line(own, new) if own else self._empty_section_line(index, template)
-        new_lines = raw.splitlines(keepends=True)
+        new_lines = [self._ended(line) for line in raw.splitlines(keepends=True)]
         if at > 0 and not self._lines[at - 1].endswith("\n"):
-            self._lines[at - 1] += "\n"
+            self._lines[at - 1] += self.newline
         self._lines[at:at] = new_lines
         self._reparse_after_edit()
         return next(e for e in self.entries if e.line == at + 1)
@@ -696,21 +700,27 @@ class Document:
             return False
         newest_first = siblings[0][1] >= siblings[-1][1]
         model, model_year = siblings[0]
-        heading = self._lines[model.line].replace(str(model_year), str(year), 1)
-        if not heading.endswith("\n"):
-            heading += "\n"
+        heading = self._ended(self._lines[model.line].replace(str(model_year), str(year), 1))
         after = [s for s, y in siblings if (y < year if newest_first else y > year)]
         if after:
             at = after[0].line
-            block = [heading, "\n"]
+            block = [heading, self.newline]
         else:
             at = siblings[-1][0].end
-            block = ["\n", heading]
+            block = [self.newline, heading]
             if at > 0 and not self._lines[at - 1].endswith("\n"):
-                self._lines[at - 1] += "\n"
+                self._lines[at - 1] += self.newline
         self._lines[at:at] = block
         self._reparse_after_edit()
         return True
+
+    def _ended(self, line: str) -> str:
+        """`line` (a piece of `str.splitlines(keepends=True)`) with the list's own line
+        ending instead of its LF, CR or CRLF; a piece cut at another separator (a form
+        feed, U+2028) is part of a longer line and stays as it is."""
+        if line.endswith(_OTHER_SEPARATORS):
+            return line
+        return line.removesuffix("\n").removesuffix("\r") + self.newline
 
     def _reparse_after_edit(self) -> None:
         fresh = Document(self.render())
@@ -758,6 +768,8 @@ class Document:
         return end
 
 
+# What `str.splitlines` also splits at, besides LF, CR and CRLF: not line endings in markdown.
+_OTHER_SEPARATORS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 _YEAR_IN_HEADING = re.compile(r"\b(?:19|20)\d{2}\b")
 
 

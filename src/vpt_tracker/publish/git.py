@@ -173,11 +173,27 @@ class GitRepo:
         return heads
 
     def show(self, commit: str, path: str) -> str | None:
-        """The text of `path` at `commit`, or None if it does not exist there."""
-        done = self.run("show", f"{commit}:{path}", check=False)
+        """The text of `path` at `commit`, or None if it does not exist there. Read as bytes
+        and decoded as is: text mode would turn CRLF line endings into LF."""
+        command = ["git", "show", f"{commit}:{path}"]
+        log.debug("git show %s:%s", commit, path)
+        try:
+            done = subprocess.run(
+                command,
+                cwd=self.workdir,
+                env=self._env(),
+                capture_output=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise GitError(f"`git show` took longer than {self.timeout:.0f} s") from None
         if done.returncode != 0:
             return None
-        return done.stdout
+        try:
+            return done.stdout.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path} at {commit} is not UTF-8 text, so not a markdown README") from None
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         return self.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
