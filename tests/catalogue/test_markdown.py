@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import difflib
+import html as pyhtml
+import re
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
-from vpt_tracker.catalogue.markdown import NewEntry, lint, parse
+from vpt_tracker.catalogue.markdown import NewEntry, ParsedEntry, lint, parse
 from vpt_tracker.errors import UserError
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
@@ -344,3 +347,84 @@ def test_crlf_survives_an_entry_after_an_unterminated_last_line_and_a_new_year_s
     assert removed == [] and len(added) == 4  # heading, blank line, the entry's two lines
     assert all(line.endswith("\r\n") for line in added)
     assert lone_line_endings(doc.render()) == 0
+
+
+# Titles as the sources give them, with every character markdown gives a meaning to.
+TRICKY_TITLES = [
+    "A [Bracketed] Title",
+    "[CLS] Tokens Are All You Need",
+    "Ends With a Bracket ]",
+    "Pipes | In | Titles",
+    "Stars *and* _Underscores_ and `Code`",
+    "Bold ** and __ Marks",
+    "Less <Than> & More &amp; an Entity",
+    "Back\\slash, \\[ and \\* Escapes",
+    "Prompt (P) [v2]: a_b ~x~ #3",
+]
+PAPER, CODE = "https://arxiv.org/abs/2501.30001", "https://github.com/a/b"
+
+
+def _visible(html: str) -> str:
+    """The text a reader sees in rendered HTML."""
+    return " ".join(pyhtml.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def _rendered_entry(name: str, title: str) -> tuple[ParsedEntry, ParsedEntry, str]:
+    """`title` inserted next to the middle entry of list `name`: the inserted entry, the
+    entry parsed back from the new README, and the HTML of the entry (a row with its table
+    header) as a CommonMark + GFM renderer shows it."""
+    doc = parse(read(name))
+    before = len(doc.entries)
+    middle = doc.entries[before // 2]
+    entry = doc.insert_entry(NewEntry(title, "ICCV", 2025, PAPER, CODE), middle.section_path)
+    again = parse(doc.render())
+    assert len(again.entries) == before + 1, title
+    [found] = [e for e in again.entries if e.line == entry.line]
+    markdown = found.raw
+    if found.kind == "table-row":
+        lines = doc.render().splitlines()
+        align = next(i for i in range(entry.line - 1, -1, -1) if re.match(r"^\s*\|?\s*:?-{2,}", lines[i]))
+        markdown = "\n".join([lines[align - 1], lines[align], lines[entry.line - 1]]) + "\n"
+    return entry, found, MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+
+
+def _tags(html: str) -> list[str]:
+    return sorted(re.findall(r"<([a-z][a-z0-9]*)", html))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_titles_with_markdown_characters_are_escaped_and_parse_back(name: str) -> None:
+    """Every style: a title with markdown's characters adds no markup (no link, emphasis,
+    code span, tag or table cell of its own), shows as itself, and parses back unchanged."""
+    _, plain, plain_html = _rendered_entry(name, "Plain Title Words")
+    for title in TRICKY_TITLES:
+        entry, found, html = _rendered_entry(name, title)
+        assert entry.title == title
+        assert (found.title, found.paper_url, found.code_url) == (title, PAPER, plain.code_url), found.raw
+        assert _tags(html) == _tags(plain_html), found.raw
+        assert title in _visible(html), found.raw
+        if found.kind == "table-row":
+            link = re.search(rf'<a href="{re.escape(PAPER)}">(.*?)</a>', html)
+            assert link is not None and _visible(link.group(1)) == title, html
+
+
+def test_existing_entries_with_escaped_brackets_parse_to_the_plain_title() -> None:
+    text = (
+        "# L\n## Tables\n| Title | Venue | Year |\n|---|---|---|\n"
+        "| [Prompting \\[CLS\\] Tokens \\]](https://arxiv.org/abs/2301.1) | CVPR | 2023 |\n"
+        "## Bullets\n"
+        "- `Pct` **Prompting \\[CLS\\] \\*Tokens\\***    ICCV 2023.   \n"
+        "[[Paper Link](https://arxiv.org/abs/2301.2)] [No code available]\n"
+        "## BWLONG\n"
+        "* **Pct**: Prompting \\[CLS\\] Tokens, CVPR, 2022 (*Lab*). [[Paper](https://arxiv.org/abs/2301.3)]\n"
+        "## Plain\n"
+        "- Prompting \\[CLS\\](x) Tokens. [[Paper](https://arxiv.org/abs/2301.4)]\n"
+    )
+    doc = parse(text)
+    assert [(e.title, e.paper_url, e.venue, e.year) for e in doc.entries] == [
+        ("Prompting [CLS] Tokens ]", "https://arxiv.org/abs/2301.1", "CVPR", 2023),
+        ("Prompting [CLS] *Tokens*", "https://arxiv.org/abs/2301.2", "ICCV", 2023),
+        ("Prompting [CLS] Tokens", "https://arxiv.org/abs/2301.3", "CVPR", 2022),
+        ("Prompting [CLS](x) Tokens", "https://arxiv.org/abs/2301.4", None, None),
+    ]
+    assert doc.render() == text

@@ -13,6 +13,7 @@ module is pure: no database, no network.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -100,7 +101,8 @@ class _Table:
 # --------------------------------------------------------------------------------------
 # Inline markdown: links, badges, venue and year
 
-_LINK_OPEN = re.compile(r"(?<!!)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(")
+# Link text may hold balanced brackets and escaped ones ("[Prompting \\[CLS\\] \\]](url)").
+_LINK_OPEN = re.compile(r"(?<!!)\[((?:\\.|[^\[\]\\]|\[(?:\\.|[^\[\]\\])*\])*)\]\(", re.DOTALL)
 _BADGE = re.compile(r"!\[[^\]]*\]\((https?://img\.shields\.io/badge/[^)\s]*)\)")
 _HEADING = re.compile(r"^(#{1,6})(?:[ \t]+|$)(.*?)\s*$")
 _ALIGN_ROW = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -111,6 +113,7 @@ _VENUE_YEAR = re.compile(
     r"(?:,\s*|\s*)'?(?P<year>" + _YEAR4 + r"|\d{2})(?!\d|\.\d)"
 )
 _ARXIV_TEXT = re.compile(r"arXiv:\s*(?:arXiv:)?\s*(\d{2})(\d{2})\.\d{4,5}", re.IGNORECASE)
+_CHAR_REF = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 _TOC = {"table of contents", "contents", "toc"}  # headings that are no parent of later sections
 _UNSAFE_SCHEME = re.compile(r"^\s*(?:javascript|data|vbscript|file):", re.IGNORECASE)
 
@@ -189,8 +192,28 @@ def _badges(text: str) -> list[str]:
     return [decode_badge(m.group(1)) for m in _BADGE.finditer(text)]
 
 
+# One pass over an inline fragment's text: a backslash escape is its character (and is not
+# looked at again, so an escaped `\*\*` or back quote stays), an HTML tag, `**` and a back
+# quote go, a character reference (`&lt;`, `&#58;`) is its character.
+_INLINE_TOKEN = re.compile(
+    r"\\(?P<escaped>[\\`*_{}\[\]()#+\-.!|<>~])"
+    r"|(?P<tag><[^>]+>)"
+    r"|(?P<ref>" + _CHAR_REF + r")"
+    r"|\*\*|`"
+)
+
+
+def _plain_token(match: re.Match[str]) -> str:
+    if match.group("escaped") is not None:
+        return match.group("escaped")
+    if match.group("ref") is not None:
+        return html.unescape(match.group("ref"))
+    return ""
+
+
 def _strip_markdown(text: str) -> str:
-    """Plain text of an inline fragment: link texts kept, emphasis and code marks dropped."""
+    """Plain text of an inline fragment: link texts kept, emphasis and code marks dropped,
+    escapes and character references resolved (`A \\[CLS\\] &lt;x&gt;` is `A [CLS] <x>`)."""
     text = _BADGE.sub("", text)
     out, last = [], 0
     for link in _links(text):
@@ -198,10 +221,7 @@ def _strip_markdown(text: str) -> str:
         out.append(link.text)
         last = link.end
     out.append(text[last:])
-    plain = "".join(out)
-    plain = re.sub(r"<[^>]+>", "", plain)
-    plain = re.sub(r"\\([\\`*_{}\[\]()#+\-.!|<>])", r"\1", plain)
-    plain = plain.replace("**", "").replace("`", "")
+    plain = _INLINE_TOKEN.sub(_plain_token, "".join(out))
     return " ".join(plain.split())
 
 
@@ -781,7 +801,7 @@ def parse(text: str) -> Document:
 # Bullet entries
 
 
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_BOLD = re.compile(r"\*\*((?:\\.|[^\\\n])+?)\*\*")  # an escaped `\*` inside does not close it
 
 
 def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
@@ -844,7 +864,7 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             assert colon is not None
             t_start = body_start + bold.end() + colon.end()
             segment = raw[t_start : first_end if first_end >= 0 else len(raw)]
-            cut = re.search(r"\s*(?:\(\*|\[\[|\[)", segment)
+            cut = re.search(r"\s*(?<!\\)(?:\(\*|\[)", segment)  # not at an escaped "\["
             head = segment[: cut.start()] if cut else segment
             tail = re.search(r",\s*([^,]+?),?\s*(" + _YEAR4 + r")\s*$", head.rstrip(". "))
             if tail:
@@ -870,10 +890,10 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             rest_start = body_start + bold.end()
     else:
         # ttengwang (- Title [[paper]](..)) and plain lists (- Title. [[Paper](..)])
-        cut = re.search(r"\s*\[\[|\s*\[[^\]]*\]\(", body)
+        cut = re.search(r"\s*(?<!\\)\[\[|\s*(?<!\\)\[(?:\\.|[^\]\\])*\]\(", body)
         head = body[: cut.start()] if cut else body
         title = head.strip().rstrip(".").rstrip()
-        if not title or "](" in title or not any(_role_by_text(lk) for lk in links):
+        if not title or re.search(r"(?<!\\)\]\(", title) or not any(_role_by_text(lk) for lk in links):
             return None  # prose with a link ("inspired by [this](..)") is not an entry
         spans["title"] = (body_start, body_start + len(title))
         style = "ttengwang" if re.search(r"\[\[(?:paper|pdf|code)\]\]\(", raw, re.I) else "plain"
@@ -984,11 +1004,13 @@ def _safe_url(url: str | None) -> str | None:
 
 
 def _escape_inline(text: str) -> str:
-    """Untrusted text made inert in markdown: one line, no link/emphasis/HTML syntax."""
+    """Untrusted text made inert in markdown: one line, no link, emphasis, code, strike-through
+    or HTML syntax, and no cell break in a table. `_strip_markdown` reads it back as `text`."""
     text = " ".join(text.split())
-    text = re.sub(r"(?i)javascript:", "javascript&#58;", text)
+    text = re.sub(_CHAR_REF, lambda m: "&amp;" + m.group()[1:], text)  # a literal "&lt;" stays so
+    text = re.sub(r"(?i)javascript:", lambda m: m.group()[:-1] + "&#58;", text)
     text = text.replace("\\", "\\\\")
-    for char in "[]*`_|":
+    for char in "[]*`_|~":
         text = text.replace(char, "\\" + char)
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
