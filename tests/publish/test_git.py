@@ -8,7 +8,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -147,3 +147,23 @@ def test_a_missing_repository_or_branch_is_named(remote: Remote, tmp_path: Path)
         GitRepo(tmp_path / "a", str(tmp_path / "nowhere.git")).sync("main", "b")
     with pytest.raises(UserError, match="has no branch 'trunk'; check base_branch"):
         GitRepo(tmp_path / "b", str(remote.bare)).sync("trunk", "b")
+
+
+def test_foreign_commits_are_the_ones_vpt_tracker_did_not_make(remote: Remote, tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "work", str(remote.bare))
+    repo.sync("main", "vpt-tracker/x")
+    ours = repo.commit_file("refs/remotes/origin/main", "vpt-tracker/x", "README.md", "ours\n", "ours")
+    repo.push("vpt-tracker/x", None)
+    remote.push_readme("ours, again\n", "a later run", branch="vpt-tracker/x", as_tracker=True)
+    theirs = remote.push_readme("theirs\n", "a maintainer's fix", branch="vpt-tracker/x")
+    repo.sync("main", "vpt-tracker/x")
+
+    foreign = repo.foreign_commits("refs/remotes/origin/main", "refs/remotes/origin/vpt-tracker/x")
+    assert [(c.sha, c.author, c.subject) for c in foreign] == [
+        (theirs, "Maintainer <maintainer@example.org>", "a maintainer's fix")
+    ]
+    assert ours is not None and not repo.foreign_commits("refs/remotes/origin/main", ours)
+    # once merged into the base branch (a fast-forward), the commits are no longer only on ours
+    subprocess.run(["git", "update-ref", "refs/heads/main", cast(str, theirs)], cwd=remote.bare, check=True)
+    repo.sync("main", "vpt-tracker/x")
+    assert repo.foreign_commits("refs/remotes/origin/main", "refs/remotes/origin/vpt-tracker/x") == []

@@ -266,6 +266,44 @@ def test_upstream_edit_after_a_pull_request_keeps_both_and_rebuilds_the_stale_br
     assert len(github.pulls) == 1 and "updated pull request #1" in rerun.output
 
 
+def test_a_maintainer_commit_on_our_branch_is_never_overwritten(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """A maintainer pushed a fix to vpt-tracker's PR branch: publish stops (exit 1, one
+    line saying what and what to do) instead of committing over it or, once the base has
+    moved, rebuilding the branch and force-pushing it away."""
+    import_list(engine)
+    accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    fixed = remote.show(BRANCH).replace("| ICML | 2025 |", "| ICML | 2025 (oral) |")
+    theirs = remote.push_readme(fixed, "Mark the oral", branch=BRANCH)
+    third = accept_inpainting(engine, {"generative": 0.9})
+    body_before = github.pulls[0]["body"]
+
+    stopped = cli("publish", CATALOGUE)
+    assert stopped.exit_code == 1, stopped.output
+    [line] = stopped.output.strip().splitlines()
+    assert f"the branch {BRANCH!r} has a commit vpt-tracker did not make" in line
+    assert f"{cast(str, theirs)[:10]} by Maintainer <maintainer@example.org>: 'Mark the oral'" in line
+    assert "nothing was pushed" in line
+    assert f"merge pull request #1 or delete the branch {BRANCH!r} on the remote" in line
+    assert remote.sha(BRANCH) == theirs and github.pulls[0]["body"] == body_before
+    assert statuses(engine)[third] == "accepted"
+
+    # The base moves on too: the stale branch is not rebuilt over the maintainer's commit.
+    remote.push_readme(README_0624.read_text().replace("| 2019 | First work |", "| 2019 | First |"), "edit")
+    assert cli("publish", CATALOGUE).exit_code == 1  # upstream changed: taken in, stopped for a look
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 1 and "did not make" in again.output, again.output
+    assert remote.sha(BRANCH) == theirs and "(oral)" in remote.show(BRANCH)
+
+    # Doing what the message says: the branch deleted, publish rebuilds it from the base.
+    subprocess.run(["git", "branch", "-D", BRANCH], cwd=remote.bare, check=True, capture_output=True)
+    done = cli("publish", CATALOGUE)
+    assert done.exit_code == 0, done.output
+    assert "2209.00647" in remote.show(BRANCH) and statuses(engine)[third] == "published"
+
+
 def test_a_pull_request_closed_unmerged_is_not_reopened_for_the_same_changes(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
@@ -342,7 +380,8 @@ def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
         monkeypatch.setenv("VPT_GITHUB__API_URL", "http://127.0.0.1:9")  # discard port: refused
     else:
         # A stale branch of ours (based on an older main) on a remote that refuses forced updates.
-        remote.push_readme(README_0624.read_text() + "\n<!-- old -->\n", "old vpt-tracker run", branch=BRANCH)
+        old_run = README_0624.read_text() + "\n<!-- old -->\n"
+        remote.push_readme(old_run, "old vpt-tracker run", branch=BRANCH, as_tracker=True)
         remote.push_readme(README_0624.read_text().replace("\n", "\n", 1) + "\n", "maintainer edit")
         subprocess.run(["git", "config", "receive.denyNonFastForwards", "true"], cwd=remote.bare, check=True)
         import_list_again(engine, remote)

@@ -71,6 +71,13 @@ class RemoteState:
     branch_sha: str | None
 
 
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    author: str  # "Name <email>"
+    subject: str
+
+
 class GitRepo:
     """One working copy under the data directory, with `origin` pointing at the list's repository.
 
@@ -194,6 +201,20 @@ class GitRepo:
             return done.stdout.decode("utf-8")
         except UnicodeDecodeError:
             raise UserError(f"{path} at {commit} is not UTF-8 text, so not a markdown README") from None
+
+    def foreign_commits(self, base: str, branch: str) -> list[Commit]:
+        """The commits on `branch` but not on `base` that vpt-tracker did not make (someone
+        else authored or committed them: a maintainer's fix pushed to our PR branch, a merge
+        or rebase done on GitHub), newest first."""
+        out = self.run(
+            "log", "--format=%H%x1f%an <%ae>%x1f%ae%x1f%ce%x1f%s", f"{base}..{branch}", "--"
+        ).stdout
+        found = []
+        for line in out.splitlines():
+            sha, author, author_email, committer_email, subject = (line.split("\x1f") + [""] * 5)[:5]
+            if author_email != COMMITTER_EMAIL or committer_email != COMMITTER_EMAIL:
+                found.append(Commit(sha, author, subject))
+        return found
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         return self.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
