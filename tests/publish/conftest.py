@@ -78,6 +78,13 @@ class Remote:
         git(self.seed, "push", "-q", "origin", f"HEAD:{branch}")
         return self.sha(branch) or ""
 
+    def reject_pushes(self, *lines: str) -> None:
+        """A pre-receive hook that refuses every push, saying `lines` (as GitHub's branch
+        protection does: `remote: error: GH006: Protected branch update failed ...`)."""
+        hook = self.bare / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\n" + "".join(f"echo '{line}' >&2\n" for line in lines) + "exit 1\n")
+        hook.chmod(0o755)
+
     def sha(self, branch: str) -> str | None:
         done = subprocess.run(
             ["git", "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],

@@ -351,6 +351,7 @@ def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
         ("repository", f"repository {OWNER}/Awesome-Visual-Prompt-Tuning not found", 2),
         ("network", "cannot reach the GitHub API", 1),
         ("non-fast-forward", "non-fast-forward", 1),
+        ("protected", "[remote rejected] (pre-receive hook declined); remote: error: GH006: Protected", 1),
     ],
 )
 def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
@@ -378,6 +379,11 @@ def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
         github.missing_repo = True
     elif breakage == "network":
         monkeypatch.setenv("VPT_GITHUB__API_URL", "http://127.0.0.1:9")  # discard port: refused
+    elif breakage == "protected":
+        remote.reject_pushes(
+            f"error: GH006: Protected branch update failed for refs/heads/{BRANCH}.",
+            f"error: the push with {TOKEN} was refused",  # a remote echoing the credentials
+        )
     else:
         # A stale branch of ours (based on an older main) on a remote that refuses forced updates.
         old_run = README_0624.read_text() + "\n<!-- old -->\n"
@@ -401,6 +407,8 @@ def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
     github.missing_repo = False
     if breakage == "non-fast-forward":
         subprocess.run(["git", "branch", "-D", BRANCH], cwd=remote.bare, check=True, capture_output=True)
+    if breakage == "protected":
+        (remote.bare / "hooks" / "pre-receive").unlink()
     fixed = publish()
     assert fixed.exit_code == 0, fixed.output
     assert len(github.pulls) == 1
