@@ -6,12 +6,13 @@ from __future__ import annotations
 import difflib
 import html as pyhtml
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
 
-from vpt_tracker.catalogue.markdown import NewEntry, ParsedEntry, lint, parse
+from vpt_tracker.catalogue.markdown import NewEntry, ParsedEntry, _render_like, lint, parse
 from vpt_tracker.errors import UserError
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
@@ -428,3 +429,105 @@ def test_existing_entries_with_escaped_brackets_parse_to_the_plain_title() -> No
         ("Prompting [CLS](x) Tokens", "https://arxiv.org/abs/2301.4", None, None),
     ]
     assert doc.render() == text
+
+
+# A new paper whose every part differs from everything in the real lists.
+PAPER_URL, CODE_URL = "https://arxiv.org/abs/3101.00001", "https://github.com/newowner/newrepo"
+NEIGHBOUR_FREE = NewEntry(
+    "Zyxwvut Prompting Qrstuv",
+    "WACV",
+    2031,
+    PAPER_URL,
+    CODE_URL,
+    "Zyx",
+    [],
+    authors=["Ann Newauthor"],
+)
+# Words a new entry may show besides its own: the lists' link words and placeholders, our
+# "Authors not listed", and the parts of a shields.io badge URL.
+LAYOUT_WORDS = {
+    "paper", "pdf", "code", "link", "no", "available", "not", "found", "authors", "listed",
+    "br", "https", "img", "shields", "io", "badge", "style", "flat", "square", "blue",
+}  # fmt: skip
+
+
+_WORD = r"[^\W\d_]\w+"  # letters first, in any script ("论文解读" is a word too)
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(_WORD, text)}
+
+
+def _new_parts(new: NewEntry, text: str) -> str:
+    """`text` without the new entry's own parts (its links, badges, words and numbers)."""
+    text = re.sub(r"https://img\.shields\.io/badge/[^)\s]*", " ", text)
+    for part in (new.paper_url, new.code_url, "arXiv 3101", "3101.00001"):
+        text = text.replace(part or "\0", " ")
+    own = _words(" ".join([new.title, new.venue or "", new.short_name or "", *new.authors]))
+    return " ".join(w for w in re.findall(_WORD, text) if w.lower() not in own)
+
+
+@pytest.mark.parametrize("with_code", [True, False], ids=["code", "no-code"])
+def test_a_new_bullet_entry_takes_only_the_layout_of_its_template(with_code: bool) -> None:
+    """Every bullet entry of every real list, used as the template of a new entry: nothing of
+    its own (title, short name, venue, year, links, affiliation, authors, arXiv id, notes,
+    extra links, badges) is in the new entry, and the new entry parses back to itself."""
+    new = NEIGHBOUR_FREE if with_code else replace(NEIGHBOUR_FREE, code_url=None)
+    leaks: list[str] = []
+    templates = [(name, doc, e) for name in ALL for doc in [parse(read(name))] for e in doc.entries]
+    templates = [(name, doc, e) for name, doc, e in templates if e.kind == "bullet"]
+    assert len(templates) > 600
+    for name, doc, template in templates:
+        text = _render_like(template, new, doc)
+        left = _words(_new_parts(new, text)) - LAYOUT_WORDS
+        urls = set(re.findall(r"\]\((https?://[^)\s]+)\)", text)) - {new.paper_url, new.code_url}
+        urls = {u for u in urls if not u.startswith("https://img.shields.io/badge/")}
+        if left or urls:
+            leaks.append(f"{name}:{template.line}: {sorted(left)} {sorted(urls)}\n  {text!r}")
+            continue
+        litter = re.search(r"\[\s*\]|\(\s*\)|,\s*[.,]", text)  # what is left of a thing left out
+        if litter and not re.search(re.escape(litter.group()), template.raw):
+            leaks.append(f"{name}:{template.line}: {litter.group()!r} left\n  {text!r}")
+            continue
+        parsed = [(e.title, e.paper_url, e.code_url) for e in parse(text).entries]
+        if parsed != [(new.title, new.paper_url, new.code_url)]:
+            leaks.append(f"{name}:{template.line}: parses as {parsed}\n  {text!r}")
+    assert not leaks, f"{len(leaks)} of {len(templates)}:\n" + "\n".join(leaks[:40])
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if any(e.kind == "bullet" for e in parse(read(n)).entries)])
+def test_a_new_entry_in_every_bullet_section_shows_only_the_new_paper(name: str) -> None:
+    """Through `insert_entry`, in every section of bullets: the template is chosen among
+    neighbours with affiliations, notes, extra links and badges; the new entry has none."""
+    sections = {tuple(e.section_path) for e in parse(read(name)).entries if e.kind == "bullet"}
+    for section in sorted(sections):
+        doc = parse(read(name))
+        entry = doc.insert_entry(NEIGHBOUR_FREE, list(section))
+        left = _words(_new_parts(NEIGHBOUR_FREE, entry.raw)) - LAYOUT_WORDS
+        urls = set(re.findall(r"\]\((https?://[^)\s]+)\)", entry.raw)) - {PAPER_URL, CODE_URL}
+        assert not left and not urls, entry.raw
+        assert (entry.title, entry.paper_url, entry.code_url) == (NEIGHBOUR_FREE.title, PAPER_URL, CODE_URL)
+        assert entry.venue in ("WACV", None) and entry.year in (2031, None), entry.raw
+
+
+def test_marks_notes_and_comments_of_the_neighbour_stay_with_it() -> None:
+    """A synthetic neighbour with what the real lists show only now and then: an affiliation,
+    an emoji, a star count, a comment, a named badge and a note line."""
+    text = (
+        "# L\n## S\n"
+        "- **A Title,** CVPR 2022&nbsp;(*Lab*) [[Paper](https://arxiv.org/abs/2201.1)] "
+        "![Foo](https://img.shields.io/badge/Foo-red) 🔥 Oral ⭐ 120 <!-- seen -->\n"
+        "  Highlight: neat.\n"
+    )
+    doc = parse(text)
+    entry = doc.insert_entry(
+        NewEntry(
+            "New T", "ICCV", 2025, "https://arxiv.org/abs/2501.2", "https://github.com/a/b", None, ["Bar"]
+        ),
+        ["S"],
+    )
+    assert entry.raw == (
+        "- **New T,** ICCV 2025&nbsp; [[Paper](https://arxiv.org/abs/2501.2)] [[Code](https://github.com/a/b)] "
+        "![Bar](https://img.shields.io/badge/Bar-blue)\n"
+    )
+    assert doc.render() == text + entry.raw
