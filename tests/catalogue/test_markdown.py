@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import difflib
+import html as pyhtml
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
-from vpt_tracker.catalogue.markdown import NewEntry, lint, parse
+from vpt_tracker.catalogue.markdown import NewEntry, ParsedEntry, _render_like, lint, parse
 from vpt_tracker.errors import UserError
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
@@ -288,3 +292,242 @@ def test_fixture_lists_are_byte_copies_of_the_shared_data(shared_dir: Path) -> N
     assert names == sorted(p.name for p in LISTS.iterdir() if p.name != "README.md")
     for name in names:
         assert (LISTS / name).read_bytes() == (source / name).read_bytes(), name
+
+
+def crlf(text: str) -> str:
+    return text.replace("\n", "\r\n")
+
+
+def lone_line_endings(text: str) -> int:
+    """Line endings that are not CRLF (a bare LF or a bare CR)."""
+    return text.replace("\r\n", "").count("\n") + text.replace("\r\n", "").count("\r")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_crlf_list_parses_like_its_lf_copy_and_new_entries_get_crlf(name: str) -> None:
+    """Windows line endings: the same entries with no `\\r` in any field, and a new entry
+    gives exactly the LF copy's edit with CRLF line endings."""
+    lf_doc, crlf_doc = parse(read(name)), parse(crlf(read(name)))
+    assert crlf_doc.render() == crlf(read(name))
+    assert crlf_doc.section_paths() == lf_doc.section_paths()
+    fields = ("title", "short_name", "venue", "year", "paper_url", "code_url", "arxiv_id", "badges", "cells")
+    for lf_entry, crlf_entry in zip(lf_doc.entries, crlf_doc.entries, strict=True):
+        values = [getattr(crlf_entry, f) for f in fields]
+        assert values == [getattr(lf_entry, f) for f in fields]
+        assert "\r" not in repr(values) + repr(crlf_entry.section_path)
+    middle = lf_doc.entries[len(lf_doc.entries) // 2]
+    new = NewEntry(
+        "Zed: A New Paper",
+        "ICCV",
+        2025,
+        "https://arxiv.org/abs/2501.3",
+        "https://github.com/a/b",
+        "Zed",
+        ["Text"],
+        authors=["A. B"],
+    )
+    lf_doc.insert_entry(new, middle.section_path)
+    crlf_doc.insert_entry(new, middle.section_path)
+    assert crlf_doc.render() == crlf(lf_doc.render())
+    assert lone_line_endings(crlf_doc.render()) == 0
+
+
+def test_crlf_survives_an_entry_after_an_unterminated_last_line_and_a_new_year_section() -> None:
+    text = crlf(SYNTHETIC_DESCENDING).removesuffix("\r\n")  # the last line has no line ending
+    doc = parse(text)
+    doc.insert_entry(NewEntry("N", "ICLR", 2020, "https://x.org/1"), ["Other"])
+    assert doc.render() == text + "\r\n- **N** (ICLR, 2020) [[paper](https://x.org/1)]\r\n"
+    old = crlf(read(STELLAR))
+    doc = parse(old)
+    entry = doc.insert_entry(
+        NewEntry("FooPL: Prompting Foo", "CVPR", 2027, "https://arxiv.org/abs/2701.00001", None, "FooPL"),
+        ["Published in 2027"],
+    )
+    assert entry.section_path[-1] == "Published in 2027" and entry.title == "FooPL: Prompting Foo"
+    added, removed = added_lines(old, doc.render())
+    assert removed == [] and len(added) == 4  # heading, blank line, the entry's two lines
+    assert all(line.endswith("\r\n") for line in added)
+    assert lone_line_endings(doc.render()) == 0
+
+
+# Titles as the sources give them, with every character markdown gives a meaning to.
+TRICKY_TITLES = [
+    "A [Bracketed] Title",
+    "[CLS] Tokens Are All You Need",
+    "Ends With a Bracket ]",
+    "Pipes | In | Titles",
+    "Stars *and* _Underscores_ and `Code`",
+    "Bold ** and __ Marks",
+    "Less <Than> & More &amp; an Entity",
+    "Back\\slash, \\[ and \\* Escapes",
+    "Prompt (P) [v2]: a_b ~x~ #3",
+]
+PAPER, CODE = "https://arxiv.org/abs/2501.30001", "https://github.com/a/b"
+
+
+def _visible(html: str) -> str:
+    """The text a reader sees in rendered HTML."""
+    return " ".join(pyhtml.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def _rendered_entry(name: str, title: str) -> tuple[ParsedEntry, ParsedEntry, str]:
+    """`title` inserted next to the middle entry of list `name`: the inserted entry, the
+    entry parsed back from the new README, and the HTML of the entry (a row with its table
+    header) as a CommonMark + GFM renderer shows it."""
+    doc = parse(read(name))
+    before = len(doc.entries)
+    middle = doc.entries[before // 2]
+    entry = doc.insert_entry(NewEntry(title, "ICCV", 2025, PAPER, CODE), middle.section_path)
+    again = parse(doc.render())
+    assert len(again.entries) == before + 1, title
+    [found] = [e for e in again.entries if e.line == entry.line]
+    markdown = found.raw
+    if found.kind == "table-row":
+        lines = doc.render().splitlines()
+        align = next(i for i in range(entry.line - 1, -1, -1) if re.match(r"^\s*\|?\s*:?-{2,}", lines[i]))
+        markdown = "\n".join([lines[align - 1], lines[align], lines[entry.line - 1]]) + "\n"
+    return entry, found, MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+
+
+def _tags(html: str) -> list[str]:
+    return sorted(re.findall(r"<([a-z][a-z0-9]*)", html))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_titles_with_markdown_characters_are_escaped_and_parse_back(name: str) -> None:
+    """Every style: a title with markdown's characters adds no markup (no link, emphasis,
+    code span, tag or table cell of its own), shows as itself, and parses back unchanged."""
+    _, plain, plain_html = _rendered_entry(name, "Plain Title Words")
+    for title in TRICKY_TITLES:
+        entry, found, html = _rendered_entry(name, title)
+        assert entry.title == title
+        assert (found.title, found.paper_url, found.code_url) == (title, PAPER, plain.code_url), found.raw
+        assert _tags(html) == _tags(plain_html), found.raw
+        assert title in _visible(html), found.raw
+        if found.kind == "table-row":
+            link = re.search(rf'<a href="{re.escape(PAPER)}">(.*?)</a>', html)
+            assert link is not None and _visible(link.group(1)) == title, html
+
+
+def test_existing_entries_with_escaped_brackets_parse_to_the_plain_title() -> None:
+    text = (
+        "# L\n## Tables\n| Title | Venue | Year |\n|---|---|---|\n"
+        "| [Prompting \\[CLS\\] Tokens \\]](https://arxiv.org/abs/2301.1) | CVPR | 2023 |\n"
+        "## Bullets\n"
+        "- `Pct` **Prompting \\[CLS\\] \\*Tokens\\***    ICCV 2023.   \n"
+        "[[Paper Link](https://arxiv.org/abs/2301.2)] [No code available]\n"
+        "## BWLONG\n"
+        "* **Pct**: Prompting \\[CLS\\] Tokens, CVPR, 2022 (*Lab*). [[Paper](https://arxiv.org/abs/2301.3)]\n"
+        "## Plain\n"
+        "- Prompting \\[CLS\\](x) Tokens. [[Paper](https://arxiv.org/abs/2301.4)]\n"
+    )
+    doc = parse(text)
+    assert [(e.title, e.paper_url, e.venue, e.year) for e in doc.entries] == [
+        ("Prompting [CLS] Tokens ]", "https://arxiv.org/abs/2301.1", "CVPR", 2023),
+        ("Prompting [CLS] *Tokens*", "https://arxiv.org/abs/2301.2", "ICCV", 2023),
+        ("Prompting [CLS] Tokens", "https://arxiv.org/abs/2301.3", "CVPR", 2022),
+        ("Prompting [CLS](x) Tokens", "https://arxiv.org/abs/2301.4", None, None),
+    ]
+    assert doc.render() == text
+
+
+# A new paper whose every part differs from everything in the real lists.
+PAPER_URL, CODE_URL = "https://arxiv.org/abs/3101.00001", "https://github.com/newowner/newrepo"
+NEIGHBOUR_FREE = NewEntry(
+    "Zyxwvut Prompting Qrstuv",
+    "WACV",
+    2031,
+    PAPER_URL,
+    CODE_URL,
+    "Zyx",
+    [],
+    authors=["Ann Newauthor"],
+)
+# Words a new entry may show besides its own: the lists' link words and placeholders, our
+# "Authors not listed", and the parts of a shields.io badge URL.
+LAYOUT_WORDS = {
+    "paper", "pdf", "code", "link", "no", "available", "not", "found", "authors", "listed",
+    "br", "https", "img", "shields", "io", "badge", "style", "flat", "square", "blue",
+}  # fmt: skip
+
+
+_WORD = r"[^\W\d_]\w+"  # letters first, in any script ("论文解读" is a word too)
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(_WORD, text)}
+
+
+def _new_parts(new: NewEntry, text: str) -> str:
+    """`text` without the new entry's own parts (its links, badges, words and numbers)."""
+    text = re.sub(r"https://img\.shields\.io/badge/[^)\s]*", " ", text)
+    for part in (new.paper_url, new.code_url, "arXiv 3101", "3101.00001"):
+        text = text.replace(part or "\0", " ")
+    own = _words(" ".join([new.title, new.venue or "", new.short_name or "", *new.authors]))
+    return " ".join(w for w in re.findall(_WORD, text) if w.lower() not in own)
+
+
+@pytest.mark.parametrize("with_code", [True, False], ids=["code", "no-code"])
+def test_a_new_bullet_entry_takes_only_the_layout_of_its_template(with_code: bool) -> None:
+    """Every bullet entry of every real list, used as the template of a new entry: nothing of
+    its own (title, short name, venue, year, links, affiliation, authors, arXiv id, notes,
+    extra links, badges) is in the new entry, and the new entry parses back to itself."""
+    new = NEIGHBOUR_FREE if with_code else replace(NEIGHBOUR_FREE, code_url=None)
+    leaks: list[str] = []
+    templates = [(name, doc, e) for name in ALL for doc in [parse(read(name))] for e in doc.entries]
+    templates = [(name, doc, e) for name, doc, e in templates if e.kind == "bullet"]
+    assert len(templates) > 600
+    for name, doc, template in templates:
+        text = _render_like(template, new, doc)
+        left = _words(_new_parts(new, text)) - LAYOUT_WORDS
+        urls = set(re.findall(r"\]\((https?://[^)\s]+)\)", text)) - {new.paper_url, new.code_url}
+        urls = {u for u in urls if not u.startswith("https://img.shields.io/badge/")}
+        if left or urls:
+            leaks.append(f"{name}:{template.line}: {sorted(left)} {sorted(urls)}\n  {text!r}")
+            continue
+        litter = re.search(r"\[\s*\]|\(\s*\)|,\s*[.,]", text)  # what is left of a thing left out
+        if litter and not re.search(re.escape(litter.group()), template.raw):
+            leaks.append(f"{name}:{template.line}: {litter.group()!r} left\n  {text!r}")
+            continue
+        parsed = [(e.title, e.paper_url, e.code_url) for e in parse(text).entries]
+        if parsed != [(new.title, new.paper_url, new.code_url)]:
+            leaks.append(f"{name}:{template.line}: parses as {parsed}\n  {text!r}")
+    assert not leaks, f"{len(leaks)} of {len(templates)}:\n" + "\n".join(leaks[:40])
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if any(e.kind == "bullet" for e in parse(read(n)).entries)])
+def test_a_new_entry_in_every_bullet_section_shows_only_the_new_paper(name: str) -> None:
+    """Through `insert_entry`, in every section of bullets: the template is chosen among
+    neighbours with affiliations, notes, extra links and badges; the new entry has none."""
+    sections = {tuple(e.section_path) for e in parse(read(name)).entries if e.kind == "bullet"}
+    for section in sorted(sections):
+        doc = parse(read(name))
+        entry = doc.insert_entry(NEIGHBOUR_FREE, list(section))
+        left = _words(_new_parts(NEIGHBOUR_FREE, entry.raw)) - LAYOUT_WORDS
+        urls = set(re.findall(r"\]\((https?://[^)\s]+)\)", entry.raw)) - {PAPER_URL, CODE_URL}
+        assert not left and not urls, entry.raw
+        assert (entry.title, entry.paper_url, entry.code_url) == (NEIGHBOUR_FREE.title, PAPER_URL, CODE_URL)
+        assert entry.venue in ("WACV", None) and entry.year in (2031, None), entry.raw
+
+
+def test_marks_notes_and_comments_of_the_neighbour_stay_with_it() -> None:
+    """A synthetic neighbour with what the real lists show only now and then: an affiliation,
+    an emoji, a star count, a comment, a named badge and a note line."""
+    text = (
+        "# L\n## S\n"
+        "- **A Title,** CVPR 2022&nbsp;(*Lab*) [[Paper](https://arxiv.org/abs/2201.1)] "
+        "![Foo](https://img.shields.io/badge/Foo-red) 🔥 Oral ⭐ 120 <!-- seen -->\n"
+        "  Highlight: neat.\n"
+    )
+    doc = parse(text)
+    entry = doc.insert_entry(
+        NewEntry(
+            "New T", "ICCV", 2025, "https://arxiv.org/abs/2501.2", "https://github.com/a/b", None, ["Bar"]
+        ),
+        ["S"],
+    )
+    assert entry.raw == (
+        "- **New T,** ICCV 2025&nbsp; [[Paper](https://arxiv.org/abs/2501.2)] [[Code](https://github.com/a/b)] "
+        "![Bar](https://img.shields.io/badge/Bar-blue)\n"
+    )
+    assert doc.render() == text + entry.raw

@@ -11,6 +11,7 @@ so a pull request can only be opened for a branch that was really pushed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -27,6 +28,7 @@ from sqlalchemy import Engine, select
 
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.service import import_catalogue
+from vpt_tracker.publish.git import COMMITTER_EMAIL, COMMITTER_NAME
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, PaperRow
 
@@ -39,9 +41,19 @@ TOKEN = "ghp_TestToken0123456789abcdefABCDEF0123"
 CATALOGUE = "awesome-vpt"
 
 
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    environ = {**os.environ, **env} if env else None
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env=environ)
     return done.stdout.strip()
+
+
+# A commit made as vpt-tracker makes its own (a branch left by an earlier run).
+AS_TRACKER = {
+    "GIT_AUTHOR_NAME": COMMITTER_NAME,
+    "GIT_AUTHOR_EMAIL": COMMITTER_EMAIL,
+    "GIT_COMMITTER_NAME": COMMITTER_NAME,
+    "GIT_COMMITTER_EMAIL": COMMITTER_EMAIL,
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -53,14 +65,25 @@ class Remote:
     bare: Path
     seed: Path  # a clone used to play "the maintainer" pushing to the remote
 
-    def push_readme(self, text: str, message: str = "Update README.md", branch: str = "main") -> str:
+    def push_readme(
+        self, text: str, message: str = "Update README.md", branch: str = "main", *, as_tracker: bool = False
+    ) -> str:
+        """Commit `text` as README.md on `branch` and push it: as the maintainer, or as
+        vpt-tracker itself (`as_tracker`)."""
         git(self.seed, "fetch", "-q", "origin")
         start = f"origin/{branch}" if self.sha(branch) else "origin/main"
         git(self.seed, "checkout", "-q", "-B", branch, start)
         (self.seed / "README.md").write_bytes(text.encode("utf-8"))
-        git(self.seed, "commit", "-q", "-am", message)
+        git(self.seed, "commit", "-q", "-am", message, env=AS_TRACKER if as_tracker else None)
         git(self.seed, "push", "-q", "origin", f"HEAD:{branch}")
         return self.sha(branch) or ""
+
+    def reject_pushes(self, *lines: str) -> None:
+        """A pre-receive hook that refuses every push, saying `lines` (as GitHub's branch
+        protection does: `remote: error: GH006: Protected branch update failed ...`)."""
+        hook = self.bare / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\n" + "".join(f"echo '{line}' >&2\n" for line in lines) + "exit 1\n")
+        hook.chmod(0o755)
 
     def sha(self, branch: str) -> str | None:
         done = subprocess.run(
@@ -277,11 +300,12 @@ def github(remote: Remote) -> Iterator[FakeGithub]:
 # Catalogue, candidates, config
 
 
-def import_list(engine: Engine, path: Path = README_0624) -> int:
+def import_list(engine: Engine, path: Path = README_0624, *, text: str | None = None) -> int:
+    """Import the list at `path` (or `text`, taken byte for byte) as the catalogue."""
     result = import_catalogue(
         engine,
         CATALOGUE,
-        path.read_text(encoding="utf-8"),
+        path.read_text(encoding="utf-8") if text is None else text,
         preset="awesome-vpt",
         readme_path="README.md",
         github_repo=f"{OWNER}/{REPO}",

@@ -8,7 +8,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -139,6 +139,7 @@ def test_a_push_racing_someone_else_is_rejected_not_forced(remote: Remote, tmp_p
     with pytest.raises(PushRejected) as caught:
         repo.push("vpt-tracker/x", state.branch_sha)
     assert "rejected the push" in str(caught.value) and "Nothing was published" in str(caught.value)
+    assert "[rejected] (stale info)" in str(caught.value)
     assert remote.sha("vpt-tracker/x") == theirs
 
 
@@ -147,3 +148,63 @@ def test_a_missing_repository_or_branch_is_named(remote: Remote, tmp_path: Path)
         GitRepo(tmp_path / "a", str(tmp_path / "nowhere.git")).sync("main", "b")
     with pytest.raises(UserError, match="has no branch 'trunk'; check base_branch"):
         GitRepo(tmp_path / "b", str(remote.bare)).sync("trunk", "b")
+
+
+def test_foreign_commits_are_the_ones_vpt_tracker_did_not_make(remote: Remote, tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "work", str(remote.bare))
+    repo.sync("main", "vpt-tracker/x")
+    ours = repo.commit_file("refs/remotes/origin/main", "vpt-tracker/x", "README.md", "ours\n", "ours")
+    repo.push("vpt-tracker/x", None)
+    remote.push_readme("ours, again\n", "a later run", branch="vpt-tracker/x", as_tracker=True)
+    theirs = remote.push_readme("theirs\n", "a maintainer's fix", branch="vpt-tracker/x")
+    repo.sync("main", "vpt-tracker/x")
+
+    foreign = repo.foreign_commits("refs/remotes/origin/main", "refs/remotes/origin/vpt-tracker/x")
+    assert [(c.sha, c.author, c.subject) for c in foreign] == [
+        (theirs, "Maintainer <maintainer@example.org>", "a maintainer's fix")
+    ]
+    assert ours is not None and not repo.foreign_commits("refs/remotes/origin/main", ours)
+    # once merged into the base branch (a fast-forward), the commits are no longer only on ours
+    subprocess.run(["git", "update-ref", "refs/heads/main", cast(str, theirs)], cwd=remote.bare, check=True)
+    repo.sync("main", "vpt-tracker/x")
+    assert repo.foreign_commits("refs/remotes/origin/main", "refs/remotes/origin/vpt-tracker/x") == []
+
+
+def test_a_push_refused_by_a_hook_names_gits_reason_and_the_remotes_words(
+    remote: Remote, tmp_path: Path
+) -> None:
+    remote.reject_pushes(
+        "error: GH006: Protected branch update failed for refs/heads/vpt-tracker/x.",
+        "error: Changes must be made through a pull request.",
+        f"debug: the request carried {TOKEN}",  # a remote that echoes what it was sent
+    )
+    repo = GitRepo(tmp_path / "work", str(remote.bare), token=TOKEN)
+    repo.sync("main", "vpt-tracker/x")
+    repo.commit_file("refs/remotes/origin/main", "vpt-tracker/x", "README.md", "ours\n", "ours")
+
+    with pytest.raises(PushRejected) as caught:
+        repo.push("vpt-tracker/x", None)
+    message = str(caught.value)
+    assert message.startswith("the remote rejected the push to 'vpt-tracker/x': ")
+    assert "[remote rejected] (pre-receive hook declined)" in message
+    assert "GH006: Protected branch update failed for refs/heads/vpt-tracker/x." in message
+    assert "Changes must be made through a pull request." in message
+    assert "branch protection" in message and "Nothing was published" in message
+    assert TOKEN not in message and "the request carried ***" in message
+    assert "\n" not in message and caught.value.exit_code == 1
+    assert remote.sha("vpt-tracker/x") is None
+
+
+def test_a_refused_non_fast_forward_names_gits_words(remote: Remote, tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "work", str(remote.bare))
+    remote.push_readme("an old run\n", "old", branch="vpt-tracker/x", as_tracker=True)
+    state = repo.sync("main", "vpt-tracker/x")
+    repo.commit_file("refs/remotes/origin/main", "vpt-tracker/x", "README.md", "rebuilt\n", "rebuilt")
+    subprocess.run(["git", "config", "receive.denyNonFastForwards", "true"], cwd=remote.bare, check=True)
+
+    with pytest.raises(PushRejected) as caught:
+        repo.push("vpt-tracker/x", state.branch_sha)
+    message = str(caught.value)
+    assert "[remote rejected] (non-fast-forward)" in message
+    assert "denying non-fast-forward refs/heads/vpt-tracker/x" in message
+    assert "Nothing was published" in message and "\n" not in message

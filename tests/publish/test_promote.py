@@ -11,7 +11,13 @@ from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.catalogue.promote import pending_changes, promote, split_venue
 from vpt_tracker.catalogue.service import import_catalogue, render_catalogue
-from vpt_tracker.publish.publisher import SIZE_WARNING_BYTES, RenderCheckFailed, check_render, pull_body
+from vpt_tracker.publish.publisher import (
+    SIZE_WARNING_BYTES,
+    RenderCheckFailed,
+    check_render,
+    dry_run,
+    pull_body,
+)
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, EntryRow, PaperRow
 
@@ -153,6 +159,25 @@ def test_pull_body_keeps_untrusted_titles_inert(engine: Engine) -> None:
     assert "<script>" not in body and "\\<script\\>" in body
     assert "\\[click\\](javascript:x)" in body and "\\*bold\\*" in body
     assert ": looks fine" in body
+
+
+def test_a_title_with_markdown_characters_passes_the_render_check_and_reads_back(engine: Engine) -> None:
+    title = "Prompting [CLS] Tokens | `Fast` *and* _Cheap_ <Mostly> ]"
+    import_list(engine)
+    accept(
+        engine,
+        title=title,
+        arxiv_id="2502.00003",
+        venue="CVPR",
+        year=2025,
+        labels=["learnable", "token"],
+        relevance=0.7,
+        label_scores={},
+    )
+    plan = dry_run(engine, CATALOGUE)  # runs the render check: the entry must be found by its title
+    assert [c.title for c in plan.changes] == [title]
+    [row] = [e for e in parse(plan.new_text).entries if e.arxiv_id == "2502.00003"]
+    assert row.title == title and row.venue == "CVPR" and row.raw.count(" | ") == 3
 
 
 @pytest.mark.parametrize(

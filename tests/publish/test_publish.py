@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -176,6 +177,41 @@ def test_dry_run_prints_diff_and_pull_text_and_changes_nothing(
     assert github.requests == []
 
 
+def test_a_crlf_readme_keeps_crlf_and_only_the_changed_lines_change(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """A list kept with Windows line endings: the pushed README has CRLF on every line,
+    new ones included, and the diff is only our lines."""
+    crlf = README_0624.read_text(encoding="utf-8").replace("\n", "\r\n")
+    remote.push_readme(crlf, "Windows line endings")
+    import_list(engine, text=crlf)
+    new_id, upgrade_id = accept_two(engine)
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "opened pull request #1" in result.output
+    pushed = remote.show(BRANCH)
+    assert "\n" not in pushed.replace("\r\n", "") and "\r" not in pushed.replace("\r\n", "")
+    diff = list(difflib.ndiff(crlf.splitlines(keepends=True), pushed.splitlines(keepends=True)))
+    removed = [line[2:] for line in diff if line.startswith("- ")]
+    added = [line[2:] for line in diff if line.startswith("+ ")]
+    assert removed == [
+        "| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning](https://arxiv.org/abs/2411.01327)"
+        " | arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |\r\n"
+    ]
+    assert len(added) == 2 and all(line.endswith(" |\r\n") for line in added)
+    assert any("2210.01253" in line for line in added)
+    plot = next(e for e in parse(pushed).entries if e.arxiv_id == "2210.01253")
+    assert plot.title == PLOT and "\r" not in plot.raw.removesuffix("\r\n")
+    assert statuses(engine) == {new_id: "published", upgrade_id: "published"}
+
+    # A rerun sees the README it was imported from (no "changed upstream"): nothing moves.
+    head = remote.sha(BRANCH)
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "updated pull request #1" in again.output and remote.sha(BRANCH) == head
+
+
 def test_upstream_change_is_taken_in_never_overwritten(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
@@ -230,6 +266,44 @@ def test_upstream_edit_after_a_pull_request_keeps_both_and_rebuilds_the_stale_br
     assert len(github.pulls) == 1 and "updated pull request #1" in rerun.output
 
 
+def test_a_maintainer_commit_on_our_branch_is_never_overwritten(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """A maintainer pushed a fix to vpt-tracker's PR branch: publish stops (exit 1, one
+    line saying what and what to do) instead of committing over it or, once the base has
+    moved, rebuilding the branch and force-pushing it away."""
+    import_list(engine)
+    accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    fixed = remote.show(BRANCH).replace("| ICML | 2025 |", "| ICML | 2025 (oral) |")
+    theirs = remote.push_readme(fixed, "Mark the oral", branch=BRANCH)
+    third = accept_inpainting(engine, {"generative": 0.9})
+    body_before = github.pulls[0]["body"]
+
+    stopped = cli("publish", CATALOGUE)
+    assert stopped.exit_code == 1, stopped.output
+    [line] = stopped.output.strip().splitlines()
+    assert f"the branch {BRANCH!r} has a commit vpt-tracker did not make" in line
+    assert f"{cast(str, theirs)[:10]} by Maintainer <maintainer@example.org>: 'Mark the oral'" in line
+    assert "nothing was pushed" in line
+    assert f"merge pull request #1 or delete the branch {BRANCH!r} on the remote" in line
+    assert remote.sha(BRANCH) == theirs and github.pulls[0]["body"] == body_before
+    assert statuses(engine)[third] == "accepted"
+
+    # The base moves on too: the stale branch is not rebuilt over the maintainer's commit.
+    remote.push_readme(README_0624.read_text().replace("| 2019 | First work |", "| 2019 | First |"), "edit")
+    assert cli("publish", CATALOGUE).exit_code == 1  # upstream changed: taken in, stopped for a look
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 1 and "did not make" in again.output, again.output
+    assert remote.sha(BRANCH) == theirs and "(oral)" in remote.show(BRANCH)
+
+    # Doing what the message says: the branch deleted, publish rebuilds it from the base.
+    subprocess.run(["git", "branch", "-D", BRANCH], cwd=remote.bare, check=True, capture_output=True)
+    done = cli("publish", CATALOGUE)
+    assert done.exit_code == 0, done.output
+    assert "2209.00647" in remote.show(BRANCH) and statuses(engine)[third] == "published"
+
+
 def test_a_pull_request_closed_unmerged_is_not_reopened_for_the_same_changes(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
@@ -277,6 +351,7 @@ def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
         ("repository", f"repository {OWNER}/Awesome-Visual-Prompt-Tuning not found", 2),
         ("network", "cannot reach the GitHub API", 1),
         ("non-fast-forward", "non-fast-forward", 1),
+        ("protected", "[remote rejected] (pre-receive hook declined); remote: error: GH006: Protected", 1),
     ],
 )
 def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
@@ -304,9 +379,15 @@ def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
         github.missing_repo = True
     elif breakage == "network":
         monkeypatch.setenv("VPT_GITHUB__API_URL", "http://127.0.0.1:9")  # discard port: refused
+    elif breakage == "protected":
+        remote.reject_pushes(
+            f"error: GH006: Protected branch update failed for refs/heads/{BRANCH}.",
+            f"error: the push with {TOKEN} was refused",  # a remote echoing the credentials
+        )
     else:
         # A stale branch of ours (based on an older main) on a remote that refuses forced updates.
-        remote.push_readme(README_0624.read_text() + "\n<!-- old -->\n", "old vpt-tracker run", branch=BRANCH)
+        old_run = README_0624.read_text() + "\n<!-- old -->\n"
+        remote.push_readme(old_run, "old vpt-tracker run", branch=BRANCH, as_tracker=True)
         remote.push_readme(README_0624.read_text().replace("\n", "\n", 1) + "\n", "maintainer edit")
         subprocess.run(["git", "config", "receive.denyNonFastForwards", "true"], cwd=remote.bare, check=True)
         import_list_again(engine, remote)
@@ -326,6 +407,8 @@ def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
     github.missing_repo = False
     if breakage == "non-fast-forward":
         subprocess.run(["git", "branch", "-D", BRANCH], cwd=remote.bare, check=True, capture_output=True)
+    if breakage == "protected":
+        (remote.bare / "hooks" / "pre-receive").unlink()
     fixed = publish()
     assert fixed.exit_code == 0, fixed.output
     assert len(github.pulls) == 1

@@ -5,7 +5,7 @@ knows which line ranges are paper entries. Rendering joins the lines, so an unch
 document renders to exactly the text it was parsed from: a maintainer's odd spacing,
 comments, badges and typos survive. Edits replace or insert whole lines only, and a new
 entry is rendered from a neighbouring entry of the same section used as a template, so
-it looks like the maintainer wrote it.
+it looks like the maintainer wrote it: the template lends its layout, never its content.
 
 Entry formats are those of `tests/fixtures/lists/SOURCES.md` ("Entry formats"). This
 module is pure: no database, no network.
@@ -13,6 +13,7 @@ module is pure: no database, no network.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -100,7 +101,8 @@ class _Table:
 # --------------------------------------------------------------------------------------
 # Inline markdown: links, badges, venue and year
 
-_LINK_OPEN = re.compile(r"(?<!!)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(")
+# Link text may hold balanced brackets and escaped ones ("[Prompting \\[CLS\\] \\]](url)").
+_LINK_OPEN = re.compile(r"(?<!!)\[((?:\\.|[^\[\]\\]|\[(?:\\.|[^\[\]\\])*\])*)\]\(", re.DOTALL)
 _BADGE = re.compile(r"!\[[^\]]*\]\((https?://img\.shields\.io/badge/[^)\s]*)\)")
 _HEADING = re.compile(r"^(#{1,6})(?:[ \t]+|$)(.*?)\s*$")
 _ALIGN_ROW = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -111,6 +113,7 @@ _VENUE_YEAR = re.compile(
     r"(?:,\s*|\s*)'?(?P<year>" + _YEAR4 + r"|\d{2})(?!\d|\.\d)"
 )
 _ARXIV_TEXT = re.compile(r"arXiv:\s*(?:arXiv:)?\s*(\d{2})(\d{2})\.\d{4,5}", re.IGNORECASE)
+_CHAR_REF = r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
 _TOC = {"table of contents", "contents", "toc"}  # headings that are no parent of later sections
 _UNSAFE_SCHEME = re.compile(r"^\s*(?:javascript|data|vbscript|file):", re.IGNORECASE)
 
@@ -189,8 +192,28 @@ def _badges(text: str) -> list[str]:
     return [decode_badge(m.group(1)) for m in _BADGE.finditer(text)]
 
 
+# One pass over an inline fragment's text: a backslash escape is its character (and is not
+# looked at again, so an escaped `\*\*` or back quote stays), an HTML tag, `**` and a back
+# quote go, a character reference (`&lt;`, `&#58;`) is its character.
+_INLINE_TOKEN = re.compile(
+    r"\\(?P<escaped>[\\`*_{}\[\]()#+\-.!|<>~])"
+    r"|(?P<tag><[^>]+>)"
+    r"|(?P<ref>" + _CHAR_REF + r")"
+    r"|\*\*|`"
+)
+
+
+def _plain_token(match: re.Match[str]) -> str:
+    if match.group("escaped") is not None:
+        return match.group("escaped")
+    if match.group("ref") is not None:
+        return html.unescape(match.group("ref"))
+    return ""
+
+
 def _strip_markdown(text: str) -> str:
-    """Plain text of an inline fragment: link texts kept, emphasis and code marks dropped."""
+    """Plain text of an inline fragment: link texts kept, emphasis and code marks dropped,
+    escapes and character references resolved (`A \\[CLS\\] &lt;x&gt;` is `A [CLS] <x>`)."""
     text = _BADGE.sub("", text)
     out, last = [], 0
     for link in _links(text):
@@ -198,10 +221,7 @@ def _strip_markdown(text: str) -> str:
         out.append(link.text)
         last = link.end
     out.append(text[last:])
-    plain = "".join(out)
-    plain = re.sub(r"<[^>]+>", "", plain)
-    plain = re.sub(r"\\([\\`*_{}\[\]()#+\-.!|<>])", r"\1", plain)
-    plain = plain.replace("**", "").replace("`", "")
+    plain = _INLINE_TOKEN.sub(_plain_token, "".join(out))
     return " ".join(plain.split())
 
 
@@ -370,6 +390,10 @@ class Document:
 
     def __init__(self, text: str) -> None:
         self._lines: list[str] = text.splitlines(keepends=True)
+        # The list's own line ending: lines vpt-tracker adds get it, so a README kept with
+        # Windows line endings (CRLF) never ends up with mixed ones.
+        crlf = text.count("\r\n")
+        self.newline = "\r\n" if crlf > text.count("\n") - crlf else "\n"
         self.entries: list[ParsedEntry] = []
         self._sections: list[_Section] = []
         self._tables: list[_Table] = []
@@ -623,9 +647,9 @@ class Document:
             )
         raw = _render_like(template, new, self, by_name=_names_papers(own))
         at = _insertion_line(own, new) if own else self._empty_section_line(index, template)
-        new_lines = raw.splitlines(keepends=True)
+        new_lines = [self._ended(line) for line in raw.splitlines(keepends=True)]
         if at > 0 and not self._lines[at - 1].endswith("\n"):
-            self._lines[at - 1] += "\n"
+            self._lines[at - 1] += self.newline
         self._lines[at:at] = new_lines
         self._reparse_after_edit()
         return next(e for e in self.entries if e.line == at + 1)
@@ -696,21 +720,27 @@ class Document:
             return False
         newest_first = siblings[0][1] >= siblings[-1][1]
         model, model_year = siblings[0]
-        heading = self._lines[model.line].replace(str(model_year), str(year), 1)
-        if not heading.endswith("\n"):
-            heading += "\n"
+        heading = self._ended(self._lines[model.line].replace(str(model_year), str(year), 1))
         after = [s for s, y in siblings if (y < year if newest_first else y > year)]
         if after:
             at = after[0].line
-            block = [heading, "\n"]
+            block = [heading, self.newline]
         else:
             at = siblings[-1][0].end
-            block = ["\n", heading]
+            block = [self.newline, heading]
             if at > 0 and not self._lines[at - 1].endswith("\n"):
-                self._lines[at - 1] += "\n"
+                self._lines[at - 1] += self.newline
         self._lines[at:at] = block
         self._reparse_after_edit()
         return True
+
+    def _ended(self, line: str) -> str:
+        """`line` (a piece of `str.splitlines(keepends=True)`) with the list's own line
+        ending instead of its LF, CR or CRLF; a piece cut at another separator (a form
+        feed, U+2028) is part of a longer line and stays as it is."""
+        if line.endswith(_OTHER_SEPARATORS):
+            return line
+        return line.removesuffix("\n").removesuffix("\r") + self.newline
 
     def _reparse_after_edit(self) -> None:
         fresh = Document(self.render())
@@ -758,6 +788,8 @@ class Document:
         return end
 
 
+# What `str.splitlines` also splits at, besides LF, CR and CRLF: not line endings in markdown.
+_OTHER_SEPARATORS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 _YEAR_IN_HEADING = re.compile(r"\b(?:19|20)\d{2}\b")
 
 
@@ -769,7 +801,7 @@ def parse(text: str) -> Document:
 # Bullet entries
 
 
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_BOLD = re.compile(r"\*\*((?:\\.|[^\\\n])+?)\*\*")  # an escaped `\*` inside does not close it
 
 
 def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
@@ -832,7 +864,7 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             assert colon is not None
             t_start = body_start + bold.end() + colon.end()
             segment = raw[t_start : first_end if first_end >= 0 else len(raw)]
-            cut = re.search(r"\s*(?:\(\*|\[\[|\[)", segment)
+            cut = re.search(r"\s*(?<!\\)(?:\(\*|\[)", segment)  # not at an escaped "\["
             head = segment[: cut.start()] if cut else segment
             tail = re.search(r",\s*([^,]+?),?\s*(" + _YEAR4 + r")\s*$", head.rstrip(". "))
             if tail:
@@ -858,10 +890,10 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             rest_start = body_start + bold.end()
     else:
         # ttengwang (- Title [[paper]](..)) and plain lists (- Title. [[Paper](..)])
-        cut = re.search(r"\s*\[\[|\s*\[[^\]]*\]\(", body)
+        cut = re.search(r"\s*(?<!\\)\[\[|\s*(?<!\\)\[(?:\\.|[^\]\\])*\]\(", body)
         head = body[: cut.start()] if cut else body
         title = head.strip().rstrip(".").rstrip()
-        if not title or "](" in title or not any(_role_by_text(lk) for lk in links):
+        if not title or re.search(r"(?<!\\)\]\(", title) or not any(_role_by_text(lk) for lk in links):
             return None  # prose with a link ("inspired by [this](..)") is not an entry
         spans["title"] = (body_start, body_start + len(title))
         style = "ttengwang" if re.search(r"\[\[(?:paper|pdf|code)\]\]\(", raw, re.I) else "plain"
@@ -972,11 +1004,13 @@ def _safe_url(url: str | None) -> str | None:
 
 
 def _escape_inline(text: str) -> str:
-    """Untrusted text made inert in markdown: one line, no link/emphasis/HTML syntax."""
+    """Untrusted text made inert in markdown: one line, no link, emphasis, code, strike-through
+    or HTML syntax, and no cell break in a table. `_strip_markdown` reads it back as `text`."""
     text = " ".join(text.split())
-    text = re.sub(r"(?i)javascript:", "javascript&#58;", text)
+    text = re.sub(_CHAR_REF, lambda m: "&amp;" + m.group()[1:], text)  # a literal "&lt;" stays so
+    text = re.sub(r"(?i)javascript:", lambda m: m.group()[:-1] + "&#58;", text)
     text = text.replace("\\", "\\\\")
-    for char in "[]*`_|":
+    for char in "[]*`_|~":
         text = text.replace(char, "\\" + char)
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
@@ -1093,93 +1127,328 @@ def _render_row_like(template: ParsedEntry, new: NewEntry, *, by_name: bool = Fa
     return text if text.endswith("\n") else text + "\n"
 
 
+# What a bullet template may lend a new entry is its layout: the marker, spacing, line
+# structure, punctuation, link words and badge form. Everything else in it is the
+# neighbour's own: its title, names, venue, links, affiliation ("(*Huawei*)"), arXiv id,
+# authors, notes ("Highlight: ..."), extra links ("[[Website](..)]"), comments. The new
+# entry is built from the template's *slots* (title, short name, number, venue, year,
+# paper and code link or placeholder, badges, authors), each refilled from the new paper,
+# and whatever lies outside them that is not layout is left out.
+# "[No code available]", "[Code Not Found]", "[No Code]", synbol's link-less "[Code]"
+_PLACEHOLDER = re.compile(
+    r"\[(?:No\s+)?(?:paper|code|pdf)(?:\s+(?:not\s+found|found|available|not\s+available))?\](?!\()",
+    re.IGNORECASE,
+)
+_IMAGE = re.compile(r"!\[[^\]\n]*\]\((?:[^()\n]|\([^()\n]*\))*\)")
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>\n]*>")
+# A word, number or symbol of the neighbour's ("Oral", "🔥", "⭐ 120"): anything but spaces and
+# ASCII punctuation, which are layout.
+_CONTENT_WORD = re.compile(r"[^\s!-/:-@\[-`{-~]+(?:['’&/-][^\s!-/:-@\[-`{-~]+)*")
+_PAPER_LINK_WORDS = {"paper", "pdf", "link", "arxiv"}
+_CODE_LINK_WORDS = {"code", "link", "github", "gitlab"}
+_AUTHOR_STYLES = ("synbol", "jianghaojun")  # their second line names the authors
+_AUTHORS = re.compile(r"(?<!\*)\*(?!\*)[^*\n]+\*(?!\*)")
+
+
+class _Rewrite:
+    """The template's text with its slots replaced, text inserted at points and the rest of
+    its characters kept or dropped; slots and drops never overlap."""
+
+    def __init__(self, raw: str) -> None:
+        self.raw = raw
+        self.slots: dict[int, tuple[int, str]] = {}  # start -> (end, replacement)
+        self.inserts: dict[int, str] = {}
+        self.protected = [False] * len(raw)
+        self.dropped = [False] * len(raw)
+
+    def slot(self, span: tuple[int, int], text: str) -> None:
+        a, b = span
+        if any(self.protected[a:b]):
+            return  # already a slot (a span the parser gave twice)
+        self.slots[a] = (b, text)
+        self.protect(span)
+
+    def protect(self, span: tuple[int, int]) -> None:
+        for i in range(*span):
+            self.protected[i] = True
+
+    def insert(self, at: int, text: str) -> None:
+        self.inserts[at] = self.inserts.get(at, "") + text
+
+    def free(self, a: int, b: int) -> bool:
+        return not any(self.protected[a:b])
+
+    def drop(self, a: int, b: int, *, space_before: bool = True) -> None:
+        """Leave out raw[a:b] (never a slot), with the spaces just before it on its line."""
+        if space_before:
+            while a > 0 and self.raw[a - 1] in " \t" and not self.protected[a - 1]:
+                a -= 1
+        for i in range(a, b):
+            if not self.protected[i]:
+                self.dropped[i] = True
+
+    def render(self) -> str:
+        out: list[str] = []
+        i = 0
+        while i < len(self.raw):
+            out.append(self.inserts.get(i, ""))
+            if i in self.slots:
+                end, text = self.slots[i]
+                out.append(text)
+                i = end
+                continue
+            if not self.dropped[i]:
+                out.append(self.raw[i])
+            i += 1
+        out.append(self.inserts.get(len(self.raw), ""))
+        return "".join(out)
+
+
 def _render_bullet_like(template: ParsedEntry, new: NewEntry, doc: Document) -> str:
     raw = template.raw
-    edits: list[tuple[tuple[int, int], str]] = []
-    spans = template.spans
-    paper = _safe_url(new.paper_url)
-    code = _safe_url(new.code_url)
-    edits.append((spans["title"], _escape_inline(new.title)))
-    if "short" in spans:
-        if new.short_name:
-            short = (
-                new.short_name.replace("`", "'")
-                if template.style != "bwlong"
-                else _escape_inline(new.short_name)
-            )
-            edits.append((spans["short"], " ".join(short.split())))
-        else:
-            a, b = spans["short"]
-            # drop "`Short` " (generalizable) when the new paper has no short name
-            a2 = a - 1 if raw[a - 1 : a] == "`" else a
-            b2 = b + 1 if raw[b : b + 1] == "`" else b
-            while b2 < len(raw) and raw[b2] == " ":
-                b2 += 1
-            if template.style != "bwlong":
-                edits.append(((a2, b2), ""))
-            else:
-                edits.append((spans["short"], "?"))
+    spans = dict(template.spans)
+    out = _Rewrite(raw)
+    bullet = _BULLET.match(raw.split("\n", 1)[0])
+    if bullet is not None:
+        out.protect((0, bullet.start("body")))  # the marker ("-", "13.") and its indent
+    out.slot(spans["title"], _escape_inline(new.title))
+    _short_slot(out, template, new)
     if "number" in spans:
         numbers = [
             int(e.raw[e.spans["number"][0] : e.spans["number"][1]])
             for e in doc.entries
             if "number" in e.spans and e.section_path == template.section_path
         ]
-        edits.append((spans["number"], str(max(numbers) + 1)))
-    if "venue" in spans and "year" in spans:
-        v, y = spans["venue"], spans["year"]
-        venue = _escape_inline(new.venue) if new.venue else ""
-        year = str(new.year) if new.year else ""
-        if v == y:  # "arXiv:2203.17274": rewrite as "Venue Year"
-            edits.append((v, f"{venue} {year}".strip()))
-        else:
-            edits.append((v, venue))
-            edits.append((y, year))
-    edits.extend(_link_edits(raw, template, "paper", paper, doc))
-    edits.extend(_link_edits(raw, template, "code", code, doc))
+        out.slot(spans["number"], str(max(numbers) + 1))
+    _venue_slots(out, template, new)
+    placeholders = _placeholders(raw, out)
+    for role, url in (("paper", _safe_url(new.paper_url)), ("code", _safe_url(new.code_url))):
+        _link_slot(out, template, role, url, doc, placeholders, new)
     if "badges" in spans:
-        edits.append((spans["badges"], _badge_text(raw, spans["badges"], new.badges, doc)))
-    text = raw
-    for (a, b), value in sorted(edits, key=lambda e: e[0][0], reverse=True):
-        text = text[:a] + value + text[b:]
-    if template.style in ("synbol", "jianghaojun"):
-        # their second line names the authors: never copy the neighbour's
-        authors = ", ".join(_escape_inline(a) for a in new.authors) if new.authors else "Authors not listed"
-        first_line_end = text.index("\n") if "\n" in text else len(text)
-        head, tail = text[:first_line_end], text[first_line_end:]
-        tail = re.sub(r"(?<!\*)\*(?!\*)[^*\n]+\*(?!\*)", lambda _m: f"*{authors}.*", tail, count=1)
-        text = head + tail
+        out.slot(spans["badges"], _badge_text(raw, spans["badges"], new.badges, doc))
+    if template.style in _AUTHOR_STYLES:
+        first_end = raw.find("\n")
+        authors = _AUTHORS.search(raw, first_end) if first_end >= 0 else None
+        if authors is not None:
+            names = ", ".join(_escape_inline(a) for a in new.authors) if new.authors else "Authors not listed"
+            out.slot(authors.span(), f"*{names}.*")
+    _leave_out_the_rest(out)
+    text = out.render()
     return text if text.endswith("\n") else text + "\n"
 
 
-def _link_edits(
-    raw: str, template: ParsedEntry, role: str, url: str | None, doc: Document
-) -> list[tuple[tuple[int, int], str]]:
+def _short_slot(out: _Rewrite, template: ParsedEntry, new: NewEntry) -> None:
+    if "short" not in template.spans:
+        return
+    raw = out.raw
+    a, b = template.spans["short"]
+    if new.short_name:
+        short = (
+            new.short_name.replace("`", "'") if template.style != "bwlong" else _escape_inline(new.short_name)
+        )
+        out.slot((a, b), " ".join(short.split()))
+    elif template.style == "bwlong":
+        out.slot((a, b), "?")  # the list's own mark for a paper without a short name
+    else:
+        # drop "`Short` " (generalizable) when the new paper has no short name
+        a2 = a - 1 if raw[a - 1 : a] == "`" else a
+        b2 = b + 1 if raw[b : b + 1] == "`" else b
+        while b2 < len(raw) and raw[b2] == " ":
+            b2 += 1
+        out.slot((a2, b2), "")
+
+
+def _venue_slots(out: _Rewrite, template: ParsedEntry, new: NewEntry) -> None:
+    """The new venue and year where the template has its own. Words before the venue up to
+    its opening bracket, comma or emphasis are the neighbour's too ("WANT @ ICML 2024",
+    "(The 34th International Conference on ... Engineering, 2022)")."""
+    raw = out.raw
+    venue = _escape_inline(new.venue) if new.venue else ""
+    year = str(new.year) if new.year else ""
+    both = f"{venue} {year}".strip()
+    v, y = template.spans.get("venue"), template.spans.get("year")
+    if v is not None:
+        start = v[0]
+        while start > 0 and raw[start - 1] not in "(,*`:：\n" and out.free(start - 1, start):
+            start -= 1
+        while start < v[0] and raw[start] in " \t":
+            start += 1
+        v = (start, v[1])
+    if v is not None and y is not None and v != y and v[1] <= y[0]:
+        out.slot(v, venue)
+        out.slot(y, year)
+    elif v is not None and y is not None:  # one text holds both ("arXiv:2203.17274")
+        out.slot((min(v[0], y[0]), max(v[1], y[1])), both)
+    elif v is not None:
+        out.slot(v, both)
+    elif y is not None:
+        out.slot(y, both)
+
+
+def _placeholders(raw: str, out: _Rewrite) -> dict[str, tuple[int, int]]:
+    """The template's words for a missing link ("[No code available]", "[Code]"), by role."""
+    found: dict[str, tuple[int, int]] = {}
+    for match in _PLACEHOLDER.finditer(raw):
+        if match.start() > 0 and raw[match.start() - 1] == "[":
+            continue  # "[[Code]](..)" is a link
+        if out.free(*match.span()):
+            role = "paper" if "paper" in match.group().lower() else "code"
+            found.setdefault(role, match.span())
+    return found
+
+
+def _link_slot(
+    out: _Rewrite,
+    template: ParsedEntry,
+    role: str,
+    url: str | None,
+    doc: Document,
+    placeholders: dict[str, tuple[int, int]],
+    new: NewEntry,
+) -> None:
+    raw = out.raw
     span = template.spans.get(role)
     if span is not None:
-        old = raw[span[0] : span[1]]
         if url:
-            return [(span, re.sub(r"\]\((?:[^()]|\([^()]*\))*\)", lambda _m: f"]({url})", old, count=1))]
+            out.slot(span, _relinked(raw[span[0] : span[1]], role, url, new, template.style))
+            return
         placeholder = _placeholder(doc, role)
         if placeholder:
-            return [(span, placeholder)]
+            out.slot(span, placeholder)
+            return
         # no placeholder in this list: remove the link and one separating space
         a, b = span
         if b < len(raw) and raw[b] == " ":
             b += 1
-        return [((a, b), "")]
+        out.slot((a, b), "")
+        return
+    if role in placeholders:
+        if url:
+            out.slot(placeholders[role], _link_like(doc, template, role, url, new))
+        else:
+            out.protect(placeholders[role])  # the list's own words for it: layout
+        return
     if not url:
-        return []
-    # The template lacks this link: add it next to the other one, shaped like it.
-    other = template.spans.get("code" if role == "paper" else "paper")
+        return
+    # The template has neither: add the link next to the other one, shaped like the list's.
+    other_role = "code" if role == "paper" else "paper"
+    other = template.spans.get(other_role) or placeholders.get(other_role)
     if other is None:
-        return []
-    other_text = raw[other[0] : other[1]]
-    word = "Paper" if role == "paper" else "Code"
-    shaped = re.sub(r"\[([^\[\]]*)\]\((?:[^()]|\([^()]*\))*\)", f"[{word}]({url})", other_text, count=1)
+        return
+    link = _link_like(doc, template, role, url, new)
     if role == "paper":
-        return [((other[0], other[0]), shaped + " ")]
-    return [((other[1], other[1]), " " + shaped)]
+        out.insert(other[0], link + " ")
+    else:
+        out.insert(other[1], " " + link)
+
+
+def _relinked(text: str, role: str, url: str, new: NewEntry, style: str) -> str:
+    """A link slot (`[[Paper LinK](..)]`, `[[IJCV 2022](..)]`, `[[paper]](..)`) pointing at
+    `url`, its words cleaned of the neighbour's (a venue, "PyTorch", "(Empty)")."""
+    links = _links(text)
+    if not links:
+        return text
+    link = links[0]
+    inner = link.text
+    lead = inner[: len(inner) - len(inner.lstrip("["))]
+    trail = inner[len(inner.rstrip("]")) :]
+    words = _link_words(inner[len(lead) : len(inner) - len(trail)], role, new)
+    if style == "plain" and role == "paper" and not words.lower().startswith(tuple(_PAPER_WORDS)):
+        words = "Paper"  # a plain entry is known by its "[Paper]"-like link
+    return text[: link.start] + f"[{lead}{words}{trail}]({url})" + text[link.end :]
+
+
+def _link_words(words: str, role: str, new: NewEntry) -> str:
+    core = " ".join(re.sub(r"\s*\([^)]*\)", " ", words).split())
+    if role == "paper":
+        if _VENUE_YEAR.fullmatch(core) or re.fullmatch(r"arXiv\s+\d{4}", core, re.IGNORECASE):
+            # the link shows the venue (BWLONG's "[[CVPR 2023](..)]"): the new paper's
+            arxiv = normalize.arxiv_id(new.paper_url) if new.paper_url else None
+            if (new.venue is None or normalize.is_preprint_venue(new.venue)) and arxiv:
+                return f"arXiv {arxiv[:4]}"
+            shown = " ".join(p for p in (_escape_inline(new.venue or ""), str(new.year or "")) if p)
+            return shown or "Paper"
+        allowed, default = _PAPER_LINK_WORDS, "Paper"
+    else:
+        allowed, default = _CODE_LINK_WORDS, "Code"
+    found = {w.lower() for w in re.findall(r"\w+", core)}
+    return core if found and found <= allowed else default
+
+
+def _link_like(doc: Document, template: ParsedEntry, role: str, url: str, new: NewEntry) -> str:
+    """A `role` link to `url` shaped like the list's own (`[[Code Link](..)]`): from another
+    entry of the template's style, else like the template's other link."""
+    for entry in reversed(doc.entries):
+        span = entry.spans.get(role)
+        if entry.style == template.style and entry.kind == "bullet" and span is not None:
+            return _relinked(entry.raw[span[0] : span[1]], role, url, new, entry.style)
+    other = template.spans.get("code" if role == "paper" else "paper")
+    word = "Paper" if role == "paper" else "Code"
+    if other is None:
+        return f"[[{word}]({url})]"
+    other_text = template.raw[other[0] : other[1]]
+    return re.sub(r"\[([^\[\]]*)\]\((?:[^()]|\([^()]*\))*\)", f"[{word}]({url})", other_text, count=1)
+
+
+def _leave_out_the_rest(out: _Rewrite) -> None:
+    """Drop what is the neighbour's own outside the slots: lines of notes, extra links and
+    images, comments, bracketed asides and any other word."""
+    raw = out.raw
+    # continuation lines with no slot ("Highlight: ...", "Comments: ..."), and the blank
+    # lines before them
+    starts = [0] + [m.end() for m in re.finditer(r"\n", raw)]
+    lines = [(a, starts[k + 1] if k + 1 < len(starts) else len(raw)) for k, a in enumerate(starts)]
+    for k, (a, b) in enumerate(lines):
+        if k == 0 or a >= b or not raw[a:b].strip() or not out.free(a, b):
+            continue
+        first = k
+        while first > 1 and not raw[lines[first - 1][0] : lines[first - 1][1]].strip():
+            first -= 1
+        out.drop(lines[first][0], b, space_before=False)
+    for link in _links(raw):
+        a, b = _bracketed(raw, link)
+        if out.free(a, b):
+            out.drop(a, b)
+    for pattern in (_IMAGE, _COMMENT):
+        for match in pattern.finditer(raw):
+            if out.free(*match.span()):
+                out.drop(*match.span())
+    # bracketed asides without a slot: "(*Huawei*)", "(arXiv:2109.01134)", "(Empty)"
+    masked = "".join("\0" if out.protected[i] else ("\1" if out.dropped[i] else c) for i, c in enumerate(raw))
+    while True:
+        found = [m for m in re.finditer(r"\((?:[^()\0\n])*\)", masked) if m.group().strip("()\1 ")]
+        if not found:
+            break
+        for m in found:
+            a, b = m.span()
+            # "Title, (*UMD*). [[..": the comma goes with the aside
+            before = raw[:a].rstrip(" \t")
+            after = raw[b:].lstrip(" \t")
+            if (
+                before.endswith(",")
+                and after[:1] in (".", ",", ";", "\n", "\r", "")
+                and out.free(len(before) - 1, a)
+            ):
+                a = len(before) - 1
+            out.drop(a, b)
+            masked = masked[:a] + "\1" * (b - a) + masked[b:]
+    # markup is layout: "<br>", "&nbsp;"
+    tags = [m.span() for m in _HTML_TAG.finditer(raw)] + [m.span() for m in re.finditer(_CHAR_REF, raw)]
+    for match in _CONTENT_WORD.finditer(raw):
+        a, b = match.span()
+        if out.free(a, b) and not any(t0 <= a < t1 for t0, t1 in tags):
+            out.drop(a, b)
+    # brackets whose content was all left out ("[Code(None)]", "([[Website](..)])")
+    while True:
+        masked = "".join(
+            "\0" if out.protected[i] else ("\1" if out.dropped[i] else c) for i, c in enumerate(raw)
+        )
+        empty = [m.span() for m in re.finditer(r"\[[ \t\1]*\]|\([ \t\1]*\)", masked) if "\1" in m.group()]
+        if not empty:
+            return
+        for a, b in empty:
+            out.drop(a, b)
 
 
 def _placeholder(doc: Document, role: str) -> str | None:
@@ -1206,12 +1475,15 @@ def _badge_text(raw: str, span: tuple[int, int], badges: list[str], doc: Documen
     first = matches[0].group(0)
     gap = old[matches[0].end() : matches[1].start()] if len(matches) > 1 else " "
     query = "?" + matches[0].group(1).split("?", 1)[1] if "?" in matches[0].group(1) else ""
+    alt = re.match(r"!\[([^\]]*)\]", first)
     out = []
     for badge in badges:
         colour = colours.get(badge.lower(), "blue")
         encoded = quote(badge.replace("-", "--").replace("_", "__").replace(" ", "_"), safe="_-")
         url = f"https://img.shields.io/badge/{encoded}-{colour}{query}"
-        out.append(first.replace(matches[0].group(1), url))
+        # the neighbour's alt text names its badge: the new one names its own
+        shown = _escape_inline(badge) if alt and alt.group(1) else ""
+        out.append(f"![{shown}]({url})")
     return gap.join(out)
 
 

@@ -71,6 +71,13 @@ class RemoteState:
     branch_sha: str | None
 
 
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    author: str  # "Name <email>"
+    subject: str
+
+
 class GitRepo:
     """One working copy under the data directory, with `origin` pointing at the list's repository.
 
@@ -173,11 +180,41 @@ class GitRepo:
         return heads
 
     def show(self, commit: str, path: str) -> str | None:
-        """The text of `path` at `commit`, or None if it does not exist there."""
-        done = self.run("show", f"{commit}:{path}", check=False)
+        """The text of `path` at `commit`, or None if it does not exist there. Read as bytes
+        and decoded as is: text mode would turn CRLF line endings into LF."""
+        command = ["git", "show", f"{commit}:{path}"]
+        log.debug("git show %s:%s", commit, path)
+        try:
+            done = subprocess.run(
+                command,
+                cwd=self.workdir,
+                env=self._env(),
+                capture_output=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise GitError(f"`git show` took longer than {self.timeout:.0f} s") from None
         if done.returncode != 0:
             return None
-        return done.stdout
+        try:
+            return done.stdout.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path} at {commit} is not UTF-8 text, so not a markdown README") from None
+
+    def foreign_commits(self, base: str, branch: str) -> list[Commit]:
+        """The commits on `branch` but not on `base` that vpt-tracker did not make (someone
+        else authored or committed them: a maintainer's fix pushed to our PR branch, a merge
+        or rebase done on GitHub), newest first."""
+        out = self.run(
+            "log", "--format=%H%x1f%an <%ae>%x1f%ae%x1f%ce%x1f%s", f"{base}..{branch}", "--"
+        ).stdout
+        found = []
+        for line in out.splitlines():
+            sha, author, author_email, committer_email, subject = (line.split("\x1f") + [""] * 5)[:5]
+            if author_email != COMMITTER_EMAIL or committer_email != COMMITTER_EMAIL:
+                found.append(Commit(sha, author, subject))
+        return found
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         return self.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
@@ -203,14 +240,63 @@ class GitRepo:
         done = self.run("push", "--porcelain", lease, "origin", f"HEAD:refs/heads/{branch}", check=False)
         if done.returncode == 0:
             return
-        output = done.stdout + "\n" + done.stderr
-        lowered = output.lower()
-        if "non-fast-forward" in lowered or "stale info" in lowered or "rejected" in lowered:
-            reason = "non-fast-forward" if "non-fast-forward" in lowered else "the branch moved on the remote"
-            if "stale info" in lowered:
-                reason = "someone else pushed to it since the fetch (stale lease)"
-            raise PushRejected(
-                f"the remote rejected the push to {branch!r}: {reason}. "
-                f"Nothing was published; delete or fix the remote branch {branch!r} and run publish again"
-            )
+        rejected = self.push_rejection(branch, done.stdout, done.stderr)
+        if rejected is not None:
+            raise PushRejected(rejected)
         raise GitError(self.describe_failure(("push", "origin"), done.stderr))
+
+    def push_rejection(self, branch: str, stdout: str, stderr: str) -> str | None:
+        """The one-line message for a push the remote refused, or None if it was not refused
+        (a network or authentication failure). It says what git reported for the ref
+        (`[remote rejected] (pre-receive hook declined)`) and what the remote printed
+        (`remote: error: GH006: Protected branch update failed ...`), scrubbed."""
+        statuses = [
+            parts[2].strip()
+            for line in stdout.splitlines()
+            if line.startswith("!") and len(parts := line.split("\t")) >= 3
+        ]
+        if not statuses:
+            return None
+        status = statuses[0]
+        said = []
+        for line in stderr.splitlines():
+            if line.startswith("remote:"):
+                text = " ".join(_CONTROL.sub(" ", line.removeprefix("remote:")).split())
+                if text:
+                    said.append(text)
+        remote_text = " / ".join(said[:_REMOTE_LINES])
+        if len(remote_text) > _REMOTE_CHARS:
+            remote_text = remote_text[: _REMOTE_CHARS - 3] + "..."
+        why, advice = _rejection_reason(status.lower(), branch)
+        git_said = f"git: {status}" + (f"; remote: {remote_text}" if remote_text else "")
+        return self._scrub(
+            f"the remote rejected the push to {branch!r}: {why} ({git_said}). Nothing was published; {advice}"
+        )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_REMOTE_LINES = 6  # GitHub's rule violations take a few lines; its hints after them add nothing
+_REMOTE_CHARS = 400
+
+
+def _rejection_reason(status: str, branch: str) -> tuple[str, str]:
+    """What a porcelain push status ("[rejected] (stale info)") means, and what to do."""
+    if "stale info" in status:
+        return (
+            "someone else pushed to it since the fetch",
+            "run publish again: it fetches the branch anew and never overwrites a commit it did not make",
+        )
+    if "remote rejected" in status and "non-fast-forward" in status:
+        return (
+            "the remote refuses to rewrite the branch (non-fast-forward)",
+            f"delete the remote branch {branch!r} (or allow force pushes to it) and run publish again",
+        )
+    if "non-fast-forward" in status or "fetch first" in status:
+        return "the branch moved on the remote (non-fast-forward)", "run publish again"
+    if "hook declined" in status or "protected" in status:
+        return (
+            "a hook or the branch protection of the repository refused it",
+            f"let vpt-tracker push to {branch!r} (branch protection rules) or set another `branch` for "
+            "the catalogue in the config, and run publish again",
+        )
+    return "see git's words", "fix what the remote reports and run publish again"

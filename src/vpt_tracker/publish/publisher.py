@@ -12,7 +12,8 @@ picks up from there:
    round trip, every old entry still there) before any push.
 4. The branch is updated with a fast-forward commit when it is still based on the base
    branch, else rebuilt from the base branch and pushed with a lease (a stale branch never
-   blocks, and someone else's push is never lost).
+   blocks, and someone else's push is never lost). A branch holding a commit someone else
+   made (a maintainer's fix on the PR) stops publishing before either.
 5. One pull request per branch: an open one is edited, never duplicated.
 6. Only then do candidates become `published`.
 """
@@ -66,6 +67,12 @@ class UpstreamChanged(UserError):
 
 
 class RenderCheckFailed(UserError):
+    exit_code = 1
+
+
+class BranchHasForeignCommits(UserError):
+    """Someone else committed to our branch; pushing would overwrite their work."""
+
     exit_code = 1
 
 
@@ -363,6 +370,7 @@ class Publisher:
         if existing is None:
             self._refuse_closed_duplicate(plan)
         self.progress(STEPS[3])
+        self._refuse_foreign_commits(remote, existing)
         outcome.pushed = self._push(plan, remote)
 
         self.progress(STEPS[4])
@@ -422,6 +430,30 @@ class Publisher:
                 "not opening it again. Reject those candidates, or accept new ones, and publish again",
                 exit_code=1,
             )
+
+    def _refuse_foreign_commits(self, remote: RemoteState, pull: PullRequest | None) -> None:
+        """Stop if the branch holds a commit vpt-tracker did not make (a maintainer pushed a
+        fix to the PR): a commit on top would undo it in the README, and a rebuilt branch
+        would be force-pushed over it."""
+        if remote.branch_sha is None:
+            return
+        target = self.target
+        foreign = self.repo.foreign_commits(
+            f"refs/remotes/origin/{target.base_branch}", f"refs/remotes/origin/{target.branch}"
+        )
+        if not foreign:
+            return
+        newest = foreign[0]
+        subject = " ".join(newest.subject.split())
+        subject = subject if len(subject) <= 60 else subject[:57] + "..."
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        merge = f"pull request #{pull.number}" if pull is not None else f"it into {target.base_branch!r}"
+        raise BranchHasForeignCommits(
+            f"the branch {target.branch!r} has a commit vpt-tracker did not make "
+            f"({newest.sha[:10]} by {newest.author}: {subject!r}{more}); nothing was pushed, so it is "
+            f"not overwritten. To go on, merge {merge} or delete the branch {target.branch!r} on the "
+            "remote (its commits are lost), then run publish again"
+        )
 
     def _push(self, plan: Plan, remote: RemoteState) -> bool:
         target = self.target
