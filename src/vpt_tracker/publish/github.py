@@ -20,6 +20,7 @@ import httpx
 
 from vpt_tracker import __version__
 from vpt_tracker.errors import UserError
+from vpt_tracker.models import check_github_repo
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,12 @@ def _pull(data: dict[str, Any]) -> PullRequest:
 
 
 def split_repo(repo: str) -> tuple[str, str]:
-    """ "owner/name" -> ("owner", "name"); a UserError for anything else."""
-    owner, _, name = repo.strip().partition("/")
-    if not owner or not name or "/" in name or " " in repo.strip():
-        raise UserError(f"github_repo must look like 'owner/name', not {repo!r}")
+    """ "owner/name" -> ("owner", "name"); a UserError for anything else (a repository
+    stored before names were checked at import may still be one)."""
+    try:
+        owner, _, name = check_github_repo(repo.strip()).partition("/")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     return owner, name
 
 
