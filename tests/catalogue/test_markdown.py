@@ -240,6 +240,40 @@ def test_update_entry_changes_only_venue_and_year() -> None:
     assert updated.raw == row.raw.replace("| arXiv |", "| CVPR |")
 
 
+BWLONG = "BWLONG__Awesome-Prompt-Learning-CV__README.md"
+
+
+def test_update_entry_rewrites_a_venue_shown_as_the_paper_links_text() -> None:
+    # BWLONG shows a preprint as `[[arXiv 2307](..)]` and a published paper as
+    # `[[CVPR 2023](..)]`. The upgrade said "no venue text to update" for every one of its
+    # preprints, so none of them could become "ICCV 2023".
+    old = read(BWLONG)
+    doc = parse(old)
+    entry = next(e for e in doc.entries if e.short_name == "PromptSRC")
+    assert (entry.venue, entry.year) == ("arXiv", 2023)
+    updated = doc.update_entry(entry.index, venue="ICCV", year=2023)
+    added, removed = added_lines(old, doc.render())
+    assert removed == [entry.raw]
+    assert added == [entry.raw.replace("[[arXiv 2307](", "[[ICCV 2023](")]
+    assert (updated.venue, updated.year, updated.title) == ("ICCV", 2023, entry.title)
+    assert (updated.paper_url, updated.code_url) == (entry.paper_url, entry.code_url)
+
+    in_link = re.compile(r"\[arxiv \d{4}\]\(", re.IGNORECASE)
+    preprints = [
+        e for e in parse(old).entries if (e.venue or "").lower() == "arxiv" and in_link.search(e.raw)
+    ]
+    assert len(preprints) >= 100
+    for entry in preprints:  # every one, "[[arxiv 2111](..)]" and "[arXiv 2309](..)]" too
+        doc = parse(old)
+        updated = doc.update_entry(entry.index, venue="CVPR", year=2025)
+        expected = in_link.sub("[CVPR 2025](", entry.raw, count=1)
+        assert updated.raw == expected != entry.raw, entry.line
+        lines, before = doc.render().splitlines(True), old.splitlines(True)
+        first, last = entry.line - 1, entry.line - 1 + entry.line_count
+        assert lines[:first] + lines[last:] == before[:first] + before[last:], entry.line
+        assert (updated.venue, updated.year, updated.paper_url) == ("CVPR", 2025, entry.paper_url)
+
+
 def test_lint_reports_duplicates_unparsed_and_linkless() -> None:
     problems = lint(read(VPT))
     dupes = [p for p in problems if p.kind == "duplicate"]

@@ -44,7 +44,8 @@ class ParsedEntry:
     badges: list[str] = field(default_factory=list)
     cells: dict[str, str] = field(default_factory=dict)
     # Character spans inside `raw` of the parts an edit may replace ("title", "venue",
-    # "year", "venue_year", "paper", "code", "short", "badges", cell names...).
+    # "year", "paper", "code", "short", "badges", cell names...; "link_venue": the paper
+    # link's text when it is the venue, BWLONG's `[[arXiv 2307](..)]`).
     spans: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -250,6 +251,12 @@ def _role_by_text(link: _Link) -> str | None:
     if any(text.startswith(word) for word in _PAPER_WORDS):
         return "paper"
     return None
+
+
+def _venue_link(raw: str, link: _Link) -> bool:
+    """A paper link named by its venue, in double brackets: BWLONG's `[[CVPR 2023](..)]`
+    (also what a venue upgrade makes of `[[arXiv 2307](..)]`)."""
+    return _bracketed(raw, link) != (link.start, link.end) and bool(_VENUE_YEAR.fullmatch(link.text.strip()))
 
 
 def _year(text: str) -> int | None:
@@ -660,17 +667,21 @@ class Document:
             raise UserError(f"no entry {index}; this list has {len(self.entries)} entries")
         entry = self.entries[index]
         raw = entry.raw
+        spans = dict(entry.spans)
+        if "venue" not in spans and "link_venue" in spans:  # "[[arXiv 2307](..)]" holds both
+            spans["venue"] = spans["year"] = spans["link_venue"]
+            year = year if year is not None else entry.year
         edits: list[tuple[tuple[int, int], str]] = []
         if venue is not None:
-            if "venue" not in entry.spans:
+            if "venue" not in spans:
                 raise UserError(f"entry at line {entry.line} has no venue text to update")
             text = _escape_cell(venue) if entry.kind == "table-row" else _escape_inline(venue)
-            edits.append((entry.spans["venue"], text))
+            edits.append((spans["venue"], text))
         if year is not None:
-            span = entry.spans.get("year")
+            span = spans.get("year")
             if span is None:
                 raise UserError(f"entry at line {entry.line} has no year text to update")
-            if span == entry.spans.get("venue"):  # "arXiv:2203.17274" carries both
+            if span == spans.get("venue"):  # "arXiv:2203.17274" carries both
                 if venue is None:
                     raise UserError(f"entry at line {entry.line}: give the venue with the year")
                 edits[-1] = (span, f"{edits[-1][1]} {year}")
@@ -893,7 +904,8 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         cut = re.search(r"\s*(?<!\\)\[\[|\s*(?<!\\)\[(?:\\.|[^\]\\])*\]\(", body)
         head = body[: cut.start()] if cut else body
         title = head.strip().rstrip(".").rstrip()
-        if not title or re.search(r"(?<!\\)\]\(", title) or not any(_role_by_text(lk) for lk in links):
+        named = any(_role_by_text(lk) or _venue_link(raw, lk) for lk in links)
+        if not title or re.search(r"(?<!\\)\]\(", title) or not named:
             return None  # prose with a link ("inspired by [this](..)") is not an entry
         spans["title"] = (body_start, body_start + len(title))
         style = "ttengwang" if re.search(r"\[\[(?:paper|pdf|code)\]\]\(", raw, re.I) else "plain"
@@ -926,6 +938,9 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             venue, year = yymm.group(1), 2000 + int(yymm.group(2))
         elif found and found[2][0] == 0:
             venue, year = found[0], found[1]
+        if venue is not None:  # what a venue upgrade rewrites: "[[arXiv 2307](..)]" -> "[[ICCV 2023](..)]"
+            text_start = paper.start + 1 + len(paper.text) - len(paper.text.lstrip())
+            spans["link_venue"] = (text_start, text_start + len(paper.text.strip()))
     if paper is not None:
         spans["paper"] = _bracketed(raw, paper)
     if code is not None:
