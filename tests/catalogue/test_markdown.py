@@ -309,7 +309,15 @@ def test_update_arxiv_only_entry_rewrites_the_arxiv_text() -> None:
     entry = next(e for e in doc.entries if e.title.startswith("Exploring Visual Prompts"))
     assert (entry.venue, entry.year) == ("arXiv", 2022)
     updated = doc.update_entry(entry.index, venue="CVPR", year=2023)
-    assert updated.raw == entry.raw.replace("arXiv:2203.17274.", "CVPR 2023.")
+    # The list writes a published paper as "ECCV 2022 (arXiv:2203.12119)": the upgrade kept
+    # only "CVPR 2023." and lost the arXiv id that the line showed.
+    assert updated.raw == entry.raw.replace("arXiv:2203.17274.", "CVPR 2023 (arXiv:2203.17274).")
+    assert "- **Visual Prompt Tuning,** ECCV 2022 (arXiv:2203.12119)." in old
+    assert (updated.venue, updated.year, updated.arxiv_id) == ("CVPR", 2023, "2203.17274")
+    dapl = next(e for e in parse(old).entries if e.title == "Domain Adaptation via Prompt Learning")
+    doc = parse(old)
+    updated = doc.update_entry(dapl.index, venue="TNNLS", year=2023)
+    assert updated.raw == dapl.raw.replace("arXiv:\tarXiv:2202.06687.", "TNNLS 2023 (arXiv:2202.06687).")
     with pytest.raises(UserError, match="give the venue with the year"):
         parse(old).update_entry(entry.index, venue=None, year=2023)
 

@@ -670,7 +670,8 @@ class Document:
         spans = dict(entry.spans)
         if "venue" not in spans and "link_venue" in spans:  # "[[arXiv 2307](..)]" holds both
             spans["venue"] = spans["year"] = spans["link_venue"]
-            year = year if year is not None else entry.year
+        if venue is not None and year is None and spans.get("year") == spans.get("venue"):
+            year = entry.year  # one text holds both: keep the year it showed
         edits: list[tuple[tuple[int, int], str]] = []
         if venue is not None:
             if "venue" not in spans:
@@ -684,7 +685,12 @@ class Document:
             if span == spans.get("venue"):  # "arXiv:2203.17274" carries both
                 if venue is None:
                     raise UserError(f"entry at line {entry.line}: give the venue with the year")
-                edits[-1] = (span, f"{edits[-1][1]} {year}")
+                shown = f"{edits[-1][1]} {year}"
+                arxiv = re.search(r"\d{4}\.\d{4,5}", raw[span[0] : span[1]])
+                if _ARXIV_TEXT.fullmatch(raw[span[0] : span[1]]) and arxiv:
+                    # jianghaojun writes a published paper "ECCV 2022 (arXiv:2203.12119)"
+                    shown += f" (arXiv:{arxiv.group()})"
+                edits[-1] = (span, shown)
             else:
                 edits.append((span, str(year)))
         for (a, b), text in sorted(edits, key=lambda e: e[0][0], reverse=True):
