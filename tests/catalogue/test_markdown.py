@@ -287,6 +287,23 @@ def test_lint_reports_duplicates_unparsed_and_linkless() -> None:
     assert lint("# Clean\n- **A** (ICML, 2023) [[paper](https://arxiv.org/abs/2301.1)]\n") == []
 
 
+def test_lint_tells_a_shared_link_from_a_duplicate() -> None:
+    # zhengli97 links CoOp to CoCoOp's arXiv page. `check` said CoCoOp "repeats line 110
+    # (same arXiv id)": a maintainer deleting the "duplicate" would delete CoCoOp, and keep
+    # the wrong link.
+    problems = {p.line: p for p in lint(read(ZHENG))}
+    assert problems[112].kind == "same-link"
+    assert problems[112].message == (
+        "'Conditional Prompt Learning for Vision-Language Models' links arXiv 2203.05557 as line 110 "
+        "does, under another title ('Learning to Prompt for Vision-Language Models'): "
+        "one of the two links is wrong, or one paper is listed under two titles"
+    )
+    assert (problems[266].kind, problems[266].message.endswith("(same title)")) == ("duplicate", True)
+    bwlong = {p.line: p.kind for p in lint(read(BWLONG))}
+    # line 149 is line 58's DPT with a shorter title; line 150 is CAVPT, linked to DPT
+    assert (bwlong[149], bwlong[150], bwlong[41]) == ("duplicate", "same-link", "duplicate")
+
+
 # Small synthetic lists (written here, not copied from a real README) for orders and edge cases.
 SYNTHETIC_DESCENDING = (
     "# L\n## Other\n"

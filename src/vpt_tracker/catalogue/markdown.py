@@ -20,6 +20,7 @@ from itertools import pairwise
 from urllib.parse import quote, unquote
 
 from vpt_tracker import normalize
+from vpt_tracker.catalogue.names import titles_agree
 from vpt_tracker.errors import UserError
 
 # --------------------------------------------------------------------------------------
@@ -77,7 +78,7 @@ class TableRow:
 @dataclass(frozen=True)
 class Problem:
     line: int
-    kind: str  # "unparsed" | "duplicate" | "no-link"
+    kind: str  # "unparsed" | "duplicate" | "same-link" | "no-link"
     message: str
 
 
@@ -1514,7 +1515,8 @@ def _badge_text(raw: str, span: tuple[int, int], badges: list[str], doc: Documen
 
 def lint(text: str) -> list[Problem]:
     """Problems a maintainer would want to fix, by line: entry-like lines that do not
-    parse, the same paper twice (normalised title or arXiv id), entries with no link."""
+    parse, the same paper twice (normalised title, or arXiv id with the same title as far as
+    `names.titles_agree` tells), one arXiv link under two titles, entries with no link."""
     doc = parse(text)
     problems = [Problem(line, "unparsed", why) for line, why in doc.unparsed]
     seen_title: dict[str, ParsedEntry] = {}
@@ -1522,7 +1524,21 @@ def lint(text: str) -> list[Problem]:
     for entry in doc.entries:
         key = normalize.title_key(entry.title)
         first = seen_title.get(key) or (seen_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None)
-        if first is not None:
+        if (
+            first is not None
+            and seen_title.get(key) is not first
+            and not titles_agree(entry.title, first.title)
+        ):
+            problems.append(
+                Problem(
+                    entry.line,
+                    "same-link",
+                    f"{entry.title!r} links arXiv {entry.arxiv_id} as line {first.line} does, under another "
+                    f"title ({first.title!r}): one of the two links is wrong, or one paper is listed under "
+                    "two titles",
+                )
+            )
+        elif first is not None:
             why = "same title" if seen_title.get(key) is first else f"same arXiv id {entry.arxiv_id}"
             problems.append(
                 Problem(entry.line, "duplicate", f"{entry.title!r} repeats line {first.line} ({why})")

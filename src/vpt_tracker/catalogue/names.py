@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz
 
 from vpt_tracker import normalize
-from vpt_tracker.store.tables import EntryRow
+
+if TYPE_CHECKING:  # the markdown layer uses `titles_agree` and stays free of the store
+    from vpt_tracker.store.tables import EntryRow
 
 # A name has at most this many words: a title's "Name: ..." prefix, or an entry that shows one.
 NAME_WORDS = 3
