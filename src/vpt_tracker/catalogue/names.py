@@ -106,6 +106,12 @@ def titles_agree(listed: str, title: str, abstract: str | None = None) -> bool:
     on Vision-Language Models" for "A Systematic Survey of Prompt Engineering on ...") or
     show only the paper's name ("VPT", "E2VPT"). A paper renamed since (Tip-Adapter's two
     titles) does not agree: its old title is another paper's as far as this can tell.
+
+    Lenient on purpose: it is asked whether a link is clearly wrong, and most links are
+    right. Titles of different papers can agree ("Towards a Unified View of/on Visual
+    Parameter-Efficient Transfer Learning", "MaPLe: Multi-modal Prompt Learning" inside
+    "Label Alignment for Multi-Modal Prompt Learning"), so it never tells two entries without
+    a shared link apart.
     """
     a, b = _title_core(listed), _title_core(title)
     if not a or not b:
