@@ -274,6 +274,20 @@ def test_update_entry_rewrites_a_venue_shown_as_the_paper_links_text() -> None:
         assert (updated.venue, updated.year, updated.paper_url) == ("CVPR", 2025, entry.paper_url)
 
 
+def test_update_entry_gives_a_row_without_a_venue_cell_one() -> None:
+    # prompt-adaptation's "| [OT-VP](..) | 2025 | Learnable | .. |" has no Venue cell. Every
+    # upgrade of it failed ("no venue text to update"), so an accepted OT-VP stayed unpublished.
+    old = read(PA)
+    doc = parse(old)
+    row = next(e for e in doc.entries if e.title == "OT-VP")
+    assert (row.venue, row.year, row.cells["Type"]) == (None, 2025, "Learnable")
+    updated = doc.update_entry(row.index, venue="WACV", year=2025)
+    assert updated.raw == row.raw.replace("| 2025 |", "| WACV | 2025 |")
+    added, removed = added_lines(old, doc.render())
+    assert (removed, added) == ([row.raw], [updated.raw])
+    assert (updated.venue, updated.year, updated.cells) == ("WACV", 2025, {**row.cells, "Venue": "WACV"})
+
+
 def test_lint_reports_duplicates_unparsed_and_linkless() -> None:
     problems = lint(read(VPT))
     dupes = [p for p in problems if p.kind == "duplicate"]

@@ -673,6 +673,13 @@ class Document:
             spans["venue"] = spans["year"] = spans["link_venue"]
         if venue is not None and year is None and spans.get("year") == spans.get("venue"):
             year = entry.year  # one text holds both: keep the year it showed
+        if venue is not None and "venue" not in spans and "year" in spans and self._lacks_venue_cell(entry):
+            # "| [OT-VP](..) | 2025 | ..." gets its missing cell: "| WACV | 2025 |"
+            a, b = spans["year"]
+            cell = raw[a:b]
+            lead, trail = cell[: len(cell) - len(cell.lstrip())], cell[len(cell.rstrip()) :]
+            cells = f"{lead}{_escape_cell(venue)} |{lead}{year if year is not None else entry.year}{trail}"
+            return self._replace_raw(entry, raw[:a] + cells + raw[b:])
         edits: list[tuple[tuple[int, int], str]] = []
         if venue is not None:
             if "venue" not in spans:
@@ -702,10 +709,22 @@ class Document:
                 core = old.strip()
                 text = lead + text + trail if core else f" {text} "
             raw = raw[:a] + text + raw[b:]
+        return self._replace_raw(entry, raw)
+
+    def _replace_raw(self, entry: ParsedEntry, raw: str) -> ParsedEntry:
         first = entry.line - 1
         self._lines[first : first + entry.line_count] = raw.splitlines(keepends=True)
         self._reparse_after_edit()
-        return self.entries[index]
+        return self.entries[entry.index]
+
+    def _lacks_venue_cell(self, entry: ParsedEntry) -> bool:
+        """A row of a table with a Venue column that has no cell for it (realigned on its year)."""
+        if entry.kind != "table-row":
+            return False
+        table = next((t for t in self._tables if t.body_start < entry.line <= t.body_end), None)
+        keys = [_header_key(h) for h in table.headers] if table is not None else []
+        venue_key = next((k for k in keys if k in _VENUE_HEADERS), None)
+        return venue_key is not None and "year" in keys and f"cell:{venue_key}" not in entry.spans
 
     def _add_year_section(self, section_path: list[str]) -> bool:
         """Create a missing per-year section ("Published in 2022") beside its year siblings.
