@@ -57,7 +57,11 @@ def catalogue_group() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Catalogue name to store the list under.")
 @click.option("--preset", help="Taxonomy preset (awesome-vpt, prompt-adaptation, generalizable-vlm).")
-@click.option("--replace", is_flag=True, help="Replace a catalogue of the same name.")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Take in a new README for the catalogue of this name; its reviews and vpt-tracker's changes stay.",
+)
 @click.option("--readme-path", help="Path of the README inside its repository (default: the file name).")
 @click.option("--github-repo", metavar="OWNER/NAME", help="GitHub repository the list lives in.")
 @pass_app
