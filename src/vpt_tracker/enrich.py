@@ -22,8 +22,10 @@ from typing import Protocol
 
 from rapidfuzz import fuzz
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
+from vpt_tracker.catalogue.names import titles_agree
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.dumps import read_dump
 from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY, IdentityIndex, IngestStats, ingest_resolved
@@ -51,6 +53,7 @@ class EnrichStats:
     matched_local: int = 0  # found in a local dump
     matched_arxiv: int = 0  # found on arXiv
     unmatched: int = 0  # linked to a paper made from the entry alone, without an abstract
+    wrong_links: int = 0  # entries whose arXiv link names a paper of another title
     linked: int = 0  # entries linked (or re-linked) to a paper
     title_searches: int = 0
     ingest: IngestStats = field(default_factory=IngestStats)
@@ -71,7 +74,22 @@ class _Entry:
     year: int | None
     paper_url: str | None
     code_url: str | None
+    line: int | None = None
     matches: list[RawRecord] = field(default_factory=list)
+
+    def distrust_link(self, paper_title: str, stats: EnrichStats) -> None:
+        """The link names another paper ("Learning to Prompt ..." linking CoCoOp): the entry
+        is looked up by its title, and its sighting does not carry the link's id."""
+        log.warning(
+            "entry at line %s, %r, links arXiv %s, which is %r: looking it up by its title",
+            self.line,
+            self.title,
+            self.arxiv_id,
+            paper_title,
+        )
+        self.arxiv_id = None
+        self.paper_url = None
+        stats.wrong_links += 1
 
 
 class LocalIndex:
@@ -127,7 +145,7 @@ def _entry_record(catalogue: str, entry: _Entry, matches: list[RawRecord]) -> Ra
         openreview = openreview or normalize.openreview_id(match.openreview_id)
         cvf = cvf or normalize.cvf_url(match.cvf_url)
     url = entry.paper_url or ""
-    arxiv = arxiv or entry.arxiv_id or _arxiv_from_url(url)
+    arxiv = arxiv or entry.arxiv_id
     doi = doi or (normalize.doi(url) if "doi.org/" in url else None)
     openreview = openreview or (normalize.openreview_id(url) if "openreview.net/" in url else None)
     cvf = cvf or normalize.cvf_url(url)
@@ -194,11 +212,15 @@ def enrich_catalogue(
                 year=row.year,
                 paper_url=row.paper_url,
                 code_url=row.code_url,
+                line=row.line,
             )
         )
 
     for entry in todo:
         if local is not None:
+            linked = local.by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None
+            if linked is not None and not titles_agree(entry.title, linked.title, linked.abstract):
+                entry.distrust_link(linked.title, stats)
             entry.matches = local.find(entry.arxiv_id, entry.title_key)
             if any(match.abstract for match in entry.matches):
                 stats.matched_local += 1
@@ -212,6 +234,7 @@ def enrich_catalogue(
         )
 
     with transaction(engine) as session:
+        _check_links_against_store(session, todo, stats)
         index = IdentityIndex.load(session)
         for entry in todo:
             if not any(match.abstract for match in entry.matches):
@@ -231,6 +254,28 @@ def _arxiv_from_url(url: str | None) -> str | None:
     return normalize.arxiv_id(url) if url and "arxiv.org/" in url else None
 
 
+def _check_links_against_store(session: Session, entries: list[_Entry], stats: EnrichStats) -> None:
+    """Entries whose link no dump or arXiv answer confirmed: a stored paper with that id and
+    another title means the link is wrong (its sighting would join, and re-venue, that paper).
+    Only papers with an abstract count: their title is a source's, not another list's."""
+    unconfirmed: dict[str, list[_Entry]] = {}
+    for entry in entries:
+        ids = {normalize.arxiv_id(match.arxiv_id) for match in entry.matches}
+        if entry.arxiv_id and entry.arxiv_id not in ids:
+            unconfirmed.setdefault(entry.arxiv_id, []).append(entry)
+    if not unconfirmed:
+        return
+    stored = session.execute(
+        select(PaperRow.arxiv_id, PaperRow.title, PaperRow.abstract).where(
+            PaperRow.arxiv_id.in_(sorted(unconfirmed)), PaperRow.abstract != ""
+        )
+    ).all()
+    for arxiv_id, title, abstract in stored:
+        for entry in unconfirmed.get(arxiv_id or "", []):
+            if entry.arxiv_id and not titles_agree(entry.title, title, abstract):
+                entry.distrust_link(title, stats)
+
+
 def _match_on_arxiv(
     arxiv: ArxivLookup,
     entries: list[_Entry],
@@ -238,15 +283,22 @@ def _match_on_arxiv(
     max_title_searches: int,
     progress: Callable[[str], None] | None,
 ) -> None:
-    with_ids = {entry.arxiv_id: entry for entry in entries if entry.arxiv_id}
+    with_ids: dict[str, list[_Entry]] = {}  # two entries may link one id (a duplicate, a wrong link)
+    for entry in entries:
+        if entry.arxiv_id:
+            with_ids.setdefault(entry.arxiv_id, []).append(entry)
     if with_ids:
         if progress:
             progress(f"fetching {len(with_ids)} arXiv ids")
         for record in arxiv.fetch_ids(sorted(with_ids)):
-            entry = with_ids.get(normalize.arxiv_id(record.arxiv_id) or "")
-            if entry is not None and record.abstract:
-                entry.matches.append(record)
-                stats.matched_arxiv += 1
+            if not record.abstract:
+                continue
+            for entry in with_ids.get(normalize.arxiv_id(record.arxiv_id) or "", []):
+                if titles_agree(entry.title, record.title, record.abstract):
+                    entry.matches.append(record)
+                    stats.matched_arxiv += 1
+                else:
+                    entry.distrust_link(record.title, stats)  # searched by its title below
     for entry in entries:
         if entry.arxiv_id or any(m.abstract for m in entry.matches):
             continue

@@ -240,6 +240,54 @@ def test_update_entry_changes_only_venue_and_year() -> None:
     assert updated.raw == row.raw.replace("| arXiv |", "| CVPR |")
 
 
+BWLONG = "BWLONG__Awesome-Prompt-Learning-CV__README.md"
+
+
+def test_update_entry_rewrites_a_venue_shown_as_the_paper_links_text() -> None:
+    # BWLONG shows a preprint as `[[arXiv 2307](..)]` and a published paper as
+    # `[[CVPR 2023](..)]`. The upgrade said "no venue text to update" for every one of its
+    # preprints, so none of them could become "ICCV 2023".
+    old = read(BWLONG)
+    doc = parse(old)
+    entry = next(e for e in doc.entries if e.short_name == "PromptSRC")
+    assert (entry.venue, entry.year) == ("arXiv", 2023)
+    updated = doc.update_entry(entry.index, venue="ICCV", year=2023)
+    added, removed = added_lines(old, doc.render())
+    assert removed == [entry.raw]
+    assert added == [entry.raw.replace("[[arXiv 2307](", "[[ICCV 2023](")]
+    assert (updated.venue, updated.year, updated.title) == ("ICCV", 2023, entry.title)
+    assert (updated.paper_url, updated.code_url) == (entry.paper_url, entry.code_url)
+
+    in_link = re.compile(r"\[arxiv \d{4}\]\(", re.IGNORECASE)
+    preprints = [
+        e for e in parse(old).entries if (e.venue or "").lower() == "arxiv" and in_link.search(e.raw)
+    ]
+    assert len(preprints) >= 100
+    for entry in preprints:  # every one, "[[arxiv 2111](..)]" and "[arXiv 2309](..)]" too
+        doc = parse(old)
+        updated = doc.update_entry(entry.index, venue="CVPR", year=2025)
+        expected = in_link.sub("[CVPR 2025](", entry.raw, count=1)
+        assert updated.raw == expected != entry.raw, entry.line
+        lines, before = doc.render().splitlines(True), old.splitlines(True)
+        first, last = entry.line - 1, entry.line - 1 + entry.line_count
+        assert lines[:first] + lines[last:] == before[:first] + before[last:], entry.line
+        assert (updated.venue, updated.year, updated.paper_url) == ("CVPR", 2025, entry.paper_url)
+
+
+def test_update_entry_gives_a_row_without_a_venue_cell_one() -> None:
+    # prompt-adaptation's "| [OT-VP](..) | 2025 | Learnable | .. |" has no Venue cell. Every
+    # upgrade of it failed ("no venue text to update"), so an accepted OT-VP stayed unpublished.
+    old = read(PA)
+    doc = parse(old)
+    row = next(e for e in doc.entries if e.title == "OT-VP")
+    assert (row.venue, row.year, row.cells["Type"]) == (None, 2025, "Learnable")
+    updated = doc.update_entry(row.index, venue="WACV", year=2025)
+    assert updated.raw == row.raw.replace("| 2025 |", "| WACV | 2025 |")
+    added, removed = added_lines(old, doc.render())
+    assert (removed, added) == ([row.raw], [updated.raw])
+    assert (updated.venue, updated.year, updated.cells) == ("WACV", 2025, {**row.cells, "Venue": "WACV"})
+
+
 def test_lint_reports_duplicates_unparsed_and_linkless() -> None:
     problems = lint(read(VPT))
     dupes = [p for p in problems if p.kind == "duplicate"]
@@ -251,6 +299,23 @@ def test_lint_reports_duplicates_unparsed_and_linkless() -> None:
     assert (4, "unparsed") in kinds
     assert (7, "duplicate") in kinds and (7, "no-link") in kinds
     assert lint("# Clean\n- **A** (ICML, 2023) [[paper](https://arxiv.org/abs/2301.1)]\n") == []
+
+
+def test_lint_tells_a_shared_link_from_a_duplicate() -> None:
+    # zhengli97 links CoOp to CoCoOp's arXiv page. `check` said CoCoOp "repeats line 110
+    # (same arXiv id)": a maintainer deleting the "duplicate" would delete CoCoOp, and keep
+    # the wrong link.
+    problems = {p.line: p for p in lint(read(ZHENG))}
+    assert problems[112].kind == "same-link"
+    assert problems[112].message == (
+        "'Conditional Prompt Learning for Vision-Language Models' links arXiv 2203.05557 as line 110 "
+        "does, under another title ('Learning to Prompt for Vision-Language Models'): "
+        "one of the two links is wrong, or one paper is listed under two titles"
+    )
+    assert (problems[266].kind, problems[266].message.endswith("(same title)")) == ("duplicate", True)
+    bwlong = {p.line: p.kind for p in lint(read(BWLONG))}
+    # line 149 is line 58's DPT with a shorter title; line 150 is CAVPT, linked to DPT
+    assert (bwlong[149], bwlong[150], bwlong[41]) == ("duplicate", "same-link", "duplicate")
 
 
 # Small synthetic lists (written here, not copied from a real README) for orders and edge cases.
@@ -275,7 +340,15 @@ def test_update_arxiv_only_entry_rewrites_the_arxiv_text() -> None:
     entry = next(e for e in doc.entries if e.title.startswith("Exploring Visual Prompts"))
     assert (entry.venue, entry.year) == ("arXiv", 2022)
     updated = doc.update_entry(entry.index, venue="CVPR", year=2023)
-    assert updated.raw == entry.raw.replace("arXiv:2203.17274.", "CVPR 2023.")
+    # The list writes a published paper as "ECCV 2022 (arXiv:2203.12119)": the upgrade kept
+    # only "CVPR 2023." and lost the arXiv id that the line showed.
+    assert updated.raw == entry.raw.replace("arXiv:2203.17274.", "CVPR 2023 (arXiv:2203.17274).")
+    assert "- **Visual Prompt Tuning,** ECCV 2022 (arXiv:2203.12119)." in old
+    assert (updated.venue, updated.year, updated.arxiv_id) == ("CVPR", 2023, "2203.17274")
+    dapl = next(e for e in parse(old).entries if e.title == "Domain Adaptation via Prompt Learning")
+    doc = parse(old)
+    updated = doc.update_entry(dapl.index, venue="TNNLS", year=2023)
+    assert updated.raw == dapl.raw.replace("arXiv:\tarXiv:2202.06687.", "TNNLS 2023 (arXiv:2202.06687).")
     with pytest.raises(UserError, match="give the venue with the year"):
         parse(old).update_entry(entry.index, venue=None, year=2023)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import parse
-from vpt_tracker.catalogue.names import ListedNames, short_name
+from vpt_tracker.catalogue.names import ListedNames, short_name, titles_agree
 from vpt_tracker.store.tables import EntryRow
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
@@ -83,3 +83,63 @@ def test_an_entry_that_shows_a_name_lists_the_paper_of_that_name(
     assert names.find("LPT: Lightweight Prompt Tuning for Graphs", None, 2026) is None
     assert names.find("Visual Prompting via Inpainting: A Study", None, 2022) is None  # a title, not a name
     assert ListedNames.of([]).find(e2vpt_title, None, 2023) is None
+
+
+# Titles the real lists give one arXiv id (tests/fixtures/lists): the same paper, shown as
+# the list shows it, and links that name another paper (the list's mistake).
+SAME_PAPER = [
+    (
+        "CPT: Colorful Prompt Tuning for Pre-trained Vision-Language Models(Tsinghua University)",
+        "Colorful Prompt Tuning for Pre-trained Vision-Language Models",
+    ),
+    (
+        "Better Vision-Language Models with Feature Adapters",
+        "CLIP-Adapter: Better Vision-Language Models with Feature Adapters",
+    ),
+    (
+        "Dual Modality Prompt Tuning for Vision-Language",
+        "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model",
+    ),
+    ("Visual Prompting via Inpainting", "Visual Prompting via Image Inpainting"),
+    (
+        "Prompt Engineering on Vision-Language Models",
+        "A Systematic Survey of Prompt Engineering on Vision-Language Foundation Models",
+    ),
+    (
+        "Visual-Language Prompt Tuningx with Knowledge-guided Context Optimization",
+        "Visual-Language Prompt Tuning with Knowledge-guided Context Optimization",
+    ),
+    ("E2VPT", "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning"),
+    ("VPT", "Visual Prompt Tuning"),
+    ("SA2VP: Spatially Aligned-and-Adapted Visual Prompt", "SA2VP"),
+    ("Exploring Visual Prompts", "Exploring Visual Prompts for Adapting Large-Scale Models"),
+]
+OTHER_PAPER = [
+    (
+        "Learning to Prompt for Vision-Language Models",
+        "Conditional Prompt Learning for Vision-Language Models",
+    ),
+    (
+        "Class-Aware Visual Prompt Tuning for Vision-Language Pre-Trained Model",
+        "Dual Modality Prompt Tuning for Vision-Language Pre-Trained Model",
+    ),
+    (
+        "Amortized Prompt: Lightweight Fine-Tuning for CLIP in Domain Generalization",
+        "Domain Prompt Learning for Efficiently Adapting CLIP to Unseen Domains",
+    ),
+    (
+        "SCT: A Simple Baseline for Parameter-Efficient Fine-Tuning via Salient Channels",
+        "Revisit Parameter-Efficient Transfer Learning: A Two-Stage Paradigm",
+    ),
+    ("VPT", "Exploring Visual Prompts for Adapting Large-Scale Models"),
+    ("Visual Prompting via Inpainting", "Exploring Visual Prompts for Adapting Large-Scale Models"),
+    ("Fourier Visual Prompting", "Unleashing the Power of Visual Prompting At the Pixel Level"),
+]
+
+
+def test_titles_agree_on_the_real_lists_titles_of_one_paper() -> None:
+    for listed, title in SAME_PAPER:
+        assert titles_agree(listed, title), (listed, title)
+    for listed, title in OTHER_PAPER:
+        assert not titles_agree(listed, title), (listed, title)
+        assert not titles_agree(title, listed), (title, listed)

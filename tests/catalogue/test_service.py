@@ -21,7 +21,7 @@ from vpt_tracker.catalogue.service import (
 )
 from vpt_tracker.errors import UserError
 from vpt_tracker.store import session_factory, transaction
-from vpt_tracker.store.tables import CatalogueRow, EntryRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
 ALL = sorted(p.name for p in LISTS.glob("*README*.md"))
@@ -69,11 +69,19 @@ def test_second_import_refuses_unless_replace(engine: Engine) -> None:
         import_catalogue(engine, "g", read(VPT), preset=None)
     with session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(EntryRow)) == 34
+    with transaction(engine) as session:  # a paper under review for this catalogue
+        paper = PaperRow(title="A paper", title_key="a paper")
+        session.add(paper)
+        session.flush()
+        session.add(CandidateRow(paper_id=paper.id, catalogue_id=get_catalogue(session, "g").id))
     result = import_catalogue(engine, "g", read(VPT), preset=None, replace=True)
     assert result.replaced
     with session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(EntryRow)) == 56
         assert session.scalar(select(func.count()).select_from(CatalogueRow)) == 1
+        # the catalogue's candidates (and their review decisions) are not deleted with it
+        assert session.scalars(select(CandidateRow.catalogue_id)).all() == [result.catalogue_id]
+        assert render_catalogue(session, "g") == read(VPT)
 
 
 BAD_NAMES = ["", " ", "a b", "a/b", "../x", "..", "-x", "x.", "x.lock", "a" * 65]

@@ -129,6 +129,66 @@ def test_a_listed_preprint_at_a_venue_now_is_upgraded_without_a_candidate(engine
     assert changes[0].candidate_id is None and "venue changed in the sources" in pull_body(CATALOGUE, changes)
 
 
+BWLONG = README_0624.parent / "BWLONG__Awesome-Prompt-Learning-CV__README.md"
+
+
+def test_a_preprint_whose_venue_is_its_link_text_is_upgraded(engine: Engine) -> None:
+    # BWLONG writes the venue as the paper link's text: `[[arXiv 2307](..)]`. Promotion
+    # logged "keeps its venue: ... no venue text to update" and changed nothing.
+    import_catalogue(engine, "bwlong", BWLONG.read_text(encoding="utf-8"), preset=None)
+    with transaction(engine) as session:
+        title = "Self-regulating Prompts: Foundational Model Adaptation without Forgetting"
+        session.add(
+            PaperRow(
+                title=title,
+                title_key=normalize.title_key(title),
+                arxiv_id="2307.06948",
+                venue="ICCV",  # the paper's real venue
+                year=2023,
+                previous_venue="arXiv",
+                venue_upgraded_at=datetime(2026, 11, 1, tzinfo=UTC),
+            )
+        )
+    with transaction(engine) as session:
+        result = promote(session, "bwlong")
+        text = render_catalogue(session, "bwlong")
+    old = BWLONG.read_text(encoding="utf-8")
+    assert len(result.updated) == 1
+    link = "(https://arxiv.org/abs/2307.06948)]"
+    assert text != old and text == old.replace(f"[[arXiv 2307]{link}", f"[[ICCV 2023]{link}")
+
+
+def test_an_accepted_paper_listed_twice_is_upgraded_on_both_lines(engine: Engine) -> None:
+    # synbol lists "Towards a Unified View on Visual Parameter-Efficient Transfer Learning"
+    # twice (lines 432 and 693, both "Arxiv 2023"). Accepted at TMLR 2024, straight from a
+    # venue source (no preprint upgrade on record), only line 432 changed: the list then
+    # said TMLR 2024 and Arxiv 2023 for one paper.
+    synbol = README_0624.parent / "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
+    old = synbol.read_text(encoding="utf-8")
+    import_catalogue(engine, CATALOGUE, old, preset=None)
+    candidate = accept(
+        engine,
+        title="Towards a Unified View on Visual Parameter-Efficient Transfer Learning",
+        arxiv_id="2210.00788",
+        venue="TMLR",  # test data chosen by hand
+        year=2024,
+        labels=[],
+        relevance=0.9,
+        label_scores={},
+    )
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    line = "- **[2] Towards a Unified View on Visual Parameter-Efficient Transfer Learning,** {}.\n"
+    assert old.count(line.format("Arxiv 2023")) == 2
+    assert text == old.replace(line.format("Arxiv 2023"), line.format("TMLR 2024"))
+    assert len(result.updated) == 2 and [c.candidate_id for c in changes] == [candidate, candidate]
+    with transaction(engine) as session:
+        again = promote(session, CATALOGUE)
+    assert (again.updated, again.skipped) == ([], [])
+
+
 def test_render_checks_refuse_lost_entries_and_warn_on_size() -> None:
     old = README_0624.read_text()
     row = next(e for e in parse(old).entries if e.arxiv_id == "2411.01327")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.catalogue.promote import pending_changes, promote
-from vpt_tracker.catalogue.service import import_catalogue, render_catalogue
+from vpt_tracker.catalogue.service import get_catalogue, import_catalogue, render_catalogue
+from vpt_tracker.cli import main
 from vpt_tracker.publish.publisher import RenderCheckFailed, check_render
 from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
-from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow
 
 from .conftest import CATALOGUE, PROMPT_ADAPTATION, README_0624, accept_iccv_vpt, accept_two, import_list
 
@@ -114,3 +118,40 @@ def test_a_paper_shown_by_its_name_is_checked_and_found_upstream(engine: Engine,
         result = rebase_catalogue(session, CATALOGUE, merged, "merged")
         assert render_catalogue(session, CATALOGUE) == merged  # not added a second time
     assert (result.absorbed, result.kept_added) == ([title], [])
+
+
+def test_catalogue_import_replace_keeps_reviews_and_our_changes(
+    engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `catalogue import --replace` (what the README says to run after the list changed
+    # upstream) deleted the catalogue row, and with it, by cascade, every candidate, review
+    # decision (the audit log and the classifier's training data) and pull-request record,
+    # and the entries vpt-tracker had added: the next render lacked them.
+    new_id, upgrade_id = promoted(engine)
+    with session_factory(engine)() as session:
+        catalogue_id = session.scalars(select(CatalogueRow.id)).one()
+        decisions = session.scalars(select(DecisionRow.id).order_by(DecisionRow.id)).all()
+    upstream = README_0624.read_text().replace("| 2019 | First work |", "| 2019 | First work, seminal |")
+    edited = tmp_path / "README.md"
+    edited.write_text(upstream, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # no config file of the developer's
+    args = ["catalogue", "import", str(edited), "--name", CATALOGUE, "--preset", "awesome-vpt", "--replace"]
+    result = CliRunner().invoke(main, ["--database", db_url, *args])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"replaced {CATALOGUE!r}: 56 entries in 24 sections; "
+        "kept 1 added and 1 updated entries, 0 already upstream\n"
+    )
+
+    with session_factory(engine)() as session:
+        assert session.scalars(select(CatalogueRow.id)).one() == catalogue_id
+        statuses = {c.id: c.status for c in session.scalars(select(CandidateRow))}
+        assert statuses == {new_id: "accepted", upgrade_id: "accepted"}
+        assert session.scalars(select(DecisionRow.id).order_by(DecisionRow.id)).all() == decisions
+        assert get_catalogue(session, CATALOGUE).github_repo == "yunbeizhang/Awesome-Visual-Prompt-Tuning"
+        text = render_catalogue(session, CATALOGUE)
+    assert "First work, seminal |" in text and ADAPTIVE_ARXIV not in text
+    assert text.count("2210.01253") == 1 and len(parse(text).entries) == 57
+    with transaction(engine) as session:
+        again = promote(session, CATALOGUE)
+        assert (again.added, again.updated) == ([], []) and render_catalogue(session, CATALOGUE) == text

@@ -20,6 +20,7 @@ from itertools import pairwise
 from urllib.parse import quote, unquote
 
 from vpt_tracker import normalize
+from vpt_tracker.catalogue.names import titles_agree
 from vpt_tracker.errors import UserError
 
 # --------------------------------------------------------------------------------------
@@ -44,7 +45,8 @@ class ParsedEntry:
     badges: list[str] = field(default_factory=list)
     cells: dict[str, str] = field(default_factory=dict)
     # Character spans inside `raw` of the parts an edit may replace ("title", "venue",
-    # "year", "venue_year", "paper", "code", "short", "badges", cell names...).
+    # "year", "paper", "code", "short", "badges", cell names...; "link_venue": the paper
+    # link's text when it is the venue, BWLONG's `[[arXiv 2307](..)]`).
     spans: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -76,7 +78,7 @@ class TableRow:
 @dataclass(frozen=True)
 class Problem:
     line: int
-    kind: str  # "unparsed" | "duplicate" | "no-link"
+    kind: str  # "unparsed" | "duplicate" | "same-link" | "no-link"
     message: str
 
 
@@ -250,6 +252,12 @@ def _role_by_text(link: _Link) -> str | None:
     if any(text.startswith(word) for word in _PAPER_WORDS):
         return "paper"
     return None
+
+
+def _venue_link(raw: str, link: _Link) -> bool:
+    """A paper link named by its venue, in double brackets: BWLONG's `[[CVPR 2023](..)]`
+    (also what a venue upgrade makes of `[[arXiv 2307](..)]`)."""
+    return _bracketed(raw, link) != (link.start, link.end) and bool(_VENUE_YEAR.fullmatch(link.text.strip()))
 
 
 def _year(text: str) -> int | None:
@@ -660,20 +668,37 @@ class Document:
             raise UserError(f"no entry {index}; this list has {len(self.entries)} entries")
         entry = self.entries[index]
         raw = entry.raw
+        spans = dict(entry.spans)
+        if "venue" not in spans and "link_venue" in spans:  # "[[arXiv 2307](..)]" holds both
+            spans["venue"] = spans["year"] = spans["link_venue"]
+        if venue is not None and year is None and spans.get("year") == spans.get("venue"):
+            year = entry.year  # one text holds both: keep the year it showed
+        if venue is not None and "venue" not in spans and "year" in spans and self._lacks_venue_cell(entry):
+            # "| [OT-VP](..) | 2025 | ..." gets its missing cell: "| WACV | 2025 |"
+            a, b = spans["year"]
+            cell = raw[a:b]
+            lead, trail = cell[: len(cell) - len(cell.lstrip())], cell[len(cell.rstrip()) :]
+            cells = f"{lead}{_escape_cell(venue)} |{lead}{year if year is not None else entry.year}{trail}"
+            return self._replace_raw(entry, raw[:a] + cells + raw[b:])
         edits: list[tuple[tuple[int, int], str]] = []
         if venue is not None:
-            if "venue" not in entry.spans:
+            if "venue" not in spans:
                 raise UserError(f"entry at line {entry.line} has no venue text to update")
             text = _escape_cell(venue) if entry.kind == "table-row" else _escape_inline(venue)
-            edits.append((entry.spans["venue"], text))
+            edits.append((spans["venue"], text))
         if year is not None:
-            span = entry.spans.get("year")
+            span = spans.get("year")
             if span is None:
                 raise UserError(f"entry at line {entry.line} has no year text to update")
-            if span == entry.spans.get("venue"):  # "arXiv:2203.17274" carries both
+            if span == spans.get("venue"):  # "arXiv:2203.17274" carries both
                 if venue is None:
                     raise UserError(f"entry at line {entry.line}: give the venue with the year")
-                edits[-1] = (span, f"{edits[-1][1]} {year}")
+                shown = f"{edits[-1][1]} {year}"
+                arxiv = re.search(r"\d{4}\.\d{4,5}", raw[span[0] : span[1]])
+                if _ARXIV_TEXT.fullmatch(raw[span[0] : span[1]]) and arxiv:
+                    # jianghaojun writes a published paper "ECCV 2022 (arXiv:2203.12119)"
+                    shown += f" (arXiv:{arxiv.group()})"
+                edits[-1] = (span, shown)
             else:
                 edits.append((span, str(year)))
         for (a, b), text in sorted(edits, key=lambda e: e[0][0], reverse=True):
@@ -684,10 +709,22 @@ class Document:
                 core = old.strip()
                 text = lead + text + trail if core else f" {text} "
             raw = raw[:a] + text + raw[b:]
+        return self._replace_raw(entry, raw)
+
+    def _replace_raw(self, entry: ParsedEntry, raw: str) -> ParsedEntry:
         first = entry.line - 1
         self._lines[first : first + entry.line_count] = raw.splitlines(keepends=True)
         self._reparse_after_edit()
-        return self.entries[index]
+        return self.entries[entry.index]
+
+    def _lacks_venue_cell(self, entry: ParsedEntry) -> bool:
+        """A row of a table with a Venue column that has no cell for it (realigned on its year)."""
+        if entry.kind != "table-row":
+            return False
+        table = next((t for t in self._tables if t.body_start < entry.line <= t.body_end), None)
+        keys = [_header_key(h) for h in table.headers] if table is not None else []
+        venue_key = next((k for k in keys if k in _VENUE_HEADERS), None)
+        return venue_key is not None and "year" in keys and f"cell:{venue_key}" not in entry.spans
 
     def _add_year_section(self, section_path: list[str]) -> bool:
         """Create a missing per-year section ("Published in 2022") beside its year siblings.
@@ -893,7 +930,8 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         cut = re.search(r"\s*(?<!\\)\[\[|\s*(?<!\\)\[(?:\\.|[^\]\\])*\]\(", body)
         head = body[: cut.start()] if cut else body
         title = head.strip().rstrip(".").rstrip()
-        if not title or re.search(r"(?<!\\)\]\(", title) or not any(_role_by_text(lk) for lk in links):
+        named = any(_role_by_text(lk) or _venue_link(raw, lk) for lk in links)
+        if not title or re.search(r"(?<!\\)\]\(", title) or not named:
             return None  # prose with a link ("inspired by [this](..)") is not an entry
         spans["title"] = (body_start, body_start + len(title))
         style = "ttengwang" if re.search(r"\[\[(?:paper|pdf|code)\]\]\(", raw, re.I) else "plain"
@@ -926,6 +964,9 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             venue, year = yymm.group(1), 2000 + int(yymm.group(2))
         elif found and found[2][0] == 0:
             venue, year = found[0], found[1]
+        if venue is not None:  # what a venue upgrade rewrites: "[[arXiv 2307](..)]" -> "[[ICCV 2023](..)]"
+            text_start = paper.start + 1 + len(paper.text) - len(paper.text.lstrip())
+            spans["link_venue"] = (text_start, text_start + len(paper.text.strip()))
     if paper is not None:
         spans["paper"] = _bracketed(raw, paper)
     if code is not None:
@@ -1493,7 +1534,8 @@ def _badge_text(raw: str, span: tuple[int, int], badges: list[str], doc: Documen
 
 def lint(text: str) -> list[Problem]:
     """Problems a maintainer would want to fix, by line: entry-like lines that do not
-    parse, the same paper twice (normalised title or arXiv id), entries with no link."""
+    parse, the same paper twice (normalised title, or arXiv id with the same title as far as
+    `names.titles_agree` tells), one arXiv link under two titles, entries with no link."""
     doc = parse(text)
     problems = [Problem(line, "unparsed", why) for line, why in doc.unparsed]
     seen_title: dict[str, ParsedEntry] = {}
@@ -1501,7 +1543,21 @@ def lint(text: str) -> list[Problem]:
     for entry in doc.entries:
         key = normalize.title_key(entry.title)
         first = seen_title.get(key) or (seen_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None)
-        if first is not None:
+        if (
+            first is not None
+            and seen_title.get(key) is not first
+            and not titles_agree(entry.title, first.title)
+        ):
+            problems.append(
+                Problem(
+                    entry.line,
+                    "same-link",
+                    f"{entry.title!r} links arXiv {entry.arxiv_id} as line {first.line} does, under another "
+                    f"title ({first.title!r}): one of the two links is wrong, or one paper is listed under "
+                    "two titles",
+                )
+            )
+        elif first is not None:
             why = "same title" if seen_title.get(key) is first else f"same arXiv id {entry.arxiv_id}"
             problems.append(
                 Problem(entry.line, "duplicate", f"{entry.title!r} repeats line {first.line} ({why})")

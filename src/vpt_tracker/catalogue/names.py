@@ -11,9 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rapidfuzz import fuzz
 
 from vpt_tracker import normalize
-from vpt_tracker.store.tables import EntryRow
+
+if TYPE_CHECKING:  # the markdown layer uses `titles_agree` and stays free of the store
+    from vpt_tracker.store.tables import EntryRow
 
 # A name has at most this many words: a title's "Name: ..." prefix, or an entry that shows one.
 NAME_WORDS = 3
@@ -85,6 +90,54 @@ class ListedNames:
             if entry.year is None or year is None or abs(entry.year - year) <= NAME_YEAR_SLACK:
                 return entry
         return None
+
+
+# A list's title and the paper's own are the same paper's at this fuzzy ratio of their cores
+# (typos, "Image Inpainting" shown as "Inpainting"); CoOp's title against CoCoOp's is 77.
+LISTED_TITLE_RATIO = 90.0
+
+
+def titles_agree(listed: str, title: str, abstract: str | None = None) -> bool:
+    """Whether a list entry shown as `listed` can be the paper `title` (with `abstract`).
+
+    For checking a list's link against the paper it names: lists link the wrong paper
+    (zhengli97 lists CoOp with CoCoOp's arXiv link). The list may add a name ("CPT: ...")
+    or an affiliation ("...(Tsinghua University)"), shorten the title ("Prompt Engineering
+    on Vision-Language Models" for "A Systematic Survey of Prompt Engineering on ...") or
+    show only the paper's name ("VPT", "E2VPT"). A paper renamed since (Tip-Adapter's two
+    titles) does not agree: its old title is another paper's as far as this can tell.
+
+    Lenient on purpose: it is asked whether a link is clearly wrong, and most links are
+    right. Titles of different papers can agree ("Towards a Unified View of/on Visual
+    Parameter-Efficient Transfer Learning", "MaPLe: Multi-modal Prompt Learning" inside
+    "Label Alignment for Multi-Modal Prompt Learning"), so it never tells two entries without
+    a shared link apart.
+    """
+    a, b = _title_core(listed), _title_core(title)
+    if not a or not b:
+        return False
+    if fuzz.ratio(a, b) >= LISTED_TITLE_RATIO:
+        return True
+    words_a, words_b = set(a.split()), set(b.split())
+    if min(len(words_a), len(words_b)) >= 3 and (words_a <= words_b or words_b <= words_a):
+        return True
+    for name_only, full, full_abstract in ((listed, title, abstract), (title, listed, None)):
+        if len(name_only.split()) <= NAME_WORDS:  # a table that names papers
+            key = _name_key(name_only)
+            name = short_name(full, full_abstract)
+            initials = "".join(word[0] for word in normalize.title_key(full).split())
+            if key == initials or (name is not None and key == _name_key(name)):
+                return True
+    return False
+
+
+def _title_core(title: str) -> str:
+    """The folded title without a leading "Name:" and a trailing "(Affiliation)"."""
+    title = re.sub(r"\s*\([^()]*\)\s*$", "", title.strip())
+    named = _SHORT_NAME.match(title)
+    if named and len(named.group(1).split()) <= NAME_WORDS:
+        title = title[named.end(1) + 1 :]
+    return normalize.title_key(title)
 
 
 def _name_key(name: str) -> str:

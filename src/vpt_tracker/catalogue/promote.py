@@ -22,7 +22,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
-from vpt_tracker.catalogue.names import ListedNames, short_name
+from vpt_tracker.catalogue.names import ListedNames, short_name, titles_agree
 from vpt_tracker.catalogue.service import add_entry, get_catalogue, upgrade_entry
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
@@ -178,10 +178,28 @@ def _promote_upgrade(
         where = f"line {entry.line}" if entry.line else "an entry added earlier"
         raise UserError(f"already listed ({where}, {entry.venue or 'no venue'} {entry.year or ''})".strip())
     assert venue is not None
-    upgrade_entry(session, entry.id, venue=venue, year=year)
-    entry.candidate_id = candidate.id
-    entry.paper_id = entry.paper_id or paper.id
-    result.updated.append(entry.id)
+    # The paper may be listed twice (synbol's duplicated entries): every preprint line of it
+    # is upgraded, or the list would give one paper two venues.
+    twins = [
+        e
+        for e in entry.catalogue.entries
+        if e is not entry
+        and e.state == "imported"
+        and is_preprint_venue(e.venue)
+        and (
+            e.title_key == entry.title_key
+            or (
+                entry.arxiv_id is not None
+                and e.arxiv_id == entry.arxiv_id
+                and titles_agree(e.title, paper.title, paper.abstract)
+            )
+        )
+    ]
+    for row in [entry, *twins]:
+        upgrade_entry(session, row.id, venue=venue, year=year)
+        row.candidate_id = candidate.id
+        row.paper_id = row.paper_id or paper.id
+        result.updated.append(row.id)
 
 
 def _promote_new(

@@ -23,7 +23,7 @@ from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import check_catalogue_name, check_github_repo
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CatalogueRow, EntryRow
+from vpt_tracker.store.tables import CatalogueRow, EntryRow, utcnow
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,10 @@ def import_catalogue(
     replace: bool = False,
 ) -> ImportResult:
     """Store a README and its entries in one transaction; refuse a second import of the
-    same name unless `replace` (which drops the old entries, not the papers)."""
+    same name unless `replace`, which drops the old entries (not the papers, nor the
+    catalogue's candidates, review decisions and pull requests). To keep vpt-tracker's own
+    pending changes as well, take the new README in with `publish.upstream.rebase_catalogue`
+    (`vpt-tracker catalogue import --replace` does)."""
     try:
         check_catalogue_name(name)
         if github_repo is not None:
@@ -128,20 +131,43 @@ def _store_import(
         if existing is not None:
             if not replace:
                 raise UserError(f"catalogue {name!r} already exists; pass --replace to import it again")
-            session.delete(existing)
+            # Keep the row: candidates, decisions and pull requests hang on it (and go with it).
+            existing.entries.clear()
             session.flush()
-        row = CatalogueRow(
-            name=name,
-            preset=preset,
-            readme_path=readme_path,
-            github_repo=github_repo,
-            source_text=text,
-            source_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        )
+        row = existing or CatalogueRow(name=name)
+        row.preset, row.readme_path, row.github_repo = preset, readme_path, github_repo
+        row.source_text = text
+        row.source_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        row.upstream_commit, row.imported_at = None, utcnow()
         row.entries = [entry_row(e, entry_labels(preset_obj, e)) for e in doc.entries]
         session.add(row)
         session.flush()
         return ImportResult(row.id, name, len(doc.entries), len(doc.section_paths()), existing is not None)
+
+
+def configure_catalogue(
+    session: Session,
+    name: str,
+    *,
+    preset: str | None = None,
+    readme_path: str | None = None,
+    github_repo: str | None = None,
+) -> CatalogueRow:
+    """Change the given settings of an imported catalogue (None keeps a setting), checked
+    as `import_catalogue` checks them."""
+    catalogue = get_catalogue(session, name)
+    if github_repo is not None:
+        try:
+            check_github_repo(github_repo)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        catalogue.github_repo = github_repo
+    if preset is not None:
+        load_preset(preset)
+        catalogue.preset = preset
+    if readme_path is not None:
+        catalogue.readme_path = readme_path
+    return catalogue
 
 
 def _new_entry(row: EntryRow) -> NewEntry:

@@ -6,12 +6,22 @@ import logging
 from pathlib import Path
 
 import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import lint, parse
-from vpt_tracker.catalogue.service import catalogue_stats, import_catalogue, render_catalogue
+from vpt_tracker.catalogue.service import (
+    ImportResult,
+    catalogue_stats,
+    configure_catalogue,
+    import_catalogue,
+    render_catalogue,
+)
 from vpt_tracker.cli.context import OUTPUT_PATH, AppContext, echo_json, pass_app, write_output
 from vpt_tracker.errors import UserError
-from vpt_tracker.store import session_factory
+from vpt_tracker.publish.upstream import rebase_catalogue
+from vpt_tracker.store import session_factory, transaction
+from vpt_tracker.store.tables import CatalogueRow
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +57,11 @@ def catalogue_group() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Catalogue name to store the list under.")
 @click.option("--preset", help="Taxonomy preset (awesome-vpt, prompt-adaptation, generalizable-vlm).")
-@click.option("--replace", is_flag=True, help="Replace a catalogue of the same name.")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Take in a new README for the catalogue of this name; its reviews and vpt-tracker's changes stay.",
+)
 @click.option("--readme-path", help="Path of the README inside its repository (default: the file name).")
 @click.option("--github-repo", metavar="OWNER/NAME", help="GitHub repository the list lives in.")
 @pass_app
@@ -73,8 +87,14 @@ def import_command(
         github_repo = github_repo or configured.github_repo
         if readme_path is None and configured.readme is not None:
             readme_path = str(configured.readme)
+    engine = app.engine()
+    if replace:
+        with transaction(engine) as session:
+            if session.scalar(select(CatalogueRow.id).where(CatalogueRow.name == name)) is not None:
+                click.echo(_take_in(session, name, text, preset, readme_path, github_repo))
+                return
     result = import_catalogue(
-        app.engine(),
+        engine,
         name,
         text,
         preset=preset,
@@ -83,6 +103,27 @@ def import_command(
         replace=replace,
     )
     click.echo(result.summary())
+
+
+def _take_in(
+    session: Session,
+    name: str,
+    text: str,
+    preset: str | None,
+    readme_path: str | None,
+    github_repo: str | None,
+) -> str:
+    """A new README for an imported catalogue: its settings as given (the others kept), the
+    README as the new base, and vpt-tracker's own changes replayed on it, as `publish` does
+    for a README edited upstream. Candidates, review decisions, pull requests and the
+    entries' links to papers stay; only deleting the catalogue would lose them."""
+    catalogue = configure_catalogue(
+        session, name, preset=preset, readme_path=readme_path, github_repo=github_repo
+    )
+    rebase = rebase_catalogue(session, name, text, None)
+    imported = sum(1 for row in catalogue.entries if row.state != "added")
+    sections = len(parse(text).section_paths())
+    return f"{ImportResult(catalogue.id, name, imported, sections, True).summary()}; {rebase.summary()}"
 
 
 @catalogue_group.command("render")

@@ -225,6 +225,7 @@ def enrich(
         f"{name}: {stats.entries} entries, {stats.complete} already complete; "
         f"{stats.matched_local} matched in dumps, {stats.matched_arxiv} on arXiv, "
         f"{stats.unmatched} without abstract; {stats.linked} linked, {stats.ingest.new_papers} new papers"
+        + (f"; {stats.wrong_links} linking another paper (warned above)" if stats.wrong_links else "")
     )
 
 

@@ -1,0 +1,160 @@
+"""`catalogue enrich` on real lists whose links point at another paper (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from vpt_tracker.catalogue.service import import_catalogue
+from vpt_tracker.enrich import LocalIndex, enrich_catalogue
+from vpt_tracker.ingest import ingest_records
+from vpt_tracker.models import RawRecord
+from vpt_tracker.store import session_factory
+from vpt_tracker.store.tables import EntryRow, PaperRow
+
+LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
+ZHENG = LISTS / "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
+PROMPT_ADAPTATION = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
+
+# The real arXiv titles and ids; the abstracts are stand-ins, not the papers' own.
+COOP = RawRecord(
+    source="jsonl",
+    source_id="2109.01134",
+    title="Learning to Prompt for Vision-Language Models",
+    abstract="(stand-in abstract of CoOp)",
+    authors=("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu"),
+    arxiv_id="2109.01134",
+)
+COCOOP = RawRecord(
+    source="jsonl",
+    source_id="2203.05557",
+    title="Conditional Prompt Learning for Vision-Language Models",
+    abstract="(stand-in abstract of CoCoOp)",
+    authors=("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu"),
+    arxiv_id="2203.05557",
+)
+
+
+def linked(engine: Engine, title: str) -> list[PaperRow]:
+    """The papers the entries of that title are linked to, in list order."""
+    with session_factory(engine)() as session:
+        rows = session.scalars(
+            select(PaperRow)
+            .join(EntryRow, EntryRow.paper_id == PaperRow.id)
+            .where(EntryRow.title == title)
+            .order_by(EntryRow.position)
+        ).all()
+        session.expunge_all()
+        return list(rows)
+
+
+def test_an_entry_whose_link_names_another_paper_is_matched_by_its_title(engine: Engine) -> None:
+    # zhengli97 lists CoOp ("Learning to Prompt for Vision-Language Models", IJCV 2022) with
+    # CoCoOp's arXiv link. Enrichment took the link at its word: the CoOp entry got CoCoOp's
+    # abstract, and its sighting ("IJCV 2022") moved CoCoOp, a CVPR 2022 paper, to IJCV.
+    # CoOp itself, in the same dump, was never matched.
+    import_catalogue(engine, "z", ZHENG.read_text(encoding="utf-8"), preset="generalizable-vlm")
+    stats = enrich_catalogue(engine, "z", local=LocalIndex([COCOOP, COOP]))
+    assert stats.matched_local == 2 and stats.wrong_links == 1
+
+    (coop,) = linked(engine, COOP.title)
+    assert (coop.arxiv_id, coop.abstract, coop.venue, coop.year) == (
+        "2109.01134",
+        COOP.abstract,
+        "IJCV",
+        2022,
+    )
+    (cocoop,) = linked(engine, COCOOP.title)
+    assert (cocoop.arxiv_id, cocoop.abstract, cocoop.venue, cocoop.year) == (
+        "2203.05557",
+        COCOOP.abstract,
+        "CVPR",
+        2022,
+    )
+
+    again = enrich_catalogue(engine, "z", local=LocalIndex([COCOOP, COOP]))
+    assert (again.linked, again.ingest.new_papers, again.ingest.new_sightings) == (0, 0, 0)
+
+
+def test_a_wrong_link_does_not_join_the_stored_paper_it_names(engine: Engine) -> None:
+    # CoCoOp already in the store as a preprint (a nightly arXiv fetch), no dump at hand:
+    # the CoOp entry's sighting carried CoCoOp's id and upgraded it to "IJCV 2022".
+    ingest_records(engine, [COCOOP])
+    import_catalogue(engine, "z", ZHENG.read_text(encoding="utf-8"), preset="generalizable-vlm")
+    stats = enrich_catalogue(engine, "z", local=LocalIndex([]))
+    assert stats.wrong_links == 1
+    (coop,) = linked(engine, COOP.title)
+    (cocoop,) = linked(engine, COCOOP.title)
+    assert coop.id != cocoop.id and coop.arxiv_id is None
+    assert (cocoop.arxiv_id, cocoop.venue, cocoop.year) == ("2203.05557", "CVPR", 2022)
+
+
+def stand_in(arxiv_id: str, title: str) -> RawRecord:
+    """A dump record with a paper's real arXiv id and title, and a stand-in abstract."""
+    return RawRecord(
+        source="jsonl", source_id=arxiv_id, title=title, abstract="(stand-in)", arxiv_id=arxiv_id
+    )
+
+
+NAMED = [
+    stand_in("2203.12119", "Visual Prompt Tuning"),
+    stand_in("2307.13770", "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning"),
+    stand_in("2210.01033", "LPT: Long-tailed Prompt Tuning for Image Classification"),
+    stand_in("2203.17274", "Exploring Visual Prompts for Adapting Large-Scale Models"),
+    stand_in("2307.12980", "A Systematic Survey of Prompt Engineering on Vision-Language Foundation Models"),
+]
+
+
+def test_names_and_shortened_titles_are_no_wrong_links(engine: Engine) -> None:
+    # prompt-adaptation names papers ("VPT", "E2VPT") and shortens titles ("Exploring Visual
+    # Prompts", "Prompt Engineering on Vision-Language Models"): their links are right.
+    import_catalogue(engine, "pa", PROMPT_ADAPTATION.read_text(encoding="utf-8"), preset="prompt-adaptation")
+    stats = enrich_catalogue(engine, "pa", local=LocalIndex(NAMED))
+    assert (stats.wrong_links, stats.matched_local) == (0, 5)
+    for title, arxiv_id in [
+        ("VPT", "2203.12119"),
+        ("E2VPT", "2307.13770"),
+        ("LPT", "2210.01033"),
+        ("Exploring Visual Prompts", "2203.17274"),
+        ("Prompt Engineering on Vision-Language Models", "2307.12980"),
+    ]:
+        assert [(p.arxiv_id, p.abstract) for p in linked(engine, title)] == [(arxiv_id, "(stand-in)")], title
+
+
+def test_the_older_list_linking_two_rows_to_one_other_paper(engine: Engine) -> None:
+    # Before the maintainer fixed them (2025-10-20), "Visual Prompting via Inpainting" and
+    # "VPT" both linked 2203.17274, "Exploring Visual Prompts ...": both rows got its abstract.
+    older = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-10-20.md"
+    import_catalogue(engine, "pa", older.read_text(encoding="utf-8"), preset="prompt-adaptation")
+    stats = enrich_catalogue(engine, "pa", local=LocalIndex(NAMED))
+    assert stats.wrong_links == 2
+    for title in ("VPT", "Visual Prompting via Inpainting"):
+        assert [p.arxiv_id for p in linked(engine, title)] == [None], title
+    assert [p.arxiv_id for p in linked(engine, "E2VPT")] == ["2307.13770"]
+
+
+class ArxivAnswers:
+    """What arXiv answers (the `ArxivLookup` protocol), from the records above; no HTTP here,
+    the recorded-server path of `fetch_ids`/`search_title` is tested in tests/ingest."""
+
+    def __init__(self, records: list[RawRecord]) -> None:
+        self.records = records
+        self.searched: list[str] = []
+
+    def fetch_ids(self, ids: list[str]) -> list[RawRecord]:
+        return [r for r in self.records if r.arxiv_id in ids]
+
+    def search_title(self, title: str, limit: int = 10) -> list[RawRecord]:
+        self.searched.append(title)
+        return [r for r in self.records if r.title == title][:limit]
+
+
+def test_on_arxiv_a_wrong_link_is_searched_by_title(engine: Engine) -> None:
+    # Both zhengli97 entries link 2203.05557; only the last one of them got arXiv's answer.
+    import_catalogue(engine, "z", ZHENG.read_text(encoding="utf-8"), preset="generalizable-vlm")
+    answers = ArxivAnswers([COCOOP, COOP])
+    stats = enrich_catalogue(engine, "z", arxiv=answers, max_title_searches=200)
+    assert stats.wrong_links == 1 and COOP.title in answers.searched
+    assert [p.arxiv_id for p in linked(engine, COOP.title)] == ["2109.01134"]
+    assert [(p.arxiv_id, p.venue) for p in linked(engine, COCOOP.title)] == [("2203.05557", "CVPR")]
