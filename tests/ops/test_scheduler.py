@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.logs import JsonFormatter
 from vpt_tracker.scheduler import build_scheduler, digest_job, nightly_job, run_job
+
+WEEK = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
 def settings_with(**schedule: object) -> Settings:
@@ -44,6 +46,41 @@ def test_jobs_use_the_configured_cron_lines_in_the_configured_time_zone(engine: 
     # Mondays at 08:00 Berlin; 2026-07-06 is a Monday.
     fire = jobs["digest"].trigger.get_next_fire_time(None, summer)
     assert fire.astimezone(UTC) == datetime(2026, 7, 6, 6, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("day_of_week", "days"),
+    [
+        ("1", ["Mon"]),  # crontab: 0 and 7 are Sunday, 1 is Monday (APScheduler 3 counts from Monday)
+        ("0", ["Sun"]),
+        ("7", ["Sun"]),
+        ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("5-7", ["Fri", "Sat", "Sun"]),
+        ("0,6", ["Sat", "Sun"]),
+        ("*/2", ["Tue", "Thu", "Sat", "Sun"]),
+        ("1-5/2", ["Mon", "Wed", "Fri"]),
+        ("sun-sat/3", ["Wed", "Sat", "Sun"]),
+        ("mon-fri", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("SAT,Sun", ["Sat", "Sun"]),
+        ("*", ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]),
+    ],
+)
+def test_day_of_week_numbers_are_crontab_numbers(engine: Engine, day_of_week: str, days: list[str]) -> None:
+    """`0 8 * * 1` is Mondays, as in crontab(5); APScheduler's own numbers would make it Tuesdays."""
+    scheduler = build_scheduler(settings_with(timezone="UTC", digest=f"0 8 * * {day_of_week}"), engine)
+    trigger = scheduler.get_job("digest").trigger
+    fires, moment = [], datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a Sunday noon: the next 7 days
+    while (fire := trigger.get_next_fire_time(None, moment)) < datetime(2026, 11, 29, 12, 0, tzinfo=UTC):
+        fires.append(fire)
+        moment = fire + timedelta(minutes=1)
+    assert sorted({fire.strftime("%a") for fire in fires}, key=WEEK.index) == days
+    assert all(fire.strftime("%H:%M") == "08:00" for fire in fires)
+
+
+@pytest.mark.parametrize("day_of_week", ["8", "5-1", "mon-", "*/0", "funday", "1/x"])
+def test_a_bad_day_of_week_names_the_key(engine: Engine, day_of_week: str) -> None:
+    with pytest.raises(UserError, match=r"schedule\.nightly: '30 6 \* \* .*' is not a crontab expression"):
+        build_scheduler(settings_with(nightly=f"30 6 * * {day_of_week}"), engine)
 
 
 @pytest.mark.parametrize(
