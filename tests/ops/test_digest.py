@@ -171,6 +171,47 @@ def test_unreachable_server_marks_for_retry_and_the_scheduler_job_retries(engine
     assert row is not None and row.status == "sent" and row.attempts == 2 and row.last_error is None
 
 
+def test_names_and_international_domains_reach_a_server_without_smtputf8(engine: Engine) -> None:
+    """A display name with umlauts or a domain like bücher.example needs no SMTPUTF8: the names
+    are encoded words in the headers, the domains go as their IDNA A-labels (xn--...)."""
+    seed_week(engine)
+    recipients = ["Ana Müller <ana@example.org>", "bo@bücher.example", '"Lee, Chi" <chi@example.org>']
+    sender = "Büro Digest <digest@straße.example>"
+    with smtp_server(smtputf8=False) as (inbox, port):
+        result = send_digest(settings_for(port, recipients=recipients, sender=sender), engine, WEEK, now=NOW)
+    assert result.recipients == recipients
+    [(envelope, message)] = inbox.messages
+    assert envelope == ["ana@example.org", "bo@xn--bcher-kva.example", "chi@example.org"]
+    to = message["To"].addresses
+    assert [(a.display_name, a.addr_spec) for a in to] == [
+        ("Ana Müller", "ana@example.org"),
+        ("", "bo@xn--bcher-kva.example"),
+        ("Lee, Chi", "chi@example.org"),
+    ]
+    [sent_from] = message["From"].addresses
+    assert (sent_from.display_name, sent_from.addr_spec) == ("Büro Digest", "digest@xn--strae-oqa.example")
+    row = digest_row(engine)
+    assert row is not None and row.status == "sent"
+
+
+def test_a_non_ascii_mailbox_name_needs_smtputf8(engine: Engine) -> None:
+    seed_week(engine)
+    with smtp_server() as (inbox, port):  # offers SMTPUTF8: delivered as written
+        send_digest(settings_for(port, recipients=["jörg@bücher.example"]), engine, WEEK, now=NOW)
+    assert [envelope for envelope, _ in inbox.messages] == [["jörg@xn--bcher-kva.example"]]
+    with smtp_server(smtputf8=False) as (inbox, port), pytest.raises(DigestNotSent, match="SMTPUTF8"):
+        send_digest(settings_for(port, recipients=["jörg@example.org"]), engine, WEEK, now=NOW, force=True)
+    assert inbox.messages == []
+
+
+@pytest.mark.parametrize("recipient", ["ana at example.org", "ana@bad..example", "ana@-x-.example"])
+def test_a_recipient_that_is_no_address_is_a_config_error(engine: Engine, recipient: str) -> None:
+    seed_week(engine)
+    with smtp_server() as (inbox, port), pytest.raises(UserError, match=r"smtp\.recipients: .* is not"):
+        send_digest(settings_for(port, recipients=["ok@example.org", recipient]), engine, WEEK, now=NOW)
+    assert inbox.messages == [] and digest_row(engine) is None
+
+
 def test_refused_recipients_leave_the_digest_unsent(engine: Engine) -> None:
     seed_week(engine)
     with smtp_server() as (inbox, port):

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from sqlalchemy import Engine, select
 
 from vpt_tracker.config import Settings, SmtpConfig
-from vpt_tracker.digest.build import Week, build_digest, to_message
+from vpt_tracker.digest.build import Week, build_digest, mail_address, to_message
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.store import transaction
@@ -44,8 +44,19 @@ class SendResult:
     attempts: int
 
 
+def envelope(smtp: SmtpConfig) -> tuple[str, list[str]]:
+    """The SMTP envelope: sender and recipients as bare addresses, domains in ASCII (IDNA).
+
+    A display name is for the headers: on the envelope, "Ana Müller <ana@example.org>" made
+    a server without SMTPUTF8 refuse the whole message. Raises `UserError` for a bad address.
+    """
+    sender = mail_address(smtp.sender, "smtp.sender").addr_spec
+    return sender, [mail_address(recipient, "smtp.recipients").addr_spec for recipient in smtp.recipients]
+
+
 def deliver(message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
     """Send `message` to `smtp.recipients`; raises `smtplib.SMTPException`, `OSError` and others."""
+    sender, recipients = envelope(smtp)
     context = ssl_context or ssl.create_default_context()
     client: smtplib.SMTP
     if smtp.security == "ssl":
@@ -58,7 +69,7 @@ def deliver(message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLCont
         if smtp.username:
             password = smtp.password.get_secret_value() if smtp.password else ""
             client.login(smtp.username, password)
-        refused = client.send_message(message, to_addrs=smtp.recipients)
+        refused = client.send_message(message, from_addr=sender, to_addrs=recipients)
         if refused:
             # Some recipients got it; the digest counts as sent, and the refusals are logged.
             log.warning("SMTP server refused some recipients: %s", ", ".join(sorted(refused)))
@@ -117,6 +128,7 @@ def send_digest(
     smtp = settings.smtp
     if not smtp.recipients:
         raise UserError("smtp.recipients is empty: set the digest recipients in the config")
+    envelope(smtp)  # a bad address is a config error (exit 2), not a failed week
     with exclusive(engine, "digest"):
         with transaction(engine) as session:
             row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
