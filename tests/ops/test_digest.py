@@ -212,6 +212,29 @@ def test_a_recipient_that_is_no_address_is_a_config_error(engine: Engine, recipi
     assert inbox.messages == [] and digest_row(engine) is None
 
 
+def test_a_week_whose_digest_job_was_missed_goes_with_the_next_one(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service was down on a Monday morning (a deploy, the host asleep past the grace
+    time): that week's digest had no row, so the next job sent only its own week and the
+    missed one was never sent. Now the weeks since the last digest go too (at most 4)."""
+    seed_week(engine)
+    with smtp_server() as (inbox, port):
+        settings = settings_for(port)
+        assert [r.week for r in send_due(settings, engine, now=NOW - timedelta(days=7))] == ["2026-W46"]
+        # No job on Monday 2026-11-23 (2026-W47 due); the next one, a week later:
+        results = send_due(settings, engine, now=NOW + timedelta(days=7))
+        assert [r.week for r in results] == ["2026-W47", "2026-W48"]
+        # Down for five weeks, across the year's end (2026 has 53 ISO weeks): the last four go.
+        results = send_due(settings, engine, now=NOW + timedelta(days=42))
+    assert [r.week for r in results] == ["2026-W50", "2026-W51", "2026-W52", "2026-W53"]
+    weeks = [str(message["X-VPT-Tracker-Week"]) for _, message in inbox.messages]
+    assert weeks == ["2026-W46", "2026-W47", "2026-W48", "2026-W50", "2026-W51", "2026-W52", "2026-W53"]
+    assert "2026-W49" in caplog.text and "not sent" in caplog.text
+    with transaction(engine) as session:
+        assert session.scalar(select(DigestRow).where(DigestRow.week == "2026-W49")) is None
+
+
 def test_refused_recipients_leave_the_digest_unsent(engine: Engine) -> None:
     seed_week(engine)
     with smtp_server() as (inbox, port):

@@ -12,7 +12,7 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import Engine, select
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: The scheduler stops retrying a week after this many failed attempts.
 MAX_ATTEMPTS = 5
+#: After missed digest jobs (the service was down), the next job sends at most this many weeks.
+MAX_CATCH_UP = 4
 
 
 class DigestNotSent(UserError):
@@ -170,7 +172,8 @@ def send_due(
     now: datetime | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> list[SendResult]:
-    """The scheduler's job: last week's digest if unsent, then earlier failed ones (retries).
+    """The scheduler's job: last week's digest if unsent, the weeks since the last digest
+    whose job never ran (at most `MAX_CATCH_UP`), then earlier failed ones (retries).
 
     A failure is logged and left `failed` for the next call; the first one is re-raised
     after the others were tried, so that the job's log line says it failed.
@@ -178,11 +181,30 @@ def send_due(
     now = now or datetime.now(UTC)
     from vpt_tracker.digest.build import parse_week
 
-    due = [parse_week("last", now)]
+    last = parse_week("last", now)
     with transaction(engine) as session:
+        known = session.scalars(select(DigestRow.week)).all()
         retry = session.scalars(
             select(DigestRow.week).where(DigestRow.status == "failed", DigestRow.attempts < MAX_ATTEMPTS)
         ).all()
+    # The weeks after the newest digest up to last week: those before last week have no row
+    # because their job was missed (the service was down or asleep at the trigger), and
+    # nothing else would ever send them.
+    due: list[Week] = []
+    if known:
+        year, number = max(known).split("-W")  # labels sort as weeks: "2026-W53" < "2027-W01"
+        week = Week(int(year), int(number))
+        while (week := Week.of(week.start + timedelta(days=7))).start <= last.start:
+            due.append(week)
+    if len(due) > MAX_CATCH_UP:
+        skipped, due = due[:-MAX_CATCH_UP], due[-MAX_CATCH_UP:]
+        log.warning(
+            "digests of %s not sent: their jobs were missed, and only the last %d weeks are caught up",
+            ", ".join(week.label for week in skipped),
+            MAX_CATCH_UP,
+        )
+    if last not in due:
+        due.append(last)
     for label in sorted(retry):
         week = parse_week(label, now)
         if week not in due:
