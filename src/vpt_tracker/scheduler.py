@@ -83,6 +83,32 @@ def crontab_weekdays(field: str) -> str:
     return ",".join(_CRON_DAYS[day] for day in sorted(days))
 
 
+def _repeated(moment: datetime) -> bool:
+    """True for the second time a wall-clock time happens, in the hour that repeats when
+    clocks go back (02:30 CET after 02:30 CEST)."""
+    return moment.fold == 1 and moment.utcoffset() != moment.replace(fold=0).utcoffset()
+
+
+class CrontabTrigger(CronTrigger):
+    """A `CronTrigger` that, like cron, runs a fixed-time job once on the night clocks go back.
+
+    APScheduler fires `30 2 * * *` at 02:30 summer time and again at 02:30 winter time an
+    hour later: a second nightly run over a one-hour window, which the health check takes
+    for a source returning far fewer records than usual. cron runs a job whose minute and
+    hour are fixed only the first time; one with a wildcard (`*/30 2 * * *`) runs by the
+    clock, and so here.
+    """
+
+    fixed_time = False
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        # Without a previous fire the service started within the repeated hour: nothing ran yet.
+        while self.fixed_time and previous_fire_time is not None and fire is not None and _repeated(fire):
+            fire = super().get_next_fire_time(fire, fire)
+        return fire
+
+
 def cron_trigger(settings: Settings, key: str) -> CronTrigger:
     """The trigger for `schedule.<key>`, a five-field crontab line in the schedule's time zone."""
     expression = getattr(settings.schedule, key)
@@ -90,9 +116,11 @@ def cron_trigger(settings: Settings, key: str) -> CronTrigger:
         fields = expression.split()
         if len(fields) == 5:
             fields[4] = crontab_weekdays(fields[4])
-        return CronTrigger.from_crontab(" ".join(fields), timezone=schedule_timezone(settings))
+        trigger = CrontabTrigger.from_crontab(" ".join(fields), timezone=schedule_timezone(settings))
     except ValueError as exc:
         raise UserError(f"schedule.{key}: {expression!r} is not a crontab expression ({exc})") from None
+    trigger.fixed_time = not fields[0].startswith("*") and not fields[1].startswith("*")
+    return trigger
 
 
 def run_job(

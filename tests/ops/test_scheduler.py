@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine
 
 from ops.seed import seed_week
@@ -46,6 +47,63 @@ def test_jobs_use_the_configured_cron_lines_in_the_configured_time_zone(engine: 
     # Mondays at 08:00 Berlin; 2026-07-06 is a Monday.
     fire = jobs["digest"].trigger.get_next_fire_time(None, summer)
     assert fire.astimezone(UTC) == datetime(2026, 7, 6, 6, 0, tzinfo=UTC)
+
+
+def fire_times(trigger: BaseTrigger, start: datetime, hours: int) -> list[datetime]:
+    """The times the scheduler fires `trigger` at, in UTC: as it does, the next one is asked
+    for with the previous one, at the moment the previous one ran."""
+    fires: list[datetime] = []
+    previous, now = None, start
+    while (fire := trigger.get_next_fire_time(previous, now)) < start + timedelta(hours=hours):
+        fires.append(fire.astimezone(UTC))
+        previous, now = fire, fire.astimezone(UTC) + timedelta(milliseconds=5)
+    return fires
+
+
+BERLIN_BACK = datetime(2026, 10, 24, 12, tzinfo=UTC)  # 2026-10-25 03:00 CEST is 02:00 CET again
+
+
+@pytest.mark.parametrize(
+    ("zone", "line", "night", "expected"),
+    [
+        ("Europe/Berlin", "30 2 * * *", BERLIN_BACK, ["10-25 00:30", "10-26 01:30"]),
+        (
+            "Europe/Berlin",
+            "0,30 2 * * *",
+            BERLIN_BACK,
+            ["10-25 00:00", "10-25 00:30", "10-26 01:00", "10-26 01:30"],
+        ),
+        # New York: 2026-11-01 02:00 EDT is 01:00 EST again.
+        (
+            "America/New_York",
+            "30 1 * * *",
+            datetime(2026, 10, 31, 12, tzinfo=UTC),
+            ["11-01 05:30", "11-02 06:30"],
+        ),
+        # Clocks going forward: 02:30 does not exist on 2026-03-29 in Berlin; the run is at 03:30 CEST.
+        (
+            "Europe/Berlin",
+            "30 2 * * *",
+            datetime(2026, 3, 28, 12, tzinfo=UTC),
+            ["03-29 01:30", "03-30 00:30"],
+        ),
+        # A wildcard minute or hour runs by the clock, in the repeated hour too (as in cron).
+        (
+            "Europe/Berlin",
+            "*/30 2 * * *",
+            BERLIN_BACK,
+            ["10-25 00:00", "10-25 00:30", "10-25 01:00", "10-25 01:30", "10-26 01:00", "10-26 01:30"],
+        ),
+    ],
+)
+def test_a_fixed_time_job_runs_once_on_the_night_the_clocks_go_back(
+    engine: Engine, zone: str, line: str, night: datetime, expected: list[str]
+) -> None:
+    """As in cron. The nightly at 02:30 ran at 02:30 summer time and again at 02:30 winter
+    time, over a one-hour window that the health check took for a source gone quiet."""
+    scheduler = build_scheduler(settings_with(timezone=zone, nightly=line), engine)
+    fires = fire_times(scheduler.get_job("nightly").trigger, night, 48)
+    assert [fire.strftime("%m-%d %H:%M") for fire in fires] == expected
 
 
 @pytest.mark.parametrize(
