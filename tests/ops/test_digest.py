@@ -235,6 +235,28 @@ def test_a_week_whose_digest_job_was_missed_goes_with_the_next_one(
         assert session.scalar(select(DigestRow).where(DigestRow.week == "2026-W49")) is None
 
 
+def test_a_digest_sent_before_its_week_ended_does_not_stand_for_the_week(engine: Engine) -> None:
+    """`digest send --week current` on a Thursday (a maintainer trying the mail setup) marked
+    the week sent, and the job on Monday skipped it: the whole week's digest never went out."""
+    seed_week(engine)
+    thursday = NOW + timedelta(days=3, hours=5)
+    with smtp_server() as (inbox, port):
+        settings = settings_for(port)
+        preview = send_digest(settings, engine, parse_week("current", thursday), now=thursday)
+        assert preview.week == "2026-W48"
+        # The week is not over: sending it again is no resend, so no --force is needed.
+        send_digest(settings, engine, Week(2026, 48), now=thursday + timedelta(hours=1))
+        monday = NOW + timedelta(days=7)
+        results = send_due(settings, engine, now=monday)
+        assert [r.week for r in results] == ["2026-W48"]
+        with pytest.raises(UserError, match="already sent"):
+            send_digest(settings, engine, Week(2026, 48), now=monday + timedelta(hours=1))
+        assert send_due(settings, engine, now=monday + timedelta(hours=2)) == []
+    assert [str(message["X-VPT-Tracker-Week"]) for _, message in inbox.messages] == ["2026-W48"] * 3
+    row = digest_row(engine, "2026-W48")
+    assert row is not None and row.status == "sent" and row.sent_at == monday
+
+
 def test_refused_recipients_leave_the_digest_unsent(engine: Engine) -> None:
     seed_week(engine)
     with smtp_server() as (inbox, port):

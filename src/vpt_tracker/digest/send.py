@@ -102,6 +102,14 @@ def _without_secret(text: str, smtp: SmtpConfig) -> str:
     return text.replace(secret, "**********") if secret else text
 
 
+def _sent_for_good(row: DigestRow | None, week: Week) -> bool:
+    """Sent after the week ended. One sent earlier (`--week current`, a maintainer trying the
+    mail setup on a Thursday) showed only part of the week: the job still sends the whole."""
+    if row is None or row.status != "sent":
+        return False
+    return row.sent_at is None or row.sent_at >= week.end
+
+
 def _record_attempt(engine: Engine, week: Week, smtp: SmtpConfig, now: datetime, error: str | None) -> int:
     """Count one delivery attempt on the week's row: sent, or failed with `error`; its attempts."""
     with transaction(engine) as session:
@@ -134,7 +142,7 @@ def send_digest(
     with exclusive(engine, "digest"):
         with transaction(engine) as session:
             row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
-            if row is not None and row.status == "sent" and not force:
+            if row is not None and _sent_for_good(row, week) and not force:
                 sent = row.sent_at.strftime("%Y-%m-%d %H:%M UTC") if row.sent_at else "earlier"
                 raise UserError(
                     f"the digest for {week.label} was already sent ({sent}); use --force to resend"
@@ -213,8 +221,9 @@ def send_due(
     first_error: DigestNotSent | None = None
     for week in due:
         with transaction(engine) as session:
-            status = session.scalar(select(DigestRow.status).where(DigestRow.week == week.label))
-        if status == "sent":
+            row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
+            done = _sent_for_good(row, week)
+        if done:
             continue
         try:
             results.append(send_digest(settings, engine, week, now=now, ssl_context=ssl_context))
