@@ -9,7 +9,6 @@ of the newest recorded arXiv RSS announcement, passed as the nightly run's windo
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,15 +95,15 @@ def demo_settings(server: ReplayServer, output_dir: Path, categories: list[str])
 
 
 def _fresh(output_dir: Path) -> None:
-    """Remove what an earlier demo left (only the files the demo writes)."""
+    """Remove what an earlier demo left: only the files the demo writes, by name.
+
+    The folder may hold anything else (`--output-dir ~/work`): other `.diff` files and a
+    `repos` folder of clones are a maintainer's, not the demo's.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("demo.db", "demo.db-wal", "demo.db-shm", "digest.eml", "digest.html"):
+    names = ["demo.db", "demo.db-wal", "demo.db-shm", "digest.eml", "digest.html"]
+    for name in [*names, *(f"{preset}.diff" for preset in PRESETS)]:
         (output_dir / name).unlink(missing_ok=True)
-    for diff in output_dir.glob("*.diff"):
-        diff.unlink()
-    workdir = output_dir / "repos"
-    if workdir.exists():
-        shutil.rmtree(workdir)
 
 
 def _without_model(settings: Settings, echo: Echo) -> list[str]:

@@ -39,13 +39,88 @@ def schedule_timezone(settings: Settings) -> tzinfo:
         ) from None
 
 
+#: crontab(5) day-of-week numbers: 0 and 7 are Sunday, 1 is Monday.
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_day(text: str, *, end: bool = False) -> int:
+    """One day of a crontab day-of-week field as crontab's number (7, or Sunday ending a range, is 7)."""
+    word = text.strip().lower()
+    if word.isdigit() and int(word) <= 7:
+        return int(word)
+    if word in _CRON_DAYS:
+        number = _CRON_DAYS.index(word)
+        return 7 if end and number == 0 else number
+    raise ValueError(f"{text!r} is not a day of the week (0-7 or sun-sat)")
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field as day names, which APScheduler reads as crontab does.
+
+    APScheduler 3 numbers the days from Monday = 0, and `CronTrigger.from_crontab` passes the
+    field through: `0 8 * * 1` would run on Tuesdays and `7` (Sunday) would be refused. Names
+    mean the same to both, so numbers, ranges, lists and steps are expanded to names here.
+    """
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for item in field.split(","):
+        spec, slash, step_text = item.partition("/")
+        if slash and not (step_text.isdigit() and int(step_text) > 0):
+            raise ValueError(f"{item!r}: the step must be a whole number above 0")
+        step = int(step_text) if slash else 1
+        if spec == "*":
+            first, last = 0, 6
+        elif "-" in spec:
+            start, _, stop = spec.partition("-")
+            first, last = _cron_day(start), _cron_day(stop, end=True)
+        else:
+            first = _cron_day(spec)
+            last = 6 if slash else first  # `1/2`: from Monday on, every second day
+        if first > last:
+            raise ValueError(f"{item!r}: the range runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_CRON_DAYS[day] for day in sorted(days))
+
+
+def _repeated(moment: datetime) -> bool:
+    """True for the second time a wall-clock time happens, in the hour that repeats when
+    clocks go back (02:30 CET after 02:30 CEST)."""
+    return moment.fold == 1 and moment.utcoffset() != moment.replace(fold=0).utcoffset()
+
+
+class CrontabTrigger(CronTrigger):
+    """A `CronTrigger` that, like cron, runs a fixed-time job once on the night clocks go back.
+
+    APScheduler fires `30 2 * * *` at 02:30 summer time and again at 02:30 winter time an
+    hour later: a second nightly run over a one-hour window, which the health check takes
+    for a source returning far fewer records than usual. cron runs a job whose minute and
+    hour are fixed only the first time; one with a wildcard (`*/30 2 * * *`) runs by the
+    clock, and so here.
+    """
+
+    fixed_time = False
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        # Without a previous fire the service started within the repeated hour: nothing ran yet.
+        while self.fixed_time and previous_fire_time is not None and fire is not None and _repeated(fire):
+            fire = super().get_next_fire_time(fire, fire)
+        return fire
+
+
 def cron_trigger(settings: Settings, key: str) -> CronTrigger:
     """The trigger for `schedule.<key>`, a five-field crontab line in the schedule's time zone."""
     expression = getattr(settings.schedule, key)
     try:
-        return CronTrigger.from_crontab(expression, timezone=schedule_timezone(settings))
+        fields = expression.split()
+        if len(fields) == 5:
+            fields[4] = crontab_weekdays(fields[4])
+        trigger = CrontabTrigger.from_crontab(" ".join(fields), timezone=schedule_timezone(settings))
     except ValueError as exc:
         raise UserError(f"schedule.{key}: {expression!r} is not a crontab expression ({exc})") from None
+    trigger.fixed_time = not fields[0].startswith("*") and not fields[1].startswith("*")
+    return trigger
 
 
 def run_job(

@@ -54,11 +54,15 @@ class PasswordCheck:
 
 @contextmanager
 def smtp_server(
-    *, tls_context: ssl.SSLContext | None = None, credentials: tuple[str, str] | None = None
+    *,
+    tls_context: ssl.SSLContext | None = None,
+    credentials: tuple[str, str] | None = None,
+    smtputf8: bool = True,
 ) -> Iterator[tuple[Inbox, int]]:
+    """`smtputf8=False`: a server that does not offer SMTPUTF8 (plain ASCII addresses only)."""
     inbox = Inbox()
     port = free_port()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if tls_context is not None:
         kwargs.update(tls_context=tls_context, require_starttls=True)
     if credentials is not None:

@@ -22,7 +22,7 @@ from vpt_tracker.locks import exclusive
 from vpt_tracker.pipeline import DONE_KEY, recent_runs
 from vpt_tracker.replay import ReplayServer
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, DigestRow, RunRow
+from vpt_tracker.store.tables import CursorRow, DigestRow, RefetchWindowRow, RunRow
 
 
 def config_file(tmp_path: Path, text: str) -> Path:
@@ -111,6 +111,52 @@ def test_runs_shows_an_error_with_brackets_as_written(engine: Engine, db_url: st
     listing = invoke(tmp_path, db_url, "", "runs")
     assert listing.exit_code == 0, listing.output
     assert "cat:[cs.CV] refused [/] after" in " ".join(listing.output.split())
+
+
+def in_kolkata(db_url: str) -> str:
+    """The same database, on a PostgreSQL session whose time zone is UTC+05:30 (SQLite has none)."""
+    return f"{db_url}%20-cTimeZone%3DAsia%2FKolkata" if db_url.startswith("postgresql") else db_url
+
+
+def test_times_are_utc_whatever_the_database_session_time_zone(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """A PostgreSQL server set to its local time zone hands back local times: `runs` showed
+    them under "started (UTC)", and the digest said "already sent (15:30 UTC)" for 10:00 UTC."""
+    started = datetime(2026, 11, 18, 7, 0, tzinfo=UTC)
+    with transaction(engine) as session:
+        run = RunRow(kind="nightly", outcome="partial", started_at=started, counts={}, errors={}, health={})
+        session.add(run)
+        session.flush()
+        session.add(
+            RefetchWindowRow(
+                source="arxiv_rss",
+                window_start=started - timedelta(days=1),
+                window_end=started,
+                reason="error",
+                run_id=run.id,
+            )
+        )
+        session.add(
+            DigestRow(
+                week="2026-W47",
+                status="sent",
+                attempts=1,
+                recipients=[],
+                sent_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+            )
+        )
+    local = in_kolkata(db_url)
+    listing = invoke(tmp_path, local, "", "runs")
+    assert listing.exit_code == 0, listing.output
+    assert "2026-11-18 07:00" in listing.output
+    assert "arxiv_rss 2026-11-17 07:00 .. 2026-11-18 07:00: error" in listing.output
+    [row] = json.loads(invoke(tmp_path, local, "", "runs", "--json").output)
+    assert row["started_at"] == "2026-11-18 07:00:00+00:00"
+    config = "[smtp]\nrecipients = ['ana@example.org']\n"
+    again = invoke(tmp_path, local, config, "digest", "send", "--week", "2026-W47")
+    assert again.exit_code == 2
+    assert "already sent (2026-11-23 10:00 UTC)" in again.stderr
 
 
 def test_bad_config_names_the_key_and_exits_2(db_url: str, tmp_path: Path) -> None:

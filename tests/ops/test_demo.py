@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 PRESETS = ("awesome-vpt", "prompt-adaptation", "generalizable-vlm")
 
 
-def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> None:
-    out = tmp_path / "demo-output"
+def run_demo(tmp_path: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """`vpt-tracker demo --output-dir OUT` in a process of its own, offline."""
     # Any request that is not to the local replay server goes to a dead proxy and fails.
     env = {
         **os.environ,
@@ -36,8 +36,7 @@ def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> N
     }
     env.pop("VPT_DATABASE_URL", None)
     (tmp_path / "absent.toml").write_text("")
-    started = time.monotonic()
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", "from vpt_tracker.cli import main; main()", "demo", "--output-dir", str(out)],
         env=env,
         cwd=tmp_path,
@@ -45,6 +44,12 @@ def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> N
         text=True,
         timeout=240,
     )
+
+
+def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> None:
+    out = tmp_path / "demo-output"
+    started = time.monotonic()
+    done = run_demo(tmp_path, out)
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert seconds < 120, f"the demo took {seconds:.0f}s"
@@ -106,3 +111,25 @@ def test_demo_runs_the_product_offline_in_under_two_minutes(tmp_path: Path) -> N
         if not text:
             assert f"publish {name} --dry-run" in output and "not added: " in output
     assert "demo finished in" in output
+
+
+def test_a_demo_in_a_folder_of_other_files_replaces_only_its_own(tmp_path: Path) -> None:
+    """`demo --output-dir ~/work` deleted every *.diff there and the whole `repos` folder
+    (a maintainer's clones), though the demo writes neither."""
+    out = tmp_path / "work"
+    clone = out / "repos" / "awesome-vpt"
+    clone.mkdir(parents=True)
+    (clone / "README.md").write_text("a maintainer's clone\n")
+    (out / "notes.diff").write_text("a maintainer's patch\n")
+    for _ in range(2):  # the second run replaces the first one's files
+        done = run_demo(tmp_path, out)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (clone / "README.md").read_text() == "a maintainer's clone\n"
+    assert (out / "notes.diff").read_text() == "a maintainer's patch\n"
+    assert {path.stem for path in out.glob("*.diff")} == {"notes", *PRESETS}
+    engine = make_engine(f"sqlite:///{out / 'demo.db'}")
+    try:
+        with transaction(engine) as session:
+            assert len(session.scalars(select(RunRow)).all()) == 1  # a fresh database, not appended to
+    finally:
+        engine.dispose()

@@ -171,6 +171,92 @@ def test_unreachable_server_marks_for_retry_and_the_scheduler_job_retries(engine
     assert row is not None and row.status == "sent" and row.attempts == 2 and row.last_error is None
 
 
+def test_names_and_international_domains_reach_a_server_without_smtputf8(engine: Engine) -> None:
+    """A display name with umlauts or a domain like bücher.example needs no SMTPUTF8: the names
+    are encoded words in the headers, the domains go as their IDNA A-labels (xn--...)."""
+    seed_week(engine)
+    recipients = ["Ana Müller <ana@example.org>", "bo@bücher.example", '"Lee, Chi" <chi@example.org>']
+    sender = "Büro Digest <digest@straße.example>"
+    with smtp_server(smtputf8=False) as (inbox, port):
+        result = send_digest(settings_for(port, recipients=recipients, sender=sender), engine, WEEK, now=NOW)
+    assert result.recipients == recipients
+    [(envelope, message)] = inbox.messages
+    assert envelope == ["ana@example.org", "bo@xn--bcher-kva.example", "chi@example.org"]
+    to = message["To"].addresses
+    assert [(a.display_name, a.addr_spec) for a in to] == [
+        ("Ana Müller", "ana@example.org"),
+        ("", "bo@xn--bcher-kva.example"),
+        ("Lee, Chi", "chi@example.org"),
+    ]
+    [sent_from] = message["From"].addresses
+    assert (sent_from.display_name, sent_from.addr_spec) == ("Büro Digest", "digest@xn--strae-oqa.example")
+    row = digest_row(engine)
+    assert row is not None and row.status == "sent"
+
+
+def test_a_non_ascii_mailbox_name_needs_smtputf8(engine: Engine) -> None:
+    seed_week(engine)
+    with smtp_server() as (inbox, port):  # offers SMTPUTF8: delivered as written
+        send_digest(settings_for(port, recipients=["jörg@bücher.example"]), engine, WEEK, now=NOW)
+    assert [envelope for envelope, _ in inbox.messages] == [["jörg@xn--bcher-kva.example"]]
+    with smtp_server(smtputf8=False) as (inbox, port), pytest.raises(DigestNotSent, match="SMTPUTF8"):
+        send_digest(settings_for(port, recipients=["jörg@example.org"]), engine, WEEK, now=NOW, force=True)
+    assert inbox.messages == []
+
+
+@pytest.mark.parametrize("recipient", ["ana at example.org", "ana@bad..example", "ana@-x-.example"])
+def test_a_recipient_that_is_no_address_is_a_config_error(engine: Engine, recipient: str) -> None:
+    seed_week(engine)
+    with smtp_server() as (inbox, port), pytest.raises(UserError, match=r"smtp\.recipients: .* is not"):
+        send_digest(settings_for(port, recipients=["ok@example.org", recipient]), engine, WEEK, now=NOW)
+    assert inbox.messages == [] and digest_row(engine) is None
+
+
+def test_a_week_whose_digest_job_was_missed_goes_with_the_next_one(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service was down on a Monday morning (a deploy, the host asleep past the grace
+    time): that week's digest had no row, so the next job sent only its own week and the
+    missed one was never sent. Now the weeks since the last digest go too (at most 4)."""
+    seed_week(engine)
+    with smtp_server() as (inbox, port):
+        settings = settings_for(port)
+        assert [r.week for r in send_due(settings, engine, now=NOW - timedelta(days=7))] == ["2026-W46"]
+        # No job on Monday 2026-11-23 (2026-W47 due); the next one, a week later:
+        results = send_due(settings, engine, now=NOW + timedelta(days=7))
+        assert [r.week for r in results] == ["2026-W47", "2026-W48"]
+        # Down for five weeks, across the year's end (2026 has 53 ISO weeks): the last four go.
+        results = send_due(settings, engine, now=NOW + timedelta(days=42))
+    assert [r.week for r in results] == ["2026-W50", "2026-W51", "2026-W52", "2026-W53"]
+    weeks = [str(message["X-VPT-Tracker-Week"]) for _, message in inbox.messages]
+    assert weeks == ["2026-W46", "2026-W47", "2026-W48", "2026-W50", "2026-W51", "2026-W52", "2026-W53"]
+    assert "2026-W49" in caplog.text and "not sent" in caplog.text
+    with transaction(engine) as session:
+        assert session.scalar(select(DigestRow).where(DigestRow.week == "2026-W49")) is None
+
+
+def test_a_digest_sent_before_its_week_ended_does_not_stand_for_the_week(engine: Engine) -> None:
+    """`digest send --week current` on a Thursday (a maintainer trying the mail setup) marked
+    the week sent, and the job on Monday skipped it: the whole week's digest never went out."""
+    seed_week(engine)
+    thursday = NOW + timedelta(days=3, hours=5)
+    with smtp_server() as (inbox, port):
+        settings = settings_for(port)
+        preview = send_digest(settings, engine, parse_week("current", thursday), now=thursday)
+        assert preview.week == "2026-W48"
+        # The week is not over: sending it again is no resend, so no --force is needed.
+        send_digest(settings, engine, Week(2026, 48), now=thursday + timedelta(hours=1))
+        monday = NOW + timedelta(days=7)
+        results = send_due(settings, engine, now=monday)
+        assert [r.week for r in results] == ["2026-W48"]
+        with pytest.raises(UserError, match="already sent"):
+            send_digest(settings, engine, Week(2026, 48), now=monday + timedelta(hours=1))
+        assert send_due(settings, engine, now=monday + timedelta(hours=2)) == []
+    assert [str(message["X-VPT-Tracker-Week"]) for _, message in inbox.messages] == ["2026-W48"] * 3
+    row = digest_row(engine, "2026-W48")
+    assert row is not None and row.status == "sent" and row.sent_at == monday
+
+
 def test_refused_recipients_leave_the_digest_unsent(engine: Engine) -> None:
     seed_week(engine)
     with smtp_server() as (inbox, port):

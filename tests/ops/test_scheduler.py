@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine
 
 from ops.seed import seed_week
@@ -22,6 +23,8 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.logs import JsonFormatter
 from vpt_tracker.scheduler import build_scheduler, digest_job, nightly_job, run_job
+
+WEEK = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
 def settings_with(**schedule: object) -> Settings:
@@ -44,6 +47,98 @@ def test_jobs_use_the_configured_cron_lines_in_the_configured_time_zone(engine: 
     # Mondays at 08:00 Berlin; 2026-07-06 is a Monday.
     fire = jobs["digest"].trigger.get_next_fire_time(None, summer)
     assert fire.astimezone(UTC) == datetime(2026, 7, 6, 6, 0, tzinfo=UTC)
+
+
+def fire_times(trigger: BaseTrigger, start: datetime, hours: int) -> list[datetime]:
+    """The times the scheduler fires `trigger` at, in UTC: as it does, the next one is asked
+    for with the previous one, at the moment the previous one ran."""
+    fires: list[datetime] = []
+    previous, now = None, start
+    while (fire := trigger.get_next_fire_time(previous, now)) < start + timedelta(hours=hours):
+        fires.append(fire.astimezone(UTC))
+        previous, now = fire, fire.astimezone(UTC) + timedelta(milliseconds=5)
+    return fires
+
+
+BERLIN_BACK = datetime(2026, 10, 24, 12, tzinfo=UTC)  # 2026-10-25 03:00 CEST is 02:00 CET again
+
+
+@pytest.mark.parametrize(
+    ("zone", "line", "night", "expected"),
+    [
+        ("Europe/Berlin", "30 2 * * *", BERLIN_BACK, ["10-25 00:30", "10-26 01:30"]),
+        (
+            "Europe/Berlin",
+            "0,30 2 * * *",
+            BERLIN_BACK,
+            ["10-25 00:00", "10-25 00:30", "10-26 01:00", "10-26 01:30"],
+        ),
+        # New York: 2026-11-01 02:00 EDT is 01:00 EST again.
+        (
+            "America/New_York",
+            "30 1 * * *",
+            datetime(2026, 10, 31, 12, tzinfo=UTC),
+            ["11-01 05:30", "11-02 06:30"],
+        ),
+        # Clocks going forward: 02:30 does not exist on 2026-03-29 in Berlin; the run is at 03:30 CEST.
+        (
+            "Europe/Berlin",
+            "30 2 * * *",
+            datetime(2026, 3, 28, 12, tzinfo=UTC),
+            ["03-29 01:30", "03-30 00:30"],
+        ),
+        # A wildcard minute or hour runs by the clock, in the repeated hour too (as in cron).
+        (
+            "Europe/Berlin",
+            "*/30 2 * * *",
+            BERLIN_BACK,
+            ["10-25 00:00", "10-25 00:30", "10-25 01:00", "10-25 01:30", "10-26 01:00", "10-26 01:30"],
+        ),
+    ],
+)
+def test_a_fixed_time_job_runs_once_on_the_night_the_clocks_go_back(
+    engine: Engine, zone: str, line: str, night: datetime, expected: list[str]
+) -> None:
+    """As in cron. The nightly at 02:30 ran at 02:30 summer time and again at 02:30 winter
+    time, over a one-hour window that the health check took for a source gone quiet."""
+    scheduler = build_scheduler(settings_with(timezone=zone, nightly=line), engine)
+    fires = fire_times(scheduler.get_job("nightly").trigger, night, 48)
+    assert [fire.strftime("%m-%d %H:%M") for fire in fires] == expected
+
+
+@pytest.mark.parametrize(
+    ("day_of_week", "days"),
+    [
+        ("1", ["Mon"]),  # crontab: 0 and 7 are Sunday, 1 is Monday (APScheduler 3 counts from Monday)
+        ("0", ["Sun"]),
+        ("7", ["Sun"]),
+        ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("5-7", ["Fri", "Sat", "Sun"]),
+        ("0,6", ["Sat", "Sun"]),
+        ("*/2", ["Tue", "Thu", "Sat", "Sun"]),
+        ("1-5/2", ["Mon", "Wed", "Fri"]),
+        ("sun-sat/3", ["Wed", "Sat", "Sun"]),
+        ("mon-fri", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("SAT,Sun", ["Sat", "Sun"]),
+        ("*", ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]),
+    ],
+)
+def test_day_of_week_numbers_are_crontab_numbers(engine: Engine, day_of_week: str, days: list[str]) -> None:
+    """`0 8 * * 1` is Mondays, as in crontab(5); APScheduler's own numbers would make it Tuesdays."""
+    scheduler = build_scheduler(settings_with(timezone="UTC", digest=f"0 8 * * {day_of_week}"), engine)
+    trigger = scheduler.get_job("digest").trigger
+    fires, moment = [], datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # a Sunday noon: the next 7 days
+    while (fire := trigger.get_next_fire_time(None, moment)) < datetime(2026, 11, 29, 12, 0, tzinfo=UTC):
+        fires.append(fire)
+        moment = fire + timedelta(minutes=1)
+    assert sorted({fire.strftime("%a") for fire in fires}, key=WEEK.index) == days
+    assert all(fire.strftime("%H:%M") == "08:00" for fire in fires)
+
+
+@pytest.mark.parametrize("day_of_week", ["8", "5-1", "mon-", "*/0", "funday", "1/x"])
+def test_a_bad_day_of_week_names_the_key(engine: Engine, day_of_week: str) -> None:
+    with pytest.raises(UserError, match=r"schedule\.nightly: '30 6 \* \* .*' is not a crontab expression"):
+        build_scheduler(settings_with(nightly=f"30 6 * * {day_of_week}"), engine)
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, getaddresses, make_msgid
 
+import idna
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -334,13 +336,36 @@ def render(digest: Digest) -> tuple[str, str]:
     return text, html
 
 
+def mail_address(text: str, key: str) -> Address:
+    """One configured address (`ana@example.org`, `Ana Müller <ana@bücher.example>`), its domain in ASCII.
+
+    A domain like `bücher.example` goes as its IDNA A-label (`xn--bcher-kva.example`), which
+    every mail server takes; as written it needs a server that offers SMTPUTF8, and in a
+    header it would become an encoded word, which is no address. A display name stays as
+    written (the header encodes it). Only a non-ASCII mailbox name (`jörg@...`) needs SMTPUTF8.
+    """
+    found = getaddresses([text])
+    if len(found) == 1:
+        name, spec = found[0]
+        local, at, domain = spec.rpartition("@")
+        if at and local and domain:
+            if not domain.startswith("["):  # an address literal, [192.0.2.1], is ASCII already
+                try:
+                    domain = idna.encode(domain, uts46=True).decode("ascii")
+                except idna.IDNAError as exc:
+                    raise UserError(f"{key}: {text!r} is not an email address ({exc})") from None
+            return Address(display_name=name, username=local, domain=domain)
+    raise UserError(f"{key}: {text!r} is not an email address like 'Ana <ana@example.org>'")
+
+
 def to_message(digest: Digest, settings: Settings) -> EmailMessage:
     """A multipart/alternative message: text first, HTML as the preferred alternative."""
     text, html = render(digest)
     message = EmailMessage()
     message["Subject"] = digest.subject
-    message["From"] = settings.smtp.sender
-    message["To"] = ", ".join(settings.smtp.recipients) or "undisclosed-recipients:;"
+    message["From"] = mail_address(settings.smtp.sender, "smtp.sender")
+    recipients = [mail_address(recipient, "smtp.recipients") for recipient in settings.smtp.recipients]
+    message["To"] = recipients or "undisclosed-recipients:;"
     message["Date"] = formatdate(digest.generated_at.timestamp(), localtime=False)
     message["Message-ID"] = make_msgid(idstring=f"digest-{digest.week.label}", domain="vpt-tracker")
     message["X-VPT-Tracker-Week"] = digest.week.label

@@ -12,13 +12,13 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import Engine, select
 
 from vpt_tracker.config import Settings, SmtpConfig
-from vpt_tracker.digest.build import Week, build_digest, to_message
+from vpt_tracker.digest.build import Week, build_digest, mail_address, to_message
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.store import transaction
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: The scheduler stops retrying a week after this many failed attempts.
 MAX_ATTEMPTS = 5
+#: After missed digest jobs (the service was down), the next job sends at most this many weeks.
+MAX_CATCH_UP = 4
 
 
 class DigestNotSent(UserError):
@@ -44,8 +46,19 @@ class SendResult:
     attempts: int
 
 
+def envelope(smtp: SmtpConfig) -> tuple[str, list[str]]:
+    """The SMTP envelope: sender and recipients as bare addresses, domains in ASCII (IDNA).
+
+    A display name is for the headers: on the envelope, "Ana Müller <ana@example.org>" made
+    a server without SMTPUTF8 refuse the whole message. Raises `UserError` for a bad address.
+    """
+    sender = mail_address(smtp.sender, "smtp.sender").addr_spec
+    return sender, [mail_address(recipient, "smtp.recipients").addr_spec for recipient in smtp.recipients]
+
+
 def deliver(message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
     """Send `message` to `smtp.recipients`; raises `smtplib.SMTPException`, `OSError` and others."""
+    sender, recipients = envelope(smtp)
     context = ssl_context or ssl.create_default_context()
     client: smtplib.SMTP
     if smtp.security == "ssl":
@@ -58,7 +71,7 @@ def deliver(message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLCont
         if smtp.username:
             password = smtp.password.get_secret_value() if smtp.password else ""
             client.login(smtp.username, password)
-        refused = client.send_message(message, to_addrs=smtp.recipients)
+        refused = client.send_message(message, from_addr=sender, to_addrs=recipients)
         if refused:
             # Some recipients got it; the digest counts as sent, and the refusals are logged.
             log.warning("SMTP server refused some recipients: %s", ", ".join(sorted(refused)))
@@ -89,6 +102,14 @@ def _without_secret(text: str, smtp: SmtpConfig) -> str:
     return text.replace(secret, "**********") if secret else text
 
 
+def _sent_for_good(row: DigestRow | None, week: Week) -> bool:
+    """Sent after the week ended. One sent earlier (`--week current`, a maintainer trying the
+    mail setup on a Thursday) showed only part of the week: the job still sends the whole."""
+    if row is None or row.status != "sent":
+        return False
+    return row.sent_at is None or row.sent_at >= week.end
+
+
 def _record_attempt(engine: Engine, week: Week, smtp: SmtpConfig, now: datetime, error: str | None) -> int:
     """Count one delivery attempt on the week's row: sent, or failed with `error`; its attempts."""
     with transaction(engine) as session:
@@ -117,10 +138,11 @@ def send_digest(
     smtp = settings.smtp
     if not smtp.recipients:
         raise UserError("smtp.recipients is empty: set the digest recipients in the config")
+    envelope(smtp)  # a bad address is a config error (exit 2), not a failed week
     with exclusive(engine, "digest"):
         with transaction(engine) as session:
             row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
-            if row is not None and row.status == "sent" and not force:
+            if row is not None and _sent_for_good(row, week) and not force:
                 sent = row.sent_at.strftime("%Y-%m-%d %H:%M UTC") if row.sent_at else "earlier"
                 raise UserError(
                     f"the digest for {week.label} was already sent ({sent}); use --force to resend"
@@ -158,7 +180,8 @@ def send_due(
     now: datetime | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> list[SendResult]:
-    """The scheduler's job: last week's digest if unsent, then earlier failed ones (retries).
+    """The scheduler's job: last week's digest if unsent, the weeks since the last digest
+    whose job never ran (at most `MAX_CATCH_UP`), then earlier failed ones (retries).
 
     A failure is logged and left `failed` for the next call; the first one is re-raised
     after the others were tried, so that the job's log line says it failed.
@@ -166,11 +189,30 @@ def send_due(
     now = now or datetime.now(UTC)
     from vpt_tracker.digest.build import parse_week
 
-    due = [parse_week("last", now)]
+    last = parse_week("last", now)
     with transaction(engine) as session:
+        known = session.scalars(select(DigestRow.week)).all()
         retry = session.scalars(
             select(DigestRow.week).where(DigestRow.status == "failed", DigestRow.attempts < MAX_ATTEMPTS)
         ).all()
+    # The weeks after the newest digest up to last week: those before last week have no row
+    # because their job was missed (the service was down or asleep at the trigger), and
+    # nothing else would ever send them.
+    due: list[Week] = []
+    if known:
+        year, number = max(known).split("-W")  # labels sort as weeks: "2026-W53" < "2027-W01"
+        week = Week(int(year), int(number))
+        while (week := Week.of(week.start + timedelta(days=7))).start <= last.start:
+            due.append(week)
+    if len(due) > MAX_CATCH_UP:
+        skipped, due = due[:-MAX_CATCH_UP], due[-MAX_CATCH_UP:]
+        log.warning(
+            "digests of %s not sent: their jobs were missed, and only the last %d weeks are caught up",
+            ", ".join(week.label for week in skipped),
+            MAX_CATCH_UP,
+        )
+    if last not in due:
+        due.append(last)
     for label in sorted(retry):
         week = parse_week(label, now)
         if week not in due:
@@ -179,8 +221,9 @@ def send_due(
     first_error: DigestNotSent | None = None
     for week in due:
         with transaction(engine) as session:
-            status = session.scalar(select(DigestRow.status).where(DigestRow.week == week.label))
-        if status == "sent":
+            row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
+            done = _sent_for_good(row, week)
+        if done:
             continue
         try:
             results.append(send_digest(settings, engine, week, now=now, ssl_context=ssl_context))

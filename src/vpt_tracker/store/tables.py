@@ -42,10 +42,11 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware datetimes on every backend.
+    """Timezone-aware UTC datetimes on every backend.
 
-    PostgreSQL keeps the offset; SQLite drops it, so values are stored as UTC and read back
-    with `tzinfo=UTC`. Callers can then compare any two datetimes from the store.
+    SQLite drops the offset, so values are stored as UTC and read back with `tzinfo=UTC`.
+    PostgreSQL hands them back in the session's time zone (the server's `TimeZone`, often
+    the local one), so they are turned to UTC: `runs` and the digest print them as UTC.
     """
 
     impl = DateTime(timezone=True)
@@ -59,9 +60,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
