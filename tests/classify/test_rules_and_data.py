@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,31 @@ def test_regex_rules_and_exclude_wins() -> None:
 def test_bad_rules_are_user_errors(rule: str) -> None:
     with pytest.raises(UserError, match="bad include rule"):
         RuleSet(include=[rule])
+
+
+def test_a_rule_that_backtracks_exponentially_is_refused() -> None:
+    """`/(\\w+\\s?)+$/` took 2.7 s on 24 letters and a "!", four times more for each two letters
+    (the engine tries every way to split the letters between rounds): an abstract ending in a
+    full stop hung the nightly run."""
+    explosive = [r"/(\w+\s?)+$/", r"/^(\w+\s*)*:/", r"/(a+)+b/", r"/(\w+-?){1,10}:/", r"/(.*,)+x/"]
+    for rule in [*explosive, r"/(\w+-\w+)+:/"]:  # (the second `\w+` abuts the next round's first)
+        with pytest.raises(UserError, match=r"^bad exclude rule .*: a repeated group holds a repeat"):
+            RuleSet(exclude=[rule])
+    # Repeats whose rounds are separated, possessive or atomic stay allowed, and are quick.
+    safe = [
+        r"/(\w+\s+)+prompt/",
+        r"/(?:[a-z]+-)+prompt/",
+        r"/(\w+\s){0,3}prompt/",
+        r"/(?:\w+\s?)++$/",
+        r"/(?:(?>\w+)\s?)+$/",
+        r"/prompt[- ]?tun(ing|ed)/",
+        r"/(\d+\.)+\d+/",
+    ]
+    rules = RuleSet(include=safe)
+    hostile = "Visual prompt tuning " + "a" * 40 + "!"
+    start = time.perf_counter()
+    assert rules.match(hostile) is not None and rules.match("a" * 40 + "!") is None
+    assert time.perf_counter() - start < 1
 
 
 def test_rules_override_the_threshold(model: CatalogueModel) -> None:
