@@ -35,6 +35,7 @@ from vpt_tracker.enqueue import (
     train_catalogue,
 )
 from vpt_tracker.errors import UserError
+from vpt_tracker.locks import exclusive
 
 log = logging.getLogger(__name__)
 SCORE_CHUNK = 40_000  # papers per progress step; each is scored in batches of 10,000
@@ -333,11 +334,17 @@ def _echo_terms(explanation: Explanation, indent: str) -> None:
 def enqueue_command(app: AppContext, name: str) -> None:
     """Score every paper not yet known to catalogue NAME and queue those above threshold.
 
+    Refused (exit 75) while a nightly or backfill run, or another enqueue, is running.
+
     \b
     Example:
       vpt-tracker classify enqueue awesome-vpt
     """
-    stats = score_and_enqueue(app.engine(), name, None, settings=app.settings)
+    engine = app.engine()
+    # The pipeline's lock: two enqueues at once both insert the papers neither knew of, and
+    # the second dies on the (paper, catalogue) key, losing its whole transaction.
+    with exclusive(engine, "pipeline"):
+        stats = score_and_enqueue(engine, name, None, settings=app.settings)
     click.echo(
         f"{name}: scored {stats.scored}, queued {stats.queued} ({stats.queued_by_rule} by rule, "
         f"{stats.excluded_by_rule} excluded by rule, "
