@@ -18,7 +18,7 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from vpt_tracker.classify.rules import RuleSet
+from vpt_tracker.errors import UserError
 from vpt_tracker.models import check_branch_name, check_catalogue_name, check_github_repo
 
 CONFIG_ENV = "VPT_CONFIG"
@@ -118,10 +120,23 @@ class SourcesConfig(BaseModel):
 
 
 class KeywordRules(BaseModel):
-    """Maintainer overrides on top of the model: `include` always queues, `exclude` never does."""
+    """Maintainer overrides on top of the model: `include` always queues, `exclude` never does.
+
+    Compiled when the config loads: a bad rule found only when scoring failed the catalogue
+    in a nightly run that had already stored the night's papers, and no later run scored them.
+    """
 
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _compiles(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        try:
+            RuleSet(**{info.field_name or "include": value})
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class CatalogueConfig(BaseModel):

@@ -72,6 +72,25 @@ def test_score_to_standard_output(tmp_path: Path, model: CatalogueModel) -> None
     assert not (Path.cwd() / "-").exists()
 
 
+def test_score_gives_back_each_id_as_written(tmp_path: Path) -> None:
+    """Output ids are the input's: a numeric id came back as a string ("7"), so a join on
+    the id found nothing, and an object id came back as its Python repr ("{'arxiv': ...}")."""
+    ids = [7, "2503.00001", {"arxiv": "2203.12119", "row": 3}, None, 2.5, ["a", 1]]
+    papers = tmp_path / "papers.jsonl"
+    lines: list[dict[str, object]] = [
+        {"title": "Visual prompt tuning", "abstract": "We tune visual prompts."} for _ in ids
+    ]
+    for line, ident in zip(lines, ids, strict=True):
+        if ident is not None:
+            line["id"] = ident
+    papers.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    code, out, err = run(
+        tmp_path, "classify", "score", "--catalogue", "awesome-vpt", "--input", str(papers), "--output", "-"
+    )
+    assert code == 0, err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ids
+
+
 def test_score_bad_input_names_the_line_and_writes_nothing(tmp_path: Path, model: CatalogueModel) -> None:
     model.save(tmp_path / "classifiers" / "mine")
     bad = tmp_path / "bad.jsonl"

@@ -208,3 +208,37 @@ def test_models_trained_from_the_store_get_their_presets_cue_features(tmp_path: 
     assert plain.applies_to("labels") and not plain.applies_to("base_to_novel")
     assert ("pixel", "pixel-space") in plain.label_cues  # and the labels' stand-in cues
     assert novel.exclusive == (("text", "image", "image-text"),)  # and the exclusive label groups
+
+
+def test_enqueue_is_refused_while_a_run_holds_the_lock(
+    engine: Engine, db_url: str, tmp_path: Path, store: dict[str, int]
+) -> None:
+    """Two enqueues at once (a maintainer's `classify enqueue` during the nightly run) both read
+    the known papers, then both inserted the same candidates: the second died on the unique
+    (paper, catalogue) key with an IntegrityError traceback, and when it was the nightly's,
+    that night's papers were scored for no catalogue. Now it is refused like a second run."""
+    from click.testing import CliRunner
+
+    from vpt_tracker.cli import main
+    from vpt_tracker.locks import exclusive
+
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[[catalogues]]\nname = "vpt"\npreset = "awesome-vpt"\n')
+
+    def enqueue() -> tuple[int, str, str]:
+        args = ["--config", str(config), "--database", db_url, "classify", "enqueue", "vpt"]
+        result = CliRunner().invoke(main, args)
+        return result.exit_code, result.stdout, result.stderr
+
+    def pending() -> int:
+        with transaction(engine) as session:
+            query = select(func.count(CandidateRow.id)).where(CandidateRow.status == "pending")
+            return int(session.scalar(query) or 0)
+
+    with exclusive(engine, "pipeline"):  # what `run nightly` and `run backfill` hold
+        code, _, err = enqueue()
+        assert code == 75 and err.startswith("Error: another vpt-tracker pipeline run is in progress"), err
+        assert err.count("\n") == 1 and pending() == 0
+    code, out, err = enqueue()
+    assert code == 0 and out.startswith("vpt: scored 400, queued "), err
+    assert pending() > 0

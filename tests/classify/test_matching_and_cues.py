@@ -533,3 +533,27 @@ def test_a_pattern_is_split_only_at_its_own_alternatives() -> None:
     ]
     assert _leads(r"(?:a|(?:b|c)d)e") == ["ae", "(?:b|c)de"]
     assert _leads(r"(?:un|re)?seen") == [r"(?:un|re)?seen"]  # a repeated group is not split
+
+
+def test_cues_that_cannot_share_one_search_still_answer_as_the_regex_does() -> None:
+    """Three or more label cues are first tried as one combined search. A cue in verbose mode,
+    `(?x) …`, compiled on its own (so the preset loaded), but joined to the others it was a
+    `re.error` ("global flags not at the start") that stopped training and scoring; and a
+    back-reference `\\1` pointed at another cue's group, so that cue never fired."""
+    patterns = (
+        ("kind", r"(pixel|token)[\s-]+level"),
+        ("verbose", "(?x) visual \\s+ prompt  # a comment"),
+        ("repeated", r"\b(\w+) \1\b"),
+        ("segmentation", r"\bsegment"),
+    )
+    texts = [
+        "pixel-level visual  prompts for segmentation",
+        "we we repeat a word",
+        "token level prompts",
+        "nothing at all",
+    ]
+    for chosen in (patterns, patterns[:1] + patterns[2:]):  # with the verbose cue, and without
+        cues = CueSet(chosen, ("labels",))
+        expected = [[re.search(p, text) is not None for _, p in chosen] for text in texts]
+        assert (cues.matrix(texts).toarray() == np.array(expected)).all(), [name for name, _ in chosen]
+        assert expected[1][-2] and expected[0][-1]  # the back-reference fires

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from vpt_tracker.classify.data import Example, read_jsonl
 from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.classify.rules import RuleSet
+from vpt_tracker.cli import main
+from vpt_tracker.config import ConfigError, load_settings
 from vpt_tracker.errors import UserError
 
 
@@ -34,6 +38,55 @@ def test_regex_rules_and_exclude_wins() -> None:
 def test_bad_rules_are_user_errors(rule: str) -> None:
     with pytest.raises(UserError, match="bad include rule"):
         RuleSet(include=[rule])
+
+
+def test_a_rule_that_backtracks_exponentially_is_refused() -> None:
+    """`/(\\w+\\s?)+$/` took 2.7 s on 24 letters and a "!", four times more for each two letters
+    (the engine tries every way to split the letters between rounds): an abstract ending in a
+    full stop hung the nightly run."""
+    explosive = [r"/(\w+\s?)+$/", r"/^(\w+\s*)*:/", r"/(a+)+b/", r"/(\w+-?){1,10}:/", r"/(.*,)+x/"]
+    for rule in [*explosive, r"/(\w+-\w+)+:/"]:  # (the second `\w+` abuts the next round's first)
+        with pytest.raises(UserError, match=r"^bad exclude rule .*: a repeated group holds a repeat"):
+            RuleSet(exclude=[rule])
+    # Repeats whose rounds are separated, possessive or atomic stay allowed, and are quick.
+    safe = [
+        r"/(\w+\s+)+prompt/",
+        r"/(?:[a-z]+-)+prompt/",
+        r"/(\w+\s){0,3}prompt/",
+        r"/(?:\w+\s?)++$/",
+        r"/(?:(?>\w+)\s?)+$/",
+        r"/prompt[- ]?tun(ing|ed)/",
+        r"/(\d+\.)+\d+/",
+    ]
+    rules = RuleSet(include=safe)
+    hostile = "Visual prompt tuning " + "a" * 40 + "!"
+    start = time.perf_counter()
+    assert rules.match(hostile) is not None and rules.match("a" * 40 + "!") is None
+    assert time.perf_counter() - start < 1
+
+
+def test_a_bad_rule_is_a_config_error_naming_its_key(tmp_path: Path) -> None:
+    """A bad rule was found only when a catalogue was scored: the nightly run stored the night's
+    papers, failed that catalogue, and no later run scored them for it (new papers only)."""
+    config = tmp_path / "c.toml"
+    sources = "".join(
+        f"[sources.{name}]\nenabled = false\n" for name in ("arxiv_api", "arxiv_rss", "openreview", "cvf")
+    )
+    for kind, rule, message in [
+        ("include", "/(/", "not a valid regular expression"),
+        ("exclude", r"/(\w+\s?)+$/", "a repeated group holds a repeat"),
+        ("include", " - ", "it has no letters or digits"),
+    ]:
+        rules = f'[[catalogues]]\nname = "vpt"\n[catalogues.rules]\n{kind} = ["ok", {json.dumps(rule)}]\n'
+        config.write_text(sources + rules, encoding="utf-8")
+        expected = rf"^bad config: catalogues\.0\.rules\.{kind}: .*bad {kind} rule .*: {message}"
+        with pytest.raises(ConfigError, match=expected):
+            load_settings(config)
+        # So every command stops before it starts, `run nightly` included (exit 2: bad config).
+        database = f"sqlite:///{tmp_path / 'store.db'}"
+        result = CliRunner().invoke(main, ["--config", str(config), "--database", database, "run", "nightly"])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert f"catalogues.0.rules.{kind}" in result.stderr and message in result.stderr
 
 
 def test_rules_override_the_threshold(model: CatalogueModel) -> None:

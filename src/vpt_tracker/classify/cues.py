@@ -259,7 +259,7 @@ class CueReader:
             # (base-to-novel, `_is_quick`) took 17-22 µs per abstract together, the prefilter
             # alone 43-60 µs.
             slow = len(patterns) > 2 and not all(map(_is_quick, patterns))
-            prefilter = re.compile("|".join(f"(?:{p})" for p in patterns)) if slow else None
+            prefilter = _prefilter(tuple(patterns)) if slow else None
             matchers = [_matcher(pattern) for pattern in patterns]
             for row in todo:
                 text = self._lower(row)
@@ -275,7 +275,23 @@ class CueReader:
 
 
 _WORDS = re.compile(r"[a-z0-9 ]+(?:\|[a-z0-9 ]+)*")
+# A numbered back-reference (`\1`, `(?(1)…)`): in a joined search the groups are numbered anew.
+# (An escaped backslash before a digit matches too: that only costs the joined search.)
+_NUMBERED_REFERENCE = re.compile(r"\\[1-9]|\(\?\(\d")
 _VERBOSE = re.compile(r"\(\?[aiLmsux-]*x")  # an inline flag group that turns on verbose mode
+
+
+@functools.lru_cache(maxsize=256)
+def _prefilter(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One search for any of `patterns`, or None when they cannot be joined into one and
+    keep their answers: a global flag (`(?x)` for a verbose pattern) must open the whole
+    expression, and a numbered back-reference would point at another pattern's group."""
+    if any(_NUMBERED_REFERENCE.search(pattern) for pattern in patterns):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns))
+    except re.error:  # each pattern compiled alone (`CueSet`): only the joining failed
+        return None
 
 
 @functools.lru_cache(maxsize=256)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from vpt_tracker.classify.data import Example, read_jsonl
+from vpt_tracker.classify.data import Example, example_from_json
 from vpt_tracker.classify.model import Explanation
 from vpt_tracker.cli.context import (
     OUTPUT_PATH,
@@ -25,6 +25,7 @@ from vpt_tracker.cli.context import (
     to_stdout,
     write_output,
 )
+from vpt_tracker.dumps import iter_jsonl
 from vpt_tracker.enqueue import (
     evaluate_catalogue,
     explain,
@@ -35,6 +36,7 @@ from vpt_tracker.enqueue import (
     train_catalogue,
 )
 from vpt_tracker.errors import UserError
+from vpt_tracker.locks import exclusive
 
 log = logging.getLogger(__name__)
 SCORE_CHUNK = 40_000  # papers per progress step; each is scored in batches of 10,000
@@ -68,10 +70,15 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
         yield lambda count: progress.advance(task, count)
 
 
-def _read_papers(path: Path) -> list[Example]:
+def _read_papers(path: Path) -> list[tuple[Any, Example]]:
+    """(the line's `id` as written, the paper) for each line of a papers.jsonl file: `score`
+    gives each id back as it came (7, not "7"), so that its output joins on the id."""
     if not path.is_file():
         raise UserError(f"{path} does not exist or is not a file")
-    papers = list(read_jsonl(path))
+    papers = []
+    for where, data in iter_jsonl(path, errors="replace"):  # as `read_jsonl` reads
+        example = example_from_json(data, where)
+        papers.append((data.get("id"), example))
     if not papers:
         raise UserError(f"{path} holds no papers (one JSON object per line expected)")
     return papers
@@ -106,7 +113,7 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
     Example:
       vpt-tracker classify train awesome-vpt --negatives-jsonl off-topic.jsonl
     """
-    extra = [example for path in negatives for example in _read_papers(path)]
+    extra = [example for path in negatives for _id, example in _read_papers(path)]
     model, directory = train_catalogue(
         app.engine(), name, settings=app.settings, extra_negatives=extra, seed=seed
     )
@@ -167,9 +174,9 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
     with write_output(output_path) as out, _progress(len(papers), f"scoring for {name}") as step:
         for start in range(0, len(papers), SCORE_CHUNK):
             chunk = papers[start : start + SCORE_CHUNK]
-            scores = model.score(chunk, rules, batch=10_000, jobs=jobs)
-            for paper, score in zip(chunk, scores, strict=True):
-                row: dict[str, Any] = {"id": paper.id} | asdict(score)
+            scores = model.score([paper for _id, paper in chunk], rules, batch=10_000, jobs=jobs)
+            for (ident, _paper), score in zip(chunk, scores, strict=True):
+                row: dict[str, Any] = {"id": ident} | asdict(score)
                 row["queued"] = model.should_queue(score)
                 queued += row["queued"]
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -333,11 +340,17 @@ def _echo_terms(explanation: Explanation, indent: str) -> None:
 def enqueue_command(app: AppContext, name: str) -> None:
     """Score every paper not yet known to catalogue NAME and queue those above threshold.
 
+    Refused (exit 75) while a nightly or backfill run, or another enqueue, is running.
+
     \b
     Example:
       vpt-tracker classify enqueue awesome-vpt
     """
-    stats = score_and_enqueue(app.engine(), name, None, settings=app.settings)
+    engine = app.engine()
+    # The pipeline's lock: two enqueues at once both insert the papers neither knew of, and
+    # the second dies on the (paper, catalogue) key, losing its whole transaction.
+    with exclusive(engine, "pipeline"):
+        stats = score_and_enqueue(engine, name, None, settings=app.settings)
     click.echo(
         f"{name}: scored {stats.scored}, queued {stats.queued} ({stats.queued_by_rule} by rule, "
         f"{stats.excluded_by_rule} excluded by rule, "
