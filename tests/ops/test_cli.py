@@ -31,24 +31,18 @@ def config_file(tmp_path: Path, text: str) -> Path:
     return path
 
 
+SOURCES = ("arxiv_api", "arxiv_rss", "openreview", "cvf")
+
+
+def only_source(source: str, settings: str) -> str:
+    """A config with one source enabled (with `settings`) and impolite-fast HTTP for tests."""
+    disabled = "".join(f"[sources.{other}]\nenabled = false\n" for other in SOURCES if other != source)
+    http = "[http]\nmax_retries = 0\ndefault_min_interval = 0\nmin_interval = {}\nhost_groups = {}\n"
+    return f"{http}{disabled}[sources.{source}]\n{settings}\n"
+
+
 def rss_config(base: str, extra: str = "") -> str:
-    return f"""
-[http]
-max_retries = 0
-default_min_interval = 0
-min_interval = {{}}
-host_groups = {{}}
-[sources.arxiv_api]
-enabled = false
-[sources.openreview]
-enabled = false
-[sources.cvf]
-enabled = false
-[sources.arxiv_rss]
-base_url = "{base}/rss"
-categories = ["cs.CV"]
-{extra}
-"""
+    return only_source("arxiv_rss", f'base_url = "{base}/rss"\ncategories = ["cs.CV"]\n{extra}')
 
 
 def invoke(tmp_path: Path, db_url: str, config: str, *args: str) -> Result:
@@ -238,21 +232,7 @@ def test_digest_send_exit_codes(engine: Engine, db_url: str, tmp_path: Path) -> 
 
 def arxiv_api_config(server: ReplayServer) -> str:
     """Only the arXiv API source, on the replay server (which answers whatever the dates)."""
-    return f"""
-[http]
-max_retries = 0
-default_min_interval = 0
-min_interval = {{}}
-host_groups = {{}}
-[sources.arxiv_rss]
-enabled = false
-[sources.openreview]
-enabled = false
-[sources.cvf]
-enabled = false
-[sources.arxiv_api]
-base_url = "{server.urls()["arxiv_api"]}"
-"""
+    return only_source("arxiv_api", f'base_url = "{server.urls()["arxiv_api"]}"')
 
 
 def today_for_a_while() -> date:
