@@ -15,12 +15,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from faults.helpers import NOW, RSS_DATE, Snapshot, crash_settings, import_crash_catalogue, snapshot
 from vpt_tracker.models import RunOutcome
@@ -72,6 +73,25 @@ def clean(replay: ReplayServer, tmp_path_factory: pytest.TempPathFactory) -> Sna
 POSTGRES_POINTS = {"http:4", "ingest:3", "commit:8", "score:1", "finish:1"}
 
 
+def wait_for_dead_sessions(engine: Engine, seconds: float = 15.0) -> None:
+    """Wait until PostgreSQL has ended the killed child's sessions, and with them its
+    advisory lock. The server learns of a dead client a moment after the kill; on a loaded
+    machine the rerun could come first and be refused as "another run is in progress", which
+    a nightly an hour later never meets."""
+    if engine.dialect.name != "postgresql":
+        return
+    deadline = time.monotonic() + seconds
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            if not connection.execute(query).scalar():
+                return
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize(
     ("db_url", "kill"),
     [("sqlite", kill) for kill in KILL_POINTS]
@@ -88,6 +108,7 @@ def test_sigkill_then_rerun_matches_a_clean_run(
         [sys.executable, str(CHILD), json.dumps(spec)], env=env, capture_output=True, timeout=180
     )
     assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+    wait_for_dead_sessions(engine)
 
     later = NOW + timedelta(hours=1)
     result = nightly(crash_settings(replay.urls(), db_url, tmp_path), engine, now=later)
