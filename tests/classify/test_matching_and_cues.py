@@ -557,3 +557,13 @@ def test_cues_that_cannot_share_one_search_still_answer_as_the_regex_does() -> N
         expected = [[re.search(p, text) is not None for _, p in chosen] for text in texts]
         assert (cues.matrix(texts).toarray() == np.array(expected)).all(), [name for name, _ in chosen]
         assert expected[1][-2] and expected[0][-1]  # the back-reference fires
+
+
+def test_a_cue_that_backtracks_exponentially_is_refused() -> None:
+    """As for a keyword rule: a preset cue `(\\w+\\s?)+:` is read on every candidate's text
+    (every paper's, for relevance cues), and one abstract without a colon hung training."""
+    with pytest.raises(UserError, match=r"^cue 'words': a repeated group holds a repeat"):
+        CueSet.from_config({"patterns": {"ok": "prompt", "words": r"(\w+\s?)+:"}})
+    with pytest.raises(UserError, match=r"^cue 'both': a repeated group holds a repeat"):
+        CueSet.from_config({"patterns": {"both": {"all": ["prompt", r"(?:[a-z]+-?)+:"]}}})
+    assert CueSet.from_config({"patterns": {"words": r"(?:\w+\s)+:"}}).patterns  # separated rounds

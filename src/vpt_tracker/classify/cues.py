@@ -25,6 +25,7 @@ from itertools import pairwise
 import numpy as np
 from scipy import sparse
 
+from vpt_tracker.classify.rules import EXPONENTIAL, backtracks_exponentially
 from vpt_tracker.errors import UserError
 
 CUE_MODELS = ("relevance", "base_to_novel", "labels")  # the models cue columns may be appended to
@@ -75,6 +76,8 @@ class CueSet:
                     re.compile(each)  # `re` keeps the compiled pattern for `CueReader`
                 except re.error as exc:
                     raise UserError(f"cue {name!r}: bad regular expression {each!r} ({exc})") from None
+                if backtracks_exponentially(each):  # as a keyword rule: it would hang scoring
+                    raise UserError(f"cue {name!r}: {EXPONENTIAL}")
 
     @classmethod
     def from_config(cls, data: Mapping[str, object] | None) -> CueSet:

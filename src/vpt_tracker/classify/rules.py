@@ -8,7 +8,7 @@ mention an included term.
 
 A regex that can backtrack exponentially (a repeated group holding a repeat, `(\w+\s?)+`)
 is refused when the rules are compiled: Python's engine has no time limit, and one such
-rule on one long abstract hung the nightly run (see `_explosive`).
+rule on one long abstract hung the nightly run (see `backtracks_exponentially`).
 """
 
 from __future__ import annotations
@@ -47,13 +47,8 @@ def _compile(rule: str, kind: str) -> _Compiled:
             pattern = re.compile(text[1:-1], re.IGNORECASE)
         except re.error as exc:
             raise UserError(f"bad {kind} rule {rule!r}: not a valid regular expression ({exc})") from None
-        if _explosive(text[1:-1]):
-            raise UserError(
-                f"bad {kind} rule {rule!r}: a repeated group holds a repeat that nothing separates "
-                "from the next round, so one long abstract can take the regex engine hours; "
-                "end each round with a character the inner repeat cannot match (`(\\w+\\s)+`, "
-                "not `(\\w+\\s?)+`), or make the outer repeat possessive (`(?:\\w+\\s?)++`)"
-            )
+        if backtracks_exponentially(text[1:-1]):
+            raise UserError(f"bad {kind} rule {rule!r}: {EXPONENTIAL}")
         return _Compiled(rule, pattern, on_raw=True)
     folded = fold_text(text)
     if not folded:
@@ -110,7 +105,15 @@ _ZERO_WIDTH = ("AT", "ASSERT", "ASSERT_NOT")
 _GROUPS = (*_REPEATS, "POSSESSIVE_REPEAT", "SUBPATTERN", "ATOMIC_GROUP", "BRANCH", "GROUPREF_EXISTS")
 
 
-def _explosive(pattern: str) -> bool:
+EXPONENTIAL = (
+    "a repeated group holds a repeat that nothing separates from the next round, so one long "
+    "abstract can take the regex engine hours; end each round with a character the inner repeat "
+    "cannot match (`(\\w+\\s)+`, not `(\\w+\\s?)+`), or make the outer repeat possessive "
+    "(`(?:\\w+\\s?)++`)"
+)
+
+
+def backtracks_exponentially(pattern: str) -> bool:
     """Whether `pattern` (case-insensitive) holds a repeat that can backtrack exponentially."""
     tree = _sre.parse(pattern, re.IGNORECASE)
     alphabet = frozenset(_ALPHABET.lower()) | {chr(code).lower() for code in _literals(tree)}
