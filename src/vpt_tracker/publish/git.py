@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vpt_tracker.errors import UserError
 
@@ -120,16 +121,22 @@ class GitRepo:
         self, *args: str, check: bool = True, input_text: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run `git ARGS` in the working copy; a failure raises GitError with scrubbed output."""
-        command = ["git", *args]
+        done: subprocess.CompletedProcess[str] = self._git(args, text=True, input_text=input_text)
+        if check and done.returncode != 0:
+            raise GitError(self.describe_failure(args, done.stderr))
+        return done
+
+    def _git(self, args: Sequence[str], *, text: bool, input_text: str | None = None) -> Any:
+        """`git ARGS` as a finished process, its output as text or (`text=False`) as bytes."""
         log.debug("git %s", self._scrub(" ".join(args)))
         try:
-            done = subprocess.run(
-                command,
+            return subprocess.run(
+                ["git", *args],
                 cwd=self.workdir,
                 env=self._env(),
                 input=input_text,
                 capture_output=True,
-                text=True,
+                text=text,
                 timeout=self.timeout,
                 check=False,
             )
@@ -137,9 +144,6 @@ class GitRepo:
             raise UserError("the `git` command is not installed or not on PATH") from None
         except subprocess.TimeoutExpired:
             raise GitError(f"`git {self._scrub(args[0])}` took longer than {self.timeout:.0f} s") from None
-        if check and done.returncode != 0:
-            raise GitError(self.describe_failure(args, done.stderr))
-        return done
 
     def describe_failure(self, args: Sequence[str], stderr: str) -> str:
         lines = [line.strip() for line in self._scrub(stderr).splitlines() if line.strip()]
@@ -182,19 +186,7 @@ class GitRepo:
     def show(self, commit: str, path: str) -> str | None:
         """The text of `path` at `commit`, or None if it does not exist there. Read as bytes
         and decoded as is: text mode would turn CRLF line endings into LF."""
-        command = ["git", "show", f"{commit}:{path}"]
-        log.debug("git show %s:%s", commit, path)
-        try:
-            done = subprocess.run(
-                command,
-                cwd=self.workdir,
-                env=self._env(),
-                capture_output=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise GitError(f"`git show` took longer than {self.timeout:.0f} s") from None
+        done: subprocess.CompletedProcess[bytes] = self._git(["show", f"{commit}:{path}"], text=False)
         if done.returncode != 0:
             return None
         try:
