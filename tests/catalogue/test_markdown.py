@@ -418,7 +418,7 @@ def test_crlf_survives_an_entry_after_an_unterminated_last_line_and_a_new_year_s
     )
     assert entry.section_path[-1] == "Published in 2027" and entry.title == "FooPL: Prompting Foo"
     added, removed = added_lines(old, doc.render())
-    assert removed == [] and len(added) == 4  # heading, blank line, the entry's two lines
+    assert removed == [] and len(added) == 5  # contents line, blank line, heading, the entry's two lines
     assert all(line.endswith("\r\n") for line in added)
     assert lone_line_endings(doc.render()) == 0
 

@@ -52,6 +52,7 @@ def test_older_year_section_is_appended_after_the_oldest() -> None:
     assert entry.section_path == ["Published in 2022"]
     assert removed_lines(text, out) == []
     assert added_lines(text, out) == [
+        "    - [Published in 2022](#Published-in-2022)",
         "",
         "## Published in 2022",
         "- `CoCoOp` **Conditional Prompt Learning for Vision-Language Models**    CVPR 2022.   ",
@@ -76,3 +77,28 @@ def test_a_missing_topic_section_is_still_refused() -> None:
     doc = parse(STELLAR.read_text(encoding="utf-8"))
     with pytest.raises(UserError, match="no section 'Segmentation'"):
         doc.insert_entry(NewEntry(year=2022, **COCOOP), ["Segmentation"])
+
+
+def test_the_table_of_contents_links_a_new_year_section_in_order() -> None:
+    text = STELLAR.read_text(encoding="utf-8")
+    doc = parse(text)
+    doc.insert_entry(NewEntry(year=2022, **COCOOP), ["Published in 2022"])
+    doc.insert_entry(NewEntry(year=2027, **COCOOP), ["Published in 2027"])
+    out = doc.render()
+    assert removed_lines(text, out) == []
+    contents = [line for line in out.splitlines() if "](#Published-in-" in line]
+    assert contents == [
+        "    - [Published in 2027](#Published-in-2027)",
+        "    - [Published in 2026](#Published-in-2026)",
+        "    - [Published in 2025](#Published-in-2025)",
+        "    - [Published in 2022](#Published-in-2022)",
+    ]
+    assert parse(out).render() == out
+    assert len(parse(out).entries) == len(parse(text).entries) + 2
+
+
+def test_a_list_whose_contents_skip_a_year_section_gets_no_contents_line() -> None:
+    text = STELLAR.read_text(encoding="utf-8").replace("    - [Published in 2025](#Published-in-2025)\n", "")
+    doc = parse(text)
+    doc.insert_entry(NewEntry(year=2022, **COCOOP), ["Published in 2022"])
+    assert "(#Published-in-2022)" not in doc.render()

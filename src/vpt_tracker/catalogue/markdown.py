@@ -731,8 +731,10 @@ class Document:
 
         Lists sorted into year sections gain a section when the first paper of a new year
         arrives; the heading is a copy of a sibling's with the year changed, placed in the
-        siblings' own order (newest first or oldest first). Any other missing section is
-        still an error: vpt-tracker never invents a list's taxonomy.
+        siblings' own order (newest first or oldest first). Where the list's table of
+        contents links the siblings, the new section gets its line there too, or the
+        maintainer would find a section that the contents do not reach. Any other missing
+        section is still an error: vpt-tracker never invents a list's taxonomy.
         """
         if not section_path:
             return False
@@ -759,6 +761,7 @@ class Document:
         model, model_year = siblings[0]
         heading = self._ended(self._lines[model.line].replace(str(model_year), str(year), 1))
         after = [s for s, y in siblings if (y < year if newest_first else y > year)]
+        contents = self._contents_line(siblings, model_year, year, after[0] if after else None)
         if after:
             at = after[0].line
             block = [heading, self.newline]
@@ -768,8 +771,38 @@ class Document:
             if at > 0 and not self._lines[at - 1].endswith("\n"):
                 self._lines[at - 1] += self.newline
         self._lines[at:at] = block
+        if contents is not None and contents[0] <= at:  # contents above the sections
+            self._lines[contents[0] : contents[0]] = [contents[1]]
         self._reparse_after_edit()
         return True
+
+    def _contents_line(
+        self, siblings: list[tuple[_Section, int]], model_year: int, year: int, before: _Section | None
+    ) -> tuple[int, str] | None:
+        """Where the table of contents takes a line for a new year section, and that line.
+
+        The line is a copy of the first sibling's contents line (`- [Published in 2026]
+        (#Published-in-2026)`) with the year changed in its text and its anchor, put
+        before the line of the section it now precedes, or after the last sibling's. A
+        list whose contents do not link every sibling gets no line: its contents are not
+        a list of these sections."""
+        found: dict[int, int] = {}  # sibling year -> line index of its contents link
+        for i, line in enumerate(self._lines):
+            for link in _links(line):
+                if not link.url.startswith("#"):
+                    continue
+                for section, sibling_year in siblings:
+                    if i < section.line and clean_heading(link.text) == section.path[-1]:
+                        found.setdefault(sibling_year, i)
+        if len(found) != len(siblings):
+            return None
+        model = self._lines[found[model_year]]
+        text = self._ended(model.replace(str(model_year), str(year)))
+        if before is not None:
+            at = found[next(y for s, y in siblings if s is before)]
+        else:
+            at = max(found.values()) + 1
+        return at, text
 
     def _ended(self, line: str) -> str:
         """`line` (a piece of `str.splitlines(keepends=True)`) with the list's own line
