@@ -332,3 +332,16 @@ def test_a_send_interrupted_mid_delivery_is_marked_failed(
     row = digest_row(engine)
     assert row is not None and row.status == "failed" and row.attempts == 1
     assert row.last_error == f"interrupted (KeyboardInterrupt) while sending through 127.0.0.1:{port}"
+
+
+def test_a_candidate_is_filed_under_its_most_probable_label(engine: Engine) -> None:
+    """Proposed labels come in the preset's order; the group is the likeliest one, not the first."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        row = session.scalars(select(CandidateRow).where(CandidateRow.relevance == 0.97)).one()
+        row.proposed_labels = ["learnable", "token", "robustness"]
+        row.label_scores = {"learnable": 0.24, "token": 0.96}  # robustness: proposed by its cue
+    digest = build_digest(engine, WEEK, now=NOW)
+    groups = {group.label: [p.title for p in group.papers] for group in digest.catalogues[0].groups}
+    assert groups["Token-Level"] == ["Visual Prompt Tuning at Scale"]
+    assert "Visual Prompt Tuning at Scale" not in groups["Learnable"]

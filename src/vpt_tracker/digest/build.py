@@ -196,6 +196,18 @@ def _line(
     return line
 
 
+def _main_label(proposed: list[str], scores: dict[str, float]) -> str | None:
+    """The proposed label a candidate is filed under: its most probable one.
+
+    Proposed labels come in the preset's order, so the first is often a weak one (a CLIP
+    prompt-learning paper proposed "Token-Level 0.24, Multi-Modality 0.96" belongs under
+    Multi-Modality). A label its cue proposed has no probability and comes after the others.
+    """
+    if not proposed:
+        return None
+    return max(proposed, key=lambda key: (scores.get(key, -1.0), -proposed.index(key)))
+
+
 def _catalogue_digest(
     session: Session, catalogue: CatalogueRow, week: Week, now: datetime
 ) -> CatalogueDigest:
@@ -209,8 +221,8 @@ def _catalogue_digest(
     ).all()
     grouped: dict[str, list[PaperLine]] = {}
     for candidate, paper in new:
-        proposed = candidate.proposed_labels or []
-        key = titles.get(proposed[0], proposed[0]) if proposed else UNLABELLED
+        label = _main_label(candidate.proposed_labels or [], candidate.label_scores or {})
+        key = titles.get(label, label) if label is not None else UNLABELLED
         grouped.setdefault(key, []).append(_line(paper, candidate, titles))
     # Groups ordered by their best candidate, so the most promising label comes first.
     groups = [
