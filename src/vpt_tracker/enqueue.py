@@ -184,32 +184,42 @@ def _silent_where_filed(example: Example, section_path: Sequence[str], preset: P
     return example.unlabelled_for(preset.silent_on(section_path), preset.label_keys)
 
 
-def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[EntryRow, PaperRow | None]]:
-    """Each entry with its paper: the linked one, else one found by arXiv id or folded title."""
+def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[EntryRow, list[PaperRow]]]:
+    """Each entry with every stored paper it lists: its linked paper, the one with its arXiv id
+    and each one whose folded title is the entry's, in that order (then by id).
+
+    This is what "already listed" means wherever the store is asked (enqueue, training): a
+    paper of the same folded title is the same paper, as `promote._match_entry` (the paper
+    upgrades the entry or is refused as "already listed") and `catalogue check` (a
+    "duplicate") take it. Ingest can keep two records of one paper apart (first authors that
+    fold differently); when only one of them counted, the other was proposed again for a list
+    that holds it, and taken as an unlabelled negative in training.
+    """
     entries = list(catalogue.entries)
     linked = {e.paper_id for e in entries if e.paper_id is not None}
-    by_id = (
-        {p.id: p for p in session.scalars(select(PaperRow).where(PaperRow.id.in_(linked)))} if linked else {}
-    )
-    ids = {e.arxiv_id for e in entries if e.paper_id is None and e.arxiv_id}
-    keys = {e.title_key for e in entries if e.paper_id is None and e.title_key}
+    ids = {e.arxiv_id for e in entries if e.arxiv_id}
+    keys = {e.title_key for e in entries if e.title_key}
+    by_id: dict[int, PaperRow] = {}
     by_arxiv: dict[str, PaperRow] = {}
-    by_title: dict[str, PaperRow] = {}
+    by_title: dict[str, list[PaperRow]] = {}
+    for chunk in _chunks(sorted(linked), 500):
+        by_id.update((p.id, p) for p in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk))))
     for chunk in _chunks(sorted(ids), 500):
         for paper in session.scalars(select(PaperRow).where(PaperRow.arxiv_id.in_(chunk))):
             by_arxiv[paper.arxiv_id or ""] = paper
     for chunk in _chunks(sorted(keys), 500):
-        for paper in session.scalars(select(PaperRow).where(PaperRow.title_key.in_(chunk))):
-            by_title.setdefault(paper.title_key, paper)
-    result: list[tuple[EntryRow, PaperRow | None]] = []
+        query = select(PaperRow).where(PaperRow.title_key.in_(chunk)).order_by(PaperRow.id)
+        for paper in session.scalars(query):
+            by_title.setdefault(paper.title_key, []).append(paper)
+    result: list[tuple[EntryRow, list[PaperRow]]] = []
     for entry in entries:
-        found: PaperRow | None = by_id.get(entry.paper_id) if entry.paper_id is not None else None
-        found = (
-            found
-            or (by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None)
-            or by_title.get(entry.title_key)
-        )
-        result.append((entry, found))
+        found = [
+            by_id.get(entry.paper_id) if entry.paper_id is not None else None,
+            by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None,
+            *by_title.get(entry.title_key, []),
+        ]
+        papers = {p.id: p for p in found if p is not None}  # in order, each paper once
+        result.append((entry, list(papers.values())))
     return result
 
 
@@ -231,8 +241,12 @@ def training_set(
     catalogue = get_catalogue(session, catalogue_name)
     preset = load_preset(catalogue.preset) if catalogue.preset else None
     relevant: dict[int, Example] = {}
+    listed: set[int] = set()  # every paper an entry lists: none of them is an unlabelled negative
     without_abstract: list[Example] = []
-    for entry, paper in _entry_papers(session, catalogue):
+    for entry, papers in _entry_papers(session, catalogue):
+        listed.update(p.id for p in papers)
+        # one positive per entry (two records of a paper are one paper), with an abstract if any has one
+        paper = next((p for p in papers if p.abstract and p.abstract.strip()), papers[0] if papers else None)
         if paper is not None and paper.id not in relevant:
             example = paper_example(paper, entry.labels or [])
             relevant[paper.id] = _silent_where_filed(example, entry.section_path or [], preset)
@@ -260,7 +274,7 @@ def training_set(
             rejected.append(paper_example(paper))
             if candidate.reason and NOVEL_REASON in candidate.reason.lower():
                 novel_negative.append(paper_example(paper))
-    known = set(relevant) | decided
+    known = set(relevant) | decided | listed
     other_ids = [
         pid
         for pid in session.scalars(select(PaperRow.id).where(PaperRow.abstract != "").order_by(PaperRow.id))
@@ -383,11 +397,11 @@ def _known_papers(session: Session, catalogue: CatalogueRow) -> tuple[set[int], 
     """Papers never to propose again: entries of the catalogue and every existing candidate;
     and the entries no paper was found for that show only a name, to know theirs by."""
     pairs = _entry_papers(session, catalogue)
-    known = {paper.id for _entry, paper in pairs if paper is not None}
+    known = {paper.id for _entry, papers in pairs for paper in papers}
     known.update(
         session.scalars(select(CandidateRow.paper_id).where(CandidateRow.catalogue_id == catalogue.id))
     )
-    return known, ListedNames.of(entry for entry, paper in pairs if paper is None)
+    return known, ListedNames.of(entry for entry, papers in pairs if not papers)
 
 
 def score_and_enqueue(

@@ -10,9 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from vpt_tracker.catalogue.markdown import NewEntry, ParsedEntry, _render_like, lint, parse
+from vpt_tracker.catalogue.markdown import Document, NewEntry, ParsedEntry, _render_like, lint, parse
 from vpt_tracker.errors import UserError
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
@@ -434,6 +436,7 @@ TRICKY_TITLES = [
     "Less <Than> & More &amp; an Entity",
     "Back\\slash, \\[ and \\* Escapes",
     "Prompt (P) [v2]: a_b ~x~ #3",
+    "Prompts, Adapters, etc.",
 ]
 PAPER, CODE = "https://arxiv.org/abs/2501.30001", "https://github.com/a/b"
 
@@ -604,3 +607,80 @@ def test_marks_notes_and_comments_of_the_neighbour_stay_with_it() -> None:
         "![Bar](https://img.shields.io/badge/Bar-blue)\n"
     )
     assert doc.render() == text + entry.raw
+
+
+# Titles whose last characters are the punctuation the entry styles put after a title
+# ("**Title.**", "**[n] Title,**", "- Title. [[Paper](..)]"): the title's own must stay.
+PUNCTUATED_TITLES = [
+    "Prompting Ends With a Dot.",
+    "Prompts, Adapters, etc.",
+    "Prompting Ends With a Comma,",
+    "Two Dots..",
+    "A Comma Then a Dot,.",
+    "A Dot Then a Comma.,",
+    "A Spaced Dot .",
+    "A Backslash Dot C:\\.",
+    "A Backslash Comma C:\\,",
+]
+
+
+def _parsed_back(template: ParsedEntry, text: str, lines: list[str]) -> ParsedEntry:
+    """`text`, rendered from `template`, parsed on its own (a table row under its table's header)."""
+    if template.kind == "table-row":
+        align = next(i for i in range(template.line - 2, -1, -1) if re.match(r"^\s*\|?\s*:?-{2,}", lines[i]))
+        text = lines[align - 1] + lines[align] + text
+    [entry] = parse(text).entries
+    return entry
+
+
+def test_a_title_ending_in_a_dot_or_comma_parses_back_whole_in_every_style() -> None:
+    """Every entry of every real list, as the template of a new entry whose title ends in
+    "." or ",": the entry parses back to that very title, in every bullet and table style."""
+    wrong: dict[tuple[str, str], str] = {}
+    styles: set[str] = set()
+    for name in ALL:
+        doc = parse(read(name))
+        lines = doc.render().splitlines(keepends=True)
+        for template in doc.entries:
+            styles.add(template.style)
+            for title in PUNCTUATED_TITLES:
+                text = _render_like(template, NewEntry(title, "ICCV", 2025, PAPER, CODE), doc)
+                found = _parsed_back(template, text, lines)
+                if found.title != title:
+                    why = f"{name}:{template.line} -> {found.title!r}\n  {text!r}"
+                    wrong.setdefault((template.style, title), why)
+    bullets = {"generalizable", "zhengli97", "synbol", "jianghaojun", "bwlong", "disi", "ttengwang", "plain"}
+    assert styles >= bullets | {"vpt-table", "prompt-adaptation-table", "jindonggu-table", "table"}
+    assert not wrong, f"{len(wrong)} (style, title) pairs:\n" + "\n".join(
+        f"{style} {title!r}: {why}" for (style, title), why in sorted(wrong.items())
+    )
+
+
+def _one_template_per_style() -> list[tuple[str, Document, list[str], ParsedEntry]]:
+    found = []
+    for name in ALL:
+        doc = parse(read(name))
+        lines = doc.render().splitlines(keepends=True)
+        styles: set[str] = set()
+        for entry in doc.entries:
+            if entry.style not in styles:
+                styles.add(entry.style)
+                found.append((name, doc, lines, entry))
+    return found
+
+
+STYLE_TEMPLATES = _one_template_per_style()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    words=st.text(alphabet=st.sampled_from("abXY .,\\:?!-'"), max_size=12),
+    end=st.sampled_from([".", ",", "..", ",.", ".,", "\\.", "\\,", " .", " ,", "etc."]),
+)
+def test_any_title_ending_in_a_dot_or_comma_parses_back_in_each_style(words: str, end: str) -> None:
+    """The property behind the test above, over titles hypothesis makes up: rendered from
+    an entry of each style of each real list, the title parses back unchanged."""
+    title = " ".join(f"Prompt {words}{end}".split())
+    for name, doc, lines, template in STYLE_TEMPLATES:
+        text = _render_like(template, NewEntry(title, "ICCV", 2025, PAPER, CODE), doc)
+        assert _parsed_back(template, text, lines).title == title, f"{name}:{template.line} {text!r}"

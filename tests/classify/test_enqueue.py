@@ -242,3 +242,42 @@ def test_enqueue_is_refused_while_a_run_holds_the_lock(
     code, out, err = enqueue()
     assert code == 0 and out.startswith("vpt: scored 400, queued "), err
     assert pending() > 0
+
+
+def test_every_stored_paper_with_an_entrys_title_is_listed(
+    engine: Engine, tmp_path: Path, prompt_papers: dict[str, dict[str, str]]
+) -> None:
+    """Two records of one paper that ingest kept apart (their first authors fold differently):
+    awesome-vpt lists "Visual Prompt Tuning" with an ECVA link (no arXiv id), and E^2VPT with
+    its arXiv link. Only one of each pair counted as listed: the other was proposed again for
+    the list that holds it, and taken as an unlabelled negative when training."""
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
+    vpt = "Visual Prompt Tuning"
+    e2vpt = "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning"
+    rpo = "Read-only Prompt Optimization for Vision-Language Few-shot Learning"  # not in the list
+    records = [(vpt, None), (vpt, "2203.12119"), (e2vpt, "2307.13770"), (e2vpt, None), (rpo, None)]
+    with transaction(engine) as session:
+        rows = [
+            PaperRow(
+                title=title,
+                title_key=title_key(title),
+                abstract=prompt_papers[title_key(title)]["abstract"],
+                arxiv_id=arxiv,
+            )
+            for title, arxiv in records
+        ]
+        session.add_all(rows)
+        session.flush()
+        ids = [row.id for row in rows]
+    with transaction(engine) as session:
+        data, _ = training_set(session, "vpt")
+    assert [e.title for e in data.unlabeled] == [rpo]
+    assert sorted(e.title for e in data.relevant) == [e2vpt, vpt]  # one positive per entry
+    rules = KeywordRules(include=["prompt"], exclude=[])  # queued by rule, whatever the model says
+    settings = Settings(
+        data_dir=tmp_path, catalogues=[CatalogueConfig(name="vpt", preset="awesome-vpt", rules=rules)]
+    )
+    stats = score_and_enqueue(engine, "vpt", ids, settings=settings)  # as the nightly run gives them
+    assert (stats.scored, stats.queued, stats.skipped_known) == (1, 1, 4)
+    with transaction(engine) as session:
+        assert [c.paper.title for c in session.scalars(select(CandidateRow))] == [rpo]

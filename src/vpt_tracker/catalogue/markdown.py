@@ -198,7 +198,7 @@ def _badges(text: str) -> list[str]:
 # looked at again, so an escaped `\*\*` or back quote stays), an HTML tag, `**` and a back
 # quote go, a character reference (`&lt;`, `&#58;`) is its character.
 _INLINE_TOKEN = re.compile(
-    r"\\(?P<escaped>[\\`*_{}\[\]()#+\-.!|<>~])"
+    r"\\(?P<escaped>[\\`*_{}\[\]()#+\-.,!|<>~])"
     r"|(?P<tag><[^>]+>)"
     r"|(?P<ref>" + _CHAR_REF + r")"
     r"|\*\*|`"
@@ -905,9 +905,9 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         short_name = short.group(1).strip()
         spans["short"] = (body_start + short.start(1), body_start + short.end(1))
         inner = bold.group(1)
-        title = inner.rstrip().rstrip(".").rstrip()
+        title = _trim_end(inner, ".")
         spans["title"] = (body_start + bold.start(1), body_start + bold.start(1) + len(title))
-        dotted = inner.rstrip().endswith(".") or body[bold.end() :].startswith(".")
+        dotted = _ends_with_mark(inner.rstrip(), ".") or body[bold.end() :].startswith(".")
         style = "zhengli97" if dotted else "generalizable"
         rest_start = body_start + bold.end()
     elif bold and bold.start() == 0:
@@ -917,7 +917,7 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         after = body[bold.end() :]
         numbered = re.match(r"\[(\d+)\]\s*", inner)
         if numbered:  # synbol: - **[n] Title,** Venue Year.
-            title = inner[numbered.end() :].rstrip().rstrip(",").rstrip()
+            title = _trim_end(inner[numbered.end() :], ",")
             offset = body_start + bold.start(1) + numbered.end()
             spans["title"] = (offset, offset + len(title))
             spans["number"] = (
@@ -942,19 +942,19 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
                 spans["venue"] = (t_start + tail.start(1), t_start + tail.end(1))
                 spans["year"] = (t_start + tail.start(2), t_start + tail.end(2))
             else:
-                title = head.strip().rstrip(",.").strip()
+                title = _trim_end(head.strip(), ",.")
             spans["title"] = (t_start, t_start + len(title))
             style = "bwlong"
             rest_start = -1
-        elif inner.rstrip().endswith(",") or after.startswith(
+        elif _ends_with_mark(inner.rstrip(), ",") or after.startswith(
             ","
         ):  # jianghaojun: - **Title,** Venue Year (arXiv:id).
-            title = inner.rstrip().rstrip(",").rstrip()
+            title = _trim_end(inner, ",")
             spans["title"] = (body_start + bold.start(1), body_start + bold.start(1) + len(title))
             style = "jianghaojun"
             rest_start = body_start + bold.end()
         else:  # disi (1. **Title** (Venue, Year)), ttengwang pilots (- **Title** [[paper]](..))
-            title = inner.strip().rstrip(".").rstrip()
+            title = _trim_end(inner.strip(), ".")
             spans["title"] = (body_start + bold.start(1), body_start + bold.start(1) + len(title))
             style = "ttengwang" if re.search(r"\[\[(?:paper|pdf|code)\]\]\(", raw, re.I) else "disi"
             rest_start = body_start + bold.end()
@@ -962,7 +962,7 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         # ttengwang (- Title [[paper]](..)) and plain lists (- Title. [[Paper](..)])
         cut = re.search(r"\s*(?<!\\)\[\[|\s*(?<!\\)\[(?:\\.|[^\]\\])*\]\(", body)
         head = body[: cut.start()] if cut else body
-        title = head.strip().rstrip(".").rstrip()
+        title = _trim_end(head.strip(), ".")
         named = any(_role_by_text(lk) or _venue_link(raw, lk) for lk in links)
         if not title or re.search(r"(?<!\\)\]\(", title) or not named:
             return None  # prose with a link ("inspired by [this](..)") is not an entry
@@ -1027,6 +1027,31 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
     )
 
 
+def _escaped_at(text: str, i: int) -> bool:
+    """True when `text[i]` is backslash-escaped: an odd run of backslashes before it."""
+    run = 0
+    while run < i and text[i - run - 1] == "\\":
+        run += 1
+    return run % 2 == 1
+
+
+def _ends_with_mark(text: str, mark: str) -> bool:
+    """`text` ends with `mark` as punctuation of the list's, not as an escaped `\\.` of the title's."""
+    return text.endswith(mark) and not _escaped_at(text, len(text) - 1)
+
+
+def _trim_end(text: str, marks: str) -> str:
+    """`text` without the spaces and the punctuation (`marks`) a list puts after a title
+    ("**Title.**", "**[n] Title,**", "- Title. [[Paper](..)]"), like
+    `.rstrip().rstrip(marks).rstrip()`, except that an escaped mark ends the title: a new
+    entry whose title ends in "." or "," is written with it escaped (`_bullet_title`)."""
+    text = text.rstrip()
+    end = len(text)
+    while end and text[end - 1] in marks and not _escaped_at(text, end - 1):
+        end -= 1
+    return text[:end].rstrip()
+
+
 def _bracketed(raw: str, link: _Link) -> tuple[int, int]:
     """The span of a link including the `[...]` some lists wrap it in (`[[Paper](..)]`)."""
     start, end = link.start, link.end
@@ -1087,6 +1112,20 @@ def _escape_inline(text: str) -> str:
     for char in "[]*`_|~":
         text = text.replace(char, "\\" + char)
     return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _bullet_title(title: str) -> str:
+    """A new bullet entry's title: inert like any inline text, and a last "." or "," escaped.
+
+    Every bullet style puts a "." or "," of its own after the title ("**Title.**",
+    "**[n] Title,**", "- Title. [[Paper](..)]", "`Short` **Title**    Venue Year."), and
+    parsing drops it; an escaped one (`\\.`, `\\,`) is the title's own, so "Prompts,
+    Adapters, etc." reads back whole. A reader sees the plain character.
+    """
+    text = _escape_inline(title)
+    if text.endswith((".", ",")):  # never escaped already: `_escape_inline` doubles backslashes
+        text = text[:-1] + "\\" + text[-1]
+    return text
 
 
 def _escape_cell(text: str) -> str:
@@ -1286,7 +1325,7 @@ def _render_bullet_like(template: ParsedEntry, new: NewEntry, doc: Document) -> 
     bullet = _BULLET.match(raw.split("\n", 1)[0])
     if bullet is not None:
         out.protect((0, bullet.start("body")))  # the marker ("-", "13.") and its indent
-    out.slot(spans["title"], _escape_inline(new.title))
+    out.slot(spans["title"], _bullet_title(new.title))
     _short_slot(out, template, new)
     if "number" in spans:
         numbers = [
