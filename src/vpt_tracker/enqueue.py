@@ -360,27 +360,13 @@ def replay_catalogue(
             preset_name = get_catalogue(session, catalogue_name).preset
         preset = load_preset(preset_name) if preset_name else None
         papers = list(session.scalars(select(PaperRow).where(PaperRow.abstract != "")))
-    by_arxiv = {p.arxiv_id: p for p in papers if p.arxiv_id}
-    by_title = {title_key(p.title): p for p in papers}
-
-    def matched(text: str) -> dict[int, Example]:
-        found: dict[int, Example] = {}
-        for entry in parse(text).entries:
-            paper = (by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None) or by_title.get(
-                title_key(entry.title)
-            )
-            if paper is None or paper.id in found:
-                continue
-            labels = preset.labels_for(entry.section_path, entry.badges, entry.cells) if preset else []
-            found[paper.id] = _silent_where_filed(paper_example(paper, labels), entry.section_path, preset)
-        return found
-
-    before, after = matched(before_text), matched(after_text)
-    added = [example for pid, example in after.items() if pid not in before]
+    before, listed_before = readme_examples(before_text, papers, preset)
+    after, _ = readme_examples(after_text, papers, preset)
+    added = [example for pid, example in after.items() if pid not in listed_before]
     if not added:
         raise UserError("no entry of the newer README is both new and in the store: nothing to replay")
     pool = {p.id: paper_example(p) for p in papers}
-    others = [pid for pid in sorted(pool) if pid not in before]
+    others = [pid for pid in sorted(pool) if pid not in listed_before]
     sample = (
         others if len(others) <= UNLABELED_SAMPLE else random.Random(seed).sample(others, UNLABELED_SAMPLE)
     )
@@ -390,6 +376,39 @@ def replay_catalogue(
     report["catalogue"] = catalogue_name
     report["before_entries_in_store"] = len(before)
     return report
+
+
+def readme_examples(
+    text: str, papers: Sequence[PaperRow], preset: Preset | None
+) -> tuple[dict[int, Example], set[int]]:
+    """The entries of a README text as training examples, and every paper they list.
+
+    An entry lists the paper with its arXiv id and each paper whose folded title is its own,
+    as `_entry_papers` has it for a stored catalogue; its example is the first of them. The
+    others are listed too, so that replay never samples a second record of a listed paper
+    as an unlabeled negative, nor counts it as a paper added later.
+    """
+    by_arxiv = {p.arxiv_id: p for p in papers if p.arxiv_id}
+    by_title: dict[str, list[PaperRow]] = {}
+    for paper in sorted(papers, key=lambda p: p.id):
+        by_title.setdefault(title_key(paper.title), []).append(paper)
+    examples: dict[int, Example] = {}
+    listed: set[int] = set()
+    for entry in parse(text).entries:
+        found = [
+            by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None,
+            *by_title.get(title_key(entry.title), []),
+        ]
+        own = [p for p in found if p is not None]
+        if not own:
+            continue
+        seen = own[0].id in listed  # an earlier entry gave this paper its example
+        listed.update(p.id for p in own)
+        if seen:
+            continue
+        labels = preset.labels_for(entry.section_path, entry.badges, entry.cells) if preset else []
+        examples[own[0].id] = _silent_where_filed(paper_example(own[0], labels), entry.section_path, preset)
+    return examples, listed
 
 
 # ---- enqueue and explain -----------------------------------------------------------------

@@ -9,8 +9,9 @@ from sqlalchemy import Engine, func, select
 
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.classify.data import Example
+from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
-from vpt_tracker.enqueue import explain, score_and_enqueue, train_catalogue, training_set
+from vpt_tracker.enqueue import explain, readme_examples, score_and_enqueue, train_catalogue, training_set
 from vpt_tracker.errors import UserError
 from vpt_tracker.normalize import arxiv_id, title_key
 from vpt_tracker.store import transaction
@@ -281,3 +282,27 @@ def test_every_stored_paper_with_an_entrys_title_is_listed(
     assert (stats.scored, stats.queued, stats.skipped_known) == (1, 1, 4)
     with transaction(engine) as session:
         assert [c.paper.title for c in session.scalars(select(CandidateRow))] == [rpo]
+
+
+def test_replay_lists_every_record_of_an_entrys_paper(prompt_papers: dict[str, dict[str, str]]) -> None:
+    """`classify replay` matches README entries to stored papers as the store does: an entry
+    lists every record with its title, so a second record of a listed paper is neither an
+    unlabelled negative nor a paper "added" by the newer README."""
+    vpt = "Visual Prompt Tuning"
+    rpo = "Read-only Prompt Optimization for Vision-Language Few-shot Learning"  # not in the list
+    records = [(1, vpt, "2203.12119"), (2, vpt, None), (3, rpo, None)]
+    papers = [
+        PaperRow(
+            id=i,
+            title=t,
+            title_key=title_key(t),
+            abstract=prompt_papers[title_key(t)]["abstract"],
+            arxiv_id=a,
+        )
+        for i, t, a in records
+    ]
+    examples, listed = readme_examples(
+        VPT_README.read_text(encoding="utf-8"), papers, load_preset("awesome-vpt")
+    )
+    assert listed == {1, 2}
+    assert [e.title for e in examples.values()] == [vpt] and list(examples) == [1]  # one example per entry
