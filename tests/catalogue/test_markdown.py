@@ -684,3 +684,33 @@ def test_any_title_ending_in_a_dot_or_comma_parses_back_in_each_style(words: str
     for name, doc, lines, template in STYLE_TEMPLATES:
         text = _render_like(template, NewEntry(title, "ICCV", 2025, PAPER, CODE), doc)
         assert _parsed_back(template, text, lines).title == title, f"{name}:{template.line} {text!r}"
+
+
+def test_a_bwlong_short_name_without_its_colon_is_still_a_short_name() -> None:
+    """Three BWLONG entries leave out the colon after the bold short name. They were read as
+    disi entries titled "Oscar", "HierKD" and "Survey", so their papers were never matched,
+    and a new entry written like one of them carried a stray "?"."""
+    doc = parse(read(BWLONG))
+    by_line = {e.line: e for e in doc.entries}
+    assert [
+        (by_line[n].short_name, by_line[n].title, by_line[n].venue, by_line[n].year) for n in (180, 181, 182)
+    ] == [
+        ("Oscar", "Multimodal Few-Shot Learning with Frozen Language Models", "Nips", 2021),
+        ("HierKD", "Open-Vocabulary One-Stage Detection with Hierarchical Visual-Language", "CVPR", 2022),
+        (
+            "Survey",
+            "What learning algorithm is in-context learning? Investigations with linear models",
+            "arxiv",
+            2022,
+        ),
+    ]
+    assert {by_line[n].style for n in (180, 181, 182)} == {"bwlong"}
+    text = _render_like(by_line[182], NewEntry("Prompting Foo", "ICCV", 2025, PAPER, CODE, "Foo"), doc)
+    assert "?" not in text and "Prompting Foo, ICCV, 2025" in text
+    # A bold title followed by its venue stays a title (zhengli97, disi).
+    assert (
+        parse("- **Visual Prompting via Image Inpainting.** NeurIPS 2022.   [[Paper](https://x.org/1)]\n")
+        .entries[0]
+        .title
+        == "Visual Prompting via Image Inpainting"
+    )

@@ -926,17 +926,17 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             )
             style = "synbol"
             rest_start = body_start + bold.end()
-        elif re.match(r"\s*[:：]", after):  # BWLONG: * **Short**: Title, Venue, Year (*Aff*). [[Paper]..]
+        elif gap := re.match(r"\s*[:：]\s*", after) or _unmarked_short_name(after):
+            # BWLONG: * **Short**: Title, Venue, Year (*Aff*). [[Paper]..]; a few of its
+            # entries leave out the colon: * **Oscar** Title, Nips, 2021 (DeepMind). [[paper]..]
             # "?" is this list's mark for a paper without a short name
             short_name = inner.strip() if inner.strip() != "?" else None
             spans["short"] = (body_start + bold.start(1), body_start + bold.end(1))
-            colon = re.match(r"\s*[:：]\s*", after)
-            assert colon is not None
-            t_start = body_start + bold.end() + colon.end()
+            t_start = body_start + bold.end() + gap.end()
             segment = raw[t_start : first_end if first_end >= 0 else len(raw)]
             cut = re.search(r"\s*(?<!\\)(?:\(\*|\[)", segment)  # not at an escaped "\["
             head = segment[: cut.start()] if cut else segment
-            tail = re.search(r",\s*([^,]+?),?\s*(" + _YEAR4 + r")\s*$", head.rstrip(". "))
+            tail = _BWLONG_TAIL.search(head.rstrip(". "))
             if tail:
                 title = head[: tail.start()].strip()
                 spans["venue"] = (t_start + tail.start(1), t_start + tail.end(1))
@@ -1025,6 +1025,24 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         badges=_badges(raw),
         spans=spans,
     )
+
+
+# BWLONG's end of a title line: ", Venue, Year" and maybe a plain "(Affiliation)".
+_BWLONG_TAIL = re.compile(r",\s*([^,]+?),?\s*(" + _YEAR4 + r")\s*(?:\([^()*]*\))?\s*$")
+
+
+def _unmarked_short_name(after: str) -> re.Match[str] | None:
+    """The gap after a bold short name that BWLONG wrote without its colon, when what follows
+    reads as its "Title, Venue, Year" (`**Oscar** Multimodal Few-Shot Learning with Frozen
+    Language Models, Nips, 2021 (DeepMind).`); None for any other bold-first bullet, whose
+    bold text is the title (disi, ttengwang)."""
+    gap = re.match(r"\s+(?=[^\s(\[])", after)
+    if gap is None:
+        return None
+    line = after[gap.end() :].split("\n", 1)[0]
+    cut = re.search(r"\s*(?<!\\)(?:\(\*|\[)", line)
+    head = line[: cut.start()] if cut else line
+    return gap if _BWLONG_TAIL.search(head.rstrip(". ")) else None
 
 
 def _escaped_at(text: str, i: int) -> bool:
