@@ -27,7 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
@@ -35,7 +36,15 @@ from vpt_tracker.ingest import keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import Page, RunOutcome, Window
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, PaperRow, RefetchWindowRow, RunRow, SightingRow
+from vpt_tracker.store.tables import (
+    CursorRow,
+    PaperRow,
+    RefetchWindowRow,
+    RunRow,
+    ScoringBacklogRow,
+    SightingRow,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from vpt_tracker.sources.base import Source
@@ -467,30 +476,87 @@ def _unscored_papers(engine: Engine, run_ids: Sequence[int]) -> list[int]:
         )
 
 
+def scoring_backlog(engine: Engine, names: Sequence[str]) -> dict[str, set[int]]:
+    """The papers each of these catalogues owes a score (`scoring_backlog`), by catalogue."""
+    owed: dict[str, set[int]] = {name: set() for name in names}
+    if not names:
+        return owed
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(ScoringBacklogRow.catalogue, ScoringBacklogRow.paper_id).where(
+                ScoringBacklogRow.catalogue.in_(names)
+            )
+        )
+        for name, paper_id in rows:
+            owed[name].add(paper_id)
+    return owed
+
+
+def clear_backlog(session: Session, names: Sequence[str]) -> None:
+    """Forget what these catalogues owed, in the transaction that scored it for them.
+
+    Called with the pipeline lock held, so no row was added since `scoring_backlog` read them.
+    """
+    if names:
+        session.execute(delete(ScoringBacklogRow).where(ScoringBacklogRow.catalogue.in_(names)))
+
+
+def _owe(engine: Engine, run_id: int, owed: dict[str, list[int]]) -> None:
+    """Record the papers that failed catalogues could not score, each pair once."""
+    with transaction(engine) as session:
+        for name, paper_ids in owed.items():
+            known = set(
+                session.scalars(select(ScoringBacklogRow.paper_id).where(ScoringBacklogRow.catalogue == name))
+            )
+            rows = [
+                {"catalogue": name, "paper_id": paper_id, "run_id": run_id, "created_at": utcnow()}
+                for paper_id in paper_ids
+                if paper_id not in known
+            ]
+            if rows:
+                session.execute(insert(ScoringBacklogRow), rows)
+
+
 def enqueue_all(
-    settings: Settings, engine: Engine, paper_ids: list[int], errors: dict[str, str]
+    settings: Settings, engine: Engine, paper_ids: list[int], errors: dict[str, str], *, run_id: int
 ) -> dict[str, Any]:
-    """Score the papers against every configured catalogue; a failing catalogue is recorded."""
+    """Score the papers against every configured catalogue; a failing catalogue is recorded.
+
+    A catalogue that fails owes a score to every paper it was given (`scoring_backlog`):
+    a later run that can score it scores those with its own papers, and forgets them in
+    the transaction that writes the candidates. The catalogue's known papers (entries and
+    every candidate, rejected ones included) are skipped as `classify enqueue` skips them,
+    so nothing is proposed twice and a rejection stays final.
+    """
     counts: dict[str, Any] = {}
-    if not paper_ids or not settings.catalogues:
+    if not settings.catalogues:
         return counts
     from vpt_tracker.enqueue import score_and_enqueue_many
+
+    names = [catalogue.name for catalogue in settings.catalogues]
+    owed = scoring_backlog(engine, names)
+    if not paper_ids and not any(owed.values()):
+        return counts
+    wanted = {name: sorted(set(paper_ids) | owed[name]) for name in names}
+    unscored: dict[str, list[int]] = {}
 
     def failed(name: str, exc: Exception) -> None:  # one catalogue's missing model must not hide the others
         log.warning("scoring for catalogue %s failed: %s", name, exc)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         errors[f"catalogue:{name}"] = message
+        unscored[name] = wanted[name]
 
-    names = [catalogue.name for catalogue in settings.catalogues]
     try:
-        ids = sorted(set(paper_ids))
-        results = score_and_enqueue_many(engine, names, ids, settings=settings, on_error=failed)
+        results = score_and_enqueue_many(
+            engine, names, wanted, settings=settings, on_error=failed, in_transaction=clear_backlog
+        )
     except Exception as exc:  # scoring itself failed: every catalogue is unscored this run
         for name in names:
             failed(name, exc)
-        return counts
+        results = {}
+    _owe(engine, run_id, unscored)
     for name, stats in results.items():
-        counts[name] = asdict(stats)
+        counts[name] = {**asdict(stats), "caught_up": len(owed[name])}
     return counts
 
 
@@ -636,7 +702,7 @@ def nightly(
         errors = {report.source: report.error for report in reports if report.error}
         health = assess_health(engine, reports, weekday=now.weekday(), window=window, before_run=run_id)
         queue_refetch(engine, run_id, health, window)
-        enqueued = enqueue_all(settings, engine, new_ids, errors)
+        enqueued = enqueue_all(settings, engine, new_ids, errors, run_id=run_id)
         extra = {"recovered_runs": interrupted}
         return _close_run(
             engine,
@@ -777,7 +843,9 @@ def backfill(
                     if ok and window.end <= now:  # today's window is fetched again by the next run
                         _mark_window_done(engine, source.name, prefix, now)
                 # Score per window, so a long backfill killed half-way has scored what it stored.
-                for name, stats in enqueue_all(settings, engine, new_ids + window_ids, errors).items():
+                for name, stats in enqueue_all(
+                    settings, engine, new_ids + window_ids, errors, run_id=run_id
+                ).items():
                     enqueued.setdefault(name, []).append(stats)
                 new_ids = []
         finally:
