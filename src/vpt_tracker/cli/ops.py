@@ -232,7 +232,7 @@ def digest_build(app: AppContext, week: str | None, output: Path | None, html_pa
 
     now = datetime.now(UTC)
     chosen = parse_week(week, now)
-    digest = build_digest(app.engine(), chosen, now=now)
+    digest = build_digest(app.engine(), chosen, now=now, settings=app.settings)
     text, html = render(digest)
     if output is None and html_path is None:
         with write_output(None) as out:
