@@ -444,6 +444,8 @@ def score_and_enqueue_many(
                     raise
                 on_error(name, exc)
         if not targets:
+            if in_transaction is not None:
+                in_transaction(session, [])
             return results
         if paper_ids is None:
             every = session.scalars(select(PaperRow.id).order_by(PaperRow.id))

@@ -59,7 +59,8 @@ BACKFILL_NS = "backfill:"
 NAMESPACES = (REFETCH_NS, BACKFILL_NS)
 DONE_KEY = "__window_done__"
 INTERRUPTED = "run"  # the `errors` key that marks a run found dead by the next one
-UNSCORED = "unscored"  # the `errors` key of a crashed run whose papers the next run scores
+UNSCORED = "unscored"  # the `errors` key of a dead run whose papers the next run scores
+UNSCORED_NOTE = "the next run scores the papers this run stored"
 
 #: How far back a nightly run reaches when earlier runs are missing; longer gaps are a backfill.
 MAX_NIGHTLY_GAP = timedelta(days=14)
@@ -119,9 +120,14 @@ def aware(moment: datetime) -> datetime:
 
 
 def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
-    """Mark runs left `running` as failed and return their ids, with those of runs that
-    crashed (`_RunGuard`) since the last recovery: the next run scores what they stored and
-    resumes their window, whether the process was killed or stopped by an exception.
+    """Mark runs left `running` as failed and return their ids, with those of the runs whose
+    papers are still unscored (`UNSCORED`: crashed, or killed, and not yet made up for): the
+    next run scores what they stored and resumes their window, whether the process was
+    killed or stopped by an exception.
+
+    The mark stays until the transaction that scores those papers (`enqueue_all`) removes
+    it: a run that takes over a dead one and dies too before scoring leaves it for the next.
+    (It was removed here, and the first dead run's papers were then never scored.)
 
     Only called with the pipeline lock held: a `running` row then cannot belong to a live
     process, because that process would hold the lock.
@@ -133,7 +139,11 @@ def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
         for row in rows:
             row.outcome = RunOutcome.FAILED.value
             row.finished_at = now
-            row.errors = {**(row.errors or {}), INTERRUPTED: "interrupted: the process died before finishing"}
+            row.errors = {
+                **(row.errors or {}),
+                INTERRUPTED: "interrupted: the process died before finishing",
+                UNSCORED: UNSCORED_NOTE,
+            }
         failed = session.scalars(
             select(RunRow)
             .where(RunRow.outcome == RunOutcome.FAILED.value, RunRow.kind.in_(PIPELINE_KINDS))
@@ -141,9 +151,16 @@ def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
             .limit(50)
         ).all()
         crashed = [row for row in failed if UNSCORED in (row.errors or {})]
-        for row in crashed:
-            row.errors = {key: value for key, value in (row.errors or {}).items() if key != UNSCORED}
         return sorted({row.id for row in rows} | {row.id for row in crashed})
+
+
+def _scored(session: Session, run_ids: Sequence[int]) -> None:
+    """Drop the `UNSCORED` mark of these runs, in the transaction that scored their papers."""
+    if not run_ids:
+        return
+    for row in session.scalars(select(RunRow).where(RunRow.id.in_(run_ids))):
+        if UNSCORED in (row.errors or {}):
+            row.errors = {key: value for key, value in row.errors.items() if key != UNSCORED}
 
 
 def resumable_window(engine: Engine, interrupted: Sequence[int], now: datetime) -> Window | None:
@@ -501,24 +518,29 @@ def clear_backlog(session: Session, names: Sequence[str]) -> None:
         session.execute(delete(ScoringBacklogRow).where(ScoringBacklogRow.catalogue.in_(names)))
 
 
-def _owe(engine: Engine, run_id: int, owed: dict[str, list[int]]) -> None:
+def _owe(session: Session, run_id: int, owed: dict[str, list[int]]) -> None:
     """Record the papers that failed catalogues could not score, each pair once."""
-    with transaction(engine) as session:
-        for name, paper_ids in owed.items():
-            known = set(
-                session.scalars(select(ScoringBacklogRow.paper_id).where(ScoringBacklogRow.catalogue == name))
-            )
-            rows = [
-                {"catalogue": name, "paper_id": paper_id, "run_id": run_id, "created_at": utcnow()}
-                for paper_id in paper_ids
-                if paper_id not in known
-            ]
-            if rows:
-                session.execute(insert(ScoringBacklogRow), rows)
+    for name, paper_ids in owed.items():
+        known = set(
+            session.scalars(select(ScoringBacklogRow.paper_id).where(ScoringBacklogRow.catalogue == name))
+        )
+        rows = [
+            {"catalogue": name, "paper_id": paper_id, "run_id": run_id, "created_at": utcnow()}
+            for paper_id in paper_ids
+            if paper_id not in known
+        ]
+        if rows:
+            session.execute(insert(ScoringBacklogRow), rows)
 
 
 def enqueue_all(
-    settings: Settings, engine: Engine, paper_ids: list[int], errors: dict[str, str], *, run_id: int
+    settings: Settings,
+    engine: Engine,
+    paper_ids: list[int],
+    errors: dict[str, str],
+    *,
+    run_id: int,
+    recovered: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Score the papers against every configured catalogue; a failing catalogue is recorded.
 
@@ -526,17 +548,19 @@ def enqueue_all(
     a later run that can score it scores those with its own papers, and forgets them in
     the transaction that writes the candidates. The catalogue's known papers (entries and
     every candidate, rejected ones included) are skipped as `classify enqueue` skips them,
-    so nothing is proposed twice and a rejection stays final.
+    so nothing is proposed twice and a rejection stays final. The `recovered` runs (whose
+    papers are among `paper_ids`) lose their `UNSCORED` mark in that same transaction, or
+    in the one that records the papers as owed: a crash before either leaves it.
     """
     counts: dict[str, Any] = {}
-    if not settings.catalogues:
+    names = [catalogue.name for catalogue in settings.catalogues]
+    owed = scoring_backlog(engine, names)
+    if not names or (not paper_ids and not any(owed.values())):
+        with transaction(engine) as session:  # nothing to score them for
+            _scored(session, recovered)
         return counts
     from vpt_tracker.enqueue import score_and_enqueue_many
 
-    names = [catalogue.name for catalogue in settings.catalogues]
-    owed = scoring_backlog(engine, names)
-    if not paper_ids and not any(owed.values()):
-        return counts
     wanted = {name: sorted(set(paper_ids) | owed[name]) for name in names}
     unscored: dict[str, list[int]] = {}
 
@@ -546,15 +570,22 @@ def enqueue_all(
         errors[f"catalogue:{name}"] = message
         unscored[name] = wanted[name]
 
+    def settle(session: Session, scored: list[str]) -> None:  # with the candidates, or not at all
+        clear_backlog(session, scored)
+        _owe(session, run_id, unscored)
+        _scored(session, recovered)
+
     try:
         results = score_and_enqueue_many(
-            engine, names, wanted, settings=settings, on_error=failed, in_transaction=clear_backlog
+            engine, names, wanted, settings=settings, on_error=failed, in_transaction=settle
         )
     except Exception as exc:  # scoring itself failed: every catalogue is unscored this run
         for name in names:
             failed(name, exc)
+        with transaction(engine) as session:
+            _owe(session, run_id, unscored)
+            _scored(session, recovered)
         results = {}
-    _owe(engine, run_id, unscored)
     for name, stats in results.items():
         counts[name] = {**asdict(stats), "caught_up": len(owed[name])}
     return counts
@@ -620,7 +651,7 @@ class _RunGuard:
                 row.errors = {
                     **(row.errors or {}),
                     INTERRUPTED: f"crashed: {type(exc).__name__}: {exc}",
-                    UNSCORED: "the next run scores the papers this run stored",
+                    UNSCORED: UNSCORED_NOTE,
                 }
 
 
@@ -702,7 +733,7 @@ def nightly(
         errors = {report.source: report.error for report in reports if report.error}
         health = assess_health(engine, reports, weekday=now.weekday(), window=window, before_run=run_id)
         queue_refetch(engine, run_id, health, window)
-        enqueued = enqueue_all(settings, engine, new_ids, errors, run_id=run_id)
+        enqueued = enqueue_all(settings, engine, new_ids, errors, run_id=run_id, recovered=interrupted)
         extra = {"recovered_runs": interrupted}
         return _close_run(
             engine,
@@ -812,6 +843,7 @@ def backfill(
             sources, owned_client = _build_sources(settings, engine, client)
         reports = {source.name: SourceReport(source.name) for source in sources}
         new_ids = _unscored_papers(engine, interrupted)
+        recovered: list[int] = list(interrupted)
         errors: dict[str, str] = {}
         skipped = 0
         enqueued: dict[str, Any] = {}
@@ -844,10 +876,10 @@ def backfill(
                         _mark_window_done(engine, source.name, prefix, now)
                 # Score per window, so a long backfill killed half-way has scored what it stored.
                 for name, stats in enqueue_all(
-                    settings, engine, new_ids + window_ids, errors, run_id=run_id
+                    settings, engine, new_ids + window_ids, errors, run_id=run_id, recovered=recovered
                 ).items():
                     enqueued.setdefault(name, []).append(stats)
-                new_ids = []
+                new_ids, recovered = [], []
         finally:
             if owned_client is not None and hasattr(owned_client, "close"):
                 owned_client.close()

@@ -340,3 +340,42 @@ def test_a_catalogue_that_could_not_score_catches_up_in_a_later_run(
         saturday = nightly(settings, engine, now=THU + timedelta(days=2), client=client(settings))
         assert saturday.counts["catalogues"] == {} and vpt_candidates(engine) == candidates
     assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0
+
+
+def test_papers_of_a_crashed_run_are_scored_even_when_the_run_recovering_it_crashes_too(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """Run 1 stores cs.CV and crashes; run 2 takes it over, stores cs.CL and crashes before
+    scoring; run 3 must score both. It scored only cs.CL: run 2 had already cleared run 1's
+    "unscored" mark when it started, so run 1's papers were never scored for any catalogue."""
+
+    def interrupt(source: str, records: int) -> None:
+        raise KeyboardInterrupt
+
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        routes.feed("/rss/cs.CL", "2026-08-20-cs-cl.xml")
+        rules = KeywordRules(include=["prompt"], exclude=[])
+        catalogue = CatalogueConfig(name="vpt", preset="awesome-vpt", rules=rules)
+        settings = rss_settings(db_url, base, ["cs.CV", "cs.CL"], data_dir=tmp_path, catalogues=[catalogue])
+        for hours in (0, 1):
+            with pytest.raises(KeyboardInterrupt):
+                nightly(
+                    settings,
+                    engine,
+                    now=WED + timedelta(hours=hours),
+                    client=client(settings),
+                    progress=interrupt,
+                )
+        first, second = sorted(recent_runs(engine), key=lambda row: row.id)
+        assert count(engine, SightingRow) == BOTH and vpt_candidates(engine) == {}
+
+        third = nightly(settings, engine, now=WED + timedelta(hours=2), client=client(settings))
+        assert third.outcome == RunOutcome.OK and third.counts["recovered_runs"] == [first.id, second.id]
+        candidates = vpt_candidates(engine)
+        assert candidates and set(candidates) & night_papers(engine, first.id)  # cs.CV's are queued too
+        # Scored once: the next run recovers nothing.
+        fourth = nightly(settings, engine, now=WED + timedelta(hours=3), client=client(settings))
+        assert fourth.counts["recovered_runs"] == [] and vpt_candidates(engine) == candidates
+    assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0  # nothing was left out
