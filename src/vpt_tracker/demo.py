@@ -214,7 +214,7 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
                 echo(f"accepted for {catalogue.name} as reviewer {REVIEWER!r}: {first.title}")
 
             now = datetime.now(UTC)
-            digest = build_digest(engine, Week.of(now), now=now)
+            digest = build_digest(engine, Week.of(now), now=now, settings=settings)
             outcome.eml = output_dir / "digest.eml"
             outcome.html = output_dir / "digest.html"
             outcome.eml.write_bytes(bytes(to_message(digest, settings)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -441,24 +441,30 @@ class _Target:
     names: ListedNames
     version: str
     stats: EnqueueStats
+    wanted: set[int] | None = None  # the papers to score for this catalogue; None: every one
 
 
 def score_and_enqueue_many(
     engine: Engine,
     catalogue_names: Sequence[str],
-    paper_ids: list[int] | None = None,
+    paper_ids: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
     *,
     settings: Settings,
     on_error: Callable[[str, Exception], None] | None = None,
+    in_transaction: Callable[[Session, list[str]], None] | None = None,
 ) -> dict[str, EnqueueStats]:
     """Score papers for several catalogues and create `pending` candidates above threshold or by rule.
 
-    `paper_ids=None` scores every paper not yet known to a catalogue. A paper that is an
-    entry, or was ever a candidate (a rejected one included), is skipped: a rejection is final.
+    `paper_ids=None` scores every paper not yet known to a catalogue; a mapping gives each
+    catalogue papers of its own (the pipeline's catching up: what one catalogue missed, the
+    others have scored). A paper that is an entry, or was ever a candidate (a rejected one
+    included), is skipped: a rejection is final.
     The papers are read once (only the columns scoring needs) and tokenised once for all the
     catalogues, which is what makes a 300k backfill fit in minutes. A catalogue that cannot be
     scored (unknown, no model) raises, or is reported to `on_error` and left out.
-    Everything is written in one transaction, so a failure leaves no partial queue.
+    Everything is written in one transaction, so a failure leaves no partial queue;
+    `in_transaction(session, names of the catalogues scored)` runs last in it, so that a
+    caller's bookkeeping of what was scored commits, or rolls back, with the candidates.
     """
     results: dict[str, EnqueueStats] = {}
     with transaction(engine) as session:
@@ -471,14 +477,18 @@ def score_and_enqueue_many(
                     raise
                 on_error(name, exc)
         if not targets:
+            if in_transaction is not None:
+                in_transaction(session, [])
             return results
         if paper_ids is None:
             every = session.scalars(select(PaperRow.id).order_by(PaperRow.id))
             ids = [pid for pid in every if any(pid not in t.known for t in targets.values())]
         else:
-            ids = sorted(set(paper_ids))
-            for target in targets.values():
-                target.stats.skipped_known = sum(pid in target.known for pid in ids)
+            for name, target in targets.items():
+                wanted = paper_ids.get(name, ()) if isinstance(paper_ids, Mapping) else paper_ids
+                target.wanted = set(wanted)
+                target.stats.skipped_known = len(target.wanted & target.known)
+            ids = sorted(set().union(*(target.wanted or () for target in targets.values())))
         pairs = [(target.model, target.rules) for target in targets.values()]
         for batch in _chunks(ids, SCORE_BATCH):
             papers = _scoring_rows(session, batch)
@@ -491,6 +501,8 @@ def score_and_enqueue_many(
                 rows.extend(_queue(target, papers, scores))
             if rows:
                 session.execute(insert(CandidateRow), rows)
+        if in_transaction is not None:
+            in_transaction(session, list(targets))
         results = {name: target.stats for name, target in targets.items()}
     for stats in results.values():
         log.info(
@@ -543,7 +555,7 @@ def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> 
     stats = target.stats
     now = utcnow()
     for paper, score in zip(papers, scores, strict=True):
-        if paper.id in target.known:
+        if paper.id in target.known or (target.wanted is not None and paper.id not in target.wanted):
             continue
         stats.scored += 1
         if score.rule and score.rule.startswith("exclude:"):

@@ -2,6 +2,9 @@
 
 Secrets never reach a log: every handler carries a filter that replaces the values of
 the configured secrets with `**********`, whatever code logged them.
+
+`serve` logs one JSON line per job run: while a job runs (`job_log()`), what the code under
+it logs is folded into that line instead of printed beside it (`FoldIntoJobLine`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 MASK = "**********"
@@ -32,6 +37,43 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+#: The records of the job running in this thread (each scheduler job runs in a thread of its own).
+_job_records: ContextVar[list[dict[str, str]] | None] = ContextVar("vpt_job_records", default=None)
+
+
+@contextmanager
+def job_log() -> Iterator[list[dict[str, str]]]:
+    """Collect, for the job's line, the warnings and errors logged in this thread meanwhile.
+
+    The list stays empty unless the handler folds (`configure(one_line_per_job=True)`):
+    elsewhere (`run nightly`, tests with caplog) records are printed as they come.
+    """
+    records: list[dict[str, str]] = []
+    token = _job_records.set(records)
+    try:
+        yield records
+    finally:
+        _job_records.reset(token)
+
+
+class FoldIntoJobLine(logging.Filter):
+    """Inside `job_log()`, hold records back from the handler: warnings and errors go into the
+    job's line (its `warnings` field), the INFO and DEBUG chatter of the code it ran is dropped.
+
+    Added after `RedactSecrets`, so what it keeps is already redacted.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        records = _job_records.get()
+        if records is None:
+            return True
+        if record.levelno >= logging.WARNING:
+            records.append(
+                {"level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+            )
+        return False
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for the scheduler's per-job lines."""
 
@@ -48,12 +90,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def configure(verbosity: int = 0, secrets: Iterable[str] = (), json_lines: bool = False) -> None:
+def configure(
+    verbosity: int = 0, secrets: Iterable[str] = (), json_lines: bool = False, one_line_per_job: bool = False
+) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
     handler.setFormatter(JsonFormatter() if json_lines else plain)
     handler.addFilter(RedactSecrets(secrets))
+    if one_line_per_job:
+        handler.addFilter(FoldIntoJobLine())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

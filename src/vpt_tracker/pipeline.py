@@ -27,7 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
@@ -35,7 +36,15 @@ from vpt_tracker.ingest import keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import Page, RunOutcome, Window
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, PaperRow, RefetchWindowRow, RunRow, SightingRow
+from vpt_tracker.store.tables import (
+    CursorRow,
+    PaperRow,
+    RefetchWindowRow,
+    RunRow,
+    ScoringBacklogRow,
+    SightingRow,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from vpt_tracker.sources.base import Source
@@ -50,7 +59,8 @@ BACKFILL_NS = "backfill:"
 NAMESPACES = (REFETCH_NS, BACKFILL_NS)
 DONE_KEY = "__window_done__"
 INTERRUPTED = "run"  # the `errors` key that marks a run found dead by the next one
-UNSCORED = "unscored"  # the `errors` key of a crashed run whose papers the next run scores
+UNSCORED = "unscored"  # the `errors` key of a dead run whose papers the next run scores
+UNSCORED_NOTE = "the next run scores the papers this run stored"
 
 #: How far back a nightly run reaches when earlier runs are missing; longer gaps are a backfill.
 MAX_NIGHTLY_GAP = timedelta(days=14)
@@ -110,9 +120,14 @@ def aware(moment: datetime) -> datetime:
 
 
 def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
-    """Mark runs left `running` as failed and return their ids, with those of runs that
-    crashed (`_RunGuard`) since the last recovery: the next run scores what they stored and
-    resumes their window, whether the process was killed or stopped by an exception.
+    """Mark runs left `running` as failed and return their ids, with those of the runs whose
+    papers are still unscored (`UNSCORED`: crashed, or killed, and not yet made up for): the
+    next run scores what they stored and resumes their window, whether the process was
+    killed or stopped by an exception.
+
+    The mark stays until the transaction that scores those papers (`enqueue_all`) removes
+    it: a run that takes over a dead one and dies too before scoring leaves it for the next.
+    (It was removed here, and the first dead run's papers were then never scored.)
 
     Only called with the pipeline lock held: a `running` row then cannot belong to a live
     process, because that process would hold the lock.
@@ -124,7 +139,11 @@ def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
         for row in rows:
             row.outcome = RunOutcome.FAILED.value
             row.finished_at = now
-            row.errors = {**(row.errors or {}), INTERRUPTED: "interrupted: the process died before finishing"}
+            row.errors = {
+                **(row.errors or {}),
+                INTERRUPTED: "interrupted: the process died before finishing",
+                UNSCORED: UNSCORED_NOTE,
+            }
         failed = session.scalars(
             select(RunRow)
             .where(RunRow.outcome == RunOutcome.FAILED.value, RunRow.kind.in_(PIPELINE_KINDS))
@@ -132,9 +151,16 @@ def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
             .limit(50)
         ).all()
         crashed = [row for row in failed if UNSCORED in (row.errors or {})]
-        for row in crashed:
-            row.errors = {key: value for key, value in (row.errors or {}).items() if key != UNSCORED}
         return sorted({row.id for row in rows} | {row.id for row in crashed})
+
+
+def _scored(session: Session, run_ids: Sequence[int]) -> None:
+    """Drop the `UNSCORED` mark of these runs, in the transaction that scored their papers."""
+    if not run_ids:
+        return
+    for row in session.scalars(select(RunRow).where(RunRow.id.in_(run_ids))):
+        if UNSCORED in (row.errors or {}):
+            row.errors = {key: value for key, value in row.errors.items() if key != UNSCORED}
 
 
 def resumable_window(engine: Engine, interrupted: Sequence[int], now: datetime) -> Window | None:
@@ -467,30 +493,101 @@ def _unscored_papers(engine: Engine, run_ids: Sequence[int]) -> list[int]:
         )
 
 
+def scoring_backlog(engine: Engine, names: Sequence[str]) -> dict[str, set[int]]:
+    """The papers each of these catalogues owes a score (`scoring_backlog`), by catalogue."""
+    owed: dict[str, set[int]] = {name: set() for name in names}
+    if not names:
+        return owed
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(ScoringBacklogRow.catalogue, ScoringBacklogRow.paper_id).where(
+                ScoringBacklogRow.catalogue.in_(names)
+            )
+        )
+        for name, paper_id in rows:
+            owed[name].add(paper_id)
+    return owed
+
+
+def clear_backlog(session: Session, names: Sequence[str]) -> None:
+    """Forget what these catalogues owed, in the transaction that scored it for them.
+
+    Called with the pipeline lock held, so no row was added since `scoring_backlog` read them.
+    """
+    if names:
+        session.execute(delete(ScoringBacklogRow).where(ScoringBacklogRow.catalogue.in_(names)))
+
+
+def _owe(session: Session, run_id: int, owed: dict[str, list[int]]) -> None:
+    """Record the papers that failed catalogues could not score, each pair once."""
+    for name, paper_ids in owed.items():
+        known = set(
+            session.scalars(select(ScoringBacklogRow.paper_id).where(ScoringBacklogRow.catalogue == name))
+        )
+        rows = [
+            {"catalogue": name, "paper_id": paper_id, "run_id": run_id, "created_at": utcnow()}
+            for paper_id in paper_ids
+            if paper_id not in known
+        ]
+        if rows:
+            session.execute(insert(ScoringBacklogRow), rows)
+
+
 def enqueue_all(
-    settings: Settings, engine: Engine, paper_ids: list[int], errors: dict[str, str]
+    settings: Settings,
+    engine: Engine,
+    paper_ids: list[int],
+    errors: dict[str, str],
+    *,
+    run_id: int,
+    recovered: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Score the papers against every configured catalogue; a failing catalogue is recorded."""
+    """Score the papers against every configured catalogue; a failing catalogue is recorded.
+
+    A catalogue that fails owes a score to every paper it was given (`scoring_backlog`):
+    a later run that can score it scores those with its own papers, and forgets them in
+    the transaction that writes the candidates. The catalogue's known papers (entries and
+    every candidate, rejected ones included) are skipped as `classify enqueue` skips them,
+    so nothing is proposed twice and a rejection stays final. The `recovered` runs (whose
+    papers are among `paper_ids`) lose their `UNSCORED` mark in that same transaction, or
+    in the one that records the papers as owed: a crash before either leaves it.
+    """
     counts: dict[str, Any] = {}
-    if not paper_ids or not settings.catalogues:
+    names = [catalogue.name for catalogue in settings.catalogues]
+    owed = scoring_backlog(engine, names)
+    if not names or (not paper_ids and not any(owed.values())):
+        with transaction(engine) as session:  # nothing to score them for
+            _scored(session, recovered)
         return counts
     from vpt_tracker.enqueue import score_and_enqueue_many
+
+    wanted = {name: sorted(set(paper_ids) | owed[name]) for name in names}
+    unscored: dict[str, list[int]] = {}
 
     def failed(name: str, exc: Exception) -> None:  # one catalogue's missing model must not hide the others
         log.warning("scoring for catalogue %s failed: %s", name, exc)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         errors[f"catalogue:{name}"] = message
+        unscored[name] = wanted[name]
 
-    names = [catalogue.name for catalogue in settings.catalogues]
+    def settle(session: Session, scored: list[str]) -> None:  # with the candidates, or not at all
+        clear_backlog(session, scored)
+        _owe(session, run_id, unscored)
+        _scored(session, recovered)
+
     try:
-        ids = sorted(set(paper_ids))
-        results = score_and_enqueue_many(engine, names, ids, settings=settings, on_error=failed)
+        results = score_and_enqueue_many(
+            engine, names, wanted, settings=settings, on_error=failed, in_transaction=settle
+        )
     except Exception as exc:  # scoring itself failed: every catalogue is unscored this run
         for name in names:
             failed(name, exc)
-        return counts
+        with transaction(engine) as session:
+            _owe(session, run_id, unscored)
+            _scored(session, recovered)
+        results = {}
     for name, stats in results.items():
-        counts[name] = asdict(stats)
+        counts[name] = {**asdict(stats), "caught_up": len(owed[name])}
     return counts
 
 
@@ -554,7 +651,7 @@ class _RunGuard:
                 row.errors = {
                     **(row.errors or {}),
                     INTERRUPTED: f"crashed: {type(exc).__name__}: {exc}",
-                    UNSCORED: "the next run scores the papers this run stored",
+                    UNSCORED: UNSCORED_NOTE,
                 }
 
 
@@ -636,7 +733,7 @@ def nightly(
         errors = {report.source: report.error for report in reports if report.error}
         health = assess_health(engine, reports, weekday=now.weekday(), window=window, before_run=run_id)
         queue_refetch(engine, run_id, health, window)
-        enqueued = enqueue_all(settings, engine, new_ids, errors)
+        enqueued = enqueue_all(settings, engine, new_ids, errors, run_id=run_id, recovered=interrupted)
         extra = {"recovered_runs": interrupted}
         return _close_run(
             engine,
@@ -746,6 +843,7 @@ def backfill(
             sources, owned_client = _build_sources(settings, engine, client)
         reports = {source.name: SourceReport(source.name) for source in sources}
         new_ids = _unscored_papers(engine, interrupted)
+        recovered: list[int] = list(interrupted)
         errors: dict[str, str] = {}
         skipped = 0
         enqueued: dict[str, Any] = {}
@@ -777,9 +875,11 @@ def backfill(
                     if ok and window.end <= now:  # today's window is fetched again by the next run
                         _mark_window_done(engine, source.name, prefix, now)
                 # Score per window, so a long backfill killed half-way has scored what it stored.
-                for name, stats in enqueue_all(settings, engine, new_ids + window_ids, errors).items():
+                for name, stats in enqueue_all(
+                    settings, engine, new_ids + window_ids, errors, run_id=run_id, recovered=recovered
+                ).items():
                     enqueued.setdefault(name, []).append(stats)
-                new_ids = []
+                new_ids, recovered = [], []
         finally:
             if owned_client is not None and hasattr(owned_client, "close"):
                 owned_client.close()

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import AlreadyRunning
+from vpt_tracker.logs import job_log
 
 log = logging.getLogger("vpt_tracker.scheduler")
 
@@ -129,22 +130,26 @@ def run_job(
     """Run one job and log one structured line: its outcome, duration and what it reports.
 
     Errors are logged, not raised: a failed night must not stop the service, and the next
-    trigger (or the refetch queue) retries.
+    trigger (or the refetch queue) retries. What the job's code logs meanwhile is folded into
+    the line (`logs.job_log`): its warnings and errors under `warnings`, the rest dropped.
     """
     started = clock()
     fields: dict[str, Any] = {"event": "job", "job": name}
     level = logging.INFO
-    try:
-        fields.update(action())
-        fields.setdefault("outcome", "ok")
-    except AlreadyRunning as exc:
-        fields.update(outcome="skipped", error=str(exc))
-    except UserError as exc:
-        level = logging.ERROR
-        fields.update(outcome="failed", error=str(exc))
-    except Exception as exc:  # the service outlives any one job
-        level = logging.ERROR
-        fields.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
+    with job_log() as warnings:
+        try:
+            fields.update(action())
+            fields.setdefault("outcome", "ok")
+        except AlreadyRunning as exc:
+            fields.update(outcome="skipped", error=str(exc))
+        except UserError as exc:
+            level = logging.ERROR
+            fields.update(outcome="failed", error=str(exc))
+        except Exception as exc:  # the service outlives any one job
+            level = logging.ERROR
+            fields.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
+    if warnings:
+        fields["warnings"] = warnings
     fields["duration_s"] = round(clock() - started, 3)
     log.log(level, "%s %s", name, fields["outcome"], extra={"fields": fields})
 

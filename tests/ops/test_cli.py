@@ -186,7 +186,7 @@ def test_digest_build_writes_eml_and_html(engine: Engine, db_url: str, tmp_path:
     seed_week(engine)
     (tmp_path / "out").mkdir()
     eml, html = tmp_path / "out" / "digest.eml", tmp_path / "out" / "digest.html"
-    config = "[smtp]\nrecipients = ['ana@example.org']\n"
+    config = "[smtp]\nrecipients = ['ana@example.org']\n[[catalogues]]\nname = 'awesome-vpt'\n"
     result = invoke(
         tmp_path,
         db_url,

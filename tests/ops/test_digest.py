@@ -16,17 +16,18 @@ from sqlalchemy import Engine, select
 
 from ops.seed import HOSTILE, NOW, seed_week
 from ops.smtp import free_port, self_signed, smtp_server
-from vpt_tracker.config import Settings, SmtpConfig
+from vpt_tracker.config import CatalogueConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import Week
 from vpt_tracker.errors import UserError
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CandidateRow, DigestRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DigestRow, PaperRow, ScoringBacklogRow
 
 WEEK = Week(2026, 47)
 
 
-def settings_for(port: int, **smtp: object) -> Settings:
+def settings_for(port: int, catalogues: tuple[str, ...] = ("awesome-vpt",), **smtp: object) -> Settings:
+    """SMTP on `port`; the catalogues configured (the seeded `awesome-vpt`, as in a deployment)."""
     values: dict[str, object] = {
         "host": "127.0.0.1",
         "port": port,
@@ -35,7 +36,8 @@ def settings_for(port: int, **smtp: object) -> Settings:
         "timeout": 5,
     }
     values.update(smtp)
-    return Settings(database_url="sqlite://", smtp=SmtpConfig(**values))  # type: ignore[arg-type]
+    configured = [CatalogueConfig(name=name) for name in catalogues]
+    return Settings(database_url="sqlite://", smtp=SmtpConfig(**values), catalogues=configured)  # type: ignore[arg-type]
 
 
 def digest_row(engine: Engine, week: str = "2026-W47") -> DigestRow | None:
@@ -124,6 +126,36 @@ def test_a_label_proposed_by_its_cue_shows_so(engine: Engine) -> None:
     assert digest.catalogues[0].groups[0].papers[1].labels == [("Learnable", None)]
     text, html = render(digest)
     assert "labels: Learnable (cue)" in text and "Learnable (cue)" in html
+
+
+def test_the_digest_covers_the_configured_catalogues(engine: Engine) -> None:
+    """Not the stored ones: a catalogue removed from the config is left out, and one configured
+    but not imported yet is named with what to do (it has nothing else to show)."""
+    seed_week(engine)  # awesome-vpt, with a week of candidates
+    with transaction(engine) as session:
+        session.add(CatalogueRow(name="retired", preset="awesome-vpt", source_text="", source_sha256="0"))
+        papers = session.scalars(select(PaperRow.id).order_by(PaperRow.id).limit(2)).all()
+        # Two papers whose scoring failed for awesome-vpt, and one for the catalogue not imported.
+        session.add_all(ScoringBacklogRow(catalogue="awesome-vpt", paper_id=paper) for paper in papers)
+        session.add(ScoringBacklogRow(catalogue="upcoming", paper_id=papers[0]))
+    with smtp_server() as (inbox, port):
+        settings = settings_for(port, catalogues=("upcoming", "awesome-vpt"))
+        assert [c.name for c in build_digest(engine, WEEK, now=NOW, settings=settings).catalogues] == [
+            "awesome-vpt",
+            "upcoming",
+        ]
+        send_digest(settings, engine, WEEK, now=NOW)
+        [(_rcpts, message)] = inbox.messages
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and html is not None
+    text = plain.get_content().replace("\r\n", "\n")
+    assert message["Subject"] == "vpt-tracker digest 2026-W47: 4 new candidates, 1 unhealthy source"
+    assert "retired" not in text and "retired" not in html.get_content()
+    assert "== awesome-vpt ==" in text and "Visual Prompt Tuning at Scale" in text
+    assert "2 papers wait to be scored for awesome-vpt" in text
+    assert "== upcoming ==\nNot imported yet: run `vpt-tracker catalogue import upcoming`" in text
+    assert "1 paper waits to be scored for upcoming" in text
+    assert "<h2>upcoming</h2>" in html.get_content() and "Not imported yet" in html.get_content()
 
 
 def test_send_delivers_multipart_and_refuses_the_same_week_twice(engine: Engine) -> None:

@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from ops.feeds import RSS, client, feed_server, rss_settings
+from vpt_tracker.catalogue.service import import_catalogue
+from vpt_tracker.classify.model import CatalogueModel
+from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
+from vpt_tracker.enqueue import score_and_enqueue
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import AlreadyRunning, exclusive
 from vpt_tracker.models import RunOutcome
 from vpt_tracker.pipeline import aware, backfill, backfill_windows, nightly, pending_refetches, recent_runs
 from vpt_tracker.sources.arxiv_rss import parse_feed
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, PaperRow, RefetchWindowRow, RunRow, SightingRow
+from vpt_tracker.store.tables import (
+    CandidateRow,
+    CatalogueRow,
+    CursorRow,
+    PaperRow,
+    RefetchWindowRow,
+    RunRow,
+    SightingRow,
+)
 
 # The 2026-08-20 feeds announce Wednesday 2026-08-19 at 04:00 UTC.
 WED = datetime(2026, 8, 19, 6, 30, tzinfo=UTC)
@@ -244,3 +259,123 @@ def test_ctrl_c_mid_run_marks_the_run_failed_and_the_next_run_fetches_its_window
     assert result.counts["recovered_runs"] == [row.id]
     assert result.outcome == RunOutcome.OK
     assert count(engine, SightingRow) == CV_ITEMS
+
+
+THU = WED + timedelta(days=1)  # 2026-08-21-cs-cv.xml announces Thursday 2026-08-20
+VPT_LIST = Path(__file__).resolve().parents[1] / "fixtures" / "lists"
+VPT_README = VPT_LIST / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "classifiers" / "awesome-vpt"
+
+
+def catalogue_settings(db_url: str, base: str, data_dir: Path) -> Settings:
+    """cs.CV and one catalogue, `vpt`, without a preset: its model is only its own trained one
+    (`data_dir/classifiers/vpt`), so it is missing until a test puts it there."""
+    rules = KeywordRules(include=["prompt"], exclude=[])  # queued whatever the model says
+    return rss_settings(
+        db_url, base, ["cs.CV"], data_dir=data_dir, catalogues=[CatalogueConfig(name="vpt", rules=rules)]
+    )
+
+
+def vpt_candidates(engine: Engine) -> dict[int, str]:
+    with transaction(engine) as session:
+        rows = session.execute(select(CandidateRow.paper_id, CandidateRow.status)).all()
+    assert len(rows) == len({paper_id for paper_id, _status in rows})  # nothing proposed twice
+    return {paper_id: status for paper_id, status in rows}
+
+
+def night_papers(engine: Engine, run_id: int) -> set[int]:
+    with transaction(engine) as session:
+        return set(session.scalars(select(SightingRow.paper_id).where(SightingRow.run_id == run_id)))
+
+
+def test_a_catalogue_that_could_not_score_catches_up_in_a_later_run(
+    engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wednesday the model is missing; Thursday scoring dies half-way (nothing is written);
+    Friday, with the model back, the papers of all three nights are scored, once each."""
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset=None)
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        settings = catalogue_settings(db_url, base, tmp_path)
+        wednesday = nightly(settings, engine, now=WED, client=client(settings))
+        assert wednesday.outcome == RunOutcome.PARTIAL and wednesday.exit_code == 1
+        assert "no model for catalogue 'vpt'" in wednesday.errors["catalogue:vpt"]
+        assert vpt_candidates(engine) == {}
+        missed = night_papers(engine, wednesday.run_id)
+        assert len(missed) > 100
+
+        # A reviewer rejected one of Wednesday's papers that the include rule queues (it has
+        # "prompt" in its title), say after a `classify enqueue`.
+        with transaction(engine) as session:
+            catalogue = session.scalars(select(CatalogueRow).where(CatalogueRow.name == "vpt")).one()
+            titles = session.execute(select(PaperRow.id, PaperRow.title).where(PaperRow.id.in_(missed)))
+            prompt_papers = sorted(pid for pid, title in titles if re.search(r"\bprompt\b", title, re.I))
+            rejected = prompt_papers[0]
+            session.add(CandidateRow(paper_id=rejected, catalogue_id=catalogue.id, status="rejected"))
+
+        shutil.copytree(SHIPPED_MODEL, tmp_path / "classifiers" / "vpt")
+
+        def die(*_args: object, **_kwargs: object) -> object:
+            raise RuntimeError("scoring died half-way")
+
+        routes.feed("/rss/cs.CV", "2026-08-21-cs-cv.xml")
+        with monkeypatch.context() as patch:
+            patch.setattr(CatalogueModel, "score_many", die)
+            thursday = nightly(settings, engine, now=THU, client=client(settings))
+        assert thursday.errors["catalogue:vpt"] == "scoring died half-way"
+        assert vpt_candidates(engine) == {rejected: "rejected"}
+        missed |= night_papers(engine, thursday.run_id)
+
+        friday = nightly(settings, engine, now=THU + timedelta(days=1), client=client(settings))
+        assert friday.outcome == RunOutcome.OK and friday.errors == {}
+        assert friday.counts["new_papers"] == 0  # nothing new: all of it is catching up
+        candidates = vpt_candidates(engine)
+        assert candidates[rejected] == "rejected"  # a rejection is final
+        assert set(candidates) <= missed
+        wednesdays = night_papers(engine, wednesday.run_id)
+        assert len(set(candidates) & wednesdays) > 10  # not only Thursday's papers are queued
+        assert friday.counts["catalogues"]["vpt"]["scored"] == len(missed) - 1  # all but the rejected one
+
+        # Caught up: the next run scores nothing again, and `classify enqueue` finds nothing left.
+        saturday = nightly(settings, engine, now=THU + timedelta(days=2), client=client(settings))
+        assert saturday.counts["catalogues"] == {} and vpt_candidates(engine) == candidates
+    assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0
+
+
+def test_papers_of_a_crashed_run_are_scored_even_when_the_run_recovering_it_crashes_too(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """Run 1 stores cs.CV and crashes; run 2 takes it over, stores cs.CL and crashes before
+    scoring; run 3 must score both. It scored only cs.CL: run 2 had already cleared run 1's
+    "unscored" mark when it started, so run 1's papers were never scored for any catalogue."""
+
+    def interrupt(source: str, records: int) -> None:
+        raise KeyboardInterrupt
+
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        routes.feed("/rss/cs.CL", "2026-08-20-cs-cl.xml")
+        rules = KeywordRules(include=["prompt"], exclude=[])
+        catalogue = CatalogueConfig(name="vpt", preset="awesome-vpt", rules=rules)
+        settings = rss_settings(db_url, base, ["cs.CV", "cs.CL"], data_dir=tmp_path, catalogues=[catalogue])
+        for hours in (0, 1):
+            with pytest.raises(KeyboardInterrupt):
+                nightly(
+                    settings,
+                    engine,
+                    now=WED + timedelta(hours=hours),
+                    client=client(settings),
+                    progress=interrupt,
+                )
+        first, second = sorted(recent_runs(engine), key=lambda row: row.id)
+        assert count(engine, SightingRow) == BOTH and vpt_candidates(engine) == {}
+
+        third = nightly(settings, engine, now=WED + timedelta(hours=2), client=client(settings))
+        assert third.outcome == RunOutcome.OK and third.counts["recovered_runs"] == [first.id, second.id]
+        candidates = vpt_candidates(engine)
+        assert candidates and set(candidates) & night_papers(engine, first.id)  # cs.CV's are queued too
+        # Scored once: the next run recovers nothing.
+        fourth = nightly(settings, engine, now=WED + timedelta(hours=3), client=client(settings))
+        assert fourth.counts["recovered_runs"] == [] and vpt_candidates(engine) == candidates
+    assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0  # nothing was left out

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import pytest
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine
 
+from ops.feeds import feed_server, rss_settings
 from ops.seed import seed_week
 from ops.smtp import smtp_server
+from vpt_tracker import logs
 from vpt_tracker.config import ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
@@ -184,6 +187,45 @@ def test_a_nightly_job_while_another_run_holds_the_lock_is_skipped(
         run_job("nightly", lambda: nightly_job(settings, engine))
     [line] = job_lines(caplog)
     assert line["outcome"] == "skipped" and "in progress" in str(line["error"])
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """`logs.configure` replaces the root logger's handlers: put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_serve_logs_one_line_per_job_with_its_warnings_in_it(
+    engine: Engine, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """`serve` logs at INFO level: the nightly run's own lines ("nightly run 1: window ...", the
+    failed source's warning) came out beside the job's line. The README promises one line per
+    job; what the job warned of goes into that line, so an error is not lost."""
+    logs.configure(1, secrets=["s3cret-token"], json_lines=True, one_line_per_job=True)  # as `serve`
+    with feed_server() as (routes, base):
+        routes.fail("/rss/cs.CV")
+        settings = rss_settings(db_url, base, ["cs.CV"], data_dir=tmp_path)
+        logging.getLogger("vpt_tracker.http").warning("token s3cret-token leaked")  # outside a job
+        run_job("nightly", lambda: nightly_job(settings, engine))
+        run_job("nightly", lambda: nightly_job(settings, engine))
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line.get("event") for line in lines] == [None, "job", "job"]  # one line per job
+    assert lines[0]["message"] == "token ********** leaked"
+    first = lines[1]
+    assert (
+        first["job"] == "nightly" and first["outcome"] == "failed" and "503" in first["errors"]["arxiv_rss"]
+    )
+    [warning] = first["warnings"]
+    assert warning["level"] == "warning" and warning["logger"] == "vpt_tracker.pipeline"
+    assert warning["message"].startswith("arxiv_rss failed: ") and "503" in warning["message"]
+    assert "warnings" in lines[2]  # each job collects its own
 
 
 def test_a_failing_job_is_logged_and_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:

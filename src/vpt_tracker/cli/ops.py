@@ -232,7 +232,7 @@ def digest_build(app: AppContext, week: str | None, output: Path | None, html_pa
 
     now = datetime.now(UTC)
     chosen = parse_week(week, now)
-    digest = build_digest(app.engine(), chosen, now=now)
+    digest = build_digest(app.engine(), chosen, now=now, settings=app.settings)
     text, html = render(digest)
     if output is None and html_path is None:
         with write_output(None) as out:
@@ -282,9 +282,12 @@ def serve_command(app: AppContext) -> None:
     from vpt_tracker.scheduler import serve
 
     settings = app.settings
-    logs.configure(max(app.verbosity, 1), secrets=secret_values(settings), json_lines=True)
-    if app.verbosity < 2:
-        # One line per job is the contract; the libraries' own INFO chatter is not.
+    # One line per job is the contract: what a job's code logs goes into its line (-vv: not).
+    quiet = app.verbosity < 2
+    logs.configure(
+        max(app.verbosity, 1), secrets=secret_values(settings), json_lines=True, one_line_per_job=quiet
+    )
+    if quiet:  # the libraries' own INFO chatter is not part of it either
         for noisy in ("apscheduler", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     serve(settings, app.engine())

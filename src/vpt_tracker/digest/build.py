@@ -31,6 +31,7 @@ from vpt_tracker.store.tables import (
     PaperRow,
     RefetchWindowRow,
     RunRow,
+    ScoringBacklogRow,
 )
 
 #: Candidates shown per label group; the rest are counted ("and 12 more").
@@ -118,6 +119,8 @@ class CatalogueDigest:
     upgrades: list[PaperLine]
     queue_size: int
     oldest_pending_days: float | None
+    imported: bool = True  # False: in the config, not imported yet (nothing else to show)
+    unscored: int = 0  # papers waiting in `scoring_backlog`: its scoring failed in a run
 
 
 @dataclass
@@ -160,13 +163,48 @@ def paper_url(paper: PaperRow) -> str | None:
     return normalize.web_url(paper.cvf_url) or normalize.web_url(paper.pdf_url)
 
 
-def build_digest(engine: Engine, week: Week, *, now: datetime | None = None) -> Digest:
+def build_digest(
+    engine: Engine, week: Week, *, now: datetime | None = None, settings: Settings | None = None
+) -> Digest:
+    """The digest of `week` for the catalogues of the config, by name.
+
+    The config's, not the store's: the catalogues the nightly run scores are the ones
+    maintained, and one removed from the config is not (its rows stay, for history). One
+    configured but not imported yet gets a section that says so. Without `settings` (tests,
+    tools without a config), every stored catalogue.
+    """
     now = now or datetime.now(UTC)
     with transaction(engine) as session:
-        catalogues = session.scalars(select(CatalogueRow).order_by(CatalogueRow.name)).all()
-        parts = [_catalogue_digest(session, catalogue, week, now) for catalogue in catalogues]
+        stored = {row.name: row for row in session.scalars(select(CatalogueRow))}
+        names = sorted(stored) if settings is None else sorted({c.name for c in settings.catalogues})
+        counted = session.execute(
+            select(ScoringBacklogRow.catalogue, func.count())
+            .where(ScoringBacklogRow.catalogue.in_(names))
+            .group_by(ScoringBacklogRow.catalogue)
+        )
+        owed: dict[str, int] = {name: int(n) for name, n in counted}
+        parts = [
+            _catalogue_digest(session, stored[name], week, now) if name in stored else _not_imported(name)
+            for name in names
+        ]
+        for part in parts:
+            part.unscored = owed.get(part.name, 0)
         health, runs, failed = _source_health(session, week)
     return Digest(week, now, parts, health, runs, failed)
+
+
+def _not_imported(name: str) -> CatalogueDigest:
+    return CatalogueDigest(
+        name=name,
+        groups=[],
+        new_count=0,
+        accepted=[],
+        published=[],
+        upgrades=[],
+        queue_size=0,
+        oldest_pending_days=None,
+        imported=False,
+    )
 
 
 def _label_titles(preset: str | None) -> dict[str, str]:

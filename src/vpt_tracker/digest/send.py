@@ -151,7 +151,7 @@ def send_digest(
                 row = DigestRow(week=week.label, status="built", attempts=0, recipients=[])
                 session.add(row)
             row.built_at = now
-        message = to_message(build_digest(engine, week, now=now), settings)
+        message = to_message(build_digest(engine, week, now=now, settings=settings), settings)
         error: str | None = None
         try:
             deliver(message, smtp, ssl_context=ssl_context)

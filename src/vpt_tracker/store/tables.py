@@ -1,7 +1,7 @@
 """The SQLAlchemy tables: the edge where the plain dataclasses meet the database.
 
-Every table of DESIGN.md §4 is here, plus the three small ones that operations need
-(`refetch_windows`, `digests`, `pull_requests`). JSON columns hold lists and maps that are
+Every table of DESIGN.md §4 is here, plus the four small ones that operations need
+(`refetch_windows`, `scoring_backlog`, `digests`, `pull_requests`). JSON columns hold lists and maps that are
 only ever read whole. Migrations in `db/` must match these models; a test checks it.
 """
 
@@ -270,6 +270,25 @@ class RefetchWindowRow(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ScoringBacklogRow(Base):
+    """A paper a catalogue owes a score: its scoring failed in the run that stored the paper.
+
+    `refetch_windows` is the same idea for a source. A row is written when the catalogue's
+    scoring fails and deleted in the transaction that writes the catalogue's candidates, so a
+    crash in between leaves it for the next run, and nothing is scored into the queue twice.
+    The catalogue is kept by name: a catalogue in the config that is not imported yet owes too.
+    """
+
+    __tablename__ = "scoring_backlog"
+    __table_args__ = (UniqueConstraint("catalogue", "paper_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    catalogue: Mapped[str] = mapped_column(String(128))
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class DigestRow(Base):
