@@ -30,10 +30,25 @@ class RedactSecrets(logging.Filter):
             text = text.replace(secret, MASK)
         return text
 
+    def redact_value(self, value: Any) -> Any:
+        """`value` with every string in it redacted, however deeply nested."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {key: self.redact_value(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.redact_value(item) for item in value]
+        return value
+
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             record.msg = self.redact(record.getMessage())
             record.args = None
+            # A job's line carries its outcome as fields (`error`, a source's `errors`), and
+            # an exception's text can hold a secret as well as a message can.
+            fields = getattr(record, "fields", None)
+            if isinstance(fields, dict):
+                record.fields = self.redact_value(fields)
         return True
 
 

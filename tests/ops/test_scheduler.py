@@ -228,6 +228,25 @@ def test_serve_logs_one_line_per_job_with_its_warnings_in_it(
     assert "warnings" in lines[2]  # each job collects its own
 
 
+def test_a_secret_in_a_jobs_error_fields_is_masked(
+    capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    """The job line's `error` and `errors` fields are the text of exceptions, which can quote
+    a secret (a URL with its token); they are masked as the message is."""
+    logs.configure(1, secrets=["s3cret-token"], json_lines=True, one_line_per_job=True)  # as `serve`
+
+    def broken() -> dict[str, object]:
+        raise ConnectionError("GET https://api.example.org/?token=s3cret-token failed")
+
+    run_job("nightly", broken)
+    run_job("nightly", lambda: {"errors": {"arxiv_rss": "401 for s3cret-token"}, "outcome": "failed"})
+    err = capsys.readouterr().err
+    assert "s3cret-token" not in err
+    first, second = (json.loads(line) for line in err.splitlines())
+    assert first["error"] == "ConnectionError: GET https://api.example.org/?token=********** failed"
+    assert second["errors"] == {"arxiv_rss": "401 for **********"}
+
+
 def test_a_failing_job_is_logged_and_does_not_raise(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="vpt_tracker.scheduler")
 
