@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import parse
@@ -35,7 +35,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus, Scores
 from vpt_tracker.normalize import title_key
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, utcnow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, ScoringBacklogRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -501,6 +501,8 @@ def score_and_enqueue_many(
                 rows.extend(_queue(target, papers, scores))
             if rows:
                 session.execute(insert(CandidateRow), rows)
+        if paper_ids is None:  # every paper a catalogue did not know is scored: it owes none
+            clear_backlog(session, list(targets))
         if in_transaction is not None:
             in_transaction(session, list(targets))
         results = {name: target.stats for name, target in targets.items()}
@@ -514,6 +516,16 @@ def score_and_enqueue_many(
             stats.excluded_by_rule,
         )
     return results
+
+
+def clear_backlog(session: Session, names: Sequence[str]) -> None:
+    """Forget what these catalogues owed (`scoring_backlog`, which a nightly run keeps for a
+    catalogue it could not score), in the transaction that scored it for them.
+
+    Called with the pipeline lock held, so no row was added since the caller read them.
+    """
+    if names:
+        session.execute(delete(ScoringBacklogRow).where(ScoringBacklogRow.catalogue.in_(names)))
 
 
 def _target(session: Session, settings: Settings, name: str) -> _Target:

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker.config import Settings
@@ -509,15 +509,6 @@ def scoring_backlog(engine: Engine, names: Sequence[str]) -> dict[str, set[int]]
     return owed
 
 
-def clear_backlog(session: Session, names: Sequence[str]) -> None:
-    """Forget what these catalogues owed, in the transaction that scored it for them.
-
-    Called with the pipeline lock held, so no row was added since `scoring_backlog` read them.
-    """
-    if names:
-        session.execute(delete(ScoringBacklogRow).where(ScoringBacklogRow.catalogue.in_(names)))
-
-
 def _owe(session: Session, run_id: int, owed: dict[str, list[int]]) -> None:
     """Record the papers that failed catalogues could not score, each pair once."""
     for name, paper_ids in owed.items():
@@ -559,7 +550,7 @@ def enqueue_all(
         with transaction(engine) as session:  # nothing to score them for
             _scored(session, recovered)
         return counts
-    from vpt_tracker.enqueue import score_and_enqueue_many
+    from vpt_tracker.enqueue import clear_backlog, score_and_enqueue_many
 
     wanted = {name: sorted(set(paper_ids) | owed[name]) for name in names}
     unscored: dict[str, list[int]] = {}

@@ -33,6 +33,7 @@ from vpt_tracker.store.tables import (
     PaperRow,
     RefetchWindowRow,
     RunRow,
+    ScoringBacklogRow,
     SightingRow,
 )
 
@@ -340,6 +341,25 @@ def test_a_catalogue_that_could_not_score_catches_up_in_a_later_run(
         saturday = nightly(settings, engine, now=THU + timedelta(days=2), client=client(settings))
         assert saturday.counts["catalogues"] == {} and vpt_candidates(engine) == candidates
     assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0
+
+
+def test_classify_enqueue_pays_what_a_catalogue_owes(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    """`classify enqueue NAME` scores every paper the catalogue does not know, so the night it
+    missed is scored then; it must forget the debt too, or the next nightly run scores those
+    papers again and the digest reports them as waiting."""
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset=None)
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        settings = catalogue_settings(db_url, base, tmp_path)
+        wednesday = nightly(settings, engine, now=WED, client=client(settings))
+        assert "catalogue:vpt" in wednesday.errors and count(engine, ScoringBacklogRow) > 100
+        shutil.copytree(SHIPPED_MODEL, tmp_path / "classifiers" / "vpt")
+        stats = score_and_enqueue(engine, "vpt", None, settings=settings)  # as `classify enqueue vpt`
+        assert stats.scored == len(night_papers(engine, wednesday.run_id))
+        assert count(engine, ScoringBacklogRow) == 0
+        routes.feed("/rss/cs.CV", "2026-08-21-cs-cv.xml")
+        thursday = nightly(settings, engine, now=THU, client=client(settings))
+    assert thursday.counts["catalogues"]["vpt"]["caught_up"] == 0
 
 
 def test_papers_of_a_crashed_run_are_scored_even_when_the_run_recovering_it_crashes_too(
