@@ -368,6 +368,21 @@ def test_the_earliest_publication_date_is_kept_across_runs(engine: Engine) -> No
     assert as_utc(paper.published_at) == earlier and paper.comment == "c"
 
 
+def test_a_paper_first_seen_replaced_in_a_feed_keeps_its_own_year(engine: Engine) -> None:
+    # The real cs.CV feed of 2026-08-20 re-announces 2503.08484 (March 2025) as a replacement;
+    # the feed's date of that day made it an "arXiv 2026" paper published in August 2026.
+    from vpt_tracker.replay import default_root
+    from vpt_tracker.sources.arxiv_rss import parse_feed
+
+    feed = parse_feed((default_root() / "arxiv_rss" / "cs.CV" / "2026-08-20.xml").read_bytes(), "cs.CV")
+    ingest_records(engine, feed.records)
+    with transaction(engine) as session:
+        replaced = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2503.08484")).one()
+        new = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2608.18184")).one()
+    assert (replaced.venue, replaced.year, replaced.published_at) == ("arXiv", 2025, None)
+    assert new.year == 2026 and as_utc(new.published_at) == datetime(2026, 8, 20, 4, 0, tzinfo=UTC)
+
+
 def test_pages_reuse_the_identity_index_while_the_store_is_unchanged(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,23 @@ def test_two_consecutive_days(replay: ReplayServer, make_client: MakeClient) -> 
     assert with_ref.journal_ref == "MICCAI-UNSURE 2026" and with_ref.categories == ("cs.CV", "cs.AI", "cs.LG")
 
 
+def test_a_replacement_is_dated_by_its_announcement_not_published_then(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The 2026-08-20 feed re-announces 2503.08484 (v2) from March 2025. Its <pubDate> is the day
+    # of the replacement; taken for the publication date, the paper was stored as "arXiv 2026".
+    (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    announced = datetime(2026, 8, 20, 4, 0, tzinfo=UTC)
+    replaced = next(r for r in page.records if r.arxiv_id == "2503.08484")
+    assert replaced.announce_type == "replace" and replaced.arxiv_version == 2
+    assert replaced.published is None and replaced.updated == announced
+    for record in page.records:
+        if record.announce_type in ("replace", "replace-cross"):
+            assert record.published is None and record.updated == announced
+        else:  # a new submission or its cross-listing: announced that day
+            assert record.published == announced
+
+
 def test_same_announcement_is_not_stored_twice(replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
     again = _fetch(

@@ -115,7 +115,11 @@ def _record(entry: Any) -> RawRecord | None:
         return None
     announce = (entry.get("arxiv_announce_type") or (match.group("type") if match else "") or "").strip()
     abstract = _plain(match.group("abstract")) if match else _plain(entry.get("summary"))
-    published = _struct_time(entry.get("published_parsed"))
+    announced = _struct_time(entry.get("published_parsed"))
+    # An item's <pubDate> is the day of its announcement. That is when a new paper (or its
+    # cross-listing) came out, but a replacement re-announces a paper of any age: its date is
+    # when it was updated, and taken for its publication it made a 2025 paper "arXiv 2026".
+    replaced = announce in ("replace", "replace-cross")
     return _build(
         entry,
         identifier=identifier,
@@ -124,7 +128,8 @@ def _record(entry: Any) -> RawRecord | None:
         abstract=abstract,
         authors=_authors(entry.get("author")),
         announce_type=announce if announce in ANNOUNCE_TYPES else announce or None,
-        published=published,
+        published=None if replaced else announced,
+        updated=announced if replaced else None,
         doi=normalize.doi(entry.get("arxiv_doi")),
         journal_ref=_plain(entry.get("arxiv_journal_reference")) or None,
     )
@@ -169,6 +174,7 @@ def _build(
     doi: str | None,
     journal_ref: str | None,
     primary: str | None = None,
+    updated: datetime | None = None,
 ) -> RawRecord:
     categories = _categories(entry) or ((primary,) if primary else ())
     payload = {
@@ -194,6 +200,7 @@ def _build(
         doi=doi,
         venue="arXiv",
         published=published,
+        updated=updated,
         categories=categories,
         primary_category=primary,
         journal_ref=journal_ref,
