@@ -246,3 +246,30 @@ def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: ReplayS
     assert aew.arxiv_id == "1707.08567" and aew.abstract and (aew.venue, aew.year) == ("AEW", 2017)
     nowhere = papers["A Paper That No Archive Has"]
     assert nowhere.abstract == "" and nowhere.arxiv_id is None and nowhere.venue == "WACV"
+
+
+def test_enrich_with_arxiv_failing_says_so_in_one_line_and_writes_nothing(
+    db_url: str, arxiv_server: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # arXiv down (a 503 after every retry) ended the command in a SourceError traceback.
+    from vpt_tracker.replay import Fault
+
+    code, _, err = run(
+        db_url,
+        "catalogue",
+        "import",
+        str(INGEST / "synthetic-list.md"),
+        "--name",
+        "syn",
+        "--preset",
+        "awesome-vpt",
+    )
+    assert code == 0, err
+    before = stats(db_url)
+    monkeypatch.setenv("VPT_HTTP__MAX_RETRIES", "0")
+    arxiv_server.inject(Fault("status", match="/api/query", status=503))
+    code, out, err = run(db_url, "catalogue", "enrich", "syn")
+    assert code == 1 and out == ""
+    assert err.startswith("Error: arXiv look-up failed: arxiv_api: GET ") and "answered HTTP 503" in err
+    assert len(err.strip().splitlines()) == 1
+    assert stats(db_url) == before
