@@ -383,6 +383,36 @@ def test_a_paper_first_seen_replaced_in_a_feed_keeps_its_own_year(engine: Engine
     assert new.year == 2026 and as_utc(new.published_at) == datetime(2026, 8, 20, 4, 0, tzinfo=UTC)
 
 
+def test_a_feed_paper_whose_authors_list_affiliations_merges_with_its_venue_version(
+    engine: Engine,
+) -> None:
+    # The real cs.CV feed of 2026-08-20 lists "Kai Van Brunt (Massachusetts Institute of
+    # Technology), ...": every author had the surname "technology", shared no author with the
+    # venue's list, and the venue version of the same title stayed a paper of its own.
+    from vpt_tracker.replay import default_root
+    from vpt_tracker.sources.arxiv_rss import parse_feed
+
+    feed = parse_feed((default_root() / "arxiv_rss" / "cs.CV" / "2026-08-20.xml").read_bytes(), "cs.CV")
+    ingest_records(engine, feed.records)
+    venue = RawRecord(
+        source="conference-index",
+        source_id="synthetic:molmo2fish",
+        title="Teach a Molmo2Fish: Towards Interactive Fish Tracking With Natural Language Guidance",
+        authors=("Kai Van Brunt", "Justin Kay", "Sara Beery"),
+        venue="WACV",
+        year=2027,
+    )
+    stats = ingest_records(engine, [venue])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 1, 1)
+    with transaction(engine) as session:
+        paper = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2608.18602")).one()
+    assert (paper.venue, paper.year, paper.authors) == (
+        "WACV",
+        2027,
+        ["Kai Van Brunt", "Justin Kay", "Sara Beery"],
+    )
+
+
 def test_pages_reuse_the_identity_index_while_the_store_is_unchanged(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,6 +78,33 @@ def test_a_replacement_is_dated_by_its_announcement_not_published_then(
             assert record.published == announced
 
 
+def test_affiliations_in_the_author_list_are_not_authors(
+    replay: ReplayServer, fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # Real <dc:creator> lists give affiliations in parentheses, with commas inside. They were
+    # split into authors such as "Karachi" and "Pakistan)", and "Kai Van Brunt (Massachusetts
+    # Institute of Technology)" had the surname "technology".
+    (today,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    (before,) = _fetch(replay, make_client(), "2026-08-19", date(2026, 8, 19), date(2026, 8, 19))
+    fish = next(r for r in today.records if r.arxiv_id == "2608.18602")
+    assert fish.authors == ("Kai Van Brunt", "Justin Kay", "Sara Beery")
+    karachi = next(r for r in before.records if r.arxiv_id == "2608.17942")
+    assert karachi.authors[:3] == ("Syed Ali Ahmed", "Syed Bilal Ahsan", "Muhammad Zaigham Zaheer")
+    assert not any("(" in a or ")" in a for p in (today, before) for r in p.records for a in r.authors)
+    # The legacy RDF feed: "<a …>Yingyan</a> (Celine)Lin".
+    (legacy,) = _fetch(fixture_replay, make_client(), "2024-01-22", date(2024, 1, 22), date(2024, 1, 23))
+    lin = next(r for r in legacy.records if r.arxiv_id == "2312.11841")
+    assert lin.authors == ("Chaojian Li", "Bichen Wu", "Peter Vajda", "Yingyan Lin")
+
+
+def test_an_unclosed_parenthesis_keeps_the_names_after_it() -> None:
+    from vpt_tracker.sources.arxiv_rss import _authors
+
+    assert _authors("Ann Lee (MIT, Bo Chen, Cy Wu") == ("Ann Lee (MIT", "Bo Chen", "Cy Wu")
+    assert _authors("Ann Lee ((1) MIT (2) CMU), Bo Chen)") == ("Ann Lee", "Bo Chen)")
+    assert _authors("(" * 50_000 + "Bo Chen") == ("(" * 50_000 + "Bo Chen",)
+
+
 def test_same_announcement_is_not_stored_twice(replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
     again = _fetch(

@@ -98,7 +98,34 @@ def _plain(text: str | None) -> str:
 
 
 def _authors(text: str | None) -> tuple[str, ...]:
-    return tuple(name for name in (_plain(part) for part in (text or "").split(",")) if name)
+    """The names of a comma-separated author list, without the affiliations some give.
+
+    Real lists read "Siqi Li (Peking University, Chinese Institute for Brain Research,
+    Beijing), Zhi Li (NeuCyber Neurotech)" (RSS 2.0) or "Jesper Jensen (1, 2), ... ((1)
+    Aalborg University, ...)" (RDF). Split as they came, they gave authors "Beijing)", and
+    surnames such as "neurotech" that no other source's list of the paper shares.
+    """
+    names = _without_parentheses(text or "").split(",")
+    return tuple(name for name in (_plain(part) for part in names) if name)
+
+
+def _without_parentheses(text: str) -> str:
+    """`text` without its parenthesised groups (nested ones too), in one pass.
+
+    An opening parenthesis that never closes is kept with what follows it: a truncated list
+    keeps its names.
+    """
+    kept: list[str] = []
+    opened: list[int] = []  # where in `kept` each open group starts
+    for char in text:
+        if char == "(":
+            opened.append(len(kept))
+        elif char == ")" and opened:
+            del kept[opened.pop() :]
+            kept.append(" ")
+            continue
+        kept.append(char)
+    return "".join(kept)
 
 
 def _categories(entry: Any) -> tuple[str, ...]:
