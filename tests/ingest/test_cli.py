@@ -126,6 +126,18 @@ def test_ingest_jsonl_reads_conference_indexes_as_enrich_does(db_url: str, tmp_p
     assert code == 0 and "2 new papers" in out, err
 
 
+def test_a_conference_index_with_a_byte_order_mark_is_read(db_url: str, tmp_path: Path) -> None:
+    # A corpus file with a BOM was read, the same index saved by a Windows editor was not:
+    # "not valid JSON (Unexpected UTF-8 BOM (decode using utf-8-sig))", and enrich failed too.
+    source = next(p for p in CONFERENCES if p.name == "ICLR2024.json")
+    saved = tmp_path / source.name
+    saved.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
+    assert read_conference_index(saved) == read_conference_index(source)
+    code, out, err = run(db_url, "ingest-jsonl", str(saved), "--json")
+    assert code == 0, err
+    assert json.loads(out)["new_papers"] == len({r.title for r in read_conference_index(source)})
+
+
 def test_records_without_id_are_identified_by_title_and_authors(db_url: str, tmp_path: Path) -> None:
     source = json.loads(CORPUS[0].read_text().splitlines()[0])
     without_id = {key: value for key, value in source.items() if key not in ("id", "abs", "pdf")}
