@@ -12,7 +12,7 @@ from sources.helpers import MakeClient
 from vpt_tracker.config import ArxivRssConfig
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Page, Window
-from vpt_tracker.replay import ReplayServer
+from vpt_tracker.replay import ReplayServer, default_root
 from vpt_tracker.sources.arxiv_rss import ArxivRssSource
 from vpt_tracker.sources.base import SourceError
 
@@ -103,6 +103,35 @@ def test_an_unclosed_parenthesis_keeps_the_names_after_it() -> None:
     assert _authors("Ann Lee (MIT, Bo Chen, Cy Wu") == ("Ann Lee (MIT", "Bo Chen", "Cy Wu")
     assert _authors("Ann Lee ((1) MIT (2) CMU), Bo Chen)") == ("Ann Lee", "Bo Chen)")
     assert _authors("(" * 50_000 + "Bo Chen") == ("(" * 50_000 + "Bo Chen",)
+
+
+def test_angle_brackets_in_titles_and_abstracts_are_text(
+    replay: ReplayServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    # RSS 2.0 titles and descriptions are plain text. Read as HTML, feedparser dropped what
+    # looked like a tag and the tag stripper the rest: 2608.14778's "improving survival from
+    # <20% to >70%" was stored as "improving survival from 70%".
+    (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    hcc = next(r for r in page.records if r.arxiv_id == "2608.14778")
+    assert "with early detection improving survival from <20% to >70%. The standardized" in hcc.abstract
+    assert hcc.payload["summary"].startswith("arXiv:2608.14778v2 Announce Type: replace")
+    assert "from <20% to >70%" in hcc.payload["summary"]
+    svr = next(r for r in page.records if r.arxiv_id == "2608.18616")
+    assert "$p < 0.0001$)" in svr.abstract and "$p<0.05$)" in svr.abstract
+
+    # A real title of the corpus (arXiv 2510.16374) put into a real feed: synthetic.
+    folder = tmp_path / "arxiv_rss" / "cs.CV"
+    folder.mkdir(parents=True)
+    feed = (default_root() / "arxiv_rss" / "cs.CV" / "2026-08-20.xml").read_text()
+    title = "Human-Centric Intelligence in the Era of Foundation Models: A Survey"
+    think = "Before you &lt;think&gt;, monitor: Implementing Flavell's metacognitive framework in LLMs"
+    (folder / "2026-08-20.xml").write_text(feed.replace(f"<title>{title}</title>", f"<title>{think}</title>"))
+    with ReplayServer(tmp_path) as server:
+        (edited,) = _fetch(server, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    record = next(r for r in edited.records if r.arxiv_id == "2608.18184")
+    assert (
+        record.title == "Before you <think>, monitor: Implementing Flavell's metacognitive framework in LLMs"
+    )
 
 
 def test_same_announcement_is_not_stored_twice(replay: ReplayServer, make_client: MakeClient) -> None:
