@@ -78,6 +78,30 @@ def test_a_replacement_is_dated_by_its_announcement_not_published_then(
             assert record.published == announced
 
 
+def test_an_old_paper_newly_cross_listed_is_not_published_that_day(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The real cs.CL feed of 2026-08-19 cross-lists 2311.06273 (November 2023, still v1) and
+    # 2602.14784 as `cross`, like the day's new papers. arXiv gives an id in the month of a
+    # paper's first announcement, so an id months older is not a paper announced that day.
+    fixture_replay.rss_date = "2026-08-19"
+    source = ArxivRssSource(
+        ArxivRssConfig(base_url=fixture_replay.urls()["arxiv_rss"], categories=["cs.CL"]), make_client()
+    )
+    (page,) = source.fetch(Window.for_days(date(2026, 8, 19), date(2026, 8, 19)), {})
+    announced = datetime(2026, 8, 19, 4, 0, tzinfo=UTC)
+    records = {r.arxiv_id: r for r in page.records}
+    for old in ("2311.06273", "2602.14784"):
+        assert records[old].announce_type == "cross"
+        assert records[old].published is None and records[old].updated == announced
+    fresh = [
+        r
+        for r in page.records
+        if r.announce_type in ("new", "cross") and (r.arxiv_id or "")[:4] in ("2607", "2608")
+    ]
+    assert len(fresh) > 50 and all(r.published == announced for r in fresh)
+
+
 def test_affiliations_in_the_author_list_are_not_authors(
     replay: ReplayServer, fixture_replay: ReplayServer, make_client: MakeClient
 ) -> None:

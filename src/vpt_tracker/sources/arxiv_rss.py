@@ -99,6 +99,24 @@ def _item_texts(root: Any) -> list[tuple[str | None, str | None]]:
     return [(item.findtext("title"), item.findtext("description")) for item in root.findall("./channel/item")]
 
 
+_NEW_STYLE_ID = re.compile(r"^(\d{2})(\d{2})\.\d{4,5}$")
+
+
+def _first_announced(identifier: str, announced: datetime | None) -> bool:
+    """Whether a paper announced at `announced` can be a first announcement.
+
+    arXiv gives an id in the month of a paper's first announcement (an evening announcement
+    may date from the next day, hence the month before too); an older id is an older paper.
+    """
+    match = _NEW_STYLE_ID.match(identifier)
+    if announced is None:
+        return True
+    if match is None:  # an old-style id: before 2007
+        return False
+    months = (announced.year - 2000) * 12 + announced.month - (int(match.group(1)) * 12 + int(match.group(2)))
+    return months <= 1
+
+
 def _one_line(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
@@ -168,9 +186,10 @@ def _record(entry: Any, texts: tuple[str | None, str | None] | None = None) -> R
     abstract = clean(match.group("abstract")) if match else clean(summary)
     announced = _struct_time(entry.get("published_parsed"))
     # An item's <pubDate> is the day of its announcement. That is when a new paper (or its
-    # cross-listing) came out, but a replacement re-announces a paper of any age: its date is
-    # when it was updated, and taken for its publication it made a 2025 paper "arXiv 2026".
-    replaced = announce in ("replace", "replace-cross")
+    # cross-listing) came out, but a replacement re-announces a paper of any age, and so does
+    # a cross-listing added later (2311.06273 in cs.CL in August 2026): its date is when it
+    # was updated. Taken for its publication, it made a 2025 paper "arXiv 2026".
+    replaced = announce not in ("new", "cross") or not _first_announced(identifier, announced)
     return _build(
         entry,
         identifier=identifier,
