@@ -413,6 +413,35 @@ def test_a_feed_paper_whose_authors_list_affiliations_merges_with_its_venue_vers
     )
 
 
+def test_a_doi_field_that_repeats_its_doi_gives_that_doi(engine: Engine) -> None:
+    # The real cs.CV feed of 2024-06-11 gives 2406.03645 the DOI field "10.1109/JSTARS.2024.
+    # 3413003 10.1109/JSTARS.2024.3413003 10.1109/JSTARS.2024.3413003". Kept whole, it was a
+    # DOI no other record has, and the journal's own record of the paper stayed apart.
+    from vpt_tracker.sources.arxiv_rss import parse_feed
+
+    feed = parse_feed((FIXTURES / "ingest" / "rss" / "2024-06-12-cs-cv.xml").read_bytes(), "cs.CV")
+    (sea_ice,) = [r for r in feed.records if r.arxiv_id == "2406.03645"]
+    assert sea_ice.doi == "10.1109/jstars.2024.3413003"
+    assert normalize.doi("10.1/a 10.1/b") == "10.1/a" and normalize.doi("10.1/a, 10.1/b") == "10.1/a"
+    ingest_records(engine, [sea_ice])
+    journal = RawRecord(
+        source="catalogue",
+        source_id="synthetic:sea-ice",
+        title="Partial Label Learning With Focal Loss for Sea Ice Classification",
+        doi="https://doi.org/10.1109/JSTARS.2024.3413003",
+        venue="IEEE JSTARS",
+        year=2024,
+    )
+    stats = ingest_records(engine, [journal])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 1, 1)
+    (paper,) = papers(engine)
+    assert (paper.arxiv_id, paper.doi, paper.venue) == (
+        "2406.03645",
+        "10.1109/jstars.2024.3413003",
+        "IEEE JSTARS",
+    )
+
+
 def test_pages_reuse_the_identity_index_while_the_store_is_unchanged(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
