@@ -79,6 +79,10 @@ class ArxivApiConfig(BaseModel):
     categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
     keywords: list[str] = Field(default_factory=lambda: ["prompt"])
     page_size: int = Field(default=2000, ge=1, le=2000)
+    # Days before a window that its query covers too: the API serves a submission only once
+    # it is announced (a day later, three over a weekend), after the window that holds it
+    # may have been fetched.
+    lookback_days: int = Field(default=4, ge=0, le=30)
 
 
 class ArxivRssConfig(BaseModel):

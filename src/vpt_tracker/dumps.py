@@ -145,7 +145,8 @@ def read_conference_index(path: Path) -> list[RawRecord]:
     """Every paper of a conference index, as venue sightings of that conference."""
     venue, year = conference_of(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a leading byte-order mark is skipped, as `iter_jsonl` skips it.
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -58,11 +58,17 @@ def arxiv_version(value: str | None) -> int | None:
 
 
 def doi(value: str | None) -> str | None:
-    """A lower-cased bare DOI (`10.x/y`), from a DOI, a `doi:` string or a doi.org URL."""
+    """A lower-cased bare DOI (`10.x/y`), from a DOI, a `doi:` string or a doi.org URL.
+
+    A field that holds several (arXiv's `10.1109/JSTARS.2024.3413003 10.1109/JSTARS...`,
+    "10.1/a, 10.1/b") gives its first: a DOI holds no white space, and the whole field was
+    a key no other record of the paper had.
+    """
     if not value:
         return None
     text = value.strip()
     text = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", text, flags=re.IGNORECASE)
+    text = text.split(maxsplit=1)[0].rstrip(",;") if text else text
     if not text.startswith("10.") or len(text) > DOI_MAX:
         return None
     return text.lower()

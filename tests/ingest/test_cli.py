@@ -126,6 +126,18 @@ def test_ingest_jsonl_reads_conference_indexes_as_enrich_does(db_url: str, tmp_p
     assert code == 0 and "2 new papers" in out, err
 
 
+def test_a_conference_index_with_a_byte_order_mark_is_read(db_url: str, tmp_path: Path) -> None:
+    # A corpus file with a BOM was read, the same index saved by a Windows editor was not:
+    # "not valid JSON (Unexpected UTF-8 BOM (decode using utf-8-sig))", and enrich failed too.
+    source = next(p for p in CONFERENCES if p.name == "ICLR2024.json")
+    saved = tmp_path / source.name
+    saved.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
+    assert read_conference_index(saved) == read_conference_index(source)
+    code, out, err = run(db_url, "ingest-jsonl", str(saved), "--json")
+    assert code == 0, err
+    assert json.loads(out)["new_papers"] == len({r.title for r in read_conference_index(source)})
+
+
 def test_records_without_id_are_identified_by_title_and_authors(db_url: str, tmp_path: Path) -> None:
     source = json.loads(CORPUS[0].read_text().splitlines()[0])
     without_id = {key: value for key, value in source.items() if key not in ("id", "abs", "pdf")}
@@ -246,3 +258,30 @@ def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: ReplayS
     assert aew.arxiv_id == "1707.08567" and aew.abstract and (aew.venue, aew.year) == ("AEW", 2017)
     nowhere = papers["A Paper That No Archive Has"]
     assert nowhere.abstract == "" and nowhere.arxiv_id is None and nowhere.venue == "WACV"
+
+
+def test_enrich_with_arxiv_failing_says_so_in_one_line_and_writes_nothing(
+    db_url: str, arxiv_server: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # arXiv down (a 503 after every retry) ended the command in a SourceError traceback.
+    from vpt_tracker.replay import Fault
+
+    code, _, err = run(
+        db_url,
+        "catalogue",
+        "import",
+        str(INGEST / "synthetic-list.md"),
+        "--name",
+        "syn",
+        "--preset",
+        "awesome-vpt",
+    )
+    assert code == 0, err
+    before = stats(db_url)
+    monkeypatch.setenv("VPT_HTTP__MAX_RETRIES", "0")
+    arxiv_server.inject(Fault("status", match="/api/query", status=503))
+    code, out, err = run(db_url, "catalogue", "enrich", "syn")
+    assert code == 1 and out == ""
+    assert err.startswith("Error: arXiv look-up failed: arxiv_api: GET ") and "answered HTTP 503" in err
+    assert len(err.strip().splitlines()) == 1
+    assert stats(db_url) == before

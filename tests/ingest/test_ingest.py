@@ -368,6 +368,80 @@ def test_the_earliest_publication_date_is_kept_across_runs(engine: Engine) -> No
     assert as_utc(paper.published_at) == earlier and paper.comment == "c"
 
 
+def test_a_paper_first_seen_replaced_in_a_feed_keeps_its_own_year(engine: Engine) -> None:
+    # The real cs.CV feed of 2026-08-20 re-announces 2503.08484 (March 2025) as a replacement;
+    # the feed's date of that day made it an "arXiv 2026" paper published in August 2026.
+    from vpt_tracker.replay import default_root
+    from vpt_tracker.sources.arxiv_rss import parse_feed
+
+    feed = parse_feed((default_root() / "arxiv_rss" / "cs.CV" / "2026-08-20.xml").read_bytes(), "cs.CV")
+    ingest_records(engine, feed.records)
+    with transaction(engine) as session:
+        replaced = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2503.08484")).one()
+        new = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2608.18184")).one()
+    assert (replaced.venue, replaced.year, replaced.published_at) == ("arXiv", 2025, None)
+    assert new.year == 2026 and as_utc(new.published_at) == datetime(2026, 8, 20, 4, 0, tzinfo=UTC)
+
+
+def test_a_feed_paper_whose_authors_list_affiliations_merges_with_its_venue_version(
+    engine: Engine,
+) -> None:
+    # The real cs.CV feed of 2026-08-20 lists "Kai Van Brunt (Massachusetts Institute of
+    # Technology), ...": every author had the surname "technology", shared no author with the
+    # venue's list, and the venue version of the same title stayed a paper of its own.
+    from vpt_tracker.replay import default_root
+    from vpt_tracker.sources.arxiv_rss import parse_feed
+
+    feed = parse_feed((default_root() / "arxiv_rss" / "cs.CV" / "2026-08-20.xml").read_bytes(), "cs.CV")
+    ingest_records(engine, feed.records)
+    venue = RawRecord(
+        source="conference-index",
+        source_id="synthetic:molmo2fish",
+        title="Teach a Molmo2Fish: Towards Interactive Fish Tracking With Natural Language Guidance",
+        authors=("Kai Van Brunt", "Justin Kay", "Sara Beery"),
+        venue="WACV",
+        year=2027,
+    )
+    stats = ingest_records(engine, [venue])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 1, 1)
+    with transaction(engine) as session:
+        paper = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2608.18602")).one()
+    assert (paper.venue, paper.year, paper.authors) == (
+        "WACV",
+        2027,
+        ["Kai Van Brunt", "Justin Kay", "Sara Beery"],
+    )
+
+
+def test_a_doi_field_that_repeats_its_doi_gives_that_doi(engine: Engine) -> None:
+    # The real cs.CV feed of 2024-06-11 gives 2406.03645 the DOI field "10.1109/JSTARS.2024.
+    # 3413003 10.1109/JSTARS.2024.3413003 10.1109/JSTARS.2024.3413003". Kept whole, it was a
+    # DOI no other record has, and the journal's own record of the paper stayed apart.
+    from vpt_tracker.sources.arxiv_rss import parse_feed
+
+    feed = parse_feed((FIXTURES / "ingest" / "rss" / "2024-06-12-cs-cv.xml").read_bytes(), "cs.CV")
+    (sea_ice,) = [r for r in feed.records if r.arxiv_id == "2406.03645"]
+    assert sea_ice.doi == "10.1109/jstars.2024.3413003"
+    assert normalize.doi("10.1/a 10.1/b") == "10.1/a" and normalize.doi("10.1/a, 10.1/b") == "10.1/a"
+    ingest_records(engine, [sea_ice])
+    journal = RawRecord(
+        source="catalogue",
+        source_id="synthetic:sea-ice",
+        title="Partial Label Learning With Focal Loss for Sea Ice Classification",
+        doi="https://doi.org/10.1109/JSTARS.2024.3413003",
+        venue="IEEE JSTARS",
+        year=2024,
+    )
+    stats = ingest_records(engine, [journal])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 1, 1)
+    (paper,) = papers(engine)
+    assert (paper.arxiv_id, paper.doi, paper.venue) == (
+        "2406.03645",
+        "10.1109/jstars.2024.3413003",
+        "IEEE JSTARS",
+    )
+
+
 def test_pages_reuse_the_identity_index_while_the_store_is_unchanged(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

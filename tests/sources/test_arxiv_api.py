@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -89,7 +94,7 @@ def test_query_names_categories_keywords_and_the_submitted_window(
     query = _api_requests(fixture_replay)[0]
     assert query["search_query"] == (
         '(cat:cs.CV OR cat:cs.LG) AND (all:prompt OR all:"visual prompt") '
-        "AND submittedDate:[202608170000 TO 202608202359]"
+        "AND submittedDate:[202608130000 TO 202608202359]"  # from `lookback_days` (4) before
     )
     assert query["sortBy"] == "submittedDate" and query["sortOrder"] == "ascending"
     assert "id_list" not in query
@@ -228,3 +233,92 @@ def test_outage_after_retries_is_a_source_error(
     fixture_replay.inject(Fault("status", match="/api/query", status=503, times=-1))
     with pytest.raises(SourceError, match="HTTP 503 after 2 attempts"):
         list(_source(fixture_replay, make_client(max_retries=1)).fetch(WINDOW, {}))
+
+
+class _AnnouncingArxiv(ThreadingHTTPServer):
+    """An arXiv API that, like the real one, serves a submission only once it is announced.
+
+    The entries are real (the `testing` page); their submission and announcement times are
+    set by the test (synthetic), after arXiv's schedule: submissions until 14:00 ET are
+    announced at 20:00 ET the same day, later ones a day later.
+    """
+
+    def __init__(self, times: dict[str, tuple[datetime, datetime]]) -> None:
+        super().__init__(("127.0.0.1", 0), _AnnouncingHandler)
+        page = (FIXTURES / "arxiv_api" / "q_testing_s0_m10_bc5a6c384fe9.xml").read_text()
+        self.head = page.split("<entry>", 1)[0]
+        self.entries = {
+            re.search(r"<id>http://arxiv.org/abs/(\d{4}\.\d{4,5})", entry).group(1): "<entry>" + entry  # type: ignore[union-attr]
+            for entry in page.split("<entry>")[1:]
+        }
+        self.times = times  # arXiv id -> (submitted, announced)
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def answer(self, query: str) -> bytes:
+        low, high = re.search(r"submittedDate:\[(\d{12}) TO (\d{12})\]", query).groups()  # type: ignore[union-attr]
+        first = datetime.strptime(low, "%Y%m%d%H%M").replace(tzinfo=UTC)
+        last = datetime.strptime(high, "%Y%m%d%H%M").replace(tzinfo=UTC) + timedelta(minutes=1)
+        shown = [
+            self.entries[key].split("</entry>")[0] + "</entry>\n"
+            for key, (submitted, announced) in sorted(self.times.items(), key=lambda item: item[1])
+            if first <= submitted < last and announced <= self.now
+        ]
+        head = re.sub(r"<opensearch:totalResults>\d+", f"<opensearch:totalResults>{len(shown)}", self.head)
+        return (head + "".join(shown) + "</feed>\n").encode()
+
+
+class _AnnouncingHandler(BaseHTTPRequestHandler):
+    server: _AnnouncingArxiv
+
+    def do_GET(self) -> None:
+        params = parse_qs(urlsplit(self.path).query)
+        start = int(params["start"][0])
+        # One page holds them all; a later page is empty.
+        query = params["search_query"][0] if start == 0 else "submittedDate:[200001010000 TO 200001010000]"
+        body = self.server.answer(query)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/atom+xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def announcing_arxiv() -> Iterator[_AnnouncingArxiv]:
+    tuesday = datetime(2026, 8, 18, tzinfo=UTC)  # EDT: 14:00 ET is 18:00 UTC, 20:00 ET is 00:00 UTC
+    server = _AnnouncingArxiv(
+        {
+            # before Tuesday's cut-off: announced Tuesday 20:00 ET
+            "2202.12139": (tuesday + timedelta(hours=12), tuesday + timedelta(days=1)),
+            # after it: announced Wednesday 20:00 ET, after the Wednesday 06:30 UTC nightly
+            "2405.13786": (tuesday + timedelta(hours=20), tuesday + timedelta(days=2)),
+            # Wednesday morning: announced Wednesday 20:00 ET too
+            "2005.14124": (tuesday + timedelta(days=1, hours=10), tuesday + timedelta(days=2)),
+        }
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_nightly_windows_get_the_submissions_arxiv_announced_after_their_window_was_fetched(
+    announcing_arxiv: _AnnouncingArxiv, make_client: MakeClient
+) -> None:
+    # The API serves a submission only once it is announced, up to a day after it came in
+    # (three over a weekend). A nightly window ends at the run's start, so what came in after
+    # the last cut-off is not there yet, and the next window starts after it: 2405.13786 was
+    # never fetched. Each window's query now reaches `lookback_days` further back.
+    base_url = f"http://127.0.0.1:{announcing_arxiv.server_address[1]}/api/query"
+    config = ArxivApiConfig(base_url=base_url, categories=["cs.SE"], keywords=[])
+    source = ArxivApiSource(config, make_client())
+    seen: set[str | None] = set()
+    runs = [datetime(2026, 8, 19, 6, 30, tzinfo=UTC), datetime(2026, 8, 20, 6, 30, tzinfo=UTC)]
+    for start, end in zip([runs[0] - timedelta(days=1), *runs], runs, strict=False):
+        announcing_arxiv.now = end
+        seen |= {r.arxiv_id for page in source.fetch(Window(start, end), {}) for r in page.records}
+    assert seen == {"2202.12139", "2405.13786", "2005.14124"}

@@ -12,7 +12,7 @@ from sources.helpers import MakeClient
 from vpt_tracker.config import ArxivRssConfig
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Page, Window
-from vpt_tracker.replay import ReplayServer
+from vpt_tracker.replay import ReplayServer, default_root
 from vpt_tracker.sources.arxiv_rss import ArxivRssSource
 from vpt_tracker.sources.base import SourceError
 
@@ -59,6 +59,103 @@ def test_two_consecutive_days(replay: ReplayServer, make_client: MakeClient) -> 
     assert record.published == datetime(2026, 8, 20, 4, 0, tzinfo=UTC)
     with_ref = next(r for r in second.records if r.arxiv_id == "2608.18193")
     assert with_ref.journal_ref == "MICCAI-UNSURE 2026" and with_ref.categories == ("cs.CV", "cs.AI", "cs.LG")
+
+
+def test_a_replacement_is_dated_by_its_announcement_not_published_then(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The 2026-08-20 feed re-announces 2503.08484 (v2) from March 2025. Its <pubDate> is the day
+    # of the replacement; taken for the publication date, the paper was stored as "arXiv 2026".
+    (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    announced = datetime(2026, 8, 20, 4, 0, tzinfo=UTC)
+    replaced = next(r for r in page.records if r.arxiv_id == "2503.08484")
+    assert replaced.announce_type == "replace" and replaced.arxiv_version == 2
+    assert replaced.published is None and replaced.updated == announced
+    for record in page.records:
+        if record.announce_type in ("replace", "replace-cross"):
+            assert record.published is None and record.updated == announced
+        else:  # a new submission or its cross-listing: announced that day
+            assert record.published == announced
+
+
+def test_an_old_paper_newly_cross_listed_is_not_published_that_day(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The real cs.CL feed of 2026-08-19 cross-lists 2311.06273 (November 2023, still v1) and
+    # 2602.14784 as `cross`, like the day's new papers. arXiv gives an id in the month of a
+    # paper's first announcement, so an id months older is not a paper announced that day.
+    fixture_replay.rss_date = "2026-08-19"
+    source = ArxivRssSource(
+        ArxivRssConfig(base_url=fixture_replay.urls()["arxiv_rss"], categories=["cs.CL"]), make_client()
+    )
+    (page,) = source.fetch(Window.for_days(date(2026, 8, 19), date(2026, 8, 19)), {})
+    announced = datetime(2026, 8, 19, 4, 0, tzinfo=UTC)
+    records = {r.arxiv_id: r for r in page.records}
+    for old in ("2311.06273", "2602.14784"):
+        assert records[old].announce_type == "cross"
+        assert records[old].published is None and records[old].updated == announced
+    fresh = [
+        r
+        for r in page.records
+        if r.announce_type in ("new", "cross") and (r.arxiv_id or "")[:4] in ("2607", "2608")
+    ]
+    assert len(fresh) > 50 and all(r.published == announced for r in fresh)
+
+
+def test_affiliations_in_the_author_list_are_not_authors(
+    replay: ReplayServer, fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # Real <dc:creator> lists give affiliations in parentheses, with commas inside. They were
+    # split into authors such as "Karachi" and "Pakistan)", and "Kai Van Brunt (Massachusetts
+    # Institute of Technology)" had the surname "technology".
+    (today,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    (before,) = _fetch(replay, make_client(), "2026-08-19", date(2026, 8, 19), date(2026, 8, 19))
+    fish = next(r for r in today.records if r.arxiv_id == "2608.18602")
+    assert fish.authors == ("Kai Van Brunt", "Justin Kay", "Sara Beery")
+    karachi = next(r for r in before.records if r.arxiv_id == "2608.17942")
+    assert karachi.authors[:3] == ("Syed Ali Ahmed", "Syed Bilal Ahsan", "Muhammad Zaigham Zaheer")
+    assert not any("(" in a or ")" in a for p in (today, before) for r in p.records for a in r.authors)
+    # The legacy RDF feed: "<a …>Yingyan</a> (Celine)Lin".
+    (legacy,) = _fetch(fixture_replay, make_client(), "2024-01-22", date(2024, 1, 22), date(2024, 1, 23))
+    lin = next(r for r in legacy.records if r.arxiv_id == "2312.11841")
+    assert lin.authors == ("Chaojian Li", "Bichen Wu", "Peter Vajda", "Yingyan Lin")
+
+
+def test_an_unclosed_parenthesis_keeps_the_names_after_it() -> None:
+    from vpt_tracker.sources.arxiv_rss import _authors
+
+    assert _authors("Ann Lee (MIT, Bo Chen, Cy Wu") == ("Ann Lee (MIT", "Bo Chen", "Cy Wu")
+    assert _authors("Ann Lee ((1) MIT (2) CMU), Bo Chen)") == ("Ann Lee", "Bo Chen)")
+    assert _authors("(" * 50_000 + "Bo Chen") == ("(" * 50_000 + "Bo Chen",)
+
+
+def test_angle_brackets_in_titles_and_abstracts_are_text(
+    replay: ReplayServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    # RSS 2.0 titles and descriptions are plain text. Read as HTML, feedparser dropped what
+    # looked like a tag and the tag stripper the rest: 2608.14778's "improving survival from
+    # <20% to >70%" was stored as "improving survival from 70%".
+    (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    hcc = next(r for r in page.records if r.arxiv_id == "2608.14778")
+    assert "with early detection improving survival from <20% to >70%. The standardized" in hcc.abstract
+    assert hcc.payload["summary"].startswith("arXiv:2608.14778v2 Announce Type: replace")
+    assert "from <20% to >70%" in hcc.payload["summary"]
+    svr = next(r for r in page.records if r.arxiv_id == "2608.18616")
+    assert "$p < 0.0001$)" in svr.abstract and "$p<0.05$)" in svr.abstract
+
+    # A real title of the corpus (arXiv 2510.16374) put into a real feed: synthetic.
+    folder = tmp_path / "arxiv_rss" / "cs.CV"
+    folder.mkdir(parents=True)
+    feed = (default_root() / "arxiv_rss" / "cs.CV" / "2026-08-20.xml").read_text()
+    title = "Human-Centric Intelligence in the Era of Foundation Models: A Survey"
+    think = "Before you &lt;think&gt;, monitor: Implementing Flavell's metacognitive framework in LLMs"
+    (folder / "2026-08-20.xml").write_text(feed.replace(f"<title>{title}</title>", f"<title>{think}</title>"))
+    with ReplayServer(tmp_path) as server:
+        (edited,) = _fetch(server, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    record = next(r for r in edited.records if r.arxiv_id == "2608.18184")
+    assert (
+        record.title == "Before you <think>, monitor: Implementing Flavell's metacognitive framework in LLMs"
+    )
 
 
 def test_same_announcement_is_not_stored_twice(replay: ReplayServer, make_client: MakeClient) -> None:

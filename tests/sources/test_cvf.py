@@ -92,6 +92,24 @@ def test_a_changed_listing_is_read_again(
     assert json.loads(again.cursor or "")["extra"] != json.loads(page.cursor or "")["extra"]
 
 
+def test_pages_are_read_in_the_charset_the_server_names(tmp_path: Path, make_client: MakeClient) -> None:
+    # The server says "text/html; charset=utf-8". A page that declared no charset of its own
+    # (or another one) was read as Latin-1: "Timo Lüddecke" became "Timo LÃ¼ddecke", a
+    # surname no other source spells that way. A browser takes the server's charset first.
+    root = tmp_path / "root"
+    shutil.copytree(default_root() / "cvf", root / "cvf")
+    luddecke = "Luddecke_Image_Segmentation_Using_Text_and_Image_Prompts_CVPR_2022_paper.html"
+    for page in (root / "cvf" / "CVPR2022.html", root / "cvf" / "content" / "CVPR2022" / "html" / luddecke):
+        page.write_bytes(page.read_bytes().replace(b'<meta charset="utf-8">', b""))  # synthetic edit
+    with ReplayServer(root) as server:
+        pages = list(_source(server, make_client()).fetch(WINDOW, {}))
+    record = next(r for p in pages for r in p.records if r.cvf_url and luddecke in r.cvf_url)
+    assert record.authors == ("Timo Lüddecke", "Alexander Ecker")
+    assert "Ã" not in record.abstract and all(
+        "Ã" not in a for p in pages for r in p.records for a in r.authors
+    )
+
+
 def _broken(tmp_path: Path, listing: str | None = None, paper: str | None = None) -> Path:
     """A copy of the replay CVF data with a hand-written (synthetic) listing or paper page."""
     root = tmp_path / "broken"

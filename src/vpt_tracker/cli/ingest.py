@@ -159,11 +159,27 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     click.echo(f"catalogue entries linked to papers: {data['catalogue_entries_linked']}")
 
 
-def _arxiv_lookup(app: AppContext) -> ArxivLookup:
+@contextmanager
+def _arxiv_lookup(app: AppContext, wanted: bool) -> Iterator[ArxivLookup | None]:
+    """The arXiv API for enrichment (None when not `wanted`); its failure is one `Error:` line.
+
+    An outage after all retries, or an error feed, used to end `catalogue enrich` in a
+    traceback. Look-ups happen before anything is written, so nothing is stored then.
+    """
+    if not wanted:
+        yield None
+        return
     from vpt_tracker.http import HttpClient
     from vpt_tracker.sources.arxiv_api import ArxivApiSource
+    from vpt_tracker.sources.base import SourceError
 
-    return ArxivApiSource(app.settings.sources.arxiv_api, HttpClient(app.settings.http))
+    client = HttpClient(app.settings.http)
+    try:
+        yield ArxivApiSource(app.settings.sources.arxiv_api, client)
+    except SourceError as exc:
+        raise UserError(f"arXiv look-up failed: {exc}", exit_code=1) from None
+    finally:
+        client.close()
 
 
 def _say(message: str) -> None:
@@ -212,12 +228,17 @@ def enrich(
       vpt-tracker catalogue enrich awesome-vpt --no-arxiv --from-jsonl ICLR2024.json
     """
     local = LocalIndex.from_files(dumps) if dumps else None
-    lookup = _arxiv_lookup(app) if arxiv else None
-    if local is None and lookup is None:
+    if local is None and not arxiv:
         raise UserError("nothing to enrich from: give --from-jsonl FILE or allow --arxiv")
-    stats = enrich_catalogue(
-        app.engine(), name, local=local, arxiv=lookup, max_title_searches=max_title_searches, progress=_say
-    )
+    with _arxiv_lookup(app, arxiv) as lookup:
+        stats = enrich_catalogue(
+            app.engine(),
+            name,
+            local=local,
+            arxiv=lookup,
+            max_title_searches=max_title_searches,
+            progress=_say,
+        )
     if as_json:
         echo_json(stats.as_dict())
         return

@@ -42,10 +42,19 @@ NS = {
 _SPACES = re.compile(r"\s+")
 
 
-def build_query(categories: list[str], keywords: list[str], window: Window | None = None) -> str:
+def build_query(
+    categories: list[str],
+    keywords: list[str],
+    window: Window | None = None,
+    lookback: timedelta = timedelta(0),
+) -> str:
     """`(cat:A OR cat:B) AND (all:k1 OR all:"k 2") AND submittedDate:[from TO to]`.
 
     submittedDate bounds are inclusive minutes, so the half-open window ends one minute early.
+    `from` is `lookback` before the window: the API serves a submission only once arXiv has
+    announced it (20:00 ET for what came in by 14:00 ET, after the weekend for Friday
+    afternoon's), so when the previous window was fetched, its last hours were not there
+    yet. What the look-back reads again is stored already and ingestion skips it.
     """
     parts = []
     if categories:
@@ -55,7 +64,7 @@ def build_query(categories: list[str], keywords: list[str], window: Window | Non
         parts.append("(" + " OR ".join(terms) + ")")
     if window is not None:
         last = window.end - timedelta(minutes=1)
-        parts.append(f"submittedDate:[{_minute(window.start)} TO {_minute(last)}]")
+        parts.append(f"submittedDate:[{_minute(window.start - lookback)} TO {_minute(last)}]")
     if not parts:
         raise ValueError("an arXiv query needs categories, keywords or a window")
     return " AND ".join(parts)
@@ -222,7 +231,8 @@ class ArxivApiSource:
         position = read_position(cursors.get(CURSOR_KEY), window)
         if position.done:
             return
-        query = build_query(self.config.categories, self.config.keywords, window)
+        lookback = timedelta(days=self.config.lookback_days)
+        query = build_query(self.config.categories, self.config.keywords, window, lookback)
         size = min(self.config.page_size, MAX_PAGE)
         offset = position.offset
         while True:

@@ -73,9 +73,12 @@ def parse_feed(body: bytes, category: str) -> Announcement:
         raise SourceError(NAME, f"{what} has {items} items but none could be decoded: wrong encoding?")
     legacy = parsed.version == "rss10"
     announced = _struct_time(parsed.feed.get("published_parsed") or parsed.feed.get("updated_parsed"))
+    texts = None if legacy else _item_texts(root)
+    if texts is not None and len(texts) != len(parsed.entries):
+        texts = None  # lxml and feedparser disagree on the items: feedparser's texts, as before
     records = []
-    for entry in parsed.entries:
-        record = _legacy_record(entry) if legacy else _record(entry)
+    for position, entry in enumerate(parsed.entries):
+        record = _legacy_record(entry) if legacy else _record(entry, texts[position] if texts else None)
         if record is not None:
             records.append(record)
     if parsed.entries and not records:
@@ -84,6 +87,38 @@ def parse_feed(body: bytes, category: str) -> Announcement:
             f"{what} has {len(parsed.entries)} items but none could be read: has the feed layout changed?",
         )
     return Announcement(announced, len(parsed.entries), records)
+
+
+def _item_texts(root: Any) -> list[tuple[str | None, str | None]]:
+    """Each RSS 2.0 item's `<title>` and `<description>` as the feed wrote them.
+
+    arXiv writes both as plain text. feedparser takes a description for HTML: it dropped
+    what looked like a tag ("a hybrid token, <HYBNEXT>"), and the tag stripper that HTML
+    needs took "<20% to >" out of "survival from <20% to >70%".
+    """
+    return [(item.findtext("title"), item.findtext("description")) for item in root.findall("./channel/item")]
+
+
+_NEW_STYLE_ID = re.compile(r"^(\d{2})(\d{2})\.\d{4,5}$")
+
+
+def _first_announced(identifier: str, announced: datetime | None) -> bool:
+    """Whether a paper announced at `announced` can be a first announcement.
+
+    arXiv gives an id in the month of a paper's first announcement (an evening announcement
+    may date from the next day, hence the month before too); an older id is an older paper.
+    """
+    match = _NEW_STYLE_ID.match(identifier)
+    if announced is None:
+        return True
+    if match is None:  # an old-style id: before 2007
+        return False
+    months = (announced.year - 2000) * 12 + announced.month - (int(match.group(1)) * 12 + int(match.group(2)))
+    return months <= 1
+
+
+def _one_line(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
 
 
 def _struct_time(value: Any) -> datetime | None:
@@ -98,24 +133,63 @@ def _plain(text: str | None) -> str:
 
 
 def _authors(text: str | None) -> tuple[str, ...]:
-    return tuple(name for name in (_plain(part) for part in (text or "").split(",")) if name)
+    """The names of a comma-separated author list, without the affiliations some give.
+
+    Real lists read "Siqi Li (Peking University, Chinese Institute for Brain Research,
+    Beijing), Zhi Li (NeuCyber Neurotech)" (RSS 2.0) or "Jesper Jensen (1, 2), ... ((1)
+    Aalborg University, ...)" (RDF). Split as they came, they gave authors "Beijing)", and
+    surnames such as "neurotech" that no other source's list of the paper shares.
+    """
+    names = _without_parentheses(text or "").split(",")
+    return tuple(name for name in (_plain(part) for part in names) if name)
+
+
+def _without_parentheses(text: str) -> str:
+    """`text` without its parenthesised groups (nested ones too), in one pass.
+
+    An opening parenthesis that never closes is kept with what follows it: a truncated list
+    keeps its names.
+    """
+    kept: list[str] = []
+    opened: list[int] = []  # where in `kept` each open group starts
+    for char in text:
+        if char == "(":
+            opened.append(len(kept))
+        elif char == ")" and opened:
+            del kept[opened.pop() :]
+            kept.append(" ")
+            continue
+        kept.append(char)
+    return "".join(kept)
 
 
 def _categories(entry: Any) -> tuple[str, ...]:
     return tuple(tag["term"] for tag in entry.get("tags", []) if tag.get("term"))
 
 
-def _record(entry: Any) -> RawRecord | None:
-    """An RSS 2.0 item; None when it has no arXiv id or title."""
-    match = _RSS2_DESCRIPTION.match(entry.get("summary", ""))
+def _record(entry: Any, texts: tuple[str | None, str | None] | None = None) -> RawRecord | None:
+    """An RSS 2.0 item; None when it has no arXiv id or title.
+
+    `texts` are the item's title and description as written (see `_item_texts`); without
+    them, feedparser's are read as HTML.
+    """
+    raw_title, raw_summary = texts or (None, None)
+    clean = _one_line if raw_summary is not None else _plain
+    summary = raw_summary if raw_summary is not None else entry.get("summary", "")
+    match = _RSS2_DESCRIPTION.match(summary)
     versioned = match.group("id") if match else (entry.get("id", "").rsplit(":", 1)[-1] or None)
     identifier = normalize.arxiv_id(versioned) or normalize.arxiv_id(entry.get("link"))
-    title = _plain(entry.get("title"))
+    title = _one_line(raw_title) if raw_title is not None else _plain(entry.get("title"))
     if not identifier or not title:
         return None
     announce = (entry.get("arxiv_announce_type") or (match.group("type") if match else "") or "").strip()
-    abstract = _plain(match.group("abstract")) if match else _plain(entry.get("summary"))
-    published = _struct_time(entry.get("published_parsed"))
+    abstract = clean(match.group("abstract")) if match else clean(summary)
+    announced = _struct_time(entry.get("published_parsed"))
+    # An item's <pubDate> is the day of its announcement. That is when a new paper (or its
+    # cross-listing) came out, but a replacement re-announces a paper of any age, and so does
+    # a cross-listing added later (2311.06273 in cs.CL in August 2026): its date is when it
+    # was updated. Taken for its publication, it made a 2025 paper "arXiv 2026".
+    replaced = announce not in ("new", "cross") or not _first_announced(identifier, announced)
     return _build(
         entry,
         identifier=identifier,
@@ -124,9 +198,11 @@ def _record(entry: Any) -> RawRecord | None:
         abstract=abstract,
         authors=_authors(entry.get("author")),
         announce_type=announce if announce in ANNOUNCE_TYPES else announce or None,
-        published=published,
+        published=None if replaced else announced,
+        updated=announced if replaced else None,
         doi=normalize.doi(entry.get("arxiv_doi")),
         journal_ref=_plain(entry.get("arxiv_journal_reference")) or None,
+        source_texts=(raw_title, raw_summary) if texts else None,
     )
 
 
@@ -169,13 +245,16 @@ def _build(
     doi: str | None,
     journal_ref: str | None,
     primary: str | None = None,
+    updated: datetime | None = None,
+    source_texts: tuple[str | None, str | None] | None = None,
 ) -> RawRecord:
     categories = _categories(entry) or ((primary,) if primary else ())
+    title_text, summary_text = source_texts or (entry.get("title"), entry.get("summary"))
     payload = {
         "id": entry.get("id"),
         "link": entry.get("link"),
-        "title": entry.get("title"),
-        "summary": entry.get("summary"),
+        "title": title_text,
+        "summary": summary_text,
         "author": entry.get("author"),
         "categories": list(categories),
         "announce_type": announce_type,
@@ -194,6 +273,7 @@ def _build(
         doi=doi,
         venue="arXiv",
         published=published,
+        updated=updated,
         categories=categories,
         primary_category=primary,
         journal_ref=journal_ref,

@@ -49,9 +49,20 @@ class ListedPaper:
     arxiv_url: str | None
 
 
-def _document(body: bytes, what: str) -> html.HtmlElement:
+def _document(body: bytes, what: str, charset: str | None = None) -> html.HtmlElement:
+    """The parsed page, read in `charset` (the one the server's Content-Type names) if given.
+
+    As in a browser, the server's charset comes before the page's own `<meta>`: lxml alone
+    reads a page that declares none as Latin-1, and "Timo Lüddecke" became "Timo LÃ¼ddecke".
+    """
+    parser = None
+    if charset:
+        try:
+            parser = html.HTMLParser(encoding=charset)
+        except LookupError:  # a charset Python does not know: the page's own declaration, then
+            parser = None
     try:
-        document = html.fromstring(body)
+        document = html.fromstring(body, parser=parser)
     except (etree.ParserError, ValueError) as exc:
         raise SourceError(NAME, f"malformed HTML in {what}: {exc}") from None
     if document is None or not isinstance(document, html.HtmlElement):
@@ -63,9 +74,11 @@ def _text(element: html.HtmlElement) -> str:
     return " ".join(element.text_content().split())
 
 
-def parse_listing(body: bytes, base_url: str, what: str = "the listing") -> list[ListedPaper]:
+def parse_listing(
+    body: bytes, base_url: str, what: str = "the listing", charset: str | None = None
+) -> list[ListedPaper]:
     """The papers of a listing page, in page order; a page without any raises `SourceError`."""
-    document = _document(body, what)
+    document = _document(body, what, charset)
     papers = []
     for title_cell in document.xpath('//dt[contains(concat(" ", normalize-space(@class), " "), " ptitle ")]'):
         links = title_cell.xpath(".//a[@href]")
@@ -133,9 +146,9 @@ class PaperPage:
     authors: tuple[str, ...]  # from the citation_author metas, as "First Last"
 
 
-def parse_paper_page(body: bytes, base_url: str, what: str) -> PaperPage:
+def parse_paper_page(body: bytes, base_url: str, what: str, charset: str | None = None) -> PaperPage:
     """A paper page; one without `<div id="abstract">` raises `SourceError`."""
-    document = _document(body, what)
+    document = _document(body, what, charset)
     found = document.xpath('//div[@id="abstract"]')
     if not found:
         raise SourceError(NAME, f"{what} has no abstract: has the CVF layout changed?")
@@ -212,7 +225,8 @@ class CvfSource:
             key = f"{conference.name}{conference.year}"
             url = self.listing_url(conference)
             response = fetch_ok(self.client, NAME, url, {"day": "all"})
-            papers = parse_listing(response.content, self.config.base_url.rstrip("/"), f"the {key} listing")
+            base_url, what = self.config.base_url.rstrip("/"), f"the {key} listing"
+            papers = parse_listing(response.content, base_url, what, response.charset_encoding)
             mark = fingerprint(papers)
             position = read_position(cursors.get(key), None)
             if position.extra != mark:
@@ -248,7 +262,8 @@ class CvfSource:
         record = listed_record(paper, conference)
         response = fetch_ok(self.client, NAME, paper.page_url)
         base_url = self.config.base_url.rstrip("/")
-        page = parse_paper_page(response.content, base_url, f"the paper page {paper.url}")
+        what = f"the paper page {paper.url}"
+        page = parse_paper_page(response.content, base_url, what, response.charset_encoding)
         # The listing is the primary record; the page fills in what the listing lacked.
         arxiv_url = paper.arxiv_url or page.links.get("arxiv")
         return replace(
