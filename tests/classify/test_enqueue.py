@@ -13,63 +13,20 @@ from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
 from vpt_tracker.enqueue import explain, readme_examples, score_and_enqueue, train_catalogue, training_set
 from vpt_tracker.errors import UserError
-from vpt_tracker.normalize import arxiv_id, title_key
+from vpt_tracker.normalize import title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, PaperRow
 
 from .conftest import LISTS
+from .store import VPT_README, store_catalogue
 
-VPT_README = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
 OFF_TOPIC_TITLE = "Gaussian splatting"
-
-
-def _paper(example: Example) -> PaperRow:
-    return PaperRow(
-        title=example.title,
-        title_key=title_key(example.title)[:512],
-        abstract=example.abstract,
-        comment=example.comment,
-        arxiv_id=arxiv_id(example.id) if example.id else None,
-    )
 
 
 @pytest.fixture
 def store(engine: Engine, relevant: list[Example], unlabeled: list[Example]) -> dict[str, int]:
     """The real list imported, every fixture paper stored, the non-entries accepted as candidates."""
-    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
-    ids: dict[str, int] = {}
-    with transaction(engine) as session:
-        rows = [_paper(e) for e in relevant + unlabeled]
-        rows.append(
-            PaperRow(title="Visual Prompt Tuning for frozen vision transformers", title_key="vpt title only")
-        )
-        session.add_all(rows)
-        session.flush()
-        ids = {row.title: row.id for row in rows}
-        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
-        assert catalogue is not None
-        entry_keys = {entry.title_key for entry in catalogue.entries}
-        entry_ids = {entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id}
-        for example in relevant:
-            row_id = ids[example.title]
-            if title_key(example.title) in entry_keys or (example.id and arxiv_id(example.id) in entry_ids):
-                continue
-            session.add(
-                CandidateRow(
-                    paper_id=row_id,
-                    catalogue_id=catalogue.id,
-                    status="accepted",
-                    final_labels=list(example.labels),
-                )
-            )
-        rejected = next(e for e in unlabeled if "prompt" in e.text().lower())
-        session.add(
-            CandidateRow(
-                paper_id=ids[rejected.title], catalogue_id=catalogue.id, status="rejected", reason="off-topic"
-            )
-        )
-        ids["__rejected__"] = ids[rejected.title]
-    return ids
+    return store_catalogue(engine, relevant, unlabeled)
 
 
 def _settings(tmp_path: Path, include: list[str] | None = None) -> Settings:
