@@ -125,6 +125,10 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
             '{"title": "t", "abstract": 5}\n',
             "papers.jsonl:1: 'abstract'/'summary' and 'comment' must be strings",
         ),
+        # a number was a TypeError traceback; a string became one label per character
+        ('{"title": "t", "labels": 5}\n', "papers.jsonl:1: 'labels' must be a list of strings"),
+        ('{"title": "t", "labels": "pixel"}\n', "papers.jsonl:1: 'labels' must be a list of strings"),
+        ('{"title": "t", "labels": ["pixel", 2]}\n', "papers.jsonl:1: 'labels' must be a list of strings"),
     ]:
         path.write_text(body, encoding="utf-8")
         with pytest.raises(UserError, match=message):
