@@ -27,7 +27,7 @@ from vpt_tracker.catalogue.names import ListedNames
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, replay
-from vpt_tracker.classify.model import MODEL_FILE, CatalogueModel, Explanation, Hyper
+from vpt_tracker.classify.model import MIN_POSITIVES, MODEL_FILE, CatalogueModel, Explanation, Hyper
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
 from vpt_tracker.config import Settings, load_settings
@@ -362,6 +362,14 @@ def replay_catalogue(
         papers = list(session.scalars(select(PaperRow).where(PaperRow.abstract != "")))
     before, listed_before = readme_examples(before_text, papers, preset)
     after, _ = readme_examples(after_text, papers, preset)
+    if len(before) < MIN_POSITIVES:
+        # Training's own message would say "accept more papers", which replay never reads.
+        entries = len(parse(before_text).entries)
+        raise UserError(
+            f"only {len(before)} of the {entries} entr{'y' if entries == 1 else 'ies'} of the older "
+            "README (--before) have a paper with an abstract in the store; replay trains on them "
+            f"alone and needs at least {MIN_POSITIVES}"
+        )
     added = [example for pid, example in after.items() if pid not in listed_before]
     if not added:
         raise UserError("no entry of the newer README is both new and in the store: nothing to replay")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,14 @@ from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.classify.data import Example
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
-from vpt_tracker.enqueue import explain, readme_examples, score_and_enqueue, train_catalogue, training_set
+from vpt_tracker.enqueue import (
+    explain,
+    readme_examples,
+    replay_catalogue,
+    score_and_enqueue,
+    train_catalogue,
+    training_set,
+)
 from vpt_tracker.errors import UserError
 from vpt_tracker.normalize import title_key
 from vpt_tracker.store import transaction
@@ -263,3 +271,23 @@ def test_replay_lists_every_record_of_an_entrys_paper(prompt_papers: dict[str, d
     )
     assert listed == {1, 2}
     assert [e.title for e in examples.values()] == [vpt] and list(examples) == [1]  # one example per entry
+
+
+def test_replay_with_too_few_older_entries_in_the_store_says_so(
+    engine: Engine, store: dict[str, int], tmp_path: Path
+) -> None:
+    """Replay trains on the older README's entries alone. With too few of them in the store
+    (a wrong or empty --before file), the error told the maintainer to accept more papers,
+    which replay never reads."""
+    after = VPT_README.read_text(encoding="utf-8")
+    head = after.split("\n")
+    few = "\n".join(head[: next(i for i, line in enumerate(head) if "arxiv.org/abs/" in line) + 1])
+    for before in ("", few):
+        with pytest.raises(UserError) as caught:
+            replay_catalogue(engine, "vpt", before, after, settings=_settings(tmp_path))
+        message = str(caught.value)
+        assert re.fullmatch(
+            r"only \d of the \d+ entr(y|ies) of the older README \(--before\) have a paper with an "
+            r"abstract in the store; replay trains on them alone and needs at least 8",
+            message,
+        ), message
