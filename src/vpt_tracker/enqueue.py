@@ -27,7 +27,14 @@ from vpt_tracker.catalogue.names import ListedNames
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, replay
-from vpt_tracker.classify.model import MIN_POSITIVES, MODEL_FILE, CatalogueModel, Explanation, Hyper
+from vpt_tracker.classify.model import (
+    MIN_POSITIVES,
+    MODEL_FILE,
+    CatalogueModel,
+    Explanation,
+    Hyper,
+    model_directory,
+)
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
 from vpt_tracker.config import Settings, load_settings
@@ -326,11 +333,11 @@ def train_catalogue(
     """Train a catalogue's models from the store and save them to `trained_dir`."""
     with transaction(engine) as session:
         data, preset = training_set(session, catalogue_name, extra_negatives=extra_negatives, seed=seed)
+    directory = model_directory(trained_dir(settings, catalogue_name))  # before minutes of training
     hyper = _hyper(settings, catalogue_name, preset, seed=seed)
     model = CatalogueModel.train(catalogue_name, data, _label_keys(preset, data), hyper)
     model.card["preset"] = preset.name if preset else None
     model.card["training_data"] = {"source": "store", "extra_negatives": len(extra_negatives)}
-    directory = trained_dir(settings, catalogue_name)
     model.save(directory)
     return model, directory
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.classify.data import Example
+from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
 from vpt_tracker.enqueue import (
@@ -291,3 +292,19 @@ def test_replay_with_too_few_older_entries_in_the_store_says_so(
             r"abstract in the store; replay trains on them alone and needs at least 8",
             message,
         ), message
+
+
+def test_train_into_a_folder_that_cannot_be_made_fails_before_training(
+    engine: Engine, store: dict[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training a store takes minutes; a classifiers_dir that cannot hold the model is found
+    first, with one line (it was a NotADirectoryError traceback once training had finished)."""
+    (tmp_path / "a-file").write_text("x")
+    settings = _settings(tmp_path).model_copy(update={"classifiers_dir": tmp_path / "a-file"})
+
+    def must_not_train(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained before the folder was checked")
+
+    monkeypatch.setattr(CatalogueModel, "train", must_not_train)
+    with pytest.raises(UserError, match=r"^cannot save the model in \S*a-file/vpt: Not a directory$"):
+        train_catalogue(engine, "vpt", settings=settings)

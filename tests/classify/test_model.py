@@ -267,6 +267,23 @@ def test_a_card_without_the_model_hash_says_retrain(model: CatalogueModel, tmp_p
         CatalogueModel.load(tmp_path / "m")
 
 
+def test_a_model_that_cannot_be_saved_is_a_user_error(model: CatalogueModel, tmp_path: Path) -> None:
+    """A classifiers_dir under a file, a full disk, a folder where the model file goes: each was
+    an OSError traceback at the end of training, and a failed rename left `*.tmp` files."""
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UserError, match=r"^cannot save the model in \S*a-file/m: Not a directory$"):
+        model.save(tmp_path / "a-file" / "m")
+    model.save(tmp_path / "m")
+    card = (tmp_path / "m" / CARD_FILE).read_bytes()
+    (tmp_path / "m" / MODEL_FILE).unlink()
+    (tmp_path / "m" / MODEL_FILE).mkdir()
+    (tmp_path / "m" / MODEL_FILE / "x").write_text("x")
+    with pytest.raises(UserError, match=r"^cannot save the model in \S*/m: "):
+        model.save(tmp_path / "m")
+    assert sorted(path.name for path in (tmp_path / "m").iterdir()) == [CARD_FILE, MODEL_FILE]
+    assert (tmp_path / "m" / CARD_FILE).read_bytes() == card
+
+
 def test_too_few_positives_names_the_minimum(relevant: list[Example], unlabeled: list[Example]) -> None:
     few = TrainingSet([*relevant[: MIN_POSITIVES - 1], Example("No abstract at all")], unlabeled=unlabeled)
     with pytest.raises(

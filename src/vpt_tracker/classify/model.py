@@ -14,6 +14,7 @@ models, scores with them, explains their scores and saves them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -672,7 +673,7 @@ class CatalogueModel:
         and the new one in leaves no model, where a catalogue falls back to its preset's
         default without a word.)
         """
-        directory.mkdir(parents=True, exist_ok=True)
+        model_directory(directory)
         payload = {
             "format": FORMAT_VERSION,
             "sklearn": sklearn.__version__,
@@ -691,12 +692,18 @@ class CatalogueModel:
         self.card[MODEL_HASH_KEY] = hashlib.sha256(data).hexdigest()
         tmp_model = directory / (MODEL_FILE + ".tmp")
         tmp_card = directory / (CARD_FILE + ".tmp")
-        tmp_model.write_bytes(data)
-        tmp_card.write_text(
-            json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
-        )
-        tmp_model.replace(directory / MODEL_FILE)
-        tmp_card.replace(directory / CARD_FILE)
+        try:
+            tmp_model.write_bytes(data)
+            tmp_card.write_text(
+                json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+            )
+            tmp_model.replace(directory / MODEL_FILE)
+            tmp_card.replace(directory / CARD_FILE)
+        except OSError as exc:  # a full disk, a folder where a file goes
+            for tmp in (tmp_model, tmp_card):
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+            raise _cannot_save(directory, exc) from None
 
     @classmethod
     def load(cls, directory: Path) -> CatalogueModel:
@@ -746,6 +753,22 @@ class CatalogueModel:
             exclusive=payload.get("exclusive", ()),
             required=payload.get("required", ()),
         )
+
+
+def model_directory(directory: Path) -> Path:
+    """`directory`, made if missing, to save a model in; a UserError when it cannot be.
+
+    `classify train` calls it before training, which takes minutes on a store: a
+    classifiers_dir that cannot hold the model is told at once."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_save(directory, exc) from None
+    return directory
+
+
+def _cannot_save(directory: Path, exc: OSError) -> UserError:
+    return UserError(f"cannot save the model in {directory}: {exc.strerror or exc}")
 
 
 def analyzer_key(vectorizer: TfidfVectorizer) -> str:
