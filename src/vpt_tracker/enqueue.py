@@ -40,7 +40,7 @@ from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
 from vpt_tracker.config import Settings, load_settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus, Scores
-from vpt_tracker.normalize import title_key
+from vpt_tracker.normalize import arxiv_id, title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, utcnow
 
@@ -281,6 +281,7 @@ def training_set(
             rejected.append(paper_example(paper))
             if candidate.reason and NOVEL_REASON in candidate.reason.lower():
                 novel_negative.append(paper_example(paper))
+    _refuse_own_papers(catalogue_name, list(relevant.values()), extra_negatives)
     known = set(relevant) | decided | listed
     other_ids = [
         pid
@@ -305,6 +306,21 @@ def training_set(
         entries_without_abstract=without_abstract,
     )
     return data, preset
+
+
+def _refuse_own_papers(catalogue_name: str, own: Sequence[Example], negatives: Sequence[Example]) -> None:
+    """A negative from a file that is one of the catalogue's own papers would be a positive and
+    a negative of the same training set; the file is wrong, so it is refused, not ignored.
+    The same paper is known by its arXiv id or by its folded title (a file may have either)."""
+    ids = {ident for e in own if (ident := arxiv_id(e.id or ""))}
+    titles = {title_key(e.title) for e in own}
+    for negative in negatives:
+        if arxiv_id(negative.id or "") in ids or title_key(negative.title) in titles:
+            raise UserError(
+                f"the --negatives-jsonl paper {negative.title!r} is a paper of catalogue "
+                f"{catalogue_name!r} (an entry or an accepted candidate): a paper cannot be both; "
+                "remove it from the negatives"
+            )
 
 
 def _hyper(

@@ -308,3 +308,20 @@ def test_train_into_a_folder_that_cannot_be_made_fails_before_training(
     monkeypatch.setattr(CatalogueModel, "train", must_not_train)
     with pytest.raises(UserError, match=r"^cannot save the model in \S*a-file/vpt: Not a directory$"):
         train_catalogue(engine, "vpt", settings=settings)
+
+
+def test_a_negative_that_is_the_catalogues_own_paper_is_refused(
+    engine: Engine, store: dict[str, int], relevant: list[Example]
+) -> None:
+    """`--negatives-jsonl` papers were added to the negatives as they came: one that is an
+    entry (or an accepted paper) of the catalogue was then a positive and a negative in the
+    same training set, without a word."""
+    entry = relevant[0]
+    twin = Example(entry.title.upper(), "Another copy of its abstract.")  # the same paper, by title
+    for negative in (entry, twin):
+        with transaction(engine) as session, pytest.raises(UserError) as caught:
+            training_set(session, "vpt", extra_negatives=[Example("Off topic", "x"), negative])
+        assert str(caught.value) == (
+            f"the --negatives-jsonl paper {negative.title!r} is a paper of catalogue 'vpt' (an entry "
+            "or an accepted candidate): a paper cannot be both; remove it from the negatives"
+        )
