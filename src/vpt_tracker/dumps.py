@@ -110,6 +110,13 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
                     if number == 1 and line.lstrip().startswith("["):
                         hint = "; expected one JSON object per line, not a JSON array"
                     raise UserError(f"{where}: not valid JSON ({exc.msg}){hint}") from None
+                # Valid JSON past Python's limits: arrays nested thousands deep, an integer of
+                # more than 4300 digits. Both were tracebacks that did not name the line.
+                except RecursionError:
+                    raise UserError(f"{where}: cannot read its JSON (nested too deeply)") from None
+                except ValueError as exc:
+                    reason = str(exc).split(";")[0]
+                    raise UserError(f"{where}: cannot read its JSON ({reason})") from None
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text") from None
 

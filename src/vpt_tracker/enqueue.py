@@ -27,13 +27,20 @@ from vpt_tracker.catalogue.names import ListedNames
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, replay
-from vpt_tracker.classify.model import MODEL_FILE, CatalogueModel, Explanation, Hyper
+from vpt_tracker.classify.model import (
+    MIN_POSITIVES,
+    MODEL_FILE,
+    CatalogueModel,
+    Explanation,
+    Hyper,
+    model_directory,
+)
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
 from vpt_tracker.config import Settings, load_settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus, Scores
-from vpt_tracker.normalize import title_key
+from vpt_tracker.normalize import arxiv_id, title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, ScoringBacklogRow, utcnow
 
@@ -274,6 +281,7 @@ def training_set(
             rejected.append(paper_example(paper))
             if candidate.reason and NOVEL_REASON in candidate.reason.lower():
                 novel_negative.append(paper_example(paper))
+    _refuse_own_papers(catalogue_name, list(relevant.values()), extra_negatives)
     known = set(relevant) | decided | listed
     other_ids = [
         pid
@@ -298,6 +306,21 @@ def training_set(
         entries_without_abstract=without_abstract,
     )
     return data, preset
+
+
+def _refuse_own_papers(catalogue_name: str, own: Sequence[Example], negatives: Sequence[Example]) -> None:
+    """A negative from a file that is one of the catalogue's own papers would be a positive and
+    a negative of the same training set; the file is wrong, so it is refused, not ignored.
+    The same paper is known by its arXiv id or by its folded title (a file may have either)."""
+    ids = {ident for e in own if (ident := arxiv_id(e.id or ""))}
+    titles = {title_key(e.title) for e in own}
+    for negative in negatives:
+        if arxiv_id(negative.id or "") in ids or title_key(negative.title) in titles:
+            raise UserError(
+                f"the --negatives-jsonl paper {negative.title!r} is a paper of catalogue "
+                f"{catalogue_name!r} (an entry or an accepted candidate): a paper cannot be both; "
+                "remove it from the negatives"
+            )
 
 
 def _hyper(
@@ -326,11 +349,11 @@ def train_catalogue(
     """Train a catalogue's models from the store and save them to `trained_dir`."""
     with transaction(engine) as session:
         data, preset = training_set(session, catalogue_name, extra_negatives=extra_negatives, seed=seed)
+    directory = model_directory(trained_dir(settings, catalogue_name))  # before minutes of training
     hyper = _hyper(settings, catalogue_name, preset, seed=seed)
     model = CatalogueModel.train(catalogue_name, data, _label_keys(preset, data), hyper)
     model.card["preset"] = preset.name if preset else None
     model.card["training_data"] = {"source": "store", "extra_negatives": len(extra_negatives)}
-    directory = trained_dir(settings, catalogue_name)
     model.save(directory)
     return model, directory
 
@@ -362,6 +385,14 @@ def replay_catalogue(
         papers = list(session.scalars(select(PaperRow).where(PaperRow.abstract != "")))
     before, listed_before = readme_examples(before_text, papers, preset)
     after, _ = readme_examples(after_text, papers, preset)
+    if len(before) < MIN_POSITIVES:
+        # Training's own message would say "accept more papers", which replay never reads.
+        entries = len(parse(before_text).entries)
+        raise UserError(
+            f"only {len(before)} of the {entries} entr{'y' if entries == 1 else 'ies'} of the older "
+            "README (--before) have a paper with an abstract in the store; replay trains on them "
+            f"alone and needs at least {MIN_POSITIVES}"
+        )
     added = [example for pid, example in after.items() if pid not in listed_before]
     if not added:
         raise UserError("no entry of the newer README is both new and in the store: nothing to replay")

@@ -91,6 +91,37 @@ def test_score_gives_back_each_id_as_written(tmp_path: Path) -> None:
     assert [json.loads(line)["id"] for line in out.splitlines()] == ids
 
 
+def test_score_gives_back_an_id_with_a_lone_surrogate(tmp_path: Path) -> None:
+    """JSON may escape half of a surrogate pair ("\\ud800"), which no UTF-8 text can hold: writing
+    such an id back stopped `score` with a UnicodeEncodeError traceback after every paper was
+    scored (with `--output -`, after the rows before it were printed). It is written escaped."""
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        '{"id": "ok-\\u00e9", "title": "Visual prompt tuning"}\n'
+        '{"id": "half-\\ud800", "title": "Visual prompt tuning \\udfff"}\n'
+        '{"id": {"\\udc00": 1}, "title": "Visual prompt tuning"}\n',
+        encoding="utf-8",
+    )
+    ids = ["ok-\u00e9", "half-\ud800", {"\udc00": 1}]
+    output = tmp_path / "scores.jsonl"
+    for target in (str(output), "-"):
+        code, out, err = run(
+            tmp_path,
+            "classify",
+            "score",
+            "--catalogue",
+            "awesome-vpt",
+            "--input",
+            str(papers),
+            "--output",
+            target,
+        )
+        assert code == 0, err
+        text = output.read_text(encoding="utf-8") if target != "-" else out
+        assert [json.loads(line)["id"] for line in text.splitlines()] == ids
+        assert '"id": "ok-\u00e9"' in text  # other ids are still written as UTF-8
+
+
 def test_score_bad_input_names_the_line_and_writes_nothing(tmp_path: Path, model: CatalogueModel) -> None:
     model.save(tmp_path / "classifiers" / "mine")
     bad = tmp_path / "bad.jsonl"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,67 +10,32 @@ from sqlalchemy import Engine, func, select
 
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.classify.data import Example
+from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
-from vpt_tracker.enqueue import explain, readme_examples, score_and_enqueue, train_catalogue, training_set
+from vpt_tracker.enqueue import (
+    explain,
+    readme_examples,
+    replay_catalogue,
+    score_and_enqueue,
+    train_catalogue,
+    training_set,
+)
 from vpt_tracker.errors import UserError
-from vpt_tracker.normalize import arxiv_id, title_key
+from vpt_tracker.normalize import title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, PaperRow
 
 from .conftest import LISTS
+from .store import VPT_README, store_catalogue
 
-VPT_README = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
 OFF_TOPIC_TITLE = "Gaussian splatting"
-
-
-def _paper(example: Example) -> PaperRow:
-    return PaperRow(
-        title=example.title,
-        title_key=title_key(example.title)[:512],
-        abstract=example.abstract,
-        comment=example.comment,
-        arxiv_id=arxiv_id(example.id) if example.id else None,
-    )
 
 
 @pytest.fixture
 def store(engine: Engine, relevant: list[Example], unlabeled: list[Example]) -> dict[str, int]:
     """The real list imported, every fixture paper stored, the non-entries accepted as candidates."""
-    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
-    ids: dict[str, int] = {}
-    with transaction(engine) as session:
-        rows = [_paper(e) for e in relevant + unlabeled]
-        rows.append(
-            PaperRow(title="Visual Prompt Tuning for frozen vision transformers", title_key="vpt title only")
-        )
-        session.add_all(rows)
-        session.flush()
-        ids = {row.title: row.id for row in rows}
-        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
-        assert catalogue is not None
-        entry_keys = {entry.title_key for entry in catalogue.entries}
-        entry_ids = {entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id}
-        for example in relevant:
-            row_id = ids[example.title]
-            if title_key(example.title) in entry_keys or (example.id and arxiv_id(example.id) in entry_ids):
-                continue
-            session.add(
-                CandidateRow(
-                    paper_id=row_id,
-                    catalogue_id=catalogue.id,
-                    status="accepted",
-                    final_labels=list(example.labels),
-                )
-            )
-        rejected = next(e for e in unlabeled if "prompt" in e.text().lower())
-        session.add(
-            CandidateRow(
-                paper_id=ids[rejected.title], catalogue_id=catalogue.id, status="rejected", reason="off-topic"
-            )
-        )
-        ids["__rejected__"] = ids[rejected.title]
-    return ids
+    return store_catalogue(engine, relevant, unlabeled)
 
 
 def _settings(tmp_path: Path, include: list[str] | None = None) -> Settings:
@@ -306,3 +272,56 @@ def test_replay_lists_every_record_of_an_entrys_paper(prompt_papers: dict[str, d
     )
     assert listed == {1, 2}
     assert [e.title for e in examples.values()] == [vpt] and list(examples) == [1]  # one example per entry
+
+
+def test_replay_with_too_few_older_entries_in_the_store_says_so(
+    engine: Engine, store: dict[str, int], tmp_path: Path
+) -> None:
+    """Replay trains on the older README's entries alone. With too few of them in the store
+    (a wrong or empty --before file), the error told the maintainer to accept more papers,
+    which replay never reads."""
+    after = VPT_README.read_text(encoding="utf-8")
+    head = after.split("\n")
+    few = "\n".join(head[: next(i for i, line in enumerate(head) if "arxiv.org/abs/" in line) + 1])
+    for before in ("", few):
+        with pytest.raises(UserError) as caught:
+            replay_catalogue(engine, "vpt", before, after, settings=_settings(tmp_path))
+        message = str(caught.value)
+        assert re.fullmatch(
+            r"only \d of the \d+ entr(y|ies) of the older README \(--before\) have a paper with an "
+            r"abstract in the store; replay trains on them alone and needs at least 8",
+            message,
+        ), message
+
+
+def test_train_into_a_folder_that_cannot_be_made_fails_before_training(
+    engine: Engine, store: dict[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training a store takes minutes; a classifiers_dir that cannot hold the model is found
+    first, with one line (it was a NotADirectoryError traceback once training had finished)."""
+    (tmp_path / "a-file").write_text("x")
+    settings = _settings(tmp_path).model_copy(update={"classifiers_dir": tmp_path / "a-file"})
+
+    def must_not_train(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained before the folder was checked")
+
+    monkeypatch.setattr(CatalogueModel, "train", must_not_train)
+    with pytest.raises(UserError, match=r"^cannot save the model in \S*a-file/vpt: Not a directory$"):
+        train_catalogue(engine, "vpt", settings=settings)
+
+
+def test_a_negative_that_is_the_catalogues_own_paper_is_refused(
+    engine: Engine, store: dict[str, int], relevant: list[Example]
+) -> None:
+    """`--negatives-jsonl` papers were added to the negatives as they came: one that is an
+    entry (or an accepted paper) of the catalogue was then a positive and a negative in the
+    same training set, without a word."""
+    entry = relevant[0]
+    twin = Example(entry.title.upper(), "Another copy of its abstract.")  # the same paper, by title
+    for negative in (entry, twin):
+        with transaction(engine) as session, pytest.raises(UserError) as caught:
+            training_set(session, "vpt", extra_negatives=[Example("Off topic", "x"), negative])
+        assert str(caught.value) == (
+            f"the --negatives-jsonl paper {negative.title!r} is a paper of catalogue 'vpt' (an entry "
+            "or an accepted candidate): a paper cannot be both; remove it from the negatives"
+        )

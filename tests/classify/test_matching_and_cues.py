@@ -423,6 +423,44 @@ def test_a_preset_names_the_headings_it_is_silent_under(tmp_path: Path) -> None:
             load_preset("broken", tmp_path)
 
 
+def test_a_preset_value_of_the_wrong_shape_names_its_key(tmp_path: Path) -> None:
+    """Presets are edited by hand. A table where an array of tables belongs, a number where a
+    heading belongs, a list where a table of cells belongs, a file saved as UTF-16: each was a
+    TypeError, AttributeError, ValueError or UnicodeDecodeError traceback. A string where a
+    list belongs became one group per character, and a label defined twice was kept twice."""
+    vpt = (Path(__file__).parents[2] / "classifiers" / "awesome-vpt.toml").read_text(encoding="utf-8")
+    vlm = (Path(__file__).parents[2] / "classifiers" / "generalizable-vlm.toml").read_text(encoding="utf-8")
+    learnable = 'when = [{ section = "learnable visual prompts" }]'
+    assert learnable in vpt and 'required_groups = ["modality"]' in vlm
+    for text, error in (
+        (
+            vpt.replace(learnable, 'when = { section = "learnable visual prompts" }'),
+            r"label 'learnable': when must be an array of tables "
+            r"\(when = \[\{ \.\.\. \}\], or \[\[when\]\]\)",
+        ),
+        (
+            vpt.replace(learnable, "when = [{ section = 1 }]"),
+            r"label 'learnable': when\.section must be a string",
+        ),
+        (
+            vpt.replace(learnable, 'when = [{ cell = ["Type"] }]'),
+            r"label 'learnable': when\.cell must be a table",
+        ),
+        (vpt.replace('key = "learnable"', "key = 1"), r"a label's key must be a string, not 1"),
+        (vpt.replace('key = "generative"', 'key = "learnable"'), r"label 'learnable' is defined twice"),
+        (
+            vlm.replace('required_groups = ["modality"]', 'required_groups = "modality"'),
+            r"required groups must be a list of strings, not 'modality'",
+        ),
+    ):
+        (tmp_path / "broken.toml").write_text(text, encoding="utf-8")
+        with pytest.raises(UserError, match=r"^preset \S*broken\.toml: " + error):
+            load_preset("broken", tmp_path)
+    (tmp_path / "broken.toml").write_text(vpt, encoding="utf-16")
+    with pytest.raises(UserError, match=r"broken\.toml is not UTF-8 text"):
+        load_preset("broken", tmp_path)
+
+
 def test_a_required_group_proposes_its_likeliest_label_when_none_passes(
     model: CatalogueModel, relevant: list[Example], tmp_path: Path
 ) -> None:

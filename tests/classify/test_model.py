@@ -13,7 +13,14 @@ from vpt_tracker.classify import model as model_module
 from vpt_tracker.classify.calibration import f1_threshold, recall_threshold
 from vpt_tracker.classify.cues import CueSet
 from vpt_tracker.classify.data import Example, TrainingSet
-from vpt_tracker.classify.model import MIN_POSITIVES, CatalogueModel, Hyper, make_vectorizer
+from vpt_tracker.classify.model import (
+    CARD_FILE,
+    MIN_POSITIVES,
+    MODEL_FILE,
+    CatalogueModel,
+    Hyper,
+    make_vectorizer,
+)
 from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError
 
@@ -229,6 +236,52 @@ def test_missing_or_broken_model_is_a_user_error(model: CatalogueModel, tmp_path
     (tmp_path / "m" / "model.pkl.xz").write_bytes(b"not a pickle")
     with pytest.raises(UserError, match="retrain"):
         CatalogueModel.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("new_file", [MODEL_FILE, CARD_FILE])
+def test_a_model_beside_another_models_card_says_retrain(
+    model: CatalogueModel, tmp_path: Path, new_file: str
+) -> None:
+    """What a save killed between its two renames leaves: one file of the new model, the other
+    of the old one. Both halves are refused (`test_crash.py` kills a real `classify train`)."""
+    model.save(tmp_path / "old")
+    replace(model, labels={}, card=dict(model.card)).save(tmp_path / "new")
+    (tmp_path / "old" / new_file).write_bytes((tmp_path / "new" / new_file).read_bytes())
+    with pytest.raises(
+        UserError,
+        match=r"model\.pkl\.xz is not the model its card describes \(model-card\.json records another "
+        r"model_sha256: .*\); retrain with `vpt-tracker classify train fixture`",
+    ):
+        CatalogueModel.load(tmp_path / "old")
+    assert CatalogueModel.load(tmp_path / "new").labels == {}
+
+
+def test_a_card_without_the_model_hash_says_retrain(model: CatalogueModel, tmp_path: Path) -> None:
+    """A card that records no model_sha256 cannot say which model it describes."""
+    model.save(tmp_path / "m")
+    card_path = tmp_path / "m" / CARD_FILE
+    card = json.loads(card_path.read_text())
+    del card["model_sha256"]
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(UserError, match=r"records no model_sha256.*retrain with"):
+        CatalogueModel.load(tmp_path / "m")
+
+
+def test_a_model_that_cannot_be_saved_is_a_user_error(model: CatalogueModel, tmp_path: Path) -> None:
+    """A classifiers_dir under a file, a full disk, a folder where the model file goes: each was
+    an OSError traceback at the end of training, and a failed rename left `*.tmp` files."""
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UserError, match=r"^cannot save the model in \S*a-file/m: Not a directory$"):
+        model.save(tmp_path / "a-file" / "m")
+    model.save(tmp_path / "m")
+    card = (tmp_path / "m" / CARD_FILE).read_bytes()
+    (tmp_path / "m" / MODEL_FILE).unlink()
+    (tmp_path / "m" / MODEL_FILE).mkdir()
+    (tmp_path / "m" / MODEL_FILE / "x").write_text("x")
+    with pytest.raises(UserError, match=r"^cannot save the model in \S*/m: "):
+        model.save(tmp_path / "m")
+    assert sorted(path.name for path in (tmp_path / "m").iterdir()) == [CARD_FILE, MODEL_FILE]
+    assert (tmp_path / "m" / CARD_FILE).read_bytes() == card
 
 
 def test_too_few_positives_names_the_minimum(relevant: list[Example], unlabeled: list[Example]) -> None:

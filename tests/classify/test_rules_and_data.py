@@ -125,6 +125,16 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
             '{"title": "t", "abstract": 5}\n',
             "papers.jsonl:1: 'abstract'/'summary' and 'comment' must be strings",
         ),
+        # a number was a TypeError traceback; a string became one label per character
+        ('{"title": "t", "labels": 5}\n', "papers.jsonl:1: 'labels' must be a list of strings"),
+        ('{"title": "t", "labels": "pixel"}\n', "papers.jsonl:1: 'labels' must be a list of strings"),
+        ('{"title": "t", "labels": ["pixel", 2]}\n', "papers.jsonl:1: 'labels' must be a list of strings"),
+        # json.loads raised RecursionError and ValueError here: tracebacks, not the line
+        (
+            '{"title": "t", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            r"papers.jsonl:1: .*nested too deeply",
+        ),
+        ('{"title": "t", "id": 1' + "0" * 5_000 + "}\n", r"papers.jsonl:1: .*4300 digits"),
     ]:
         path.write_text(body, encoding="utf-8")
         with pytest.raises(UserError, match=message):

@@ -6,6 +6,9 @@ kills it during fetch, inside an ingest transaction, between commits, between sc
 writing candidates, and inside the run's final transaction. After each kill a rerun in this
 process must complete, and papers, sightings and candidates must equal those of a run
 that was never killed: nothing lost, nothing duplicated.
+
+`classify train` is killed between the two renames that save a model and its card
+(`train_crash_child.py`): loading the half-new pair must be refused, never used.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
+from classify.store import store_catalogue
 from faults.helpers import NOW, RSS_DATE, Snapshot, crash_settings, import_crash_catalogue, snapshot
+from vpt_tracker.classify.data import read_jsonl
+from vpt_tracker.classify.model import CARD_FILE, MODEL_FILE, CatalogueModel
+from vpt_tracker.config import Settings
+from vpt_tracker.enqueue import load_model, train_catalogue
+from vpt_tracker.errors import UserError
 from vpt_tracker.models import RunOutcome
 from vpt_tracker.pipeline import nightly
 from vpt_tracker.replay import ReplayServer
@@ -33,6 +42,7 @@ from vpt_tracker.store.tables import RunRow
 
 TESTS = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("crash_child.py")
+TRAIN_CHILD = Path(__file__).with_name("train_crash_child.py")
 
 # 20 points: 5 in fetch, 5 inside ingest transactions, 8 between commits, 1 in scoring, 1 at the end.
 KILL_POINTS = [
@@ -160,3 +170,38 @@ def test_ctrl_c_then_rerun_matches_a_clean_run(
         crashed = session.scalars(select(RunRow).order_by(RunRow.id)).first()
         assert crashed is not None and crashed.outcome == "failed"
         assert crashed.errors == {"run": "crashed: KeyboardInterrupt: "}  # recovered: scored once
+
+
+def test_sigkill_between_saving_a_model_and_its_card_is_refused_on_load(tmp_path: Path) -> None:
+    """`classify train` saves the model and its card by two renames. Killed between them, it
+    left a new model beside the old card (another model's thresholds, data hash and metrics),
+    or the reverse, and scoring used the pair without a word. Loading now refuses the pair
+    with one line that says to retrain, and the catalogue does not fall back to its preset's
+    shipped default either."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    fixtures = TESTS / "fixtures" / "classify"
+    relevant, unlabeled = (list(read_jsonl(fixtures / f"{name}.jsonl")) for name in ("relevant", "unlabeled"))
+    store_catalogue(engine, relevant, unlabeled)
+    settings = Settings(data_dir=tmp_path)
+    _model, directory = train_catalogue(engine, "vpt", settings=settings)  # the old, consistent pair
+    engine.dispose()
+    before = {name: (directory / name).read_bytes() for name in (MODEL_FILE, CARD_FILE)}
+
+    spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "seed": 1}
+    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    child = subprocess.run(
+        [sys.executable, str(TRAIN_CHILD), json.dumps(spec)], env=env, capture_output=True, timeout=180
+    )
+    assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+    # Killed between the renames: one of the two files is the new run's, the other the old one.
+    changed = [name for name, data in before.items() if (directory / name).read_bytes() != data]
+    assert len(changed) == 1, changed
+
+    refused = r"is not the model its card describes .*; retrain with `vpt-tracker classify train vpt`"
+    with pytest.raises(UserError, match=refused) as caught:
+        CatalogueModel.load(directory)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(UserError, match=refused):
+        load_model(settings, "vpt", "awesome-vpt")

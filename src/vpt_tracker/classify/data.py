@@ -145,13 +145,17 @@ def example_from_json(data: dict[str, Any], where: str) -> Example:
     comment = data.get("comment")
     if not isinstance(abstract, str) or (comment is not None and not isinstance(comment, str)):
         raise UserError(f"{where}: 'abstract'/'summary' and 'comment' must be strings")
+    # A string would be read one label per character, and a number is not iterable.
+    labels = data.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise UserError(f"{where}: 'labels' must be a list of strings")
     ident = data.get("id")
     return Example(
         title=title,
         abstract=abstract,
         comment=comment,
         id=None if ident is None else str(ident),
-        labels=tuple(str(label) for label in data.get("labels", []) or []),
+        labels=tuple(labels),
     )
 
 

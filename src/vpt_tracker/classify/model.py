@@ -14,7 +14,9 @@ models, scores with them, explains their scores and saves them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import lzma
 import pickle
@@ -62,6 +64,7 @@ COUNT_BATCH = 2_000  # texts whose tokens are held as Python ints at once (36 by
 NOVEL_BACKGROUND = 2_000  # unlabeled papers that are also base-to-novel negatives (see `_train`)
 MODEL_FILE = "model.pkl.xz"
 CARD_FILE = "model-card.json"
+MODEL_HASH_KEY = "model_sha256"  # the card's SHA-256 of the model file it describes (see `save`)
 FORMAT_VERSION = 3  # 3: cues may feed the label models; 2: xz-compressed pickle; 1: joblib
 
 
@@ -659,8 +662,18 @@ class CatalogueModel:
 
     # ---- persistence ----------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """`model.pkl.xz` plus `model-card.json`; written to temporary names first, then renamed."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """`model.pkl.xz` plus `model-card.json`, the card holding the model file's SHA-256.
+
+        Each file is written to a temporary name and renamed over the old one, but two renames
+        are not one: a process killed between them leaves a new model beside the old card (its
+        thresholds, data hash and metrics), or the reverse. The card's `model_sha256` makes
+        such a pair fail `load` with a "retrain" error instead of scoring silently. (One new
+        directory swapped in for the old one cannot be done in one step either: a directory
+        cannot be renamed over a non-empty one, and a crash between moving the old one away
+        and the new one in leaves no model, where a catalogue falls back to its preset's
+        default without a word.)
+        """
+        model_directory(directory)
         payload = {
             "format": FORMAT_VERSION,
             "sklearn": sklearn.__version__,
@@ -673,21 +686,29 @@ class CatalogueModel:
             "exclusive": self.exclusive,
             "required": self.required,
         }
-        tmp_model = directory / (MODEL_FILE + ".tmp")
-        tmp_card = directory / (CARD_FILE + ".tmp")
         # A plain pickle (xz-compressed), not `joblib.dump`: joblib reads back through a
         # pure-Python unpickler, which took 2 s per model, a fifth of a nightly run's CPU budget.
-        with lzma.open(tmp_model, "wb", preset=6) as stream:
-            pickle.dump(payload, stream, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp_card.write_text(
-            json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
-        )
-        tmp_model.replace(directory / MODEL_FILE)
-        tmp_card.replace(directory / CARD_FILE)
+        data = lzma.compress(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), preset=6)
+        self.card[MODEL_HASH_KEY] = hashlib.sha256(data).hexdigest()
+        tmp_model = directory / (MODEL_FILE + ".tmp")
+        tmp_card = directory / (CARD_FILE + ".tmp")
+        try:
+            tmp_model.write_bytes(data)
+            tmp_card.write_text(
+                json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+            )
+            tmp_model.replace(directory / MODEL_FILE)
+            tmp_card.replace(directory / CARD_FILE)
+        except OSError as exc:  # a full disk, a folder where a file goes
+            for tmp in (tmp_model, tmp_card):
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+            raise _cannot_save(directory, exc) from None
 
     @classmethod
     def load(cls, directory: Path) -> CatalogueModel:
-        """A saved model; a UserError when it is missing, broken or made by another scikit-learn."""
+        """A saved model; a UserError when it is missing, broken, not the one its card describes
+        (see `save`) or made by another scikit-learn."""
         model_path, card_path = directory / MODEL_FILE, directory / CARD_FILE
         if not model_path.is_file() or not card_path.is_file():
             raise UserError(f"no trained model in {directory}; run `vpt-tracker classify train` first")
@@ -697,17 +718,26 @@ class CatalogueModel:
             raise UserError(
                 f"model card {card_path} is not valid JSON ({exc.msg}); retrain the model"
             ) from None
+        retrain = (
+            f"retrain with `vpt-tracker classify train {card.get('name', 'NAME')}` "
+            "(or `make models` for the shipped defaults)"
+        )
+        data = model_path.read_bytes()
+        recorded = card.get(MODEL_HASH_KEY)
+        if recorded != hashlib.sha256(data).hexdigest():
+            why = "records no model_sha256" if recorded is None else "records another model_sha256"
+            raise UserError(
+                f"{model_path} is not the model its card describes ({card_path.name} {why}: a "
+                f"training run was interrupted while saving, or one file was replaced); {retrain}"
+            )
         made_with = card.get("versions", {}).get("scikit-learn")
         if made_with != sklearn.__version__:
             raise UserError(
                 f"the model in {directory} was trained with scikit-learn {made_with}, "
-                f"but {sklearn.__version__} "
-                f"is installed; retrain with `vpt-tracker classify train {card.get('name', 'NAME')}` "
-                "(or `make models` for the shipped defaults)"
+                f"but {sklearn.__version__} is installed; {retrain}"
             )
         try:
-            with lzma.open(model_path, "rb") as stream:
-                payload = pickle.load(stream)  # our own model files (as trusted as joblib ones)
+            payload = pickle.loads(lzma.decompress(data))  # our own model files (as trusted as joblib ones)
         except Exception as exc:  # a truncated or foreign pickle: any error means "retrain"
             raise UserError(f"cannot load {model_path} ({type(exc).__name__}); retrain the model") from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
@@ -723,6 +753,22 @@ class CatalogueModel:
             exclusive=payload.get("exclusive", ()),
             required=payload.get("required", ()),
         )
+
+
+def model_directory(directory: Path) -> Path:
+    """`directory`, made if missing, to save a model in; a UserError when it cannot be.
+
+    `classify train` calls it before training, which takes minutes on a store: a
+    classifiers_dir that cannot hold the model is told at once."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_save(directory, exc) from None
+    return directory
+
+
+def _cannot_save(directory: Path, exc: OSError) -> UserError:
+    return UserError(f"cannot save the model in {directory}: {exc.strerror or exc}")
 
 
 def analyzer_key(vectorizer: TfidfVectorizer) -> str:

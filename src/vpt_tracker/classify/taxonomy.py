@@ -208,6 +208,8 @@ def load_preset(name: str, directory: Path | None = None) -> Preset:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"preset {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"preset {path} is not UTF-8 text") from None
     return _build(name, data, path)
 
 
@@ -215,26 +217,45 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
     specs: list[_LabelSpec] = []
     label_cues: list[tuple[str, str]] = []
     try:
-        for item in data.get("labels", []):
+        for item in _tables(data.get("labels", []), "labels", path):
+            key = _text(item["key"], "a label's key", path)
+            if any(spec.label.key == key for spec in specs):
+                raise UserError(f"preset {path}: label {key!r} is defined twice")
+            where = f"label {key!r}:"
             if "cue" in item:
-                label_cues.append((item["key"], str(item["cue"])))
-            label = Label(key=item["key"], title=item.get("title", item["key"]), group=item.get("group", ""))
+                label_cues.append((key, _text(item["cue"], f"{where} cue", path)))
+            label = Label(
+                key=key,
+                title=_text(item.get("title", key), f"{where} title", path),
+                group=_text(item.get("group", ""), f"{where} group", path),
+            )
             rules = [
                 _Rule(
-                    section=rule["section"].lower() if "section" in rule else None,
-                    badge=rule["badge"].lower() if "badge" in rule else None,
-                    cell=tuple((k.lower(), v.lower()) for k, v in rule.get("cell", {}).items()),
+                    section=_text(rule["section"], f"{where} when.section", path).lower()
+                    if "section" in rule
+                    else None,
+                    badge=_text(rule["badge"], f"{where} when.badge", path).lower()
+                    if "badge" in rule
+                    else None,
+                    cell=tuple(
+                        (k.lower(), v.lower())
+                        for k, v in _cells(rule.get("cell", {}), f"{where} when.cell", path)
+                    ),
                 )
-                for rule in item.get("when", [])
+                for rule in _tables(item.get("when", []), f"{where} when", path)
             ]
-            specs.append(_LabelSpec(label, rules, item.get("badge"), dict(item.get("cells", {}))))
+            badge = _text(item["badge"], f"{where} badge", path) if "badge" in item else None
+            specs.append(
+                _LabelSpec(label, rules, badge, dict(_cells(item.get("cells", {}), f"{where} cells", path)))
+            )
         keys = {s.label.key for s in specs}
         placements = []
-        for place in data.get("placements", []):
-            unknown = set(place["labels"]) - keys
+        for place in _tables(data.get("placements", []), "placements", path):
+            labels = _texts(place["labels"], "placements.labels", path)
+            unknown = set(labels) - keys
             if unknown:
                 raise UserError(f"preset {path}: placement names unknown labels {sorted(unknown)}")
-            placements.append((list(place["labels"]), list(place["section"])))
+            placements.append((labels, _texts(place["section"], "placements.section", path)))
     except KeyError as exc:
         raise UserError(f"preset {path} misses the key {exc.args[0]!r}") from None
     required = _groups(data, "required", specs, path)
@@ -270,14 +291,43 @@ def _groups(
     return _group_keys(data.get(f"{kind}_groups", []), kind, specs, path)
 
 
-def _group_keys(
-    names: list[str], kind: str, specs: list[_LabelSpec], path: Path
-) -> tuple[tuple[str, ...], ...]:
+def _group_keys(names: Any, kind: str, specs: list[_LabelSpec], path: Path) -> tuple[tuple[str, ...], ...]:
     """The label keys of each named group; a group without labels is the preset's error."""
     groups = []
-    for group in names:
+    for group in _texts(names, f"{kind} groups", path):
         members = tuple(s.label.key for s in specs if s.label.group == group)
         if not members:
             raise UserError(f"preset {path}: {kind} group {group!r} has no labels")
         groups.append(members)
     return tuple(groups)
+
+
+# A preset is edited by hand: a value of the wrong shape (`when = { section = "…" }` for
+# `when = [{ section = "…" }]`, a number for a heading) is the preset's error, naming the
+# key. Each was a TypeError or AttributeError traceback, or, for a string where a list
+# belongs, one group or label per character.
+def _tables(value: Any, what: str, path: Path) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        key = what.rsplit(" ", 1)[-1]
+        raise UserError(
+            f"preset {path}: {what} must be an array of tables ({key} = [{{ ... }}], or [[{key}]])"
+        )
+    return value
+
+
+def _text(value: Any, what: str, path: Path) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"preset {path}: {what} must be a string, not {value!r}")
+    return value
+
+
+def _texts(value: Any, what: str, path: Path) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise UserError(f"preset {path}: {what} must be a list of strings, not {value!r}")
+    return value
+
+
+def _cells(value: Any, what: str, path: Path) -> list[tuple[str, str]]:
+    if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+        raise UserError(f'preset {path}: {what} must be a table of strings (header = "text"), not {value!r}')
+    return list(value.items())

@@ -84,6 +84,22 @@ def _read_papers(path: Path) -> list[tuple[Any, Example]]:
     return papers
 
 
+def _json_line(row: dict[str, Any]) -> str:
+    """One output line, as UTF-8 text where it can be.
+
+    An id is given back as written, and JSON may write half of a surrogate pair ("\\ud800"),
+    which no UTF-8 text can hold: such a line is written with ASCII escapes, which read
+    back to the same id (writing it raw stopped `score` with a traceback after every paper
+    was scored).
+    """
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(row)
+    return line + "\n"
+
+
 @click.group("classify")
 def classify_group() -> None:
     """Train, score, evaluate, replay and explain the per-catalogue classifiers."""
@@ -179,7 +195,7 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
                 row: dict[str, Any] = {"id": ident} | asdict(score)
                 row["queued"] = model.should_queue(score)
                 queued += row["queued"]
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.write(_json_line(row))
             step(len(chunk))
     # With `--output -` stdout holds the scores alone, so the summary goes to stderr.
     click.echo(
