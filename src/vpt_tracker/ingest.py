@@ -678,7 +678,7 @@ def _stored_form(record: RawRecord) -> tuple[RawRecord, dict[str, Any], str]:
     """
     body = record.to_json()
     encoded = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
-    if "\\u0000" not in encoded:  # how JSON writes a NUL
+    if not _UNSTORABLE_IN_JSON.search(encoded):  # no NUL or other control character
         try:
             return record, body, hashlib.sha256(encoded.encode("utf-8")).hexdigest()
         except UnicodeEncodeError:  # a lone surrogate
@@ -694,7 +694,10 @@ def _storable(record: RawRecord) -> RawRecord:
     text and JSON) and lone surrogates (a truncated emoji in a JSON dump: not UTF-8 at all).
 
     One bad character in one abstract would otherwise fail its page on every rerun, and the
-    source's cursor would never move. A surrogate becomes U+FFFD and a NUL is dropped.
+    source's cursor would never move. A surrogate becomes U+FFFD and a NUL is dropped. The
+    other control characters (ESC, BEL, backspace, DEL, the C1 range; not tab or line breaks)
+    are dropped too: a title is printed by the CLI, the review app and the digest, and an
+    ESC sequence in a feed's title would reach the maintainer's terminal.
     """
     return replace(
         record,
@@ -707,12 +710,18 @@ def _storable(record: RawRecord) -> RawRecord:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# How `json.dumps(..., ensure_ascii=False)` writes them: C0 escaped (`\u001b`; tab and line
+# breaks as `\t`, `\n`, `\r`), DEL and C1 as they are. A false alarm (a title holding a
+# backslash before "u001b") only takes the slower path.
+_UNSTORABLE_IN_JSON = re.compile(r"\\u00[01][0-9a-fA-F]|[\x7f-\x9f]")
 
 
 def _printable(value: Any) -> Any:
-    """`value` (a string, or strings in tuples, lists and dicts) without NULs and surrogates."""
+    """`value` (a string, or strings in tuples, lists and dicts) without NULs, other control
+    characters and surrogates."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
+        return _SURROGATE.sub("\ufffd", _CONTROL.sub("", value))
     if isinstance(value, tuple | list):
         return type(value)(_printable(item) for item in value)
     if isinstance(value, dict):

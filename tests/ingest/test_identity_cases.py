@@ -197,12 +197,20 @@ def test_a_merge_that_brings_an_arxiv_id_brings_its_year_and_venue(engine: Engin
 
 @pytest.mark.parametrize(
     ("bad", "clean"),
-    [("\x00", ""), ("\ud83d", "\ufffd"), ("\x00\ud83d", "\ufffd")],
-    ids=["nul", "lone surrogate", "both"],
+    [
+        ("\x00", ""),
+        ("\ud83d", "\ufffd"),
+        ("\x00\ud83d", "\ufffd"),
+        ("\x1b]0;pwned\x07\x1b[2J", "]0;pwned[2J"),
+        ("\x7f\x9b", ""),
+    ],
+    ids=["nul", "lone surrogate", "both", "terminal escapes", "del and c1"],
 )
 def test_nul_characters_and_lone_surrogates_are_stored_cleaned(engine: Engine, bad: str, clean: str) -> None:
     # Valid JSON can carry both ("\\u0000", and "\\ud83d" from a truncated emoji); PostgreSQL
-    # refuses a NUL in text and JSON, and a lone surrogate is not UTF-8 anywhere.
+    # refuses a NUL in text and JSON, and a lone surrogate is not UTF-8 anywhere. An ESC
+    # sequence in a title would be printed to the maintainer's terminal (set its title, clear
+    # it) by every command that shows the paper.
     record = RawRecord(
         source="corpus",
         source_id="1",
