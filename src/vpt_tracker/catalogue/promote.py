@@ -129,7 +129,7 @@ def promote(session: Session, catalogue_name: str) -> Promotion:
     preset = _preset(catalogue)
     result = Promotion()
 
-    _retract_undone(session, catalogue, result)
+    _retract_stale(session, catalogue, result)
     candidates = session.scalars(
         select(CandidateRow)
         .where(
@@ -157,13 +157,32 @@ def promote(session: Session, catalogue_name: str) -> Promotion:
     return result
 
 
-def _retract_undone(session: Session, catalogue: CatalogueRow, result: Promotion) -> None:
-    """An added entry whose candidate is no longer accepted (undo, reject) leaves the list."""
+def _final_labels(candidate: CandidateRow) -> list[str]:
+    return list(candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels)
+
+
+def _retract_stale(session: Session, catalogue: CatalogueRow, result: Promotion) -> None:
+    """An added entry whose candidate is no longer accepted (undo, reject) leaves the list.
+
+    So does one whose accepted candidate was relabelled since it was promoted (a publish
+    that failed after promotion keeps its entries, and `review relabel` is allowed until the
+    paper is published): the loop in `promote` then places it again from the new labels,
+    instead of leaving it in the section the old ones chose.
+    """
     for entry in list(catalogue.entries):
         if entry.state != "added" or entry.candidate_id is None:
             continue
         candidate = session.get(CandidateRow, entry.candidate_id)
-        if candidate is None or candidate.status not in (CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED):
+        gone = candidate is None or candidate.status not in (
+            CandidateStatus.ACCEPTED,
+            CandidateStatus.PUBLISHED,
+        )
+        relabelled = (
+            candidate is not None
+            and candidate.status == CandidateStatus.ACCEPTED
+            and _final_labels(candidate) != list(entry.labels or [])
+        )
+        if gone or relabelled:
             result.retracted.append(entry.id)
             catalogue.entries.remove(entry)
             session.delete(entry)
@@ -210,7 +229,7 @@ def _promote_new(
     paper: PaperRow,
     result: Promotion,
 ) -> None:
-    labels = list(candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels)
+    labels = _final_labels(candidate)
     venue, year = split_venue(paper.venue, paper.year)
     preset, section = _placement(catalogue, preset, labels, year)
     if venue is None:
@@ -302,9 +321,18 @@ def _upgrade_listed_papers(session: Session, catalogue: CatalogueRow, result: Pr
 
 
 def _decision(session: Session, candidate_id: int) -> ReviewDecision | None:
+    """The accept behind an entry, for the PR body.
+
+    Only an `accept` that was not undone: the log also holds a losing reviewer's `conflict`
+    row, relabels and undos, which are not the decision that put the paper in the list.
+    """
     row = session.scalars(
         select(DecisionRow)
-        .where(DecisionRow.candidate_id == candidate_id, DecisionRow.undone.is_(False))
+        .where(
+            DecisionRow.candidate_id == candidate_id,
+            DecisionRow.undone.is_(False),
+            DecisionRow.action == "accept",
+        )
         .order_by(DecisionRow.at.desc(), DecisionRow.id.desc())
         .limit(1)
     ).first()
