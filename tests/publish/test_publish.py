@@ -326,6 +326,60 @@ def test_a_pull_request_closed_unmerged_is_not_reopened_for_the_same_changes(
     assert states == {1: "closed", 2: "open"}
 
 
+def test_a_paper_of_a_declined_pull_request_can_be_rejected_and_leaves_the_next_one(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """The maintainer closes our pull request because of one paper. The refusal says to
+    reject it; a published candidate was final, so `review reject` refused, and every later
+    pull request (a new paper accepted) brought the declined paper back."""
+    import_list(engine)
+    plot, adaptive = accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    github.pulls[0]["state"] = "closed"  # the maintainer declines it: PLOT is off-topic for the list
+
+    refused = cli("publish", CATALOGUE)
+    assert refused.exit_code == 1
+    assert f"`vpt-tracker review reject ID --reason ...` (candidates {plot}, {adaptive})" in refused.output
+
+    rejected = cli(
+        "review", "reject", str(plot), "--reason", "declined in pull request #1", "--reviewer", "alice"
+    )
+    assert rejected.exit_code == 0, rejected.output
+    assert statuses(engine) == {plot: "rejected", adaptive: "published"}
+
+    fresh = cli("publish", CATALOGUE)
+    assert fresh.exit_code == 0, fresh.output
+    assert "opened pull request #2" in fresh.output
+    assert "2210.01253" not in remote.show(BRANCH) and "| ICML | 2025 |" in remote.show(BRANCH)
+    assert "PLOT" not in github.pulls[1]["body"]
+
+    # Changed her mind: undo makes it accepted again (not `published` without an entry), and
+    # the next publish puts it back in the open pull request.
+    undone = cli("review", "undo", "--reviewer", "alice")
+    assert undone.exit_code == 0, undone.output
+    assert statuses(engine)[plot] == "accepted"
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "updated pull request #2" in again.output
+    assert "2210.01253" in remote.show(BRANCH) and statuses(engine)[plot] == "published"
+
+
+def test_a_paper_already_in_the_list_upstream_cannot_be_rejected(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    plot, _ = accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # merged
+    assert cli("publish", CATALOGUE).exit_code == 0
+
+    refused = cli("review", "reject", str(plot), "--reason", "changed my mind", "--reviewer", "alice")
+    assert refused.exit_code == 2
+    assert f"cannot reject candidate {plot}: it is published" in refused.output
+    assert "the paper is in the list upstream now" in refused.output
+    assert statuses(engine)[plot] == "published"
+
+
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:

@@ -425,9 +425,13 @@ class Publisher:
                 )
             ).first()
         if same is not None:
+            ids = ", ".join(str(c.candidate_id) for c in plan.changes if c.candidate_id is not None)
+            which = f" (candidates {ids})" if ids else ""
             raise UserError(
                 f"pull request #{same} with exactly these changes was closed without merging; "
-                "not opening it again. Reject those candidates, or accept new ones, and publish again",
+                "not opening it again. Reject the papers it should not have proposed with "
+                f"`vpt-tracker review reject ID --reason ...`{which}, or accept new ones, "
+                "and publish again",
                 exit_code=1,
             )
 
