@@ -21,7 +21,7 @@ from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.migrate import upgrade
 from vpt_tracker.store.tables import DecisionRow
 
-from .factory import candidate, catalogue, many_candidates
+from .factory import PROMPT_ADAPTATION_README, candidate, catalogue, many_candidates
 
 REASONS = ["off-topic", "duplicate"]
 
@@ -116,7 +116,7 @@ async def test_label_editor_refuses_unknown_labels(sqlite: Engine, ids: dict[str
 
 
 async def test_label_editor_says_when_the_list_has_no_section_for_the_labels(sqlite: Engine) -> None:
-    cat = catalogue(sqlite, "vpt", preset="prompt-adaptation")
+    cat = catalogue(sqlite, "vpt", preset="prompt-adaptation", readme=PROMPT_ADAPTATION_README)
     first = candidate(sqlite, cat, "Test-time prompt tuning", relevance=0.9, proposed=["test-time"])
     second = candidate(sqlite, cat, "Prompt tokens for ViT", relevance=0.8, proposed=["test-time"])
     app = make_app(sqlite)

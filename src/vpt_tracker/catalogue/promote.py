@@ -22,8 +22,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
+from vpt_tracker.catalogue.markdown import MissingSection, NewEntry
 from vpt_tracker.catalogue.names import ListedNames, short_name, titles_agree
-from vpt_tracker.catalogue.service import add_entry, get_catalogue, upgrade_entry
+from vpt_tracker.catalogue.service import add_entry, catalogue_document, get_catalogue, upgrade_entry
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
@@ -230,6 +231,23 @@ def _promote_new(
     result: Promotion,
 ) -> None:
     labels = _final_labels(candidate)
+    new, section = _new_entry(catalogue, preset, paper, labels)
+    row = add_entry(
+        session,
+        catalogue.name,
+        new,
+        section_path=section,
+        labels=labels,
+        paper_id=paper.id,
+        candidate_id=candidate.id,
+    )
+    result.added.append(row.id)
+
+
+def _new_entry(
+    catalogue: CatalogueRow, preset: Preset | None, paper: PaperRow, labels: list[str]
+) -> tuple[NewEntry, list[str]]:
+    """The entry a paper gets with these labels, written in the list's style, and its section."""
     venue, year = split_venue(paper.venue, paper.year)
     preset, section = _placement(catalogue, preset, labels, year)
     if venue is None:
@@ -243,16 +261,7 @@ def _promote_new(
         labels,
         short_name(paper.title, paper.abstract),
     )
-    row = add_entry(
-        session,
-        catalogue.name,
-        new,
-        section_path=section,
-        labels=labels,
-        paper_id=paper.id,
-        candidate_id=candidate.id,
-    )
-    result.added.append(row.id)
+    return new, section
 
 
 def _placement(
@@ -274,6 +283,10 @@ def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
     Asked when a reviewer accepts, so that labels the list has no section for are fixed while
     the paper is on screen, not found later as "not added" in a publish report. A paper the
     catalogue already lists needs no section (its entry is upgraded in place).
+
+    The entry is placed for real, in a throwaway copy of the list: the preset may name a
+    section the README no longer has (yunbeizhang's list was rewritten on 2025-10-20, and 13
+    of the `awesome-vpt` preset's 14 sections went), which only the README itself can tell.
     """
     catalogue = candidate.catalogue
     if _match_entry(list(catalogue.entries), candidate.paper) is not None:
@@ -283,8 +296,14 @@ def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
     if clash:
         return clash
     try:
-        paper = candidate.paper
-        _placement(catalogue, preset, labels, split_venue(paper.venue, paper.year)[1])
+        new, section = _new_entry(catalogue, preset, candidate.paper, labels)
+        catalogue_document(catalogue).insert_entry(new, section)
+    except MissingSection as missing:
+        assert preset is not None
+        return (
+            f"it would not be published: the list has no section {' > '.join(missing.section_path)!r}, "
+            f"where preset {preset.name!r} puts the labels {labels} (renamed or removed upstream?)"
+        )
     except UserError as exc:
         return f"it would not be published: {exc}"
     return None
