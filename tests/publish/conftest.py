@@ -242,6 +242,11 @@ class FakeGithub:
                 and state in ("all", p["state"])
             ]
             return 200, [self._pull_body(p) for p in found]
+        too_long = {"resource": "Issue", "code": "custom", "field": "body"}
+        if rest.startswith("/pulls") and method in ("POST", "PATCH") and len(body.get("body") or "") > 65536:
+            # GitHub's answer (renovatebot/renovate#2032 quotes it)
+            errors = [too_long | {"message": "body is too long (maximum is 65536 characters)"}]
+            return 422, {"message": "Validation Failed", "errors": errors}
         if rest == "/pulls" and method == "POST":
             if self.remote.sha(body["head"]) is None:
                 errors = [{"resource": "PullRequest", "field": "head", "code": "invalid"}]

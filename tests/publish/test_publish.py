@@ -380,6 +380,38 @@ def test_a_paper_already_in_the_list_upstream_cannot_be_rejected(
     assert statuses(engine)[plot] == "published"
 
 
+def test_a_large_backlog_fits_in_one_pull_request(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """After a backfill a maintainer accepts a few hundred papers and publishes once. GitHub
+    refuses a pull request text over 65536 characters, so publish failed with a 422 on every
+    run, with the branch pushed and no pull request (synthetic papers, realistic lengths)."""
+    import_list(engine)
+    count = 180
+    for n in range(count):
+        accept(
+            engine,
+            title=f"Learnable Visual Prompts for Frozen Transformers under Distribution Shift, Part {n}",
+            arxiv_id=f"2503.{10000 + n}",
+            venue="CVPR",
+            year=2025,
+            labels=["learnable", "token"],
+            relevance=0.9,
+            label_scores={"learnable": 0.9, "token": 0.8, "pixel": 0.1},
+            reason="prompt tokens in the input space of a frozen backbone",
+        )
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert f"opened pull request #1 ({count} change(s)" in result.output
+    body = github.pulls[0]["body"]
+    assert len(body) <= 65536
+    assert f"### Added ({count})" in body and "Part 0]" in body
+    shown = body.count("  - decision: accept by alice")
+    assert 0 < shown < count
+    assert f"and {count - shown} more, not detailed here" in body
+    assert remote.show(BRANCH).count("under Distribution Shift, Part") == count  # the README has them all
+
+
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:

@@ -219,25 +219,59 @@ def pull_title(name: str, changes: list[Change]) -> str:
     return f"{name}: {' and '.join(parts) or 'no changes'} (vpt-tracker)"
 
 
-def pull_body(name: str, changes: list[Change]) -> str:
-    """The PR body: each change with its section, labels, scores and reviewer decision."""
+#: GitHub refuses a pull request text over this many characters (422 "body is too long").
+BODY_LIMIT = 65536
+_BODY_RESERVE = 2000  # for the headings, the notes of what was left out and the closing line
+
+
+def pull_body(name: str, changes: list[Change], limit: int = BODY_LIMIT) -> str:
+    """The PR body: each change with its section, labels, scores and reviewer decision.
+
+    A backlog of a few hundred papers (after a backfill) would pass GitHub's limit, and the
+    pull request could never be opened: the changes past the limit are counted, not
+    detailed (the README diff shows them all).
+    """
     lines = [
         f"This pull request was prepared by vpt-tracker for the list `{_md(name)}`.",
         "Each paper below was proposed by the classifier and accepted by a reviewer.",
         "",
     ]
+    budget = limit - _BODY_RESERVE - sum(len(line) + 1 for line in lines)
     added = [c for c in changes if c.action == "added"]
     updated = [c for c in changes if c.action == "updated"]
+    blocks: list[tuple[str, list[list[str]]]] = []
     if added:
-        lines += [f"### Added ({len(added)})", ""]
-        for change in added:
-            lines += _change_lines(change, f"{_venue(change.venue, change.year)}")
-        lines.append("")
+        blocks.append(
+            (f"### Added ({len(added)})", [_change_lines(c, _venue(c.venue, c.year)) for c in added])
+        )
     if updated:
-        lines += [f"### Venue updates ({len(updated)})", ""]
-        for change in updated:
-            before = _venue(*change.previous) if change.previous else "preprint"
-            lines += _change_lines(change, f"{before} → {_venue(change.venue, change.year)}")
+        blocks.append(
+            (
+                f"### Venue updates ({len(updated)})",
+                [
+                    _change_lines(
+                        c, f"{_venue(*c.previous) if c.previous else 'preprint'} → {_venue(c.venue, c.year)}"
+                    )
+                    for c in updated
+                ],
+            )
+        )
+    full = False
+    for heading, entries in blocks:
+        lines += [heading, ""]
+        left_out = 0
+        for entry in entries:
+            size = sum(len(line) + 1 for line in entry)
+            if full or size > budget:
+                full, left_out = True, left_out + 1
+                continue
+            lines += entry
+            budget -= size
+        if left_out:
+            lines.append(
+                f"- … and {left_out} more, not detailed here (GitHub takes at most {limit} characters "
+                "of pull request text); the diff shows every one"
+            )
         lines.append("")
     lines.append(f"<!-- vpt-tracker catalogue={name} entries={len(changes)} -->")
     return "\n".join(lines) + "\n"
