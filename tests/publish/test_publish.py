@@ -364,6 +364,43 @@ def test_a_paper_of_a_declined_pull_request_can_be_rejected_and_leaves_the_next_
     assert "2210.01253" in remote.show(BRANCH) and statuses(engine)[plot] == "published"
 
 
+def test_rejecting_the_only_paper_of_an_open_pull_request_closes_it(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """With nothing left to propose, publish said "nothing to publish" and left the pull
+    request open, still adding the rejected paper if the maintainer merged it."""
+    import_list(engine)
+    plot = accept(
+        engine,
+        title=PLOT,
+        arxiv_id="2210.01253",
+        venue="ICLR",
+        year=2023,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88},
+    )
+    assert cli("publish", CATALOGUE).exit_code == 0
+    assert (
+        cli("review", "reject", str(plot), "--reason", "not a VPT paper", "--reviewer", "alice").exit_code
+        == 0
+    )
+
+    closed = cli("publish", CATALOGUE)
+    assert closed.exit_code == 0, closed.output
+    assert "closed pull request #1: nothing is left to propose" in closed.output
+    assert github.pulls[0]["state"] == "closed" and github.open_pulls() == []
+    with session_factory(engine)() as session:
+        assert session.scalars(select(PullRequestRow.state)).all() == ["closed"]
+
+    # Undone: the paper is proposed again; the pull request vpt-tracker closed itself is
+    # not "closed without merging" by the maintainer.
+    assert cli("review", "undo", "--reviewer", "alice").exit_code == 0
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "opened pull request #2" in again.output
+
+
 def test_a_paper_already_in_the_list_upstream_cannot_be_rejected(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
@@ -371,6 +408,7 @@ def test_a_paper_already_in_the_list_upstream_cannot_be_rejected(
     plot, _ = accept_two(engine)
     assert cli("publish", CATALOGUE).exit_code == 0
     remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # merged
+    github.pulls[0]["state"] = "closed"
     assert cli("publish", CATALOGUE).exit_code == 0
 
     refused = cli("review", "reject", str(plot), "--reason", "changed my mind", "--reviewer", "alice")
@@ -419,6 +457,7 @@ def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     accept_two(engine)
     assert cli("publish", CATALOGUE).exit_code == 0
     remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # the maintainer merges it
+    github.pulls[0]["state"] = "closed"  # as GitHub marks a merged pull request
 
     result = cli("publish", CATALOGUE)
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""The four GitHub REST calls that publishing needs: get a ref, list, create and edit pulls.
+"""The GitHub REST calls that publishing needs: get a ref, list, create, edit and close pulls.
 
 The base URL is configurable (GitHub Enterprise serves the same API under `/api/v3`).
 Every failure becomes one line that says what was wrong and what to do, and never
@@ -200,6 +200,15 @@ class GithubClient:
             if existing is not None:
                 return self.update_pull(existing.number, title=title, body=body)
         if response.status_code != 201:
+            raise self._fail(response, doing)
+        return _pull(self._json(response, doing))
+
+    def close_pull(self, number: int) -> PullRequest:
+        doing = f"closing pull request #{number} on {self.repo}"
+        response = self._request(
+            "PATCH", f"/repos/{self.owner}/{self.name}/pulls/{number}", json={"state": "closed"}
+        )
+        if response.status_code != 200:
             raise self._fail(response, doing)
         return _pull(self._json(response, doing))
 

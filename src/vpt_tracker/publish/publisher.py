@@ -14,7 +14,8 @@ picks up from there:
    branch, else rebuilt from the base branch and pushed with a lease (a stale branch never
    blocks, and someone else's push is never lost). A branch holding a commit someone else
    made (a maintainer's fix on the PR) stops publishing before either.
-5. One pull request per branch: an open one is edited, never duplicated.
+5. One pull request per branch: an open one is edited, never duplicated, and closed when
+   nothing is left to propose in it.
 6. Only then do candidates become `published`.
 """
 
@@ -152,6 +153,7 @@ class Outcome:
     pushed: bool = False
     published: int = 0  # candidates marked published
     rebase: Rebase | None = None
+    closed: PullRequest | None = None  # our open pull request, closed: nothing was left in it
 
 
 # --------------------------------------------------------------------------------------
@@ -398,6 +400,7 @@ class Publisher:
         outcome = Outcome(plan=plan, rebase=rebase)
         if not plan.changes:
             log.info("nothing to publish for %s", self.name)
+            outcome.closed = self._close_emptied_pull()
             return outcome
 
         existing = self.github.find_open_pull(target.branch, target.base_branch)
@@ -441,6 +444,30 @@ class Publisher:
             f"(now {remote.base_sha[:10]}); re-imported it and {rebase.summary()}. Nothing was pushed: "
             f"check `vpt-tracker publish {self.name} --dry-run`, then run publish again"
         )
+
+    def _close_emptied_pull(self) -> PullRequest | None:
+        """Close our open pull request when nothing is left to propose (its papers were
+        rejected since, or upstream has them now): left open, a merge would still add them.
+
+        Its README hash is forgotten, so that proposing the same README again later (the
+        reject undone) is not refused as a pull request the maintainer declined.
+        """
+        target = self.target
+        pull = self.github.find_open_pull(target.branch, target.base_branch)
+        if pull is None:
+            return None
+        closed = self.github.close_pull(pull.number)
+        with transaction(self.engine) as session:
+            catalogue = get_catalogue(session, self.name)
+            for row in session.scalars(
+                select(PullRequestRow).where(
+                    PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.number == pull.number
+                )
+            ):
+                row.state = "closed"
+                row.readme_sha256 = None
+                row.updated_at = self.clock()
+        return closed
 
     def _refuse_closed_duplicate(self, plan: Plan) -> None:
         """A maintainer who closed our pull request without merging said no: the same
