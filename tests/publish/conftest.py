@@ -145,6 +145,10 @@ class FakeGithub:
     missing_repo: bool = False
     read_only: bool = False  # a token without write access: writes get 403
     rate_limited: bool = False  # every call gets 403 with x-ratelimit-remaining: 0
+    # GitHub's secondary rate limit (too many writes too fast): 403 with `retry-after`, while
+    # x-ratelimit-remaining still shows calls left; `secondary_status` 429 is its other form.
+    secondary_limited: bool = False
+    secondary_status: int = 403
     base_url: str = ""
 
     def calls(self, method: str, pattern: str = "") -> list[Recorded]:
@@ -202,6 +206,14 @@ class FakeGithub:
         not_found = {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
         if self.rate_limited:
             return 403, {"message": "API rate limit exceeded for user ID 2."}
+        if self.secondary_limited and method in ("POST", "PATCH"):
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+            )
+            return self.secondary_status, {
+                "message": message,
+                "documentation_url": "https://docs.github.com/rest",
+            }
         if self.read_only and method in ("POST", "PATCH"):
             message = "Resource not accessible by personal access token"
             return 403, {"message": message, "documentation_url": "https://docs.github.com/rest"}
@@ -220,13 +232,21 @@ class FakeGithub:
             return 200, {"ref": f"refs/heads/{branch}", "node_id": "REF_1", "url": ref_url, "object": obj}
         if rest == "/pulls" and method == "GET":
             head = query.get("head", [None])[0]
+            base = query.get("base", [None])[0]
             state = query.get("state", ["open"])[0]
             found = [
                 p
                 for p in self.pulls
-                if head in (None, f"{OWNER}:{p['head']}") and state in ("all", p["state"])
+                if head in (None, f"{OWNER}:{p['head']}")
+                and base in (None, p["base"])
+                and state in ("all", p["state"])
             ]
             return 200, [self._pull_body(p) for p in found]
+        too_long = {"resource": "Issue", "code": "custom", "field": "body"}
+        if rest.startswith("/pulls") and method in ("POST", "PATCH") and len(body.get("body") or "") > 65536:
+            # GitHub's answer (renovatebot/renovate#2032 quotes it)
+            errors = [too_long | {"message": "body is too long (maximum is 65536 characters)"}]
+            return 422, {"message": "Validation Failed", "errors": errors}
         if rest == "/pulls" and method == "POST":
             if self.remote.sha(body["head"]) is None:
                 errors = [{"resource": "PullRequest", "field": "head", "code": "invalid"}]
@@ -271,6 +291,10 @@ def _handler(state: FakeGithub) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-GitHub-Api-Version-Selected", "2022-11-28")
             self.send_header("X-RateLimit-Remaining", "0" if state.rate_limited else "4999")
+            if state.rate_limited:
+                self.send_header("X-RateLimit-Reset", "1795000000")  # 2026-11-18 11:06:40 UTC
+            if state.secondary_limited and self.command in ("POST", "PATCH"):
+                self.send_header("Retry-After", "60")
             self.end_headers()
             self.wfile.write(data)
 

@@ -94,3 +94,38 @@ def test_forbidden_writes_and_rate_limits_say_so(github: FakeGithub, remote: Rem
     with client(github) as gh, pytest.raises(GithubError, match="rate limit exhausted") as limited:
         gh.get_branch_sha("main")
     assert limited.value.exit_code == 1
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_a_secondary_rate_limit_says_when_to_retry_not_that_the_token_lacks_permissions(
+    github: FakeGithub, remote: Remote, status: int
+) -> None:
+    """GitHub's secondary limit (too many writes in a short time) is a 403 or a 429 with
+    `retry-after`; it was reported as a token without write permission (exit 2), or as a bare
+    "answered 429", sending the maintainer to regenerate a token that was fine."""
+    remote.push_readme(README_0624.read_text() + "\n", "ours", branch=BRANCH)
+    github.secondary_limited, github.secondary_status = True, status
+    with client(github) as gh, pytest.raises(GithubError) as limited:
+        gh.create_pull(branch=BRANCH, base="main", title="t", body="b")
+    message = str(limited.value)
+    assert "secondary rate limit" in message and "retry after 60 s" in message
+    assert "may not write" not in message and limited.value.exit_code == 1
+
+
+def test_the_primary_rate_limit_says_when_it_resets(github: FakeGithub) -> None:
+    github.rate_limited = True
+    with client(github) as gh, pytest.raises(GithubError) as limited:
+        gh.get_branch_sha("main")
+    assert "rate limit exhausted" in str(limited.value)
+    assert "resets at 2026-11-18 11:06 UTC" in str(limited.value)
+
+
+def test_a_validation_failure_names_what_github_refused(github: FakeGithub, remote: Remote) -> None:
+    """A 422's `message` is only "Validation Failed"; the reason is in its `errors`."""
+    remote.push_readme(README_0624.read_text() + "\n", "ours", branch=BRANCH)
+    github.pulls.append(  # an open pull request from the branch into another base (base_branch changed)
+        {"number": 7, "state": "open", "title": "old", "body": "", "head": BRANCH, "base": "master"}
+    )
+    with client(github) as gh, pytest.raises(GithubError) as refused:
+        gh.create_pull(branch=BRANCH, base="main", title="t", body="b")
+    assert f"Validation Failed: A pull request already exists for {OWNER}:{BRANCH}." in str(refused.value)

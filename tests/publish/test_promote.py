@@ -18,6 +18,7 @@ from vpt_tracker.publish.publisher import (
     dry_run,
     pull_body,
 )
+from vpt_tracker.review.queue import Conflict, ReviewQueue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, EntryRow, PaperRow
 
@@ -72,6 +73,50 @@ def test_undone_acceptance_takes_the_entry_back_out(engine: Engine) -> None:
         text = render_catalogue(session, CATALOGUE)
     assert len(result.retracted) == 1
     assert "2210.01253" not in text and "| ICML | 2025 |" in text
+
+
+def test_relabelling_a_promoted_candidate_moves_its_entry_to_the_new_section(engine: Engine) -> None:
+    """A publish that failed after promotion (upstream changed, a 401) leaves the entry in the
+    catalogue; a reviewer who then fixes the labels (`review relabel`, allowed until the
+    paper is published) must see the entry move, not stay where the old labels put it."""
+    import_list(engine)
+    new_id, _ = accept_two(engine)
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+    ReviewQueue(engine, "alice", CATALOGUE).relabel(new_id, ["learnable", "pixel"])
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    plot = [e for e in parse(text).entries if e.arxiv_id == "2210.01253"]
+    assert len(plot) == 1
+    assert plot[0].section_path[-2:] == ["1. Learnable Visual Prompts", "Pixel-Level"]
+    assert len(result.added) == 1 and len(result.retracted) == 1
+    assert [c.labels for c in changes if c.candidate_id == new_id] == [["learnable", "pixel"]]
+
+
+def test_the_pull_request_shows_the_accept_not_a_losing_reviewers_attempt(engine: Engine) -> None:
+    """Bob had the candidate on screen when alice accepted it; his reject lost the race and is
+    logged as a `conflict` row (and alice's later relabel is not the decision either): the PR
+    still shows alice's accept and her reason."""
+    import_list(engine)
+    new_id, _ = accept_two(engine)
+    with pytest.raises(Conflict):
+        ReviewQueue(engine, "bob", CATALOGUE).reject(new_id, "off-topic", expected_version=0)
+    ReviewQueue(engine, "alice", CATALOGUE).relabel(new_id, ["learnable", "token"])
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+        body = pull_body(CATALOGUE, changes)
+    decision = next(c.decision for c in changes if c.candidate_id == new_id)
+    assert decision is not None
+    assert (decision.action, decision.reviewer, decision.reason) == (
+        "accept",
+        "alice",
+        "optimal-transport prompts",
+    )
+    assert "decision: accept by alice on 2026-11-20 09:30 UTC: optimal-transport prompts" in body
+    assert "conflict" not in body and "off-topic" not in body
 
 
 def test_candidates_that_cannot_be_placed_are_skipped_with_a_reason(engine: Engine) -> None:

@@ -326,6 +326,130 @@ def test_a_pull_request_closed_unmerged_is_not_reopened_for_the_same_changes(
     assert states == {1: "closed", 2: "open"}
 
 
+def test_a_paper_of_a_declined_pull_request_can_be_rejected_and_leaves_the_next_one(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """The maintainer closes our pull request because of one paper. The refusal says to
+    reject it; a published candidate was final, so `review reject` refused, and every later
+    pull request (a new paper accepted) brought the declined paper back."""
+    import_list(engine)
+    plot, adaptive = accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    github.pulls[0]["state"] = "closed"  # the maintainer declines it: PLOT is off-topic for the list
+
+    refused = cli("publish", CATALOGUE)
+    assert refused.exit_code == 1
+    assert f"`vpt-tracker review reject ID --reason ...` (candidates {plot}, {adaptive})" in refused.output
+
+    rejected = cli(
+        "review", "reject", str(plot), "--reason", "declined in pull request #1", "--reviewer", "alice"
+    )
+    assert rejected.exit_code == 0, rejected.output
+    assert statuses(engine) == {plot: "rejected", adaptive: "published"}
+
+    fresh = cli("publish", CATALOGUE)
+    assert fresh.exit_code == 0, fresh.output
+    assert "opened pull request #2" in fresh.output
+    assert "2210.01253" not in remote.show(BRANCH) and "| ICML | 2025 |" in remote.show(BRANCH)
+    assert "PLOT" not in github.pulls[1]["body"]
+
+    # Changed her mind: undo makes it accepted again (not `published` without an entry), and
+    # the next publish puts it back in the open pull request.
+    undone = cli("review", "undo", "--reviewer", "alice")
+    assert undone.exit_code == 0, undone.output
+    assert statuses(engine)[plot] == "accepted"
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "updated pull request #2" in again.output
+    assert "2210.01253" in remote.show(BRANCH) and statuses(engine)[plot] == "published"
+
+
+def test_rejecting_the_only_paper_of_an_open_pull_request_closes_it(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """With nothing left to propose, publish said "nothing to publish" and left the pull
+    request open, still adding the rejected paper if the maintainer merged it."""
+    import_list(engine)
+    plot = accept(
+        engine,
+        title=PLOT,
+        arxiv_id="2210.01253",
+        venue="ICLR",
+        year=2023,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88},
+    )
+    assert cli("publish", CATALOGUE).exit_code == 0
+    assert (
+        cli("review", "reject", str(plot), "--reason", "not a VPT paper", "--reviewer", "alice").exit_code
+        == 0
+    )
+
+    closed = cli("publish", CATALOGUE)
+    assert closed.exit_code == 0, closed.output
+    assert "closed pull request #1: nothing is left to propose" in closed.output
+    assert github.pulls[0]["state"] == "closed" and github.open_pulls() == []
+    with session_factory(engine)() as session:
+        assert session.scalars(select(PullRequestRow.state)).all() == ["closed"]
+
+    # Undone: the paper is proposed again; the pull request vpt-tracker closed itself is
+    # not "closed without merging" by the maintainer.
+    assert cli("review", "undo", "--reviewer", "alice").exit_code == 0
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "opened pull request #2" in again.output
+
+
+def test_a_paper_already_in_the_list_upstream_cannot_be_rejected(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    plot, _ = accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # merged
+    github.pulls[0]["state"] = "closed"
+    assert cli("publish", CATALOGUE).exit_code == 0
+
+    refused = cli("review", "reject", str(plot), "--reason", "changed my mind", "--reviewer", "alice")
+    assert refused.exit_code == 2
+    assert f"cannot reject candidate {plot}: it is published" in refused.output
+    assert "the paper is in the list upstream now" in refused.output
+    assert statuses(engine)[plot] == "published"
+
+
+def test_a_large_backlog_fits_in_one_pull_request(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """After a backfill a maintainer accepts a few hundred papers and publishes once. GitHub
+    refuses a pull request text over 65536 characters, so publish failed with a 422 on every
+    run, with the branch pushed and no pull request (synthetic papers, realistic lengths)."""
+    import_list(engine)
+    count = 180
+    for n in range(count):
+        accept(
+            engine,
+            title=f"Learnable Visual Prompts for Frozen Transformers under Distribution Shift, Part {n}",
+            arxiv_id=f"2503.{10000 + n}",
+            venue="CVPR",
+            year=2025,
+            labels=["learnable", "token"],
+            relevance=0.9,
+            label_scores={"learnable": 0.9, "token": 0.8, "pixel": 0.1},
+            reason="prompt tokens in the input space of a frozen backbone",
+        )
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert f"opened pull request #1 ({count} change(s)" in result.output
+    body = github.pulls[0]["body"]
+    assert len(body) <= 65536
+    assert f"### Added ({count})" in body and "Part 0]" in body
+    shown = body.count("  - decision: accept by alice")
+    assert 0 < shown < count
+    assert f"and {count - shown} more, not detailed here" in body
+    assert remote.show(BRANCH).count("under Distribution Shift, Part") == count  # the README has them all
+
+
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
@@ -333,6 +457,7 @@ def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     accept_two(engine)
     assert cli("publish", CATALOGUE).exit_code == 0
     remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # the maintainer merges it
+    github.pulls[0]["state"] = "closed"  # as GitHub marks a merged pull request
 
     result = cli("publish", CATALOGUE)
     assert result.exit_code == 0, result.output

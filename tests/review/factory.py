@@ -7,6 +7,7 @@ to land: rows go in through `store.tables` directly, with realistic values.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert
@@ -15,6 +16,12 @@ from vpt_tracker.normalize import title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow
 
+LISTS = Path(__file__).resolve().parents[1] / "fixtures" / "lists"
+#: The README the `prompt-adaptation` preset was written for (yunbeizhang, current) and the
+#: one `awesome-vpt` was written for, as rewritten on 2025-10-20: its sections are gone.
+PROMPT_ADAPTATION_README = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
+REWRITTEN_README = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-10-20.md"
+
 
 def catalogue(
     engine: Engine,
@@ -22,10 +29,15 @@ def catalogue(
     *,
     preset: str | None = None,
     entry_labels: Sequence[Sequence[str]] = (),
+    readme: Path | None = None,
 ) -> int:
-    """A catalogue; `entry_labels` adds one imported entry per label list (the taxonomy without preset)."""
+    """A catalogue; `entry_labels` adds one imported entry per label list (the taxonomy without preset).
+
+    `readme` is the list's text (where a new entry would go); without it the list is empty.
+    """
+    text = readme.read_text(encoding="utf-8") if readme else "# list\n"
     with transaction(engine) as session:
-        row = CatalogueRow(name=name, preset=preset, source_text="# list\n", source_sha256="0" * 64)
+        row = CatalogueRow(name=name, preset=preset, source_text=text, source_sha256="0" * 64)
         session.add(row)
         session.flush()
         for position, labels in enumerate(entry_labels):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import Engine, event, select
 from textual.widgets import Input, OptionList
 
@@ -19,7 +21,7 @@ from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.migrate import upgrade
 from vpt_tracker.store.tables import DecisionRow
 
-from .factory import candidate, catalogue, many_candidates
+from .factory import PROMPT_ADAPTATION_README, candidate, catalogue, many_candidates
 
 REASONS = ["off-topic", "duplicate"]
 
@@ -114,7 +116,7 @@ async def test_label_editor_refuses_unknown_labels(sqlite: Engine, ids: dict[str
 
 
 async def test_label_editor_says_when_the_list_has_no_section_for_the_labels(sqlite: Engine) -> None:
-    cat = catalogue(sqlite, "vpt", preset="prompt-adaptation")
+    cat = catalogue(sqlite, "vpt", preset="prompt-adaptation", readme=PROMPT_ADAPTATION_README)
     first = candidate(sqlite, cat, "Test-time prompt tuning", relevance=0.9, proposed=["test-time"])
     second = candidate(sqlite, cat, "Prompt tokens for ViT", relevance=0.8, proposed=["test-time"])
     app = make_app(sqlite)
@@ -461,3 +463,52 @@ async def test_brackets_in_titles_reasons_labels_and_filters_are_text_not_markup
         await pilot.pause()
         assert "filter: [/]" in str(app.main.query_one("#status").render())
         assert "“[/]”" in str(app.main.query_one("#empty").render())
+
+
+def screen_text(app: ReviewApp) -> str:
+    """What the terminal shows, as plain text (the way `App.export_screenshot` renders it)."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True, legacy_windows=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def test_dialog_text_wraps_instead_of_being_cut_at_the_dialog_edge(sqlite: Engine) -> None:
+    # A real arXiv title (corpus, 2025-06-28) and prompt-adaptation's 23 labels: on an 80x24
+    # terminal the title, the list of valid labels and the warning ran past the dialog's edge
+    # and were cut, so the reviewer saw neither the last valid labels nor "Enter again
+    # accepts anyway".
+    title = (
+        "DiMPLe -- Disentangled Multi-Modal Prompt Learning: Enhancing Out-Of-Distribution "
+        "Alignment with Invariant and Spurious Feature Separation"
+    )
+    cat = catalogue(sqlite, "vpt", preset="prompt-adaptation")
+    candidate(sqlite, cat, title, relevance=0.9, proposed=["test-time"])
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a", "enter")
+        await pilot.pause()
+        shown = " ".join(screen_text(app).split())
+        assert "Feature Separation" in shown  # the end of the title
+        assert "calibration, survey" in shown  # the last valid labels
+        assert "accepts anyway." in shown  # the end of the warning
+        await pilot.press("escape", "x")
+        await pilot.pause()
+        assert "Feature Separation" in " ".join(screen_text(app).split())
+
+
+async def test_a_small_terminal_keeps_the_focused_input_of_a_dialog_in_view(sqlite: Engine) -> None:
+    cat = catalogue(sqlite, "vpt", preset="prompt-adaptation")
+    candidate(sqlite, cat, "Test-time prompt tuning for zero-shot generalization", proposed=["test-time"])
+    reasons = ["off-topic", "not a vision model", "no base-to-novel experiments", "duplicate", "survey"]
+    app = make_app(sqlite, reject_reasons=reasons)
+    async with app.run_test(size=(50, 14)) as pilot:
+        for key in ("a", "x"):
+            await pilot.press(key)
+            await pilot.press("tab") if key == "x" else None
+            await pilot.pause()
+            focused = app.screen.focused
+            assert isinstance(focused, Input)
+            dialog = app.screen.query_one("#dialog")
+            assert dialog.region.contains_region(focused.region), key
+            await pilot.press("escape")

@@ -15,7 +15,9 @@ from vpt_tracker.cli import main
 from vpt_tracker.review.app import ReviewApp, SessionSummary
 from vpt_tracker.review.queue import ReviewQueue
 
-from .factory import candidate, catalogue
+from .factory import LISTS, PROMPT_ADAPTATION_README, REWRITTEN_README, candidate, catalogue
+
+AWESOME_VPT_README = "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def test_accept_reject_undo(cli: Any, engine: Engine, ids: dict[str, int]) -> No
 
 
 def test_accept_warns_when_the_list_has_no_section_for_the_labels(cli: Any, engine: Engine) -> None:
-    cat = catalogue(engine, "pa", preset="prompt-adaptation")
+    cat = catalogue(engine, "pa", preset="prompt-adaptation", readme=PROMPT_ADAPTATION_README)
     new = candidate(engine, cat, "Test-time prompt tuning for CLIP", relevance=0.8, proposed=["test-time"])
     result = cli("accept", str(new), "--reviewer", "carol")
     assert result.exit_code == 0 and f"accepted {new}" in result.stdout
@@ -80,6 +82,44 @@ def test_accept_warns_when_the_list_has_no_section_for_the_labels(cli: Any, engi
     assert f"review relabel {new} --labels" in result.stderr
     fixed = cli("relabel", str(new), "--labels", "vpt-learnable,test-time", "--reviewer", "carol")
     assert fixed.exit_code == 0 and "relabelled" in fixed.stdout and fixed.stderr == ""
+
+
+def test_accept_warns_when_the_preset_names_a_section_the_list_no_longer_has(
+    cli: Any, engine: Engine
+) -> None:
+    """The `awesome-vpt` preset was written for yunbeizhang's list as of 2025-06-24; the list was
+    rewritten on 2025-10-20 and its "Token-Level" section went. The preset still has a
+    placement for the labels, so the accept said nothing, and publish left the paper out."""
+    cat = catalogue(engine, "vpt", preset="awesome-vpt", readme=REWRITTEN_README)
+    new = candidate(
+        engine,
+        cat,
+        "Prompt tokens for frozen ViTs",
+        relevance=0.9,
+        proposed=["learnable", "token"],
+        year=2025,
+    )
+    result = cli("accept", str(new), "--reviewer", "carol")
+    assert result.exit_code == 0 and f"accepted {new}" in result.stdout
+    assert (
+        "warning: it would not be published: the list has no section "
+        "'Core Methodologies > 1. Learnable Visual Prompts > Token-Level', where preset 'awesome-vpt' "
+        "puts the labels ['learnable', 'token'] (renamed or removed upstream?)"
+    ) in result.stderr
+
+
+def test_accept_is_quiet_when_the_list_has_the_section(cli: Any, engine: Engine) -> None:
+    cat = catalogue(engine, "vpt", preset="awesome-vpt", readme=LISTS / AWESOME_VPT_README)
+    new = candidate(
+        engine,
+        cat,
+        "Prompt tokens for frozen ViTs",
+        relevance=0.9,
+        proposed=["learnable", "token"],
+        year=2025,
+    )
+    result = cli("accept", str(new), "--reviewer", "carol")
+    assert result.exit_code == 0 and result.stderr == ""
 
 
 def test_list_marks_the_models_base_to_novel_flag_not_a_fixed_probability(cli: Any, engine: Engine) -> None:

@@ -15,7 +15,7 @@ from vpt_tracker.review.queue import Conflict, Filter, ReviewQueue, resolve_revi
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, DecisionRow
 
-from .factory import candidate, catalogue
+from .factory import LISTS, PROMPT_ADAPTATION_README, candidate, catalogue
 
 
 class Clock:
@@ -355,7 +355,13 @@ def test_bulk_reject_reports_progress_per_chunk(engine: Engine, setup: dict[str,
 
 def test_placement_problem_names_labels_the_list_has_no_section_for(engine: Engine) -> None:
     """prompt-adaptation keeps papers only in its VP and VPT tables: "test-time" alone has no place."""
-    cat = catalogue(engine, "pa", preset="prompt-adaptation", entry_labels=[["vpt-learnable"]])
+    cat = catalogue(
+        engine,
+        "pa",
+        preset="prompt-adaptation",
+        entry_labels=[["vpt-learnable"]],
+        readme=PROMPT_ADAPTATION_README,
+    )
     new = candidate(engine, cat, "Test-time prompt tuning for CLIP", proposed=["test-time"])
     pa = ReviewQueue(engine, "alice", "pa")
     problem = pa.placement_problem(new, ["test-time"])
@@ -375,7 +381,8 @@ def test_placement_problem_names_labels_the_list_has_no_section_for(engine: Engi
 
 def test_placement_problem_names_two_labels_of_an_exclusive_group(engine: Engine) -> None:
     """generalizable-vlm shows one modality badge per entry; two would be rendered side by side."""
-    cat = catalogue(engine, "gvlm", preset="generalizable-vlm", entry_labels=[["text"]])
+    readme = LISTS / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+    cat = catalogue(engine, "gvlm", preset="generalizable-vlm", entry_labels=[["text"]], readme=readme)
     new = candidate(engine, cat, "Multi-modal prompt learning", proposed=["text", "image-text"], year=2025)
     gvlm = ReviewQueue(engine, "alice", "gvlm")
     assert gvlm.placement_problem(new, ["text", "image-text"]) == (

@@ -393,6 +393,14 @@ def _align_cells(headers: list[str], cells: list[str]) -> list[int | None]:
 # The document
 
 
+class MissingSection(UserError):
+    """The list has no section at this path (it may have been renamed or removed upstream)."""
+
+    def __init__(self, message: str, section_path: list[str]) -> None:
+        super().__init__(message)
+        self.section_path = section_path
+
+
 class Document:
     """A parsed README: its lines, its sections and its paper entries."""
 
@@ -632,8 +640,12 @@ class Document:
             ]
         if len(exact) != 1:
             known = "; ".join(" > ".join(p) for p in self.section_paths() if p)
-            what = "no section" if not exact else "more than one section"
-            raise UserError(f"{what} {' > '.join(section_path)!r} in this list; sections: {known}")
+            if not exact:
+                message = f"no section {' > '.join(section_path)!r} in this list; sections: {known}"
+                raise MissingSection(message, list(section_path))
+            raise UserError(
+                f"more than one section {' > '.join(section_path)!r} in this list; sections: {known}"
+            )
         return exact[0]
 
     def insert_entry(self, new: NewEntry, section_path: list[str]) -> ParsedEntry:

@@ -22,8 +22,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
+from vpt_tracker.catalogue.markdown import MissingSection, NewEntry
 from vpt_tracker.catalogue.names import ListedNames, short_name, titles_agree
-from vpt_tracker.catalogue.service import add_entry, get_catalogue, upgrade_entry
+from vpt_tracker.catalogue.service import add_entry, catalogue_document, get_catalogue, upgrade_entry
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
@@ -129,7 +130,7 @@ def promote(session: Session, catalogue_name: str) -> Promotion:
     preset = _preset(catalogue)
     result = Promotion()
 
-    _retract_undone(session, catalogue, result)
+    _retract_stale(session, catalogue, result)
     candidates = session.scalars(
         select(CandidateRow)
         .where(
@@ -157,13 +158,32 @@ def promote(session: Session, catalogue_name: str) -> Promotion:
     return result
 
 
-def _retract_undone(session: Session, catalogue: CatalogueRow, result: Promotion) -> None:
-    """An added entry whose candidate is no longer accepted (undo, reject) leaves the list."""
+def _final_labels(candidate: CandidateRow) -> list[str]:
+    return list(candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels)
+
+
+def _retract_stale(session: Session, catalogue: CatalogueRow, result: Promotion) -> None:
+    """An added entry whose candidate is no longer accepted (undo, reject) leaves the list.
+
+    So does one whose accepted candidate was relabelled since it was promoted (a publish
+    that failed after promotion keeps its entries, and `review relabel` is allowed until the
+    paper is published): the loop in `promote` then places it again from the new labels,
+    instead of leaving it in the section the old ones chose.
+    """
     for entry in list(catalogue.entries):
         if entry.state != "added" or entry.candidate_id is None:
             continue
         candidate = session.get(CandidateRow, entry.candidate_id)
-        if candidate is None or candidate.status not in (CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED):
+        gone = candidate is None or candidate.status not in (
+            CandidateStatus.ACCEPTED,
+            CandidateStatus.PUBLISHED,
+        )
+        relabelled = (
+            candidate is not None
+            and candidate.status == CandidateStatus.ACCEPTED
+            and _final_labels(candidate) != list(entry.labels or [])
+        )
+        if gone or relabelled:
             result.retracted.append(entry.id)
             catalogue.entries.remove(entry)
             session.delete(entry)
@@ -210,7 +230,24 @@ def _promote_new(
     paper: PaperRow,
     result: Promotion,
 ) -> None:
-    labels = list(candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels)
+    labels = _final_labels(candidate)
+    new, section = _new_entry(catalogue, preset, paper, labels)
+    row = add_entry(
+        session,
+        catalogue.name,
+        new,
+        section_path=section,
+        labels=labels,
+        paper_id=paper.id,
+        candidate_id=candidate.id,
+    )
+    result.added.append(row.id)
+
+
+def _new_entry(
+    catalogue: CatalogueRow, preset: Preset | None, paper: PaperRow, labels: list[str]
+) -> tuple[NewEntry, list[str]]:
+    """The entry a paper gets with these labels, written in the list's style, and its section."""
     venue, year = split_venue(paper.venue, paper.year)
     preset, section = _placement(catalogue, preset, labels, year)
     if venue is None:
@@ -224,16 +261,7 @@ def _promote_new(
         labels,
         short_name(paper.title, paper.abstract),
     )
-    row = add_entry(
-        session,
-        catalogue.name,
-        new,
-        section_path=section,
-        labels=labels,
-        paper_id=paper.id,
-        candidate_id=candidate.id,
-    )
-    result.added.append(row.id)
+    return new, section
 
 
 def _placement(
@@ -255,6 +283,10 @@ def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
     Asked when a reviewer accepts, so that labels the list has no section for are fixed while
     the paper is on screen, not found later as "not added" in a publish report. A paper the
     catalogue already lists needs no section (its entry is upgraded in place).
+
+    The entry is placed for real, in a throwaway copy of the list: the preset may name a
+    section the README no longer has (yunbeizhang's list was rewritten on 2025-10-20, and 13
+    of the `awesome-vpt` preset's 14 sections went), which only the README itself can tell.
     """
     catalogue = candidate.catalogue
     if _match_entry(list(catalogue.entries), candidate.paper) is not None:
@@ -264,8 +296,14 @@ def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
     if clash:
         return clash
     try:
-        paper = candidate.paper
-        _placement(catalogue, preset, labels, split_venue(paper.venue, paper.year)[1])
+        new, section = _new_entry(catalogue, preset, candidate.paper, labels)
+        catalogue_document(catalogue).insert_entry(new, section)
+    except MissingSection as missing:
+        assert preset is not None
+        return (
+            f"it would not be published: the list has no section {' > '.join(missing.section_path)!r}, "
+            f"where preset {preset.name!r} puts the labels {labels} (renamed or removed upstream?)"
+        )
     except UserError as exc:
         return f"it would not be published: {exc}"
     return None
@@ -302,9 +340,18 @@ def _upgrade_listed_papers(session: Session, catalogue: CatalogueRow, result: Pr
 
 
 def _decision(session: Session, candidate_id: int) -> ReviewDecision | None:
+    """The accept behind an entry, for the PR body.
+
+    Only an `accept` that was not undone: the log also holds a losing reviewer's `conflict`
+    row, relabels and undos, which are not the decision that put the paper in the list.
+    """
     row = session.scalars(
         select(DecisionRow)
-        .where(DecisionRow.candidate_id == candidate_id, DecisionRow.undone.is_(False))
+        .where(
+            DecisionRow.candidate_id == candidate_id,
+            DecisionRow.undone.is_(False),
+            DecisionRow.action == "accept",
+        )
         .order_by(DecisionRow.at.desc(), DecisionRow.id.desc())
         .limit(1)
     ).first()

@@ -75,6 +75,12 @@ def publish_command(app: AppContext, name: str, dry_run_: bool) -> None:
     _echo_skipped(outcome.plan)
     if outcome.rebase is not None:
         click.echo(f"took in upstream's merged README: {outcome.rebase.summary()}")
+    if outcome.closed is not None:
+        click.echo(
+            f"closed pull request #{outcome.closed.number}: nothing is left to propose "
+            "(its papers were rejected, or upstream has them now)"
+        )
+        return
     if outcome.pull is None:
         click.echo(f"nothing to publish for {name!r}")
         return

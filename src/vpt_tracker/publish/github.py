@@ -1,4 +1,4 @@
-"""The four GitHub REST calls that publishing needs: get a ref, list, create and edit pulls.
+"""The GitHub REST calls that publishing needs: get a ref, list, create, edit and close pulls.
 
 The base URL is configurable (GitHub Enterprise serves the same API under `/api/v3`).
 Every failure becomes one line that says what was wrong and what to do, and never
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -122,9 +123,11 @@ class GithubClient:
                 "set a valid token in VPT_GITHUB__TOKEN or the secrets file",
                 exit_code=2,
             )
+        limit = _rate_limit(response, message)
+        if limit is not None:
+            what, when = limit
+            return GithubError(f"GitHub {what} while {doing}; {when}")
         if status == 403:
-            if response.headers.get("x-ratelimit-remaining") == "0":
-                return GithubError(f"GitHub rate limit exhausted while {doing}; try again later")
             return GithubError(
                 f"the token may not write to {self.repo} ({doing}: 403 {message}); "
                 "it needs the 'contents' and 'pull requests' permissions",
@@ -200,6 +203,15 @@ class GithubClient:
             raise self._fail(response, doing)
         return _pull(self._json(response, doing))
 
+    def close_pull(self, number: int) -> PullRequest:
+        doing = f"closing pull request #{number} on {self.repo}"
+        response = self._request(
+            "PATCH", f"/repos/{self.owner}/{self.name}/pulls/{number}", json={"state": "closed"}
+        )
+        if response.status_code != 200:
+            raise self._fail(response, doing)
+        return _pull(self._json(response, doing))
+
     def update_pull(self, number: int, *, title: str, body: str) -> PullRequest:
         doing = f"editing pull request #{number} on {self.repo}"
         response = self._request(
@@ -210,11 +222,50 @@ class GithubClient:
         return _pull(self._json(response, doing))
 
 
+def _rate_limit(response: httpx.Response, message: str) -> tuple[str, str] | None:
+    """Which rate limit an answer reports and when to retry; None when it is not one.
+
+    GitHub has two limits. The primary one (calls per hour) answers 403 or 429 with
+    `x-ratelimit-remaining: 0` and resets at `x-ratelimit-reset`. The secondary one (too many
+    writes too fast, e.g. pull requests opened for several lists in a row) answers 403 or
+    429 with `retry-after`, while calls remain: read as a 403 it looked like a token without
+    write permission, and sent the maintainer to replace a token that was fine.
+    """
+    if response.status_code not in (403, 429):
+        return None
+    headers = response.headers
+    if headers.get("x-ratelimit-remaining") == "0":
+        reset = headers.get("x-ratelimit-reset", "")
+        when = "try again later"
+        if reset.isdigit():
+            when = f"it resets at {datetime.fromtimestamp(int(reset), UTC):%Y-%m-%d %H:%M} UTC"
+        return "rate limit exhausted", when
+    secondary = "secondary rate limit" in message.lower()
+    if secondary or headers.get("retry-after") or response.status_code == 429:
+        wait = headers.get("retry-after", "")
+        when = f"retry after {wait} s" if wait.isdigit() else "wait a few minutes and try again"
+        return f"secondary rate limit hit ({message})", when
+    return None
+
+
 def _message(response: httpx.Response) -> str:
+    """GitHub's `message`, with the `errors` it gives for a 422 ("Validation Failed" alone
+    does not say that a pull request already exists, or that there is nothing to compare)."""
     try:
         data = response.json()
     except ValueError:
         return response.reason_phrase or "no message"
-    if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])
-    return response.reason_phrase or "no message"
+    if not isinstance(data, dict) or not data.get("message"):
+        return response.reason_phrase or "no message"
+    message = str(data["message"])
+    details = []
+    for error in data.get("errors") or []:
+        if isinstance(error, dict):
+            text = error.get("message") or " ".join(
+                str(error[k]) for k in ("resource", "field", "code") if error.get(k)
+            )
+            if text:
+                details.append(str(text))
+        elif isinstance(error, str):
+            details.append(error)
+    return f"{message}: {'; '.join(details)}" if details else message

@@ -14,7 +14,8 @@ picks up from there:
    branch, else rebuilt from the base branch and pushed with a lease (a stale branch never
    blocks, and someone else's push is never lost). A branch holding a commit someone else
    made (a maintainer's fix on the PR) stops publishing before either.
-5. One pull request per branch: an open one is edited, never duplicated.
+5. One pull request per branch: an open one is edited, never duplicated, and closed when
+   nothing is left to propose in it.
 6. Only then do candidates become `published`.
 """
 
@@ -152,6 +153,7 @@ class Outcome:
     pushed: bool = False
     published: int = 0  # candidates marked published
     rebase: Rebase | None = None
+    closed: PullRequest | None = None  # our open pull request, closed: nothing was left in it
 
 
 # --------------------------------------------------------------------------------------
@@ -219,25 +221,59 @@ def pull_title(name: str, changes: list[Change]) -> str:
     return f"{name}: {' and '.join(parts) or 'no changes'} (vpt-tracker)"
 
 
-def pull_body(name: str, changes: list[Change]) -> str:
-    """The PR body: each change with its section, labels, scores and reviewer decision."""
+#: GitHub refuses a pull request text over this many characters (422 "body is too long").
+BODY_LIMIT = 65536
+_BODY_RESERVE = 2000  # for the headings, the notes of what was left out and the closing line
+
+
+def pull_body(name: str, changes: list[Change], limit: int = BODY_LIMIT) -> str:
+    """The PR body: each change with its section, labels, scores and reviewer decision.
+
+    A backlog of a few hundred papers (after a backfill) would pass GitHub's limit, and the
+    pull request could never be opened: the changes past the limit are counted, not
+    detailed (the README diff shows them all).
+    """
     lines = [
         f"This pull request was prepared by vpt-tracker for the list `{_md(name)}`.",
         "Each paper below was proposed by the classifier and accepted by a reviewer.",
         "",
     ]
+    budget = limit - _BODY_RESERVE - sum(len(line) + 1 for line in lines)
     added = [c for c in changes if c.action == "added"]
     updated = [c for c in changes if c.action == "updated"]
+    blocks: list[tuple[str, list[list[str]]]] = []
     if added:
-        lines += [f"### Added ({len(added)})", ""]
-        for change in added:
-            lines += _change_lines(change, f"{_venue(change.venue, change.year)}")
-        lines.append("")
+        blocks.append(
+            (f"### Added ({len(added)})", [_change_lines(c, _venue(c.venue, c.year)) for c in added])
+        )
     if updated:
-        lines += [f"### Venue updates ({len(updated)})", ""]
-        for change in updated:
-            before = _venue(*change.previous) if change.previous else "preprint"
-            lines += _change_lines(change, f"{before} → {_venue(change.venue, change.year)}")
+        blocks.append(
+            (
+                f"### Venue updates ({len(updated)})",
+                [
+                    _change_lines(
+                        c, f"{_venue(*c.previous) if c.previous else 'preprint'} → {_venue(c.venue, c.year)}"
+                    )
+                    for c in updated
+                ],
+            )
+        )
+    full = False
+    for heading, entries in blocks:
+        lines += [heading, ""]
+        left_out = 0
+        for entry in entries:
+            size = sum(len(line) + 1 for line in entry)
+            if full or size > budget:
+                full, left_out = True, left_out + 1
+                continue
+            lines += entry
+            budget -= size
+        if left_out:
+            lines.append(
+                f"- … and {left_out} more, not detailed here (GitHub takes at most {limit} characters "
+                "of pull request text); the diff shows every one"
+            )
         lines.append("")
     lines.append(f"<!-- vpt-tracker catalogue={name} entries={len(changes)} -->")
     return "\n".join(lines) + "\n"
@@ -364,6 +400,7 @@ class Publisher:
         outcome = Outcome(plan=plan, rebase=rebase)
         if not plan.changes:
             log.info("nothing to publish for %s", self.name)
+            outcome.closed = self._close_emptied_pull()
             return outcome
 
         existing = self.github.find_open_pull(target.branch, target.base_branch)
@@ -408,6 +445,30 @@ class Publisher:
             f"check `vpt-tracker publish {self.name} --dry-run`, then run publish again"
         )
 
+    def _close_emptied_pull(self) -> PullRequest | None:
+        """Close our open pull request when nothing is left to propose (its papers were
+        rejected since, or upstream has them now): left open, a merge would still add them.
+
+        Its README hash is forgotten, so that proposing the same README again later (the
+        reject undone) is not refused as a pull request the maintainer declined.
+        """
+        target = self.target
+        pull = self.github.find_open_pull(target.branch, target.base_branch)
+        if pull is None:
+            return None
+        closed = self.github.close_pull(pull.number)
+        with transaction(self.engine) as session:
+            catalogue = get_catalogue(session, self.name)
+            for row in session.scalars(
+                select(PullRequestRow).where(
+                    PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.number == pull.number
+                )
+            ):
+                row.state = "closed"
+                row.readme_sha256 = None
+                row.updated_at = self.clock()
+        return closed
+
     def _refuse_closed_duplicate(self, plan: Plan) -> None:
         """A maintainer who closed our pull request without merging said no: the same
         README is not proposed again in a new one."""
@@ -425,9 +486,13 @@ class Publisher:
                 )
             ).first()
         if same is not None:
+            ids = ", ".join(str(c.candidate_id) for c in plan.changes if c.candidate_id is not None)
+            which = f" (candidates {ids})" if ids else ""
             raise UserError(
                 f"pull request #{same} with exactly these changes was closed without merging; "
-                "not opening it again. Reject those candidates, or accept new ones, and publish again",
+                "not opening it again. Reject the papers it should not have proposed with "
+                f"`vpt-tracker review reject ID --reason ...`{which}, or accept new ones, "
+                "and publish again",
                 exit_code=1,
             )
 

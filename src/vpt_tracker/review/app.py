@@ -131,6 +131,7 @@ class ReviewApp(App[SessionSummary]):
     ReviewScreen.empty #empty { display: block; }
     #dialog { width: 80%; height: auto; max-height: 90%; border: thick $accent; background: $surface;
               padding: 1 2; }
+    #dialog Label { width: 100%; }
     #dialog-title { text-style: bold; margin-bottom: 1; }
     ModalScreen { align: center middle; }
     .hint { color: $text-muted; }

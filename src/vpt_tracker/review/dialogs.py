@@ -2,6 +2,10 @@
 
 Each is a modal screen, so the main screen's single-key bindings are inactive while one is
 open: what the reviewer types stays text.
+
+Their text wraps at the dialog's width (a Label is as wide as its text otherwise, and a long
+title, the taxonomy's labels or a placement warning were cut at the dialog's edge), and a
+dialog taller than the terminal scrolls, keeping the focused input in view.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import ClassVar
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
@@ -49,7 +53,7 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         self._warned_for: list[str] | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with VerticalScroll(id="dialog", can_focus=False):
             verb, enter = ("Relabel", "saves") if self.relabel else ("Accept", "accepts")
             yield Label(
                 f"{verb} #{self.item.candidate_id}: {self.item.title}", id="dialog-title", markup=False
@@ -92,7 +96,7 @@ class RejectScreen(ModalScreen[str | None]):
         self.reasons = reasons
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with VerticalScroll(id="dialog", can_focus=False):
             yield Label(
                 f"Reject #{self.item.candidate_id}: {self.item.title}", id="dialog-title", markup=False
             )
@@ -131,7 +135,7 @@ class FilterScreen(ModalScreen[str | None]):
         self.current = current
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with VerticalScroll(id="dialog", can_focus=False):
             yield Label(
                 "Filter: words, label:KEY, score>=X, score<=X, b2n:yes|no (empty clears; Esc cancels)"
             )
@@ -156,7 +160,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         lines = "\n".join(f"  {keys:<18} {description}" for keys, description in self.keys)
-        with Vertical(id="dialog"):
+        with VerticalScroll(id="dialog", can_focus=False):
             yield Label("Keys", id="dialog-title")
             yield Static(lines, markup=False)
             yield Label("Filter syntax: words, label:KEY, score>=0.5, score<=0.2, b2n:yes", classes="hint")

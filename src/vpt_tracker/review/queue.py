@@ -389,16 +389,31 @@ class ReviewQueue:
         return self._act(candidate_id, "accept", change, expected_version, OPEN_STATUSES)
 
     def reject(self, candidate_id: int, reason: str, expected_version: int | None = None) -> QueueItem:
+        """Reject an open candidate, or a published one whose pull request is not merged yet.
+
+        A maintainer who closes our pull request because of one paper is asked to reject it
+        (`Publisher`): a published candidate must then still be rejectable, or the declined
+        paper comes back in every later pull request. Its new entry leaves the list at the
+        next promotion. Once the entry is in the list upstream, the paper is the list's.
+        """
         reason = reason.strip()
         if not reason:
             raise UserError("a reject needs a reason (one of review.reject_reasons, or free text)")
 
-        def change(_session: Session, row: CandidateRow) -> None:
+        def change(session: Session, row: CandidateRow) -> None:
+            if row.status == CandidateStatus.PUBLISHED.value and not _awaiting_merge(session, row.id):
+                current = _item_in(session, candidate_id)
+                state = current.state() if current else row.status
+                raise UserError(
+                    f"cannot reject candidate {candidate_id}: it is {state}, "
+                    "and the paper is in the list upstream now; nothing changed"
+                )
             row.status = CandidateStatus.REJECTED.value
             row.reason = reason
             row.final_labels = None
 
-        return self._act(candidate_id, "reject", change, expected_version, OPEN_STATUSES, reason=reason)
+        allowed = (*OPEN_STATUSES, CandidateStatus.PUBLISHED.value)
+        return self._act(candidate_id, "reject", change, expected_version, allowed, reason=reason)
 
     def defer(
         self, candidate_id: int, reason: str | None = None, expected_version: int | None = None
@@ -502,6 +517,11 @@ class ReviewQueue:
                             item,
                         )
                     restored = {name: decision.before.get(name) for name in _STATE_FIELDS}
+                    if restored["status"] == CandidateStatus.PUBLISHED.value:
+                        # Undoing the reject of a published paper: its entry may have left the
+                        # list since, and only an accepted candidate is promoted again; the
+                        # next publish marks it published once more.
+                        restored["status"] = CandidateStatus.ACCEPTED.value
                     previous = decision.before.get("decided_at")
                     restored["decided_at"] = datetime.fromisoformat(previous) if previous else None
                     state["undoes"] = (decision.id, decision.action)
@@ -789,6 +809,15 @@ def _checked_labels(session: Session, row: CandidateRow, labels: list[str]) -> l
             f"for catalogue {catalogue.name!r}; valid labels: {', '.join(valid)}"
         )
     return cleaned
+
+
+def _awaiting_merge(session: Session, candidate_id: int) -> bool:
+    """Whether the candidate's new entry is still only ours (state "added": its pull request is
+    open or was closed unmerged), not yet in the list upstream."""
+    found = session.scalars(
+        select(EntryRow.id).where(EntryRow.candidate_id == candidate_id, EntryRow.state == "added").limit(1)
+    ).first()
+    return found is not None
 
 
 def _state_query(query: Any) -> Any:
