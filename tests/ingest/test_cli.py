@@ -223,7 +223,8 @@ def arxiv_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplayServer]:
         yield server
 
 
-def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: ReplayServer) -> None:
+def import_synthetic_list(db_url: str) -> None:
+    """The hand-made list the enrich tests look up, as catalogue `syn`."""
     code, _, err = run(
         db_url,
         "catalogue",
@@ -235,6 +236,10 @@ def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: ReplayS
         "awesome-vpt",
     )
     assert code == 0, err
+
+
+def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: ReplayServer) -> None:
+    import_synthetic_list(db_url)
     code, out, err = run(db_url, "catalogue", "enrich", "syn", "--json")
     assert code == 0, err
     result = json.loads(out)
@@ -266,17 +271,7 @@ def test_enrich_with_arxiv_failing_says_so_in_one_line_and_writes_nothing(
     # arXiv down (a 503 after every retry) ended the command in a SourceError traceback.
     from vpt_tracker.replay import Fault
 
-    code, _, err = run(
-        db_url,
-        "catalogue",
-        "import",
-        str(INGEST / "synthetic-list.md"),
-        "--name",
-        "syn",
-        "--preset",
-        "awesome-vpt",
-    )
-    assert code == 0, err
+    import_synthetic_list(db_url)
     before = stats(db_url)
     monkeypatch.setenv("VPT_HTTP__MAX_RETRIES", "0")
     arxiv_server.inject(Fault("status", match="/api/query", status=503))
