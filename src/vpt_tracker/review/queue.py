@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.store import transaction
+from vpt_tracker.store.db import fold_case
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow, PaperRow, utcnow
 
 T = TypeVar("T")
@@ -216,7 +217,7 @@ class Filter:
     def clauses(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
         for word in self.words:
-            pattern = f"%{_escape_like(word.lower())}%"
+            pattern = f"%{_escape_like(fold_case(word))}%"
             found.append(
                 or_(
                     func.lower(_FILTER_PAPER.title).like(pattern, escape="\\"),
