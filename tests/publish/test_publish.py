@@ -418,6 +418,43 @@ def test_a_paper_already_in_the_list_upstream_cannot_be_rejected(
     assert statuses(engine)[plot] == "published"
 
 
+def test_a_published_paper_upstream_left_no_section_for_is_proposed_again(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """PLOT is in our open pull request when the maintainer renames its section. The rebase
+    dropped its entry but left the candidate `published`: it was never proposed again, and
+    rejecting it said "the paper is in the list upstream", which it never was."""
+    import_list(engine)
+    plot, _ = accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    assert statuses(engine)[plot] == "published"
+    renamed = remote.show("main").replace("#### Token-Level", "#### Token Prompts", 1)
+    remote.push_readme(renamed, "Rename a section")
+
+    stopped = cli("publish", CATALOGUE)
+    assert stopped.exit_code == 1, stopped.output
+    assert "no section of the new README takes it" in stopped.output
+    assert statuses(engine)[plot] == "accepted"  # not in any list: promotion tries it again
+
+    skipped = cli("publish", CATALOGUE)
+    assert skipped.exit_code == 0, skipped.output
+    assert f"candidate {plot} ({PLOT}) not promoted" in skipped.output
+    relabel = cli("review", "relabel", str(plot), "--labels", "learnable,pixel", "--reviewer", "alice")
+    assert relabel.exit_code == 0, relabel.output
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "2210.01253" in remote.show(BRANCH) and statuses(engine)[plot] == "published"
+    assert PLOT in github.open_pulls()[0]["body"]
+
+    # Or the reviewer drops it instead: an accepted paper no list shows can be rejected.
+    remote.push_readme(remote.show("main").replace("#### Pixel-Level", "#### Pixel Prompts", 1))
+    assert cli("publish", CATALOGUE).exit_code == 1
+    assert statuses(engine)[plot] == "accepted"
+    rejected = cli("review", "reject", str(plot), "--reason", "not a VPT paper", "--reviewer", "alice")
+    assert rejected.exit_code == 0, rejected.output
+    assert statuses(engine)[plot] == "rejected"
+
+
 def test_a_large_backlog_fits_in_one_pull_request(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
