@@ -487,6 +487,35 @@ def test_a_large_backlog_fits_in_one_pull_request(
     assert remote.show(BRANCH).count("under Distribution Shift, Part") == count  # the README has them all
 
 
+def test_a_shortened_body_details_every_section(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """A backlog of additions and one venue upgrade: filled in order, the additions took the
+    whole body and the venue-update section was a heading over "… and 1 more" alone."""
+    import_list(engine)
+    accept_two(engine)  # PLOT and the ICML upgrade of Adaptive Prompt
+    for n in range(180):
+        accept(
+            engine,
+            title=f"Learnable Visual Prompts for Frozen Transformers under Distribution Shift, Part {n}",
+            arxiv_id=f"2503.{10000 + n}",
+            venue="CVPR",
+            year=2025,
+            labels=["learnable", "token"],
+            relevance=0.9,
+            label_scores={"learnable": 0.9, "token": 0.8, "pixel": 0.1},
+            reason="prompt tokens in the input space of a frozen backbone",
+        )
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    body = github.pulls[0]["body"]
+    assert len(body) <= 65536
+    added, updates = body.split("### Venue updates (1)")
+    assert f"- **[{ADAPTIVE}](https://arxiv.org/abs/2411.01327)** (arXiv 2025 → ICML 2025)" in updates
+    assert "more, not detailed here" in added and "more, not detailed here" not in updates
+    assert 0 < added.count("  - decision: accept by alice") < 181
+
+
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
