@@ -20,7 +20,7 @@ from vpt_tracker.publish.publisher import (
 )
 from vpt_tracker.review.queue import Conflict, ReviewQueue
 from vpt_tracker.store import session_factory, transaction
-from vpt_tracker.store.tables import CandidateRow, EntryRow, PaperRow
+from vpt_tracker.store.tables import CandidateRow, DecisionRow, EntryRow, PaperRow
 
 from .conftest import (
     CATALOGUE,
@@ -232,6 +232,70 @@ def test_an_accepted_paper_listed_twice_is_upgraded_on_both_lines(engine: Engine
     with transaction(engine) as session:
         again = promote(session, CATALOGUE)
     assert (again.updated, again.skipped) == ([], [])
+
+
+def test_an_undone_venue_upgrade_is_reverted_on_every_line(engine: Engine) -> None:
+    # The same synbol paper, accepted at TMLR 2024 straight from a venue source. Undoing the
+    # accept took added entries out but left both lines "updated": the next publish still
+    # proposed TMLR 2024, with no accept behind it.
+    synbol = README_0624.parent / "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
+    old = synbol.read_text(encoding="utf-8")
+    import_catalogue(engine, CATALOGUE, old, preset=None)
+    candidate = accept(
+        engine,
+        title="Towards a Unified View on Visual Parameter-Efficient Transfer Learning",
+        arxiv_id="2210.00788",
+        venue="TMLR",  # test data chosen by hand
+        year=2024,
+        labels=[],
+        relevance=0.9,
+        label_scores={},
+    )
+    with transaction(engine) as session:  # pending, as classify left it; the queue accepts it
+        row = session.get_one(CandidateRow, candidate)
+        row.status, row.final_labels, row.reviewer, row.decided_at = "pending", None, None, None
+        for decision in session.scalars(select(DecisionRow).where(DecisionRow.candidate_id == candidate)):
+            session.delete(decision)
+    ReviewQueue(engine, "alice", CATALOGUE).accept(candidate)
+    with transaction(engine) as session:
+        assert len(promote(session, CATALOGUE).updated) == 2
+    undone = ReviewQueue(engine, "alice", CATALOGUE).undo()
+    assert [(item.candidate_id, item.status) for item in undone] == [(candidate, "pending")]
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    assert len(result.retracted) == 2 and changes == [] and text == old
+    with session_factory(engine)() as session:
+        rows = session.scalars(select(EntryRow).where(EntryRow.arxiv_id == "2210.00788")).all()
+        assert [(r.state, r.venue, r.year, r.candidate_id) for r in rows] == [
+            ("imported", "Arxiv", 2023, None)
+        ] * 2
+        assert all("previous" not in (r.extra or {}) for r in rows)
+
+    # Accepted again, it is upgraded again.
+    ReviewQueue(engine, "alice", CATALOGUE).accept(candidate)
+    with transaction(engine) as session:
+        assert len(promote(session, CATALOGUE).updated) == 2
+        assert render_catalogue(session, CATALOGUE).count("Learning,** TMLR 2024.") == 2
+
+
+def test_an_undone_upgrade_the_sources_made_stays_without_the_accept(engine: Engine) -> None:
+    # Adaptive Prompt's ICML venue came from the sources (a preprint upgrade on record): any
+    # listed preprint gets such a venue, so the undone accept leaves it, with no decision.
+    import_list(engine)
+    _, upgrade_id = accept_two(engine)
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+    with transaction(engine) as session:
+        session.get_one(CandidateRow, upgrade_id).status = "pending"  # the reviewer pressed undo
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    assert len(result.retracted) == 1 and len(result.updated) == 1
+    update = next(c for c in changes if c.action == "updated")
+    assert (update.venue, update.candidate_id) == ("ICML", None)
+    assert "venue changed in the sources" in pull_body(CATALOGUE, changes)
 
 
 def test_render_checks_refuse_lost_entries_and_warn_on_size() -> None:

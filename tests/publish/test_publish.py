@@ -418,6 +418,43 @@ def test_a_paper_already_in_the_list_upstream_cannot_be_rejected(
     assert statuses(engine)[plot] == "published"
 
 
+def test_a_published_paper_upstream_left_no_section_for_is_proposed_again(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """PLOT is in our open pull request when the maintainer renames its section. The rebase
+    dropped its entry but left the candidate `published`: it was never proposed again, and
+    rejecting it said "the paper is in the list upstream", which it never was."""
+    import_list(engine)
+    plot, _ = accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    assert statuses(engine)[plot] == "published"
+    renamed = remote.show("main").replace("#### Token-Level", "#### Token Prompts", 1)
+    remote.push_readme(renamed, "Rename a section")
+
+    stopped = cli("publish", CATALOGUE)
+    assert stopped.exit_code == 1, stopped.output
+    assert "no section of the new README takes it" in stopped.output
+    assert statuses(engine)[plot] == "accepted"  # not in any list: promotion tries it again
+
+    skipped = cli("publish", CATALOGUE)
+    assert skipped.exit_code == 0, skipped.output
+    assert f"candidate {plot} ({PLOT}) not promoted" in skipped.output
+    relabel = cli("review", "relabel", str(plot), "--labels", "learnable,pixel", "--reviewer", "alice")
+    assert relabel.exit_code == 0, relabel.output
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0, again.output
+    assert "2210.01253" in remote.show(BRANCH) and statuses(engine)[plot] == "published"
+    assert PLOT in github.open_pulls()[0]["body"]
+
+    # Or the reviewer drops it instead: an accepted paper no list shows can be rejected.
+    remote.push_readme(remote.show("main").replace("#### Pixel-Level", "#### Pixel Prompts", 1))
+    assert cli("publish", CATALOGUE).exit_code == 1
+    assert statuses(engine)[plot] == "accepted"
+    rejected = cli("review", "reject", str(plot), "--reason", "not a VPT paper", "--reviewer", "alice")
+    assert rejected.exit_code == 0, rejected.output
+    assert statuses(engine)[plot] == "rejected"
+
+
 def test_a_large_backlog_fits_in_one_pull_request(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
@@ -448,6 +485,35 @@ def test_a_large_backlog_fits_in_one_pull_request(
     assert 0 < shown < count
     assert f"and {count - shown} more, not detailed here" in body
     assert remote.show(BRANCH).count("under Distribution Shift, Part") == count  # the README has them all
+
+
+def test_a_shortened_body_details_every_section(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """A backlog of additions and one venue upgrade: filled in order, the additions took the
+    whole body and the venue-update section was a heading over "… and 1 more" alone."""
+    import_list(engine)
+    accept_two(engine)  # PLOT and the ICML upgrade of Adaptive Prompt
+    for n in range(180):
+        accept(
+            engine,
+            title=f"Learnable Visual Prompts for Frozen Transformers under Distribution Shift, Part {n}",
+            arxiv_id=f"2503.{10000 + n}",
+            venue="CVPR",
+            year=2025,
+            labels=["learnable", "token"],
+            relevance=0.9,
+            label_scores={"learnable": 0.9, "token": 0.8, "pixel": 0.1},
+            reason="prompt tokens in the input space of a frozen backbone",
+        )
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    body = github.pulls[0]["body"]
+    assert len(body) <= 65536
+    added, updates = body.split("### Venue updates (1)")
+    assert f"- **[{ADAPTIVE}](https://arxiv.org/abs/2411.01327)** (arXiv 2025 → ICML 2025)" in updates
+    assert "more, not detailed here" in added and "more, not detailed here" not in updates
+    assert 0 < added.count("  - decision: accept by alice") < 181
 
 
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(

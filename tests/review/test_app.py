@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, delete, event, select
 from textual.widgets import Input, OptionList
 
 from vpt_tracker.config import Settings
@@ -19,7 +19,7 @@ from vpt_tracker.review.panes import CandidateList, DetailView, explanation_term
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import make_engine, transaction
 from vpt_tracker.store.migrate import upgrade
-from vpt_tracker.store.tables import DecisionRow
+from vpt_tracker.store.tables import CandidateRow, DecisionRow
 
 from .factory import PROMPT_ADAPTATION_README, candidate, catalogue, many_candidates
 
@@ -129,6 +129,24 @@ async def test_label_editor_says_when_the_list_has_no_section_for_the_labels(sql
         assert status_of(sqlite, first) == ("accepted", ["test-time"], None)
         await pilot.press("a", "ctrl+u", *"vpt-learnable", "enter")  # placeable: no second Enter
         assert status_of(sqlite, second) == ("accepted", ["vpt-learnable"], None)
+
+
+async def test_a_candidate_deleted_under_the_label_editor_is_a_notification(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """The placement check raised "no candidate" out of the dialog and the app closed with a
+    traceback."""
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("a")
+        with transaction(sqlite) as session:  # deleted elsewhere while the editor is open
+            session.execute(delete(CandidateRow).where(CandidateRow.id == ids["first"]))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.is_running and app.screen is app.main
+        assert any(f"no candidate {ids['first']}" in n.message for n in app._notifications)
+        await pilot.press("j", "a", "enter")  # the app goes on
+        assert status_of(sqlite, ids["second"])[0] == "accepted"
 
 
 async def test_relabel_changes_labels_without_deciding(sqlite: Engine, ids: dict[str, int]) -> None:

@@ -390,3 +390,20 @@ def test_placement_problem_names_two_labels_of_an_exclusive_group(engine: Engine
         "where an entry of preset 'generalizable-vlm' shows one"
     )
     assert gvlm.placement_problem(new, ["image-text"]) is None
+
+
+def test_filter_words_fold_non_ascii_capitals_on_both_stores(engine: Engine, setup: dict[str, Any]) -> None:
+    # SQLite's own lower() folds ASCII only; PostgreSQL's folds every script. Both must match.
+    cat = setup["catalogue"]
+    german = candidate(engine, cat, "Ein Überblick über Prompt-Lernen", relevance=0.4, abstract="Prompts.")
+    french = candidate(engine, cat, "Écho des invites visuelles", relevance=0.3, abstract="ÉTUDE.")
+    greek = candidate(engine, cat, "Prompts for ΟΠΤΙΚΗΣ ΜΑΘΗΣΗΣ", relevance=0.2, abstract="Greek.")
+    q = queue(engine)
+    assert q.ids(filter=Filter.parse("überblick")) == [german]
+    assert q.ids(filter=Filter.parse("ÜBERBLICK")) == [german]
+    assert q.ids(filter=Filter.parse("ÉCHO")) == [french]
+    assert q.ids(filter=Filter.parse("étude")) == [french]
+    assert q.ids(filter=Filter.parse("οπτικη")) == [greek]
+    # A capital sigma folds to σ wherever it stands (PostgreSQL's way), word-final too.
+    assert q.ids(filter=Filter.parse("ΜΑΘΗΣΗΣ")) == [greek]
+    assert q.ids(filter=Filter.parse("οπτικησ")) == [greek]

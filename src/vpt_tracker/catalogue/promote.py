@@ -24,7 +24,13 @@ from sqlalchemy.orm import Session
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import MissingSection, NewEntry
 from vpt_tracker.catalogue.names import ListedNames, short_name, titles_agree
-from vpt_tracker.catalogue.service import add_entry, catalogue_document, get_catalogue, upgrade_entry
+from vpt_tracker.catalogue.service import (
+    add_entry,
+    catalogue_document,
+    get_catalogue,
+    revert_upgrade,
+    upgrade_entry,
+)
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
@@ -100,7 +106,7 @@ class Skipped:
 class Promotion:
     added: list[int] = field(default_factory=list)  # entry ids created by this call
     updated: list[int] = field(default_factory=list)
-    retracted: list[int] = field(default_factory=list)  # added entries whose acceptance was undone
+    retracted: list[int] = field(default_factory=list)  # acceptance undone: taken out, or upgrade reverted
     skipped: list[Skipped] = field(default_factory=list)
 
 
@@ -163,7 +169,9 @@ def _final_labels(candidate: CandidateRow) -> list[str]:
 
 
 def _retract_stale(session: Session, catalogue: CatalogueRow, result: Promotion) -> None:
-    """An added entry whose candidate is no longer accepted (undo, reject) leaves the list.
+    """An added entry whose candidate is no longer accepted (undo, reject) leaves the list,
+    and a venue upgrade such a candidate made is reverted (before, only added entries were
+    taken out, and the next publish still proposed an upgrade nobody had accepted).
 
     So does one whose accepted candidate was relabelled since it was promoted (a publish
     that failed after promotion keeps its entries, and `review relabel` is allowed until the
@@ -171,13 +179,19 @@ def _retract_stale(session: Session, catalogue: CatalogueRow, result: Promotion)
     instead of leaving it in the section the old ones chose.
     """
     for entry in list(catalogue.entries):
-        if entry.state != "added" or entry.candidate_id is None:
+        if entry.state not in ("added", "updated") or entry.candidate_id is None:
             continue
         candidate = session.get(CandidateRow, entry.candidate_id)
         gone = candidate is None or candidate.status not in (
             CandidateStatus.ACCEPTED,
             CandidateStatus.PUBLISHED,
         )
+        if entry.state == "updated":
+            if gone:
+                result.retracted.append(entry.id)
+                revert_upgrade(session, entry.id)
+                entry.candidate_id = None  # accepted again, the paper is upgraded again
+            continue
         relabelled = (
             candidate is not None
             and candidate.status == CandidateStatus.ACCEPTED

@@ -311,6 +311,26 @@ def upgrade_entry(session: Session, entry_id: int, *, venue: str, year: int | No
     return row
 
 
+def revert_upgrade(session: Session, entry_id: int) -> EntryRow:
+    """Undo `upgrade_entry`: the entry shows the venue and year it was imported with again,
+    and is an imported entry, so that no pull request carries an upgrade nobody accepted."""
+    row = session.get(EntryRow, entry_id)
+    if row is None:
+        raise UserError(f"no catalogue entry with id {entry_id}")
+    if row.state != "updated":
+        return row
+    extra = dict(row.extra or {})
+    previous = extra.pop("previous", None)
+    extra.pop("index", None)  # an imported entry's index is its position
+    extra.pop("pull_request", None)
+    if isinstance(previous, list) and len(previous) == 2:
+        row.venue, row.year = previous
+    row.state = "imported"
+    row.extra = extra
+    session.flush()
+    return row
+
+
 def catalogue_stats(session: Session, name: str) -> dict[str, Any]:
     """Entries per section and label, venues, years, and missing links, for `catalogue stats`."""
     catalogue = get_catalogue(session, name)

@@ -258,25 +258,44 @@ def pull_body(name: str, changes: list[Change], limit: int = BODY_LIMIT) -> str:
                 ],
             )
         )
-    full = False
-    for heading, entries in blocks:
+    shares = _fair_shares(
+        [[sum(len(line) + 1 for line in entry) for entry in entries] for _, entries in blocks], budget
+    )
+    for (heading, entries), share in zip(blocks, shares, strict=True):
         lines += [heading, ""]
-        left_out = 0
+        shown = 0
         for entry in entries:
             size = sum(len(line) + 1 for line in entry)
-            if full or size > budget:
-                full, left_out = True, left_out + 1
-                continue
+            if size > share:
+                break
             lines += entry
-            budget -= size
-        if left_out:
+            share -= size
+            shown += 1
+        if shown < len(entries):
             lines.append(
-                f"- … and {left_out} more, not detailed here (GitHub takes at most {limit} characters "
-                "of pull request text); the diff shows every one"
+                f"- … and {len(entries) - shown} more, not detailed here (GitHub takes at most {limit} "
+                "characters of pull request text); the diff shows every one"
             )
         lines.append("")
     lines.append(f"<!-- vpt-tracker catalogue={name} entries={len(changes)} -->")
     return "\n".join(lines) + "\n"
+
+
+def _fair_shares(sizes: list[list[int]], budget: int) -> list[int]:
+    """The characters each section of the body may use: an equal part of `budget` each, a
+    section that needs less leaving the rest to the others.
+
+    Filled in order, the added papers of a large backlog took the whole budget and the venue
+    updates were left with a heading and their "… and N more" line only.
+    """
+    needs = [sum(section) for section in sizes]
+    shares = [0] * len(needs)
+    left, open_ = budget, sorted(range(len(needs)), key=lambda i: needs[i])
+    while open_:
+        index = open_.pop(0)
+        shares[index] = min(needs[index], max(left, 0) // (len(open_) + 1))
+        left -= shares[index]
+    return shares
 
 
 def _change_lines(change: Change, venue: str) -> list[str]:

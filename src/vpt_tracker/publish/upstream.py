@@ -8,7 +8,10 @@ base (`catalogues.source_text`) and our changes are replayed on it:
 - an added entry that upstream now lists (our merged PR, or a maintainer who was
   faster) is absorbed: the upstream line wins and keeps the candidate link;
 - an added entry upstream does not list stays added, in its section (re-placed through
-  the preset if the section was renamed, dropped only if no section fits);
+  the preset if the section was renamed, dropped only if no section fits); a dropped
+  entry's candidate is `accepted` again, even if its pull request was opened, so that
+  promotion tries it again (a relabel, or the section back, places it) and it can be
+  rejected;
 - a venue upgrade stays pending only while upstream still shows the preprint venue;
   upstream's own venue, or an entry upstream deleted, wins.
 """
@@ -26,7 +29,8 @@ from vpt_tracker.catalogue.markdown import ParsedEntry, parse
 from vpt_tracker.catalogue.service import catalogue_document, entry_labels, entry_row, get_catalogue
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
-from vpt_tracker.store.tables import EntryRow
+from vpt_tracker.models import CandidateStatus
+from vpt_tracker.store.tables import CandidateRow, EntryRow
 
 
 @dataclass
@@ -147,6 +151,7 @@ def rebase_catalogue(
         row.position = len(fresh) + len(result.kept_added)
         if not _placeable(session, row, preset):
             result.dropped.append(f"{row.title!r}: no section of the new README takes it")
+            _unpublish(session, row.candidate_id)
             catalogue.entries.remove(row)
             session.delete(row)
             session.flush()
@@ -154,6 +159,16 @@ def rebase_catalogue(
         result.kept_added.append(row.title)
     session.flush()
     return result
+
+
+def _unpublish(session: Session, candidate_id: int | None) -> None:
+    """A candidate whose added entry left the list is not published: the list never showed
+    it. Left `published`, promotion (which takes accepted candidates) never proposed it
+    again, and a reject was refused as if the paper were in the list upstream."""
+    candidate = session.get(CandidateRow, candidate_id) if candidate_id is not None else None
+    if candidate is not None and candidate.status == CandidateStatus.PUBLISHED:
+        candidate.status = CandidateStatus.ACCEPTED.value
+        candidate.published_at = None
 
 
 def _placeable(session: Session, row: EntryRow, preset: Preset | None) -> bool:

@@ -22,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from vpt_tracker.errors import UserError
 from vpt_tracker.review.queue import QueueItem
 
 
@@ -74,7 +75,14 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         if unknown:
             self.query_one("#error", Label).update(f"unknown: {', '.join(unknown)}")
             return
-        problem = self.placement(labels) if self.placement and labels != self._warned_for else None
+        try:
+            problem = self.placement(labels) if self.placement and labels != self._warned_for else None
+        except UserError as exc:
+            # The candidate went while the editor was open (deleted, or moved out of scope):
+            # there is nothing left to accept. Raised out of the dialog, it closed the app.
+            self.app.notify(str(exc), severity="error", timeout=8)
+            self.dismiss(None)
+            return
         if problem:
             self._warned_for = labels
             self.query_one("#error", Label).update(f"{problem}. Enter again accepts anyway.")

@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.store import transaction
+from vpt_tracker.store.db import fold_case
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow, PaperRow, utcnow
 
 T = TypeVar("T")
@@ -216,7 +217,7 @@ class Filter:
     def clauses(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
         for word in self.words:
-            pattern = f"%{_escape_like(word.lower())}%"
+            pattern = f"%{_escape_like(fold_case(word))}%"
             found.append(
                 or_(
                     func.lower(_FILTER_PAPER.title).like(pattern, escape="\\"),
@@ -389,7 +390,12 @@ class ReviewQueue:
         return self._act(candidate_id, "accept", change, expected_version, OPEN_STATUSES)
 
     def reject(self, candidate_id: int, reason: str, expected_version: int | None = None) -> QueueItem:
-        """Reject an open candidate, or a published one whose pull request is not merged yet.
+        """Reject an open or accepted candidate, or a published one whose pull request is not
+        merged yet.
+
+        An accepted candidate no list shows yet (its entry dropped when upstream's README was
+        taken in: `upstream.rebase_catalogue`) is rejectable like an open one; an accepted
+        candidate already promoted leaves the list at the next promotion.
 
         A maintainer who closes our pull request because of one paper is asked to reject it
         (`Publisher`): a published candidate must then still be rejectable, or the declined
@@ -412,7 +418,7 @@ class ReviewQueue:
             row.reason = reason
             row.final_labels = None
 
-        allowed = (*OPEN_STATUSES, CandidateStatus.PUBLISHED.value)
+        allowed = (*OPEN_STATUSES, CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value)
         return self._act(candidate_id, "reject", change, expected_version, allowed, reason=reason)
 
     def defer(

@@ -31,6 +31,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MB of pages: index lookups of a 300k store stay in memory
     cursor.close()
+    # SQLite's own lower() folds ASCII only, PostgreSQL's every script: the review filter's
+    # "Überblick" or "ÉCHO" must match the same papers on both stores.
+    dbapi_connection.create_function("lower", 1, _fold_or_none, deterministic=True)
+
+
+def fold_case(text: str) -> str:
+    """`text` in lower case the way PostgreSQL's lower() does it, character by character.
+
+    Python's str.lower alone would write a word-final capital sigma as ς where PostgreSQL
+    writes σ, so a Greek filter word would match on one store and not the other.
+    """
+    if "Σ" not in text:
+        return text.lower()
+    return "".join(ch.lower() for ch in text)
+
+
+def _fold_or_none(value: Any) -> Any:
+    return fold_case(value) if isinstance(value, str) else value
 
 
 def make_engine(url: str, *, create_folder: bool = False, **kwargs: Any) -> Engine:
