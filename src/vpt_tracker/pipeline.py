@@ -83,11 +83,15 @@ class SourceReport:
     requests: int = 0
     refetched: list[str] = field(default_factory=list)  # windows fetched again, "start/end"
     error: str | None = None
+    # Records that came without a part the source could not get for good (a CVF paper page
+    # that answers 404): reported in the health, but no error: a refetch would not help.
+    problems: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source")
         data.pop("error")
+        data.pop("problems")
         return data
 
 
@@ -289,6 +293,7 @@ def assess_health(
             "usual": usual,
             "weekday": weekday,
             "error": report.error,
+            "problems": list(report.problems),
             "window": [window.start.isoformat(), window.end.isoformat()],
         }
     return health
@@ -405,6 +410,7 @@ def _fetch_window(
         report.requests += page.requests
         report.records += stats.records
         report.new_papers += stats.new_papers
+        report.problems.extend(page.problems)
         new_paper_ids.extend(stats.new_paper_ids)
         if progress is not None:
             progress(source.name, report.records)
@@ -886,6 +892,7 @@ def backfill(
                 "usual": None,
                 "weekday": None,
                 "error": report.error,
+                "problems": list(report.problems),
             }
             for report in reports.values()
         }

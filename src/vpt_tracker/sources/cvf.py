@@ -9,6 +9,12 @@ A paper whose listing entry links an arXiv preprint whose abstract is already kn
 record without its page: ingestion merges it into the preprint by arXiv id, keeping that
 abstract. On a proceedings listing this saves hundreds of requests at CVF's per-host interval.
 
+A paper page that is gone (HTTP 404 or 410) is permanent: the paper keeps its listing
+record without an abstract, the page is reported in `Page.problems`, and the other papers
+go on. Anything else that fails (a 5xx or a timeout after the retries) may pass, so it
+stops the source as a `SourceError`: the batch is not stored, its cursor stays, and the
+next run asks for the page again.
+
 Proceedings are published once, so the cursor per conference is not tied to the window: it
 keeps a fingerprint of the listing and the next paper to fetch. An unchanged listing that
 was fully read costs one request; a changed one is read again (ingestion skips what it
@@ -36,6 +42,7 @@ log = logging.getLogger(__name__)
 NAME = "cvf"
 CANONICAL_SITE = "https://openaccess.thecvf.com"
 BATCH = 25  # paper pages per stored page: a crash loses at most this many requests
+GONE = (404, 410)  # a paper page answering these will not come back: skipped, not retried
 
 
 @dataclass(frozen=True)
@@ -242,31 +249,39 @@ class CvfSource:
             while offset < len(papers):
                 batch = papers[offset : offset + BATCH]
                 records = []
+                problems: list[str] = []
                 requests = 1 if offset == position.offset else 0  # the listing, on this run's first page
                 for paper in batch:
                     if self._abstract_known(paper):
                         records.append(listed_record(paper, conference))
-                    else:
-                        records.append(self._with_abstract(paper, conference))
-                        requests += 1
+                        continue
+                    record, problem = self._with_abstract(paper, conference)
+                    records.append(record)
+                    problems.extend([problem] if problem else [])
+                    requests += 1
                 offset += len(batch)
                 done = offset >= len(papers)
-                yield Page(NAME, key, records, Position(offset, done, mark).encode(None), requests, done)
+                cursor = Position(offset, done, mark).encode(None)
+                yield Page(NAME, key, records, cursor, requests, done, tuple(problems))
 
     def _abstract_known(self, paper: ListedPaper) -> bool:
         """Whether the paper's listed arXiv preprint is stored with its abstract (no page needed)."""
         arxiv_id = normalize.arxiv_id(paper.arxiv_url)
         return arxiv_id is not None and self.known_abstract is not None and self.known_abstract(arxiv_id)
 
-    def _with_abstract(self, paper: ListedPaper, conference: CvfConference) -> RawRecord:
+    def _with_abstract(self, paper: ListedPaper, conference: CvfConference) -> tuple[RawRecord, str | None]:
+        """The paper's record completed from its page, and the problem when the page is gone."""
         record = listed_record(paper, conference)
-        response = fetch_ok(self.client, NAME, paper.page_url)
-        base_url = self.config.base_url.rstrip("/")
+        response = fetch_ok(self.client, NAME, paper.page_url, allow=GONE)
         what = f"the paper page {paper.url}"
+        if response.status_code in GONE:
+            log.warning("%s answered HTTP %d; stored without its abstract", what, response.status_code)
+            return record, f"{what} answered HTTP {response.status_code}; stored without its abstract"
+        base_url = self.config.base_url.rstrip("/")
         page = parse_paper_page(response.content, base_url, what, response.charset_encoding)
         # The listing is the primary record; the page fills in what the listing lacked.
         arxiv_url = paper.arxiv_url or page.links.get("arxiv")
-        return replace(
+        completed = replace(
             record,
             abstract=page.abstract,
             authors=record.authors or page.authors,
@@ -275,3 +290,4 @@ class CvfSource:
             pdf_url=record.pdf_url or page.links.get("pdf"),
             payload={**record.payload, "abstract": page.abstract, "page_links": page.links},
         )
+        return completed, None
