@@ -589,14 +589,16 @@ def enqueue_all(
 
 
 def abstract_stored(engine: Engine) -> Callable[[str], bool]:
-    """A lookup for the CVF source: is this (versionless) arXiv id stored with an abstract?
+    """A lookup for the CVF source: is the paper with this key, a (versionless) arXiv id or a
+    canonical CVF page URL, stored with an abstract? (The two kinds of key never look alike.)
 
     Each call reads the store afresh, so papers that earlier pages and sources of the same
     run committed (`_fetch_window` commits every page) count too.
     """
 
-    def known(arxiv_id: str) -> bool:
-        query = select(PaperRow.id).where(PaperRow.arxiv_id == arxiv_id, PaperRow.abstract != "").limit(1)
+    def known(key: str) -> bool:
+        column = PaperRow.cvf_url if key.startswith("https://") else PaperRow.arxiv_id
+        query = select(PaperRow.id).where(column == key, PaperRow.abstract != "").limit(1)
         with transaction(engine) as session:
             return session.scalar(query) is not None
 

@@ -192,7 +192,9 @@ def test_a_listed_preprint_with_a_known_abstract_costs_no_page(
     assert COCOOP_PAGE not in paths  # the listing links its stored preprint: no page request
     assert paths[0] == "/CVPR2022" and len(paths) == 1 + 29  # every other paper's page, once
     assert [p.requests for p in pages] == [1 + (BATCH - 1), 30 - BATCH]  # the listing; CoCoOp is in batch 1
-    assert asked == ["2203.05557"]  # only papers whose entry links a preprint are looked up
+    # Each paper is looked up by its CVF URL; only those whose entry links a preprint by that too.
+    assert [key for key in asked if not key.startswith("https://")] == ["2203.05557"]
+    assert len(asked) == 30 + 1 and COCOOP in asked
     cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
     assert (cocoop.arxiv_id, cocoop.title, cocoop.venue, cocoop.year) == (
         "2203.05557",
@@ -266,3 +268,16 @@ def test_a_paper_page_that_keeps_failing_stops_the_conference_to_be_fetched_agai
     fetched = _source(replay, make_client(max_retries=1, timeout=0.2)).fetch(WINDOW, {})
     with pytest.raises(SourceError, match=message):
         next(iter(fetched))
+
+
+def test_a_paper_whose_cvf_url_is_stored_with_an_abstract_costs_no_page(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # A changed listing is read again: its papers without an arXiv link were looked up by
+    # arXiv id only, so each cost its page again. The CVF URL is a key of its own.
+    config = CvfConfig(base_url=replay.urls()["cvf"], conferences=[CVPR], fetch_abstracts=True)
+    source = CvfSource(config, make_client(), known_abstract=lambda key: key.startswith("https://"))
+    pages = list(source.fetch(WINDOW, {}))
+    assert [r.path for r in replay.requests] == ["/CVPR2022"]
+    assert [p.requests for p in pages] == [1, 0]
+    assert sum(len(p.records) for p in pages) == 30

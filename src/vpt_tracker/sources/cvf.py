@@ -4,10 +4,11 @@ The listing `/<CONF><YEAR>?day=all` gives, per paper, a `<dt class="ptitle">` wi
 paper page link, a `<dd>` of authors (hidden `query_author` inputs) and a `<dd>` of links
 (pdf, `supp`, `arXiv`). The abstract is only on the paper page (`<div id="abstract">`), so
 paper pages are fetched when `fetch_abstracts` is on, in batches that each become a page.
-A paper whose listing entry links an arXiv preprint whose abstract is already known (the
-`known_abstract` callback, which the caller backs with the store) is yielded as its listing
-record without its page: ingestion merges it into the preprint by arXiv id, keeping that
-abstract. On a proceedings listing this saves hundreds of requests at CVF's per-host interval.
+A paper whose abstract is already known (the `known_abstract` callback, which the caller
+backs with the store), by its CVF page URL or by the arXiv preprint its listing entry links,
+is yielded as its listing record without its page: ingestion merges it into that paper by
+the same key, keeping the abstract. On a proceedings listing this saves hundreds of requests
+at CVF's per-host interval, and a changed listing costs only the pages of its new papers.
 
 A paper page that is gone (HTTP 404 or 410) is permanent: the paper keeps its listing
 record without an abstract, the page is reported in `Page.problems`, and the other papers
@@ -217,9 +218,10 @@ class CvfSource:
         *,
         known_abstract: Callable[[str], bool] | None = None,
     ) -> None:
-        """`known_abstract(arxiv_id)` (a versionless id) says whether that preprint's abstract is
-        already stored; such papers' pages are not fetched. It is asked when the paper's batch
-        is read, so it also sees what earlier pages and sources of the same run stored."""
+        """`known_abstract(key)` says whether the paper with that key, its canonical CVF page
+        URL or the versionless id of the arXiv preprint it links, is already stored with an
+        abstract; such papers' pages are not fetched. It is asked when the paper's batch is
+        read, so it also sees what earlier pages and sources of the same run stored."""
         self.config = config
         self.client = client
         self.known_abstract = known_abstract
@@ -265,9 +267,15 @@ class CvfSource:
                 yield Page(NAME, key, records, cursor, requests, done, tuple(problems))
 
     def _abstract_known(self, paper: ListedPaper) -> bool:
-        """Whether the paper's listed arXiv preprint is stored with its abstract (no page needed)."""
+        """Whether the paper, by its CVF URL or its listed arXiv preprint, is stored with its
+        abstract (no page needed). The CVF URL comes first: a changed listing is read again,
+        and its papers without an arXiv link used to cost their pages again."""
+        if self.known_abstract is None:
+            return False
+        if self.known_abstract(paper.url):
+            return True
         arxiv_id = normalize.arxiv_id(paper.arxiv_url)
-        return arxiv_id is not None and self.known_abstract is not None and self.known_abstract(arxiv_id)
+        return arxiv_id is not None and self.known_abstract(arxiv_id)
 
     def _with_abstract(self, paper: ListedPaper, conference: CvfConference) -> tuple[RawRecord, str | None]:
         """The paper's record completed from its page, and the problem when the page is gone."""
