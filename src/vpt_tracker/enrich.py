@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from rapidfuzz import fuzz
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -28,7 +27,13 @@ from vpt_tracker import normalize
 from vpt_tracker.catalogue.names import titles_agree
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.dumps import read_dump
-from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY, IdentityIndex, IngestStats, ingest_resolved
+from vpt_tracker.ingest import (
+    TITLE_THRESHOLD_TITLE_ONLY,
+    IdentityIndex,
+    IngestStats,
+    ingest_resolved,
+    title_score,
+)
 from vpt_tracker.models import RawRecord
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import EntryRow, PaperRow
@@ -169,7 +174,7 @@ def _best_title_match(title_key: str, candidates: list[RawRecord]) -> RawRecord 
     best, best_score = None, 0.0
     for record in candidates:
         candidate = normalize.title_key(record.title)
-        score = fuzz.ratio(title_key, candidate, score_cutoff=TITLE_THRESHOLD_TITLE_ONLY)
+        score = title_score(title_key, candidate, TITLE_THRESHOLD_TITLE_ONLY)
         if score > best_score:
             best, best_score = record, score
     return best

@@ -12,7 +12,9 @@ CVF URL is never a candidate, so two different arXiv ids are never one paper. No
 hit taken when another of the record's keys says otherwise (two preprints that carry one
 proceedings-volume DOI stay two). Two similar titles published at different venues or in
 different years are two papers ("Mask Transfiner", CVPR 2022, and "Video Mask Transfiner",
-ECCV 2022), and so are a preprint and a paper published two or more years before it.
+ECCV 2022), and so are a preprint and a paper published two or more years before it. Titles
+whose numbers differ ("Qwen2.5-Omni" and "Qwen3.5-Omni", "TalentCLEF 2025" and "2026") are
+never a fuzzy match (`title_score`).
 
 A merge keeps the record as a sighting, fills what the paper lacks, and lets a venue
 sighting (CVPR, ICLR, ...) upgrade a preprint: the old venue goes to `previous_venue` and
@@ -59,6 +61,7 @@ Clock = Callable[[], datetime]
 # Title similarity (rapidfuzz ratio on folded titles, 0..100) needed for a fuzzy merge.
 TITLE_THRESHOLD_WITH_AUTHORS = 90.0  # ... when both sides share an author
 TITLE_THRESHOLD_TITLE_ONLY = 96.0  # ... when one side has no authors to check
+_NUMBERS = re.compile(r"\d+")
 MAX_BLOCK_SIZE = 200  # larger blocks are too common to discriminate; they are skipped
 AUTHOR_KEYS_KEPT = 8  # authors compared for overlap (reordering happens near the front)
 _SQL_IN_CHUNK = 900
@@ -186,6 +189,24 @@ def published_apart(a_series: str | None, a_year: int | None, a_arxiv: str | Non
         arxiv = arxiv_year(a_arxiv)
         return arxiv is not None and b.venue_year + 1 < arxiv
     return False
+
+
+def title_numbers(title_key: str) -> list[str]:
+    """The numbers of a folded title, in order ("qwen2 5 omni technical report": 2, 5)."""
+    return _NUMBERS.findall(title_key)
+
+
+def title_score(a: str, b: str, score_cutoff: float) -> float:
+    """How alike two folded titles are (0..100, 0 below `score_cutoff`) for a fuzzy match.
+
+    Titles whose numbers differ score 0: a version, a year or a digit in a model's name
+    makes another paper, however alike the rest ("Qwen2.5-Omni Technical Report" and
+    "Qwen3.5-Omni Technical Report" are 96.6 % alike, "Overview of the TalentCLEF 2025: …"
+    and "… 2026: …" 98.9 %). Every fuzzy title decision goes through here.
+    """
+    if title_numbers(a) != title_numbers(b):
+        return 0.0
+    return fuzz.ratio(a, b, score_cutoff=score_cutoff)
 
 
 def author_fields(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -547,7 +568,7 @@ class IdentityIndex:
                 continue
             threshold = TITLE_THRESHOLD_WITH_AUTHORS if both_have_authors else TITLE_THRESHOLD_TITLE_ONLY
             self.fuzzy_comparisons += 1
-            score = fuzz.ratio(keys.title_key, known.title_key, score_cutoff=threshold)
+            score = title_score(keys.title_key, known.title_key, threshold)
             if score <= best_score:
                 continue
             if score < 100 and published_apart(known.venue_series, known.venue_year, known.arxiv_id, keys):

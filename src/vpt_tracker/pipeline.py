@@ -83,11 +83,15 @@ class SourceReport:
     requests: int = 0
     refetched: list[str] = field(default_factory=list)  # windows fetched again, "start/end"
     error: str | None = None
+    # Records that came without a part the source could not get for good (a CVF paper page
+    # that answers 404): reported in the health, but no error: a refetch would not help.
+    problems: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source")
         data.pop("error")
+        data.pop("problems")
         return data
 
 
@@ -289,6 +293,7 @@ def assess_health(
             "usual": usual,
             "weekday": weekday,
             "error": report.error,
+            "problems": list(report.problems),
             "window": [window.start.isoformat(), window.end.isoformat()],
         }
     return health
@@ -405,6 +410,7 @@ def _fetch_window(
         report.requests += page.requests
         report.records += stats.records
         report.new_papers += stats.new_papers
+        report.problems.extend(page.problems)
         new_paper_ids.extend(stats.new_paper_ids)
         if progress is not None:
             progress(source.name, report.records)
@@ -583,14 +589,16 @@ def enqueue_all(
 
 
 def abstract_stored(engine: Engine) -> Callable[[str], bool]:
-    """A lookup for the CVF source: is this (versionless) arXiv id stored with an abstract?
+    """A lookup for the CVF source: is the paper with this key, a (versionless) arXiv id or a
+    canonical CVF page URL, stored with an abstract? (The two kinds of key never look alike.)
 
     Each call reads the store afresh, so papers that earlier pages and sources of the same
     run committed (`_fetch_window` commits every page) count too.
     """
 
-    def known(arxiv_id: str) -> bool:
-        query = select(PaperRow.id).where(PaperRow.arxiv_id == arxiv_id, PaperRow.abstract != "").limit(1)
+    def known(key: str) -> bool:
+        column = PaperRow.cvf_url if key.startswith("https://") else PaperRow.arxiv_id
+        query = select(PaperRow.id).where(column == key, PaperRow.abstract != "").limit(1)
         with transaction(engine) as session:
             return session.scalar(query) is not None
 
@@ -886,6 +894,7 @@ def backfill(
                 "usual": None,
                 "weekday": None,
                 "error": report.error,
+                "problems": list(report.problems),
             }
             for report in reports.values()
         }

@@ -258,3 +258,30 @@ def test_a_title_written_with_a_greek_symbol_form_is_the_latex_one(engine: Engin
     icml = RawRecord(source="openreview", source_id="1", title=f"ϵ-VAE: {title}", venue="ICML", year=2025)
     stats = ingest_records(engine, [preprint, icml])
     assert (stats.new_papers, stats.upgraded) == (1, 1)
+
+
+NUMBERED = {  # real arXiv titles that differ only in a version number or a year
+    "model version": ("2503.20215", "2604.15804"),  # Qwen2.5-Omni / Qwen3.5-Omni Technical Report
+    "edition year": ("2507.13275", "2606.31692"),  # Overview of the TalentCLEF 2025 / 2026: ...
+}
+
+
+@pytest.mark.parametrize("pair", list(NUMBERED), ids=list(NUMBERED))
+def test_titles_whose_numbers_differ_are_two_papers(engine: Engine, pair: str) -> None:
+    # A record with no authors (a list row, an OpenReview note without them) merged at 96 %
+    # title similarity; these pairs are 96.6 and 98.9 % alike. A different number in the
+    # title (a version, a year, a digit in a model's name) is a different paper.
+    by_id = {r.arxiv_id: r for r in read_corpus_jsonl(NEAR / "numbered.jsonl")}
+    known, other = (by_id[arxiv] for arxiv in NUMBERED[pair])
+    title_only = RawRecord(source="y", source_id="1", title=other.title)  # no keys, no authors
+    assert fuzz.ratio(normalize.title_key(known.title), normalize.title_key(other.title)) >= 96
+    stats = ingest_records(engine, [known, title_only])
+    assert (stats.new_papers, stats.merged) == (2, 0)
+    assert sorted(title for title, _venue, _year in stored(engine)) == sorted([known.title, other.title])
+
+
+def test_a_title_with_the_same_numbers_still_merges_without_authors(engine: Engine) -> None:
+    (known, *_rest) = read_corpus_jsonl(NEAR / "numbered.jsonl")
+    spelled = RawRecord(source="y", source_id="1", title="Qwen 2.5-Omni: Technical Report")
+    stats = ingest_records(engine, [known, spelled])
+    assert (stats.new_papers, stats.merged) == (1, 1)

@@ -6,7 +6,9 @@ store); these runs go through it against the packaged replay data on a loopback 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 
@@ -24,7 +26,7 @@ from vpt_tracker.http import HttpClient
 from vpt_tracker.ingest import ingest_records
 from vpt_tracker.models import RawRecord, RunOutcome, Window
 from vpt_tracker.pipeline import nightly
-from vpt_tracker.replay import ReplayServer
+from vpt_tracker.replay import ReplayServer, default_root
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import PaperRow
 
@@ -125,3 +127,30 @@ def test_preprints_the_arxiv_source_stored_earlier_in_the_run_are_not_fetched(
     for arxiv_id, venue in ((COCOOP_ID, "CVPR"), (PROMPTSRC_ID, "ICCV")):
         row = paper(engine, arxiv_id)
         assert row.abstract and row.venue == venue and row.cvf_url
+
+
+def test_a_changed_listing_does_not_fetch_again_the_pages_whose_abstract_is_stored(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    # A changed listing is read again; its papers' pages were skipped only by arXiv id, so
+    # every paper without an arXiv link cost its page once more (28 of the 29 left here).
+    root = tmp_path / "replay"
+    shutil.copytree(default_root() / "cvf", root / "cvf")
+    with ReplayServer(root) as server:
+        config = settings(db_url, server, arxiv_api=False)
+        with HttpClient(config.http) as client:
+            first = nightly(config, engine, now=NOW, client=client)
+        assert first.outcome == RunOutcome.OK and len(page_requests(server)) == LISTED
+        listing = root / "cvf" / "CVPR2022.html"
+        text = listing.read_text()
+        start = text.index('<dt class="ptitle">')
+        listing.write_text(text[:start] + text[text.index('<dt class="ptitle">', start + 1) :])
+        server.requests.clear()
+        with HttpClient(config.http) as client:
+            second = nightly(config, engine, now=NOW + timedelta(days=1), client=client)
+        assert second.outcome == RunOutcome.OK
+        assert [r.path for r in server.requests] == ["/CVPR2022", "/ICCV2023"]  # the listings only
+    assert second.counts["sources"]["cvf"]["records"] == 30 - 1  # the changed CVPR listing
+    with transaction(engine) as session:
+        abstracts = session.scalars(select(PaperRow.abstract)).all()
+    assert len(abstracts) == LISTED and all(abstracts)  # every paper keeps its abstract

@@ -18,12 +18,13 @@ from sqlalchemy import Engine, func, select
 from ops.feeds import RSS, client, feed_server, rss_settings
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.classify.model import CatalogueModel
-from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
+from vpt_tracker.config import CatalogueConfig, CvfConference, CvfConfig, KeywordRules, Settings
 from vpt_tracker.enqueue import score_and_enqueue
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import AlreadyRunning, exclusive
 from vpt_tracker.models import RunOutcome
 from vpt_tracker.pipeline import aware, backfill, backfill_windows, nightly, pending_refetches, recent_runs
+from vpt_tracker.replay import ReplayServer, default_root
 from vpt_tracker.sources.arxiv_rss import parse_feed
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
@@ -40,6 +41,7 @@ from vpt_tracker.store.tables import (
 # The 2026-08-20 feeds announce Wednesday 2026-08-19 at 04:00 UTC.
 WED = datetime(2026, 8, 19, 6, 30, tzinfo=UTC)
 CV_ITEMS, CL_ITEMS = 171, 134
+COCOOP_PAGE = "Zhou_Conditional_Prompt_Learning_for_Vision-Language_Models_CVPR_2022_paper.html"
 
 
 def distinct_sightings(*feeds: tuple[str, str]) -> int:
@@ -399,3 +401,37 @@ def test_papers_of_a_crashed_run_are_scored_even_when_the_run_recovering_it_cras
         fourth = nightly(settings, engine, now=WED + timedelta(hours=3), client=client(settings))
         assert fourth.counts["recovered_runs"] == [] and vpt_candidates(engine) == candidates
     assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0  # nothing was left out
+
+
+def test_a_dead_cvf_paper_page_is_reported_in_the_health_and_the_other_papers_are_stored(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    # The recorded CVPR 2022 listing and paper pages, one page removed: it answers 404.
+    root = tmp_path / "replay"
+    shutil.copytree(default_root() / "cvf", root / "cvf")
+    dead = root / "cvf" / "content" / "CVPR2022" / "html" / COCOOP_PAGE
+    dead.unlink()
+    with ReplayServer(root) as server:
+        settings = rss_settings(db_url, server.base_url, [])
+        settings.sources.arxiv_rss.enabled = False
+        settings.sources.cvf = CvfConfig(
+            base_url=server.base_url, conferences=[CvfConference(name="CVPR", year=2022)]
+        )
+        first = nightly(settings, engine, now=WED, client=client(settings))
+        server.requests.clear()
+        second = nightly(settings, engine, now=WED + timedelta(days=1), client=client(settings))
+        asked = [r.path for r in server.requests]
+    # Before, the 404 failed the source on every run and the last 5 papers were never stored.
+    assert first.outcome == RunOutcome.OK and first.errors == {}
+    assert first.counts["sources"]["cvf"]["records"] == 30 and count(engine, SightingRow) == 30
+    page_url = f"https://openaccess.thecvf.com/content/CVPR2022/html/{COCOOP_PAGE}"
+    problem = f"the paper page {page_url} answered HTTP 404"
+    health = first.health["cvf"]
+    assert health["healthy"] is True and [p.split(";")[0] for p in health["problems"]] == [problem]
+    [latest, _] = recent_runs(engine)[:2]
+    assert latest.id == second.run_id
+    assert second.health["cvf"]["problems"] == [] and asked == ["/CVPR2022"]  # a 404 is not asked again
+    assert pending_refetches(engine) == []  # nor is the window queued for a refetch
+    with transaction(engine) as session:
+        stored = session.scalars(select(RunRow.health).where(RunRow.id == first.run_id)).one()
+    assert stored["cvf"]["problems"] == health["problems"]

@@ -200,3 +200,20 @@ def test_build_sources_follows_the_enabled_flags(tmp_path: Path, replay: ReplayS
         settings.sources.arxiv_rss.enabled = False
         settings.sources.cvf.enabled = False
         assert [s.name for s in build_sources(settings, client)] == ["arxiv_api", "openreview"]
+
+
+def test_a_paper_page_that_is_gone_is_printed_and_the_rest_is_stored(
+    tmp_path: Path, replay: ReplayServer, engine: Engine, db_url: str
+) -> None:
+    config = _config(tmp_path, replay)
+    replay.inject(Fault("status", match="Li_Siamese_Contrastive", status=404, times=-1))
+    result = _run(config, "cvf", database=db_url)
+    assert result.exit_code == 0, result.output
+    assert "stored 30 records from 2 pages (31 requests)" in result.output
+    # Logged when it happens, and listed again under the summary.
+    last = result.output.splitlines()[-1]
+    assert last.startswith("  the paper page https://openaccess.thecvf.com/")
+    assert "Li_Siamese_Contrastive" in last
+    assert last.endswith("answered HTTP 404; stored without its abstract")
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(SightingRow)) == 30

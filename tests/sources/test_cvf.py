@@ -14,7 +14,7 @@ from sources.helpers import MakeClient
 from vpt_tracker.config import CvfConference, CvfConfig
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Window
-from vpt_tracker.replay import ReplayServer, default_root
+from vpt_tracker.replay import Fault, ReplayServer, default_root
 from vpt_tracker.sources.base import SourceError
 from vpt_tracker.sources.cvf import BATCH, CvfSource
 
@@ -192,7 +192,9 @@ def test_a_listed_preprint_with_a_known_abstract_costs_no_page(
     assert COCOOP_PAGE not in paths  # the listing links its stored preprint: no page request
     assert paths[0] == "/CVPR2022" and len(paths) == 1 + 29  # every other paper's page, once
     assert [p.requests for p in pages] == [1 + (BATCH - 1), 30 - BATCH]  # the listing; CoCoOp is in batch 1
-    assert asked == ["2203.05557"]  # only papers whose entry links a preprint are looked up
+    # Each paper is looked up by its CVF URL; only those whose entry links a preprint by that too.
+    assert [key for key in asked if not key.startswith("https://")] == ["2203.05557"]
+    assert len(asked) == 30 + 1 and COCOOP in asked
     cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
     assert (cocoop.arxiv_id, cocoop.title, cocoop.venue, cocoop.year) == (
         "2203.05557",
@@ -226,3 +228,56 @@ def test_a_link_that_is_no_url_is_skipped(tmp_path: Path, make_client: MakeClien
     with ReplayServer(_broken(tmp_path, broken)) as server:
         (page,) = _source(server, make_client(), False).fetch(WINDOW, {})
     assert len(page.records) == 29  # the paper whose title link is no URL; the others are read
+
+
+def test_a_paper_page_that_is_gone_is_reported_and_the_other_papers_are_fetched(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
+    # One dead link (HTTP 404) made the whole conference fail on every run: the cursor never
+    # passed its batch. A 404 is permanent: the paper keeps its listing record, and the page
+    # is reported on the Page for the run's health.
+    root = _broken(tmp_path)
+    (root / "cvf" / COCOOP_PAGE.lstrip("/")).unlink()  # the recorded listing, one page missing
+    with ReplayServer(root) as server:
+        pages = list(_source(server, make_client()).fetch(WINDOW, {}))
+    assert [len(p.records) for p in pages] == [BATCH, 30 - BATCH]
+    assert pages[-1].done and json.loads(pages[-1].cursor or "")["offset"] == 30
+    assert [p.requests for p in pages] == [BATCH + 1, 30 - BATCH]
+    assert pages[0].problems == (f"the paper page {COCOOP} answered HTTP 404; stored without its abstract",)
+    assert pages[1].problems == ()
+    cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
+    assert cocoop.abstract == "" and cocoop.arxiv_id == "2203.05557"
+    assert cocoop.title == "Conditional Prompt Learning for Vision-Language Models"
+    assert all(r.abstract for p in pages for r in p.records if r.cvf_url != COCOOP)
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (Fault("status", match="Conditional_Prompt_Learning", status=503, times=-1), "HTTP 503 after 2"),
+        (Fault("delay", match="Conditional_Prompt_Learning", delay=1.0, times=-1), "failed after 2 attempts"),
+    ],
+    ids=["5xx", "timeout"],
+)
+def test_a_paper_page_that_keeps_failing_stops_the_conference_to_be_fetched_again(
+    replay: ReplayServer, make_client: MakeClient, fault: Fault, message: str
+) -> None:
+    # A 5xx or a timeout after the retries may pass: unlike a 404, the batch is not stored,
+    # so its cursor stays and the next run asks for the page again.
+    replay.inject(fault)
+    fetched = _source(replay, make_client(max_retries=1, timeout=0.2)).fetch(WINDOW, {})
+    with pytest.raises(SourceError, match=message):
+        next(iter(fetched))
+
+
+def test_a_paper_whose_cvf_url_is_stored_with_an_abstract_costs_no_page(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # A changed listing is read again: its papers without an arXiv link were looked up by
+    # arXiv id only, so each cost its page again. The CVF URL is a key of its own.
+    config = CvfConfig(base_url=replay.urls()["cvf"], conferences=[CVPR], fetch_abstracts=True)
+    source = CvfSource(config, make_client(), known_abstract=lambda key: key.startswith("https://"))
+    pages = list(source.fetch(WINDOW, {}))
+    assert [r.path for r in replay.requests] == ["/CVPR2022"]
+    assert [p.requests for p in pages] == [1, 0]
+    assert sum(len(p.records) for p in pages) == 30

@@ -164,3 +164,26 @@ def test_an_impossible_date_is_no_date(tmp_path: Path, make_client: MakeClient, 
     with ReplayServer(_root(tmp_path, ICLR.venue_id, json.dumps(notes).encode())) as server:
         (page,) = _source(server, make_client()).fetch(WINDOW, {})
     assert len(page.records) == len(notes["notes"]) and page.records[0].published is None
+
+
+def test_pages_ask_for_a_stable_order(replay: ReplayServer, make_client: MakeClient) -> None:
+    # Without `sort`, the API promises no order, so an offset saved by one run could point
+    # into a differently ordered list on the next: papers skipped or read twice. Submission
+    # numbers only grow, so `number:asc` keeps earlier offsets valid (as openreview-py does).
+    list(_source(replay, make_client(), page_size=30).fetch(WINDOW, {}))
+    assert [q.get("sort") for q in _note_queries(replay)] == ["number:asc"] * 3
+
+
+def test_a_short_page_does_not_end_paging_while_the_count_says_more_remain(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The API may answer fewer notes than `limit` (its own cap, notes hidden from this
+    # reader); `count` says how many match. A short first page ended the venue at 25 of 80.
+    recorded = json.loads((default_root() / "openreview" / "ICLR2024-accepted.json").read_text())
+    short = json.dumps({"notes": recorded["notes"][:25], "count": recorded["count"]}).encode()
+    replay.inject(Fault("status", match="offset=0&", status=200, body=short))
+    pages = list(_source(replay, make_client(), page_size=30).fetch(WINDOW, {}))
+    assert [len(p.records) for p in pages] == [25, 30, 25]
+    assert [q["offset"] for q in _note_queries(replay)] == ["0", "25", "55"]
+    assert len({r.openreview_id for p in pages for r in p.records}) == 80
+    assert [p.done for p in pages] == [False, False, True]

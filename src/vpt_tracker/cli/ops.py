@@ -70,6 +70,8 @@ def _print_result(result: RunResult) -> None:
             f"  {name}: {counts['records']} records, {counts['new_papers']} new papers, "
             f"{counts['pages']} pages{refetched}; {state}"
         )
+        for problem in health.get("problems", []):
+            click.echo(f"  {name}: {problem}", err=True)
     for name, stats in sorted(result.counts.get("catalogues", {}).items()):
         click.echo(f"  catalogue {name}: {stats}")
     for key, message in sorted(result.errors.items()):

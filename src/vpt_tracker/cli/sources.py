@@ -112,17 +112,22 @@ def fetch(
             f"  new papers: {summary['new_papers']}, merged: {summary['merged']}, "
             f"venue upgrades: {summary['upgraded']}"
         )
+    for problem in summary.get("problems", []):
+        click.echo(f"  {problem}", err=True)
 
 
 def _dry_run(pages: Iterator[Page]) -> dict[str, Any]:
     records: list[RawRecord] = []
+    problems: list[str] = []
     count = 0
     with _progress("fetching") as advance:
         for page in pages:
             count += 1
             records.extend(page.records)
+            problems.extend(page.problems)
             advance(len(page.records))
-    return {"pages": count, "records": len(records), "first": [_describe(r) for r in records[:SHOWN]]}
+    first = [_describe(r) for r in records[:SHOWN]]
+    return {"pages": count, "records": len(records), "first": first, "problems": problems}
 
 
 def _store(app: AppContext, source: Any, window: Window, now: datetime) -> dict[str, Any]:
@@ -135,6 +140,7 @@ def _store(app: AppContext, source: Any, window: Window, now: datetime) -> dict[
         cursors = read_cursors(session, source.name)
     totals = {"pages": 0, "records": 0, "new_papers": 0, "merged": 0, "upgraded": 0}
     first: list[str] = []
+    problems: list[str] = []
     with _progress("fetching and storing") as advance:
         for page in source.fetch(window, cursors):
             with transaction(engine) as session:
@@ -145,8 +151,9 @@ def _store(app: AppContext, source: Any, window: Window, now: datetime) -> dict[
             totals["merged"] += stats.merged
             totals["upgraded"] += stats.upgraded
             first.extend(_describe(r) for r in page.records[: SHOWN - len(first)])
+            problems.extend(page.problems)
             advance(len(page.records))
-    return {**totals, "first": first}
+    return {**totals, "first": first, "problems": problems}
 
 
 class _progress:

@@ -41,8 +41,9 @@ def build_source(
 ) -> Source:
     """One source by name, whether enabled or not (for `vpt-tracker fetch NAME`).
 
-    `known_abstract(arxiv_id)` says whether a (versionless) arXiv preprint is stored with its
-    abstract; CVF then skips that paper's page. Without it every page is fetched.
+    `known_abstract(key)` says whether the paper with that key, a canonical CVF page URL or a
+    (versionless) arXiv id, is stored with its abstract; CVF then skips that paper's page.
+    Without it every page is fetched.
     """
     config = settings.sources
     if name == "arxiv_api":

@@ -4,10 +4,17 @@ The listing `/<CONF><YEAR>?day=all` gives, per paper, a `<dt class="ptitle">` wi
 paper page link, a `<dd>` of authors (hidden `query_author` inputs) and a `<dd>` of links
 (pdf, `supp`, `arXiv`). The abstract is only on the paper page (`<div id="abstract">`), so
 paper pages are fetched when `fetch_abstracts` is on, in batches that each become a page.
-A paper whose listing entry links an arXiv preprint whose abstract is already known (the
-`known_abstract` callback, which the caller backs with the store) is yielded as its listing
-record without its page: ingestion merges it into the preprint by arXiv id, keeping that
-abstract. On a proceedings listing this saves hundreds of requests at CVF's per-host interval.
+A paper whose abstract is already known (the `known_abstract` callback, which the caller
+backs with the store), by its CVF page URL or by the arXiv preprint its listing entry links,
+is yielded as its listing record without its page: ingestion merges it into that paper by
+the same key, keeping the abstract. On a proceedings listing this saves hundreds of requests
+at CVF's per-host interval, and a changed listing costs only the pages of its new papers.
+
+A paper page that is gone (HTTP 404 or 410) is permanent: the paper keeps its listing
+record without an abstract, the page is reported in `Page.problems`, and the other papers
+go on. Anything else that fails (a 5xx or a timeout after the retries) may pass, so it
+stops the source as a `SourceError`: the batch is not stored, its cursor stays, and the
+next run asks for the page again.
 
 Proceedings are published once, so the cursor per conference is not tied to the window: it
 keeps a fingerprint of the listing and the next paper to fetch. An unchanged listing that
@@ -36,6 +43,7 @@ log = logging.getLogger(__name__)
 NAME = "cvf"
 CANONICAL_SITE = "https://openaccess.thecvf.com"
 BATCH = 25  # paper pages per stored page: a crash loses at most this many requests
+GONE = (404, 410)  # a paper page answering these will not come back: skipped, not retried
 
 
 @dataclass(frozen=True)
@@ -210,9 +218,10 @@ class CvfSource:
         *,
         known_abstract: Callable[[str], bool] | None = None,
     ) -> None:
-        """`known_abstract(arxiv_id)` (a versionless id) says whether that preprint's abstract is
-        already stored; such papers' pages are not fetched. It is asked when the paper's batch
-        is read, so it also sees what earlier pages and sources of the same run stored."""
+        """`known_abstract(key)` says whether the paper with that key, its canonical CVF page
+        URL or the versionless id of the arXiv preprint it links, is already stored with an
+        abstract; such papers' pages are not fetched. It is asked when the paper's batch is
+        read, so it also sees what earlier pages and sources of the same run stored."""
         self.config = config
         self.client = client
         self.known_abstract = known_abstract
@@ -242,31 +251,45 @@ class CvfSource:
             while offset < len(papers):
                 batch = papers[offset : offset + BATCH]
                 records = []
+                problems: list[str] = []
                 requests = 1 if offset == position.offset else 0  # the listing, on this run's first page
                 for paper in batch:
                     if self._abstract_known(paper):
                         records.append(listed_record(paper, conference))
-                    else:
-                        records.append(self._with_abstract(paper, conference))
-                        requests += 1
+                        continue
+                    record, problem = self._with_abstract(paper, conference)
+                    records.append(record)
+                    problems.extend([problem] if problem else [])
+                    requests += 1
                 offset += len(batch)
                 done = offset >= len(papers)
-                yield Page(NAME, key, records, Position(offset, done, mark).encode(None), requests, done)
+                cursor = Position(offset, done, mark).encode(None)
+                yield Page(NAME, key, records, cursor, requests, done, tuple(problems))
 
     def _abstract_known(self, paper: ListedPaper) -> bool:
-        """Whether the paper's listed arXiv preprint is stored with its abstract (no page needed)."""
+        """Whether the paper, by its CVF URL or its listed arXiv preprint, is stored with its
+        abstract (no page needed). The CVF URL comes first: a changed listing is read again,
+        and its papers without an arXiv link used to cost their pages again."""
+        if self.known_abstract is None:
+            return False
+        if self.known_abstract(paper.url):
+            return True
         arxiv_id = normalize.arxiv_id(paper.arxiv_url)
-        return arxiv_id is not None and self.known_abstract is not None and self.known_abstract(arxiv_id)
+        return arxiv_id is not None and self.known_abstract(arxiv_id)
 
-    def _with_abstract(self, paper: ListedPaper, conference: CvfConference) -> RawRecord:
+    def _with_abstract(self, paper: ListedPaper, conference: CvfConference) -> tuple[RawRecord, str | None]:
+        """The paper's record completed from its page, and the problem when the page is gone."""
         record = listed_record(paper, conference)
-        response = fetch_ok(self.client, NAME, paper.page_url)
-        base_url = self.config.base_url.rstrip("/")
+        response = fetch_ok(self.client, NAME, paper.page_url, allow=GONE)
         what = f"the paper page {paper.url}"
+        if response.status_code in GONE:
+            log.warning("%s answered HTTP %d; stored without its abstract", what, response.status_code)
+            return record, f"{what} answered HTTP {response.status_code}; stored without its abstract"
+        base_url = self.config.base_url.rstrip("/")
         page = parse_paper_page(response.content, base_url, what, response.charset_encoding)
         # The listing is the primary record; the page fills in what the listing lacked.
         arxiv_url = paper.arxiv_url or page.links.get("arxiv")
-        return replace(
+        completed = replace(
             record,
             abstract=page.abstract,
             authors=record.authors or page.authors,
@@ -275,3 +298,4 @@ class CvfSource:
             pdf_url=record.pdf_url or page.links.get("pdf"),
             payload={**record.payload, "abstract": page.abstract, "page_links": page.links},
         )
+        return completed, None

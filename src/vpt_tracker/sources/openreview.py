@@ -7,8 +7,14 @@ carry the bare venue id). A venue id that is an invitation (`…/-/Submission`) 
 `…/Rejected_Submission` suffix rejected, and so on. API v2 wraps every content field as
 `{"value": …}`; flat v1-style values are read too.
 
-Pages use `limit`/`offset` (at most 1000, the API's ceiling). The cursor per venue keeps the
-next offset for the window being fetched.
+Pages use `limit`/`offset` (at most 1000, the API's ceiling), sorted by `number:asc`:
+without a sort the API promises no order, and an offset saved by one run could point into a
+differently ordered list on the next. Submission numbers only grow, so earlier offsets stay
+valid. The cursor per venue keeps the next offset for the window being fetched.
+
+Paging ends on an empty page, or once the offset reaches the answer's `count`. A page
+shorter than `limit` ends it only when the answer has no `count`: the API may answer fewer
+notes than asked for while more remain.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ log = logging.getLogger(__name__)
 
 NAME = "openreview"
 MAX_PAGE = 1000
+SORT = "number:asc"  # a stable order for offset paging: new submissions come last
 SITE = "https://openreview.net"
 _DECISIONS = {
     "Rejected_Submission": "rejected",
@@ -121,7 +128,13 @@ class OpenReviewSource:
 
     def _params(self, venue: OpenReviewVenue, offset: int, limit: int) -> dict[str, str]:
         key = "invitation" if "/-/" in venue.venue_id else "content.venueid"
-        return {key: venue.venue_id, "limit": str(limit), "offset": str(offset), "count": "true"}
+        return {
+            key: venue.venue_id,
+            "sort": SORT,
+            "limit": str(limit),
+            "offset": str(offset),
+            "count": "true",
+        }
 
     def _notes(self, venue: OpenReviewVenue, params: dict[str, str]) -> tuple[list[Any], int | None]:
         response = fetch_ok(self.client, NAME, f"{self.config.base_url.rstrip('/')}/notes", params)
@@ -154,7 +167,8 @@ class OpenReviewSource:
                         "id and title: has the API changed?",
                     )
                 offset += len(notes)
-                done = not notes or len(notes) < limit or (count is not None and offset >= count)
+                # Without a count, a short page is the only sign of the end.
+                done = not notes or (offset >= count if count is not None else len(notes) < limit)
                 yield Page(
                     source=NAME,
                     cursor_key=venue.venue_id,
