@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import click
+from sqlalchemy import Engine
 
 from vpt_tracker.cli.context import AppContext, echo_json, pass_app
 from vpt_tracker.errors import UserError
@@ -69,7 +70,8 @@ def fetch(
     """Fetch SOURCE (arxiv_api, arxiv_rss, openreview or cvf) for a window of days.
 
     Each page is stored with its cursor in one transaction, so an interrupted fetch resumes
-    where it stopped when run again for the same window. The source's base URL, categories,
+    where it stopped when run again for the same window. Refused (exit 75) while a nightly or
+    backfill run is in progress. The source's base URL, categories,
     venues and conferences come from the config (see the README, "Sources and polite HTTP").
 
     \b
@@ -126,11 +128,23 @@ def _dry_run(pages: Iterator[Page]) -> dict[str, Any]:
 
 
 def _store(app: AppContext, source: Any, window: Window, now: datetime) -> dict[str, Any]:
+    """Fetch and store under the pipeline's lock (`AlreadyRunning`, exit 75, while a run holds it).
+
+    Beside a nightly or backfill run, two processes with identity indexes of their own would
+    resolve the same papers and move the same source's cursors at once.
+    """
+    from vpt_tracker.locks import exclusive
+
+    engine = app.engine()
+    with exclusive(engine, "pipeline"):
+        return _store_locked(engine, source, window, now)
+
+
+def _store_locked(engine: Engine, source: Any, window: Window, now: datetime) -> dict[str, Any]:
     from vpt_tracker.ingest import ingest_page, read_cursors
     from vpt_tracker.pipeline import page_to_store
     from vpt_tracker.store import transaction
 
-    engine = app.engine()
     with transaction(engine) as session:
         cursors = read_cursors(session, source.name)
     totals = {"pages": 0, "records": 0, "new_papers": 0, "merged": 0, "upgraded": 0}
