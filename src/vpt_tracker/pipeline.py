@@ -861,7 +861,8 @@ def backfill(
                             now=now,
                         ),
                         report,
-                        f"{source.name} {window.start.date()}..{window.end.date()}",
+                        # The days as the maintainer gave them: `end` is the day after.
+                        f"{source.name} {window.days()[0]}..{window.days()[-1]}",
                     )
                     if ok and window.end <= now:  # today's window is fetched again by the next run
                         _mark_window_done(engine, source.name, prefix, now)

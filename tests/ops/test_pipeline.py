@@ -237,6 +237,20 @@ def test_backfill_windows_and_resume(engine: Engine, db_url: str) -> None:
     assert count(engine, SightingRow) == CV_ITEMS
 
 
+def test_a_failed_backfill_window_is_named_by_its_days_as_given(engine: Engine, db_url: str) -> None:
+    """`--since 2026-08-13 --until 2026-08-19 --step-days 3` failed as `2026-08-13..2026-08-16`,
+    `..2026-08-19` and `2026-08-19..2026-08-20`: the day after each window, which was not
+    fetched, as if the range had been given one day longer."""
+    with feed_server() as (routes, base):
+        routes.fail("/rss/cs.CV")
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        now = datetime(2026, 8, 21, 9, 0, tzinfo=UTC)
+        since, until = datetime(2026, 8, 13).date(), datetime(2026, 8, 19).date()
+        result = backfill(settings, engine, since, until, now=now, client=client(settings), step_days=3)
+    named = re.findall(r"arxiv_rss (\S+): ", result.errors["arxiv_rss"])
+    assert named == ["2026-08-13..2026-08-15", "2026-08-16..2026-08-18", "2026-08-19..2026-08-19"]
+
+
 def test_ctrl_c_mid_run_marks_the_run_failed_and_the_next_run_fetches_its_window(
     engine: Engine, db_url: str
 ) -> None:
