@@ -235,7 +235,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default_factory=default_database_url)
     data_dir: Path = Field(default_factory=default_data_dir)
-    classifiers_dir: Path | None = None  # default: the repository's classifiers/
+    classifiers_dir: Path | None = None  # trained models; default: <data_dir>/classifiers
     secrets_file: Path | None = None
     http: HttpConfig = Field(default_factory=HttpConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
