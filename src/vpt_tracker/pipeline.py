@@ -509,7 +509,17 @@ def scoring_backlog(engine: Engine, names: Sequence[str]) -> dict[str, set[int]]
     return owed
 
 
-def _owe(session: Session, run_id: int, owed: dict[str, list[int]]) -> None:
+def owe_to_catalogues(session: Session, names: Sequence[str], paper_ids: Sequence[int]) -> None:
+    """Papers stored outside a run (`fetch`) are owed a score by every configured catalogue.
+
+    The next run scores them, as it scores what a failed catalogue owes: it finds them stored
+    and not new, so without this they never reached the queue.
+    """
+    if paper_ids:
+        _owe(session, None, {name: list(paper_ids) for name in names})
+
+
+def _owe(session: Session, run_id: int | None, owed: dict[str, list[int]]) -> None:
     """Record the papers that failed catalogues could not score, each pair once."""
     for name, paper_ids in owed.items():
         known = set(

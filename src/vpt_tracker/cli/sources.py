@@ -136,13 +136,16 @@ def _store(app: AppContext, source: Any, window: Window, now: datetime) -> dict[
     from vpt_tracker.locks import exclusive
 
     engine = app.engine()
+    catalogues = [catalogue.name for catalogue in app.settings.catalogues]
     with exclusive(engine, "pipeline"):
-        return _store_locked(engine, source, window, now)
+        return _store_locked(engine, source, window, now, catalogues)
 
 
-def _store_locked(engine: Engine, source: Any, window: Window, now: datetime) -> dict[str, Any]:
+def _store_locked(
+    engine: Engine, source: Any, window: Window, now: datetime, catalogues: list[str]
+) -> dict[str, Any]:
     from vpt_tracker.ingest import ingest_page, read_cursors
-    from vpt_tracker.pipeline import page_to_store
+    from vpt_tracker.pipeline import owe_to_catalogues, page_to_store
     from vpt_tracker.store import transaction
 
     with transaction(engine) as session:
@@ -153,6 +156,8 @@ def _store_locked(engine: Engine, source: Any, window: Window, now: datetime) ->
         for page in source.fetch(window, cursors):
             with transaction(engine) as session:
                 stats = ingest_page(session, page_to_store(page, window, now))
+                # Scored by the next run: it will find these papers stored, not new.
+                owe_to_catalogues(session, catalogues, stats.new_paper_ids)
             totals["pages"] += 1
             totals["records"] += stats.records
             totals["new_papers"] += stats.new_papers
