@@ -108,3 +108,19 @@ def test_the_example_config_as_copied_works_from_any_folder(
     result = CliRunner().invoke(main, ["init"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "data" / "vpt-tracker.db").is_file()
+
+
+def test_the_build_context_leaves_out_the_local_environment() -> None:
+    """The README's set-up makes `.venv` in the checkout (525 MB here); with no
+    `.dockerignore`, `docker compose up` sent it, `.git`, `demo-output/` and any local
+    database to the builder as the build context. What the Dockerfile copies stays in."""
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for local in (".venv", ".git", "demo-output", "*.db", ".env", "vpt-tracker.toml"):
+        assert local in ignored, local
+    copied = {
+        source
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY") and "--from" not in line
+        for source in line.split()[1:-1]
+    }
+    assert not copied & set(ignored)
