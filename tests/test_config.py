@@ -103,6 +103,17 @@ def test_a_misspelt_key_in_a_section_is_refused(tmp_path: Path, text: str, key: 
         load_settings(write(tmp_path / "c.toml", text))
 
 
+def test_a_catalogue_configured_twice_is_refused(tmp_path: Path) -> None:
+    """A copied `[[catalogues]]` block left with the first one's name was accepted: the first
+    block won everywhere and the second list (its preset, repository, rules) was never tracked."""
+    text = (
+        '[[catalogues]]\nname = "awesome-vpt"\npreset = "awesome-vpt"\n'
+        '[[catalogues]]\nname = "awesome-vpt"\npreset = "generalizable-vlm"\n'
+    )
+    with pytest.raises(ConfigError, match=r"catalogues: .*catalogue 'awesome-vpt' is configured twice"):
+        load_settings(write(tmp_path / "c.toml", text))
+
+
 def test_a_misspelt_environment_variable_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VPT_SMTP__HOTS", "mail.example.org")
     with pytest.raises(ConfigError, match=r"smtp\.hots \(from VPT_SMTP__HOTS\): unknown key"):

@@ -257,6 +257,17 @@ class Settings(BaseSettings):
         # CLI overrides (init), then the environment, then the files (TOML + secrets file).
         return (init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get() or {}))
 
+    @field_validator("catalogues")
+    @classmethod
+    def _unique_catalogues(cls, value: list[CatalogueConfig]) -> list[CatalogueConfig]:
+        """A name twice (a copied block not renamed) would leave the second block unused."""
+        seen: set[str] = set()
+        for catalogue in value:
+            if catalogue.name in seen:
+                raise ValueError(f"catalogue {catalogue.name!r} is configured twice")
+            seen.add(catalogue.name)
+        return value
+
     @property
     def cache_dir(self) -> Path:
         """Files that only save work and may be deleted at any time (the identity index)."""
