@@ -80,6 +80,46 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:
         load_settings(write(tmp_path / "c.toml", text))
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[smtp]\nhots = "mail.example.org"\n', "smtp.hots"),
+        ('[[catalogues]]\nname = "x"\npreseet = "awesome-vpt"\n', "catalogues.0.preseet"),
+        ('[[catalogues]]\nname = "x"\n[catalogues.rules]\ninclue = ["vpt"]\n', "catalogues.0.rules.inclue"),
+        ('[sources.arxiv_api]\ncategoris = ["cs.CV"]\n', "sources.arxiv_api.categoris"),
+        ("[sources.arxiv_rss]\nenable = false\n", "sources.arxiv_rss.enable"),
+        ("[sources.cvfs]\nenabled = false\n", "sources.cvfs"),
+        ("[[sources.cvf.conferences]]\nname = 'CVPR'\nyaer = 2025\n", "sources.cvf.conferences.0.yaer"),
+        ('[schedule]\ntimezon = "Europe/Berlin"\n', "schedule.timezon"),
+        ('[http]\ncontacts = "me"\n', "http.contacts"),
+        ('[github]\ntokens = "ghp_x"\n', "github.tokens"),
+        ('[review]\nreviewr = "ana"\n', "review.reviewr"),
+    ],
+)
+def test_a_misspelt_key_in_a_section_is_refused(tmp_path: Path, text: str, key: str) -> None:
+    """A typo in a section was silently ignored, so the default stood in for the value the
+    maintainer wrote (a digest to localhost, every arXiv category, a catalogue with no preset)."""
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ": unknown key"):
+        load_settings(write(tmp_path / "c.toml", text))
+
+
+def test_a_catalogue_configured_twice_is_refused(tmp_path: Path) -> None:
+    """A copied `[[catalogues]]` block left with the first one's name was accepted: the first
+    block won everywhere and the second list (its preset, repository, rules) was never tracked."""
+    text = (
+        '[[catalogues]]\nname = "awesome-vpt"\npreset = "awesome-vpt"\n'
+        '[[catalogues]]\nname = "awesome-vpt"\npreset = "generalizable-vlm"\n'
+    )
+    with pytest.raises(ConfigError, match=r"catalogues: .*catalogue 'awesome-vpt' is configured twice"):
+        load_settings(write(tmp_path / "c.toml", text))
+
+
+def test_a_misspelt_environment_variable_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VPT_SMTP__HOTS", "mail.example.org")
+    with pytest.raises(ConfigError, match=r"smtp\.hots \(from VPT_SMTP__HOTS\): unknown key"):
+        load_settings(write(tmp_path / "c.toml", ""))
+
+
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path / "c.toml", "this is = = not toml"))

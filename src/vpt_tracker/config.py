@@ -18,7 +18,7 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -51,7 +51,17 @@ def default_database_url() -> str:
 Timeout = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
 
 
-class HttpConfig(BaseModel):
+class Section(BaseModel):
+    """A section of the config: a key it does not know is an error, as at the top level.
+
+    Ignored, a misspelt key (`[smtp] hots = ...`, `preseet = ...`) left the default in place
+    of what the maintainer wrote, and nothing said so.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpConfig(Section):
     contact: str = "vpt-tracker maintainers <vpt-tracker@example.org>"
     timeout: Timeout = 30.0
     max_retries: int = 5
@@ -73,7 +83,7 @@ class HttpConfig(BaseModel):
     )
 
 
-class ArxivApiConfig(BaseModel):
+class ArxivApiConfig(Section):
     enabled: bool = True
     base_url: str = "https://export.arxiv.org/api/query"
     categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
@@ -85,45 +95,45 @@ class ArxivApiConfig(BaseModel):
     lookback_days: int = Field(default=4, ge=0, le=30)
 
 
-class ArxivRssConfig(BaseModel):
+class ArxivRssConfig(Section):
     enabled: bool = True
     base_url: str = "https://rss.arxiv.org/rss"
     categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
 
 
-class OpenReviewVenue(BaseModel):
+class OpenReviewVenue(Section):
     venue_id: str  # e.g. "ICLR.cc/2024/Conference"
     name: str  # e.g. "ICLR"
     year: int = Field(ge=1980, le=2100)
 
 
-class OpenReviewConfig(BaseModel):
+class OpenReviewConfig(Section):
     enabled: bool = True
     base_url: str = "https://api2.openreview.net"
     venues: list[OpenReviewVenue] = Field(default_factory=list)
     page_size: int = Field(default=1000, ge=1, le=1000)
 
 
-class CvfConference(BaseModel):
+class CvfConference(Section):
     name: str  # CVPR, ICCV, WACV
     year: int = Field(ge=1980, le=2100)
 
 
-class CvfConfig(BaseModel):
+class CvfConfig(Section):
     enabled: bool = True
     base_url: str = "https://openaccess.thecvf.com"
     conferences: list[CvfConference] = Field(default_factory=list)
     fetch_abstracts: bool = True
 
 
-class SourcesConfig(BaseModel):
+class SourcesConfig(Section):
     arxiv_api: ArxivApiConfig = Field(default_factory=ArxivApiConfig)
     arxiv_rss: ArxivRssConfig = Field(default_factory=ArxivRssConfig)
     openreview: OpenReviewConfig = Field(default_factory=OpenReviewConfig)
     cvf: CvfConfig = Field(default_factory=CvfConfig)
 
 
-class KeywordRules(BaseModel):
+class KeywordRules(Section):
     """Maintainer overrides on top of the model: `include` always queues, `exclude` never does.
 
     Compiled when the config loads: a bad rule found only when scoring failed the catalogue
@@ -143,7 +153,7 @@ class KeywordRules(BaseModel):
         return value
 
 
-class CatalogueConfig(BaseModel):
+class CatalogueConfig(Section):
     name: str
     preset: str | None = None
     readme: Path | None = None
@@ -177,13 +187,13 @@ class CatalogueConfig(BaseModel):
         return value
 
 
-class GithubConfig(BaseModel):
+class GithubConfig(Section):
     api_url: str = "https://api.github.com"
     token: SecretStr | None = None
     workdir: Path | None = None  # where list repositories are cloned; default: data dir
 
 
-class SmtpConfig(BaseModel):
+class SmtpConfig(Section):
     host: str = "localhost"
     port: int = 587
     security: Literal["starttls", "ssl", "none"] = "starttls"
@@ -194,14 +204,14 @@ class SmtpConfig(BaseModel):
     timeout: Timeout = 30.0
 
 
-class ScheduleConfig(BaseModel):
+class ScheduleConfig(Section):
     timezone: str = "UTC"
     nightly: str = "30 6 * * *"  # crontab: after arXiv's daily announcement
     digest: str = "0 8 * * mon"
     misfire_grace_seconds: int = 3600
 
 
-class ReviewConfig(BaseModel):
+class ReviewConfig(Section):
     reviewer: str | None = None  # default: the login name
     order: Literal["relevance", "uncertainty"] = "relevance"
     keys: dict[str, str] = Field(default_factory=dict)  # action -> key, e.g. {"accept": "y"}
@@ -225,7 +235,7 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default_factory=default_database_url)
     data_dir: Path = Field(default_factory=default_data_dir)
-    classifiers_dir: Path | None = None  # default: the repository's classifiers/
+    classifiers_dir: Path | None = None  # trained models; default: <data_dir>/classifiers
     secrets_file: Path | None = None
     http: HttpConfig = Field(default_factory=HttpConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
@@ -246,6 +256,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # CLI overrides (init), then the environment, then the files (TOML + secrets file).
         return (init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get() or {}))
+
+    @field_validator("catalogues")
+    @classmethod
+    def _unique_catalogues(cls, value: list[CatalogueConfig]) -> list[CatalogueConfig]:
+        """A name twice (a copied block not renamed) would leave the second block unused."""
+        seen: set[str] = set()
+        for catalogue in value:
+            if catalogue.name in seen:
+                raise ValueError(f"catalogue {catalogue.name!r} is configured twice")
+            seen.add(catalogue.name)
+        return value
 
     @property
     def cache_dir(self) -> Path:
@@ -338,7 +359,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             key = ".".join(str(part) for part in error["loc"]) or "(top level)"
             variables = _env_variables(error["loc"])
             origin = f" (from {', '.join(variables)})" if variables else ""
-            problems.append(f"{key}{origin}: {error['msg']}")
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{key}{origin}: {message}")
         raise ConfigError("bad config: " + "; ".join(problems)) from None
     except SettingsError as exc:
         raise ConfigError(_settings_error(exc)) from None

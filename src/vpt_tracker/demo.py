@@ -1,4 +1,4 @@
-"""`vpt-tracker demo`: the whole product, offline, on recorded feeds, in about a minute.
+"""`vpt-tracker demo`: the whole product, offline, on recorded feeds, in seconds.
 
 Nothing here is a shortcut: the demo starts `ReplayServer` on the bundled recordings, points
 the sources' base URLs at it through ordinary settings, and then calls the same use cases

@@ -515,7 +515,17 @@ def scoring_backlog(engine: Engine, names: Sequence[str]) -> dict[str, set[int]]
     return owed
 
 
-def _owe(session: Session, run_id: int, owed: dict[str, list[int]]) -> None:
+def owe_to_catalogues(session: Session, names: Sequence[str], paper_ids: Sequence[int]) -> None:
+    """Papers stored outside a run (`fetch`) are owed a score by every configured catalogue.
+
+    The next run scores them, as it scores what a failed catalogue owes: it finds them stored
+    and not new, so without this they never reached the queue.
+    """
+    if paper_ids:
+        _owe(session, None, {name: list(paper_ids) for name in names})
+
+
+def _owe(session: Session, run_id: int | None, owed: dict[str, list[int]]) -> None:
     """Record the papers that failed catalogues could not score, each pair once."""
     for name, paper_ids in owed.items():
         known = set(
@@ -869,7 +879,8 @@ def backfill(
                             now=now,
                         ),
                         report,
-                        f"{source.name} {window.start.date()}..{window.end.date()}",
+                        # The days as the maintainer gave them: `end` is the day after.
+                        f"{source.name} {window.days()[0]}..{window.days()[-1]}",
                     )
                     if ok and window.end <= now:  # today's window is fetched again by the next run
                         _mark_window_done(engine, source.name, prefix, now)

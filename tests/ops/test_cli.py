@@ -353,3 +353,61 @@ def test_digest_build_output_errors_are_one_line(engine: Engine, db_url: str, tm
     assert denied.returncode == 2, denied.stderr
     assert denied.stderr == f"Error: cannot write {target}: Permission denied\n"
     assert list(locked.iterdir()) == []
+
+
+def test_ctrl_c_stops_a_run_with_exit_130_not_the_code_of_failed_sources(tmp_path: Path, db_url: str) -> None:
+    """Ctrl-C in `run nightly` printed click's `Aborted!` and exited 1, the code that tells
+    cron some sources failed and their windows are queued: neither was true. It exits 130
+    (the shell's code for SIGINT) with one line; the run is marked failed, for the next."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    arrived, release = threading.Event(), threading.Event()
+
+    class Stalling(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            arrived.set()
+            release.wait(30)
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = config_file(tmp_path, rss_config(f"http://127.0.0.1:{server.server_address[1]}"))
+    command = [sys.executable, "-c", "from vpt_tracker.cli import main; main()"]
+    child = subprocess.Popen(
+        [*command, "--config", str(config), "--database", db_url, "run", "nightly"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert arrived.wait(60), "the run never asked for its feed"
+        child.send_signal(signal.SIGINT)
+        _out, err = child.communicate(timeout=60)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "Error: interrupted", err
+    rows = [row for row in recent_runs_of(db_url) if row.kind == "nightly"]
+    assert [row.outcome for row in rows] == ["failed"]
+
+
+def recent_runs_of(db_url: str) -> list[RunRow]:
+    from vpt_tracker.store import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        return recent_runs(engine)
+    finally:
+        engine.dispose()

@@ -87,3 +87,40 @@ def test_dockerfile_runs_the_cli_and_copies_what_exists() -> None:
         if line.startswith("COPY") and "--from" not in line:
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_the_example_config_as_copied_works_from_any_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`cp vpt-tracker.example.toml vpt-tracker.toml`, then `init`: its database_url was
+    `sqlite:///var/...`, a path relative to the current folder (three slashes), so `init`
+    failed (`the folder of the SQLite database var/vpt-tracker/vpt-tracker.db does not exist`)
+    and cron, whose folder is $HOME, would have looked somewhere else again."""
+    from click.testing import CliRunner
+
+    from vpt_tracker.cli import main
+
+    for key in ("VPT_DATABASE_URL", "VPT_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("VPT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vpt-tracker.toml").write_text((ROOT / "vpt-tracker.example.toml").read_text())
+    result = CliRunner().invoke(main, ["init"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "vpt-tracker.db").is_file()
+
+
+def test_the_build_context_leaves_out_the_local_environment() -> None:
+    """The README's set-up makes `.venv` in the checkout (525 MB here); with no
+    `.dockerignore`, `docker compose up` sent it, `.git`, `demo-output/` and any local
+    database to the builder as the build context. What the Dockerfile copies stays in."""
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for local in (".venv", ".git", "demo-output", "*.db", ".env", "vpt-tracker.toml"):
+        assert local in ignored, local
+    copied = {
+        source
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY") and "--from" not in line
+        for source in line.split()[1:-1]
+    }
+    assert not copied & set(ignored)

@@ -239,6 +239,20 @@ def test_backfill_windows_and_resume(engine: Engine, db_url: str) -> None:
     assert count(engine, SightingRow) == CV_ITEMS
 
 
+def test_a_failed_backfill_window_is_named_by_its_days_as_given(engine: Engine, db_url: str) -> None:
+    """`--since 2026-08-13 --until 2026-08-19 --step-days 3` failed as `2026-08-13..2026-08-16`,
+    `..2026-08-19` and `2026-08-19..2026-08-20`: the day after each window, which was not
+    fetched, as if the range had been given one day longer."""
+    with feed_server() as (routes, base):
+        routes.fail("/rss/cs.CV")
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        now = datetime(2026, 8, 21, 9, 0, tzinfo=UTC)
+        since, until = datetime(2026, 8, 13).date(), datetime(2026, 8, 19).date()
+        result = backfill(settings, engine, since, until, now=now, client=client(settings), step_days=3)
+    named = re.findall(r"arxiv_rss (\S+): ", result.errors["arxiv_rss"])
+    assert named == ["2026-08-13..2026-08-15", "2026-08-16..2026-08-18", "2026-08-19..2026-08-19"]
+
+
 def test_ctrl_c_mid_run_marks_the_run_failed_and_the_next_run_fetches_its_window(
     engine: Engine, db_url: str
 ) -> None:
@@ -343,6 +357,54 @@ def test_a_catalogue_that_could_not_score_catches_up_in_a_later_run(
         saturday = nightly(settings, engine, now=THU + timedelta(days=2), client=client(settings))
         assert saturday.counts["catalogues"] == {} and vpt_candidates(engine) == candidates
     assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0
+
+
+def test_papers_a_manual_fetch_stored_are_scored_by_the_next_run(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """`vpt-tracker fetch arxiv_rss` before the nightly run (a maintainer trying a source)
+    stored the announcement; the run then found it stored, had no new papers, and scored
+    nothing: that day's papers never reached the queue. A fetch leaves its new papers owed
+    to every configured catalogue (`scoring_backlog`), which the next run scores."""
+    from click.testing import CliRunner
+
+    from vpt_tracker.cli import main
+
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset=None)
+    shutil.copytree(SHIPPED_MODEL, tmp_path / "classifiers" / "vpt")
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        config = tmp_path / "vpt-tracker.toml"
+        config.write_text(
+            f'data_dir = "{tmp_path}"\n'
+            "[http]\nmax_retries = 0\ndefault_min_interval = 0\nmin_interval = {}\nhost_groups = {}\n"
+            f'[sources.arxiv_rss]\nbase_url = "{base}/rss"\ncategories = ["cs.CV"]\n'
+            '[[catalogues]]\nname = "vpt"\n[catalogues.rules]\ninclude = ["prompt"]\n'
+        )
+        fetched = CliRunner().invoke(
+            main,
+            [
+                "--config",
+                str(config),
+                "--database",
+                db_url,
+                "fetch",
+                "arxiv_rss",
+                "--since",
+                "2026-08-18",
+                "--until",
+                "2026-08-19",
+            ],
+        )
+        assert fetched.exit_code == 0, fetched.output
+        assert count(engine, PaperRow) > 100 and vpt_candidates(engine) == {}
+        settings = catalogue_settings(db_url, base, tmp_path)
+        result = nightly(settings, engine, now=WED, client=client(settings))
+    assert result.outcome == RunOutcome.OK, result.errors
+    assert result.counts["new_papers"] == 0  # the fetch stored them
+    assert len(vpt_candidates(engine)) > 10
+    assert result.counts["catalogues"]["vpt"]["caught_up"] == count(engine, PaperRow)
+    assert count(engine, ScoringBacklogRow) == 0
 
 
 def test_classify_enqueue_pays_what_a_catalogue_owes(engine: Engine, db_url: str, tmp_path: Path) -> None:

@@ -217,3 +217,27 @@ def test_a_paper_page_that_is_gone_is_printed_and_the_rest_is_stored(
     assert last.endswith("answered HTTP 404; stored without its abstract")
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(SightingRow)) == 30
+
+
+def test_a_fetch_that_stores_waits_for_no_pipeline_run(
+    tmp_path: Path, replay: ReplayServer, engine: Engine, db_url: str
+) -> None:
+    """A `fetch` during a nightly run (cron started it while the maintainer tried a source)
+    ingested beside it: two processes, each with its own identity index, resolving the same
+    papers and moving the same source's cursors. It is refused like a second run (exit 75),
+    storing nothing; a dry run touches no database and still works."""
+    from vpt_tracker.locks import exclusive
+
+    config = _config(tmp_path, replay)
+    window = ["--since", "2026-08-19", "--until", "2026-08-20"]
+    with exclusive(engine, "pipeline"):
+        refused = _run(config, "arxiv_api", *window, database=db_url)
+        dry = _run(config, "arxiv_api", *window, "--dry-run", database=db_url)
+    assert refused.exit_code == 75, refused.output
+    assert "another vpt-tracker pipeline run is in progress" in refused.output
+    assert dry.exit_code == 0 and "would store 32 records" in dry.output
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(PaperRow)) == 0
+        assert session.scalar(select(func.count()).select_from(CursorRow)) == 0
+    after = _run(config, "arxiv_api", *window, database=db_url)
+    assert after.exit_code == 0 and "stored 32 records" in after.output

@@ -22,6 +22,8 @@ from vpt_tracker.store.migrate import upgrade
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+#: The exit code of a command stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2.
+EX_INTERRUPTED = 130
 
 
 @dataclass
@@ -84,6 +86,10 @@ def run_guarded(action: Callable[[], T]) -> T:
         log.debug("database error", exc_info=True)
         reason = str(exc.orig or exc).strip().splitlines()[0]
         _fail(f"the database refused the command: {reason}", 2)
+    except KeyboardInterrupt:
+        # Not click's `Aborted!` and exit 1: for `run` that code means "some sources failed,
+        # their windows are queued", which a Ctrl-C is not. 130 is the shell's SIGINT code.
+        _fail("interrupted", EX_INTERRUPTED)
     raise AssertionError("unreachable")
 
 

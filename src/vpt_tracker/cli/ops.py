@@ -307,7 +307,7 @@ def serve_command(app: AppContext) -> None:
     "--top", type=click.IntRange(1, 20), default=3, show_default=True, help="Queue lines per catalogue."
 )
 def demo_command(output_dir: Path, top: int) -> None:
-    """Run the whole product offline on bundled recorded feeds (no network, about a minute).
+    """Run the whole product offline on bundled recorded feeds (no network, in seconds).
 
     Starts a local replay server, runs the real nightly pipeline into a fresh SQLite
     database, imports the three preset catalogues, prints the review queue, builds the

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import click
+from sqlalchemy import Engine
 
 from vpt_tracker.cli.context import AppContext, echo_json, pass_app
 from vpt_tracker.errors import UserError
@@ -69,7 +70,8 @@ def fetch(
     """Fetch SOURCE (arxiv_api, arxiv_rss, openreview or cvf) for a window of days.
 
     Each page is stored with its cursor in one transaction, so an interrupted fetch resumes
-    where it stopped when run again for the same window. The source's base URL, categories,
+    where it stopped when run again for the same window. Refused (exit 75) while a nightly or
+    backfill run is in progress. The source's base URL, categories,
     venues and conferences come from the config (see the README, "Sources and polite HTTP").
 
     \b
@@ -131,11 +133,26 @@ def _dry_run(pages: Iterator[Page]) -> dict[str, Any]:
 
 
 def _store(app: AppContext, source: Any, window: Window, now: datetime) -> dict[str, Any]:
-    from vpt_tracker.ingest import ingest_page, read_cursors
-    from vpt_tracker.pipeline import page_to_store
-    from vpt_tracker.store import transaction
+    """Fetch and store under the pipeline's lock (`AlreadyRunning`, exit 75, while a run holds it).
+
+    Beside a nightly or backfill run, two processes with identity indexes of their own would
+    resolve the same papers and move the same source's cursors at once.
+    """
+    from vpt_tracker.locks import exclusive
 
     engine = app.engine()
+    catalogues = [catalogue.name for catalogue in app.settings.catalogues]
+    with exclusive(engine, "pipeline"):
+        return _store_locked(engine, source, window, now, catalogues)
+
+
+def _store_locked(
+    engine: Engine, source: Any, window: Window, now: datetime, catalogues: list[str]
+) -> dict[str, Any]:
+    from vpt_tracker.ingest import ingest_page, read_cursors
+    from vpt_tracker.pipeline import owe_to_catalogues, page_to_store
+    from vpt_tracker.store import transaction
+
     with transaction(engine) as session:
         cursors = read_cursors(session, source.name)
     totals = {"pages": 0, "records": 0, "new_papers": 0, "merged": 0, "upgraded": 0}
@@ -145,6 +162,8 @@ def _store(app: AppContext, source: Any, window: Window, now: datetime) -> dict[
         for page in source.fetch(window, cursors):
             with transaction(engine) as session:
                 stats = ingest_page(session, page_to_store(page, window, now))
+                # Scored by the next run: it will find these papers stored, not new.
+                owe_to_catalogues(session, catalogues, stats.new_paper_ids)
             totals["pages"] += 1
             totals["records"] += stats.records
             totals["new_papers"] += stats.new_papers

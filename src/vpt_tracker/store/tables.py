@@ -273,7 +273,8 @@ class RefetchWindowRow(Base):
 
 
 class ScoringBacklogRow(Base):
-    """A paper a catalogue owes a score: its scoring failed in the run that stored the paper.
+    """A paper a catalogue owes a score: its scoring failed in the run that stored the paper,
+    or `fetch` stored it outside any run (`run_id` None).
 
     `refetch_windows` is the same idea for a source. A row is written when the catalogue's
     scoring fails and deleted in the transaction that writes the catalogue's candidates, so a
