@@ -275,3 +275,30 @@ def test_a_seed_numpy_cannot_take_is_a_usage_error(tmp_path: Path, command: str)
     code, _, err = run(tmp_path, "classify", command, "vlm", "--seed", str(2**32))
     assert code == 2, err
     assert f"Invalid value for '--seed': {2**32} is not in the range 0<=x<=4294967295." in err
+
+
+def test_score_reads_the_summary_when_the_abstract_is_empty(tmp_path: Path, model: CatalogueModel) -> None:
+    """An exporter that writes both keys, one of them empty or null, kept `"abstract": ""`:
+    every paper was scored from its title alone (low confidence). The first non-empty one counts."""
+    model.save(tmp_path / "classifiers" / "mine")
+    lines = (FIXTURES / "relevant.jsonl").read_text(encoding="utf-8").splitlines()[:5]
+    as_written, both_keys = tmp_path / "as-written.jsonl", tmp_path / "both-keys.jsonl"
+    as_written.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rewritten = []
+    for number, line in enumerate(lines):
+        paper = json.loads(line)
+        summary = paper.pop("abstract")
+        assert summary.strip()
+        # Either order, and an empty or a null abstract.
+        paper = {"abstract": "" if number % 2 else None, "summary": summary} | paper
+        rewritten.append(json.dumps(paper, ensure_ascii=False))
+    both_keys.write_text("\n".join(rewritten) + "\n", encoding="utf-8")
+    results = []
+    for source in (as_written, both_keys):
+        code, out, err = run(
+            tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(source), "--output", "-"
+        )
+        assert code == 0, err
+        results.append([json.loads(row) for row in out.splitlines()])
+    assert results[1] == results[0]
+    assert not any(row["low_confidence"] for row in results[1])
