@@ -302,3 +302,31 @@ def test_score_reads_the_summary_when_the_abstract_is_empty(tmp_path: Path, mode
         results.append([json.loads(row) for row in out.splitlines()])
     assert results[1] == results[0]
     assert not any(row["low_confidence"] for row in results[1])
+
+
+@pytest.mark.parametrize("ident", ["NaN", "Infinity", "-Infinity", "1e400", '{"row": NaN}'])
+def test_score_refuses_an_id_strict_json_cannot_hold(tmp_path: Path, ident: str) -> None:
+    """Python reads `NaN`, `Infinity` and `1e400` (as inf) and wrote them back as `NaN` and
+    `Infinity`, which strict JSON parsers reject: the output file could not be read. Such an id
+    stops the command with the line's name before anything is written."""
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        '{"id": 1, "title": "Visual prompt tuning"}\n'
+        f'{{"id": {ident}, "title": "Visual prompt tuning", "summary": "We tune visual prompts."}}\n',
+        encoding="utf-8",
+    )
+    output = tmp_path / "scores.jsonl"
+    for target in (str(output), "-"):
+        code, out, err = run(
+            tmp_path,
+            "classify",
+            "score",
+            "--catalogue",
+            "awesome-vpt",
+            "--input",
+            str(papers),
+            "--output",
+            target,
+        )
+        assert code == 2 and out == "" and not output.exists()
+        assert err.startswith(f"Error: {papers}:2: 'id'") and len(err.strip().splitlines()) == 1
