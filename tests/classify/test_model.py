@@ -219,6 +219,23 @@ def test_save_load_gives_the_same_scores(
     assert not list((tmp_path / "m").glob("*.tmp"))
 
 
+def test_save_leaves_another_writers_temporary_files_alone(model: CatalogueModel, tmp_path: Path) -> None:
+    """Every save wrote `model.pkl.xz.tmp` and `model-card.json.tmp`: a second writer of the
+    same folder (a second `classify train`, or `make models`) overwrote the first one's files
+    half-way and renamed them in as its own. Each save now has temporary names of its own."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    theirs = {folder / f"{MODEL_FILE}.tmp": b"another writer's model", folder / f"{CARD_FILE}.tmp": b"{}"}
+    for path, data in theirs.items():
+        path.write_bytes(data)
+    model.save(folder)
+    assert {path: path.read_bytes() for path in theirs} == theirs
+    assert CatalogueModel.load(folder).labels.keys() == model.labels.keys()
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        [CARD_FILE, MODEL_FILE, *(p.name for p in theirs)]
+    )
+
+
 def test_model_from_another_sklearn_version_says_retrain(model: CatalogueModel, tmp_path: Path) -> None:
     model.save(tmp_path / "m")
     card_path = tmp_path / "m" / "model-card.json"
