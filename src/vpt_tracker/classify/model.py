@@ -696,9 +696,10 @@ class CatalogueModel:
         try:
             for name, content in ((MODEL_FILE, data), (CARD_FILE, card)):
                 written.append(_temporary_file(directory, name))
-                written[-1].write_bytes(content)
+                _write_durably(written[-1], content)
             written[0].replace(directory / MODEL_FILE)
             written[1].replace(directory / CARD_FILE)
+            _sync_folder(directory)
         except OSError as exc:  # a full disk, a folder where a file goes
             for tmp in written:
                 with contextlib.suppress(OSError):
@@ -783,6 +784,30 @@ def _temporary_file(directory: Path, name: str) -> Path:
         except FileExistsError:
             continue
         return path
+
+
+def _write_durably(path: Path, content: bytes) -> None:
+    """Write `content` to `path` and fsync it, before it is renamed over a model file.
+
+    A rename can reach the disk before the data it points at: after a power loss the model
+    or its card was empty or cut short (the card's hash then refused the pair, but the old,
+    whole model was lost too)."""
+    with path.open("wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_folder(directory: Path) -> None:
+    """fsync `directory`, so that the renames into it last; a no-op where folders cannot be
+    opened (Windows), whose renames are durable without it."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _cannot_save(directory: Path, exc: OSError) -> UserError:
