@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from click.testing import CliRunner
 
 from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.cli import main
+from vpt_tracker.cli.context import run_guarded
 from vpt_tracker.normalize import arxiv_id
 
 from .conftest import FIXTURES, LISTS
@@ -330,3 +334,34 @@ def test_score_refuses_an_id_strict_json_cannot_hold(tmp_path: Path, ident: str)
         )
         assert code == 2 and out == "" and not output.exists()
         assert err.startswith(f"Error: {papers}:2: 'id'") and len(err.strip().splitlines()) == 1
+
+
+def test_score_into_a_reader_that_stops_early_exits_quietly(tmp_path: Path) -> None:
+    """`classify score --output - | head`: once `head` had its lines, the next write failed and
+    click exited 1 with no message, so a script could not tell it from a failure. It now exits
+    141 (128 + SIGPIPE, what a shell reports for `cat`, `grep` or `yes` there) and prints nothing."""
+    env = {**os.environ, "VPT_DATA_DIR": str(tmp_path), "VPT_CONFIG": ""}
+    command = [
+        sys.executable,
+        "-c",
+        "from vpt_tracker.cli import main; main()",
+        *("--database", f"sqlite:///{tmp_path / 'unused.db'}", "classify", "score"),
+        *("--catalogue", "awesome-vpt", "--input", str(FIXTURES / "unlabeled.jsonl"), "--output", "-"),
+    ]  # 400 lines of scores: more than a pipe holds, so the writer meets the closed pipe
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    assert json.loads(child.stdout.readline())["id"]
+    child.stdout.close()  # what `head -1` does
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141 and err == ""
+
+
+def test_a_broken_pipe_that_is_not_standard_output_is_not_hidden() -> None:
+    """A BrokenPipeError of a socket (a server gone) while standard output is fine is an error
+    as before, not a quiet exit."""
+
+    def lost_server() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        run_guarded(lost_server)
