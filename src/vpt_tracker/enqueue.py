@@ -39,6 +39,7 @@ from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
 from vpt_tracker.config import Settings, load_settings
 from vpt_tracker.errors import UserError
+from vpt_tracker.locks import exclusive_folder
 from vpt_tracker.models import CandidateStatus, Scores
 from vpt_tracker.normalize import arxiv_id, title_key
 from vpt_tracker.store import transaction
@@ -350,11 +351,14 @@ def train_catalogue(
     with transaction(engine) as session:
         data, preset = training_set(session, catalogue_name, extra_negatives=extra_negatives, seed=seed)
     directory = model_directory(trained_dir(settings, catalogue_name))  # before minutes of training
-    hyper = _hyper(settings, catalogue_name, preset, seed=seed)
-    model = CatalogueModel.train(catalogue_name, data, _label_keys(preset, data), hyper)
-    model.card["preset"] = preset.name if preset else None
-    model.card["training_data"] = {"source": "store", "extra_negatives": len(extra_negatives)}
-    model.save(directory)
+    # A second train of the catalogue exits 75 at once (as a second nightly run does) rather
+    # than after minutes of training, to save over the first one's files.
+    with exclusive_folder(directory, f"train-{catalogue_name}"):
+        hyper = _hyper(settings, catalogue_name, preset, seed=seed)
+        model = CatalogueModel.train(catalogue_name, data, _label_keys(preset, data), hyper)
+        model.card["preset"] = preset.name if preset else None
+        model.card["training_data"] = {"source": "store", "extra_negatives": len(extra_negatives)}
+        model.save(directory)
     return model, directory
 
 

@@ -64,6 +64,18 @@ def exclusive(engine: Engine, name: str = "pipeline") -> Iterator[None]:
 
 
 @contextmanager
+def exclusive_folder(directory: Path, name: str) -> Iterator[None]:
+    """Hold the lock `name` on `directory` (`<directory>/.lock`), or raise `AlreadyRunning` at once.
+
+    For what lives in files rather than in the database: a catalogue's model folder, whose
+    two files two `classify train` runs would replace in turn (one's model beside the other's
+    card). Keyed by the folder, not the database, since two configs may share a classifiers_dir.
+    """
+    with _file_lock(directory / ".lock", name):
+        yield
+
+
+@contextmanager
 def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
     # A connection of its own: the lock lives as long as this session, independent of the
     # transactions that the run commits on other connections.

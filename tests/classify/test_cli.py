@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from click.testing import CliRunner
 
 from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.cli import main
+from vpt_tracker.cli.context import run_guarded
 from vpt_tracker.normalize import arxiv_id
 
 from .conftest import FIXTURES, LISTS
@@ -275,3 +279,89 @@ def test_a_seed_numpy_cannot_take_is_a_usage_error(tmp_path: Path, command: str)
     code, _, err = run(tmp_path, "classify", command, "vlm", "--seed", str(2**32))
     assert code == 2, err
     assert f"Invalid value for '--seed': {2**32} is not in the range 0<=x<=4294967295." in err
+
+
+def test_score_reads_the_summary_when_the_abstract_is_empty(tmp_path: Path, model: CatalogueModel) -> None:
+    """An exporter that writes both keys, one of them empty or null, kept `"abstract": ""`:
+    every paper was scored from its title alone (low confidence). The first non-empty one counts."""
+    model.save(tmp_path / "classifiers" / "mine")
+    lines = (FIXTURES / "relevant.jsonl").read_text(encoding="utf-8").splitlines()[:5]
+    as_written, both_keys = tmp_path / "as-written.jsonl", tmp_path / "both-keys.jsonl"
+    as_written.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rewritten = []
+    for number, line in enumerate(lines):
+        paper = json.loads(line)
+        summary = paper.pop("abstract")
+        assert summary.strip()
+        # Either order, and an empty or a null abstract.
+        paper = {"abstract": "" if number % 2 else None, "summary": summary} | paper
+        rewritten.append(json.dumps(paper, ensure_ascii=False))
+    both_keys.write_text("\n".join(rewritten) + "\n", encoding="utf-8")
+    results = []
+    for source in (as_written, both_keys):
+        code, out, err = run(
+            tmp_path, "classify", "score", "--catalogue", "mine", "--input", str(source), "--output", "-"
+        )
+        assert code == 0, err
+        results.append([json.loads(row) for row in out.splitlines()])
+    assert results[1] == results[0]
+    assert not any(row["low_confidence"] for row in results[1])
+
+
+@pytest.mark.parametrize("ident", ["NaN", "Infinity", "-Infinity", "1e400", '{"row": NaN}'])
+def test_score_refuses_an_id_strict_json_cannot_hold(tmp_path: Path, ident: str) -> None:
+    """Python reads `NaN`, `Infinity` and `1e400` (as inf) and wrote them back as `NaN` and
+    `Infinity`, which strict JSON parsers reject: the output file could not be read. Such an id
+    stops the command with the line's name before anything is written."""
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        '{"id": 1, "title": "Visual prompt tuning"}\n'
+        f'{{"id": {ident}, "title": "Visual prompt tuning", "summary": "We tune visual prompts."}}\n',
+        encoding="utf-8",
+    )
+    output = tmp_path / "scores.jsonl"
+    for target in (str(output), "-"):
+        code, out, err = run(
+            tmp_path,
+            "classify",
+            "score",
+            "--catalogue",
+            "awesome-vpt",
+            "--input",
+            str(papers),
+            "--output",
+            target,
+        )
+        assert code == 2 and out == "" and not output.exists()
+        assert err.startswith(f"Error: {papers}:2: 'id'") and len(err.strip().splitlines()) == 1
+
+
+def test_score_into_a_reader_that_stops_early_exits_quietly(tmp_path: Path) -> None:
+    """`classify score --output - | head`: once `head` had its lines, the next write failed and
+    click exited 1 with no message, so a script could not tell it from a failure. It now exits
+    141 (128 + SIGPIPE, what a shell reports for `cat`, `grep` or `yes` there) and prints nothing."""
+    env = {**os.environ, "VPT_DATA_DIR": str(tmp_path), "VPT_CONFIG": ""}
+    command = [
+        sys.executable,
+        "-c",
+        "from vpt_tracker.cli import main; main()",
+        *("--database", f"sqlite:///{tmp_path / 'unused.db'}", "classify", "score"),
+        *("--catalogue", "awesome-vpt", "--input", str(FIXTURES / "unlabeled.jsonl"), "--output", "-"),
+    ]  # 400 lines of scores: more than a pipe holds, so the writer meets the closed pipe
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    assert json.loads(child.stdout.readline())["id"]
+    child.stdout.close()  # what `head -1` does
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141 and err == ""
+
+
+def test_a_broken_pipe_that_is_not_standard_output_is_not_hidden() -> None:
+    """A BrokenPipeError of a socket (a server gone) while standard output is fine is an error
+    as before, not a quiet exit."""
+
+    def lost_server() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        run_guarded(lost_server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -217,6 +218,54 @@ def test_save_load_gives_the_same_scores(
     ]
     assert (tmp_path / "m" / "model.pkl.xz").stat().st_size < 2_000_000
     assert not list((tmp_path / "m").glob("*.tmp"))
+
+
+def test_save_leaves_another_writers_temporary_files_alone(model: CatalogueModel, tmp_path: Path) -> None:
+    """Every save wrote `model.pkl.xz.tmp` and `model-card.json.tmp`: a second writer of the
+    same folder (a second `classify train`, or `make models`) overwrote the first one's files
+    half-way and renamed them in as its own. Each save now has temporary names of its own."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    theirs = {folder / f"{MODEL_FILE}.tmp": b"another writer's model", folder / f"{CARD_FILE}.tmp": b"{}"}
+    for path, data in theirs.items():
+        path.write_bytes(data)
+    model.save(folder)
+    assert {path: path.read_bytes() for path in theirs} == theirs
+    assert CatalogueModel.load(folder).labels.keys() == model.labels.keys()
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        [CARD_FILE, MODEL_FILE, *(p.name for p in theirs)]
+    )
+
+
+def test_save_syncs_each_file_before_its_rename_and_the_folder_after(
+    model: CatalogueModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename can reach the disk before the data it names: after a power loss the model or
+    its card was empty or partial. Each temporary file is now fsynced before it is renamed
+    in, and the folder after the renames (so that they last)."""
+    folder = tmp_path / "m"
+    model.save(folder)  # the folder exists: its inode is known
+    events: list[tuple[str, int]] = []
+    fsync, rename = os.fsync, Path.replace
+
+    def record_fsync(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def record_replace(self: Path, target: str | os.PathLike[str]) -> Path:
+        events.append(("replace", self.stat().st_ino))
+        return rename(self, target)
+
+    monkeypatch.setattr(os, "fsync", record_fsync)
+    monkeypatch.setattr(Path, "replace", record_replace)
+    model.save(folder)
+    replaced = [inode for kind, inode in events if kind == "replace"]
+    assert len(replaced) == 2
+    for inode in replaced:
+        assert events.index(("fsync", inode)) < events.index(("replace", inode))
+    last_rename = max(index for index, (kind, _) in enumerate(events) if kind == "replace")
+    assert ("fsync", folder.stat().st_ino) in events[last_rename:]
+    assert CatalogueModel.load(folder).labels.keys() == model.labels.keys()
 
 
 def test_model_from_another_sklearn_version_says_retrain(model: CatalogueModel, tmp_path: Path) -> None:

@@ -24,15 +24,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, select, text
 
 from classify.store import store_catalogue
 from faults.helpers import NOW, RSS_DATE, Snapshot, crash_settings, import_crash_catalogue, snapshot
 from vpt_tracker.classify.data import read_jsonl
 from vpt_tracker.classify.model import CARD_FILE, MODEL_FILE, CatalogueModel
+from vpt_tracker.cli import main as cli
 from vpt_tracker.config import Settings
 from vpt_tracker.enqueue import load_model, train_catalogue
 from vpt_tracker.errors import UserError
+from vpt_tracker.locks import EX_TEMPFAIL
 from vpt_tracker.models import RunOutcome
 from vpt_tracker.pipeline import nightly
 from vpt_tracker.replay import ReplayServer
@@ -43,6 +46,7 @@ from vpt_tracker.store.tables import RunRow
 TESTS = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("crash_child.py")
 TRAIN_CHILD = Path(__file__).with_name("train_crash_child.py")
+HOLD_CHILD = Path(__file__).with_name("train_hold_child.py")
 
 # 20 points: 5 in fetch, 5 inside ingest transactions, 8 between commits, 1 in scoring, 1 at the end.
 KILL_POINTS = [
@@ -205,3 +209,49 @@ def test_sigkill_between_saving_a_model_and_its_card_is_refused_on_load(tmp_path
     assert "\n" not in str(caught.value)
     with pytest.raises(UserError, match=refused):
         load_model(settings, "vpt", "awesome-vpt")
+
+
+def test_a_second_train_of_the_same_catalogue_exits_75_while_the_first_runs(tmp_path: Path) -> None:
+    """Two `classify train` runs of one catalogue wrote the same `*.tmp` names in its folder:
+    one could rename the other's half-written file, or leave its model beside the other's
+    card. The second now exits 75 with one line at once (as a second `run nightly` or
+    `classify enqueue` does), and the first saves a consistent pair."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    fixtures = TESTS / "fixtures" / "classify"
+    relevant, unlabeled = (list(read_jsonl(fixtures / f"{name}.jsonl")) for name in ("relevant", "unlabeled"))
+    store_catalogue(engine, relevant, unlabeled)
+    engine.dispose()
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "hold": str(hold)}
+    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    first = subprocess.Popen(
+        [sys.executable, str(HOLD_CHILD), json.dumps(spec)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not (hold / "ready").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.1)
+        second = CliRunner().invoke(
+            cli,
+            ["--database", url, "classify", "train", "vpt"],
+            env={"VPT_DATA_DIR": str(tmp_path), "VPT_CONFIG": ""},
+        )
+    finally:
+        (hold / "go").touch()
+        out, err = first.communicate(timeout=180)
+    assert first.returncode == 0, (out + err).decode()[-2000:]
+    assert second.exit_code == EX_TEMPFAIL, second.output
+    message = second.stderr.strip().splitlines()
+    assert len(message) == 1 and message[0].startswith(
+        "Error: another vpt-tracker train-vpt run is in progress"
+    )
+    directory = tmp_path / "classifiers" / "vpt"
+    CatalogueModel.load(directory)
+    assert not list(directory.glob("*.tmp*"))

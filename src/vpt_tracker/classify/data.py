@@ -141,9 +141,9 @@ def example_from_json(data: dict[str, Any], where: str) -> Example:
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         raise UserError(f"{where}: missing or empty 'title'")
-    abstract = data.get("abstract", data.get("summary")) or ""
+    abstract = _first_text(data, ("abstract", "summary"))
     comment = data.get("comment")
-    if not isinstance(abstract, str) or (comment is not None and not isinstance(comment, str)):
+    if abstract is None or (comment is not None and not isinstance(comment, str)):
         raise UserError(f"{where}: 'abstract'/'summary' and 'comment' must be strings")
     # A string would be read one label per character, and a number is not iterable.
     labels = data.get("labels") or []
@@ -157,6 +157,25 @@ def example_from_json(data: dict[str, Any], where: str) -> Example:
         id=None if ident is None else str(ident),
         labels=tuple(labels),
     )
+
+
+def _first_text(data: dict[str, Any], keys: Sequence[str]) -> str | None:
+    """The first of `keys` holding non-blank text, else ""; None when one is not a string.
+
+    An exporter may write both `abstract` and `summary` (the corpus's name), one of them
+    empty or null: taking `abstract` whenever it was present scored every paper from its
+    title alone.
+    """
+    found = ""
+    for key in keys:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return None
+        if not found and value.strip():
+            found = value
+    return found
 
 
 def read_jsonl(path: Path) -> Iterator[Example]:

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import lzma
+import os
 import pickle
 import platform
 import uuid
@@ -690,17 +691,17 @@ class CatalogueModel:
         # pure-Python unpickler, which took 2 s per model, a fifth of a nightly run's CPU budget.
         data = lzma.compress(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), preset=6)
         self.card[MODEL_HASH_KEY] = hashlib.sha256(data).hexdigest()
-        tmp_model = directory / (MODEL_FILE + ".tmp")
-        tmp_card = directory / (CARD_FILE + ".tmp")
+        card = (json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n").encode()
+        written: list[Path] = []
         try:
-            tmp_model.write_bytes(data)
-            tmp_card.write_text(
-                json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
-            )
-            tmp_model.replace(directory / MODEL_FILE)
-            tmp_card.replace(directory / CARD_FILE)
+            for name, content in ((MODEL_FILE, data), (CARD_FILE, card)):
+                written.append(_temporary_file(directory, name))
+                _write_durably(written[-1], content)
+            written[0].replace(directory / MODEL_FILE)
+            written[1].replace(directory / CARD_FILE)
+            _sync_folder(directory)
         except OSError as exc:  # a full disk, a folder where a file goes
-            for tmp in (tmp_model, tmp_card):
+            for tmp in written:
                 with contextlib.suppress(OSError):
                     tmp.unlink(missing_ok=True)
             raise _cannot_save(directory, exc) from None
@@ -765,6 +766,48 @@ def model_directory(directory: Path) -> Path:
     except OSError as exc:
         raise _cannot_save(directory, exc) from None
     return directory
+
+
+def _temporary_file(directory: Path, name: str) -> Path:
+    """A new, empty file `<name>.<random>.tmp` in `directory`, made by this call alone.
+
+    Fixed names (`model.pkl.xz.tmp`) were shared by every writer of the folder: a second
+    `classify train` (or `make models`) overwrote the first one's half-written file and one
+    of them renamed the other's in. `O_EXCL` guarantees the name is ours; unlike
+    `tempfile.mkstemp` it keeps the umask's permissions (mkstemp's 0600 would leave a model
+    that a service running as another user cannot read).
+    """
+    while True:
+        path = directory / f"{name}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+
+
+def _write_durably(path: Path, content: bytes) -> None:
+    """Write `content` to `path` and fsync it, before it is renamed over a model file.
+
+    A rename can reach the disk before the data it points at: after a power loss the model
+    or its card was empty or cut short (the card's hash then refused the pair, but the old,
+    whole model was lost too)."""
+    with path.open("wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sync_folder(directory: Path) -> None:
+    """fsync `directory`, so that the renames into it last; a no-op where folders cannot be
+    opened (Windows), whose renames are durable without it."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _cannot_save(directory: Path, exc: OSError) -> UserError:

@@ -78,10 +78,30 @@ def _read_papers(path: Path) -> list[tuple[Any, Example]]:
     papers = []
     for where, data in iter_jsonl(path, errors="replace"):  # as `read_jsonl` reads
         example = example_from_json(data, where)
-        papers.append((data.get("id"), example))
+        papers.append((_strict_id(data.get("id"), where), example))
     if not papers:
         raise UserError(f"{path} holds no papers (one JSON object per line expected)")
     return papers
+
+
+def _strict_id(ident: Any, where: str) -> Any:
+    """`ident` unchanged, or a UserError naming the line when strict JSON cannot hold it.
+
+    Python's reader takes `NaN`, `Infinity` and a number past a float's range (`1e400`, read
+    as infinity), and its writer gave them back as `NaN`/`Infinity`, which strict parsers
+    (jq, JavaScript, Go, Java) reject: the whole output could not be read. The id is refused
+    rather than written as a string, because `score` gives each id back as written so that
+    its output joins on it, and "NaN" would join with nothing; the input is not strict JSON
+    either, so its producer is the thing to fix.
+    """
+    try:
+        json.dumps(ident, allow_nan=False)
+    except ValueError:
+        raise UserError(
+            f"{where}: 'id' holds NaN or Infinity (or a number too large for a float), which "
+            "strict JSON cannot hold; write the id as a string"
+        ) from None
+    return ident
 
 
 def _json_line(row: dict[str, Any]) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import select
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,10 +75,27 @@ def secret_values(settings: Settings) -> list[str]:
     return values
 
 
+#: The exit code when standard output's reader went away (`| head`): 128 + SIGPIPE, what a
+#: shell reports for `cat`, `grep` or `yes` in the same place.
+EX_BROKEN_PIPE = 128 + 13
+
+
 def run_guarded(action: Callable[[], T]) -> T:
-    """Run a command; known errors become `Error: <one line>` and their exit code."""
+    """Run a command; known errors become `Error: <one line>` and their exit code.
+
+    A reader of standard output that stops early (`classify score --output - | head`) ends
+    the command quietly with exit code 141, not click's bare exit 1, which looked like a
+    failure. Standard output is flushed here, so that what a command leaves in its buffer
+    meets the closed pipe now, not in Python's exit ("Exception ignored ...", exit 120).
+    """
     try:
-        return action()
+        result = action()
+        sys.stdout.flush()
+        return result
+    except BrokenPipeError:
+        if not _stdout_is_gone():
+            raise  # a socket's (a server gone): an error like any other
+        _quiet_exit()
     except UserError as exc:
         _fail(str(exc), exc.exit_code)
     except (ConfigError, StoreError) as exc:
@@ -91,6 +111,34 @@ def run_guarded(action: Callable[[], T]) -> T:
         # their windows are queued", which a Ctrl-C is not. 130 is the shell's SIGINT code.
         _fail("interrupted", EX_INTERRUPTED)
     raise AssertionError("unreachable")
+
+
+def _stdout_is_gone() -> bool:
+    """Whether standard output's reader has gone, so a BrokenPipeError was ours to write.
+
+    A pipe (or socket) whose reader closed polls as an error or a hang-up; a file, a terminal
+    or a live pipe does not. A socket's BrokenPipeError (an SMTP or HTTP server gone) must
+    stay an error, so it is not enough that one was raised.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # an in-memory stream (tests): never a pipe
+        return False
+    if not hasattr(select, "poll"):  # Windows: no poll, and no other pipe worth telling apart
+        return True
+    poller = select.poll()
+    poller.register(descriptor, 0)  # errors and hang-ups are reported whatever is asked for
+    return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
+
+
+def _quiet_exit() -> None:
+    # Standard output now goes nowhere: Python flushes it again on the way out, and a
+    # second BrokenPipeError there would print "Exception ignored" and exit 120.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    sys.exit(EX_BROKEN_PIPE)
 
 
 def _fail(message: str, code: int) -> None:
