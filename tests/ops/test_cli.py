@@ -69,6 +69,17 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
+def test_python_dash_m_runs_the_command() -> None:
+    """`python -m vpt_tracker` is the same command, for a venv whose scripts are not on PATH."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "vpt_tracker", "run", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.startswith("Usage: vpt-tracker run "), result.stderr
+
+
 def test_run_nightly_exit_codes_and_runs_listing(engine: Engine, db_url: str, tmp_path: Path) -> None:
     with feed_server() as (routes, base):
         # Not today's announcement: an ok run with no records.
