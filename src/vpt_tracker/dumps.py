@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,26 @@ def _strings(value: Any, where: str, name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value if item.strip())
 
 
+def first_text(data: dict[str, Any], keys: Sequence[str]) -> str | None:
+    """The first of `keys` holding non-blank text, else ""; None when one is not a string.
+
+    An exporter may write both `abstract` and `summary` (the corpus's name), one of them
+    empty or null: taking `abstract` whenever it was present scored every paper from its
+    title alone, and `ingest-jsonl`, reading only `summary`, stored papers written with
+    `abstract` (the `classify score` input format) without one.
+    """
+    found = ""
+    for key in keys:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return None
+        if not found and value.strip():
+            found = value
+    return found
+
+
 def corpus_record(data: Any, where: str) -> RawRecord:
     """One corpus line as a record; `where` (file:line) names it in errors."""
     if not isinstance(data, dict):
@@ -64,6 +84,9 @@ def corpus_record(data: Any, where: str) -> RawRecord:
     comment = _text(data.get("comment"), where, "comment") or None
     abs_url = _text(data.get("abs"), where, "abs") or None
     pdf_url = _text(data.get("pdf"), where, "pdf") or None
+    abstract = first_text(data, ("summary", "abstract"))
+    if abstract is None:
+        raise UserError(f"{where}: 'summary' and 'abstract' must be strings")
     if arxiv is not None:
         source_id = arxiv
     else:
@@ -73,7 +96,7 @@ def corpus_record(data: Any, where: str) -> RawRecord:
         source=JSONL_SOURCE,
         source_id=source_id,
         title=title,
-        abstract=_text(data.get("summary"), where, "summary").strip(),
+        abstract=abstract.strip(),
         authors=authors,
         arxiv_id=arxiv,
         arxiv_version=normalize.arxiv_version(raw_id) if raw_id else None,

@@ -163,6 +163,26 @@ def test_records_without_id_are_identified_by_title_and_authors(db_url: str, tmp
     assert stats(db_url)["papers"] == 1 + len(distinct_ids([CORPUS[0]]))
 
 
+def test_an_abstract_written_as_abstract_is_stored(db_url: str, tmp_path: Path) -> None:
+    """`classify score` reads `abstract` or `summary`; `ingest-jsonl` read only `summary`, so
+    the same papers file stored every paper without its abstract."""
+    first, second = (json.loads(line) for line in CORPUS[0].read_text().splitlines()[:2])
+    as_abstract = {**{k: v for k, v in first.items() if k != "summary"}, "abstract": first["summary"]}
+    both = {**second, "summary": "", "abstract": second["summary"]}  # an exporter writing both keys
+    dump = tmp_path / "papers.jsonl"
+    dump.write_text("\n".join(json.dumps(line) for line in (as_abstract, both)) + "\n")
+    code, _, err = run(db_url, "ingest-jsonl", str(dump))
+    assert code == 0, err
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        stored = {
+            row.arxiv_id: row.abstract
+            for row in session.execute(select(PaperRow.arxiv_id, PaperRow.abstract))
+        }
+    engine.dispose()
+    assert stored == {first["id"]: first["summary"].strip(), second["id"]: second["summary"].strip()}
+
+
 def test_enrich_from_conference_indexes(db_url: str) -> None:
     code, _, err = run(
         db_url, "catalogue", "import", str(VPT_LIST), "--name", "vpt", "--preset", "awesome-vpt"

@@ -18,7 +18,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from vpt_tracker.dumps import iter_jsonl
+from vpt_tracker.dumps import first_text, iter_jsonl
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY
 from vpt_tracker.normalize import arxiv_id, title_key
@@ -141,7 +141,7 @@ def example_from_json(data: dict[str, Any], where: str) -> Example:
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         raise UserError(f"{where}: missing or empty 'title'")
-    abstract = _first_text(data, ("abstract", "summary"))
+    abstract = first_text(data, ("abstract", "summary"))
     comment = data.get("comment")
     if abstract is None or (comment is not None and not isinstance(comment, str)):
         raise UserError(f"{where}: 'abstract'/'summary' and 'comment' must be strings")
@@ -157,25 +157,6 @@ def example_from_json(data: dict[str, Any], where: str) -> Example:
         id=None if ident is None else str(ident),
         labels=tuple(labels),
     )
-
-
-def _first_text(data: dict[str, Any], keys: Sequence[str]) -> str | None:
-    """The first of `keys` holding non-blank text, else ""; None when one is not a string.
-
-    An exporter may write both `abstract` and `summary` (the corpus's name), one of them
-    empty or null: taking `abstract` whenever it was present scored every paper from its
-    title alone.
-    """
-    found = ""
-    for key in keys:
-        value = data.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            return None
-        if not found and value.strip():
-            found = value
-    return found
 
 
 def read_jsonl(path: Path) -> Iterator[Example]:
