@@ -343,6 +343,35 @@ def test_any_delivery_error_marks_the_digest_failed(
     assert "UnicodeEncodeError" in (row.last_error or "")
 
 
+def test_a_result_file_has_a_temporary_name_of_its_own_and_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `--output FILE` was written through `FILE.tmp`: two commands writing one path
+    (a cron job and a maintainer) shared it, and one renamed the other's half-written file
+    in; nor was it fsynced before the rename, so a power loss could leave an empty result."""
+    import os
+
+    from vpt_tracker.cli.context import write_output
+
+    target = tmp_path / "scores.jsonl"
+    other = tmp_path / "scores.jsonl.tmp"  # another writer's, by the old fixed name
+    other.write_text("half of another run's output")
+    synced: list[int] = []
+    fsync = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    with write_output(target) as out:
+        out.write("whole\n")
+        written = Path(out.name)
+    assert target.read_text() == "whole\n" and other.read_text() == "half of another run's output"
+    assert written != other and not written.exists()
+    assert target.stat().st_ino in synced and tmp_path.stat().st_ino in synced  # the file, then its folder
+
+
 def test_digest_build_output_errors_are_one_line(engine: Engine, db_url: str, tmp_path: Path) -> None:
     seed_week(engine)
     week = ["digest", "build", "--week", "2026-W47"]

@@ -54,6 +54,7 @@ from vpt_tracker.classify.data import Example, TrainingSet, sample
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.errors import UserError
+from vpt_tracker.files import sync_folder, temporary_file
 from vpt_tracker.models import Scores
 
 MIN_POSITIVES = 8  # fewer relevant examples with abstracts cannot be cross-validated honestly
@@ -695,11 +696,11 @@ class CatalogueModel:
         written: list[Path] = []
         try:
             for name, content in ((MODEL_FILE, data), (CARD_FILE, card)):
-                written.append(_temporary_file(directory, name))
+                written.append(temporary_file(directory, name))
                 _write_durably(written[-1], content)
             written[0].replace(directory / MODEL_FILE)
             written[1].replace(directory / CARD_FILE)
-            _sync_folder(directory)
+            sync_folder(directory)
         except OSError as exc:  # a full disk, a folder where a file goes
             for tmp in written:
                 with contextlib.suppress(OSError):
@@ -768,24 +769,6 @@ def model_directory(directory: Path) -> Path:
     return directory
 
 
-def _temporary_file(directory: Path, name: str) -> Path:
-    """A new, empty file `<name>.<random>.tmp` in `directory`, made by this call alone.
-
-    Fixed names (`model.pkl.xz.tmp`) were shared by every writer of the folder: a second
-    `classify train` (or `make models`) overwrote the first one's half-written file and one
-    of them renamed the other's in. `O_EXCL` guarantees the name is ours; unlike
-    `tempfile.mkstemp` it keeps the umask's permissions (mkstemp's 0600 would leave a model
-    that a service running as another user cannot read).
-    """
-    while True:
-        path = directory / f"{name}.{uuid.uuid4().hex[:12]}.tmp"
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return path
-
-
 def _write_durably(path: Path, content: bytes) -> None:
     """Write `content` to `path` and fsync it, before it is renamed over a model file.
 
@@ -796,18 +779,6 @@ def _write_durably(path: Path, content: bytes) -> None:
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _sync_folder(directory: Path) -> None:
-    """fsync `directory`, so that the renames into it last; a no-op where folders cannot be
-    opened (Windows), whose renames are durable without it."""
-    if os.name != "posix":
-        return
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _cannot_save(directory: Path, exc: OSError) -> UserError:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from vpt_tracker import logs
 from vpt_tracker.config import ConfigError, Settings, default_database_url, load_settings
 from vpt_tracker.errors import UserError
+from vpt_tracker.files import sync_folder, temporary_file
 from vpt_tracker.store import StoreError, check_connection, is_initialised, make_engine
 from vpt_tracker.store.migrate import upgrade
 
@@ -178,9 +179,11 @@ def write_output(path: Path | None, *, binary: bool = False) -> Iterator[IO[Any]
     """The stream a command writes its result to: standard output when `path` is None or
     `-`, else the file `path`.
 
-    The file is written whole or not at all: into `<path>.tmp`, renamed over `path` once
-    everything is written, and removed on any error. An error writing it (a missing folder,
-    no permission, a folder in its place, a full disk) is `UserError`: `cannot write PATH: why`.
+    The file is written whole or not at all: into a temporary file of its own beside it
+    (`files.temporary_file`: two commands writing one path no longer share `<path>.tmp`),
+    fsynced, renamed over `path` once everything is written, and removed on any error. An
+    error writing it (a missing folder, no permission, a folder in its place, a full disk)
+    is `UserError`: `cannot write PATH: why`.
     """
     if to_stdout(path):
         sys.stdout.flush()  # what was echoed before goes first
@@ -189,16 +192,22 @@ def write_output(path: Path | None, *, binary: bool = False) -> Iterator[IO[Any]
         stream.flush()
         return
     assert path is not None
-    tmp = path.with_name(path.name + ".tmp")
+    tmp: Path | None = None
     try:
+        tmp = temporary_file(path.parent, path.name)
         handle: IO[Any] = tmp.open("wb") if binary else tmp.open("w", encoding="utf-8", newline="")
         with handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         tmp.replace(path)
+        sync_folder(path.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
     log.info("wrote %s", path)
