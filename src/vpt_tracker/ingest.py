@@ -204,9 +204,10 @@ def title_score(a: str, b: str, score_cutoff: float) -> float:
     "Qwen3.5-Omni Technical Report" are 96.6 % alike, "Overview of the TalentCLEF 2025: …"
     and "… 2026: …" 98.9 %). Every fuzzy title decision goes through here.
     """
-    if title_numbers(a) != title_numbers(b):
+    score = fuzz.ratio(a, b, score_cutoff=score_cutoff)
+    if score and title_numbers(a) != title_numbers(b):  # numbers only for a pair that passes
         return 0.0
-    return fuzz.ratio(a, b, score_cutoff=score_cutoff)
+    return score
 
 
 def author_fields(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
