@@ -26,6 +26,21 @@ def run(tmp_path: Path, *args: str, db_url: str | None = None) -> tuple[int, str
     return result.exit_code, result.stdout, result.stderr
 
 
+def score_awesome_vpt(tmp_path: Path, papers: Path, output: str) -> tuple[int, str, str]:
+    """`classify score` of a papers file with the shipped awesome-vpt model."""
+    return run(
+        tmp_path,
+        "classify",
+        "score",
+        "--catalogue",
+        "awesome-vpt",
+        "--input",
+        str(papers),
+        "--output",
+        output,
+    )
+
+
 @pytest.mark.parametrize("command", ["train", "score", "evaluate", "replay", "explain", "enqueue"])
 def test_every_command_has_help(tmp_path: Path, command: str) -> None:
     code, out, _ = run(tmp_path, "classify", command, "--help")
@@ -88,9 +103,7 @@ def test_score_gives_back_each_id_as_written(tmp_path: Path) -> None:
         if ident is not None:
             line["id"] = ident
     papers.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    code, out, err = run(
-        tmp_path, "classify", "score", "--catalogue", "awesome-vpt", "--input", str(papers), "--output", "-"
-    )
+    code, out, err = score_awesome_vpt(tmp_path, papers, "-")
     assert code == 0, err
     assert [json.loads(line)["id"] for line in out.splitlines()] == ids
 
@@ -109,17 +122,7 @@ def test_score_gives_back_an_id_with_a_lone_surrogate(tmp_path: Path) -> None:
     ids = ["ok-\u00e9", "half-\ud800", {"\udc00": 1}]
     output = tmp_path / "scores.jsonl"
     for target in (str(output), "-"):
-        code, out, err = run(
-            tmp_path,
-            "classify",
-            "score",
-            "--catalogue",
-            "awesome-vpt",
-            "--input",
-            str(papers),
-            "--output",
-            target,
-        )
+        code, out, err = score_awesome_vpt(tmp_path, papers, target)
         assert code == 0, err
         text = output.read_text(encoding="utf-8") if target != "-" else out
         assert [json.loads(line)["id"] for line in text.splitlines()] == ids
@@ -321,17 +324,7 @@ def test_score_refuses_an_id_strict_json_cannot_hold(tmp_path: Path, ident: str)
     )
     output = tmp_path / "scores.jsonl"
     for target in (str(output), "-"):
-        code, out, err = run(
-            tmp_path,
-            "classify",
-            "score",
-            "--catalogue",
-            "awesome-vpt",
-            "--input",
-            str(papers),
-            "--output",
-            target,
-        )
+        code, out, err = score_awesome_vpt(tmp_path, papers, target)
         assert code == 2 and out == "" and not output.exists()
         assert err.startswith(f"Error: {papers}:2: 'id'") and len(err.strip().splitlines()) == 1
 

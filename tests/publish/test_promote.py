@@ -203,11 +203,9 @@ def test_a_preprint_whose_venue_is_its_link_text_is_upgraded(engine: Engine) -> 
     assert text != old and text == old.replace(f"[[arXiv 2307]{link}", f"[[ICCV 2023]{link}")
 
 
-def test_an_accepted_paper_listed_twice_is_upgraded_on_both_lines(engine: Engine) -> None:
-    # synbol lists "Towards a Unified View on Visual Parameter-Efficient Transfer Learning"
-    # twice (lines 432 and 693, both "Arxiv 2023"). Accepted at TMLR 2024, straight from a
-    # venue source (no preprint upgrade on record), only line 432 changed: the list then
-    # said TMLR 2024 and Arxiv 2023 for one paper.
+def accept_synbol_twice_listed_paper(engine: Engine) -> tuple[str, int]:
+    """synbol's list, imported, and its twice-listed "Arxiv 2023" paper accepted at TMLR 2024
+    straight from a venue source: the list's text and the candidate's id."""
     synbol = README_0624.parent / "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
     old = synbol.read_text(encoding="utf-8")
     import_catalogue(engine, CATALOGUE, old, preset=None)
@@ -221,6 +219,15 @@ def test_an_accepted_paper_listed_twice_is_upgraded_on_both_lines(engine: Engine
         relevance=0.9,
         label_scores={},
     )
+    return old, candidate
+
+
+def test_an_accepted_paper_listed_twice_is_upgraded_on_both_lines(engine: Engine) -> None:
+    # synbol lists "Towards a Unified View on Visual Parameter-Efficient Transfer Learning"
+    # twice (lines 432 and 693, both "Arxiv 2023"). Accepted at TMLR 2024, straight from a
+    # venue source (no preprint upgrade on record), only line 432 changed: the list then
+    # said TMLR 2024 and Arxiv 2023 for one paper.
+    old, candidate = accept_synbol_twice_listed_paper(engine)
     with transaction(engine) as session:
         result = promote(session, CATALOGUE)
         text = render_catalogue(session, CATALOGUE)
@@ -238,19 +245,7 @@ def test_an_undone_venue_upgrade_is_reverted_on_every_line(engine: Engine) -> No
     # The same synbol paper, accepted at TMLR 2024 straight from a venue source. Undoing the
     # accept took added entries out but left both lines "updated": the next publish still
     # proposed TMLR 2024, with no accept behind it.
-    synbol = README_0624.parent / "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
-    old = synbol.read_text(encoding="utf-8")
-    import_catalogue(engine, CATALOGUE, old, preset=None)
-    candidate = accept(
-        engine,
-        title="Towards a Unified View on Visual Parameter-Efficient Transfer Learning",
-        arxiv_id="2210.00788",
-        venue="TMLR",  # test data chosen by hand
-        year=2024,
-        labels=[],
-        relevance=0.9,
-        label_scores={},
-    )
+    old, candidate = accept_synbol_twice_listed_paper(engine)
     with transaction(engine) as session:  # pending, as classify left it; the queue accepts it
         row = session.get_one(CandidateRow, candidate)
         row.status, row.final_labels, row.reviewer, row.decided_at = "pending", None, None, None
