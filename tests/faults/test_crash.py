@@ -117,9 +117,8 @@ def test_sigkill_then_rerun_matches_a_clean_run(
 ) -> None:
     import_crash_catalogue(engine)
     spec = {"urls": replay.urls(), "db_url": db_url, "data_dir": str(tmp_path), "kill": kill}
-    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     child = subprocess.run(
-        [sys.executable, str(CHILD), json.dumps(spec)], env=env, capture_output=True, timeout=180
+        [sys.executable, str(CHILD), json.dumps(spec)], env=child_env(), capture_output=True, timeout=180
     )
     assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
     wait_for_dead_sessions(engine)
@@ -176,27 +175,41 @@ def test_ctrl_c_then_rerun_matches_a_clean_run(
         assert crashed.errors == {"run": "crashed: KeyboardInterrupt: "}  # recovered: scored once
 
 
-def test_sigkill_between_saving_a_model_and_its_card_is_refused_on_load(tmp_path: Path) -> None:
-    """`classify train` saves the model and its card by two renames. Killed between them, it
-    left a new model beside the old card (another model's thresholds, data hash and metrics),
-    or the reverse, and scoring used the pair without a word. Loading now refuses the pair
-    with one line that says to retrain, and the catalogue does not fall back to its preset's
-    shipped default either."""
+def child_env() -> dict[str, str]:
+    """The test's environment, for a child that imports the tests' helper modules."""
+    return {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def catalogue_store(tmp_path: Path) -> tuple[str, Engine]:
+    """A SQLite store holding catalogue `vpt` and the classify fixture papers, for the train
+    children: its URL and an engine on it."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     engine = make_engine(url)
     upgrade(engine)
     fixtures = TESTS / "fixtures" / "classify"
     relevant, unlabeled = (list(read_jsonl(fixtures / f"{name}.jsonl")) for name in ("relevant", "unlabeled"))
     store_catalogue(engine, relevant, unlabeled)
+    return url, engine
+
+
+def test_sigkill_between_saving_a_model_and_its_card_is_refused_on_load(tmp_path: Path) -> None:
+    """`classify train` saves the model and its card by two renames. Killed between them, it
+    left a new model beside the old card (another model's thresholds, data hash and metrics),
+    or the reverse, and scoring used the pair without a word. Loading now refuses the pair
+    with one line that says to retrain, and the catalogue does not fall back to its preset's
+    shipped default either."""
+    url, engine = catalogue_store(tmp_path)
     settings = Settings(data_dir=tmp_path)
     _model, directory = train_catalogue(engine, "vpt", settings=settings)  # the old, consistent pair
     engine.dispose()
     before = {name: (directory / name).read_bytes() for name in (MODEL_FILE, CARD_FILE)}
 
     spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "seed": 1}
-    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     child = subprocess.run(
-        [sys.executable, str(TRAIN_CHILD), json.dumps(spec)], env=env, capture_output=True, timeout=180
+        [sys.executable, str(TRAIN_CHILD), json.dumps(spec)],
+        env=child_env(),
+        capture_output=True,
+        timeout=180,
     )
     assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
     # Killed between the renames: one of the two files is the new run's, the other the old one.
@@ -216,20 +229,14 @@ def test_a_second_train_of_the_same_catalogue_exits_75_while_the_first_runs(tmp_
     one could rename the other's half-written file, or leave its model beside the other's
     card. The second now exits 75 with one line at once (as a second `run nightly` or
     `classify enqueue` does), and the first saves a consistent pair."""
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    engine = make_engine(url)
-    upgrade(engine)
-    fixtures = TESTS / "fixtures" / "classify"
-    relevant, unlabeled = (list(read_jsonl(fixtures / f"{name}.jsonl")) for name in ("relevant", "unlabeled"))
-    store_catalogue(engine, relevant, unlabeled)
+    url, engine = catalogue_store(tmp_path)
     engine.dispose()
     hold = tmp_path / "hold"
     hold.mkdir()
     spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "hold": str(hold)}
-    env = {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     first = subprocess.Popen(
         [sys.executable, str(HOLD_CHILD), json.dumps(spec)],
-        env=env,
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

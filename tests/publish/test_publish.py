@@ -455,14 +455,8 @@ def test_a_published_paper_upstream_left_no_section_for_is_proposed_again(
     assert statuses(engine)[plot] == "rejected"
 
 
-def test_a_large_backlog_fits_in_one_pull_request(
-    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
-) -> None:
-    """After a backfill a maintainer accepts a few hundred papers and publishes once. GitHub
-    refuses a pull request text over 65536 characters, so publish failed with a 422 on every
-    run, with the branch pushed and no pull request (synthetic papers, realistic lengths)."""
-    import_list(engine)
-    count = 180
+def accept_backlog(engine: Engine, count: int) -> None:
+    """`count` accepted papers as after a backfill (synthetic, with realistic lengths)."""
     for n in range(count):
         accept(
             engine,
@@ -475,6 +469,17 @@ def test_a_large_backlog_fits_in_one_pull_request(
             label_scores={"learnable": 0.9, "token": 0.8, "pixel": 0.1},
             reason="prompt tokens in the input space of a frozen backbone",
         )
+
+
+def test_a_large_backlog_fits_in_one_pull_request(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """After a backfill a maintainer accepts a few hundred papers and publishes once. GitHub
+    refuses a pull request text over 65536 characters, so publish failed with a 422 on every
+    run, with the branch pushed and no pull request (synthetic papers, realistic lengths)."""
+    import_list(engine)
+    count = 180
+    accept_backlog(engine, count)
     result = cli("publish", CATALOGUE)
     assert result.exit_code == 0, result.output
     assert f"opened pull request #1 ({count} change(s)" in result.output
@@ -494,18 +499,7 @@ def test_a_shortened_body_details_every_section(
     whole body and the venue-update section was a heading over "… and 1 more" alone."""
     import_list(engine)
     accept_two(engine)  # PLOT and the ICML upgrade of Adaptive Prompt
-    for n in range(180):
-        accept(
-            engine,
-            title=f"Learnable Visual Prompts for Frozen Transformers under Distribution Shift, Part {n}",
-            arxiv_id=f"2503.{10000 + n}",
-            venue="CVPR",
-            year=2025,
-            labels=["learnable", "token"],
-            relevance=0.9,
-            label_scores={"learnable": 0.9, "token": 0.8, "pixel": 0.1},
-            reason="prompt tokens in the input space of a frozen backbone",
-        )
+    accept_backlog(engine, 180)
     result = cli("publish", CATALOGUE)
     assert result.exit_code == 0, result.output
     body = github.pulls[0]["body"]
