@@ -590,8 +590,7 @@ def enqueue_all(
         for name in names:
             failed(name, exc)
         with transaction(engine) as session:
-            _owe(session, run_id, unscored)
-            _scored(session, recovered)
+            settle(session, [])  # nothing was scored: only the owing and the recovered runs
         results = {}
     for name, stats in results.items():
         counts[name] = {**asdict(stats), "caught_up": len(owed[name])}

@@ -129,7 +129,7 @@ def _struct_time(value: Any) -> datetime | None:
 
 def _plain(text: str | None) -> str:
     """Text without HTML tags or entities, on one line."""
-    return _SPACES.sub(" ", html.unescape(_TAGS.sub(" ", text or ""))).strip()
+    return _one_line(html.unescape(_TAGS.sub(" ", text or "")))
 
 
 def _authors(text: str | None) -> tuple[str, ...]:

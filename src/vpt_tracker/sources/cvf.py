@@ -259,7 +259,8 @@ class CvfSource:
                         continue
                     record, problem = self._with_abstract(paper, conference)
                     records.append(record)
-                    problems.extend([problem] if problem else [])
+                    if problem:
+                        problems.append(problem)
                     requests += 1
                 offset += len(batch)
                 done = offset >= len(papers)
