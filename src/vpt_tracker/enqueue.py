@@ -39,6 +39,7 @@ from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
 from vpt_tracker.config import Settings, load_settings
 from vpt_tracker.errors import UserError
+from vpt_tracker.ingest import chunks
 from vpt_tracker.locks import exclusive_folder
 from vpt_tracker.models import CandidateStatus, Scores
 from vpt_tracker.normalize import arxiv_id, title_key
@@ -210,12 +211,12 @@ def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[Entry
     by_id: dict[int, PaperRow] = {}
     by_arxiv: dict[str, PaperRow] = {}
     by_title: dict[str, list[PaperRow]] = {}
-    for chunk in _chunks(sorted(linked), 500):
+    for chunk in chunks(sorted(linked), 500):
         by_id.update((p.id, p) for p in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk))))
-    for chunk in _chunks(sorted(ids), 500):
+    for chunk in chunks(sorted(ids), 500):
         for paper in session.scalars(select(PaperRow).where(PaperRow.arxiv_id.in_(chunk))):
             by_arxiv[paper.arxiv_id or ""] = paper
-    for chunk in _chunks(sorted(keys), 500):
+    for chunk in chunks(sorted(keys), 500):
         query = select(PaperRow).where(PaperRow.title_key.in_(chunk)).order_by(PaperRow.id)
         for paper in session.scalars(query):
             by_title.setdefault(paper.title_key, []).append(paper)
@@ -229,11 +230,6 @@ def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[Entry
         papers = {p.id: p for p in found if p is not None}  # in order, each paper once
         result.append((entry, list(papers.values())))
     return result
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def training_set(
@@ -292,7 +288,7 @@ def training_set(
     if len(other_ids) > unlabeled:
         other_ids = sorted(random.Random(seed).sample(other_ids, unlabeled))
     unlabeled_examples: list[Example] = []
-    for chunk in _chunks(other_ids, 1000):
+    for chunk in chunks(other_ids, 1000):
         unlabeled_examples.extend(
             paper_example(p) for p in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk)))
         )
@@ -525,7 +521,7 @@ def score_and_enqueue_many(
                 target.stats.skipped_known = len(target.wanted & target.known)
             ids = sorted(set().union(*(target.wanted or () for target in targets.values())))
         pairs = [(target.model, target.rules) for target in targets.values()]
-        for batch in _chunks(ids, SCORE_BATCH):
+        for batch in chunks(ids, SCORE_BATCH):
             papers = _scoring_rows(session, batch)
             examples = [paper_example(paper) for paper in papers]
             # One process: worker processes (joblib) measured slower here, shipping the
@@ -591,7 +587,7 @@ def _scoring_rows(session: Session, ids: Sequence[int]) -> list[Any]:
         PaperRow.year,
     )
     rows: list[Any] = []
-    for chunk in _chunks(ids, 1000):
+    for chunk in chunks(ids, 1000):
         rows.extend(session.execute(select(*columns).where(PaperRow.id.in_(chunk))))
     rows.sort(key=lambda row: row.id)
     return rows

@@ -683,7 +683,7 @@ def _stored_sightings(session: Session, records: list[RawRecord], hashes: set[st
     stored: dict[str, int] = {}
     query = select(SightingRow.payload_hash, SightingRow.paper_id)
     for source, source_ids in by_source.items():
-        for chunk in _chunks(sorted(source_ids), _SQL_IN_CHUNK):
+        for chunk in chunks(sorted(source_ids), _SQL_IN_CHUNK):
             same = query.where(SightingRow.source == source, SightingRow.source_id.in_(chunk))
             for payload_hash, paper_id in session.execute(same):
                 if payload_hash in hashes:
@@ -751,7 +751,8 @@ def _printable(value: Any) -> Any:
     return value
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """`items` in lists of at most `size`: SQL `IN` lists and batches that stay bounded."""
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -814,7 +815,7 @@ def _ingest(
     # 2. Load the stored papers that records merge into.
     existing_ids = sorted({known.id for *_, known, new in plan if not new and known.id is not None})
     loaded: dict[int, dict[str, Any]] = {}
-    for chunk in _chunks(existing_ids, _SQL_IN_CHUNK):
+    for chunk in chunks(existing_ids, _SQL_IN_CHUNK):
         for row in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk))):
             loaded[row.id] = _paper_values(row)
 

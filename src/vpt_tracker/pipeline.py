@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
-from vpt_tracker.ingest import keep_index_between_runs, save_index
+from vpt_tracker.ingest import chunks, keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import Page, RunOutcome, Window
 from vpt_tracker.store import transaction
@@ -528,9 +528,15 @@ def owe_to_catalogues(session: Session, names: Sequence[str], paper_ids: Sequenc
 def _owe(session: Session, run_id: int | None, owed: dict[str, list[int]]) -> None:
     """Record the papers that failed catalogues could not score, each pair once."""
     for name, paper_ids in owed.items():
-        known = set(
-            session.scalars(select(ScoringBacklogRow.paper_id).where(ScoringBacklogRow.catalogue == name))
-        )
+        known: set[int] = set()
+        for chunk in chunks(sorted(set(paper_ids)), 1000):  # only these papers' rows, not the whole backlog
+            known.update(
+                session.scalars(
+                    select(ScoringBacklogRow.paper_id).where(
+                        ScoringBacklogRow.catalogue == name, ScoringBacklogRow.paper_id.in_(chunk)
+                    )
+                )
+            )
         rows = [
             {"catalogue": name, "paper_id": paper_id, "run_id": run_id, "created_at": utcnow()}
             for paper_id in paper_ids
