@@ -204,19 +204,14 @@ class GithubClient:
         return _pull(self._json(response, doing))
 
     def close_pull(self, number: int) -> PullRequest:
-        doing = f"closing pull request #{number} on {self.repo}"
-        response = self._request(
-            "PATCH", f"/repos/{self.owner}/{self.name}/pulls/{number}", json={"state": "closed"}
-        )
-        if response.status_code != 200:
-            raise self._fail(response, doing)
-        return _pull(self._json(response, doing))
+        return self._patch_pull(number, {"state": "closed"}, f"closing pull request #{number} on {self.repo}")
 
     def update_pull(self, number: int, *, title: str, body: str) -> PullRequest:
         doing = f"editing pull request #{number} on {self.repo}"
-        response = self._request(
-            "PATCH", f"/repos/{self.owner}/{self.name}/pulls/{number}", json={"title": title, "body": body}
-        )
+        return self._patch_pull(number, {"title": title, "body": body}, doing)
+
+    def _patch_pull(self, number: int, changes: dict[str, str], doing: str) -> PullRequest:
+        response = self._request("PATCH", f"/repos/{self.owner}/{self.name}/pulls/{number}", json=changes)
         if response.status_code != 200:
             raise self._fail(response, doing)
         return _pull(self._json(response, doing))

@@ -238,7 +238,7 @@ def pull_body(name: str, changes: list[Change], limit: int = BODY_LIMIT) -> str:
         "Each paper below was proposed by the classifier and accepted by a reviewer.",
         "",
     ]
-    budget = limit - _BODY_RESERVE - sum(len(line) + 1 for line in lines)
+    budget = limit - _BODY_RESERVE - _chars(lines)
     added = [c for c in changes if c.action == "added"]
     updated = [c for c in changes if c.action == "updated"]
     blocks: list[tuple[str, list[list[str]]]] = []
@@ -258,14 +258,13 @@ def pull_body(name: str, changes: list[Change], limit: int = BODY_LIMIT) -> str:
                 ],
             )
         )
-    shares = _fair_shares(
-        [[sum(len(line) + 1 for line in entry) for entry in entries] for _, entries in blocks], budget
-    )
-    for (heading, entries), share in zip(blocks, shares, strict=True):
+    sizes = [[_chars(entry) for entry in entries] for _, entries in blocks]
+    for (heading, entries), entry_sizes, share in zip(
+        blocks, sizes, _fair_shares(sizes, budget), strict=True
+    ):
         lines += [heading, ""]
         shown = 0
-        for entry in entries:
-            size = sum(len(line) + 1 for line in entry)
+        for entry, size in zip(entries, entry_sizes, strict=True):
             if size > share:
                 break
             lines += entry
@@ -279,6 +278,11 @@ def pull_body(name: str, changes: list[Change], limit: int = BODY_LIMIT) -> str:
         lines.append("")
     lines.append(f"<!-- vpt-tracker catalogue={name} entries={len(changes)} -->")
     return "\n".join(lines) + "\n"
+
+
+def _chars(lines: list[str]) -> int:
+    """The characters `lines` take in the body, a newline after each."""
+    return sum(len(line) + 1 for line in lines)
 
 
 def _fair_shares(sizes: list[list[int]], budget: int) -> list[int]:
