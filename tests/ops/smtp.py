@@ -103,3 +103,12 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
+
+
+# The CLI as a maintainer runs it at a terminal, where Ctrl-C (SIGINT) is delivered: a test
+# run started in the background (`cmd &`, nohup) passes SIGINT on as ignored, and a child
+# would then never see the Ctrl-C these tests send.
+AS_AT_A_TERMINAL = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from vpt_tracker.cli import main; main()"
+)

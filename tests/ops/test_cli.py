@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 
 from ops.feeds import feed_server
 from ops.seed import seed_week
-from ops.smtp import free_port, smtp_server
+from ops.smtp import AS_AT_A_TERMINAL, free_port, smtp_server
 from unprivileged import run_cli
 from vpt_tracker.cli import main
 from vpt_tracker.locks import exclusive
@@ -420,7 +420,7 @@ def test_ctrl_c_stops_a_run_with_exit_130_not_the_code_of_failed_sources(tmp_pat
     server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     config = config_file(tmp_path, rss_config(f"http://127.0.0.1:{server.server_address[1]}"))
-    command = [sys.executable, "-c", "from vpt_tracker.cli import main; main()"]
+    command = [sys.executable, "-c", AS_AT_A_TERMINAL]
     child = subprocess.Popen(
         [*command, "--config", str(config), "--database", db_url, "run", "nightly"],
         stdout=subprocess.PIPE,

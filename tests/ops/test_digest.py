@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ops.seed import HOSTILE, NOW, seed_week
-from ops.smtp import free_port, self_signed, smtp_server
+from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, smtp_server
 from vpt_tracker.config import CatalogueConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import Week
@@ -348,7 +348,7 @@ def test_a_send_interrupted_mid_delivery_is_marked_failed(
         )
         command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
         child = subprocess.Popen(
-            [sys.executable, "-c", "from vpt_tracker.cli import main; main()", *command],
+            [sys.executable, "-c", AS_AT_A_TERMINAL, *command],
             stderr=subprocess.PIPE,
             text=True,
         )
