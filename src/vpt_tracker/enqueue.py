@@ -193,9 +193,33 @@ def _silent_where_filed(example: Example, section_path: Sequence[str], preset: P
     return example.unlabelled_for(preset.silent_on(section_path), preset.label_keys)
 
 
+@dataclass
+class _ListedPapers:
+    """Stored papers by id, arXiv id and folded title: what an entry may list.
+
+    One rule for "the papers an entry lists" serves a stored catalogue (`_entry_papers`) and a
+    README text (`readme_examples`): its linked paper, the one with its arXiv id and each one
+    whose folded title is the entry's, in that order (then by id), each paper once.
+    """
+
+    by_id: dict[int, PaperRow] = field(default_factory=dict)
+    by_arxiv: dict[str, PaperRow] = field(default_factory=dict)
+    by_title: dict[str, list[PaperRow]] = field(default_factory=dict)
+
+    def add_titled(self, paper: PaperRow, key: str) -> None:
+        self.by_title.setdefault(key, []).append(paper)
+
+    def of(self, paper_id: int | None, arxiv: str | None, key: str) -> list[PaperRow]:
+        found = [
+            self.by_id.get(paper_id) if paper_id is not None else None,
+            self.by_arxiv.get(arxiv) if arxiv else None,
+            *self.by_title.get(key, []),
+        ]
+        return list({p.id: p for p in found if p is not None}.values())
+
+
 def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[EntryRow, list[PaperRow]]]:
-    """Each entry with every stored paper it lists: its linked paper, the one with its arXiv id
-    and each one whose folded title is the entry's, in that order (then by id).
+    """Each entry with every stored paper it lists (`_ListedPapers.of`).
 
     This is what "already listed" means wherever the store is asked (enqueue, training): a
     paper of the same folded title is the same paper, as `promote._match_entry` (the paper
@@ -208,28 +232,18 @@ def _entry_papers(session: Session, catalogue: CatalogueRow) -> list[tuple[Entry
     linked = {e.paper_id for e in entries if e.paper_id is not None}
     ids = {e.arxiv_id for e in entries if e.arxiv_id}
     keys = {e.title_key for e in entries if e.title_key}
-    by_id: dict[int, PaperRow] = {}
-    by_arxiv: dict[str, PaperRow] = {}
-    by_title: dict[str, list[PaperRow]] = {}
+    listed = _ListedPapers()
     for chunk in chunks(sorted(linked), 500):
-        by_id.update((p.id, p) for p in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk))))
+        for paper in session.scalars(select(PaperRow).where(PaperRow.id.in_(chunk))):
+            listed.by_id[paper.id] = paper
     for chunk in chunks(sorted(ids), 500):
         for paper in session.scalars(select(PaperRow).where(PaperRow.arxiv_id.in_(chunk))):
-            by_arxiv[paper.arxiv_id or ""] = paper
+            listed.by_arxiv[paper.arxiv_id or ""] = paper
     for chunk in chunks(sorted(keys), 500):
         query = select(PaperRow).where(PaperRow.title_key.in_(chunk)).order_by(PaperRow.id)
         for paper in session.scalars(query):
-            by_title.setdefault(paper.title_key, []).append(paper)
-    result: list[tuple[EntryRow, list[PaperRow]]] = []
-    for entry in entries:
-        found = [
-            by_id.get(entry.paper_id) if entry.paper_id is not None else None,
-            by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None,
-            *by_title.get(entry.title_key, []),
-        ]
-        papers = {p.id: p for p in found if p is not None}  # in order, each paper once
-        result.append((entry, list(papers.values())))
-    return result
+            listed.add_titled(paper, paper.title_key)
+    return [(entry, listed.of(entry.paper_id, entry.arxiv_id, entry.title_key)) for entry in entries]
 
 
 def training_set(
@@ -414,23 +428,18 @@ def readme_examples(
 ) -> tuple[dict[int, Example], set[int]]:
     """The entries of a README text as training examples, and every paper they list.
 
-    An entry lists the paper with its arXiv id and each paper whose folded title is its own,
-    as `_entry_papers` has it for a stored catalogue; its example is the first of them. The
+    An entry lists the paper with its arXiv id and each paper whose folded title is its own
+    (`_ListedPapers.of`, as for a stored catalogue); its example is the first of them. The
     others are listed too, so that replay never samples a second record of a listed paper
     as an unlabeled negative, nor counts it as a paper added later.
     """
-    by_arxiv = {p.arxiv_id: p for p in papers if p.arxiv_id}
-    by_title: dict[str, list[PaperRow]] = {}
+    listed_papers = _ListedPapers(by_arxiv={p.arxiv_id: p for p in papers if p.arxiv_id})
     for paper in sorted(papers, key=lambda p: p.id):
-        by_title.setdefault(title_key(paper.title), []).append(paper)
+        listed_papers.add_titled(paper, title_key(paper.title))
     examples: dict[int, Example] = {}
     listed: set[int] = set()
     for entry in parse(text).entries:
-        found = [
-            by_arxiv.get(entry.arxiv_id) if entry.arxiv_id else None,
-            *by_title.get(title_key(entry.title), []),
-        ]
-        own = [p for p in found if p is not None]
+        own = listed_papers.of(None, entry.arxiv_id, title_key(entry.title))
         if not own:
             continue
         seen = own[0].id in listed  # an earlier entry gave this paper its example

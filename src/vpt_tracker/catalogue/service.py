@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,12 +101,9 @@ def import_catalogue(
     catalogue's candidates, review decisions and pull requests). To keep vpt-tracker's own
     pending changes as well, take the new README in with `publish.upstream.rebase_catalogue`
     (`vpt-tracker catalogue import --replace` does)."""
-    try:
-        check_catalogue_name(name)
-        if github_repo is not None:
-            check_github_repo(github_repo)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    _as_user_error(check_catalogue_name, name)
+    if github_repo is not None:
+        _as_user_error(check_github_repo, github_repo)
     preset_obj = load_preset(preset) if preset else None
     doc = parse(text)
     try:
@@ -113,6 +111,14 @@ def import_catalogue(
     except IntegrityError:
         # another import of the same name committed first (two imports at once)
         raise UserError(f"catalogue {name!r} was imported concurrently; run the import again") from None
+
+
+def _as_user_error(check: Callable[[str], object], value: str) -> None:
+    """Run a value check whose `ValueError` is the user's mistake: one line, no traceback."""
+    try:
+        check(value)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _store_import(
@@ -157,10 +163,7 @@ def configure_catalogue(
     as `import_catalogue` checks them."""
     catalogue = get_catalogue(session, name)
     if github_repo is not None:
-        try:
-            check_github_repo(github_repo)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        _as_user_error(check_github_repo, github_repo)
         catalogue.github_repo = github_repo
     if preset is not None:
         load_preset(preset)
