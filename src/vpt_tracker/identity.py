@@ -39,7 +39,11 @@ from vpt_tracker.ingest import (
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import CandidateStatus, RawRecord
 from vpt_tracker.normalize import arxiv_id as normal_arxiv_id
+from vpt_tracker.normalize import cvf_url as normal_cvf_url
+from vpt_tracker.normalize import doi as normal_doi
+from vpt_tracker.normalize import openreview_id as normal_openreview_id
 from vpt_tracker.normalize import title_key
+from vpt_tracker.pipeline import owe_to_catalogues
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CandidateRow,
@@ -72,9 +76,9 @@ _STATUS_RANK = {
 class Repair:
     """What a split or a merge did, for the CLI's text and `--json`."""
 
-    action: str  # "split" or "merge"
+    action: str  # "split", "merge" or "rebuild"
     paper_id: int  # the paper that stays (split: the one split; merge: KEEP_ID)
-    other_id: int  # split: the new paper; merge: the paper merged away (now deleted)
+    other_id: int | None  # split: the new paper; merge: the paper merged away (now deleted)
     titles: dict[int, str] = field(default_factory=dict)
     sightings_moved: list[int] = field(default_factory=list)
     entries_moved: list[int] = field(default_factory=list)
@@ -83,6 +87,7 @@ class Repair:
     candidates_copied: list[int] = field(default_factory=list)  # split: rejections the new paper keeps
     decisions_moved: int = 0
     owed_by: list[str] = field(default_factory=list)  # catalogues that owe the new paper a score
+    changed: dict[str, list[Any]] = field(default_factory=dict)  # rebuild: column -> [before, after]
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -167,8 +172,6 @@ def split(
             select(ScoringBacklogRow.catalogue).where(ScoringBacklogRow.paper_id == paper_id)
         )
         repair.owed_by = sorted({*catalogues, *owed})
-        from vpt_tracker.pipeline import owe_to_catalogues  # the pipeline imports half the package
-
         owe_to_catalogues(session, repair.owed_by, [new_id])
         discard_index(session)
     return repair
@@ -270,9 +273,9 @@ def merge(engine: Engine, keep_id: int, other_id: int) -> Repair:
     rejected, deferred, pending; on a tie, `keep_id`'s), and the other's decisions move to
     it, so the audit log stays whole; the kept candidate's version is then raised past
     theirs, so `review undo` refuses to replay a moved decision onto it (its own decisions
-    can still be undone). Merging is refused when a
-    sighting's key contradicts the merged paper's (two arXiv ids): a paper holds one key of
-    each kind, and the next record with the other key would be a paper of its own again.
+    can still be undone). Merging is refused when a sighting's key contradicts the merged
+    paper's (two arXiv ids): a paper holds one key of each kind, and the next record with
+    the other key would be a paper of its own again.
     """
     if keep_id == other_id:
         raise UserError(f"cannot merge paper {keep_id} with itself")
@@ -307,6 +310,29 @@ def merge(engine: Engine, keep_id: int, other_id: int) -> Repair:
         session.execute(delete(PaperRow).where(PaperRow.id == other_id))  # frees its unique keys
         values = {**_columns(merged, now), "created_at": created_at, "full_text": full_text}
         session.execute(update(PaperRow).where(PaperRow.id == keep_id).values(**values))
+        discard_index(session)
+    return repair
+
+
+def rebuild(engine: Engine, paper_id: int) -> Repair:
+    """Rebuild paper `paper_id` from its own sightings, moving nothing.
+
+    For a paper an earlier version stored with a key ingestion no longer makes (a multi-DOI
+    field kept whole): its stale key kept the paper's next records away (a key that differs
+    rules a fuzzy match out) and matched none of them exactly. References stay as they are.
+    """
+    with exclusive(engine, "pipeline"), transaction(engine) as session:
+        paper = _paper(session, paper_id)
+        sightings = _sightings(session, [paper_id])
+        if not sightings:
+            raise UserError(f"paper {paper_id} has no sightings to rebuild it from")
+        (values,) = rebuild_papers(session, [_records(sightings)], rebuilt=[paper_id])
+        repair = Repair("rebuild", paper_id, None, titles={paper_id: values["title"]})
+        for column, value in values.items():
+            before = getattr(paper, column)
+            if column not in ("created_at", "modified_at", "venue_upgraded_at") and before != value:
+                repair.changed[column] = [before, value]
+        session.execute(update(PaperRow).where(PaperRow.id == paper_id).values(**_columns(values, utcnow())))
         discard_index(session)
     return repair
 
@@ -421,6 +447,61 @@ def check(engine: Engine) -> list[Suspect]:
     for suspect in suspects:
         suspect.title = titles.get(suspect.paper_id, "")
     return suspects
+
+
+@dataclass
+class StaleKey:
+    """A key stored by an earlier version in a form ingestion no longer makes."""
+
+    paper_id: int
+    title: str
+    key: str  # column: arxiv_id, doi, openreview_id, cvf_url
+    stored: str
+    current: str | None  # what ingestion makes of it now (None: not a key at all)
+    held_by: int | None  # the paper that holds `current`, a duplicate made since
+
+    def fix_command(self) -> str:
+        if self.held_by is not None:
+            return f"vpt-tracker papers merge {self.paper_id} {self.held_by}"
+        return f"vpt-tracker papers rebuild {self.paper_id}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fix": self.fix_command()}
+
+
+_NORMALISE = {
+    "arxiv_id": normal_arxiv_id,
+    "doi": normal_doi,
+    "openreview_id": normal_openreview_id,
+    "cvf_url": normal_cvf_url,
+}
+
+
+def stale_keys(engine: Engine) -> list[StaleKey]:
+    """Papers whose stored key is not what ingestion makes of it today (`normalize`).
+
+    An earlier version kept arXiv's multi-DOI field whole ("10.1109/X 10.1109/X"): no
+    record's DOI matched it, and since a differing key rules a fuzzy match out, the paper's
+    journal record became a second paper. Each is listed with the paper that holds the key
+    now, if one does (`papers merge`), else for `papers rebuild`.
+    """
+    found: list[StaleKey] = []
+    with transaction(engine) as session:
+        for name, normalise in _NORMALISE.items():
+            column = getattr(PaperRow, name)
+            rows = session.execute(
+                select(PaperRow.id, PaperRow.title, column)
+                .where(column.is_not(None))
+                .execution_options(yield_per=5000)
+            )
+            stale = [(pid, title, value) for pid, title, value in rows if normalise(value) != value]
+            for paper_id, title, value in stale:
+                current = normalise(value)
+                held = (
+                    None if current is None else session.scalar(select(PaperRow.id).where(column == current))
+                )
+                found.append(StaleKey(paper_id, title, name, value, current, held))
+    return found
 
 
 def _suspect(paper_id: int, sightings: list[tuple[int, RawRecord]]) -> list[Suspect]:

@@ -131,7 +131,7 @@ def wrong_merge(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 def test_every_papers_command_has_help() -> None:
-    for command in ("show", "split", "merge", "check"):
+    for command in ("show", "split", "merge", "rebuild", "check"):
         result = CliRunner().invoke(main, ["papers", command, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
 
@@ -473,15 +473,91 @@ def test_check_lists_old_merges_of_titles_that_differ_in_a_number(
         RawRecord(source="arxiv_rss", source_id="rss", title=V2.title + " (extended)", arxiv_id="2403.01111"),
     )
     v3 = sighting_id(engine, "or-v3")
-    (suspect,) = run_json(db_url, "papers", "check")
+    checked = run_json(db_url, "papers", "check")
+    assert checked["stale_keys"] == []
+    (suspect,) = checked["titles_differ_in_a_number"]
     assert suspect["paper_id"] == merged
     assert [g["numbers"] for g in suspect["groups"]] == [["2"], ["3"]]
     assert suspect["split"] == f"vpt-tracker papers split {merged} --sighting {v3}"
     code, out, _ = run(db_url, "papers", "check")
-    assert code == 0 and "1 papers hold sightings" in out
+    assert code == 0 and "1 papers hold sightings whose titles differ in a number; 0 keys" in out
 
     run_json(db_url, "papers", "split", str(merged), "--sighting", str(v3))
-    assert run_json(db_url, "papers", "check") == []
+    assert run_json(db_url, "papers", "check") == {"titles_differ_in_a_number": [], "stale_keys": []}
+
+
+# The real cs.CV feed of 2024-06-11 gives 2406.03645 this DOI field; an earlier version kept
+# it whole as the paper's key (see test_ingest.test_a_doi_field_that_repeats_its_doi_gives_that_doi).
+DOI_FIELD = "10.1109/JSTARS.2024.3413003 10.1109/JSTARS.2024.3413003 10.1109/JSTARS.2024.3413003"
+SEA_ICE = RawRecord(
+    source="arxiv_rss",
+    source_id="2406.03645",
+    title="Partial Label Learning with Focal Loss for Sea Ice Classification Based on Ice Charts",
+    authors=("Behzad Vahedi", "Benjamin Lucas", "Farnoush Banaei-Kashani"),
+    arxiv_id="2406.03645",
+    doi=DOI_FIELD,
+)
+SEA_ICE_JOURNAL = RawRecord(
+    source="catalogue",
+    source_id="synthetic:sea-ice",
+    title="Partial Label Learning With Focal Loss for Sea Ice Classification",
+    doi="https://doi.org/10.1109/JSTARS.2024.3413003",
+    venue="IEEE JSTARS",
+    year=2024,
+)
+
+
+def old_doi_key(engine: Engine) -> int:
+    """The sea-ice paper as an earlier version stored it: keyed by the whole DOI field."""
+    (paper_id,) = load(engine, SEA_ICE)
+    with transaction(engine) as session:
+        row = session.get(PaperRow, paper_id)
+        assert row is not None
+        row.doi = DOI_FIELD.lower()
+    forget_indexes()
+    return paper_id
+
+
+def test_a_multi_doi_key_of_an_old_store_is_found_and_merged(engine: Engine, db_url: str) -> None:
+    old = old_doi_key(engine)
+    (journal,) = load(engine, SEA_ICE_JOURNAL)
+    assert journal != old  # the stale key kept the journal's record away: a duplicate
+
+    checked = run_json(db_url, "papers", "check")
+    (stale,) = checked["stale_keys"]
+    assert (stale["paper_id"], stale["key"], stale["current"]) == (old, "doi", "10.1109/jstars.2024.3413003")
+    assert stale["held_by"] == journal
+    assert stale["fix"] == f"vpt-tracker papers merge {old} {journal}"
+
+    run_json(db_url, "papers", "merge", str(old), str(journal))
+    merged = paper(engine, old)
+    assert merged is not None
+    assert (merged.doi, merged.arxiv_id, merged.venue, merged.previous_venue) == (
+        "10.1109/jstars.2024.3413003",
+        "2406.03645",
+        "IEEE JSTARS",
+        "arXiv",
+    )
+    assert run_json(db_url, "papers", "check")["stale_keys"] == []
+    again = RawRecord(
+        source="crossref", source_id="sea-ice", title="Sea ice", doi="10.1109/jstars.2024.3413003"
+    )
+    assert load(engine, again) == [old]
+
+
+def test_rebuild_gives_an_old_paper_the_key_ingestion_makes_now(engine: Engine, db_url: str) -> None:
+    old = old_doi_key(engine)
+    (stale,) = run_json(db_url, "papers", "check")["stale_keys"]
+    assert stale["held_by"] is None and stale["fix"] == f"vpt-tracker papers rebuild {old}"
+
+    result = run_json(db_url, "papers", "rebuild", str(old))
+
+    assert result["changed"] == {"doi": [DOI_FIELD.lower(), "10.1109/jstars.2024.3413003"]}
+    code, out, _ = run(db_url, "papers", "rebuild", str(old))
+    assert code == 0 and "nothing changed" in out
+    assert load(engine, SEA_ICE_JOURNAL) == [old]  # the journal's record now finds it
+    code, _out, err = run(db_url, "papers", "rebuild", "4040")
+    assert code == 2 and "Error: no paper 4040" in err
 
 
 @pytest.mark.parametrize("action", ["split", "merge"])
@@ -514,3 +590,17 @@ def test_a_failure_late_in_a_repair_leaves_the_store_as_it_was(
         else:
             identity.merge(engine, merged, other)
     assert state() == before
+
+
+def test_a_repair_waits_for_no_run(engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nightly run holds the pipeline lock, and an index that predates the repair: refused."""
+    from vpt_tracker.locks import EX_TEMPFAIL, exclusive
+
+    merged = wrong_merge(engine, monkeypatch)
+    with exclusive(engine, "pipeline"):
+        code, _out, err = run(
+            db_url, "papers", "split", str(merged), "--sighting", str(sighting_id(engine, "or-v3"))
+        )
+    assert code == EX_TEMPFAIL and err.startswith("Error:")
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(PaperRow)) == 1

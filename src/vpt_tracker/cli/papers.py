@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vpt_tracker.cli.context import ROW_ID, AppContext, echo_json, pass_app
-from vpt_tracker.identity import Repair, check, describe, merge, split
+from vpt_tracker.identity import Repair, check, describe, merge, rebuild, split, stale_keys
 from vpt_tracker.ingest import keep_index_between_runs
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -13,7 +13,8 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead
 
 @click.group()
 def papers() -> None:
-    """Inspect papers and repair their identity: split one in two, merge two into one."""
+    """Inspect papers and repair their identity: split one in two, merge two into one,
+    rebuild one from its sightings, and check for what earlier versions got wrong."""
 
 
 @papers.command("show")
@@ -120,11 +121,38 @@ def merge_command(app: AppContext, keep_id: int, other_id: int, as_json: bool) -
     _report(merge(engine, keep_id, other_id), as_json)
 
 
+@papers.command("rebuild")
+@click.argument("paper_id", type=ROW_ID)
+@_JSON
+@pass_app
+def rebuild_command(app: AppContext, paper_id: int, as_json: bool) -> None:
+    """Rebuild paper PAPER_ID from its own sightings, as ingestion builds papers.
+
+    For a paper whose key an earlier version stored in a form ingestion no longer makes (a
+    multi-DOI field kept whole; `papers check` lists them). Nothing moves. One transaction.
+
+    \b
+    Example:
+      vpt-tracker papers rebuild 812
+    """
+    engine = app.engine()
+    keep_index_between_runs(app.settings.cache_dir)
+    _report(rebuild(engine, paper_id), as_json)
+
+
 def _report(repair: Repair, as_json: bool) -> None:
     if as_json:
         echo_json(repair.as_dict())
         return
     paper, other = repair.paper_id, repair.other_id
+    if repair.action == "rebuild":
+        click.echo(f"rebuilt paper {paper} ({repair.titles[paper]}) from its sightings")
+        for column, (before, after) in repair.changed.items():
+            click.echo(f"  {column}: {before} -> {after}")
+        if not repair.changed:
+            click.echo("  nothing changed")
+        return
+    assert other is not None
     if repair.action == "split":
         click.echo(
             f"split paper {paper}: sightings {_ids(repair.sightings_moved)} are now paper {other} "
@@ -153,15 +181,23 @@ def _report(repair: Repair, as_json: bool) -> None:
 @_JSON
 @pass_app
 def check_command(app: AppContext, as_json: bool) -> None:
-    """List papers whose sightings' titles differ in a number ("Foo v2" and "Foo v3").
+    """List what earlier versions got wrong, with the command that repairs each.
 
-    Ingestion no longer merges such titles; stores made by earlier versions hold them as
-    one paper. Each is listed with its sightings grouped by the numbers of their titles and
-    the `papers split` command that would take the later groups out. Exit code 0 either way.
+    Papers merged from sightings whose titles differ in a number ("Foo v2" and "Foo v3"),
+    which ingestion no longer merges: their sightings grouped by the numbers of their
+    titles, and the `papers split` that takes the later groups out. Papers whose stored key
+    is not what ingestion makes of it now (a multi-DOI field kept whole): with `papers
+    merge` when a duplicate holds the key since, else `papers rebuild`. Exit code 0 either way.
     """
-    suspects = check(app.engine())
+    engine = app.engine()
+    suspects, stale = check(engine), stale_keys(engine)
     if as_json:
-        echo_json([suspect.as_dict() for suspect in suspects])
+        echo_json(
+            {
+                "titles_differ_in_a_number": [suspect.as_dict() for suspect in suspects],
+                "stale_keys": [key.as_dict() for key in stale],
+            }
+        )
         return
     for suspect in suspects:
         click.echo(f"paper {suspect.paper_id}: {suspect.title}")
@@ -169,7 +205,15 @@ def check_command(app: AppContext, as_json: bool) -> None:
             numbers = " ".join(group["numbers"]) or "(none)"
             click.echo(f"  numbers {numbers}: sightings {_ids(group['sighting_ids'])}  {group['title']}")
         click.echo(f"  {suspect.split_command()}")
-    click.echo(f"{len(suspects)} papers hold sightings whose titles differ in a number")
+    for key in stale:
+        click.echo(f"paper {key.paper_id}: {key.title}")
+        held = f" (held by paper {key.held_by})" if key.held_by is not None else ""
+        click.echo(f"  {key.key} {key.stored!r} is now {key.current!r}{held}")
+        click.echo(f"  {key.fix_command()}")
+    click.echo(
+        f"{len(suspects)} papers hold sightings whose titles differ in a number; "
+        f"{len(stale)} keys are stored in an old form"
+    )
 
 
 def register(main: click.Group) -> None:
