@@ -157,6 +157,12 @@ def test_split_rebuilds_both_papers_as_ingestion_would(
         == "https://openaccess.thecvf.com/content/CVPR2024/html/Lopez_SmartPrompt_CVPR_2024_paper.html"
     )
     assert (kept.venue, kept.year, kept.previous_venue) == ("CVPR 2024", 2024, "arXiv")
+    with transaction(engine) as session:
+        cvpr_seen = session.scalars(
+            select(SightingRow.fetched_at).where(SightingRow.source_id == "cvpr-v2")
+        ).one()
+    # Upgraded when the CVPR sighting came, not at the repair: the digest does not announce it again.
+    assert kept.venue_upgraded_at == cvpr_seen
     assert kept.abstract == V2.abstract
     assert (split_off.title, split_off.abstract, split_off.openreview_id) == (
         V3.title,
@@ -604,3 +610,21 @@ def test_a_repair_waits_for_no_run(engine: Engine, db_url: str, monkeypatch: pyt
     assert code == EX_TEMPFAIL and err.startswith("Error:")
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(PaperRow)) == 1
+
+
+def test_a_sighting_reads_back_as_the_record_it_stored() -> None:
+    record = RawRecord(
+        source="arxiv_api",
+        source_id="2403.01111v2",
+        title="SmartPrompt v2",
+        authors=("Ana Lopez",),
+        published=datetime(2024, 3, 2, 17, 5, tzinfo=UTC),
+        categories=("cs.CV", "cs.LG"),
+        payload={"raw": {"entry": 1}},
+    )
+    again = RawRecord.from_json(json.loads(json.dumps(record.to_json())))
+    assert again == record and again.payload == record.payload
+    assert again.payload_hash == record.payload_hash
+    # A payload of another version: unknown keys are ignored, missing ones take defaults.
+    older = RawRecord.from_json({"source": "jsonl", "source_id": "x", "title": "T", "retired_field": 1})
+    assert older == RawRecord(source="jsonl", source_id="x", title="T")
