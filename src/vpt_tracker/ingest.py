@@ -671,6 +671,51 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
     return changed, upgraded
 
 
+def rebuild_papers(
+    session: Session, groups: Sequence[Sequence[tuple[RawRecord, datetime]]], *, rebuilt: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Each group's paper as ingestion would have made it from these records alone.
+
+    Identity repair (`vpt_tracker.identity`) calls this when it moves sightings between
+    papers: every group is replayed in order through the code ingestion uses, the first
+    record making the paper (`_new_paper_values`) and each later one merging into it
+    (`_merge`, at its own fetch time, so a venue upgrade keeps the time it happened). Exact
+    keys follow ingestion's rule too: a key that another stored paper (not one of `rebuilt`,
+    the papers being remade) or an earlier group holds is not taken, so no unique key is
+    ever held twice. Returns each group's column values; `created_at` is its first record's
+    time, for the caller to keep or replace.
+    """
+    index = IdentityIndex()
+    keyed = [[(_stored_form(record)[0], at) for record, at in group] for group in groups]
+    wanted: dict[str, set[str]] = {name: set() for name in IdentityIndex._KEY_FIELDS}
+    for group in keyed:
+        for record, _at in group:
+            keys = record_keys(record)
+            for name in IdentityIndex._KEY_FIELDS:
+                if getattr(keys, name) is not None:
+                    wanted[name].add(getattr(keys, name))
+    for name, held in wanted.items():
+        column = getattr(PaperRow, name)
+        for chunk in chunks(sorted(held), _SQL_IN_CHUNK):
+            query = select(PaperRow.id, column).where(column.in_(chunk), PaperRow.id.not_in(list(rebuilt)))
+            for paper_id, value in session.execute(query):
+                index.by_key[name][value] = _Known(paper_id, RecordKeys(None, None, None, None, "", ()))
+    papers: list[dict[str, Any]] = []
+    for group in keyed:
+        if not group:
+            raise ValueError("a paper is rebuilt from one sighting at least")
+        (first, first_at), later = group[0], group[1:]
+        keys = index.without_held_keys(record_keys(first))
+        known = _Known(None, keys)
+        index.add(known)
+        values = _new_paper_values(first, keys, first_at)
+        for record, at in later:
+            index.claim_keys(known, record_keys(record))
+            _merge(values, record, known, at)
+        papers.append(values)
+    return papers
+
+
 def _stored_sightings(session: Session, records: list[RawRecord], hashes: set[str]) -> dict[str, int]:
     """Payload hash -> paper id of the records' sightings that are already stored.
 
@@ -944,8 +989,13 @@ class _IndexCache:
         self.snapshots: Path | None = None
 
     @staticmethod
-    def _state(session: Session) -> tuple[str, tuple[Any, ...]]:
-        url = session.get_bind().engine.url.render_as_string(hide_password=False)
+    def url(session: Session) -> str:
+        """The database's URL, which names its entry and its snapshot file."""
+        return session.get_bind().engine.url.render_as_string(hide_password=False)
+
+    @classmethod
+    def _state(cls, session: Session) -> tuple[str, tuple[Any, ...]]:
+        url = cls.url(session)
         row = session.execute(
             select(func.count(PaperRow.id), func.max(PaperRow.id), func.max(PaperRow.modified_at))
         ).one()
@@ -1051,6 +1101,21 @@ class _IndexCache:
 
 _INDEX_CACHE = _IndexCache()
 _SNAPSHOT_FORMAT = 4  # 2: venue series and year; 3: title keys of migration 0004; 4: initials
+
+
+def discard_index(session: Session) -> None:
+    """Forget this store's identity index: in memory, and its snapshot and journal on disk.
+
+    For changes the index cannot follow by itself (identity repair moves keys between
+    papers): the next ingestion rebuilds the index from the store. Called inside the
+    repairing transaction, before it commits: if the commit then fails, only a cache is lost.
+    """
+    url = _INDEX_CACHE.url(session)
+    with _INDEX_CACHE._lock:
+        _INDEX_CACHE._entries.pop(url, None)
+    if _INDEX_CACHE.snapshots is not None:
+        _INDEX_CACHE._snapshot_path(url).unlink(missing_ok=True)
+        _INDEX_CACHE._journal_path(url).unlink(missing_ok=True)
 
 
 def keep_index_between_runs(folder: Path | None) -> None:

@@ -100,6 +100,25 @@ class RawRecord:
         data["categories"] = list(self.categories)
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RawRecord:
+        """The record a sighting's payload (`to_json`) was made from.
+
+        Identity repair (`papers split`/`merge`) rebuilds papers from their sightings this
+        way. Keys this version does not know are ignored and missing ones take their
+        defaults, so that payloads stored by other versions still read.
+        """
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        for key in ("published", "updated"):
+            if isinstance(values.get(key), str):
+                parsed = datetime.fromisoformat(values[key])
+                values[key] = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        for key in ("authors", "categories"):
+            values[key] = tuple(values.get(key) or ())
+        values["payload"] = values.get("payload") or {}
+        return cls(**values)
+
     @property
     def payload_hash(self) -> str:
         """A stable hash of the record's content, used to skip sightings already stored."""

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "vpt_tracker.cli.catalogue",
     "vpt_tracker.cli.sources",
     "vpt_tracker.cli.ingest",
+    "vpt_tracker.cli.papers",
     "vpt_tracker.cli.classify",
     "vpt_tracker.cli.review",
     "vpt_tracker.cli.publish",
