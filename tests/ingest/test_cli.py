@@ -300,3 +300,26 @@ def test_enrich_with_arxiv_failing_says_so_in_one_line_and_writes_nothing(
     assert err.startswith("Error: arXiv look-up failed: arxiv_api: GET ") and "answered HTTP 503" in err
     assert len(err.strip().splitlines()) == 1
     assert stats(db_url) == before
+
+
+def test_ingest_and_enrich_wait_for_no_run(db_url: str) -> None:
+    """Both ingest: while a nightly run (or a repair) holds the pipeline lock, they are refused
+    at once (exit 75) and store nothing, rather than resolve papers with an index of their own."""
+    from vpt_tracker.locks import EX_TEMPFAIL, exclusive
+
+    code, _, err = run(
+        db_url, "catalogue", "import", str(VPT_LIST), "--name", "vpt", "--preset", "awesome-vpt"
+    )
+    assert code == 0, err
+    engine = make_engine(db_url)
+    with exclusive(engine, "pipeline"):
+        code, _, err = run(db_url, "ingest-jsonl", str(CORPUS[0]))
+        assert code == EX_TEMPFAIL and "in progress" in err
+        code, _, err = run(
+            db_url, "catalogue", "enrich", "vpt", "--no-arxiv", "--from-jsonl", str(CONFERENCES[0])
+        )
+        assert code == EX_TEMPFAIL and "in progress" in err
+    assert stats(db_url)["papers"] == 0
+    code, _, err = run(db_url, "ingest-jsonl", str(CORPUS[0]))  # the run is over
+    assert code == 0, err
+    engine.dispose()

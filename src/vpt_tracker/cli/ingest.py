@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from vpt_tracker.cli.context import AppContext, echo_json, pass_app
 from vpt_tracker.dumps import read_dump
 from vpt_tracker.enrich import ArxivLookup, LocalIndex, enrich_catalogue
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import IngestStats, ingest_records, keep_index_between_runs, save_index
+from vpt_tracker.locks import exclusive
 from vpt_tracker.models import RawRecord, RunOutcome
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CursorRow, EntryRow, PaperRow, RunRow, SightingRow
@@ -81,6 +82,23 @@ def ingest_jsonl(app: AppContext, files: tuple[Path, ...], batch_size: int, as_j
     for path in files:
         records.extend(read_dump(path))
     engine = app.engine()
+    # Under the pipeline's lock, as `fetch` and `papers split`: beside a run or a repair, an
+    # identity index of this process's own would resolve papers the other changes meanwhile.
+    with exclusive(engine, "pipeline"):
+        stats = _ingest_locked(app, engine, files, records, batch_size)
+    counts = stats.as_dict()
+    if as_json:
+        echo_json(counts)
+    else:
+        click.echo(
+            f"{counts['records']} records from {len(files)} file(s): {counts['new_papers']} new papers, "
+            f"{counts['merged']} merged, {counts['duplicate_sightings']} already stored"
+        )
+
+
+def _ingest_locked(
+    app: AppContext, engine: Engine, files: tuple[Path, ...], records: list[RawRecord], batch_size: int
+) -> IngestStats:
     started = time.perf_counter()
     with transaction(engine) as session:
         run = RunRow(kind="ingest", counts={"files": [str(p) for p in files]})
@@ -107,14 +125,7 @@ def ingest_jsonl(app: AppContext, files: tuple[Path, ...], batch_size: int, as_j
                 row.duration_s = time.perf_counter() - started
                 row.counts = {**row.counts, "jsonl": stats.as_dict()}
                 row.errors = {"jsonl": error} if error else {}
-    counts = stats.as_dict()
-    if as_json:
-        echo_json(counts)
-    else:
-        click.echo(
-            f"{counts['records']} records from {len(files)} file(s): {counts['new_papers']} new papers, "
-            f"{counts['merged']} merged, {counts['duplicate_sightings']} already stored"
-        )
+    return stats
 
 
 def store_stats(app: AppContext) -> dict[str, Any]:
@@ -230,9 +241,10 @@ def enrich(
     local = LocalIndex.from_files(dumps) if dumps else None
     if local is None and not arxiv:
         raise UserError("nothing to enrich from: give --from-jsonl FILE or allow --arxiv")
-    with _arxiv_lookup(app, arxiv) as lookup:
+    engine = app.engine()
+    with exclusive(engine, "pipeline"), _arxiv_lookup(app, arxiv) as lookup:  # it ingests: see ingest-jsonl
         stats = enrich_catalogue(
-            app.engine(),
+            engine,
             name,
             local=local,
             arxiv=lookup,
