@@ -51,8 +51,45 @@ def test_parse_week() -> None:
     assert parse_week("2026-W01", NOW).start.isoformat() == "2025-12-29T00:00:00+00:00"
     with pytest.raises(UserError, match="ISO week"):
         parse_week("2026-47", NOW)
-    with pytest.raises(UserError, match="no week 54"):
+    with pytest.raises(UserError, match=r"'2026-W54' is not an ISO week like 2026-W47 \(or 'current'"):
         parse_week("2026-W54", NOW)
+    with pytest.raises(UserError, match=r"--week '2025-W53': 2025 has no week 53 \(it has 52\)"):
+        parse_week("2025-W53", NOW)
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("2026-W54", "'2026-W54' is not an ISO week like 2026-W47"),
+        ("2026-W00", "'2026-W00' is not an ISO week like 2026-W47"),
+        ("last", "'last' is not an ISO week like 2026-W47"),
+        ("2026-W1", "'2026-W1' is not an ISO week like 2026-W47"),  # no label: they sort as weeks
+        ("2026-W47-3", "'2026-W47-3' is not an ISO week like 2026-W47"),
+        ("26-W47", "'26-W47' is not an ISO week like 2026-W47"),
+        ("2025-W53", "'2025-W53': 2025 has no week 53 (it has 52)"),  # 2025-12-29 is 2026-W01
+    ],
+)
+def test_a_bad_week_label_is_refused_with_what_is_wrong(label: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Week.parse(label)
+    assert str(caught.value) == message
+
+
+def test_week_labels_read_back_as_their_weeks() -> None:
+    """Through the year's end: 2026 has 53 ISO weeks, 2027-W01 starts on 2027-01-04."""
+    assert Week.parse("2026-W53") == Week(2026, 53)
+    assert Week.parse(" 2027-W01 ") == Week(2027, 1)
+    assert Week.parse("2027-W01").start.isoformat() == "2027-01-04T00:00:00+00:00"
+    assert Week.parse("2026-W47").label == "2026-W47"
+
+
+def test_a_stored_week_label_that_is_none_names_the_table(engine: Engine) -> None:
+    """The digest job reads the labels of the `digests` rows; one edited by hand into no week
+    is an error that says where it is, not a bare ValueError from int()."""
+    with transaction(engine) as session:
+        session.add(DigestRow(week="2026-W99", status="failed", attempts=1, recipients=[]))
+    with pytest.raises(UserError, match=r"^digests table: '2026-W99' is not an ISO week like 2026-W47$"):
+        send_due(settings_for(free_port()), engine, now=NOW)
 
 
 def test_digest_content_groups_candidates_and_reports_the_week(engine: Engine) -> None:

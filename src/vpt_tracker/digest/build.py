@@ -7,7 +7,6 @@ Titles and abstracts are untrusted input: the HTML template autoescapes them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
@@ -37,7 +36,6 @@ from vpt_tracker.store.tables import (
 #: Candidates shown per label group; the rest are counted ("and 12 more").
 TOP_PER_LABEL = 10
 UNLABELLED = "(no label proposed)"
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -65,6 +63,28 @@ class Week:
         year, number, _ = moment.isocalendar()
         return cls(year, number)
 
+    @classmethod
+    def parse(cls, label: str) -> Week:
+        """The week of a label, `2026-W47`; `ValueError` saying what is wrong with a bad one.
+
+        `strptime`'s ISO directives read it, so only a real ISO year and week 01 to 53 pass;
+        the label it gives back must be the one read: `2025-W53` is Monday 2025-12-29, which
+        is 2026-W01 (2025 has 52 weeks), and `2026-W1` is not the label of any week.
+        """
+        text = label.strip()
+        try:
+            monday = datetime.strptime(f"{text}-1", "%G-W%V-%u").date()
+        except ValueError:
+            raise ValueError(f"{label!r} is not an ISO week like 2026-W47") from None
+        week = cls.of(monday)
+        if week.label != text:
+            year = int(text[:4])  # four digits: %G read them
+            weeks = date(year, 12, 28).isocalendar().week  # the 28th is always in the year's last week
+            if len(text) == len(week.label):
+                raise ValueError(f"{label!r}: {year} has no week {text[-2:]} (it has {weeks})")
+            raise ValueError(f"{label!r} is not an ISO week like 2026-W47")
+        return week
+
 
 def parse_week(text: str | None, now: datetime) -> Week:
     """`2026-W47`, `current`, or `last` (the default: the last complete week).
@@ -75,15 +95,10 @@ def parse_week(text: str | None, now: datetime) -> Week:
         return Week.of(now - timedelta(days=7))
     if text == "current":
         return Week.of(now)
-    match = _WEEK.match(text.strip())
-    if not match:
-        raise UserError(f"--week {text!r} is not an ISO week like 2026-W47 (or 'current', 'last')")
-    year, number = int(match.group(1)), int(match.group(2))
     try:
-        date.fromisocalendar(year, number, 1)
-    except ValueError:
-        raise UserError(f"--week {text!r}: {year} has no week {number}") from None
-    week = Week(year, number)
+        week = Week.parse(text)
+    except ValueError as exc:
+        raise UserError(f"--week {exc} (or 'current', 'last')") from None
     if week.start > now:
         raise UserError(f"--week {text!r} is in the future (the current week is {Week.of(now).label})")
     return week

@@ -173,6 +173,14 @@ def send_digest(
     return SendResult(week.label, list(smtp.recipients), str(message["Subject"]), attempts)
 
 
+def _stored_week(label: str) -> Week:
+    """The week of a `digests` row; a label that is none (edited by hand) names the table."""
+    try:
+        return Week.parse(label)
+    except ValueError as exc:
+        raise UserError(f"digests table: {exc}") from None
+
+
 def send_due(
     settings: Settings,
     engine: Engine,
@@ -200,8 +208,7 @@ def send_due(
     # nothing else would ever send them.
     due: list[Week] = []
     if known:
-        year, number = max(known).split("-W")  # labels sort as weeks: "2026-W53" < "2027-W01"
-        week = Week(int(year), int(number))
+        week = _stored_week(max(known))  # labels sort as weeks: "2026-W53" < "2027-W01"
         while (week := Week.of(week.start + timedelta(days=7))).start <= last.start:
             due.append(week)
     if len(due) > MAX_CATCH_UP:
@@ -214,7 +221,7 @@ def send_due(
     if last not in due:
         due.append(last)
     for label in sorted(retry):
-        week = parse_week(label, now)
+        week = _stored_week(label)
         if week not in due:
             due.append(week)
     results: list[SendResult] = []
