@@ -16,7 +16,6 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from types import FrameType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -25,21 +24,12 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
-from vpt_tracker.config import Settings
+from vpt_tracker.config import Settings, schedule_timezone
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import AlreadyRunning
 from vpt_tracker.logs import job_log
 
 log = logging.getLogger("vpt_tracker.scheduler")
-
-
-def schedule_timezone(settings: Settings) -> tzinfo:
-    try:
-        return ZoneInfo(settings.schedule.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(
-            f"schedule.timezone: unknown time zone {settings.schedule.timezone!r} (e.g. 'Europe/Berlin')"
-        ) from None
 
 
 #: crontab(5) day-of-week numbers: 0 and 7 are Sunday, 1 is Monday.
