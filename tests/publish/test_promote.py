@@ -293,6 +293,39 @@ def test_an_undone_upgrade_the_sources_made_stays_without_the_accept(engine: Eng
     assert "venue changed in the sources" in pull_body(CATALOGUE, changes)
 
 
+def test_a_listed_survey_with_blank_venue_cells_is_upgraded_and_undone(engine: Engine) -> None:
+    # awesome-vpt's Related Surveys rows leave Venue and Year blank. An accepted venue for
+    # one (IJCV 2025: hand-picked test data) was skipped at every publish with "no venue text
+    # to update", and the pull request never proposed it.
+    import_list(engine)
+    old = README_0624.read_text()
+    candidate = accept(
+        engine,
+        title="A Systematic Survey of Prompt Engineering on Vision-Language Foundation Models",
+        arxiv_id="2307.12980",
+        venue="IJCV",
+        year=2025,
+        labels=["survey"],
+        relevance=0.9,
+        label_scores={"survey": 0.9},
+    )  # straight from a venue source: no preprint upgrade on record, so undo reverts it
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    assert result.skipped == [] and [(c.action, c.candidate_id) for c in changes] == [("updated", candidate)]
+    row = next(e for e in parse(old).entries if e.arxiv_id == "2307.12980")
+    upgraded = row.raw.replace(")      |       |      |", ")      | IJCV  | 2025 |", 1)
+    assert text == old.replace(row.raw, upgraded)
+    assert check_render(old, text, changes) == []
+
+    with transaction(engine) as session:
+        session.get_one(CandidateRow, candidate).status = "pending"  # the reviewer pressed undo
+    with transaction(engine) as session:
+        assert len(promote(session, CATALOGUE).retracted) == 1
+        assert render_catalogue(session, CATALOGUE) == old
+
+
 def test_render_checks_refuse_lost_entries_and_warn_on_size() -> None:
     old = README_0624.read_text()
     row = next(e for e in parse(old).entries if e.arxiv_id == "2411.01327")
