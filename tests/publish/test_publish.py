@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -619,6 +622,38 @@ def test_work_copy_lives_under_the_data_dir_without_the_token(
     for path in (workdir / ".git").rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_a_git_process_killed_in_the_working_copy_does_not_block_the_next_publish(
+    cli: Cli, tmp_path: Path, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    # A git killed outright (SIGKILL, the OOM killer, a container stopped hard) leaves its
+    # index.lock behind; every later publish failed at `git checkout` with "Unable to create
+    # '.../index.lock': File exists" until someone deleted it by hand.
+    import_list(engine)
+    accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    workdir = tmp_path / "data" / "repos" / CATALOGUE
+    (workdir / "README.md").write_text("half written")
+    # `git commit -a` holds index.lock while its editor runs: killed there, it leaves the lock
+    env = {**os.environ, "GIT_EDITOR": "sleep 60 #", "GIT_AUTHOR_NAME": "x", "GIT_AUTHOR_EMAIL": "x@x"}
+    env.update(GIT_COMMITTER_NAME="x", GIT_COMMITTER_EMAIL="x@x")
+    git = subprocess.Popen(["git", "commit", "-a"], cwd=workdir, env=env, start_new_session=True)
+    lock = workdir / ".git" / "index.lock"
+    for _ in range(500):
+        if lock.exists():
+            break
+        time.sleep(0.01)
+    os.killpg(git.pid, signal.SIGKILL)
+    git.wait()
+    assert lock.exists()
+
+    third = accept_inpainting(engine, {"generative": 0.9})
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "updated pull request #1" in result.output and not lock.exists()
+    assert "Visual Prompting via Image Inpainting" in remote.show(BRANCH)
+    assert statuses(engine)[third] == "published"
 
 
 def test_missing_config_and_unknown_catalogue_are_one_line_errors(
