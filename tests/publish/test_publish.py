@@ -513,6 +513,37 @@ def test_a_shortened_body_details_every_section(
     assert 0 < added.count("  - decision: accept by alice") < 181
 
 
+def test_an_entry_larger_than_the_body_is_shown_cut_not_dropped(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """A reviewer's reason has no length limit (notes pasted into the accept). One reason of
+    70000 characters made its entry larger than the whole body GitHub takes: the body was
+    headings over "… and 1 more, not detailed here", naming no paper at all."""
+    import_list(engine)
+    notes = " ".join(f"note{n}" for n in range(10000))  # 69 kB of the reviewer's notes
+    accept(
+        engine,
+        title=PLOT,
+        arxiv_id="2210.01253",
+        venue="ICLR",
+        year=2023,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88},
+        reason=notes,
+    )
+    accept_inpainting(engine, {"generative": 0.9})
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    body = github.pulls[0]["body"]
+    assert len(body) <= 65536 and "more, not detailed here" not in body
+    assert f"- **[{PLOT}](https://arxiv.org/abs/2210.01253)** (ICLR 2023)" in body
+    assert "- **[Visual Prompting via Image Inpainting](https://arxiv.org/abs/2209.00647)**" in body
+    reason = next(line for line in body.splitlines() if "note0" in line)
+    assert reason.startswith("  - decision: accept by alice on 2026-11-20 09:30 UTC: note0 note1 ")
+    assert reason.endswith("…") and len(reason) < 1200 and "note9999" not in body
+
+
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:

@@ -198,9 +198,19 @@ def _shown(change: Change, keys: Counter[str]) -> bool:
     return any(normalize.title_key(name) in keys for name in names)
 
 
-def _md(text: str) -> str:
-    """Untrusted text (titles, reasons) as inert markdown on one line."""
+#: The characters of a title or a reviewer's reason a pull request body shows. A reason has no
+#: length limit (notes pasted into an accept): one of 70000 characters made its entry larger
+#: than the whole body, and the body then said "… and N more" about every paper.
+FIELD_LIMIT = 1000
+
+
+def _md(text: str, limit: int | None = None) -> str:
+    """Untrusted text (titles, reasons) as inert markdown on one line; with `limit`, cut to
+    that many characters and marked with "…" (cut before escaping, so that no escape is
+    split)."""
     flat = " ".join(str(text).split())
+    if limit is not None and len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
     for char in "\\`*_[]<>|#":
         flat = flat.replace(char, "\\" + char)
     return flat
@@ -231,7 +241,8 @@ def pull_body(name: str, changes: list[Change], limit: int = BODY_LIMIT) -> str:
 
     A backlog of a few hundred papers (after a backfill) would pass GitHub's limit, and the
     pull request could never be opened: the changes past the limit are counted, not
-    detailed (the README diff shows them all).
+    detailed (the README diff shows them all). A title or reason longer than `FIELD_LIMIT`
+    is shown cut, so that no single entry is too large to be shown.
     """
     lines = [
         f"This pull request was prepared by vpt-tracker for the list `{_md(name)}`.",
@@ -304,7 +315,7 @@ def _fair_shares(sizes: list[list[int]], budget: int) -> list[int]:
 
 def _change_lines(change: Change, venue: str) -> list[str]:
     url = normalize.web_url(change.paper_url)
-    title = f"[{_md(change.title)}]({url})" if url else _md(change.title)
+    title = f"[{_md(change.title, FIELD_LIMIT)}]({url})" if url else _md(change.title, FIELD_LIMIT)
     out = [f"- **{title}** ({_md(venue)})"]
     if change.section_path:
         out.append(f"  - section: {_md(' > '.join(change.section_path))}")
@@ -318,7 +329,7 @@ def _change_lines(change: Change, venue: str) -> list[str]:
     decision = change.decision
     if decision is not None:
         when = decision.at.strftime("%Y-%m-%d %H:%M UTC")
-        why = f": {_md(decision.reason)}" if decision.reason else ""
+        why = f": {_md(decision.reason, FIELD_LIMIT)}" if decision.reason else ""
         out.append(f"  - decision: {_md(decision.action)} by {_md(decision.reviewer)} on {when}{why}")
     elif change.candidate_id is None:
         out.append("  - decision: none (the paper's venue changed in the sources)")
