@@ -28,6 +28,7 @@ from .conftest import (
     README_0624,
     accept,
     accept_iccv_vpt,
+    accept_synbol_twice_listed_paper,
     accept_two,
     import_list,
 )
@@ -201,25 +202,6 @@ def test_a_preprint_whose_venue_is_its_link_text_is_upgraded(engine: Engine) -> 
     assert len(result.updated) == 1
     link = "(https://arxiv.org/abs/2307.06948)]"
     assert text != old and text == old.replace(f"[[arXiv 2307]{link}", f"[[ICCV 2023]{link}")
-
-
-def accept_synbol_twice_listed_paper(engine: Engine) -> tuple[str, int]:
-    """synbol's list, imported, and its twice-listed "Arxiv 2023" paper accepted at TMLR 2024
-    straight from a venue source: the list's text and the candidate's id."""
-    synbol = README_0624.parent / "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
-    old = synbol.read_text(encoding="utf-8")
-    import_catalogue(engine, CATALOGUE, old, preset=None)
-    candidate = accept(
-        engine,
-        title="Towards a Unified View on Visual Parameter-Efficient Transfer Learning",
-        arxiv_id="2210.00788",
-        venue="TMLR",  # test data chosen by hand
-        year=2024,
-        labels=[],
-        relevance=0.9,
-        label_scores={},
-    )
-    return old, candidate
 
 
 def test_an_accepted_paper_listed_twice_is_upgraded_on_both_lines(engine: Engine) -> None:
