@@ -409,6 +409,48 @@ def test_a_bullet_style_list_gets_a_two_line_entry_with_short_name_and_badge(eng
     assert entry.raw.count("\n") == 2 and entry.raw.startswith("- `CoCoOp` **CoCoOp: Conditional")
 
 
+def test_an_added_preprint_follows_its_papers_new_venue_into_its_year_section(engine: Engine) -> None:
+    """An entry promoted as a preprint ("arXiv 2025", PR open) kept that venue after the sources
+    moved its paper to a venue: the pull request proposed a venue known to be stale, in the
+    year section of the preprint, and only a second pull request after the merge fixed it."""
+    path = README_0624.parent / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+    old = path.read_text(encoding="utf-8")
+    import_catalogue(engine, CATALOGUE, old, preset="generalizable-vlm")
+    candidate = accept(
+        engine,
+        title="CoCoOp: Conditional Prompt Learning for Vision-Language Models",
+        arxiv_id="2203.05557",
+        venue="arXiv",
+        year=2025,  # hand-picked: a preprint of an existing year section
+        labels=["image-text"],
+        relevance=0.95,
+        label_scores={"image-text": 0.9},
+    )
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+        session.get_one(CandidateRow, candidate).status = "published"  # its pull request is open
+    with transaction(engine) as session:  # the sources see it at a venue (as ingest records it)
+        paper = session.get_one(CandidateRow, candidate).paper
+        paper.previous_venue, paper.venue, paper.year = "arXiv", "CVPR", 2026
+        paper.venue_upgraded_at = datetime(2026, 11, 25, tzinfo=UTC)
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    entries = [e for e in parse(text).entries if e.arxiv_id == "2203.05557"]
+    assert [(e.venue, e.year, e.section_path[-1]) for e in entries] == [("CVPR", 2026, "Published in 2026")]
+    assert result.skipped == [] and text.count("2203.05557") == 1
+    assert [(c.action, c.venue, c.year, c.candidate_id) for c in changes] == [
+        ("added", "CVPR", 2026, candidate)
+    ]
+    assert check_render(old, text, changes) == []
+    with transaction(engine) as session:  # and it stays put
+        again = promote(session, CATALOGUE)
+        assert (again.added, again.retracted) == ([], [])
+        assert render_catalogue(session, CATALOGUE) == text
+        assert session.get_one(CandidateRow, candidate).status == "published"
+
+
 def test_a_new_entry_takes_its_short_name_from_the_abstract_when_the_title_has_none(
     engine: Engine, prompt_papers: dict[str, dict[str, str]]
 ) -> None:

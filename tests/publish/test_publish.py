@@ -544,6 +544,48 @@ def test_an_entry_larger_than_the_body_is_shown_cut_not_dropped(
     assert reason.endswith("…") and len(reason) < 1200 and "note9999" not in body
 
 
+def test_an_open_pull_request_follows_a_preprint_to_its_venue(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """PLOT published as a preprint; while its pull request is open the sources see it at
+    ICLR 2023. The pull request kept proposing "arXiv 2022" until it was merged."""
+    import_list(engine)
+    candidate = accept(
+        engine,
+        title=PLOT,
+        arxiv_id="2210.01253",
+        venue="arXiv",
+        year=2022,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88},
+    )
+    assert cli("publish", CATALOGUE).exit_code == 0
+    first = remote.sha(BRANCH)
+    assert "(arXiv 2022)" in github.pulls[0]["body"]
+    with session_factory(engine)() as session, session.begin():  # as ingest records a venue sighting
+        paper = session.get_one(CandidateRow, candidate).paper
+        paper.previous_venue, paper.venue, paper.year = "arXiv", "ICLR", 2023
+        paper.venue_upgraded_at = paper.created_at
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "updated pull request #1" in result.output and len(github.pulls) == 1
+    added, removed = added_and_removed(remote)
+    assert removed == [] and [line for line in added if "2210.01253" in line] == [
+        f"| [{PLOT}](https://arxiv.org/abs/2210.01253) | ICLR | 2023 | - |"
+    ]
+    assert (
+        subprocess.run(
+            ["git", "merge-base", "--is-ancestor", cast(str, first), BRANCH], cwd=remote.bare
+        ).returncode
+        == 0
+    )
+    body = github.pulls[0]["body"]
+    assert "(ICLR 2023)" in body and "arXiv 2022" not in body
+    assert statuses(engine) == {candidate: "published"}
+
+
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
