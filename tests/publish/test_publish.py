@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -584,6 +585,40 @@ def test_an_open_pull_request_follows_a_preprint_to_its_venue(
     body = github.pulls[0]["body"]
     assert "(ICLR 2023)" in body and "arXiv 2022" not in body
     assert statuses(engine) == {candidate: "published"}
+
+
+def test_titles_and_reasons_mention_nobody_on_github(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """GitHub notifies every user or team named `@name` in a pull request body or a commit
+    message, and a backslash does not stop it (github/cmark-gfm#389). A title from the
+    sources or a reviewer's reason naming someone pinged them from the bot's pull request."""
+    import_list(engine)
+    title = "Visual Prompts @ Scale, by @octocat and @github/security-lab"
+    accept(
+        engine,
+        title=title,
+        arxiv_id="2502.00007",
+        venue="CVPR",
+        year=2025,
+        labels=["learnable", "token"],
+        relevance=0.9,
+        label_scores={},
+        reason="as @yunbeizhang asked",
+    )
+    assert cli("publish", CATALOGUE).exit_code == 0
+    body = github.pulls[0]["body"]
+    message = subprocess.run(
+        ["git", "log", "-1", "--format=%B", BRANCH],
+        cwd=remote.bare,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    mention = re.compile(r"(?<![\w`/])@[A-Za-z0-9]")
+    assert mention.findall(body) == [] and mention.findall(message) == []
+    assert "@\u200boctocat" in body and "as @\u200byunbeizhang asked" in body and "@\u200boctocat" in message
+    assert title in remote.show(BRANCH)  # the list itself shows the title as it is
 
 
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -213,7 +214,21 @@ def _md(text: str, limit: int | None = None) -> str:
         flat = flat[: limit - 1].rstrip() + "…"
     for char in "\\`*_[]<>|#":
         flat = flat.replace(char, "\\" + char)
-    return flat
+    return no_mentions(flat)
+
+
+_MENTION = re.compile(r"@(?=[A-Za-z0-9])")
+
+
+def no_mentions(text: str) -> str:
+    """`text` with a zero-width space after each `@` that could start a GitHub mention.
+
+    GitHub notifies every user or team named `@name` in a pull request body or a commit
+    message, and a backslash does not stop it (github/cmark-gfm#389): a title from the
+    sources ("Prompts @ Scale, by @octocat") or a reviewer's reason ("as @maintainer asked")
+    pinged people from the bot's pull request. The text still reads the same.
+    """
+    return _MENTION.sub("@\u200b", text)
 
 
 def _venue(venue: str | None, year: int | None) -> str:
@@ -563,7 +578,7 @@ class Publisher:
         message = (
             plan.title
             + "\n\n"
-            + "\n".join(f"- {c.action}: {' '.join(c.title.split())}" for c in plan.changes)
+            + "\n".join(f"- {c.action}: {no_mentions(' '.join(c.title.split()))}" for c in plan.changes)
         )
         commit = self.repo.commit_file(start, target.branch, target.readme_path, plan.new_text, message)
         if commit is None and on_base:
