@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.cli import main
 from vpt_tracker.locks import exclusive
+from vpt_tracker.publish.publisher import Publisher
 from vpt_tracker.store import session_factory
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
 
@@ -638,6 +639,33 @@ def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
         assert {e.state for e in entries} == {"imported"}
         plot = next(e for e in entries if e.arxiv_id == "2210.01253")
         assert plot.candidate_id is not None and plot.raw is not None
+
+
+def test_a_pull_request_merged_after_a_publish_stopped_before_recording_it_is_known_as_ours(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or a database gone) after the pull request was opened and before it was
+    recorded; the maintainer merges it before the next run. That run took our own merged
+    README for a maintainer's edit: it stopped with "changed upstream" (exit 1), and the
+    candidates stayed `accepted` for good although the list had their papers."""
+    import_list(engine)
+    ids = accept_two(engine)
+
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Publisher, "_mark_published", interrupted)
+        stopped = cli("publish", CATALOGUE)
+    assert stopped.exit_code == 130 and len(github.pulls) == 1
+    assert set(statuses(engine).values()) == {"accepted"}
+    remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # the maintainer merges it
+    github.pulls[0]["state"] = "closed"
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "took in upstream's merged README" in result.output and "nothing to publish" in result.output
+    assert statuses(engine) == dict.fromkeys(ids, "published")
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ from vpt_tracker.publish.git import GitRepo, RemoteState
 from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
 from vpt_tracker.publish.upstream import Rebase, rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
-from vpt_tracker.store.tables import CandidateRow, EntryRow, PullRequestRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
 
 log = logging.getLogger(__name__)
 
@@ -484,7 +484,9 @@ class Publisher:
                 select(PullRequestRow.readme_sha256).where(PullRequestRow.catalogue_id == catalogue.id)
             ).all()
             rebase = rebase_catalogue(session, self.name, upstream, remote.base_sha, now=self.clock())
-        ours = hashlib.sha256(upstream.encode("utf-8")).hexdigest() in pushed
+            ours = _digest(upstream) in pushed
+            if ours:
+                _published_by_merge(session, catalogue, self.clock())
         if ours:
             log.info("upstream merged our pull request; %s", rebase.summary())
             return rebase
@@ -525,7 +527,7 @@ class Publisher:
         closed = {p.number for p in self.github.list_pulls(target.branch, target.base_branch, state="closed")}
         if not closed:
             return
-        digest = hashlib.sha256(plan.new_text.encode("utf-8")).hexdigest()
+        digest = _digest(plan.new_text)
         with session_factory(self.engine)() as session:
             same = session.scalars(
                 select(PullRequestRow.number).where(
@@ -586,8 +588,37 @@ class Publisher:
             return False
         if commit is None:
             raise UserError(f"the README on {target.base_branch!r} already has every change; nothing to push")
+        self._remember_push(plan)
         self.repo.push(target.branch, remote.branch_sha)
         return True
+
+    def _remember_push(self, plan: Plan) -> None:
+        """Record the README about to be pushed before pushing it, as a pull request row with
+        no number yet (`_mark_published` gives it one).
+
+        Recorded only once the pull request existed, a run stopped in between (Ctrl-C, the
+        database gone) left no trace of it: when the maintainer merged that pull request,
+        the next run took our own README for a maintainer's edit and stopped.
+        """
+        digest = _digest(plan.new_text)
+        with transaction(self.engine) as session:
+            catalogue = get_catalogue(session, self.name)
+            known = session.scalars(
+                select(PullRequestRow.id).where(
+                    PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.readme_sha256 == digest
+                )
+            ).first()
+            if known is None:
+                session.add(
+                    PullRequestRow(
+                        catalogue_id=catalogue.id,
+                        branch=self.target.branch,
+                        number=None,
+                        state="pushed",
+                        readme_sha256=digest,
+                        updated_at=self.clock(),
+                    )
+                )
 
     def _mark_published(self, plan: Plan, pull: PullRequest) -> int:
         now = self.clock()
@@ -610,6 +641,12 @@ class Publisher:
                     PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.number == pull.number
                 )
             ).first()
+            for pushed in session.scalars(
+                select(PullRequestRow).where(
+                    PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.number.is_(None)
+                )
+            ):
+                session.delete(pushed)  # a push recorded by `_remember_push`: this row takes it over
             if row is None:
                 row = PullRequestRow(catalogue_id=catalogue.id, branch=self.target.branch, number=pull.number)
                 session.add(row)
@@ -622,6 +659,23 @@ class Publisher:
             row.url = pull.url
             row.state = pull.state
             row.head_sha = pull.head_sha or None
-            row.readme_sha256 = hashlib.sha256(plan.new_text.encode("utf-8")).hexdigest()
+            row.readme_sha256 = _digest(plan.new_text)
             row.updated_at = now
         return count
+
+
+def _published_by_merge(session: Session, catalogue: CatalogueRow, now: datetime) -> None:
+    """Candidates of our merged pull request that are still `accepted` become `published`:
+    the list upstream has their papers now. A run stopped after opening the pull request and
+    before recording it (Ctrl-C) left them `accepted` for good, and they could be rejected
+    while the list showed them."""
+    candidate_ids = [e.candidate_id for e in catalogue.entries if e.state == "imported" and e.candidate_id]
+    for candidate_id in candidate_ids:
+        candidate = session.get(CandidateRow, candidate_id)
+        if candidate is not None and candidate.status == CandidateStatus.ACCEPTED:
+            candidate.status = CandidateStatus.PUBLISHED.value
+            candidate.published_at = now
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
