@@ -668,6 +668,43 @@ def test_a_pull_request_merged_after_a_publish_stopped_before_recording_it_is_kn
     assert statuses(engine) == dict.fromkeys(ids, "published")
 
 
+def test_a_renamed_branch_does_not_open_a_second_pull_request_beside_the_open_one(
+    tmp_path: Path,
+    db_url: str,
+    engine: Engine,
+    github: FakeGithub,
+    remote: Remote,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The maintainer sets another `branch` for the catalogue while our pull request from the
+    old one is open. Publish opened a second pull request proposing the same papers beside
+    it, and recorded the first as closed although it was open on GitHub."""
+    import_list(engine)
+    accept_two(engine)
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", TOKEN)
+
+    def publish(**catalogue: str) -> Result:
+        config = write_config(tmp_path, github, remote, **catalogue)
+        return CliRunner().invoke(main, ["--config", str(config), "--database", db_url, "publish", CATALOGUE])
+
+    assert publish().exit_code == 0
+    accept_inpainting(engine, {"generative": 0.9})
+    refused = publish(branch="bot/awesome-vpt")
+    assert refused.exit_code == 1, refused.output
+    assert f"pull request #1 from {BRANCH!r} is still open" in refused.output
+    assert len(github.pulls) == 1 and remote.sha("bot/awesome-vpt") is None
+    with session_factory(engine)() as session:
+        assert session.scalars(select(PullRequestRow.state)).all() == ["open"]
+
+    github.pulls[0]["state"] = "closed"  # the maintainer closes it, as the message says
+    moved = publish(branch="bot/awesome-vpt")
+    assert moved.exit_code == 0, moved.output
+    assert [(p["head"], p["state"]) for p in github.pulls] == [
+        (BRANCH, "closed"),
+        ("bot/awesome-vpt", "open"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("breakage", "message", "code"),
     [

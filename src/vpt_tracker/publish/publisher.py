@@ -455,6 +455,7 @@ class Publisher:
         existing = self.github.find_open_pull(target.branch, target.base_branch)
         if existing is None:
             self._refuse_closed_duplicate(plan)
+            self._refuse_open_pull_of_another_branch()
         self.progress(STEPS[3])
         self._refuse_foreign_commits(remote, existing)
         outcome.pushed = self._push(plan, remote)
@@ -546,6 +547,32 @@ class Publisher:
                 "and publish again",
                 exit_code=1,
             )
+
+    def _refuse_open_pull_of_another_branch(self) -> None:
+        """Stop before opening a pull request while ours from another branch is still open
+        (the config's `branch` was changed): a second one would propose the same papers
+        beside it, and the first was recorded as closed although it was open."""
+        target = self.target
+        with session_factory(self.engine)() as session:
+            others = session.execute(
+                select(PullRequestRow.number, PullRequestRow.branch).where(
+                    PullRequestRow.catalogue_id == get_catalogue(session, self.name).id,
+                    PullRequestRow.state == "open",
+                    PullRequestRow.number.is_not(None),
+                    PullRequestRow.branch != target.branch,
+                )
+            ).all()
+        for number, branch in others:
+            if any(
+                p.number == number for p in self.github.list_pulls(branch, target.base_branch, state="open")
+            ):
+                raise UserError(
+                    f"pull request #{number} from {branch!r} is still open for {self.name!r} (the "
+                    f"catalogue's branch is {target.branch!r} now); nothing was pushed. Close it (this "
+                    f"run's pull request proposes all its papers) or set branch = {branch!r} again, "
+                    "and publish again",
+                    exit_code=1,
+                )
 
     def _refuse_foreign_commits(self, remote: RemoteState, pull: PullRequest | None) -> None:
         """Stop if the branch holds a commit vpt-tracker did not make (a maintainer pushed a
