@@ -605,7 +605,7 @@ def test_titles_and_reasons_mention_nobody_on_github(
         labels=["learnable", "token"],
         relevance=0.9,
         label_scores={},
-        reason="as @yunbeizhang asked",
+        reason="as @yunbeizhang asked (ana@example.org)",
     )
     assert cli("publish", CATALOGUE).exit_code == 0
     body = github.pulls[0]["body"]
@@ -619,6 +619,7 @@ def test_titles_and_reasons_mention_nobody_on_github(
     mention = re.compile(r"(?<![\w`/])@[A-Za-z0-9]")
     assert mention.findall(body) == [] and mention.findall(message) == []
     assert "@\u200boctocat" in body and "as @\u200byunbeizhang asked" in body and "@\u200boctocat" in message
+    assert "ana@example.org" in body  # an address mentions nobody: left as it is
     assert title in remote.show(BRANCH)  # the list itself shows the title as it is
 
 

@@ -217,7 +217,7 @@ def _md(text: str, limit: int | None = None) -> str:
     return no_mentions(flat)
 
 
-_MENTION = re.compile(r"@(?=[A-Za-z0-9])")
+_MENTION = re.compile(r"(?<![\w.+-])@(?=[A-Za-z0-9])")  # not inside an address (ana@example.org)
 
 
 def no_mentions(text: str) -> str:
@@ -226,7 +226,8 @@ def no_mentions(text: str) -> str:
     GitHub notifies every user or team named `@name` in a pull request body or a commit
     message, and a backslash does not stop it (github/cmark-gfm#389): a title from the
     sources ("Prompts @ Scale, by @octocat") or a reviewer's reason ("as @maintainer asked")
-    pinged people from the bot's pull request. The text still reads the same.
+    pinged people from the bot's pull request. The text still reads the same. An `@` inside
+    an e-mail address mentions nobody and is left alone.
     """
     return _MENTION.sub("@\u200b", text)
 
