@@ -19,6 +19,11 @@ _ARXIV_URL = re.compile(
 # A letter accent (\c, \v, \t, ...) is a command only when no letter follows: `\textbf` is not `\t`.
 _LATEX_ACCENTS = re.compile(r"\\(?:[`'^\"~=.]|[uvHckbdrt](?![a-zA-Z]))\s*\{?\s*([A-Za-z])(?:\s*\})?")
 _LATEX_DOTLESS = re.compile(r"\\([ij])(?![a-zA-Z])")  # \i, \j: the dotless i and j under accents
+# The letters LaTeX writes as commands (arXiv's RSS authors: "Andreas M{\\o}gelmose", "{\\L}ucas"),
+# in the spelling `_LATIN_LETTERS` gives their Unicode forms; dropped as commands, "Møgelmose"
+# folded to "m gelmose" and shared no surname with the same author written in Unicode.
+_LATEX_LETTERS = re.compile(r"\\(ss|aa|AA|ae|AE|oe|OE|o|O|l|L)(?![a-zA-Z])\s*")
+_LATEX_LETTER_SPELLING = {"aa": "a", "AA": "A"}
 _GREEK_NAMES = (
     "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
     "phi chi psi omega"
@@ -83,6 +88,7 @@ def fold_text(text: str) -> str:
         # Most titles and names: nothing to fold but case and punctuation (a bulk load's hot path).
         return _NON_WORD.sub(" ", text.lower()).strip()
     text = _LATEX_DOTLESS.sub(r"\1", text)
+    text = _LATEX_LETTERS.sub(lambda m: _LATEX_LETTER_SPELLING.get(m.group(1), m.group(1)), text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
     text = _LATEX_GREEK.sub(lambda m: f" {m.group(1).lower()} ", text)
     text = _LATEX_COMMAND.sub(" ", text)
