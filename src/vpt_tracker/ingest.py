@@ -315,11 +315,16 @@ class _Known:
         # 300k papers loads several times faster.
         return (_known_from_fields, tuple(getattr(self, name) for name in _KNOWN_FIELDS))
 
-    def conflicts(self, keys: RecordKeys) -> bool:
-        """True when an exact key says the record is another paper."""
+    def conflicts(self, keys: RecordKeys, *, by_doi: bool = True) -> bool:
+        """True when an exact key says the record is another paper.
+
+        `by_doi=False` for a record placed by its arXiv id: the DOI an arXiv entry gives is
+        the authors' to change between versions (the conference's, then the journal's), and
+        the id is the entry's own.
+        """
         return (
             (self.arxiv_id is not None and keys.arxiv_id is not None and self.arxiv_id != keys.arxiv_id)
-            or (self.doi is not None and keys.doi is not None and self.doi != keys.doi)
+            or (by_doi and self.doi is not None and keys.doi is not None and self.doi != keys.doi)
             or (
                 self.openreview_id is not None
                 and keys.openreview_id is not None
@@ -534,8 +539,9 @@ class IdentityIndex:
             value = getattr(keys, name)
             if value is not None:
                 hit = self.by_key[name].get(value)
-                # A key is proof unless another key of the record says it is another paper.
-                if hit is not None and not hit.conflicts(keys):
+                # A key is proof unless another key of the record says it is another paper
+                # (a DOI never overrules an arXiv id: see `_Known.conflicts`).
+                if hit is not None and not hit.conflicts(keys, by_doi=name != "arxiv_id"):
                     return hit
         return self._fuzzy(keys)
 

@@ -148,6 +148,33 @@ def test_a_shared_doi_does_not_make_two_arxiv_papers_one(engine: Engine) -> None
     assert rows == {"2207.00001": volume_doi.lower(), "2207.00002": None}  # no DOI is held twice
 
 
+def test_one_arxiv_id_is_one_paper_whatever_dois_its_versions_give(engine: Engine) -> None:
+    # Authors change the DOI of an arXiv entry between versions (the conference's, then the
+    # journal extension's, or a typo fixed). The new version's DOI "conflicted" with the
+    # paper's, so it became a second paper with the same title and no arXiv id (its id was
+    # held): scored, queued and reviewed twice.
+    title = "Automated Test Generation for REST APIs: No Time to Rest Yet"
+    authors = ("Myeongsoo Kim", "Qi Xin", "Saurabh Sinha", "Alessandro Orso")
+    versions = [
+        RawRecord(
+            source="arxiv_api",
+            source_id=f"2204.08348v{version}",
+            title=title,
+            authors=authors,
+            arxiv_id="2204.08348",
+            arxiv_version=version,
+            doi=doi,
+            venue="arXiv",
+        )
+        for version, doi in [(1, "10.1145/3533767.3534401"), (3, "10.1109/ICST.2023.00001")]
+    ]
+    stats = ingest_records(engine, versions)
+    assert (stats.new_papers, stats.merged) == (1, 1)
+    with transaction(engine) as session:
+        (paper,) = session.scalars(select(PaperRow)).all()
+    assert (paper.arxiv_id, paper.doi) == ("2204.08348", "10.1145/3533767.3534401")  # its first DOI
+
+
 def test_a_tiny_paper_does_not_upgrade_a_preprint_to_the_main_conference(engine: Engine) -> None:
     title = "Can Conformal Prediction Obtain Meaningful Safety Guarantees for ML Models?"
     (tiny,) = read_conference_index(NEAR / "ICLR2023.json")
