@@ -145,12 +145,15 @@ def record_keys(record: RawRecord) -> RecordKeys:
                 arxiv = normalize.arxiv_id(url)
                 break
     authors, initials = author_fields(record.authors)
-    series = venue_series(record.venue if record.decision != "rejected" else None)
+    series = venue_series(record_venue(record))
     year = record_year(record) or (record.published.year if record.published else None)
+    # A refused submission's forum is not the paper's key: the paper comes back under another
+    # forum id (its resubmission), which must find it (the sighting keeps the refused one).
+    refused = record.decision in REFUSED
     return RecordKeys(
         arxiv_id=arxiv,
         doi=normalize.doi(record.doi),
-        openreview_id=normalize.openreview_id(record.openreview_id),
+        openreview_id=None if refused else normalize.openreview_id(record.openreview_id),
         cvf_url=normalize.cvf_url(record.cvf_url),
         title_key=normalize.title_key(record.title or "")[:512],
         author_keys=authors,
@@ -159,6 +162,16 @@ def record_keys(record: RawRecord) -> RecordKeys:
         venue_year=year if series else None,
         author_initials=initials,
     )
+
+
+# OpenReview decisions that end a submission: such a record is no venue sighting, whatever
+# venue it names, and its forum id is not the paper's (see `record_keys`).
+REFUSED = frozenset({"rejected", "desk-rejected", "withdrawn"})
+
+
+def record_venue(record: RawRecord) -> str | None:
+    """The venue a record says the paper was published at: none for a refused submission."""
+    return None if record.decision in REFUSED else record.venue
 
 
 def record_year(record: RawRecord) -> int | None:
@@ -585,7 +598,7 @@ class IdentityIndex:
 
 
 def _new_paper_values(record: RawRecord, keys: RecordKeys, now: datetime) -> dict[str, Any]:
-    venue = record.venue if record.decision != "rejected" else None
+    venue = record_venue(record)
     if venue is None and (keys.arxiv_id or record.source.startswith("arxiv")):
         venue = "arXiv"
     year = record_year(record)
@@ -654,7 +667,7 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
         put("published_at", record.published)
 
     upgraded = False
-    venue = record.venue if record.decision != "rejected" else None
+    venue = record_venue(record)
     if venue and not normalize.is_preprint_venue(venue) and normalize.is_preprint_venue(values.get("venue")):
         put("previous_venue", values.get("venue") or ("arXiv" if values.get("arxiv_id") else None))
         put("venue", venue[:128])

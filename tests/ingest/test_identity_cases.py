@@ -16,9 +16,11 @@ from rapidfuzz import fuzz
 from sqlalchemy import Engine, select
 
 from vpt_tracker import normalize
+from vpt_tracker.config import OpenReviewVenue
 from vpt_tracker.dumps import read_conference_index, read_corpus_jsonl
 from vpt_tracker.ingest import ingest_records
 from vpt_tracker.models import RawRecord
+from vpt_tracker.sources.openreview import note_record
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import PaperRow, SightingRow
 
@@ -173,6 +175,69 @@ def test_one_arxiv_id_is_one_paper_whatever_dois_its_versions_give(engine: Engin
     with transaction(engine) as session:
         (paper,) = session.scalars(select(PaperRow)).all()
     assert (paper.arxiv_id, paper.doi) == ("2204.08348", "10.1145/3533767.3534401")  # its first DOI
+
+
+def _note(forum: str, title: str, venueid: str, venue: OpenReviewVenue, *, mdate: int = 1) -> RawRecord:
+    """An API v2 note (synthetic, in the documented shape) as the OpenReview source reads it."""
+    content = {
+        "title": {"value": title},
+        "authors": {"value": ["Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu"]},
+        "abstract": {"value": "We learn a lightweight network that conditions prompts on each image."},
+        "venueid": {"value": venueid},
+    }
+    note = {"id": forum, "forum": forum, "content": content, "cdate": 1_700_000_000_000, "tmdate": mdate}
+    record = note_record(note, venue)
+    assert record is not None
+    return record
+
+
+ICLR_ALL = OpenReviewVenue(venue_id="ICLR.cc/2025/Conference/-/Submission", name="ICLR", year=2025)
+NEURIPS = OpenReviewVenue(venue_id="NeurIPS.cc/2025/Conference", name="NeurIPS", year=2025)
+
+
+@pytest.mark.parametrize("fate", ["Rejected_Submission", "Withdrawn_Submission", "Desk_Rejected_Submission"])
+def test_a_paper_rejected_at_one_venue_is_upgraded_by_its_acceptance_at_another(
+    engine: Engine, fate: str
+) -> None:
+    # A rejected (or withdrawn) submission is resubmitted elsewhere under a new forum id. The
+    # rejected note gave the preprint its forum id, and two forum ids "proved" two papers: the
+    # accepted version became a second paper and the preprint stayed "arXiv".
+    title = "Conditional Prompt Learning for Vision-Language Models"
+    preprint = RawRecord(
+        source="arxiv_api",
+        source_id="2203.05557v1",
+        title=title,
+        authors=("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu"),
+        arxiv_id="2203.05557",
+        venue="arXiv",
+    )
+    rejected = _note("rejectedF1", title, f"ICLR.cc/2025/Conference/{fate}", ICLR_ALL)
+    accepted = _note("acceptedF1", title.replace(" for ", " of "), "NeurIPS.cc/2025/Conference", NEURIPS)
+    assert rejected.venue is None and accepted.venue == "NeurIPS"
+    stats = ingest_records(engine, [preprint, rejected, accepted])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (1, 2, 1)
+    # Later sightings of both notes (edited: new payloads) find the same paper.
+    again = [
+        _note("rejectedF1", title, f"ICLR.cc/2025/Conference/{fate}", ICLR_ALL, mdate=2),
+        _note("acceptedF1", title.replace(" for ", " of "), "NeurIPS.cc/2025/Conference", NEURIPS, mdate=2),
+    ]
+    stats = ingest_records(engine, again)
+    assert (stats.new_papers, stats.merged, stats.new_sightings) == (0, 2, 2)
+    with transaction(engine) as session:
+        (paper,) = session.scalars(select(PaperRow)).all()
+    assert (paper.venue, paper.year, paper.previous_venue) == ("NeurIPS", 2025, "arXiv")
+    assert (paper.arxiv_id, paper.openreview_id) == ("2203.05557", "acceptedF1")
+
+
+def test_a_venue_given_with_a_rejection_upgrades_nothing(engine: Engine) -> None:
+    preprint = RawRecord(source="arxiv_api", source_id="2203.05557v1", title="CoCoOp", arxiv_id="2203.05557")
+    for fate in ("rejected", "withdrawn", "desk-rejected"):
+        refused = RawRecord(
+            source="x", source_id=fate, title="CoCoOp", venue="ICLR", year=2025, decision=fate
+        )
+        stats = ingest_records(engine, [preprint, refused])
+        assert stats.upgraded == 0
+    assert stored(engine) == [("CoCoOp", "arXiv", 2022)]
 
 
 def test_a_tiny_paper_does_not_upgrade_a_preprint_to_the_main_conference(engine: Engine) -> None:
