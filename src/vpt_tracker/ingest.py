@@ -144,6 +144,8 @@ def record_keys(record: RawRecord) -> RecordKeys:
             if url and "arxiv.org/" in url:
                 arxiv = normalize.arxiv_id(url)
                 break
+    if arxiv is None and normalize.is_arxiv_doi(record.doi):
+        arxiv = normalize.arxiv_id(record.doi)
     authors, initials = author_fields(record.authors)
     series = venue_series(record_venue(record))
     year = record_year(record) or (record.published.year if record.published else None)

@@ -36,22 +36,37 @@ _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+# The DOI arXiv registers for each entry (`10.48550/arXiv.2203.05557`, on its abstract page).
+_ARXIV_DOI = re.compile(r"10\.48550/arxiv\.(\S+)", re.IGNORECASE)
+# The subject class of an old-style id ("math.GT/0309136") is not part of the id.
+_SUBJECT_CLASS = re.compile(r"^([a-z\-]+)\.[a-z]{2}/", re.IGNORECASE)
+
+
 def arxiv_id(value: str | None) -> str | None:
-    """The versionless arXiv id found in an id, an abs/pdf URL or an `arXiv:` string."""
+    """The versionless arXiv id found in an id, an abs/pdf URL, an `arXiv:` string or
+    arXiv's own DOI (`10.48550/arXiv.<id>`); an old-style id without its subject class."""
     if not value:
         return None
     text = value.strip()
     url = _ARXIV_URL.search(text)
     if url:
-        return url.group(1)
+        return _SUBJECT_CLASS.sub(r"\1/", url.group(1))
+    registered = _ARXIV_DOI.search(text)
+    if registered:
+        text = registered.group(1)
     text = re.sub(r"^(?:arxiv:|oai:arxiv\.org:)", "", text, flags=re.IGNORECASE)
     match = _ARXIV_NEW.search(text)
     if match:
         return match.group(1)
     old = _ARXIV_OLD.fullmatch(text)
     if old:
-        return old.group(1)
+        return _SUBJECT_CLASS.sub(r"\1/", old.group(1))
     return None
+
+
+def is_arxiv_doi(value: str | None) -> bool:
+    """True for arXiv's DOI of an entry (in any spelling): it names the arXiv id, not a DOI key."""
+    return bool(value and _ARXIV_DOI.search(value))
 
 
 def arxiv_version(value: str | None) -> int | None:
@@ -63,7 +78,8 @@ def arxiv_version(value: str | None) -> int | None:
 
 
 def doi(value: str | None) -> str | None:
-    """A lower-cased bare DOI (`10.x/y`), from a DOI, a `doi:` string or a doi.org URL.
+    """A lower-cased bare DOI (`10.x/y`), from a DOI, a `doi:` string or a doi.org URL;
+    None for arXiv's DOI of an entry (`10.48550/arXiv.…`), which `arxiv_id` reads.
 
     A field that holds several (arXiv's `10.1109/JSTARS.2024.3413003 10.1109/JSTARS...`,
     "10.1/a, 10.1/b") gives its first: a DOI holds no white space, and the whole field was
@@ -74,8 +90,8 @@ def doi(value: str | None) -> str | None:
     text = value.strip()
     text = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", text, flags=re.IGNORECASE)
     text = text.split(maxsplit=1)[0].rstrip(",;") if text else text
-    if not text.startswith("10.") or len(text) > DOI_MAX:
-        return None
+    if not text.startswith("10.") or len(text) > DOI_MAX or is_arxiv_doi(text):
+        return None  # arXiv's DOI of an entry is its arXiv id (`arxiv_id`), not a DOI key
     return text.lower()
 
 
