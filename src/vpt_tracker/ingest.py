@@ -1071,7 +1071,8 @@ class _IndexCache:
 
 
 _INDEX_CACHE = _IndexCache()
-_SNAPSHOT_FORMAT = 4  # 2: venue series and year; 3: title keys of migration 0004; 4: initials
+_SNAPSHOT_FORMAT = 5  # 2: venue series and year; 3: title keys of migration 0004; 4: initials;
+# 5: author keys with LaTeX letters folded (`normalize._LATEX_LETTERS`)
 
 
 def keep_index_between_runs(folder: Path | None) -> None:
