@@ -131,6 +131,9 @@ class RecordKeys:
     venue_year: int | None = None
     # The initial of each author's given name, beside `author_keys` ("" where none is given).
     author_initials: tuple[str, ...] = ()
+    # A rejected, desk-rejected or withdrawn OpenReview submission: its forum id finds the
+    # paper that holds it, which then lets it go, and is never a paper's key again.
+    refused: bool = False
 
     @property
     def first_author(self) -> str:
@@ -149,13 +152,10 @@ def record_keys(record: RawRecord) -> RecordKeys:
     authors, initials = author_fields(record.authors)
     series = venue_series(record_venue(record))
     year = record_year(record) or (record.published.year if record.published else None)
-    # A refused submission's forum is not the paper's key: the paper comes back under another
-    # forum id (its resubmission), which must find it (the sighting keeps the refused one).
-    refused = record.decision in REFUSED
     return RecordKeys(
         arxiv_id=arxiv,
         doi=normalize.doi(record.doi),
-        openreview_id=None if refused else normalize.openreview_id(record.openreview_id),
+        openreview_id=normalize.openreview_id(record.openreview_id),
         cvf_url=normalize.cvf_url(record.cvf_url),
         title_key=normalize.title_key(record.title or "")[:512],
         author_keys=authors,
@@ -163,11 +163,13 @@ def record_keys(record: RawRecord) -> RecordKeys:
         venue_series=series,
         venue_year=year if series else None,
         author_initials=initials,
+        refused=record.decision in REFUSED,
     )
 
 
 # OpenReview decisions that end a submission: such a record is no venue sighting, whatever
-# venue it names, and its forum id is not the paper's (see `record_keys`).
+# venue it names, and its forum id is not the paper's: the paper comes back under another
+# forum id (its resubmission), which must find it (see `RecordKeys.refused`).
 REFUSED = frozenset({"rejected", "desk-rejected", "withdrawn"})
 
 
@@ -344,6 +346,7 @@ class _Known:
                 self.openreview_id is not None
                 and keys.openreview_id is not None
                 and self.openreview_id != keys.openreview_id
+                and not keys.refused  # a refused submission's forum proves nothing
             )
             or (self.cvf_url is not None and keys.cvf_url is not None and self.cvf_url != keys.cvf_url)
         )
@@ -488,10 +491,19 @@ class IdentityIndex:
             for name in self._KEY_FIELDS
             if getattr(keys, name) is not None and getattr(keys, name) in self.by_key[name]
         }
+        if keys.refused and keys.openreview_id is not None:
+            held["openreview_id"] = None  # a refused submission's forum is no paper's key
         return replace(keys, **held) if held else keys
 
     def claim_keys(self, known: _Known, keys: RecordKeys) -> None:
-        """Give `known` the record's exact keys that it lacks and no other paper holds."""
+        """Give `known` the record's exact keys that it lacks and no other paper holds; a
+        refused submission takes its forum id back from the paper (see `RecordKeys.refused`)."""
+        if keys.refused and keys.openreview_id is not None:
+            if known.openreview_id == keys.openreview_id:
+                self.by_key["openreview_id"].pop(keys.openreview_id, None)
+                known.openreview_id = None
+                self.changed[id(known)] = known
+            keys = replace(keys, openreview_id=None)
         for name in self._KEY_FIELDS:
             value = getattr(keys, name)
             if value is not None and getattr(known, name) is None and value not in self.by_key[name]:
@@ -538,6 +550,10 @@ class IdentityIndex:
             if by_id is None:
                 by_id = {known.id: known for group in self.by_title.values() for known in group if known.id}
             known = by_id[cast(int, update.id)]  # journaled papers are stored ones: they have ids
+            if known.openreview_id is not None and update.openreview_id is None:  # let go (refused)
+                if self.by_key["openreview_id"].get(known.openreview_id) is known:
+                    del self.by_key["openreview_id"][known.openreview_id]
+                known.openreview_id = None
             for name in self._KEY_FIELDS:
                 value = getattr(update, name)
                 if value is not None and getattr(known, name) is None:
@@ -665,6 +681,9 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
         # The index decided which keys this paper may hold (no unique key is taken twice).
         if values.get(column) is None and getattr(known, column) is not None:
             put(column, getattr(known, column))
+    refused_forum = normalize.openreview_id(record.openreview_id) if record.decision in REFUSED else None
+    if refused_forum is not None and values.get("openreview_id") == refused_forum:
+        put("openreview_id", None)  # a refused submission takes its forum id back (`claim_keys`)
     if record.published and (values.get("published_at") is None or record.published < values["published_at"]):
         put("published_at", record.published)
 

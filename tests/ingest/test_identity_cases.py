@@ -229,6 +229,43 @@ def test_a_paper_rejected_at_one_venue_is_upgraded_by_its_acceptance_at_another(
     assert (paper.arxiv_id, paper.openreview_id) == ("2203.05557", "acceptedF1")
 
 
+def test_a_submission_seen_under_review_and_then_rejected_releases_its_forum(engine: Engine) -> None:
+    # Under review, the submission's forum is a key (it is accepted under the same one), and
+    # the preprint took it. Once rejected, it is no key any more: it made the paper's accepted
+    # resubmission (another forum) a second paper again.
+    title = "Conditional Prompt Learning for Vision-Language Models"
+    preprint = RawRecord(
+        source="arxiv_api",
+        source_id="2203.05557v1",
+        title=title,
+        authors=("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu"),
+        arxiv_id="2203.05557",
+        venue="arXiv",
+    )
+    under_review = _note("reviewedF1", title, "ICLR.cc/2025/Conference/Submission", ICLR_ALL)
+    assert under_review.decision == "submitted"
+    stats = ingest_records(engine, [preprint, under_review])
+    assert (stats.new_papers, stats.merged) == (1, 1)
+    assert stored_keys(engine) == [("2203.05557", "reviewedF1", "arXiv")]
+    rejected = _note("reviewedF1", title, "ICLR.cc/2025/Conference/Rejected_Submission", ICLR_ALL, mdate=2)
+    stats = ingest_records(engine, [rejected])
+    assert (stats.new_papers, stats.merged) == (0, 1)
+    assert stored_keys(engine) == [("2203.05557", None, "arXiv")]
+    accepted = _note("acceptedF1", title.replace(" for ", " of "), "NeurIPS.cc/2025/Conference", NEURIPS)
+    again = _note(
+        "acceptedF1", title.replace(" for ", " of "), "NeurIPS.cc/2025/Conference", NEURIPS, mdate=2
+    )
+    stats = ingest_records(engine, [accepted, again])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 2, 1)
+    assert stored_keys(engine) == [("2203.05557", "acceptedF1", "NeurIPS")]
+
+
+def stored_keys(engine: Engine) -> list[tuple[str | None, str | None, str | None]]:
+    with transaction(engine) as session:
+        rows = session.scalars(select(PaperRow).order_by(PaperRow.id))
+        return [(row.arxiv_id, row.openreview_id, row.venue) for row in rows]
+
+
 def test_a_venue_given_with_a_rejection_upgrades_nothing(engine: Engine) -> None:
     preprint = RawRecord(source="arxiv_api", source_id="2203.05557v1", title="CoCoOp", arxiv_id="2203.05557")
     for fate in ("rejected", "withdrawn", "desk-rejected"):

@@ -231,3 +231,39 @@ def test_a_snapshot_of_an_older_folding_is_rebuilt(engine: Engine, snapshots: Pa
     stats = ingest(engine, [venue], "2")
     assert len(loads) == 2  # the old snapshot was not used
     assert (stats.new_papers, stats.merged) == (0, 1)
+
+
+def test_a_forum_id_let_go_is_let_go_in_the_journal_too(
+    engine: Engine, snapshots: Path, loads: list[int]
+) -> None:
+    # A rejected submission takes its forum id back from the paper (see test_identity_cases).
+    # The journal replayed only keys that were gained: the next process's index still gave the
+    # paper the forum id, and the paper's accepted resubmission became a second paper.
+    title = "Conditional Prompt Learning for Vision-Language Models"
+    authors = ("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu")
+
+    def note(forum: str, decision: str, venue: str | None = None, title: str = title) -> RawRecord:
+        return RawRecord(
+            source="openreview",
+            source_id=f"{forum}:{decision}",
+            title=title,
+            authors=authors,
+            openreview_id=forum,
+            decision=decision,
+            venue=venue,
+            year=2025 if venue else None,
+        )
+
+    preprint = RawRecord(
+        source="arxiv_api", source_id="2203.05557v1", title=title, authors=authors, arxiv_id="2203.05557"
+    )
+    ingest(engine, [preprint, note("reviewedF1", "submitted")], "1")
+    assert save_index(engine)
+    ingest(engine, [note("reviewedF1", "rejected")], "2")
+    assert save_index(engine)
+    assert len(list(snapshots.glob("identity-index-*.journal"))) == 1  # saved as a journal entry
+    forget_indexes()
+    accepted = note("acceptedF1", "accepted", "NeurIPS", title.replace(" for ", " of "))
+    stats = ingest(engine, [accepted], "3")
+    assert len(loads) == 1  # the snapshot and its journal were used
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 1, 1)
