@@ -232,6 +232,7 @@ def author_fields(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...
     surnames: list[str] = []
     initials: list[str] = []
     for name in names[:AUTHOR_KEYS_KEPT]:
+        name = normalize.without_suffix(name)
         surname = normalize.author_key(name)
         if surname:
             given = name.split(",", 1)[1] if "," in name else " ".join(name.split()[:-1])
@@ -1090,8 +1091,8 @@ class _IndexCache:
 
 
 _INDEX_CACHE = _IndexCache()
-_SNAPSHOT_FORMAT = 5  # 2: venue series and year; 3: title keys of migration 0004; 4: initials;
-# 5: author keys with LaTeX letters folded (`normalize._LATEX_LETTERS`)
+_SNAPSHOT_FORMAT = 6  # 2: venue series and year; 3: title keys of migration 0004; 4: initials;
+# 5: author keys with LaTeX letters folded (`normalize._LATEX_LETTERS`); 6: without "Jr.", "III"
 
 
 def keep_index_between_runs(folder: Path | None) -> None:

@@ -142,9 +142,28 @@ def title_key(title: str) -> str:
     return " ".join(fold_text(title).split())
 
 
+# A generational suffix ("Marcelo H. Ang Jr.", "Hal Daumé III", "Ang, Jr."): not a surname.
+_NAME_SUFFIX = re.compile(r"(?:,?\s+(?:jr|sr|ii|iii|iv)\.?)+$", re.IGNORECASE)
+_SUFFIX_ONLY = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
+
+
+def without_suffix(name: str) -> str:
+    """`name` without its generational suffix, in the spelling it came in ("Last, First" or
+    "First Last"): "Hal Daumé III" had the surname "iii", and "Marcelo H. Ang, Jr." the
+    surname "marcelohang" and the given name "Jr.", so the author matched no other spelling."""
+    name = " ".join(name.split())
+    if "," in name:
+        surname, _, given = name.partition(",")
+        given = given.strip()
+        if _SUFFIX_ONLY.fullmatch(given):  # "Marcelo H. Ang, Jr.": First Last, then the suffix
+            return _NAME_SUFFIX.sub("", surname).strip() or surname
+        return f"{_NAME_SUFFIX.sub('', surname).strip() or surname}, {given}"
+    return _NAME_SUFFIX.sub("", name).strip() or name
+
+
 def author_key(name: str) -> str:
-    """The folded surname of an author ("Last, First" or "First Last")."""
-    name = name.strip()
+    """The folded surname of an author ("Last, First" or "First Last"), without a suffix."""
+    name = without_suffix(name)
     if "," in name:
         surname = name.split(",", 1)[0]
     else:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from vpt_tracker import normalize
 from vpt_tracker.config import OpenReviewVenue
 from vpt_tracker.dumps import read_conference_index, read_corpus_jsonl
-from vpt_tracker.ingest import ingest_records
+from vpt_tracker.ingest import author_fields, ingest_records
 from vpt_tracker.models import RawRecord
 from vpt_tracker.sources.openreview import note_record
 from vpt_tracker.store import transaction
@@ -411,6 +411,47 @@ def test_an_author_written_in_latex_is_the_author_written_in_unicode(engine: Eng
     )
     venue = RawRecord(
         source="y", source_id="1", title=title, authors=("Andreas Møgelmose",), venue="IV", year=2024
+    )
+    stats = ingest_records(engine, [preprint, venue])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("spellings", "surname", "initial"),
+    [
+        (
+            (
+                "Marcelo H. Ang Jr.",
+                "Marcelo H. Ang, Jr.",
+                "Marcelo H. Ang",
+                "Ang, Marcelo H.",
+                "Ang Jr., Marcelo H.",
+            ),
+            "ang",
+            "m",
+        ),
+        (("Hal Daumé III", "Hal Daume", "Daumé III, Hal"), "daume", "h"),
+        (("Kenneth A. Weber II", "Kenneth A. Weber"), "weber", "k"),
+    ],
+)
+def test_a_generational_suffix_is_not_the_surname(
+    spellings: tuple[str, ...], surname: str, initial: str
+) -> None:
+    # "Hal Daumé III" had the surname "iii" and "Marcelo H. Ang, Jr." the surname
+    # "marcelohang" and the initial "j": the same author, written with or without the suffix,
+    # shared nothing, and people with a suffix shared a surname.
+    for spelling in spellings:
+        assert author_fields([spelling]) == ((surname,), (initial,)), spelling
+
+
+def test_an_author_written_with_and_without_jr_is_one_author(engine: Engine) -> None:
+    title = (
+        "Reasoning and Learning a Perceptual Metric for Self-Training of Reflective Objects in "
+        "Bin-Picking with a Low-cost Camera"
+    )
+    preprint = RawRecord(source="jsonl", source_id="2503.20207", title=title, authors=("Marcelo H. Ang Jr.",))
+    venue = RawRecord(
+        source="y", source_id="1", title=title, authors=("Marcelo H. Ang",), venue="ICRA", year=2025
     )
     stats = ingest_records(engine, [preprint, venue])
     assert (stats.new_papers, stats.merged, stats.upgraded) == (1, 1, 1)
