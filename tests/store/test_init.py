@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from unprivileged import run_cli
 from vpt_tracker.cli import main
@@ -125,3 +125,21 @@ def test_a_read_only_database_is_one_line_and_left_unchanged(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr == "Error: the database refused the command: attempt to write a readonly database\n"
     assert database.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["init"], ["runs"]])
+def test_a_database_from_a_newer_version_is_one_line_and_left_alone(db_url: str, command: list[str]) -> None:
+    """A database that a newer vpt-tracker migrated (a downgrade, or an old copy installed
+    beside a new one) was an alembic `CommandError` traceback, exit 1, from every command."""
+    assert CliRunner().invoke(main, ["--database", db_url, "init"]).exit_code == 0
+    engine = make_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    result = CliRunner().invoke(main, ["--database", db_url, *command])
+    message = one_line_error(result)
+    assert "schema revision 0099_from_the_future" in message and "newer" in message, message
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == (
+            "0099_from_the_future"
+        )
+    engine.dispose()
