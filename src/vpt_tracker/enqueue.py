@@ -444,13 +444,28 @@ def readme_examples(
 
 # ---- enqueue and explain -----------------------------------------------------------------
 def _known_papers(session: Session, catalogue: CatalogueRow) -> tuple[set[int], ListedNames]:
-    """Papers never to propose again: entries of the catalogue and every existing candidate;
-    and the entries no paper was found for that show only a name, to know theirs by."""
+    """Papers never to propose again: entries of the catalogue and every existing candidate,
+    each with every stored paper of its folded title; and the entries no paper was found for
+    that show only a name, to know theirs by.
+
+    A candidate's paper is known by its title as an entry's is (`_entry_papers`): ingest keeps
+    two records of one paper apart when their first authors fold differently (the preprint and
+    the CVF version), and a rejection made for one record proposed the other again.
+    """
     pairs = _entry_papers(session, catalogue)
     known = {paper.id for _entry, papers in pairs for paper in papers}
-    known.update(
-        session.scalars(select(CandidateRow.paper_id).where(CandidateRow.catalogue_id == catalogue.id))
+    decided = (
+        select(PaperRow.id, PaperRow.title_key)
+        .join(CandidateRow, CandidateRow.paper_id == PaperRow.id)
+        .where(CandidateRow.catalogue_id == catalogue.id)
     )
+    keys: set[str] = set()
+    for paper_id, key in session.execute(decided):
+        known.add(paper_id)
+        if key:
+            keys.add(key)
+    for chunk in chunks(sorted(keys), 500):
+        known.update(session.scalars(select(PaperRow.id).where(PaperRow.title_key.in_(chunk))))
     return known, ListedNames.of(entry for entry, papers in pairs if not papers)
 
 
@@ -473,6 +488,7 @@ class _Target:
     version: str
     stats: EnqueueStats
     wanted: set[int] | None = None  # the papers to score for this catalogue; None: every one
+    queued_titles: set[str] = field(default_factory=set)  # folded titles queued by this run
 
 
 def score_and_enqueue_many(
@@ -580,6 +596,7 @@ def _scoring_rows(session: Session, ids: Sequence[int]) -> list[Any]:
     columns = (
         PaperRow.id,
         PaperRow.title,
+        PaperRow.title_key,
         PaperRow.abstract,
         PaperRow.comment,
         PaperRow.arxiv_id,
@@ -600,6 +617,9 @@ def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> 
     for paper, score in zip(papers, scores, strict=True):
         if paper.id in target.known or (target.wanted is not None and paper.id not in target.wanted):
             continue
+        if paper.title_key and paper.title_key in target.queued_titles:
+            stats.skipped_known += 1  # a second record of a paper this run queued: one review item
+            continue
         stats.scored += 1
         if score.rule and score.rule.startswith("exclude:"):
             stats.excluded_by_rule += 1
@@ -609,6 +629,8 @@ def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> 
             stats.listed_by_name += 1  # asked of queued papers only: a regex over the abstract
             continue
         stats.queued += 1
+        if paper.title_key:
+            target.queued_titles.add(paper.title_key)
         stats.queued_by_rule += bool(score.rule)
         stats.low_confidence += score.low_confidence
         yield {
