@@ -120,6 +120,25 @@ def test_a_misspelt_environment_variable_is_refused(tmp_path: Path, monkeypatch:
         load_settings(write(tmp_path / "c.toml", ""))
 
 
+def test_a_misspelt_top_level_environment_variable_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`VPT_DATABSE_URL` was ignored without a word, and every command used the default
+    database in place of the one it named; only a misspelt key inside a section was refused."""
+    monkeypatch.setenv("VPT_DATABSE_URL", "postgresql+psycopg://tracker@db/tracker")
+    with pytest.raises(ConfigError, match=r"^bad config: databse_url \(from VPT_DATABSE_URL\): unknown key$"):
+        load_settings(write(tmp_path / "c.toml", ""))
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "c.toml"), "stats"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    # The variables that are not config keys stay allowed: the config file's own, and the
+    # test suite's (README: VPT_TEST_POSTGRES_URL).
+    monkeypatch.delenv("VPT_DATABSE_URL")
+    monkeypatch.setenv("VPT_CONFIG", str(tmp_path / "c.toml"))
+    monkeypatch.setenv("VPT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
+    monkeypatch.setenv("VPT_DATA_DIR", str(tmp_path))
+    assert load_settings().data_dir == tmp_path
+
+
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path / "c.toml", "this is = = not toml"))

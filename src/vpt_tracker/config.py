@@ -350,6 +350,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise ConfigError(f"bad config: secrets_file: expected a path, not {secrets_path!r}")
         # The secrets file holds only secrets (github.token, smtp.password), kept out of the main file.
         data = _merge(data, _read_toml(Path(secrets_path), "secrets file"))
+    _refuse_unknown_variables()
     token = _FILE_DATA.set(data)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -366,6 +367,34 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(_settings_error(exc)) from None
     finally:
         _FILE_DATA.reset(token)
+
+
+#: `VPT_*` variables that are not config keys: the config file's, and the test suite's.
+NOT_KEYS = (CONFIG_ENV,)
+NOT_KEYS_PREFIX = "VPT_TEST_"
+
+
+def _refuse_unknown_variables() -> None:
+    """A `VPT_*` variable that names no top-level key is a typo (`VPT_DATABSE_URL`).
+
+    pydantic-settings reads the variables of known keys only, so such a one was ignored and
+    every command used the default in its place (the default database, not the one named);
+    a misspelt key inside a section (`VPT_SMTP__HOTS`) is refused by the section itself.
+    """
+    fields = {name.upper() for name in Settings.model_fields}
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith("VPT_")
+        and name.upper() not in NOT_KEYS
+        and not name.upper().startswith(NOT_KEYS_PREFIX)
+        and name.upper().removeprefix("VPT_").split("__")[0] not in fields
+    )
+    if unknown:
+        raise ConfigError(
+            "bad config: "
+            + "; ".join(f"{name[4:].split('__')[0].lower()} (from {name}): unknown key" for name in unknown)
+        )
 
 
 def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
