@@ -265,8 +265,10 @@ def training_set(
         .join(PaperRow, PaperRow.id == CandidateRow.paper_id)
         .where(CandidateRow.catalogue_id == catalogue.id)
     )
+    decided_titles: set[str] = set()
     for candidate, paper in session.execute(query):
         decided.add(paper.id)
+        decided_titles.add(paper.title_key)
         if candidate.status in POSITIVE_STATUSES:
             labels = (
                 candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels
@@ -279,7 +281,8 @@ def training_set(
             if candidate.reason and NOVEL_REASON in candidate.reason.lower():
                 novel_negative.append(paper_example(paper))
     _refuse_own_papers(catalogue_name, list(relevant.values()), extra_negatives)
-    known = set(relevant) | decided | listed
+    # Another record of a reviewed paper is that paper, not an unlabeled one (as for entries).
+    known = set(relevant) | decided | listed | _papers_titled(session, decided_titles)
     other_ids = [
         pid
         for pid in session.scalars(select(PaperRow.id).where(PaperRow.abstract != "").order_by(PaperRow.id))
@@ -462,11 +465,18 @@ def _known_papers(session: Session, catalogue: CatalogueRow) -> tuple[set[int], 
     keys: set[str] = set()
     for paper_id, key in session.execute(decided):
         known.add(paper_id)
-        if key:
-            keys.add(key)
-    for chunk in chunks(sorted(keys), 500):
-        known.update(session.scalars(select(PaperRow.id).where(PaperRow.title_key.in_(chunk))))
+        keys.add(key)
+    known |= _papers_titled(session, keys)
     return known, ListedNames.of(entry for entry, papers in pairs if not papers)
+
+
+def _papers_titled(session: Session, keys: Iterable[str]) -> set[int]:
+    """Every stored paper with one of these folded titles: the records of one paper that
+    ingest kept apart (first authors that fold differently) are one paper to a catalogue."""
+    found: set[int] = set()
+    for chunk in chunks(sorted({key for key in keys if key}), 500):
+        found.update(session.scalars(select(PaperRow.id).where(PaperRow.title_key.in_(chunk))))
+    return found
 
 
 def score_and_enqueue(

@@ -382,3 +382,34 @@ def test_a_second_record_of_a_decided_paper_is_not_proposed_again(
         queued = session.scalars(select(CandidateRow).where(CandidateRow.paper_id.in_(ids))).all()
         assert [c.paper_id for c in queued] == [ids[2]]  # the first record of the new paper only
     assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0  # `classify enqueue`
+
+
+def test_a_second_record_of_a_reviewed_paper_is_not_an_unlabeled_negative(
+    engine: Engine, prompt_papers: dict[str, dict[str, str]]
+) -> None:
+    """The records of a paper that ingest kept apart are one paper for training too, as they
+    are for an entry: the second record of an accepted paper was drawn as an unlabeled
+    negative, against its own positive."""
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
+    rpo = "Read-only Prompt Optimization for Vision-Language Few-shot Learning"  # not in the list
+    cocoop = "Conditional Prompt Learning for Vision-Language Models"  # not in the list either
+    records = [(rpo, "2308.14960"), (rpo, None), (cocoop, None)]
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None
+        rows = [
+            PaperRow(
+                title=title,
+                title_key=title_key(title),
+                abstract=prompt_papers[title_key(title)]["abstract"],
+                arxiv_id=arxiv,
+            )
+            for title, arxiv in records
+        ]
+        session.add_all(rows)
+        session.flush()
+        session.add(CandidateRow(paper_id=rows[0].id, catalogue_id=catalogue.id, status="accepted"))
+    with transaction(engine) as session:
+        data, _ = training_set(session, "vpt")
+    assert [e.title for e in data.unlabeled] == [cocoop]
+    assert [e.title for e in data.relevant] == [rpo]
