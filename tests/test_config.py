@@ -139,6 +139,20 @@ def test_a_misspelt_top_level_environment_variable_is_refused(
     assert load_settings().data_dir == tmp_path
 
 
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows editors (Notepad) start a UTF-8 file with a byte-order mark, which tomllib
+    takes for text: the whole file was "not valid TOML: Invalid statement (at line 1,
+    column 1)". It is skipped, as the JSON-lines readers skip it."""
+    config = tmp_path / "c.toml"
+    config.write_bytes(b'\xef\xbb\xbfdata_dir = "' + str(tmp_path).encode() + b'"\n')
+    assert load_settings(config).data_dir == tmp_path
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_bytes(b'\xef\xbb\xbf[github]\ntoken = "ghp_from_a_bom_file"\n')
+    settings = load_settings(config, secrets_file=secrets)
+    assert settings.github.token is not None
+    assert settings.github.token.get_secret_value() == "ghp_from_a_bom_file"
+
+
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path / "c.toml", "this is = = not toml"))

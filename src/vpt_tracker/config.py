@@ -305,7 +305,9 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
     try:
-        text = data.decode("utf-8")
+        # utf-8-sig: a leading byte-order mark (Notepad writes one) is skipped; tomllib took
+        # it for text, and the whole file was "not valid TOML" at line 1, column 1.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start} is invalid)") from None
     try:
