@@ -66,6 +66,23 @@ class EnqueueStats:
     low_confidence: int = 0
     model: str = ""
 
+    def summary(self) -> str:
+        """The counts as one line for a person (`classify enqueue`, `run nightly|backfill`)."""
+        return (
+            f"scored {self.scored}, queued {self.queued} ({self.queued_by_rule} by rule, "
+            f"{self.excluded_by_rule} excluded by rule, {self.low_confidence} low-confidence, "
+            f"{self.listed_by_name} already listed by name)"
+        )
+
+    @classmethod
+    def total(cls, catalogue: str, rounds: Sequence[Mapping[str, Any]]) -> EnqueueStats:
+        """The counts of several rounds (a run's stored `counts`, one per backfill window) summed."""
+        total = cls(catalogue)
+        for name, value in vars(total).items():
+            if isinstance(value, int):
+                setattr(total, name, sum(int(r.get(name) or 0) for r in rounds))
+        return total
+
 
 @dataclass
 class PaperExplanation:
