@@ -133,7 +133,12 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
     for body, message in [
         ('{"title": "ok"}\n{not json\n', "papers.jsonl:2: not valid JSON"),
         ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing or empty 'title'"),
-        ("[1, 2]\n", "papers.jsonl:1: expected a JSON object"),
+        ("[1, 2]\n", "papers.jsonl:1: expected a JSON object, got an array$"),
+        # JSON's names for what a line holds, not Python's ("got NoneType", "got int")
+        ("null\n", "papers.jsonl:1: expected a JSON object, got null$"),
+        ("7\n", "papers.jsonl:1: expected a JSON object, got a number$"),
+        ('"a title"\n', "papers.jsonl:1: expected a JSON object, got a string$"),
+        ("true\n", "papers.jsonl:1: expected a JSON object, got true$"),
         ('[{"title": "a"},\n {"title": "b"}]\n', "papers.jsonl:1: .* not a JSON array"),
         (
             '{"title": "t", "abstract": 5}\n',
