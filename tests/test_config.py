@@ -235,6 +235,20 @@ def test_a_config_file_without_read_permission_is_one_line(tmp_path: Path) -> No
         ("VPT_SMTP__PORT", "many", "bad config: smtp.port (from VPT_SMTP__PORT): Input should be"),
         ("vpt_smtp__port", "many", "bad config: smtp.port (from vpt_smtp__port): Input should be"),
         ("VPT_CATALOGUES", '[{"name": "x", "preset": "nope"}]', "catalogues.0.preset (from VPT_CATALOGUES)"),
+        # One item of a list: the message blamed the list ("Input should be a valid list")
+        # and named no variable, though the file's list was a good one.
+        (
+            "VPT_CATALOGUES__0__RECALL_TARGET",
+            "0.9",
+            "bad config: catalogues (from VPT_CATALOGUES__0__RECALL_TARGET): a list is set from the "
+            "environment whole, as JSON in VPT_CATALOGUES, not item by item",
+        ),
+        (
+            "VPT_SMTP__RECIPIENTS__0",
+            "ana@example.org",
+            "smtp.recipients (from VPT_SMTP__RECIPIENTS__0): a list is set from the environment whole, "
+            "as JSON in VPT_SMTP__RECIPIENTS, not item by item",
+        ),
     ],
 )
 def test_a_bad_environment_variable_is_one_line_naming_it(

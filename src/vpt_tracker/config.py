@@ -361,8 +361,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"]) or "(top level)"
             variables = _env_variables(error["loc"])
-            origin = f" (from {', '.join(variables)})" if variables else ""
             message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            if not variables and error["type"] == "list_type" and (items := _item_variables(error["loc"])):
+                # VPT_CATALOGUES__0__NAME made the list a table: its error named no variable
+                # and blamed the list, which the file may well have given right.
+                variables = items
+                whole = "VPT_" + "__".join(str(part) for part in error["loc"]).upper()
+                message = f"a list is set from the environment whole, as JSON in {whole}, not item by item"
+            origin = f" (from {', '.join(variables)})" if variables else ""
             problems.append(f"{key}{origin}: {message}")
         raise ConfigError("bad config: " + "; ".join(problems)) from None
     except SettingsError as exc:
@@ -409,6 +415,14 @@ def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
         names.append(part)
     wanted = {"VPT_" + "__".join(names[:i]).upper() for i in range(1, len(names) + 1)}
     return sorted(name for name in os.environ if name.upper() in wanted)
+
+
+def _item_variables(loc: tuple[int | str, ...]) -> list[str]:
+    """The `VPT_*` variables set now below the list at `loc` (`VPT_SMTP__RECIPIENTS__0`)."""
+    if not all(isinstance(part, str) for part in loc):
+        return []
+    prefix = "VPT_" + "__".join(str(part) for part in loc).upper() + "__"
+    return sorted(name for name in os.environ if name.upper().startswith(prefix))
 
 
 def _settings_error(exc: SettingsError) -> str:
