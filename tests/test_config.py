@@ -153,6 +153,34 @@ def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     assert settings.github.token.get_secret_value() == "ghp_from_a_bom_file"
 
 
+def test_an_interval_for_one_host_keeps_arxivs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`min_interval` and `host_groups` name hosts over the arXiv defaults, not instead of
+    them: setting OpenReview's interval silently gave arXiv the 1 s default (its terms ask
+    for 3 s across the API and RSS), and a group of one's own split the arXiv hosts."""
+    from vpt_tracker.http import HttpClient
+
+    config = write(
+        tmp_path / "c.toml",
+        '[http]\nmin_interval = { "api2.openreview.net" = 2.0 }\n'
+        'host_groups = { "openaccess.thecvf.com" = "cvf" }\n',
+    )
+    http = load_settings(config).http
+    client = HttpClient(http)
+    try:
+        assert client.min_interval("api2.openreview.net") == 2.0
+        assert client.min_interval("export.arxiv.org") == client.min_interval("rss.arxiv.org") == 3.0
+        assert client.host_group("rss.arxiv.org") == client.host_group("export.arxiv.org") == "arxiv"
+        assert client.host_group("openaccess.thecvf.com") == "cvf"
+        assert client.min_interval("openaccess.thecvf.com") == 1.0  # the default interval
+        # The same from the environment; and an interval is still the maintainer's to lower.
+        monkeypatch.setenv("VPT_HTTP__MIN_INTERVAL", '{"export.arxiv.org": 5.0}')
+        again = HttpClient(load_settings(write(tmp_path / "d.toml", "")).http)
+        assert again.min_interval("export.arxiv.org") == 5.0 and again.min_interval("arxiv.org") == 3.0
+        again.close()
+    finally:
+        client.close()
+
+
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path / "c.toml", "this is = = not toml"))

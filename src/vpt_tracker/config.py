@@ -63,6 +63,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: arXiv asks for one request per 3 s across the API and RSS together: its hosts are one
+#: politeness budget ("arxiv").
+ARXIV_HOSTS = ("export.arxiv.org", "rss.arxiv.org", "arxiv.org")
+
+
 class HttpConfig(Section):
     contact: str = "vpt-tracker maintainers <vpt-tracker@example.org>"
     timeout: Timeout = 30.0
@@ -71,18 +76,23 @@ class HttpConfig(Section):
     backoff_cap: float = 120.0
     max_body_bytes: int = 64 * 1024 * 1024
     default_min_interval: float = 1.0
-    # arXiv asks for one request per 3 s across the API and RSS together.
-    min_interval: dict[str, float] = Field(
-        default_factory=lambda: {"export.arxiv.org": 3.0, "rss.arxiv.org": 3.0, "arxiv.org": 3.0}
-    )
-    # Hosts that share one politeness budget (the arXiv hosts are one service).
-    host_groups: dict[str, str] = Field(
-        default_factory=lambda: {
-            "export.arxiv.org": "arxiv",
-            "rss.arxiv.org": "arxiv",
-            "arxiv.org": "arxiv",
-        }
-    )
+    min_interval: dict[str, float] = Field(default_factory=dict, validate_default=True)
+    # Hosts that share one politeness budget.
+    host_groups: dict[str, str] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("min_interval")
+    @classmethod
+    def _over_arxiv_interval(cls, given: dict[str, float]) -> dict[str, float]:
+        """The given intervals over arXiv's 3 s, not instead of it: a maintainer who sets one
+        host's interval (`min_interval = { "api2.openreview.net" = 2.0 }`) did not mean to
+        drop arXiv's, which a whole-table replacement did silently (1 s to arXiv)."""
+        return {**dict.fromkeys(ARXIV_HOSTS, 3.0), **given}
+
+    @field_validator("host_groups")
+    @classmethod
+    def _over_arxiv_group(cls, given: dict[str, str]) -> dict[str, str]:
+        """The given groups over the arXiv hosts' shared group, as for `min_interval`."""
+        return {**dict.fromkeys(ARXIV_HOSTS, "arxiv"), **given}
 
 
 class ArxivApiConfig(Section):
