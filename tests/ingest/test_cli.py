@@ -349,7 +349,7 @@ def test_a_load_that_fails_halfway_records_what_its_committed_batches_stored(
     engine = make_engine(db_url)
     with transaction(engine) as session:
         run = session.scalars(select(RunRow).where(RunRow.kind == "ingest")).one()
-        papers = session.scalar(select(func.count()).select_from(PaperRow))
+        papers = session.scalar(select(func.count()).select_from(PaperRow)) or 0
         assert run.outcome == "failed" and "the database went away" in run.errors["jsonl"]
         assert run.counts["jsonl"]["records"] == 10 and run.counts["jsonl"]["new_papers"] == papers > 0
     engine.dispose()
