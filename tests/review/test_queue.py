@@ -189,6 +189,39 @@ def test_undo_after_undo_walks_back_through_my_decisions(engine: Engine, setup: 
     assert (back.candidate_id, back.status, back.reviewer) == (setup["mid"], "pending", None)
 
 
+def test_undo_walks_back_past_a_decision_taken_again_and_undone_again(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # "a, u, a, u, u": accept, think better of it, accept with other labels, undo that too,
+    # then undo the defer. The candidate is back where the defer left it, by two undos in a
+    # row; only the last of them was looked at, so the defer was refused as if someone else
+    # had changed the candidate, for good: every later undo tried it again.
+    alice = queue(engine, "alice")
+    alice.defer(setup["mid"])
+    alice.accept(setup["mid"], ["pixel"])
+    alice.undo()
+    alice.accept(setup["mid"], ["token"])
+    assert alice.undo()[0].status == "deferred"
+    [back] = alice.undo()
+    assert (back.candidate_id, back.status, back.reviewer) == (setup["mid"], "pending", None)
+
+
+def test_a_losing_reviewers_conflict_does_not_block_my_undo(engine: Engine, setup: dict[str, Any]) -> None:
+    # Bob acted on a stale screen: his attempt is audited as a "conflict" row, which changes
+    # nothing. It made the candidate's latest decision not an undo, so Alice's undo of her
+    # defer was refused as "changed since", and her undo stack stuck there.
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    seen_by_bob = bob.get(setup["mid"])
+    alice.defer(setup["mid"])
+    alice.accept(setup["mid"], ["pixel"])
+    alice.undo()
+    with pytest.raises(Conflict):
+        bob.reject(setup["mid"], "off-topic", expected_version=seen_by_bob.version)
+    [back] = alice.undo()
+    assert (back.status, back.reviewer) == ("pending", None)
+    assert [d.action for d in decisions(engine)] == ["defer", "accept", "undo", "conflict", "undo"]
+
+
 def test_an_undo_by_the_other_reviewer_gives_my_state_back(engine: Engine, setup: dict[str, Any]) -> None:
     alice, bob = queue(engine, "alice"), queue(engine, "bob")
     alice.defer(setup["mid"])

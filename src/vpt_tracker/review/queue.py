@@ -939,23 +939,29 @@ def _back_where(session: Session, decision: DecisionRow, version: int) -> bool:
 
     An undo restores a state under a new version (optimistic locking needs one), so after
     "defer, accept, undo" the version no longer matches the defer's: yet undoing the defer
-    too is what the reviewer asks for, not a clash with another reviewer. It is back there
-    when the candidate's latest decision is the undo that made `version`, of a decision
-    taken on top of `decision` (recursively so: each undo in a row checks its own step).
+    too is what the reviewer asks for, not a clash with another reviewer. Walking back from
+    the current version: the decision that made it must be an undo of a decision taken after
+    `decision`, which restores the version that decision found; repeat until `decision`'s own
+    version is reached ("defer, accept, undo, accept, undo" takes two steps). "conflict" rows
+    change nothing and are skipped: a losing reviewer's audited attempt is not a change.
     """
-    latest = session.scalars(
-        select(DecisionRow)
-        .where(DecisionRow.candidate_id == decision.candidate_id)
-        .order_by(DecisionRow.id.desc())
-        .limit(1)
-    ).first()
-    if latest is None or latest.action != "undo" or latest.undoes_id is None:
-        return False
-    if (latest.after or {}).get("version") != version:
-        return False
-    undone = session.get(DecisionRow, latest.undoes_id)
-    return (
-        undone is not None
-        and undone.id > decision.id
-        and (undone.before or {}).get("version") == (decision.after or {}).get("version")
-    )
+    target = (decision.after or {}).get("version")
+    later = session.scalars(
+        select(DecisionRow).where(
+            DecisionRow.candidate_id == decision.candidate_id,
+            DecisionRow.id > decision.id,
+            DecisionRow.action != "conflict",
+        )
+    ).all()
+    made = {(row.after or {}).get("version"): row for row in later}  # each version is made once
+    by_id = {row.id: row for row in later}
+    while version != target:
+        maker = made.get(version)
+        if maker is None or maker.action != "undo" or maker.undoes_id is None:
+            return False  # made by someone's decision, or without one (e.g. publish)
+        undone = by_id.get(maker.undoes_id)  # None: it was taken before `decision`
+        previous = (undone.before or {}).get("version") if undone is not None else None
+        if not isinstance(previous, int) or previous >= version:
+            return False
+        version = previous
+    return True
