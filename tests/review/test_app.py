@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -530,3 +532,36 @@ async def test_a_small_terminal_keeps_the_focused_input_of_a_dialog_in_view(sqli
             dialog = app.screen.query_one("#dialog")
             assert dialog.region.contains_region(focused.region), key
             await pilot.press("escape")
+
+
+def autovp(sqlite: Engine) -> str:
+    """A real paper with a long abstract (AutoVP, ICLR 2024) and a short one after it; its abstract."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "classify"
+    paper = json.loads((fixtures / "relevant.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    cat = catalogue(sqlite, "vpt")
+    candidate(sqlite, cat, paper["title"], relevance=0.9, abstract=paper["abstract"], arxiv_id="2310.08381")
+    candidate(sqlite, cat, "Exploring Visual Prompts", relevance=0.5, abstract="Pixel padding prompts.")
+    return str(paper["title"]) + " " + str(paper["abstract"])
+
+
+def detail_shown(app: ReviewApp) -> str:
+    """The text inside the detail pane's border, as the terminal shows it, lines joined."""
+    region = app.main.query_one(DetailView).region.shrink((1, 1, 1, 1))
+    lines = screen_text(app).splitlines()[region.y : region.bottom]
+    return " ".join(" ".join(line[region.x : region.right] for line in lines).split())
+
+
+async def test_a_long_abstract_is_wrapped_inside_the_scrollbar_not_under_it(sqlite: Engine) -> None:
+    # The abstract was wrapped at the pane's width before the scrollbar its length brings took
+    # two columns of it: every line lost its last two characters ("Visua", "hithert", and the
+    # arXiv link read ".../abs/2310" then "8381").
+    text = autovp(sqlite)
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        shown = detail_shown(app)
+        assert shown.startswith("AutoVP: An Automated Visual Prompting")
+        fields = "venue unknown relevance v pending arXiv https arxiv org abs"
+        words = set(re.findall(r"[A-Za-z]+", f"{text} {fields}"))
+        assert set(re.findall(r"[A-Za-z]+", shown)) <= words
+        assert "2310.08381" in shown.replace(" ", "")

@@ -211,17 +211,33 @@ class DetailView(ScrollView, can_focus=False):
         self.refresh()
 
     def _render_lines(self) -> None:
-        width = self.scrollable_content_region.width
+        """Wrap the text at the width it will have: without a scrollbar if it fits the pane's
+        height, else beside the scrollbar its length brings.
+
+        `scrollable_content_region` only knows the scrollbar once a layout has shown it, so
+        wrapping at its width lost the last two characters of every line of a long abstract
+        under the scrollbar ("Visua", ".../abs/2310" then "8381").
+        """
+        region = self.content_region
+        width = region.width
         if width <= 0:
             self._lines = []
             return
+        lines = self._wrap(width)
+        scrollbar = self.styles.scrollbar_size_vertical
+        if len(lines) > region.height and self.styles.overflow_y in ("auto", "scroll") and width > scrollbar:
+            width -= scrollbar
+            lines = self._wrap(width)
+        self._lines = lines
+        self.virtual_size = Size(width, len(lines))
+
+    def _wrap(self, width: int) -> list[Strip]:
         console = self.app.console
         options = console.options.update_width(width)
-        self._lines = [
+        return [
             Strip(line).adjust_cell_length(width)
             for line in Segment.split_lines(console.render(self.text, options))
         ]
-        self.virtual_size = Size(width, len(self._lines))
 
     def on_resize(self, _event: events.Resize) -> None:
         self._render_lines()
