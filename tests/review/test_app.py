@@ -565,3 +565,29 @@ async def test_a_long_abstract_is_wrapped_inside_the_scrollbar_not_under_it(sqli
         words = set(re.findall(r"[A-Za-z]+", f"{text} {fields}"))
         assert set(re.findall(r"[A-Za-z]+", shown)) <= words
         assert "2310.08381" in shown.replace(" ", "")
+
+
+async def test_keys_scroll_a_long_abstract_in_the_detail_pane(sqlite: Engine) -> None:
+    # On an 80x24 terminal the detail pane shows a third of AutoVP's abstract, and no key
+    # scrolled it (the pane takes no focus): a keyboard-only reviewer decided without the rest.
+    autovp(sqlite)
+    ending = "expected to accelerate"
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert ending not in detail_shown(app)
+        for _ in range(5):
+            await pilot.press("space")
+        await pilot.pause()
+        assert ending in detail_shown(app)
+        assert app.candidates.cursor == 0 and log(sqlite) == []  # the highlight did not move
+        for _ in range(5):
+            await pilot.press("b")
+        await pilot.pause()
+        assert detail_shown(app).startswith("AutoVP: An Automated")  # the top again
+        await pilot.press("space", "j")
+        await pilot.pause()
+        assert app.main.query_one(DetailView).scroll_offset.y == 0  # the next paper from its top
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "Scroll detail down" in screen_text(app)

@@ -50,6 +50,8 @@ DEFAULT_KEYS: dict[str, tuple[str, str]] = {
     "quit": ("q", "Quit"),
     "page_down": ("pagedown", "Page down"),
     "page_up": ("pageup", "Page up"),
+    "detail_down": ("space", "Scroll detail down"),
+    "detail_up": ("b", "Scroll detail up"),
 }
 _SHOWN_IN_FOOTER = {"down", "up", "accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
 
@@ -295,6 +297,14 @@ class ReviewApp(App[SessionSummary]):
 
     def do_page_up(self) -> None:
         self.candidates.move(-max(1, self.candidates.scrollable_content_region.height - 1))
+
+    def do_detail_down(self) -> None:
+        """A page further into the detail pane: a long abstract is taller than the pane, and
+        the pane takes no focus, so without these keys only a mouse could scroll it."""
+        self.main.query_one(DetailView).page(1)
+
+    def do_detail_up(self) -> None:
+        self.main.query_one(DetailView).page(-1)
 
     def do_accept(self) -> None:
         def accept(item: QueueItem, labels: list[str]) -> None:

@@ -239,6 +239,11 @@ class DetailView(ScrollView, can_focus=False):
             for line in Segment.split_lines(console.render(self.text, options))
         ]
 
+    def page(self, direction: int) -> None:
+        """Scroll a page down (1) or up (-1), keeping one line of the previous page in view."""
+        step = max(1, self.scrollable_content_region.height - 1)
+        self.scroll_to(y=self.scroll_offset.y + direction * step, animate=False, immediate=True)
+
     def on_resize(self, _event: events.Resize) -> None:
         self._render_lines()
         self.refresh()
