@@ -389,6 +389,27 @@ def test_explanations_shaped_like_the_classifiers_are_read() -> None:
     assert styled == {"Visual Prompt": "bold green reverse", "sheep": "red underline"}
 
 
+def test_highlighting_marks_the_words_the_model_counted_not_parts_of_other_words() -> None:
+    # The model counts whole tokens ("or", "prompt", "task"; a hyphenated word is one token),
+    # but the abstract was marked wherever the letters occur: "or" lowered the score of
+    # Prompt-aligned Gradient (`classify explain`) and was underlined red inside "for",
+    # "forgetting" and "prior", eleven times in L2P's abstract for the one word the model saw.
+    fixtures = Path(__file__).parents[1] / "fixtures" / "classify"
+    rows = [
+        json.loads(line) for line in (fixtures / "relevant.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    abstract = next(r["abstract"] for r in rows if r["title"] == "Learning To Prompt for Continual Learning")
+    text = highlight(abstract, ["prompt", "rehearsal", "continual learning"], ["or", "task"])
+    spans = [(abstract[s.start : s.end].lower(), str(s.style), s.start, s.end) for s in text.spans]
+    found: dict[str, int] = {}
+    for word, _style, start, end in spans:
+        found[" ".join(word.split())] = found.get(" ".join(word.split()), 0) + 1
+        before, after = abstract[start - 1 : start], abstract[end : end + 1]
+        assert not re.match(r"[A-Za-z0-9-]", before) and not re.match(r"[A-Za-z0-9-]", after), word
+    assert found == {"prompt": 1, "rehearsal": 2, "continual learning": 4, "or": 1, "task": 3}
+    assert {style for word, style, *_ in spans if word == "or"} == {"red underline"}
+
+
 async def test_real_explain_without_a_trained_model_falls_back(
     sqlite: Engine, ids: dict[str, int], tmp_path: Any
 ) -> None:

@@ -6,6 +6,7 @@ on the screen size, not on how many candidates are queued.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,7 +18,10 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from vpt_tracker.classify import WORD_TOKEN_PATTERN
 from vpt_tracker.review.queue import QueueItem
+
+_TOKEN = re.compile(WORD_TOKEN_PATTERN)
 
 
 # --------------------------------------------------------------------------- list pane
@@ -284,11 +288,25 @@ def explanation_terms(explanation: Any) -> tuple[list[str], list[str]]:
 
 
 def highlight(abstract: str, up: Iterable[str], down: Iterable[str] = ()) -> Text:
-    """The abstract with the terms that raised the score in bold green, those that lowered it red."""
+    """The abstract with the terms that raised the score in bold green, those that lowered it red.
+
+    A term is marked where the model counted it: as whole tokens of its word analyzer
+    (`WORD_TOKEN_PATTERN`), a two-word term on two consecutive tokens. Marked wherever its
+    letters occurred, "or" (which lowered a score) was underlined inside "for" and "prior",
+    and "prompt" inside "prompts", which the model counts as another word.
+    """
     text = Text(abstract)
+    tokens = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(abstract)]
+    starts: dict[str, list[int]] = {}
+    for position, (_start, _end, word) in enumerate(tokens):
+        starts.setdefault(word, []).append(position)
     for terms, style in ((down, "red underline"), (up, "bold green reverse")):
-        for term in sorted({t for t in terms if t.strip()}, key=len, reverse=True):
-            text.highlight_words([term], style=style, case_sensitive=False)
+        for term in {t.lower() for t in terms if t.strip()}:
+            words = term.split()
+            for first in starts.get(words[0], []):
+                following = [word for _start, _end, word in tokens[first : first + len(words)]]
+                if following == words:
+                    text.stylize(style, tokens[first][0], tokens[first + len(words) - 1][1])
     return text
 
 
