@@ -167,6 +167,29 @@ def test_bulk_reject_asks_then_rejects(cli: Any, engine: Engine, ids: dict[str, 
     assert ReviewQueue(engine, "x").get(ids["low"]).reason == "noise"
 
 
+def test_bulk_reject_names_the_catalogues_it_rejects_in(
+    cli: Any, engine: Engine, ids: dict[str, int]
+) -> None:
+    # Without --catalogue it rejects in every catalogue: the question gave a bare number, so a
+    # maintainer of one list cleared the low scores of the others too, and was not told so.
+    other = catalogue(engine, "awesome-vpt")
+    candidate(engine, other, "Grazing sheep, revisited", relevance=0.2)
+    candidate(engine, other, "Alpine sheep", relevance=0.3)
+    declined = cli("bulk-reject", "--below", "0.5", input="n\n")
+    assert "reject 3 pending candidates scoring below 0.5 in every catalogue: awesome-vpt 2, vpt 1?" in (
+        declined.output
+    )
+    one = cli("bulk-reject", "--catalogue", "vpt", "--below", "0.5", input="n\n")
+    assert "reject 1 pending candidates scoring below 0.5 in vpt?" in one.output
+    result = cli("bulk-reject", "--below", "0.5", "--yes")
+    assert result.exit_code == 0, result.output
+    assert (
+        "rejected 3 candidates below 0.5 (low score) in every catalogue: awesome-vpt 2, vpt 1;"
+        in result.stdout
+    )
+    assert ReviewQueue(engine, "x").count() == 1
+
+
 def test_the_app_needs_a_terminal(cli: Any, ids: dict[str, int]) -> None:
     result = cli("--catalogue", "vpt")  # CliRunner's streams are not terminals
     assert result.exit_code == 2 and "the review app needs a terminal" in result.stderr

@@ -276,14 +276,26 @@ def bulk_reject(
 ) -> None:
     """Reject every pending candidate below a score, as one batch that `review undo` reverts."""
     queue = _queue(ctx, app, catalogue, reviewer)
-    count = queue.count_below(below)
+    counts = queue.count_below(below)
+    count = sum(counts.values())
     if count and not yes:
-        click.confirm(f"reject {count} pending candidates scoring below {below:g}?", abort=True)
+        click.confirm(
+            f"reject {count} pending candidates scoring below {below:g} in {_where(queue, counts)}?",
+            abort=True,
+        )
     with _progress(count, "rejecting") as advance:
         result = queue.bulk_reject_below(below, reason, progress=advance)
+    where = f" in {_where(queue, result.by_catalogue)}" if result.rejected else ""
     click.echo(
-        f"rejected {result.rejected} candidates below {below:g} ({reason}); `review undo` reverts them"
+        f"rejected {result.rejected} candidates below {below:g} ({reason}){where}; `review undo` reverts them"
     )
+
+
+def _where(queue: ReviewQueue, counts: dict[str, int]) -> str:
+    """The catalogues a bulk action touches: a batch without --catalogue spans every one."""
+    if queue.catalogue is not None:
+        return queue.catalogue
+    return "every catalogue: " + ", ".join(f"{name} {count}" for name, count in counts.items())
 
 
 def register(main: click.Group) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -253,6 +254,7 @@ class BulkResult:
     rejected: int
     batch: str
     candidate_ids: list[int] = field(default_factory=list)
+    by_catalogue: dict[str, int] = field(default_factory=dict)  # catalogue name -> rejected there
 
 
 REVIEWER_MAX = 128
@@ -314,11 +316,21 @@ class ReviewQueue:
         with self.engine.connect() as connection:
             return int(connection.scalar(query) or 0)
 
-    def count_below(self, score: float) -> int:
-        """How many pending candidates `bulk_reject_below(score)` would reject."""
-        query = self._scoped(select(func.count(CandidateRow.id)), CandidateStatus.PENDING.value, None)
+    def count_below(self, score: float) -> dict[str, int]:
+        """How many pending candidates `bulk_reject_below(score)` would reject, per catalogue
+        (by name, only those with some): without a catalogue the batch spans them all, and
+        the reviewer is told where."""
+        query = (
+            self._scoped(
+                select(CatalogueRow.name, func.count(CandidateRow.id)), CandidateStatus.PENDING.value, None
+            )
+            .join(CatalogueRow, CatalogueRow.id == CandidateRow.catalogue_id)
+            .where(CandidateRow.relevance < score)
+            .group_by(CatalogueRow.name)
+            .order_by(CatalogueRow.name)
+        )
         with self.engine.connect() as connection:
-            return int(connection.scalar(query.where(CandidateRow.relevance < score)) or 0)
+            return {name: int(count) for name, count in connection.execute(query)}
 
     def items(self, candidate_ids: Iterable[int]) -> list[QueueItem]:
         """The candidates with these ids, in the order given (missing ones left out)."""
@@ -463,9 +475,17 @@ class ReviewQueue:
             query = self._scoped(select(CandidateRow), CandidateStatus.PENDING.value, None).where(
                 CandidateRow.relevance < score
             )
-            rows = [
-                _snapshot_row(row) for row in session.execute(_state_query(query.order_by(CandidateRow.id)))
-            ]
+            selected = session.execute(
+                _state_query(query.order_by(CandidateRow.id)).add_columns(CandidateRow.catalogue_id)
+            ).all()
+            rows = [_snapshot_row(row) for row in selected]
+            per_catalogue = Counter(row.catalogue_id for row in selected)
+            names = {
+                key: name
+                for key, name in session.execute(
+                    select(CatalogueRow.id, CatalogueRow.name).where(CatalogueRow.id.in_(list(per_catalogue)))
+                )
+            }
             now = self.clock()
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
@@ -485,7 +505,10 @@ class ReviewQueue:
                 self._apply_versioned(session, changes, "reject", now, reason, batch=batch)
                 if progress is not None:
                     progress(start + len(chunk), len(rows))
-        return BulkResult(len(rows), batch, [state["id"] for state in rows])
+        by_catalogue = {names[key]: count for key, count in per_catalogue.items()}
+        return BulkResult(
+            len(rows), batch, [state["id"] for state in rows], dict(sorted(by_catalogue.items()))
+        )
 
     def undo(self) -> list[QueueItem]:
         """Revert this reviewer's last decision not yet undone (a bulk action as a whole)."""
