@@ -329,6 +329,22 @@ def test_filter_by_text_label_and_score(engine: Engine, setup: dict[str, Any]) -
         Filter.parse("b2n:maybe")
 
 
+def test_a_strict_score_filter_leaves_out_the_bound_as_bulk_reject_does(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # `review list --filter "score<0.2"` is how a maintainer previews `bulk-reject --below 0.2`
+    # (the --filter help offers "score<X"), but "<" was read as "<=": a candidate scoring
+    # exactly 0.2 (scores have four decimals) was listed and then not rejected.
+    edge = candidate(engine, setup["catalogue"], "Sheep at the bound", relevance=0.1, abstract="Grazing.")
+    q = queue(engine)
+    assert q.ids(filter=Filter.parse("score<0.1")) == []
+    assert q.ids(filter=Filter.parse("score<=0.1")) == [setup["low"], edge]
+    assert q.ids(filter=Filter.parse("score>0.1")) == [setup["high"], setup["mid"]]
+    assert q.ids(filter=Filter.parse("score=0.1")) == [setup["low"], edge]
+    assert Filter.parse("score>0.1 score<0.9").describe() == "score>0.1 score<0.9"
+    assert sum(q.count_below(0.1).values()) == len(q.ids(filter=Filter.parse("score<0.1")))
+
+
 def test_scope_is_one_catalogue_and_unknown_names_are_listed(engine: Engine, setup: dict[str, Any]) -> None:
     other = catalogue(engine, "other")
     foreign = candidate(engine, other, "Elsewhere", relevance=0.99)

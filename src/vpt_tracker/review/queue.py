@@ -158,7 +158,9 @@ class Filter:
     """What `/` narrows the queue to: words of the title or abstract, a label, a score range,
     the base-to-novel flag.
 
-    Written as free text, e.g. ``pixel prompt label:learnable score>=0.6 b2n:yes``.
+    Written as free text, e.g. ``pixel prompt label:learnable score>=0.6 b2n:yes``. `score<X`
+    and `score>X` leave the bound out, as `bulk-reject --below X` does: a listing with
+    `score<0.2` previews exactly what that bulk reject takes.
     """
 
     words: tuple[str, ...] = ()
@@ -166,6 +168,8 @@ class Filter:
     min_score: float | None = None
     max_score: float | None = None
     base_to_novel: bool | None = None  # b2n:yes / b2n:no: flagged or not (`Scores.base_to_novel_flag`)
+    min_strict: bool = False  # score>X rather than score>=X
+    max_strict: bool = False  # score<X rather than score<=X
 
     _TOKEN = re.compile(r"^score(>=|<=|>|<|=)([0-9]*\.?[0-9]+)$")
 
@@ -174,6 +178,7 @@ class Filter:
         words: list[str] = []
         label = None
         low = high = None
+        low_strict = high_strict = False
         novel = None
         for token in text.split():
             lowered = token.lower()
@@ -191,14 +196,14 @@ class Filter:
             if match:
                 op, value = match.group(1), float(match.group(2))
                 if op in (">=", ">", "="):
-                    low = value
+                    low, low_strict = value, op == ">"
                 if op in ("<=", "<", "="):
-                    high = value
+                    high, high_strict = value, op == "<"
                 continue
             if lowered.startswith("score"):
                 raise UserError(f"cannot read the score filter {token!r}; write e.g. score>=0.5 or score<0.2")
             words.append(token)
-        return cls(tuple(words), label, low, high, novel)
+        return cls(tuple(words), label, low, high, novel, low_strict, high_strict)
 
     def __bool__(self) -> bool:
         return bool(self.describe())
@@ -208,9 +213,9 @@ class Filter:
         if self.label:
             parts.append(f"label:{self.label}")
         if self.min_score is not None:
-            parts.append(f"score>={self.min_score:g}")
+            parts.append(f"score{'>' if self.min_strict else '>='}{self.min_score:g}")
         if self.max_score is not None:
-            parts.append(f"score<={self.max_score:g}")
+            parts.append(f"score{'<' if self.max_strict else '<='}{self.max_score:g}")
         if self.base_to_novel is not None:
             parts.append("b2n:yes" if self.base_to_novel else "b2n:no")
         return " ".join(parts)
@@ -235,10 +240,11 @@ class Filter:
                     cast(CandidateRow.final_labels, String).like(quoted, escape="\\"),
                 )
             )
+        relevance = CandidateRow.relevance
         if self.min_score is not None:
-            found.append(CandidateRow.relevance >= self.min_score)
+            found.append(relevance > self.min_score if self.min_strict else relevance >= self.min_score)
         if self.max_score is not None:
-            found.append(CandidateRow.relevance <= self.max_score)
+            found.append(relevance < self.max_score if self.max_strict else relevance <= self.max_score)
         if self.base_to_novel is not None:
             flagged = CandidateRow.base_to_novel_flag.is_(True)
             found.append(flagged if self.base_to_novel else ~flagged)  # IS NOT TRUE: NULL too
