@@ -237,6 +237,28 @@ async def test_filter_by_text_label_and_score(sqlite: Engine, ids: dict[str, int
         assert len(app.candidates.ids) == 3
 
 
+async def test_a_filter_keeps_the_highlighted_paper_or_starts_at_the_first_match(sqlite: Engine) -> None:
+    # The highlight kept its row number across a filter: from row 5, a filter with 3 matches
+    # highlighted the last of them, and clearing it highlighted whatever paper was 3rd, not
+    # the one the reviewer had found with the filter.
+    cat = catalogue(sqlite, "vpt")
+    many_candidates(sqlite, cat, 30)
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press(*["j"] * 5)
+        await pilot.press("slash", *"Clip", "enter")
+        first = app.candidates.ids[0]
+        assert len(app.candidates.ids) == 3 and app.candidates.cursor == 0
+        await pilot.press("j")
+        found = app.candidates.current
+        assert found is not None and found.candidate_id != first
+        await pilot.press("slash", "ctrl+u", "enter")
+        assert len(app.candidates.ids) == 30
+        assert (
+            app.candidates.current is not None and app.candidates.current.candidate_id == found.candidate_id
+        )
+
+
 async def test_conflict_shows_the_other_reviewers_decision(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite)
     async with app.run_test() as pilot:

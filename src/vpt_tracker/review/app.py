@@ -201,10 +201,14 @@ class ReviewApp(App[SessionSummary]):
     def candidates(self) -> CandidateList:
         return self.main.query_one(CandidateList)
 
-    def reload(self, focus_id: int | None = None) -> None:
-        """Read the ordered ids again (start, filter, undo) and keep or move the highlight."""
+    def reload(self, focus_id: int | None = None, *, otherwise: int | None = None) -> None:
+        """Read the ordered ids again (start, filter, undo) and highlight `focus_id`; if it is
+        not in the list, the row `otherwise` (default: the same row as before)."""
         ids = self.queue.ids(status=self.status, filter=self.filter)
-        cursor = ids.index(focus_id) if focus_id in ids else self.candidates.cursor
+        if focus_id in ids:
+            cursor = ids.index(focus_id)
+        else:
+            cursor = self.candidates.cursor if otherwise is None else otherwise
         self.candidates.load(ids, cursor)
         self.candidates.focus()
         self.update_status()
@@ -401,7 +405,11 @@ class ReviewApp(App[SessionSummary]):
                 self.notify(str(exc), severity="error")
                 return
             self.filter_text = text
-            self.reload()
+            # The paper the reviewer was on stays highlighted if the new filter keeps it (as
+            # clearing a filter does), else the first match: a row number means nothing across
+            # two different lists.
+            current = self.candidates.current
+            self.reload(current.candidate_id if current is not None else None, otherwise=0)
 
         self.push_screen(FilterScreen(self.filter_text), done)
 
