@@ -349,6 +349,26 @@ async def test_empty_queue_is_friendly(sqlite: Engine) -> None:
     assert app.return_value is not None and app.return_value.remaining == 0
 
 
+async def test_the_end_of_the_queue_points_at_deferred_candidates(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # "Nothing to review: the queue is empty" while papers waited in the deferred view read as
+    # "done for the week"; and the deferred view, once emptied, promised new candidates from
+    # the next nightly run, which never go there.
+    ReviewQueue(sqlite, "alice", "vpt").defer(ids["second"])
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("x", "1", "x", "1")
+        shown = str(app.main.query_one("#empty").render())
+        assert "Nothing to review in vpt" in shown
+        assert "1 deferred candidate waits: `vpt-tracker review --deferred` shows it" in shown
+    app = make_app(sqlite, status="deferred")
+    async with app.run_test() as pilot:
+        await pilot.press("a", "enter")
+        shown = str(app.main.query_one("#empty").render())
+        assert "Nothing to review in vpt: no candidate is deferred" in shown and "nightly" not in shown
+
+
 async def test_large_queue_loads_lazily(sqlite: Engine) -> None:
     cat = catalogue(sqlite, "vpt")
     many_candidates(sqlite, cat, 3000)

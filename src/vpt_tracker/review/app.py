@@ -237,13 +237,28 @@ class ReviewApp(App[SessionSummary]):
         empty = not self.candidates.ids
         screen.set_class(empty, "empty")
         if empty:
-            message = (
-                f"No candidate matches the filter “{self.filter.describe()}”. Press / to change it."
-                if self.filter
-                else f"Nothing to review in {scope}: the queue is empty. 🎉\n\n"
-                "New candidates arrive with the next `vpt-tracker run nightly`. Press q to quit."
+            screen.query_one("#empty", Static).update(self._empty_message(scope))
+
+    def _empty_message(self, scope: str) -> str:
+        """What an empty list says: why it is empty, and where work may still wait."""
+        if self.filter:
+            return f"No candidate matches the filter “{self.filter.describe()}”. Press / to change it."
+        if self.status == "deferred":
+            pending = self.queue.count()
+            return (
+                f"Nothing to review in {scope}: no candidate is deferred. 🎉\n\n"
+                f"`vpt-tracker review` shows the pending ones ({pending} remaining). Press q to quit."
             )
-            screen.query_one("#empty", Static).update(message)
+        message = (
+            f"Nothing to review in {scope}: the queue is empty. 🎉\n\n"
+            "New candidates arrive with the next `vpt-tracker run nightly`. Press q to quit."
+        )
+        deferred = self.queue.count(status="deferred")
+        if deferred:
+            # Not done yet: "the queue is empty" alone read as the end of the week's review.
+            waits, them = ("candidate waits", "it") if deferred == 1 else ("candidates wait", "them")
+            message += f"\n\n{deferred} deferred {waits}: `vpt-tracker review --deferred` shows {them}."
+        return message
 
     # detail -------------------------------------------------------------
     def show_detail(self, item: QueueItem | None) -> None:
