@@ -329,6 +329,23 @@ def test_filter_by_text_label_and_score(engine: Engine, setup: dict[str, Any]) -
         Filter.parse("b2n:maybe")
 
 
+def test_a_label_filter_reads_the_labels_a_reviewer_chose_over_the_proposed_ones(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # After "l" changed a paper's labels from pixel to token, the list shows "token", but
+    # label:pixel still found it (by its proposal) and label:token found it too.
+    q = queue(engine)
+    q.relabel(setup["mid"], ["token"])
+    assert q.ids(filter=Filter.parse("label:pixel")) == []
+    assert q.ids(filter=Filter.parse("label:token")) == [setup["high"], setup["mid"]]
+    q.relabel(setup["high"], [])  # no label at all, by choice
+    assert q.ids(filter=Filter.parse("label:token")) == [setup["mid"]]
+    q.undo()
+    q.undo()  # the proposals count again
+    assert q.ids(filter=Filter.parse("label:pixel")) == [setup["mid"]]
+    assert q.ids(filter=Filter.parse("label:learnable")) == [setup["high"]]
+
+
 def test_a_strict_score_filter_leaves_out_the_bound_as_bulk_reject_does(
     engine: Engine, setup: dict[str, Any]
 ) -> None:

@@ -232,12 +232,16 @@ class Filter:
             )
         if self.label:
             # JSON lists are stored as text on SQLite and rendered as text by PostgreSQL's cast:
-            # a quoted key matches one whole label.
+            # a quoted key matches one whole label. The labels a reviewer chose (`l`) replace
+            # the proposed ones, as the list shows them: "no final labels" is SQL NULL, or JSON
+            # null once an action set it back to None.
             quoted = f'%"{_escape_like(self.label)}"%'
+            final = cast(CandidateRow.final_labels, String)
+            unchosen = or_(CandidateRow.final_labels.is_(None), final == "null")
             found.append(
                 or_(
-                    cast(CandidateRow.proposed_labels, String).like(quoted, escape="\\"),
-                    cast(CandidateRow.final_labels, String).like(quoted, escape="\\"),
+                    and_(unchosen, cast(CandidateRow.proposed_labels, String).like(quoted, escape="\\")),
+                    final.like(quoted, escape="\\"),
                 )
             )
         relevance = CandidateRow.relevance
