@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import webbrowser
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,18 @@ async def test_move_undo_and_open(sqlite: Engine, ids: dict[str, int]) -> None:
         assert app.candidates.current.candidate_id == ids["second"]  # type: ignore[union-attr]
         assert log(sqlite) == [("defer", "alice"), ("undo", "alice")]
         assert app.summary.undone == 1
+
+
+async def test_open_without_a_browser_shows_the_link(sqlite: Engine, ids: dict[str, int]) -> None:
+    # Over ssh `webbrowser.open` finds no browser and returns False: "o" did nothing at all.
+    # A browser command that fails (here `false`, as a broken $BROWSER would) is the same.
+    app = make_app(sqlite)
+    app.opener = webbrowser.GenericBrowser("false").open
+    async with app.run_test() as pilot:
+        await pilot.press("o")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("https://arxiv.org/abs/2203.12119" in m and "could not open" in m for m in messages)
 
 
 async def test_detail_follows_the_cursor_in_the_same_call(sqlite: Engine, ids: dict[str, int]) -> None:

@@ -408,7 +408,15 @@ class ReviewApp(App[SessionSummary]):
         if not item.links:
             self.notify("this paper has no link", severity="warning")
             return
-        self.opener(item.links[0][1])
+        url = item.links[0][1]
+        try:
+            # `webbrowser.open` says False when it found no browser (over ssh) or the browser
+            # command failed; "o" then did nothing, without a word.
+            opened = self.opener(url) is not False
+        except (webbrowser.Error, OSError):
+            opened = False
+        if not opened:
+            self.notify(f"could not open a browser; the link: {url}", severity="warning", timeout=15)
 
     def do_filter(self) -> None:
         def done(text: str | None) -> None:
