@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.style import Style
 from sqlalchemy import Engine, delete, event, select
 from textual.widgets import Input, OptionList
 
@@ -521,6 +522,52 @@ async def test_recount_shows_work_done_elsewhere(sqlite: Engine) -> None:
         ReviewQueue(sqlite, "bob", "vpt").reject(new, "off-topic")
         app.recount()
         assert app.remaining == 0 and app.candidates.ids == [new]  # the row stays until acted on
+
+
+def test_list_rows_fit_wide_characters_and_narrow_panes(sqlite: Engine) -> None:
+    # Rows were measured in characters, not terminal cells: a title with CJK characters or an
+    # emoji took up to twice its length and pushed the labels and venue out of the row. At a
+    # narrow pane, a row whose title got no room at all showed its title and lost its venue
+    # (`title[:-1]`), and a row with a status ("[rejected]" after a conflict) counted that
+    # status twice.
+    from vpt_tracker.review.panes import _row_strip
+
+    cat = catalogue(sqlite, "vpt")
+    rows = [
+        candidate(
+            sqlite,
+            cat,
+            "视觉提示调优：一种高效的视觉提示方法",
+            relevance=0.9,
+            proposed=["pixel"],
+            venue="CVPR",
+            year=2024,
+        ),
+        candidate(
+            sqlite,
+            cat,
+            "🦙 Prompts for a frozen LLaMA-style ViT",
+            relevance=0.8,
+            proposed=["token"],
+            venue="ICCV",
+            year=2023,
+        ),
+        candidate(
+            sqlite,
+            cat,
+            "DPC: Dual-Prompt Collaboration for Tuning Vision-Language Models",
+            venue="arXiv",
+            year=2025,
+        ),
+    ]
+    ReviewQueue(sqlite, "bob", "vpt").reject(rows[2], "off-topic")
+    for item in ReviewQueue(sqlite, "alice", "vpt").items(rows):
+        for width in (100, 60, 36, 24):
+            strip = _row_strip(item, width, Style())
+            text = "".join(segment.text for segment in strip)
+            assert strip.cell_length == width
+            assert text.rstrip().endswith(item.venue_year), (width, text)
+        assert item.title[:6] in "".join(segment.text for segment in _row_strip(item, 100, Style()))
 
 
 def test_detail_marks_labels_proposed_by_a_cue(sqlite: Engine, ids: dict[str, int]) -> None:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -164,22 +165,32 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         return strip
 
 
+def _fit(text: str, width: int) -> str:
+    """`text` in exactly `width` cells: padded, or cut with an ellipsis (nothing in 0 cells)."""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…" if width > 0 else ""
+
+
 _SELECTED = Style(bgcolor="#2d4a6b", bold=True)
 _PLAIN = Style()
 
 
 def _row_strip(item: QueueItem, width: int, base: Style) -> Strip:
-    """One list row: b2n mark, score, title, labels, venue and year, fitted to `width`."""
+    """One list row: b2n mark, score, title, labels, venue and year, fitted to `width` cells.
+
+    Measured in terminal cells, not characters: a CJK character or an emoji takes two, and
+    counted as one it pushed the labels and venue out of the row.
+    """
     mark = "◆" if item.base_to_novel_flag else " "
     labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
     venue = item.venue_year
     status = "" if item.status == "pending" else f"[{item.status}] "
-    fixed = 2 + 5 + len(venue) + 2
-    label_width = min(len(labels), max(0, (width - fixed) // 3))
-    title_width = max(0, width - fixed - label_width - 1 - len(status))
-    title = status + item.title
-    title = title[: title_width - 1] + "…" if len(title) > title_width else title.ljust(title_width)
-    label_text = labels[:label_width].ljust(label_width)
+    fixed = 2 + 5 + cell_len(venue) + 2
+    label_width = min(cell_len(labels), max(0, (width - fixed) // 3))
+    title_width = max(0, width - fixed - label_width - 1)
+    title = _fit(status + item.title, title_width)
+    label_text = set_cell_size(labels, label_width)
     score_style = Style(color="green") if item.relevance >= 0.7 else Style(color="yellow")
     if item.relevance < 0.3:
         score_style = Style(color="red")
