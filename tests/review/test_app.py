@@ -284,6 +284,21 @@ async def test_conflict_shows_the_other_reviewers_decision(sqlite: Engine, ids: 
         assert app.candidates.current is not None and app.candidates.current.status == "rejected"
 
 
+async def test_a_refused_undo_then_goes_on_to_the_decision_before(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("d", "a", "enter")  # defer the first paper, accept the second
+        ReviewQueue(sqlite, "bob", "vpt").reject(ids["second"], "duplicate")  # accepted: still rejectable
+        await pilot.press("u")
+        assert any("undo again to go on" in n.message for n in app._notifications)
+        assert status_of(sqlite, ids["second"])[0] == "rejected"
+        await pilot.press("u")  # before, the same refusal again, for good
+        assert status_of(sqlite, ids["first"])[0] == "pending"
+        assert app.candidates.current is not None and app.candidates.current.candidate_id == ids["first"]
+
+
 async def test_remapped_keys(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite, keys={"accept": "y", "down": "n"})
     async with app.run_test() as pilot:

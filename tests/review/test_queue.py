@@ -250,7 +250,39 @@ def test_undo_refuses_when_someone_changed_the_candidate_since(engine: Engine, s
         alice.undo()
     assert caught.value.current is not None and caught.value.current.status == "accepted"
     assert alice.get(setup["mid"]).status == "accepted"
-    assert [d.undone for d in decisions(engine)] == [False, False]
+    log = decisions(engine)
+    assert [d.undone for d in log] == [False, False, False]
+    # The refusal is audited, pointing at the defer it could not undo (the next undo passes it).
+    assert [(d.action, d.reviewer) for d in log] == [
+        ("defer", "alice"),
+        ("accept", "bob"),
+        ("conflict", "alice"),
+    ]
+    assert log[2].undoes_id == log[0].id and log[2].before == {"attempted": "undo"}
+
+
+def test_a_refused_undo_lets_the_next_undo_go_on_to_my_earlier_decisions(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # Alice bulk-rejects the low scores, then accepts "high"; Bob rejects "high" (an accepted
+    # candidate may be rejected). Undoing her accept is refused, rightly. But every later undo
+    # stopped at that accept too, so her bulk reject could never be undone, and no command
+    # takes a rejected candidate back.
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    alice.bulk_reject_below(0.6, "low score")
+    alice.accept(setup["high"], ["token"])
+    bob.reject(setup["high"], "duplicate")
+    with pytest.raises(Conflict, match=r"changed since .*rejected by bob.*undo again to go on") as caught:
+        alice.undo()
+    assert caught.value.current is not None and caught.value.current.status == "rejected"
+    assert alice.get(setup["high"]).status == "rejected"  # Bob's decision stands
+    reverted = alice.undo()
+    assert sorted(i.candidate_id for i in reverted) == sorted([setup["mid"], setup["low"]])
+    assert {i.status for i in reverted} == {"pending"}
+    assert alice.get(setup["high"]).status == "rejected"
+    with pytest.raises(UserError, match="nothing to undo"):
+        alice.undo()
+    assert bob.undo()[0].status == "accepted"  # Bob's own undo is untouched by Alice's refusal
 
 
 def test_bulk_reject_below_a_score_is_one_undoable_batch(engine: Engine, setup: dict[str, Any]) -> None:

@@ -390,6 +390,9 @@ class ReviewApp(App[SessionSummary]):
     def do_undo(self) -> None:
         try:
             items = self.queue.undo()
+        except Conflict as exc:
+            self._refused(exc)  # shows the candidate as the other reviewer left it
+            return
         except UserError as exc:
             self.notify(str(exc), severity="warning")
             return

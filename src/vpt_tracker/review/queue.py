@@ -47,11 +47,17 @@ _CHUNK = 500
 
 
 class Conflict(UserError):
-    """Another reviewer changed the candidate first; nothing of this action was applied."""
+    """Another reviewer changed the candidate first; nothing of this action was applied.
 
-    def __init__(self, message: str, current: QueueItem | None) -> None:
+    `refused` lists the (decision id, candidate id) pairs of an undo refused because of it.
+    """
+
+    def __init__(
+        self, message: str, current: QueueItem | None, refused: Sequence[tuple[int, int]] = ()
+    ) -> None:
         super().__init__(message)
         self.current = current
+        self.refused = list(refused)
 
 
 @dataclass(frozen=True)
@@ -521,11 +527,35 @@ class ReviewQueue:
         )
 
     def undo(self) -> list[QueueItem]:
-        """Revert this reviewer's last decision not yet undone (a bulk action as a whole)."""
+        """Revert this reviewer's last decision not yet undone (a bulk action as a whole).
+
+        A decision another reviewer has changed since cannot be undone: the first undo that
+        meets it says so and records the refusal (a "conflict" row pointing at it), and the
+        next undo goes on to the decision before it. Stopping there for good left every
+        earlier decision, a whole bulk reject too, beyond undo.
+        """
+        try:
+            return self._undo()
+        except Conflict as conflict:
+            if conflict.refused:
+                self._audit_refused_undo(conflict)
+            raise
+
+    def _undo(self) -> list[QueueItem]:
         with transaction(self.engine) as session:
-            last = session.scalars(
-                self._my_decisions().order_by(DecisionRow.at.desc(), DecisionRow.id.desc()).limit(1)
-            ).first()
+            refused = set(
+                session.scalars(
+                    select(DecisionRow.undoes_id).where(
+                        DecisionRow.reviewer == self.reviewer,
+                        DecisionRow.action == "conflict",
+                        DecisionRow.undoes_id.is_not(None),
+                    )
+                )
+            )
+            latest = self._my_decisions().order_by(DecisionRow.at.desc(), DecisionRow.id.desc())
+            last = next(
+                (d for d in session.scalars(latest.limit(len(refused) + 1)) if d.id not in refused), None
+            )
             if last is None:
                 scope = f" in catalogue {self.catalogue!r}" if self.catalogue else ""
                 raise UserError(f"nothing to undo: {self.reviewer} has no decision left to undo{scope}")
@@ -552,8 +582,10 @@ class ReviewQueue:
                         item = _item_in(session, candidate_id)
                         raise Conflict(
                             f"cannot undo your {decision.action} of candidate {candidate_id}: it was changed "
-                            f"since (now {item.state() if item else state['status']}); nothing was undone",
+                            f"since (now {item.state() if item else state['status']}); nothing was undone. "
+                            "It stays as it is now: undo again to go on to your decision before it",
                             item,
+                            [(d.id, d.candidate_id) for d in group],
                         )
                     restored = {name: decision.before.get(name) for name in _STATE_FIELDS}
                     if restored["status"] == CandidateStatus.PUBLISHED.value:
@@ -571,6 +603,34 @@ class ReviewQueue:
                 ids = [d.id for d in group[start : start + _CHUNK]]
                 session.execute(update(DecisionRow).where(DecisionRow.id.in_(ids)).values(undone=True))
         return self.items([state["id"] for state, _ in changes])
+
+    def _audit_refused_undo(self, conflict: Conflict) -> None:
+        """Record that these decisions could not be undone, so that the next undo passes them.
+
+        One "conflict" row per decision of the refused group (a batch as a whole), pointing at
+        it through `undoes_id`; like every conflict row it changes nothing.
+        """
+        current = conflict.current
+        now = self.clock()
+        rows = [
+            {
+                "candidate_id": candidate_id,
+                "reviewer": self.reviewer,
+                "action": "conflict",
+                "at": now,
+                "before": {"attempted": "undo"},
+                "after": {"status": current.status, "reviewer": current.reviewer}
+                if current is not None and current.candidate_id == candidate_id
+                else {},
+                "reason": None,
+                "undoes_id": decision_id,
+                "undone": False,
+            }
+            for decision_id, candidate_id in conflict.refused
+        ]
+        with transaction(self.engine) as session:
+            for start in range(0, len(rows), _CHUNK):
+                session.execute(insert(DecisionRow), rows[start : start + _CHUNK])
 
     def decisions(self, candidate_id: int | None = None) -> list[DecisionRow]:
         """The audit log, oldest first (of one candidate, or of this queue's scope)."""
