@@ -394,6 +394,18 @@ def test_a_strict_score_filter_leaves_out_the_bound_as_bulk_reject_does(
     assert sum(q.count_below(0.1).values()) == len(q.ids(filter=Filter.parse("score<0.1")))
 
 
+def test_words_that_begin_with_score_are_words(engine: Engine, setup: dict[str, Any]) -> None:
+    # Any word starting with "score" was taken for a malformed score bound: searching for
+    # "scores" or "scoring" said "cannot read the score filter" and found nothing.
+    scored = candidate(engine, setup["catalogue"], "Prompt scoring for CLIP", abstract="Scores of prompts.")
+    q = queue(engine)
+    assert q.ids(filter=Filter.parse("scoring")) == [scored]
+    assert q.ids(filter=Filter.parse("Scores score>=0.4")) == [scored]
+    for bad in ("score>=abc", "score=>0.5", "score<", "score~1"):
+        with pytest.raises(UserError, match="cannot read the score filter"):
+            Filter.parse(bad)
+
+
 def test_scope_is_one_catalogue_and_unknown_names_are_listed(engine: Engine, setup: dict[str, Any]) -> None:
     other = catalogue(engine, "other")
     foreign = candidate(engine, other, "Elsewhere", relevance=0.99)

@@ -206,7 +206,7 @@ class Filter:
                 if op in ("<=", "<", "="):
                     high, high_strict = value, op == "<"
                 continue
-            if lowered.startswith("score"):
+            if re.match(r"score[^a-z]", lowered):  # a bound, misspelt; "scores" is a word
                 raise UserError(f"cannot read the score filter {token!r}; write e.g. score>=0.5 or score<0.2")
             words.append(token)
         return cls(tuple(words), label, low, high, novel, low_strict, high_strict)
