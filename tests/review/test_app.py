@@ -249,6 +249,9 @@ async def test_filter_by_text_label_and_score(sqlite: Engine, ids: dict[str, int
         assert "No candidate matches" in str(app.main.query_one("#empty").render())
         await pilot.press("slash", "ctrl+u", "enter")
         assert len(app.candidates.ids) == 3
+        await pilot.press("slash", *"label:pxel", "enter")  # a typo is said, the list kept
+        assert any("unknown label 'pxel'" in n.message for n in app._notifications)
+        assert len(app.candidates.ids) == 3 and app.filter_text == ""
 
 
 async def test_a_filter_keeps_the_highlighted_paper_or_starts_at_the_first_match(sqlite: Engine) -> None:

@@ -59,6 +59,11 @@ def test_list_as_json_and_lines(cli: Any, ids: dict[str, int]) -> None:
     assert lines.exit_code == 0 and "Sheep grazing" in lines.stdout and "Visual" not in lines.stdout
 
 
+def test_list_refuses_a_label_filter_with_an_unknown_label(cli: Any, ids: dict[str, int]) -> None:
+    result = cli("list", "--catalogue", "vpt", "--filter", "label:pxel")
+    assert result.exit_code == 2 and "unknown label 'pxel' for catalogue 'vpt'" in result.stderr
+
+
 def test_accept_reject_undo(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
     result = cli("accept", str(ids["high"]), "--labels", "learnable,token", "--reviewer", "carol")
     assert result.exit_code == 0, result.output

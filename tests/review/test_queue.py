@@ -394,6 +394,26 @@ def test_a_strict_score_filter_leaves_out_the_bound_as_bulk_reject_does(
     assert sum(q.count_below(0.1).values()) == len(q.ids(filter=Filter.parse("score<0.1")))
 
 
+def test_a_label_filter_with_a_label_no_taxonomy_knows_is_refused(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # label:pxel (or label:Pixel) found nothing, and "no candidate matches" read as "there is
+    # no such paper" rather than "there is no such label".
+    q = queue(engine)
+    with pytest.raises(
+        UserError, match="unknown label 'pxel' for catalogue 'vpt'; valid labels: learnable, pixel"
+    ):
+        q.check_filter(Filter.parse("clip label:pxel"))
+    q.check_filter(Filter.parse("clip label:pixel"))
+    everywhere = ReviewQueue(engine, "alice")  # no catalogue: any catalogue's labels
+    catalogue(engine, "other", preset="prompt-adaptation")
+    everywhere.check_filter(Filter.parse("label:test-time"))
+    with pytest.raises(UserError, match="unknown label 'Pixel' in any catalogue"):
+        everywhere.check_filter(Filter.parse("label:Pixel"))
+    catalogue(engine, "untaxed")  # neither preset nor entries: any label may be there
+    everywhere.check_filter(Filter.parse("label:Pixel"))
+
+
 def test_words_that_begin_with_score_are_words(engine: Engine, setup: dict[str, Any]) -> None:
     # Any word starting with "score" was taken for a malformed score bound: searching for
     # "scores" or "scoring" said "cannot read the score filter" and found nothing.

@@ -140,6 +140,8 @@ def list_command(
     queue = _queue(ctx, app, catalogue, reviewer)
     status = list(statuses) or [CandidateStatus.PENDING.value]
     chosen = Filter.parse(filter_text) if filter_text else None
+    if chosen is not None:
+        queue.check_filter(chosen)
     items = queue.listing(status=status, filter=chosen, limit=limit)
     if as_json:
         echo_json([item.to_json() for item in items])

@@ -426,10 +426,12 @@ class ReviewApp(App[SessionSummary]):
             if text is None:
                 return
             try:
-                self.filter = Filter.parse(text)
+                chosen = Filter.parse(text)
+                self.queue.check_filter(chosen)
             except UserError as exc:
                 self.notify(str(exc), severity="error")
                 return
+            self.filter = chosen
             self.filter_text = text
             # The paper the reviewer was on stays highlighted if the new filter keeps it (as
             # clearing a filter does), else the first match: a row number means nothing across

@@ -387,6 +387,31 @@ class ReviewQueue:
         with transaction(self.engine) as session:
             return _taxonomy(session, _catalogue_row(session, catalogue or self._require_catalogue()))
 
+    def check_filter(self, filter: Filter) -> None:
+        """Refuse a `label:` filter naming a label no catalogue in scope has (a UserError
+        listing the valid ones): a typo found nothing, which read as "no such paper".
+
+        Without a catalogue, any catalogue's label will do; a catalogue with no taxonomy at
+        all may hold any label, so then nothing is refused.
+        """
+        if not filter.label:
+            return
+        with transaction(self.engine) as session:
+            if self.catalogue is not None:
+                rows = [_catalogue_row(session, self.catalogue)]
+            else:
+                rows = list(session.scalars(select(CatalogueRow).order_by(CatalogueRow.name)))
+            known: list[str] = []
+            for row in rows:
+                labels = _taxonomy(session, row)
+                if not labels:
+                    return
+                known.extend(label for label in labels if label not in known)
+        if not known or filter.label in known:
+            return
+        where = f"for catalogue {self.catalogue!r}" if self.catalogue else "in any catalogue"
+        raise UserError(f"unknown label {filter.label!r} {where}; valid labels: {', '.join(known)}")
+
     def placement_problem(self, candidate_id: int, labels: Sequence[str]) -> str | None:
         """Why `publish` would leave this paper out with these labels; None when it would list it.
 
