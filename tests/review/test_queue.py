@@ -152,6 +152,25 @@ def test_relabel_changes_labels_of_an_accepted_candidate(engine: Engine, setup: 
     assert [d.action for d in decisions(engine)] == ["accept", "relabel"]
 
 
+def test_a_relabel_keeps_who_decided_and_when(engine: Engine, setup: dict[str, Any]) -> None:
+    # A relabel took over the candidate's decision: Alice's accept became "accepted by bob at
+    # <the relabel>", so the weekly digest listed the paper again as accepted that week, by
+    # Bob, and a pending paper whose labels were edited read as decided. The log says who
+    # relabelled.
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    accepted = alice.accept(setup["high"], ["token"])
+    relabelled = bob.relabel(setup["high"], ["pixel"])
+    assert (relabelled.reviewer, relabelled.decided_at) == ("alice", accepted.decided_at)
+    assert relabelled.final_labels == ["pixel"] and relabelled.version == accepted.version + 1
+    pending = bob.relabel(setup["mid"], ["token"])
+    assert (pending.status, pending.reviewer, pending.decided_at) == ("pending", None, None)
+    assert [(d.action, d.reviewer) for d in decisions(engine)][-2:] == [
+        ("relabel", "bob"),
+        ("relabel", "bob"),
+    ]
+    assert bob.undo()[0].final_labels is None and bob.undo()[0].final_labels == ["token"]
+
+
 def test_undo_reverts_my_last_decision_and_is_audited(engine: Engine, setup: dict[str, Any]) -> None:
     alice, bob = queue(engine, "alice"), queue(engine, "bob")
     alice.accept(setup["high"], ["token"])

@@ -491,13 +491,18 @@ class ReviewQueue:
     def relabel(
         self, candidate_id: int, labels: Sequence[str], expected_version: int | None = None
     ) -> QueueItem:
-        """Change the final labels of an open or accepted (not yet published) candidate."""
+        """Change the final labels of an open or accepted (not yet published) candidate.
+
+        Not a decision on it: the candidate keeps who decided it and when (its decision row
+        says who relabelled). Stamped, an accepted paper became "accepted by <relabeller>"
+        at the relabel, and the weekly digest listed it again as accepted that week.
+        """
 
         def change(session: Session, row: CandidateRow) -> None:
             row.final_labels = _checked_labels(session, row, list(labels))
 
         allowed = (*OPEN_STATUSES, CandidateStatus.ACCEPTED.value)
-        return self._act(candidate_id, "relabel", change, expected_version, allowed)
+        return self._act(candidate_id, "relabel", change, expected_version, allowed, stamp=False)
 
     def bulk_reject_below(
         self, score: float, reason: str, *, progress: Callable[[int, int], None] | None = None
@@ -678,7 +683,11 @@ class ReviewQueue:
         expected_version: int | None,
         allowed: Sequence[str],
         reason: str | None = None,
+        *,
+        stamp: bool = True,
     ) -> QueueItem:
+        """Apply `change` to the candidate under its version lock, with its decision row;
+        `stamp` makes this reviewer, now, the one who decided it."""
         try:
             with transaction(self.engine) as session:
                 row = session.get(CandidateRow, candidate_id)
@@ -695,7 +704,8 @@ class ReviewQueue:
                 before = _snapshot(row)
                 change(session, row)
                 now = self.clock()
-                self._stamp(row, now)
+                if stamp:
+                    self._stamp(row, now)
                 session.flush()  # the version check happens here
                 session.add(self._decision(row, action, before, now, reason))
         except StaleDataError:
