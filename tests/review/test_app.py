@@ -189,6 +189,17 @@ async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: 
     assert "2 rejected, 1 deferred" in app.return_value.render()
 
 
+async def test_without_configured_reasons_the_reject_prompt_takes_typing(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # With `reject_reasons = []` the prompt focused an empty list: what the reviewer typed went
+    # nowhere and Enter did nothing, unless they guessed to press Tab first.
+    app = make_app(sqlite, reject_reasons=[])
+    async with app.run_test() as pilot:
+        await pilot.press("x", *"needs code", "enter")
+        assert status_of(sqlite, ids["first"]) == ("rejected", None, "needs code")
+
+
 async def test_keys_do_not_leak_into_text_inputs(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite)
     async with app.run_test() as pilot:

@@ -108,10 +108,15 @@ class RejectScreen(ModalScreen[str | None]):
             yield Label(
                 f"Reject #{self.item.candidate_id}: {self.item.title}", id="dialog-title", markup=False
             )
-            yield OptionList(
-                *[Option(Content(f"{n}. {r}"), id=str(n)) for n, r in enumerate(self.reasons, 1)]
-            )
-            yield Label("…or type a reason (Enter rejects, Tab switches, Esc cancels):")
+            if self.reasons:
+                yield OptionList(
+                    *[Option(Content(f"{n}. {r}"), id=str(n)) for n, r in enumerate(self.reasons, 1)]
+                )
+                yield Label("…or type a reason (Enter rejects, Tab switches, Esc cancels):")
+            else:
+                # No list to pick from: the input takes the focus. An empty list took it, and
+                # what the reviewer typed went nowhere.
+                yield Label("Type a reason (Enter rejects, Esc cancels):")
             yield Input(placeholder="free text", id="reason")
 
     def on_key(self, event: events.Key) -> None:
