@@ -59,6 +59,23 @@ def test_list_as_json_and_lines(cli: Any, ids: dict[str, int]) -> None:
     assert lines.exit_code == 0 and "Sheep grazing" in lines.stdout and "Visual" not in lines.stdout
 
 
+def test_list_of_every_catalogue_names_each_lines_catalogue(
+    cli: Any, engine: Engine, ids: dict[str, int]
+) -> None:
+    # Without --catalogue a paper queued for two lists showed as two identical lines but for
+    # the id: `review accept` of the wrong one accepted it for the other list.
+    other = catalogue(engine, "awesome-vpt")
+    twin = candidate(
+        engine, other, "Visual Prompt Tuning", relevance=0.9, proposed=["learnable"], venue="ECCV", year=2022
+    )
+    lines = cli("list").stdout.splitlines()
+    mine = next(line for line in lines if line.split()[0] == str(ids["high"]))
+    theirs = next(line for line in lines if line.split()[0] == str(twin))
+    assert mine.split()[3] == "vpt" and theirs.split()[3] == "awesome-vpt"
+    scoped = cli("list", "--catalogue", "vpt").stdout.splitlines()  # one catalogue: as before
+    assert scoped[0].split()[3:5] == ["Visual", "Prompt"]
+
+
 def test_list_refuses_a_label_filter_with_an_unknown_label(cli: Any, ids: dict[str, int]) -> None:
     result = cli("list", "--catalogue", "vpt", "--filter", "label:pxel")
     assert result.exit_code == 2 and "unknown label 'pxel' for catalogue 'vpt'" in result.stderr

@@ -62,11 +62,15 @@ def _labels(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _line(item: QueueItem) -> str:
+def _line(item: QueueItem, with_catalogue: bool = False) -> str:
+    """One `review list` line; `with_catalogue` names the candidate's catalogue after its
+    status (a listing of every catalogue shows a paper queued for two lists twice, and
+    without it the two lines differed only by id)."""
     labels = ", ".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
     mark = " [b2n]" if item.base_to_novel_flag else ""
+    catalogue = f"{item.catalogue}  " if with_catalogue else ""
     return (
-        f"{item.candidate_id:>6}  {item.relevance:4.2f}  {item.status:<9} {item.title[:70]}"
+        f"{item.candidate_id:>6}  {item.relevance:4.2f}  {item.status:<9} {catalogue}{item.title[:70]}"
         f"  ({item.venue_year or '?'}){mark}  [{labels}]"
     )
 
@@ -148,7 +152,7 @@ def list_command(
         return
     total = queue.count(status=status, filter=chosen)
     for item in items:
-        click.echo(_line(item))
+        click.echo(_line(item, with_catalogue=queue.catalogue is None))
     click.echo(f"{len(items)} of {total} {'/'.join(status)} shown", err=True)
 
 
