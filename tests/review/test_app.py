@@ -313,6 +313,24 @@ async def test_a_refused_undo_then_goes_on_to_the_decision_before(
         assert app.candidates.current is not None and app.candidates.current.candidate_id == ids["first"]
 
 
+async def test_every_catalogue_view_says_which_list_each_candidate_is_for(sqlite: Engine) -> None:
+    # `vpt-tracker review` without --catalogue: a paper queued for two lists showed as two
+    # identical rows with identical details, and nothing said which list "a" accepted it for.
+    for name in ("awesome-vpt", "generalizable-vlm"):
+        cat = catalogue(sqlite, name)
+        candidate(sqlite, cat, "Visual Prompt Tuning", relevance=0.9, venue="ECCV", year=2022)
+    app = ReviewApp(ReviewQueue(sqlite, "alice"), explainer=None, opener=lambda _url: None)
+    async with app.run_test(size=(120, 20)) as pilot:
+        await pilot.pause()
+        rows = screen_text(app).splitlines()[2:4]
+        assert "awesome-vpt" in rows[0] and "generalizable-vlm" in rows[1]
+        assert "for awesome-vpt" in str(app.main.query_one(DetailView).text)
+        await pilot.press("j", "a")
+        assert "for generalizable-vlm" in str(app.screen.query_one("#dialog-title").render())
+        await pilot.press("escape", "x")
+        assert "for generalizable-vlm" in str(app.screen.query_one("#dialog-title").render())
+
+
 async def test_remapped_keys(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite, keys={"accept": "y", "down": "n"})
     async with app.run_test() as pilot:

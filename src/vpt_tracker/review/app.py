@@ -102,7 +102,12 @@ class ReviewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="status", markup=False)
         with Horizontal(id="panes"):
-            yield CandidateList(self.app_.queue.items, self.app_.show_detail, id="list")
+            yield CandidateList(
+                self.app_.queue.items,
+                self.app_.show_detail,
+                show_catalogue=self.app_.every_catalogue,
+                id="list",
+            )
             yield DetailView(id="detail")
         yield Static(id="empty", markup=False)
         yield Footer()
@@ -173,6 +178,9 @@ class ReviewApp(App[SessionSummary]):
         self._explain_timer: Timer | None = None
         self.explain_delay = explain_delay  # seconds the highlight must rest before the classifier is asked
         self.remaining = 0
+        # Every catalogue in one view: a paper queued for two lists shows twice, so rows, the
+        # detail pane and the dialogs say which list each one is for.
+        self.every_catalogue = queue.catalogue is None
         self.main = ReviewScreen()
 
     def notify(
@@ -266,7 +274,7 @@ class ReviewApp(App[SessionSummary]):
             return
         key = (item.catalogue, item.paper_id)
         known = self._explained.get(key, self._unexplainable.get(item.catalogue))
-        self.main.query_one(DetailView).show(render_detail(item, known))
+        self.main.query_one(DetailView).show(render_detail(item, known, show_catalogue=self.every_catalogue))
         if known is None and self.explainer is not None:
             # Explain only where the reviewer pauses: skimming past rows starts no work that
             # would compete with drawing the next key press.
@@ -302,7 +310,8 @@ class ReviewApp(App[SessionSummary]):
             self._explained[(item.catalogue, item.paper_id)] = result
         current = self.candidates.current
         if current is not None and (current.catalogue, current.paper_id) == (item.catalogue, item.paper_id):
-            self.main.query_one(DetailView).show(render_detail(current, result))
+            detail = render_detail(current, result, show_catalogue=self.every_catalogue)
+            self.main.query_one(DetailView).show(detail)
 
     # actions ------------------------------------------------------------
     def do_down(self) -> None:
@@ -367,7 +376,14 @@ class ReviewApp(App[SessionSummary]):
             if labels is not None:
                 then(item, labels)
 
-        self.push_screen(AcceptScreen(item, valid, None if relabel else placement, relabel=relabel), done)
+        screen = AcceptScreen(
+            item,
+            valid,
+            None if relabel else placement,
+            relabel=relabel,
+            show_catalogue=self.every_catalogue,
+        )
+        self.push_screen(screen, done)
 
     def do_reject(self) -> None:
         item = self.candidates.current
@@ -380,7 +396,7 @@ class ReviewApp(App[SessionSummary]):
                     item, "rejected", lambda: self.queue.reject(item.candidate_id, reason, item.version)
                 )
 
-        self.push_screen(RejectScreen(item, self.reject_reasons), done)
+        self.push_screen(RejectScreen(item, self.reject_reasons, show_catalogue=self.every_catalogue), done)
 
     def do_defer(self) -> None:
         item = self.candidates.current

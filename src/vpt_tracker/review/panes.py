@@ -51,11 +51,14 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self,
         fetch: Callable[[list[int]], list[QueueItem]],
         highlighted: Callable[[QueueItem | None], None],
+        *,
+        show_catalogue: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._fetch = fetch
         self._highlighted = highlighted
+        self.show_catalogue = show_catalogue  # a view of every catalogue: a paper may be in two
         self.ids: list[int] = []
         self.cursor = 0
         self._rows: dict[int, QueueItem | None] = {}
@@ -161,7 +164,8 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         if strip is None:
             if len(self._strips) > self.CACHE_LIMIT:
                 self._strips.clear()
-            strip = self._strips[key] = _row_strip(item, width, _SELECTED if selected else _PLAIN)
+            base = _SELECTED if selected else _PLAIN
+            strip = self._strips[key] = _row_strip(item, width, base, self.show_catalogue)
         return strip
 
 
@@ -176,15 +180,16 @@ _SELECTED = Style(bgcolor="#2d4a6b", bold=True)
 _PLAIN = Style()
 
 
-def _row_strip(item: QueueItem, width: int, base: Style) -> Strip:
-    """One list row: b2n mark, score, title, labels, venue and year, fitted to `width` cells.
+def _row_strip(item: QueueItem, width: int, base: Style, show_catalogue: bool = False) -> Strip:
+    """One list row: b2n mark, score, title, labels, venue and year (and the catalogue, in a
+    view of every catalogue), fitted to `width` cells.
 
     Measured in terminal cells, not characters: a CJK character or an emoji takes two, and
     counted as one it pushed the labels and venue out of the row.
     """
     mark = "◆" if item.base_to_novel_flag else " "
     labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
-    venue = item.venue_year
+    venue = " · ".join(part for part in (item.venue_year, item.catalogue if show_catalogue else "") if part)
     status = "" if item.status == "pending" else f"[{item.status}] "
     fixed = 2 + 5 + cell_len(venue) + 2
     label_width = min(cell_len(labels), max(0, (width - fixed) // 3))
@@ -321,7 +326,11 @@ def highlight(abstract: str, up: Iterable[str], down: Iterable[str] = ()) -> Tex
     return text
 
 
-def render_detail(item: QueueItem, explanation: tuple[list[str], list[str]] | str | None) -> Text:
+def render_detail(
+    item: QueueItem, explanation: tuple[list[str], list[str]] | str | None, *, show_catalogue: bool = False
+) -> Text:
+    """The detail pane's text; `show_catalogue` names the list it is a candidate for (in a
+    view of every catalogue, where a paper queued for two lists shows twice)."""
     out = Text()
     out.append(item.title + "\n", style="bold")
     if item.authors:
@@ -332,7 +341,8 @@ def render_detail(item: QueueItem, explanation: tuple[list[str], list[str]] | st
     if item.base_to_novel is not None:
         flag = " (flagged)" if item.base_to_novel_flag else ""
         out.append(f"   base-to-novel {item.base_to_novel:.2f}{flag}", style="magenta")
-    out.append(f"   #{item.candidate_id} v{item.version} {item.status}\n")
+    out.append(f"   #{item.candidate_id} v{item.version} {item.status}")
+    out.append(f" for {item.catalogue}\n" if show_catalogue else "\n")
     if item.proposed_labels:
         out.append("proposed: " + ", ".join(item.proposed_with_scores()) + "\n", style="cyan")
     if item.final_labels is not None:
