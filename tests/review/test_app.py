@@ -170,7 +170,13 @@ async def test_relabel_changes_labels_without_deciding(sqlite: Engine, ids: dict
         assert app.screen.query_one("#labels", Input).value == "pixel"
         await pilot.press("enter")
         assert status_of(sqlite, ids["first"]) == ("accepted", ["pixel"], None)
-    assert log(sqlite) == [("relabel", "alice"), ("accept", "alice")]
+        await pilot.press("u", "u")  # the accept, then the relabel
+        assert status_of(sqlite, ids["first"]) == ("pending", None, None)
+        # Undoing a relabel says so; "#1 pending again" read as an undone decision.
+        assert app._notifications and list(app._notifications)[-1].message == (
+            f"undone your relabel of #{ids['first']}: its labels are the proposed ones again"
+        )
+    assert log(sqlite) == [("relabel", "alice"), ("accept", "alice"), ("undo", "alice"), ("undo", "alice")]
 
 
 async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: dict[str, int]) -> None:

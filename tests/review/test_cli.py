@@ -59,6 +59,16 @@ def test_list_as_json_and_lines(cli: Any, ids: dict[str, int]) -> None:
     assert lines.exit_code == 0 and "Sheep grazing" in lines.stdout and "Visual" not in lines.stdout
 
 
+def test_undo_of_a_relabel_says_what_it_undid(cli: Any, ids: dict[str, int]) -> None:
+    assert cli("relabel", str(ids["high"]), "--labels", "pixel", "--reviewer", "alice").exit_code == 0
+    assert cli("relabel", str(ids["high"]), "--labels", "token", "--reviewer", "alice").exit_code == 0
+    undone = cli("undo", "--reviewer", "alice")
+    assert undone.exit_code == 0, undone.output
+    assert f"undone: relabel of {ids['high']}, labels: pixel again" in undone.stdout  # not "pending again"
+    undone = cli("undo", "--reviewer", "alice")
+    assert f"undone: relabel of {ids['high']}, the proposed labels again" in undone.stdout
+
+
 def test_list_of_every_catalogue_names_each_lines_catalogue(
     cli: Any, engine: Engine, ids: dict[str, int]
 ) -> None:

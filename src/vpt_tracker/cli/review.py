@@ -257,9 +257,18 @@ def relabel(
 @click.pass_context
 def undo(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None) -> None:
     """Undo your last decision (a bulk reject as a whole)."""
-    items = _queue(ctx, app, catalogue, reviewer).undo()
+    queue = _queue(ctx, app, catalogue, reviewer)
+    items = queue.undo()
     for item in items:
-        click.echo(f"undone: {item.candidate_id} is {item.status} again: {item.title}")
+        if queue.last_undone == "relabel":  # the status never changed: say what did
+            labels = (
+                f"labels: {', '.join(item.final_labels) or 'none'}"
+                if item.final_labels is not None
+                else "the proposed labels"
+            )
+            click.echo(f"undone: relabel of {item.candidate_id}, {labels} again: {item.title}")
+        else:
+            click.echo(f"undone: {item.candidate_id} is {item.status} again: {item.title}")
 
 
 @review.command("bulk-reject")

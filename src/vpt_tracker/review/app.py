@@ -413,7 +413,16 @@ class ReviewApp(App[SessionSummary]):
             self.notify(str(exc), severity="warning")
             return
         self.summary.undone += len(items)
-        self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {items[0].status} again")
+        first = items[0]
+        if self.queue.last_undone == "relabel":  # the status never changed: say what did
+            labels = (
+                f"labels are {', '.join(first.final_labels) or 'none'}"
+                if first.final_labels is not None
+                else "labels are the proposed ones"
+            )
+            self.notify(f"undone your relabel of #{first.candidate_id}: its {labels} again")
+        else:
+            self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {first.status} again")
         if len(items) == 1 and self.candidates.restore(items[0].candidate_id, items[0]):
             self.remaining += 1 if items[0].status == self.status else 0
             self.update_status(recount=False)

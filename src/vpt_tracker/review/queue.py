@@ -301,6 +301,9 @@ class ReviewQueue:
         self.order = order
         self.clock = clock
         self._catalogue_id: int | None = None
+        #: The action the last `undo` reverted ("relabel", "accept", …): a relabel leaves the
+        #: status as it was, so "pending again" alone would not say what was undone.
+        self.last_undone: str | None = None
         if catalogue is not None:
             with transaction(engine) as session:
                 self._catalogue_id = _catalogue_row(session, catalogue).id
@@ -590,6 +593,7 @@ class ReviewQueue:
                 scope = f" in catalogue {self.catalogue!r}" if self.catalogue else ""
                 raise UserError(f"nothing to undo: {self.reviewer} has no decision left to undo{scope}")
             group = [last]
+            action = last.action
             batch = (last.after or {}).get("batch")
             if batch:  # a batch's decisions share their time and action
                 same = self._my_decisions().where(
@@ -632,6 +636,7 @@ class ReviewQueue:
             for start in range(0, len(group), _CHUNK):
                 ids = [d.id for d in group[start : start + _CHUNK]]
                 session.execute(update(DecisionRow).where(DecisionRow.id.in_(ids)).values(undone=True))
+        self.last_undone = action
         return self.items([state["id"] for state, _ in changes])
 
     def _audit_refused_undo(self, conflict: Conflict) -> None:
