@@ -767,3 +767,16 @@ async def test_keys_scroll_a_long_abstract_in_the_detail_pane(sqlite: Engine) ->
         await pilot.press("question_mark")
         await pilot.pause()
         assert "Scroll detail down" in screen_text(app)
+
+
+async def test_help_and_quit_are_in_the_footer_of_an_80_column_terminal(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """The footer showed j/k Down/Up first, and at 80 columns `? Help` and `q Quit` fell off
+    its end: on a standard terminal nothing said how to find the keys or leave."""
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]
+        for shown in ("a Accept", "x Reject", "u Undo", "? Help", "q Quit"):
+            assert shown in " ".join(footer.split("\u00a0")), footer

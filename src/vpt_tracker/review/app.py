@@ -53,7 +53,9 @@ DEFAULT_KEYS: dict[str, tuple[str, str]] = {
     "detail_down": ("space", "Scroll detail down"),
     "detail_up": ("b", "Scroll detail up"),
 }
-_SHOWN_IN_FOOTER = {"down", "up", "accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
+# The arrows need no footer (`?` lists every key); with them the compact footer still lost
+# `? Help` and `q Quit` off its end at 80 columns.
+_SHOWN_IN_FOOTER = {"accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
 
 Opener = Callable[[str], object]
 Explainer = Callable[[str, int], Any]
@@ -110,7 +112,7 @@ class ReviewScreen(Screen[None]):
             )
             yield DetailView(id="detail")
         yield Static(id="empty", markup=False)
-        yield Footer()
+        yield Footer(compact=True)  # see _SHOWN_IN_FOOTER
 
     @property
     def app_(self) -> ReviewApp:
