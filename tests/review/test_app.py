@@ -780,3 +780,35 @@ async def test_help_and_quit_are_in_the_footer_of_an_80_column_terminal(
         footer = screen_text(app).splitlines()[-1]
         for shown in ("a Accept", "x Reject", "u Undo", "? Help", "q Quit"):
             assert shown in " ".join(footer.split("\u00a0")), footer
+
+
+async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """Another process holding the SQLite file past the busy timeout (a long nightly write)
+    crashed the app with a traceback. The decision is not taken, the reviewer is told, and
+    the same key works once the database is free."""
+    import sqlite3
+
+    engine = make_engine(str(sqlite.url))
+    event.listen(engine, "connect", lambda connection, _record: connection.execute("PRAGMA busy_timeout=100"))
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        blocker = sqlite3.connect(str(sqlite.url.database), isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            await pilot.press("d")  # defer: a write
+            await pilot.pause()
+            await pilot.press("u")  # undo: nothing of mine to undo yet, but it reads
+            await pilot.pause()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        messages = [n.message for n in app._notifications]
+        assert any("database" in m and "nothing was changed" in m for m in messages), messages
+        assert status_of(sqlite, ids["first"])[0] == "pending"
+        await pilot.press("d")
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"])[0] == "deferred"
+    engine.dispose()

@@ -12,12 +12,14 @@ reject reason, filter) never sees them: typing `a` or `x` into an input stays te
 from __future__ import annotations
 
 import webbrowser
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -124,7 +126,8 @@ class ReviewScreen(Screen[None]):
         self.app_.reload()
 
     def action_review(self, action: str) -> None:
-        getattr(self.app_, f"do_{action}")()
+        with self.app_.database_errors():
+            getattr(self.app_, f"do_{action}")()
 
 
 class ReviewApp(App[SessionSummary]):
@@ -223,8 +226,27 @@ class ReviewApp(App[SessionSummary]):
         self.candidates.focus()
         self.update_status()
 
+    @contextmanager
+    def database_errors(self) -> Iterator[None]:
+        """A database that does not answer is a notice, not a crash: SQLite held past its busy
+        timeout by another process (a long nightly write), a PostgreSQL server restarted.
+        Each action is one transaction, so nothing of it was written; the reviewer retries."""
+        try:
+            yield
+        except OperationalError as exc:
+            reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+            self.notify(
+                f"the database did not answer ({reason}); nothing was changed: try again",
+                severity="error",
+                timeout=8,
+            )
+
     def recount(self) -> None:
         """The periodic refresh: new counts, and new candidates if the list had run empty."""
+        with self.database_errors():
+            self._recount()
+
+    def _recount(self) -> None:
         self.remaining = self.queue.count(status=self.status)
         if not self.candidates.ids and self.remaining and not self.filter:
             self.reload()
@@ -346,10 +368,14 @@ class ReviewApp(App[SessionSummary]):
         """Change the labels without deciding (the app shows open candidates only)."""
 
         def relabel(item: QueueItem, labels: list[str]) -> None:
+            fresh: QueueItem | None = None
             try:
-                fresh = self.queue.relabel(item.candidate_id, labels, item.version)
+                with self.database_errors():
+                    fresh = self.queue.relabel(item.candidate_id, labels, item.version)
             except UserError as exc:
                 self._refused(exc)
+                return
+            if fresh is None:  # the database did not answer (said)
                 return
             self.candidates.replace(fresh)
             self.show_detail(fresh)
@@ -487,10 +513,15 @@ class ReviewApp(App[SessionSummary]):
 
     # helpers ------------------------------------------------------------
     def _apply(self, item: QueueItem, outcome: str, action: Callable[[], QueueItem]) -> None:
+        done = False
         try:
-            action()
+            with self.database_errors():
+                action()
+                done = True
         except UserError as exc:
             self._refused(exc)
+            return
+        if not done:
             return
         setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
         if self.candidates.current is not None and self.candidates.current.candidate_id == item.candidate_id:
