@@ -470,6 +470,8 @@ async def test_undo_puts_the_candidate_back_in_place(sqlite: Engine, ids: dict[s
         assert app.candidates.ids == [ids["first"], ids["second"], ids["third"]]
         assert app.candidates.current.candidate_id == ids["second"]  # type: ignore[union-attr]
         assert app.remaining == 3 and status_of(sqlite, ids["second"])[0] == "pending"
+        status = str(app.main.query_one("#status").render())
+        assert "1 rejected, 1 deferred, 2 undone" in status  # the counts say the decisions were undone
 
 
 async def test_deferred_candidates_get_their_own_view(sqlite: Engine, ids: dict[str, int]) -> None:

@@ -265,6 +265,8 @@ class ReviewApp(App[SessionSummary]):
             text += f" · filter: {self.filter.describe()} ({shown} match)"
         s = self.summary
         text += f" · this session: {s.accepted} accepted, {s.rejected} rejected, {s.deferred} deferred"
+        if s.undone:  # decisions undone are counted apart, as on quit: "1 accepted, 1 undone"
+            text += f", {s.undone} undone"
         screen.query_one("#status", Static).update(text, layout=False)
         empty = not self.candidates.ids
         screen.set_class(empty, "empty")
