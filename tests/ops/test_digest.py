@@ -541,3 +541,23 @@ def test_digests_sent_in_utc_weeks_stay_sent_when_the_weeks_follow_the_time_zone
         results = send_due(settings, engine, now=datetime(2026, 12, 6, 23, tzinfo=UTC))
     assert [r.week for r in results] == ["2026-W48", "2026-W49"]
     assert len(inbox.messages) == 2
+
+
+def test_a_paper_accepted_in_the_week_stays_accepted_once_published(engine: Engine) -> None:
+    """Accepting is the reviewer's decision of that week whatever came after: a paper accepted
+    on Monday and published on Thursday, or published the week after (a digest sent late,
+    a retry), is still one of the week's accepted papers."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        accepted = session.scalars(select(CandidateRow).where(CandidateRow.status == "accepted")).one()
+        accepted.status, accepted.published_at = "published", NOW + timedelta(days=2)
+    digest = build_digest(engine, WEEK, now=NOW + timedelta(days=3))
+    [cat] = digest.catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Accepted Pixel Prompts", "by ana")]
+    assert [p.title for p in cat.published] == ["Published Prompt Paper"]
+    # Published in the week of its acceptance: under both, as both happened that week.
+    with transaction(engine) as session:
+        session.get(CandidateRow, accepted.id).published_at = NOW - timedelta(days=1)  # type: ignore[union-attr]
+    [cat] = build_digest(engine, WEEK, now=NOW).catalogues
+    assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]
+    assert [p.title for p in cat.published] == ["Accepted Pixel Prompts", "Published Prompt Paper"]

@@ -323,13 +323,15 @@ def _catalogue_digest(
         for label, lines in sorted(grouped.items(), key=lambda item: -(item[1][0].relevance or 0.0))
     ]
 
-    def decided(status: CandidateStatus, column: InstrumentedAttribute[datetime | None]) -> list[PaperLine]:
+    def decided(
+        statuses: tuple[CandidateStatus, ...], column: InstrumentedAttribute[datetime | None]
+    ) -> list[PaperLine]:
         rows = session.execute(
             select(CandidateRow, PaperRow)
             .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
             .where(
                 CandidateRow.catalogue_id == catalogue.id,
-                CandidateRow.status == status.value,
+                CandidateRow.status.in_([status.value for status in statuses]),
                 column >= week.start,
                 column < week.end,
             )
@@ -344,8 +346,11 @@ def _catalogue_digest(
             lines.append(line)
         return lines
 
-    accepted = decided(CandidateStatus.ACCEPTED, CandidateRow.decided_at)
-    published = decided(CandidateStatus.PUBLISHED, CandidateRow.published_at)
+    # Accepted that week, published since or not: publishing keeps `decided_at` (the accept),
+    # and a paper accepted on Monday and published on Thursday, or in a later week (a digest
+    # sent late, a retry), was one of the week's accepted papers all the same.
+    accepted = decided((CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED), CandidateRow.decided_at)
+    published = decided((CandidateStatus.PUBLISHED,), CandidateRow.published_at)
 
     in_catalogue = (
         select(EntryRow.paper_id)
