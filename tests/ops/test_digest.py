@@ -15,14 +15,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from ops.seed import HOSTILE, NOW, queue_at, seed_week
+from ops.seed import HOSTILE, IN_WEEK, NOW, queue_at, seed_week
 from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, smtp_server
 from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
-from vpt_tracker.digest.build import Week
+from vpt_tracker.digest.build import TOP_PER_LIST, Week
 from vpt_tracker.errors import UserError
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DigestRow, PaperRow, ScoringBacklogRow
+from vpt_tracker.store.tables import (
+    CandidateRow,
+    CatalogueRow,
+    DigestRow,
+    EntryRow,
+    PaperRow,
+    ScoringBacklogRow,
+)
 
 WEEK = Week(2026, 47)
 
@@ -561,3 +568,64 @@ def test_a_paper_accepted_in_the_week_stays_accepted_once_published(engine: Engi
     [cat] = build_digest(engine, WEEK, now=NOW).catalogues
     assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]
     assert [p.title for p in cat.published] == ["Accepted Pixel Prompts", "Published Prompt Paper"]
+
+
+def test_long_lists_of_decisions_and_upgrades_are_bounded(engine: Engine) -> None:
+    """A bulk accept of a thousand papers, their publishing, or a conference's proceedings
+    upgrading hundreds of a catalogue's preprints at once: each list shows its first
+    `TOP_PER_LIST` and counts the rest, as the label groups do, so the email stays readable
+    and small."""
+    seed_week(engine)
+    many = TOP_PER_LIST + 7
+    with transaction(engine) as session:
+        cat = session.scalars(select(CatalogueRow)).one()
+        for n in range(many):
+            for kind, fields in (
+                ("accepted", {"status": "accepted", "decided_at": IN_WEEK, "reviewer": "bo"}),
+                (
+                    "published",
+                    {"status": "published", "decided_at": NOW - timedelta(days=30), "published_at": IN_WEEK},
+                ),
+            ):
+                row = PaperRow(title=f"Bulk {kind} {n:04d}", title_key=f"bulk {kind} {n:04d}")
+                session.add(row)
+                session.flush()
+                session.add(
+                    CandidateRow(
+                        paper_id=row.id,
+                        catalogue_id=cat.id,
+                        relevance=0.5,
+                        created_at=NOW - timedelta(days=40),
+                        **fields,
+                    )
+                )
+            row = PaperRow(
+                title=f"Bulk upgraded {n:04d}",
+                title_key=f"bulk upgraded {n:04d}",
+                venue="CVPR",
+                previous_venue="arXiv",
+                venue_upgraded_at=IN_WEEK,
+            )
+            session.add(row)
+            session.flush()
+            session.add(
+                EntryRow(
+                    catalogue_id=cat.id,
+                    paper_id=row.id,
+                    position=n + 1,
+                    title=row.title,
+                    title_key=row.title_key,
+                )
+            )
+    [cat_digest] = build_digest(engine, WEEK, now=NOW).catalogues
+    # The seeded accepted, published and upgraded papers sort before "Bulk" and after it.
+    assert len(cat_digest.accepted) == TOP_PER_LIST and cat_digest.accepted_more == many + 1 - TOP_PER_LIST
+    assert cat_digest.accepted[0].title == "Accepted Pixel Prompts"
+    assert cat_digest.accepted[1].title == "Bulk accepted 0000"
+    assert len(cat_digest.published) == TOP_PER_LIST and cat_digest.published_more == many + 1 - TOP_PER_LIST
+    assert len(cat_digest.upgrades) == TOP_PER_LIST and cat_digest.upgrades_more == many + 1 - TOP_PER_LIST
+    text, html = render(build_digest(engine, WEEK, now=NOW))
+    assert text.count("Bulk accepted") == TOP_PER_LIST - 1
+    assert text.count(f"... and {many + 1 - TOP_PER_LIST} more") == 3
+    assert html.count(f"and {many + 1 - TOP_PER_LIST} more") == 3
+    assert f"Accepted this week ({many + 1}):" in text and f"Accepted this week ({many + 1})</h3>" in html

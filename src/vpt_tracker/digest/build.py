@@ -35,6 +35,9 @@ from vpt_tracker.store.tables import (
 
 #: Candidates shown per label group; the rest are counted ("and 12 more").
 TOP_PER_LABEL = 10
+#: Accepted, published and upgraded papers shown per catalogue, each; the rest are counted.
+#: A bulk accept or a conference's proceedings can make thousands in one week.
+TOP_PER_LIST = 25
 UNLABELLED = "(no label proposed)"
 
 
@@ -176,6 +179,9 @@ class CatalogueDigest:
     oldest_pending_days: float | None
     imported: bool = True  # False: in the config, not imported yet (nothing else to show)
     unscored: int = 0  # papers waiting in `scoring_backlog`: its scoring failed in a run
+    accepted_more: int = 0  # beyond the first `TOP_PER_LIST` shown, as `LabelGroup.more`
+    published_more: int = 0
+    upgrades_more: int = 0
 
 
 @dataclass
@@ -335,7 +341,7 @@ def _catalogue_digest(
                 column >= week.start,
                 column < week.end,
             )
-            .order_by(PaperRow.title)
+            .order_by(PaperRow.title, PaperRow.id)
         ).all()
         lines = []
         for candidate, paper in rows:
@@ -370,7 +376,7 @@ def _catalogue_digest(
             PaperRow.venue_upgraded_at >= week.start,
             PaperRow.venue_upgraded_at < week.end,
         )
-        .order_by(PaperRow.title)
+        .order_by(PaperRow.title, PaperRow.id)
     ):
         line = _line(paper)
         line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
@@ -390,11 +396,14 @@ def _catalogue_digest(
         name=catalogue.name,
         groups=groups,
         new_count=len(new),
-        accepted=accepted,
-        published=published,
-        upgrades=upgrades,
+        accepted=accepted[:TOP_PER_LIST],
+        published=published[:TOP_PER_LIST],
+        upgrades=upgrades[:TOP_PER_LIST],
         queue_size=queue_size,
         oldest_pending_days=oldest_days,
+        accepted_more=max(0, len(accepted) - TOP_PER_LIST),
+        published_more=max(0, len(published) - TOP_PER_LIST),
+        upgrades_more=max(0, len(upgrades) - TOP_PER_LIST),
     )
 
 
