@@ -629,3 +629,20 @@ def test_long_lists_of_decisions_and_upgrades_are_bounded(engine: Engine) -> Non
     assert text.count(f"... and {many + 1 - TOP_PER_LIST} more") == 3
     assert html.count(f"and {many + 1 - TOP_PER_LIST} more") == 3
     assert f"Accepted this week ({many + 1}):" in text and f"Accepted this week ({many + 1})</h3>" in html
+
+
+def test_a_week_without_runs_says_so_in_the_subject(engine: Engine) -> None:
+    """The digest is where the maintainers notice that the nightly runs stopped (the service
+    down, a broken cron line): "0 new candidates" alone reads as a quiet week."""
+    seed_week(engine)
+    quiet = build_digest(engine, Week(2026, 40), now=NOW)
+    assert quiet.subject == "vpt-tracker digest 2026-W40: 0 new candidates, no runs"
+    text, html = render(quiet)
+    assert "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)" in text
+    assert "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)" in html
+    # A week with runs says nothing of the kind, and one run is one run.
+    busy = build_digest(engine, WEEK, now=NOW)
+    assert busy.subject == "vpt-tracker digest 2026-W47: 4 new candidates, 1 unhealthy source"
+    text, html = render(busy)
+    assert "Runs this week: 1 (1 failed or partial)" in text and "no run was recorded" not in text
+    assert "arxiv_api: healthy, 120 records in 1 run\n" in text

@@ -209,6 +209,8 @@ class Digest:
         new = sum(c.new_count for c in self.catalogues)
         unhealthy = sum(1 for h in self.health if not h.last_healthy)
         tail = f", {unhealthy} unhealthy source{'s' if unhealthy != 1 else ''}" if unhealthy else ""
+        if not self.runs:  # the runs stopped (service down, broken cron line): not a quiet week
+            tail += ", no runs"
         return f"vpt-tracker digest {self.week.label}: {new} new candidate{'s' if new != 1 else ''}{tail}"
 
 
