@@ -646,3 +646,22 @@ def test_a_week_without_runs_says_so_in_the_subject(engine: Engine) -> None:
     text, html = render(busy)
     assert "Runs this week: 1 (1 failed or partial)" in text and "no run was recorded" not in text
     assert "arxiv_api: healthy, 120 records in 1 run\n" in text
+
+
+def test_a_doi_with_url_characters_links_to_itself(engine: Engine) -> None:
+    """Older DOIs (Wiley's SICI ones) hold `<`, `>`, `#` or `?`: as written in a link, `#`
+    cut the DOI off as a fragment, `?` as a query, and in the text part `>` ended the link
+    that `<...>` encloses. They are percent-encoded, which doi.org reads back."""
+    seed_week(engine)
+    sici = "10.1002/(sici)1097-4571(199806)49:8<693::aid-asi4>3.0.co;2-o"
+    with transaction(engine) as session:
+        row = session.scalars(select(PaperRow).where(PaperRow.title == "Accepted Pixel Prompts")).one()
+        row.arxiv_id, row.doi = None, sici
+        session.scalars(select(PaperRow).where(PaperRow.title == HOSTILE)).one().doi = "10.1000/a#b?c"
+    digest = build_digest(engine, WEEK, now=NOW)
+    encoded = "https://doi.org/10.1002/(sici)1097-4571(199806)49:8%3C693::aid-asi4%3E3.0.co;2-o"
+    assert digest.catalogues[0].accepted[0].url == encoded
+    assert digest.catalogues[0].groups[0].papers[2].url == "https://doi.org/10.1000/a%23b%3Fc"
+    text, html = render(digest)
+    assert f"Accepted Pixel Prompts <{encoded}> (by ana)" in text
+    assert f'<a href="{encoded}">Accepted Pixel Prompts</a>' in html

@@ -219,7 +219,7 @@ def paper_url(paper: PaperRow) -> str | None:
     if paper.arxiv_id:
         return f"https://arxiv.org/abs/{paper.arxiv_id}"
     if paper.doi:
-        return f"https://doi.org/{paper.doi}"
+        return normalize.doi_url(paper.doi)
     if paper.openreview_id:
         return f"https://openreview.net/forum?id={paper.openreview_id}"
     # Source links are untrusted: only a plain http(s) address becomes a link in the email.
