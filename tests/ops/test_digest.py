@@ -665,3 +665,17 @@ def test_a_doi_with_url_characters_links_to_itself(engine: Engine) -> None:
     text, html = render(digest)
     assert f"Accepted Pixel Prompts <{encoded}> (by ana)" in text
     assert f'<a href="{encoded}">Accepted Pixel Prompts</a>' in html
+
+
+def test_a_source_without_a_run_in_the_week_is_not_called_healthy(engine: Engine) -> None:
+    """A source listed only for its windows queued for refetch (no run of the week fetched
+    from it: the runs stopped, or it left the config) has no state to report; it was shown
+    'healthy, 0 records in 0 runs', right after failing."""
+    seed_week(engine)  # arxiv_rss failed in 2026-W47 and has a window queued
+    quiet = build_digest(engine, Week(2026, 48), now=NOW + timedelta(days=7))
+    [rss] = quiet.health
+    assert (rss.source, rss.runs, rss.pending_refetch) == ("arxiv_rss", 0, 1)
+    text, html = render(quiet)
+    assert "  - arxiv_rss: no run this week, 1 window queued for refetch\n" in text
+    assert "healthy" not in text.split("== Source health ==")[1]
+    assert '<tr><td>arxiv_rss</td><td class="muted">no run this week</td>' in html

@@ -187,7 +187,7 @@ class CatalogueDigest:
 @dataclass
 class SourceHealth:
     source: str
-    runs: int
+    runs: int  # 0: listed for its windows queued for refetch only; no state to report
     unhealthy_runs: int
     records: int
     last_healthy: bool
