@@ -256,7 +256,9 @@ def _copy_rejections(session: Session, paper_id: int, new_id: int, now: datetime
                 reason=reason,
                 reviewer=candidate.reviewer,
                 model_version=candidate.model_version,
-                created_at=now,
+                # Queued when the paper was, not now: the copy is no new candidate of the
+                # split's week (the digest listed old rejections among the week's new ones).
+                created_at=candidate.created_at,
                 updated_at=now,
                 decided_at=candidate.decided_at,
             )
