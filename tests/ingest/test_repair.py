@@ -332,7 +332,8 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
         vlm = CatalogueRow(name="vlm", source_text="# list\n", source_sha256="0" * 64)
         session.add_all([vpt, vlm])
         session.flush()
-        pending = CandidateRow(paper_id=keep, catalogue_id=vpt.id, status="pending")
+        queued = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)  # the first record's candidate, weeks before
+        pending = CandidateRow(paper_id=keep, catalogue_id=vpt.id, status="pending", created_at=queued)
         rejected = CandidateRow(paper_id=other, catalogue_id=vpt.id, status="rejected")
         only_other = CandidateRow(paper_id=other, catalogue_id=vlm.id, status="pending")
         session.add_all([pending, rejected, only_other])
@@ -380,6 +381,9 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
         assert {c.paper_id for c in candidates.values()} == {keep}
         assert candidates[ids["rejected"]].status == "rejected"
         assert candidates[ids["rejected"]].version == 1  # no decision moved onto it: ana may undo hers
+        # Queued when the first of the two was, as the paper was created when the first was:
+        # the merged paper is no new candidate of this week in the digest.
+        assert candidates[ids["rejected"]].created_at == queued
         decision = session.scalars(select(DecisionRow)).one()
         assert decision.candidate_id == ids["rejected"]
         assert session.get(EntryRow, ids["entry"]).paper_id == keep  # type: ignore[union-attr]
@@ -396,6 +400,8 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
         cvf_url="https://openaccess.thecvf.com/content/CVPR2024/html/Wu_Pools_CVPR_2024_paper.html",
     )
     assert load(engine, again) == [keep]
+    digest = build_digest(engine, Week.of(datetime.now(UTC)))
+    assert {c.name: c.new_count for c in digest.catalogues} == {"vlm": 1, "vpt": 0}
 
 
 def test_merge_moves_decisions_of_the_dropped_candidate(engine: Engine, db_url: str) -> None:
