@@ -21,6 +21,7 @@ from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpCo
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import TOP_PER_LIST, Week
 from vpt_tracker.errors import UserError
+from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CandidateRow,
@@ -679,3 +680,29 @@ def test_a_source_without_a_run_in_the_week_is_not_called_healthy(engine: Engine
     assert "  - arxiv_rss: no run this week, 1 window queued for refetch\n" in text
     assert "healthy" not in text.split("== Source health ==")[1]
     assert '<tr><td>arxiv_rss</td><td class="muted">no run this week</td>' in html
+
+
+def test_a_relabel_is_no_accept_of_its_week(engine: Engine) -> None:
+    """Relabelling an accepted paper stamps the candidate's decision time and reviewer; the
+    week's accepted papers are those whose accept (not undone) fell in the week, by whoever
+    accepted them: a paper accepted weeks ago and relabelled by bo was 'accepted this week
+    (by bo)', and gone from the digest of the week it was accepted in."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        second = session.scalars(select(CandidateRow).where(CandidateRow.relevance == 0.71)).one().id
+    earlier = Week(2026, 45)
+    ReviewQueue(engine, "ana", clock=lambda: earlier.start + timedelta(days=2)).accept(second)
+    ReviewQueue(engine, "bo", clock=lambda: IN_WEEK).relabel(second, ["learnable", "pixel"])
+    [cat] = build_digest(engine, WEEK, now=NOW).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Accepted Pixel Prompts", "by ana")]
+    [cat] = build_digest(engine, earlier, now=NOW).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
+    # Rejected since, it is no accepted paper; the reject undone, it is one of its week again.
+    queue = ReviewQueue(engine, "ana", clock=lambda: IN_WEEK)
+    queue.reject(second, "not prompts")
+    assert build_digest(engine, earlier, now=NOW).catalogues[0].accepted == []
+    queue.undo()
+    [cat] = build_digest(engine, earlier, now=NOW).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
+    [cat] = build_digest(engine, WEEK, now=NOW).catalogues
+    assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]

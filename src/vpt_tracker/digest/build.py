@@ -15,7 +15,7 @@ from email.utils import formatdate, getaddresses, make_msgid
 
 import idna
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from vpt_tracker import normalize
@@ -26,6 +26,7 @@ from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CandidateRow,
     CatalogueRow,
+    DecisionRow,
     EntryRow,
     PaperRow,
     RefetchWindowRow,
@@ -332,11 +333,14 @@ def _catalogue_digest(
     ]
 
     def decided(
-        statuses: tuple[CandidateStatus, ...], column: InstrumentedAttribute[datetime | None]
+        statuses: tuple[CandidateStatus, ...],
+        column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None],
+        reviewers: dict[int, str] | None = None,
     ) -> list[PaperLine]:
         rows = session.execute(
             select(CandidateRow, PaperRow)
             .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
+            .outerjoin(last_accept, last_accept.c.candidate_id == CandidateRow.id)
             .where(
                 CandidateRow.catalogue_id == catalogue.id,
                 CandidateRow.status.in_([status.value for status in statuses]),
@@ -350,14 +354,44 @@ def _catalogue_digest(
             line = _line(paper, candidate, titles)
             labels = candidate.final_labels or candidate.proposed_labels or []
             line.labels = [(titles.get(key, key), 1.0) for key in labels]
-            line.note = f"by {candidate.reviewer}" if candidate.reviewer else None
+            reviewer = (reviewers or {}).get(candidate.id, candidate.reviewer)
+            line.note = f"by {reviewer}" if reviewer else None
             lines.append(line)
         return lines
 
-    # Accepted that week, published since or not: publishing keeps `decided_at` (the accept),
-    # and a paper accepted on Monday and published on Thursday, or in a later week (a digest
-    # sent late, a retry), was one of the week's accepted papers all the same.
-    accepted = decided((CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED), CandidateRow.decided_at)
+    # A candidate's accept is its last accept not undone, in the review log: `decided_at` and
+    # `reviewer` are those of its last action, and a relabel made a paper accepted weeks ago
+    # one of the relabel's week (by the relabeller). A candidate without a logged accept
+    # (stored before the log, or by hand) falls back to them.
+    last_accept = (
+        select(DecisionRow.candidate_id, func.max(DecisionRow.at).label("at"))
+        .join(CandidateRow, CandidateRow.id == DecisionRow.candidate_id)
+        .where(
+            CandidateRow.catalogue_id == catalogue.id,
+            DecisionRow.action == "accept",
+            DecisionRow.undone.is_(False),
+        )
+        .group_by(DecisionRow.candidate_id)
+        .subquery()
+    )
+    accepted_at = func.coalesce(last_accept.c.at, CandidateRow.decided_at)
+    accepters = {
+        candidate_id: reviewer
+        for candidate_id, reviewer in session.execute(
+            select(DecisionRow.candidate_id, DecisionRow.reviewer)
+            .join(
+                last_accept,
+                (last_accept.c.candidate_id == DecisionRow.candidate_id)
+                & (last_accept.c.at == DecisionRow.at),
+            )
+            .where(DecisionRow.action == "accept", DecisionRow.undone.is_(False))
+            .order_by(DecisionRow.id)
+        )
+    }
+    # Accepted that week, published since or not: a paper accepted on Monday and published on
+    # Thursday, or in a later week (a digest sent late, a retry), was one of the week's
+    # accepted papers all the same.
+    accepted = decided((CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED), accepted_at, accepters)
     published = decided((CandidateStatus.PUBLISHED,), CandidateRow.published_at)
 
     in_catalogue = (
