@@ -572,8 +572,9 @@ def test_a_paper_accepted_in_the_week_stays_accepted_once_published(engine: Engi
 
 
 def test_long_lists_of_decisions_and_upgrades_are_bounded(engine: Engine) -> None:
-    """A bulk accept of a thousand papers, their publishing, or a conference's proceedings
-    upgrading hundreds of a catalogue's preprints at once: each list shows its first
+    """Hundreds of papers accepted by a script (`review accept` in a loop), their publishing,
+    or a conference's proceedings upgrading hundreds of a catalogue's preprints at once:
+    each list shows its first
     `TOP_PER_LIST` and counts the rest, as the label groups do, so the email stays readable
     and small."""
     seed_week(engine)

@@ -37,7 +37,7 @@ from vpt_tracker.store.tables import (
 #: Candidates shown per label group; the rest are counted ("and 12 more").
 TOP_PER_LABEL = 10
 #: Accepted, published and upgraded papers shown per catalogue, each; the rest are counted.
-#: A bulk accept or a conference's proceedings can make thousands in one week.
+#: Scripted accepts, their publishing or a conference's proceedings can make hundreds in a week.
 TOP_PER_LIST = 25
 UNLABELLED = "(no label proposed)"
 
