@@ -707,3 +707,24 @@ def test_a_relabel_is_no_accept_of_its_week(engine: Engine) -> None:
     assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
     [cat] = build_digest(engine, WEEK, now=NOW).catalogues
     assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]
+
+
+def test_a_bidi_control_in_a_title_stays_inside_its_title_in_html(engine: Engine) -> None:
+    """A title with a right-to-left override (U+202E, no closing U+202C) reversed the rest of
+    its line in the HTML part: the venue, the flags, the reviewer. Each title is isolated in
+    a `<bdi>`, which ends whatever direction it sets."""
+    seed_week(engine)
+    flipped = "Prompts \u202edesrever"
+    with transaction(engine) as session:
+        for title in ("Token Prompts for ViTs", "Accepted Pixel Prompts", "Upgraded Paper"):
+            session.scalars(
+                select(PaperRow).where(PaperRow.title == title)
+            ).one().title = f"{flipped} {title}"
+    _text, html = render(build_digest(engine, WEEK, now=NOW))
+    assert html.count("\u202e") == 3
+    isolated = [part.split("</bdi>")[0] for part in html.split("<bdi>")[1:]]
+    # In every list, each in its own: the new candidates, the accepted, the upgraded papers.
+    assert len([part for part in isolated if "\u202e" in part]) == 3
+    assert '<bdi><a href="https://arxiv.org/abs/2611.00001">Visual Prompt Tuning at Scale</a></bdi>' in html
+    upgraded = f'<bdi><a href="https://arxiv.org/abs/2501.00005">{flipped} Upgraded Paper</a></bdi>'
+    assert upgraded in html
