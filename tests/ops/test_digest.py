@@ -728,3 +728,43 @@ def test_a_bidi_control_in_a_title_stays_inside_its_title_in_html(engine: Engine
     assert '<bdi><a href="https://arxiv.org/abs/2611.00001">Visual Prompt Tuning at Scale</a></bdi>' in html
     upgraded = f'<bdi><a href="https://arxiv.org/abs/2501.00005">{flipped} Upgraded Paper</a></bdi>'
     assert upgraded in html
+
+
+def test_an_upgrade_the_list_already_shows_is_no_news(engine: Engine) -> None:
+    """Importing a list whose entries give venues (`CVPR 2026`) upgrades the preprints stored
+    before from them, as a CVF record would: the digest listed every such paper of the list
+    as a venue upgrade, which the list itself already showed. An entry we rewrote (`updated`)
+    or one still a preprint upstream is news, and stays."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        cat = session.scalars(select(CatalogueRow)).one()
+        for n, (state, venue) in enumerate(
+            (("imported", "CVPR 2026"), ("imported", "arXiv 2025"), ("updated", "CVPR 2026"))
+        ):
+            row = PaperRow(
+                title=f"Listed {n} {state} {venue}",
+                title_key=f"listed {n}",
+                venue="CVPR",
+                year=2026,
+                previous_venue="arXiv",
+                venue_upgraded_at=IN_WEEK,
+            )
+            session.add(row)
+            session.flush()
+            session.add(
+                EntryRow(
+                    catalogue_id=cat.id,
+                    paper_id=row.id,
+                    position=n + 1,
+                    title=row.title,
+                    title_key=row.title_key,
+                    venue=venue,
+                    state=state,
+                )
+            )
+    [cat_digest] = build_digest(engine, WEEK, now=NOW).catalogues
+    assert [p.title for p in cat_digest.upgrades] == [
+        "Listed 1 imported arXiv 2025",
+        "Listed 2 updated CVPR 2026",
+        "Upgraded Paper",
+    ]

@@ -404,16 +404,27 @@ def _catalogue_digest(
             )
         )
     )
+    upgraded_in_week = (
+        PaperRow.id.in_(in_catalogue),
+        PaperRow.venue_upgraded_at >= week.start,
+        PaperRow.venue_upgraded_at < week.end,
+    )
+    # An upgrade the list upstream already shows is no news: importing a list whose entries
+    # give venues upgrades the preprints stored before from them, as a CVF record would.
+    listed_venues = session.execute(
+        select(EntryRow.paper_id, EntryRow.venue).where(
+            EntryRow.catalogue_id == catalogue.id,
+            EntryRow.state == "imported",
+            EntryRow.paper_id.in_(select(PaperRow.id).where(*upgraded_in_week)),
+        )
+    )
+    shown = {paper_id for paper_id, venue in listed_venues if not normalize.is_preprint_venue(venue)}
     upgrades = []
     for paper in session.scalars(
-        select(PaperRow)
-        .where(
-            PaperRow.id.in_(in_catalogue),
-            PaperRow.venue_upgraded_at >= week.start,
-            PaperRow.venue_upgraded_at < week.end,
-        )
-        .order_by(PaperRow.title, PaperRow.id)
+        select(PaperRow).where(*upgraded_in_week).order_by(PaperRow.title, PaperRow.id)
     ):
+        if paper.id in shown:
+            continue
         line = _line(paper)
         line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
         upgrades.append(line)
