@@ -256,7 +256,9 @@ def _copy_rejections(session: Session, paper_id: int, new_id: int, now: datetime
                 reason=reason,
                 reviewer=candidate.reviewer,
                 model_version=candidate.model_version,
-                created_at=now,
+                # Queued when the paper was, not now: the copy is no new candidate of the
+                # split's week (the digest listed old rejections among the week's new ones).
+                created_at=candidate.created_at,
                 updated_at=now,
                 decided_at=candidate.decided_at,
             )
@@ -376,7 +378,9 @@ def _merge_candidates(session: Session, keep_id: int, other_id: int, repair: Rep
             update(EntryRow).where(EntryRow.candidate_id == dropped.id).values(candidate_id=kept.id)
         )
         session.execute(delete(CandidateRow).where(CandidateRow.id == dropped.id))
-        values: dict[str, Any] = {"paper_id": keep_id}
+        # Queued when the first of the two was, as the merged paper is created when the first
+        # was: the paper queued weeks ago is no new candidate of the merge's week (digest).
+        values: dict[str, Any] = {"paper_id": keep_id, "created_at": min(kept.created_at, dropped.created_at)}
         if moved:  # past every moved decision's version: `review undo` cannot replay one onto it
             values["version"] = max([kept.version, *(int((a or {}).get("version") or 0) for a in moved)]) + 1
             values["updated_at"] = utcnow()

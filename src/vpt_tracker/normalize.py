@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote
 
 _ARXIV_NEW = re.compile(r"(?<![\d.])(\d{4}\.\d{4,5})(v\d+)?(?![\d])")
 _ARXIV_OLD = re.compile(r"([a-z\-]{2,16}(?:\.[A-Z]{2})?/\d{7})(v\d+)?", re.IGNORECASE)
@@ -253,6 +254,16 @@ def arxiv_category(value: str | None) -> str | None:
     """An arXiv category ("cs.CV", "eess.IV", "hep-th") as given, or None for anything else."""
     text = (value or "").strip()
     return text if len(text) <= CATEGORY_MAX and _CATEGORY.fullmatch(text) else None
+
+
+def doi_url(doi: str) -> str:
+    """The doi.org link of a DOI, its URL characters percent-encoded.
+
+    Older DOIs (Wiley's SICI ones, `10.1002/(sici)...49:8<693::aid-asi4>3.0.co;2-o`) hold
+    `<`, `>`, `#` or `?`: written as is, `#` cuts the DOI off as a fragment and `?` as a
+    query, and `>` ends a link enclosed in `<...>`. doi.org decodes the encoded form.
+    """
+    return "https://doi.org/" + quote(doi, safe="/:;()")
 
 
 def web_url(url: str | None) -> str | None:

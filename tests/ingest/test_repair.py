@@ -20,6 +20,8 @@ from sqlalchemy import Engine, func, select
 
 from vpt_tracker import ingest
 from vpt_tracker.cli import main
+from vpt_tracker.digest import build_digest
+from vpt_tracker.digest.build import Week
 from vpt_tracker.ingest import forget_indexes, ingest_records, keep_index_between_runs, save_index
 from vpt_tracker.models import RawRecord
 from vpt_tracker.normalize import title_key
@@ -245,7 +247,10 @@ def test_split_keeps_references_consistent(
         session.flush()
         # vpt lists V3 (its entry's sighting is part of the paper); vlm rejected the paper.
         listed = CandidateRow(paper_id=merged, catalogue_id=vpt.id, status="published")
-        rejected = CandidateRow(paper_id=merged, catalogue_id=vlm.id, status="rejected", reason="not prompts")
+        queued = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)  # weeks before the split
+        rejected = CandidateRow(
+            paper_id=merged, catalogue_id=vlm.id, status="rejected", reason="not prompts", created_at=queued
+        )
         session.add_all([listed, rejected])
         session.flush()
         entry = EntryRow(
@@ -279,11 +284,16 @@ def test_split_keeps_references_consistent(
         copies = session.scalars(select(CandidateRow).where(CandidateRow.paper_id == new)).all()
         rejections = [c for c in copies if c.status == "rejected"]
         assert len(rejections) == 1 and "not prompts" in (rejections[0].reason or "")
+        # Queued when the paper was: it is no new candidate of the split's week (the digest
+        # listed the old rejection among the week's new candidates, as if it came in).
+        assert rejections[0].created_at == queued
         owed = set(
             session.scalars(select(ScoringBacklogRow.catalogue).where(ScoringBacklogRow.paper_id == new))
         )
         assert owed == {"vpt", "vlm", "retired"}  # the configured catalogues and what the old one owed
     assert result["candidates_copied"] == [rejections[0].id]
+    digest = build_digest(engine, Week.of(datetime.now(UTC)))
+    assert {c.name: c.new_count for c in digest.catalogues}["vlm"] == 0
     # The rejected paper is never proposed to vlm again: the enqueue skips known papers.
     from vpt_tracker.enqueue import _known_papers
 
@@ -322,7 +332,8 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
         vlm = CatalogueRow(name="vlm", source_text="# list\n", source_sha256="0" * 64)
         session.add_all([vpt, vlm])
         session.flush()
-        pending = CandidateRow(paper_id=keep, catalogue_id=vpt.id, status="pending")
+        queued = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)  # the first record's candidate, weeks before
+        pending = CandidateRow(paper_id=keep, catalogue_id=vpt.id, status="pending", created_at=queued)
         rejected = CandidateRow(paper_id=other, catalogue_id=vpt.id, status="rejected")
         only_other = CandidateRow(paper_id=other, catalogue_id=vlm.id, status="pending")
         session.add_all([pending, rejected, only_other])
@@ -370,6 +381,9 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
         assert {c.paper_id for c in candidates.values()} == {keep}
         assert candidates[ids["rejected"]].status == "rejected"
         assert candidates[ids["rejected"]].version == 1  # no decision moved onto it: ana may undo hers
+        # Queued when the first of the two was, as the paper was created when the first was:
+        # the merged paper is no new candidate of this week in the digest.
+        assert candidates[ids["rejected"]].created_at == queued
         decision = session.scalars(select(DecisionRow)).one()
         assert decision.candidate_id == ids["rejected"]
         assert session.get(EntryRow, ids["entry"]).paper_id == keep  # type: ignore[union-attr]
@@ -386,6 +400,8 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
         cvf_url="https://openaccess.thecvf.com/content/CVPR2024/html/Wu_Pools_CVPR_2024_paper.html",
     )
     assert load(engine, again) == [keep]
+    digest = build_digest(engine, Week.of(datetime.now(UTC)))
+    assert {c.name: c.new_count for c in digest.catalogues} == {"vlm": 1, "vpt": 0}
 
 
 def test_merge_moves_decisions_of_the_dropped_candidate(engine: Engine, db_url: str) -> None:

@@ -15,14 +15,22 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from ops.seed import HOSTILE, NOW, queue_at, seed_week
+from ops.seed import HOSTILE, IN_WEEK, NOW, queue_at, seed_week
 from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, smtp_server
 from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
-from vpt_tracker.digest.build import Week
+from vpt_tracker.digest.build import TOP_PER_LIST, Week
 from vpt_tracker.errors import UserError
+from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DigestRow, PaperRow, ScoringBacklogRow
+from vpt_tracker.store.tables import (
+    CandidateRow,
+    CatalogueRow,
+    DigestRow,
+    EntryRow,
+    PaperRow,
+    ScoringBacklogRow,
+)
 
 WEEK = Week(2026, 47)
 
@@ -541,3 +549,222 @@ def test_digests_sent_in_utc_weeks_stay_sent_when_the_weeks_follow_the_time_zone
         results = send_due(settings, engine, now=datetime(2026, 12, 6, 23, tzinfo=UTC))
     assert [r.week for r in results] == ["2026-W48", "2026-W49"]
     assert len(inbox.messages) == 2
+
+
+def test_a_paper_accepted_in_the_week_stays_accepted_once_published(engine: Engine) -> None:
+    """Accepting is the reviewer's decision of that week whatever came after: a paper accepted
+    on Monday and published on Thursday, or published the week after (a digest sent late,
+    a retry), is still one of the week's accepted papers."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        accepted = session.scalars(select(CandidateRow).where(CandidateRow.status == "accepted")).one()
+        accepted.status, accepted.published_at = "published", NOW + timedelta(days=2)
+    digest = build_digest(engine, WEEK, now=NOW + timedelta(days=3))
+    [cat] = digest.catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Accepted Pixel Prompts", "by ana")]
+    assert [p.title for p in cat.published] == ["Published Prompt Paper"]
+    # Published in the week of its acceptance: under both, as both happened that week.
+    with transaction(engine) as session:
+        session.get(CandidateRow, accepted.id).published_at = NOW - timedelta(days=1)  # type: ignore[union-attr]
+    [cat] = build_digest(engine, WEEK, now=NOW).catalogues
+    assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]
+    assert [p.title for p in cat.published] == ["Accepted Pixel Prompts", "Published Prompt Paper"]
+
+
+def test_long_lists_of_decisions_and_upgrades_are_bounded(engine: Engine) -> None:
+    """Hundreds of papers accepted by a script (`review accept` in a loop), their publishing,
+    or a conference's proceedings upgrading hundreds of a catalogue's preprints at once:
+    each list shows its first
+    `TOP_PER_LIST` and counts the rest, as the label groups do, so the email stays readable
+    and small."""
+    seed_week(engine)
+    many = TOP_PER_LIST + 7
+    with transaction(engine) as session:
+        cat = session.scalars(select(CatalogueRow)).one()
+        for n in range(many):
+            for kind, fields in (
+                ("accepted", {"status": "accepted", "decided_at": IN_WEEK, "reviewer": "bo"}),
+                (
+                    "published",
+                    {"status": "published", "decided_at": NOW - timedelta(days=30), "published_at": IN_WEEK},
+                ),
+            ):
+                row = PaperRow(title=f"Bulk {kind} {n:04d}", title_key=f"bulk {kind} {n:04d}")
+                session.add(row)
+                session.flush()
+                session.add(
+                    CandidateRow(
+                        paper_id=row.id,
+                        catalogue_id=cat.id,
+                        relevance=0.5,
+                        created_at=NOW - timedelta(days=40),
+                        **fields,
+                    )
+                )
+            row = PaperRow(
+                title=f"Bulk upgraded {n:04d}",
+                title_key=f"bulk upgraded {n:04d}",
+                venue="CVPR",
+                previous_venue="arXiv",
+                venue_upgraded_at=IN_WEEK,
+            )
+            session.add(row)
+            session.flush()
+            session.add(
+                EntryRow(
+                    catalogue_id=cat.id,
+                    paper_id=row.id,
+                    position=n + 1,
+                    title=row.title,
+                    title_key=row.title_key,
+                )
+            )
+    [cat_digest] = build_digest(engine, WEEK, now=NOW).catalogues
+    # The seeded accepted, published and upgraded papers sort before "Bulk" and after it.
+    assert len(cat_digest.accepted) == TOP_PER_LIST and cat_digest.accepted_more == many + 1 - TOP_PER_LIST
+    assert cat_digest.accepted[0].title == "Accepted Pixel Prompts"
+    assert cat_digest.accepted[1].title == "Bulk accepted 0000"
+    assert len(cat_digest.published) == TOP_PER_LIST and cat_digest.published_more == many + 1 - TOP_PER_LIST
+    assert len(cat_digest.upgrades) == TOP_PER_LIST and cat_digest.upgrades_more == many + 1 - TOP_PER_LIST
+    text, html = render(build_digest(engine, WEEK, now=NOW))
+    assert text.count("Bulk accepted") == TOP_PER_LIST - 1
+    assert text.count(f"... and {many + 1 - TOP_PER_LIST} more") == 3
+    assert html.count(f"and {many + 1 - TOP_PER_LIST} more") == 3
+    assert f"Accepted this week ({many + 1}):" in text and f"Accepted this week ({many + 1})</h3>" in html
+
+
+def test_a_week_without_runs_says_so_in_the_subject(engine: Engine) -> None:
+    """The digest is where the maintainers notice that the nightly runs stopped (the service
+    down, a broken cron line): "0 new candidates" alone reads as a quiet week."""
+    seed_week(engine)
+    quiet = build_digest(engine, Week(2026, 40), now=NOW)
+    assert quiet.subject == "vpt-tracker digest 2026-W40: 0 new candidates, no runs"
+    text, html = render(quiet)
+    assert "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)" in text
+    assert "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)" in html
+    # A week with runs says nothing of the kind, and one run is one run.
+    busy = build_digest(engine, WEEK, now=NOW)
+    assert busy.subject == "vpt-tracker digest 2026-W47: 4 new candidates, 1 unhealthy source"
+    text, html = render(busy)
+    assert "Runs this week: 1 (1 failed or partial)" in text and "no run was recorded" not in text
+    assert "arxiv_api: healthy, 120 records in 1 run\n" in text
+
+
+def test_a_doi_with_url_characters_links_to_itself(engine: Engine) -> None:
+    """Older DOIs (Wiley's SICI ones) hold `<`, `>`, `#` or `?`: as written in a link, `#`
+    cut the DOI off as a fragment, `?` as a query, and in the text part `>` ended the link
+    that `<...>` encloses. They are percent-encoded, which doi.org reads back."""
+    seed_week(engine)
+    sici = "10.1002/(sici)1097-4571(199806)49:8<693::aid-asi4>3.0.co;2-o"
+    with transaction(engine) as session:
+        row = session.scalars(select(PaperRow).where(PaperRow.title == "Accepted Pixel Prompts")).one()
+        row.arxiv_id, row.doi = None, sici
+        session.scalars(select(PaperRow).where(PaperRow.title == HOSTILE)).one().doi = "10.1000/a#b?c"
+    digest = build_digest(engine, WEEK, now=NOW)
+    encoded = "https://doi.org/10.1002/(sici)1097-4571(199806)49:8%3C693::aid-asi4%3E3.0.co;2-o"
+    assert digest.catalogues[0].accepted[0].url == encoded
+    assert digest.catalogues[0].groups[0].papers[2].url == "https://doi.org/10.1000/a%23b%3Fc"
+    text, html = render(digest)
+    assert f"Accepted Pixel Prompts <{encoded}> (by ana)" in text
+    assert f'<a href="{encoded}">Accepted Pixel Prompts</a>' in html
+
+
+def test_a_source_without_a_run_in_the_week_is_not_called_healthy(engine: Engine) -> None:
+    """A source listed only for its windows queued for refetch (no run of the week fetched
+    from it: the runs stopped, or it left the config) has no state to report; it was shown
+    'healthy, 0 records in 0 runs', right after failing."""
+    seed_week(engine)  # arxiv_rss failed in 2026-W47 and has a window queued
+    quiet = build_digest(engine, Week(2026, 48), now=NOW + timedelta(days=7))
+    [rss] = quiet.health
+    assert (rss.source, rss.runs, rss.pending_refetch) == ("arxiv_rss", 0, 1)
+    text, html = render(quiet)
+    assert "  - arxiv_rss: no run this week, 1 window queued for refetch\n" in text
+    assert "healthy" not in text.split("== Source health ==")[1]
+    assert '<tr><td>arxiv_rss</td><td class="muted">no run this week</td>' in html
+
+
+def test_a_relabel_is_no_accept_of_its_week(engine: Engine) -> None:
+    """Relabelling an accepted paper stamps the candidate's decision time and reviewer; the
+    week's accepted papers are those whose accept (not undone) fell in the week, by whoever
+    accepted them: a paper accepted weeks ago and relabelled by bo was 'accepted this week
+    (by bo)', and gone from the digest of the week it was accepted in."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        second = session.scalars(select(CandidateRow).where(CandidateRow.relevance == 0.71)).one().id
+    earlier = Week(2026, 45)
+    ReviewQueue(engine, "ana", clock=lambda: earlier.start + timedelta(days=2)).accept(second)
+    ReviewQueue(engine, "bo", clock=lambda: IN_WEEK).relabel(second, ["learnable", "pixel"])
+    [cat] = build_digest(engine, WEEK, now=NOW).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Accepted Pixel Prompts", "by ana")]
+    [cat] = build_digest(engine, earlier, now=NOW).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
+    # Rejected since, it is no accepted paper; the reject undone, it is one of its week again.
+    queue = ReviewQueue(engine, "ana", clock=lambda: IN_WEEK)
+    queue.reject(second, "not prompts")
+    assert build_digest(engine, earlier, now=NOW).catalogues[0].accepted == []
+    queue.undo()
+    [cat] = build_digest(engine, earlier, now=NOW).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
+    [cat] = build_digest(engine, WEEK, now=NOW).catalogues
+    assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]
+
+
+def test_a_bidi_control_in_a_title_stays_inside_its_title_in_html(engine: Engine) -> None:
+    """A title with a right-to-left override (U+202E, no closing U+202C) reversed the rest of
+    its line in the HTML part: the venue, the flags, the reviewer. Each title is isolated in
+    a `<bdi>`, which ends whatever direction it sets."""
+    seed_week(engine)
+    flipped = "Prompts \u202edesrever"
+    with transaction(engine) as session:
+        for title in ("Token Prompts for ViTs", "Accepted Pixel Prompts", "Upgraded Paper"):
+            session.scalars(
+                select(PaperRow).where(PaperRow.title == title)
+            ).one().title = f"{flipped} {title}"
+    _text, html = render(build_digest(engine, WEEK, now=NOW))
+    assert html.count("\u202e") == 3
+    isolated = [part.split("</bdi>")[0] for part in html.split("<bdi>")[1:]]
+    # In every list, each in its own: the new candidates, the accepted, the upgraded papers.
+    assert len([part for part in isolated if "\u202e" in part]) == 3
+    assert '<bdi><a href="https://arxiv.org/abs/2611.00001">Visual Prompt Tuning at Scale</a></bdi>' in html
+    upgraded = f'<bdi><a href="https://arxiv.org/abs/2501.00005">{flipped} Upgraded Paper</a></bdi>'
+    assert upgraded in html
+
+
+def test_an_upgrade_the_list_already_shows_is_no_news(engine: Engine) -> None:
+    """Importing a list whose entries give venues (`CVPR 2026`) upgrades the preprints stored
+    before from them, as a CVF record would: the digest listed every such paper of the list
+    as a venue upgrade, which the list itself already showed. An entry we rewrote (`updated`)
+    or one still a preprint upstream is news, and stays."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        cat = session.scalars(select(CatalogueRow)).one()
+        for n, (state, venue) in enumerate(
+            (("imported", "CVPR 2026"), ("imported", "arXiv 2025"), ("updated", "CVPR 2026"))
+        ):
+            row = PaperRow(
+                title=f"Listed {n} {state} {venue}",
+                title_key=f"listed {n}",
+                venue="CVPR",
+                year=2026,
+                previous_venue="arXiv",
+                venue_upgraded_at=IN_WEEK,
+            )
+            session.add(row)
+            session.flush()
+            session.add(
+                EntryRow(
+                    catalogue_id=cat.id,
+                    paper_id=row.id,
+                    position=n + 1,
+                    title=row.title,
+                    title_key=row.title_key,
+                    venue=venue,
+                    state=state,
+                )
+            )
+    [cat_digest] = build_digest(engine, WEEK, now=NOW).catalogues
+    assert [p.title for p in cat_digest.upgrades] == [
+        "Listed 1 imported arXiv 2025",
+        "Listed 2 updated CVPR 2026",
+        "Upgraded Paper",
+    ]

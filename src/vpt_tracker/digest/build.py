@@ -15,7 +15,7 @@ from email.utils import formatdate, getaddresses, make_msgid
 
 import idna
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from vpt_tracker import normalize
@@ -26,6 +26,7 @@ from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CandidateRow,
     CatalogueRow,
+    DecisionRow,
     EntryRow,
     PaperRow,
     RefetchWindowRow,
@@ -35,6 +36,9 @@ from vpt_tracker.store.tables import (
 
 #: Candidates shown per label group; the rest are counted ("and 12 more").
 TOP_PER_LABEL = 10
+#: Accepted, published and upgraded papers shown per catalogue, each; the rest are counted.
+#: Scripted accepts, their publishing or a conference's proceedings can make hundreds in a week.
+TOP_PER_LIST = 25
 UNLABELLED = "(no label proposed)"
 
 
@@ -176,12 +180,15 @@ class CatalogueDigest:
     oldest_pending_days: float | None
     imported: bool = True  # False: in the config, not imported yet (nothing else to show)
     unscored: int = 0  # papers waiting in `scoring_backlog`: its scoring failed in a run
+    accepted_more: int = 0  # beyond the first `TOP_PER_LIST` shown, as `LabelGroup.more`
+    published_more: int = 0
+    upgrades_more: int = 0
 
 
 @dataclass
 class SourceHealth:
     source: str
-    runs: int
+    runs: int  # 0: listed for its windows queued for refetch only; no state to report
     unhealthy_runs: int
     records: int
     last_healthy: bool
@@ -203,6 +210,8 @@ class Digest:
         new = sum(c.new_count for c in self.catalogues)
         unhealthy = sum(1 for h in self.health if not h.last_healthy)
         tail = f", {unhealthy} unhealthy source{'s' if unhealthy != 1 else ''}" if unhealthy else ""
+        if not self.runs:  # the runs stopped (service down, broken cron line): not a quiet week
+            tail += ", no runs"
         return f"vpt-tracker digest {self.week.label}: {new} new candidate{'s' if new != 1 else ''}{tail}"
 
 
@@ -211,7 +220,7 @@ def paper_url(paper: PaperRow) -> str | None:
     if paper.arxiv_id:
         return f"https://arxiv.org/abs/{paper.arxiv_id}"
     if paper.doi:
-        return f"https://doi.org/{paper.doi}"
+        return normalize.doi_url(paper.doi)
     if paper.openreview_id:
         return f"https://openreview.net/forum?id={paper.openreview_id}"
     # Source links are untrusted: only a plain http(s) address becomes a link in the email.
@@ -323,29 +332,67 @@ def _catalogue_digest(
         for label, lines in sorted(grouped.items(), key=lambda item: -(item[1][0].relevance or 0.0))
     ]
 
-    def decided(status: CandidateStatus, column: InstrumentedAttribute[datetime | None]) -> list[PaperLine]:
+    def decided(
+        statuses: tuple[CandidateStatus, ...],
+        column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None],
+        reviewers: dict[int, str] | None = None,
+    ) -> list[PaperLine]:
         rows = session.execute(
             select(CandidateRow, PaperRow)
             .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
+            .outerjoin(last_accept, last_accept.c.candidate_id == CandidateRow.id)
             .where(
                 CandidateRow.catalogue_id == catalogue.id,
-                CandidateRow.status == status.value,
+                CandidateRow.status.in_([status.value for status in statuses]),
                 column >= week.start,
                 column < week.end,
             )
-            .order_by(PaperRow.title)
+            .order_by(PaperRow.title, PaperRow.id)
         ).all()
         lines = []
         for candidate, paper in rows:
             line = _line(paper, candidate, titles)
             labels = candidate.final_labels or candidate.proposed_labels or []
             line.labels = [(titles.get(key, key), 1.0) for key in labels]
-            line.note = f"by {candidate.reviewer}" if candidate.reviewer else None
+            reviewer = (reviewers or {}).get(candidate.id, candidate.reviewer)
+            line.note = f"by {reviewer}" if reviewer else None
             lines.append(line)
         return lines
 
-    accepted = decided(CandidateStatus.ACCEPTED, CandidateRow.decided_at)
-    published = decided(CandidateStatus.PUBLISHED, CandidateRow.published_at)
+    # A candidate's accept is its last accept not undone, in the review log: `decided_at` and
+    # `reviewer` are those of its last action, and a relabel made a paper accepted weeks ago
+    # one of the relabel's week (by the relabeller). A candidate without a logged accept
+    # (stored before the log, or by hand) falls back to them.
+    last_accept = (
+        select(DecisionRow.candidate_id, func.max(DecisionRow.at).label("at"))
+        .join(CandidateRow, CandidateRow.id == DecisionRow.candidate_id)
+        .where(
+            CandidateRow.catalogue_id == catalogue.id,
+            DecisionRow.action == "accept",
+            DecisionRow.undone.is_(False),
+        )
+        .group_by(DecisionRow.candidate_id)
+        .subquery()
+    )
+    accepted_at = func.coalesce(last_accept.c.at, CandidateRow.decided_at)
+    accepters = {
+        candidate_id: reviewer
+        for candidate_id, reviewer in session.execute(
+            select(DecisionRow.candidate_id, DecisionRow.reviewer)
+            .join(
+                last_accept,
+                (last_accept.c.candidate_id == DecisionRow.candidate_id)
+                & (last_accept.c.at == DecisionRow.at),
+            )
+            .where(DecisionRow.action == "accept", DecisionRow.undone.is_(False))
+            .order_by(DecisionRow.id)
+        )
+    }
+    # Accepted that week, published since or not: a paper accepted on Monday and published on
+    # Thursday, or in a later week (a digest sent late, a retry), was one of the week's
+    # accepted papers all the same.
+    accepted = decided((CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED), accepted_at, accepters)
+    published = decided((CandidateStatus.PUBLISHED,), CandidateRow.published_at)
 
     in_catalogue = (
         select(EntryRow.paper_id)
@@ -357,16 +404,27 @@ def _catalogue_digest(
             )
         )
     )
+    upgraded_in_week = (
+        PaperRow.id.in_(in_catalogue),
+        PaperRow.venue_upgraded_at >= week.start,
+        PaperRow.venue_upgraded_at < week.end,
+    )
+    # An upgrade the list upstream already shows is no news: importing a list whose entries
+    # give venues upgrades the preprints stored before from them, as a CVF record would.
+    listed_venues = session.execute(
+        select(EntryRow.paper_id, EntryRow.venue).where(
+            EntryRow.catalogue_id == catalogue.id,
+            EntryRow.state == "imported",
+            EntryRow.paper_id.in_(select(PaperRow.id).where(*upgraded_in_week)),
+        )
+    )
+    shown = {paper_id for paper_id, venue in listed_venues if not normalize.is_preprint_venue(venue)}
     upgrades = []
     for paper in session.scalars(
-        select(PaperRow)
-        .where(
-            PaperRow.id.in_(in_catalogue),
-            PaperRow.venue_upgraded_at >= week.start,
-            PaperRow.venue_upgraded_at < week.end,
-        )
-        .order_by(PaperRow.title)
+        select(PaperRow).where(*upgraded_in_week).order_by(PaperRow.title, PaperRow.id)
     ):
+        if paper.id in shown:
+            continue
         line = _line(paper)
         line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
         upgrades.append(line)
@@ -385,11 +443,14 @@ def _catalogue_digest(
         name=catalogue.name,
         groups=groups,
         new_count=len(new),
-        accepted=accepted,
-        published=published,
-        upgrades=upgrades,
+        accepted=accepted[:TOP_PER_LIST],
+        published=published[:TOP_PER_LIST],
+        upgrades=upgrades[:TOP_PER_LIST],
         queue_size=queue_size,
         oldest_pending_days=oldest_days,
+        accepted_more=max(0, len(accepted) - TOP_PER_LIST),
+        published_more=max(0, len(published) - TOP_PER_LIST),
+        upgrades_more=max(0, len(upgrades) - TOP_PER_LIST),
     )
 
 
