@@ -261,9 +261,12 @@ def doi_url(doi: str) -> str:
 
     Older DOIs (Wiley's SICI ones, `10.1002/(sici)...49:8<693::aid-asi4>3.0.co;2-o`) hold
     `<`, `>`, `#` or `?`: written as is, `#` cuts the DOI off as a fragment and `?` as a
-    query, and `>` ends a link enclosed in `<...>`. doi.org decodes the encoded form.
+    query, and `>` ends a link enclosed in `<...>`. Parentheses are encoded too: a markdown
+    link `[title](url)` ends at the first `)`, and `web_url` refuses them, so a list got no
+    link for such a paper at all. Everything but `/` is encoded, so that no part of a hostile
+    DOI field (`x) [a](javascript:…`) reads as a scheme. doi.org decodes the encoded form.
     """
-    return "https://doi.org/" + quote(doi, safe="/:;()")
+    return "https://doi.org/" + quote(doi, safe="/")
 
 
 def web_url(url: str | None) -> str | None:

@@ -661,7 +661,7 @@ def test_a_doi_with_url_characters_links_to_itself(engine: Engine) -> None:
         row.arxiv_id, row.doi = None, sici
         session.scalars(select(PaperRow).where(PaperRow.title == HOSTILE)).one().doi = "10.1000/a#b?c"
     digest = build_digest(engine, WEEK, now=NOW)
-    encoded = "https://doi.org/10.1002/(sici)1097-4571(199806)49:8%3C693::aid-asi4%3E3.0.co;2-o"
+    encoded = "https://doi.org/10.1002/%28sici%291097-4571%28199806%2949%3A8%3C693%3A%3Aaid-asi4%3E3.0.co%3B2-o"
     assert digest.catalogues[0].accepted[0].url == encoded
     assert digest.catalogues[0].groups[0].papers[2].url == "https://doi.org/10.1000/a%23b%3Fc"
     text, html = render(digest)

@@ -599,3 +599,22 @@ def test_a_venue_of_several_words_reads_back_as_promotion_wrote_it(
         stored = {e.arxiv_id: e.venue for e in get_catalogue(session, CATALOGUE).entries}
     assert (again.added, again.updated, again.retracted, again.skipped) == ([], [], [], [])
     assert stored["2203.05557"] == stored[preprint_id] == venue
+
+
+def test_a_doi_with_url_characters_links_to_itself_in_the_list(engine: Engine) -> None:
+    """A paper known only by its DOI is linked through doi.org, its URL characters encoded as
+    the digest encodes them: written as is, Wiley's `#`/`<`/`>` DOIs cut the link short."""
+    before = PROMPT_ADAPTATION.read_text(encoding="utf-8")
+    import_catalogue(engine, CATALOGUE, before, preset="prompt-adaptation")
+    candidate = accept_iccv_vpt(engine, "Prompting Things Sideways for Journals")
+    sici = "10.1002/(sici)1097-4571(199806)49:8<693::aid-asi4>3.0.co;2-o#x"
+    with transaction(engine) as session:
+        session.get_one(CandidateRow, candidate).paper.doi = sici
+    with transaction(engine) as session:
+        assert len(promote(session, CATALOGUE).added) == 1
+        text = render_catalogue(session, CATALOGUE)
+    entry = next(e for e in parse(text).entries if e.title.startswith("Prompting Things Sideways"))
+    assert entry.paper_url == normalize.doi_url(sici)
+    assert "%3C693%3A%3Aaid-asi4%3E3.0.co%3B2-o%23x" in (entry.paper_url or "")
+    item = ReviewQueue(engine, "alice", CATALOGUE).get(candidate)
+    assert dict(item.links)["DOI"] == normalize.doi_url(sici)

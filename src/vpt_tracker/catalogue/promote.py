@@ -60,7 +60,7 @@ def paper_url(paper: PaperRow) -> str | None:
     if paper.openreview_id:
         candidates.append(f"https://openreview.net/forum?id={paper.openreview_id}")
     if paper.doi:
-        candidates.append(f"https://doi.org/{paper.doi}")
+        candidates.append(normalize.doi_url(paper.doi))
     candidates.append(paper.pdf_url)
     return next((url for url in map(normalize.web_url, candidates) if url), None)
 

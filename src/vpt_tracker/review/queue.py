@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
+from vpt_tracker.normalize import doi_url
 from vpt_tracker.store import transaction
 from vpt_tracker.store.db import fold_case
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow, PaperRow, utcnow
@@ -103,7 +104,7 @@ class QueueItem:
         if self.cvf_url:
             found.append(("CVF", self.cvf_url))
         if self.doi:
-            found.append(("DOI", f"https://doi.org/{self.doi}"))
+            found.append(("DOI", doi_url(self.doi)))
         if self.pdf_url:
             found.append(("PDF", self.pdf_url))
         if self.code_url:
