@@ -13,9 +13,11 @@ import os
 import re
 import tomllib
 from contextvars import ContextVar
+from datetime import tzinfo
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -275,6 +277,16 @@ class Settings(BaseSettings):
 
     def catalogue(self, name: str) -> CatalogueConfig | None:
         return next((c for c in self.catalogues if c.name == name), None)
+
+
+def schedule_timezone(settings: Settings) -> tzinfo:
+    """`schedule.timezone` as a zone: the cron lines' and the digest weeks' (UserError if unknown)."""
+    try:
+        return ZoneInfo(settings.schedule.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(
+            f"schedule.timezone: unknown time zone {settings.schedule.timezone!r} (e.g. 'Europe/Berlin')"
+        ) from None
 
 
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("vpt_file_data", default=None)

@@ -32,6 +32,7 @@ from vpt_tracker.config import (
     Settings,
     SmtpConfig,
     SourcesConfig,
+    schedule_timezone,
 )
 from vpt_tracker.replay import ReplayServer, default_root
 
@@ -214,7 +215,8 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
                 echo(f"accepted for {catalogue.name} as reviewer {REVIEWER!r}: {first.title}")
 
             now = datetime.now(UTC)
-            digest = build_digest(engine, Week.of(now), now=now, settings=settings)
+            week = Week.of(now, schedule_timezone(settings))
+            digest = build_digest(engine, week, now=now, settings=settings)
             outcome.eml = output_dir / "digest.eml"
             outcome.html = output_dir / "digest.html"
             outcome.eml.write_bytes(bytes(to_message(digest, settings)))

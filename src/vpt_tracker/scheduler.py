@@ -16,28 +16,20 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from types import FrameType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_SCHEDULER_STARTED, SchedulerEvent
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
-from vpt_tracker.config import Settings
+from vpt_tracker.config import Settings, schedule_timezone
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import AlreadyRunning
 from vpt_tracker.logs import job_log
 
 log = logging.getLogger("vpt_tracker.scheduler")
-
-
-def schedule_timezone(settings: Settings) -> tzinfo:
-    try:
-        return ZoneInfo(settings.schedule.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UserError(
-            f"schedule.timezone: unknown time zone {settings.schedule.timezone!r} (e.g. 'Europe/Berlin')"
-        ) from None
 
 
 #: crontab(5) day-of-week numbers: 0 and 7 are Sunday, 1 is Monday.
@@ -110,18 +102,47 @@ class CrontabTrigger(CronTrigger):
         return fire
 
 
-def cron_trigger(settings: Settings, key: str) -> CronTrigger:
-    """The trigger for `schedule.<key>`, a five-field crontab line in the schedule's time zone."""
+def _restricted(field: str) -> bool:
+    """A day field that restricts, as cron decides it: one that does not start with `*`.
+
+    Vixie/ISC cron looks at the first character only, so `*/2` counts as unrestricted.
+    """
+    return not field.startswith("*")
+
+
+def _crontab(fields: list[str], timezone: tzinfo) -> CrontabTrigger:
+    fields = [*fields[:4], crontab_weekdays(fields[4])]
+    trigger = CrontabTrigger.from_crontab(" ".join(fields), timezone=timezone)
+    trigger.fixed_time = _restricted(fields[0]) and _restricted(fields[1])
+    return trigger
+
+
+def cron_trigger(settings: Settings, key: str) -> BaseTrigger:
+    """The trigger for `schedule.<key>`, a five-field crontab line in the schedule's time zone.
+
+    When both the day of the month and the day of the week are restricted (`0 8 1 * mon`),
+    cron runs the line on a day that matches either: the 1st of every month and every
+    Monday. APScheduler's `CronTrigger` wants both (only Mondays that are the 1st), so such a
+    line is two triggers, one per day field, whichever fires first (`OrTrigger`); a day that
+    both match fires once, as the two give the same time.
+    """
     expression = getattr(settings.schedule, key)
+    timezone = schedule_timezone(settings)
+    fields = expression.split()
     try:
-        fields = expression.split()
-        if len(fields) == 5:
-            fields[4] = crontab_weekdays(fields[4])
-        trigger = CrontabTrigger.from_crontab(" ".join(fields), timezone=schedule_timezone(settings))
+        if len(fields) != 5:
+            raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
+        minute, hour, day, month, weekday = fields
+        if _restricted(day) and _restricted(weekday):
+            return OrTrigger(
+                [
+                    _crontab([minute, hour, day, month, "*"], timezone),
+                    _crontab([minute, hour, "*", month, weekday], timezone),
+                ]
+            )
+        return _crontab(fields, timezone)
     except ValueError as exc:
         raise UserError(f"schedule.{key}: {expression!r} is not a crontab expression ({exc})") from None
-    trigger.fixed_time = not fields[0].startswith("*") and not fields[1].startswith("*")
-    return trigger
 
 
 def run_job(

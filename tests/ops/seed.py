@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
@@ -111,3 +111,23 @@ def seed_week(engine: Engine) -> dict[str, int]:
             )
         )
         return {key: row.id for key, row in papers.items()}
+
+
+def queue_at(engine: Engine, *moments: datetime, catalogue: str = "awesome-vpt") -> None:
+    """One pending candidate of `catalogue` (created if absent) queued at each moment, for
+    the tests of where a week starts and ends; titled by the moment, in UTC."""
+    with transaction(engine) as session:
+        cat = session.scalar(select(CatalogueRow).where(CatalogueRow.name == catalogue))
+        if cat is None:
+            cat = CatalogueRow(name=catalogue, preset="awesome-vpt", source_text="", source_sha256="0")
+            session.add(cat)
+            session.flush()
+        for moment in moments:
+            title = f"Queued {moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+            row = paper(session, title)
+            session.flush()
+            session.add(
+                CandidateRow(
+                    paper_id=row.id, catalogue_id=cat.id, relevance=0.5, proposed_labels=[], created_at=moment
+                )
+            )

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, select
 
 from ops.feeds import feed_server
-from ops.seed import seed_week
+from ops.seed import queue_at, seed_week
 from ops.smtp import AS_AT_A_TERMINAL, free_port, smtp_server
 from unprivileged import run_cli
 from vpt_tracker.cli import main
@@ -220,6 +220,34 @@ def test_digest_build_writes_eml_and_html(engine: Engine, db_url: str, tmp_path:
     assert "Visual Prompt Tuning at Scale" in text.output
     bad = invoke(tmp_path, db_url, config, "digest", "build", "--week", "week 47")
     assert bad.exit_code == 2 and "ISO week" in bad.stderr
+
+
+CATALOGUE = "[[catalogues]]\nname = 'awesome-vpt'\n"
+
+
+def test_digest_build_and_send_take_the_week_in_the_schedule_time_zone(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """`--week 2026-W47` in Asia/Tokyo is Monday 2026-11-16 00:00 JST (Sunday 15:00 UTC) to
+    the next Monday: what was queued on that Monday morning is in it, as in the serve job."""
+    seed_week(engine)
+    queue_at(engine, datetime(2026, 11, 15, 18, tzinfo=UTC))  # Monday 03:00 JST; UTC's week 46
+    with smtp_server() as (inbox, port):
+        config = (
+            "[schedule]\ntimezone = 'Asia/Tokyo'\n"
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\nrecipients = ['a@example.org']\n"
+            f"{CATALOGUE}"
+        )
+        built = invoke(tmp_path, db_url, config, "digest", "build", "--week", "2026-W47")
+        assert built.exit_code == 0, built.output
+        assert "(2026-11-16 to 2026-11-23, exclusive, Monday 00:00 Asia/Tokyo)" in built.output
+        assert "Queued 2026-11-15 18:00:00 UTC" in built.output
+        sent = invoke(tmp_path, db_url, config, "digest", "send", "--week", "2026-W47")
+        assert sent.exit_code == 0, sent.output
+        assert "2026-W47: 5 new candidates" in sent.output
+    assert len(inbox.messages) == 1
+    utc = invoke(tmp_path, db_url, CATALOGUE, "digest", "build", "--week", "2026-W47")
+    assert "Monday 00:00 UTC" in utc.output and "Queued 2026-11-15" not in utc.output
 
 
 def test_digest_send_exit_codes(engine: Engine, db_url: str, tmp_path: Path) -> None:

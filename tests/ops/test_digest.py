@@ -8,15 +8,16 @@ import socket
 import ssl
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
 
-from ops.seed import HOSTILE, NOW, seed_week
+from ops.seed import HOSTILE, NOW, queue_at, seed_week
 from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, smtp_server
-from vpt_tracker.config import CatalogueConfig, Settings, SmtpConfig
+from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import Week
 from vpt_tracker.errors import UserError
@@ -51,8 +52,45 @@ def test_parse_week() -> None:
     assert parse_week("2026-W01", NOW).start.isoformat() == "2025-12-29T00:00:00+00:00"
     with pytest.raises(UserError, match="ISO week"):
         parse_week("2026-47", NOW)
-    with pytest.raises(UserError, match="no week 54"):
+    with pytest.raises(UserError, match=r"'2026-W54' is not an ISO week like 2026-W47 \(or 'current'"):
         parse_week("2026-W54", NOW)
+    with pytest.raises(UserError, match=r"--week '2025-W53': 2025 has no week 53 \(it has 52\)"):
+        parse_week("2025-W53", NOW)
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ("2026-W54", "'2026-W54' is not an ISO week like 2026-W47"),
+        ("2026-W00", "'2026-W00' is not an ISO week like 2026-W47"),
+        ("last", "'last' is not an ISO week like 2026-W47"),
+        ("2026-W1", "'2026-W1' is not an ISO week like 2026-W47"),  # no label: they sort as weeks
+        ("2026-W47-3", "'2026-W47-3' is not an ISO week like 2026-W47"),
+        ("26-W47", "'26-W47' is not an ISO week like 2026-W47"),
+        ("2025-W53", "'2025-W53': 2025 has no week 53 (it has 52)"),  # 2025-12-29 is 2026-W01
+    ],
+)
+def test_a_bad_week_label_is_refused_with_what_is_wrong(label: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Week.parse(label)
+    assert str(caught.value) == message
+
+
+def test_week_labels_read_back_as_their_weeks() -> None:
+    """Through the year's end: 2026 has 53 ISO weeks, 2027-W01 starts on 2027-01-04."""
+    assert Week.parse("2026-W53") == Week(2026, 53)
+    assert Week.parse(" 2027-W01 ") == Week(2027, 1)
+    assert Week.parse("2027-W01").start.isoformat() == "2027-01-04T00:00:00+00:00"
+    assert Week.parse("2026-W47").label == "2026-W47"
+
+
+def test_a_stored_week_label_that_is_none_names_the_table(engine: Engine) -> None:
+    """The digest job reads the labels of the `digests` rows; one edited by hand into no week
+    is an error that says where it is, not a bare ValueError from int()."""
+    with transaction(engine) as session:
+        session.add(DigestRow(week="2026-W99", status="failed", attempts=1, recipients=[]))
+    with pytest.raises(UserError, match=r"^digests table: '2026-W99' is not an ISO week like 2026-W47$"):
+        send_due(settings_for(free_port()), engine, now=NOW)
 
 
 def test_digest_content_groups_candidates_and_reports_the_week(engine: Engine) -> None:
@@ -377,3 +415,129 @@ def test_a_candidate_is_filed_under_its_most_probable_label(engine: Engine) -> N
     groups = {group.label: [p.title for p in group.papers] for group in digest.catalogues[0].groups}
     assert groups["Token-Level"] == ["Visual Prompt Tuning at Scale"]
     assert "Visual Prompt Tuning at Scale" not in groups["Learnable"]
+
+
+TOKYO, SYDNEY, BERLIN = ZoneInfo("Asia/Tokyo"), ZoneInfo("Australia/Sydney"), ZoneInfo("Europe/Berlin")
+#: Monday 2026-11-23 08:00 in Tokyo, the default digest line there: still Sunday in UTC.
+TOKYO_MONDAY = datetime(2026, 11, 22, 23, 0, tzinfo=UTC)
+
+
+def in_zone(settings: Settings, zone: str) -> Settings:
+    return settings.model_copy(update={"schedule": ScheduleConfig(timezone=zone)})
+
+
+def test_last_week_is_the_week_that_ended_in_the_schedule_time_zone() -> None:
+    """In UTC weeks, Monday 08:00 in Tokyo or Sydney was Sunday: "last week" was the week before."""
+    assert parse_week(None, TOKYO_MONDAY) == Week(2026, 46)  # in UTC, as before
+    last = parse_week(None, TOKYO_MONDAY, TOKYO)
+    assert last == Week(2026, 47, TOKYO)
+    assert (last.monday.isoformat(), last.next_monday.isoformat()) == ("2026-11-16", "2026-11-23")
+    assert (last.start.isoformat(), last.end.isoformat()) == (
+        "2026-11-15T15:00:00+00:00",
+        "2026-11-22T15:00:00+00:00",
+    )
+    sydney_monday = datetime(2026, 11, 23, 8, tzinfo=SYDNEY)  # AEDT, UTC+11: Sunday 21:00 UTC
+    assert parse_week("last", sydney_monday, SYDNEY) == Week(2026, 47, SYDNEY)
+    assert parse_week("current", sydney_monday, SYDNEY) == Week(2026, 48, SYDNEY)
+    # Tokyo's week 48 has begun (Monday 00:00 JST) while UTC's has not.
+    assert parse_week("2026-W48", TOKYO_MONDAY, TOKYO).start < TOKYO_MONDAY
+    with pytest.raises(UserError, match="in the future"):
+        parse_week("2026-W48", TOKYO_MONDAY)
+
+
+@pytest.mark.parametrize(
+    ("week", "hours", "start", "end"),
+    [
+        # Clocks go back on Sunday 2026-10-25: a week of 169 hours, CEST to CET.
+        (43, 169, "2026-10-18T22:00:00+00:00", "2026-10-25T23:00:00+00:00"),
+        # Clocks go forward on Sunday 2026-03-29: 167 hours, CET to CEST.
+        (13, 167, "2026-03-22T23:00:00+00:00", "2026-03-29T22:00:00+00:00"),
+        (47, 168, "2026-11-15T23:00:00+00:00", "2026-11-22T23:00:00+00:00"),
+    ],
+)
+def test_a_week_with_a_clock_change_ends_at_monday_midnight(
+    engine: Engine, week: int, hours: int, start: str, end: str
+) -> None:
+    """The end is the next Monday's midnight in the zone, not the start plus 7 days (an hour
+    early or late in a DST week): a candidate queued late on Sunday is in its week, one
+    queued at Monday 00:00 in the next."""
+    berlin = Week(2026, week, BERLIN)
+    assert berlin.end - berlin.start == timedelta(hours=hours)
+    assert (berlin.start.isoformat(), berlin.end.isoformat()) == (start, end)
+    first, after = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    second = timedelta(seconds=1)
+    queue_at(engine, first - second, first, after - timedelta(minutes=30), after - second, after)
+    titles = {
+        week.label: sorted(
+            p.title for g in build_digest(engine, week, now=after).catalogues[0].groups for p in g.papers
+        )
+        for week in (berlin.preceding(), berlin, berlin.following())
+    }
+    assert titles == {
+        berlin.preceding().label: [f"Queued {first - second:%Y-%m-%d %H:%M:%S} UTC"],
+        berlin.label: [
+            f"Queued {moment:%Y-%m-%d %H:%M:%S} UTC"
+            for moment in (first, after - timedelta(minutes=30), after - second)
+        ],
+        berlin.following().label: [f"Queued {after:%Y-%m-%d %H:%M:%S} UTC"],
+    }
+
+
+def test_a_monday_morning_digest_in_tokyo_sends_the_week_that_just_ended(engine: Engine) -> None:
+    """The serve job at `0 8 * * mon` in Asia/Tokyo sent the week before last (UTC's last
+    week), a week late; now Tokyo's: from Monday 00:00 JST, with what was queued early on
+    that Monday (Sunday in UTC) and in the last hours of Sunday JST."""
+    seed_week(engine)  # 4 candidates on Wednesday 2026-11-18
+    early_monday = datetime(2026, 11, 16, 3, tzinfo=TOKYO)  # Sunday 18:00 UTC: UTC's week 46
+    queue_at(engine, early_monday, datetime(2026, 11, 22, 23, 30, tzinfo=TOKYO))
+    with smtp_server() as (inbox, port):
+        settings = in_zone(settings_for(port), "Asia/Tokyo")
+        assert [r.week for r in send_due(settings, engine, now=TOKYO_MONDAY)] == ["2026-W47"]
+        # An hour later the job (a misfire, a restart) finds the week sent.
+        assert send_due(settings, engine, now=TOKYO_MONDAY + timedelta(hours=1)) == []
+    [(_rcpts, message)] = inbox.messages
+    assert message["Subject"] == "vpt-tracker digest 2026-W47: 6 new candidates, 1 unhealthy source"
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    text = plain.get_content()
+    assert "(2026-11-16 to 2026-11-23, exclusive, Monday 00:00 Asia/Tokyo)" in text
+    assert "Queued 2026-11-15 18:00:00 UTC" in text and "Queued 2026-11-22 14:30:00 UTC" in text
+    row = digest_row(engine)
+    assert row is not None and row.status == "sent" and row.sent_at == TOKYO_MONDAY
+
+
+def test_a_week_counts_as_sent_once_it_ended_in_the_schedule_time_zone(engine: Engine) -> None:
+    """Sunday 20:00 UTC is Monday 05:00 in Tokyo: Tokyo's week 47 is over, and a digest sent
+    then is the whole week's (in UTC weeks it was sent before the week ended)."""
+    seed_week(engine)
+    sunday_evening_utc = datetime(2026, 11, 22, 20, tzinfo=UTC)
+    week = Week(2026, 47, TOKYO)
+    with smtp_server() as (inbox, port):
+        settings = in_zone(settings_for(port), "Asia/Tokyo")
+        send_digest(settings, engine, week, now=sunday_evening_utc)
+        with pytest.raises(UserError, match="already sent"):
+            send_digest(settings, engine, week, now=sunday_evening_utc + timedelta(hours=1))
+        assert send_due(settings, engine, now=TOKYO_MONDAY) == []
+        # A week not over in Tokyo yet (`--week current`) is still no week's digest.
+        thursday = datetime(2026, 11, 26, 12, tzinfo=TOKYO)
+        send_digest(settings, engine, parse_week("current", thursday, TOKYO), now=thursday)
+        assert [r.week for r in send_due(settings, engine, now=TOKYO_MONDAY + timedelta(days=7))] == [
+            "2026-W48"
+        ]
+    assert [str(m["X-VPT-Tracker-Week"]) for _, m in inbox.messages] == ["2026-W47", "2026-W48", "2026-W48"]
+
+
+def test_digests_sent_in_utc_weeks_stay_sent_when_the_weeks_follow_the_time_zone(engine: Engine) -> None:
+    """The upgrade, in Tokyo: the older version's job on Monday 2026-11-30 08:00 JST sent
+    week 47 (UTC's last week, a week late). Its row stays sent; the first job of this version
+    sends the two weeks since (48, which the older version would have sent a week late, and
+    49, which just ended), each once."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        old_job = datetime(2026, 11, 29, 23, tzinfo=UTC)  # Monday 08:00 JST
+        session.add(DigestRow(week="2026-W47", status="sent", attempts=1, recipients=[], sent_at=old_job))
+    with smtp_server() as (inbox, port):
+        settings = in_zone(settings_for(port), "Asia/Tokyo")
+        results = send_due(settings, engine, now=datetime(2026, 12, 6, 23, tzinfo=UTC))
+    assert [r.week for r in results] == ["2026-W48", "2026-W49"]
+    assert len(inbox.messages) == 2

@@ -110,6 +110,53 @@ def test_a_fixed_time_job_runs_once_on_the_night_the_clocks_go_back(
 
 
 @pytest.mark.parametrize(
+    ("line", "start", "days", "expected"),
+    [
+        # Both day fields restricted: the 1st of every month and every Monday, as in cron.
+        (
+            "0 8 1 * mon",
+            datetime(2026, 11, 25, 12, tzinfo=UTC),
+            40,
+            ["11-30", "12-01", "12-07", "12-14", "12-21", "12-28", "01-01", "01-04"],
+        ),
+        # 2027-02-01 is a Monday and the 1st: one run, not two.
+        ("0 8 1 * mon", datetime(2027, 1, 30, 12, tzinfo=UTC), 10, ["02-01", "02-08"]),
+        # The month still has to match: Mondays in January, and January 1st (a Friday).
+        ("0 8 1 1 mon", datetime(2026, 12, 20, 12, tzinfo=UTC), 16, ["01-01", "01-04"]),
+        # Crontab numbers: 5 is Friday (2026-11-27 and 12-04), and December 1st to 3rd.
+        (
+            "0 8 1-3 * 5",
+            datetime(2026, 11, 25, 12, tzinfo=UTC),
+            14,
+            ["11-27", "12-01", "12-02", "12-03", "12-04"],
+        ),
+        # A field starting with `*` does not restrict (cron reads only its first character):
+        # `*/2` and `mon` are odd days that are Mondays.
+        ("0 8 */2 * mon", datetime(2026, 11, 25, 12, tzinfo=UTC), 35, ["12-07", "12-21"]),
+        ("0 8 1 * *", datetime(2026, 11, 25, 12, tzinfo=UTC), 40, ["12-01", "01-01"]),
+        ("0 8 * * mon", datetime(2026, 11, 25, 12, tzinfo=UTC), 14, ["11-30", "12-07"]),
+    ],
+)
+def test_a_day_of_month_and_a_day_of_week_run_on_either_day_as_in_cron(
+    engine: Engine, line: str, start: datetime, days: int, expected: list[str]
+) -> None:
+    """cron(8): when both day fields are restricted, a day that matches either runs the line.
+    APScheduler wanted both, so `0 8 1 * mon` ran only on Mondays that are the 1st (a few a year)."""
+    scheduler = build_scheduler(settings_with(timezone="Europe/Berlin", digest=line), engine)
+    fires = fire_times(scheduler.get_job("digest").trigger, start, days * 24)
+    assert [fire.strftime("%m-%d") for fire in fires] == expected
+    assert {fire.strftime("%H:%M") for fire in fires} == {"07:00"}  # 08:00 CET
+
+
+def test_either_day_keeps_a_fixed_time_job_to_one_run_when_the_clocks_go_back(engine: Engine) -> None:
+    """2026-10-25 is a Sunday and the 25th, and the night Berlin's clocks go back: one run at
+    02:30 summer time, not one per day field, nor another at 02:30 winter time."""
+    scheduler = build_scheduler(settings_with(timezone="Europe/Berlin", nightly="30 2 25 * sun"), engine)
+    fires = fire_times(scheduler.get_job("nightly").trigger, BERLIN_BACK, 48)
+    assert [fire.strftime("%m-%d %H:%M") for fire in fires] == ["10-25 00:30"]
+
+
+@pytest.mark.parametrize(
     ("day_of_week", "days"),
     [
         ("1", ["Mon"]),  # crontab: 0 and 7 are Sunday, 1 is Monday (APScheduler 3 counts from Monday)
@@ -259,12 +306,21 @@ def test_a_failing_job_is_logged_and_does_not_raise(caplog: pytest.LogCaptureFix
     assert line["level"] == "error"
 
 
+def first_or_monday_at_8(after: datetime) -> datetime:
+    """The first 08:00 UTC after `after` on the 1st of a month or a Monday: `0 8 1 * mon` by hand."""
+    day = after.replace(hour=8, minute=0, second=0, microsecond=0)
+    while day <= after or not (day.day == 1 or day.weekday() == 0):
+        day += timedelta(days=1)
+    return day
+
+
 def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "vpt-tracker.toml"
     config.write_text(
         f'database_url = "sqlite:///{tmp_path / "serve.db"}"\n'
-        '[schedule]\ntimezone = "UTC"\nnightly = "30 6 * * *"\ndigest = "0 8 * * mon"\n'
+        '[schedule]\ntimezone = "UTC"\nnightly = "30 6 * * *"\ndigest = "0 8 1 * mon"\n'
     )
+    before = first_or_monday_at_8(datetime.now(UTC))
     env = {**os.environ, "VPT_CONFIG": str(config)}
     child = subprocess.Popen(
         [sys.executable, "-c", "from vpt_tracker.cli import main; main()", "serve"],
@@ -281,6 +337,9 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert started["event"] == "start" and started["timezone"] == "UTC"
         assert set(started["next_runs"]) == {"nightly", "digest"}
         assert started["next_runs"]["nightly"].endswith("06:30:00+00:00")
+        # The 1st of a month or a Monday, whichever comes first (the start may pass one).
+        either = {before.isoformat(), first_or_monday_at_8(before).isoformat()}
+        assert started["next_runs"]["digest"] in either
         child.send_signal(signal.SIGTERM)
         code = child.wait(timeout=30)
         rest = [json.loads(line) for line in child.stderr.read().splitlines() if line.startswith("{")]

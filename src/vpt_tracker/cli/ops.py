@@ -217,7 +217,10 @@ def digest_group() -> None:
     """Build or send the weekly digest email."""
 
 
-WEEK_HELP = "ISO week like 2026-W47, 'current' or 'last' (default: the last complete week)."
+WEEK_HELP = (
+    "ISO week like 2026-W47, 'current' or 'last' (default: the last complete week),"
+    " Monday to Monday in schedule.timezone."
+)
 
 
 @digest_group.command("build")
@@ -230,10 +233,11 @@ def digest_build(app: AppContext, week: str | None, output: Path | None, html_pa
 
     Example:  vpt-tracker digest build --week 2026-W47 --output digest.eml
     """
+    from vpt_tracker.config import schedule_timezone
     from vpt_tracker.digest import build_digest, parse_week, render, to_message
 
     now = datetime.now(UTC)
-    chosen = parse_week(week, now)
+    chosen = parse_week(week, now, schedule_timezone(app.settings))
     digest = build_digest(app.engine(), chosen, now=now, settings=app.settings)
     text, html = render(digest)
     if output is None and html_path is None:
@@ -266,10 +270,12 @@ def digest_send(app: AppContext, week: str | None, force: bool) -> None:
     Exit code 1 when the SMTP server refuses or cannot be reached: the digest is then marked
     for retry, and `serve` retries it with the next digest job.
     """
+    from vpt_tracker.config import schedule_timezone
     from vpt_tracker.digest import parse_week, send_digest
 
     now = datetime.now(UTC)
-    result = send_digest(app.settings, app.engine(), parse_week(week, now), force=force, now=now)
+    chosen = parse_week(week, now, schedule_timezone(app.settings))
+    result = send_digest(app.settings, app.engine(), chosen, force=force, now=now)
     click.echo(f"sent digest {result.week} to {', '.join(result.recipients)}: {result.subject}")
 
 

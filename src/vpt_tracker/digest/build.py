@@ -7,9 +7,8 @@ Titles and abstracts are untrusted input: the HTML template autoescapes them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
@@ -37,55 +36,111 @@ from vpt_tracker.store.tables import (
 #: Candidates shown per label group; the rest are counted ("and 12 more").
 TOP_PER_LABEL = 10
 UNLABELLED = "(no label proposed)"
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 
 @dataclass(frozen=True)
 class Week:
-    """An ISO week, Monday 00:00 UTC to the next Monday."""
+    """An ISO week in a time zone: Monday 00:00 to the next Monday 00:00 there.
+
+    The zone is `schedule.timezone`, so that a digest line firing on Monday morning sends
+    the week that just ended wherever the maintainers are: in UTC weeks, Monday 08:00 in
+    Tokyo is still Sunday, and "last week" was the week before last. The end is the next
+    Monday's midnight, not the start plus 7 days: a week with a DST change is 167 or 169
+    hours long. The label (`2026-W47`) does not name the zone: the `digests` table keys a
+    week by its label, as before weeks had a zone.
+    """
 
     year: int
     number: int
+    zone: tzinfo = UTC
 
     @property
     def label(self) -> str:
         return f"{self.year}-W{self.number:02d}"
 
     @property
+    def zone_name(self) -> str:
+        return str(self.zone)  # a ZoneInfo's key ("Asia/Tokyo"), or "UTC"
+
+    @property
+    def monday(self) -> date:
+        return date.fromisocalendar(self.year, self.number, 1)
+
+    @property
+    def next_monday(self) -> date:
+        return self.monday + timedelta(days=7)
+
+    @property
     def start(self) -> datetime:
-        monday = date.fromisocalendar(self.year, self.number, 1)
-        return datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+        """In UTC, as the store's times: two datetimes in one ZoneInfo subtract and compare
+        by the wall clock (a DST week would measure 168 hours)."""
+        return _midnight(self.monday, self.zone)
 
     @property
     def end(self) -> datetime:
-        return self.start + timedelta(days=7)
+        return _midnight(self.next_monday, self.zone)
+
+    def following(self) -> Week:
+        return Week.of(self.next_monday, self.zone)
+
+    def preceding(self) -> Week:
+        return Week.of(self.monday - timedelta(days=7), self.zone)
 
     @classmethod
-    def of(cls, moment: datetime | date) -> Week:
+    def of(cls, moment: datetime | date, zone: tzinfo = UTC) -> Week:
+        """The week in `zone` that holds `moment` (a naive datetime is UTC, as in the store),
+        or that holds the day `moment`."""
+        if isinstance(moment, datetime):
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
         year, number, _ = moment.isocalendar()
-        return cls(year, number)
+        return cls(year, number, zone)
+
+    @classmethod
+    def parse(cls, label: str, zone: tzinfo = UTC) -> Week:
+        """The week of a label, `2026-W47`; `ValueError` saying what is wrong with a bad one.
+
+        `strptime`'s ISO directives read it, so only a real ISO year and week 01 to 53 pass;
+        the label it gives back must be the one read: `2025-W53` is Monday 2025-12-29, which
+        is 2026-W01 (2025 has 52 weeks), and `2026-W1` is not the label of any week.
+        """
+        text = label.strip()
+        try:
+            monday = datetime.strptime(f"{text}-1", "%G-W%V-%u").date()
+        except ValueError:
+            raise ValueError(f"{label!r} is not an ISO week like 2026-W47") from None
+        week = cls.of(monday, zone)
+        if week.label != text:
+            year = int(text[:4])  # four digits: %G read them
+            weeks = date(year, 12, 28).isocalendar().week  # the 28th is always in the year's last week
+            if len(text) == len(week.label):
+                raise ValueError(f"{label!r}: {year} has no week {text[-2:]} (it has {weeks})")
+            raise ValueError(f"{label!r} is not an ISO week like 2026-W47")
+        return week
 
 
-def parse_week(text: str | None, now: datetime) -> Week:
-    """`2026-W47`, `current`, or `last` (the default: the last complete week).
+def _midnight(day: date, zone: tzinfo) -> datetime:
+    """The first moment of `day` in `zone`, in UTC. Where midnight does not exist (clocks
+    that go forward at 00:00), zoneinfo reads it with the offset before the change: the day
+    then starts at 01:00, its first moment."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def parse_week(text: str | None, now: datetime, zone: tzinfo = UTC) -> Week:
+    """`2026-W47`, `current`, or `last` (the default: the last complete week), in `zone`.
 
     A week that starts after `now` has nothing to report yet and is refused.
     """
+    current = Week.of(now, zone)
     if text is None or text == "last":
-        return Week.of(now - timedelta(days=7))
+        return current.preceding()
     if text == "current":
-        return Week.of(now)
-    match = _WEEK.match(text.strip())
-    if not match:
-        raise UserError(f"--week {text!r} is not an ISO week like 2026-W47 (or 'current', 'last')")
-    year, number = int(match.group(1)), int(match.group(2))
+        return current
     try:
-        date.fromisocalendar(year, number, 1)
-    except ValueError:
-        raise UserError(f"--week {text!r}: {year} has no week {number}") from None
-    week = Week(year, number)
+        week = Week.parse(text, zone)
+    except ValueError as exc:
+        raise UserError(f"--week {exc} (or 'current', 'last')") from None
     if week.start > now:
-        raise UserError(f"--week {text!r} is in the future (the current week is {Week.of(now).label})")
+        raise UserError(f"--week {text!r} is in the future (the current week is {current.label})")
     return week
 
 

@@ -12,12 +12,12 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
 
 from sqlalchemy import Engine, select
 
-from vpt_tracker.config import Settings, SmtpConfig
+from vpt_tracker.config import Settings, SmtpConfig, schedule_timezone
 from vpt_tracker.digest.build import Week, build_digest, mail_address, to_message
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
@@ -173,6 +173,14 @@ def send_digest(
     return SendResult(week.label, list(smtp.recipients), str(message["Subject"]), attempts)
 
 
+def _stored_week(label: str, zone: tzinfo) -> Week:
+    """The week of a `digests` row; a label that is none (edited by hand) names the table."""
+    try:
+        return Week.parse(label, zone)
+    except ValueError as exc:
+        raise UserError(f"digests table: {exc}") from None
+
+
 def send_due(
     settings: Settings,
     engine: Engine,
@@ -187,9 +195,8 @@ def send_due(
     after the others were tried, so that the job's log line says it failed.
     """
     now = now or datetime.now(UTC)
-    from vpt_tracker.digest.build import parse_week
-
-    last = parse_week("last", now)
+    zone = schedule_timezone(settings)
+    last = Week.of(now, zone).preceding()
     with transaction(engine) as session:
         known = session.scalars(select(DigestRow.week)).all()
         retry = session.scalars(
@@ -200,9 +207,8 @@ def send_due(
     # nothing else would ever send them.
     due: list[Week] = []
     if known:
-        year, number = max(known).split("-W")  # labels sort as weeks: "2026-W53" < "2027-W01"
-        week = Week(int(year), int(number))
-        while (week := Week.of(week.start + timedelta(days=7))).start <= last.start:
+        week = _stored_week(max(known), zone)  # labels sort as weeks: "2026-W53" < "2027-W01"
+        while (week := week.following()).start <= last.start:
             due.append(week)
     if len(due) > MAX_CATCH_UP:
         skipped, due = due[:-MAX_CATCH_UP], due[-MAX_CATCH_UP:]
@@ -214,7 +220,7 @@ def send_due(
     if last not in due:
         due.append(last)
     for label in sorted(retry):
-        week = parse_week(label, now)
+        week = _stored_week(label, zone)
         if week not in due:
             due.append(week)
     results: list[SendResult] = []
