@@ -541,3 +541,44 @@ def test_digests_sent_in_utc_weeks_stay_sent_when_the_weeks_follow_the_time_zone
         results = send_due(settings, engine, now=datetime(2026, 12, 6, 23, tzinfo=UTC))
     assert [r.week for r in results] == ["2026-W48", "2026-W49"]
     assert len(inbox.messages) == 2
+
+
+def test_a_send_killed_mid_delivery_is_sent_by_the_next_job(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL (the OOM killer, a host going down) cannot be caught: the killed send left its
+    week `built`, which the next job neither retried (only `failed` weeks) nor counted as
+    missed (it has a row), so that week's digest was never sent. The next job now sends it:
+    a kill after the server took the message sends the week twice, never not at all."""
+    seed_week(engine)
+    with socket.socket() as silent:  # accepts, then never greets: the send is mid-delivery
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        port = silent.getsockname()[1]
+        config = tmp_path / "vpt-tracker.toml"
+        config.write_text(
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
+            "recipients = ['a@example.org']\ntimeout = 60\n"
+        )
+        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
+        child = subprocess.Popen([sys.executable, "-c", AS_AT_A_TERMINAL, *command])
+        try:
+            connection, _ = silent.accept()
+            with connection:
+                child.send_signal(signal.SIGKILL)
+                child.wait(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+    assert child.returncode == -signal.SIGKILL
+    row = digest_row(engine)
+    assert row is not None and row.status == "built" and row.attempts == 0
+
+    # A week later the job sends the new week and the killed one.
+    with smtp_server() as (inbox, port):
+        results = send_due(settings_for(port), engine, now=NOW + timedelta(days=7))
+    assert sorted(r.week for r in results) == ["2026-W47", "2026-W48"]
+    assert len(inbox.messages) == 2
+    row = digest_row(engine)
+    assert row is not None and row.status == "sent" and row.attempts == 1
