@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, inspect, select, text
 
 from classify.store import store_catalogue
 from faults.helpers import NOW, RSS_DATE, Snapshot, crash_settings, import_crash_catalogue, snapshot
@@ -262,3 +262,94 @@ def test_a_second_train_of_the_same_catalogue_exits_75_while_the_first_runs(tmp_
     directory = tmp_path / "classifiers" / "vpt"
     CatalogueModel.load(directory)
     assert not list(directory.glob("*.tmp*"))
+
+
+MIGRATE_CHILD = Path(__file__).with_name("migrate_crash_child.py")
+
+
+def schema(engine: Engine) -> dict[str, list[str]]:
+    """Every table of the store with its columns, and the schema revision."""
+    inspector = inspect(engine)
+    tables = {
+        name: sorted(c["name"] for c in inspector.get_columns(name)) for name in inspector.get_table_names()
+    }
+    with engine.connect() as connection:
+        tables["revision"] = [
+            str(row[0]) for row in connection.execute(text("SELECT version_num FROM alembic_version"))
+        ]
+    return tables
+
+
+@pytest.mark.parametrize("tables", [1, 6, 12])  # 12: the table of migration 0005
+def test_sigkill_while_the_schema_is_made_then_any_command_makes_it(
+    db_url: str, tmp_path: Path, tables: int
+) -> None:
+    """On SQLite, Python's driver ran the migrations' CREATE TABLEs outside any transaction:
+    killed part-way (the first `init`, or the first command on a new database), the store
+    kept the tables made so far and no revision, and every command after that said
+    `Error: the database refused the command: table catalogues already exists`, for good.
+    The whole upgrade is now one transaction there too, as it was on PostgreSQL."""
+    child = subprocess.run(
+        [sys.executable, str(MIGRATE_CHILD), db_url, str(tables)],
+        env=child_env(),
+        capture_output=True,
+        timeout=180,
+    )
+    assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+    engine = make_engine(db_url)
+    try:
+        assert inspect(engine).get_table_names() == []  # nothing of the killed upgrade is left
+        result = CliRunner().invoke(
+            cli, ["--database", db_url, "init"], env={"VPT_DATA_DIR": str(tmp_path), "VPT_CONFIG": ""}
+        )
+        assert result.exit_code == 0, result.output
+        clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+        clean = make_engine(clean_url)
+        upgrade(clean)
+        assert schema(engine) == schema(clean)
+        clean.dispose()
+    finally:
+        engine.dispose()
+
+
+def test_two_commands_on_a_new_database_make_its_schema_one_after_the_other(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The first command on a new database makes its schema. Two at once (a service and a
+    cron job after a deployment) both made the same tables: on SQLite the second found the
+    first's tables already there (`Error: ... table catalogues already exists`, exit 2); on
+    PostgreSQL it waited for the first's commit and failed the same way. The second now waits
+    for the first, then finds the schema made."""
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    first = subprocess.Popen(
+        [sys.executable, str(MIGRATE_CHILD), db_url, "1", str(hold)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (hold / "ready").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = subprocess.Popen(
+            [sys.executable, str(MIGRATE_CHILD), db_url, "0", str(hold)],
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        while not (hold / "started").exists():
+            assert second.poll() is None and time.monotonic() < deadline, second.communicate()
+            time.sleep(0.05)
+        time.sleep(1.5)  # the second is at the schema now (it takes milliseconds to get there)
+        (hold / "go").touch()
+        out, err = second.communicate(timeout=120)
+    finally:
+        (hold / "go").touch()
+        first_out, first_err = first.communicate(timeout=120)
+    assert first.returncode == 0 and first_out.decode().strip() == "upgraded", first_err.decode()[-2000:]
+    assert second.returncode == 0 and out.decode().strip() == "upgraded", err.decode()[-2000:]
+    engine = make_engine(db_url)
+    assert len(schema(engine)["revision"]) == 1
+    engine.dispose()
