@@ -52,7 +52,6 @@ from sqlalchemy import Engine, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
-from vpt_tracker.files import temporary_file
 from vpt_tracker.models import Page, RawRecord
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CursorRow, PaperRow, SightingRow
@@ -1044,9 +1043,9 @@ class _IndexCache:
             _append_whole(journal, pickle.dumps((index.saved_state, state, changes), pickle.HIGHEST_PROTOCOL))
         else:
             index.freeze()
-            # A name of its own: a write that fails (a full disk) removes its file, and leaves
-            # no `.tmp` behind to fill the disk further.
-            temporary = temporary_file(base.parent, base.name)
+            # A fixed name (saves run under the pipeline lock), so that the next save replaces
+            # what a killed one left; a save that fails (a full disk) removes it at once.
+            temporary = base.with_suffix(".tmp")
             try:
                 saved = (_SNAPSHOT_FORMAT, url, state, index)
                 with temporary.open("wb") as stream:

@@ -108,3 +108,34 @@ def test_a_journal_record_cut_short_is_cut_off(tmp_path: Path) -> None:
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "27"  # EFBIG: the write was refused after 4,000 bytes
     assert journal.read_bytes() == b"x" * 1000
+
+
+SAVE_CHILD = """
+import logging, resource, signal, sys
+from pathlib import Path
+from vpt_tracker.dumps import read_dump
+from vpt_tracker.ingest import ingest_records, keep_index_between_runs, save_index
+from vpt_tracker.store import make_engine
+logging.basicConfig(level=logging.WARNING)
+engine = make_engine(sys.argv[1])
+keep_index_between_runs(Path(sys.argv[2]))
+ingest_records(engine, read_dump(Path(sys.argv[3])))  # committed
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))  # the snapshot is larger
+print(save_index(engine))
+"""
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_no_temporary_file(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """A rewrite of the snapshot that fails part-way (the kernel's file size limit stops it,
+    as a full disk would) removes its temporary file: it stayed, filling the disk further."""
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-c", SAVE_CHILD, db_url, str(cache), str(CORPUS[0])]
+    child = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "False"  # not saved, and said so in a warning
+    assert "could not save the identity index snapshot" in child.stderr
+    assert sorted(path.name for path in cache.iterdir()) == []
+    assert papers(engine) > 0
