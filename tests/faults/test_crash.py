@@ -353,3 +353,49 @@ def test_two_commands_on_a_new_database_make_its_schema_one_after_the_other(
     engine = make_engine(db_url)
     assert len(schema(engine)["revision"]) == 1
     engine.dispose()
+
+
+INGEST_CHILD = Path(__file__).with_name("ingest_crash_child.py")
+
+
+@pytest.mark.parametrize("commits", [5, 8])  # after the first batch, after the fourth
+def test_sigkill_of_ingest_jsonl_then_rerun_matches_a_clean_ingest(
+    engine: Engine, db_url: str, tmp_path: Path, commits: int
+) -> None:
+    """`ingest-jsonl` commits batch by batch: killed after some, the rerun stores the rest and
+    the store equals one ingest that was never killed. The killed run's row said `running`
+    for ever (in `runs` and beside every later run); the next command that takes the
+    pipeline lock now marks it failed, as a nightly run's."""
+    files = [str(path) for path in sorted((TESTS / "fixtures" / "corpus").glob("*.jsonl"))[:2]]
+    spec = {
+        "db_url": db_url,
+        "data_dir": str(tmp_path / "killed"),
+        "files": files,
+        "batch_size": 50,
+        "kill": commits,
+    }
+    child = subprocess.run(
+        [sys.executable, str(INGEST_CHILD), json.dumps(spec)],
+        env=child_env(),
+        capture_output=True,
+        timeout=180,
+    )
+    assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+    env = {"VPT_DATA_DIR": str(tmp_path / "killed"), "VPT_CONFIG": ""}
+    rerun = CliRunner().invoke(cli, ["--database", db_url, "ingest-jsonl", *files], env=env)
+    assert rerun.exit_code == 0, rerun.output
+
+    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+    env = {"VPT_DATA_DIR": str(tmp_path / "clean"), "VPT_CONFIG": ""}
+    assert CliRunner().invoke(cli, ["--database", clean_url, "ingest-jsonl", *files], env=env).exit_code == 0
+    clean = make_engine(clean_url)
+    expected = snapshot(clean)
+    clean.dispose()
+    after = snapshot(engine)
+    assert after.papers == expected.papers and after.counts() == expected.counts()
+    assert [s[:3] for s in after.sightings] == [s[:3] for s in expected.sightings]
+    with transaction(engine) as session:
+        runs = session.scalars(select(RunRow).order_by(RunRow.id)).all()
+        assert [(row.kind, row.outcome) for row in runs] == [("ingest", "failed"), ("ingest", "ok")]
+        assert runs[0].errors["run"] == "interrupted: the process died before finishing"
+        assert runs[0].finished_at is not None
