@@ -120,6 +120,67 @@ def test_a_misspelt_environment_variable_is_refused(tmp_path: Path, monkeypatch:
         load_settings(write(tmp_path / "c.toml", ""))
 
 
+def test_a_misspelt_top_level_environment_variable_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`VPT_DATABSE_URL` was ignored without a word, and every command used the default
+    database in place of the one it named; only a misspelt key inside a section was refused."""
+    monkeypatch.setenv("VPT_DATABSE_URL", "postgresql+psycopg://tracker@db/tracker")
+    with pytest.raises(ConfigError, match=r"^bad config: databse_url \(from VPT_DATABSE_URL\): unknown key$"):
+        load_settings(write(tmp_path / "c.toml", ""))
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "c.toml"), "stats"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    # The variables that are not config keys stay allowed: the config file's own, and the
+    # test suite's (README: VPT_TEST_POSTGRES_URL).
+    monkeypatch.delenv("VPT_DATABSE_URL")
+    monkeypatch.setenv("VPT_CONFIG", str(tmp_path / "c.toml"))
+    monkeypatch.setenv("VPT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
+    monkeypatch.setenv("VPT_DATA_DIR", str(tmp_path))
+    assert load_settings().data_dir == tmp_path
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows editors (Notepad) start a UTF-8 file with a byte-order mark, which tomllib
+    takes for text: the whole file was "not valid TOML: Invalid statement (at line 1,
+    column 1)". It is skipped, as the JSON-lines readers skip it."""
+    config = tmp_path / "c.toml"
+    config.write_bytes(b'\xef\xbb\xbfdata_dir = "' + str(tmp_path).encode() + b'"\n')
+    assert load_settings(config).data_dir == tmp_path
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_bytes(b'\xef\xbb\xbf[github]\ntoken = "ghp_from_a_bom_file"\n')
+    settings = load_settings(config, secrets_file=secrets)
+    assert settings.github.token is not None
+    assert settings.github.token.get_secret_value() == "ghp_from_a_bom_file"
+
+
+def test_an_interval_for_one_host_keeps_arxivs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`min_interval` and `host_groups` name hosts over the arXiv defaults, not instead of
+    them: setting OpenReview's interval silently gave arXiv the 1 s default (its terms ask
+    for 3 s across the API and RSS), and a group of one's own split the arXiv hosts."""
+    from vpt_tracker.http import HttpClient
+
+    config = write(
+        tmp_path / "c.toml",
+        '[http]\nmin_interval = { "api2.openreview.net" = 2.0 }\n'
+        'host_groups = { "openaccess.thecvf.com" = "cvf" }\n',
+    )
+    http = load_settings(config).http
+    client = HttpClient(http)
+    try:
+        assert client.min_interval("api2.openreview.net") == 2.0
+        assert client.min_interval("export.arxiv.org") == client.min_interval("rss.arxiv.org") == 3.0
+        assert client.host_group("rss.arxiv.org") == client.host_group("export.arxiv.org") == "arxiv"
+        assert client.host_group("openaccess.thecvf.com") == "cvf"
+        assert client.min_interval("openaccess.thecvf.com") == 1.0  # the default interval
+        # The same from the environment; and an interval is still the maintainer's to lower.
+        monkeypatch.setenv("VPT_HTTP__MIN_INTERVAL", '{"export.arxiv.org": 5.0}')
+        again = HttpClient(load_settings(write(tmp_path / "d.toml", "")).http)
+        assert again.min_interval("export.arxiv.org") == 5.0 and again.min_interval("arxiv.org") == 3.0
+        again.close()
+    finally:
+        client.close()
+
+
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path / "c.toml", "this is = = not toml"))
@@ -202,6 +263,20 @@ def test_a_config_file_without_read_permission_is_one_line(tmp_path: Path) -> No
         ("VPT_SMTP__PORT", "many", "bad config: smtp.port (from VPT_SMTP__PORT): Input should be"),
         ("vpt_smtp__port", "many", "bad config: smtp.port (from vpt_smtp__port): Input should be"),
         ("VPT_CATALOGUES", '[{"name": "x", "preset": "nope"}]', "catalogues.0.preset (from VPT_CATALOGUES)"),
+        # One item of a list: the message blamed the list ("Input should be a valid list")
+        # and named no variable, though the file's list was a good one.
+        (
+            "VPT_CATALOGUES__0__RECALL_TARGET",
+            "0.9",
+            "bad config: catalogues (from VPT_CATALOGUES__0__RECALL_TARGET): a list is set from the "
+            "environment whole, as JSON in VPT_CATALOGUES, not item by item",
+        ),
+        (
+            "VPT_SMTP__RECIPIENTS__0",
+            "ana@example.org",
+            "smtp.recipients (from VPT_SMTP__RECIPIENTS__0): a list is set from the environment whole, "
+            "as JSON in VPT_SMTP__RECIPIENTS, not item by item",
+        ),
     ],
 )
 def test_a_bad_environment_variable_is_one_line_naming_it(

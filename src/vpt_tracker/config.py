@@ -63,6 +63,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: arXiv asks for one request per 3 s across the API and RSS together: its hosts are one
+#: politeness budget ("arxiv").
+ARXIV_HOSTS = ("export.arxiv.org", "rss.arxiv.org", "arxiv.org")
+
+
 class HttpConfig(Section):
     contact: str = "vpt-tracker maintainers <vpt-tracker@example.org>"
     timeout: Timeout = 30.0
@@ -71,18 +76,23 @@ class HttpConfig(Section):
     backoff_cap: float = 120.0
     max_body_bytes: int = 64 * 1024 * 1024
     default_min_interval: float = 1.0
-    # arXiv asks for one request per 3 s across the API and RSS together.
-    min_interval: dict[str, float] = Field(
-        default_factory=lambda: {"export.arxiv.org": 3.0, "rss.arxiv.org": 3.0, "arxiv.org": 3.0}
-    )
-    # Hosts that share one politeness budget (the arXiv hosts are one service).
-    host_groups: dict[str, str] = Field(
-        default_factory=lambda: {
-            "export.arxiv.org": "arxiv",
-            "rss.arxiv.org": "arxiv",
-            "arxiv.org": "arxiv",
-        }
-    )
+    min_interval: dict[str, float] = Field(default_factory=dict, validate_default=True)
+    # Hosts that share one politeness budget.
+    host_groups: dict[str, str] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("min_interval")
+    @classmethod
+    def _over_arxiv_interval(cls, given: dict[str, float]) -> dict[str, float]:
+        """The given intervals over arXiv's 3 s, not instead of it: a maintainer who sets one
+        host's interval (`min_interval = { "api2.openreview.net" = 2.0 }`) did not mean to
+        drop arXiv's, which a whole-table replacement did silently (1 s to arXiv)."""
+        return {**dict.fromkeys(ARXIV_HOSTS, 3.0), **given}
+
+    @field_validator("host_groups")
+    @classmethod
+    def _over_arxiv_group(cls, given: dict[str, str]) -> dict[str, str]:
+        """The given groups over the arXiv hosts' shared group, as for `min_interval`."""
+        return {**dict.fromkeys(ARXIV_HOSTS, "arxiv"), **given}
 
 
 class ArxivApiConfig(Section):
@@ -317,7 +327,9 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
     try:
-        text = data.decode("utf-8")
+        # utf-8-sig: a leading byte-order mark (Notepad writes one) is skipped; tomllib took
+        # it for text, and the whole file was "not valid TOML" at line 1, column 1.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start} is invalid)") from None
     try:
@@ -362,6 +374,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise ConfigError(f"bad config: secrets_file: expected a path, not {secrets_path!r}")
         # The secrets file holds only secrets (github.token, smtp.password), kept out of the main file.
         data = _merge(data, _read_toml(Path(secrets_path), "secrets file"))
+    _refuse_unknown_variables()
     token = _FILE_DATA.set(data)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -370,14 +383,48 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         for error in exc.errors():
             key = ".".join(str(part) for part in error["loc"]) or "(top level)"
             variables = _env_variables(error["loc"])
-            origin = f" (from {', '.join(variables)})" if variables else ""
             message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            if not variables and error["type"] == "list_type" and (items := _item_variables(error["loc"])):
+                # VPT_CATALOGUES__0__NAME made the list a table: its error named no variable
+                # and blamed the list, which the file may well have given right.
+                variables = items
+                whole = "VPT_" + "__".join(str(part) for part in error["loc"]).upper()
+                message = f"a list is set from the environment whole, as JSON in {whole}, not item by item"
+            origin = f" (from {', '.join(variables)})" if variables else ""
             problems.append(f"{key}{origin}: {message}")
         raise ConfigError("bad config: " + "; ".join(problems)) from None
     except SettingsError as exc:
         raise ConfigError(_settings_error(exc)) from None
     finally:
         _FILE_DATA.reset(token)
+
+
+#: `VPT_*` variables that are not config keys: the config file's, and the test suite's.
+NOT_KEYS = (CONFIG_ENV,)
+NOT_KEYS_PREFIX = "VPT_TEST_"
+
+
+def _refuse_unknown_variables() -> None:
+    """A `VPT_*` variable that names no top-level key is a typo (`VPT_DATABSE_URL`).
+
+    pydantic-settings reads the variables of known keys only, so such a one was ignored and
+    every command used the default in its place (the default database, not the one named);
+    a misspelt key inside a section (`VPT_SMTP__HOTS`) is refused by the section itself.
+    """
+    fields = {name.upper() for name in Settings.model_fields}
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.upper().startswith("VPT_")
+        and name.upper() not in NOT_KEYS
+        and not name.upper().startswith(NOT_KEYS_PREFIX)
+        and name.upper().removeprefix("VPT_").split("__")[0] not in fields
+    )
+    if unknown:
+        raise ConfigError(
+            "bad config: "
+            + "; ".join(f"{name[4:].split('__')[0].lower()} (from {name}): unknown key" for name in unknown)
+        )
 
 
 def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
@@ -390,6 +437,14 @@ def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
         names.append(part)
     wanted = {"VPT_" + "__".join(names[:i]).upper() for i in range(1, len(names) + 1)}
     return sorted(name for name in os.environ if name.upper() in wanted)
+
+
+def _item_variables(loc: tuple[int | str, ...]) -> list[str]:
+    """The `VPT_*` variables set now below the list at `loc` (`VPT_SMTP__RECIPIENTS__0`)."""
+    if not all(isinstance(part, str) for part in loc):
+        return []
+    prefix = "VPT_" + "__".join(str(part) for part in loc).upper() + "__"
+    return sorted(name for name in os.environ if name.upper().startswith(prefix))
 
 
 def _settings_error(exc: SettingsError) -> str:

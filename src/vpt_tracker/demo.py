@@ -9,6 +9,8 @@ of the newest recorded arXiv RSS announcement, passed as the nightly run's windo
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,10 +103,22 @@ def _fresh(output_dir: Path) -> None:
     The folder may hold anything else (`--output-dir ~/work`): other `.diff` files and a
     `repos` folder of clones are a maintainer's, not the demo's.
     """
-    output_dir.mkdir(parents=True, exist_ok=True)
+    from vpt_tracker.errors import UserError
+
     names = ["demo.db", "demo.db-wal", "demo.db-shm", "digest.eml", "digest.html"]
-    for name in [*names, *(f"{preset}.diff" for preset in PRESETS)]:
-        (output_dir / name).unlink(missing_ok=True)
+    paths = [output_dir / name for name in [*names, *(f"{preset}.diff" for preset in PRESETS)]]
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        # A folder in a demo file's place is refused before any file is removed.
+        for path in paths:
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        for path in paths:
+            path.unlink(missing_ok=True)
+    except OSError as exc:  # under a file, a folder in a file's place: one line, not a traceback
+        raise UserError(
+            f"cannot use {output_dir} for the demo: {exc.filename}: {exc.strerror or exc}"
+        ) from None
 
 
 def _without_model(settings: Settings, echo: Echo) -> list[str]:

@@ -30,13 +30,27 @@ CONFERENCE_SOURCE = "conference-index"
 _CONFERENCE_NAME = re.compile(r"^([A-Za-z]+)[-_ ]?((?:19|20)\d{2})$")
 
 
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words ("null", "a number"), for messages: Python's type
+    names ("got NoneType", "got int") mean nothing to whoever wrote the file."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    kinds: tuple[tuple[type | tuple[type, ...], str], ...] = (
+        (str, "a string"),
+        ((int, float), "a number"),
+        (list, "an array"),
+        (dict, "an object"),
+    )
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+
+
 def _text(value: Any, where: str, name: str, *, required: bool = False) -> str:
     if value is None:
         if required:
             raise UserError(f"{where}: missing {name!r}")
         return ""
     if not isinstance(value, str):
-        raise UserError(f"{where}: {name!r} must be a string, not {type(value).__name__}")
+        raise UserError(f"{where}: {name!r} must be a string, not {json_kind(value)}")
     if required and not value.strip():
         raise UserError(f"{where}: {name!r} is empty")
     return value
@@ -73,7 +87,7 @@ def first_text(data: dict[str, Any], keys: Sequence[str]) -> str | None:
 def corpus_record(data: Any, where: str) -> RawRecord:
     """One corpus line as a record; `where` (file:line) names it in errors."""
     if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
     title = " ".join(_text(data.get("title"), where, "title", required=True).split())
     raw_id = _text(data.get("id"), where, "id")
     arxiv = normalize.arxiv_id(raw_id) if raw_id else None

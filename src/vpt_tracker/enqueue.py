@@ -66,6 +66,23 @@ class EnqueueStats:
     low_confidence: int = 0
     model: str = ""
 
+    def summary(self) -> str:
+        """The counts as one line for a person (`classify enqueue`, `run nightly|backfill`)."""
+        return (
+            f"scored {self.scored}, queued {self.queued} ({self.queued_by_rule} by rule, "
+            f"{self.excluded_by_rule} excluded by rule, {self.low_confidence} low-confidence, "
+            f"{self.listed_by_name} already listed by name)"
+        )
+
+    @classmethod
+    def total(cls, catalogue: str, rounds: Sequence[Mapping[str, Any]]) -> EnqueueStats:
+        """The counts of several rounds (a run's stored `counts`, one per backfill window) summed."""
+        total = cls(catalogue)
+        for name, value in vars(total).items():
+            if isinstance(value, int):
+                setattr(total, name, sum(int(r.get(name) or 0) for r in rounds))
+        return total
+
 
 @dataclass
 class PaperExplanation:
@@ -279,8 +296,10 @@ def training_set(
         .join(PaperRow, PaperRow.id == CandidateRow.paper_id)
         .where(CandidateRow.catalogue_id == catalogue.id)
     )
+    decided_titles: set[str] = set()
     for candidate, paper in session.execute(query):
         decided.add(paper.id)
+        decided_titles.add(paper.title_key)
         if candidate.status in POSITIVE_STATUSES:
             labels = (
                 candidate.final_labels if candidate.final_labels is not None else candidate.proposed_labels
@@ -293,7 +312,8 @@ def training_set(
             if candidate.reason and NOVEL_REASON in candidate.reason.lower():
                 novel_negative.append(paper_example(paper))
     _refuse_own_papers(catalogue_name, list(relevant.values()), extra_negatives)
-    known = set(relevant) | decided | listed
+    # Another record of a reviewed paper is that paper, not an unlabeled one (as for entries).
+    known = set(relevant) | decided | listed | _papers_titled(session, decided_titles)
     other_ids = [
         pid
         for pid in session.scalars(select(PaperRow.id).where(PaperRow.abstract != "").order_by(PaperRow.id))
@@ -453,14 +473,36 @@ def readme_examples(
 
 # ---- enqueue and explain -----------------------------------------------------------------
 def _known_papers(session: Session, catalogue: CatalogueRow) -> tuple[set[int], ListedNames]:
-    """Papers never to propose again: entries of the catalogue and every existing candidate;
-    and the entries no paper was found for that show only a name, to know theirs by."""
+    """Papers never to propose again: entries of the catalogue and every existing candidate,
+    each with every stored paper of its folded title; and the entries no paper was found for
+    that show only a name, to know theirs by.
+
+    A candidate's paper is known by its title as an entry's is (`_entry_papers`): ingest keeps
+    two records of one paper apart when their first authors fold differently (the preprint and
+    the CVF version), and a rejection made for one record proposed the other again.
+    """
     pairs = _entry_papers(session, catalogue)
     known = {paper.id for _entry, papers in pairs for paper in papers}
-    known.update(
-        session.scalars(select(CandidateRow.paper_id).where(CandidateRow.catalogue_id == catalogue.id))
+    decided = (
+        select(PaperRow.id, PaperRow.title_key)
+        .join(CandidateRow, CandidateRow.paper_id == PaperRow.id)
+        .where(CandidateRow.catalogue_id == catalogue.id)
     )
+    keys: set[str] = set()
+    for paper_id, key in session.execute(decided):
+        known.add(paper_id)
+        keys.add(key)
+    known |= _papers_titled(session, keys)
     return known, ListedNames.of(entry for entry, papers in pairs if not papers)
+
+
+def _papers_titled(session: Session, keys: Iterable[str]) -> set[int]:
+    """Every stored paper with one of these folded titles: the records of one paper that
+    ingest kept apart (first authors that fold differently) are one paper to a catalogue."""
+    found: set[int] = set()
+    for chunk in chunks(sorted({key for key in keys if key}), 500):
+        found.update(session.scalars(select(PaperRow.id).where(PaperRow.title_key.in_(chunk))))
+    return found
 
 
 def score_and_enqueue(
@@ -482,6 +524,7 @@ class _Target:
     version: str
     stats: EnqueueStats
     wanted: set[int] | None = None  # the papers to score for this catalogue; None: every one
+    queued_titles: set[str] = field(default_factory=set)  # folded titles queued by this run
 
 
 def score_and_enqueue_many(
@@ -589,6 +632,7 @@ def _scoring_rows(session: Session, ids: Sequence[int]) -> list[Any]:
     columns = (
         PaperRow.id,
         PaperRow.title,
+        PaperRow.title_key,
         PaperRow.abstract,
         PaperRow.comment,
         PaperRow.arxiv_id,
@@ -609,6 +653,9 @@ def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> 
     for paper, score in zip(papers, scores, strict=True):
         if paper.id in target.known or (target.wanted is not None and paper.id not in target.wanted):
             continue
+        if paper.title_key and paper.title_key in target.queued_titles:
+            stats.skipped_known += 1  # a second record of a paper this run queued: one review item
+            continue
         stats.scored += 1
         if score.rule and score.rule.startswith("exclude:"):
             stats.excluded_by_rule += 1
@@ -618,6 +665,8 @@ def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> 
             stats.listed_by_name += 1  # asked of queued papers only: a regex over the abstract
             continue
         stats.queued += 1
+        if paper.title_key:
+            target.queued_titles.add(paper.title_key)
         stats.queued_by_rule += bool(score.rule)
         stats.low_confidence += score.low_confidence
         yield {

@@ -27,7 +27,17 @@ from vpt_tracker.config import HttpConfig
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: 5xx that say the request itself is wrong, and would be answered so again.
+_PERMANENT_5XX = frozenset({501, 505, 506, 510})
+
+
+def is_transient(status: int) -> bool:
+    """A status worth asking again: 429, 408 (the server gave up waiting for us), 425, and
+    any 5xx but the permanent ones. Proxies and CDNs answer outside 500–504 (Cloudflare's
+    520–527 when the origin is down, 529 overloaded), and those were returned as final."""
+    return status in (408, 425, 429) or (500 <= status <= 599 and status not in _PERMANENT_5XX)
+
+
 # Timeouts, refused or reset connections, bodies cut short: worth another try. Other httpx
 # errors (an unsupported scheme, too many redirects) would fail the same way again.
 _RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
@@ -142,7 +152,7 @@ class HttpClient:
         *,
         conditional: bool = False,
     ) -> httpx.Response:
-        """GET with retries; returns the final response (any status but 429/5xx).
+        """GET with retries; returns the final response (any status `is_transient` does not retry).
 
         With `conditional=True`, the ETag / Last-Modified of the previous 200 for the same
         URL is sent back. An unchanged resource answers 304, and the client returns the body
@@ -150,7 +160,7 @@ class HttpClient:
         304 says only that the body has not changed since *this client* last read it, not
         that the caller stored it: a nightly run reads the same RSS feed for a refetch
         window, which skips it, and then for the current one, which must store it.
-        4xx other than 429 are returned for the caller to read
+        Other 4xx are returned for the caller to read
         (the arXiv API explains a bad query in a 400 body). Raises `HttpError` when the
         retries run out or the body exceeds `max_body_bytes`.
         """
@@ -185,7 +195,7 @@ class HttpClient:
                 self.request_log.append(RequestRecord(sent_at, "GET", full_url, None, group, str(exc)))
                 raise HttpError(f"GET {full_url} failed: {type(exc).__name__}: {exc}", url=full_url) from exc
             self.request_log.append(RequestRecord(sent_at, "GET", full_url, response.status_code, group))
-            if response.status_code in RETRY_STATUSES:
+            if is_transient(response.status_code):
                 if attempt == attempts:
                     raise HttpError(
                         f"GET {full_url} answered HTTP {response.status_code} after {attempts} attempts",

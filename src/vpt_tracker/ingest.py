@@ -133,6 +133,9 @@ class RecordKeys:
     venue_year: int | None = None
     # The initial of each author's given name, beside `author_keys` ("" where none is given).
     author_initials: tuple[str, ...] = ()
+    # A rejected, desk-rejected or withdrawn OpenReview submission: its forum id finds the
+    # paper that holds it, which then lets it go, and is never a paper's key again.
+    refused: bool = False
 
     @property
     def first_author(self) -> str:
@@ -146,8 +149,10 @@ def record_keys(record: RawRecord) -> RecordKeys:
             if url and "arxiv.org/" in url:
                 arxiv = normalize.arxiv_id(url)
                 break
+    if arxiv is None and normalize.is_arxiv_doi(record.doi):
+        arxiv = normalize.arxiv_id(record.doi)
     authors, initials = author_fields(record.authors)
-    series = venue_series(record.venue if record.decision != "rejected" else None)
+    series = venue_series(record_venue(record))
     year = record_year(record) or (record.published.year if record.published else None)
     return RecordKeys(
         arxiv_id=arxiv,
@@ -160,7 +165,19 @@ def record_keys(record: RawRecord) -> RecordKeys:
         venue_series=series,
         venue_year=year if series else None,
         author_initials=initials,
+        refused=record.decision in REFUSED,
     )
+
+
+# OpenReview decisions that end a submission: such a record is no venue sighting, whatever
+# venue it names, and its forum id is not the paper's: the paper comes back under another
+# forum id (its resubmission), which must find it (see `RecordKeys.refused`).
+REFUSED = frozenset({"rejected", "desk-rejected", "withdrawn"})
+
+
+def record_venue(record: RawRecord) -> str | None:
+    """The venue a record says the paper was published at: none for a refused submission."""
+    return None if record.decision in REFUSED else record.venue
 
 
 def record_year(record: RawRecord) -> int | None:
@@ -217,6 +234,7 @@ def author_fields(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...
     surnames: list[str] = []
     initials: list[str] = []
     for name in names[:AUTHOR_KEYS_KEPT]:
+        name = normalize.without_suffix(name)
         surname = normalize.author_key(name)
         if surname:
             given = name.split(",", 1)[1] if "," in name else " ".join(name.split()[:-1])
@@ -317,15 +335,21 @@ class _Known:
         # 300k papers loads several times faster.
         return (_known_from_fields, tuple(getattr(self, name) for name in _KNOWN_FIELDS))
 
-    def conflicts(self, keys: RecordKeys) -> bool:
-        """True when an exact key says the record is another paper."""
+    def conflicts(self, keys: RecordKeys, *, by_doi: bool = True) -> bool:
+        """True when an exact key says the record is another paper.
+
+        `by_doi=False` for a record placed by its arXiv id: the DOI an arXiv entry gives is
+        the authors' to change between versions (the conference's, then the journal's), and
+        the id is the entry's own.
+        """
         return (
             (self.arxiv_id is not None and keys.arxiv_id is not None and self.arxiv_id != keys.arxiv_id)
-            or (self.doi is not None and keys.doi is not None and self.doi != keys.doi)
+            or (by_doi and self.doi is not None and keys.doi is not None and self.doi != keys.doi)
             or (
                 self.openreview_id is not None
                 and keys.openreview_id is not None
                 and self.openreview_id != keys.openreview_id
+                and not keys.refused  # a refused submission's forum proves nothing
             )
             or (self.cvf_url is not None and keys.cvf_url is not None and self.cvf_url != keys.cvf_url)
         )
@@ -470,10 +494,19 @@ class IdentityIndex:
             for name in self._KEY_FIELDS
             if getattr(keys, name) is not None and getattr(keys, name) in self.by_key[name]
         }
+        if keys.refused and keys.openreview_id is not None:
+            held["openreview_id"] = None  # a refused submission's forum is no paper's key
         return replace(keys, **held) if held else keys
 
     def claim_keys(self, known: _Known, keys: RecordKeys) -> None:
-        """Give `known` the record's exact keys that it lacks and no other paper holds."""
+        """Give `known` the record's exact keys that it lacks and no other paper holds; a
+        refused submission takes its forum id back from the paper (see `RecordKeys.refused`)."""
+        if keys.refused and keys.openreview_id is not None:
+            if known.openreview_id == keys.openreview_id:
+                self.by_key["openreview_id"].pop(keys.openreview_id, None)
+                known.openreview_id = None
+                self.changed[id(known)] = known
+            keys = replace(keys, openreview_id=None)
         for name in self._KEY_FIELDS:
             value = getattr(keys, name)
             if value is not None and getattr(known, name) is None and value not in self.by_key[name]:
@@ -520,6 +553,10 @@ class IdentityIndex:
             if by_id is None:
                 by_id = {known.id: known for group in self.by_title.values() for known in group if known.id}
             known = by_id[cast(int, update.id)]  # journaled papers are stored ones: they have ids
+            if known.openreview_id is not None and update.openreview_id is None:  # let go (refused)
+                if self.by_key["openreview_id"].get(known.openreview_id) is known:
+                    del self.by_key["openreview_id"][known.openreview_id]
+                known.openreview_id = None
             for name in self._KEY_FIELDS:
                 value = getattr(update, name)
                 if value is not None and getattr(known, name) is None:
@@ -536,8 +573,9 @@ class IdentityIndex:
             value = getattr(keys, name)
             if value is not None:
                 hit = self.by_key[name].get(value)
-                # A key is proof unless another key of the record says it is another paper.
-                if hit is not None and not hit.conflicts(keys):
+                # A key is proof unless another key of the record says it is another paper
+                # (a DOI never overrules an arXiv id: see `_Known.conflicts`).
+                if hit is not None and not hit.conflicts(keys, by_doi=name != "arxiv_id"):
                     return hit
         return self._fuzzy(keys)
 
@@ -581,7 +619,7 @@ class IdentityIndex:
 
 
 def _new_paper_values(record: RawRecord, keys: RecordKeys, now: datetime) -> dict[str, Any]:
-    venue = record.venue if record.decision != "rejected" else None
+    venue = record_venue(record)
     if venue is None and (keys.arxiv_id or record.source.startswith("arxiv")):
         venue = "arXiv"
     year = record_year(record)
@@ -646,11 +684,14 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
         # The index decided which keys this paper may hold (no unique key is taken twice).
         if values.get(column) is None and getattr(known, column) is not None:
             put(column, getattr(known, column))
+    refused_forum = normalize.openreview_id(record.openreview_id) if record.decision in REFUSED else None
+    if refused_forum is not None and values.get("openreview_id") == refused_forum:
+        put("openreview_id", None)  # a refused submission takes its forum id back (`claim_keys`)
     if record.published and (values.get("published_at") is None or record.published < values["published_at"]):
         put("published_at", record.published)
 
     upgraded = False
-    venue = record.venue if record.decision != "rejected" else None
+    venue = record_venue(record)
     if venue and not normalize.is_preprint_venue(venue) and normalize.is_preprint_venue(values.get("venue")):
         put("previous_venue", values.get("venue") or ("arXiv" if values.get("arxiv_id") else None))
         put("venue", venue[:128])
@@ -1107,7 +1148,8 @@ class _IndexCache:
 
 
 _INDEX_CACHE = _IndexCache()
-_SNAPSHOT_FORMAT = 4  # 2: venue series and year; 3: title keys of migration 0004; 4: initials
+_SNAPSHOT_FORMAT = 6  # 2: venue series and year; 3: title keys of migration 0004; 4: initials;
+# 5: author keys with LaTeX letters folded (`normalize._LATEX_LETTERS`); 6: without "Jr.", "III"
 
 
 def discard_index(session: Session) -> None:

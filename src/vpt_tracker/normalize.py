@@ -19,6 +19,11 @@ _ARXIV_URL = re.compile(
 # A letter accent (\c, \v, \t, ...) is a command only when no letter follows: `\textbf` is not `\t`.
 _LATEX_ACCENTS = re.compile(r"\\(?:[`'^\"~=.]|[uvHckbdrt](?![a-zA-Z]))\s*\{?\s*([A-Za-z])(?:\s*\})?")
 _LATEX_DOTLESS = re.compile(r"\\([ij])(?![a-zA-Z])")  # \i, \j: the dotless i and j under accents
+# The letters LaTeX writes as commands (arXiv's RSS authors: "Andreas M{\\o}gelmose", "{\\L}ucas"),
+# in the spelling `_LATIN_LETTERS` gives their Unicode forms; dropped as commands, "Møgelmose"
+# folded to "m gelmose" and shared no surname with the same author written in Unicode.
+_LATEX_LETTERS = re.compile(r"\\(ss|aa|AA|ae|AE|oe|OE|o|O|l|L)(?![a-zA-Z])\s*")
+_LATEX_LETTER_SPELLING = {"aa": "a", "AA": "A"}
 _GREEK_NAMES = (
     "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
     "phi chi psi omega"
@@ -31,22 +36,37 @@ _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+# The DOI arXiv registers for each entry (`10.48550/arXiv.2203.05557`, on its abstract page).
+_ARXIV_DOI = re.compile(r"10\.48550/arxiv\.(\S+)", re.IGNORECASE)
+# The subject class of an old-style id ("math.GT/0309136") is not part of the id.
+_SUBJECT_CLASS = re.compile(r"^([a-z\-]+)\.[a-z]{2}/", re.IGNORECASE)
+
+
 def arxiv_id(value: str | None) -> str | None:
-    """The versionless arXiv id found in an id, an abs/pdf URL or an `arXiv:` string."""
+    """The versionless arXiv id found in an id, an abs/pdf URL, an `arXiv:` string or
+    arXiv's own DOI (`10.48550/arXiv.<id>`); an old-style id without its subject class."""
     if not value:
         return None
     text = value.strip()
     url = _ARXIV_URL.search(text)
     if url:
-        return url.group(1)
+        return _SUBJECT_CLASS.sub(r"\1/", url.group(1))
+    registered = _ARXIV_DOI.search(text)
+    if registered:
+        text = registered.group(1)
     text = re.sub(r"^(?:arxiv:|oai:arxiv\.org:)", "", text, flags=re.IGNORECASE)
     match = _ARXIV_NEW.search(text)
     if match:
         return match.group(1)
     old = _ARXIV_OLD.fullmatch(text)
     if old:
-        return old.group(1)
+        return _SUBJECT_CLASS.sub(r"\1/", old.group(1))
     return None
+
+
+def is_arxiv_doi(value: str | None) -> bool:
+    """True for arXiv's DOI of an entry (in any spelling): it names the arXiv id, not a DOI key."""
+    return bool(value and _ARXIV_DOI.search(value))
 
 
 def arxiv_version(value: str | None) -> int | None:
@@ -58,7 +78,8 @@ def arxiv_version(value: str | None) -> int | None:
 
 
 def doi(value: str | None) -> str | None:
-    """A lower-cased bare DOI (`10.x/y`), from a DOI, a `doi:` string or a doi.org URL.
+    """A lower-cased bare DOI (`10.x/y`), from a DOI, a `doi:` string or a doi.org URL;
+    None for arXiv's DOI of an entry (`10.48550/arXiv.…`), which `arxiv_id` reads.
 
     A field that holds several (arXiv's `10.1109/JSTARS.2024.3413003 10.1109/JSTARS...`,
     "10.1/a, 10.1/b") gives its first: a DOI holds no white space, and the whole field was
@@ -69,8 +90,8 @@ def doi(value: str | None) -> str | None:
     text = value.strip()
     text = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", "", text, flags=re.IGNORECASE)
     text = text.split(maxsplit=1)[0].rstrip(",;") if text else text
-    if not text.startswith("10.") or len(text) > DOI_MAX:
-        return None
+    if not text.startswith("10.") or len(text) > DOI_MAX or is_arxiv_doi(text):
+        return None  # arXiv's DOI of an entry is its arXiv id (`arxiv_id`), not a DOI key
     return text.lower()
 
 
@@ -83,6 +104,7 @@ def fold_text(text: str) -> str:
         # Most titles and names: nothing to fold but case and punctuation (a bulk load's hot path).
         return _NON_WORD.sub(" ", text.lower()).strip()
     text = _LATEX_DOTLESS.sub(r"\1", text)
+    text = _LATEX_LETTERS.sub(lambda m: _LATEX_LETTER_SPELLING.get(m.group(1), m.group(1)), text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
     text = _LATEX_GREEK.sub(lambda m: f" {m.group(1).lower()} ", text)
     text = _LATEX_COMMAND.sub(" ", text)
@@ -120,9 +142,28 @@ def title_key(title: str) -> str:
     return " ".join(fold_text(title).split())
 
 
+# A generational suffix ("Marcelo H. Ang Jr.", "Hal Daumé III", "Ang, Jr."): not a surname.
+_NAME_SUFFIX = re.compile(r"(?:,?\s+(?:jr|sr|ii|iii|iv)\.?)+$", re.IGNORECASE)
+_SUFFIX_ONLY = re.compile(r"(?:jr|sr|ii|iii|iv)\.?", re.IGNORECASE)
+
+
+def without_suffix(name: str) -> str:
+    """`name` without its generational suffix, in the spelling it came in ("Last, First" or
+    "First Last"): "Hal Daumé III" had the surname "iii", and "Marcelo H. Ang, Jr." the
+    surname "marcelohang" and the given name "Jr.", so the author matched no other spelling."""
+    name = " ".join(name.split())
+    if "," in name:
+        surname, _, given = name.partition(",")
+        given = given.strip()
+        if _SUFFIX_ONLY.fullmatch(given):  # "Marcelo H. Ang, Jr.": First Last, then the suffix
+            return _NAME_SUFFIX.sub("", surname).strip() or surname
+        return f"{_NAME_SUFFIX.sub('', surname).strip() or surname}, {given}"
+    return _NAME_SUFFIX.sub("", name).strip() or name
+
+
 def author_key(name: str) -> str:
-    """The folded surname of an author ("Last, First" or "First Last")."""
-    name = name.strip()
+    """The folded surname of an author ("Last, First" or "First Last"), without a suffix."""
+    name = without_suffix(name)
     if "," in name:
         surname = name.split(",", 1)[0]
     else:

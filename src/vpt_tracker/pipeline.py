@@ -262,8 +262,19 @@ def nightly_window(engine: Engine, now: datetime) -> Window:
     last_end = next((aware(end) for end, errors in rows if INTERRUPTED not in (errors or {})), None)
     start = last_end if last_end is not None and last_end < now else now - timedelta(days=1)
     if now - start > MAX_NIGHTLY_GAP:
-        log.warning("last nightly window ended %s; fetching only the last %s", start, MAX_NIGHTLY_GAP)
-        start = now - MAX_NIGHTLY_GAP
+        # No later nightly run fetches the days cut here: say which they are, as the command
+        # that fetches them (it said "the last 14 days, 0:00:00" and nothing of the gap).
+        cut = now - MAX_NIGHTLY_GAP
+        log.warning(
+            "the last nightly window ended %s, more than %d days ago: this run fetches from %s; "
+            "fetch the days before with `vpt-tracker run backfill --since %s --until %s`",
+            f"{start:%Y-%m-%d %H:%M} UTC",
+            MAX_NIGHTLY_GAP.days,
+            f"{cut:%Y-%m-%d %H:%M} UTC",
+            start.date().isoformat(),
+            cut.date().isoformat(),
+        )
+        start = cut
     return Window(start, now)
 
 

@@ -290,6 +290,30 @@ def test_update_entry_gives_a_row_without_a_venue_cell_one() -> None:
     assert (updated.venue, updated.year, updated.cells) == ("WACV", 2025, {**row.cells, "Venue": "WACV"})
 
 
+def test_update_entry_fills_an_empty_venue_and_year_cell() -> None:
+    # awesome-vpt's Related Surveys rows leave Venue and Year blank ("| [A Systematic Survey
+    # ..](..)      |       |      |    [Code](..) |"). Every upgrade of them failed with "no
+    # venue text to update", at each publish, and an accepted upgrade was never published.
+    old = read(VPT)
+    doc = parse(old)
+    row = next(e for e in doc.entries if e.title.startswith("A Systematic Survey of Prompt Engineering"))
+    assert (row.venue, row.year) == (None, None)
+    updated = doc.update_entry(row.index, venue="IJCV", year=2025)
+    # the blank cells keep their width where the text fits, as the table's other rows do
+    assert updated.raw == row.raw.replace(")      |       |      |", ")      | IJCV  | 2025 |", 1)
+    added, removed = added_lines(old, doc.render())
+    assert (removed, added) == ([row.raw], [updated.raw])
+    assert (updated.venue, updated.year, updated.paper_url) == ("IJCV", 2025, row.paper_url)
+
+
+def test_update_entry_fills_a_blank_venue_cell_of_a_table_without_a_year_column() -> None:
+    text = "## S\n| Title | Venue | Code |\n|---|---|---|\n| [P](https://arxiv.org/abs/2301.00001) |  | - |\n"
+    doc = parse(text)
+    updated = doc.update_entry(0, venue="CVPR", year=2025)
+    assert updated.raw == "| [P](https://arxiv.org/abs/2301.00001) | CVPR 2025 | - |\n"
+    assert (updated.venue, updated.year) == ("CVPR", 2025)
+
+
 def test_lint_reports_duplicates_unparsed_and_linkless() -> None:
     problems = lint(read(VPT))
     dupes = [p for p in problems if p.kind == "duplicate"]

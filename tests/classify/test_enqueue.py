@@ -325,3 +325,91 @@ def test_a_negative_that_is_the_catalogues_own_paper_is_refused(
             f"the --negatives-jsonl paper {negative.title!r} is a paper of catalogue 'vpt' (an entry "
             "or an accepted candidate): a paper cannot be both; remove it from the negatives"
         )
+
+
+def test_a_second_record_of_a_decided_paper_is_not_proposed_again(
+    engine: Engine, tmp_path: Path, prompt_papers: dict[str, dict[str, str]]
+) -> None:
+    """A rejection is final for the paper, not for one record of it. Ingest keeps two records
+    of one paper apart when their first authors fold differently (the arXiv preprint and the
+    CVF version, "Müller" and "Mueller"); entries list every record with their title, but a
+    candidate counted for its own record only, so the venue version of a rejected paper was
+    proposed again, and the second record of a pending one was a second review item."""
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
+    rpo = "Read-only Prompt Optimization for Vision-Language Few-shot Learning"  # not in the list
+    cocoop = "Conditional Prompt Learning for Vision-Language Models"  # not in the list either
+    prompt = next(t for t in prompt_papers if "prompt" in t and t not in (title_key(rpo), title_key(cocoop)))
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None and not {e.title_key for e in catalogue.entries} & {
+            title_key(rpo),
+            title_key(cocoop),
+        }
+        rows = {
+            (title, arxiv): PaperRow(
+                title=title,
+                title_key=title_key(title),
+                abstract=prompt_papers[title_key(title)]["abstract"],
+                arxiv_id=arxiv,
+            )
+            for title, arxiv in [(rpo, "2308.14960"), (cocoop, "2203.05557")]
+        }
+        session.add_all(rows.values())
+        session.flush()
+        session.add(
+            CandidateRow(
+                paper_id=rows[rpo, "2308.14960"].id, catalogue_id=catalogue.id, status="rejected", reason="x"
+            )
+        )
+        session.add(CandidateRow(paper_id=rows[cocoop, "2203.05557"].id, catalogue_id=catalogue.id))
+        other = prompt_papers[prompt]
+        twins = [
+            PaperRow(title=rpo, title_key=title_key(rpo), abstract=prompt_papers[title_key(rpo)]["abstract"]),
+            PaperRow(title=cocoop.upper(), title_key=title_key(cocoop), abstract="Conditional prompts."),
+            PaperRow(title=other["title"], title_key=prompt, abstract=other["abstract"]),  # new, twice
+            PaperRow(title=other["title"], title_key=prompt, abstract=other["abstract"]),
+        ]
+        session.add_all(twins)
+        session.flush()
+        ids = [row.id for row in twins]
+    rules = KeywordRules(include=["prompt"], exclude=[])  # queued by rule, whatever the model says
+    settings = Settings(
+        data_dir=tmp_path, catalogues=[CatalogueConfig(name="vpt", preset="awesome-vpt", rules=rules)]
+    )
+    stats = score_and_enqueue(engine, "vpt", ids, settings=settings)  # as the nightly run gives them
+    assert (stats.queued, stats.skipped_known) == (1, 3)
+    with transaction(engine) as session:
+        queued = session.scalars(select(CandidateRow).where(CandidateRow.paper_id.in_(ids))).all()
+        assert [c.paper_id for c in queued] == [ids[2]]  # the first record of the new paper only
+    assert score_and_enqueue(engine, "vpt", None, settings=settings).queued == 0  # `classify enqueue`
+
+
+def test_a_second_record_of_a_reviewed_paper_is_not_an_unlabeled_negative(
+    engine: Engine, prompt_papers: dict[str, dict[str, str]]
+) -> None:
+    """The records of a paper that ingest kept apart are one paper for training too, as they
+    are for an entry: the second record of an accepted paper was drawn as an unlabeled
+    negative, against its own positive."""
+    import_catalogue(engine, "vpt", VPT_README.read_text(encoding="utf-8"), preset="awesome-vpt")
+    rpo = "Read-only Prompt Optimization for Vision-Language Few-shot Learning"  # not in the list
+    cocoop = "Conditional Prompt Learning for Vision-Language Models"  # not in the list either
+    records = [(rpo, "2308.14960"), (rpo, None), (cocoop, None)]
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None
+        rows = [
+            PaperRow(
+                title=title,
+                title_key=title_key(title),
+                abstract=prompt_papers[title_key(title)]["abstract"],
+                arxiv_id=arxiv,
+            )
+            for title, arxiv in records
+        ]
+        session.add_all(rows)
+        session.flush()
+        session.add(CandidateRow(paper_id=rows[0].id, catalogue_id=catalogue.id, status="accepted"))
+    with transaction(engine) as session:
+        data, _ = training_set(session, "vpt")
+    assert [e.title for e in data.unlabeled] == [cocoop]
+    assert [e.title for e in data.relevant] == [rpo]

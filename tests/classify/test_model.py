@@ -287,6 +287,53 @@ def test_missing_or_broken_model_is_a_user_error(model: CatalogueModel, tmp_path
         CatalogueModel.load(tmp_path / "m")
 
 
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        (b"[]", "is not a JSON object"),
+        (b'"a model"', "is not a JSON object"),
+        (b"\xff\xfe{}", "is not UTF-8"),
+        (None, "has no table of library versions"),  # "versions" is not a table
+    ],
+)
+def test_a_card_that_is_not_a_model_card_says_retrain(
+    model: CatalogueModel, tmp_path: Path, card: bytes | None, message: str
+) -> None:
+    """A card that is valid JSON but no object, or not UTF-8, was an AttributeError or a
+    UnicodeDecodeError traceback from `score`, `explain`, `enqueue` and the nightly run."""
+    model.save(tmp_path / "m")
+    card_path = tmp_path / "m" / CARD_FILE
+    if card is None:
+        data = json.loads(card_path.read_text())
+        data["versions"] = "scikit-learn"
+        card = json.dumps(data).encode()
+    card_path.write_bytes(card)
+    with pytest.raises(UserError, match=rf"model card \S*model-card\.json {message}.*retrain"):
+        CatalogueModel.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("unreadable", [MODEL_FILE, CARD_FILE])
+def test_a_model_that_cannot_be_read_is_one_line(
+    model: CatalogueModel, tmp_path: Path, unreadable: str
+) -> None:
+    """A model or card file without read permission was a PermissionError traceback, exit 1."""
+    from unprivileged import run_cli
+
+    model.save(tmp_path / "awesome-vpt")
+    (tmp_path / "awesome-vpt" / unreadable).chmod(0)
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text('{"id": 1, "title": "Visual prompt tuning", "abstract": "Prompts."}\n')
+    result = run_cli(
+        "classify", "score", "--catalogue", "awesome-vpt", "--input", str(papers), "--output", "-",
+        env={"VPT_CLASSIFIERS_DIR": str(tmp_path), "VPT_DATA_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr == (
+        f"Error: cannot read {tmp_path / 'awesome-vpt' / unreadable}: Permission denied; retrain the model "
+        "or fix its permissions\n"
+    )
+
+
 @pytest.mark.parametrize("new_file", [MODEL_FILE, CARD_FILE])
 def test_a_model_beside_another_models_card_says_retrain(
     model: CatalogueModel, tmp_path: Path, new_file: str

@@ -40,6 +40,19 @@ def test_bad_rules_are_user_errors(rule: str) -> None:
         RuleSet(include=[rule])
 
 
+@pytest.mark.parametrize("kind", ["include", "exclude"])
+@pytest.mark.parametrize("rule", ["//", "/prompt|/", "/(visual )?prompts?|/", "/(visual)?/", r"/\s*/"])
+def test_a_regex_that_matches_the_empty_text_is_refused(kind: str, rule: str) -> None:
+    """A regex that matches the empty text matches every paper (a search finds it at the
+    start of any text): a stray `|` (`/prompt|/`) or an optional whole pattern queued every
+    paper of the night, or as an exclude silently dropped every one."""
+    with pytest.raises(UserError, match=rf"^bad {kind} rule .*: it matches every paper"):
+        RuleSet(**{kind: [rule]})
+    # A pattern that needs something of the text, even nothing but a position, stays allowed.
+    kept = RuleSet(**{kind: ["/prompt|prefix/", r"/(?=prompt)/", r"/\bvpt\b/", "/ /"]})
+    assert kept.match("visual prompts") is not None and kept.match("nothing") is None
+
+
 def test_a_rule_that_backtracks_exponentially_is_refused() -> None:
     """`/(\\w+\\s?)+$/` took 2.7 s on 24 letters and a "!", four times more for each two letters
     (the engine tries every way to split the letters between rounds): an abstract ending in a
@@ -76,6 +89,7 @@ def test_a_bad_rule_is_a_config_error_naming_its_key(tmp_path: Path) -> None:
         ("include", "/(/", "not a valid regular expression"),
         ("exclude", r"/(\w+\s?)+$/", "a repeated group holds a repeat"),
         ("include", " - ", "it has no letters or digits"),
+        ("include", "/prompt|/", "it matches every paper"),
     ]:
         rules = f'[[catalogues]]\nname = "vpt"\n[catalogues.rules]\n{kind} = ["ok", {json.dumps(rule)}]\n'
         config.write_text(sources + rules, encoding="utf-8")
@@ -119,7 +133,12 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
     for body, message in [
         ('{"title": "ok"}\n{not json\n', "papers.jsonl:2: not valid JSON"),
         ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing or empty 'title'"),
-        ("[1, 2]\n", "papers.jsonl:1: expected a JSON object"),
+        ("[1, 2]\n", "papers.jsonl:1: expected a JSON object, got an array$"),
+        # JSON's names for what a line holds, not Python's ("got NoneType", "got int")
+        ("null\n", "papers.jsonl:1: expected a JSON object, got null$"),
+        ("7\n", "papers.jsonl:1: expected a JSON object, got a number$"),
+        ('"a title"\n', "papers.jsonl:1: expected a JSON object, got a string$"),
+        ("true\n", "papers.jsonl:1: expected a JSON object, got true$"),
         ('[{"title": "a"},\n {"title": "b"}]\n', "papers.jsonl:1: .* not a JSON array"),
         (
             '{"title": "t", "abstract": 5}\n',

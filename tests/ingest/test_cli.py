@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from vpt_tracker.cli import main
 from vpt_tracker.dumps import read_conference_index
@@ -322,4 +323,33 @@ def test_ingest_and_enrich_wait_for_no_run(db_url: str) -> None:
     assert stats(db_url)["papers"] == 0
     code, _, err = run(db_url, "ingest-jsonl", str(CORPUS[0]))  # the run is over
     assert code == 0, err
+    engine.dispose()
+
+
+def test_a_load_that_fails_halfway_records_what_its_committed_batches_stored(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batches before a failure stay stored, and the run's counts say so (they were empty,
+    as if the failed load had stored nothing)."""
+    import vpt_tracker.ingest as ingest
+
+    real, calls = ingest._ingest, []
+
+    def fails_on_the_third_batch(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_ingest", fails_on_the_third_batch)
+    result = CliRunner().invoke(
+        main, ["--database", db_url, "ingest-jsonl", str(CORPUS[0]), "--batch-size", "5"]
+    )
+    assert isinstance(result.exception, RuntimeError)
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        run = session.scalars(select(RunRow).where(RunRow.kind == "ingest")).one()
+        papers = session.scalar(select(func.count()).select_from(PaperRow)) or 0
+        assert run.outcome == "failed" and "the database went away" in run.errors["jsonl"]
+        assert run.counts["jsonl"]["records"] == 10 and run.counts["jsonl"]["new_papers"] == papers > 0
     engine.dispose()

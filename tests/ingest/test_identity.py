@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from vpt_tracker import normalize
 from vpt_tracker.dumps import read_corpus_jsonl
 from vpt_tracker.ingest import IdentityIndex, RecordKeys, _Known, block_keys, record_keys
 from vpt_tracker.models import RawRecord
@@ -143,3 +144,36 @@ def test_the_stored_hash_is_the_records_payload_hash() -> None:
         stored, body, payload_hash = _stored_form(record)
         assert stored is record
         assert payload_hash == record.payload_hash and body == record.to_json()
+
+
+def test_every_spelling_of_an_arxiv_id_is_the_id() -> None:
+    # arXiv registers a DOI for each entry (shown on its abstract page), and lists link it:
+    # it named no arXiv id, and became a DOI key that a journal DOI of the paper "conflicted"
+    # with. An old-style id may carry its subject class ("math.GT/0309136"), which is not
+    # part of the id: the API answers "math/0309136", another key for the same paper.
+    spellings = {
+        "2203.05557": [
+            "2203.05557v3",
+            "arXiv:2203.05557",
+            "https://arxiv.org/abs/2203.05557v2",
+            "10.48550/arXiv.2203.05557",
+            "https://doi.org/10.48550/arXiv.2203.05557",
+            "doi:10.48550/ARXIV.2203.05557",
+        ],
+        "math/0309136": [
+            "math/0309136v1",
+            "math.GT/0309136",
+            "arXiv:math.GT/0309136v2",
+            "10.48550/arXiv.math/0309136",
+        ],
+        "hep-th/9901001": ["hep-th/9901001v2", "http://arxiv.org/abs/hep-th/9901001"],
+    }
+    for identifier, forms in spellings.items():
+        assert {form: normalize.arxiv_id(form) for form in forms} == dict.fromkeys(forms, identifier)
+    assert normalize.doi("https://doi.org/10.48550/arXiv.2203.05557") is None  # the arXiv id is the key
+    keys = record_keys(
+        RawRecord(
+            source="catalogue", source_id="1", title="T", doi="https://doi.org/10.48550/arXiv.2203.05557"
+        )
+    )
+    assert (keys.arxiv_id, keys.doi) == ("2203.05557", None)

@@ -16,9 +16,11 @@ from rapidfuzz import fuzz
 from sqlalchemy import Engine, select
 
 from vpt_tracker import normalize
+from vpt_tracker.config import OpenReviewVenue
 from vpt_tracker.dumps import read_conference_index, read_corpus_jsonl
-from vpt_tracker.ingest import ingest_records
+from vpt_tracker.ingest import author_fields, ingest_records
 from vpt_tracker.models import RawRecord
+from vpt_tracker.sources.openreview import note_record
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import PaperRow, SightingRow
 
@@ -148,6 +150,133 @@ def test_a_shared_doi_does_not_make_two_arxiv_papers_one(engine: Engine) -> None
     assert rows == {"2207.00001": volume_doi.lower(), "2207.00002": None}  # no DOI is held twice
 
 
+def test_one_arxiv_id_is_one_paper_whatever_dois_its_versions_give(engine: Engine) -> None:
+    # Authors change the DOI of an arXiv entry between versions (the conference's, then the
+    # journal extension's, or a typo fixed). The new version's DOI "conflicted" with the
+    # paper's, so it became a second paper with the same title and no arXiv id (its id was
+    # held): scored, queued and reviewed twice.
+    title = "Automated Test Generation for REST APIs: No Time to Rest Yet"
+    authors = ("Myeongsoo Kim", "Qi Xin", "Saurabh Sinha", "Alessandro Orso")
+    versions = [
+        RawRecord(
+            source="arxiv_api",
+            source_id=f"2204.08348v{version}",
+            title=title,
+            authors=authors,
+            arxiv_id="2204.08348",
+            arxiv_version=version,
+            doi=doi,
+            venue="arXiv",
+        )
+        for version, doi in [(1, "10.1145/3533767.3534401"), (3, "10.1109/ICST.2023.00001")]
+    ]
+    stats = ingest_records(engine, versions)
+    assert (stats.new_papers, stats.merged) == (1, 1)
+    with transaction(engine) as session:
+        (paper,) = session.scalars(select(PaperRow)).all()
+    assert (paper.arxiv_id, paper.doi) == ("2204.08348", "10.1145/3533767.3534401")  # its first DOI
+
+
+def _note(forum: str, title: str, venueid: str, venue: OpenReviewVenue, *, mdate: int = 1) -> RawRecord:
+    """An API v2 note (synthetic, in the documented shape) as the OpenReview source reads it."""
+    content = {
+        "title": {"value": title},
+        "authors": {"value": ["Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu"]},
+        "abstract": {"value": "We learn a lightweight network that conditions prompts on each image."},
+        "venueid": {"value": venueid},
+    }
+    note = {"id": forum, "forum": forum, "content": content, "cdate": 1_700_000_000_000, "tmdate": mdate}
+    record = note_record(note, venue)
+    assert record is not None
+    return record
+
+
+ICLR_ALL = OpenReviewVenue(venue_id="ICLR.cc/2025/Conference/-/Submission", name="ICLR", year=2025)
+NEURIPS = OpenReviewVenue(venue_id="NeurIPS.cc/2025/Conference", name="NeurIPS", year=2025)
+
+
+@pytest.mark.parametrize("fate", ["Rejected_Submission", "Withdrawn_Submission", "Desk_Rejected_Submission"])
+def test_a_paper_rejected_at_one_venue_is_upgraded_by_its_acceptance_at_another(
+    engine: Engine, fate: str
+) -> None:
+    # A rejected (or withdrawn) submission is resubmitted elsewhere under a new forum id. The
+    # rejected note gave the preprint its forum id, and two forum ids "proved" two papers: the
+    # accepted version became a second paper and the preprint stayed "arXiv".
+    title = "Conditional Prompt Learning for Vision-Language Models"
+    preprint = RawRecord(
+        source="arxiv_api",
+        source_id="2203.05557v1",
+        title=title,
+        authors=("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu"),
+        arxiv_id="2203.05557",
+        venue="arXiv",
+    )
+    rejected = _note("rejectedF1", title, f"ICLR.cc/2025/Conference/{fate}", ICLR_ALL)
+    accepted = _note("acceptedF1", title.replace(" for ", " of "), "NeurIPS.cc/2025/Conference", NEURIPS)
+    assert rejected.venue is None and accepted.venue == "NeurIPS"
+    stats = ingest_records(engine, [preprint, rejected, accepted])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (1, 2, 1)
+    # Later sightings of both notes (edited: new payloads) find the same paper.
+    again = [
+        _note("rejectedF1", title, f"ICLR.cc/2025/Conference/{fate}", ICLR_ALL, mdate=2),
+        _note("acceptedF1", title.replace(" for ", " of "), "NeurIPS.cc/2025/Conference", NEURIPS, mdate=2),
+    ]
+    stats = ingest_records(engine, again)
+    assert (stats.new_papers, stats.merged, stats.new_sightings) == (0, 2, 2)
+    with transaction(engine) as session:
+        (paper,) = session.scalars(select(PaperRow)).all()
+    assert (paper.venue, paper.year, paper.previous_venue) == ("NeurIPS", 2025, "arXiv")
+    assert (paper.arxiv_id, paper.openreview_id) == ("2203.05557", "acceptedF1")
+
+
+def test_a_submission_seen_under_review_and_then_rejected_releases_its_forum(engine: Engine) -> None:
+    # Under review, the submission's forum is a key (it is accepted under the same one), and
+    # the preprint took it. Once rejected, it is no key any more: it made the paper's accepted
+    # resubmission (another forum) a second paper again.
+    title = "Conditional Prompt Learning for Vision-Language Models"
+    preprint = RawRecord(
+        source="arxiv_api",
+        source_id="2203.05557v1",
+        title=title,
+        authors=("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu"),
+        arxiv_id="2203.05557",
+        venue="arXiv",
+    )
+    under_review = _note("reviewedF1", title, "ICLR.cc/2025/Conference/Submission", ICLR_ALL)
+    assert under_review.decision == "submitted"
+    stats = ingest_records(engine, [preprint, under_review])
+    assert (stats.new_papers, stats.merged) == (1, 1)
+    assert stored_keys(engine) == [("2203.05557", "reviewedF1", "arXiv")]
+    rejected = _note("reviewedF1", title, "ICLR.cc/2025/Conference/Rejected_Submission", ICLR_ALL, mdate=2)
+    stats = ingest_records(engine, [rejected])
+    assert (stats.new_papers, stats.merged) == (0, 1)
+    assert stored_keys(engine) == [("2203.05557", None, "arXiv")]
+    accepted = _note("acceptedF1", title.replace(" for ", " of "), "NeurIPS.cc/2025/Conference", NEURIPS)
+    again = _note(
+        "acceptedF1", title.replace(" for ", " of "), "NeurIPS.cc/2025/Conference", NEURIPS, mdate=2
+    )
+    stats = ingest_records(engine, [accepted, again])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 2, 1)
+    assert stored_keys(engine) == [("2203.05557", "acceptedF1", "NeurIPS")]
+
+
+def stored_keys(engine: Engine) -> list[tuple[str | None, str | None, str | None]]:
+    with transaction(engine) as session:
+        rows = session.scalars(select(PaperRow).order_by(PaperRow.id))
+        return [(row.arxiv_id, row.openreview_id, row.venue) for row in rows]
+
+
+def test_a_venue_given_with_a_rejection_upgrades_nothing(engine: Engine) -> None:
+    preprint = RawRecord(source="arxiv_api", source_id="2203.05557v1", title="CoCoOp", arxiv_id="2203.05557")
+    for fate in ("rejected", "withdrawn", "desk-rejected"):
+        refused = RawRecord(
+            source="x", source_id=fate, title="CoCoOp", venue="ICLR", year=2025, decision=fate
+        )
+        stats = ingest_records(engine, [preprint, refused])
+        assert stats.upgraded == 0
+    assert stored(engine) == [("CoCoOp", "arXiv", 2022)]
+
+
 def test_a_tiny_paper_does_not_upgrade_a_preprint_to_the_main_conference(engine: Engine) -> None:
     title = "Can Conformal Prediction Obtain Meaningful Safety Guarantees for ML Models?"
     (tiny,) = read_conference_index(NEAR / "ICLR2023.json")
@@ -244,6 +373,14 @@ def test_nul_characters_and_lone_surrogates_are_stored_cleaned(engine: Engine, b
         (("Łukasik", "Lukasik"), "lukasik"),
         (("Straße", "Strasse"), "strasse"),
         (("Cœur", "Coeur"), "coeur"),
+        # The LaTeX of these letters, as arXiv's RSS feeds write authors ("Andreas M{\\o}gelmose",
+        # "Antoine {\\L}ucas"): the command was dropped, and "Møgelmose" folded to "m gelmose".
+        ((r"M{\o}gelmose", "Møgelmose", "Mogelmose"), "mogelmose"),
+        ((r"{\L}ucas", "Łucas", "Lucas"), "lucas"),
+        ((r"Stra{\ss}e", r"Stra\ss e", "Straße"), "strasse"),
+        ((r"{\AA}str{\"o}m", r"\AA str\"om", "Åström"), "astrom"),
+        ((r"C{\oe}ur", "Cœur"), "coeur"),
+        ((r"{\AE}sop", "Æsop"), "aesop"),
     ],
 )
 def test_letters_fold_to_their_usual_spelling(spellings: tuple[str, ...], key: str) -> None:
@@ -258,6 +395,66 @@ def test_a_title_written_with_a_greek_symbol_form_is_the_latex_one(engine: Engin
     icml = RawRecord(source="openreview", source_id="1", title=f"ϵ-VAE: {title}", venue="ICML", year=2025)
     stats = ingest_records(engine, [preprint, icml])
     assert (stats.new_papers, stats.upgraded) == (1, 1)
+
+
+def test_an_author_written_in_latex_is_the_author_written_in_unicode(engine: Engine) -> None:
+    # arXiv's RSS feeds give authors in LaTeX, CVF and OpenReview in Unicode. "M{\\o}gelmose"
+    # had the surname "gelmose", which no other source's author list shares, so a venue
+    # sighting of the same title stayed a paper of its own.
+    title = "Learning to Find Missing Video Frames with Synthetic Data Augmentation"
+    preprint = RawRecord(
+        source="arxiv_rss",
+        source_id="2403.00196v1",
+        title=title,
+        authors=(r"Andreas M{\o}gelmose",),
+        arxiv_id="2403.00196",
+    )
+    venue = RawRecord(
+        source="y", source_id="1", title=title, authors=("Andreas Møgelmose",), venue="IV", year=2024
+    )
+    stats = ingest_records(engine, [preprint, venue])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("spellings", "surname", "initial"),
+    [
+        (
+            (
+                "Marcelo H. Ang Jr.",
+                "Marcelo H. Ang, Jr.",
+                "Marcelo H. Ang",
+                "Ang, Marcelo H.",
+                "Ang Jr., Marcelo H.",
+            ),
+            "ang",
+            "m",
+        ),
+        (("Hal Daumé III", "Hal Daume", "Daumé III, Hal"), "daume", "h"),
+        (("Kenneth A. Weber II", "Kenneth A. Weber"), "weber", "k"),
+    ],
+)
+def test_a_generational_suffix_is_not_the_surname(
+    spellings: tuple[str, ...], surname: str, initial: str
+) -> None:
+    # "Hal Daumé III" had the surname "iii" and "Marcelo H. Ang, Jr." the surname
+    # "marcelohang" and the initial "j": the same author, written with or without the suffix,
+    # shared nothing, and people with a suffix shared a surname.
+    for spelling in spellings:
+        assert author_fields([spelling]) == ((surname,), (initial,)), spelling
+
+
+def test_an_author_written_with_and_without_jr_is_one_author(engine: Engine) -> None:
+    title = (
+        "Reasoning and Learning a Perceptual Metric for Self-Training of Reflective Objects in "
+        "Bin-Picking with a Low-cost Camera"
+    )
+    preprint = RawRecord(source="jsonl", source_id="2503.20207", title=title, authors=("Marcelo H. Ang Jr.",))
+    venue = RawRecord(
+        source="y", source_id="1", title=title, authors=("Marcelo H. Ang",), venue="ICRA", year=2025
+    )
+    stats = ingest_records(engine, [preprint, venue])
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (1, 1, 1)
 
 
 NUMBERED = {  # real arXiv titles that differ only in a version number or a year

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -202,3 +203,67 @@ def test_frozen_blocks_resolve_exactly_as_live_ones() -> None:
         assert found_live is not None and found_frozen is not None
         assert found_live.id == found_frozen.id
     assert live.fuzzy_comparisons == frozen.fuzzy_comparisons
+
+
+def test_a_snapshot_of_an_older_folding_is_rebuilt(engine: Engine, snapshots: Path, loads: list[int]) -> None:
+    # A snapshot keeps each paper's author keys as the version that saved it folded them. The
+    # previous version folded "Andreas M{\o}gelmose" to the surname "gelmose" (format 4); used
+    # as it was, the Unicode spelling of the same author still shared no surname with it.
+    title = "Learning to Find Missing Video Frames with Synthetic Data Augmentation"
+    preprint = RawRecord(
+        source="arxiv_rss",
+        source_id="2403.00196v1",
+        title=title,
+        authors=(r"Andreas M{\o}gelmose",),
+        arxiv_id="2403.00196",
+    )
+    ingest(engine, [preprint], "1")
+    assert save_index(engine)
+    (snapshot,) = snapshots.glob("identity-index-*.pickle")
+    _format, url, state, index = pickle.loads(snapshot.read_bytes())
+    (known,) = [known for group in index.by_title.values() for known in group]
+    known.author_keys = ("gelmose",)  # what format 4 held for this author
+    snapshot.write_bytes(pickle.dumps((4, url, state, index)))
+    forget_indexes()
+    venue = RawRecord(
+        source="cvf", source_id="c", title=title, authors=("Andreas Møgelmose",), venue="IV", year=2024
+    )
+    stats = ingest(engine, [venue], "2")
+    assert len(loads) == 2  # the old snapshot was not used
+    assert (stats.new_papers, stats.merged) == (0, 1)
+
+
+def test_a_forum_id_let_go_is_let_go_in_the_journal_too(
+    engine: Engine, snapshots: Path, loads: list[int]
+) -> None:
+    # A rejected submission takes its forum id back from the paper (see test_identity_cases).
+    # The journal replayed only keys that were gained: the next process's index still gave the
+    # paper the forum id, and the paper's accepted resubmission became a second paper.
+    title = "Conditional Prompt Learning for Vision-Language Models"
+    authors = ("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu")
+
+    def note(forum: str, decision: str, venue: str | None = None, title: str = title) -> RawRecord:
+        return RawRecord(
+            source="openreview",
+            source_id=f"{forum}:{decision}",
+            title=title,
+            authors=authors,
+            openreview_id=forum,
+            decision=decision,
+            venue=venue,
+            year=2025 if venue else None,
+        )
+
+    preprint = RawRecord(
+        source="arxiv_api", source_id="2203.05557v1", title=title, authors=authors, arxiv_id="2203.05557"
+    )
+    ingest(engine, [preprint, note("reviewedF1", "submitted")], "1")
+    assert save_index(engine)
+    ingest(engine, [note("reviewedF1", "rejected")], "2")
+    assert save_index(engine)
+    assert len(list(snapshots.glob("identity-index-*.journal"))) == 1  # saved as a journal entry
+    forget_indexes()
+    accepted = note("acceptedF1", "accepted", "NeurIPS", title.replace(" for ", " of "))
+    stats = ingest(engine, [accepted], "3")
+    assert len(loads) == 1  # the snapshot and its journal were used
+    assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 1, 1)

@@ -22,6 +22,7 @@ from vpt_tracker.locks import exclusive
 from vpt_tracker.pipeline import DONE_KEY, recent_runs
 from vpt_tracker.replay import ReplayServer
 from vpt_tracker.store import transaction
+from vpt_tracker.store.migrate import upgrade
 from vpt_tracker.store.tables import CursorRow, DigestRow, RefetchWindowRow, RunRow
 
 
@@ -479,3 +480,42 @@ def recent_runs_of(db_url: str) -> list[RunRow]:
         return recent_runs(engine)
     finally:
         engine.dispose()
+
+
+def test_run_prints_each_catalogues_counts_as_a_sentence(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    """`run nightly` and `run backfill` printed a catalogue's counts as a Python dict (a list
+    of them for a backfill: `catalogue vpt: [{'catalogue': 'vpt', 'scored': 32, ...}]`);
+    they print the line `classify enqueue` prints, summed over a backfill's windows."""
+    from vpt_tracker.catalogue.service import import_catalogue
+    from vpt_tracker.demo import bundled_lists
+    from vpt_tracker.store import make_engine
+
+    readme = (bundled_lists() / "awesome-vpt.md").read_text(encoding="utf-8")
+    catalogue = '[[catalogues]]\nname = "vpt"\npreset = "awesome-vpt"\n'
+    catalogue += '[catalogues.rules]\ninclude = ["prompt"]\n'
+    backfill_store = make_engine(f"sqlite:///{tmp_path / 'backfill.db'}")
+    past = str(today_for_a_while() - timedelta(days=10))
+    outputs = []
+    try:
+        for store, url, command in [
+            (engine, db_url, ["run", "nightly"]),
+            (backfill_store, str(backfill_store.url), ["run", "backfill", "--since", past, "--until", past]),
+        ]:
+            upgrade(store)
+            import_catalogue(store, "vpt", readme, preset="awesome-vpt")
+            with ReplayServer() as server:
+                result = invoke(tmp_path, url, arxiv_api_config(server) + catalogue, *command)
+            assert result.exit_code == 0, result.output
+            with transaction(store) as session:
+                counts = session.scalars(select(RunRow.counts)).one()["catalogues"]["vpt"]
+            outputs.append((result.stdout, counts))
+    finally:
+        backfill_store.dispose()
+    (nightly_out, nightly), (backfill_out, [backfill]) = outputs
+    for stdout, stats in ((nightly_out, nightly), (backfill_out, backfill)):
+        assert stats["scored"] == 32 and stats["queued"] > 0
+        assert (
+            f"  catalogue vpt: scored 32, queued {stats['queued']} ({stats['queued_by_rule']} by rule, "
+            f"0 excluded by rule, {stats['low_confidence']} low-confidence, 0 already listed by name)\n"
+        ) in stdout
+        assert "{" not in stdout

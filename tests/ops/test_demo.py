@@ -133,3 +133,20 @@ def test_a_demo_in_a_folder_of_other_files_replaces_only_its_own(tmp_path: Path)
             assert len(session.scalars(select(RunRow)).all()) == 1  # a fresh database, not appended to
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-folder-named-digest.eml"])
+def test_an_output_dir_the_demo_cannot_use_is_one_line(tmp_path: Path, where: str) -> None:
+    """An --output-dir under a file, or a folder where a demo file goes, was a
+    NotADirectoryError or IsADirectoryError traceback, exit 1; the folder is left as it was."""
+    (tmp_path / "a-file").write_text("notes\n")
+    out = tmp_path / "a-file" / "demo" if where == "under-a-file" else tmp_path / "out"
+    if where != "under-a-file":
+        (out / "digest.eml").mkdir(parents=True)
+    done = run_demo(tmp_path, out)
+    assert done.returncode == 2 and done.stdout == "", done.stderr[-3000:]
+    reason = "Not a directory" if where == "under-a-file" else "Is a directory"
+    expected = rf"Error: cannot use {re.escape(str(out))} for the demo: \S+: {reason}\n"
+    assert re.fullmatch(expected, done.stderr), done.stderr
+    assert (tmp_path / "a-file").read_text() == "notes\n"
+    assert where == "under-a-file" or sorted(p.name for p in out.iterdir()) == ["digest.eml"]

@@ -497,3 +497,31 @@ def test_a_dead_cvf_paper_page_is_reported_in_the_health_and_the_other_papers_ar
     with transaction(engine) as session:
         stored = session.scalars(select(RunRow.health).where(RunRow.id == first.run_id)).one()
     assert stored["cvf"]["problems"] == health["problems"]
+
+
+def test_a_gap_longer_than_two_weeks_names_the_backfill_that_fetches_it(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a month off, the nightly run fetches the last 14 days only; the warning said
+    "fetching only the last 14 days, 0:00:00" and nothing of the days it left out, which no
+    later nightly run fetches. It now names them, as the `run backfill` that fetches them."""
+    from vpt_tracker.pipeline import nightly_window
+
+    with transaction(engine) as session:
+        session.add(
+            RunRow(
+                kind="nightly",
+                outcome="ok",
+                window_start=WED - timedelta(days=31),
+                window_end=WED - timedelta(days=30),
+            )
+        )
+    with caplog.at_level("WARNING", logger="vpt_tracker.pipeline"):
+        window = nightly_window(engine, WED)
+    assert window.start == WED - timedelta(days=14)
+    [message] = [r.getMessage() for r in caplog.records if r.name == "vpt_tracker.pipeline"]
+    assert message == (
+        "the last nightly window ended 2026-07-20 06:30 UTC, more than 14 days ago: this run fetches "
+        "from 2026-08-05 06:30 UTC; fetch the days before with "
+        "`vpt-tracker run backfill --since 2026-07-20 --until 2026-08-05`"
+    )

@@ -462,6 +462,25 @@ def accept_two(engine: Engine) -> tuple[int, int]:
     return new, upgrade
 
 
+def accept_synbol_twice_listed_paper(engine: Engine) -> tuple[str, int]:
+    """synbol's list, imported, and its twice-listed "Arxiv 2023" paper accepted at TMLR 2024
+    straight from a venue source: the list's text and the candidate's id."""
+    synbol = LISTS / "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
+    old = synbol.read_text(encoding="utf-8")
+    import_catalogue(engine, CATALOGUE, old, preset=None)
+    candidate = accept(
+        engine,
+        title="Towards a Unified View on Visual Parameter-Efficient Transfer Learning",
+        arxiv_id="2210.00788",
+        venue="TMLR",  # test data chosen by hand
+        year=2024,
+        labels=[],
+        relevance=0.9,
+        label_scores={},
+    )
+    return old, candidate
+
+
 def write_config(tmp_path: Path, github: FakeGithub, remote: Remote, **catalogue: Any) -> Path:
     entries = {"name": CATALOGUE, "preset": "awesome-vpt", "github_repo": f"{OWNER}/{REPO}"}
     entries["git_url"] = str(remote.bare)

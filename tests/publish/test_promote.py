@@ -28,6 +28,7 @@ from .conftest import (
     README_0624,
     accept,
     accept_iccv_vpt,
+    accept_synbol_twice_listed_paper,
     accept_two,
     import_list,
 )
@@ -203,25 +204,6 @@ def test_a_preprint_whose_venue_is_its_link_text_is_upgraded(engine: Engine) -> 
     assert text != old and text == old.replace(f"[[arXiv 2307]{link}", f"[[ICCV 2023]{link}")
 
 
-def accept_synbol_twice_listed_paper(engine: Engine) -> tuple[str, int]:
-    """synbol's list, imported, and its twice-listed "Arxiv 2023" paper accepted at TMLR 2024
-    straight from a venue source: the list's text and the candidate's id."""
-    synbol = README_0624.parent / "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
-    old = synbol.read_text(encoding="utf-8")
-    import_catalogue(engine, CATALOGUE, old, preset=None)
-    candidate = accept(
-        engine,
-        title="Towards a Unified View on Visual Parameter-Efficient Transfer Learning",
-        arxiv_id="2210.00788",
-        venue="TMLR",  # test data chosen by hand
-        year=2024,
-        labels=[],
-        relevance=0.9,
-        label_scores={},
-    )
-    return old, candidate
-
-
 def test_an_accepted_paper_listed_twice_is_upgraded_on_both_lines(engine: Engine) -> None:
     # synbol lists "Towards a Unified View on Visual Parameter-Efficient Transfer Learning"
     # twice (lines 432 and 693, both "Arxiv 2023"). Accepted at TMLR 2024, straight from a
@@ -291,6 +273,39 @@ def test_an_undone_upgrade_the_sources_made_stays_without_the_accept(engine: Eng
     update = next(c for c in changes if c.action == "updated")
     assert (update.venue, update.candidate_id) == ("ICML", None)
     assert "venue changed in the sources" in pull_body(CATALOGUE, changes)
+
+
+def test_a_listed_survey_with_blank_venue_cells_is_upgraded_and_undone(engine: Engine) -> None:
+    # awesome-vpt's Related Surveys rows leave Venue and Year blank. An accepted venue for
+    # one (IJCV 2025: hand-picked test data) was skipped at every publish with "no venue text
+    # to update", and the pull request never proposed it.
+    import_list(engine)
+    old = README_0624.read_text()
+    candidate = accept(
+        engine,
+        title="A Systematic Survey of Prompt Engineering on Vision-Language Foundation Models",
+        arxiv_id="2307.12980",
+        venue="IJCV",
+        year=2025,
+        labels=["survey"],
+        relevance=0.9,
+        label_scores={"survey": 0.9},
+    )  # straight from a venue source: no preprint upgrade on record, so undo reverts it
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    assert result.skipped == [] and [(c.action, c.candidate_id) for c in changes] == [("updated", candidate)]
+    row = next(e for e in parse(old).entries if e.arxiv_id == "2307.12980")
+    upgraded = row.raw.replace(")      |       |      |", ")      | IJCV  | 2025 |", 1)
+    assert text == old.replace(row.raw, upgraded)
+    assert check_render(old, text, changes) == []
+
+    with transaction(engine) as session:
+        session.get_one(CandidateRow, candidate).status = "pending"  # the reviewer pressed undo
+    with transaction(engine) as session:
+        assert len(promote(session, CATALOGUE).retracted) == 1
+        assert render_catalogue(session, CATALOGUE) == old
 
 
 def test_render_checks_refuse_lost_entries_and_warn_on_size() -> None:
@@ -392,6 +407,48 @@ def test_a_bullet_style_list_gets_a_two_line_entry_with_short_name_and_badge(eng
     assert (entry.short_name, entry.venue, entry.year) == ("CoCoOp", "CVPR", 2025)
     assert entry.badges == ["Image-Text"] and entry.code_url == "https://github.com/KaiyangZhou/CoOp"
     assert entry.raw.count("\n") == 2 and entry.raw.startswith("- `CoCoOp` **CoCoOp: Conditional")
+
+
+def test_an_added_preprint_follows_its_papers_new_venue_into_its_year_section(engine: Engine) -> None:
+    """An entry promoted as a preprint ("arXiv 2025", PR open) kept that venue after the sources
+    moved its paper to a venue: the pull request proposed a venue known to be stale, in the
+    year section of the preprint, and only a second pull request after the merge fixed it."""
+    path = README_0624.parent / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+    old = path.read_text(encoding="utf-8")
+    import_catalogue(engine, CATALOGUE, old, preset="generalizable-vlm")
+    candidate = accept(
+        engine,
+        title="CoCoOp: Conditional Prompt Learning for Vision-Language Models",
+        arxiv_id="2203.05557",
+        venue="arXiv",
+        year=2025,  # hand-picked: a preprint of an existing year section
+        labels=["image-text"],
+        relevance=0.95,
+        label_scores={"image-text": 0.9},
+    )
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+        session.get_one(CandidateRow, candidate).status = "published"  # its pull request is open
+    with transaction(engine) as session:  # the sources see it at a venue (as ingest records it)
+        paper = session.get_one(CandidateRow, candidate).paper
+        paper.previous_venue, paper.venue, paper.year = "arXiv", "CVPR", 2026
+        paper.venue_upgraded_at = datetime(2026, 11, 25, tzinfo=UTC)
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    entries = [e for e in parse(text).entries if e.arxiv_id == "2203.05557"]
+    assert [(e.venue, e.year, e.section_path[-1]) for e in entries] == [("CVPR", 2026, "Published in 2026")]
+    assert result.skipped == [] and text.count("2203.05557") == 1
+    assert [(c.action, c.venue, c.year, c.candidate_id) for c in changes] == [
+        ("added", "CVPR", 2026, candidate)
+    ]
+    assert check_render(old, text, changes) == []
+    with transaction(engine) as session:  # and it stays put
+        again = promote(session, CATALOGUE)
+        assert (again.added, again.retracted) == ([], [])
+        assert render_catalogue(session, CATALOGUE) == text
+        assert session.get_one(CandidateRow, candidate).status == "published"
 
 
 def test_a_new_entry_takes_its_short_name_from_the_abstract_when_the_title_has_none(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import os
+import re
+import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -15,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.cli import main
 from vpt_tracker.locks import exclusive
+from vpt_tracker.publish.publisher import Publisher
 from vpt_tracker.store import session_factory
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
 
@@ -510,6 +515,114 @@ def test_a_shortened_body_details_every_section(
     assert 0 < added.count("  - decision: accept by alice") < 181
 
 
+def test_an_entry_larger_than_the_body_is_shown_cut_not_dropped(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """A reviewer's reason has no length limit (notes pasted into the accept). One reason of
+    70000 characters made its entry larger than the whole body GitHub takes: the body was
+    headings over "… and 1 more, not detailed here", naming no paper at all."""
+    import_list(engine)
+    notes = " ".join(f"note{n}" for n in range(10000))  # 69 kB of the reviewer's notes
+    accept(
+        engine,
+        title=PLOT,
+        arxiv_id="2210.01253",
+        venue="ICLR",
+        year=2023,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88},
+        reason=notes,
+    )
+    accept_inpainting(engine, {"generative": 0.9})
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    body = github.pulls[0]["body"]
+    assert len(body) <= 65536 and "more, not detailed here" not in body
+    assert f"- **[{PLOT}](https://arxiv.org/abs/2210.01253)** (ICLR 2023)" in body
+    assert "- **[Visual Prompting via Image Inpainting](https://arxiv.org/abs/2209.00647)**" in body
+    reason = next(line for line in body.splitlines() if "note0" in line)
+    assert reason.startswith("  - decision: accept by alice on 2026-11-20 09:30 UTC: note0 note1 ")
+    assert reason.endswith("…") and len(reason) < 1200 and "note9999" not in body
+
+
+def test_an_open_pull_request_follows_a_preprint_to_its_venue(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """PLOT published as a preprint; while its pull request is open the sources see it at
+    ICLR 2023. The pull request kept proposing "arXiv 2022" until it was merged."""
+    import_list(engine)
+    candidate = accept(
+        engine,
+        title=PLOT,
+        arxiv_id="2210.01253",
+        venue="arXiv",
+        year=2022,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88},
+    )
+    assert cli("publish", CATALOGUE).exit_code == 0
+    first = remote.sha(BRANCH)
+    assert "(arXiv 2022)" in github.pulls[0]["body"]
+    with session_factory(engine)() as session, session.begin():  # as ingest records a venue sighting
+        paper = session.get_one(CandidateRow, candidate).paper
+        paper.previous_venue, paper.venue, paper.year = "arXiv", "ICLR", 2023
+        paper.venue_upgraded_at = paper.created_at
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "updated pull request #1" in result.output and len(github.pulls) == 1
+    added, removed = added_and_removed(remote)
+    assert removed == [] and [line for line in added if "2210.01253" in line] == [
+        f"| [{PLOT}](https://arxiv.org/abs/2210.01253) | ICLR | 2023 | - |"
+    ]
+    assert (
+        subprocess.run(
+            ["git", "merge-base", "--is-ancestor", cast(str, first), BRANCH], cwd=remote.bare
+        ).returncode
+        == 0
+    )
+    body = github.pulls[0]["body"]
+    assert "(ICLR 2023)" in body and "arXiv 2022" not in body
+    assert statuses(engine) == {candidate: "published"}
+
+
+def test_titles_and_reasons_mention_nobody_on_github(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    """GitHub notifies every user or team named `@name` in a pull request body or a commit
+    message, and a backslash does not stop it (github/cmark-gfm#389). A title from the
+    sources or a reviewer's reason naming someone pinged them from the bot's pull request."""
+    import_list(engine)
+    title = "Visual Prompts @ Scale, by @octocat and @github/security-lab"
+    accept(
+        engine,
+        title=title,
+        arxiv_id="2502.00007",
+        venue="CVPR",
+        year=2025,
+        labels=["learnable", "token"],
+        relevance=0.9,
+        label_scores={},
+        reason="as @yunbeizhang asked (ana@example.org)",
+    )
+    assert cli("publish", CATALOGUE).exit_code == 0
+    body = github.pulls[0]["body"]
+    message = subprocess.run(
+        ["git", "log", "-1", "--format=%B", BRANCH],
+        cwd=remote.bare,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    mention = re.compile(r"(?<![\w`/])@[A-Za-z0-9]")
+    assert mention.findall(body) == [] and mention.findall(message) == []
+    assert "@\u200boctocat" in body and "as @\u200byunbeizhang asked" in body and "@\u200boctocat" in message
+    assert "ana@example.org" in body  # an address mentions nobody: left as it is
+    assert title in remote.show(BRANCH)  # the list itself shows the title as it is
+
+
 def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
@@ -527,6 +640,70 @@ def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
         assert {e.state for e in entries} == {"imported"}
         plot = next(e for e in entries if e.arxiv_id == "2210.01253")
         assert plot.candidate_id is not None and plot.raw is not None
+
+
+def test_a_pull_request_merged_after_a_publish_stopped_before_recording_it_is_known_as_ours(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or a database gone) after the pull request was opened and before it was
+    recorded; the maintainer merges it before the next run. That run took our own merged
+    README for a maintainer's edit: it stopped with "changed upstream" (exit 1), and the
+    candidates stayed `accepted` for good although the list had their papers."""
+    import_list(engine)
+    ids = accept_two(engine)
+
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Publisher, "_mark_published", interrupted)
+        stopped = cli("publish", CATALOGUE)
+    assert stopped.exit_code == 130 and len(github.pulls) == 1
+    assert set(statuses(engine).values()) == {"accepted"}
+    remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # the maintainer merges it
+    github.pulls[0]["state"] = "closed"
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "took in upstream's merged README" in result.output and "nothing to publish" in result.output
+    assert statuses(engine) == dict.fromkeys(ids, "published")
+
+
+def test_a_renamed_branch_does_not_open_a_second_pull_request_beside_the_open_one(
+    tmp_path: Path,
+    db_url: str,
+    engine: Engine,
+    github: FakeGithub,
+    remote: Remote,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The maintainer sets another `branch` for the catalogue while our pull request from the
+    old one is open. Publish opened a second pull request proposing the same papers beside
+    it, and recorded the first as closed although it was open on GitHub."""
+    import_list(engine)
+    accept_two(engine)
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", TOKEN)
+
+    def publish(**catalogue: str) -> Result:
+        config = write_config(tmp_path, github, remote, **catalogue)
+        return CliRunner().invoke(main, ["--config", str(config), "--database", db_url, "publish", CATALOGUE])
+
+    assert publish().exit_code == 0
+    accept_inpainting(engine, {"generative": 0.9})
+    refused = publish(branch="bot/awesome-vpt")
+    assert refused.exit_code == 1, refused.output
+    assert f"pull request #1 from {BRANCH!r} is still open" in refused.output
+    assert len(github.pulls) == 1 and remote.sha("bot/awesome-vpt") is None
+    with session_factory(engine)() as session:
+        assert session.scalars(select(PullRequestRow.state)).all() == ["open"]
+
+    github.pulls[0]["state"] = "closed"  # the maintainer closes it, as the message says
+    moved = publish(branch="bot/awesome-vpt")
+    assert moved.exit_code == 0, moved.output
+    assert [(p["head"], p["state"]) for p in github.pulls] == [
+        (BRANCH, "closed"),
+        ("bot/awesome-vpt", "open"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -619,6 +796,38 @@ def test_work_copy_lives_under_the_data_dir_without_the_token(
     for path in (workdir / ".git").rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_a_git_process_killed_in_the_working_copy_does_not_block_the_next_publish(
+    cli: Cli, tmp_path: Path, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    # A git killed outright (SIGKILL, the OOM killer, a container stopped hard) leaves its
+    # index.lock behind; every later publish failed at `git checkout` with "Unable to create
+    # '.../index.lock': File exists" until someone deleted it by hand.
+    import_list(engine)
+    accept_two(engine)
+    assert cli("publish", CATALOGUE).exit_code == 0
+    workdir = tmp_path / "data" / "repos" / CATALOGUE
+    (workdir / "README.md").write_text("half written")
+    # `git commit -a` holds index.lock while its editor runs: killed there, it leaves the lock
+    env = {**os.environ, "GIT_EDITOR": "sleep 60 #", "GIT_AUTHOR_NAME": "x", "GIT_AUTHOR_EMAIL": "x@x"}
+    env.update(GIT_COMMITTER_NAME="x", GIT_COMMITTER_EMAIL="x@x")
+    git = subprocess.Popen(["git", "commit", "-a"], cwd=workdir, env=env, start_new_session=True)
+    lock = workdir / ".git" / "index.lock"
+    for _ in range(500):
+        if lock.exists():
+            break
+        time.sleep(0.01)
+    os.killpg(git.pid, signal.SIGKILL)
+    git.wait()
+    assert lock.exists()
+
+    third = accept_inpainting(engine, {"generative": 0.9})
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "updated pull request #1" in result.output and not lock.exists()
+    assert "Visual Prompting via Image Inpainting" in remote.show(BRANCH)
+    assert statuses(engine)[third] == "published"
 
 
 def test_missing_config_and_unknown_catalogue_are_one_line_errors(

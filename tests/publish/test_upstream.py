@@ -17,7 +17,15 @@ from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow
 
-from .conftest import CATALOGUE, PROMPT_ADAPTATION, README_0624, accept_iccv_vpt, accept_two, import_list
+from .conftest import (
+    CATALOGUE,
+    PROMPT_ADAPTATION,
+    README_0624,
+    accept_iccv_vpt,
+    accept_synbol_twice_listed_paper,
+    accept_two,
+    import_list,
+)
 
 ADAPTIVE_ARXIV = (
     "| [Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning]"
@@ -71,6 +79,34 @@ def test_upstream_venue_and_upstream_additions_win(engine: Engine) -> None:
     with session_factory(engine)() as session:
         plot = session.scalars(select(EntryRow).where(EntryRow.arxiv_id == "2210.01253")).one()
         assert plot.state == "imported" and plot.candidate_id is not None
+
+
+def test_both_lines_of_a_twice_listed_paper_keep_their_upgrade_after_an_upstream_edit(
+    engine: Engine,
+) -> None:
+    # synbol lists one paper twice ("Arxiv 2023" on both lines); an accepted TMLR 2024 upgrades
+    # both. Both rows were matched to the first line when upstream was taken in, so any edit
+    # of the maintainer's (here one blank line) left the second line "Arxiv 2023" again.
+    old, candidate = accept_synbol_twice_listed_paper(engine)
+    with transaction(engine) as session:
+        promote(session, CATALOGUE)
+    upstream = old.replace("\n", "\n\n", 1)
+    with transaction(engine) as session:
+        result = rebase_catalogue(session, CATALOGUE, upstream, "abc123")
+        promote(session, CATALOGUE)
+        text = render_catalogue(session, CATALOGUE)
+        changes = pending_changes(session, CATALOGUE)
+    line = "- **[2] Towards a Unified View on Visual Parameter-Efficient Transfer Learning,** {}.\n"
+    assert text == upstream.replace(line.format("Arxiv 2023"), line.format("TMLR 2024"))
+    assert len(result.kept_updated) == 2 and [c.candidate_id for c in changes] == [candidate, candidate]
+
+    # a maintainer who deletes the duplicate line leaves one line, upgraded
+    once = upstream.replace(line.format("Arxiv 2023"), "", 1)
+    with transaction(engine) as session:
+        result = rebase_catalogue(session, CATALOGUE, once, "def456")
+        text = render_catalogue(session, CATALOGUE)
+    assert len(result.kept_updated) == 1 and len(result.dropped) == 1
+    assert line.format("TMLR 2024") in text and line.format("Arxiv 2023") not in text
 
 
 def test_entries_upstream_removed_or_sections_it_dropped_are_reported(engine: Engine) -> None:

@@ -241,3 +241,22 @@ def test_a_fetch_that_stores_waits_for_no_pipeline_run(
         assert session.scalar(select(func.count()).select_from(CursorRow)) == 0
     after = _run(config, "arxiv_api", *window, database=db_url)
     assert after.exit_code == 0 and "stored 32 records" in after.output
+
+
+def test_papers_stored_without_abstracts_get_them_once_abstracts_are_on(
+    tmp_path: Path, replay: ReplayServer, engine: Engine, db_url: str
+) -> None:
+    # `fetch_abstracts = false` stored the listing with a finished cursor; turned on, the
+    # listing was "unchanged and already stored" and no paper ever got its abstract.
+    config = _config(tmp_path, replay)
+    off = tmp_path / "off.toml"
+    off.write_text(config.read_text() + "fetch_abstracts = false\n")
+    listed = _run(off, "cvf", database=db_url)
+    assert "stored 30 records from 1 pages (1 requests)" in listed.output, listed.output
+    on = _run(config, "cvf", database=db_url)
+    assert "stored 30 records from 2 pages (31 requests)" in on.output, on.output
+    with transaction(engine) as session:
+        abstracts = session.scalars(select(PaperRow.abstract)).all()
+    assert len(abstracts) == 30 and all(abstracts)
+    again = _run(off, "cvf", database=db_url)  # the pages hold all the listing does
+    assert "stored 0 records from 0 pages (1 requests)" in again.output, again.output

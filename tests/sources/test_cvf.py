@@ -281,3 +281,21 @@ def test_a_paper_whose_cvf_url_is_stored_with_an_abstract_costs_no_page(
     assert [r.path for r in replay.requests] == ["/CVPR2022"]
     assert [p.requests for p in pages] == [1, 0]
     assert sum(len(p.records) for p in pages) == 30
+
+
+def test_turning_abstracts_on_reads_the_pages_of_a_listing_stored_without_them(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # A listing stored with `fetch_abstracts` off left a finished cursor with the listing's
+    # fingerprint. Turned on, the same listing was "unchanged and already stored": its papers
+    # never got their abstracts (which the classifier and the review need).
+    (listed,) = _source(replay, make_client(), False).fetch(WINDOW, {})
+    replay.requests.clear()
+    pages = list(_source(replay, make_client(), True).fetch(WINDOW, {"CVPR2022": listed.cursor}))
+    assert len(replay.requests) == 1 + 30
+    assert sum(len(p.records) for p in pages) == 30
+    assert all(r.abstract for p in pages for r in p.records)
+    # A listing read with its pages holds everything a listing-only fetch would store.
+    replay.requests.clear()
+    assert list(_source(replay, make_client(), False).fetch(WINDOW, {"CVPR2022": pages[-1].cursor})) == []
+    assert [r.path for r in replay.requests] == ["/CVPR2022"]

@@ -66,6 +66,29 @@ def test_503_backs_off_exponentially(
     assert fake_time.sleeps == [1.0, 2.0, 4.0]
 
 
+@pytest.mark.parametrize("status", [408, 520, 522, 529])
+def test_transient_statuses_beyond_500_to_504_are_retried(
+    replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime, status: int
+) -> None:
+    """A request timeout, Cloudflare's origin-down answers (520–527) and 529 "overloaded" pass
+    as 503 does; they were returned as final, and the source failed for the night."""
+    replay.inject(Fault("status", match=FEED, status=status, times=2))
+    client = make_client(backoff_base=2.0)
+    assert client.get(replay.base_url + FEED).status_code == 200
+    assert [r.status for r in client.request_log] == [status, status, 200]
+    assert fake_time.sleeps == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("status", [404, 501, 505])
+def test_answers_that_would_repeat_are_returned_at_once(
+    replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime, status: int
+) -> None:
+    replay.inject(Fault("status", match=FEED, status=status, times=-1))
+    client = make_client()
+    assert client.get(replay.base_url + FEED).status_code == status
+    assert len(client.request_log) == 1 and fake_time.sleeps == []
+
+
 def test_persistent_503_gives_up_after_max_retries(replay: ReplayServer, make_client: MakeClient) -> None:
     replay.inject(Fault("status", match=FEED, status=503, times=-1))
     client = make_client(max_retries=2)

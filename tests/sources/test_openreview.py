@@ -187,3 +187,22 @@ def test_a_short_page_does_not_end_paging_while_the_count_says_more_remain(
     assert [q["offset"] for q in _note_queries(replay)] == ["0", "25", "55"]
     assert len({r.openreview_id for p in pages for r in p.records}) == 80
     assert [p.done for p in pages] == [False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "decision"),
+    [
+        ("Rejected", "rejected"),
+        ("Desk_Rejected", "desk-rejected"),
+        ("Desk_Rejection", "desk-rejected"),
+        ("Withdrawn", "withdrawn"),
+        ("Withdrawn_Submission", "withdrawn"),
+        ("Under_Review", "under_review"),
+    ],
+)
+def test_every_spelling_of_a_refusal_is_one_decision(suffix: str, decision: str) -> None:
+    # Venues spell their venue ids as they like ("TMLR/Rejected", "…/Desk_Rejected"). Only the
+    # spellings of ICLR's conference were known; "desk_rejected" was no refusal to ingestion,
+    # so the forum id of a refused submission stayed the paper's key (see ingest.REFUSED).
+    tmlr = OpenReviewVenue(venue_id="TMLR/-/Submission", name="TMLR", year=2024)
+    assert decision_for(f"TMLR/{suffix}", tmlr) == decision

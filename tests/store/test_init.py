@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
+from conftest import PG_URL, require_postgres
 from unprivileged import run_cli
 from vpt_tracker.cli import main
 from vpt_tracker.store import make_engine
@@ -125,3 +130,60 @@ def test_a_read_only_database_is_one_line_and_left_unchanged(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr == "Error: the database refused the command: attempt to write a readonly database\n"
     assert database.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [["init"], ["runs"]])
+def test_a_database_from_a_newer_version_is_one_line_and_left_alone(db_url: str, command: list[str]) -> None:
+    """A database that a newer vpt-tracker migrated (a downgrade, or an old copy installed
+    beside a new one) was an alembic `CommandError` traceback, exit 1, from every command."""
+    assert CliRunner().invoke(main, ["--database", db_url, "init"]).exit_code == 0
+    engine = make_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    result = CliRunner().invoke(main, ["--database", db_url, *command])
+    message = one_line_error(result)
+    assert "schema revision 0099_from_the_future" in message and "newer" in message, message
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == (
+            "0099_from_the_future"
+        )
+    engine.dispose()
+
+
+@pytest.fixture
+def restricted_role() -> Iterator[tuple[str, str]]:
+    """(a PostgreSQL URL of a role that may use but not create in its schema, that schema's
+    admin URL): what PostgreSQL 15 gives an ordinary user in `public`, or a read-only role."""
+    require_postgres()
+    suffix = uuid.uuid4().hex[:12]
+    role, schema = f"vpt_ro_{suffix}", f"t_ro_{suffix}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        connection.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+    url = make_url(PG_URL)
+    options = f"?options=-csearch_path%3D{schema}"
+    try:
+        yield (
+            url.set(username=role, password=None).render_as_string(hide_password=False) + options,
+            PG_URL + options,
+        )
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
+
+
+def test_a_postgresql_role_without_the_rights_is_one_line(restricted_role: tuple[str, str]) -> None:
+    """A role that may not create tables (`init`), or not read them (any command), was a
+    ProgrammingError traceback, exit 1; a read-only SQLite file was one line already."""
+    url, admin_url = restricted_role
+    message = one_line_error(CliRunner().invoke(main, ["--database", url, "init"]))
+    assert re.fullmatch(
+        r"Error: the database refused the command: permission denied for schema t_ro_\w+\n", message
+    ), message
+    assert CliRunner().invoke(main, ["--database", admin_url, "init"]).exit_code == 0
+    message = one_line_error(CliRunner().invoke(main, ["--database", url, "stats"]))
+    assert message == "Error: the database refused the command: permission denied for table alembic_version\n"

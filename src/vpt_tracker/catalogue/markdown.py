@@ -685,6 +685,8 @@ class Document:
             spans["venue"] = spans["year"] = spans["link_venue"]
         if venue is not None and year is None and spans.get("year") == spans.get("venue"):
             year = entry.year  # one text holds both: keep the year it showed
+        if entry.kind == "table-row":
+            self._blank_cells_to_fill(raw, spans)
         if venue is not None and "venue" not in spans and "year" in spans and self._lacks_venue_cell(entry):
             # "| [OT-VP](..) | 2025 | ..." gets its missing cell: "| WACV | 2025 |"
             a, b = spans["year"]
@@ -719,9 +721,29 @@ class Document:
                 lead = old[: len(old) - len(old.lstrip())]
                 trail = old[len(old.rstrip()) :]
                 core = old.strip()
-                text = lead + text + trail if core else f" {text} "
+                text = lead + text + trail if core else f" {text} ".ljust(len(old))
             raw = raw[:a] + text + raw[b:]
         return self._replace_raw(entry, raw)
+
+    @staticmethod
+    def _blank_cells_to_fill(raw: str, spans: dict[str, tuple[int, int]]) -> None:
+        """A blank Venue or Year cell is the text an upgrade fills: awesome-vpt's surveys are
+        "| [A Systematic Survey ..](..)      |       |      | [Code](..) |", and every upgrade
+        of them failed with "no venue text to update". A Venue cell of a table without a Year
+        column takes both ("CVPR 2025"), as its filled cells do."""
+
+        def blank(key: str) -> tuple[int, int] | None:
+            span = spans.get(key)
+            return span if span is not None and not raw[span[0] : span[1]].strip() else None
+
+        venue = next((blank(f"cell:{key}") for key in _VENUE_HEADERS if blank(f"cell:{key}")), None)
+        if "venue" not in spans and venue is not None:
+            spans["venue"] = venue
+            if "cell:year" not in spans:
+                spans["year"] = venue
+        year = blank("cell:year")
+        if "year" not in spans and year is not None:
+            spans["year"] = year
 
     def _replace_raw(self, entry: ParsedEntry, raw: str) -> ParsedEntry:
         first = entry.line - 1

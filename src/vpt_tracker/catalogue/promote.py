@@ -137,6 +137,7 @@ def promote(session: Session, catalogue_name: str) -> Promotion:
     result = Promotion()
 
     _retract_stale(session, catalogue, result)
+    _follow_venues(session, catalogue, preset, result)
     candidates = session.scalars(
         select(CandidateRow)
         .where(
@@ -204,6 +205,38 @@ def _retract_stale(session: Session, catalogue: CatalogueRow, result: Promotion)
     session.flush()
 
 
+def _follow_venues(
+    session: Session, catalogue: CatalogueRow, preset: Preset | None, result: Promotion
+) -> None:
+    """An added entry shows its paper's venue as it is now, in the section that venue's year
+    gives: a paper promoted as a preprint ("arXiv 2025") and moved to a venue by the sources
+    while its pull request was open kept the preprint venue, so the pull request proposed a
+    venue known to be stale (and, in a list of year sections, the wrong section) until a
+    second pull request after the merge upgraded it.
+
+    The entry is written again, as promotion writes it, and the old one goes only once the
+    new one is placed; a published candidate stays published (its pull request is updated).
+    """
+    for entry in list(catalogue.entries):
+        if entry.state != "added" or entry.candidate_id is None:
+            continue
+        candidate = session.get(CandidateRow, entry.candidate_id)
+        if candidate is None:
+            continue
+        venue, year = _entry_venue(candidate.paper)
+        if (venue, year) == (entry.venue, entry.year) or is_preprint_venue(venue):
+            continue
+        try:
+            _promote_new(session, catalogue, preset, candidate, candidate.paper, result)
+        except UserError as exc:
+            log.warning("entry %s keeps the venue %s: %s", entry.id, entry.venue, exc)
+            continue
+        result.retracted.append(entry.id)
+        catalogue.entries.remove(entry)
+        session.delete(entry)
+        session.flush()
+
+
 def _promote_upgrade(
     session: Session, candidate: CandidateRow, paper: PaperRow, entry: EntryRow, result: Promotion
 ) -> None:
@@ -262,10 +295,8 @@ def _new_entry(
     catalogue: CatalogueRow, preset: Preset | None, paper: PaperRow, labels: list[str]
 ) -> tuple[NewEntry, list[str]]:
     """The entry a paper gets with these labels, written in the list's style, and its section."""
-    venue, year = split_venue(paper.venue, paper.year)
+    venue, year = _entry_venue(paper)
     preset, section = _placement(catalogue, preset, labels, year)
-    if venue is None:
-        venue = "arXiv" if paper.arxiv_id else None
     new = preset.entry_for(
         paper.title,
         venue,
@@ -276,6 +307,12 @@ def _new_entry(
         short_name(paper.title, paper.abstract),
     )
     return new, section
+
+
+def _entry_venue(paper: PaperRow) -> tuple[str | None, int | None]:
+    """The venue and year a new entry of `paper` shows ("arXiv" for a preprint with an id)."""
+    venue, year = split_venue(paper.venue, paper.year)
+    return venue or ("arXiv" if paper.arxiv_id else None), year
 
 
 def _placement(

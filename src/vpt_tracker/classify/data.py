@@ -18,7 +18,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from vpt_tracker.dumps import first_text, iter_jsonl
+from vpt_tracker.dumps import first_text, iter_jsonl, json_kind
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY
 from vpt_tracker.normalize import arxiv_id, title_key
@@ -137,7 +137,7 @@ class TrainingSet:
 def example_from_json(data: dict[str, Any], where: str) -> Example:
     """An `Example` from a `papers.jsonl` line (the corpus format: `summary` for the abstract)."""
     if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         raise UserError(f"{where}: missing or empty 'title'")

@@ -714,17 +714,25 @@ class CatalogueModel:
         model_path, card_path = directory / MODEL_FILE, directory / CARD_FILE
         if not model_path.is_file() or not card_path.is_file():
             raise UserError(f"no trained model in {directory}; run `vpt-tracker classify train` first")
+        # Every way a card is not a card is "retrain", in one line: a card that was JSON but no
+        # object, not UTF-8, or not readable was a traceback from every command that scores.
         try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
+            card = json.loads(_read_model_file(card_path).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"model card {card_path} is not UTF-8 text; retrain the model") from None
         except json.JSONDecodeError as exc:
             raise UserError(
                 f"model card {card_path} is not valid JSON ({exc.msg}); retrain the model"
             ) from None
+        if not isinstance(card, dict):
+            raise UserError(f"model card {card_path} is not a JSON object; retrain the model")
+        if not isinstance(card.get("versions", {}), dict):
+            raise UserError(f"model card {card_path} has no table of library versions; retrain the model")
         retrain = (
             f"retrain with `vpt-tracker classify train {card.get('name', 'NAME')}` "
             "(or `make models` for the shipped defaults)"
         )
-        data = model_path.read_bytes()
+        data = _read_model_file(model_path)
         recorded = card.get(MODEL_HASH_KEY)
         if recorded != hashlib.sha256(data).hexdigest():
             why = "records no model_sha256" if recorded is None else "records another model_sha256"
@@ -755,6 +763,16 @@ class CatalogueModel:
             exclusive=payload.get("exclusive", ()),
             required=payload.get("required", ()),
         )
+
+
+def _read_model_file(path: Path) -> bytes:
+    """The bytes of a model or card file; a UserError when they cannot be read (no permission)."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(
+            f"cannot read {path}: {exc.strerror or exc}; retrain the model or fix its permissions"
+        ) from None
 
 
 def model_directory(directory: Path) -> Path:

@@ -2,7 +2,8 @@ r"""Keyword rules: a maintainer's fix for a blind spot of the model, without ret
 
 A rule is a plain term (matched as whole words on the folded text, so `visual prompt`
 matches "Visual-Prompt" and "visual  prompts" does not) or a `/regex/` (Python syntax,
-case-insensitive, on the raw title + abstract + comment). `exclude` wins over `include`:
+case-insensitive, on the raw title + abstract + comment; one that matches the empty text
+would match every paper, and is refused). `exclude` wins over `include`:
 a maintainer who excludes "text-to-image" wants those papers gone even when they also
 mention an included term.
 
@@ -49,6 +50,13 @@ def _compile(rule: str, kind: str) -> _Compiled:
             raise UserError(f"bad {kind} rule {rule!r}: not a valid regular expression ({exc})") from None
         if backtracks_exponentially(text[1:-1]):
             raise UserError(f"bad {kind} rule {rule!r}: {EXPONENTIAL}")
+        if pattern.search("") is not None:
+            # A search finds such a pattern at the start of any text: a stray `|` or an
+            # optional whole pattern queued (or, as an exclude, dropped) every paper.
+            raise UserError(
+                f"bad {kind} rule {rule!r}: it matches every paper (it matches the empty text); "
+                "check for a stray `|` or a pattern that is optional as a whole"
+            )
         return _Compiled(rule, pattern, on_raw=True)
     folded = fold_text(text)
     if not folded:

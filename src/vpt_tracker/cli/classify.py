@@ -387,11 +387,7 @@ def enqueue_command(app: AppContext, name: str) -> None:
     # the second dies on the (paper, catalogue) key, losing its whole transaction.
     with exclusive(engine, "pipeline"):
         stats = score_and_enqueue(engine, name, None, settings=app.settings)
-    click.echo(
-        f"{name}: scored {stats.scored}, queued {stats.queued} ({stats.queued_by_rule} by rule, "
-        f"{stats.excluded_by_rule} excluded by rule, "
-        f"{stats.low_confidence} low-confidence, {stats.listed_by_name} already listed by name)"
-    )
+    click.echo(f"{name}: {stats.summary()}")
 
 
 def register(main: click.Group) -> None:

@@ -15,7 +15,7 @@ from typing import IO, Any, TypeVar
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vpt_tracker import logs
 from vpt_tracker.config import ConfigError, Settings, default_database_url, load_settings
@@ -101,9 +101,12 @@ def run_guarded(action: Callable[[], T]) -> T:
         _fail(str(exc), exc.exit_code)
     except (ConfigError, StoreError) as exc:
         _fail(str(exc), 2)
-    except OperationalError as exc:
-        # The database itself said no: a read-only file, a full disk, a server gone mid-command.
-        # The transaction was rolled back, so one line says what the database said.
+    except DBAPIError as exc:
+        # The database itself said no: a read-only file, a full disk, a server gone mid-command,
+        # a role without the rights. The transaction was rolled back, so one line says what the
+        # database said. Any other error of the database (a bad statement) is a bug: re-raised.
+        if not refused_by_database(exc):
+            raise
         log.debug("database error", exc_info=True)
         reason = str(exc.orig or exc).strip().splitlines()[0]
         _fail(f"the database refused the command: {reason}", 2)
@@ -112,6 +115,17 @@ def run_guarded(action: Callable[[], T]) -> T:
         # their windows are queued", which a Ctrl-C is not. 130 is the shell's SIGINT code.
         _fail("interrupted", EX_INTERRUPTED)
     raise AssertionError("unreachable")
+
+
+#: PostgreSQL's SQLSTATEs for what a maintainer's set-up refuses (not a bug of ours): no right
+#: on a schema or table (a role that may not create in `public`, PostgreSQL 15's default for
+#: ordinary users), a search_path schema that does not exist, a read-only standby.
+REFUSED_SQLSTATES = frozenset({"42501", "3F000", "25006"})
+
+
+def refused_by_database(exc: DBAPIError) -> bool:
+    """Whether the database refused the command for a reason of its own set-up."""
+    return isinstance(exc, OperationalError) or getattr(exc.orig, "sqlstate", None) in REFUSED_SQLSTATES
 
 
 def _stdout_is_gone() -> bool:

@@ -108,11 +108,23 @@ def _ingest_locked(
         session.flush()
         run_id = run.id
     outcome, error = RunOutcome.FAILED, None
-    stats = IngestStats()
+    stats = IngestStats()  # what the committed batches stored, also when a later one fails
+
+    def committed(batch: IngestStats, shown: Callable[[IngestStats], None]) -> None:
+        nonlocal stats
+        stats += batch
+        shown(batch)
+
     try:
         with _record_progress(len(records), "ingesting") as progress:
             keep_index_between_runs(app.settings.cache_dir)
-            stats = ingest_records(engine, records, run_id=run_id, batch_size=batch_size, progress=progress)
+            ingest_records(
+                engine,
+                records,
+                run_id=run_id,
+                batch_size=batch_size,
+                progress=lambda batch: committed(batch, progress),
+            )
         save_index(engine)  # the next nightly run starts from this index instead of rebuilding it
         outcome = RunOutcome.OK
     except Exception as exc:

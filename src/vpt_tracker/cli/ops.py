@@ -72,8 +72,14 @@ def _print_result(result: RunResult) -> None:
         )
         for problem in health.get("problems", []):
             click.echo(f"  {name}: {problem}", err=True)
+    from vpt_tracker.enqueue import EnqueueStats
+
     for name, stats in sorted(result.counts.get("catalogues", {}).items()):
-        click.echo(f"  catalogue {name}: {stats}")
+        # A nightly run stores one dict of counts per catalogue, a backfill one per window.
+        rounds = stats if isinstance(stats, list) else [stats]
+        caught_up = sum(int(r.get("caught_up") or 0) for r in rounds)
+        owed = f"; caught up {caught_up} papers it owed" if caught_up else ""
+        click.echo(f"  catalogue {name}: {EnqueueStats.total(name, rounds).summary()}{owed}")
     for key, message in sorted(result.errors.items()):
         if key.startswith("catalogue:"):
             click.echo(f"  {key}: {message}", err=True)

@@ -158,6 +158,7 @@ class GitRepo:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not (self.workdir / ".git").is_dir():
             self.run("init", "--quiet")
+        self._clear_stale_locks()
         remotes = self.run("remote").stdout.split()
         if "origin" in remotes:
             self.run("remote", "set-url", "origin", self.url)
@@ -172,6 +173,21 @@ class GitRepo:
             refspecs.append(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
         self.run("fetch", "--quiet", "--no-tags", "origin", *refspecs)
         return RemoteState(base_sha=heads[base_branch], branch_sha=heads.get(branch))
+
+    def _clear_stale_locks(self) -> None:
+        """Remove the lock files a git process killed outright left in the working copy.
+
+        git deletes its `index.lock`, `HEAD.lock` or `refs/.../x.lock` when it ends, even on
+        Ctrl-C, but not when it is killed (SIGKILL, the OOM killer, a container stopped hard,
+        a power cut): then every later publish failed at `git checkout` with "Unable to
+        create '.../index.lock': File exists" until someone deleted the file by hand. The
+        working copy is vpt-tracker's own and the caller holds the catalogue's publish lock
+        (`Publisher.run`), so no git process of ours is working in it: a lock here is stale.
+        """
+        git_dir = self.workdir / ".git"
+        for lock in [*git_dir.glob("*.lock"), *(git_dir / "refs").rglob("*.lock")]:
+            log.warning("removing %s, left by a git process that was killed", lock)
+            lock.unlink(missing_ok=True)
 
     def ls_remote(self) -> dict[str, str]:
         """Branch name -> commit on the remote, read without changing anything locally."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from vpt_tracker.publish.git import GitRepo, RemoteState
 from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
 from vpt_tracker.publish.upstream import Rebase, rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
-from vpt_tracker.store.tables import CandidateRow, EntryRow, PullRequestRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +199,37 @@ def _shown(change: Change, keys: Counter[str]) -> bool:
     return any(normalize.title_key(name) in keys for name in names)
 
 
-def _md(text: str) -> str:
-    """Untrusted text (titles, reasons) as inert markdown on one line."""
+#: The characters of a title or a reviewer's reason a pull request body shows. A reason has no
+#: length limit (notes pasted into an accept): one of 70000 characters made its entry larger
+#: than the whole body, and the body then said "… and N more" about every paper.
+FIELD_LIMIT = 1000
+
+
+def _md(text: str, limit: int | None = None) -> str:
+    """Untrusted text (titles, reasons) as inert markdown on one line; with `limit`, cut to
+    that many characters and marked with "…" (cut before escaping, so that no escape is
+    split)."""
     flat = " ".join(str(text).split())
+    if limit is not None and len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
     for char in "\\`*_[]<>|#":
         flat = flat.replace(char, "\\" + char)
-    return flat
+    return no_mentions(flat)
+
+
+_MENTION = re.compile(r"(?<![\w.+-])@(?=[A-Za-z0-9])")  # not inside an address (ana@example.org)
+
+
+def no_mentions(text: str) -> str:
+    """`text` with a zero-width space after each `@` that could start a GitHub mention.
+
+    GitHub notifies every user or team named `@name` in a pull request body or a commit
+    message, and a backslash does not stop it (github/cmark-gfm#389): a title from the
+    sources ("Prompts @ Scale, by @octocat") or a reviewer's reason ("as @maintainer asked")
+    pinged people from the bot's pull request. The text still reads the same. An `@` inside
+    an e-mail address mentions nobody and is left alone.
+    """
+    return _MENTION.sub("@\u200b", text)
 
 
 def _venue(venue: str | None, year: int | None) -> str:
@@ -231,7 +257,8 @@ def pull_body(name: str, changes: list[Change], limit: int = BODY_LIMIT) -> str:
 
     A backlog of a few hundred papers (after a backfill) would pass GitHub's limit, and the
     pull request could never be opened: the changes past the limit are counted, not
-    detailed (the README diff shows them all).
+    detailed (the README diff shows them all). A title or reason longer than `FIELD_LIMIT`
+    is shown cut, so that no single entry is too large to be shown.
     """
     lines = [
         f"This pull request was prepared by vpt-tracker for the list `{_md(name)}`.",
@@ -304,7 +331,7 @@ def _fair_shares(sizes: list[list[int]], budget: int) -> list[int]:
 
 def _change_lines(change: Change, venue: str) -> list[str]:
     url = normalize.web_url(change.paper_url)
-    title = f"[{_md(change.title)}]({url})" if url else _md(change.title)
+    title = f"[{_md(change.title, FIELD_LIMIT)}]({url})" if url else _md(change.title, FIELD_LIMIT)
     out = [f"- **{title}** ({_md(venue)})"]
     if change.section_path:
         out.append(f"  - section: {_md(' > '.join(change.section_path))}")
@@ -318,7 +345,7 @@ def _change_lines(change: Change, venue: str) -> list[str]:
     decision = change.decision
     if decision is not None:
         when = decision.at.strftime("%Y-%m-%d %H:%M UTC")
-        why = f": {_md(decision.reason)}" if decision.reason else ""
+        why = f": {_md(decision.reason, FIELD_LIMIT)}" if decision.reason else ""
         out.append(f"  - decision: {_md(decision.action)} by {_md(decision.reviewer)} on {when}{why}")
     elif change.candidate_id is None:
         out.append("  - decision: none (the paper's venue changed in the sources)")
@@ -429,6 +456,7 @@ class Publisher:
         existing = self.github.find_open_pull(target.branch, target.base_branch)
         if existing is None:
             self._refuse_closed_duplicate(plan)
+            self._refuse_open_pull_of_another_branch()
         self.progress(STEPS[3])
         self._refuse_foreign_commits(remote, existing)
         outcome.pushed = self._push(plan, remote)
@@ -458,7 +486,9 @@ class Publisher:
                 select(PullRequestRow.readme_sha256).where(PullRequestRow.catalogue_id == catalogue.id)
             ).all()
             rebase = rebase_catalogue(session, self.name, upstream, remote.base_sha, now=self.clock())
-        ours = hashlib.sha256(upstream.encode("utf-8")).hexdigest() in pushed
+            ours = _digest(upstream) in pushed
+            if ours:
+                _published_by_merge(session, catalogue, self.clock())
         if ours:
             log.info("upstream merged our pull request; %s", rebase.summary())
             return rebase
@@ -499,7 +529,7 @@ class Publisher:
         closed = {p.number for p in self.github.list_pulls(target.branch, target.base_branch, state="closed")}
         if not closed:
             return
-        digest = hashlib.sha256(plan.new_text.encode("utf-8")).hexdigest()
+        digest = _digest(plan.new_text)
         with session_factory(self.engine)() as session:
             same = session.scalars(
                 select(PullRequestRow.number).where(
@@ -518,6 +548,32 @@ class Publisher:
                 "and publish again",
                 exit_code=1,
             )
+
+    def _refuse_open_pull_of_another_branch(self) -> None:
+        """Stop before opening a pull request while ours from another branch is still open
+        (the config's `branch` was changed): a second one would propose the same papers
+        beside it, and the first was recorded as closed although it was open."""
+        target = self.target
+        with session_factory(self.engine)() as session:
+            others = session.execute(
+                select(PullRequestRow.number, PullRequestRow.branch).where(
+                    PullRequestRow.catalogue_id == get_catalogue(session, self.name).id,
+                    PullRequestRow.state == "open",
+                    PullRequestRow.number.is_not(None),
+                    PullRequestRow.branch != target.branch,
+                )
+            ).all()
+        for number, branch in others:
+            if any(
+                p.number == number for p in self.github.list_pulls(branch, target.base_branch, state="open")
+            ):
+                raise UserError(
+                    f"pull request #{number} from {branch!r} is still open for {self.name!r} (the "
+                    f"catalogue's branch is {target.branch!r} now); nothing was pushed. Close it (this "
+                    f"run's pull request proposes all its papers) or set branch = {branch!r} again, "
+                    "and publish again",
+                    exit_code=1,
+                )
 
     def _refuse_foreign_commits(self, remote: RemoteState, pull: PullRequest | None) -> None:
         """Stop if the branch holds a commit vpt-tracker did not make (a maintainer pushed a
@@ -552,7 +608,7 @@ class Publisher:
         message = (
             plan.title
             + "\n\n"
-            + "\n".join(f"- {c.action}: {' '.join(c.title.split())}" for c in plan.changes)
+            + "\n".join(f"- {c.action}: {no_mentions(' '.join(c.title.split()))}" for c in plan.changes)
         )
         commit = self.repo.commit_file(start, target.branch, target.readme_path, plan.new_text, message)
         if commit is None and on_base:
@@ -560,8 +616,37 @@ class Publisher:
             return False
         if commit is None:
             raise UserError(f"the README on {target.base_branch!r} already has every change; nothing to push")
+        self._remember_push(plan)
         self.repo.push(target.branch, remote.branch_sha)
         return True
+
+    def _remember_push(self, plan: Plan) -> None:
+        """Record the README about to be pushed before pushing it, as a pull request row with
+        no number yet (`_mark_published` gives it one).
+
+        Recorded only once the pull request existed, a run stopped in between (Ctrl-C, the
+        database gone) left no trace of it: when the maintainer merged that pull request,
+        the next run took our own README for a maintainer's edit and stopped.
+        """
+        digest = _digest(plan.new_text)
+        with transaction(self.engine) as session:
+            catalogue = get_catalogue(session, self.name)
+            known = session.scalars(
+                select(PullRequestRow.id).where(
+                    PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.readme_sha256 == digest
+                )
+            ).first()
+            if known is None:
+                session.add(
+                    PullRequestRow(
+                        catalogue_id=catalogue.id,
+                        branch=self.target.branch,
+                        number=None,
+                        state="pushed",
+                        readme_sha256=digest,
+                        updated_at=self.clock(),
+                    )
+                )
 
     def _mark_published(self, plan: Plan, pull: PullRequest) -> int:
         now = self.clock()
@@ -584,6 +669,12 @@ class Publisher:
                     PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.number == pull.number
                 )
             ).first()
+            for pushed in session.scalars(
+                select(PullRequestRow).where(
+                    PullRequestRow.catalogue_id == catalogue.id, PullRequestRow.number.is_(None)
+                )
+            ):
+                session.delete(pushed)  # a push recorded by `_remember_push`: this row takes it over
             if row is None:
                 row = PullRequestRow(catalogue_id=catalogue.id, branch=self.target.branch, number=pull.number)
                 session.add(row)
@@ -596,6 +687,23 @@ class Publisher:
             row.url = pull.url
             row.state = pull.state
             row.head_sha = pull.head_sha or None
-            row.readme_sha256 = hashlib.sha256(plan.new_text.encode("utf-8")).hexdigest()
+            row.readme_sha256 = _digest(plan.new_text)
             row.updated_at = now
         return count
+
+
+def _published_by_merge(session: Session, catalogue: CatalogueRow, now: datetime) -> None:
+    """Candidates of our merged pull request that are still `accepted` become `published`:
+    the list upstream has their papers now. A run stopped after opening the pull request and
+    before recording it (Ctrl-C) left them `accepted` for good, and they could be rejected
+    while the list showed them."""
+    candidate_ids = [e.candidate_id for e in catalogue.entries if e.state == "imported" and e.candidate_id]
+    for candidate_id in candidate_ids:
+        candidate = session.get(CandidateRow, candidate_id)
+        if candidate is not None and candidate.status == CandidateStatus.ACCEPTED:
+            candidate.status = CandidateStatus.PUBLISHED.value
+            candidate.published_at = now
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -56,13 +56,19 @@ def _key(title: str) -> str:
     return normalize.title_key(title)[:512]
 
 
-def _find(parsed: list[ParsedEntry], row: EntryRow) -> ParsedEntry | None:
+def _find(parsed: list[ParsedEntry], row: EntryRow, taken: set[int]) -> ParsedEntry | None:
     """The upstream entry for one of our rows: by arXiv id, by paper link, then by folded title.
 
     The link matters where a table names papers ("LoGoPrompt", `markdown._names_papers`):
     our row keeps the whole title, the merged README shows the name. A row without a link
     is found by its name there as a last resort.
+
+    An entry another of our rows was matched to (`taken`) is not matched again: a paper the
+    list shows twice (synbol's) has both lines upgraded, and both rows found the first line,
+    so the second line lost its upgrade at the first upstream edit and the list gave the
+    paper two venues again.
     """
+    parsed = [p for p in parsed if p.index not in taken]
     if row.arxiv_id:
         hit = next((p for p in parsed if p.arxiv_id == row.arxiv_id), None)
         if hit is not None:
@@ -104,8 +110,11 @@ def rebase_catalogue(
         fresh.append(row)
 
     replay_added: list[EntryRow] = []
+    taken: set[int] = set()
     for row in ours:
-        upstream = _find(doc.entries, row)
+        upstream = _find(doc.entries, row, taken)
+        if upstream is not None:
+            taken.add(upstream.index)
         if row.state == "added":
             if upstream is not None:
                 target = fresh[upstream.index]

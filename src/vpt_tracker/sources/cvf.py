@@ -19,7 +19,7 @@ next run asks for the page again.
 Proceedings are published once, so the cursor per conference is not tied to the window: it
 keeps a fingerprint of the listing and the next paper to fetch. An unchanged listing that
 was fully read costs one request; a changed one is read again (ingestion skips what it
-already has).
+already has), and so is one stored without its pages once `fetch_abstracts` is turned on.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ NAME = "cvf"
 CANONICAL_SITE = "https://openaccess.thecvf.com"
 BATCH = 25  # paper pages per stored page: a crash loses at most this many requests
 GONE = (404, 410)  # a paper page answering these will not come back: skipped, not retried
+# Marks the fingerprint of a listing stored with `fetch_abstracts` off: once that is turned
+# on, the listing is not "already stored", and its papers' pages are read.
+LISTING_ONLY = ":listing-only"
 
 
 @dataclass(frozen=True)
@@ -238,14 +241,19 @@ class CvfSource:
             papers = parse_listing(response.content, base_url, what, response.charset_encoding)
             mark = fingerprint(papers)
             position = read_position(cursors.get(key), None)
-            if position.extra != mark:
+            if not self.config.fetch_abstracts:
+                # A listing read with its pages holds all a listing-only fetch would store.
+                if position.done and position.extra in (mark, mark + LISTING_ONLY):
+                    log.info("%s listing unchanged and already stored", key)
+                    continue
+                records = [listed_record(p, conference) for p in papers]
+                finished = Position(len(papers), True, mark + LISTING_ONLY).encode(None)
+                yield Page(NAME, key, records, finished, done=True)
+                continue
+            if position.extra != mark:  # changed, or stored without its pages (LISTING_ONLY)
                 position = Position(extra=mark)
             if position.done:
                 log.info("%s listing unchanged and already stored", key)
-                continue
-            if not self.config.fetch_abstracts:
-                records = [listed_record(p, conference) for p in papers]
-                yield Page(NAME, key, records, Position(len(papers), True, mark).encode(None), done=True)
                 continue
             offset = position.offset
             while offset < len(papers):

@@ -62,7 +62,16 @@ def decision_for(venueid: str | None, venue: OpenReviewVenue) -> str | None:
         return "accepted"
     if venueid.startswith(base + "/"):
         suffix = venueid[len(base) + 1 :]
-        return _DECISIONS.get(suffix, suffix.lower())
+        if suffix in _DECISIONS:
+            return _DECISIONS[suffix]
+        # Other venues spell refusals their own way ("TMLR/Rejected", "…/Desk_Rejected"): each
+        # is one of ingestion's refusals (`ingest.REFUSED`), whatever the spelling.
+        words = suffix.lower()
+        if "withdraw" in words:
+            return "withdrawn"
+        if "reject" in words:
+            return "desk-rejected" if "desk" in words else "rejected"
+        return words
     return None
 
 

@@ -8,8 +8,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from vpt_tracker.store.db import StoreError
 from vpt_tracker.store.tables import Base
 
 
@@ -30,8 +32,24 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Create or upgrade the schema to `revision`."""
-    command.upgrade(alembic_config(engine), revision)
+    """Create or upgrade the schema to `revision`.
+
+    A database whose schema revision this installation does not know was migrated by a
+    newer vpt-tracker: it is refused with `StoreError` (one line, exit 2) and left as it is.
+    Alembic said "Can't locate revision" in a traceback, from every command.
+    """
+    config = alembic_config(engine)
+    known = ScriptDirectory.from_config(config)
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    for stored in current:
+        if stored not in {script.revision for script in known.walk_revisions()}:
+            raise StoreError(
+                f"the database {engine.url.render_as_string(hide_password=True)} has schema revision "
+                f"{stored}, newer than this vpt-tracker knows (up to {known.get_current_head()}): "
+                "upgrade vpt-tracker, or use another database"
+            )
+    command.upgrade(config, revision)
 
 
 def pending_model_changes(engine: Engine) -> list[object]:
