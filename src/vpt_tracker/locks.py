@@ -75,6 +75,22 @@ def exclusive_folder(directory: Path, name: str) -> Iterator[None]:
         yield
 
 
+def folder_locked(directory: Path) -> bool:
+    """True while a process holds `exclusive_folder(directory, ...)` (a `classify train`
+    saving into it); only looks, takes nothing."""
+    try:
+        descriptor = os.open(directory / ".lock", os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: nobody has ever held it
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)  # closing releases the shared lock, if it was taken
+    return False
+
+
 @contextmanager
 def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
     # A connection of its own: the lock lives as long as this session, independent of the

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -399,3 +400,49 @@ def test_sigkill_of_ingest_jsonl_then_rerun_matches_a_clean_ingest(
         assert [(row.kind, row.outcome) for row in runs] == [("ingest", "failed"), ("ingest", "ok")]
         assert runs[0].errors["run"] == "interrupted: the process died before finishing"
         assert runs[0].finished_at is not None
+
+
+def test_a_model_read_while_train_saves_it_is_the_new_one(tmp_path: Path) -> None:
+    """Scoring (a nightly run, `classify enqueue`) reads a catalogue's model and card; a
+    `classify train` of it saves them by two renames. Read between the two, the pair was
+    refused as if a train had been killed ("retrain"), and the run lost that catalogue's
+    scoring. A reader that finds a mismatched pair while the train holds the folder's lock
+    now waits for the save to end and reads the new pair."""
+    url, engine = catalogue_store(tmp_path)
+    settings = Settings(data_dir=tmp_path)
+    _model, directory = train_catalogue(engine, "vpt", settings=settings)  # the old, consistent pair
+    engine.dispose()
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "seed": 1, "hold": str(hold)}
+    child = subprocess.Popen(
+        [sys.executable, str(TRAIN_CHILD), json.dumps(spec)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    loaded: dict[str, object] = {}
+    try:
+        deadline = time.monotonic() + 180
+        while not (hold / "ready").exists():
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+
+        def read() -> None:
+            try:
+                loaded["model"] = CatalogueModel.load(directory)
+            except UserError as exc:
+                loaded["model"] = exc
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(timeout=1.0)  # refused at once before; now it waits for the save
+        (hold / "go").touch()
+        reader.join(timeout=60)
+    finally:
+        (hold / "go").touch()
+        out, err = child.communicate(timeout=180)
+    assert child.returncode == 0 and out.decode().splitlines()[-1] == "saved", err.decode()[-2000:]
+    model = loaded.get("model")
+    assert isinstance(model, CatalogueModel), model
+    assert model.card == json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
