@@ -113,6 +113,56 @@ def test_insert_generalizable_entry_diff_is_exactly_the_new_lines() -> None:
     assert parse(doc.render()).render() == doc.render()
 
 
+# Venues of more than one word, as the sources give them and as our renderer writes them.
+MULTI_WORD_VENUES = ["CVPR Workshops", "Pattern Recognition", "ICLR (Oral)", "Proc. IEEE", "ACM MM"]
+
+
+@pytest.mark.parametrize("venue", MULTI_WORD_VENUES)
+@pytest.mark.parametrize("title_end", ["**    ", ".** "])  # generalizable, zhengli97
+def test_short_name_bullet_reads_the_whole_venue_before_the_year(venue: str, title_end: str) -> None:
+    """The text between the title's closing `**` and the year is the venue: the word-shaped
+    venue pattern read "CVPR Workshops 2025." as "Workshops", "Pattern Recognition" as
+    "Recognition" and "ICLR (Oral)" as no venue, so a promoted paper read back as a preprint."""
+    text = (
+        "# L\n## Published in 2025\n"
+        f"- `Foo` **Foo: A Title{title_end}{venue} 2025.   \n"
+        "[[Paper](https://arxiv.org/abs/2501.00001)] [[Code](https://github.com/a/b)]\n"
+    )
+    entry = parse(text).entries[0]
+    assert (entry.title, entry.venue, entry.year) == ("Foo: A Title", venue, 2025)
+    a, b = entry.spans["venue"]
+    assert entry.raw[a:b] == venue
+
+
+def test_short_name_bullet_keeps_the_general_rule_when_more_follows_the_year() -> None:
+    # zhengli97's "EMNLP 2023 Findings." and a year glued to the venue stay as they were
+    lines = {
+        "- `A` **A.** EMNLP 2023 Findings.  ": ("EMNLP", 2023),
+        "- `B` **B**    CVPR2025.  ": ("CVPR", 2025),
+        "- `C` **C.** 2023.  ": (None, 2023),
+        "- `D` **D.** arXiv:2203.17274.  ": ("arXiv", 2022),
+        "- `E` **E**    ICCV'23.  ": ("ICCV", 2023),
+    }
+    for line, expected in lines.items():
+        entry = parse(f"# L\n{line}\n[[Paper](https://arxiv.org/abs/2501.00001)]\n").entries[0]
+        assert (entry.venue, entry.year) == expected, line
+
+
+@pytest.mark.parametrize("venue", MULTI_WORD_VENUES)
+def test_insert_and_upgrade_generalizable_entry_with_a_multi_word_venue(venue: str) -> None:
+    """What we write is what we read back: an inserted entry, and an upgrade of it (the
+    upgrade replaced only "Workshops" of "CVPR Workshops 2025.", giving "CVPR TPAMI 2026.")."""
+    doc = parse(read(STELLAR))
+    new = NewEntry("FooPL: Prompting Foo", venue, 2025, "https://arxiv.org/abs/2501.00001", None, "FooPL")
+    entry = doc.insert_entry(new, ["Published in 2025"])
+    assert entry.raw.startswith(f"- `FooPL` **FooPL: Prompting Foo**    {venue} 2025.   \n")
+    again = next(e for e in parse(doc.render()).entries if e.short_name == "FooPL")
+    assert (again.venue, again.year) == (venue, 2025)
+    updated = doc.update_entry(entry.index, venue="TPAMI", year=2026)
+    assert updated.raw.startswith("- `FooPL` **FooPL: Prompting Foo**    TPAMI 2026.   \n")
+    assert (updated.venue, updated.year) == ("TPAMI", 2026)
+
+
 def test_insert_vpt_table_row_in_year_order() -> None:
     old = read(VPT)
     doc = parse(old)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.catalogue.promote import pending_changes, promote, split_venue
-from vpt_tracker.catalogue.service import import_catalogue, render_catalogue
+from vpt_tracker.catalogue.service import get_catalogue, import_catalogue, render_catalogue
 from vpt_tracker.publish.publisher import (
     SIZE_WARNING_BYTES,
     RenderCheckFailed,
@@ -18,9 +18,10 @@ from vpt_tracker.publish.publisher import (
     dry_run,
     pull_body,
 )
+from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.review.queue import Conflict, ReviewQueue
 from vpt_tracker.store import session_factory, transaction
-from vpt_tracker.store.tables import CandidateRow, DecisionRow, EntryRow, PaperRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow, PaperRow
 
 from .conftest import (
     CATALOGUE,
@@ -512,3 +513,89 @@ def test_hostile_links_from_sources_never_reach_the_list_or_the_pull_request(eng
     row = next(line for line in text.splitlines() if "A Paper With Hostile Links" in line)
     assert "javascript:" not in row and "data:" not in row
     assert "javascript:" not in body and "data:" not in body
+
+
+STELLAR = README_0624.parent / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+# (preset, list text, labels of a new paper, arXiv id of a listed preprint, its title):
+# generalizable-vlm lists no preprint, so RMAdapter's "AAAI 2026." is edited to "arXiv 2026."
+MULTI_WORD_CASES = {
+    "generalizable-vlm": (
+        STELLAR.read_text(encoding="utf-8").replace(
+            "Multi-Modal Adapter for Vision-Language Models**    AAAI 2026.",
+            "Multi-Modal Adapter for Vision-Language Models**    arXiv 2026.",
+        ),
+        ["image-text"],
+        "2512.06811",
+        "RMAdapter: Reconstruction-based Multi-Modal Adapter for Vision-Language Models",
+    ),
+    "prompt-adaptation": (
+        PROMPT_ADAPTATION.read_text(encoding="utf-8"),
+        ["vpt-learnable"],
+        "2402.02242",
+        "Parameter-Efficient Fine-Tuning for Pre-Trained Vision Models",
+    ),
+    "awesome-vpt": (
+        README_0624.read_text(encoding="utf-8"),
+        ["learnable", "token"],
+        "2411.01327",
+        "Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning",
+    ),
+}
+
+
+@pytest.mark.parametrize("venue", ["CVPR Workshops", "Pattern Recognition", "ICLR (Oral)", "Proc. IEEE"])
+@pytest.mark.parametrize("preset", sorted(MULTI_WORD_CASES))
+def test_a_venue_of_several_words_reads_back_as_promotion_wrote_it(
+    engine: Engine, preset: str, venue: str
+) -> None:
+    """generalizable-vlm's "`Short` **Title**    CVPR Workshops 2025." read back as venue
+    "Workshops" ("ICLR (Oral) 2025." as none): once our pull request was merged, the
+    upgraded entry looked like a preprint still and stayed a pending upgrade at every
+    publish, and an added one was written again. Table presets read the Venue cell whole."""
+    text, labels, preprint_id, preprint_title = MULTI_WORD_CASES[preset]
+    import_list(engine, text=text)
+    with transaction(engine) as session:
+        session.scalar(select(CatalogueRow)).preset = preset  # type: ignore[union-attr]
+    new_id = accept(
+        engine,
+        title="CoCoOp: Conditional Prompt Learning for Vision-Language Models",
+        arxiv_id="2203.05557",
+        venue=venue,
+        year=2025,  # hand-picked so that the entry lands in an existing year section
+        labels=labels,
+        relevance=0.95,
+        label_scores=dict.fromkeys(labels, 0.9),
+    )
+    upgrade_id = accept(
+        engine,
+        title=preprint_title,
+        arxiv_id=preprint_id,
+        venue=venue,
+        year=2026,
+        labels=labels,
+        relevance=0.9,
+        label_scores=dict.fromkeys(labels, 0.9),
+        previous_venue="arXiv",
+    )
+    with transaction(engine) as session:
+        result = promote(session, CATALOGUE)
+        written = render_catalogue(session, CATALOGUE)
+    assert (len(result.added), len(result.updated), result.skipped) == (1, 1, [])
+    shown = {e.arxiv_id: (e.venue, e.year) for e in parse(written).entries}
+    assert (shown["2203.05557"], shown[preprint_id]) == ((venue, 2025), (venue, 2026))
+
+    with transaction(engine) as session:  # the maintainer merges the pull request
+        for candidate in (new_id, upgrade_id):
+            session.get_one(CandidateRow, candidate).status = "published"
+        rebase = rebase_catalogue(session, CATALOGUE, written, "merged")
+    assert sorted(rebase.absorbed) == sorted(
+        ["CoCoOp: Conditional Prompt Learning for Vision-Language Models", preprint_title]
+    )
+    assert (rebase.kept_added, rebase.kept_updated, rebase.dropped) == ([], [], [])
+    with transaction(engine) as session:  # nothing left to do
+        again = promote(session, CATALOGUE)
+        assert render_catalogue(session, CATALOGUE) == written
+        assert pending_changes(session, CATALOGUE) == []
+        stored = {e.arxiv_id: e.venue for e in get_catalogue(session, CATALOGUE).entries}
+    assert (again.added, again.updated, again.retracted, again.skipped) == ([], [], [], [])
+    assert stored["2203.05557"] == stored[preprint_id] == venue

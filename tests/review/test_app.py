@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+import re
+import webbrowser
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.style import Style
 from sqlalchemy import Engine, delete, event, select
 from textual.widgets import Input, OptionList
 
@@ -166,7 +170,13 @@ async def test_relabel_changes_labels_without_deciding(sqlite: Engine, ids: dict
         assert app.screen.query_one("#labels", Input).value == "pixel"
         await pilot.press("enter")
         assert status_of(sqlite, ids["first"]) == ("accepted", ["pixel"], None)
-    assert log(sqlite) == [("relabel", "alice"), ("accept", "alice")]
+        await pilot.press("u", "u")  # the accept, then the relabel
+        assert status_of(sqlite, ids["first"]) == ("pending", None, None)
+        # Undoing a relabel says so; "#1 pending again" read as an undone decision.
+        assert app._notifications and list(app._notifications)[-1].message == (
+            f"undone your relabel of #{ids['first']}: its labels are the proposed ones again"
+        )
+    assert log(sqlite) == [("relabel", "alice"), ("accept", "alice"), ("undo", "alice"), ("undo", "alice")]
 
 
 async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -183,6 +193,17 @@ async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: 
     assert app.return_value is not None
     assert (app.return_value.rejected, app.return_value.deferred, app.return_value.remaining) == (2, 1, 0)
     assert "2 rejected, 1 deferred" in app.return_value.render()
+
+
+async def test_without_configured_reasons_the_reject_prompt_takes_typing(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # With `reject_reasons = []` the prompt focused an empty list: what the reviewer typed went
+    # nowhere and Enter did nothing, unless they guessed to press Tab first.
+    app = make_app(sqlite, reject_reasons=[])
+    async with app.run_test() as pilot:
+        await pilot.press("x", *"needs code", "enter")
+        assert status_of(sqlite, ids["first"]) == ("rejected", None, "needs code")
 
 
 async def test_keys_do_not_leak_into_text_inputs(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -206,6 +227,18 @@ async def test_move_undo_and_open(sqlite: Engine, ids: dict[str, int]) -> None:
         assert app.candidates.current.candidate_id == ids["second"]  # type: ignore[union-attr]
         assert log(sqlite) == [("defer", "alice"), ("undo", "alice")]
         assert app.summary.undone == 1
+
+
+async def test_open_without_a_browser_shows_the_link(sqlite: Engine, ids: dict[str, int]) -> None:
+    # Over ssh `webbrowser.open` finds no browser and returns False: "o" did nothing at all.
+    # A browser command that fails (here `false`, as a broken $BROWSER would) is the same.
+    app = make_app(sqlite)
+    app.opener = webbrowser.GenericBrowser("false").open
+    async with app.run_test() as pilot:
+        await pilot.press("o")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("https://arxiv.org/abs/2203.12119" in m and "could not open" in m for m in messages)
 
 
 async def test_detail_follows_the_cursor_in_the_same_call(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -233,6 +266,31 @@ async def test_filter_by_text_label_and_score(sqlite: Engine, ids: dict[str, int
         assert "No candidate matches" in str(app.main.query_one("#empty").render())
         await pilot.press("slash", "ctrl+u", "enter")
         assert len(app.candidates.ids) == 3
+        await pilot.press("slash", *"label:pxel", "enter")  # a typo is said, the list kept
+        assert any("unknown label 'pxel'" in n.message for n in app._notifications)
+        assert len(app.candidates.ids) == 3 and app.filter_text == ""
+
+
+async def test_a_filter_keeps_the_highlighted_paper_or_starts_at_the_first_match(sqlite: Engine) -> None:
+    # The highlight kept its row number across a filter: from row 5, a filter with 3 matches
+    # highlighted the last of them, and clearing it highlighted whatever paper was 3rd, not
+    # the one the reviewer had found with the filter.
+    cat = catalogue(sqlite, "vpt")
+    many_candidates(sqlite, cat, 30)
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press(*["j"] * 5)
+        await pilot.press("slash", *"Clip", "enter")
+        first = app.candidates.ids[0]
+        assert len(app.candidates.ids) == 3 and app.candidates.cursor == 0
+        await pilot.press("j")
+        found = app.candidates.current
+        assert found is not None and found.candidate_id != first
+        await pilot.press("slash", "ctrl+u", "enter")
+        assert len(app.candidates.ids) == 30
+        assert (
+            app.candidates.current is not None and app.candidates.current.candidate_id == found.candidate_id
+        )
 
 
 async def test_conflict_shows_the_other_reviewers_decision(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -244,6 +302,39 @@ async def test_conflict_shows_the_other_reviewers_decision(sqlite: Engine, ids: 
         assert app.summary.conflicts == 1 and app.summary.accepted == 0
         assert any("now rejected by bob" in n.message for n in app._notifications)
         assert app.candidates.current is not None and app.candidates.current.status == "rejected"
+
+
+async def test_a_refused_undo_then_goes_on_to_the_decision_before(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("d", "a", "enter")  # defer the first paper, accept the second
+        ReviewQueue(sqlite, "bob", "vpt").reject(ids["second"], "duplicate")  # accepted: still rejectable
+        await pilot.press("u")
+        assert any("undo again to go on" in n.message for n in app._notifications)
+        assert status_of(sqlite, ids["second"])[0] == "rejected"
+        await pilot.press("u")  # before, the same refusal again, for good
+        assert status_of(sqlite, ids["first"])[0] == "pending"
+        assert app.candidates.current is not None and app.candidates.current.candidate_id == ids["first"]
+
+
+async def test_every_catalogue_view_says_which_list_each_candidate_is_for(sqlite: Engine) -> None:
+    # `vpt-tracker review` without --catalogue: a paper queued for two lists showed as two
+    # identical rows with identical details, and nothing said which list "a" accepted it for.
+    for name in ("awesome-vpt", "generalizable-vlm"):
+        cat = catalogue(sqlite, name)
+        candidate(sqlite, cat, "Visual Prompt Tuning", relevance=0.9, venue="ECCV", year=2022)
+    app = ReviewApp(ReviewQueue(sqlite, "alice"), explainer=None, opener=lambda _url: None)
+    async with app.run_test(size=(120, 20)) as pilot:
+        await pilot.pause()
+        rows = screen_text(app).splitlines()[2:4]
+        assert "awesome-vpt" in rows[0] and "generalizable-vlm" in rows[1]
+        assert "for awesome-vpt" in str(app.main.query_one(DetailView).text)
+        await pilot.press("j", "a")
+        assert "for generalizable-vlm" in str(app.screen.query_one("#dialog-title").render())
+        await pilot.press("escape", "x")
+        assert "for generalizable-vlm" in str(app.screen.query_one("#dialog-title").render())
 
 
 async def test_remapped_keys(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -325,6 +416,26 @@ async def test_empty_queue_is_friendly(sqlite: Engine) -> None:
     assert app.return_value is not None and app.return_value.remaining == 0
 
 
+async def test_the_end_of_the_queue_points_at_deferred_candidates(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # "Nothing to review: the queue is empty" while papers waited in the deferred view read as
+    # "done for the week"; and the deferred view, once emptied, promised new candidates from
+    # the next nightly run, which never go there.
+    ReviewQueue(sqlite, "alice", "vpt").defer(ids["second"])
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("x", "1", "x", "1")
+        shown = str(app.main.query_one("#empty").render())
+        assert "Nothing to review in vpt" in shown
+        assert "1 deferred candidate waits: `vpt-tracker review --deferred` shows it" in shown
+    app = make_app(sqlite, status="deferred")
+    async with app.run_test() as pilot:
+        await pilot.press("a", "enter")
+        shown = str(app.main.query_one("#empty").render())
+        assert "Nothing to review in vpt: no candidate is deferred" in shown and "nightly" not in shown
+
+
 async def test_large_queue_loads_lazily(sqlite: Engine) -> None:
     cat = catalogue(sqlite, "vpt")
     many_candidates(sqlite, cat, 3000)
@@ -359,6 +470,8 @@ async def test_undo_puts_the_candidate_back_in_place(sqlite: Engine, ids: dict[s
         assert app.candidates.ids == [ids["first"], ids["second"], ids["third"]]
         assert app.candidates.current.candidate_id == ids["second"]  # type: ignore[union-attr]
         assert app.remaining == 3 and status_of(sqlite, ids["second"])[0] == "pending"
+        status = str(app.main.query_one("#status").render())
+        assert "1 rejected, 1 deferred, 2 undone" in status  # the counts say the decisions were undone
 
 
 async def test_deferred_candidates_get_their_own_view(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -385,6 +498,27 @@ def test_explanations_shaped_like_the_classifiers_are_read() -> None:
     text = highlight("A Visual Prompt for sheep.", up, down)
     styled = {str(text)[span.start : span.end]: str(span.style) for span in text.spans}
     assert styled == {"Visual Prompt": "bold green reverse", "sheep": "red underline"}
+
+
+def test_highlighting_marks_the_words_the_model_counted_not_parts_of_other_words() -> None:
+    # The model counts whole tokens ("or", "prompt", "task"; a hyphenated word is one token),
+    # but the abstract was marked wherever the letters occur: "or" lowered the score of
+    # Prompt-aligned Gradient (`classify explain`) and was underlined red inside "for",
+    # "forgetting" and "prior", eleven times in L2P's abstract for the one word the model saw.
+    fixtures = Path(__file__).parents[1] / "fixtures" / "classify"
+    rows = [
+        json.loads(line) for line in (fixtures / "relevant.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    abstract = next(r["abstract"] for r in rows if r["title"] == "Learning To Prompt for Continual Learning")
+    text = highlight(abstract, ["prompt", "rehearsal", "continual learning"], ["or", "task"])
+    spans = [(abstract[s.start : s.end].lower(), str(s.style), s.start, s.end) for s in text.spans]
+    found: dict[str, int] = {}
+    for word, _style, start, end in spans:
+        found[" ".join(word.split())] = found.get(" ".join(word.split()), 0) + 1
+        before, after = abstract[start - 1 : start], abstract[end : end + 1]
+        assert not re.match(r"[A-Za-z0-9-]", before) and not re.match(r"[A-Za-z0-9-]", after), word
+    assert found == {"prompt": 1, "rehearsal": 2, "continual learning": 4, "or": 1, "task": 3}
+    assert {style for word, style, *_ in spans if word == "or"} == {"red underline"}
 
 
 async def test_real_explain_without_a_trained_model_falls_back(
@@ -443,6 +577,52 @@ async def test_recount_shows_work_done_elsewhere(sqlite: Engine) -> None:
         ReviewQueue(sqlite, "bob", "vpt").reject(new, "off-topic")
         app.recount()
         assert app.remaining == 0 and app.candidates.ids == [new]  # the row stays until acted on
+
+
+def test_list_rows_fit_wide_characters_and_narrow_panes(sqlite: Engine) -> None:
+    # Rows were measured in characters, not terminal cells: a title with CJK characters or an
+    # emoji took up to twice its length and pushed the labels and venue out of the row. At a
+    # narrow pane, a row whose title got no room at all showed its title and lost its venue
+    # (`title[:-1]`), and a row with a status ("[rejected]" after a conflict) counted that
+    # status twice.
+    from vpt_tracker.review.panes import _row_strip
+
+    cat = catalogue(sqlite, "vpt")
+    rows = [
+        candidate(
+            sqlite,
+            cat,
+            "视觉提示调优：一种高效的视觉提示方法",
+            relevance=0.9,
+            proposed=["pixel"],
+            venue="CVPR",
+            year=2024,
+        ),
+        candidate(
+            sqlite,
+            cat,
+            "🦙 Prompts for a frozen LLaMA-style ViT",
+            relevance=0.8,
+            proposed=["token"],
+            venue="ICCV",
+            year=2023,
+        ),
+        candidate(
+            sqlite,
+            cat,
+            "DPC: Dual-Prompt Collaboration for Tuning Vision-Language Models",
+            venue="arXiv",
+            year=2025,
+        ),
+    ]
+    ReviewQueue(sqlite, "bob", "vpt").reject(rows[2], "off-topic")
+    for item in ReviewQueue(sqlite, "alice", "vpt").items(rows):
+        for width in (100, 60, 36, 24):
+            strip = _row_strip(item, width, Style())
+            text = "".join(segment.text for segment in strip)
+            assert strip.cell_length == width
+            assert text.rstrip().endswith(item.venue_year), (width, text)
+        assert item.title[:6] in "".join(segment.text for segment in _row_strip(item, 100, Style()))
 
 
 def test_detail_marks_labels_proposed_by_a_cue(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -530,3 +710,107 @@ async def test_a_small_terminal_keeps_the_focused_input_of_a_dialog_in_view(sqli
             dialog = app.screen.query_one("#dialog")
             assert dialog.region.contains_region(focused.region), key
             await pilot.press("escape")
+
+
+def autovp(sqlite: Engine) -> str:
+    """A real paper with a long abstract (AutoVP, ICLR 2024) and a short one after it; its abstract."""
+    fixtures = Path(__file__).parents[1] / "fixtures" / "classify"
+    paper = json.loads((fixtures / "relevant.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    cat = catalogue(sqlite, "vpt")
+    candidate(sqlite, cat, paper["title"], relevance=0.9, abstract=paper["abstract"], arxiv_id="2310.08381")
+    candidate(sqlite, cat, "Exploring Visual Prompts", relevance=0.5, abstract="Pixel padding prompts.")
+    return str(paper["title"]) + " " + str(paper["abstract"])
+
+
+def detail_shown(app: ReviewApp) -> str:
+    """The text inside the detail pane's border, as the terminal shows it, lines joined."""
+    region = app.main.query_one(DetailView).region.shrink((1, 1, 1, 1))
+    lines = screen_text(app).splitlines()[region.y : region.bottom]
+    return " ".join(" ".join(line[region.x : region.right] for line in lines).split())
+
+
+async def test_a_long_abstract_is_wrapped_inside_the_scrollbar_not_under_it(sqlite: Engine) -> None:
+    # The abstract was wrapped at the pane's width before the scrollbar its length brings took
+    # two columns of it: every line lost its last two characters ("Visua", "hithert", and the
+    # arXiv link read ".../abs/2310" then "8381").
+    text = autovp(sqlite)
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        shown = detail_shown(app)
+        assert shown.startswith("AutoVP: An Automated Visual Prompting")
+        fields = "venue unknown relevance v pending arXiv https arxiv org abs"
+        words = set(re.findall(r"[A-Za-z]+", f"{text} {fields}"))
+        assert set(re.findall(r"[A-Za-z]+", shown)) <= words
+        assert "2310.08381" in shown.replace(" ", "")
+
+
+async def test_keys_scroll_a_long_abstract_in_the_detail_pane(sqlite: Engine) -> None:
+    # On an 80x24 terminal the detail pane shows a third of AutoVP's abstract, and no key
+    # scrolled it (the pane takes no focus): a keyboard-only reviewer decided without the rest.
+    autovp(sqlite)
+    ending = "expected to accelerate"
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert ending not in detail_shown(app)
+        for _ in range(5):
+            await pilot.press("space")
+        await pilot.pause()
+        assert ending in detail_shown(app)
+        assert app.candidates.cursor == 0 and log(sqlite) == []  # the highlight did not move
+        for _ in range(5):
+            await pilot.press("b")
+        await pilot.pause()
+        assert detail_shown(app).startswith("AutoVP: An Automated")  # the top again
+        await pilot.press("space", "j")
+        await pilot.pause()
+        assert app.main.query_one(DetailView).scroll_offset.y == 0  # the next paper from its top
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "Scroll detail down" in screen_text(app)
+
+
+async def test_help_and_quit_are_in_the_footer_of_an_80_column_terminal(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """The footer showed j/k Down/Up first, and at 80 columns `? Help` and `q Quit` fell off
+    its end: on a standard terminal nothing said how to find the keys or leave."""
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]
+        for shown in ("a Accept", "x Reject", "u Undo", "? Help", "q Quit"):
+            assert shown in " ".join(footer.split("\u00a0")), footer
+
+
+async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """Another process holding the SQLite file past the busy timeout (a long nightly write)
+    crashed the app with a traceback. The decision is not taken, the reviewer is told, and
+    the same key works once the database is free."""
+    import sqlite3
+
+    engine = make_engine(str(sqlite.url))
+    event.listen(engine, "connect", lambda connection, _record: connection.execute("PRAGMA busy_timeout=100"))
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        blocker = sqlite3.connect(str(sqlite.url.database), isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            await pilot.press("d")  # defer: a write
+            await pilot.pause()
+            await pilot.press("u")  # undo: nothing of mine to undo yet, but it reads
+            await pilot.pause()
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        messages = [n.message for n in app._notifications]
+        assert any("database" in m and "nothing was changed" in m for m in messages), messages
+        assert status_of(sqlite, ids["first"])[0] == "pending"
+        await pilot.press("d")
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"])[0] == "deferred"
+    engine.dispose()

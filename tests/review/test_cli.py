@@ -59,6 +59,38 @@ def test_list_as_json_and_lines(cli: Any, ids: dict[str, int]) -> None:
     assert lines.exit_code == 0 and "Sheep grazing" in lines.stdout and "Visual" not in lines.stdout
 
 
+def test_undo_of_a_relabel_says_what_it_undid(cli: Any, ids: dict[str, int]) -> None:
+    assert cli("relabel", str(ids["high"]), "--labels", "pixel", "--reviewer", "alice").exit_code == 0
+    assert cli("relabel", str(ids["high"]), "--labels", "token", "--reviewer", "alice").exit_code == 0
+    undone = cli("undo", "--reviewer", "alice")
+    assert undone.exit_code == 0, undone.output
+    assert f"undone: relabel of {ids['high']}, labels: pixel again" in undone.stdout  # not "pending again"
+    undone = cli("undo", "--reviewer", "alice")
+    assert f"undone: relabel of {ids['high']}, the proposed labels again" in undone.stdout
+
+
+def test_list_of_every_catalogue_names_each_lines_catalogue(
+    cli: Any, engine: Engine, ids: dict[str, int]
+) -> None:
+    # Without --catalogue a paper queued for two lists showed as two identical lines but for
+    # the id: `review accept` of the wrong one accepted it for the other list.
+    other = catalogue(engine, "awesome-vpt")
+    twin = candidate(
+        engine, other, "Visual Prompt Tuning", relevance=0.9, proposed=["learnable"], venue="ECCV", year=2022
+    )
+    lines = cli("list").stdout.splitlines()
+    mine = next(line for line in lines if line.split()[0] == str(ids["high"]))
+    theirs = next(line for line in lines if line.split()[0] == str(twin))
+    assert mine.split()[3] == "vpt" and theirs.split()[3] == "awesome-vpt"
+    scoped = cli("list", "--catalogue", "vpt").stdout.splitlines()  # one catalogue: as before
+    assert scoped[0].split()[3:5] == ["Visual", "Prompt"]
+
+
+def test_list_refuses_a_label_filter_with_an_unknown_label(cli: Any, ids: dict[str, int]) -> None:
+    result = cli("list", "--catalogue", "vpt", "--filter", "label:pxel")
+    assert result.exit_code == 2 and "unknown label 'pxel' for catalogue 'vpt'" in result.stderr
+
+
 def test_accept_reject_undo(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
     result = cli("accept", str(ids["high"]), "--labels", "learnable,token", "--reviewer", "carol")
     assert result.exit_code == 0, result.output
@@ -165,6 +197,29 @@ def test_bulk_reject_asks_then_rejects(cli: Any, engine: Engine, ids: dict[str, 
     result = cli("bulk-reject", "--below", "0.5", "--yes", "--reason", "noise")
     assert result.exit_code == 0 and "rejected 1 candidates" in result.stdout
     assert ReviewQueue(engine, "x").get(ids["low"]).reason == "noise"
+
+
+def test_bulk_reject_names_the_catalogues_it_rejects_in(
+    cli: Any, engine: Engine, ids: dict[str, int]
+) -> None:
+    # Without --catalogue it rejects in every catalogue: the question gave a bare number, so a
+    # maintainer of one list cleared the low scores of the others too, and was not told so.
+    other = catalogue(engine, "awesome-vpt")
+    candidate(engine, other, "Grazing sheep, revisited", relevance=0.2)
+    candidate(engine, other, "Alpine sheep", relevance=0.3)
+    declined = cli("bulk-reject", "--below", "0.5", input="n\n")
+    assert "reject 3 pending candidates scoring below 0.5 in every catalogue: awesome-vpt 2, vpt 1?" in (
+        declined.output
+    )
+    one = cli("bulk-reject", "--catalogue", "vpt", "--below", "0.5", input="n\n")
+    assert "reject 1 pending candidates scoring below 0.5 in vpt?" in one.output
+    result = cli("bulk-reject", "--below", "0.5", "--yes")
+    assert result.exit_code == 0, result.output
+    assert (
+        "rejected 3 candidates below 0.5 (low score) in every catalogue: awesome-vpt 2, vpt 1;"
+        in result.stdout
+    )
+    assert ReviewQueue(engine, "x").count() == 1
 
 
 def test_the_app_needs_a_terminal(cli: Any, ids: dict[str, int]) -> None:

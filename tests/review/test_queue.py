@@ -152,6 +152,25 @@ def test_relabel_changes_labels_of_an_accepted_candidate(engine: Engine, setup: 
     assert [d.action for d in decisions(engine)] == ["accept", "relabel"]
 
 
+def test_a_relabel_keeps_who_decided_and_when(engine: Engine, setup: dict[str, Any]) -> None:
+    # A relabel took over the candidate's decision: Alice's accept became "accepted by bob at
+    # <the relabel>", so the weekly digest listed the paper again as accepted that week, by
+    # Bob, and a pending paper whose labels were edited read as decided. The log says who
+    # relabelled.
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    accepted = alice.accept(setup["high"], ["token"])
+    relabelled = bob.relabel(setup["high"], ["pixel"])
+    assert (relabelled.reviewer, relabelled.decided_at) == ("alice", accepted.decided_at)
+    assert relabelled.final_labels == ["pixel"] and relabelled.version == accepted.version + 1
+    pending = bob.relabel(setup["mid"], ["token"])
+    assert (pending.status, pending.reviewer, pending.decided_at) == ("pending", None, None)
+    assert [(d.action, d.reviewer) for d in decisions(engine)][-2:] == [
+        ("relabel", "bob"),
+        ("relabel", "bob"),
+    ]
+    assert bob.undo()[0].final_labels is None and bob.undo()[0].final_labels == ["token"]
+
+
 def test_undo_reverts_my_last_decision_and_is_audited(engine: Engine, setup: dict[str, Any]) -> None:
     alice, bob = queue(engine, "alice"), queue(engine, "bob")
     alice.accept(setup["high"], ["token"])
@@ -189,6 +208,39 @@ def test_undo_after_undo_walks_back_through_my_decisions(engine: Engine, setup: 
     assert (back.candidate_id, back.status, back.reviewer) == (setup["mid"], "pending", None)
 
 
+def test_undo_walks_back_past_a_decision_taken_again_and_undone_again(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # "a, u, a, u, u": accept, think better of it, accept with other labels, undo that too,
+    # then undo the defer. The candidate is back where the defer left it, by two undos in a
+    # row; only the last of them was looked at, so the defer was refused as if someone else
+    # had changed the candidate, for good: every later undo tried it again.
+    alice = queue(engine, "alice")
+    alice.defer(setup["mid"])
+    alice.accept(setup["mid"], ["pixel"])
+    alice.undo()
+    alice.accept(setup["mid"], ["token"])
+    assert alice.undo()[0].status == "deferred"
+    [back] = alice.undo()
+    assert (back.candidate_id, back.status, back.reviewer) == (setup["mid"], "pending", None)
+
+
+def test_a_losing_reviewers_conflict_does_not_block_my_undo(engine: Engine, setup: dict[str, Any]) -> None:
+    # Bob acted on a stale screen: his attempt is audited as a "conflict" row, which changes
+    # nothing. It made the candidate's latest decision not an undo, so Alice's undo of her
+    # defer was refused as "changed since", and her undo stack stuck there.
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    seen_by_bob = bob.get(setup["mid"])
+    alice.defer(setup["mid"])
+    alice.accept(setup["mid"], ["pixel"])
+    alice.undo()
+    with pytest.raises(Conflict):
+        bob.reject(setup["mid"], "off-topic", expected_version=seen_by_bob.version)
+    [back] = alice.undo()
+    assert (back.status, back.reviewer) == ("pending", None)
+    assert [d.action for d in decisions(engine)] == ["defer", "accept", "undo", "conflict", "undo"]
+
+
 def test_an_undo_by_the_other_reviewer_gives_my_state_back(engine: Engine, setup: dict[str, Any]) -> None:
     alice, bob = queue(engine, "alice"), queue(engine, "bob")
     alice.defer(setup["mid"])
@@ -217,7 +269,39 @@ def test_undo_refuses_when_someone_changed_the_candidate_since(engine: Engine, s
         alice.undo()
     assert caught.value.current is not None and caught.value.current.status == "accepted"
     assert alice.get(setup["mid"]).status == "accepted"
-    assert [d.undone for d in decisions(engine)] == [False, False]
+    log = decisions(engine)
+    assert [d.undone for d in log] == [False, False, False]
+    # The refusal is audited, pointing at the defer it could not undo (the next undo passes it).
+    assert [(d.action, d.reviewer) for d in log] == [
+        ("defer", "alice"),
+        ("accept", "bob"),
+        ("conflict", "alice"),
+    ]
+    assert log[2].undoes_id == log[0].id and log[2].before == {"attempted": "undo"}
+
+
+def test_a_refused_undo_lets_the_next_undo_go_on_to_my_earlier_decisions(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # Alice bulk-rejects the low scores, then accepts "high"; Bob rejects "high" (an accepted
+    # candidate may be rejected). Undoing her accept is refused, rightly. But every later undo
+    # stopped at that accept too, so her bulk reject could never be undone, and no command
+    # takes a rejected candidate back.
+    alice, bob = queue(engine, "alice"), queue(engine, "bob")
+    alice.bulk_reject_below(0.6, "low score")
+    alice.accept(setup["high"], ["token"])
+    bob.reject(setup["high"], "duplicate")
+    with pytest.raises(Conflict, match=r"changed since .*rejected by bob.*undo again to go on") as caught:
+        alice.undo()
+    assert caught.value.current is not None and caught.value.current.status == "rejected"
+    assert alice.get(setup["high"]).status == "rejected"  # Bob's decision stands
+    reverted = alice.undo()
+    assert sorted(i.candidate_id for i in reverted) == sorted([setup["mid"], setup["low"]])
+    assert {i.status for i in reverted} == {"pending"}
+    assert alice.get(setup["high"]).status == "rejected"
+    with pytest.raises(UserError, match="nothing to undo"):
+        alice.undo()
+    assert bob.undo()[0].status == "accepted"  # Bob's own undo is untouched by Alice's refusal
 
 
 def test_bulk_reject_below_a_score_is_one_undoable_batch(engine: Engine, setup: dict[str, Any]) -> None:
@@ -294,6 +378,71 @@ def test_filter_by_text_label_and_score(engine: Engine, setup: dict[str, Any]) -
     assert Filter.parse("prompt b2n:no").describe() == "prompt b2n:no" and Filter.parse("b2n:yes")
     with pytest.raises(UserError, match="write b2n:yes or b2n:no"):
         Filter.parse("b2n:maybe")
+
+
+def test_a_label_filter_reads_the_labels_a_reviewer_chose_over_the_proposed_ones(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # After "l" changed a paper's labels from pixel to token, the list shows "token", but
+    # label:pixel still found it (by its proposal) and label:token found it too.
+    q = queue(engine)
+    q.relabel(setup["mid"], ["token"])
+    assert q.ids(filter=Filter.parse("label:pixel")) == []
+    assert q.ids(filter=Filter.parse("label:token")) == [setup["high"], setup["mid"]]
+    q.relabel(setup["high"], [])  # no label at all, by choice
+    assert q.ids(filter=Filter.parse("label:token")) == [setup["mid"]]
+    q.undo()
+    q.undo()  # the proposals count again
+    assert q.ids(filter=Filter.parse("label:pixel")) == [setup["mid"]]
+    assert q.ids(filter=Filter.parse("label:learnable")) == [setup["high"]]
+
+
+def test_a_strict_score_filter_leaves_out_the_bound_as_bulk_reject_does(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # `review list --filter "score<0.2"` is how a maintainer previews `bulk-reject --below 0.2`
+    # (the --filter help offers "score<X"), but "<" was read as "<=": a candidate scoring
+    # exactly 0.2 (scores have four decimals) was listed and then not rejected.
+    edge = candidate(engine, setup["catalogue"], "Sheep at the bound", relevance=0.1, abstract="Grazing.")
+    q = queue(engine)
+    assert q.ids(filter=Filter.parse("score<0.1")) == []
+    assert q.ids(filter=Filter.parse("score<=0.1")) == [setup["low"], edge]
+    assert q.ids(filter=Filter.parse("score>0.1")) == [setup["high"], setup["mid"]]
+    assert q.ids(filter=Filter.parse("score=0.1")) == [setup["low"], edge]
+    assert Filter.parse("score>0.1 score<0.9").describe() == "score>0.1 score<0.9"
+    assert sum(q.count_below(0.1).values()) == len(q.ids(filter=Filter.parse("score<0.1")))
+
+
+def test_a_label_filter_with_a_label_no_taxonomy_knows_is_refused(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # label:pxel (or label:Pixel) found nothing, and "no candidate matches" read as "there is
+    # no such paper" rather than "there is no such label".
+    q = queue(engine)
+    with pytest.raises(
+        UserError, match="unknown label 'pxel' for catalogue 'vpt'; valid labels: learnable, pixel"
+    ):
+        q.check_filter(Filter.parse("clip label:pxel"))
+    q.check_filter(Filter.parse("clip label:pixel"))
+    everywhere = ReviewQueue(engine, "alice")  # no catalogue: any catalogue's labels
+    catalogue(engine, "other", preset="prompt-adaptation")
+    everywhere.check_filter(Filter.parse("label:test-time"))
+    with pytest.raises(UserError, match="unknown label 'Pixel' in any catalogue"):
+        everywhere.check_filter(Filter.parse("label:Pixel"))
+    catalogue(engine, "untaxed")  # neither preset nor entries: any label may be there
+    everywhere.check_filter(Filter.parse("label:Pixel"))
+
+
+def test_words_that_begin_with_score_are_words(engine: Engine, setup: dict[str, Any]) -> None:
+    # Any word starting with "score" was taken for a malformed score bound: searching for
+    # "scores" or "scoring" said "cannot read the score filter" and found nothing.
+    scored = candidate(engine, setup["catalogue"], "Prompt scoring for CLIP", abstract="Scores of prompts.")
+    q = queue(engine)
+    assert q.ids(filter=Filter.parse("scoring")) == [scored]
+    assert q.ids(filter=Filter.parse("Scores score>=0.4")) == [scored]
+    for bad in ("score>=abc", "score=>0.5", "score<", "score~1"):
+        with pytest.raises(UserError, match="cannot read the score filter"):
+            Filter.parse(bad)
 
 
 def test_scope_is_one_catalogue_and_unknown_names_are_listed(engine: Engine, setup: dict[str, Any]) -> None:

@@ -1012,6 +1012,8 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         year = int(raw[spans["year"][0] : spans["year"][1]])
     elif rest_start >= 0:
         found = _venue_year_after(raw, rest_start, style, links)
+        if style in ("generalizable", "zhengli97"):
+            found = _venue_up_to_year(raw, rest_start, links) or found
         paren = re.match(r"\s*\(([^(),]+?)\)", raw[rest_start:]) if style == "disi" else None
         if found:
             venue, year, spans["venue"], spans["year"] = found
@@ -1122,14 +1124,55 @@ def _venue_year_after(
         if code:
             return _find_venue_year(code.group(1), start + code.start(1))
         return None
+    return _find_venue_year(_masked_line(raw, start, links), start)
+
+
+def _masked_line(raw: str, start: int, links: list[_Link]) -> str:
+    """The rest of the line from `start`, with links and badges blanked out (same length)."""
     line_end = raw.find("\n", start)
     segment = raw[start : line_end if line_end >= 0 else len(raw)]
     masked = list(segment)
     for link in links:
         for k in range(max(link.start, start), min(link.end, start + len(segment))):
             masked[k - start] = " "
-    masked_text = re.sub(r"!\[[^\]]*\]\([^)]*\)", lambda m: " " * len(m.group(0)), "".join(masked))
-    return _find_venue_year(masked_text, start)
+    return re.sub(r"!\[[^\]]*\]\([^)]*\)", lambda m: " " * len(m.group(0)), "".join(masked))
+
+
+_LINE_END_YEAR = re.compile(r"(?<![\d.])'?(" + _YEAR4 + r"|\d{2})$")
+
+
+def _venue_up_to_year(
+    raw: str, start: int, links: list[_Link]
+) -> tuple[str, int, tuple[int, int], tuple[int, int]] | None:
+    """Venue and year of a generalizable / zhengli97 line ("`Short` **Title**    Venue Year."):
+    all the text between the title's closing `**` and a year that ends the line is the venue,
+    so "CVPR Workshops 2025.", "Pattern Recognition 2025." and "ICLR (Oral) 2025." read back
+    as the venue our own renderer wrote there (the word-shaped `_VENUE_YEAR` kept only
+    "Workshops" or nothing, and the venue upgrade then took the paper for a preprint again).
+    None when more follows the year ("EMNLP 2023 Findings."): the general rule reads those.
+    Plain string scans, no backtracking regex: a line may be any length."""
+    text = _masked_line(raw, start, links)
+    end = len(text.rstrip())
+    if text[:end].endswith("."):
+        end -= 1
+    year = _LINE_END_YEAR.search(text, 0, end)
+    if year is None:
+        return None
+    before = text[: year.start()]
+    v_end = len(before.rstrip(" \t,"))
+    if v_end == len(before) and not year.group().startswith("'"):
+        return None  # "CVPR2025": no space, comma or "'" before the year
+    v_start = len(before) - len(before.lstrip(" \t."))
+    if v_start >= v_end:
+        return None
+    shown = raw[start + v_start : start + v_end]
+    venue = _strip_markdown(shown)
+    if shown != text[v_start:v_end] or not re.search(r"[A-Za-z]", venue):
+        return None  # a link or badge inside, or no word at all ("2023 2024.")
+    if len(year.group(1)) == 2 and re.search(r"\d", venue):
+        return None  # "arXiv:2203.172 74" is no "Venue 'YY"
+    v_span = (start + v_start, start + v_end)
+    return venue, _year(year.group(1)) or 0, v_span, (start + year.start(1), start + year.end(1))
 
 
 def _looks_like_entry(raw: str) -> bool:

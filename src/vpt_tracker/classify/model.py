@@ -40,6 +40,8 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from threadpoolctl import threadpool_limits
 
+from vpt_tracker.classify import WORD_TOKEN_PATTERN
+
 # `LinearScorer` is imported here for the saved models too: their pickles name it as
 # `vpt_tracker.classify.model.LinearScorer`, from before it moved to `calibration`.
 from vpt_tracker.classify.calibration import (
@@ -125,7 +127,7 @@ def make_vectorizer(hyper: Hyper) -> TfidfVectorizer:
         max_features=hyper.max_features,
         strip_accents="unicode",
         dtype=np.float32,
-        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]+\b",
+        token_pattern=WORD_TOKEN_PATTERN,
     )
 
 

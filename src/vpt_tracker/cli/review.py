@@ -62,11 +62,15 @@ def _labels(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _line(item: QueueItem) -> str:
+def _line(item: QueueItem, with_catalogue: bool = False) -> str:
+    """One `review list` line; `with_catalogue` names the candidate's catalogue after its
+    status (a listing of every catalogue shows a paper queued for two lists twice, and
+    without it the two lines differed only by id)."""
     labels = ", ".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
     mark = " [b2n]" if item.base_to_novel_flag else ""
+    catalogue = f"{item.catalogue}  " if with_catalogue else ""
     return (
-        f"{item.candidate_id:>6}  {item.relevance:4.2f}  {item.status:<9} {item.title[:70]}"
+        f"{item.candidate_id:>6}  {item.relevance:4.2f}  {item.status:<9} {catalogue}{item.title[:70]}"
         f"  ({item.venue_year or '?'}){mark}  [{labels}]"
     )
 
@@ -140,13 +144,15 @@ def list_command(
     queue = _queue(ctx, app, catalogue, reviewer)
     status = list(statuses) or [CandidateStatus.PENDING.value]
     chosen = Filter.parse(filter_text) if filter_text else None
+    if chosen is not None:
+        queue.check_filter(chosen)
     items = queue.listing(status=status, filter=chosen, limit=limit)
     if as_json:
         echo_json([item.to_json() for item in items])
         return
     total = queue.count(status=status, filter=chosen)
     for item in items:
-        click.echo(_line(item))
+        click.echo(_line(item, with_catalogue=queue.catalogue is None))
     click.echo(f"{len(items)} of {total} {'/'.join(status)} shown", err=True)
 
 
@@ -251,9 +257,18 @@ def relabel(
 @click.pass_context
 def undo(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None) -> None:
     """Undo your last decision (a bulk reject as a whole)."""
-    items = _queue(ctx, app, catalogue, reviewer).undo()
+    queue = _queue(ctx, app, catalogue, reviewer)
+    items = queue.undo()
     for item in items:
-        click.echo(f"undone: {item.candidate_id} is {item.status} again: {item.title}")
+        if queue.last_undone == "relabel":  # the status never changed: say what did
+            labels = (
+                f"labels: {', '.join(item.final_labels) or 'none'}"
+                if item.final_labels is not None
+                else "the proposed labels"
+            )
+            click.echo(f"undone: relabel of {item.candidate_id}, {labels} again: {item.title}")
+        else:
+            click.echo(f"undone: {item.candidate_id} is {item.status} again: {item.title}")
 
 
 @review.command("bulk-reject")
@@ -276,14 +291,26 @@ def bulk_reject(
 ) -> None:
     """Reject every pending candidate below a score, as one batch that `review undo` reverts."""
     queue = _queue(ctx, app, catalogue, reviewer)
-    count = queue.count_below(below)
+    counts = queue.count_below(below)
+    count = sum(counts.values())
     if count and not yes:
-        click.confirm(f"reject {count} pending candidates scoring below {below:g}?", abort=True)
+        click.confirm(
+            f"reject {count} pending candidates scoring below {below:g} in {_where(queue, counts)}?",
+            abort=True,
+        )
     with _progress(count, "rejecting") as advance:
         result = queue.bulk_reject_below(below, reason, progress=advance)
+    where = f" in {_where(queue, result.by_catalogue)}" if result.rejected else ""
     click.echo(
-        f"rejected {result.rejected} candidates below {below:g} ({reason}); `review undo` reverts them"
+        f"rejected {result.rejected} candidates below {below:g} ({reason}){where}; `review undo` reverts them"
     )
+
+
+def _where(queue: ReviewQueue, counts: dict[str, int]) -> str:
+    """The catalogues a bulk action touches: a batch without --catalogue spans every one."""
+    if queue.catalogue is not None:
+        return queue.catalogue
+    return "every catalogue: " + ", ".join(f"{name} {count}" for name, count in counts.items())
 
 
 def register(main: click.Group) -> None:

@@ -12,12 +12,14 @@ reject reason, filter) never sees them: typing `a` or `x` into an input stays te
 from __future__ import annotations
 
 import webbrowser
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -50,8 +52,12 @@ DEFAULT_KEYS: dict[str, tuple[str, str]] = {
     "quit": ("q", "Quit"),
     "page_down": ("pagedown", "Page down"),
     "page_up": ("pageup", "Page up"),
+    "detail_down": ("space", "Scroll detail down"),
+    "detail_up": ("b", "Scroll detail up"),
 }
-_SHOWN_IN_FOOTER = {"down", "up", "accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
+# The arrows need no footer (`?` lists every key); with them the compact footer still lost
+# `? Help` and `q Quit` off its end at 80 columns.
+_SHOWN_IN_FOOTER = {"accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
 
 Opener = Callable[[str], object]
 Explainer = Callable[[str, int], Any]
@@ -100,10 +106,15 @@ class ReviewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="status", markup=False)
         with Horizontal(id="panes"):
-            yield CandidateList(self.app_.queue.items, self.app_.show_detail, id="list")
+            yield CandidateList(
+                self.app_.queue.items,
+                self.app_.show_detail,
+                show_catalogue=self.app_.every_catalogue,
+                id="list",
+            )
             yield DetailView(id="detail")
         yield Static(id="empty", markup=False)
-        yield Footer()
+        yield Footer(compact=True)  # see _SHOWN_IN_FOOTER
 
     @property
     def app_(self) -> ReviewApp:
@@ -115,7 +126,8 @@ class ReviewScreen(Screen[None]):
         self.app_.reload()
 
     def action_review(self, action: str) -> None:
-        getattr(self.app_, f"do_{action}")()
+        with self.app_.database_errors():
+            getattr(self.app_, f"do_{action}")()
 
 
 class ReviewApp(App[SessionSummary]):
@@ -171,6 +183,9 @@ class ReviewApp(App[SessionSummary]):
         self._explain_timer: Timer | None = None
         self.explain_delay = explain_delay  # seconds the highlight must rest before the classifier is asked
         self.remaining = 0
+        # Every catalogue in one view: a paper queued for two lists shows twice, so rows, the
+        # detail pane and the dialogs say which list each one is for.
+        self.every_catalogue = queue.catalogue is None
         self.main = ReviewScreen()
 
     def notify(
@@ -199,16 +214,39 @@ class ReviewApp(App[SessionSummary]):
     def candidates(self) -> CandidateList:
         return self.main.query_one(CandidateList)
 
-    def reload(self, focus_id: int | None = None) -> None:
-        """Read the ordered ids again (start, filter, undo) and keep or move the highlight."""
+    def reload(self, focus_id: int | None = None, *, otherwise: int | None = None) -> None:
+        """Read the ordered ids again (start, filter, undo) and highlight `focus_id`; if it is
+        not in the list, the row `otherwise` (default: the same row as before)."""
         ids = self.queue.ids(status=self.status, filter=self.filter)
-        cursor = ids.index(focus_id) if focus_id in ids else self.candidates.cursor
+        if focus_id in ids:
+            cursor = ids.index(focus_id)
+        else:
+            cursor = self.candidates.cursor if otherwise is None else otherwise
         self.candidates.load(ids, cursor)
         self.candidates.focus()
         self.update_status()
 
+    @contextmanager
+    def database_errors(self) -> Iterator[None]:
+        """A database that does not answer is a notice, not a crash: SQLite held past its busy
+        timeout by another process (a long nightly write), a PostgreSQL server restarted.
+        Each action is one transaction, so nothing of it was written; the reviewer retries."""
+        try:
+            yield
+        except OperationalError as exc:
+            reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+            self.notify(
+                f"the database did not answer ({reason}); nothing was changed: try again",
+                severity="error",
+                timeout=8,
+            )
+
     def recount(self) -> None:
         """The periodic refresh: new counts, and new candidates if the list had run empty."""
+        with self.database_errors():
+            self._recount()
+
+    def _recount(self) -> None:
         self.remaining = self.queue.count(status=self.status)
         if not self.candidates.ids and self.remaining and not self.filter:
             self.reload()
@@ -227,17 +265,34 @@ class ReviewApp(App[SessionSummary]):
             text += f" · filter: {self.filter.describe()} ({shown} match)"
         s = self.summary
         text += f" · this session: {s.accepted} accepted, {s.rejected} rejected, {s.deferred} deferred"
+        if s.undone:  # decisions undone are counted apart, as on quit: "1 accepted, 1 undone"
+            text += f", {s.undone} undone"
         screen.query_one("#status", Static).update(text, layout=False)
         empty = not self.candidates.ids
         screen.set_class(empty, "empty")
         if empty:
-            message = (
-                f"No candidate matches the filter “{self.filter.describe()}”. Press / to change it."
-                if self.filter
-                else f"Nothing to review in {scope}: the queue is empty. 🎉\n\n"
-                "New candidates arrive with the next `vpt-tracker run nightly`. Press q to quit."
+            screen.query_one("#empty", Static).update(self._empty_message(scope))
+
+    def _empty_message(self, scope: str) -> str:
+        """What an empty list says: why it is empty, and where work may still wait."""
+        if self.filter:
+            return f"No candidate matches the filter “{self.filter.describe()}”. Press / to change it."
+        if self.status == "deferred":
+            pending = self.queue.count()
+            return (
+                f"Nothing to review in {scope}: no candidate is deferred. 🎉\n\n"
+                f"`vpt-tracker review` shows the pending ones ({pending} remaining). Press q to quit."
             )
-            screen.query_one("#empty", Static).update(message)
+        message = (
+            f"Nothing to review in {scope}: the queue is empty. 🎉\n\n"
+            "New candidates arrive with the next `vpt-tracker run nightly`. Press q to quit."
+        )
+        deferred = self.queue.count(status="deferred")
+        if deferred:
+            # Not done yet: "the queue is empty" alone read as the end of the week's review.
+            waits, them = ("candidate waits", "it") if deferred == 1 else ("candidates wait", "them")
+            message += f"\n\n{deferred} deferred {waits}: `vpt-tracker review --deferred` shows {them}."
+        return message
 
     # detail -------------------------------------------------------------
     def show_detail(self, item: QueueItem | None) -> None:
@@ -245,7 +300,7 @@ class ReviewApp(App[SessionSummary]):
             return
         key = (item.catalogue, item.paper_id)
         known = self._explained.get(key, self._unexplainable.get(item.catalogue))
-        self.main.query_one(DetailView).show(render_detail(item, known))
+        self.main.query_one(DetailView).show(render_detail(item, known, show_catalogue=self.every_catalogue))
         if known is None and self.explainer is not None:
             # Explain only where the reviewer pauses: skimming past rows starts no work that
             # would compete with drawing the next key press.
@@ -281,7 +336,8 @@ class ReviewApp(App[SessionSummary]):
             self._explained[(item.catalogue, item.paper_id)] = result
         current = self.candidates.current
         if current is not None and (current.catalogue, current.paper_id) == (item.catalogue, item.paper_id):
-            self.main.query_one(DetailView).show(render_detail(current, result))
+            detail = render_detail(current, result, show_catalogue=self.every_catalogue)
+            self.main.query_one(DetailView).show(detail)
 
     # actions ------------------------------------------------------------
     def do_down(self) -> None:
@@ -296,6 +352,14 @@ class ReviewApp(App[SessionSummary]):
     def do_page_up(self) -> None:
         self.candidates.move(-max(1, self.candidates.scrollable_content_region.height - 1))
 
+    def do_detail_down(self) -> None:
+        """A page further into the detail pane: a long abstract is taller than the pane, and
+        the pane takes no focus, so without these keys only a mouse could scroll it."""
+        self.main.query_one(DetailView).page(1)
+
+    def do_detail_up(self) -> None:
+        self.main.query_one(DetailView).page(-1)
+
     def do_accept(self) -> None:
         def accept(item: QueueItem, labels: list[str]) -> None:
             self._apply(item, "accepted", lambda: self.queue.accept(item.candidate_id, labels, item.version))
@@ -306,10 +370,14 @@ class ReviewApp(App[SessionSummary]):
         """Change the labels without deciding (the app shows open candidates only)."""
 
         def relabel(item: QueueItem, labels: list[str]) -> None:
+            fresh: QueueItem | None = None
             try:
-                fresh = self.queue.relabel(item.candidate_id, labels, item.version)
+                with self.database_errors():
+                    fresh = self.queue.relabel(item.candidate_id, labels, item.version)
             except UserError as exc:
                 self._refused(exc)
+                return
+            if fresh is None:  # the database did not answer (said)
                 return
             self.candidates.replace(fresh)
             self.show_detail(fresh)
@@ -338,7 +406,14 @@ class ReviewApp(App[SessionSummary]):
             if labels is not None:
                 then(item, labels)
 
-        self.push_screen(AcceptScreen(item, valid, None if relabel else placement, relabel=relabel), done)
+        screen = AcceptScreen(
+            item,
+            valid,
+            None if relabel else placement,
+            relabel=relabel,
+            show_catalogue=self.every_catalogue,
+        )
+        self.push_screen(screen, done)
 
     def do_reject(self) -> None:
         item = self.candidates.current
@@ -351,7 +426,7 @@ class ReviewApp(App[SessionSummary]):
                     item, "rejected", lambda: self.queue.reject(item.candidate_id, reason, item.version)
                 )
 
-        self.push_screen(RejectScreen(item, self.reject_reasons), done)
+        self.push_screen(RejectScreen(item, self.reject_reasons, show_catalogue=self.every_catalogue), done)
 
     def do_defer(self) -> None:
         item = self.candidates.current
@@ -361,11 +436,23 @@ class ReviewApp(App[SessionSummary]):
     def do_undo(self) -> None:
         try:
             items = self.queue.undo()
+        except Conflict as exc:
+            self._refused(exc)  # shows the candidate as the other reviewer left it
+            return
         except UserError as exc:
             self.notify(str(exc), severity="warning")
             return
         self.summary.undone += len(items)
-        self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {items[0].status} again")
+        first = items[0]
+        if self.queue.last_undone == "relabel":  # the status never changed: say what did
+            labels = (
+                f"labels are {', '.join(first.final_labels) or 'none'}"
+                if first.final_labels is not None
+                else "labels are the proposed ones"
+            )
+            self.notify(f"undone your relabel of #{first.candidate_id}: its {labels} again")
+        else:
+            self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {first.status} again")
         if len(items) == 1 and self.candidates.restore(items[0].candidate_id, items[0]):
             self.remaining += 1 if items[0].status == self.status else 0
             self.update_status(recount=False)
@@ -379,19 +466,33 @@ class ReviewApp(App[SessionSummary]):
         if not item.links:
             self.notify("this paper has no link", severity="warning")
             return
-        self.opener(item.links[0][1])
+        url = item.links[0][1]
+        try:
+            # `webbrowser.open` says False when it found no browser (over ssh) or the browser
+            # command failed; "o" then did nothing, without a word.
+            opened = self.opener(url) is not False
+        except (webbrowser.Error, OSError):
+            opened = False
+        if not opened:
+            self.notify(f"could not open a browser; the link: {url}", severity="warning", timeout=15)
 
     def do_filter(self) -> None:
         def done(text: str | None) -> None:
             if text is None:
                 return
             try:
-                self.filter = Filter.parse(text)
+                chosen = Filter.parse(text)
+                self.queue.check_filter(chosen)
             except UserError as exc:
                 self.notify(str(exc), severity="error")
                 return
+            self.filter = chosen
             self.filter_text = text
-            self.reload()
+            # The paper the reviewer was on stays highlighted if the new filter keeps it (as
+            # clearing a filter does), else the first match: a row number means nothing across
+            # two different lists.
+            current = self.candidates.current
+            self.reload(current.candidate_id if current is not None else None, otherwise=0)
 
         self.push_screen(FilterScreen(self.filter_text), done)
 
@@ -414,10 +515,15 @@ class ReviewApp(App[SessionSummary]):
 
     # helpers ------------------------------------------------------------
     def _apply(self, item: QueueItem, outcome: str, action: Callable[[], QueueItem]) -> None:
+        done = False
         try:
-            action()
+            with self.database_errors():
+                action()
+                done = True
         except UserError as exc:
             self._refused(exc)
+            return
+        if not done:
             return
         setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
         if self.candidates.current is not None and self.candidates.current.candidate_id == item.candidate_id:

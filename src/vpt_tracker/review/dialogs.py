@@ -26,6 +26,11 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.review.queue import QueueItem
 
 
+def _which(item: QueueItem, show_catalogue: bool) -> str:
+    """`#12`, or `#12 for awesome-vpt` where the view holds every catalogue."""
+    return f"#{item.candidate_id} for {item.catalogue}" if show_catalogue else f"#{item.candidate_id}"
+
+
 # --------------------------------------------------------------------------- modals
 class AcceptScreen(ModalScreen[list[str] | None]):
     """The label editor: pre-filled with the proposals, checked against the taxonomy.
@@ -45,9 +50,11 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         placement: Callable[[list[str]], str | None] | None = None,
         *,
         relabel: bool = False,
+        show_catalogue: bool = False,
     ) -> None:
         super().__init__()
         self.item = item
+        self.show_catalogue = show_catalogue
         self.valid = valid
         self.placement = placement
         self.relabel = relabel  # edit the labels only, without accepting
@@ -57,7 +64,9 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         with VerticalScroll(id="dialog", can_focus=False):
             verb, enter = ("Relabel", "saves") if self.relabel else ("Accept", "accepts")
             yield Label(
-                f"{verb} #{self.item.candidate_id}: {self.item.title}", id="dialog-title", markup=False
+                f"{verb} {_which(self.item, self.show_catalogue)}: {self.item.title}",
+                id="dialog-title",
+                markup=False,
             )
             yield Label(f"Labels, comma-separated (Enter {enter}, Esc cancels):")
             current = (
@@ -98,20 +107,28 @@ class RejectScreen(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, item: QueueItem, reasons: list[str]) -> None:
+    def __init__(self, item: QueueItem, reasons: list[str], *, show_catalogue: bool = False) -> None:
         super().__init__()
         self.item = item
         self.reasons = reasons
+        self.show_catalogue = show_catalogue
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", can_focus=False):
             yield Label(
-                f"Reject #{self.item.candidate_id}: {self.item.title}", id="dialog-title", markup=False
+                f"Reject {_which(self.item, self.show_catalogue)}: {self.item.title}",
+                id="dialog-title",
+                markup=False,
             )
-            yield OptionList(
-                *[Option(Content(f"{n}. {r}"), id=str(n)) for n, r in enumerate(self.reasons, 1)]
-            )
-            yield Label("…or type a reason (Enter rejects, Tab switches, Esc cancels):")
+            if self.reasons:
+                yield OptionList(
+                    *[Option(Content(f"{n}. {r}"), id=str(n)) for n, r in enumerate(self.reasons, 1)]
+                )
+                yield Label("…or type a reason (Enter rejects, Tab switches, Esc cancels):")
+            else:
+                # No list to pick from: the input takes the focus. An empty list took it, and
+                # what the reviewer typed went nowhere.
+                yield Label("Type a reason (Enter rejects, Esc cancels):")
             yield Input(placeholder="free text", id="reason")
 
     def on_key(self, event: events.Key) -> None:

@@ -6,9 +6,11 @@ on the screen size, not on how many candidates are queued.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -17,7 +19,10 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from vpt_tracker.classify import WORD_TOKEN_PATTERN
 from vpt_tracker.review.queue import QueueItem
+
+_TOKEN = re.compile(WORD_TOKEN_PATTERN)
 
 
 # --------------------------------------------------------------------------- list pane
@@ -46,11 +51,14 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self,
         fetch: Callable[[list[int]], list[QueueItem]],
         highlighted: Callable[[QueueItem | None], None],
+        *,
+        show_catalogue: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._fetch = fetch
         self._highlighted = highlighted
+        self.show_catalogue = show_catalogue  # a view of every catalogue: a paper may be in two
         self.ids: list[int] = []
         self.cursor = 0
         self._rows: dict[int, QueueItem | None] = {}
@@ -156,26 +164,38 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         if strip is None:
             if len(self._strips) > self.CACHE_LIMIT:
                 self._strips.clear()
-            strip = self._strips[key] = _row_strip(item, width, _SELECTED if selected else _PLAIN)
+            base = _SELECTED if selected else _PLAIN
+            strip = self._strips[key] = _row_strip(item, width, base, self.show_catalogue)
         return strip
+
+
+def _fit(text: str, width: int) -> str:
+    """`text` in exactly `width` cells: padded, or cut with an ellipsis (nothing in 0 cells)."""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…" if width > 0 else ""
 
 
 _SELECTED = Style(bgcolor="#2d4a6b", bold=True)
 _PLAIN = Style()
 
 
-def _row_strip(item: QueueItem, width: int, base: Style) -> Strip:
-    """One list row: b2n mark, score, title, labels, venue and year, fitted to `width`."""
+def _row_strip(item: QueueItem, width: int, base: Style, show_catalogue: bool = False) -> Strip:
+    """One list row: b2n mark, score, title, labels, venue and year (and the catalogue, in a
+    view of every catalogue), fitted to `width` cells.
+
+    Measured in terminal cells, not characters: a CJK character or an emoji takes two, and
+    counted as one it pushed the labels and venue out of the row.
+    """
     mark = "◆" if item.base_to_novel_flag else " "
     labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
-    venue = item.venue_year
+    venue = " · ".join(part for part in (item.venue_year, item.catalogue if show_catalogue else "") if part)
     status = "" if item.status == "pending" else f"[{item.status}] "
-    fixed = 2 + 5 + len(venue) + 2
-    label_width = min(len(labels), max(0, (width - fixed) // 3))
-    title_width = max(0, width - fixed - label_width - 1 - len(status))
-    title = status + item.title
-    title = title[: title_width - 1] + "…" if len(title) > title_width else title.ljust(title_width)
-    label_text = labels[:label_width].ljust(label_width)
+    fixed = 2 + 5 + cell_len(venue) + 2
+    label_width = min(cell_len(labels), max(0, (width - fixed) // 3))
+    title_width = max(0, width - fixed - label_width - 1)
+    title = _fit(status + item.title, title_width)
+    label_text = set_cell_size(labels, label_width)
     score_style = Style(color="green") if item.relevance >= 0.7 else Style(color="yellow")
     if item.relevance < 0.3:
         score_style = Style(color="red")
@@ -211,17 +231,38 @@ class DetailView(ScrollView, can_focus=False):
         self.refresh()
 
     def _render_lines(self) -> None:
-        width = self.scrollable_content_region.width
+        """Wrap the text at the width it will have: without a scrollbar if it fits the pane's
+        height, else beside the scrollbar its length brings.
+
+        `scrollable_content_region` only knows the scrollbar once a layout has shown it, so
+        wrapping at its width lost the last two characters of every line of a long abstract
+        under the scrollbar ("Visua", ".../abs/2310" then "8381").
+        """
+        region = self.content_region
+        width = region.width
         if width <= 0:
             self._lines = []
             return
+        lines = self._wrap(width)
+        scrollbar = self.styles.scrollbar_size_vertical
+        if len(lines) > region.height and self.styles.overflow_y in ("auto", "scroll") and width > scrollbar:
+            width -= scrollbar
+            lines = self._wrap(width)
+        self._lines = lines
+        self.virtual_size = Size(width, len(lines))
+
+    def _wrap(self, width: int) -> list[Strip]:
         console = self.app.console
         options = console.options.update_width(width)
-        self._lines = [
+        return [
             Strip(line).adjust_cell_length(width)
             for line in Segment.split_lines(console.render(self.text, options))
         ]
-        self.virtual_size = Size(width, len(self._lines))
+
+    def page(self, direction: int) -> None:
+        """Scroll a page down (1) or up (-1), keeping one line of the previous page in view."""
+        step = max(1, self.scrollable_content_region.height - 1)
+        self.scroll_to(y=self.scroll_offset.y + direction * step, animate=False, immediate=True)
 
     def on_resize(self, _event: events.Resize) -> None:
         self._render_lines()
@@ -263,15 +304,33 @@ def explanation_terms(explanation: Any) -> tuple[list[str], list[str]]:
 
 
 def highlight(abstract: str, up: Iterable[str], down: Iterable[str] = ()) -> Text:
-    """The abstract with the terms that raised the score in bold green, those that lowered it red."""
+    """The abstract with the terms that raised the score in bold green, those that lowered it red.
+
+    A term is marked where the model counted it: as whole tokens of its word analyzer
+    (`WORD_TOKEN_PATTERN`), a two-word term on two consecutive tokens. Marked wherever its
+    letters occurred, "or" (which lowered a score) was underlined inside "for" and "prior",
+    and "prompt" inside "prompts", which the model counts as another word.
+    """
     text = Text(abstract)
+    tokens = [(m.start(), m.end(), m.group().lower()) for m in _TOKEN.finditer(abstract)]
+    starts: dict[str, list[int]] = {}
+    for position, (_start, _end, word) in enumerate(tokens):
+        starts.setdefault(word, []).append(position)
     for terms, style in ((down, "red underline"), (up, "bold green reverse")):
-        for term in sorted({t for t in terms if t.strip()}, key=len, reverse=True):
-            text.highlight_words([term], style=style, case_sensitive=False)
+        for term in {t.lower() for t in terms if t.strip()}:
+            words = term.split()
+            for first in starts.get(words[0], []):
+                following = [word for _start, _end, word in tokens[first : first + len(words)]]
+                if following == words:
+                    text.stylize(style, tokens[first][0], tokens[first + len(words) - 1][1])
     return text
 
 
-def render_detail(item: QueueItem, explanation: tuple[list[str], list[str]] | str | None) -> Text:
+def render_detail(
+    item: QueueItem, explanation: tuple[list[str], list[str]] | str | None, *, show_catalogue: bool = False
+) -> Text:
+    """The detail pane's text; `show_catalogue` names the list it is a candidate for (in a
+    view of every catalogue, where a paper queued for two lists shows twice)."""
     out = Text()
     out.append(item.title + "\n", style="bold")
     if item.authors:
@@ -282,7 +341,8 @@ def render_detail(item: QueueItem, explanation: tuple[list[str], list[str]] | st
     if item.base_to_novel is not None:
         flag = " (flagged)" if item.base_to_novel_flag else ""
         out.append(f"   base-to-novel {item.base_to_novel:.2f}{flag}", style="magenta")
-    out.append(f"   #{item.candidate_id} v{item.version} {item.status}\n")
+    out.append(f"   #{item.candidate_id} v{item.version} {item.status}")
+    out.append(f" for {item.catalogue}\n" if show_catalogue else "\n")
     if item.proposed_labels:
         out.append("proposed: " + ", ".join(item.proposed_with_scores()) + "\n", style="cyan")
     if item.final_labels is not None:

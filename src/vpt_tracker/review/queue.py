@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,11 +47,17 @@ _CHUNK = 500
 
 
 class Conflict(UserError):
-    """Another reviewer changed the candidate first; nothing of this action was applied."""
+    """Another reviewer changed the candidate first; nothing of this action was applied.
 
-    def __init__(self, message: str, current: QueueItem | None) -> None:
+    `refused` lists the (decision id, candidate id) pairs of an undo refused because of it.
+    """
+
+    def __init__(
+        self, message: str, current: QueueItem | None, refused: Sequence[tuple[int, int]] = ()
+    ) -> None:
         super().__init__(message)
         self.current = current
+        self.refused = list(refused)
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,9 @@ class Filter:
     """What `/` narrows the queue to: words of the title or abstract, a label, a score range,
     the base-to-novel flag.
 
-    Written as free text, e.g. ``pixel prompt label:learnable score>=0.6 b2n:yes``.
+    Written as free text, e.g. ``pixel prompt label:learnable score>=0.6 b2n:yes``. `score<X`
+    and `score>X` leave the bound out, as `bulk-reject --below X` does: a listing with
+    `score<0.2` previews exactly what that bulk reject takes.
     """
 
     words: tuple[str, ...] = ()
@@ -165,6 +174,8 @@ class Filter:
     min_score: float | None = None
     max_score: float | None = None
     base_to_novel: bool | None = None  # b2n:yes / b2n:no: flagged or not (`Scores.base_to_novel_flag`)
+    min_strict: bool = False  # score>X rather than score>=X
+    max_strict: bool = False  # score<X rather than score<=X
 
     _TOKEN = re.compile(r"^score(>=|<=|>|<|=)([0-9]*\.?[0-9]+)$")
 
@@ -173,6 +184,7 @@ class Filter:
         words: list[str] = []
         label = None
         low = high = None
+        low_strict = high_strict = False
         novel = None
         for token in text.split():
             lowered = token.lower()
@@ -190,14 +202,14 @@ class Filter:
             if match:
                 op, value = match.group(1), float(match.group(2))
                 if op in (">=", ">", "="):
-                    low = value
+                    low, low_strict = value, op == ">"
                 if op in ("<=", "<", "="):
-                    high = value
+                    high, high_strict = value, op == "<"
                 continue
-            if lowered.startswith("score"):
+            if re.match(r"score[^a-z]", lowered):  # a bound, misspelt; "scores" is a word
                 raise UserError(f"cannot read the score filter {token!r}; write e.g. score>=0.5 or score<0.2")
             words.append(token)
-        return cls(tuple(words), label, low, high, novel)
+        return cls(tuple(words), label, low, high, novel, low_strict, high_strict)
 
     def __bool__(self) -> bool:
         return bool(self.describe())
@@ -207,9 +219,9 @@ class Filter:
         if self.label:
             parts.append(f"label:{self.label}")
         if self.min_score is not None:
-            parts.append(f"score>={self.min_score:g}")
+            parts.append(f"score{'>' if self.min_strict else '>='}{self.min_score:g}")
         if self.max_score is not None:
-            parts.append(f"score<={self.max_score:g}")
+            parts.append(f"score{'<' if self.max_strict else '<='}{self.max_score:g}")
         if self.base_to_novel is not None:
             parts.append("b2n:yes" if self.base_to_novel else "b2n:no")
         return " ".join(parts)
@@ -226,18 +238,23 @@ class Filter:
             )
         if self.label:
             # JSON lists are stored as text on SQLite and rendered as text by PostgreSQL's cast:
-            # a quoted key matches one whole label.
+            # a quoted key matches one whole label. The labels a reviewer chose (`l`) replace
+            # the proposed ones, as the list shows them: "no final labels" is SQL NULL, or JSON
+            # null once an action set it back to None.
             quoted = f'%"{_escape_like(self.label)}"%'
+            final = cast(CandidateRow.final_labels, String)
+            unchosen = or_(CandidateRow.final_labels.is_(None), final == "null")
             found.append(
                 or_(
-                    cast(CandidateRow.proposed_labels, String).like(quoted, escape="\\"),
-                    cast(CandidateRow.final_labels, String).like(quoted, escape="\\"),
+                    and_(unchosen, cast(CandidateRow.proposed_labels, String).like(quoted, escape="\\")),
+                    final.like(quoted, escape="\\"),
                 )
             )
+        relevance = CandidateRow.relevance
         if self.min_score is not None:
-            found.append(CandidateRow.relevance >= self.min_score)
+            found.append(relevance > self.min_score if self.min_strict else relevance >= self.min_score)
         if self.max_score is not None:
-            found.append(CandidateRow.relevance <= self.max_score)
+            found.append(relevance < self.max_score if self.max_strict else relevance <= self.max_score)
         if self.base_to_novel is not None:
             flagged = CandidateRow.base_to_novel_flag.is_(True)
             found.append(flagged if self.base_to_novel else ~flagged)  # IS NOT TRUE: NULL too
@@ -253,6 +270,7 @@ class BulkResult:
     rejected: int
     batch: str
     candidate_ids: list[int] = field(default_factory=list)
+    by_catalogue: dict[str, int] = field(default_factory=dict)  # catalogue name -> rejected there
 
 
 REVIEWER_MAX = 128
@@ -283,6 +301,9 @@ class ReviewQueue:
         self.order = order
         self.clock = clock
         self._catalogue_id: int | None = None
+        #: The action the last `undo` reverted ("relabel", "accept", …): a relabel leaves the
+        #: status as it was, so "pending again" alone would not say what was undone.
+        self.last_undone: str | None = None
         if catalogue is not None:
             with transaction(engine) as session:
                 self._catalogue_id = _catalogue_row(session, catalogue).id
@@ -314,11 +335,21 @@ class ReviewQueue:
         with self.engine.connect() as connection:
             return int(connection.scalar(query) or 0)
 
-    def count_below(self, score: float) -> int:
-        """How many pending candidates `bulk_reject_below(score)` would reject."""
-        query = self._scoped(select(func.count(CandidateRow.id)), CandidateStatus.PENDING.value, None)
+    def count_below(self, score: float) -> dict[str, int]:
+        """How many pending candidates `bulk_reject_below(score)` would reject, per catalogue
+        (by name, only those with some): without a catalogue the batch spans them all, and
+        the reviewer is told where."""
+        query = (
+            self._scoped(
+                select(CatalogueRow.name, func.count(CandidateRow.id)), CandidateStatus.PENDING.value, None
+            )
+            .join(CatalogueRow, CatalogueRow.id == CandidateRow.catalogue_id)
+            .where(CandidateRow.relevance < score)
+            .group_by(CatalogueRow.name)
+            .order_by(CatalogueRow.name)
+        )
         with self.engine.connect() as connection:
-            return int(connection.scalar(query.where(CandidateRow.relevance < score)) or 0)
+            return {name: int(count) for name, count in connection.execute(query)}
 
     def items(self, candidate_ids: Iterable[int]) -> list[QueueItem]:
         """The candidates with these ids, in the order given (missing ones left out)."""
@@ -358,6 +389,31 @@ class ReviewQueue:
         """The label keys the candidate's catalogue accepts (empty: no taxonomy is known)."""
         with transaction(self.engine) as session:
             return _taxonomy(session, _catalogue_row(session, catalogue or self._require_catalogue()))
+
+    def check_filter(self, filter: Filter) -> None:
+        """Refuse a `label:` filter naming a label no catalogue in scope has (a UserError
+        listing the valid ones): a typo found nothing, which read as "no such paper".
+
+        Without a catalogue, any catalogue's label will do; a catalogue with no taxonomy at
+        all may hold any label, so then nothing is refused.
+        """
+        if not filter.label:
+            return
+        with transaction(self.engine) as session:
+            if self.catalogue is not None:
+                rows = [_catalogue_row(session, self.catalogue)]
+            else:
+                rows = list(session.scalars(select(CatalogueRow).order_by(CatalogueRow.name)))
+            known: list[str] = []
+            for row in rows:
+                labels = _taxonomy(session, row)
+                if not labels:
+                    return
+                known.extend(label for label in labels if label not in known)
+        if not known or filter.label in known:
+            return
+        where = f"for catalogue {self.catalogue!r}" if self.catalogue else "in any catalogue"
+        raise UserError(f"unknown label {filter.label!r} {where}; valid labels: {', '.join(known)}")
 
     def placement_problem(self, candidate_id: int, labels: Sequence[str]) -> str | None:
         """Why `publish` would leave this paper out with these labels; None when it would list it.
@@ -438,13 +494,18 @@ class ReviewQueue:
     def relabel(
         self, candidate_id: int, labels: Sequence[str], expected_version: int | None = None
     ) -> QueueItem:
-        """Change the final labels of an open or accepted (not yet published) candidate."""
+        """Change the final labels of an open or accepted (not yet published) candidate.
+
+        Not a decision on it: the candidate keeps who decided it and when (its decision row
+        says who relabelled). Stamped, an accepted paper became "accepted by <relabeller>"
+        at the relabel, and the weekly digest listed it again as accepted that week.
+        """
 
         def change(session: Session, row: CandidateRow) -> None:
             row.final_labels = _checked_labels(session, row, list(labels))
 
         allowed = (*OPEN_STATUSES, CandidateStatus.ACCEPTED.value)
-        return self._act(candidate_id, "relabel", change, expected_version, allowed)
+        return self._act(candidate_id, "relabel", change, expected_version, allowed, stamp=False)
 
     def bulk_reject_below(
         self, score: float, reason: str, *, progress: Callable[[int, int], None] | None = None
@@ -463,9 +524,17 @@ class ReviewQueue:
             query = self._scoped(select(CandidateRow), CandidateStatus.PENDING.value, None).where(
                 CandidateRow.relevance < score
             )
-            rows = [
-                _snapshot_row(row) for row in session.execute(_state_query(query.order_by(CandidateRow.id)))
-            ]
+            selected = session.execute(
+                _state_query(query.order_by(CandidateRow.id)).add_columns(CandidateRow.catalogue_id)
+            ).all()
+            rows = [_snapshot_row(row) for row in selected]
+            per_catalogue = Counter(row.catalogue_id for row in selected)
+            names = {
+                key: name
+                for key, name in session.execute(
+                    select(CatalogueRow.id, CatalogueRow.name).where(CatalogueRow.id.in_(list(per_catalogue)))
+                )
+            }
             now = self.clock()
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
@@ -485,18 +554,46 @@ class ReviewQueue:
                 self._apply_versioned(session, changes, "reject", now, reason, batch=batch)
                 if progress is not None:
                     progress(start + len(chunk), len(rows))
-        return BulkResult(len(rows), batch, [state["id"] for state in rows])
+        by_catalogue = {names[key]: count for key, count in per_catalogue.items()}
+        return BulkResult(
+            len(rows), batch, [state["id"] for state in rows], dict(sorted(by_catalogue.items()))
+        )
 
     def undo(self) -> list[QueueItem]:
-        """Revert this reviewer's last decision not yet undone (a bulk action as a whole)."""
+        """Revert this reviewer's last decision not yet undone (a bulk action as a whole).
+
+        A decision another reviewer has changed since cannot be undone: the first undo that
+        meets it says so and records the refusal (a "conflict" row pointing at it), and the
+        next undo goes on to the decision before it. Stopping there for good left every
+        earlier decision, a whole bulk reject too, beyond undo.
+        """
+        try:
+            return self._undo()
+        except Conflict as conflict:
+            if conflict.refused:
+                self._audit_refused_undo(conflict)
+            raise
+
+    def _undo(self) -> list[QueueItem]:
         with transaction(self.engine) as session:
-            last = session.scalars(
-                self._my_decisions().order_by(DecisionRow.at.desc(), DecisionRow.id.desc()).limit(1)
-            ).first()
+            refused = set(
+                session.scalars(
+                    select(DecisionRow.undoes_id).where(
+                        DecisionRow.reviewer == self.reviewer,
+                        DecisionRow.action == "conflict",
+                        DecisionRow.undoes_id.is_not(None),
+                    )
+                )
+            )
+            latest = self._my_decisions().order_by(DecisionRow.at.desc(), DecisionRow.id.desc())
+            last = next(
+                (d for d in session.scalars(latest.limit(len(refused) + 1)) if d.id not in refused), None
+            )
             if last is None:
                 scope = f" in catalogue {self.catalogue!r}" if self.catalogue else ""
                 raise UserError(f"nothing to undo: {self.reviewer} has no decision left to undo{scope}")
             group = [last]
+            action = last.action
             batch = (last.after or {}).get("batch")
             if batch:  # a batch's decisions share their time and action
                 same = self._my_decisions().where(
@@ -519,8 +616,10 @@ class ReviewQueue:
                         item = _item_in(session, candidate_id)
                         raise Conflict(
                             f"cannot undo your {decision.action} of candidate {candidate_id}: it was changed "
-                            f"since (now {item.state() if item else state['status']}); nothing was undone",
+                            f"since (now {item.state() if item else state['status']}); nothing was undone. "
+                            "It stays as it is now: undo again to go on to your decision before it",
                             item,
+                            [(d.id, d.candidate_id) for d in group],
                         )
                     restored = {name: decision.before.get(name) for name in _STATE_FIELDS}
                     if restored["status"] == CandidateStatus.PUBLISHED.value:
@@ -537,7 +636,36 @@ class ReviewQueue:
             for start in range(0, len(group), _CHUNK):
                 ids = [d.id for d in group[start : start + _CHUNK]]
                 session.execute(update(DecisionRow).where(DecisionRow.id.in_(ids)).values(undone=True))
+        self.last_undone = action
         return self.items([state["id"] for state, _ in changes])
+
+    def _audit_refused_undo(self, conflict: Conflict) -> None:
+        """Record that these decisions could not be undone, so that the next undo passes them.
+
+        One "conflict" row per decision of the refused group (a batch as a whole), pointing at
+        it through `undoes_id`; like every conflict row it changes nothing.
+        """
+        current = conflict.current
+        now = self.clock()
+        rows = [
+            {
+                "candidate_id": candidate_id,
+                "reviewer": self.reviewer,
+                "action": "conflict",
+                "at": now,
+                "before": {"attempted": "undo"},
+                "after": {"status": current.status, "reviewer": current.reviewer}
+                if current is not None and current.candidate_id == candidate_id
+                else {},
+                "reason": None,
+                "undoes_id": decision_id,
+                "undone": False,
+            }
+            for decision_id, candidate_id in conflict.refused
+        ]
+        with transaction(self.engine) as session:
+            for start in range(0, len(rows), _CHUNK):
+                session.execute(insert(DecisionRow), rows[start : start + _CHUNK])
 
     def decisions(self, candidate_id: int | None = None) -> list[DecisionRow]:
         """The audit log, oldest first (of one candidate, or of this queue's scope)."""
@@ -560,7 +688,11 @@ class ReviewQueue:
         expected_version: int | None,
         allowed: Sequence[str],
         reason: str | None = None,
+        *,
+        stamp: bool = True,
     ) -> QueueItem:
+        """Apply `change` to the candidate under its version lock, with its decision row;
+        `stamp` makes this reviewer, now, the one who decided it."""
         try:
             with transaction(self.engine) as session:
                 row = session.get(CandidateRow, candidate_id)
@@ -577,7 +709,8 @@ class ReviewQueue:
                 before = _snapshot(row)
                 change(session, row)
                 now = self.clock()
-                self._stamp(row, now)
+                if stamp:
+                    self._stamp(row, now)
                 session.flush()  # the version check happens here
                 session.add(self._decision(row, action, before, now, reason))
         except StaleDataError:
@@ -946,23 +1079,29 @@ def _back_where(session: Session, decision: DecisionRow, version: int) -> bool:
 
     An undo restores a state under a new version (optimistic locking needs one), so after
     "defer, accept, undo" the version no longer matches the defer's: yet undoing the defer
-    too is what the reviewer asks for, not a clash with another reviewer. It is back there
-    when the candidate's latest decision is the undo that made `version`, of a decision
-    taken on top of `decision` (recursively so: each undo in a row checks its own step).
+    too is what the reviewer asks for, not a clash with another reviewer. Walking back from
+    the current version: the decision that made it must be an undo of a decision taken after
+    `decision`, which restores the version that decision found; repeat until `decision`'s own
+    version is reached ("defer, accept, undo, accept, undo" takes two steps). "conflict" rows
+    change nothing and are skipped: a losing reviewer's audited attempt is not a change.
     """
-    latest = session.scalars(
-        select(DecisionRow)
-        .where(DecisionRow.candidate_id == decision.candidate_id)
-        .order_by(DecisionRow.id.desc())
-        .limit(1)
-    ).first()
-    if latest is None or latest.action != "undo" or latest.undoes_id is None:
-        return False
-    if (latest.after or {}).get("version") != version:
-        return False
-    undone = session.get(DecisionRow, latest.undoes_id)
-    return (
-        undone is not None
-        and undone.id > decision.id
-        and (undone.before or {}).get("version") == (decision.after or {}).get("version")
-    )
+    target = (decision.after or {}).get("version")
+    later = session.scalars(
+        select(DecisionRow).where(
+            DecisionRow.candidate_id == decision.candidate_id,
+            DecisionRow.id > decision.id,
+            DecisionRow.action != "conflict",
+        )
+    ).all()
+    made = {(row.after or {}).get("version"): row for row in later}  # each version is made once
+    by_id = {row.id: row for row in later}
+    while version != target:
+        maker = made.get(version)
+        if maker is None or maker.action != "undo" or maker.undoes_id is None:
+            return False  # made by someone's decision, or without one (e.g. publish)
+        undone = by_id.get(maker.undoes_id)  # None: it was taken before `decision`
+        previous = (undone.before or {}).get("version") if undone is not None else None
+        if not isinstance(previous, int) or previous >= version:
+            return False
+        version = previous
+    return True
