@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from vpt_tracker.store.db import schema_transaction
 from vpt_tracker.store.tables import Base
 
 config = context.config
@@ -18,15 +20,19 @@ def run_migrations_online() -> None:
         if not url:
             raise SystemExit("give the database with -x url=... ")
         engine = create_engine(url)
-    with engine.begin() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+        connection.rollback()  # the check's read, before the upgrade's own transaction
+        # One transaction for the whole upgrade, on SQLite too (see `schema_transaction`).
+        with schema_transaction(connection, write=current != set(context.script.get_heads())):
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
 
 
 run_migrations_online()

@@ -102,6 +102,19 @@ def _paper(session: Session, paper_id: int) -> PaperRow:
     return paper
 
 
+def _lock_candidates(session: Session, paper_ids: Sequence[int]) -> None:
+    """Lock the papers' candidates until the repair commits (PostgreSQL; SQLite's write lock
+    does it for the whole store).
+
+    A repair weighs the candidates as it reads them (which one a merge keeps, which
+    rejections a split copies). A reviewer's decision committed in between was lost: a
+    merge deleted the candidate just rejected and kept the deferred one, and the paper came
+    back to the queue. Locked, a reviewer's decision waits for the repair and then finds
+    the candidate merged away (refused, with a message), or is committed first and read.
+    """
+    session.execute(select(CandidateRow.id).where(CandidateRow.paper_id.in_(paper_ids)).with_for_update())
+
+
 def _sightings(session: Session, paper_ids: Iterable[int]) -> list[SightingRow]:
     """The papers' sightings in ingestion order (fetch time, then id: a batch's order)."""
     query = select(SightingRow).where(SightingRow.paper_id.in_(list(paper_ids)))
@@ -139,6 +152,7 @@ def split(
     """
     with exclusive(engine, "pipeline"), transaction(engine) as session:
         paper = _paper(session, paper_id)
+        _lock_candidates(session, [paper_id])
         sightings = _sightings(session, [paper_id])
         wanted = list(dict.fromkeys(sighting_ids))
         ours = {s.id for s in sightings}
@@ -283,6 +297,7 @@ def merge(engine: Engine, keep_id: int, other_id: int) -> Repair:
         raise UserError(f"cannot merge paper {keep_id} with itself")
     with exclusive(engine, "pipeline"), transaction(engine) as session:
         keep, other = _paper(session, keep_id), _paper(session, other_id)
+        _lock_candidates(session, [keep_id, other_id])
         sightings = _sightings(session, [keep_id, other_id])
         if not sightings:
             raise UserError(f"papers {keep_id} and {other_id} have no sightings to rebuild the paper from")

@@ -27,10 +27,12 @@ crash loses nothing and a rerun duplicates nothing; `ingest_records` is the batc
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
 import logging
+import os
 import pickle
 import re
 import threading
@@ -1079,14 +1081,19 @@ class _IndexCache:
         )
         if extend:
             changes = [tuple(getattr(k, name) for name in _KNOWN_FIELDS) for k in index.changed.values()]
-            with journal.open("ab") as stream:
-                pickle.dump((index.saved_state, state, changes), stream, protocol=pickle.HIGHEST_PROTOCOL)
+            _append_whole(journal, pickle.dumps((index.saved_state, state, changes), pickle.HIGHEST_PROTOCOL))
         else:
             index.freeze()
+            # A fixed name (saves run under the pipeline lock), so that the next save replaces
+            # what a killed one left; a save that fails (a full disk) removes it at once.
             temporary = base.with_suffix(".tmp")
-            with temporary.open("wb") as stream:
-                pickle.dump((_SNAPSHOT_FORMAT, url, state, index), stream, protocol=pickle.HIGHEST_PROTOCOL)
-            temporary.replace(base)  # a crash leaves the old snapshot or none, never half a file
+            try:
+                saved = (_SNAPSHOT_FORMAT, url, state, index)
+                with temporary.open("wb") as stream:
+                    pickle.dump(saved, stream, protocol=pickle.HIGHEST_PROTOCOL)
+                temporary.replace(base)  # a crash leaves the old snapshot or none, never half a file
+            finally:
+                temporary.unlink(missing_ok=True)
             journal.unlink(missing_ok=True)
         index.changed.clear()
         index.saved_state = state
@@ -1170,13 +1177,43 @@ def forget_indexes() -> None:
     _INDEX_CACHE.clear()
 
 
+def _append_whole(path: Path, record: bytes) -> None:
+    """Append `record` to `path`, or leave the file as it was.
+
+    A write cut short (a full disk) is cut off again, so that the journal's next record
+    follows a whole one: after a torn record every later one is unreadable, and each run
+    would rebuild the index from the store until the snapshot was next rewritten.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(descriptor).st_size
+        try:
+            view = memoryview(record)
+            while view:
+                view = view[os.write(descriptor, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):  # e.g. a device, which cannot be truncated
+                os.ftruncate(descriptor, size)
+            raise
+    finally:
+        os.close(descriptor)
+
+
 def save_index(engine: Engine) -> bool:
     """Write the current identity index of this store to the snapshot folder, if any.
 
-    Called once a run's pages are all ingested; True when a snapshot was written.
+    Called once a run's pages are all ingested; True when a snapshot was written. The
+    snapshot only saves the next run work, so a folder that cannot be written (a full disk,
+    a file in its place) is a warning and False: the records are committed, and a command
+    that stored them all must not fail for it (`ingest-jsonl` did, with a traceback and
+    its run recorded `failed`).
     """
     with transaction(engine) as session:
-        return _INDEX_CACHE.save(session)
+        try:
+            return _INDEX_CACHE.save(session)
+        except OSError as exc:
+            log.warning("could not save the identity index snapshot (the next run rebuilds it): %s", exc)
+            return False
 
 
 def _write_cursor(session: Session, source: str, key: str, value: str | None) -> None:

@@ -75,6 +75,22 @@ def exclusive_folder(directory: Path, name: str) -> Iterator[None]:
         yield
 
 
+def folder_locked(directory: Path) -> bool:
+    """True while a process holds `exclusive_folder(directory, ...)` (a `classify train`
+    saving into it); only looks, takes nothing."""
+    try:
+        descriptor = os.open(directory / ".lock", os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: nobody has ever held it
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)  # closing releases the shared lock, if it was taken
+    return False
+
+
 @contextmanager
 def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
     # A connection of its own: the lock lives as long as this session, independent of the
@@ -97,10 +113,30 @@ def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
         connection.close()
 
 
+def _open_lock_file(path: Path, name: str) -> tuple[int, bool]:
+    """The lock file's descriptor, and whether it was opened for writing.
+
+    `flock` needs no write access, so a lock file this user may not write (made, mode 644,
+    by the service's user, and used by a maintainer of its group) is opened read-only: it
+    was opened for writing only, and every command that takes the lock ended in a
+    `PermissionError` traceback. One that cannot be opened at all is one line, exit 2.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644), True
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY), False
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    raise UserError(f"cannot take the {name} lock {path}: {reason}")
+
+
 @contextmanager
 def _file_lock(path: Path, name: str) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    descriptor, writable = _open_lock_file(path, name)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -108,9 +144,9 @@ def _file_lock(path: Path, name: str) -> Iterator[None]:
             raise AlreadyRunning(
                 f"another vpt-tracker {name} run is in progress (lock {path}); try later"
             ) from None
-        # The holder's pid, for a maintainer who wonders who holds it; not used for locking.
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, f"{os.getpid()}\n".encode())
+        if writable:  # the holder's pid, for a maintainer who wonders who holds it; not used for locking
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, f"{os.getpid()}\n".encode())
         try:
             yield
         finally:

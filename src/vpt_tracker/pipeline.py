@@ -134,9 +134,17 @@ def recover_interrupted(engine: Engine, now: datetime) -> list[int]:
     (It was removed here, and the first dead run's papers were then never scored.)
 
     Only called with the pipeline lock held: a `running` row then cannot belong to a live
-    process, because that process would hold the lock.
+    process, because that process would hold the lock. That holds for `ingest-jsonl`'s
+    rows too (it takes the lock): a killed one is marked failed here as well (it stayed
+    `running` for ever), and it calls this too; its papers are not owed a score.
     """
     with transaction(engine) as session:
+        dead_ingests = session.scalars(
+            select(RunRow).where(RunRow.outcome == RunOutcome.RUNNING.value, RunRow.kind == "ingest")
+        )
+        for row in dead_ingests:
+            row.outcome, row.finished_at = RunOutcome.FAILED.value, now
+            row.errors = {**(row.errors or {}), INTERRUPTED: "interrupted: the process died before finishing"}
         rows = session.scalars(
             select(RunRow).where(RunRow.outcome == RunOutcome.RUNNING.value, RunRow.kind.in_(PIPELINE_KINDS))
         ).all()

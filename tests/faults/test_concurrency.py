@@ -8,15 +8,50 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select
 
 from faults.helpers import snapshot, write_config
 from review import factory
+from vpt_tracker import identity
+from vpt_tracker.errors import UserError
+from vpt_tracker.ingest import ingest_records
 from vpt_tracker.locks import EX_TEMPFAIL
+from vpt_tracker.models import RawRecord
 from vpt_tracker.replay import Fault, ReplayServer
 from vpt_tracker.review.queue import Conflict, ReviewQueue
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import DecisionRow, RunRow, SightingRow
+from vpt_tracker.store.tables import CandidateRow, DecisionRow, RunRow, SightingRow
+
+# One paper that ingestion keeps as two (the titles differ): `papers merge` joins them.
+PAPER = RawRecord(
+    source="arxiv_api",
+    source_id="2402.05555",
+    title="Prompt Pools for Continual Learning",
+    abstract="We learn a pool of prompts.",
+    authors=("Kai Wu",),
+    arxiv_id="2402.05555",
+)
+PAPER_AT_CVPR = RawRecord(
+    source="cvf",
+    source_id="cvpr-pools",
+    title="Learning Prompt Pools for Continual Adaptation",
+    authors=("Kai Wu", "Li Na"),
+    cvf_url="https://openaccess.thecvf.com/content/CVPR2024/html/Wu_Pools_CVPR_2024_paper.html",
+    venue="CVPR 2024",
+    year=2024,
+)
+
+
+def load(engine: Engine, *records: RawRecord) -> list[int]:
+    """Ingest the records; the paper of each."""
+    ingest_records(engine, records)
+    with transaction(engine) as session:
+        return [
+            session.scalars(select(SightingRow.paper_id).where(SightingRow.source_id == r.source_id)).one()
+            for r in records
+        ]
+
 
 CLI = [sys.executable, "-c", "from vpt_tracker.cli import main; main()"]
 
@@ -105,3 +140,72 @@ def test_two_reviewers_race_on_one_candidate(engine: Engine) -> None:
         assert decisions[1].before == {"attempted": "accept" if loser == "ana" else "reject"}
     # The loser can act on the new state knowingly: an undo by the winner reopens it.
     assert [item.status for item in (ana if winner == "ana" else bo).undo()] == ["pending"]
+
+
+class _PausingRanks(dict[str, int]):
+    """`identity._STATUS_RANK` that holds the merge at its first use: the candidates of both
+    papers are read, none is dropped yet (a wrap from outside; the merge has no test hook)."""
+
+    def __init__(self, ranks: dict[str, int], reached: threading.Event, go: threading.Event) -> None:
+        super().__init__(ranks)
+        self.reached, self.go = reached, go
+
+    def get(self, key: str, default: int = -1) -> int:  # type: ignore[override]
+        if not self.reached.is_set():
+            self.reached.set()
+            assert self.go.wait(60)
+        return super().get(key, default)
+
+
+def test_a_reject_during_a_merge_is_kept_or_refused(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`papers merge` keeps, of two candidates of one catalogue, the one furthest along, as it
+    read them. A reviewer who rejected the other one meanwhile was told "rejected", and the
+    merge then deleted that candidate and kept the deferred one: the paper came back to the
+    queue, its rejection undone by a repair (PostgreSQL; SQLite's write lock serialised them).
+    The merge now locks the candidates it weighs: the reject waits, and is refused (the
+    candidate was merged away), or comes first and is kept."""
+    keep, other = load(engine, PAPER, PAPER_AT_CVPR)
+    catalogue = factory.catalogue(engine, "vpt", entry_labels=[["learnable"]])
+    with transaction(engine) as session:
+        kept = CandidateRow(paper_id=keep, catalogue_id=catalogue, status="deferred", relevance=0.5)
+        dropped = CandidateRow(paper_id=other, catalogue_id=catalogue, status="pending", relevance=0.5)
+        session.add_all([kept, dropped])
+        session.flush()
+        kept_id, dropped_id = kept.id, dropped.id
+    bo = ReviewQueue(engine, "bo", "vpt")
+    version = bo.get(dropped_id).version
+
+    reached, go = threading.Event(), threading.Event()
+    monkeypatch.setattr(identity, "_STATUS_RANK", _PausingRanks(identity._STATUS_RANK, reached, go))
+    outcome: dict[str, object] = {}
+
+    def merging() -> None:
+        outcome["merge"] = identity.merge(engine, keep, other)
+
+    def rejecting() -> None:
+        try:
+            outcome["reject"] = bo.reject(dropped_id, "off-topic", version)
+        except (Conflict, UserError) as exc:
+            outcome["reject"] = exc
+
+    merge = threading.Thread(target=merging)
+    merge.start()
+    assert reached.wait(60)
+    reject = threading.Thread(target=rejecting)
+    reject.start()
+    reject.join(timeout=3)  # done at once without the lock; waits for the merge with it
+    go.set()
+    merge.join(timeout=60)
+    reject.join(timeout=60)
+    assert "merge" in outcome and "reject" in outcome, outcome
+
+    with transaction(engine) as session:
+        left = session.scalars(select(CandidateRow).where(CandidateRow.paper_id == keep)).all()
+    assert len(left) == 1
+    if isinstance(outcome["reject"], Exception):  # refused: the merge's choice stands
+        # One line that says why (it was an IntegrityError: the conflict's audit row named
+        # the deleted candidate).
+        assert f"candidate {dropped_id} was removed meanwhile" in str(outcome["reject"])
+        assert (left[0].id, left[0].status) == (kept_id, "deferred")
+    else:  # the reviewer was told "rejected": the paper must stay rejected
+        assert left[0].status == "rejected", (outcome["reject"], left[0].id, left[0].status)

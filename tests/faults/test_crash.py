@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, inspect, select, text
 
 from classify.store import store_catalogue
 from faults.helpers import NOW, RSS_DATE, Snapshot, crash_settings, import_crash_catalogue, snapshot
@@ -262,3 +263,186 @@ def test_a_second_train_of_the_same_catalogue_exits_75_while_the_first_runs(tmp_
     directory = tmp_path / "classifiers" / "vpt"
     CatalogueModel.load(directory)
     assert not list(directory.glob("*.tmp*"))
+
+
+MIGRATE_CHILD = Path(__file__).with_name("migrate_crash_child.py")
+
+
+def schema(engine: Engine) -> dict[str, list[str]]:
+    """Every table of the store with its columns, and the schema revision."""
+    inspector = inspect(engine)
+    tables = {
+        name: sorted(c["name"] for c in inspector.get_columns(name)) for name in inspector.get_table_names()
+    }
+    with engine.connect() as connection:
+        tables["revision"] = [
+            str(row[0]) for row in connection.execute(text("SELECT version_num FROM alembic_version"))
+        ]
+    return tables
+
+
+@pytest.mark.parametrize("tables", [1, 6, 12])  # 12: the table of migration 0005
+def test_sigkill_while_the_schema_is_made_then_any_command_makes_it(
+    db_url: str, tmp_path: Path, tables: int
+) -> None:
+    """On SQLite, Python's driver ran the migrations' CREATE TABLEs outside any transaction:
+    killed part-way (the first `init`, or the first command on a new database), the store
+    kept the tables made so far and no revision, and every command after that said
+    `Error: the database refused the command: table catalogues already exists`, for good.
+    The whole upgrade is now one transaction there too, as it was on PostgreSQL."""
+    child = subprocess.run(
+        [sys.executable, str(MIGRATE_CHILD), db_url, str(tables)],
+        env=child_env(),
+        capture_output=True,
+        timeout=180,
+    )
+    assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+    engine = make_engine(db_url)
+    try:
+        assert inspect(engine).get_table_names() == []  # nothing of the killed upgrade is left
+        result = CliRunner().invoke(
+            cli, ["--database", db_url, "init"], env={"VPT_DATA_DIR": str(tmp_path), "VPT_CONFIG": ""}
+        )
+        assert result.exit_code == 0, result.output
+        clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+        clean = make_engine(clean_url)
+        upgrade(clean)
+        assert schema(engine) == schema(clean)
+        clean.dispose()
+    finally:
+        engine.dispose()
+
+
+def test_two_commands_on_a_new_database_make_its_schema_one_after_the_other(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The first command on a new database makes its schema. Two at once (a service and a
+    cron job after a deployment) both made the same tables: on SQLite the second found the
+    first's tables already there (`Error: ... table catalogues already exists`, exit 2); on
+    PostgreSQL it waited for the first's commit and failed the same way. The second now waits
+    for the first, then finds the schema made."""
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    first = subprocess.Popen(
+        [sys.executable, str(MIGRATE_CHILD), db_url, "1", str(hold)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (hold / "ready").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        second = subprocess.Popen(
+            [sys.executable, str(MIGRATE_CHILD), db_url, "0", str(hold)],
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        while not (hold / "started").exists():
+            assert second.poll() is None and time.monotonic() < deadline, second.communicate()
+            time.sleep(0.05)
+        time.sleep(1.5)  # the second is at the schema now (it takes milliseconds to get there)
+        (hold / "go").touch()
+        out, err = second.communicate(timeout=120)
+    finally:
+        (hold / "go").touch()
+        first_out, first_err = first.communicate(timeout=120)
+    assert first.returncode == 0 and first_out.decode().strip() == "upgraded", first_err.decode()[-2000:]
+    assert second.returncode == 0 and out.decode().strip() == "upgraded", err.decode()[-2000:]
+    engine = make_engine(db_url)
+    assert len(schema(engine)["revision"]) == 1
+    engine.dispose()
+
+
+INGEST_CHILD = Path(__file__).with_name("ingest_crash_child.py")
+
+
+@pytest.mark.parametrize("commits", [5, 8])  # after the first batch, after the fourth
+def test_sigkill_of_ingest_jsonl_then_rerun_matches_a_clean_ingest(
+    engine: Engine, db_url: str, tmp_path: Path, commits: int
+) -> None:
+    """`ingest-jsonl` commits batch by batch: killed after some, the rerun stores the rest and
+    the store equals one ingest that was never killed. The killed run's row said `running`
+    for ever (in `runs` and beside every later run); the next command that takes the
+    pipeline lock now marks it failed, as a nightly run's."""
+    files = [str(path) for path in sorted((TESTS / "fixtures" / "corpus").glob("*.jsonl"))[:2]]
+    spec = {
+        "db_url": db_url,
+        "data_dir": str(tmp_path / "killed"),
+        "files": files,
+        "batch_size": 50,
+        "kill": commits,
+    }
+    child = subprocess.run(
+        [sys.executable, str(INGEST_CHILD), json.dumps(spec)],
+        env=child_env(),
+        capture_output=True,
+        timeout=180,
+    )
+    assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+    env = {"VPT_DATA_DIR": str(tmp_path / "killed"), "VPT_CONFIG": ""}
+    rerun = CliRunner().invoke(cli, ["--database", db_url, "ingest-jsonl", *files], env=env)
+    assert rerun.exit_code == 0, rerun.output
+
+    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+    env = {"VPT_DATA_DIR": str(tmp_path / "clean"), "VPT_CONFIG": ""}
+    assert CliRunner().invoke(cli, ["--database", clean_url, "ingest-jsonl", *files], env=env).exit_code == 0
+    clean = make_engine(clean_url)
+    expected = snapshot(clean)
+    clean.dispose()
+    after = snapshot(engine)
+    assert after.papers == expected.papers and after.counts() == expected.counts()
+    assert [s[:3] for s in after.sightings] == [s[:3] for s in expected.sightings]
+    with transaction(engine) as session:
+        runs = session.scalars(select(RunRow).order_by(RunRow.id)).all()
+        assert [(row.kind, row.outcome) for row in runs] == [("ingest", "failed"), ("ingest", "ok")]
+        assert runs[0].errors["run"] == "interrupted: the process died before finishing"
+        assert runs[0].finished_at is not None
+
+
+def test_a_model_read_while_train_saves_it_is_the_new_one(tmp_path: Path) -> None:
+    """Scoring (a nightly run, `classify enqueue`) reads a catalogue's model and card; a
+    `classify train` of it saves them by two renames. Read between the two, the pair was
+    refused as if a train had been killed ("retrain"), and the run lost that catalogue's
+    scoring. A reader that finds a mismatched pair while the train holds the folder's lock
+    now waits for the save to end and reads the new pair."""
+    url, engine = catalogue_store(tmp_path)
+    settings = Settings(data_dir=tmp_path)
+    _model, directory = train_catalogue(engine, "vpt", settings=settings)  # the old, consistent pair
+    engine.dispose()
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "seed": 1, "hold": str(hold)}
+    child = subprocess.Popen(
+        [sys.executable, str(TRAIN_CHILD), json.dumps(spec)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    loaded: dict[str, object] = {}
+    try:
+        deadline = time.monotonic() + 180
+        while not (hold / "ready").exists():
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+
+        def read() -> None:
+            try:
+                loaded["model"] = CatalogueModel.load(directory)
+            except UserError as exc:
+                loaded["model"] = exc
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(timeout=1.0)  # refused at once before; now it waits for the save
+        (hold / "go").touch()
+        reader.join(timeout=60)
+    finally:
+        (hold / "go").touch()
+        out, err = child.communicate(timeout=180)
+    assert child.returncode == 0 and out.decode().splitlines()[-1] == "saved", err.decode()[-2000:]
+    model = loaded.get("model")
+    assert isinstance(model, CatalogueModel), model
+    assert model.card == json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))

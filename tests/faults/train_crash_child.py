@@ -6,7 +6,8 @@ that save the model and its model card (crash-safety tests).
 
 The kill wraps `Path.replace` from the outside, in this process only (the production code
 has no test hook): right after the first rename onto `model.pkl.xz` or `model-card.json`,
-whichever comes first, before the second.
+whichever comes first, before the second. With `"hold": FOLDER` it does not die there: it
+touches `FOLDER/ready`, waits for `FOLDER/go`, then makes the second rename and finishes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from vpt_tracker.classify.model import CARD_FILE, MODEL_FILE
@@ -25,9 +27,17 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     rename = Path.replace
 
+    hold = Path(spec["hold"]) if spec.get("hold") else None
+
     def replace_then_die(self: Path, target: str | os.PathLike[str]) -> Path:
         result = rename(self, target)
-        if Path(target).name in (MODEL_FILE, CARD_FILE):
+        if Path(target).name in (MODEL_FILE, CARD_FILE) and hold is not None:
+            if not (hold / "ready").exists():  # the first rename only: hold until let go
+                (hold / "ready").touch()
+                deadline = time.monotonic() + 120
+                while not (hold / "go").exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        elif Path(target).name in (MODEL_FILE, CARD_FILE):
             sys.stdout.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         return result
@@ -36,7 +46,7 @@ def main() -> None:
     os.environ.update({"VPT_DATA_DIR": spec["data_dir"], "VPT_CONFIG": ""})
     args = ["--database", spec["db_url"], "classify", "train", spec["name"], "--seed", str(spec["seed"])]
     cli.main(args=args, prog_name="vpt-tracker", standalone_mode=False)
-    print("finished without reaching the kill point")
+    print("saved" if hold is not None else "finished without reaching the kill point")
 
 
 if __name__ == "__main__":

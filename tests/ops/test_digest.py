@@ -661,7 +661,9 @@ def test_a_doi_with_url_characters_links_to_itself(engine: Engine) -> None:
         row.arxiv_id, row.doi = None, sici
         session.scalars(select(PaperRow).where(PaperRow.title == HOSTILE)).one().doi = "10.1000/a#b?c"
     digest = build_digest(engine, WEEK, now=NOW)
-    encoded = "https://doi.org/10.1002/%28sici%291097-4571%28199806%2949%3A8%3C693%3A%3Aaid-asi4%3E3.0.co%3B2-o"
+    encoded = (
+        "https://doi.org/10.1002/%28sici%291097-4571%28199806%2949%3A8%3C693%3A%3Aaid-asi4%3E3.0.co%3B2-o"
+    )
     assert digest.catalogues[0].accepted[0].url == encoded
     assert digest.catalogues[0].groups[0].papers[2].url == "https://doi.org/10.1000/a%23b%3Fc"
     text, html = render(digest)
@@ -768,3 +770,44 @@ def test_an_upgrade_the_list_already_shows_is_no_news(engine: Engine) -> None:
         "Listed 2 updated CVPR 2026",
         "Upgraded Paper",
     ]
+
+
+def test_a_send_killed_mid_delivery_is_sent_by_the_next_job(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL (the OOM killer, a host going down) cannot be caught: the killed send left its
+    week `built`, which the next job neither retried (only `failed` weeks) nor counted as
+    missed (it has a row), so that week's digest was never sent. The next job now sends it:
+    a kill after the server took the message sends the week twice, never not at all."""
+    seed_week(engine)
+    with socket.socket() as silent:  # accepts, then never greets: the send is mid-delivery
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        port = silent.getsockname()[1]
+        config = tmp_path / "vpt-tracker.toml"
+        config.write_text(
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
+            "recipients = ['a@example.org']\ntimeout = 60\n"
+        )
+        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
+        child = subprocess.Popen([sys.executable, "-c", AS_AT_A_TERMINAL, *command])
+        try:
+            connection, _ = silent.accept()
+            with connection:
+                child.send_signal(signal.SIGKILL)
+                child.wait(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+    assert child.returncode == -signal.SIGKILL
+    row = digest_row(engine)
+    assert row is not None and row.status == "built" and row.attempts == 0
+
+    # A week later the job sends the new week and the killed one.
+    with smtp_server() as (inbox, port):
+        results = send_due(settings_for(port), engine, now=NOW + timedelta(days=7))
+    assert sorted(r.week for r in results) == ["2026-W47", "2026-W48"]
+    assert len(inbox.messages) == 2
+    row = digest_row(engine)
+    assert row is not None and row.status == "sent" and row.attempts == 1

@@ -22,6 +22,7 @@ import lzma
 import os
 import pickle
 import platform
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.files import sync_folder, temporary_file
+from vpt_tracker.locks import folder_locked
 from vpt_tracker.models import Scores
 
 MIN_POSITIVES = 8  # fewer relevant examples with abstracts cannot be cross-validated honestly
@@ -712,7 +714,24 @@ class CatalogueModel:
     @classmethod
     def load(cls, directory: Path) -> CatalogueModel:
         """A saved model; a UserError when it is missing, broken, not the one its card describes
-        (see `save`) or made by another scikit-learn."""
+        (see `save`) or made by another scikit-learn.
+
+        A model and card that do not match while a `classify train` holds the folder's lock
+        are most likely its save, caught between its two renames: the pair is read again
+        once the lock is free (at most `SAVE_WAIT` seconds). It was refused as if a train had
+        been killed ("retrain"), and a nightly run lost that catalogue's scoring.
+        """
+        deadline = time.monotonic() + SAVE_WAIT
+        while True:
+            try:
+                return cls._load(directory)
+            except _Mismatch:
+                if not folder_locked(directory) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
+    @classmethod
+    def _load(cls, directory: Path) -> CatalogueModel:
         model_path, card_path = directory / MODEL_FILE, directory / CARD_FILE
         if not model_path.is_file() or not card_path.is_file():
             raise UserError(f"no trained model in {directory}; run `vpt-tracker classify train` first")
@@ -738,7 +757,7 @@ class CatalogueModel:
         recorded = card.get(MODEL_HASH_KEY)
         if recorded != hashlib.sha256(data).hexdigest():
             why = "records no model_sha256" if recorded is None else "records another model_sha256"
-            raise UserError(
+            raise _Mismatch(
                 f"{model_path} is not the model its card describes ({card_path.name} {why}: a "
                 f"training run was interrupted while saving, or one file was replaced); {retrain}"
             )
@@ -765,6 +784,14 @@ class CatalogueModel:
             exclusive=payload.get("exclusive", ()),
             required=payload.get("required", ()),
         )
+
+
+#: How long a reader waits for a `classify train` that is saving the model it reads.
+SAVE_WAIT = 30.0
+
+
+class _Mismatch(UserError):
+    """The model file is not the one its card describes (see `CatalogueModel.load`)."""
 
 
 def _read_model_file(path: Path) -> bytes:

@@ -21,6 +21,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import IngestStats, ingest_records, keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import RawRecord, RunOutcome
+from vpt_tracker.pipeline import recover_interrupted
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CursorRow, EntryRow, PaperRow, RunRow, SightingRow
 
@@ -100,6 +101,7 @@ def _ingest_locked(
     app: AppContext, engine: Engine, files: tuple[Path, ...], records: list[RawRecord], batch_size: int
 ) -> IngestStats:
     started = time.perf_counter()
+    recover_interrupted(engine, datetime.now(UTC))  # a killed run's row said `running` for ever
     with transaction(engine) as session:
         run = RunRow(kind="ingest", counts={"files": [str(p) for p in files]})
         session.add(run)

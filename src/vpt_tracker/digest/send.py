@@ -189,7 +189,11 @@ def send_due(
     ssl_context: ssl.SSLContext | None = None,
 ) -> list[SendResult]:
     """The scheduler's job: last week's digest if unsent, the weeks since the last digest
-    whose job never ran (at most `MAX_CATCH_UP`), then earlier failed ones (retries).
+    whose job never ran (at most `MAX_CATCH_UP`), then earlier failed ones (retries) and
+    killed ones: a send killed by a signal it cannot catch (SIGKILL) never records its
+    attempt, and its week stays `built` (a live send holds the digest lock, and records its
+    attempt before it lets go). Whether the server had taken the message is not known, so
+    such a week is sent again: at least once, never not at all.
 
     A failure is logged and left `failed` for the next call; the first one is re-raised
     after the others were tried, so that the job's log line says it failed.
@@ -200,7 +204,9 @@ def send_due(
     with transaction(engine) as session:
         known = session.scalars(select(DigestRow.week)).all()
         retry = session.scalars(
-            select(DigestRow.week).where(DigestRow.status == "failed", DigestRow.attempts < MAX_ATTEMPTS)
+            select(DigestRow.week).where(
+                DigestRow.status.in_(("built", "failed")), DigestRow.attempts < MAX_ATTEMPTS
+            )
         ).all()
     # The weeks after the newest digest up to last week: those before last week have no row
     # because their job was missed (the service was down or asleep at the trigger), and

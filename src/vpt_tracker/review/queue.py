@@ -728,8 +728,15 @@ class ReviewQueue:
 
         The row changes nothing and undo never picks it up; it says what was tried and the
         state that won, in a transaction of its own (the attempt's own was rolled back).
+        A candidate that is gone (`papers merge` dropped it meanwhile) has no log to add to:
+        the row would break its foreign key, and the reviewer got an IntegrityError
+        traceback instead of the Conflict that says so.
         """
         current = conflict.current
+        if current is None:
+            with transaction(self.engine) as session:
+                if session.get(CandidateRow, candidate_id) is None:
+                    return
         with transaction(self.engine) as session:
             session.add(
                 DecisionRow(

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -135,6 +135,40 @@ def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work commits together on success and rolls back on any error."""
     with session_factory(engine)() as session, session.begin():
         yield session
+
+
+@contextmanager
+def schema_transaction(connection: Connection, *, write: bool) -> Iterator[None]:
+    """Make a schema change on `connection` all or nothing, on SQLite too (for the migrations).
+
+    Python's sqlite3 driver opens a transaction only before INSERT, UPDATE or DELETE: the
+    CREATE TABLEs of a migration ran outside any, so a kill part-way left half a schema
+    with no revision, and every later command failed with "table ... already exists". Here
+    the driver is told to leave transactions alone and one is opened by hand around the
+    whole upgrade; SQLite's DDL is transactional. `write` (an upgrade is due) opens it
+    IMMEDIATE: two commands starting on a new database then migrate one after the other
+    instead of both creating the same tables (the second failed with "already exists"),
+    and a read-only database at its head revision is never asked for the write lock.
+    PostgreSQL's DDL is transactional as is; an advisory lock orders two upgrades there.
+    """
+    if connection.dialect.name != "sqlite":
+        with connection.begin():
+            if write and connection.dialect.name == "postgresql":
+                # The same one-after-the-other for PostgreSQL, per schema, until the commit.
+                key = "hashtext('vpt-tracker schema of ' || current_schema())"
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({key})")
+            yield
+        return
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    previous = driver.isolation_level
+    driver.isolation_level = None  # the driver no longer opens (or ends) transactions by itself
+    try:
+        with connection.begin():
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield  # commit() and rollback() end the open transaction whatever the setting
+    finally:
+        driver.isolation_level = previous  # the connection goes back to the pool as it was
 
 
 def is_initialised(engine: Engine) -> bool:
