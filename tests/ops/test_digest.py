@@ -869,3 +869,39 @@ def test_the_queue_of_a_past_week_is_the_one_at_its_end(engine: Engine) -> None:
     unknown = "(1 more decided at a time the store does not record: not counted)"
     assert f"4 pending, oldest 20.7 days {unknown}" in text
     assert unknown in html
+
+
+def test_the_job_skips_a_week_another_process_is_sending_and_sends_the_others(
+    engine: Engine, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job read its weeks to retry outside the digest lock: a `digest send` of one of them
+    in progress at that moment (its week `built`, so retried) made the job raise before it
+    sent its other weeks. The job now leaves a week another process is sending to it, says
+    so, and sends the others."""
+    seed_week(engine)
+    with pytest.raises(DigestNotSent):  # nothing listens there: 2026-W45 is failed, retried
+        send_digest(settings_for(free_port()), engine, Week(2026, 45), now=NOW - timedelta(days=14))
+    with socket.socket() as silent:  # accepts, then never greets: the send is mid-delivery
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        port = silent.getsockname()[1]
+        config = tmp_path / "vpt-tracker.toml"
+        config.write_text(
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
+            "recipients = ['a@example.org']\ntimeout = 60\n"
+        )
+        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
+        child = subprocess.Popen([sys.executable, "-c", AS_AT_A_TERMINAL, *command])
+        try:
+            connection, _ = silent.accept()
+            with connection, smtp_server() as (inbox, smtp_port):
+                results = send_due(settings_for(smtp_port), engine, now=NOW)
+        finally:
+            child.kill()
+            child.wait(timeout=60)
+    assert [r.week for r in results] == ["2026-W45"]
+    assert [str(message["X-VPT-Tracker-Week"]) for _, message in inbox.messages] == ["2026-W45"]
+    assert "digest 2026-W47 skipped: another process is sending it" in caplog.text
+    row = digest_row(engine, "2026-W45")
+    assert row is not None and row.status == "sent" and row.attempts == 2
