@@ -123,8 +123,8 @@ def test_digest_content_groups_candidates_and_reports_the_week(engine: Engine) -
     assert cat.accepted[0].note == "by ana"
     assert [p.title for p in cat.published] == ["Published Prompt Paper"]
     assert [(p.title, p.note) for p in cat.upgrades] == [("Upgraded Paper", "arXiv → CVPR 2026")]
-    assert cat.queue_size == 5
-    assert cat.oldest_pending_days == 21.1  # 2026-11-02 07:00 to 2026-11-23 10:00
+    assert cat.queue_size == 5 and cat.queue_unknown == 0
+    assert cat.oldest_pending_days == 20.7  # 2026-11-02 07:00 to the week's end, 2026-11-23 00:00
     health = {h.source: h for h in digest.health}
     assert health["arxiv_api"].last_healthy and health["arxiv_api"].records == 120
     assert not health["arxiv_rss"].last_healthy
@@ -146,7 +146,7 @@ def test_html_is_escaped_and_text_is_plain(engine: Engine) -> None:
     assert "0.97  Visual Prompt Tuning at Scale" in text
     assert "arxiv_rss: UNHEALTHY" in text
     assert "Upgraded Paper: arXiv → CVPR 2026" in text
-    assert "Queue: 5 pending, oldest 21.1 days" in text
+    assert "Queue at the week's end: 5 pending, oldest 20.7 days" in text
 
 
 def test_a_base_to_novel_flag_shows_so(engine: Engine) -> None:
@@ -811,3 +811,97 @@ def test_a_send_killed_mid_delivery_is_sent_by_the_next_job(
     assert len(inbox.messages) == 2
     row = digest_row(engine)
     assert row is not None and row.status == "sent" and row.attempts == 1
+
+
+def test_the_queue_of_a_past_week_is_the_one_at_its_end(engine: Engine) -> None:
+    """The queue size and the oldest pending candidate were those of the moment the digest
+    was built: a digest sent late, a retried send or `digest send --week 2026-W40` showed
+    today's queue as the week's. They are now rebuilt from the review log as of the week's end:
+    a decision undone before the end was not taken, one undone after it still was."""
+    ids = seed_week(engine)
+    with transaction(engine) as session:
+        candidates = {row.paper_id: row.id for row in session.scalars(select(CandidateRow))}
+    top, second, hostile, old = (candidates[ids[key]] for key in ("top", "second", "hostile", "old"))
+    bo = ReviewQueue(engine, "bo", clock=lambda: IN_WEEK + timedelta(hours=1))
+    bo.defer(second)  # deferred in the week, undone the week after: not pending at its end
+    bo.clock = lambda: IN_WEEK + timedelta(hours=2)
+    bo.reject(hostile, "off topic")  # rejected and undone in the week: pending at its end
+    bo.clock = lambda: IN_WEEK + timedelta(hours=3)
+    bo.undo()
+    later = NOW + timedelta(hours=1)  # in the next week
+    bo.clock = lambda: later
+    bo.undo()
+    ana = ReviewQueue(engine, "ana", clock=lambda: later)
+    ana.accept(top)
+    ana.reject(old, "off topic")
+    queue_at(engine, later, later + timedelta(hours=1))
+    built = NOW + timedelta(days=2)
+
+    digest = build_digest(engine, WEEK, now=built)
+    [cat] = digest.catalogues
+    assert cat.queue_size == 4  # top, hostile, gen, old; not second (deferred then)
+    assert cat.oldest_pending_days == 20.7  # old: 2026-11-02 07:00 to 2026-11-23 00:00
+    assert cat.queue_unknown == 0
+    text, html = render(digest)
+    assert "Queue at the week's end: 4 pending, oldest 20.7 days" in text
+    # The week not over: the queue now, so said.
+    [current] = build_digest(engine, Week(2026, 48), now=built).catalogues
+    assert current.queue_size == 5  # second, hostile, gen and the two queued this week
+    assert current.oldest_pending_days == 7.1  # second and others: 2026-11-18 07:00 to 11-25 10:00
+    text, _ = render(build_digest(engine, Week(2026, 48), now=built))
+    assert "Queue now (the week is not over): 5 pending, oldest 7.1 days" in text
+
+    # A candidate decided by hand, with no review-log row and no decision time: its state at
+    # the week's end is unknown, and the digest says so rather than guess.
+    with transaction(engine) as session:
+        session.add(
+            CandidateRow(
+                paper_id=ids["upgraded"],
+                catalogue_id=session.scalar(select(CatalogueRow.id)),
+                status="rejected",
+                created_at=IN_WEEK,
+            )
+        )
+    digest = build_digest(engine, WEEK, now=built)
+    [cat] = digest.catalogues
+    assert (cat.queue_size, cat.queue_unknown) == (4, 1)
+    text, html = render(digest)
+    unknown = "(1 more decided at a time the store does not record: not counted)"
+    assert f"4 pending, oldest 20.7 days {unknown}" in text
+    assert unknown in html
+
+
+def test_the_job_skips_a_week_another_process_is_sending_and_sends_the_others(
+    engine: Engine, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job read its weeks to retry outside the digest lock: a `digest send` of one of them
+    in progress at that moment (its week `built`, so retried) made the job raise before it
+    sent its other weeks. The job now leaves a week another process is sending to it, says
+    so, and sends the others."""
+    seed_week(engine)
+    with pytest.raises(DigestNotSent):  # nothing listens there: 2026-W45 is failed, retried
+        send_digest(settings_for(free_port()), engine, Week(2026, 45), now=NOW - timedelta(days=14))
+    with socket.socket() as silent:  # accepts, then never greets: the send is mid-delivery
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        port = silent.getsockname()[1]
+        config = tmp_path / "vpt-tracker.toml"
+        config.write_text(
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
+            "recipients = ['a@example.org']\ntimeout = 60\n"
+        )
+        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
+        child = subprocess.Popen([sys.executable, "-c", AS_AT_A_TERMINAL, *command])
+        try:
+            connection, _ = silent.accept()
+            with connection, smtp_server() as (inbox, smtp_port):
+                results = send_due(settings_for(smtp_port), engine, now=NOW)
+        finally:
+            child.kill()
+            child.wait(timeout=60)
+    assert [r.week for r in results] == ["2026-W45"]
+    assert [str(message["X-VPT-Tracker-Week"]) for _, message in inbox.messages] == ["2026-W45"]
+    assert "digest 2026-W47 skipped: another process is sending it" in caplog.text
+    row = digest_row(engine, "2026-W45")
+    assert row is not None and row.status == "sent" and row.attempts == 2

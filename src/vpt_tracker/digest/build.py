@@ -183,6 +183,9 @@ class CatalogueDigest:
     accepted_more: int = 0  # beyond the first `TOP_PER_LIST` shown, as `LabelGroup.more`
     published_more: int = 0
     upgrades_more: int = 0
+    #: Candidates queued before the week's end whose state then the store cannot tell (decided
+    #: by hand, without a review-log row or a decision time): left out of `queue_size`.
+    queue_unknown: int = 0
 
 
 @dataclass
@@ -204,6 +207,11 @@ class Digest:
     health: list[SourceHealth]
     runs: int
     failed_runs: int
+
+    @property
+    def queue_moment(self) -> str:
+        """When the queue figures hold: the week's end, or now for a week not over."""
+        return "at the week's end" if self.generated_at >= self.week.end else "now (the week is not over)"
 
     @property
     def subject(self) -> str:
@@ -429,16 +437,15 @@ def _catalogue_digest(
         line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
         upgrades.append(line)
 
-    pending = (CandidateRow.catalogue_id == catalogue.id) & (
-        CandidateRow.status == CandidateStatus.PENDING.value
-    )
-    queue_size = session.scalar(select(func.count()).select_from(CandidateRow).where(pending)) or 0
-    oldest = session.scalar(select(func.min(CandidateRow.created_at)).where(pending))
+    # As of the week's end (or now, for a week not over): a late or retried digest reports the
+    # queue the week left, not today's.
+    cutoff = min(week.end, now)
+    queue_size, oldest, unknown = _queue_at(session, catalogue.id, cutoff, live=cutoff >= now)
     oldest_days = None
     if oldest is not None:
         if oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
-        oldest_days = round((now - oldest).total_seconds() / 86400, 1)
+        oldest_days = round((cutoff - oldest).total_seconds() / 86400, 1)
     return CatalogueDigest(
         name=catalogue.name,
         groups=groups,
@@ -448,10 +455,92 @@ def _catalogue_digest(
         upgrades=upgrades[:TOP_PER_LIST],
         queue_size=queue_size,
         oldest_pending_days=oldest_days,
+        queue_unknown=unknown,
         accepted_more=max(0, len(accepted) - TOP_PER_LIST),
         published_more=max(0, len(published) - TOP_PER_LIST),
         upgrades_more=max(0, len(upgrades) - TOP_PER_LIST),
     )
+
+
+def _queue_at(
+    session: Session, catalogue_id: int, moment: datetime, *, live: bool
+) -> tuple[int, datetime | None, int]:
+    """The pending candidates of a catalogue at `moment`: their number, the oldest one's
+    queued time, and how many candidates of then are of unknown state (not counted).
+
+    `live` (`moment` is now): the candidates' status. Otherwise each candidate queued before
+    `moment` is rebuilt from the review log: its state is the `after` status of its last
+    decision before `moment` (an undo's `after` is the state it restored, so a decision
+    undone before `moment` is not taken, one undone later still is), or the `before` status
+    of its first decision after it. A candidate the log never saw decided by its status and
+    `decided_at` (a published one, stored as such, by `published_at`); with neither time
+    its state then is unknown.
+    """
+    queued = (CandidateRow.catalogue_id == catalogue_id) & (CandidateRow.created_at < moment)
+    if live:
+        pending = queued & (CandidateRow.status == CandidateStatus.PENDING.value)
+        count, oldest = session.execute(
+            select(func.count(), func.min(CandidateRow.created_at)).where(pending)
+        ).one()
+        return int(count), oldest, 0
+    logged = (
+        select(
+            DecisionRow.candidate_id,
+            (DecisionRow.at < moment).label("earlier"),
+            DecisionRow.before,
+            DecisionRow.after,
+            func.row_number()
+            .over(
+                partition_by=(DecisionRow.candidate_id, DecisionRow.at < moment),
+                order_by=(DecisionRow.at.desc(), DecisionRow.id.desc()),
+            )
+            .label("latest"),
+            func.row_number()
+            .over(
+                partition_by=(DecisionRow.candidate_id, DecisionRow.at < moment),
+                order_by=(DecisionRow.at, DecisionRow.id),
+            )
+            .label("earliest"),
+        )
+        .join(CandidateRow, CandidateRow.id == DecisionRow.candidate_id)
+        .where(queued, DecisionRow.action != "conflict")  # a refused undo changes nothing
+        .subquery()
+    )
+    before_moment: dict[int, str | None] = {}
+    after_moment: dict[int, str | None] = {}
+    # Per candidate, its last decision before `moment` and its first one after it.
+    edges = select(logged.c.candidate_id, logged.c.earlier, logged.c.before, logged.c.after).where(
+        (logged.c.earlier & (logged.c.latest == 1)) | (~logged.c.earlier & (logged.c.earliest == 1))
+    )
+    for candidate_id, earlier, before, after in session.execute(edges):
+        if earlier:
+            before_moment[candidate_id] = (after or {}).get("status")
+        else:
+            after_moment[candidate_id] = (before or {}).get("status")
+    pending_count, oldest_queued, unknown = 0, None, 0
+    rows = session.execute(
+        select(
+            CandidateRow.id,
+            CandidateRow.status,
+            CandidateRow.created_at,
+            CandidateRow.decided_at,
+            CandidateRow.published_at,
+        ).where(queued)
+    )
+    for candidate_id, status, created_at, decided_at, published_at in rows:
+        state = before_moment.get(candidate_id) or after_moment.get(candidate_id)
+        if state is None:  # never decided in the log: its own row says what it can
+            decided = decided_at or published_at
+            if status == CandidateStatus.PENDING.value or (decided is not None and decided >= moment):
+                state = CandidateStatus.PENDING.value
+            elif decided is None:
+                unknown += 1
+                continue
+        if state == CandidateStatus.PENDING.value:
+            pending_count += 1
+            if oldest_queued is None or created_at < oldest_queued:
+                oldest_queued = created_at
+    return pending_count, oldest_queued, unknown
 
 
 def _source_health(session: Session, week: Week) -> tuple[list[SourceHealth], int, int]:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from vpt_tracker.config import Settings, SmtpConfig, schedule_timezone
 from vpt_tracker.digest.build import Week, build_digest, mail_address, to_message
 from vpt_tracker.errors import UserError
-from vpt_tracker.locks import exclusive
+from vpt_tracker.locks import AlreadyRunning, exclusive
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import DigestRow
 
@@ -133,15 +133,43 @@ def send_digest(
     now: datetime | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> SendResult:
-    """Build and send the digest of `week`; refuses a week already sent unless `force`."""
+    """Build and send the digest of `week`; refuses a week already sent unless `force`.
+
+    Raises `AlreadyRunning` (exit 75) while another process sends the same week.
+    """
+    result = _send(settings, engine, week, force=force, now=now, ssl_context=ssl_context, if_unsent=False)
+    assert result is not None  # a week sent already is refused, not skipped
+    return result
+
+
+def _week_lock(week: Week) -> str:
+    """The lock a send of `week` holds: one per week, so that the job, finding a week being
+    sent by hand, can leave it to that send and go on with its other weeks."""
+    return f"digest-{week.label}"
+
+
+def _send(
+    settings: Settings,
+    engine: Engine,
+    week: Week,
+    *,
+    force: bool,
+    now: datetime | None,
+    ssl_context: ssl.SSLContext | None,
+    if_unsent: bool,
+) -> SendResult | None:
+    """`send_digest`; with `if_unsent` (the job), a week sent for good meanwhile is None, not
+    an error: whether it was is read under the week's lock, where no other send can change it."""
     now = now or datetime.now(UTC)
     smtp = settings.smtp
     if not smtp.recipients:
         raise UserError("smtp.recipients is empty: set the digest recipients in the config")
     envelope(smtp)  # a bad address is a config error (exit 2), not a failed week
-    with exclusive(engine, "digest"):
+    with exclusive(engine, _week_lock(week)):
         with transaction(engine) as session:
             row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
+            if row is not None and _sent_for_good(row, week) and if_unsent:
+                return None
             if row is not None and _sent_for_good(row, week) and not force:
                 sent = row.sent_at.strftime("%Y-%m-%d %H:%M UTC") if row.sent_at else "earlier"
                 raise UserError(
@@ -191,9 +219,10 @@ def send_due(
     """The scheduler's job: last week's digest if unsent, the weeks since the last digest
     whose job never ran (at most `MAX_CATCH_UP`), then earlier failed ones (retries) and
     killed ones: a send killed by a signal it cannot catch (SIGKILL) never records its
-    attempt, and its week stays `built` (a live send holds the digest lock, and records its
+    attempt, and its week stays `built` (a live send holds the week's lock, and records its
     attempt before it lets go). Whether the server had taken the message is not known, so
-    such a week is sent again: at least once, never not at all.
+    such a week is sent again: at least once, never not at all. A week another process is
+    sending (its lock is held) is logged and left to it.
 
     A failure is logged and left `failed` for the next call; the first one is re-raised
     after the others were tried, so that the job's log line says it failed.
@@ -237,11 +266,21 @@ def send_due(
             done = _sent_for_good(row, week)
         if done:
             continue
+        # Read without the week's lock: a `digest send` of it may be under way (its week
+        # `built`, so listed), or may have sent it since; `_send` reads it again under the lock.
         try:
-            results.append(send_digest(settings, engine, week, now=now, ssl_context=ssl_context))
+            result = _send(
+                settings, engine, week, force=False, now=now, ssl_context=ssl_context, if_unsent=True
+            )
+        except AlreadyRunning:
+            log.warning("digest %s skipped: another process is sending it", week.label)
+            continue
         except DigestNotSent as exc:
             log.warning("%s", exc)
             first_error = first_error or exc
+            continue
+        if result is not None:
+            results.append(result)
     if first_error is not None:
         raise first_error
     return results
