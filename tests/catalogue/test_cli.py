@@ -133,3 +133,36 @@ def test_import_takes_preset_and_repo_from_the_config(db_url: str, tmp_path: Pat
     )
     stats = json.loads(result.stdout)
     assert stats["preset"] == "generalizable-vlm" and stats["labels"] == {"image-text": 25, "text": 9}
+
+
+def test_a_readme_with_a_byte_order_mark_reads_like_one_without(db_url: str, tmp_path: Path) -> None:
+    """Notepad saves UTF-8 with a byte-order mark and GitHub shows such a README as if it had
+    none. The mark was read as part of the first line, so a heading or table header there was
+    not one: a list starting with `## Published in 2025` had that section's entries outside
+    any section (no labels from it, no place for a new entry), one starting with its table
+    had no entries at all ("does not look like a markdown list")."""
+    body = STELLAR.read_text(encoding="utf-8")
+    body = body[body.index("## Published in 2026") :]  # a README that starts with a section
+    plain, marked = tmp_path / "plain.md", tmp_path / "marked.md"
+    plain.write_text(body, encoding="utf-8")
+    marked.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    outs = {}
+    for path in (plain, marked):
+        code, out, err = run(
+            db_url, "catalogue", "import", str(path), "--name", path.stem, "--preset", "generalizable-vlm"
+        )
+        assert code == 0, err
+        outs[path.stem] = out.split(":", 1)[1]
+        code, out, _ = run(db_url, "catalogue", "stats", path.stem, "--json")
+        outs[path.stem + "-stats"] = json.loads(out)["sections"]
+    assert outs["marked"] == outs["plain"] and outs["marked-stats"] == outs["plain-stats"]
+    assert "(top)" not in outs["marked-stats"]
+    target = tmp_path / "out.md"
+    code, _, _ = run(db_url, "catalogue", "render", "marked", "--output", str(target))
+    assert code == 0 and target.read_bytes() == marked.read_bytes()  # the mark is kept
+
+    table = VPT.read_text(encoding="utf-8")
+    table = table[table.index("| Title ") :]
+    marked.write_bytes(b"\xef\xbb\xbf" + table.encode("utf-8"))
+    result = CliRunner().invoke(main, ["catalogue", "check", str(marked)])
+    assert result.exit_code == 1 and result.stderr.startswith("56 entries"), result.stderr

@@ -405,7 +405,11 @@ class Document:
     """A parsed README: its lines, its sections and its paper entries."""
 
     def __init__(self, text: str) -> None:
-        self._lines: list[str] = text.splitlines(keepends=True)
+        # A byte-order mark (Notepad writes one; GitHub shows the README as if it were not
+        # there) is kept for `render` but is no part of the first line: read as one, it made a
+        # heading or a table header on that line plain text.
+        self._bom = "\ufeff" if text.startswith("\ufeff") else ""
+        self._lines: list[str] = text[len(self._bom) :].splitlines(keepends=True)
         # The list's own line ending: lines vpt-tracker adds get it, so a README kept with
         # Windows line endings (CRLF) never ends up with mixed ones.
         crlf = text.count("\r\n")
@@ -419,7 +423,7 @@ class Document:
     # -- reading -------------------------------------------------------------------------
 
     def render(self) -> str:
-        return "".join(self._lines)
+        return self._bom + "".join(self._lines)
 
     def section_paths(self) -> list[list[str]]:
         return [list(s.path) for s in self._sections]
