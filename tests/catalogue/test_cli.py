@@ -166,3 +166,21 @@ def test_a_readme_with_a_byte_order_mark_reads_like_one_without(db_url: str, tmp
     marked.write_bytes(b"\xef\xbb\xbf" + table.encode("utf-8"))
     result = CliRunner().invoke(main, ["catalogue", "check", str(marked)])
     assert result.exit_code == 1 and result.stderr.startswith("56 entries"), result.stderr
+
+
+def test_check_counts_lines_as_editors_do(tmp_path: Path) -> None:
+    """A title pasted from a PDF can hold a line separator (U+2028) or a form feed: in
+    markdown, and in an editor, that is no line break. `check` counted one there (it cut
+    lines as `str.splitlines` does), so every `FILE:LINE` after it pointed past the entry."""
+    text = STELLAR.read_text(encoding="utf-8")
+    pasted = text.replace("ReBaPL: Repulsive", "ReBaPL:\u2028Repulsive").replace(
+        "PROMISE: Prompt", "PROMISE:\x0cPrompt"
+    )
+    for name, body in (("plain.md", text), ("pasted.md", pasted)):
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    lines = {}
+    for name in ("plain.md", "pasted.md"):
+        result = CliRunner().invoke(main, ["catalogue", "check", str(tmp_path / name)])
+        assert result.exit_code == 1
+        lines[name] = [line.split(":", 2)[1] for line in result.stdout.splitlines()]
+    assert lines["pasted.md"] == lines["plain.md"] == ["27", "29", "55"]
