@@ -184,3 +184,21 @@ def test_check_counts_lines_as_editors_do(tmp_path: Path) -> None:
         assert result.exit_code == 1
         lines[name] = [line.split(":", 2)[1] for line in result.stdout.splitlines()]
     assert lines["pasted.md"] == lines["plain.md"] == ["27", "29", "55"]
+
+
+def test_a_utf16_readme_is_named_as_such(db_url: str, tmp_path: Path) -> None:
+    """Windows PowerShell's `>` and Notepad's "Unicode" write UTF-16. Its NUL bytes made the
+    README "a binary file, not a markdown README", which sends a maintainer looking for a
+    broken file instead of to the encoding."""
+    text = STELLAR.read_text(encoding="utf-8")
+    for encoding in ("utf-16", "utf-16-be"):
+        readme = tmp_path / f"{encoding}.md"
+        data = text.encode(encoding)
+        readme.write_bytes(data if data[:2] in (b"\xff\xfe", b"\xfe\xff") else b"\xfe\xff" + data)
+        commands = (["import", str(readme), "--name", "g"], ["check", str(readme)])
+        for args in commands:
+            code, out, err = run(db_url, "catalogue", *args)
+            assert code == 2 and out == "", err
+            assert err == f"Error: {readme} is UTF-16 text, not UTF-8: save it as UTF-8\n"
+    code, _, err = run(db_url, "catalogue", "stats", "g")
+    assert "known catalogues: none yet" in err
