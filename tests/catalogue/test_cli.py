@@ -202,3 +202,24 @@ def test_a_utf16_readme_is_named_as_such(db_url: str, tmp_path: Path) -> None:
             assert err == f"Error: {readme} is UTF-16 text, not UTF-8: save it as UTF-8\n"
     code, _, err = run(db_url, "catalogue", "stats", "g")
     assert "known catalogues: none yet" in err
+
+
+@pytest.mark.parametrize("path", ["../README.md", "/home/me/list/README.md", "docs/../../README.md", ""])
+def test_a_readme_path_outside_the_repository_is_refused_at_import(
+    db_url: str, tmp_path: Path, path: str
+) -> None:
+    """`--readme-path` names the README inside the list's repository. A local path (the
+    clone's `/home/me/list/README.md`) or one leading out of it was stored, and only the
+    first publish failed on it, after fetching the repository."""
+    code, out, err = run(db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--readme-path", path)
+    assert code == 2 and out == "" and err.startswith("Error: readme path ") and err.count("\n") == 1, err
+    code, _, err = run(db_url, "catalogue", "stats", "g")
+    assert "known catalogues: none yet" in err
+    assert (
+        run(db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--readme-path", "docs/README.md")[0]
+        == 0
+    )
+    code, out, err = run(
+        db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--replace", "--readme-path", path
+    )
+    assert code == 2 and err.startswith("Error: readme path "), err

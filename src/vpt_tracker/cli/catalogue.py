@@ -102,7 +102,7 @@ def import_command(
         name,
         text,
         preset=preset,
-        readme_path=readme_path or file.name,
+        readme_path=readme_path if readme_path is not None else file.name,
         github_repo=github_repo,
         replace=replace,
     )
