@@ -92,6 +92,9 @@ class _Entry:
             self.arxiv_id,
             paper_title,
         )
+        self.drop_link(stats)
+
+    def drop_link(self, stats: EnrichStats) -> None:
         self.arxiv_id = None
         self.paper_url = None
         stats.wrong_links += 1
@@ -262,7 +265,8 @@ def _arxiv_from_url(url: str | None) -> str | None:
 def _check_links_against_store(session: Session, entries: list[_Entry], stats: EnrichStats) -> None:
     """Entries whose link no dump or arXiv answer confirmed: a stored paper with that id and
     another title means the link is wrong (its sighting would join, and re-venue, that paper).
-    Only papers with an abstract count: their title is a source's, not another list's."""
+    Only papers with an abstract count: their title is a source's, not another list's. An id
+    nothing knows is not trusted either when entries of other titles share it."""
     unconfirmed: dict[str, list[_Entry]] = {}
     for entry in entries:
         ids = {normalize.arxiv_id(match.arxiv_id) for match in entry.matches}
@@ -276,9 +280,25 @@ def _check_links_against_store(session: Session, entries: list[_Entry], stats: E
         )
     ).all()
     for arxiv_id, title, abstract in stored:
-        for entry in unconfirmed.get(arxiv_id or "", []):
+        for entry in unconfirmed.pop(arxiv_id or "", []):
             if entry.arxiv_id and not titles_agree(entry.title, title, abstract):
                 entry.distrust_link(title, stats)
+    # Nothing tells what the id is: entries of other titles sharing it (`catalogue check`'s
+    # `same-link`, zhengli97's CoOp with CoCoOp's link) would all join one paper under it,
+    # so none of them is trusted; each is looked up, and made a paper, by its own title.
+    for arxiv_id, group in unconfirmed.items():
+        first = group[0]
+        if all(titles_agree(entry.title, first.title) for entry in group[1:]):
+            continue
+        log.warning(
+            "entries at lines %s link the same arXiv %s under other titles (%s): one of the links is "
+            "wrong; looking them up by their titles",
+            ", ".join(str(entry.line) for entry in group),
+            arxiv_id,
+            "; ".join(repr(entry.title) for entry in group),
+        )
+        for entry in group:
+            entry.drop_link(stats)
 
 
 def _match_on_arxiv(

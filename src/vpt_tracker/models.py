@@ -249,6 +249,18 @@ def check_github_repo(repo: str) -> str:
     return repo
 
 
+def check_readme_path(path: str) -> str:
+    """`path` if it can name a file inside a repository (relative, not leading out of it),
+    else ValueError: a bad one would otherwise fail only at the first publish."""
+    parts = path.replace("\\", "/").split("/")
+    if not path.strip() or path.startswith(("/", "\\")) or ".." in parts or "\0" in path or ":" in parts[0]:
+        raise ValueError(
+            f"readme path {path[:120]!r} is not a path inside the list's repository "
+            "(relative, like README.md or docs/README.md)"
+        )
+    return path
+
+
 _BAD_IN_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{|/\.|\.lock(?:/|$)")
 
 

@@ -133,3 +133,93 @@ def test_import_takes_preset_and_repo_from_the_config(db_url: str, tmp_path: Pat
     )
     stats = json.loads(result.stdout)
     assert stats["preset"] == "generalizable-vlm" and stats["labels"] == {"image-text": 25, "text": 9}
+
+
+def test_a_readme_with_a_byte_order_mark_reads_like_one_without(db_url: str, tmp_path: Path) -> None:
+    """Notepad saves UTF-8 with a byte-order mark and GitHub shows such a README as if it had
+    none. The mark was read as part of the first line, so a heading or table header there was
+    not one: a list starting with `## Published in 2025` had that section's entries outside
+    any section (no labels from it, no place for a new entry), one starting with its table
+    had no entries at all ("does not look like a markdown list")."""
+    body = STELLAR.read_text(encoding="utf-8")
+    body = body[body.index("## Published in 2026") :]  # a README that starts with a section
+    plain, marked = tmp_path / "plain.md", tmp_path / "marked.md"
+    plain.write_text(body, encoding="utf-8")
+    marked.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    outs = {}
+    for path in (plain, marked):
+        code, out, err = run(
+            db_url, "catalogue", "import", str(path), "--name", path.stem, "--preset", "generalizable-vlm"
+        )
+        assert code == 0, err
+        outs[path.stem] = out.split(":", 1)[1]
+        code, out, _ = run(db_url, "catalogue", "stats", path.stem, "--json")
+        outs[path.stem + "-stats"] = json.loads(out)["sections"]
+    assert outs["marked"] == outs["plain"] and outs["marked-stats"] == outs["plain-stats"]
+    assert "(top)" not in outs["marked-stats"]
+    target = tmp_path / "out.md"
+    code, _, _ = run(db_url, "catalogue", "render", "marked", "--output", str(target))
+    assert code == 0 and target.read_bytes() == marked.read_bytes()  # the mark is kept
+
+    table = VPT.read_text(encoding="utf-8")
+    table = table[table.index("| Title ") :]
+    marked.write_bytes(b"\xef\xbb\xbf" + table.encode("utf-8"))
+    result = CliRunner().invoke(main, ["catalogue", "check", str(marked)])
+    assert result.exit_code == 1 and result.stderr.startswith("56 entries"), result.stderr
+
+
+def test_check_counts_lines_as_editors_do(tmp_path: Path) -> None:
+    """A title pasted from a PDF can hold a line separator (U+2028) or a form feed: in
+    markdown, and in an editor, that is no line break. `check` counted one there (it cut
+    lines as `str.splitlines` does), so every `FILE:LINE` after it pointed past the entry."""
+    text = STELLAR.read_text(encoding="utf-8")
+    pasted = text.replace("ReBaPL: Repulsive", "ReBaPL:\u2028Repulsive").replace(
+        "PROMISE: Prompt", "PROMISE:\x0cPrompt"
+    )
+    for name, body in (("plain.md", text), ("pasted.md", pasted)):
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    lines = {}
+    for name in ("plain.md", "pasted.md"):
+        result = CliRunner().invoke(main, ["catalogue", "check", str(tmp_path / name)])
+        assert result.exit_code == 1
+        lines[name] = [line.split(":", 2)[1] for line in result.stdout.splitlines()]
+    assert lines["pasted.md"] == lines["plain.md"] == ["27", "29", "55"]
+
+
+def test_a_utf16_readme_is_named_as_such(db_url: str, tmp_path: Path) -> None:
+    """Windows PowerShell's `>` and Notepad's "Unicode" write UTF-16. Its NUL bytes made the
+    README "a binary file, not a markdown README", which sends a maintainer looking for a
+    broken file instead of to the encoding."""
+    text = STELLAR.read_text(encoding="utf-8")
+    for encoding in ("utf-16", "utf-16-be"):
+        readme = tmp_path / f"{encoding}.md"
+        data = text.encode(encoding)
+        readme.write_bytes(data if data[:2] in (b"\xff\xfe", b"\xfe\xff") else b"\xfe\xff" + data)
+        commands = (["import", str(readme), "--name", "g"], ["check", str(readme)])
+        for args in commands:
+            code, out, err = run(db_url, "catalogue", *args)
+            assert code == 2 and out == "", err
+            assert err == f"Error: {readme} is UTF-16 text, not UTF-8: save it as UTF-8\n"
+    code, _, err = run(db_url, "catalogue", "stats", "g")
+    assert "known catalogues: none yet" in err
+
+
+@pytest.mark.parametrize("path", ["../README.md", "/home/me/list/README.md", "docs/../../README.md", ""])
+def test_a_readme_path_outside_the_repository_is_refused_at_import(
+    db_url: str, tmp_path: Path, path: str
+) -> None:
+    """`--readme-path` names the README inside the list's repository. A local path (the
+    clone's `/home/me/list/README.md`) or one leading out of it was stored, and only the
+    first publish failed on it, after fetching the repository."""
+    code, out, err = run(db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--readme-path", path)
+    assert code == 2 and out == "" and err.startswith("Error: readme path ") and err.count("\n") == 1, err
+    code, _, err = run(db_url, "catalogue", "stats", "g")
+    assert "known catalogues: none yet" in err
+    assert (
+        run(db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--readme-path", "docs/README.md")[0]
+        == 0
+    )
+    code, out, err = run(
+        db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--replace", "--readme-path", path
+    )
+    assert code == 2 and err.startswith("Error: readme path "), err

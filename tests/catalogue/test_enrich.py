@@ -90,6 +90,21 @@ def test_a_wrong_link_does_not_join_the_stored_paper_it_names(engine: Engine) ->
     assert (cocoop.arxiv_id, cocoop.venue, cocoop.year) == ("2203.05557", "CVPR", 2022)
 
 
+def test_two_entries_sharing_a_link_are_not_made_one_paper(engine: Engine) -> None:
+    # No dump, no arXiv and no stored paper knows 2203.05557: CoOp's entry (with CoCoOp's
+    # link) and CoCoOp's own were both ingested under that id, so they became one paper, and
+    # the CoOp entry's "IJCV 2022" sighting gave CoCoOp that venue. `catalogue check` calls
+    # the pair `same-link`: the list contradicts itself, so neither link is taken on trust.
+    import_catalogue(engine, "z", ZHENG.read_text(encoding="utf-8"), preset="generalizable-vlm")
+    stats = enrich_catalogue(engine, "z", local=LocalIndex([]))
+    assert stats.wrong_links == 2
+    (coop,) = linked(engine, COOP.title)
+    (cocoop,) = linked(engine, COCOOP.title)
+    assert coop.id != cocoop.id
+    assert coop.title == COOP.title and cocoop.title == COCOOP.title
+    assert (coop.venue, coop.year) == ("IJCV", 2022)
+
+
 def stand_in(arxiv_id: str, title: str) -> RawRecord:
     """A dump record with a paper's real arXiv id and title, and a stand-in abstract."""
     return RawRecord(

@@ -405,7 +405,11 @@ class Document:
     """A parsed README: its lines, its sections and its paper entries."""
 
     def __init__(self, text: str) -> None:
-        self._lines: list[str] = text.splitlines(keepends=True)
+        # A byte-order mark (Notepad writes one; GitHub shows the README as if it were not
+        # there) is kept for `render` but is no part of the first line: read as one, it made a
+        # heading or a table header on that line plain text.
+        self._bom = "\ufeff" if text.startswith("\ufeff") else ""
+        self._lines: list[str] = text[len(self._bom) :].splitlines(keepends=True)
         # The list's own line ending: lines vpt-tracker adds get it, so a README kept with
         # Windows line endings (CRLF) never ends up with mixed ones.
         crlf = text.count("\r\n")
@@ -419,7 +423,18 @@ class Document:
     # -- reading -------------------------------------------------------------------------
 
     def render(self) -> str:
-        return "".join(self._lines)
+        return self._bom + "".join(self._lines)
+
+    def editor_lines(self) -> list[int]:
+        """For each line of this document (1-based, as `ParsedEntry.line` counts them), the
+        line an editor shows it on, which is the same but after a line separator (U+2028) or a
+        form feed: `str.splitlines` cuts there, markdown and editors do not. Index 0 is unused."""
+        numbers, number = [0], 1
+        for piece in self._lines:
+            numbers.append(number)
+            if not piece.endswith(_OTHER_SEPARATORS):
+                number += 1
+        return numbers
 
     def section_paths(self) -> list[list[str]]:
         return [list(s.path) for s in self._sections]
@@ -1704,7 +1719,8 @@ def lint(text: str) -> list[Problem]:
     parse, the same paper twice (normalised title, or arXiv id with the same title as far as
     `names.titles_agree` tells), one arXiv link under two titles, entries with no link."""
     doc = parse(text)
-    problems = [Problem(line, "unparsed", why) for line, why in doc.unparsed]
+    at = doc.editor_lines()  # `FILE:LINE` is for an editor
+    problems = [Problem(at[line], "unparsed", why) for line, why in doc.unparsed]
     seen_title: dict[str, ParsedEntry] = {}
     seen_arxiv: dict[str, ParsedEntry] = {}
     for entry in doc.entries:
@@ -1717,21 +1733,21 @@ def lint(text: str) -> list[Problem]:
         ):
             problems.append(
                 Problem(
-                    entry.line,
+                    at[entry.line],
                     "same-link",
-                    f"{entry.title!r} links arXiv {entry.arxiv_id} as line {first.line} does, under another "
-                    f"title ({first.title!r}): one of the two links is wrong, or one paper is listed under "
-                    "two titles",
+                    f"{entry.title!r} links arXiv {entry.arxiv_id} as line {at[first.line]} does, under "
+                    f"another title ({first.title!r}): one of the two links is wrong, or one paper is listed "
+                    "under two titles",
                 )
             )
         elif first is not None:
             why = "same title" if seen_title.get(key) is first else f"same arXiv id {entry.arxiv_id}"
             problems.append(
-                Problem(entry.line, "duplicate", f"{entry.title!r} repeats line {first.line} ({why})")
+                Problem(at[entry.line], "duplicate", f"{entry.title!r} repeats line {at[first.line]} ({why})")
             )
         seen_title.setdefault(key, entry)
         if entry.arxiv_id:
             seen_arxiv.setdefault(entry.arxiv_id, entry)
         if entry.paper_url is None and entry.code_url is None:
-            problems.append(Problem(entry.line, "no-link", f"{entry.title!r} has no paper or code link"))
+            problems.append(Problem(at[entry.line], "no-link", f"{entry.title!r} has no paper or code link"))
     return sorted(problems, key=lambda p: (p.line, p.kind))

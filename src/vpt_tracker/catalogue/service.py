@@ -22,7 +22,7 @@ from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import Document, NewEntry, ParsedEntry, parse
 from vpt_tracker.classify.taxonomy import Preset, load_preset
 from vpt_tracker.errors import UserError
-from vpt_tracker.models import check_catalogue_name, check_github_repo
+from vpt_tracker.models import check_catalogue_name, check_github_repo, check_readme_path
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CatalogueRow, EntryRow, utcnow
 
@@ -104,6 +104,8 @@ def import_catalogue(
     _as_user_error(check_catalogue_name, name)
     if github_repo is not None:
         _as_user_error(check_github_repo, github_repo)
+    if readme_path is not None:
+        _as_user_error(check_readme_path, readme_path)
     preset_obj = load_preset(preset) if preset else None
     doc = parse(text)
     try:
@@ -169,6 +171,7 @@ def configure_catalogue(
         load_preset(preset)
         catalogue.preset = preset
     if readme_path is not None:
+        _as_user_error(check_readme_path, readme_path)
         catalogue.readme_path = readme_path
     return catalogue
 

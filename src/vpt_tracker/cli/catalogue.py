@@ -36,6 +36,10 @@ def read_markdown(path: Path) -> str:
         raise UserError(f"{path} is a directory, not a README file") from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        # Windows PowerShell's `>` and Notepad's "Unicode" write this; its NUL bytes made it
+        # "a binary file", which sent the maintainer looking for a broken file.
+        raise UserError(f"{path} is UTF-16 text, not UTF-8: save it as UTF-8")
     if b"\0" in data:
         raise UserError(f"{path} is a binary file, not a markdown README")
     try:
@@ -98,7 +102,7 @@ def import_command(
         name,
         text,
         preset=preset,
-        readme_path=readme_path or file.name,
+        readme_path=readme_path if readme_path is not None else file.name,
         github_repo=github_repo,
         replace=replace,
     )
