@@ -103,6 +103,24 @@ def test_an_empty_page_that_outlasts_the_retries_fails_and_the_next_fetch_resume
     assert len(ids) == 30  # nothing lost
 
 
+def test_a_fetch_resumed_at_an_empty_page_remembers_the_count_of_the_pages_before(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The glitch at start=10 outlasts a run, and its empty answer says 0 results (as the
+    # replay's, and arXiv's, empty feed does): the count is the cursor's, from start=0.
+    empty = re.sub(rb"<opensearch:totalResults>\d+<", b"<opensearch:totalResults>0<", _empty_feed())
+    fixture_replay.inject(Fault("status", match="start=10&", status=200, body=empty, times=6))
+    source = _source(fixture_replay, make_client())
+    first = next(iter(source.fetch(WINDOW, {})))
+    assert json.loads(first.cursor or "")["extra"] == "214881"
+    with pytest.raises(SourceError, match=r"start=10 of 214881 results"):
+        list(source.fetch(WINDOW, {"query": first.cursor}))
+    with pytest.raises(SourceError, match=r"start=10 of 214881 results"):  # not done on resuming
+        list(source.fetch(WINDOW, {"query": first.cursor}))
+    rest = list(source.fetch(WINDOW, {"query": first.cursor}))
+    assert [len(p.records) for p in rest] == [10, 10] and rest[-1].done
+
+
 def test_an_empty_page_saying_no_results_after_pages_that_said_many_is_not_the_end(
     fixture_replay: ReplayServer, make_client: MakeClient
 ) -> None:

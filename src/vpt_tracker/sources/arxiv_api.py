@@ -206,7 +206,7 @@ def _stays_empty(offset: int, expected: int, size: int) -> None:
     raises `UnexpectedEmptyPageError`: ending the window there would mark it done and lose
     every result after `offset` for good. The pages before stay stored and the cursor stays
     at `offset`, so the next fetch of the window resumes there. An empty page's own count is
-    not trusted over an earlier page's: arXiv's empty answers say 0 results.
+    not trusted over an earlier page's (kept in the cursor): arXiv's empty answers say 0 results.
     """
     missing = min(expected, MAX_REACHABLE) - offset
     if missing < min(size, offset):
@@ -225,6 +225,10 @@ def _stays_empty(offset: int, expected: int, size: int) -> None:
         f"arXiv gave an empty page at start={offset} of {expected} results {EMPTY_PAGE_RETRIES + 1} "
         f"times: {missing} reachable results are still missing; the next fetch resumes at start={offset}",
     )
+
+
+def _count(expected: int) -> str | None:
+    return str(expected) if expected >= 0 else None
 
 
 class ArxivApiSource:
@@ -267,7 +271,9 @@ class ArxivApiSource:
         query = build_query(self.config.categories, self.config.keywords, window, lookback)
         size = min(self.config.page_size, MAX_PAGE)
         offset = position.offset
-        expected = -1  # the most results any page of this fetch has announced
+        # The most results any page of this window has announced, kept in the cursor: a fetch
+        # resumed after an empty page must not take arXiv's empty answer ("0 results") for the end.
+        expected = int(position.extra) if position.extra and position.extra.isdigit() else -1
         while True:
             page = self._page(self._params(query, start=offset, size=size))
             for _ in range(EMPTY_PAGE_RETRIES):
@@ -295,7 +301,7 @@ class ArxivApiSource:
                 source=NAME,
                 cursor_key=CURSOR_KEY,
                 records=page.records,
-                cursor=Position(offset=offset, done=exhausted).encode(window),
+                cursor=Position(offset=offset, done=exhausted, extra=_count(expected)).encode(window),
                 done=exhausted,
             )
             if exhausted:
