@@ -8,15 +8,18 @@ is unhealthy with a one-line reason. Waits are recorded through an injected `sle
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from faults.helpers import NOW, RSS_DATE, local_http, replay_settings
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import RunOutcome
-from vpt_tracker.pipeline import RunResult, nightly
-from vpt_tracker.replay import Fault, ReplayServer
+from vpt_tracker.pipeline import RunResult, aware, nightly, pending_refetches
+from vpt_tracker.replay import Fault, ReplayServer, default_root
+from vpt_tracker.store import transaction
+from vpt_tracker.store.tables import SightingRow
 
 
 def run(
@@ -99,3 +102,33 @@ def test_dns_failure_on_an_invalid_host(engine: Engine, db_url: str, tmp_path: P
             result = nightly(settings, engine, now=NOW, client=client)
     assert_only_failed(result, "openreview", "openreview.invalid", "ConnectError")
     assert len(sleeps) == 1
+
+
+def test_an_arxiv_empty_page_that_outlasts_the_retries_fails_the_source_until_the_refetch(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    # The replay's one page of 32 results, answered empty (same header) three times in a row.
+    demo = (default_root() / "arxiv_api" / "demo.xml").read_bytes()
+    empty = demo.split(b"<entry>", 1)[0] + b"</feed>\n"
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        replay.inject(Fault("status", match="/api/query", status=200, body=empty, times=3))
+        first, _, _ = run(engine, db_url, tmp_path, replay)
+        assert_only_failed(first, "arxiv_api", "reachable results are still missing")
+        assert "empty page at start=0 of 32 results 3 times" in first.errors["arxiv_api"]
+        assert first.counts["sources"]["arxiv_api"]["records"] == 0
+        [queued] = pending_refetches(engine)
+        assert queued.source == "arxiv_api"
+        # Before, the empty page ended the window as done: its 32 papers were never fetched.
+        settings = replay_settings(replay.urls(), db_url, tmp_path, http=local_http())
+        with HttpClient(settings.http) as client:
+            second = nightly(settings, engine, now=NOW + timedelta(hours=6), client=client)
+    assert second.outcome == RunOutcome.OK
+    assert second.counts["sources"]["arxiv_api"]["refetched"] == [
+        f"{aware(queued.window_start).isoformat()}/{aware(queued.window_end).isoformat()}"
+    ]
+    assert pending_refetches(engine, "arxiv_api") == []  # (the others, fetched twice a day, look thin)
+    with transaction(engine) as session:
+        stored = session.scalar(
+            select(func.count()).select_from(SightingRow).where(SightingRow.source == "arxiv_api")
+        )
+    assert stored == 32

@@ -17,7 +17,7 @@ from sources.helpers import FIXTURES, MakeClient
 from vpt_tracker.config import ArxivApiConfig
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Window
-from vpt_tracker.replay import ReplayServer
+from vpt_tracker.replay import Fault, ReplayServer
 from vpt_tracker.sources.arxiv_api import ArxivApiSource, build_query
 from vpt_tracker.sources.base import SourceError
 
@@ -33,14 +33,14 @@ def _api_requests(server: ReplayServer) -> list[dict[str, str]]:
     return [r.query for r in server.requests if r.path == "/api/query"]
 
 
-def test_pages_until_an_empty_page(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
+def test_pages_until_total_results(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
-    assert [len(p.records) for p in pages] == [10, 10, 10, 0]
-    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "20", "30"]
+    assert [len(p.records) for p in pages] == [10, 10, 10]
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "20"]
     assert all(q["max_results"] == "10" for q in _api_requests(fixture_replay))
-    assert [p.done for p in pages] == [False, False, False, True]
+    assert [p.done for p in pages] == [False, False, True]
     assert json.loads(pages[-1].cursor or "")["done"] is True
-    # totalResults says 214881: only the empty page stopped it.
+    # The last recorded page says totalResults 30 (see tests/fixtures/sources/README.md).
     ids = [r.arxiv_id for p in pages for r in p.records]
     assert len(ids) == len(set(ids)) == 30
 
@@ -51,15 +51,119 @@ def _empty_feed() -> bytes:
     return page.split(b"<entry>", 1)[0] + b"</feed>\n"
 
 
+SERIES = {
+    0: "q_testing_s0_m10_bc5a6c384fe9.xml",
+    10: "q_testing_s10_m10_34e56e15aaac.xml",
+    20: "q_testing_s20_m10_348a237fecab.xml",
+}
+
+
+def _series_saying(server: ReplayServer, total: int) -> None:
+    """Serve the recorded series with every page saying `total` results (synthetic counts)."""
+    for start, name in SERIES.items():
+        page = (FIXTURES / "arxiv_api" / name).read_bytes()
+        body = re.sub(
+            rb"<opensearch:totalResults>\d+</opensearch:totalResults>",
+            f"<opensearch:totalResults>{total}</opensearch:totalResults>".encode(),
+            page,
+        )
+        server.inject(Fault("status", match=f"start={start}&", status=200, body=body))
+
+
 def test_an_empty_page_in_the_middle_is_asked_for_again(
     fixture_replay: ReplayServer, make_client: MakeClient
 ) -> None:
-    from vpt_tracker.replay import Fault
-
     fixture_replay.inject(Fault("status", match="start=10&", status=200, body=_empty_feed(), times=1))
     pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
-    assert [len(p.records) for p in pages] == [10, 10, 10, 0]  # nothing lost to the glitch
-    assert [q["start"] for q in _api_requests(fixture_replay)][:4] == ["0", "10", "10", "20"]
+    assert [len(p.records) for p in pages] == [10, 10, 10]  # nothing lost to the glitch
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "10", "20"]
+
+
+def test_an_empty_page_that_outlasts_the_retries_fails_and_the_next_fetch_resumes_there(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # arXiv answers start=10 empty three times in a row (the first ask and both retries).
+    fixture_replay.inject(Fault("status", match="start=10&", status=200, body=_empty_feed(), times=3))
+    source = _source(fixture_replay, make_client())
+    stored = []
+    with pytest.raises(SourceError, match=r"empty page at start=10 of 214881 results 3 times") as failed:
+        for page in source.fetch(WINDOW, {}):
+            stored.append(page)
+    assert "the next fetch resumes at start=10" in str(failed.value)
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "10", "10"]
+    # The window is not finished: what was stored stays, and the cursor is at the empty page.
+    assert [len(p.records) for p in stored] == [10]
+    cursor = json.loads(stored[-1].cursor or "")
+    assert (cursor["offset"], cursor["done"], stored[-1].done) == (10, False, False)
+    fixture_replay.requests.clear()
+    rest = list(source.fetch(WINDOW, {"query": stored[-1].cursor}))
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["10", "20"]
+    assert [len(p.records) for p in rest] == [10, 10] and rest[-1].done
+    ids = {r.arxiv_id for p in stored + rest for r in p.records}
+    assert len(ids) == 30  # nothing lost
+
+
+def test_a_fetch_resumed_at_an_empty_page_remembers_the_count_of_the_pages_before(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The glitch at start=10 outlasts a run, and its empty answer says 0 results (as the
+    # replay's, and arXiv's, empty feed does): the count is the cursor's, from start=0.
+    empty = re.sub(rb"<opensearch:totalResults>\d+<", b"<opensearch:totalResults>0<", _empty_feed())
+    fixture_replay.inject(Fault("status", match="start=10&", status=200, body=empty, times=6))
+    source = _source(fixture_replay, make_client())
+    first = next(iter(source.fetch(WINDOW, {})))
+    assert json.loads(first.cursor or "")["extra"] == "214881"
+    with pytest.raises(SourceError, match=r"start=10 of 214881 results"):
+        list(source.fetch(WINDOW, {"query": first.cursor}))
+    with pytest.raises(SourceError, match=r"start=10 of 214881 results"):  # not done on resuming
+        list(source.fetch(WINDOW, {"query": first.cursor}))
+    rest = list(source.fetch(WINDOW, {"query": first.cursor}))
+    assert [len(p.records) for p in rest] == [10, 10] and rest[-1].done
+
+
+def test_an_empty_page_saying_no_results_after_pages_that_said_many_is_not_the_end(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The series as recorded: every page says 214881, and past start=20 nothing is recorded,
+    # so start=30 gets the replay's empty feed, which (as arXiv's own empty answers) says 0.
+    _series_saying(fixture_replay, 214881)
+    stored = []
+    with pytest.raises(SourceError, match=r"start=30 of 214881 results"):
+        for page in _source(fixture_replay, make_client()).fetch(WINDOW, {}):
+            stored.append(page)
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "20", "30", "30", "30"]
+    assert [len(p.records) for p in stored] == [10, 10, 10] and not stored[-1].done
+
+
+def test_an_empty_first_page_that_announces_results_is_not_the_end(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # Five results announced, less than a page of 10, but none before the empty page: not an
+    # overstated count (what would be "the rest" is all of it), the glitch.
+    empty = re.sub(rb"<opensearch:totalResults>\d+<", b"<opensearch:totalResults>5<", _empty_feed())
+    fixture_replay.inject(Fault("status", match="start=0&", status=200, body=empty, times=3))
+    source = _source(fixture_replay, make_client())
+    with pytest.raises(SourceError, match=r"empty page at start=0 of 5 results 3 times"):
+        list(source.fetch(WINDOW, {}))
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "0", "0"]
+    pages = list(source.fetch(WINDOW, {}))  # the next fetch gets the window
+    assert [len(p.records) for p in pages] == [10, 10, 10] and pages[-1].done
+
+
+def test_an_empty_page_less_than_a_page_before_total_results_ends_the_window(
+    fixture_replay: ReplayServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # totalResults overstates by 5, less than a page of 10: the empty page at 30 is the end.
+    _series_saying(fixture_replay, 35)
+    with caplog.at_level("WARNING", logger="vpt_tracker.sources.arxiv_api"):
+        pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "20", "30", "30", "30"]
+    assert [len(p.records) for p in pages] == [10, 10, 10, 0]
+    cursor = json.loads(pages[-1].cursor or "")
+    assert (cursor["offset"], cursor["done"], pages[-1].done) == (30, True, True)
+    assert "stays empty at start=30 of 35 results (5 short, less than a page of 10 and than the 30" in (
+        caplog.text
+    )
 
 
 def test_an_entry_that_cannot_be_read_is_skipped_not_asked_for_again(
@@ -80,7 +184,7 @@ def test_an_entry_that_cannot_be_read_is_skipped_not_asked_for_again(
     with ReplayServer(tmp_path) as server:
         pages = list(_source(server, make_client()).fetch(WINDOW, {}))
         starts = [q["start"] for q in _api_requests(server)]
-    assert [len(p.records) for p in pages] == [9, 10, 10, 0]
+    assert [len(p.records) for p in pages] == [9, 10, 10]
     assert starts[:3] == ["0", "10", "20"]  # not start=9, which would ask for that entry again
 
 
@@ -134,8 +238,8 @@ def test_resumes_mid_window_from_a_cursor(fixture_replay: ReplayServer, make_cli
     first = next(iter(source.fetch(WINDOW, {})))
     fixture_replay.requests.clear()
     rest = list(source.fetch(WINDOW, {"query": first.cursor}))
-    assert [q["start"] for q in _api_requests(fixture_replay)] == ["10", "20", "30"]
-    assert [len(p.records) for p in rest] == [10, 10, 0]
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["10", "20"]
+    assert [len(p.records) for p in rest] == [10, 10]
 
 
 def test_a_cursor_of_another_window_starts_over_and_a_done_one_does_nothing(

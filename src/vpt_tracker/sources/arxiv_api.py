@@ -195,6 +195,42 @@ def _record(entry: Any) -> RawRecord | None:
     )
 
 
+def _stays_empty(offset: int, expected: int, size: int) -> None:
+    """An empty page at `offset` that asking again did not fill, of `expected` results.
+
+    `totalResults` can overstate a little, so an empty page a few results short of it is the
+    end of the window: short by less than a page (the last page would have held what is
+    missing) and by less than the results before it (most of what was announced came). A
+    page further short, or an empty first page that announces results, is arXiv's empty-page
+    glitch outlasting the retries, so the source fails for this run, as the `arxiv` package
+    raises `UnexpectedEmptyPageError`: ending the window there would mark it done and lose
+    every result after `offset` for good. The pages before stay stored and the cursor stays
+    at `offset`, so the next fetch of the window resumes there. An empty page's own count is
+    not trusted over an earlier page's (kept in the cursor): arXiv's empty answers say 0 results.
+    """
+    missing = min(expected, MAX_REACHABLE) - offset
+    if missing < min(size, offset):
+        log.warning(
+            "arXiv stays empty at start=%d of %d results (%d short, less than a page of %d and "
+            "than the %d before it): the window ends here",
+            offset,
+            expected,
+            missing,
+            size,
+            offset,
+        )
+        return
+    raise SourceError(
+        NAME,
+        f"arXiv gave an empty page at start={offset} of {expected} results {EMPTY_PAGE_RETRIES + 1} "
+        f"times: {missing} reachable results are still missing; the next fetch resumes at start={offset}",
+    )
+
+
+def _count(expected: int) -> str | None:
+    return str(expected) if expected >= 0 else None
+
+
 class ArxivApiSource:
     """Submissions to the configured categories (and keywords) within a window, oldest first."""
 
@@ -235,22 +271,25 @@ class ArxivApiSource:
         query = build_query(self.config.categories, self.config.keywords, window, lookback)
         size = min(self.config.page_size, MAX_PAGE)
         offset = position.offset
+        # The most results any page of this window has announced, kept in the cursor: a fetch
+        # resumed after an empty page must not take arXiv's empty answer ("0 results") for the end.
+        expected = int(position.extra) if position.extra and position.extra.isdigit() else -1
         while True:
             page = self._page(self._params(query, start=offset, size=size))
             for _ in range(EMPTY_PAGE_RETRIES):
-                if page.entries or page.total < 0 or offset >= page.total:
+                if page.entries or offset >= max(expected, page.total):
                     break
                 # arXiv sometimes answers an empty page in the middle of a result set, and the
-                # same request a moment later is full (the `arxiv` package retries it too). A
-                # page that stays empty ends the window: `totalResults` can overstate.
+                # same request a moment later is full (the `arxiv` package retries it too).
                 log.info(
-                    "arXiv gave an empty page at start=%d of %d results; asking again", offset, page.total
+                    "arXiv gave an empty page at start=%d of %d results; asking again",
+                    offset,
+                    max(expected, page.total),
                 )
                 page = self._page(self._params(query, start=offset, size=size))
-            if not page.entries and page.total >= 0 and offset < page.total:
-                log.warning(
-                    "arXiv stays empty at start=%d of %d results; the window ends here", offset, page.total
-                )
+            expected = max(expected, page.total)
+            if not page.entries and offset < expected:
+                _stays_empty(offset, expected, size)
             # By entries, not records: an entry that cannot be read is skipped, not asked for again.
             offset += page.entries
             exhausted = (
@@ -262,7 +301,7 @@ class ArxivApiSource:
                 source=NAME,
                 cursor_key=CURSOR_KEY,
                 records=page.records,
-                cursor=Position(offset=offset, done=exhausted).encode(window),
+                cursor=Position(offset=offset, done=exhausted, extra=_count(expected)).encode(window),
                 done=exhausted,
             )
             if exhausted:
