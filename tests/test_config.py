@@ -64,6 +64,10 @@ def test_catalogues_and_secrets_file(tmp_path: Path) -> None:
         ('[[catalogues]]\nname = "x"\ngithub_repo = "https://github.com/o/r"\n', "catalogues.0.github_repo"),
         ('[[catalogues]]\nname = "x"\nbranch = "new entries"\n', "catalogues.0.branch"),
         ('[[catalogues]]\nname = "x"\nbase_branch = "main..dev"\n', "catalogues.0.base_branch"),
+        # The path in the list's repository, not the local clone's file: refused at load, not
+        # at the first publish (or, for `catalogue import`, at import).
+        ('[[catalogues]]\nname = "x"\nreadme = "/home/me/list/README.md"\n', "catalogues.0.readme"),
+        ('[[catalogues]]\nname = "x"\nreadme = "../README.md"\n', "catalogues.0.readme"),
         (
             "[[sources.cvf.conferences]]\nname = 'CVPR'\nyear = 99999999999\n",
             "sources.cvf.conferences.0.year",

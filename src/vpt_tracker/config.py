@@ -30,7 +30,7 @@ from pydantic_settings import (
 
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.errors import UserError
-from vpt_tracker.models import check_branch_name, check_catalogue_name, check_github_repo
+from vpt_tracker.models import check_branch_name, check_catalogue_name, check_github_repo, check_readme_path
 
 CONFIG_ENV = "VPT_CONFIG"
 DEFAULT_CONFIG_NAME = "vpt-tracker.toml"
@@ -190,6 +190,13 @@ class CatalogueConfig(Section):
     @classmethod
     def _branch(cls, value: str | None) -> str | None:
         return check_branch_name(value) if value is not None else None
+
+    @field_validator("readme")
+    @classmethod
+    def _inside_the_repository(cls, value: Path | None) -> Path | None:
+        """The README's path in the list's repository, as `catalogue import --readme-path`
+        takes it: a local clone's absolute path passed the config and failed at publish."""
+        return Path(check_readme_path(str(value))) if value is not None else None
 
     @field_validator("preset")
     @classmethod

@@ -76,7 +76,6 @@ def replay_day(root: Path) -> tuple[date, list[str]]:
 def demo_settings(server: ReplayServer, output_dir: Path, categories: list[str]) -> Settings:
     """Production settings with local base URLs: the replay server stands in for the web."""
     urls = server.urls()
-    lists = bundled_lists()
     return Settings(
         database_url=f"sqlite:///{output_dir / 'demo.db'}",
         data_dir=output_dir,
@@ -89,7 +88,7 @@ def demo_settings(server: ReplayServer, output_dir: Path, categories: list[str])
             cvf=CvfConfig(base_url=urls["cvf"], conferences=CVF_CONFERENCES),
         ),
         catalogues=[
-            CatalogueConfig(name=preset, preset=preset, readme=lists / f"{preset}.md") for preset in PRESETS
+            CatalogueConfig(name=preset, preset=preset, readme=Path("README.md")) for preset in PRESETS
         ],
         smtp=SmtpConfig(
             sender="vpt-tracker demo <demo@vpt-tracker.invalid>", recipients=["maintainers@example.org"]
@@ -192,13 +191,12 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
             upgrade(engine)
             echo(f"replay server on {server.base_url}; database {output_dir / 'demo.db'}")
             for catalogue in settings.catalogues:
-                assert catalogue.readme is not None
                 imported = import_catalogue(
                     engine,
                     catalogue.name,
-                    catalogue.readme.read_text(encoding="utf-8"),
+                    (bundled_lists() / f"{catalogue.name}.md").read_text(encoding="utf-8"),
                     preset=catalogue.preset,
-                    readme_path="README.md",
+                    readme_path=str(catalogue.readme),
                 )
                 echo(imported.summary())
 
