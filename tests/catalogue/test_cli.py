@@ -47,6 +47,8 @@ def test_bad_input_is_one_line_and_exit_2(db_url: str, tmp_path: Path) -> None:
         (["catalogue", "import", str(binary), "--name", "x"], "binary"),
         (["catalogue", "import", str(prose), "--name", "x"], "does not look like a markdown list"),
         (["catalogue", "import", str(STELLAR), "--name", "x", "--preset", "nope"], "unknown preset 'nope'"),
+        # An empty preset was stored as "" and the list imported without labels, silently.
+        (["catalogue", "import", str(STELLAR), "--name", "x", "--preset", ""], "unknown preset ''"),
         (["catalogue", "stats", "nope"], "unknown catalogue 'nope'"),
         (["catalogue", "render", "nope"], "unknown catalogue 'nope'"),
     ]

@@ -106,7 +106,7 @@ def import_catalogue(
         _as_user_error(check_github_repo, github_repo)
     if readme_path is not None:
         _as_user_error(check_readme_path, readme_path)
-    preset_obj = load_preset(preset) if preset else None
+    preset_obj = load_preset(preset) if preset is not None else None  # "" is no preset: refused
     doc = parse(text)
     try:
         return _store_import(engine, name, text, doc, preset, preset_obj, readme_path, github_repo, replace)
