@@ -112,3 +112,31 @@ AS_AT_A_TERMINAL = (
     "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "from vpt_tracker.cli import main; main()"
 )
+
+
+@contextmanager
+def send_held_mid_delivery(db_url: str, folder: Path, week: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `digest send --week WEEK` process, held mid-delivery: its SMTP server accepts the
+    connection and never greets. Yields the process once it is connected; kills it after."""
+    import sys
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        port = silent.getsockname()[1]
+        config = folder / "vpt-tracker.toml"
+        config.write_text(
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
+            "recipients = ['a@example.org']\ntimeout = 60\n"
+        )
+        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", week]
+        child = subprocess.Popen([sys.executable, "-c", AS_AT_A_TERMINAL, *command])
+        try:
+            connection, _ = silent.accept()
+            with connection:
+                yield child
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait(timeout=60)

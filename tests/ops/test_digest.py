@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ops.seed import HOSTILE, IN_WEEK, NOW, queue_at, seed_week
-from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, smtp_server
+from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, send_held_mid_delivery, smtp_server
 from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import TOP_PER_LIST, Week
@@ -780,26 +780,9 @@ def test_a_send_killed_mid_delivery_is_sent_by_the_next_job(
     missed (it has a row), so that week's digest was never sent. The next job now sends it:
     a kill after the server took the message sends the week twice, never not at all."""
     seed_week(engine)
-    with socket.socket() as silent:  # accepts, then never greets: the send is mid-delivery
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        silent.settimeout(60)
-        port = silent.getsockname()[1]
-        config = tmp_path / "vpt-tracker.toml"
-        config.write_text(
-            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
-            "recipients = ['a@example.org']\ntimeout = 60\n"
-        )
-        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
-        child = subprocess.Popen([sys.executable, "-c", AS_AT_A_TERMINAL, *command])
-        try:
-            connection, _ = silent.accept()
-            with connection:
-                child.send_signal(signal.SIGKILL)
-                child.wait(timeout=60)
-        finally:
-            if child.poll() is None:
-                child.kill()
+    with send_held_mid_delivery(db_url, tmp_path, "2026-W47") as child:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
     row = digest_row(engine)
     assert row is not None and row.status == "built" and row.attempts == 0
@@ -881,25 +864,8 @@ def test_the_job_skips_a_week_another_process_is_sending_and_sends_the_others(
     seed_week(engine)
     with pytest.raises(DigestNotSent):  # nothing listens there: 2026-W45 is failed, retried
         send_digest(settings_for(free_port()), engine, Week(2026, 45), now=NOW - timedelta(days=14))
-    with socket.socket() as silent:  # accepts, then never greets: the send is mid-delivery
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        silent.settimeout(60)
-        port = silent.getsockname()[1]
-        config = tmp_path / "vpt-tracker.toml"
-        config.write_text(
-            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
-            "recipients = ['a@example.org']\ntimeout = 60\n"
-        )
-        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
-        child = subprocess.Popen([sys.executable, "-c", AS_AT_A_TERMINAL, *command])
-        try:
-            connection, _ = silent.accept()
-            with connection, smtp_server() as (inbox, smtp_port):
-                results = send_due(settings_for(smtp_port), engine, now=NOW)
-        finally:
-            child.kill()
-            child.wait(timeout=60)
+    with send_held_mid_delivery(db_url, tmp_path, "2026-W47"), smtp_server() as (inbox, smtp_port):
+        results = send_due(settings_for(smtp_port), engine, now=NOW)
     assert [r.week for r in results] == ["2026-W45"]
     assert [str(message["X-VPT-Tracker-Week"]) for _, message in inbox.messages] == ["2026-W45"]
     assert "digest 2026-W47 skipped: another process is sending it" in caplog.text
