@@ -899,3 +899,34 @@ def test_an_upgrade_of_a_venue_cell_that_holds_the_year_too() -> None:
     updated = parse(old).update_entry(row.index, venue="TPAMI", year=None)
     assert updated.raw == row.raw.replace("| ICCV2023 |", "| TPAMI2023 |")
     assert (updated.venue, updated.year) == ("TPAMI", 2023)
+
+
+def _real_line_changed(name: str, line: int, old: str, new: str) -> ParsedEntry:
+    """The entry at `line` of a real list, parsed with `old` replaced by `new` in it (synthetic)."""
+    text = read(name)
+    real = next(e for e in parse(text).entries if e.line == line)
+    assert old in real.raw
+    changed = text.replace(real.raw, real.raw.replace(old, new, 1), 1)
+    return next(e for e in parse(changed).entries if e.line == line)
+
+
+def test_a_comma_before_the_year_is_no_venue() -> None:
+    """Real lines with a comma where the list has a venue or a space (synthetic): BWLONG's
+    "Title, 2022 (*Lab*)." read as the venue "" (stored, and shown by `stats`), and a
+    jianghaojun "**Focus Your Attention when Few-Shot Classification,** NeurIPS, 2023." (without
+    its badge) as a BWLONG entry with the short name "Focus Your ...," and the title "NeurIPS"."""
+    coop = _real_line_changed(BWLONG, 27, ", IJCV, 2022 (*NTU", ", 2022 (*NTU")
+    assert (coop.style, coop.short_name, coop.title) == (
+        "bwlong",
+        "CoOp",
+        "Learning to Prompt for Vision-Language Models",
+    )
+    assert (coop.venue, coop.year) == (None, 2022)
+    badge = " ![](https://img.shields.io/badge/Image_Classification-green)"
+    focus = _real_line_changed(JIANG, 198, f",** NeurIPS 2023{badge}", ",** NeurIPS, 2023.")
+    assert (focus.style, focus.short_name, focus.title) == (
+        "jianghaojun",
+        None,
+        "Focus Your Attention when Few-Shot Classification",
+    )
+    assert (focus.venue, focus.year) == ("NeurIPS", 2023)

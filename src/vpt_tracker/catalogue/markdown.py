@@ -1009,7 +1009,8 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             tail = _BWLONG_TAIL.search(head.rstrip(". "))
             if tail:
                 title = head[: tail.start()].strip()
-                spans["venue"] = (t_start + tail.start(1), t_start + tail.end(1))
+                if tail.group(1) is not None:  # "Title, 2023 (*Lab*)" names no venue
+                    spans["venue"] = (t_start + tail.start(1), t_start + tail.end(1))
                 spans["year"] = (t_start + tail.start(2), t_start + tail.end(2))
             else:
                 title = _trim_end(head.strip(), ",.")
@@ -1043,9 +1044,11 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
     if not title:
         return None
     venue = year = None
-    if "venue" in spans:
-        venue = raw[spans["venue"][0] : spans["venue"][1]].strip()
-        year = int(raw[spans["year"][0] : spans["year"][1]])
+    if style == "bwlong":  # read from its title line above
+        if "venue" in spans:
+            venue = raw[spans["venue"][0] : spans["venue"][1]].strip()
+        if "year" in spans:
+            year = int(raw[spans["year"][0] : spans["year"][1]])
     elif rest_start >= 0:
         found = _venue_up_to_year(raw, rest_start, style, links) or _venue_year_after(
             raw, rest_start, style, links
@@ -1099,8 +1102,10 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
     )
 
 
-# BWLONG's end of a title line: ", Venue, Year" and maybe a plain "(Affiliation)".
-_BWLONG_TAIL = re.compile(r",\s*([^,]+?),?\s*(" + _YEAR4 + r")\s*(?:\([^()*]*\))?\s*$")
+# BWLONG's end of a title line: ", Venue, Year" (or ", Year") and maybe a plain
+# "(Affiliation)". The venue starts with a word: ", 2023" once read as the venue " " (stored
+# as ""), and a jianghaojun-like "**Title,** CVPR, 2023." as a BWLONG entry titled "CVPR".
+_BWLONG_TAIL = re.compile(r",\s*(?:([^,\s][^,]*?),?\s*)?(" + _YEAR4 + r")\s*(?:\([^()*]*\))?\s*$")
 
 
 def _unmarked_short_name(after: str) -> re.Match[str] | None:
@@ -1114,7 +1119,8 @@ def _unmarked_short_name(after: str) -> re.Match[str] | None:
     line = after[gap.end() :].split("\n", 1)[0]
     cut = re.search(r"\s*(?<!\\)(?:\(\*|\[)", line)
     head = line[: cut.start()] if cut else line
-    return gap if _BWLONG_TAIL.search(head.rstrip(". ")) else None
+    tail = _BWLONG_TAIL.search(head.rstrip(". "))
+    return gap if tail and tail.group(1) is not None else None
 
 
 def _escaped_at(text: str, i: int) -> bool:
