@@ -930,3 +930,27 @@ def test_a_comma_before_the_year_is_no_venue() -> None:
         "Focus Your Attention when Few-Shot Classification",
     )
     assert (focus.venue, focus.year) == ("NeurIPS", 2023)
+
+
+def test_a_year_in_a_link_is_not_the_entrys_year() -> None:
+    """disi-unibo-nlp's "**Title** (IJCAI) [[paper](https://www.ijcai.org/proceedings/2022/0560.pdf)]"
+    without its "(IJCAI)" (synthetic) took 2022 from the link's address for the entry's year;
+    a year the line writes outside its links still counts (zhengli97's EVA-CLIP "2023.")."""
+    entry = _real_line_changed(DISI, 99, "** (IJCAI) [[paper]", "** [[paper]")
+    assert entry.paper_url == "https://www.ijcai.org/proceedings/2022/0560.pdf"
+    assert (entry.venue, entry.year) == (None, None)
+    eva = next(e for e in parse(read(ZHENG)).entries if e.line == 47)
+    assert (eva.title, eva.venue, eva.year) == (
+        "EVA-CLIP: Improved Training Techniques for CLIP at Scale",
+        None,
+        2023,
+    )
+
+
+def test_a_venue_written_before_the_links_and_markup_of_its_line_reads_whole() -> None:
+    """disi-unibo-nlp's PADA line with its "(ACL, 2022)" written bare as "Pattern Recognition
+    2022", before its links, `<br>` and badges (synthetic): the brackets around its links and
+    the `<br>` were taken for words after the year, and the venue read as "Recognition"."""
+    entry = _real_line_changed(DISI, 79, "** (ACL, 2022) [[paper]", "** Pattern Recognition 2022 [[paper]")
+    assert "[[code](https://github.com/eyalbd2/PADA)]<br>![](https://img.shields.io/badge/" in entry.raw
+    assert (entry.style, entry.venue, entry.year) == ("disi", "Pattern Recognition", 2022)

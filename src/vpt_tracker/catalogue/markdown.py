@@ -1060,8 +1060,9 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             venue = paren.group(1).strip()
             spans["venue"] = (rest_start + paren.start(1), rest_start + paren.start(1) + len(venue))
         else:
-            line_end = raw.find("\n", rest_start)
-            bare = _find_bare_year(raw[rest_start : line_end if line_end >= 0 else len(raw)], rest_start)
+            # outside links and badges: "[[paper](https://www.ijcai.org/proceedings/2022/..)]"
+            # names no year of the entry's
+            bare = _find_bare_year(_masked_line(raw, rest_start, links), rest_start)
             if bare:
                 year, spans["year"] = bare
     if venue is None and style in ("bwlong", "plain") and paper is not None:
@@ -1170,14 +1171,18 @@ def _venue_year_after(
 
 
 def _masked_line(raw: str, start: int, links: list[_Link]) -> str:
-    """The rest of the line from `start`, with links and badges blanked out (same length)."""
+    """The rest of the line from `start`, with links (and the brackets some lists put around
+    them, `[[Paper](..)]`), badges and HTML tags (`<br>`) blanked out (same length): what is
+    left is the entry's own words, where a venue and year may be written."""
     line_end = raw.find("\n", start)
     segment = raw[start : line_end if line_end >= 0 else len(raw)]
     masked = list(segment)
     for link in links:
-        for k in range(max(link.start, start), min(link.end, start + len(segment))):
+        a, b = _bracketed(raw, link)
+        for k in range(max(a, start), min(b, start + len(segment))):
             masked[k - start] = " "
-    return re.sub(r"!\[[^\]]*\]\([^)]*\)", lambda m: " " * len(m.group(0)), "".join(masked))
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", lambda m: " " * len(m.group(0)), "".join(masked))
+    return _HTML_TAG.sub(lambda m: " " * len(m.group(0)), text)
 
 
 _LINE_END_YEAR = re.compile(r"(?<![\d.])'?(" + _YEAR4 + r"|\d{2})$")
