@@ -954,3 +954,21 @@ def test_a_venue_written_before_the_links_and_markup_of_its_line_reads_whole() -
     entry = _real_line_changed(DISI, 79, "** (ACL, 2022) [[paper]", "** Pattern Recognition 2022 [[paper]")
     assert "[[code](https://github.com/eyalbd2/PADA)]<br>![](https://img.shields.io/badge/" in entry.raw
     assert (entry.style, entry.venue, entry.year) == ("disi", "Pattern Recognition", 2022)
+
+
+def test_a_link_named_by_a_venue_of_several_words_is_the_paper_link_on_any_host() -> None:
+    """BWLONG's "* Open-Set Domain Adaptation ...[[arXiv 2307](..)]" with its paper at an MDPI
+    journal (synthetic; MDPI's "Electronics" and "Applied Sciences" are venues of the
+    disi-unibo-nlp list): a link named "Electronics 2023" was the paper link wherever it
+    pointed, one named "Applied Sciences 2023" was no link at all, and the entry was lost."""
+    url = "https://www.mdpi.com/2079-9292/12/1/1"
+    for venue in ("Electronics", "Applied Sciences"):
+        entry = _real_line_changed(
+            BWLONG, 201, "[[arXiv 2307](https://arxiv.org/abs/2307.16204)]", f"[[{venue} 2023]({url})]"
+        )
+        assert (entry.title, entry.venue, entry.year, entry.paper_url) == (
+            "Open-Set Domain Adaptation with Visual-Language Foundation Models",
+            venue,
+            2023,
+            url,
+        )
