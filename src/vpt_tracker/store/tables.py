@@ -70,7 +70,12 @@ class Base(DeclarativeBase):
 
 
 class PaperRow(Base):
+    """A canonical paper. Its id is never given to another paper, on SQLite too (AUTOINCREMENT):
+    a merged-away paper's id is remembered in logs, digests, exports and the saved identity
+    index, and SQLite otherwise hands the highest id out again once its row is deleted."""
+
     __tablename__ = "papers"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it as is)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(Text)
@@ -147,7 +152,11 @@ class EntryRow(Base):
     """
 
     __tablename__ = "entries"
-    __table_args__ = (Index("ix_entries_catalogue_position", "catalogue_id", "position"),)
+    # Ids never reused (see PaperRow): a retracted entry's id is printed and kept in plans.
+    __table_args__ = (
+        Index("ix_entries_catalogue_position", "catalogue_id", "position"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id", ondelete="CASCADE"))
@@ -180,6 +189,9 @@ class CandidateRow(Base):
     __table_args__ = (
         UniqueConstraint("paper_id", "catalogue_id"),
         Index("ix_candidates_queue", "catalogue_id", "status", "relevance"),
+        # Ids never reused (see PaperRow): a reviewer's screen holds the id of a candidate
+        # that a merge drops, and must be refused, not applied to another paper's candidate.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
