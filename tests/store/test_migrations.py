@@ -175,7 +175,9 @@ def test_ids_of_deleted_rows_are_never_given_again_after_the_upgrade(db_url: str
         upgrade(engine)
         with engine.connect() as connection:
             assert {table: connection.execute(text(query)).all() for table, query in _KEPT.items()} == before
-        assert _foreign_keys(engine) == keys_before
+        assert {
+            table: keys for table, keys in _foreign_keys(engine).items() if table in keys_before
+        } == keys_before
         assert pending_model_changes(engine) == []
         with transaction(engine) as session:  # the foreign keys still act: a paper takes its sightings along
             session.execute(text("DELETE FROM sightings WHERE paper_id = 3"))
