@@ -48,13 +48,13 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 from rapidfuzz import fuzz
-from sqlalchemy import Engine, Table, func, insert, select, update
+from sqlalchemy import CursorResult, Engine, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
 from vpt_tracker.models import Page, RawRecord
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, PaperRow, SightingRow
+from vpt_tracker.store.tables import CursorRow, IdentityGenerationRow, PaperRow, SightingRow
 
 log = logging.getLogger(__name__)
 
@@ -934,6 +934,8 @@ def _ingest(
         by_columns.setdefault(frozenset(columns), []).append(update_values)
     for rows in by_columns.values():
         session.execute(update(PaperRow), rows)
+    if new_knowns or by_columns:
+        identity_changed(session)
     if plan:
         bodies_by_hash = {payload_hash: body for body, payload_hash in bodies}
         session.execute(
@@ -1014,11 +1016,11 @@ def ingest_resolved(
 class _IndexCache:
     """The identity index of each database, kept between `ingest_page` calls and between runs.
 
-    It is reused only if the store is in the state it was left in: same paper count, same
-    highest id, same latest modification. A rolled-back page, or papers written by another
-    process, change one of them (the index's own writes are recorded after they are
-    flushed), and the index is then loaded afresh. An index in use is taken out of the
-    cache, so two threads never share one.
+    It is reused only if the store is in the state it was left in: same identity generation
+    (`identity_changed`), paper count, highest id and latest modification. A rolled-back
+    page, or papers written by another process or host, change one of them (the index's own
+    writes are recorded after they are flushed), and the index is then loaded afresh. An
+    index in use is taken out of the cache, so two threads never share one.
 
     With a snapshot folder (`keep_index_between_runs`), `save_index` writes the index to
     disk with the state it matches, and the next process starts from it when the store is
@@ -1038,9 +1040,17 @@ class _IndexCache:
 
     @classmethod
     def _state(cls, session: Session) -> tuple[str, tuple[Any, ...]]:
+        """The store's identity generation (`identity_changed`), with the paper count, highest
+        id and latest modification, which also tell writes from outside vpt-tracker."""
         url = cls.url(session)
+        generation = select(IdentityGenerationRow.generation).where(IdentityGenerationRow.id == 1)
         row = session.execute(
-            select(func.count(PaperRow.id), func.max(PaperRow.id), func.max(PaperRow.modified_at))
+            select(
+                generation.scalar_subquery(),
+                func.count(PaperRow.id),
+                func.max(PaperRow.id),
+                func.max(PaperRow.modified_at),
+            )
         ).one()
         return url, tuple(row)
 
@@ -1152,13 +1162,30 @@ _SNAPSHOT_FORMAT = 6  # 2: venue series and year; 3: title keys of migration 000
 # 5: author keys with LaTeX letters folded (`normalize._LATEX_LETTERS`); 6: without "Jr.", "III"
 
 
+def identity_changed(session: Session) -> None:
+    """Raise the store's identity generation, in the transaction that changes the papers.
+
+    Every identity index kept anywhere (in memory, saved in any host's data dir) was built
+    at an older generation and is no longer used once this commits. The papers' latest
+    modification time did this before, but it comes from the writer's clock: a write from a
+    host whose clock is behind left it as it was. The row lock this takes on PostgreSQL is
+    held to the commit; identity writes run under the pipeline lock anyway.
+    """
+    table = cast(Table, IdentityGenerationRow.__table__)
+    bumped = session.execute(update(table).where(table.c.id == 1).values(generation=table.c.generation + 1))
+    if cast(CursorResult[Any], bumped).rowcount == 0:  # the row was deleted by hand
+        session.execute(insert(table).values(id=1, generation=1))
+
+
 def discard_index(session: Session) -> None:
-    """Forget this store's identity index: in memory, and its snapshot and journal on disk.
+    """Forget this store's identity index: in memory, and its snapshot and journal on disk,
+    and (`identity_changed`) on every other host.
 
     For changes the index cannot follow by itself (identity repair moves keys between
     papers): the next ingestion rebuilds the index from the store. Called inside the
     repairing transaction, before it commits: if the commit then fails, only a cache is lost.
     """
+    identity_changed(session)
     url = _INDEX_CACHE.url(session)
     with _INDEX_CACHE._lock:
         _INDEX_CACHE._entries.pop(url, None)
