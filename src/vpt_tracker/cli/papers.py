@@ -6,7 +6,7 @@ import click
 
 from vpt_tracker.cli.context import ROW_ID, AppContext, echo_json, pass_app
 from vpt_tracker.identity import Repair, check, describe, merge, rebuild, split, stale_keys
-from vpt_tracker.ingest import keep_index_between_runs
+from vpt_tracker.ingest import KEY_FIELDS, keep_index_between_runs
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
@@ -35,9 +35,7 @@ def show_command(app: AppContext, paper_id: int, as_json: bool) -> None:
             f" (was {data['previous_venue'] or 'a preprint'}, upgraded {data['venue_upgraded_at']:%Y-%m-%d})"
         )
     click.echo(f"  venue: {venue or '-'}")
-    keys = ", ".join(
-        f"{name} {data[name]}" for name in ("arxiv_id", "doi", "openreview_id", "cvf_url") if data[name]
-    )
+    keys = ", ".join(f"{name} {data[name]}" for name in KEY_FIELDS if data[name])
     click.echo(f"  keys: {keys or '-'}")
     click.echo(f"  sightings ({len(data['sightings'])}):")
     for s in data["sightings"]:
