@@ -64,9 +64,11 @@ def test_undo_of_a_relabel_says_what_it_undid(cli: Any, ids: dict[str, int]) -> 
     assert cli("relabel", str(ids["high"]), "--labels", "token", "--reviewer", "alice").exit_code == 0
     undone = cli("undo", "--reviewer", "alice")
     assert undone.exit_code == 0, undone.output
-    assert f"undone: relabel of {ids['high']}, labels: pixel again" in undone.stdout  # not "pending again"
+    assert (
+        f"undone: relabel of {ids['high']}, its labels are pixel again" in undone.stdout
+    )  # not "pending again"
     undone = cli("undo", "--reviewer", "alice")
-    assert f"undone: relabel of {ids['high']}, the proposed labels again" in undone.stdout
+    assert f"undone: relabel of {ids['high']}, its labels are the proposed ones again" in undone.stdout
 
 
 def test_list_of_every_catalogue_names_each_lines_catalogue(

@@ -261,12 +261,7 @@ def undo(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: s
     items = queue.undo()
     for item in items:
         if queue.last_undone == "relabel":  # the status never changed: say what did
-            labels = (
-                f"labels: {', '.join(item.final_labels) or 'none'}"
-                if item.final_labels is not None
-                else "the proposed labels"
-            )
-            click.echo(f"undone: relabel of {item.candidate_id}, {labels} again: {item.title}")
+            click.echo(f"undone: relabel of {item.candidate_id}, {item.labels_restored()}: {item.title}")
         else:
             click.echo(f"undone: {item.candidate_id} is {item.status} again: {item.title}")
 

@@ -445,12 +445,7 @@ class ReviewApp(App[SessionSummary]):
         self.summary.undone += len(items)
         first = items[0]
         if self.queue.last_undone == "relabel":  # the status never changed: say what did
-            labels = (
-                f"labels are {', '.join(first.final_labels) or 'none'}"
-                if first.final_labels is not None
-                else "labels are the proposed ones"
-            )
-            self.notify(f"undone your relabel of #{first.candidate_id}: its {labels} again")
+            self.notify(f"undone your relabel of #{first.candidate_id}: {first.labels_restored()}")
         else:
             self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {first.status} again")
         if len(items) == 1 and self.candidates.restore(items[0].candidate_id, items[0]):
