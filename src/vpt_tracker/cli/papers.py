@@ -7,6 +7,7 @@ import click
 from vpt_tracker.cli.context import ROW_ID, AppContext, echo_json, pass_app
 from vpt_tracker.identity import Repair, check, describe, merge, rebuild, split, stale_keys
 from vpt_tracker.ingest import KEY_FIELDS, keep_index_between_runs
+from vpt_tracker.wording import plural
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
@@ -167,7 +168,7 @@ def _report(repair: Repair, as_json: bool) -> None:
     if repair.candidates_dropped:
         click.echo(
             f"  candidates dropped: {_ids(repair.candidates_dropped)} "
-            f"({repair.decisions_moved} decisions kept on the candidate that stays)"
+            f"({plural(repair.decisions_moved, 'decision')} kept on the candidate that stays)"
         )
     if repair.candidates_copied:
         click.echo(f"  rejections kept for the new paper: candidates {_ids(repair.candidates_copied)}")
@@ -209,8 +210,8 @@ def check_command(app: AppContext, as_json: bool) -> None:
         click.echo(f"  {key.key} {key.stored!r} is now {key.current!r}{held}")
         click.echo(f"  {key.fix_command()}")
     click.echo(
-        f"{len(suspects)} papers hold sightings whose titles differ in a number; "
-        f"{len(stale)} keys are stored in an old form"
+        f"{plural(len(suspects), 'paper holds', 'papers hold')} sightings whose titles differ in a number; "
+        f"{plural(len(stale), 'key is', 'keys are')} stored in an old form"
     )
 
 

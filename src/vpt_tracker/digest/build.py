@@ -33,6 +33,7 @@ from vpt_tracker.store.tables import (
     RunRow,
     ScoringBacklogRow,
 )
+from vpt_tracker.wording import plural
 
 #: Candidates shown per label group; the rest are counted ("and 12 more").
 TOP_PER_LABEL = 10
@@ -217,10 +218,10 @@ class Digest:
     def subject(self) -> str:
         new = sum(c.new_count for c in self.catalogues)
         unhealthy = sum(1 for h in self.health if not h.last_healthy)
-        tail = f", {unhealthy} unhealthy source{'s' if unhealthy != 1 else ''}" if unhealthy else ""
+        tail = f", {plural(unhealthy, 'unhealthy source')}" if unhealthy else ""
         if not self.runs:  # the runs stopped (service down, broken cron line): not a quiet week
             tail += ", no runs"
-        return f"vpt-tracker digest {self.week.label}: {new} new candidate{'s' if new != 1 else ''}{tail}"
+        return f"vpt-tracker digest {self.week.label}: {plural(new, 'new candidate')}{tail}"
 
 
 def paper_url(paper: PaperRow) -> str | None:
@@ -572,7 +573,7 @@ def _source_health(session: Session, week: Week) -> tuple[list[SourceHealth], in
 
 
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=PackageLoader("vpt_tracker.digest", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
         undefined=StrictUndefined,
@@ -580,6 +581,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.globals["plural"] = plural  # the templates count as the CLI does
+    return environment
 
 
 def render(digest: Digest) -> tuple[str, str]:
