@@ -71,6 +71,15 @@ _SQL_IN_CHUNK = 900
 _PAPERS = cast(Table, PaperRow.__table__)
 _SIGHTINGS = cast(Table, SightingRow.__table__)
 
+#: A paper's exact identity keys, in the order `IdentityIndex.resolve` trusts them (an arXiv
+#: id first: a DOI never overrules it). Ingestion, identity repair and `papers show` all
+#: walk this one tuple, so a new key is added in one place.
+KEY_FIELDS: tuple[str, ...] = ("arxiv_id", "doi", "openreview_id", "cvf_url")
+#: How messages name each of `KEY_FIELDS`.
+KEY_LABELS: dict[str, str] = dict(
+    zip(KEY_FIELDS, ("arXiv id", "DOI", "OpenReview id", "CVF URL"), strict=True)
+)
+
 # Long words that are in too many titles to be a useful block.
 _COMMON_WORDS_TEXT = """
     learning learned learnable network networks model models modeling modelling towards using based
@@ -413,10 +422,8 @@ class IdentityIndex:
     (the bulk path does so); after a rolled-back transaction, load a new one.
     """
 
-    _KEY_FIELDS = ("arxiv_id", "doi", "openreview_id", "cvf_url")
-
     def __init__(self) -> None:
-        self.by_key: dict[str, dict[str, _Known]] = {name: {} for name in self._KEY_FIELDS}
+        self.by_key: dict[str, dict[str, _Known]] = {name: {} for name in KEY_FIELDS}
         self.by_title: dict[str, list[_Known]] = {}
         # A block is one paper or, once shared, a list of them (most blocks hold one paper).
         self.blocks: dict[int, _Known | list[_Known]] = {}
@@ -472,7 +479,7 @@ class IdentityIndex:
 
     def add(self, known: _Known) -> None:
         self.changed[id(known)] = known
-        for name in self._KEY_FIELDS:
+        for name in KEY_FIELDS:
             value = getattr(known, name)
             if value is not None:
                 self.by_key[name][value] = known
@@ -491,7 +498,7 @@ class IdentityIndex:
         paper that had it first keeps it (as `claim_keys` does for a merge)."""
         held: dict[str, Any] = {
             name: None
-            for name in self._KEY_FIELDS
+            for name in KEY_FIELDS
             if getattr(keys, name) is not None and getattr(keys, name) in self.by_key[name]
         }
         if keys.refused and keys.openreview_id is not None:
@@ -507,7 +514,7 @@ class IdentityIndex:
                 known.openreview_id = None
                 self.changed[id(known)] = known
             keys = replace(keys, openreview_id=None)
-        for name in self._KEY_FIELDS:
+        for name in KEY_FIELDS:
             value = getattr(keys, name)
             if value is not None and getattr(known, name) is None and value not in self.by_key[name]:
                 setattr(known, name, value)
@@ -557,7 +564,7 @@ class IdentityIndex:
                 if self.by_key["openreview_id"].get(known.openreview_id) is known:
                     del self.by_key["openreview_id"][known.openreview_id]
                 known.openreview_id = None
-            for name in self._KEY_FIELDS:
+            for name in KEY_FIELDS:
                 value = getattr(update, name)
                 if value is not None and getattr(known, name) is None:
                     setattr(known, name, value)
@@ -569,7 +576,7 @@ class IdentityIndex:
 
     def resolve(self, keys: RecordKeys) -> _Known | None:
         """The paper this record is, or None for a new paper."""
-        for name in self._KEY_FIELDS:
+        for name in KEY_FIELDS:
             value = getattr(keys, name)
             if value is not None:
                 hit = self.by_key[name].get(value)
@@ -680,7 +687,7 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
     category = normalize.arxiv_category(record.primary_category)
     if category and not values.get("primary_category"):
         put("primary_category", category)
-    for column in IdentityIndex._KEY_FIELDS:
+    for column in KEY_FIELDS:
         # The index decided which keys this paper may hold (no unique key is taken twice).
         if values.get(column) is None and getattr(known, column) is not None:
             put(column, getattr(known, column))
@@ -730,11 +737,11 @@ def rebuild_papers(
     """
     index = IdentityIndex()
     keyed = [[(_stored_form(record)[0], at) for record, at in group] for group in groups]
-    wanted: dict[str, set[str]] = {name: set() for name in IdentityIndex._KEY_FIELDS}
+    wanted: dict[str, set[str]] = {name: set() for name in KEY_FIELDS}
     for group in keyed:
         for record, _at in group:
             keys = record_keys(record)
-            for name in IdentityIndex._KEY_FIELDS:
+            for name in KEY_FIELDS:
                 if getattr(keys, name) is not None:
                     wanted[name].add(getattr(keys, name))
     for name, held in wanted.items():
