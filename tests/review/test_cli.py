@@ -203,6 +203,18 @@ def test_bulk_reject_asks_then_rejects(cli: Any, engine: Engine, ids: dict[str, 
     assert ReviewQueue(engine, "x").get(ids["low"]).reason == "noise"
 
 
+def test_bulk_reject_of_nothing_does_not_point_at_undo(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
+    # With nothing below the score it said "rejected 0 candidates ...; `review undo` reverts
+    # them": no batch was recorded, so that undo reverted the reviewer's decision before it.
+    assert cli("reject", str(ids["low"]), "--reason", "noise", "--reviewer", "alice").exit_code == 0
+    result = cli("bulk-reject", "--below", "0.5", "--yes", "--reviewer", "alice")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "no pending candidate scores below 0.5 in any catalogue; nothing was rejected\n"
+    scoped = cli("bulk-reject", "--below", "0.5", "--yes", "--catalogue", "vpt")
+    assert "below 0.5 in vpt; nothing was rejected" in scoped.stdout
+    assert ReviewQueue(engine, "x").get(ids["low"]).status == "rejected"
+
+
 def test_bulk_reject_names_the_catalogues_it_rejects_in(
     cli: Any, engine: Engine, ids: dict[str, int]
 ) -> None:
