@@ -42,6 +42,21 @@ def test_every_command_has_help() -> None:
         assert command.help or command.short_help, f"{' '.join(path)} has no help text"
 
 
+def test_every_option_has_help() -> None:
+    # `runs --last`, `classify evaluate/replay --seed` and `classify explain --top/--json`
+    # showed in `--help` as a bare name and range: what the number counts was not said.
+    bare = []
+    for path in [(), *command_paths(main)]:
+        command: click.Command = main
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.commands[name]
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.help:
+                bare.append(f"{' '.join(path)} {param.opts[0]}")
+    assert bare == []
+
+
 def test_readme_opens_with_the_two_setup_commands() -> None:
     block = re.search(r"```bash\n(.*?)```", README, re.S)
     assert block is not None

@@ -115,6 +115,15 @@ def test_help(command: str) -> None:
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
+def test_check_help_names_every_kind_of_problem() -> None:
+    # The help named three kinds and said "same normalised title or arXiv id": `same-link`
+    # (one arXiv link under two titles), which check reports too, was missing.
+    result = CliRunner().invoke(main, ["catalogue", "check", "--help"])
+    assert result.exit_code == 0
+    for kind in ("unparsed", "duplicate", "same-link", "no-link"):
+        assert kind in result.output
+
+
 def test_check_exit_codes(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["catalogue", "check", str(VPT)])
     assert result.exit_code == 1

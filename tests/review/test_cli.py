@@ -203,6 +203,50 @@ def test_bulk_reject_asks_then_rejects(cli: Any, engine: Engine, ids: dict[str, 
     assert ReviewQueue(engine, "x").get(ids["low"]).reason == "noise"
 
 
+def test_bulk_reject_of_nothing_does_not_point_at_undo(cli: Any, engine: Engine, ids: dict[str, int]) -> None:
+    # With nothing below the score it said "rejected 0 candidates ...; `review undo` reverts
+    # them": no batch was recorded, so that undo reverted the reviewer's decision before it.
+    assert cli("reject", str(ids["low"]), "--reason", "noise", "--reviewer", "alice").exit_code == 0
+    result = cli("bulk-reject", "--below", "0.5", "--yes", "--reviewer", "alice")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "no pending candidate scores below 0.5 in any catalogue; nothing was rejected\n"
+    scoped = cli("bulk-reject", "--below", "0.5", "--yes", "--catalogue", "vpt")
+    assert "below 0.5 in vpt; nothing was rejected" in scoped.stdout
+    assert ReviewQueue(engine, "x").get(ids["low"]).status == "rejected"
+
+
+def test_ctrl_c_at_the_bulk_reject_question_exits_130(
+    engine: Engine, db_url: str, ids: dict[str, int]
+) -> None:
+    # click turns a Ctrl-C at its prompt into `Aborted!` and exit 1, where every other
+    # command stopped by Ctrl-C says `Error: interrupted` and exits 130.
+    import signal
+    import subprocess
+    import sys
+
+    from ops.smtp import AS_AT_A_TERMINAL
+
+    command = [sys.executable, "-c", AS_AT_A_TERMINAL, "--database", db_url, "review", "bulk-reject"]
+    child = subprocess.Popen(
+        [*command, "--below", "0.5"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        asked = b""
+        while b"[y/N]" not in asked:
+            byte = child.stdout.read(1)
+            assert byte, f"no question: {asked!r}"
+            asked += byte
+        child.send_signal(signal.SIGINT)
+        _out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1] == "Error: interrupted"
+    assert ReviewQueue(engine, "x").get(ids["low"]).status == "pending"
+
+
 def test_bulk_reject_names_the_catalogues_it_rejects_in(
     cli: Any, engine: Engine, ids: dict[str, int]
 ) -> None:

@@ -176,8 +176,10 @@ def stats_command(app: AppContext, name: str, as_json: bool) -> None:
 def check_command(file: Path) -> None:
     """Lint a README without importing it. Exit 1 when it finds problems, 0 when clean.
 
-    Reports lines that look like entries but do not parse, duplicate papers (same
-    normalised title or arXiv id) and entries without any link, with line numbers.
+    Prints FILE:LINE: KIND: message, where KIND is unparsed (looks like an entry but does
+    not parse), duplicate (the same paper twice: same normalised title, or same arXiv id
+    under a title that agrees), same-link (an arXiv link that an entry of another title
+    has too) or no-link (neither a paper nor a code link).
     """
     text = read_markdown(file)
     problems = lint(text)

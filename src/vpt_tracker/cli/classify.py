@@ -277,7 +277,9 @@ def _print_report(report: dict[str, Any]) -> None:
 @classify_group.command("evaluate")
 @click.argument("name")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20), help="Outer CV folds.")
-@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option(
+    "--seed", default=0, show_default=True, type=SEED, help="Random seed (unlabeled sample, folds)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @pass_app
 def evaluate_command(app: AppContext, name: str, folds: int, seed: int, as_json: bool) -> None:
@@ -310,7 +312,9 @@ def _read_text(path: Path) -> str:
 @click.argument("name")
 @click.option("--before", "before", required=True, type=click.Path(path_type=Path), help="The older README.")
 @click.option("--after", "after", required=True, type=click.Path(path_type=Path), help="The newer README.")
-@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option(
+    "--seed", default=0, show_default=True, type=SEED, help="Random seed (unlabeled sample, folds)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON.")
 @pass_app
 def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: int, as_json: bool) -> None:
@@ -341,8 +345,14 @@ def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: 
 @classify_group.command("explain")
 @click.option("--catalogue", "name", required=True, help="Catalogue whose model to explain.")
 @click.argument("paper_id", type=ROW_ID)
-@click.option("--top", default=10, show_default=True, type=click.IntRange(1, 100))
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Terms shown each way (up, down).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @pass_app
 def explain_command(app: AppContext, name: str, paper_id: int, top: int, as_json: bool) -> None:
     """Show the terms that pushed PAPER_ID's relevance score up or down.

@@ -114,6 +114,13 @@ def run_guarded(action: Callable[[], T]) -> T:
         # Not click's `Aborted!` and exit 1: for `run` that code means "some sources failed,
         # their windows are queued", which a Ctrl-C is not. 130 is the shell's SIGINT code.
         _fail("interrupted", EX_INTERRUPTED)
+    except click.Abort as exc:
+        # A prompt (`review bulk-reject`'s question) turns Ctrl-C into click's Abort, raised
+        # while handling the KeyboardInterrupt: it was `Aborted!` and exit 1 there. A "no"
+        # to the question is an Abort of its own, and stays click's.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            _fail("interrupted", EX_INTERRUPTED)
+        raise
     raise AssertionError("unreachable")
 
 

@@ -154,7 +154,14 @@ def run_backfill(app: AppContext, since: str, until: str | None, step_days: int)
 
 
 @click.command("runs")
-@click.option("--last", "last", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option(
+    "--last",
+    "last",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="How many runs to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
 @pass_app
 def runs_command(app: AppContext, last: int, as_json: bool) -> None:

@@ -297,7 +297,13 @@ def bulk_reject(
         )
     with _progress(count, "rejecting") as advance:
         result = queue.bulk_reject_below(below, reason, progress=advance)
-    where = f" in {_where(queue, result.by_catalogue)}" if result.rejected else ""
+    if not result.rejected:
+        # No batch was recorded: "`review undo` reverts them" sent the maintainer to an undo
+        # that reverts their decision before, an earlier batch of hundreds say.
+        scope = queue.catalogue or "any catalogue"
+        click.echo(f"no pending candidate scores below {below:g} in {scope}; nothing was rejected")
+        return
+    where = f" in {_where(queue, result.by_catalogue)}"
     them = "it" if result.rejected == 1 else "them"
     click.echo(
         f"rejected {plural(result.rejected, 'candidate')} below {below:g} ({reason}){where}; "
