@@ -86,12 +86,13 @@ class SourceReport:
     # Records that came without a part the source could not get for good (a CVF paper page
     # that answers 404): reported in the health, but no error: a refetch would not help.
     problems: list[str] = field(default_factory=list)
+    # The source's `steady_volume`: only then does "far fewer records than usual" count.
+    steady_volume: bool = True
 
     def counts(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("source")
-        data.pop("error")
-        data.pop("problems")
+        for kept_elsewhere in ("source", "error", "problems", "steady_volume"):
+            data.pop(kept_elsewhere)
         return data
 
 
@@ -293,7 +294,9 @@ def assess_health(
 
     "Usual" is the median record count of the last `HEALTH_HISTORY` error-free nightly runs
     on this weekday. An empty Saturday feed is then normal when Saturdays are usually
-    empty, and a source with no history yet is healthy unless it errors.
+    empty, and a source with no history yet is healthy unless it errors. A source whose
+    volume is not steady (CVF reads a listing only when it changed) is judged by its errors
+    alone: after the night that read a new conference, every night would look far too quiet.
     """
     history = _weekday_history(engine, weekday, before_run)
     health: dict[str, dict[str, Any]] = {}
@@ -303,7 +306,12 @@ def assess_health(
         reason: str | None = None
         if report.error:
             reason = f"error: {report.error}"
-        elif usual is not None and usual >= HEALTH_MIN_USUAL and report.records < HEALTH_RATIO * usual:
+        elif (
+            report.steady_volume
+            and usual is not None
+            and usual >= HEALTH_MIN_USUAL
+            and report.records < HEALTH_RATIO * usual
+        ):
             reason = f"{report.records} records, usually {usual:g} on this weekday"
         health[report.source] = {
             "healthy": reason is None,
@@ -747,7 +755,7 @@ def nightly(
             new_ids = _unscored_papers(engine, interrupted)
             reports: list[SourceReport] = []
             for source in sources:
-                report = SourceReport(source.name)
+                report = SourceReport(source.name, steady_volume=source.steady_volume)
                 reports.append(report)
                 _refetch_pending(
                     engine,

@@ -513,6 +513,26 @@ def test_a_dead_cvf_paper_page_is_reported_in_the_health_and_the_other_papers_ar
     assert stored["cvf"]["problems"] == health["problems"]
 
 
+def test_a_quiet_cvf_night_after_a_conference_was_read_is_healthy(engine: Engine, db_url: str) -> None:
+    """CVF reads a listing again only when it changed, so a week after the night that read
+    CVPR 2022 (30 records) the same weekday stores nothing. The health check took that for
+    "0 records, usually 30 on this weekday": CVF was unhealthy, a refetch queued and the
+    digest alarmed, every such night until four quiet weeks made 0 the usual."""
+    with ReplayServer(default_root()) as server:
+        settings = rss_settings(db_url, server.base_url, [])
+        settings.sources.arxiv_rss.enabled = False
+        settings.sources.cvf = CvfConfig(
+            base_url=server.base_url, conferences=[CvfConference(name="CVPR", year=2022)]
+        )
+        first = nightly(settings, engine, now=WED, client=client(settings))
+        week_later = nightly(settings, engine, now=WED + timedelta(weeks=1), client=client(settings))
+    assert first.counts["sources"]["cvf"]["records"] == 30
+    assert week_later.counts["sources"]["cvf"]["records"] == 0
+    assert week_later.health["cvf"]["usual"] == 30  # the history is there; volume is not judged
+    assert week_later.health["cvf"]["healthy"] is True and week_later.unhealthy() == []
+    assert pending_refetches(engine) == []
+
+
 def test_a_gap_longer_than_two_weeks_names_the_backfill_that_fetches_it(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:

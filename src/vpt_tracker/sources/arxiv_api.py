@@ -257,6 +257,7 @@ class ArxivApiSource:
     """Submissions to the configured categories (and keywords) within a window, oldest first."""
 
     name = NAME
+    steady_volume = True
 
     def __init__(self, config: ArxivApiConfig, client: HttpClient) -> None:
         self.config = config

@@ -311,6 +311,7 @@ class ArxivRssSource:
     """The latest announcement of each configured category, when it falls in the window."""
 
     name = NAME
+    steady_volume = True
 
     def __init__(self, config: ArxivRssConfig, client: HttpClient) -> None:
         self.config = config

@@ -40,6 +40,11 @@ class SourceError(Exception):
 
 class Source(Protocol):
     name: str
+    #: Whether every window brings this source its own records, so that a window with far
+    #: fewer than usual points at a fault (the health check). arXiv announces new papers
+    #: every weekday and OpenReview's venues are read again for each window; a CVF listing is
+    #: read only when it changed, so most nights CVF rightly stores nothing.
+    steady_volume: bool
 
     def fetch(self, window: Window, cursors: Mapping[str, str | None]) -> Iterator[Page]:
         """Pages for `window`, resuming each cursor key from `cursors` (a fresh run passes {})."""

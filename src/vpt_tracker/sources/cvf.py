@@ -216,6 +216,7 @@ class CvfSource:
     """The configured conferences' papers, with abstracts from their pages when asked."""
 
     name = NAME
+    steady_volume = False  # an unchanged listing yields nothing (see the module docstring)
 
     def __init__(
         self,

@@ -135,6 +135,7 @@ class OpenReviewSource:
     """Every configured venue, page by page."""
 
     name = NAME
+    steady_volume = True
 
     def __init__(self, config: OpenReviewConfig, client: HttpClient) -> None:
         self.config = config
