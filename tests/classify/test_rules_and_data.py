@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -163,3 +164,22 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
     # A byte-order mark (PowerShell and Windows editors write one) is not part of the data.
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(good).encode() + b"\r\n")
     assert list(read_jsonl(path)) == [Example("T", "S", None, (), "2503.1")]
+
+
+@pytest.mark.parametrize("kind", ["include", "exclude"])
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        ("/zebra/i", "flags after the closing `/` are not read"),
+        ("/visual prompt/gi", "flags after the closing `/` are not read"),
+        ("/prompt[- ]?tun(ing|ed)", "a regex must end with `/`"),
+    ],
+)
+def test_a_rule_that_opens_a_regex_and_does_not_close_it_is_refused(kind: str, rule: str, why: str) -> None:
+    """`/zebra/i` (a Perl or JavaScript habit) does not end with `/`, so it was read as the plain
+    term "zebra i": it matched "a zebra i saw" and never "Zebra stripes", without a word; a
+    regex missing its closing `/` became a term of its words the same way."""
+    with pytest.raises(UserError, match=rf"^bad {kind} rule {re.escape(repr(rule))}: {re.escape(why)}"):
+        RuleSet(**{kind: [rule]})
+    # Case is ignored already: the same regex without its flag matches in any case.
+    assert RuleSet(include=["/zebra/"]).match("Zebra stripes") is not None
