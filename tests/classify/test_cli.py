@@ -358,3 +358,26 @@ def test_a_broken_pipe_that_is_not_standard_output_is_not_hidden() -> None:
 
     with pytest.raises(BrokenPipeError):
         run_guarded(lost_server)
+
+
+@pytest.mark.parametrize("how", ["same path", "another spelling", "hard link"])
+def test_score_refuses_to_write_over_its_input(tmp_path: Path, how: str) -> None:
+    """`--output` naming the input file replaced the papers with their scores once they were
+    read: a typo lost the input, and a second run failed on "missing or empty 'title'"."""
+    papers = tmp_path / "papers.jsonl"
+    text = '{"id": 1, "title": "Visual prompt tuning"}\n'
+    papers.write_text(text, encoding="utf-8")
+    output = {
+        "same path": papers,
+        "another spelling": tmp_path / "sub" / ".." / "papers.jsonl",
+        "hard link": tmp_path / "link.jsonl",
+    }[how]
+    (tmp_path / "sub").mkdir()
+    if how == "hard link":
+        os.link(papers, output)
+    code, out, err = score_awesome_vpt(tmp_path, papers, str(output))
+    assert code == 2 and out == ""
+    assert err == f"Error: --output {output} is the --input file; write the scores to another file\n"
+    assert papers.read_text(encoding="utf-8") == text
+    code, _, err = score_awesome_vpt(tmp_path, papers, str(tmp_path / "scores.jsonl"))
+    assert code == 0, err

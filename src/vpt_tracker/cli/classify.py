@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,6 +105,22 @@ def _strict_id(ident: Any, where: str) -> Any:
     return ident
 
 
+def _refuse_same_file(input_path: Path, output_path: Path) -> None:
+    """A UserError when `--output` is the `--input` file (by any path or hard link).
+
+    The output is renamed over its path once every paper is scored, so the papers were
+    replaced by their scores: a typo lost the input file.
+    """
+    if to_stdout(output_path):
+        return
+    try:
+        same = output_path.exists() and os.path.samefile(input_path, output_path)
+    except OSError:
+        return  # one of them cannot be looked at: reading or writing it says why
+    if same:
+        raise UserError(f"--output {output_path} is the --input file; write the scores to another file")
+
+
 def _json_line(row: dict[str, Any]) -> str:
     """One output line, as UTF-8 text where it can be.
 
@@ -201,6 +218,7 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
     Example:
       vpt-tracker classify score --catalogue awesome-vpt --input papers.jsonl --output scores.jsonl
     """
+    _refuse_same_file(input_path, output_path)
     settings = app.settings
     config = settings.catalogue(name)
     model, directory = load_model(settings, name, config.preset if config else None)
