@@ -183,3 +183,21 @@ def test_a_rule_that_opens_a_regex_and_does_not_close_it_is_refused(kind: str, r
         RuleSet(**{kind: [rule]})
     # Case is ignored already: the same regex without its flag matches in any case.
     assert RuleSet(include=["/zebra/"]).match("Zebra stripes") is not None
+
+
+@pytest.mark.parametrize("kind", ["include", "exclude"])
+@pytest.mark.parametrize(("rule", "letters"), [("视觉提示 prompt", "视觉提示"), ("промпт", "промпт")])
+def test_a_term_with_letters_folding_cannot_keep_is_refused(kind: str, rule: str, letters: str) -> None:
+    """Terms match the text folded to a-z and digits, which drops other scripts' letters:
+    "视觉提示 prompt" became the term "prompt" and, as an include, queued every paper that says
+    it; "промпт" was refused as having "no letters or digits". A regex reads the raw text."""
+    with pytest.raises(UserError) as caught:
+        RuleSet(**{kind: [rule]})
+    assert str(caught.value) == (
+        f"bad {kind} rule {rule!r}: plain terms match the text folded to Latin letters and digits, "
+        f"which drops {letters!r}; write the rule as a regex, {'/' + rule + '/'!r}"
+    )
+    assert RuleSet(**{kind: [f"/{rule}/"]}).match(f"a {rule.upper()} b") is not None
+    # Letters that fold to Latin ones stay terms: Greek, accents, ligatures, Roman numerals.
+    kept = RuleSet(**{kind: ["α-prompt", "Straße", "ﬁne-tuning", "Ⅳ"]})
+    assert kept.match("An $\\alpha$ prompt for strasse fine tuning") is not None
