@@ -44,7 +44,9 @@ def json_kind(value: Any) -> str:
     return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
 
 
-def _text(value: Any, where: str, name: str, *, required: bool = False) -> str:
+def text_field(value: Any, where: str, name: str, *, required: bool = False) -> str:
+    """A line's text field, or a UserError naming the line and what it holds instead (every
+    reader of papers files says it the same way)."""
     if value is None:
         if required:
             raise UserError(f"{where}: missing {name!r}")
@@ -88,16 +90,16 @@ def corpus_record(data: Any, where: str) -> RawRecord:
     """One corpus line as a record; `where` (file:line) names it in errors."""
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
-    title = " ".join(_text(data.get("title"), where, "title", required=True).split())
-    raw_id = _text(data.get("id"), where, "id")
+    title = " ".join(text_field(data.get("title"), where, "title", required=True).split())
+    raw_id = text_field(data.get("id"), where, "id")
     arxiv = normalize.arxiv_id(raw_id) if raw_id else None
     if raw_id and arxiv is None:
         raise UserError(f"{where}: 'id' {raw_id!r} is not an arXiv id")
     authors = _strings(data.get("authors"), where, "authors")
     categories = _strings(data.get("categories"), where, "categories")
-    comment = _text(data.get("comment"), where, "comment") or None
-    abs_url = _text(data.get("abs"), where, "abs") or None
-    pdf_url = _text(data.get("pdf"), where, "pdf") or None
+    comment = text_field(data.get("comment"), where, "comment") or None
+    abs_url = text_field(data.get("abs"), where, "abs") or None
+    pdf_url = text_field(data.get("pdf"), where, "pdf") or None
     abstract = first_text(data, ("summary", "abstract"))
     if abstract is None:
         raise UserError(f"{where}: 'summary' and 'abstract' must be strings")
@@ -204,13 +206,13 @@ def read_conference_index(path: Path) -> list[RawRecord]:
         where = f"{path}: {url}"
         if not isinstance(entry, dict):
             raise UserError(f"{where}: expected an object")
-        title = " ".join(_text(entry.get("title"), where, "title", required=True).split())
+        title = " ".join(text_field(entry.get("title"), where, "title", required=True).split())
         records.append(
             RawRecord(
                 source=CONFERENCE_SOURCE,
                 source_id=url,
                 title=title,
-                abstract=_text(entry.get("abstract"), where, "abstract").strip(),
+                abstract=text_field(entry.get("abstract"), where, "abstract").strip(),
                 authors=_strings(entry.get("authors"), where, "authors"),
                 openreview_id=normalize.openreview_id(url) if "openreview.net" in url else None,
                 cvf_url=normalize.cvf_url(url),

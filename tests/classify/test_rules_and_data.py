@@ -133,7 +133,12 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
     assert papers[0] == Example("T", "S", None, (), "2503.1") and not papers[1].has_abstract
     for body, message in [
         ('{"title": "ok"}\n{not json\n', "papers.jsonl:2: not valid JSON"),
-        ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing or empty 'title'"),
+        ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing 'title'$"),
+        ('{"title": " "}\n', "papers.jsonl:1: 'title' is empty$"),
+        # what the line holds, not "missing or empty 'title'" for a title that is a number
+        ('{"title": 5}\n', "papers.jsonl:1: 'title' must be a string, not a number$"),
+        ('{"title": ["t"]}\n', "papers.jsonl:1: 'title' must be a string, not an array$"),
+        ('{"title": "t", "comment": 5}\n', "papers.jsonl:1: 'comment' must be a string, not a number$"),
         ("[1, 2]\n", "papers.jsonl:1: expected a JSON object, got an array$"),
         # JSON's names for what a line holds, not Python's ("got NoneType", "got int")
         ("null\n", "papers.jsonl:1: expected a JSON object, got null$"),
@@ -143,7 +148,7 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
         ('[{"title": "a"},\n {"title": "b"}]\n', "papers.jsonl:1: .* not a JSON array"),
         (
             '{"title": "t", "abstract": 5}\n',
-            "papers.jsonl:1: 'abstract'/'summary' and 'comment' must be strings",
+            "papers.jsonl:1: 'abstract' and 'summary' must be strings",
         ),
         # a number was a TypeError traceback; a string became one label per character
         ('{"title": "t", "labels": 5}\n', "papers.jsonl:1: 'labels' must be a list of strings"),
