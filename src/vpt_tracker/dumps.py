@@ -44,6 +44,22 @@ def json_kind(value: Any) -> str:
     return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
 
 
+ONE_PER_LINE = "expected one JSON object per line, not a JSON array"
+
+
+def expect_object(data: Any, where: str) -> None:
+    """A UserError naming the line unless it holds a JSON object.
+
+    A file written as one JSON array on one line is valid JSON: it is told so, as an array
+    spread over lines is (`iter_jsonl`), not only "got an array".
+    """
+    if isinstance(data, dict):
+        return
+    if isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
+        raise UserError(f"{where}: expected a JSON object, got an array of them; {ONE_PER_LINE}")
+    raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
+
+
 def text_field(value: Any, where: str, name: str, *, required: bool = False) -> str:
     """A line's text field, or a UserError naming the line and what it holds instead (every
     reader of papers files says it the same way)."""
@@ -88,8 +104,7 @@ def first_text(data: dict[str, Any], keys: Sequence[str]) -> str | None:
 
 def corpus_record(data: Any, where: str) -> RawRecord:
     """One corpus line as a record; `where` (file:line) names it in errors."""
-    if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
+    expect_object(data, where)
     title = " ".join(text_field(data.get("title"), where, "title", required=True).split())
     raw_id = text_field(data.get("id"), where, "id")
     arxiv = normalize.arxiv_id(raw_id) if raw_id else None
@@ -147,7 +162,7 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
                 except json.JSONDecodeError as exc:
                     hint = ""
                     if number == 1 and line.lstrip().startswith("["):
-                        hint = "; expected one JSON object per line, not a JSON array"
+                        hint = f"; {ONE_PER_LINE}"
                     raise UserError(f"{where}: not valid JSON ({exc.msg}){hint}") from None
                 # Valid JSON past Python's limits: arrays nested thousands deep, an integer of
                 # more than 4300 digits. Both were tracebacks that did not name the line.

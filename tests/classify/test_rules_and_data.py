@@ -146,6 +146,12 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
         ('"a title"\n', "papers.jsonl:1: expected a JSON object, got a string$"),
         ("true\n", "papers.jsonl:1: expected a JSON object, got true$"),
         ('[{"title": "a"},\n {"title": "b"}]\n', "papers.jsonl:1: .* not a JSON array"),
+        # the same array on one line is valid JSON: it said only "got an array"
+        (
+            '[{"title": "a"}, {"title": "b"}]\n',
+            "papers.jsonl:1: expected a JSON object, got an array of them; "
+            "expected one JSON object per line, not a JSON array$",
+        ),
         (
             '{"title": "t", "abstract": 5}\n',
             "papers.jsonl:1: 'abstract' and 'summary' must be strings",

@@ -18,7 +18,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from vpt_tracker.dumps import first_text, iter_jsonl, json_kind, text_field
+from vpt_tracker.dumps import expect_object, first_text, iter_jsonl, text_field
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY
 from vpt_tracker.normalize import arxiv_id, title_key
@@ -136,8 +136,7 @@ class TrainingSet:
 
 def example_from_json(data: dict[str, Any], where: str) -> Example:
     """An `Example` from a `papers.jsonl` line (the corpus format: `summary` for the abstract)."""
-    if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
+    expect_object(data, where)
     title = text_field(data.get("title"), where, "title", required=True)
     comment = data.get("comment")
     text_field(comment, where, "comment")  # a string or null, as written
