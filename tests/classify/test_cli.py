@@ -363,7 +363,7 @@ def test_a_broken_pipe_that_is_not_standard_output_is_not_hidden() -> None:
 @pytest.mark.parametrize("how", ["same path", "another spelling", "hard link"])
 def test_score_refuses_to_write_over_its_input(tmp_path: Path, how: str) -> None:
     """`--output` naming the input file replaced the papers with their scores once they were
-    read: a typo lost the input, and a second run failed on "missing or empty 'title'"."""
+    read: a typo lost the input, and a second run failed on "missing 'title'"."""
     papers = tmp_path / "papers.jsonl"
     text = '{"id": 1, "title": "Visual prompt tuning"}\n'
     papers.write_text(text, encoding="utf-8")
