@@ -15,6 +15,7 @@ from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.cli import main
 from vpt_tracker.config import ConfigError, load_settings
+from vpt_tracker.dumps import read_corpus_jsonl
 from vpt_tracker.errors import UserError
 
 
@@ -212,3 +213,22 @@ def test_a_term_with_letters_folding_cannot_keep_is_refused(kind: str, rule: str
     # Letters that fold to Latin ones stay terms: Greek, accents, ligatures, Roman numerals.
     kept = RuleSet(**{kind: ["α-prompt", "Straße", "ﬁne-tuning", "Ⅳ"]})
     assert kept.match("An $\\alpha$ prompt for strasse fine tuning") is not None
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
+    """Windows PowerShell 5's `>` and `Out-File` write UTF-16 with a byte-order mark: the reader
+    replaced its bytes and said "papers.jsonl:1: not valid JSON (Expecting value)" (and the
+    corpus reader "not UTF-8 text"), though every line was valid JSON."""
+    path = tmp_path / "papers.jsonl"
+    text = '{"title": "Visual prompt tuning"}\n'
+    bom = "\ufeff" if encoding == "utf-16-be" else ""  # Python's utf-16 and utf-32 write their own
+    path.write_bytes((bom + text).encode(encoding))
+    name = "UTF-32" if encoding == "utf-32" else "UTF-16"
+    expected = f"{path}: {name} text; save it as UTF-8 (PowerShell: `Out-File -Encoding utf8`)"
+    with pytest.raises(UserError) as caught:
+        list(read_jsonl(path))
+    assert str(caught.value) == expected
+    with pytest.raises(UserError) as caught:
+        read_corpus_jsonl(path)
+    assert str(caught.value) == expected
