@@ -14,7 +14,6 @@ A whole file is read and checked before any record is handed out, so that a malf
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 from vpt_tracker import normalize
 from vpt_tracker.errors import UserError
+from vpt_tracker.files import refuse_wide_text
 from vpt_tracker.models import RawRecord
 
 JSONL_SOURCE = "jsonl"
@@ -150,7 +150,7 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
     """
     try:
         with path.open("rb") as raw:
-            _refuse_utf16(path, raw.read(4))
+            refuse_wide_text(path, raw.read(4))
         handle = path.open(encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -176,25 +176,6 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
                     raise UserError(f"{where}: cannot read its JSON ({reason})") from None
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text") from None
-
-
-_WIDE_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"),
-    (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"),
-    (codecs.BOM_UTF16_BE, "UTF-16"),
-)
-
-
-def _refuse_utf16(path: Path, head: bytes) -> None:
-    """A UserError for a file that opens with a UTF-16 or UTF-32 byte-order mark.
-
-    Windows PowerShell 5 writes UTF-16 with `>` and `Out-File`: read as UTF-8 with its bytes
-    replaced, every line was "not valid JSON (Expecting value)" though each one was.
-    """
-    for bom, name in _WIDE_BOMS:  # UTF-32 LE first: its mark begins with UTF-16 LE's
-        if head.startswith(bom):
-            raise UserError(f"{path}: {name} text; save it as UTF-8 (PowerShell: `Out-File -Encoding utf8`)")
 
 
 def read_corpus_jsonl(path: Path) -> list[RawRecord]:

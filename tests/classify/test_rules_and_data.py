@@ -225,7 +225,7 @@ def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
     bom = "\ufeff" if encoding == "utf-16-be" else ""  # Python's utf-16 and utf-32 write their own
     path.write_bytes((bom + text).encode(encoding))
     name = "UTF-32" if encoding == "utf-32" else "UTF-16"
-    expected = f"{path}: {name} text; save it as UTF-8 (PowerShell: `Out-File -Encoding utf8`)"
+    expected = f"{path} is {name} text, not UTF-8: save it as UTF-8"
     with pytest.raises(UserError) as caught:
         list(read_jsonl(path))
     assert str(caught.value) == expected

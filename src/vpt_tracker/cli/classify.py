@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from vpt_tracker.catalogue.markdown import read_markdown
 from vpt_tracker.classify.data import Example, example_from_json
 from vpt_tracker.classify.model import Explanation
 from vpt_tracker.cli.context import (
@@ -313,15 +314,6 @@ def evaluate_command(app: AppContext, name: str, folds: int, seed: int, as_json:
         _print_report(report)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path} as UTF-8 text: {exc}") from None
-
-
 @classify_group.command("replay")
 @click.argument("name")
 @click.option("--before", "before", required=True, type=click.Path(path_type=Path), help="The older README.")
@@ -340,7 +332,7 @@ def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: 
       vpt-tracker classify replay vpt --before README@2025-06-06.md --after README@2025-06-24.md
     """
     report = replay_catalogue(
-        app.engine(), name, _read_text(before), _read_text(after), settings=app.settings, seed=seed
+        app.engine(), name, read_markdown(before), read_markdown(after), settings=app.settings, seed=seed
     )
     if as_json:
         echo_json(report)
