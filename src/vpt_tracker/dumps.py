@@ -22,6 +22,7 @@ from typing import Any
 
 from vpt_tracker import normalize
 from vpt_tracker.errors import UserError
+from vpt_tracker.files import refuse_wide_text
 from vpt_tracker.models import RawRecord
 
 JSONL_SOURCE = "jsonl"
@@ -44,7 +45,25 @@ def json_kind(value: Any) -> str:
     return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
 
 
-def _text(value: Any, where: str, name: str, *, required: bool = False) -> str:
+ONE_PER_LINE = "expected one JSON object per line, not a JSON array"
+
+
+def expect_object(data: Any, where: str) -> None:
+    """A UserError naming the line unless it holds a JSON object.
+
+    A file written as one JSON array on one line is valid JSON: it is told so, as an array
+    spread over lines is (`iter_jsonl`), not only "got an array".
+    """
+    if isinstance(data, dict):
+        return
+    if isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
+        raise UserError(f"{where}: expected a JSON object, got an array of them; {ONE_PER_LINE}")
+    raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
+
+
+def text_field(value: Any, where: str, name: str, *, required: bool = False) -> str:
+    """A line's text field, or a UserError naming the line and what it holds instead (every
+    reader of papers files says it the same way)."""
     if value is None:
         if required:
             raise UserError(f"{where}: missing {name!r}")
@@ -86,18 +105,17 @@ def first_text(data: dict[str, Any], keys: Sequence[str]) -> str | None:
 
 def corpus_record(data: Any, where: str) -> RawRecord:
     """One corpus line as a record; `where` (file:line) names it in errors."""
-    if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
-    title = " ".join(_text(data.get("title"), where, "title", required=True).split())
-    raw_id = _text(data.get("id"), where, "id")
+    expect_object(data, where)
+    title = " ".join(text_field(data.get("title"), where, "title", required=True).split())
+    raw_id = text_field(data.get("id"), where, "id")
     arxiv = normalize.arxiv_id(raw_id) if raw_id else None
     if raw_id and arxiv is None:
         raise UserError(f"{where}: 'id' {raw_id!r} is not an arXiv id")
     authors = _strings(data.get("authors"), where, "authors")
     categories = _strings(data.get("categories"), where, "categories")
-    comment = _text(data.get("comment"), where, "comment") or None
-    abs_url = _text(data.get("abs"), where, "abs") or None
-    pdf_url = _text(data.get("pdf"), where, "pdf") or None
+    comment = text_field(data.get("comment"), where, "comment") or None
+    abs_url = text_field(data.get("abs"), where, "abs") or None
+    pdf_url = text_field(data.get("pdf"), where, "pdf") or None
     abstract = first_text(data, ("summary", "abstract"))
     if abstract is None:
         raise UserError(f"{where}: 'summary' and 'abstract' must be strings")
@@ -131,6 +149,8 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
     leading byte-order mark (Windows editors and PowerShell write one) is skipped.
     """
     try:
+        with path.open("rb") as raw:
+            refuse_wide_text(path, raw.read(4))
         handle = path.open(encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -145,7 +165,7 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
                 except json.JSONDecodeError as exc:
                     hint = ""
                     if number == 1 and line.lstrip().startswith("["):
-                        hint = "; expected one JSON object per line, not a JSON array"
+                        hint = f"; {ONE_PER_LINE}"
                     raise UserError(f"{where}: not valid JSON ({exc.msg}){hint}") from None
                 # Valid JSON past Python's limits: arrays nested thousands deep, an integer of
                 # more than 4300 digits. Both were tracebacks that did not name the line.
@@ -204,13 +224,13 @@ def read_conference_index(path: Path) -> list[RawRecord]:
         where = f"{path}: {url}"
         if not isinstance(entry, dict):
             raise UserError(f"{where}: expected an object")
-        title = " ".join(_text(entry.get("title"), where, "title", required=True).split())
+        title = " ".join(text_field(entry.get("title"), where, "title", required=True).split())
         records.append(
             RawRecord(
                 source=CONFERENCE_SOURCE,
                 source_id=url,
                 title=title,
-                abstract=_text(entry.get("abstract"), where, "abstract").strip(),
+                abstract=text_field(entry.get("abstract"), where, "abstract").strip(),
                 authors=_strings(entry.get("authors"), where, "authors"),
                 openreview_id=normalize.openreview_id(url) if "openreview.net" in url else None,
                 cvf_url=normalize.cvf_url(url),

@@ -7,9 +7,12 @@ renamed over its path; `sync_folder` then makes the rename last. Model saves
 
 from __future__ import annotations
 
+import codecs
 import os
 import uuid
 from pathlib import Path
+
+from vpt_tracker.errors import UserError
 
 
 def temporary_file(directory: Path, name: str) -> Path:
@@ -40,3 +43,24 @@ def sync_folder(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+#: Byte-order marks of the wide encodings, UTF-32 LE first: its mark begins with UTF-16 LE's.
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def refuse_wide_text(path: Path, head: bytes) -> None:
+    """A UserError for a file whose first bytes `head` are a UTF-16 or UTF-32 byte-order mark.
+
+    Windows PowerShell 5's `>` and `Out-File`, and Notepad's "Unicode", write UTF-16. Read as
+    UTF-8 it was "a binary file" (a README), "not valid JSON" on every line (a papers file),
+    or a codec's error: each sent the maintainer looking for a broken file.
+    """
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            raise UserError(f"{path} is {name} text, not UTF-8: save it as UTF-8")

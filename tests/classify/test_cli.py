@@ -369,3 +369,46 @@ def test_a_broken_pipe_that_is_not_standard_output_is_not_hidden() -> None:
 
     with pytest.raises(BrokenPipeError):
         run_guarded(lost_server)
+
+
+@pytest.mark.parametrize("how", ["same path", "another spelling", "hard link"])
+def test_score_refuses_to_write_over_its_input(tmp_path: Path, how: str) -> None:
+    """`--output` naming the input file replaced the papers with their scores once they were
+    read: a typo lost the input, and a second run failed on "missing 'title'"."""
+    papers = tmp_path / "papers.jsonl"
+    text = '{"id": 1, "title": "Visual prompt tuning"}\n'
+    papers.write_text(text, encoding="utf-8")
+    output = {
+        "same path": papers,
+        "another spelling": tmp_path / "sub" / ".." / "papers.jsonl",
+        "hard link": tmp_path / "link.jsonl",
+    }[how]
+    (tmp_path / "sub").mkdir()
+    if how == "hard link":
+        os.link(papers, output)
+    code, out, err = score_awesome_vpt(tmp_path, papers, str(output))
+    assert code == 2 and out == ""
+    assert err == f"Error: --output {output} is the --input file; write the scores to another file\n"
+    assert papers.read_text(encoding="utf-8") == text
+    code, _, err = score_awesome_vpt(tmp_path, papers, str(tmp_path / "scores.jsonl"))
+    assert code == 0, err
+
+
+def test_replay_reads_its_readmes_as_catalogue_import_does(tmp_path: Path) -> None:
+    """`replay` had a reader of its own: a UTF-16 README (PowerShell's `>`) was "cannot read …
+    as UTF-8 text: 'utf-8' codec can't decode byte 0xff …", a folder "[Errno 21] Is a directory",
+    and a file that is no list at all (a papers.jsonl) "only 0 of the 0 entries … have a paper"."""
+    after = LISTS / "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
+    wide = tmp_path / "wide.md"
+    wide.write_bytes(after.read_text(encoding="utf-8").encode("utf-16"))
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text('{"id": 1, "title": "Visual prompt tuning"}\n', encoding="utf-8")
+    for before, message in [
+        (wide, f"{wide} is UTF-16 text, not UTF-8: save it as UTF-8"),
+        (tmp_path, f"{tmp_path} is a directory, not a README file"),
+        (papers, f"{papers} does not look like a markdown list: no headings and no entries"),
+    ]:
+        code, _, err = run(
+            tmp_path, "classify", "replay", "vlm", "--before", str(before), "--after", str(after)
+        )
+        assert (code, err) == (2, f"Error: {message}\n")

@@ -92,6 +92,26 @@ def test_evaluate_refuses_too_few_folds_or_papers(training: TrainingSet) -> None
         evaluate("x", TrainingSet(training.relevant[:9], unlabeled=training.unlabeled), VPT_LABELS, folds=5)
 
 
+@pytest.mark.parametrize("folds", [2, 3, 4])
+def test_evaluate_with_too_few_papers_per_training_fold_names_the_minimum(
+    training: TrainingSet, folds: int
+) -> None:
+    """9 relevant papers pass "2 per fold" for 2-4 folds, but a fold's model trains on the other
+    folds' papers (5-7 here): the inner training stopped with "catalogue 'x' has 5 relevant
+    papers with abstracts; at least 8 are needed to train (... accept more papers)", a count
+    that was not the catalogue's, after the folds before it had trained. Now it is said first."""
+    data = TrainingSet(training.relevant[:9], unlabeled=training.unlabeled)
+    fewest = min(sum(fold_of(e, folds, 0) != fold for e in data.relevant) for fold in range(folds))
+    assert fewest < 8
+    with pytest.raises(UserError) as caught:
+        evaluate("x", data, VPT_LABELS, Hyper(folds=4, seed=0, max_features=8000), folds=folds)
+    assert str(caught.value) == (
+        f"catalogue 'x' has 9 relevant papers with abstracts: too few for {folds} folds (each fold's "
+        f"model trains on the other folds' papers, which hold as few as {fewest}; a model needs at "
+        "least 8, and each fold at least 2 to test)"
+    )
+
+
 def test_replay_ranks_the_added_entries(training: TrainingSet, hyper: Hyper) -> None:
     before, added = training.relevant[:30], training.relevant[30:]
     pool = training.relevant + training.unlabeled

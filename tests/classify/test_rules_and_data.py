@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.cli import main
 from vpt_tracker.config import ConfigError, load_settings
+from vpt_tracker.dumps import read_corpus_jsonl
 from vpt_tracker.errors import UserError
 
 
@@ -132,7 +134,12 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
     assert papers[0] == Example("T", "S", None, (), "2503.1") and not papers[1].has_abstract
     for body, message in [
         ('{"title": "ok"}\n{not json\n', "papers.jsonl:2: not valid JSON"),
-        ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing or empty 'title'"),
+        ('{"title": "ok"}\n{"abstract": "no title"}\n', "papers.jsonl:2: missing 'title'$"),
+        ('{"title": " "}\n', "papers.jsonl:1: 'title' is empty$"),
+        # what the line holds, not "missing or empty 'title'" for a title that is a number
+        ('{"title": 5}\n', "papers.jsonl:1: 'title' must be a string, not a number$"),
+        ('{"title": ["t"]}\n', "papers.jsonl:1: 'title' must be a string, not an array$"),
+        ('{"title": "t", "comment": 5}\n', "papers.jsonl:1: 'comment' must be a string, not a number$"),
         ("[1, 2]\n", "papers.jsonl:1: expected a JSON object, got an array$"),
         # JSON's names for what a line holds, not Python's ("got NoneType", "got int")
         ("null\n", "papers.jsonl:1: expected a JSON object, got null$"),
@@ -140,9 +147,15 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
         ('"a title"\n', "papers.jsonl:1: expected a JSON object, got a string$"),
         ("true\n", "papers.jsonl:1: expected a JSON object, got true$"),
         ('[{"title": "a"},\n {"title": "b"}]\n', "papers.jsonl:1: .* not a JSON array"),
+        # the same array on one line is valid JSON: it said only "got an array"
+        (
+            '[{"title": "a"}, {"title": "b"}]\n',
+            "papers.jsonl:1: expected a JSON object, got an array of them; "
+            "expected one JSON object per line, not a JSON array$",
+        ),
         (
             '{"title": "t", "abstract": 5}\n',
-            "papers.jsonl:1: 'abstract'/'summary' and 'comment' must be strings",
+            "papers.jsonl:1: 'abstract' and 'summary' must be strings",
         ),
         # a number was a TypeError traceback; a string became one label per character
         ('{"title": "t", "labels": 5}\n', "papers.jsonl:1: 'labels' must be a list of strings"),
@@ -163,3 +176,59 @@ def test_jsonl_reader_accepts_the_corpus_format_and_names_bad_lines(tmp_path: Pa
     # A byte-order mark (PowerShell and Windows editors write one) is not part of the data.
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(good).encode() + b"\r\n")
     assert list(read_jsonl(path)) == [Example("T", "S", None, (), "2503.1")]
+
+
+@pytest.mark.parametrize("kind", ["include", "exclude"])
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        ("/zebra/i", "flags after the closing `/` are not read"),
+        ("/visual prompt/gi", "flags after the closing `/` are not read"),
+        ("/prompt[- ]?tun(ing|ed)", "a regex must end with `/`"),
+    ],
+)
+def test_a_rule_that_opens_a_regex_and_does_not_close_it_is_refused(kind: str, rule: str, why: str) -> None:
+    """`/zebra/i` (a Perl or JavaScript habit) does not end with `/`, so it was read as the plain
+    term "zebra i": it matched "a zebra i saw" and never "Zebra stripes", without a word; a
+    regex missing its closing `/` became a term of its words the same way."""
+    with pytest.raises(UserError, match=rf"^bad {kind} rule {re.escape(repr(rule))}: {re.escape(why)}"):
+        RuleSet(**{kind: [rule]})
+    # Case is ignored already: the same regex without its flag matches in any case.
+    assert RuleSet(include=["/zebra/"]).match("Zebra stripes") is not None
+
+
+@pytest.mark.parametrize("kind", ["include", "exclude"])
+@pytest.mark.parametrize(("rule", "letters"), [("视觉提示 prompt", "视觉提示"), ("промпт", "промпт")])
+def test_a_term_with_letters_folding_cannot_keep_is_refused(kind: str, rule: str, letters: str) -> None:
+    """Terms match the text folded to a-z and digits, which drops other scripts' letters:
+    "视觉提示 prompt" became the term "prompt" and, as an include, queued every paper that says
+    it; "промпт" was refused as having "no letters or digits". A regex reads the raw text."""
+    with pytest.raises(UserError) as caught:
+        RuleSet(**{kind: [rule]})
+    assert str(caught.value) == (
+        f"bad {kind} rule {rule!r}: plain terms match the text folded to Latin letters and digits, "
+        f"which drops {letters!r}; write the rule as a regex, {'/' + rule + '/'!r}"
+    )
+    assert RuleSet(**{kind: [f"/{rule}/"]}).match(f"a {rule.upper()} b") is not None
+    # Letters that fold to Latin ones stay terms: Greek, accents, ligatures, Roman numerals.
+    kept = RuleSet(**{kind: ["α-prompt", "Straße", "ﬁne-tuning", "Ⅳ"]})
+    assert kept.match("An $\\alpha$ prompt for strasse fine tuning") is not None
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
+    """Windows PowerShell 5's `>` and `Out-File` write UTF-16 with a byte-order mark: the reader
+    replaced its bytes and said "papers.jsonl:1: not valid JSON (Expecting value)" (and the
+    corpus reader "not UTF-8 text"), though every line was valid JSON."""
+    path = tmp_path / "papers.jsonl"
+    text = '{"title": "Visual prompt tuning"}\n'
+    bom = "\ufeff" if encoding == "utf-16-be" else ""  # Python's utf-16 and utf-32 write their own
+    path.write_bytes((bom + text).encode(encoding))
+    name = "UTF-32" if encoding == "utf-32" else "UTF-16"
+    expected = f"{path} is {name} text, not UTF-8: save it as UTF-8"
+    with pytest.raises(UserError) as caught:
+        list(read_jsonl(path))
+    assert str(caught.value) == expected
+    with pytest.raises(UserError) as caught:
+        read_corpus_jsonl(path)
+    assert str(caught.value) == expected

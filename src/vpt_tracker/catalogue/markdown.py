@@ -17,11 +17,13 @@ import html
 import re
 from dataclasses import dataclass, field
 from itertools import pairwise
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.names import titles_agree
 from vpt_tracker.errors import UserError
+from vpt_tracker.files import refuse_wide_text
 
 # --------------------------------------------------------------------------------------
 # Data
@@ -1829,3 +1831,30 @@ def lint(text: str) -> list[Problem]:
         if entry.paper_url is None and entry.code_url is None:
             problems.append(Problem(at[entry.line], "no-link", f"{entry.title!r} has no paper or code link"))
     return sorted(problems, key=lambda p: (p.line, p.kind))
+
+
+def read_markdown(path: Path) -> str:
+    """The text of a README file; a one-line UserError for a missing, binary or non-markdown file.
+
+    `catalogue import`/`lint` and `classify replay` read their READMEs here, so that each says
+    the same of the same file (replay had a reader of its own that said less).
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory, not a README file") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    refuse_wide_text(path, data[:4])
+    if b"\0" in data:
+        raise UserError(f"{path} is a binary file, not a markdown README")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text, so not a markdown README") from None
+    doc = parse(text)
+    if not doc.entries and not doc.section_paths():
+        raise UserError(f"{path} does not look like a markdown list: no headings and no entries")
+    return text

@@ -18,7 +18,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from vpt_tracker.dumps import first_text, iter_jsonl, json_kind
+from vpt_tracker.dumps import expect_object, first_text, iter_jsonl, text_field
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY
 from vpt_tracker.normalize import arxiv_id, title_key
@@ -136,15 +136,13 @@ class TrainingSet:
 
 def example_from_json(data: dict[str, Any], where: str) -> Example:
     """An `Example` from a `papers.jsonl` line (the corpus format: `summary` for the abstract)."""
-    if not isinstance(data, dict):
-        raise UserError(f"{where}: expected a JSON object, got {json_kind(data)}")
-    title = data.get("title")
-    if not isinstance(title, str) or not title.strip():
-        raise UserError(f"{where}: missing or empty 'title'")
-    abstract = first_text(data, ("abstract", "summary"))
+    expect_object(data, where)
+    title = text_field(data.get("title"), where, "title", required=True)
     comment = data.get("comment")
-    if abstract is None or (comment is not None and not isinstance(comment, str)):
-        raise UserError(f"{where}: 'abstract'/'summary' and 'comment' must be strings")
+    text_field(comment, where, "comment")  # a string or null, as written
+    abstract = first_text(data, ("abstract", "summary"))
+    if abstract is None:
+        raise UserError(f"{where}: 'abstract' and 'summary' must be strings")
     # A string would be read one label per character, and a number is not iterable.
     labels = data.get("labels") or []
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from vpt_tracker.classify.calibration import prf
 from vpt_tracker.classify.data import Example, TrainingSet, mentions_prompt
-from vpt_tracker.classify.model import CatalogueModel, Hyper
+from vpt_tracker.classify.model import MIN_POSITIVES, CatalogueModel, Hyper
 from vpt_tracker.errors import UserError
 
 LOADS = (0.01, 0.03, 0.10)
@@ -78,6 +78,26 @@ def _split(
     return train, test
 
 
+def _check_folds(name: str, relevant: Sequence[Example], folds: int, seed: int) -> None:
+    """A UserError, before any fold trains, when `folds` cannot split these relevant papers.
+
+    Each fold's model trains on the other folds' papers and needs `MIN_POSITIVES` of them;
+    checking only "2 per fold" let 9 papers through, and the inner training then stopped with
+    "has 5 relevant papers ... accept more papers", a count that was not the catalogue's.
+    """
+    fewest = min(sum(fold_of(e, folds, seed) != fold for e in relevant) for fold in range(folds))
+    too_few = (
+        f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts: too few for {folds} folds"
+    )
+    if fewest < MIN_POSITIVES:
+        raise UserError(
+            f"{too_few} (each fold's model trains on the other folds' papers, which hold as few "
+            f"as {fewest}; a model needs at least {MIN_POSITIVES}, and each fold at least 2 to test)"
+        )
+    if len(relevant) < folds * 2:
+        raise UserError(f"{too_few} (each fold needs at least 2 of them to test: {folds * 2} in all)")
+
+
 def evaluate(
     name: str, data: TrainingSet, label_keys: Sequence[str], hyper: Hyper | None = None, *, folds: int = 5
 ) -> dict[str, Any]:
@@ -88,11 +108,7 @@ def evaluate(
     # A paper with no label of a required group is unlabelled for it, here as in training.
     data = replace(data, relevant=[e.silent_on(hyper.required, label_keys) for e in data.relevant])
     relevant = [e for e in data.relevant if e.has_abstract]
-    if len(relevant) < folds * 2:
-        raise UserError(
-            f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts: "
-            f"too few for {folds} folds"
-        )
+    _check_folds(name, relevant, folds, hyper.seed)
     pooled = _Pooled([], [], [], [])
     label_true: list[set[str]] = []
     label_pred: list[set[str]] = []

@@ -1,9 +1,11 @@
 r"""Keyword rules: a maintainer's fix for a blind spot of the model, without retraining.
 
 A rule is a plain term (matched as whole words on the folded text, so `visual prompt`
-matches "Visual-Prompt" and "visual  prompts" does not) or a `/regex/` (Python syntax,
+matches "Visual-Prompt" and "visual  prompts" does not; a term with letters that do not fold
+to Latin ones is refused, as they would drop out of it) or a `/regex/` (Python syntax,
 case-insensitive, on the raw title + abstract + comment; one that matches the empty text
-would match every paper, and is refused). `exclude` wins over `include`:
+would match every paper, and is refused; so is one that opens with `/` and does not end
+with one, `/zebra/i`). `exclude` wins over `include`:
 a maintainer who excludes "text-to-image" wants those papers gone even when they also
 mention an included term.
 
@@ -58,11 +60,41 @@ def _compile(rule: str, kind: str) -> _Compiled:
                 "check for a stray `|` or a pattern that is optional as a whole"
             )
         return _Compiled(rule, pattern, on_raw=True)
+    if text.startswith("/"):
+        raise UserError(f"bad {kind} rule {rule!r}: {_unclosed(text)}")
+    # Folding keeps a-z and digits: another script's letters would drop out without a word,
+    # and "视觉提示 prompt" became the term "prompt".
+    dropped = "".join(char for char in text if char.isalnum() and not fold_text(char))
+    if dropped:
+        regex = "/" + _METACHARACTERS.sub(lambda m: "\\" + m.group(), text) + "/"
+        raise UserError(
+            f"bad {kind} rule {rule!r}: plain terms match the text folded to Latin letters and "
+            f"digits, which drops {dropped!r}; write the rule as a regex, {regex!r}"
+        )
     folded = fold_text(text)
     if not folded:
         raise UserError(f"bad {kind} rule {rule!r}: it has no letters or digits to match")
     words = r"\s+".join(re.escape(word) for word in folded.split())
     return _Compiled(rule, re.compile(rf"(?<![0-9a-z]){words}(?![0-9a-z])"), on_raw=False)
+
+
+_METACHARACTERS = re.compile(r"[.^$*+?{}\[\]\\|()]")  # re.escape escapes spaces too
+_TRAILING_FLAGS = re.compile(r"^/.+/([A-Za-z]+)$")
+
+
+def _unclosed(text: str) -> str:
+    """Why a rule that opens a regex with `/` but does not end with one is refused.
+
+    Read as a plain term, `/zebra/i` (a Perl or JavaScript habit) was the words "zebra i": it
+    never matched "Zebra stripes", and nothing said so.
+    """
+    flags = _TRAILING_FLAGS.match(text)
+    if flags:
+        return (
+            f"flags after the closing `/` are not read; a rule ignores case already, and other "
+            f"flags go inside it (`/(?s)...`): write {text[: -len(flags.group(1))]!r}"
+        )
+    return "a regex must end with `/` (a plain term does not start with one)"
 
 
 class RuleSet:

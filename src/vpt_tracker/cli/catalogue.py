@@ -9,7 +9,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vpt_tracker.catalogue.markdown import lint, parse
+from vpt_tracker.catalogue.markdown import lint, parse, read_markdown
 from vpt_tracker.catalogue.service import (
     ImportResult,
     catalogue_stats,
@@ -18,39 +18,12 @@ from vpt_tracker.catalogue.service import (
     render_catalogue,
 )
 from vpt_tracker.cli.context import OUTPUT_PATH, AppContext, echo_json, pass_app, write_output
-from vpt_tracker.errors import UserError
 from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CatalogueRow
 from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
-
-
-def read_markdown(path: Path) -> str:
-    """The text of a README; a one-line UserError for a missing, binary or non-markdown file."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"{path} is a directory, not a README file") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        # Windows PowerShell's `>` and Notepad's "Unicode" write this; its NUL bytes made it
-        # "a binary file", which sent the maintainer looking for a broken file.
-        raise UserError(f"{path} is UTF-16 text, not UTF-8: save it as UTF-8")
-    if b"\0" in data:
-        raise UserError(f"{path} is a binary file, not a markdown README")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text, so not a markdown README") from None
-    doc = parse(text)
-    if not doc.entries and not doc.section_paths():
-        raise UserError(f"{path} does not look like a markdown list: no headings and no entries")
-    return text
 
 
 @click.group("catalogue")

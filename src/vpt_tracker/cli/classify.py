@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Any
 
 import click
 
+from vpt_tracker.catalogue.markdown import read_markdown
 from vpt_tracker.classify.data import Example, example_from_json
 from vpt_tracker.classify.model import Explanation
 from vpt_tracker.cli.context import (
@@ -103,6 +105,22 @@ def _strict_id(ident: Any, where: str) -> Any:
             "strict JSON cannot hold; write the id as a string"
         ) from None
     return ident
+
+
+def _refuse_same_file(input_path: Path, output_path: Path) -> None:
+    """A UserError when `--output` is the `--input` file (by any path or hard link).
+
+    The output is renamed over its path once every paper is scored, so the papers were
+    replaced by their scores: a typo lost the input file.
+    """
+    if to_stdout(output_path):
+        return
+    try:
+        same = output_path.exists() and os.path.samefile(input_path, output_path)
+    except OSError:
+        return  # one of them cannot be looked at: reading or writing it says why
+    if same:
+        raise UserError(f"--output {output_path} is the --input file; write the scores to another file")
 
 
 def _json_line(row: dict[str, Any]) -> str:
@@ -202,6 +220,7 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
     Example:
       vpt-tracker classify score --catalogue awesome-vpt --input papers.jsonl --output scores.jsonl
     """
+    _refuse_same_file(input_path, output_path)
     settings = app.settings
     config = settings.catalogue(name)
     model, directory = load_model(settings, name, config.preset if config else None)
@@ -299,15 +318,6 @@ def evaluate_command(app: AppContext, name: str, folds: int, seed: int, as_json:
         _print_report(report)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path} as UTF-8 text: {exc}") from None
-
-
 @classify_group.command("replay")
 @click.argument("name")
 @click.option("--before", "before", required=True, type=click.Path(path_type=Path), help="The older README.")
@@ -328,7 +338,7 @@ def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: 
       vpt-tracker classify replay vpt --before README@2025-06-06.md --after README@2025-06-24.md
     """
     report = replay_catalogue(
-        app.engine(), name, _read_text(before), _read_text(after), settings=app.settings, seed=seed
+        app.engine(), name, read_markdown(before), read_markdown(after), settings=app.settings, seed=seed
     )
     if as_json:
         echo_json(report)
