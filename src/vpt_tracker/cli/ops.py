@@ -245,10 +245,15 @@ WEEK_HELP = (
 @digest_group.command("build")
 @click.option("--week", metavar="WEEK", help=WEEK_HELP)
 @click.option("--output", type=OUTPUT_PATH, help="Write the email (.eml) here.")
-@click.option("--html", "html_path", type=OUTPUT_PATH, help="Also write the HTML part.")
+@click.option(
+    "--html",
+    "html_path",
+    type=OUTPUT_PATH,
+    help="Write the HTML part here (instead of printing the text part, as --output does).",
+)
 @pass_app
 def digest_build(app: AppContext, week: str | None, output: Path | None, html_path: Path | None) -> None:
-    """Build the digest without sending it: print the text part, or write an .eml file.
+    """Build the digest without sending it: print the text part, or write the .eml and/or the HTML part.
 
     Example:  vpt-tracker digest build --week 2026-W47 --output digest.eml
     """
