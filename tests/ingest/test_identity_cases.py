@@ -24,8 +24,9 @@ from vpt_tracker.sources.openreview import note_record
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import PaperRow, SightingRow
 
+from . import e2vpt
+
 NEAR = Path(__file__).resolve().parents[1] / "fixtures" / "ingest" / "near-titles"
-ICCV = NEAR.parent / "conferences" / "ICCV2023.json"
 
 
 def conference(file: str, title: str) -> RawRecord:
@@ -429,16 +430,8 @@ def test_a_journal_version_written_without_the_superscript_is_the_paper(engine: 
     # An identical title is the paper itself, whatever the venues say; "E2VPT: …" (as lists
     # and journals write it) was not identical to CVF's "E^2VPT: …", and at another venue it
     # stayed a second paper.
-    (iccv,) = [r for r in read_conference_index(ICCV) if r.title.startswith("E^2VPT")]
-    assert iccv.title == "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning"
-    journal = RawRecord(
-        source="y",
-        source_id="1",
-        title=iccv.title.replace("^", ""),
-        authors=iccv.authors,
-        venue="TPAMI",
-        year=2025,
-    )
+    iccv = e2vpt.at_iccv()
+    journal = e2vpt.journal_version(iccv)
     stats = ingest_records(engine, [iccv, journal])
     assert (stats.new_papers, stats.merged) == (1, 1)
     assert stored(engine) == [(iccv.title, "ICCV", 2023)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, func, select, update
 
-from vpt_tracker.dumps import read_conference_index, read_corpus_jsonl
+from vpt_tracker.dumps import read_corpus_jsonl
 from vpt_tracker.ingest import (
     IdentityIndex,
     IngestStats,
@@ -26,8 +26,9 @@ from vpt_tracker.models import Page, RawRecord
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import IdentityGenerationRow, PaperRow
 
+from . import e2vpt
+
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "corpus").glob("*.jsonl"))
-ICCV2023 = Path(__file__).resolve().parents[1] / "fixtures" / "ingest" / "conferences" / "ICCV2023.json"
 
 
 @pytest.fixture
@@ -240,7 +241,7 @@ def test_a_snapshot_of_the_title_keys_before_migration_0008_is_rebuilt(
     # Migration 0008 re-keys stored titles with script markers: CVF's "E^2VPT: …" was
     # "e 2vpt …" and is "e2vpt …". A snapshot saved before it (format 6) still held the old
     # key, so the same title written "E2VPT: …" at another venue missed the paper.
-    (iccv,) = [r for r in read_conference_index(ICCV2023) if r.title.startswith("E^2VPT")]
+    iccv = e2vpt.at_iccv()
     ingest(engine, [iccv], "1")
     assert save_index(engine)
     (snapshot,) = snapshots.glob("identity-index-*.pickle")
@@ -250,14 +251,7 @@ def test_a_snapshot_of_the_title_keys_before_migration_0008_is_rebuilt(
     index.by_title = {known.title_key: [known]}
     snapshot.write_bytes(pickle.dumps((6, url, state, index)))
     forget_indexes()
-    journal = RawRecord(
-        source="y",
-        source_id="1",
-        title=iccv.title.replace("^", ""),
-        authors=iccv.authors,
-        venue="TPAMI",
-        year=2025,
-    )
+    journal = e2vpt.journal_version(iccv)
     stats = ingest(engine, [journal], "2")
     assert len(loads) == 2  # the old snapshot was not used
     assert (stats.new_papers, stats.merged) == (0, 1)
