@@ -220,8 +220,17 @@ def _split_entries(
     moving: Sequence[SightingRow],
     repair: Repair,
 ) -> None:
-    """Entries (and their candidates) that are the new paper's: see `split`."""
-    moved_catalogue_ids = {s.source_id for s in moving if s.source == "catalogue"}
+    """Entries (and their candidates) that are the new paper's: see `split`.
+
+    An entry's own sighting (`enrich`'s, source id "<catalogue>:<title key>") is known by its
+    title folded today, not by the key in its source id: that key is the folding of the day
+    it was stored, and migrations re-key entries (0008: "E^2VPT" was "e 2vpt", is "e2vpt").
+    """
+    moved_catalogue_ids = {
+        f"{s.source_id.partition(':')[0]}:{title_key(_record(s).title)[:400]}"
+        for s in moving
+        if s.source == "catalogue"
+    }
     rows = session.execute(
         select(EntryRow, CatalogueRow.name)
         .join(CatalogueRow, CatalogueRow.id == EntryRow.catalogue_id)

@@ -33,7 +33,16 @@ _GREEK_NAMES = (
 _LATEX_GREEK = re.compile(r"\\(?:var)?(" + _GREEK_NAMES.replace(" ", "|") + r")(?![a-zA-Z])", re.IGNORECASE)
 _LATEX_MARKUP = re.compile(r"[\\${}]")
 _GREEK_LETTER = re.compile("[\u0370-\u03ff]")
+# A command before a group (`\text{x}`, `\mathcal{B}`) is the group's letters, in the word it
+# stands in ("N$\text{A}^{\text{2}}$Q" is "NA2Q"); any other command is dropped as a word break.
+_LATEX_GROUP_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*(?=\{)")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
+# Super- and subscript markers fold away and the script stays in its word: "E^2VPT",
+# "E$^{2}$VPT" and "E2VPT" are one title (as "E²VPT" is), "H$_{2}$OT" is "H2OT" and "$L_2$" is
+# "L2". `^` is never text in a title. `_` is a subscript before a group (`_{2}`, `_{\text{x}}`) or
+# one character (`V_1`, `L_2-norm`, `x_t`); before more, it is an identifier's underscore
+# ("ReCOGS_pos", "agentic_security"), which separates words as any punctuation does.
+_SCRIPT_MARKER = re.compile(r"\^|_(?=\s*\{|[^\W_](?![^\W_]))")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
@@ -103,13 +112,17 @@ def fold_text(text: str) -> str:
     """
     if text.isascii() and not _LATEX_MARKUP.search(text):
         # Most titles and names: nothing to fold but case and punctuation (a bulk load's hot path).
+        if "^" in text or "_" in text:
+            text = _SCRIPT_MARKER.sub("", text)
         return _NON_WORD.sub(" ", text.lower()).strip()
     text = _LATEX_DOTLESS.sub(r"\1", text)
     text = _LATEX_LETTERS.sub(lambda m: _LATEX_LETTER_SPELLING.get(m.group(1), m.group(1)), text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
     text = _LATEX_GREEK.sub(lambda m: f" {m.group(1).lower()} ", text)
+    text = _LATEX_GROUP_COMMAND.sub("", text)
     text = _LATEX_COMMAND.sub(" ", text)
-    text = text.replace("$", "").replace("{", "").replace("}", "")  # E$^{2}$VPT is E^2VPT
+    text = _SCRIPT_MARKER.sub("", text)  # after the commands: `$\ell_p$` is "p", not a command `\ellp`
+    text = text.replace("$", "").replace("{", "").replace("}", "")  # E$^{2}$VPT is E2VPT
     # Decomposed first, so that "ά" is "α" and the symbol forms LaTeX renders (ϵ, ϕ, µ) are
     # the letters (ε, φ, μ) before Greek letters become their names.
     text = unicodedata.normalize("NFKD", text)

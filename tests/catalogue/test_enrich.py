@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from vpt_tracker.catalogue.service import import_catalogue
+from vpt_tracker.dumps import read_conference_index
 from vpt_tracker.enrich import LocalIndex, enrich_catalogue
 from vpt_tracker.ingest import ingest_records
 from vpt_tracker.models import RawRecord
@@ -16,6 +17,8 @@ from vpt_tracker.store.tables import EntryRow, PaperRow
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
 ZHENG = LISTS / "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
 PROMPT_ADAPTATION = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
+SYNBOL = LISTS / "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
+ICCV2023 = Path(__file__).parents[1] / "fixtures" / "ingest" / "conferences" / "ICCV2023.json"
 
 # The real arXiv titles and ids; the abstracts are stand-ins, not the papers' own.
 COOP = RawRecord(
@@ -135,6 +138,19 @@ def test_names_and_shortened_titles_are_no_wrong_links(engine: Engine) -> None:
         ("Prompt Engineering on Vision-Language Models", "2307.12980"),
     ]:
         assert [(p.arxiv_id, p.abstract) for p in linked(engine, title)] == [(arxiv_id, "(stand-in)")], title
+
+
+def test_an_entry_written_without_the_superscript_finds_the_record_written_with_it(engine: Engine) -> None:
+    # synbol lists "E2VPT: An Effective and Efficient Approach for Visual Prompt Tuning" (ICCV
+    # 2023); CVF's index names it "E^2VPT: …" and gives no arXiv id. The two titles folded to
+    # "e2vpt …" and "e 2vpt …", so the entry found no record and got no abstract.
+    import_catalogue(engine, "s", SYNBOL.read_text(encoding="utf-8"), preset=None)
+    iccv = list(read_conference_index(ICCV2023))
+    (cvf,) = [record for record in iccv if record.title.startswith("E^2VPT")]
+    enrich_catalogue(engine, "s", local=LocalIndex(iccv))
+    (paper,) = linked(engine, "E2VPT: An Effective and Efficient Approach for Visual Prompt Tuning")
+    assert (paper.abstract, paper.cvf_url, paper.arxiv_id) == (cvf.abstract, cvf.cvf_url, "2307.13770")
+    assert (paper.venue, paper.year) == ("ICCV", 2023)
 
 
 def test_the_older_list_linking_two_rows_to_one_other_paper(engine: Engine) -> None:

@@ -24,6 +24,8 @@ from vpt_tracker.sources.openreview import note_record
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import PaperRow, SightingRow
 
+from . import e2vpt
+
 NEAR = Path(__file__).resolve().parents[1] / "fixtures" / "ingest" / "near-titles"
 
 
@@ -385,6 +387,54 @@ def test_nul_characters_and_lone_surrogates_are_stored_cleaned(engine: Engine, b
 )
 def test_letters_fold_to_their_usual_spelling(spellings: tuple[str, ...], key: str) -> None:
     assert {normalize.title_key(spelling) for spelling in spellings} == {key}
+
+
+@pytest.mark.parametrize(
+    ("spellings", "key"),
+    [
+        # Super- and subscript markers fold away; the script stays in its word, as "E²VPT" does.
+        (("E^2VPT", "E$^{2}$VPT", "E$^2$VPT", "E{^2}VPT", "E²VPT", "E2VPT"), "e2vpt"),
+        ((r"H$_{2}$OT", "H_{2}OT", "H₂OT", "H2OT"), "h2ot"),
+        ((r"$L_2$-Heavy Hitters", "L_2-Heavy Hitters", "L2-Heavy Hitters"), "l2 heavy hitters"),
+        ((r"x_{\text{adv}}", r"x_{adv}", "xadv"), "xadv"),
+        ((r"N$\text{A}^{\text{2}}$Q", "NA$^2$Q", "NA2Q"), "na2q"),  # a command before a group
+        ((r"$\mathcal{B}^{3}$-Net", "B^3-Net", "B3-Net"), "b3 net"),
+        ((r"Demoir$\acute{e}$ing", "Demoiréing"), "demoireing"),
+        # An identifier's underscore separates words, as before: no word is made or lost.
+        (("ReCOGS_pos", "ReCOGS pos", r"ReCOGS\_pos"), "recogs pos"),
+        (("sudo rm -rf agentic_security", "Sudo rm -rf: agentic security"), "sudo rm rf agentic security"),
+    ],
+)
+def test_script_markers_fold_away(spellings: tuple[str, ...], key: str) -> None:
+    # "E^2VPT" folded to "e 2vpt" and "E2VPT" to "e2vpt": a list entry of the one spelling did
+    # not find the paper of the other, and neither did a same-titled record at another venue.
+    assert {normalize.title_key(spelling): spelling for spelling in spellings}.keys() == {key}
+
+
+@pytest.mark.parametrize(
+    "pair",
+    [
+        ("E^2VPT", "E^3VPT"),
+        ("$L_1$ Regularization", "$L_2$ Regularization"),
+        (r"$x_{\text{a}}$ attacks", r"$x_{\text{b}}$ attacks"),
+        ("Task_A Transfer", "Task_B Transfer"),
+        ("ReCOGS_pos", "ReCOGSpos"),  # an identifier's underscore is not a subscript
+        ("O_FT@EvalLLM2025", "OFT@EvalLLM2025"),
+    ],
+)
+def test_titles_whose_words_differ_still_differ_with_script_markers(pair: tuple[str, str]) -> None:
+    assert normalize.title_key(pair[0]) != normalize.title_key(pair[1])
+
+
+def test_a_journal_version_written_without_the_superscript_is_the_paper(engine: Engine) -> None:
+    # An identical title is the paper itself, whatever the venues say; "E2VPT: …" (as lists
+    # and journals write it) was not identical to CVF's "E^2VPT: …", and at another venue it
+    # stayed a second paper.
+    iccv = e2vpt.at_iccv()
+    journal = e2vpt.journal_version(iccv)
+    stats = ingest_records(engine, [iccv, journal])
+    assert (stats.new_papers, stats.merged) == (1, 1)
+    assert stored(engine) == [(iccv.title, "ICCV", 2023)]
 
 
 def test_a_title_written_with_a_greek_symbol_form_is_the_latex_one(engine: Engine) -> None:

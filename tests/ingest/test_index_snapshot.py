@@ -26,6 +26,8 @@ from vpt_tracker.models import Page, RawRecord
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import IdentityGenerationRow, PaperRow
 
+from . import e2vpt
+
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "corpus").glob("*.jsonl"))
 
 
@@ -229,6 +231,28 @@ def test_a_snapshot_of_an_older_folding_is_rebuilt(engine: Engine, snapshots: Pa
         source="cvf", source_id="c", title=title, authors=("Andreas Møgelmose",), venue="IV", year=2024
     )
     stats = ingest(engine, [venue], "2")
+    assert len(loads) == 2  # the old snapshot was not used
+    assert (stats.new_papers, stats.merged) == (0, 1)
+
+
+def test_a_snapshot_of_the_title_keys_before_migration_0008_is_rebuilt(
+    engine: Engine, snapshots: Path, loads: list[int]
+) -> None:
+    # Migration 0008 re-keys stored titles with script markers: CVF's "E^2VPT: …" was
+    # "e 2vpt …" and is "e2vpt …". A snapshot saved before it (format 6) still held the old
+    # key, so the same title written "E2VPT: …" at another venue missed the paper.
+    iccv = e2vpt.at_iccv()
+    ingest(engine, [iccv], "1")
+    assert save_index(engine)
+    (snapshot,) = snapshots.glob("identity-index-*.pickle")
+    _format, url, state, index = pickle.loads(snapshot.read_bytes())
+    (known,) = [known for group in index.by_title.values() for known in group]
+    known.title_key = "e 2vpt an effective and efficient approach for visual prompt tuning"  # format 6's
+    index.by_title = {known.title_key: [known]}
+    snapshot.write_bytes(pickle.dumps((6, url, state, index)))
+    forget_indexes()
+    journal = e2vpt.journal_version(iccv)
+    stats = ingest(engine, [journal], "2")
     assert len(loads) == 2  # the old snapshot was not used
     assert (stats.new_papers, stats.merged) == (0, 1)
 

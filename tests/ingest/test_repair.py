@@ -304,6 +304,43 @@ def test_split_keeps_references_consistent(
         assert {merged, new} <= known
 
 
+def test_split_finds_an_entrys_own_sighting_stored_under_an_older_title_key(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An entry's own sighting has the source id "<catalogue>:<title key>" of the day it was
+    # stored. Migration 0008 re-keyed the entry (its "v$_3$" folded to "v 3", now to "v3"), so
+    # the source id no longer named it, and a split that moved the sighting left the entry behind.
+    merged = wrong_merge(engine, monkeypatch)
+    title = r"SmartPrompt v$_3$: Visual Prompt Tuning for Frozen Backbones"
+    assert title_key(title) == title_key(V3.title)
+    with transaction(engine) as session:
+        vpt = CatalogueRow(name="vpt", source_text="# list\n", source_sha256="0" * 64)
+        session.add(vpt)
+        session.flush()
+        entry = EntryRow(
+            catalogue_id=vpt.id, paper_id=merged, position=0, title=title, title_key=title_key(title)
+        )
+        session.add(entry)
+        session.flush()
+        entry_id = entry.id
+    own = RawRecord(
+        source="catalogue",
+        source_id="vpt:smartprompt v 3 visual prompt tuning for frozen backbones",  # before 0008
+        title=title,
+        venue="ICLR 2025",
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest, "title_score", lambda a, b, cutoff: fuzz.ratio(a, b, score_cutoff=cutoff))
+        assert load(engine, own) == [merged]
+    moved = [sighting_id(engine, "or-v3"), sighting_id(engine, own.source_id)]
+
+    new = run_json(db_url, "papers", "split", str(merged), *(f"--sighting={s}" for s in moved))["other_id"]
+
+    with transaction(engine) as session:
+        moved_entry = session.get(EntryRow, entry_id)
+        assert moved_entry is not None and moved_entry.paper_id == new  # the entry follows its own sighting
+
+
 def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -> None:
     # Today's rule keeps a title without its venue's number apart; the maintainer knows better.
     keep, other = load(

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session
 
 from vpt_tracker.errors import UserError
 from vpt_tracker.review.queue import Conflict, Filter, ReviewQueue, resolve_reviewer
 from vpt_tracker.store import transaction
+from vpt_tracker.store.db import fold_case
 from vpt_tracker.store.tables import CandidateRow, DecisionRow
 
 from .factory import LISTS, PROMPT_ADAPTATION_README, candidate, catalogue
@@ -556,3 +557,38 @@ def test_filter_words_fold_non_ascii_capitals_on_both_stores(engine: Engine, set
     # A capital sigma folds to σ wherever it stands (PostgreSQL's way), word-final too.
     assert q.ids(filter=Filter.parse("ΜΑΘΗΣΗΣ")) == [greek]
     assert q.ids(filter=Filter.parse("οπτικησ")) == [greek]
+
+
+def test_a_dotted_capital_i_folds_as_postgresql_folds_it_on_both_stores(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # Python's str.lower writes "İ" (U+0130) as "i" and a combining dot above, PostgreSQL's
+    # lower() as "i": "istanbul" found the paper only on PostgreSQL, "İstanbul" only on SQLite.
+    turkish = candidate(
+        engine,
+        setup["catalogue"],
+        "Prompt Tuning for İstanbul Street Scenes",
+        relevance=0.4,
+        abstract="Maps.",
+    )
+    q = queue(engine)
+    for word in ("istanbul", "İstanbul", "İSTANBUL", "ISTANBUL"):
+        assert q.ids(filter=Filter.parse(word)) == [turkish], word
+
+
+def test_fold_case_is_postgresqls_lower_for_every_character(engine: Engine) -> None:
+    # The review filter folds its words with `fold_case` and the stored text with the store's
+    # lower(). One character on which the two disagree is a word that matches on one store and
+    # not the other ("İ" was one).
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's lower() is fold_case itself (store.db registers it)")
+    query = (
+        "SELECT code, lower(chr(code)) FROM generate_series(1, 1114111) AS code "
+        "WHERE code NOT BETWEEN 55296 AND 57343 AND lower(chr(code)) <> chr(code)"  # not the surrogates
+    )
+    with engine.connect() as connection:
+        store = {chr(code): low for code, low in connection.execute(text(query))}
+    assert len(store) > 1000  # it folds every script's capitals, not only ASCII
+    folded = {chr(c) for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF and chr(c).lower() != chr(c)}
+    differ = {hex(ord(ch)): (fold_case(ch), store.get(ch, ch)) for ch in folded | store.keys()}
+    assert {code: pair for code, pair in differ.items() if pair[0] != pair[1]} == {}

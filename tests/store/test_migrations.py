@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, inspect, text
+from sqlalchemy import Engine, insert, inspect, select, text
 
 from vpt_tracker.store import transaction
 from vpt_tracker.store.db import StoreError, make_engine, schema_transaction
 from vpt_tracker.store.migrate import pending_model_changes, upgrade
-from vpt_tracker.store.tables import Base, CatalogueRow, PaperRow
+from vpt_tracker.store.tables import Base, CatalogueRow, EntryRow, IdentityGenerationRow, PaperRow
 
 
 def test_migrations_create_every_table(engine: Engine) -> None:
@@ -239,5 +239,61 @@ def test_an_upgrade_that_would_leave_a_broken_foreign_key_is_rolled_back(tmp_pat
                 )
             assert connection.exec_driver_sql("SELECT count(*) FROM sightings").scalar() == 0
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_titles_with_script_markers_are_keyed_again(db_url: str) -> None:
+    """0008: stored keys from before super- and subscript markers folded away ("E^2VPT" was
+    "e 2vpt") are folded again, in papers and in entries, so a record or an entry written
+    "E2VPT: …" finds the paper; other titles, identifiers' underscores too, are left alone."""
+    from vpt_tracker.ingest import ingest_records
+    from vpt_tracker.models import RawRecord
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007")
+        e2vpt = "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning"
+        na2q = r"N$\text{A}^{\text{2}}$Q: Neural Attention Additive Model"
+        recogs = "Compositional Generalization (in ReCOGS_pos)"  # an identifier's underscore
+        old_keys = {
+            e2vpt: "e 2vpt an effective and efficient approach for visual prompt tuning",
+            na2q: "n a 2q neural attention additive model",
+            recogs: "compositional generalization in recogs pos",
+            "Plain": "plain",
+        }
+        with transaction(engine) as session:
+            cat = CatalogueRow(name="c", source_text="", source_sha256="0")
+            session.add(cat)
+            session.flush()
+            session.add_all(
+                [PaperRow(title=t, title_key=k, venue="ICCV", year=2023) for t, k in old_keys.items()]
+            )
+            session.add_all(
+                [
+                    EntryRow(catalogue_id=cat.id, position=n, title=t, title_key=k)
+                    for n, (t, k) in enumerate(old_keys.items())
+                ]
+            )
+        upgrade(engine)
+        with transaction(engine) as session:
+            papers = {row.title: row.title_key for row in session.query(PaperRow)}
+            entries = {row.title: row.title_key for row in session.query(EntryRow)}
+            generation = session.scalar(select(IdentityGenerationRow.generation))
+        assert generation == 1  # an identity index built before is used no more
+        assert (
+            papers
+            == entries
+            == {
+                e2vpt: "e2vpt an effective and efficient approach for visual prompt tuning",
+                na2q: "na2q neural attention additive model",
+                recogs: "compositional generalization in recogs pos",
+                "Plain": "plain",
+            }
+        )
+        # The same title at another venue is the paper (an identical title merges whatever the
+        # venues say); under its old key it was 99 % alike, and published apart.
+        journal = RawRecord(source="x", source_id="1", title=e2vpt.replace("^", ""), venue="TPAMI", year=2025)
+        assert ingest_records(engine, [journal]).merged == 1
     finally:
         engine.dispose()

@@ -141,5 +141,5 @@ def _title_core(title: str) -> str:
 
 
 def _name_key(name: str) -> str:
-    """Folded and without spaces, so that "E^2VPT" (folded "e 2vpt") is "E2VPT"."""
+    """Folded and without spaces, so that "Pro-Tuning" (folded "pro tuning") is "ProTuning"."""
     return normalize.title_key(name).replace(" ", "")

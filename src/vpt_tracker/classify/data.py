@@ -230,7 +230,7 @@ class AbstractIndex:
     def match(self, title: str, arxiv: str | None = None, *, fuzzy: bool = True) -> Match | None:
         """The paper for an entry: exact keys, then title variants, then (if `fuzzy`) a near-equal title.
 
-        The fuzzy step compares folded titles without spaces (so "E2VPT" meets "E^2VPT") by
+        The fuzzy step compares folded titles without spaces (so "ProTuning" meets "Pro-Tuning") by
         rapidfuzz ratio against the ingest's title-only cutoff, only among papers sharing a
         rare title word with the entry, and only when both titles carry the same numbers
         ("v2", "3D" differ in meaning, not in spelling).

@@ -36,15 +36,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.create_function("lower", 1, _fold_or_none, deterministic=True)
 
 
+# The capitals whose lower case in Python's str.lower is not PostgreSQL's: a word-final Σ is ς
+# there and σ in PostgreSQL, and İ (U+0130) is "i" and a combining dot above (two characters)
+# there and "i" in PostgreSQL, as in `normalize.fold_text`. Every other character agrees.
+_POSTGRES_LOWER = {"Σ": "σ", "İ": "i"}
+
+
 def fold_case(text: str) -> str:
     """`text` in lower case the way PostgreSQL's lower() does it, character by character.
 
     Python's str.lower alone would write a word-final capital sigma as ς where PostgreSQL
-    writes σ, so a Greek filter word would match on one store and not the other.
+    writes σ, and "İstanbul" as "i̇stanbul" where PostgreSQL writes "istanbul", so a filter
+    word would match on one store and not the other.
     """
-    if "Σ" not in text:
+    if not any(capital in text for capital in _POSTGRES_LOWER):
         return text.lower()
-    return "".join(ch.lower() for ch in text)
+    return "".join(_POSTGRES_LOWER.get(ch) or ch.lower() for ch in text)
 
 
 def _fold_or_none(value: Any) -> Any:
