@@ -129,20 +129,28 @@ def cron_trigger(settings: Settings, key: str) -> BaseTrigger:
     expression = getattr(settings.schedule, key)
     timezone = schedule_timezone(settings)
     fields = expression.split()
+    trigger: BaseTrigger
     try:
         if len(fields) != 5:
             raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
         minute, hour, day, month, weekday = fields
         if _restricted(day) and _restricted(weekday):
-            return OrTrigger(
+            trigger = OrTrigger(
                 [
                     _crontab([minute, hour, day, month, "*"], timezone),
                     _crontab([minute, hour, "*", month, weekday], timezone),
                 ]
             )
-        return _crontab(fields, timezone)
+        else:
+            trigger = _crontab(fields, timezone)
     except ValueError as exc:
         raise UserError(f"schedule.{key}: {expression!r} is not a crontab expression ({exc})") from None
+    # February 30th: APScheduler finds no next run and keeps the job paused, so the service
+    # would start and never run it. (A five-field line has no year, so a day no month has
+    # is the only way to get here.)
+    if trigger.get_next_fire_time(None, datetime.now(timezone)) is None:
+        raise UserError(f"schedule.{key}: {expression!r} never runs (no month has that day)")
+    return trigger
 
 
 def run_job(
@@ -196,13 +204,29 @@ def digest_job(settings: Settings, engine: Engine) -> dict[str, Any]:
     return {"sent": [result.week for result in sent]}
 
 
-def build_scheduler(settings: Settings, engine: Engine) -> BlockingScheduler:
+class Scheduler(BlockingScheduler):
+    """A `BlockingScheduler` that looks at the wall clock at least every `check_every` seconds.
+
+    APScheduler sleeps until the next job's time on a monotonic clock, which stands still
+    while the host is suspended: after a night asleep it woke as many hours late as the host
+    had slept, found the nightly run late by more than the grace time and skipped it, even
+    when the host was awake again minutes after the trigger.
+    """
+
+    check_every: float = 60.0
+
+    def _process_jobs(self) -> float | None:
+        wait: float | None = super()._process_jobs()
+        return wait if wait is None else min(wait, self.check_every)
+
+
+def build_scheduler(settings: Settings, engine: Engine) -> Scheduler:
     """The scheduler with both jobs; raises `UserError` naming a bad `schedule.*` key."""
     nightly_trigger = cron_trigger(settings, "nightly")
     digest_trigger = cron_trigger(settings, "digest")
     if settings.schedule.misfire_grace_seconds < 1:
         raise UserError("schedule.misfire_grace_seconds must be at least 1")
-    scheduler = BlockingScheduler(
+    scheduler = Scheduler(
         timezone=schedule_timezone(settings),
         job_defaults={
             "max_instances": 1,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -204,6 +205,50 @@ def test_bad_schedule_names_the_key(engine: Engine, schedule: dict[str, object],
     with pytest.raises(UserError) as caught:
         build_scheduler(settings_with(**schedule), engine)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "line"),
+    [("nightly", "30 6 30 2 *"), ("nightly", "30 6 31 4,6,9,11 *"), ("digest", "0 8 31 2 *")],
+)
+def test_a_line_that_never_runs_is_refused(engine: Engine, key: str, line: str) -> None:
+    """A day no month has (February 30th, April 31st): APScheduler gives no next run and
+    keeps the job paused, so the service started and that job never ran, without a word."""
+    with pytest.raises(UserError) as caught:
+        build_scheduler(settings_with(**{key: line}), engine)
+    assert str(caught.value) == f"schedule.{key}: {line!r} never runs (no month has that day)"
+
+
+def test_a_line_that_runs_only_in_leap_years_is_kept(engine: Engine) -> None:
+    scheduler = build_scheduler(settings_with(nightly="30 6 29 2 *"), engine)
+    fire = scheduler.get_job("nightly").trigger.get_next_fire_time(None, datetime(2026, 12, 7, tzinfo=UTC))
+    assert fire == datetime(2028, 2, 29, 6, 30, tzinfo=UTC)
+
+
+def test_a_job_due_after_the_host_slept_runs_when_it_wakes(engine: Engine) -> None:
+    """The scheduler waits on a monotonic clock, which stands still while the host is
+    suspended: it woke as late as the host had slept, so a nightly missed by minutes was
+    missed by hours, past the grace time, and skipped. It now looks at the wall clock at
+    least every `check_every` seconds. A job made due without waking the scheduler (as
+    the wall clock jumping past its time does) has to run within that."""
+    scheduler = build_scheduler(settings_with(misfire_grace_seconds=3600), engine)
+    scheduler.check_every = 0.2
+    ran = threading.Event()
+    scheduler.add_job(ran.set, "cron", hour=3, id="probe", misfire_grace_time=3600)
+    thread = threading.Thread(target=scheduler.start, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not scheduler.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the scheduler is asleep until the next job's time, hours away
+        job = scheduler.get_job("probe")
+        job.next_run_time = datetime.now(UTC) - timedelta(minutes=5)  # slept past it
+        scheduler._jobstores["default"].update_job(job)  # no wakeup: only the clock moved
+        assert ran.wait(5), "the job due for 5 minutes did not run"
+    finally:
+        scheduler.shutdown(wait=False)
+        thread.join(10)
 
 
 def job_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
