@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from vpt_tracker.config import Settings, schedule_timezone
 from vpt_tracker.errors import UserError
-from vpt_tracker.locks import AlreadyRunning
+from vpt_tracker.locks import AlreadyRunning, exclusive
 from vpt_tracker.logs import job_log
 
 log = logging.getLogger("vpt_tracker.scheduler")
@@ -258,8 +258,18 @@ def _isoformat(moment: datetime | None) -> str | None:
 
 
 def serve(settings: Settings, engine: Engine) -> None:
-    """Run until SIGTERM or SIGINT; a job in progress finishes before the process exits."""
+    """Run until SIGTERM or SIGINT; a job in progress finishes before the process exits.
+
+    One service per database: a second one would run every job twice (a nightly run over
+    the seconds after the first, which the health check takes for sources gone quiet), so
+    it is refused with `AlreadyRunning` (exit 75), as a second pipeline run is.
+    """
     scheduler = build_scheduler(settings, engine)
+    with exclusive(engine, "serve", busy="another vpt-tracker serve is running"):
+        _serve(settings, scheduler)
+
+
+def _serve(settings: Settings, scheduler: Scheduler) -> None:
     stop_requested: list[str] = []
 
     def stop(signum: int, _frame: FrameType | None) -> None:

@@ -395,3 +395,53 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert code == 0
     assert [line["event"] for line in rest] == ["stop", "stopped"]
     assert rest[0]["signal"] == "SIGTERM"
+
+
+def start_serve(config: Path, db_url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from vpt_tracker.cli import main; main()", "--database", db_url, "serve"],
+        env={**os.environ, "VPT_CONFIG": str(config), "VPT_DATA_DIR": str(config.parent / "data")},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_second_serve_on_the_same_database_exits_75(db_url: str, tmp_path: Path) -> None:
+    """Two services on one store (a redeploy whose old container still runs, systemd and
+    compose both) ran every job twice: one nightly run skipped each night at best, and at
+    worst a second run over the seconds after the first, which the health check takes for
+    sources gone quiet. The second `serve` now refuses to start, as a second run does."""
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text('[schedule]\ntimezone = "UTC"\n')
+    first = start_serve(config, db_url)
+    watchdog = threading.Timer(120, first.kill)
+    watchdog.start()
+    try:
+        assert first.stderr is not None
+        started = next(line for line in first.stderr if '"event": "start"' in line)
+        assert json.loads(started)["event"] == "start"
+        second = start_serve(config, db_url)
+        try:
+            _, err = second.communicate(timeout=30)
+        finally:
+            if second.poll() is None:
+                second.kill()
+        assert second.returncode == 75, err
+        assert err.startswith("Error: another vpt-tracker serve is running") and err.count("\n") == 1
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    finally:
+        watchdog.cancel()
+        if first.poll() is None:
+            first.kill()
+    # The lock went with the first service: a new one starts.
+    again = start_serve(config, db_url)
+    try:
+        assert again.stderr is not None
+        started = next(line for line in again.stderr if '"event": ' in line)
+        assert json.loads(started)["event"] == "start"
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=30) == 0
+    finally:
+        if again.poll() is None:
+            again.kill()
