@@ -32,6 +32,9 @@ from vpt_tracker.logs import job_log
 log = logging.getLogger("vpt_tracker.scheduler")
 
 
+#: The longest `schedule.misfire_grace_seconds`: a year.
+MAX_MISFIRE_GRACE_SECONDS = 365 * 24 * 3600
+
 #: crontab(5) day-of-week numbers: 0 and 7 are Sunday, 1 is Monday.
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -224,8 +227,13 @@ def build_scheduler(settings: Settings, engine: Engine) -> Scheduler:
     """The scheduler with both jobs; raises `UserError` naming a bad `schedule.*` key."""
     nightly_trigger = cron_trigger(settings, "nightly")
     digest_trigger = cron_trigger(settings, "digest")
-    if settings.schedule.misfire_grace_seconds < 1:
-        raise UserError("schedule.misfire_grace_seconds must be at least 1")
+    # APScheduler makes a timedelta of it at every run: a huge value overflowed there, and
+    # every job failed inside the scheduler without running. A year is more than any use.
+    if not 1 <= settings.schedule.misfire_grace_seconds <= MAX_MISFIRE_GRACE_SECONDS:
+        raise UserError(
+            f"schedule.misfire_grace_seconds must be between 1 and {MAX_MISFIRE_GRACE_SECONDS} (a year),"
+            f" not {settings.schedule.misfire_grace_seconds}"
+        )
     scheduler = Scheduler(
         timezone=schedule_timezone(settings),
         job_defaults={
