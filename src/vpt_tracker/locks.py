@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from vpt_tracker.errors import UserError
 
@@ -112,10 +113,21 @@ def _postgres_lock(engine: Engine, name: str, busy: str) -> Iterator[None]:
         try:
             yield
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()
+            _postgres_unlock(connection, key)
     finally:
         connection.close()
+
+
+def _postgres_unlock(connection: Connection, key: int) -> None:
+    """Let go of the lock; a session the server has ended (a restart, an administrator) took
+    it along. `serve` holds its lock for days: the unlock on the dead session raised, and a
+    service stopped cleanly by SIGTERM exited 2 with "terminating connection"."""
+    try:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        connection.commit()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
 
 
 def _open_lock_file(path: Path, name: str) -> tuple[int, bool]:
