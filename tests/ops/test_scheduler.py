@@ -26,7 +26,9 @@ from vpt_tracker.config import ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.logs import JsonFormatter
+from vpt_tracker.pipeline import recent_runs
 from vpt_tracker.scheduler import build_scheduler, digest_job, nightly_job, run_job
+from vpt_tracker.store import make_engine
 
 WEEK = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
@@ -448,3 +450,49 @@ def test_a_second_serve_on_the_same_database_exits_75(db_url: str, tmp_path: Pat
     finally:
         if again.poll() is None:
             again.kill()
+
+
+def test_sigterm_lets_the_job_in_progress_finish_and_log_its_line(tmp_path: Path) -> None:
+    """The README's promise for `docker stop` and systemd: the nightly run under way when
+    SIGTERM comes completes (its run is not left for the next one to resume), logs its line,
+    and the service then exits 0."""
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        routes.answer.clear()  # the run's one request waits in flight
+        config = tmp_path / "vpt-tracker.toml"
+        disabled = "".join(
+            f"[sources.{name}]\nenabled = false\n" for name in ("arxiv_api", "openreview", "cvf")
+        )
+        config.write_text(
+            f'database_url = "sqlite:///{tmp_path / "serve.db"}"\n'
+            "[http]\nmax_retries = 0\ndefault_min_interval = 0\nmin_interval = {}\nhost_groups = {}\n"
+            f'{disabled}[sources.arxiv_rss]\nbase_url = "{base}/rss"\ncategories = ["cs.CV"]\n'
+            '[schedule]\ntimezone = "UTC"\nnightly = "* * * * *"\n'
+        )
+        child = start_serve(config, f"sqlite:///{tmp_path / 'serve.db'}")
+        watchdog = threading.Timer(150, child.kill)
+        watchdog.start()
+        try:
+            deadline = time.monotonic() + 90  # the job starts at the next full minute
+            while not routes.requests and time.monotonic() < deadline and child.poll() is None:
+                time.sleep(0.2)
+            assert routes.requests, "the nightly job did not start"
+            child.send_signal(signal.SIGTERM)
+            time.sleep(1)
+            assert child.poll() is None  # still finishing the job
+            routes.answer.set()
+            assert child.wait(timeout=60) == 0
+            assert child.stderr is not None
+            lines = [json.loads(line) for line in child.stderr.read().splitlines() if line.startswith("{")]
+        finally:
+            watchdog.cancel()
+            routes.answer.set()
+            if child.poll() is None:
+                child.kill()
+    assert [line["event"] for line in lines] == ["start", "stop", "stopped", "job"]
+    job = lines[-1]
+    assert job["job"] == "nightly" and job["outcome"] == "ok", job
+    engine = make_engine(f"sqlite:///{tmp_path / 'serve.db'}")
+    runs = recent_runs(engine)
+    engine.dispose()
+    assert [(run.id, run.outcome) for run in runs] == [(job["run_id"], "ok")]
