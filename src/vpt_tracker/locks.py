@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from vpt_tracker.errors import UserError
 
@@ -53,13 +54,18 @@ def sqlite_lock_path(engine: Engine, name: str) -> Path:
 
 
 @contextmanager
-def exclusive(engine: Engine, name: str = "pipeline") -> Iterator[None]:
-    """Hold the lock `name` for the database of `engine`, or raise `AlreadyRunning` at once."""
+def exclusive(engine: Engine, name: str = "pipeline", busy: str | None = None) -> Iterator[None]:
+    """Hold the lock `name` for the database of `engine`, or raise `AlreadyRunning` at once.
+
+    `busy` says what holds it, for the message (default: "another vpt-tracker NAME run is
+    in progress").
+    """
+    busy = busy or f"another vpt-tracker {name} run is in progress"
     if engine.dialect.name == "postgresql":
-        with _postgres_lock(engine, name):
+        with _postgres_lock(engine, name, busy):
             yield
     else:
-        with _file_lock(sqlite_lock_path(engine, name), name):
+        with _file_lock(sqlite_lock_path(engine, name), name, busy):
             yield
 
 
@@ -92,7 +98,7 @@ def folder_locked(directory: Path) -> bool:
 
 
 @contextmanager
-def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
+def _postgres_lock(engine: Engine, name: str, busy: str) -> Iterator[None]:
     # A connection of its own: the lock lives as long as this session, independent of the
     # transactions that the run commits on other connections.
     connection = engine.connect()
@@ -103,14 +109,25 @@ def _postgres_lock(engine: Engine, name: str) -> Iterator[None]:
         acquired = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
         connection.commit()
         if not acquired:
-            raise AlreadyRunning(f"another vpt-tracker {name} run is in progress on this database; try later")
+            raise AlreadyRunning(f"{busy} on this database; try later")
         try:
             yield
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()
+            _postgres_unlock(connection, key)
     finally:
         connection.close()
+
+
+def _postgres_unlock(connection: Connection, key: int) -> None:
+    """Let go of the lock; a session the server has ended (a restart, an administrator) took
+    it along. `serve` holds its lock for days: the unlock on the dead session raised, and a
+    service stopped cleanly by SIGTERM exited 2 with "terminating connection"."""
+    try:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        connection.commit()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
 
 
 def _open_lock_file(path: Path, name: str) -> tuple[int, bool]:
@@ -135,15 +152,14 @@ def _open_lock_file(path: Path, name: str) -> tuple[int, bool]:
 
 
 @contextmanager
-def _file_lock(path: Path, name: str) -> Iterator[None]:
+def _file_lock(path: Path, name: str, busy: str | None = None) -> Iterator[None]:
     descriptor, writable = _open_lock_file(path, name)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AlreadyRunning(
-                f"another vpt-tracker {name} run is in progress (lock {path}); try later"
-            ) from None
+            busy = busy or f"another vpt-tracker {name} run is in progress"
+            raise AlreadyRunning(f"{busy} (lock {path}); try later") from None
         if writable:  # the holder's pid, for a maintainer who wonders who holds it; not used for locking
             os.ftruncate(descriptor, 0)
             os.write(descriptor, f"{os.getpid()}\n".encode())

@@ -26,11 +26,14 @@ from sqlalchemy import Engine
 
 from vpt_tracker.config import Settings, schedule_timezone
 from vpt_tracker.errors import UserError
-from vpt_tracker.locks import AlreadyRunning
+from vpt_tracker.locks import AlreadyRunning, exclusive
 from vpt_tracker.logs import job_log
 
 log = logging.getLogger("vpt_tracker.scheduler")
 
+
+#: The longest `schedule.misfire_grace_seconds`: a year.
+MAX_MISFIRE_GRACE_SECONDS = 365 * 24 * 3600
 
 #: crontab(5) day-of-week numbers: 0 and 7 are Sunday, 1 is Monday.
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -129,20 +132,28 @@ def cron_trigger(settings: Settings, key: str) -> BaseTrigger:
     expression = getattr(settings.schedule, key)
     timezone = schedule_timezone(settings)
     fields = expression.split()
+    trigger: BaseTrigger
     try:
         if len(fields) != 5:
             raise ValueError(f"Wrong number of fields; got {len(fields)}, expected 5")
         minute, hour, day, month, weekday = fields
         if _restricted(day) and _restricted(weekday):
-            return OrTrigger(
+            trigger = OrTrigger(
                 [
                     _crontab([minute, hour, day, month, "*"], timezone),
                     _crontab([minute, hour, "*", month, weekday], timezone),
                 ]
             )
-        return _crontab(fields, timezone)
+        else:
+            trigger = _crontab(fields, timezone)
     except ValueError as exc:
         raise UserError(f"schedule.{key}: {expression!r} is not a crontab expression ({exc})") from None
+    # February 30th: APScheduler finds no next run and keeps the job paused, so the service
+    # would start and never run it. (A five-field line has no year, so a day no month has
+    # is the only way to get here.)
+    if trigger.get_next_fire_time(None, datetime.now(timezone)) is None:
+        raise UserError(f"schedule.{key}: {expression!r} never runs (no month has that day)")
+    return trigger
 
 
 def run_job(
@@ -196,13 +207,34 @@ def digest_job(settings: Settings, engine: Engine) -> dict[str, Any]:
     return {"sent": [result.week for result in sent]}
 
 
-def build_scheduler(settings: Settings, engine: Engine) -> BlockingScheduler:
+class Scheduler(BlockingScheduler):
+    """A `BlockingScheduler` that looks at the wall clock at least every `check_every` seconds.
+
+    APScheduler sleeps until the next job's time on a monotonic clock, which stands still
+    while the host is suspended: after a night asleep it woke as many hours late as the host
+    had slept, found the nightly run late by more than the grace time and skipped it, even
+    when the host was awake again minutes after the trigger.
+    """
+
+    check_every: float = 60.0
+
+    def _process_jobs(self) -> float | None:
+        wait: float | None = super()._process_jobs()
+        return wait if wait is None else min(wait, self.check_every)
+
+
+def build_scheduler(settings: Settings, engine: Engine) -> Scheduler:
     """The scheduler with both jobs; raises `UserError` naming a bad `schedule.*` key."""
     nightly_trigger = cron_trigger(settings, "nightly")
     digest_trigger = cron_trigger(settings, "digest")
-    if settings.schedule.misfire_grace_seconds < 1:
-        raise UserError("schedule.misfire_grace_seconds must be at least 1")
-    scheduler = BlockingScheduler(
+    # APScheduler makes a timedelta of it at every run: a huge value overflowed there, and
+    # every job failed inside the scheduler without running. A year is more than any use.
+    if not 1 <= settings.schedule.misfire_grace_seconds <= MAX_MISFIRE_GRACE_SECONDS:
+        raise UserError(
+            f"schedule.misfire_grace_seconds must be between 1 and {MAX_MISFIRE_GRACE_SECONDS} (a year),"
+            f" not {settings.schedule.misfire_grace_seconds}"
+        )
+    scheduler = Scheduler(
         timezone=schedule_timezone(settings),
         job_defaults={
             "max_instances": 1,
@@ -234,8 +266,18 @@ def _isoformat(moment: datetime | None) -> str | None:
 
 
 def serve(settings: Settings, engine: Engine) -> None:
-    """Run until SIGTERM or SIGINT; a job in progress finishes before the process exits."""
+    """Run until SIGTERM or SIGINT; a job in progress finishes before the process exits.
+
+    One service per database: a second one would run every job twice (a nightly run over
+    the seconds after the first, which the health check takes for sources gone quiet), so
+    it is refused with `AlreadyRunning` (exit 75), as a second pipeline run is.
+    """
     scheduler = build_scheduler(settings, engine)
+    with exclusive(engine, "serve", busy="another vpt-tracker serve is running"):
+        _serve(settings, scheduler)
+
+
+def _serve(settings: Settings, scheduler: Scheduler) -> None:
     stop_requested: list[str] = []
 
     def stop(signum: int, _frame: FrameType | None) -> None:

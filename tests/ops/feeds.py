@@ -29,12 +29,19 @@ class Routes:
 
     table: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    # Cleared: every answer waits until it is set (a request held in flight).
+    answer: threading.Event = field(default_factory=lambda: _set(threading.Event()))
 
     def feed(self, path: str, fixture: str) -> None:
         self.table[path] = (200, (RSS / fixture).read_bytes())
 
     def fail(self, path: str, status: int = 503) -> None:
         self.table[path] = (status, b"Service Unavailable")
+
+
+def _set(event: threading.Event) -> threading.Event:
+    event.set()
+    return event
 
 
 @contextmanager
@@ -44,6 +51,7 @@ def feed_server() -> Iterator[tuple[Routes, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             routes.requests.append(self.path)
+            routes.answer.wait(60)
             status, body = routes.table.get(self.path.split("?")[0], (404, b"not found"))
             self.send_response(status)
             self.send_header("Content-Type", "application/rss+xml" if status == 200 else "text/plain")

@@ -108,6 +108,12 @@ def test_run_nightly_exit_codes_and_runs_listing(engine: Engine, db_url: str, tm
     runs = json.loads(as_json.output)
     assert [run["outcome"] for run in runs] == ["failed", "ok"]
     assert len(recent_runs(engine)) == 2  # the refused run left no row
+    # The source switched off: no run fetches its window until it is switched on again.
+    disabled = "".join(f"[sources.{name}]\nenabled = false\n" for name in SOURCES)
+    off = invoke(tmp_path, db_url, disabled, "runs")
+    assert off.exit_code == 0 and "queued for refetch" not in off.output, off.output
+    assert "1 window queued for a disabled source, fetched once it is enabled again:" in off.output
+    assert "  arxiv_rss " in off.output.split("enabled again:")[1]
 
 
 def test_runs_shows_an_error_with_brackets_as_written(engine: Engine, db_url: str, tmp_path: Path) -> None:

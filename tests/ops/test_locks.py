@@ -10,9 +10,9 @@ import textwrap
 import time
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
-from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, exclusive
+from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, advisory_key, exclusive
 
 
 def test_second_holder_is_refused_until_the_first_releases(engine: Engine) -> None:
@@ -59,3 +59,23 @@ def test_lock_of_a_killed_process_is_released(engine: Engine, db_url: str) -> No
         except AlreadyRunning:
             time.sleep(0.1)
     pytest.fail("the lock of a SIGKILLed process was not released")
+
+
+def test_a_lock_whose_connection_the_server_dropped_is_left_quietly(engine: Engine) -> None:
+    """`serve` holds its lock for days; a PostgreSQL restart in that time ends the session
+    and the lock with it. Letting go of it then raised "terminating connection due to
+    administrator command": a service stopped cleanly by SIGTERM exited 2 with that error."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the lock lives in a PostgreSQL session")
+    with exclusive(engine, "serve"), engine.connect() as other:
+        schema = other.execute(text("SELECT current_schema()")).scalar()
+        ended = other.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND granted AND (classid::bigint << 32 | objid::bigint) = :key"
+            ),
+            {"key": advisory_key(f"{schema}:serve")},
+        ).scalars()
+        assert list(ended) == [True]
+    with exclusive(engine, "serve"):  # and it is free again
+        pass

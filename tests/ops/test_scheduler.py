@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,9 @@ from vpt_tracker.config import ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.logs import JsonFormatter
+from vpt_tracker.pipeline import recent_runs
 from vpt_tracker.scheduler import build_scheduler, digest_job, nightly_job, run_job
+from vpt_tracker.store import make_engine
 
 WEEK = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
@@ -198,12 +201,59 @@ def test_a_bad_day_of_week_names_the_key(engine: Engine, day_of_week: str) -> No
         ({"digest": "every monday"}, "schedule.digest"),
         ({"timezone": "Mars/Olympus"}, "schedule.timezone: unknown time zone 'Mars/Olympus'"),
         ({"misfire_grace_seconds": 0}, "schedule.misfire_grace_seconds"),
+        # APScheduler turns it into a timedelta at each run, which overflowed: every job
+        # failed in the scheduler, never ran, and logged no job line.
+        ({"misfire_grace_seconds": 10**14}, "schedule.misfire_grace_seconds must be between 1 and 31536000"),
     ],
 )
 def test_bad_schedule_names_the_key(engine: Engine, schedule: dict[str, object], message: str) -> None:
     with pytest.raises(UserError) as caught:
         build_scheduler(settings_with(**schedule), engine)
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "line"),
+    [("nightly", "30 6 30 2 *"), ("nightly", "30 6 31 4,6,9,11 *"), ("digest", "0 8 31 2 *")],
+)
+def test_a_line_that_never_runs_is_refused(engine: Engine, key: str, line: str) -> None:
+    """A day no month has (February 30th, April 31st): APScheduler gives no next run and
+    keeps the job paused, so the service started and that job never ran, without a word."""
+    with pytest.raises(UserError) as caught:
+        build_scheduler(settings_with(**{key: line}), engine)
+    assert str(caught.value) == f"schedule.{key}: {line!r} never runs (no month has that day)"
+
+
+def test_a_line_that_runs_only_in_leap_years_is_kept(engine: Engine) -> None:
+    scheduler = build_scheduler(settings_with(nightly="30 6 29 2 *"), engine)
+    fire = scheduler.get_job("nightly").trigger.get_next_fire_time(None, datetime(2026, 12, 7, tzinfo=UTC))
+    assert fire == datetime(2028, 2, 29, 6, 30, tzinfo=UTC)
+
+
+def test_a_job_due_after_the_host_slept_runs_when_it_wakes(engine: Engine) -> None:
+    """The scheduler waits on a monotonic clock, which stands still while the host is
+    suspended: it woke as late as the host had slept, so a nightly missed by minutes was
+    missed by hours, past the grace time, and skipped. It now looks at the wall clock at
+    least every `check_every` seconds. A job made due without waking the scheduler (as
+    the wall clock jumping past its time does) has to run within that."""
+    scheduler = build_scheduler(settings_with(misfire_grace_seconds=3600), engine)
+    scheduler.check_every = 0.2
+    ran = threading.Event()
+    scheduler.add_job(ran.set, "cron", hour=3, id="probe", misfire_grace_time=3600)
+    thread = threading.Thread(target=scheduler.start, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not scheduler.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the scheduler is asleep until the next job's time, hours away
+        job = scheduler.get_job("probe")
+        job.next_run_time = datetime.now(UTC) - timedelta(minutes=5)  # slept past it
+        scheduler._jobstores["default"].update_job(job)  # no wakeup: only the clock moved
+        assert ran.wait(5), "the job due for 5 minutes did not run"
+    finally:
+        scheduler.shutdown(wait=False)
+        thread.join(10)
 
 
 def job_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
@@ -350,3 +400,99 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert code == 0
     assert [line["event"] for line in rest] == ["stop", "stopped"]
     assert rest[0]["signal"] == "SIGTERM"
+
+
+def start_serve(config: Path, db_url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from vpt_tracker.cli import main; main()", "--database", db_url, "serve"],
+        env={**os.environ, "VPT_CONFIG": str(config), "VPT_DATA_DIR": str(config.parent / "data")},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_second_serve_on_the_same_database_exits_75(db_url: str, tmp_path: Path) -> None:
+    """Two services on one store (a redeploy whose old container still runs, systemd and
+    compose both) ran every job twice: one nightly run skipped each night at best, and at
+    worst a second run over the seconds after the first, which the health check takes for
+    sources gone quiet. The second `serve` now refuses to start, as a second run does."""
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text('[schedule]\ntimezone = "UTC"\n')
+    first = start_serve(config, db_url)
+    watchdog = threading.Timer(120, first.kill)
+    watchdog.start()
+    try:
+        assert first.stderr is not None
+        started = next(line for line in first.stderr if '"event": "start"' in line)
+        assert json.loads(started)["event"] == "start"
+        second = start_serve(config, db_url)
+        try:
+            _, err = second.communicate(timeout=30)
+        finally:
+            if second.poll() is None:
+                second.kill()
+        assert second.returncode == 75, err
+        assert err.startswith("Error: another vpt-tracker serve is running") and err.count("\n") == 1
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    finally:
+        watchdog.cancel()
+        if first.poll() is None:
+            first.kill()
+    # The lock went with the first service: a new one starts.
+    again = start_serve(config, db_url)
+    try:
+        assert again.stderr is not None
+        started = next(line for line in again.stderr if '"event": ' in line)
+        assert json.loads(started)["event"] == "start"
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=30) == 0
+    finally:
+        if again.poll() is None:
+            again.kill()
+
+
+def test_sigterm_lets_the_job_in_progress_finish_and_log_its_line(tmp_path: Path) -> None:
+    """The README's promise for `docker stop` and systemd: the nightly run under way when
+    SIGTERM comes completes (its run is not left for the next one to resume), logs its line,
+    and the service then exits 0."""
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        routes.answer.clear()  # the run's one request waits in flight
+        config = tmp_path / "vpt-tracker.toml"
+        disabled = "".join(
+            f"[sources.{name}]\nenabled = false\n" for name in ("arxiv_api", "openreview", "cvf")
+        )
+        config.write_text(
+            f'database_url = "sqlite:///{tmp_path / "serve.db"}"\n'
+            "[http]\nmax_retries = 0\ndefault_min_interval = 0\nmin_interval = {}\nhost_groups = {}\n"
+            f'{disabled}[sources.arxiv_rss]\nbase_url = "{base}/rss"\ncategories = ["cs.CV"]\n'
+            '[schedule]\ntimezone = "UTC"\nnightly = "* * * * *"\n'
+        )
+        child = start_serve(config, f"sqlite:///{tmp_path / 'serve.db'}")
+        watchdog = threading.Timer(150, child.kill)
+        watchdog.start()
+        try:
+            deadline = time.monotonic() + 90  # the job starts at the next full minute
+            while not routes.requests and time.monotonic() < deadline and child.poll() is None:
+                time.sleep(0.2)
+            assert routes.requests, "the nightly job did not start"
+            child.send_signal(signal.SIGTERM)
+            time.sleep(1)
+            assert child.poll() is None  # still finishing the job
+            routes.answer.set()
+            assert child.wait(timeout=60) == 0
+            assert child.stderr is not None
+            lines = [json.loads(line) for line in child.stderr.read().splitlines() if line.startswith("{")]
+        finally:
+            watchdog.cancel()
+            routes.answer.set()
+            if child.poll() is None:
+                child.kill()
+    assert [line["event"] for line in lines] == ["start", "stop", "stopped", "job"]
+    job = lines[-1]
+    assert job["job"] == "nightly" and job["outcome"] == "ok", job
+    engine = make_engine(f"sqlite:///{tmp_path / 'serve.db'}")
+    runs = recent_runs(engine)
+    engine.dispose()
+    assert [(run.id, run.outcome) for run in runs] == [(job["run_id"], "ok")]

@@ -83,6 +83,28 @@ def test_config_show_masks_a_database_url_it_cannot_parse(tmp_path: Path) -> Non
     assert json.loads(result.stdout)["database_url"] == "postgresql://u:***@127.0.0.1:port/db"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?password=s3cret",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?sslmode=disable&PASSWORD=s3cret",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?sslpassword=s3cret",
+        "postgresql://nobody@127.0.0.1:port/none?password=s3cret",  # one that does not parse
+    ],
+)
+def test_a_password_in_the_query_of_the_database_url_is_masked(url: str) -> None:
+    """libpq (and so psycopg) takes the password as a query parameter too, which hid it from
+    the URL's own password masking: `config show`, `init` and the "cannot reach" error
+    printed it as written."""
+    env = {"VPT_CONFIG": ""}
+    shown = CliRunner().invoke(main, ["--database", url, "config", "show"], env=env)
+    assert shown.exit_code == 0, (shown.output, shown.exception)
+    database_url = json.loads(shown.stdout)["database_url"]
+    assert "s3cret" not in database_url and "=***" in database_url, database_url
+    error = one_line_error(CliRunner().invoke(main, ["--database", url, "runs"], env=env))
+    assert "s3cret" not in error and "=***" in error, error
+
+
 def test_a_sqlite_file_that_is_not_a_database_is_one_line_and_left_alone(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a database\n" * 100)

@@ -167,6 +167,7 @@ def run_backfill(app: AppContext, since: str, until: str | None, step_days: int)
 def runs_command(app: AppContext, last: int, as_json: bool) -> None:
     """Show the recent runs: outcome, records per source, and each source's health."""
     from vpt_tracker.pipeline import pending_refetches, recent_runs
+    from vpt_tracker.sources import enabled_source_names
 
     engine = app.engine()
     rows = recent_runs(engine, last)
@@ -221,10 +222,20 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
         Console(width=120).print(table)
     else:  # not an empty table titled "last 0 runs"
         click.echo("no runs recorded yet")
+    # A disabled source's windows stay queued for when it is enabled again: no run fetches
+    # them meanwhile, so "on the next run" would be untrue (it was said of them too).
+    enabled = set(enabled_source_names(app.settings))
     queued = pending_refetches(engine)
-    if queued:
-        click.echo(f"{plural(len(queued), 'window')} queued for refetch on the next run:")
-        for item in queued:
+    for heading, items in (
+        ("queued for refetch on the next run", [item for item in queued if item.source in enabled]),
+        (
+            "queued for a disabled source, fetched once it is enabled again",
+            [item for item in queued if item.source not in enabled],
+        ),
+    ):
+        if items:
+            click.echo(f"{plural(len(items), 'window')} {heading}:")
+        for item in items:
             click.echo(
                 f"  {item.source} {item.window_start:%Y-%m-%d %H:%M} .. "
                 f"{item.window_end:%Y-%m-%d %H:%M}: {item.reason}"

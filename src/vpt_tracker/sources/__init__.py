@@ -65,14 +65,18 @@ def build_sources(
 ) -> list[Source]:
     """The enabled sources, in a fixed order (arXiv first: venues then upgrade its preprints,
     and CVF need not fetch the pages of preprints the arXiv sources stored; see `build_source`)."""
+    return [
+        build_source(name, settings, client, known_abstract=known_abstract)
+        for name in enabled_source_names(settings)
+    ]
+
+
+def enabled_source_names(settings: Settings) -> list[str]:
+    """The names of the sources a run fetches, in their order (the others' queued windows wait)."""
     enabled = {
         "arxiv_api": settings.sources.arxiv_api.enabled,
         "arxiv_rss": settings.sources.arxiv_rss.enabled,
         "openreview": settings.sources.openreview.enabled,
         "cvf": settings.sources.cvf.enabled,
     }
-    return [
-        build_source(name, settings, client, known_abstract=known_abstract)
-        for name in SOURCE_NAMES
-        if enabled[name]
-    ]
+    return [name for name in SOURCE_NAMES if enabled[name]]

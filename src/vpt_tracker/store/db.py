@@ -73,7 +73,7 @@ def make_engine(url: str, *, create_folder: bool = False, **kwargs: Any) -> Engi
         _sqlite_folder(parsed, create_folder)
     elif parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    shown = parsed.render_as_string(hide_password=True)
+    shown = shown_url(parsed)
     options = kwargs if parsed.get_backend_name() == "sqlite" else {"pool_pre_ping": True, **kwargs}
     try:
         engine = create_engine(parsed, **options)
@@ -106,9 +106,19 @@ def _sqlite_folder(url: URL, create: bool) -> None:
         raise StoreError(f"the folder of the SQLite database {database} does not exist")
 
 
+#: Query parameters that libpq, and so psycopg, takes as a password: `?password=...` is as
+#: good as `user:password@`, and the URL's own masking does not know it.
+_PASSWORD_QUERY = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
     """A URL that may not parse, with whatever stands for a password hidden, for messages."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return _PASSWORD_QUERY.sub(r"\1***", re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url))
+
+
+def shown_url(url: URL) -> str:
+    """`url` as messages and `config show` print it: its password hidden, in the query too."""
+    return _PASSWORD_QUERY.sub(r"\1***", url.render_as_string(hide_password=True))
 
 
 def check_connection(engine: Engine) -> None:
@@ -126,9 +136,9 @@ def check_connection(engine: Engine) -> None:
 def safe_url(engine_or_url: Engine | str) -> str:
     """The URL with any password hidden, for messages and logs (also one that does not parse)."""
     if isinstance(engine_or_url, Engine):
-        return engine_or_url.url.render_as_string(hide_password=True)
+        return shown_url(engine_or_url.url)
     try:
-        return make_url(engine_or_url).render_as_string(hide_password=True)
+        return shown_url(make_url(engine_or_url))
     except (ArgumentError, ValueError):
         return redact(engine_or_url)
 

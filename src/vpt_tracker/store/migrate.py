@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from vpt_tracker.store.db import StoreError
+from vpt_tracker.store.db import StoreError, safe_url
 from vpt_tracker.store.tables import Base
 
 
@@ -45,7 +45,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     for stored in current:
         if stored not in {script.revision for script in known.walk_revisions()}:
             raise StoreError(
-                f"the database {engine.url.render_as_string(hide_password=True)} has schema revision "
+                f"the database {safe_url(engine)} has schema revision "
                 f"{stored}, newer than this vpt-tracker knows (up to {known.get_current_head()}): "
                 "upgrade vpt-tracker, or use another database"
             )
