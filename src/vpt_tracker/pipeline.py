@@ -45,6 +45,7 @@ from vpt_tracker.store.tables import (
     SightingRow,
     utcnow,
 )
+from vpt_tracker.wording import plural
 
 if TYPE_CHECKING:
     from vpt_tracker.sources.base import Source
@@ -507,7 +508,14 @@ def _refetch_pending(
     progress: Progress | None,
     now: datetime,
 ) -> None:
-    for row in pending_refetches(engine, source.name):
+    """Fetch the source's queued windows, oldest first, until one fails.
+
+    The others wait for the next run: a source that is down fails every window alike, and
+    each failure costs the whole retry budget, so trying them all made a run after a long
+    outage take that budget once per night missed.
+    """
+    pending = pending_refetches(engine, source.name)
+    for done, row in enumerate(pending):
         window = Window(aware(row.window_start), aware(row.window_end))
         label = f"{window.start.isoformat()}/{window.end.isoformat()}"
         ok = _fetch_guarded(
@@ -526,12 +534,13 @@ def _refetch_pending(
             report,
             f"{source.name} refetch {label}",
         )
-        if ok:
-            with transaction(engine) as session:
-                session.execute(
-                    update(RefetchWindowRow).where(RefetchWindowRow.id == row.id).values(done_at=now)
-                )
-            report.refetched.append(label)
+        if not ok:
+            if waiting := len(pending) - done - 1:
+                log.warning("%s: %s queued for the next run", source.name, plural(waiting, "more window"))
+            return
+        with transaction(engine) as session:
+            session.execute(update(RefetchWindowRow).where(RefetchWindowRow.id == row.id).values(done_at=now))
+        report.refetched.append(label)
 
 
 def _unscored_papers(engine: Engine, run_ids: Sequence[int]) -> list[int]:

@@ -152,6 +152,32 @@ def seed_history(engine: Engine, weekday_runs: list[int], now: datetime) -> None
 SAT = datetime(2024, 6, 8, 6, 30, tzinfo=UTC)  # the empty feed announces Saturday 2024-06-08
 
 
+def test_a_source_still_down_stops_at_its_first_failed_refetch(engine: Engine, db_url: str) -> None:
+    """A source down for nights has a window queued per night. Each run tried every queued
+    window, and each failure cost the whole retry budget: after a long outage a nightly run
+    took that budget once per night missed. A run now stops at the first failed refetch; the
+    other windows wait, and the run's own window is still asked for."""
+    with feed_server() as (routes, base):
+        routes.fail("/rss/cs.CV")
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        for night in range(3):
+            nightly(settings, engine, now=WED + timedelta(days=night), client=client(settings))
+        assert len(pending_refetches(engine)) == 3
+        routes.requests.clear()
+        fourth = nightly(settings, engine, now=WED + timedelta(days=3), client=client(settings))
+        asked = len(routes.requests)
+        retries = settings.http.max_retries + 1
+        assert asked == 2 * retries  # the oldest queued window and the run's own, not all four
+        assert fourth.counts["sources"]["arxiv_rss"]["refetched"] == []
+        assert len(pending_refetches(engine)) == 4
+
+        # Back up: the next run fetches every queued window, oldest first.
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        fifth = nightly(settings, engine, now=WED + timedelta(days=4), client=client(settings))
+    assert len(fifth.counts["sources"]["arxiv_rss"]["refetched"]) == 4
+    assert pending_refetches(engine) == []
+
+
 def test_empty_weekend_feed_is_healthy_when_weekends_are_usually_empty(engine: Engine, db_url: str) -> None:
     seed_history(engine, [0, 0, 0, 0], SAT)
     with feed_server() as (routes, base):
