@@ -462,23 +462,32 @@ def _fetch_window(
             progress(source.name, report.records)
 
 
-def _fetch_guarded(action: Callable[[], None], report: SourceReport, what: str) -> bool:
-    """Run one fetch; a failure is recorded on the report so the other sources go on."""
+def _fetch_guarded(action: Callable[[], None], report: SourceReport, what: str) -> Exception | None:
+    """Run one fetch: None, or its failure, recorded on the report so the other sources go on."""
     from vpt_tracker.sources.base import SourceError
 
+    failure: Exception
     try:
         action()
-        return True
+        return None
     except SourceError as exc:
-        message = exc.message  # without the source name, which `what` already carries
+        failure, message = exc, exc.message  # without the source name, which `what` carries
     except UserError:
         raise
     except Exception as exc:  # a bug or an outage in one source must not stop the others
         log.exception("%s failed", what)
-        message = f"{type(exc).__name__}: {exc}"
+        failure, message = exc, f"{type(exc).__name__}: {exc}"
     report.error = f"{what}: {message}" if report.error is None else f"{report.error}; {what}: {message}"
     log.warning("%s failed: %s", what, message)
-    return False
+    return failure
+
+
+def _host_gave_up(failure: Exception) -> bool:
+    """Whether the source's host failed after the whole retry budget (an outage), rather than
+    answering something this window alone cannot use (a 404, a malformed page)."""
+    from vpt_tracker.http import HttpError
+
+    return isinstance(failure.__cause__, HttpError)
 
 
 def _mark_window_done(engine: Engine, source: str, prefix: str, now: datetime) -> None:
@@ -508,17 +517,18 @@ def _refetch_pending(
     progress: Progress | None,
     now: datetime,
 ) -> None:
-    """Fetch the source's queued windows, oldest first, until one fails.
+    """Fetch the source's queued windows, oldest first, until its host gives up on one.
 
-    The others wait for the next run: a source that is down fails every window alike, and
-    each failure costs the whole retry budget, so trying them all made a run after a long
-    outage take that budget once per night missed.
+    The others wait for the next run: a host that is down fails every window alike, and
+    each such failure costs the whole retry budget, so trying them all made a run after a
+    long outage take that budget once per night missed. A window that fails for a reason of
+    its own (an answer that cannot be read) does not hold up the ones after it.
     """
     pending = pending_refetches(engine, source.name)
     for done, row in enumerate(pending):
         window = Window(aware(row.window_start), aware(row.window_end))
         label = f"{window.start.isoformat()}/{window.end.isoformat()}"
-        ok = _fetch_guarded(
+        failure = _fetch_guarded(
             partial(
                 _fetch_window,
                 engine,
@@ -534,10 +544,12 @@ def _refetch_pending(
             report,
             f"{source.name} refetch {label}",
         )
-        if not ok:
-            if waiting := len(pending) - done - 1:
-                log.warning("%s: %s queued for the next run", source.name, plural(waiting, "more window"))
-            return
+        if failure is not None:
+            if _host_gave_up(failure):
+                if waiting := len(pending) - done - 1:
+                    log.warning("%s: %s left for the next run", source.name, plural(waiting, "more window"))
+                return
+            continue
         with transaction(engine) as session:
             session.execute(update(RefetchWindowRow).where(RefetchWindowRow.id == row.id).values(done_at=now))
         report.refetched.append(label)
@@ -776,7 +788,7 @@ def nightly(
                     now=now,
                 )
                 for part in parts:
-                    ok = _fetch_guarded(
+                    failure = _fetch_guarded(
                         partial(
                             _fetch_window,
                             engine,
@@ -792,7 +804,7 @@ def nightly(
                         report,
                         source.name,
                     )
-                    if not ok:
+                    if failure is not None:
                         break
         finally:
             if owned_client is not None and hasattr(owned_client, "close"):
@@ -924,7 +936,7 @@ def backfill(
                         skipped += 1
                         continue
                     report = reports[source.name]
-                    ok = _fetch_guarded(
+                    failure = _fetch_guarded(
                         partial(
                             _fetch_window,
                             engine,
@@ -941,7 +953,8 @@ def backfill(
                         # The days as the maintainer gave them: `end` is the day after.
                         f"{source.name} {window.days()[0]}..{window.days()[-1]}",
                     )
-                    if ok and window.end <= now:  # today's window is fetched again by the next run
+                    # Today's window is fetched again by the next run.
+                    if failure is None and window.end <= now:
                         _mark_window_done(engine, source.name, prefix, now)
                 # Score per window, so a long backfill killed half-way has scored what it stored.
                 for name, stats in enqueue_all(

@@ -155,8 +155,8 @@ SAT = datetime(2024, 6, 8, 6, 30, tzinfo=UTC)  # the empty feed announces Saturd
 def test_a_source_still_down_stops_at_its_first_failed_refetch(engine: Engine, db_url: str) -> None:
     """A source down for nights has a window queued per night. Each run tried every queued
     window, and each failure cost the whole retry budget: after a long outage a nightly run
-    took that budget once per night missed. A run now stops at the first failed refetch; the
-    other windows wait, and the run's own window is still asked for."""
+    took that budget once per night missed. A run now stops at the first refetch its host
+    gives up on; the other windows wait, and the run's own window is still asked for."""
     with feed_server() as (routes, base):
         routes.fail("/rss/cs.CV")
         settings = rss_settings(db_url, base, ["cs.CV"])
@@ -176,6 +176,21 @@ def test_a_source_still_down_stops_at_its_first_failed_refetch(engine: Engine, d
         fifth = nightly(settings, engine, now=WED + timedelta(days=4), client=client(settings))
     assert len(fifth.counts["sources"]["arxiv_rss"]["refetched"]) == 4
     assert pending_refetches(engine) == []
+
+
+def test_a_refetch_that_fails_on_its_own_window_does_not_hold_up_the_others(
+    engine: Engine, db_url: str
+) -> None:
+    """A window whose answer cannot be used (here a 404; an arXiv page that stays empty) fails
+    alone, at the cost of one request: the queued windows after it are still tried."""
+    with feed_server() as (routes, base):
+        routes.fail("/rss/cs.CV", status=404)
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        for night in range(3):
+            nightly(settings, engine, now=WED + timedelta(days=night), client=client(settings))
+        routes.requests.clear()
+        nightly(settings, engine, now=WED + timedelta(days=3), client=client(settings))
+    assert len(routes.requests) == 4  # the three queued windows and the run's own
 
 
 def test_empty_weekend_feed_is_healthy_when_weekends_are_usually_empty(engine: Engine, db_url: str) -> None:
