@@ -342,8 +342,15 @@ def _weekday_history(engine: Engine, weekday: int, before_run: int) -> dict[str,
     return history
 
 
-def queue_refetch(engine: Engine, run_id: int, health: dict[str, dict[str, Any]], window: Window) -> int:
-    """Queue the window of every unhealthy source; returns how many were queued."""
+def queue_refetch(
+    engine: Engine, run_id: int, health: dict[str, dict[str, Any]], window: Window, now: datetime
+) -> int:
+    """Queue the window of every unhealthy source; returns how many were queued.
+
+    Queued at `now`, the run's start (as `done_at` is the refetching run's): the digest
+    counts a window queued in the week of the run that queued it, also for a run that
+    ended after the week did.
+    """
     queued = 0
     with transaction(engine) as session:
         for source, state in sorted(health.items()):
@@ -356,6 +363,7 @@ def queue_refetch(engine: Engine, run_id: int, health: dict[str, dict[str, Any]]
                     window_end=window.end,
                     reason=state["reason"] or "unhealthy",
                     run_id=run_id,
+                    created_at=now,
                 )
             )
             queued += 1
@@ -765,7 +773,7 @@ def nightly(
         _save_identity_index(engine)
         errors = {report.source: report.error for report in reports if report.error}
         health = assess_health(engine, reports, weekday=now.weekday(), window=window, before_run=run_id)
-        queue_refetch(engine, run_id, health, window)
+        queue_refetch(engine, run_id, health, window, now)
         enqueued = enqueue_all(settings, engine, new_ids, errors, run_id=run_id, recovered=interrupted)
         extra = {"recovered_runs": interrupted}
         return _close_run(

@@ -15,12 +15,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
+from ops.feeds import client, feed_server, rss_settings
 from ops.seed import HOSTILE, IN_WEEK, NOW, queue_at, seed_week
 from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, send_held_mid_delivery, smtp_server
 from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import TOP_PER_LIST, Week
 from vpt_tracker.errors import UserError
+from vpt_tracker.pipeline import nightly
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
@@ -182,8 +184,10 @@ def test_the_digest_covers_the_configured_catalogues(engine: Engine) -> None:
         session.add(CatalogueRow(name="retired", preset="awesome-vpt", source_text="", source_sha256="0"))
         papers = session.scalars(select(PaperRow.id).order_by(PaperRow.id).limit(2)).all()
         # Two papers whose scoring failed for awesome-vpt, and one for the catalogue not imported.
-        session.add_all(ScoringBacklogRow(catalogue="awesome-vpt", paper_id=paper) for paper in papers)
-        session.add(ScoringBacklogRow(catalogue="upcoming", paper_id=papers[0]))
+        session.add_all(
+            ScoringBacklogRow(catalogue="awesome-vpt", paper_id=paper, created_at=IN_WEEK) for paper in papers
+        )
+        session.add(ScoringBacklogRow(catalogue="upcoming", paper_id=papers[0], created_at=IN_WEEK))
     with smtp_server() as (inbox, port):
         settings = settings_for(port, catalogues=("upcoming", "awesome-vpt"))
         assert [c.name for c in build_digest(engine, WEEK, now=NOW, settings=settings).catalogues] == [
@@ -871,3 +875,64 @@ def test_the_job_skips_a_week_another_process_is_sending_and_sends_the_others(
     assert "digest 2026-W47 skipped: another process is sending it" in caplog.text
     row = digest_row(engine, "2026-W45")
     assert row is not None and row.status == "sent" and row.attempts == 2
+
+
+def test_the_source_health_of_a_past_week_is_the_one_at_its_end(engine: Engine, db_url: str) -> None:
+    """A digest built after its week (sent late, retried, `digest send --week`) showed the
+    windows queued for refetch now as the week's: a source that failed in its week and was
+    refetched the week after had nothing queued, and one that failed later had windows queued
+    in a week it was healthy. The real nightly runs, one a week, against a local feed server:
+    arxiv_rss fails in 2026-W34, is healthy in W35 (the missed window is refetched then) and
+    fails again in W36; each week's digest, built in W37, is the week as it ended."""
+    wednesday = datetime(2026, 8, 19, 6, 30, tzinfo=UTC)  # 2026-W34
+    with feed_server() as (routes, base):
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        routes.fail("/rss/cs.CV")
+        assert not nightly(settings, engine, now=wednesday, client=client(settings)).health["arxiv_rss"][
+            "healthy"
+        ]
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        assert nightly(settings, engine, now=wednesday + timedelta(days=7), client=client(settings)).health[
+            "arxiv_rss"
+        ]["healthy"]
+        routes.fail("/rss/cs.CV")
+        nightly(settings, engine, now=wednesday + timedelta(days=14), client=client(settings))
+    built = wednesday + timedelta(days=21)  # 2026-W37
+
+    failing = build_digest(engine, Week(2026, 34), now=built)
+    [rss] = failing.health
+    assert (rss.last_healthy, rss.runs, rss.unhealthy_runs, rss.pending_refetch) == (False, 1, 1, 1)
+    assert failing.subject == "vpt-tracker digest 2026-W34: 0 new candidates, 1 unhealthy source"
+    text, html = render(failing)
+    assert (
+        "  - arxiv_rss: UNHEALTHY, 0 records in 1 run, 1 unhealthy, 1 window queued for refetch (error:"
+        in text
+    )
+    assert "<td>0</td><td>1 (1 unhealthy)</td><td>1</td></tr>" in html
+
+    healthy = build_digest(engine, Week(2026, 35), now=built)
+    [rss] = healthy.health
+    assert (rss.last_healthy, rss.runs, rss.unhealthy_runs, rss.pending_refetch) == (True, 1, 0, 0)
+    assert healthy.subject == "vpt-tracker digest 2026-W35: 0 new candidates"
+    assert "  - arxiv_rss: healthy, 171 records in 1 run\n" in render(healthy)[0]
+
+    # The week not over: its windows queued now, as the queue.
+    [rss] = build_digest(engine, Week(2026, 36), now=wednesday + timedelta(days=15)).health
+    assert (rss.last_healthy, rss.pending_refetch) == (False, 1)
+
+
+def test_papers_owed_a_score_after_the_week_are_not_the_weeks(engine: Engine) -> None:
+    """The papers waiting to be scored were counted as the digest was built: a late or retried
+    digest of a week whose scoring worked said papers waited, for a failure of a later week."""
+    seed_week(engine)
+    later = NOW + timedelta(days=2)  # 2026-W48
+    with transaction(engine) as session:
+        first, second = session.scalars(select(PaperRow.id).order_by(PaperRow.id).limit(2)).all()
+        session.add(ScoringBacklogRow(catalogue="awesome-vpt", paper_id=first, created_at=IN_WEEK))
+        session.add(ScoringBacklogRow(catalogue="awesome-vpt", paper_id=second, created_at=later))
+    built = later + timedelta(hours=1)
+    [past] = build_digest(engine, WEEK, now=built).catalogues
+    assert past.unscored == 1
+    assert "1 paper waits to be scored for awesome-vpt" in render(build_digest(engine, WEEK, now=built))[0]
+    [current] = build_digest(engine, Week(2026, 48), now=built).catalogues
+    assert current.unscored == 2

@@ -246,12 +246,18 @@ def build_digest(
     tools without a config), every stored catalogue.
     """
     now = now or datetime.now(UTC)
+    # What the digest tells of a state (queue, papers owed a score, source health, refetch
+    # queue) is as of the week's end, or now for a week not over: a late or retried digest
+    # reports the week it names, not today.
+    cutoff = min(week.end, now)
     with transaction(engine) as session:
         stored = {row.name: row for row in session.scalars(select(CatalogueRow))}
         names = sorted(stored) if settings is None else sorted({c.name for c in settings.catalogues})
+        # Owed since before the cutoff and not scored yet. A row is deleted when its paper is
+        # scored, so one scored since the cutoff cannot be counted: see README, Limits.
         counted = session.execute(
             select(ScoringBacklogRow.catalogue, func.count())
-            .where(ScoringBacklogRow.catalogue.in_(names))
+            .where(ScoringBacklogRow.catalogue.in_(names), ScoringBacklogRow.created_at < cutoff)
             .group_by(ScoringBacklogRow.catalogue)
         )
         owed: dict[str, int] = {name: int(n) for name, n in counted}
@@ -261,7 +267,7 @@ def build_digest(
         ]
         for part in parts:
             part.unscored = owed.get(part.name, 0)
-        health, runs, failed = _source_health(session, week)
+        health, runs, failed = _source_health(session, week, cutoff)
     return Digest(week, now, parts, health, runs, failed)
 
 
@@ -543,7 +549,10 @@ def _queue_at(
     return pending_count, oldest_queued, unknown
 
 
-def _source_health(session: Session, week: Week) -> tuple[list[SourceHealth], int, int]:
+def _source_health(session: Session, week: Week, cutoff: datetime) -> tuple[list[SourceHealth], int, int]:
+    """Each source's state in the week's runs (its last one's health), and the windows queued
+    for refetch at `cutoff`: queued before it and not refetched by then. A window queued by
+    a run is stamped with the run's start, so a run of the week queues in the week."""
     runs = session.scalars(
         select(RunRow)
         .where(RunRow.started_at >= week.start, RunRow.started_at < week.end)
@@ -562,7 +571,10 @@ def _source_health(session: Session, week: Week) -> tuple[list[SourceHealth], in
             entry.last_reason = state.get("reason")
     pending = session.execute(
         select(RefetchWindowRow.source, func.count())
-        .where(RefetchWindowRow.done_at.is_(None))
+        .where(
+            RefetchWindowRow.created_at < cutoff,
+            RefetchWindowRow.done_at.is_(None) | (RefetchWindowRow.done_at >= cutoff),
+        )
         .group_by(RefetchWindowRow.source)
     ).all()
     for name, count in pending:
