@@ -31,6 +31,7 @@ from vpt_tracker.store.tables import (
     DigestRow,
     EntryRow,
     PaperRow,
+    RunRow,
     ScoringBacklogRow,
 )
 
@@ -936,3 +937,42 @@ def test_papers_owed_a_score_after_the_week_are_not_the_weeks(engine: Engine) ->
     assert "1 paper waits to be scored for awesome-vpt" in render(build_digest(engine, WEEK, now=built))[0]
     [current] = build_digest(engine, Week(2026, 48), now=built).catalogues
     assert current.unscored == 2
+
+
+def test_a_week_label_is_refused_for_what_is_wrong_with_it() -> None:
+    """`2026-w47` was "2026 has no week 47 (it has 53)": the 'no such week' message is for a
+    number past the year's last week only. As `--week`, a small w is the week."""
+    with pytest.raises(ValueError) as caught:
+        Week.parse("2026-w47")
+    assert str(caught.value) == "'2026-w47' is not an ISO week like 2026-W47"
+    assert parse_week("2026-w47", NOW) == WEEK
+    with pytest.raises(UserError, match=r"^--week '2026-w60' is not an ISO week like 2026-W47 \(or"):
+        parse_week("2026-w60", NOW)
+    with pytest.raises(UserError, match=r"^--week '2025-w53': 2025 has no week 53 \(it has 52\)"):
+        parse_week("2025-w53", NOW)
+
+
+def test_a_digest_with_non_ascii_text_reaches_a_server_without_8bitmime(engine: Engine) -> None:
+    """A text part of short lines with a non-ASCII character (a title in German, the `→` of a
+    venue upgrade) went as 8-bit bytes, also to a server that does not offer 8BITMIME, which
+    may refuse it (RFC 6152). Both parts go in 7-bit encodings now, readable by any server."""
+    with transaction(engine) as session:
+        cat = CatalogueRow(name="awesome-vpt", preset="awesome-vpt", source_text="", source_sha256="0")
+        paper = PaperRow(title="Prompts für ViTs", title_key="prompts fur vits", arxiv_id="2611.00001")
+        session.add_all([cat, paper])
+        session.flush()
+        session.add(CandidateRow(paper_id=paper.id, catalogue_id=cat.id, relevance=0.9, created_at=IN_WEEK))
+        session.add(
+            RunRow(
+                kind="nightly",
+                started_at=IN_WEEK,
+                outcome="ok",
+                counts={"sources": {"arxiv_rss": {"records": 1}}},
+                health={"arxiv_rss": {"healthy": True, "reason": None}},
+            )
+        )
+    with smtp_server(eight_bit=False) as (inbox, port):
+        send_digest(settings_for(port), engine, WEEK, now=NOW)
+        [(_rcpts, message)] = inbox.messages
+    plain = message.get_body(("plain",))
+    assert plain is not None and "  - 0.90  Prompts für ViTs\n" in plain.get_content().replace("\r\n", "\n")

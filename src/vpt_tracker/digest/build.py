@@ -7,6 +7,7 @@ Titles and abstracts are untrusted input: the HTML template autoescapes them.
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.headerregistry import Address
@@ -116,7 +117,7 @@ class Week:
         if week.label != text:
             year = int(text[:4])  # four digits: %G read them
             weeks = date(year, 12, 28).isocalendar().week  # the 28th is always in the year's last week
-            if len(text) == len(week.label):
+            if len(text) == len(week.label) and int(text[-2:]) > weeks:
                 raise ValueError(f"{label!r}: {year} has no week {text[-2:]} (it has {weeks})")
             raise ValueError(f"{label!r} is not an ISO week like 2026-W47")
         return week
@@ -142,7 +143,10 @@ def parse_week(text: str | None, now: datetime, zone: tzinfo = UTC) -> Week:
     try:
         week = Week.parse(text, zone)
     except ValueError as exc:
-        raise UserError(f"--week {exc} (or 'current', 'last')") from None
+        try:  # `2026-w47`, as typed: a label the `digests` table stores is always the week's own
+            week = Week.parse(text.replace("w", "W"), zone)
+        except ValueError:
+            raise UserError(f"--week {exc} (or 'current', 'last')") from None
     if week.start > now:
         raise UserError(f"--week {text!r} is in the future (the current week is {current.label})")
     return week
@@ -628,7 +632,10 @@ def mail_address(text: str, key: str) -> Address:
 def to_message(digest: Digest, settings: Settings) -> EmailMessage:
     """A multipart/alternative message: text first, HTML as the preferred alternative."""
     text, html = render(digest)
-    message = EmailMessage()
+    # 7-bit transfer encodings (quoted-printable or base64 where the text is not ASCII): a
+    # part of short lines went as 8-bit bytes, which a server that does not offer 8BITMIME
+    # may refuse, and `smtplib` sends them to any server.
+    message = EmailMessage(policy=email.policy.default.clone(cte_type="7bit"))
     message["Subject"] = digest.subject
     message["From"] = mail_address(settings.smtp.sender, "smtp.sender")
     recipients = [mail_address(recipient, "smtp.recipients") for recipient in settings.smtp.recipients]
