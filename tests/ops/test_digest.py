@@ -375,8 +375,13 @@ def test_starttls_with_auth(engine: Engine, tmp_path: Path) -> None:
     with smtp_server(tls_context=server_tls, credentials=("digest", "s3cret-pw")) as (inbox, port):
         settings = settings_for(port, security="starttls", username="digest", password="s3cret-pw")
         send_digest(settings, engine, WEEK, now=NOW, ssl_context=client_tls)
-        # Without trusting the certificate, TLS fails and the digest stays unsent.
-        with pytest.raises(DigestNotSent):
+        # Without trusting the certificate, TLS fails and the digest stays unsent; the line
+        # says so (it was "cannot reach the SMTP server", which had answered).
+        untrusted = (
+            rf"not sent: TLS with the SMTP server 127\.0\.0\.1:{port} failed: its certificate is not"
+            r" trusted \(self-signed certificate\); it is marked"
+        )
+        with pytest.raises(DigestNotSent, match=untrusted):
             send_digest(settings, engine, Week(2026, 46), now=NOW)
     assert len(inbox.messages) == 1
     assert inbox.messages[0][1]["X-VPT-Tracker-Week"] == "2026-W47"
@@ -976,3 +981,16 @@ def test_a_digest_with_non_ascii_text_reaches_a_server_without_8bitmime(engine: 
         [(_rcpts, message)] = inbox.messages
     plain = message.get_body(("plain",))
     assert plain is not None and "  - 0.90  Prompts für ViTs\n" in plain.get_content().replace("\r\n", "\n")
+
+
+def test_implicit_tls_to_a_port_that_speaks_plain_smtp_says_so(engine: Engine) -> None:
+    """`security = 'ssl'` (TLS from the first byte, port 465) against a server that speaks
+    plain SMTP first (587, 25) was "cannot reach the SMTP server ...: [SSL:
+    WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", for a server that answered."""
+    with smtp_server() as (inbox, port), pytest.raises(DigestNotSent) as caught:
+        send_digest(settings_for(port, security="ssl"), engine, WEEK, now=NOW)
+    assert inbox.messages == []
+    assert str(caught.value).startswith(
+        f"digest 2026-W47 not sent: TLS with the SMTP server 127.0.0.1:{port} failed: the server does not"
+        " speak TLS at once (smtp.security = 'ssl' is for a port such as 465; for 587 or 25 use 'starttls');"
+    )

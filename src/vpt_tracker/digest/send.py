@@ -101,10 +101,25 @@ def _describe(exc: BaseException, smtp: SmtpConfig) -> str:
         return f"the SMTP server {where} refused the message: {_reply(exc.smtp_code, exc.smtp_error)}"
     if isinstance(exc, smtplib.SMTPException):
         return f"SMTP error with {where}: {exc}"
-    if isinstance(exc, OSError):  # refused, unreachable, timed out, TLS (ssl.SSLError)
+    if isinstance(exc, ssl.SSLError):  # the server answered: TLS with it failed
+        return f"TLS with the SMTP server {where} failed: {_tls_trouble(exc, smtp)}"
+    if isinstance(exc, OSError):  # refused, unreachable, timed out
         return f"cannot reach the SMTP server {where}: {exc.strerror or exc}"
     # Anything else (a login that SMTP AUTH cannot carry as ASCII, a bad host name, ...).
     return f"sending through {where} failed: {type(exc).__name__}: {_without_secret(str(exc), smtp)}"
+
+
+def _tls_trouble(exc: ssl.SSLError, smtp: SmtpConfig) -> str:
+    """What went wrong in TLS, in words: OpenSSL's `[SSL: WRONG_VERSION_NUMBER] wrong version
+    number (_ssl.c:1006)` is what implicit TLS meets at a port that speaks plain SMTP first."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"its certificate is not trusted ({exc.verify_message})"
+    if exc.reason == "WRONG_VERSION_NUMBER" and smtp.security == "ssl":
+        return (
+            "the server does not speak TLS at once (smtp.security = 'ssl' is for a port such as 465;"
+            " for 587 or 25 use 'starttls')"
+        )
+    return str(exc)
 
 
 def _without_secret(text: str, smtp: SmtpConfig) -> str:
