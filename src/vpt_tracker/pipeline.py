@@ -34,7 +34,7 @@ from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import chunks, keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
-from vpt_tracker.models import Page, RunOutcome, Window
+from vpt_tracker.models import PIPELINE_KINDS, Page, RunOutcome, Window
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CursorRow,
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PIPELINE_KINDS = ("nightly", "backfill")
 # Cursor keys of refetch and backfill windows live in namespaces of their own, so that
 # fetching an old window never moves the nightly watermark back.
 REFETCH_NS = "refetch:"

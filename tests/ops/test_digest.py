@@ -994,3 +994,31 @@ def test_implicit_tls_to_a_port_that_speaks_plain_smtp_says_so(engine: Engine) -
         f"digest 2026-W47 not sent: TLS with the SMTP server 127.0.0.1:{port} failed: the server does not"
         " speak TLS at once (smtp.security = 'ssl' is for a port such as 465; for 587 or 25 use 'starttls');"
     )
+
+
+def test_an_ingest_is_no_run_of_the_sources(engine: Engine) -> None:
+    """A week whose only run was an `ingest` (local dump files: no source is fetched, no health
+    is judged) read "Runs this week: 1 (0 failed or partial)" above "(no runs recorded)", and its
+    subject lost the ", no runs" that tells the maintainers the nightly runs stopped."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        session.add(RunRow(kind="ingest", started_at=IN_WEEK - timedelta(days=21), outcome="ok", counts={}))
+    quiet = build_digest(engine, Week(2026, 44), now=NOW)
+    assert (quiet.runs, quiet.failed_runs, quiet.health) == (0, 0, [])
+    assert quiet.subject == "vpt-tracker digest 2026-W44: 0 new candidates, no runs"
+    text, _ = render(quiet)
+    assert "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)" in text
+
+
+def test_runs_that_judged_no_source_health_are_not_called_no_runs(engine: Engine) -> None:
+    """A week whose runs all died before judging their sources (a crash, a kill) read "Runs
+    this week: 1 (1 failed or partial)" and, below it, "(no runs recorded)"."""
+    with transaction(engine) as session:
+        session.add(RunRow(kind="nightly", started_at=IN_WEEK, outcome="failed", counts={}, health={}))
+    text, html = render(build_digest(engine, WEEK, now=NOW))
+    none = "(no source health recorded: no run of the week judged it)"
+    assert f"Runs this week: 1 (1 failed or partial)\n  {none}\n" in text
+    assert (
+        '<td colspan="5" class="muted">no source health recorded: no run of the week judged it</td>' in html
+    )
+    assert "no runs recorded" not in text + html

@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from vpt_tracker import normalize
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
-from vpt_tracker.models import CandidateStatus
+from vpt_tracker.models import PIPELINE_KINDS, CandidateStatus
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CandidateRow,
@@ -559,7 +559,11 @@ def _source_health(session: Session, week: Week, cutoff: datetime) -> tuple[list
     a run is stamped with the run's start, so a run of the week queues in the week."""
     runs = session.scalars(
         select(RunRow)
-        .where(RunRow.started_at >= week.start, RunRow.started_at < week.end)
+        .where(
+            RunRow.kind.in_(PIPELINE_KINDS),  # an `ingest` fetches no source: no sign the runs go on
+            RunRow.started_at >= week.start,
+            RunRow.started_at < week.end,
+        )
         .order_by(RunRow.started_at, RunRow.id)
     ).all()
     states: dict[str, SourceHealth] = {}
