@@ -45,6 +45,7 @@ from vpt_tracker.models import CandidateStatus, Scores
 from vpt_tracker.normalize import arxiv_id, title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, ScoringBacklogRow, utcnow
+from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +424,7 @@ def replay_catalogue(
         # Training's own message would say "accept more papers", which replay never reads.
         entries = len(parse(before_text).entries)
         raise UserError(
-            f"only {len(before)} of the {entries} entr{'y' if entries == 1 else 'ies'} of the older "
+            f"only {len(before)} of the {plural(entries, 'entry', 'entries')} of the older "
             "README (--before) have a paper with an abstract in the store; replay trains on them "
             f"alone and needs at least {MIN_POSITIVES}"
         )

@@ -27,6 +27,9 @@ from vpt_tracker.config import HttpConfig
 
 log = logging.getLogger(__name__)
 
+#: Redirect hops followed per request, as httpx's own default.
+MAX_REDIRECTS = 20
+
 #: 5xx that say the request itself is wrong, and would be answered so again.
 _PERMANENT_5XX = frozenset({501, 505, 506, 510})
 
@@ -95,7 +98,9 @@ class HttpClient:
         self._client = httpx.Client(
             headers={"User-Agent": self.user_agent},
             timeout=httpx.Timeout(config.timeout),
-            follow_redirects=True,
+            # Followed here, one hop at a time (`_exchange`): each hop is a request to its
+            # host and waits that host's turn, which httpx following them itself skipped.
+            follow_redirects=False,
             transport=transport,
         )
 
@@ -166,7 +171,6 @@ class HttpClient:
         """
         request = self._client.build_request("GET", url, params=params)
         full_url = str(request.url)
-        host = request.url.host
         if conditional:
             cached = self._validators.get(full_url)
             if cached and cached.etag:
@@ -175,14 +179,10 @@ class HttpClient:
                 request.headers["If-Modified-Since"] = cached.last_modified
         attempts = self.config.max_retries + 1
         for attempt in range(1, attempts + 1):
-            group = self._wait_turn(host)
-            sent_at = self.clock()
-            self._last_sent[group] = sent_at
             try:
-                response = self._send(request)
+                response = self._exchange(request)
             except _RETRY_ERRORS as exc:
-                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                self.request_log.append(RequestRecord(sent_at, "GET", full_url, None, group, reason))
+                reason = _reason(exc)
                 if attempt == attempts:
                     raise HttpError(
                         f"GET {full_url} failed after {attempts} attempts: {reason}", url=full_url
@@ -192,9 +192,7 @@ class HttpClient:
                 self.sleep(delay)
                 continue
             except httpx.HTTPError as exc:
-                self.request_log.append(RequestRecord(sent_at, "GET", full_url, None, group, str(exc)))
-                raise HttpError(f"GET {full_url} failed: {type(exc).__name__}: {exc}", url=full_url) from exc
-            self.request_log.append(RequestRecord(sent_at, "GET", full_url, response.status_code, group))
+                raise HttpError(f"GET {full_url} failed: {_reason(exc)}", url=full_url) from exc
             if is_transient(response.status_code):
                 if attempt == attempts:
                     raise HttpError(
@@ -213,6 +211,31 @@ class HttpClient:
                 return self._validators[full_url].response
             return response
         raise AssertionError("unreachable")
+
+    def _exchange(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` in its host's turn and follow its redirects, each hop in its own turn.
+
+        A hop is a request like any other: to arXiv, `http://` answered 301 to `https://`
+        and the hop went out at once (two requests against one per 3 s); a hop to a host of
+        another group skipped that group's interval and did not count as its last request.
+        Each hop is in the request log. A failure is logged on the hop it happened on.
+        """
+        for _hop in range(MAX_REDIRECTS + 1):
+            group = self._wait_turn(request.url.host)
+            sent_at = self.clock()
+            self._last_sent[group] = sent_at
+            url = str(request.url)
+            try:
+                response = self._send(request)
+            except httpx.HTTPError as exc:
+                self.request_log.append(RequestRecord(sent_at, "GET", url, None, group, _reason(exc)))
+                raise
+            self.request_log.append(RequestRecord(sent_at, "GET", url, response.status_code, group))
+            if response.next_request is None:
+                return response
+            log.info("GET %s: HTTP %d to %s", url, response.status_code, response.next_request.url)
+            request = response.next_request
+        raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         """Send and read the body, refusing one larger than `max_body_bytes`."""
@@ -244,12 +267,14 @@ class HttpClient:
         headers = httpx.Headers(response.headers)
         for name in ("Content-Encoding", "Content-Length", "Transfer-Encoding"):
             headers.pop(name, None)
-        return httpx.Response(
+        read = httpx.Response(
             response.status_code,
             headers=headers,
             content=b"".join(chunks),
             request=request,
         )
+        read.next_request = response.next_request  # the redirect to follow, if any
+        return read
 
     def _remember_validators(self, url: str, response: httpx.Response) -> None:
         etag = response.headers.get("ETag")
@@ -265,6 +290,10 @@ class HttpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _retry_after_seconds(value: str | None, now: datetime) -> float | None:

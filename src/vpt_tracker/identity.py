@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session
 
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import (
+    KEY_FIELDS,
+    KEY_LABELS,
     chunks,
     discard_index,
     rebuild_papers,
@@ -58,8 +60,7 @@ from vpt_tracker.store.tables import (
 
 #: Keys that prove identity: two papers may not share one. A DOI may (one proceedings-volume
 #: DOI on two preprints, see ingest), and the first paper keeps it.
-_PROOF_KEYS = {"arxiv_id": "arXiv id", "openreview_id": "OpenReview id", "cvf_url": "CVF URL"}
-_KEY_NAMES = {**_PROOF_KEYS, "doi": "DOI"}
+_PROOF_KEYS = {name: label for name, label in KEY_LABELS.items() if name != "doi"}
 #: Which of two candidates of one catalogue a merged paper keeps: the one furthest along.
 #: A rejection outranks an open candidate, so a rejected paper is never proposed again; an
 #: accepted or published one outranks a rejection, since the paper is then in the list.
@@ -357,7 +358,7 @@ def rebuild(engine: Engine, paper_id: int) -> Repair:
 def _refuse_contradictions(sightings: Sequence[SightingRow], merged: dict[str, Any]) -> None:
     for sighting in sightings:
         keys = record_keys(_record(sighting))
-        for name, label in _KEY_NAMES.items():
+        for name, label in KEY_LABELS.items():
             value, held = getattr(keys, name), merged.get(name)
             if value is not None and held is not None and value != held:
                 raise UserError(
@@ -565,7 +566,7 @@ def describe(engine: Engine, paper_id: int) -> dict[str, Any]:
                     "title": record.title,
                     "venue": record.venue,
                     "year": record.year,
-                    **{name: getattr(keys, name) for name in _KEY_NAMES},
+                    **{name: getattr(keys, name) for name in KEY_FIELDS},
                 }
             )
         entries = session.execute(
@@ -592,7 +593,7 @@ def describe(engine: Engine, paper_id: int) -> dict[str, Any]:
             "year": paper.year,
             "previous_venue": paper.previous_venue,
             "venue_upgraded_at": paper.venue_upgraded_at,
-            **{name: getattr(paper, name) for name in _KEY_NAMES},
+            **{name: getattr(paper, name) for name in KEY_FIELDS},
             "sightings": sightings,
             "entries": [{"id": i, "catalogue": c, "title": t} for i, c, t in entries],
             "candidates": [{"id": i, "catalogue": c, "status": s} for i, c, s in candidates],

@@ -48,13 +48,13 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 from rapidfuzz import fuzz
-from sqlalchemy import Engine, Table, func, insert, select, update
+from sqlalchemy import CursorResult, Engine, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
 from vpt_tracker.models import Page, RawRecord
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, PaperRow, SightingRow
+from vpt_tracker.store.tables import CursorRow, IdentityGenerationRow, PaperRow, SightingRow
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,15 @@ _SQL_IN_CHUNK = 900
 # Bulk writes go through Core: the ORM's bulk path costs more than the rest of a batch.
 _PAPERS = cast(Table, PaperRow.__table__)
 _SIGHTINGS = cast(Table, SightingRow.__table__)
+
+#: A paper's exact identity keys, in the order `IdentityIndex.resolve` trusts them (an arXiv
+#: id first: a DOI never overrules it). Ingestion, identity repair and `papers show` all
+#: walk this one tuple, so a new key is added in one place.
+KEY_FIELDS: tuple[str, ...] = ("arxiv_id", "doi", "openreview_id", "cvf_url")
+#: How messages name each of `KEY_FIELDS`.
+KEY_LABELS: dict[str, str] = dict(
+    zip(KEY_FIELDS, ("arXiv id", "DOI", "OpenReview id", "CVF URL"), strict=True)
+)
 
 # Long words that are in too many titles to be a useful block.
 _COMMON_WORDS_TEXT = """
@@ -413,10 +422,8 @@ class IdentityIndex:
     (the bulk path does so); after a rolled-back transaction, load a new one.
     """
 
-    _KEY_FIELDS = ("arxiv_id", "doi", "openreview_id", "cvf_url")
-
     def __init__(self) -> None:
-        self.by_key: dict[str, dict[str, _Known]] = {name: {} for name in self._KEY_FIELDS}
+        self.by_key: dict[str, dict[str, _Known]] = {name: {} for name in KEY_FIELDS}
         self.by_title: dict[str, list[_Known]] = {}
         # A block is one paper or, once shared, a list of them (most blocks hold one paper).
         self.blocks: dict[int, _Known | list[_Known]] = {}
@@ -472,7 +479,7 @@ class IdentityIndex:
 
     def add(self, known: _Known) -> None:
         self.changed[id(known)] = known
-        for name in self._KEY_FIELDS:
+        for name in KEY_FIELDS:
             value = getattr(known, name)
             if value is not None:
                 self.by_key[name][value] = known
@@ -491,7 +498,7 @@ class IdentityIndex:
         paper that had it first keeps it (as `claim_keys` does for a merge)."""
         held: dict[str, Any] = {
             name: None
-            for name in self._KEY_FIELDS
+            for name in KEY_FIELDS
             if getattr(keys, name) is not None and getattr(keys, name) in self.by_key[name]
         }
         if keys.refused and keys.openreview_id is not None:
@@ -507,7 +514,7 @@ class IdentityIndex:
                 known.openreview_id = None
                 self.changed[id(known)] = known
             keys = replace(keys, openreview_id=None)
-        for name in self._KEY_FIELDS:
+        for name in KEY_FIELDS:
             value = getattr(keys, name)
             if value is not None and getattr(known, name) is None and value not in self.by_key[name]:
                 setattr(known, name, value)
@@ -557,7 +564,7 @@ class IdentityIndex:
                 if self.by_key["openreview_id"].get(known.openreview_id) is known:
                     del self.by_key["openreview_id"][known.openreview_id]
                 known.openreview_id = None
-            for name in self._KEY_FIELDS:
+            for name in KEY_FIELDS:
                 value = getattr(update, name)
                 if value is not None and getattr(known, name) is None:
                     setattr(known, name, value)
@@ -569,7 +576,7 @@ class IdentityIndex:
 
     def resolve(self, keys: RecordKeys) -> _Known | None:
         """The paper this record is, or None for a new paper."""
-        for name in self._KEY_FIELDS:
+        for name in KEY_FIELDS:
             value = getattr(keys, name)
             if value is not None:
                 hit = self.by_key[name].get(value)
@@ -680,7 +687,7 @@ def _merge(values: dict[str, Any], record: RawRecord, known: _Known, now: dateti
     category = normalize.arxiv_category(record.primary_category)
     if category and not values.get("primary_category"):
         put("primary_category", category)
-    for column in IdentityIndex._KEY_FIELDS:
+    for column in KEY_FIELDS:
         # The index decided which keys this paper may hold (no unique key is taken twice).
         if values.get(column) is None and getattr(known, column) is not None:
             put(column, getattr(known, column))
@@ -730,11 +737,11 @@ def rebuild_papers(
     """
     index = IdentityIndex()
     keyed = [[(_stored_form(record)[0], at) for record, at in group] for group in groups]
-    wanted: dict[str, set[str]] = {name: set() for name in IdentityIndex._KEY_FIELDS}
+    wanted: dict[str, set[str]] = {name: set() for name in KEY_FIELDS}
     for group in keyed:
         for record, _at in group:
             keys = record_keys(record)
-            for name in IdentityIndex._KEY_FIELDS:
+            for name in KEY_FIELDS:
                 if getattr(keys, name) is not None:
                     wanted[name].add(getattr(keys, name))
     for name, held in wanted.items():
@@ -934,6 +941,8 @@ def _ingest(
         by_columns.setdefault(frozenset(columns), []).append(update_values)
     for rows in by_columns.values():
         session.execute(update(PaperRow), rows)
+    if new_knowns or by_columns:
+        identity_changed(session)
     if plan:
         bodies_by_hash = {payload_hash: body for body, payload_hash in bodies}
         session.execute(
@@ -1014,11 +1023,11 @@ def ingest_resolved(
 class _IndexCache:
     """The identity index of each database, kept between `ingest_page` calls and between runs.
 
-    It is reused only if the store is in the state it was left in: same paper count, same
-    highest id, same latest modification. A rolled-back page, or papers written by another
-    process, change one of them (the index's own writes are recorded after they are
-    flushed), and the index is then loaded afresh. An index in use is taken out of the
-    cache, so two threads never share one.
+    It is reused only if the store is in the state it was left in: same identity generation
+    (`identity_changed`), paper count, highest id and latest modification. A rolled-back
+    page, or papers written by another process or host, change one of them (the index's own
+    writes are recorded after they are flushed), and the index is then loaded afresh. An
+    index in use is taken out of the cache, so two threads never share one.
 
     With a snapshot folder (`keep_index_between_runs`), `save_index` writes the index to
     disk with the state it matches, and the next process starts from it when the store is
@@ -1038,9 +1047,17 @@ class _IndexCache:
 
     @classmethod
     def _state(cls, session: Session) -> tuple[str, tuple[Any, ...]]:
+        """The store's identity generation (`identity_changed`), with the paper count, highest
+        id and latest modification, which also tell writes from outside vpt-tracker."""
         url = cls.url(session)
+        generation = select(IdentityGenerationRow.generation).where(IdentityGenerationRow.id == 1)
         row = session.execute(
-            select(func.count(PaperRow.id), func.max(PaperRow.id), func.max(PaperRow.modified_at))
+            select(
+                generation.scalar_subquery(),
+                func.count(PaperRow.id),
+                func.max(PaperRow.id),
+                func.max(PaperRow.modified_at),
+            )
         ).one()
         return url, tuple(row)
 
@@ -1152,13 +1169,30 @@ _SNAPSHOT_FORMAT = 6  # 2: venue series and year; 3: title keys of migration 000
 # 5: author keys with LaTeX letters folded (`normalize._LATEX_LETTERS`); 6: without "Jr.", "III"
 
 
+def identity_changed(session: Session) -> None:
+    """Raise the store's identity generation, in the transaction that changes the papers.
+
+    Every identity index kept anywhere (in memory, saved in any host's data dir) was built
+    at an older generation and is no longer used once this commits. The papers' latest
+    modification time did this before, but it comes from the writer's clock: a write from a
+    host whose clock is behind left it as it was. The row lock this takes on PostgreSQL is
+    held to the commit; identity writes run under the pipeline lock anyway.
+    """
+    table = cast(Table, IdentityGenerationRow.__table__)
+    bumped = session.execute(update(table).where(table.c.id == 1).values(generation=table.c.generation + 1))
+    if cast(CursorResult[Any], bumped).rowcount == 0:  # the row was deleted by hand
+        session.execute(insert(table).values(id=1, generation=1))
+
+
 def discard_index(session: Session) -> None:
-    """Forget this store's identity index: in memory, and its snapshot and journal on disk.
+    """Forget this store's identity index: in memory, and its snapshot and journal on disk,
+    and (`identity_changed`) on every other host.
 
     For changes the index cannot follow by itself (identity repair moves keys between
     papers): the next ingestion rebuilds the index from the store. Called inside the
     repairing transaction, before it commits: if the commit then fails, only a cache is lost.
     """
+    identity_changed(session)
     url = _INDEX_CACHE.url(session)
     with _INDEX_CACHE._lock:
         _INDEX_CACHE._entries.pop(url, None)

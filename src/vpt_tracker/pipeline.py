@@ -349,22 +349,39 @@ def queue_refetch(
     Queued at `now`, the run's start (as `done_at` is the refetching run's): the digest
     counts a window queued in the week of the run that queued it, also for a run that
     ended after the week did.
+
+    The refetch reads cursors of its own (`refetch:<id>:<key>`), so that fetching an old
+    window never moves the nightly ones. Each key that stopped part-way into this window (a
+    failed page) starts there with the position it stopped at, in the transaction that
+    queues the window: the refetch resumes at the failed page instead of reading the window
+    from the start. (The position stays the nightly key's only until the next run's own
+    window overwrites it.) Finished keys are not carried over: a source queued for returning
+    far fewer records than usual is read whole again. Whether a carried position still
+    fits (the same query, the same total) is the source's to check when it resumes.
     """
+    from vpt_tracker.sources.base import unfinished
+
     queued = 0
     with transaction(engine) as session:
         for source, state in sorted(health.items()):
             if state["healthy"]:
                 continue
-            session.add(
-                RefetchWindowRow(
-                    source=source,
-                    window_start=window.start,
-                    window_end=window.end,
-                    reason=state["reason"] or "unhealthy",
-                    run_id=run_id,
-                    created_at=now,
-                )
+            row = RefetchWindowRow(
+                source=source,
+                window_start=window.start,
+                window_end=window.end,
+                reason=state["reason"] or "unhealthy",
+                run_id=run_id,
+                created_at=now,
             )
+            session.add(row)
+            session.flush()
+            stopped = session.execute(
+                select(CursorRow.key, CursorRow.value).where(CursorRow.source == source)
+            ).all()
+            for key, value in stopped:
+                if not key.startswith(NAMESPACES) and unfinished(value, window):
+                    session.add(CursorRow(source=source, key=f"{REFETCH_NS}{row.id}:{key}", value=value))
             queued += 1
     return queued
 

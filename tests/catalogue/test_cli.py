@@ -37,6 +37,26 @@ def test_import_render_stats_check(db_url: str, tmp_path: Path) -> None:
     assert "Published in 2025" in out and "with neither" in out
 
 
+def test_one_entry_is_one_entry(db_url: str, tmp_path: Path) -> None:
+    """A list of one: import said "1 entries in 1 sections", stats "1 entries", and check
+    "1 entries, 0 problem(s)" (synthetic lists)."""
+    one = tmp_path / "one.md"
+    one.write_text("# Papers\n\n- **Visual Prompt Tuning** [[paper]](https://arxiv.org/abs/2203.12119)\n")
+    code, out, err = run(db_url, "catalogue", "import", str(one), "--name", "one")
+    assert code == 0, err
+    assert out == "imported 'one': 1 entry in 1 section\n"
+    code, out, _ = run(db_url, "catalogue", "stats", "one")
+    assert code == 0 and out.startswith("one: 1 entry (preset: none)\n")
+    checked = CliRunner().invoke(main, ["catalogue", "check", str(one)])
+    assert checked.exit_code == 0 and checked.stderr == "1 entry, 0 problems\n"
+    twice = tmp_path / "twice.md"
+    twice.write_text(
+        one.read_text() + "- **Visual Prompt Tuning** [[paper]](https://arxiv.org/abs/2203.12119)\n"
+    )
+    checked = CliRunner().invoke(main, ["catalogue", "check", str(twice)])
+    assert checked.exit_code == 1 and checked.stderr == "2 entries, 1 problem\n"
+
+
 def test_bad_input_is_one_line_and_exit_2(db_url: str, tmp_path: Path) -> None:
     binary = tmp_path / "x.png"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")

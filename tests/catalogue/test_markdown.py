@@ -788,3 +788,187 @@ def test_a_bwlong_short_name_without_its_colon_is_still_a_short_name() -> None:
         .title
         == "Visual Prompting via Image Inpainting"
     )
+
+
+DISI = "disi-unibo-nlp__awesome-prompt-learning__README.md"
+JIANG = "jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
+USTC = "ustcjinggg__Awesome-PEFT-VLM__README.md"
+
+
+def test_the_multi_word_venues_of_the_real_bullet_lists_read_whole() -> None:
+    """disi-unibo-nlp's "(The 34th International Conference on Software Engineering and
+    Knowledge Engineering, 2022)" read as "Engineering" (and an upgrade replaced only that
+    word), synbol's "WANT @ ICML 2024." (a workshop) as the main conference "ICML"."""
+    old = read(DISI)
+    doc = parse(old)
+    entry = next(e for e in doc.entries if e.title.startswith("AESPrompt"))
+    venue = "The 34th International Conference on Software Engineering and Knowledge Engineering"
+    assert f"with Prompt Tuning** ({venue}, 2022) [[paper](" in old  # the list's own line
+    assert (entry.venue, entry.year) == (venue, 2022)
+    updated = doc.update_entry(entry.index, venue="SEKE", year=2022)
+    assert updated.raw == entry.raw.replace(f"({venue}, 2022)", "(SEKE, 2022)")
+    assert (updated.venue, updated.year) == ("SEKE", 2022)
+    synbols = [n for n in ALL if n.startswith("synbol")]
+    assert len(synbols) == 3
+    for name in synbols:
+        [entry] = [e for e in parse(read(name)).entries if e.title.startswith("Enhancing Fine-grained Multi")]
+        assert entry.raw.startswith("- **[29] Enhancing") and ",** WANT @ ICML 2024.\n" in entry.raw, name
+        assert (entry.venue, entry.year) == ("WANT @ ICML", 2024), name
+
+
+# One real entry of each style whose venue the parser read by its last word, by (list, line);
+# the tests make it synthetic by putting a venue of several words where the list has its own.
+REAL_ENTRY_OF_EACH_STYLE = {
+    "synbol": (SYNBOL, 65),  # - **[1] AdaptFormer: ...,** NeurIPS 2022.
+    "jianghaojun": (JIANG, 52),  # - **Visual Prompt Tuning,** ECCV 2022 (arXiv:2203.12119). badges
+    "disi": (DISI, 79),  # 3. **PADA: ...** (ACL, 2022) [[paper](..)] [[code](..)]<br>![](badge)
+    "ttengwang": (TTENG, 63),  # - Diversity-Aware Meta Visual Prompting [[paper]](..) + `CVPR 2023`
+    "bwlong": (BWLONG, 22),  # * **MaPLe**: Multi-modal Prompt Learning [[CVPR 2023](..)] [[Code](..)]
+    # * Open-Set Domain Adaptation with Visual-Language Foundation Models[[arXiv 2307](..)]: with
+    # its venue upgraded to several words, it was no entry at all (its only link named nothing)
+    "plain": (BWLONG, 201),
+    "table": (USTC, 20),  # | Bridging Vision and Language Encoders: ... | ICCV2023 | ...
+}
+
+
+@pytest.mark.parametrize("venue", ["Pattern Recognition", "CVPR Workshops", "ICLR (Oral)", "Proc. IEEE"])
+@pytest.mark.parametrize("style", sorted(REAL_ENTRY_OF_EACH_STYLE))
+def test_a_venue_of_several_words_reads_whole_in_every_style(style: str, venue: str) -> None:
+    """A real entry with a venue of several words put in place of its own (synthetic): the
+    venue is all of it, as written, not its last word ("Pattern Recognition 2024" read as
+    "Recognition", "ICLR (Oral)" as no venue); its span is that text, so an upgrade
+    replaces all of it."""
+    name, line = REAL_ENTRY_OF_EACH_STYLE[style]
+    old = read(name)
+    real = next(e for e in parse(old).entries if e.line == line)
+    assert real.style == style
+    span = real.spans.get("venue") or real.spans["link_venue"]
+    own = real.raw[span[0] : span[1]]
+    shown = venue if "venue" in real.spans else f"{venue} {real.year}"  # [[CVPR 2023](..)]
+    if style == "table":  # a Venue cell without a Year column holds both: "| ICCV2023 |"
+        shown = f" {venue}{real.year} "
+    text = old.replace(real.raw, real.raw[: span[0]] + shown + real.raw[span[1] :], 1)
+    assert text != old and own.strip().startswith(real.venue or "?")
+    doc = parse(text)
+    entry = next(e for e in doc.entries if e.line == line)
+    assert (entry.title, entry.venue, entry.year) == (real.title, venue, real.year)
+    updated = doc.update_entry(entry.index, venue="TPAMI", year=2026)
+    assert (updated.venue, updated.year) == ("TPAMI", 2026)
+    assert venue not in updated.raw
+
+
+@pytest.mark.parametrize("venue", ["Pattern Recognition", "ICLR (Oral)"])
+def test_a_new_entry_with_a_venue_of_several_words_reads_back_in_every_section(venue: str) -> None:
+    """What we write is what we read: a paper inserted in every section of every real list
+    reads back with its whole venue, and its upgrade leaves none of that venue behind. Written
+    like a synbol, jianghaojun, disi, ttengwang, BWLONG or ustcjinggg neighbour, it read back
+    as "Recognition" or "Oral" or no venue, and the upgrade made "Pattern TPAMI 2026"."""
+    new = NewEntry("Prompting Foo", venue, 2025, PAPER, CODE, "Foo", authors=["A. B"])
+    styles: set[str] = set()
+    for name in (n for n in ALL if "@" not in n):  # the newest version of each list
+        for section in sorted({tuple(e.section_path) for e in parse(read(name)).entries}):
+            doc = parse(read(name))
+            try:
+                entry = doc.insert_entry(new, list(section))
+            except UserError:
+                continue  # a section name that two sections share
+            if entry.venue is None and entry.year is None:
+                continue  # a style that shows no venue (the plain surveys' "- Title. [[Paper](..)]")
+            where = f"{name} {section}: {entry.raw!r}"
+            assert (entry.venue, entry.year) == (venue, 2025), where
+            styles.add(entry.style)
+            updated = doc.update_entry(entry.index, venue="TPAMI", year=2026)
+            assert (updated.venue, updated.year) == ("TPAMI", 2026), where
+            assert venue not in updated.raw, where
+    assert styles >= {"synbol", "jianghaojun", "disi", "ttengwang", "bwlong", "table", "generalizable"}
+
+
+def test_an_upgrade_of_a_venue_cell_that_holds_the_year_too() -> None:
+    """ustcjinggg's table has no Year column: "| ICCV2023 |" holds both. Its upgrade failed
+    with "no year text to update", and an upgrade of the venue alone wrote "| TPAMI |",
+    losing the year. Now the cell is rewritten whole, glued as the list writes it."""
+    old = read(USTC)
+    row = next(e for e in parse(old).entries if e.line == 20)
+    assert (row.venue, row.year) == ("ICCV", 2023) and "| ICCV2023 |" in row.raw
+    doc = parse(old)
+    updated = doc.update_entry(row.index, venue="Pattern Recognition", year=2026)
+    assert updated.raw == row.raw.replace("| ICCV2023 |", "| Pattern Recognition2026 |")
+    assert (updated.venue, updated.year) == ("Pattern Recognition", 2026)
+    added, removed = added_lines(old, doc.render())
+    assert (removed, added) == ([row.raw], [updated.raw])
+    updated = parse(old).update_entry(row.index, venue="TPAMI", year=None)
+    assert updated.raw == row.raw.replace("| ICCV2023 |", "| TPAMI2023 |")
+    assert (updated.venue, updated.year) == ("TPAMI", 2023)
+
+
+def _real_line_changed(name: str, line: int, old: str, new: str) -> ParsedEntry:
+    """The entry at `line` of a real list, parsed with `old` replaced by `new` in it (synthetic)."""
+    text = read(name)
+    real = next(e for e in parse(text).entries if e.line == line)
+    assert old in real.raw
+    changed = text.replace(real.raw, real.raw.replace(old, new, 1), 1)
+    return next(e for e in parse(changed).entries if e.line == line)
+
+
+def test_a_comma_before_the_year_is_no_venue() -> None:
+    """Real lines with a comma where the list has a venue or a space (synthetic): BWLONG's
+    "Title, 2022 (*Lab*)." read as the venue "" (stored, and shown by `stats`), and a
+    jianghaojun "**Focus Your Attention when Few-Shot Classification,** NeurIPS, 2023." (without
+    its badge) as a BWLONG entry with the short name "Focus Your ...," and the title "NeurIPS"."""
+    coop = _real_line_changed(BWLONG, 27, ", IJCV, 2022 (*NTU", ", 2022 (*NTU")
+    assert (coop.style, coop.short_name, coop.title) == (
+        "bwlong",
+        "CoOp",
+        "Learning to Prompt for Vision-Language Models",
+    )
+    assert (coop.venue, coop.year) == (None, 2022)
+    badge = " ![](https://img.shields.io/badge/Image_Classification-green)"
+    focus = _real_line_changed(JIANG, 198, f",** NeurIPS 2023{badge}", ",** NeurIPS, 2023.")
+    assert (focus.style, focus.short_name, focus.title) == (
+        "jianghaojun",
+        None,
+        "Focus Your Attention when Few-Shot Classification",
+    )
+    assert (focus.venue, focus.year) == ("NeurIPS", 2023)
+
+
+def test_a_year_in_a_link_is_not_the_entrys_year() -> None:
+    """disi-unibo-nlp's "**Title** (IJCAI) [[paper](https://www.ijcai.org/proceedings/2022/0560.pdf)]"
+    without its "(IJCAI)" (synthetic) took 2022 from the link's address for the entry's year;
+    a year the line writes outside its links still counts (zhengli97's EVA-CLIP "2023.")."""
+    entry = _real_line_changed(DISI, 99, "** (IJCAI) [[paper]", "** [[paper]")
+    assert entry.paper_url == "https://www.ijcai.org/proceedings/2022/0560.pdf"
+    assert (entry.venue, entry.year) == (None, None)
+    eva = next(e for e in parse(read(ZHENG)).entries if e.line == 47)
+    assert (eva.title, eva.venue, eva.year) == (
+        "EVA-CLIP: Improved Training Techniques for CLIP at Scale",
+        None,
+        2023,
+    )
+
+
+def test_a_venue_written_before_the_links_and_markup_of_its_line_reads_whole() -> None:
+    """disi-unibo-nlp's PADA line with its "(ACL, 2022)" written bare as "Pattern Recognition
+    2022", before its links, `<br>` and badges (synthetic): the brackets around its links and
+    the `<br>` were taken for words after the year, and the venue read as "Recognition"."""
+    entry = _real_line_changed(DISI, 79, "** (ACL, 2022) [[paper]", "** Pattern Recognition 2022 [[paper]")
+    assert "[[code](https://github.com/eyalbd2/PADA)]<br>![](https://img.shields.io/badge/" in entry.raw
+    assert (entry.style, entry.venue, entry.year) == ("disi", "Pattern Recognition", 2022)
+
+
+def test_a_link_named_by_a_venue_of_several_words_is_the_paper_link_on_any_host() -> None:
+    """BWLONG's "* Open-Set Domain Adaptation ...[[arXiv 2307](..)]" with its paper at an MDPI
+    journal (synthetic; MDPI's "Electronics" and "Applied Sciences" are venues of the
+    disi-unibo-nlp list): a link named "Electronics 2023" was the paper link wherever it
+    pointed, one named "Applied Sciences 2023" was no link at all, and the entry was lost."""
+    url = "https://www.mdpi.com/2079-9292/12/1/1"
+    for venue in ("Electronics", "Applied Sciences"):
+        entry = _real_line_changed(
+            BWLONG, 201, "[[arXiv 2307](https://arxiv.org/abs/2307.16204)]", f"[[{venue} 2023]({url})]"
+        )
+        assert (entry.title, entry.venue, entry.year, entry.paper_url) == (
+            "Open-Set Domain Adaptation with Visual-Language Foundation Models",
+            venue,
+            2023,
+            url,
+        )

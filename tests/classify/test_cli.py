@@ -91,6 +91,17 @@ def test_score_to_standard_output(tmp_path: Path, model: CatalogueModel) -> None
     assert not (Path.cwd() / "-").exists()
 
 
+def test_score_of_one_paper_says_one_paper(tmp_path: Path) -> None:
+    """It said "scored 1 papers"."""
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        json.dumps({"id": 1, "title": "Visual prompt tuning", "abstract": "We tune prompts."}) + "\n"
+    )
+    code, out, err = score_awesome_vpt(tmp_path, papers, str(tmp_path / "scores.jsonl"))
+    assert code == 0, err
+    assert out.startswith("scored 1 paper with ")
+
+
 def test_score_gives_back_each_id_as_written(tmp_path: Path) -> None:
     """Output ids are the input's: a numeric id came back as a string ("7"), so a join on
     the id found nothing, and an object id came back as its Python repr ("{'arxiv': ...}")."""

@@ -81,6 +81,15 @@ def test_ingest_jsonl_then_stats_and_rerun_changes_nothing(db_url: str) -> None:
     engine.dispose()
 
 
+def test_ingest_jsonl_of_one_record_says_one(db_url: str, tmp_path: Path) -> None:
+    """It said "1 records from 1 file(s): 1 new papers"."""
+    one = tmp_path / "one.jsonl"
+    one.write_text(CORPUS[0].read_text().splitlines()[0] + "\n")
+    code, out, err = run(db_url, "ingest-jsonl", str(one))
+    assert code == 0, err
+    assert out == "1 record from 1 file: 1 new paper, 0 merged, 0 already stored\n"
+
+
 def test_a_malformed_line_names_file_and_line_and_nothing_is_written(db_url: str, tmp_path: Path) -> None:
     good = CORPUS[0].read_text().splitlines()
     bad = tmp_path / "bad.jsonl"
@@ -257,6 +266,22 @@ def import_synthetic_list(db_url: str) -> None:
         "awesome-vpt",
     )
     assert code == 0, err
+
+
+def test_enrich_of_one_entry_says_one(db_url: str, tmp_path: Path) -> None:
+    """It said "1 entries ... 1 new papers" (a synthetic list of one and a dump of one)."""
+    one = tmp_path / "one.md"
+    one.write_text("# Papers\n\n- **Visual Prompt Tuning** [[paper]](https://arxiv.org/abs/2203.12119)\n")
+    assert run(db_url, "catalogue", "import", str(one), "--name", "one")[0] == 0
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text(
+        json.dumps({"id": "2203.12119", "title": "Visual Prompt Tuning", "abstract": "Prompts."}) + "\n"
+    )
+    code, out, err = run(db_url, "catalogue", "enrich", "one", "--no-arxiv", "--from-jsonl", str(dump))
+    assert code == 0, err
+    assert out.startswith("one: 1 entry, 0 already complete; 1 matched in dumps") and out.endswith(
+        ", 1 new paper\n"
+    )
 
 
 def test_enrich_from_arxiv_by_id_and_by_title(db_url: str, arxiv_server: ReplayServer) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from vpt_tracker.dumps import read_corpus_jsonl
 from vpt_tracker.ingest import (
@@ -24,7 +24,7 @@ from vpt_tracker.ingest import (
 )
 from vpt_tracker.models import Page, RawRecord
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import PaperRow
+from vpt_tracker.store.tables import IdentityGenerationRow, PaperRow
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "corpus").glob("*.jsonl"))
 
@@ -267,3 +267,21 @@ def test_a_forum_id_let_go_is_let_go_in_the_journal_too(
     stats = ingest(engine, [accepted], "3")
     assert len(loads) == 1  # the snapshot and its journal were used
     assert (stats.new_papers, stats.merged, stats.upgraded) == (0, 1, 1)
+
+
+def test_an_identity_generation_deleted_by_hand_is_made_again(
+    engine: Engine, snapshots: Path, loads: list[int]
+) -> None:
+    """The counter a saved index is checked against (`identity_changed`): without its row, no
+    write would move it on and a host whose clock is behind could go unnoticed again."""
+    records = read_corpus_jsonl(CORPUS[0])[:20]
+    with transaction(engine) as session:
+        session.execute(delete(IdentityGenerationRow))
+    ingest(engine, records[:10], "1")
+    assert save_index(engine)
+    with transaction(engine) as session:
+        assert session.scalar(select(IdentityGenerationRow.generation)) == 1
+        session.execute(update(IdentityGenerationRow).values(generation=IdentityGenerationRow.generation + 1))
+    forget_indexes()
+    ingest(engine, records[10:20], "2")
+    assert len(loads) == 2  # the counter alone moved: the snapshot was not used

@@ -428,8 +428,9 @@ def test_merge_moves_decisions_of_the_dropped_candidate(engine: Engine, db_url: 
             )
         )
         ids = (accepted.id, deferred.id)
-    result = run_json(db_url, "papers", "merge", str(keep), str(other))
-    assert result["candidates_dropped"] == [ids[1]] and result["decisions_moved"] == 1
+    code, out, err = run(db_url, "papers", "merge", str(keep), str(other))
+    assert code == 0, err  # one decision is one (it said "1 decisions kept")
+    assert f"candidates dropped: {ids[1]} (1 decision kept on the candidate that stays)" in out
     with transaction(engine) as session:
         kept = session.get(CandidateRow, ids[0])
         assert kept is not None and kept.status == "accepted" and kept.version == 6
@@ -502,7 +503,7 @@ def test_check_lists_old_merges_of_titles_that_differ_in_a_number(
     assert [g["numbers"] for g in suspect["groups"]] == [["2"], ["3"]]
     assert suspect["split"] == f"vpt-tracker papers split {merged} --sighting {v3}"
     code, out, _ = run(db_url, "papers", "check")
-    assert code == 0 and "1 papers hold sightings whose titles differ in a number; 0 keys" in out
+    assert code == 0 and "1 paper holds sightings whose titles differ in a number; 0 keys are" in out
 
     run_json(db_url, "papers", "split", str(merged), "--sighting", str(v3))
     assert run_json(db_url, "papers", "check") == {"titles_differ_in_a_number": [], "stale_keys": []}
@@ -644,3 +645,61 @@ def test_a_sighting_reads_back_as_the_record_it_stored() -> None:
     # A payload of another version: unknown keys are ignored, missing ones take defaults.
     older = RawRecord.from_json({"source": "jsonl", "source_id": "x", "title": "T", "retired_field": 1})
     assert older == RawRecord(source="jsonl", source_id="x", title="T")
+
+
+OCEAN_WAVES = RawRecord(
+    source="arxiv_api", source_id="2501.00001", title="Forecasting Ocean Waves with Graph Networks",
+    authors=("Ida Berg",), arxiv_id="2501.00001",
+)  # fmt: skip
+SMARTPROMPT_DOI = RawRecord(
+    source="crossref", source_id="smartprompt-doi", title=V2.title, authors=V2.authors,
+    arxiv_id=V2.arxiv_id, doi="10.1000/smartprompt",
+)  # fmt: skip
+SMARTPROMPT_BY_DOI = RawRecord(
+    source="catalogue", source_id="smartprompt-by-doi", title="SmartPrompt (journal version)",
+    doi="10.1000/SMARTPROMPT",
+)  # fmt: skip
+
+
+def store_state(engine: Engine) -> tuple[Any, ...]:
+    """What a saved identity index was checked against before: count, highest id, latest change."""
+    with transaction(engine) as session:
+        query = select(func.count(PaperRow.id), func.max(PaperRow.id), func.max(PaperRow.modified_at))
+        return tuple(session.execute(query).one())
+
+
+@pytest.mark.parametrize("writer", ["rebuild", "ingest"])
+def test_a_write_from_a_host_whose_clock_is_behind_still_retires_every_saved_index(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, isolated: Path, writer: str
+) -> None:
+    """Several hosts, one PostgreSQL store. A saved index was trusted while the paper count,
+    the highest id and the latest modification time were those it was saved with; a write
+    from a host whose clock is behind (`papers rebuild`, or a record that gives a paper a
+    key) changes none of the three, and the other host's next run went on with the index
+    from before: it took the repaired DOI for free and failed on the unique key, on every
+    rerun. Every identity write now raises a counter in the store, in its own transaction."""
+    from vpt_tracker import identity
+
+    host_a, host_b = isolated / "cache", isolated.parent / "host-b" / "cache"
+    keep_index_between_runs(host_a)
+    sea_ice = old_doi_key(engine)
+    smartprompt, _latest = load(engine, V2, OCEAN_WAVES)  # the last write, by host A
+    assert save_index(engine)
+    saved = store_state(engine)
+
+    keep_index_between_runs(host_b)  # host B: its own data dir, and a clock years behind
+    forget_indexes()
+    behind = datetime(2020, 1, 1, tzinfo=UTC)
+    if writer == "rebuild":
+        monkeypatch.setattr(identity, "utcnow", lambda: behind)
+        assert identity.rebuild(engine, sea_ice).changed  # the stale DOI is gone
+    else:
+        assert ingest_records(engine, [SMARTPROMPT_DOI], now=lambda: behind).merged == 1
+    assert store_state(engine) == saved  # all the old check looked at is as it was
+
+    keep_index_between_runs(host_a)  # host A's next run
+    forget_indexes()
+    if writer == "rebuild":
+        assert load(engine, SEA_ICE_JOURNAL) == [sea_ice]
+    else:
+        assert load(engine, SMARTPROMPT_BY_DOI) == [smartprompt]

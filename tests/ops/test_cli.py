@@ -103,7 +103,7 @@ def test_run_nightly_exit_codes_and_runs_listing(engine: Engine, db_url: str, tm
 
     listing = invoke(tmp_path, db_url, rss_config(base), "runs", "--last", "5")
     assert listing.exit_code == 0
-    assert "UNHEALTHY" in listing.output and "1 windows queued for refetch" in listing.output
+    assert "UNHEALTHY" in listing.output and "1 window queued for refetch" in listing.output
     as_json = invoke(tmp_path, db_url, rss_config(base), "runs", "--json")
     runs = json.loads(as_json.output)
     assert [run["outcome"] for run in runs] == ["failed", "ok"]
@@ -117,6 +117,46 @@ def test_runs_shows_an_error_with_brackets_as_written(engine: Engine, db_url: st
     listing = invoke(tmp_path, db_url, "", "runs")
     assert listing.exit_code == 0, listing.output
     assert "cat:[cs.CV] refused [/] after" in " ".join(listing.output.split())
+    assert "last 1 run " in listing.output  # it said "last 1 runs"
+
+
+def test_runs_of_an_empty_store_says_there_are_none(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    """No run yet: it printed an empty table titled "last 0 runs"."""
+    listing = invoke(tmp_path, db_url, "", "runs")
+    assert listing.exit_code == 0, listing.output
+    assert listing.output == "no runs recorded yet\n"
+
+
+def test_a_run_summary_counts_one_of_each_as_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """A quiet night stores one record from one page: the summary said "1 records, 1 new
+    papers, 1 pages", "refetched 1 windows" and "caught up 1 papers it owed"."""
+    from vpt_tracker.cli.ops import _print_result
+    from vpt_tracker.models import RunOutcome
+    from vpt_tracker.pipeline import RunResult
+
+    window = {"start": "2026-08-19", "end": "2026-08-20"}
+    one = {"records": 1, "new_papers": 1, "pages": 1, "refetched": [window]}
+    _print_result(
+        RunResult(
+            run_id=7,
+            kind="nightly",
+            outcome=RunOutcome.OK,
+            window=None,
+            counts={
+                "records": 1,
+                "new_papers": 1,
+                "sources": {"arxiv_rss": one},
+                "catalogues": {"vpt": {"caught_up": 1}},
+            },
+            errors={},
+            health={"arxiv_rss": {"healthy": True}},
+            duration_s=1.0,
+        )
+    )
+    out = capsys.readouterr().out
+    assert "  arxiv_rss: 1 record, 1 new paper, 1 page, refetched 1 window; healthy\n" in out
+    assert "; caught up 1 paper it owed\n" in out
+    assert "run 7 (nightly): ok, 1 record, 1 new paper in 1.0s\n" in out
 
 
 def in_kolkata(db_url: str) -> str:

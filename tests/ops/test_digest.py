@@ -695,6 +695,25 @@ def test_a_source_without_a_run_in_the_week_is_not_called_healthy(engine: Engine
     assert '<tr><td>arxiv_rss</td><td class="muted">no run this week</td>' in html
 
 
+def test_one_record_in_one_run_is_one_record(engine: Engine) -> None:
+    """A source's health line said "1 records in 1 run"."""
+    seed_week(engine)  # arxiv_rss has a window queued
+    started = Week(2026, 48).start + timedelta(days=1)
+    with transaction(engine) as session:
+        session.add(
+            RunRow(
+                kind="nightly",
+                outcome="ok",
+                started_at=started,
+                counts={"records": 1, "sources": {"arxiv_rss": {"records": 1}}},
+                errors={},
+                health={"arxiv_rss": {"healthy": True}},
+            )
+        )
+    text, _ = render(build_digest(engine, Week(2026, 48), now=NOW + timedelta(days=7)))
+    assert "  - arxiv_rss: healthy, 1 record in 1 run, 1 window queued for refetch\n" in text
+
+
 def test_a_relabel_is_no_accept_of_its_week(engine: Engine) -> None:
     """Relabelling an accepted paper stamps the candidate's decision time and reviewer; the
     week's accepted papers are those whose accept (not undone) fell in the week, by whoever

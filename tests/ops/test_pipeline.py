@@ -18,13 +18,24 @@ from sqlalchemy import Engine, func, select
 from ops.feeds import RSS, client, feed_server, rss_settings
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.classify.model import CatalogueModel
-from vpt_tracker.config import CatalogueConfig, CvfConference, CvfConfig, KeywordRules, Settings
+from vpt_tracker.config import (
+    ArxivApiConfig,
+    ArxivRssConfig,
+    CatalogueConfig,
+    CvfConference,
+    CvfConfig,
+    HttpConfig,
+    KeywordRules,
+    OpenReviewConfig,
+    Settings,
+    SourcesConfig,
+)
 from vpt_tracker.enqueue import score_and_enqueue
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import AlreadyRunning, exclusive
 from vpt_tracker.models import RunOutcome
 from vpt_tracker.pipeline import aware, backfill, backfill_windows, nightly, pending_refetches, recent_runs
-from vpt_tracker.replay import ReplayServer, default_root
+from vpt_tracker.replay import Fault, ReplayServer, default_root
 from vpt_tracker.sources.arxiv_rss import parse_feed
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
@@ -41,6 +52,9 @@ from vpt_tracker.store.tables import (
 # The 2026-08-20 feeds announce Wednesday 2026-08-19 at 04:00 UTC.
 WED = datetime(2026, 8, 19, 6, 30, tzinfo=UTC)
 CV_ITEMS, CL_ITEMS = 171, 134
+SOURCE_FIXTURES = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "sources"
+)  # the recorded arXiv API series
 COCOOP_PAGE = "Zhou_Conditional_Prompt_Learning_for_Vision-Language_Models_CVPR_2022_paper.html"
 
 
@@ -525,3 +539,46 @@ def test_a_gap_longer_than_two_weeks_names_the_backfill_that_fetches_it(
         "from 2026-08-05 06:30 UTC; fetch the days before with "
         "`vpt-tracker run backfill --since 2026-07-20 --until 2026-08-05`"
     )
+
+
+def _api_settings(db_url: str, base_url: str) -> Settings:
+    """Only the arXiv API source on the replay server, pages of 10, no waiting, no retries."""
+    return Settings(
+        database_url=db_url,
+        http=HttpConfig(max_retries=0, default_min_interval=0, min_interval={}, host_groups={}, timeout=5),
+        sources=SourcesConfig(
+            arxiv_api=ArxivApiConfig(base_url=base_url, categories=["cs.SE"], keywords=[], page_size=10),
+            arxiv_rss=ArxivRssConfig(enabled=False),
+            openreview=OpenReviewConfig(enabled=False),
+            cvf=CvfConfig(enabled=False),
+        ),
+    )
+
+
+def test_the_refetch_of_a_failed_arxiv_window_resumes_where_the_failed_run_stopped(
+    engine: Engine, db_url: str
+) -> None:
+    """The nightly run's arXiv API fetch fails at its second page (start=10, HTTP 503). The
+    next run refetches that window: it used to ask for it again from start=0, because the
+    refetch reads cursors of its own (`refetch:<id>:query`) and the failed run's position
+    was left under the nightly key, where this run's own window then overwrote it."""
+    with ReplayServer(SOURCE_FIXTURES) as replay:
+        replay.inject(Fault("status", match="start=10&", status=503))
+        settings = _api_settings(db_url, replay.urls()["arxiv_api"])
+        first = nightly(settings, engine, now=WED, client=client(settings))
+        assert "503" in first.errors["arxiv_api"]
+        assert first.counts["sources"]["arxiv_api"]["records"] == 10
+        [queued] = pending_refetches(engine)
+        failed_query = next(r.query["search_query"] for r in replay.requests)
+        replay.requests.clear()
+
+        second = nightly(settings, engine, now=WED + timedelta(days=1), client=client(settings))
+        refetch = [r.query["start"] for r in replay.requests if r.query["search_query"] == failed_query]
+    assert second.outcome == RunOutcome.OK
+    assert second.counts["sources"]["arxiv_api"]["refetched"] == [
+        f"{aware(queued.window_start).isoformat()}/{aware(queued.window_end).isoformat()}"
+    ]
+    assert refetch == ["10", "20"]  # not "0", "10", "20"
+    with transaction(engine) as session:
+        ids = session.scalars(select(SightingRow.source_id).where(SightingRow.source == "arxiv_api")).all()
+    assert len(ids) == len(set(ids)) == 30  # the whole window, nothing skipped

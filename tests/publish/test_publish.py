@@ -385,7 +385,11 @@ def test_rejecting_the_only_paper_of_an_open_pull_request_closes_it(
         relevance=0.91,
         label_scores={"learnable": 0.88},
     )
-    assert cli("publish", CATALOGUE).exit_code == 0
+    opened = cli("publish", CATALOGUE)
+    assert opened.exit_code == 0, opened.output
+    # One paper is one change and one candidate (it said "1 change(s), 1 candidate(s)").
+    assert "opened pull request #1 (1 change, 1 candidate marked published): " in opened.output
+    assert github.pulls[0]["title"] == f"{CATALOGUE}: add 1 paper (vpt-tracker)"
     assert (
         cli("review", "reject", str(plot), "--reason", "not a VPT paper", "--reviewer", "alice").exit_code
         == 0
@@ -487,7 +491,8 @@ def test_a_large_backlog_fits_in_one_pull_request(
     accept_backlog(engine, count)
     result = cli("publish", CATALOGUE)
     assert result.exit_code == 0, result.output
-    assert f"opened pull request #1 ({count} change(s)" in result.output
+    assert f"opened pull request #1 ({count} changes, {count} candidates marked published)" in result.output
+    assert github.pulls[0]["title"] == f"{CATALOGUE}: add {count} papers (vpt-tracker)"
     body = github.pulls[0]["body"]
     assert len(body) <= 65536
     assert f"### Added ({count})" in body and "Part 0]" in body

@@ -300,6 +300,7 @@ async def test_conflict_shows_the_other_reviewers_decision(sqlite: Engine, ids: 
         await pilot.press("a", "enter")
         assert status_of(sqlite, ids["first"]) == ("rejected", None, "off-topic")
         assert app.summary.conflicts == 1 and app.summary.accepted == 0
+        assert ", 1 conflict in " in app.summary.render()  # it said "1 conflicts"
         assert any("now rejected by bob" in n.message for n in app._notifications)
         assert app.candidates.current is not None and app.candidates.current.status == "rejected"
 

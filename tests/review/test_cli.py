@@ -64,9 +64,11 @@ def test_undo_of_a_relabel_says_what_it_undid(cli: Any, ids: dict[str, int]) -> 
     assert cli("relabel", str(ids["high"]), "--labels", "token", "--reviewer", "alice").exit_code == 0
     undone = cli("undo", "--reviewer", "alice")
     assert undone.exit_code == 0, undone.output
-    assert f"undone: relabel of {ids['high']}, labels: pixel again" in undone.stdout  # not "pending again"
+    assert (
+        f"undone: relabel of {ids['high']}, its labels are pixel again" in undone.stdout
+    )  # not "pending again"
     undone = cli("undo", "--reviewer", "alice")
-    assert f"undone: relabel of {ids['high']}, the proposed labels again" in undone.stdout
+    assert f"undone: relabel of {ids['high']}, its labels are the proposed ones again" in undone.stdout
 
 
 def test_list_of_every_catalogue_names_each_lines_catalogue(
@@ -195,7 +197,9 @@ def test_bulk_reject_asks_then_rejects(cli: Any, engine: Engine, ids: dict[str, 
     declined = cli("bulk-reject", "--below", "0.5", input="n\n")
     assert declined.exit_code == 1 and ReviewQueue(engine, "x").count() == 2
     result = cli("bulk-reject", "--below", "0.5", "--yes", "--reason", "noise")
-    assert result.exit_code == 0 and "rejected 1 candidates" in result.stdout
+    # One is one candidate, and undo reverts "it" (it said "rejected 1 candidates ... reverts them").
+    assert result.exit_code == 0 and "rejected 1 candidate below 0.5 (noise)" in result.stdout
+    assert result.stdout.endswith("`review undo` reverts it\n")
     assert ReviewQueue(engine, "x").get(ids["low"]).reason == "noise"
 
 
@@ -212,7 +216,7 @@ def test_bulk_reject_names_the_catalogues_it_rejects_in(
         declined.output
     )
     one = cli("bulk-reject", "--catalogue", "vpt", "--below", "0.5", input="n\n")
-    assert "reject 1 pending candidates scoring below 0.5 in vpt?" in one.output
+    assert "reject 1 pending candidate scoring below 0.5 in vpt?" in one.output
     result = cli("bulk-reject", "--below", "0.5", "--yes")
     assert result.exit_code == 0, result.output
     assert (

@@ -242,6 +242,46 @@ def test_resumes_mid_window_from_a_cursor(fixture_replay: ReplayServer, make_cli
     assert [len(p.records) for p in rest] == [10, 10]
 
 
+def test_a_resumed_fetch_whose_window_announces_another_total_starts_over(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The cursor was saved when start=0 said 214881 results; now the window says 30 (synthetic
+    # counts): results were announced late or removed in between, and an offset into the old
+    # answer could skip one of the new. The window is read again from start=0.
+    source = _source(fixture_replay, make_client())
+    first = next(iter(source.fetch(WINDOW, {})))
+    _series_saying(fixture_replay, 30)
+    fixture_replay.requests.clear()
+    pages = list(source.fetch(WINDOW, {"query": first.cursor}))
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["10", "0", "10", "20"]
+    assert [len(p.records) for p in pages] == [10, 10, 10] and pages[-1].done
+
+
+def test_a_cursor_for_another_query_starts_over(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The same window, but the categories changed since the cursor was saved: its offset
+    # counts results of the old query. A cursor that names no query (an older version's) too.
+    first = next(iter(_source(fixture_replay, make_client(), categories=["cs.SE"]).fetch(WINDOW, {})))
+    legacy = json.dumps(
+        {key: value for key, value in json.loads(first.cursor or "").items() if key != "query"}
+    )
+    for categories, cursor in ((["cs.SE", "cs.LG"], first.cursor), (["cs.SE"], legacy)):
+        fixture_replay.requests.clear()
+        source = _source(fixture_replay, make_client(), categories=categories)
+        next(iter(source.fetch(WINDOW, {"query": cursor})))
+        assert [q["start"] for q in _api_requests(fixture_replay)] == ["0"]
+    fixture_replay.requests.clear()  # the same query resumes
+    next(
+        iter(
+            _source(fixture_replay, make_client(), categories=["cs.SE"]).fetch(
+                WINDOW, {"query": first.cursor}
+            )
+        )
+    )
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["10"]
+
+
 def test_a_cursor_of_another_window_starts_over_and_a_done_one_does_nothing(
     fixture_replay: ReplayServer, make_client: MakeClient
 ) -> None:

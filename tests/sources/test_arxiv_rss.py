@@ -212,6 +212,29 @@ def test_legacy_rdf_feed(fixture_replay: ReplayServer, make_client: MakeClient) 
     )
 
 
+def test_items_without_a_date_of_their_own_are_dated_by_the_feeds_announcement(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # The RSS 2.0 items of 2024 had no <pubDate> (they have since 2025), and RDF items never
+    # had a date: the announcement is the channel's <pubDate> / <dc:date>. Every record of
+    # these feeds came without a date, so their papers had no year.
+    (page,) = _fetch(fixture_replay, make_client(), "2024-03-04", date(2024, 3, 4), date(2024, 3, 4))
+    announced = datetime(2024, 3, 4, 5, 0, tzinfo=UTC)  # Mon, 04 Mar 2024 00:00:00 -0500
+    records = {r.arxiv_id: r for r in page.records}
+    assert len(records) == 112
+    new, replaced = records["2403.00068"], next(r for r in page.records if r.announce_type == "replace")
+    assert (new.announce_type, new.published, new.updated) == ("new", announced, None)
+    assert (replaced.published, replaced.updated) == (None, announced)
+    assert all((r.published or r.updated) == announced for r in page.records)
+
+    (legacy,) = _fetch(fixture_replay, make_client(), "2024-01-22", date(2024, 1, 22), date(2024, 1, 23))
+    rdf_announced = datetime(2024, 1, 23, 1, 30, tzinfo=UTC)  # <dc:date>2024-01-22T20:30:00-05:00
+    olor = next(r for r in legacy.records if r.arxiv_id == "2401.10962")
+    assert (olor.announce_type, olor.published, olor.updated) == ("new", rdf_announced, None)
+    assert all((r.published or r.updated) == rdf_announced for r in legacy.records)
+    assert all(r.published is None for r in legacy.records if r.announce_type == "replace")
+
+
 def test_empty_rdf_feed(fixture_replay: ReplayServer, make_client: MakeClient) -> None:
     (page,) = _fetch(fixture_replay, make_client(), "2023-08-31", date(2023, 8, 31), date(2023, 9, 1))
     assert page.records == []

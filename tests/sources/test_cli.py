@@ -75,7 +75,7 @@ def test_dry_run_prints_and_touches_no_database(tmp_path: Path, replay: ReplaySe
         database=f"sqlite:///{database}",
     )
     assert result.exit_code == 0, result.output
-    assert "arxiv_api: would store 32 records from 1 pages (1 requests)" in result.output
+    assert "arxiv_api: would store 32 records from 1 page (1 request)" in result.output
     assert "2307.06948  Self-regulating Prompts" in result.output
     assert not database.exists()
 
@@ -119,7 +119,7 @@ def test_fetch_stores_and_a_venue_sighting_upgrades_the_preprint(
     # Run again: the cursor says the unchanged listing is stored; only the listing is requested.
     replay.requests.clear()
     third = _run(config, "cvf", *window, database=db_url)
-    assert "stored 0 records from 0 pages (1 requests)" in third.output
+    assert "stored 0 records from 0 pages (1 request)" in third.output
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(SightingRow)) == sightings
 
@@ -141,7 +141,7 @@ def test_a_failing_page_stores_nothing_and_keeps_the_cursor(
     replay.clear_faults()
     replay.requests.clear()
     resumed = _run(config, "cvf", database=db_url)
-    assert "stored 5 records from 1 pages (6 requests)" in resumed.output
+    assert "stored 5 records from 1 page (6 requests)" in resumed.output
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(SightingRow)) == 30
 
@@ -180,12 +180,12 @@ def test_a_window_that_ends_after_now_is_asked_for_again(
         time.sleep((midnight - now).total_seconds() + 1)
     config = _config(tmp_path, replay)
     first = _run(config, "arxiv_api", database=db_url)
-    assert "arxiv_api: stored 32 records from 1 pages (1 requests)" in first.output
+    assert "arxiv_api: stored 32 records from 1 page (1 request)" in first.output
     with transaction(engine) as session:
         cursor = session.scalar(select(CursorRow.value).where(CursorRow.source == "arxiv_api"))
     assert cursor is not None and json.loads(cursor)["done"] is False and json.loads(cursor)["offset"] == 32
     second = _run(config, "arxiv_api", database=db_url)
-    assert "arxiv_api: stored 0 records from 1 pages (1 requests)" in second.output
+    assert "arxiv_api: stored 0 records from 1 page (1 request)" in second.output
     # A window that has ended is done once fetched: fetching it again asks for nothing.
     past = ["--since", "2026-08-19", "--until", "2026-08-20"]
     _run(config, "arxiv_api", *past, database=db_url)
@@ -252,11 +252,11 @@ def test_papers_stored_without_abstracts_get_them_once_abstracts_are_on(
     off = tmp_path / "off.toml"
     off.write_text(config.read_text() + "fetch_abstracts = false\n")
     listed = _run(off, "cvf", database=db_url)
-    assert "stored 30 records from 1 pages (1 requests)" in listed.output, listed.output
+    assert "stored 30 records from 1 page (1 request)" in listed.output, listed.output
     on = _run(config, "cvf", database=db_url)
     assert "stored 30 records from 2 pages (31 requests)" in on.output, on.output
     with transaction(engine) as session:
         abstracts = session.scalars(select(PaperRow.abstract)).all()
     assert len(abstracts) == 30 and all(abstracts)
     again = _run(off, "cvf", database=db_url)  # the pages hold all the listing does
-    assert "stored 0 records from 0 pages (1 requests)" in again.output, again.output
+    assert "stored 0 records from 0 pages (1 request)" in again.output, again.output

@@ -230,6 +230,25 @@ def test_a_link_that_is_no_url_is_skipped(tmp_path: Path, make_client: MakeClien
     assert len(page.records) == 29  # the paper whose title link is no URL; the others are read
 
 
+def test_relative_paper_links_are_read_against_the_listing(tmp_path: Path, make_client: MakeClient) -> None:
+    # Older CVF listings link their papers relative to the listing (`content_ICCV_2019/html/…`,
+    # no leading slash); the replay listing with its links so written (a synthetic edit). The
+    # pdf links were resolved so, but a title link was taken for a path as written, which is
+    # no CVF page: every paper was dropped ("lists no papers: has the CVF layout changed?").
+    listing = (
+        (default_root() / "cvf" / "CVPR2022.html").read_text().replace('href="/content/', 'href="content/')
+    )
+    with ReplayServer(_broken(tmp_path, listing)) as server:
+        pages = list(_source(server, make_client()).fetch(WINDOW, {}))
+        paper_requests = [r.path for r in server.requests if r.path.startswith("/content/")]
+    records = {r.cvf_url: r for p in pages for r in p.records}
+    assert len(records) == 30 and COCOOP in records
+    assert records[COCOOP].abstract and records[COCOOP].pdf_url == COCOOP.replace(
+        "/html/", "/papers/"
+    ).replace(".html", ".pdf")
+    assert len(paper_requests) == 30
+
+
 def test_a_paper_page_that_is_gone_is_reported_and_the_other_papers_are_fetched(
     tmp_path: Path, make_client: MakeClient
 ) -> None:

@@ -230,3 +230,46 @@ def test_a_retry_after_that_is_no_number_falls_back_to_backoff(
     client = make_client()
     assert client.get(replay.base_url + FEED).status_code == 200
     assert [r.status for r in client.request_log] == [429, 200] and len(fake_time.sleeps) == 1
+
+
+def test_a_redirect_waits_the_turn_of_the_host_it_leads_to(replay: ReplayServer, fake_time: FakeTime) -> None:
+    """httpx followed redirects inside one `send`: the hop skipped the interval and the log.
+
+    `http://export.arxiv.org/api/query` (the arxiv package's own default for years) answers
+    301 to `https://`: the hop went to arXiv at once, two requests in no time against its
+    one per 3 s. A redirect to a host of another group was sent without waiting that
+    group's turn either, and did not count as its last request.
+    """
+    client = HttpClient(
+        HttpConfig(min_interval={"api2.openreview.net": 2.0}),  # arXiv's 3 s stays (the defaults)
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        transport=LoopbackTransport(replay.base_url),
+    )
+    query = {"search_query": "all:x", "start": "0", "max_results": "10"}
+    target = "https://export.arxiv.org/api/query?search_query=all%3Ax&start=0&max_results=10"
+    replay.inject(Fault("status", match="/api/query", status=301, headers={"Location": target}))
+    assert client.get("http://export.arxiv.org/api/query", query).status_code == 200
+    first, hop = client.request_log
+    assert (first.status, hop.status) == (301, 200) and hop.url == target and hop.group == "arxiv"
+    assert hop.time - first.time == pytest.approx(3.0)
+
+    client.get("https://api2.openreview.net/notes")
+    moved = "https://api2.openreview.net/notes?offset=0"
+    replay.inject(Fault("status", match="/notes?id=", status=308, headers={"Location": moved}))
+    client.get("https://openreview.net/notes", {"id": "x"})  # its own group: sent at once
+    api2, old, new = client.request_log[2:]
+    assert old.time == api2.time and old.status == 308
+    assert new.url == moved and new.time - api2.time == pytest.approx(2.0)
+    client.close()
+
+
+def test_redirects_are_followed_a_bounded_number_of_times(
+    replay: ReplayServer, make_client: MakeClient, fake_time: FakeTime
+) -> None:
+    loop = replay.base_url + "/loop"
+    replay.inject(Fault("status", match="/loop", status=302, headers={"Location": loop}, times=-1))
+    client = make_client()
+    with pytest.raises(HttpError, match="TooManyRedirects"):
+        client.get(loop)
+    assert len(client.request_log) == 21 and fake_time.sleeps == []  # the first and 20 hops, no retry

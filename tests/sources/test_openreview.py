@@ -69,6 +69,28 @@ def test_resumes_from_the_offset_in_the_cursor(replay: ReplayServer, make_client
     assert _note_queries(replay) == []
 
 
+def test_a_resumed_venue_whose_count_changed_starts_over(tmp_path: Path, make_client: MakeClient) -> None:
+    # The replay's 80 accepted notes (synthetic, see replay_data/README.md). A fetch stores
+    # the first page of 30 and stops; before it resumes, submission 5 (a decision released
+    # late) joins the accepted list at its number, and every note after it moves one place.
+    # Resumed at offset 30, the fetch never read it.
+    recorded = json.loads((default_root() / "openreview" / "ICLR2024-accepted.json").read_text())
+    root = _root(
+        tmp_path, ICLR.venue_id, json.dumps({"notes": recorded["notes"][:4] + recorded["notes"][5:]}).encode()
+    )
+    with ReplayServer(root) as server:
+        source = _source(server, make_client(), page_size=30)
+        first = next(iter(source.fetch(WINDOW, {})))
+        (root / "openreview" / "page.json").write_text(json.dumps(recorded))
+        server.requests.clear()
+        rest = list(source.fetch(WINDOW, {ICLR.venue_id: first.cursor}))
+        offsets = [q["offset"] for q in _note_queries(server)]
+    late = recorded["notes"][4]["id"]
+    assert late in {r.source_id for p in rest for r in p.records}
+    assert offsets == ["30", "0", "30", "60"]  # the count said 80, not 79: read again from 0
+    assert rest[-1].done
+
+
 def _note(note_id: str, title: str, venueid: str) -> dict:
     return {
         "id": note_id,

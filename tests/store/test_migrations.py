@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from sqlalchemy import Engine, insert, inspect, text
 
 from vpt_tracker.store import transaction
-from vpt_tracker.store.db import make_engine
+from vpt_tracker.store.db import StoreError, make_engine, schema_transaction
 from vpt_tracker.store.migrate import pending_model_changes, upgrade
 from vpt_tracker.store.tables import Base, CatalogueRow, PaperRow
 
@@ -84,5 +87,157 @@ def test_titles_folded_the_old_way_are_keyed_again(db_url: str) -> None:
             year=2025,
         )
         assert ingest_records(engine, [venue]).merged == 1
+    finally:
+        engine.dispose()
+
+
+# Rows of every table that points at papers, candidates or entries, written in SQL so that
+# they fit the schema of revision 0005 whatever columns later revisions add.
+_ROWS_AT_0005 = [
+    "INSERT INTO runs (id, kind, started_at, outcome, counts, errors, health)"
+    " VALUES (1, 'ingest', '2026-01-01 00:00:00', 'ok', '{}', '{}', '{}')",
+    "INSERT INTO catalogues (id, name, source_text, source_sha256, imported_at)"
+    " VALUES (1, 'c', 'readme', '0', '2026-01-01 00:00:00')",
+    *(
+        "INSERT INTO papers (id, title, title_key, first_author_key, abstract, authors, categories,"
+        f" created_at, modified_at, arxiv_id) VALUES ({n}, 'paper {n}', 'paper {n}', '', 'abstract {n}',"
+        f" '[\"A {n}\"]', '[]', '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2401.0000{n}')"
+        for n in (1, 2, 3)
+    ),
+    *(
+        "INSERT INTO sightings (id, paper_id, source, source_id, payload_hash, payload, fetched_at, run_id)"
+        f" VALUES ({n}, {n}, 'jsonl', 's{n}', 'h{n}', '{{}}', '2026-01-01 00:00:00', 1)"
+        for n in (1, 2, 3)
+    ),
+    *(
+        "INSERT INTO candidates (id, paper_id, catalogue_id, status, relevance, label_scores,"
+        " proposed_labels, low_confidence, version, created_at, updated_at)"
+        f" VALUES ({n}, {n}, 1, 'pending', 0.5, '{{}}', '[]', false, 1, '2026-01-01 00:00:00',"
+        " '2026-01-01 00:00:00')"
+        for n in (1, 2)
+    ),
+    "INSERT INTO decisions (id, candidate_id, reviewer, action, at, before, after, undone)"
+    " VALUES (1, 2, 'r', 'defer', '2026-01-01 00:00:00', '{}', '{}', false)",
+    *(
+        "INSERT INTO entries (id, catalogue_id, paper_id, candidate_id, position, section_path, labels,"
+        f" badges, title, title_key, state, extra) VALUES ({n}, 1, {n}, {n}, {n}, '[]', '[]', '[]',"
+        f" 'paper {n}', 'paper {n}', 'imported', '{{}}')"
+        for n in (1, 2)
+    ),
+    "INSERT INTO scoring_backlog (id, catalogue, paper_id, run_id, created_at)"
+    " VALUES (1, 'c', 3, 1, '2026-01-01 00:00:00')",
+]
+
+_KEPT = {
+    "papers": "SELECT id, title, arxiv_id FROM papers ORDER BY id",
+    "sightings": "SELECT id, paper_id, run_id FROM sightings ORDER BY id",
+    "candidates": "SELECT id, paper_id, catalogue_id FROM candidates ORDER BY id",
+    "decisions": "SELECT id, candidate_id FROM decisions ORDER BY id",
+    "entries": "SELECT id, paper_id, candidate_id FROM entries ORDER BY id",
+    "scoring_backlog": "SELECT id, paper_id FROM scoring_backlog ORDER BY id",
+}
+
+
+def _foreign_keys(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
+    inspector = inspect(engine)
+    return {
+        table: sorted(
+            (
+                fk["name"] or "",
+                *fk["constrained_columns"],
+                fk["referred_table"],
+                str(fk["options"].get("ondelete")),
+            )
+            for fk in inspector.get_foreign_keys(table)
+        )
+        for table in sorted(inspector.get_table_names())
+    }
+
+
+def test_ids_of_deleted_rows_are_never_given_again_after_the_upgrade(db_url: str) -> None:
+    """0006: on SQLite, a merged-away paper's id (the highest) went to the next new paper, and
+    everything that remembered it (a log, a digest, the saved identity index) then named
+    another paper; the same for a merge's dropped candidate and a retracted entry. The
+    rebuild of the tables keeps every row and every foreign key."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0005")
+        with engine.begin() as connection:
+            for statement in _ROWS_AT_0005:
+                connection.execute(text(statement))
+            if engine.dialect.name == "postgresql":  # the rows above chose their ids themselves
+                for table in ("papers", "candidates", "entries"):
+                    connection.execute(
+                        text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+                    )
+            before = {table: connection.execute(text(query)).all() for table, query in _KEPT.items()}
+        keys_before = _foreign_keys(engine)
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert {table: connection.execute(text(query)).all() for table, query in _KEPT.items()} == before
+        assert {
+            table: keys for table, keys in _foreign_keys(engine).items() if table in keys_before
+        } == keys_before
+        assert pending_model_changes(engine) == []
+        with transaction(engine) as session:  # the foreign keys still act: a paper takes its sightings along
+            session.execute(text("DELETE FROM sightings WHERE paper_id = 3"))
+            session.execute(text("DELETE FROM papers WHERE id = 3"))
+            assert session.execute(text("SELECT count(*) FROM scoring_backlog")).scalar() == 0
+            session.execute(text("DELETE FROM candidates WHERE id = 2"))  # its decision goes with it
+            assert session.execute(text("SELECT count(*) FROM decisions")).scalar() == 0
+            assert session.execute(text("SELECT candidate_id FROM entries WHERE id = 2")).scalar() is None
+            session.execute(text("DELETE FROM entries WHERE id = 2"))
+        with transaction(engine) as session:
+            paper = PaperRow(title="a later paper", title_key="a later paper")
+            session.add(paper)
+            session.flush()
+            assert paper.id == 4  # not 3, the id of the deleted paper
+            candidates, entries = Base.metadata.tables["candidates"], Base.metadata.tables["entries"]
+            candidate = session.execute(
+                insert(candidates).values(paper_id=paper.id, catalogue_id=1).returning(candidates.c.id)
+            ).scalar_one()
+            assert candidate == 3  # not 2
+            entry = session.execute(
+                insert(entries)
+                .values(catalogue_id=1, position=3, title="a later paper", title_key="a later paper")
+                .returning(entries.c.id)
+            ).scalar_one()
+            assert entry == 3  # not 2
+    finally:
+        engine.dispose()
+
+
+def test_a_deleted_highest_id_is_not_given_again(engine: Engine) -> None:
+    """The same on a store made at the head revision: the tables are AUTOINCREMENT there too."""
+    with transaction(engine) as session:
+        papers = [PaperRow(title=f"paper {n}", title_key=f"paper {n}") for n in range(3)]
+        session.add_all(papers)
+        session.flush()
+        highest = papers[-1].id
+        session.delete(papers[-1])
+    with transaction(engine) as session:
+        later = PaperRow(title="later", title_key="later")
+        session.add(later)
+        session.flush()
+        assert later.id > highest
+
+
+def test_an_upgrade_that_would_leave_a_broken_foreign_key_is_rolled_back(tmp_path: Path) -> None:
+    """SQLite upgrades run with foreign-key actions off (a rebuilt table's drop must not
+    cascade), so the keys are checked before the commit instead, and stay enforced after."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            with (
+                pytest.raises(StoreError, match="would break foreign keys"),
+                schema_transaction(connection, write=True),
+            ):
+                connection.exec_driver_sql(
+                    "INSERT INTO sightings (paper_id, source, source_id, payload_hash, payload, fetched_at)"
+                    " VALUES (99, 'jsonl', 's', 'h', '{}', '2026-01-01 00:00:00')"
+                )
+            assert connection.exec_driver_sql("SELECT count(*) FROM sightings").scalar() == 0
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()

@@ -25,6 +25,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.models import check_catalogue_name, check_github_repo, check_readme_path
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CatalogueRow, EntryRow, utcnow
+from vpt_tracker.wording import plural
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class ImportResult:
     def summary(self) -> str:
         """What a maintainer is told after an import (the CLI and the demo say it alike)."""
         verb = "replaced" if self.replaced else "imported"
-        return f"{verb} {self.name!r}: {self.entries} entries in {self.sections} sections"
+        entries = plural(self.entries, "entry", "entries")
+        return f"{verb} {self.name!r}: {entries} in {plural(self.sections, 'section')}"
 
 
 def get_catalogue(session: Session, name: str) -> CatalogueRow:

@@ -22,6 +22,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CatalogueRow
+from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ def stats_command(app: AppContext, name: str, as_json: bool) -> None:
     if as_json:
         echo_json(stats)
         return
-    click.echo(f"{stats['catalogue']}: {stats['entries']} entries (preset: {stats['preset'] or 'none'})")
+    entries = plural(stats["entries"], "entry", "entries")
+    click.echo(f"{stats['catalogue']}: {entries} (preset: {stats['preset'] or 'none'})")
     for title, key in (
         ("Sections", "sections"),
         ("Labels", "labels"),
@@ -182,7 +184,7 @@ def check_command(file: Path) -> None:
     for problem in problems:
         click.echo(f"{file}:{problem.line}: {problem.kind}: {problem.message}")
     entries = len(parse(text).entries)
-    click.echo(f"{entries} entries, {len(problems)} problem(s)", err=True)
+    click.echo(f"{plural(entries, 'entry', 'entries')}, {plural(len(problems), 'problem')}", err=True)
     if problems:
         raise SystemExit(1)
 

@@ -37,6 +37,7 @@ from vpt_tracker.enqueue import (
 )
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
+from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
 SCORE_CHUNK = 40_000  # papers per progress step; each is scored in batches of 10,000
@@ -219,7 +220,8 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
             step(len(chunk))
     # With `--output -` stdout holds the scores alone, so the summary goes to stderr.
     click.echo(
-        f"scored {len(papers)} papers with {directory}: {queued} above threshold or included by a rule",
+        f"scored {plural(len(papers), 'paper')} with {directory}: "
+        f"{queued} above threshold or included by a rule",
         err=to_stdout(output_path),
     )
 

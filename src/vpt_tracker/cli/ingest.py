@@ -24,6 +24,7 @@ from vpt_tracker.models import RawRecord, RunOutcome
 from vpt_tracker.pipeline import recover_interrupted
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CursorRow, EntryRow, PaperRow, RunRow, SightingRow
+from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def ingest_jsonl(app: AppContext, files: tuple[Path, ...], batch_size: int, as_j
         echo_json(counts)
     else:
         click.echo(
-            f"{counts['records']} records from {len(files)} file(s): {counts['new_papers']} new papers, "
+            f"{plural(counts['records'], 'record')} from {plural(len(files), 'file')}: "
+            f"{plural(counts['new_papers'], 'new paper')}, "
             f"{counts['merged']} merged, {counts['duplicate_sightings']} already stored"
         )
 
@@ -269,9 +271,10 @@ def enrich(
         echo_json(stats.as_dict())
         return
     click.echo(
-        f"{name}: {stats.entries} entries, {stats.complete} already complete; "
+        f"{name}: {plural(stats.entries, 'entry', 'entries')}, {stats.complete} already complete; "
         f"{stats.matched_local} matched in dumps, {stats.matched_arxiv} on arXiv, "
-        f"{stats.unmatched} without abstract; {stats.linked} linked, {stats.ingest.new_papers} new papers"
+        f"{stats.unmatched} without abstract; {stats.linked} linked, "
+        f"{plural(stats.ingest.new_papers, 'new paper')}"
         + (f"; {stats.wrong_links} linking another paper (warned above)" if stats.wrong_links else "")
     )
 

@@ -21,6 +21,7 @@ from vpt_tracker.cli.context import (
     to_stdout,
     write_output,
 )
+from vpt_tracker.wording import plural
 
 if TYPE_CHECKING:
     from vpt_tracker.pipeline import RunResult
@@ -65,10 +66,11 @@ def _print_result(result: RunResult) -> None:
         counts = sources[name]
         health = result.health.get(name, {})
         state = "healthy" if health.get("healthy", True) else f"UNHEALTHY ({health.get('reason')})"
-        refetched = f", refetched {len(counts['refetched'])} windows" if counts.get("refetched") else ""
+        windows = len(counts.get("refetched") or ())
+        refetched = f", refetched {plural(windows, 'window')}" if windows else ""
         click.echo(
-            f"  {name}: {counts['records']} records, {counts['new_papers']} new papers, "
-            f"{counts['pages']} pages{refetched}; {state}"
+            f"  {name}: {plural(counts['records'], 'record')}, {plural(counts['new_papers'], 'new paper')}, "
+            f"{plural(counts['pages'], 'page')}{refetched}; {state}"
         )
         for problem in health.get("problems", []):
             click.echo(f"  {name}: {problem}", err=True)
@@ -78,14 +80,15 @@ def _print_result(result: RunResult) -> None:
         # A nightly run stores one dict of counts per catalogue, a backfill one per window.
         rounds = stats if isinstance(stats, list) else [stats]
         caught_up = sum(int(r.get("caught_up") or 0) for r in rounds)
-        owed = f"; caught up {caught_up} papers it owed" if caught_up else ""
+        owed = f"; caught up {plural(caught_up, 'paper')} it owed" if caught_up else ""
         click.echo(f"  catalogue {name}: {EnqueueStats.total(name, rounds).summary()}{owed}")
     for key, message in sorted(result.errors.items()):
         if key.startswith("catalogue:"):
             click.echo(f"  {key}: {message}", err=True)
     click.echo(
         f"run {result.run_id} ({result.kind}): {result.outcome.value}, "
-        f"{result.counts.get('records', 0)} records, {result.counts.get('new_papers', 0)} new papers "
+        f"{plural(result.counts.get('records', 0), 'record')}, "
+        f"{plural(result.counts.get('new_papers', 0), 'new paper')} "
         f"in {result.duration_s:.1f}s"
     )
 
@@ -183,7 +186,7 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"last {len(rows)} runs")
+    table = Table(title=f"last {plural(len(rows), 'run')}")
     for column in ("id", "kind", "started (UTC)", "took", "outcome", "records", "health"):
         table.add_column(column)
     for row in rows:
@@ -207,10 +210,13 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
         )
         # Text, not markup: an error may quote "[cs.CV]" (Rich would hide it) or "[/]" (a crash).
         table.add_row(*(Text(cell) for cell in cells))
-    Console(width=120).print(table)
+    if rows:
+        Console(width=120).print(table)
+    else:  # not an empty table titled "last 0 runs"
+        click.echo("no runs recorded yet")
     queued = pending_refetches(engine)
     if queued:
-        click.echo(f"{len(queued)} windows queued for refetch on the next run:")
+        click.echo(f"{plural(len(queued), 'window')} queued for refetch on the next run:")
         for item in queued:
             click.echo(
                 f"  {item.source} {item.window_start:%Y-%m-%d %H:%M} .. "

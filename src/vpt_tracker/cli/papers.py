@@ -6,7 +6,8 @@ import click
 
 from vpt_tracker.cli.context import ROW_ID, AppContext, echo_json, pass_app
 from vpt_tracker.identity import Repair, check, describe, merge, rebuild, split, stale_keys
-from vpt_tracker.ingest import keep_index_between_runs
+from vpt_tracker.ingest import KEY_FIELDS, keep_index_between_runs
+from vpt_tracker.wording import plural
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
@@ -35,9 +36,7 @@ def show_command(app: AppContext, paper_id: int, as_json: bool) -> None:
             f" (was {data['previous_venue'] or 'a preprint'}, upgraded {data['venue_upgraded_at']:%Y-%m-%d})"
         )
     click.echo(f"  venue: {venue or '-'}")
-    keys = ", ".join(
-        f"{name} {data[name]}" for name in ("arxiv_id", "doi", "openreview_id", "cvf_url") if data[name]
-    )
+    keys = ", ".join(f"{name} {data[name]}" for name in KEY_FIELDS if data[name])
     click.echo(f"  keys: {keys or '-'}")
     click.echo(f"  sightings ({len(data['sightings'])}):")
     for s in data["sightings"]:
@@ -169,7 +168,7 @@ def _report(repair: Repair, as_json: bool) -> None:
     if repair.candidates_dropped:
         click.echo(
             f"  candidates dropped: {_ids(repair.candidates_dropped)} "
-            f"({repair.decisions_moved} decisions kept on the candidate that stays)"
+            f"({plural(repair.decisions_moved, 'decision')} kept on the candidate that stays)"
         )
     if repair.candidates_copied:
         click.echo(f"  rejections kept for the new paper: candidates {_ids(repair.candidates_copied)}")
@@ -211,8 +210,8 @@ def check_command(app: AppContext, as_json: bool) -> None:
         click.echo(f"  {key.key} {key.stored!r} is now {key.current!r}{held}")
         click.echo(f"  {key.fix_command()}")
     click.echo(
-        f"{len(suspects)} papers hold sightings whose titles differ in a number; "
-        f"{len(stale)} keys are stored in an old form"
+        f"{plural(len(suspects), 'paper holds', 'papers hold')} sightings whose titles differ in a number; "
+        f"{plural(len(stale), 'key is', 'keys are')} stored in an old form"
     )
 
 

@@ -10,6 +10,7 @@ import click
 
 from vpt_tracker.cli.context import AppContext, pass_app
 from vpt_tracker.publish.publisher import STEPS, Plan, Progress, Publisher, dry_run
+from vpt_tracker.wording import plural
 
 
 @contextmanager
@@ -87,8 +88,8 @@ def publish_command(app: AppContext, name: str, dry_run_: bool) -> None:
     verb = "opened" if outcome.created else "updated"
     changes = len(outcome.plan.changes)
     click.echo(
-        f"{verb} pull request #{outcome.pull.number} ({changes} change(s), "
-        f"{outcome.published} candidate(s) marked published): {outcome.pull.url}"
+        f"{verb} pull request #{outcome.pull.number} ({plural(changes, 'change')}, "
+        f"{plural(outcome.published, 'candidate')} marked published): {outcome.pull.url}"
     )
 
 

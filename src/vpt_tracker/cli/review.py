@@ -14,6 +14,7 @@ from vpt_tracker.cli.context import ROW_COUNT, ROW_ID, AppContext, echo_json, pa
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.review.queue import Filter, QueueItem, ReviewQueue, resolve_reviewer
+from vpt_tracker.wording import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -261,12 +262,7 @@ def undo(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: s
     items = queue.undo()
     for item in items:
         if queue.last_undone == "relabel":  # the status never changed: say what did
-            labels = (
-                f"labels: {', '.join(item.final_labels) or 'none'}"
-                if item.final_labels is not None
-                else "the proposed labels"
-            )
-            click.echo(f"undone: relabel of {item.candidate_id}, {labels} again: {item.title}")
+            click.echo(f"undone: relabel of {item.candidate_id}, {item.labels_restored()}: {item.title}")
         else:
             click.echo(f"undone: {item.candidate_id} is {item.status} again: {item.title}")
 
@@ -295,14 +291,17 @@ def bulk_reject(
     count = sum(counts.values())
     if count and not yes:
         click.confirm(
-            f"reject {count} pending candidates scoring below {below:g} in {_where(queue, counts)}?",
+            f"reject {plural(count, 'pending candidate')} scoring below {below:g} "
+            f"in {_where(queue, counts)}?",
             abort=True,
         )
     with _progress(count, "rejecting") as advance:
         result = queue.bulk_reject_below(below, reason, progress=advance)
     where = f" in {_where(queue, result.by_catalogue)}" if result.rejected else ""
+    them = "it" if result.rejected == 1 else "them"
     click.echo(
-        f"rejected {result.rejected} candidates below {below:g} ({reason}){where}; `review undo` reverts them"
+        f"rejected {plural(result.rejected, 'candidate')} below {below:g} ({reason}){where}; "
+        f"`review undo` reverts {them}"
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from vpt_tracker.cli.context import AppContext, echo_json, pass_app
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import Page, RawRecord, Window
+from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ def fetch(
         return
     verb = "would store" if dry_run else "stored"
     click.echo(
-        f"{source}: {verb} {summary['records']} records from {summary['pages']} pages "
-        f"({summary['requests']} requests)"
+        f"{source}: {verb} {plural(summary['records'], 'record')} from {plural(summary['pages'], 'page')} "
+        f"({plural(summary['requests'], 'request')})"
     )
     for line in summary.get("first", []):
         click.echo(f"  {line}")

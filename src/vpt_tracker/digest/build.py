@@ -34,6 +34,7 @@ from vpt_tracker.store.tables import (
     RunRow,
     ScoringBacklogRow,
 )
+from vpt_tracker.wording import plural
 
 #: Candidates shown per label group; the rest are counted ("and 12 more").
 TOP_PER_LABEL = 10
@@ -221,10 +222,10 @@ class Digest:
     def subject(self) -> str:
         new = sum(c.new_count for c in self.catalogues)
         unhealthy = sum(1 for h in self.health if not h.last_healthy)
-        tail = f", {unhealthy} unhealthy source{'s' if unhealthy != 1 else ''}" if unhealthy else ""
+        tail = f", {plural(unhealthy, 'unhealthy source')}" if unhealthy else ""
         if not self.runs:  # the runs stopped (service down, broken cron line): not a quiet week
             tail += ", no runs"
-        return f"vpt-tracker digest {self.week.label}: {new} new candidate{'s' if new != 1 else ''}{tail}"
+        return f"vpt-tracker digest {self.week.label}: {plural(new, 'new candidate')}{tail}"
 
 
 def paper_url(paper: PaperRow) -> str | None:
@@ -353,12 +354,14 @@ def _catalogue_digest(
     def decided(
         statuses: tuple[CandidateStatus, ...],
         column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None],
-        reviewers: dict[int, str] | None = None,
+        reviewer: ColumnElement[str | None] | InstrumentedAttribute[str | None],
     ) -> list[PaperLine]:
         rows = session.execute(
-            select(CandidateRow, PaperRow)
+            select(CandidateRow, PaperRow, reviewer)
             .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
-            .outerjoin(last_accept, last_accept.c.candidate_id == CandidateRow.id)
+            .outerjoin(
+                last_accept, (last_accept.c.candidate_id == CandidateRow.id) & (last_accept.c.latest == 1)
+            )
             .where(
                 CandidateRow.catalogue_id == catalogue.id,
                 CandidateRow.status.in_([status.value for status in statuses]),
@@ -368,49 +371,47 @@ def _catalogue_digest(
             .order_by(PaperRow.title, PaperRow.id)
         ).all()
         lines = []
-        for candidate, paper in rows:
+        for candidate, paper, by in rows:
             line = _line(paper, candidate, titles)
             labels = candidate.final_labels or candidate.proposed_labels or []
             line.labels = [(titles.get(key, key), 1.0) for key in labels]
-            reviewer = (reviewers or {}).get(candidate.id, candidate.reviewer)
-            line.note = f"by {reviewer}" if reviewer else None
+            line.note = f"by {by}" if by else None
             lines.append(line)
         return lines
 
     # A candidate's accept is its last accept not undone, in the review log: `decided_at` and
     # `reviewer` are those of its last action, and a relabel made a paper accepted weeks ago
     # one of the relabel's week (by the relabeller). A candidate without a logged accept
-    # (stored before the log, or by hand) falls back to them.
+    # (stored before the log, or by hand) falls back to them. Each candidate's accepts are
+    # ranked newest first (the later-logged of two at one time), and the join takes the first:
+    # its time and its reviewer come from one row, in one query.
     last_accept = (
-        select(DecisionRow.candidate_id, func.max(DecisionRow.at).label("at"))
+        select(
+            DecisionRow.candidate_id,
+            DecisionRow.at,
+            DecisionRow.reviewer,
+            func.row_number()
+            .over(
+                partition_by=DecisionRow.candidate_id,
+                order_by=(DecisionRow.at.desc(), DecisionRow.id.desc()),
+            )
+            .label("latest"),
+        )
         .join(CandidateRow, CandidateRow.id == DecisionRow.candidate_id)
         .where(
             CandidateRow.catalogue_id == catalogue.id,
             DecisionRow.action == "accept",
             DecisionRow.undone.is_(False),
         )
-        .group_by(DecisionRow.candidate_id)
         .subquery()
     )
     accepted_at = func.coalesce(last_accept.c.at, CandidateRow.decided_at)
-    accepters = {
-        candidate_id: reviewer
-        for candidate_id, reviewer in session.execute(
-            select(DecisionRow.candidate_id, DecisionRow.reviewer)
-            .join(
-                last_accept,
-                (last_accept.c.candidate_id == DecisionRow.candidate_id)
-                & (last_accept.c.at == DecisionRow.at),
-            )
-            .where(DecisionRow.action == "accept", DecisionRow.undone.is_(False))
-            .order_by(DecisionRow.id)
-        )
-    }
+    accepter = func.coalesce(last_accept.c.reviewer, CandidateRow.reviewer)
     # Accepted that week, published since or not: a paper accepted on Monday and published on
     # Thursday, or in a later week (a digest sent late, a retry), was one of the week's
     # accepted papers all the same.
-    accepted = decided((CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED), accepted_at, accepters)
-    published = decided((CandidateStatus.PUBLISHED,), CandidateRow.published_at)
+    accepted = decided((CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED), accepted_at, accepter)
+    published = decided((CandidateStatus.PUBLISHED,), CandidateRow.published_at, CandidateRow.reviewer)
 
     in_catalogue = (
         select(EntryRow.paper_id)
@@ -592,7 +593,7 @@ def _source_health(session: Session, week: Week, cutoff: datetime) -> tuple[list
 
 
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=PackageLoader("vpt_tracker.digest", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
         undefined=StrictUndefined,
@@ -600,6 +601,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    environment.globals["plural"] = plural  # the templates count as the CLI does
+    return environment
 
 
 def render(digest: Digest) -> tuple[str, str]:

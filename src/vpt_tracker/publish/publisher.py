@@ -48,6 +48,7 @@ from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
 from vpt_tracker.publish.upstream import Rebase, rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
+from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -241,9 +242,9 @@ def pull_title(name: str, changes: list[Change]) -> str:
     updated = len(changes) - added
     parts = []
     if added:
-        parts.append(f"add {added} paper{'s' if added != 1 else ''}")
+        parts.append(f"add {plural(added, 'paper')}")
     if updated:
-        parts.append(f"update {updated} venue{'s' if updated != 1 else ''}")
+        parts.append(f"update {plural(updated, 'venue')}")
     return f"{name}: {' and '.join(parts) or 'no changes'} (vpt-tracker)"
 
 

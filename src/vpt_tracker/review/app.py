@@ -36,6 +36,7 @@ from vpt_tracker.review.dialogs import AcceptScreen, FilterScreen, HelpScreen, R
 from vpt_tracker.review.panes import CandidateList, DetailView, explanation_terms, render_detail
 from vpt_tracker.review.queue import Conflict, Filter, QueueItem, ReviewQueue
 from vpt_tracker.store.tables import utcnow
+from vpt_tracker.wording import plural
 
 #: action -> (default keys, footer description). Config `review.keys` maps an action to other keys.
 DEFAULT_KEYS: dict[str, tuple[str, str]] = {
@@ -91,7 +92,7 @@ class SessionSummary:
         minutes = ((self.finished or utcnow()) - self.started).total_seconds() / 60
         return (
             f"review session of {self.reviewer}: {self.accepted} accepted, {self.rejected} rejected, "
-            f"{self.deferred} deferred, {self.undone} undone, {self.conflicts} conflicts "
+            f"{self.deferred} deferred, {self.undone} undone, {plural(self.conflicts, 'conflict')} "
             f"in {minutes:.1f} min; {self.remaining} still pending"
         )
 
@@ -445,12 +446,7 @@ class ReviewApp(App[SessionSummary]):
         self.summary.undone += len(items)
         first = items[0]
         if self.queue.last_undone == "relabel":  # the status never changed: say what did
-            labels = (
-                f"labels are {', '.join(first.final_labels) or 'none'}"
-                if first.final_labels is not None
-                else "labels are the proposed ones"
-            )
-            self.notify(f"undone your relabel of #{first.candidate_id}: its {labels} again")
+            self.notify(f"undone your relabel of #{first.candidate_id}: {first.labels_restored()}")
         else:
             self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {first.status} again")
         if len(items) == 1 and self.candidates.restore(items[0].candidate_id, items[0]):

@@ -119,6 +119,13 @@ class QueueItem:
             for label in self.proposed_labels
         ]
 
+    def labels_restored(self) -> str:
+        """What an undone relabel gave back, as `review undo` and the review app's `u` both say
+        it: the status never changed, so "pending again" would read as an undone decision."""
+        if self.final_labels is None:
+            return "its labels are the proposed ones again"
+        return f"its labels are {', '.join(self.final_labels) or 'none'} again"
+
     @property
     def venue_year(self) -> str:
         return " ".join(part for part in (self.venue, str(self.year) if self.year else None) if part)

@@ -23,7 +23,7 @@ from vpt_tracker import normalize
 from vpt_tracker.config import ArxivApiConfig
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import Page, RawRecord, Window
-from vpt_tracker.sources.base import Position, SourceError, fetch_ok, read_position
+from vpt_tracker.sources.base import Position, SourceError, fetch_ok, query_mark, read_position
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,28 @@ def _stays_empty(offset: int, expected: int, size: int) -> None:
     )
 
 
+def _moved(page: FeedPage, offset: int, expected: int) -> bool:
+    """Whether the first page of a fetch resumed at `offset` shows the window's results moved.
+
+    An offset only means the same results while the query announces the same total: a
+    submission announced late (held for moderation) or removed since the cursor was saved
+    shifts every result after it, and resuming would skip one. The fetch then starts the
+    window over (ingestion skips what is stored). arXiv's empty glitch says 0 results, which
+    is no new total: that page is asked for again as on any fetch. A cursor without a total
+    cannot show the results did not move, so it starts over too.
+    """
+    if expected >= 0 and (page.total == expected or (not page.entries and page.total <= 0)):
+        return False
+    log.info(
+        "arXiv announces %d results for this window, not the %d of the cursor at start=%d: "
+        "the results may have moved, so the window starts over",
+        page.total,
+        expected,
+        offset,
+    )
+    return True
+
+
 def _count(expected: int) -> str | None:
     return str(expected) if expected >= 0 else None
 
@@ -264,16 +286,18 @@ class ArxivApiSource:
         return page
 
     def fetch(self, window: Window, cursors: Mapping[str, str | None]) -> Iterator[Page]:
-        position = read_position(cursors.get(CURSOR_KEY), window)
-        if position.done:
-            return
         lookback = timedelta(days=self.config.lookback_days)
         query = build_query(self.config.categories, self.config.keywords, window, lookback)
+        mark = query_mark(query)
+        position = read_position(cursors.get(CURSOR_KEY), window, query=mark)
+        if position.done:
+            return
         size = min(self.config.page_size, MAX_PAGE)
         offset = position.offset
         # The most results any page of this window has announced, kept in the cursor: a fetch
         # resumed after an empty page must not take arXiv's empty answer ("0 results") for the end.
         expected = int(position.extra) if position.extra and position.extra.isdigit() else -1
+        resumed = offset > 0
         while True:
             page = self._page(self._params(query, start=offset, size=size))
             for _ in range(EMPTY_PAGE_RETRIES):
@@ -287,6 +311,10 @@ class ArxivApiSource:
                     max(expected, page.total),
                 )
                 page = self._page(self._params(query, start=offset, size=size))
+            if resumed and _moved(page, offset, expected):
+                offset, expected, resumed = 0, -1, False
+                continue
+            resumed = False
             expected = max(expected, page.total)
             if not page.entries and offset < expected:
                 _stays_empty(offset, expected, size)
@@ -301,7 +329,7 @@ class ArxivApiSource:
                 source=NAME,
                 cursor_key=CURSOR_KEY,
                 records=page.records,
-                cursor=Position(offset=offset, done=exhausted, extra=_count(expected)).encode(window),
+                cursor=Position(offset, exhausted, _count(expected), mark).encode(window),
                 done=exhausted,
             )
             if exhausted:

@@ -78,7 +78,10 @@ def parse_feed(body: bytes, category: str) -> Announcement:
         texts = None  # lxml and feedparser disagree on the items: feedparser's texts, as before
     records = []
     for position, entry in enumerate(parsed.entries):
-        record = _legacy_record(entry) if legacy else _record(entry, texts[position] if texts else None)
+        if legacy:
+            record = _legacy_record(entry, announced)
+        else:
+            record = _record(entry, texts[position] if texts else None, announced)
         if record is not None:
             records.append(record)
     if parsed.entries and not records:
@@ -167,11 +170,29 @@ def _categories(entry: Any) -> tuple[str, ...]:
     return tuple(tag["term"] for tag in entry.get("tags", []) if tag.get("term"))
 
 
-def _record(entry: Any, texts: tuple[str | None, str | None] | None = None) -> RawRecord | None:
+def _dates(
+    announce: str, identifier: str, announced: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """(published, updated) of an item announced at `announced`, by its announce type.
+
+    An item's announcement day is when a new paper (or its cross-listing) came out, but a
+    replacement re-announces a paper of any age, and so does a cross-listing added later
+    (2311.06273 in cs.CL in August 2026): its date is when it was updated. Taken for its
+    publication, it made a 2025 paper "arXiv 2026".
+    """
+    replaced = announce not in ("new", "cross") or not _first_announced(identifier, announced)
+    return (None, announced) if replaced else (announced, None)
+
+
+def _record(
+    entry: Any, texts: tuple[str | None, str | None] | None = None, feed_announced: datetime | None = None
+) -> RawRecord | None:
     """An RSS 2.0 item; None when it has no arXiv id or title.
 
     `texts` are the item's title and description as written (see `_item_texts`); without
-    them, feedparser's are read as HTML.
+    them, feedparser's are read as HTML. An item's `<pubDate>` is its announcement; items
+    without one (all of them until 2025) were announced with the feed (`feed_announced`,
+    the channel's `<pubDate>`), and used to get no date at all, so their papers no year.
     """
     raw_title, raw_summary = texts or (None, None)
     clean = _one_line if raw_summary is not None else _plain
@@ -184,12 +205,8 @@ def _record(entry: Any, texts: tuple[str | None, str | None] | None = None) -> R
         return None
     announce = (entry.get("arxiv_announce_type") or (match.group("type") if match else "") or "").strip()
     abstract = clean(match.group("abstract")) if match else clean(summary)
-    announced = _struct_time(entry.get("published_parsed"))
-    # An item's <pubDate> is the day of its announcement. That is when a new paper (or its
-    # cross-listing) came out, but a replacement re-announces a paper of any age, and so does
-    # a cross-listing added later (2311.06273 in cs.CL in August 2026): its date is when it
-    # was updated. Taken for its publication, it made a 2025 paper "arXiv 2026".
-    replaced = announce not in ("new", "cross") or not _first_announced(identifier, announced)
+    announced = _struct_time(entry.get("published_parsed")) or feed_announced
+    published, updated = _dates(announce, identifier, announced)
     return _build(
         entry,
         identifier=identifier,
@@ -198,16 +215,20 @@ def _record(entry: Any, texts: tuple[str | None, str | None] | None = None) -> R
         abstract=abstract,
         authors=_authors(entry.get("author")),
         announce_type=announce if announce in ANNOUNCE_TYPES else announce or None,
-        published=None if replaced else announced,
-        updated=announced if replaced else None,
+        published=published,
+        updated=updated,
         doi=normalize.doi(entry.get("arxiv_doi")),
         journal_ref=_plain(entry.get("arxiv_journal_reference")) or None,
         source_texts=(raw_title, raw_summary) if texts else None,
     )
 
 
-def _legacy_record(entry: Any) -> RawRecord | None:
-    """An RDF item; the announce type is the title's `UPDATED` / `CROSS LISTED` suffix."""
+def _legacy_record(entry: Any, announced: datetime | None = None) -> RawRecord | None:
+    """An RDF item; the announce type is the title's `UPDATED` / `CROSS LISTED` suffix.
+
+    RDF items carry no date: each was announced with the feed (`announced`, the channel's
+    `<dc:date>`), and is dated by it as an RSS 2.0 item is (they used to get no date).
+    """
     match = _LEGACY_TITLE.match(_plain(entry.get("title")))
     if not match:
         return None
@@ -217,6 +238,7 @@ def _legacy_record(entry: Any) -> RawRecord | None:
         return None
     flag = match.group("flag")
     announce = {"UPDATED": "replace", "CROSS LISTED": "cross"}.get(flag or "", "new")
+    published, updated = _dates(announce, identifier, announced)
     return _build(
         entry,
         identifier=identifier,
@@ -225,7 +247,8 @@ def _legacy_record(entry: Any) -> RawRecord | None:
         abstract=_plain(entry.get("summary")),
         authors=_authors(html.unescape(_TAGS.sub("", entry.get("author", "")))),
         announce_type=announce,
-        published=None,
+        published=published,
+        updated=updated,
         doi=None,
         journal_ref=None,
         primary=match.group("cat").strip(),

@@ -7,10 +7,13 @@ transaction, so a killed run resumes at the first page it did not store.
 Cursor values are JSON strings that name the window they belong to. A cursor left by an
 earlier window is ignored (that window is finished or is the pipeline's to refetch), one
 for the same window resumes where it stopped, and a finished one makes the key a no-op.
+A source whose request depends on more than the window (arXiv's categories and keywords)
+also names its query: an offset into the answer to another query points at other results.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ class Position:
     offset: int = 0
     done: bool = False
     extra: str | None = None  # a source-specific marker, e.g. a listing fingerprint
+    query: str | None = None  # `query_mark()` of the request the offset is into
 
     def encode(self, window: Window | None) -> str:
         data: dict[str, Any] = {"offset": self.offset, "done": self.done}
@@ -61,30 +65,66 @@ class Position:
             data["window"] = window_label(window)
         if self.extra is not None:
             data["extra"] = self.extra
+        if self.query is not None:
+            data["query"] = self.query
         return json.dumps(data, sort_keys=True)
 
 
-def read_position(value: str | None, window: Window | None) -> Position:
-    """The stored position for this window; a fresh one when absent, stale or unreadable.
+def query_mark(query: str) -> str:
+    """A short fingerprint of a query, kept in the cursor in place of the (long) query."""
+    return hashlib.sha256(query.encode()).hexdigest()[:16]
 
-    An unreadable value is not fatal: starting the window again only re-reads records that
-    ingestion recognises as duplicate sightings.
-    """
+
+def _decode(value: str | None) -> dict[str, Any] | None:
+    """A stored cursor value as its JSON object; None when absent or not one."""
     if not value:
-        return Position()
+        return None
     try:
         data = json.loads(value)
     except ValueError:
-        return Position()
-    if not isinstance(data, dict):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_position(value: str | None, window: Window | None, *, query: str | None = None) -> Position:
+    """The stored position for this window (and `query`, a `query_mark()`, when given); a
+    fresh one when absent, stale, for another query or unreadable.
+
+    An unreadable value is not fatal: starting the window again only re-reads records that
+    ingestion recognises as duplicate sightings. Nor is one for another query (the config's
+    categories or keywords changed since): its offset counts results of that query, and
+    resuming there would skip results of this one. A cursor that names no query (written
+    before queries were named) counts as another query.
+    """
+    data = _decode(value)
+    if data is None:
         return Position()
     if window is not None and data.get("window") != window_label(window):
+        return Position()
+    if query is not None and data.get("query") != query:
         return Position()
     offset = data.get("offset", 0)
     return Position(
         offset=offset if isinstance(offset, int) and offset >= 0 else 0,
         done=bool(data.get("done", False)),
         extra=data.get("extra") if isinstance(data.get("extra"), str) else None,
+        query=query,
+    )
+
+
+def unfinished(value: str | None, window: Window) -> bool:
+    """Whether `value` is a position part-way into `window`: one a refetch of it can resume.
+
+    A finished position is not: the pipeline refetches a window whose source returned far
+    fewer records than usual too, and that refetch must read it whole again.
+    """
+    data = _decode(value)
+    return (
+        data is not None
+        and data.get("window") == window_label(window)
+        and not data.get("done")
+        and isinstance(data.get("offset"), int)
+        and data["offset"] > 0
     )
 
 
@@ -94,13 +134,8 @@ def reopen(value: str | None, window: Window) -> str | None:
     For a window that has not ended yet: the next fetch of it resumes at the same offset
     instead of taking the window for finished. Other values are returned as they are.
     """
-    if not value:
-        return value
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return value
-    if not isinstance(data, dict) or data.get("window") != window_label(window) or not data.get("done"):
+    data = _decode(value)
+    if data is None or data.get("window") != window_label(window) or not data.get("done"):
         return value
     return json.dumps({**data, "done": False}, sort_keys=True)
 

@@ -96,7 +96,10 @@ def parse_listing(
         if not links:
             continue
         try:
-            path = urlsplit(links[0].get("href")).path
+            # Against the site, as a browser reads it: older listings link their papers
+            # relative to the listing (`content_ICCV_2019/html/…`), and that path as written
+            # was no CVF page, so each such paper was dropped.
+            path = urlsplit(urljoin(base_url + "/", links[0].get("href"))).path
         except ValueError:  # not a URL at all ("http://[::1/..."): not a paper link
             continue
         url = normalize.cvf_url(path)

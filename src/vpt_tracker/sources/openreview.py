@@ -15,6 +15,11 @@ valid. The cursor per venue keeps the next offset for the window being fetched.
 Paging ends on an empty page, or once the offset reaches the answer's `count`. A page
 shorter than `limit` ends it only when the answer has no `count`: the API may answer fewer
 notes than asked for while more remain.
+
+The cursor keeps the `count` its offset was counted in. A fetch that resumes and finds
+another count reads the venue again from the start: a note that joined the list (a
+decision released late joins the accepted ones at its number) or left it moved every note
+after it, and resuming at the offset would skip one.
 """
 
 from __future__ import annotations
@@ -166,8 +171,24 @@ class OpenReviewSource:
             if position.done:
                 continue
             offset = position.offset
+            saved = int(position.extra) if position.extra and position.extra.isdigit() else None
+            resumed = offset > 0
             while True:
                 notes, count = self._notes(venue, self._params(venue, offset, limit))
+                if resumed and (count is None or count != saved):
+                    # Resumed, and the list is not the one the offset was counted in: a note
+                    # joined (a decision released late) or left it, and every note after it
+                    # moved. Read the venue again from the start; ingestion skips what it has.
+                    log.info(
+                        "%s: %s notes now, not the %s of the cursor at offset %d: reading it again",
+                        venue.venue_id,
+                        count,
+                        saved,
+                        offset,
+                    )
+                    offset, resumed = 0, False
+                    continue
+                resumed = False
                 records = [r for r in (note_record(n, venue) for n in notes if isinstance(n, dict)) if r]
                 if notes and not records:
                     raise SourceError(
@@ -182,7 +203,7 @@ class OpenReviewSource:
                     source=NAME,
                     cursor_key=venue.venue_id,
                     records=records,
-                    cursor=Position(offset=offset, done=done).encode(window),
+                    cursor=Position(offset, done, None if count is None else str(count)).encode(window),
                     done=done,
                 )
                 if done:

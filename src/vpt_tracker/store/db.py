@@ -163,11 +163,23 @@ def schema_transaction(connection: Connection, *, write: bool) -> Iterator[None]
     assert isinstance(driver, sqlite3.Connection)
     previous = driver.isolation_level
     driver.isolation_level = None  # the driver no longer opens (or ends) transactions by itself
+    enforced = driver.execute("PRAGMA foreign_keys").fetchone()
+    if write:
+        # A table that SQLite cannot alter in place is rebuilt (copy, drop, rename: Alembic's
+        # batch mode), and dropping the old one would run its ON DELETE actions: rebuilding
+        # `papers` emptied `sightings`. SQLite's own recipe: foreign keys off around the
+        # transaction (the pragma is ignored inside one), checked whole before the commit.
+        driver.execute("PRAGMA foreign_keys=OFF")
     try:
         with connection.begin():
             connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
             yield  # commit() and rollback() end the open transaction whatever the setting
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all() if write else []
+            if broken:
+                raise StoreError(f"the schema upgrade would break foreign keys: {broken[:5]}")
     finally:
+        if write and enforced and enforced[0]:
+            driver.execute("PRAGMA foreign_keys=ON")
         driver.isolation_level = previous  # the connection goes back to the pool as it was
 
 

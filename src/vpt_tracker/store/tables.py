@@ -1,8 +1,9 @@
 """The SQLAlchemy tables: the edge where the plain dataclasses meet the database.
 
-Every table of DESIGN.md §4 is here, plus the four small ones that operations need
-(`refetch_windows`, `scoring_backlog`, `digests`, `pull_requests`). JSON columns hold lists and maps that are
-only ever read whole. Migrations in `db/` must match these models; a test checks it.
+Every table of DESIGN.md §4 is here, plus the small ones that operations need
+(`refetch_windows`, `scoring_backlog`, `digests`, `pull_requests`, `identity_generation`).
+JSON columns hold lists and maps that are only ever read whole. Migrations in `db/` must
+match these models; a test checks it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -70,7 +72,12 @@ class Base(DeclarativeBase):
 
 
 class PaperRow(Base):
+    """A canonical paper. Its id is never given to another paper, on SQLite too (AUTOINCREMENT):
+    a merged-away paper's id is remembered in logs, digests, exports and the saved identity
+    index, and SQLite otherwise hands the highest id out again once its row is deleted."""
+
     __tablename__ = "papers"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it as is)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(Text)
@@ -99,6 +106,22 @@ class PaperRow(Base):
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, index=True)
 
     sightings: Mapped[list[SightingRow]] = relationship(back_populates="paper")
+
+
+class IdentityGenerationRow(Base):
+    """One row: a counter that every write changing the papers' identity raises in its own
+    transaction (ingestion, `papers split`, `merge`, `rebuild`).
+
+    A saved identity index is valid while the counter is what it was saved with. The papers'
+    latest modification time was the check before; it comes from the writer's clock, and a
+    write from a host whose clock is behind left it unchanged. A counter only goes forward
+    (and back with a rolled-back transaction, which is right: so does what it counts).
+    """
+
+    __tablename__ = "identity_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class SightingRow(Base):
@@ -147,7 +170,11 @@ class EntryRow(Base):
     """
 
     __tablename__ = "entries"
-    __table_args__ = (Index("ix_entries_catalogue_position", "catalogue_id", "position"),)
+    # Ids never reused (see PaperRow): a retracted entry's id is printed and kept in plans.
+    __table_args__ = (
+        Index("ix_entries_catalogue_position", "catalogue_id", "position"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id", ondelete="CASCADE"))
@@ -180,6 +207,9 @@ class CandidateRow(Base):
     __table_args__ = (
         UniqueConstraint("paper_id", "catalogue_id"),
         Index("ix_candidates_queue", "catalogue_id", "status", "relevance"),
+        # Ids never reused (see PaperRow): a reviewer's screen holds the id of a candidate
+        # that a merge drops, and must be refused, not applied to another paper's candidate.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
