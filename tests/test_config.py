@@ -337,3 +337,20 @@ def test_a_branch_is_accepted_exactly_when_git_accepts_it(branch: str) -> None:
     except ValueError:
         ours = False
     assert ours == git
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ("[smtp]\nport = 70000\n", {}, "smtp.port"),
+        ("[smtp]\nport = 0\n", {}, "smtp.port"),
+        ("", {"VPT_SMTP__PORT": "-25"}, "smtp.port (from VPT_SMTP__PORT)"),
+    ],
+)
+def test_an_smtp_port_must_be_a_port(tmp_path: Path, text: str, env: dict[str, str], key: str) -> None:
+    """`port = 70000` passed the config and failed each digest send as a delivery error
+    (`OverflowError`: the week marked failed and retried five times); `port = 0` made smtplib
+    use port 25 (465 with ssl) while the messages said `:0`."""
+    config = write(tmp_path / "c.toml", text)
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "show"], env=env)
+    assert one_line_error(result).startswith(f"Error: bad config: {key}: "), result.stderr

@@ -214,7 +214,8 @@ class GithubConfig(Section):
 
 class SmtpConfig(Section):
     host: str = "localhost"
-    port: int = 587
+    # 0 is no port: smtplib reads it as "the default", 25 or 465, while messages said `:0`.
+    port: Annotated[int, Field(ge=1, le=65_535)] = 587
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
     password: SecretStr | None = None

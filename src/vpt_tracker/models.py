@@ -30,6 +30,11 @@ class RunOutcome(StrEnum):
     FAILED = "failed"
 
 
+#: The kinds of `runs` row that fetch from the sources and judge their health; an `ingest`
+#: loads local files.
+PIPELINE_KINDS = ("nightly", "backfill")
+
+
 @dataclass(frozen=True)
 class Window:
     """A half-open time window [start, end) in UTC that a source is asked to cover."""

@@ -34,7 +34,7 @@ from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import chunks, keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
-from vpt_tracker.models import Page, RunOutcome, Window
+from vpt_tracker.models import PIPELINE_KINDS, Page, RunOutcome, Window
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CursorRow,
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PIPELINE_KINDS = ("nightly", "backfill")
 # Cursor keys of refetch and backfill windows live in namespaces of their own, so that
 # fetching an old window never moves the nightly watermark back.
 REFETCH_NS = "refetch:"
@@ -351,8 +350,14 @@ def _weekday_history(engine: Engine, weekday: int, before_run: int) -> dict[str,
     return history
 
 
-def queue_refetch(engine: Engine, run_id: int, health: dict[str, dict[str, Any]], window: Window) -> int:
+def queue_refetch(
+    engine: Engine, run_id: int, health: dict[str, dict[str, Any]], window: Window, now: datetime
+) -> int:
     """Queue the window of every unhealthy source; returns how many were queued.
+
+    Queued at `now`, the run's start (as `done_at` is the refetching run's): the digest
+    counts a window queued in the week of the run that queued it, also for a run that
+    ended after the week did.
 
     The refetch reads cursors of its own (`refetch:<id>:<key>`), so that fetching an old
     window never moves the nightly ones. Each key that stopped part-way into this window (a
@@ -376,6 +381,7 @@ def queue_refetch(engine: Engine, run_id: int, health: dict[str, dict[str, Any]]
                 window_end=window.end,
                 reason=state["reason"] or "unhealthy",
                 run_id=run_id,
+                created_at=now,
             )
             session.add(row)
             session.flush()
@@ -812,7 +818,7 @@ def nightly(
         _save_identity_index(engine)
         errors = {report.source: report.error for report in reports if report.error}
         health = assess_health(engine, reports, weekday=now.weekday(), window=window, before_run=run_id)
-        queue_refetch(engine, run_id, health, window)
+        queue_refetch(engine, run_id, health, window, now)
         enqueued = enqueue_all(settings, engine, new_ids, errors, run_id=run_id, recovered=interrupted)
         extra = {"recovered_runs": interrupted}
         return _close_run(

@@ -107,7 +107,12 @@ def seed_week(engine: Engine) -> dict[str, int]:
         session.flush()
         session.add(
             RefetchWindowRow(
-                source="arxiv_rss", window_start=BEFORE, window_end=IN_WEEK, reason="error", run_id=run.id
+                source="arxiv_rss",
+                window_start=BEFORE,
+                window_end=IN_WEEK,
+                reason="error",
+                run_id=run.id,
+                created_at=IN_WEEK,  # the run's start, as the pipeline stamps it
             )
         )
         return {key: row.id for key, row in papers.items()}

@@ -25,13 +25,15 @@ def free_port() -> int:
 
 @dataclass
 class Inbox:
-    """Collects what arrived; `refuse` makes the server answer RCPT with 550."""
+    """Collects what arrived; `refuse` makes the server answer RCPT with 550, to every
+    recipient or to the addresses in `refuse_only`."""
 
     messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     refuse: bool = False
+    refuse_only: set[str] = field(default_factory=set)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        if self.refuse:
+        if self.refuse or address in self.refuse_only:
             return "550 5.1.1 mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -52,15 +54,33 @@ class PasswordCheck:
         return AuthResult(success=ok, handled=False)
 
 
+class SevenBitInbox(Inbox):
+    """A server that does not offer 8BITMIME and, as RFC 6152 lets it, refuses a message with
+    8-bit bytes (a client may send those only to a server that offers it)."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [line for line in responses if line != "250-8BITMIME"]
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if any(byte > 127 for byte in envelope.original_content):
+            return "554 5.6.0 8-bit data refused: this server does not offer 8BITMIME"
+        return await super().handle_DATA(server, session, envelope)
+
+
 @contextmanager
 def smtp_server(
     *,
     tls_context: ssl.SSLContext | None = None,
     credentials: tuple[str, str] | None = None,
     smtputf8: bool = True,
+    eight_bit: bool = True,
 ) -> Iterator[tuple[Inbox, int]]:
-    """`smtputf8=False`: a server that does not offer SMTPUTF8 (plain ASCII addresses only)."""
-    inbox = Inbox()
+    """`smtputf8=False`: a server that does not offer SMTPUTF8 (plain ASCII addresses only);
+    `eight_bit=False`: one that does not offer 8BITMIME (7-bit messages only)."""
+    inbox = Inbox() if eight_bit else SevenBitInbox()
     port = free_port()
     kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if tls_context is not None:

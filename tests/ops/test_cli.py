@@ -565,3 +565,34 @@ def test_run_prints_each_catalogues_counts_as_a_sentence(engine: Engine, db_url:
             f"0 excluded by rule, {stats['low_confidence']} low-confidence, 0 already listed by name)\n"
         ) in stdout
         assert "{" not in stdout
+
+
+def test_digest_send_names_the_recipients_the_server_refused(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """A server that takes the digest for some recipients and refuses others: the week counts
+    as sent, but `digest send` said "sent digest ... to ana@example.org, bo@example.org", bo
+    included, and the `digests` row listed bo among its recipients. It names the refused now."""
+    with smtp_server() as (inbox, port):
+        inbox.refuse_only = {"bo@example.org"}
+        config = (
+            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\ntimeout = 5\n"
+            "recipients = ['Ana <ana@example.org>', 'bo@example.org']\n"
+        )
+        result = invoke(tmp_path, db_url, config, "digest", "send", "--week", "2026-W40")
+    assert result.exit_code == 0, result.output
+    assert [rcpts for rcpts, _ in inbox.messages] == [["ana@example.org"]]
+    assert result.stdout == (
+        "sent digest 2026-W40 to Ana <ana@example.org>; the server refused bo@example.org "
+        "(550 5.1.1 mailbox unavailable): vpt-tracker digest 2026-W40: 0 new candidates, no runs\n"
+    )
+    with transaction(engine) as session:
+        row = session.scalars(select(DigestRow)).one()
+    assert (row.week, row.status, row.recipients) == ("2026-W40", "sent", ["Ana <ana@example.org>"])
+
+
+def test_a_week_label_with_a_small_w_is_the_week(db_url: str, tmp_path: Path) -> None:
+    """`--week 2026-w47` was refused as "2026 has no week 47 (it has 53)"."""
+    built = invoke(tmp_path, db_url, "", "digest", "build", "--week", "2026-w40")
+    assert built.exit_code == 0, built.output
+    assert built.stdout.startswith("vpt-tracker weekly digest 2026-W40\n")

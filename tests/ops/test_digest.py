@@ -15,12 +15,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
+from ops.feeds import client, feed_server, rss_settings
 from ops.seed import HOSTILE, IN_WEEK, NOW, queue_at, seed_week
 from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, send_held_mid_delivery, smtp_server
 from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import TOP_PER_LIST, Week
 from vpt_tracker.errors import UserError
+from vpt_tracker.pipeline import nightly
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
@@ -183,8 +185,10 @@ def test_the_digest_covers_the_configured_catalogues(engine: Engine) -> None:
         session.add(CatalogueRow(name="retired", preset="awesome-vpt", source_text="", source_sha256="0"))
         papers = session.scalars(select(PaperRow.id).order_by(PaperRow.id).limit(2)).all()
         # Two papers whose scoring failed for awesome-vpt, and one for the catalogue not imported.
-        session.add_all(ScoringBacklogRow(catalogue="awesome-vpt", paper_id=paper) for paper in papers)
-        session.add(ScoringBacklogRow(catalogue="upcoming", paper_id=papers[0]))
+        session.add_all(
+            ScoringBacklogRow(catalogue="awesome-vpt", paper_id=paper, created_at=IN_WEEK) for paper in papers
+        )
+        session.add(ScoringBacklogRow(catalogue="upcoming", paper_id=papers[0], created_at=IN_WEEK))
     with smtp_server() as (inbox, port):
         settings = settings_for(port, catalogues=("upcoming", "awesome-vpt"))
         assert [c.name for c in build_digest(engine, WEEK, now=NOW, settings=settings).catalogues] == [
@@ -371,8 +375,13 @@ def test_starttls_with_auth(engine: Engine, tmp_path: Path) -> None:
     with smtp_server(tls_context=server_tls, credentials=("digest", "s3cret-pw")) as (inbox, port):
         settings = settings_for(port, security="starttls", username="digest", password="s3cret-pw")
         send_digest(settings, engine, WEEK, now=NOW, ssl_context=client_tls)
-        # Without trusting the certificate, TLS fails and the digest stays unsent.
-        with pytest.raises(DigestNotSent):
+        # Without trusting the certificate, TLS fails and the digest stays unsent; the line
+        # says so (it was "cannot reach the SMTP server", which had answered).
+        untrusted = (
+            rf"not sent: TLS with the SMTP server 127\.0\.0\.1:{port} failed: its certificate is not"
+            r" trusted \(self-signed certificate\); it is marked"
+        )
+        with pytest.raises(DigestNotSent, match=untrusted):
             send_digest(settings, engine, Week(2026, 46), now=NOW)
     assert len(inbox.messages) == 1
     assert inbox.messages[0][1]["X-VPT-Tracker-Week"] == "2026-W47"
@@ -891,3 +900,144 @@ def test_the_job_skips_a_week_another_process_is_sending_and_sends_the_others(
     assert "digest 2026-W47 skipped: another process is sending it" in caplog.text
     row = digest_row(engine, "2026-W45")
     assert row is not None and row.status == "sent" and row.attempts == 2
+
+
+def test_the_source_health_of_a_past_week_is_the_one_at_its_end(engine: Engine, db_url: str) -> None:
+    """A digest built after its week (sent late, retried, `digest send --week`) showed the
+    windows queued for refetch now as the week's: a source that failed in its week and was
+    refetched the week after had nothing queued, and one that failed later had windows queued
+    in a week it was healthy. The real nightly runs, one a week, against a local feed server:
+    arxiv_rss fails in 2026-W34, is healthy in W35 (the missed window is refetched then) and
+    fails again in W36; each week's digest, built in W37, is the week as it ended."""
+    wednesday = datetime(2026, 8, 19, 6, 30, tzinfo=UTC)  # 2026-W34
+    with feed_server() as (routes, base):
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        routes.fail("/rss/cs.CV")
+        assert not nightly(settings, engine, now=wednesday, client=client(settings)).health["arxiv_rss"][
+            "healthy"
+        ]
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        assert nightly(settings, engine, now=wednesday + timedelta(days=7), client=client(settings)).health[
+            "arxiv_rss"
+        ]["healthy"]
+        routes.fail("/rss/cs.CV")
+        nightly(settings, engine, now=wednesday + timedelta(days=14), client=client(settings))
+    built = wednesday + timedelta(days=21)  # 2026-W37
+
+    failing = build_digest(engine, Week(2026, 34), now=built)
+    [rss] = failing.health
+    assert (rss.last_healthy, rss.runs, rss.unhealthy_runs, rss.pending_refetch) == (False, 1, 1, 1)
+    assert failing.subject == "vpt-tracker digest 2026-W34: 0 new candidates, 1 unhealthy source"
+    text, html = render(failing)
+    assert (
+        "  - arxiv_rss: UNHEALTHY, 0 records in 1 run, 1 unhealthy, 1 window queued for refetch (error:"
+        in text
+    )
+    assert "<td>0</td><td>1 (1 unhealthy)</td><td>1</td></tr>" in html
+
+    healthy = build_digest(engine, Week(2026, 35), now=built)
+    [rss] = healthy.health
+    assert (rss.last_healthy, rss.runs, rss.unhealthy_runs, rss.pending_refetch) == (True, 1, 0, 0)
+    assert healthy.subject == "vpt-tracker digest 2026-W35: 0 new candidates"
+    assert "  - arxiv_rss: healthy, 171 records in 1 run\n" in render(healthy)[0]
+
+    # The week not over: its windows queued now, as the queue.
+    [rss] = build_digest(engine, Week(2026, 36), now=wednesday + timedelta(days=15)).health
+    assert (rss.last_healthy, rss.pending_refetch) == (False, 1)
+
+
+def test_papers_owed_a_score_after_the_week_are_not_the_weeks(engine: Engine) -> None:
+    """The papers waiting to be scored were counted as the digest was built: a late or retried
+    digest of a week whose scoring worked said papers waited, for a failure of a later week."""
+    seed_week(engine)
+    later = NOW + timedelta(days=2)  # 2026-W48
+    with transaction(engine) as session:
+        first, second = session.scalars(select(PaperRow.id).order_by(PaperRow.id).limit(2)).all()
+        session.add(ScoringBacklogRow(catalogue="awesome-vpt", paper_id=first, created_at=IN_WEEK))
+        session.add(ScoringBacklogRow(catalogue="awesome-vpt", paper_id=second, created_at=later))
+    built = later + timedelta(hours=1)
+    [past] = build_digest(engine, WEEK, now=built).catalogues
+    assert past.unscored == 1
+    assert "1 paper waits to be scored for awesome-vpt" in render(build_digest(engine, WEEK, now=built))[0]
+    [current] = build_digest(engine, Week(2026, 48), now=built).catalogues
+    assert current.unscored == 2
+
+
+def test_a_week_label_is_refused_for_what_is_wrong_with_it() -> None:
+    """`2026-w47` was "2026 has no week 47 (it has 53)": the 'no such week' message is for a
+    number past the year's last week only. As `--week`, a small w is the week."""
+    with pytest.raises(ValueError) as caught:
+        Week.parse("2026-w47")
+    assert str(caught.value) == "'2026-w47' is not an ISO week like 2026-W47"
+    assert parse_week("2026-w47", NOW) == WEEK
+    with pytest.raises(UserError, match=r"^--week '2026-w60' is not an ISO week like 2026-W47 \(or"):
+        parse_week("2026-w60", NOW)
+    with pytest.raises(UserError, match=r"^--week '2025-w53': 2025 has no week 53 \(it has 52\)"):
+        parse_week("2025-w53", NOW)
+
+
+def test_a_digest_with_non_ascii_text_reaches_a_server_without_8bitmime(engine: Engine) -> None:
+    """A text part of short lines with a non-ASCII character (a title in German, the `→` of a
+    venue upgrade) went as 8-bit bytes, also to a server that does not offer 8BITMIME, which
+    may refuse it (RFC 6152). Both parts go in 7-bit encodings now, readable by any server."""
+    with transaction(engine) as session:
+        cat = CatalogueRow(name="awesome-vpt", preset="awesome-vpt", source_text="", source_sha256="0")
+        paper = PaperRow(title="Prompts für ViTs", title_key="prompts fur vits", arxiv_id="2611.00001")
+        session.add_all([cat, paper])
+        session.flush()
+        session.add(CandidateRow(paper_id=paper.id, catalogue_id=cat.id, relevance=0.9, created_at=IN_WEEK))
+        session.add(
+            RunRow(
+                kind="nightly",
+                started_at=IN_WEEK,
+                outcome="ok",
+                counts={"sources": {"arxiv_rss": {"records": 1}}},
+                health={"arxiv_rss": {"healthy": True, "reason": None}},
+            )
+        )
+    with smtp_server(eight_bit=False) as (inbox, port):
+        send_digest(settings_for(port), engine, WEEK, now=NOW)
+        [(_rcpts, message)] = inbox.messages
+    plain = message.get_body(("plain",))
+    assert plain is not None and "  - 0.90  Prompts für ViTs\n" in plain.get_content().replace("\r\n", "\n")
+
+
+def test_implicit_tls_to_a_port_that_speaks_plain_smtp_says_so(engine: Engine) -> None:
+    """`security = 'ssl'` (TLS from the first byte, port 465) against a server that speaks
+    plain SMTP first (587, 25) was "cannot reach the SMTP server ...: [SSL:
+    WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", for a server that answered."""
+    with smtp_server() as (inbox, port), pytest.raises(DigestNotSent) as caught:
+        send_digest(settings_for(port, security="ssl"), engine, WEEK, now=NOW)
+    assert inbox.messages == []
+    assert str(caught.value).startswith(
+        f"digest 2026-W47 not sent: TLS with the SMTP server 127.0.0.1:{port} failed: the server does not"
+        " speak TLS at once (smtp.security = 'ssl' is for a port such as 465; for 587 or 25 use 'starttls');"
+    )
+
+
+def test_an_ingest_is_no_run_of_the_sources(engine: Engine) -> None:
+    """A week whose only run was an `ingest` (local dump files: no source is fetched, no health
+    is judged) read "Runs this week: 1 (0 failed or partial)" above "(no runs recorded)", and its
+    subject lost the ", no runs" that tells the maintainers the nightly runs stopped."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        session.add(RunRow(kind="ingest", started_at=IN_WEEK - timedelta(days=21), outcome="ok", counts={}))
+    quiet = build_digest(engine, Week(2026, 44), now=NOW)
+    assert (quiet.runs, quiet.failed_runs, quiet.health) == (0, 0, [])
+    assert quiet.subject == "vpt-tracker digest 2026-W44: 0 new candidates, no runs"
+    text, _ = render(quiet)
+    assert "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)" in text
+
+
+def test_runs_that_judged_no_source_health_are_not_called_no_runs(engine: Engine) -> None:
+    """A week whose runs all died before judging their sources (a crash, a kill) read "Runs
+    this week: 1 (1 failed or partial)" and, below it, "(no runs recorded)"."""
+    with transaction(engine) as session:
+        session.add(RunRow(kind="nightly", started_at=IN_WEEK, outcome="failed", counts={}, health={}))
+    text, html = render(build_digest(engine, WEEK, now=NOW))
+    none = "(no source health recorded: no run of the week judged it)"
+    assert f"Runs this week: 1 (1 failed or partial)\n  {none}\n" in text
+    assert (
+        '<td colspan="5" class="muted">no source health recorded: no run of the week judged it</td>' in html
+    )
+    assert "no runs recorded" not in text + html

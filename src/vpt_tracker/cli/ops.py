@@ -311,7 +311,10 @@ def digest_send(app: AppContext, week: str | None, force: bool) -> None:
     now = datetime.now(UTC)
     chosen = parse_week(week, now, schedule_timezone(app.settings))
     result = send_digest(app.settings, app.engine(), chosen, force=force, now=now)
-    click.echo(f"sent digest {result.week} to {', '.join(result.recipients)}: {result.subject}")
+    refused = "".join(
+        f"; the server refused {address} ({reply})" for address, reply in sorted(result.refused.items())
+    )
+    click.echo(f"sent digest {result.week} to {', '.join(result.recipients)}{refused}: {result.subject}")
 
 
 @click.command("serve")

@@ -7,6 +7,7 @@ Titles and abstracts are untrusted input: the HTML template autoescapes them.
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from email.headerregistry import Address
@@ -21,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from vpt_tracker import normalize
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
-from vpt_tracker.models import CandidateStatus
+from vpt_tracker.models import PIPELINE_KINDS, CandidateStatus
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CandidateRow,
@@ -117,7 +118,7 @@ class Week:
         if week.label != text:
             year = int(text[:4])  # four digits: %G read them
             weeks = date(year, 12, 28).isocalendar().week  # the 28th is always in the year's last week
-            if len(text) == len(week.label):
+            if len(text) == len(week.label) and int(text[-2:]) > weeks:
                 raise ValueError(f"{label!r}: {year} has no week {text[-2:]} (it has {weeks})")
             raise ValueError(f"{label!r} is not an ISO week like 2026-W47")
         return week
@@ -143,7 +144,10 @@ def parse_week(text: str | None, now: datetime, zone: tzinfo = UTC) -> Week:
     try:
         week = Week.parse(text, zone)
     except ValueError as exc:
-        raise UserError(f"--week {exc} (or 'current', 'last')") from None
+        try:  # `2026-w47`, as typed: a label the `digests` table stores is always the week's own
+            week = Week.parse(text.replace("w", "W"), zone)
+        except ValueError:
+            raise UserError(f"--week {exc} (or 'current', 'last')") from None
     if week.start > now:
         raise UserError(f"--week {text!r} is in the future (the current week is {current.label})")
     return week
@@ -247,12 +251,18 @@ def build_digest(
     tools without a config), every stored catalogue.
     """
     now = now or datetime.now(UTC)
+    # What the digest tells of a state (queue, papers owed a score, source health, refetch
+    # queue) is as of the week's end, or now for a week not over: a late or retried digest
+    # reports the week it names, not today.
+    cutoff = min(week.end, now)
     with transaction(engine) as session:
         stored = {row.name: row for row in session.scalars(select(CatalogueRow))}
         names = sorted(stored) if settings is None else sorted({c.name for c in settings.catalogues})
+        # Owed since before the cutoff and not scored yet. A row is deleted when its paper is
+        # scored, so one scored since the cutoff cannot be counted: see README, Limits.
         counted = session.execute(
             select(ScoringBacklogRow.catalogue, func.count())
-            .where(ScoringBacklogRow.catalogue.in_(names))
+            .where(ScoringBacklogRow.catalogue.in_(names), ScoringBacklogRow.created_at < cutoff)
             .group_by(ScoringBacklogRow.catalogue)
         )
         owed: dict[str, int] = {name: int(n) for name, n in counted}
@@ -262,7 +272,7 @@ def build_digest(
         ]
         for part in parts:
             part.unscored = owed.get(part.name, 0)
-        health, runs, failed = _source_health(session, week)
+        health, runs, failed = _source_health(session, week, cutoff)
     return Digest(week, now, parts, health, runs, failed)
 
 
@@ -544,10 +554,17 @@ def _queue_at(
     return pending_count, oldest_queued, unknown
 
 
-def _source_health(session: Session, week: Week) -> tuple[list[SourceHealth], int, int]:
+def _source_health(session: Session, week: Week, cutoff: datetime) -> tuple[list[SourceHealth], int, int]:
+    """Each source's state in the week's runs (its last one's health), and the windows queued
+    for refetch at `cutoff`: queued before it and not refetched by then. A window queued by
+    a run is stamped with the run's start, so a run of the week queues in the week."""
     runs = session.scalars(
         select(RunRow)
-        .where(RunRow.started_at >= week.start, RunRow.started_at < week.end)
+        .where(
+            RunRow.kind.in_(PIPELINE_KINDS),  # an `ingest` fetches no source: no sign the runs go on
+            RunRow.started_at >= week.start,
+            RunRow.started_at < week.end,
+        )
         .order_by(RunRow.started_at, RunRow.id)
     ).all()
     states: dict[str, SourceHealth] = {}
@@ -563,7 +580,10 @@ def _source_health(session: Session, week: Week) -> tuple[list[SourceHealth], in
             entry.last_reason = state.get("reason")
     pending = session.execute(
         select(RefetchWindowRow.source, func.count())
-        .where(RefetchWindowRow.done_at.is_(None))
+        .where(
+            RefetchWindowRow.created_at < cutoff,
+            RefetchWindowRow.done_at.is_(None) | (RefetchWindowRow.done_at >= cutoff),
+        )
         .group_by(RefetchWindowRow.source)
     ).all()
     for name, count in pending:
@@ -619,7 +639,10 @@ def mail_address(text: str, key: str) -> Address:
 def to_message(digest: Digest, settings: Settings) -> EmailMessage:
     """A multipart/alternative message: text first, HTML as the preferred alternative."""
     text, html = render(digest)
-    message = EmailMessage()
+    # 7-bit transfer encodings (quoted-printable or base64 where the text is not ASCII): a
+    # part of short lines went as 8-bit bytes, which a server that does not offer 8BITMIME
+    # may refuse, and `smtplib` sends them to any server.
+    message = EmailMessage(policy=email.policy.default.clone(cte_type="7bit"))
     message["Subject"] = digest.subject
     message["From"] = mail_address(settings.smtp.sender, "smtp.sender")
     recipients = [mail_address(recipient, "smtp.recipients") for recipient in settings.smtp.recipients]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
 
@@ -41,9 +41,12 @@ class DigestNotSent(UserError):
 @dataclass
 class SendResult:
     week: str
-    recipients: list[str]
+    recipients: list[str]  # as configured, those the server took
     subject: str
     attempts: int
+    #: Recipients the server refused while it took the others (the week counts as sent):
+    #: their envelope address and the server's reply.
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def envelope(smtp: SmtpConfig) -> tuple[str, list[str]]:
@@ -56,8 +59,14 @@ def envelope(smtp: SmtpConfig) -> tuple[str, list[str]]:
     return sender, [mail_address(recipient, "smtp.recipients").addr_spec for recipient in smtp.recipients]
 
 
-def deliver(message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
-    """Send `message` to `smtp.recipients`; raises `smtplib.SMTPException`, `OSError` and others."""
+def deliver(
+    message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None
+) -> dict[str, str]:
+    """Send `message` to `smtp.recipients`; raises `smtplib.SMTPException`, `OSError` and others.
+
+    Returns the recipients the server refused while it took the others, with its replies:
+    the digest reached someone, so it counts as sent, and the refused are named.
+    """
     sender, recipients = envelope(smtp)
     context = ssl_context or ssl.create_default_context()
     client: smtplib.SMTP
@@ -72,9 +81,14 @@ def deliver(message: EmailMessage, smtp: SmtpConfig, *, ssl_context: ssl.SSLCont
             password = smtp.password.get_secret_value() if smtp.password else ""
             client.login(smtp.username, password)
         refused = client.send_message(message, from_addr=sender, to_addrs=recipients)
-        if refused:
-            # Some recipients got it; the digest counts as sent, and the refusals are logged.
-            log.warning("SMTP server refused some recipients: %s", ", ".join(sorted(refused)))
+    return {address: _reply(code, detail) for address, (code, detail) in refused.items()}
+
+
+def _reply(code: int, detail: bytes | str) -> str:
+    """A server's reply as one line: `550 5.1.1 mailbox unavailable`."""
+    if isinstance(detail, bytes):
+        detail = detail.decode(errors="replace")
+    return f"{code} {' '.join(detail.split())}"
 
 
 def _describe(exc: BaseException, smtp: SmtpConfig) -> str:
@@ -84,16 +98,28 @@ def _describe(exc: BaseException, smtp: SmtpConfig) -> str:
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"the SMTP server {where} rejected the login for {smtp.username!r}"
     if isinstance(exc, smtplib.SMTPResponseException):
-        detail = exc.smtp_error
-        if isinstance(detail, bytes):
-            detail = detail.decode(errors="replace")
-        return f"the SMTP server {where} refused the message: {exc.smtp_code} {detail}"
+        return f"the SMTP server {where} refused the message: {_reply(exc.smtp_code, exc.smtp_error)}"
     if isinstance(exc, smtplib.SMTPException):
         return f"SMTP error with {where}: {exc}"
-    if isinstance(exc, OSError):  # refused, unreachable, timed out, TLS (ssl.SSLError)
+    if isinstance(exc, ssl.SSLError):  # the server answered: TLS with it failed
+        return f"TLS with the SMTP server {where} failed: {_tls_trouble(exc, smtp)}"
+    if isinstance(exc, OSError):  # refused, unreachable, timed out
         return f"cannot reach the SMTP server {where}: {exc.strerror or exc}"
     # Anything else (a login that SMTP AUTH cannot carry as ASCII, a bad host name, ...).
     return f"sending through {where} failed: {type(exc).__name__}: {_without_secret(str(exc), smtp)}"
+
+
+def _tls_trouble(exc: ssl.SSLError, smtp: SmtpConfig) -> str:
+    """What went wrong in TLS, in words: OpenSSL's `[SSL: WRONG_VERSION_NUMBER] wrong version
+    number (_ssl.c:1006)` is what implicit TLS meets at a port that speaks plain SMTP first."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"its certificate is not trusted ({exc.verify_message})"
+    if exc.reason == "WRONG_VERSION_NUMBER" and smtp.security == "ssl":
+        return (
+            "the server does not speak TLS at once (smtp.security = 'ssl' is for a port such as 465;"
+            " for 587 or 25 use 'starttls')"
+        )
+    return str(exc)
 
 
 def _without_secret(text: str, smtp: SmtpConfig) -> str:
@@ -110,13 +136,21 @@ def _sent_for_good(row: DigestRow | None, week: Week) -> bool:
     return row.sent_at is None or row.sent_at >= week.end
 
 
-def _record_attempt(engine: Engine, week: Week, smtp: SmtpConfig, now: datetime, error: str | None) -> int:
-    """Count one delivery attempt on the week's row: sent, or failed with `error`; its attempts."""
+def _record_attempt(
+    engine: Engine,
+    week: Week,
+    smtp: SmtpConfig,
+    now: datetime,
+    error: str | None,
+    recipients: list[str] | None = None,
+) -> int:
+    """Count one delivery attempt on the week's row: sent (to `recipients`, by default every
+    configured one), or failed with `error`; its attempts."""
     with transaction(engine) as session:
         row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
         assert row is not None
         row.attempts = (row.attempts or 0) + 1
-        row.recipients = list(smtp.recipients)
+        row.recipients = list(smtp.recipients if recipients is None else recipients)
         if error is None:
             row.status, row.sent_at, row.last_error = "sent", now, None
         else:
@@ -181,8 +215,9 @@ def _send(
             row.built_at = now
         message = to_message(build_digest(engine, week, now=now, settings=settings), settings)
         error: str | None = None
+        refused: dict[str, str] = {}
         try:
-            deliver(message, smtp, ssl_context=ssl_context)
+            refused = deliver(message, smtp, ssl_context=ssl_context)
         except Exception as exc:  # whatever stopped delivery, the week is failed and retried
             error = _describe(exc, smtp)
         except BaseException as exc:  # Ctrl-C or a signal mid-send: failed too, then stop
@@ -191,14 +226,26 @@ def _send(
                 engine, week, smtp, now, f"interrupted ({type(exc).__name__}) while sending through {where}"
             )
             raise
-        attempts = _record_attempt(engine, week, smtp, now, error)
+        # The configured recipients the server took (the envelope lists them in their order).
+        took = [
+            configured
+            for configured, address in zip(smtp.recipients, envelope(smtp)[1], strict=True)
+            if address not in refused
+        ]
+        attempts = _record_attempt(engine, week, smtp, now, error, took)
     if error is not None:
         raise DigestNotSent(
             f"digest {week.label} not sent: {error}; it is marked for retry "
             f"(attempt {attempts}; `vpt-tracker digest send --week {week.label}` retries now)"
         )
-    log.info("digest %s sent to %d recipients", week.label, len(smtp.recipients))
-    return SendResult(week.label, list(smtp.recipients), str(message["Subject"]), attempts)
+    if refused:
+        log.warning(
+            "digest %s: the SMTP server refused some recipients: %s",
+            week.label,
+            "; ".join(f"{address} ({reply})" for address, reply in sorted(refused.items())),
+        )
+    log.info("digest %s sent to %d recipients", week.label, len(took))
+    return SendResult(week.label, took, str(message["Subject"]), attempts, refused)
 
 
 def _stored_week(label: str, zone: tzinfo) -> Week:
