@@ -267,7 +267,9 @@ def build_digest(
         )
         owed: dict[str, int] = {name: int(n) for name, n in counted}
         parts = [
-            _catalogue_digest(session, stored[name], week, now) if name in stored else _not_imported(name)
+            _catalogue_digest(session, stored[name], week, cutoff, live=cutoff >= now)
+            if name in stored
+            else _not_imported(name)
             for name in names
         ]
         for part in parts:
@@ -330,8 +332,9 @@ def _main_label(proposed: list[str], scores: dict[str, float]) -> str | None:
 
 
 def _catalogue_digest(
-    session: Session, catalogue: CatalogueRow, week: Week, now: datetime
+    session: Session, catalogue: CatalogueRow, week: Week, cutoff: datetime, *, live: bool
 ) -> CatalogueDigest:
+    """`cutoff` is `build_digest`'s; `live` says it is now (the week is not over)."""
     titles = _label_titles(catalogue.preset)
     in_week = (CandidateRow.created_at >= week.start) & (CandidateRow.created_at < week.end)
     new = session.execute(
@@ -448,10 +451,8 @@ def _catalogue_digest(
         line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
         upgrades.append(line)
 
-    # As of the week's end (or now, for a week not over): a late or retried digest reports the
-    # queue the week left, not today's.
-    cutoff = min(week.end, now)
-    queue_size, oldest, unknown = _queue_at(session, catalogue.id, cutoff, live=cutoff >= now)
+    # As of the cutoff: a late or retried digest reports the queue the week left, not today's.
+    queue_size, oldest, unknown = _queue_at(session, catalogue.id, cutoff, live=live)
     oldest_days = None
     if oldest is not None:
         if oldest.tzinfo is None:
