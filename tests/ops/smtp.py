@@ -135,9 +135,12 @@ AS_AT_A_TERMINAL = (
 
 
 @contextmanager
-def send_held_mid_delivery(db_url: str, folder: Path, week: str) -> Iterator[subprocess.Popen[bytes]]:
+def send_held_mid_delivery(
+    db_url: str, folder: Path, week: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A real `digest send --week WEEK` process, held mid-delivery: its SMTP server accepts the
-    connection and never greets. Yields the process once it is connected; kills it after."""
+    connection and never greets. Yields the process, once it is connected, and the server's
+    port; kills the process after."""
     import sys
 
     with socket.socket() as silent:
@@ -155,7 +158,7 @@ def send_held_mid_delivery(db_url: str, folder: Path, week: str) -> Iterator[sub
         try:
             connection, _ = silent.accept()
             with connection:
-                yield child
+                yield child, port
         finally:
             if child.poll() is None:
                 child.kill()

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import ssl
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from ops.feeds import client, feed_server, rss_settings
 from ops.seed import HOSTILE, IN_WEEK, NOW, queue_at, seed_week
-from ops.smtp import AS_AT_A_TERMINAL, free_port, self_signed, send_held_mid_delivery, smtp_server
+from ops.smtp import free_port, self_signed, send_held_mid_delivery, smtp_server
 from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import TOP_PER_LIST, Week
@@ -392,30 +390,9 @@ def test_a_send_interrupted_mid_delivery_is_marked_failed(
 ) -> None:
     """Ctrl-C while the server keeps the client waiting: the week is failed (retried), not left built."""
     seed_week(engine)
-    with socket.socket() as silent:  # accepts, then never greets
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        silent.settimeout(60)
-        port = silent.getsockname()[1]
-        config = tmp_path / "vpt-tracker.toml"
-        config.write_text(
-            f"[smtp]\nhost = '127.0.0.1'\nport = {port}\nsecurity = 'none'\n"
-            "recipients = ['a@example.org']\ntimeout = 60\n"
-        )
-        command = ["--config", str(config), "--database", db_url, "digest", "send", "--week", "2026-W47"]
-        child = subprocess.Popen(
-            [sys.executable, "-c", AS_AT_A_TERMINAL, *command],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            connection, _ = silent.accept()
-            with connection:
-                child.send_signal(signal.SIGINT)
-                child.wait(timeout=60)
-        finally:
-            if child.poll() is None:
-                child.kill()
+    with send_held_mid_delivery(db_url, tmp_path, "2026-W47") as (child, port):
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=60)
     assert child.returncode != 0
     row = digest_row(engine)
     assert row is not None and row.status == "failed" and row.attempts == 1
@@ -581,6 +558,34 @@ def test_a_paper_accepted_in_the_week_stays_accepted_once_published(engine: Engi
     assert [p.title for p in cat.published] == ["Accepted Pixel Prompts", "Published Prompt Paper"]
 
 
+def add_listed_upgrade(
+    session: Session,
+    cat: CatalogueRow,
+    position: int,
+    title: str,
+    title_key: str,
+    *,
+    year: int | None = None,
+    **entry: str,
+) -> None:
+    """A paper of the list whose preprint went to CVPR in the week, and its entry."""
+    row = PaperRow(
+        title=title,
+        title_key=title_key,
+        venue="CVPR",
+        year=year,
+        previous_venue="arXiv",
+        venue_upgraded_at=IN_WEEK,
+    )
+    session.add(row)
+    session.flush()
+    session.add(
+        EntryRow(
+            catalogue_id=cat.id, paper_id=row.id, position=position, title=title, title_key=title_key, **entry
+        )
+    )
+
+
 def test_long_lists_of_decisions_and_upgrades_are_bounded(engine: Engine) -> None:
     """Hundreds of papers accepted by a script (`review accept` in a loop), their publishing,
     or a conference's proceedings upgrading hundreds of a catalogue's preprints at once:
@@ -611,24 +616,7 @@ def test_long_lists_of_decisions_and_upgrades_are_bounded(engine: Engine) -> Non
                         **fields,
                     )
                 )
-            row = PaperRow(
-                title=f"Bulk upgraded {n:04d}",
-                title_key=f"bulk upgraded {n:04d}",
-                venue="CVPR",
-                previous_venue="arXiv",
-                venue_upgraded_at=IN_WEEK,
-            )
-            session.add(row)
-            session.flush()
-            session.add(
-                EntryRow(
-                    catalogue_id=cat.id,
-                    paper_id=row.id,
-                    position=n + 1,
-                    title=row.title,
-                    title_key=row.title_key,
-                )
-            )
+            add_listed_upgrade(session, cat, n + 1, f"Bulk upgraded {n:04d}", f"bulk upgraded {n:04d}")
     [cat_digest] = build_digest(engine, WEEK, now=NOW).catalogues
     # The seeded accepted, published and upgraded papers sort before "Bulk" and after it.
     assert len(cat_digest.accepted) == TOP_PER_LIST and cat_digest.accepted_more == many + 1 - TOP_PER_LIST
@@ -772,26 +760,15 @@ def test_an_upgrade_the_list_already_shows_is_no_news(engine: Engine) -> None:
         for n, (state, venue) in enumerate(
             (("imported", "CVPR 2026"), ("imported", "arXiv 2025"), ("updated", "CVPR 2026"))
         ):
-            row = PaperRow(
-                title=f"Listed {n} {state} {venue}",
-                title_key=f"listed {n}",
-                venue="CVPR",
+            add_listed_upgrade(
+                session,
+                cat,
+                n + 1,
+                f"Listed {n} {state} {venue}",
+                f"listed {n}",
                 year=2026,
-                previous_venue="arXiv",
-                venue_upgraded_at=IN_WEEK,
-            )
-            session.add(row)
-            session.flush()
-            session.add(
-                EntryRow(
-                    catalogue_id=cat.id,
-                    paper_id=row.id,
-                    position=n + 1,
-                    title=row.title,
-                    title_key=row.title_key,
-                    venue=venue,
-                    state=state,
-                )
+                venue=venue,
+                state=state,
             )
     [cat_digest] = build_digest(engine, WEEK, now=NOW).catalogues
     assert [p.title for p in cat_digest.upgrades] == [
@@ -809,7 +786,7 @@ def test_a_send_killed_mid_delivery_is_sent_by_the_next_job(
     missed (it has a row), so that week's digest was never sent. The next job now sends it:
     a kill after the server took the message sends the week twice, never not at all."""
     seed_week(engine)
-    with send_held_mid_delivery(db_url, tmp_path, "2026-W47") as child:
+    with send_held_mid_delivery(db_url, tmp_path, "2026-W47") as (child, _):
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
