@@ -53,6 +53,11 @@ def sqlite_lock_path(engine: Engine, name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"vpt-tracker-{key}.{name}.lock"
 
 
+def _running(name: str) -> str:
+    """What holds the lock `name`, for the message of one who cannot take it."""
+    return f"another vpt-tracker {name} run is in progress"
+
+
 @contextmanager
 def exclusive(engine: Engine, name: str = "pipeline", busy: str | None = None) -> Iterator[None]:
     """Hold the lock `name` for the database of `engine`, or raise `AlreadyRunning` at once.
@@ -60,7 +65,7 @@ def exclusive(engine: Engine, name: str = "pipeline", busy: str | None = None) -
     `busy` says what holds it, for the message (default: "another vpt-tracker NAME run is
     in progress").
     """
-    busy = busy or f"another vpt-tracker {name} run is in progress"
+    busy = busy or _running(name)
     if engine.dialect.name == "postgresql":
         with _postgres_lock(engine, name, busy):
             yield
@@ -77,7 +82,7 @@ def exclusive_folder(directory: Path, name: str) -> Iterator[None]:
     two files two `classify train` runs would replace in turn (one's model beside the other's
     card). Keyed by the folder, not the database, since two configs may share a classifiers_dir.
     """
-    with _file_lock(directory / ".lock", name):
+    with _file_lock(directory / ".lock", name, _running(name)):
         yield
 
 
@@ -152,13 +157,12 @@ def _open_lock_file(path: Path, name: str) -> tuple[int, bool]:
 
 
 @contextmanager
-def _file_lock(path: Path, name: str, busy: str | None = None) -> Iterator[None]:
+def _file_lock(path: Path, name: str, busy: str) -> Iterator[None]:
     descriptor, writable = _open_lock_file(path, name)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            busy = busy or f"another vpt-tracker {name} run is in progress"
             raise AlreadyRunning(f"{busy} (lock {path}); try later") from None
         if writable:  # the holder's pid, for a maintainer who wonders who holds it; not used for locking
             os.ftruncate(descriptor, 0)
