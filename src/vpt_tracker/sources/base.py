@@ -123,14 +123,8 @@ def unfinished(value: str | None, window: Window) -> bool:
     A finished position is not: the pipeline refetches a window whose source returned far
     fewer records than usual too, and that refetch must read it whole again.
     """
-    data = _decode(value)
-    return (
-        data is not None
-        and data.get("window") == window_label(window)
-        and not data.get("done")
-        and isinstance(data.get("offset"), int)
-        and data["offset"] > 0
-    )
+    position = read_position(value, window)  # a fresh one (offset 0) for anything else
+    return not position.done and position.offset > 0
 
 
 def reopen(value: str | None, window: Window) -> str | None:
