@@ -232,6 +232,23 @@ def test_send_delivers_multipart_and_refuses_the_same_week_twice(engine: Engine)
         assert len(inbox.messages) == 2
 
 
+def test_sends_leave_no_lock_file_per_week(engine: Engine) -> None:
+    """On SQLite a send of a week held `<database>.digest-2026-W47.lock`, and the file stayed:
+    one more beside the database for every week sent, failed or refused. It goes with the
+    lock now."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("on PostgreSQL the week's lock is an advisory lock: no file")
+    seed_week(engine)
+    with smtp_server() as (_inbox, port):
+        send_digest(settings_for(port), engine, WEEK, now=NOW)
+        with pytest.raises(UserError, match="already sent"):
+            send_digest(settings_for(port), engine, WEEK, now=NOW)
+    with pytest.raises(DigestNotSent):
+        send_digest(settings_for(free_port()), engine, Week(2026, 46), now=NOW)
+    assert engine.url.database is not None
+    assert sorted(Path(engine.url.database).parent.glob("*.lock")) == []
+
+
 def test_unreachable_server_marks_for_retry_and_the_scheduler_job_retries(engine: Engine) -> None:
     seed_week(engine)
     dead_port = free_port()  # nothing listens there
