@@ -61,22 +61,23 @@ def test_parse_week() -> None:
     assert parse_week("2026-W01", NOW).start.isoformat() == "2025-12-29T00:00:00+00:00"
     with pytest.raises(UserError, match="ISO week"):
         parse_week("2026-47", NOW)
-    with pytest.raises(UserError, match=r"'2026-W54' is not an ISO week like 2026-W47 \(or 'current'"):
+    with pytest.raises(UserError, match=r"^--week '2026-W54': 2026 has 53 ISO weeks; its last is 2026-W53$"):
         parse_week("2026-W54", NOW)
-    with pytest.raises(UserError, match=r"--week '2025-W53': 2025 has no week 53 \(it has 52\)"):
+    with pytest.raises(UserError, match=r"^--week '2025-W53': 2025 has 52 ISO weeks; its last is 2025-W52$"):
         parse_week("2025-W53", NOW)
 
 
 @pytest.mark.parametrize(
     ("label", "message"),
     [
-        ("2026-W54", "'2026-W54' is not an ISO week like 2026-W47"),
-        ("2026-W00", "'2026-W00' is not an ISO week like 2026-W47"),
+        ("2026-W54", "'2026-W54': 2026 has 53 ISO weeks; its last is 2026-W53"),
+        ("2026-W00", "'2026-W00': ISO weeks start at 01; the first of 2026 is 2026-W01"),
+        ("0000-W01", "'0000-W01' is not an ISO week like 2026-W47"),  # there is no year 0
         ("last", "'last' is not an ISO week like 2026-W47"),
         ("2026-W1", "'2026-W1' is not an ISO week like 2026-W47"),  # no label: they sort as weeks
         ("2026-W47-3", "'2026-W47-3' is not an ISO week like 2026-W47"),
         ("26-W47", "'26-W47' is not an ISO week like 2026-W47"),
-        ("2025-W53", "'2025-W53': 2025 has no week 53 (it has 52)"),  # 2025-12-29 is 2026-W01
+        ("2025-W53", "'2025-W53': 2025 has 52 ISO weeks; its last is 2025-W52"),  # 2025-12-29 is 2026-W01
     ],
 )
 def test_a_bad_week_label_is_refused_with_what_is_wrong(label: str, message: str) -> None:
@@ -98,7 +99,8 @@ def test_a_stored_week_label_that_is_none_names_the_table(engine: Engine) -> Non
     is an error that says where it is, not a bare ValueError from int()."""
     with transaction(engine) as session:
         session.add(DigestRow(week="2026-W99", status="failed", attempts=1, recipients=[]))
-    with pytest.raises(UserError, match=r"^digests table: '2026-W99' is not an ISO week like 2026-W47$"):
+    last = "2026 has 53 ISO weeks; its last is 2026-W53"
+    with pytest.raises(UserError, match=rf"^digests table: '2026-W99': {last}$"):
         send_due(settings_for(free_port()), engine, now=NOW)
 
 
@@ -964,10 +966,12 @@ def test_a_week_label_is_refused_for_what_is_wrong_with_it() -> None:
         Week.parse("2026-w47")
     assert str(caught.value) == "'2026-w47' is not an ISO week like 2026-W47"
     assert parse_week("2026-w47", NOW) == WEEK
-    with pytest.raises(UserError, match=r"^--week '2026-w60' is not an ISO week like 2026-W47 \(or"):
-        parse_week("2026-w60", NOW)
-    with pytest.raises(UserError, match=r"^--week '2025-w53': 2025 has no week 53 \(it has 52\)"):
+    with pytest.raises(UserError, match=r"^--week '2026-x47' is not an ISO week like 2026-W47 \(or"):
+        parse_week("2026-x47", NOW)
+    with pytest.raises(UserError, match=r"^--week '2025-w53': 2025 has 52 ISO weeks; its last is 2025-W52$"):
         parse_week("2025-w53", NOW)
+    with pytest.raises(UserError, match=r"^--week '2026-w60': 2026 has 53 ISO weeks; its last is 2026-W53$"):
+        parse_week("2026-w60", NOW)
 
 
 def test_a_digest_with_non_ascii_text_reaches_a_server_without_8bitmime(engine: Engine) -> None:

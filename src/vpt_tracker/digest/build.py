@@ -8,8 +8,9 @@ Titles and abstracts are untrusted input: the HTML template autoescapes them.
 from __future__ import annotations
 
 import email.policy
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import MINYEAR, UTC, date, datetime, timedelta, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
@@ -42,6 +43,16 @@ TOP_PER_LABEL = 10
 #: Scripted accepts, their publishing or a conference's proceedings can make hundreds in a week.
 TOP_PER_LIST = 25
 UNLABELLED = "(no label proposed)"
+
+
+class BadWeek(ValueError):
+    """A label that names no week; `detail` says why, as it follows the label. `shaped`: the
+    label has the form of one (`2025-W53`), but its year has no such week."""
+
+    def __init__(self, label: str, detail: str, *, shaped: bool = False) -> None:
+        super().__init__(f"{label!r}{detail}")
+        self.detail = detail
+        self.shaped = shaped
 
 
 @dataclass(frozen=True)
@@ -103,25 +114,24 @@ class Week:
 
     @classmethod
     def parse(cls, label: str, zone: tzinfo = UTC) -> Week:
-        """The week of a label, `2026-W47`; `ValueError` saying what is wrong with a bad one.
+        """The week of a label, `2026-W47`; `BadWeek` saying what is wrong with a bad one.
 
-        `strptime`'s ISO directives read it, so only a real ISO year and week 01 to 53 pass;
-        the label it gives back must be the one read: `2025-W53` is Monday 2025-12-29, which
-        is 2026-W01 (2025 has 52 weeks), and `2026-W1` is not the label of any week.
+        Only `YYYY-Www` is a label: `2026-W1` is the label of no week (labels sort as weeks),
+        and a small w is not the `digests` table's (`parse_week` takes it as typed). A week
+        past the year's last (`2025-W53`: 2025 has 52; as a date, its Monday would be
+        2026-W01's) or week 00 is refused with the year's last or first week.
         """
         text = label.strip()
-        try:
-            monday = datetime.strptime(f"{text}-1", "%G-W%V-%u").date()
-        except ValueError:
-            raise ValueError(f"{label!r} is not an ISO week like 2026-W47") from None
-        week = cls.of(monday, zone)
-        if week.label != text:
-            year = int(text[:4])  # four digits: %G read them
-            weeks = date(year, 12, 28).isocalendar().week  # the 28th is always in the year's last week
-            if len(text) == len(week.label) and int(text[-2:]) > weeks:
-                raise ValueError(f"{label!r}: {year} has no week {text[-2:]} (it has {weeks})")
-            raise ValueError(f"{label!r} is not an ISO week like 2026-W47")
-        return week
+        match = re.fullmatch(r"([0-9]{4})-W([0-9]{2})", text)
+        year = int(match[1]) if match else 0
+        if match is None or year < MINYEAR:
+            raise BadWeek(label, " is not an ISO week like 2026-W47")
+        number, weeks = int(match[2]), date(year, 12, 28).isocalendar().week  # the 28th: in the last
+        if number == 0:
+            raise BadWeek(label, f": ISO weeks start at 01; the first of {year} is {year}-W01", shaped=True)
+        if number > weeks:
+            raise BadWeek(label, f": {year} has {weeks} ISO weeks; its last is {year}-W{weeks}", shaped=True)
+        return cls(year, number, zone)
 
 
 def _midnight(day: date, zone: tzinfo) -> datetime:
@@ -141,13 +151,11 @@ def parse_week(text: str | None, now: datetime, zone: tzinfo = UTC) -> Week:
         return current.preceding()
     if text == "current":
         return current
-    try:
-        week = Week.parse(text, zone)
-    except ValueError as exc:
-        try:  # `2026-w47`, as typed: a label the `digests` table stores is always the week's own
-            week = Week.parse(text.replace("w", "W"), zone)
-        except ValueError:
-            raise UserError(f"--week {exc} (or 'current', 'last')") from None
+    try:  # `2026-w47`, as typed: a label the `digests` table stores is always the week's own
+        week = Week.parse(text.replace("-w", "-W", 1), zone)
+    except BadWeek as exc:  # one line: the week it names does not exist, or what a week is
+        hint = "" if exc.shaped else " (or 'current', 'last')"
+        raise UserError(f"--week {text!r}{exc.detail}{hint}") from None
     if week.start > now:
         raise UserError(f"--week {text!r} is in the future (the current week is {current.label})")
     return week
