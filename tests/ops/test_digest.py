@@ -728,23 +728,76 @@ def test_a_relabel_is_no_accept_of_its_week(engine: Engine) -> None:
     (by bo)', and gone from the digest of the week it was accepted in."""
     seed_week(engine)
     with transaction(engine) as session:
-        second = session.scalars(select(CandidateRow).where(CandidateRow.relevance == 0.71)).one().id
-    earlier = Week(2026, 45)
+        row = session.scalars(select(CandidateRow).where(CandidateRow.relevance == 0.71)).one()
+        earlier = Week(2026, 45)
+        row.created_at, second = earlier.start, row.id  # queued before it is accepted
     ReviewQueue(engine, "ana", clock=lambda: earlier.start + timedelta(days=2)).accept(second)
     ReviewQueue(engine, "bo", clock=lambda: IN_WEEK).relabel(second, ["learnable", "pixel"])
     [cat] = build_digest(engine, WEEK, now=NOW).catalogues
     assert [(p.title, p.note) for p in cat.accepted] == [("Accepted Pixel Prompts", "by ana")]
     [cat] = build_digest(engine, earlier, now=NOW).catalogues
     assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
-    # Rejected since, it is no accepted paper; the reject undone, it is one of its week again.
+    # Rejected since, it was accepted in its week all the same; so too once the reject is undone.
     queue = ReviewQueue(engine, "ana", clock=lambda: IN_WEEK)
     queue.reject(second, "not prompts")
-    assert build_digest(engine, earlier, now=NOW).catalogues[0].accepted == []
+    [cat] = build_digest(engine, earlier, now=NOW).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
     queue.undo()
     [cat] = build_digest(engine, earlier, now=NOW).catalogues
     assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
     [cat] = build_digest(engine, WEEK, now=NOW).catalogues
     assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]
+
+
+def test_the_decisions_of_a_past_week_are_those_it_ended_with(engine: Engine) -> None:
+    """A digest built after its week listed the accepted papers and the venue upgrades by
+    the candidates' status at the build: a paper accepted in the week and undone or
+    rejected the week after was missing from it, and one accepted only the week after, its
+    preprint upgraded in the week, was listed as upgraded. They are now the week's as it
+    ended, rebuilt from the review log."""
+    ids = seed_week(engine)
+    with transaction(engine) as session:
+        candidates = {row.paper_id: row.id for row in session.scalars(select(CandidateRow))}
+        for key in ("top", "gen"):  # their preprints went to CVPR in the week
+            upgraded = session.get(PaperRow, ids[key])
+            assert upgraded is not None
+            upgraded.venue, upgraded.previous_venue, upgraded.venue_upgraded_at = "CVPR", "arXiv", IN_WEEK
+    top, second, gen = (candidates[ids[key]] for key in ("top", "second", "gen"))
+    ana = ReviewQueue(engine, "ana", clock=lambda: IN_WEEK)
+    ana.accept(second, ["learnable", "pixel"])
+    ana.accept(top)
+    later = NOW + timedelta(hours=1)  # 2026-W48
+    ana.clock = lambda: later
+    ana.undo()  # the accept of top
+    bo = ReviewQueue(engine, "bo", clock=lambda: later)
+    bo.reject(second, "not prompts")
+    bo.accept(gen)
+    bo.accept(top)  # accepted again, by bo: the accept of its week is still ana's
+    built = NOW + timedelta(days=2)
+
+    [cat] = build_digest(engine, WEEK, now=built).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [
+        ("Accepted Pixel Prompts", "by ana"),
+        ("Token Prompts for ViTs", "by ana"),
+        ("Visual Prompt Tuning at Scale", "by ana"),
+    ]
+    # Its labels as accepted, not the proposed ones the reject left it with.
+    assert [label for label, _ in cat.accepted[1].labels] == [label for label, _ in cat.accepted[0].labels]
+    assert len(cat.accepted[1].labels) == 2
+    assert [p.title for p in cat.upgrades] == ["Upgraded Paper", "Visual Prompt Tuning at Scale"]
+    # The week not over: as it is now.
+    [cat] = build_digest(engine, Week(2026, 48), now=built).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [
+        ("Generated Visual Prompts", "by bo"),
+        ("Visual Prompt Tuning at Scale", "by bo"),
+    ]
+    # Undone in its own week, an accept was not taken.
+    ana.clock = lambda: IN_WEEK + timedelta(hours=1)
+    ana.accept(candidates[ids["hostile"]])
+    ana.clock = lambda: IN_WEEK + timedelta(hours=2)
+    ana.undo()
+    [cat] = build_digest(engine, WEEK, now=built).catalogues
+    assert len(cat.accepted) == 3 and HOSTILE not in [p.title for p in cat.accepted]
 
 
 def test_a_bidi_control_in_a_title_stays_inside_its_title_in_html(engine: Engine) -> None:
