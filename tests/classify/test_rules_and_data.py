@@ -215,6 +215,29 @@ def test_a_term_with_letters_folding_cannot_keep_is_refused(kind: str, rule: str
     assert kept.match("An $\\alpha$ prompt for strasse fine tuning") is not None
 
 
+def test_an_id_written_as_a_number_keeps_its_digits(tmp_path: Path) -> None:
+    """JSON's reader makes `2203.10100` the float 2203.101: the classifier's readers took the
+    paper as "2203.101" (no arXiv id, so it was known by its title alone), and `ingest-jsonl`
+    refused the line ("'id' must be a string, not a number"). Every reader of papers files
+    now reads a numeric id as the text it was written as."""
+    path = tmp_path / "papers.jsonl"
+    path.write_text(
+        '{"id": 2203.10100, "title": "Visual prompt tuning", "summary": "We tune prompts.", "x": 0.50}\n',
+        encoding="utf-8",
+    )
+    [example] = read_jsonl(path)
+    assert example.id == "2203.10100" and example.key() == "2203.10100"
+    [record] = read_corpus_jsonl(path)
+    assert record.arxiv_id == "2203.10100" and record.source_id == "2203.10100"
+    path.write_text('{"id": 7, "title": "Visual prompt tuning"}\n', encoding="utf-8")
+    assert next(read_jsonl(path)).id == "7"
+    with pytest.raises(UserError, match=r"papers.jsonl:1: 'id' '7' is not an arXiv id$"):
+        read_corpus_jsonl(path)
+    path.write_text('{"id": true, "title": "Visual prompt tuning"}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"papers.jsonl:1: 'id' must be a string, not true$"):
+        read_corpus_jsonl(path)
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
 def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
     """Windows PowerShell 5's `>` and `Out-File` write UTF-16 with a byte-order mark: the reader

@@ -27,7 +27,7 @@ from vpt_tracker.cli.context import (
     to_stdout,
     write_output,
 )
-from vpt_tracker.dumps import iter_jsonl
+from vpt_tracker.dumps import JsonNumber, iter_jsonl
 from vpt_tracker.enqueue import (
     evaluate_catalogue,
     explain,
@@ -129,13 +129,18 @@ def _json_line(row: dict[str, Any]) -> str:
     An id is given back as written, and JSON may write half of a surrogate pair ("\\ud800"),
     which no UTF-8 text can hold: such a line is written with ASCII escapes, which read
     back to the same id (writing it raw stopped `score` with a traceback after every paper
-    was scored).
+    was scored). An id written as a number keeps its digits: JSON writes the float 2203.101
+    for `2203.10100`, so its text (a `JsonNumber`'s) replaces what JSON wrote.
     """
     line = json.dumps(row, ensure_ascii=False)
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:
         line = json.dumps(row)
+    ident = row.get("id")
+    written = '{"id": ' + json.dumps(ident)
+    if isinstance(ident, JsonNumber) and line.startswith(written):
+        line = '{"id": ' + ident.text + line[len(written) :]
     return line + "\n"
 
 
