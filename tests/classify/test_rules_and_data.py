@@ -27,6 +27,36 @@ def test_terms_match_whole_words_on_folded_text() -> None:
     assert rules.match("nothing here") is None
 
 
+@pytest.mark.parametrize(
+    ("term", "matches", "misses"),
+    [
+        ("C++", ["a C++ library", "in c++.", "(C++)", "C++ and Python"], ["vitamin C", "C#", "C++11", "C+"]),
+        ("C#", ["written in C#, fast", "c# code"], ["section C of", "C++", "C#m"]),
+        ("F#", ["F# programs"], ["the F score"]),
+        (".NET", ["the .NET runtime", "(.NET)"], ["a neural net", "the network"]),
+        ("A*", ["A* search", "an A*-style planner"], ["a search", "A** grade"]),
+        ("C++ code", ["fast C++  code here"], ["C++ coder", "C code"]),
+    ],
+)
+def test_a_term_whose_symbols_folding_drops_matches_them_as_written(
+    term: str, matches: list[str], misses: list[str]
+) -> None:
+    """Folding reads `+`, `#`, `*` and a word's leading `.` as a space: `C++` and `C#` were the
+    term "c", and an include queued every paper that says "vitamin C" or "section C"; `.NET`
+    was "net". Such a term matches its characters, case ignored, as a token of the raw text."""
+    rules = RuleSet(include=[term])
+    assert [text for text in matches if rules.match(text) is None] == []
+    assert [text for text in misses if rules.match(text) is not None] == []
+
+
+def test_hyphens_in_a_term_stay_separators() -> None:
+    """`R-CNN` and `3D-` fold to "r cnn" and "3d" and match as before: a hyphen carries no meaning."""
+    assert RuleSet(include=["R-CNN"]).match("Faster R CNN and Mask R-CNN") is not None
+    assert RuleSet(include=["R-CNN"]).match("an RCNN") is None
+    assert RuleSet(include=["3D-"]).match("3D-aware prompts") is not None
+    assert RuleSet(include=["3D-"]).match("3Daware") is None
+
+
 def test_regex_rules_and_exclude_wins() -> None:
     rules = RuleSet(include=["/base-to-novel|base to new/"], exclude=["text-to-image"])
     hit = rules.match("Strong Base-to-Novel generalization")
