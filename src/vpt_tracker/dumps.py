@@ -22,7 +22,7 @@ from typing import Any
 
 from vpt_tracker import normalize
 from vpt_tracker.errors import UserError
-from vpt_tracker.files import refuse_wide_text
+from vpt_tracker.files import WIDE_HEAD, refuse_wide_text
 from vpt_tracker.models import RawRecord
 
 JSONL_SOURCE = "jsonl"
@@ -184,7 +184,7 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
     """
     try:
         with path.open("rb") as raw:
-            refuse_wide_text(path, raw.read(4))
+            refuse_wide_text(path, raw.read(WIDE_HEAD))
         handle = path.open(encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None

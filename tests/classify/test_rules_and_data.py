@@ -285,3 +285,23 @@ def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
     with pytest.raises(UserError) as caught:
         read_corpus_jsonl(path)
     assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32")],
+)
+def test_a_papers_file_in_utf_16_without_a_mark_says_so(tmp_path: Path, encoding: str, name: str) -> None:
+    """`iconv -t UTF-16LE` and Python's `utf-16-le` write no byte-order mark: such a file was
+    "papers.jsonl:1: not valid JSON (Expecting value)" (and "not UTF-8 text" to the corpus
+    reader), told apart only with a mark. Its NUL bytes say what it is."""
+    path = tmp_path / "papers.jsonl"
+    text = '{"title": "Visual prompt tuning", "summary": "Prompts for a frozen ViT \u2014 \u89c6\u89c9."}\n'
+    path.write_bytes((text * 3).encode(encoding))
+    expected = f"{path} is {name} text (without a byte-order mark), not UTF-8: save it as UTF-8"
+    with pytest.raises(UserError) as caught:
+        list(read_jsonl(path))
+    assert str(caught.value) == expected
+    with pytest.raises(UserError) as caught:
+        read_corpus_jsonl(path)
+    assert str(caught.value) == expected

@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.names import titles_agree
 from vpt_tracker.errors import UserError
-from vpt_tracker.files import refuse_wide_text
+from vpt_tracker.files import WIDE_HEAD, refuse_wide_text
 
 # --------------------------------------------------------------------------------------
 # Data
@@ -1847,7 +1847,7 @@ def read_markdown(path: Path) -> str:
         raise UserError(f"{path} is a directory, not a README file") from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    refuse_wide_text(path, data[:4])
+    refuse_wide_text(path, data[:WIDE_HEAD])
     if b"\0" in data:
         raise UserError(f"{path} is a binary file, not a markdown README")
     try:
