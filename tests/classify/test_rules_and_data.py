@@ -268,6 +268,14 @@ def test_an_id_written_as_a_number_keeps_its_digits(tmp_path: Path) -> None:
         read_corpus_jsonl(path)
 
 
+def _both_readers_refuse(path: Path, expected: str) -> None:
+    """The classifier's and the corpus reader's error for `path` is `expected`, word for word."""
+    for read in (lambda: list(read_jsonl(path)), lambda: read_corpus_jsonl(path)):
+        with pytest.raises(UserError) as caught:
+            read()
+        assert str(caught.value) == expected
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
 def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
     """Windows PowerShell 5's `>` and `Out-File` write UTF-16 with a byte-order mark: the reader
@@ -279,12 +287,7 @@ def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
     path.write_bytes((bom + text).encode(encoding))
     name = "UTF-32" if encoding == "utf-32" else "UTF-16"
     expected = f"{path} is {name} text, not UTF-8: save it as UTF-8"
-    with pytest.raises(UserError) as caught:
-        list(read_jsonl(path))
-    assert str(caught.value) == expected
-    with pytest.raises(UserError) as caught:
-        read_corpus_jsonl(path)
-    assert str(caught.value) == expected
+    _both_readers_refuse(path, expected)
 
 
 @pytest.mark.parametrize(
@@ -299,9 +302,4 @@ def test_a_papers_file_in_utf_16_without_a_mark_says_so(tmp_path: Path, encoding
     text = '{"title": "Visual prompt tuning", "summary": "Prompts for a frozen ViT \u2014 \u89c6\u89c9."}\n'
     path.write_bytes((text * 3).encode(encoding))
     expected = f"{path} is {name} text (without a byte-order mark), not UTF-8: save it as UTF-8"
-    with pytest.raises(UserError) as caught:
-        list(read_jsonl(path))
-    assert str(caught.value) == expected
-    with pytest.raises(UserError) as caught:
-        read_corpus_jsonl(path)
-    assert str(caught.value) == expected
+    _both_readers_refuse(path, expected)
