@@ -22,7 +22,7 @@ from typing import Any
 
 from vpt_tracker import normalize
 from vpt_tracker.errors import UserError
-from vpt_tracker.files import refuse_wide_text
+from vpt_tracker.files import WIDE_HEAD, refuse_wide_text
 from vpt_tracker.models import RawRecord
 
 JSONL_SOURCE = "jsonl"
@@ -46,6 +46,31 @@ def json_kind(value: Any) -> str:
 
 
 ONE_PER_LINE = "expected one JSON object per line, not a JSON array"
+
+
+class JsonNumber(float):
+    """A JSON number with a fraction or exponent, as `iter_jsonl` reads it: a float that keeps
+    the digits it was written with (`text`).
+
+    An arXiv id written as a number, `2203.10100`, is the float 2203.101: the paper became
+    "2203.101" (no such id) and `classify score` wrote the id back as `2203.101`. It is still a
+    float for every check and computation; `literal` and `score`'s writer use its text.
+    """
+
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def literal(value: Any) -> str:
+    """A JSON scalar as its text: a string as is, a number with the digits it was written with
+    (`2203.10100`, `7`), anything else as Python writes it."""
+    if isinstance(value, str):
+        return value
+    return value.text if isinstance(value, JsonNumber) else str(value)
 
 
 def expect_object(data: Any, where: str) -> None:
@@ -107,7 +132,7 @@ def corpus_record(data: Any, where: str) -> RawRecord:
     """One corpus line as a record; `where` (file:line) names it in errors."""
     expect_object(data, where)
     title = " ".join(text_field(data.get("title"), where, "title", required=True).split())
-    raw_id = text_field(data.get("id"), where, "id")
+    raw_id = _id_text(data.get("id"), where)
     arxiv = normalize.arxiv_id(raw_id) if raw_id else None
     if raw_id and arxiv is None:
         raise UserError(f"{where}: 'id' {raw_id!r} is not an arXiv id")
@@ -140,17 +165,26 @@ def corpus_record(data: Any, where: str) -> RawRecord:
     )
 
 
+def _id_text(value: Any, where: str) -> str:
+    """A corpus line's `id` as text: a string, or a number as written (`2203.10100`, which
+    JSON's reader makes 2203.101; it was refused as "must be a string, not a number")."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return literal(value)
+    return text_field(value, where, "id")
+
+
 def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any]]:
     """(`file:line`, parsed value) for each non-blank line of a JSON-lines file.
 
     Every reader of local dumps (ingestion, the classifier's training and scoring input) goes
     through here, so a bad line is always a UserError naming `file:line`. `errors="replace"`
     tolerates undecodable bytes where a caller would rather score odd text than stop. A
-    leading byte-order mark (Windows editors and PowerShell write one) is skipped.
+    leading byte-order mark (Windows editors and PowerShell write one) is skipped. A number
+    with a fraction or exponent is a `JsonNumber`, which keeps the digits it was written with.
     """
     try:
         with path.open("rb") as raw:
-            refuse_wide_text(path, raw.read(4))
+            refuse_wide_text(path, raw.read(WIDE_HEAD))
         handle = path.open(encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -161,7 +195,7 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
                     continue
                 where = f"{path}:{number}"
                 try:
-                    yield where, json.loads(line)
+                    yield where, json.loads(line, parse_float=JsonNumber)
                 except json.JSONDecodeError as exc:
                     hint = ""
                     if number == 1 and line.lstrip().startswith("["):

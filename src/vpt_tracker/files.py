@@ -54,13 +54,48 @@ _WIDE_BOMS = (
 )
 
 
+#: How much of a file's start `refuse_wide_text` needs to tell wide text without a mark.
+WIDE_HEAD = 256
+
+
 def refuse_wide_text(path: Path, head: bytes) -> None:
-    """A UserError for a file whose first bytes `head` are a UTF-16 or UTF-32 byte-order mark.
+    """A UserError for a file whose first bytes `head` (`WIDE_HEAD` of them) are UTF-16 or
+    UTF-32: a byte-order mark, or, without one, NUL bytes where wide text has them.
 
     Windows PowerShell 5's `>` and `Out-File`, and Notepad's "Unicode", write UTF-16. Read as
     UTF-8 it was "a binary file" (a README), "not valid JSON" on every line (a papers file),
-    or a codec's error: each sent the maintainer looking for a broken file.
+    or a codec's error: each sent the maintainer looking for a broken file. Other tools
+    (`iconv -t UTF-16LE`, Python's `utf-16-le`) write no mark, and such a file was told so
+    only when it had one.
     """
     for bom, name in _WIDE_BOMS:
         if head.startswith(bom):
             raise UserError(f"{path} is {name} text, not UTF-8: save it as UTF-8")
+    guess = _wide_without_bom(head)
+    if guess is not None:
+        raise UserError(f"{path} is {guess} text (without a byte-order mark), not UTF-8: save it as UTF-8")
+
+
+def _wide_without_bom(head: bytes) -> str | None:
+    """The wide encoding, "UTF-16" or "UTF-32", whose NUL bytes `head` holds where it puts them.
+
+    UTF-8 text holds no NUL at all. In UTF-16 every ASCII character (markup, JSON, URLs: most
+    of a README or a papers file) has one, in the same byte of its pair: the second (LE) or
+    the first (BE); the other byte is hardly ever NUL. UTF-32 has two or three in each four.
+    A binary file's NULs follow no such pattern.
+    """
+    sample = head[: len(head) // 4 * 4]
+    if not sample:
+        return None
+
+    def share(start: int, step: int) -> float:
+        column = sample[start::step]
+        return column.count(0) / len(column)
+
+    for nuls, kept in (((2, 3), 0), ((0, 1), 3)):  # UTF-32 LE, then BE
+        if all(share(i, 4) == 1 for i in nuls) and share(kept, 4) == 0:
+            return "UTF-32"
+    for nul, other in ((1, 0), (0, 1)):  # UTF-16 LE, then BE
+        if share(nul, 2) >= 0.5 and share(other, 2) <= 0.1:
+            return "UTF-16"
+    return None

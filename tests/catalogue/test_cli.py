@@ -235,6 +235,25 @@ def test_a_utf16_readme_is_named_as_such(db_url: str, tmp_path: Path) -> None:
     assert "known catalogues: none yet" in err
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_readme_without_a_mark_is_named_as_such(db_url: str, tmp_path: Path, encoding: str) -> None:
+    """`iconv -t UTF-16LE` (or BE) writes no byte-order mark: only a README with one was named
+    UTF-16, and this one was "a binary file, not a markdown README"."""
+    readme = tmp_path / "README.md"
+    readme.write_bytes(STELLAR.read_text(encoding="utf-8").encode(encoding))
+    for args in (["import", str(readme), "--name", "g"], ["check", str(readme)]):
+        code, out, err = run(db_url, "catalogue", *args)
+        assert code == 2 and out == "", err
+        assert (
+            err
+            == f"Error: {readme} is UTF-16 text (without a byte-order mark), not UTF-8: save it as UTF-8\n"
+        )
+    binary = tmp_path / "binary.md"  # NULs in no such pattern
+    binary.write_bytes(bytes(range(256)) * 4)
+    code, _, err = run(db_url, "catalogue", "check", str(binary))
+    assert code == 2 and err == f"Error: {binary} is a binary file, not a markdown README\n"
+
+
 @pytest.mark.parametrize("path", ["../README.md", "/home/me/list/README.md", "docs/../../README.md", ""])
 def test_a_readme_path_outside_the_repository_is_refused_at_import(
     db_url: str, tmp_path: Path, path: str

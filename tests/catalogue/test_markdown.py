@@ -135,9 +135,12 @@ def test_short_name_bullet_reads_the_whole_venue_before_the_year(venue: str, tit
 
 
 def test_short_name_bullet_keeps_the_general_rule_when_more_follows_the_year() -> None:
-    # zhengli97's "EMNLP 2023 Findings." and a year glued to the venue stay as they were
+    # a year glued to the venue, and more than a venue's words after the year, stay as they
+    # were (zhengli97's "EMNLP 2023 Findings." is "EMNLP Findings": see below)
     lines = {
-        "- `A` **A.** EMNLP 2023 Findings.  ": ("EMNLP", 2023),
+        "- `A` **A.** EMNLP 2023 Findings of the ACL, long paper.  ": ("EMNLP", 2023),
+        "- `F` **F.** EMNLP 2023 Oral, Spotlight.  ": ("EMNLP", 2023),
+        "- `G` **G.** EMNLP 2023 Findings2.  ": ("EMNLP", 2023),
         "- `B` **B**    CVPR2025.  ": ("CVPR", 2025),
         "- `C` **C.** 2023.  ": (None, 2023),
         "- `D` **D.** arXiv:2203.17274.  ": ("arXiv", 2022),
@@ -146,6 +149,27 @@ def test_short_name_bullet_keeps_the_general_rule_when_more_follows_the_year() -
     for line, expected in lines.items():
         entry = parse(f"# L\n{line}\n[[Paper](https://arxiv.org/abs/2501.00001)]\n").entries[0]
         assert (entry.venue, entry.year) == expected, line
+
+
+def test_the_words_after_a_venues_year_are_the_venues_too() -> None:
+    """zhengli97 lists Spotlighter as "EMNLP 2025 Findings.": it read as "EMNLP" (a Findings
+    paper taken for a main-conference one), an upgrade wrote "TPAMI 2026 Findings.", and a new
+    entry in its style "CVPR 2026 Findings."."""
+    old = read(ZHENG)
+    doc = parse(old)
+    [entry] = [e for e in doc.entries if e.short_name == "Spotlighter"]
+    assert (
+        entry.raw.startswith("- `Spotlighter` **Spotlighter: Revisiting")
+        and " EMNLP 2025 Findings.  \n" in entry.raw
+    )
+    assert (entry.venue, entry.year) == ("EMNLP Findings", 2025)
+    a, b = entry.spans["venue"]
+    assert entry.spans["year"] == (a, b) and entry.raw[a:b] == "EMNLP 2025 Findings"
+    new = NewEntry("Prompting Foo", "CVPR", 2026, PAPER, CODE, "Foo")
+    assert _render_like(entry, new, doc).startswith("- `Foo` **Prompting Foo.** CVPR 2026.  \n")
+    updated = doc.update_entry(entry.index, venue="TPAMI", year=2026)
+    assert updated.raw == entry.raw.replace("EMNLP 2025 Findings.", "TPAMI 2026.")
+    assert (updated.venue, updated.year) == ("TPAMI", 2026)
 
 
 @pytest.mark.parametrize("venue", MULTI_WORD_VENUES)
@@ -855,6 +879,36 @@ def test_a_venue_of_several_words_reads_whole_in_every_style(style: str, venue: 
     updated = doc.update_entry(entry.index, venue="TPAMI", year=2026)
     assert (updated.venue, updated.year) == ("TPAMI", 2026)
     assert venue not in updated.raw
+
+
+@pytest.mark.parametrize(
+    ("after", "venue"),
+    [
+        (" Findings", "EMNLP Findings"),
+        (", Oral", "EMNLP Oral"),
+        (" Workshop", "EMNLP Workshop"),
+        (" Short Papers", "EMNLP Short Papers"),
+    ],
+)
+@pytest.mark.parametrize("style", ["synbol", "jianghaojun", "disi", "ttengwang", "table"])
+def test_words_after_the_year_are_the_venues_in_every_style(style: str, after: str, venue: str) -> None:
+    """A real entry whose venue and year are replaced by "EMNLP YEAR Findings" (synthetic; as
+    `(CVPR 2023, Oral)` or `` `ICCV 2023 Workshop` ``): the venue read as the word before the
+    year ("EMNLP"), and an upgrade left the words after it ("TPAMI 2026 Findings")."""
+    name, line = REAL_ENTRY_OF_EACH_STYLE[style]
+    old = read(name)
+    real = next(e for e in parse(old).entries if e.line == line)
+    start = real.spans["venue"][0]
+    end = max(real.spans["venue"][1], real.spans.get("year", (0, 0))[1])
+    shown = f" EMNLP {real.year}{after} " if style == "table" else f"EMNLP {real.year}{after}"
+    text = old.replace(real.raw, real.raw[:start] + shown + real.raw[end:], 1)
+    assert text != old
+    doc = parse(text)
+    entry = next(e for e in doc.entries if e.line == line)
+    assert (entry.title, entry.venue, entry.year) == (real.title, venue, real.year)
+    updated = doc.update_entry(entry.index, venue="TPAMI", year=2026)
+    assert (updated.venue, updated.year) == ("TPAMI", 2026)
+    assert "EMNLP" not in updated.raw and after.strip(", ") not in updated.raw
 
 
 @pytest.mark.parametrize("venue", ["Pattern Recognition", "ICLR (Oral)"])

@@ -119,6 +119,23 @@ def test_score_gives_back_each_id_as_written(tmp_path: Path) -> None:
     assert [json.loads(line)["id"] for line in out.splitlines()] == ids
 
 
+def test_score_gives_back_a_numeric_id_with_its_digits(tmp_path: Path) -> None:
+    """An arXiv id written as a number, `2203.10100`, is the float 2203.101 to JSON's reader:
+    `score` wrote it back as `2203.101`, which joins by text with nothing (and the paper's
+    id, "2203.101", is no arXiv id). Each number goes back with the digits it came with."""
+    written = ["2203.10100", "1.50", "1E3", "-0.0", "7"]
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text(
+        "".join(f'{{"id": {ident}, "title": "Visual prompt tuning"}}\n' for ident in written),
+        encoding="utf-8",
+    )
+    code, out, err = score_awesome_vpt(tmp_path, papers, "-")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert [line.split(",")[0] for line in lines] == [f'{{"id": {ident}' for ident in written]
+    assert [json.loads(line)["id"] for line in lines] == [2203.101, 1.5, 1000.0, -0.0, 7]
+
+
 def test_score_gives_back_an_id_with_a_lone_surrogate(tmp_path: Path) -> None:
     """JSON may escape half of a surrogate pair ("\\ud800"), which no UTF-8 text can hold: writing
     such an id back stopped `score` with a UnicodeEncodeError traceback after every paper was

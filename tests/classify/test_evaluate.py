@@ -11,7 +11,7 @@ import pytest
 from vpt_tracker.classify.data import Example, TrainingSet
 from vpt_tracker.classify.evaluate import evaluate, exclusive_on_titles, fold_of, ranking_metrics, replay
 from vpt_tracker.classify.model import Hyper
-from vpt_tracker.cli.classify import _print_report
+from vpt_tracker.cli.classify import _print_replay, _print_report
 from vpt_tracker.errors import UserError
 
 from .conftest import VPT_LABELS
@@ -120,3 +120,42 @@ def test_replay_ranks_the_added_entries(training: TrainingSet, hyper: Hyper) -> 
     assert report["recall_at_load"]["10%"] >= 0.5  # 42 slots at 10% load for 26 added papers
     ranks = [row["rank"] for row in report["ranks"]]
     assert ranks == sorted(ranks) and len(ranks) == len(added)
+
+
+def test_the_printed_report_and_replay_say_1_paper_not_1_papers(
+    training: TrainingSet, hyper: Hyper, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`classify evaluate` and `classify replay` printed "1 papers", "1 entries" and the training
+    counts as a Python dict; every count they print now goes through `plural`."""
+    report = evaluate("fixture", training, VPT_LABELS, hyper, folds=3)
+    # A real report with every count set to 1 (too few papers to train a model for a real one).
+    report["counts"] = dict.fromkeys(report["counts"], 1)
+    for block in ("relevance", "relevance_prompt_subset"):
+        report[block].update(papers=1, positives=1)
+    report["base_to_novel"]["examples"] = 1
+    report["exclusive_on_titles"] = {
+        "entries": 1,
+        "proposed": 1.0,
+        "every_label_above_threshold": 1.0,
+        "majority_label": 1.0,
+    }
+    _print_report(report)
+    printed = capsys.readouterr().out
+    assert (
+        "  counts: 1 relevant paper (1 with an abstract), 1 rejected, 1 unlabeled; "
+        "base-to-novel 1 positive, 1 negative; 1 labelled entry without an abstract\n"
+    ) in printed
+    assert "  relevance (all papers, 1 paper, 1 relevant):\n" in printed
+    assert '  relevance (papers mentioning "prompt", 1 paper, 1 relevant):\n' in printed
+    assert "F1 " in printed and " (1 paper); flags " in printed
+    assert "on 1 entry without an abstract (titles)" in printed
+
+    # Trained on the older list alone, one paper added since: the only one left to rank.
+    before, added = training.relevant[:30], training.relevant[30:31]
+    replayed = replay("r", replace(training, relevant=before), added, before + added, VPT_LABELS, hyper)
+    assert replayed["papers"] == replayed["added_in_pool"] == 1
+    replayed["before_entries_in_store"] = 1  # what replay_catalogue adds: 30 here, at least 8 really
+    _print_replay("r", replayed)
+    assert capsys.readouterr().out.startswith(
+        "catalogue r: trained on 1 older entry; 1 added entry ranked among 1 paper\n"
+    )

@@ -27,6 +27,36 @@ def test_terms_match_whole_words_on_folded_text() -> None:
     assert rules.match("nothing here") is None
 
 
+@pytest.mark.parametrize(
+    ("term", "matches", "misses"),
+    [
+        ("C++", ["a C++ library", "in c++.", "(C++)", "C++ and Python"], ["vitamin C", "C#", "C++11", "C+"]),
+        ("C#", ["written in C#, fast", "c# code"], ["section C of", "C++", "C#m"]),
+        ("F#", ["F# programs"], ["the F score"]),
+        (".NET", ["the .NET runtime", "(.NET)"], ["a neural net", "the network"]),
+        ("A*", ["A* search", "an A*-style planner"], ["a search", "A** grade"]),
+        ("C++ code", ["fast C++  code here"], ["C++ coder", "C code"]),
+    ],
+)
+def test_a_term_whose_symbols_folding_drops_matches_them_as_written(
+    term: str, matches: list[str], misses: list[str]
+) -> None:
+    """Folding reads `+`, `#`, `*` and a word's leading `.` as a space: `C++` and `C#` were the
+    term "c", and an include queued every paper that says "vitamin C" or "section C"; `.NET`
+    was "net". Such a term matches its characters, case ignored, as a token of the raw text."""
+    rules = RuleSet(include=[term])
+    assert [text for text in matches if rules.match(text) is None] == []
+    assert [text for text in misses if rules.match(text) is not None] == []
+
+
+def test_hyphens_in_a_term_stay_separators() -> None:
+    """`R-CNN` and `3D-` fold to "r cnn" and "3d" and match as before: a hyphen carries no meaning."""
+    assert RuleSet(include=["R-CNN"]).match("Faster R CNN and Mask R-CNN") is not None
+    assert RuleSet(include=["R-CNN"]).match("an RCNN") is None
+    assert RuleSet(include=["3D-"]).match("3D-aware prompts") is not None
+    assert RuleSet(include=["3D-"]).match("3Daware") is None
+
+
 def test_regex_rules_and_exclude_wins() -> None:
     rules = RuleSet(include=["/base-to-novel|base to new/"], exclude=["text-to-image"])
     hit = rules.match("Strong Base-to-Novel generalization")
@@ -215,6 +245,37 @@ def test_a_term_with_letters_folding_cannot_keep_is_refused(kind: str, rule: str
     assert kept.match("An $\\alpha$ prompt for strasse fine tuning") is not None
 
 
+def test_an_id_written_as_a_number_keeps_its_digits(tmp_path: Path) -> None:
+    """JSON's reader makes `2203.10100` the float 2203.101: the classifier's readers took the
+    paper as "2203.101" (no arXiv id, so it was known by its title alone), and `ingest-jsonl`
+    refused the line ("'id' must be a string, not a number"). Every reader of papers files
+    now reads a numeric id as the text it was written as."""
+    path = tmp_path / "papers.jsonl"
+    path.write_text(
+        '{"id": 2203.10100, "title": "Visual prompt tuning", "summary": "We tune prompts.", "x": 0.50}\n',
+        encoding="utf-8",
+    )
+    [example] = read_jsonl(path)
+    assert example.id == "2203.10100" and example.key() == "2203.10100"
+    [record] = read_corpus_jsonl(path)
+    assert record.arxiv_id == "2203.10100" and record.source_id == "2203.10100"
+    path.write_text('{"id": 7, "title": "Visual prompt tuning"}\n', encoding="utf-8")
+    assert next(read_jsonl(path)).id == "7"
+    with pytest.raises(UserError, match=r"papers.jsonl:1: 'id' '7' is not an arXiv id$"):
+        read_corpus_jsonl(path)
+    path.write_text('{"id": true, "title": "Visual prompt tuning"}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"papers.jsonl:1: 'id' must be a string, not true$"):
+        read_corpus_jsonl(path)
+
+
+def _both_readers_refuse(path: Path, expected: str) -> None:
+    """The classifier's and the corpus reader's error for `path` is `expected`, word for word."""
+    for read in (lambda: list(read_jsonl(path)), lambda: read_corpus_jsonl(path)):
+        with pytest.raises(UserError) as caught:
+            read()
+        assert str(caught.value) == expected
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
 def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
     """Windows PowerShell 5's `>` and `Out-File` write UTF-16 with a byte-order mark: the reader
@@ -226,9 +287,19 @@ def test_a_papers_file_in_utf_16_says_so(tmp_path: Path, encoding: str) -> None:
     path.write_bytes((bom + text).encode(encoding))
     name = "UTF-32" if encoding == "utf-32" else "UTF-16"
     expected = f"{path} is {name} text, not UTF-8: save it as UTF-8"
-    with pytest.raises(UserError) as caught:
-        list(read_jsonl(path))
-    assert str(caught.value) == expected
-    with pytest.raises(UserError) as caught:
-        read_corpus_jsonl(path)
-    assert str(caught.value) == expected
+    _both_readers_refuse(path, expected)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32")],
+)
+def test_a_papers_file_in_utf_16_without_a_mark_says_so(tmp_path: Path, encoding: str, name: str) -> None:
+    """`iconv -t UTF-16LE` and Python's `utf-16-le` write no byte-order mark: such a file was
+    "papers.jsonl:1: not valid JSON (Expecting value)" (and "not UTF-8 text" to the corpus
+    reader), told apart only with a mark. Its NUL bytes say what it is."""
+    path = tmp_path / "papers.jsonl"
+    text = '{"title": "Visual prompt tuning", "summary": "Prompts for a frozen ViT \u2014 \u89c6\u89c9."}\n'
+    path.write_bytes((text * 3).encode(encoding))
+    expected = f"{path} is {name} text (without a byte-order mark), not UTF-8: save it as UTF-8"
+    _both_readers_refuse(path, expected)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -23,7 +24,7 @@ from urllib.parse import quote, unquote
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.names import titles_agree
 from vpt_tracker.errors import UserError
-from vpt_tracker.files import refuse_wide_text
+from vpt_tracker.files import WIDE_HEAD, refuse_wide_text
 
 # --------------------------------------------------------------------------------------
 # Data
@@ -570,7 +571,7 @@ class Document:
             else:
                 # "Pattern Recognition 2024", ustcjinggg's "ICCV2023" and "ECCV2022(455引)"
                 cell = venue_text[: _before_aside(venue_text, len(venue_text))]
-                found = _venue_ending_in_year(venue_text, 0, cell) or _find_venue_year(
+                found = _venue_around_year(venue_text, 0, cell) or _find_venue_year(
                     venue_text.replace("(", " (")
                 )
                 if found:
@@ -1203,19 +1204,20 @@ def _venue_up_to_year(raw: str, start: int, style: str, links: list[_Link]) -> _
     venue, so "CVPR Workshops 2025", "Pattern Recognition 2025", "ICLR (Oral) 2025" and
     "WANT @ ICML 2024" read back as the list (or our own renderer) wrote them: the
     word-shaped `_VENUE_YEAR` kept only the last word ("Recognition") or nothing, and a
-    venue upgrade then replaced only that word. None when more than an aside follows the
-    year ("EMNLP 2023 Findings."): the general rule reads those, as before."""
+    venue upgrade then replaced only that word. A word or three after the year are the
+    venue's too (`_venue_around_year`: "EMNLP 2023 Findings.", "(CVPR 2023, Oral)"); None
+    when more follows: the general rule reads those, as before."""
     if style == "ttengwang":
         code = re.search(r"`([^`]+)`", raw[start:])
-        return _venue_ending_in_year(raw, start + code.start(1), code.group(1)) if code else None
+        return _venue_around_year(raw, start + code.start(1), code.group(1)) if code else None
     text = _masked_line(raw, start, links)
     paren = _LEADING_PAREN.match(text) if style == "disi" else None
     if paren:
-        return _venue_ending_in_year(raw, start + paren.start(1), paren.group(1))
+        return _venue_around_year(raw, start + paren.start(1), paren.group(1))
     end = len(text.rstrip())
     if text[:end].endswith("."):
         end -= 1
-    return _venue_ending_in_year(raw, start, text[: _before_aside(text, end)])
+    return _venue_around_year(raw, start, text[: _before_aside(text, end)])
 
 
 def _before_aside(text: str, end: int) -> int:
@@ -1259,6 +1261,50 @@ def _venue_ending_in_year(raw: str, offset: int, text: str) -> _Found | None:
         return None  # "arXiv:2203.172 74" is no "Venue 'YY"
     v_span = (offset + v_start, offset + v_end)
     return venue, _year(year.group(1)) or 0, v_span, (offset + year.start(1), offset + end)
+
+
+_MAX_WORDS_AFTER_YEAR = 3  # "Findings", "Workshop", "Oral", "Short Papers", "Datasets and Benchmarks"
+_WORD_LETTERS = frozenset(string.ascii_letters + "-")
+
+
+def _venue_around_year(raw: str, offset: int, text: str) -> _Found | None:
+    """`text` (as `_venue_ending_in_year` takes it) read as "Venue Year", or as "Venue Year
+    Words" with a word or three after the year: "EMNLP 2023 Findings", "CVPR 2023, Oral",
+    "ICCV 2023 Workshop". Those words are part of the venue, after its name ("EMNLP Findings",
+    "CVPR Oral", "ICCV Workshop", as "CVPR Workshops 2025" is "CVPR Workshops"): the word
+    before the year alone made a Findings or workshop paper a main-conference one. One span
+    holds the venue and the year, as in "arXiv:2203.17274": an upgrade or a new entry in the
+    style of this one writes "TPAMI 2026" over all of it, where it wrote "TPAMI 2026 Findings".
+    Plain string scans, as in `_venue_ending_in_year`."""
+    found = _venue_ending_in_year(raw, offset, text)
+    if found is not None:
+        return found
+    core = text.rstrip()
+    words: list[str] = []
+    end = len(core)
+    while len(words) < _MAX_WORDS_AFTER_YEAR:
+        start = end
+        while start > 0 and core[start - 1] in _WORD_LETTERS:
+            start -= 1
+        if start == end or not core[start].isalpha():
+            return None
+        words.insert(0, core[start:end])
+        gap = len(core[:start].rstrip(" \t"))
+        comma = core[:gap].endswith(",")
+        head = core[: len(core[:gap].rstrip(" \t,"))]
+        if gap == start and not comma:
+            return None  # "2023Findings", "ICCV-W": not a word after the year
+        if head[-1:].isdigit():
+            found = _venue_ending_in_year(raw, offset, head)
+            if found is None:
+                return None
+            venue, year, (v_start, _v_end), _year_span = found
+            span = (v_start, offset + len(core))
+            return f"{venue} {' '.join(words)}", year, span, span
+        if comma:
+            return None  # "CVPR 2023 Oral, Spotlight": a list, not one venue's words
+        end = gap
+    return None
 
 
 def _link_venue_year(text: str) -> tuple[str, int] | None:
@@ -1847,7 +1893,7 @@ def read_markdown(path: Path) -> str:
         raise UserError(f"{path} is a directory, not a README file") from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    refuse_wide_text(path, data[:4])
+    refuse_wide_text(path, data[:WIDE_HEAD])
     if b"\0" in data:
         raise UserError(f"{path} is a binary file, not a markdown README")
     try:

@@ -18,7 +18,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
-from vpt_tracker.dumps import expect_object, first_text, iter_jsonl, text_field
+from vpt_tracker.dumps import expect_object, first_text, iter_jsonl, literal, text_field
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import TITLE_THRESHOLD_TITLE_ONLY
 from vpt_tracker.normalize import arxiv_id, title_key
@@ -152,7 +152,7 @@ def example_from_json(data: dict[str, Any], where: str) -> Example:
         title=title,
         abstract=abstract,
         comment=comment,
-        id=None if ident is None else str(ident),
+        id=None if ident is None else literal(ident),
         labels=tuple(labels),
     )
 

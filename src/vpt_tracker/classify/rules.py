@@ -2,7 +2,9 @@ r"""Keyword rules: a maintainer's fix for a blind spot of the model, without ret
 
 A rule is a plain term (matched as whole words on the folded text, so `visual prompt`
 matches "Visual-Prompt" and "visual  prompts" does not; a term with letters that do not fold
-to Latin ones is refused, as they would drop out of it) or a `/regex/` (Python syntax,
+to Latin ones is refused, as they would drop out of it; a term with `+`, `#`, `*` or a word's
+leading `.`, which folding drops, matches those characters as written: `C++`, `C#`, `.NET`)
+or a `/regex/` (Python syntax,
 case-insensitive, on the raw title + abstract + comment; one that matches the empty text
 would match every paper, and is refused; so is one that opens with `/` and does not end
 with one, `/zebra/i`). `exclude` wins over `include`:
@@ -74,8 +76,21 @@ def _compile(rule: str, kind: str) -> _Compiled:
     folded = fold_text(text)
     if not folded:
         raise UserError(f"bad {kind} rule {rule!r}: it has no letters or digits to match")
+    if _SYMBOLS.search(text):
+        # Folding drops `+`, `#` and a word's leading `.`: `C++` and `C#` became the term "c",
+        # which matched every paper that says "vitamin C", and `.NET` every "neural net".
+        # Such a term matches its own characters, as a token, on the raw text.
+        words = r"\s+".join(re.escape(word) for word in text.split())
+        pattern = re.compile(rf"(?<![0-9a-z+#*]){words}(?![0-9a-z+#*])", re.IGNORECASE)
+        return _Compiled(rule, pattern, on_raw=True)
     words = r"\s+".join(re.escape(word) for word in folded.split())
     return _Compiled(rule, re.compile(rf"(?<![0-9a-z]){words}(?![0-9a-z])"), on_raw=False)
+
+
+# Characters that are part of a term's meaning, where folding reads them as a space: `+` and
+# `#` (C++, C#, F#), `*` (A*), and a `.` that opens a word (.NET). A hyphen, slash or
+# apostrophe stays a separator (`R-CNN` is "r cnn" and matches "R CNN"; `3D-` is "3d").
+_SYMBOLS = re.compile(r"[+#*]|(?<!\S)\.(?=[0-9A-Za-z])")
 
 
 _METACHARACTERS = re.compile(r"[.^$*+?{}\[\]\\|()]")  # re.escape escapes spaces too

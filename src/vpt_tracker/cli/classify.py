@@ -27,7 +27,7 @@ from vpt_tracker.cli.context import (
     to_stdout,
     write_output,
 )
-from vpt_tracker.dumps import iter_jsonl
+from vpt_tracker.dumps import JsonNumber, iter_jsonl
 from vpt_tracker.enqueue import (
     evaluate_catalogue,
     explain,
@@ -129,13 +129,18 @@ def _json_line(row: dict[str, Any]) -> str:
     An id is given back as written, and JSON may write half of a surrogate pair ("\\ud800"),
     which no UTF-8 text can hold: such a line is written with ASCII escapes, which read
     back to the same id (writing it raw stopped `score` with a traceback after every paper
-    was scored).
+    was scored). An id written as a number keeps its digits: JSON writes the float 2203.101
+    for `2203.10100`, so its text (a `JsonNumber`'s) replaces what JSON wrote.
     """
     line = json.dumps(row, ensure_ascii=False)
     try:
         line.encode("utf-8")
     except UnicodeEncodeError:
         line = json.dumps(row)
+    ident = row.get("id")
+    written = '{"id": ' + json.dumps(ident)
+    if isinstance(ident, JsonNumber) and line.startswith(written):
+        line = '{"id": ' + ident.text + line[len(written) :]
     return line + "\n"
 
 
@@ -245,13 +250,27 @@ def score_command(app: AppContext, name: str, input_path: Path, output_path: Pat
     )
 
 
+def _counts(counts: dict[str, int]) -> str:
+    """The training set's counts (`TrainingSet.counts`) in words, each noun agreeing with its count."""
+    return (
+        f"{plural(counts['relevant'], 'relevant paper')} "
+        f"({counts['relevant_with_abstract']} with an abstract), "
+        f"{counts['rejected']} rejected, {counts['unlabeled']} unlabeled; base-to-novel "
+        f"{counts['novel_positive']} positive, {counts['novel_negative']} negative; "
+        f"{plural(counts['labelled_entries_without_abstract'], 'labelled entry', 'labelled entries')} "
+        "without an abstract"
+    )
+
+
 def _print_report(report: dict[str, Any]) -> None:
     rel = report["relevance"]
     sub = report["relevance_prompt_subset"]
     click.echo(f"catalogue {report['catalogue']}: {report['folds']}-fold nested cross-validation")
-    click.echo(f"  counts: {report['counts']}")
+    click.echo(f"  counts: {_counts(report['counts'])}")
     for title, block in (("all papers", rel), ('papers mentioning "prompt"', sub)):
-        click.echo(f"  relevance ({title}, {block['papers']} papers, {block['positives']} relevant):")
+        click.echo(
+            f"  relevance ({title}, {plural(block['papers'], 'paper')}, {block['positives']} relevant):"
+        )
         click.echo(
             f"    recall at threshold {block['recall_at_threshold']:.3f}"
             f"   review load {block['review_load']:.4f}"
@@ -281,13 +300,14 @@ def _print_report(report: dict[str, Any]) -> None:
         m = report["base_to_novel"]
         click.echo(
             f"  base-to-novel: precision {m['precision']:.2f}, recall {m['recall']:.2f}, "
-            f"F1 {m['f1']:.2f} ({m['examples']} papers); "
+            f"F1 {m['f1']:.2f} ({plural(m['examples'], 'paper')}); "
             f"flags {m['flagged_unlabeled']:.2%} of the unlabeled papers"
         )
     if "exclusive_on_titles" in report:
         t = report["exclusive_on_titles"]
+        entries = plural(t["entries"], "entry without an abstract", "entries without an abstract")
         click.echo(
-            f"  one label per exclusive group, on {t['entries']} entries without an abstract (titles), "
+            f"  one label per exclusive group, on {entries} (titles), "
             f"micro-F1: proposed {t['proposed']:.2f}, every label above its threshold "
             f"{t['every_label_above_threshold']:.2f}, the majority label {t['majority_label']:.2f}"
         )
@@ -342,10 +362,16 @@ def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: 
     )
     if as_json:
         echo_json(report)
-        return
+    else:
+        _print_replay(name, report)
+
+
+def _print_replay(name: str, report: dict[str, Any]) -> None:
     click.echo(
-        f"catalogue {name}: trained on {report['before_entries_in_store']} older entries; "
-        f"{report['added_in_pool']} added entries ranked among {report['papers']} papers"
+        f"catalogue {name}: trained on "
+        f"{plural(report['before_entries_in_store'], 'older entry', 'older entries')}; "
+        f"{plural(report['added_in_pool'], 'added entry', 'added entries')} ranked among "
+        f"{plural(report['papers'], 'paper')}"
     )
     click.echo("  recall at load " + "  ".join(f"{k}={v:.2f}" for k, v in report["recall_at_load"].items()))
     for row in report["ranks"]:
