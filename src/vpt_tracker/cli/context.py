@@ -99,8 +99,10 @@ def run_guarded(action: Callable[[], T]) -> T:
         _quiet_exit()
     except UserError as exc:
         _fail(str(exc), exc.exit_code)
-    except (ConfigError, StoreError) as exc:
+    except ConfigError as exc:
         _fail(str(exc), 2)
+    except StoreError as exc:
+        _fail(str(exc), exc.exit_code)  # 69 for a database server that is down
     except DBAPIError as exc:
         # The database itself said no: a read-only file, a full disk, a server gone mid-command,
         # a role without the rights. The transaction was rolled back, so one line says what the

@@ -1,7 +1,9 @@
 """The store: tables, engines and sessions, and the queries the use cases share."""
 
 from vpt_tracker.store.db import (
+    EX_UNAVAILABLE,
     StoreError,
+    StoreUnavailable,
     check_connection,
     is_initialised,
     make_engine,
@@ -11,7 +13,9 @@ from vpt_tracker.store.db import (
 )
 
 __all__ = [
+    "EX_UNAVAILABLE",
     "StoreError",
+    "StoreUnavailable",
     "check_connection",
     "is_initialised",
     "make_engine",
