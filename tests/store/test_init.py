@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, inspect, text
@@ -19,7 +20,8 @@ from sqlalchemy.engine import make_url
 
 from conftest import PG_URL, require_postgres
 from unprivileged import run_cli
-from vpt_tracker.cli import main
+from vpt_tracker.cli import GuardedGroup, main
+from vpt_tracker.cli.context import AppContext, pass_app
 from vpt_tracker.store import make_engine
 
 
@@ -293,3 +295,51 @@ def test_a_postgresql_role_without_the_rights_is_one_line(restricted_role: tuple
     assert CliRunner().invoke(main, ["--database", admin_url, "init"]).exit_code == 0
     message = one_line_error(CliRunner().invoke(main, ["--database", url, "stats"]))
     assert message == "Error: the database refused the command: permission denied for table alembic_version\n"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_server_gone_mid_command_is_exit_69(db_url: str) -> None:
+    """A PostgreSQL restart or failover in the middle of a command ends its session: like a
+    server that is down, that is "try again later", exit 69; it was "the database refused the
+    command" and exit 2, the code of a command to fix."""
+
+    @click.group(cls=GuardedGroup)
+    @click.pass_context
+    def group(ctx: click.Context) -> None:
+        ctx.obj = AppContext(database_url=db_url)
+        ctx.call_on_close(ctx.obj.close)
+
+    @group.command()
+    @pass_app
+    def query(app: AppContext) -> None:
+        with app.engine().connect() as connection:
+            pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            admin = create_engine(PG_URL)
+            with admin.begin() as other:  # what a server restart does to the session
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.dispose()
+            connection.execute(text("SELECT count(*) FROM papers"))
+
+    result = CliRunner().invoke(group, ["query"], env={"VPT_CONFIG": ""})
+    assert result.exit_code == 69, (result.output, result.exception)
+    shown = make_engine(db_url).url.render_as_string(hide_password=True)
+    reason = "terminating connection due to administrator command"
+    assert result.stderr == f"Error: lost the connection to database {shown}: {reason}\n", result.stderr
+
+
+def test_a_server_down_when_a_command_connects_again_is_exit_69() -> None:
+    """A server that went down mid-command refuses the next connection the command opens (a
+    run marking itself failed, a lock let go): that is as unavailable, exit 69, not a refusal."""
+
+    @click.group(cls=GuardedGroup)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def query() -> None:
+        with make_engine("postgresql+psycopg://postgres@127.0.0.1:1/test").connect():
+            pass
+
+    result = CliRunner().invoke(group, ["query"], env={"VPT_CONFIG": ""})
+    assert result.exit_code == 69, (result.output, result.exception)
+    assert result.stderr.startswith("Error: lost the connection to the database: connection failed: ")

@@ -8,6 +8,7 @@ from vpt_tracker.store.db import (
     is_initialised,
     make_engine,
     safe_url,
+    server_unavailable,
     session_factory,
     transaction,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "is_initialised",
     "make_engine",
     "safe_url",
+    "server_unavailable",
     "session_factory",
     "transaction",
 ]

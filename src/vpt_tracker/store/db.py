@@ -155,25 +155,29 @@ def check_connection(engine: Engine) -> None:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
     except (DBAPIError, sqlite3.Error) as exc:
-        full = str(getattr(exc, "orig", exc)).strip()
-        reason = full.splitlines()[0]
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         if engine.dialect.name == "sqlite" and "file is not a database" in reason:
             raise StoreError(f"{engine.url.database} is not a SQLite database file ({reason})") from None
-        if _not_reached(engine, exc, full):
+        if isinstance(exc, DBAPIError) and server_unavailable(exc):
             raise StoreUnavailable(f"cannot reach database {safe_url(engine)}: {reason}") from None
         raise StoreError(f"cannot connect to database {safe_url(engine)}: {reason}") from None
 
 
-def _not_reached(engine: Engine, exc: Exception, message: str) -> bool:
-    """Whether connecting to a database server failed for want of the server, not of the request.
+def server_unavailable(exc: DBAPIError) -> bool:
+    """Whether `exc` says the database server is not there for now, not that it refused.
 
-    psycopg gives connection errors no SQLSTATE, so the text tells: a server that answered
-    and refused (no such role or database, a wrong password) put its severity `FATAL:` in
-    it. Without one, nothing answered: the connection was refused, the host name did not
-    resolve, or the connection timed out. A file database (SQLite) has no server.
+    The session was lost (a restart, a failover: SQLAlchemy invalidates the connection), or
+    a connection failed for want of the server. psycopg gives a failed connection no SQLSTATE,
+    so the text tells: a server that answered and refused (no such role or database, a wrong
+    password) put its severity `FATAL:` in it; without one, nothing answered (the connection
+    was refused or timed out, the host name did not resolve). A server's answer to a
+    statement carries an SQLSTATE; a SQLite error none at all (no server, never unavailable).
     """
-    if engine.dialect.name == "sqlite" or not isinstance(exc, OperationalError):
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError) or getattr(exc.orig, "sqlstate", "") is not None:
         return False
+    message = str(exc.orig)
     return "FATAL:" not in message or any(phrase in message for phrase in _NOT_NOW)
 
 
