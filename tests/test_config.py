@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from unprivileged import run_cli
 from vpt_tracker.cli import main
-from vpt_tracker.config import ConfigError, load_settings
+from vpt_tracker.config import REVIEW_ACTIONS, ConfigError, load_settings
 from vpt_tracker.models import check_branch_name
 
 
@@ -354,3 +354,25 @@ def test_an_smtp_port_must_be_a_port(tmp_path: Path, text: str, env: dict[str, s
     config = write(tmp_path / "c.toml", text)
     result = CliRunner().invoke(main, ["--config", str(config), "config", "show"], env=env)
     assert one_line_error(result).startswith(f"Error: bad config: {key}: "), result.stderr
+
+
+@pytest.mark.parametrize("command", [["config", "show"], ["stats"], ["review", "list"]])
+def test_an_unknown_review_action_is_refused_when_the_config_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """A misspelt action in `review.keys` was refused only when the review app started:
+    `config show` printed it, and every other command ran with it, without a word."""
+    text = f'database_url = "sqlite:///{tmp_path}/t.db"\n[review.keys]\nacept = "y"\n'
+    config = write(tmp_path / "c.toml", text)
+    result = CliRunner().invoke(main, ["--config", str(config), *command])
+    error = one_line_error(result)
+    assert error.startswith("Error: bad config: review.keys: "), error
+    assert "unknown action 'acept'; actions: " + ", ".join(REVIEW_ACTIONS) in error
+    assert not (tmp_path / "t.db").exists()  # refused before the store was opened
+    # From the environment the same, naming the variable.
+    monkeypatch.setenv("VPT_REVIEW__KEYS", '{"accept": "y", "rejct": "n"}')
+    with pytest.raises(ConfigError, match=r"^bad config: review\.keys \(from VPT_REVIEW__KEYS\): .*'rejct'"):
+        load_settings(write(tmp_path / "empty.toml", ""))
+    # A known action passes.
+    monkeypatch.setenv("VPT_REVIEW__KEYS", '{"accept": "y"}')
+    assert load_settings(tmp_path / "empty.toml").review.keys == {"accept": "y"}

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import tzinfo
 from pathlib import Path
@@ -231,6 +232,38 @@ class ScheduleConfig(Section):
     misfire_grace_seconds: int = 3600
 
 
+#: The review app's actions: action -> (default keys, footer description). `review.keys` maps
+#: an action to other keys. The one list: the app binds these, and the config refuses a name
+#: that is not among them when it loads (the app alone found a misspelt action only when it
+#: started, after every other command had run with that config).
+REVIEW_ACTIONS: dict[str, tuple[str, str]] = {
+    "down": ("j,down", "Down"),
+    "up": ("k,up", "Up"),
+    "accept": ("a", "Accept"),
+    "relabel": ("l", "Edit labels"),
+    "reject": ("x", "Reject"),
+    "defer": ("d", "Defer"),
+    "undo": ("u", "Undo"),
+    "open": ("o", "Open"),
+    "filter": ("slash", "Filter"),
+    "help": ("question_mark", "Help"),
+    "quit": ("q", "Quit"),
+    "page_down": ("pagedown", "Page down"),
+    "page_up": ("pageup", "Page up"),
+    "detail_down": ("space", "Scroll detail down"),
+    "detail_up": ("b", "Scroll detail up"),
+}
+
+
+def unknown_review_actions(keys: Mapping[str, str]) -> str | None:
+    """What is wrong with the remapped keys `keys` (action -> keys), or None: the actions
+    that do not exist, and the ones that do."""
+    unknown = sorted(set(keys) - set(REVIEW_ACTIONS))
+    if not unknown:
+        return None
+    return f"unknown action {', '.join(map(repr, unknown))}; actions: {', '.join(REVIEW_ACTIONS)}"
+
+
 class ReviewConfig(Section):
     reviewer: str | None = None  # default: the login name
     order: Literal["relevance", "uncertainty"] = "relevance"
@@ -244,6 +277,13 @@ class ReviewConfig(Section):
             "survey or position paper",
         ]
     )
+
+    @field_validator("keys")
+    @classmethod
+    def _known_actions(cls, value: dict[str, str]) -> dict[str, str]:
+        if problem := unknown_review_actions(value):
+            raise ValueError(problem)
+        return value
 
 
 class Settings(BaseSettings):

@@ -12,8 +12,8 @@ Crash safety, because cron jobs get killed:
   (their sightings carry that run's id), which also resumes its window.
 
 Source health: a source that errors, or returns far fewer records than it usually does on
-the same weekday, is unhealthy; the window it missed goes into `refetch_windows` and is
-fetched again, with cursors of its own, at the start of the next run.
+the same weekday (in `schedule.timezone`), is unhealthy; the window it missed goes into
+`refetch_windows` and is fetched again, with cursors of its own, at the start of the next run.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
-from vpt_tracker.config import Settings
+from vpt_tracker.config import Settings, schedule_timezone
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import chunks, keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
@@ -762,6 +762,11 @@ def nightly(
     Raises `AlreadyRunning` (exit code 75) when another run holds the lock.
     """
     now = now or datetime.now(UTC)
+    # The weekday that health compares runs by is the schedule's, where the nightly line is
+    # read: by UTC's, a line near midnight UTC moved a day at each DST change, and each of
+    # those runs was judged against another weekday's history (an empty weekend feed against
+    # the weekdays': a false alarm and a refetch). Resolved first: a bad zone fetches nothing.
+    weekday = now.astimezone(schedule_timezone(settings)).weekday()
     started = clock()
     with exclusive(engine, "pipeline"), _RunGuard(engine, now) as guard:
         interrupted = recover_interrupted(engine, now)
@@ -817,7 +822,7 @@ def nightly(
                 owned_client.close()
         _save_identity_index(engine)
         errors = {report.source: report.error for report in reports if report.error}
-        health = assess_health(engine, reports, weekday=now.weekday(), window=window, before_run=run_id)
+        health = assess_health(engine, reports, weekday=weekday, window=window, before_run=run_id)
         queue_refetch(engine, run_id, health, window, now)
         enqueued = enqueue_all(settings, engine, new_ids, errors, run_id=run_id, recovered=interrupted)
         extra = {"recovered_runs": interrupted}

@@ -104,9 +104,9 @@ def test_second_import_refuses_without_replace(db_url: str) -> None:
     assert code == 0 and out.startswith("replaced 'g': 56 entries")
 
 
-def test_unreachable_database_exits_2(tmp_path: Path) -> None:
+def test_unreachable_database_exits_69(tmp_path: Path) -> None:
     code, _, err = run("postgresql://nobody@127.0.0.1:1/none", "catalogue", "stats", "g")
-    assert code == 2 and err.startswith("Error: cannot reach database")
+    assert code == 69 and err.startswith("Error: cannot reach database")
 
 
 @pytest.mark.parametrize("command", ["import", "render", "stats", "check"])

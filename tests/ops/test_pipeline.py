@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -131,11 +132,13 @@ def test_failed_source_is_unhealthy_and_its_window_is_refetched_next_run(engine:
         assert done is not None and aware(done) == WED + timedelta(hours=6)
 
 
-def seed_history(engine: Engine, weekday_runs: list[int], now: datetime) -> None:
-    """Earlier nightly runs on the same weekday with these record counts."""
+def seed_history(engine: Engine, weekday_runs: list[int], now: datetime, zone: tzinfo = UTC) -> None:
+    """Earlier nightly runs on the same weekday with these record counts, each stored with
+    its weekday in `zone` (the schedule's time zone), as a run stores it."""
     with transaction(engine) as session:
         for weeks_ago, records in enumerate(weekday_runs, start=1):
             started = now - timedelta(weeks=weeks_ago)
+            weekday = started.astimezone(zone).weekday()
             session.add(
                 RunRow(
                     kind="nightly",
@@ -144,7 +147,7 @@ def seed_history(engine: Engine, weekday_runs: list[int], now: datetime) -> None
                     window_start=started - timedelta(days=1),
                     window_end=started,
                     counts={"sources": {"arxiv_rss": {"records": records}}},
-                    health={"arxiv_rss": {"healthy": True, "weekday": now.weekday(), "error": None}},
+                    health={"arxiv_rss": {"healthy": True, "weekday": weekday, "error": None}},
                 )
             )
 
@@ -217,6 +220,34 @@ def test_far_fewer_records_than_usual_is_unhealthy_and_queued(engine: Engine, db
     assert result.outcome == RunOutcome.OK  # nothing errored; the health says what is odd
     [queued] = pending_refetches(engine)
     assert queued.reason == state["reason"]
+
+
+def test_health_compares_runs_by_the_weekday_of_the_schedules_time_zone(engine: Engine, db_url: str) -> None:
+    """A nightly line at 01:30 in Europe/Berlin runs at 00:30 UTC in winter and at 23:30 UTC,
+    the day before, in summer. Judged by the UTC weekday, the first Saturday run after the
+    clocks went forward was a Friday run: its empty weekend feed was "0 records, usually 160
+    on this weekday" (the Fridays'), a false alarm and a refetch. By Berlin's weekday it is
+    a Saturday, and Saturdays are usually empty."""
+    berlin = ZoneInfo("Europe/Berlin")
+    # Four winter weeks (CET, UTC+1) of Friday and Saturday runs at 01:30 Berlin time.
+    seed_history(engine, [160, 160, 160, 160], datetime(2026, 4, 3, 0, 30, tzinfo=UTC), berlin)
+    seed_history(engine, [0, 0, 0, 0], datetime(2026, 4, 4, 0, 30, tzinfo=UTC), berlin)
+    # Saturday 2026-04-04 01:30 CEST (UTC+2, since 2026-03-29) is Friday 23:30 UTC.
+    saturday = datetime(2026, 4, 4, 1, 30, tzinfo=berlin).astimezone(UTC)
+    assert saturday.weekday() == 4 and saturday.astimezone(berlin).weekday() == 5
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2024-06-09-cs-cv.xml")  # an empty feed
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        settings.schedule.timezone = "Europe/Berlin"
+        result = nightly(settings, engine, now=saturday, client=client(settings))
+    state = result.health["arxiv_rss"]
+    assert state["weekday"] == 5 and state["usual"] == 0 and state["healthy"] is True, state
+    assert pending_refetches(engine) == []
+    # A zone that does not exist is refused before anything is fetched or recorded.
+    settings.schedule.timezone = "Mars/Olympus_Mons"
+    with pytest.raises(UserError, match=r"schedule\.timezone: unknown time zone 'Mars/Olympus_Mons'"):
+        nightly(settings, engine, now=saturday + timedelta(days=1), sources=[])
+    assert count(engine, RunRow) == 9  # the eight seeded and the Saturday run
 
 
 def test_overlapping_run_is_refused(engine: Engine, db_url: str) -> None:

@@ -21,7 +21,15 @@ from vpt_tracker import logs
 from vpt_tracker.config import ConfigError, Settings, default_database_url, load_settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.files import sync_folder, temporary_file
-from vpt_tracker.store import StoreError, check_connection, is_initialised, make_engine
+from vpt_tracker.store import (
+    EX_UNAVAILABLE,
+    StoreError,
+    check_connection,
+    is_initialised,
+    make_engine,
+    safe_url,
+    server_unavailable,
+)
 from vpt_tracker.store.migrate import upgrade
 
 T = TypeVar("T")
@@ -99,16 +107,23 @@ def run_guarded(action: Callable[[], T]) -> T:
         _quiet_exit()
     except UserError as exc:
         _fail(str(exc), exc.exit_code)
-    except (ConfigError, StoreError) as exc:
+    except ConfigError as exc:
         _fail(str(exc), 2)
+    except StoreError as exc:
+        _fail(str(exc), exc.exit_code)  # 69 for a database server that is down
     except DBAPIError as exc:
-        # The database itself said no: a read-only file, a full disk, a server gone mid-command,
-        # a role without the rights. The transaction was rolled back, so one line says what the
-        # database said. Any other error of the database (a bad statement) is a bug: re-raised.
+        # The database itself said no: a read-only file, a full disk, a role without the
+        # rights. The transaction was rolled back, so one line says what the database said.
+        # A server gone mid-command (a restart, a failover, a terminated session) is as
+        # unavailable as one that never answered: exit 69, try again later (it was 2). Any
+        # other error of the database (a bad statement) is a bug: re-raised.
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        if server_unavailable(exc):
+            log.debug("database connection lost", exc_info=True)
+            _fail(f"lost the connection to {_database_in_use()}: {reason}", EX_UNAVAILABLE)
         if not refused_by_database(exc):
             raise
         log.debug("database error", exc_info=True)
-        reason = str(exc.orig or exc).strip().splitlines()[0]
         _fail(f"the database refused the command: {reason}", 2)
     except KeyboardInterrupt:
         # Not click's `Aborted!` and exit 1: for `run` that code means "some sources failed,
@@ -122,6 +137,16 @@ def run_guarded(action: Callable[[], T]) -> T:
             _fail("interrupted", EX_INTERRUPTED)
         raise
     raise AssertionError("unreachable")
+
+
+def _database_in_use() -> str:
+    """The running command's database, password hidden, for a message ("the database" when
+    the command has none open)."""
+    ctx = click.get_current_context(silent=True)
+    app = ctx.find_object(AppContext) if ctx is not None else None
+    if app is None or app._engine is None:
+        return "the database"
+    return f"database {safe_url(app._engine)}"
 
 
 #: PostgreSQL's SQLSTATEs for what a maintainer's set-up refuses (not a bug of ours): no right

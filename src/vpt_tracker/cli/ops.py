@@ -95,7 +95,8 @@ def _print_result(result: RunResult) -> None:
 
 @click.group("run")
 def run_group() -> None:
-    """Run the pipeline once (cron-friendly): exit 0 ok, 1 some sources failed, 75 already running."""
+    """Run the pipeline once (cron-friendly): exit 0 ok, 1 some sources failed, 75 already running,
+    69 the database is unavailable."""
 
 
 @run_group.command("nightly")

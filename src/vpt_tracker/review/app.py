@@ -30,7 +30,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from vpt_tracker.config import Settings
+from vpt_tracker.config import REVIEW_ACTIONS, Settings, unknown_review_actions
 from vpt_tracker.errors import UserError
 from vpt_tracker.review.dialogs import AcceptScreen, FilterScreen, HelpScreen, RejectScreen
 from vpt_tracker.review.panes import CandidateList, DetailView, explanation_terms, render_detail
@@ -38,24 +38,6 @@ from vpt_tracker.review.queue import Conflict, Filter, QueueItem, ReviewQueue
 from vpt_tracker.store.tables import utcnow
 from vpt_tracker.wording import plural
 
-#: action -> (default keys, footer description). Config `review.keys` maps an action to other keys.
-DEFAULT_KEYS: dict[str, tuple[str, str]] = {
-    "down": ("j,down", "Down"),
-    "up": ("k,up", "Up"),
-    "accept": ("a", "Accept"),
-    "relabel": ("l", "Edit labels"),
-    "reject": ("x", "Reject"),
-    "defer": ("d", "Defer"),
-    "undo": ("u", "Undo"),
-    "open": ("o", "Open"),
-    "filter": ("slash", "Filter"),
-    "help": ("question_mark", "Help"),
-    "quit": ("q", "Quit"),
-    "page_down": ("pagedown", "Page down"),
-    "page_up": ("pageup", "Page up"),
-    "detail_down": ("space", "Scroll detail down"),
-    "detail_up": ("b", "Scroll detail up"),
-}
 # The arrows need no footer (`?` lists every key); with them the compact footer still lost
 # `? Help` and `q Quit` off its end at 80 columns.
 _SHOWN_IN_FOOTER = {"accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
@@ -65,12 +47,10 @@ Explainer = Callable[[str, int], Any]
 
 
 def check_keys(keys: Mapping[str, str]) -> dict[str, str]:
-    """The remapped keys, or a UserError naming the actions that exist."""
-    unknown = sorted(set(keys) - set(DEFAULT_KEYS))
-    if unknown:
-        raise UserError(
-            f"review.keys: unknown action {', '.join(map(repr, unknown))}; actions: {', '.join(DEFAULT_KEYS)}"
-        )
+    """The remapped keys, or a UserError naming the actions that exist (as the config does,
+    for an app built without one)."""
+    if problem := unknown_review_actions(keys):
+        raise UserError(f"review.keys: {problem}")
     return dict(keys)
 
 
@@ -101,7 +81,7 @@ class SessionSummary:
 class ReviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(keys, f"review('{action}')", description, id=action, show=action in _SHOWN_IN_FOOTER)
-        for action, (keys, description) in DEFAULT_KEYS.items()
+        for action, (keys, description) in REVIEW_ACTIONS.items()
     ]
 
     def compose(self) -> ComposeResult:
@@ -493,10 +473,10 @@ class ReviewApp(App[SessionSummary]):
         self.push_screen(FilterScreen(self.filter_text), done)
 
     def do_help(self) -> None:
-        keymap = {**{a: k for a, (k, _) in DEFAULT_KEYS.items()}, **self.keys}
+        keymap = {**{a: k for a, (k, _) in REVIEW_ACTIONS.items()}, **self.keys}
         rows = [
             (" ".join(format_key(key) for key in keymap[action].split(",")), description)
-            for action, (_keys, description) in DEFAULT_KEYS.items()
+            for action, (_keys, description) in REVIEW_ACTIONS.items()
         ]
         self.push_screen(HelpScreen(rows))
 

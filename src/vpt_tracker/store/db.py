@@ -15,12 +15,30 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+#: sysexits' EX_UNAVAILABLE: a service this command needs is down; running it again later,
+#: unchanged, may well succeed (where 2 means "fix the command or its config").
+EX_UNAVAILABLE = 69
 
 
 class StoreError(Exception):
-    """The database cannot be used (unreachable, bad URL, not initialised)."""
+    """The database cannot be used (bad URL, not a database, unreachable); the CLI exits
+    with `exit_code` and the message."""
+
+    exit_code: int = 2
+
+
+class StoreUnavailable(StoreError):
+    """The database server did not answer, or answered that it takes no connections for now.
+
+    Not the user's input: cron and monitoring must tell it from a bad command or config (2)
+    to retry rather than fix. A server that answers and refuses (no such role or database,
+    a wrong password) stays a `StoreError`: waiting will not help.
+    """
+
+    exit_code = EX_UNAVAILABLE
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -121,8 +139,18 @@ def shown_url(url: URL) -> str:
     return _PASSWORD_QUERY.sub(r"\1***", url.render_as_string(hide_password=True))
 
 
+#: What PostgreSQL answers while it is up but takes no connections for now: starting up,
+#: shutting down or in recovery (57P03), or all its connection slots taken (53300).
+_NOT_NOW = ("the database system is", "too many clients", "remaining connection slots")
+
+
 def check_connection(engine: Engine) -> None:
-    """Fail early, with one line, if the database cannot be reached or is not a database."""
+    """Fail early, with one line, if the database cannot be reached or is not a database.
+
+    A server that cannot be reached now (`StoreUnavailable`, exit 69) is told apart from one
+    that refuses what was asked of it (`StoreError`, exit 2): both were exit 2, and a cron
+    job could not tell "fix your command" from "try again later".
+    """
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
@@ -130,7 +158,27 @@ def check_connection(engine: Engine) -> None:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         if engine.dialect.name == "sqlite" and "file is not a database" in reason:
             raise StoreError(f"{engine.url.database} is not a SQLite database file ({reason})") from None
-        raise StoreError(f"cannot reach database {safe_url(engine)}: {reason}") from None
+        if isinstance(exc, DBAPIError) and server_unavailable(exc):
+            raise StoreUnavailable(f"cannot reach database {safe_url(engine)}: {reason}") from None
+        raise StoreError(f"cannot connect to database {safe_url(engine)}: {reason}") from None
+
+
+def server_unavailable(exc: DBAPIError) -> bool:
+    """Whether `exc` says the database server is not there for now, not that it refused.
+
+    The session was lost (a restart, a failover: SQLAlchemy invalidates the connection), or
+    a connection failed for want of the server. psycopg gives a failed connection no SQLSTATE,
+    so the text tells: a server that answered and refused (no such role or database, a wrong
+    password) put its severity `FATAL:` in it; without one, nothing answered (the connection
+    was refused or timed out, the host name did not resolve). A server's answer to a
+    statement carries an SQLSTATE; a SQLite error none at all (no server, never unavailable).
+    """
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError) or getattr(exc.orig, "sqlstate", "") is not None:
+        return False
+    message = str(exc.orig)
+    return "FATAL:" not in message or any(phrase in message for phrase in _NOT_NOW)
 
 
 def safe_url(engine_or_url: Engine | str) -> str:
