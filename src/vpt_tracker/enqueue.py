@@ -41,7 +41,7 @@ from vpt_tracker.config import Settings, load_settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import chunks
 from vpt_tracker.locks import exclusive_folder
-from vpt_tracker.models import CandidateStatus, Scores
+from vpt_tracker.models import POSITIVE_STATUSES, CandidateStatus, Scores
 from vpt_tracker.normalize import arxiv_id, title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, ScoringBacklogRow, utcnow
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 UNLABELED_SAMPLE = 15_000  # unreviewed papers drawn as PU negatives (training on 15k takes seconds)
 SCORE_BATCH = 10_000  # papers read and scored per round
 NOVEL_REASON = "base-to-novel"  # a rejection whose reason says this is a base-to-novel negative
-POSITIVE_STATUSES = (CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value)
 
 
 @dataclass

@@ -11,11 +11,16 @@ later run until someone deletes a file by hand:
   kernel closes the socket when the process dies.
 - SQLite: `flock` on a lock file next to the database file. The kernel releases it when
   the descriptor is closed, which includes process death. The file itself may stay
-  behind; it is only a handle, never a marker.
+  behind; it is only a handle, never a marker. A lock taken once or rarely (a week's
+  digest) is `transient`: its holder removes the file before it lets go, so that such
+  files do not pile up. One who opened the file before it was removed would lock a file
+  no one else can see: a lock is only held once the file locked is still the one at the
+  path, else it is taken again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -75,18 +80,22 @@ def _running(name: str) -> str:
 
 
 @contextmanager
-def exclusive(engine: Engine, name: str = "pipeline", busy: str | None = None) -> Iterator[HeldLock]:
+def exclusive(
+    engine: Engine, name: str = "pipeline", busy: str | None = None, *, transient: bool = False
+) -> Iterator[HeldLock]:
     """Hold the lock `name` for the database of `engine`, or raise `AlreadyRunning` at once.
 
     `busy` says what holds it, for the message (default: "another vpt-tracker NAME run is
-    in progress"). The lock it yields can be checked again by a holder that runs for days.
+    in progress"). `transient`: on SQLite, the lock file is removed as the lock is let go
+    (a lock of one week's digest: one file per week piled up beside the database). The lock
+    it yields can be checked again by a holder that runs for days.
     """
     busy = busy or _running(name)
     if engine.dialect.name == "postgresql":
         with _postgres_lock(engine, name, busy) as held:
             yield held
     else:
-        with _file_lock(sqlite_lock_path(engine, name), name, busy):
+        with _file_lock(sqlite_lock_path(engine, name), name, busy, remove=transient):
             yield HeldLock()
 
 
@@ -228,20 +237,52 @@ def _open_lock_file(path: Path, name: str) -> tuple[int, bool]:
     raise UserError(f"cannot take the {name} lock {path}: {reason}")
 
 
-@contextmanager
-def _file_lock(path: Path, name: str, busy: str) -> Iterator[None]:
-    descriptor, writable = _open_lock_file(path, name)
-    try:
+def _lock_file(path: Path, name: str, busy: str) -> tuple[int, bool]:
+    """`_open_lock_file`'s descriptor, locked: the file at `path` now.
+
+    A transient lock's holder removes the file before it lets go. One who opened it before
+    that, and locks it after, holds a file that is no longer at the path, while the next one
+    makes a new file there and locks that: both would hold the lock. So a lock is held only
+    if the file locked is still the one at the path; if not, the path is opened again.
+    """
+    while True:
+        descriptor, writable = _open_lock_file(path, name)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(descriptor)
             raise AlreadyRunning(f"{busy} (lock {path}); try later") from None
+        except BaseException:
+            os.close(descriptor)
+            raise
+        if _same_file(descriptor, path):
+            return descriptor, writable
+        os.close(descriptor)  # its holder removed it as it let go: the path is free
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(descriptor)
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
+
+
+@contextmanager
+def _file_lock(path: Path, name: str, busy: str, *, remove: bool = False) -> Iterator[None]:
+    """`remove`: the file goes as the lock is let go, while it is still held (see `_lock_file`)."""
+    descriptor, writable = _lock_file(path, name, busy)
+    try:
         if writable:  # the holder's pid, for a maintainer who wonders who holds it; not used for locking
             os.ftruncate(descriptor, 0)
             os.write(descriptor, f"{os.getpid()}\n".encode())
         try:
             yield
         finally:
+            if remove:
+                with contextlib.suppress(OSError):  # a folder this user may not write: it stays
+                    path.unlink()
             fcntl.flock(descriptor, fcntl.LOCK_UN)
     finally:
         os.close(descriptor)

@@ -23,6 +23,10 @@ class CandidateStatus(StrEnum):
     PUBLISHED = "published"
 
 
+#: The statuses in which a candidate's paper is the catalogue's: accepted, or in its list.
+POSITIVE_STATUSES = (CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value)
+
+
 class RunOutcome(StrEnum):
     RUNNING = "running"
     OK = "ok"

@@ -61,22 +61,23 @@ def test_parse_week() -> None:
     assert parse_week("2026-W01", NOW).start.isoformat() == "2025-12-29T00:00:00+00:00"
     with pytest.raises(UserError, match="ISO week"):
         parse_week("2026-47", NOW)
-    with pytest.raises(UserError, match=r"'2026-W54' is not an ISO week like 2026-W47 \(or 'current'"):
+    with pytest.raises(UserError, match=r"^--week '2026-W54': 2026 has 53 ISO weeks; its last is 2026-W53$"):
         parse_week("2026-W54", NOW)
-    with pytest.raises(UserError, match=r"--week '2025-W53': 2025 has no week 53 \(it has 52\)"):
+    with pytest.raises(UserError, match=r"^--week '2025-W53': 2025 has 52 ISO weeks; its last is 2025-W52$"):
         parse_week("2025-W53", NOW)
 
 
 @pytest.mark.parametrize(
     ("label", "message"),
     [
-        ("2026-W54", "'2026-W54' is not an ISO week like 2026-W47"),
-        ("2026-W00", "'2026-W00' is not an ISO week like 2026-W47"),
+        ("2026-W54", "'2026-W54': 2026 has 53 ISO weeks; its last is 2026-W53"),
+        ("2026-W00", "'2026-W00': ISO weeks start at 01; the first of 2026 is 2026-W01"),
+        ("0000-W01", "'0000-W01' is not an ISO week like 2026-W47"),  # there is no year 0
         ("last", "'last' is not an ISO week like 2026-W47"),
         ("2026-W1", "'2026-W1' is not an ISO week like 2026-W47"),  # no label: they sort as weeks
         ("2026-W47-3", "'2026-W47-3' is not an ISO week like 2026-W47"),
         ("26-W47", "'26-W47' is not an ISO week like 2026-W47"),
-        ("2025-W53", "'2025-W53': 2025 has no week 53 (it has 52)"),  # 2025-12-29 is 2026-W01
+        ("2025-W53", "'2025-W53': 2025 has 52 ISO weeks; its last is 2025-W52"),  # 2025-12-29 is 2026-W01
     ],
 )
 def test_a_bad_week_label_is_refused_with_what_is_wrong(label: str, message: str) -> None:
@@ -98,7 +99,8 @@ def test_a_stored_week_label_that_is_none_names_the_table(engine: Engine) -> Non
     is an error that says where it is, not a bare ValueError from int()."""
     with transaction(engine) as session:
         session.add(DigestRow(week="2026-W99", status="failed", attempts=1, recipients=[]))
-    with pytest.raises(UserError, match=r"^digests table: '2026-W99' is not an ISO week like 2026-W47$"):
+    last = "2026 has 53 ISO weeks; its last is 2026-W53"
+    with pytest.raises(UserError, match=rf"^digests table: '2026-W99': {last}$"):
         send_due(settings_for(free_port()), engine, now=NOW)
 
 
@@ -230,6 +232,23 @@ def test_send_delivers_multipart_and_refuses_the_same_week_twice(engine: Engine)
         assert len(inbox.messages) == 1
         send_digest(settings, engine, WEEK, now=NOW, force=True)
         assert len(inbox.messages) == 2
+
+
+def test_sends_leave_no_lock_file_per_week(engine: Engine) -> None:
+    """On SQLite a send of a week held `<database>.digest-2026-W47.lock`, and the file stayed:
+    one more beside the database for every week sent, failed or refused. It goes with the
+    lock now."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("on PostgreSQL the week's lock is an advisory lock: no file")
+    seed_week(engine)
+    with smtp_server() as (_inbox, port):
+        send_digest(settings_for(port), engine, WEEK, now=NOW)
+        with pytest.raises(UserError, match="already sent"):
+            send_digest(settings_for(port), engine, WEEK, now=NOW)
+    with pytest.raises(DigestNotSent):
+        send_digest(settings_for(free_port()), engine, Week(2026, 46), now=NOW)
+    assert engine.url.database is not None
+    assert sorted(Path(engine.url.database).parent.glob("*.lock")) == []
 
 
 def test_unreachable_server_marks_for_retry_and_the_scheduler_job_retries(engine: Engine) -> None:
@@ -709,23 +728,76 @@ def test_a_relabel_is_no_accept_of_its_week(engine: Engine) -> None:
     (by bo)', and gone from the digest of the week it was accepted in."""
     seed_week(engine)
     with transaction(engine) as session:
-        second = session.scalars(select(CandidateRow).where(CandidateRow.relevance == 0.71)).one().id
-    earlier = Week(2026, 45)
+        row = session.scalars(select(CandidateRow).where(CandidateRow.relevance == 0.71)).one()
+        earlier = Week(2026, 45)
+        row.created_at, second = earlier.start, row.id  # queued before it is accepted
     ReviewQueue(engine, "ana", clock=lambda: earlier.start + timedelta(days=2)).accept(second)
     ReviewQueue(engine, "bo", clock=lambda: IN_WEEK).relabel(second, ["learnable", "pixel"])
     [cat] = build_digest(engine, WEEK, now=NOW).catalogues
     assert [(p.title, p.note) for p in cat.accepted] == [("Accepted Pixel Prompts", "by ana")]
     [cat] = build_digest(engine, earlier, now=NOW).catalogues
     assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
-    # Rejected since, it is no accepted paper; the reject undone, it is one of its week again.
+    # Rejected since, it was accepted in its week all the same; so too once the reject is undone.
     queue = ReviewQueue(engine, "ana", clock=lambda: IN_WEEK)
     queue.reject(second, "not prompts")
-    assert build_digest(engine, earlier, now=NOW).catalogues[0].accepted == []
+    [cat] = build_digest(engine, earlier, now=NOW).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
     queue.undo()
     [cat] = build_digest(engine, earlier, now=NOW).catalogues
     assert [(p.title, p.note) for p in cat.accepted] == [("Token Prompts for ViTs", "by ana")]
     [cat] = build_digest(engine, WEEK, now=NOW).catalogues
     assert [p.title for p in cat.accepted] == ["Accepted Pixel Prompts"]
+
+
+def test_the_decisions_of_a_past_week_are_those_it_ended_with(engine: Engine) -> None:
+    """A digest built after its week listed the accepted papers and the venue upgrades by
+    the candidates' status at the build: a paper accepted in the week and undone or
+    rejected the week after was missing from it, and one accepted only the week after, its
+    preprint upgraded in the week, was listed as upgraded. They are now the week's as it
+    ended, rebuilt from the review log."""
+    ids = seed_week(engine)
+    with transaction(engine) as session:
+        candidates = {row.paper_id: row.id for row in session.scalars(select(CandidateRow))}
+        for key in ("top", "gen"):  # their preprints went to CVPR in the week
+            upgraded = session.get(PaperRow, ids[key])
+            assert upgraded is not None
+            upgraded.venue, upgraded.previous_venue, upgraded.venue_upgraded_at = "CVPR", "arXiv", IN_WEEK
+    top, second, gen = (candidates[ids[key]] for key in ("top", "second", "gen"))
+    ana = ReviewQueue(engine, "ana", clock=lambda: IN_WEEK)
+    ana.accept(second, ["learnable", "pixel"])
+    ana.accept(top)
+    later = NOW + timedelta(hours=1)  # 2026-W48
+    ana.clock = lambda: later
+    ana.undo()  # the accept of top
+    bo = ReviewQueue(engine, "bo", clock=lambda: later)
+    bo.reject(second, "not prompts")
+    bo.accept(gen)
+    bo.accept(top)  # accepted again, by bo: the accept of its week is still ana's
+    built = NOW + timedelta(days=2)
+
+    [cat] = build_digest(engine, WEEK, now=built).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [
+        ("Accepted Pixel Prompts", "by ana"),
+        ("Token Prompts for ViTs", "by ana"),
+        ("Visual Prompt Tuning at Scale", "by ana"),
+    ]
+    # Its labels as accepted, not the proposed ones the reject left it with.
+    assert [label for label, _ in cat.accepted[1].labels] == [label for label, _ in cat.accepted[0].labels]
+    assert len(cat.accepted[1].labels) == 2
+    assert [p.title for p in cat.upgrades] == ["Upgraded Paper", "Visual Prompt Tuning at Scale"]
+    # The week not over: as it is now.
+    [cat] = build_digest(engine, Week(2026, 48), now=built).catalogues
+    assert [(p.title, p.note) for p in cat.accepted] == [
+        ("Generated Visual Prompts", "by bo"),
+        ("Visual Prompt Tuning at Scale", "by bo"),
+    ]
+    # Undone in its own week, an accept was not taken.
+    ana.clock = lambda: IN_WEEK + timedelta(hours=1)
+    ana.accept(candidates[ids["hostile"]])
+    ana.clock = lambda: IN_WEEK + timedelta(hours=2)
+    ana.undo()
+    [cat] = build_digest(engine, WEEK, now=built).catalogues
+    assert len(cat.accepted) == 3 and HOSTILE not in [p.title for p in cat.accepted]
 
 
 def test_a_bidi_control_in_a_title_stays_inside_its_title_in_html(engine: Engine) -> None:
@@ -947,10 +1019,12 @@ def test_a_week_label_is_refused_for_what_is_wrong_with_it() -> None:
         Week.parse("2026-w47")
     assert str(caught.value) == "'2026-w47' is not an ISO week like 2026-W47"
     assert parse_week("2026-w47", NOW) == WEEK
-    with pytest.raises(UserError, match=r"^--week '2026-w60' is not an ISO week like 2026-W47 \(or"):
-        parse_week("2026-w60", NOW)
-    with pytest.raises(UserError, match=r"^--week '2025-w53': 2025 has no week 53 \(it has 52\)"):
+    with pytest.raises(UserError, match=r"^--week '2026-x47' is not an ISO week like 2026-W47 \(or"):
+        parse_week("2026-x47", NOW)
+    with pytest.raises(UserError, match=r"^--week '2025-w53': 2025 has 52 ISO weeks; its last is 2025-W52$"):
         parse_week("2025-w53", NOW)
+    with pytest.raises(UserError, match=r"^--week '2026-w60': 2026 has 53 ISO weeks; its last is 2026-W53$"):
+        parse_week("2026-w60", NOW)
 
 
 def test_a_digest_with_non_ascii_text_reaches_a_server_without_8bitmime(engine: Engine) -> None:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from ops.pg_lock import end_lock_session, lock_holders
-from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, LockLost, exclusive
+from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, LockLost, exclusive, sqlite_lock_path
+from vpt_tracker.store import make_engine
 
 
 def test_second_holder_is_refused_until_the_first_releases(engine: Engine) -> None:
@@ -101,4 +105,46 @@ def test_a_lock_whose_session_ended_is_taken_again_or_else_lost(engine: Engine) 
             with engine.connect() as connection:
                 assert len(lock_holders(connection, "serve")) == 1
     with exclusive(engine, "serve"):  # the lost lock let go of nothing it did not hold
+        pass
+
+
+def test_a_transient_lock_file_goes_with_its_lock(tmp_path: Path) -> None:
+    """A lock taken once (a week's digest) left its file beside the database for good; a
+    transient one removes it as it lets go. Others keep theirs: it is only a handle."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with exclusive(engine, "digest-2026-W47", transient=True):
+        assert sqlite_lock_path(engine, "digest-2026-W47").exists()
+    with exclusive(engine, "pipeline"):
+        pass
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["store.db.pipeline.lock"]
+
+
+def test_a_lock_file_removed_between_its_open_and_its_lock_is_not_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One who opens a transient lock's file just before its holder removes it and lets go,
+    and locks it just after, locked a file no longer at the path, while the next one made a
+    new file there and locked that: both held the lock, two sends of one week. A lock is
+    held only if the file locked is still the one at the path, else taken anew."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    name = "digest-2026-W47"
+    real_flock = fcntl.flock
+    others = ExitStack()
+    interleaved: list[bool] = []
+
+    def flock_late(descriptor: int, operation: int) -> None:
+        if operation & fcntl.LOCK_EX and not interleaved:
+            interleaved.append(True)
+            # Between this one's open and its flock: a send takes the lock and lets go,
+            # removing the file, and the next one takes a new file at the path.
+            with exclusive(engine, name, transient=True):
+                pass
+            others.enter_context(exclusive(engine, name, transient=True))
+        real_flock(descriptor, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_late)
+    with others, pytest.raises(AlreadyRunning), exclusive(engine, name, transient=True):
+        pass
+    assert interleaved
+    with exclusive(engine, name, transient=True):  # let go, it is free
         pass

@@ -8,21 +8,24 @@ Titles and abstracts are untrusted input: the HTML template autoescapes them.
 from __future__ import annotations
 
 import email.policy
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import MINYEAR, UTC, date, datetime, timedelta, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
+from typing import Any
 
 import idna
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import ColumnElement, Engine, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from vpt_tracker import normalize
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
-from vpt_tracker.models import PIPELINE_KINDS, CandidateStatus
+from vpt_tracker.models import PIPELINE_KINDS, POSITIVE_STATUSES, CandidateStatus
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CandidateRow,
@@ -42,6 +45,16 @@ TOP_PER_LABEL = 10
 #: Scripted accepts, their publishing or a conference's proceedings can make hundreds in a week.
 TOP_PER_LIST = 25
 UNLABELLED = "(no label proposed)"
+
+
+class BadWeek(ValueError):
+    """A label that names no week; `detail` says why, as it follows the label. `shaped`: the
+    label has the form of one (`2025-W53`), but its year has no such week."""
+
+    def __init__(self, label: str, detail: str, *, shaped: bool = False) -> None:
+        super().__init__(f"{label!r}{detail}")
+        self.detail = detail
+        self.shaped = shaped
 
 
 @dataclass(frozen=True)
@@ -103,25 +116,24 @@ class Week:
 
     @classmethod
     def parse(cls, label: str, zone: tzinfo = UTC) -> Week:
-        """The week of a label, `2026-W47`; `ValueError` saying what is wrong with a bad one.
+        """The week of a label, `2026-W47`; `BadWeek` saying what is wrong with a bad one.
 
-        `strptime`'s ISO directives read it, so only a real ISO year and week 01 to 53 pass;
-        the label it gives back must be the one read: `2025-W53` is Monday 2025-12-29, which
-        is 2026-W01 (2025 has 52 weeks), and `2026-W1` is not the label of any week.
+        Only `YYYY-Www` is a label: `2026-W1` is the label of no week (labels sort as weeks),
+        and a small w is not the `digests` table's (`parse_week` takes it as typed). A week
+        past the year's last (`2025-W53`: 2025 has 52; as a date, its Monday would be
+        2026-W01's) or week 00 is refused with the year's last or first week.
         """
         text = label.strip()
-        try:
-            monday = datetime.strptime(f"{text}-1", "%G-W%V-%u").date()
-        except ValueError:
-            raise ValueError(f"{label!r} is not an ISO week like 2026-W47") from None
-        week = cls.of(monday, zone)
-        if week.label != text:
-            year = int(text[:4])  # four digits: %G read them
-            weeks = date(year, 12, 28).isocalendar().week  # the 28th is always in the year's last week
-            if len(text) == len(week.label) and int(text[-2:]) > weeks:
-                raise ValueError(f"{label!r}: {year} has no week {text[-2:]} (it has {weeks})")
-            raise ValueError(f"{label!r} is not an ISO week like 2026-W47")
-        return week
+        match = re.fullmatch(r"([0-9]{4})-W([0-9]{2})", text)
+        year = int(match[1]) if match else 0
+        if match is None or year < MINYEAR:
+            raise BadWeek(label, " is not an ISO week like 2026-W47")
+        number, weeks = int(match[2]), date(year, 12, 28).isocalendar().week  # the 28th: in the last
+        if number == 0:
+            raise BadWeek(label, f": ISO weeks start at 01; the first of {year} is {year}-W01", shaped=True)
+        if number > weeks:
+            raise BadWeek(label, f": {year} has {weeks} ISO weeks; its last is {year}-W{weeks}", shaped=True)
+        return cls(year, number, zone)
 
 
 def _midnight(day: date, zone: tzinfo) -> datetime:
@@ -141,13 +153,11 @@ def parse_week(text: str | None, now: datetime, zone: tzinfo = UTC) -> Week:
         return current.preceding()
     if text == "current":
         return current
-    try:
-        week = Week.parse(text, zone)
-    except ValueError as exc:
-        try:  # `2026-w47`, as typed: a label the `digests` table stores is always the week's own
-            week = Week.parse(text.replace("w", "W"), zone)
-        except ValueError:
-            raise UserError(f"--week {exc} (or 'current', 'last')") from None
+    try:  # `2026-w47`, as typed: a label the `digests` table stores is always the week's own
+        week = Week.parse(text.replace("-w", "-W", 1), zone)
+    except BadWeek as exc:  # one line: the week it names does not exist, or what a week is
+        hint = "" if exc.shaped else " (or 'current', 'last')"
+        raise UserError(f"--week {text!r}{exc.detail}{hint}") from None
     if week.start > now:
         raise UserError(f"--week {text!r} is in the future (the current week is {current.label})")
     return week
@@ -354,40 +364,36 @@ def _catalogue_digest(
         for label, lines in sorted(grouped.items(), key=lambda item: -(item[1][0].relevance or 0.0))
     ]
 
-    def decided(
-        statuses: tuple[CandidateStatus, ...],
-        column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None],
-        reviewer: ColumnElement[str | None] | InstrumentedAttribute[str | None],
-    ) -> list[PaperLine]:
-        rows = session.execute(
-            select(CandidateRow, PaperRow, reviewer)
-            .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
-            .outerjoin(
-                last_accept, (last_accept.c.candidate_id == CandidateRow.id) & (last_accept.c.latest == 1)
-            )
-            .where(
-                CandidateRow.catalogue_id == catalogue.id,
-                CandidateRow.status.in_([status.value for status in statuses]),
-                column >= week.start,
-                column < week.end,
-            )
-            .order_by(PaperRow.title, PaperRow.id)
-        ).all()
-        lines = []
-        for candidate, paper, by in rows:
-            line = _line(paper, candidate, titles)
-            labels = candidate.final_labels or candidate.proposed_labels or []
-            line.labels = [(titles.get(key, key), 1.0) for key in labels]
-            line.note = f"by {by}" if by else None
-            lines.append(line)
-        return lines
+    # The candidates' states at the cutoff: now, or rebuilt from the review log for a week
+    # that is over, so that a paper accepted in the week and rejected or undone since is one
+    # of the week's accepted papers still, and one accepted after it is not.
+    past = None if live else _states_at(session, catalogue.id, cutoff)
 
-    # A candidate's accept is its last accept not undone, in the review log: `decided_at` and
-    # `reviewer` are those of its last action, and a relabel made a paper accepted weeks ago
-    # one of the relabel's week (by the relabeller). A candidate without a logged accept
-    # (stored before the log, or by hand) falls back to them. Each candidate's accepts are
-    # ranked newest first (the later-logged of two at one time), and the join takes the first:
-    # its time and its reviewer come from one row, in one query.
+    def then(candidate: CandidateRow) -> tuple[str | None, dict[str, Any] | None]:
+        """Its status at the cutoff (None: not known), and the review log's snapshot of it
+        then (None: now, or never logged: the row's own)."""
+        if past is None:
+            return candidate.status, None
+        state = past.get(candidate.id)  # absent: queued after the cutoff
+        return (state.status, state.logged) if state is not None else (None, None)
+
+    def held(candidate: CandidateRow) -> bool:
+        """Accepted or published at the cutoff: its paper was the catalogue's then."""
+        return then(candidate)[0] in POSITIVE_STATUSES
+
+    # A candidate's accept is its last accept before the cutoff, not undone by then, in the
+    # review log: `decided_at` and `reviewer` are those of its last action, and a relabel
+    # (before relabels kept them) made a paper accepted weeks ago one of the relabel's week.
+    # An accept undone after the cutoff was still taken at it. A candidate without a logged
+    # accept (stored before the log, or by hand) falls back to them. Each candidate's accepts
+    # are ranked newest first (the later-logged of two at one time), and the join takes the
+    # first: its time and its reviewer come from one row, in one query.
+    undo = aliased(DecisionRow)
+    undone_later = (
+        select(undo.id)
+        .where(undo.undoes_id == DecisionRow.id, undo.action == "undo", undo.at >= cutoff)
+        .exists()
+    )
     last_accept = (
         select(
             DecisionRow.candidate_id,
@@ -404,55 +410,55 @@ def _catalogue_digest(
         .where(
             CandidateRow.catalogue_id == catalogue.id,
             DecisionRow.action == "accept",
-            DecisionRow.undone.is_(False),
+            DecisionRow.at < cutoff,
+            DecisionRow.undone.is_(False) | undone_later,
         )
         .subquery()
     )
     accepted_at = func.coalesce(last_accept.c.at, CandidateRow.decided_at)
     accepter = func.coalesce(last_accept.c.reviewer, CandidateRow.reviewer)
+
+    def decided(
+        column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None],
+        *where: ColumnElement[bool],
+    ) -> list[PaperLine]:
+        """The candidates held at the cutoff whose `column` falls in the week, by their accepter."""
+        rows = session.execute(
+            select(CandidateRow, PaperRow, accepter)
+            .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
+            .outerjoin(
+                last_accept, (last_accept.c.candidate_id == CandidateRow.id) & (last_accept.c.latest == 1)
+            )
+            .where(CandidateRow.catalogue_id == catalogue.id, column >= week.start, column < week.end, *where)
+            .order_by(PaperRow.title, PaperRow.id)
+        ).all()
+        lines = []
+        for candidate, paper, by in rows:
+            if not held(candidate):
+                continue
+            logged = then(candidate)[1]
+            line = _line(paper, candidate, titles)
+            final = logged.get("final_labels") if logged is not None else candidate.final_labels
+            line.labels = [(titles.get(key, key), 1.0) for key in final or candidate.proposed_labels or []]
+            line.note = f"by {by}" if by else None
+            lines.append(line)
+        return lines
+
     # Accepted that week, published since or not: a paper accepted on Monday and published on
     # Thursday, or in a later week (a digest sent late, a retry), was one of the week's
-    # accepted papers all the same.
-    accepted = decided((CandidateStatus.ACCEPTED, CandidateStatus.PUBLISHED), accepted_at, accepter)
-    published = decided((CandidateStatus.PUBLISHED,), CandidateRow.published_at, CandidateRow.reviewer)
+    # accepted papers all the same. Without a logged accept, only one accepted or published
+    # now can have been (its `decided_at` is its last decision's, a reject's say).
+    accepted = decided(
+        accepted_at, last_accept.c.at.is_not(None) | CandidateRow.status.in_(POSITIVE_STATUSES)
+    )
+    # Publishing is not logged: a candidate accepted at the cutoff and published in the week
+    # was published at it (a reject since, of a pull request not merged, keeps the time).
+    published = decided(CandidateRow.published_at)
 
-    in_catalogue = (
-        select(EntryRow.paper_id)
-        .where(EntryRow.catalogue_id == catalogue.id, EntryRow.paper_id.is_not(None))
-        .union(
-            select(CandidateRow.paper_id).where(
-                CandidateRow.catalogue_id == catalogue.id,
-                CandidateRow.status.in_([CandidateStatus.ACCEPTED.value, CandidateStatus.PUBLISHED.value]),
-            )
-        )
-    )
-    upgraded_in_week = (
-        PaperRow.id.in_(in_catalogue),
-        PaperRow.venue_upgraded_at >= week.start,
-        PaperRow.venue_upgraded_at < week.end,
-    )
-    # An upgrade the list upstream already shows is no news: importing a list whose entries
-    # give venues upgrades the preprints stored before from them, as a CVF record would.
-    listed_venues = session.execute(
-        select(EntryRow.paper_id, EntryRow.venue).where(
-            EntryRow.catalogue_id == catalogue.id,
-            EntryRow.state == "imported",
-            EntryRow.paper_id.in_(select(PaperRow.id).where(*upgraded_in_week)),
-        )
-    )
-    shown = {paper_id for paper_id, venue in listed_venues if not normalize.is_preprint_venue(venue)}
-    upgrades = []
-    for paper in session.scalars(
-        select(PaperRow).where(*upgraded_in_week).order_by(PaperRow.title, PaperRow.id)
-    ):
-        if paper.id in shown:
-            continue
-        line = _line(paper)
-        line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
-        upgrades.append(line)
+    upgrades = _upgrades(session, catalogue.id, week, held)
 
     # As of the cutoff: a late or retried digest reports the queue the week left, not today's.
-    queue_size, oldest, unknown = _queue_at(session, catalogue.id, cutoff, live=live)
+    queue_size, oldest, unknown = _queue_at(session, catalogue.id, cutoff, past)
     oldest_days = None
     if oldest is not None:
         if oldest.tzinfo is None:
@@ -474,27 +480,66 @@ def _catalogue_digest(
     )
 
 
-def _queue_at(
-    session: Session, catalogue_id: int, moment: datetime, *, live: bool
-) -> tuple[int, datetime | None, int]:
-    """The pending candidates of a catalogue at `moment`: their number, the oldest one's
-    queued time, and how many candidates of then are of unknown state (not counted).
+def _upgrades(
+    session: Session, catalogue_id: int, week: Week, held: Callable[[CandidateRow], bool]
+) -> list[PaperLine]:
+    """The venue upgrades of the week among the catalogue's papers: those of its list (as it
+    is now: entries keep no time, see README, Limits) and those of its candidates `held` at
+    the cutoff (accepted or published then)."""
+    listed = select(EntryRow.paper_id).where(
+        EntryRow.catalogue_id == catalogue_id, EntryRow.paper_id.is_not(None)
+    )
+    upgraded_in_week = (
+        PaperRow.venue_upgraded_at >= week.start,
+        PaperRow.venue_upgraded_at < week.end,
+    )
+    # An upgrade the list upstream already shows is no news: importing a list whose entries
+    # give venues upgrades the preprints stored before from them, as a CVF record would.
+    listed_venues = session.execute(
+        select(EntryRow.paper_id, EntryRow.venue).where(
+            EntryRow.catalogue_id == catalogue_id,
+            EntryRow.state == "imported",
+            EntryRow.paper_id.in_(select(PaperRow.id).where(*upgraded_in_week)),
+        )
+    )
+    shown = {paper_id for paper_id, venue in listed_venues if not normalize.is_preprint_venue(venue)}
+    upgrades = []
+    for paper, candidate, in_list in session.execute(
+        select(PaperRow, CandidateRow, PaperRow.id.in_(listed))
+        .outerjoin(
+            CandidateRow, (CandidateRow.paper_id == PaperRow.id) & (CandidateRow.catalogue_id == catalogue_id)
+        )
+        .where(*upgraded_in_week, PaperRow.id.in_(listed) | CandidateRow.id.is_not(None))
+        .order_by(PaperRow.title, PaperRow.id)
+    ):
+        if paper.id in shown or not (in_list or (candidate is not None and held(candidate))):
+            continue
+        line = _line(paper)
+        line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
+        upgrades.append(line)
+    return upgrades
 
-    `live` (`moment` is now): the candidates' status. Otherwise each candidate queued before
-    `moment` is rebuilt from the review log: its state is the `after` status of its last
-    decision before `moment` (an undo's `after` is the state it restored, so a decision
-    undone before `moment` is not taken, one undone later still is), or the `before` status
-    of its first decision after it. A candidate the log never saw decided by its status and
-    `decided_at` (a published one, stored as such, by `published_at`); with neither time
-    its state then is unknown.
+
+@dataclass(frozen=True)
+class _Then:
+    """A candidate as it stood at a moment (`_states_at`)."""
+
+    status: str | None  # None: decided at a time the store does not record
+    queued_at: datetime
+    logged: dict[str, Any] | None  # the review log's snapshot of it then; None: never logged
+
+
+def _states_at(session: Session, catalogue_id: int, moment: datetime) -> dict[int, _Then]:
+    """Each candidate of a catalogue queued before `moment`, as it stood at `moment`.
+
+    Rebuilt from the review log: its state is the `after` snapshot of its last decision
+    before `moment` (an undo's `after` is the state it restored, so a decision undone before
+    `moment` is not taken, one undone later still is), or the `before` snapshot of its first
+    decision after it. A candidate the log never saw decided by its status and `decided_at`
+    (a published one, stored as such, by `published_at`): pending before that time; with
+    neither time its state then is unknown.
     """
     queued = (CandidateRow.catalogue_id == catalogue_id) & (CandidateRow.created_at < moment)
-    if live:
-        pending = queued & (CandidateRow.status == CandidateStatus.PENDING.value)
-        count, oldest = session.execute(
-            select(func.count(), func.min(CandidateRow.created_at)).where(pending)
-        ).one()
-        return int(count), oldest, 0
     logged = (
         select(
             DecisionRow.candidate_id,
@@ -518,18 +563,18 @@ def _queue_at(
         .where(queued, DecisionRow.action != "conflict")  # a refused undo changes nothing
         .subquery()
     )
-    before_moment: dict[int, str | None] = {}
-    after_moment: dict[int, str | None] = {}
+    before_moment: dict[int, dict[str, Any]] = {}
+    after_moment: dict[int, dict[str, Any]] = {}
     # Per candidate, its last decision before `moment` and its first one after it.
     edges = select(logged.c.candidate_id, logged.c.earlier, logged.c.before, logged.c.after).where(
         (logged.c.earlier & (logged.c.latest == 1)) | (~logged.c.earlier & (logged.c.earliest == 1))
     )
     for candidate_id, earlier, before, after in session.execute(edges):
         if earlier:
-            before_moment[candidate_id] = (after or {}).get("status")
+            before_moment[candidate_id] = after or {}
         else:
-            after_moment[candidate_id] = (before or {}).get("status")
-    pending_count, oldest_queued, unknown = 0, None, 0
+            after_moment[candidate_id] = before or {}
+    states: dict[int, _Then] = {}
     rows = session.execute(
         select(
             CandidateRow.id,
@@ -540,19 +585,40 @@ def _queue_at(
         ).where(queued)
     )
     for candidate_id, status, created_at, decided_at, published_at in rows:
-        state = before_moment.get(candidate_id) or after_moment.get(candidate_id)
+        snapshot = before_moment.get(candidate_id) or after_moment.get(candidate_id)
+        state = snapshot.get("status") if snapshot else None
         if state is None:  # never decided in the log: its own row says what it can
             decided = decided_at or published_at
             if status == CandidateStatus.PENDING.value or (decided is not None and decided >= moment):
                 state = CandidateStatus.PENDING.value
-            elif decided is None:
-                unknown += 1
-                continue
-        if state == CandidateStatus.PENDING.value:
-            pending_count += 1
-            if oldest_queued is None or created_at < oldest_queued:
-                oldest_queued = created_at
-    return pending_count, oldest_queued, unknown
+            elif decided is not None:
+                state = status
+        states[candidate_id] = _Then(state, created_at, snapshot or None)
+    return states
+
+
+def _queue_at(
+    session: Session, catalogue_id: int, moment: datetime, past: dict[int, _Then] | None
+) -> tuple[int, datetime | None, int]:
+    """The pending candidates of a catalogue at `moment`: their number, the oldest one's
+    queued time, and how many candidates of then are of unknown state (not counted).
+
+    `past`: the candidates at `moment` (`_states_at`); None: `moment` is now, and the
+    candidates' status says.
+    """
+    if past is None:
+        pending = (
+            (CandidateRow.catalogue_id == catalogue_id)
+            & (CandidateRow.created_at < moment)
+            & (CandidateRow.status == CandidateStatus.PENDING.value)
+        )
+        count, oldest = session.execute(
+            select(func.count(), func.min(CandidateRow.created_at)).where(pending)
+        ).one()
+        return int(count), oldest, 0
+    waiting = [state.queued_at for state in past.values() if state.status == CandidateStatus.PENDING.value]
+    unknown = sum(1 for state in past.values() if state.status is None)
+    return len(waiting), min(waiting, default=None), unknown
 
 
 def _source_health(session: Session, week: Week, cutoff: datetime) -> tuple[list[SourceHealth], int, int]:

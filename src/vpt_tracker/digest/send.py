@@ -178,7 +178,8 @@ def send_digest(
 
 def _week_lock(week: Week) -> str:
     """The lock a send of `week` holds: one per week, so that the job, finding a week being
-    sent by hand, can leave it to that send and go on with its other weeks."""
+    sent by hand, can leave it to that send and go on with its other weeks. It is taken
+    `transient`: on SQLite its file goes when the send ends (one stayed per week sent)."""
     return f"digest-{week.label}"
 
 
@@ -199,7 +200,7 @@ def _send(
     if not smtp.recipients:
         raise UserError("smtp.recipients is empty: set the digest recipients in the config")
     envelope(smtp)  # a bad address is a config error (exit 2), not a failed week
-    with exclusive(engine, _week_lock(week)):
+    with exclusive(engine, _week_lock(week), transient=True):
         with transaction(engine) as session:
             row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
             if row is not None and _sent_for_good(row, week) and if_unsent:
