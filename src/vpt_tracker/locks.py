@@ -43,6 +43,22 @@ class AlreadyRunning(UserError):
     exit_code = EX_TEMPFAIL
 
 
+class LockLost(AlreadyRunning):
+    """The database session that held the lock ended, and another process took the lock."""
+
+
+class HeldLock:
+    """A lock that `exclusive` holds, for a holder that runs for days (`serve`) to look again.
+
+    A file lock lasts as long as its descriptor: nothing can take it away, and `check` has
+    nothing to do. A PostgreSQL lock lasts as long as its session (see `_PostgresHeldLock`).
+    """
+
+    def check(self) -> bool:
+        """True when the lock had been lost and is held again; False when it never was lost."""
+        return False
+
+
 def advisory_key(name: str) -> int:
     """A stable signed 64-bit key for `pg_advisory_lock`, derived from the lock's name."""
     digest = hashlib.sha256(f"vpt-tracker:{name}".encode()).digest()
@@ -66,20 +82,21 @@ def _running(name: str) -> str:
 @contextmanager
 def exclusive(
     engine: Engine, name: str = "pipeline", busy: str | None = None, *, transient: bool = False
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Hold the lock `name` for the database of `engine`, or raise `AlreadyRunning` at once.
 
     `busy` says what holds it, for the message (default: "another vpt-tracker NAME run is
     in progress"). `transient`: on SQLite, the lock file is removed as the lock is let go
-    (a lock of one week's digest: one file per week piled up beside the database).
+    (a lock of one week's digest: one file per week piled up beside the database). The lock
+    it yields can be checked again by a holder that runs for days.
     """
     busy = busy or _running(name)
     if engine.dialect.name == "postgresql":
-        with _postgres_lock(engine, name, busy):
-            yield
+        with _postgres_lock(engine, name, busy) as held:
+            yield held
     else:
         with _file_lock(sqlite_lock_path(engine, name), name, busy, remove=transient):
-            yield
+            yield HeldLock()
 
 
 @contextmanager
@@ -111,7 +128,7 @@ def folder_locked(directory: Path) -> bool:
 
 
 @contextmanager
-def _postgres_lock(engine: Engine, name: str, busy: str) -> Iterator[None]:
+def _postgres_lock(engine: Engine, name: str, busy: str) -> Iterator[_PostgresHeldLock]:
     # A connection of its own: the lock lives as long as this session, independent of the
     # transactions that the run commits on other connections.
     connection = engine.connect()
@@ -119,16 +136,72 @@ def _postgres_lock(engine: Engine, name: str, busy: str) -> Iterator[None]:
         # Advisory locks are per database; two trackers may share one in separate schemas.
         schema = connection.execute(text("SELECT current_schema()")).scalar()
         key = advisory_key(f"{schema}:{name}")
-        acquired = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
-        connection.commit()
-        if not acquired:
+        if not _try_advisory_lock(connection, key):
             raise AlreadyRunning(f"{busy} on this database; try later")
-        try:
-            yield
-        finally:
-            _postgres_unlock(connection, key)
-    finally:
+    except BaseException:
         connection.close()
+        raise
+    held = _PostgresHeldLock(engine, key, busy, connection)
+    try:
+        yield held
+    finally:
+        held.release()
+
+
+def _try_advisory_lock(connection: Connection, key: int) -> bool:
+    acquired = bool(connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+    connection.commit()
+    return acquired
+
+
+class _PostgresHeldLock(HeldLock):
+    """An advisory lock and the session that holds it.
+
+    The server ends the session, and the lock with it, when it restarts (or an administrator
+    ends it); the holder goes on without knowing, and a second `serve` started then got the
+    lock and ran every job beside the first. `check` sees the ended session and takes the
+    lock again in a new one, or raises `LockLost` when another process took it meanwhile.
+    """
+
+    def __init__(self, engine: Engine, key: int, busy: str, connection: Connection) -> None:
+        self.engine = engine
+        self.key = key
+        self.busy = busy
+        self.connection: Connection | None = connection
+
+    def check(self) -> bool:
+        """See `HeldLock.check`. While the server cannot be reached it raises the driver's
+        error (`DBAPIError`), and the next check tries again: nobody can take the lock then."""
+        if self.connection is not None:
+            try:
+                self.connection.execute(text("SELECT 1"))
+                self.connection.rollback()
+                return False
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                self.connection.close()
+                self.connection = None
+        connection = self.engine.connect()
+        try:
+            if not _try_advisory_lock(connection, self.key):
+                raise LockLost(
+                    f"{self.busy} on this database: it took the lock while this one's database session"
+                    " was gone (a PostgreSQL restart); this one stops"
+                )
+        except BaseException:
+            connection.close()
+            raise
+        self.connection = connection
+        return True
+
+    def release(self) -> None:
+        if self.connection is not None:
+            try:
+                _postgres_unlock(self.connection, self.key)
+            finally:
+                self.connection.close()
+                self.connection = None
 
 
 def _postgres_unlock(connection: Connection, key: int) -> None:

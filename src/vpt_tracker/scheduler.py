@@ -23,10 +23,11 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from vpt_tracker.config import Settings, schedule_timezone
 from vpt_tracker.errors import UserError
-from vpt_tracker.locks import AlreadyRunning, exclusive
+from vpt_tracker.locks import AlreadyRunning, HeldLock, LockLost, exclusive
 from vpt_tracker.logs import job_log
 
 log = logging.getLogger("vpt_tracker.scheduler")
@@ -208,19 +209,56 @@ def digest_job(settings: Settings, engine: Engine) -> dict[str, Any]:
 
 
 class Scheduler(BlockingScheduler):
-    """A `BlockingScheduler` that looks at the wall clock at least every `check_every` seconds.
+    """A `BlockingScheduler` that looks at the wall clock, and at its lock, at least every
+    `check_every` seconds and before it starts a job.
 
     APScheduler sleeps until the next job's time on a monotonic clock, which stands still
     while the host is suspended: after a night asleep it woke as many hours late as the host
     had slept, found the nightly run late by more than the grace time and skipped it, even
     when the host was awake again minutes after the trigger.
+
+    `lock` is the service's lock (`serve` sets it). A PostgreSQL restart ends the session that
+    holds it: the service takes it again within `check_every`, and stops (`lost`) when another
+    process took it first. No job starts while the lock is not held.
     """
 
     check_every: float = 60.0
+    lock: HeldLock | None = None
+    lost: LockLost | None = None
+    _unreachable: bool = False
 
     def _process_jobs(self) -> float | None:
+        if not self._lock_held():
+            return None if self.lost is not None else self.check_every
         wait: float | None = super()._process_jobs()
         return wait if wait is None else min(wait, self.check_every)
+
+    def _lock_held(self) -> bool:
+        if self.lock is None:
+            return True
+        try:
+            taken_again = self.lock.check()
+        except LockLost as exc:
+            self.lost = exc
+            log.error("%s", exc, extra={"fields": {"event": "lock_lost"}})
+            self.shutdown(wait=False)  # a job in progress still finishes
+            return False
+        except DBAPIError as exc:
+            if not self._unreachable:  # once per outage, not every minute
+                reason = " ".join(str(exc.orig or exc).split())
+                log.warning(
+                    "cannot check the serve lock; no job starts until the database answers",
+                    extra={"fields": {"event": "lock_unreachable", "error": reason}},
+                )
+            self._unreachable = True
+            return False
+        self._unreachable = False
+        if taken_again:
+            log.warning(
+                "the database session holding the serve lock had ended; the lock is held again",
+                extra={"fields": {"event": "lock_taken_again"}},
+            )
+        return True
 
 
 def build_scheduler(settings: Settings, engine: Engine) -> Scheduler:
@@ -270,11 +308,16 @@ def serve(settings: Settings, engine: Engine) -> None:
 
     One service per database: a second one would run every job twice (a nightly run over
     the seconds after the first, which the health check takes for sources gone quiet), so
-    it is refused with `AlreadyRunning` (exit 75), as a second pipeline run is.
+    it is refused with `AlreadyRunning` (exit 75), as a second pipeline run is. One that took
+    the lock while this one's database session was gone stops this one the same way
+    (`LockLost`, see `Scheduler`).
     """
     scheduler = build_scheduler(settings, engine)
-    with exclusive(engine, "serve", busy="another vpt-tracker serve is running"):
+    with exclusive(engine, "serve", busy="another vpt-tracker serve is running") as lock:
+        scheduler.lock = lock
         _serve(settings, scheduler)
+    if scheduler.lost is not None:  # after the lock's release: the new holder's lock is not ours
+        raise scheduler.lost
 
 
 def _serve(settings: Settings, scheduler: Scheduler) -> None:

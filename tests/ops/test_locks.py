@@ -13,9 +13,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, advisory_key, exclusive, sqlite_lock_path
+from ops.pg_lock import end_lock_session, lock_holders
+from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, LockLost, exclusive, sqlite_lock_path
 from vpt_tracker.store import make_engine
 
 
@@ -71,17 +72,39 @@ def test_a_lock_whose_connection_the_server_dropped_is_left_quietly(engine: Engi
     administrator command": a service stopped cleanly by SIGTERM exited 2 with that error."""
     if engine.dialect.name != "postgresql":
         pytest.skip("the lock lives in a PostgreSQL session")
-    with exclusive(engine, "serve"), engine.connect() as other:
-        schema = other.execute(text("SELECT current_schema()")).scalar()
-        ended = other.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                " AND granted AND (classid::bigint << 32 | objid::bigint) = :key"
-            ),
-            {"key": advisory_key(f"{schema}:serve")},
-        ).scalars()
-        assert list(ended) == [True]
+    with exclusive(engine, "serve"):
+        end_lock_session(engine, "serve")
     with exclusive(engine, "serve"):  # and it is free again
+        pass
+
+
+def test_a_lock_whose_session_ended_is_taken_again_or_else_lost(engine: Engine) -> None:
+    """`serve` holds its lock for days. A PostgreSQL restart ends its session and the lock with
+    it, and the service went on without it: a second `serve` started then got the lock and
+    both ran every job. `check` takes the lock again in a new session, or raises `LockLost`
+    (exit 75) when another process took it first."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the lock lives in a PostgreSQL session")
+    with exclusive(engine, "serve", busy="another vpt-tracker serve is running") as held:
+        assert held.check() is False  # held all along
+        first = end_lock_session(engine, "serve")
+        assert held.check() is True
+        with engine.connect() as connection:
+            (again,) = lock_holders(connection, "serve")
+        assert again != first
+        with pytest.raises(AlreadyRunning), exclusive(engine, "serve"):
+            pass  # a second holder is refused again
+        assert held.check() is False
+
+        end_lock_session(engine, "serve")
+        with exclusive(engine, "serve"):  # another process took it while the session was gone
+            with pytest.raises(LockLost) as caught:
+                held.check()
+            assert caught.value.exit_code == EX_TEMPFAIL
+            assert str(caught.value).startswith("another vpt-tracker serve is running on this database")
+            with engine.connect() as connection:
+                assert len(lock_holders(connection, "serve")) == 1
+    with exclusive(engine, "serve"):  # the lost lock let go of nothing it did not hold
         pass
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,18 +14,20 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine
 
 from ops.feeds import feed_server, rss_settings
+from ops.pg_lock import end_lock_session, lock_holders
 from ops.seed import seed_week
 from ops.smtp import smtp_server
 from vpt_tracker import logs
 from vpt_tracker.config import ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.errors import UserError
-from vpt_tracker.locks import exclusive
+from vpt_tracker.locks import _PostgresHeldLock, exclusive
 from vpt_tracker.logs import JsonFormatter
 from vpt_tracker.pipeline import recent_runs
 from vpt_tracker.scheduler import build_scheduler, digest_job, nightly_job, run_job
@@ -256,6 +259,39 @@ def test_a_job_due_after_the_host_slept_runs_when_it_wakes(engine: Engine) -> No
         thread.join(10)
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_no_job_starts_while_the_lock_cannot_be_checked(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Between the end of the lock's session and the server's return the lock is nobody's;
+    a job started then could run beside another service's. No job starts until the lock is
+    held again, and the wait is logged once."""
+    caplog.set_level(logging.INFO, logger="vpt_tracker.scheduler")
+    with socket.socket() as probe:  # a port nothing listens on: the server is down
+        probe.bind(("127.0.0.1", 0))
+        down = make_engine(engine.url.set(port=probe.getsockname()[1]).render_as_string(hide_password=False))
+    scheduler = build_scheduler(settings_with(misfire_grace_seconds=3600), engine)
+    scheduler.check_every = 0.1
+    ran = threading.Event()
+    scheduler.add_job(ran.set, "date", run_date=datetime.now(UTC), id="probe", misfire_grace_time=3600)
+    with exclusive(engine, "serve") as held:
+        scheduler.lock = held
+        assert isinstance(held, _PostgresHeldLock)
+        end_lock_session(engine, "serve")
+        held.engine = down
+        thread = threading.Thread(target=scheduler.start, daemon=True)
+        thread.start()
+        try:
+            assert not ran.wait(1.5), "a job started without the lock"
+            held.engine = engine  # the server is back
+            assert ran.wait(5), "the job did not run once the lock was held again"
+        finally:
+            scheduler.shutdown(wait=False)
+            thread.join(10)
+            down.dispose()
+    assert [line["event"] for line in job_lines(caplog)] == ["lock_unreachable", "lock_taken_again"]
+
+
 def job_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
     formatter = JsonFormatter()
     return [json.loads(formatter.format(r)) for r in caplog.records if r.name == "vpt_tracker.scheduler"]
@@ -402,9 +438,14 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert rest[0]["signal"] == "SIGTERM"
 
 
-def start_serve(config: Path, db_url: str) -> subprocess.Popen[str]:
+def start_serve(config: Path, db_url: str, check_every: float = 60.0) -> subprocess.Popen[str]:
+    """`vpt-tracker serve` in a process of its own; `check_every` is `Scheduler.check_every`."""
+    script = (
+        f"from vpt_tracker.scheduler import Scheduler; Scheduler.check_every = {check_every!r}\n"
+        "from vpt_tracker.cli import main; main()"
+    )
     return subprocess.Popen(
-        [sys.executable, "-c", "from vpt_tracker.cli import main; main()", "--database", db_url, "serve"],
+        [sys.executable, "-c", script, "--database", db_url, "serve"],
         env={**os.environ, "VPT_CONFIG": str(config), "VPT_DATA_DIR": str(config.parent / "data")},
         stderr=subprocess.PIPE,
         text=True,
@@ -450,6 +491,65 @@ def test_a_second_serve_on_the_same_database_exits_75(db_url: str, tmp_path: Pat
     finally:
         if again.poll() is None:
             again.kill()
+
+
+def events(child: subprocess.Popen[str]) -> Iterator[dict[str, Any]]:
+    """The JSON lines a service logs on stderr, as they come."""
+    assert child.stderr is not None
+    return (json.loads(line) for line in child.stderr if line.startswith("{"))
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_serve_takes_its_lock_again_after_a_postgres_restart_and_stops_for_another_holder(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A PostgreSQL restart ends the session that holds the service's lock. The service went on
+    without it until it was restarted, and a second `serve` started meanwhile got the lock:
+    both ran every job. Now the service takes the lock again (a second `serve` is refused
+    again), and stops with exit 75 when another one took it first."""
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text('[schedule]\ntimezone = "UTC"\n')
+    engine = make_engine(db_url)
+    first = start_serve(config, db_url, check_every=0.2)
+    others: list[subprocess.Popen[str]] = []
+    watchdog = threading.Timer(120, first.kill)
+    watchdog.start()
+    try:
+        lines = events(first)
+        assert next(lines)["event"] == "start"
+        ended = end_lock_session(engine, "serve")
+        assert next(lines)["event"] == "lock_taken_again"
+        with engine.connect() as connection:
+            assert lock_holders(connection, "serve") not in ([], [ended])
+        others.append(refused := start_serve(config, db_url))
+        _, err = refused.communicate(timeout=30)
+        assert refused.returncode == 75 and err.startswith("Error: another vpt-tracker serve is running"), err
+
+        # The session ends again, and another service starts before the first one looks.
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            end_lock_session(engine, "serve")
+            others.append(second := start_serve(config, db_url))
+            assert next(events(second))["event"] == "start"
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=30) == 75
+        assert first.stderr is not None
+        rest = first.stderr.read().splitlines()
+        assert [json.loads(line)["event"] for line in rest[:-1]] == ["lock_lost", "stopped"]
+        assert rest[-1].startswith(
+            "Error: another vpt-tracker serve is running on this database: it took the lock while"
+        )
+        with engine.connect() as connection:
+            assert len(lock_holders(connection, "serve")) == 1  # the second service's
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+    finally:
+        watchdog.cancel()
+        for child in (first, *others):
+            if child.poll() is None:
+                child.kill()
+        engine.dispose()
 
 
 def test_sigterm_lets_the_job_in_progress_finish_and_log_its_line(tmp_path: Path) -> None:

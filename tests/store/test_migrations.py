@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, inspect, select, text
+from sqlalchemy import Engine, insert, inspect, select, text, update
 
 from vpt_tracker.store import transaction
 from vpt_tracker.store.db import StoreError, make_engine, schema_transaction
@@ -297,3 +297,76 @@ def test_titles_with_script_markers_are_keyed_again(db_url: str) -> None:
         assert ingest_records(engine, [journal]).merged == 1
     finally:
         engine.dispose()
+
+
+def test_sightings_named_by_an_old_title_key_are_named_again(db_url: str) -> None:
+    """0009: an entry's own sighting ("<catalogue>:<title key>") and a dump's record without
+    an arXiv id ("<title key>|<first author key>") are named by the folded title. 0008 folded
+    the papers' keys again, not these ids, so a rerun after the upgrade named the record the new
+    way and stored it a second time. 0009 names them again (id, payload and hash); the second
+    sighting of the same paper goes, the same record on another paper (a split) stays."""
+    from dataclasses import replace
+
+    from vpt_tracker.dumps import corpus_record
+    from vpt_tracker.enrich import _Entry, _entry_record
+    from vpt_tracker.ingest import ingest_records
+    from vpt_tracker.models import RawRecord
+    from vpt_tracker.normalize import title_key
+    from vpt_tracker.store.tables import SightingRow
+
+    e2vpt = "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning"
+    smart = r"SmartPrompt v$_3$: Visual Prompt Tuning for Frozen Backbones"
+    dump_line = {"title": e2vpt, "authors": ["Cheng Han", "Qifan Wang"], "summary": "E."}
+    from_dump = corpus_record(dump_line, "d:1")
+    entry = _Entry(1, smart, title_key(smart), None, "ICLR 2025", 2025, None, None)
+    from_list = _entry_record("vpt", entry, [])
+    plain = corpus_record({"title": "Plain Prompts", "authors": ["Ann Bee"], "summary": "P."}, "d:2")
+    with_id = corpus_record({"id": "2401.00001", "title": "Prompt^2 Pools", "summary": "I."}, "d:3")
+    assert (from_dump.source_id, from_list.source_id) == (
+        "e2vpt an effective and efficient approach for visual prompt tuning|han",
+        "vpt:smartprompt v3 visual prompt tuning for frozen backbones",
+    )
+    # The same records as they were named before 0008 (and stored, payload and hash with it).
+    old_dump = replace(
+        from_dump, source_id="e 2vpt an effective and efficient approach for visual prompt tuning|han"
+    )
+    old_list = replace(from_list, source_id="vpt:smartprompt v 3 visual prompt tuning for frozen backbones")
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0008")
+        assert ingest_records(engine, [old_dump, old_list, plain, with_id]).new_sightings == 4
+        # Reruns after 0008 stored both again, each on the paper of its first sighting.
+        assert (ingest_records(engine, [from_dump, from_list]).merged, _sightings_of(engine)) == (2, 6)
+        with transaction(engine) as session:  # a split moved the list's second sighting apart
+            other = PaperRow(title=smart, title_key=title_key(smart))
+            session.add(other)
+            session.flush()
+            second = update(SightingRow).where(SightingRow.source_id == from_list.source_id)
+            session.execute(second.values(paper_id=other.id))
+            split_off = other.id
+
+        upgrade(engine)
+
+        with transaction(engine) as session:
+            rows = session.scalars(select(SightingRow).order_by(SightingRow.id)).all()
+            named = [(row.source_id, row.paper_id == split_off) for row in rows]
+            for row in rows:  # each payload names its sighting, and its hash is the record's
+                assert row.payload["source_id"] == row.source_id
+                assert RawRecord.from_json(row.payload).payload_hash == row.payload_hash
+        assert named == [
+            (from_dump.source_id, False),  # the first sighting, named again; its second went
+            (old_list.source_id, False),  # on another paper than the one named today: kept as it was
+            (plain.source_id, False),
+            (with_id.source_id, False),
+            (from_list.source_id, True),
+        ]
+        again = ingest_records(engine, [from_dump, from_list, plain, with_id])
+        assert (again.new_sightings, again.duplicate_sightings) == (0, 4)
+    finally:
+        engine.dispose()
+
+
+def _sightings_of(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM sightings")).scalar_one())
