@@ -106,7 +106,7 @@ def test_evaluate_with_too_few_papers_per_training_fold_names_the_minimum(
     with pytest.raises(UserError) as caught:
         evaluate("x", data, VPT_LABELS, Hyper(folds=4, seed=0, max_features=8000), folds=folds)
     assert str(caught.value) == (
-        f"catalogue 'x' has 9 relevant papers with abstracts: too few for {folds} folds (each fold's "
+        f"catalogue 'x' has 9 relevant papers with an abstract: too few for {folds} folds (each fold's "
         f"model trains on the other folds' papers, which hold as few as {fewest}; a model needs at "
         "least 8, and each fold at least 2 to test)"
     )

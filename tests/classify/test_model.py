@@ -380,11 +380,21 @@ def test_a_model_that_cannot_be_saved_is_a_user_error(model: CatalogueModel, tmp
     assert (tmp_path / "m" / CARD_FILE).read_bytes() == card
 
 
-def test_too_few_positives_names_the_minimum(relevant: list[Example], unlabeled: list[Example]) -> None:
-    few = TrainingSet([*relevant[: MIN_POSITIVES - 1], Example("No abstract at all")], unlabeled=unlabeled)
-    with pytest.raises(
-        UserError, match=f"has {MIN_POSITIVES - 1} relevant papers with abstracts; at least 8"
-    ):
+@pytest.mark.parametrize(
+    ("kept", "said"),
+    [(MIN_POSITIVES - 1, "7 relevant papers with an abstract"), (1, "1 relevant paper with an abstract")],
+)
+def test_too_few_positives_names_the_minimum(
+    relevant: list[Example], unlabeled: list[Example], kept: int, said: str
+) -> None:
+    few = TrainingSet([*relevant[:kept], Example("No abstract at all")], unlabeled=unlabeled)
+    with pytest.raises(UserError, match=f"has {said}; at least 8 are needed to train"):
+        CatalogueModel.train("thin", few, VPT_LABELS)
+
+
+def test_too_few_negatives_names_the_minimum(relevant: list[Example], unlabeled: list[Example]) -> None:
+    few = TrainingSet(relevant, unlabeled=unlabeled[:1])
+    with pytest.raises(UserError, match="has 1 negative or unlabeled paper; at least 8 are needed to train"):
         CatalogueModel.train("thin", few, VPT_LABELS)
 
 

@@ -25,6 +25,7 @@ from vpt_tracker.classify.calibration import prf
 from vpt_tracker.classify.data import Example, TrainingSet, mentions_prompt
 from vpt_tracker.classify.model import MIN_POSITIVES, CatalogueModel, Hyper
 from vpt_tracker.errors import UserError
+from vpt_tracker.wording import plural
 
 LOADS = (0.01, 0.03, 0.10)
 PRECISION_AT = (10, 25, 50, 100)
@@ -87,7 +88,8 @@ def _check_folds(name: str, relevant: Sequence[Example], folds: int, seed: int) 
     """
     fewest = min(sum(fold_of(e, folds, seed) != fold for e in relevant) for fold in range(folds))
     too_few = (
-        f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts: too few for {folds} folds"
+        f"catalogue {name!r} has {plural(len(relevant), 'relevant paper')} with an abstract: "
+        f"too few for {folds} folds"
     )
     if fewest < MIN_POSITIVES:
         raise UserError(

@@ -60,6 +60,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.files import sync_folder, temporary_file
 from vpt_tracker.locks import folder_locked
 from vpt_tracker.models import Scores
+from vpt_tracker.wording import plural
 
 MIN_POSITIVES = 8  # fewer relevant examples with abstracts cannot be cross-validated honestly
 MIN_LABEL_EXAMPLES = 3  # a label needs this many positive and negative examples to get a model
@@ -289,14 +290,15 @@ class CatalogueModel:
         relevant = [e.silent_on(hyper.required, label_keys) for e in data.relevant if e.has_abstract]
         if len(relevant) < MIN_POSITIVES:
             raise UserError(
-                f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts; at least "
-                f"{MIN_POSITIVES} are needed to train "
+                f"catalogue {name!r} has {plural(len(relevant), 'relevant paper', 'relevant papers')} "
+                f"with an abstract; at least {MIN_POSITIVES} are needed to train "
                 "(run `vpt-tracker catalogue enrich` or accept more papers)"
             )
         negatives = data.rejected + data.unlabeled
         if len(negatives) < MIN_POSITIVES:
             raise UserError(
-                f"catalogue {name!r} has {len(negatives)} negative or unlabeled papers; need {MIN_POSITIVES}"
+                f"catalogue {name!r} has {plural(len(negatives), 'negative or unlabeled paper')}; "
+                f"at least {MIN_POSITIVES} are needed to train"
             )
         started = datetime.now(UTC)
         vectorizer = make_vectorizer(hyper)
