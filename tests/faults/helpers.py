@@ -3,7 +3,12 @@ source at a local server, and a snapshot of the store that two runs can be compa
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -200,6 +205,35 @@ base_url = "{urls["cvf"]}"
         encoding="utf-8",
     )
     return path
+
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def child_env() -> dict[str, str]:
+    """The test's environment, for a child that imports the tests' helper modules."""
+    return {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def start_held(
+    child: Path, spec: dict[str, Any], hold: Path, seconds: float = 180
+) -> subprocess.Popen[bytes]:
+    """Start a crash child (`*_child.py SPEC`) that holds at its point instead of dying, and
+    wait until it is there (it touches `hold/ready`); touch `hold/go` to let it finish."""
+    process = subprocess.Popen(
+        [sys.executable, str(child), json.dumps({**spec, "hold": str(hold)})],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + seconds
+    while not (hold / "ready").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            out, err = process.communicate()
+            raise AssertionError(f"the child never got to its point: {(out + err).decode()[-2000:]}")
+        time.sleep(0.05)
+    return process
 
 
 CRASH_CATALOGUE = "awesome-vpt"

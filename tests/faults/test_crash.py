@@ -14,7 +14,6 @@ that was never killed: nothing lost, nothing duplicated.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,7 +28,16 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, inspect, select, text
 
 from classify.store import store_catalogue
-from faults.helpers import NOW, RSS_DATE, Snapshot, crash_settings, import_crash_catalogue, snapshot
+from faults.helpers import (
+    NOW,
+    RSS_DATE,
+    Snapshot,
+    child_env,
+    crash_settings,
+    import_crash_catalogue,
+    snapshot,
+    start_held,
+)
 from vpt_tracker.classify.data import read_jsonl
 from vpt_tracker.classify.model import CARD_FILE, MODEL_FILE, CatalogueModel
 from vpt_tracker.cli import main as cli
@@ -176,11 +184,6 @@ def test_ctrl_c_then_rerun_matches_a_clean_run(
         assert crashed.errors == {"run": "crashed: KeyboardInterrupt: "}  # recovered: scored once
 
 
-def child_env() -> dict[str, str]:
-    """The test's environment, for a child that imports the tests' helper modules."""
-    return {**os.environ, "PYTHONPATH": str(TESTS) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-
 def catalogue_store(tmp_path: Path) -> tuple[str, Engine]:
     """A SQLite store holding catalogue `vpt` and the classify fixture papers, for the train
     children: its URL and an engine on it."""
@@ -234,18 +237,8 @@ def test_a_second_train_of_the_same_catalogue_exits_75_while_the_first_runs(tmp_
     engine.dispose()
     hold = tmp_path / "hold"
     hold.mkdir()
-    spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "hold": str(hold)}
-    first = subprocess.Popen(
-        [sys.executable, str(HOLD_CHILD), json.dumps(spec)],
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    first = start_held(HOLD_CHILD, {"db_url": url, "data_dir": str(tmp_path), "name": "vpt"}, hold)
     try:
-        deadline = time.monotonic() + 180
-        while not (hold / "ready").exists():
-            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
-            time.sleep(0.1)
         second = CliRunner().invoke(
             cli,
             ["--database", url, "classify", "train", "vpt"],
@@ -414,19 +407,10 @@ def test_a_model_read_while_train_saves_it_is_the_new_one(tmp_path: Path) -> Non
     engine.dispose()
     hold = tmp_path / "hold"
     hold.mkdir()
-    spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "seed": 1, "hold": str(hold)}
-    child = subprocess.Popen(
-        [sys.executable, str(TRAIN_CHILD), json.dumps(spec)],
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    spec = {"db_url": url, "data_dir": str(tmp_path), "name": "vpt", "seed": 1}
+    child = start_held(TRAIN_CHILD, spec, hold)
     loaded: dict[str, object] = {}
     try:
-        deadline = time.monotonic() + 180
-        while not (hold / "ready").exists():
-            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
-            time.sleep(0.05)
 
         def read() -> None:
             try:
@@ -446,3 +430,126 @@ def test_a_model_read_while_train_saves_it_is_the_new_one(tmp_path: Path) -> Non
     model = loaded.get("model")
     assert isinstance(model, CatalogueModel), model
     assert model.card == json.loads((directory / CARD_FILE).read_text(encoding="utf-8"))
+
+
+# Titles whose keys and title-named sighting ids 0008 and 0009 fold again, as stored before.
+E2VPT = "E^2VPT: An Effective and Efficient Approach for Visual Prompt Tuning"
+SMART = r"SmartPrompt v$_3$: Visual Prompt Tuning for Frozen Backbones"
+FOLDED_BEFORE_0008 = {
+    E2VPT: "e 2vpt an effective and efficient approach for visual prompt tuning",
+    SMART: "smartprompt v 3 visual prompt tuning for frozen backbones",
+}
+
+
+def store_before_the_rekeys(engine: Engine, revision: str) -> None:
+    """A store at `revision` (0007 or 0008) with what 0008 and 0009 change: papers' and an
+    entry's title keys folded the old way (left so at 0008 only where 0008 would not change
+    them, as none is), a dump's and a list's title-named sightings under their old ids, and
+    the second sightings that reruns stored under the new ids."""
+    from dataclasses import replace
+
+    from vpt_tracker.dumps import corpus_record
+    from vpt_tracker.enrich import _Entry, _entry_record
+    from vpt_tracker.ingest import ingest_records
+    from vpt_tracker.normalize import title_key
+    from vpt_tracker.store.tables import CatalogueRow, EntryRow, PaperRow
+
+    upgrade(engine, revision)
+    dump = corpus_record({"title": E2VPT, "authors": ["Cheng Han"], "summary": "E."}, "d:1")
+    listed = _entry_record("vpt", _Entry(1, SMART, title_key(SMART), None, "ICLR 2025", 2025, None, None), [])
+    plain = corpus_record({"title": "Plain Prompts", "authors": ["Ann Bee"], "summary": "P."}, "d:2")
+    old = [
+        replace(dump, source_id=f"{FOLDED_BEFORE_0008[E2VPT]}|han"),
+        replace(listed, source_id=f"vpt:{FOLDED_BEFORE_0008[SMART]}"),
+        plain,
+    ]
+    ingest_records(engine, old)
+    ingest_records(engine, [dump, listed])  # the second sightings that 0009 removes
+    with transaction(engine) as session:
+        catalogue = CatalogueRow(name="vpt", source_text="", source_sha256="0")
+        session.add(catalogue)
+        session.flush()
+        for position, (title, key) in enumerate(FOLDED_BEFORE_0008.items()):
+            session.add(EntryRow(catalogue_id=catalogue.id, position=position, title=title, title_key=key))
+            if revision == "0007":
+                paper = session.scalar(select(PaperRow).where(PaperRow.title == title))
+                assert paper is not None
+                paper.title_key = key
+
+
+def rekeyed_state(engine: Engine) -> dict[str, object]:
+    """What 0008 and 0009 change, without ids: the revision, the identity generation, the
+    papers' and entries' keys, and each sighting (its paper's title, id, hash, payload)."""
+    from vpt_tracker.store.tables import EntryRow, IdentityGenerationRow, PaperRow, SightingRow
+
+    with transaction(engine) as session:
+        titles = {paper.id: paper.title for paper in session.scalars(select(PaperRow))}
+        return {
+            "revision": schema(engine)["revision"],
+            "generation": session.scalar(select(IdentityGenerationRow.generation)),
+            "papers": sorted((p.title, p.title_key) for p in session.scalars(select(PaperRow))),
+            "entries": sorted((e.title, e.title_key) for e in session.scalars(select(EntryRow))),
+            "sightings": sorted(
+                (
+                    titles[s.paper_id],
+                    s.source,
+                    s.source_id,
+                    s.payload_hash,
+                    json.dumps(s.payload, sort_keys=True),
+                )
+                for s in session.scalars(select(SightingRow))
+            ),
+        }
+
+
+# Kill points inside the data migrations, from a store at 0008 (in 0009) and at 0007 (in
+# 0008, and in 0009 after 0008 ran in the same upgrade); the last statement of an upgrade
+# before its commit stamps the revision.
+REKEY_KILLS = [
+    ("0008", "DELETE FROM sightings:1"),  # 0009: the second sightings deleted, none renamed yet
+    ("0008", "UPDATE sightings:1"),  # 0009: every rename done
+    ("0008", "UPDATE alembic_version:1"),  # stamped 0009, not committed
+    ("0007", "UPDATE papers:1"),  # 0008: papers re-keyed, entries and identity generation not yet
+    ("0007", "DELETE FROM sightings:1"),  # 0008 done and stamped, inside 0009
+]
+
+
+@pytest.mark.parametrize(("start", "kill"), REKEY_KILLS)
+def test_sigkill_inside_a_rekeying_migration_leaves_the_store_as_it_was(
+    db_url: str, tmp_path: Path, start: str, kill: str
+) -> None:
+    """Migrations 0008 and 0009 rewrite rows (title keys, sightings' ids, payloads and hashes,
+    duplicates deleted), not only the schema. Killed anywhere in them, the store must be at
+    its old revision with its rows untouched, never half re-keyed (a second run of 0009 over
+    half-renamed sightings would keep both of a pair, or re-key a key already re-keyed); and
+    the next `init` must complete the upgrade to the store that a never-killed one makes.
+    (The whole upgrade is one transaction, so a kill leaves the revision it started from.)"""
+    engine = make_engine(db_url)
+    clean = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    try:
+        store_before_the_rekeys(engine, start)
+        before = rekeyed_state(engine)
+        assert before["revision"] == [start]
+        store_before_the_rekeys(clean, start)
+        upgrade(clean)
+        expected = rekeyed_state(clean)
+        assert expected != before and expected["revision"] == ["0009"]
+        engine.dispose()  # the child is alone on the database, as a killed `init` would be
+
+        child = subprocess.run(
+            [sys.executable, str(MIGRATE_CHILD), db_url, kill],
+            env=child_env(),
+            capture_output=True,
+            timeout=180,
+        )
+        assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+        assert rekeyed_state(engine) == before
+
+        result = CliRunner().invoke(
+            cli, ["--database", db_url, "init"], env={"VPT_DATA_DIR": str(tmp_path), "VPT_CONFIG": ""}
+        )
+        assert result.exit_code == 0, result.output
+        assert rekeyed_state(engine) == expected
+    finally:
+        engine.dispose()
+        clean.dispose()
