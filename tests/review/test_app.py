@@ -195,6 +195,20 @@ async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: 
     assert "2 rejected, 1 deferred" in app.return_value.render()
 
 
+async def test_a_superscript_digit_in_the_reason_list_is_not_a_reason_number(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # "²" has a key of its own on AZERTY keyboards, and str.isdigit holds for it: the reason
+    # list took it for a number, int() refused it, and the app closed with a ValueError.
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("x", "²")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen.focused, OptionList)
+        await pilot.press("2")
+        assert status_of(sqlite, ids["first"]) == ("rejected", None, "duplicate")
+
+
 async def test_without_configured_reasons_the_reject_prompt_takes_typing(
     sqlite: Engine, ids: dict[str, int]
 ) -> None:

@@ -25,6 +25,8 @@ from textual.widgets.option_list import Option
 from vpt_tracker.errors import UserError
 from vpt_tracker.review.queue import QueueItem
 
+_DIGITS = frozenset("0123456789")
+
 
 def _which(item: QueueItem, show_catalogue: bool) -> str:
     """`#12`, or `#12 for awesome-vpt` where the view holds every catalogue."""
@@ -133,7 +135,9 @@ class RejectScreen(ModalScreen[str | None]):
 
     def on_key(self, event: events.Key) -> None:
         # Number keys pick a listed reason, but only while the list (not the input) has focus.
-        if isinstance(self.focused, OptionList) and event.character and event.character.isdigit():
+        # ASCII digits only: `isdigit` also holds for "²", a key of its own on AZERTY keyboards,
+        # which `int` refuses, and the app closed with a ValueError.
+        if isinstance(self.focused, OptionList) and event.character and event.character in _DIGITS:
             index = int(event.character) - 1
             if 0 <= index < len(self.reasons):
                 event.stop()
