@@ -489,6 +489,20 @@ async def test_undo_puts_the_candidate_back_in_place(sqlite: Engine, ids: dict[s
         assert "1 rejected, 1 deferred, 2 undone" in status  # the counts say the decisions were undone
 
 
+async def test_an_undo_puts_back_only_a_candidate_of_this_view(sqlite: Engine, ids: dict[str, int]) -> None:
+    # The list put back any row it had dropped, whatever the undo left it as: a paper deferred
+    # here, then accepted with `review accept` in another terminal, came back deferred into
+    # the pending list on `u`, and `d` on it then said it was deferred already.
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("d")
+        ReviewQueue(sqlite, "alice", "vpt").accept(ids["first"])  # `review accept`, elsewhere
+        await pilot.press("u")
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"])[0] == "deferred"
+        assert app.candidates.ids == [ids["second"], ids["third"]] and app.remaining == 2
+
+
 async def test_deferred_candidates_get_their_own_view(sqlite: Engine, ids: dict[str, int]) -> None:
     ReviewQueue(sqlite, "alice", "vpt").defer(ids["second"], "ask Bob")
     app = make_app(sqlite, status="deferred")

@@ -429,10 +429,17 @@ class ReviewApp(App[SessionSummary]):
             self.notify(f"undone your relabel of #{first.candidate_id}: {first.labels_restored()}")
         else:
             self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {first.status} again")
-        if len(items) == 1 and self.candidates.restore(items[0].candidate_id, items[0]):
-            self.remaining += 1 if items[0].status == self.status else 0
+        # Put back where it was only what belongs in this view: the undone decision may be one
+        # taken elsewhere after this list dropped the row (a deferred paper accepted with
+        # `review accept`), and restored, a deferred paper sat in the pending list.
+        if (
+            len(items) == 1
+            and items[0].status == self.status
+            and self.candidates.restore(items[0].candidate_id, items[0])
+        ):
+            self.remaining += 1
             self.update_status(recount=False)
-        else:  # a bulk undo, or a decision made elsewhere: read the queue again
+        else:  # a bulk undo, a decision made elsewhere, another status: read the queue again
             self.reload(focus_id=items[0].candidate_id)
 
     def do_open(self) -> None:
