@@ -489,6 +489,22 @@ async def test_undo_puts_the_candidate_back_in_place(sqlite: Engine, ids: dict[s
         assert "1 rejected, 1 deferred, 2 undone" in status  # the counts say the decisions were undone
 
 
+async def test_undoing_a_bulk_reject_counts_the_candidates_instead_of_listing_them(sqlite: Engine) -> None:
+    # `u` after `review bulk-reject` listed every id it put back in one notification: after
+    # a backfill, thousands of ids in a toast taller than the screen.
+    cat = catalogue(sqlite, "vpt")
+    many_candidates(sqlite, cat, 60)
+    rejected = ReviewQueue(sqlite, "alice", "vpt").bulk_reject_below(0.5, "low score").candidate_ids
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("u")
+        await pilot.pause()
+        message = list(app._notifications)[-1].message
+        first = ", ".join(f"#{i}" for i in sorted(rejected)[:3])
+        assert message == f"undone: {len(rejected)} candidates ({first}, …) pending again"
+        assert len(app.candidates.ids) == 60
+
+
 async def test_an_undo_puts_back_only_a_candidate_of_this_view(sqlite: Engine, ids: dict[str, int]) -> None:
     # The list put back any row it had dropped, whatever the undo left it as: a paper deferred
     # here, then accepted with `review accept` in another terminal, came back deferred into

@@ -428,7 +428,7 @@ class ReviewApp(App[SessionSummary]):
         if self.queue.last_undone == "relabel":  # the status never changed: say what did
             self.notify(f"undone your relabel of #{first.candidate_id}: {first.labels_restored()}")
         else:
-            self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {first.status} again")
+            self.notify(f"undone: {_undone_ids(items)} {first.status} again")
         # Put back where it was only what belongs in this view: the undone decision may be one
         # taken elsewhere after this list dropped the row (a deferred paper accepted with
         # `review accept`), and restored, a deferred paper sat in the pending list.
@@ -529,6 +529,15 @@ class ReviewApp(App[SessionSummary]):
         if catalogue not in self._valid:
             self._valid[catalogue] = self.queue.valid_labels(catalogue)
         return self._valid[catalogue]
+
+
+def _undone_ids(items: list[QueueItem], shown: int = 5) -> str:
+    """`#12`, or for a bulk reject undone as a whole `40 candidates (#3, #4, #9, …)`: listed
+    in full, the ids of a batch of thousands filled a notification taller than the screen."""
+    ids = [f"#{candidate_id}" for candidate_id in sorted(item.candidate_id for item in items)]
+    if len(ids) <= shown:
+        return ", ".join(ids)
+    return f"{plural(len(ids), 'candidate')} ({', '.join(ids[:3])}, …)"
 
 
 def store_explainer(engine: Engine, settings: Settings | None = None) -> Explainer:
