@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from rich.style import Style
-from sqlalchemy import Engine, delete, event, select
+from sqlalchemy import Engine, delete, event, make_url, select
 from textual.widgets import Input, OptionList
 
 from vpt_tracker.config import Settings
@@ -26,6 +26,7 @@ from vpt_tracker.store.migrate import upgrade
 from vpt_tracker.store.tables import CandidateRow, DecisionRow
 
 from .factory import PROMPT_ADAPTATION_README, candidate, catalogue, many_candidates
+from .tcp_proxy import TcpProxy
 
 REASONS = ["off-topic", "duplicate"]
 
@@ -859,3 +860,37 @@ async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(
         await pilot.pause()
         assert status_of(sqlite, ids["first"])[0] == "deferred"
     engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_database_that_went_away_is_a_notice_for_filter_accept_and_quit(db_url: str) -> None:
+    """A restarted PostgreSQL server (here, the connection to it cut, and new ones refused)
+    was a notice for the keys that act in `action_review` only: a filter typed then, the
+    placement check of the label editor, and Ctrl+Q closed the app with a traceback, and `q`
+    said "try again" instead of leaving."""
+    setup = make_engine(db_url)
+    upgrade(setup)
+    cat = catalogue(setup, "vpt", preset="prompt-adaptation", readme=PROMPT_ADAPTATION_README)
+    first = candidate(setup, cat, "Test-time prompt tuning", relevance=0.9, proposed=["test-time"])
+    setup.dispose()
+    url = make_url(db_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        engine = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+        app = make_app(engine)
+        async with app.run_test() as pilot:
+            await pilot.press("a")  # the label editor is open
+            await pilot.pause()
+            proxy.stop()  # the server restarts
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.is_running and app.screen is app.main
+            await pilot.press("slash", *"prompt", "enter")
+            await pilot.pause()
+            assert app.is_running and app.filter_text == "" and app.candidates.ids == [first]
+            messages = [n.message for n in app._notifications]
+            assert len([m for m in messages if m.startswith("the database did not answer (")]) == 2, messages
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_value is not None and app.return_value.remaining is None
+        assert app.return_value.render().endswith("; still pending: unknown (the database did not answer)")
+        engine.dispose()

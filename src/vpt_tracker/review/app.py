@@ -65,7 +65,7 @@ class SessionSummary:
     deferred: int = 0
     undone: int = 0
     conflicts: int = 0
-    remaining: int = 0
+    remaining: int | None = 0  # None: the database did not answer when the reviewer quit
     finished: datetime | None = None
 
     def render(self) -> str:
@@ -73,7 +73,12 @@ class SessionSummary:
         return (
             f"review session of {self.reviewer}: {self.accepted} accepted, {self.rejected} rejected, "
             f"{self.deferred} deferred, {self.undone} undone, {plural(self.conflicts, 'conflict')} "
-            f"in {minutes:.1f} min; {self.remaining} still pending"
+            f"in {minutes:.1f} min; "
+            + (
+                f"{self.remaining} still pending"
+                if self.remaining is not None
+                else "still pending: unknown (the database did not answer)"
+            )
         )
 
 
@@ -195,10 +200,21 @@ class ReviewApp(App[SessionSummary]):
     def candidates(self) -> CandidateList:
         return self.main.query_one(CandidateList)
 
-    def reload(self, focus_id: int | None = None, *, otherwise: int | None = None) -> None:
+    def reload(
+        self,
+        focus_id: int | None = None,
+        *,
+        otherwise: int | None = None,
+        filter: tuple[Filter, str] | None = None,
+    ) -> None:
         """Read the ordered ids again (start, filter, undo) and highlight `focus_id`; if it is
-        not in the list, the row `otherwise` (default: the same row as before)."""
-        ids = self.queue.ids(status=self.status, filter=self.filter)
+        not in the list, the row `otherwise` (default: the same row as before).
+
+        `filter` (parsed, and as typed) replaces the current one once its ids are read: a
+        database that does not answer leaves the list and its filter as they were."""
+        ids = self.queue.ids(status=self.status, filter=self.filter if filter is None else filter[0])
+        if filter is not None:
+            self.filter, self.filter_text = filter
         if focus_id in ids:
             cursor = ids.index(focus_id)
         else:
@@ -215,12 +231,7 @@ class ReviewApp(App[SessionSummary]):
         try:
             yield
         except OperationalError as exc:
-            reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-            self.notify(
-                f"the database did not answer ({reason}); nothing was changed: try again",
-                severity="error",
-                timeout=8,
-            )
+            self.notify(unanswered(exc), severity="error", timeout=8)
 
     def recount(self) -> None:
         """The periodic refresh: new counts, and new candidates if the list had run empty."""
@@ -381,7 +392,12 @@ class ReviewApp(App[SessionSummary]):
             return
 
         def placement(labels: list[str]) -> str | None:
-            return self.queue.placement_problem(item.candidate_id, labels)
+            try:
+                return self.queue.placement_problem(item.candidate_id, labels)
+            except OperationalError as exc:
+                # Said by the dialog, which closes (as for a candidate gone): raised out of
+                # it, the app closed with a traceback.
+                raise UserError(unanswered(exc)) from None
 
         def done(labels: list[str] | None) -> None:
             if labels is not None:
@@ -463,19 +479,22 @@ class ReviewApp(App[SessionSummary]):
         def done(text: str | None) -> None:
             if text is None:
                 return
-            try:
-                chosen = Filter.parse(text)
-                self.queue.check_filter(chosen)
-            except UserError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self.filter = chosen
-            self.filter_text = text
-            # The paper the reviewer was on stays highlighted if the new filter keeps it (as
-            # clearing a filter does), else the first match: a row number means nothing across
-            # two different lists.
-            current = self.candidates.current
-            self.reload(current.candidate_id if current is not None else None, otherwise=0)
+            # Called after the dialog closed, outside `action_review`: a database that does
+            # not answer is said here, or the app closed with a traceback.
+            with self.database_errors():
+                try:
+                    chosen = Filter.parse(text)
+                    self.queue.check_filter(chosen)
+                except UserError as exc:
+                    self.notify(str(exc), severity="error")
+                    return
+                # The paper the reviewer was on stays highlighted if the new filter keeps it (as
+                # clearing a filter does), else the first match: a row number means nothing
+                # across two different lists.
+                current = self.candidates.current
+                self.reload(
+                    current.candidate_id if current is not None else None, otherwise=0, filter=(chosen, text)
+                )
 
         self.push_screen(FilterScreen(self.filter_text), done)
 
@@ -492,7 +511,13 @@ class ReviewApp(App[SessionSummary]):
         self.do_quit()
 
     def do_quit(self) -> None:
-        self.summary.remaining = self.queue.count()
+        """Quit with the session summary. Leaving needs no database: when it does not answer,
+        the summary says the count is unknown (before, `q` said "try again" and Ctrl+Q
+        closed the app with a traceback)."""
+        try:
+            self.summary.remaining = self.queue.count()
+        except OperationalError:
+            self.summary.remaining = None
         self.summary.finished = self.clock()
         self.exit(self.summary)
 
@@ -529,6 +554,13 @@ class ReviewApp(App[SessionSummary]):
         if catalogue not in self._valid:
             self._valid[catalogue] = self.queue.valid_labels(catalogue)
         return self._valid[catalogue]
+
+
+def unanswered(exc: OperationalError) -> str:
+    """What the reviewer is told when the database did not answer (SQLite locked past its
+    busy timeout, PostgreSQL restarting): nothing of the action was written."""
+    reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+    return f"the database did not answer ({reason}); nothing was changed: try again"
 
 
 def _undone_ids(items: list[QueueItem], shown: int = 5) -> str:
