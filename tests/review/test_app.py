@@ -830,6 +830,24 @@ async def test_help_and_quit_are_in_the_footer_of_an_80_column_terminal(
             assert shown in " ".join(footer.split("\u00a0")), footer
 
 
+async def test_the_status_line_wraps_on_an_80_column_terminal_instead_of_losing_its_end(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """The counter line was one row, cut at the terminal's edge: at 80 columns it stopped at
+    "0 deferred", so the "1 undone" the session counts was never seen, nor a filter's match count."""
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("d", "u", "slash", *"prompt", "enter")
+        await pilot.pause()
+        header = " ".join(" ".join(screen_text(app).splitlines()[:3]).split())
+        assert "this session: 0 accepted, 0 rejected, 1 deferred, 1 undone" in header, header
+        assert "filter: prompt (2 match)" in header, header
+        assert app.candidates.region.y == app.main.query_one("#status").region.bottom  # nothing covered
+        await pilot.press("d")  # the list still follows the cursor below the taller line
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"])[0] == "deferred"
+
+
 async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(
     sqlite: Engine, ids: dict[str, int]
 ) -> None:

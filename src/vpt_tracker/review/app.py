@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from rich.cells import cell_len
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from textual import work
@@ -122,7 +123,7 @@ class ReviewApp(App[SessionSummary]):
     TITLE = "vpt-tracker review"
     RECOUNT_SECONDS = 15.0
     CSS = """
-    #status { height: 1; background: $primary-darken-2; color: $text; padding: 0 1; }
+    #status { height: auto; max-height: 4; background: $primary-darken-2; color: $text; padding: 0 1; }
     #panes { height: 1fr; }
     #empty { display: none; height: 1fr; content-align: center middle; text-align: center; }
     ReviewScreen.empty #panes { display: none; }
@@ -259,7 +260,12 @@ class ReviewApp(App[SessionSummary]):
         text += f" · this session: {s.accepted} accepted, {s.rejected} rejected, {s.deferred} deferred"
         if s.undone:  # decisions undone are counted apart, as on quit: "1 accepted, 1 undone"
             text += f", {s.undone} undone"
-        screen.query_one("#status", Static).update(text, layout=False)
+        # The line wraps rather than lose its end: on an 80-column terminal the session's
+        # counts were cut after "0 deferred", and "1 undone" was never seen. Laying the screen
+        # out again costs a frame, so only where the text may not fit on one line.
+        status = screen.query_one("#status", Static)
+        fits = cell_len(text) <= status.content_region.width and status.size.height <= 1
+        status.update(text, layout=not fits)
         empty = not self.candidates.ids
         screen.set_class(empty, "empty")
         if empty:
