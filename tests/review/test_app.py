@@ -210,6 +210,18 @@ async def test_a_superscript_digit_in_the_reason_list_is_not_a_reason_number(
         assert status_of(sqlite, ids["first"]) == ("rejected", None, "duplicate")
 
 
+async def test_an_empty_reason_says_one_is_needed(sqlite: Engine, ids: dict[str, int]) -> None:
+    # Enter on an empty or blank reason did nothing at all: the prompt stayed, without a word.
+    app = make_app(sqlite, reject_reasons=[])
+    async with app.run_test() as pilot:
+        await pilot.press("x", "space", "space", "enter")
+        await pilot.pause()
+        assert "a reject needs a reason" in screen_text(app)
+        assert status_of(sqlite, ids["first"])[0] == "pending" and log(sqlite) == []
+        await pilot.press(*"off-topic", "enter")
+        assert status_of(sqlite, ids["first"]) == ("rejected", None, "off-topic")
+
+
 async def test_without_configured_reasons_the_reject_prompt_takes_typing(
     sqlite: Engine, ids: dict[str, int]
 ) -> None:

@@ -132,6 +132,9 @@ class RejectScreen(ModalScreen[str | None]):
                 # what the reviewer typed went nowhere.
                 yield Label("Type a reason (Enter rejects, Esc cancels):")
             yield Input(placeholder="free text", id="reason")
+            error = Label("", id="error", classes="error", markup=False)
+            error.display = False  # a row only once there is something to say
+            yield error
 
     def on_key(self, event: events.Key) -> None:
         # Number keys pick a listed reason, but only while the list (not the input) has focus.
@@ -151,6 +154,10 @@ class RejectScreen(ModalScreen[str | None]):
     def typed(self, event: Input.Submitted) -> None:
         if event.value.strip():
             self.dismiss(event.value.strip())
+        else:  # Enter did nothing, without a word: the reviewer could not tell why
+            error = self.query_one("#error", Label)
+            error.update("a reject needs a reason: type one, or Esc cancels")
+            error.display = True
 
     def action_cancel(self) -> None:
         self.dismiss(None)
