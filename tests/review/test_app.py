@@ -853,11 +853,12 @@ async def test_the_status_line_wraps_on_an_80_column_terminal_instead_of_losing_
         await pilot.pause()
         header = " ".join(" ".join(screen_text(app).splitlines()[:3]).split())
         assert "this session: 0 accepted, 0 rejected, 1 deferred, 1 undone" in header, header
-        assert "filter: prompt (2 match)" in header, header
+        assert "filter: prompt (2 matches)" in header, header  # it said "(2 match)"
         assert app.candidates.region.y == app.main.query_one("#status").region.bottom  # nothing covered
         await pilot.press("d")  # the list still follows the cursor below the taller line
         await pilot.pause()
         assert status_of(sqlite, ids["first"])[0] == "deferred"
+        assert "filter: prompt (1 match)" in screen_text(app)
 
 
 async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(

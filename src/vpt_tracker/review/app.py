@@ -255,7 +255,7 @@ class ReviewApp(App[SessionSummary]):
         scope = self.queue.catalogue or "all catalogues"
         text = f"{self.queue.reviewer} · {scope} · {self.remaining} {self.status} remaining"
         if self.filter:
-            text += f" · filter: {self.filter.describe()} ({shown} match)"
+            text += f" · filter: {self.filter.describe()} ({plural(shown, 'match', 'matches')})"
         s = self.summary
         text += f" · this session: {s.accepted} accepted, {s.rejected} rejected, {s.deferred} deferred"
         if s.undone:  # decisions undone are counted apart, as on quit: "1 accepted, 1 undone"
