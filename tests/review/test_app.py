@@ -479,8 +479,9 @@ async def test_large_queue_loads_lazily(sqlite: Engine) -> None:
         assert len(app.candidates.ids) == 3000 and len(app.candidates._rows) == CandidateList.PAGE
         assert len(list(app.main.query("*"))) < 40
         height = app.candidates.scrollable_content_region.height
-        await pilot.press(*["pagedown"] * 10)
-        assert app.candidates.cursor == 12 + 10 * (height - 1)
+        presses = -(-(CandidateList.PAGE - 12) // (height - 1))  # past the first page, whatever the height
+        await pilot.press(*["pagedown"] * presses)
+        assert app.candidates.cursor == 12 + presses * (height - 1)
         # Scrolling past the first page fetched the next one, in one query.
         assert len([q for q in queries if "FROM candidates" in q]) == 1
         assert len(app.candidates._rows) == 2 * CandidateList.PAGE
@@ -827,6 +828,25 @@ async def test_keys_scroll_a_long_abstract_in_the_detail_pane(sqlite: Engine) ->
         await pilot.press("question_mark")
         await pilot.pause()
         assert "Scroll detail down" in screen_text(app)
+
+
+async def test_the_help_scrolls_by_keys_on_a_small_terminal(sqlite: Engine, ids: dict[str, int]) -> None:
+    # On a 40x12 terminal the help showed its first three keys, each description wrapped
+    # under its key, and no key scrolled to the others: the dialog takes no focus.
+    app = make_app(sqlite)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "j ↓    Down" in screen_text(app)  # one row per key
+        assert "Esc closes" not in screen_text(app)  # the end of the help
+        await pilot.press("pagedown", "pagedown", "pagedown", "pagedown", "pagedown")
+        await pilot.pause()
+        assert "Esc closes" in screen_text(app)
+        await pilot.press("pageup", "up", "k")
+        await pilot.pause()
+        assert "Esc closes" not in screen_text(app)
+        await pilot.press("escape")
+        assert app.screen is app.main and app.candidates.cursor == 0 and log(sqlite) == []
 
 
 async def test_help_and_quit_are_in_the_footer_of_an_80_column_terminal(
