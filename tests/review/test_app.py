@@ -365,6 +365,25 @@ async def test_every_catalogue_view_says_which_list_each_candidate_is_for(sqlite
         assert "for generalizable-vlm" in str(app.screen.query_one("#dialog-title").render())
 
 
+async def test_every_catalogue_rows_keep_room_for_the_title_on_an_80_column_terminal(sqlite: Engine) -> None:
+    # The catalogue's name was kept whole after the venue: on an 80x24 terminal the list pane
+    # had two cells of title per row ("Se…", "Co…") in `review` without --catalogue.
+    cat = catalogue(sqlite, "generalizable-vlm")
+    candidate(sqlite, cat, "Self-regulating Prompts: Foundational Model Adaptation", relevance=0.9,
+              proposed=["image-text"], venue="ICCV", year=2023)  # fmt: skip
+    app = ReviewApp(ReviewQueue(sqlite, "alice"), explainer=None, opener=lambda _url: None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        row = next(line for line in screen_text(app).splitlines() if "0.90" in line).split("││")[0]
+        assert "Self-regu" in row and "ICCV 2023 · generali…" in row, row
+        assert "for generalizable-vlm" in str(app.main.query_one(DetailView).text)  # the name in full
+    app = ReviewApp(ReviewQueue(sqlite, "alice"), explainer=None, opener=lambda _url: None)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        row = next(line for line in screen_text(app).splitlines() if "0.90" in line).split("││")[0]
+        assert "ICCV 2023 · generalizable-vlm" in row, row  # cut only where it must be
+
+
 async def test_remapped_keys(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite, keys={"accept": "y", "down": "n"})
     async with app.run_test() as pilot:

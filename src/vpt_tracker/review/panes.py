@@ -176,6 +176,23 @@ def _fit(text: str, width: int) -> str:
     return set_cell_size(text, width - 1) + "…" if width > 0 else ""
 
 
+def _catalogue_in_row(item: QueueItem, width: int, status: str) -> str:
+    """The catalogue's name as a row of every catalogue shows it: cut (with an ellipsis, to
+    no less than four cells) where it would leave the title less than a third of the row.
+
+    Kept whole, "ICCV 2023 · generalizable-vlm" left an 80-column terminal's list pane two
+    cells of title per row ("Se…", "Co…"), and the list could not be read; the detail pane
+    names the catalogue in full.
+    """
+    name = item.catalogue
+    title = min(cell_len(status + item.title), width // 3)
+    venue = cell_len(item.venue_year) + 3 if item.venue_year else 0  # "ICCV 2023 · "
+    room = width - (2 + 5 + 2) - venue - (title + 1)  # mark, score, the gap before the venue
+    if cell_len(name) <= room:
+        return name
+    return _fit(name, max(4, room))
+
+
 _SELECTED = Style(bgcolor="#2d4a6b", bold=True)
 _PLAIN = Style()
 
@@ -189,8 +206,9 @@ def _row_strip(item: QueueItem, width: int, base: Style, show_catalogue: bool = 
     """
     mark = "◆" if item.base_to_novel_flag else " "
     labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
-    venue = " · ".join(part for part in (item.venue_year, item.catalogue if show_catalogue else "") if part)
     status = "" if item.status == "pending" else f"[{item.status}] "
+    catalogue = _catalogue_in_row(item, width, status) if show_catalogue else ""
+    venue = " · ".join(part for part in (item.venue_year, catalogue) if part)
     fixed = 2 + 5 + cell_len(venue) + 2
     label_width = min(cell_len(labels), max(0, (width - fixed) // 3))
     title_width = max(0, width - fixed - label_width - 1)
