@@ -180,6 +180,20 @@ async def test_relabel_changes_labels_without_deciding(sqlite: Engine, ids: dict
     assert log(sqlite) == [("relabel", "alice"), ("accept", "alice"), ("undo", "alice"), ("undo", "alice")]
 
 
+async def test_a_relabel_that_changes_nothing_is_not_written(sqlite: Engine, ids: dict[str, int]) -> None:
+    # `l` then Enter on the labels as shown wrote a relabel decision that changed nothing; the
+    # next `u` undid it, saying "its labels are the proposed ones again" of the same labels.
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("l", "enter")
+        await pilot.pause()
+        assert log(sqlite) == [] and status_of(sqlite, ids["first"]) == ("pending", None, None)
+        assert list(app._notifications)[-1].message == f"#{ids['first']} labels unchanged: learnable, token"
+        await pilot.press("l", "ctrl+u", *"token, learnable", "enter")  # another order is a change
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"]) == ("pending", ["token", "learnable"], None)
+
+
 async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite)
     async with app.run_test() as pilot:

@@ -368,6 +368,12 @@ class ReviewApp(App[SessionSummary]):
         """Change the labels without deciding (the app shows open candidates only)."""
 
         def relabel(item: QueueItem, labels: list[str]) -> None:
+            shown = item.final_labels if item.final_labels is not None else item.proposed_labels
+            if list(dict.fromkeys(labels)) == shown:
+                # Enter on the labels as they were wrote a relabel that changed nothing, which
+                # `u` then undid as "its labels are the proposed ones again".
+                self.notify(f"#{item.candidate_id} labels unchanged: {', '.join(shown) or 'none'}")
+                return
             fresh: QueueItem | None = None
             try:
                 with self.database_errors():
