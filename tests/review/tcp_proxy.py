@@ -16,17 +16,23 @@ from types import TracebackType
 class TcpProxy:
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
+        self.port = 0  # chosen by the first start, kept by the next: the server is back
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._stopped = True
+        self.start()
 
-    def _accept(self) -> None:
+    def start(self) -> None:
+        """Listen (again, on the same port) and forward."""
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.port = self.listener.getsockname()[1]
+        self._stopped = False
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
-                client, _address = self.listener.accept()
+                client, _address = listener.accept()
             except OSError:  # the listener was closed: stopped
                 return
             server = socket.create_connection(self.target)

@@ -978,3 +978,34 @@ async def test_a_database_that_went_away_is_a_notice_for_filter_accept_and_quit(
         assert app.return_value is not None and app.return_value.remaining is None
         assert app.return_value.render().endswith("; still pending: unknown (the database did not answer)")
         engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_rows_drawn_while_the_database_is_away_are_placeholders(db_url: str) -> None:
+    """A page down past the rows in hand while PostgreSQL restarted: the list fetched the
+    rows it drew from inside Textual's drawing, and the error closed the app."""
+    setup = make_engine(db_url)
+    upgrade(setup)
+    many_candidates(setup, catalogue(setup, "vpt"), 2 * CandidateList.PAGE)
+    setup.dispose()
+    url = make_url(db_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        engine = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+        app = make_app(engine)
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            proxy.stop()  # the server restarts
+            height = app.candidates.scrollable_content_region.height
+            await pilot.press(*["pagedown"] * (CandidateList.PAGE // (height - 1) + 1))
+            await pilot.pause()
+            assert app.is_running
+            assert "(the database did not answer)" in screen_text(app)
+            assert any(n.message.startswith("the database did not answer (") for n in app._notifications)
+            proxy.start()  # it is back
+            app.recount()  # what the periodic timer calls
+            await pilot.pause()
+            assert "(the database did not answer)" not in screen_text(app)
+            await pilot.press("d")  # the highlighted row is a candidate again
+            await pilot.pause()
+            assert app.summary.deferred == 1
+        engine.dispose()

@@ -241,6 +241,9 @@ class ReviewApp(App[SessionSummary]):
 
     def _recount(self) -> None:
         self.remaining = self.queue.count(status=self.status)
+        if self.candidates.unanswered:  # the database answers again: fetch what was not drawn
+            self.candidates.unanswered = False
+            self.candidates.refresh()
         if not self.candidates.ids and self.remaining and not self.filter:
             self.reload()
         else:

@@ -14,6 +14,7 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from sqlalchemy.exc import OperationalError
 from textual import events
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -64,6 +65,7 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self._rows: dict[int, QueueItem | None] = {}
         self._strips: dict[tuple[int, int, bool, int], Strip] = {}
         self._removed: list[tuple[int, int]] = []  # (candidate id, position), for undo
+        self.unanswered = False  # a row was drawn as a placeholder: the database did not answer
 
     # data -------------------------------------------------------------
     def load(self, ids: list[int], cursor: int = 0) -> None:
@@ -155,7 +157,15 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         index = round(self.scroll_offset.y) + y
         width = self.scrollable_content_region.width
-        item = self.item_at(index)
+        try:
+            item = self.item_at(index)
+        except OperationalError:
+            # Rows not fetched yet, drawn while the database does not answer (a PostgreSQL
+            # restart): a placeholder, fetched at a later draw. Raised here, out of Textual's
+            # drawing, the app closed with a traceback when a page down went past the rows
+            # in hand. The key's action said what happened; the recount redraws the list.
+            self.unanswered = True
+            return Strip([Segment(_fit("  … (the database did not answer)", width), Style(dim=True))])
         if item is None:
             return Strip.blank(width)
         selected = index == self.cursor
