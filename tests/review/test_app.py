@@ -914,6 +914,52 @@ async def test_the_status_line_wraps_on_an_80_column_terminal_instead_of_losing_
         assert "filter: prompt (1 match)" in screen_text(app)
 
 
+async def test_keys_pressed_while_the_database_is_busy_are_dropped(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """A decision waits for SQLite on the app's thread, and the screen does not change
+    meanwhile: a `d` pressed again during the wait deferred the next paper, unseen, once the
+    other writer let go."""
+    import asyncio
+    import sqlite3
+    import threading
+    import time
+
+    from textual import events
+
+    engine = make_engine(str(sqlite.url))
+    event.listen(
+        engine, "connect", lambda connection, _record: connection.execute("PRAGMA busy_timeout=5000")
+    )
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        writer = sqlite3.connect(str(sqlite.url.database), isolation_level=None, check_same_thread=False)
+        writer.execute("BEGIN IMMEDIATE")  # another writer, e.g. a nightly run
+        loop = asyncio.get_running_loop()
+
+        def reviewer_and_writer() -> None:
+            time.sleep(0.3)  # the reviewer, seeing nothing happen, presses `d` again
+            loop.call_soon_threadsafe(app.post_message, events.Key("d", "d"))
+            time.sleep(1.2)  # the wait lasts longer than ReviewApp.STALE_KEYS_AFTER
+            writer.execute("ROLLBACK")  # the writer is done, within the busy timeout
+            writer.close()
+
+        thread = threading.Thread(target=reviewer_and_writer)
+        thread.start()
+        await pilot.press("d")  # waits for the writer
+        thread.join()
+        await pilot.pause()
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"])[0] == "deferred"
+        assert status_of(sqlite, ids["second"])[0] == "pending"  # the second `d` was dropped
+        assert any("ignored" in n.message for n in app._notifications)
+        await pilot.press("d")  # keys pressed after the wait act as ever
+        await pilot.pause()
+        assert status_of(sqlite, ids["second"])[0] == "deferred"
+    engine.dispose()
+
+
 async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(
     sqlite: Engine, ids: dict[str, int]
 ) -> None:

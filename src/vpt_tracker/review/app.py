@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from time import monotonic
 from typing import Any, ClassVar, Literal
 
 from rich.cells import cell_len
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -122,6 +123,9 @@ class ReviewApp(App[SessionSummary]):
 
     TITLE = "vpt-tracker review"
     RECOUNT_SECONDS = 15.0
+    #: A database call this long (SQLite held by another writer) makes the keys typed during it
+    #: stale: they are dropped, not acted on once it answers.
+    STALE_KEYS_AFTER = 1.0
     CSS = """
     #status { height: auto; max-height: 4; background: $primary-darken-2; color: $text; padding: 0 1; }
     #panes { height: 1fr; }
@@ -174,6 +178,8 @@ class ReviewApp(App[SessionSummary]):
         # detail pane and the dialogs say which list each one is for.
         self.every_catalogue = queue.catalogue is None
         self.main = ReviewScreen()
+        self._keys_stale_before = 0.0  # keys pressed before this (monotonic) time are dropped
+        self._stale_said = True
 
     def notify(
         self,
@@ -228,11 +234,28 @@ class ReviewApp(App[SessionSummary]):
     def database_errors(self) -> Iterator[None]:
         """A database that does not answer is a notice, not a crash: SQLite held past its busy
         timeout by another process (a long nightly write), a PostgreSQL server restarted.
-        Each action is one transaction, so nothing of it was written; the reviewer retries."""
+        Each action is one transaction, so nothing of it was written; the reviewer retries.
+
+        A call that waited long (`STALE_KEYS_AFTER`) makes the keys typed meanwhile stale: the
+        screen did not change while it waited, and a reviewer who pressed `d` again, or `x 1`,
+        deferred or rejected the next papers unseen once it answered."""
+        started = monotonic()
         try:
             yield
         except OperationalError as exc:
             self.notify(unanswered(exc), severity="error", timeout=8)
+        finally:
+            if monotonic() - started >= self.STALE_KEYS_AFTER:
+                self._keys_stale_before = monotonic()
+                self._stale_said = False
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded and event.time < self._keys_stale_before:
+            if not self._stale_said:
+                self._stale_said = True
+                self.notify("keys pressed while the database was busy were ignored", severity="warning")
+            return
+        await super().on_event(event)
 
     def recount(self) -> None:
         """The periodic refresh: new counts, and new candidates if the list had run empty."""
