@@ -6,6 +6,8 @@ import io
 import json
 import re
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -992,6 +994,18 @@ async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(
     engine.dispose()
 
 
+@contextmanager
+def behind_a_proxy(db_url: str) -> Iterator[tuple[Engine, TcpProxy]]:
+    """An engine on the test's PostgreSQL schema through a `TcpProxy` the test can cut."""
+    url = make_url(db_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        engine = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+        try:
+            yield engine, proxy
+        finally:
+            engine.dispose()
+
+
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_a_database_that_went_away_is_a_notice_for_filter_accept_and_quit(db_url: str) -> None:
     """A restarted PostgreSQL server (here, the connection to it cut, and new ones refused)
@@ -1003,9 +1017,7 @@ async def test_a_database_that_went_away_is_a_notice_for_filter_accept_and_quit(
     cat = catalogue(setup, "vpt", preset="prompt-adaptation", readme=PROMPT_ADAPTATION_README)
     first = candidate(setup, cat, "Test-time prompt tuning", relevance=0.9, proposed=["test-time"])
     setup.dispose()
-    url = make_url(db_url)
-    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
-        engine = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+    with behind_a_proxy(db_url) as (engine, proxy):
         app = make_app(engine)
         async with app.run_test() as pilot:
             await pilot.press("a")  # the label editor is open
@@ -1023,7 +1035,6 @@ async def test_a_database_that_went_away_is_a_notice_for_filter_accept_and_quit(
             await pilot.pause()
         assert app.return_value is not None and app.return_value.remaining is None
         assert app.return_value.render().endswith("; still pending: unknown (the database did not answer)")
-        engine.dispose()
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -1034,9 +1045,7 @@ async def test_rows_drawn_while_the_database_is_away_are_placeholders(db_url: st
     upgrade(setup)
     many_candidates(setup, catalogue(setup, "vpt"), 2 * CandidateList.PAGE)
     setup.dispose()
-    url = make_url(db_url)
-    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
-        engine = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+    with behind_a_proxy(db_url) as (engine, proxy):
         app = make_app(engine)
         async with app.run_test() as pilot:
             await pilot.pause()
@@ -1054,4 +1063,3 @@ async def test_rows_drawn_while_the_database_is_away_are_placeholders(db_url: st
             await pilot.press("d")  # the highlighted row is a candidate again
             await pilot.pause()
             assert app.summary.deferred == 1
-        engine.dispose()
