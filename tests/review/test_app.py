@@ -6,6 +6,8 @@ import io
 import json
 import re
 import webbrowser
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from rich.style import Style
-from sqlalchemy import Engine, delete, event, select
+from sqlalchemy import Engine, delete, event, make_url, select
 from textual.widgets import Input, OptionList
 
 from vpt_tracker.config import Settings
@@ -26,6 +28,7 @@ from vpt_tracker.store.migrate import upgrade
 from vpt_tracker.store.tables import CandidateRow, DecisionRow
 
 from .factory import PROMPT_ADAPTATION_README, candidate, catalogue, many_candidates
+from .tcp_proxy import TcpProxy
 
 REASONS = ["off-topic", "duplicate"]
 
@@ -179,6 +182,20 @@ async def test_relabel_changes_labels_without_deciding(sqlite: Engine, ids: dict
     assert log(sqlite) == [("relabel", "alice"), ("accept", "alice"), ("undo", "alice"), ("undo", "alice")]
 
 
+async def test_a_relabel_that_changes_nothing_is_not_written(sqlite: Engine, ids: dict[str, int]) -> None:
+    # `l` then Enter on the labels as shown wrote a relabel decision that changed nothing; the
+    # next `u` undid it, saying "its labels are the proposed ones again" of the same labels.
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("l", "enter")
+        await pilot.pause()
+        assert log(sqlite) == [] and status_of(sqlite, ids["first"]) == ("pending", None, None)
+        assert list(app._notifications)[-1].message == f"#{ids['first']} labels unchanged: learnable, token"
+        await pilot.press("l", "ctrl+u", *"token, learnable", "enter")  # another order is a change
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"]) == ("pending", ["token", "learnable"], None)
+
+
 async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite)
     async with app.run_test() as pilot:
@@ -193,6 +210,32 @@ async def test_reject_from_the_list_or_free_text_and_defer(sqlite: Engine, ids: 
     assert app.return_value is not None
     assert (app.return_value.rejected, app.return_value.deferred, app.return_value.remaining) == (2, 1, 0)
     assert "2 rejected, 1 deferred" in app.return_value.render()
+
+
+async def test_a_superscript_digit_in_the_reason_list_is_not_a_reason_number(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # "²" has a key of its own on AZERTY keyboards, and str.isdigit holds for it: the reason
+    # list took it for a number, int() refused it, and the app closed with a ValueError.
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("x", "²")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen.focused, OptionList)
+        await pilot.press("2")
+        assert status_of(sqlite, ids["first"]) == ("rejected", None, "duplicate")
+
+
+async def test_an_empty_reason_says_one_is_needed(sqlite: Engine, ids: dict[str, int]) -> None:
+    # Enter on an empty or blank reason did nothing at all: the prompt stayed, without a word.
+    app = make_app(sqlite, reject_reasons=[])
+    async with app.run_test() as pilot:
+        await pilot.press("x", "space", "space", "enter")
+        await pilot.pause()
+        assert "a reject needs a reason" in screen_text(app)
+        assert status_of(sqlite, ids["first"])[0] == "pending" and log(sqlite) == []
+        await pilot.press(*"off-topic", "enter")
+        assert status_of(sqlite, ids["first"]) == ("rejected", None, "off-topic")
 
 
 async def test_without_configured_reasons_the_reject_prompt_takes_typing(
@@ -338,6 +381,25 @@ async def test_every_catalogue_view_says_which_list_each_candidate_is_for(sqlite
         assert "for generalizable-vlm" in str(app.screen.query_one("#dialog-title").render())
 
 
+async def test_every_catalogue_rows_keep_room_for_the_title_on_an_80_column_terminal(sqlite: Engine) -> None:
+    # The catalogue's name was kept whole after the venue: on an 80x24 terminal the list pane
+    # had two cells of title per row ("Se…", "Co…") in `review` without --catalogue.
+    cat = catalogue(sqlite, "generalizable-vlm")
+    candidate(sqlite, cat, "Self-regulating Prompts: Foundational Model Adaptation", relevance=0.9,
+              proposed=["image-text"], venue="ICCV", year=2023)  # fmt: skip
+    app = ReviewApp(ReviewQueue(sqlite, "alice"), explainer=None, opener=lambda _url: None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        row = next(line for line in screen_text(app).splitlines() if "0.90" in line).split("││")[0]
+        assert "Self-regu" in row and "ICCV 2023 · generali…" in row, row
+        assert "for generalizable-vlm" in str(app.main.query_one(DetailView).text)  # the name in full
+    app = ReviewApp(ReviewQueue(sqlite, "alice"), explainer=None, opener=lambda _url: None)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.pause()
+        row = next(line for line in screen_text(app).splitlines() if "0.90" in line).split("││")[0]
+        assert "ICCV 2023 · generalizable-vlm" in row, row  # cut only where it must be
+
+
 async def test_remapped_keys(sqlite: Engine, ids: dict[str, int]) -> None:
     app = make_app(sqlite, keys={"accept": "y", "down": "n"})
     async with app.run_test() as pilot:
@@ -452,8 +514,9 @@ async def test_large_queue_loads_lazily(sqlite: Engine) -> None:
         assert len(app.candidates.ids) == 3000 and len(app.candidates._rows) == CandidateList.PAGE
         assert len(list(app.main.query("*"))) < 40
         height = app.candidates.scrollable_content_region.height
-        await pilot.press(*["pagedown"] * 10)
-        assert app.candidates.cursor == 12 + 10 * (height - 1)
+        presses = -(-(CandidateList.PAGE - 12) // (height - 1))  # past the first page, whatever the height
+        await pilot.press(*["pagedown"] * presses)
+        assert app.candidates.cursor == 12 + presses * (height - 1)
         # Scrolling past the first page fetched the next one, in one query.
         assert len([q for q in queries if "FROM candidates" in q]) == 1
         assert len(app.candidates._rows) == 2 * CandidateList.PAGE
@@ -473,6 +536,36 @@ async def test_undo_puts_the_candidate_back_in_place(sqlite: Engine, ids: dict[s
         assert app.remaining == 3 and status_of(sqlite, ids["second"])[0] == "pending"
         status = str(app.main.query_one("#status").render())
         assert "1 rejected, 1 deferred, 2 undone" in status  # the counts say the decisions were undone
+
+
+async def test_undoing_a_bulk_reject_counts_the_candidates_instead_of_listing_them(sqlite: Engine) -> None:
+    # `u` after `review bulk-reject` listed every id it put back in one notification: after
+    # a backfill, thousands of ids in a toast taller than the screen.
+    cat = catalogue(sqlite, "vpt")
+    many_candidates(sqlite, cat, 60)
+    rejected = ReviewQueue(sqlite, "alice", "vpt").bulk_reject_below(0.5, "low score").candidate_ids
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("u")
+        await pilot.pause()
+        message = list(app._notifications)[-1].message
+        first = ", ".join(f"#{i}" for i in sorted(rejected)[:3])
+        assert message == f"undone: {len(rejected)} candidates ({first}, …) pending again"
+        assert len(app.candidates.ids) == 60
+
+
+async def test_an_undo_puts_back_only_a_candidate_of_this_view(sqlite: Engine, ids: dict[str, int]) -> None:
+    # The list put back any row it had dropped, whatever the undo left it as: a paper deferred
+    # here, then accepted with `review accept` in another terminal, came back deferred into
+    # the pending list on `u`, and `d` on it then said it was deferred already.
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("d")
+        ReviewQueue(sqlite, "alice", "vpt").accept(ids["first"])  # `review accept`, elsewhere
+        await pilot.press("u")
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"])[0] == "deferred"
+        assert app.candidates.ids == [ids["second"], ids["third"]] and app.remaining == 2
 
 
 async def test_deferred_candidates_get_their_own_view(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -772,6 +865,25 @@ async def test_keys_scroll_a_long_abstract_in_the_detail_pane(sqlite: Engine) ->
         assert "Scroll detail down" in screen_text(app)
 
 
+async def test_the_help_scrolls_by_keys_on_a_small_terminal(sqlite: Engine, ids: dict[str, int]) -> None:
+    # On a 40x12 terminal the help showed its first three keys, each description wrapped
+    # under its key, and no key scrolled to the others: the dialog takes no focus.
+    app = make_app(sqlite)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "j ↓    Down" in screen_text(app)  # one row per key
+        assert "Esc closes" not in screen_text(app)  # the end of the help
+        await pilot.press("pagedown", "pagedown", "pagedown", "pagedown", "pagedown")
+        await pilot.pause()
+        assert "Esc closes" in screen_text(app)
+        await pilot.press("pageup", "up", "k")
+        await pilot.pause()
+        assert "Esc closes" not in screen_text(app)
+        await pilot.press("escape")
+        assert app.screen is app.main and app.candidates.cursor == 0 and log(sqlite) == []
+
+
 async def test_help_and_quit_are_in_the_footer_of_an_80_column_terminal(
     sqlite: Engine, ids: dict[str, int]
 ) -> None:
@@ -783,6 +895,71 @@ async def test_help_and_quit_are_in_the_footer_of_an_80_column_terminal(
         footer = screen_text(app).splitlines()[-1]
         for shown in ("a Accept", "x Reject", "u Undo", "? Help", "q Quit"):
             assert shown in " ".join(footer.split("\u00a0")), footer
+
+
+async def test_the_status_line_wraps_on_an_80_column_terminal_instead_of_losing_its_end(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """The counter line was one row, cut at the terminal's edge: at 80 columns it stopped at
+    "0 deferred", so the "1 undone" the session counts was never seen, nor a filter's match count."""
+    app = make_app(sqlite)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("d", "u", "slash", *"prompt", "enter")
+        await pilot.pause()
+        header = " ".join(" ".join(screen_text(app).splitlines()[:3]).split())
+        assert "this session: 0 accepted, 0 rejected, 1 deferred, 1 undone" in header, header
+        assert "filter: prompt (2 matches)" in header, header  # it said "(2 match)"
+        assert app.candidates.region.y == app.main.query_one("#status").region.bottom  # nothing covered
+        await pilot.press("d")  # the list still follows the cursor below the taller line
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"])[0] == "deferred"
+        assert "filter: prompt (1 match)" in screen_text(app)
+
+
+async def test_keys_pressed_while_the_database_is_busy_are_dropped(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    """A decision waits for SQLite on the app's thread, and the screen does not change
+    meanwhile: a `d` pressed again during the wait deferred the next paper, unseen, once the
+    other writer let go."""
+    import asyncio
+    import sqlite3
+    import threading
+    import time
+
+    from textual import events
+
+    engine = make_engine(str(sqlite.url))
+    event.listen(
+        engine, "connect", lambda connection, _record: connection.execute("PRAGMA busy_timeout=5000")
+    )
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        writer = sqlite3.connect(str(sqlite.url.database), isolation_level=None, check_same_thread=False)
+        writer.execute("BEGIN IMMEDIATE")  # another writer, e.g. a nightly run
+        loop = asyncio.get_running_loop()
+
+        def reviewer_and_writer() -> None:
+            time.sleep(0.3)  # the reviewer, seeing nothing happen, presses `d` again
+            loop.call_soon_threadsafe(app.post_message, events.Key("d", "d"))
+            time.sleep(1.2)  # the wait lasts longer than ReviewApp.STALE_KEYS_AFTER
+            writer.execute("ROLLBACK")  # the writer is done, within the busy timeout
+            writer.close()
+
+        thread = threading.Thread(target=reviewer_and_writer)
+        thread.start()
+        await pilot.press("d")  # waits for the writer
+        thread.join()
+        await pilot.pause()
+        await pilot.pause()
+        assert status_of(sqlite, ids["first"])[0] == "deferred"
+        assert status_of(sqlite, ids["second"])[0] == "pending"  # the second `d` was dropped
+        assert any("ignored" in n.message for n in app._notifications)
+        await pilot.press("d")  # keys pressed after the wait act as ever
+        await pilot.pause()
+        assert status_of(sqlite, ids["second"])[0] == "deferred"
+    engine.dispose()
 
 
 async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(
@@ -815,3 +992,74 @@ async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(
         await pilot.pause()
         assert status_of(sqlite, ids["first"])[0] == "deferred"
     engine.dispose()
+
+
+@contextmanager
+def behind_a_proxy(db_url: str) -> Iterator[tuple[Engine, TcpProxy]]:
+    """An engine on the test's PostgreSQL schema through a `TcpProxy` the test can cut."""
+    url = make_url(db_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        engine = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+        try:
+            yield engine, proxy
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_database_that_went_away_is_a_notice_for_filter_accept_and_quit(db_url: str) -> None:
+    """A restarted PostgreSQL server (here, the connection to it cut, and new ones refused)
+    was a notice for the keys that act in `action_review` only: a filter typed then, the
+    placement check of the label editor, and Ctrl+Q closed the app with a traceback, and `q`
+    said "try again" instead of leaving."""
+    setup = make_engine(db_url)
+    upgrade(setup)
+    cat = catalogue(setup, "vpt", preset="prompt-adaptation", readme=PROMPT_ADAPTATION_README)
+    first = candidate(setup, cat, "Test-time prompt tuning", relevance=0.9, proposed=["test-time"])
+    setup.dispose()
+    with behind_a_proxy(db_url) as (engine, proxy):
+        app = make_app(engine)
+        async with app.run_test() as pilot:
+            await pilot.press("a")  # the label editor is open
+            await pilot.pause()
+            proxy.stop()  # the server restarts
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.is_running and app.screen is app.main
+            await pilot.press("slash", *"prompt", "enter")
+            await pilot.pause()
+            assert app.is_running and app.filter_text == "" and app.candidates.ids == [first]
+            messages = [n.message for n in app._notifications]
+            assert len([m for m in messages if m.startswith("the database did not answer (")]) == 2, messages
+            await pilot.press("q")
+            await pilot.pause()
+        assert app.return_value is not None and app.return_value.remaining is None
+        assert app.return_value.render().endswith("; still pending: unknown (the database did not answer)")
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_rows_drawn_while_the_database_is_away_are_placeholders(db_url: str) -> None:
+    """A page down past the rows in hand while PostgreSQL restarted: the list fetched the
+    rows it drew from inside Textual's drawing, and the error closed the app."""
+    setup = make_engine(db_url)
+    upgrade(setup)
+    many_candidates(setup, catalogue(setup, "vpt"), 2 * CandidateList.PAGE)
+    setup.dispose()
+    with behind_a_proxy(db_url) as (engine, proxy):
+        app = make_app(engine)
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            proxy.stop()  # the server restarts
+            height = app.candidates.scrollable_content_region.height
+            await pilot.press(*["pagedown"] * (CandidateList.PAGE // (height - 1) + 1))
+            await pilot.pause()
+            assert app.is_running
+            assert "(the database did not answer)" in screen_text(app)
+            assert any(n.message.startswith("the database did not answer (") for n in app._notifications)
+            proxy.start()  # it is back
+            app.recount()  # what the periodic timer calls
+            await pilot.pause()
+            assert "(the database did not answer)" not in screen_text(app)
+            await pilot.press("d")  # the highlighted row is a candidate again
+            await pilot.pause()
+            assert app.summary.deferred == 1

@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from time import monotonic
 from typing import Any, ClassVar, Literal
 
+from rich.cells import cell_len
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -65,7 +67,7 @@ class SessionSummary:
     deferred: int = 0
     undone: int = 0
     conflicts: int = 0
-    remaining: int = 0
+    remaining: int | None = 0  # None: the database did not answer when the reviewer quit
     finished: datetime | None = None
 
     def render(self) -> str:
@@ -73,7 +75,12 @@ class SessionSummary:
         return (
             f"review session of {self.reviewer}: {self.accepted} accepted, {self.rejected} rejected, "
             f"{self.deferred} deferred, {self.undone} undone, {plural(self.conflicts, 'conflict')} "
-            f"in {minutes:.1f} min; {self.remaining} still pending"
+            f"in {minutes:.1f} min; "
+            + (
+                f"{self.remaining} still pending"
+                if self.remaining is not None
+                else "still pending: unknown (the database did not answer)"
+            )
         )
 
 
@@ -116,8 +123,11 @@ class ReviewApp(App[SessionSummary]):
 
     TITLE = "vpt-tracker review"
     RECOUNT_SECONDS = 15.0
+    #: A database call this long (SQLite held by another writer) makes the keys typed during it
+    #: stale: they are dropped, not acted on once it answers.
+    STALE_KEYS_AFTER = 1.0
     CSS = """
-    #status { height: 1; background: $primary-darken-2; color: $text; padding: 0 1; }
+    #status { height: auto; max-height: 4; background: $primary-darken-2; color: $text; padding: 0 1; }
     #panes { height: 1fr; }
     #empty { display: none; height: 1fr; content-align: center middle; text-align: center; }
     ReviewScreen.empty #panes { display: none; }
@@ -168,6 +178,8 @@ class ReviewApp(App[SessionSummary]):
         # detail pane and the dialogs say which list each one is for.
         self.every_catalogue = queue.catalogue is None
         self.main = ReviewScreen()
+        self._keys_stale_before = 0.0  # keys pressed before this (monotonic) time are dropped
+        self._stale_said = True
 
     def notify(
         self,
@@ -195,10 +207,21 @@ class ReviewApp(App[SessionSummary]):
     def candidates(self) -> CandidateList:
         return self.main.query_one(CandidateList)
 
-    def reload(self, focus_id: int | None = None, *, otherwise: int | None = None) -> None:
+    def reload(
+        self,
+        focus_id: int | None = None,
+        *,
+        otherwise: int | None = None,
+        filter: tuple[Filter, str] | None = None,
+    ) -> None:
         """Read the ordered ids again (start, filter, undo) and highlight `focus_id`; if it is
-        not in the list, the row `otherwise` (default: the same row as before)."""
-        ids = self.queue.ids(status=self.status, filter=self.filter)
+        not in the list, the row `otherwise` (default: the same row as before).
+
+        `filter` (parsed, and as typed) replaces the current one once its ids are read: a
+        database that does not answer leaves the list and its filter as they were."""
+        ids = self.queue.ids(status=self.status, filter=self.filter if filter is None else filter[0])
+        if filter is not None:
+            self.filter, self.filter_text = filter
         if focus_id in ids:
             cursor = ids.index(focus_id)
         else:
@@ -211,16 +234,28 @@ class ReviewApp(App[SessionSummary]):
     def database_errors(self) -> Iterator[None]:
         """A database that does not answer is a notice, not a crash: SQLite held past its busy
         timeout by another process (a long nightly write), a PostgreSQL server restarted.
-        Each action is one transaction, so nothing of it was written; the reviewer retries."""
+        Each action is one transaction, so nothing of it was written; the reviewer retries.
+
+        A call that waited long (`STALE_KEYS_AFTER`) makes the keys typed meanwhile stale: the
+        screen did not change while it waited, and a reviewer who pressed `d` again, or `x 1`,
+        deferred or rejected the next papers unseen once it answered."""
+        started = monotonic()
         try:
             yield
         except OperationalError as exc:
-            reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-            self.notify(
-                f"the database did not answer ({reason}); nothing was changed: try again",
-                severity="error",
-                timeout=8,
-            )
+            self.notify(unanswered(exc), severity="error", timeout=8)
+        finally:
+            if monotonic() - started >= self.STALE_KEYS_AFTER:
+                self._keys_stale_before = monotonic()
+                self._stale_said = False
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded and event.time < self._keys_stale_before:
+            if not self._stale_said:
+                self._stale_said = True
+                self.notify("keys pressed while the database was busy were ignored", severity="warning")
+            return
+        await super().on_event(event)
 
     def recount(self) -> None:
         """The periodic refresh: new counts, and new candidates if the list had run empty."""
@@ -229,6 +264,9 @@ class ReviewApp(App[SessionSummary]):
 
     def _recount(self) -> None:
         self.remaining = self.queue.count(status=self.status)
+        if self.candidates.unanswered:  # the database answers again: fetch what was not drawn
+            self.candidates.unanswered = False
+            self.candidates.refresh()
         if not self.candidates.ids and self.remaining and not self.filter:
             self.reload()
         else:
@@ -243,12 +281,17 @@ class ReviewApp(App[SessionSummary]):
         scope = self.queue.catalogue or "all catalogues"
         text = f"{self.queue.reviewer} · {scope} · {self.remaining} {self.status} remaining"
         if self.filter:
-            text += f" · filter: {self.filter.describe()} ({shown} match)"
+            text += f" · filter: {self.filter.describe()} ({plural(shown, 'match', 'matches')})"
         s = self.summary
         text += f" · this session: {s.accepted} accepted, {s.rejected} rejected, {s.deferred} deferred"
         if s.undone:  # decisions undone are counted apart, as on quit: "1 accepted, 1 undone"
             text += f", {s.undone} undone"
-        screen.query_one("#status", Static).update(text, layout=False)
+        # The line wraps rather than lose its end: on an 80-column terminal the session's
+        # counts were cut after "0 deferred", and "1 undone" was never seen. Laying the screen
+        # out again costs a frame, so only where the text may not fit on one line.
+        status = screen.query_one("#status", Static)
+        fits = cell_len(text) <= status.content_region.width and status.size.height <= 1
+        status.update(text, layout=not fits)
         empty = not self.candidates.ids
         screen.set_class(empty, "empty")
         if empty:
@@ -351,6 +394,12 @@ class ReviewApp(App[SessionSummary]):
         """Change the labels without deciding (the app shows open candidates only)."""
 
         def relabel(item: QueueItem, labels: list[str]) -> None:
+            shown = item.final_labels if item.final_labels is not None else item.proposed_labels
+            if list(dict.fromkeys(labels)) == shown:
+                # Enter on the labels as they were wrote a relabel that changed nothing, which
+                # `u` then undid as "its labels are the proposed ones again".
+                self.notify(f"#{item.candidate_id} labels unchanged: {', '.join(shown) or 'none'}")
+                return
             fresh: QueueItem | None = None
             try:
                 with self.database_errors():
@@ -381,7 +430,12 @@ class ReviewApp(App[SessionSummary]):
             return
 
         def placement(labels: list[str]) -> str | None:
-            return self.queue.placement_problem(item.candidate_id, labels)
+            try:
+                return self.queue.placement_problem(item.candidate_id, labels)
+            except OperationalError as exc:
+                # Said by the dialog, which closes (as for a candidate gone): raised out of
+                # it, the app closed with a traceback.
+                raise UserError(unanswered(exc)) from None
 
         def done(labels: list[str] | None) -> None:
             if labels is not None:
@@ -428,11 +482,18 @@ class ReviewApp(App[SessionSummary]):
         if self.queue.last_undone == "relabel":  # the status never changed: say what did
             self.notify(f"undone your relabel of #{first.candidate_id}: {first.labels_restored()}")
         else:
-            self.notify(f"undone: {', '.join(f'#{i.candidate_id}' for i in items)} {first.status} again")
-        if len(items) == 1 and self.candidates.restore(items[0].candidate_id, items[0]):
-            self.remaining += 1 if items[0].status == self.status else 0
+            self.notify(f"undone: {_undone_ids(items)} {first.status} again")
+        # Put back where it was only what belongs in this view: the undone decision may be one
+        # taken elsewhere after this list dropped the row (a deferred paper accepted with
+        # `review accept`), and restored, a deferred paper sat in the pending list.
+        if (
+            len(items) == 1
+            and items[0].status == self.status
+            and self.candidates.restore(items[0].candidate_id, items[0])
+        ):
+            self.remaining += 1
             self.update_status(recount=False)
-        else:  # a bulk undo, or a decision made elsewhere: read the queue again
+        else:  # a bulk undo, a decision made elsewhere, another status: read the queue again
             self.reload(focus_id=items[0].candidate_id)
 
     def do_open(self) -> None:
@@ -456,19 +517,22 @@ class ReviewApp(App[SessionSummary]):
         def done(text: str | None) -> None:
             if text is None:
                 return
-            try:
-                chosen = Filter.parse(text)
-                self.queue.check_filter(chosen)
-            except UserError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self.filter = chosen
-            self.filter_text = text
-            # The paper the reviewer was on stays highlighted if the new filter keeps it (as
-            # clearing a filter does), else the first match: a row number means nothing across
-            # two different lists.
-            current = self.candidates.current
-            self.reload(current.candidate_id if current is not None else None, otherwise=0)
+            # Called after the dialog closed, outside `action_review`: a database that does
+            # not answer is said here, or the app closed with a traceback.
+            with self.database_errors():
+                try:
+                    chosen = Filter.parse(text)
+                    self.queue.check_filter(chosen)
+                except UserError as exc:
+                    self.notify(str(exc), severity="error")
+                    return
+                # The paper the reviewer was on stays highlighted if the new filter keeps it (as
+                # clearing a filter does), else the first match: a row number means nothing
+                # across two different lists.
+                current = self.candidates.current
+                self.reload(
+                    current.candidate_id if current is not None else None, otherwise=0, filter=(chosen, text)
+                )
 
         self.push_screen(FilterScreen(self.filter_text), done)
 
@@ -485,7 +549,13 @@ class ReviewApp(App[SessionSummary]):
         self.do_quit()
 
     def do_quit(self) -> None:
-        self.summary.remaining = self.queue.count()
+        """Quit with the session summary. Leaving needs no database: when it does not answer,
+        the summary says the count is unknown (before, `q` said "try again" and Ctrl+Q
+        closed the app with a traceback)."""
+        try:
+            self.summary.remaining = self.queue.count()
+        except OperationalError:
+            self.summary.remaining = None
         self.summary.finished = self.clock()
         self.exit(self.summary)
 
@@ -522,6 +592,22 @@ class ReviewApp(App[SessionSummary]):
         if catalogue not in self._valid:
             self._valid[catalogue] = self.queue.valid_labels(catalogue)
         return self._valid[catalogue]
+
+
+def unanswered(exc: OperationalError) -> str:
+    """What the reviewer is told when the database did not answer (SQLite locked past its
+    busy timeout, PostgreSQL restarting): nothing of the action was written."""
+    reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+    return f"the database did not answer ({reason}); nothing was changed: try again"
+
+
+def _undone_ids(items: list[QueueItem], shown: int = 5) -> str:
+    """`#12`, or for a bulk reject undone as a whole `40 candidates (#3, #4, #9, …)`: listed
+    in full, the ids of a batch of thousands filled a notification taller than the screen."""
+    ids = [f"#{candidate_id}" for candidate_id in sorted(item.candidate_id for item in items)]
+    if len(ids) <= shown:
+        return ", ".join(ids)
+    return f"{plural(len(ids), 'candidate')} ({', '.join(ids[:3])}, …)"
 
 
 def store_explainer(engine: Engine, settings: Settings | None = None) -> Explainer:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -24,6 +25,8 @@ from textual.widgets.option_list import Option
 
 from vpt_tracker.errors import UserError
 from vpt_tracker.review.queue import QueueItem
+
+_DIGITS = frozenset("0123456789")
 
 
 def _which(item: QueueItem, show_catalogue: bool) -> str:
@@ -130,10 +133,15 @@ class RejectScreen(ModalScreen[str | None]):
                 # what the reviewer typed went nowhere.
                 yield Label("Type a reason (Enter rejects, Esc cancels):")
             yield Input(placeholder="free text", id="reason")
+            error = Label("", id="error", classes="error", markup=False)
+            error.display = False  # a row only once there is something to say
+            yield error
 
     def on_key(self, event: events.Key) -> None:
         # Number keys pick a listed reason, but only while the list (not the input) has focus.
-        if isinstance(self.focused, OptionList) and event.character and event.character.isdigit():
+        # ASCII digits only: `isdigit` also holds for "²", a key of its own on AZERTY keyboards,
+        # which `int` refuses, and the app closed with a ValueError.
+        if isinstance(self.focused, OptionList) and event.character and event.character in _DIGITS:
             index = int(event.character) - 1
             if 0 <= index < len(self.reasons):
                 event.stop()
@@ -147,6 +155,10 @@ class RejectScreen(ModalScreen[str | None]):
     def typed(self, event: Input.Submitted) -> None:
         if event.value.strip():
             self.dismiss(event.value.strip())
+        else:  # Enter did nothing, without a word: the reviewer could not tell why
+            error = self.query_one("#error", Label)
+            error.update("a reject needs a reason: type one, or Esc cancels")
+            error.display = True
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -175,8 +187,15 @@ class FilterScreen(ModalScreen[str | None]):
 
 
 class HelpScreen(ModalScreen[None]):
+    """Every key, as currently mapped. It takes no focus, so it scrolls by its own keys: on a
+    small terminal (40x12) it showed three keys and nothing scrolled to the others."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "close", "Close"),
+        Binding("down,j", "scroll(1)", show=False),
+        Binding("up,k", "scroll(-1)", show=False),
+        Binding("pagedown,space", "page(1)", show=False),
+        Binding("pageup,b", "page(-1)", show=False),
     ]
 
     def __init__(self, keys: list[tuple[str, str]]) -> None:
@@ -184,12 +203,23 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
 
     def compose(self) -> ComposeResult:
-        lines = "\n".join(f"  {keys:<18} {description}" for keys, description in self.keys)
+        # The key column as wide as its longest entry: at a fixed 18 cells, a 40-column
+        # terminal wrapped every row, each description under its key.
+        width = max((cell_len(keys) for keys, _description in self.keys), default=0)
+        lines = "\n".join(f"  {set_cell_size(keys, width)}  {description}" for keys, description in self.keys)
         with VerticalScroll(id="dialog", can_focus=False):
             yield Label("Keys", id="dialog-title")
             yield Static(lines, markup=False)
             yield Label("Filter syntax: words, label:KEY, score>=0.5, score<=0.2, b2n:yes", classes="hint")
-            yield Label("Esc closes", classes="hint")
+            yield Label("Esc closes; ↑ ↓ PgUp PgDn scroll", classes="hint")
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one("#dialog", VerticalScroll).scroll_relative(y=lines, animate=False)
+
+    def action_page(self, direction: int) -> None:
+        dialog = self.query_one("#dialog", VerticalScroll)
+        step = max(1, dialog.scrollable_content_region.height - 1)
+        dialog.scroll_relative(y=direction * step, animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -14,6 +14,7 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from sqlalchemy.exc import OperationalError
 from textual import events
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -64,6 +65,7 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self._rows: dict[int, QueueItem | None] = {}
         self._strips: dict[tuple[int, int, bool, int], Strip] = {}
         self._removed: list[tuple[int, int]] = []  # (candidate id, position), for undo
+        self.unanswered = False  # a row was drawn as a placeholder: the database did not answer
 
     # data -------------------------------------------------------------
     def load(self, ids: list[int], cursor: int = 0) -> None:
@@ -155,7 +157,15 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         index = round(self.scroll_offset.y) + y
         width = self.scrollable_content_region.width
-        item = self.item_at(index)
+        try:
+            item = self.item_at(index)
+        except OperationalError:
+            # Rows not fetched yet, drawn while the database does not answer (a PostgreSQL
+            # restart): a placeholder, fetched at a later draw. Raised here, out of Textual's
+            # drawing, the app closed with a traceback when a page down went past the rows
+            # in hand. The key's action said what happened; the recount redraws the list.
+            self.unanswered = True
+            return Strip([Segment(_fit("  … (the database did not answer)", width), Style(dim=True))])
         if item is None:
             return Strip.blank(width)
         selected = index == self.cursor
@@ -176,6 +186,23 @@ def _fit(text: str, width: int) -> str:
     return set_cell_size(text, width - 1) + "…" if width > 0 else ""
 
 
+def _catalogue_in_row(item: QueueItem, width: int, status: str) -> str:
+    """The catalogue's name as a row of every catalogue shows it: cut (with an ellipsis, to
+    no less than four cells) where it would leave the title less than a third of the row.
+
+    Kept whole, "ICCV 2023 · generalizable-vlm" left an 80-column terminal's list pane two
+    cells of title per row ("Se…", "Co…"), and the list could not be read; the detail pane
+    names the catalogue in full.
+    """
+    name = item.catalogue
+    title = min(cell_len(status + item.title), width // 3)
+    venue = cell_len(item.venue_year) + 3 if item.venue_year else 0  # "ICCV 2023 · "
+    room = width - (2 + 5 + 2) - venue - (title + 1)  # mark, score, the gap before the venue
+    if cell_len(name) <= room:
+        return name
+    return _fit(name, max(4, room))
+
+
 _SELECTED = Style(bgcolor="#2d4a6b", bold=True)
 _PLAIN = Style()
 
@@ -189,8 +216,9 @@ def _row_strip(item: QueueItem, width: int, base: Style, show_catalogue: bool = 
     """
     mark = "◆" if item.base_to_novel_flag else " "
     labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
-    venue = " · ".join(part for part in (item.venue_year, item.catalogue if show_catalogue else "") if part)
     status = "" if item.status == "pending" else f"[{item.status}] "
+    catalogue = _catalogue_in_row(item, width, status) if show_catalogue else ""
+    venue = " · ".join(part for part in (item.venue_year, catalogue) if part)
     fixed = 2 + 5 + cell_len(venue) + 2
     label_width = min(cell_len(labels), max(0, (width - fixed) // 3))
     title_width = max(0, width - fixed - label_width - 1)
