@@ -90,6 +90,8 @@ def test_evaluate_refuses_too_few_folds_or_papers(training: TrainingSet) -> None
         evaluate("x", training, VPT_LABELS, folds=1)
     with pytest.raises(UserError, match="too few for 5 folds"):
         evaluate("x", TrainingSet(training.relevant[:9], unlabeled=training.unlabeled), VPT_LABELS, folds=5)
+    with pytest.raises(UserError, match=r"^catalogue 'x' has 1 relevant paper with an abstract: too few"):
+        evaluate("x", TrainingSet(training.relevant[:1], unlabeled=training.unlabeled), VPT_LABELS, folds=2)
 
 
 @pytest.mark.parametrize("folds", [2, 3, 4])

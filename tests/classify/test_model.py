@@ -388,6 +388,15 @@ def test_too_few_positives_names_the_minimum(relevant: list[Example], unlabeled:
         CatalogueModel.train("thin", few, VPT_LABELS)
 
 
+def test_one_relevant_paper_is_counted_in_the_singular(
+    relevant: list[Example], unlabeled: list[Example]
+) -> None:
+    # A new catalogue with one enriched entry: it said "has 1 relevant papers with abstracts".
+    one = TrainingSet([relevant[0], Example("No abstract at all")], unlabeled=unlabeled)
+    with pytest.raises(UserError, match="has 1 relevant paper with an abstract; at least 8 are needed"):
+        CatalogueModel.train("new", one, VPT_LABELS)
+
+
 def test_title_only_papers_are_low_confidence_and_odd_text_does_not_crash(model: CatalogueModel) -> None:
     odd = [
         Example("Visual Prompt Tuning for Vision Transformers"),

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from vpt_tracker.classify.calibration import prf
 from vpt_tracker.classify.data import Example, TrainingSet, mentions_prompt
-from vpt_tracker.classify.model import MIN_POSITIVES, CatalogueModel, Hyper
+from vpt_tracker.classify.model import MIN_POSITIVES, CatalogueModel, Hyper, relevant_with_abstracts
 from vpt_tracker.errors import UserError
 
 LOADS = (0.01, 0.03, 0.10)
@@ -86,9 +86,7 @@ def _check_folds(name: str, relevant: Sequence[Example], folds: int, seed: int) 
     "has 5 relevant papers ... accept more papers", a count that was not the catalogue's.
     """
     fewest = min(sum(fold_of(e, folds, seed) != fold for e in relevant) for fold in range(folds))
-    too_few = (
-        f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts: too few for {folds} folds"
-    )
+    too_few = f"catalogue {name!r} has {relevant_with_abstracts(len(relevant))}: too few for {folds} folds"
     if fewest < MIN_POSITIVES:
         raise UserError(
             f"{too_few} (each fold's model trains on the other folds' papers, which hold as few "

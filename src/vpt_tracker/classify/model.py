@@ -60,6 +60,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.files import sync_folder, temporary_file
 from vpt_tracker.locks import folder_locked
 from vpt_tracker.models import Scores
+from vpt_tracker.wording import plural
 
 MIN_POSITIVES = 8  # fewer relevant examples with abstracts cannot be cross-validated honestly
 MIN_LABEL_EXAMPLES = 3  # a label needs this many positive and negative examples to get a model
@@ -72,6 +73,12 @@ MODEL_FILE = "model.pkl.xz"
 CARD_FILE = "model-card.json"
 MODEL_HASH_KEY = "model_sha256"  # the card's SHA-256 of the model file it describes (see `save`)
 FORMAT_VERSION = 3  # 3: cues may feed the label models; 2: xz-compressed pickle; 1: joblib
+
+
+def relevant_with_abstracts(count: int) -> str:
+    """What `train` and `evaluate` count when they refuse: "1 relevant paper with an abstract"
+    (it said "1 relevant papers with abstracts" to a new catalogue of one enriched entry)."""
+    return plural(count, "relevant paper with an abstract", "relevant papers with abstracts")
 
 
 @dataclass(frozen=True)
@@ -289,14 +296,15 @@ class CatalogueModel:
         relevant = [e.silent_on(hyper.required, label_keys) for e in data.relevant if e.has_abstract]
         if len(relevant) < MIN_POSITIVES:
             raise UserError(
-                f"catalogue {name!r} has {len(relevant)} relevant papers with abstracts; at least "
+                f"catalogue {name!r} has {relevant_with_abstracts(len(relevant))}; at least "
                 f"{MIN_POSITIVES} are needed to train "
                 "(run `vpt-tracker catalogue enrich` or accept more papers)"
             )
         negatives = data.rejected + data.unlabeled
         if len(negatives) < MIN_POSITIVES:
             raise UserError(
-                f"catalogue {name!r} has {len(negatives)} negative or unlabeled papers; need {MIN_POSITIVES}"
+                f"catalogue {name!r} has {plural(len(negatives), 'negative or unlabeled paper')}; "
+                f"need {MIN_POSITIVES}"
             )
         started = datetime.now(UTC)
         vectorizer = make_vectorizer(hyper)
