@@ -340,6 +340,12 @@ def test_backfill_refuses_a_future_day(engine: Engine, db_url: str, tmp_path: Pa
     until = invoke(tmp_path, db_url, config, "run", "backfill", "--since", str(today), "--until", later)
     assert until.exit_code == 2
     assert until.stderr == f"Error: --until {later} is in the future (today is {today} UTC)\n"
+    # A typo for 2025: 94,000 weekly windows, each with an arXiv date that went out mangled.
+    typo = invoke(tmp_path, db_url, config, "run", "backfill", "--since", "0225-01-01")
+    assert typo.exit_code == 2
+    assert typo.stderr == (
+        "Error: --since 0225-01-01 is before 1991-08-01, when arXiv opened: no source has papers that old\n"
+    )
     assert recent_runs(engine) == []  # refused before anything ran
 
 
