@@ -476,6 +476,41 @@ def test_digest_build_output_errors_are_one_line(engine: Engine, db_url: str, tm
     assert list(locked.iterdir()) == []
 
 
+INTERRUPT_WHILE_LOADING = """
+import os, signal, sys, threading, time
+
+def interrupt():  # once the command line is loading (its handler is in), press Ctrl-C
+    while signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt, daemon=True).start()
+sys.argv = ["vpt-tracker", "--help"]
+from vpt_tracker.cli import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130() -> None:
+    """Loading the commands takes seconds on a busy machine; a Ctrl-C then (the wrong command
+    typed) was a KeyboardInterrupt traceback of forty lines from inside an import, exit 1."""
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_WHILE_LOADING], capture_output=True, text=True, timeout=120
+    )
+    assert (child.returncode, child.stderr, child.stdout) == (130, "Error: interrupted\n", "")
+
+
+def test_the_loaded_command_line_hands_ctrl_c_back_to_python() -> None:
+    import signal
+
+    import vpt_tracker.cli  # noqa: F401  (loaded: `run_guarded` answers a Ctrl-C from now on)
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_ctrl_c_stops_a_run_with_exit_130_not_the_code_of_failed_sources(tmp_path: Path, db_url: str) -> None:
     """Ctrl-C in `run nightly` printed click's `Aborted!` and exited 1, the code that tells
     cron some sources failed and their windows are queued: neither was true. It exits 130
