@@ -135,6 +135,12 @@ def test_ingest_jsonl_reads_conference_indexes_as_enrich_does(db_url: str, tmp_p
     code, out, err = run(db_url, "ingest-jsonl", str(as_text))
     assert code == 0 and "2 new papers" in out, err
 
+    one = tmp_path / "CVPR2025.json"  # one paper of JSON lines is valid JSON too
+    one.write_text(CORPUS[0].read_text().splitlines(keepends=True)[0])
+    code, _, err = run(db_url, "ingest-jsonl", str(one))
+    assert code == 2  # it said "…: id: expected an object"
+    assert err == f"Error: {one}: holds one paper, not a conference index {hint}\n"
+
 
 def test_a_conference_index_with_a_byte_order_mark_is_read(db_url: str, tmp_path: Path) -> None:
     # A corpus file with a BOM was read, the same index saved by a Windows editor was not:
