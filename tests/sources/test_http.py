@@ -211,6 +211,24 @@ def test_refused_connection_is_retried_then_reported(make_client: MakeClient, fa
     assert fake_time.sleeps == [1.0, 2.0] and len(client.request_log) == 3
 
 
+def test_an_error_shows_a_long_url_cut_in_the_middle(make_client: MakeClient, fake_time: FakeTime) -> None:
+    """`catalogue enrich` asks arXiv for 100 ids at once: an outage was one "line" of 2,100
+    characters. The message keeps the URL's start and end (the page asked for), 240 in all."""
+    with ReplayServer() as server:
+        base = server.base_url + "/api/query"
+    ids = ",".join(f"2501.{n:05d}" for n in range(100))
+    client = make_client(max_retries=0)  # nothing listens on the port any more
+    with pytest.raises(HttpError) as caught:
+        client.get(base, {"id_list": ids, "start": "0", "max_results": "100"})
+    message = str(caught.value)
+    shown = message.removeprefix("GET ").split(" failed after ")[0]
+    assert len(shown) == 240 and len(caught.value.url) > 1000  # the error keeps the whole URL
+    assert shown.startswith(base + "?id_list=2501.00000%2C2501.00001") and shown.endswith(
+        "&start=0&max_results=100"
+    )
+    assert "…" in shown and message.endswith("ConnectError: [Errno 111] Connection refused")
+
+
 def test_last_modified_alone_gives_304(replay: ReplayServer) -> None:
     """A server that only knows Last-Modified: If-Modified-Since decides (no ETag sent back)."""
     import httpx
