@@ -51,6 +51,9 @@ def default_database_url() -> str:
 
 #: Seconds; 0 would make sockets non-blocking (smtplib refuses it, httpx fails every request).
 Timeout = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+# A wait, an interval or a back-off base, finite and not negative: a negative `backoff_cap`
+# was `sleep length must be non-negative`, a ValueError traceback, at the first retry.
+Seconds = Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)]
 
 
 class Section(BaseModel):
@@ -71,12 +74,13 @@ ARXIV_HOSTS = ("export.arxiv.org", "rss.arxiv.org", "arxiv.org")
 class HttpConfig(Section):
     contact: str = "vpt-tracker maintainers <vpt-tracker@example.org>"
     timeout: Timeout = 30.0
-    max_retries: int = 5
-    backoff_base: float = 2.0
-    backoff_cap: float = 120.0
-    max_body_bytes: int = 64 * 1024 * 1024
-    default_min_interval: float = 1.0
-    min_interval: dict[str, float] = Field(default_factory=dict, validate_default=True)
+    # Negative, no request was sent and `fetch` ended in an AssertionError traceback.
+    max_retries: int = Field(default=5, ge=0, le=100)
+    backoff_base: Seconds = 2.0
+    backoff_cap: Seconds = 120.0
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    default_min_interval: Seconds = 1.0
+    min_interval: dict[str, Seconds] = Field(default_factory=dict, validate_default=True)
     # Hosts that share one politeness budget.
     host_groups: dict[str, str] = Field(default_factory=dict, validate_default=True)
 
