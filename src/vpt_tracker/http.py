@@ -24,6 +24,7 @@ import httpx
 
 from vpt_tracker import __version__
 from vpt_tracker.config import HttpConfig
+from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -195,15 +196,14 @@ class HttpClient:
             if cached and cached.last_modified:
                 request.headers["If-Modified-Since"] = cached.last_modified
         attempts = self.config.max_retries + 1
+        tries = plural(attempts, "attempt")  # `max_retries = 0` said "after 1 attempts"
         for attempt in range(1, attempts + 1):
             try:
                 response = self._exchange(request)
             except _RETRY_ERRORS as exc:
                 reason = _reason(exc)
                 if attempt == attempts:
-                    raise HttpError(
-                        f"GET {shown} failed after {attempts} attempts: {reason}", url=full_url
-                    ) from exc
+                    raise HttpError(f"GET {shown} failed after {tries}: {reason}", url=full_url) from exc
                 delay = self.retry_delay(attempt, None)
                 log.info("GET %s: %s; retrying in %.1fs", full_url, reason, delay)
                 self.sleep(delay)
@@ -213,7 +213,7 @@ class HttpClient:
             if is_transient(response.status_code):
                 if attempt == attempts:
                     raise HttpError(
-                        f"GET {shown} answered HTTP {response.status_code} after {attempts} attempts",
+                        f"GET {shown} answered HTTP {response.status_code} after {tries}",
                         url=full_url,
                         status=response.status_code,
                     )

@@ -98,6 +98,13 @@ def test_persistent_503_gives_up_after_max_retries(replay: ReplayServer, make_cl
     assert len(client.request_log) == 3
 
 
+def test_without_retries_one_attempt_is_counted_as_one(replay: ReplayServer, make_client: MakeClient) -> None:
+    # `max_retries = 0` (no retries): it said "after 1 attempts".
+    replay.inject(Fault("status", match=FEED, status=503, times=-1))
+    with pytest.raises(HttpError, match=r"answered HTTP 503 after 1 attempt$"):
+        make_client(max_retries=0).get(replay.base_url + FEED)
+
+
 def test_timeout_is_retried(replay: ReplayServer, make_client: MakeClient) -> None:
     replay.inject(Fault("delay", match=FEED, delay=1.0))
     client = make_client(timeout=0.2)
