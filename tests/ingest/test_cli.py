@@ -46,6 +46,18 @@ def stats(db_url: str) -> dict[str, object]:
     return data
 
 
+def test_stats_prints_every_count_of_its_json(db_url: str) -> None:
+    # The stored cursors were counted in --json only.
+    code, out, err = run(db_url, "stats")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "papers: 0 (0 with abstract, 0 with arXiv id, 0 upgraded to a venue)",
+        "sightings: 0",
+        "catalogue entries linked to papers: 0",
+        "cursors: 0",
+    ]
+
+
 def distinct_ids(paths: list[Path]) -> set[str]:
     return {
         json.loads(line)["id"] for path in paths for line in path.read_text().splitlines() if line.strip()

@@ -184,6 +184,7 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     for source, count in data["by_source"].items():
         click.echo(f"  {source}: {count}")
     click.echo(f"catalogue entries linked to papers: {data['catalogue_entries_linked']}")
+    click.echo(f"cursors: {data['cursors']}")
 
 
 @contextmanager
