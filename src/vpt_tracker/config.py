@@ -17,10 +17,21 @@ from datetime import tzinfo
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -54,6 +65,22 @@ Timeout = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
 # A wait, an interval or a back-off base, finite and not negative: a negative `backoff_cap`
 # was `sleep length must be non-negative`, a ValueError traceback, at the first retry.
 Seconds = Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)]
+
+
+def _web_url(value: str) -> str:
+    """A source's `base_url` is an http(s) URL with a host: `export.arxiv.org/api/query`,
+    written without its scheme, loaded, and every fetch of that source then failed with
+    httpx's "Request URL is missing an 'http://' or 'https://' protocol" (exit 1; a nightly
+    run queued the window for a refetch that failed the same way, every night)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.strip()
+
+
+BaseUrl = Annotated[str, AfterValidator(_web_url)]
+#: A venue id or a conference name: an empty one asked for nothing and stored nothing, unsaid.
+Named = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class Section(BaseModel):
@@ -101,7 +128,7 @@ class HttpConfig(Section):
 
 class ArxivApiConfig(Section):
     enabled: bool = True
-    base_url: str = "https://export.arxiv.org/api/query"
+    base_url: BaseUrl = "https://export.arxiv.org/api/query"
     categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
     keywords: list[str] = Field(default_factory=lambda: ["prompt"])
     page_size: int = Field(default=2000, ge=1, le=2000)
@@ -113,31 +140,31 @@ class ArxivApiConfig(Section):
 
 class ArxivRssConfig(Section):
     enabled: bool = True
-    base_url: str = "https://rss.arxiv.org/rss"
+    base_url: BaseUrl = "https://rss.arxiv.org/rss"
     categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
 
 
 class OpenReviewVenue(Section):
-    venue_id: str  # e.g. "ICLR.cc/2024/Conference"
-    name: str  # e.g. "ICLR"
+    venue_id: Named  # e.g. "ICLR.cc/2024/Conference"
+    name: Named  # e.g. "ICLR"
     year: int = Field(ge=1980, le=2100)
 
 
 class OpenReviewConfig(Section):
     enabled: bool = True
-    base_url: str = "https://api2.openreview.net"
+    base_url: BaseUrl = "https://api2.openreview.net"
     venues: list[OpenReviewVenue] = Field(default_factory=list)
     page_size: int = Field(default=1000, ge=1, le=1000)
 
 
 class CvfConference(Section):
-    name: str  # CVPR, ICCV, WACV
+    name: Named  # CVPR, ICCV, WACV
     year: int = Field(ge=1980, le=2100)
 
 
 class CvfConfig(Section):
     enabled: bool = True
-    base_url: str = "https://openaccess.thecvf.com"
+    base_url: BaseUrl = "https://openaccess.thecvf.com"
     conferences: list[CvfConference] = Field(default_factory=list)
     fetch_abstracts: bool = True
 
