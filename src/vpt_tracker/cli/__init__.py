@@ -63,9 +63,11 @@ def main(ctx: click.Context, config_file: Path | None, database_url: str | None,
     ctx.call_on_close(ctx.obj.close)
 
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(main)
-startup.finished()
+try:
+    for _module in COMMAND_MODULES:
+        importlib.import_module(_module).register(main)
+finally:  # a module that fails to load leaves no handler behind in the importing process
+    startup.finished()
 
 
 if __name__ == "__main__":  # pragma: no cover
