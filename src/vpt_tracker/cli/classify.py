@@ -345,7 +345,8 @@ def replay_command(app: AppContext, name: str, before: Path, after: Path, seed: 
         return
     click.echo(
         f"catalogue {name}: trained on {report['before_entries_in_store']} older entries; "
-        f"{report['added_in_pool']} added entries ranked among {report['papers']} papers"
+        f"{plural(report['added_in_pool'], 'added entry', 'added entries')} ranked among "
+        f"{plural(report['papers'], 'paper')}"
     )
     click.echo("  recall at load " + "  ".join(f"{k}={v:.2f}" for k, v in report["recall_at_load"].items()))
     for row in report["ranks"]:
