@@ -369,8 +369,16 @@ def test_ingest_and_enrich_wait_for_no_run(db_url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("fault", "recorded", "code"),
+    [
+        (RuntimeError("the database went away"), "RuntimeError: the database went away", 1),
+        # Ctrl-C: the run said `failed` with no error at all (only an Exception was recorded).
+        (KeyboardInterrupt(), "interrupted (Ctrl-C)", 130),
+    ],
+)
 def test_a_load_that_fails_halfway_records_what_its_committed_batches_stored(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
+    db_url: str, monkeypatch: pytest.MonkeyPatch, fault: BaseException, recorded: str, code: int
 ) -> None:
     """The batches before a failure stay stored, and the run's counts say so (they were empty,
     as if the failed load had stored nothing)."""
@@ -381,18 +389,18 @@ def test_a_load_that_fails_halfway_records_what_its_committed_batches_stored(
     def fails_on_the_third_batch(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 3:
-            raise RuntimeError("the database went away")
+            raise fault
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "_ingest", fails_on_the_third_batch)
     result = CliRunner().invoke(
         main, ["--database", db_url, "ingest-jsonl", str(CORPUS[0]), "--batch-size", "5"]
     )
-    assert isinstance(result.exception, RuntimeError)
+    assert result.exit_code == code
     engine = make_engine(db_url)
     with transaction(engine) as session:
         run = session.scalars(select(RunRow).where(RunRow.kind == "ingest")).one()
         papers = session.scalar(select(func.count()).select_from(PaperRow)) or 0
-        assert run.outcome == "failed" and "the database went away" in run.errors["jsonl"]
+        assert run.outcome == "failed" and run.errors == {"jsonl": recorded}
         assert run.counts["jsonl"]["records"] == 10 and run.counts["jsonl"]["new_papers"] == papers > 0
     engine.dispose()
