@@ -77,6 +77,23 @@ def test_catalogues_and_secrets_file(tmp_path: Path) -> None:
             "sources.openreview.venues.0.year",
         ),
         ("unknown_key = 1\n", "unknown_key"),
+        # No request was sent, and `fetch` ended in an AssertionError traceback.
+        ("[http]\nmax_retries = -1\n", "http.max_retries"),
+        # `sleep length must be non-negative`, a ValueError traceback, at the first retry.
+        ("[http]\nbackoff_cap = -1.0\n", "http.backoff_cap"),
+        ("[http]\nbackoff_base = nan\n", "http.backoff_base"),
+        ("[http]\ndefault_min_interval = -1.0\n", "http.default_min_interval"),
+        ('[http]\nmin_interval = { "api2.openreview.net" = -2.0 }\n', "http.min_interval"),
+        ("[http]\nmax_body_bytes = 0\n", "http.max_body_bytes"),
+        # Every fetch failed with httpx's "missing an 'http://' or 'https://' protocol", exit 1.
+        ('[sources.arxiv_api]\nbase_url = "export.arxiv.org/api/query"\n', "sources.arxiv_api.base_url"),
+        ('[sources.cvf]\nbase_url = "https:///CVPR2024"\n', "sources.cvf.base_url"),
+        # An empty venue or conference asked for nothing, and the fetch "stored 0 records".
+        (
+            "[[sources.openreview.venues]]\nvenue_id = ''\nname = 'ICLR'\nyear = 2024\n",
+            "sources.openreview.venues.0.venue_id",
+        ),
+        ("[[sources.cvf.conferences]]\nname = ' '\nyear = 2024\n", "sources.cvf.conferences.0.name"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:

@@ -18,10 +18,21 @@ from datetime import tzinfo
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +63,25 @@ def default_database_url() -> str:
 
 #: Seconds; 0 would make sockets non-blocking (smtplib refuses it, httpx fails every request).
 Timeout = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+# A wait, an interval or a back-off base, finite and not negative: a negative `backoff_cap`
+# was `sleep length must be non-negative`, a ValueError traceback, at the first retry.
+Seconds = Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)]
+
+
+def _web_url(value: str) -> str:
+    """A source's `base_url` is an http(s) URL with a host: `export.arxiv.org/api/query`,
+    written without its scheme, loaded, and every fetch of that source then failed with
+    httpx's "Request URL is missing an 'http://' or 'https://' protocol" (exit 1; a nightly
+    run queued the window for a refetch that failed the same way, every night)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.strip()
+
+
+BaseUrl = Annotated[str, AfterValidator(_web_url)]
+#: A venue id or a conference name: an empty one asked for nothing and stored nothing, unsaid.
+Named = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class Section(BaseModel):
@@ -72,12 +102,13 @@ ARXIV_HOSTS = ("export.arxiv.org", "rss.arxiv.org", "arxiv.org")
 class HttpConfig(Section):
     contact: str = "vpt-tracker maintainers <vpt-tracker@example.org>"
     timeout: Timeout = 30.0
-    max_retries: int = 5
-    backoff_base: float = 2.0
-    backoff_cap: float = 120.0
-    max_body_bytes: int = 64 * 1024 * 1024
-    default_min_interval: float = 1.0
-    min_interval: dict[str, float] = Field(default_factory=dict, validate_default=True)
+    # Negative, no request was sent and `fetch` ended in an AssertionError traceback.
+    max_retries: int = Field(default=5, ge=0, le=100)
+    backoff_base: Seconds = 2.0
+    backoff_cap: Seconds = 120.0
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    default_min_interval: Seconds = 1.0
+    min_interval: dict[str, Seconds] = Field(default_factory=dict, validate_default=True)
     # Hosts that share one politeness budget.
     host_groups: dict[str, str] = Field(default_factory=dict, validate_default=True)
 
@@ -98,7 +129,7 @@ class HttpConfig(Section):
 
 class ArxivApiConfig(Section):
     enabled: bool = True
-    base_url: str = "https://export.arxiv.org/api/query"
+    base_url: BaseUrl = "https://export.arxiv.org/api/query"
     categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
     keywords: list[str] = Field(default_factory=lambda: ["prompt"])
     page_size: int = Field(default=2000, ge=1, le=2000)
@@ -110,31 +141,31 @@ class ArxivApiConfig(Section):
 
 class ArxivRssConfig(Section):
     enabled: bool = True
-    base_url: str = "https://rss.arxiv.org/rss"
+    base_url: BaseUrl = "https://rss.arxiv.org/rss"
     categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
 
 
 class OpenReviewVenue(Section):
-    venue_id: str  # e.g. "ICLR.cc/2024/Conference"
-    name: str  # e.g. "ICLR"
+    venue_id: Named  # e.g. "ICLR.cc/2024/Conference"
+    name: Named  # e.g. "ICLR"
     year: int = Field(ge=1980, le=2100)
 
 
 class OpenReviewConfig(Section):
     enabled: bool = True
-    base_url: str = "https://api2.openreview.net"
+    base_url: BaseUrl = "https://api2.openreview.net"
     venues: list[OpenReviewVenue] = Field(default_factory=list)
     page_size: int = Field(default=1000, ge=1, le=1000)
 
 
 class CvfConference(Section):
-    name: str  # CVPR, ICCV, WACV
+    name: Named  # CVPR, ICCV, WACV
     year: int = Field(ge=1980, le=2100)
 
 
 class CvfConfig(Section):
     enabled: bool = True
-    base_url: str = "https://openaccess.thecvf.com"
+    base_url: BaseUrl = "https://openaccess.thecvf.com"
     conferences: list[CvfConference] = Field(default_factory=list)
     fetch_abstracts: bool = True
 

@@ -239,6 +239,9 @@ def track_venue(venue: str, volume: object) -> str:
     return f"{venue} {_TRACK_NAMES.get(track.lower(), track)}"
 
 
+_JSON_LINES_HINT = "(a .json file is read as one conference index; name JSON lines .jsonl)"
+
+
 def read_conference_index(path: Path) -> list[RawRecord]:
     """Every paper of a conference index, as venue sightings of that conference."""
     venue, year = conference_of(path)
@@ -248,11 +251,18 @@ def read_conference_index(path: Path) -> list[RawRecord]:
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        hint = " (a .json file is read as one conference index; name JSON lines .jsonl)"
-        extra = hint if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data" else ""
+        extra = (
+            f" {_JSON_LINES_HINT}"
+            if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data"
+            else ""
+        )
         raise UserError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)}){extra}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected an object mapping page URLs to papers")
+    if isinstance(data.get("title"), str):
+        # One line of JSON lines (a single paper) is valid JSON too; its "id" was then a page
+        # URL, and the error said only "id: expected an object".
+        raise UserError(f"{path}: holds one paper, not a conference index {_JSON_LINES_HINT}")
     records = []
     for url, entry in data.items():
         where = f"{path}: {url}"

@@ -7,6 +7,9 @@ helps, the way out.
 
 from __future__ import annotations
 
+#: The exit code of a command stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2.
+EX_INTERRUPTED = 130
+
 
 class UserError(Exception):
     exit_code: int = 2

@@ -24,6 +24,7 @@ import httpx
 
 from vpt_tracker import __version__
 from vpt_tracker.config import HttpConfig
+from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,22 @@ def is_transient(status: int) -> bool:
 # Timeouts, refused or reset connections, bodies cut short: worth another try. Other httpx
 # errors (an unsupported scheme, too many redirects) would fail the same way again.
 _RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+#: The characters of a URL that an error message shows (`shown_url`).
+URL_SHOWN = 240
+
+
+def shown_url(url: object) -> str:
+    """A URL as an error shows it: a long one is cut in the middle, keeping its start (host,
+    path, query) and its end (`start=…&max_results=…`). `catalogue enrich` asks arXiv for 100
+    ids at once, and an outage was one "line" of 2,100 characters, in the terminal, the run's
+    errors and the weekly digest."""
+    text = str(url)
+    if len(text) <= URL_SHOWN:
+        return text
+    head = URL_SHOWN * 2 // 3
+    return f"{text[:head]}…{text[-(URL_SHOWN - head - 1) :]}"
 
 
 class HttpError(Exception):
@@ -171,6 +188,7 @@ class HttpClient:
         """
         request = self._client.build_request("GET", url, params=params)
         full_url = str(request.url)
+        shown = shown_url(full_url)
         if conditional:
             cached = self._validators.get(full_url)
             if cached and cached.etag:
@@ -178,25 +196,24 @@ class HttpClient:
             if cached and cached.last_modified:
                 request.headers["If-Modified-Since"] = cached.last_modified
         attempts = self.config.max_retries + 1
+        tries = plural(attempts, "attempt")  # `max_retries = 0` said "after 1 attempts"
         for attempt in range(1, attempts + 1):
             try:
                 response = self._exchange(request)
             except _RETRY_ERRORS as exc:
                 reason = _reason(exc)
                 if attempt == attempts:
-                    raise HttpError(
-                        f"GET {full_url} failed after {attempts} attempts: {reason}", url=full_url
-                    ) from exc
+                    raise HttpError(f"GET {shown} failed after {tries}: {reason}", url=full_url) from exc
                 delay = self.retry_delay(attempt, None)
                 log.info("GET %s: %s; retrying in %.1fs", full_url, reason, delay)
                 self.sleep(delay)
                 continue
             except httpx.HTTPError as exc:
-                raise HttpError(f"GET {full_url} failed: {_reason(exc)}", url=full_url) from exc
+                raise HttpError(f"GET {shown} failed: {_reason(exc)}", url=full_url) from exc
             if is_transient(response.status_code):
                 if attempt == attempts:
                     raise HttpError(
-                        f"GET {full_url} answered HTTP {response.status_code} after {attempts} attempts",
+                        f"GET {shown} answered HTTP {response.status_code} after {tries}",
                         url=full_url,
                         status=response.status_code,
                     )
@@ -240,12 +257,13 @@ class HttpClient:
     def _send(self, request: httpx.Request) -> httpx.Response:
         """Send and read the body, refusing one larger than `max_body_bytes`."""
         limit = self.config.max_body_bytes
+        shown = shown_url(request.url)
         response = self._client.send(request, stream=True)
         try:
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > limit:
                 raise HttpError(
-                    f"GET {request.url}: body of {int(declared)} bytes exceeds the {limit}-byte limit",
+                    f"GET {shown}: body of {int(declared)} bytes exceeds the {limit}-byte limit",
                     url=str(request.url),
                     status=response.status_code,
                 )
@@ -255,7 +273,7 @@ class HttpClient:
                 size += len(chunk)
                 if size > limit:
                     raise HttpError(
-                        f"GET {request.url}: body exceeds the {limit}-byte limit",
+                        f"GET {shown}: body exceeds the {limit}-byte limit",
                         url=str(request.url),
                         status=response.status_code,
                     )

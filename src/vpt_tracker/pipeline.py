@@ -412,15 +412,27 @@ def _namespaced(cursors: dict[str, str | None], prefix: str) -> dict[str, str | 
     return {key: value for key, value in cursors.items() if not key.startswith(NAMESPACES)}
 
 
-def refuse_future_day(day: date, option: str, now: datetime) -> None:
-    """A day after today (UTC) has nothing to fetch yet: `fetch` and `backfill` refuse it.
+# arXiv opened in August 1991; no source holds a paper from before it.
+EARLIEST_DAY = date(1991, 8, 1)
 
-    Fetched now, its window would come back empty and could be taken for finished, and
-    then be skipped once the day has actually happened.
+
+def check_day(day: date, option: str, now: datetime) -> None:
+    """A day no source can have papers of: `fetch` and `backfill` refuse it.
+
+    A day after today (UTC) has nothing to fetch yet: fetched now, its window would come
+    back empty and could be taken for finished, and then be skipped once the day has
+    actually happened. A day before arXiv opened is a typo (`0225-03-01` for 2025): the
+    arXiv query's date went out mangled (year 225 is "225", not "0225"), the first days of
+    year 1 were an OverflowError traceback, and a backfill from it was 94,000 weekly windows.
     """
     today = now.astimezone(UTC).date()
     if day > today:
         raise UserError(f"{option} {day.isoformat()} is in the future (today is {today.isoformat()} UTC)")
+    if day < EARLIEST_DAY:
+        raise UserError(
+            f"{option} {day.isoformat()} is before {EARLIEST_DAY.isoformat()}, when arXiv opened: "
+            "no source has papers that old"
+        )
 
 
 def page_to_store(page: Page, window: Window, now: datetime) -> Page:
@@ -918,9 +930,9 @@ def backfill(
     A window that ends after `now` (today's) is never marked done; a future day is refused.
     """
     now = now or datetime.now(UTC)
-    refuse_future_day(since, "--since", now)
+    check_day(since, "--since", now)
     if until is not None:
-        refuse_future_day(until, "--until", now)
+        check_day(until, "--until", now)
     until = until or now.astimezone(UTC).date()
     windows = backfill_windows(since, until, step_days)
     started = clock()

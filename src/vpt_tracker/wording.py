@@ -16,4 +16,16 @@ def plural(count: int, singular: str, plural: str | None = None) -> str:
     `plural` is the form for any count but 1 where adding an "s" is wrong: `entry`/`entries`,
     or a phrase whose verb agrees too (`paper waits`/`papers wait`).
     """
-    return f"{count} {singular if count == 1 else plural or singular + 's'}"
+    return f"{count} {word_for(count, singular, plural)}"
+
+
+def word_for(count: int, singular: str, plural: str | None = None) -> str:
+    """The word alone, for a list of ids that takes the place of the count: "sighting 7 is
+    now paper 9", "sightings 7, 8 are now paper 9" (it said "sightings 7 are")."""
+    return singular if count == 1 else plural or singular + "s"
+
+
+def shortened(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, a cut one ending in "…" so that it reads as cut:
+    `review list` showed "… for Powerful 3D Open-world Learni" as if that were the title."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.classify.model import CatalogueModel
 from vpt_tracker.cli import main
 from vpt_tracker.cli.context import run_guarded
-from vpt_tracker.normalize import arxiv_id
+from vpt_tracker.normalize import arxiv_id, title_key
 
 from .conftest import FIXTURES, LISTS
 
@@ -260,6 +261,20 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     replayed = json.loads(out)
     assert replayed["before_entries_in_store"] == 21 and replayed["added_in_pool"] == 8
     assert set(replayed["recall_at_load"]) == {"1%", "3%", "10%"} and replayed["recall_at_load"]["10%"] >= 0.5
+    # The older README and one entry added: "1 added entries ranked" it said.
+    ranked = {title_key(row["title"]) for row in replayed["ranks"]}
+    added = next(e for e in parse(after.read_text()).entries if title_key(e.title) in ranked)
+    lines = before.read_text().splitlines(keepends=True)  # the row goes after the last entry's
+    lines.insert(
+        parse(before.read_text()).entries[-1].line,
+        after.read_text().splitlines(keepends=True)[added.line - 1],
+    )
+    one_more = tmp_path / "README@one-more.md"
+    one_more.write_text("".join(lines))
+    args = ["--before", str(before), "--after", str(one_more)]
+    code, out, err = run(tmp_path, "classify", "replay", "vlm", *args, db_url=db_url)
+    assert code == 0, err
+    assert out.startswith("catalogue vlm: trained on 21 older entries; 1 added entry ranked among "), out
 
     code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "vlm", "1", db_url=db_url)
     assert code == 0, err

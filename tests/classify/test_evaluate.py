@@ -90,6 +90,8 @@ def test_evaluate_refuses_too_few_folds_or_papers(training: TrainingSet) -> None
         evaluate("x", training, VPT_LABELS, folds=1)
     with pytest.raises(UserError, match="too few for 5 folds"):
         evaluate("x", TrainingSet(training.relevant[:9], unlabeled=training.unlabeled), VPT_LABELS, folds=5)
+    with pytest.raises(UserError, match=r"^catalogue 'x' has 1 relevant paper with an abstract: too few"):
+        evaluate("x", TrainingSet(training.relevant[:1], unlabeled=training.unlabeled), VPT_LABELS, folds=2)
 
 
 @pytest.mark.parametrize("folds", [2, 3, 4])
@@ -106,7 +108,7 @@ def test_evaluate_with_too_few_papers_per_training_fold_names_the_minimum(
     with pytest.raises(UserError) as caught:
         evaluate("x", data, VPT_LABELS, Hyper(folds=4, seed=0, max_features=8000), folds=folds)
     assert str(caught.value) == (
-        f"catalogue 'x' has 9 relevant papers with an abstract: too few for {folds} folds (each fold's "
+        f"catalogue 'x' has 9 relevant papers with abstracts: too few for {folds} folds (each fold's "
         f"model trains on the other folds' papers, which hold as few as {fewest}; a model needs at "
         "least 8, and each fold at least 2 to test)"
     )

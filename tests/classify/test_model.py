@@ -382,7 +382,7 @@ def test_a_model_that_cannot_be_saved_is_a_user_error(model: CatalogueModel, tmp
 
 @pytest.mark.parametrize(
     ("kept", "said"),
-    [(MIN_POSITIVES - 1, "7 relevant papers with an abstract"), (1, "1 relevant paper with an abstract")],
+    [(MIN_POSITIVES - 1, "7 relevant papers with abstracts"), (1, "1 relevant paper with an abstract")],
 )
 def test_too_few_positives_names_the_minimum(
     relevant: list[Example], unlabeled: list[Example], kept: int, said: str

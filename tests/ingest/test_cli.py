@@ -46,6 +46,18 @@ def stats(db_url: str) -> dict[str, object]:
     return data
 
 
+def test_stats_prints_every_count_of_its_json(db_url: str) -> None:
+    # The stored cursors were counted in --json only.
+    code, out, err = run(db_url, "stats")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "papers: 0 (0 with abstract, 0 with arXiv id, 0 upgraded to a venue)",
+        "sightings: 0",
+        "catalogue entries linked to papers: 0",
+        "cursors: 0",
+    ]
+
+
 def distinct_ids(paths: list[Path]) -> set[str]:
     return {
         json.loads(line)["id"] for path in paths for line in path.read_text().splitlines() if line.strip()
@@ -134,6 +146,12 @@ def test_ingest_jsonl_reads_conference_indexes_as_enrich_does(db_url: str, tmp_p
     as_text.write_text(lines.read_text())
     code, out, err = run(db_url, "ingest-jsonl", str(as_text))
     assert code == 0 and "2 new papers" in out, err
+
+    one = tmp_path / "CVPR2025.json"  # one paper of JSON lines is valid JSON too
+    one.write_text(CORPUS[0].read_text().splitlines(keepends=True)[0])
+    code, _, err = run(db_url, "ingest-jsonl", str(one))
+    assert code == 2  # it said "…: id: expected an object"
+    assert err == f"Error: {one}: holds one paper, not a conference index {hint}\n"
 
 
 def test_a_conference_index_with_a_byte_order_mark_is_read(db_url: str, tmp_path: Path) -> None:
@@ -351,8 +369,16 @@ def test_ingest_and_enrich_wait_for_no_run(db_url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("fault", "recorded", "code"),
+    [
+        (RuntimeError("the database went away"), "RuntimeError: the database went away", 1),
+        # Ctrl-C: the run said `failed` with no error at all (only an Exception was recorded).
+        (KeyboardInterrupt(), "interrupted (Ctrl-C)", 130),
+    ],
+)
 def test_a_load_that_fails_halfway_records_what_its_committed_batches_stored(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
+    db_url: str, monkeypatch: pytest.MonkeyPatch, fault: BaseException, recorded: str, code: int
 ) -> None:
     """The batches before a failure stay stored, and the run's counts say so (they were empty,
     as if the failed load had stored nothing)."""
@@ -363,18 +389,18 @@ def test_a_load_that_fails_halfway_records_what_its_committed_batches_stored(
     def fails_on_the_third_batch(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 3:
-            raise RuntimeError("the database went away")
+            raise fault
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "_ingest", fails_on_the_third_batch)
     result = CliRunner().invoke(
         main, ["--database", db_url, "ingest-jsonl", str(CORPUS[0]), "--batch-size", "5"]
     )
-    assert isinstance(result.exception, RuntimeError)
+    assert result.exit_code == code
     engine = make_engine(db_url)
     with transaction(engine) as session:
         run = session.scalars(select(RunRow).where(RunRow.kind == "ingest")).one()
         papers = session.scalar(select(func.count()).select_from(PaperRow)) or 0
-        assert run.outcome == "failed" and "the database went away" in run.errors["jsonl"]
+        assert run.outcome == "failed" and run.errors == {"jsonl": recorded}
         assert run.counts["jsonl"]["records"] == 10 and run.counts["jsonl"]["new_papers"] == papers > 0
     engine.dispose()

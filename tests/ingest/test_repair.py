@@ -117,6 +117,11 @@ def sighting_id(engine: Engine, source_id: str) -> int:
         return session.scalars(select(SightingRow.id).where(SightingRow.source_id == source_id)).one()
 
 
+def paper_of(engine: Engine, sighting: int) -> int:
+    with transaction(engine) as session:
+        return session.scalars(select(SightingRow.paper_id).where(SightingRow.id == sighting)).one()
+
+
 def paper(engine: Engine, paper_id: int) -> PaperRow | None:
     with transaction(engine) as session:
         return session.get(PaperRow, paper_id)
@@ -234,6 +239,22 @@ def test_split_refuses_sightings_that_share_an_arxiv_id(
     )
     assert code == 2
     assert "share the arXiv id 2403.01111" in err
+
+
+def test_split_and_merge_of_one_sighting_say_it_in_the_singular(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counts of a repair's report agree with their ids: the usual repair moves one
+    sighting, and it said "sightings 2 are now paper 4"."""
+    merged = wrong_merge(engine, monkeypatch)
+    v3 = sighting_id(engine, "or-v3")
+    code, out, err = run(db_url, "papers", "split", str(merged), "--sighting", str(v3))
+    assert code == 0, err
+    new = paper_of(engine, v3)
+    assert out.startswith(f"split paper {merged}: sighting {v3} is now paper {new} ("), out
+    code, out, err = run(db_url, "papers", "merge", str(merged), str(new))
+    assert code == 0, err
+    assert f"merged paper {new} into {merged} (" in out and f"): sighting {v3} moved\n" in out, out
 
 
 def test_split_keeps_references_consistent(

@@ -340,6 +340,12 @@ def test_backfill_refuses_a_future_day(engine: Engine, db_url: str, tmp_path: Pa
     until = invoke(tmp_path, db_url, config, "run", "backfill", "--since", str(today), "--until", later)
     assert until.exit_code == 2
     assert until.stderr == f"Error: --until {later} is in the future (today is {today} UTC)\n"
+    # A typo for 2025: 94,000 weekly windows, each with an arXiv date that went out mangled.
+    typo = invoke(tmp_path, db_url, config, "run", "backfill", "--since", "0225-01-01")
+    assert typo.exit_code == 2
+    assert typo.stderr == (
+        "Error: --since 0225-01-01 is before 1991-08-01, when arXiv opened: no source has papers that old\n"
+    )
     assert recent_runs(engine) == []  # refused before anything ran
 
 
@@ -468,6 +474,41 @@ def test_digest_build_output_errors_are_one_line(engine: Engine, db_url: str, tm
     assert denied.returncode == 2, denied.stderr
     assert denied.stderr == f"Error: cannot write {target}: Permission denied\n"
     assert list(locked.iterdir()) == []
+
+
+INTERRUPT_WHILE_LOADING = """
+import os, signal, sys, threading, time
+
+def interrupt():  # once the command line is loading (its handler is in), press Ctrl-C
+    while signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt, daemon=True).start()
+sys.argv = ["vpt-tracker", "--help"]
+from vpt_tracker.cli import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130() -> None:
+    """Loading the commands takes seconds on a busy machine; a Ctrl-C then (the wrong command
+    typed) was a KeyboardInterrupt traceback of forty lines from inside an import, exit 1."""
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_WHILE_LOADING], capture_output=True, text=True, timeout=120
+    )
+    assert (child.returncode, child.stderr, child.stdout) == (130, "Error: interrupted\n", "")
+
+
+def test_the_loaded_command_line_hands_ctrl_c_back_to_python() -> None:
+    import signal
+
+    import vpt_tracker.cli  # noqa: F401  (loaded: `run_guarded` answers a Ctrl-C from now on)
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_ctrl_c_stops_a_run_with_exit_130_not_the_code_of_failed_sources(tmp_path: Path, db_url: str) -> None:

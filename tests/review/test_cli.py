@@ -59,6 +59,16 @@ def test_list_as_json_and_lines(cli: Any, ids: dict[str, int]) -> None:
     assert lines.exit_code == 0 and "Sheep grazing" in lines.stdout and "Visual" not in lines.stdout
 
 
+def test_list_marks_a_cut_title(cli: Any, engine: Engine) -> None:
+    """A title longer than a line holds ends in "…": it was cut mid-word without a sign
+    ("… for Powerful 3D Open-world Learni"), and read as the whole title."""
+    title = "PointCLIP V2: Prompting CLIP and GPT for Powerful 3D Open-world Learning"
+    candidate(engine, catalogue(engine, "long"), title)
+    listed = cli("list", "--catalogue", "long")
+    assert listed.exit_code == 0, listed.output
+    assert "  PointCLIP V2: Prompting CLIP and GPT for Powerful 3D Open-world Learn…  (?)" in listed.stdout
+
+
 def test_undo_of_a_relabel_says_what_it_undid(cli: Any, ids: dict[str, int]) -> None:
     assert cli("relabel", str(ids["high"]), "--labels", "pixel", "--reviewer", "alice").exit_code == 0
     assert cli("relabel", str(ids["high"]), "--labels", "token", "--reviewer", "alice").exit_code == 0

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, func, select
 
@@ -167,6 +168,20 @@ def test_a_future_day_is_refused(tmp_path: Path, replay: ReplayServer) -> None:
         option = args[0]
         assert result.output.startswith(f"Error: {option} {later} is in the future (today is ")
         assert result.output.count("\n") == 1
+    assert len(replay.requests) == asked  # refused before any request
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "0225-03-01", "1991-07-31"])
+def test_a_day_before_arxiv_opened_is_refused(tmp_path: Path, replay: ReplayServer, day: str) -> None:
+    """A typo such as 0225 for 2025: the first days of year 1 were an OverflowError traceback
+    (the query starts `lookback_days` earlier), and year 225 went out as "22503010000"."""
+    config = _config(tmp_path, replay)
+    asked = len(replay.requests)
+    for args in (["--since", day, "--until", "2026-08-20"], ["--since", day, "--until", day]):
+        result = _run(config, "arxiv_api", *args)
+        assert result.exit_code == 2, result.output
+        said = f"Error: --since {day} is before 1991-08-01, when arXiv opened: no source has papers that old"
+        assert result.output == said + "\n"
     assert len(replay.requests) == asked  # refused before any request
 
 

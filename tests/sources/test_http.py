@@ -98,6 +98,13 @@ def test_persistent_503_gives_up_after_max_retries(replay: ReplayServer, make_cl
     assert len(client.request_log) == 3
 
 
+def test_without_retries_one_attempt_is_counted_as_one(replay: ReplayServer, make_client: MakeClient) -> None:
+    # `max_retries = 0` (no retries): it said "after 1 attempts".
+    replay.inject(Fault("status", match=FEED, status=503, times=-1))
+    with pytest.raises(HttpError, match=r"answered HTTP 503 after 1 attempt$"):
+        make_client(max_retries=0).get(replay.base_url + FEED)
+
+
 def test_timeout_is_retried(replay: ReplayServer, make_client: MakeClient) -> None:
     replay.inject(Fault("delay", match=FEED, delay=1.0))
     client = make_client(timeout=0.2)
@@ -209,6 +216,24 @@ def test_refused_connection_is_retried_then_reported(make_client: MakeClient, fa
     with pytest.raises(HttpError, match="ConnectError"):
         client.get(url)
     assert fake_time.sleeps == [1.0, 2.0] and len(client.request_log) == 3
+
+
+def test_an_error_shows_a_long_url_cut_in_the_middle(make_client: MakeClient, fake_time: FakeTime) -> None:
+    """`catalogue enrich` asks arXiv for 100 ids at once: an outage was one "line" of 2,100
+    characters. The message keeps the URL's start and end (the page asked for), 240 in all."""
+    with ReplayServer() as server:
+        base = server.base_url + "/api/query"
+    ids = ",".join(f"2501.{n:05d}" for n in range(100))
+    client = make_client(max_retries=0)  # nothing listens on the port any more
+    with pytest.raises(HttpError) as caught:
+        client.get(base, {"id_list": ids, "start": "0", "max_results": "100"})
+    message = str(caught.value)
+    shown = message.removeprefix("GET ").split(" failed after ")[0]
+    assert len(shown) == 240 and len(caught.value.url) > 1000  # the error keeps the whole URL
+    assert shown.startswith(base + "?id_list=2501.00000%2C2501.00001") and shown.endswith(
+        "&start=0&max_results=100"
+    )
+    assert "…" in shown and message.endswith("ConnectError: [Errno 111] Connection refused")
 
 
 def test_last_modified_alone_gives_304(replay: ReplayServer) -> None:

@@ -23,9 +23,8 @@ from numpy.typing import NDArray
 
 from vpt_tracker.classify.calibration import prf
 from vpt_tracker.classify.data import Example, TrainingSet, mentions_prompt
-from vpt_tracker.classify.model import MIN_POSITIVES, CatalogueModel, Hyper
+from vpt_tracker.classify.model import MIN_POSITIVES, CatalogueModel, Hyper, relevant_with_abstracts
 from vpt_tracker.errors import UserError
-from vpt_tracker.wording import plural
 
 LOADS = (0.01, 0.03, 0.10)
 PRECISION_AT = (10, 25, 50, 100)
@@ -87,10 +86,7 @@ def _check_folds(name: str, relevant: Sequence[Example], folds: int, seed: int) 
     "has 5 relevant papers ... accept more papers", a count that was not the catalogue's.
     """
     fewest = min(sum(fold_of(e, folds, seed) != fold for e in relevant) for fold in range(folds))
-    too_few = (
-        f"catalogue {name!r} has {plural(len(relevant), 'relevant paper')} with an abstract: "
-        f"too few for {folds} folds"
-    )
+    too_few = f"catalogue {name!r} has {relevant_with_abstracts(len(relevant))}: too few for {folds} folds"
     if fewest < MIN_POSITIVES:
         raise UserError(
             f"{too_few} (each fold's model trains on the other folds' papers, which hold as few "

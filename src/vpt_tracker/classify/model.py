@@ -75,6 +75,12 @@ MODEL_HASH_KEY = "model_sha256"  # the card's SHA-256 of the model file it descr
 FORMAT_VERSION = 3  # 3: cues may feed the label models; 2: xz-compressed pickle; 1: joblib
 
 
+def relevant_with_abstracts(count: int) -> str:
+    """What `train` and `evaluate` count when they refuse: "1 relevant paper with an abstract"
+    (it said "1 relevant papers with abstracts" to a new catalogue of one enriched entry)."""
+    return plural(count, "relevant paper with an abstract", "relevant papers with abstracts")
+
+
 @dataclass(frozen=True)
 class Hyper:
     """The knobs of one training run; all of them go into the model card."""
@@ -290,8 +296,8 @@ class CatalogueModel:
         relevant = [e.silent_on(hyper.required, label_keys) for e in data.relevant if e.has_abstract]
         if len(relevant) < MIN_POSITIVES:
             raise UserError(
-                f"catalogue {name!r} has {plural(len(relevant), 'relevant paper', 'relevant papers')} "
-                f"with an abstract; at least {MIN_POSITIVES} are needed to train "
+                f"catalogue {name!r} has {relevant_with_abstracts(len(relevant))}; at least "
+                f"{MIN_POSITIVES} are needed to train "
                 "(run `vpt-tracker catalogue enrich` or accept more papers)"
             )
         negatives = data.rejected + data.unlabeled

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+# First of ours: until `startup.finished()` below, a Ctrl-C is one line and exit 130.
+from vpt_tracker.cli import startup
 from vpt_tracker.cli.context import AppContext, run_guarded
 
 # Modules that add commands to `main`, in help order. Each defines `register(main)`.
@@ -61,8 +63,11 @@ def main(ctx: click.Context, config_file: Path | None, database_url: str | None,
     ctx.call_on_close(ctx.obj.close)
 
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(main)
+try:
+    for _module in COMMAND_MODULES:
+        importlib.import_module(_module).register(main)
+finally:  # a module that fails to load leaves no handler behind in the importing process
+    startup.finished()
 
 
 if __name__ == "__main__":  # pragma: no cover

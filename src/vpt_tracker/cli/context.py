@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vpt_tracker import logs
 from vpt_tracker.config import ConfigError, Settings, default_database_url, load_settings
-from vpt_tracker.errors import UserError
+from vpt_tracker.errors import EX_INTERRUPTED, UserError
 from vpt_tracker.files import sync_folder, temporary_file
 from vpt_tracker.store import (
     EX_UNAVAILABLE,
@@ -34,8 +34,6 @@ from vpt_tracker.store.migrate import upgrade
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-#: The exit code of a command stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2.
-EX_INTERRUPTED = 130
 
 
 @dataclass

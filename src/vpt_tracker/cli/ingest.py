@@ -129,6 +129,9 @@ def _ingest_locked(
             )
         save_index(engine)  # the next nightly run starts from this index instead of rebuilding it
         outcome = RunOutcome.OK
+    except KeyboardInterrupt:  # the run said `failed`, and no error at all
+        error = "interrupted (Ctrl-C)"
+        raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -184,6 +187,7 @@ def stats_command(app: AppContext, as_json: bool) -> None:
     for source, count in data["by_source"].items():
         click.echo(f"  {source}: {count}")
     click.echo(f"catalogue entries linked to papers: {data['catalogue_entries_linked']}")
+    click.echo(f"cursors: {data['cursors']}")
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import click
 from vpt_tracker.cli.context import ROW_ID, AppContext, echo_json, pass_app
 from vpt_tracker.identity import Repair, check, describe, merge, rebuild, split, stale_keys
 from vpt_tracker.ingest import KEY_FIELDS, keep_index_between_runs
-from vpt_tracker.wording import plural
+from vpt_tracker.wording import plural, word_for
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
@@ -63,6 +63,11 @@ def _where(venue: str | None, year: int | None) -> str:
 
 def _ids(ids: list[int]) -> str:
     return ", ".join(map(str, ids)) if ids else "none"
+
+
+def _named(ids: list[int], singular: str) -> str:
+    """`sighting 7` or `sightings 7, 8`: the word agrees with how many ids follow it."""
+    return f"{word_for(len(ids), singular)} {_ids(ids)}"
 
 
 @papers.command("split")
@@ -154,13 +159,14 @@ def _report(repair: Repair, as_json: bool) -> None:
     assert other is not None
     if repair.action == "split":
         click.echo(
-            f"split paper {paper}: sightings {_ids(repair.sightings_moved)} are now paper {other} "
+            f"split paper {paper}: {_named(repair.sightings_moved, 'sighting')} "
+            f"{word_for(len(repair.sightings_moved), 'is', 'are')} now paper {other} "
             f"({repair.titles[other]}); paper {paper} is {repair.titles[paper]}"
         )
     else:
         click.echo(
             f"merged paper {other} into {paper} ({repair.titles[paper]}): "
-            f"sightings {_ids(repair.sightings_moved)} moved"
+            f"{_named(repair.sightings_moved, 'sighting')} moved"
         )
     click.echo(
         f"  entries moved: {_ids(repair.entries_moved)}; candidates moved: {_ids(repair.candidates_moved)}"
@@ -171,7 +177,7 @@ def _report(repair: Repair, as_json: bool) -> None:
             f"({plural(repair.decisions_moved, 'decision')} kept on the candidate that stays)"
         )
     if repair.candidates_copied:
-        click.echo(f"  rejections kept for the new paper: candidates {_ids(repair.candidates_copied)}")
+        click.echo(f"  rejections kept for the new paper: {_named(repair.candidates_copied, 'candidate')}")
     if repair.owed_by:
         click.echo(f"  owed a score by: {', '.join(repair.owed_by)}")
 
@@ -202,7 +208,7 @@ def check_command(app: AppContext, as_json: bool) -> None:
         click.echo(f"paper {suspect.paper_id}: {suspect.title}")
         for group in suspect.groups:
             numbers = " ".join(group["numbers"]) or "(none)"
-            click.echo(f"  numbers {numbers}: sightings {_ids(group['sighting_ids'])}  {group['title']}")
+            click.echo(f"  numbers {numbers}: {_named(group['sighting_ids'], 'sighting')}  {group['title']}")
         click.echo(f"  {suspect.split_command()}")
     for key in stale:
         click.echo(f"paper {key.paper_id}: {key.title}")

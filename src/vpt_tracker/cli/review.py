@@ -14,7 +14,7 @@ from vpt_tracker.cli.context import ROW_COUNT, ROW_ID, AppContext, echo_json, pa
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.review.queue import Filter, QueueItem, ReviewQueue, resolve_reviewer
-from vpt_tracker.wording import plural
+from vpt_tracker.wording import plural, shortened
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ def _line(item: QueueItem, with_catalogue: bool = False) -> str:
     labels = ", ".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
     mark = " [b2n]" if item.base_to_novel_flag else ""
     catalogue = f"{item.catalogue}  " if with_catalogue else ""
+    title = shortened(item.title, 70)
     return (
-        f"{item.candidate_id:>6}  {item.relevance:4.2f}  {item.status:<9} {catalogue}{item.title[:70]}"
+        f"{item.candidate_id:>6}  {item.relevance:4.2f}  {item.status:<9} {catalogue}{title}"
         f"  ({item.venue_year or '?'}){mark}  [{labels}]"
     )
 

@@ -27,11 +27,11 @@ def register(main: click.Group) -> None:
 
 
 def _window(since: date | None, until: date | None, now: datetime) -> Window:
-    from vpt_tracker.pipeline import refuse_future_day
+    from vpt_tracker.pipeline import check_day
 
     for day, option in ((since, "--since"), (until, "--until")):
         if day is not None:
-            refuse_future_day(day, option, now)
+            check_day(day, option, now)
     until = until or now.date()
     since = since or until - timedelta(days=1)
     if since > until:

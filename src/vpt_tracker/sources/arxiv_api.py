@@ -21,7 +21,7 @@ from lxml import etree
 
 from vpt_tracker import normalize
 from vpt_tracker.config import ArxivApiConfig
-from vpt_tracker.http import HttpClient
+from vpt_tracker.http import HttpClient, shown_url
 from vpt_tracker.models import Page, RawRecord, Window
 from vpt_tracker.sources.base import Position, SourceError, fetch_ok, query_mark, read_position
 
@@ -283,7 +283,7 @@ class ArxivApiSource:
         what = f"the response to start={params.get('start')}"
         page = parse_feed(response.content, what=what)
         if response.status_code == 400:
-            raise SourceError(NAME, f"arXiv API answered HTTP 400 to {response.request.url}")
+            raise SourceError(NAME, f"arXiv API answered HTTP 400 to {shown_url(response.request.url)}")
         return page
 
     def fetch(self, window: Window, cursors: Mapping[str, str | None]) -> Iterator[Page]:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from vpt_tracker.http import HttpClient, HttpError
+from vpt_tracker.http import HttpClient, HttpError, shown_url
 from vpt_tracker.models import Page, Window
 
 
@@ -155,4 +155,4 @@ def fetch_ok(
         raise SourceError(source, str(exc)) from exc
     if response.status_code == 200 or response.status_code in allow:
         return response
-    raise SourceError(source, f"GET {response.request.url} answered HTTP {response.status_code}")
+    raise SourceError(source, f"GET {shown_url(response.request.url)} answered HTTP {response.status_code}")
