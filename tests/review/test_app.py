@@ -579,6 +579,44 @@ async def test_deferred_candidates_get_their_own_view(sqlite: Engine, ids: dict[
         assert "Nothing to review" in str(app.main.query_one("#empty").render())
 
 
+def footer(app: ReviewApp) -> str:
+    """The footer line as the terminal shows it (its keys are separated by no-break spaces)."""
+    return " ".join(screen_text(app).splitlines()[-1].split("\u00a0"))
+
+
+async def test_the_footer_offers_only_keys_that_can_act_in_the_view(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # The deferred view's footer showed `d Defer`, which every candidate there refused ("it is
+    # deferred"); an empty list offered accept, reject and defer with nothing to act on.
+    app = make_app(sqlite)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        assert "d Defer" in footer(app)
+        await pilot.press("d", "d", "d")
+        await pilot.pause()
+        await pilot.pause()
+        shown = footer(app)
+        assert "Accept" not in shown and "Reject" not in shown and "Defer" not in shown, shown
+        assert "u Undo" in shown and "/ Filter" in shown and "q Quit" in shown, shown
+    app = make_app(sqlite, status="deferred")
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        shown = footer(app)
+        assert "a Accept" in shown and "x Reject" in shown and "Defer" not in shown, shown
+        await pilot.press("d")  # disabled too: no refusal to read
+        await pilot.pause()
+        assert not app._notifications and log(sqlite) == [("defer", "alice")] * 3
+        await pilot.press("x", "1", "x", "1", "x", "1")
+        await pilot.pause()
+        await pilot.pause()
+        assert "Accept" not in footer(app) and "u Undo" in footer(app)
+        await pilot.press("u")  # a candidate again: its keys come back
+        await pilot.pause()
+        await pilot.pause()
+        assert "a Accept" in footer(app) and "Defer" not in footer(app)
+
+
 def test_explanations_shaped_like_the_classifiers_are_read() -> None:
     @dataclass
     class Explanation:  # the shape of vpt_tracker.classify.model.Explanation

@@ -43,6 +43,11 @@ from vpt_tracker.wording import plural
 # The arrows need no footer (`?` lists every key); with them the compact footer still lost
 # `? Help` and `q Quit` off its end at 80 columns.
 _SHOWN_IN_FOOTER = {"accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
+#: Actions on the highlighted candidate: an empty list has none, and hides their keys.
+_ON_A_CANDIDATE = {
+    "down", "up", "page_down", "page_up", "detail_down", "detail_up",
+    "accept", "relabel", "reject", "defer", "open",
+}  # fmt: skip
 
 Opener = Callable[[str], object]
 Explainer = Callable[[str, int], Any]
@@ -116,6 +121,18 @@ class ReviewScreen(Screen[None]):
     def action_review(self, action: str) -> None:
         with self.app_.database_errors():
             getattr(self.app_, f"do_{action}")()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide (and disable) the keys that cannot act in this view: the footer of the
+        deferred view offered `d Defer`, which every candidate there refused ("it is
+        deferred"), and an empty list offered accept, reject and defer with nothing to act on.
+        `update_status` asks again when the list empties or fills."""
+        if action != "review" or not parameters:
+            return True
+        name = parameters[0]
+        if name == "defer" and self.app_.status != "pending":
+            return False  # only a pending candidate can be deferred
+        return not (name in _ON_A_CANDIDATE and self.has_class("empty"))
 
 
 class ReviewApp(App[SessionSummary]):
@@ -293,7 +310,9 @@ class ReviewApp(App[SessionSummary]):
         fits = cell_len(text) <= status.content_region.width and status.size.height <= 1
         status.update(text, layout=not fits)
         empty = not self.candidates.ids
-        screen.set_class(empty, "empty")
+        if empty != screen.has_class("empty"):
+            screen.set_class(empty, "empty")
+            screen.refresh_bindings()  # the keys that need a candidate come and go (`check_action`)
         if empty:
             screen.query_one("#empty", Static).update(self._empty_message(scope))
 
