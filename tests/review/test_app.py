@@ -711,6 +711,25 @@ async def test_recount_shows_work_done_elsewhere(sqlite: Engine) -> None:
         assert app.remaining == 0 and app.candidates.ids == [new]  # the row stays until acted on
 
 
+async def test_recount_fills_a_list_a_filter_emptied(sqlite: Engine) -> None:
+    # The recount picked up new candidates only without a filter: a list that a filter had
+    # emptied stayed empty, saying "No candidate matches", while new matches waited.
+    cat = catalogue(sqlite, "vpt")
+    candidate(sqlite, cat, "Visual Prompt Tuning", relevance=0.9)
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("slash", *"adapter", "enter")
+        await pilot.pause()
+        assert app.candidates.ids == []
+        assert "No candidate matches" in str(app.main.query_one("#empty").render())
+        new = candidate(sqlite, cat, "A CLIP adapter", relevance=0.6)  # e.g. a nightly run
+        candidate(sqlite, cat, "Sheep grazing patterns", relevance=0.8)  # not a match
+        app.recount()  # what the periodic timer calls
+        await pilot.pause()
+        assert app.candidates.ids == [new]
+        assert "filter: adapter (1 match)" in str(app.main.query_one("#status").render())
+
+
 def test_list_rows_fit_wide_characters_and_narrow_panes(sqlite: Engine) -> None:
     # Rows were measured in characters, not terminal cells: a title with CJK characters or an
     # emoji took up to twice its length and pushed the labels and venue out of the row. At a

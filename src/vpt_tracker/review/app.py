@@ -284,7 +284,9 @@ class ReviewApp(App[SessionSummary]):
         if self.candidates.unanswered:  # the database answers again: fetch what was not drawn
             self.candidates.unanswered = False
             self.candidates.refresh()
-        if not self.candidates.ids and self.remaining and not self.filter:
+        if not self.candidates.ids and self.remaining:
+            # Read with the filter: a list a filter emptied shows new matches too (it was
+            # left empty, whatever arrived).
             self.reload()
         else:
             self.update_status(recount=False)
