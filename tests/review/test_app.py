@@ -554,6 +554,23 @@ async def test_undoing_a_bulk_reject_counts_the_candidates_instead_of_listing_th
         assert len(app.candidates.ids) == 60
 
 
+async def test_a_bulk_reject_undone_counts_as_one_undo_of_its_candidates(sqlite: Engine) -> None:
+    # One `u` undoing a bulk reject of 29 candidates counted 29 undos: "0 rejected, 29 undone"
+    # on the status line and on quit, for a session with one undo in it.
+    cat = catalogue(sqlite, "vpt")
+    many_candidates(sqlite, cat, 60)
+    rejected = len(ReviewQueue(sqlite, "alice", "vpt").bulk_reject_below(0.5, "low score").candidate_ids)
+    assert rejected > 2
+    app = make_app(sqlite)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.press("u", "d", "u")
+        await pilot.pause()
+        expected = f"1 deferred, 2 undone ({rejected + 1} candidates)"
+        assert expected in str(app.main.query_one("#status").render())
+        await pilot.press("q")
+    assert app.return_value is not None and f"{expected}, 0 conflicts" in app.return_value.render()
+
+
 async def test_an_undo_puts_back_only_a_candidate_of_this_view(sqlite: Engine, ids: dict[str, int]) -> None:
     # The list put back any row it had dropped, whatever the undo left it as: a paper deferred
     # here, then accepted with `review accept` in another terminal, came back deferred into

@@ -70,16 +70,26 @@ class SessionSummary:
     accepted: int = 0
     rejected: int = 0
     deferred: int = 0
-    undone: int = 0
+    undone: int = 0  # decisions undone: one `u` each, a bulk reject as one
+    undone_candidates: int = 0  # the candidates those undos put back
     conflicts: int = 0
     remaining: int | None = 0  # None: the database did not answer when the reviewer quit
     finished: datetime | None = None
+
+    def undone_text(self) -> str:
+        """`2 undone`, or where an undo put back a whole bulk reject `1 undone (199 candidates)`,
+        as the status line and the summary on quit both say it: one `u` undoes one decision,
+        and counting its candidates said "199 undone" beside "0 rejected"."""
+        text = f"{self.undone} undone"
+        if self.undone_candidates != self.undone:
+            text += f" ({plural(self.undone_candidates, 'candidate')})"
+        return text
 
     def render(self) -> str:
         minutes = ((self.finished or utcnow()) - self.started).total_seconds() / 60
         return (
             f"review session of {self.reviewer}: {self.accepted} accepted, {self.rejected} rejected, "
-            f"{self.deferred} deferred, {self.undone} undone, {plural(self.conflicts, 'conflict')} "
+            f"{self.deferred} deferred, {self.undone_text()}, {plural(self.conflicts, 'conflict')} "
             f"in {minutes:.1f} min; "
             + (
                 f"{self.remaining} still pending"
@@ -304,7 +314,7 @@ class ReviewApp(App[SessionSummary]):
         s = self.summary
         text += f" · this session: {s.accepted} accepted, {s.rejected} rejected, {s.deferred} deferred"
         if s.undone:  # decisions undone are counted apart, as on quit: "1 accepted, 1 undone"
-            text += f", {s.undone} undone"
+            text += f", {s.undone_text()}"
         # The line wraps rather than lose its end: on an 80-column terminal the session's
         # counts were cut after "0 deferred", and "1 undone" was never seen. Laying the screen
         # out again costs a frame, so only where the text may not fit on one line.
@@ -498,7 +508,8 @@ class ReviewApp(App[SessionSummary]):
         except UserError as exc:
             self.notify(str(exc), severity="warning")
             return
-        self.summary.undone += len(items)
+        self.summary.undone += 1
+        self.summary.undone_candidates += len(items)
         first = items[0]
         if self.queue.last_undone == "relabel":  # the status never changed: say what did
             self.notify(f"undone your relabel of #{first.candidate_id}: {first.labels_restored()}")
