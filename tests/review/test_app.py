@@ -1137,3 +1137,34 @@ async def test_rows_drawn_while_the_database_is_away_are_placeholders(db_url: st
             await pilot.press("d")  # the highlighted row is a candidate again
             await pilot.pause()
             assert app.summary.deferred == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_an_explain_the_database_did_not_answer_is_asked_again(db_url: str, tmp_path: Path) -> None:
+    """A failed explain (here PostgreSQL restarting) was kept for the paper for the rest of the
+    session, as if it were the answer: coming back to it showed the failure again, unasked."""
+    setup = make_engine(db_url)
+    upgrade(setup)
+    cat = catalogue(setup, "vpt")
+    candidate(setup, cat, "Visual Prompt Tuning", relevance=0.9, abstract="Learnable prompt tokens.")
+    candidate(setup, cat, "Exploring Visual Prompts", relevance=0.7, abstract="Pixel padding prompts.")
+    setup.dispose()
+    settings = Settings(data_dir=tmp_path, classifiers_dir=tmp_path / "classifiers")  # no model
+    with behind_a_proxy(db_url) as (engine, proxy):
+        app = make_app(engine, explainer=store_explainer(engine, settings), explain_delay=3600)
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            proxy.stop()  # the server restarts
+            app.explain_delay = 0
+            await pilot.press("j")
+            await settle(pilot)
+            shown = str(app.main.query_one(DetailView).text)
+            assert "no highlighting, explain failed" in shown, shown
+            proxy.start()  # it is back
+            await pilot.press("k")
+            await settle(pilot)
+            await pilot.press("j")
+            await settle(pilot)
+            # asked again: the answer that lasts, for the whole catalogue
+            shown = str(app.main.query_one(DetailView).text)
+            assert "no highlighting: no model for catalogue 'vpt'" in shown, shown

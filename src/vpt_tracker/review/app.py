@@ -369,25 +369,37 @@ class ReviewApp(App[SessionSummary]):
 
     @work(thread=True, exclusive=True, group="explain")
     def explain(self, item: QueueItem) -> None:
+        """Ask the classifier in the background; `_explained_now` shows (and keeps) the answer."""
         assert self.explainer is not None
         result: tuple[list[str], list[str]] | str
-        catalogue_wide = False
+        kept: Literal["paper", "catalogue"] | None = "paper"
         try:
             result = explanation_terms(self.explainer(item.catalogue, item.paper_id))
         except UserError as exc:
             # For a stored candidate this means the catalogue has no usable model: it holds
             # for every paper of the catalogue, so it is not asked again in this session.
-            result, catalogue_wide = f"no highlighting: {exc}", True
+            result, kept = f"no highlighting: {exc}", "catalogue"
         except Exception as exc:  # shown, not hidden: the reviewer should know highlighting failed
-            result = f"no highlighting, explain failed: {exc}"
-        self.call_from_thread(self._explained_now, item, result, catalogue_wide)
+            # Not kept: a database that did not answer (a PostgreSQL restart) may answer the
+            # next time, and kept, the paper went unhighlighted for the rest of the session.
+            why = str(exc)
+            if isinstance(exc, OperationalError):
+                why = f"the database did not answer ({_reason(exc)})"
+            result = f"no highlighting, explain failed: {why}; asked again when you come back to it"
+            kept = None
+        self.call_from_thread(self._explained_now, item, result, kept)
 
     def _explained_now(
-        self, item: QueueItem, result: tuple[list[str], list[str]] | str, catalogue_wide: bool
+        self,
+        item: QueueItem,
+        result: tuple[list[str], list[str]] | str,
+        kept: Literal["paper", "catalogue"] | None,
     ) -> None:
-        if catalogue_wide and isinstance(result, str):
+        """Show the explanation if its paper is still highlighted, and keep it for the paper,
+        or for the catalogue (no model), or not at all (a failure that may pass)."""
+        if kept == "catalogue" and isinstance(result, str):
             self._unexplainable[item.catalogue] = result
-        else:
+        elif kept is not None:
             self._explained[(item.catalogue, item.paper_id)] = result
         current = self.candidates.current
         if current is not None and (current.catalogue, current.paper_id) == (item.catalogue, item.paper_id):
@@ -629,8 +641,12 @@ class ReviewApp(App[SessionSummary]):
 def unanswered(exc: OperationalError) -> str:
     """What the reviewer is told when the database did not answer (SQLite locked past its
     busy timeout, PostgreSQL restarting): nothing of the action was written."""
-    reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-    return f"the database did not answer ({reason}); nothing was changed: try again"
+    return f"the database did not answer ({_reason(exc)}); nothing was changed: try again"
+
+
+def _reason(exc: OperationalError) -> str:
+    """The driver's own first line ("connection refused"), without SQLAlchemy's SQL and links."""
+    return str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
 
 
 def _undone_ids(items: list[QueueItem], shown: int = 5) -> str:
