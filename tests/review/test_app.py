@@ -831,6 +831,39 @@ async def test_brackets_in_titles_reasons_labels_and_filters_are_text_not_markup
         assert "“[/]”" in str(app.main.query_one("#empty").render())
 
 
+async def test_a_nul_pasted_into_a_reason_or_the_filter_is_refused(engine: Engine) -> None:
+    # PostgreSQL stores no NUL in text: a reason or a filter pasted with one raised a DataError
+    # ("PostgreSQL text fields cannot contain NUL (0x00) bytes") that closed the app.
+    from textual import events
+
+    cat = catalogue(engine, "vpt")
+    first = candidate(engine, cat, "Visual Prompt Tuning", relevance=0.9)
+    candidate(engine, cat, "Exploring Visual Prompts", relevance=0.7)
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pilot.press("x", "tab")
+        assert isinstance(app.screen.focused, Input)
+        app.screen.focused.post_message(events.Paste("off\x00topic"))
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "a reason cannot contain a NUL character" in screen_text(app)
+        assert app.screen is not app.main and log(engine) == []  # the reason can be mended
+        await pilot.press("ctrl+u", *"off-topic", "enter")
+        await pilot.pause()
+        assert status_of(engine, first) == ("rejected", None, "off-topic")
+        await pilot.press("slash")
+        assert isinstance(app.screen.focused, Input)
+        app.screen.focused.post_message(events.Paste("prompt\x00"))
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.is_running and app.screen is app.main and len(app.candidates.ids) == 1
+        assert any("a filter cannot contain a NUL character" in n.message for n in app._notifications)
+    with pytest.raises(UserError, match="NUL"):  # a listed reason (review.reject_reasons) too
+        ReviewQueue(engine, "alice", "vpt").reject(first, "dup\x00licate")
+
+
 def screen_text(app: ReviewApp) -> str:
     """What the terminal shows, as plain text (the way `App.export_screenshot` renders it)."""
     width, height = app.size
