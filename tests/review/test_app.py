@@ -409,6 +409,29 @@ async def test_remapped_keys(sqlite: Engine, ids: dict[str, int]) -> None:
         assert len(app.screen_stack) == 1
     with pytest.raises(UserError, match="unknown action 'acept'"):
         check_keys({"acept": "y"})
+    with pytest.raises(UserError, match="accept = '' names no key"):
+        check_keys({"accept": ""})
+
+
+async def test_remapped_keys_keep_their_place_in_the_footer_and_the_help(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # Textual's keymap moved each remapped action to the end of the footer: with accept = "y"
+    # it read "x Reject d Defer … q Quit y Accept".
+    app = make_app(sqlite, keys={"accept": "y", "reject": "a", "help": "?,f1"})
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        shown = footer(app)
+        order = ["y Accept", "a Reject", "d Defer", "u Undo", "o Open", "/ Filter", "? Help", "q Quit"]
+        assert [shown.index(key) for key in order] == sorted(shown.index(key) for key in order), shown
+        await pilot.press("a")  # taken from accept by reject, as the keymap had it
+        await pilot.pause()
+        assert "Reject #" in str(app.screen.query_one("#dialog-title").render())
+        await pilot.press("escape", "f1")
+        await pilot.pause()
+        help_text = screen_text(app)
+        assert re.search(r"y +Accept", help_text) and re.search(r"a +Reject", help_text), help_text
+        assert re.search(r"\? f1 +Help", help_text), help_text
 
 
 async def test_detail_highlights_the_terms_that_drove_the_score(sqlite: Engine, ids: dict[str, int]) -> None:

@@ -17,14 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from time import monotonic
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from rich.cells import cell_len
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from textual import events, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingsMap
 from textual.containers import Horizontal
 from textual.keys import format_key
 from textual.notifications import SeverityLevel
@@ -55,10 +55,46 @@ Explainer = Callable[[str, int], Any]
 
 def check_keys(keys: Mapping[str, str]) -> dict[str, str]:
     """The remapped keys, or a UserError naming the actions that exist (as the config does,
-    for an app built without one)."""
+    for an app built without one), or the action remapped to no key."""
     if problem := unknown_review_actions(keys):
         raise UserError(f"review.keys: {problem}")
+    for action, value in keys.items():
+        if not all(key.strip() for key in value.split(",")):
+            raise UserError(f'review.keys: {action} = {value!r} names no key; write e.g. {action} = "y"')
     return dict(keys)
+
+
+def review_bindings(keys: Mapping[str, str]) -> list[Binding]:
+    """The main screen's bindings: `REVIEW_ACTIONS` with `keys` (action -> keys) remapped, in
+    its order, which is the footer's. A key that a remapped action takes is no longer the
+    default of another (`reject = "a"` leaves accept only its remapped key, if any).
+
+    Built here, not by Textual's keymap (`App.set_keymap`): that moved each remapped action
+    to the end of the footer ("x Reject … q Quit y Accept").
+    """
+    by_action = {
+        action: list(
+            Binding.make_bindings(
+                [
+                    Binding(
+                        keys.get(action, default),
+                        f"review('{action}')",
+                        description,
+                        id=action,
+                        show=action in _SHOWN_IN_FOOTER,
+                    )
+                ]
+            )
+        )
+        for action, (default, description) in REVIEW_ACTIONS.items()
+    }
+    taken = {binding.key for action in keys for binding in by_action[action]}
+    return [
+        binding
+        for action, bindings in by_action.items()
+        for binding in bindings
+        if action in keys or binding.key not in taken
+    ]
 
 
 @dataclass
@@ -101,10 +137,15 @@ class SessionSummary:
 
 # --------------------------------------------------------------------------- main screen
 class ReviewScreen(Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(keys, f"review('{action}')", description, id=action, show=action in _SHOWN_IN_FOOTER)
-        for action, (keys, description) in REVIEW_ACTIONS.items()
-    ]
+    def __init__(self, bindings: list[Binding]) -> None:
+        """`bindings` from `review_bindings`; a key of theirs replaces the Screen's own.
+
+        Textual builds a node's bindings (`_bindings`) from its class's BINDINGS and has no
+        public way to give one instance its own: these come from the config."""
+        super().__init__()
+        mine = BindingsMap(bindings).key_to_bindings
+        inherited = {key: found for key, found in self._bindings.key_to_bindings.items() if key not in mine}
+        self._bindings = BindingsMap.from_keys({**inherited, **mine})
 
     def compose(self) -> ComposeResult:
         yield Static(id="status", markup=False)
@@ -204,7 +245,8 @@ class ReviewApp(App[SessionSummary]):
         # Every catalogue in one view: a paper queued for two lists shows twice, so rows, the
         # detail pane and the dialogs say which list each one is for.
         self.every_catalogue = queue.catalogue is None
-        self.main = ReviewScreen()
+        self.key_bindings = review_bindings(self.keys)
+        self.main = ReviewScreen(self.key_bindings)
         self._keys_stale_before = 0.0  # keys pressed before this (monotonic) time are dropped
         self._stale_said = True
 
@@ -226,7 +268,6 @@ class ReviewApp(App[SessionSummary]):
         return self.main
 
     def on_mount(self) -> None:
-        self.set_keymap(self.keys)
         # Own actions update the counter at once; a periodic recount shows other reviewers' work.
         self.set_interval(self.RECOUNT_SECONDS, self.recount)
 
@@ -581,10 +622,9 @@ class ReviewApp(App[SessionSummary]):
         self.push_screen(FilterScreen(self.filter_text), done)
 
     def do_help(self) -> None:
-        keymap = {**{a: k for a, (k, _) in REVIEW_ACTIONS.items()}, **self.keys}
         rows = [
-            (" ".join(format_key(key) for key in keymap[action].split(",")), description)
-            for action, (_keys, description) in REVIEW_ACTIONS.items()
+            (" ".join(format_key(b.key) for b in self.key_bindings if b.id == action) or "(none)", name)
+            for action, (_keys, name) in REVIEW_ACTIONS.items()
         ]
         self.push_screen(HelpScreen(rows))
 
