@@ -409,6 +409,29 @@ async def test_remapped_keys(sqlite: Engine, ids: dict[str, int]) -> None:
         assert len(app.screen_stack) == 1
     with pytest.raises(UserError, match="unknown action 'acept'"):
         check_keys({"acept": "y"})
+    with pytest.raises(UserError, match="accept = '' names no key"):
+        check_keys({"accept": ""})
+
+
+async def test_remapped_keys_keep_their_place_in_the_footer_and_the_help(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # Textual's keymap moved each remapped action to the end of the footer: with accept = "y"
+    # it read "x Reject d Defer … q Quit y Accept".
+    app = make_app(sqlite, keys={"accept": "y", "reject": "a", "help": "?,f1"})
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        shown = footer(app)
+        order = ["y Accept", "a Reject", "d Defer", "u Undo", "o Open", "/ Filter", "? Help", "q Quit"]
+        assert [shown.index(key) for key in order] == sorted(shown.index(key) for key in order), shown
+        await pilot.press("a")  # taken from accept by reject, as the keymap had it
+        await pilot.pause()
+        assert "Reject #" in str(app.screen.query_one("#dialog-title").render())
+        await pilot.press("escape", "f1")
+        await pilot.pause()
+        help_text = screen_text(app)
+        assert re.search(r"y +Accept", help_text) and re.search(r"a +Reject", help_text), help_text
+        assert re.search(r"\? f1 +Help", help_text), help_text
 
 
 async def test_detail_highlights_the_terms_that_drove_the_score(sqlite: Engine, ids: dict[str, int]) -> None:
@@ -554,6 +577,23 @@ async def test_undoing_a_bulk_reject_counts_the_candidates_instead_of_listing_th
         assert len(app.candidates.ids) == 60
 
 
+async def test_a_bulk_reject_undone_counts_as_one_undo_of_its_candidates(sqlite: Engine) -> None:
+    # One `u` undoing a bulk reject of 29 candidates counted 29 undos: "0 rejected, 29 undone"
+    # on the status line and on quit, for a session with one undo in it.
+    cat = catalogue(sqlite, "vpt")
+    many_candidates(sqlite, cat, 60)
+    rejected = len(ReviewQueue(sqlite, "alice", "vpt").bulk_reject_below(0.5, "low score").candidate_ids)
+    assert rejected > 2
+    app = make_app(sqlite)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await pilot.press("u", "d", "u")
+        await pilot.pause()
+        expected = f"1 deferred, 2 undone ({rejected + 1} candidates)"
+        assert expected in str(app.main.query_one("#status").render())
+        await pilot.press("q")
+    assert app.return_value is not None and f"{expected}, 0 conflicts" in app.return_value.render()
+
+
 async def test_an_undo_puts_back_only_a_candidate_of_this_view(sqlite: Engine, ids: dict[str, int]) -> None:
     # The list put back any row it had dropped, whatever the undo left it as: a paper deferred
     # here, then accepted with `review accept` in another terminal, came back deferred into
@@ -577,6 +617,44 @@ async def test_deferred_candidates_get_their_own_view(sqlite: Engine, ids: dict[
         await pilot.press("a", "enter")
         assert status_of(sqlite, ids["second"]) == ("accepted", ["pixel"], None)
         assert "Nothing to review" in str(app.main.query_one("#empty").render())
+
+
+def footer(app: ReviewApp) -> str:
+    """The footer line as the terminal shows it (its keys are separated by no-break spaces)."""
+    return " ".join(screen_text(app).splitlines()[-1].split("\u00a0"))
+
+
+async def test_the_footer_offers_only_keys_that_can_act_in_the_view(
+    sqlite: Engine, ids: dict[str, int]
+) -> None:
+    # The deferred view's footer showed `d Defer`, which every candidate there refused ("it is
+    # deferred"); an empty list offered accept, reject and defer with nothing to act on.
+    app = make_app(sqlite)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        assert "d Defer" in footer(app)
+        await pilot.press("d", "d", "d")
+        await pilot.pause()
+        await pilot.pause()
+        shown = footer(app)
+        assert "Accept" not in shown and "Reject" not in shown and "Defer" not in shown, shown
+        assert "u Undo" in shown and "/ Filter" in shown and "q Quit" in shown, shown
+    app = make_app(sqlite, status="deferred")
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        shown = footer(app)
+        assert "a Accept" in shown and "x Reject" in shown and "Defer" not in shown, shown
+        await pilot.press("d")  # disabled too: no refusal to read
+        await pilot.pause()
+        assert not app._notifications and log(sqlite) == [("defer", "alice")] * 3
+        await pilot.press("x", "1", "x", "1", "x", "1")
+        await pilot.pause()
+        await pilot.pause()
+        assert "Accept" not in footer(app) and "u Undo" in footer(app)
+        await pilot.press("u")  # a candidate again: its keys come back
+        await pilot.pause()
+        await pilot.pause()
+        assert "a Accept" in footer(app) and "Defer" not in footer(app)
 
 
 def test_explanations_shaped_like_the_classifiers_are_read() -> None:
@@ -673,6 +751,25 @@ async def test_recount_shows_work_done_elsewhere(sqlite: Engine) -> None:
         assert app.remaining == 0 and app.candidates.ids == [new]  # the row stays until acted on
 
 
+async def test_recount_fills_a_list_a_filter_emptied(sqlite: Engine) -> None:
+    # The recount picked up new candidates only without a filter: a list that a filter had
+    # emptied stayed empty, saying "No candidate matches", while new matches waited.
+    cat = catalogue(sqlite, "vpt")
+    candidate(sqlite, cat, "Visual Prompt Tuning", relevance=0.9)
+    app = make_app(sqlite)
+    async with app.run_test() as pilot:
+        await pilot.press("slash", *"adapter", "enter")
+        await pilot.pause()
+        assert app.candidates.ids == []
+        assert "No candidate matches" in str(app.main.query_one("#empty").render())
+        new = candidate(sqlite, cat, "A CLIP adapter", relevance=0.6)  # e.g. a nightly run
+        candidate(sqlite, cat, "Sheep grazing patterns", relevance=0.8)  # not a match
+        app.recount()  # what the periodic timer calls
+        await pilot.pause()
+        assert app.candidates.ids == [new]
+        assert "filter: adapter (1 match)" in str(app.main.query_one("#status").render())
+
+
 def test_list_rows_fit_wide_characters_and_narrow_panes(sqlite: Engine) -> None:
     # Rows were measured in characters, not terminal cells: a title with CJK characters or an
     # emoji took up to twice its length and pushed the labels and venue out of the row. At a
@@ -755,6 +852,39 @@ async def test_brackets_in_titles_reasons_labels_and_filters_are_text_not_markup
         await pilot.pause()
         assert "filter: [/]" in str(app.main.query_one("#status").render())
         assert "“[/]”" in str(app.main.query_one("#empty").render())
+
+
+async def test_a_nul_pasted_into_a_reason_or_the_filter_is_refused(engine: Engine) -> None:
+    # PostgreSQL stores no NUL in text: a reason or a filter pasted with one raised a DataError
+    # ("PostgreSQL text fields cannot contain NUL (0x00) bytes") that closed the app.
+    from textual import events
+
+    cat = catalogue(engine, "vpt")
+    first = candidate(engine, cat, "Visual Prompt Tuning", relevance=0.9)
+    candidate(engine, cat, "Exploring Visual Prompts", relevance=0.7)
+    app = make_app(engine)
+    async with app.run_test() as pilot:
+        await pilot.press("x", "tab")
+        assert isinstance(app.screen.focused, Input)
+        app.screen.focused.post_message(events.Paste("off\x00topic"))
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "a reason cannot contain a NUL character" in screen_text(app)
+        assert app.screen is not app.main and log(engine) == []  # the reason can be mended
+        await pilot.press("ctrl+u", *"off-topic", "enter")
+        await pilot.pause()
+        assert status_of(engine, first) == ("rejected", None, "off-topic")
+        await pilot.press("slash")
+        assert isinstance(app.screen.focused, Input)
+        app.screen.focused.post_message(events.Paste("prompt\x00"))
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.is_running and app.screen is app.main and len(app.candidates.ids) == 1
+        assert any("a filter cannot contain a NUL character" in n.message for n in app._notifications)
+    with pytest.raises(UserError, match="NUL"):  # a listed reason (review.reject_reasons) too
+        ReviewQueue(engine, "alice", "vpt").reject(first, "dup\x00licate")
 
 
 def screen_text(app: ReviewApp) -> str:
@@ -1063,3 +1193,34 @@ async def test_rows_drawn_while_the_database_is_away_are_placeholders(db_url: st
             await pilot.press("d")  # the highlighted row is a candidate again
             await pilot.pause()
             assert app.summary.deferred == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_an_explain_the_database_did_not_answer_is_asked_again(db_url: str, tmp_path: Path) -> None:
+    """A failed explain (here PostgreSQL restarting) was kept for the paper for the rest of the
+    session, as if it were the answer: coming back to it showed the failure again, unasked."""
+    setup = make_engine(db_url)
+    upgrade(setup)
+    cat = catalogue(setup, "vpt")
+    candidate(setup, cat, "Visual Prompt Tuning", relevance=0.9, abstract="Learnable prompt tokens.")
+    candidate(setup, cat, "Exploring Visual Prompts", relevance=0.7, abstract="Pixel padding prompts.")
+    setup.dispose()
+    settings = Settings(data_dir=tmp_path, classifiers_dir=tmp_path / "classifiers")  # no model
+    with behind_a_proxy(db_url) as (engine, proxy):
+        app = make_app(engine, explainer=store_explainer(engine, settings), explain_delay=3600)
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            proxy.stop()  # the server restarts
+            app.explain_delay = 0
+            await pilot.press("j")
+            await settle(pilot)
+            shown = str(app.main.query_one(DetailView).text)
+            assert "no highlighting, explain failed" in shown, shown
+            proxy.start()  # it is back
+            await pilot.press("k")
+            await settle(pilot)
+            await pilot.press("j")
+            await settle(pilot)
+            # asked again: the answer that lasts, for the whole catalogue
+            shown = str(app.main.query_one(DetailView).text)
+            assert "no highlighting: no model for catalogue 'vpt'" in shown, shown

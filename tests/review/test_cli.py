@@ -200,6 +200,15 @@ def test_bad_input_is_one_line_and_exit_code_2(cli: Any, engine: Engine, ids: di
     assert unknown.exit_code == 2 and "known catalogues: vpt" in unknown.stderr
     nothing = cli("undo", "--reviewer", "nobody")
     assert nothing.exit_code == 2 and "nothing to undo" in nothing.stderr
+    # A NUL in a reason or a filter: PostgreSQL refused it with a DataError traceback.
+    for args in (
+        ("reject", str(ids["high"]), "--reason", "off\x00topic"),
+        ("defer", str(ids["high"]), "--reason", "ask\x00bob"),
+        ("bulk-reject", "--below", "0.5", "--reason", "low\x00score", "--yes"),
+        ("list", "--filter", "prompt\x00"),
+    ):
+        nul = cli(*args, "--reviewer", "carol")
+        assert nul.exit_code == 2 and "cannot contain a NUL character" in nul.stderr, (args, nul.output)
     assert ReviewQueue(engine, "x").get(ids["high"]).status == "pending"
 
 

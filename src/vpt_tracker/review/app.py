@@ -17,14 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from time import monotonic
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from rich.cells import cell_len
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from textual import events, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingsMap
 from textual.containers import Horizontal
 from textual.keys import format_key
 from textual.notifications import SeverityLevel
@@ -43,6 +43,11 @@ from vpt_tracker.wording import plural
 # The arrows need no footer (`?` lists every key); with them the compact footer still lost
 # `? Help` and `q Quit` off its end at 80 columns.
 _SHOWN_IN_FOOTER = {"accept", "reject", "defer", "undo", "open", "filter", "help", "quit"}
+#: Actions on the highlighted candidate: an empty list has none, and hides their keys.
+_ON_A_CANDIDATE = {
+    "down", "up", "page_down", "page_up", "detail_down", "detail_up",
+    "accept", "relabel", "reject", "defer", "open",
+}  # fmt: skip
 
 Opener = Callable[[str], object]
 Explainer = Callable[[str, int], Any]
@@ -50,10 +55,46 @@ Explainer = Callable[[str, int], Any]
 
 def check_keys(keys: Mapping[str, str]) -> dict[str, str]:
     """The remapped keys, or a UserError naming the actions that exist (as the config does,
-    for an app built without one)."""
+    for an app built without one), or the action remapped to no key."""
     if problem := unknown_review_actions(keys):
         raise UserError(f"review.keys: {problem}")
+    for action, value in keys.items():
+        if not all(key.strip() for key in value.split(",")):
+            raise UserError(f'review.keys: {action} = {value!r} names no key; write e.g. {action} = "y"')
     return dict(keys)
+
+
+def review_bindings(keys: Mapping[str, str]) -> list[Binding]:
+    """The main screen's bindings: `REVIEW_ACTIONS` with `keys` (action -> keys) remapped, in
+    its order, which is the footer's. A key that a remapped action takes is no longer the
+    default of another (`reject = "a"` leaves accept only its remapped key, if any).
+
+    Built here, not by Textual's keymap (`App.set_keymap`): that moved each remapped action
+    to the end of the footer ("x Reject … q Quit y Accept").
+    """
+    by_action = {
+        action: list(
+            Binding.make_bindings(
+                [
+                    Binding(
+                        keys.get(action, default),
+                        f"review('{action}')",
+                        description,
+                        id=action,
+                        show=action in _SHOWN_IN_FOOTER,
+                    )
+                ]
+            )
+        )
+        for action, (default, description) in REVIEW_ACTIONS.items()
+    }
+    taken = {binding.key for action in keys for binding in by_action[action]}
+    return [
+        binding
+        for action, bindings in by_action.items()
+        for binding in bindings
+        if action in keys or binding.key not in taken
+    ]
 
 
 @dataclass
@@ -65,16 +106,26 @@ class SessionSummary:
     accepted: int = 0
     rejected: int = 0
     deferred: int = 0
-    undone: int = 0
+    undone: int = 0  # decisions undone: one `u` each, a bulk reject as one
+    undone_candidates: int = 0  # the candidates those undos put back
     conflicts: int = 0
     remaining: int | None = 0  # None: the database did not answer when the reviewer quit
     finished: datetime | None = None
+
+    def undone_text(self) -> str:
+        """`2 undone`, or where an undo put back a whole bulk reject `1 undone (199 candidates)`,
+        as the status line and the summary on quit both say it: one `u` undoes one decision,
+        and counting its candidates said "199 undone" beside "0 rejected"."""
+        text = f"{self.undone} undone"
+        if self.undone_candidates != self.undone:
+            text += f" ({plural(self.undone_candidates, 'candidate')})"
+        return text
 
     def render(self) -> str:
         minutes = ((self.finished or utcnow()) - self.started).total_seconds() / 60
         return (
             f"review session of {self.reviewer}: {self.accepted} accepted, {self.rejected} rejected, "
-            f"{self.deferred} deferred, {self.undone} undone, {plural(self.conflicts, 'conflict')} "
+            f"{self.deferred} deferred, {self.undone_text()}, {plural(self.conflicts, 'conflict')} "
             f"in {minutes:.1f} min; "
             + (
                 f"{self.remaining} still pending"
@@ -86,10 +137,15 @@ class SessionSummary:
 
 # --------------------------------------------------------------------------- main screen
 class ReviewScreen(Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(keys, f"review('{action}')", description, id=action, show=action in _SHOWN_IN_FOOTER)
-        for action, (keys, description) in REVIEW_ACTIONS.items()
-    ]
+    def __init__(self, bindings: list[Binding]) -> None:
+        """`bindings` from `review_bindings`; a key of theirs replaces the Screen's own.
+
+        Textual builds a node's bindings (`_bindings`) from its class's BINDINGS and has no
+        public way to give one instance its own: these come from the config."""
+        super().__init__()
+        mine = BindingsMap(bindings).key_to_bindings
+        inherited = {key: found for key, found in self._bindings.key_to_bindings.items() if key not in mine}
+        self._bindings = BindingsMap.from_keys({**inherited, **mine})
 
     def compose(self) -> ComposeResult:
         yield Static(id="status", markup=False)
@@ -116,6 +172,18 @@ class ReviewScreen(Screen[None]):
     def action_review(self, action: str) -> None:
         with self.app_.database_errors():
             getattr(self.app_, f"do_{action}")()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide (and disable) the keys that cannot act in this view: the footer of the
+        deferred view offered `d Defer`, which every candidate there refused ("it is
+        deferred"), and an empty list offered accept, reject and defer with nothing to act on.
+        `update_status` asks again when the list empties or fills."""
+        if action != "review" or not parameters:
+            return True
+        name = parameters[0]
+        if name == "defer" and self.app_.status != "pending":
+            return False  # only a pending candidate can be deferred
+        return not (name in _ON_A_CANDIDATE and self.has_class("empty"))
 
 
 class ReviewApp(App[SessionSummary]):
@@ -177,7 +245,8 @@ class ReviewApp(App[SessionSummary]):
         # Every catalogue in one view: a paper queued for two lists shows twice, so rows, the
         # detail pane and the dialogs say which list each one is for.
         self.every_catalogue = queue.catalogue is None
-        self.main = ReviewScreen()
+        self.key_bindings = review_bindings(self.keys)
+        self.main = ReviewScreen(self.key_bindings)
         self._keys_stale_before = 0.0  # keys pressed before this (monotonic) time are dropped
         self._stale_said = True
 
@@ -199,7 +268,6 @@ class ReviewApp(App[SessionSummary]):
         return self.main
 
     def on_mount(self) -> None:
-        self.set_keymap(self.keys)
         # Own actions update the counter at once; a periodic recount shows other reviewers' work.
         self.set_interval(self.RECOUNT_SECONDS, self.recount)
 
@@ -267,7 +335,9 @@ class ReviewApp(App[SessionSummary]):
         if self.candidates.unanswered:  # the database answers again: fetch what was not drawn
             self.candidates.unanswered = False
             self.candidates.refresh()
-        if not self.candidates.ids and self.remaining and not self.filter:
+        if not self.candidates.ids and self.remaining:
+            # Read with the filter: a list a filter emptied shows new matches too (it was
+            # left empty, whatever arrived).
             self.reload()
         else:
             self.update_status(recount=False)
@@ -285,7 +355,7 @@ class ReviewApp(App[SessionSummary]):
         s = self.summary
         text += f" · this session: {s.accepted} accepted, {s.rejected} rejected, {s.deferred} deferred"
         if s.undone:  # decisions undone are counted apart, as on quit: "1 accepted, 1 undone"
-            text += f", {s.undone} undone"
+            text += f", {s.undone_text()}"
         # The line wraps rather than lose its end: on an 80-column terminal the session's
         # counts were cut after "0 deferred", and "1 undone" was never seen. Laying the screen
         # out again costs a frame, so only where the text may not fit on one line.
@@ -293,7 +363,9 @@ class ReviewApp(App[SessionSummary]):
         fits = cell_len(text) <= status.content_region.width and status.size.height <= 1
         status.update(text, layout=not fits)
         empty = not self.candidates.ids
-        screen.set_class(empty, "empty")
+        if empty != screen.has_class("empty"):
+            screen.set_class(empty, "empty")
+            screen.refresh_bindings()  # the keys that need a candidate come and go (`check_action`)
         if empty:
             screen.query_one("#empty", Static).update(self._empty_message(scope))
 
@@ -338,25 +410,37 @@ class ReviewApp(App[SessionSummary]):
 
     @work(thread=True, exclusive=True, group="explain")
     def explain(self, item: QueueItem) -> None:
+        """Ask the classifier in the background; `_explained_now` shows (and keeps) the answer."""
         assert self.explainer is not None
         result: tuple[list[str], list[str]] | str
-        catalogue_wide = False
+        kept: Literal["paper", "catalogue"] | None = "paper"
         try:
             result = explanation_terms(self.explainer(item.catalogue, item.paper_id))
         except UserError as exc:
             # For a stored candidate this means the catalogue has no usable model: it holds
             # for every paper of the catalogue, so it is not asked again in this session.
-            result, catalogue_wide = f"no highlighting: {exc}", True
+            result, kept = f"no highlighting: {exc}", "catalogue"
         except Exception as exc:  # shown, not hidden: the reviewer should know highlighting failed
-            result = f"no highlighting, explain failed: {exc}"
-        self.call_from_thread(self._explained_now, item, result, catalogue_wide)
+            # Not kept: a database that did not answer (a PostgreSQL restart) may answer the
+            # next time, and kept, the paper went unhighlighted for the rest of the session.
+            why = str(exc)
+            if isinstance(exc, OperationalError):
+                why = f"the database did not answer ({_reason(exc)})"
+            result = f"no highlighting, explain failed: {why}; asked again when you come back to it"
+            kept = None
+        self.call_from_thread(self._explained_now, item, result, kept)
 
     def _explained_now(
-        self, item: QueueItem, result: tuple[list[str], list[str]] | str, catalogue_wide: bool
+        self,
+        item: QueueItem,
+        result: tuple[list[str], list[str]] | str,
+        kept: Literal["paper", "catalogue"] | None,
     ) -> None:
-        if catalogue_wide and isinstance(result, str):
+        """Show the explanation if its paper is still highlighted, and keep it for the paper,
+        or for the catalogue (no model), or not at all (a failure that may pass)."""
+        if kept == "catalogue" and isinstance(result, str):
             self._unexplainable[item.catalogue] = result
-        else:
+        elif kept is not None:
             self._explained[(item.catalogue, item.paper_id)] = result
         current = self.candidates.current
         if current is not None and (current.catalogue, current.paper_id) == (item.catalogue, item.paper_id):
@@ -477,7 +561,8 @@ class ReviewApp(App[SessionSummary]):
         except UserError as exc:
             self.notify(str(exc), severity="warning")
             return
-        self.summary.undone += len(items)
+        self.summary.undone += 1
+        self.summary.undone_candidates += len(items)
         first = items[0]
         if self.queue.last_undone == "relabel":  # the status never changed: say what did
             self.notify(f"undone your relabel of #{first.candidate_id}: {first.labels_restored()}")
@@ -537,10 +622,9 @@ class ReviewApp(App[SessionSummary]):
         self.push_screen(FilterScreen(self.filter_text), done)
 
     def do_help(self) -> None:
-        keymap = {**{a: k for a, (k, _) in REVIEW_ACTIONS.items()}, **self.keys}
         rows = [
-            (" ".join(format_key(key) for key in keymap[action].split(",")), description)
-            for action, (_keys, description) in REVIEW_ACTIONS.items()
+            (" ".join(format_key(b.key) for b in self.key_bindings if b.id == action) or "(none)", name)
+            for action, (_keys, name) in REVIEW_ACTIONS.items()
         ]
         self.push_screen(HelpScreen(rows))
 
@@ -597,8 +681,12 @@ class ReviewApp(App[SessionSummary]):
 def unanswered(exc: OperationalError) -> str:
     """What the reviewer is told when the database did not answer (SQLite locked past its
     busy timeout, PostgreSQL restarting): nothing of the action was written."""
-    reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-    return f"the database did not answer ({reason}); nothing was changed: try again"
+    return f"the database did not answer ({_reason(exc)}); nothing was changed: try again"
+
+
+def _reason(exc: OperationalError) -> str:
+    """The driver's own first line ("connection refused"), without SQLAlchemy's SQL and links."""
+    return str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
 
 
 def _undone_ids(items: list[QueueItem], shown: int = 5) -> str:

@@ -24,7 +24,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from vpt_tracker.errors import UserError
-from vpt_tracker.review.queue import QueueItem
+from vpt_tracker.review.queue import QueueItem, without_nul
 
 _DIGITS = frozenset("0123456789")
 
@@ -153,12 +153,20 @@ class RejectScreen(ModalScreen[str | None]):
 
     @on(Input.Submitted)
     def typed(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.dismiss(event.value.strip())
+        try:
+            reason = without_nul(event.value, "a reason").strip()
+        except UserError as exc:  # said here, where the reason can be mended, not after the reject
+            self._say(str(exc))
+            return
+        if reason:
+            self.dismiss(reason)
         else:  # Enter did nothing, without a word: the reviewer could not tell why
-            error = self.query_one("#error", Label)
-            error.update("a reject needs a reason: type one, or Esc cancels")
-            error.display = True
+            self._say("a reject needs a reason: type one, or Esc cancels")
+
+    def _say(self, problem: str) -> None:
+        error = self.query_one("#error", Label)
+        error.update(problem)
+        error.display = True
 
     def action_cancel(self) -> None:
         self.dismiss(None)

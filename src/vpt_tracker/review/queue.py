@@ -189,6 +189,7 @@ class Filter:
 
     @classmethod
     def parse(cls, text: str) -> Filter:
+        without_nul(text, "a filter")
         words: list[str] = []
         label = None
         low = high = None
@@ -269,6 +270,15 @@ class Filter:
         return found
 
 
+def without_nul(text: str, what: str) -> str:
+    """`text`, or a UserError when it holds a NUL character (`\\x00`, e.g. pasted from a
+    binary file): PostgreSQL stores no NUL in text, and the DataError it raised for one in a
+    reason or a filter closed the review app with a traceback (SQLite stored it unseen)."""
+    if "\x00" in text:
+        raise UserError(f"{what} cannot contain a NUL character (\\x00); remove it and try again")
+    return text
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -298,6 +308,7 @@ class ReviewQueue:
     ) -> None:
         if not reviewer.strip():
             raise UserError("a reviewer name is needed: set review.reviewer in the config or pass --reviewer")
+        without_nul(reviewer, "a reviewer name")
         if len(reviewer.strip()) > REVIEWER_MAX:
             # The decision log's column; PostgreSQL would refuse the first decision with a traceback.
             raise UserError(f"a reviewer name has at most {REVIEWER_MAX} characters")
@@ -466,7 +477,7 @@ class ReviewQueue:
         paper comes back in every later pull request. Its new entry leaves the list at the
         next promotion. Once the entry is in the list upstream, the paper is the list's.
         """
-        reason = reason.strip()
+        reason = without_nul(reason, "a reject reason").strip()
         if not reason:
             raise UserError("a reject needs a reason (one of review.reject_reasons, or free text)")
 
@@ -489,7 +500,7 @@ class ReviewQueue:
         self, candidate_id: int, reason: str | None = None, expected_version: int | None = None
     ) -> QueueItem:
         """Put aside for later; a deferred candidate can still be accepted or rejected."""
-        reason = (reason or "").strip() or None
+        reason = without_nul(reason or "", "a defer reason").strip() or None
 
         def change(_session: Session, row: CandidateRow) -> None:
             row.status = CandidateStatus.DEFERRED.value
@@ -524,7 +535,7 @@ class ReviewQueue:
         clearing tens of thousands of low scores after a backfill takes seconds. `progress`
         is called with (done, total) after each chunk.
         """
-        reason = reason.strip()
+        reason = without_nul(reason, "a reject reason").strip()
         if not reason:
             raise UserError("a bulk reject needs a reason")
         batch = uuid.uuid4().hex
