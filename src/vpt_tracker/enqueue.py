@@ -16,10 +16,11 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import parse
@@ -52,6 +53,8 @@ log = logging.getLogger(__name__)
 UNLABELED_SAMPLE = 15_000  # unreviewed papers drawn as PU negatives (training on 15k takes seconds)
 SCORE_BATCH = 10_000  # papers read and scored per round
 NOVEL_REASON = "base-to-novel"  # a rejection whose reason says this is a base-to-novel negative
+#: How long a scored `scoring_backlog` row is kept for the digests of past weeks: a year.
+SCORED_KEPT = timedelta(days=366)
 
 
 @dataclass
@@ -602,13 +605,22 @@ def score_and_enqueue_many(
 
 
 def clear_backlog(session: Session, names: Sequence[str]) -> None:
-    """Forget what these catalogues owed (`scoring_backlog`, which a nightly run keeps for a
-    catalogue it could not score), in the transaction that scored it for them.
+    """Mark what these catalogues owed as scored (`scoring_backlog`, which a nightly run keeps
+    for a catalogue it could not score), in the transaction that scored it for them.
 
-    Called with the pipeline lock held, so no row was added since the caller read them.
+    The rows stay, stamped `scored_at`: a digest built after its week counts what was owed at
+    the week's end. Rows scored more than `SCORED_KEPT` ago are deleted here; a digest of a
+    week older than that counts only what is still owed of it. Called with the pipeline lock
+    held, so no row was added since the caller read them.
     """
-    if names:
-        session.execute(delete(ScoringBacklogRow).where(ScoringBacklogRow.catalogue.in_(names)))
+    if not names:
+        return
+    now = utcnow()
+    owed = ScoringBacklogRow.catalogue.in_(names)
+    session.execute(
+        update(ScoringBacklogRow).where(owed, ScoringBacklogRow.scored_at.is_(None)).values(scored_at=now)
+    )
+    session.execute(delete(ScoringBacklogRow).where(owed, ScoringBacklogRow.scored_at < now - SCORED_KEPT))
 
 
 def _target(session: Session, settings: Settings, name: str) -> _Target:

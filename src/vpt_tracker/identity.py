@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker.errors import UserError
@@ -122,6 +122,11 @@ def _sightings(session: Session, paper_ids: Iterable[int]) -> list[SightingRow]:
     return list(session.scalars(query.order_by(SightingRow.fetched_at, SightingRow.id)))
 
 
+def _owed_by(paper_id: int) -> ColumnElement[bool]:
+    """The `scoring_backlog` rows of the paper still owed (the scored ones stay for the digest)."""
+    return and_(ScoringBacklogRow.paper_id == paper_id, ScoringBacklogRow.scored_at.is_(None))
+
+
 def _record(sighting: SightingRow) -> RawRecord:
     """The record a sighting stored; its row says the source where a payload does not."""
     return RawRecord.from_json(
@@ -183,9 +188,7 @@ def split(
         )
         _split_entries(session, paper, new_id, new.get("arxiv_id"), kept.get("arxiv_id"), moving, repair)
         _copy_rejections(session, paper_id, new_id, now, repair)
-        owed = session.scalars(
-            select(ScoringBacklogRow.catalogue).where(ScoringBacklogRow.paper_id == paper_id)
-        )
+        owed = session.scalars(select(ScoringBacklogRow.catalogue).where(_owed_by(paper_id)))
         repair.owed_by = sorted({*catalogues, *owed})
         owe_to_catalogues(session, repair.owed_by, [new_id])
         discard_index(session)
@@ -321,13 +324,10 @@ def merge(engine: Engine, keep_id: int, other_id: int) -> Repair:
         repair.entries_moved = list(moved_entries)
         session.execute(update(EntryRow).where(EntryRow.paper_id == other_id).values(paper_id=keep_id))
         _merge_candidates(session, keep_id, other_id, repair)
-        keep_owes = set(
-            session.scalars(select(ScoringBacklogRow.catalogue).where(ScoringBacklogRow.paper_id == keep_id))
-        )
+        # What both still owe is owed once; the rest (scored rows too, for the digest) moves.
+        keep_owes = set(session.scalars(select(ScoringBacklogRow.catalogue).where(_owed_by(keep_id))))
         session.execute(
-            delete(ScoringBacklogRow).where(
-                ScoringBacklogRow.paper_id == other_id, ScoringBacklogRow.catalogue.in_(keep_owes)
-            )
+            delete(ScoringBacklogRow).where(_owed_by(other_id), ScoringBacklogRow.catalogue.in_(keep_owes))
         )
         session.execute(
             update(ScoringBacklogRow).where(ScoringBacklogRow.paper_id == other_id).values(paper_id=keep_id)
@@ -592,7 +592,7 @@ def describe(engine: Engine, paper_id: int) -> dict[str, Any]:
         ).all()
         owed = session.scalars(
             select(ScoringBacklogRow.catalogue)
-            .where(ScoringBacklogRow.paper_id == paper_id)
+            .where(_owed_by(paper_id))
             .order_by(ScoringBacklogRow.catalogue)
         ).all()
         return {

@@ -15,7 +15,8 @@ later run until someone deletes a file by hand:
   digest) is `transient`: its holder removes the file before it lets go, so that such
   files do not pile up. One who opened the file before it was removed would lock a file
   no one else can see: a lock is only held once the file locked is still the one at the
-  path, else it is taken again.
+  path, else it is taken again. A holder killed in the instant before it removed its file
+  leaves it: `sweep_unheld` removes such files, each only while it holds its lock.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -72,6 +73,56 @@ def sqlite_lock_path(engine: Engine, name: str) -> Path:
         return Path(database).with_name(f"{Path(database).name}.{name}.lock")
     key = hashlib.sha256(str(engine.url).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"vpt-tracker-{key}.{name}.lock"
+
+
+def sweep_unheld(engine: Engine, wanted: Callable[[str], bool]) -> list[str]:
+    """Remove the SQLite lock files beside the database whose lock name is `wanted` and that
+    nobody holds (transient locks' files their holder was killed too early to remove); the
+    names removed. Nothing on PostgreSQL, whose locks leave no file.
+
+    A file goes only while this process holds its lock (a non-blocking `flock`, never a wait)
+    and only if it is still the file at the path: a held one is left, and so is one that a
+    holder removed and the next one made anew since it was opened here. One who opened it
+    before it went and locks it after sees it gone and takes the lock anew (`_lock_file`).
+    """
+    if engine.dialect.name == "postgresql":
+        return []
+    sample = sqlite_lock_path(engine, "")  # `<database>..lock`: the folder and the names' head
+    head, tail = sample.name[: -len(".lock")], ".lock"
+    removed: list[str] = []
+    try:
+        entries = sorted(entry.name for entry in os.scandir(sample.parent))
+    except OSError:  # a folder this user may not list: nothing to sweep
+        return removed
+    for entry in entries:
+        if not (entry.startswith(head) and entry.endswith(tail) and len(entry) > len(head) + len(tail)):
+            continue
+        name = entry[len(head) : -len(tail)]
+        if wanted(name) and _remove_unheld(sample.parent / entry):
+            removed.append(name)
+    return removed
+
+
+def _remove_unheld(path: Path) -> bool:
+    """Remove the lock file `path` if nobody holds it (see `sweep_unheld`); whether it went."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # not O_CREAT: never makes one
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held (or not lockable): left alone
+            return False
+        if not _same_file(descriptor, path):
+            return False
+        try:
+            path.unlink()
+        except OSError:  # a folder this user may not write: it stays
+            return False
+        return True
+    finally:
+        os.close(descriptor)  # lets go of the lock, after the file went
 
 
 def _running(name: str) -> str:

@@ -591,7 +591,7 @@ def scoring_backlog(engine: Engine, names: Sequence[str]) -> dict[str, set[int]]
     with transaction(engine) as session:
         rows = session.execute(
             select(ScoringBacklogRow.catalogue, ScoringBacklogRow.paper_id).where(
-                ScoringBacklogRow.catalogue.in_(names)
+                ScoringBacklogRow.catalogue.in_(names), ScoringBacklogRow.scored_at.is_(None)
             )
         )
         for name, paper_id in rows:
@@ -610,14 +610,17 @@ def owe_to_catalogues(session: Session, names: Sequence[str], paper_ids: Sequenc
 
 
 def _owe(session: Session, run_id: int | None, owed: dict[str, list[int]]) -> None:
-    """Record the papers that failed catalogues could not score, each pair once."""
+    """Record the papers that failed catalogues could not score, each pair owed once (a pair
+    scored before is owed again: a new row, the scored one stays for the digest)."""
     for name, paper_ids in owed.items():
         known: set[int] = set()
         for chunk in chunks(sorted(set(paper_ids)), 1000):  # only these papers' rows, not the whole backlog
             known.update(
                 session.scalars(
                     select(ScoringBacklogRow.paper_id).where(
-                        ScoringBacklogRow.catalogue == name, ScoringBacklogRow.paper_id.in_(chunk)
+                        ScoringBacklogRow.catalogue == name,
+                        ScoringBacklogRow.paper_id.in_(chunk),
+                        ScoringBacklogRow.scored_at.is_(None),
                     )
                 )
             )
@@ -642,7 +645,7 @@ def enqueue_all(
     """Score the papers against every configured catalogue; a failing catalogue is recorded.
 
     A catalogue that fails owes a score to every paper it was given (`scoring_backlog`):
-    a later run that can score it scores those with its own papers, and forgets them in
+    a later run that can score it scores those with its own papers, and stamps them scored in
     the transaction that writes the candidates. The catalogue's known papers (entries and
     every candidate, rejected ones included) are skipped as `classify enqueue` skips them,
     so nothing is proposed twice and a rejection stays final. The `recovered` runs (whose

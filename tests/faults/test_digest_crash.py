@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,9 @@ from ops.seed import NOW, seed_week
 from ops.smtp import Inbox, smtp_server
 from vpt_tracker.cli import main as cli
 from vpt_tracker.config import Settings, SmtpConfig
-from vpt_tracker.digest import send_due
-from vpt_tracker.locks import EX_TEMPFAIL
+from vpt_tracker.digest import send_digest, send_due
+from vpt_tracker.digest.build import Week
+from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, exclusive
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import DigestRow
 
@@ -134,4 +136,39 @@ def test_a_second_sender_while_the_first_ends_is_refused_or_finds_the_week_sent(
             assert second.exit_code == 2 and "already sent" in second.output, second.output
         assert job == []
         assert len(inbox.messages) == 1 and the_week(engine) == ("sent", 1)
+    assert lock_files(db_url) == []
+
+
+def test_a_lock_file_left_by_a_send_killed_as_it_ended_goes_with_the_next_send(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """Killed after it recorded its week sent and before it removed the week's lock file, a
+    send left that file for good: its week has no next send to take and remove it. The next
+    send of any week removes it, while it holds the file's lock; the file of a week another
+    process is sending meanwhile (its lock held) stays, and that lock with it."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL the week's lock is an advisory lock: no file")
+    seed_week(engine)
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    with mail_setup(tmp_path) as (inbox, config, settings):
+        sending = start_held(CHILD, {**spec(db_url, config, "recorded"), "week": "2026-W46"}, hold)
+        try:
+            killed = subprocess.run(  # its own send leaves the held week's file alone
+                [sys.executable, str(CHILD), json.dumps(spec(db_url, config, "recorded"))],
+                env=child_env(),
+                capture_output=True,
+                timeout=180,
+            )
+            assert killed.returncode == -signal.SIGKILL, (killed.stdout + killed.stderr).decode()[-2000:]
+            assert lock_files(db_url) == ["store.db.digest-2026-W46.lock", "store.db.digest-2026-W47.lock"]
+            send_digest(settings, engine, Week(2026, 48), now=NOW + timedelta(days=7))
+            assert lock_files(db_url) == ["store.db.digest-2026-W46.lock"]  # held: left to its send
+            with pytest.raises(AlreadyRunning), exclusive(engine, "digest-2026-W46", transient=True):
+                pass
+        finally:
+            (hold / "go").touch()
+            out, err = sending.communicate(timeout=120)
+        assert sending.returncode == 0 and out.decode().splitlines()[-1] == "sent", err.decode()[-2000:]
+        assert len(inbox.messages) == 3
     assert lock_files(db_url) == []

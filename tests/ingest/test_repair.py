@@ -284,6 +284,8 @@ def test_split_keeps_references_consistent(
         )
         session.add(entry)
         session.add(ScoringBacklogRow(catalogue="retired", paper_id=merged))
+        # Scored for this one already: the row stays for the digest, and owes nothing.
+        session.add(ScoringBacklogRow(catalogue="paid", paper_id=merged, scored_at=datetime.now(UTC)))
         session.flush()
         ids = {"entry": entry.id, "listed": listed.id, "rejected": rejected.id}
     catalogue_sighting = RawRecord(
@@ -412,6 +414,8 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
                 ScoringBacklogRow(catalogue="vpt", paper_id=keep),
                 ScoringBacklogRow(catalogue="vpt", paper_id=other),
                 ScoringBacklogRow(catalogue="vlm", paper_id=other),
+                # Scored for vlm before: kept for the digest, and no debt that vlm's above is one with.
+                ScoringBacklogRow(catalogue="vlm", paper_id=keep, scored_at=datetime.now(UTC)),
             ]
         )
         session.flush()
@@ -446,9 +450,12 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
         assert decision.candidate_id == ids["rejected"]
         assert session.get(EntryRow, ids["entry"]).paper_id == keep  # type: ignore[union-attr]
         backlog = sorted(
-            session.execute(select(ScoringBacklogRow.catalogue, ScoringBacklogRow.paper_id)).all()
+            (name, paper_id, scored is None)
+            for name, paper_id, scored in session.execute(
+                select(ScoringBacklogRow.catalogue, ScoringBacklogRow.paper_id, ScoringBacklogRow.scored_at)
+            )
         )
-        assert backlog == [("vlm", keep), ("vpt", keep)]
+        assert backlog == [("vlm", keep, False), ("vlm", keep, True), ("vpt", keep, True)]
     # A new sighting of either key now finds the merged paper.
     forget_indexes()
     again = RawRecord(

@@ -19,8 +19,9 @@ from ops.smtp import free_port, self_signed, send_held_mid_delivery, smtp_server
 from vpt_tracker.config import CatalogueConfig, ScheduleConfig, Settings, SmtpConfig
 from vpt_tracker.digest import DigestNotSent, build_digest, parse_week, render, send_digest, send_due
 from vpt_tracker.digest.build import TOP_PER_LIST, Week
+from vpt_tracker.enqueue import SCORED_KEPT, clear_backlog
 from vpt_tracker.errors import UserError
-from vpt_tracker.pipeline import nightly
+from vpt_tracker.pipeline import nightly, owe_to_catalogues, scoring_backlog
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
@@ -1010,6 +1011,66 @@ def test_papers_owed_a_score_after_the_week_are_not_the_weeks(engine: Engine) ->
     assert "1 paper waits to be scored for awesome-vpt" in render(build_digest(engine, WEEK, now=built))[0]
     [current] = build_digest(engine, Week(2026, 48), now=built).catalogues
     assert current.unscored == 2
+
+
+def test_papers_owed_at_the_weeks_end_and_scored_since_are_the_weeks(engine: Engine) -> None:
+    """A scored paper's row was deleted, so a late or retried digest did not count a paper
+    owed at the week's end and scored since. The row stays, stamped `scored_at`: counted for
+    the week it was owed in, not for one it was scored before the end of; owed again later,
+    it is one paper of the week still, and owed now."""
+    seed_week(engine)
+    with transaction(engine) as session:
+        first, second = session.scalars(select(PaperRow.id).order_by(PaperRow.id).limit(2)).all()
+        session.add(ScoringBacklogRow(catalogue="awesome-vpt", paper_id=first, created_at=IN_WEEK))
+        session.add(  # owed and scored within the week: not owed at its end
+            ScoringBacklogRow(
+                catalogue="awesome-vpt",
+                paper_id=second,
+                created_at=IN_WEEK,
+                scored_at=IN_WEEK + timedelta(hours=1),
+            )
+        )
+    with transaction(engine) as session:  # the next run scores it, as the pipeline does
+        clear_backlog(session, ["awesome-vpt"])
+    assert scoring_backlog(engine, ["awesome-vpt"]) == {"awesome-vpt": set()}
+    built = datetime.now(UTC) + timedelta(hours=1)
+    [past] = build_digest(engine, WEEK, now=built).catalogues
+    assert past.unscored == 1
+    assert [c.unscored for c in build_digest(engine, Week.of(built, UTC), now=built).catalogues] == [0]
+
+    with transaction(engine) as session:  # its scoring fails again: owed anew, beside the scored row
+        owe_to_catalogues(session, ["awesome-vpt"], [first])
+    assert scoring_backlog(engine, ["awesome-vpt"]) == {"awesome-vpt": {first}}
+    assert [c.unscored for c in build_digest(engine, WEEK, now=built).catalogues] == [1]
+    assert [c.unscored for c in build_digest(engine, Week.of(built, UTC), now=built).catalogues] == [1]
+
+
+def test_scored_rows_are_kept_a_year(engine: Engine) -> None:
+    """The scoring that stamps a catalogue's rows deletes those it scored more than
+    `SCORED_KEPT` ago (the digests of older weeks no longer count them); others' stay."""
+    seed_week(engine)
+    now = datetime.now(UTC)
+    with transaction(engine) as session:
+        paper = session.scalars(select(PaperRow.id).order_by(PaperRow.id).limit(1)).one()
+        for catalogue, scored in (
+            ("awesome-vpt", SCORED_KEPT + timedelta(days=1)),
+            ("awesome-vpt", SCORED_KEPT - timedelta(days=1)),
+            ("other", SCORED_KEPT + timedelta(days=1)),
+        ):
+            session.add(
+                ScoringBacklogRow(
+                    catalogue=catalogue, paper_id=paper, created_at=now - scored, scored_at=now - scored
+                )
+            )
+    with transaction(engine) as session:
+        clear_backlog(session, ["awesome-vpt"])
+        left = session.execute(
+            select(ScoringBacklogRow.catalogue, ScoringBacklogRow.scored_at).order_by(ScoringBacklogRow.id)
+        ).all()
+    assert [(name, scored and (now - scored).days) for name, scored in left] == [
+        ("awesome-vpt", SCORED_KEPT.days - 1),
+        ("other", SCORED_KEPT.days + 1),
+    ]
 
 
 def test_a_week_label_is_refused_for_what_is_wrong_with_it() -> None:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 from ops.pg_lock import end_lock_session, lock_holders
-from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, LockLost, exclusive, sqlite_lock_path
+from vpt_tracker.locks import EX_TEMPFAIL, AlreadyRunning, LockLost, exclusive, sqlite_lock_path, sweep_unheld
 from vpt_tracker.store import make_engine
 
 
@@ -148,3 +148,41 @@ def test_a_lock_file_removed_between_its_open_and_its_lock_is_not_held(
     assert interleaved
     with exclusive(engine, name, transient=True):  # let go, it is free
         pass
+
+
+def test_a_sweep_removes_only_lock_files_nobody_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sweep_unheld` removes a wanted lock file while it holds its lock; a held one stays, a
+    lock not wanted stays, and so does a file that a holder removed and the next one made
+    anew between the sweep's open and its lock: that file is no longer the one it locked."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    for name in ("digest-2026-W40", "digest-2026-W41", "digest-2026-W42", "pipeline"):
+        sqlite_lock_path(engine, name).touch()
+    real_flock = fcntl.flock
+    replaced: list[str] = []
+
+    def flock_late(descriptor: int, operation: int) -> None:
+        path = sqlite_lock_path(engine, "digest-2026-W42")
+        if operation & fcntl.LOCK_EX and not replaced and os.fstat(descriptor).st_ino == path.stat().st_ino:
+            replaced.append("digest-2026-W42")
+            path.unlink()  # its holder removed it as it let go; the next one makes it anew
+            held.enter_context(exclusive(engine, "digest-2026-W42", transient=True))
+        real_flock(descriptor, operation)
+
+    with ExitStack() as held:
+        held.enter_context(exclusive(engine, "digest-2026-W41", transient=True))
+        monkeypatch.setattr(fcntl, "flock", flock_late)
+        removed = sweep_unheld(engine, lambda name: name.startswith("digest-"))
+        monkeypatch.undo()
+        assert (removed, replaced) == (["digest-2026-W40"], ["digest-2026-W42"])
+        assert sorted(path.name for path in tmp_path.glob("*.lock")) == [
+            "store.db.digest-2026-W41.lock",
+            "store.db.digest-2026-W42.lock",
+            "store.db.pipeline.lock",
+        ]
+        for name in ("digest-2026-W41", "digest-2026-W42"):  # still held, by the one that made it
+            with pytest.raises(AlreadyRunning), exclusive(engine, name, transient=True):
+                pass
+    assert sorted(path.name for path in tmp_path.glob("*.lock")) == ["store.db.pipeline.lock"]
+    assert sweep_unheld(make_engine("postgresql+psycopg://u@127.0.0.1/none"), lambda name: True) == []

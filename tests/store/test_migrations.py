@@ -138,6 +138,15 @@ _KEPT = {
 }
 
 
+def _add_rows_at_0005(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for statement in _ROWS_AT_0005:
+            connection.execute(text(statement))
+        if engine.dialect.name == "postgresql":  # the rows above chose their ids themselves
+            for table in ("papers", "candidates", "entries", "scoring_backlog"):
+                connection.execute(text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))"))
+
+
 def _foreign_keys(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
     inspector = inspect(engine)
     return {
@@ -162,14 +171,8 @@ def test_ids_of_deleted_rows_are_never_given_again_after_the_upgrade(db_url: str
     engine = make_engine(db_url)
     try:
         upgrade(engine, "0005")
-        with engine.begin() as connection:
-            for statement in _ROWS_AT_0005:
-                connection.execute(text(statement))
-            if engine.dialect.name == "postgresql":  # the rows above chose their ids themselves
-                for table in ("papers", "candidates", "entries"):
-                    connection.execute(
-                        text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
-                    )
+        _add_rows_at_0005(engine)
+        with engine.connect() as connection:
             before = {table: connection.execute(text(query)).all() for table, query in _KEPT.items()}
         keys_before = _foreign_keys(engine)
         upgrade(engine)
@@ -370,3 +373,34 @@ def test_sightings_named_by_an_old_title_key_are_named_again(db_url: str) -> Non
 def _sightings_of(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.execute(text("SELECT count(*) FROM sightings")).scalar_one())
+
+
+def test_the_scoring_backlog_keeps_scored_rows_after_the_upgrade(db_url: str) -> None:
+    """0010: a row stored before is still owed (`scored_at` NULL); a pair scored may be owed
+    again beside its scored row, while the same pair is owed at most once."""
+    from sqlalchemy.exc import IntegrityError
+
+    from vpt_tracker.pipeline import scoring_backlog
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0009")
+        _add_rows_at_0005(engine)
+        upgrade(engine)
+        assert pending_model_changes(engine) == []
+        assert scoring_backlog(engine, ["c"]) == {"c": {3}}
+        owe = (
+            "INSERT INTO scoring_backlog (catalogue, paper_id, created_at)"
+            " VALUES ('c', 3, '2026-02-01 00:00:00')"
+        )
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text(owe))
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE scoring_backlog SET scored_at = '2026-01-02 00:00:00'"))
+            connection.execute(text(owe))
+            rows = connection.execute(
+                text("SELECT paper_id, scored_at IS NULL FROM scoring_backlog ORDER BY id")
+            )
+            assert [(paper, bool(owed)) for paper, owed in rows] == [(3, False), (3, True)]
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ from typing import Any
 
 import idna
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from vpt_tracker import normalize
@@ -194,7 +194,7 @@ class CatalogueDigest:
     queue_size: int
     oldest_pending_days: float | None
     imported: bool = True  # False: in the config, not imported yet (nothing else to show)
-    unscored: int = 0  # papers waiting in `scoring_backlog`: its scoring failed in a run
+    unscored: int = 0  # papers owed a score (`scoring_backlog`) at the cutoff: its scoring failed
     accepted_more: int = 0  # beyond the first `TOP_PER_LIST` shown, as `LabelGroup.more`
     published_more: int = 0
     upgrades_more: int = 0
@@ -268,11 +268,16 @@ def build_digest(
     with transaction(engine) as session:
         stored = {row.name: row for row in session.scalars(select(CatalogueRow))}
         names = sorted(stored) if settings is None else sorted({c.name for c in settings.catalogues})
-        # Owed since before the cutoff and not scored yet. A row is deleted when its paper is
-        # scored, so one scored since the cutoff cannot be counted: see README, Limits.
+        # Owed since before the cutoff and not scored before it (a scored row keeps its
+        # `scored_at`, for a year: `enqueue.SCORED_KEPT`). Papers, not rows: a merge of two
+        # papers gives the kept one the other's rows.
         counted = session.execute(
-            select(ScoringBacklogRow.catalogue, func.count())
-            .where(ScoringBacklogRow.catalogue.in_(names), ScoringBacklogRow.created_at < cutoff)
+            select(ScoringBacklogRow.catalogue, func.count(ScoringBacklogRow.paper_id.distinct()))
+            .where(
+                ScoringBacklogRow.catalogue.in_(names),
+                ScoringBacklogRow.created_at < cutoff,
+                or_(ScoringBacklogRow.scored_at.is_(None), ScoringBacklogRow.scored_at >= cutoff),
+            )
             .group_by(ScoringBacklogRow.catalogue)
         )
         owed: dict[str, int] = {name: int(n) for name, n in counted}

@@ -9,6 +9,7 @@ error, so that the scheduler's next digest job retries it.
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from sqlalchemy import Engine, select
 from vpt_tracker.config import Settings, SmtpConfig, schedule_timezone
 from vpt_tracker.digest.build import Week, build_digest, mail_address, to_message
 from vpt_tracker.errors import UserError
-from vpt_tracker.locks import AlreadyRunning, exclusive
+from vpt_tracker.locks import AlreadyRunning, exclusive, sweep_unheld
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import DigestRow
 
@@ -183,6 +184,21 @@ def _week_lock(week: Week) -> str:
     return f"digest-{week.label}"
 
 
+#: A week's lock name (`_week_lock`), to tell its file among the other lock files.
+WEEK_LOCK = re.compile(r"digest-\d{4}-W\d{2}")
+
+
+def _sweep_other_weeks(engine: Engine, week: Week) -> None:
+    """Remove the lock files of other weeks' sends that nobody holds (SQLite). A send killed
+    in the instant after it recorded its week sent, before it removed its file, left the
+    file for good: that week has no next send to take and remove it. A week being sent
+    holds its lock, and its file is left to it."""
+    own = _week_lock(week)
+    removed = sweep_unheld(engine, lambda name: name != own and WEEK_LOCK.fullmatch(name) is not None)
+    if removed:
+        log.info("removed the lock files that no send holds of %s", ", ".join(removed))
+
+
 def _send(
     settings: Settings,
     engine: Engine,
@@ -201,6 +217,7 @@ def _send(
         raise UserError("smtp.recipients is empty: set the digest recipients in the config")
     envelope(smtp)  # a bad address is a config error (exit 2), not a failed week
     with exclusive(engine, _week_lock(week), transient=True):
+        _sweep_other_weeks(engine, week)
         with transaction(engine) as session:
             row = session.scalar(select(DigestRow).where(DigestRow.week == week.label))
             if row is not None and _sent_for_good(row, week) and if_unsent:

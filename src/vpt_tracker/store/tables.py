@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -307,19 +308,33 @@ class ScoringBacklogRow(Base):
     or `fetch` stored it outside any run (`run_id` None).
 
     `refetch_windows` is the same idea for a source. A row is written when the catalogue's
-    scoring fails and deleted in the transaction that writes the catalogue's candidates, so a
-    crash in between leaves it for the next run, and nothing is scored into the queue twice.
-    The catalogue is kept by name: a catalogue in the config that is not imported yet owes too.
+    scoring fails and stamped `scored_at` in the transaction that writes the catalogue's
+    candidates, so a crash in between leaves it owed for the next run, and nothing is scored
+    into the queue twice. A scored row is kept (for `SCORED_KEPT`, see `enqueue.clear_backlog`)
+    so that a digest built after its week counts what was owed at the week's end, scored since
+    or not; "still owed" is `scored_at IS NULL`, at most one such row per catalogue and paper
+    (a paper scored may be owed again: a new row). The catalogue is kept by name: a catalogue
+    in the config that is not imported yet owes too.
     """
 
     __tablename__ = "scoring_backlog"
-    __table_args__ = (UniqueConstraint("catalogue", "paper_id"),)
+    __table_args__ = (
+        Index(
+            "uq_scoring_backlog_owed",
+            "catalogue",
+            "paper_id",
+            unique=True,
+            sqlite_where=text("scored_at IS NULL"),
+            postgresql_where=text("scored_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     catalogue: Mapped[str] = mapped_column(String(128))
     paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class DigestRow(Base):
