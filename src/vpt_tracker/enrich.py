@@ -61,7 +61,7 @@ class EnrichStats:
     complete: int = 0  # already linked to a paper with an abstract: left alone
     matched_local: int = 0  # found in a local dump
     matched_arxiv: int = 0  # found on arXiv
-    unmatched: int = 0  # linked to a paper made from the entry alone, without an abstract
+    unmatched: int = 0  # linked to a paper without an abstract
     wrong_links: int = 0  # entries whose arXiv link names a paper of another title
     linked: int = 0  # entries linked (or re-linked) to a paper
     joined: int = 0  # papers a match became, merged into its entry's paper
@@ -250,8 +250,6 @@ def enrich_catalogue(
         _check_links_against_store(session, todo, stats)
         index = IdentityIndex.load(session)
         for entry in todo:
-            if not any(match.abstract for match in entry.matches):
-                stats.unmatched += 1
             records = [*entry.matches, _entry_record(name, entry, entry.matches)]
             ingested, paper_ids = ingest_resolved(session, records, index=index)
             stats.ingest += ingested
@@ -261,6 +259,8 @@ def enrich_catalogue(
             if entry_row is not None and entry_row.paper_id != paper_ids[-1]:
                 entry_row.paper_id = paper_ids[-1]
                 stats.linked += 1
+            if not session.scalar(select(PaperRow.abstract).where(PaperRow.id == paper_ids[-1])):
+                stats.unmatched += 1  # what the entry's paper has, not what was matched (a refused merge)
     log.info("enriched catalogue %s: %s", name, stats.as_dict())
     return stats
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
 from vpt_tracker.catalogue.service import import_catalogue
@@ -295,3 +296,26 @@ def test_a_dump_match_without_an_abstract_still_asks_arxiv(engine: Engine) -> No
     assert "2203.12119" in answers.fetched and stats.matched_arxiv >= 1
     (paper,) = linked(engine, "Visual Prompt Tuning")
     assert (paper.arxiv_id, paper.abstract, paper.venue) == ("2203.12119", "(stand-in)", "ECCV")
+
+
+def test_a_match_whose_paper_contradicts_the_entrys_is_not_merged(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Synthetic: a stored "Visual Prompt Tuning" under another arXiv id (a stand-in with ECCV's
+    # authors, so ECCV's record joins it) and the "VPT" paper of the entry's link. `papers
+    # merge` refuses the pair (two arXiv ids); enrichment warns and leaves both as they are.
+    eccv = eccv_vpt()
+    other = replace(stand_in("2301.00001", "Visual Prompt Tuning"), authors=eccv.authors)
+    ingest_records(engine, [other, replace(stand_in("2203.12119", "VPT"), abstract="")])
+    import_catalogue(engine, "tt", TTENGWANG.read_text(encoding="utf-8"), preset="awesome-vpt")
+    with caplog.at_level("WARNING", logger="vpt_tracker.enrich"):
+        stats = enrich_catalogue(engine, "tt", local=LocalIndex([eccv]))
+    assert (stats.matched_local, stats.joined) == (1, 0)
+    assert stats.unmatched == stats.entries  # this entry too: its paper has no abstract
+    assert "its match stays paper" in caplog.text and "cannot merge" in caplog.text
+    (paper,) = linked(engine, "Visual Prompt Tuning")
+    assert (paper.title, paper.arxiv_id, paper.abstract) == ("VPT", "2203.12119", "")
+    with session_factory(engine)() as session:
+        kept = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2301.00001")).one()
+        assert kept.abstract == "(stand-in)"
+        assert ("conference-index", eccv.source_id) in sightings_of(engine, kept.id)
