@@ -6,7 +6,9 @@ looks for the paper in local dumps (the abstract corpus, conference indexes) by 
 then by normalised title, and then on arXiv (id_list batches, then a title search for the
 rest). What it finds is ingested like any fetched record (so it merges with the store's
 papers), together with a record of the entry itself (its venue and year, from the curated
-list), and the entry is linked to the paper.
+list), and the entry is linked to the paper. When ingestion makes the match another paper
+than the entry's sighting (a record without the entry's arXiv id), the match is the evidence
+that they are one: that paper is merged into the entry's (`identity.merge_papers`).
 
 Network look-ups happen before the database transaction, and all writes happen in one
 transaction: an interrupted enrichment leaves the store as it was.
@@ -27,6 +29,8 @@ from vpt_tracker import normalize
 from vpt_tracker.catalogue.names import titles_agree
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.dumps import read_dump
+from vpt_tracker.errors import UserError
+from vpt_tracker.identity import merge_papers
 from vpt_tracker.ingest import (
     TITLE_THRESHOLD_TITLE_ONLY,
     IdentityIndex,
@@ -57,9 +61,10 @@ class EnrichStats:
     complete: int = 0  # already linked to a paper with an abstract: left alone
     matched_local: int = 0  # found in a local dump
     matched_arxiv: int = 0  # found on arXiv
-    unmatched: int = 0  # linked to a paper made from the entry alone, without an abstract
+    unmatched: int = 0  # linked to a paper without an abstract
     wrong_links: int = 0  # entries whose arXiv link names a paper of another title
     linked: int = 0  # entries linked (or re-linked) to a paper
+    joined: int = 0  # papers a match became, merged into its entry's paper
     title_searches: int = 0
     ingest: IngestStats = field(default_factory=IngestStats)
 
@@ -245,17 +250,50 @@ def enrich_catalogue(
         _check_links_against_store(session, todo, stats)
         index = IdentityIndex.load(session)
         for entry in todo:
-            if not any(match.abstract for match in entry.matches):
-                stats.unmatched += 1
             records = [*entry.matches, _entry_record(name, entry, entry.matches)]
             ingested, paper_ids = ingest_resolved(session, records, index=index)
             stats.ingest += ingested
+            if _join_matches(session, entry, paper_ids[:-1], paper_ids[-1], stats):
+                index = IdentityIndex.load(session)  # the merge moved keys the index cannot follow
             entry_row = session.get(EntryRow, entry.id)
             if entry_row is not None and entry_row.paper_id != paper_ids[-1]:
                 entry_row.paper_id = paper_ids[-1]
                 stats.linked += 1
+            if not session.scalar(select(PaperRow.abstract).where(PaperRow.id == paper_ids[-1])):
+                stats.unmatched += 1  # what the entry's paper has, not what was matched (a refused merge)
     log.info("enriched catalogue %s: %s", name, stats.as_dict())
     return stats
+
+
+def _join_matches(
+    session: Session, entry: _Entry, match_papers: Sequence[int], paper_id: int, stats: EnrichStats
+) -> bool:
+    """Merge the papers the entry's matches became into the entry's own paper; True if any was.
+
+    The match is the evidence that the record is the entry's paper, but ingestion decides a
+    record by its own keys and title: ECCV's "Visual Prompt Tuning" (no arXiv id) is a paper
+    of its own when the entry's arXiv id already names a stored paper titled "VPT", and the
+    entry stayed without the abstract it was matched to, on every rerun. The merge is
+    `papers merge`'s (sightings, entries, candidates, scoring backlog and identity generation
+    follow); one whose keys contradict (two arXiv ids) is refused as there, with a warning.
+    """
+    joined = False
+    for other in dict.fromkeys(match_papers):
+        if other == paper_id:
+            continue
+        try:
+            merge_papers(session, paper_id, other)
+        except UserError as exc:
+            log.warning(
+                "entry at line %s, %r: its match stays paper %s: %s", entry.line, entry.title, other, exc
+            )
+            continue
+        stats.joined += 1
+        joined = True
+        if other in stats.ingest.new_paper_ids:  # made by this run and merged away: no new paper
+            stats.ingest.new_paper_ids.remove(other)
+            stats.ingest.new_papers -= 1
+    return joined
 
 
 def _arxiv_from_url(url: str | None) -> str | None:

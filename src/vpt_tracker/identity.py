@@ -306,38 +306,47 @@ def merge(engine: Engine, keep_id: int, other_id: int) -> Repair:
     paper's (two arXiv ids): a paper holds one key of each kind, and the next record with
     the other key would be a paper of its own again.
     """
+    with exclusive(engine, "pipeline"), transaction(engine) as session:
+        return merge_papers(session, keep_id, other_id)
+
+
+def merge_papers(session: Session, keep_id: int, other_id: int) -> Repair:
+    """`merge` in the caller's transaction, which holds the pipeline lock.
+
+    Catalogue enrichment calls it when the record it matched to an entry became a paper of
+    its own: the match is the evidence that the two papers are one.
+    """
     if keep_id == other_id:
         raise UserError(f"cannot merge paper {keep_id} with itself")
-    with exclusive(engine, "pipeline"), transaction(engine) as session:
-        keep, other = _paper(session, keep_id), _paper(session, other_id)
-        _lock_candidates(session, [keep_id, other_id])
-        sightings = _sightings(session, [keep_id, other_id])
-        if not sightings:
-            raise UserError(f"papers {keep_id} and {other_id} have no sightings to rebuild the paper from")
-        (merged,) = rebuild_papers(session, [_records(sightings)], rebuilt=[keep_id, other_id])
-        _refuse_contradictions(sightings, merged)
-        now = utcnow()
-        repair = Repair("merge", keep_id, other_id, titles={keep_id: merged["title"], other_id: other.title})
-        repair.sightings_moved = [s.id for s in sightings if s.paper_id == other_id]
-        session.execute(update(SightingRow).where(SightingRow.paper_id == other_id).values(paper_id=keep_id))
-        moved_entries = session.scalars(select(EntryRow.id).where(EntryRow.paper_id == other_id)).all()
-        repair.entries_moved = list(moved_entries)
-        session.execute(update(EntryRow).where(EntryRow.paper_id == other_id).values(paper_id=keep_id))
-        _merge_candidates(session, keep_id, other_id, repair)
-        # What both still owe is owed once; the rest (scored rows too, for the digest) moves.
-        keep_owes = set(session.scalars(select(ScoringBacklogRow.catalogue).where(_owed_by(keep_id))))
-        session.execute(
-            delete(ScoringBacklogRow).where(_owed_by(other_id), ScoringBacklogRow.catalogue.in_(keep_owes))
-        )
-        session.execute(
-            update(ScoringBacklogRow).where(ScoringBacklogRow.paper_id == other_id).values(paper_id=keep_id)
-        )
-        created_at = min(keep.created_at, other.created_at)
-        full_text = keep.full_text or other.full_text
-        session.execute(delete(PaperRow).where(PaperRow.id == other_id))  # frees its unique keys
-        values = {**_columns(merged, now), "created_at": created_at, "full_text": full_text}
-        session.execute(update(PaperRow).where(PaperRow.id == keep_id).values(**values))
-        discard_index(session)
+    keep, other = _paper(session, keep_id), _paper(session, other_id)
+    _lock_candidates(session, [keep_id, other_id])
+    sightings = _sightings(session, [keep_id, other_id])
+    if not sightings:
+        raise UserError(f"papers {keep_id} and {other_id} have no sightings to rebuild the paper from")
+    (merged,) = rebuild_papers(session, [_records(sightings)], rebuilt=[keep_id, other_id])
+    _refuse_contradictions(sightings, merged)
+    now = utcnow()
+    repair = Repair("merge", keep_id, other_id, titles={keep_id: merged["title"], other_id: other.title})
+    repair.sightings_moved = [s.id for s in sightings if s.paper_id == other_id]
+    session.execute(update(SightingRow).where(SightingRow.paper_id == other_id).values(paper_id=keep_id))
+    moved_entries = session.scalars(select(EntryRow.id).where(EntryRow.paper_id == other_id)).all()
+    repair.entries_moved = list(moved_entries)
+    session.execute(update(EntryRow).where(EntryRow.paper_id == other_id).values(paper_id=keep_id))
+    _merge_candidates(session, keep_id, other_id, repair)
+    # What both still owe is owed once; the rest (scored rows too, for the digest) moves.
+    keep_owes = set(session.scalars(select(ScoringBacklogRow.catalogue).where(_owed_by(keep_id))))
+    session.execute(
+        delete(ScoringBacklogRow).where(_owed_by(other_id), ScoringBacklogRow.catalogue.in_(keep_owes))
+    )
+    session.execute(
+        update(ScoringBacklogRow).where(ScoringBacklogRow.paper_id == other_id).values(paper_id=keep_id)
+    )
+    created_at = min(keep.created_at, other.created_at)
+    full_text = keep.full_text or other.full_text
+    session.execute(delete(PaperRow).where(PaperRow.id == other_id))  # frees its unique keys
+    values = {**_columns(merged, now), "created_at": created_at, "full_text": full_text}
+    session.execute(update(PaperRow).where(PaperRow.id == keep_id).values(**values))
+    discard_index(session)
     return repair
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
 from vpt_tracker.catalogue.service import import_catalogue
@@ -12,7 +14,7 @@ from vpt_tracker.enrich import LocalIndex, enrich_catalogue
 from vpt_tracker.ingest import ingest_records
 from vpt_tracker.models import RawRecord
 from vpt_tracker.store import session_factory
-from vpt_tracker.store.tables import EntryRow, PaperRow
+from vpt_tracker.store.tables import EntryRow, IdentityGenerationRow, PaperRow, SightingRow
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
 ZHENG = LISTS / "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
@@ -189,3 +191,131 @@ def test_on_arxiv_a_wrong_link_is_searched_by_title(engine: Engine) -> None:
     assert stats.wrong_links == 1 and COOP.title in answers.searched
     assert [p.arxiv_id for p in linked(engine, COOP.title)] == ["2109.01134"]
     assert [(p.arxiv_id, p.venue) for p in linked(engine, COCOOP.title)] == [("2203.05557", "CVPR")]
+
+
+ECCV2022 = Path(__file__).parents[1] / "fixtures" / "ingest" / "conferences" / "ECCV2022.json"
+TTENGWANG = LISTS / "ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README@2022-09-30.md"
+
+
+def eccv_vpt() -> RawRecord:
+    """ECCV's real record of "Visual Prompt Tuning": an abstract, no arXiv id, no CVF URL."""
+    (record,) = [r for r in read_conference_index(ECCV2022) if r.title == "Visual Prompt Tuning"]
+    assert record.abstract and record.arxiv_id is None
+    return record
+
+
+def generation(engine: Engine) -> int:
+    with session_factory(engine)() as session:
+        return session.scalars(select(IdentityGenerationRow.generation)).one()
+
+
+def sightings_of(engine: Engine, paper_id: int) -> list[tuple[str, str]]:
+    with session_factory(engine)() as session:
+        rows = session.execute(
+            select(SightingRow.source, SightingRow.source_id).where(SightingRow.paper_id == paper_id)
+        ).all()
+        return sorted((source, source_id) for source, source_id in rows)
+
+
+def test_a_match_that_became_a_paper_of_its_own_is_merged_into_the_entrys(engine: Engine) -> None:
+    # prompt-adaptation lists VPT as "VPT" (2203.12119); enriched with nothing to match, its
+    # paper is "VPT" with the arXiv id and no abstract. ttengwang lists "Visual Prompt Tuning"
+    # with the same link, and ECCV's index has it (no arXiv id). The ECCV record became a
+    # paper of its own, the entry's sighting went to "VPT" by its arXiv id, and the entry
+    # stayed without the abstract it was matched to; every rerun said "1 matched in dumps".
+    import_catalogue(engine, "pa", PROMPT_ADAPTATION.read_text(encoding="utf-8"), preset="prompt-adaptation")
+    enrich_catalogue(engine, "pa", local=LocalIndex([]))
+    (vpt,) = linked(engine, "VPT")
+    assert (vpt.arxiv_id, vpt.abstract) == ("2203.12119", "")
+    before = generation(engine)
+
+    import_catalogue(engine, "tt", TTENGWANG.read_text(encoding="utf-8"), preset="awesome-vpt")
+    record = eccv_vpt()
+    stats = enrich_catalogue(engine, "tt", local=LocalIndex([record]))
+    assert (stats.matched_local, stats.joined) == (1, 1)
+    (paper,) = linked(engine, "Visual Prompt Tuning")
+    assert [p.id for p in linked(engine, "VPT")] == [paper.id] == [vpt.id]
+    assert (paper.arxiv_id, paper.abstract, paper.venue, paper.year) == (
+        "2203.12119",
+        record.abstract,
+        "ECCV",
+        2022,
+    )
+    assert ("conference-index", record.source_id) in sightings_of(engine, paper.id)
+    with session_factory(engine)() as session:
+        query = select(PaperRow.title).where(PaperRow.title_key == "visual prompt tuning")
+        titles = session.scalars(query).all()
+    assert titles == []  # the ECCV record's own paper is gone (merged), not a duplicate
+    assert generation(engine) > before  # identity indexes kept elsewhere are retired
+
+    again = enrich_catalogue(engine, "tt", local=LocalIndex([record]))
+    assert (again.matched_local, again.joined, again.linked) == (0, 0, 0)
+    assert (again.ingest.new_papers, again.ingest.new_sightings) == (0, 0)
+    assert [p.id for p in linked(engine, "Visual Prompt Tuning")] == [vpt.id]
+
+
+def test_a_store_where_the_match_is_already_a_paper_of_its_own_is_repaired(engine: Engine) -> None:
+    # ECCV2022.json loaded by `ingest-jsonl` (or by an enrichment before this fix): "Visual
+    # Prompt Tuning" is a stored paper without an arXiv id. Enriching the entry finds its
+    # record stored there; that paper is merged into the entry's.
+    record = eccv_vpt()
+    ingest_records(engine, [record])
+    import_catalogue(engine, "pa", PROMPT_ADAPTATION.read_text(encoding="utf-8"), preset="prompt-adaptation")
+    enrich_catalogue(engine, "pa", local=LocalIndex([]))
+    import_catalogue(engine, "tt", TTENGWANG.read_text(encoding="utf-8"), preset="awesome-vpt")
+    stats = enrich_catalogue(engine, "tt", local=LocalIndex([record]))
+    assert stats.joined == 1 and stats.ingest.duplicate_sightings >= 1
+    (paper,) = linked(engine, "VPT")
+    assert (paper.arxiv_id, paper.abstract) == ("2203.12119", record.abstract)
+    assert [p.id for p in linked(engine, "Visual Prompt Tuning")] == [paper.id]
+    again = enrich_catalogue(engine, "tt", local=LocalIndex([record]))
+    assert (again.joined, again.linked, again.ingest.new_papers, again.ingest.new_sightings) == (0, 0, 0, 0)
+
+
+class FetchedIds(ArxivAnswers):
+    """`ArxivAnswers` that also notes the ids asked for."""
+
+    def __init__(self, records: list[RawRecord]) -> None:
+        super().__init__(records)
+        self.fetched: list[str] = []
+
+    def fetch_ids(self, ids: list[str]) -> list[RawRecord]:
+        self.fetched.extend(ids)
+        return super().fetch_ids(ids)
+
+
+def test_a_dump_match_without_an_abstract_still_asks_arxiv(engine: Engine) -> None:
+    # A conference index entry without its abstract (stand-in: ECCV's record with the
+    # abstract taken out) matches "Visual Prompt Tuning"; arXiv is still asked for it.
+    no_abstract = replace(eccv_vpt(), abstract="")
+    arxiv = stand_in("2203.12119", "Visual Prompt Tuning")
+    import_catalogue(engine, "tt", TTENGWANG.read_text(encoding="utf-8"), preset="awesome-vpt")
+    answers = FetchedIds([arxiv])
+    local = LocalIndex([no_abstract])
+    stats = enrich_catalogue(engine, "tt", local=local, arxiv=answers, max_title_searches=0)
+    assert "2203.12119" in answers.fetched and stats.matched_arxiv >= 1
+    (paper,) = linked(engine, "Visual Prompt Tuning")
+    assert (paper.arxiv_id, paper.abstract, paper.venue) == ("2203.12119", "(stand-in)", "ECCV")
+
+
+def test_a_match_whose_paper_contradicts_the_entrys_is_not_merged(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Synthetic: a stored "Visual Prompt Tuning" under another arXiv id (a stand-in with ECCV's
+    # authors, so ECCV's record joins it) and the "VPT" paper of the entry's link. `papers
+    # merge` refuses the pair (two arXiv ids); enrichment warns and leaves both as they are.
+    eccv = eccv_vpt()
+    other = replace(stand_in("2301.00001", "Visual Prompt Tuning"), authors=eccv.authors)
+    ingest_records(engine, [other, replace(stand_in("2203.12119", "VPT"), abstract="")])
+    import_catalogue(engine, "tt", TTENGWANG.read_text(encoding="utf-8"), preset="awesome-vpt")
+    with caplog.at_level("WARNING", logger="vpt_tracker.enrich"):
+        stats = enrich_catalogue(engine, "tt", local=LocalIndex([eccv]))
+    assert (stats.matched_local, stats.joined) == (1, 0)
+    assert stats.unmatched == stats.entries  # this entry too: its paper has no abstract
+    assert "its match stays paper" in caplog.text and "cannot merge" in caplog.text
+    (paper,) = linked(engine, "Visual Prompt Tuning")
+    assert (paper.title, paper.arxiv_id, paper.abstract) == ("VPT", "2203.12119", "")
+    with session_factory(engine)() as session:
+        kept = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2301.00001")).one()
+        assert kept.abstract == "(stand-in)"
+        assert ("conference-index", eccv.source_id) in sightings_of(engine, kept.id)

@@ -404,3 +404,47 @@ def test_a_load_that_fails_halfway_records_what_its_committed_batches_stored(
         assert run.outcome == "failed" and run.errors == {"jsonl": recorded}
         assert run.counts["jsonl"]["records"] == 10 and run.counts["jsonl"]["new_papers"] == papers > 0
     engine.dispose()
+
+
+def test_enrich_merges_the_paper_a_dump_match_became_into_the_entrys(db_url: str, tmp_path: Path) -> None:
+    """The audit's case on the command line: a stored "VPT" paper (arXiv 2203.12119, no
+    abstract) and an entry "Visual Prompt Tuning" linking it, matched in ECCV2022.json (no
+    arXiv id there). The ECCV record stayed a paper of its own and every rerun said "1 matched
+    in dumps" without the entry getting its abstract."""
+    short = tmp_path / "short.md"  # synthetic, one entry each
+    short.write_text("# Papers\n\n- **VPT** [[paper]](https://arxiv.org/abs/2203.12119)\n")
+    full = tmp_path / "full.md"
+    full.write_text("# Papers\n\n- **Visual Prompt Tuning** [[paper]](https://arxiv.org/abs/2203.12119)\n")
+    eccv = str(INGEST / "conferences" / "ECCV2022.json")
+    assert run(db_url, "catalogue", "import", str(short), "--name", "short")[0] == 0
+    assert run(db_url, "catalogue", "enrich", "short", "--no-arxiv", "--from-jsonl", eccv)[0] == 0
+    assert run(db_url, "catalogue", "import", str(full), "--name", "full")[0] == 0
+    code, out, err = run(db_url, "catalogue", "enrich", "full", "--no-arxiv", "--from-jsonl", eccv)
+    assert code == 0, err
+    assert out == (
+        "full: 1 entry, 0 already complete; 1 matched in dumps, 0 on arXiv, 0 without abstract; 1 linked, "
+        "0 new papers; 1 match merged into its entry's paper\n"
+    )
+    code, out, err = run(db_url, "catalogue", "enrich", "full", "--no-arxiv", "--from-jsonl", eccv)
+    assert code == 0, err
+    assert out == (
+        "full: 1 entry, 1 already complete; 0 matched in dumps, 0 on arXiv, 0 without abstract; "
+        "0 linked, 0 new papers\n"
+    )
+    for name in ("short", "full"):
+        code, out, err = run(
+            db_url, "catalogue", "enrich", name, "--no-arxiv", "--from-jsonl", eccv, "--json"
+        )
+        assert json.loads(out)["complete"] == 1, name
+    engine = make_engine(db_url)
+    try:
+        with transaction(engine) as session:
+            papers = session.execute(
+                select(PaperRow.arxiv_id, PaperRow.venue, func.length(PaperRow.abstract) > 0).join(
+                    EntryRow, EntryRow.paper_id == PaperRow.id
+                )
+            ).all()
+            assert papers == [("2203.12119", "ECCV", True)] * 2
+            assert session.scalar(select(func.count()).select_from(PaperRow)) == 1
+    finally:
+        engine.dispose()

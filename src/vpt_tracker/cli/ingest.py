@@ -221,6 +221,10 @@ def _say(message: str) -> None:
         log.info("%s", message)
 
 
+#: Matches whose own paper was merged into their entry's (singular, plural).
+_JOINED = ("match merged into its entry's paper", "matches merged into their entries' papers")
+
+
 @click.command("enrich")
 @click.argument("name")
 @click.option(
@@ -279,6 +283,7 @@ def enrich(
         f"{stats.matched_local} matched in dumps, {stats.matched_arxiv} on arXiv, "
         f"{stats.unmatched} without abstract; {stats.linked} linked, "
         f"{plural(stats.ingest.new_papers, 'new paper')}"
+        + (f"; {plural(stats.joined, *_JOINED)}" if stats.joined else "")
         + (f"; {stats.wrong_links} linking another paper (warned above)" if stats.wrong_links else "")
     )
 
