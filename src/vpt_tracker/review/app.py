@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from textual import events, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding, BindingsMap
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.keys import format_key
 from textual.notifications import SeverityLevel
@@ -137,15 +137,16 @@ class SessionSummary:
 
 # --------------------------------------------------------------------------- main screen
 class ReviewScreen(Screen[None]):
-    def __init__(self, bindings: list[Binding]) -> None:
-        """`bindings` from `review_bindings`; a key of theirs replaces the Screen's own.
+    @classmethod
+    def with_bindings(cls, bindings: list[Binding]) -> ReviewScreen:
+        """A screen whose keys are `bindings` (from `review_bindings`, so from the config).
 
-        Textual builds a node's bindings (`_bindings`) from its class's BINDINGS and has no
-        public way to give one instance its own: these come from the config."""
-        super().__init__()
-        mine = BindingsMap(bindings).key_to_bindings
-        inherited = {key: found for key, found in self._bindings.key_to_bindings.items() if key not in mine}
-        self._bindings = BindingsMap.from_keys({**inherited, **mine})
+        Textual reads a screen's bindings from its class's BINDINGS (a key of a subclass
+        replaces the Screen's own) and has no public way to give one instance its own; so
+        the config's keys make a subclass of their own, not a write to Textual's private
+        `_bindings`."""
+        configured = type(cls.__name__, (cls,), {"BINDINGS": bindings})
+        return configured()
 
     def compose(self) -> ComposeResult:
         yield Static(id="status", markup=False)
@@ -246,7 +247,7 @@ class ReviewApp(App[SessionSummary]):
         # detail pane and the dialogs say which list each one is for.
         self.every_catalogue = queue.catalogue is None
         self.key_bindings = review_bindings(self.keys)
-        self.main = ReviewScreen(self.key_bindings)
+        self.main = ReviewScreen.with_bindings(self.key_bindings)
         self._keys_stale_before = 0.0  # keys pressed before this (monotonic) time are dropped
         self._stale_said = True
 
