@@ -225,6 +225,16 @@ def test_bulk_reject_of_nothing_does_not_point_at_undo(cli: Any, engine: Engine,
     assert ReviewQueue(engine, "x").get(ids["low"]).status == "rejected"
 
 
+@pytest.mark.parametrize("below", ["nan", "inf", "-inf", "1.5", "-0.1"])
+def test_bulk_reject_refuses_a_score_that_is_not_one(
+    cli: Any, engine: Engine, ids: dict[str, int], below: str
+) -> None:
+    # `--below nan` was accepted (nan compares false with both bounds) and rejected nothing.
+    result = cli("bulk-reject", "--below", below, "--yes")
+    assert result.exit_code == 2 and "Invalid value for '--below'" in result.stderr
+    assert ReviewQueue(engine, "x").count() == 2
+
+
 def test_ctrl_c_at_the_bulk_reject_question_exits_130(
     engine: Engine, db_url: str, ids: dict[str, int]
 ) -> None:
