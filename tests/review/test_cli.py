@@ -225,6 +225,21 @@ def test_bulk_reject_of_nothing_does_not_point_at_undo(cli: Any, engine: Engine,
     assert ReviewQueue(engine, "x").get(ids["low"]).status == "rejected"
 
 
+@pytest.mark.parametrize("where", ["group", "command"])
+@pytest.mark.parametrize("name", ["", " "])
+def test_a_blank_reviewer_is_refused(
+    cli: Any, engine: Engine, ids: dict[str, int], name: str, where: str
+) -> None:
+    # `--reviewer ""` fell back to the login name (`" "` was refused): the decision was logged
+    # under someone else's name.
+    args = ["--reviewer", name, "defer", str(ids["low"])]
+    if where == "command":
+        args = ["defer", str(ids["low"]), "--reviewer", name]
+    result = cli(*args)
+    assert result.exit_code == 2 and "a reviewer name is needed" in result.stderr
+    assert ReviewQueue(engine, "x").get(ids["low"]).status == "pending"
+
+
 @pytest.mark.parametrize("below", ["nan", "inf", "-inf", "1.5", "-0.1"])
 def test_bulk_reject_refuses_a_score_that_is_not_one(
     cli: Any, engine: Engine, ids: dict[str, int], below: str

@@ -35,7 +35,9 @@ def _scope_options(func: F) -> F:
 def _queue(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None) -> ReviewQueue:
     parent = ctx.parent.params if ctx.parent is not None else {}
     catalogue = catalogue or parent.get("catalogue")
-    reviewer = resolve_reviewer(app.settings.review.reviewer, reviewer or parent.get("reviewer"))
+    if reviewer is None:  # `--reviewer ""` is a name given (and refused as blank), not none
+        reviewer = parent.get("reviewer")
+    reviewer = resolve_reviewer(app.settings.review.reviewer, reviewer)
     return ReviewQueue(app.engine(), reviewer, catalogue, order=app.settings.review.order)
 
 

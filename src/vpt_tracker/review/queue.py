@@ -912,10 +912,14 @@ class ReviewQueue:
 
 
 def resolve_reviewer(configured: str | None, override: str | None = None) -> str:
-    """`--reviewer`, else config `review.reviewer`, else the login name."""
-    name = override or configured
-    if name:
-        return name
+    """`--reviewer`, else config `review.reviewer`, else the login name.
+
+    A blank `--reviewer ""` is returned as given, for `ReviewQueue` to refuse as it refuses
+    `" "`: it fell back to the login name, and decisions were logged under someone else."""
+    if override is not None:
+        return override
+    if configured:
+        return configured
     try:
         return getpass.getuser()
     except (KeyError, OSError):
