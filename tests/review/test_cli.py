@@ -59,6 +59,13 @@ def test_list_as_json_and_lines(cli: Any, ids: dict[str, int]) -> None:
     assert lines.exit_code == 0 and "Sheep grazing" in lines.stdout and "Visual" not in lines.stdout
 
 
+def test_list_filter_folds_accents(cli: Any, engine: Engine) -> None:
+    # `--filter zurich` did not list "Zürich" (on either database).
+    candidate(engine, catalogue(engine, "vpt"), "Prompt tuning at ETH Zürich")
+    lines = cli("list", "--filter", "zurich")
+    assert lines.exit_code == 0 and "Zürich" in lines.stdout
+
+
 def test_list_marks_a_cut_title(cli: Any, engine: Engine) -> None:
     """A title longer than a line holds ends in "…": it was cut mid-word without a sign
     ("… for Powerful 3D Open-world Learni"), and read as the whole title."""
