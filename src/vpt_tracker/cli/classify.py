@@ -414,8 +414,12 @@ def explain_command(app: AppContext, name: str, paper_id: int, top: int, as_json
 
 
 def _echo_terms(explanation: Explanation, indent: str) -> None:
-    click.echo(indent + "up:   " + ", ".join(f"{t} (+{w:.3f})" for t, w in explanation.up))
-    click.echo(indent + "down: " + ", ".join(f"{t} ({w:.3f})" for t, w in explanation.down))
+    """The terms each way, or "(none)" where none moved the score (--json's empty list): a
+    paper of words no model knows printed `up:` and `down:` with nothing after them."""
+    up = ", ".join(f"{t} (+{w:.3f})" for t, w in explanation.up)
+    down = ", ".join(f"{t} ({w:.3f})" for t, w in explanation.down)
+    click.echo(f"{indent}up:   {up or '(none)'}")
+    click.echo(f"{indent}down: {down or '(none)'}")
 
 
 @classify_group.command("enqueue")
