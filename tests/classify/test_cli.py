@@ -103,6 +103,17 @@ def test_score_of_one_paper_says_one_paper(tmp_path: Path) -> None:
     assert out.startswith("scored 1 paper with ")
 
 
+def test_score_of_an_empty_file_is_refused_as_ingest_jsonl_refuses_it(tmp_path: Path) -> None:
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text("\n")
+    code, out, err = score_awesome_vpt(tmp_path, papers, str(tmp_path / "scores.jsonl"))
+    assert (code, out) == (
+        2,
+        "",
+    ) and err == f"Error: {papers} holds no records (one JSON object per line expected)\n"
+    assert not (tmp_path / "scores.jsonl").exists()
+
+
 def test_score_gives_back_each_id_as_written(tmp_path: Path) -> None:
     """Output ids are the input's: a numeric id came back as a string ("7"), so a join on
     the id found nothing, and an object id came back as its Python repr ("{'arxiv': ...}")."""

@@ -79,11 +79,9 @@ def _read_papers(path: Path) -> list[tuple[Any, Example]]:
     if not path.is_file():
         raise UserError(f"{path} does not exist or is not a file")
     papers = []
-    for where, data in iter_jsonl(path, errors="replace"):  # as `read_jsonl` reads
+    for where, data in iter_jsonl(path, errors="replace", required=True):  # as `read_jsonl` reads
         example = example_from_json(data, where)
         papers.append((_strict_id(data.get("id"), where), example))
-    if not papers:
-        raise UserError(f"{path} holds no papers (one JSON object per line expected)")
     return papers
 
 
