@@ -173,8 +173,12 @@ def _id_text(value: Any, where: str) -> str:
     return text_field(value, where, "id")
 
 
-def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any]]:
+def iter_jsonl(path: Path, *, errors: str = "strict", required: bool = False) -> Iterator[tuple[str, Any]]:
     """(`file:line`, parsed value) for each non-blank line of a JSON-lines file.
+
+    `required`: a file without a line (empty, or blank lines only) is a UserError `FILE holds
+    no records`, for the commands given the file to read (`ingest-jsonl`, `classify score`):
+    one said "0 records" and succeeded, the other refused it, each in its own words.
 
     Every reader of local dumps (ingestion, the classifier's training and scoring input) goes
     through here, so a bad line is always a UserError naming `file:line`. `errors="replace"`
@@ -188,11 +192,13 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
         handle = path.open(encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    found = False
     with handle:
         try:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
+                found = True
                 where = f"{path}:{number}"
                 try:
                     yield where, json.loads(line, parse_float=JsonNumber)
@@ -210,11 +216,14 @@ def iter_jsonl(path: Path, *, errors: str = "strict") -> Iterator[tuple[str, Any
                     raise UserError(f"{where}: cannot read its JSON ({reason})") from None
         except UnicodeDecodeError:
             raise UserError(f"{path}: not UTF-8 text") from None
+    if required and not found:
+        raise UserError(f"{path} holds no records (one JSON object per line expected)")
 
 
 def read_corpus_jsonl(path: Path) -> list[RawRecord]:
-    """Every record of a corpus file; UserError naming `file:line` on the first bad line."""
-    return [corpus_record(data, where) for where, data in iter_jsonl(path)]
+    """Every record of a corpus file; UserError naming `file:line` on the first bad line, or
+    the file when it holds none."""
+    return [corpus_record(data, where) for where, data in iter_jsonl(path, required=True)]
 
 
 def conference_of(path: Path) -> tuple[str, int]:

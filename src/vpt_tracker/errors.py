@@ -11,6 +11,15 @@ from __future__ import annotations
 EX_INTERRUPTED = 130
 
 
+def run_error(exc: BaseException, *, prefix: str = "") -> str:
+    """What a run's row records of the exception that stopped it: `Type: message`, after
+    `prefix` ("crashed: "), or `interrupted (Ctrl-C)` for a Ctrl-C, which is no crash and has
+    no message (the nightly run recorded "crashed: KeyboardInterrupt: ")."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"{prefix}{type(exc).__name__}: {exc}"
+
+
 class UserError(Exception):
     exit_code: int = 2
 

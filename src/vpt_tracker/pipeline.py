@@ -31,7 +31,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker.config import Settings, schedule_timezone
-from vpt_tracker.errors import UserError
+from vpt_tracker.errors import UserError, run_error
 from vpt_tracker.ingest import chunks, keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import PIPELINE_KINDS, Page, RunOutcome, Window
@@ -726,7 +726,8 @@ def _outcome(reports: Sequence[SourceReport], errors: dict[str, str]) -> RunOutc
 
 
 class _RunGuard:
-    """Marks the run failed when the use case dies of an exception (not a kill) half-way.
+    """Marks the run failed when the use case dies of an exception (not a kill) or a Ctrl-C
+    half-way.
 
     The error goes under the `INTERRUPTED` key, so the next run does not count this window
     as finished and fetches it again (sightings already stored are recognised). `UNSCORED`
@@ -751,7 +752,7 @@ class _RunGuard:
                 row.finished_at = self.now
                 row.errors = {
                     **(row.errors or {}),
-                    INTERRUPTED: f"crashed: {type(exc).__name__}: {exc}",
+                    INTERRUPTED: run_error(exc, prefix="crashed: "),
                     UNSCORED: UNSCORED_NOTE,
                 }
 

@@ -103,6 +103,17 @@ def test_score_of_one_paper_says_one_paper(tmp_path: Path) -> None:
     assert out.startswith("scored 1 paper with ")
 
 
+def test_score_of_an_empty_file_is_refused_as_ingest_jsonl_refuses_it(tmp_path: Path) -> None:
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text("\n")
+    code, out, err = score_awesome_vpt(tmp_path, papers, str(tmp_path / "scores.jsonl"))
+    assert (code, out) == (
+        2,
+        "",
+    ) and err == f"Error: {papers} holds no records (one JSON object per line expected)\n"
+    assert not (tmp_path / "scores.jsonl").exists()
+
+
 def test_score_gives_back_each_id_as_written(tmp_path: Path) -> None:
     """Output ids are the input's: a numeric id came back as a string ("7"), so a join on
     the id found nothing, and an object id came back as its Python repr ("{'arxiv': ...}")."""
@@ -307,6 +318,34 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
         db_url=db_url,
     )
     assert code == 2 and "x.md does not exist" in err
+
+
+def test_explain_says_none_where_no_term_moved_the_score(tmp_path: Path) -> None:
+    """A paper of words no model knows: `up:` and `down:` were printed empty, where --json
+    gives empty lists."""
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    papers = tmp_path / "papers.jsonl"
+    papers.write_text('{"id": "2501.00001", "title": "Qzxv wplk", "summary": "Brrt fnord."}\n')
+    assert run(tmp_path, "ingest-jsonl", str(papers), db_url=db_url)[0] == 0
+    readme = LISTS / "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
+    imported = run(
+        tmp_path,
+        "catalogue",
+        "import",
+        str(readme),
+        "--name",
+        "g",
+        "--preset",
+        "generalizable-vlm",
+        db_url=db_url,
+    )
+    assert imported[0] == 0, imported[2]
+    code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "g", "1", db_url=db_url)
+    assert code == 0, err
+    assert "  up:   (none)\n  down: (none)\n" in out and "    up:   (none)\n    down: (none)\n" in out
+    code, out, err = run(tmp_path, "classify", "explain", "--catalogue", "g", "1", "--json", db_url=db_url)
+    data = json.loads(out)
+    assert data["up"] == data["down"] == data["base_to_novel_explanation"]["up"] == []
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", str(2**31), str(2**63)])

@@ -182,7 +182,7 @@ def test_ctrl_c_then_rerun_matches_a_clean_run(
     with transaction(engine) as session:
         crashed = session.scalars(select(RunRow).order_by(RunRow.id)).first()
         assert crashed is not None and crashed.outcome == "failed"
-        assert crashed.errors == {"run": "crashed: KeyboardInterrupt: "}  # recovered: scored once
+        assert crashed.errors == {"run": "interrupted (Ctrl-C)"}  # recovered: scored once
 
 
 def catalogue_store(tmp_path: Path) -> tuple[str, Engine]:

@@ -102,6 +102,22 @@ def test_ingest_jsonl_of_one_record_says_one(db_url: str, tmp_path: Path) -> Non
     assert out == "1 record from 1 file: 1 new paper, 0 merged, 0 already stored\n"
 
 
+@pytest.mark.parametrize("text", ["", "\n  \n"])
+def test_an_empty_file_is_refused_as_classify_score_refuses_it(
+    db_url: str, tmp_path: Path, text: str
+) -> None:
+    """It succeeded with "0 records from 1 file", and recorded a run that stored nothing;
+    `classify score` refused the same file."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(text)
+    code, out, err = run(db_url, "ingest-jsonl", str(CORPUS[0]), str(empty))
+    assert (code, out) == (
+        2,
+        "",
+    ) and err == f"Error: {empty} holds no records (one JSON object per line expected)\n"
+    assert stats(db_url)["papers"] == 0
+
+
 def test_a_malformed_line_names_file_and_line_and_nothing_is_written(db_url: str, tmp_path: Path) -> None:
     good = CORPUS[0].read_text().splitlines()
     bad = tmp_path / "bad.jsonl"

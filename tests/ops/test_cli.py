@@ -8,6 +8,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -79,6 +80,24 @@ def test_python_dash_m_runs_the_command() -> None:
         [sys.executable, "-m", "vpt_tracker", "run", "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and result.stdout.startswith("Usage: vpt-tracker run "), result.stderr
+
+
+def test_a_ctrl_c_d_nightly_run_exits_130_and_records_interrupted(
+    engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `ingest-jsonl` records it: the run said "crashed: KeyboardInterrupt: "."""
+    from vpt_tracker import pipeline
+
+    def interrupt(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "enqueue_all", interrupt)  # Ctrl-C while scoring
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        result = invoke(tmp_path, db_url, rss_config(base), "run", "nightly")
+    assert (result.exit_code, result.stderr) == (130, "Error: interrupted\n")
+    [row] = recent_runs(engine)
+    assert row.outcome == "failed" and row.errors["run"] == "interrupted (Ctrl-C)"
 
 
 def test_run_nightly_exit_codes_and_runs_listing(engine: Engine, db_url: str, tmp_path: Path) -> None:

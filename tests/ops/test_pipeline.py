@@ -357,7 +357,8 @@ def test_ctrl_c_mid_run_marks_the_run_failed_and_the_next_run_fetches_its_window
         with pytest.raises(KeyboardInterrupt):
             nightly(settings, engine, now=WED, client=client(settings), progress=interrupt)
         [row] = recent_runs(engine)
-        assert row.outcome == "failed" and row.errors["run"] == "crashed: KeyboardInterrupt: "
+        # It said "crashed: KeyboardInterrupt: ", as `ingest-jsonl` did not.
+        assert row.outcome == "failed" and row.errors["run"] == "interrupted (Ctrl-C)"
         assert count(engine, SightingRow) == CV_ITEMS  # the page was committed before the interrupt
 
         later = WED + timedelta(hours=1)

@@ -307,6 +307,10 @@ async def test_filter_by_text_label_and_score(sqlite: Engine, ids: dict[str, int
         assert app.candidates.ids == [ids["third"]]
         await pilot.press("slash", "ctrl+u", *"zzz", "enter")
         assert "No candidate matches" in str(app.main.query_one("#empty").render())
+        await pilot.press("slash", "ctrl+u", *"exploring", "enter")
+        assert app.candidates.ids == [ids["second"]]
+        await pilot.press("slash", "ctrl+u", *"explöring", "enter")  # accents folded, as the CLI's
+        assert app.candidates.ids == [ids["second"]]
         await pilot.press("slash", "ctrl+u", "enter")
         assert len(app.candidates.ids) == 3
         await pilot.press("slash", *"label:pxel", "enter")  # a typo is said, the list kept

@@ -59,6 +59,13 @@ def test_list_as_json_and_lines(cli: Any, ids: dict[str, int]) -> None:
     assert lines.exit_code == 0 and "Sheep grazing" in lines.stdout and "Visual" not in lines.stdout
 
 
+def test_list_filter_folds_accents(cli: Any, engine: Engine) -> None:
+    # `--filter zurich` did not list "Zürich" (on either database).
+    candidate(engine, catalogue(engine, "vpt"), "Prompt tuning at ETH Zürich")
+    lines = cli("list", "--filter", "zurich")
+    assert lines.exit_code == 0 and "Zürich" in lines.stdout
+
+
 def test_list_marks_a_cut_title(cli: Any, engine: Engine) -> None:
     """A title longer than a line holds ends in "…": it was cut mid-word without a sign
     ("… for Powerful 3D Open-world Learni"), and read as the whole title."""
@@ -232,6 +239,31 @@ def test_bulk_reject_of_nothing_does_not_point_at_undo(cli: Any, engine: Engine,
     scoped = cli("bulk-reject", "--below", "0.5", "--yes", "--catalogue", "vpt")
     assert "below 0.5 in vpt; nothing was rejected" in scoped.stdout
     assert ReviewQueue(engine, "x").get(ids["low"]).status == "rejected"
+
+
+@pytest.mark.parametrize("where", ["group", "command"])
+@pytest.mark.parametrize("name", ["", " "])
+def test_a_blank_reviewer_is_refused(
+    cli: Any, engine: Engine, ids: dict[str, int], name: str, where: str
+) -> None:
+    # `--reviewer ""` fell back to the login name (`" "` was refused): the decision was logged
+    # under someone else's name.
+    args = ["--reviewer", name, "defer", str(ids["low"])]
+    if where == "command":
+        args = ["defer", str(ids["low"]), "--reviewer", name]
+    result = cli(*args)
+    assert result.exit_code == 2 and "a reviewer name is needed" in result.stderr
+    assert ReviewQueue(engine, "x").get(ids["low"]).status == "pending"
+
+
+@pytest.mark.parametrize("below", ["nan", "inf", "-inf", "1.5", "-0.1"])
+def test_bulk_reject_refuses_a_score_that_is_not_one(
+    cli: Any, engine: Engine, ids: dict[str, int], below: str
+) -> None:
+    # `--below nan` was accepted (nan compares false with both bounds) and rejected nothing.
+    result = cli("bulk-reject", "--below", below, "--yes")
+    assert result.exit_code == 2 and "Invalid value for '--below'" in result.stderr
+    assert ReviewQueue(engine, "x").count() == 2
 
 
 def test_ctrl_c_at_the_bulk_reject_question_exits_130(

@@ -414,6 +414,21 @@ def test_a_strict_score_filter_leaves_out_the_bound_as_bulk_reject_does(
     assert sum(q.count_below(0.1).values()) == len(q.ids(filter=Filter.parse("score<0.1")))
 
 
+def test_a_filter_word_matches_a_title_without_regard_to_accents(
+    engine: Engine, setup: dict[str, Any]
+) -> None:
+    # "zurich" did not find "Zürich": lower() keeps accents, on SQLite and PostgreSQL alike.
+    cat = setup["catalogue"]
+    zurich = candidate(engine, cat, "Prompt tuning at ETH Zürich", relevance=0.4)
+    plain = candidate(engine, cat, "Malmo and Zurich benchmarks", relevance=0.3)
+    q = queue(engine)
+    assert q.ids(filter=Filter.parse("zurich")) == [zurich, plain]
+    assert q.ids(filter=Filter.parse("ZÜRICH")) == [zurich, plain]
+    assert q.ids(filter=Filter.parse("Malmö")) == [plain]
+    # A word with punctuation matches as typed: its folded key ("c") would match nearly anything.
+    assert q.ids(filter=Filter.parse("c++")) == []
+
+
 def test_a_label_filter_with_a_label_no_taxonomy_knows_is_refused(
     engine: Engine, setup: dict[str, Any]
 ) -> None:

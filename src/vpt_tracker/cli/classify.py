@@ -79,11 +79,9 @@ def _read_papers(path: Path) -> list[tuple[Any, Example]]:
     if not path.is_file():
         raise UserError(f"{path} does not exist or is not a file")
     papers = []
-    for where, data in iter_jsonl(path, errors="replace"):  # as `read_jsonl` reads
+    for where, data in iter_jsonl(path, errors="replace", required=True):  # as `read_jsonl` reads
         example = example_from_json(data, where)
         papers.append((_strict_id(data.get("id"), where), example))
-    if not papers:
-        raise UserError(f"{path} holds no papers (one JSON object per line expected)")
     return papers
 
 
@@ -414,8 +412,12 @@ def explain_command(app: AppContext, name: str, paper_id: int, top: int, as_json
 
 
 def _echo_terms(explanation: Explanation, indent: str) -> None:
-    click.echo(indent + "up:   " + ", ".join(f"{t} (+{w:.3f})" for t, w in explanation.up))
-    click.echo(indent + "down: " + ", ".join(f"{t} ({w:.3f})" for t, w in explanation.down))
+    """The terms each way, or "(none)" where none moved the score (--json's empty list): a
+    paper of words no model knows printed `up:` and `down:` with nothing after them."""
+    up = ", ".join(f"{t} (+{w:.3f})" for t, w in explanation.up)
+    down = ", ".join(f"{t} ({w:.3f})" for t, w in explanation.down)
+    click.echo(f"{indent}up:   {up or '(none)'}")
+    click.echo(f"{indent}down: {down or '(none)'}")
 
 
 @classify_group.command("enqueue")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import select
 import sys
@@ -201,6 +202,23 @@ ROW_ID = click.IntRange(1, 2**31 - 1)
 ROW_COUNT = ROW_ID
 #: A random seed: numpy takes 0 .. 2**32 - 1 (a larger one was a ValueError traceback).
 SEED = click.IntRange(0, 2**32 - 1)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float range that refuses `nan` and `inf`: click's FloatRange accepts `nan` (it compares
+    false with either bound), so `bulk-reject --below nan` was taken and rejected nothing."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+#: A relevance score or a probability, 0 .. 1, as every float option of the CLI takes one.
+SCORE = FiniteFloatRange(0, 1)
 
 
 def echo_json(data: Any) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from vpt_tracker.cli.context import AppContext, echo_json, pass_app
 from vpt_tracker.dumps import read_dump
 from vpt_tracker.enrich import ArxivLookup, LocalIndex, enrich_catalogue
-from vpt_tracker.errors import UserError
+from vpt_tracker.errors import UserError, run_error
 from vpt_tracker.ingest import IngestStats, ingest_records, keep_index_between_runs, save_index
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import RawRecord, RunOutcome
@@ -129,11 +129,8 @@ def _ingest_locked(
             )
         save_index(engine)  # the next nightly run starts from this index instead of rebuilding it
         outcome = RunOutcome.OK
-    except KeyboardInterrupt:  # the run said `failed`, and no error at all
-        error = "interrupted (Ctrl-C)"
-        raise
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    except (KeyboardInterrupt, Exception) as exc:  # a Ctrl-C: `failed`, and no error at all
+        error = run_error(exc)
         raise
     finally:
         with transaction(engine) as session:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from vpt_tracker.cli.context import ROW_COUNT, ROW_ID, AppContext, echo_json, pass_app
+from vpt_tracker.cli.context import ROW_COUNT, ROW_ID, SCORE, AppContext, echo_json, pass_app
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.review.queue import Filter, QueueItem, ReviewQueue, resolve_reviewer
@@ -35,7 +35,9 @@ def _scope_options(func: F) -> F:
 def _queue(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: str | None) -> ReviewQueue:
     parent = ctx.parent.params if ctx.parent is not None else {}
     catalogue = catalogue or parent.get("catalogue")
-    reviewer = resolve_reviewer(app.settings.review.reviewer, reviewer or parent.get("reviewer"))
+    if reviewer is None:  # `--reviewer ""` is a name given (and refused as blank), not none
+        reviewer = parent.get("reviewer")
+    reviewer = resolve_reviewer(app.settings.review.reviewer, reviewer)
     return ReviewQueue(app.engine(), reviewer, catalogue, order=app.settings.review.order)
 
 
@@ -270,9 +272,7 @@ def undo(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer: s
 
 @review.command("bulk-reject")
 @_scope_options
-@click.option(
-    "--below", type=click.FloatRange(0, 1), required=True, help="Reject pending ones scoring below this."
-)
+@click.option("--below", type=SCORE, required=True, help="Reject pending ones scoring below this.")
 @click.option("--reason", default="low score", show_default=True, help="Reason recorded on each.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app

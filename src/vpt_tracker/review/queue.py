@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
-from vpt_tracker.normalize import doi_url
+from vpt_tracker.normalize import doi_url, title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.db import fold_case
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, EntryRow, PaperRow, utcnow
@@ -170,7 +170,8 @@ _FILTER_PAPER = aliased(PaperRow, name="filter_paper")  # its own join, whatever
 @dataclass(frozen=True)
 class Filter:
     """What `/` narrows the queue to: words of the title or abstract, a label, a score range,
-    the base-to-novel flag.
+    the base-to-novel flag. A word matches a title without regard to accents, an abstract
+    without regard to case only (no folded abstract is stored).
 
     Written as free text, e.g. ``pixel prompt label:learnable score>=0.6 b2n:yes``. `score<X`
     and `score>X` leave the bound out, as `bulk-reject --below X` does: a listing with
@@ -239,12 +240,18 @@ class Filter:
         found: list[ColumnElement[bool]] = []
         for word in self.words:
             pattern = f"%{_escape_like(fold_case(word))}%"
-            found.append(
-                or_(
-                    func.lower(_FILTER_PAPER.title).like(pattern, escape="\\"),
-                    func.lower(_FILTER_PAPER.abstract).like(pattern, escape="\\"),
-                )
-            )
+            arms = [
+                func.lower(_FILTER_PAPER.title).like(pattern, escape="\\"),
+                func.lower(_FILTER_PAPER.abstract).like(pattern, escape="\\"),
+            ]
+            if word.isalnum():
+                # The title's key, folded at ingest (`normalize.title_key`): "zurich" finds
+                # "Zürich" (and "Zürich" finds "Zurich") the same way on SQLite and PostgreSQL,
+                # whose lower() keeps accents. Only a word of letters and digits: the key drops
+                # punctuation, and "c++" would look for "c".
+                key = f"%{_escape_like(title_key(word))}%"
+                arms.append(_FILTER_PAPER.title_key.like(key, escape="\\"))
+            found.append(or_(*arms))
         if self.label:
             # JSON lists are stored as text on SQLite and rendered as text by PostgreSQL's cast:
             # a quoted key matches one whole label. The labels a reviewer chose (`l`) replace
@@ -923,10 +930,14 @@ class ReviewQueue:
 
 
 def resolve_reviewer(configured: str | None, override: str | None = None) -> str:
-    """`--reviewer`, else config `review.reviewer`, else the login name."""
-    name = override or configured
-    if name:
-        return name
+    """`--reviewer`, else config `review.reviewer`, else the login name.
+
+    A blank `--reviewer ""` is returned as given, for `ReviewQueue` to refuse as it refuses
+    `" "`: it fell back to the login name, and decisions were logged under someone else."""
+    if override is not None:
+        return override
+    if configured:
+        return configured
     try:
         return getpass.getuser()
     except (KeyError, OSError):
