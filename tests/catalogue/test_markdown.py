@@ -172,6 +172,38 @@ def test_the_words_after_a_venues_year_are_the_venues_too() -> None:
     assert (updated.venue, updated.year) == ("TPAMI", 2026)
 
 
+def test_a_bwlong_title_line_with_words_after_its_year_has_a_venue_and_year() -> None:
+    """`* **MaPLe**: Title, CVPR, 2023, Oral (*Lab*).` was read as all title, with no venue or
+    year; the words after the year are the venue's, as `(CVPR 2023, Oral)` is `CVPR Oral`."""
+    old = (
+        "# L\n* **MaPLe**: MaPLe: Multi-modal Prompt Learning, CVPR, 2023, Oral (*MBZUAI*)."
+        " [[Paper](https://arxiv.org/abs/2210.03117)]\n"
+    )
+    doc = parse(old)
+    [entry] = doc.entries
+    assert entry.style == "bwlong" and entry.short_name == "MaPLe"
+    assert (entry.title, entry.venue, entry.year) == ("MaPLe: Multi-modal Prompt Learning", "CVPR Oral", 2023)
+    a, b = entry.spans["venue"]
+    assert entry.spans["year"] == (a, b) and entry.raw[a:b] == "CVPR, 2023, Oral"
+    assert doc.render() == old
+    updated = doc.update_entry(entry.index, venue="TPAMI", year=2026)
+    assert updated.raw == entry.raw.replace("CVPR, 2023, Oral", "TPAMI 2026")
+    assert (updated.title, updated.venue, updated.year) == (
+        "MaPLe: Multi-modal Prompt Learning",
+        "TPAMI",
+        2026,
+    )
+    # without its colon too; a plain aside may follow the words; and no venue, no tail
+    oscar = parse(
+        "# L\n* **Oscar** Frozen Language Models, Nips, 2021, Spotlight (DeepMind). [[paper](https://x.org/2)]\n"
+    ).entries[0]
+    assert (oscar.short_name, oscar.title, oscar.venue, oscar.year) == (
+        "Oscar", "Frozen Language Models", "Nips Spotlight", 2021,
+    )  # fmt: skip
+    bare = parse("# L\n* **X**: Title, 2023, Oral (*Lab*). [[Paper](https://x.org/1)]\n").entries[0]
+    assert (bare.title, bare.venue, bare.year) == ("Title, 2023, Oral", None, None)
+
+
 @pytest.mark.parametrize("venue", MULTI_WORD_VENUES)
 def test_insert_and_upgrade_generalizable_entry_with_a_multi_word_venue(venue: str) -> None:
     """What we write is what we read back: an inserted entry, and an upgrade of it (the

@@ -661,6 +661,26 @@ async def test_the_footer_offers_only_keys_that_can_act_in_the_view(
         assert "a Accept" in footer(app) and "Defer" not in footer(app)
 
 
+async def test_the_help_lists_only_keys_that_can_act_in_the_view(sqlite: Engine, ids: dict[str, int]) -> None:
+    # The deferred view's help still listed `d Defer` after its footer hid it: the help asks
+    # the footer's check (`ReviewScreen.check_action`), not a list of its own.
+    ReviewQueue(sqlite, "alice", "vpt").defer(ids["second"], None)
+    app = make_app(sqlite, status="deferred")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert re.search(r"a +Accept", shown) and re.search(r"x +Reject", shown), shown
+        assert "Defer" not in shown, shown
+    app = make_app(sqlite)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert re.search(r"d +Defer", screen_text(app)), screen_text(app)
+
+
 def test_explanations_shaped_like_the_classifiers_are_read() -> None:
     @dataclass
     class Explanation:  # the shape of vpt_tracker.classify.model.Explanation

@@ -1009,14 +1009,16 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             segment = raw[t_start : first_end if first_end >= 0 else len(raw)]
             cut = re.search(r"\s*(?<!\\)(?:\(\*|\[)", segment)  # not at an escaped "\["
             head = segment[: cut.start()] if cut else segment
-            tail = _BWLONG_TAIL.search(head.rstrip(". "))
+            tail = _bwlong_tail(head)
             if tail:
-                title = head[: tail.start()].strip()
-                if tail.group(1) is not None:  # "Title, 2023 (*Lab*)" names no venue
-                    spans["venue"] = (t_start + tail.start(1), t_start + tail.end(1))
-                spans["year"] = (t_start + tail.start(2), t_start + tail.end(2))
+                title = head[: tail.start].strip()
+                bw_venue, bw_year = tail.venue, tail.year
+                if tail.venue_span is not None:  # "Title, 2023 (*Lab*)" names no venue
+                    spans["venue"] = (t_start + tail.venue_span[0], t_start + tail.venue_span[1])
+                spans["year"] = (t_start + tail.year_span[0], t_start + tail.year_span[1])
             else:
                 title = _trim_end(head.strip(), ",.")
+                bw_venue, bw_year = None, None
             spans["title"] = (t_start, t_start + len(title))
             style = "bwlong"
             rest_start = -1
@@ -1046,12 +1048,10 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
     title = _strip_markdown(title)
     if not title:
         return None
-    venue = year = None
+    venue: str | None = None
+    year: int | None = None
     if style == "bwlong":  # read from its title line above
-        if "venue" in spans:
-            venue = raw[spans["venue"][0] : spans["venue"][1]].strip()
-        if "year" in spans:
-            year = int(raw[spans["year"][0] : spans["year"][1]])
+        venue, year = bw_venue, bw_year
     elif rest_start >= 0:
         found = _venue_up_to_year(raw, rest_start, style, links) or _venue_year_after(
             raw, rest_start, style, links
@@ -1112,6 +1112,44 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
 _BWLONG_TAIL = re.compile(r",\s*(?:([^,\s][^,]*?),?\s*)?(" + _YEAR4 + r")\s*(?:\([^()*]*\))?\s*$")
 
 
+@dataclass(frozen=True)
+class _BwlongTail:
+    """BWLONG's ", Venue, Year" at the end of a title line: where it starts (the title ends
+    there), the venue and year it names, and their spans in the line's head."""
+
+    start: int
+    venue: str | None
+    year: int
+    venue_span: tuple[int, int] | None
+    year_span: tuple[int, int]
+
+
+def _bwlong_tail(head: str) -> _BwlongTail | None:
+    """The ", Venue, Year" that ends `head` (a BWLONG title line up to its affiliation or
+    links), or ", Venue, Year, Words" with one to three words after the year: those are the
+    venue's, after its name, as in every other style (`_venue_around_year`): `MaPLe: ...,
+    CVPR, 2023, Oral` is "CVPR Oral" of 2023; before, the whole line was read as the title.
+    Venue and year are then one span, so an upgrade writes "TPAMI 2026" over "CVPR, 2023,
+    Oral". Words after a year with no venue before it (", 2023, Oral") are no tail."""
+    core = head.rstrip(". ")
+    tail = _BWLONG_TAIL.search(core)
+    if tail:
+        year = int(tail.group(2))
+        if tail.group(1) is None:
+            return _BwlongTail(tail.start(), None, year, None, tail.span(2))
+        return _BwlongTail(tail.start(), tail.group(1).strip(), year, tail.span(1), tail.span(2))
+    aside = _before_aside(core, len(core))  # "2023, Oral (DeepMind)"
+    after = _words_after_year(core[:aside].rstrip())
+    if after is None:
+        return None
+    before, words = after
+    tail = _BWLONG_TAIL.search(before)
+    if tail is None or tail.group(1) is None:
+        return None
+    span = (tail.start(1), len(core[:aside].rstrip()))
+    return _BwlongTail(tail.start(), f"{tail.group(1).strip()} {words}", int(tail.group(2)), span, span)
+
+
 def _unmarked_short_name(after: str) -> re.Match[str] | None:
     """The gap after a bold short name that BWLONG wrote without its colon, when what follows
     reads as its "Title, Venue, Year" (`**Oscar** Multimodal Few-Shot Learning with Frozen
@@ -1123,8 +1161,8 @@ def _unmarked_short_name(after: str) -> re.Match[str] | None:
     line = after[gap.end() :].split("\n", 1)[0]
     cut = re.search(r"\s*(?<!\\)(?:\(\*|\[)", line)
     head = line[: cut.start()] if cut else line
-    tail = _BWLONG_TAIL.search(head.rstrip(". "))
-    return gap if tail and tail.group(1) is not None else None
+    tail = _bwlong_tail(head)
+    return gap if tail and tail.venue is not None else None
 
 
 def _escaped_at(text: str, i: int) -> bool:
@@ -1280,6 +1318,22 @@ def _venue_around_year(raw: str, offset: int, text: str) -> _Found | None:
     if found is not None:
         return found
     core = text.rstrip()
+    after = _words_after_year(core)
+    if after is None:
+        return None
+    head, words = after
+    found = _venue_ending_in_year(raw, offset, head)
+    if found is None:
+        return None
+    venue, year, (v_start, _v_end), _year_span = found
+    span = (v_start, offset + len(core))
+    return f"{venue} {words}", year, span, span
+
+
+def _words_after_year(core: str) -> tuple[str, str] | None:
+    """`core` (no trailing spaces) split as "... Year" and the one to three words after the
+    year ("Findings", "Oral", "Short Papers"), which are the venue's; None when `core` does not
+    end so. Shared by `_venue_around_year` and BWLONG's `, Venue, Year, Oral`."""
     words: list[str] = []
     end = len(core)
     while len(words) < _MAX_WORDS_AFTER_YEAR:
@@ -1295,12 +1349,7 @@ def _venue_around_year(raw: str, offset: int, text: str) -> _Found | None:
         if gap == start and not comma:
             return None  # "2023Findings", "ICCV-W": not a word after the year
         if head[-1:].isdigit():
-            found = _venue_ending_in_year(raw, offset, head)
-            if found is None:
-                return None
-            venue, year, (v_start, _v_end), _year_span = found
-            span = (v_start, offset + len(core))
-            return f"{venue} {' '.join(words)}", year, span, span
+            return head, " ".join(words)
         if comma:
             return None  # "CVPR 2023 Oral, Spotlight": a list, not one venue's words
         end = gap

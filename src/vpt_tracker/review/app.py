@@ -623,9 +623,12 @@ class ReviewApp(App[SessionSummary]):
         self.push_screen(FilterScreen(self.filter_text), done)
 
     def do_help(self) -> None:
+        """Every key that can act in this view, as `ReviewScreen.check_action` decides for the
+        footer: the deferred view's help listed `d Defer` after its footer hid it."""
         rows = [
             (" ".join(format_key(b.key) for b in self.key_bindings if b.id == action) or "(none)", name)
             for action, (_keys, name) in REVIEW_ACTIONS.items()
+            if self.main.check_action("review", (action,))
         ]
         self.push_screen(HelpScreen(rows))
 
