@@ -40,6 +40,23 @@ def test_default_database_lives_in_the_data_dir(monkeypatch: pytest.MonkeyPatch,
     assert "site-packages" not in settings.database_url and "/src/" not in settings.database_url
 
 
+def test_data_dir_in_the_file_holds_the_default_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`data_dir` in the file moved the cache, the models and the working copies, and left the
+    database in the user data dir: only $VPT_DATA_DIR moved it. `init` makes it there."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("VPT_DATABASE_URL", "VPT_DATA_DIR", "VPT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = write(tmp_path / "c.toml", f'data_dir = "{tmp_path / "data"}"\n')
+    assert load_settings(config).database_url == f"sqlite:///{tmp_path / 'data' / 'vpt-tracker.db'}"
+    given = write(tmp_path / "d.toml", f'data_dir = "{tmp_path / "data"}"\ndatabase_url = "sqlite:///x.db"\n')
+    assert load_settings(given).database_url == "sqlite:///x.db"
+    result = CliRunner().invoke(main, ["--config", str(config), "init"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "vpt-tracker.db").is_file()
+
+
 def test_catalogues_and_secrets_file(tmp_path: Path) -> None:
     secrets = write(tmp_path / "secrets.toml", '[github]\ntoken = "ghp_from_secrets_file"\n')
     config = write(
