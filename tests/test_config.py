@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import tomllib
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 from click.testing import CliRunner, Result
+from pydantic import BaseModel
 
 from unprivileged import run_cli
 from vpt_tracker.cli import main
-from vpt_tracker.config import REVIEW_ACTIONS, ConfigError, load_settings
+from vpt_tracker.config import REVIEW_ACTIONS, ConfigError, Settings, load_settings
 from vpt_tracker.models import check_branch_name
 
 
@@ -410,3 +414,69 @@ def test_an_unknown_review_action_is_refused_when_the_config_loads(
     # A known action passes.
     monkeypatch.setenv("VPT_REVIEW__KEYS", '{"accept": "y"}')
     assert load_settings(tmp_path / "empty.toml").review.keys == {"accept": "y"}
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: Tables whose keys are the maintainer's (hosts, actions), not config keys.
+FREE_TABLES = ("min_interval", "host_groups", "keys")
+
+
+def _config_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every key `model` takes, dotted (`smtp.port`, `catalogues.rules.include`)."""
+    keys = set()
+    for name, field in model.model_fields.items():
+        keys.add(prefix + name)
+        for arg in (field.annotation, *get_args(field.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                keys |= _config_keys(arg, f"{prefix}{name}.")
+    return keys
+
+
+def _toml_keys(data: Any, prefix: str = "") -> set[str]:
+    keys = set()
+    for item in data if isinstance(data, list) else [data]:
+        if isinstance(item, dict):
+            for name, value in item.items():
+                keys.add(prefix + name)
+                if name not in FREE_TABLES:
+                    keys |= _toml_keys(value, f"{prefix}{name}.")
+    return keys
+
+
+def _readme_toml_blocks() -> list[str]:
+    return re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def test_every_config_key_is_documented_in_the_readme() -> None:
+    """A key is documented in a README TOML block (commented-out lines count), as `section.key`
+    or `key = …` in the text, or, for a catalogue, in the `[[catalogues]]` item; a section is
+    documented by its keys. `data_dir` was only ever `<data_dir>` and `$VPT_DATA_DIR`."""
+    text = README.read_text(encoding="utf-8")
+    documented: set[str] = set()
+    for block in _readme_toml_blocks():
+        uncommented = re.sub(r"^# ?([a-z_]+ = )", r"\1", block, flags=re.MULTILINE)
+        documented |= _toml_keys(tomllib.loads(uncommented))
+    documented |= set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)*)(?:`| = )", text))
+    item = re.search(r"^- `\[\[catalogues\]\]`:(.*?)^- ", text, re.DOTALL | re.MULTILINE)
+    assert item, "the [[catalogues]] item of ## Configuration"
+    documented |= {f"catalogues.{name}" for name in re.findall(r"`([a-z_]+)`", item.group(1))}
+    keys = _config_keys(Settings)
+    sections = {key.rsplit(".", 1)[0] for key in keys if "." in key}
+    missing = sorted(k for k in keys - documented if k not in sections)
+    assert missing == []
+
+
+@pytest.mark.parametrize("block", _readme_toml_blocks(), ids=lambda block: block.split("\n")[0])
+def test_every_readme_config_example_loads(block: str, tmp_path: Path) -> None:
+    """Each TOML block of the README is a config the program takes: no key it refuses."""
+    load_settings(write(tmp_path / "c.toml", block))
+
+
+def test_the_example_config_loads_with_its_commented_out_keys(tmp_path: Path) -> None:
+    """vpt-tracker.example.toml's commented-out keys are keys too: turned on, they load and apply."""
+    example = (README.parent / "vpt-tracker.example.toml").read_text(encoding="utf-8")
+    uncommented = re.sub(r"^# ([a-z_]+ = )", r"\1", example, flags=re.MULTILINE)
+    uncommented = re.sub(r'^database_url = "sqlite:.*$', "", uncommented, flags=re.MULTILINE)
+    settings = load_settings(write(tmp_path / "c.toml", uncommented))
+    assert settings.data_dir == Path("/var/lib/vpt-tracker")
+    assert settings.database_url.startswith("postgresql+psycopg://")
