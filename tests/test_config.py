@@ -145,6 +145,21 @@ def test_a_misspelt_key_in_a_section_is_refused(tmp_path: Path, text: str, key: 
         load_settings(write(tmp_path / "c.toml", text))
 
 
+def test_the_secrets_file_variable_wins_over_the_files_secrets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$VPT_SECRETS_FILE is above the TOML file like every variable: the file's secrets file was
+    read, while the resolved config (`config show`) named the variable's."""
+    write(tmp_path / "file.toml", '[smtp]\npassword = "from-the-files-one"\n')
+    chosen = write(tmp_path / "env.toml", '[smtp]\npassword = "from-the-variables-one"\n')
+    config = write(tmp_path / "c.toml", f'secrets_file = "{tmp_path / "file.toml"}"\n')
+    monkeypatch.setenv("VPT_SECRETS_FILE", str(chosen))
+    settings = load_settings(config)
+    assert settings.secrets_file == chosen
+    assert settings.smtp.password is not None
+    assert settings.smtp.password.get_secret_value() == "from-the-variables-one"
+
+
 def test_a_catalogue_configured_twice_is_refused(tmp_path: Path) -> None:
     """A copied `[[catalogues]]` block left with the first one's name was accepted: the first
     block won everywhere and the second list (its preset, repository, rules) was never tracked."""

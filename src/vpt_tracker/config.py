@@ -456,8 +456,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """
     path = find_config_file(config_file)
     data: dict[str, Any] = _read_toml(path, "config file") if path else {}
+    # In the config's precedence, the variable over the file: the file's one was read while
+    # `config show` named the variable's, whose secrets were never read.
     secrets_path = (
-        overrides.get("secrets_file") or data.get("secrets_file") or os.environ.get("VPT_SECRETS_FILE")
+        overrides.get("secrets_file") or os.environ.get("VPT_SECRETS_FILE") or data.get("secrets_file")
     )
     if secrets_path:
         if not isinstance(secrets_path, str | Path):
