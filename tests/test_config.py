@@ -495,3 +495,44 @@ def test_the_example_config_loads_with_its_commented_out_keys(tmp_path: Path) ->
     settings = load_settings(write(tmp_path / "c.toml", uncommented))
     assert settings.data_dir == Path("/var/lib/vpt-tracker")
     assert settings.database_url.startswith("postgresql+psycopg://")
+
+
+def _default(settings: Settings, key: str) -> Any:
+    value: Any = settings
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def test_the_readme_operations_table_gives_the_codes_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`| `smtp.host`, `smtp.port` | `localhost`, `587` | …`: each backticked default is the code's."""
+    for name in ("VPT_SMTP__HOST", "VPT_SMTP__PORT", "VPT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = Settings()
+    row = r"^\| (`[a-z_.]+`(?:(?:, | / )`[a-z_.]+`)*) \| ([^|]*) \|"
+    rows = re.findall(row, README.read_text(encoding="utf-8"), re.MULTILINE)
+    checked = 0
+    for keys_cell, defaults_cell in rows:
+        keys = re.findall(r"`([a-z_]+\.[a-z_.]+)`", keys_cell)
+        given = [part.strip() for part in defaults_cell.split(", ")] if defaults_cell.strip() else []
+        for key, written in zip(keys, given, strict=False):
+            if not (written.startswith("`") and written.endswith("`")):
+                continue  # "none", "SQLite in the data dir": said in words
+            expected = _default(defaults, key)
+            shown = written.strip("`")
+            assert (float(shown) == expected) if isinstance(expected, int | float) else shown == expected, key
+            checked += 1
+    assert checked >= 8
+
+
+def test_the_readme_http_and_sources_block_gives_the_codes_defaults(tmp_path: Path) -> None:
+    """The `[http]` / `[sources.*]` block of the README shows the defaults, bar the contact,
+    venues and conferences, which are examples."""
+    block = next(b for b in _readme_toml_blocks() if b.startswith("[http]"))
+    shown = load_settings(write(tmp_path / "c.toml", block))
+    defaults = Settings()
+    examples = {"contact", "venues", "conferences"}
+    for key in _toml_keys(tomllib.loads(block)):
+        if examples & set(key.split(".")) or isinstance(_default(defaults, key), BaseModel):
+            continue
+        assert _default(shown, key) == _default(defaults, key), key
