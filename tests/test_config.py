@@ -536,3 +536,16 @@ def test_the_readme_http_and_sources_block_gives_the_codes_defaults(tmp_path: Pa
         if examples & set(key.split(".")) or isinstance(_default(defaults, key), BaseModel):
             continue
         assert _default(shown, key) == _default(defaults, key), key
+
+
+def test_the_example_config_shows_every_section() -> None:
+    """The README says vpt-tracker.example.toml "shows every section": [github] and [review]
+    were missing, so a maintainer copying it never saw the working copies' folder or the keys."""
+    example = tomllib.loads((README.parent / "vpt-tracker.example.toml").read_text(encoding="utf-8"))
+    sections = {
+        name
+        for name, field in Settings.model_fields.items()
+        for arg in (field.annotation, *get_args(field.annotation))
+        if isinstance(arg, type) and issubclass(arg, BaseModel)
+    }
+    assert sorted(sections - set(example)) == []
