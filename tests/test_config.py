@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import tomllib
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 from click.testing import CliRunner, Result
+from pydantic import BaseModel
 
 from unprivileged import run_cli
 from vpt_tracker.cli import main
-from vpt_tracker.config import REVIEW_ACTIONS, ConfigError, load_settings
+from vpt_tracker.config import REVIEW_ACTIONS, ConfigError, Settings, load_settings
 from vpt_tracker.models import check_branch_name
 
 
@@ -38,6 +42,23 @@ def test_default_database_lives_in_the_data_dir(monkeypatch: pytest.MonkeyPatch,
     settings = load_settings()
     assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'vpt-tracker.db'}"
     assert "site-packages" not in settings.database_url and "/src/" not in settings.database_url
+
+
+def test_data_dir_in_the_file_holds_the_default_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`data_dir` in the file moved the cache, the models and the working copies, and left the
+    database in the user data dir: only $VPT_DATA_DIR moved it. `init` makes it there."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("VPT_DATABASE_URL", "VPT_DATA_DIR", "VPT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = write(tmp_path / "c.toml", f'data_dir = "{tmp_path / "data"}"\n')
+    assert load_settings(config).database_url == f"sqlite:///{tmp_path / 'data' / 'vpt-tracker.db'}"
+    given = write(tmp_path / "d.toml", f'data_dir = "{tmp_path / "data"}"\ndatabase_url = "sqlite:///x.db"\n')
+    assert load_settings(given).database_url == "sqlite:///x.db"
+    result = CliRunner().invoke(main, ["--config", str(config), "init"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data" / "vpt-tracker.db").is_file()
 
 
 def test_catalogues_and_secrets_file(tmp_path: Path) -> None:
@@ -122,6 +143,21 @@ def test_a_misspelt_key_in_a_section_is_refused(tmp_path: Path, text: str, key: 
     maintainer wrote (a digest to localhost, every arXiv category, a catalogue with no preset)."""
     with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ": unknown key"):
         load_settings(write(tmp_path / "c.toml", text))
+
+
+def test_the_secrets_file_variable_wins_over_the_files_secrets_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$VPT_SECRETS_FILE is above the TOML file like every variable: the file's secrets file was
+    read, while the resolved config (`config show`) named the variable's."""
+    write(tmp_path / "file.toml", '[smtp]\npassword = "from-the-files-one"\n')
+    chosen = write(tmp_path / "env.toml", '[smtp]\npassword = "from-the-variables-one"\n')
+    config = write(tmp_path / "c.toml", f'secrets_file = "{tmp_path / "file.toml"}"\n')
+    monkeypatch.setenv("VPT_SECRETS_FILE", str(chosen))
+    settings = load_settings(config)
+    assert settings.secrets_file == chosen
+    assert settings.smtp.password is not None
+    assert settings.smtp.password.get_secret_value() == "from-the-variables-one"
 
 
 def test_a_catalogue_configured_twice_is_refused(tmp_path: Path) -> None:
@@ -393,3 +429,123 @@ def test_an_unknown_review_action_is_refused_when_the_config_loads(
     # A known action passes.
     monkeypatch.setenv("VPT_REVIEW__KEYS", '{"accept": "y"}')
     assert load_settings(tmp_path / "empty.toml").review.keys == {"accept": "y"}
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: Tables whose keys are the maintainer's (hosts, actions), not config keys.
+FREE_TABLES = ("min_interval", "host_groups", "keys")
+
+
+def _config_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every key `model` takes, dotted (`smtp.port`, `catalogues.rules.include`)."""
+    keys = set()
+    for name, field in model.model_fields.items():
+        keys.add(prefix + name)
+        for arg in (field.annotation, *get_args(field.annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                keys |= _config_keys(arg, f"{prefix}{name}.")
+    return keys
+
+
+def _toml_keys(data: Any, prefix: str = "") -> set[str]:
+    keys = set()
+    for item in data if isinstance(data, list) else [data]:
+        if isinstance(item, dict):
+            for name, value in item.items():
+                keys.add(prefix + name)
+                if name not in FREE_TABLES:
+                    keys |= _toml_keys(value, f"{prefix}{name}.")
+    return keys
+
+
+def _readme_toml_blocks() -> list[str]:
+    return re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def test_every_config_key_is_documented_in_the_readme() -> None:
+    """A key is documented in a README TOML block (commented-out lines count), as `section.key`
+    or `key = …` in the text, or, for a catalogue, in the `[[catalogues]]` item; a section is
+    documented by its keys. `data_dir` was only ever `<data_dir>` and `$VPT_DATA_DIR`."""
+    text = README.read_text(encoding="utf-8")
+    documented: set[str] = set()
+    for block in _readme_toml_blocks():
+        uncommented = re.sub(r"^# ?([a-z_]+ = )", r"\1", block, flags=re.MULTILINE)
+        documented |= _toml_keys(tomllib.loads(uncommented))
+    documented |= set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)*)(?:`| = )", text))
+    item = re.search(r"^- `\[\[catalogues\]\]`:(.*?)^- ", text, re.DOTALL | re.MULTILINE)
+    assert item, "the [[catalogues]] item of ## Configuration"
+    documented |= {f"catalogues.{name}" for name in re.findall(r"`([a-z_]+)`", item.group(1))}
+    keys = _config_keys(Settings)
+    sections = {key.rsplit(".", 1)[0] for key in keys if "." in key}
+    missing = sorted(k for k in keys - documented if k not in sections)
+    assert missing == []
+
+
+@pytest.mark.parametrize("block", _readme_toml_blocks(), ids=lambda block: block.split("\n")[0])
+def test_every_readme_config_example_loads(block: str, tmp_path: Path) -> None:
+    """Each TOML block of the README is a config the program takes: no key it refuses."""
+    load_settings(write(tmp_path / "c.toml", block))
+
+
+def test_the_example_config_loads_with_its_commented_out_keys(tmp_path: Path) -> None:
+    """vpt-tracker.example.toml's commented-out keys are keys too: turned on, they load and apply."""
+    example = (README.parent / "vpt-tracker.example.toml").read_text(encoding="utf-8")
+    uncommented = re.sub(r"^# ([a-z_]+ = )", r"\1", example, flags=re.MULTILINE)
+    uncommented = re.sub(r'^database_url = "sqlite:.*$', "", uncommented, flags=re.MULTILINE)
+    settings = load_settings(write(tmp_path / "c.toml", uncommented))
+    assert settings.data_dir == Path("/var/lib/vpt-tracker")
+    assert settings.database_url.startswith("postgresql+psycopg://")
+
+
+def _default(settings: Settings, key: str) -> Any:
+    value: Any = settings
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def test_the_readme_operations_table_gives_the_codes_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`| `smtp.host`, `smtp.port` | `localhost`, `587` | …`: each backticked default is the code's."""
+    for name in ("VPT_SMTP__HOST", "VPT_SMTP__PORT", "VPT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = Settings()
+    row = r"^\| (`[a-z_.]+`(?:(?:, | / )`[a-z_.]+`)*) \| ([^|]*) \|"
+    rows = re.findall(row, README.read_text(encoding="utf-8"), re.MULTILINE)
+    checked = 0
+    for keys_cell, defaults_cell in rows:
+        keys = re.findall(r"`([a-z_]+\.[a-z_.]+)`", keys_cell)
+        given = [part.strip() for part in defaults_cell.split(", ")] if defaults_cell.strip() else []
+        for key, written in zip(keys, given, strict=False):
+            if not (written.startswith("`") and written.endswith("`")):
+                continue  # "none", "SQLite in the data dir": said in words
+            expected = _default(defaults, key)
+            shown = written.strip("`")
+            assert (float(shown) == expected) if isinstance(expected, int | float) else shown == expected, key
+            checked += 1
+    assert checked >= 8
+
+
+def test_the_readme_http_and_sources_block_gives_the_codes_defaults(tmp_path: Path) -> None:
+    """The `[http]` / `[sources.*]` block of the README shows the defaults, bar the contact,
+    venues and conferences, which are examples."""
+    block = next(b for b in _readme_toml_blocks() if b.startswith("[http]"))
+    shown = load_settings(write(tmp_path / "c.toml", block))
+    defaults = Settings()
+    examples = {"contact", "venues", "conferences"}
+    for key in _toml_keys(tomllib.loads(block)):
+        if examples & set(key.split(".")) or isinstance(_default(defaults, key), BaseModel):
+            continue
+        assert _default(shown, key) == _default(defaults, key), key
+
+
+def test_the_example_config_shows_every_section() -> None:
+    """The README says vpt-tracker.example.toml "shows every section": [github] and [review]
+    were missing, so a maintainer copying it never saw the working copies' folder or the keys."""
+    example = tomllib.loads((README.parent / "vpt-tracker.example.toml").read_text(encoding="utf-8"))
+    sections = {
+        name
+        for name, field in Settings.model_fields.items()
+        for arg in (field.annotation, *get_args(field.annotation))
+        if isinstance(arg, type) and issubclass(arg, BaseModel)
+    }
+    assert sorted(sections - set(example)) == []

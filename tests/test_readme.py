@@ -101,3 +101,13 @@ def test_links_between_the_documents_resolve() -> None:
             ):
                 dead.append(f"{document.relative_to(root)}: {target}#{anchor}")
     assert dead == []
+
+
+def test_every_crontab_line_names_its_config() -> None:
+    """cron runs in $HOME, where there is no ./vpt-tracker.toml, and vpt-tracker does not read
+    /etc/vpt-tracker.toml by itself: a line without `VPT_CONFIG` or `--config` ran on the defaults
+    (`0 8 * * mon vpt-tracker digest send`: no recipients, the default database)."""
+    lines = re.findall(r"`((?:[0-9*/,a-z-]+ ){5} *[^`\n]*vpt-tracker [^`\n]*)`", README)
+    lines += re.findall(r"^((?:[0-9*/,a-z-]+ ){5} *\S*vpt-tracker[^\n]*)$", README, re.MULTILINE)
+    assert len(lines) >= 2, lines
+    assert [line for line in lines if "VPT_CONFIG=" not in line and "--config" not in line] == []

@@ -32,6 +32,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -57,8 +58,9 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("VPT_DATA_DIR") or user_data_dir("vpt-tracker", appauthor=False))
 
 
-def default_database_url() -> str:
-    return f"sqlite:///{default_data_dir() / 'vpt-tracker.db'}"
+def default_database_url(data_dir: Path | None = None) -> str:
+    """SQLite in `data_dir` (default: the user data dir, or $VPT_DATA_DIR)."""
+    return f"sqlite:///{(data_dir or default_data_dir()) / 'vpt-tracker.db'}"
 
 
 #: Seconds; 0 would make sockets non-blocking (smtplib refuses it, httpx fails every request).
@@ -348,6 +350,15 @@ class Settings(BaseSettings):
         # CLI overrides (init), then the environment, then the files (TOML + secrets file).
         return (init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get() or {}))
 
+    @model_validator(mode="after")
+    def _database_in_the_data_dir(self) -> Settings:
+        """No `database_url` given: SQLite in `data_dir`, wherever that was set. Only
+        $VPT_DATA_DIR moved it: `data_dir` in the file moved the cache, the models and the
+        working copies, and left the database in the user data dir."""
+        if "database_url" not in self.model_fields_set:
+            self.database_url = default_database_url(self.data_dir)
+        return self
+
     @field_validator("catalogues")
     @classmethod
     def _unique_catalogues(cls, value: list[CatalogueConfig]) -> list[CatalogueConfig]:
@@ -445,8 +456,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """
     path = find_config_file(config_file)
     data: dict[str, Any] = _read_toml(path, "config file") if path else {}
+    # In the config's precedence, the variable over the file: the file's one was read while
+    # `config show` named the variable's, whose secrets were never read.
     secrets_path = (
-        overrides.get("secrets_file") or data.get("secrets_file") or os.environ.get("VPT_SECRETS_FILE")
+        overrides.get("secrets_file") or os.environ.get("VPT_SECRETS_FILE") or data.get("secrets_file")
     )
     if secrets_path:
         if not isinstance(secrets_path, str | Path):

@@ -60,7 +60,7 @@ class AppContext:
         """
         if self._engine is None:
             url = self.settings.database_url
-            engine = make_engine(url, create_folder=url == default_database_url())
+            engine = make_engine(url, create_folder=url == default_database_url(self.settings.data_dir))
             check_connection(engine)
             if migrate:
                 upgrade(engine)
