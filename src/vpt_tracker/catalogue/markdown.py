@@ -1843,9 +1843,13 @@ def _badge_text(raw: str, span: tuple[int, int], badges: list[str], doc: Documen
 def lint(text: str) -> list[Problem]:
     """Problems a maintainer would want to fix, by line: entry-like lines that do not
     parse, the same paper twice (normalised title, or arXiv id with the same title as far as
-    `names.titles_agree` tells), one arXiv link under two titles, entries with no link."""
+    `names.titles_agree` tells), one arXiv link under two titles, entries with no link (in a
+    list that links its papers)."""
     doc = parse(text)
     at = doc.editor_lines()  # `FILE:LINE` is for an editor
+    # A list that links none of its papers (ustcjinggg's tables have no link column) is
+    # written that way: flagging every one of its entries as `no-link` is noise, not a finding.
+    links_papers = any(entry.paper_url or entry.code_url for entry in doc.entries)
     problems = [Problem(at[line], "unparsed", why) for line, why in doc.unparsed]
     seen_title: dict[str, ParsedEntry] = {}
     seen_arxiv: dict[str, ParsedEntry] = {}
@@ -1874,7 +1878,7 @@ def lint(text: str) -> list[Problem]:
         seen_title.setdefault(key, entry)
         if entry.arxiv_id:
             seen_arxiv.setdefault(entry.arxiv_id, entry)
-        if entry.paper_url is None and entry.code_url is None:
+        if links_papers and entry.paper_url is None and entry.code_url is None:
             problems.append(Problem(at[entry.line], "no-link", f"{entry.title!r} has no paper or code link"))
     return sorted(problems, key=lambda p: (p.line, p.kind))
 
