@@ -1038,3 +1038,17 @@ def test_lint_does_not_flag_every_entry_of_a_list_without_links() -> None:
         "| [A](https://arxiv.org/abs/2301.00001) | ICML | 2023 |\n| B | ICML | 2023 |\n"
     )
     assert [(p.line, p.kind) for p in lint(text)] == [(6, "no-link")]
+
+
+def test_bwlong_affiliation_without_asterisks_is_not_part_of_the_title() -> None:
+    # "* **Frozen**: Multimodal Few-Shot Learning with Frozen Language Models(DeepMind).[[arXiv
+    # 2106](..)]": the title read "...Language Models(DeepMind)", so `check` missed that line 180
+    # lists the same paper, and the title matched no paper of that name.
+    doc = parse(read(BWLONG))
+    titles = {entry.line: entry.title for entry in doc.entries}
+    assert titles[168] == "Multimodal Few-Shot Learning with Frozen Language Models"
+    assert titles[172] == "Attentive Mask CLIP"
+    assert titles[198] == "AD-CLIP: Adapting Domains in Prompt Space Using CLIP"
+    assert not [title for title in titles.values() if title.endswith(")")]
+    problems = {(p.line, p.kind) for p in lint(read(BWLONG))}
+    assert (180, "duplicate") in problems

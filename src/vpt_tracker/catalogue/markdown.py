@@ -1017,6 +1017,11 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
                 spans["year"] = (t_start + tail.start(2), t_start + tail.end(2))
             else:
                 title = _trim_end(head.strip(), ",.")
+                # its affiliation without the asterisks: "Title(UNC Chapel Hill).[[ICML 2021](..)]"
+                # ("(*Lab*)" is cut above; "Title, 2021 (Lab)" by _BWLONG_TAIL)
+                aside = re.search(r"\s*\([^()*]*\)$", title)
+                if aside and aside.start() > 0:
+                    title = _trim_end(title[: aside.start()], ",.")
             spans["title"] = (t_start, t_start + len(title))
             style = "bwlong"
             rest_start = -1
