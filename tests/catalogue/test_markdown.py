@@ -1052,3 +1052,15 @@ def test_bwlong_affiliation_without_asterisks_is_not_part_of_the_title() -> None
     assert not [title for title in titles.values() if title.endswith(")")]
     problems = {(p.line, p.kind) for p in lint(read(BWLONG))}
     assert (180, "duplicate") in problems
+
+
+def test_update_entry_gives_a_disi_venue_without_a_year_its_year() -> None:
+    # disi's "64. **One Model for All Domains: ...** (IJCAI) [[paper](..)]" names no year: its
+    # upgrade failed with "entry at line 175 has no year text to update".
+    doc = parse(read(DISI))
+    index, entry = next((i, e) for i, e in enumerate(doc.entries) if e.line == 175)
+    assert (entry.venue, entry.year) == ("IJCAI", None)
+    updated = doc.update_entry(index, venue="TPAMI", year=2026)
+    assert updated.raw == entry.raw.replace("(IJCAI)", "(TPAMI, 2026)", 1)
+    assert (updated.venue, updated.year, updated.title) == ("TPAMI", 2026, entry.title)
+    assert doc.render() == read(DISI).replace(entry.raw, updated.raw, 1)

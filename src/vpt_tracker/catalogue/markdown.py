@@ -728,6 +728,12 @@ class Document:
             lead, trail = cell[: len(cell) - len(cell.lstrip())], cell[len(cell.rstrip()) :]
             cells = f"{lead}{_escape_cell(venue)} |{lead}{year if year is not None else entry.year}{trail}"
             return self._replace_raw(entry, raw[:a] + cells + raw[b:])
+        if entry.style == "disi" and year is not None and "venue" in spans and "year" not in spans:
+            # disi's "(IJCAI)" names its venue without a year: "(TPAMI, 2026)", as its other
+            # entries write "(WSDM 2023)" or "(Venue, Year)"; the upgrade failed ("no year text")
+            a, b = spans["venue"]
+            shown = _escape_inline(venue) if venue is not None else raw[a:b]
+            return self._replace_raw(entry, f"{raw[:a]}{shown}, {year}{raw[b:]}")
         edits: list[tuple[tuple[int, int], str]] = []
         if venue is not None:
             if "venue" not in spans:
