@@ -1064,3 +1064,12 @@ def test_update_entry_gives_a_disi_venue_without_a_year_its_year() -> None:
     assert updated.raw == entry.raw.replace("(IJCAI)", "(TPAMI, 2026)", 1)
     assert (updated.venue, updated.year, updated.title) == ("TPAMI", 2026, entry.title)
     assert doc.render() == read(DISI).replace(entry.raw, updated.raw, 1)
+
+
+def test_a_disi_venue_with_brackets_of_its_own_is_read() -> None:
+    # "61. **Research on ...** (Electronics (Switzerland)) [[paper](..)]" had no venue at all
+    # (10 of the list's entries: Electronics, Applied Sciences, Information).
+    venues = {e.line: e.venue for e in parse(read(DISI)).entries}
+    assert venues[171] == "Electronics (Switzerland)"
+    assert venues[175] == "IJCAI"
+    assert sum(v is not None and v.endswith("(Switzerland)") for v in venues.values()) == 10

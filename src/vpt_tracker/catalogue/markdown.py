@@ -1067,7 +1067,10 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         found = _venue_up_to_year(raw, rest_start, style, links) or _venue_year_after(
             raw, rest_start, style, links
         )
-        paren = re.match(r"\s*\(([^(),]+?)\)", raw[rest_start:]) if style == "disi" else None
+        # one level of brackets inside: "(Electronics (Switzerland))" read as no venue
+        paren = (
+            re.match(r"\s*\(((?:[^(),\n]|\([^(),\n]*\))+?)\)", raw[rest_start:]) if style == "disi" else None
+        )
         if found:
             venue, year, spans["venue"], spans["year"] = found
         elif paren:  # disi-unibo-nlp without a year: **Title** (IJCAI)
