@@ -1058,3 +1058,50 @@ def test_a_link_named_by_a_venue_of_several_words_is_the_paper_link_on_any_host(
             2023,
             url,
         )
+
+
+def test_lint_does_not_flag_every_entry_of_a_list_without_links() -> None:
+    # ustcjinggg's tables have no link column: `check` said "18 entries, 18 problems", one
+    # `no-link` per entry, for a list written that way on purpose.
+    assert [p for p in lint(read(USTC)) if p.kind == "no-link"] == []
+    # a list that links its papers still hears about the one that has no link
+    text = (
+        "# L\n## S\n| Title | Venue | Year |\n|---|---|---|\n"
+        "| [A](https://arxiv.org/abs/2301.00001) | ICML | 2023 |\n| B | ICML | 2023 |\n"
+    )
+    assert [(p.line, p.kind) for p in lint(text)] == [(6, "no-link")]
+
+
+def test_bwlong_affiliation_without_asterisks_is_not_part_of_the_title() -> None:
+    # "* **Frozen**: Multimodal Few-Shot Learning with Frozen Language Models(DeepMind).[[arXiv
+    # 2106](..)]": the title read "...Language Models(DeepMind)", so `check` missed that line 180
+    # lists the same paper, and the title matched no paper of that name.
+    doc = parse(read(BWLONG))
+    titles = {entry.line: entry.title for entry in doc.entries}
+    assert titles[168] == "Multimodal Few-Shot Learning with Frozen Language Models"
+    assert titles[172] == "Attentive Mask CLIP"
+    assert titles[198] == "AD-CLIP: Adapting Domains in Prompt Space Using CLIP"
+    assert not [title for title in titles.values() if title.endswith(")")]
+    problems = {(p.line, p.kind) for p in lint(read(BWLONG))}
+    assert (180, "duplicate") in problems
+
+
+def test_update_entry_gives_a_disi_venue_without_a_year_its_year() -> None:
+    # disi's "64. **One Model for All Domains: ...** (IJCAI) [[paper](..)]" names no year: its
+    # upgrade failed with "entry at line 175 has no year text to update".
+    doc = parse(read(DISI))
+    index, entry = next((i, e) for i, e in enumerate(doc.entries) if e.line == 175)
+    assert (entry.venue, entry.year) == ("IJCAI", None)
+    updated = doc.update_entry(index, venue="TPAMI", year=2026)
+    assert updated.raw == entry.raw.replace("(IJCAI)", "(TPAMI, 2026)", 1)
+    assert (updated.venue, updated.year, updated.title) == ("TPAMI", 2026, entry.title)
+    assert doc.render() == read(DISI).replace(entry.raw, updated.raw, 1)
+
+
+def test_a_disi_venue_with_brackets_of_its_own_is_read() -> None:
+    # "61. **Research on ...** (Electronics (Switzerland)) [[paper](..)]" had no venue at all
+    # (10 of the list's entries: Electronics, Applied Sciences, Information).
+    venues = {e.line: e.venue for e in parse(read(DISI)).entries}
+    assert venues[171] == "Electronics (Switzerland)"
+    assert venues[175] == "IJCAI"
+    assert sum(v is not None and v.endswith("(Switzerland)") for v in venues.values()) == 10

@@ -728,6 +728,12 @@ class Document:
             lead, trail = cell[: len(cell) - len(cell.lstrip())], cell[len(cell.rstrip()) :]
             cells = f"{lead}{_escape_cell(venue)} |{lead}{year if year is not None else entry.year}{trail}"
             return self._replace_raw(entry, raw[:a] + cells + raw[b:])
+        if entry.style == "disi" and year is not None and "venue" in spans and "year" not in spans:
+            # disi's "(IJCAI)" names its venue without a year: "(TPAMI, 2026)", as its other
+            # entries write "(WSDM 2023)" or "(Venue, Year)"; the upgrade failed ("no year text")
+            a, b = spans["venue"]
+            shown = _escape_inline(venue) if venue is not None else raw[a:b]
+            return self._replace_raw(entry, f"{raw[:a]}{shown}, {year}{raw[b:]}")
         edits: list[tuple[tuple[int, int], str]] = []
         if venue is not None:
             if "venue" not in spans:
@@ -1019,6 +1025,11 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
             else:
                 title = _trim_end(head.strip(), ",.")
                 bw_venue, bw_year = None, None
+                # its affiliation without the asterisks: "Title(UNC Chapel Hill).[[ICML 2021](..)]"
+                # ("(*Lab*)" is cut above; "Title, 2021 (Lab)" by _BWLONG_TAIL)
+                aside = re.search(r"\s*\([^()*]*\)$", title)
+                if aside and aside.start() > 0:
+                    title = _trim_end(title[: aside.start()], ",.")
             spans["title"] = (t_start, t_start + len(title))
             style = "bwlong"
             rest_start = -1
@@ -1056,7 +1067,10 @@ def _parse_bullet_entry(raw: str) -> ParsedEntry | None:
         found = _venue_up_to_year(raw, rest_start, style, links) or _venue_year_after(
             raw, rest_start, style, links
         )
-        paren = re.match(r"\s*\(([^(),]+?)\)", raw[rest_start:]) if style == "disi" else None
+        # one level of brackets inside: "(Electronics (Switzerland))" read as no venue
+        paren = (
+            re.match(r"\s*\(((?:[^(),\n]|\([^(),\n]*\))+?)\)", raw[rest_start:]) if style == "disi" else None
+        )
         if found:
             venue, year, spans["venue"], spans["year"] = found
         elif paren:  # disi-unibo-nlp without a year: **Title** (IJCAI)
@@ -1892,9 +1906,13 @@ def _badge_text(raw: str, span: tuple[int, int], badges: list[str], doc: Documen
 def lint(text: str) -> list[Problem]:
     """Problems a maintainer would want to fix, by line: entry-like lines that do not
     parse, the same paper twice (normalised title, or arXiv id with the same title as far as
-    `names.titles_agree` tells), one arXiv link under two titles, entries with no link."""
+    `names.titles_agree` tells), one arXiv link under two titles, entries with no link (in a
+    list that links its papers)."""
     doc = parse(text)
     at = doc.editor_lines()  # `FILE:LINE` is for an editor
+    # A list that links none of its papers (ustcjinggg's tables have no link column) is
+    # written that way: flagging every one of its entries as `no-link` is noise, not a finding.
+    links_papers = any(entry.paper_url or entry.code_url for entry in doc.entries)
     problems = [Problem(at[line], "unparsed", why) for line, why in doc.unparsed]
     seen_title: dict[str, ParsedEntry] = {}
     seen_arxiv: dict[str, ParsedEntry] = {}
@@ -1923,7 +1941,7 @@ def lint(text: str) -> list[Problem]:
         seen_title.setdefault(key, entry)
         if entry.arxiv_id:
             seen_arxiv.setdefault(entry.arxiv_id, entry)
-        if entry.paper_url is None and entry.code_url is None:
+        if links_papers and entry.paper_url is None and entry.code_url is None:
             problems.append(Problem(at[entry.line], "no-link", f"{entry.title!r} has no paper or code link"))
     return sorted(problems, key=lambda p: (p.line, p.kind))
 

@@ -152,7 +152,7 @@ def check_command(file: Path) -> None:
     Prints FILE:LINE: KIND: message, where KIND is unparsed (looks like an entry but does
     not parse), duplicate (the same paper twice: same normalised title, or same arXiv id
     under a title that agrees), same-link (an arXiv link that an entry of another title
-    has too) or no-link (neither a paper nor a code link).
+    has too) or no-link (neither a paper nor a code link, in a list that links its papers).
     """
     text = read_markdown(file)
     problems = lint(text)
