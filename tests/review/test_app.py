@@ -395,7 +395,7 @@ async def test_every_catalogue_rows_keep_room_for_the_title_on_an_80_column_term
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         row = next(line for line in screen_text(app).splitlines() if "0.90" in line).split("││")[0]
-        assert "Self-regu" in row and "ICCV 2023 · generali…" in row, row
+        assert "Self-regul" in row and "ICCV 2023 · generaliz…" in row, row
         assert "for generalizable-vlm" in str(app.main.query_one(DetailView).text)  # the name in full
     app = ReviewApp(ReviewQueue(sqlite, "alice"), explainer=None, opener=lambda _url: None)
     async with app.run_test(size=(120, 24)) as pilot:
@@ -836,8 +836,44 @@ def test_list_rows_fit_wide_characters_and_narrow_panes(sqlite: Engine) -> None:
             strip = _row_strip(item, width, Style())
             text = "".join(segment.text for segment in strip)
             assert strip.cell_length == width
-            assert text.rstrip().endswith(item.venue_year), (width, text)
+            # a narrow row gives the venue up for the title (`test_narrow_rows_give_way_...`)
+            if width >= 36:
+                assert text.rstrip().endswith(item.venue_year), (width, text)
         assert item.title[:6] in "".join(segment.text for segment in _row_strip(item, 100, Style()))
+
+
+def test_narrow_rows_give_way_to_the_title_labels_first_then_the_venue(sqlite: Engine) -> None:
+    # A row kept its labels, venue and year whatever the width: on a 40-column terminal (a
+    # list pane of 22 cells) the title got two ("V… l  ECCV 2022").
+    from vpt_tracker.review.panes import TITLE_CELLS, _row_strip
+
+    cat = catalogue(sqlite, "vpt")
+    first = candidate(sqlite, cat, "Visual Prompt Tuning for Frozen Vision Transformers", relevance=0.9,
+                      proposed=["learnable", "token"], venue="ECCV", year=2022)  # fmt: skip
+    item = ReviewQueue(sqlite, "alice", "vpt").get(first)
+
+    def row(width: int, every_catalogue: bool = False, **changes: Any) -> str:
+        if every_catalogue:
+            changes["catalogue"] = "generalizable-vlm"
+        strip = _row_strip(replace(item, **changes), width, Style(), every_catalogue)
+        assert strip.cell_length == width
+        return "".join(segment.text for segment in strip)
+
+    assert row(80).endswith("Vision Transf… learnable,token  ECCV 2022")  # room for everything
+    assert row(46) == "  0.90 Visual Prompt Tun… learnable  ECCV 2022"  # 80 columns: as before
+    assert row(40) == "  0.90 Visual Prompt … learna  ECCV 2022"  # the labels are cut
+    assert row(36) == "  0.90 Visual Prompt Tun…  ECCV 2022"  # then dropped
+    assert row(30) == "  0.90 Visual Prompt Tu…  2022"  # then the venue: the year stays
+    assert row(22) == "  0.90 Visual Prompt …"  # 40 columns: the title alone
+    assert row(22, title="Short") == "  0.90 Short      2022"  # a short title leaves room
+    assert row(22, status="rejected") == "  0.90 [rejected] Vis…"  # the status is part of it
+    for width in (22, 26, 30, 36):  # the title keeps TITLE_CELLS, its cut included
+        assert row(width)[7 : 7 + TITLE_CELLS - 1] == item.title[: TITLE_CELLS - 1], width
+    # In a view of every catalogue, the catalogue's name is cut, and dropped last.
+    assert row(46, True) == "  0.90 Visual Prompt …  ECCV 2022 · generaliz…"
+    assert row(36, True) == "  0.90 Visual Prompt …  2022 · gene…"
+    assert row(30, True) == "  0.90 Visual Prompt …  gener…"
+    assert row(26, True) == "  0.90 Visual Prompt Tuni…"
 
 
 def test_detail_marks_labels_proposed_by_a_cue(sqlite: Engine, ids: dict[str, int]) -> None:
