@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from rich.cells import cell_len, set_cell_size
@@ -63,8 +64,10 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self.ids: list[int] = []
         self.cursor = 0
         self._rows: dict[int, QueueItem | None] = {}
-        self._strips: dict[tuple[int, int, bool, int], Strip] = {}
+        self._strips: dict[tuple[int, int, bool, int, str | None], Strip] = {}
         self._removed: list[tuple[int, int]] = []  # (candidate id, position), for undo
+        # Rows whose decision waits for the database (candidate id -> "deferring"): drawn so.
+        self.waiting: dict[int, str] = {}
         self.unanswered = False  # a row was drawn as a placeholder: the database did not answer
 
     # data -------------------------------------------------------------
@@ -99,12 +102,32 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self._strips.clear()
         self.refresh()
 
-    def remove_current(self) -> None:
-        """Drop the decided candidate from view and highlight the next one."""
-        if not self.ids:
+    def drop(self, candidate_id: int) -> None:
+        """Drop a decided candidate from view. The highlight stays on the candidate it was on
+        (the decision, written in the background, may be on a row the reviewer has left), or,
+        if it was this one, goes to the next."""
+        try:
+            position = self.ids.index(candidate_id)
+        except ValueError:  # not in this list (any more): a filter since, say
             return
-        self._removed.append((self.ids.pop(self.cursor), self.cursor))
+        del self.ids[position]
+        self._removed.append((candidate_id, position))
+        if position != self.cursor:
+            # Another row: the highlighted paper stays highlighted, and its detail as it is.
+            self.cursor -= position < self.cursor
+            self.virtual_size = Size(self.scrollable_content_region.width, len(self.ids))
+            self._follow_cursor()
+            self.refresh()
+            return
         self._moved_to(min(self.cursor, len(self.ids) - 1) if self.ids else 0)
+
+    def mark_waiting(self, candidate_id: int, doing: str | None) -> None:
+        """Draw the row as waiting for the database (`doing`: "deferring"), or no longer."""
+        if doing is None:
+            self.waiting.pop(candidate_id, None)
+        else:
+            self.waiting[candidate_id] = doing
+        self.refresh()
 
     def restore(self, candidate_id: int, fresh: QueueItem) -> bool:
         """Put an undone candidate back where this list dropped it; False if it never did."""
@@ -169,12 +192,16 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         if item is None:
             return Strip.blank(width)
         selected = index == self.cursor
-        key = (item.candidate_id, item.version, selected, width)
+        waiting = self.waiting.get(item.candidate_id)
+        key = (item.candidate_id, item.version, selected, width, waiting)
         strip = self._strips.get(key)
         if strip is None:
             if len(self._strips) > self.CACHE_LIMIT:
                 self._strips.clear()
             base = _SELECTED if selected else _PLAIN
+            if waiting is not None:  # "[deferring…]" before the title, dimmed
+                item = replace(item, status=f"{waiting}…")
+                base += Style(dim=True)
             strip = self._strips[key] = _row_strip(item, width, base, self.show_catalogue)
         return strip
 
