@@ -1191,14 +1191,14 @@ async def test_a_decision_the_database_does_not_answer_drops_those_queued_after_
     """Past the busy timeout the decision is not written and its row stays; the decisions
     queued behind it rest on it (an undo would undo the decision before) and are not taken
     either, and the notices say which: nothing is lost unsaid, nothing is done twice."""
-    with another_writer(sqlite, 1000) as (engine, writer):
+    with another_writer(sqlite, 3000) as (engine, writer):  # all four keys queue within it
         app = make_app(engine)
         async with app.run_test(size=(100, 24)) as pilot:
             await pilot.pause()
             await pilot.press("d", "j", "d", "u")
             locked = "the database did not answer (database is locked); nothing was changed: try again"
             dropped = "not done, as the decision before it was not: deferring #2, undoing your last decision"
-            await until(pilot, lambda: any(n.message == dropped for n in app._notifications))
+            await until(pilot, lambda: any(n.message == dropped for n in app._notifications), 15)
             await settle(pilot)
             assert locked in [n.message for n in app._notifications]
             assert log(sqlite) == [] and app.candidates.ids == [ids["first"], ids["second"], ids["third"]]
