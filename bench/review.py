@@ -82,11 +82,16 @@ class TimedApp(ReviewApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.last_display = 0.0
+        self.last_decided = 0.0  # when the last decision's outcome was shown
 
     def _display(self, screen: Any, renderable: Any) -> None:
         if renderable is not None:
             self.last_display = time.perf_counter()
         super()._display(screen, renderable)
+
+    def _decided(self, *args: Any) -> None:
+        super()._decided(*args)
+        self.last_decided = time.perf_counter()
 
 
 def key_plan(presses: int) -> list[str]:
@@ -106,7 +111,14 @@ async def drive(engine: Engine, presses: int) -> tuple[list[float], float]:
         for key in key_plan(presses):
             pressed = time.perf_counter()
             await pilot.press(key)
-            while app.last_display < pressed:  # wait for the refresh this key caused
+            shown = pressed
+            if key in ("d", "u"):  # a decision, written in a worker: until its outcome is drawn
+                while app.last_decided < pressed:
+                    await asyncio.sleep(0.0005)
+                    if time.perf_counter() - pressed > 5:
+                        raise RuntimeError(f"no decision within 5 s after {key!r}")
+                shown = app.last_decided
+            while app.last_display < shown:  # wait for the refresh this key caused
                 await asyncio.sleep(0.0005)
                 if time.perf_counter() - pressed > 5:
                     raise RuntimeError(f"no screen update within 5 s after {key!r}")

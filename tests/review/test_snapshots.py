@@ -108,3 +108,10 @@ def test_empty_queue(snap_compare: Any, sqlite: Engine) -> None:
     catalogue(sqlite, "awesome-vpt")
     app = ReviewApp(ReviewQueue(sqlite, "alice", "awesome-vpt"), explainer=lambda *_: {})
     assert snap_compare(app, terminal_size=SIZE)
+
+
+@pytest.mark.parametrize("columns", [40, 80])
+def test_main_screen_on_a_narrow_terminal(snap_compare: Any, sqlite: Engine, columns: int) -> None:
+    """At 40 columns the rows keep their titles and drop labels and venue (they kept those and
+    showed "V…"); at 80 they keep the labels, cut, and the venue."""
+    assert snap_compare(filled(sqlite), terminal_size=(columns, 24), run_before=settled)

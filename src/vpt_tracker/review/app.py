@@ -12,6 +12,7 @@ reject reason, filter) never sees them: typing `a` or `x` into an input stays te
 from __future__ import annotations
 
 import webbrowser
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,6 +136,17 @@ class SessionSummary:
         )
 
 
+@dataclass
+class Decision:
+    """A decision queued for the database: `call` runs in a worker thread, `done` on the app's
+    thread with its result. `doing` says it in the status line ("deferring #12")."""
+
+    doing: str
+    call: Callable[[], Any]
+    done: Callable[[Any], None]
+    candidate_id: int | None = None  # the row it marks while it waits (None: an undo)
+
+
 # --------------------------------------------------------------------------- main screen
 class ReviewScreen(Screen[None]):
     @classmethod
@@ -195,6 +207,8 @@ class ReviewApp(App[SessionSummary]):
     #: A database call this long (SQLite held by another writer) makes the keys typed during it
     #: stale: they are dropped, not acted on once it answers.
     STALE_KEYS_AFTER = 1.0
+    #: A decision still waiting for the database after this long says so in the status line.
+    WAIT_SHOWN_AFTER = 0.25
     CSS = """
     #status { height: auto; max-height: 4; background: $primary-darken-2; color: $text; padding: 0 1; }
     #panes { height: 1fr; }
@@ -250,6 +264,13 @@ class ReviewApp(App[SessionSummary]):
         self.main = ReviewScreen.with_bindings(self.key_bindings)
         self._keys_stale_before = 0.0  # keys pressed before this (monotonic) time are dropped
         self._stale_said = True
+        # Decisions run one at a time, in the order of their keys, in a worker thread: the
+        # screen keeps drawing (and moving) while SQLite is held by another writer.
+        self._decisions: deque[Decision] = deque()
+        self._deciding: Decision | None = None
+        self._wait_timer: Timer | None = None
+        self._waiting_shown = False
+        self._quit_when_decided = False
 
     def notify(
         self,
@@ -305,9 +326,10 @@ class ReviewApp(App[SessionSummary]):
         timeout by another process (a long nightly write), a PostgreSQL server restarted.
         Each action is one transaction, so nothing of it was written; the reviewer retries.
 
-        A call that waited long (`STALE_KEYS_AFTER`) makes the keys typed meanwhile stale: the
-        screen did not change while it waited, and a reviewer who pressed `d` again, or `x 1`,
-        deferred or rejected the next papers unseen once it answered."""
+        For the calls still made on the app's thread (a filter, the recount, the label
+        editor's checks; decisions wait in a worker, `_decide`): one that waited long
+        (`STALE_KEYS_AFTER`) makes the keys typed meanwhile stale. The screen did not change
+        while it waited, and a `d` typed then deferred a paper unseen once it answered."""
         started = monotonic()
         try:
             yield
@@ -343,14 +365,18 @@ class ReviewApp(App[SessionSummary]):
         else:
             self.update_status(recount=False)
 
-    def update_status(self, recount: bool = True) -> None:
-        """The counter line; `recount` asks the database (other reviewers' work shows up too)."""
+    def update_status(self, recount: bool = True, *, empty: bool = True) -> None:
+        """The counter line; `recount` asks the database (other reviewers' work shows up too).
+        `empty=False` leaves the empty list's message as it is (it may ask the database)."""
         screen = self.main
         if recount:
             self.remaining = self.queue.count(status=self.status)
         shown = len(self.candidates.ids)
         scope = self.queue.catalogue or "all catalogues"
         text = f"{self.queue.reviewer} · {scope} · {self.remaining} {self.status} remaining"
+        if self._waiting_shown and self._deciding is not None:
+            queued = f"; {plural(len(self._decisions), 'more decision')} queued" if self._decisions else ""
+            text = f"⏳ waiting for the database… ({self._deciding.doing}{queued}) · {text}"
         if self.filter:
             text += f" · filter: {self.filter.describe()} ({plural(shown, 'match', 'matches')})"
         s = self.summary
@@ -363,11 +389,13 @@ class ReviewApp(App[SessionSummary]):
         status = screen.query_one("#status", Static)
         fits = cell_len(text) <= status.content_region.width and status.size.height <= 1
         status.update(text, layout=not fits)
-        empty = not self.candidates.ids
-        if empty != screen.has_class("empty"):
-            screen.set_class(empty, "empty")
+        if not empty:
+            return
+        is_empty = not self.candidates.ids
+        if is_empty != screen.has_class("empty"):
+            screen.set_class(is_empty, "empty")
             screen.refresh_bindings()  # the keys that need a candidate come and go (`check_action`)
-        if empty:
+        if is_empty:
             screen.query_one("#empty", Static).update(self._empty_message(scope))
 
     def _empty_message(self, scope: str) -> str:
@@ -473,7 +501,7 @@ class ReviewApp(App[SessionSummary]):
         def accept(item: QueueItem, labels: list[str]) -> None:
             self._apply(item, "accepted", lambda: self.queue.accept(item.candidate_id, labels, item.version))
 
-        self._edit_labels(accept)
+        self._edit_labels(accept, "accept")
 
     def do_relabel(self) -> None:
         """Change the labels without deciding (the app shows open candidates only)."""
@@ -485,27 +513,33 @@ class ReviewApp(App[SessionSummary]):
                 # `u` then undid as "its labels are the proposed ones again".
                 self.notify(f"#{item.candidate_id} labels unchanged: {', '.join(shown) or 'none'}")
                 return
-            fresh: QueueItem | None = None
-            try:
-                with self.database_errors():
-                    fresh = self.queue.relabel(item.candidate_id, labels, item.version)
-            except UserError as exc:
-                self._refused(exc)
-                return
-            if fresh is None:  # the database did not answer (said)
-                return
-            self.candidates.replace(fresh)
-            self.show_detail(fresh)
-            self.notify(f"#{fresh.candidate_id} labels: {', '.join(fresh.final_labels or []) or 'none'}")
 
-        self._edit_labels(relabel, relabel=True)
+            def relabelled(fresh: QueueItem) -> None:
+                self.candidates.replace(fresh)
+                current = self.candidates.current
+                if current is not None and current.candidate_id == fresh.candidate_id:
+                    self.show_detail(fresh)
+                self.notify(f"#{fresh.candidate_id} labels: {', '.join(fresh.final_labels or []) or 'none'}")
 
-    def _edit_labels(self, then: Callable[[QueueItem, list[str]], None], *, relabel: bool = False) -> None:
+            self._decide(
+                Decision(
+                    f"relabelling #{item.candidate_id}",
+                    lambda: self.queue.relabel(item.candidate_id, labels, item.version),
+                    relabelled,
+                    item.candidate_id,
+                )
+            )
+
+        self._edit_labels(relabel, "relabel", relabel=True)
+
+    def _edit_labels(
+        self, then: Callable[[QueueItem, list[str]], None], action: str, *, relabel: bool = False
+    ) -> None:
         """The label editor for the highlighted candidate; `then` gets it and the chosen labels.
 
         Accepting also asks whether the list has a section for the labels (`placement_problem`).
         """
-        item = self.candidates.current
+        item = self._undecided(action)
         if item is None:
             return
         try:
@@ -536,7 +570,7 @@ class ReviewApp(App[SessionSummary]):
         self.push_screen(screen, done)
 
     def do_reject(self) -> None:
-        item = self.candidates.current
+        item = self._undecided("reject")
         if item is None:
             return
 
@@ -549,23 +583,25 @@ class ReviewApp(App[SessionSummary]):
         self.push_screen(RejectScreen(item, self.reject_reasons, show_catalogue=self.every_catalogue), done)
 
     def do_defer(self) -> None:
-        item = self.candidates.current
+        item = self._undecided("defer")
         if item is not None:
             self._apply(item, "deferred", lambda: self.queue.defer(item.candidate_id, None, item.version))
 
     def do_undo(self) -> None:
-        try:
-            items = self.queue.undo()
-        except Conflict as exc:
-            self._refused(exc)  # shows the candidate as the other reviewer left it
-            return
-        except UserError as exc:
-            self.notify(str(exc), severity="warning")
-            return
+        """Undo the last decision: queued after those still waiting for the database, so it
+        undoes the last of them once it is written."""
+
+        def undo() -> tuple[list[QueueItem], str | None]:
+            return self.queue.undo(), self.queue.last_undone
+
+        self._decide(Decision("undoing your last decision", undo, self._undone))
+
+    def _undone(self, result: tuple[list[QueueItem], str | None]) -> None:
+        items, last_undone = result
         self.summary.undone += 1
         self.summary.undone_candidates += len(items)
         first = items[0]
-        if self.queue.last_undone == "relabel":  # the status never changed: say what did
+        if last_undone == "relabel":  # the status never changed: say what did
             self.notify(f"undone your relabel of #{first.candidate_id}: {first.labels_restored()}")
         else:
             self.notify(f"undone: {_undone_ids(items)} {first.status} again")
@@ -639,7 +675,15 @@ class ReviewApp(App[SessionSummary]):
     def do_quit(self) -> None:
         """Quit with the session summary. Leaving needs no database: when it does not answer,
         the summary says the count is unknown (before, `q` said "try again" and Ctrl+Q
-        closed the app with a traceback)."""
+        closed the app with a traceback).
+
+        Decisions still waiting for the database are let finish first (each waits at most the
+        busy timeout): quitting under them, the summary missed those written after it."""
+        if self._deciding is not None:
+            self._quit_when_decided = True
+            waiting = plural(self.waiting_decisions, "decision")
+            self.notify(f"quitting once the database answers ({waiting} waiting)")
+            return
         try:
             self.summary.remaining = self.queue.count()
         except OperationalError:
@@ -649,22 +693,107 @@ class ReviewApp(App[SessionSummary]):
 
     # helpers ------------------------------------------------------------
     def _apply(self, item: QueueItem, outcome: str, action: Callable[[], QueueItem]) -> None:
-        done = False
+        """Queue a decision on `item`; once written, its row leaves the list."""
+
+        def applied(_fresh: QueueItem) -> None:
+            setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
+            self.candidates.drop(item.candidate_id)
+            if item.status == self.status:
+                self.remaining -= 1
+            self.update_status(recount=False)
+
+        doing = {"accepted": "accepting", "rejected": "rejecting", "deferred": "deferring"}[outcome]
+        self._decide(Decision(f"{doing} #{item.candidate_id}", action, applied, item.candidate_id))
+
+    def _undecided(self, action: str) -> QueueItem | None:
+        """The highlighted candidate, unless a decision on it still waits for the database:
+        a second key on it is refused, not queued (it would be decided twice, or, once the
+        first is written, the next paper would be, unseen)."""
+        item = self.candidates.current
+        if item is not None and item.candidate_id in self.candidates.waiting:
+            doing = self.candidates.waiting[item.candidate_id]
+            self.notify(
+                f"{action} of #{item.candidate_id} ignored: {doing} still waits for the database",
+                severity="warning",
+            )
+            return None
+        return item
+
+    # decisions in a worker --------------------------------------------------
+    @property
+    def waiting_decisions(self) -> int:
+        """The decisions not written yet: the one waiting for the database and those queued."""
+        return len(self._decisions) + (self._deciding is not None)
+
+    def _decide(self, decision: Decision) -> None:
+        """Queue `decision` behind those still waiting for the database, in key order."""
+        self._decisions.append(decision)
+        if decision.candidate_id is not None:
+            self.candidates.mark_waiting(decision.candidate_id, decision.doing.split(" #")[0])
+        if self._deciding is None:
+            self._next_decision()
+        elif self._waiting_shown:
+            self.update_status(recount=False, empty=False)
+
+    def _next_decision(self) -> None:
+        if not self._decisions:
+            return
+        decision = self._deciding = self._decisions.popleft()
+        self._wait_timer = self.set_timer(self.WAIT_SHOWN_AFTER, self._show_wait)
+        self._run_decision(decision)
+
+    def _show_wait(self) -> None:
+        self._waiting_shown = True
+        self.update_status(recount=False, empty=False)
+
+    @work(thread=True, group="decisions")
+    def _run_decision(self, decision: Decision) -> None:
+        """One decision's database call, off the app's thread; `_decided` takes the outcome."""
         try:
-            with self.database_errors():
-                action()
-                done = True
-        except UserError as exc:
-            self._refused(exc)
+            result = decision.call()
+        except (OperationalError, UserError) as exc:
+            self.call_from_thread(self._decided, decision, None, exc)
             return
-        if not done:
+        self.call_from_thread(self._decided, decision, result, None)
+
+    def _decided(self, decision: Decision, result: Any, error: OperationalError | UserError | None) -> None:
+        """Show a decision's outcome and start the next one. One that was not written (the
+        database did not answer, a conflict) drops those queued after it, which may rest on it
+        (an undo would undo the decision before), and says which: nothing is taken unseen."""
+        if self._wait_timer is not None:
+            self._wait_timer.stop()
+            self._wait_timer = None
+        self._deciding = None
+        if decision.candidate_id is not None:
+            self.candidates.mark_waiting(decision.candidate_id, None)
+        if error is None:
+            decision.done(result)
+        else:
+            dropped = list(self._decisions)
+            self._decisions.clear()
+            for later in dropped:
+                if later.candidate_id is not None:
+                    self.candidates.mark_waiting(later.candidate_id, None)
+            if isinstance(error, OperationalError):
+                self.notify(unanswered(error), severity="error", timeout=8)
+            elif isinstance(error, Conflict):
+                self._refused(error)  # shows the candidate as the other reviewer left it
+            elif decision.candidate_id is None:  # nothing (of yours) to undo
+                self.notify(str(error), severity="warning")
+            else:
+                self._refused(error)
+            if dropped:
+                said = ", ".join(later.doing for later in dropped)
+                self.notify(f"not done, as the decision before it was not: {said}", severity="warning")
+        if not self._decisions:
+            self._waiting_shown = False
+            self.update_status(recount=False)
+            if self._quit_when_decided:
+                self.do_quit()
             return
-        setattr(self.summary, outcome, getattr(self.summary, outcome) + 1)
-        if self.candidates.current is not None and self.candidates.current.candidate_id == item.candidate_id:
-            self.candidates.remove_current()
-        if item.status == self.status:
-            self.remaining -= 1
-        self.update_status(recount=False)
+        self._next_decision()
+        if self._waiting_shown:  # the next one, queued behind a wait, is said at once
+            self.update_status(recount=False, empty=False)
 
     def _refused(self, exc: UserError) -> None:
         """Say why an action was not applied; after a conflict, show the candidate as it now is."""
@@ -673,7 +802,9 @@ class ReviewApp(App[SessionSummary]):
             current = exc.current
             if current is not None:
                 self.candidates.replace(current)
-                self.show_detail(current)
+                shown = self.candidates.current  # the reviewer may have moved on meanwhile
+                if shown is not None and shown.candidate_id == current.candidate_id:
+                    self.show_detail(current)
         self.notify(str(exc), severity="error", timeout=8)
 
     def _valid_labels(self, catalogue: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from rich.cells import cell_len, set_cell_size
@@ -63,8 +64,10 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self.ids: list[int] = []
         self.cursor = 0
         self._rows: dict[int, QueueItem | None] = {}
-        self._strips: dict[tuple[int, int, bool, int], Strip] = {}
+        self._strips: dict[tuple[int, int, bool, int, str | None], Strip] = {}
         self._removed: list[tuple[int, int]] = []  # (candidate id, position), for undo
+        # Rows whose decision waits for the database (candidate id -> "deferring"): drawn so.
+        self.waiting: dict[int, str] = {}
         self.unanswered = False  # a row was drawn as a placeholder: the database did not answer
 
     # data -------------------------------------------------------------
@@ -99,12 +102,32 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self._strips.clear()
         self.refresh()
 
-    def remove_current(self) -> None:
-        """Drop the decided candidate from view and highlight the next one."""
-        if not self.ids:
+    def drop(self, candidate_id: int) -> None:
+        """Drop a decided candidate from view. The highlight stays on the candidate it was on
+        (the decision, written in the background, may be on a row the reviewer has left), or,
+        if it was this one, goes to the next."""
+        try:
+            position = self.ids.index(candidate_id)
+        except ValueError:  # not in this list (any more): a filter since, say
             return
-        self._removed.append((self.ids.pop(self.cursor), self.cursor))
+        del self.ids[position]
+        self._removed.append((candidate_id, position))
+        if position != self.cursor:
+            # Another row: the highlighted paper stays highlighted, and its detail as it is.
+            self.cursor -= position < self.cursor
+            self.virtual_size = Size(self.scrollable_content_region.width, len(self.ids))
+            self._follow_cursor()
+            self.refresh()
+            return
         self._moved_to(min(self.cursor, len(self.ids) - 1) if self.ids else 0)
+
+    def mark_waiting(self, candidate_id: int, doing: str | None) -> None:
+        """Draw the row as waiting for the database (`doing`: "deferring"), or no longer."""
+        if doing is None:
+            self.waiting.pop(candidate_id, None)
+        else:
+            self.waiting[candidate_id] = doing
+        self.refresh()
 
     def restore(self, candidate_id: int, fresh: QueueItem) -> bool:
         """Put an undone candidate back where this list dropped it; False if it never did."""
@@ -169,12 +192,16 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         if item is None:
             return Strip.blank(width)
         selected = index == self.cursor
-        key = (item.candidate_id, item.version, selected, width)
+        waiting = self.waiting.get(item.candidate_id)
+        key = (item.candidate_id, item.version, selected, width, waiting)
         strip = self._strips.get(key)
         if strip is None:
             if len(self._strips) > self.CACHE_LIMIT:
                 self._strips.clear()
             base = _SELECTED if selected else _PLAIN
+            if waiting is not None:  # "[deferring…]" before the title, dimmed
+                item = replace(item, status=f"{waiting}…")
+                base += Style(dim=True)
             strip = self._strips[key] = _row_strip(item, width, base, self.show_catalogue)
         return strip
 
@@ -186,21 +213,51 @@ def _fit(text: str, width: int) -> str:
     return set_cell_size(text, width - 1) + "…" if width > 0 else ""
 
 
-def _catalogue_in_row(item: QueueItem, width: int, status: str) -> str:
-    """The catalogue's name as a row of every catalogue shows it: cut (with an ellipsis, to
-    no less than four cells) where it would leave the title less than a third of the row.
+#: The cells a title keeps in a row (a third of a wider row; the whole title where it is
+#: shorter): the columns beside it give way first, in `_row_columns`.
+TITLE_CELLS = 15
+#: Labels or a catalogue's name cut to fewer cells than this are dropped, not shown as "l".
+_CUT_CELLS = 4
 
-    Kept whole, "ICCV 2023 · generalizable-vlm" left an 80-column terminal's list pane two
-    cells of title per row ("Se…", "Co…"), and the list could not be read; the detail pane
-    names the catalogue in full.
+
+def _row_columns(item: QueueItem, width: int, show_catalogue: bool = False) -> tuple[str, str]:
+    """The labels and the venue column (venue and year, and the catalogue in a view of every
+    catalogue) that fit beside the title in a row of `width` cells.
+
+    The title keeps `TITLE_CELLS` (a third of a wider row); the other columns give way in
+    the order of their use to a reviewer: the labels first (cut, then dropped), then the venue
+    (the year stays), then the year; the catalogue's name, which tells apart a paper queued
+    for two lists, is cut (to no less than four cells, "gen…") and dropped last. The detail
+    pane shows them all. Kept whatever the width, they left a 40-column terminal's list pane
+    two cells of title ("V… l  ECCV 2022"); the catalogue's name kept whole, an 80-column one "Se…".
     """
-    name = item.catalogue
-    title = min(cell_len(status + item.title), width // 3)
-    venue = cell_len(item.venue_year) + 3 if item.venue_year else 0  # "ICCV 2023 · "
-    room = width - (2 + 5 + 2) - venue - (title + 1)  # mark, score, the gap before the venue
-    if cell_len(name) <= room:
-        return name
-    return _fit(name, max(4, room))
+    status = "" if item.status == "pending" else f"[{item.status}] "
+    free = max(0, width - 7)  # beside the b2n mark and the score
+    floor = min(cell_len(status + item.title), free, max(TITLE_CELLS, width // 3))
+    room = free - floor  # for "  venue" and " labels"
+    labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
+    catalogue = item.catalogue if show_catalogue else ""
+    year = str(item.year) if item.year else ""
+    for n, venue in enumerate(dict.fromkeys((item.venue_year, year, ""))):
+        if catalogue:
+            prefix = f"{venue} · " if venue else ""
+            name_room = room - 2 - cell_len(prefix)
+            if cell_len(catalogue) <= name_room:
+                venue = prefix + catalogue
+            elif name_room >= _CUT_CELLS:
+                venue = prefix + _fit(catalogue, name_room)
+            else:
+                continue
+        used = cell_len(venue) + 2 if venue else 0
+        if used > room:
+            continue
+        label_text = ""
+        if n == 0 and labels:  # dropped before the venue gives way
+            cells = min(cell_len(labels), (width - 9 - cell_len(venue)) // 3, room - used - 1)
+            if cells >= min(cell_len(labels), _CUT_CELLS):
+                label_text = set_cell_size(labels, cells)
+        return label_text, venue
+    return "", ""
 
 
 _SELECTED = Style(bgcolor="#2d4a6b", bold=True)
@@ -209,31 +266,28 @@ _PLAIN = Style()
 
 def _row_strip(item: QueueItem, width: int, base: Style, show_catalogue: bool = False) -> Strip:
     """One list row: b2n mark, score, title, labels, venue and year (and the catalogue, in a
-    view of every catalogue), fitted to `width` cells.
+    view of every catalogue), fitted to `width` cells by `_row_columns`.
 
     Measured in terminal cells, not characters: a CJK character or an emoji takes two, and
     counted as one it pushed the labels and venue out of the row.
     """
     mark = "◆" if item.base_to_novel_flag else " "
-    labels = ",".join(item.final_labels if item.final_labels is not None else item.proposed_labels)
     status = "" if item.status == "pending" else f"[{item.status}] "
-    catalogue = _catalogue_in_row(item, width, status) if show_catalogue else ""
-    venue = " · ".join(part for part in (item.venue_year, catalogue) if part)
-    fixed = 2 + 5 + cell_len(venue) + 2
-    label_width = min(cell_len(labels), max(0, (width - fixed) // 3))
-    title_width = max(0, width - fixed - label_width - 1)
-    title = _fit(status + item.title, title_width)
-    label_text = set_cell_size(labels, label_width)
+    labels, venue = _row_columns(item, width, show_catalogue)
+    beside = (cell_len(labels) + 1 if labels else 0) + (cell_len(venue) + 2 if venue else 0)
+    title = _fit(status + item.title, max(0, width - 7 - beside))
     score_style = Style(color="green") if item.relevance >= 0.7 else Style(color="yellow")
     if item.relevance < 0.3:
         score_style = Style(color="red")
     segments = [
         Segment(f"{mark} ", base + Style(color="magenta")),
         Segment(f"{item.relevance:4.2f} ", base + score_style),
-        Segment(title + " ", base),
-        Segment(label_text, base + Style(color="cyan")),
-        Segment(f"  {venue}", base + Style(dim=True)),
+        Segment(title + " " if labels else title, base),
     ]
+    if labels:
+        segments.append(Segment(labels, base + Style(color="cyan")))
+    if venue:
+        segments.append(Segment(f"  {venue}", base + Style(dim=True)))
     return Strip(segments).adjust_cell_length(width, base)
 
 
