@@ -160,6 +160,26 @@ def test_the_secrets_file_variable_wins_over_the_files_secrets_file(
     assert settings.smtp.password.get_secret_value() == "from-the-variables-one"
 
 
+def test_an_empty_variable_is_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`VPT_DATA_DIR=` (set, empty) was the current folder: the database, the cache and the
+    models went wherever the command ran. Empty is unset, for every `VPT_*` variable."""
+    monkeypatch.chdir(tmp_path)
+    config = write(tmp_path / "c.toml", "[smtp]\nhost = \"mail.example.org\"\n")
+    for name in ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_SMTP__HOST", "VPT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    unset = load_settings(config)
+    for name in ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_SMTP__HOST", "VPT_GITHUB__TOKEN"):
+        monkeypatch.setenv(name, "")
+    empty = load_settings(config)
+    assert empty.data_dir == unset.data_dir != Path(".")
+    assert empty.database_url == unset.database_url and empty.secrets_file is None
+    assert empty.smtp.host == "mail.example.org" and empty.github.token is None
+    # An error is not blamed on an empty variable, which gave nothing.
+    monkeypatch.setenv("VPT_SMTP__PORT", "")
+    with pytest.raises(ConfigError, match=r"^bad config: smtp\.port: "):
+        load_settings(write(tmp_path / "bad.toml", '[smtp]\nport = "many"\n'))
+
+
 def test_a_catalogue_configured_twice_is_refused(tmp_path: Path) -> None:
     """A copied `[[catalogues]]` block left with the first one's name was accepted: the first
     block won everywhere and the second list (its preset, repository, rules) was never tracked."""

@@ -3,7 +3,7 @@
 Precedence, highest first: explicit overrides (CLI flags), environment variables
 (`VPT_DATABASE_URL`, nested keys with `__`, e.g. `VPT_SMTP__HOST`), the secrets file,
 the TOML file, defaults. Secrets are `SecretStr`, so that printing or logging the
-config never shows them.
+config never shows them. An empty variable is unset.
 """
 
 from __future__ import annotations
@@ -323,6 +323,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VPT_",
         env_nested_delimiter="__",
+        env_ignore_empty=True,  # an empty variable is unset, as most tools take one
         extra="forbid",
     )
 
@@ -506,7 +507,7 @@ def _refuse_unknown_variables() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     unknown = sorted(
         name
-        for name in os.environ
+        for name in _set_variables()
         if name.upper().startswith("VPT_")
         and name.upper() not in NOT_KEYS
         and not name.upper().startswith(NOT_KEYS_PREFIX)
@@ -519,6 +520,11 @@ def _refuse_unknown_variables() -> None:
         )
 
 
+def _set_variables() -> dict[str, str]:
+    """The environment's variables that are set: an empty one is unset (`env_ignore_empty`)."""
+    return {name: value for name, value in os.environ.items() if value}
+
+
 def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
     """The `VPT_*` variables set now that give the value at `loc` (`smtp.port`: VPT_SMTP__PORT
     or a JSON VPT_SMTP), as spelled in the environment; none when it came from a file."""
@@ -528,7 +534,7 @@ def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
             break  # a list item: only the whole list comes from one variable
         names.append(part)
     wanted = {"VPT_" + "__".join(names[:i]).upper() for i in range(1, len(names) + 1)}
-    return sorted(name for name in os.environ if name.upper() in wanted)
+    return sorted(name for name in _set_variables() if name.upper() in wanted)
 
 
 def _item_variables(loc: tuple[int | str, ...]) -> list[str]:
@@ -536,7 +542,7 @@ def _item_variables(loc: tuple[int | str, ...]) -> list[str]:
     if not all(isinstance(part, str) for part in loc):
         return []
     prefix = "VPT_" + "__".join(str(part) for part in loc).upper() + "__"
-    return sorted(name for name in os.environ if name.upper().startswith(prefix))
+    return sorted(name for name in _set_variables() if name.upper().startswith(prefix))
 
 
 def _settings_error(exc: SettingsError) -> str:
@@ -546,7 +552,7 @@ def _settings_error(exc: SettingsError) -> str:
     prefix = f"VPT_{field}".upper()
     variables = sorted(
         name
-        for name, value in os.environ.items()
+        for name, value in _set_variables().items()
         if (name.upper() == prefix or name.upper().startswith(prefix + "__"))
         and _complex_and_not_json(name, value)
     )
