@@ -180,6 +180,34 @@ def test_an_empty_variable_is_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         load_settings(write(tmp_path / "bad.toml", '[smtp]\nport = "many"\n'))
 
 
+def test_a_relative_path_in_the_file_is_relative_to_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`secrets_file = "secrets.toml"` beside /etc/vpt-tracker.toml was read from the current
+    folder (cron's: the home folder), and so were `data_dir`, `classifiers_dir` and
+    `github.workdir`. A path from the environment is still the current folder's."""
+    etc, elsewhere = tmp_path / "etc", tmp_path / "elsewhere"
+    etc.mkdir(), elsewhere.mkdir()
+    write(etc / "secrets.toml", '[smtp]\npassword = "beside-the-config"\n')
+    config = write(
+        etc / "vpt-tracker.toml",
+        'secrets_file = "secrets.toml"\ndata_dir = "data"\nclassifiers_dir = "models"\n'
+        '[github]\nworkdir = "repos"\n',
+    )
+    monkeypatch.chdir(elsewhere)
+    for name in ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(config)
+    assert settings.smtp.password is not None
+    assert settings.smtp.password.get_secret_value() == "beside-the-config"
+    assert settings.secrets_file == etc / "secrets.toml"
+    assert settings.data_dir == etc / "data"
+    assert settings.database_url == f"sqlite:///{etc / 'data' / 'vpt-tracker.db'}"
+    assert settings.classifiers_dir == etc / "models" and settings.github.workdir == etc / "repos"
+    monkeypatch.setenv("VPT_DATA_DIR", "data")
+    assert load_settings(config).data_dir == Path("data")
+
+
 def test_a_catalogue_configured_twice_is_refused(tmp_path: Path) -> None:
     """A copied `[[catalogues]]` block left with the first one's name was accepted: the first
     block won everywhere and the second list (its preset, repository, rules) was never tracked."""

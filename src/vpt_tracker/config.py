@@ -3,7 +3,8 @@
 Precedence, highest first: explicit overrides (CLI flags), environment variables
 (`VPT_DATABASE_URL`, nested keys with `__`, e.g. `VPT_SMTP__HOST`), the secrets file,
 the TOML file, defaults. Secrets are `SecretStr`, so that printing or logging the
-config never shows them. An empty variable is unset.
+config never shows them. An empty variable is unset; a relative path in a file is
+relative to that file's folder.
 """
 
 from __future__ import annotations
@@ -429,6 +430,26 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
+#: The keys that name a local file or folder: given relative in a file, relative to its folder.
+PATH_KEYS = (("data_dir",), ("classifiers_dir",), ("secrets_file",), ("github", "workdir"))
+
+
+def _read_file(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file at `path`, with each relative path it gives (`PATH_KEYS`) made relative
+    to the file's folder, not the current one: `secrets_file = "secrets.toml"` beside
+    `/etc/vpt-tracker.toml` was read from wherever the command ran (cron: the home folder),
+    and so was `data_dir = "data"`."""
+    data = _read_toml(path, what)
+    folder = path.absolute().parent
+    for *sections, key in PATH_KEYS:
+        table: Any = data
+        for section in sections:
+            table = table.get(section) if isinstance(table, dict) else None
+        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+            table[key] = str(folder / table[key])  # an absolute path stays as it is
+    return data
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
@@ -456,7 +477,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     The message names where the bad value came from: the file, or the `VPT_*` variable.
     """
     path = find_config_file(config_file)
-    data: dict[str, Any] = _read_toml(path, "config file") if path else {}
+    data: dict[str, Any] = _read_file(path, "config file") if path else {}
     # In the config's precedence, the variable over the file: the file's one was read while
     # `config show` named the variable's, whose secrets were never read.
     secrets_path = (
@@ -466,7 +487,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if not isinstance(secrets_path, str | Path):
             raise ConfigError(f"bad config: secrets_file: expected a path, not {secrets_path!r}")
         # The secrets file holds only secrets (github.token, smtp.password), kept out of the main file.
-        data = _merge(data, _read_toml(Path(secrets_path), "secrets file"))
+        data = _merge(data, _read_file(Path(secrets_path), "secrets file"))
     _refuse_unknown_variables()
     token = _FILE_DATA.set(data)
     try:
