@@ -208,6 +208,26 @@ def test_a_relative_path_in_the_file_is_relative_to_its_folder(
     assert load_settings(config).data_dir == Path("data")
 
 
+@pytest.mark.parametrize("name", ["vpt_secrets_file", "vpt_config"])
+def test_a_lowercase_variable_is_read_as_its_capital_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Every `VPT_*` variable is read in any case (`vpt_data_dir` was); `vpt_secrets_file`
+    passed the check for unknown variables and `config show` named it, but its secrets were
+    never read, and `vpt_config` was not read at all."""
+    monkeypatch.chdir(tmp_path)
+    for each in ("VPT_SECRETS_FILE", "VPT_CONFIG"):
+        monkeypatch.delenv(each, raising=False)
+    secrets = write(tmp_path / "secrets.toml", '[smtp]\npassword = "from-a-lowercase-variable"\n')
+    if name == "vpt_config":
+        monkeypatch.setenv(name, str(write(tmp_path / "c.toml", f'secrets_file = "{secrets}"\n')))
+    else:
+        monkeypatch.setenv(name, str(secrets))
+    settings = load_settings()
+    assert settings.secrets_file == secrets and settings.smtp.password is not None
+    assert settings.smtp.password.get_secret_value() == "from-a-lowercase-variable"
+
+
 def test_a_catalogue_configured_twice_is_refused(tmp_path: Path) -> None:
     """A copied `[[catalogues]]` block left with the first one's name was accepted: the first
     block won everywhere and the second list (its preset, repository, rules) was never tracked."""

@@ -3,8 +3,8 @@
 Precedence, highest first: explicit overrides (CLI flags), environment variables
 (`VPT_DATABASE_URL`, nested keys with `__`, e.g. `VPT_SMTP__HOST`), the secrets file,
 the TOML file, defaults. Secrets are `SecretStr`, so that printing or logging the
-config never shows them. An empty variable is unset; a relative path in a file is
-relative to that file's folder.
+config never shows them. A variable is read in any case, and an empty one is unset; a
+relative path in a file is relative to that file's folder.
 """
 
 from __future__ import annotations
@@ -55,8 +55,20 @@ class ConfigError(Exception):
     """A config file or value that cannot be used; the message names the key."""
 
 
+def _variable(name: str) -> str | None:
+    """The environment variable `name` as the config reads every `VPT_*` one: in any case
+    (`vpt_secrets_file` too, as pydantic-settings reads `vpt_data_dir`), and empty is unset.
+
+    `VPT_SECRETS_FILE` was read in capitals only: `vpt_secrets_file` passed the check for
+    unknown variables and `config show` named it, but its secrets were never read. An empty
+    `VPT_DATA_DIR=` was the current folder: the database, cache and models went wherever the
+    command ran."""
+    found = {key.lower(): value for key, value in os.environ.items()}.get(name.lower())
+    return found or None
+
+
 def default_data_dir() -> Path:
-    return Path(os.environ.get("VPT_DATA_DIR") or user_data_dir("vpt-tracker", appauthor=False))
+    return Path(_variable("VPT_DATA_DIR") or user_data_dir("vpt-tracker", appauthor=False))
 
 
 def default_database_url(data_dir: Path | None = None) -> str:
@@ -324,7 +336,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VPT_",
         env_nested_delimiter="__",
-        env_ignore_empty=True,  # an empty variable is unset, as most tools take one
+        # Any case, as `_variable()` reads the ones the loader reads itself; empty is unset.
+        case_sensitive=False,
+        env_ignore_empty=True,
         extra="forbid",
     )
 
@@ -464,7 +478,7 @@ def find_config_file(explicit: Path | None = None) -> Path | None:
     """The config file to read: `--config`, then `$VPT_CONFIG`, then ./vpt-tracker.toml."""
     if explicit is not None:
         return explicit
-    env = os.environ.get(CONFIG_ENV)
+    env = _variable(CONFIG_ENV)
     if env:
         return Path(env)
     local = Path.cwd() / DEFAULT_CONFIG_NAME
@@ -480,9 +494,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     data: dict[str, Any] = _read_file(path, "config file") if path else {}
     # In the config's precedence, the variable over the file: the file's one was read while
     # `config show` named the variable's, whose secrets were never read.
-    secrets_path = (
-        overrides.get("secrets_file") or os.environ.get("VPT_SECRETS_FILE") or data.get("secrets_file")
-    )
+    secrets_path = overrides.get("secrets_file") or _variable("VPT_SECRETS_FILE") or data.get("secrets_file")
     if secrets_path:
         if not isinstance(secrets_path, str | Path):
             raise ConfigError(f"bad config: secrets_file: expected a path, not {secrets_path!r}")
