@@ -164,11 +164,12 @@ def test_an_empty_variable_is_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     """`VPT_DATA_DIR=` (set, empty) was the current folder: the database, the cache and the
     models went wherever the command ran. Empty is unset, for every `VPT_*` variable."""
     monkeypatch.chdir(tmp_path)
-    config = write(tmp_path / "c.toml", "[smtp]\nhost = \"mail.example.org\"\n")
+    config = write(tmp_path / "c.toml", '[smtp]\nhost = "mail.example.org"\n')
     for name in ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_SMTP__HOST", "VPT_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     unset = load_settings(config)
-    for name in ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_SMTP__HOST", "VPT_GITHUB__TOKEN"):
+    empties = ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_SMTP__HOST", "VPT_GITHUB__TOKEN")
+    for name in empties:
         monkeypatch.setenv(name, "")
     empty = load_settings(config)
     assert empty.data_dir == unset.data_dir != Path(".")
