@@ -188,7 +188,8 @@ def test_a_relative_path_in_the_file_is_relative_to_its_folder(
     folder (cron's: the home folder), and so were `data_dir`, `classifiers_dir` and
     `github.workdir`. A path from the environment is still the current folder's."""
     etc, elsewhere = tmp_path / "etc", tmp_path / "elsewhere"
-    etc.mkdir(), elsewhere.mkdir()
+    etc.mkdir()
+    elsewhere.mkdir()
     write(etc / "secrets.toml", '[smtp]\npassword = "beside-the-config"\n')
     config = write(
         etc / "vpt-tracker.toml",
