@@ -792,14 +792,6 @@ class Document:
 
         rows = range(table.body_start, table.body_end)
         return padded(table.header_line) or 2 * sum(map(padded, rows)) > len(rows)
-        for i in (table.header_line, *range(table.body_start, table.body_end)):
-            line = self._lines[i].rstrip("\r\n")
-            _, cell_spans = _split_row(line)
-            for k in columns & set(range(len(cell_spans))):
-                cell = line[cell_spans[k][0] : cell_spans[k][1]]
-                if cell.strip() and cell.endswith("  "):
-                    return True
-        return False
 
     @staticmethod
     def _blank_cells_to_fill(raw: str, spans: dict[str, tuple[int, int]]) -> None:
