@@ -160,6 +160,76 @@ def test_the_secrets_file_variable_wins_over_the_files_secrets_file(
     assert settings.smtp.password.get_secret_value() == "from-the-variables-one"
 
 
+def test_an_empty_variable_is_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`VPT_DATA_DIR=` (set, empty) was the current folder: the database, the cache and the
+    models went wherever the command ran. Empty is unset, for every `VPT_*` variable."""
+    monkeypatch.chdir(tmp_path)
+    config = write(tmp_path / "c.toml", '[smtp]\nhost = "mail.example.org"\n')
+    for name in ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_SMTP__HOST", "VPT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    unset = load_settings(config)
+    empties = ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_SMTP__HOST", "VPT_GITHUB__TOKEN")
+    for name in empties:
+        monkeypatch.setenv(name, "")
+    empty = load_settings(config)
+    assert empty.data_dir == unset.data_dir != Path(".")
+    assert empty.database_url == unset.database_url and empty.secrets_file is None
+    assert empty.smtp.host == "mail.example.org" and empty.github.token is None
+    # An error is not blamed on an empty variable, which gave nothing.
+    monkeypatch.setenv("VPT_SMTP__PORT", "")
+    with pytest.raises(ConfigError, match=r"^bad config: smtp\.port: "):
+        load_settings(write(tmp_path / "bad.toml", '[smtp]\nport = "many"\n'))
+
+
+def test_a_relative_path_in_the_file_is_relative_to_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`secrets_file = "secrets.toml"` beside /etc/vpt-tracker.toml was read from the current
+    folder (cron's: the home folder), and so were `data_dir`, `classifiers_dir` and
+    `github.workdir`. A path from the environment is still the current folder's."""
+    etc, elsewhere = tmp_path / "etc", tmp_path / "elsewhere"
+    etc.mkdir()
+    elsewhere.mkdir()
+    write(etc / "secrets.toml", '[smtp]\npassword = "beside-the-config"\n')
+    config = write(
+        etc / "vpt-tracker.toml",
+        'secrets_file = "secrets.toml"\ndata_dir = "data"\nclassifiers_dir = "models"\n'
+        '[github]\nworkdir = "repos"\n',
+    )
+    monkeypatch.chdir(elsewhere)
+    for name in ("VPT_DATA_DIR", "VPT_DATABASE_URL", "VPT_SECRETS_FILE", "VPT_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(config)
+    assert settings.smtp.password is not None
+    assert settings.smtp.password.get_secret_value() == "beside-the-config"
+    assert settings.secrets_file == etc / "secrets.toml"
+    assert settings.data_dir == etc / "data"
+    assert settings.database_url == f"sqlite:///{etc / 'data' / 'vpt-tracker.db'}"
+    assert settings.classifiers_dir == etc / "models" and settings.github.workdir == etc / "repos"
+    monkeypatch.setenv("VPT_DATA_DIR", "data")
+    assert load_settings(config).data_dir == Path("data")
+
+
+@pytest.mark.parametrize("name", ["vpt_secrets_file", "vpt_config"])
+def test_a_lowercase_variable_is_read_as_its_capital_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Every `VPT_*` variable is read in any case (`vpt_data_dir` was); `vpt_secrets_file`
+    passed the check for unknown variables and `config show` named it, but its secrets were
+    never read, and `vpt_config` was not read at all."""
+    monkeypatch.chdir(tmp_path)
+    for each in ("VPT_SECRETS_FILE", "VPT_CONFIG"):
+        monkeypatch.delenv(each, raising=False)
+    secrets = write(tmp_path / "secrets.toml", '[smtp]\npassword = "from-a-lowercase-variable"\n')
+    if name == "vpt_config":
+        monkeypatch.setenv(name, str(write(tmp_path / "c.toml", f'secrets_file = "{secrets}"\n')))
+    else:
+        monkeypatch.setenv(name, str(secrets))
+    settings = load_settings()
+    assert settings.secrets_file == secrets and settings.smtp.password is not None
+    assert settings.smtp.password.get_secret_value() == "from-a-lowercase-variable"
+
+
 def test_a_catalogue_configured_twice_is_refused(tmp_path: Path) -> None:
     """A copied `[[catalogues]]` block left with the first one's name was accepted: the first
     block won everywhere and the second list (its preset, repository, rules) was never tracked."""

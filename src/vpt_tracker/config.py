@@ -3,7 +3,8 @@
 Precedence, highest first: explicit overrides (CLI flags), environment variables
 (`VPT_DATABASE_URL`, nested keys with `__`, e.g. `VPT_SMTP__HOST`), the secrets file,
 the TOML file, defaults. Secrets are `SecretStr`, so that printing or logging the
-config never shows them.
+config never shows them. A variable is read in any case, and an empty one is unset; a
+relative path in a file is relative to that file's folder.
 """
 
 from __future__ import annotations
@@ -54,8 +55,20 @@ class ConfigError(Exception):
     """A config file or value that cannot be used; the message names the key."""
 
 
+def _variable(name: str) -> str | None:
+    """The environment variable `name` as the config reads every `VPT_*` one: in any case
+    (`vpt_secrets_file` too, as pydantic-settings reads `vpt_data_dir`), and empty is unset.
+
+    `VPT_SECRETS_FILE` was read in capitals only: `vpt_secrets_file` passed the check for
+    unknown variables and `config show` named it, but its secrets were never read. An empty
+    `VPT_DATA_DIR=` was the current folder: the database, cache and models went wherever the
+    command ran."""
+    found = {key.lower(): value for key, value in os.environ.items()}.get(name.lower())
+    return found or None
+
+
 def default_data_dir() -> Path:
-    return Path(os.environ.get("VPT_DATA_DIR") or user_data_dir("vpt-tracker", appauthor=False))
+    return Path(_variable("VPT_DATA_DIR") or user_data_dir("vpt-tracker", appauthor=False))
 
 
 def default_database_url(data_dir: Path | None = None) -> str:
@@ -323,6 +336,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VPT_",
         env_nested_delimiter="__",
+        # Any case, as `_variable()` reads the ones the loader reads itself; empty is unset.
+        case_sensitive=False,
+        env_ignore_empty=True,
         extra="forbid",
     )
 
@@ -428,6 +444,26 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
+#: The keys that name a local file or folder: given relative in a file, relative to its folder.
+PATH_KEYS = (("data_dir",), ("classifiers_dir",), ("secrets_file",), ("github", "workdir"))
+
+
+def _read_file(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file at `path`, with each relative path it gives (`PATH_KEYS`) made relative
+    to the file's folder, not the current one: `secrets_file = "secrets.toml"` beside
+    `/etc/vpt-tracker.toml` was read from wherever the command ran (cron: the home folder),
+    and so was `data_dir = "data"`."""
+    data = _read_toml(path, what)
+    folder = path.absolute().parent
+    for *sections, key in PATH_KEYS:
+        table: Any = data
+        for section in sections:
+            table = table.get(section) if isinstance(table, dict) else None
+        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+            table[key] = str(folder / table[key])  # an absolute path stays as it is
+    return data
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
@@ -442,7 +478,7 @@ def find_config_file(explicit: Path | None = None) -> Path | None:
     """The config file to read: `--config`, then `$VPT_CONFIG`, then ./vpt-tracker.toml."""
     if explicit is not None:
         return explicit
-    env = os.environ.get(CONFIG_ENV)
+    env = _variable(CONFIG_ENV)
     if env:
         return Path(env)
     local = Path.cwd() / DEFAULT_CONFIG_NAME
@@ -455,17 +491,15 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     The message names where the bad value came from: the file, or the `VPT_*` variable.
     """
     path = find_config_file(config_file)
-    data: dict[str, Any] = _read_toml(path, "config file") if path else {}
+    data: dict[str, Any] = _read_file(path, "config file") if path else {}
     # In the config's precedence, the variable over the file: the file's one was read while
     # `config show` named the variable's, whose secrets were never read.
-    secrets_path = (
-        overrides.get("secrets_file") or os.environ.get("VPT_SECRETS_FILE") or data.get("secrets_file")
-    )
+    secrets_path = overrides.get("secrets_file") or _variable("VPT_SECRETS_FILE") or data.get("secrets_file")
     if secrets_path:
         if not isinstance(secrets_path, str | Path):
             raise ConfigError(f"bad config: secrets_file: expected a path, not {secrets_path!r}")
         # The secrets file holds only secrets (github.token, smtp.password), kept out of the main file.
-        data = _merge(data, _read_toml(Path(secrets_path), "secrets file"))
+        data = _merge(data, _read_file(Path(secrets_path), "secrets file"))
     _refuse_unknown_variables()
     token = _FILE_DATA.set(data)
     try:
@@ -506,7 +540,7 @@ def _refuse_unknown_variables() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     unknown = sorted(
         name
-        for name in os.environ
+        for name in _set_variables()
         if name.upper().startswith("VPT_")
         and name.upper() not in NOT_KEYS
         and not name.upper().startswith(NOT_KEYS_PREFIX)
@@ -519,6 +553,11 @@ def _refuse_unknown_variables() -> None:
         )
 
 
+def _set_variables() -> dict[str, str]:
+    """The environment's variables that are set: an empty one is unset (`env_ignore_empty`)."""
+    return {name: value for name, value in os.environ.items() if value}
+
+
 def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
     """The `VPT_*` variables set now that give the value at `loc` (`smtp.port`: VPT_SMTP__PORT
     or a JSON VPT_SMTP), as spelled in the environment; none when it came from a file."""
@@ -528,7 +567,7 @@ def _env_variables(loc: tuple[int | str, ...]) -> list[str]:
             break  # a list item: only the whole list comes from one variable
         names.append(part)
     wanted = {"VPT_" + "__".join(names[:i]).upper() for i in range(1, len(names) + 1)}
-    return sorted(name for name in os.environ if name.upper() in wanted)
+    return sorted(name for name in _set_variables() if name.upper() in wanted)
 
 
 def _item_variables(loc: tuple[int | str, ...]) -> list[str]:
@@ -536,7 +575,7 @@ def _item_variables(loc: tuple[int | str, ...]) -> list[str]:
     if not all(isinstance(part, str) for part in loc):
         return []
     prefix = "VPT_" + "__".join(str(part) for part in loc).upper() + "__"
-    return sorted(name for name in os.environ if name.upper().startswith(prefix))
+    return sorted(name for name in _set_variables() if name.upper().startswith(prefix))
 
 
 def _settings_error(exc: SettingsError) -> str:
@@ -546,7 +585,7 @@ def _settings_error(exc: SettingsError) -> str:
     prefix = f"VPT_{field}".upper()
     variables = sorted(
         name
-        for name, value in os.environ.items()
+        for name, value in _set_variables().items()
         if (name.upper() == prefix or name.upper().startswith(prefix + "__"))
         and _complex_and_not_json(name, value)
     )

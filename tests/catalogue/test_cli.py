@@ -57,6 +57,16 @@ def test_one_entry_is_one_entry(db_url: str, tmp_path: Path) -> None:
     assert checked.exit_code == 1 and checked.stderr == "2 entries, 1 problem\n"
 
 
+def test_import_counts_the_sections_stats_lists(db_url: str) -> None:
+    """Import said "56 entries in 24 sections", counting every heading, while `stats` listed the
+    10 sections that hold entries: it says both now (a copy of the real list)."""
+    code, out, err = run(db_url, "catalogue", "import", str(VPT), "--name", "vpt")
+    assert code == 0, err
+    assert out == "imported 'vpt': 56 entries, 24 sections (10 with entries)\n"
+    code, out, _ = run(db_url, "catalogue", "stats", "vpt", "--json")
+    assert code == 0 and len(json.loads(out)["sections"]) == 10
+
+
 def test_bad_input_is_one_line_and_exit_2(db_url: str, tmp_path: Path) -> None:
     binary = tmp_path / "x.png"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")

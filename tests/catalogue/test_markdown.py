@@ -412,6 +412,39 @@ def test_update_entry_fills_an_empty_venue_and_year_cell() -> None:
     assert (updated.venue, updated.year, updated.paper_url) == ("IJCV", 2025, row.paper_url)
 
 
+JINDONG = "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md"
+
+
+def test_update_entry_keeps_the_width_of_a_padded_column() -> None:
+    """JindongGu pads its Venue column ("| ICML        | 2021 |"): an upgrade kept the old
+    padding after the new text, "| TPAMI        | 2026 |", one space too wide, and every later
+    cell of the row moved. A list that does not pad ("| arXiv |" gives "| CVPR |") is as it was."""
+    old = read(JINDONG)
+    doc = parse(old)
+    row = next(e for e in doc.entries if "| ICML        | 2021 |" in e.raw)
+    updated = doc.update_entry(row.index, venue="TPAMI", year=2026)
+    assert updated.raw == row.raw.replace("| ICML        | 2021 |", "| TPAMI       | 2026 |")
+    assert added_lines(old, doc.render()) == ([updated.raw], [row.raw])
+    # a cell that fills the column (its one trailing space) keeps the width too; a longer
+    # venue takes what it needs
+    blog = next(e for e in parse(old).entries if "| OpenAI Blog | 2019 |" in e.raw)
+    assert parse(old).update_entry(blog.index, venue="ICML", year=2026).raw == blog.raw.replace(
+        "| OpenAI Blog | 2019 |", "| ICML        | 2026 |"
+    )
+    wide = parse(old).update_entry(row.index, venue="NeurIPS Workshop", year=2026)
+    assert wide.raw == row.raw.replace("| ICML        | 2021 |", "| NeurIPS Workshop | 2026 |")
+    rows = [e for e in parse(old).entries if e.kind == "table-row" and "venue" in e.spans]
+    assert len(rows) >= 120
+    for entry in rows:  # every row of the list: only the venue and year text change
+        upgraded = parse(old).update_entry(entry.index, venue="CVPR", year=2026)
+        assert len(upgraded.raw) == len(entry.raw) and upgraded.venue == "CVPR", entry.line
+    unpadded = parse(read(VPT))
+    row = next(e for e in unpadded.entries if e.venue == "arXiv" and e.year == 2025)
+    assert unpadded.update_entry(row.index, venue="CVPR", year=None).raw == row.raw.replace(
+        "| arXiv |", "| CVPR |"
+    )
+
+
 def test_update_entry_fills_a_blank_venue_cell_of_a_table_without_a_year_column() -> None:
     text = "## S\n| Title | Venue | Code |\n|---|---|---|\n| [P](https://arxiv.org/abs/2301.00001) |  | - |\n"
     doc = parse(text)

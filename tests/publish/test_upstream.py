@@ -175,7 +175,7 @@ def test_catalogue_import_replace_keeps_reviews_and_our_changes(
     result = CliRunner().invoke(main, ["--database", db_url, *args])
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        f"replaced {CATALOGUE!r}: 56 entries in 24 sections; "
+        f"replaced {CATALOGUE!r}: 56 entries, 24 sections (10 with entries); "
         "kept 1 added and 1 updated entries, 0 already upstream\n"
     )
 

@@ -758,15 +758,40 @@ class Document:
                 edits[-1] = (span, shown)
             else:
                 edits.append((span, str(year)))
+        pads = entry.kind == "table-row" and self._pads_its_cells(entry, [span for span, _ in edits])
         for (a, b), text in sorted(edits, key=lambda e: e[0][0], reverse=True):
             if entry.kind == "table-row":
                 old = raw[a:b]
                 lead = old[: len(old) - len(old.lstrip())]
                 trail = old[len(old.rstrip()) :]
-                core = old.strip()
-                text = lead + text + trail if core else f" {text} ".ljust(len(old))
+                if old.strip() and not pads and len(trail) < 2:
+                    text = lead + text + trail
+                else:
+                    # a blank cell, a padded one or one of a column the list pads (JindongGu's
+                    # "| OpenAI Blog |") keeps its width where the text fits: "| ICML        |"
+                    # gives "| TPAMI       |", not "| TPAMI        |", and "| TPAMI |"
+                    text = f"{lead if old.strip() and lead else ' '}{text}".ljust(len(old) - 1) + " "
             raw = raw[:a] + text + raw[b:]
         return self._replace_raw(entry, raw)
+
+    def _pads_its_cells(self, entry: ParsedEntry, spans: list[tuple[int, int]]) -> bool:
+        """Whether the table of row `entry` pads the columns of its cells at `spans` to a width
+        with spaces: the header's cell of one of them ends in two or more, or most rows' do
+        (a row pasted in padded from elsewhere does not make a table padded)."""
+        table = next((t for t in self._tables if t.body_start < entry.line <= t.body_end), None)
+        _, row_spans = _split_row(entry.raw)
+        columns = {row_spans.index(span) for span in spans if span in row_spans}
+        if table is None or not columns:
+            return False
+
+        def padded(i: int) -> bool:
+            line = self._lines[i].rstrip("\r\n")
+            _, cells = _split_row(line)
+            texts = [line[cells[k][0] : cells[k][1]] for k in columns if k < len(cells)]
+            return any(text.strip() and text.endswith("  ") for text in texts)
+
+        rows = range(table.body_start, table.body_end)
+        return padded(table.header_line) or 2 * sum(map(padded, rows)) > len(rows)
 
     @staticmethod
     def _blank_cells_to_fill(raw: str, spans: dict[str, tuple[int, int]]) -> None:

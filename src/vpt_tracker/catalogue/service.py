@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,19 +28,37 @@ from vpt_tracker.store.tables import CatalogueRow, EntryRow, utcnow
 from vpt_tracker.wording import plural
 
 
+def section_name(path: Sequence[str]) -> str:
+    """A section as `catalogue stats` names it ("Papers > Pixel-level"; "(top)" before any heading)."""
+    return " > ".join(path) or "(top)"
+
+
 @dataclass(frozen=True)
 class ImportResult:
     catalogue_id: int
     name: str
     entries: int
-    sections: int
+    sections: int  # every section of the README, headings without entries too
+    filled: int  # the sections with entries: the ones `catalogue stats` lists
     replaced: bool
 
+    @classmethod
+    def of(cls, catalogue_id: int, name: str, doc: Document, entries: int, replaced: bool) -> ImportResult:
+        filled = {section_name(e.section_path) for e in doc.entries}
+        sections = {section_name(p) for p in doc.section_paths()} | filled  # "(top)" has no heading
+        return cls(catalogue_id, name, entries, len(sections), len(filled), replaced)
+
     def summary(self) -> str:
-        """What a maintainer is told after an import (the CLI and the demo say it alike)."""
+        """What a maintainer is told after an import (the CLI and the demo say it alike).
+
+        "56 entries in 24 sections" counted every heading, while `catalogue stats` lists the
+        10 sections that hold entries: both are said when they differ."""
         verb = "replaced" if self.replaced else "imported"
         entries = plural(self.entries, "entry", "entries")
-        return f"{verb} {self.name!r}: {entries} in {plural(self.sections, 'section')}"
+        if self.filled == self.sections:
+            return f"{verb} {self.name!r}: {entries} in {plural(self.sections, 'section')}"
+        sections = f"{plural(self.sections, 'section')} ({self.filled} with entries)"
+        return f"{verb} {self.name!r}: {entries}, {sections}"
 
 
 def get_catalogue(session: Session, name: str) -> CatalogueRow:
@@ -152,7 +170,7 @@ def _store_import(
         row.entries = [entry_row(e, entry_labels(preset_obj, e)) for e in doc.entries]
         session.add(row)
         session.flush()
-        return ImportResult(row.id, name, len(doc.entries), len(doc.section_paths()), existing is not None)
+        return ImportResult.of(row.id, name, doc, len(doc.entries), existing is not None)
 
 
 def configure_catalogue(
@@ -343,7 +361,7 @@ def catalogue_stats(session: Session, name: str) -> dict[str, Any]:
     """Entries per section and label, venues, years, and missing links, for `catalogue stats`."""
     catalogue = get_catalogue(session, name)
     rows = list(catalogue.entries)
-    sections = Counter(" > ".join(r.section_path) or "(top)" for r in rows)
+    sections = Counter(section_name(r.section_path) for r in rows)
     labels = Counter(label for r in rows for label in (r.labels or []))
     venues = Counter(r.venue or "(none)" for r in rows)
     years = Counter(str(r.year) if r.year else "(none)" for r in rows)

@@ -100,8 +100,8 @@ def _take_in(
     )
     rebase = rebase_catalogue(session, name, text, None)
     imported = sum(1 for row in catalogue.entries if row.state != "added")
-    sections = len(parse(text).section_paths())
-    return f"{ImportResult(catalogue.id, name, imported, sections, True).summary()}; {rebase.summary()}"
+    result = ImportResult.of(catalogue.id, name, parse(text), imported, True)
+    return f"{result.summary()}; {rebase.summary()}"
 
 
 @catalogue_group.command("render")
