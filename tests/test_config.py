@@ -549,3 +549,43 @@ def test_the_example_config_shows_every_section() -> None:
         if isinstance(arg, type) and issubclass(arg, BaseModel)
     }
     assert sorted(sections - set(example)) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key", "bad"),
+    [
+        ('[sources.arxiv_api]\ncategories = ["cs CV"]\n', {}, "sources.arxiv_api.categories.0", "cs CV"),
+        ('[sources.arxiv_rss]\ncategories = ["cs.CV", ""]\n', {}, "sources.arxiv_rss.categories.1", ""),
+        (
+            '[sources.arxiv_api]\ncategories = ["cs.CV+cs.LG"]\n',
+            {},
+            "sources.arxiv_api.categories.0",
+            "cs.CV+cs.LG",
+        ),
+        (
+            "",
+            {"VPT_SOURCES__ARXIV_RSS__CATEGORIES": '["cs.CV", "cs:LG"]'},
+            "sources.arxiv_rss.categories.1 (from VPT_SOURCES__ARXIV_RSS__CATEGORIES)",
+            "cs:LG",
+        ),
+    ],
+)
+def test_an_arxiv_category_must_be_one(
+    tmp_path: Path, text: str, env: dict[str, str], key: str, bad: str
+) -> None:
+    """`categories = ["cs CV"]` loaded: the API query read `cat:cs CV` (the category `cs` and
+    the word `CV` searched everywhere), and gave other papers without a word."""
+    config = write(tmp_path / "c.toml", text)
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "show"], env=env)
+    error = one_line_error(result)
+    assert error.startswith(f"Error: bad config: {key}: "), result.stderr
+    assert f"{bad!r} is not an arXiv category such as 'cs.CV'" in error
+
+
+def test_arxiv_categories_of_every_form_are_accepted(tmp_path: Path) -> None:
+    text = '[sources.arxiv_api]\ncategories = ["cs.CV", "hep-th", "astro-ph", "math.AG", "eess.IV"]\n'
+    config = write(
+        tmp_path / "c.toml", text + '[sources.arxiv_rss]\ncategories = ["cs.CV+cs.LG", "q-bio.NC"]\n'
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "show"])
+    assert result.exit_code == 0, result.output
