@@ -573,8 +573,8 @@ def test_the_example_config_shows_every_section() -> None:
 def test_an_arxiv_category_must_be_one(
     tmp_path: Path, text: str, env: dict[str, str], key: str, bad: str
 ) -> None:
-    """`categories = ["cs CV"]` loaded: the API query read `cat:cs CV` (the category `cs` and
-    the word `CV` searched everywhere), and gave other papers without a word."""
+    """`categories = ["cs CV"]` loaded: the API query read `(cat:cs CV OR …)`, a query for
+    something else than cs.CV, without a word."""
     config = write(tmp_path / "c.toml", text)
     result = CliRunner().invoke(main, ["--config", str(config), "config", "show"], env=env)
     error = one_line_error(result)

@@ -87,8 +87,8 @@ BaseUrl = Annotated[str, AfterValidator(_web_url)]
 
 def _arxiv_category(value: str) -> str:
     """An arXiv category (`cs.CV`, `astro-ph`), or for a feed several joined by `+` (`cs.CV+cs.LG`,
-    arXiv's combined feed). `"cs CV"` loaded: the API query read `cat:cs CV`, the category
-    `cs` and the word `CV` searched everywhere, and gave other papers without a word."""
+    arXiv's combined feed). `"cs CV"` loaded: the API query read `(cat:cs CV OR …)`, a query
+    for something else than cs.CV, and the feed URL `…/rss/cs%20CV`, without a word."""
     text = value.strip()
     if not all(arxiv_category(part) == part for part in text.split("+")):
         raise ValueError(f"{value!r} is not an arXiv category such as 'cs.CV'")
