@@ -202,6 +202,27 @@ def test_other_hosts_are_not_held_by_the_arxiv_budget(replay: ReplayServer, make
     assert client.request_log[2].time - first.time == pytest.approx(3.0)
 
 
+def test_a_group_has_one_interval_whichever_of_its_hosts_is_asked(
+    replay: ReplayServer, fake_time: FakeTime
+) -> None:
+    # A maintainer sets the feeds' host to 1 s; arXiv's 3 s for the API host stay (the tables
+    # are set over the defaults). A feed asked for right after an API request went out after
+    # 1 s, the feed host's own value: the group's 3 s held only in one direction.
+    client = HttpClient(
+        HttpConfig(min_interval={"rss.arxiv.org": 1.0}),
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        transport=LoopbackTransport(replay.base_url),
+    )
+    client.get("https://export.arxiv.org/api/query", {"search_query": "all:x"})
+    client.get("https://rss.arxiv.org/rss/cs.CV")
+    client.get("https://rss.arxiv.org/rss/cs.CV")
+    times = [r.time for r in client.request_log]
+    assert [later - earlier for earlier, later in pairwise(times)] == [3.0, 3.0]
+    assert client.min_interval("rss.arxiv.org") == client.min_interval("export.arxiv.org") == 3.0
+    client.close()
+
+
 def test_errors_that_would_repeat_are_not_retried(make_client: MakeClient, fake_time: FakeTime) -> None:
     client = make_client()
     with pytest.raises(HttpError, match="UnsupportedProtocol"):
