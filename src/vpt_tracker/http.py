@@ -251,6 +251,9 @@ class HttpClient:
             except httpx.HTTPError as exc:
                 self.request_log.append(RequestRecord(sent_at, "GET", url, None, group, _reason(exc)))
                 raise
+            except HttpError as exc:  # an answer refused for its size: sent, and answered
+                self.request_log.append(RequestRecord(sent_at, "GET", url, exc.status, group, str(exc)))
+                raise
             self.request_log.append(RequestRecord(sent_at, "GET", url, response.status_code, group))
             if response.next_request is None:
                 return response

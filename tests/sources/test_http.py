@@ -139,6 +139,10 @@ def test_body_size_bound(replay: ReplayServer, make_client: MakeClient) -> None:
     client = make_client(max_body_bytes=10_000)
     with pytest.raises(HttpError, match="exceeds the 10000-byte limit"):
         client.get(replay.base_url + FEED)
+    # The request was sent and answered: it is in the log (and in a fetch's request count),
+    # which it was not, unlike one whose connection failed.
+    [record] = client.request_log
+    assert record.status == 200 and "exceeds the 10000-byte limit" in (record.error or "")
 
 
 def test_4xx_is_returned_not_retried(replay: ReplayServer, make_client: MakeClient) -> None:
