@@ -299,10 +299,11 @@ def test_an_interval_for_one_host_keeps_arxivs(tmp_path: Path, monkeypatch: pyte
         assert client.host_group("rss.arxiv.org") == client.host_group("export.arxiv.org") == "arxiv"
         assert client.host_group("openaccess.thecvf.com") == "cvf"
         assert client.min_interval("openaccess.thecvf.com") == 1.0  # the default interval
-        # The same from the environment; and an interval is still the maintainer's to lower.
+        # The same from the environment; and an interval is still the maintainer's to set:
+        # raised for one arXiv host, it is the whole group's (one interval per group).
         monkeypatch.setenv("VPT_HTTP__MIN_INTERVAL", '{"export.arxiv.org": 5.0}')
         again = HttpClient(load_settings(write(tmp_path / "d.toml", "")).http)
-        assert again.min_interval("export.arxiv.org") == 5.0 and again.min_interval("arxiv.org") == 3.0
+        assert again.min_interval("export.arxiv.org") == 5.0 and again.min_interval("arxiv.org") == 5.0
         again.close()
     finally:
         client.close()
@@ -619,3 +620,43 @@ def test_the_example_config_shows_every_section() -> None:
         if isinstance(arg, type) and issubclass(arg, BaseModel)
     }
     assert sorted(sections - set(example)) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key", "bad"),
+    [
+        ('[sources.arxiv_api]\ncategories = ["cs CV"]\n', {}, "sources.arxiv_api.categories.0", "cs CV"),
+        ('[sources.arxiv_rss]\ncategories = ["cs.CV", ""]\n', {}, "sources.arxiv_rss.categories.1", ""),
+        (
+            '[sources.arxiv_api]\ncategories = ["cs.CV+cs.LG"]\n',
+            {},
+            "sources.arxiv_api.categories.0",
+            "cs.CV+cs.LG",
+        ),
+        (
+            "",
+            {"VPT_SOURCES__ARXIV_RSS__CATEGORIES": '["cs.CV", "cs:LG"]'},
+            "sources.arxiv_rss.categories.1 (from VPT_SOURCES__ARXIV_RSS__CATEGORIES)",
+            "cs:LG",
+        ),
+    ],
+)
+def test_an_arxiv_category_must_be_one(
+    tmp_path: Path, text: str, env: dict[str, str], key: str, bad: str
+) -> None:
+    """`categories = ["cs CV"]` loaded: the API query read `(cat:cs CV OR …)`, a query for
+    something else than cs.CV, without a word."""
+    config = write(tmp_path / "c.toml", text)
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "show"], env=env)
+    error = one_line_error(result)
+    assert error.startswith(f"Error: bad config: {key}: "), result.stderr
+    assert f"{bad!r} is not an arXiv category such as 'cs.CV'" in error
+
+
+def test_arxiv_categories_of_every_form_are_accepted(tmp_path: Path) -> None:
+    text = '[sources.arxiv_api]\ncategories = ["cs.CV", "hep-th", "astro-ph", "math.AG", "eess.IV"]\n'
+    config = write(
+        tmp_path / "c.toml", text + '[sources.arxiv_rss]\ncategories = ["cs.CV+cs.LG", "q-bio.NC"]\n'
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "config", "show"])
+    assert result.exit_code == 0, result.output

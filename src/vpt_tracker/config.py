@@ -45,6 +45,7 @@ from pydantic_settings import (
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import check_branch_name, check_catalogue_name, check_github_repo, check_readme_path
+from vpt_tracker.normalize import arxiv_category
 
 CONFIG_ENV = "VPT_CONFIG"
 DEFAULT_CONFIG_NAME = "vpt-tracker.toml"
@@ -95,6 +96,27 @@ def _web_url(value: str) -> str:
 
 
 BaseUrl = Annotated[str, AfterValidator(_web_url)]
+
+
+def _arxiv_category(value: str) -> str:
+    """An arXiv category (`cs.CV`, `astro-ph`), or for a feed several joined by `+` (`cs.CV+cs.LG`,
+    arXiv's combined feed). `"cs CV"` loaded: the API query read `(cat:cs CV OR …)`, a query
+    for something else than cs.CV, and the feed URL `…/rss/cs%20CV`, without a word."""
+    text = value.strip()
+    if not all(arxiv_category(part) == part for part in text.split("+")):
+        raise ValueError(f"{value!r} is not an arXiv category such as 'cs.CV'")
+    return text
+
+
+def _api_category(value: str) -> str:
+    if "+" in value:  # the API ORs categories itself: `cat:cs.CV+cs.LG` is no category
+        raise ValueError(f"{value!r} is not an arXiv category such as 'cs.CV' (list each one)")
+    return _arxiv_category(value)
+
+
+#: An arXiv category for the API query (one each), or a feed's (`cs.CV+cs.LG` joins several).
+ApiCategory = Annotated[str, AfterValidator(_api_category)]
+FeedCategory = Annotated[str, AfterValidator(_arxiv_category)]
 #: A venue id or a conference name: an empty one asked for nothing and stored nothing, unsaid.
 Named = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
@@ -145,7 +167,9 @@ class HttpConfig(Section):
 class ArxivApiConfig(Section):
     enabled: bool = True
     base_url: BaseUrl = "https://export.arxiv.org/api/query"
-    categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
+    categories: list[ApiCategory] = Field(
+        default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"]
+    )
     keywords: list[str] = Field(default_factory=lambda: ["prompt"])
     page_size: int = Field(default=2000, ge=1, le=2000)
     # Days before a window that its query covers too: the API serves a submission only once
@@ -157,7 +181,9 @@ class ArxivApiConfig(Section):
 class ArxivRssConfig(Section):
     enabled: bool = True
     base_url: BaseUrl = "https://rss.arxiv.org/rss"
-    categories: list[str] = Field(default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"])
+    categories: list[FeedCategory] = Field(
+        default_factory=lambda: ["cs.CV", "cs.LG", "cs.CL", "cs.AI", "cs.MM"]
+    )
 
 
 class OpenReviewVenue(Section):

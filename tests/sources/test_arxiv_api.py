@@ -46,7 +46,7 @@ def test_pages_until_total_results(fixture_replay: ReplayServer, make_client: Ma
 
 
 def _empty_feed() -> bytes:
-    """A real first page with its entries taken out: same header, totalResults 214881."""
+    """A real first page with its entries taken out: same header, totalResults 30."""
     page = (FIXTURES / "arxiv_api" / "q_testing_s0_m10_bc5a6c384fe9.xml").read_bytes()
     return page.split(b"<entry>", 1)[0] + b"</feed>\n"
 
@@ -86,7 +86,7 @@ def test_an_empty_page_that_outlasts_the_retries_fails_and_the_next_fetch_resume
     fixture_replay.inject(Fault("status", match="start=10&", status=200, body=_empty_feed(), times=3))
     source = _source(fixture_replay, make_client())
     stored = []
-    with pytest.raises(SourceError, match=r"empty page at start=10 of 214881 results 3 times") as failed:
+    with pytest.raises(SourceError, match=r"empty page at start=10 of 30 results 3 times") as failed:
         for page in source.fetch(WINDOW, {}):
             stored.append(page)
     assert "the next fetch resumes at start=10" in str(failed.value)
@@ -112,10 +112,10 @@ def test_a_fetch_resumed_at_an_empty_page_remembers_the_count_of_the_pages_befor
     fixture_replay.inject(Fault("status", match="start=10&", status=200, body=empty, times=6))
     source = _source(fixture_replay, make_client())
     first = next(iter(source.fetch(WINDOW, {})))
-    assert json.loads(first.cursor or "")["extra"] == "214881"
-    with pytest.raises(SourceError, match=r"start=10 of 214881 results"):
+    assert json.loads(first.cursor or "")["extra"] == "30"
+    with pytest.raises(SourceError, match=r"start=10 of 30 results"):
         list(source.fetch(WINDOW, {"query": first.cursor}))
-    with pytest.raises(SourceError, match=r"start=10 of 214881 results"):  # not done on resuming
+    with pytest.raises(SourceError, match=r"start=10 of 30 results"):  # not done on resuming
         list(source.fetch(WINDOW, {"query": first.cursor}))
     rest = list(source.fetch(WINDOW, {"query": first.cursor}))
     assert [len(p.records) for p in rest] == [10, 10] and rest[-1].done
@@ -249,12 +249,43 @@ def test_a_resumed_fetch_whose_window_announces_another_total_starts_over(
     # counts): results were announced late or removed in between, and an offset into the old
     # answer could skip one of the new. The window is read again from start=0.
     source = _source(fixture_replay, make_client())
+    _series_saying(fixture_replay, 214881)
     first = next(iter(source.fetch(WINDOW, {})))
-    _series_saying(fixture_replay, 30)
+    fixture_replay.clear_faults()
     fixture_replay.requests.clear()
     pages = list(source.fetch(WINDOW, {"query": first.cursor}))
     assert [q["start"] for q in _api_requests(fixture_replay)] == ["10", "0", "10", "20"]
     assert [len(p.records) for p in pages] == [10, 10, 10] and pages[-1].done
+
+
+def _page_saying(start: int, total: int) -> bytes:
+    """The recorded page at `start`, saying `total` results (a synthetic count)."""
+    page = (FIXTURES / "arxiv_api" / SERIES[start]).read_bytes()
+    return re.sub(rb"<opensearch:totalResults>\d+<", f"<opensearch:totalResults>{total}<".encode(), page)
+
+
+def test_a_total_that_changes_between_pages_of_one_fetch_starts_the_window_over(
+    fixture_replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # start=0 says 30 results, and start=10, asked for 3 s later, 31: a submission was announced
+    # in between, and every result after it moved one place. Going on at start=10 read the
+    # window as if nothing had moved (only a resumed fetch compared totals), and a result that
+    # moved before start=10 was never fetched. The window is read again from start=0.
+    fixture_replay.inject(Fault("status", match="start=10&", status=200, body=_page_saying(10, 31)))
+    pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "0", "10", "20"]
+    assert [len(p.records) for p in pages] == [10, 10, 10, 10] and pages[-1].done
+    assert json.loads(pages[-1].cursor or "")["extra"] == "30"
+
+
+def test_a_total_that_keeps_changing_starts_the_window_over_a_bounded_number_of_times(
+    fixture_replay: ReplayServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    fixture_replay.inject(Fault("status", match="start=10&", status=200, body=_page_saying(10, 31), times=-1))
+    with caplog.at_level("WARNING", logger="vpt_tracker.sources.arxiv_api"):
+        pages = list(_source(fixture_replay, make_client()).fetch(WINDOW, {}))
+    assert [q["start"] for q in _api_requests(fixture_replay)] == ["0", "10", "0", "10", "0", "10", "20"]
+    assert pages[-1].done and "keep moving; going on at start=10" in caplog.text
 
 
 def test_a_cursor_for_another_query_starts_over(

@@ -102,6 +102,20 @@ def test_an_old_paper_newly_cross_listed_is_not_published_that_day(
     assert len(fresh) > 50 and all(r.published == announced for r in fresh)
 
 
+def test_the_first_category_of_an_item_is_its_primary(replay: ReplayServer, make_client: MakeClient) -> None:
+    # In the real cs.CV feed of 2026-08-20, a `new` or `replace` item lists cs.CV first and a
+    # cross-listing its own archive first (2608.18185: cs.LG, cs.CV). Records had no primary
+    # category, so a paper seen only in the feeds never got one stored.
+    (page,) = _fetch(replay, make_client(), "2026-08-20", date(2026, 8, 20), date(2026, 8, 20))
+    cross = next(r for r in page.records if r.arxiv_id == "2608.18185")
+    assert cross.announce_type == "cross" and cross.categories == ("cs.LG", "cs.CV")
+    assert cross.primary_category == "cs.LG"
+    for record in page.records:
+        own = record.announce_type in ("new", "replace")
+        assert (record.primary_category == "cs.CV") is own, record.source_id
+        assert record.primary_category == record.categories[0]
+
+
 def test_affiliations_in_the_author_list_are_not_authors(
     replay: ReplayServer, fixture_replay: ReplayServer, make_client: MakeClient
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,6 +157,27 @@ def test_bad_input_exits_2(tmp_path: Path, replay: ReplayServer) -> None:
     assert unknown.exit_code == 2 and "'scholar' is not one of" in unknown.output
     bad_date = CliRunner().invoke(main, ["--config", str(config), "fetch", "cvf", "--since", "yesterday"])
     assert bad_date.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("source", "key"),
+    [("openreview", "venues"), ("cvf", "conferences"), ("arxiv_rss", "categories")],
+)
+def test_a_source_with_nothing_configured_to_fetch_is_bad_input(
+    tmp_path: Path, replay: ReplayServer, source: str, key: str
+) -> None:
+    # `venues` is empty by default: `fetch openreview` said "would store 0 records from 0 pages
+    # (0 requests)" and exited 0, as if the venues had nothing new.
+    config = _config(tmp_path, replay)
+    text = config.read_text().split(f"[sources.{source}]")
+    text[1] = re.sub(rf"(?m)^{key} = .*$", f"{key} = []", text[1], count=1)
+    config.write_text(f"[sources.{source}]".join(text))
+    asked = len(replay.requests)
+    result = _run(config, source, "--dry-run")
+    assert result.exit_code == 2, result.output
+    said = f"Error: nothing to fetch: sources.{source}.{key} is empty in the config"
+    assert result.output == said + ' (see the README, "Config keys")\n'
+    assert len(replay.requests) == asked
 
 
 def test_a_future_day_is_refused(tmp_path: Path, replay: ReplayServer) -> None:

@@ -139,6 +139,10 @@ def test_body_size_bound(replay: ReplayServer, make_client: MakeClient) -> None:
     client = make_client(max_body_bytes=10_000)
     with pytest.raises(HttpError, match="exceeds the 10000-byte limit"):
         client.get(replay.base_url + FEED)
+    # The request was sent and answered: it is in the log (and in a fetch's request count),
+    # which it was not, unlike one whose connection failed.
+    [record] = client.request_log
+    assert record.status == 200 and "exceeds the 10000-byte limit" in (record.error or "")
 
 
 def test_4xx_is_returned_not_retried(replay: ReplayServer, make_client: MakeClient) -> None:
@@ -200,6 +204,27 @@ def test_other_hosts_are_not_held_by_the_arxiv_budget(replay: ReplayServer, make
     assert second.time == first.time  # different group: no wait
     client.get("https://export.arxiv.org/api/query", {"search_query": "all:y"})
     assert client.request_log[2].time - first.time == pytest.approx(3.0)
+
+
+def test_a_group_has_one_interval_whichever_of_its_hosts_is_asked(
+    replay: ReplayServer, fake_time: FakeTime
+) -> None:
+    # A maintainer sets the feeds' host to 1 s; arXiv's 3 s for the API host stay (the tables
+    # are set over the defaults). A feed asked for right after an API request went out after
+    # 1 s, the feed host's own value: the group's 3 s held only in one direction.
+    client = HttpClient(
+        HttpConfig(min_interval={"rss.arxiv.org": 1.0}),
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        transport=LoopbackTransport(replay.base_url),
+    )
+    client.get("https://export.arxiv.org/api/query", {"search_query": "all:x"})
+    client.get("https://rss.arxiv.org/rss/cs.CV")
+    client.get("https://rss.arxiv.org/rss/cs.CV")
+    times = [r.time for r in client.request_log]
+    assert [later - earlier for earlier, later in pairwise(times)] == [3.0, 3.0]
+    assert client.min_interval("rss.arxiv.org") == client.min_interval("export.arxiv.org") == 3.0
+    client.close()
 
 
 def test_errors_that_would_repeat_are_not_retried(make_client: MakeClient, fake_time: FakeTime) -> None:

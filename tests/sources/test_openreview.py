@@ -91,6 +91,39 @@ def test_a_resumed_venue_whose_count_changed_starts_over(tmp_path: Path, make_cl
     assert rest[-1].done
 
 
+def test_a_count_that_changes_between_pages_of_one_fetch_reads_the_venue_again(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
+    # As above, but submission 5 joins the accepted list between the first and the second page
+    # of one fetch. Only a resumed fetch compared counts: this one went on at offset 30, where
+    # every note had moved one place, and never read submission 5.
+    recorded = json.loads((default_root() / "openreview" / "ICLR2024-accepted.json").read_text())
+    root = _root(
+        tmp_path, ICLR.venue_id, json.dumps({"notes": recorded["notes"][:4] + recorded["notes"][5:]}).encode()
+    )
+    with ReplayServer(root) as server:
+        pages = iter(_source(server, make_client(), page_size=30).fetch(WINDOW, {}))
+        first = next(pages)
+        (root / "openreview" / "page.json").write_text(json.dumps(recorded))
+        rest = list(pages)
+        offsets = [q["offset"] for q in _note_queries(server)]
+    assert offsets == ["0", "30", "0", "30", "60"]  # 79 notes, then 80: read again from 0
+    assert recorded["notes"][4]["id"] in {r.source_id for p in rest for r in p.records}
+    assert len({r.source_id for p in [first, *rest] for r in p.records}) == 80 and rest[-1].done
+
+
+def test_a_count_that_keeps_changing_reads_the_venue_again_a_bounded_number_of_times(
+    replay: ReplayServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorded = json.loads((default_root() / "openreview" / "ICLR2024-accepted.json").read_text())
+    moving = json.dumps({"notes": recorded["notes"][30:60], "count": 81}).encode()
+    replay.inject(Fault("status", match="offset=30&", status=200, body=moving, times=-1))
+    with caplog.at_level("WARNING", logger="vpt_tracker.sources.openreview"):
+        pages = list(_source(replay, make_client(), page_size=30).fetch(WINDOW, {}))
+    assert [q["offset"] for q in _note_queries(replay)] == ["0", "30", "0", "30", "0", "30", "60"]
+    assert pages[-1].done and "keep moving; going on at offset 30" in caplog.text
+
+
 def _note(note_id: str, title: str, venueid: str) -> dict:
     return {
         "id": note_id,

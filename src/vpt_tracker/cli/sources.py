@@ -39,6 +39,23 @@ def _window(since: date | None, until: date | None, now: datetime) -> Window:
     return Window.for_days(since, until)
 
 
+def _nothing_to_fetch(source: str, settings: Any) -> str | None:
+    """The config key that leaves `source` nothing to ask for, when it is empty.
+
+    `fetch openreview` with no venues (the default) said "would store 0 records from 0 pages
+    (0 requests)" and exited 0, as if the venues had nothing new.
+    """
+    config = settings.sources
+    empty = {
+        "arxiv_rss": ("categories", config.arxiv_rss.categories),
+        "openreview": ("venues", config.openreview.venues),
+        "cvf": ("conferences", config.cvf.conferences),
+    }.get(source)
+    if empty is None or empty[1]:
+        return None
+    return f"sources.{source}.{empty[0]}"
+
+
 def _describe(record: RawRecord) -> str:
     key = record.arxiv_id or record.openreview_id or record.cvf_url or record.source_id
     venue = " ".join(str(part) for part in (record.venue, record.year) if part)
@@ -88,6 +105,8 @@ def fetch(
     now = datetime.now(UTC)
     window = _window(since.date() if since else None, until.date() if until else None, now)
     settings = app.settings
+    if key := _nothing_to_fetch(source, settings):
+        raise UserError(f'nothing to fetch: {key} is empty in the config (see the README, "Config keys")')
     client = HttpClient(settings.http)
     # A stored run may skip the CVF pages of preprints whose abstract is stored already.
     known = None if dry_run else abstract_stored(app.engine())

@@ -32,6 +32,7 @@ CURSOR_KEY = "query"
 MAX_PAGE = 2000  # the API's documented ceiling for max_results
 MAX_REACHABLE = 30000  # the API serves no result past this offset
 EMPTY_PAGE_RETRIES = 2  # asking again for an empty page before `totalResults` says the end
+MAX_RESTARTS = 2  # starting a window over when its total changed between pages (`_moved`)
 ID_BATCH = 100
 
 NS = {
@@ -228,19 +229,20 @@ def _stays_empty(offset: int, expected: int, size: int) -> None:
 
 
 def _moved(page: FeedPage, offset: int, expected: int) -> bool:
-    """Whether the first page of a fetch resumed at `offset` shows the window's results moved.
+    """Whether a page at `offset` shows the window's results moved since the pages before it.
 
     An offset only means the same results while the query announces the same total: a
-    submission announced late (held for moderation) or removed since the cursor was saved
-    shifts every result after it, and resuming would skip one. The fetch then starts the
-    window over (ingestion skips what is stored). arXiv's empty glitch says 0 results, which
-    is no new total: that page is asked for again as on any fetch. A cursor without a total
-    cannot show the results did not move, so it starts over too.
+    submission announced late (held for moderation) or removed since the page before (of this
+    fetch, or of the one that saved the cursor) shifts every result after it, and going on at
+    the offset would skip one. The fetch then starts the window over (ingestion skips what is
+    stored). arXiv's empty glitch says 0 results, which is no new total: that page is asked
+    for again as on any fetch. A cursor without a total cannot show the results did not move,
+    so it starts over too.
     """
     if expected >= 0 and (page.total == expected or (not page.entries and page.total <= 0)):
         return False
     log.info(
-        "arXiv announces %d results for this window, not the %d of the cursor at start=%d: "
+        "arXiv announces %d results for this window, not the %d of the pages before start=%d: "
         "the results may have moved, so the window starts over",
         page.total,
         expected,
@@ -299,6 +301,7 @@ class ArxivApiSource:
         # resumed after an empty page must not take arXiv's empty answer ("0 results") for the end.
         expected = int(position.extra) if position.extra and position.extra.isdigit() else -1
         resumed = offset > 0
+        restarts = 0
         while True:
             page = self._page(self._params(query, start=offset, size=size))
             for _ in range(EMPTY_PAGE_RETRIES):
@@ -312,9 +315,14 @@ class ArxivApiSource:
                     max(expected, page.total),
                 )
                 page = self._page(self._params(query, start=offset, size=size))
-            if resumed and _moved(page, offset, expected):
-                offset, expected, resumed = 0, -1, False
-                continue
+            # Checked on every page after the first, not only on a resumed one: 3 s between
+            # pages is time enough for arXiv's evening announcement to add to the window.
+            if (resumed or (offset > 0 and expected >= 0)) and _moved(page, offset, expected):
+                if restarts < MAX_RESTARTS:
+                    restarts += 1
+                    offset, expected, resumed = 0, -1, False
+                    continue
+                log.warning("arXiv's results for this window keep moving; going on at start=%d", offset)
             resumed = False
             expected = max(expected, page.total)
             if not page.entries and offset < expected:

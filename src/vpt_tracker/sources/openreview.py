@@ -19,7 +19,8 @@ notes than asked for while more remain.
 The cursor keeps the `count` its offset was counted in. A fetch that resumes and finds
 another count reads the venue again from the start: a note that joined the list (a
 decision released late joins the accepted ones at its number) or left it moved every note
-after it, and resuming at the offset would skip one.
+after it, and resuming at the offset would skip one. So does a fetch whose count changes
+between two of its own pages (at most `MAX_RESTARTS` times a venue, then it goes on).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NAME = "openreview"
 MAX_PAGE = 1000
+MAX_RESTARTS = 2  # reading a venue again from offset 0 when its count changed between pages
 SORT = "number:asc"  # a stable order for offset paging: new submissions come last
 SITE = "https://openreview.net"
 _DECISIONS = {
@@ -174,22 +176,29 @@ class OpenReviewSource:
             offset = position.offset
             saved = int(position.extra) if position.extra and position.extra.isdigit() else None
             resumed = offset > 0
+            restarts = 0
             while True:
                 notes, count = self._notes(venue, self._params(venue, offset, limit))
-                if resumed and (count is None or count != saved):
-                    # Resumed, and the list is not the one the offset was counted in: a note
-                    # joined (a decision released late) or left it, and every note after it
-                    # moved. Read the venue again from the start; ingestion skips what it has.
-                    log.info(
-                        "%s: %s notes now, not the %s of the cursor at offset %d: reading it again",
-                        venue.venue_id,
-                        count,
-                        saved,
-                        offset,
-                    )
-                    offset, resumed = 0, False
-                    continue
+                # Resumed, or past this fetch's first page, and the list is not the one the
+                # offset was counted in: a note joined (a decision released late) or left it,
+                # and every note after it moved. Read the venue again from the start;
+                # ingestion skips what it has.
+                moved = count is None or count != saved
+                if moved and (resumed or (offset > 0 and saved is not None)):
+                    if restarts < MAX_RESTARTS:
+                        restarts += 1
+                        log.info(
+                            "%s: %s notes now, not the %s of the pages before offset %d: reading it again",
+                            venue.venue_id,
+                            count,
+                            saved,
+                            offset,
+                        )
+                        offset, resumed, saved = 0, False, None
+                        continue
+                    log.warning("%s: its notes keep moving; going on at offset %d", venue.venue_id, offset)
                 resumed = False
+                saved = count
                 records = [r for r in (note_record(n, venue) for n in notes if isinstance(n, dict)) if r]
                 if notes and not records:
                     raise SourceError(
