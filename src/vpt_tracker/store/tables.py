@@ -1,7 +1,8 @@
 """The SQLAlchemy tables: the edge where the plain dataclasses meet the database.
 
 Every table of DESIGN.md §4 is here, plus the small ones that operations need
-(`refetch_windows`, `scoring_backlog`, `digests`, `pull_requests`, `identity_generation`).
+(`refetch_windows`, `scoring_backlog`, `digests`, `pull_requests`, `identity_generation`,
+`publications`, `venue_upgrades`).
 JSON columns hold lists and maps that are only ever read whole. Migrations in `db/` must
 match these models; a test checks it.
 """
