@@ -173,13 +173,13 @@ def test_split_rebuilds_both_papers_as_ingestion_would(
     # Upgraded when the CVPR sighting came, not at the repair: the digest does not announce it again.
     assert kept.venue_upgraded_at == cvpr_seen
     with transaction(engine) as session:  # each upgrade made, for the digest of its week
-        made = session.execute(
+        upgrades = session.execute(
             select(VenueUpgradeRow.at, VenueUpgradeRow.venue)
             .where(VenueUpgradeRow.paper_id == merged)
             .order_by(VenueUpgradeRow.at)
         ).all()
         by_v3 = session.scalars(select(SightingRow.fetched_at).where(SightingRow.source_id == "or-v3")).one()
-    assert [tuple(row) for row in made] == [(by_v3, "ICLR 2025"), (cvpr_seen, "CVPR 2024")]
+    assert [tuple(row) for row in upgrades] == [(by_v3, "ICLR 2025"), (cvpr_seen, "CVPR 2024")]
     assert kept.abstract == V2.abstract
     assert (split_off.title, split_off.abstract, split_off.openreview_id) == (
         V3.title,
