@@ -34,6 +34,7 @@ from vpt_tracker.ingest import (
     KEY_LABELS,
     chunks,
     discard_index,
+    lists_to_tell,
     rebuild_papers,
     record_keys,
     title_numbers,
@@ -53,8 +54,10 @@ from vpt_tracker.store.tables import (
     DecisionRow,
     EntryRow,
     PaperRow,
+    PublicationRow,
     ScoringBacklogRow,
     SightingRow,
+    VenueUpgradeRow,
     utcnow,
 )
 
@@ -143,6 +146,29 @@ def _columns(values: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**{k: v for k, v in values.items() if k != "created_at"}, "modified_at": now}
 
 
+def _record_replayed_upgrade(session: Session, paper_id: int, values: dict[str, Any]) -> None:
+    """A rebuilt paper upgraded by its replayed sightings at a time no `venue_upgrades` row
+    of it has (the venue sighting came to it from the other paper, or a split took away the
+    one that upgraded it first) gets a row at that time, for the digest of that week, in the
+    lists that hold it now (its entries are already where the repair puts them)."""
+    at = values.get("venue_upgraded_at")
+    if at is None:
+        return
+    known = session.scalars(select(VenueUpgradeRow.at).where(VenueUpgradeRow.paper_id == paper_id)).all()
+    if at in known:
+        return
+    session.add(
+        VenueUpgradeRow(
+            paper_id=paper_id,
+            at=at,
+            previous_venue=values.get("previous_venue"),
+            venue=values.get("venue"),
+            year=values.get("year"),
+            listed_in=lists_to_tell(session, [paper_id]).get(paper_id, []),
+        )
+    )
+
+
 def split(
     engine: Engine, paper_id: int, sighting_ids: Sequence[int], *, catalogues: Sequence[str] = ()
 ) -> Repair:
@@ -191,6 +217,8 @@ def split(
         owed = session.scalars(select(ScoringBacklogRow.catalogue).where(_owed_by(paper_id)))
         repair.owed_by = sorted({*catalogues, *owed})
         owe_to_catalogues(session, repair.owed_by, [new_id])
+        _record_replayed_upgrade(session, paper_id, kept)
+        _record_replayed_upgrade(session, new_id, new)
         discard_index(session)
     return repair
 
@@ -332,6 +360,10 @@ def merge_papers(session: Session, keep_id: int, other_id: int) -> Repair:
     moved_entries = session.scalars(select(EntryRow.id).where(EntryRow.paper_id == other_id)).all()
     repair.entries_moved = list(moved_entries)
     session.execute(update(EntryRow).where(EntryRow.paper_id == other_id).values(paper_id=keep_id))
+    # The other paper's venue upgrades happened: the digest of their week still lists them.
+    session.execute(
+        update(VenueUpgradeRow).where(VenueUpgradeRow.paper_id == other_id).values(paper_id=keep_id)
+    )
     _merge_candidates(session, keep_id, other_id, repair)
     # What both still owe is owed once; the rest (scored rows too, for the digest) moves.
     keep_owes = set(session.scalars(select(ScoringBacklogRow.catalogue).where(_owed_by(keep_id))))
@@ -346,6 +378,7 @@ def merge_papers(session: Session, keep_id: int, other_id: int) -> Repair:
     session.execute(delete(PaperRow).where(PaperRow.id == other_id))  # frees its unique keys
     values = {**_columns(merged, now), "created_at": created_at, "full_text": full_text}
     session.execute(update(PaperRow).where(PaperRow.id == keep_id).values(**values))
+    _record_replayed_upgrade(session, keep_id, merged)
     discard_index(session)
     return repair
 
@@ -369,6 +402,7 @@ def rebuild(engine: Engine, paper_id: int) -> Repair:
             if column not in ("created_at", "modified_at", "venue_upgraded_at") and before != value:
                 repair.changed[column] = [before, value]
         session.execute(update(PaperRow).where(PaperRow.id == paper_id).values(**_columns(values, utcnow())))
+        _record_replayed_upgrade(session, paper_id, values)
         discard_index(session)
     return repair
 
@@ -408,6 +442,8 @@ def _merge_candidates(session: Session, keep_id: int, other_id: int, repair: Rep
             update(DecisionRow).where(DecisionRow.candidate_id == dropped.id).values(candidate_id=kept.id)
         )
         repair.decisions_moved += len(moved)
+        published = update(PublicationRow).where(PublicationRow.candidate_id == dropped.id)
+        session.execute(published.values(candidate_id=kept.id))  # it happened (the digest of its week)
         session.execute(
             update(EntryRow).where(EntryRow.candidate_id == dropped.id).values(candidate_id=kept.id)
         )

@@ -54,7 +54,14 @@ from sqlalchemy.orm import Session
 from vpt_tracker import normalize
 from vpt_tracker.models import Page, RawRecord
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CursorRow, IdentityGenerationRow, PaperRow, SightingRow
+from vpt_tracker.store.tables import (
+    CursorRow,
+    EntryRow,
+    IdentityGenerationRow,
+    PaperRow,
+    SightingRow,
+    VenueUpgradeRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -916,6 +923,7 @@ def _ingest(
 
     # 3. Merge, in order.
     changed: dict[int, set[str]] = {}
+    upgrades: list[tuple[_Known, dict[str, Any]]] = []  # each upgrade, with the paper's values
     for record, _hash, _keys, known, new in plan:
         if new:
             continue
@@ -923,6 +931,8 @@ def _ingest(
         values = fresh[id(known)] if known.id is None else loaded[known.id]
         columns, upgraded = _merge(values, record, known, now)
         stats.upgraded += int(upgraded)
+        if upgraded:
+            upgrades.append((known, values))
         if known.id is not None and columns:
             changed.setdefault(known.id, set()).update(columns)
 
@@ -960,12 +970,55 @@ def _ingest(
                 for record, payload_hash, _keys, known, _new in plan
             ],
         )
+    if upgrades:
+        _record_upgrades(session, upgrades, now)
     stats.new_sightings = len(plan)
     stats.fuzzy_comparisons = index.fuzzy_comparisons - comparisons_before
     paper_ids: list[int | None] = [planned[h].id if h in planned else None for h in hashes]
     for position, payload_hash in duplicates:
         paper_ids[position] = stored.get(payload_hash, paper_ids[position])
     return stats, paper_ids
+
+
+def _record_upgrades(session: Session, upgrades: list[tuple[_Known, dict[str, Any]]], now: datetime) -> None:
+    """A `venue_upgrades` row per upgrade of the batch (papers written: ids known), with the
+    lists that held the paper then: the paper's columns keep the last upgrade only."""
+    paper_ids = sorted({known.id for known, _values in upgrades if known.id is not None})
+    listed = lists_to_tell(session, paper_ids)
+    rows = [
+        {
+            "paper_id": known.id,
+            "at": now,
+            "previous_venue": values.get("previous_venue"),
+            "venue": values.get("venue"),
+            "year": values.get("year"),
+            "listed_in": listed.get(known.id, []) if known.id is not None else [],
+        }
+        for known, values in upgrades
+    ]
+    session.execute(insert(VenueUpgradeRow), rows)
+
+
+def lists_to_tell(session: Session, paper_ids: Sequence[int]) -> dict[int, list[int]]:
+    """For each paper, the ids of the catalogues whose list holds it (an entry linked to it)
+    and does not show a venue for it already: an imported entry with a venue, not a preprint
+    (importing a list whose entries give venues upgrades the preprints stored before from
+    them, which is no news to that list). The lists a venue upgrade of the paper is news to."""
+    listed: dict[int, set[int]] = {}
+    shown: set[tuple[int, int]] = set()
+    for chunk in chunks(paper_ids, _SQL_IN_CHUNK):
+        query = select(EntryRow.paper_id, EntryRow.catalogue_id, EntryRow.state, EntryRow.venue).where(
+            EntryRow.paper_id.in_(chunk)
+        )
+        for paper_id, catalogue_id, state, venue in session.execute(query):
+            assert paper_id is not None  # taken by it
+            listed.setdefault(paper_id, set()).add(catalogue_id)
+            if state == "imported" and not normalize.is_preprint_venue(venue):
+                shown.add((paper_id, catalogue_id))
+    return {
+        paper_id: sorted(c for c in catalogues if (paper_id, c) not in shown)
+        for paper_id, catalogues in listed.items()
+    }
 
 
 def _utcnow() -> datetime:

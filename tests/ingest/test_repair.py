@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from rapidfuzz import fuzz
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 
 from vpt_tracker import ingest
 from vpt_tracker.cli import main
@@ -33,8 +33,10 @@ from vpt_tracker.store.tables import (
     DecisionRow,
     EntryRow,
     PaperRow,
+    PublicationRow,
     ScoringBacklogRow,
     SightingRow,
+    VenueUpgradeRow,
 )
 
 V2 = RawRecord(
@@ -170,6 +172,14 @@ def test_split_rebuilds_both_papers_as_ingestion_would(
         ).one()
     # Upgraded when the CVPR sighting came, not at the repair: the digest does not announce it again.
     assert kept.venue_upgraded_at == cvpr_seen
+    with transaction(engine) as session:  # each upgrade made, for the digest of its week
+        upgrades = session.execute(
+            select(VenueUpgradeRow.at, VenueUpgradeRow.venue)
+            .where(VenueUpgradeRow.paper_id == merged)
+            .order_by(VenueUpgradeRow.at)
+        ).all()
+        by_v3 = session.scalars(select(SightingRow.fetched_at).where(SightingRow.source_id == "or-v3")).one()
+    assert [tuple(row) for row in upgrades] == [(by_v3, "ICLR 2025"), (cvpr_seen, "CVPR 2024")]
     assert kept.abstract == V2.abstract
     assert (split_off.title, split_off.abstract, split_off.openreview_id) == (
         V3.title,
@@ -193,6 +203,49 @@ def test_split_rebuilds_both_papers_as_ingestion_would(
         repaired, made = paper(engine, repaired_id), paper(fresh, fresh_id)
         assert [getattr(repaired, c) for c in columns] == [getattr(made, c) for c in columns]
     fresh.dispose()
+
+
+def test_each_upgrade_of_a_paper_upgraded_twice_is_the_one_of_its_week(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """V2, listed as a preprint, went to ICLR 2025 in 2026-W47 by a wrong merge (V3's
+    sighting); the split of W48 took that venue back and V2's CVPR record upgraded it again
+    that week; the list dropped it in W49. The digest read the upgrade from the paper's
+    columns (the last one only) for the papers of the list as it is at the build: W47 and
+    W48 built after that listed nothing. Each week lists its own upgrade now."""
+    week_a, week_b = datetime(2026, 11, 18, 7, tzinfo=UTC), datetime(2026, 11, 25, 7, tzinfo=UTC)
+    (paper_id,) = load(engine, V2, at=datetime(2026, 11, 2, 7, tzinfo=UTC))
+    with transaction(engine) as session:
+        vpt = CatalogueRow(name="vpt", source_text="# list\n", source_sha256="0" * 64)
+        session.add(vpt)
+        session.flush()
+        session.add(
+            EntryRow(
+                catalogue_id=vpt.id,
+                paper_id=paper_id,
+                position=0,
+                title=V2.title,
+                title_key=title_key(V2.title),
+                venue="arXiv",
+                state="imported",
+            )
+        )
+    with monkeypatch.context() as patch:  # the earlier version's rule, see `wrong_merge`
+        patch.setattr(ingest, "title_score", lambda a, b, cutoff: fuzz.ratio(a, b, score_cutoff=cutoff))
+        assert load(engine, V3, at=week_a) == [paper_id]
+    forget_indexes()
+    run_json(db_url, "papers", "split", str(paper_id), "--sighting", str(sighting_id(engine, "or-v3")))
+    assert load(engine, V2_AT_CVPR, at=week_b) == [paper_id]
+    with transaction(engine) as session:
+        session.execute(delete(EntryRow))  # W49: the list no longer has it
+
+    def upgrades(week: int) -> list[tuple[str, str | None]]:
+        [catalogue] = build_digest(engine, Week(2026, week), now=datetime(2026, 12, 7, tzinfo=UTC)).catalogues
+        return [(line.title, line.note) for line in catalogue.upgrades]
+
+    assert upgrades(47) == [(V2.title, "arXiv → ICLR 2025 2025")]
+    assert upgrades(48) == [(V2.title, "arXiv → CVPR 2024 2024")]
+    assert upgrades(49) == []
 
 
 def test_split_refuses_bad_ids_with_one_line(
@@ -435,6 +488,14 @@ def test_merge_joins_two_papers_and_their_reviews(engine: Engine, db_url: str) -
     )
     assert (merged.venue, merged.year, merged.previous_venue) == ("CVPR 2024", 2024, "arXiv")
     assert merged.venue_upgraded_at is not None
+    with transaction(engine) as session:  # made by the merge, at the CVPR sighting's time
+        made = session.scalars(select(VenueUpgradeRow)).one()
+        assert (made.paper_id, made.at, made.venue, made.listed_in) == (
+            keep,
+            merged.venue_upgraded_at,
+            "CVPR 2024",
+            [session.scalars(select(CatalogueRow.id).where(CatalogueRow.name == "vlm")).one()],
+        )
     with transaction(engine) as session:
         assert set(session.scalars(select(SightingRow.paper_id))) == {keep}
         candidates = {c.id: c for c in session.scalars(select(CandidateRow))}
@@ -492,6 +553,10 @@ def test_merge_moves_decisions_of_the_dropped_candidate(engine: Engine, db_url: 
                 after={"status": "deferred", "version": 5},
             )
         )
+        # Published once (its entry left the list since), and its paper upgraded once: what
+        # happened to the paper merged away stays, for the digests of those weeks.
+        session.add(PublicationRow(catalogue_id=vpt.id, candidate_id=deferred.id))
+        session.add(VenueUpgradeRow(paper_id=other, previous_venue="arXiv", venue="CVPR", listed_in=[]))
         ids = (accepted.id, deferred.id)
     code, out, err = run(db_url, "papers", "merge", str(keep), str(other))
     assert code == 0, err  # one decision is one (it said "1 decisions kept")
@@ -500,6 +565,8 @@ def test_merge_moves_decisions_of_the_dropped_candidate(engine: Engine, db_url: 
         kept = session.get(CandidateRow, ids[0])
         assert kept is not None and kept.status == "accepted" and kept.version == 6
         assert session.scalars(select(DecisionRow.candidate_id)).one() == ids[0]
+        assert session.scalars(select(PublicationRow.candidate_id)).one() == ids[0]
+        assert session.scalars(select(VenueUpgradeRow.paper_id)).all() == [keep]
     # Undo of the moved decision would put the accepted paper back to pending: refused.
     code, _out, err = run(db_url, "review", "undo", "--reviewer", "ana")
     assert code != 0 and "changed since" in err

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -18,9 +19,12 @@ from sqlalchemy import Engine, func, select
 
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.cli import main
+from vpt_tracker.config import load_settings
+from vpt_tracker.digest.build import Week, build_digest
 from vpt_tracker.locks import exclusive
-from vpt_tracker.publish.publisher import Publisher
-from vpt_tracker.store import session_factory
+from vpt_tracker.publish.publisher import Publisher, UpstreamChanged
+from vpt_tracker.review.queue import ReviewQueue
+from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
 
 from .conftest import (
@@ -462,6 +466,47 @@ def test_a_published_paper_upstream_left_no_section_for_is_proposed_again(
     rejected = cli("review", "reject", str(plot), "--reason", "not a VPT paper", "--reviewer", "alice")
     assert rejected.exit_code == 0, rejected.output
     assert statuses(engine)[plot] == "rejected"
+
+
+def test_a_paper_published_in_a_week_stays_the_weeks_once_its_entry_left_the_list(
+    cli: Cli, engine: Engine, tmp_path: Path, remote: Remote
+) -> None:
+    """The digest read a week's published papers from `published_at`, which a rebase clears
+    when the entry leaves the list: PLOT, published in 2026-W47 and dropped with its section
+    in W48, was missing from the digest of W47 built after it. Each publish is recorded now;
+    published again in W49, it is one of W49's too."""
+    settings = load_settings(tmp_path / "vpt-tracker.toml")
+    import_list(engine)
+    plot, _ = accept_two(engine)  # accepted on 2026-11-20, in W47
+    with transaction(engine) as session:
+        for candidate in session.scalars(select(CandidateRow)):
+            candidate.created_at = datetime(2026, 11, 16, 7, tzinfo=UTC)  # queued before that
+
+    def publish(at: datetime) -> None:
+        Publisher(engine, settings, CATALOGUE, clock=lambda: at).run()
+
+    publish(datetime(2026, 11, 21, 12, tzinfo=UTC))
+    assert statuses(engine)[plot] == "published"
+    remote.push_readme(remote.show("main").replace("#### Token-Level", "#### Token Prompts", 1))
+    with pytest.raises(UpstreamChanged):
+        publish(datetime(2026, 11, 25, 12, tzinfo=UTC))  # W48: PLOT's entry left the list
+    assert statuses(engine)[plot] == "accepted"
+
+    def published(week: int, built: datetime) -> list[str]:
+        [catalogue] = build_digest(engine, Week(2026, week), now=built).catalogues
+        return [line.title for line in catalogue.published]
+
+    built = datetime(2026, 12, 7, 8, tzinfo=UTC)
+    assert published(47, built) == [ADAPTIVE, PLOT]
+    assert published(48, built) == []
+    # Relabelled to a section the list has, and published again in W49.
+    ReviewQueue(engine, "alice", clock=lambda: datetime(2026, 12, 1, 9, tzinfo=UTC)).relabel(
+        plot, ["learnable", "pixel"]
+    )
+    publish(datetime(2026, 12, 2, 12, tzinfo=UTC))
+    assert statuses(engine)[plot] == "published"
+    assert published(47, built) == [ADAPTIVE, PLOT]
+    assert published(49, built) == [PLOT]
 
 
 def accept_backlog(engine: Engine, count: int) -> None:

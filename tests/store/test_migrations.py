@@ -404,3 +404,47 @@ def test_the_scoring_backlog_keeps_scored_rows_after_the_upgrade(db_url: str) ->
             assert [(paper, bool(owed)) for paper, owed in rows] == [(3, False), (3, True)]
     finally:
         engine.dispose()
+
+
+def test_publications_and_venue_upgrades_are_backfilled_from_what_the_store_tells(db_url: str) -> None:
+    """0011: a candidate with `published_at` was published then; a paper with
+    `venue_upgraded_at` was upgraded then, in the lists that hold it and show no venue for it
+    (paper 2's imported entry gives `CVPR 2026`: no news there); paper 3 is in no list."""
+    from datetime import UTC, datetime
+
+    from vpt_tracker.store.tables import PublicationRow, VenueUpgradeRow
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0010")
+        _add_rows_at_0005(engine)
+        at = "2026-11-18 07:00:00"
+        with engine.begin() as connection:
+            connection.execute(
+                text(f"UPDATE candidates SET status = 'published', published_at = '{at}' WHERE id = 2")
+            )
+            connection.execute(
+                text(
+                    "UPDATE papers SET previous_venue = 'arXiv', venue = 'CVPR', year = 2026,"
+                    f" venue_upgraded_at = '{at}'"
+                )
+            )
+            connection.execute(
+                text("UPDATE entries SET venue = CASE id WHEN 1 THEN 'arXiv' ELSE 'CVPR 2026' END")
+            )
+        upgrade(engine)
+        assert pending_model_changes(engine) == []
+        moment = datetime(2026, 11, 18, 7, tzinfo=UTC)
+        with transaction(engine) as session:
+            publications = session.scalars(select(PublicationRow)).all()
+            assert [(p.catalogue_id, p.candidate_id, p.at, p.pull_request) for p in publications] == [
+                (1, 2, moment, None)
+            ]
+            upgrades = session.scalars(select(VenueUpgradeRow).order_by(VenueUpgradeRow.paper_id)).all()
+            assert [(u.paper_id, u.at, u.previous_venue, u.venue, u.year, u.listed_in) for u in upgrades] == [
+                (1, moment, "arXiv", "CVPR", 2026, [1]),
+                (2, moment, "arXiv", "CVPR", 2026, []),
+                (3, moment, "arXiv", "CVPR", 2026, []),
+            ]
+    finally:
+        engine.dispose()

@@ -25,17 +25,19 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from vpt_tracker import normalize
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
+from vpt_tracker.ingest import lists_to_tell
 from vpt_tracker.models import PIPELINE_KINDS, POSITIVE_STATUSES, CandidateStatus
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import (
     CandidateRow,
     CatalogueRow,
     DecisionRow,
-    EntryRow,
     PaperRow,
+    PublicationRow,
     RefetchWindowRow,
     RunRow,
     ScoringBacklogRow,
+    VenueUpgradeRow,
 )
 from vpt_tracker.wording import plural
 
@@ -423,18 +425,18 @@ def _catalogue_digest(
     accepted_at = func.coalesce(last_accept.c.at, CandidateRow.decided_at)
     accepter = func.coalesce(last_accept.c.reviewer, CandidateRow.reviewer)
 
-    def decided(
-        column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None],
-        *where: ColumnElement[bool],
-    ) -> list[PaperLine]:
-        """The candidates held at the cutoff whose `column` falls in the week, by their accepter."""
+    def within(column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None]) -> Any:
+        return (column >= week.start) & (column < week.end)
+
+    def decided(*where: ColumnElement[bool]) -> list[PaperLine]:
+        """The candidates held at the cutoff that `where` takes, by their accepter."""
         rows = session.execute(
             select(CandidateRow, PaperRow, accepter)
             .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
             .outerjoin(
                 last_accept, (last_accept.c.candidate_id == CandidateRow.id) & (last_accept.c.latest == 1)
             )
-            .where(CandidateRow.catalogue_id == catalogue.id, column >= week.start, column < week.end, *where)
+            .where(CandidateRow.catalogue_id == catalogue.id, *where)
             .order_by(PaperRow.title, PaperRow.id)
         ).all()
         lines = []
@@ -454,11 +456,16 @@ def _catalogue_digest(
     # accepted papers all the same. Without a logged accept, only one accepted or published
     # now can have been (its `decided_at` is its last decision's, a reject's say).
     accepted = decided(
-        accepted_at, last_accept.c.at.is_not(None) | CandidateRow.status.in_(POSITIVE_STATUSES)
+        within(accepted_at), last_accept.c.at.is_not(None) | CandidateRow.status.in_(POSITIVE_STATUSES)
     )
-    # Publishing is not logged: a candidate accepted at the cutoff and published in the week
-    # was published at it (a reject since, of a pull request not merged, keeps the time).
-    published = decided(CandidateRow.published_at)
+    # Published in the week: a `publications` row of the week (its entry may have left the
+    # list since, which clears `published_at`, or it may have been published again). A
+    # candidate without any (marked published by hand) goes by its `published_at`.
+    publications = select(PublicationRow.candidate_id).where(
+        PublicationRow.catalogue_id == catalogue.id, within(PublicationRow.at)
+    )
+    recorded = select(PublicationRow.id).where(PublicationRow.candidate_id == CandidateRow.id).exists()
+    published = decided(CandidateRow.id.in_(publications) | (~recorded & within(CandidateRow.published_at)))
 
     upgrades = _upgrades(session, catalogue.id, week, held)
 
@@ -488,41 +495,42 @@ def _catalogue_digest(
 def _upgrades(
     session: Session, catalogue_id: int, week: Week, held: Callable[[CandidateRow], bool]
 ) -> list[PaperLine]:
-    """The venue upgrades of the week among the catalogue's papers: those of its list (as it
-    is now: entries keep no time, see README, Limits) and those of its candidates `held` at
-    the cutoff (accepted or published then)."""
-    listed = select(EntryRow.paper_id).where(
-        EntryRow.catalogue_id == catalogue_id, EntryRow.paper_id.is_not(None)
-    )
-    upgraded_in_week = (
-        PaperRow.venue_upgraded_at >= week.start,
-        PaperRow.venue_upgraded_at < week.end,
-    )
-    # An upgrade the list upstream already shows is no news: importing a list whose entries
-    # give venues upgrades the preprints stored before from them, as a CVF record would.
-    listed_venues = session.execute(
-        select(EntryRow.paper_id, EntryRow.venue).where(
-            EntryRow.catalogue_id == catalogue_id,
-            EntryRow.state == "imported",
-            EntryRow.paper_id.in_(select(PaperRow.id).where(*upgraded_in_week)),
-        )
-    )
-    shown = {paper_id for paper_id, venue in listed_venues if not normalize.is_preprint_venue(venue)}
-    upgrades = []
-    for paper, candidate, in_list in session.execute(
-        select(PaperRow, CandidateRow, PaperRow.id.in_(listed))
+    """The venue upgrades of the week among the catalogue's papers: each `venue_upgrades`
+    row of the week whose paper its list held then (`listed_in`: the list did not show the
+    venue already), or whose candidate was `held` at the cutoff (accepted or published then).
+    A paper upgraded twice is listed in each upgrade's week, as that upgrade.
+
+    A paper whose upgrade has no row (its columns set by hand) goes by `venue_upgraded_at`
+    and the list as it is now."""
+    any_upgrade = aliased(VenueUpgradeRow)
+    recorded = select(any_upgrade.id).where(any_upgrade.paper_id == PaperRow.id).exists()
+    upgrade_in_week = (VenueUpgradeRow.at >= week.start) & (VenueUpgradeRow.at < week.end)
+    upgraded_in_week = (PaperRow.venue_upgraded_at >= week.start) & (PaperRow.venue_upgraded_at < week.end)
+    rows = session.execute(
+        select(PaperRow, VenueUpgradeRow, CandidateRow)
+        .outerjoin(VenueUpgradeRow, (VenueUpgradeRow.paper_id == PaperRow.id) & upgrade_in_week)
         .outerjoin(
             CandidateRow, (CandidateRow.paper_id == PaperRow.id) & (CandidateRow.catalogue_id == catalogue_id)
         )
-        .where(*upgraded_in_week, PaperRow.id.in_(listed) | CandidateRow.id.is_not(None))
-        .order_by(PaperRow.title, PaperRow.id)
-    ):
-        if paper.id in shown or not (in_list or (candidate is not None and held(candidate))):
+        .where(VenueUpgradeRow.id.is_not(None) | (~recorded & upgraded_in_week))
+        .order_by(PaperRow.title, PaperRow.id, VenueUpgradeRow.at, VenueUpgradeRow.id)
+    ).all()
+    unrecorded = lists_to_tell(session, [paper.id for paper, upgrade, _ in rows if upgrade is None])
+    lines = []
+    for paper, upgrade, candidate in rows:
+        if upgrade is None:
+            listed_in = unrecorded.get(paper.id, [])
+            previous, venue, year = paper.previous_venue, paper.venue, paper.year
+        else:
+            listed_in = upgrade.listed_in or []
+            previous, venue, year = upgrade.previous_venue, upgrade.venue, upgrade.year
+        if not (catalogue_id in listed_in or (candidate is not None and held(candidate))):
             continue
         line = _line(paper)
-        line.note = f"{paper.previous_venue or 'preprint'} → {paper.venue or '?'} {paper.year or ''}".strip()
-        upgrades.append(line)
-    return upgrades
+        line.venue, line.year = venue, year
+        line.note = f"{previous or 'preprint'} → {venue or '?'} {year or ''}".strip()
+        lines.append(line)
+    return lines
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from vpt_tracker.publish.git import GitRepo, RemoteState
 from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
 from vpt_tracker.publish.upstream import Rebase, rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
-from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PublicationRow, PullRequestRow
 from vpt_tracker.wording import plural
 
 log = logging.getLogger(__name__)
@@ -662,8 +662,7 @@ class Publisher:
                     continue
                 candidate = session.get(CandidateRow, change.candidate_id)
                 if candidate is not None and candidate.status == CandidateStatus.ACCEPTED:
-                    candidate.status = CandidateStatus.PUBLISHED.value
-                    candidate.published_at = now
+                    _publish(session, candidate, now, pull.number)
                     count += 1
             row = session.scalars(
                 select(PullRequestRow).where(
@@ -702,8 +701,19 @@ def _published_by_merge(session: Session, catalogue: CatalogueRow, now: datetime
     for candidate_id in candidate_ids:
         candidate = session.get(CandidateRow, candidate_id)
         if candidate is not None and candidate.status == CandidateStatus.ACCEPTED:
-            candidate.status = CandidateStatus.PUBLISHED.value
-            candidate.published_at = now
+            _publish(session, candidate, now, None)
+
+
+def _publish(session: Session, candidate: CandidateRow, now: datetime, pull_request: int | None) -> None:
+    """Mark an accepted candidate published, and record it (`publications`): its
+    `published_at` is cleared if its entry leaves the list, the record stays (the digest)."""
+    candidate.status = CandidateStatus.PUBLISHED.value
+    candidate.published_at = now
+    session.add(
+        PublicationRow(
+            catalogue_id=candidate.catalogue_id, candidate_id=candidate.id, at=now, pull_request=pull_request
+        )
+    )
 
 
 def _digest(text: str) -> str:

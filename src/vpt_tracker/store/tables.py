@@ -1,7 +1,8 @@
 """The SQLAlchemy tables: the edge where the plain dataclasses meet the database.
 
 Every table of DESIGN.md §4 is here, plus the small ones that operations need
-(`refetch_windows`, `scoring_backlog`, `digests`, `pull_requests`, `identity_generation`).
+(`refetch_windows`, `scoring_backlog`, `digests`, `pull_requests`, `identity_generation`,
+`publications`, `venue_upgrades`).
 JSON columns hold lists and maps that are only ever read whole. Migrations in `db/` must
 match these models; a test checks it.
 """
@@ -255,6 +256,50 @@ class DecisionRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
     undoes_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id", ondelete="SET NULL"))
+
+
+class PublicationRow(Base):
+    """A candidate's paper put in its catalogue's list by vpt-tracker, when: the pull request
+    that proposes it was opened or updated (`pull_request`), or our pull request was merged
+    (None: the run that opened it stopped before recording it).
+
+    A record of what happened, never changed: `candidates.published_at` is cleared when the
+    entry leaves the list (upstream dropped its section) and set again by the next publish,
+    so it tells only the last one. The digest reads the publications of a week from here.
+    Not review-log rows: the review log holds the reviewers' decisions, which `review undo`
+    walks and reverts; a publish is no reviewer's and cannot be undone.
+    """
+
+    __tablename__ = "publications"
+    __table_args__ = (Index("ix_publications_catalogue_id_at", "catalogue_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    catalogue_id: Mapped[int] = mapped_column(ForeignKey("catalogues.id", ondelete="CASCADE"))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    pull_request: Mapped[int | None] = mapped_column(Integer)
+
+
+class VenueUpgradeRow(Base):
+    """A paper's preprint venue upgraded to a venue by a sighting, when, from what to what.
+
+    `papers.previous_venue` and `venue_upgraded_at` hold the last upgrade only (a split that
+    takes the venue sighting away and a later record upgrade a paper twice). `listed_in`: the
+    ids of the catalogues whose list held the paper at the upgrade and did not show a venue
+    for it already (an imported entry with a venue: the upgrade is no news there), so that a
+    digest built after its week does not depend on the list as it is at the build.
+    """
+
+    __tablename__ = "venue_upgrades"
+    __table_args__ = (Index("ix_venue_upgrades_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    previous_venue: Mapped[str | None] = mapped_column(String(128))
+    venue: Mapped[str | None] = mapped_column(String(128))
+    year: Mapped[int | None] = mapped_column(Integer)
+    listed_in: Mapped[list[int]] = mapped_column(JSON, default=list)
 
 
 class CursorRow(Base):
