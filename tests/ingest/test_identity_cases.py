@@ -400,6 +400,23 @@ def test_letters_fold_to_their_usual_spelling(spellings: tuple[str, ...], key: s
         ((r"N$\text{A}^{\text{2}}$Q", "NA$^2$Q", "NA2Q"), "na2q"),  # a command before a group
         ((r"$\mathcal{B}^{3}$-Net", "B^3-Net", "B3-Net"), "b3 net"),
         ((r"Demoir$\acute{e}$ing", "Demoiréing"), "demoireing"),
+        # `\ell` is "l", as "ℓ" is (ICML 2023's "Sharper Bounds for $\ell_p$ Sensitivity
+        # Sampling" was "sharper bounds for p …", its "ℓp" spelling "… lp …").
+        (
+            (
+                r"Sharper Bounds for $\ell_p$ Sensitivity Sampling",
+                "Sharper Bounds for ℓp Sensitivity Sampling",
+                "Sharper Bounds for $l_p$ Sensitivity Sampling",
+            ),
+            "sharper bounds for lp sensitivity sampling",
+        ),
+        ((r"$\ell_{1}$-Regularized", r"$\ell_1$-Regularized", "ℓ1-Regularized"), "l1 regularized"),
+        ((r"via $\ell^4$-Norm", "via ℓ4-Norm", "via ℓ⁴-Norm"), "via l4 norm"),
+        # A subscript without braces is one character, a digit too: "H_2O" was "h 2o".
+        (
+            ("H_2O: Heavy-Hitter Oracle", "H$_2$O: Heavy-Hitter Oracle", "H₂O: Heavy-Hitter Oracle"),
+            "h2o heavy hitter oracle",
+        ),
         # An identifier's underscore separates words, as before: no word is made or lost.
         (("ReCOGS_pos", "ReCOGS pos", r"ReCOGS\_pos"), "recogs pos"),
         (("sudo rm -rf agentic_security", "Sudo rm -rf: agentic security"), "sudo rm rf agentic security"),
@@ -420,6 +437,7 @@ def test_script_markers_fold_away(spellings: tuple[str, ...], key: str) -> None:
         ("Task_A Transfer", "Task_B Transfer"),
         ("ReCOGS_pos", "ReCOGSpos"),  # an identifier's underscore is not a subscript
         ("O_FT@EvalLLM2025", "OFT@EvalLLM2025"),
+        ("Results_2023 Report", "Results2023 Report"),  # before more than one digit, too
     ],
 )
 def test_titles_whose_words_differ_still_differ_with_script_markers(pair: tuple[str, str]) -> None:
