@@ -63,7 +63,8 @@ Clock = Callable[[], datetime]
 # Title similarity (rapidfuzz ratio on folded titles, 0..100) needed for a fuzzy merge.
 TITLE_THRESHOLD_WITH_AUTHORS = 90.0  # ... when both sides share an author
 TITLE_THRESHOLD_TITLE_ONLY = 96.0  # ... when one side has no authors to check
-_NUMBERS = re.compile(r"\d+")
+# The numbers of a title, and the "plus" of an extended version ("EvTexture++": `normalize`).
+_NUMBERS = re.compile(r"\d+|\bplus\b")
 MAX_BLOCK_SIZE = 200  # larger blocks are too common to discriminate; they are skipped
 AUTHOR_KEYS_KEPT = 8  # authors compared for overlap (reordering happens near the front)
 _SQL_IN_CHUNK = 900
@@ -220,7 +221,8 @@ def published_apart(a_series: str | None, a_year: int | None, a_arxiv: str | Non
 
 
 def title_numbers(title_key: str) -> list[str]:
-    """The numbers of a folded title, in order ("qwen2 5 omni technical report": 2, 5)."""
+    """The numbers of a folded title, in order ("qwen2 5 omni technical report": 2, 5), with
+    each "plus" ("evtexture plus plus …", `normalize`): the marks of a version."""
     return _NUMBERS.findall(title_key)
 
 

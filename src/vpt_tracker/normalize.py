@@ -48,6 +48,16 @@ _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
 # which separates words as any punctuation does.
 _SCRIPT_MARKER = re.compile(r"\^|_(?=\s*\{|\d(?!\d)|[^\W_](?![^\W_]))")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+# A "+" right after a word or a script ("MMVAE+", "EvTexture++", "Crab$^{+}$") marks an
+# extended version, and is a word of the title ("plus" each): dropped as punctuation,
+# "EvTexture++: Event-Driven Texture Enhancement for Video Super-Resolution" (arXiv 2606.13580,
+# TPAMI 2026) had the key of the paper it extends, ICML 2024's "EvTexture: …", and an identical
+# title merges whatever the venues say. Elsewhere ("Submodular + Concave") it is punctuation.
+_PLUS_SUFFIX = re.compile(r"(?<=[^\W_])\++")
+
+
+def _plus_words(text: str) -> str:
+    return _PLUS_SUFFIX.sub(lambda m: " plus" * len(m.group()) + " ", text) if "+" in text else text
 
 
 # The DOI arXiv registers for each entry (`10.48550/arXiv.2203.05557`, on its abstract page).
@@ -118,7 +128,7 @@ def fold_text(text: str) -> str:
         # Most titles and names: nothing to fold but case and punctuation (a bulk load's hot path).
         if "^" in text or "_" in text:
             text = _SCRIPT_MARKER.sub("", text)
-        return _NON_WORD.sub(" ", text.lower()).strip()
+        return _NON_WORD.sub(" ", _plus_words(text).lower()).strip()
     text = _LATEX_DOTLESS.sub(r"\1", text)
     text = _LATEX_LETTERS.sub(lambda m: _LATEX_LETTER_SPELLING.get(m.group(1), m.group(1)), text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
@@ -132,7 +142,7 @@ def fold_text(text: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = _GREEK_LETTER.sub(lambda m: _greek_name(m.group()), text)
-    text = text.translate(_LATIN_LETTERS).lower()
+    text = _plus_words(text.translate(_LATIN_LETTERS)).lower()
     return _NON_WORD.sub(" ", text).strip()
 
 

@@ -371,9 +371,10 @@ def test_sightings_named_by_an_old_title_key_are_named_again(db_url: str) -> Non
 
 
 def test_titles_with_ell_or_a_digit_subscript_are_keyed_again(db_url: str) -> None:
-    """0011: `\\ell` folds to "l" (as "ℓ" does) and `_` before one digit is a subscript ("H_2O"
-    is "h2o"). Keys folded the old way, of papers, entries and the sightings named by a title,
-    are folded again, so the "ℓp" spelling and a rerun of the same dump find them."""
+    """0011: `\\ell` folds to "l" (as "ℓ" does), `_` before one digit is a subscript ("H_2O"
+    is "h2o") and a "+" after a word is a word ("EvTexture++"). Keys folded the old way, of
+    papers, entries and the sightings named by a title, are folded again, so the "ℓp" spelling
+    and a rerun of the same dump find them."""
     from dataclasses import replace
 
     from vpt_tracker.dumps import corpus_record
@@ -382,9 +383,11 @@ def test_titles_with_ell_or_a_digit_subscript_are_keyed_again(db_url: str) -> No
 
     ell = r"Sharper Bounds for $\ell_p$ Sensitivity Sampling"  # ICML 2023, as its index writes it
     h2o = "H_2O: Heavy-Hitter Oracle for Efficient Generative Inference of Large Language Models"
+    plus = "EvTexture++: Event-Driven Texture Enhancement"
     old_keys = {
         ell: "sharper bounds for p sensitivity sampling",
         h2o: "h 2o heavy hitter oracle for efficient generative inference of large language models",
+        plus: "evtexture event driven texture enhancement",
         "results_2023": "results 2023",  # an identifier's underscore: as it was
     }
     dump = corpus_record({"title": h2o, "authors": ["Zhenyu Zhang"], "summary": "H."}, "d:1")
@@ -419,6 +422,7 @@ def test_titles_with_ell_or_a_digit_subscript_are_keyed_again(db_url: str) -> No
         assert entries == {
             ell: "sharper bounds for lp sensitivity sampling",
             h2o: "h2o heavy hitter oracle for efficient generative inference of large language models",
+            plus: "evtexture plus plus event driven texture enhancement",
             "results_2023": "results 2023",
         }
         assert papers == set(entries.items())  # the dump's record merged into the paper "H_2O: …" or not

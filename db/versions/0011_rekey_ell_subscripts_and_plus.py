@@ -1,13 +1,14 @@
-"""re-key titles with `\\ell` or a one-digit subscript written without braces
+"""re-key titles with `\\ell`, a one-digit subscript written without braces, or a "+" after a word
 
 `normalize.fold_text` now folds `\\ell` to "l", as it folds its Unicode form "ℓ" ("$\\ell_p$
 Sensitivity Sampling", ICML 2023, was "p sensitivity sampling"), and reads `_` before one
-digit as a subscript ("H_2O" was "h 2o", where "H$_2$O" and "H₂O" are "h2o"). Stored title
-keys of such titles were folded the old way, and so were the ids of the sightings named by a
-folded title. Both are made again with the folding of this revision by the code of 0008
-(papers' and entries' title keys, of titles with `^`, `_` or `\\`; the identity generation is
-raised) and of 0009 (sightings named by a title key), which fold with today's
-`normalize.title_key`; a title without `_` or `\\` folds as it did.
+digit as a subscript ("H_2O" was "h 2o", where "H$_2$O" and "H₂O" are "h2o"), and keeps a "+"
+after a word as a word "plus" ("EvTexture++: …", arXiv 2606.13580, had the key of ICML 2024's
+"EvTexture: …", which it extends). Stored title keys of such titles were folded the old way,
+and so were the ids of the sightings named by a folded title. Both are made again with the folding of this revision by the code of 0008
+(papers' and entries' title keys, of titles with `^`, `_`, `\\` or `+`; the identity generation
+is raised) and of 0009 (sightings named by a title key), which fold with today's
+`normalize.title_key`; a title without `_`, `\\` or `+` folds as it did.
 
 Revision ID: 0011
 Revises: 0010
@@ -37,7 +38,9 @@ def _revision(file_name: str) -> ModuleType:
 
 
 def upgrade() -> None:
-    _revision("0008_rekey_script_markers.py").upgrade()
+    rekey = _revision("0008_rekey_script_markers.py")
+    rekey.MARKERS = (*rekey.MARKERS, "+")  # "EvTexture++" is "evtexture plus plus"
+    rekey.upgrade()
     _revision("0009_rekey_title_source_ids.py").upgrade()
 
 
