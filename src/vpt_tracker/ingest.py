@@ -1170,7 +1170,7 @@ _INDEX_CACHE = _IndexCache()
 _SNAPSHOT_FORMAT = 8  # 2: venue series and year; 3: title keys of migration 0004; 4: initials;
 # 5: author keys with LaTeX letters folded (`normalize._LATEX_LETTERS`); 6: without "Jr.", "III";
 # 7: title keys of migration 0008 (script markers folded away: "E^2VPT" is "e2vpt");
-# 8: of migration 0011 (`\ell` is "l", "H_2O" is "h2o")
+# 8: of migration 0012 (`\ell` is "l", "H_2O" is "h2o")
 
 
 def identity_changed(session: Session) -> None:

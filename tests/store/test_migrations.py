@@ -371,7 +371,7 @@ def test_sightings_named_by_an_old_title_key_are_named_again(db_url: str) -> Non
 
 
 def test_titles_with_ell_or_a_digit_subscript_are_keyed_again(db_url: str) -> None:
-    """0011: `\\ell` folds to "l" (as "ℓ" does), `_` before one digit is a subscript ("H_2O"
+    """0012: `\\ell` folds to "l" (as "ℓ" does), `_` before one digit is a subscript ("H_2O"
     is "h2o") and a "+" after a word is a word ("EvTexture++"). Keys folded the old way, of
     papers, entries and the sightings named by a title, are folded again, so the "ℓp" spelling
     and a rerun of the same dump find them."""

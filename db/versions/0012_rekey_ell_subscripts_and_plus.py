@@ -10,8 +10,8 @@ and so were the ids of the sightings named by a folded title. Both are made agai
 is raised) and of 0009 (sightings named by a title key), which fold with today's
 `normalize.title_key`; a title without `_`, `\\` or `+` folds as it did.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07 15:30:00
 """
 
@@ -21,8 +21,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
