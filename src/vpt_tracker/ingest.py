@@ -70,7 +70,8 @@ Clock = Callable[[], datetime]
 # Title similarity (rapidfuzz ratio on folded titles, 0..100) needed for a fuzzy merge.
 TITLE_THRESHOLD_WITH_AUTHORS = 90.0  # ... when both sides share an author
 TITLE_THRESHOLD_TITLE_ONLY = 96.0  # ... when one side has no authors to check
-_NUMBERS = re.compile(r"\d+")
+# The numbers of a title, and the "plus" of an extended version ("EvTexture++": `normalize`).
+_NUMBERS = re.compile(r"\d+|\bplus\b")
 MAX_BLOCK_SIZE = 200  # larger blocks are too common to discriminate; they are skipped
 AUTHOR_KEYS_KEPT = 8  # authors compared for overlap (reordering happens near the front)
 _SQL_IN_CHUNK = 900
@@ -227,7 +228,8 @@ def published_apart(a_series: str | None, a_year: int | None, a_arxiv: str | Non
 
 
 def title_numbers(title_key: str) -> list[str]:
-    """The numbers of a folded title, in order ("qwen2 5 omni technical report": 2, 5)."""
+    """The numbers of a folded title, in order ("qwen2 5 omni technical report": 2, 5), with
+    each "plus" ("evtexture plus plus …", `normalize`): the marks of a version."""
     return _NUMBERS.findall(title_key)
 
 
@@ -1218,9 +1220,10 @@ class _IndexCache:
 
 
 _INDEX_CACHE = _IndexCache()
-_SNAPSHOT_FORMAT = 7  # 2: venue series and year; 3: title keys of migration 0004; 4: initials;
+_SNAPSHOT_FORMAT = 8  # 2: venue series and year; 3: title keys of migration 0004; 4: initials;
 # 5: author keys with LaTeX letters folded (`normalize._LATEX_LETTERS`); 6: without "Jr.", "III";
-# 7: title keys of migration 0008 (script markers folded away: "E^2VPT" is "e2vpt")
+# 7: title keys of migration 0008 (script markers folded away: "E^2VPT" is "e2vpt");
+# 8: of migration 0012 (`\ell` is "l", "H_2O" is "h2o")
 
 
 def identity_changed(session: Session) -> None:

@@ -22,9 +22,11 @@ _LATEX_ACCENTS = re.compile(r"\\(?:[`'^\"~=.]|[uvHckbdrt](?![a-zA-Z]))\s*\{?\s*(
 _LATEX_DOTLESS = re.compile(r"\\([ij])(?![a-zA-Z])")  # \i, \j: the dotless i and j under accents
 # The letters LaTeX writes as commands (arXiv's RSS authors: "Andreas M{\\o}gelmose", "{\\L}ucas"),
 # in the spelling `_LATIN_LETTERS` gives their Unicode forms; dropped as commands, "Møgelmose"
-# folded to "m gelmose" and shared no surname with the same author written in Unicode.
-_LATEX_LETTERS = re.compile(r"\\(ss|aa|AA|ae|AE|oe|OE|o|O|l|L)(?![a-zA-Z])\s*")
-_LATEX_LETTER_SPELLING = {"aa": "a", "AA": "A"}
+# folded to "m gelmose" and shared no surname with the same author written in Unicode. `\\ell` is
+# "l", as its Unicode form "ℓ" is: dropped, "$\\ell_p$ Sensitivity Sampling" (ICML 2023) was
+# "p sensitivity sampling" and "ℓp Sensitivity Sampling" "lp sensitivity sampling".
+_LATEX_LETTERS = re.compile(r"\\(ss|aa|AA|ae|AE|oe|OE|ell|o|O|l|L)(?![a-zA-Z])\s*")
+_LATEX_LETTER_SPELLING = {"aa": "a", "AA": "A", "ell": "l"}
 _GREEK_NAMES = (
     "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
     "phi chi psi omega"
@@ -39,11 +41,23 @@ _LATEX_GROUP_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*(?=\{)")
 _LATEX_COMMAND = re.compile(r"\\[a-zA-Z]+\*?\s*")
 # Super- and subscript markers fold away and the script stays in its word: "E^2VPT",
 # "E$^{2}$VPT" and "E2VPT" are one title (as "E²VPT" is), "H$_{2}$OT" is "H2OT" and "$L_2$" is
-# "L2". `^` is never text in a title. `_` is a subscript before a group (`_{2}`, `_{\text{x}}`) or
-# one character (`V_1`, `L_2-norm`, `x_t`); before more, it is an identifier's underscore
-# ("ReCOGS_pos", "agentic_security"), which separates words as any punctuation does.
-_SCRIPT_MARKER = re.compile(r"\^|_(?=\s*\{|[^\W_](?![^\W_]))")
+# "L2". `^` is never text in a title. `_` is a subscript before a group (`_{2}`, `_{\text{x}}`),
+# one character (`V_1`, `L_2-norm`, `x_t`) or one digit (`H_2O`, `CO_2`: as in LaTeX, the
+# subscript is one character; "H_2O" was "h 2o" where "H$_2$O" and "H₂O" are "h2o"); before
+# more, it is an identifier's underscore ("ReCOGS_pos", "agentic_security", "results_2023"),
+# which separates words as any punctuation does.
+_SCRIPT_MARKER = re.compile(r"\^|_(?=\s*\{|\d(?!\d)|[^\W_](?![^\W_]))")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+# A "+" right after a word or a script ("MMVAE+", "EvTexture++", "Crab$^{+}$") marks an
+# extended version, and is a word of the title ("plus" each): dropped as punctuation,
+# "EvTexture++: Event-Driven Texture Enhancement for Video Super-Resolution" (arXiv 2606.13580,
+# TPAMI 2026) had the key of the paper it extends, ICML 2024's "EvTexture: …", and an identical
+# title merges whatever the venues say. Elsewhere ("Submodular + Concave") it is punctuation.
+_PLUS_SUFFIX = re.compile(r"(?<=[^\W_])\++")
+
+
+def _plus_words(text: str) -> str:
+    return _PLUS_SUFFIX.sub(lambda m: " plus" * len(m.group()) + " ", text) if "+" in text else text
 
 
 # The DOI arXiv registers for each entry (`10.48550/arXiv.2203.05557`, on its abstract page).
@@ -114,21 +128,21 @@ def fold_text(text: str) -> str:
         # Most titles and names: nothing to fold but case and punctuation (a bulk load's hot path).
         if "^" in text or "_" in text:
             text = _SCRIPT_MARKER.sub("", text)
-        return _NON_WORD.sub(" ", text.lower()).strip()
+        return _NON_WORD.sub(" ", _plus_words(text).lower()).strip()
     text = _LATEX_DOTLESS.sub(r"\1", text)
     text = _LATEX_LETTERS.sub(lambda m: _LATEX_LETTER_SPELLING.get(m.group(1), m.group(1)), text)
     text = _LATEX_ACCENTS.sub(r"\1", text)
     text = _LATEX_GREEK.sub(lambda m: f" {m.group(1).lower()} ", text)
     text = _LATEX_GROUP_COMMAND.sub("", text)
     text = _LATEX_COMMAND.sub(" ", text)
-    text = _SCRIPT_MARKER.sub("", text)  # after the commands: `$\ell_p$` is "p", not a command `\ellp`
+    text = _SCRIPT_MARKER.sub("", text)  # after the commands: `$\max_k$` is "k", not a command `\maxk`
     text = text.replace("$", "").replace("{", "").replace("}", "")  # E$^{2}$VPT is E2VPT
     # Decomposed first, so that "ά" is "α" and the symbol forms LaTeX renders (ϵ, ϕ, µ) are
     # the letters (ε, φ, μ) before Greek letters become their names.
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = _GREEK_LETTER.sub(lambda m: _greek_name(m.group()), text)
-    text = text.translate(_LATIN_LETTERS).lower()
+    text = _plus_words(text.translate(_LATIN_LETTERS)).lower()
     return _NON_WORD.sub(" ", text).strip()
 
 

@@ -422,6 +422,58 @@ def test_a_load_that_fails_halfway_records_what_its_committed_batches_stored(
     engine.dispose()
 
 
+def test_enrich_finds_a_record_whose_title_is_the_entrys_but_for_a_leading_name(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Real rows: JindongGu's "MDM: Human Motion Diffusion Model" (ICLR 2023) is ICLR 2023's
+    "Human Motion Diffusion Model"; BWLONG's "**LoGoPrompt**: Synthetic Text Images …" (its
+    title without the name, arXiv 2309.01155) is ICCV 2023's "LoGoPrompt: Synthetic Text Images
+    …". Neither was matched, and each record stayed a paper of its own beside the entry's."""
+    named = INGEST / "named"
+    jindong = tmp_path / "jindong.md"  # the table's header and the row, as the list has them
+    jindong.write_text(
+        "# Papers\n\n| Title | Venue | Year | Code if available | Comment |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        "| [MDM: Human Motion Diffusion Model]()                        | ICLR             | 2023 | "
+        "[Github](https://github.com/GuyTevet/motion-diffusion-model) | Prompts for text-to-motion generation"
+        "                        |\n"
+    )
+    bwlong = tmp_path / "bwlong.md"
+    bwlong.write_text(
+        "# Papers\n\n* **LoGoPrompt**: Synthetic Text Images Can Be Good Visual Prompts for Vision-Language "
+        "Models(*School of Information Science and Technology, ShanghaiTech University*)"
+        "[[arXiv 2309](https://arxiv.org/abs/2309.01155)]\n"
+    )
+    dumps = [arg for path in sorted(named.glob("*.json")) for arg in ("--from-jsonl", str(path))]
+    assert run(db_url, "ingest-jsonl", *[str(path) for path in sorted(named.glob("*.json"))])[0] == 0
+    for name, path in (("jindong", jindong), ("bwlong", bwlong)):
+        assert run(db_url, "catalogue", "import", str(path), "--name", name)[0] == 0
+        code, out, err = run(db_url, "catalogue", "enrich", name, "--no-arxiv", *dumps, "--json")
+        assert code == 0, err
+        assert json.loads(out)["ingest"]["new_papers"] == 0, name  # the entry's paper is the record's
+    engine = make_engine(db_url)
+    try:
+        with transaction(engine) as session:
+            papers = session.execute(
+                select(PaperRow.title, PaperRow.venue, PaperRow.year, PaperRow.arxiv_id).order_by(
+                    PaperRow.title
+                )
+            ).all()
+            linked = session.scalars(select(EntryRow.paper_id)).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in papers] == [
+        ("Human Motion Diffusion Model", "ICLR", 2023, None),
+        (
+            "LoGoPrompt: Synthetic Text Images Can Be Good Visual Prompts for Vision-Language Models",
+            "ICCV",
+            2023,
+            "2309.01155",
+        ),
+    ]
+    assert len(set(linked)) == 2
+
+
 def test_enrich_merges_the_paper_a_dump_match_became_into_the_entrys(db_url: str, tmp_path: Path) -> None:
     """The audit's case on the command line: a stored "VPT" paper (arXiv 2203.12119, no
     abstract) and an entry "Visual Prompt Tuning" linking it, matched in ECCV2022.json (no

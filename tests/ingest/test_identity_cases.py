@@ -400,6 +400,28 @@ def test_letters_fold_to_their_usual_spelling(spellings: tuple[str, ...], key: s
         ((r"N$\text{A}^{\text{2}}$Q", "NA$^2$Q", "NA2Q"), "na2q"),  # a command before a group
         ((r"$\mathcal{B}^{3}$-Net", "B^3-Net", "B3-Net"), "b3 net"),
         ((r"Demoir$\acute{e}$ing", "Demoiréing"), "demoireing"),
+        # `\ell` is "l", as "ℓ" is (ICML 2023's "Sharper Bounds for $\ell_p$ Sensitivity
+        # Sampling" was "sharper bounds for p …", its "ℓp" spelling "… lp …").
+        (
+            (
+                r"Sharper Bounds for $\ell_p$ Sensitivity Sampling",
+                "Sharper Bounds for ℓp Sensitivity Sampling",
+                "Sharper Bounds for $l_p$ Sensitivity Sampling",
+            ),
+            "sharper bounds for lp sensitivity sampling",
+        ),
+        ((r"$\ell_{1}$-Regularized", r"$\ell_1$-Regularized", "ℓ1-Regularized"), "l1 regularized"),
+        ((r"via $\ell^4$-Norm", "via ℓ4-Norm", "via ℓ⁴-Norm"), "via l4 norm"),
+        # "+" after a word or a script is the word "plus" (arXiv 2603.04128 writes "Crab$^{+}$").
+        (
+            (r"Crab$^{+}$: A Scalable Model", "Crab+: A Scalable Model", "Crab^+: A Scalable Model"),
+            "crab plus a scalable model",
+        ),
+        # A subscript without braces is one character, a digit too: "H_2O" was "h 2o".
+        (
+            ("H_2O: Heavy-Hitter Oracle", "H$_2$O: Heavy-Hitter Oracle", "H₂O: Heavy-Hitter Oracle"),
+            "h2o heavy hitter oracle",
+        ),
         # An identifier's underscore separates words, as before: no word is made or lost.
         (("ReCOGS_pos", "ReCOGS pos", r"ReCOGS\_pos"), "recogs pos"),
         (("sudo rm -rf agentic_security", "Sudo rm -rf: agentic security"), "sudo rm rf agentic security"),
@@ -420,6 +442,12 @@ def test_script_markers_fold_away(spellings: tuple[str, ...], key: str) -> None:
         ("Task_A Transfer", "Task_B Transfer"),
         ("ReCOGS_pos", "ReCOGSpos"),  # an identifier's underscore is not a subscript
         ("O_FT@EvalLLM2025", "OFT@EvalLLM2025"),
+        ("Results_2023 Report", "Results2023 Report"),  # before more than one digit, too
+        # "+" after a word is a word: an extended version ("EvTexture++", arXiv 2606.13580).
+        (
+            "EvTexture++: Event-Driven Texture Enhancement for Video Super-Resolution",
+            "EvTexture: Event-driven Texture Enhancement for Video Super-Resolution",
+        ),
     ],
 )
 def test_titles_whose_words_differ_still_differ_with_script_markers(pair: tuple[str, str]) -> None:
@@ -525,6 +553,42 @@ def test_titles_whose_numbers_differ_are_two_papers(engine: Engine, pair: str) -
     stats = ingest_records(engine, [known, title_only])
     assert (stats.new_papers, stats.merged) == (2, 0)
     assert sorted(title for title, _venue, _year in stored(engine)) == sorted([known.title, other.title])
+
+
+EVTEXTURE_ICML = RawRecord(  # hand-written: ICML 2024's title and authors, as its index gives them
+    source="conference-index",
+    source_id="https://proceedings.mlr.press/v235/kai24a.html",
+    title="EvTexture: Event-driven Texture Enhancement for Video Super-Resolution",
+    authors=("Dachun Kai", "Jiayao Lu", "Yueyi Zhang", "Xiaoyan Sun"),
+    venue="ICML",
+    year=2024,
+)
+
+
+@pytest.mark.parametrize("authors", [True, False], ids=["with authors", "title only"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["in order", "reversed"])
+def test_an_extended_version_marked_plus_is_not_the_paper_it_extends(
+    engine: Engine, reverse: bool, authors: bool
+) -> None:
+    # arXiv 2606.13580, "EvTexture++: …" (TPAMI 2026, "Extended version of arXiv:2406.13457 (ICML
+    # 2024)"), by the same four authors. "++" folded away: both titles had one key, an identical
+    # title merges whatever the venues say, and the ICML paper (no arXiv id in a conference
+    # index) became a sighting of its extension, which it "upgraded" to ICML 2024.
+    (extension,) = read_corpus_jsonl(NEAR / "extended.jsonl")
+    icml = EVTEXTURE_ICML if authors else replace(EVTEXTURE_ICML, authors=())
+    records = [icml, extension] if reverse else [extension, icml]
+    stats = ingest_records(engine, records)
+    assert (stats.new_papers, stats.merged) == (2, 0)
+    assert stored(engine) == [(extension.title, "arXiv", 2026), (icml.title, "ICML", 2024)]
+
+
+def test_an_extended_version_without_keys_or_venue_is_not_the_paper_it_extends(engine: Engine) -> None:
+    # The extension as a record with only its title and authors (92 % alike, one author in
+    # common, nothing published apart): its "plus" is a mark of a version, as a number is.
+    (extension,) = read_corpus_jsonl(NEAR / "extended.jsonl")
+    bare = RawRecord(source="y", source_id="1", title=extension.title, authors=extension.authors)
+    stats = ingest_records(engine, [EVTEXTURE_ICML, bare])
+    assert (stats.new_papers, stats.merged) == (2, 0)
 
 
 def test_a_title_with_the_same_numbers_still_merges_without_authors(engine: Engine) -> None:

@@ -370,6 +370,69 @@ def test_sightings_named_by_an_old_title_key_are_named_again(db_url: str) -> Non
         engine.dispose()
 
 
+def test_titles_with_ell_or_a_digit_subscript_are_keyed_again(db_url: str) -> None:
+    """0012: `\\ell` folds to "l" (as "ℓ" does), `_` before one digit is a subscript ("H_2O"
+    is "h2o") and a "+" after a word is a word ("EvTexture++"). Keys folded the old way, of
+    papers, entries and the sightings named by a title, are folded again, so the "ℓp" spelling
+    and a rerun of the same dump find them."""
+    from dataclasses import replace
+
+    from vpt_tracker.dumps import corpus_record
+    from vpt_tracker.ingest import ingest_records
+    from vpt_tracker.store.tables import SightingRow
+
+    ell = r"Sharper Bounds for $\ell_p$ Sensitivity Sampling"  # ICML 2023, as its index writes it
+    h2o = "H_2O: Heavy-Hitter Oracle for Efficient Generative Inference of Large Language Models"
+    plus = "EvTexture++: Event-Driven Texture Enhancement"
+    old_keys = {
+        ell: "sharper bounds for p sensitivity sampling",
+        h2o: "h 2o heavy hitter oracle for efficient generative inference of large language models",
+        plus: "evtexture event driven texture enhancement",
+        "results_2023": "results 2023",  # an identifier's underscore: as it was
+    }
+    dump = corpus_record({"title": h2o, "authors": ["Zhenyu Zhang"], "summary": "H."}, "d:1")
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0010")
+        with transaction(engine) as session:
+            cat = CatalogueRow(name="c", source_text="", source_sha256="0")
+            session.add(cat)
+            session.flush()
+            session.add_all(
+                [PaperRow(title=t, title_key=k, venue="ICML", year=2023) for t, k in old_keys.items()]
+            )
+            session.add_all(
+                [
+                    EntryRow(catalogue_id=cat.id, position=n, title=t, title_key=k)
+                    for n, (t, k) in enumerate(old_keys.items())
+                ]
+            )
+        # The dump's record as 0010 named it ("<title key>|<first author key>").
+        old_dump = replace(dump, source_id=f"{old_keys[h2o]}|zhang")
+        assert ingest_records(engine, [old_dump]).new_sightings == 1
+
+        upgrade(engine)
+
+        with transaction(engine) as session:
+            papers = {(row.title, row.title_key) for row in session.query(PaperRow)}
+            entries = {row.title: row.title_key for row in session.query(EntryRow)}
+            generation = session.scalar(select(IdentityGenerationRow.generation))
+            named = session.scalars(select(SightingRow.source_id)).all()
+        assert generation is not None and generation >= 2  # the ingestion's, then the re-keying's
+        assert entries == {
+            ell: "sharper bounds for lp sensitivity sampling",
+            h2o: "h2o heavy hitter oracle for efficient generative inference of large language models",
+            plus: "evtexture plus plus event driven texture enhancement",
+            "results_2023": "results 2023",
+        }
+        assert papers == set(entries.items())  # the dump's record merged into the paper "H_2O: …" or not
+        assert named == [dump.source_id] == [f"{entries[h2o]}|zhang"]
+        again = ingest_records(engine, [dump])
+        assert (again.new_sightings, again.duplicate_sightings) == (0, 1)
+    finally:
+        engine.dispose()
+
+
 def _sightings_of(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.execute(text("SELECT count(*) FROM sightings")).scalar_one())

@@ -113,7 +113,7 @@ def titles_agree(listed: str, title: str, abstract: str | None = None) -> bool:
     "Label Alignment for Multi-Modal Prompt Learning"), so it never tells two entries without
     a shared link apart.
     """
-    a, b = _title_core(listed), _title_core(title)
+    a, b = title_core(listed), title_core(title)
     if not a or not b:
         return False
     if fuzz.ratio(a, b) >= LISTED_TITLE_RATIO:
@@ -131,7 +131,7 @@ def titles_agree(listed: str, title: str, abstract: str | None = None) -> bool:
     return False
 
 
-def _title_core(title: str) -> str:
+def title_core(title: str) -> str:
     """The folded title without a leading "Name:" and a trailing "(Affiliation)"."""
     title = re.sub(r"\s*\([^()]*\)\s*$", "", title.strip())
     named = _SHORT_NAME.match(title)
