@@ -393,7 +393,7 @@ def test_titles_with_ell_or_a_digit_subscript_are_keyed_again(db_url: str) -> No
     dump = corpus_record({"title": h2o, "authors": ["Zhenyu Zhang"], "summary": "H."}, "d:1")
     engine = make_engine(db_url)
     try:
-        upgrade(engine, "0010")
+        upgrade(engine, "0011")
         with transaction(engine) as session:
             cat = CatalogueRow(name="c", source_text="", source_sha256="0")
             session.add(cat)
