@@ -228,6 +228,39 @@ def test_far_fewer_records_than_usual_is_unhealthy_and_queued(engine: Engine, db
     assert queued.reason == state["reason"]
 
 
+def test_a_run_by_hand_soon_after_the_nightly_one_is_no_false_alarm(engine: Engine, db_url: str) -> None:
+    """`run nightly` by hand two hours after the scheduled run (README: "a run now") fetched a
+    two-hour window: no RSS announcement in it, 0 records, judged against the usual of whole
+    days: "0 records, usually 171 on this weekday", a refetch queued, an unhealthy source in
+    the digest. Nor is such a run part of the usual: two of them made 0 the median of a
+    source's first week, and its next dead night was healthy."""
+    seed_history(engine, [CV_ITEMS] * 4, WED)
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        scheduled = nightly(settings, engine, now=WED, client=client(settings))
+        assert scheduled.health["arxiv_rss"]["healthy"] and scheduled.counts["records"] == CV_ITEMS
+        by_hand = [
+            nightly(settings, engine, now=WED + timedelta(hours=hours), client=client(settings))
+            for hours in (2, 3)
+        ]
+    for run in by_hand:
+        assert run.counts["records"] == 0
+        assert run.health["arxiv_rss"]["healthy"] is True, run.health
+    assert pending_refetches(engine) == []
+
+    # A week on: the usual is the whole-day runs', not the hand runs' 0, so a dead feed shows.
+    with transaction(engine) as session:
+        for row in session.scalars(select(RunRow).where(RunRow.started_at < WED)):
+            session.delete(row)  # the seeded weeks: only the runs of the Wednesday above remain
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2024-06-09-cs-cv.xml")  # a feed with nothing in the window
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        dead = nightly(settings, engine, now=WED + timedelta(weeks=1), client=client(settings))
+    state = dead.health["arxiv_rss"]
+    assert state["usual"] == CV_ITEMS and state["healthy"] is False, state
+
+
 def test_health_compares_runs_by_the_weekday_of_the_schedules_time_zone(engine: Engine, db_url: str) -> None:
     """A nightly line at 01:30 in Europe/Berlin runs at 00:30 UTC in winter and at 23:30 UTC,
     the day before, in summer. Judged by the UTC weekday, the first Saturday run after the
