@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
@@ -69,6 +70,29 @@ def invoke(tmp_path: Path, db_url: str, config: str, *args: str) -> Result:
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_the_help_of_the_cron_commands_says_what_the_readme_says() -> None:
+    """`run nightly --help` gave `30 6 * * *  vpt-tracker run nightly` as "06:30 UTC daily":
+    cron reads the line in the host's zone, and a line without VPT_CONFIG, run from $HOME,
+    reads no config (the README's line sets it). `run --help` left out exit codes 2 and 130,
+    `digest send --help` 2 (sent already) and 75 (being sent)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [cron_line] = re.findall(r"^30 6 \* \* \* .* run nightly", readme, flags=re.M)
+
+    def help_of(*command: str) -> str:
+        result = CliRunner().invoke(main, [*command, "--help"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    nightly_help = help_of("run", "nightly")
+    assert " ".join(cron_line.split()) in nightly_help and "UTC" not in nightly_help
+    assert "host's time zone" in nightly_help
+    codes = help_of("run")
+    for code in ("0 ok", "1 some sources failed", "2 bad config", "69 the database", "75 already", "130 Ctrl-C"):
+        assert code in codes, code
+    send = help_of("digest", "send")
+    assert "Exit code 2 for a week already sent" in send and "75 while another process" in send
 
 
 def test_python_dash_m_runs_the_command() -> None:
