@@ -973,6 +973,10 @@ def backfill(
         errors: dict[str, str] = {}
         skipped = 0
         enqueued: dict[str, Any] = {}
+        # Sources whose host gave up on a window (after the whole retry budget): their later
+        # windows are left for the rerun, counted here. A host that is down fails each alike,
+        # and asking for every one took that budget once per window (a year: 52 times).
+        gave_up: dict[str, int] = {}
         try:
             for window in windows:
                 window_ids: list[int] = []
@@ -980,6 +984,9 @@ def backfill(
                     prefix = f"{BACKFILL_NS}{window.start.date()}:{window.end.date()}:"
                     if _window_done(engine, source.name, prefix):
                         skipped += 1
+                        continue
+                    if source.name in gave_up:
+                        gave_up[source.name] += 1
                         continue
                     report = reports[source.name]
                     failure = _fetch_guarded(
@@ -1002,6 +1009,8 @@ def backfill(
                     # Today's window is fetched again by the next run.
                     if failure is None and window.end <= now:
                         _mark_window_done(engine, source.name, prefix, now)
+                    elif failure is not None and _host_gave_up(failure):
+                        gave_up[source.name] = 0
                 # Score per window, so a long backfill killed half-way has scored what it stored.
                 for name, stats in enqueue_all(
                     settings, engine, new_ids + window_ids, errors, run_id=run_id, recovered=recovered
@@ -1012,6 +1021,11 @@ def backfill(
             if owned_client is not None and hasattr(owned_client, "close"):
                 owned_client.close()
         _save_identity_index(engine)
+        for name, left in gave_up.items():
+            if left:
+                note = f"{name}: {plural(left, 'later window')} not asked for; rerun the same backfill"
+                log.warning("%s", note)
+                reports[name].error = f"{reports[name].error}; {note}"
         for report in reports.values():
             if report.error:
                 errors[report.source] = report.error

@@ -378,6 +378,29 @@ def test_a_failed_backfill_window_is_named_by_its_days_as_given(engine: Engine, 
     assert named == ["2026-08-13..2026-08-15", "2026-08-16..2026-08-18", "2026-08-19..2026-08-19"]
 
 
+def test_a_backfill_leaves_a_down_hosts_later_windows_for_the_rerun(engine: Engine, db_url: str) -> None:
+    """A backfill asked a host that was down for every window, each at the cost of the whole
+    retry budget (with the default five retries a minute or more each: a year of weekly windows,
+    52 of them), and its error named every window. Now the first window the host gives up on
+    ends that source's backfill in this run; the rerun fetches every window."""
+    since, until = datetime(2026, 7, 1).date(), datetime(2026, 7, 28).date()
+    with feed_server() as (routes, base):
+        routes.fail("/rss/cs.CV")
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        down = backfill(settings, engine, since, until, now=WED, client=client(settings))
+        assert len(routes.requests) == settings.http.max_retries + 1  # one window's budget, not four
+        assert down.outcome == RunOutcome.FAILED and down.exit_code == 1  # its only source
+        first, left = down.errors["arxiv_rss"].split("; ", 1)
+        assert first.startswith("arxiv_rss 2026-07-01..2026-07-07: ") and "503" in first
+        assert left == "arxiv_rss: 3 later windows not asked for; rerun the same backfill"
+
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        back = backfill(settings, engine, since, until, now=WED, client=client(settings))
+        assert back.outcome == RunOutcome.OK and back.counts["windows_skipped"] == 0
+        done = backfill(settings, engine, since, until, now=WED, client=client(settings))
+    assert done.counts["windows_skipped"] == 4
+
+
 def test_ctrl_c_mid_run_marks_the_run_failed_and_the_next_run_fetches_its_window(
     engine: Engine, db_url: str
 ) -> None:
