@@ -169,6 +169,40 @@ def test_runs_shows_an_error_with_brackets_as_written(engine: Engine, db_url: st
     assert "last 1 run " in listing.output  # it said "last 1 runs"
 
 
+def test_runs_says_why_a_run_is_partial(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    """A run whose catalogue could not be scored (configured, not imported yet) is `partial`,
+    and `runs` showed it with every source "ok" and nothing else; an unhealthy source was a
+    bare UNHEALTHY. The table now gives the catalogue's error and the source's reason, as
+    `run nightly` printed them."""
+    scoring = "unknown catalogue 'awesome-vpt'; known catalogues: none yet"
+    refused = "error: arxiv_rss: GET http://127.0.0.1:9/rss/cs.CV answered HTTP 503"
+    counts = {"sources": {"arxiv_rss": {"records": 171}}, "records": 171}
+    with transaction(engine) as session:
+        session.add(
+            RunRow(
+                kind="nightly",
+                outcome="partial",
+                counts=counts,
+                errors={"catalogue:awesome-vpt": scoring},
+                health={"arxiv_rss": {"healthy": True, "reason": None}},
+            )
+        )
+        session.add(
+            RunRow(
+                kind="nightly",
+                outcome="failed",
+                counts={"sources": {"arxiv_rss": {"records": 0}}, "records": 0},
+                errors={"arxiv_rss": refused[len("error: ") :]},
+                health={"arxiv_rss": {"healthy": False, "reason": refused}},
+            )
+        )
+    listing = invoke(tmp_path, db_url, "", "runs")
+    assert listing.exit_code == 0, listing.output
+    text = " ".join(listing.output.replace("│", " ").split())
+    assert f"arxiv_rss 171 ok catalogue:awesome-vpt: {scoring}" in text
+    assert f"arxiv_rss 0 UNHEALTHY ({refused})" in text
+
+
 def test_runs_of_an_empty_store_says_there_are_none(engine: Engine, db_url: str, tmp_path: Path) -> None:
     """No run yet: it printed an empty table titled "last 0 runs"."""
     listing = invoke(tmp_path, db_url, "", "runs")

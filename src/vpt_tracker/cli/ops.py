@@ -206,10 +206,16 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
         for name in sorted(set(sources) | set(row.health or {})):
             state = (row.health or {}).get(name, {})
             records = sources.get(name, {}).get("records", 0)
-            mark = "ok" if state.get("healthy", True) else "UNHEALTHY"
-            health.append(f"{name} {records} {mark}")
+            healthy = state.get("healthy", True)
+            # Why, as `run` printed it: a bare UNHEALTHY sent the maintainer to `runs --json`.
+            why = f" ({state['reason']})" if not healthy and state.get("reason") else ""
+            health.append(f"{name} {records} {'ok' if healthy else 'UNHEALTHY'}{why}")
         if "run" in (row.errors or {}):
             health.append(row.errors["run"])
+        # A catalogue whose scoring failed makes a run `partial` with every source ok: say so.
+        health.extend(
+            f"{key}: {message}" for key, message in sorted((row.errors or {}).items()) if key.startswith("catalogue:")
+        )
         cells = (
             str(row.id),
             row.kind,
