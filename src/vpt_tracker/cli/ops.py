@@ -213,9 +213,8 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
         if "run" in (row.errors or {}):
             health.append(row.errors["run"])
         # A catalogue whose scoring failed makes a run `partial` with every source ok: say so.
-        health.extend(
-            f"{key}: {message}" for key, message in sorted((row.errors or {}).items()) if key.startswith("catalogue:")
-        )
+        errors = sorted((row.errors or {}).items())
+        health.extend(f"{key}: {message}" for key, message in errors if key.startswith("catalogue:"))
         cells = (
             str(row.id),
             row.kind,
