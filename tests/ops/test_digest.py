@@ -1173,8 +1173,13 @@ def test_an_ingest_is_no_run_of_the_sources(engine: Engine) -> None:
     quiet = build_digest(engine, Week(2026, 44), now=NOW)
     assert (quiet.runs, quiet.failed_runs, quiet.health) == (0, 0, [])
     assert quiet.subject == "vpt-tracker digest 2026-W44: 0 new candidates, no runs"
-    text, _ = render(quiet)
-    assert "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)" in text
+    text, html = render(quiet)
+    assert text.endswith(
+        "== Source health ==\n"
+        "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)\n"
+    )
+    # Not also "no run of the week judged it" below it, nor an empty table: there was no run.
+    assert "no source health recorded" not in text + html and "<table>" not in html.split("Source health")[1]
 
 
 def test_runs_that_judged_no_source_health_are_not_called_no_runs(engine: Engine) -> None:
