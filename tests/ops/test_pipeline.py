@@ -369,7 +369,8 @@ def test_a_failed_backfill_window_is_named_by_its_days_as_given(engine: Engine, 
     `..2026-08-19` and `2026-08-19..2026-08-20`: the day after each window, which was not
     fetched, as if the range had been given one day longer."""
     with feed_server() as (routes, base):
-        routes.fail("/rss/cs.CV")
+        # A 404 fails each window on its own (a host that is down ends the source's backfill).
+        routes.fail("/rss/cs.CV", status=404)
         settings = rss_settings(db_url, base, ["cs.CV"])
         now = datetime(2026, 8, 21, 9, 0, tzinfo=UTC)
         since, until = datetime(2026, 8, 13).date(), datetime(2026, 8, 19).date()
