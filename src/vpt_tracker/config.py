@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -277,6 +278,17 @@ class CatalogueConfig(Section):
         if value is not None and value not in PRESETS:
             raise ValueError(f"unknown preset {value!r}; known presets: {', '.join(PRESETS)}")
         return value
+
+    def import_command(self) -> str:
+        """The `catalogue import` line that stores this list from its README in a clone: what a
+        maintainer is told to run for a catalogue configured but not imported yet."""
+        readme = self.readme or Path("README.md")
+        words = ["vpt-tracker", "catalogue", "import", str(readme), "--name", self.name]
+        if self.preset:
+            words += ["--preset", self.preset]
+        if readme.parent != Path("."):  # the default is the file's name, not its path
+            words += ["--readme-path", str(readme)]
+        return shlex.join(words)
 
 
 class GithubConfig(Section):

@@ -68,6 +68,11 @@ MAX_NIGHTLY_GAP = timedelta(days=14)
 HEALTH_HISTORY = 4
 HEALTH_RATIO = 0.25
 HEALTH_MIN_USUAL = 5
+#: The shortest window whose record count says anything: a nightly window is a day. A run by
+#: hand soon after the scheduled one (or the scheduled one soon after it) covers an hour or two,
+#: and its few records are no sign of a broken source; such a run is judged by its errors alone
+#: and is no part of the usual. Slack below 24 hours for a late start or a clock change.
+HEALTH_MIN_WINDOW = timedelta(hours=20)
 
 Progress = Callable[[str, int], None]  # (source name, records stored so far in this run)
 
@@ -297,8 +302,12 @@ def assess_health(
     empty, and a source with no history yet is healthy unless it errors. A source whose
     volume is not steady (CVF reads a listing only when it changed) is judged by its errors
     alone: after the night that read a new conference, every night would look far too quiet.
+    So is every source of a run whose window is shorter than `HEALTH_MIN_WINDOW` (a run by
+    hand an hour after the scheduled one): it was "0 records, usually 160 on this weekday",
+    a refetch queued and an unhealthy source in the digest.
     """
     history = _weekday_history(engine, weekday, before_run)
+    full_window = window.end - window.start >= HEALTH_MIN_WINDOW
     health: dict[str, dict[str, Any]] = {}
     for report in reports:
         samples = history.get(report.source, [])
@@ -308,6 +317,7 @@ def assess_health(
             reason = f"error: {report.error}"
         elif (
             report.steady_volume
+            and full_window
             and usual is not None
             and usual >= HEALTH_MIN_USUAL
             and report.records < HEALTH_RATIO * usual
@@ -340,6 +350,8 @@ def _weekday_history(engine: Engine, weekday: int, before_run: int) -> dict[str,
             .limit(HEALTH_HISTORY * 7 * 3)
         ).all()
     for row in rows:
+        if not _full_window(row):  # a run by hand soon after another: its counts are no usual
+            continue
         sources = (row.counts or {}).get("sources", {})
         for name, state in (row.health or {}).items():
             if state.get("weekday") != weekday or state.get("error") or name not in sources:
@@ -348,6 +360,13 @@ def _weekday_history(engine: Engine, weekday: int, before_run: int) -> dict[str,
             if len(samples) < HEALTH_HISTORY:
                 samples.append(int(sources[name].get("records", 0)))
     return history
+
+
+def _full_window(row: RunRow) -> bool:
+    """Whether a run's window was long enough to tell its sources' usual volume."""
+    if row.window_start is None or row.window_end is None:
+        return False
+    return aware(row.window_end) - aware(row.window_start) >= HEALTH_MIN_WINDOW
 
 
 def queue_refetch(
@@ -954,6 +973,10 @@ def backfill(
         errors: dict[str, str] = {}
         skipped = 0
         enqueued: dict[str, Any] = {}
+        # Sources whose host gave up on a window (after the whole retry budget): their later
+        # windows are left for the rerun, counted here. A host that is down fails each alike,
+        # and asking for every one took that budget once per window (a year: 52 times).
+        gave_up: dict[str, int] = {}
         try:
             for window in windows:
                 window_ids: list[int] = []
@@ -961,6 +984,9 @@ def backfill(
                     prefix = f"{BACKFILL_NS}{window.start.date()}:{window.end.date()}:"
                     if _window_done(engine, source.name, prefix):
                         skipped += 1
+                        continue
+                    if source.name in gave_up:
+                        gave_up[source.name] += 1
                         continue
                     report = reports[source.name]
                     failure = _fetch_guarded(
@@ -983,6 +1009,8 @@ def backfill(
                     # Today's window is fetched again by the next run.
                     if failure is None and window.end <= now:
                         _mark_window_done(engine, source.name, prefix, now)
+                    elif failure is not None and _host_gave_up(failure):
+                        gave_up[source.name] = 0
                 # Score per window, so a long backfill killed half-way has scored what it stored.
                 for name, stats in enqueue_all(
                     settings, engine, new_ids + window_ids, errors, run_id=run_id, recovered=recovered
@@ -993,6 +1021,11 @@ def backfill(
             if owned_client is not None and hasattr(owned_client, "close"):
                 owned_client.close()
         _save_identity_index(engine)
+        for name, left in gave_up.items():
+            if left:
+                note = f"{name}: {plural(left, 'later window')} not asked for; rerun the same backfill"
+                log.warning("%s", note)
+                reports[name].error = f"{reports[name].error}; {note}"
         for report in reports.values():
             if report.error:
                 errors[report.source] = report.error

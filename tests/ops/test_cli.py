@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
@@ -69,6 +70,29 @@ def invoke(tmp_path: Path, db_url: str, config: str, *args: str) -> Result:
 def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_the_help_of_the_cron_commands_says_what_the_readme_says() -> None:
+    """`run nightly --help` gave `30 6 * * *  vpt-tracker run nightly` as "06:30 UTC daily":
+    cron reads the line in the host's zone, and a line without VPT_CONFIG, run from $HOME,
+    reads no config (the README's line sets it). `run --help` left out exit codes 2 and 130,
+    `digest send --help` 2 (sent already) and 75 (being sent)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [cron_line] = re.findall(r"^30 6 \* \* \* .* run nightly", readme, flags=re.M)
+
+    def help_of(*command: str) -> str:
+        result = CliRunner().invoke(main, [*command, "--help"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    nightly_help = help_of("run", "nightly")
+    assert " ".join(cron_line.split()) in nightly_help and "UTC" not in nightly_help
+    assert "host's time zone" in nightly_help
+    codes = help_of("run")
+    for code in ("0 ok", "1 some sources", "2 bad config", "69 the database", "75 already", "130 Ctrl-C"):
+        assert code in codes, code
+    send = help_of("digest", "send")
+    assert "Exit code 2 for a week already sent" in send and "75 while another process" in send
 
 
 def test_python_dash_m_runs_the_command() -> None:
@@ -143,6 +167,40 @@ def test_runs_shows_an_error_with_brackets_as_written(engine: Engine, db_url: st
     assert listing.exit_code == 0, listing.output
     assert "cat:[cs.CV] refused [/] after" in " ".join(listing.output.split())
     assert "last 1 run " in listing.output  # it said "last 1 runs"
+
+
+def test_runs_says_why_a_run_is_partial(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    """A run whose catalogue could not be scored (configured, not imported yet) is `partial`,
+    and `runs` showed it with every source "ok" and nothing else; an unhealthy source was a
+    bare UNHEALTHY. The table now gives the catalogue's error and the source's reason, as
+    `run nightly` printed them."""
+    scoring = "unknown catalogue 'awesome-vpt'; known catalogues: none yet"
+    refused = "error: arxiv_rss: GET http://127.0.0.1:9/rss/cs.CV answered HTTP 503"
+    counts = {"sources": {"arxiv_rss": {"records": 171}}, "records": 171}
+    with transaction(engine) as session:
+        session.add(
+            RunRow(
+                kind="nightly",
+                outcome="partial",
+                counts=counts,
+                errors={"catalogue:awesome-vpt": scoring},
+                health={"arxiv_rss": {"healthy": True, "reason": None}},
+            )
+        )
+        session.add(
+            RunRow(
+                kind="nightly",
+                outcome="failed",
+                counts={"sources": {"arxiv_rss": {"records": 0}}, "records": 0},
+                errors={"arxiv_rss": refused[len("error: ") :]},
+                health={"arxiv_rss": {"healthy": False, "reason": refused}},
+            )
+        )
+    listing = invoke(tmp_path, db_url, "", "runs")
+    assert listing.exit_code == 0, listing.output
+    text = " ".join(listing.output.replace("│", " ").split())
+    assert f"arxiv_rss 171 ok catalogue:awesome-vpt: {scoring}" in text
+    assert f"arxiv_rss 0 UNHEALTHY ({refused})" in text
 
 
 def test_runs_of_an_empty_store_says_there_are_none(engine: Engine, db_url: str, tmp_path: Path) -> None:

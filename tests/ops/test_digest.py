@@ -205,9 +205,45 @@ def test_the_digest_covers_the_configured_catalogues(engine: Engine) -> None:
     assert "retired" not in text and "retired" not in html.get_content()
     assert "== awesome-vpt ==" in text and "Visual Prompt Tuning at Scale" in text
     assert "2 papers wait to be scored for awesome-vpt" in text
-    assert "== upcoming ==\nNot imported yet: run `vpt-tracker catalogue import upcoming`" in text
+    assert (
+        "== upcoming ==\nNot imported yet: run `vpt-tracker catalogue import README.md --name upcoming`"
+        " with the list's README" in text
+    )
     assert "1 paper waits to be scored for upcoming" in text
     assert "<h2>upcoming</h2>" in html.get_content() and "Not imported yet" in html.get_content()
+
+
+def test_the_import_line_of_a_catalogue_not_imported_yet_imports_it(
+    engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digest told to run `vpt-tracker catalogue import NAME`, which fails: the command
+    takes the README file and wants `--name` (`Error: Missing option '--name'`, exit 2). The
+    line it gives now, run in a clone of the list, imports it with its preset and path."""
+    from click.testing import CliRunner
+
+    from vpt_tracker.cli import main
+
+    readme = Path(__file__).resolve().parents[1] / "fixtures" / "lists"
+    readme /= "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
+    (tmp_path / "docs").mkdir()
+    shutil.copy(readme, tmp_path / "docs" / "LIST.md")
+    configured = CatalogueConfig(name="gen-vlm", preset="generalizable-vlm", readme=Path("docs/LIST.md"))
+    settings = Settings(database_url=db_url, catalogues=[configured])
+    text, html = render(build_digest(engine, WEEK, now=NOW, settings=settings))
+    line = (
+        "vpt-tracker catalogue import docs/LIST.md --name gen-vlm --preset generalizable-vlm"
+        " --readme-path docs/LIST.md"
+    )
+    assert f"Not imported yet: run `{line}` with the list's README" in text
+    assert f"<code>{line}</code>" in html
+    monkeypatch.chdir(tmp_path)  # the clone
+    result = CliRunner().invoke(main, ["--database", db_url, *line.split()[1:]])
+    assert result.exit_code == 0, result.output
+    [part] = build_digest(engine, WEEK, now=NOW, settings=settings).catalogues
+    assert part.imported
+    with transaction(engine) as session:
+        row = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "gen-vlm"))
+        assert row is not None and (row.preset, row.readme_path) == ("generalizable-vlm", "docs/LIST.md")
 
 
 def test_send_delivers_multipart_and_refuses_the_same_week_twice(engine: Engine) -> None:
@@ -1137,8 +1173,13 @@ def test_an_ingest_is_no_run_of_the_sources(engine: Engine) -> None:
     quiet = build_digest(engine, Week(2026, 44), now=NOW)
     assert (quiet.runs, quiet.failed_runs, quiet.health) == (0, 0, [])
     assert quiet.subject == "vpt-tracker digest 2026-W44: 0 new candidates, no runs"
-    text, _ = render(quiet)
-    assert "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)" in text
+    text, html = render(quiet)
+    assert text.endswith(
+        "== Source health ==\n"
+        "Runs this week: none (no run was recorded: is the scheduler or the cron job running?)\n"
+    )
+    # Not also "no run of the week judged it" below it, nor an empty table: there was no run.
+    assert "no source health recorded" not in text + html and "<table>" not in html.split("Source health")[1]
 
 
 def test_runs_that_judged_no_source_health_are_not_called_no_runs(engine: Engine) -> None:

@@ -228,6 +228,39 @@ def test_far_fewer_records_than_usual_is_unhealthy_and_queued(engine: Engine, db
     assert queued.reason == state["reason"]
 
 
+def test_a_run_by_hand_soon_after_the_nightly_one_is_no_false_alarm(engine: Engine, db_url: str) -> None:
+    """`run nightly` by hand two hours after the scheduled run (README: "a run now") fetched a
+    two-hour window: no RSS announcement in it, 0 records, judged against the usual of whole
+    days: "0 records, usually 171 on this weekday", a refetch queued, an unhealthy source in
+    the digest. Nor is such a run part of the usual: two of them made 0 the median of a
+    source's first week, and its next dead night was healthy."""
+    seed_history(engine, [CV_ITEMS] * 4, WED)
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        scheduled = nightly(settings, engine, now=WED, client=client(settings))
+        assert scheduled.health["arxiv_rss"]["healthy"] and scheduled.counts["records"] == CV_ITEMS
+        by_hand = [
+            nightly(settings, engine, now=WED + timedelta(hours=hours), client=client(settings))
+            for hours in (2, 3)
+        ]
+    for run in by_hand:
+        assert run.counts["records"] == 0
+        assert run.health["arxiv_rss"]["healthy"] is True, run.health
+    assert pending_refetches(engine) == []
+
+    # A week on: the usual is the whole-day runs', not the hand runs' 0, so a dead feed shows.
+    with transaction(engine) as session:
+        for row in session.scalars(select(RunRow).where(RunRow.started_at < WED)):
+            session.delete(row)  # the seeded weeks: only the runs of the Wednesday above remain
+    with feed_server() as (routes, base):
+        routes.feed("/rss/cs.CV", "2024-06-09-cs-cv.xml")  # a feed with nothing in the window
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        dead = nightly(settings, engine, now=WED + timedelta(weeks=1), client=client(settings))
+    state = dead.health["arxiv_rss"]
+    assert state["usual"] == CV_ITEMS and state["healthy"] is False, state
+
+
 def test_health_compares_runs_by_the_weekday_of_the_schedules_time_zone(engine: Engine, db_url: str) -> None:
     """A nightly line at 01:30 in Europe/Berlin runs at 00:30 UTC in winter and at 23:30 UTC,
     the day before, in summer. Judged by the UTC weekday, the first Saturday run after the
@@ -336,13 +369,37 @@ def test_a_failed_backfill_window_is_named_by_its_days_as_given(engine: Engine, 
     `..2026-08-19` and `2026-08-19..2026-08-20`: the day after each window, which was not
     fetched, as if the range had been given one day longer."""
     with feed_server() as (routes, base):
-        routes.fail("/rss/cs.CV")
+        # A 404 fails each window on its own (a host that is down ends the source's backfill).
+        routes.fail("/rss/cs.CV", status=404)
         settings = rss_settings(db_url, base, ["cs.CV"])
         now = datetime(2026, 8, 21, 9, 0, tzinfo=UTC)
         since, until = datetime(2026, 8, 13).date(), datetime(2026, 8, 19).date()
         result = backfill(settings, engine, since, until, now=now, client=client(settings), step_days=3)
     named = re.findall(r"arxiv_rss (\S+): ", result.errors["arxiv_rss"])
     assert named == ["2026-08-13..2026-08-15", "2026-08-16..2026-08-18", "2026-08-19..2026-08-19"]
+
+
+def test_a_backfill_leaves_a_down_hosts_later_windows_for_the_rerun(engine: Engine, db_url: str) -> None:
+    """A backfill asked a host that was down for every window, each at the cost of the whole
+    retry budget (with the default five retries a minute or more each: a year of weekly windows,
+    52 of them), and its error named every window. Now the first window the host gives up on
+    ends that source's backfill in this run; the rerun fetches every window."""
+    since, until = datetime(2026, 7, 1).date(), datetime(2026, 7, 28).date()
+    with feed_server() as (routes, base):
+        routes.fail("/rss/cs.CV")
+        settings = rss_settings(db_url, base, ["cs.CV"])
+        down = backfill(settings, engine, since, until, now=WED, client=client(settings))
+        assert len(routes.requests) == settings.http.max_retries + 1  # one window's budget, not four
+        assert down.outcome == RunOutcome.FAILED and down.exit_code == 1  # its only source
+        first, left = down.errors["arxiv_rss"].split("; ", 1)
+        assert first.startswith("arxiv_rss 2026-07-01..2026-07-07: ") and "503" in first
+        assert left == "arxiv_rss: 3 later windows not asked for; rerun the same backfill"
+
+        routes.feed("/rss/cs.CV", "2026-08-20-cs-cv.xml")
+        back = backfill(settings, engine, since, until, now=WED, client=client(settings))
+        assert back.outcome == RunOutcome.OK and back.counts["windows_skipped"] == 0
+        done = backfill(settings, engine, since, until, now=WED, client=client(settings))
+    assert done.counts["windows_skipped"] == 4
 
 
 def test_ctrl_c_mid_run_marks_the_run_failed_and_the_next_run_fetches_its_window(

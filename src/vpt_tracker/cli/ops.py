@@ -95,8 +95,8 @@ def _print_result(result: RunResult) -> None:
 
 @click.group("run")
 def run_group() -> None:
-    """Run the pipeline once (cron-friendly): exit 0 ok, 1 some sources failed, 75 already running,
-    69 the database is unavailable."""
+    """Run the pipeline once (cron-friendly): exit 0 ok, 1 some sources failed, 2 bad config or
+    input, 69 the database is unavailable, 75 already running, 130 Ctrl-C."""
 
 
 @run_group.command("nightly")
@@ -107,7 +107,9 @@ def run_nightly(app: AppContext) -> None:
     Windows that sources missed earlier (errors, far fewer records than usual) are fetched
     again first. A run killed half-way is completed by the next one.
 
-    Example (crontab, 06:30 UTC daily):  30 6 * * *  vpt-tracker run nightly
+    \b
+    Example (crontab: 06:30 in the host's time zone; cron starts in $HOME, so name the config):
+      30 6 * * *  VPT_CONFIG=/etc/vpt-tracker.toml /opt/vpt-tracker/bin/vpt-tracker run nightly
     """
     from vpt_tracker.pipeline import nightly
 
@@ -204,10 +206,15 @@ def runs_command(app: AppContext, last: int, as_json: bool) -> None:
         for name in sorted(set(sources) | set(row.health or {})):
             state = (row.health or {}).get(name, {})
             records = sources.get(name, {}).get("records", 0)
-            mark = "ok" if state.get("healthy", True) else "UNHEALTHY"
-            health.append(f"{name} {records} {mark}")
+            healthy = state.get("healthy", True)
+            # Why, as `run` printed it: a bare UNHEALTHY sent the maintainer to `runs --json`.
+            why = f" ({state['reason']})" if not healthy and state.get("reason") else ""
+            health.append(f"{name} {records} {'ok' if healthy else 'UNHEALTHY'}{why}")
         if "run" in (row.errors or {}):
             health.append(row.errors["run"])
+        # A catalogue whose scoring failed makes a run `partial` with every source ok: say so.
+        errors = sorted((row.errors or {}).items())
+        health.extend(f"{key}: {message}" for key, message in errors if key.startswith("catalogue:"))
         cells = (
             str(row.id),
             row.kind,
@@ -304,7 +311,8 @@ def digest_send(app: AppContext, week: str | None, force: bool) -> None:
     """Send the digest to smtp.recipients; a week already sent is refused without --force.
 
     Exit code 1 when the SMTP server refuses or cannot be reached: the digest is then marked
-    for retry, and `serve` retries it with the next digest job.
+    for retry, and `serve` retries it with the next digest job. Exit code 2 for a week already
+    sent (or a bad week or config), 75 while another process sends the same week.
     """
     from vpt_tracker.config import schedule_timezone
     from vpt_tracker.digest import parse_week, send_digest
@@ -346,7 +354,8 @@ def serve_command(app: AppContext) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo-output"),
     show_default=True,
-    help="Where the demo database, digest and diffs go (replaced on each run).",
+    help="Where the demo database, digest and diffs go (those files are replaced on each run;"
+    " nothing else in the folder is touched).",
 )
 @click.option(
     "--top", type=click.IntRange(1, 20), default=3, show_default=True, help="Queue lines per catalogue."

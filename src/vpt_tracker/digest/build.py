@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from vpt_tracker import normalize
-from vpt_tracker.config import Settings
+from vpt_tracker.config import CatalogueConfig, Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import lists_to_tell
 from vpt_tracker.models import PIPELINE_KINDS, POSITIVE_STATUSES, CandidateStatus
@@ -196,6 +196,7 @@ class CatalogueDigest:
     queue_size: int
     oldest_pending_days: float | None
     imported: bool = True  # False: in the config, not imported yet (nothing else to show)
+    import_command: str = ""  # not imported: the `catalogue import` line that stores it
     unscored: int = 0  # papers owed a score (`scoring_backlog`) at the cutoff: its scoring failed
     accepted_more: int = 0  # beyond the first `TOP_PER_LIST` shown, as `LabelGroup.more`
     published_more: int = 0
@@ -269,7 +270,8 @@ def build_digest(
     cutoff = min(week.end, now)
     with transaction(engine) as session:
         stored = {row.name: row for row in session.scalars(select(CatalogueRow))}
-        names = sorted(stored) if settings is None else sorted({c.name for c in settings.catalogues})
+        configured = {c.name: c for c in settings.catalogues} if settings is not None else {}
+        names = sorted(stored) if settings is None else sorted(configured)
         # Owed since before the cutoff and not scored before it (a scored row keeps its
         # `scored_at`, for a year: `enqueue.SCORED_KEPT`). Papers, not rows: a merge of two
         # papers gives the kept one the other's rows.
@@ -286,7 +288,7 @@ def build_digest(
         parts = [
             _catalogue_digest(session, stored[name], week, cutoff, live=cutoff >= now)
             if name in stored
-            else _not_imported(name)
+            else _not_imported(configured[name])
             for name in names
         ]
         for part in parts:
@@ -295,9 +297,9 @@ def build_digest(
     return Digest(week, now, parts, health, runs, failed)
 
 
-def _not_imported(name: str) -> CatalogueDigest:
+def _not_imported(config: CatalogueConfig) -> CatalogueDigest:
     return CatalogueDigest(
-        name=name,
+        name=config.name,
         groups=[],
         new_count=0,
         accepted=[],
@@ -306,6 +308,7 @@ def _not_imported(name: str) -> CatalogueDigest:
         queue_size=0,
         oldest_pending_days=None,
         imported=False,
+        import_command=config.import_command(),
     )
 
 
