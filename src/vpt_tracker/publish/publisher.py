@@ -189,15 +189,20 @@ def check_render(old_text: str, new_text: str, changes: list[Change]) -> list[st
     return warnings
 
 
-def _entry_key(title: str, raw: str) -> str:
-    return normalize.title_key(title) or raw.strip()
+def _entry_key(title: str, raw: str = "") -> str:
+    """What identifies an entry across the old and the new README: its folded title, else
+    (a title with no Latin letter or digit, "视觉提示学习综述", folds to nothing) the title as
+    written, else the line. Keyed by its line, such an entry was "missing from the render"
+    once added, and "lost" once its venue was upgraded: every publish of the catalogue
+    stopped."""
+    return normalize.title_key(title) or " ".join(title.split()) or raw.strip()
 
 
 def _shown(change: Change, keys: Counter[str]) -> bool:
     """Whether an added entry is in the README: by its title, or by its short name where the
     table names papers so (`markdown._names_papers`)."""
     names = [change.title] + ([change.short_name] if change.short_name else [])
-    return any(normalize.title_key(name) in keys for name in names)
+    return any(_entry_key(name) in keys for name in names)
 
 
 #: The characters of a title or a reviewer's reason a pull request body shows. A reason has no
