@@ -182,6 +182,32 @@ def test_dry_run_prints_diff_and_pull_text_and_changes_nothing(
     assert github.requests == []
 
 
+def test_dry_run_diff_shows_only_the_lines_that_change(cli: Cli, engine: Engine, github: FakeGithub) -> None:
+    # The list's last row, a survey with blank venue cells, accepted at a venue. difflib's
+    # autojunk took the README's many blank lines for junk: the diff showed the unchanged
+    # blank line after the row as removed and added again.
+    import_list(engine)
+    accept(
+        engine,
+        title="Visual Prompting in Multimodal Large Language Models: A Survey",
+        arxiv_id="2409.15310",
+        venue="ACL",  # test data chosen by hand
+        year=2025,
+        labels=["survey"],
+        relevance=0.9,
+        label_scores={},
+    )
+    result = cli("publish", CATALOGUE, "--dry-run")
+    assert result.exit_code == 0, result.output
+    diff = result.output.split("--- pull request ---")[0].splitlines()
+    row = "| [Visual Prompting in Multimodal Large Language Models: A Survey](https://arxiv.org/abs/2409.15310) |"
+    assert [line for line in diff if line.startswith(("+", "-")) and line[:3] not in ("---", "+++")] == [
+        f"-{row} | | |",
+        f"+{row} ACL | 2025 | |",
+    ]
+    assert "@@ -229,5 +229,5 @@" in diff
+
+
 def test_a_crlf_readme_keeps_crlf_and_only_the_changed_lines_change(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:

@@ -137,14 +137,39 @@ class Plan:
 
     @property
     def diff(self) -> str:
-        return "".join(
-            difflib.unified_diff(
-                self.old_text.splitlines(keepends=True),
-                self.new_text.splitlines(keepends=True),
-                fromfile=f"a/{self.readme_path}",
-                tofile=f"b/{self.readme_path}",
-            )
-        )
+        return unified_diff(self.old_text, self.new_text, self.readme_path)
+
+
+def unified_diff(old: str, new: str, path: str, context: int = 3) -> str:
+    """The unified diff of two texts, showing only the lines that change.
+
+    `difflib.unified_diff` treats a line found in more than 1% of a text over 200 lines as
+    junk (its `autojunk`): a README's blank lines and table separator rows are such lines,
+    and the dry run showed an unchanged blank line as removed and added again next to each
+    changed line. This matcher has no junk; the hunks are written as difflib writes them.
+    """
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    out: list[str] = []
+    for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(context):
+        if not out:
+            out += [f"--- a/{path}\n", f"+++ b/{path}\n"]
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_hunk_range(first[1], last[2])} +{_hunk_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[i1:i2]]
+                continue
+            out += ["-" + line for line in a[i1:i2]]
+            out += ["+" + line for line in b[j1:j2]]
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+
+
+def _hunk_range(start: int, stop: int) -> str:
+    """A hunk's line range as unified diffs write it ("12,3"; "12" for one line; "11,0" for none)."""
+    length = stop - start
+    if length == 1:
+        return str(start + 1)
+    return f"{start + 1 if length else start},{length}"
 
 
 @dataclass
