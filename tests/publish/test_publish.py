@@ -815,6 +815,29 @@ def import_list_again(engine: Engine, remote: Remote) -> None:
         catalogue.source_text = remote.show("main")
 
 
+def test_a_token_with_a_line_break_around_it_works_and_a_bad_one_is_named_not_shown(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line break inside or a non-ASCII character failed as "cannot reach the GitHub API ...:
+    # Illegal header value b'Bearer ghp_...'" (the whole token printed), or as a traceback; one
+    # around it (a secrets file's, a Kubernetes secret's) failed the same way.
+    import_list(engine)
+    accept_two(engine)
+    for bad in (f"{TOKEN[:8]}\n{TOKEN[8:]}", f"{TOKEN}\u2026"):
+        monkeypatch.setenv("VPT_GITHUB__TOKEN", bad)
+        refused = cli("publish", CATALOGUE)
+        assert refused.exit_code == 2, refused.output
+        assert refused.output.startswith("Error: github.token (VPT_GITHUB__TOKEN or the secrets file) holds")
+        assert TOKEN[8:] not in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert github.requests == [] and remote.sha(BRANCH) is None
+
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", f" {TOKEN}\n")
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "opened pull request #1" in result.output
+    assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in github.requests)
+
+
 def test_work_copy_lives_under_the_data_dir_without_the_token(
     cli: Cli, tmp_path: Path, engine: Engine, remote: Remote
 ) -> None:

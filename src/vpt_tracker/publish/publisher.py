@@ -106,7 +106,7 @@ def resolve_target(settings: Settings, name: str, readme_path: str | None, store
     if not repo:
         raise UserError(f"catalogue {name!r} has no github_repo in the config")
     owner, repo_name = split_repo(repo)
-    token = settings.github.token.get_secret_value() if settings.github.token else None
+    token = _token(settings.github.token.get_secret_value()) if settings.github.token else None
     workdir = (settings.github.workdir or settings.data_dir / "repos") / name
     return Target(
         catalogue=name,
@@ -119,6 +119,23 @@ def resolve_target(settings: Settings, name: str, readme_path: str | None, store
         token=token,
         workdir=workdir,
     )
+
+
+def _token(value: str) -> str | None:
+    """The GitHub token without the line break or spaces around it (a secrets file, a
+    Kubernetes secret or a pasted value often ends in one); a UserError, naming the key and
+    never the value, for a character no token has inside it.
+
+    Sent as it was, such a token failed as "cannot reach the GitHub API ...: Illegal header
+    value b'Bearer ghp_...'", which printed the whole token; a non-ASCII one was a traceback.
+    """
+    token = value.strip()
+    if any(not ("!" <= char <= "~") for char in token):
+        raise UserError(
+            "github.token (VPT_GITHUB__TOKEN or the secrets file) holds a character no GitHub token "
+            "has (a space, a line break or a non-ASCII character); set it again"
+        )
+    return token or None
 
 
 @dataclass
