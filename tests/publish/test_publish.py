@@ -673,6 +673,36 @@ def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
         assert plot.candidate_id is not None and plot.raw is not None
 
 
+def test_a_merged_paper_with_no_latin_title_and_no_link_is_not_proposed_again(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    # Its title folds to no key: the merged line was not found, the entry stayed "added",
+    # and the next publish opened a second pull request listing the paper twice.
+    title = "视觉提示学习综述"
+    import_list(engine)
+    candidate = accept(
+        engine,
+        title=title,
+        arxiv_id=None,
+        venue="CVPR",
+        year=2025,
+        labels=["learnable", "token"],
+        relevance=0.7,
+        label_scores={},
+    )
+    assert cli("publish", CATALOGUE).exit_code == 0
+    remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # the maintainer merges it
+    github.pulls[0]["state"] = "closed"
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "1 already upstream" in result.output and "nothing to publish" in result.output
+    assert len(github.pulls) == 1 and remote.show("main").count(title) == 1
+    with session_factory(engine)() as session:
+        [entry] = [e for e in session.scalars(select(EntryRow)) if e.title == title]
+        assert (entry.state, entry.candidate_id) == ("imported", candidate)
+
+
 def test_a_pull_request_merged_after_a_publish_stopped_before_recording_it_is_known_as_ours(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -45,7 +45,7 @@ from vpt_tracker.locks import exclusive
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.publish.git import GitRepo, RemoteState
 from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
-from vpt_tracker.publish.upstream import Rebase, rebase_catalogue
+from vpt_tracker.publish.upstream import Rebase, entry_key, rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PullRequestRow
 from vpt_tracker.wording import plural
@@ -232,12 +232,11 @@ def check_render(old_text: str, new_text: str, changes: list[Change]) -> list[st
 
 
 def _entry_key(title: str, raw: str = "") -> str:
-    """What identifies an entry across the old and the new README: its folded title, else
-    (a title with no Latin letter or digit, "视觉提示学习综述", folds to nothing) the title as
-    written, else the line. Keyed by its line, such an entry was "missing from the render"
-    once added, and "lost" once its venue was upgraded: every publish of the catalogue
-    stopped."""
-    return normalize.title_key(title) or " ".join(title.split()) or raw.strip()
+    """What identifies an entry across the old and the new README: its title's key (which
+    a title with no Latin letter or digit also has), else its line. Keyed by its line, such
+    an entry was "missing from the render" once added, and "lost" once its venue was
+    upgraded: every publish of the catalogue stopped."""
+    return entry_key(title) or raw.strip()
 
 
 def _shown(change: Change, keys: Counter[str]) -> bool:
