@@ -379,7 +379,8 @@ def test_a_title_without_latin_letters_is_added_and_upgraded(engine: Engine) -> 
     [row] = [e for e in parse(plan.new_text).entries if e.arxiv_id == "2502.00004"]
     assert row.title == title and row.section_path[-1] == "Token-Level"
 
-    listed = README_0624.read_text().replace("Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning", title)
+    adaptive = "Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning"
+    listed = README_0624.read_text().replace(adaptive, title)
     [preprint] = [e.raw for e in parse(listed).entries if e.title == title]
     upgraded = listed.replace(preprint, preprint.replace("| arXiv | 2025 |", "| ICML | 2025 |"))
     assert upgraded != listed and check_render(listed, upgraded, []) == []

@@ -200,7 +200,8 @@ def test_dry_run_diff_shows_only_the_lines_that_change(cli: Cli, engine: Engine,
     result = cli("publish", CATALOGUE, "--dry-run")
     assert result.exit_code == 0, result.output
     diff = result.output.split("--- pull request ---")[0].splitlines()
-    row = "| [Visual Prompting in Multimodal Large Language Models: A Survey](https://arxiv.org/abs/2409.15310) |"
+    survey = "Visual Prompting in Multimodal Large Language Models: A Survey"
+    row = f"| [{survey}](https://arxiv.org/abs/2409.15310) |"
     assert [line for line in diff if line.startswith(("+", "-")) and line[:3] not in ("---", "+++")] == [
         f"-{row} | | |",
         f"+{row} ACL | 2025 | |",
