@@ -704,6 +704,34 @@ def test_a_merged_paper_with_no_latin_title_and_no_link_is_not_proposed_again(
         assert (entry.state, entry.candidate_id) == ("imported", candidate)
 
 
+def test_papers_a_maintainer_listed_by_hand_after_a_failed_publish_become_published(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    # The push was refused after promotion; the maintainer then listed both papers by hand.
+    # Taken in as "already upstream", the candidates stayed `accepted` for good (and could be
+    # rejected while the list showed them).
+    import_list(engine)
+    plot, upgrade = accept_two(engine)
+    remote.reject_pushes("error: GH006: Protected branch update failed.")
+    assert cli("publish", CATALOGUE).exit_code == 1
+    (remote.bare / "hooks" / "pre-receive").unlink()
+    by_hand = README_0624.read_text().replace(
+        "| arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |",
+        "| ICML | 2025 | [Github](https://github.com/runtsang/VFPT) |\n"
+        f"| [{PLOT}](https://arxiv.org/abs/2210.01253) | ICLR | 2023 | - |",
+    )
+    remote.push_readme(by_hand, "Add PLOT, Adaptive Prompt at ICML")
+
+    taken_in = cli("publish", CATALOGUE)
+    assert taken_in.exit_code == 1 and "2 already upstream" in taken_in.output, taken_in.output
+    assert statuses(engine) == {plot: "published", upgrade: "published"}
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0 and "nothing to publish" in again.output, again.output
+    assert github.pulls == [] and remote.sha(BRANCH) is None
+    refused = cli("review", "reject", str(plot), "--reason", "off topic", "--reviewer", "bob")
+    assert refused.exit_code == 2 and "the paper is in the list upstream now" in refused.output
+
+
 def test_a_pull_request_merged_after_a_publish_stopped_before_recording_it_is_known_as_ours(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -534,8 +534,7 @@ class Publisher:
             ).all()
             rebase = rebase_catalogue(session, self.name, upstream, remote.base_sha, now=self.clock())
             ours = _digest(upstream) in pushed
-            if ours:
-                _published_by_merge(session, catalogue, self.clock())
+            _published_upstream(session, catalogue, self.clock())
         if ours:
             log.info("upstream merged our pull request; %s", rebase.summary())
             return rebase
@@ -739,11 +738,17 @@ class Publisher:
         return count
 
 
-def _published_by_merge(session: Session, catalogue: CatalogueRow, now: datetime) -> None:
-    """Candidates of our merged pull request that are still `accepted` become `published`:
-    the list upstream has their papers now. A run stopped after opening the pull request and
-    before recording it (Ctrl-C) left them `accepted` for good, and they could be rejected
-    while the list showed them."""
+def _published_upstream(session: Session, catalogue: CatalogueRow, now: datetime) -> None:
+    """Candidates whose papers the list upstream has now (imported entries linked to them)
+    that are still `accepted` become `published`: by our merged pull request, or by a
+    maintainer who listed the paper by hand.
+
+    A run stopped after opening the pull request and before recording it (Ctrl-C) left them
+    `accepted` for good, and they could be rejected while the list showed them. So did a
+    paper promoted by a publish that failed (a refused push) and then added by the
+    maintainer: taken in as "already upstream", its candidate stayed `accepted`, waiting for
+    a publish that never came.
+    """
     candidate_ids = [e.candidate_id for e in catalogue.entries if e.state == "imported" and e.candidate_id]
     for candidate_id in candidate_ids:
         candidate = session.get(CandidateRow, candidate_id)
