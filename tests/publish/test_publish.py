@@ -973,6 +973,14 @@ def test_a_second_publish_at_the_same_time_is_refused(cli: Cli, engine: Engine, 
     assert github.requests == [] and set(statuses(engine).values()) == {"accepted"}
 
 
+def test_publish_help_names_the_exit_codes(cli: Cli) -> None:
+    result = cli("publish", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for code in ("Exit 0 published", "1 GitHub or git refused", "2 bad config", "75 another publish"):
+        assert code in text, text
+
+
 def test_a_readme_path_missing_from_the_repository_is_named(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
