@@ -867,6 +867,30 @@ def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
     assert statuses(engine) == dict.fromkeys(ids, "published")
 
 
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_pull_request_github_failed_to_open_is_opened_by_the_rerun(
+    status: int, cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    ids = accept_two(engine)
+    github.server_error = status
+    failed = cli("publish", CATALOGUE)
+    assert failed.exit_code == 1, failed.output
+    assert f"GitHub answered {status} while opening a pull request" in failed.output
+    assert "nothing was marked published: run publish again later" in failed.output
+    assert len(failed.output.strip().splitlines()) == 1
+    assert set(statuses(engine).values()) == {"accepted"} and github.pulls == []
+    pushed = remote.sha(BRANCH)
+    assert pushed is not None  # the branch went out before GitHub failed
+
+    github.server_error = 0
+    fixed = cli("publish", CATALOGUE)
+    assert fixed.exit_code == 0 and "opened pull request #1" in fixed.output, fixed.output
+    assert remote.sha(BRANCH) == pushed and len(github.pulls) == 1
+    assert statuses(engine) == dict.fromkeys(ids, "published")
+    assert sum("2210.01253" in line for line in remote.show(BRANCH).splitlines()) == 1
+
+
 def import_list_again(engine: Engine, remote: Remote) -> None:
     """Make the catalogue's base the remote's current README (as a re-import would)."""
     with session_factory(engine)() as session, session.begin():
