@@ -149,6 +149,7 @@ class FakeGithub:
     # x-ratelimit-remaining still shows calls left; `secondary_status` 429 is its other form.
     secondary_limited: bool = False
     secondary_status: int = 403
+    server_error: int = 0  # a status of 500 and more that every pull request write gets
     base_url: str = ""
 
     def calls(self, method: str, pattern: str = "") -> list[Recorded]:
@@ -214,6 +215,8 @@ class FakeGithub:
                 "message": message,
                 "documentation_url": "https://docs.github.com/rest",
             }
+        if self.server_error and method in ("POST", "PATCH"):
+            return self.server_error, {"message": "Server Error"}
         if self.read_only and method in ("POST", "PATCH"):
             message = "Resource not accessible by personal access token"
             return 403, {"message": message, "documentation_url": "https://docs.github.com/rest"}

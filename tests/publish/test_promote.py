@@ -360,6 +360,32 @@ def test_a_title_with_markdown_characters_passes_the_render_check_and_reads_back
     assert row.title == title and row.venue == "CVPR" and row.raw.count(" | ") == 3
 
 
+def test_a_title_without_latin_letters_is_added_and_upgraded(engine: Engine) -> None:
+    # Such a title folds to no key: the added entry was "missing from the render" and an
+    # upgraded one "lost", and every publish of the catalogue stopped.
+    title = "视觉提示学习综述"
+    import_list(engine)
+    accept(
+        engine,
+        title=title,
+        arxiv_id="2502.00004",
+        venue="CVPR",
+        year=2025,
+        labels=["learnable", "token"],
+        relevance=0.7,
+        label_scores={},
+    )
+    plan = dry_run(engine, CATALOGUE)
+    [row] = [e for e in parse(plan.new_text).entries if e.arxiv_id == "2502.00004"]
+    assert row.title == title and row.section_path[-1] == "Token-Level"
+
+    adaptive = "Adaptive Prompt: Unlocking the Power of Visual Prompt Tuning"
+    listed = README_0624.read_text().replace(adaptive, title)
+    [preprint] = [e.raw for e in parse(listed).entries if e.title == title]
+    upgraded = listed.replace(preprint, preprint.replace("| arXiv | 2025 |", "| ICML | 2025 |"))
+    assert upgraded != listed and check_render(listed, upgraded, []) == []
+
+
 @pytest.mark.parametrize(
     ("venue", "year", "expected", "preprint"),
     [

@@ -186,6 +186,33 @@ def test_dry_run_prints_diff_and_pull_text_and_changes_nothing(
     assert github.requests == []
 
 
+def test_dry_run_diff_shows_only_the_lines_that_change(cli: Cli, engine: Engine, github: FakeGithub) -> None:
+    # The list's last row, a survey with blank venue cells, accepted at a venue. difflib's
+    # autojunk took the README's many blank lines for junk: the diff showed the unchanged
+    # blank line after the row as removed and added again.
+    import_list(engine)
+    accept(
+        engine,
+        title="Visual Prompting in Multimodal Large Language Models: A Survey",
+        arxiv_id="2409.15310",
+        venue="ACL",  # test data chosen by hand
+        year=2025,
+        labels=["survey"],
+        relevance=0.9,
+        label_scores={},
+    )
+    result = cli("publish", CATALOGUE, "--dry-run")
+    assert result.exit_code == 0, result.output
+    diff = result.output.split("--- pull request ---")[0].splitlines()
+    survey = "Visual Prompting in Multimodal Large Language Models: A Survey"
+    row = f"| [{survey}](https://arxiv.org/abs/2409.15310) |"
+    assert [line for line in diff if line.startswith(("+", "-")) and line[:3] not in ("---", "+++")] == [
+        f"-{row} | | |",
+        f"+{row} ACL | 2025 | |",
+    ]
+    assert "@@ -229,5 +229,5 @@" in diff
+
+
 def test_a_crlf_readme_keeps_crlf_and_only_the_changed_lines_change(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
 ) -> None:
@@ -692,6 +719,64 @@ def test_merged_pull_request_is_absorbed_and_nothing_is_left_to_publish(
         assert plot.candidate_id is not None and plot.raw is not None
 
 
+def test_a_merged_paper_with_no_latin_title_and_no_link_is_not_proposed_again(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    # Its title folds to no key: the merged line was not found, the entry stayed "added",
+    # and the next publish opened a second pull request listing the paper twice.
+    title = "视觉提示学习综述"
+    import_list(engine)
+    candidate = accept(
+        engine,
+        title=title,
+        arxiv_id=None,
+        venue="CVPR",
+        year=2025,
+        labels=["learnable", "token"],
+        relevance=0.7,
+        label_scores={},
+    )
+    assert cli("publish", CATALOGUE).exit_code == 0
+    remote.push_readme(remote.show(BRANCH), "Merge pull request #1")  # the maintainer merges it
+    github.pulls[0]["state"] = "closed"
+
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "1 already upstream" in result.output and "nothing to publish" in result.output
+    assert len(github.pulls) == 1 and remote.show("main").count(title) == 1
+    with session_factory(engine)() as session:
+        [entry] = [e for e in session.scalars(select(EntryRow)) if e.title == title]
+        assert (entry.state, entry.candidate_id) == ("imported", candidate)
+
+
+def test_papers_a_maintainer_listed_by_hand_after_a_failed_publish_become_published(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    # The push was refused after promotion; the maintainer then listed both papers by hand.
+    # Taken in as "already upstream", the candidates stayed `accepted` for good (and could be
+    # rejected while the list showed them).
+    import_list(engine)
+    plot, upgrade = accept_two(engine)
+    remote.reject_pushes("error: GH006: Protected branch update failed.")
+    assert cli("publish", CATALOGUE).exit_code == 1
+    (remote.bare / "hooks" / "pre-receive").unlink()
+    by_hand = README_0624.read_text().replace(
+        "| arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |",
+        "| ICML | 2025 | [Github](https://github.com/runtsang/VFPT) |\n"
+        f"| [{PLOT}](https://arxiv.org/abs/2210.01253) | ICLR | 2023 | - |",
+    )
+    remote.push_readme(by_hand, "Add PLOT, Adaptive Prompt at ICML")
+
+    taken_in = cli("publish", CATALOGUE)
+    assert taken_in.exit_code == 1 and "2 already upstream" in taken_in.output, taken_in.output
+    assert statuses(engine) == {plot: "published", upgrade: "published"}
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0 and "nothing to publish" in again.output, again.output
+    assert github.pulls == [] and remote.sha(BRANCH) is None
+    refused = cli("review", "reject", str(plot), "--reason", "off topic", "--reviewer", "bob")
+    assert refused.exit_code == 2 and "the paper is in the list upstream now" in refused.output
+
+
 def test_a_pull_request_merged_after_a_publish_stopped_before_recording_it_is_known_as_ours(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -827,11 +912,58 @@ def test_failures_publish_nothing_and_a_rerun_after_the_fix_succeeds(
     assert statuses(engine) == dict.fromkeys(ids, "published")
 
 
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_pull_request_github_failed_to_open_is_opened_by_the_rerun(
+    status: int, cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    import_list(engine)
+    ids = accept_two(engine)
+    github.server_error = status
+    failed = cli("publish", CATALOGUE)
+    assert failed.exit_code == 1, failed.output
+    assert f"GitHub answered {status} while opening a pull request" in failed.output
+    assert "nothing was marked published: run publish again later" in failed.output
+    assert len(failed.output.strip().splitlines()) == 1
+    assert set(statuses(engine).values()) == {"accepted"} and github.pulls == []
+    pushed = remote.sha(BRANCH)
+    assert pushed is not None  # the branch went out before GitHub failed
+
+    github.server_error = 0
+    fixed = cli("publish", CATALOGUE)
+    assert fixed.exit_code == 0 and "opened pull request #1" in fixed.output, fixed.output
+    assert remote.sha(BRANCH) == pushed and len(github.pulls) == 1
+    assert statuses(engine) == dict.fromkeys(ids, "published")
+    assert sum("2210.01253" in line for line in remote.show(BRANCH).splitlines()) == 1
+
+
 def import_list_again(engine: Engine, remote: Remote) -> None:
     """Make the catalogue's base the remote's current README (as a re-import would)."""
     with session_factory(engine)() as session, session.begin():
         catalogue = session.scalars(select(CatalogueRow)).one()
         catalogue.source_text = remote.show("main")
+
+
+def test_a_token_with_a_line_break_around_it_works_and_a_bad_one_is_named_not_shown(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line break inside or a non-ASCII character failed as "cannot reach the GitHub API ...:
+    # Illegal header value b'Bearer ghp_...'" (the whole token printed), or as a traceback; one
+    # around it (a secrets file's, a Kubernetes secret's) failed the same way.
+    import_list(engine)
+    accept_two(engine)
+    for bad in (f"{TOKEN[:8]}\n{TOKEN[8:]}", f"{TOKEN}\u2026"):
+        monkeypatch.setenv("VPT_GITHUB__TOKEN", bad)
+        refused = cli("publish", CATALOGUE)
+        assert refused.exit_code == 2, refused.output
+        assert refused.output.startswith("Error: github.token (VPT_GITHUB__TOKEN or the secrets file) holds")
+        assert TOKEN[8:] not in refused.output and len(refused.output.strip().splitlines()) == 1
+    assert github.requests == [] and remote.sha(BRANCH) is None
+
+    monkeypatch.setenv("VPT_GITHUB__TOKEN", f" {TOKEN}\n")
+    result = cli("publish", CATALOGUE)
+    assert result.exit_code == 0, result.output
+    assert "opened pull request #1" in result.output
+    assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in github.requests)
 
 
 def test_work_copy_lives_under_the_data_dir_without_the_token(
@@ -908,6 +1040,14 @@ def test_a_second_publish_at_the_same_time_is_refused(cli: Cli, engine: Engine, 
         busy = cli("publish", CATALOGUE)
     assert busy.exit_code == 75 and "in progress" in busy.output
     assert github.requests == [] and set(statuses(engine).values()) == {"accepted"}
+
+
+def test_publish_help_names_the_exit_codes(cli: Cli) -> None:
+    result = cli("publish", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for code in ("Exit 0 published", "1 GitHub or git refused", "2 bad config", "75 another publish"):
+        assert code in text, text
 
 
 def test_a_readme_path_missing_from_the_repository_is_named(

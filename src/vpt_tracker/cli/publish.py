@@ -54,6 +54,11 @@ def _echo_skipped(plan: Plan) -> None:
 def publish_command(app: AppContext, name: str, dry_run_: bool) -> None:
     """Publish catalogue NAME: promote accepted candidates, push the README, open or update the PR.
 
+    Exit 0 published (or nothing to publish), 1 GitHub or git refused or could not be reached,
+    or the README changed upstream (taken in: check with --dry-run, then publish again),
+    2 bad config, token or catalogue, 69 the database is unavailable, 75 another publish of
+    NAME is running, 130 interrupted. After a failure, a rerun picks up where it stopped.
+
     \b
     Examples:
       vpt-tracker publish awesome-vpt --dry-run

@@ -139,6 +139,11 @@ class GithubClient:
                 "check github_repo, and that the token can see it",
                 exit_code=2,
             )
+        if status >= 500:  # GitHub's own fault ("Server Error", a 502 from its proxy): it passes
+            return GithubError(
+                f"GitHub answered {status} while {doing}: {message}; a fault on GitHub's side, "
+                "nothing was marked published: run publish again later"
+            )
         return GithubError(f"GitHub answered {status} while {doing}: {message}")
 
     def _json(self, response: httpx.Response, doing: str) -> Any:

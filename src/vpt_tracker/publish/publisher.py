@@ -45,7 +45,7 @@ from vpt_tracker.locks import exclusive
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.publish.git import GitRepo, RemoteState
 from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
-from vpt_tracker.publish.upstream import Rebase, rebase_catalogue
+from vpt_tracker.publish.upstream import Rebase, entry_key, rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PublicationRow, PullRequestRow
 from vpt_tracker.wording import plural
@@ -106,7 +106,7 @@ def resolve_target(settings: Settings, name: str, readme_path: str | None, store
     if not repo:
         raise UserError(f"catalogue {name!r} has no github_repo in the config")
     owner, repo_name = split_repo(repo)
-    token = settings.github.token.get_secret_value() if settings.github.token else None
+    token = _token(settings.github.token.get_secret_value()) if settings.github.token else None
     workdir = (settings.github.workdir or settings.data_dir / "repos") / name
     return Target(
         catalogue=name,
@@ -119,6 +119,23 @@ def resolve_target(settings: Settings, name: str, readme_path: str | None, store
         token=token,
         workdir=workdir,
     )
+
+
+def _token(value: str) -> str | None:
+    """The GitHub token without the line break or spaces around it (a secrets file, a
+    Kubernetes secret or a pasted value often ends in one); a UserError, naming the key and
+    never the value, for a character no token has inside it.
+
+    Sent as it was, such a token failed as "cannot reach the GitHub API ...: Illegal header
+    value b'Bearer ghp_...'", which printed the whole token; a non-ASCII one was a traceback.
+    """
+    token = value.strip()
+    if any(not ("!" <= char <= "~") for char in token):
+        raise UserError(
+            "github.token (VPT_GITHUB__TOKEN or the secrets file) holds a character no GitHub token "
+            "has (a space, a line break or a non-ASCII character); set it again"
+        )
+    return token or None
 
 
 @dataclass
@@ -137,14 +154,39 @@ class Plan:
 
     @property
     def diff(self) -> str:
-        return "".join(
-            difflib.unified_diff(
-                self.old_text.splitlines(keepends=True),
-                self.new_text.splitlines(keepends=True),
-                fromfile=f"a/{self.readme_path}",
-                tofile=f"b/{self.readme_path}",
-            )
-        )
+        return unified_diff(self.old_text, self.new_text, self.readme_path)
+
+
+def unified_diff(old: str, new: str, path: str, context: int = 3) -> str:
+    """The unified diff of two texts, showing only the lines that change.
+
+    `difflib.unified_diff` treats a line found in more than 1% of a text over 200 lines as
+    junk (its `autojunk`): a README's blank lines and table separator rows are such lines,
+    and the dry run showed an unchanged blank line as removed and added again next to each
+    changed line. This matcher has no junk; the hunks are written as difflib writes them.
+    """
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    out: list[str] = []
+    for group in difflib.SequenceMatcher(None, a, b, autojunk=False).get_grouped_opcodes(context):
+        if not out:
+            out += [f"--- a/{path}\n", f"+++ b/{path}\n"]
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_hunk_range(first[1], last[2])} +{_hunk_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[i1:i2]]
+                continue
+            out += ["-" + line for line in a[i1:i2]]
+            out += ["+" + line for line in b[j1:j2]]
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+
+
+def _hunk_range(start: int, stop: int) -> str:
+    """A hunk's line range as unified diffs write it ("12,3"; "12" for one line; "11,0" for none)."""
+    length = stop - start
+    if length == 1:
+        return str(start + 1)
+    return f"{start + 1 if length else start},{length}"
 
 
 @dataclass
@@ -189,15 +231,19 @@ def check_render(old_text: str, new_text: str, changes: list[Change]) -> list[st
     return warnings
 
 
-def _entry_key(title: str, raw: str) -> str:
-    return normalize.title_key(title) or raw.strip()
+def _entry_key(title: str, raw: str = "") -> str:
+    """What identifies an entry across the old and the new README: its title's key (which
+    a title with no Latin letter or digit also has), else its line. Keyed by its line, such
+    an entry was "missing from the render" once added, and "lost" once its venue was
+    upgraded: every publish of the catalogue stopped."""
+    return entry_key(title) or raw.strip()
 
 
 def _shown(change: Change, keys: Counter[str]) -> bool:
     """Whether an added entry is in the README: by its title, or by its short name where the
     table names papers so (`markdown._names_papers`)."""
     names = [change.title] + ([change.short_name] if change.short_name else [])
-    return any(normalize.title_key(name) in keys for name in names)
+    return any(_entry_key(name) in keys for name in names)
 
 
 #: The characters of a title or a reviewer's reason a pull request body shows. A reason has no
@@ -488,8 +534,7 @@ class Publisher:
             ).all()
             rebase = rebase_catalogue(session, self.name, upstream, remote.base_sha, now=self.clock())
             ours = _digest(upstream) in pushed
-            if ours:
-                _published_by_merge(session, catalogue, self.clock())
+            _published_upstream(session, catalogue, self.clock())
         if ours:
             log.info("upstream merged our pull request; %s", rebase.summary())
             return rebase
@@ -692,11 +737,17 @@ class Publisher:
         return count
 
 
-def _published_by_merge(session: Session, catalogue: CatalogueRow, now: datetime) -> None:
-    """Candidates of our merged pull request that are still `accepted` become `published`:
-    the list upstream has their papers now. A run stopped after opening the pull request and
-    before recording it (Ctrl-C) left them `accepted` for good, and they could be rejected
-    while the list showed them."""
+def _published_upstream(session: Session, catalogue: CatalogueRow, now: datetime) -> None:
+    """Candidates whose papers the list upstream has now (imported entries linked to them)
+    that are still `accepted` become `published`: by our merged pull request, or by a
+    maintainer who listed the paper by hand.
+
+    A run stopped after opening the pull request and before recording it (Ctrl-C) left them
+    `accepted` for good, and they could be rejected while the list showed them. So did a
+    paper promoted by a publish that failed (a refused push) and then added by the
+    maintainer: taken in as "already upstream", its candidate stayed `accepted`, waiting for
+    a publish that never came.
+    """
     candidate_ids = [e.candidate_id for e in catalogue.entries if e.state == "imported" and e.candidate_id]
     for candidate_id in candidate_ids:
         candidate = session.get(CandidateRow, candidate_id)

@@ -52,8 +52,12 @@ class Rebase:
         return ", ".join(parts)
 
 
-def _key(title: str) -> str:
-    return normalize.title_key(title)[:512]
+def entry_key(title: str) -> str:
+    """What tells an entry's title from another's: the folded title, else (a title with no
+    Latin letter or digit, "视觉提示学习综述", folds to nothing) the title as written, case
+    folded. With no key, our merged entry of such a paper was not found upstream and the next
+    pull request added it a second time."""
+    return (normalize.title_key(title) or " ".join(title.casefold().split()))[:512]
 
 
 def _find(parsed: list[ParsedEntry], row: EntryRow, taken: set[int]) -> ParsedEntry | None:
@@ -77,11 +81,11 @@ def _find(parsed: list[ParsedEntry], row: EntryRow, taken: set[int]) -> ParsedEn
         hit = next((p for p in parsed if p.paper_url == row.paper_url), None)
         if hit is not None:
             return hit
-    keys = {row.title_key or _key(row.title)}
+    keys = {entry_key(row.title)}
     if row.short_name and not row.paper_url:
-        keys.add(_key(row.short_name))
+        keys.add(entry_key(row.short_name))
     keys.discard("")
-    return next((p for p in parsed if _key(p.title) in keys), None)
+    return next((p for p in parsed if entry_key(p.title) in keys), None)
 
 
 def rebase_catalogue(
@@ -101,12 +105,14 @@ def rebase_catalogue(
     old_rows = list(catalogue.entries)
     ours = [r for r in old_rows if r.state in ("added", "updated")]
     links = {  # paper and candidate links of imported rows survive the re-import
-        (r.arxiv_id or r.title_key): (r.paper_id, r.candidate_id) for r in old_rows if r.state == "imported"
+        (r.arxiv_id or entry_key(r.title)): (r.paper_id, r.candidate_id)
+        for r in old_rows
+        if r.state == "imported"
     }
     fresh: list[EntryRow] = []
     for parsed in doc.entries:
         row = entry_row(parsed, entry_labels(preset, parsed))
-        row.paper_id, row.candidate_id = links.get(row.arxiv_id or row.title_key, (None, None))
+        row.paper_id, row.candidate_id = links.get(row.arxiv_id or entry_key(row.title), (None, None))
         fresh.append(row)
 
     replay_added: list[EntryRow] = []
