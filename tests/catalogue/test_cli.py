@@ -242,7 +242,8 @@ def test_a_utf16_readme_is_named_as_such(db_url: str, tmp_path: Path) -> None:
             assert code == 2 and out == "", err
             assert err == f"Error: {readme} is UTF-16 text, not UTF-8: save it as UTF-8\n"
     code, _, err = run(db_url, "catalogue", "stats", "g")
-    assert "known catalogues: none yet" in err
+    # and it says how to import it under the name asked for (it gave no file and no --name)
+    assert "none yet; import it with `vpt-tracker catalogue import README.md --name g`" in err
 
 
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])

@@ -70,6 +70,7 @@ def scan(folder: Path) -> list[str]:
     return leaks
 
 
+@pytest.mark.timeout(900)  # ~45 subprocesses: 3 min alone, over the default 300 s on a loaded machine
 @pytest.mark.parametrize("database", ["sqlite"])
 def test_no_command_shows_a_secret(tmp_path: Path, database: str) -> None:
     data_dir, temp = tmp_path / "data", tmp_path / "tmp"

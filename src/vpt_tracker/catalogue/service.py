@@ -66,7 +66,9 @@ def get_catalogue(session: Session, name: str) -> CatalogueRow:
     row = session.scalar(select(CatalogueRow).where(CatalogueRow.name == name))
     if row is None:
         known = session.scalars(select(CatalogueRow.name).order_by(CatalogueRow.name)).all()
-        listing = ", ".join(known) if known else "none yet; import one with `vpt-tracker catalogue import`"
+        # The import line names the catalogue asked for: `catalogue import` without `--name` fails.
+        how = f"import it with `vpt-tracker catalogue import README.md --name {name}`"
+        listing = ", ".join(known) if known else f"none yet; {how}"
         raise UserError(f"unknown catalogue {name!r}; known catalogues: {listing}")
     return row
 
