@@ -65,8 +65,7 @@ def _variable(name: str) -> str | None:
     unknown variables and `config show` named it, but its secrets were never read. An empty
     `VPT_DATA_DIR=` was the current folder: the database, cache and models went wherever the
     command ran."""
-    found = {key.lower(): value for key, value in os.environ.items()}.get(name.lower())
-    return found or None
+    return {key.lower(): value for key, value in _set_variables().items()}.get(name.lower())
 
 
 def default_data_dir() -> Path:

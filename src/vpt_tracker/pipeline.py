@@ -307,7 +307,7 @@ def assess_health(
     a refetch queued and an unhealthy source in the digest.
     """
     history = _weekday_history(engine, weekday, before_run)
-    full_window = window.end - window.start >= HEALTH_MIN_WINDOW
+    full_window = _full_window(window.start, window.end)
     health: dict[str, dict[str, Any]] = {}
     for report in reports:
         samples = history.get(report.source, [])
@@ -350,7 +350,7 @@ def _weekday_history(engine: Engine, weekday: int, before_run: int) -> dict[str,
             .limit(HEALTH_HISTORY * 7 * 3)
         ).all()
     for row in rows:
-        if not _full_window(row):  # a run by hand soon after another: its counts are no usual
+        if not _full_window(row.window_start, row.window_end):  # a run by hand soon after another
             continue
         sources = (row.counts or {}).get("sources", {})
         for name, state in (row.health or {}).items():
@@ -362,11 +362,12 @@ def _weekday_history(engine: Engine, weekday: int, before_run: int) -> dict[str,
     return history
 
 
-def _full_window(row: RunRow) -> bool:
-    """Whether a run's window was long enough to tell its sources' usual volume."""
-    if row.window_start is None or row.window_end is None:
+def _full_window(start: datetime | None, end: datetime | None) -> bool:
+    """Whether a run's window was long enough (`HEALTH_MIN_WINDOW`) to tell its sources'
+    usual volume: the run being judged, and each run of the history it is judged against."""
+    if start is None or end is None:
         return False
-    return aware(row.window_end) - aware(row.window_start) >= HEALTH_MIN_WINDOW
+    return aware(end) - aware(start) >= HEALTH_MIN_WINDOW
 
 
 def queue_refetch(

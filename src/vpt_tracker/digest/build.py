@@ -297,6 +297,13 @@ def build_digest(
     return Digest(week, now, parts, health, runs, failed)
 
 
+def _in_week(
+    column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None], week: Week
+) -> Any:
+    """`column` falls in `week` (from its start, up to its end)."""
+    return (column >= week.start) & (column < week.end)
+
+
 def _not_imported(config: CatalogueConfig) -> CatalogueDigest:
     return CatalogueDigest(
         name=config.name,
@@ -356,7 +363,7 @@ def _catalogue_digest(
 ) -> CatalogueDigest:
     """`cutoff` is `build_digest`'s; `live` says it is now (the week is not over)."""
     titles = _label_titles(catalogue.preset)
-    in_week = (CandidateRow.created_at >= week.start) & (CandidateRow.created_at < week.end)
+    in_week = _in_week(CandidateRow.created_at, week)
     new = session.execute(
         select(CandidateRow, PaperRow)
         .join(PaperRow, CandidateRow.paper_id == PaperRow.id)
@@ -428,9 +435,6 @@ def _catalogue_digest(
     accepted_at = func.coalesce(last_accept.c.at, CandidateRow.decided_at)
     accepter = func.coalesce(last_accept.c.reviewer, CandidateRow.reviewer)
 
-    def within(column: ColumnElement[datetime | None] | InstrumentedAttribute[datetime | None]) -> Any:
-        return (column >= week.start) & (column < week.end)
-
     def decided(*where: ColumnElement[bool]) -> list[PaperLine]:
         """The candidates held at the cutoff that `where` takes, by their accepter."""
         rows = session.execute(
@@ -459,16 +463,19 @@ def _catalogue_digest(
     # accepted papers all the same. Without a logged accept, only one accepted or published
     # now can have been (its `decided_at` is its last decision's, a reject's say).
     accepted = decided(
-        within(accepted_at), last_accept.c.at.is_not(None) | CandidateRow.status.in_(POSITIVE_STATUSES)
+        _in_week(accepted_at, week),
+        last_accept.c.at.is_not(None) | CandidateRow.status.in_(POSITIVE_STATUSES),
     )
     # Published in the week: a `publications` row of the week (its entry may have left the
     # list since, which clears `published_at`, or it may have been published again). A
     # candidate without any (marked published by hand) goes by its `published_at`.
     publications = select(PublicationRow.candidate_id).where(
-        PublicationRow.catalogue_id == catalogue.id, within(PublicationRow.at)
+        PublicationRow.catalogue_id == catalogue.id, _in_week(PublicationRow.at, week)
     )
     recorded = select(PublicationRow.id).where(PublicationRow.candidate_id == CandidateRow.id).exists()
-    published = decided(CandidateRow.id.in_(publications) | (~recorded & within(CandidateRow.published_at)))
+    published = decided(
+        CandidateRow.id.in_(publications) | (~recorded & _in_week(CandidateRow.published_at, week))
+    )
 
     upgrades = _upgrades(session, catalogue.id, week, held)
 
@@ -507,8 +514,8 @@ def _upgrades(
     and the list as it is now."""
     any_upgrade = aliased(VenueUpgradeRow)
     recorded = select(any_upgrade.id).where(any_upgrade.paper_id == PaperRow.id).exists()
-    upgrade_in_week = (VenueUpgradeRow.at >= week.start) & (VenueUpgradeRow.at < week.end)
-    upgraded_in_week = (PaperRow.venue_upgraded_at >= week.start) & (PaperRow.venue_upgraded_at < week.end)
+    upgrade_in_week = _in_week(VenueUpgradeRow.at, week)
+    upgraded_in_week = _in_week(PaperRow.venue_upgraded_at, week)
     rows = session.execute(
         select(PaperRow, VenueUpgradeRow, CandidateRow)
         .outerjoin(VenueUpgradeRow, (VenueUpgradeRow.paper_id == PaperRow.id) & upgrade_in_week)
@@ -645,8 +652,7 @@ def _source_health(session: Session, week: Week, cutoff: datetime) -> tuple[list
         select(RunRow)
         .where(
             RunRow.kind.in_(PIPELINE_KINDS),  # an `ingest` fetches no source: no sign the runs go on
-            RunRow.started_at >= week.start,
-            RunRow.started_at < week.end,
+            _in_week(RunRow.started_at, week),
         )
         .order_by(RunRow.started_at, RunRow.id)
     ).all()

@@ -139,12 +139,17 @@ class SessionSummary:
 @dataclass
 class Decision:
     """A decision queued for the database: `call` runs in a worker thread, `done` on the app's
-    thread with its result. `doing` says it in the status line ("deferring #12")."""
+    thread with its result. `verb` marks its row while it waits ("deferring"), and `doing`
+    says it in the status line ("deferring #12")."""
 
-    doing: str
+    verb: str
     call: Callable[[], Any]
     done: Callable[[Any], None]
     candidate_id: int | None = None  # the row it marks while it waits (None: an undo)
+
+    @property
+    def doing(self) -> str:
+        return self.verb if self.candidate_id is None else f"{self.verb} #{self.candidate_id}"
 
 
 # --------------------------------------------------------------------------- main screen
@@ -523,7 +528,7 @@ class ReviewApp(App[SessionSummary]):
 
             self._decide(
                 Decision(
-                    f"relabelling #{item.candidate_id}",
+                    "relabelling",
                     lambda: self.queue.relabel(item.candidate_id, labels, item.version),
                     relabelled,
                     item.candidate_id,
@@ -703,7 +708,7 @@ class ReviewApp(App[SessionSummary]):
             self.update_status(recount=False)
 
         doing = {"accepted": "accepting", "rejected": "rejecting", "deferred": "deferring"}[outcome]
-        self._decide(Decision(f"{doing} #{item.candidate_id}", action, applied, item.candidate_id))
+        self._decide(Decision(doing, action, applied, item.candidate_id))
 
     def _undecided(self, action: str) -> QueueItem | None:
         """The highlighted candidate, unless a decision on it still waits for the database:
@@ -729,7 +734,7 @@ class ReviewApp(App[SessionSummary]):
         """Queue `decision` behind those still waiting for the database, in key order."""
         self._decisions.append(decision)
         if decision.candidate_id is not None:
-            self.candidates.mark_waiting(decision.candidate_id, decision.doing.split(" #")[0])
+            self.candidates.mark_waiting(decision.candidate_id, decision.verb)
         if self._deciding is None:
             self._next_decision()
         elif self._waiting_shown:

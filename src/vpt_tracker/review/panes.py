@@ -213,6 +213,11 @@ def _fit(text: str, width: int) -> str:
     return set_cell_size(text, width - 1) + "…" if width > 0 else ""
 
 
+def _status_prefix(item: QueueItem) -> str:
+    """What a row shows before the title of a candidate that is not pending ("[deferred] ")."""
+    return "" if item.status == "pending" else f"[{item.status}] "
+
+
 #: The cells a title keeps in a row (a third of a wider row; the whole title where it is
 #: shorter): the columns beside it give way first, in `_row_columns`.
 TITLE_CELLS = 15
@@ -231,7 +236,7 @@ def _row_columns(item: QueueItem, width: int, show_catalogue: bool = False) -> t
     pane shows them all. Kept whatever the width, they left a 40-column terminal's list pane
     two cells of title ("V… l  ECCV 2022"); the catalogue's name kept whole, an 80-column one "Se…".
     """
-    status = "" if item.status == "pending" else f"[{item.status}] "
+    status = _status_prefix(item)
     free = max(0, width - 7)  # beside the b2n mark and the score
     floor = min(cell_len(status + item.title), free, max(TITLE_CELLS, width // 3))
     room = free - floor  # for "  venue" and " labels"
@@ -272,7 +277,7 @@ def _row_strip(item: QueueItem, width: int, base: Style, show_catalogue: bool = 
     counted as one it pushed the labels and venue out of the row.
     """
     mark = "◆" if item.base_to_novel_flag else " "
-    status = "" if item.status == "pending" else f"[{item.status}] "
+    status = _status_prefix(item)
     labels, venue = _row_columns(item, width, show_catalogue)
     beside = (cell_len(labels) + 1 if labels else 0) + (cell_len(venue) + 2 if venue else 0)
     title = _fit(status + item.title, max(0, width - 7 - beside))
