@@ -8,7 +8,10 @@ rest). What it finds is ingested like any fetched record (so it merges with the 
 papers), together with a record of the entry itself (its venue and year, from the curated
 list), and the entry is linked to the paper. When ingestion makes the match another paper
 than the entry's sighting (a record without the entry's arXiv id), the match is the evidence
-that they are one: that paper is merged into the entry's (`identity.merge_papers`).
+that they are one: that paper is merged into the entry's (`identity.merge_papers`). So is a
+paper the entry leaves behind, linked to another now (a match found only now, such as a
+record with a leading name), when it holds nothing but the entry's own sightings; one that
+holds more is reported with the `papers merge` that would join them (`LeftBehind`).
 
 Network look-ups happen before the database transaction, and all writes happen in one
 transaction: an interrupted enrichment leaves the store as it was.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -30,7 +33,7 @@ from vpt_tracker.catalogue.names import title_core, titles_agree
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.dumps import read_dump
 from vpt_tracker.errors import UserError
-from vpt_tracker.identity import merge_papers
+from vpt_tracker.identity import entry_sighting_id, entry_sighting_of, merge_papers
 from vpt_tracker.ingest import (
     TITLE_THRESHOLD_TITLE_ONLY,
     IdentityIndex,
@@ -42,7 +45,7 @@ from vpt_tracker.ingest import (
 )
 from vpt_tracker.models import RawRecord
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import EntryRow, PaperRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, SightingRow
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,28 @@ class ArxivLookup(Protocol):
 
 
 @dataclass
+class LeftBehind:
+    """A paper an entry was linked to and no longer is, left unmerged by `catalogue enrich`:
+    it holds more than the entry's own sightings (`holds`: another source's record, another
+    entry, a candidate), or `papers merge` refused the pair (`refused`). The maintainer
+    decides: `merge_command` joins them if they are one paper."""
+
+    entry_id: int
+    line: int | None
+    title: str
+    paper_id: int  # the entry's paper now
+    left_id: int  # the paper it left
+    holds: list[str] = field(default_factory=list)
+    refused: str | None = None
+
+    def merge_command(self) -> str | None:
+        return None if self.refused else f"vpt-tracker papers merge {self.paper_id} {self.left_id}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "merge": self.merge_command()}
+
+
+@dataclass
 class EnrichStats:
     entries: int = 0  # entries in the catalogue
     complete: int = 0  # already linked to a paper with an abstract: left alone
@@ -67,11 +92,14 @@ class EnrichStats:
     wrong_links: int = 0  # entries whose arXiv link names a paper of another title
     linked: int = 0  # entries linked (or re-linked) to a paper
     joined: int = 0  # papers a match became, merged into its entry's paper
+    rejoined: int = 0  # papers an entry left, made of its own sightings only, merged into its paper
+    left_behind: list[LeftBehind] = field(default_factory=list)  # papers it left that hold more
     title_searches: int = 0
     ingest: IngestStats = field(default_factory=IngestStats)
 
     def as_dict(self) -> dict[str, object]:
         data: dict[str, object] = {key: value for key, value in self.__dict__.items() if key != "ingest"}
+        data["left_behind"] = [left.as_dict() for left in self.left_behind]
         data["ingest"] = self.ingest.as_dict()
         return data
 
@@ -87,6 +115,7 @@ class _Entry:
     paper_url: str | None
     code_url: str | None
     line: int | None = None
+    paper_id: int | None = None  # the paper it was linked to before this run
     matches: list[RawRecord] = field(default_factory=list)
 
     def distrust_link(self, paper_title: str, stats: EnrichStats) -> None:
@@ -201,7 +230,7 @@ def _entry_record(catalogue: str, entry: _Entry, matches: list[RawRecord]) -> Ra
     venue = entry.venue if entry.venue and entry.venue.strip() else None
     return RawRecord(
         source=CATALOGUE_SOURCE,
-        source_id=f"{catalogue}:{entry.title_key[:400]}",
+        source_id=entry_sighting_id(catalogue, entry.title_key),
         title=entry.title,
         arxiv_id=arxiv,
         doi=doi,
@@ -262,6 +291,7 @@ def enrich_catalogue(
                 paper_url=row.paper_url,
                 code_url=row.code_url,
                 line=row.line,
+                paper_id=row.paper_id,
             )
         )
 
@@ -295,6 +325,8 @@ def enrich_catalogue(
             if entry_row is not None and entry_row.paper_id != paper_ids[-1]:
                 entry_row.paper_id = paper_ids[-1]
                 stats.linked += 1
+            if entry_row is not None and _rejoin_left(session, name, entry, paper_ids[-1], stats):
+                index = IdentityIndex.load(session)
             if not session.scalar(select(PaperRow.abstract).where(PaperRow.id == paper_ids[-1])):
                 stats.unmatched += 1  # what the entry's paper has, not what was matched (a refused merge)
     log.info("enriched catalogue %s: %s", name, stats.as_dict())
@@ -326,10 +358,118 @@ def _join_matches(
             continue
         stats.joined += 1
         joined = True
-        if other in stats.ingest.new_paper_ids:  # made by this run and merged away: no new paper
-            stats.ingest.new_paper_ids.remove(other)
-            stats.ingest.new_papers -= 1
+        _merged_away(other, stats)
     return joined
+
+
+def _merged_away(paper_id: int, stats: EnrichStats) -> None:
+    if paper_id in stats.ingest.new_paper_ids:  # made by this run and merged away: no new paper
+        stats.ingest.new_paper_ids.remove(paper_id)
+        stats.ingest.new_papers -= 1
+
+
+def _rejoin_left(session: Session, catalogue: str, entry: _Entry, paper_id: int, stats: EnrichStats) -> bool:
+    """Merge into the entry's paper the papers it left behind; True if any was merged.
+
+    An entry linked to a paper made from its own sighting (nothing matched then) and matched
+    on a later run (a record with a leading name: "MDM: Human Motion Diffusion Model" is
+    ICLR's "Human Motion Diffusion Model") gets a sighting with the match's keys, which
+    ingestion puts with the match's paper: the entry moved there and left its first paper
+    behind, made of its old sighting alone and linked to nothing, until `papers merge NEW
+    OLD`. The papers left are the one it was linked to before this run and any other that
+    holds its own sighting (a store left so by an earlier version). One that holds nothing
+    but own sightings of entries now linked to the entry's paper is merged into it, as
+    `papers merge` does, in this transaction (so the relink and the merge are one); one that
+    holds more (another source's record, another entry, a candidate) may be another paper
+    the entry was wrongly linked to, and is only reported, with the `papers merge` line.
+    """
+    own = entry_sighting_id(catalogue, entry.title_key)[:512]
+    left = set(
+        session.scalars(
+            select(SightingRow.paper_id).where(
+                SightingRow.source == CATALOGUE_SOURCE,
+                SightingRow.source_id == own,
+                SightingRow.paper_id != paper_id,
+            )
+        )
+    )
+    if entry.paper_id is not None and entry.paper_id != paper_id:
+        left.add(entry.paper_id)
+    merged = False
+    for other in sorted(left):
+        if session.scalar(select(PaperRow.id).where(PaperRow.id == other)) is None:
+            continue  # merged away already (the paper of a match, see `_join_matches`)
+        report = LeftBehind(entry.id, entry.line, entry.title, paper_id, other)
+        report.holds = _held_besides_entries(session, other, paper_id)
+        if not report.holds:
+            try:
+                merge_papers(session, paper_id, other)
+            except UserError as exc:
+                report.refused = str(exc)
+            else:
+                stats.rejoined += 1
+                merged = True
+                _merged_away(other, stats)
+                continue
+        stats.left_behind.append(report)
+        if report.refused:
+            log.warning(
+                "entry at line %s, %r, is paper %s; paper %s, which it was linked to, stays: %s",
+                entry.line,
+                entry.title,
+                paper_id,
+                other,
+                report.refused,
+            )
+        else:
+            log.warning(
+                "entry at line %s, %r, is paper %s; paper %s, which it was linked to, holds more than its "
+                "own sightings (%s) and is not merged: if the two are one paper, `%s`",
+                entry.line,
+                entry.title,
+                paper_id,
+                other,
+                "; ".join(report.holds),
+                report.merge_command(),
+            )
+    return merged
+
+
+def _held_besides_entries(session: Session, other: int, paper_id: int) -> list[str]:
+    """What paper `other` holds besides the own sightings of entries linked to `paper_id`:
+    entries linked to it, its candidates (with their decisions and publications), and the
+    other sightings. Nothing: the paper is what those entries' sightings made, and is theirs."""
+    ours = {
+        entry_sighting_id(name, normalize.title_key(title))
+        for title, name in session.execute(
+            select(EntryRow.title, CatalogueRow.name)
+            .join(CatalogueRow, CatalogueRow.id == EntryRow.catalogue_id)
+            .where(EntryRow.paper_id == paper_id)
+        )
+    }
+    held = [
+        f"entry {entry_id} of {name!r}"
+        for entry_id, name in session.execute(
+            select(EntryRow.id, CatalogueRow.name)
+            .join(CatalogueRow, CatalogueRow.id == EntryRow.catalogue_id)
+            .where(EntryRow.paper_id == other)
+            .order_by(EntryRow.id)
+        )
+    ]
+    held += [
+        f"candidate {candidate_id} of {name!r} ({status})"
+        for candidate_id, name, status in session.execute(
+            select(CandidateRow.id, CatalogueRow.name, CandidateRow.status)
+            .join(CatalogueRow, CatalogueRow.id == CandidateRow.catalogue_id)
+            .where(CandidateRow.paper_id == other)
+            .order_by(CandidateRow.id)
+        )
+    ]
+    sightings = session.scalars(
+        select(SightingRow).where(SightingRow.paper_id == other).order_by(SightingRow.id)
+    )
+    held += [f"sighting {s.id} of {s.source}" for s in sightings if entry_sighting_of(s) not in ours]
+    return held
 
 
 def _arxiv_from_url(url: str | None) -> str | None:

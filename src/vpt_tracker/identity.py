@@ -253,22 +253,17 @@ def _split_entries(
 ) -> None:
     """Entries (and their candidates) that are the new paper's: see `split`.
 
-    An entry's own sighting (`enrich`'s, source id "<catalogue>:<title key>") is known by its
-    title folded today, not by the key in its source id: that key is the folding of the day
-    it was stored, and migrations re-key entries (0008: "E^2VPT" was "e 2vpt", is "e2vpt").
+    An entry's own sighting (`enrich`'s) is known by its title folded today
+    (`entry_sighting_of`).
     """
-    moved_catalogue_ids = {
-        f"{s.source_id.partition(':')[0]}:{title_key(_record(s).title)[:400]}"
-        for s in moving
-        if s.source == "catalogue"
-    }
+    moved_catalogue_ids = {key for key in map(entry_sighting_of, moving) if key is not None}
     rows = session.execute(
         select(EntryRow, CatalogueRow.name)
         .join(CatalogueRow, CatalogueRow.id == EntryRow.catalogue_id)
         .where(EntryRow.paper_id == paper.id)
     ).all()
     for entry, catalogue in rows:
-        own_sighting = f"{catalogue}:{entry.title_key[:400]}" in moved_catalogue_ids
+        own_sighting = entry_sighting_id(catalogue, entry.title_key) in moved_catalogue_ids
         entry_arxiv = normal_arxiv_id(entry.arxiv_id)
         by_arxiv = entry_arxiv is not None and entry_arxiv == new_arxiv and entry_arxiv != kept_arxiv
         if not (own_sighting or by_arxiv):
@@ -282,6 +277,25 @@ def _split_entries(
                     update(CandidateRow).where(CandidateRow.id == candidate.id).values(paper_id=new_id)
                 )
                 repair.candidates_moved.append(candidate.id)
+
+
+def entry_sighting_id(catalogue: str, folded_title: str) -> str:
+    """The source id of a catalogue entry's own sighting (`catalogue enrich` stores one per
+    entry, source "catalogue"): the list's name and the entry's folded title."""
+    return f"{catalogue}:{folded_title[:400]}"
+
+
+def entry_sighting_of(sighting: SightingRow) -> str | None:
+    """The entry a sighting is the own sighting of, as `entry_sighting_id` names it today
+    (None for a source's record).
+
+    Its title is folded today, not taken from the key in its source id: that key is the
+    folding of the day it was stored, and migrations re-key entries (0008: "E^2VPT" was
+    "e 2vpt", is "e2vpt").
+    """
+    if sighting.source != "catalogue":
+        return None
+    return entry_sighting_id(sighting.source_id.partition(":")[0], title_key(_record(sighting).title))
 
 
 def _copy_rejections(session: Session, paper_id: int, new_id: int, now: datetime, repair: Repair) -> None:

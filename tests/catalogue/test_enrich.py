@@ -8,13 +8,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from vpt_tracker import enrich
 from vpt_tracker.catalogue.service import import_catalogue
 from vpt_tracker.dumps import read_conference_index
 from vpt_tracker.enrich import LocalIndex, enrich_catalogue
 from vpt_tracker.ingest import ingest_records
 from vpt_tracker.models import RawRecord
 from vpt_tracker.store import session_factory
-from vpt_tracker.store.tables import EntryRow, IdentityGenerationRow, PaperRow, SightingRow
+from vpt_tracker.store.tables import (
+    CandidateRow,
+    CatalogueRow,
+    DecisionRow,
+    EntryRow,
+    IdentityGenerationRow,
+    PaperRow,
+    SightingRow,
+)
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
 ZHENG = LISTS / "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
@@ -319,3 +328,200 @@ def test_a_match_whose_paper_contradicts_the_entrys_is_not_merged(
         kept = session.scalars(select(PaperRow).where(PaperRow.arxiv_id == "2301.00001")).one()
         assert kept.abstract == "(stand-in)"
         assert ("conference-index", eccv.source_id) in sightings_of(engine, kept.id)
+
+
+NAMED_ICLR2023 = Path(__file__).parents[1] / "fixtures" / "ingest" / "named" / "ICLR2023.json"
+JINDONG = LISTS / "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md"
+MDM = "MDM: Human Motion Diffusion Model"
+
+
+def import_mdm(engine: Engine) -> None:
+    """JindongGu's row of MDM (verbatim, no link) under a hand-written table heading."""
+    (row,) = [line for line in JINDONG.read_text(encoding="utf-8").splitlines() if f"[{MDM}]" in line]
+    heading = "# Papers\n\n| Title | Venue | Year | Code if available | Comment |\n" + "| --- " * 5 + "|\n"
+    import_catalogue(engine, "jindong", heading + row + "\n", preset=None)
+
+
+def papers(engine: Engine) -> list[tuple[int, str]]:
+    with session_factory(engine)() as session:
+        rows = session.execute(select(PaperRow.id, PaperRow.title).order_by(PaperRow.id)).all()
+        return [(paper_id, title) for paper_id, title in rows]
+
+
+@pytest.mark.parametrize("stored_first", [False, True], ids=["enriched-first", "index-stored-first"])
+def test_a_paper_an_entry_leaves_made_of_its_own_sighting_is_merged_into_its_new_one(
+    engine: Engine, stored_first: bool
+) -> None:
+    # The audit's case: JindongGu's "MDM: Human Motion Diffusion Model" (no link) enriched when
+    # nothing matched it became a paper of its own sighting. Matched on a rerun to ICLR 2023's
+    # "Human Motion Diffusion Model" (a leading name), its new sighting carried the record's
+    # OpenReview id and went to the record's paper; the entry followed and left its first paper
+    # behind, linked to nothing, until `papers merge NEW OLD`.
+    iclr = list(read_conference_index(NAMED_ICLR2023))
+    if stored_first:
+        ingest_records(engine, iclr)  # `ingest-jsonl ICLR2023.json` before the list was enriched
+    import_mdm(engine)
+    enrich_catalogue(engine, "jindong", local=LocalIndex([]))
+    (old,) = linked(engine, MDM)
+    assert old.openreview_id is None and len(papers(engine)) == 1 + stored_first
+
+    stats = enrich_catalogue(engine, "jindong", local=LocalIndex(iclr))
+    assert (stats.linked, stats.rejoined, stats.left_behind) == (1, 1, [])
+    (paper,) = linked(engine, MDM)
+    assert paper.id != old.id and paper.openreview_id == "SJ1kSyO2jwu"
+    assert (paper.venue, paper.year) == ("ICLR", 2023)
+    # The paper keeps its first title ("A paper keeps its first title", see the README's Limits).
+    assert papers(engine) == [(paper.id, MDM if not stored_first else "Human Motion Diffusion Model")]
+    assert sightings_of(engine, paper.id) == [
+        ("catalogue", "jindong:mdm human motion diffusion model"),  # the first, left behind before
+        ("catalogue", "jindong:mdm human motion diffusion model"),  # with the record's OpenReview id
+        ("conference-index", "https://openreview.net/forum?id=SJ1kSyO2jwu"),
+    ]
+
+    again = enrich_catalogue(engine, "jindong", local=LocalIndex(iclr))  # it has no abstract: retried
+    assert (again.linked, again.joined, again.rejoined, again.left_behind) == (0, 0, 0, [])
+    assert (again.ingest.new_papers, again.ingest.new_sightings) == (0, 0)
+    assert [p.id for p in linked(engine, MDM)] == [paper.id] and len(papers(engine)) == 1
+
+
+def test_a_store_an_earlier_version_left_with_the_paper_behind_is_repaired(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The audit's store: the entry already moved to the record's paper by an earlier version
+    # (which left the papers behind where they were), its first paper linked to nothing. The
+    # next enrichment of the entry merges it.
+    iclr = list(read_conference_index(NAMED_ICLR2023))
+    import_mdm(engine)
+    enrich_catalogue(engine, "jindong", local=LocalIndex([]))
+    (old,) = linked(engine, MDM)
+    with monkeypatch.context() as patch:
+        patch.setattr(enrich, "_rejoin_left", lambda *args: False)  # the earlier version
+        enrich_catalogue(engine, "jindong", local=LocalIndex(iclr))
+    (paper,) = linked(engine, MDM)
+    assert [p for p, _ in papers(engine)] == [old.id, paper.id]
+
+    stats = enrich_catalogue(engine, "jindong", local=LocalIndex(iclr))
+    assert (stats.linked, stats.rejoined, stats.ingest.new_sightings) == (0, 1, 0)
+    assert papers(engine) == [(paper.id, MDM)]
+    assert len(sightings_of(engine, paper.id)) == 3
+
+
+def add_rejected_candidate(engine: Engine, paper_id: int) -> None:
+    """A reviewer's rejection of the paper for another list (a candidate and its decision)."""
+    with session_factory(engine)() as session, session.begin():
+        other = CatalogueRow(name="vlm", source_text="# list\n", source_sha256="0" * 64)
+        session.add(other)
+        session.flush()
+        candidate = CandidateRow(paper_id=paper_id, catalogue_id=other.id, status="rejected")
+        session.add(candidate)
+        session.flush()
+        session.add(
+            DecisionRow(
+                candidate_id=candidate.id,
+                reviewer="ana",
+                action="reject",
+                before={"status": "pending", "version": 0},
+                after={"status": "rejected", "version": 1},
+            )
+        )
+
+
+def source_sighting(engine: Engine, paper_id: int) -> int:
+    """The id of the paper's one sighting that is not a catalogue's."""
+    with session_factory(engine)() as session:
+        return session.scalars(
+            select(SightingRow.id).where(SightingRow.paper_id == paper_id, SightingRow.source != "catalogue")
+        ).one()
+
+
+@pytest.mark.parametrize("holds", ["record", "candidate"])
+def test_a_paper_an_entry_leaves_that_holds_more_is_reported_not_merged(
+    engine: Engine, holds: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The paper the entry leaves holds more than its sighting: a record of another source (a
+    # stand-in of arXiv's: MDM's real id and title) or a reviewer's rejection. It may be
+    # another paper the entry was linked to by mistake: not merged, but named with the
+    # `papers merge` that would join the two.
+    iclr = list(read_conference_index(NAMED_ICLR2023))
+    import_mdm(engine)
+    enrich_catalogue(engine, "jindong", local=LocalIndex([]))
+    (old,) = linked(engine, MDM)
+    if holds == "record":
+        # Without an abstract: with one, the entry would be complete and left alone.
+        arxiv = replace(stand_in("2209.14916", MDM), abstract="", authors=("Guy Tevet", "Sigal Raab"))
+        assert ingest_records(engine, [arxiv]).merged == 1
+        expected = [f"sighting {source_sighting(engine, old.id)} of jsonl"]
+    else:
+        add_rejected_candidate(engine, old.id)
+        expected = ["candidate 1 of 'vlm' (rejected)"]
+
+    with caplog.at_level("WARNING", logger="vpt_tracker.enrich"):
+        stats = enrich_catalogue(engine, "jindong", local=LocalIndex(iclr))
+    (paper,) = linked(engine, MDM)
+    assert paper.id != old.id and stats.rejoined == 0
+    (left,) = stats.left_behind
+    assert (left.paper_id, left.left_id, left.line, left.title) == (paper.id, old.id, 5, MDM)
+    assert left.holds == expected
+    assert left.merge_command() == f"vpt-tracker papers merge {paper.id} {old.id}"
+    assert left.as_dict()["merge"] == left.merge_command()
+    assert f"`vpt-tracker papers merge {paper.id} {old.id}`" in caplog.text
+    assert [p for p, _ in papers(engine)] == [old.id, paper.id]  # both stay
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vpt_tracker.enrich"):
+        again = enrich_catalogue(engine, "jindong", local=LocalIndex(iclr))
+    assert (again.linked, again.rejoined, again.ingest.new_sightings) == (0, 0, 0)
+    assert [r.left_id for r in again.left_behind] == [old.id]  # still told, on every rerun
+    assert f"papers merge {paper.id} {old.id}" in caplog.text
+
+
+def test_a_failure_after_the_relink_leaves_the_store_as_it_was(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The relink and the merge are one transaction: a crash between them leaves neither (the
+    # entry on its first paper, no new sighting), and the rerun does both.
+    iclr = list(read_conference_index(NAMED_ICLR2023))
+    import_mdm(engine)
+    enrich_catalogue(engine, "jindong", local=LocalIndex([]))
+    (old,) = linked(engine, MDM)
+
+    def crash(session: object, keep_id: int, other_id: int) -> None:
+        raise RuntimeError("killed between the relink and the merge")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(enrich, "merge_papers", crash)
+        with pytest.raises(RuntimeError, match="killed"):
+            enrich_catalogue(engine, "jindong", local=LocalIndex(iclr))
+    assert [p.id for p in linked(engine, MDM)] == [old.id] and papers(engine) == [(old.id, MDM)]
+    assert len(sightings_of(engine, old.id)) == 1
+
+    stats = enrich_catalogue(engine, "jindong", local=LocalIndex(iclr))
+    assert (stats.linked, stats.rejoined) == (1, 1)
+    (paper,) = linked(engine, MDM)
+    assert papers(engine) == [(paper.id, MDM)]
+
+
+def test_a_paper_an_entry_leaves_that_papers_merge_refuses_is_reported(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # zhengli97's CoOp row with CoCoOp's link, enriched when nothing knew the id: its paper is
+    # "Learning to Prompt …" under 2203.05557. A dump then shows the link wrong, and the entry
+    # moves to CoOp's paper (2109.01134); the paper it leaves holds the other arXiv id, which
+    # `papers merge` refuses: it stays, and the refusal is told.
+    lines = ZHENG.read_text(encoding="utf-8").splitlines()
+    (at,) = [i for i, line in enumerate(lines) if f"**{COOP.title}.**" in line]
+    import_catalogue(
+        engine, "z", "\n".join(["# Papers", "", *lines[at : at + 2], ""]), preset=None
+    )  # verbatim
+    enrich_catalogue(engine, "z", local=LocalIndex([]))
+    (old,) = linked(engine, COOP.title)
+    assert old.arxiv_id == "2203.05557"
+    with caplog.at_level("WARNING", logger="vpt_tracker.enrich"):
+        stats = enrich_catalogue(engine, "z", local=LocalIndex([COCOOP, COOP]))
+    (paper,) = linked(engine, COOP.title)
+    assert paper.arxiv_id == "2109.01134" and stats.rejoined == 0
+    (left,) = stats.left_behind
+    assert (left.paper_id, left.left_id, left.holds) == (paper.id, old.id, [])
+    assert left.refused is not None and left.refused.startswith("cannot merge: ")
+    assert left.merge_command() is None
+    assert f"paper {old.id}, which it was linked to, stays: cannot merge" in caplog.text

@@ -16,7 +16,7 @@ from vpt_tracker.dumps import read_conference_index
 from vpt_tracker.normalize import title_key
 from vpt_tracker.replay import ReplayServer
 from vpt_tracker.store import make_engine, transaction
-from vpt_tracker.store.tables import EntryRow, PaperRow, RunRow
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, RunRow
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CORPUS = sorted((FIXTURES / "corpus").glob("*.jsonl"))
@@ -472,6 +472,101 @@ def test_enrich_finds_a_record_whose_title_is_the_entrys_but_for_a_leading_name(
         ),
     ]
     assert len(set(linked)) == 2
+
+
+def mdm_list(tmp_path: Path) -> Path:
+    """JindongGu's row of MDM (verbatim, no link) under a hand-written table heading."""
+    jindong = FIXTURES / "lists" / "JindongGu__Awesome-Prompting-on-Vision-Language-Model__README.md"
+    (row,) = [
+        line for line in jindong.read_text(encoding="utf-8").splitlines() if "[MDM: Human Motion" in line
+    ]
+    path = tmp_path / "jindong.md"
+    path.write_text(
+        "# Papers\n\n| Title | Venue | Year | Code if available | Comment |\n"
+        + "| --- " * 5
+        + "|\n"
+        + row
+        + "\n"
+    )
+    return path
+
+
+def test_enrich_merges_the_paper_an_entry_leaves_behind(db_url: str, tmp_path: Path) -> None:
+    """The audit's "MDM: Human Motion Diffusion Model": enriched from a dump without its record,
+    the entry became a paper of its own sighting; enriched again with ICLR2023.json, it moved to
+    the record's paper and left the first behind, linked to nothing (`papers merge NEW OLD`)."""
+    named = INGEST / "named"
+    assert run(db_url, "catalogue", "import", str(mdm_list(tmp_path)), "--name", "jindong")[0] == 0
+    code, _out, err = run(
+        db_url, "catalogue", "enrich", "jindong", "--no-arxiv", "--from-jsonl", str(named / "ICCV2023.json")
+    )
+    assert code == 0, err
+    assert stats(db_url)["papers"] == 1
+    iclr = ("--no-arxiv", "--from-jsonl", str(named / "ICLR2023.json"))
+    code, out, err = run(db_url, "catalogue", "enrich", "jindong", *iclr)
+    assert code == 0, err
+    assert out == (
+        "jindong: 1 entry, 0 already complete; 0 matched in dumps, 0 on arXiv, 1 without abstract; 1 linked, "
+        "1 new paper; 1 paper an entry left merged into its new one\n"
+    )
+    assert stats(db_url)["papers"] == 1 and stats(db_url)["catalogue_entries_linked"] == 1
+    code, out, err = run(db_url, "catalogue", "enrich", "jindong", *iclr, "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert (again["linked"], again["rejoined"], again["left_behind"], again["ingest"]["new_sightings"]) == (
+        0,
+        0,
+        [],
+        0,
+    )
+
+
+def test_enrich_names_the_merge_of_a_paper_left_behind_that_holds_more(db_url: str, tmp_path: Path) -> None:
+    """The first paper of the entry holds a reviewer's rejection for another list: it is not
+    merged, and the maintainer is told which `papers merge` would join the two."""
+    named = INGEST / "named"
+    assert run(db_url, "catalogue", "import", str(mdm_list(tmp_path)), "--name", "jindong")[0] == 0
+    code, _out, err = run(
+        db_url, "catalogue", "enrich", "jindong", "--no-arxiv", "--from-jsonl", str(named / "ICCV2023.json")
+    )
+    assert code == 0, err
+    engine = make_engine(db_url)
+    try:
+        with transaction(engine) as session:
+            old = session.scalars(select(PaperRow.id)).one()
+            other = CatalogueRow(name="vlm", source_text="# list\n", source_sha256="0" * 64)
+            session.add(other)
+            session.flush()
+            session.add(CandidateRow(paper_id=old, catalogue_id=other.id, status="rejected"))
+    finally:
+        engine.dispose()
+    iclr = ("--no-arxiv", "--from-jsonl", str(named / "ICLR2023.json"))
+    code, out, err = run(db_url, "catalogue", "enrich", "jindong", *iclr)
+    assert code == 0, err
+    assert out.endswith("; 1 paper an entry left holds more (warned above)\n")
+    engine = make_engine(db_url)
+    try:
+        with transaction(engine) as session:
+            new = session.scalars(select(EntryRow.paper_id)).one()
+    finally:
+        engine.dispose()
+    assert new is not None and new != old
+    assert (
+        f"paper {old}, which it was linked to, holds more than its own sightings "
+        "(candidate 1 of 'vlm' (rejected))" in err
+    )
+    assert f"`vpt-tracker papers merge {new} {old}`" in err
+    assert stats(db_url)["papers"] == 2
+    code, out, err = run(db_url, "catalogue", "enrich", "jindong", *iclr, "--json")
+    (left,) = json.loads(out)["left_behind"]
+    assert (left["paper_id"], left["left_id"], left["merge"]) == (
+        new,
+        old,
+        f"vpt-tracker papers merge {new} {old}",
+    )
+    assert run(db_url, "papers", "merge", str(new), str(old))[0] == 0  # the maintainer's call
+    code, out, err = run(db_url, "catalogue", "enrich", "jindong", *iclr, "--json")
+    assert json.loads(out)["left_behind"] == [] and stats(db_url)["papers"] == 1
 
 
 def test_enrich_merges_the_paper_a_dump_match_became_into_the_entrys(db_url: str, tmp_path: Path) -> None:

@@ -220,6 +220,10 @@ def _say(message: str) -> None:
 
 #: Matches whose own paper was merged into their entry's (singular, plural).
 _JOINED = ("match merged into its entry's paper", "matches merged into their entries' papers")
+#: Papers an entry left for another, made of its own sighting alone, merged into the new one.
+_REJOINED = ("paper an entry left merged into its new one", "papers entries left merged into their new ones")
+#: Papers an entry left that hold more: not merged, each warned with its `papers merge` line.
+_LEFT = ("paper an entry left holds more (warned above)", "papers entries left hold more (warned above)")
 
 
 @click.command("enrich")
@@ -252,7 +256,9 @@ def enrich(
     Entries are matched by arXiv id, then by normalised title: first in the local dumps,
     then on arXiv (id_list batches, then title searches). The entry's venue and year, from
     the curated list, are kept. Entries already linked to a paper with an abstract are left
-    alone, so a second run only retries the rest.
+    alone, so a second run only retries the rest. A paper an entry leaves for another, made of
+    its own sighting alone, is merged into the new one; one that holds more is named with the
+    `papers merge` line that would join them.
 
     \b
     Examples:
@@ -281,6 +287,8 @@ def enrich(
         f"{stats.unmatched} without abstract; {stats.linked} linked, "
         f"{plural(stats.ingest.new_papers, 'new paper')}"
         + (f"; {plural(stats.joined, *_JOINED)}" if stats.joined else "")
+        + (f"; {plural(stats.rejoined, *_REJOINED)}" if stats.rejoined else "")
+        + (f"; {plural(len(stats.left_behind), *_LEFT)}" if stats.left_behind else "")
         + (f"; {stats.wrong_links} linking another paper (warned above)" if stats.wrong_links else "")
     )
 
