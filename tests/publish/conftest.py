@@ -177,6 +177,8 @@ class FakeGithub:
     fork: Remote | None = None  # the fork FORK, once the maintainer made it
     fork_read_only: bool = False  # the token may read the fork, not push to it
     fork_parent: str = f"{OWNER}/{REPO}"  # what the fork is a fork of
+    # the token may not grant the list's maintainers edits on the fork's branch
+    fork_collab_denied: bool = False
     base_url: str = ""
 
     def calls(self, method: str, pattern: str = "") -> list[Recorded]:
@@ -329,6 +331,13 @@ class FakeGithub:
                 errors = [{"resource": "PullRequest", "field": "head", "code": "invalid"}]
                 return 422, {"message": "Validation Failed", "errors": errors}
             head_owner = owned[0].split("/")[0]
+            if self.fork_collab_denied and head_owner != OWNER and body.get("maintainer_can_modify"):
+                # GitHub's answer (electron/trop#93 quotes it)
+                message = "fork_collab Fork collab can't be granted by someone without permission"
+                errors = [
+                    {"resource": "PullRequest", "code": "custom", "field": "fork_collab", "message": message}
+                ]
+                return 422, {"message": "Validation Failed", "errors": errors}
             if any(
                 (p.get("head_owner", OWNER), p["head"]) == (head_owner, ref) and p["state"] == "open"
                 for p in self.pulls

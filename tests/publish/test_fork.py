@@ -220,7 +220,10 @@ def test_moving_to_a_fork_while_the_lists_own_pull_request_is_open_is_refused(
     assert refused.exit_code == 1, refused.output
     [line] = refused.output.strip().splitlines()
     assert f"pull request #1 from {BRANCH!r} is still open" in line
-    assert f"publishes from {BRANCH!r} of {FORK} now" in line and "remove fork from it again" in line
+    assert (
+        f"(the catalogue publishes from {BRANCH!r} of {FORK} now)" in line
+        and "remove fork from the catalogue's config again" in line
+    )
     assert fork.sha(BRANCH) is None and len(github.pulls) == 1
 
     github.pulls[0]["state"] = "closed"  # the maintainer closes it, as the message says

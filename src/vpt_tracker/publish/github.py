@@ -228,6 +228,15 @@ class GithubClient:
             if head[0] == self.owner.lower():
                 payload["head_repo"] = head[1]
         response = self._request("POST", f"/repos/{self.owner}/{self.name}/pulls", json=payload)
+        if response.status_code == 422 and "fork_collab" in response.text:
+            # "Fork collab can't be granted by someone without permission": a token that may
+            # push to the fork's branch but not let others (an organisation's fork). The pull
+            # request is opened without maintainer edits rather than not at all.
+            log.warning(
+                "GitHub refused edits by maintainers on %s; opening the pull request without", payload["head"]
+            )
+            payload["maintainer_can_modify"] = False
+            response = self._request("POST", f"/repos/{self.owner}/{self.name}/pulls", json=payload)
         if response.status_code == 422 and "already exists" in response.text:
             existing = self.find_open_pull(branch, base, head_repo=head_repo)  # opened by a concurrent run
             if existing is not None:

@@ -686,13 +686,18 @@ class Publisher:
                 continue  # the same fork, its name written in other case: GitHub's names ignore case
             if any(p.number == number for p in self._pull_list("open", head)):
                 if (fork or "").lower() != (target.fork or "").lower():
-                    now = "publishes from " + describe_head(target.head)
-                    back = f"set fork = {fork!r} again" if fork else "remove fork from it again"
+                    now = f"the catalogue publishes from {describe_head(target.head)} now"
+                    back = (
+                        f"set fork = {fork!r} again"
+                        if fork
+                        else "remove fork from the catalogue's config again"
+                    )
                 else:
-                    now, back = f"branch is {target.branch!r}", f"set branch = {branch!r} again"
+                    now = f"the catalogue's branch is {target.branch!r} now"
+                    back = f"set branch = {branch!r} again"
                 raise UserError(
                     f"pull request #{number} from {describe_head(head)} is still open for {self.name!r} "
-                    f"(the catalogue's {now} now); nothing was pushed. Close it (this run's pull request "
+                    f"({now}); nothing was pushed. Close it (this run's pull request "
                     f"proposes all its papers) or {back}, and publish again",
                     exit_code=1,
                 )
