@@ -27,6 +27,7 @@ from .conftest import (
     TOKEN,
     FakeGithub,
     Remote,
+    accept,
     accept_inpainting,
     accept_two,
     import_list,
@@ -36,6 +37,7 @@ from .conftest import (
 BRANCH = f"vpt-tracker/{CATALOGUE}"
 
 Publish = Callable[..., Result]
+REASON = ("--reason", "off topic", "--reviewer", "alice")
 
 
 @pytest.fixture
@@ -319,3 +321,45 @@ def test_a_fork_that_is_the_stored_repository_is_refused(
     assert result.exit_code == 2, result.output
     assert "is the list's repository itself" in result.output
     assert github.requests == [] and remote.sha(BRANCH) is None and fork.sha(BRANCH) is None
+
+
+def test_a_declined_pull_request_from_the_fork_is_not_reopened_and_an_emptied_one_is_closed(
+    publish: Publish, engine: Engine, github: FakeGithub, remote: Remote, tmp_path: Path, db_url: str
+) -> None:
+    """The closed pull requests and the open one are looked up by the fork's head: asked with
+    the list's owner, the declined pull request was not seen (and opened again with the same
+    changes), and the emptied one was left open."""
+    import_list(engine)
+    plot = accept(
+        engine,
+        title="PLOT: Prompt Learning with Optimal Transport for Vision-Language Models",
+        arxiv_id="2210.01253",
+        venue="ICLR",
+        year=2023,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88},
+    )
+    assert publish().exit_code == 0
+    github.pulls[0]["state"] = "closed"  # the maintainer declines it
+    refused = publish()
+    assert refused.exit_code == 1, refused.output
+    assert "pull request #1 with exactly these changes was closed without merging" in refused.output
+    assert len(github.pulls) == 1
+
+    third = accept_inpainting(engine, {"generative": 0.9})
+    opened = publish()
+    assert opened.exit_code == 0 and "opened pull request #2" in opened.output, opened.output
+
+    (tmp_path / "review").mkdir()
+    config = write_config(tmp_path / "review", github, remote)
+    for candidate in (plot, third):
+        rejected = CliRunner().invoke(
+            main,
+            ["--config", str(config), "--database", db_url, "review", "reject", str(candidate), *REASON],
+        )
+        assert rejected.exit_code == 0, rejected.output
+    closed = publish()
+    assert closed.exit_code == 0, closed.output
+    assert "closed pull request #2: nothing is left to propose" in closed.output
+    assert github.open_pulls() == []
