@@ -223,9 +223,9 @@ class GithubClient:
             "body": body,
             "maintainer_can_modify": True,
         }
-        if head != (self.owner.lower(), self.name.lower()):
+        if not _same(head, (self.owner, self.name)):
             payload["head"] = f"{head[0]}:{branch}"
-            if head[0] == self.owner.lower():
+            if head[0].lower() == self.owner.lower():
                 payload["head_repo"] = head[1]
         response = self._request("POST", f"/repos/{self.owner}/{self.name}/pulls", json=payload)
         if response.status_code == 422 and "fork_collab" in response.text:
@@ -246,10 +246,8 @@ class GithubClient:
         return _pull(self._json(response, doing))
 
     def _head_repo(self, head_repo: str | None) -> tuple[str, str]:
-        """("owner", "name") of the repository a pull request's branch lives in, lower case
-        (GitHub compares owners and names without case)."""
-        owner, name = split_repo(head_repo) if head_repo else (self.owner, self.name)
-        return owner.lower(), name.lower()
+        """("owner", "name") of the repository a pull request's branch lives in."""
+        return split_repo(head_repo) if head_repo else (self.owner, self.name)
 
     def check_fork(self, fork: str) -> None:
         """Check, before anything is pushed, that `fork` is a fork of this repository (in its
@@ -319,18 +317,23 @@ class GithubClient:
         return _pull(self._json(response, doing))
 
 
+def _same(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether two ("owner", "name") name one repository: GitHub's names ignore case."""
+    return "/".join(a).lower() == "/".join(b).lower()
+
+
 def _from(data: dict[str, Any], head: tuple[str, str], branch: str) -> bool:
     """Whether a pull request's body says it comes from `branch` of repository `head`
-    (lower-case owner and name). A head whose repository was deleted (`repo: null`) is known
-    by its label, `owner:branch`."""
+    ("owner", "name"). A head whose repository was deleted (`repo: null`) is known by its
+    label, `owner:branch`."""
     about = data.get("head") or {}
     if about.get("ref", branch) != branch:
         return False
     repo = about.get("repo")
     if isinstance(repo, dict) and repo.get("full_name"):
-        return str(repo["full_name"]).lower() == "/".join(head)
+        return str(repo["full_name"]).lower() == "/".join(head).lower()
     label = about.get("label")
-    return label is None or str(label).lower() == f"{head[0]}:{branch.lower()}"
+    return label is None or str(label).lower() == f"{head[0]}:{branch}".lower()
 
 
 def _network(data: dict[str, Any]) -> str:
