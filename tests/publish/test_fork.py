@@ -363,3 +363,17 @@ def test_a_declined_pull_request_from_the_fork_is_not_reopened_and_an_emptied_on
     assert closed.exit_code == 0, closed.output
     assert "closed pull request #2: nothing is left to propose" in closed.output
     assert github.open_pulls() == []
+
+
+def test_a_fork_and_branch_too_long_to_record_are_refused_before_anything_is_pushed(
+    publish: Publish, engine: Engine, github: FakeGithub, fork: Remote
+) -> None:
+    """`pull_requests.branch` keeps `owner/name:branch` in 255 characters: a longer one
+    would fail on PostgreSQL as the push is recorded (SQLite does not check lengths)."""
+    import_list(engine)
+    accept_two(engine)
+    branch = "b" * 250
+    result = publish(branch=branch)
+    assert result.exit_code == 2, result.output
+    assert "fork and branch of catalogue 'awesome-vpt' together take" in result.output
+    assert github.requests == [] and fork.sha(branch) is None
