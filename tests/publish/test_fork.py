@@ -377,3 +377,27 @@ def test_a_fork_and_branch_too_long_to_record_are_refused_before_anything_is_pus
     assert result.exit_code == 2, result.output
     assert "fork and branch of catalogue 'awesome-vpt' together take" in result.output
     assert github.requests == [] and fork.sha(branch) is None
+
+
+def test_a_token_that_may_not_open_the_pull_request_on_the_list_says_which_token_to_use(
+    publish: Publish, engine: Engine, github: FakeGithub, fork: Remote
+) -> None:
+    """A fine-grained token limited to the fork pushes the branch and then gets 403 opening the
+    pull request on the list: the message says why (not "may not write to" the list, which
+    it never meant to), and the rerun with a token that may opens it on the pushed branch."""
+    import_list(engine)
+    ids = accept_two(engine)
+    github.read_only = True  # writes to the list's API get 403 "Resource not accessible ..."
+    failed = publish()
+    assert failed.exit_code == 2, failed.output
+    [line] = failed.output.strip().splitlines()
+    assert f"the token may not open a pull request on {OWNER}/{REPO}" in line
+    assert f"from {FORK_OWNER}:{BRANCH}: 403 Resource not accessible by personal access token" in line
+    assert "classic token" in line and "The branch is pushed" in line
+    pushed = fork.sha(BRANCH)
+    assert pushed is not None and github.pulls == [] and set(statuses(engine).values()) == {"accepted"}
+
+    github.read_only = False
+    fixed = publish()
+    assert fixed.exit_code == 0 and "opened pull request #1" in fixed.output, fixed.output
+    assert fork.sha(BRANCH) == pushed and statuses(engine) == dict.fromkeys(ids, "published")

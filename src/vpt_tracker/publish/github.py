@@ -223,7 +223,8 @@ class GithubClient:
             "body": body,
             "maintainer_can_modify": True,
         }
-        if not _same(head, (self.owner, self.name)):
+        cross = not _same(head, (self.owner, self.name))  # from a fork
+        if cross:
             payload["head"] = f"{head[0]}:{branch}"
             if head[0].lower() == self.owner.lower():
                 payload["head_repo"] = head[1]
@@ -241,6 +242,17 @@ class GithubClient:
             existing = self.find_open_pull(branch, base, head_repo=head_repo)  # opened by a concurrent run
             if existing is not None:
                 return self.update_pull(existing.number, title=title, body=body)
+        message = _message(response)
+        if response.status_code == 403 and cross and _rate_limit(response, message) is None:
+            # The token pushed to the fork but may not open the pull request on the list: a
+            # fine-grained token reaches only the repositories its owner may grant it.
+            raise GithubError(
+                f"the token may not open a pull request on {self.repo} ({doing} from {payload['head']}: "
+                f"403 {message}); it needs 'pull requests' (write) on {self.repo}, which a fine-grained "
+                "token gets only for repositories of its owner: for a list you do not own use a classic "
+                "token (scope public_repo). The branch is pushed; run publish again after the fix",
+                exit_code=2,
+            )
         if response.status_code != 201:
             raise self._fail(response, doing)
         return _pull(self._json(response, doing))
