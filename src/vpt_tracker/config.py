@@ -246,6 +246,10 @@ class CatalogueConfig(Section):
     git_url: str | None = None  # overrides https://github.com/<repo>.git (tests use a local bare repo)
     base_branch: str = "main"
     branch: str | None = None  # default: vpt-tracker/<name>
+    # "owner/name" of a fork of github_repo: the branch is pushed there and the pull request
+    # opened from it (head = owner:branch), for a maintainer who may not push to the list.
+    fork: str | None = None
+    fork_git_url: str | None = None  # overrides https://github.com/<fork>.git
     recall_target: float = Field(default=0.95, gt=0, le=1)
     rules: KeywordRules = Field(default_factory=KeywordRules)
 
@@ -258,6 +262,28 @@ class CatalogueConfig(Section):
     @classmethod
     def _github_repo(cls, value: str | None) -> str | None:
         return check_github_repo(value) if value is not None else None
+
+    @field_validator("fork")
+    @classmethod
+    def _fork(cls, value: str | None) -> str | None:
+        return check_github_repo(value, key="fork") if value is not None else None
+
+    @model_validator(mode="after")
+    def _fork_is_another_repository(self) -> CatalogueConfig:
+        """A fork that is the list itself, or a fork_git_url with no fork, would publish
+        somewhere else than the maintainer meant; said at load, not after the commit."""
+        if self.fork_git_url is not None and self.fork is None:
+            raise ValueError('fork_git_url is set but fork is not; set fork = "owner/name" of your fork too')
+        if (
+            self.fork is not None
+            and self.github_repo is not None
+            and self.fork.lower() == self.github_repo.lower()
+        ):
+            raise ValueError(
+                f"fork {self.fork!r} is the list's repository itself (github_repo); set it to your fork "
+                "of the list, or remove fork to push to the list's repository"
+            )
+        return self
 
     @field_validator("branch", "base_branch")
     @classmethod

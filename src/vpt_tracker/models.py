@@ -251,10 +251,11 @@ def check_catalogue_name(name: str) -> str:
 _GITHUB_REPO = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/(?!\.\.?$)[A-Za-z0-9._-]{1,100}")
 
 
-def check_github_repo(repo: str) -> str:
-    """`repo` if it is a GitHub "owner/name" (GitHub's own rules), else ValueError."""
+def check_github_repo(repo: str, key: str = "github_repo") -> str:
+    """`repo` if it is a GitHub "owner/name" (GitHub's own rules), else ValueError naming the
+    config `key` that holds it."""
     if not _GITHUB_REPO.fullmatch(repo):
-        raise ValueError(f"github_repo must look like 'owner/name' (GitHub's characters), not {repo[:120]!r}")
+        raise ValueError(f"{key} must look like 'owner/name' (GitHub's characters), not {repo[:120]!r}")
     return repo
 
 

@@ -1,11 +1,15 @@
-"""Publishing fixtures: a bare git repository as the list's remote, a GitHub REST stand-in
-on 127.0.0.1, an imported catalogue and accepted candidates.
+"""Publishing fixtures: a bare git repository as the list's remote (and another as a
+maintainer's fork of it), a GitHub REST stand-in on 127.0.0.1, an imported catalogue and
+accepted candidates.
 
 The GitHub server implements the four endpoints vpt-tracker calls (get a ref, list,
-create and edit pulls) plus `GET /repos/{owner}/{repo}`, with bodies shaped like the
-GitHub REST documentation's examples (synthetic: built by hand from those shapes, not
-recorded from github.com). Branch SHAs come from the bare repository itself,
-so a pull request can only be opened for a branch that was really pushed.
+create and edit pulls) plus `GET /repos/{owner}/{repo}` (of the list and of the fork), with
+bodies shaped like the GitHub REST documentation's examples (synthetic: built by hand from
+those shapes, not recorded from github.com). Branch SHAs come from the bare repositories
+themselves, so a pull request can only be opened for a branch that was really pushed, and
+only where GitHub looks for it: `head = "branch"` in the list's repository, `head =
+"owner:branch"` in the repository of that owner (the fork), and listing pulls with `head =
+owner:branch` finds only those from that owner's repository.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ README_0606 = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06
 README_0624 = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md"
 PROMPT_ADAPTATION = LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
 OWNER, REPO = "yunbeizhang", "Awesome-Visual-Prompt-Tuning"
+FORK_OWNER = "co-maintainer"
+FORK = f"{FORK_OWNER}/{REPO}"  # GitHub names a fork as its parent by default
 TOKEN = "ghp_TestToken0123456789abcdefABCDEF0123"
 CATALOGUE = "awesome-vpt"
 
@@ -104,17 +110,33 @@ class Remote:
         return dict(line.split(" ") for line in out.splitlines())
 
 
+def _seed(seed: Path, bare: Path) -> None:
+    seed.mkdir()
+    git(seed, "init", "-q", "--initial-branch=main")
+    git(seed, "config", "user.name", "Maintainer")
+    git(seed, "config", "user.email", "maintainer@example.org")
+    git(seed, "remote", "add", "origin", str(bare))
+
+
+@pytest.fixture
+def fork(tmp_path: Path, remote: Remote) -> Remote:
+    """A co-maintainer's fork of the list: a bare copy of it, as GitHub's Fork button makes."""
+    bare = tmp_path / "fork" / f"{REPO}.git"
+    bare.parent.mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--bare", str(remote.bare), str(bare))
+    seed = tmp_path / "co-maintainer"
+    _seed(seed, bare)
+    git(seed, "fetch", "-q", "origin")
+    return Remote(bare, seed)
+
+
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
     bare = tmp_path / "remote" / f"{REPO}.git"
     bare.mkdir(parents=True)
     git(bare, "init", "-q", "--bare", "--initial-branch=main")
     seed = tmp_path / "maintainer"
-    seed.mkdir()
-    git(seed, "init", "-q", "--initial-branch=main")
-    git(seed, "config", "user.name", "Maintainer")
-    git(seed, "config", "user.email", "maintainer@example.org")
-    git(seed, "remote", "add", "origin", str(bare))
+    _seed(seed, bare)
     (seed / "README.md").write_bytes(README_0624.read_bytes())
     (seed / "LICENSE").write_text("MIT\n")
     git(seed, "add", ".")
@@ -150,6 +172,13 @@ class FakeGithub:
     secondary_limited: bool = False
     secondary_status: int = 403
     server_error: int = 0  # a status of 500 and more that every pull request write gets
+    # GitHub opened the pull request, but the answer never came back (a 502 from its proxy)
+    lost_answer: bool = False
+    fork: Remote | None = None  # the fork FORK, once the maintainer made it
+    fork_read_only: bool = False  # the token may read the fork, not push to it
+    fork_parent: str = f"{OWNER}/{REPO}"  # what the fork is a fork of
+    # the token may not grant the list's maintainers edits on the fork's branch
+    fork_collab_denied: bool = False
     base_url: str = ""
 
     def calls(self, method: str, pattern: str = "") -> list[Recorded]:
@@ -173,9 +202,46 @@ class FakeGithub:
             "default_branch": "main",
         }
 
+    def _fork_body(self) -> dict[str, Any]:
+        """A fork as `GET /repos/{owner}/{repo}` shows it: `fork`, `parent` and `source`,
+        and what the token may do there (`permissions`)."""
+        parent = {"full_name": self.fork_parent, "owner": {"login": self.fork_parent.split("/")[0]}}
+        return {
+            "id": 1296270,
+            "name": REPO,
+            "full_name": FORK,
+            "owner": {"login": FORK_OWNER, "id": 3, "type": "User"},
+            "private": False,
+            "html_url": f"https://github.com/{FORK}",
+            "url": f"{self.base_url}/repos/{FORK}",
+            "fork": True,
+            "default_branch": "main",
+            "permissions": {
+                "admin": not self.fork_read_only,
+                "maintain": not self.fork_read_only,
+                "push": not self.fork_read_only,
+                "triage": True,
+                "pull": True,
+            },
+            "parent": parent,
+            "source": parent,
+        }
+
+    def _owned(self, owner: str) -> tuple[str, Remote] | None:
+        """The repository of the list's network that `owner` holds (GitHub compares owners
+        without case): ("owner/name", its bare repository)."""
+        if owner.lower() == OWNER.lower():
+            return f"{OWNER}/{REPO}", self.remote
+        if self.fork is not None and owner.lower() == FORK_OWNER.lower():
+            return FORK, self.fork
+        return None
+
     def _pull_body(self, pull: dict[str, Any]) -> dict[str, Any]:
         api = f"{self.base_url}/repos/{OWNER}/{REPO}"
-        head_sha = self.remote.sha(pull["head"]) or ""
+        head_owner = pull.get("head_owner", OWNER)
+        owned = self._owned(head_owner)
+        head_repo = owned[0] if owned else f"{head_owner}/{REPO}"
+        head_sha = (owned[1].sha(pull["head"]) if owned else None) or ""
         base_sha = self.remote.sha(pull["base"])
         return {
             "url": f"{api}/pulls/{pull['number']}",
@@ -190,7 +256,12 @@ class FakeGithub:
             "body": pull["body"],
             "created_at": "2026-11-23T12:00:00Z",
             "updated_at": "2026-11-23T12:00:00Z",
-            "head": {"label": f"{OWNER}:{pull['head']}", "ref": pull["head"], "sha": head_sha},
+            "head": {
+                "label": f"{head_owner}:{pull['head']}",
+                "ref": pull["head"],
+                "sha": head_sha,
+                "repo": {"full_name": head_repo, "name": REPO, "owner": {"login": head_owner}},
+            },
             "base": {"label": f"{OWNER}:{pull['base']}", "ref": pull["base"], "sha": base_sha},
             "draft": False,
             "merged": False,
@@ -220,6 +291,8 @@ class FakeGithub:
         if self.read_only and method in ("POST", "PATCH"):
             message = "Resource not accessible by personal access token"
             return 403, {"message": message, "documentation_url": "https://docs.github.com/rest"}
+        if path.lower() == f"/repos/{FORK}".lower() and method == "GET":
+            return (200, self._fork_body()) if self.fork is not None else (404, not_found)
         if self.missing_repo or not (path == prefix or path.startswith(prefix + "/")):
             return 404, not_found
         rest = path[len(prefix) :]
@@ -240,7 +313,7 @@ class FakeGithub:
             found = [
                 p
                 for p in self.pulls
-                if head in (None, f"{OWNER}:{p['head']}")
+                if (head is None or head.lower() == f"{p.get('head_owner', OWNER)}:{p['head']}".lower())
                 and base in (None, p["base"])
                 and state in ("all", p["state"])
             ]
@@ -251,11 +324,25 @@ class FakeGithub:
             errors = [too_long | {"message": "body is too long (maximum is 65536 characters)"}]
             return 422, {"message": "Validation Failed", "errors": errors}
         if rest == "/pulls" and method == "POST":
-            if self.remote.sha(body["head"]) is None:
+            # "owner:branch" is the branch of owner's repository; a bare "branch" the list's own
+            owner, colon, ref = body["head"].rpartition(":")
+            owned = self._owned(owner if colon else OWNER)
+            if owned is None or owned[1].sha(ref) is None:
                 errors = [{"resource": "PullRequest", "field": "head", "code": "invalid"}]
                 return 422, {"message": "Validation Failed", "errors": errors}
-            if any(p["head"] == body["head"] and p["state"] == "open" for p in self.pulls):
-                message = f"A pull request already exists for {OWNER}:{body['head']}."
+            head_owner = owned[0].split("/")[0]
+            if self.fork_collab_denied and head_owner != OWNER and body.get("maintainer_can_modify"):
+                # GitHub's answer (electron/trop#93 quotes it)
+                message = "fork_collab Fork collab can't be granted by someone without permission"
+                errors = [
+                    {"resource": "PullRequest", "code": "custom", "field": "fork_collab", "message": message}
+                ]
+                return 422, {"message": "Validation Failed", "errors": errors}
+            if any(
+                (p.get("head_owner", OWNER), p["head"]) == (head_owner, ref) and p["state"] == "open"
+                for p in self.pulls
+            ):
+                message = f"A pull request already exists for {head_owner}:{ref}."
                 errors = [{"resource": "PullRequest", "code": "custom", "message": message}]
                 return 422, {"message": "Validation Failed", "errors": errors}
             pull = {
@@ -263,10 +350,13 @@ class FakeGithub:
                 "state": "open",
                 "title": body["title"],
                 "body": body.get("body", ""),
-                "head": body["head"],
+                "head": ref,
+                "head_owner": head_owner,
                 "base": body["base"],
             }
             self.pulls.append(pull)
+            if self.lost_answer:
+                return 502, {"message": "Server Error"}
             return 201, self._pull_body(pull)
         match = re.fullmatch(r"/pulls/(\d+)", rest)
         if match and method == "PATCH":
@@ -485,9 +575,11 @@ def accept_synbol_twice_listed_paper(engine: Engine) -> tuple[str, int]:
 
 
 def write_config(tmp_path: Path, github: FakeGithub, remote: Remote, **catalogue: Any) -> Path:
+    """The config of the catalogue published to `remote`; keys given as None are left out."""
     entries = {"name": CATALOGUE, "preset": "awesome-vpt", "github_repo": f"{OWNER}/{REPO}"}
     entries["git_url"] = str(remote.bare)
     entries.update(catalogue)
+    entries = {k: v for k, v in entries.items() if v is not None}
     lines = [f'data_dir = "{tmp_path / "data"}"', "", "[github]", f'api_url = "{github.base_url}"', ""]
     lines.append("[[catalogues]]")
     lines += [f"{k} = {json.dumps(v)}" for k, v in entries.items()]

@@ -208,3 +208,72 @@ def test_a_refused_non_fast_forward_names_gits_words(remote: Remote, tmp_path: P
     assert "[remote rejected] (non-fast-forward)" in message
     assert "denying non-fast-forward refs/heads/vpt-tracker/x" in message
     assert "Nothing was published" in message and "\n" not in message
+
+
+def test_a_fork_holds_our_branch_and_origin_the_base(remote: Remote, fork: Remote, tmp_path: Path) -> None:
+    """Our branch is read from the fork and pushed there; the list's branch of the same name
+    (someone else's) is neither read nor touched, and the base always comes from origin."""
+    remote.push_readme("the list's own branch\n", "theirs", branch="vpt-tracker/x")
+    ours_before = fork.push_readme("an older run\n", "old", branch="vpt-tracker/x", as_tracker=True)
+    new_main = remote.push_readme("upstream moved on\n", "edit")  # the fork's main is behind now
+    repo = GitRepo(tmp_path / "work", str(remote.bare), fork_url=str(fork.bare))
+
+    state = repo.sync("main", "vpt-tracker/x")
+    assert (state.base_sha, state.branch_sha) == (new_main, ours_before)
+    assert (state.base_ref, state.branch_ref) == (
+        "refs/remotes/origin/main",
+        "refs/remotes/fork/vpt-tracker/x",
+    )
+    assert repo.foreign_commits(state.base_ref, state.branch_ref) == []  # the old run was ours
+    commit = repo.commit_file(state.base_ref, "vpt-tracker/x", "README.md", "ours\n", "ours")
+    repo.push("vpt-tracker/x", state.branch_sha)
+    assert fork.sha("vpt-tracker/x") == commit and fork.show("vpt-tracker/x") == "ours\n"
+    assert remote.show("vpt-tracker/x") == "the list's own branch\n"
+
+    # The fork removed from the config: our branch is origin's again, the `fork` remote gone.
+    plain = GitRepo(tmp_path / "work", str(remote.bare))
+    again = plain.sync("main", "vpt-tracker/x")
+    assert again.branch_ref == "refs/remotes/origin/vpt-tracker/x" and again.branch_sha == remote.sha(
+        "vpt-tracker/x"
+    )
+    assert plain.run("remote").stdout.split() == ["origin"]
+
+
+def test_a_fork_git_cannot_reach_is_named(remote: Remote, fork: Remote, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-fork.git"
+    with pytest.raises(GitError, match=f"cannot read the fork at {missing}") as caught:
+        GitRepo(tmp_path / "a", str(remote.bare), fork_url=str(missing)).sync("main", "b")
+    assert "check fork and fork_git_url" in str(caught.value)
+
+    repo = GitRepo(tmp_path / "b", str(remote.bare), fork_url=str(fork.bare))
+    repo.sync("main", "b")
+    repo.commit_file("refs/remotes/origin/main", "b", "README.md", "ours\n", "ours")
+    fork.bare.rename(tmp_path / "gone.git")  # the fork deleted between the fetch and the push
+    with pytest.raises(GitError) as failed:
+        repo.push("b", None)
+    message = str(failed.value)
+    assert message.startswith("`git push fork` failed: ") and "\n" not in message
+    assert f"the branch goes to the fork at {fork.bare}" in message and "'contents' permission" in message
+    assert remote.sha("b") is None
+
+
+def test_the_token_goes_to_a_fork_served_over_https_beside_a_local_origin(
+    remote: Remote, fork: Remote, tmp_path: Path
+) -> None:
+    subprocess.run(["git", "config", "http.receivepack", "true"], cwd=fork.bare, check=True)
+    with GitHttpServer(fork.bare.parent) as server:
+        url = f"{server.url}/{fork.bare.name}"
+        repo = GitRepo(tmp_path / "work", str(remote.bare), token=TOKEN, fork_url=url)
+        repo.sync("main", "vpt-tracker/x")
+        commit = repo.commit_file("refs/remotes/origin/main", "vpt-tracker/x", "README.md", "ours\n", "ours")
+        repo.push("vpt-tracker/x", None)
+        assert fork.sha("vpt-tracker/x") == commit and set(server.authorizations) == {BASIC}
+
+        wrong = GitRepo(
+            tmp_path / "other", str(remote.bare), token="ghp_wrong_token_but_long_enough_0000", fork_url=url
+        )
+        with pytest.raises(GitError) as caught:
+            wrong.sync("main", "vpt-tracker/x")
+    message = str(caught.value)
+    assert message.startswith(f"cannot read the fork at {url}") and "ghp_wrong_token" not in message
+    assert "\n" not in message

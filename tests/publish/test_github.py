@@ -7,7 +7,7 @@ import pytest
 from vpt_tracker.errors import UserError
 from vpt_tracker.publish.github import GithubClient, GithubError, split_repo
 
-from .conftest import OWNER, README_0624, REPO, TOKEN, FakeGithub, Remote
+from .conftest import FORK, FORK_OWNER, OWNER, README_0624, REPO, TOKEN, FakeGithub, Remote
 
 BRANCH = "vpt-tracker/awesome-vpt"
 
@@ -129,3 +129,52 @@ def test_a_validation_failure_names_what_github_refused(github: FakeGithub, remo
     with client(github) as gh, pytest.raises(GithubError) as refused:
         gh.create_pull(branch=BRANCH, base="main", title="t", body="b")
     assert f"Validation Failed: A pull request already exists for {OWNER}:{BRANCH}." in str(refused.value)
+
+
+def test_a_pull_request_from_a_fork_names_the_forks_owner(
+    github: FakeGithub, remote: Remote, fork: Remote
+) -> None:
+    """GitHub looks for `head = "branch"` in the list's repository and for `owner:branch` in
+    that owner's: the fork's branch is found only by its owner, and listing by the list's
+    owner does not return the fork's pull request."""
+    github.fork = fork
+    fork.push_readme(README_0624.read_text() + "\n", "ours", branch=BRANCH, as_tracker=True)
+    with client(github) as gh:
+        with pytest.raises(GithubError, match="422"):  # not on the list's repository
+            gh.create_pull(branch=BRANCH, base="main", title="t", body="b")
+        created = gh.create_pull(branch=BRANCH, base="main", title="t", body="b", head_repo=FORK)
+        assert gh.find_open_pull(BRANCH, "main") is None
+        found = gh.find_open_pull(BRANCH, "main", head_repo=FORK.upper())  # GitHub's names ignore case
+        again = gh.create_pull(branch=BRANCH, base="main", title="t2", body="b2", head_repo=FORK)
+    assert found is not None and found.number == created.number == again.number == 1
+    assert created.head_sha == fork.sha(BRANCH) and len(github.pulls) == 1
+    assert github.calls("POST", r"/pulls$")[-1].body["head"] == f"{FORK_OWNER}:{BRANCH}"
+    assert github.pulls[0]["title"] == "t2"
+
+
+def test_a_fork_that_may_not_grant_maintainer_edits_still_gets_its_pull_request(
+    github: FakeGithub, remote: Remote, fork: Remote
+) -> None:
+    github.fork, github.fork_collab_denied = fork, True
+    fork.push_readme(README_0624.read_text() + "\n", "ours", branch=BRANCH, as_tracker=True)
+    with client(github) as gh:
+        created = gh.create_pull(branch=BRANCH, base="main", title="t", body="b", head_repo=FORK)
+    assert created.number == 1 and github.pulls[0]["head_owner"] == FORK_OWNER
+    assert [c.body["maintainer_can_modify"] for c in github.calls("POST", r"/pulls$")] == [True, False]
+
+
+def test_check_fork_names_each_way_a_fork_is_unusable(github: FakeGithub, fork: Remote) -> None:
+    with client(github) as gh:
+        with pytest.raises(GithubError, match=f"the fork {FORK} is not found") as missing:
+            gh.check_fork(FORK)  # not made yet
+        github.fork = fork
+        gh.check_fork(FORK)
+        github.fork_read_only = True
+        with pytest.raises(GithubError, match=f"the token may not push to the fork {FORK}") as read_only:
+            gh.check_fork(FORK)
+        github.fork_read_only, github.fork_parent = False, "someone/else"
+        with pytest.raises(GithubError, match=f"{FORK} is a fork of someone/else, not of {OWNER}/{REPO}"):
+            gh.check_fork(FORK)
+        with pytest.raises(GithubError, match=r"is the list's repository .* itself"):
+            gh.check_fork(f"{OWNER}/{REPO}")
+    assert missing.value.exit_code == read_only.value.exit_code == 2

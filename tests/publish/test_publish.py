@@ -32,6 +32,7 @@ from .conftest import (
     OWNER,
     README_0606,
     README_0624,
+    REPO,
     TOKEN,
     FakeGithub,
     Remote,
@@ -322,7 +323,7 @@ def test_a_maintainer_commit_on_our_branch_is_never_overwritten(
     assert f"the branch {BRANCH!r} has a commit vpt-tracker did not make" in line
     assert f"{cast(str, theirs)[:10]} by Maintainer <maintainer@example.org>: 'Mark the oral'" in line
     assert "nothing was pushed" in line
-    assert f"merge pull request #1 or delete the branch {BRANCH!r} on the remote" in line
+    assert f"merge pull request #1 or delete the branch {BRANCH!r} on {OWNER}/{REPO}" in line
     assert remote.sha(BRANCH) == theirs and github.pulls[0]["body"] == body_before
     assert statuses(engine)[third] == "accepted"
 

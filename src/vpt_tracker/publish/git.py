@@ -66,10 +66,13 @@ def scrubber_for(token: str | None) -> Scrubber:
 
 @dataclass
 class RemoteState:
-    """What the remote holds after a fetch: the base branch and our branch (if any)."""
+    """What the remotes hold after a fetch: the base branch and our branch (if any), and the
+    local refs that hold them (our branch's is the fork's when it is pushed to a fork)."""
 
     base_sha: str
     branch_sha: str | None
+    base_ref: str
+    branch_ref: str
 
 
 @dataclass(frozen=True)
@@ -79,24 +82,45 @@ class Commit:
     subject: str
 
 
-class GitRepo:
-    """One working copy under the data directory, with `origin` pointing at the list's repository.
+FORK = "fork"  # the remote our branch is pushed to when the catalogue publishes from a fork
 
-    `sync()` makes it match the remote (init + fetch, so "clone" and "update" are one
-    path, and a working copy left dirty by a crash never blocks a rerun).
+
+class GitRepo:
+    """One working copy under the data directory, with `origin` pointing at the list's
+    repository and, for a catalogue published from a fork, `fork` at the fork.
+
+    The base branch is always read from `origin`; our branch lives on `fork` when there is
+    one (it is fetched from there and pushed there), else on `origin`. `sync()` makes the
+    working copy match the remotes (init + fetch, so "clone" and "update" are one path, and
+    a working copy left dirty by a crash never blocks a rerun).
     """
 
-    def __init__(self, workdir: Path, url: str, *, token: str | None = None, timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        url: str,
+        *,
+        token: str | None = None,
+        fork_url: str | None = None,
+        timeout: float = 300.0,
+    ) -> None:
         self.workdir = workdir
         self.url = url
+        self.fork_url = fork_url
         self.timeout = timeout
         self._token = token
         self._scrub = scrubber_for(token)
-        if _URL_USERINFO.search(url):
-            raise UserError(
-                f"git_url {self._scrub(url)} carries credentials; put the token in VPT_GITHUB__TOKEN "
-                "or the secrets file instead"
-            )
+        for key, value in (("git_url", url), ("fork_git_url", fork_url or "")):
+            if _URL_USERINFO.search(value):
+                raise UserError(
+                    f"{key} {self._scrub(value)} carries credentials; put the token in VPT_GITHUB__TOKEN "
+                    "or the secrets file instead"
+                )
+
+    @property
+    def branch_remote(self) -> str:
+        """The remote our branch is fetched from and pushed to."""
+        return FORK if self.fork_url else "origin"
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -112,7 +136,8 @@ class GitRepo:
             GIT_COMMITTER_EMAIL=COMMITTER_EMAIL,
             LC_ALL="C",  # stable messages to match on
         )
-        if self._token and self.url.lower().startswith(("http://", "https://")):
+        urls = (self.url, self.fork_url or "")
+        if self._token and any(u.lower().startswith(("http://", "https://")) for u in urls):
             env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader")
             env["GIT_CONFIG_VALUE_0"] = _auth_header(self._token)
         return env
@@ -154,25 +179,54 @@ class GitRepo:
     # -- use cases -------------------------------------------------------------------------
 
     def sync(self, base_branch: str, branch: str) -> RemoteState:
-        """Create the working copy if needed, point origin at `url`, and fetch both branches."""
+        """Create the working copy if needed, point the remotes at their URLs, and fetch the
+        base branch (from `origin`) and our branch (from the fork, if there is one)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not (self.workdir / ".git").is_dir():
             self.run("init", "--quiet")
         self._clear_stale_locks()
         remotes = self.run("remote").stdout.split()
-        if "origin" in remotes:
-            self.run("remote", "set-url", "origin", self.url)
-        else:
-            self.run("remote", "add", "origin", self.url)
+        self._set_remote(remotes, "origin", self.url)
+        if self.fork_url:
+            self._set_remote(remotes, FORK, self.fork_url)
+        elif FORK in remotes:  # the config's fork was removed: our branch is on origin again
+            self.run("remote", "remove", FORK)
         heads = self.ls_remote()
         if base_branch not in heads:
             where = self._scrub(self.url)
             raise UserError(f"the repository {where} has no branch {base_branch!r}; check base_branch")
-        refspecs = [f"+refs/heads/{base_branch}:refs/remotes/origin/{base_branch}"]
-        if branch in heads:
-            refspecs.append(f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
-        self.run("fetch", "--quiet", "--no-tags", "origin", *refspecs)
-        return RemoteState(base_sha=heads[base_branch], branch_sha=heads.get(branch))
+        own = self.branch_remote
+        branch_heads = heads if own == "origin" else self._fork_heads()
+        base_ref = f"refs/remotes/origin/{base_branch}"
+        branch_ref = f"refs/remotes/{own}/{branch}"
+        fetches = {"origin": [f"+refs/heads/{base_branch}:{base_ref}"]}
+        if branch in branch_heads:
+            fetches.setdefault(own, []).append(f"+refs/heads/{branch}:{branch_ref}")
+        for remote, refspecs in fetches.items():
+            self.run("fetch", "--quiet", "--no-tags", remote, *refspecs)
+        return RemoteState(
+            base_sha=heads[base_branch],
+            branch_sha=branch_heads.get(branch),
+            base_ref=base_ref,
+            branch_ref=branch_ref,
+        )
+
+    def _set_remote(self, remotes: list[str], name: str, url: str) -> None:
+        if name in remotes:
+            self.run("remote", "set-url", name, url)
+        else:
+            self.run("remote", "add", name, url)
+
+    def _fork_heads(self) -> dict[str, str]:
+        """The fork's branches; a fork git cannot read is named as such (before anything is
+        committed or pushed)."""
+        try:
+            return self.ls_remote(FORK)
+        except GitError as exc:
+            raise GitError(
+                f"cannot read the fork at {self._scrub(self.fork_url or '')} ({exc}); check fork and "
+                "fork_git_url, and that the token can see the fork"
+            ) from None
 
     def _clear_stale_locks(self) -> None:
         """Remove the lock files a git process killed outright left in the working copy.
@@ -189,9 +243,9 @@ class GitRepo:
             log.warning("removing %s, left by a git process that was killed", lock)
             lock.unlink(missing_ok=True)
 
-    def ls_remote(self) -> dict[str, str]:
-        """Branch name -> commit on the remote, read without changing anything locally."""
-        out = self.run("ls-remote", "--heads", "origin").stdout
+    def ls_remote(self, remote: str = "origin") -> dict[str, str]:
+        """Branch name -> commit on `remote`, read without changing anything locally."""
+        out = self.run("ls-remote", "--heads", remote).stdout
         heads: dict[str, str] = {}
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
@@ -242,16 +296,24 @@ class GitRepo:
         return self.run("rev-parse", "HEAD").stdout.strip()
 
     def push(self, branch: str, expected_remote_sha: str | None) -> None:
-        """Push HEAD to `branch`, overwriting it only if it still is `expected_remote_sha`
-        (None: it must not exist), so that someone else's push is never lost."""
+        """Push HEAD to `branch` (of the fork, if there is one), overwriting it only if it
+        still is `expected_remote_sha` (None: it must not exist), so that someone else's push
+        is never lost."""
+        remote = self.branch_remote
         lease = f"--force-with-lease=refs/heads/{branch}:{expected_remote_sha or ''}"
-        done = self.run("push", "--porcelain", lease, "origin", f"HEAD:refs/heads/{branch}", check=False)
+        done = self.run("push", "--porcelain", lease, remote, f"HEAD:refs/heads/{branch}", check=False)
         if done.returncode == 0:
             return
         rejected = self.push_rejection(branch, done.stdout, done.stderr)
         if rejected is not None:
             raise PushRejected(rejected)
-        raise GitError(self.describe_failure(("push", "origin"), done.stderr))
+        failure = self.describe_failure(("push", remote), done.stderr)
+        if self.fork_url:
+            failure += (
+                f"; the branch goes to the fork at {self._scrub(self.fork_url)}: check that the token "
+                "may push to it (the 'contents' permission on the fork)"
+            )
+        raise GitError(failure)
 
     def push_rejection(self, branch: str, stdout: str, stderr: str) -> str | None:
         """The one-line message for a push the remote refused, or None if it was not refused

@@ -114,7 +114,9 @@ class GithubClient:
         log.debug("%s %s -> %s", method, path, response.status_code)
         return response
 
-    def _fail(self, response: httpx.Response, doing: str) -> GithubError:
+    def _fail(self, response: httpx.Response, doing: str, *, repo: str | None = None) -> GithubError:
+        """The error for a failed call about `repo` (default: this repository)."""
+        repo = repo or self.repo
         message = _message(response)
         status = response.status_code
         if status == 401:
@@ -129,13 +131,13 @@ class GithubClient:
             return GithubError(f"GitHub {what} while {doing}; {when}")
         if status == 403:
             return GithubError(
-                f"the token may not write to {self.repo} ({doing}: 403 {message}); "
+                f"the token may not write to {repo} ({doing}: 403 {message}); "
                 "it needs the 'contents' and 'pull requests' permissions",
                 exit_code=2,
             )
         if status == 404:
             return GithubError(
-                f"repository {self.repo} not found at {self.api_url} ({doing}: 404); "
+                f"repository {repo} not found at {self.api_url} ({doing}: 404); "
                 "check github_repo, and that the token can see it",
                 exit_code=2,
             )
@@ -172,41 +174,146 @@ class GithubClient:
         except (KeyError, TypeError):
             raise GithubError(f"GitHub sent an unexpected ref body while {doing}") from None
 
-    def find_open_pull(self, branch: str, base: str) -> PullRequest | None:
-        """The open pull request from `owner:branch` into `base`, if there is one."""
-        pulls = self.list_pulls(branch, base, state="open")
+    def find_open_pull(self, branch: str, base: str, *, head_repo: str | None = None) -> PullRequest | None:
+        """The open pull request from `branch` of `head_repo` (default: this repository, else
+        a fork's "owner/name") into `base`, if there is one."""
+        pulls = self.list_pulls(branch, base, state="open", head_repo=head_repo)
         return min(pulls, key=lambda p: p.number) if pulls else None
 
-    def list_pulls(self, branch: str, base: str, *, state: str) -> list[PullRequest]:
-        """Pull requests from `owner:branch` into `base` in `state` ("open", "closed", "all")."""
+    def list_pulls(
+        self, branch: str, base: str, *, state: str, head_repo: str | None = None
+    ) -> list[PullRequest]:
+        """Pull requests from `branch` of `head_repo` (default: this repository) into `base` in
+        `state` ("open", "closed", "all").
+
+        GitHub filters on `head = owner:branch`, the owner of the repository the branch lives
+        in: asked with the list's owner, the pull request from a fork is not found.
+        """
+        head = self._head_repo(head_repo)
         doing = f"listing pull requests of {self.repo}"
         response = self._request(
             "GET",
             f"/repos/{self.owner}/{self.name}/pulls",
-            params={"head": f"{self.owner}:{branch}", "base": base, "state": state, "per_page": 100},
+            params={"head": f"{head[0]}:{branch}", "base": base, "state": state, "per_page": 100},
         )
         if response.status_code != 200:
             raise self._fail(response, doing)
         data = self._json(response, doing)
         if not isinstance(data, list):
             raise GithubError(f"GitHub sent an unexpected body while {doing}")
-        # Filter again: some GitHub Enterprise versions ignore `head` for unknown owners.
-        return [_pull(p) for p in data if (p.get("head") or {}).get("ref", branch) == branch]
+        # Filter again: some GitHub Enterprise versions ignore `head` for unknown owners, and
+        # an organisation may hold the list and a fork of it under one owner.
+        return [_pull(p) for p in data if _from(p, head, branch)]
 
-    def create_pull(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+    def create_pull(
+        self, *, branch: str, base: str, title: str, body: str, head_repo: str | None = None
+    ) -> PullRequest:
+        """Open a pull request from `branch` of `head_repo` (default: this repository) into `base`.
+
+        From a fork GitHub wants `head = owner:branch` (plus `head_repo` when the fork has the
+        list's owner), and lets the list's maintainers push to the branch only when asked
+        (`maintainer_can_modify`).
+        """
+        head = self._head_repo(head_repo)
         doing = f"opening a pull request on {self.repo}"
-        response = self._request(
-            "POST",
-            f"/repos/{self.owner}/{self.name}/pulls",
-            json={"title": title, "head": branch, "base": base, "body": body, "maintainer_can_modify": True},
-        )
+        payload: dict[str, Any] = {
+            "title": title,
+            "head": branch,
+            "base": base,
+            "body": body,
+            "maintainer_can_modify": True,
+        }
+        cross = not _same(head, (self.owner, self.name))  # from a fork
+        if cross:
+            payload["head"] = f"{head[0]}:{branch}"
+            if head[0].lower() == self.owner.lower():
+                payload["head_repo"] = head[1]
+        response = self._request("POST", f"/repos/{self.owner}/{self.name}/pulls", json=payload)
+        if response.status_code == 422 and "fork_collab" in response.text:
+            # "Fork collab can't be granted by someone without permission": a token that may
+            # push to the fork's branch but not let others (an organisation's fork). The pull
+            # request is opened without maintainer edits rather than not at all.
+            log.warning(
+                "GitHub refused edits by maintainers on %s; opening the pull request without", payload["head"]
+            )
+            payload["maintainer_can_modify"] = False
+            response = self._request("POST", f"/repos/{self.owner}/{self.name}/pulls", json=payload)
         if response.status_code == 422 and "already exists" in response.text:
-            existing = self.find_open_pull(branch, base)  # opened by a concurrent run
+            existing = self.find_open_pull(branch, base, head_repo=head_repo)  # opened by a concurrent run
             if existing is not None:
                 return self.update_pull(existing.number, title=title, body=body)
+        message = _message(response)
+        if response.status_code == 403 and cross and _rate_limit(response, message) is None:
+            # The token pushed to the fork but may not open the pull request on the list: a
+            # fine-grained token reaches only the repositories its owner may grant it.
+            raise GithubError(
+                f"the token may not open a pull request on {self.repo} ({doing} from {payload['head']}: "
+                f"403 {message}); it needs 'pull requests' (write) on {self.repo}, which a fine-grained "
+                "token gets only for repositories of its owner: for a list you do not own use a classic "
+                "token (scope public_repo). The branch is pushed; run publish again after the fix",
+                exit_code=2,
+            )
         if response.status_code != 201:
             raise self._fail(response, doing)
         return _pull(self._json(response, doing))
+
+    def _head_repo(self, head_repo: str | None) -> tuple[str, str]:
+        """("owner", "name") of the repository a pull request's branch lives in."""
+        return split_repo(head_repo) if head_repo else (self.owner, self.name)
+
+    def check_fork(self, fork: str) -> None:
+        """Check, before anything is pushed, that `fork` is a fork of this repository (in its
+        network: GitHub opens pull requests only between those) that the token may push to.
+
+        Each way this fails is one line naming the fork: a fork that does not exist (or the
+        token cannot see), the list itself under another name, a repository of another
+        network, a fork the token may only read.
+        """
+        owner, name = split_repo(fork)
+        doing = f"reading the fork {owner}/{name}"
+        response = self._request("GET", f"/repos/{owner}/{name}")
+        if response.status_code == 404:
+            raise GithubError(
+                f"the fork {owner}/{name} is not found at {self.api_url}; create it on GitHub (Fork on "
+                f"{self.repo}'s page) or fix `fork` in the config, and check that the token can see it",
+                exit_code=2,
+            )
+        if response.status_code != 200:
+            raise self._fail(response, doing, repo=f"{owner}/{name}")
+        data = self._json(response, doing)
+        if not isinstance(data, dict):
+            raise GithubError(f"GitHub sent an unexpected body while {doing}")
+        full_name = str(data.get("full_name") or f"{owner}/{name}")
+        if full_name.lower() == self.repo.lower():
+            raise GithubError(
+                f"the fork {owner}/{name} is the list's repository {self.repo} itself; set `fork` to your "
+                "fork of the list, or remove it to push to the list's repository",
+                exit_code=2,
+            )
+        if _network(data) != _network(self._repository(doing)):
+            parent = (data.get("parent") or {}).get("full_name")
+            what = f"a fork of {parent}" if parent else "not a fork"
+            raise GithubError(
+                f"{full_name} is {what}, not of {self.repo}, so GitHub cannot open a pull request from "
+                f"it; set `fork` to your fork of {self.repo}",
+                exit_code=2,
+            )
+        permissions = data.get("permissions")
+        if isinstance(permissions, dict) and not permissions.get("push", True):
+            raise GithubError(
+                f"the token may not push to the fork {full_name} (its permissions there are read only); "
+                "it needs the 'contents' (write) permission on the fork",
+                exit_code=2,
+            )
+
+    def _repository(self, doing: str) -> dict[str, Any]:
+        response = self._request("GET", f"/repos/{self.owner}/{self.name}")
+        if response.status_code != 200:
+            raise self._fail(response, doing)
+        data = self._json(response, doing)
+        if not isinstance(data, dict):
+            raise GithubError(f"GitHub sent an unexpected body while {doing}")
+        return data
 
     def close_pull(self, number: int) -> PullRequest:
         return self._patch_pull(number, {"state": "closed"}, f"closing pull request #{number} on {self.repo}")
@@ -220,6 +327,32 @@ class GithubClient:
         if response.status_code != 200:
             raise self._fail(response, doing)
         return _pull(self._json(response, doing))
+
+
+def _same(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether two ("owner", "name") name one repository: GitHub's names ignore case."""
+    return "/".join(a).lower() == "/".join(b).lower()
+
+
+def _from(data: dict[str, Any], head: tuple[str, str], branch: str) -> bool:
+    """Whether a pull request's body says it comes from `branch` of repository `head`
+    ("owner", "name"). A head whose repository was deleted (`repo: null`) is known by its
+    label, `owner:branch`."""
+    about = data.get("head") or {}
+    if about.get("ref", branch) != branch:
+        return False
+    repo = about.get("repo")
+    if isinstance(repo, dict) and repo.get("full_name"):
+        return str(repo["full_name"]).lower() == "/".join(head).lower()
+    label = about.get("label")
+    return label is None or str(label).lower() == f"{head[0]}:{branch}".lower()
+
+
+def _network(data: dict[str, Any]) -> str:
+    """The repository a repository body's network starts from (`source` of a fork, else the
+    repository itself), lower case: GitHub opens pull requests only within one network."""
+    source = data.get("source") or {}
+    return str(source.get("full_name") or data.get("full_name") or "").lower()
 
 
 def _rate_limit(response: httpx.Response, message: str) -> tuple[str, str] | None:

@@ -79,6 +79,9 @@ class BranchHasForeignCommits(UserError):
     exit_code = 1
 
 
+HEAD_MAX = 255  # the `pull_requests.branch` column, which keeps `Target.head`
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a catalogue is published, resolved from the config."""
@@ -92,6 +95,34 @@ class Target:
     api_url: str
     token: str | None
     workdir: Path
+    fork: str | None = None  # "owner/name": our branch lives there, the PR comes from it
+    fork_git_url: str | None = None
+
+    @property
+    def head_repo(self) -> str:
+        """The repository our branch lives in: the fork, else the list's own."""
+        return self.fork or self.github_repo
+
+    @property
+    def head(self) -> str:
+        """Where our pull request comes from, as the `pull_requests` table keeps it: the
+        branch for the list's own repository, `owner/name:branch` for a fork (a branch name
+        has no ':'), so that a pull request from the list's branch is not taken for one from
+        the fork's, or the other way round, when the config changes."""
+        return f"{self.fork}:{self.branch}" if self.fork else self.branch
+
+
+def split_head(head: str) -> tuple[str | None, str]:
+    """`Target.head` as stored -> (the fork "owner/name" or None for the list's own
+    repository, the branch)."""
+    repo, colon, branch = head.partition(":")
+    return (repo, branch) if colon else (None, head)
+
+
+def describe_head(head: str) -> str:
+    """A stored head as a person reads it: 'branch', or 'branch' of owner/name."""
+    repo, branch = split_head(head)
+    return f"{branch!r} of {repo}" if repo else repr(branch)
 
 
 def resolve_target(settings: Settings, name: str, readme_path: str | None, stored_repo: str | None) -> Target:
@@ -108,17 +139,38 @@ def resolve_target(settings: Settings, name: str, readme_path: str | None, store
     owner, repo_name = split_repo(repo)
     token = _token(settings.github.token.get_secret_value()) if settings.github.token else None
     workdir = (settings.github.workdir or settings.data_dir / "repos") / name
-    return Target(
+    git_url = config.git_url or f"https://github.com/{owner}/{repo_name}.git"
+    fork = config.fork
+    if fork is not None and fork.lower() == f"{owner}/{repo_name}".lower():
+        raise UserError(
+            f"fork {fork!r} of catalogue {name!r} is the list's repository itself; set it to your fork "
+            "of the list, or remove fork to push to the list's repository"
+        )
+    fork_git_url = (config.fork_git_url or f"https://github.com/{fork}.git") if fork else None
+    if fork_git_url is not None and fork_git_url.rstrip("/") == git_url.rstrip("/"):
+        raise UserError(
+            f"fork_git_url of catalogue {name!r} is its git_url; set it to your fork's URL, or remove "
+            "fork to push to the list's repository"
+        )
+    target = Target(
         catalogue=name,
         github_repo=f"{owner}/{repo_name}",
-        git_url=config.git_url or f"https://github.com/{owner}/{repo_name}.git",
+        git_url=git_url,
         base_branch=config.base_branch,
         branch=config.branch or f"vpt-tracker/{name}",
         readme_path=readme_path or "README.md",
         api_url=settings.github.api_url,
         token=token,
         workdir=workdir,
+        fork=fork,
+        fork_git_url=fork_git_url,
     )
+    if len(target.head) > HEAD_MAX:
+        raise UserError(
+            f"fork and branch of catalogue {name!r} together take {len(target.head)} characters, and at "
+            f"most {HEAD_MAX} are kept; set a shorter branch"
+        )
+    return target
 
 
 def _token(value: str) -> str | None:
@@ -461,7 +513,12 @@ class Publisher:
         self.github = GithubClient(
             self.target.api_url, self.target.github_repo, self.target.token, transport=transport
         )
-        self.repo = GitRepo(self.target.workdir, self.target.git_url, token=self.target.token)
+        self.repo = GitRepo(
+            self.target.workdir,
+            self.target.git_url,
+            token=self.target.token,
+            fork_url=self.target.fork_git_url,
+        )
 
     def close(self) -> None:
         self.github.close()
@@ -479,11 +536,12 @@ class Publisher:
         target = self.target
         self.progress(STEPS[0])
         self.github.get_branch_sha(target.base_branch)
+        if target.fork:
+            self.github.check_fork(target.fork)
 
         self.progress(STEPS[1])
         remote = self.repo.sync(target.base_branch, target.branch)
-        base_ref = f"refs/remotes/origin/{target.base_branch}"
-        upstream = self.repo.show(base_ref, target.readme_path)
+        upstream = self.repo.show(remote.base_ref, target.readme_path)
         if upstream is None:
             raise UserError(
                 f"{target.github_repo} has no {target.readme_path} on {target.base_branch!r}; "
@@ -500,7 +558,7 @@ class Publisher:
             outcome.closed = self._close_emptied_pull()
             return outcome
 
-        existing = self.github.find_open_pull(target.branch, target.base_branch)
+        existing = self._pulls("open", target.head)
         if existing is None:
             self._refuse_closed_duplicate(plan)
             self._refuse_open_pull_of_another_branch()
@@ -513,13 +571,27 @@ class Publisher:
             outcome.pull = self.github.update_pull(existing.number, title=plan.title, body=plan.body)
         else:
             outcome.pull = self.github.create_pull(
-                branch=target.branch, base=target.base_branch, title=plan.title, body=plan.body
+                branch=target.branch,
+                base=target.base_branch,
+                title=plan.title,
+                body=plan.body,
+                head_repo=target.fork,
             )
             outcome.created = True
 
         self.progress(STEPS[5])
         outcome.published = self._mark_published(plan, outcome.pull)
         return outcome
+
+    def _pull_list(self, state: str, head: str) -> list[PullRequest]:
+        """Our pull requests in `state` from `head` (`Target.head`, as stored) into the base."""
+        fork, branch = split_head(head)
+        return self.github.list_pulls(branch, self.target.base_branch, state=state, head_repo=fork)
+
+    def _pulls(self, state: str, head: str) -> PullRequest | None:
+        """The first (oldest) of `_pull_list`, or None."""
+        pulls = self._pull_list(state, head)
+        return min(pulls, key=lambda p: p.number) if pulls else None
 
     def _take_in_upstream(self, upstream: str, remote: RemoteState) -> Rebase | None:
         """If upstream's README is not our base any more, make it the base (our changes
@@ -551,8 +623,7 @@ class Publisher:
         Its README hash is forgotten, so that proposing the same README again later (the
         reject undone) is not refused as a pull request the maintainer declined.
         """
-        target = self.target
-        pull = self.github.find_open_pull(target.branch, target.base_branch)
+        pull = self._pulls("open", self.target.head)
         if pull is None:
             return None
         closed = self.github.close_pull(pull.number)
@@ -572,7 +643,7 @@ class Publisher:
         """A maintainer who closed our pull request without merging said no: the same
         README is not proposed again in a new one."""
         target = self.target
-        closed = {p.number for p in self.github.list_pulls(target.branch, target.base_branch, state="closed")}
+        closed = {p.number for p in self._pull_list("closed", target.head)}
         if not closed:
             return
         digest = _digest(plan.new_text)
@@ -606,18 +677,28 @@ class Publisher:
                     PullRequestRow.catalogue_id == get_catalogue(session, self.name).id,
                     PullRequestRow.state == "open",
                     PullRequestRow.number.is_not(None),
-                    PullRequestRow.branch != target.branch,
+                    PullRequestRow.branch != target.head,
                 )
             ).all()
-        for number, branch in others:
-            if any(
-                p.number == number for p in self.github.list_pulls(branch, target.base_branch, state="open")
-            ):
+        for number, head in others:
+            fork, branch = split_head(head)
+            if branch == target.branch and (fork or "").lower() == (target.fork or "").lower():
+                continue  # the same fork, its name written in other case: GitHub's names ignore case
+            if any(p.number == number for p in self._pull_list("open", head)):
+                if (fork or "").lower() != (target.fork or "").lower():
+                    now = f"the catalogue publishes from {describe_head(target.head)} now"
+                    back = (
+                        f"set fork = {fork!r} again"
+                        if fork
+                        else "remove fork from the catalogue's config again"
+                    )
+                else:
+                    now = f"the catalogue's branch is {target.branch!r} now"
+                    back = f"set branch = {branch!r} again"
                 raise UserError(
-                    f"pull request #{number} from {branch!r} is still open for {self.name!r} (the "
-                    f"catalogue's branch is {target.branch!r} now); nothing was pushed. Close it (this "
-                    f"run's pull request proposes all its papers) or set branch = {branch!r} again, "
-                    "and publish again",
+                    f"pull request #{number} from {describe_head(head)} is still open for {self.name!r} "
+                    f"({now}); nothing was pushed. Close it (this run's pull request "
+                    f"proposes all its papers) or {back}, and publish again",
                     exit_code=1,
                 )
 
@@ -628,9 +709,7 @@ class Publisher:
         if remote.branch_sha is None:
             return
         target = self.target
-        foreign = self.repo.foreign_commits(
-            f"refs/remotes/origin/{target.base_branch}", f"refs/remotes/origin/{target.branch}"
-        )
+        foreign = self.repo.foreign_commits(remote.base_ref, remote.branch_ref)
         if not foreign:
             return
         newest = foreign[0]
@@ -641,14 +720,13 @@ class Publisher:
         raise BranchHasForeignCommits(
             f"the branch {target.branch!r} has a commit vpt-tracker did not make "
             f"({newest.sha[:10]} by {newest.author}: {subject!r}{more}); nothing was pushed, so it is "
-            f"not overwritten. To go on, merge {merge} or delete the branch {target.branch!r} on the "
-            "remote (its commits are lost), then run publish again"
+            f"not overwritten. To go on, merge {merge} or delete the branch {target.branch!r} on "
+            f"{target.head_repo} (its commits are lost), then run publish again"
         )
 
     def _push(self, plan: Plan, remote: RemoteState) -> bool:
         target = self.target
-        base_ref = f"refs/remotes/origin/{target.base_branch}"
-        branch_ref = f"refs/remotes/origin/{target.branch}"
+        base_ref, branch_ref = remote.base_ref, remote.branch_ref
         on_base = remote.branch_sha is not None and self.repo.is_ancestor(base_ref, branch_ref)
         start = branch_ref if on_base else base_ref
         message = (
@@ -686,7 +764,7 @@ class Publisher:
                 session.add(
                     PullRequestRow(
                         catalogue_id=catalogue.id,
-                        branch=self.target.branch,
+                        branch=self.target.head,
                         number=None,
                         state="pushed",
                         readme_sha256=digest,
@@ -721,7 +799,7 @@ class Publisher:
             ):
                 session.delete(pushed)  # a push recorded by `_remember_push`: this row takes it over
             if row is None:
-                row = PullRequestRow(catalogue_id=catalogue.id, branch=self.target.branch, number=pull.number)
+                row = PullRequestRow(catalogue_id=catalogue.id, branch=self.target.head, number=pull.number)
                 session.add(row)
             for old in session.scalars(
                 select(PullRequestRow).where(
