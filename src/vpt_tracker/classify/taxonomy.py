@@ -213,15 +213,46 @@ def load_preset(name: str, directory: Path | None = None) -> Preset:
     return _build(name, data, path)
 
 
+# The keys each table of a preset may hold. A preset is written by hand, and a misspelt key
+# was ignored: `when = [{ sectoin = "Adapter" }]` left a rule of no condition, which every
+# entry of the list matched, and `[[placement]]` left the preset with no section for new
+# entries, found only when a paper was accepted.
+_KEYS = {
+    "preset": ("name", "title", "requires_base_to_novel", "exclusive_groups", "required_groups")
+    + ("labels", "placements", "silent", "cues"),
+    "label": ("key", "title", "group", "when", "badge", "cells", "cue"),
+    "when": ("section", "badge", "cell"),
+    "placement": ("labels", "section"),
+    "silent": ("section", "groups"),
+}
+
+
+def _known_keys(table: dict[str, Any], kind: str, where: str, path: Path) -> None:
+    """A UserError naming the first key of `table` that a `kind` table does not have."""
+    allowed = _KEYS[kind]
+    for key in table:
+        if key not in allowed:
+            raise UserError(f"preset {path}: {where}unknown key {key!r} (known: {', '.join(allowed)})")
+
+
 def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
     specs: list[_LabelSpec] = []
     label_cues: list[tuple[str, str]] = []
+    _known_keys(data, "preset", "", path)
     try:
         for item in _tables(data.get("labels", []), "labels", path):
             key = _text(item["key"], "a label's key", path)
             if any(spec.label.key == key for spec in specs):
                 raise UserError(f"preset {path}: label {key!r} is defined twice")
             where = f"label {key!r}:"
+            _known_keys(item, "label", f"{where} ", path)
+            for rule in _tables(item.get("when", []), f"{where} when", path):
+                _known_keys(rule, "when", f"{where} when: ", path)
+                if not rule:
+                    raise UserError(
+                        f"preset {path}: {where} a when table needs section, badge or cell "
+                        "(an empty one would match every entry)"
+                    )
             if "cue" in item:
                 label_cues.append((key, _text(item["cue"], f"{where} cue", path)))
             label = Label(
@@ -251,6 +282,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
         keys = {s.label.key for s in specs}
         placements = []
         for place in _tables(data.get("placements", []), "placements", path):
+            _known_keys(place, "placement", "placements: ", path)
             labels = _texts(place["labels"], "placements.labels", path)
             unknown = set(labels) - keys
             if unknown:
@@ -263,6 +295,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
     for item in data.get("silent", []):
         if not isinstance(item, dict) or not isinstance(item.get("section"), str) or "groups" not in item:
             raise UserError(f'preset {path}: a [[silent]] table needs section = "..." and groups = [...]')
+        _known_keys(item, "silent", "silent: ", path)
         keys_of = _group_keys(item["groups"], "silent", specs, path)
         silent.append((item["section"].lower(), tuple(key for group in keys_of for key in group)))
     exclusive = tuple(dict.fromkeys(_groups(data, "exclusive", specs, path) + required))
