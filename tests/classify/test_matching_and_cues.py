@@ -474,10 +474,19 @@ def test_a_misspelt_preset_key_is_refused(tmp_path: Path) -> None:
             vpt.replace(learnable, 'when = [{ sectoin = "learnable visual prompts" }]'),
             r"label 'learnable': when: unknown key 'sectoin' \(known: section, badge, cell\)",
         ),
-        (vpt.replace(learnable, "when = [{}]"), r"label 'learnable': a when table needs section, badge or cell"),
+        (
+            vpt.replace(learnable, "when = [{}]"),
+            r"label 'learnable': a when table needs section, badge or cell",
+        ),
         (vpt.replace(learnable, learnable + '\nbadges = "X"'), r"label 'learnable': unknown key 'badges'"),
-        (vpt.replace("[[placements]]", "[[placement]]", 1), r"unknown key 'placement' \(known: name, title, "),
-        (vpt.replace("[[placements]]\n", "[[placements]]\nsections = []\n", 1), r"placements: unknown key 'sections'"),
+        (
+            vpt.replace("[[placements]]", "[[placement]]", 1),
+            r"unknown key 'placement' \(known: name, title, ",
+        ),
+        (
+            vpt.replace("[[placements]]\n", "[[placements]]\nsections = []\n", 1),
+            r"placements: unknown key 'sections'",
+        ),
         (vpt.replace("[[silent]]\n", "[[silent]]\ngroup = []\n", 1), r"silent: unknown key 'group'"),
     ):
         (tmp_path / "broken.toml").write_text(text, encoding="utf-8")

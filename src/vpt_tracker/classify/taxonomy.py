@@ -58,6 +58,7 @@ An optional `[cues]` table adds fixed phrase features to some of the catalogue's
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -161,6 +162,27 @@ class Preset:
                 return list(section)
         return None
 
+    def unplaceable(self, section_paths: Sequence[Sequence[str]]) -> list[tuple[list[str], list[str]]]:
+        """The placements (labels, section) naming a section that none of `section_paths` is,
+        matched as `Document.insert_entry` finds a section (the whole path or its last parts,
+        without regard to case); a `{year}` part takes any year, since a missing year section
+        is made from a sibling. Said at import, so that a preset's misspelt heading is found
+        before a paper is accepted for it."""
+        paths = [[part.strip().lower() for part in path] for path in section_paths]
+        missing = []
+        for labels, section in self._placements:
+            parts = [
+                re.compile(re.escape(part.strip().lower()).replace(re.escape("{year}"), r"\d{4}"))
+                for part in section
+            ]
+            if not any(
+                len(path) >= len(parts)
+                and all(p.fullmatch(have) for p, have in zip(parts, path[-len(parts) :], strict=True))
+                for path in paths
+            ):
+                missing.append((list(labels), list(section)))
+        return missing
+
     def entry_for(
         self,
         title: str,
@@ -218,8 +240,10 @@ def load_preset(name: str, directory: Path | None = None) -> Preset:
 # entry of the list matched, and `[[placement]]` left the preset with no section for new
 # entries, found only when a paper was accepted.
 _KEYS = {
-    "preset": ("name", "title", "requires_base_to_novel", "exclusive_groups", "required_groups")
-    + ("labels", "placements", "silent", "cues"),
+    "preset": (
+        *("name", "title", "requires_base_to_novel", "exclusive_groups", "required_groups"),
+        *("labels", "placements", "silent", "cues"),
+    ),
     "label": ("key", "title", "group", "when", "badge", "cells", "cue"),
     "when": ("section", "badge", "cell"),
     "placement": ("labels", "section"),
