@@ -297,10 +297,12 @@ key = "adapter"
 when = [{ section = "Adapter" }]
 [[labels]]
 key = "pixel"
+group = "level"
 when = [{ badge = "Pixel Level Prompt" }]
 badge = "Pixel_Level_Prompt"
 [[labels]]
 key = "token"
+group = "level"
 when = [{ badge = "Token_level_Prompt" }]
 badge = "Token_level_Prompt"
 [[placements]]
@@ -312,6 +314,9 @@ section = ["Papers", "Adaptr"]
 [[placements]]
 labels = []
 section = ["Papers", "Others"]
+[[silent]]
+section = "adapters"
+groups = ["level"]
 """
 
 
@@ -340,17 +345,21 @@ def test_a_new_lists_own_preset_is_checked_against_its_readme(
     )
     assert warnings[1].startswith("warning: this README's sections: Awesome-Parameter-Efficient-Transfer")
     assert "Papers > Adapter; " in warnings[1]
-    assert warnings[2].startswith(
+    assert warnings[2] == (
+        "warning: preset 'petl' is silent under 'adapters', which is part of no heading of this README: "
+        "check its [[silent]] section"
+    )
+    assert warnings[3].startswith(
         "warning: no entry of this README has the label 'token' of preset 'petl': check its `when`"
     )
-    assert len(warnings) == 3
+    assert len(warnings) == 4
     stats = CliRunner().invoke(main, [*options, "catalogue", "stats", "petl", "--json"])
     assert json.loads(stats.stdout)["labels"] == {"prompt": 41, "adapter": 27, "pixel": 4}
     # Fixed, the preset and the README agree: a replace says nothing more.
     (presets / "petl.toml").write_text(
-        PETL_PRESET.replace('"Adaptr"', '"Adapter"').replace(
-            '{ badge = "Token_level_Prompt" }', '{ badge = "Token level Prompt" }'
-        )
+        PETL_PRESET.replace('"Adaptr"', '"Adapter"')
+        .replace('"adapters"', '"adapter"')
+        .replace('{ badge = "Token_level_Prompt" }', '{ badge = "Token level Prompt" }')
     )
     again = CliRunner().invoke(
         main, [*options, "catalogue", "import", str(PETL), "--name", "petl", "--replace"]

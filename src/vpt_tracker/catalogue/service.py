@@ -74,7 +74,8 @@ class ImportResult:
 def preset_warnings(preset: Preset | None, doc: Document) -> list[str]:
     """What a preset and the README it labels disagree on, for the maintainer who wrote the
     preset: a placement whose section the README has not (a paper accepted with those labels
-    cannot be published), and labels no entry has (a misspelt heading or badge in a `when`:
+    cannot be published), a `[[silent]]` heading it has not (the labels stay in the models
+    there), and labels no entry has (a misspelt heading or badge in a `when`:
     the label has no example to learn from). Neither stops the import: a list rewritten
     upstream may have dropped a section the preset still names."""
     if preset is None:
@@ -92,6 +93,13 @@ def preset_warnings(preset: Preset | None, doc: Document) -> list[str]:
     if missing:
         known = "; ".join(" > ".join(path) for path in doc.section_paths() if path)
         warnings.append(f"this README's sections: {known}")
+    headings = [part.lower() for path in doc.section_paths() for part in path]
+    for heading, _keys in preset.silent:
+        if not any(heading in part for part in headings):
+            warnings.append(
+                f"preset {preset.name!r} is silent under {heading!r}, which is part of no heading "
+                "of this README: check its [[silent]] section"
+            )
     shown = {key for e in doc.entries for key in preset.labels_for(e.section_path, e.badges, e.cells)}
     unused = [key for key in preset.label_keys if key not in shown]
     if unused:
