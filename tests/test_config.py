@@ -660,3 +660,20 @@ def test_arxiv_categories_of_every_form_are_accepted(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(main, ["--config", str(config), "config", "show"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_preset_of_the_maintainers_own_is_a_known_preset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README "Presets": a new list gets a preset of its own, `classifiers/<name>.toml`. Only
+    the three shipped names passed the config, so `preset = "petl"` was a config error although
+    `catalogue import --preset petl` read that very file."""
+    presets = tmp_path / "classifiers"
+    presets.mkdir()
+    (presets / "petl.toml").write_text('[[labels]]\nkey = "prompt"\nwhen = [{ section = "Prompt" }]\n')
+    monkeypatch.setattr("vpt_tracker.classify.taxonomy.presets_dir", lambda: presets)
+    config = write(tmp_path / "c.toml", '[[catalogues]]\nname = "petl"\npreset = "petl"\n')
+    assert load_settings(config).catalogue("petl").preset == "petl"  # type: ignore[union-attr]
+    config = write(tmp_path / "c.toml", '[[catalogues]]\nname = "petl"\npreset = "petll"\n')
+    with pytest.raises(ConfigError, match=r"unknown preset 'petll'; known presets: petl"):
+        load_settings(config)

@@ -300,8 +300,14 @@ class CatalogueConfig(Section):
     @field_validator("preset")
     @classmethod
     def _known_preset(cls, value: str | None) -> str | None:
-        if value is not None and value not in PRESETS:
-            raise ValueError(f"unknown preset {value!r}; known presets: {', '.join(PRESETS)}")
+        """A preset is a `classifiers/<name>.toml` file: a maintainer's own preset for a list
+        of their own is as good as a shipped one (only the three shipped names passed, so a
+        catalogue of a new preset could not be configured)."""
+        from vpt_tracker.classify.taxonomy import preset_names
+
+        known = preset_names()
+        if value is not None and value not in known:
+            raise ValueError(f"unknown preset {value!r}; known presets: {', '.join(known)}")
         return value
 
     def import_command(self) -> str:

@@ -284,3 +284,86 @@ def test_a_readme_path_outside_the_repository_is_refused_at_import(
         db_url, "catalogue", "import", str(STELLAR), "--name", "g", "--replace", "--readme-path", path
     )
     assert code == 2 and err.startswith("Error: readme path "), err
+
+
+PETL = LISTS / "jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
+PETL_PRESET = """
+name = "petl"
+[[labels]]
+key = "prompt"
+when = [{ section = "Prompt" }]
+[[labels]]
+key = "adapter"
+when = [{ section = "Adapter" }]
+[[labels]]
+key = "pixel"
+group = "level"
+when = [{ badge = "Pixel Level Prompt" }]
+badge = "Pixel_Level_Prompt"
+[[labels]]
+key = "token"
+group = "level"
+when = [{ badge = "Token_level_Prompt" }]
+badge = "Token_level_Prompt"
+[[placements]]
+labels = ["prompt"]
+section = ["Papers", "Prompt"]
+[[placements]]
+labels = ["adapter"]
+section = ["Papers", "Adaptr"]
+[[placements]]
+labels = []
+section = ["Papers", "Others"]
+[[silent]]
+section = "adapters"
+groups = ["level"]
+"""
+
+
+def test_a_new_lists_own_preset_is_checked_against_its_readme(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A maintainer of a list none of the shipped presets fits (jianghaojun's) writes one:
+    the config takes it, and the import says where preset and README disagree. A misspelt
+    placement heading was found at the first accept of such a paper, and a badge written as
+    the image URL has it (`Token_level_Prompt`, which the list shows as "Token level Prompt")
+    left the label without an example, without a word."""
+    presets = tmp_path / "classifiers"
+    presets.mkdir()
+    (presets / "petl.toml").write_text(PETL_PRESET)
+    monkeypatch.setattr("vpt_tracker.classify.taxonomy.presets_dir", lambda: presets)
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text('[[catalogues]]\nname = "petl"\npreset = "petl"\ngithub_repo = "jianghaojun/x"\n')
+    options = ["--config", str(config), "--database", db_url]
+    result = CliRunner().invoke(main, [*options, "catalogue", "import", str(PETL), "--name", "petl"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "imported 'petl': 84 entries, 13 sections (4 with entries)\n"
+    warnings = result.stderr.splitlines()
+    assert warnings[0] == (
+        "warning: preset 'petl' puts new papers with the labels ['adapter'] in 'Papers > Adaptr', "
+        "a section this README does not have: such a paper cannot be published"
+    )
+    assert warnings[1].startswith("warning: this README's sections: Awesome-Parameter-Efficient-Transfer")
+    assert "Papers > Adapter; " in warnings[1]
+    assert warnings[2] == (
+        "warning: preset 'petl' is silent under 'adapters', which is part of no heading of this README: "
+        "check its [[silent]] section"
+    )
+    assert warnings[3].startswith(
+        "warning: no entry of this README has the label 'token' of preset 'petl': check its `when`"
+    )
+    assert len(warnings) == 4
+    stats = CliRunner().invoke(main, [*options, "catalogue", "stats", "petl", "--json"])
+    assert json.loads(stats.stdout)["labels"] == {"prompt": 41, "adapter": 27, "pixel": 4}
+    # Fixed, the preset and the README agree: a replace says nothing more.
+    (presets / "petl.toml").write_text(
+        PETL_PRESET.replace('"Adaptr"', '"Adapter"')
+        .replace('"adapters"', '"adapter"')
+        .replace('{ badge = "Token_level_Prompt" }', '{ badge = "Token level Prompt" }')
+    )
+    again = CliRunner().invoke(
+        main, [*options, "catalogue", "import", str(PETL), "--name", "petl", "--replace"]
+    )
+    assert again.exit_code == 0 and again.stderr == "", again.output
+    stats = CliRunner().invoke(main, [*options, "catalogue", "stats", "petl", "--json"])
+    assert json.loads(stats.stdout)["labels"] == {"prompt": 41, "adapter": 27, "pixel": 4, "token": 1}

@@ -819,6 +819,25 @@ def test_a_title_ending_in_a_dot_or_comma_parses_back_whole_in_every_style() -> 
     )
 
 
+def test_a_title_ending_in_a_question_mark_gets_no_dot_after_it() -> None:
+    """zhengli97 writes "**Title.**": a new paper "Why Is Prompt Tuning … Robust to Noisy
+    Labels?" was written "**… Labels?.**", as no list writes a title. Every entry of every
+    real list as the template: no "?." or "!.", and the title parses back whole."""
+    wrong: dict[tuple[str, str], str] = {}
+    for name in ALL:
+        doc = parse(read(name))
+        lines = doc.render().splitlines(keepends=True)
+        for template in doc.entries:
+            for title in ("Why Is Prompt Tuning Robust to Noisy Labels?", "Prompt, Then Tune!"):
+                text = _render_like(template, NewEntry(title, "ICCV", 2025, PAPER, CODE), doc)
+                found = _parsed_back(template, text, lines)
+                if found.title != title or f"{title}." in text:
+                    wrong.setdefault(
+                        (template.style, title), f"{name}:{template.line} -> {found.title!r}\n  {text!r}"
+                    )
+    assert not wrong, "\n".join(f"{style} {title!r}: {why}" for (style, title), why in sorted(wrong.items()))
+
+
 def _one_template_per_style() -> list[tuple[str, Document, list[str], ParsedEntry]]:
     found = []
     for name in ALL:

@@ -72,3 +72,17 @@ def test_entry_for_shows_labels_as_the_list_does() -> None:
     assert (new.badges, new.short_name) == (["Image-Text"], "T")
     new = load_preset("prompt-adaptation").entry_for("T", "CVPR", 2025, None, None, ["vpt-generated"])
     assert new.cells == {"Type": "Generated"}
+
+
+def test_unplaceable_names_the_placements_a_readme_has_no_section_for() -> None:
+    """Said at `catalogue import`: a `{year}` part takes any year (a missing year section is
+    made from a sibling), a section is found by its last headings as `insert_entry` finds it."""
+    stellar = parse((LISTS / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md").read_text())
+    petl = parse(
+        (LISTS / "jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md").read_text()
+    )
+    vlm = load_preset("generalizable-vlm")
+    assert vlm.unplaceable(stellar.section_paths()) == []
+    assert vlm.unplaceable(petl.section_paths()) == [([], ["Published in {year}"])]
+    vpt = parse((LISTS / "yunbeizhang__Awesome-Visual-Prompt-Tuning__README@2025-06-24.md").read_text())
+    assert load_preset("awesome-vpt").unplaceable(vpt.section_paths()) == []

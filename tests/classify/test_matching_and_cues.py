@@ -461,6 +461,39 @@ def test_a_preset_value_of_the_wrong_shape_names_its_key(tmp_path: Path) -> None
         load_preset("broken", tmp_path)
 
 
+def test_a_misspelt_preset_key_is_refused(tmp_path: Path) -> None:
+    """A maintainer writing a preset for a new list misspells a key: it was ignored. A `when`
+    table without a condition matched every entry (`sectoin = "Adapter"` gave all 84 entries of
+    jianghaojun's list the label `adapter`), and `[[placement]]` left no section for new papers,
+    found only at the first accept."""
+    vpt = (Path(__file__).parents[2] / "classifiers" / "awesome-vpt.toml").read_text(encoding="utf-8")
+    learnable = 'when = [{ section = "learnable visual prompts" }]'
+    assert learnable in vpt and "[[placements]]" in vpt and "[[silent]]" in vpt
+    for text, error in (
+        (
+            vpt.replace(learnable, 'when = [{ sectoin = "learnable visual prompts" }]'),
+            r"label 'learnable': when: unknown key 'sectoin' \(known: section, badge, cell\)",
+        ),
+        (
+            vpt.replace(learnable, "when = [{}]"),
+            r"label 'learnable': a when table needs section, badge or cell",
+        ),
+        (vpt.replace(learnable, learnable + '\nbadges = "X"'), r"label 'learnable': unknown key 'badges'"),
+        (
+            vpt.replace("[[placements]]", "[[placement]]", 1),
+            r"unknown key 'placement' \(known: name, title, ",
+        ),
+        (
+            vpt.replace("[[placements]]\n", "[[placements]]\nsections = []\n", 1),
+            r"placements: unknown key 'sections'",
+        ),
+        (vpt.replace("[[silent]]\n", "[[silent]]\ngroup = []\n", 1), r"silent: unknown key 'group'"),
+    ):
+        (tmp_path / "broken.toml").write_text(text, encoding="utf-8")
+        with pytest.raises(UserError, match=r"^preset \S*broken\.toml: " + error):
+            load_preset("broken", tmp_path)
+
+
 def test_a_required_group_proposes_its_likeliest_label_when_none_passes(
     model: CatalogueModel, relevant: list[Example], tmp_path: Path
 ) -> None:

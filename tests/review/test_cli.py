@@ -88,6 +88,18 @@ def test_undo_of_a_relabel_says_what_it_undid(cli: Any, ids: dict[str, int]) -> 
     assert f"undone: relabel of {ids['high']}, its labels are the proposed ones again" in undone.stdout
 
 
+def test_accept_keeps_the_labels_of_a_relabel(cli: Any, ids: dict[str, int]) -> None:
+    """`review accept ID` after `review relabel ID --labels pixel` accepted the proposed
+    labels (`learnable`): the relabel was lost, where the app's `a` starts from an `l` edit."""
+    assert cli("relabel", str(ids["high"]), "--labels", "pixel").exit_code == 0
+    accepted = cli("accept", str(ids["high"]))
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.stdout == f"accepted {ids['high']}: Visual Prompt Tuning [pixel]\n"
+    assert cli("undo").exit_code == 0 and cli("undo").exit_code == 0  # the accept, the relabel
+    accepted = cli("accept", str(ids["high"]))  # with no relabel: the proposed labels
+    assert accepted.stdout == f"accepted {ids['high']}: Visual Prompt Tuning [learnable]\n"
+
+
 def test_list_of_every_catalogue_names_each_lines_catalogue(
     cli: Any, engine: Engine, ids: dict[str, int]
 ) -> None:

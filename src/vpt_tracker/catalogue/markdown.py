@@ -1642,6 +1642,18 @@ class _Rewrite:
         return "".join(out)
 
 
+def _no_dot_after_a_question(out: _Rewrite, end: int, title: str) -> None:
+    """Leave out the "." a style puts after its titles (zhengli97's "**Title.**") when the new
+    title ends in "?" or "!": "**… Robust to Noisy Labels?.**" is in no list, and the parser
+    reads the title the same without it. A "," stays (synbol writes "**[n] … Better?,**").
+    Called once the template's own asides are left out: BWLONG's "Title, (*UMD*). [[..]]"
+    has its "." after the affiliation."""
+    while end < len(out.raw) and out.dropped[end]:  # what the template had there and was left out
+        end += 1
+    if title.rstrip().endswith(("?", "!")) and out.raw[end : end + 1] == "." and out.free(end, end + 1):
+        out.drop(end, end + 1, space_before=False)
+
+
 def _render_bullet_like(template: ParsedEntry, new: NewEntry, doc: Document) -> str:
     raw = template.raw
     spans = dict(template.spans)
@@ -1671,6 +1683,7 @@ def _render_bullet_like(template: ParsedEntry, new: NewEntry, doc: Document) -> 
             names = ", ".join(_escape_inline(a) for a in new.authors) if new.authors else "Authors not listed"
             out.slot(authors.span(), f"*{names}.*")
     _leave_out_the_rest(out)
+    _no_dot_after_a_question(out, spans["title"][1], new.title)
     text = out.render()
     return text if text.endswith("\n") else text + "\n"
 

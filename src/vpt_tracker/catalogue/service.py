@@ -41,12 +41,22 @@ class ImportResult:
     sections: int  # every section of the README, headings without entries too
     filled: int  # the sections with entries: the ones `catalogue stats` lists
     replaced: bool
+    warnings: tuple[str, ...] = ()  # what the preset and this README disagree on (`preset_warnings`)
 
     @classmethod
-    def of(cls, catalogue_id: int, name: str, doc: Document, entries: int, replaced: bool) -> ImportResult:
+    def of(
+        cls,
+        catalogue_id: int,
+        name: str,
+        doc: Document,
+        entries: int,
+        replaced: bool,
+        preset: Preset | None = None,
+    ) -> ImportResult:
         filled = {section_name(e.section_path) for e in doc.entries}
         sections = {section_name(p) for p in doc.section_paths()} | filled  # "(top)" has no heading
-        return cls(catalogue_id, name, entries, len(sections), len(filled), replaced)
+        warnings = tuple(preset_warnings(preset, doc))
+        return cls(catalogue_id, name, entries, len(sections), len(filled), replaced, warnings)
 
     def summary(self) -> str:
         """What a maintainer is told after an import (the CLI and the demo say it alike).
@@ -59,6 +69,48 @@ class ImportResult:
             return f"{verb} {self.name!r}: {entries} in {plural(self.sections, 'section')}"
         sections = f"{plural(self.sections, 'section')} ({self.filled} with entries)"
         return f"{verb} {self.name!r}: {entries}, {sections}"
+
+
+def preset_warnings(preset: Preset | None, doc: Document) -> list[str]:
+    """What a preset and the README it labels disagree on, for the maintainer who wrote the
+    preset: a placement whose section the README has not (a paper accepted with those labels
+    cannot be published), a `[[silent]]` heading it has not (the labels stay in the models
+    there), and labels no entry has (a misspelt heading or badge in a `when`:
+    the label has no example to learn from). Neither stops the import: a list rewritten
+    upstream may have dropped a section the preset still names."""
+    if preset is None:
+        return []
+    warnings = []
+    missing: dict[str, list[list[str]]] = {}
+    for labels, placement in preset.unplaceable(doc.section_paths()):
+        missing.setdefault(" > ".join(placement), []).append(labels)
+    for heading, label_sets in missing.items():
+        which = " or ".join(str(labels) if labels else "any other labels" for labels in label_sets)
+        warnings.append(
+            f"preset {preset.name!r} puts new papers with {'the labels ' if label_sets[0] else ''}{which} "
+            f"in {heading!r}, a section this README does not have: such a paper cannot be published"
+        )
+    if missing:
+        known = "; ".join(" > ".join(path) for path in doc.section_paths() if path)
+        warnings.append(f"this README's sections: {known}")
+    headings = [part.lower() for path in doc.section_paths() for part in path]
+    for heading, _keys in preset.silent:
+        if not any(heading in part for part in headings):
+            warnings.append(
+                f"preset {preset.name!r} is silent under {heading!r}, which is part of no heading "
+                "of this README: check its [[silent]] section"
+            )
+    shown = {key for e in doc.entries for key in preset.labels_for(e.section_path, e.badges, e.cells)}
+    unused = [key for key in preset.label_keys if key not in shown]
+    if unused:
+        one = len(unused) == 1
+        warnings.append(
+            f"no entry of this README has the {'label' if one else 'labels'} {', '.join(map(repr, unused))} "
+            f"of preset {preset.name!r}: check {'its `when`' if one else 'their `when` tables'} "
+            "(a section rule matches part of a heading, a badge rule a badge's whole text as "
+            "shields.io shows it: `Pixel_Level_Prompt-orange` is 'Pixel Level Prompt')"
+        )
+    return warnings
 
 
 def get_catalogue(session: Session, name: str) -> CatalogueRow:
@@ -172,7 +224,7 @@ def _store_import(
         row.entries = [entry_row(e, entry_labels(preset_obj, e)) for e in doc.entries]
         session.add(row)
         session.flush()
-        return ImportResult.of(row.id, name, doc, len(doc.entries), existing is not None)
+        return ImportResult.of(row.id, name, doc, len(doc.entries), existing is not None, preset_obj)
 
 
 def configure_catalogue(

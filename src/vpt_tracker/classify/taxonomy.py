@@ -58,6 +58,7 @@ An optional `[cues]` table adds fixed phrase features to some of the catalogue's
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -161,6 +162,27 @@ class Preset:
                 return list(section)
         return None
 
+    def unplaceable(self, section_paths: Sequence[Sequence[str]]) -> list[tuple[list[str], list[str]]]:
+        """The placements (labels, section) naming a section that none of `section_paths` is,
+        matched as `Document.insert_entry` finds a section (the whole path or its last parts,
+        without regard to case); a `{year}` part takes any year, since a missing year section
+        is made from a sibling. Said at import, so that a preset's misspelt heading is found
+        before a paper is accepted for it."""
+        paths = [[part.strip().lower() for part in path] for path in section_paths]
+        missing = []
+        for labels, section in self._placements:
+            parts = [
+                re.compile(re.escape(part.strip().lower()).replace(re.escape("{year}"), r"\d{4}"))
+                for part in section
+            ]
+            if not any(
+                len(path) >= len(parts)
+                and all(p.fullmatch(have) for p, have in zip(parts, path[-len(parts) :], strict=True))
+                for path in paths
+            ):
+                missing.append((list(labels), list(section)))
+        return missing
+
     def entry_for(
         self,
         title: str,
@@ -213,15 +235,48 @@ def load_preset(name: str, directory: Path | None = None) -> Preset:
     return _build(name, data, path)
 
 
+# The keys each table of a preset may hold. A preset is written by hand, and a misspelt key
+# was ignored: `when = [{ sectoin = "Adapter" }]` left a rule of no condition, which every
+# entry of the list matched, and `[[placement]]` left the preset with no section for new
+# entries, found only when a paper was accepted.
+_KEYS = {
+    "preset": (
+        *("name", "title", "requires_base_to_novel", "exclusive_groups", "required_groups"),
+        *("labels", "placements", "silent", "cues"),
+    ),
+    "label": ("key", "title", "group", "when", "badge", "cells", "cue"),
+    "when": ("section", "badge", "cell"),
+    "placement": ("labels", "section"),
+    "silent": ("section", "groups"),
+}
+
+
+def _known_keys(table: dict[str, Any], kind: str, where: str, path: Path) -> None:
+    """A UserError naming the first key of `table` that a `kind` table does not have."""
+    allowed = _KEYS[kind]
+    for key in table:
+        if key not in allowed:
+            raise UserError(f"preset {path}: {where}unknown key {key!r} (known: {', '.join(allowed)})")
+
+
 def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
     specs: list[_LabelSpec] = []
     label_cues: list[tuple[str, str]] = []
+    _known_keys(data, "preset", "", path)
     try:
         for item in _tables(data.get("labels", []), "labels", path):
             key = _text(item["key"], "a label's key", path)
             if any(spec.label.key == key for spec in specs):
                 raise UserError(f"preset {path}: label {key!r} is defined twice")
             where = f"label {key!r}:"
+            _known_keys(item, "label", f"{where} ", path)
+            for rule in _tables(item.get("when", []), f"{where} when", path):
+                _known_keys(rule, "when", f"{where} when: ", path)
+                if not rule:
+                    raise UserError(
+                        f"preset {path}: {where} a when table needs section, badge or cell "
+                        "(an empty one would match every entry)"
+                    )
             if "cue" in item:
                 label_cues.append((key, _text(item["cue"], f"{where} cue", path)))
             label = Label(
@@ -251,6 +306,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
         keys = {s.label.key for s in specs}
         placements = []
         for place in _tables(data.get("placements", []), "placements", path):
+            _known_keys(place, "placement", "placements: ", path)
             labels = _texts(place["labels"], "placements.labels", path)
             unknown = set(labels) - keys
             if unknown:
@@ -263,6 +319,7 @@ def _build(name: str, data: dict[str, Any], path: Path) -> Preset:
     for item in data.get("silent", []):
         if not isinstance(item, dict) or not isinstance(item.get("section"), str) or "groups" not in item:
             raise UserError(f'preset {path}: a [[silent]] table needs section = "..." and groups = [...]')
+        _known_keys(item, "silent", "silent: ", path)
         keys_of = _group_keys(item["groups"], "silent", specs, path)
         silent.append((item["section"].lower(), tuple(key for group in keys_of for key in group)))
     exclusive = tuple(dict.fromkeys(_groups(data, "exclusive", specs, path) + required))

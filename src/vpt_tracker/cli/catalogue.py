@@ -17,6 +17,7 @@ from vpt_tracker.catalogue.service import (
     import_catalogue,
     render_catalogue,
 )
+from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.cli.context import OUTPUT_PATH, AppContext, echo_json, pass_app, write_output
 from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
@@ -34,7 +35,11 @@ def catalogue_group() -> None:
 @catalogue_group.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Catalogue name to store the list under.")
-@click.option("--preset", help="Taxonomy preset (awesome-vpt, prompt-adaptation, generalizable-vlm).")
+@click.option(
+    "--preset",
+    help="Taxonomy preset: classifiers/PRESET.toml, a shipped one (awesome-vpt, prompt-adaptation, "
+    "generalizable-vlm) or one of your own.",
+)
 @click.option(
     "--replace",
     is_flag=True,
@@ -69,7 +74,9 @@ def import_command(
     if replace:
         with transaction(engine) as session:
             if session.scalar(select(CatalogueRow.id).where(CatalogueRow.name == name)) is not None:
-                click.echo(_take_in(session, name, text, preset, readme_path, github_repo))
+                summary, result = _take_in(session, name, text, preset, readme_path, github_repo)
+                click.echo(summary)
+                _warn(result)
                 return
     result = import_catalogue(
         engine,
@@ -81,6 +88,12 @@ def import_command(
         replace=replace,
     )
     click.echo(result.summary())
+    _warn(result)
+
+
+def _warn(result: ImportResult) -> None:
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _take_in(
@@ -90,7 +103,7 @@ def _take_in(
     preset: str | None,
     readme_path: str | None,
     github_repo: str | None,
-) -> str:
+) -> tuple[str, ImportResult]:
     """A new README for an imported catalogue: its settings as given (the others kept), the
     README as the new base, and vpt-tracker's own changes replayed on it, as `publish` does
     for a README edited upstream. Candidates, review decisions, pull requests and the
@@ -100,8 +113,9 @@ def _take_in(
     )
     rebase = rebase_catalogue(session, name, text, None)
     imported = sum(1 for row in catalogue.entries if row.state != "added")
-    result = ImportResult.of(catalogue.id, name, parse(text), imported, True)
-    return f"{result.summary()}; {rebase.summary()}"
+    preset_obj = load_preset(catalogue.preset) if catalogue.preset else None
+    result = ImportResult.of(catalogue.id, name, parse(text), imported, True, preset_obj)
+    return f"{result.summary()}; {rebase.summary()}", result
 
 
 @catalogue_group.command("render")

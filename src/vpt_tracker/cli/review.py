@@ -163,7 +163,12 @@ def list_command(
 @review.command()
 @_scope_options
 @click.argument("candidate_id", type=ROW_ID)
-@click.option("--labels", multiple=True, metavar="A,B", help="Final labels (default: the proposed ones).")
+@click.option(
+    "--labels",
+    multiple=True,
+    metavar="A,B",
+    help="Final labels (default: those of a `review relabel`, else the proposed ones).",
+)
 @pass_app
 @click.pass_context
 def accept(

@@ -461,10 +461,14 @@ class ReviewQueue:
     def accept(
         self, candidate_id: int, labels: Sequence[str] | None = None, expected_version: int | None = None
     ) -> QueueItem:
-        """Accept with the final labels; None keeps the proposed ones."""
+        """Accept with the final labels; None keeps the labels a relabel gave the open
+        candidate, else the proposed ones (as the app's `a` starts from an `l` edit: `review
+        accept ID` after `review relabel ID --labels ...` accepted the proposed labels, and the
+        relabel was lost)."""
 
         def change(session: Session, row: CandidateRow) -> None:
-            chosen = row.proposed_labels if labels is None else list(labels)
+            kept = row.final_labels if row.final_labels is not None else row.proposed_labels
+            chosen = kept if labels is None else list(labels)
             row.final_labels = _checked_labels(session, row, chosen)
             row.status = CandidateStatus.ACCEPTED.value
             row.reason = None
