@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from unprivileged import run_cli
 from vpt_tracker.cli import main
-from vpt_tracker.config import REVIEW_ACTIONS, ConfigError, Settings, load_settings
+from vpt_tracker.config import ARXIV_HOSTS, REVIEW_ACTIONS, ConfigError, Settings, load_settings
 from vpt_tracker.models import check_branch_name
 
 
@@ -307,6 +307,56 @@ def test_an_interval_for_one_host_keeps_arxivs(tmp_path: Path, monkeypatch: pyte
         again.close()
     finally:
         client.close()
+
+
+def test_one_setting_for_a_group_sets_all_its_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lowering arXiv's interval took all three arXiv hosts: the group's name could only raise
+    it, over the hosts' 3 s defaults. A group set by its name now replaces its hosts'
+    defaults; a host set beside it can still only raise the group's interval."""
+    from vpt_tracker.http import HttpClient
+
+    def intervals(text: str) -> dict[str, float]:
+        with HttpClient(load_settings(write(tmp_path / "c.toml", text)).http) as client:
+            return {host: client.min_interval(host) for host in (*ARXIV_HOSTS, "api2.openreview.net")}
+
+    def arxiv(seconds: float) -> dict[str, float]:
+        return {**dict.fromkeys(ARXIV_HOSTS, seconds), "api2.openreview.net": 1.0}
+
+    assert intervals('[http]\nmin_interval = { "arxiv" = 1.0 }\n') == arxiv(1.0)
+    assert intervals('[http]\nmin_interval = { "arxiv" = 5.0 }\n') == arxiv(5.0)
+    assert intervals('[http]\nmin_interval = { "arxiv" = 0.5, "rss.arxiv.org" = 2.0 }\n') == arxiv(2.0)
+    # One host alone cannot lower the group; all three hosts still can, as before.
+    assert intervals('[http]\nmin_interval = { "rss.arxiv.org" = 1.0 }\n') == arxiv(3.0)
+    three = "[http]\nmin_interval = { " + ", ".join(f'"{host}" = 1.5' for host in ARXIV_HOSTS) + " }\n"
+    assert intervals(three) == arxiv(1.5)
+    # A group of the maintainer's own, with hosts of no default.
+    mine = (
+        '[http]\nhost_groups = { "a.example.org" = "ex", "b.example.org" = "ex" }\n'
+        'min_interval = { "ex" = 2.0 }\n'
+    )
+    with HttpClient(load_settings(write(tmp_path / "g.toml", mine)).http) as client:
+        assert client.min_interval("a.example.org") == client.min_interval("b.example.org") == 2.0
+    # From the environment, and as `config show` resolves it.
+    monkeypatch.setenv("VPT_HTTP__MIN_INTERVAL", '{"arxiv": 0.5}')
+    http = load_settings(write(tmp_path / "e.toml", "")).http
+    assert http.min_interval == {"arxiv": 0.5}
+    with HttpClient(http) as client:
+        assert {client.min_interval(host) for host in ARXIV_HOSTS} == {0.5}
+
+
+@pytest.mark.parametrize("key", ["arxv", "openreview"])
+def test_a_min_interval_key_that_is_no_group_nor_host_is_refused(tmp_path: Path, key: str) -> None:
+    """A misspelt group was taken for a host that no request goes to: the interval it meant
+    was never set, and nothing said so."""
+    config = write(tmp_path / "c.toml", f'[http]\nmin_interval = {{ "{key}" = 1.0 }}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(caught.value) == (
+        f"bad config: http.min_interval: Value error, '{key}' is neither a group of http.host_groups"
+        " (arxiv) nor a host name such as 'export.arxiv.org'"
+    )
+    for fine in ("localhost", "127.0.0.1", "::1", "api2.openreview.net"):
+        assert load_settings(write(tmp_path / "d.toml", f'[http]\nmin_interval = {{ "{fine}" = 1.0 }}\n'))
 
 
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:

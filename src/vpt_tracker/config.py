@@ -134,6 +134,13 @@ class Section(BaseModel):
 #: arXiv asks for one request per 3 s across the API and RSS together: its hosts are one
 #: politeness budget ("arxiv").
 ARXIV_HOSTS = ("export.arxiv.org", "rss.arxiv.org", "arxiv.org")
+ARXIV_GROUP = "arxiv"
+ARXIV_INTERVAL = 3.0
+
+
+def _host_name(key: str) -> bool:
+    """Whether a `min_interval` key can be a host: a name with a dot, `localhost`, an IP address."""
+    return "." in key or ":" in key or key == "localhost"
 
 
 class HttpConfig(Section):
@@ -145,23 +152,47 @@ class HttpConfig(Section):
     backoff_cap: Seconds = 120.0
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     default_min_interval: Seconds = 1.0
-    min_interval: dict[str, Seconds] = Field(default_factory=dict, validate_default=True)
-    # Hosts that share one politeness budget.
-    host_groups: dict[str, str] = Field(default_factory=dict, validate_default=True)
+    # Hosts that share one politeness budget. Before `min_interval`, whose check reads it.
+    host_groups: dict[str, str] = Field(default_factory=dict)
+    # Seconds between two requests to a group, by group name or by host (`HttpClient.min_interval`).
+    min_interval: dict[str, Seconds] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_arxiv_defaults(cls, data: Any) -> Any:
+        """The given tables over the arXiv defaults, not instead of them; a group given by its
+        name replaces the defaults of its hosts.
+
+        A maintainer who sets one host's interval (`min_interval = { "api2.openreview.net" =
+        2.0 }`) did not mean to drop arXiv's, which a whole-table replacement did silently
+        (1 s to arXiv); so a host's default goes only when that host is given. The group's
+        name could only raise its interval (the longest of the group's values counts): to
+        lower arXiv's, all three hosts had to be set. Now `{ "arxiv" = 1.0 }` drops the three
+        defaults, and a host given beside it can still only raise the group's interval.
+        """
+        if not isinstance(data, dict):
+            return data
+        groups, intervals = data.get("host_groups", {}), data.get("min_interval", {})
+        if not isinstance(groups, dict) or not isinstance(intervals, dict):
+            return data  # the fields' own validation says what is wrong
+        groups = {**dict.fromkeys(ARXIV_HOSTS, ARXIV_GROUP), **groups}
+        defaults = {host: ARXIV_INTERVAL for host in ARXIV_HOSTS if groups[host] not in intervals}
+        return {**data, "host_groups": groups, "min_interval": {**defaults, **intervals}}
 
     @field_validator("min_interval")
     @classmethod
-    def _over_arxiv_interval(cls, given: dict[str, float]) -> dict[str, float]:
-        """The given intervals over arXiv's 3 s, not instead of it: a maintainer who sets one
-        host's interval (`min_interval = { "api2.openreview.net" = 2.0 }`) did not mean to
-        drop arXiv's, which a whole-table replacement did silently (1 s to arXiv)."""
-        return {**dict.fromkeys(ARXIV_HOSTS, 3.0), **given}
-
-    @field_validator("host_groups")
-    @classmethod
-    def _over_arxiv_group(cls, given: dict[str, str]) -> dict[str, str]:
-        """The given groups over the arXiv hosts' shared group, as for `min_interval`."""
-        return {**dict.fromkeys(ARXIV_HOSTS, "arxiv"), **given}
+    def _groups_or_hosts(cls, given: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        """Each key a group of `host_groups` or a host name: a misspelt group (`arxv`) was taken
+        for a host that no request goes to, and the interval it meant was not set, unsaid."""
+        groups = set((info.data.get("host_groups") or {}).values())
+        for key in given:
+            if key not in groups and not _host_name(key):
+                known = ", ".join(sorted(groups)) or "none"
+                raise ValueError(
+                    f"{key!r} is neither a group of http.host_groups ({known}) nor a host name"
+                    " such as 'export.arxiv.org'"
+                )
+        return given
 
 
 class ArxivApiConfig(Section):

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from vpt_tracker.errors import UserError
+from vpt_tracker.files import remove_unheld, same_file
 
 EX_TEMPFAIL = 75
 
@@ -98,31 +99,9 @@ def sweep_unheld(engine: Engine, wanted: Callable[[str], bool]) -> list[str]:
         if not (entry.startswith(head) and entry.endswith(tail) and len(entry) > len(head) + len(tail)):
             continue
         name = entry[len(head) : -len(tail)]
-        if wanted(name) and _remove_unheld(sample.parent / entry):
+        if wanted(name) and remove_unheld(sample.parent / entry):
             removed.append(name)
     return removed
-
-
-def _remove_unheld(path: Path) -> bool:
-    """Remove the lock file `path` if nobody holds it (see `sweep_unheld`); whether it went."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # not O_CREAT: never makes one
-    except OSError:
-        return False
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held (or not lockable): left alone
-            return False
-        if not _same_file(descriptor, path):
-            return False
-        try:
-            path.unlink()
-        except OSError:  # a folder this user may not write: it stays
-            return False
-        return True
-    finally:
-        os.close(descriptor)  # lets go of the lock, after the file went
 
 
 def _running(name: str) -> str:
@@ -306,18 +285,9 @@ def _lock_file(path: Path, name: str, busy: str) -> tuple[int, bool]:
         except BaseException:
             os.close(descriptor)
             raise
-        if _same_file(descriptor, path):
+        if same_file(descriptor, path):
             return descriptor, writable
         os.close(descriptor)  # its holder removed it as it let go: the path is free
-
-
-def _same_file(descriptor: int, path: Path) -> bool:
-    try:
-        at_path = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(descriptor)
-    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
 
 
 @contextmanager

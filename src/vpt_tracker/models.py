@@ -148,7 +148,6 @@ class Page:
     cursor_key: str
     records: list[RawRecord]
     cursor: str | None  # serialised position to resume from *after* this page
-    requests: int = 1  # HTTP requests it took to get this page
     done: bool = False  # the window is exhausted for this cursor key
     # What went wrong for single records without stopping the source (a dead paper page):
     # the run reports them in the source's health; the page is stored all the same.

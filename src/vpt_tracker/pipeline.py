@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -491,13 +492,31 @@ def _fetch_window(
         with transaction(engine) as session:
             stats = ingest_page(session, stored, run_id=run_id)
         report.pages += 1
-        report.requests += page.requests
         report.records += stats.records
         report.new_papers += stats.new_papers
         report.problems.extend(page.problems)
         new_paper_ids.extend(stats.new_paper_ids)
         if progress is not None:
             progress(source.name, report.records)
+
+
+@contextmanager
+def _requests_counted(client: Any, report: SourceReport) -> Iterator[None]:
+    """Add to `report` the HTTP requests `client` sends meanwhile, as its request log holds
+    them: every attempt (a retry after a 429 or a 503 too), every redirect hop, every 304.
+
+    Each source said how many requests a page took, and all but CVF said one: retries,
+    304s and the requests of a page that then failed were not counted, so `runs` showed
+    fewer requests than the hosts got. `fetch` counted the log already. A client without a
+    log (sources handed in without it) counts none.
+    """
+    sent = getattr(client, "request_log", None)
+    before = len(sent) if sent is not None else 0
+    try:
+        yield
+    finally:
+        if sent is not None:
+            report.requests += len(sent) - before
 
 
 def _fetch_guarded(action: Callable[[], None], report: SourceReport, what: str) -> Exception | None:
@@ -819,40 +838,42 @@ def nightly(
         owned_client = None
         if sources is None:
             sources, owned_client = _build_sources(settings, engine, client)
+        http = owned_client if owned_client is not None else client
         try:
             new_ids = _unscored_papers(engine, interrupted)
             reports: list[SourceReport] = []
             for source in sources:
                 report = SourceReport(source.name, steady_volume=source.steady_volume)
                 reports.append(report)
-                _refetch_pending(
-                    engine,
-                    source,
-                    run_id=run_id,
-                    report=report,
-                    new_paper_ids=new_ids,
-                    progress=progress,
-                    now=now,
-                )
-                for part in parts:
-                    failure = _fetch_guarded(
-                        partial(
-                            _fetch_window,
-                            engine,
-                            source,
-                            part,
-                            prefix="",
-                            run_id=run_id,
-                            report=report,
-                            new_paper_ids=new_ids,
-                            progress=progress,
-                            now=now,
-                        ),
-                        report,
-                        source.name,
+                with _requests_counted(http, report):
+                    _refetch_pending(
+                        engine,
+                        source,
+                        run_id=run_id,
+                        report=report,
+                        new_paper_ids=new_ids,
+                        progress=progress,
+                        now=now,
                     )
-                    if failure is not None:
-                        break
+                    for part in parts:
+                        failure = _fetch_guarded(
+                            partial(
+                                _fetch_window,
+                                engine,
+                                source,
+                                part,
+                                prefix="",
+                                run_id=run_id,
+                                report=report,
+                                new_paper_ids=new_ids,
+                                progress=progress,
+                                now=now,
+                            ),
+                            report,
+                            source.name,
+                        )
+                        if failure is not None:
+                            break
         finally:
             if owned_client is not None and hasattr(owned_client, "close"):
                 owned_client.close()
@@ -968,6 +989,7 @@ def backfill(
         owned_client = None
         if sources is None:
             sources, owned_client = _build_sources(settings, engine, client)
+        http = owned_client if owned_client is not None else client
         reports = {source.name: SourceReport(source.name) for source in sources}
         new_ids = _unscored_papers(engine, interrupted)
         recovered: list[int] = list(interrupted)
@@ -990,23 +1012,24 @@ def backfill(
                         gave_up[source.name] += 1
                         continue
                     report = reports[source.name]
-                    failure = _fetch_guarded(
-                        partial(
-                            _fetch_window,
-                            engine,
-                            source,
-                            window,
-                            prefix=prefix,
-                            run_id=run_id,
-                            report=report,
-                            new_paper_ids=window_ids,
-                            progress=progress,
-                            now=now,
-                        ),
-                        report,
-                        # The days as the maintainer gave them: `end` is the day after.
-                        f"{source.name} {window.days()[0]}..{window.days()[-1]}",
-                    )
+                    with _requests_counted(http, report):
+                        failure = _fetch_guarded(
+                            partial(
+                                _fetch_window,
+                                engine,
+                                source,
+                                window,
+                                prefix=prefix,
+                                run_id=run_id,
+                                report=report,
+                                new_paper_ids=window_ids,
+                                progress=progress,
+                                now=now,
+                            ),
+                            report,
+                            # The days as the maintainer gave them: `end` is the day after.
+                            f"{source.name} {window.days()[0]}..{window.days()[-1]}",
+                        )
                     # Today's window is fetched again by the next run.
                     if failure is None and window.end <= now:
                         _mark_window_done(engine, source.name, prefix, now)

@@ -7,13 +7,16 @@ is unhealthy with a one-line reason. Waits are recorded through an injected `sle
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from pathlib import Path
 
+from click.testing import CliRunner
 from sqlalchemy import Engine, func, select
 
 from faults.helpers import NOW, RSS_DATE, local_http, replay_settings
+from vpt_tracker.cli import main as cli
 from vpt_tracker.http import HttpClient
 from vpt_tracker.models import RunOutcome
 from vpt_tracker.pipeline import RunResult, aware, nightly, pending_refetches
@@ -132,3 +135,65 @@ def test_an_arxiv_empty_page_that_outlasts_the_retries_fails_the_source_until_th
             select(func.count()).select_from(SightingRow).where(SightingRow.source == "arxiv_api")
         )
     assert stored == 32
+
+
+def served(replay: ReplayServer) -> dict[str, list[int | None]]:
+    """The statuses the server answered, per source (by the paths each source asks for)."""
+    by_source: dict[str, list[int | None]] = {"arxiv_api": [], "arxiv_rss": [], "openreview": [], "cvf": []}
+    for request in replay.requests:
+        if request.path.endswith("/api/query"):
+            name = "arxiv_api"
+        elif request.path.startswith("/rss/"):
+            name = "arxiv_rss"
+        elif request.path.endswith("/notes"):
+            name = "openreview"
+        else:
+            name = "cvf"
+        by_source[name].append(request.status)
+    return by_source
+
+
+def counted(result: RunResult) -> dict[str, int]:
+    return {name: figures["requests"] for name, figures in result.counts["sources"].items()}
+
+
+def test_a_run_counts_every_request_it_sent_retries_too(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    """Each source told the run how many requests a page took, and all but CVF said one: a
+    429 or a 503 answered before the 200 was not counted, so `runs` showed fewer requests
+    than the hosts got. The run now counts what the client sent, as `fetch` does."""
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        replay.inject(Fault("status", match="/api/query", status=503, times=1))
+        replay.inject(Fault("status", match="/rss/", status=429, headers={"Retry-After": "0"}, times=2))
+        result, _, _ = run(engine, db_url, tmp_path, replay, max_retries=3)
+        statuses = served(replay)
+    assert result.outcome == RunOutcome.OK, result.errors
+    assert statuses["arxiv_api"] == [503, 200] and statuses["arxiv_rss"] == [429, 429, 200]
+    assert counted(result) == {name: len(answers) for name, answers in statuses.items()}
+    # What `runs --json` shows is what the run recorded.
+    shown = CliRunner().invoke(cli, ["--database", db_url, "runs", "--json"], env={"VPT_CONFIG": ""})
+    assert shown.exit_code == 0, shown.output
+    [row] = json.loads(shown.stdout)
+    recorded = {name: figures["requests"] for name, figures in row["counts"]["sources"].items()}
+    assert recorded == counted(result)
+
+
+def test_a_run_counts_the_requests_of_a_failed_source_and_304s(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """A source that failed stored no page and counted no request, whatever its retries
+    cost; a feed read again in one run (its refetched window, then the run's own) answers
+    304 the second time, and a feed outside the window stored no page: neither counted."""
+    with ReplayServer(rss_date=RSS_DATE) as replay:
+        replay.inject(Fault("status", match="/rss/", status=503, times=-1))
+        first, _, _ = run(engine, db_url, tmp_path, replay, max_retries=1)
+        assert served(replay)["arxiv_rss"] == [503, 503]
+        assert first.errors.keys() == {"arxiv_rss"} and counted(first)["arxiv_rss"] == 2
+        replay.clear_faults()
+        replay.requests.clear()
+        settings = replay_settings(replay.urls(), db_url, tmp_path, http=local_http())
+        with HttpClient(settings.http) as client:
+            second = nightly(settings, engine, now=NOW + timedelta(hours=2), client=client)
+        statuses = served(replay)
+    assert second.counts["sources"]["arxiv_rss"]["refetched"]  # the failed window, read first
+    assert statuses["arxiv_rss"] == [200, 304]
+    assert counted(second) == {name: len(answers) for name, answers in statuses.items()}

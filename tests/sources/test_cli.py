@@ -88,6 +88,18 @@ def test_dry_run_json(tmp_path: Path, replay: ReplayServer) -> None:
     assert summary["records"] == 80 and summary["source"] == "openreview" and len(summary["first"]) == 5
 
 
+def test_json_requests_counts_each_attempt(tmp_path: Path, replay: ReplayServer) -> None:
+    """`requests` is every request sent: a 429 answered before the 200 is one of them, as
+    in the run records (`runs`)."""
+    replay.inject(Fault("status", match="/api/query", status=429, headers={"Retry-After": "0"}, times=1))
+    window = ["--since", "2026-08-19", "--until", "2026-08-20"]
+    result = _run(_config(tmp_path, replay), "arxiv_api", *window, "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert [r.status for r in replay.requests] == [429, 200]
+    assert (summary["pages"], summary["records"], summary["requests"]) == (1, 32, 2)
+
+
 def test_fetch_stores_and_a_venue_sighting_upgrades_the_preprint(
     tmp_path: Path, replay: ReplayServer, engine: Engine, db_url: str
 ) -> None:

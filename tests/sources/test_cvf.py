@@ -39,7 +39,6 @@ def test_listing_then_paper_pages(replay: ReplayServer, make_client: MakeClient)
     assert [len(p.records) for p in pages] == [BATCH, 30 - BATCH]
     assert replay.requests[0].path == "/CVPR2022" and replay.requests[0].query == {"day": "all"}
     assert len(replay.requests) == 1 + 30
-    assert [p.requests for p in pages] == [BATCH + 1, 30 - BATCH]
     cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
     assert cocoop.title == "Conditional Prompt Learning for Vision-Language Models"
     assert cocoop.authors == ("Kaiyang Zhou", "Jingkang Yang", "Chen Change Loy", "Ziwei Liu")
@@ -191,7 +190,6 @@ def test_a_listed_preprint_with_a_known_abstract_costs_no_page(
     paths = [r.path for r in replay.requests]
     assert COCOOP_PAGE not in paths  # the listing links its stored preprint: no page request
     assert paths[0] == "/CVPR2022" and len(paths) == 1 + 29  # every other paper's page, once
-    assert [p.requests for p in pages] == [1 + (BATCH - 1), 30 - BATCH]  # the listing; CoCoOp is in batch 1
     # Each paper is looked up by its CVF URL; only those whose entry links a preprint by that too.
     assert [key for key in asked if not key.startswith("https://")] == ["2203.05557"]
     assert len(asked) == 30 + 1 and COCOOP in asked
@@ -261,7 +259,6 @@ def test_a_paper_page_that_is_gone_is_reported_and_the_other_papers_are_fetched(
         pages = list(_source(server, make_client()).fetch(WINDOW, {}))
     assert [len(p.records) for p in pages] == [BATCH, 30 - BATCH]
     assert pages[-1].done and json.loads(pages[-1].cursor or "")["offset"] == 30
-    assert [p.requests for p in pages] == [BATCH + 1, 30 - BATCH]
     assert pages[0].problems == (f"the paper page {COCOOP} answered HTTP 404; stored without its abstract",)
     assert pages[1].problems == ()
     cocoop = next(r for p in pages for r in p.records if r.cvf_url == COCOOP)
@@ -298,7 +295,6 @@ def test_a_paper_whose_cvf_url_is_stored_with_an_abstract_costs_no_page(
     source = CvfSource(config, make_client(), known_abstract=lambda key: key.startswith("https://"))
     pages = list(source.fetch(WINDOW, {}))
     assert [r.path for r in replay.requests] == ["/CVPR2022"]
-    assert [p.requests for p in pages] == [1, 0]
     assert sum(len(p.records) for p in pages) == 30
 
 

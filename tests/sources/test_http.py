@@ -227,6 +227,23 @@ def test_a_group_has_one_interval_whichever_of_its_hosts_is_asked(
     client.close()
 
 
+def test_the_group_name_lowers_the_whole_groups_interval(replay: ReplayServer, fake_time: FakeTime) -> None:
+    # Lowering arXiv's 3 s took all three hosts: the group's name could only raise it over
+    # the hosts' defaults. One setting does it now, for the API and the feeds together.
+    client = HttpClient(
+        HttpConfig(min_interval={"arxiv": 1.0}),
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        transport=LoopbackTransport(replay.base_url),
+    )
+    client.get("https://export.arxiv.org/api/query", {"search_query": "all:x"})
+    client.get("https://rss.arxiv.org/rss/cs.CV")
+    client.get("https://export.arxiv.org/api/query", {"search_query": "all:y"})
+    times = [r.time for r in client.request_log]
+    assert [later - earlier for earlier, later in pairwise(times)] == [1.0, 1.0]
+    client.close()
+
+
 def test_errors_that_would_repeat_are_not_retried(make_client: MakeClient, fake_time: FakeTime) -> None:
     client = make_client()
     with pytest.raises(HttpError, match="UnsupportedProtocol"):

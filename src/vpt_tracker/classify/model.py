@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import joblib
 import numpy as np
@@ -707,16 +707,23 @@ class CatalogueModel:
         card = (json.dumps(self.card, indent=2, sort_keys=True, default=str) + "\n").encode()
         written: list[Path] = []
         try:
-            for name, content in ((MODEL_FILE, data), (CARD_FILE, card)):
-                written.append(temporary_file(directory, name))
-                _write_durably(written[-1], content)
-            written[0].replace(directory / MODEL_FILE)
-            written[1].replace(directory / CARD_FILE)
+            # Each temporary file stays open until it is renamed in: its lock tells the next
+            # save that it is still being written (`files.temporary_file`).
+            with contextlib.ExitStack() as handles:
+                try:
+                    for name, content in ((MODEL_FILE, data), (CARD_FILE, card)):
+                        handle = handles.enter_context(temporary_file(directory, name))
+                        written.append(Path(handle.name))
+                        _write_durably(handle, content)
+                    written[0].replace(directory / MODEL_FILE)
+                    written[1].replace(directory / CARD_FILE)
+                except BaseException:
+                    for tmp in written:
+                        with contextlib.suppress(OSError):
+                            tmp.unlink(missing_ok=True)
+                    raise
             sync_folder(directory)
         except OSError as exc:  # a full disk, a folder where a file goes
-            for tmp in written:
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
             raise _cannot_save(directory, exc) from None
 
     @classmethod
@@ -824,16 +831,15 @@ def model_directory(directory: Path) -> Path:
     return directory
 
 
-def _write_durably(path: Path, content: bytes) -> None:
-    """Write `content` to `path` and fsync it, before it is renamed over a model file.
+def _write_durably(handle: IO[bytes], content: bytes) -> None:
+    """Write `content` to `handle` and fsync it, before it is renamed over a model file.
 
     A rename can reach the disk before the data it points at: after a power loss the model
     or its card was empty or cut short (the card's hash then refused the pair, but the old,
     whole model was lost too)."""
-    with path.open("wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
+    handle.write(content)
+    handle.flush()
+    os.fsync(handle.fileno())
 
 
 def _cannot_save(directory: Path, exc: OSError) -> UserError:

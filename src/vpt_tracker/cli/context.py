@@ -243,9 +243,10 @@ def write_output(path: Path | None, *, binary: bool = False) -> Iterator[IO[Any]
 
     The file is written whole or not at all: into a temporary file of its own beside it
     (`files.temporary_file`: two commands writing one path no longer share `<path>.tmp`),
-    fsynced, renamed over `path` once everything is written, and removed on any error. An
-    error writing it (a missing folder, no permission, a folder in its place, a full disk)
-    is `UserError`: `cannot write PATH: why`.
+    fsynced, renamed over `path` once everything is written, and removed on any error; one
+    left by a writer that was killed is removed by the next writer of `path`. An error
+    writing it (a missing folder, no permission, a folder in its place, a full disk) is
+    `UserError`: `cannot write PATH: why`.
     """
     if to_stdout(path):
         sys.stdout.flush()  # what was echoed before goes first
@@ -254,22 +255,19 @@ def write_output(path: Path | None, *, binary: bool = False) -> Iterator[IO[Any]
         stream.flush()
         return
     assert path is not None
-    tmp: Path | None = None
     try:
-        tmp = temporary_file(path.parent, path.name)
-        handle: IO[Any] = tmp.open("wb") if binary else tmp.open("w", encoding="utf-8", newline="")
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
+        options: dict[str, Any] = {} if binary else {"encoding": "utf-8", "newline": ""}
+        with temporary_file(path.parent, path.name, "wb" if binary else "w", **options) as handle:
+            tmp = Path(handle.name)
+            try:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+                tmp.replace(path)  # before the handle closes: its lock says it is being written
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # while still locked, as `temporary_file` asks
+                raise
         sync_folder(path.parent)
     except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise
     log.info("wrote %s", path)

@@ -264,7 +264,6 @@ class CvfSource:
                 batch = papers[offset : offset + BATCH]
                 records = []
                 problems: list[str] = []
-                requests = 1 if offset == position.offset else 0  # the listing, on this run's first page
                 for paper in batch:
                     if self._abstract_known(paper):
                         records.append(listed_record(paper, conference))
@@ -273,11 +272,10 @@ class CvfSource:
                     records.append(record)
                     if problem:
                         problems.append(problem)
-                    requests += 1
                 offset += len(batch)
                 done = offset >= len(papers)
                 cursor = Position(offset, done, mark).encode(None)
-                yield Page(NAME, key, records, cursor, requests, done, tuple(problems))
+                yield Page(NAME, key, records, cursor, done, tuple(problems))
 
     def _abstract_known(self, paper: ListedPaper) -> bool:
         """Whether the paper, by its CVF URL or its listed arXiv preprint, is stored with its
