@@ -1250,6 +1250,7 @@ class Holder:
         import sqlite3
         import threading
 
+        held: Any
         if self.engine.dialect.name == "sqlite":
             # Exclusive locking mode needs the file to itself: the app's idle pooled connections
             # are closed (it opens new ones, which then wait).
@@ -1445,6 +1446,8 @@ async def test_quitting_while_a_read_waits_for_the_database(db_url: str) -> None
     """`q` counted what remains on the app's thread: held by another session, it did not
     quit until the database answered. The count now waits in a worker, and a second `q`
     leaves without it (*still pending: unknown*)."""
+    import threading
+
     with held_database(db_url) as (engine, holder):
         three_candidates(engine)
         app = make_app(engine)
@@ -1457,6 +1460,10 @@ async def test_quitting_while_a_read_waits_for_the_database(db_url: str) -> None
                 assert app.is_running
                 await pilot.press("q")
                 await until(pilot, lambda: not app.is_running, 3)
+            # The count left waiting does not keep the process: its thread is a daemon (the
+            # interpreter waited for a thread of Textual's, and the summary with it).
+            left = [thread for thread in threading.enumerate() if thread.name == "review read: quit"]
+            assert left and all(thread.daemon for thread in left)
         finally:
             holder.release()
         assert app.return_value is not None and app.return_value.remaining is None

@@ -17,11 +17,15 @@ key has to be dropped for having been typed while the screen stood still.
 
 from __future__ import annotations
 
+import asyncio
 import webbrowser
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, InvalidStateError
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from threading import Thread
 from time import monotonic
 from typing import Any, Literal
 
@@ -489,22 +493,35 @@ class ReviewApp(App[SessionSummary]):
         read.since, read.written = monotonic(), self._written
         self.set_timer(self.WAIT_SHOWN_AFTER, lambda: self._show_read_wait(read))
         group = read.group or read.key
-        self.run_worker(
-            lambda: self._run_read(read),
-            thread=True,
-            group=group,
-            exclusive=group != "rows",
-            exit_on_error=False,
-        )
+        exclusive = group != "rows"  # pages of rows are read side by side
+        self.run_worker(self._run_read(read), group=group, exclusive=exclusive)
 
-    def _run_read(self, read: Read) -> None:
-        """The worker's side: the call, and its outcome handed to the app's thread."""
+    async def _run_read(self, read: Read) -> None:
+        """The worker: the call in a daemon thread of its own, its outcome taken here, on the
+        app's thread. Not in a thread of Textual's (`thread=True`), as decisions are: the
+        interpreter waits for those on exit, and `q` under a read that PostgreSQL kept waiting
+        (a lock) closed the screen but printed the summary only once the read was answered.
+        A read left behind changes nothing."""
+        answer: Future[Any] = Future()
+
+        def call() -> None:
+            # A worker cancelled meanwhile (superseded, or the app quit) cancelled `answer`:
+            # then nobody waits for the outcome.
+            with suppress(InvalidStateError):
+                try:
+                    result = read.call()
+                except BaseException as exc:  # to the worker, which raises what it does not take
+                    answer.set_exception(exc)
+                else:
+                    answer.set_result(result)
+
+        Thread(target=call, name=f"review read: {read.key}", daemon=True).start()
         try:
-            result = read.call()
+            result = await asyncio.wrap_future(answer)
         except (OperationalError, UserError) as exc:
-            self.call_from_thread(self._read_done, read, None, exc)
+            self._read_done(read, None, exc)
             return
-        self.call_from_thread(self._read_done, read, result, None)
+        self._read_done(read, result, None)
 
     def _show_read_wait(self, read: Read) -> None:
         if self._reads.get(read.key) is read:
