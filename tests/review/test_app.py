@@ -1232,7 +1232,7 @@ async def test_quitting_while_a_decision_waits_lets_it_finish(sqlite: Engine, id
 
 class Holder:
     """Another session holding the database so that even a read waits for it: on PostgreSQL a
-    lock on the candidates table (as a migration takes one), on SQLite a connection in
+    lock on the candidates and catalogues tables (as a migration takes one), on SQLite a connection in
     exclusive locking mode (readers wait for it, unlike for a writer in WAL mode).
 
     `hold` takes it; `release` lets go, at the latest after `seconds` (so that an app that
@@ -1262,7 +1262,7 @@ class Holder:
             held.execute("SELECT count(*) FROM candidates").fetchall()
         else:
             held = self.engine.connect()
-            held.exec_driver_sql("LOCK TABLE candidates IN ACCESS EXCLUSIVE MODE")
+            held.exec_driver_sql("LOCK TABLE candidates, catalogues IN ACCESS EXCLUSIVE MODE")
         self._held = held
         self._timer = threading.Timer(self.seconds, self.release)
         self._timer.start()
@@ -1407,6 +1407,33 @@ async def test_the_label_editor_checks_in_the_background(db_url: str) -> None:
             await pilot.press("enter")
             await settle(pilot)
             assert status_of(engine, first)[:2] == ("accepted", ["test-time"])
+
+
+async def test_an_enter_typed_while_the_valid_labels_are_read_is_answered_once_they_are(db_url: str) -> None:
+    """In a view of every catalogue the label editor reads the catalogue's valid labels when
+    it first opens: it opens at once, says it reads them, and an Enter typed meanwhile is
+    neither dropped nor taken unchecked: it is answered once they are read."""
+    with held_database(db_url) as (engine, holder):
+        ids = three_candidates(engine)
+        app = ReviewApp(ReviewQueue(engine, "alice"), reject_reasons=REASONS, explainer=None, explain_delay=0)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            holder.hold()
+            try:
+                await pilot.press("a")  # read the labels on the app's thread before it opened
+                await until(pilot, lambda: "Valid: … (reading them from the database)" in screen_text(app), 3)
+                await pilot.press("end", *", pxel", "enter")
+                waiting = "reading the valid labels from the database"
+                await until(pilot, lambda: waiting in screen_text(app), 3)
+                assert log(engine) == []
+            finally:
+                holder.release()
+            await settle(pilot)
+            assert "unknown: pxel" in screen_text(app)  # checked once read, the editor still open
+            assert "Valid: learnable, pixel, token" in screen_text(app)
+            await pilot.press(*["backspace"] * 6, "enter")
+            await settle(pilot)
+            assert status_of(engine, ids["first"])[0] == "accepted" and log(engine) == [("accept", "alice")]
 
 
 async def test_a_recount_read_before_a_decision_is_read_again_after_it(db_url: str) -> None:

@@ -9,8 +9,8 @@ Key bindings live on the main screen, not the app, so a modal with a text input 
 reject reason, filter) never sees them: typing `a` or `x` into an input stays text.
 
 Past the first read of the queue when it opens, the app's own thread never waits for the
-database: decisions (`Decision`) and reads (`Read`) run in worker threads, each call in a
-session of its own, and their results are taken on the app's thread. So the screen moves,
+database: decisions (`Decision`) and reads (`Read`) run in threads of their own, each call in
+a session of its own, and their results are taken on the app's thread. So the screen moves,
 scrolls and quits while SQLite is held by another writer or PostgreSQL does not answer, and no
 key has to be dropped for having been typed while the screen stood still.
 """
@@ -164,8 +164,8 @@ class Decision:
 
 @dataclass(eq=False)
 class Read:
-    """A read of the database in a worker thread (`ReviewApp._read`): `call` runs there, `done`
-    on the app's thread with its result, `failed` with the error of a database that did not
+    """A read of the database off the app's thread (`ReviewApp._read`): `call` runs in a thread
+    of its own, `done` on the app's thread with its result, `failed` with the error of a database that did not
     answer (or a UserError the read raised); without `failed`, the error is a notice.
 
     `key` names what it reads: a newer read of the same key supersedes an older one still
@@ -403,11 +403,10 @@ class ReviewApp(App[SessionSummary]):
             ids = queue.ids(status=status, filter=filter)
             at = ids.index(focus_id) if focus_id in ids else 0
             start = at - at % page
-            other = "deferred" if status == "pending" else "pending"
             return ListRead(
                 ids,
                 queue.count(status=status),
-                queue.count(status=other),
+                queue.count(status=self.other_status),
                 queue.items(ids[start : start + page]),
             )
 
@@ -452,11 +451,15 @@ class ReviewApp(App[SessionSummary]):
         if not said:
             self._unread(exc)
 
+    @property
+    def other_status(self) -> str:
+        """The status of the other view (deferred beside pending): an empty list says its count."""
+        return "deferred" if self.status == "pending" else "pending"
+
     def recount(self) -> None:
         """The periodic refresh, in a worker: new counts, and new candidates if the list had
         run empty. It waits for the decisions queued before it, so it counts them."""
-        queue, status = self.queue, self.status
-        other = "deferred" if status == "pending" else "pending"
+        queue, status, other = self.queue, self.status, self.other_status
         self._read(
             Read(
                 "recount",
