@@ -1238,7 +1238,7 @@ class Holder:
     `hold` takes it; `release` lets go, at the latest after `seconds` (so that an app that
     waits for it on its own thread, as before, fails the test instead of hanging it)."""
 
-    def __init__(self, engine: Engine, seconds: float = 10.0) -> None:
+    def __init__(self, engine: Engine, seconds: float = 20.0) -> None:
         self.engine, self.seconds = engine, seconds
         self._held: Any = None
         self._timer: Any = None
@@ -1323,16 +1323,16 @@ async def test_the_app_stays_responsive_while_a_filter_waits_for_the_database(db
             try:
                 await pilot.press("slash", *"sheep", "enter")  # waited here, on the app's thread
                 waiting = "⏳ waiting for the database… (filter: sheep)"
-                await until(pilot, lambda: waiting in status_line(app), 3)
+                await until(pilot, lambda: waiting in status_line(app))
                 await pilot.press("j")  # moves act at once
                 assert app.candidates.current is not None
                 assert app.candidates.current.candidate_id == ids["second"]
                 assert str(app.main.query_one(DetailView).text).startswith("Exploring Visual Prompts")
                 await pilot.press("slash", *["backspace"] * 5, *"prompt", "enter")  # supersedes `sheep`
-                await until(pilot, lambda: "(filter: prompt)" in status_line(app), 3)
+                await until(pilot, lambda: "(filter: prompt)" in status_line(app))
                 assert "sheep" not in status_line(app)
                 await pilot.press("d")  # on the paper in view, of the list shown
-                await until(pilot, lambda: f"deferring #{ids['second']}" in status_line(app), 3)
+                await until(pilot, lambda: f"deferring #{ids['second']}" in status_line(app))
                 assert log(engine) == [] and app.filter_text == ""  # nothing answered yet
             finally:
                 holder.release()
@@ -1361,14 +1361,14 @@ async def test_rows_read_while_the_database_waits_are_placeholders_not_a_frozen_
             try:
                 height = app.candidates.scrollable_content_region.height
                 await pilot.press(*["pagedown"] * (CandidateList.PAGE // (height - 1) + 1))  # waited here
-                await until(pilot, lambda: "… reading…" in screen_text(app), 3)
+                await until(pilot, lambda: "… reading…" in screen_text(app))
                 assert app.candidates.cursor >= CandidateList.PAGE
                 assert "reading this candidate from the database" in str(app.main.query_one(DetailView).text)
                 shown = app.candidates.ids[app.candidates.cursor]
                 await pilot.press("d")
                 refused = f"defer of #{shown} ignored: its row is still being read from the database"
                 assert refused in notices(app)
-                await until(pilot, lambda: "waiting for the database… (reading rows)" in status_line(app), 3)
+                await until(pilot, lambda: "waiting for the database… (reading rows)" in status_line(app))
                 await pilot.press("k")  # moves act meanwhile
                 assert app.candidates.ids[app.candidates.cursor] != shown
                 await pilot.press("j")
@@ -1396,7 +1396,7 @@ async def test_the_label_editor_checks_in_the_background(db_url: str) -> None:
             try:
                 await pilot.press("a")  # the valid labels were read when the app opened
                 await pilot.press("enter")  # the check waited here, on the app's thread
-                await until(pilot, lambda: "where the labels would be published" in status_line(app), 3)
+                await until(pilot, lambda: "where the labels would be published" in status_line(app))
                 assert "checking where the list would show them" in screen_text(app)
                 assert isinstance(app.screen, AcceptScreen)
             finally:
@@ -1421,10 +1421,10 @@ async def test_an_enter_typed_while_the_valid_labels_are_read_is_answered_once_t
             holder.hold()
             try:
                 await pilot.press("a")  # read the labels on the app's thread before it opened
-                await until(pilot, lambda: "Valid: … (reading them from the database)" in screen_text(app), 3)
+                await until(pilot, lambda: "Valid: … (reading them from the database)" in screen_text(app))
                 await pilot.press("end", *", pxel", "enter")
                 waiting = "reading the valid labels from the database"
-                await until(pilot, lambda: waiting in screen_text(app), 3)
+                await until(pilot, lambda: waiting in screen_text(app))
                 assert log(engine) == []
             finally:
                 holder.release()
@@ -1459,10 +1459,10 @@ async def test_a_recount_read_before_a_decision_is_read_again_after_it(db_url: s
         async with app.run_test(size=(100, 24)) as pilot:
             await settle(pilot)
             app.recount()  # what the periodic timer calls: it counted on the app's thread
-            await until(pilot, lambda: "⏳ waiting for the database… (recount)" in status_line(app), 3)
+            await until(pilot, lambda: "⏳ waiting for the database… (recount)" in status_line(app))
             await pilot.press("d")
-            await until(pilot, lambda: status_of(engine, ids["first"])[0] == "deferred", 3)
-            await until(pilot, lambda: not app.waiting_decisions, 3)
+            await until(pilot, lambda: status_of(engine, ids["first"])[0] == "deferred")
+            await until(pilot, lambda: not app.waiting_decisions)
             assert app.remaining == 2
             gate.set()  # the recount counted 3, before the defer
             await settle(pilot)
@@ -1483,10 +1483,10 @@ async def test_quitting_while_a_read_waits_for_the_database(db_url: str) -> None
                 await settle(pilot)
                 holder.hold()
                 await pilot.press("q")  # waited here, on the app's thread
-                await until(pilot, lambda: "the count for the summary" in status_line(app), 3)
+                await until(pilot, lambda: "the count for the summary" in status_line(app))
                 assert app.is_running
                 await pilot.press("q")
-                await until(pilot, lambda: not app.is_running, 3)
+                await until(pilot, lambda: not app.is_running)
             # The count left waiting does not keep the process: its thread is a daemon (the
             # interpreter waited for a thread of Textual's, and the summary with it).
             left = [thread for thread in threading.enumerate() if thread.name == "review read: quit"]
