@@ -21,6 +21,7 @@ from textual.widgets import Input, OptionList
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.review.app import ReviewApp, check_keys, store_explainer
+from vpt_tracker.review.dialogs import AcceptScreen
 from vpt_tracker.review.panes import CandidateList, DetailView, explanation_terms, highlight, render_detail
 from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import make_engine, transaction
@@ -87,10 +88,11 @@ def make_app(engine: Engine, **kw: Any) -> ReviewApp:
 
 async def settle(pilot: Any) -> None:
     """Let the app finish what the keys started: the decisions queued for the database (each
-    in a worker of its own, the next started as one is done), the explain timer and its worker,
-    and the screen take the results."""
+    in a worker of its own, the next started as one is done), the reads (each in a worker,
+    some started by the answer of another), the explain timer and its worker, and the screen
+    take the results."""
     await pilot.pause()
-    while pilot.app.waiting_decisions:
+    while pilot.app.waiting_decisions or pilot.app.waiting_reads:
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
     await pilot.app.workers.wait_for_complete()
@@ -777,6 +779,7 @@ async def test_recount_shows_work_done_elsewhere(sqlite: Engine) -> None:
         )
         ReviewQueue(sqlite, "bob", "vpt").reject(new, "off-topic")
         app.recount()
+        await settle(pilot)  # the recount reads in a worker
         assert app.remaining == 0 and app.candidates.ids == [new]  # the row stays until acted on
 
 
@@ -1227,50 +1230,270 @@ async def test_quitting_while_a_decision_waits_lets_it_finish(sqlite: Engine, id
         assert status_of(sqlite, ids["first"])[0] == "deferred"
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-async def test_keys_pressed_while_a_read_waits_for_the_database_are_dropped(db_url: str) -> None:
-    """A read still waits on the app's thread (here a filter, while another session holds the
-    candidates table, as a migration does), and the screen does not change meanwhile: a `d`
-    pressed during it deferred a paper of the new list, unseen, once the database answered."""
-    import asyncio
-    import threading
-    import time
+class Holder:
+    """Another session holding the database so that even a read waits for it: on PostgreSQL a
+    lock on the candidates and catalogues tables (as a migration takes one), on SQLite a connection in
+    exclusive locking mode (readers wait for it, unlike for a writer in WAL mode).
 
-    from textual import events
+    `hold` takes it; `release` lets go, at the latest after `seconds` (so that an app that
+    waits for it on its own thread, as before, fails the test instead of hanging it)."""
 
+    def __init__(self, engine: Engine, seconds: float = 20.0) -> None:
+        self.engine, self.seconds = engine, seconds
+        self._held: Any = None
+        self._timer: Any = None
+        import threading
+
+        self._lock = threading.Lock()
+
+    def hold(self) -> None:
+        import sqlite3
+        import threading
+
+        held: Any
+        if self.engine.dialect.name == "sqlite":
+            # Exclusive locking mode needs the file to itself: the app's idle pooled connections
+            # are closed (it opens new ones, which then wait).
+            self.engine.dispose()
+            database = str(self.engine.url.database)
+            held = sqlite3.connect(database, timeout=5, isolation_level=None, check_same_thread=False)
+            held.execute("PRAGMA locking_mode=EXCLUSIVE")
+            held.execute("BEGIN EXCLUSIVE")
+            held.execute("SELECT count(*) FROM candidates").fetchall()
+        else:
+            held = self.engine.connect()
+            held.exec_driver_sql("LOCK TABLE candidates, catalogues IN ACCESS EXCLUSIVE MODE")
+        self._held = held
+        self._timer = threading.Timer(self.seconds, self.release)
+        self._timer.start()
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, None
+            if held is None:
+                return
+            if self.engine.dialect.name == "sqlite":
+                held.close()  # closing ends the exclusive locking mode
+            else:
+                held.rollback()
+                held.close()
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+@contextmanager
+def held_database(db_url: str) -> Iterator[tuple[Engine, Holder]]:
+    """A migrated store on `db_url` with three candidates (first, second, third by score),
+    an engine for the app and a `Holder` of it."""
     engine = make_engine(db_url)
     upgrade(engine)
-    cat = catalogue(engine, "vpt")
-    first = candidate(engine, cat, "Visual Prompt Tuning", relevance=0.9)
-    candidate(engine, cat, "Exploring Visual Prompts", relevance=0.7)
-    app = make_app(engine)
+    holder = Holder(engine)
     try:
-        async with app.run_test() as pilot:
-            await settle(pilot)
-            holder = engine.connect()
-            holder.exec_driver_sql("LOCK TABLE candidates IN ACCESS EXCLUSIVE MODE")
-            loop = asyncio.get_running_loop()
-
-            def reviewer_and_migration() -> None:
-                time.sleep(0.3)  # the reviewer, seeing nothing happen, presses `d`
-                loop.call_soon_threadsafe(app.post_message, events.Key("d", "d"))
-                time.sleep(1.2)  # the wait lasts longer than ReviewApp.STALE_KEYS_AFTER
-                holder.rollback()  # the other session is done
-                holder.close()
-
-            thread = threading.Thread(target=reviewer_and_migration)
-            await pilot.press("slash", *"prompt")
-            thread.start()
-            await pilot.press("enter")  # the filter's read waits for the other session
-            thread.join()
-            await settle(pilot)
-            assert app.filter_text == "prompt" and log(engine) == []  # the `d` was dropped
-            assert any("ignored" in n.message for n in app._notifications)
-            await pilot.press("d")  # keys pressed after the wait act as ever
-            await settle(pilot)
-            assert status_of(engine, first)[0] == "deferred"
+        yield engine, holder
     finally:
+        holder.release()
         engine.dispose()
+
+
+def three_candidates(engine: Engine) -> dict[str, int]:
+    cat = catalogue(engine, "vpt", entry_labels=[["learnable", "pixel", "token"]])
+    return {
+        "first": candidate(engine, cat, "Visual Prompt Tuning", relevance=0.9, abstract="Prompt tokens."),
+        "second": candidate(engine, cat, "Exploring Visual Prompts", relevance=0.7, abstract="Pixels."),
+        "third": candidate(engine, cat, "Sheep grazing patterns", relevance=0.2, abstract="Unrelated."),
+    }
+
+
+def notices(app: ReviewApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_the_app_stays_responsive_while_a_filter_waits_for_the_database(db_url: str) -> None:
+    """A filter read the database on the app's thread: while another session held it (a
+    migration's lock on PostgreSQL, an exclusive lock on SQLite) the screen stood still, and
+    the keys pressed meanwhile were dropped. Now the filter reads in a worker: the status line
+    says it waits, moves act at once, a newer filter supersedes it (the older one's list is
+    never shown), and a decision on the paper in view is taken, its list read after it."""
+    with held_database(db_url) as (engine, holder):
+        ids = three_candidates(engine)
+        app = make_app(engine)
+        async with app.run_test(size=(100, 24)) as pilot:
+            await settle(pilot)
+            holder.hold()
+            try:
+                await pilot.press("slash", *"sheep", "enter")  # waited here, on the app's thread
+                waiting = "⏳ waiting for the database… (filter: sheep)"
+                await until(pilot, lambda: waiting in status_line(app))
+                await pilot.press("j")  # moves act at once
+                assert app.candidates.current is not None
+                assert app.candidates.current.candidate_id == ids["second"]
+                assert str(app.main.query_one(DetailView).text).startswith("Exploring Visual Prompts")
+                await pilot.press("slash", *["backspace"] * 5, *"prompt", "enter")  # supersedes `sheep`
+                await until(pilot, lambda: "(filter: prompt)" in status_line(app))
+                assert "sheep" not in status_line(app)
+                await pilot.press("d")  # on the paper in view, of the list shown
+                await until(pilot, lambda: f"deferring #{ids['second']}" in status_line(app))
+                assert log(engine) == [] and app.filter_text == ""  # nothing answered yet
+            finally:
+                holder.release()
+            await settle(pilot)
+            assert log(engine) == [("defer", "alice")]
+            assert status_of(engine, ids["second"])[0] == "deferred"
+            # The list of `prompt`, read after the defer: without the deferred paper, and
+            # `sheep`'s list was never shown.
+            assert app.filter_text == "prompt" and app.candidates.ids == [ids["first"]]
+            assert "2 pending remaining · filter: prompt (1 match)" in status_line(app)
+            assert "waiting" not in status_line(app)
+            assert not [m for m in notices(app) if "ignored" in m or "did not answer" in m], notices(app)
+
+
+async def test_rows_read_while_the_database_waits_are_placeholders_not_a_frozen_screen(db_url: str) -> None:
+    """A page down past the rows in hand read them on the app's thread, inside Textual's
+    drawing: held by another session, the screen froze. Now they are read in a worker and drawn
+    as placeholders meanwhile; a decision key on a row not read yet is refused, saying so
+    (the reviewer has not seen that paper), and acts once the row is shown."""
+    with held_database(db_url) as (engine, holder):
+        many_candidates(engine, catalogue(engine, "vpt"), 2 * CandidateList.PAGE)
+        app = make_app(engine)
+        async with app.run_test(size=(100, 24)) as pilot:
+            await settle(pilot)
+            holder.hold()
+            try:
+                height = app.candidates.scrollable_content_region.height
+                await pilot.press(*["pagedown"] * (CandidateList.PAGE // (height - 1) + 1))  # waited here
+                await until(pilot, lambda: "… reading…" in screen_text(app))
+                assert app.candidates.cursor >= CandidateList.PAGE
+                assert "reading this candidate from the database" in str(app.main.query_one(DetailView).text)
+                shown = app.candidates.ids[app.candidates.cursor]
+                await pilot.press("d")
+                refused = f"defer of #{shown} ignored: its row is still being read from the database"
+                assert refused in notices(app)
+                await until(pilot, lambda: "waiting for the database… (reading rows)" in status_line(app))
+                await pilot.press("k")  # moves act meanwhile
+                assert app.candidates.ids[app.candidates.cursor] != shown
+                await pilot.press("j")
+            finally:
+                holder.release()
+            await settle(pilot)
+            assert "reading" not in screen_text(app) and "waiting" not in status_line(app)
+            assert app.candidates.current is not None and app.candidates.current.candidate_id == shown
+            await pilot.press("d")  # the row is shown: the key acts
+            await settle(pilot)
+            assert status_of(engine, shown)[0] == "deferred" and app.summary.deferred == 1
+
+
+async def test_the_label_editor_checks_in_the_background(db_url: str) -> None:
+    """The label editor's check of where the list would show the labels read the database on
+    the app's thread: held by another session, Enter froze the screen. Now the check waits in
+    a worker, the editor and the status line say so, and its answer comes once it is read."""
+    with held_database(db_url) as (engine, holder):
+        cat = catalogue(engine, "vpt", preset="prompt-adaptation", readme=PROMPT_ADAPTATION_README)
+        first = candidate(engine, cat, "Test-time prompt tuning", relevance=0.9, proposed=["test-time"])
+        app = make_app(engine)
+        async with app.run_test(size=(100, 24)) as pilot:
+            await settle(pilot)
+            holder.hold()
+            try:
+                await pilot.press("a")  # the valid labels were read when the app opened
+                await pilot.press("enter")  # the check waited here, on the app's thread
+                await until(pilot, lambda: "where the labels would be published" in status_line(app))
+                assert "checking where the list would show them" in screen_text(app)
+                assert isinstance(app.screen, AcceptScreen)
+            finally:
+                holder.release()
+            await settle(pilot)
+            assert "Enter again accepts anyway" in screen_text(app)
+            assert "waiting" not in status_line(app)
+            await pilot.press("enter")
+            await settle(pilot)
+            assert status_of(engine, first)[:2] == ("accepted", ["test-time"])
+
+
+async def test_an_enter_typed_while_the_valid_labels_are_read_is_answered_once_they_are(db_url: str) -> None:
+    """In a view of every catalogue the label editor reads the catalogue's valid labels when
+    it first opens: it opens at once, says it reads them, and an Enter typed meanwhile is
+    neither dropped nor taken unchecked: it is answered once they are read."""
+    with held_database(db_url) as (engine, holder):
+        ids = three_candidates(engine)
+        app = ReviewApp(ReviewQueue(engine, "alice"), reject_reasons=REASONS, explainer=None, explain_delay=0)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            holder.hold()
+            try:
+                await pilot.press("a")  # read the labels on the app's thread before it opened
+                await until(pilot, lambda: "Valid: … (reading them from the database)" in screen_text(app))
+                await pilot.press("end", *", pxel", "enter")
+                waiting = "reading the valid labels from the database"
+                await until(pilot, lambda: waiting in screen_text(app))
+                assert log(engine) == []
+            finally:
+                holder.release()
+            await settle(pilot)
+            assert "unknown: pxel" in screen_text(app)  # checked once read, the editor still open
+            assert "Valid: learnable, pixel, token" in screen_text(app)
+            await pilot.press(*["backspace"] * 6, "enter")
+            await settle(pilot)
+            assert status_of(engine, ids["first"])[0] == "accepted" and log(engine) == [("accept", "alice")]
+
+
+async def test_a_recount_read_before_a_decision_is_read_again_after_it(db_url: str) -> None:
+    """A read that started before a decision was written may not show it: taken as it came,
+    a recount under a defer said one more candidate remained than did. It is read again once
+    the decisions are written; a recount asked while one waits reads after it."""
+    import threading
+
+    gate = threading.Event()
+
+    class SlowCounts(ReviewQueue):
+        """Counts as read before the gate opens, answered after (a slow database)."""
+
+        def count(self, **kw: Any) -> int:
+            counted = super().count(**kw)
+            if threading.current_thread() is not threading.main_thread():
+                gate.wait(10)
+            return counted
+
+    with held_database(db_url) as (engine, _holder):
+        ids = three_candidates(engine)
+        app = ReviewApp(SlowCounts(engine, "alice", "vpt"), explainer=None, explain_delay=0)
+        async with app.run_test(size=(100, 24)) as pilot:
+            await settle(pilot)
+            app.recount()  # what the periodic timer calls: it counted on the app's thread
+            await until(pilot, lambda: "⏳ waiting for the database… (recount)" in status_line(app))
+            await pilot.press("d")
+            await until(pilot, lambda: status_of(engine, ids["first"])[0] == "deferred")
+            await until(pilot, lambda: not app.waiting_decisions)
+            assert app.remaining == 2
+            gate.set()  # the recount counted 3, before the defer
+            await settle(pilot)
+            assert app.remaining == 2 and "2 pending remaining" in status_line(app)
+
+
+async def test_quitting_while_a_read_waits_for_the_database(db_url: str) -> None:
+    """`q` counted what remains on the app's thread: held by another session, it did not
+    quit until the database answered. The count now waits in a worker, and a second `q`
+    leaves without it (*still pending: unknown*)."""
+    import threading
+
+    with held_database(db_url) as (engine, holder):
+        three_candidates(engine)
+        app = make_app(engine)
+        try:
+            async with app.run_test(size=(100, 24)) as pilot:
+                await settle(pilot)
+                holder.hold()
+                await pilot.press("q")  # waited here, on the app's thread
+                await until(pilot, lambda: "the count for the summary" in status_line(app))
+                assert app.is_running
+                await pilot.press("q")
+                await until(pilot, lambda: not app.is_running)
+            # The count left waiting does not keep the process: its thread is a daemon (the
+            # interpreter waited for a thread of Textual's, and the summary with it).
+            left = [thread for thread in threading.enumerate() if thread.name == "review read: quit"]
+            assert left and all(thread.daemon for thread in left)
+        finally:
+            holder.release()
+        assert app.return_value is not None and app.return_value.remaining is None
 
 
 async def test_a_database_that_stays_locked_is_a_notice_not_a_crash(

@@ -7,23 +7,33 @@ undo) stay in the queue; this module only shows state and turns keys into queue 
 
 Key bindings live on the main screen, not the app, so a modal with a text input (labels,
 reject reason, filter) never sees them: typing `a` or `x` into an input stays text.
+
+Past the first read of the queue when it opens, the app's own thread never waits for the
+database: decisions (`Decision`) and reads (`Read`) run in threads of their own, each call in
+a session of its own, and their results are taken on the app's thread. So the screen moves,
+scrolls and quits while SQLite is held by another writer or PostgreSQL does not answer, and no
+key has to be dropped for having been typed while the screen stood still.
 """
 
 from __future__ import annotations
 
+import asyncio
 import webbrowser
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, InvalidStateError
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime
+from threading import Thread
 from time import monotonic
 from typing import Any, Literal
 
 from rich.cells import cell_len
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from textual import events, work
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -152,6 +162,41 @@ class Decision:
         return self.verb if self.candidate_id is None else f"{self.verb} #{self.candidate_id}"
 
 
+@dataclass(eq=False)
+class Read:
+    """A read of the database off the app's thread (`ReviewApp._read`): `call` runs in a thread
+    of its own, `done` on the app's thread with its result, `failed` with the error of a database that did not
+    answer (or a UserError the read raised); without `failed`, the error is a notice.
+
+    `key` names what it reads: a newer read of the same key supersedes an older one still
+    waiting, whose answer is then dropped. `after_decisions`: it reads what decisions write
+    (the list, the counts), so it starts only once the decisions queued before it are written,
+    and reads again if one is written before its answer is taken, which would otherwise be
+    stale. `doing` says it in the status line while it waits ("filter: clip")."""
+
+    key: str
+    doing: str
+    call: Callable[[], Any]
+    done: Callable[[Any], None]
+    failed: Callable[[OperationalError | UserError], None] | None = None
+    after_decisions: bool = True
+    group: str = ""  # its worker group (default: `key`); exclusive unless it is "rows"
+    since: float | None = field(default=None, init=False)  # started at (monotonic); None: not yet
+    written: int = field(default=0, init=False)  # decisions written when it started
+
+
+@dataclass(frozen=True)
+class ListRead:
+    """What a read of the list brings (`ReviewApp.reload`): the ordered ids, the counts of the
+    view's status and of the other one (said by an empty list), and the rows of the page the
+    highlight will be on, so the list is drawn whole at once."""
+
+    ids: list[int]
+    remaining: int
+    other: int
+    rows: list[QueueItem]
+
+
 # --------------------------------------------------------------------------- main screen
 class ReviewScreen(Screen[None]):
     @classmethod
@@ -169,7 +214,7 @@ class ReviewScreen(Screen[None]):
         yield Static(id="status", markup=False)
         with Horizontal(id="panes"):
             yield CandidateList(
-                self.app_.queue.items,
+                self.app_.read_rows,
                 self.app_.show_detail,
                 show_catalogue=self.app_.every_catalogue,
                 id="list",
@@ -185,11 +230,10 @@ class ReviewScreen(Screen[None]):
         return app
 
     def on_mount(self) -> None:
-        self.app_.reload()
+        self.app_.open_list()
 
     def action_review(self, action: str) -> None:
-        with self.app_.database_errors():
-            getattr(self.app_, f"do_{action}")()
+        getattr(self.app_, f"do_{action}")()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide (and disable) the keys that cannot act in this view: the footer of the
@@ -209,10 +253,7 @@ class ReviewApp(App[SessionSummary]):
 
     TITLE = "vpt-tracker review"
     RECOUNT_SECONDS = 15.0
-    #: A database call this long (SQLite held by another writer) makes the keys typed during it
-    #: stale: they are dropped, not acted on once it answers.
-    STALE_KEYS_AFTER = 1.0
-    #: A decision still waiting for the database after this long says so in the status line.
+    #: A decision or a read still waiting for the database after this long says so in the status line.
     WAIT_SHOWN_AFTER = 0.25
     CSS = """
     #status { height: auto; max-height: 4; background: $primary-darken-2; color: $text; padding: 0 1; }
@@ -262,13 +303,12 @@ class ReviewApp(App[SessionSummary]):
         self._explain_timer: Timer | None = None
         self.explain_delay = explain_delay  # seconds the highlight must rest before the classifier is asked
         self.remaining = 0
+        self._other_remaining: int | None = None  # of the other status, for an empty list; None: unknown
         # Every catalogue in one view: a paper queued for two lists shows twice, so rows, the
         # detail pane and the dialogs say which list each one is for.
         self.every_catalogue = queue.catalogue is None
         self.key_bindings = review_bindings(self.keys)
         self.main = ReviewScreen.with_bindings(self.key_bindings)
-        self._keys_stale_before = 0.0  # keys pressed before this (monotonic) time are dropped
-        self._stale_said = True
         # Decisions run one at a time, in the order of their keys, in a worker thread: the
         # screen keeps drawing (and moving) while SQLite is held by another writer.
         self._decisions: deque[Decision] = deque()
@@ -276,6 +316,10 @@ class ReviewApp(App[SessionSummary]):
         self._wait_timer: Timer | None = None
         self._waiting_shown = False
         self._quit_when_decided = False
+        # Reads in workers, by key (`Read`): the newest of each, waiting or parked behind decisions.
+        self._reads: dict[str, Read] = {}
+        self._written = 0  # decisions written so far: a read that saw fewer may be stale
+        self._pending_filter: tuple[Filter, str] | None = None  # typed, its list not read yet
 
     def notify(
         self,
@@ -302,6 +346,14 @@ class ReviewApp(App[SessionSummary]):
     def candidates(self) -> CandidateList:
         return self.main.query_one(CandidateList)
 
+    def open_list(self) -> None:
+        """The first read of the queue, on the app's own thread: the app has nothing to show
+        or act on before it (as `ReviewQueue` read its catalogue before the app started).
+        Every later read is made in a worker (`_read`)."""
+        self._took_list(self._list_call(self.filter, None)(), None, None, None)
+        if self.queue.catalogue is not None:  # the label editor opens with them at once
+            self._valid[self.queue.catalogue] = self.queue.valid_labels(self.queue.catalogue)
+
     def reload(
         self,
         focus_id: int | None = None,
@@ -309,79 +361,237 @@ class ReviewApp(App[SessionSummary]):
         otherwise: int | None = None,
         filter: tuple[Filter, str] | None = None,
     ) -> None:
-        """Read the ordered ids again (start, filter, undo) and highlight `focus_id`; if it is
-        not in the list, the row `otherwise` (default: the same row as before).
+        """Read the ordered ids again (filter, undo, an emptied list) in a worker, and then
+        highlight `focus_id`; if it is not in the list, the row `otherwise` (default: the
+        same row as before). With `otherwise` and no `focus_id`, the paper highlighted when
+        the answer comes stays highlighted if the new list has it.
 
-        `filter` (parsed, and as typed) replaces the current one once its ids are read: a
-        database that does not answer leaves the list and its filter as they were."""
-        ids = self.queue.ids(status=self.status, filter=self.filter if filter is None else filter[0])
+        `filter` (parsed, and as typed) replaces the current one once its ids are read (its
+        label checked first): a database that does not answer leaves the list and its filter
+        as they were. A newer read of the list supersedes one still waiting; one without a
+        filter reads with the filter typed last, even if its list is not read yet."""
+        if filter is not None:
+            self._pending_filter = filter
+        wanted = self._pending_filter or (self.filter, self.filter_text)
+        checked = self._pending_filter is not None
+        doing = f"filter: {wanted[0].describe() or 'none'}" if checked else "reading the list"
+
+        def failed(exc: OperationalError | UserError) -> None:
+            self._pending_filter = None  # the list and its filter stay as they were
+            self.update_status(empty=False)
+            self._unread(exc)
+
+        self._read(
+            Read(
+                "list",
+                doing,
+                self._list_call(wanted[0], focus_id, check=checked),
+                lambda result: self._took_list(result, focus_id, otherwise, wanted if checked else None),
+                failed,
+            )
+        )
+
+    def _list_call(
+        self, filter: Filter, focus_id: int | None, *, check: bool = False
+    ) -> Callable[[], ListRead]:
+        """The worker's side of a list read: everything the list and the status line show."""
+        queue, status, page = self.queue, self.status, CandidateList.PAGE
+
+        def call() -> ListRead:
+            if check:
+                queue.check_filter(filter)
+            ids = queue.ids(status=status, filter=filter)
+            at = ids.index(focus_id) if focus_id in ids else 0
+            start = at - at % page
+            return ListRead(
+                ids,
+                queue.count(status=status),
+                queue.count(status=self.other_status),
+                queue.items(ids[start : start + page]),
+            )
+
+        return call
+
+    def _took_list(
+        self, result: ListRead, focus_id: int | None, otherwise: int | None, filter: tuple[Filter, str] | None
+    ) -> None:
         if filter is not None:
             self.filter, self.filter_text = filter
-        if focus_id in ids:
-            cursor = ids.index(focus_id)
+            self._pending_filter = None
+        if focus_id is None and otherwise is not None:
+            current = self.candidates.current  # the paper highlighted now, not when it was asked
+            focus_id = current.candidate_id if current is not None else None
+        if focus_id in result.ids:
+            cursor = result.ids.index(focus_id)
         else:
             cursor = self.candidates.cursor if otherwise is None else otherwise
-        self.candidates.load(ids, cursor)
+        self.remaining, self._other_remaining = result.remaining, result.other
+        self.candidates.load(result.ids, cursor, result.rows)
         self.candidates.focus()
         self.update_status()
 
-    @contextmanager
-    def database_errors(self) -> Iterator[None]:
-        """A database that does not answer is a notice, not a crash: SQLite held past its busy
-        timeout by another process (a long nightly write), a PostgreSQL server restarted.
-        Each action is one transaction, so nothing of it was written; the reviewer retries.
+    def read_rows(self, ids: list[int], generation: int) -> None:
+        """Read the rows the list asks for (`CandidateList.fetch`); they fill only its holes,
+        so they need not wait for decisions."""
+        self._read(
+            Read(
+                f"rows {generation} {ids[0] if ids else ''}",
+                "reading rows",
+                lambda: self.queue.items(ids),
+                lambda rows: self.candidates.fill(generation, ids, rows),
+                lambda exc: self._rows_unanswered(generation, ids, exc),
+                after_decisions=False,
+                group="rows",
+            )
+        )
 
-        For the calls still made on the app's thread (a filter, the recount, the label
-        editor's checks; decisions wait in a worker, `_decide`): one that waited long
-        (`STALE_KEYS_AFTER`) makes the keys typed meanwhile stale. The screen did not change
-        while it waited, and a `d` typed then deferred a paper unseen once it answered."""
-        started = monotonic()
-        try:
-            yield
-        except OperationalError as exc:
-            self.notify(unanswered(exc), severity="error", timeout=8)
-        finally:
-            if monotonic() - started >= self.STALE_KEYS_AFTER:
-                self._keys_stale_before = monotonic()
-                self._stale_said = False
+    def _rows_unanswered(self, generation: int, ids: list[int], exc: OperationalError | UserError) -> None:
+        said = self.candidates.unanswered  # one notice, not one per page
+        self.candidates.unanswered_rows(generation, ids)
+        if not said:
+            self._unread(exc)
 
-    async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and not event.is_forwarded and event.time < self._keys_stale_before:
-            if not self._stale_said:
-                self._stale_said = True
-                self.notify("keys pressed while the database was busy were ignored", severity="warning")
-            return
-        await super().on_event(event)
+    @property
+    def other_status(self) -> str:
+        """The status of the other view (deferred beside pending): an empty list says its count."""
+        return "deferred" if self.status == "pending" else "pending"
 
     def recount(self) -> None:
-        """The periodic refresh: new counts, and new candidates if the list had run empty."""
-        with self.database_errors():
-            self._recount()
+        """The periodic refresh, in a worker: new counts, and new candidates if the list had
+        run empty. It waits for the decisions queued before it, so it counts them."""
+        queue, status, other = self.queue, self.status, self.other_status
+        self._read(
+            Read(
+                "recount",
+                "recount",
+                lambda: (queue.count(status=status), queue.count(status=other)),
+                self._recounted,
+            )
+        )
 
-    def _recount(self) -> None:
-        self.remaining = self.queue.count(status=self.status)
-        if self.candidates.unanswered:  # the database answers again: fetch what was not drawn
-            self.candidates.unanswered = False
-            self.candidates.refresh()
-        if not self.candidates.ids and self.remaining:
+    def _recounted(self, counts: tuple[int, int]) -> None:
+        self.remaining, self._other_remaining = counts
+        if self.candidates.unanswered:  # the database answers again: read what was not drawn
+            self.candidates.retry()
+        if not self.candidates.ids and self.remaining and "list" not in self._reads:
             # Read with the filter: a list a filter emptied shows new matches too (it was
             # left empty, whatever arrived).
             self.reload()
         else:
-            self.update_status(recount=False)
+            self.update_status()
 
-    def update_status(self, recount: bool = True, *, empty: bool = True) -> None:
-        """The counter line; `recount` asks the database (other reviewers' work shows up too).
-        `empty=False` leaves the empty list's message as it is (it may ask the database)."""
+    # reads in workers -------------------------------------------------------
+    def _read(self, read: Read) -> None:
+        """Read in a worker thread, superseding a read of the same key still waiting. One that
+        reads what decisions write starts once those queued before it are written."""
+        read.since = None
+        self._reads[read.key] = read
+        if read.after_decisions and self.waiting_decisions:
+            if self._waiting_shown:
+                self.update_status(empty=False)
+            return  # parked: `_decided` starts it once the last decision is written
+        self._start_read(read)
+
+    def _start_read(self, read: Read) -> None:
+        read.since, read.written = monotonic(), self._written
+        self.set_timer(self.WAIT_SHOWN_AFTER, lambda: self._show_read_wait(read))
+        group = read.group or read.key
+        exclusive = group != "rows"  # pages of rows are read side by side
+        self.run_worker(self._run_read(read), group=group, exclusive=exclusive)
+
+    async def _run_read(self, read: Read) -> None:
+        """The worker: the call in a daemon thread of its own, its outcome taken here, on the
+        app's thread. Not in a thread of Textual's (`thread=True`), as decisions are: the
+        interpreter waits for those on exit, and `q` under a read that PostgreSQL kept waiting
+        (a lock) closed the screen but printed the summary only once the read was answered.
+        A read left behind changes nothing."""
+        answer: Future[Any] = Future()
+
+        def call() -> None:
+            # A worker cancelled meanwhile (superseded, or the app quit) cancelled `answer`:
+            # then nobody waits for the outcome.
+            with suppress(InvalidStateError):
+                try:
+                    result = read.call()
+                except BaseException as exc:  # to the worker, which raises what it does not take
+                    answer.set_exception(exc)
+                else:
+                    answer.set_result(result)
+
+        Thread(target=call, name=f"review read: {read.key}", daemon=True).start()
+        try:
+            result = await asyncio.wrap_future(answer)
+        except (OperationalError, UserError) as exc:
+            self._read_done(read, None, exc)
+            return
+        self._read_done(read, result, None)
+
+    def _show_read_wait(self, read: Read) -> None:
+        if self._reads.get(read.key) is read:
+            self.update_status(empty=False)
+
+    def _read_done(self, read: Read, result: Any, error: OperationalError | UserError | None) -> None:
+        """Take a read's answer, unless a newer read of its key superseded it, or a decision
+        was written (or began) since it started: then it may not show that decision, and it
+        reads again once the decisions are written."""
+        if self._reads.get(read.key) is not read:
+            return
+        if (
+            error is None
+            and read.after_decisions
+            and (self._written != read.written or self.waiting_decisions)
+        ):
+            self._read(read)
+            return
+        del self._reads[read.key]
+        shown = read.since is not None and monotonic() - read.since >= self.WAIT_SHOWN_AFTER
+        if error is None:
+            read.done(result)
+        elif read.failed is not None:
+            read.failed(error)
+        else:
+            self._unread(error)
+        if shown:
+            self.update_status(empty=False)  # the wait is over
+
+    def _unread(self, exc: OperationalError | UserError) -> None:
+        """Say why a read brought nothing: the database did not answer, or what it refused."""
+        if isinstance(exc, OperationalError):
+            self.notify(unanswered(exc), severity="error", timeout=8)
+        else:
+            self.notify(str(exc), severity="error")
+
+    def _start_parked_reads(self) -> None:
+        for read in list(self._reads.values()):
+            if read.since is None:
+                self._start_read(read)
+
+    @property
+    def waiting_reads(self) -> int:
+        """The reads not answered yet (waiting for the database, or parked behind decisions)."""
+        return len(self._reads)
+
+    def update_status(self, *, empty: bool = True) -> None:
+        """The counter line, from the counts in hand (reads and decisions update them).
+        `empty=False` leaves the empty list's state as it is."""
         screen = self.main
-        if recount:
-            self.remaining = self.queue.count(status=self.status)
         shown = len(self.candidates.ids)
         scope = self.queue.catalogue or "all catalogues"
         text = f"{self.queue.reviewer} · {scope} · {self.remaining} {self.status} remaining"
+        waits = []
         if self._waiting_shown and self._deciding is not None:
             queued = f"; {plural(len(self._decisions), 'more decision')} queued" if self._decisions else ""
-            text = f"⏳ waiting for the database… ({self._deciding.doing}{queued}) · {text}"
+            waits.append(f"{self._deciding.doing}{queued}")
+        now = monotonic()
+        reads = dict.fromkeys(
+            read.doing if read.since is not None else f"then {read.doing}"
+            for read in self._reads.values()
+            if (read.since is not None and now - read.since >= self.WAIT_SHOWN_AFTER)
+            or (read.since is None and waits)
+        )
+        waits.extend(reads)
+        if waits:
+            text = f"⏳ waiting for the database… ({'; '.join(waits)}) · {text}"
         if self.filter:
             text += f" · filter: {self.filter.describe()} ({plural(shown, 'match', 'matches')})"
         s = self.summary
@@ -404,29 +614,34 @@ class ReviewApp(App[SessionSummary]):
             screen.query_one("#empty", Static).update(self._empty_message(scope))
 
     def _empty_message(self, scope: str) -> str:
-        """What an empty list says: why it is empty, and where work may still wait."""
+        """What an empty list says: why it is empty, and where work may still wait (the count
+        of the other status, from the last read; left out while a decision made it unknown)."""
         if self.filter:
             return f"No candidate matches the filter “{self.filter.describe()}”. Press / to change it."
+        other = self._other_remaining
         if self.status == "deferred":
-            pending = self.queue.count()
+            pending = f" ({other} remaining)" if other is not None else ""
             return (
                 f"Nothing to review in {scope}: no candidate is deferred. 🎉\n\n"
-                f"`vpt-tracker review` shows the pending ones ({pending} remaining). Press q to quit."
+                f"`vpt-tracker review` shows the pending ones{pending}. Press q to quit."
             )
         message = (
             f"Nothing to review in {scope}: the queue is empty. 🎉\n\n"
             "New candidates arrive with the next `vpt-tracker run nightly`. Press q to quit."
         )
-        deferred = self.queue.count(status="deferred")
-        if deferred:
+        if other:
             # Not done yet: "the queue is empty" alone read as the end of the week's review.
-            waits, them = ("candidate waits", "it") if deferred == 1 else ("candidates wait", "them")
-            message += f"\n\n{deferred} deferred {waits}: `vpt-tracker review --deferred` shows {them}."
+            waits, them = ("candidate waits", "it") if other == 1 else ("candidates wait", "them")
+            message += f"\n\n{other} deferred {waits}: `vpt-tracker review --deferred` shows {them}."
         return message
 
     # detail -------------------------------------------------------------
     def show_detail(self, item: QueueItem | None) -> None:
         if item is None:
+            if self.candidates.reading(self.candidates.cursor):  # shown once read (`CandidateList.fill`)
+                self.main.query_one(DetailView).show(
+                    Text("… reading this candidate from the database", style="dim")
+                )
             return
         key = (item.catalogue, item.paper_id)
         known = self._explained.get(key, self._unexplainable.get(item.catalogue))
@@ -542,24 +757,32 @@ class ReviewApp(App[SessionSummary]):
     ) -> None:
         """The label editor for the highlighted candidate; `then` gets it and the chosen labels.
 
-        Accepting also asks whether the list has a section for the labels (`placement_problem`).
+        It opens at once. The catalogue's valid labels, unless read before, and on accepting
+        the check of whether the list has a section for the labels (`placement_problem`) are
+        read in workers: the editor says it waits, and an Enter typed meanwhile is answered
+        once they are read. A database that does not answer closes it with a notice.
         """
         item = self._undecided(action)
         if item is None:
             return
-        try:
-            valid = self._valid_labels(item.catalogue)
-        except UserError as exc:
-            self.notify(str(exc), severity="error")
-            return
 
-        def placement(labels: list[str]) -> str | None:
-            try:
-                return self.queue.placement_problem(item.candidate_id, labels)
-            except OperationalError as exc:
-                # Said by the dialog, which closes (as for a candidate gone): raised out of
-                # it, the app closed with a traceback.
-                raise UserError(unanswered(exc)) from None
+        def unanswered_here(exc: OperationalError | UserError) -> None:
+            # Said, and the editor closes (as for a candidate gone): there is nothing to check against.
+            self._unread(exc)
+            if screen.is_attached and self.screen is screen:
+                screen.dismiss(None)
+
+        def placement(labels: list[str], answer: Callable[[str | None], None]) -> None:
+            self._read(
+                Read(
+                    "placement",
+                    "where the labels would be published",
+                    lambda: self.queue.placement_problem(item.candidate_id, labels),
+                    answer,
+                    unanswered_here,
+                    after_decisions=False,
+                )
+            )
 
         def done(labels: list[str] | None) -> None:
             if labels is not None:
@@ -567,12 +790,28 @@ class ReviewApp(App[SessionSummary]):
 
         screen = AcceptScreen(
             item,
-            valid,
+            self._valid.get(item.catalogue),
             None if relabel else placement,
             relabel=relabel,
             show_catalogue=self.every_catalogue,
         )
         self.push_screen(screen, done)
+        if item.catalogue not in self._valid:
+
+            def valid(labels: list[str]) -> None:
+                self._valid[item.catalogue] = labels
+                screen.set_valid(labels)
+
+            self._read(
+                Read(
+                    f"labels {item.catalogue}",
+                    "the valid labels",
+                    lambda: self.queue.valid_labels(item.catalogue),
+                    valid,
+                    unanswered_here,
+                    after_decisions=False,
+                )
+            )
 
     def do_reject(self) -> None:
         item = self._undecided("reject")
@@ -619,12 +858,12 @@ class ReviewApp(App[SessionSummary]):
             and self.candidates.restore(items[0].candidate_id, items[0])
         ):
             self.remaining += 1
-            self.update_status(recount=False)
+            self.update_status()
         else:  # a bulk undo, a decision made elsewhere, another status: read the queue again
             self.reload(focus_id=items[0].candidate_id)
 
     def do_open(self) -> None:
-        item = self.candidates.current
+        item = self._shown("open")
         if item is None:
             return
         if not item.links:
@@ -644,24 +883,20 @@ class ReviewApp(App[SessionSummary]):
         def done(text: str | None) -> None:
             if text is None:
                 return
-            # Called after the dialog closed, outside `action_review`: a database that does
-            # not answer is said here, or the app closed with a traceback.
-            with self.database_errors():
-                try:
-                    chosen = Filter.parse(text)
-                    self.queue.check_filter(chosen)
-                except UserError as exc:
-                    self.notify(str(exc), severity="error")
-                    return
-                # The paper the reviewer was on stays highlighted if the new filter keeps it (as
-                # clearing a filter does), else the first match: a row number means nothing
-                # across two different lists.
-                current = self.candidates.current
-                self.reload(
-                    current.candidate_id if current is not None else None, otherwise=0, filter=(chosen, text)
-                )
+            try:
+                chosen = Filter.parse(text)
+            except UserError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            # Read in a worker (its label checked there too); a newer filter supersedes it.
+            # The paper the reviewer is on when the list comes stays highlighted if the new
+            # filter keeps it (as clearing a filter does), else the first match: a row number
+            # means nothing across two different lists.
+            self.reload(otherwise=0, filter=(chosen, text))
 
-        self.push_screen(FilterScreen(self.filter_text), done)
+        self.push_screen(
+            FilterScreen(self._pending_filter[1] if self._pending_filter else self.filter_text), done
+        )
 
     def do_help(self) -> None:
         """Every key that can act in this view, as `ReviewScreen.check_action` decides for the
@@ -689,10 +924,20 @@ class ReviewApp(App[SessionSummary]):
             waiting = plural(self.waiting_decisions, "decision")
             self.notify(f"quitting once the database answers ({waiting} waiting)")
             return
-        try:
-            self.summary.remaining = self.queue.count()
-        except OperationalError:
-            self.summary.remaining = None
+        if "quit" in self._reads:  # the count still waits: a second `q` leaves without it
+            self._reads.pop("quit")
+            self._leave(None)
+            return
+
+        def failed(_exc: OperationalError | UserError) -> None:
+            self._leave(None)
+
+        self._read(Read("quit", "the count for the summary; q again quits without it",
+                        self.queue.count, self._leave, failed))  # fmt: skip
+
+    def _leave(self, remaining: int | None) -> None:
+        """Exit with the summary; `remaining` None: the database did not answer."""
+        self.summary.remaining = remaining
         self.summary.finished = self.clock()
         self.exit(self.summary)
 
@@ -705,16 +950,26 @@ class ReviewApp(App[SessionSummary]):
             self.candidates.drop(item.candidate_id)
             if item.status == self.status:
                 self.remaining -= 1
-            self.update_status(recount=False)
+            self.update_status()
 
         doing = {"accepted": "accepting", "rejected": "rejecting", "deferred": "deferring"}[outcome]
         self._decide(Decision(doing, action, applied, item.candidate_id))
+
+    def _shown(self, action: str) -> QueueItem | None:
+        """The highlighted candidate, unless its row is not read yet: then the reviewer has not
+        seen what the key would act on, and it is refused with a notice, not acted on unseen."""
+        item = self.candidates.current
+        if item is None and self.candidates.reading(self.candidates.cursor):
+            shown = self.candidates.ids[self.candidates.cursor]
+            self.notify(f"{action} of #{shown} ignored: its row is still being read from the database",
+                        severity="warning")  # fmt: skip
+        return item
 
     def _undecided(self, action: str) -> QueueItem | None:
         """The highlighted candidate, unless a decision on it still waits for the database:
         a second key on it is refused, not queued (it would be decided twice, or, once the
         first is written, the next paper would be, unseen)."""
-        item = self.candidates.current
+        item = self._shown(action)
         if item is not None and item.candidate_id in self.candidates.waiting:
             doing = self.candidates.waiting[item.candidate_id]
             self.notify(
@@ -738,7 +993,7 @@ class ReviewApp(App[SessionSummary]):
         if self._deciding is None:
             self._next_decision()
         elif self._waiting_shown:
-            self.update_status(recount=False, empty=False)
+            self.update_status(empty=False)
 
     def _next_decision(self) -> None:
         if not self._decisions:
@@ -749,7 +1004,7 @@ class ReviewApp(App[SessionSummary]):
 
     def _show_wait(self) -> None:
         self._waiting_shown = True
-        self.update_status(recount=False, empty=False)
+        self.update_status(empty=False)
 
     @work(thread=True, group="decisions")
     def _run_decision(self, decision: Decision) -> None:
@@ -772,7 +1027,11 @@ class ReviewApp(App[SessionSummary]):
         if decision.candidate_id is not None:
             self.candidates.mark_waiting(decision.candidate_id, None)
         if error is None:
+            self._written += 1  # reads that started before it read again (`_read_done`)
+            self._other_remaining = None  # a decision moves candidates between statuses
             decision.done(result)
+            if not self.candidates.ids:  # what the emptied list says needs the other count
+                self.recount()
         else:
             dropped = list(self._decisions)
             self._decisions.clear()
@@ -792,13 +1051,15 @@ class ReviewApp(App[SessionSummary]):
                 self.notify(f"not done, as the decision before it was not: {said}", severity="warning")
         if not self._decisions:
             self._waiting_shown = False
-            self.update_status(recount=False)
+            self.update_status()
             if self._quit_when_decided:
                 self.do_quit()
+            else:
+                self._start_parked_reads()  # they read after the decisions queued before them
             return
         self._next_decision()
         if self._waiting_shown:  # the next one, queued behind a wait, is said at once
-            self.update_status(recount=False, empty=False)
+            self.update_status(empty=False)
 
     def _refused(self, exc: UserError) -> None:
         """Say why an action was not applied; after a conflict, show the candidate as it now is."""
@@ -811,11 +1072,6 @@ class ReviewApp(App[SessionSummary]):
                 if shown is not None and shown.candidate_id == current.candidate_id:
                     self.show_detail(current)
         self.notify(str(exc), severity="error", timeout=8)
-
-    def _valid_labels(self, catalogue: str) -> list[str]:
-        if catalogue not in self._valid:
-            self._valid[catalogue] = self.queue.valid_labels(catalogue)
-        return self._valid[catalogue]
 
 
 def unanswered(exc: OperationalError) -> str:

@@ -42,6 +42,10 @@ class AcceptScreen(ModalScreen[list[str] | None]):
     entry of it does (two modality badges); None when all is well. Such labels are not
     refused, since the reviewer may mean to add the section by hand, but the first Enter
     shows the problem and the second accepts.
+
+    Both are read off the app's thread: `valid` is None until `set_valid` gives it, and
+    `placement(labels, answer)` starts the check, which calls `answer` with the problem. An
+    Enter while either is read is answered once it is (the newest Enter, if several).
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
@@ -49,8 +53,8 @@ class AcceptScreen(ModalScreen[list[str] | None]):
     def __init__(
         self,
         item: QueueItem,
-        valid: list[str],
-        placement: Callable[[list[str]], str | None] | None = None,
+        valid: list[str] | None,
+        placement: Callable[[list[str], Callable[[str | None], None]], None] | None = None,
         *,
         relabel: bool = False,
         show_catalogue: bool = False,
@@ -62,6 +66,7 @@ class AcceptScreen(ModalScreen[list[str] | None]):
         self.placement = placement
         self.relabel = relabel  # edit the labels only, without accepting
         self._warned_for: list[str] | None = None
+        self._waiting_for: list[str] | None = None  # labels an Enter asked for, answered once read
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", can_focus=False):
@@ -76,25 +81,55 @@ class AcceptScreen(ModalScreen[list[str] | None]):
                 self.item.final_labels if self.item.final_labels is not None else self.item.proposed_labels
             )
             yield Input(value=", ".join(current), id="labels")
-            if self.valid:
-                yield Label("Valid: " + ", ".join(self.valid), classes="hint", markup=False)
+            hint = Label(self._valid_text(), id="valid", classes="hint", markup=False)
+            hint.display = self.valid != []
+            yield hint
             yield Label("", id="error", classes="error", markup=False)
+
+    def _valid_text(self) -> str:
+        if self.valid is None:
+            return "Valid: … (reading them from the database)"
+        return "Valid: " + ", ".join(self.valid)
+
+    def set_valid(self, valid: list[str]) -> None:
+        """The catalogue's valid labels, read; an Enter that waited for them is answered now."""
+        self.valid = valid
+        if not self.is_attached:
+            return
+        hint = self.query_one("#valid", Label)
+        hint.update(self._valid_text())
+        hint.display = bool(valid)
+        if self._waiting_for is not None:
+            self._check(self._waiting_for)
 
     @on(Input.Submitted)
     def submit(self, event: Input.Submitted) -> None:
-        labels = [part.strip() for part in event.value.split(",") if part.strip()]
+        self._check([part.strip() for part in event.value.split(",") if part.strip()])
+
+    def _check(self, labels: list[str]) -> None:
+        error = self.query_one("#error", Label)
+        if self.valid is None:
+            self._waiting_for = labels
+            error.update("reading the valid labels from the database…")
+            return
+        self._waiting_for = None
         unknown = [label for label in labels if self.valid and label not in self.valid]
         if unknown:
-            self.query_one("#error", Label).update(f"unknown: {', '.join(unknown)}")
+            error.update(f"unknown: {', '.join(unknown)}")
             return
-        try:
-            problem = self.placement(labels) if self.placement and labels != self._warned_for else None
-        except UserError as exc:
-            # The candidate went while the editor was open (deleted, or moved out of scope):
-            # there is nothing left to accept. Raised out of the dialog, it closed the app.
-            self.app.notify(str(exc), severity="error", timeout=8)
-            self.dismiss(None)
+        if self.placement is None or labels == self._warned_for:
+            self.dismiss(labels)
             return
+        # A candidate gone meanwhile (deleted, moved out of scope) or a database that does not
+        # answer closes the editor with a notice: the app's side of `placement` says it.
+        self._waiting_for = labels
+        error.update("checking where the list would show them…")
+        self.placement(labels, lambda problem: self._placed(labels, problem))
+
+    def _placed(self, labels: list[str], problem: str | None) -> None:
+        if not self.is_attached or self._waiting_for != labels:
+            return  # closed, or a newer Enter asks again
+        self._waiting_for = None
         if problem:
             self._warned_for = labels
             self.query_one("#error", Label).update(f"{problem}. Enter again accepts anyway.")

@@ -15,7 +15,6 @@ from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from sqlalchemy.exc import OperationalError
 from textual import events
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
@@ -38,7 +37,13 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
     same call rather than through a posted message: Textual draws the moved cursor in a frame
     of its own as soon as the key is handled, and a message reaching the screen after that
     leaves the detail pane for the next frame, which its update timer starts 17-33 ms later.
-    Called directly, both panes change in the one frame.
+    Called directly, both panes change in the one frame. It gets None while the row under the
+    cursor is still being read, and is called again once it is.
+
+    Rows not in hand are asked for, a page at a time, with `fetch(ids, generation)`, which
+    reads them off the app's thread and answers with `fill` (or `unanswered_rows`): drawing
+    never waits for the database. Meanwhile they are drawn as placeholders. `generation`
+    tells the answer for a list since replaced (a filter, an undo) from one for this list.
     """
 
     PAGE = 200
@@ -51,7 +56,7 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
 
     def __init__(
         self,
-        fetch: Callable[[list[int]], list[QueueItem]],
+        fetch: Callable[[list[int], int], None],
         highlighted: Callable[[QueueItem | None], None],
         *,
         show_catalogue: bool = False,
@@ -63,7 +68,10 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self.show_catalogue = show_catalogue  # a view of every catalogue: a paper may be in two
         self.ids: list[int] = []
         self.cursor = 0
-        self._rows: dict[int, QueueItem | None] = {}
+        self._rows: dict[int, QueueItem | None] = {}  # None: gone from the database
+        self._loading: set[int] = set()  # asked for, not answered yet
+        self._failed: set[int] = set()  # asked for, and the database did not answer
+        self.generation = 0  # which list the rows asked for belong to: `load` starts another
         self._strips: dict[tuple[int, int, bool, int, str | None], Strip] = {}
         self._removed: list[tuple[int, int]] = []  # (candidate id, position), for undo
         # Rows whose decision waits for the database (candidate id -> "deferring"): drawn so.
@@ -71,29 +79,77 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
         self.unanswered = False  # a row was drawn as a placeholder: the database did not answer
 
     # data -------------------------------------------------------------
-    def load(self, ids: list[int], cursor: int = 0) -> None:
+    def load(self, ids: list[int], cursor: int = 0, rows: Iterable[QueueItem] = ()) -> None:
+        """Show another list; `rows` are those already read with it (no placeholder for them)."""
         self.ids = ids
-        self._rows.clear()
+        self.generation += 1
+        self._rows = {item.candidate_id: item for item in rows}
+        self._loading.clear()
+        self._failed.clear()
+        self.unanswered = False
         self._strips.clear()
         self._removed.clear()
         self._moved_to(max(0, min(cursor, len(ids) - 1)))
 
     def item_at(self, index: int) -> QueueItem | None:
+        """The row at `index`; None if there is none, or it is not read yet (then it is asked for)."""
         if not 0 <= index < len(self.ids):
             return None
         candidate_id = self.ids[index]
         if candidate_id not in self._rows:
-            if len(self._rows) > self.CACHE_LIMIT:
-                self._rows.clear()
-            start = index - index % self.PAGE
-            wanted = [i for i in self.ids[start : start + self.PAGE] if i not in self._rows]
-            fetched = {item.candidate_id: item for item in self._fetch(wanted)}
-            for wanted_id in wanted:
-                self._rows[wanted_id] = fetched.get(wanted_id)  # None: gone from the database
+            if candidate_id not in self._loading and candidate_id not in self._failed:
+                self._ask(index)
+            return None
         return self._rows[candidate_id]
+
+    def reading(self, index: int) -> bool:
+        """Whether the row at `index` waits for the database (asked for, or to be asked again)."""
+        return 0 <= index < len(self.ids) and self.ids[index] not in self._rows
+
+    def _ask(self, index: int) -> None:
+        if len(self._rows) > self.CACHE_LIMIT:
+            self._rows.clear()
+        start = index - index % self.PAGE
+        wanted = [
+            i for i in self.ids[start : start + self.PAGE]
+            if i not in self._rows and i not in self._loading and i not in self._failed
+        ]  # fmt: skip
+        if wanted:
+            self._loading.update(wanted)
+            self._fetch(wanted, self.generation)
+
+    def fill(self, generation: int, wanted: list[int], fetched: list[QueueItem]) -> None:
+        """Take rows read for `fetch`. Only the holes are filled: a row in hand meanwhile (a
+        relabel written, an undo put back) is newer than one read before it was written."""
+        if generation != self.generation:
+            return  # read for a list since replaced
+        found = {item.candidate_id: item for item in fetched}
+        for candidate_id in wanted:
+            self._loading.discard(candidate_id)
+            if candidate_id not in self._rows:
+                self._rows[candidate_id] = found.get(candidate_id)
+        self.refresh()
+        if self.ids and self.ids[self.cursor] in wanted:
+            self._highlighted(self.current)
+
+    def unanswered_rows(self, generation: int, wanted: list[int]) -> None:
+        """The database did not answer for these rows: drawn so until `retry`."""
+        if generation != self.generation:
+            return
+        self._loading.difference_update(wanted)
+        self._failed.update(wanted)
+        self.unanswered = True
+        self.refresh()
+
+    def retry(self) -> None:
+        """Ask again for the rows the database did not answer for (it answers again)."""
+        self._failed.clear()
+        self.unanswered = False
+        self.refresh()
 
     @property
     def current(self) -> QueueItem | None:
+        """The highlighted candidate; None where there is none or it is not read yet."""
         return self.item_at(self.cursor)
 
     def replace(self, item: QueueItem) -> None:
@@ -180,15 +236,13 @@ class CandidateList(ScrollView, can_focus=True, inherit_bindings=False):
     def render_line(self, y: int) -> Strip:
         index = round(self.scroll_offset.y) + y
         width = self.scrollable_content_region.width
-        try:
-            item = self.item_at(index)
-        except OperationalError:
-            # Rows not fetched yet, drawn while the database does not answer (a PostgreSQL
-            # restart): a placeholder, fetched at a later draw. Raised here, out of Textual's
-            # drawing, the app closed with a traceback when a page down went past the rows
-            # in hand. The key's action said what happened; the recount redraws the list.
-            self.unanswered = True
-            return Strip([Segment(_fit("  … (the database did not answer)", width), Style(dim=True))])
+        item = self.item_at(index)
+        if item is None and self.reading(index):
+            # Not read yet: a placeholder until `fill`. Where the database did not answer (a
+            # PostgreSQL restart) it says so, and the next recount asks again.
+            text = "(the database did not answer)" if self.ids[index] in self._failed else "reading…"
+            style = _SELECTED + Style(dim=True) if index == self.cursor else Style(dim=True)
+            return Strip([Segment(_fit(f"  … {text}", width), style)])
         if item is None:
             return Strip.blank(width)
         selected = index == self.cursor
