@@ -1,4 +1,4 @@
-"""`vpt-tracker catalogue`: import, render, stats and check curated README lists."""
+"""`vpt-tracker catalogue`: import, render, stats, check and remove curated README lists."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @click.group("catalogue")
 def catalogue_group() -> None:
-    """Import, render, inspect and lint curated README lists."""
+    """Import, render, inspect, lint and remove curated README lists."""
 
 
 @catalogue_group.command("import")
