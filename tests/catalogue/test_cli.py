@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from vpt_tracker.cli import main
+from vpt_tracker.store import make_engine, transaction
+from vpt_tracker.store.tables import CandidateRow, CatalogueRow, DecisionRow, PaperRow, PullRequestRow
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
 STELLAR = LISTS / "StellarOdys2ey__Generalizable-Prompt-Learning-for-VLMs__README.md"
@@ -367,3 +370,58 @@ def test_a_new_lists_own_preset_is_checked_against_its_readme(
     assert again.exit_code == 0 and again.stderr == "", again.output
     stats = CliRunner().invoke(main, [*options, "catalogue", "stats", "petl", "--json"])
     assert json.loads(stats.stdout)["labels"] == {"prompt": 41, "adapter": 27, "pixel": 4, "token": 1}
+
+
+def test_remove_asks_then_takes_the_catalogue_out(db_url: str) -> None:
+    """A catalogue imported under a mistyped name stayed among the known ones for good."""
+    assert run(db_url, "catalogue", "import", str(STELLAR), "--name", "g")[0] == 0
+    assert run(db_url, "catalogue", "import", str(VPT), "--name", "vtp")[0] == 0
+    code, _, err = run(db_url, "catalogue", "remove", "nope")
+    assert code == 2 and err == "Error: unknown catalogue 'nope'; known catalogues: g, vtp\n"
+    no = CliRunner().invoke(main, ["--database", db_url, "catalogue", "remove", "vtp"], input="n\n")
+    assert no.exit_code == 1 and "entries: 56" in no.stdout and "remove catalogue 'vtp'?" in no.stdout
+    yes = CliRunner().invoke(main, ["--database", db_url, "catalogue", "remove", "vtp"], input="y\n")
+    assert yes.exit_code == 0, yes.output
+    assert yes.stdout.endswith("removed catalogue 'vtp'\n")
+    code, _, err = run(db_url, "catalogue", "stats", "vtp")
+    assert code == 2 and "known catalogues: g\n" in err
+
+
+def test_remove_refuses_history_and_names_the_config_and_model(db_url: str, tmp_path: Path) -> None:
+    """With history (a review decision) it takes --force; its own trained model folder goes
+    with it, and a catalogue still in the config is said to be so."""
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[[catalogues]]\nname = "g"\npreset = "generalizable-vlm"\n')
+    base = ["--config", str(config), "--database", db_url, "catalogue"]
+    assert CliRunner().invoke(main, [*base, "import", str(STELLAR), "--name", "g"]).exit_code == 0
+    model = tmp_path / "classifiers" / "g"
+    model.mkdir(parents=True)
+    (model / "model-card.json").write_text("{}")
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        paper = PaperRow(title="Visual Prompt Tuning", title_key="visual prompt tuning")
+        session.add(paper)
+        session.flush()
+        catalogue_id = session.scalars(select(CatalogueRow.id)).one()
+        candidate = CandidateRow(paper_id=paper.id, catalogue_id=catalogue_id, status="rejected")
+        session.add(candidate)
+        session.flush()
+        session.add(DecisionRow(candidate_id=candidate.id, reviewer="ann", action="reject"))
+        session.add(PullRequestRow(catalogue_id=catalogue_id, branch="vpt-tracker/g", number=7, state="open"))
+    engine.dispose()
+    refused = CliRunner().invoke(main, [*base, "remove", "g", "--yes"])
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr == (
+        "Error: catalogue 'g' has history that removing it would lose: 1 open pull request (#7 open); "
+        "candidates rejected 1; "
+        "1 review decision; pass --force to remove it all the same\n"
+    )
+    assert model.is_dir()
+    forced = CliRunner().invoke(main, [*base, "remove", "g", "--yes", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "  candidates: 1 (rejected 1)\n  review decisions: 1\n" in forced.stdout
+    assert f"  trained model folder: {model}\n" in forced.stdout
+    assert f"removed its trained model folder {model}\n" in forced.stdout
+    assert "note: 'g' is still a [[catalogues]] entry of the config" in forced.stdout
+    assert "note: pull request #7 open is still on GitHub: close it there\n" in forced.stdout
+    assert not model.exists()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+from vpt_tracker.catalogue import removal
 from vpt_tracker.catalogue.markdown import NewEntry
+from vpt_tracker.catalogue.removal import plan_removal, remove_catalogue
 from vpt_tracker.catalogue.service import (
     add_entry,
     catalogue_stats,
@@ -21,7 +23,17 @@ from vpt_tracker.catalogue.service import (
 )
 from vpt_tracker.errors import UserError
 from vpt_tracker.store import session_factory, transaction
-from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow
+from vpt_tracker.store.tables import (
+    CandidateRow,
+    CatalogueRow,
+    DecisionRow,
+    EntryRow,
+    PaperRow,
+    PublicationRow,
+    PullRequestRow,
+    SightingRow,
+    VenueUpgradeRow,
+)
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"
 ALL = sorted(p.name for p in LISTS.glob("*README*.md"))
@@ -197,3 +209,129 @@ def test_stats(engine: Engine) -> None:
     assert stats["years"] == {"2025": 26, "2026": 8}
     assert stats["without_paper_link"] == 4
     assert stats["without_any_link"] == 3  # "[No paper available] [No code available]" x3
+
+
+# ---- catalogue remove ------------------------------------------------------------------------
+def _paper_with_candidates(engine: Engine, statuses: dict[str, str]) -> int:
+    """A paper with a sighting, a candidate of each catalogue named in `statuses`, and a venue
+    upgrade that lists every one of them (as ingestion records it)."""
+    with transaction(engine) as session:
+        paper = PaperRow(title="Visual Prompt Tuning", title_key="visual prompt tuning")
+        session.add(paper)
+        session.flush()
+        session.add(
+            SightingRow(paper_id=paper.id, source="arxiv_api", source_id="2203.12119", payload_hash="h")
+        )
+        ids = []
+        for name, status in statuses.items():
+            catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == name))
+            assert catalogue is not None
+            ids.append(catalogue.id)
+            session.add(CandidateRow(paper_id=paper.id, catalogue_id=catalogue.id, status=status))
+        session.add(VenueUpgradeRow(paper_id=paper.id, previous_venue="arXiv", venue="CVPR", listed_in=ids))
+        return paper.id
+
+
+def _count(engine: Engine, table: type) -> int:
+    with session_factory(engine)() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+def test_remove_takes_the_catalogue_and_what_is_its_alone(engine: Engine) -> None:
+    """A catalogue imported under a mistyped name stayed among the known ones for good:
+    `remove_catalogue` deletes it, its entries and candidates; papers, sightings and the other
+    catalogue stay."""
+    import_catalogue(engine, "keep", read(STELLAR), preset="generalizable-vlm")
+    import_catalogue(engine, "typo", read(VPT), preset="awesome-vpt")
+    paper_id = _paper_with_candidates(engine, {"keep": "pending", "typo": "pending"})
+    with session_factory(engine)() as session:
+        plan = plan_removal(session, "typo")
+    assert (plan.entries, plan.candidates, plan.history()) == (56, {"pending": 1}, [])
+    removed = remove_catalogue(engine, "typo", expected=plan)
+    assert removed == plan
+    with session_factory(engine)() as session:
+        assert session.scalars(select(CatalogueRow.name)).all() == ["keep"]
+        assert session.scalar(select(func.count()).select_from(EntryRow)) == 34
+        assert session.scalars(select(CandidateRow.paper_id)).all() == [paper_id]
+        assert session.get(PaperRow, paper_id) is not None
+    assert _count(engine, SightingRow) == 1
+    with pytest.raises(UserError, match=r"unknown catalogue 'typo'; known catalogues: keep"):
+        remove_catalogue(engine, "typo")
+
+
+def test_remove_refuses_a_catalogue_with_history_unless_forced(engine: Engine) -> None:
+    """An open pull request, accepted candidates and their review decisions are a
+    maintainer's work: removing them takes --force; refused, nothing changes."""
+    import_catalogue(engine, "vpt", read(VPT), preset="awesome-vpt")
+    _paper_with_candidates(engine, {"vpt": "accepted"})
+    with transaction(engine) as session:
+        candidate = session.scalars(select(CandidateRow)).one()
+        session.add(DecisionRow(candidate_id=candidate.id, reviewer="ann", action="accept"))
+        session.add(PullRequestRow(catalogue_id=candidate.catalogue_id, branch="vpt-tracker/vpt", number=7))
+        session.add(
+            PublicationRow(catalogue_id=candidate.catalogue_id, candidate_id=candidate.id, pull_request=7)
+        )
+    with pytest.raises(UserError) as refused:
+        remove_catalogue(engine, "vpt")
+    message = str(refused.value)
+    assert "1 open pull request (#7 open)" in message and "candidates accepted 1" in message
+    assert "1 review decision" in message and "1 publication" in message and "--force" in message
+    assert (_count(engine, CatalogueRow), _count(engine, DecisionRow), _count(engine, PullRequestRow)) == (
+        1,
+        1,
+        1,
+    )
+    remove_catalogue(engine, "vpt", force=True)
+    for table in (CatalogueRow, EntryRow, CandidateRow, DecisionRow, PullRequestRow, PublicationRow):
+        assert _count(engine, table) == 0, table
+    assert (_count(engine, PaperRow), _count(engine, SightingRow), _count(engine, VenueUpgradeRow)) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_a_removed_catalogues_id_leaves_the_venue_upgrades(engine: Engine) -> None:
+    """`venue_upgrades.listed_in` keeps catalogue ids, and SQLite gives a deleted highest id
+    again (`catalogues` is not AUTOINCREMENT): the next catalogue imported would have been told,
+    in the digest of a past week, of an upgrade in the removed one's list."""
+    import_catalogue(engine, "keep", read(STELLAR), preset=None)
+    removed = import_catalogue(engine, "gone", read(VPT), preset=None).catalogue_id
+    _paper_with_candidates(engine, {"keep": "pending", "gone": "pending"})
+    remove_catalogue(engine, "gone")
+    new = import_catalogue(engine, "new", read(VPT), preset=None).catalogue_id
+    if engine.dialect.name == "sqlite":
+        assert new == removed  # the id SQLite gives again
+    with session_factory(engine)() as session:
+        keep = session.scalar(select(CatalogueRow.id).where(CatalogueRow.name == "keep"))
+        assert session.scalars(select(VenueUpgradeRow.listed_in)).one() == [keep]
+
+
+def test_remove_refuses_what_changed_since_the_question(engine: Engine) -> None:
+    """A review between the question and the removal is not lost behind a "yes" to less."""
+    import_catalogue(engine, "vpt", read(VPT), preset=None)
+    with session_factory(engine)() as session:
+        plan = plan_removal(session, "vpt")
+    _paper_with_candidates(engine, {"vpt": "pending"})
+    with pytest.raises(UserError, match="changed while you were asked"):
+        remove_catalogue(engine, "vpt", expected=plan)
+    assert _count(engine, CatalogueRow) == 1
+
+
+def test_a_failed_removal_removes_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One transaction: a failure part-way (entries and decisions deleted already) leaves the
+    catalogue whole."""
+    import_catalogue(engine, "vpt", read(VPT), preset=None)
+    _paper_with_candidates(engine, {"vpt": "rejected"})
+    with transaction(engine) as session:
+        candidate = session.scalars(select(CandidateRow)).one()
+        session.add(DecisionRow(candidate_id=candidate.id, reviewer="ann", action="reject"))
+
+    def crash(*args: object) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(removal, "update", crash)
+    with pytest.raises(RuntimeError):
+        remove_catalogue(engine, "vpt", force=True)
+    counts = [_count(engine, t) for t in (CatalogueRow, EntryRow, CandidateRow, DecisionRow)]
+    assert counts == [1, 56, 1, 1]

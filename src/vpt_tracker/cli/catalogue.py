@@ -1,8 +1,9 @@
-"""`vpt-tracker catalogue`: import, render, stats and check curated README lists."""
+"""`vpt-tracker catalogue`: import, render, stats, check and remove curated README lists."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import lint, parse, read_markdown
+from vpt_tracker.catalogue.removal import plan_removal, refusal, remove_catalogue
 from vpt_tracker.catalogue.service import (
     ImportResult,
     catalogue_stats,
@@ -17,8 +19,11 @@ from vpt_tracker.catalogue.service import (
     import_catalogue,
     render_catalogue,
 )
-from vpt_tracker.classify.taxonomy import load_preset
+from vpt_tracker.classify.taxonomy import load_preset, presets_dir
 from vpt_tracker.cli.context import OUTPUT_PATH, AppContext, echo_json, pass_app, write_output
+from vpt_tracker.enqueue import trained_dir
+from vpt_tracker.errors import UserError
+from vpt_tracker.locks import exclusive, exclusive_folder
 from vpt_tracker.publish.upstream import rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CatalogueRow
@@ -29,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @click.group("catalogue")
 def catalogue_group() -> None:
-    """Import, render, inspect and lint curated README lists."""
+    """Import, render, inspect, lint and remove curated README lists."""
 
 
 @catalogue_group.command("import")
@@ -176,6 +181,83 @@ def check_command(file: Path) -> None:
     click.echo(f"{plural(entries, 'entry', 'entries')}, {plural(len(problems), 'problem')}", err=True)
     if problems:
         raise SystemExit(1)
+
+
+@catalogue_group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove it even with history: reviews, pull requests, publications, vpt-tracker's own entries.",
+)
+@pass_app
+def remove_command(app: AppContext, name: str, yes: bool, force: bool) -> None:
+    """Take catalogue NAME out of the store, with its entries, candidates, review decisions,
+    pull requests and publications, and its own trained model (one transaction).
+
+    Papers and sightings stay. A catalogue with history (review decisions, candidates no
+    longer pending, pull requests, publications, entries vpt-tracker added or upgraded) is
+    removed only with --force.
+
+    \b
+    Example:
+      vpt-tracker catalogue remove awesome-vtp
+    """
+    engine = app.engine()
+    with session_factory(engine)() as session:
+        plan = plan_removal(session, name)
+    history = plan.history()
+    if history and not force:
+        raise UserError(refusal(name, history))
+    model = _own_model_folder(app, name)
+    click.echo(f"removing catalogue {name!r} takes away:")
+    for line in plan.lines():
+        click.echo(f"  {line}")
+    if model is not None:
+        click.echo(f"  trained model folder: {model}")
+    if not yes:
+        click.confirm(f"remove catalogue {name!r}?", abort=True)
+    # No nightly run scoring into it and no publish of it while it goes.
+    with exclusive(engine, "pipeline"), exclusive(engine, f"publish-{name}"):
+        remove_catalogue(engine, name, force=force, expected=plan)
+    click.echo(f"removed catalogue {name!r}")
+    for pull in plan.open_pull_requests:  # --force: GitHub still has it
+        click.echo(f"note: pull request {pull.describe()} is still on GitHub: close it there")
+    if model is not None:
+        _remove_model_folder(model)
+    configured = app.settings.catalogue(name)
+    if configured is not None:
+        click.echo(
+            f"note: {name!r} is still a [[catalogues]] entry of the config: the nightly run and the "
+            f"digest report it as not imported until it is taken out there (or imported again: "
+            f"`{configured.import_command()}`)"
+        )
+
+
+def _own_model_folder(app: AppContext, name: str) -> Path | None:
+    """The catalogue's own trained model folder (`classify train`'s), if there is one; never
+    a preset's shipped default (a classifiers_dir set to the checkout's `classifiers/` holds
+    those under the preset names)."""
+    folder = trained_dir(app.settings, name)
+    if not folder.is_dir():
+        return None
+    if folder.resolve().parent == presets_dir().resolve():
+        return None
+    return folder
+
+
+def _remove_model_folder(folder: Path) -> None:
+    """Delete a removed catalogue's model folder after the commit: a crash before it leaves
+    the folder (said in README Limits), never a catalogue without its model. A `classify
+    train` saving into it is waited for by nobody: the folder is then left, with a warning."""
+    try:
+        with exclusive_folder(folder, f"train-{folder.name}"):
+            shutil.rmtree(folder)
+    except (UserError, OSError) as exc:
+        click.echo(f"warning: the model folder {folder} stays ({exc}); delete it by hand", err=True)
+    else:
+        click.echo(f"removed its trained model folder {folder}")
 
 
 def register(main: click.Group) -> None:
