@@ -49,3 +49,81 @@ def test_the_dependencies_admit_only_libraries_that_load_the_shipped_models() ->
         major = int(versions["numpy"].split(".")[0])
         assert numpy.specifier.contains(versions["numpy"]), (preset, str(numpy.specifier))
         assert not numpy.specifier.contains(f"{major - 1}.999"), (preset, str(numpy.specifier))
+
+
+def _install_as_the_wheel_does(site: Path) -> Path:
+    """Lay the package out in `site` as pyproject.toml's wheel target builds it: the package
+    folder, plus each `force-include` folder at its place inside it. (No build backend is
+    needed, so no package index either.)"""
+    wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in wheel["packages"]:
+        shutil.copytree(ROOT / package, site / Path(package).name, ignore=ignore)
+    for source, target in wheel["force-include"].items():
+        shutil.copytree(ROOT / source, site / target, ignore=ignore)
+    return site / "vpt_tracker"
+
+
+def test_the_installed_package_finds_its_migrations_presets_models_and_data(tmp_path: Path) -> None:
+    """The wheel's package, imported from outside any checkout, run from a folder of its own.
+
+    Installed with `pip install --target /opt/vpt/lib`, beside a `/opt/vpt/classifiers` of the
+    maintainer's trained models (a `classifiers_dir`), the package took that folder for its
+    presets, because it looked two levels up from itself for a checkout's `classifiers/`: no
+    shipped preset was known (`Error: unknown preset 'awesome-vpt'`)."""
+    package = _install_as_the_wheel_does(tmp_path / "opt" / "lib")
+    (tmp_path / "opt" / "classifiers" / "my-list").mkdir(parents=True)  # trained models, no presets
+    (tmp_path / "opt" / "db").mkdir()
+    run = tmp_path / "run"  # the current folder holds look-alikes that must not be read either
+    for decoy in ("classifiers", "db", "src/vpt_tracker"):
+        (run / decoy).mkdir(parents=True)
+    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("VPT_")}
+    env.update(PYTHONPATH=str(package.parent), VPT_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path))
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "vpt_tracker", *args], cwd=run, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout + done.stderr
+
+    where = subprocess.run(
+        [sys.executable, "-c", "import vpt_tracker; print(vpt_tracker.__file__)"],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(where).parent == package  # this copy, not the checkout's editable install
+    assert "database ready" in cli("init")  # the migrations: vpt_tracker/_db
+    lists = package / "demo_data" / "lists"
+    assert "imported 'awesome-vpt'" in cli(
+        "catalogue",
+        "import",
+        str(lists / "awesome-vpt.md"),
+        "--name",
+        "awesome-vpt",
+        "--preset",
+        "awesome-vpt",
+    )
+    papers = run / "papers.jsonl"
+    papers.write_text(
+        json.dumps(
+            {
+                "id": "2203.12119",
+                "title": "Visual Prompt Tuning",
+                "abstract": "We introduce VPT, "
+                "learnable prompt tokens in the input space of a frozen vision transformer.",
+            }
+        )
+        + "\n"
+    )
+    scored = cli(
+        "classify", "score", "--catalogue", "awesome-vpt", "--input", str(papers), "--output", "s.jsonl"
+    )
+    assert f"with {package / '_classifiers' / 'awesome-vpt'}" in scored  # the shipped model
+    assert json.loads((run / "s.jsonl").read_text())["queued"] is True
+    # The demo: replay data, the bundled lists, the digest's templates, every shipped model.
+    assert "demo finished" in cli("demo", "--output-dir", str(tmp_path / "demo"))
+    assert (tmp_path / "demo" / "digest.html").stat().st_size > 0
