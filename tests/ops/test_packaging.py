@@ -127,3 +127,19 @@ def test_the_installed_package_finds_its_migrations_presets_models_and_data(tmp_
     # The demo: replay data, the bundled lists, the digest's templates, every shipped model.
     assert "demo finished" in cli("demo", "--output-dir", str(tmp_path / "demo"))
     assert (tmp_path / "demo" / "digest.html").stat().st_size > 0
+
+
+def test_the_docker_build_copies_everything_the_wheel_is_built_from() -> None:
+    """The image's wheel is built from what its build stage copies: pyproject.toml, the readme
+    its metadata names, the package and every `force-include` folder. One left out fails the
+    build (hatchling: "Forced include not found"), or leaves the image without it."""
+    copied = {
+        source.rstrip("/")
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY") and "--from" not in line
+        for source in line.split()[1:-1]
+    }
+    wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]
+    needed = {"pyproject.toml", PYPROJECT["project"]["readme"], *wheel["force-include"]}
+    needed |= {Path(package).parts[0] for package in wheel["packages"]}
+    assert needed <= copied, needed - copied
