@@ -65,6 +65,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vpt_tracker.bundled import bundled
 from vpt_tracker.catalogue.markdown import NewEntry
 from vpt_tracker.classify.cues import CueSet
 from vpt_tracker.errors import UserError
@@ -73,9 +74,7 @@ from vpt_tracker.models import Label
 
 def presets_dir() -> Path:
     """`classifiers/` of a source checkout, else the copy inside the installed wheel."""
-    package = Path(__file__).resolve().parents[1]
-    checkout = package.parents[1] / "classifiers"
-    return checkout if checkout.is_dir() else package / "_classifiers"
+    return bundled("classifiers")
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,16 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from vpt_tracker.bundled import bundled
 from vpt_tracker.store.db import StoreError, safe_url
 from vpt_tracker.store.tables import Base
 
 
 def migrations_dir() -> Path:
     """`db/` in a source checkout, or the copy that the wheel carries as `vpt_tracker/_db`."""
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package.parents[1] / "db", package / "_db"):
-        if (candidate / "env.py").exists():
-            return candidate
+    candidate = bundled("db")
+    if (candidate / "env.py").exists():
+        return candidate
     raise FileNotFoundError("the migrations folder db/ is missing from this installation")
 
 
