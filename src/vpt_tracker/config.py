@@ -478,19 +478,6 @@ class Settings(BaseSettings):
 
     @field_validator("catalogues")
     @classmethod
-    def _known_presets(cls, value: list[CatalogueConfig], info: ValidationInfo) -> list[CatalogueConfig]:
-        """Each catalogue's preset is a shipped one or one in `presets_dir` (a field before this
-        one, so already in `info.data`); checked here as a catalogue cannot see `presets_dir`.
-        A maintainer's own preset is as good as a shipped one."""
-        presets = Presets(info.data.get("presets_dir"))
-        known = presets.names()
-        for catalogue in value:
-            if catalogue.preset is not None and catalogue.preset not in known:
-                raise ValueError(f"catalogue {catalogue.name!r}: {presets.unknown(catalogue.preset)}")
-        return value
-
-    @field_validator("catalogues")
-    @classmethod
     def _unique_catalogues(cls, value: list[CatalogueConfig]) -> list[CatalogueConfig]:
         """A name twice (a copied block not renamed) would leave the second block unused."""
         seen: set[str] = set()
@@ -622,11 +609,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     _refuse_unknown_variables()
     token = _FILE_DATA.set(data)
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
             variables = _env_variables(error["loc"])
             message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
             if not variables and error["type"] == "list_type" and (items := _item_variables(error["loc"])):
@@ -635,13 +621,38 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
                 variables = items
                 whole = "VPT_" + "__".join(str(part) for part in error["loc"]).upper()
                 message = f"a list is set from the environment whole, as JSON in {whole}, not item by item"
-            origin = f" (from {', '.join(variables)})" if variables else ""
-            problems.append(f"{key}{origin}: {message}")
+            problems.append(_problem(error["loc"], message, variables))
         raise ConfigError("bad config: " + "; ".join(problems)) from None
     except SettingsError as exc:
         raise ConfigError(_settings_error(exc)) from None
     finally:
         _FILE_DATA.reset(token)
+    if problems := _unknown_presets(settings):
+        raise ConfigError("bad config: " + "; ".join(problems))
+    return settings
+
+
+def _problem(loc: tuple[int | str, ...], message: str, variables: list[str]) -> str:
+    """`key (from VPT_VARIABLE): message`, one problem of a bad config."""
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    origin = f" (from {', '.join(variables)})" if variables else ""
+    return f"{key}{origin}: {message}"
+
+
+def _unknown_presets(settings: Settings) -> list[str]:
+    """Each catalogue's preset is a shipped one or one in `presets_dir`, said as a bad key is.
+
+    A check across two keys, so made on the whole config: a catalogue's own validator cannot
+    see `presets_dir`. A maintainer's own preset is as good as a shipped one (only the three
+    shipped names passed, so a catalogue of a new preset could not be configured)."""
+    presets = settings.presets
+    known = presets.names()
+    return [
+        _problem(loc, presets.unknown(catalogue.preset), _env_variables(loc))
+        for index, catalogue in enumerate(settings.catalogues)
+        if catalogue.preset is not None and catalogue.preset not in known
+        for loc in [("catalogues", index, "preset")]
+    ]
 
 
 #: `VPT_*` variables that are not config keys: the config file's, and the test suite's.

@@ -81,6 +81,6 @@ SHIPPED = Presets()
 
 def clash_message(names: list[str], own: Path | None) -> str:
     return (
-        f"presets_dir {own} has presets named as shipped ones: {', '.join(names)}; "
+        f"{own} has presets named as shipped ones: {', '.join(names)}; "
         "give yours another name (a shipped preset cannot be replaced)"
     )
