@@ -323,9 +323,7 @@ groups = ["level"]
 """
 
 
-def test_a_new_lists_own_preset_is_checked_against_its_readme(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_new_lists_own_preset_is_checked_against_its_readme(db_url: str, tmp_path: Path) -> None:
     """A maintainer of a list none of the shipped presets fits (jianghaojun's) writes one:
     the config takes it, and the import says where preset and README disagree. A misspelt
     placement heading was found at the first accept of such a paper, and a badge written as
@@ -336,7 +334,8 @@ def test_a_new_lists_own_preset_is_checked_against_its_readme(
     (presets / "petl.toml").write_text(PETL_PRESET)
     config = tmp_path / "vpt-tracker.toml"
     config.write_text(
-        'presets_dir = "presets"\n[[catalogues]]\nname = "petl"\npreset = "petl"\ngithub_repo = "jianghaojun/x"\n'
+        'presets_dir = "presets"\n'
+        '[[catalogues]]\nname = "petl"\npreset = "petl"\ngithub_repo = "jianghaojun/x"\n'
     )
     options = ["--config", str(config), "--database", db_url]
     result = CliRunner().invoke(main, [*options, "catalogue", "import", str(PETL), "--name", "petl"])
@@ -444,7 +443,8 @@ def test_a_preset_in_presets_dir_serves_import_review_and_publish(db_url: str, t
     )
     assert unknown.exit_code == 2
     assert unknown.stderr == (
-        "Error: unknown preset 'nope'; known presets: awesome-vpt, generalizable-vlm, my-vpt, prompt-adaptation "
+        "Error: unknown preset 'nope'; known presets: "
+        "awesome-vpt, generalizable-vlm, my-vpt, prompt-adaptation "
         f"(looked in {tmp_path / 'mine'} and the shipped presets)\n"
     )
     imported = CliRunner().invoke(
