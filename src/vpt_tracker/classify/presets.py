@@ -1,8 +1,8 @@
 """Where presets are: a maintainer's own folder (`presets_dir`), then the shipped ones.
 
-Kept apart from `taxonomy` (what a preset says) and free of numpy: the config checks a
-catalogue's preset name, and the review app and the digest name their folder, without
-loading a model.
+Kept apart from `taxonomy` (what a preset says), which imports numpy and scipy for its cues:
+the config checks each catalogue's preset name here, and the review and the digest take a
+`Presets` from the settings, without loading them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def presets_dir() -> Path:
 
 
 def preset_names(directory: Path | None = None) -> list[str]:
+    """The presets (`NAME.toml`) of `directory`, default the shipped ones."""
     return sorted(p.stem for p in (directory or presets_dir()).glob("*.toml"))
 
 
