@@ -22,6 +22,8 @@ from vpt_tracker.enqueue import (
     training_set,
 )
 from vpt_tracker.errors import UserError
+from vpt_tracker.review.panes import render_detail
+from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.normalize import title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, PaperRow
@@ -110,6 +112,29 @@ def test_enqueue_creates_pending_candidates_once(
             session.scalar(select(func.count(CandidateRow.id)).where(CandidateRow.status == "pending"))
             == stats.queued
         )
+
+
+def test_the_rule_that_queued_a_candidate_is_shown_to_its_reviewer(
+    engine: Engine, store: dict[str, int], tmp_path: Path
+) -> None:
+    """The include rule stored with a candidate reaches the review UI's detail pane and
+    `review list --json`: a paper far below the threshold in the queue says why it is there.
+    The queue read every other column of the candidate but this one."""
+    settings = _settings(tmp_path, include=[OFF_TOPIC_TITLE])
+    train_catalogue(engine, "vpt", settings=settings)
+    score_and_enqueue(engine, "vpt", None, settings=settings)
+    with transaction(engine) as session:
+        ids = session.scalars(select(CandidateRow.id).where(CandidateRow.rule.is_not(None))).all()
+        plain = session.scalar(select(CandidateRow.id).where(CandidateRow.rule.is_(None)))
+    assert ids and plain is not None
+    queue = ReviewQueue(engine, "ana", "vpt")
+    for item in queue.items(ids):
+        assert item.rule == f"include: {OFF_TOPIC_TITLE}"
+        assert item.to_json()["rule"] == f"include: {OFF_TOPIC_TITLE}"
+        assert f"rule: include: {OFF_TOPIC_TITLE}\n" in str(render_detail(item, None))
+    unruled = queue.get(plain)
+    assert unruled.rule is None and unruled.to_json()["rule"] is None
+    assert "rule:" not in str(render_detail(unruled, None))
 
 
 def test_a_paper_a_table_lists_by_its_name_is_not_proposed(
