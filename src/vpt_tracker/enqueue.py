@@ -311,6 +311,10 @@ def training_set(
             section = preset.section_for(list(example.labels)) if preset else None
             relevant.setdefault(paper.id, _silent_where_filed(example, section or [], preset))
         elif candidate.status == CandidateStatus.REJECTED.value:
+            if paper.id in listed:
+                # Rejected, and listed since (the maintainer added it to the README by hand):
+                # the list is the later word. It was a positive and a negative at once.
+                continue
             rejected.append(paper_example(paper))
             if candidate.reason and NOVEL_REASON in candidate.reason.lower():
                 novel_negative.append(paper_example(paper))

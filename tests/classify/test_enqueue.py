@@ -76,6 +76,39 @@ def test_training_set_from_store(engine: Engine, store: dict[str, int]) -> None:
     assert any("applications and advanced topics" in path for path in filed)
 
 
+def test_a_rejected_paper_the_list_holds_since_is_not_a_negative(
+    engine: Engine, store: dict[str, int]
+) -> None:
+    """A paper rejected once and added to the README later (by hand, or a decision undone too
+    late) is an entry: a positive only. It was a positive and a negative of one training set."""
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None
+        keys = {entry.title_key for entry in catalogue.entries}
+        listed = session.scalars(
+            select(PaperRow)
+            .where(PaperRow.title_key.in_(keys), PaperRow.abstract != "")
+            .order_by(PaperRow.id)
+        ).first()
+        assert listed is not None
+        session.add(
+            CandidateRow(
+                paper_id=listed.id,
+                catalogue_id=catalogue.id,
+                status="rejected",
+                reason="no base-to-novel experiments",
+            )
+        )
+        listed_key = listed.title_key
+    with transaction(engine) as session:
+        data, _preset = training_set(session, "vpt")
+    assert listed_key in {title_key(e.title) for e in data.relevant}
+    assert [e.title for e in data.rejected] == [
+        e.title for e in data.rejected if title_key(e.title) != listed_key
+    ]
+    assert len(data.rejected) == 1  # the fixture's own rejected paper only
+
+
 def test_enqueue_creates_pending_candidates_once(
     engine: Engine, store: dict[str, int], tmp_path: Path
 ) -> None:
