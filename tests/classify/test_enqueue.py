@@ -22,9 +22,9 @@ from vpt_tracker.enqueue import (
     training_set,
 )
 from vpt_tracker.errors import UserError
+from vpt_tracker.normalize import title_key
 from vpt_tracker.review.panes import render_detail
 from vpt_tracker.review.queue import ReviewQueue
-from vpt_tracker.normalize import title_key
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, PaperRow
 
@@ -107,6 +107,39 @@ def test_a_rejected_paper_the_list_holds_since_is_not_a_negative(
         e.title for e in data.rejected if title_key(e.title) != listed_key
     ]
     assert len(data.rejected) == 1  # the fixture's own rejected paper only
+
+
+def test_decided_papers_without_an_abstract_are_left_out_and_counted(
+    engine: Engine, store: dict[str, int], tmp_path: Path
+) -> None:
+    """An accepted paper without an abstract was dropped from the positives without a word,
+    while a rejected one was a negative (and a base-to-novel negative) from its title alone.
+    Both are left out now, and the card and `train` say how many."""
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None
+        accepted = PaperRow(title="Prompting frozen ViTs with no abstract yet", title_key="no abstract one")
+        rejected = PaperRow(title="Text-to-image prompts with no abstract", title_key="no abstract two")
+        session.add_all([accepted, rejected])
+        session.flush()
+        session.add_all(
+            [
+                CandidateRow(paper_id=accepted.id, catalogue_id=catalogue.id, status="accepted"),
+                CandidateRow(
+                    paper_id=rejected.id,
+                    catalogue_id=catalogue.id,
+                    status="rejected",
+                    reason="no base-to-novel experiments",
+                ),
+            ]
+        )
+    with transaction(engine) as session:
+        data, _preset = training_set(session, "vpt")
+    assert len(data.rejected) == 1 and all(e.has_abstract for e in data.rejected + data.relevant)
+    assert data.decided_without_abstract == {"accepted": 1, "rejected": 1}
+    model, _directory = train_catalogue(engine, "vpt", settings=_settings(tmp_path))
+    assert model.card["training_data"]["decided_without_abstract"] == {"accepted": 1, "rejected": 1}
+    assert model.card["counts"]["rejected"] == 1
 
 
 def test_enqueue_creates_pending_candidates_once(

@@ -183,6 +183,13 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
         f"trained {name}: {counts['relevant']} relevant, {counts['rejected']} rejected, "
         f"{counts['unlabeled']} unlabeled papers; model in {directory}"
     )
+    left_out = model.card["training_data"].get("decided_without_abstract") or {}
+    if left_out:
+        click.echo(
+            "left out, for want of an abstract: "
+            + ", ".join(f"{plural(n, 'paper')} {status}" for status, n in left_out.items())
+            + " (they count once their abstract is stored: a nightly run or `ingest-jsonl` fills it)"
+        )
     click.echo(
         f"relevance threshold {model.relevance.threshold:.4f}; labels with a model: "
         f"{', '.join(model.labels) or 'none'}; base-to-novel model: "
