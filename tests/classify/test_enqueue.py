@@ -29,7 +29,7 @@ from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, PaperRow
 
 from .conftest import LISTS
-from .store import VPT_README, store_catalogue
+from .store import VPT_README, paper_row, store_catalogue
 
 OFF_TOPIC_TITLE = "Gaussian splatting"
 
@@ -140,6 +140,36 @@ def test_decided_papers_without_an_abstract_are_left_out_and_counted(
     model, _directory = train_catalogue(engine, "vpt", settings=_settings(tmp_path))
     assert model.card["training_data"]["decided_without_abstract"] == {"accepted": 1, "rejected": 1}
     assert model.card["counts"]["rejected"] == 1
+
+
+def test_a_catalogue_of_decisions_only_says_which_accepted_papers_wait_for_an_abstract(
+    engine: Engine, relevant: list[Example], unlabeled: list[Example], tmp_path: Path
+) -> None:
+    """A catalogue with no entries yet learns from its decisions alone. When too few accepted
+    papers have an abstract, the message counts the ones that wait for theirs: it said only
+    "3 relevant papers ... run `catalogue enrich`", which fills no candidate's abstract."""
+    import_catalogue(engine, "fresh", "# Fresh list\n\n## 2026\n", preset="awesome-vpt")
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "fresh"))
+        assert catalogue is not None and not catalogue.entries
+        with_abstract = [paper_row(e) for e in relevant[:3]]
+        without = [
+            PaperRow(title=f"Visual prompt tuning, part {n}", title_key=f"vpt part {n}") for n in (1, 2)
+        ]
+        session.add_all(with_abstract + without + [paper_row(e) for e in unlabeled[:20]])
+        session.flush()
+        session.add_all(
+            CandidateRow(paper_id=row.id, catalogue_id=catalogue.id, status="accepted")
+            for row in with_abstract + without
+        )
+    settings = Settings(data_dir=tmp_path, catalogues=[CatalogueConfig(name="fresh", preset="awesome-vpt")])
+    with pytest.raises(UserError) as refused:
+        train_catalogue(engine, "fresh", settings=settings)
+    assert str(refused.value).endswith(
+        "has 3 relevant papers with abstracts; at least 8 are needed to train (run `vpt-tracker "
+        "catalogue enrich` or accept more papers); 2 accepted papers without an abstract: they "
+        "count once their abstracts are stored"
+    )
 
 
 def test_enqueue_creates_pending_candidates_once(
