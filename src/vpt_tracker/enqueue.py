@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -302,6 +303,7 @@ def training_set(
         .where(CandidateRow.catalogue_id == catalogue.id)
     )
     decided_titles: set[str] = set()
+    without: Counter[str] = Counter()  # decided papers without an abstract, by decision
     for candidate, paper in session.execute(query):
         decided.add(paper.id)
         decided_titles.add(paper.title_key)
@@ -311,11 +313,24 @@ def training_set(
             )
             example = paper_example(paper, labels or [])
             section = preset.section_for(list(example.labels)) if preset else None
-            relevant.setdefault(paper.id, _silent_where_filed(example, section or [], preset))
+            if paper.id not in relevant:  # an entry's paper is the entry's
+                relevant[paper.id] = _silent_where_filed(example, section or [], preset)
+                if not example.has_abstract:
+                    without[CandidateStatus.ACCEPTED.value] += 1
         elif candidate.status == CandidateStatus.REJECTED.value:
-            rejected.append(paper_example(paper))
+            if paper.id in listed:
+                # Rejected, and listed since (the maintainer added it to the README by hand):
+                # the list is the later word. It was a positive and a negative at once.
+                continue
+            example = paper_example(paper)
+            if not example.has_abstract:
+                # As an accepted paper without one is no positive: a title alone would teach
+                # the models that short texts are irrelevant (or not base-to-novel).
+                without[CandidateStatus.REJECTED.value] += 1
+                continue
+            rejected.append(example)
             if candidate.reason and NOVEL_REASON in candidate.reason.lower():
-                novel_negative.append(paper_example(paper))
+                novel_negative.append(example)
     _refuse_own_papers(catalogue_name, list(relevant.values()), extra_negatives)
     # Another record of a reviewed paper is that paper, not an unlabeled one (as for entries).
     known = set(relevant) | decided | listed | _papers_titled(session, decided_titles)
@@ -340,6 +355,7 @@ def training_set(
         novel_positive=positives if needs_novel else [],
         novel_negative=(novel_negative + list(extra_negatives)) if needs_novel else [],
         entries_without_abstract=without_abstract,
+        decided_without_abstract=dict(sorted(without.items())),
     )
     return data, preset
 
@@ -394,7 +410,11 @@ def train_catalogue(
         hyper = _hyper(settings, catalogue_name, preset, seed=seed)
         model = CatalogueModel.train(catalogue_name, data, _label_keys(preset, data), hyper)
         model.card["preset"] = preset.name if preset else None
-        model.card["training_data"] = {"source": "store", "extra_negatives": len(extra_negatives)}
+        model.card["training_data"] = {
+            "source": "store",
+            "extra_negatives": len(extra_negatives),
+            "decided_without_abstract": data.decided_without_abstract,
+        }
         model.save(directory)
     return model, directory
 

@@ -246,6 +246,13 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     without = card["counts"]["labelled_entries_without_abstract"]
     assert 29 < card["cv_metrics_in_training"]["labels"]["text"]["papers"] <= 29 + without
     assert "exactly one label of text, image, image-text per paper: the most probable" in out
+    # The preset needs the base-to-novel flag and this model replaces its default, which had one.
+    assert "base-to-novel model: no" in out and card["thresholds"]["base_to_novel"] is None
+    assert (
+        "no base-to-novel model: it needs at least 5 relevant papers and 5 papers rejected with a "
+        "reason that mentions 'base-to-novel' (or given by --negatives-jsonl) (this catalogue has "
+        "29 and 0); until then its candidates get no base-to-novel flag"
+    ) in out
 
     code, out, err = run(tmp_path, "classify", "evaluate", "vlm", "--folds", "3", "--json", db_url=db_url)
     assert code == 0, err

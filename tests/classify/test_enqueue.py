@@ -23,11 +23,13 @@ from vpt_tracker.enqueue import (
 )
 from vpt_tracker.errors import UserError
 from vpt_tracker.normalize import title_key
+from vpt_tracker.review.panes import render_detail
+from vpt_tracker.review.queue import ReviewQueue
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, PaperRow
 
 from .conftest import LISTS
-from .store import VPT_README, store_catalogue
+from .store import VPT_README, paper_row, store_catalogue
 
 OFF_TOPIC_TITLE = "Gaussian splatting"
 
@@ -74,6 +76,102 @@ def test_training_set_from_store(engine: Engine, store: dict[str, int]) -> None:
     assert any("applications and advanced topics" in path for path in filed)
 
 
+def test_a_rejected_paper_the_list_holds_since_is_not_a_negative(
+    engine: Engine, store: dict[str, int]
+) -> None:
+    """A paper rejected once and added to the README later (by hand, or a decision undone too
+    late) is an entry: a positive only. It was a positive and a negative of one training set."""
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None
+        keys = {entry.title_key for entry in catalogue.entries}
+        listed = session.scalars(
+            select(PaperRow)
+            .where(PaperRow.title_key.in_(keys), PaperRow.abstract != "")
+            .order_by(PaperRow.id)
+        ).first()
+        assert listed is not None
+        session.add(
+            CandidateRow(
+                paper_id=listed.id,
+                catalogue_id=catalogue.id,
+                status="rejected",
+                reason="no base-to-novel experiments",
+            )
+        )
+        listed_key = listed.title_key
+    with transaction(engine) as session:
+        data, _preset = training_set(session, "vpt")
+    assert listed_key in {title_key(e.title) for e in data.relevant}
+    assert [e.title for e in data.rejected] == [
+        e.title for e in data.rejected if title_key(e.title) != listed_key
+    ]
+    assert len(data.rejected) == 1  # the fixture's own rejected paper only
+
+
+def test_decided_papers_without_an_abstract_are_left_out_and_counted(
+    engine: Engine, store: dict[str, int], tmp_path: Path
+) -> None:
+    """An accepted paper without an abstract was dropped from the positives without a word,
+    while a rejected one was a negative (and a base-to-novel negative) from its title alone.
+    Both are left out now, and the card and `train` say how many."""
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "vpt"))
+        assert catalogue is not None
+        accepted = PaperRow(title="Prompting frozen ViTs with no abstract yet", title_key="no abstract one")
+        rejected = PaperRow(title="Text-to-image prompts with no abstract", title_key="no abstract two")
+        session.add_all([accepted, rejected])
+        session.flush()
+        session.add_all(
+            [
+                CandidateRow(paper_id=accepted.id, catalogue_id=catalogue.id, status="accepted"),
+                CandidateRow(
+                    paper_id=rejected.id,
+                    catalogue_id=catalogue.id,
+                    status="rejected",
+                    reason="no base-to-novel experiments",
+                ),
+            ]
+        )
+    with transaction(engine) as session:
+        data, _preset = training_set(session, "vpt")
+    assert len(data.rejected) == 1 and all(e.has_abstract for e in data.rejected + data.relevant)
+    assert data.decided_without_abstract == {"accepted": 1, "rejected": 1}
+    model, _directory = train_catalogue(engine, "vpt", settings=_settings(tmp_path))
+    assert model.card["training_data"]["decided_without_abstract"] == {"accepted": 1, "rejected": 1}
+    assert model.card["counts"]["rejected"] == 1
+
+
+def test_a_catalogue_of_decisions_only_says_which_accepted_papers_wait_for_an_abstract(
+    engine: Engine, relevant: list[Example], unlabeled: list[Example], tmp_path: Path
+) -> None:
+    """A catalogue with no entries yet learns from its decisions alone. When too few accepted
+    papers have an abstract, the message counts the ones that wait for theirs: it said only
+    "3 relevant papers ... run `catalogue enrich`", which fills no candidate's abstract."""
+    import_catalogue(engine, "fresh", "# Fresh list\n\n## 2026\n", preset="awesome-vpt")
+    with transaction(engine) as session:
+        catalogue = session.scalar(select(CatalogueRow).where(CatalogueRow.name == "fresh"))
+        assert catalogue is not None and not catalogue.entries
+        with_abstract = [paper_row(e) for e in relevant[:3]]
+        without = [
+            PaperRow(title=f"Visual prompt tuning, part {n}", title_key=f"vpt part {n}") for n in (1, 2)
+        ]
+        session.add_all(with_abstract + without + [paper_row(e) for e in unlabeled[:20]])
+        session.flush()
+        session.add_all(
+            CandidateRow(paper_id=row.id, catalogue_id=catalogue.id, status="accepted")
+            for row in with_abstract + without
+        )
+    settings = Settings(data_dir=tmp_path, catalogues=[CatalogueConfig(name="fresh", preset="awesome-vpt")])
+    with pytest.raises(UserError) as refused:
+        train_catalogue(engine, "fresh", settings=settings)
+    assert str(refused.value).endswith(
+        "has 3 relevant papers with abstracts; at least 8 are needed to train (run `vpt-tracker "
+        "catalogue enrich` or accept more papers); 2 accepted papers without an abstract: they "
+        "count once their abstracts are stored"
+    )
+
+
 def test_enqueue_creates_pending_candidates_once(
     engine: Engine, store: dict[str, int], tmp_path: Path
 ) -> None:
@@ -110,6 +208,29 @@ def test_enqueue_creates_pending_candidates_once(
             session.scalar(select(func.count(CandidateRow.id)).where(CandidateRow.status == "pending"))
             == stats.queued
         )
+
+
+def test_the_rule_that_queued_a_candidate_is_shown_to_its_reviewer(
+    engine: Engine, store: dict[str, int], tmp_path: Path
+) -> None:
+    """The include rule stored with a candidate reaches the review UI's detail pane and
+    `review list --json`: a paper far below the threshold in the queue says why it is there.
+    The queue read every other column of the candidate but this one."""
+    settings = _settings(tmp_path, include=[OFF_TOPIC_TITLE])
+    train_catalogue(engine, "vpt", settings=settings)
+    score_and_enqueue(engine, "vpt", None, settings=settings)
+    with transaction(engine) as session:
+        ids = session.scalars(select(CandidateRow.id).where(CandidateRow.rule.is_not(None))).all()
+        plain = session.scalar(select(CandidateRow.id).where(CandidateRow.rule.is_(None)))
+    assert ids and plain is not None
+    queue = ReviewQueue(engine, "ana", "vpt")
+    for item in queue.items(ids):
+        assert item.rule == f"include: {OFF_TOPIC_TITLE}"
+        assert item.to_json()["rule"] == f"include: {OFF_TOPIC_TITLE}"
+        assert f"rule: include: {OFF_TOPIC_TITLE}\n" in str(render_detail(item, None))
+    unruled = queue.get(plain)
+    assert unruled.rule is None and unruled.to_json()["rule"] is None
+    assert "rule:" not in str(render_detail(unruled, None))
 
 
 def test_a_paper_a_table_lists_by_its_name_is_not_proposed(

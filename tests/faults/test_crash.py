@@ -562,3 +562,78 @@ def test_sigkill_inside_a_rekeying_migration_leaves_the_store_as_it_was(
     finally:
         engine.dispose()
         clean.dispose()
+
+
+# Kill points inside 0013's rebuild of `catalogues` on SQLite (copy, drop, rename), from a
+# store at 0012 with catalogues and rows that point at them.
+REBUILD_KILLS = [
+    "INSERT INTO _alembic_tmp_catalogues:1",  # the rows copied into the new table
+    "DROP TABLE catalogues:1",  # the old table gone, the new one not yet renamed
+    "ALTER TABLE _alembic_tmp_catalogues:1",  # renamed, not stamped
+    "UPDATE alembic_version:1",  # stamped 0013, not committed
+]
+
+
+def catalogues_state(engine: Engine) -> dict[str, object]:
+    """What 0013 changes and must keep: the revision, `catalogues`' definition and rows, and
+    the rows that point at them."""
+    with engine.connect() as connection:
+        return {
+            "revision": schema(engine)["revision"],
+            "definition": connection.execute(
+                text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'catalogues'")
+            ).all(),
+            "catalogues": connection.execute(
+                text("SELECT id, name, source_sha256 FROM catalogues ORDER BY id")
+            ).all(),
+            "entries": connection.execute(
+                text("SELECT id, catalogue_id, title FROM entries ORDER BY id")
+            ).all(),
+            "tables": sorted(inspect(engine).get_table_names()),
+        }
+
+
+@pytest.mark.parametrize("kill", REBUILD_KILLS)
+def test_sigkill_inside_the_rebuild_of_catalogues_leaves_the_store_as_it_was(
+    tmp_path: Path, kill: str
+) -> None:
+    """0013 rebuilds `catalogues` on SQLite (AUTOINCREMENT can only be declared when a table
+    is made): killed anywhere in the copy, drop and rename, the store is at 0012 with the old
+    table and every row, never without a `catalogues` table or with the temporary one left; the
+    next `init` finishes the upgrade. (PostgreSQL: nothing is rebuilt.)"""
+    from vpt_tracker.store.tables import CatalogueRow, EntryRow
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = make_engine(url)
+    clean = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    try:
+        for store in (engine, clean):
+            upgrade(store, "0012")
+            with transaction(store) as session:
+                catalogues = [CatalogueRow(name=n, source_text="", source_sha256=n) for n in ("a", "b")]
+                session.add_all(catalogues)
+                session.flush()
+                session.add(EntryRow(catalogue_id=catalogues[1].id, position=0, title="t", title_key="t"))
+        before = catalogues_state(engine)
+        upgrade(clean)
+        expected = catalogues_state(clean)
+        assert expected != before and expected["revision"] != before["revision"]
+        engine.dispose()
+
+        child = subprocess.run(
+            [sys.executable, str(MIGRATE_CHILD), url, kill],
+            env=child_env(),
+            capture_output=True,
+            timeout=180,
+        )
+        assert child.returncode == -signal.SIGKILL, (child.stdout + child.stderr).decode()[-2000:]
+        assert catalogues_state(engine) == before
+
+        result = CliRunner().invoke(
+            cli, ["--database", url, "init"], env={"VPT_DATA_DIR": str(tmp_path), "VPT_CONFIG": ""}
+        )
+        assert result.exit_code == 0, result.output
+        assert catalogues_state(engine) == expected
+    finally:
+        engine.dispose()
+        clean.dispose()

@@ -778,6 +778,41 @@ def test_papers_a_maintainer_listed_by_hand_after_a_failed_publish_become_publis
     assert refused.exit_code == 2 and "the paper is in the list upstream now" in refused.output
 
 
+def test_an_accepted_paper_the_maintainer_listed_by_hand_before_any_publish_becomes_published(
+    cli: Cli, engine: Engine, github: FakeGithub, remote: Remote
+) -> None:
+    # Accepted, never promoted; the maintainer adds the paper by hand before the next publish.
+    # The candidate stayed `accepted` for good: every publish warned "not promoted: already
+    # listed", and it could be rejected while the list showed it.
+    import_list(engine)
+    plot = accept(
+        engine,
+        title=PLOT,
+        arxiv_id="2210.01253",
+        venue="ICLR",
+        year=2023,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores={"learnable": 0.88, "token": 0.74},
+    )
+    by_hand = README_0624.read_text().replace(
+        "| arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |",
+        "| arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |\n"
+        f"| [{PLOT}](https://arxiv.org/abs/2210.01253) | ICLR | 2023 | - |",
+    )
+    remote.push_readme(by_hand, "Add PLOT")
+
+    taken_in = cli("publish", CATALOGUE)
+    assert taken_in.exit_code == 1 and "changed upstream" in taken_in.output, taken_in.output
+    assert statuses(engine) == {plot: "published"}
+    again = cli("publish", CATALOGUE)
+    assert again.exit_code == 0 and "nothing to publish" in again.output, again.output
+    assert "not promoted" not in again.output
+    assert github.pulls == [] and remote.show("main").count(PLOT) == 1
+    refused = cli("review", "reject", str(plot), "--reason", "off topic", "--reviewer", "bob")
+    assert refused.exit_code == 2 and "the paper is in the list upstream now" in refused.output
+
+
 def test_a_pull_request_merged_after_a_publish_stopped_before_recording_it_is_known_as_ours(
     cli: Cli, engine: Engine, github: FakeGithub, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -511,3 +511,90 @@ def test_publications_and_venue_upgrades_are_backfilled_from_what_the_store_tell
             ]
     finally:
         engine.dispose()
+
+
+def _autoincrement_tables(engine: Engine) -> set[str]:
+    """The SQLite tables declared AUTOINCREMENT (they remember every id given; the others
+    give a deleted highest id again)."""
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+        return {name for name, sql in rows if "AUTOINCREMENT" in sql.upper()}
+
+
+def test_the_tables_that_never_reuse_ids_are_those_the_models_declare(tmp_path: Path) -> None:
+    """Autogenerate does not compare `sqlite_autoincrement`, so `pending_model_changes` cannot
+    tell a model that declares it from a store made without it (or the other way round)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        upgrade(engine)
+        declared = {
+            name for name, table in Base.metadata.tables.items() if table.kwargs.get("sqlite_autoincrement")
+        }
+        assert {"papers", "candidates", "entries", "catalogues"} <= declared
+        assert _autoincrement_tables(engine) == declared
+    finally:
+        engine.dispose()
+
+
+def test_a_removed_catalogues_id_is_never_given_again_after_the_upgrade(db_url: str) -> None:
+    """0013: on SQLite, a removed catalogue's id (the highest) went to the next catalogue
+    imported, and a reviewer's open screen, a log line or `venue_upgrades.listed_in` then
+    named it. The rebuild of `catalogues` keeps its rows, ids and unique name, and the
+    foreign keys that point at it; on PostgreSQL nothing changes."""
+    from sqlalchemy.exc import IntegrityError
+
+    from vpt_tracker.catalogue.removal import remove_catalogue
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0012")
+        _add_rows_at_0005(engine)
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO catalogues (id, name, source_text, source_sha256, imported_at)"
+                    " VALUES (2, 'gone', 'readme', '0', '2026-01-02 00:00:00')"
+                )
+            )
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT setval('catalogues_id_seq', 2)"))
+        queries = {
+            **_KEPT,
+            "catalogues": "SELECT id, name, source_text, imported_at FROM catalogues ORDER BY id",
+        }
+        with engine.connect() as connection:
+            before = {table: connection.execute(text(query)).all() for table, query in queries.items()}
+        keys_before = _foreign_keys(engine)
+        indexes_before = {table: inspect(engine).get_unique_constraints(table) for table in ("catalogues",)}
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert {
+                table: connection.execute(text(query)).all() for table, query in queries.items()
+            } == before
+        assert _foreign_keys(engine) == keys_before
+        assert {
+            table: inspect(engine).get_unique_constraints(table) for table in ("catalogues",)
+        } == indexes_before
+        assert pending_model_changes(engine) == []
+        if engine.dialect.name == "sqlite":
+            assert "catalogues" in _autoincrement_tables(engine)
+        with pytest.raises(IntegrityError), engine.begin() as connection:  # the name is still unique
+            connection.execute(
+                text(
+                    "INSERT INTO catalogues (name, source_text, source_sha256, imported_at)"
+                    " VALUES ('c', '', '0', '2026-01-03 00:00:00')"
+                )
+            )
+        with transaction(engine) as session:  # the foreign keys still act: a catalogue takes its entries
+            session.execute(text("DELETE FROM decisions"))
+            session.execute(text("DELETE FROM candidates"))
+            session.execute(text("DELETE FROM catalogues WHERE id = 1"))
+            assert session.execute(text("SELECT count(*) FROM entries")).scalar() == 0
+        remove_catalogue(engine, "gone")
+        with transaction(engine) as session:
+            catalogue = CatalogueRow(name="new", source_text="", source_sha256="0")
+            session.add(catalogue)
+            session.flush()
+            assert catalogue.id > 2  # not 2, the id of the removed catalogue (nor 1)
+    finally:
+        engine.dispose()

@@ -127,6 +127,20 @@ def _match_entry(entries: list[EntryRow], paper: PaperRow) -> EntryRow | None:
     return ListedNames.of(unlinked).find(paper.title, paper.abstract, paper.year)
 
 
+def _shows_already(paper: PaperRow, entry: EntryRow) -> bool:
+    """Whether `entry` already shows `paper` as promotion would leave it: nothing to upgrade
+    (the paper is a preprint, or the entry gives a venue), or the entry is one of ours."""
+    venue, _ = split_venue(paper.venue, paper.year)
+    return is_preprint_venue(venue) or not is_preprint_venue(entry.venue) or entry.state == "added"
+
+
+def listed_as_is(entries: list[EntryRow], paper: PaperRow) -> EntryRow | None:
+    """The imported entry (the list upstream) that shows `paper` with nothing left for
+    promotion to do, which it refuses as "already listed"; None when there is none."""
+    entry = _match_entry([e for e in entries if e.state == "imported"], paper)
+    return entry if entry is not None and _shows_already(paper, entry) else None
+
+
 def _preset(catalogue: CatalogueRow, presets: Presets) -> Preset | None:
     return presets.load(catalogue.preset) if catalogue.preset else None
 
@@ -242,7 +256,7 @@ def _promote_upgrade(
     session: Session, candidate: CandidateRow, paper: PaperRow, entry: EntryRow, result: Promotion
 ) -> None:
     venue, year = split_venue(paper.venue, paper.year)
-    if is_preprint_venue(venue) or not is_preprint_venue(entry.venue) or entry.state == "added":
+    if _shows_already(paper, entry):
         where = f"line {entry.line}" if entry.line else "an entry added earlier"
         raise UserError(f"already listed ({where}, {entry.venue or 'no venue'} {entry.year or ''})".strip())
     assert venue is not None

@@ -15,9 +15,10 @@ one the nightly run already scored candidates for, has none.
 
 Catalogue ids: `venue_upgrades.listed_in` remembers the catalogues whose list held a paper
 when its venue was upgraded, by id. The removed id is taken out of those lists in the same
-transaction, so that a digest of a past week never tells a catalogue imported later (which
-SQLite may give the same id: `catalogues` is not AUTOINCREMENT) of an upgrade in the
-removed one's list.
+transaction, so that no digest of a past week tells of an upgrade in the removed one's list.
+A removed id is never given to another catalogue (`catalogues` is AUTOINCREMENT on SQLite
+since migration 0013), but one removed before that upgrade, while it was the highest, may be
+given once more, and the pruning keeps that catalogue from inheriting the list too.
 """
 
 from __future__ import annotations

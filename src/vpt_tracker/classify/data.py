@@ -101,6 +101,10 @@ class TrainingSet:
     novel_positive: list[Example] = field(default_factory=list)
     novel_negative: list[Example] = field(default_factory=list)
     entries_without_abstract: list[Example] = field(default_factory=list)
+    # Reviewed papers left out for want of an abstract, by decision ("accepted", "rejected"):
+    # a title alone teaches the relevance model how long a text is. Not training data (not in
+    # `counts` or `data_hash`); `train` says how many, so a decision is never lost unseen.
+    decided_without_abstract: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {

@@ -121,7 +121,11 @@ def evaluate(
             for role in ("relevant", "rejected", "unlabeled", "novel_positive", "novel_negative")
         }
         train = TrainingSet(
-            **{role: split[0] for role, split in parts.items()},
+            relevant=parts["relevant"][0],
+            rejected=parts["rejected"][0],
+            unlabeled=parts["unlabeled"][0],
+            novel_positive=parts["novel_positive"][0],
+            novel_negative=parts["novel_negative"][0],
             entries_without_abstract=data.entries_without_abstract,  # never tested: no abstract
         )
         model = CatalogueModel.train(name, train, label_keys, hyper)

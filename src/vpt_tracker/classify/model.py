@@ -295,10 +295,21 @@ class CatalogueModel:
     ) -> CatalogueModel:
         relevant = [e.silent_on(hyper.required, label_keys) for e in data.relevant if e.has_abstract]
         if len(relevant) < MIN_POSITIVES:
+            # Accepted papers without an abstract are not among them (`TrainingSet`), and
+            # `catalogue enrich` fills only the entries': say so, or the count looks wrong.
+            accepted = data.decided_without_abstract.get("accepted", 0)
+            until = (
+                "it counts once its abstract is" if accepted == 1 else "they count once their abstracts are"
+            )
+            waiting = (
+                f"; {plural(accepted, 'accepted paper')} without an abstract: {until} stored"
+                if accepted
+                else ""
+            )
             raise UserError(
                 f"catalogue {name!r} has {relevant_with_abstracts(len(relevant))}; at least "
                 f"{MIN_POSITIVES} are needed to train "
-                "(run `vpt-tracker catalogue enrich` or accept more papers)"
+                f"(run `vpt-tracker catalogue enrich` or accept more papers){waiting}"
             )
         negatives = data.rejected + data.unlabeled
         if len(negatives) < MIN_POSITIVES:

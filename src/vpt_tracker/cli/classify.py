@@ -16,7 +16,7 @@ import click
 
 from vpt_tracker.catalogue.markdown import read_markdown
 from vpt_tracker.classify.data import Example, example_from_json
-from vpt_tracker.classify.model import Explanation
+from vpt_tracker.classify.model import MIN_NOVEL_EXAMPLES, Explanation
 from vpt_tracker.cli.context import (
     OUTPUT_PATH,
     ROW_ID,
@@ -29,6 +29,7 @@ from vpt_tracker.cli.context import (
 )
 from vpt_tracker.dumps import JsonNumber, iter_jsonl
 from vpt_tracker.enqueue import (
+    NOVEL_REASON,
     evaluate_catalogue,
     explain,
     load_model,
@@ -183,11 +184,28 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
         f"trained {name}: {counts['relevant']} relevant, {counts['rejected']} rejected, "
         f"{counts['unlabeled']} unlabeled papers; model in {directory}"
     )
+    left_out = model.card["training_data"].get("decided_without_abstract") or {}
+    if left_out:
+        click.echo(
+            "left out, for want of an abstract: "
+            + ", ".join(f"{plural(n, 'paper')} {status}" for status, n in left_out.items())
+            + " (they count once their abstract is stored: a nightly run or `ingest-jsonl` fills it)"
+        )
     click.echo(
         f"relevance threshold {model.relevance.threshold:.4f}; labels with a model: "
         f"{', '.join(model.labels) or 'none'}; base-to-novel model: "
         f"{'yes' if model.base_to_novel else 'no'}"
     )
+    if model.base_to_novel is None and counts["novel_positive"]:
+        # Its preset needs the flag (`requires_base_to_novel`), and this model replaces the
+        # preset's default, which had one: every candidate from now on comes without it.
+        click.echo(
+            f"no base-to-novel model: it needs at least {MIN_NOVEL_EXAMPLES} relevant papers and "
+            f"{MIN_NOVEL_EXAMPLES} papers rejected with a reason that mentions {NOVEL_REASON!r} (or "
+            "given by --negatives-jsonl) "
+            f"(this catalogue has {counts['novel_positive']} and {counts['novel_negative']}); "
+            "until then its candidates get no base-to-novel flag"
+        )
     by_cue = model.card.get("labels_proposed_by_cue") or {}
     if by_cue:
         click.echo(

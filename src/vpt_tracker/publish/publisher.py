@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import parse
-from vpt_tracker.catalogue.promote import Change, Promotion, Skipped, pending_changes, promote
+from vpt_tracker.catalogue.promote import Change, Promotion, Skipped, listed_as_is, pending_changes, promote
 from vpt_tracker.catalogue.service import get_catalogue, render_catalogue
 from vpt_tracker.classify.presets import SHIPPED, Presets
 from vpt_tracker.config import Settings
@@ -832,12 +832,20 @@ def _published_upstream(session: Session, catalogue: CatalogueRow, now: datetime
     `accepted` for good, and they could be rejected while the list showed them. So did a
     paper promoted by a publish that failed (a refused push) and then added by the
     maintainer: taken in as "already upstream", its candidate stayed `accepted`, waiting for
-    a publish that never came.
+    a publish that never came. And so did one accepted before any publish promoted it, whose
+    paper the maintainer listed by hand meanwhile: `publish` warned at every run that it was
+    "already listed", and the reviewer could reject a paper the list showed.
     """
-    candidate_ids = [e.candidate_id for e in catalogue.entries if e.state == "imported" and e.candidate_id]
-    for candidate_id in candidate_ids:
-        candidate = session.get(CandidateRow, candidate_id)
-        if candidate is not None and candidate.status == CandidateStatus.ACCEPTED:
+    entries = list(catalogue.entries)
+    ours = {e.candidate_id for e in entries if e.state == "imported" and e.candidate_id}
+    accepted = session.scalars(
+        select(CandidateRow).where(
+            CandidateRow.catalogue_id == catalogue.id,
+            CandidateRow.status == CandidateStatus.ACCEPTED.value,
+        )
+    ).all()
+    for candidate in accepted:
+        if candidate.id in ours or listed_as_is(entries, candidate.paper) is not None:
             _publish(session, candidate, now, None)
 
 

@@ -488,6 +488,8 @@ def render_detail(
         out.append("proposed: " + ", ".join(item.proposed_with_scores()) + "\n", style="cyan")
     if item.final_labels is not None:
         out.append("final: " + ", ".join(item.final_labels) + "\n", style="cyan")
+    if item.rule:
+        out.append(f"rule: {item.rule}\n", style="yellow")
     if item.reason:
         out.append(f"reason: {item.reason}\n")
     for name, url in item.links:

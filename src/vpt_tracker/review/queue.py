@@ -79,6 +79,9 @@ class QueueItem:
     base_to_novel_flag: bool | None  # the model's decision at its own threshold (`Scores`)
     low_confidence: bool
     reason: str | None
+    # The keyword rule that fired when the paper was scored (`include: visual prompt`): why
+    # a paper below the threshold is in the queue, or that an exclude would have kept it out.
+    rule: str | None
     reviewer: str | None
     decided_at: datetime | None
     title: str
@@ -157,6 +160,7 @@ class QueueItem:
             "base_to_novel": self.base_to_novel,
             "base_to_novel_flag": self.base_to_novel_flag,
             "reason": self.reason,
+            "rule": self.rule,
             "reviewer": self.reviewer,
             "title": self.title,
             "venue": self.venue,
@@ -1054,6 +1058,7 @@ def _item_query() -> Any:
             CandidateRow.base_to_novel_flag,
             CandidateRow.low_confidence,
             CandidateRow.reason,
+            CandidateRow.rule,
             CandidateRow.reviewer,
             CandidateRow.decided_at,
             PaperRow.title,
@@ -1095,6 +1100,7 @@ def _item(row: Any) -> QueueItem:
         base_to_novel_flag=row.base_to_novel_flag,
         low_confidence=bool(row.low_confidence),
         reason=row.reason,
+        rule=row.rule,
         reviewer=row.reviewer,
         decided_at=row.decided_at,
         title=row.title,

@@ -145,9 +145,14 @@ class SightingRow(Base):
 
 
 class CatalogueRow(Base):
-    """A curated list. `source_text` is the README as imported, the base of lossless renders."""
+    """A curated list. `source_text` is the README as imported, the base of lossless renders.
+
+    Its id is never given to another catalogue, on SQLite too (AUTOINCREMENT; see PaperRow):
+    a removed catalogue's id is held by an open review screen, in log lines and in
+    `venue_upgrades.listed_in`, and must not name the next catalogue imported."""
 
     __tablename__ = "catalogues"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it as is)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
