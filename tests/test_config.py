@@ -712,18 +712,66 @@ def test_arxiv_categories_of_every_form_are_accepted(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_a_preset_of_the_maintainers_own_is_a_known_preset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """README "Presets": a new list gets a preset of its own, `classifiers/<name>.toml`. Only
-    the three shipped names passed the config, so `preset = "petl"` was a config error although
-    `catalogue import --preset petl` read that very file."""
-    presets = tmp_path / "classifiers"
-    presets.mkdir()
-    (presets / "petl.toml").write_text('[[labels]]\nkey = "prompt"\nwhen = [{ section = "Prompt" }]\n')
-    monkeypatch.setattr("vpt_tracker.classify.taxonomy.presets_dir", lambda: presets)
+def test_a_preset_in_presets_dir_is_a_known_preset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README "A preset of your own": `presets_dir` (relative to the config file's folder) is
+    looked in before the shipped presets. Only the shipped presets were known (and before
+    that only their three names), so `preset = "petl"` was a config error unless the file was
+    put inside the checkout or the installed package."""
+    etc = tmp_path / "etc"
+    (etc / "presets").mkdir(parents=True)
+    (etc / "presets" / "petl.toml").write_text(
+        '[[labels]]\nkey = "prompt"\nwhen = [{ section = "Prompt" }]\n'
+    )
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    catalogue = '[[catalogues]]\nname = "petl"\npreset = "petl"\n'
+    settings = load_settings(write(etc / "c.toml", 'presets_dir = "presets"\n' + catalogue))
+    assert settings.presets_dir == etc / "presets"
+    assert settings.catalogue("petl").preset == "petl"  # type: ignore[union-attr]
+    assert settings.presets.load("petl").label_keys == ["prompt"]
+    misspelt = 'presets_dir = "presets"\n' + catalogue.replace('preset = "petl"', 'preset = "petll"')
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(etc / "c.toml", misspelt))
+    assert str(error.value) == (
+        "bad config: catalogues.0.preset: unknown preset 'petll'; known presets: awesome-vpt, "
+        f"generalizable-vlm, petl, prompt-adaptation (looked in {etc / 'presets'} and the shipped presets)"
+    )
+    with pytest.raises(
+        ConfigError, match=r"catalogues\.0\.preset: unknown preset 'petl'; known presets: awesome-vpt, "
+    ):
+        load_settings(write(etc / "c.toml", catalogue))  # no presets_dir: the shipped ones only
+
+
+def test_presets_dir_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$VPT_PRESETS_DIR sets it as the key does (relative to the current folder, as every variable)."""
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "petl.toml").write_text('[[labels]]\nkey = "prompt"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VPT_PRESETS_DIR", "presets")
     config = write(tmp_path / "c.toml", '[[catalogues]]\nname = "petl"\npreset = "petl"\n')
-    assert load_settings(config).catalogue("petl").preset == "petl"  # type: ignore[union-attr]
-    config = write(tmp_path / "c.toml", '[[catalogues]]\nname = "petl"\npreset = "petll"\n')
-    with pytest.raises(ConfigError, match=r"unknown preset 'petll'; known presets: petl"):
+    assert load_settings(config).presets.names() == [
+        "awesome-vpt",
+        "generalizable-vlm",
+        "petl",
+        "prompt-adaptation",
+    ]
+    monkeypatch.setenv("VPT_CATALOGUES", '[{"name": "x", "preset": "nope"}]')
+    with pytest.raises(
+        ConfigError, match=r"catalogues\.0\.preset \(from VPT_CATALOGUES\): unknown preset 'nope'"
+    ):
         load_settings(config)
+
+
+def test_presets_dir_is_a_folder_that_names_no_shipped_preset(tmp_path: Path) -> None:
+    """A preset of one's own may not take a shipped preset's name (which file a catalogue's
+    labels came from would hang on the config), and a folder that is not there (a bind mount
+    that did not happen) is said at load, not as an unknown preset at the import."""
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "awesome-vpt.toml").write_text('[[labels]]\nkey = "prompt"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(write(tmp_path / "c.toml", 'presets_dir = "presets"\n'))
+    assert str(error.value) == (
+        f"bad config: presets_dir: Value error, {tmp_path / 'presets'} has presets named as "
+        "shipped ones: awesome-vpt; give yours another name (a shipped preset cannot be replaced)"
+    )
+    with pytest.raises(ConfigError, match=r"presets_dir: Value error, .*/missing is not a folder"):
+        load_settings(write(tmp_path / "c.toml", 'presets_dir = "missing"\n'))

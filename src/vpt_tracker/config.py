@@ -43,6 +43,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from vpt_tracker.classify.presets import Presets, clash_message
 from vpt_tracker.classify.rules import RuleSet
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import check_branch_name, check_catalogue_name, check_github_repo, check_readme_path
@@ -328,19 +329,6 @@ class CatalogueConfig(Section):
         takes it: a local clone's absolute path passed the config and failed at publish."""
         return Path(check_readme_path(str(value))) if value is not None else None
 
-    @field_validator("preset")
-    @classmethod
-    def _known_preset(cls, value: str | None) -> str | None:
-        """A preset is a `classifiers/<name>.toml` file: a maintainer's own preset for a list
-        of their own is as good as a shipped one (only the three shipped names passed, so a
-        catalogue of a new preset could not be configured)."""
-        from vpt_tracker.classify.taxonomy import preset_names
-
-        known = preset_names()
-        if value is not None and value not in known:
-            raise ValueError(f"unknown preset {value!r}; known presets: {', '.join(known)}")
-        return value
-
     def import_command(self) -> str:
         """The `catalogue import` line that stores this list from its README in a clone: what a
         maintainer is told to run for a catalogue configured but not imported yet."""
@@ -445,6 +433,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     data_dir: Path = Field(default_factory=default_data_dir)
     classifiers_dir: Path | None = None  # trained models; default: <data_dir>/classifiers
+    presets_dir: Path | None = None  # a maintainer's own presets, looked in before the shipped ones
     secrets_file: Path | None = None
     http: HttpConfig = Field(default_factory=HttpConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
@@ -475,6 +464,18 @@ class Settings(BaseSettings):
             self.database_url = default_database_url(self.data_dir)
         return self
 
+    @field_validator("presets_dir")
+    @classmethod
+    def _presets_folder(cls, value: Path | None) -> Path | None:
+        """A folder, none of whose presets takes a shipped preset's name (see `Presets`). A
+        mount that did not happen is said at load, not as an unknown preset at import."""
+        if value is not None:
+            if not value.is_dir():
+                raise ValueError(f"{value} is not a folder")
+            if clashes := Presets(value).clashes():
+                raise ValueError(clash_message(clashes, value))
+        return value
+
     @field_validator("catalogues")
     @classmethod
     def _unique_catalogues(cls, value: list[CatalogueConfig]) -> list[CatalogueConfig]:
@@ -490,6 +491,11 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Files that only save work and may be deleted at any time (the identity index)."""
         return self.data_dir / "cache"
+
+    @property
+    def presets(self) -> Presets:
+        """Where this config's catalogues find their presets: `presets_dir`, then the shipped ones."""
+        return Presets(self.presets_dir)
 
     def catalogue(self, name: str) -> CatalogueConfig | None:
         return next((c for c in self.catalogues if c.name == name), None)
@@ -545,7 +551,7 @@ def _read_toml(path: Path, what: str) -> dict[str, Any]:
 
 
 #: The keys that name a local file or folder: given relative in a file, relative to its folder.
-PATH_KEYS = (("data_dir",), ("classifiers_dir",), ("secrets_file",), ("github", "workdir"))
+PATH_KEYS = (("data_dir",), ("classifiers_dir",), ("presets_dir",), ("secrets_file",), ("github", "workdir"))
 
 
 def _read_file(path: Path, what: str) -> dict[str, Any]:
@@ -603,11 +609,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     _refuse_unknown_variables()
     token = _FILE_DATA.set(data)
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"]) or "(top level)"
             variables = _env_variables(error["loc"])
             message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
             if not variables and error["type"] == "list_type" and (items := _item_variables(error["loc"])):
@@ -616,13 +621,38 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
                 variables = items
                 whole = "VPT_" + "__".join(str(part) for part in error["loc"]).upper()
                 message = f"a list is set from the environment whole, as JSON in {whole}, not item by item"
-            origin = f" (from {', '.join(variables)})" if variables else ""
-            problems.append(f"{key}{origin}: {message}")
+            problems.append(_problem(error["loc"], message, variables))
         raise ConfigError("bad config: " + "; ".join(problems)) from None
     except SettingsError as exc:
         raise ConfigError(_settings_error(exc)) from None
     finally:
         _FILE_DATA.reset(token)
+    if problems := _unknown_presets(settings):
+        raise ConfigError("bad config: " + "; ".join(problems))
+    return settings
+
+
+def _problem(loc: tuple[int | str, ...], message: str, variables: list[str]) -> str:
+    """`key (from VPT_VARIABLE): message`, one problem of a bad config."""
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    origin = f" (from {', '.join(variables)})" if variables else ""
+    return f"{key}{origin}: {message}"
+
+
+def _unknown_presets(settings: Settings) -> list[str]:
+    """Each catalogue's preset is a shipped one or one in `presets_dir`, said as a bad key is.
+
+    A check across two keys, so made on the whole config: a catalogue's own validator cannot
+    see `presets_dir`. A maintainer's own preset is as good as a shipped one (only the three
+    shipped names passed, so a catalogue of a new preset could not be configured)."""
+    presets = settings.presets
+    known = presets.names()
+    return [
+        _problem(loc, presets.unknown(catalogue.preset), _env_variables(loc))
+        for index, catalogue in enumerate(settings.catalogues)
+        if catalogue.preset is not None and catalogue.preset not in known
+        for loc in [("catalogues", index, "preset")]
+    ]
 
 
 #: `VPT_*` variables that are not config keys: the config file's, and the test suite's.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from vpt_tracker.classify.taxonomy import load_preset
+from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.config import (
     PRESETS,
     ArxivApiConfig,
@@ -157,7 +157,7 @@ def _print_queue(engine: Engine, settings: Settings, top: int, echo: Echo) -> di
 
     sizes: dict[str, int] = {}
     for catalogue in settings.catalogues:
-        queue = ReviewQueue(engine, REVIEWER, catalogue.name)
+        queue = ReviewQueue(engine, REVIEWER, catalogue.name, presets=settings.presets)
         sizes[catalogue.name] = queue.count()
         echo(f"\n{catalogue.name}: {sizes[catalogue.name]} pending candidates; the top {top}:")
         for item in queue.listing(limit=top):
@@ -197,6 +197,7 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
                     (bundled_lists() / f"{catalogue.name}.md").read_text(encoding="utf-8"),
                     preset=catalogue.preset,
                     readme_path=str(catalogue.readme),
+                    presets=settings.presets,
                 )
                 echo(imported.summary())
 
@@ -217,11 +218,12 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
             outcome = DemoResult(output_dir / "demo.db", result.run_id, result.outcome.value, sizes)
             echo("")
             for catalogue in settings.catalogues:
-                queue = ReviewQueue(engine, REVIEWER, catalogue.name)
+                queue = ReviewQueue(engine, REVIEWER, catalogue.name, presets=settings.presets)
                 first = queue.next()
                 if first is None:
                     continue
-                labels = _reviewer_labels(first.proposed_labels, first.label_scores, catalogue.preset)
+                preset = settings.presets.load(catalogue.preset) if catalogue.preset else None
+                labels = _reviewer_labels(first.proposed_labels, first.label_scores, preset)
                 queue.accept(first.candidate_id, labels)
                 outcome.accepted[catalogue.name] = first.title
                 echo(f"accepted for {catalogue.name} as reviewer {REVIEWER!r}: {first.title}")
@@ -237,7 +239,7 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
             echo(f"  wrote {outcome.eml} and {outcome.html}")
 
             for name in outcome.accepted:
-                plan = dry_run(engine, name)
+                plan = dry_run(engine, name, settings.presets)
                 path = output_dir / f"{name}.diff"
                 path.write_text(plan.diff, encoding="utf-8")
                 outcome.diffs[name] = path
@@ -252,16 +254,15 @@ def run_demo(output_dir: Path, *, top: int = 3, echo: Echo = print) -> DemoResul
     return outcome
 
 
-def _reviewer_labels(proposed: list[str], scores: dict[str, float], preset_name: str | None) -> list[str]:
+def _reviewer_labels(proposed: list[str], scores: dict[str, float], preset: Preset | None) -> list[str]:
     """The labels the demo's reviewer accepts with, as a maintainer would in the label editor.
 
     The editor is pre-filled with the proposals; when none of them gives the paper a place in
     the list (no label passed its threshold, or only labels the list has no section for), the
     reviewer adds the most likely label that does have a section.
     """
-    if preset_name is None:
+    if preset is None:
         return list(proposed)
-    preset = load_preset(preset_name)
     if preset.section_for(list(proposed), year=2000) is not None:
         return list(proposed)
     placeable = [label for label in scores if preset.section_for([label], year=2000) is not None]

@@ -37,8 +37,9 @@ from vpt_tracker.classify.model import (
     Hyper,
     model_directory,
 )
+from vpt_tracker.classify.presets import SHIPPED, Presets, presets_dir
 from vpt_tracker.classify.rules import RuleSet
-from vpt_tracker.classify.taxonomy import Preset, load_preset, presets_dir
+from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.config import Settings, load_settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import chunks
@@ -274,11 +275,12 @@ def training_set(
     extra_negatives: Sequence[Example] = (),
     unlabeled: int = UNLABELED_SAMPLE,
     seed: int = 0,
+    presets: Presets = SHIPPED,
 ) -> tuple[TrainingSet, Preset | None]:
     """Positives: entries with abstracts + accepted decisions; negatives: rejections + extras;
     unlabeled: a seeded sample of the other papers with abstracts."""
     catalogue = get_catalogue(session, catalogue_name)
-    preset = load_preset(catalogue.preset) if catalogue.preset else None
+    preset = presets.load(catalogue.preset) if catalogue.preset else None
     relevant: dict[int, Example] = {}
     listed: set[int] = set()  # every paper an entry lists: none of them is an unlabelled negative
     without_abstract: list[Example] = []
@@ -398,7 +400,9 @@ def train_catalogue(
 ) -> tuple[CatalogueModel, Path]:
     """Train a catalogue's models from the store and save them to `trained_dir`."""
     with transaction(engine) as session:
-        data, preset = training_set(session, catalogue_name, extra_negatives=extra_negatives, seed=seed)
+        data, preset = training_set(
+            session, catalogue_name, extra_negatives=extra_negatives, seed=seed, presets=settings.presets
+        )
     directory = model_directory(trained_dir(settings, catalogue_name))  # before minutes of training
     # A second train of the catalogue exits 75 at once (as a second nightly run does) rather
     # than after minutes of training, to save over the first one's files.
@@ -419,7 +423,7 @@ def evaluate_catalogue(
     engine: Engine, catalogue_name: str, *, settings: Settings, folds: int = 5, seed: int = 0
 ) -> dict[str, Any]:
     with transaction(engine) as session:
-        data, preset = training_set(session, catalogue_name, seed=seed)
+        data, preset = training_set(session, catalogue_name, seed=seed, presets=settings.presets)
     hyper = _hyper(settings, catalogue_name, preset, seed=seed, folds=folds)
     return evaluate(catalogue_name, data, _label_keys(preset, data), hyper, folds=folds)
 
@@ -438,7 +442,7 @@ def replay_catalogue(
     with transaction(engine) as session:
         if preset_name is None:
             preset_name = get_catalogue(session, catalogue_name).preset
-        preset = load_preset(preset_name) if preset_name else None
+        preset = settings.presets.load(preset_name) if preset_name else None
         papers = list(session.scalars(select(PaperRow).where(PaperRow.abstract != "")))
     before, listed_before = readme_examples(before_text, papers, preset)
     after, _ = readme_examples(after_text, papers, preset)

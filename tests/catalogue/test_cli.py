@@ -323,20 +323,20 @@ groups = ["level"]
 """
 
 
-def test_a_new_lists_own_preset_is_checked_against_its_readme(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_new_lists_own_preset_is_checked_against_its_readme(db_url: str, tmp_path: Path) -> None:
     """A maintainer of a list none of the shipped presets fits (jianghaojun's) writes one:
     the config takes it, and the import says where preset and README disagree. A misspelt
     placement heading was found at the first accept of such a paper, and a badge written as
     the image URL has it (`Token_level_Prompt`, which the list shows as "Token level Prompt")
     left the label without an example, without a word."""
-    presets = tmp_path / "classifiers"
+    presets = tmp_path / "presets"
     presets.mkdir()
     (presets / "petl.toml").write_text(PETL_PRESET)
-    monkeypatch.setattr("vpt_tracker.classify.taxonomy.presets_dir", lambda: presets)
     config = tmp_path / "vpt-tracker.toml"
-    config.write_text('[[catalogues]]\nname = "petl"\npreset = "petl"\ngithub_repo = "jianghaojun/x"\n')
+    config.write_text(
+        'presets_dir = "presets"\n'
+        '[[catalogues]]\nname = "petl"\npreset = "petl"\ngithub_repo = "jianghaojun/x"\n'
+    )
     options = ["--config", str(config), "--database", db_url]
     result = CliRunner().invoke(main, [*options, "catalogue", "import", str(PETL), "--name", "petl"])
     assert result.exit_code == 0, result.output
@@ -425,3 +425,52 @@ def test_remove_refuses_history_and_names_the_config_and_model(db_url: str, tmp_
     assert "note: 'g' is still a [[catalogues]] entry of the config" in forced.stdout
     assert "note: pull request #7 open is still on GitHub: close it there\n" in forced.stdout
     assert not model.exists()
+
+
+def test_a_preset_in_presets_dir_serves_import_review_and_publish(db_url: str, tmp_path: Path) -> None:
+    """README "A preset of your own": `presets_dir` names a folder of one's own presets, looked in
+    before the shipped ones. Presets were read only from the checkout's `classifiers/` or the
+    installed package's copy: a pip or Docker user had to bind-mount a file into the package,
+    and `--preset`, the review's label check and publish's placement knew no preset of theirs."""
+    shipped = (Path(__file__).parents[2] / "classifiers" / "awesome-vpt.toml").read_text(encoding="utf-8")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "my-vpt.toml").write_text(shipped.replace('name = "awesome-vpt"', 'name = "my-vpt"'))
+    config = tmp_path / "vpt-tracker.toml"
+    config.write_text('presets_dir = "mine"\n')  # relative to the config file's folder
+    options = ["--config", str(config), "--database", db_url]
+    unknown = CliRunner().invoke(
+        main, [*options, "catalogue", "import", str(VPT), "--name", "v", "--preset", "nope"]
+    )
+    assert unknown.exit_code == 2
+    assert unknown.stderr == (
+        "Error: unknown preset 'nope'; known presets: "
+        "awesome-vpt, generalizable-vlm, my-vpt, prompt-adaptation "
+        f"(looked in {tmp_path / 'mine'} and the shipped presets)\n"
+    )
+    imported = CliRunner().invoke(
+        main, [*options, "catalogue", "import", str(VPT), "--name", "vpt", "--preset", "my-vpt"]
+    )
+    assert imported.exit_code == 0, imported.output
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        paper = PaperRow(
+            title="Prompt tokens for frozen ViTs", title_key="prompt tokens for frozen vits", year=2025
+        )
+        session.add(paper)
+        session.flush()
+        catalogue_id = session.scalars(select(CatalogueRow.id)).one()
+        candidate = CandidateRow(paper_id=paper.id, catalogue_id=catalogue_id, proposed_labels=["learnable"])
+        session.add(candidate)
+        session.flush()
+        candidate_id = str(candidate.id)
+    engine.dispose()
+    review = [*options, "review", "--reviewer", "carol"]
+    wrong = CliRunner().invoke(main, [*review, "accept", candidate_id, "--labels", "learnable,tokens"])
+    assert wrong.exit_code == 2 and "unknown label 'tokens'" in wrong.stderr, wrong.output
+    # Placed by the preset: no "would not be published" warning.
+    accepted = CliRunner().invoke(main, [*review, "accept", candidate_id, "--labels", "learnable,token"])
+    assert accepted.exit_code == 0 and accepted.stderr == "", accepted.output
+    plan = CliRunner().invoke(main, [*options, "publish", "vpt", "--dry-run"])
+    assert plan.exit_code == 0, plan.output
+    [added] = [line for line in plan.stdout.splitlines() if line.startswith("+| ")]
+    assert "Prompt tokens for frozen ViTs" in added

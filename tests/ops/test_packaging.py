@@ -64,6 +64,35 @@ def _install_as_the_wheel_does(site: Path) -> Path:
     return site / "vpt_tracker"
 
 
+def test_the_installed_package_reads_a_preset_of_ones_own_from_presets_dir(tmp_path: Path) -> None:
+    """README "A preset of your own" as the Docker image and a pip install have it: the package's
+    presets are inside it, and a maintainer's own preset was known only as a file put there
+    (a bind mount into `vpt_tracker/_classifiers`). `VPT_PRESETS_DIR` names a folder outside."""
+    package = _install_as_the_wheel_does(tmp_path / "lib")
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    shipped = (package / "_classifiers" / "awesome-vpt.toml").read_text(encoding="utf-8")
+    (presets / "my-vpt.toml").write_text(shipped.replace('name = "awesome-vpt"', 'name = "my-vpt"'))
+    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("VPT_")}
+    env.update(
+        PYTHONPATH=str(package.parent),
+        VPT_DATA_DIR=str(tmp_path / "data"),
+        VPT_PRESETS_DIR=str(presets),
+        HOME=str(tmp_path),
+    )
+    readme = package / "demo_data" / "lists" / "awesome-vpt.md"
+    for args in (["init"], ["catalogue", "import", str(readme), "--name", "mine", "--preset", "my-vpt"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "vpt_tracker", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+    assert done.stdout.startswith("imported 'mine': ")
+
+
 def test_the_installed_package_finds_its_migrations_presets_models_and_data(tmp_path: Path) -> None:
     """The wheel's package, imported from outside any checkout, run from a folder of its own.
 

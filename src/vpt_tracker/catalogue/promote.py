@@ -31,7 +31,8 @@ from vpt_tracker.catalogue.service import (
     revert_upgrade,
     upgrade_entry,
 )
-from vpt_tracker.classify.taxonomy import Preset, load_preset
+from vpt_tracker.classify.presets import SHIPPED, Presets
+from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.normalize import is_preprint_venue
@@ -140,14 +141,14 @@ def listed_as_is(entries: list[EntryRow], paper: PaperRow) -> EntryRow | None:
     return entry if entry is not None and _shows_already(paper, entry) else None
 
 
-def _preset(catalogue: CatalogueRow) -> Preset | None:
-    return load_preset(catalogue.preset) if catalogue.preset else None
+def _preset(catalogue: CatalogueRow, presets: Presets) -> Preset | None:
+    return presets.load(catalogue.preset) if catalogue.preset else None
 
 
-def promote(session: Session, catalogue_name: str) -> Promotion:
+def promote(session: Session, catalogue_name: str, presets: Presets = SHIPPED) -> Promotion:
     """Turn the catalogue's accepted candidates into entries (in the caller's transaction)."""
     catalogue = get_catalogue(session, catalogue_name)
-    preset = _preset(catalogue)
+    preset = _preset(catalogue, presets)
     result = Promotion()
 
     _retract_stale(session, catalogue, result)
@@ -341,7 +342,7 @@ def _placement(
     return preset, section
 
 
-def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
+def placement_problem(candidate: CandidateRow, labels: list[str], presets: Presets = SHIPPED) -> str | None:
     """Why `promote` would not list this candidate with these labels, or would list it in a way
     the list never shows (two badges of a group it shows one of); None when all is well.
 
@@ -356,7 +357,7 @@ def placement_problem(candidate: CandidateRow, labels: list[str]) -> str | None:
     catalogue = candidate.catalogue
     if _match_entry(list(catalogue.entries), candidate.paper) is not None:
         return None
-    preset = _preset(catalogue)
+    preset = _preset(catalogue, presets)
     clash = preset.clash(labels) if preset else None
     if clash:
         return clash

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import Document, NewEntry, ParsedEntry, parse
-from vpt_tracker.classify.taxonomy import Preset, load_preset
+from vpt_tracker.classify.presets import SHIPPED, Presets
+from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import check_catalogue_name, check_github_repo, check_readme_path
 from vpt_tracker.store import transaction
@@ -169,6 +170,7 @@ def import_catalogue(
     readme_path: str | None = None,
     github_repo: str | None = None,
     replace: bool = False,
+    presets: Presets = SHIPPED,
 ) -> ImportResult:
     """Store a README and its entries in one transaction; refuse a second import of the
     same name unless `replace`, which drops the old entries (not the papers, nor the
@@ -180,7 +182,7 @@ def import_catalogue(
         _as_user_error(check_github_repo, github_repo)
     if readme_path is not None:
         _as_user_error(check_readme_path, readme_path)
-    preset_obj = load_preset(preset) if preset is not None else None  # "" is no preset: refused
+    preset_obj = presets.load(preset) if preset is not None else None  # "" is no preset: refused
     doc = parse(text)
     try:
         return _store_import(engine, name, text, doc, preset, preset_obj, readme_path, github_repo, replace)
@@ -234,6 +236,7 @@ def configure_catalogue(
     preset: str | None = None,
     readme_path: str | None = None,
     github_repo: str | None = None,
+    presets: Presets = SHIPPED,
 ) -> CatalogueRow:
     """Change the given settings of an imported catalogue (None keeps a setting), checked
     as `import_catalogue` checks them."""
@@ -242,7 +245,7 @@ def configure_catalogue(
         _as_user_error(check_github_repo, github_repo)
         catalogue.github_repo = github_repo
     if preset is not None:
-        load_preset(preset)
+        presets.load(preset)
         catalogue.preset = preset
     if readme_path is not None:
         _as_user_error(check_readme_path, readme_path)

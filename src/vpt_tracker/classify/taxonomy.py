@@ -65,16 +65,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vpt_tracker.bundled import bundled
 from vpt_tracker.catalogue.markdown import NewEntry
 from vpt_tracker.classify.cues import CueSet
+from vpt_tracker.classify.presets import preset_names, presets_dir
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import Label
-
-
-def presets_dir() -> Path:
-    """`classifiers/` of a source checkout, else the copy inside the installed wheel."""
-    return bundled("classifiers")
 
 
 @dataclass(frozen=True)
@@ -214,17 +209,19 @@ class Preset:
         )
 
 
-def preset_names(directory: Path | None = None) -> list[str]:
-    return sorted(p.stem for p in (directory or presets_dir()).glob("*.toml"))
-
-
 def load_preset(name: str, directory: Path | None = None) -> Preset:
-    """The preset `name`; a UserError lists the known presets if there is none."""
+    """The preset `name` of `directory` (default: the shipped ones); a UserError lists the known
+    presets if there is none. A catalogue's preset is loaded with `Presets.load`."""
     folder = directory or presets_dir()
     path = folder / f"{name}.toml"
     if "/" in name or "\\" in name or not path.is_file():
         known = ", ".join(preset_names(folder)) or "none"
         raise UserError(f"unknown preset {name!r}; known presets: {known}")
+    return read_preset(name, path)
+
+
+def read_preset(name: str, path: Path) -> Preset:
+    """The preset `name` from its file `path` (a UserError if it is not valid)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

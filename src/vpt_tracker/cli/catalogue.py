@@ -19,7 +19,7 @@ from vpt_tracker.catalogue.service import (
     import_catalogue,
     render_catalogue,
 )
-from vpt_tracker.classify.taxonomy import load_preset, presets_dir
+from vpt_tracker.classify.presets import Presets, presets_dir
 from vpt_tracker.cli.context import OUTPUT_PATH, AppContext, echo_json, pass_app, write_output
 from vpt_tracker.enqueue import trained_dir
 from vpt_tracker.errors import UserError
@@ -42,8 +42,8 @@ def catalogue_group() -> None:
 @click.option("--name", required=True, help="Catalogue name to store the list under.")
 @click.option(
     "--preset",
-    help="Taxonomy preset: classifiers/PRESET.toml, a shipped one (awesome-vpt, prompt-adaptation, "
-    "generalizable-vlm) or one of your own.",
+    help="Taxonomy preset: a shipped one (awesome-vpt, prompt-adaptation, generalizable-vlm) or "
+    "one of your own, PRESET.toml in the presets_dir folder of the config.",
 )
 @click.option(
     "--replace",
@@ -79,7 +79,9 @@ def import_command(
     if replace:
         with transaction(engine) as session:
             if session.scalar(select(CatalogueRow.id).where(CatalogueRow.name == name)) is not None:
-                summary, result = _take_in(session, name, text, preset, readme_path, github_repo)
+                summary, result = _take_in(
+                    session, name, text, preset, readme_path, github_repo, app.settings.presets
+                )
                 click.echo(summary)
                 _warn(result)
                 return
@@ -91,6 +93,7 @@ def import_command(
         readme_path=readme_path if readme_path is not None else file.name,
         github_repo=github_repo,
         replace=replace,
+        presets=app.settings.presets,
     )
     click.echo(result.summary())
     _warn(result)
@@ -108,17 +111,18 @@ def _take_in(
     preset: str | None,
     readme_path: str | None,
     github_repo: str | None,
+    presets: Presets,
 ) -> tuple[str, ImportResult]:
     """A new README for an imported catalogue: its settings as given (the others kept), the
     README as the new base, and vpt-tracker's own changes replayed on it, as `publish` does
     for a README edited upstream. Candidates, review decisions, pull requests and the
     entries' links to papers stay; only deleting the catalogue would lose them."""
     catalogue = configure_catalogue(
-        session, name, preset=preset, readme_path=readme_path, github_repo=github_repo
+        session, name, preset=preset, readme_path=readme_path, github_repo=github_repo, presets=presets
     )
-    rebase = rebase_catalogue(session, name, text, None)
+    rebase = rebase_catalogue(session, name, text, None, presets=presets)
     imported = sum(1 for row in catalogue.entries if row.state != "added")
-    preset_obj = load_preset(catalogue.preset) if catalogue.preset else None
+    preset_obj = presets.load(catalogue.preset) if catalogue.preset else None
     result = ImportResult.of(catalogue.id, name, parse(text), imported, True, preset_obj)
     return f"{result.summary()}; {rebase.summary()}", result
 

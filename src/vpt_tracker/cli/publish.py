@@ -65,7 +65,7 @@ def publish_command(app: AppContext, name: str, dry_run_: bool) -> None:
       VPT_GITHUB__TOKEN=ghp_... vpt-tracker publish awesome-vpt
     """
     if dry_run_:
-        plan = dry_run(app.engine(), name)
+        plan = dry_run(app.engine(), name, app.settings.presets)
         _echo_skipped(plan)
         if not plan.changes:
             click.echo(f"nothing to publish for {name!r}")

@@ -38,7 +38,9 @@ def _queue(ctx: click.Context, app: AppContext, catalogue: str | None, reviewer:
     if reviewer is None:  # `--reviewer ""` is a name given (and refused as blank), not none
         reviewer = parent.get("reviewer")
     reviewer = resolve_reviewer(app.settings.review.reviewer, reviewer)
-    return ReviewQueue(app.engine(), reviewer, catalogue, order=app.settings.review.order)
+    return ReviewQueue(
+        app.engine(), reviewer, catalogue, order=app.settings.review.order, presets=app.settings.presets
+    )
 
 
 def _has_terminal() -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Engine, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from vpt_tracker import normalize
+from vpt_tracker.classify.presets import SHIPPED, Presets
 from vpt_tracker.config import CatalogueConfig, Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.ingest import lists_to_tell
@@ -272,6 +273,7 @@ def build_digest(
         stored = {row.name: row for row in session.scalars(select(CatalogueRow))}
         configured = {c.name: c for c in settings.catalogues} if settings is not None else {}
         names = sorted(stored) if settings is None else sorted(configured)
+        presets = settings.presets if settings is not None else SHIPPED
         # Owed since before the cutoff and not scored before it (a scored row keeps its
         # `scored_at`, for a year: `enqueue.SCORED_KEPT`). Papers, not rows: a merge of two
         # papers gives the kept one the other's rows.
@@ -286,7 +288,7 @@ def build_digest(
         )
         owed: dict[str, int] = {name: int(n) for name, n in counted}
         parts = [
-            _catalogue_digest(session, stored[name], week, cutoff, live=cutoff >= now)
+            _catalogue_digest(session, stored[name], week, cutoff, live=cutoff >= now, presets=presets)
             if name in stored
             else _not_imported(configured[name])
             for name in names
@@ -319,13 +321,11 @@ def _not_imported(config: CatalogueConfig) -> CatalogueDigest:
     )
 
 
-def _label_titles(preset: str | None) -> dict[str, str]:
+def _label_titles(preset: str | None, presets: Presets) -> dict[str, str]:
     if not preset:
         return {}
-    from vpt_tracker.classify.taxonomy import load_preset
-
     try:
-        return {label.key: label.title for label in load_preset(preset).labels}
+        return {label.key: label.title for label in presets.load(preset).labels}
     except UserError:
         return {}
 
@@ -359,10 +359,10 @@ def _main_label(proposed: list[str], scores: dict[str, float]) -> str | None:
 
 
 def _catalogue_digest(
-    session: Session, catalogue: CatalogueRow, week: Week, cutoff: datetime, *, live: bool
+    session: Session, catalogue: CatalogueRow, week: Week, cutoff: datetime, *, live: bool, presets: Presets
 ) -> CatalogueDigest:
     """`cutoff` is `build_digest`'s; `live` says it is now (the week is not over)."""
-    titles = _label_titles(catalogue.preset)
+    titles = _label_titles(catalogue.preset, presets)
     in_week = _in_week(CandidateRow.created_at, week)
     new = session.execute(
         select(CandidateRow, PaperRow)

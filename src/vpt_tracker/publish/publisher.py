@@ -39,6 +39,7 @@ from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.catalogue.promote import Change, Promotion, Skipped, listed_as_is, pending_changes, promote
 from vpt_tracker.catalogue.service import get_catalogue, render_catalogue
+from vpt_tracker.classify.presets import SHIPPED, Presets
 from vpt_tracker.config import Settings
 from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
@@ -458,8 +459,10 @@ def _change_lines(change: Change, venue: str) -> list[str]:
 Progress = Callable[[str], None]
 
 
-def _plan(session: Session, name: str, old_text: str, readme_path: str) -> tuple[Plan, Promotion]:
-    promotion = promote(session, name)
+def _plan(
+    session: Session, name: str, old_text: str, readme_path: str, presets: Presets
+) -> tuple[Plan, Promotion]:
+    promotion = promote(session, name, presets)
     new_text = render_catalogue(session, name)
     changes = pending_changes(session, name)
     warnings = check_render(old_text, new_text, changes) if changes else []
@@ -477,13 +480,15 @@ def _plan(session: Session, name: str, old_text: str, readme_path: str) -> tuple
     return plan, promotion
 
 
-def dry_run(engine: Engine, name: str) -> Plan:
+def dry_run(engine: Engine, name: str, presets: Presets = SHIPPED) -> Plan:
     """What `publish` would push, against the README as imported; the database is untouched
     (promotion runs in a transaction that is rolled back) and no remote is contacted."""
     with session_factory(engine)() as session:
         try:
             catalogue = get_catalogue(session, name)
-            return _plan(session, name, catalogue.source_text, catalogue.readme_path or "README.md")[0]
+            return _plan(session, name, catalogue.source_text, catalogue.readme_path or "README.md", presets)[
+                0
+            ]
         finally:
             session.rollback()
 
@@ -504,6 +509,7 @@ class Publisher:
         self.engine = engine
         self.name = name
         self.clock = clock
+        self.presets = settings.presets
         self.progress = progress or (lambda step: log.info("publish %s: %s", name, step))
         with session_factory(engine)() as session:
             catalogue = get_catalogue(session, name)
@@ -551,7 +557,7 @@ class Publisher:
 
         self.progress(STEPS[2])
         with transaction(self.engine) as session:
-            plan, _ = _plan(session, self.name, upstream, target.readme_path)
+            plan, _ = _plan(session, self.name, upstream, target.readme_path, self.presets)
         outcome = Outcome(plan=plan, rebase=rebase)
         if not plan.changes:
             log.info("nothing to publish for %s", self.name)
@@ -604,7 +610,9 @@ class Publisher:
             pushed = session.scalars(
                 select(PullRequestRow.readme_sha256).where(PullRequestRow.catalogue_id == catalogue.id)
             ).all()
-            rebase = rebase_catalogue(session, self.name, upstream, remote.base_sha, now=self.clock())
+            rebase = rebase_catalogue(
+                session, self.name, upstream, remote.base_sha, now=self.clock(), presets=self.presets
+            )
             ours = _digest(upstream) in pushed
             _published_upstream(session, catalogue, self.clock())
         if ours:

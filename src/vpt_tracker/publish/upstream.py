@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 from vpt_tracker import normalize
 from vpt_tracker.catalogue.markdown import ParsedEntry, parse
 from vpt_tracker.catalogue.service import catalogue_document, entry_labels, entry_row, get_catalogue
-from vpt_tracker.classify.taxonomy import Preset, load_preset
+from vpt_tracker.classify.presets import SHIPPED, Presets
+from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.store.tables import CandidateRow, EntryRow
@@ -95,10 +96,11 @@ def rebase_catalogue(
     upstream_commit: str | None,
     *,
     now: datetime | None = None,
+    presets: Presets = SHIPPED,
 ) -> Rebase:
     """Make `upstream_text` the catalogue's base and replay our changes on it (caller's transaction)."""
     catalogue = get_catalogue(session, name)
-    preset = load_preset(catalogue.preset) if catalogue.preset else None
+    preset = presets.load(catalogue.preset) if catalogue.preset else None
     doc = parse(upstream_text)
     result = Rebase()
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
 
+from vpt_tracker.classify.presets import SHIPPED, Presets
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.normalize import doi_url, title_key
@@ -316,6 +317,7 @@ class ReviewQueue:
         *,
         order: str = "relevance",
         clock: Callable[[], datetime] = utcnow,
+        presets: Presets = SHIPPED,
     ) -> None:
         if not reviewer.strip():
             raise UserError("a reviewer name is needed: set review.reviewer in the config or pass --reviewer")
@@ -330,6 +332,8 @@ class ReviewQueue:
         self.catalogue = catalogue
         self.order = order
         self.clock = clock
+        #: Where the catalogues' presets are: the settings' `presets` (default: the shipped ones).
+        self.presets = presets
         self._catalogue_id: int | None = None
         #: The action the last `undo` reverted ("relabel", "accept", …): a relabel leaves the
         #: status as it was, so "pending again" alone would not say what was undone.
@@ -418,7 +422,9 @@ class ReviewQueue:
     def valid_labels(self, catalogue: str | None = None) -> list[str]:
         """The label keys the candidate's catalogue accepts (empty: no taxonomy is known)."""
         with transaction(self.engine) as session:
-            return _taxonomy(session, _catalogue_row(session, catalogue or self._require_catalogue()))
+            return _taxonomy(
+                session, _catalogue_row(session, catalogue or self._require_catalogue()), self.presets
+            )
 
     def check_filter(self, filter: Filter) -> None:
         """Refuse a `label:` filter naming a label no catalogue in scope has (a UserError
@@ -436,7 +442,7 @@ class ReviewQueue:
                 rows = list(session.scalars(select(CatalogueRow).order_by(CatalogueRow.name)))
             known: list[str] = []
             for row in rows:
-                labels = _taxonomy(session, row)
+                labels = _taxonomy(session, row, self.presets)
                 if not labels:
                     return
                 known.extend(label for label in labels if label not in known)
@@ -459,7 +465,7 @@ class ReviewQueue:
                 raise UserError(self._missing(candidate_id))
             if not row.catalogue.preset:
                 return None
-            return placement_problem(row, list(labels))
+            return placement_problem(row, list(labels), self.presets)
 
     # ----------------------------------------------------------------- actions
     def accept(
@@ -473,7 +479,7 @@ class ReviewQueue:
         def change(session: Session, row: CandidateRow) -> None:
             kept = row.final_labels if row.final_labels is not None else row.proposed_labels
             chosen = kept if labels is None else list(labels)
-            row.final_labels = _checked_labels(session, row, chosen)
+            row.final_labels = _checked_labels(session, row, chosen, self.presets)
             row.status = CandidateStatus.ACCEPTED.value
             row.reason = None
 
@@ -536,7 +542,7 @@ class ReviewQueue:
         """
 
         def change(session: Session, row: CandidateRow) -> None:
-            row.final_labels = _checked_labels(session, row, list(labels))
+            row.final_labels = _checked_labels(session, row, list(labels), self.presets)
 
         allowed = (*OPEN_STATUSES, CandidateStatus.ACCEPTED.value)
         return self._act(candidate_id, "relabel", change, expected_version, allowed, stamp=False)
@@ -964,12 +970,10 @@ def _catalogue_row(session: Session, name: str) -> CatalogueRow:
     return row
 
 
-def _taxonomy(session: Session, catalogue: CatalogueRow) -> list[str]:
+def _taxonomy(session: Session, catalogue: CatalogueRow, presets: Presets) -> list[str]:
     """The preset's labels, or (without a preset) the labels its entries already use."""
     if catalogue.preset:
-        from vpt_tracker.classify.taxonomy import load_preset
-
-        return load_preset(catalogue.preset).label_keys
+        return presets.load(catalogue.preset).label_keys
     used: list[str] = []
     for labels in session.scalars(select(EntryRow.labels).where(EntryRow.catalogue_id == catalogue.id)):
         for label in labels or []:
@@ -978,11 +982,11 @@ def _taxonomy(session: Session, catalogue: CatalogueRow) -> list[str]:
     return sorted(used)
 
 
-def _checked_labels(session: Session, row: CandidateRow, labels: list[str]) -> list[str]:
+def _checked_labels(session: Session, row: CandidateRow, labels: list[str], presets: Presets) -> list[str]:
     """The labels, de-duplicated, if the catalogue's taxonomy knows them all; else a UserError."""
     catalogue = session.get(CatalogueRow, row.catalogue_id)
     assert catalogue is not None
-    valid = _taxonomy(session, catalogue)
+    valid = _taxonomy(session, catalogue, presets)
     cleaned = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
     if not valid:
         return cleaned  # no taxonomy known for this catalogue: nothing to check against
