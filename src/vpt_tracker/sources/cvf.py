@@ -11,9 +11,9 @@ the same key, keeping the abstract. On a proceedings listing this saves hundreds
 at CVF's per-host interval, and a changed listing costs only the pages of its new papers.
 A paper whose page is already stored as a CVF sighting (the `page_stored` callback) is not
 yielded at all: its bare listing record differs from the stored page record (no abstract),
-so it is no duplicate to ingestion, and every re-read of the listing (a backfill or a
-`fetch` over the same conference, which read it under cursors of their own, or a changed
-listing) stored a second, abstract-less sighting of each such paper.
+so it is no duplicate to ingestion, and every re-read of the listing (a backfill, which
+reads it under cursors of its own, or a changed listing) stored a second, abstract-less
+sighting of each such paper.
 
 A paper page that is gone (HTTP 404 or 410) is permanent: the paper keeps its listing
 record without an abstract, the page is reported in `Page.problems`, and the other papers
