@@ -746,13 +746,37 @@ def abstract_stored(engine: Engine) -> Callable[[str], bool]:
     return known
 
 
+def cvf_page_stored(engine: Engine) -> Callable[[str], bool]:
+    """A lookup for the CVF source: is a CVF sighting of this canonical page URL stored, of a
+    paper with an abstract? The listing record of such a paper adds nothing but a second
+    sighting without the abstract (its payload hash differs from the stored page record's).
+
+    By sighting, not by the paper's `cvf_url`: a paper that has its CVF URL from elsewhere
+    (a catalogue entry) still gets its CVF sighting, and with it CVF's venue.
+    """
+
+    def stored(url: str) -> bool:
+        query = (
+            select(SightingRow.id)
+            .join(PaperRow, PaperRow.id == SightingRow.paper_id)
+            .where(SightingRow.source == "cvf", SightingRow.source_id == url, PaperRow.abstract != "")
+            .limit(1)
+        )
+        with transaction(engine) as session:
+            return session.scalar(query) is not None
+
+    return stored
+
+
 def _build_sources(settings: Settings, engine: Engine, client: Any) -> tuple[list[Source], Any]:
     from vpt_tracker.http import HttpClient
     from vpt_tracker.sources import build_sources
 
     own_client = client is None
     http = HttpClient(settings.http) if own_client else client
-    sources = build_sources(settings, http, known_abstract=abstract_stored(engine))
+    sources = build_sources(
+        settings, http, known_abstract=abstract_stored(engine), page_stored=cvf_page_stored(engine)
+    )
     return sources, (http if own_client else None)
 
 

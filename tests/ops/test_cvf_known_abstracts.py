@@ -25,10 +25,10 @@ from vpt_tracker.config import (
 from vpt_tracker.http import HttpClient
 from vpt_tracker.ingest import ingest_records
 from vpt_tracker.models import RawRecord, RunOutcome, Window
-from vpt_tracker.pipeline import nightly
+from vpt_tracker.pipeline import backfill, nightly
 from vpt_tracker.replay import ReplayServer, default_root
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import PaperRow
+from vpt_tracker.store.tables import PaperRow, SightingRow
 
 NOW = datetime(2026, 8, 21, 6, 30, tzinfo=UTC)
 DAY = NOW.date()
@@ -150,7 +150,41 @@ def test_a_changed_listing_does_not_fetch_again_the_pages_whose_abstract_is_stor
             second = nightly(config, engine, now=NOW + timedelta(days=1), client=client)
         assert second.outcome == RunOutcome.OK
         assert [r.path for r in server.requests] == ["/CVPR2022", "/ICCV2023"]  # the listings only
-    assert second.counts["sources"]["cvf"]["records"] == 30 - 1  # the changed CVPR listing
+    # Its 29 papers are stored with their pages: yielded again, each was a second sighting
+    # without its abstract.
+    assert second.counts["sources"]["cvf"]["records"] == 0
     with transaction(engine) as session:
         abstracts = session.scalars(select(PaperRow.abstract)).all()
     assert len(abstracts) == LISTED and all(abstracts)  # every paper keeps its abstract
+    assert len(cvf_sightings(engine)) == LISTED and all(has for _url, has in cvf_sightings(engine))
+
+
+def cvf_sightings(engine: Engine) -> list[tuple[str, bool]]:
+    """(page URL, has an abstract) of each stored CVF sighting."""
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(SightingRow.source_id, SightingRow.payload).where(SightingRow.source == "cvf")
+        ).all()
+    return [(source_id, bool(payload.get("abstract"))) for source_id, payload in rows]
+
+
+def test_a_backfill_over_the_nightly_window_adds_no_second_cvf_sighting(engine: Engine, db_url: str) -> None:
+    # The backfill reads the listings again under cursors of its own; every paper whose
+    # abstract the nightly stored came back as its bare listing record, whose payload hash
+    # differs from the stored page record's: a second, abstract-less sighting (90 -> 178).
+    with ReplayServer() as server:
+        config = settings(db_url, server, arxiv_api=True)
+        with HttpClient(config.http) as client:
+            first = nightly(config, engine, now=NOW, client=client, window=Window.for_days(DAY, DAY))
+        assert first.outcome == RunOutcome.OK
+        stored = cvf_sightings(engine)
+        assert len(stored) == len({url for url, _ in stored}) == LISTED
+        server.requests.clear()
+        with HttpClient(config.http) as client:
+            again = backfill(config, engine, DAY - timedelta(days=6), DAY, now=NOW, client=client)
+        assert again.outcome == RunOutcome.OK
+        assert page_requests(server) == []  # every abstract is stored: the listings only
+    assert sorted(cvf_sightings(engine)) == sorted(stored)  # no second sighting of a page
+    with transaction(engine) as session:
+        abstracts = session.scalars(select(PaperRow.abstract).where(PaperRow.cvf_url.is_not(None))).all()
+    assert len(abstracts) == LISTED and all(abstracts)

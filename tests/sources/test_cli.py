@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from vpt_tracker.cli import main
 from vpt_tracker.config import load_settings
 from vpt_tracker.http import HttpClient
-from vpt_tracker.replay import Fault, ReplayServer
+from vpt_tracker.replay import Fault, ReplayServer, default_root
 from vpt_tracker.sources import SOURCE_NAMES, build_sources
 from vpt_tracker.store import transaction
 from vpt_tracker.store.tables import CursorRow, PaperRow, SightingRow
@@ -309,3 +310,24 @@ def test_papers_stored_without_abstracts_get_them_once_abstracts_are_on(
     assert len(abstracts) == 30 and all(abstracts)
     again = _run(off, "cvf", database=db_url)  # the pages hold all the listing does
     assert "stored 0 records from 0 pages (1 request)" in again.output, again.output
+
+
+def test_a_changed_listing_stores_no_second_sighting_of_a_stored_page(
+    tmp_path: Path, engine: Engine, db_url: str
+) -> None:
+    # Read again, the listing yielded each paper whose abstract was stored as its bare
+    # listing record: a sighting of its own (another payload hash), without the abstract.
+    root = tmp_path / "replay"
+    shutil.copytree(default_root() / "cvf", root / "cvf")
+    with ReplayServer(root) as server:
+        config = _config(tmp_path, server)
+        first = _run(config, "cvf", database=db_url)
+        assert "stored 30 records from 2 pages (31 requests)" in first.output, first.output
+        listing = root / "cvf" / "CVPR2022.html"
+        text = listing.read_text()
+        start = text.index('<dt class="ptitle">')
+        listing.write_text(text[:start] + text[text.index('<dt class="ptitle">', start + 1) :])
+        again = _run(config, "cvf", database=db_url)
+        assert "stored 0 records from 2 pages (1 request)" in again.output, again.output
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(SightingRow)) == 30

@@ -298,6 +298,21 @@ def test_a_paper_whose_cvf_url_is_stored_with_an_abstract_costs_no_page(
     assert sum(len(p.records) for p in pages) == 30
 
 
+def test_a_paper_whose_page_is_stored_as_a_cvf_sighting_is_not_yielded_again(
+    replay: ReplayServer, make_client: MakeClient
+) -> None:
+    # Its bare listing record (no abstract) hashes apart from the stored page record, so
+    # ingestion kept it as a second sighting each time the listing was read again.
+    config = CvfConfig(base_url=replay.urls()["cvf"], conferences=[CVPR], fetch_abstracts=True)
+    source = CvfSource(
+        config, make_client(), known_abstract=lambda _key: True, page_stored=lambda url: url != COCOOP
+    )
+    pages = list(source.fetch(WINDOW, {}))
+    assert [r.path for r in replay.requests] == ["/CVPR2022"]
+    assert [r.cvf_url for p in pages for r in p.records] == [COCOOP]  # only the one not stored
+    assert pages[-1].done  # the cursor still moves past the papers left out
+
+
 def test_turning_abstracts_on_reads_the_pages_of_a_listing_stored_without_them(
     replay: ReplayServer, make_client: MakeClient
 ) -> None:

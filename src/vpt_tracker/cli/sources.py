@@ -98,7 +98,7 @@ def fetch(
       vpt-tracker fetch cvf --dry-run
     """
     from vpt_tracker.http import HttpClient
-    from vpt_tracker.pipeline import abstract_stored
+    from vpt_tracker.pipeline import abstract_stored, cvf_page_stored
     from vpt_tracker.sources import build_source
     from vpt_tracker.sources.base import SourceError
 
@@ -109,8 +109,10 @@ def fetch(
         raise UserError(f'nothing to fetch: {key} is empty in the config (see the README, "Config keys")')
     client = HttpClient(settings.http)
     # A stored run may skip the CVF pages of preprints whose abstract is stored already.
+    # ... and yields no second (abstract-less) copy of a CVF paper page already stored.
     known = None if dry_run else abstract_stored(app.engine())
-    chosen = build_source(source, settings, client, known_abstract=known)
+    stored = None if dry_run else cvf_page_stored(app.engine())
+    chosen = build_source(source, settings, client, known_abstract=known, page_stored=stored)
     try:
         summary = _dry_run(chosen.fetch(window, {})) if dry_run else _store(app, chosen, window, now)
     except SourceError as exc:

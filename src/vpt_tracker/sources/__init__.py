@@ -38,12 +38,14 @@ def build_source(
     client: HttpClient,
     *,
     known_abstract: Callable[[str], bool] | None = None,
+    page_stored: Callable[[str], bool] | None = None,
 ) -> Source:
     """One source by name, whether enabled or not (for `vpt-tracker fetch NAME`).
 
     `known_abstract(key)` says whether the paper with that key, a canonical CVF page URL or a
     (versionless) arXiv id, is stored with its abstract; CVF then skips that paper's page.
-    Without it every page is fetched.
+    Without it every page is fetched. `page_stored(url)` says whether a CVF sighting of that
+    page is stored (of a paper with an abstract); CVF then does not yield the paper again.
     """
     config = settings.sources
     if name == "arxiv_api":
@@ -53,7 +55,7 @@ def build_source(
     if name == "openreview":
         return OpenReviewSource(config.openreview, client)
     if name == "cvf":
-        return CvfSource(config.cvf, client, known_abstract=known_abstract)
+        return CvfSource(config.cvf, client, known_abstract=known_abstract, page_stored=page_stored)
     raise ValueError(f"unknown source {name!r}; known sources: {', '.join(SOURCE_NAMES)}")
 
 
@@ -62,11 +64,12 @@ def build_sources(
     client: HttpClient,
     *,
     known_abstract: Callable[[str], bool] | None = None,
+    page_stored: Callable[[str], bool] | None = None,
 ) -> list[Source]:
     """The enabled sources, in a fixed order (arXiv first: venues then upgrade its preprints,
     and CVF need not fetch the pages of preprints the arXiv sources stored; see `build_source`)."""
     return [
-        build_source(name, settings, client, known_abstract=known_abstract)
+        build_source(name, settings, client, known_abstract=known_abstract, page_stored=page_stored)
         for name in enabled_source_names(settings)
     ]
 

@@ -9,6 +9,11 @@ backs with the store), by its CVF page URL or by the arXiv preprint its listing 
 is yielded as its listing record without its page: ingestion merges it into that paper by
 the same key, keeping the abstract. On a proceedings listing this saves hundreds of requests
 at CVF's per-host interval, and a changed listing costs only the pages of its new papers.
+A paper whose page is already stored as a CVF sighting (the `page_stored` callback) is not
+yielded at all: its bare listing record differs from the stored page record (no abstract),
+so it is no duplicate to ingestion, and every re-read of the listing (a backfill, which
+reads it under cursors of its own, or a changed listing) stored a second, abstract-less
+sighting of each such paper.
 
 A paper page that is gone (HTTP 404 or 410) is permanent: the paper keeps its listing
 record without an abstract, the page is reported in `Page.problems`, and the other papers
@@ -224,14 +229,18 @@ class CvfSource:
         client: HttpClient,
         *,
         known_abstract: Callable[[str], bool] | None = None,
+        page_stored: Callable[[str], bool] | None = None,
     ) -> None:
         """`known_abstract(key)` says whether the paper with that key, its canonical CVF page
         URL or the versionless id of the arXiv preprint it links, is already stored with an
-        abstract; such papers' pages are not fetched. It is asked when the paper's batch is
-        read, so it also sees what earlier pages and sources of the same run stored."""
+        abstract; such papers' pages are not fetched. `page_stored(url)` says whether a CVF
+        sighting of that page is stored, of a paper with an abstract; such papers are not
+        yielded again. Both are asked when the paper's batch is read, so they also see what
+        earlier pages and sources of the same run stored."""
         self.config = config
         self.client = client
         self.known_abstract = known_abstract
+        self.page_stored = page_stored
 
     def listing_url(self, conference: CvfConference) -> str:
         return f"{self.config.base_url.rstrip('/')}/{conference.name}{conference.year}"
@@ -265,6 +274,8 @@ class CvfSource:
                 records = []
                 problems: list[str] = []
                 for paper in batch:
+                    if self.page_stored is not None and self.page_stored(paper.url):
+                        continue  # stored with its abstract: the listing adds nothing but a copy without it
                     if self._abstract_known(paper):
                         records.append(listed_record(paper, conference))
                         continue
