@@ -25,6 +25,7 @@ PA = "yunbeizhang__Awesome-Visual-Prompt-Tuning__README.md"
 ZHENG = "zhengli97__Awesome-Prompt-Adapter-Learning-for-VLMs__README.md"
 SYNBOL = "synbol__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
 TTENG = "ttengwang__Awesome_Prompting_Papers_in_Computer_Vision__README.md"
+JIANG = "jianghaojun__Awesome-Parameter-Efficient-Transfer-Learning__README.md"
 
 
 def read(name: str) -> str:
@@ -1157,3 +1158,36 @@ def test_a_disi_venue_with_brackets_of_its_own_is_read() -> None:
     assert venues[171] == "Electronics (Switzerland)"
     assert venues[175] == "IJCAI"
     assert sum(v is not None and v.endswith("(Switzerland)") for v in venues.values()) == 10
+
+
+def test_a_new_entry_without_a_venue_leaves_no_stray_separator() -> None:
+    """A paper with a year and no venue was written "**Title**,  2025." in jianghaojun's
+    "Papers > Adapter", and one with neither "**Title**,  ." (a "," before nothing)."""
+    for venue, year, shown in (("CVPR", 2025, ", CVPR 2025."), (None, 2025, ", 2025."), (None, None, ".")):
+        doc = parse(read(JIANG))
+        added = doc.insert_entry(
+            NewEntry("Adapters for Frozen ViTs", venue, year, PAPER), ["Papers", "Adapter"]
+        )
+        assert added.raw.startswith(f"- **Adapters for Frozen ViTs**{shown}  \n"), added.raw
+        assert (added.title, added.venue, added.year) == ("Adapters for Frozen ViTs", venue, year)
+
+
+def test_an_entry_the_list_cannot_read_back_is_refused_and_leaves_the_list_as_it_was() -> None:
+    """The list reads a bullet entry by its link: a paper with none, placed in jianghaojun's
+    "Papers > Adapter", ended `insert_entry` in a StopIteration (`review accept` exited 1
+    without a word). It is a UserError that says why, and the list is unchanged."""
+    doc = parse(read(JIANG))
+    before = doc.render()
+    with pytest.raises(
+        UserError, match=r"'Adapters for Frozen ViTs' .*Papers > Adapter'.* need a paper or code link"
+    ):
+        doc.insert_entry(NewEntry("Adapters for Frozen ViTs", "CVPR", 2025), ["Papers", "Adapter"])
+    assert doc.render() == before
+    assert len(doc.entries) == len(parse(before).entries)
+    added = doc.insert_entry(NewEntry("Adapters for Frozen ViTs", "CVPR", 2025, PAPER), ["Papers", "Adapter"])
+    assert (added.title, added.venue, added.year, added.paper_url) == (
+        "Adapters for Frozen ViTs",
+        "CVPR",
+        2025,
+        PAPER,
+    )

@@ -702,7 +702,22 @@ class Document:
             self._lines[at - 1] += self.newline
         self._lines[at:at] = new_lines
         self._reparse_after_edit()
-        return next(e for e in self.entries if e.line == at + 1)
+        added = next((e for e in self.entries if e.line == at + 1), None)
+        if added is None:
+            # The list reads an entry by its link: one written without any is not an entry here.
+            # (It was a StopIteration: `review accept` of such a paper exited 1 without a word.)
+            del self._lines[at : at + len(new_lines)]
+            self._reparse_after_edit()
+            lacking = (
+                ""
+                if new.paper_url or new.code_url
+                else ": its entries need a paper or code link, and it has none"
+            )
+            raise UserError(
+                f"{new.title.strip()!r} written in the style of section {' > '.join(section.path)!r} "
+                f"is not read back as an entry of this list{lacking}"
+            )
+        return added
 
     def update_entry(self, index: int, *, venue: str | None, year: int | None) -> ParsedEntry:
         """Change only the venue and year text of entry `index` (a preprint becomes "CVPR 2025")."""
@@ -1726,7 +1741,10 @@ def _venue_slots(out: _Rewrite, template: ParsedEntry, new: NewEntry) -> None:
             start += 1
         v = (start, v[1])
     if v is not None and y is not None and v != y and v[1] <= y[0]:
-        out.slot(v, venue)
+        if venue or raw[v[1] : y[0]].strip():
+            out.slot(v, venue)
+        else:  # no venue: "CVPR 2024" becomes "2024", not " 2024"
+            out.slot((v[0], y[0]), "")
         out.slot(y, year)
     elif v is not None and y is not None:  # one text holds both ("arXiv:2203.17274")
         out.slot((min(v[0], y[0]), max(v[1], y[1])), both)
@@ -1734,6 +1752,18 @@ def _venue_slots(out: _Rewrite, template: ParsedEntry, new: NewEntry) -> None:
         out.slot(v, both)
     elif y is not None:
         out.slot(y, both)
+    if not both and (v or y):
+        _drop_separator_before(out, min(span[0] for span in (v, y) if span is not None))
+
+
+def _drop_separator_before(out: _Rewrite, at: int) -> None:
+    """Leave out the ", " that led to a venue and year the new entry has neither of:
+    "**Title**, CVPR 2024." becomes "**Title**.", not "**Title**,  "."""
+    start = at
+    while start > 0 and out.raw[start - 1] in " \t":
+        start -= 1
+    if start > 0 and out.raw[start - 1] == "," and out.free(start - 1, at):
+        out.drop(start - 1, at)
 
 
 def _placeholders(raw: str, out: _Rewrite) -> dict[str, tuple[int, int]]:
