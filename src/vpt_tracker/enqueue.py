@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from vpt_tracker.catalogue.markdown import parse
@@ -69,14 +69,16 @@ class EnqueueStats:
     skipped_known: int = 0  # already an entry, or already a candidate (any status, rejected included)
     listed_by_name: int = 0  # above the threshold, but listed under its name (`ListedNames`)
     low_confidence: int = 0
+    rescored: int = 0  # pending candidates scored again: another model scored them (`rescore_pending`)
     model: str = ""
 
     def summary(self) -> str:
         """The counts as one line for a person (`classify enqueue`, `run nightly|backfill`)."""
+        rescored = f"; rescored {plural(self.rescored, 'pending candidate')}" if self.rescored else ""
         return (
             f"scored {self.scored}, queued {self.queued} ({self.queued_by_rule} by rule, "
             f"{self.excluded_by_rule} excluded by rule, {self.low_confidence} low-confidence, "
-            f"{self.listed_by_name} already listed by name)"
+            f"{self.listed_by_name} already listed by name){rescored}"
         )
 
     @classmethod
@@ -419,6 +421,13 @@ def train_catalogue(
     return model, directory
 
 
+def rescore_catalogue(engine: Engine, catalogue_name: str, model: CatalogueModel) -> int:
+    """`rescore_pending` for a catalogue by name, in a transaction of its own: what `classify
+    train` does once the new model is saved, so the review queue shows its scores at once."""
+    with transaction(engine) as session:
+        return rescore_pending(session, get_catalogue(session, catalogue_name).id, model)
+
+
 def evaluate_catalogue(
     engine: Engine, catalogue_name: str, *, settings: Settings, folds: int = 5, seed: int = 0
 ) -> dict[str, Any]:
@@ -611,6 +620,8 @@ def score_and_enqueue_many(
                 rows.extend(_queue(target, papers, scores))
             if rows:
                 session.execute(insert(CandidateRow), rows)
+        for target in targets.values():  # the new rows carry this model's version: not rescored
+            target.stats.rescored = rescore_pending(session, target.catalogue_id, target.model)
         if paper_ids is None:  # every paper a catalogue did not know is scored: it owes none
             clear_backlog(session, list(targets))
         if in_transaction is not None:
@@ -647,10 +658,82 @@ def clear_backlog(session: Session, names: Sequence[str]) -> None:
     session.execute(delete(ScoringBacklogRow).where(owed, ScoringBacklogRow.scored_at < now - SCORED_KEPT))
 
 
+def model_version(model: CatalogueModel) -> str:
+    """Which model scored a candidate (`candidates.model_version`): its training data's hash
+    and the second it was trained, so a retrain on the same data is another model too."""
+    card = model.card
+    return (str(card.get("data_sha256", ""))[:12] + "@" + str(card.get("trained_at", "")))[:64]
+
+
+def rescore_pending(session: Session, catalogue_id: int, model: CatalogueModel) -> int:
+    """Score again, with `model`, the catalogue's pending candidates another model scored;
+    return how many were rescored.
+
+    A maintainer retrains to teach the model their decisions: the queue's order, the relevance
+    and labels shown and the base-to-novel flag must be the new model's, as `explain`'s terms
+    are. Only `pending` candidates, and only the model's fields: a reviewer's own labels
+    (`final_labels`), the reason and the rule that queued it stay. One that now falls below
+    the threshold stays pending: a reviewer may be looking at it, and the queue's order puts
+    it last. Its labels are scored as a candidate's (`all_labels`: the label cues too).
+    Each row is written only if it is still pending at the version read (the review queue's
+    optimistic lock), with its version bumped: a decision taken meanwhile in the review app is
+    never overwritten, and a reviewer's screen that read the old scores gets a conflict rather
+    than deciding on them. A row skipped so is rescored by the next enqueue if still pending.
+    """
+    version = model_version(model)
+    pending = CandidateStatus.PENDING.value
+    stale = session.execute(
+        select(CandidateRow.id, CandidateRow.version, CandidateRow.paper_id)
+        .where(
+            CandidateRow.catalogue_id == catalogue_id,
+            CandidateRow.status == pending,
+            or_(CandidateRow.model_version.is_(None), CandidateRow.model_version != version),
+        )
+        .order_by(CandidateRow.id)
+    ).all()
+    table: Table = CandidateRow.__table__  # type: ignore[assignment]  # declared as FromClause
+    # Each column and the `Scores` field it holds: the model's fields, and no other.
+    fields = {
+        "relevance": "relevance",
+        "label_scores": "labels",
+        "proposed_labels": "proposed_labels",
+        "base_to_novel": "base_to_novel",
+        "base_to_novel_flag": "base_to_novel_flag",
+        "low_confidence": "low_confidence",
+    }
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.version == bindparam("b_version"),
+            table.c.status == pending,
+        )
+        .values(
+            {name: bindparam(f"b_{name}") for name in fields}
+            | {
+                "model_version": version,
+                "version": table.c.version + 1,
+                "updated_at": bindparam("b_now"),
+            }
+        )
+    )
+    rescored = 0
+    for batch in chunks(stale, SCORE_BATCH):
+        papers = {row.id: row for row in _scoring_rows(session, [c.paper_id for c in batch])}
+        scores = model.score([paper_example(papers[c.paper_id]) for c in batch], all_labels=True)
+        now = utcnow()
+        params = [
+            {f"b_{name}": getattr(score, attribute) for name, attribute in fields.items()}
+            | {"b_id": candidate.id, "b_version": candidate.version, "b_now": now}
+            for candidate, score in zip(batch, scores, strict=True)
+        ]
+        rescored += session.connection().execute(statement, params).rowcount
+    return rescored
+
+
 def _target(session: Session, settings: Settings, name: str) -> _Target:
     catalogue = get_catalogue(session, name)
     model, directory = load_model(settings, name, catalogue.preset)
-    version = str(model.card.get("data_sha256", ""))[:12] + "@" + str(model.card.get("trained_at", ""))
     known, names = _known_papers(session, catalogue)
     return _Target(
         catalogue_id=catalogue.id,
@@ -658,7 +741,7 @@ def _target(session: Session, settings: Settings, name: str) -> _Target:
         rules=rules_for(settings, name),
         known=known,
         names=names,
-        version=version[:64],
+        version=model_version(model),
         stats=EnqueueStats(catalogue=name, model=str(directory)),
     )
 

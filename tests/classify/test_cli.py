@@ -311,6 +311,30 @@ def test_train_evaluate_replay_explain_enqueue_from_the_store(tmp_path: Path) ->
     code, out, err = run(tmp_path, "classify", "enqueue", "vlm", db_url=db_url)
     assert code == 0 and out.startswith("vlm: scored ") and "queued" in out, err
 
+    # `train` rescores the queue's pending candidates (they kept the old model's scores, and
+    # `explain` gave the new one's: stored at 0.40, explained at 0.47).
+    code, out, err = run(tmp_path, "classify", "enqueue", "g", db_url=db_url)
+    assert code == 0, err
+    code, out, err = run(
+        tmp_path, "review", "list", "--catalogue", "g", "--limit", "9999", "--json", db_url=db_url
+    )
+    assert code == 0, err
+    queued = json.loads(out)
+    code, out, err = run(tmp_path, "classify", "train", "g", db_url=db_url)
+    assert code == 0, err
+    assert f"rescored {len(queued)} pending candidates with the new model" in out and len(queued) > 1
+    code, out, err = run(
+        tmp_path, "review", "list", "--catalogue", "g", "--limit", "9999", "--json", db_url=db_url
+    )
+    rescored = json.loads(out)
+    assert {row["id"] for row in rescored} == {row["id"] for row in queued}
+    assert [row["relevance"] for row in rescored] != [row["relevance"] for row in queued]
+    for row in rescored[:3]:
+        code, out, err = run(
+            tmp_path, "classify", "explain", "--catalogue", "g", str(row["paper_id"]), "--json", db_url=db_url
+        )
+        assert code == 0 and json.loads(out)["relevance"] == pytest.approx(row["relevance"], abs=1e-4), err
+
     code, _, err = run(tmp_path, "classify", "train", "nope", db_url=db_url)
     assert code == 2 and "unknown catalogue 'nope'; known catalogues: g, vlm" in err
     code, _, err = run(

@@ -15,13 +15,17 @@ from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.config import CatalogueConfig, KeywordRules, Settings
 from vpt_tracker.enqueue import (
     explain,
+    model_version,
+    paper_example,
     readme_examples,
     replay_catalogue,
+    rescore_catalogue,
     score_and_enqueue,
     train_catalogue,
     training_set,
 )
 from vpt_tracker.errors import UserError
+from vpt_tracker.models import Scores
 from vpt_tracker.normalize import title_key
 from vpt_tracker.review.panes import render_detail
 from vpt_tracker.review.queue import ReviewQueue
@@ -534,3 +538,120 @@ def test_a_second_record_of_a_reviewed_paper_is_not_an_unlabeled_negative(
         data, _ = training_set(session, "vpt")
     assert [e.title for e in data.unlabeled] == [cocoop]
     assert [e.title for e in data.relevant] == [rpo]
+
+
+def _candidates(engine: Engine) -> dict[int, CandidateRow]:
+    with transaction(engine) as session:
+        rows = list(session.scalars(select(CandidateRow)))
+        session.expunge_all()
+    return {row.id: row for row in rows}
+
+
+def _expected_scores(engine: Engine, model: CatalogueModel, paper_id: int) -> Scores:
+    """What `model` says of a paper as a candidate's (its labels read with the label cues)."""
+    with transaction(engine) as session:
+        paper = session.get(PaperRow, paper_id)
+        assert paper is not None
+        example = paper_example(paper)
+    return model.score([example], all_labels=True)[0]
+
+
+def _retrain_after_rejecting(
+    engine: Engine, settings: Settings, queue: ReviewQueue, count: int
+) -> CatalogueModel:
+    """Reject the queue's first `count` candidates and retrain: the decisions a maintainer
+    retrains to teach the model, so the new model scores the other candidates otherwise."""
+    for candidate_id in queue.ids(limit=count):
+        queue.reject(candidate_id, "off topic")
+    model, _ = train_catalogue(engine, "vpt", settings=settings)
+    return model
+
+
+def test_a_retrained_model_rescores_the_pending_candidates(
+    engine: Engine, store: dict[str, int], tmp_path: Path
+) -> None:
+    """After `classify train`, the pending candidates kept the old model's scores: the queue's
+    order, the relevance and labels shown and the base-to-novel flag were the old model's while
+    `explain` gave the new one's terms. The next enqueue (and the nightly run) rescores them,
+    leaving a reviewer's own labels, and every candidate that is not pending, as they are."""
+    settings = _settings(tmp_path)
+    old, _ = train_catalogue(engine, "vpt", settings=settings)
+    score_and_enqueue(engine, "vpt", None, settings=settings)
+    queue = ReviewQueue(engine, "ana", "vpt")
+    relabelled, deferred = queue.ids()[3:5]
+    queue.relabel(relabelled, ["pixel"])
+    queue.defer(deferred)
+    new = _retrain_after_rejecting(engine, settings, queue, 3)
+    assert model_version(new) != model_version(old)
+    before = _candidates(engine)
+    stale = [c for c in before.values() if c.status == "pending"]
+    assert all(c.model_version == model_version(old) for c in stale)
+
+    stats = score_and_enqueue(engine, "vpt", None, settings=settings)
+    assert stats.rescored == len(stale) > 10  # the papers it queues (`queued`) it scored itself
+    assert stats.summary().endswith(f"; rescored {len(stale)} pending candidates")
+    after = _candidates(engine)
+    for candidate in stale:
+        now = after[candidate.id]
+        expected = _expected_scores(engine, new, candidate.paper_id)
+        assert now.status == "pending" and now.model_version == model_version(new)
+        assert now.version == candidate.version + 1  # a screen that read the old scores conflicts
+        assert (now.relevance, now.label_scores, now.proposed_labels) == (
+            expected.relevance,
+            expected.labels,
+            expected.proposed_labels,
+        )
+        assert (now.base_to_novel, now.base_to_novel_flag) == (
+            expected.base_to_novel,
+            expected.base_to_novel_flag,
+        )
+        assert now.final_labels == (["pixel"] if candidate.id == relabelled else None)
+    assert any(after[c.id].relevance != c.relevance for c in stale)
+    # One below the new threshold stays pending: a reviewer may be looking at it.
+    assert queue.count() == len(stale) + stats.queued
+    for candidate in before.values():
+        if candidate.status != "pending":
+            now = after[candidate.id]
+            assert (now.version, now.relevance, now.model_version) == (
+                candidate.version,
+                candidate.relevance,
+                candidate.model_version,
+            )
+    assert after[deferred].status == "deferred"
+    # The queue's order is the new model's.
+    pending = [i for i, c in after.items() if c.status == "pending"]
+    assert all(after[i].model_version == model_version(new) for i in pending)
+    assert queue.ids() == sorted(pending, key=lambda i: (-after[i].relevance, i))
+    # Once rescored, they are not scored again.
+    assert score_and_enqueue(engine, "vpt", None, settings=settings).rescored == 0
+
+
+def test_a_rescore_never_overwrites_a_decision_taken_meanwhile(
+    engine: Engine, store: dict[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`classify train` rescores the pending candidates (`rescore_catalogue`) while the review
+    app decides in another process: a candidate accepted while the new model scores it keeps
+    the reviewer's decision and the scores the reviewer saw; the others are rescored."""
+    settings = _settings(tmp_path)
+    old, _ = train_catalogue(engine, "vpt", settings=settings)
+    score_and_enqueue(engine, "vpt", None, settings=settings)
+    queue = ReviewQueue(engine, "ana", "vpt")
+    new = _retrain_after_rejecting(engine, settings, queue, 3)
+    accepted = queue.ids()[0]
+    before = _candidates(engine)
+    pending = [c for c in before.values() if c.status == "pending"]
+    score = new.score
+
+    def score_while_deciding(examples: list[Example], *args: object, **kwargs: object) -> list[Scores]:
+        ReviewQueue(engine, "bo", "vpt").accept(accepted, ["token"])  # the review app, meanwhile
+        return score(examples, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(new, "score", score_while_deciding)
+    assert rescore_catalogue(engine, "vpt", new) == len(pending) - 1
+    after = _candidates(engine)
+    won = after[accepted]
+    assert (won.status, won.final_labels, won.reviewer) == ("accepted", ["token"], "bo")
+    assert (won.relevance, won.model_version) == (before[accepted].relevance, model_version(old))
+    assert all(after[c.id].model_version == model_version(new) for c in pending if c.id != accepted)
+    monkeypatch.undo()
+    assert rescore_catalogue(engine, "vpt", new) == 0  # an accepted candidate is never rescored

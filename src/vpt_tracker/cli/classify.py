@@ -34,6 +34,7 @@ from vpt_tracker.enqueue import (
     explain,
     load_model,
     replay_catalogue,
+    rescore_catalogue,
     rules_for,
     score_and_enqueue,
     train_catalogue,
@@ -173,9 +174,10 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
       vpt-tracker classify train awesome-vpt --negatives-jsonl off-topic.jsonl
     """
     extra = [example for path in negatives for _id, example in _read_papers(path)]
-    model, directory = train_catalogue(
-        app.engine(), name, settings=app.settings, extra_negatives=extra, seed=seed
-    )
+    engine = app.engine()
+    model, directory = train_catalogue(engine, name, settings=app.settings, extra_negatives=extra, seed=seed)
+    # The queue's pending candidates get the new model's scores now, not at the next enqueue.
+    rescored = rescore_catalogue(engine, name, model)
     if as_json:
         echo_json(model.card)
         return
@@ -215,6 +217,7 @@ def train_command(app: AppContext, name: str, negatives: tuple[Path, ...], seed:
     for group in model.exclusive:
         how_many = "exactly one" if group in model.required else "at most one"
         click.echo(f"{how_many} label of {', '.join(group)} per paper: the most probable")
+    click.echo(f"rescored {plural(rescored, 'pending candidate')} with the new model")
 
 
 @classify_group.command("score")
