@@ -665,6 +665,24 @@ def model_version(model: CatalogueModel) -> str:
     return (str(card.get("data_sha256", ""))[:12] + "@" + str(card.get("trained_at", "")))[:64]
 
 
+#: Each candidate column a model's score fills and the `Scores` field it holds: the model's
+#: fields, and no other. A new candidate (`_queue`) and a rescored one (`rescore_pending`) get
+#: them alike.
+_MODEL_FIELDS = {
+    "relevance": "relevance",
+    "label_scores": "labels",
+    "proposed_labels": "proposed_labels",
+    "base_to_novel": "base_to_novel",
+    "base_to_novel_flag": "base_to_novel_flag",
+    "low_confidence": "low_confidence",
+}
+
+
+def _model_fields(score: Scores) -> dict[str, Any]:
+    """The candidate columns `score` fills (`_MODEL_FIELDS`), by column name."""
+    return {column: getattr(score, attribute) for column, attribute in _MODEL_FIELDS.items()}
+
+
 def rescore_pending(session: Session, catalogue_id: int, model: CatalogueModel) -> int:
     """Score again, with `model`, the catalogue's pending candidates another model scored;
     return how many were rescored.
@@ -692,15 +710,6 @@ def rescore_pending(session: Session, catalogue_id: int, model: CatalogueModel) 
         .order_by(CandidateRow.id)
     ).all()
     table: Table = CandidateRow.__table__  # type: ignore[assignment]  # declared as FromClause
-    # Each column and the `Scores` field it holds: the model's fields, and no other.
-    fields = {
-        "relevance": "relevance",
-        "label_scores": "labels",
-        "proposed_labels": "proposed_labels",
-        "base_to_novel": "base_to_novel",
-        "base_to_novel_flag": "base_to_novel_flag",
-        "low_confidence": "low_confidence",
-    }
     statement = (
         update(table)
         .where(
@@ -709,7 +718,7 @@ def rescore_pending(session: Session, catalogue_id: int, model: CatalogueModel) 
             table.c.status == pending,
         )
         .values(
-            {name: bindparam(f"b_{name}") for name in fields}
+            {name: bindparam(f"b_{name}") for name in _MODEL_FIELDS}
             | {
                 "model_version": version,
                 "version": table.c.version + 1,
@@ -723,7 +732,7 @@ def rescore_pending(session: Session, catalogue_id: int, model: CatalogueModel) 
         scores = model.score([paper_example(papers[c.paper_id]) for c in batch], all_labels=True)
         now = utcnow()
         params = [
-            {f"b_{name}": getattr(score, attribute) for name, attribute in fields.items()}
+            {f"b_{name}": value for name, value in _model_fields(score).items()}
             | {"b_id": candidate.id, "b_version": candidate.version, "b_now": now}
             for candidate, score in zip(batch, scores, strict=True)
         ]
@@ -792,12 +801,7 @@ def _queue(target: _Target, papers: Sequence[Any], scores: Sequence[Scores]) -> 
             "paper_id": paper.id,
             "catalogue_id": target.catalogue_id,
             "status": CandidateStatus.PENDING.value,
-            "relevance": score.relevance,
-            "label_scores": score.labels,
-            "proposed_labels": score.proposed_labels,
-            "base_to_novel": score.base_to_novel,
-            "base_to_novel_flag": score.base_to_novel_flag,
-            "low_confidence": score.low_confidence,
+            **_model_fields(score),
             "rule": score.rule,
             "model_version": target.version,
             "version": 1,
