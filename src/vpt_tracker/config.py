@@ -51,7 +51,6 @@ from vpt_tracker.normalize import arxiv_category
 
 CONFIG_ENV = "VPT_CONFIG"
 DEFAULT_CONFIG_NAME = "vpt-tracker.toml"
-PRESETS = ("awesome-vpt", "prompt-adaptation", "generalizable-vlm")
 
 
 class ConfigError(Exception):

@@ -22,7 +22,6 @@ from sqlalchemy import Engine
 
 from vpt_tracker.classify.taxonomy import Preset
 from vpt_tracker.config import (
-    PRESETS,
     ArxivApiConfig,
     ArxivRssConfig,
     CatalogueConfig,
@@ -44,6 +43,8 @@ Echo = Callable[[str], None]
 OPENREVIEW_VENUES = [OpenReviewVenue(venue_id="ICLR.cc/2024/Conference", name="ICLR", year=2024)]
 CVF_CONFERENCES = [CvfConference(name="CVPR", year=2022), CvfConference(name="ICCV", year=2023)]
 REVIEWER = "demo"
+#: The shipped presets, each with a bundled list (`demo_data/lists/NAME.md`) the demo imports.
+PRESETS = ("awesome-vpt", "prompt-adaptation", "generalizable-vlm")
 
 
 @dataclass

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from vpt_tracker.catalogue.markdown import parse
-from vpt_tracker.classify.taxonomy import load_preset, preset_names
+from vpt_tracker.classify.presets import preset_names
+from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError
 
 LISTS = Path(__file__).parents[1] / "fixtures" / "lists"

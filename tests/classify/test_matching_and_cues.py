@@ -14,7 +14,7 @@ from vpt_tracker.classify.cues import CueReader, CueSet
 from vpt_tracker.classify.data import AbstractIndex, Example, TrainingSet
 from vpt_tracker.classify.model import CatalogueModel, Hyper
 from vpt_tracker.classify.rules import RuleSet
-from vpt_tracker.classify.taxonomy import load_preset
+from vpt_tracker.classify.taxonomy import load_preset, read_preset
 from vpt_tracker.errors import UserError
 
 from .conftest import VPT_LABELS
@@ -333,7 +333,7 @@ def test_presets_name_existing_cues_for_their_labels(tmp_path: Path) -> None:
     broken = (Path(__file__).parents[2] / "classifiers" / "awesome-vpt.toml").read_text()
     (tmp_path / "broken.toml").write_text(broken.replace('cue = "pixel-space"', 'cue = "pixel-spaces"'))
     with pytest.raises(UserError, match=r"broken\.toml: label 'pixel' names the cue 'pixel-spaces'"):
-        load_preset("broken", tmp_path)
+        read_preset("broken", tmp_path / "broken.toml")
 
 
 def test_an_exclusive_group_proposes_its_most_probable_label(
@@ -403,7 +403,7 @@ def test_presets_name_their_exclusive_and_required_groups(tmp_path: Path) -> Non
         broken = text.replace('required_groups = ["modality"]', f'{kind}_groups = ["modalities"]')
         (tmp_path / "broken.toml").write_text(broken)
         with pytest.raises(UserError, match=rf"broken\.toml: {kind} group 'modalities' has no labels"):
-            load_preset("broken", tmp_path)
+            read_preset("broken", tmp_path / "broken.toml")
 
 
 def test_a_preset_names_the_headings_it_is_silent_under(tmp_path: Path) -> None:
@@ -420,7 +420,7 @@ def test_a_preset_names_the_headings_it_is_silent_under(tmp_path: Path) -> None:
     ):
         (tmp_path / "broken.toml").write_text(broken)
         with pytest.raises(UserError, match=error):
-            load_preset("broken", tmp_path)
+            read_preset("broken", tmp_path / "broken.toml")
 
 
 def test_a_preset_value_of_the_wrong_shape_names_its_key(tmp_path: Path) -> None:
@@ -455,10 +455,10 @@ def test_a_preset_value_of_the_wrong_shape_names_its_key(tmp_path: Path) -> None
     ):
         (tmp_path / "broken.toml").write_text(text, encoding="utf-8")
         with pytest.raises(UserError, match=r"^preset \S*broken\.toml: " + error):
-            load_preset("broken", tmp_path)
+            read_preset("broken", tmp_path / "broken.toml")
     (tmp_path / "broken.toml").write_text(vpt, encoding="utf-16")
     with pytest.raises(UserError, match=r"broken\.toml is not UTF-8 text"):
-        load_preset("broken", tmp_path)
+        read_preset("broken", tmp_path / "broken.toml")
 
 
 def test_a_misspelt_preset_key_is_refused(tmp_path: Path) -> None:
@@ -491,7 +491,7 @@ def test_a_misspelt_preset_key_is_refused(tmp_path: Path) -> None:
     ):
         (tmp_path / "broken.toml").write_text(text, encoding="utf-8")
         with pytest.raises(UserError, match=r"^preset \S*broken\.toml: " + error):
-            load_preset("broken", tmp_path)
+            read_preset("broken", tmp_path / "broken.toml")
 
 
 def test_a_required_group_proposes_its_likeliest_label_when_none_passes(

@@ -11,6 +11,7 @@ import pytest
 from vpt_tracker.catalogue.markdown import parse
 from vpt_tracker.classify.data import AbstractIndex, Example, TrainingSet, mentions_prompt
 from vpt_tracker.classify.model import CatalogueModel
+from vpt_tracker.classify.presets import presets_dir
 from vpt_tracker.classify.recipes import (
     RECIPES,
     SAYS_BASE_TO_NOVEL,
@@ -21,7 +22,7 @@ from vpt_tracker.classify.recipes import (
     match_entries,
     results_table,
 )
-from vpt_tracker.classify.taxonomy import load_preset, presets_dir
+from vpt_tracker.classify.taxonomy import load_preset
 from vpt_tracker.errors import UserError
 
 from .conftest import load

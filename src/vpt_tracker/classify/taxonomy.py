@@ -67,7 +67,7 @@ from typing import Any
 
 from vpt_tracker.catalogue.markdown import NewEntry
 from vpt_tracker.classify.cues import CueSet
-from vpt_tracker.classify.presets import preset_names, presets_dir
+from vpt_tracker.classify.presets import SHIPPED
 from vpt_tracker.errors import UserError
 from vpt_tracker.models import Label
 
@@ -209,15 +209,10 @@ class Preset:
         )
 
 
-def load_preset(name: str, directory: Path | None = None) -> Preset:
-    """The preset `name` of `directory` (default: the shipped ones); a UserError lists the known
-    presets if there is none. A catalogue's preset is loaded with `Presets.load`."""
-    folder = directory or presets_dir()
-    path = folder / f"{name}.toml"
-    if "/" in name or "\\" in name or not path.is_file():
-        known = ", ".join(preset_names(folder)) or "none"
-        raise UserError(f"unknown preset {name!r}; known presets: {known}")
-    return read_preset(name, path)
+def load_preset(name: str) -> Preset:
+    """The shipped preset `name` (`SHIPPED.load`): what a caller with no settings reads (the
+    recipes, the benchmarks). A catalogue's preset is loaded with `Settings.presets.load`."""
+    return SHIPPED.load(name)
 
 
 def read_preset(name: str, path: Path) -> Preset:
