@@ -319,13 +319,13 @@ def enrich_catalogue(
             records = [*entry.matches, _entry_record(name, entry, entry.matches)]
             ingested, paper_ids = ingest_resolved(session, records, index=index)
             stats.ingest += ingested
-            if _join_matches(session, entry, paper_ids[:-1], paper_ids[-1], stats):
-                index = IdentityIndex.load(session)  # the merge moved keys the index cannot follow
+            joined = _join_matches(session, entry, paper_ids[:-1], paper_ids[-1], stats)
             entry_row = session.get(EntryRow, entry.id)
             if entry_row is not None and entry_row.paper_id != paper_ids[-1]:
                 entry_row.paper_id = paper_ids[-1]
                 stats.linked += 1
-            if entry_row is not None and _rejoin_left(session, name, entry, paper_ids[-1], stats):
+            rejoined = entry_row is not None and _rejoin_left(session, name, entry, paper_ids[-1], stats)
+            if joined or rejoined:  # a merge moved keys the index cannot follow: read it once again
                 index = IdentityIndex.load(session)
             if not session.scalar(select(PaperRow.abstract).where(PaperRow.id == paper_ids[-1])):
                 stats.unmatched += 1  # what the entry's paper has, not what was matched (a refused merge)
