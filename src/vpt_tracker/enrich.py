@@ -33,7 +33,13 @@ from vpt_tracker.catalogue.names import title_core, titles_agree
 from vpt_tracker.catalogue.service import get_catalogue
 from vpt_tracker.dumps import read_dump
 from vpt_tracker.errors import UserError
-from vpt_tracker.identity import entry_sighting_id, entry_sighting_of, merge_papers
+from vpt_tracker.identity import (
+    entry_sighting_id,
+    entry_sighting_of,
+    merge_papers,
+    paper_candidates,
+    paper_entries,
+)
 from vpt_tracker.ingest import (
     TITLE_THRESHOLD_TITLE_ONLY,
     IdentityIndex,
@@ -45,7 +51,7 @@ from vpt_tracker.ingest import (
 )
 from vpt_tracker.models import RawRecord
 from vpt_tracker.store import transaction
-from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PaperRow, SightingRow
+from vpt_tracker.store.tables import EntryRow, PaperRow, SightingRow
 
 log = logging.getLogger(__name__)
 
@@ -319,13 +325,13 @@ def enrich_catalogue(
             records = [*entry.matches, _entry_record(name, entry, entry.matches)]
             ingested, paper_ids = ingest_resolved(session, records, index=index)
             stats.ingest += ingested
-            if _join_matches(session, entry, paper_ids[:-1], paper_ids[-1], stats):
-                index = IdentityIndex.load(session)  # the merge moved keys the index cannot follow
+            joined = _join_matches(session, entry, paper_ids[:-1], paper_ids[-1], stats)
             entry_row = session.get(EntryRow, entry.id)
             if entry_row is not None and entry_row.paper_id != paper_ids[-1]:
                 entry_row.paper_id = paper_ids[-1]
                 stats.linked += 1
-            if entry_row is not None and _rejoin_left(session, name, entry, paper_ids[-1], stats):
+            rejoined = entry_row is not None and _rejoin_left(session, name, entry, paper_ids[-1], stats)
+            if joined or rejoined:  # a merge moved keys the index cannot follow: read it once again
                 index = IdentityIndex.load(session)
             if not session.scalar(select(PaperRow.abstract).where(PaperRow.id == paper_ids[-1])):
                 stats.unmatched += 1  # what the entry's paper has, not what was matched (a refused merge)
@@ -441,29 +447,12 @@ def _held_besides_entries(session: Session, other: int, paper_id: int) -> list[s
     other sightings. Nothing: the paper is what those entries' sightings made, and is theirs."""
     ours = {
         entry_sighting_id(name, normalize.title_key(title))
-        for title, name in session.execute(
-            select(EntryRow.title, CatalogueRow.name)
-            .join(CatalogueRow, CatalogueRow.id == EntryRow.catalogue_id)
-            .where(EntryRow.paper_id == paper_id)
-        )
+        for _, name, title in paper_entries(session, paper_id)
     }
-    held = [
-        f"entry {entry_id} of {name!r}"
-        for entry_id, name in session.execute(
-            select(EntryRow.id, CatalogueRow.name)
-            .join(CatalogueRow, CatalogueRow.id == EntryRow.catalogue_id)
-            .where(EntryRow.paper_id == other)
-            .order_by(EntryRow.id)
-        )
-    ]
+    held = [f"entry {entry_id} of {name!r}" for entry_id, name, _ in paper_entries(session, other)]
     held += [
         f"candidate {candidate_id} of {name!r} ({status})"
-        for candidate_id, name, status in session.execute(
-            select(CandidateRow.id, CatalogueRow.name, CandidateRow.status)
-            .join(CatalogueRow, CatalogueRow.id == CandidateRow.catalogue_id)
-            .where(CandidateRow.paper_id == other)
-            .order_by(CandidateRow.id)
-        )
+        for candidate_id, name, status in paper_candidates(session, other)
     ]
     sightings = session.scalars(
         select(SightingRow).where(SightingRow.paper_id == other).order_by(SightingRow.id)

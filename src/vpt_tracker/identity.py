@@ -616,6 +616,28 @@ def _suspect(paper_id: int, sightings: list[tuple[int, RawRecord]]) -> list[Susp
     return [Suspect(paper_id, "", list(by_numbers.values()))]
 
 
+def paper_entries(session: Session, paper_id: int) -> list[tuple[int, str, str]]:
+    """The catalogue entries linked to a paper: (entry id, catalogue name, title), by id."""
+    rows = session.execute(
+        select(EntryRow.id, CatalogueRow.name, EntryRow.title)
+        .join(CatalogueRow, CatalogueRow.id == EntryRow.catalogue_id)
+        .where(EntryRow.paper_id == paper_id)
+        .order_by(EntryRow.id)
+    )
+    return [(entry_id, name, title) for entry_id, name, title in rows]
+
+
+def paper_candidates(session: Session, paper_id: int) -> list[tuple[int, str, str]]:
+    """A paper's candidates: (candidate id, catalogue name, status), by id."""
+    rows = session.execute(
+        select(CandidateRow.id, CatalogueRow.name, CandidateRow.status)
+        .join(CatalogueRow, CatalogueRow.id == CandidateRow.catalogue_id)
+        .where(CandidateRow.paper_id == paper_id)
+        .order_by(CandidateRow.id)
+    )
+    return [(candidate_id, name, status) for candidate_id, name, status in rows]
+
+
 def describe(engine: Engine, paper_id: int) -> dict[str, Any]:
     """A paper with what points at it: its sightings (the ids `split` takes), the catalogue
     entries linked to it, its candidates and what the scoring backlog owes it."""
@@ -637,18 +659,8 @@ def describe(engine: Engine, paper_id: int) -> dict[str, Any]:
                     **{name: getattr(keys, name) for name in KEY_FIELDS},
                 }
             )
-        entries = session.execute(
-            select(EntryRow.id, CatalogueRow.name, EntryRow.title)
-            .join(CatalogueRow, CatalogueRow.id == EntryRow.catalogue_id)
-            .where(EntryRow.paper_id == paper_id)
-            .order_by(EntryRow.id)
-        ).all()
-        candidates = session.execute(
-            select(CandidateRow.id, CatalogueRow.name, CandidateRow.status)
-            .join(CatalogueRow, CatalogueRow.id == CandidateRow.catalogue_id)
-            .where(CandidateRow.paper_id == paper_id)
-            .order_by(CandidateRow.id)
-        ).all()
+        entries = paper_entries(session, paper_id)
+        candidates = paper_candidates(session, paper_id)
         owed = session.scalars(
             select(ScoringBacklogRow.catalogue)
             .where(_owed_by(paper_id))

@@ -197,23 +197,16 @@ def remove_catalogue(
         if history and not force:
             raise UserError(refusal(name, history))
         cid = plan.catalogue_id
-        candidate_ids = select(CandidateRow.id).where(CandidateRow.catalogue_id == cid)
-        # Children first, by hand: SQLite enforces the cascades only with foreign keys on,
-        # and an explicit order does not depend on it.
-        session.execute(delete(DecisionRow).where(DecisionRow.candidate_id.in_(candidate_ids)))
-        session.execute(delete(PublicationRow).where(PublicationRow.catalogue_id == cid))
-        session.execute(delete(EntryRow).where(EntryRow.catalogue_id == cid))
-        session.execute(
-            update(EntryRow).where(EntryRow.candidate_id.in_(candidate_ids)).values(candidate_id=None)
-        )
-        session.execute(delete(CandidateRow).where(CandidateRow.catalogue_id == cid))
-        session.execute(delete(PullRequestRow).where(PullRequestRow.catalogue_id == cid))
         for upgrade_id, listed in _listing_upgrades(session, cid):
             session.execute(
                 update(VenueUpgradeRow)
                 .where(VenueUpgradeRow.id == upgrade_id)
                 .values(listed_in=[other for other in listed if other != cid])
             )
+        # The schema's ON DELETE actions take the rest (foreign keys are on for every SQLite
+        # connection, `store.db`): its entries, candidates (their decisions and publications),
+        # publications and pull requests go; another list's entry a candidate of its became
+        # keeps its paper and loses the link (SET NULL).
         session.execute(delete(CatalogueRow).where(CatalogueRow.id == cid))
         return plan
 
