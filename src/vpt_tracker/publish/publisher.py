@@ -45,7 +45,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.publish.git import GitRepo, RemoteState
-from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
+from vpt_tracker.publish.github import GithubClient, PullRequest, same_repo, split_repo
 from vpt_tracker.publish.upstream import Rebase, entry_key, rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PublicationRow, PullRequestRow
@@ -142,7 +142,7 @@ def resolve_target(settings: Settings, name: str, readme_path: str | None, store
     workdir = (settings.github.workdir or settings.data_dir / "repos") / name
     git_url = config.git_url or f"https://github.com/{owner}/{repo_name}.git"
     fork = config.fork
-    if fork is not None and fork.lower() == f"{owner}/{repo_name}".lower():
+    if fork is not None and same_repo(fork, f"{owner}/{repo_name}"):
         raise UserError(
             f"fork {fork!r} of catalogue {name!r} is the list's repository itself; set it to your fork "
             "of the list, or remove fork to push to the list's repository"
@@ -690,10 +690,11 @@ class Publisher:
             ).all()
         for number, head in others:
             fork, branch = split_head(head)
-            if branch == target.branch and (fork or "").lower() == (target.fork or "").lower():
+            same_fork = same_repo(fork or "", target.fork or "")
+            if branch == target.branch and same_fork:
                 continue  # the same fork, its name written in other case: GitHub's names ignore case
             if any(p.number == number for p in self._pull_list("open", head)):
-                if (fork or "").lower() != (target.fork or "").lower():
+                if not same_fork:
                     now = f"the catalogue publishes from {describe_head(target.head)} now"
                     back = (
                         f"set fork = {fork!r} again"
