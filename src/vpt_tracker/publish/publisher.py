@@ -564,7 +564,7 @@ class Publisher:
             outcome.closed = self._close_emptied_pull()
             return outcome
 
-        existing = self._pulls("open", target.head)
+        existing = self._open_pull()
         if existing is None:
             self._refuse_closed_duplicate(plan)
             self._refuse_open_pull_of_another_branch()
@@ -589,15 +589,15 @@ class Publisher:
         outcome.published = self._mark_published(plan, outcome.pull)
         return outcome
 
+    def _open_pull(self) -> PullRequest | None:
+        """Our open pull request (the oldest, if a race opened two), from the target's head."""
+        target = self.target
+        return self.github.find_open_pull(target.branch, target.base_branch, head_repo=target.fork)
+
     def _pull_list(self, state: str, head: str) -> list[PullRequest]:
         """Our pull requests in `state` from `head` (`Target.head`, as stored) into the base."""
         fork, branch = split_head(head)
         return self.github.list_pulls(branch, self.target.base_branch, state=state, head_repo=fork)
-
-    def _pulls(self, state: str, head: str) -> PullRequest | None:
-        """The first (oldest) of `_pull_list`, or None."""
-        pulls = self._pull_list(state, head)
-        return min(pulls, key=lambda p: p.number) if pulls else None
 
     def _take_in_upstream(self, upstream: str, remote: RemoteState) -> Rebase | None:
         """If upstream's README is not our base any more, make it the base (our changes
@@ -631,7 +631,7 @@ class Publisher:
         Its README hash is forgotten, so that proposing the same README again later (the
         reject undone) is not refused as a pull request the maintainer declined.
         """
-        pull = self._pulls("open", self.target.head)
+        pull = self._open_pull()
         if pull is None:
             return None
         closed = self.github.close_pull(pull.number)
