@@ -524,6 +524,20 @@ def accept_inpainting(engine: Engine, label_scores: dict[str, float]) -> int:
     )
 
 
+def accept_plot(engine: Engine, label_scores: dict[str, float]) -> int:
+    """A new paper, accepted before a publish (PLOT, ICLR 2023)."""
+    return accept(
+        engine,
+        title="PLOT: Prompt Learning with Optimal Transport for Vision-Language Models",
+        arxiv_id="2210.01253",
+        venue="ICLR",
+        year=2023,
+        labels=["learnable", "token"],
+        relevance=0.91,
+        label_scores=label_scores,
+    )
+
+
 def accept_two(engine: Engine) -> tuple[int, int]:
     """One new paper (PLOT, ICLR 2023) and one venue upgrade of a listed preprint.
 

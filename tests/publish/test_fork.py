@@ -27,8 +27,8 @@ from .conftest import (
     TOKEN,
     FakeGithub,
     Remote,
-    accept,
     accept_inpainting,
+    accept_plot,
     accept_two,
     import_list,
     write_config,
@@ -330,16 +330,7 @@ def test_a_declined_pull_request_from_the_fork_is_not_reopened_and_an_emptied_on
     the list's owner, the declined pull request was not seen (and opened again with the same
     changes), and the emptied one was left open."""
     import_list(engine)
-    plot = accept(
-        engine,
-        title="PLOT: Prompt Learning with Optimal Transport for Vision-Language Models",
-        arxiv_id="2210.01253",
-        venue="ICLR",
-        year=2023,
-        labels=["learnable", "token"],
-        relevance=0.91,
-        label_scores={"learnable": 0.88},
-    )
+    plot = accept_plot(engine, {"learnable": 0.88})
     assert publish().exit_code == 0
     github.pulls[0]["state"] = "closed"  # the maintainer declines it
     refused = publish()

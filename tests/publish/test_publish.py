@@ -38,6 +38,7 @@ from .conftest import (
     Remote,
     accept,
     accept_inpainting,
+    accept_plot,
     accept_two,
     import_list,
     write_config,
@@ -407,16 +408,7 @@ def test_rejecting_the_only_paper_of_an_open_pull_request_closes_it(
     """With nothing left to propose, publish said "nothing to publish" and left the pull
     request open, still adding the rejected paper if the maintainer merged it."""
     import_list(engine)
-    plot = accept(
-        engine,
-        title=PLOT,
-        arxiv_id="2210.01253",
-        venue="ICLR",
-        year=2023,
-        labels=["learnable", "token"],
-        relevance=0.91,
-        label_scores={"learnable": 0.88},
-    )
+    plot = accept_plot(engine, {"learnable": 0.88})
     opened = cli("publish", CATALOGUE)
     assert opened.exit_code == 0, opened.output
     # One paper is one change and one candidate (it said "1 change(s), 1 candidate(s)").
@@ -785,16 +777,7 @@ def test_an_accepted_paper_the_maintainer_listed_by_hand_before_any_publish_beco
     # The candidate stayed `accepted` for good: every publish warned "not promoted: already
     # listed", and it could be rejected while the list showed it.
     import_list(engine)
-    plot = accept(
-        engine,
-        title=PLOT,
-        arxiv_id="2210.01253",
-        venue="ICLR",
-        year=2023,
-        labels=["learnable", "token"],
-        relevance=0.91,
-        label_scores={"learnable": 0.88, "token": 0.74},
-    )
+    plot = accept_plot(engine, {"learnable": 0.88, "token": 0.74})
     by_hand = README_0624.read_text().replace(
         "| arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |",
         "| arXiv | 2025 | [Github](https://github.com/runtsang/VFPT) |\n"

@@ -65,6 +65,16 @@ def split_repo(repo: str) -> tuple[str, str]:
     return owner, name
 
 
+def same_repo(a: str, b: str) -> bool:
+    """Whether two "owner/name" name one repository: GitHub's names ignore case."""
+    return a.lower() == b.lower()
+
+
+def head_label(owner: str, branch: str) -> str:
+    """`owner:branch`, how GitHub names a pull request's head across repositories."""
+    return f"{owner}:{branch}"
+
+
 class GithubClient:
     """A thin REST client for one repository."""
 
@@ -194,7 +204,7 @@ class GithubClient:
         response = self._request(
             "GET",
             f"/repos/{self.owner}/{self.name}/pulls",
-            params={"head": f"{head[0]}:{branch}", "base": base, "state": state, "per_page": 100},
+            params={"head": head_label(head[0], branch), "base": base, "state": state, "per_page": 100},
         )
         if response.status_code != 200:
             raise self._fail(response, doing)
@@ -223,9 +233,9 @@ class GithubClient:
             "body": body,
             "maintainer_can_modify": True,
         }
-        cross = not _same(head, (self.owner, self.name))  # from a fork
+        cross = not same_repo("/".join(head), self.repo)  # from a fork
         if cross:
-            payload["head"] = f"{head[0]}:{branch}"
+            payload["head"] = head_label(head[0], branch)
             if head[0].lower() == self.owner.lower():
                 payload["head_repo"] = head[1]
         response = self._request("POST", f"/repos/{self.owner}/{self.name}/pulls", json=payload)
@@ -284,7 +294,7 @@ class GithubClient:
         if not isinstance(data, dict):
             raise GithubError(f"GitHub sent an unexpected body while {doing}")
         full_name = str(data.get("full_name") or f"{owner}/{name}")
-        if full_name.lower() == self.repo.lower():
+        if same_repo(full_name, self.repo):
             raise GithubError(
                 f"the fork {owner}/{name} is the list's repository {self.repo} itself; set `fork` to your "
                 "fork of the list, or remove it to push to the list's repository",
@@ -329,11 +339,6 @@ class GithubClient:
         return _pull(self._json(response, doing))
 
 
-def _same(a: tuple[str, str], b: tuple[str, str]) -> bool:
-    """Whether two ("owner", "name") name one repository: GitHub's names ignore case."""
-    return "/".join(a).lower() == "/".join(b).lower()
-
-
 def _from(data: dict[str, Any], head: tuple[str, str], branch: str) -> bool:
     """Whether a pull request's body says it comes from `branch` of repository `head`
     ("owner", "name"). A head whose repository was deleted (`repo: null`) is known by its
@@ -343,9 +348,9 @@ def _from(data: dict[str, Any], head: tuple[str, str], branch: str) -> bool:
         return False
     repo = about.get("repo")
     if isinstance(repo, dict) and repo.get("full_name"):
-        return str(repo["full_name"]).lower() == "/".join(head).lower()
+        return same_repo(str(repo["full_name"]), "/".join(head))
     label = about.get("label")
-    return label is None or str(label).lower() == f"{head[0]}:{branch}".lower()
+    return label is None or str(label).lower() == head_label(head[0], branch).lower()
 
 
 def _network(data: dict[str, Any]) -> str:

@@ -45,7 +45,7 @@ from vpt_tracker.errors import UserError
 from vpt_tracker.locks import exclusive
 from vpt_tracker.models import CandidateStatus
 from vpt_tracker.publish.git import GitRepo, RemoteState
-from vpt_tracker.publish.github import GithubClient, PullRequest, split_repo
+from vpt_tracker.publish.github import GithubClient, PullRequest, same_repo, split_repo
 from vpt_tracker.publish.upstream import Rebase, entry_key, rebase_catalogue
 from vpt_tracker.store import session_factory, transaction
 from vpt_tracker.store.tables import CandidateRow, CatalogueRow, EntryRow, PublicationRow, PullRequestRow
@@ -142,7 +142,7 @@ def resolve_target(settings: Settings, name: str, readme_path: str | None, store
     workdir = (settings.github.workdir or settings.data_dir / "repos") / name
     git_url = config.git_url or f"https://github.com/{owner}/{repo_name}.git"
     fork = config.fork
-    if fork is not None and fork.lower() == f"{owner}/{repo_name}".lower():
+    if fork is not None and same_repo(fork, f"{owner}/{repo_name}"):
         raise UserError(
             f"fork {fork!r} of catalogue {name!r} is the list's repository itself; set it to your fork "
             "of the list, or remove fork to push to the list's repository"
@@ -564,7 +564,7 @@ class Publisher:
             outcome.closed = self._close_emptied_pull()
             return outcome
 
-        existing = self._pulls("open", target.head)
+        existing = self._open_pull()
         if existing is None:
             self._refuse_closed_duplicate(plan)
             self._refuse_open_pull_of_another_branch()
@@ -589,15 +589,15 @@ class Publisher:
         outcome.published = self._mark_published(plan, outcome.pull)
         return outcome
 
+    def _open_pull(self) -> PullRequest | None:
+        """Our open pull request (the oldest, if a race opened two), from the target's head."""
+        target = self.target
+        return self.github.find_open_pull(target.branch, target.base_branch, head_repo=target.fork)
+
     def _pull_list(self, state: str, head: str) -> list[PullRequest]:
         """Our pull requests in `state` from `head` (`Target.head`, as stored) into the base."""
         fork, branch = split_head(head)
         return self.github.list_pulls(branch, self.target.base_branch, state=state, head_repo=fork)
-
-    def _pulls(self, state: str, head: str) -> PullRequest | None:
-        """The first (oldest) of `_pull_list`, or None."""
-        pulls = self._pull_list(state, head)
-        return min(pulls, key=lambda p: p.number) if pulls else None
 
     def _take_in_upstream(self, upstream: str, remote: RemoteState) -> Rebase | None:
         """If upstream's README is not our base any more, make it the base (our changes
@@ -631,7 +631,7 @@ class Publisher:
         Its README hash is forgotten, so that proposing the same README again later (the
         reject undone) is not refused as a pull request the maintainer declined.
         """
-        pull = self._pulls("open", self.target.head)
+        pull = self._open_pull()
         if pull is None:
             return None
         closed = self.github.close_pull(pull.number)
@@ -690,10 +690,11 @@ class Publisher:
             ).all()
         for number, head in others:
             fork, branch = split_head(head)
-            if branch == target.branch and (fork or "").lower() == (target.fork or "").lower():
+            same_fork = same_repo(fork or "", target.fork or "")
+            if branch == target.branch and same_fork:
                 continue  # the same fork, its name written in other case: GitHub's names ignore case
             if any(p.number == number for p in self._pull_list("open", head)):
-                if (fork or "").lower() != (target.fork or "").lower():
+                if not same_fork:
                     now = f"the catalogue publishes from {describe_head(target.head)} now"
                     back = (
                         f"set fork = {fork!r} again"
