@@ -25,7 +25,6 @@ from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from threading import Thread
 from time import monotonic
 from typing import Any, Literal
@@ -498,46 +497,34 @@ class ReviewApp(App[SessionSummary]):
         self.set_timer(self.WAIT_SHOWN_AFTER, lambda: self._show_read_wait(read))
         group = read.group or read.key
         exclusive = group != "rows"  # pages of rows are read side by side
-        took = partial(self._read_done, read)
-        self.run_worker(
-            self._off_thread(f"review read: {read.key}", read.call, took), group=group, exclusive=exclusive
-        )
+        self.run_worker(self._run_read(read), group=group, exclusive=exclusive)
 
-    async def _off_thread(
-        self,
-        name: str,
-        call: Callable[[], Any],
-        took: Callable[[Any, OperationalError | UserError | None], None],
-        *,
-        daemon: bool = True,
-    ) -> None:
-        """The worker of a read or a decision: `call` in a thread of its own, its outcome (a
-        result, or the error of a database that did not answer or a UserError) given to `took`
-        on the app's thread. Not in a thread of Textual's (`thread=True`): the interpreter waits
-        for those on exit, and `q` under a read that PostgreSQL kept waiting (a lock) closed the
-        screen but printed the summary only once the read was answered. A read's thread is a
-        daemon, and one left behind changes nothing; a decision's is not (`daemon=False`), so a
-        decision under way when the app closes is still written, as it was in Textual's."""
+    async def _run_read(self, read: Read) -> None:
+        """The worker: the call in a daemon thread of its own, its outcome taken here, on the
+        app's thread. Not in a thread of Textual's (`thread=True`), as decisions are: the
+        interpreter waits for those on exit, and `q` under a read that PostgreSQL kept waiting
+        (a lock) closed the screen but printed the summary only once the read was answered.
+        A read left behind changes nothing."""
         answer: Future[Any] = Future()
 
-        def run() -> None:
+        def call() -> None:
             # A worker cancelled meanwhile (superseded, or the app quit) cancelled `answer`:
             # then nobody waits for the outcome.
             with suppress(InvalidStateError):
                 try:
-                    result = call()
+                    result = read.call()
                 except BaseException as exc:  # to the worker, which raises what it does not take
                     answer.set_exception(exc)
                 else:
                     answer.set_result(result)
 
-        Thread(target=run, name=name, daemon=daemon).start()
+        Thread(target=call, name=f"review read: {read.key}", daemon=True).start()
         try:
             result = await asyncio.wrap_future(answer)
         except (OperationalError, UserError) as exc:
-            took(None, exc)
+            self._read_done(read, None, exc)
             return
-        took(result, None)
+        self._read_done(read, result, None)
 
     def _show_read_wait(self, read: Read) -> None:
         if self._reads.get(read.key) is read:
@@ -1013,15 +1000,21 @@ class ReviewApp(App[SessionSummary]):
             return
         decision = self._deciding = self._decisions.popleft()
         self._wait_timer = self.set_timer(self.WAIT_SHOWN_AFTER, self._show_wait)
-        took = partial(self._decided, decision)
-        self.run_worker(
-            self._off_thread(f"review decision: {decision.doing}", decision.call, took, daemon=False),
-            group="decisions",
-        )
+        self._run_decision(decision)
 
     def _show_wait(self) -> None:
         self._waiting_shown = True
         self.update_status(empty=False)
+
+    @work(thread=True, group="decisions")
+    def _run_decision(self, decision: Decision) -> None:
+        """One decision's database call, off the app's thread; `_decided` takes the outcome."""
+        try:
+            result = decision.call()
+        except (OperationalError, UserError) as exc:
+            self.call_from_thread(self._decided, decision, None, exc)
+            return
+        self.call_from_thread(self._decided, decision, result, None)
 
     def _decided(self, decision: Decision, result: Any, error: OperationalError | UserError | None) -> None:
         """Show a decision's outcome and start the next one. One that was not written (the
